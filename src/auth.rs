@@ -1,0 +1,236 @@
+//! Passwords: argon2id hashing, HTTP Basic verification and a short-lived cache of successes.
+//!
+//! The cache is keyed by a salted SHA-256 of user and password (never the password itself) and
+//! every hit is checked against the user's current hash, so a password change or a removed user
+//! takes effect on the next request, whichever process made the change.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::store::{MetaError, Store};
+use crate::vfs::Caller;
+
+/// Most entries the cache keeps before it starts over.
+const CACHE_LIMIT: usize = 10_000;
+
+/// Why a request could not be authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No or malformed credentials.
+    #[error("missing or malformed credentials")]
+    Missing,
+    /// Unknown user or wrong password (deliberately indistinguishable).
+    #[error("invalid user name or password")]
+    Invalid,
+    /// Hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// The user table could not be read.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+struct Cached {
+    hash: String,
+    expires: Instant,
+}
+
+/// Checks credentials against the user table.
+pub struct Authenticator {
+    store: Store,
+    ttl: Duration,
+    salt: [u8; 32],
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+fn verify_hash(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A random password for generated accounts: 24 URL-safe characters (144 bits).
+pub fn random_password() -> String {
+    let mut b = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+impl Authenticator {
+    /// An authenticator remembering successes for `ttl` (zero disables the cache).
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        let mut salt = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut salt);
+        Authenticator {
+            store,
+            ttl,
+            salt,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks an `Authorization: Basic ...` header value.
+    pub async fn basic(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let (user, password) = parse_basic(header.ok_or(AuthError::Missing)?)?;
+        self.verify(&user, &password).await
+    }
+
+    /// Checks a user name and password.
+    pub async fn verify(&self, user: &str, password: &str) -> Result<Caller, AuthError> {
+        let row = self.store.user(user).await?;
+        let key = self.cache_key(user, password);
+        if let Some(row) = &row {
+            if self.cached(&key, &row.password_hash) {
+                return Ok(Caller {
+                    user: row.name.clone(),
+                    is_admin: row.is_admin,
+                });
+            }
+        }
+        // Unknown users still cost one hash so timing does not reveal which names exist.
+        let hash = row
+            .as_ref()
+            .map(|r| r.password_hash.clone())
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_hash(&pw, &hash))
+            .await
+            .unwrap_or(false);
+        match row {
+            Some(row) if ok => {
+                self.remember(key, &row.password_hash);
+                Ok(Caller {
+                    user: row.name,
+                    is_admin: row.is_admin,
+                })
+            }
+            _ => Err(AuthError::Invalid),
+        }
+    }
+
+    fn cache_key(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update(user.as_bytes());
+        h.update([0u8]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn cached(&self, key: &[u8; 32], current_hash: &str) -> bool {
+        let Ok(cache) = self.cache.lock() else {
+            return false;
+        };
+        matches!(cache.get(key), Some(c) if c.hash == current_hash && c.expires > Instant::now())
+    }
+
+    fn remember(&self, key: [u8; 32], hash: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_LIMIT {
+                let now = Instant::now();
+                cache.retain(|_, c| c.expires > now);
+                if cache.len() >= CACHE_LIMIT {
+                    cache.clear();
+                }
+            }
+            cache.insert(
+                key,
+                Cached {
+                    hash: hash.to_string(),
+                    expires: Instant::now() + self.ttl,
+                },
+            );
+        }
+    }
+}
+
+/// A valid argon2id hash of a random string, verified against for unknown users.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0LhTzK0gRZcWzyZCF0yBlGn2ztiqCEsQh6bbVMGD9k8";
+
+fn parse_basic(header: &str) -> Result<(String, String), AuthError> {
+    let (scheme, rest) = header.trim().split_once(' ').ok_or(AuthError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthError::Missing);
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| AuthError::Missing)?;
+    let text = String::from_utf8(raw).map_err(|_| AuthError::Missing)?;
+    let (user, pw) = text.split_once(':').ok_or(AuthError::Missing)?;
+    Ok((user.to_string(), pw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn verify_caches_and_notices_password_change() {
+        let store = Store::in_memory().await.unwrap();
+        store
+            .create_user("ann", &hash_password("one").unwrap(), false)
+            .await
+            .unwrap();
+        let auth = Authenticator::new(store.clone(), Duration::from_secs(60));
+        assert_eq!(auth.verify("ann", "one").await.unwrap().user, "ann");
+        assert!(matches!(
+            auth.verify("ann", "two").await,
+            Err(AuthError::Invalid)
+        ));
+        assert!(matches!(
+            auth.verify("bob", "one").await,
+            Err(AuthError::Invalid)
+        ));
+        // cached success must not survive a password change made elsewhere
+        store
+            .set_password("ann", &hash_password("two").unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(
+            auth.verify("ann", "one").await,
+            Err(AuthError::Invalid)
+        ));
+        assert!(auth.verify("ann", "two").await.is_ok());
+        store.delete_user("ann").await.unwrap();
+        assert!(auth.verify("ann", "two").await.is_err());
+    }
+
+    #[test]
+    fn basic_header_parsing() {
+        let h = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("u:p:w")
+        );
+        assert_eq!(parse_basic(&h).unwrap(), ("u".into(), "p:w".into()));
+        assert!(parse_basic("Bearer x").is_err());
+        assert!(parse_basic("Basic !!!").is_err());
+    }
+
+    #[test]
+    fn dummy_hash_is_well_formed() {
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+}

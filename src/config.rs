@@ -1,0 +1,116 @@
+//! Configuration: embedded defaults, then the TOML file, then `KURA_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::vfs::StorageConfig;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named config file does not exist.
+    #[error("config file {0} not found")]
+    Missing(PathBuf),
+    /// A value has the wrong type or form.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+/// Every setting of the server; see docs/configuration.md.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Folder holding the database, the TLS certificate, temporary uploads and (for `fs`) the files.
+    pub data_dir: PathBuf,
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Serve HTTPS (true) or plain HTTP behind a reverse proxy (false).
+    pub tls: bool,
+    /// PEM certificate chain; a self-signed one is generated in the data dir when unset.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Password of the first `admin` user, used only when the database is empty.
+    pub admin_password: Option<String>,
+    /// Largest XML request body (PROPFIND, PROPPATCH, LOCK) in bytes; larger ones get 413.
+    pub max_xml_body: u64,
+    /// Allow PROPFIND with `Depth: infinity` (off: 403 with `propfind-finite-depth`).
+    pub propfind_depth_infinity: bool,
+    /// How long a successful password check is remembered, in seconds (0 disables the cache).
+    pub auth_cache_seconds: u64,
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
+    pub log: String,
+    /// Where file contents are stored.
+    pub storage: StorageConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./kura-data"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            tls: true,
+            tls_cert: None,
+            tls_key: None,
+            admin_password: None,
+            max_xml_body: 64 * 1024,
+            propfind_depth_infinity: false,
+            auth_cache_seconds: 300,
+            log: "info".into(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, the optional file, then `KURA_*` variables (`__` separates nested keys).
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Missing(f.to_path_buf()));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("KURA_").split("__").ignore(&["config"]));
+        fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("kura.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_env_overrides_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KURA_LISTEN", "127.0.0.1:9000");
+            jail.set_env("KURA_TLS", "false");
+            jail.set_env("KURA_STORAGE__BACKEND", "memory");
+            let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kura.toml");
+            let c = Config::load(Some(&example)).expect("example config loads");
+            assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+            assert!(!c.tls);
+            assert_eq!(c.storage.backend, "memory");
+            assert_eq!(c.data_dir, PathBuf::from("./kura-data"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        assert!(matches!(
+            Config::load(Some(Path::new("/nonexistent/kura.toml"))),
+            Err(ConfigError::Missing(_))
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+//! The one place where core errors become WebDAV filesystem results.
+
+use dav_server::fs::FsError;
+
+use crate::vfs::VfsError;
+
+/// Maps a core error to the dav-server status family; server-side faults are logged here.
+pub fn to_fs_error(e: VfsError) -> FsError {
+    match e {
+        VfsError::NotFound => FsError::NotFound,
+        VfsError::Exists => FsError::Exists,
+        // dav-server turns NotFound on PUT/MKCOL/COPY targets into 409 Conflict.
+        VfsError::Conflict(_) => FsError::NotFound,
+        VfsError::WrongKind(_) | VfsError::InvalidPath(_) => FsError::Forbidden,
+        VfsError::Incomplete { .. } => FsError::GeneralFailure,
+        VfsError::Storage(e) => match e.kind() {
+            opendal::ErrorKind::NotFound => FsError::NotFound,
+            opendal::ErrorKind::PermissionDenied => FsError::Forbidden,
+            _ => {
+                tracing::error!(error = %e, "storage failure");
+                FsError::GeneralFailure
+            }
+        },
+        VfsError::Meta(e) => {
+            tracing::error!(error = %e, "metadata failure");
+            FsError::GeneralFailure
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! dav-server's `GuardedFileSystem` over the core: translation only, no rules.
+
+use dav_server::davpath::DavPath;
+use dav_server::fs::{
+    DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsStream, GuardedFileSystem,
+    OpenOptions, ReadDirMeta,
+};
+use futures_util::FutureExt;
+use http::StatusCode;
+
+use super::errors::to_fs_error;
+use super::file::{DirEntry, Meta, ReadFile, WriteFile};
+use crate::store::DeadProp;
+use crate::vfs::{Caller, UploadOptions, VPath, Vfs};
+
+/// The WebDAV view of the namespace for one authenticated caller.
+#[derive(Clone)]
+pub struct KuraFs {
+    pub vfs: Vfs,
+}
+
+fn vpath(p: &DavPath) -> Result<VPath, FsError> {
+    let s = std::str::from_utf8(p.as_bytes()).map_err(|_| FsError::Forbidden)?;
+    VPath::parse(s).map_err(|_| FsError::Forbidden)
+}
+
+fn to_dead(p: &DavProp) -> DeadProp {
+    DeadProp {
+        namespace: p.namespace.clone().unwrap_or_default(),
+        name: p.name.clone(),
+        prefix: p.prefix.clone(),
+        xml: p
+            .xml
+            .as_ref()
+            .map(|x| String::from_utf8_lossy(x).into_owned()),
+    }
+}
+
+fn from_dead(p: DeadProp, with_content: bool) -> DavProp {
+    DavProp {
+        name: p.name,
+        prefix: p.prefix,
+        namespace: if p.namespace.is_empty() {
+            None
+        } else {
+            Some(p.namespace)
+        },
+        xml: if with_content {
+            p.xml.map(String::into_bytes)
+        } else {
+            None
+        },
+    }
+}
+
+impl GuardedFileSystem<Caller> for KuraFs {
+    fn open<'a>(
+        &'a self,
+        path: &'a DavPath,
+        options: OpenOptions,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, Box<dyn DavFile>> {
+        async move {
+            let p = vpath(path)?;
+            if options.write {
+                if options.append || !options.truncate {
+                    // partial updates (Content-Range PUT, SabreDAV PATCH) would break atomic commits
+                    return Err(FsError::NotImplemented);
+                }
+                let opts = UploadOptions {
+                    create_new: options.create_new,
+                    must_exist: !options.create,
+                    expected_size: options.size,
+                    content_type: None,
+                };
+                let upload = self
+                    .vfs
+                    .upload(caller, &p, opts)
+                    .await
+                    .map_err(to_fs_error)?;
+                Ok(Box::new(WriteFile {
+                    upload,
+                    committed: None,
+                }) as Box<dyn DavFile>)
+            } else {
+                let (entry, download) =
+                    self.vfs.open_read(caller, &p).await.map_err(to_fs_error)?;
+                Ok(Box::new(ReadFile {
+                    entry,
+                    download,
+                    pos: 0,
+                }) as Box<dyn DavFile>)
+            }
+        }
+        .boxed()
+    }
+
+    fn read_dir<'a>(
+        &'a self,
+        path: &'a DavPath,
+        _meta: ReadDirMeta,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
+        async move {
+            let p = vpath(path)?;
+            let entries = self.vfs.list(caller, &p).await.map_err(to_fs_error)?;
+            let items = entries
+                .into_iter()
+                .map(|e| Ok(Box::new(DirEntry(e)) as Box<dyn DavDirEntry>));
+            Ok(Box::pin(futures_util::stream::iter(items)) as FsStream<Box<dyn DavDirEntry>>)
+        }
+        .boxed()
+    }
+
+    fn metadata<'a>(
+        &'a self,
+        path: &'a DavPath,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, Box<dyn DavMetaData>> {
+        async move {
+            let p = vpath(path)?;
+            let e = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
+            Ok(Box::new(Meta(e)) as Box<dyn DavMetaData>)
+        }
+        .boxed()
+    }
+
+    fn create_dir<'a>(&'a self, path: &'a DavPath, caller: &'a Caller) -> FsFuture<'a, ()> {
+        async move {
+            self.vfs
+                .mkdir(caller, &vpath(path)?)
+                .await
+                .map_err(to_fs_error)
+        }
+        .boxed()
+    }
+
+    fn remove_dir<'a>(&'a self, path: &'a DavPath, caller: &'a Caller) -> FsFuture<'a, ()> {
+        async move {
+            self.vfs
+                .delete(caller, &vpath(path)?)
+                .await
+                .map_err(to_fs_error)
+        }
+        .boxed()
+    }
+
+    fn remove_file<'a>(&'a self, path: &'a DavPath, caller: &'a Caller) -> FsFuture<'a, ()> {
+        async move {
+            self.vfs
+                .delete(caller, &vpath(path)?)
+                .await
+                .map_err(to_fs_error)
+        }
+        .boxed()
+    }
+
+    fn rename<'a>(
+        &'a self,
+        from: &'a DavPath,
+        to: &'a DavPath,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, ()> {
+        async move {
+            self.vfs
+                .rename(caller, &vpath(from)?, &vpath(to)?)
+                .await
+                .map_err(to_fs_error)
+        }
+        .boxed()
+    }
+
+    fn copy<'a>(
+        &'a self,
+        from: &'a DavPath,
+        to: &'a DavPath,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, ()> {
+        async move {
+            self.vfs
+                .copy_file(caller, &vpath(from)?, &vpath(to)?)
+                .await
+                .map_err(to_fs_error)
+        }
+        .boxed()
+    }
+
+    fn have_props<'a>(
+        &'a self,
+        _path: &'a DavPath,
+        _caller: &'a Caller,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(std::future::ready(true))
+    }
+
+    fn patch_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        patch: Vec<(bool, DavProp)>,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, Vec<(StatusCode, DavProp)>> {
+        async move {
+            let p = vpath(path)?;
+            let dead: Vec<(bool, DeadProp)> = patch
+                .iter()
+                .map(|(set, prop)| (*set, to_dead(prop)))
+                .collect();
+            self.vfs
+                .patch_props(caller, &p, &dead)
+                .await
+                .map_err(to_fs_error)?;
+            Ok(patch
+                .into_iter()
+                .map(|(_, mut prop)| {
+                    prop.xml = None;
+                    (StatusCode::OK, prop)
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn get_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        do_content: bool,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, Vec<DavProp>> {
+        async move {
+            let p = vpath(path)?;
+            let props = self.vfs.props(caller, &p).await.map_err(to_fs_error)?;
+            Ok(props
+                .into_iter()
+                .map(|d| from_dead(d, do_content))
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn get_prop<'a>(
+        &'a self,
+        path: &'a DavPath,
+        prop: DavProp,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, Vec<u8>> {
+        async move {
+            let p = vpath(path)?;
+            let ns = prop.namespace.unwrap_or_default();
+            self.vfs
+                .props(caller, &p)
+                .await
+                .map_err(to_fs_error)?
+                .into_iter()
+                .find(|d| d.namespace == ns && d.name == prop.name)
+                .and_then(|d| d.xml)
+                .map(String::into_bytes)
+                .ok_or(FsError::NotFound)
+        }
+        .boxed()
+    }
+
+    fn get_quota<'a>(&'a self, caller: &'a Caller) -> FsFuture<'a, (u64, Option<u64>)> {
+        async move {
+            let used = self.vfs.used_bytes(caller).await.map_err(to_fs_error)?;
+            let free = self.vfs.available_bytes();
+            Ok((used, free.map(|f| used + f)))
+        }
+        .boxed()
+    }
+}

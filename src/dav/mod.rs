@@ -1,0 +1,166 @@
+//! WebDAV adapter: request checks that dav-server does not make, then dav-server over the core.
+
+mod errors;
+mod file;
+mod fs;
+
+use bytes::Bytes;
+use dav_server::memls::MemLs;
+use dav_server::DavHandler;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::http::{empty, full, RespBody};
+use crate::vfs::{Caller, VPath, Vfs};
+
+/// URL prefix of the WebDAV namespace.
+pub const PREFIX: &str = "/dav";
+
+/// Limits and switches of the WebDAV front.
+#[derive(Clone, Debug)]
+pub struct DavSettings {
+    /// Largest XML request body accepted.
+    pub max_xml_body: u64,
+    /// Whether PROPFIND Depth: infinity is served.
+    pub depth_infinity: bool,
+}
+
+/// The WebDAV front end shared by all connections.
+pub struct DavFront {
+    handler: DavHandler<Caller>,
+    settings: DavSettings,
+}
+
+/// Headers every DAV answer to OPTIONS carries, also for unauthenticated clients.
+pub fn options_response() -> Response<RespBody> {
+    let mut r = Response::new(empty());
+    let h = r.headers_mut();
+    h.insert("DAV", HeaderValue::from_static("1, 2"));
+    h.insert("MS-Author-Via", HeaderValue::from_static("DAV"));
+    h.insert(
+        header::ALLOW,
+        HeaderValue::from_static(
+            "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK",
+        ),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+fn status(code: StatusCode, body: &'static str) -> Response<RespBody> {
+    let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = code;
+    if !body.is_empty() {
+        let ct = if body.starts_with('<') {
+            "application/xml; charset=utf-8"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    r
+}
+
+impl DavFront {
+    /// Builds the handler over the core.
+    pub fn new(vfs: Vfs, settings: DavSettings) -> Self {
+        let handler = DavHandler::builder()
+            .filesystem(Box::new(fs::KuraFs { vfs }))
+            .locksystem(MemLs::new())
+            .strip_prefix(PREFIX)
+            .read_buf_size(256 * 1024)
+            .autoindex(true)
+            .build_handler();
+        DavFront { handler, settings }
+    }
+
+    /// Serves one authenticated request under `/dav`.
+    pub async fn handle(&self, req: Request<Incoming>, caller: Caller) -> Response<RespBody> {
+        if let Err(resp) = self.check(&req) {
+            return resp;
+        }
+        let resp = self
+            .handler
+            .handle_guarded(req, caller.user.clone(), caller)
+            .await;
+        let (parts, body) = resp.into_parts();
+        Response::from_parts(parts, body.map_err(std::io::Error::other).boxed_unsync())
+    }
+
+    /// Checks what dav-server would accept too leniently: path syntax, destinations, depth, sizes.
+    #[allow(clippy::result_large_err)]
+    fn check(&self, req: &Request<Incoming>) -> Result<(), Response<RespBody>> {
+        let raw = req.uri().path();
+        let rel = raw.strip_prefix(PREFIX).unwrap_or(raw);
+        let rel = if rel.is_empty() { "/" } else { rel };
+        if VPath::parse_url(rel).is_err() {
+            return Err(status(StatusCode::BAD_REQUEST, "invalid path\n"));
+        }
+        if let Some(dest) = req.headers().get("Destination") {
+            check_destination(req, dest)?;
+        }
+        let method = req.method().as_str();
+        if method == "PROPFIND" && !self.settings.depth_infinity {
+            let infinite = req
+                .headers()
+                .get("Depth")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|d| d.trim().eq_ignore_ascii_case("infinity"));
+            if infinite {
+                return Err(status(
+                    StatusCode::FORBIDDEN,
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n",
+                ));
+            }
+        }
+        if req.method() != Method::PUT && req.method() != Method::PATCH {
+            let len = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if len.is_some_and(|l| l > self.settings.max_xml_body) {
+                return Err(status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large\n",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A COPY/MOVE destination must be this server, inside `/dav/`, and a valid path.
+#[allow(clippy::result_large_err)]
+fn check_destination(
+    req: &Request<Incoming>,
+    dest: &HeaderValue,
+) -> Result<(), Response<RespBody>> {
+    let bad = || status(StatusCode::BAD_REQUEST, "invalid Destination\n");
+    let dest = dest.to_str().map_err(|_| bad())?;
+    let uri: http::Uri = dest.parse().map_err(|_| bad())?;
+    if let Some(authority) = uri.authority() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if host.is_none_or(|h| !h.eq_ignore_ascii_case(authority.as_str())) {
+            return Err(status(
+                StatusCode::BAD_GATEWAY,
+                "Destination is on another server\n",
+            ));
+        }
+    }
+    let path = uri.path();
+    let Some(rel) = path.strip_prefix(PREFIX).filter(|r| r.starts_with('/')) else {
+        return Err(status(
+            StatusCode::FORBIDDEN,
+            "Destination is outside /dav/\n",
+        ));
+    };
+    VPath::parse_url(rel).map_err(|_| bad())?;
+    Ok(())
+}

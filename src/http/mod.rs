@@ -1,0 +1,26 @@
+//! HTTP layer: listener and TLS, then routing by prefix to the protocol adapters.
+
+mod router;
+mod server;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+
+pub use router::App;
+pub use server::serve;
+
+/// The response body type of every handler.
+pub type RespBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// An empty body.
+pub fn empty() -> RespBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A body of bytes already in memory (small answers only).
+pub fn full(b: impl Into<Bytes>) -> RespBody {
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}

@@ -1,0 +1,126 @@
+//! Routing by path prefix, authentication, and one log line per request.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::{full, RespBody};
+use crate::auth::Authenticator;
+use crate::dav::{self, DavFront};
+use crate::vfs::Caller;
+
+/// Everything a request may need, shared by all connections.
+pub struct App {
+    /// Password checks.
+    pub auth: Authenticator,
+    /// The WebDAV front end.
+    pub dav: DavFront,
+}
+
+const REALM: &str = "Basic realm=\"Kura\", charset=\"UTF-8\"";
+
+const LANDING: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Kura</title></head>\n<body><h1>Kura storage gateway</h1>\n<p>WebDAV: mount <code>/dav/</code> of this address in Finder (Go &gt; Connect to Server), Windows Explorer (Map network drive), GNOME Files, davfs2, cadaver or rclone.</p>\n<p>Health: <a href=\"/healthz\">/healthz</a></p></body></html>\n";
+
+impl App {
+    /// Serves one request and logs it (never credentials).
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let (resp, user) = self.route(req).await;
+        let bytes = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        tracing::info!(
+            target: "kura::access",
+            %peer,
+            %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            bytes = %bytes,
+            ms = start.elapsed().as_secs_f64() * 1000.0,
+            user = user.as_deref().unwrap_or("-"),
+        );
+        resp
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> (Response<RespBody>, Option<String>) {
+        let path = req.uri().path();
+        if path == "/healthz" {
+            return (
+                text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+                None,
+            );
+        }
+        if path == dav::PREFIX || path.starts_with("/dav/") {
+            if req.method() == Method::OPTIONS && !req.headers().contains_key(header::AUTHORIZATION)
+            {
+                return (dav::options_response(), None);
+            }
+            let caller = match self.authenticate(&req).await {
+                Ok(c) => c,
+                Err(resp) => return (resp, None),
+            };
+            let user = caller.user.clone();
+            return (self.dav.handle(req, caller).await, Some(user));
+        }
+        if path == "/" && (req.method() == Method::GET || req.method() == Method::HEAD) {
+            return (
+                text(StatusCode::OK, "text/html; charset=utf-8", LANDING),
+                None,
+            );
+        }
+        (
+            text(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found\n",
+            ),
+            None,
+        )
+    }
+
+    #[allow(clippy::result_large_err)]
+    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Caller, Response<RespBody>> {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match self.auth.basic(header).await {
+            Ok(c) => Ok(c),
+            Err(crate::auth::AuthError::Meta(e)) => {
+                tracing::error!(error = %e, "user lookup failed");
+                Err(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    "metadata store unavailable\n",
+                ))
+            }
+            Err(_) => {
+                let mut r = text(
+                    StatusCode::UNAUTHORIZED,
+                    "text/plain; charset=utf-8",
+                    "authentication required\n",
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
+                Err(r)
+            }
+        }
+    }
+}
+
+fn text(code: StatusCode, ct: &'static str, body: &'static str) -> Response<RespBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = code;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    r
+}

@@ -1,0 +1,56 @@
+//! Kura: a self-hosted storage gateway serving one namespace over WebDAV (and S3).
+
+mod auth;
+mod cli;
+mod config;
+mod dav;
+mod http;
+mod serve;
+mod store;
+mod tls;
+mod vfs;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+use config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kura: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kura: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = rt.block_on(async {
+        match cli.command {
+            Command::Serve => serve::run(cfg).await.map_err(|e| e.to_string()),
+            Command::User(cmd) => cli::user(&cfg, cmd).await.map_err(|e| e.to_string()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kura: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `kura serve`: open the data dir, prepare storage and TLS, then listen.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{hash_password, random_password, Authenticator};
+use crate::config::Config;
+use crate::dav::{DavFront, DavSettings};
+use crate::http::App;
+use crate::store::{MetaError, Store};
+use crate::vfs::{build_operator, sweep_temp, Vfs};
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data dir or listener could not be set up.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// Storage could not be configured.
+    #[error(transparent)]
+    Vfs(#[from] crate::vfs::VfsError),
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The first admin could not be created.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+}
+
+/// Starts the server and runs until interrupted.
+pub async fn run(cfg: Config) -> Result<(), StartError> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let store = Store::open(&cfg.db_path()).await?;
+    bootstrap_admin(&store, &cfg).await?;
+
+    let swept = sweep_temp(&cfg.data_dir)?;
+    if swept > 0 {
+        tracing::info!(count = swept, "removed leftovers of interrupted uploads");
+    }
+    let (op, local_root) = build_operator(&cfg.storage, &cfg.data_dir)?;
+    let vfs = Vfs::new(op, store.clone(), local_root);
+
+    let tls = if cfg.tls {
+        let t = crate::tls::load_or_generate(&cfg)?;
+        tracing::info!(fingerprint = %t.fingerprint, cert = %t.cert_path.display(), "TLS certificate (SHA-256)");
+        Some(t.config)
+    } else {
+        None
+    };
+
+    let app = Arc::new(App {
+        auth: Authenticator::new(store, Duration::from_secs(cfg.auth_cache_seconds)),
+        dav: DavFront::new(
+            vfs,
+            DavSettings {
+                max_xml_body: cfg.max_xml_body,
+                depth_infinity: cfg.propfind_depth_infinity,
+            },
+        ),
+    });
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "Kura listening: WebDAV at {scheme}://{addr}/dav/");
+    println!(
+        "Kura is listening on {scheme}://{addr}/ ; mount {scheme}://<this-host>:{}/dav/",
+        addr.port()
+    );
+
+    tokio::select! {
+        _ = crate::http::serve(listener, tls, app) => {}
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// On an empty database, creates `admin` with KURA_ADMIN_PASSWORD or a random password shown once.
+async fn bootstrap_admin(store: &Store, cfg: &Config) -> Result<(), StartError> {
+    if store.user_count().await? > 0 {
+        return Ok(());
+    }
+    let (pw, generated) = match &cfg.admin_password {
+        Some(p) if !p.is_empty() => (p.clone(), false),
+        _ => (random_password(), true),
+    };
+    match store.create_user("admin", &hash_password(&pw)?, true).await {
+        Ok(()) | Err(MetaError::Duplicate) => {}
+        Err(e) => return Err(e.into()),
+    }
+    if generated {
+        // Printed, not logged: the one time this password is shown.
+        println!("Created administrator 'admin' with password: {pw}");
+        println!("(change it with: kura user passwd admin)");
+    } else {
+        println!("Created administrator 'admin' with the password from KURA_ADMIN_PASSWORD");
+    }
+    Ok(())
+}

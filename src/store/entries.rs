@@ -1,0 +1,345 @@
+//! Entry rows (one per file and folder) and their dead properties.
+//!
+//! Descendants of `/a` are selected with the range `'/a/' <= path < '/a0'` ('0' follows '/'),
+//! which is index-friendly and portable (PostgreSQL needs the column in the "C" collation).
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{map_unique, MetaError, Store};
+
+/// Metadata of one file or folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryRow {
+    /// Canonical path with a leading slash.
+    pub path: String,
+    /// Canonical path of the containing folder.
+    pub parent: String,
+    /// Folder or file.
+    pub is_dir: bool,
+    /// Bytes of content (0 for folders).
+    pub size: i64,
+    /// Last modification, ms since the epoch.
+    pub mtime_ms: i64,
+    /// Hex MD5 of the content for files; a version tag for folders.
+    pub etag: String,
+    /// MIME type given at upload or derived from the name.
+    pub content_type: Option<String>,
+    /// User who created it.
+    pub owner: Option<String>,
+}
+
+/// A WebDAV dead property as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadProp {
+    /// XML namespace URI ("" for none).
+    pub namespace: String,
+    /// Local name.
+    pub name: String,
+    /// Prefix the client used, kept for faithful output.
+    pub prefix: Option<String>,
+    /// The property element as raw XML.
+    pub xml: Option<String>,
+}
+
+/// The entry columns in `row_to_entry` order, as a literal so queries stay static strings.
+macro_rules! cols {
+    () => {
+        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner"
+    };
+}
+
+fn row_to_entry(r: SqliteRow) -> EntryRow {
+    EntryRow {
+        path: r.get(0),
+        parent: r.get(1),
+        is_dir: r.get::<i64, _>(2) != 0,
+        size: r.get(3),
+        mtime_ms: r.get(4),
+        etag: r.get(5),
+        content_type: r.get(6),
+        owner: r.get(7),
+    }
+}
+
+/// Bounds of the half-open range holding every descendant of `path`.
+fn below(path: &str) -> (String, String) {
+    (format!("{path}/"), format!("{path}0"))
+}
+
+async fn delete_tree_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<u64, MetaError> {
+    let (lo, hi) = below(path);
+    let n = sqlx::query("DELETE FROM entries WHERE path = $1 OR (path >= $2 AND path < $3)")
+        .bind(path)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM dead_props WHERE path = $1 OR (path >= $2 AND path < $3)")
+        .bind(path)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut **tx)
+        .await?;
+    Ok(n)
+}
+
+impl Store {
+    /// The row of one path, if any.
+    pub async fn entry(&self, path: &str) -> Result<Option<EntryRow>, MetaError> {
+        let row = sqlx::query(concat!("SELECT ", cols!(), " FROM entries WHERE path = $1"))
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(row_to_entry))
+    }
+
+    /// Direct children of a folder, in path order, in one query.
+    pub async fn children(&self, parent: &str) -> Result<Vec<EntryRow>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM entries WHERE parent = $1 ORDER BY path"
+        ))
+        .bind(parent)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(row_to_entry).collect())
+    }
+
+    /// Inserts or replaces a file row (the commit step of an upload).
+    pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
+        sqlx::query(concat!(
+            "INSERT INTO entries (",
+            cols!(),
+            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7)
+             ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
+               etag = excluded.etag, content_type = excluded.content_type, owner = excluded.owner
+             WHERE entries.is_dir = 0"
+        ))
+        .bind(&e.path)
+        .bind(&e.parent)
+        .bind(e.size)
+        .bind(e.mtime_ms)
+        .bind(&e.etag)
+        .bind(&e.content_type)
+        .bind(&e.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts a folder row; `Duplicate` if the path exists.
+    pub async fn insert_dir(&self, e: &EntryRow) -> Result<(), MetaError> {
+        sqlx::query(concat!(
+            "INSERT INTO entries (",
+            cols!(),
+            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5)"
+        ))
+        .bind(&e.path)
+        .bind(&e.parent)
+        .bind(e.mtime_ms)
+        .bind(&e.etag)
+        .bind(&e.owner)
+        .execute(&self.pool)
+        .await
+        .map_err(map_unique)?;
+        Ok(())
+    }
+
+    /// Removes an entry, everything below it and their properties, in one transaction.
+    pub async fn delete_tree(&self, path: &str) -> Result<u64, MetaError> {
+        let mut tx = self.pool.begin().await?;
+        let n = delete_tree_tx(&mut tx, path).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Moves an entry and everything below it (rows and properties) in one transaction,
+    /// replacing whatever was at the destination.
+    pub async fn move_tree(&self, from: &str, to: &str, to_parent: &str) -> Result<(), MetaError> {
+        let mut tx = self.pool.begin().await?;
+        delete_tree_tx(&mut tx, to).await?;
+        let (lo, hi) = below(from);
+        let cut = from.chars().count() as i64 + 1;
+        sqlx::query("UPDATE entries SET path = $1, parent = $2 WHERE path = $3")
+            .bind(to)
+            .bind(to_parent)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE entries SET path = $1 || substr(path, $2), parent = $3 || substr(parent, $4)
+             WHERE path >= $5 AND path < $6",
+        )
+        .bind(to)
+        .bind(cut)
+        .bind(to)
+        .bind(cut)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE dead_props SET path = $1 || substr(path, $2) WHERE path = $3 OR (path >= $4 AND path < $5)",
+        )
+        .bind(to)
+        .bind(cut)
+        .bind(from)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes `to` carry exactly the dead properties of `from` (COPY).
+    pub async fn copy_props(&self, from: &str, to: &str) -> Result<(), MetaError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM dead_props WHERE path = $1")
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO dead_props (path, namespace, name, prefix, xml)
+             SELECT $1, namespace, name, prefix, xml FROM dead_props WHERE path = $2",
+        )
+        .bind(to)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Dead properties of one entry.
+    pub async fn props(&self, path: &str) -> Result<Vec<DeadProp>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT namespace, name, prefix, xml FROM dead_props WHERE path = $1 ORDER BY namespace, name",
+        )
+        .bind(path)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DeadProp {
+                namespace: r.get(0),
+                name: r.get(1),
+                prefix: r.get(2),
+                xml: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Applies a PROPPATCH (true = set, false = remove) atomically.
+    pub async fn patch_props(
+        &self,
+        path: &str,
+        patch: &[(bool, DeadProp)],
+    ) -> Result<(), MetaError> {
+        let mut tx = self.pool.begin().await?;
+        for (set, p) in patch {
+            sqlx::query("DELETE FROM dead_props WHERE path = $1 AND namespace = $2 AND name = $3")
+                .bind(path)
+                .bind(&p.namespace)
+                .bind(&p.name)
+                .execute(&mut *tx)
+                .await?;
+            if *set {
+                sqlx::query(
+                    "INSERT INTO dead_props (path, namespace, name, prefix, xml) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(path)
+                .bind(&p.namespace)
+                .bind(&p.name)
+                .bind(&p.prefix)
+                .bind(&p.xml)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sum of all file sizes: the space Kura uses.
+    pub async fn used_bytes(&self) -> Result<i64, MetaError> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT SUM(size) FROM entries WHERE is_dir = 0")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(path: &str, parent: &str) -> EntryRow {
+        EntryRow {
+            path: path.into(),
+            parent: parent.into(),
+            is_dir: true,
+            size: 0,
+            mtime_ms: 1,
+            etag: "d".into(),
+            content_type: None,
+            owner: None,
+        }
+    }
+
+    fn file(path: &str, parent: &str, size: i64) -> EntryRow {
+        EntryRow {
+            is_dir: false,
+            size,
+            etag: "f".into(),
+            ..dir(path, parent)
+        }
+    }
+
+    #[tokio::test]
+    async fn move_tree_rewrites_rows_and_props_below() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&dir("/a", "/")).await.unwrap();
+        s.insert_dir(&dir("/a/b", "/a")).await.unwrap();
+        s.put_file(&file("/a/b/c", "/a/b", 3)).await.unwrap();
+        s.put_file(&file("/ab", "/", 5)).await.unwrap();
+        let p = DeadProp {
+            namespace: "urn:x".into(),
+            name: "p".into(),
+            prefix: None,
+            xml: Some("<p/>".into()),
+        };
+        s.patch_props("/a/b/c", &[(true, p.clone())]).await.unwrap();
+
+        s.move_tree("/a", "/z", "/").await.unwrap();
+        assert!(s.entry("/a").await.unwrap().is_none());
+        let c = s.entry("/z/b/c").await.unwrap().unwrap();
+        assert_eq!(c.parent, "/z/b");
+        assert_eq!(s.children("/z").await.unwrap().len(), 1);
+        assert_eq!(s.props("/z/b/c").await.unwrap(), vec![p]);
+        assert!(
+            s.entry("/ab").await.unwrap().is_some(),
+            "sibling with common prefix moved"
+        );
+        assert_eq!(s.used_bytes().await.unwrap(), 8);
+
+        assert_eq!(s.delete_tree("/z").await.unwrap(), 3);
+        assert!(s.props("/z/b/c").await.unwrap().is_empty());
+        assert_eq!(s.used_bytes().await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn put_file_never_turns_a_folder_into_a_file() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&dir("/a", "/")).await.unwrap();
+        s.put_file(&file("/a", "/", 9)).await.unwrap();
+        assert!(s.entry("/a").await.unwrap().unwrap().is_dir);
+        assert!(matches!(
+            s.insert_dir(&dir("/a", "/")).await,
+            Err(MetaError::Duplicate)
+        ));
+    }
+}

@@ -1,0 +1,82 @@
+//! SQL metadata store: users, entries and dead properties behind one small API.
+
+mod entries;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use entries::{DeadProp, EntryRow};
+
+/// Errors of the metadata layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The database rejected or failed a query.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A migration could not be applied at start.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row that must be unique already exists.
+    #[error("already exists")]
+    Duplicate,
+}
+
+/// Shared handle to the metadata database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database and applies pending migrations.
+    pub async fn open(db_file: &Path) -> Result<Self, MetaError> {
+        let opts = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(db_file)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        Self::from_pool(pool).await
+    }
+
+    /// An in-memory database for unit tests.
+    #[cfg(test)]
+    pub async fn in_memory() -> Result<Self, MetaError> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        Self::from_pool(pool).await
+    }
+
+    async fn from_pool(pool: SqlitePool) -> Result<Self, MetaError> {
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn map_unique(e: sqlx::Error) -> MetaError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => MetaError::Duplicate,
+        _ => MetaError::Db(e),
+    }
+}

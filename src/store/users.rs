@@ -1,0 +1,93 @@
+//! User rows: name, argon2 hash, admin flag.
+
+use sqlx::Row;
+
+use super::{map_unique, now_ms, MetaError, Store};
+
+/// A user as stored.
+#[derive(Clone, Debug)]
+pub struct UserRow {
+    /// Login name, unique.
+    pub name: String,
+    /// PHC-format argon2id hash.
+    pub password_hash: String,
+    /// Administrators bypass permission checks and manage others.
+    pub is_admin: bool,
+}
+
+impl Store {
+    /// Adds a user; `Duplicate` when the name is taken.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        hash: &str,
+        is_admin: bool,
+    ) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO users (name, password_hash, is_admin, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(hash)
+        .bind(is_admin as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(map_unique)?;
+        Ok(())
+    }
+
+    /// Looks a user up by name.
+    pub async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError> {
+        let row = sqlx::query("SELECT name, password_hash, is_admin FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| UserRow {
+            name: r.get(0),
+            password_hash: r.get(1),
+            is_admin: r.get::<i64, _>(2) != 0,
+        }))
+    }
+
+    /// All users, by name.
+    pub async fn users(&self) -> Result<Vec<UserRow>, MetaError> {
+        let rows = sqlx::query("SELECT name, password_hash, is_admin FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UserRow {
+                name: r.get(0),
+                password_hash: r.get(1),
+                is_admin: r.get::<i64, _>(2) != 0,
+            })
+            .collect())
+    }
+
+    /// Number of users; zero means a fresh database that needs its first admin.
+    pub async fn user_count(&self) -> Result<i64, MetaError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    /// Replaces a password hash; false when the user does not exist.
+    pub async fn set_password(&self, name: &str, hash: &str) -> Result<bool, MetaError> {
+        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
+            .bind(hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Deletes a user; false when the user does not exist.
+    pub async fn delete_user(&self, name: &str) -> Result<bool, MetaError> {
+        let r = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,419 @@
+//! The core: every rule about the namespace lives here, once, for every protocol.
+//!
+//! Adapters (WebDAV now, S3 later) translate their requests into these calls and
+//! `VfsError` into their own error replies; they hold no policy of their own.
+
+pub mod path;
+mod storage;
+mod upload;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use opendal::Operator;
+
+use crate::store::{DeadProp, EntryRow, MetaError, Store};
+pub use path::VPath;
+pub use storage::{build_operator, sweep_temp, StorageConfig};
+pub use upload::{Upload, UploadOptions};
+
+/// Errors of the core, mapped to protocol replies by each adapter's one error module.
+#[derive(Debug, thiserror::Error)]
+pub enum VfsError {
+    /// No such file or folder.
+    #[error("not found")]
+    NotFound,
+    /// The target exists and may not be replaced.
+    #[error("already exists")]
+    Exists,
+    /// The parent folder is missing or is a file.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// A folder was given where a file is needed, or the reverse.
+    #[error("wrong kind of entry: {0}")]
+    WrongKind(&'static str),
+    /// The path breaks the naming rules.
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    /// The body ended before its announced length (or ran past it).
+    #[error("upload incomplete: expected {expected} bytes, got {got}")]
+    Incomplete { expected: u64, got: u64 },
+    /// The storage backend failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] opendal::Error),
+    /// The metadata database failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+/// Who is asking: every core call carries it so rules can be checked in one place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Authenticated user name.
+    pub user: String,
+    /// Administrators bypass permission checks.
+    pub is_admin: bool,
+}
+
+/// What a protocol needs to know about a file or folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Canonical path.
+    pub path: VPath,
+    /// Folder or file.
+    pub is_dir: bool,
+    /// Content length in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub mtime: SystemTime,
+    /// Hex MD5 of the content (files); a version tag (folders).
+    pub etag: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Creating user.
+    pub owner: Option<String>,
+}
+
+impl Entry {
+    fn from_row(row: EntryRow) -> Result<Self, VfsError> {
+        Ok(Entry {
+            path: VPath::parse(&row.path)?,
+            is_dir: row.is_dir,
+            size: row.size.max(0) as u64,
+            mtime: UNIX_EPOCH + Duration::from_millis(row.mtime_ms.max(0) as u64),
+            etag: row.etag,
+            content_type: row
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            owner: row.owner,
+        })
+    }
+}
+
+/// An open file being read; reads are positional so ranges cost nothing extra.
+pub struct Download {
+    reader: opendal::Reader,
+    size: u64,
+}
+
+impl Download {
+    /// Reads up to `len` bytes at `offset`; empty at end of file.
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, VfsError> {
+        if offset >= self.size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + len as u64).min(self.size);
+        Ok(self.reader.read(offset..end).await?.to_bytes())
+    }
+}
+
+/// The namespace: SQL metadata plus an OpenDAL operator holding the bytes.
+#[derive(Clone)]
+pub struct Vfs {
+    op: Operator,
+    store: Store,
+    local_root: Option<PathBuf>,
+    started: SystemTime,
+}
+
+impl Vfs {
+    /// Wraps an operator and a store; `local_root` is the folder of an `fs` operator, which
+    /// allows moving a folder with one rename and reporting free disk space.
+    pub fn new(op: Operator, store: Store, local_root: Option<PathBuf>) -> Self {
+        Vfs {
+            op,
+            store,
+            local_root,
+            started: SystemTime::now(),
+        }
+    }
+
+    /// Free bytes on the disk holding the files, when that is knowable.
+    pub fn available_bytes(&self) -> Option<u64> {
+        self.local_root
+            .as_ref()
+            .and_then(|r| fs4::available_space(r).ok())
+    }
+
+    /// Metadata of a path; the root always exists.
+    pub async fn stat(&self, _caller: &Caller, path: &VPath) -> Result<Entry, VfsError> {
+        self.lookup(path).await?.ok_or(VfsError::NotFound)
+    }
+
+    async fn lookup(&self, path: &VPath) -> Result<Option<Entry>, VfsError> {
+        if path.is_root() {
+            return Ok(Some(Entry {
+                path: VPath::root(),
+                is_dir: true,
+                size: 0,
+                mtime: self.started,
+                etag: "root".into(),
+                content_type: "httpd/unix-directory".into(),
+                owner: None,
+            }));
+        }
+        match self.store.entry(path.as_str()).await? {
+            Some(row) => Ok(Some(Entry::from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The entries of a folder, from one SQL query and no storage calls.
+    pub async fn list(&self, caller: &Caller, path: &VPath) -> Result<Vec<Entry>, VfsError> {
+        let dir = self.stat(caller, path).await?;
+        if !dir.is_dir {
+            return Err(VfsError::WrongKind("not a folder"));
+        }
+        self.store
+            .children(path.as_str())
+            .await?
+            .into_iter()
+            .map(Entry::from_row)
+            .collect()
+    }
+
+    /// Opens a file for positional reads.
+    pub async fn open_read(
+        &self,
+        caller: &Caller,
+        path: &VPath,
+    ) -> Result<(Entry, Download), VfsError> {
+        let entry = self.stat(caller, path).await?;
+        if entry.is_dir {
+            return Err(VfsError::WrongKind("is a folder"));
+        }
+        let reader = self.op.reader(&path.storage_key(false)).await?;
+        let size = entry.size;
+        Ok((entry, Download { reader, size }))
+    }
+
+    /// Starts an atomic upload: nothing is visible until `Upload::commit`.
+    pub async fn upload(
+        &self,
+        caller: &Caller,
+        path: &VPath,
+        opts: UploadOptions,
+    ) -> Result<Upload, VfsError> {
+        self.require_parent_dir(path).await?;
+        match self.lookup(path).await? {
+            Some(e) if e.is_dir => return Err(VfsError::WrongKind("is a folder")),
+            Some(_) if opts.create_new => return Err(VfsError::Exists),
+            None if opts.must_exist => return Err(VfsError::NotFound),
+            _ => {}
+        }
+        Upload::start(self.clone(), caller, path.clone(), opts).await
+    }
+
+    /// Creates one folder; its parent must exist.
+    pub async fn mkdir(&self, caller: &Caller, path: &VPath) -> Result<(), VfsError> {
+        if path.is_root() {
+            return Err(VfsError::Exists);
+        }
+        self.require_parent_dir(path).await?;
+        if self.lookup(path).await?.is_some() {
+            return Err(VfsError::Exists);
+        }
+        self.op.create_dir(&path.storage_key(true)).await?;
+        let now = crate::store::now_ms();
+        let row = EntryRow {
+            path: path.as_str().into(),
+            parent: path.parent().as_str().into(),
+            is_dir: true,
+            size: 0,
+            mtime_ms: now,
+            etag: format!("d{now:x}"),
+            content_type: None,
+            owner: Some(caller.user.clone()),
+        };
+        self.store.insert_dir(&row).await.map_err(|e| match e {
+            MetaError::Duplicate => VfsError::Exists,
+            e => e.into(),
+        })
+    }
+
+    /// Deletes a file, or a folder with everything below it (metadata first, in one transaction).
+    pub async fn delete(&self, caller: &Caller, path: &VPath) -> Result<(), VfsError> {
+        if path.is_root() {
+            return Err(VfsError::WrongKind("the root cannot be deleted"));
+        }
+        let entry = self.stat(caller, path).await?;
+        self.store.delete_tree(path.as_str()).await?;
+        if entry.is_dir {
+            self.op
+                .delete_with(&path.storage_key(true))
+                .recursive(true)
+                .await?;
+        } else {
+            self.op.delete(&path.storage_key(false)).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves a file or folder; an existing destination file is replaced, a folder is not.
+    pub async fn rename(&self, caller: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        let src = self.stat(caller, from).await?;
+        self.check_transfer(&src, from, to).await?;
+        if src.is_dir {
+            if self.local_root.is_some() {
+                self.op
+                    .rename(&from.storage_key(false), &to.storage_key(false))
+                    .await?;
+            } else {
+                self.copy_tree_bytes(caller, from, to).await?;
+                self.op
+                    .delete_with(&from.storage_key(true))
+                    .recursive(true)
+                    .await?;
+            }
+        } else {
+            self.move_file_bytes(from, to).await?;
+        }
+        self.store
+            .move_tree(from.as_str(), to.as_str(), to.parent().as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Copies one file (bytes stay inside the storage service when it can copy).
+    pub async fn copy_file(
+        &self,
+        caller: &Caller,
+        from: &VPath,
+        to: &VPath,
+    ) -> Result<(), VfsError> {
+        let src = self.stat(caller, from).await?;
+        if src.is_dir {
+            return Err(VfsError::WrongKind("is a folder"));
+        }
+        self.check_transfer(&src, from, to).await?;
+        self.copy_file_bytes(from, to).await?;
+        let row = EntryRow {
+            path: to.as_str().into(),
+            parent: to.parent().as_str().into(),
+            is_dir: false,
+            size: src.size as i64,
+            mtime_ms: crate::store::now_ms(),
+            etag: src.etag,
+            content_type: Some(src.content_type),
+            owner: Some(caller.user.clone()),
+        };
+        self.store.put_file(&row).await?;
+        self.store.copy_props(from.as_str(), to.as_str()).await?;
+        Ok(())
+    }
+
+    /// Dead properties of an entry.
+    pub async fn props(&self, caller: &Caller, path: &VPath) -> Result<Vec<DeadProp>, VfsError> {
+        self.stat(caller, path).await?;
+        Ok(self.store.props(path.as_str()).await?)
+    }
+
+    /// Sets and removes dead properties atomically.
+    pub async fn patch_props(
+        &self,
+        caller: &Caller,
+        path: &VPath,
+        patch: &[(bool, DeadProp)],
+    ) -> Result<(), VfsError> {
+        self.stat(caller, path).await?;
+        Ok(self.store.patch_props(path.as_str(), patch).await?)
+    }
+
+    /// Bytes used by all files, for RFC 4331 quota properties.
+    pub async fn used_bytes(&self, _caller: &Caller) -> Result<u64, VfsError> {
+        Ok(self.store.used_bytes().await?.max(0) as u64)
+    }
+
+    async fn require_parent_dir(&self, path: &VPath) -> Result<(), VfsError> {
+        match self.lookup(&path.parent()).await? {
+            Some(p) if p.is_dir => Ok(()),
+            Some(_) => Err(VfsError::Conflict("parent is a file")),
+            None => Err(VfsError::Conflict("parent folder does not exist")),
+        }
+    }
+
+    /// Shared preconditions of MOVE and COPY.
+    async fn check_transfer(&self, src: &Entry, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        if to.is_root() || to.starts_with(from) || from == to {
+            return Err(VfsError::Conflict("destination is the source or inside it"));
+        }
+        self.require_parent_dir(to).await?;
+        if let Some(dst) = self.lookup(to).await? {
+            if dst.is_dir || src.is_dir {
+                return Err(VfsError::Exists);
+            }
+        }
+        Ok(())
+    }
+
+    async fn move_file_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        let cap = self.op.info().capability();
+        let (f, t) = (from.storage_key(false), to.storage_key(false));
+        if cap.rename {
+            self.op.rename(&f, &t).await?;
+        } else {
+            self.copy_file_bytes(from, to).await?;
+            self.op.delete(&f).await?;
+        }
+        Ok(())
+    }
+
+    async fn copy_file_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        let (f, t) = (from.storage_key(false), to.storage_key(false));
+        if self.op.info().capability().copy {
+            self.op.copy(&f, &t).await?;
+            return Ok(());
+        }
+        let reader = self.op.reader(&f).await?;
+        let mut stream = reader.into_bytes_stream(..).await?;
+        let mut writer = self.op.writer(&t).await?;
+        use futures_util::TryStreamExt;
+        let res: Result<(), opendal::Error> =
+            async {
+                while let Some(chunk) = stream.try_next().await.map_err(|e| {
+                    opendal::Error::new(opendal::ErrorKind::Unexpected, e.to_string())
+                })? {
+                    writer.write(chunk).await?;
+                }
+                Ok(())
+            }
+            .await;
+        match res {
+            Ok(()) => {
+                writer.close().await?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Copies every file of a folder tree in storage (for services without folder rename).
+    async fn copy_tree_bytes(
+        &self,
+        caller: &Caller,
+        from: &VPath,
+        to: &VPath,
+    ) -> Result<(), VfsError> {
+        let mut stack = vec![from.clone()];
+        while let Some(dir) = stack.pop() {
+            let target = dir.rebase(from, to);
+            self.op.create_dir(&target.storage_key(true)).await?;
+            for child in self.list(caller, &dir).await? {
+                if child.is_dir {
+                    stack.push(child.path);
+                } else {
+                    self.copy_file_bytes(&child.path, &child.path.rebase(from, to))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! Building the OpenDAL operator from the config, and start-up sweeping of temporary objects.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use opendal::Operator;
+use serde::{Deserialize, Serialize};
+
+use super::VfsError;
+
+/// Which OpenDAL service holds the bytes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// OpenDAL scheme: `fs` (default), `memory`, or any service compiled in.
+    pub backend: String,
+    /// Root folder for `fs`; defaults to `<data_dir>/files`.
+    pub root: Option<PathBuf>,
+    /// Extra options passed to the OpenDAL service as they are (e.g. bucket, endpoint).
+    pub options: HashMap<String, String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: "fs".into(),
+            root: None,
+            options: HashMap::new(),
+        }
+    }
+}
+
+/// Builds the operator; returns it with the local root folder when the service is `fs`.
+pub fn build_operator(
+    cfg: &StorageConfig,
+    data_dir: &Path,
+) -> Result<(Operator, Option<PathBuf>), VfsError> {
+    opendal::init_default_registry();
+    if cfg.backend == "fs" {
+        let root = cfg.root.clone().unwrap_or_else(|| data_dir.join("files"));
+        let tmp = temp_dir(data_dir);
+        std::fs::create_dir_all(&root).map_err(io_err)?;
+        std::fs::create_dir_all(&tmp).map_err(io_err)?;
+        let builder = opendal::services::Fs::default()
+            .root(&root.to_string_lossy())
+            .atomic_write_dir(&tmp.to_string_lossy());
+        return Ok((Operator::new(builder)?, Some(root)));
+    }
+    let op = Operator::via_iter(&cfg.backend, cfg.options.clone())?;
+    Ok((op, None))
+}
+
+/// Where `fs` uploads live until they are committed (outside the visible tree).
+pub fn temp_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("tmp")
+}
+
+/// Removes upload leftovers of a previous run (a crash or kill mid-upload); returns how many.
+pub fn sweep_temp(data_dir: &Path) -> std::io::Result<usize> {
+    let tmp = temp_dir(data_dir);
+    let mut n = 0;
+    let Ok(rd) = std::fs::read_dir(&tmp) else {
+        return Ok(0);
+    };
+    for e in rd {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(e.path())?;
+        } else {
+            std::fs::remove_file(e.path())?;
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn io_err(e: std::io::Error) -> VfsError {
+    VfsError::Storage(opendal::Error::new(
+        opendal::ErrorKind::Unexpected,
+        e.to_string(),
+    ))
+}
