@@ -63,25 +63,30 @@ impl GuardedFileSystem<Caller> for KuraFs {
         async move {
             let p = vpath(path)?;
             if options.write {
-                if options.append || !options.truncate {
+                let lock_null = !options.truncate && !options.append && options.size.is_none();
+                if !options.truncate && !lock_null {
                     // partial updates (Content-Range PUT, SabreDAV PATCH) would break atomic commits
                     return Err(FsError::NotImplemented);
                 }
                 let opts = UploadOptions {
-                    create_new: options.create_new,
+                    create_new: options.create_new || lock_null,
                     must_exist: !options.create,
                     expected_size: options.size,
                     content_type: None,
                 };
-                let upload = self
+                let mut upload = self
                     .vfs
                     .upload(caller, &p, opts)
                     .await
                     .map_err(to_fs_error)?;
-                Ok(Box::new(WriteFile {
-                    upload,
-                    committed: None,
-                }) as Box<dyn DavFile>)
+                // LOCK on an unmapped URL creates an empty resource (RFC 4918 7.3) and never
+                // flushes the handle, so commit it here.
+                let committed = if lock_null {
+                    Some(upload.commit().await.map_err(to_fs_error)?)
+                } else {
+                    None
+                };
+                Ok(Box::new(WriteFile { upload, committed }) as Box<dyn DavFile>)
             } else {
                 let (entry, download) =
                     self.vfs.open_read(caller, &p).await.map_err(to_fs_error)?;
