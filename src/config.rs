@@ -34,6 +34,8 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key matching `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Extra host names and IP addresses for the generated certificate (e.g. "nas.local", "192.168.1.5").
+    pub tls_names: Vec<String>,
     /// Password of the first `admin` user, used only when the database is empty.
     pub admin_password: Option<String>,
     /// Largest XML request body (PROPFIND, PROPPATCH, LOCK) in bytes; larger ones get 413.
@@ -56,6 +58,7 @@ impl Default for Config {
             tls: true,
             tls_cert: None,
             tls_key: None,
+            tls_names: Vec::new(),
             admin_password: None,
             max_xml_body: 64 * 1024,
             propfind_depth_infinity: false,
@@ -65,6 +68,17 @@ impl Default for Config {
         }
     }
 }
+
+/// Keys whose environment values are text, never numbers or booleans.
+const STRING_KEYS: &[&str] = &[
+    "data_dir",
+    "tls_cert",
+    "tls_key",
+    "admin_password",
+    "log",
+    "storage.backend",
+    "storage.root",
+];
 
 impl Config {
     /// Loads defaults, the optional file, then `KURA_*` variables (`__` separates nested keys).
@@ -76,7 +90,18 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(Env::prefixed("KURA_").split("__").ignore(&["config"]));
+        fig = fig.merge(
+            Env::prefixed("KURA_")
+                .split("__")
+                .filter(|k| k != "config" && !STRING_KEYS.contains(&k.as_str())),
+        );
+        // Text settings are taken as they are: figment would read "123456" as a number.
+        for key in STRING_KEYS {
+            let var = format!("KURA_{}", key.replace('.', "__").to_uppercase());
+            if let Ok(v) = std::env::var(var) {
+                fig = fig.merge(Serialized::default(key, v));
+            }
+        }
         fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
     }
 
@@ -91,16 +116,21 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
     fn example_config_parses_and_env_overrides_it() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KURA_LISTEN", "127.0.0.1:9000");
             jail.set_env("KURA_TLS", "false");
             jail.set_env("KURA_STORAGE__BACKEND", "memory");
+            jail.set_env("KURA_STORAGE__ROOT", "/srv/001");
+            jail.set_env("KURA_ADMIN_PASSWORD", "123456");
             let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kura.toml");
             let c = Config::load(Some(&example)).expect("example config loads");
             assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
             assert!(!c.tls);
             assert_eq!(c.storage.backend, "memory");
+            assert_eq!(c.storage.root, Some(PathBuf::from("/srv/001")));
+            assert_eq!(c.admin_password.as_deref(), Some("123456"));
             assert_eq!(c.data_dir, PathBuf::from("./kura-data"));
             Ok(())
         });

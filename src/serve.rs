@@ -117,7 +117,7 @@ async fn bootstrap_admin(store: &Store, cfg: &Config) -> Result<(), StartError> 
         println!("Created administrator 'admin' with password: {pw}");
         println!("(change it with: kura user passwd admin)");
     } else {
-        println!("Created administrator 'admin' with the password from KURA_ADMIN_PASSWORD");
+        println!("Created administrator 'admin' with the configured admin_password (KURA_ADMIN_PASSWORD)");
     }
     Ok(())
 }

@@ -53,7 +53,7 @@ pub fn load_or_generate(cfg: &Config) -> Result<Tls, TlsError> {
         (None, None) => {
             let (c, k) = generated_paths(&cfg.data_dir);
             if !c.exists() || !k.exists() {
-                generate(&c, &k)?;
+                generate(&c, &k, &cfg.tls_names)?;
                 tracing::info!(cert = %c.display(), "generated a self-signed TLS certificate");
             }
             (c, k)
@@ -83,7 +83,7 @@ pub fn load_or_generate(cfg: &Config) -> Result<Tls, TlsError> {
     })
 }
 
-fn generate(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
+fn generate(cert_path: &Path, key_path: &Path, extra: &[String]) -> Result<(), TlsError> {
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -95,6 +95,7 @@ fn generate(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
             names.push(h.to_string());
         }
     }
+    names.extend(extra.iter().cloned());
     let ck = rcgen::generate_simple_self_signed(names)?;
     if let Some(dir) = cert_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| TlsError::Io(dir.to_path_buf(), e))?;

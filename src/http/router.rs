@@ -58,8 +58,8 @@ impl App {
             );
         }
         if path == dav::PREFIX || path.starts_with("/dav/") {
-            if req.method() == Method::OPTIONS && !req.headers().contains_key(header::AUTHORIZATION)
-            {
+            // Answered without credentials: Windows' WebDAV client gives up otherwise.
+            if req.method() == Method::OPTIONS {
                 return (dav::options_response(), None);
             }
             let caller = match self.authenticate(&req).await {

@@ -26,7 +26,7 @@ use crate::handle_lock::{list_lockdiscovery, list_supportedlock};
 use crate::ls::*;
 use crate::util::MemBuffer;
 use crate::util::{
-    dav_xml_error, systemtime_to_httpdate, systemtime_to_rfc3339_without_nanosecond,
+    systemtime_to_httpdate, systemtime_to_rfc3339_without_nanosecond,
 };
 use crate::{DavInner, DavResult};
 
@@ -276,16 +276,9 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
         res.headers_mut().typed_insert(headers::Pragma::no_cache());
 
         let depth = match req.headers().typed_get::<davheaders::Depth>() {
-            Some(davheaders::Depth::Infinity) => {
-                if req.headers().typed_get::<davheaders::XLitmus>().is_none() {
-                    let ct = "application/xml; charset=utf-8".to_owned();
-                    res.headers_mut().typed_insert(davheaders::ContentType(ct));
-                    *res.status_mut() = StatusCode::NOT_IMPLEMENTED;
-                    *res.body_mut() = dav_xml_error("<D:propfind-finite-depth/>");
-                    return Ok(res);
-                }
-                davheaders::Depth::Infinity
-            }
+            // Kura patch: whether Depth: infinity is allowed is Kura's policy, checked
+            // (403 + propfind-finite-depth) before the request reaches this handler.
+            Some(davheaders::Depth::Infinity) => davheaders::Depth::Infinity,
             Some(d) => d,
             None => davheaders::Depth::Default,
         };

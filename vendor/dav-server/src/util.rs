@@ -148,6 +148,7 @@ impl DavMethodSet {
     }
 }
 
+#[allow(dead_code)] // Kura patch: its only caller was removed
 pub(crate) fn dav_xml_error(body: &str) -> Body {
     let xml = format!(
         "{}\n{}\n{}\n{}\n",

@@ -1,0 +1,324 @@
+//! A real `kura serve` process on 127.0.0.1 with its own data dir, and helpers to drive clients.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Password of the `admin` user every test server starts with.
+pub const ADMIN_PW: &str = "conformance-admin-pw";
+
+/// Fails loudly when a client tool is missing: tests never pass without running.
+pub fn require(tool: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "required tool `{tool}` is not installed; run ./scripts/test.sh, which installs it"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    /// Temporary folder holding the data dir and logs.
+    pub root: tempfile::TempDir,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Whether it serves HTTPS.
+    pub tls: bool,
+    starts: u32,
+}
+
+impl Server {
+    /// Starts a plain-HTTP server (the common case for client tests).
+    pub fn plain() -> Server {
+        Server::start(false)
+    }
+
+    /// Starts a server with `tls` on or off and its defaults otherwise.
+    pub fn start(tls: bool) -> Server {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut s = Server {
+            child: None,
+            root,
+            port: free_port(),
+            tls,
+            starts: 0,
+        };
+        s.spawn();
+        s
+    }
+
+    /// The data dir (database, files/, tmp/, tls/).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// The folder that holds the stored files.
+    pub fn files_dir(&self) -> PathBuf {
+        self.data_dir().join("files")
+    }
+
+    /// The server's log of its latest start.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join(format!("server-{}.log", self.starts)))
+            .unwrap_or_default()
+    }
+
+    /// Environment a `kura` command needs to act on this server's data dir.
+    pub fn kura(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kura"));
+        c.env("KURA_DATA_DIR", self.data_dir())
+            .env("KURA_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("KURA_TLS", if self.tls { "true" } else { "false" })
+            .env("KURA_ADMIN_PASSWORD", ADMIN_PW)
+            .env("RUST_LOG", "info,kura::access=debug")
+            .env_remove("KURA_CONFIG");
+        c
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log =
+            std::fs::File::create(self.root.path().join(format!("server-{}.log", self.starts)))
+                .expect("log file");
+        let child = self
+            .kura()
+            .arg("serve")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start kura");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self
+                    .curl(&[
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        &self.url("/healthz"),
+                    ])
+                    .stdout
+                    == b"200"
+            {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("kura exited at start ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kura did not come up:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server cleanly and starts it again on the same data dir and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Kills the server with SIGKILL, as a crash or power cut would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again after `kill9`.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "server still running");
+        self.spawn();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            sigterm(c.id());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server not running").id()
+    }
+
+    /// Peak resident memory of the server so far, from /proc (KiB).
+    pub fn vm_hwm_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// Base URL plus a path.
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// URL of a WebDAV path (`dav("a/b")` is `/dav/a/b`).
+    pub fn dav(&self, path: &str) -> String {
+        self.url(&format!("/dav/{path}"))
+    }
+
+    /// The generated certificate.
+    pub fn cert(&self) -> PathBuf {
+        self.data_dir().join("tls/cert.pem")
+    }
+
+    /// curl without credentials (trusting the generated certificate for TLS).
+    pub fn curl(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--path-as-is"]);
+        if self.tls {
+            c.arg("--cacert").arg(self.cert());
+        }
+        c.args(args);
+        c.output().expect("run curl")
+    }
+
+    /// curl as `admin`.
+    pub fn curl_admin(&self, args: &[&str]) -> Output {
+        let auth = format!("admin:{ADMIN_PW}");
+        let mut all = vec!["-u", auth.as_str()];
+        all.extend_from_slice(args);
+        self.curl(&all)
+    }
+
+    /// Status code of a request made as `admin` (body discarded).
+    pub fn status(&self, args: &[&str]) -> u16 {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        code(&self.curl_admin(&all))
+    }
+
+    /// Body of a GET as `admin`.
+    pub fn get(&self, path: &str) -> Vec<u8> {
+        let out = self.curl_admin(&["-f", &self.dav(path)]);
+        assert!(
+            out.status.success(),
+            "GET {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// PUT of bytes as `admin`; returns the status.
+    pub fn put(&self, path: &str, body: &[u8]) -> u16 {
+        let f = self.root.path().join("put-body.tmp");
+        std::fs::write(&f, body).expect("write body");
+        let s = self.status(&["-T", f.to_str().expect("utf8"), &self.dav(path)]);
+        let _ = std::fs::remove_file(&f);
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+/// The `-w %{http_code}` of a curl run.
+pub fn code(out: &Output) -> u16 {
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim()
+        .rsplit('\n')
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no status in curl output {s:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// Runs a command, failing with its output when it does not succeed.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every regular file below `dir`, as sorted relative paths.
+pub fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(
+                    p.strip_prefix(dir)
+                        .expect("prefix")
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// SHA-256 of a file, streamed by `sha256sum`.
+pub fn sha256_file(path: &Path) -> String {
+    let out = run(Command::new("sha256sum").arg(path));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("sum")
+        .to_string()
+}
