@@ -19,7 +19,7 @@ impl DavMetaData for Meta {
         self.0.size
     }
     fn modified(&self) -> FsResult<SystemTime> {
-        Ok(self.0.mtime)
+        Ok(self.0.http_mtime())
     }
     fn is_dir(&self) -> bool {
         self.0.is_dir
@@ -28,7 +28,7 @@ impl DavMetaData for Meta {
         Some(self.0.etag.clone())
     }
     fn created(&self) -> FsResult<SystemTime> {
-        Ok(self.0.mtime)
+        Ok(self.0.http_mtime())
     }
 }
 

@@ -76,6 +76,17 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Modification time in whole seconds, the precision of HTTP dates, so that
+    /// `If-Modified-Since: <Last-Modified>` matches on every protocol.
+    pub fn http_mtime(&self) -> SystemTime {
+        let secs = self
+            .mtime
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
     fn from_row(row: EntryRow) -> Result<Self, VfsError> {
         Ok(Entry {
             path: VPath::parse(&row.path)?,

@@ -40,6 +40,7 @@ pub struct Server {
     /// Whether it serves HTTPS.
     pub tls: bool,
     starts: u32,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -50,6 +51,11 @@ impl Server {
 
     /// Starts a server with `tls` on or off and its defaults otherwise.
     pub fn start(tls: bool) -> Server {
+        Server::start_with(tls, &[])
+    }
+
+    /// Starts a server with extra `KURA_*` settings.
+    pub fn start_with(tls: bool, env: &[(&str, &str)]) -> Server {
         let root = tempfile::tempdir().expect("tempdir");
         let mut s = Server {
             child: None,
@@ -57,6 +63,10 @@ impl Server {
             port: free_port(),
             tls,
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -86,7 +96,8 @@ impl Server {
             .env("KURA_TLS", if self.tls { "true" } else { "false" })
             .env("KURA_ADMIN_PASSWORD", ADMIN_PW)
             .env("RUST_LOG", "info,kura::access=debug")
-            .env_remove("KURA_CONFIG");
+            .env_remove("KURA_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         c
     }
 

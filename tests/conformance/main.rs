@@ -5,6 +5,7 @@ mod bad_input;
 mod clients;
 mod common;
 mod crash;
+mod http_semantics;
 mod litmus;
 mod streaming;
 mod tls;
