@@ -25,6 +25,9 @@ pub enum StartError {
     /// TLS could not be configured.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// Another server already uses the data dir.
+    #[error("another kura server is using the data dir {0}")]
+    Busy(std::path::PathBuf),
     /// The first admin could not be created.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
@@ -33,6 +36,8 @@ pub enum StartError {
 /// Starts the server and runs until interrupted.
 pub async fn run(cfg: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&cfg.data_dir)?;
+    // One server per data dir: a second one would sweep the first one's uploads in progress.
+    let _lock = lock_data_dir(&cfg.data_dir)?;
     let store = Store::open(&cfg.db_path()).await?;
     bootstrap_admin(&store, &cfg).await?;
 
@@ -76,6 +81,20 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())
+}
+
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let path = dir.join("kura.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Busy(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 async fn shutdown_signal() {

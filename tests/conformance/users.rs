@@ -92,3 +92,27 @@ fn user_commands_apply_to_a_running_server_at_once() {
         "the admin password reached the log"
     );
 }
+
+#[test]
+fn a_second_server_on_the_same_data_dir_refuses_to_start() {
+    let server = Server::plain();
+    let out = server
+        .kura()
+        .env("KURA_LISTEN", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .expect("second serve");
+    assert!(
+        !out.status.success(),
+        "a second server started on the same data dir"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another kura server is using the data dir"),
+        "{err}"
+    );
+    assert_eq!(
+        server.status(&["-X", "PROPFIND", "-H", "Depth: 0", &server.dav("")]),
+        207
+    );
+}
