@@ -183,7 +183,7 @@ impl GuardedFileSystem<Caller> for KuraFs {
     ) -> FsFuture<'a, ()> {
         async move {
             self.vfs
-                .copy_file(caller, &vpath(from)?, &vpath(to)?)
+                .copy(caller, &vpath(from)?, &vpath(to)?)
                 .await
                 .map_err(to_fs_error)
         }

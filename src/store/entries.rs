@@ -195,19 +195,72 @@ impl Store {
         Ok(())
     }
 
-    /// Makes `to` carry exactly the dead properties of `from` (COPY).
-    pub async fn copy_props(&self, from: &str, to: &str) -> Result<(), MetaError> {
+    /// Every row strictly below `path`, in path order (parents before children).
+    pub async fn subtree(&self, path: &str) -> Result<Vec<EntryRow>, MetaError> {
+        let (lo, hi) = below(path);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM entries WHERE path >= $1 AND path < $2 ORDER BY path"
+        ))
+        .bind(&lo)
+        .bind(&hi)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(row_to_entry).collect())
+    }
+
+    /// Copies an entry, everything below it and their dead properties to `to` in one
+    /// transaction, replacing what was there; copies get `owner` and the time `now_ms`.
+    pub async fn copy_tree(
+        &self,
+        from: &str,
+        to: &str,
+        to_parent: &str,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<(), MetaError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM dead_props WHERE path = $1")
-            .bind(to)
-            .execute(&mut *tx)
-            .await?;
+        delete_tree_tx(&mut tx, to).await?;
+        let (lo, hi) = below(from);
+        let cut = from.chars().count() as i64 + 1;
         sqlx::query(
-            "INSERT INTO dead_props (path, namespace, name, prefix, xml)
-             SELECT $1, namespace, name, prefix, xml FROM dead_props WHERE path = $2",
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner)
+             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4 FROM entries WHERE path = $5",
         )
         .bind(to)
+        .bind(to_parent)
+        .bind(now_ms)
+        .bind(owner)
         .bind(from)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner)
+             SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
+                    content_type, $6
+             FROM entries WHERE path >= $7 AND path < $8",
+        )
+        .bind(to)
+        .bind(cut)
+        .bind(to)
+        .bind(cut)
+        .bind(now_ms)
+        .bind(owner)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO dead_props (path, namespace, name, prefix, xml)
+             SELECT $1 || substr(path, $2), namespace, name, prefix, xml FROM dead_props
+             WHERE path = $3 OR (path >= $4 AND path < $5)",
+        )
+        .bind(to)
+        .bind(cut)
+        .bind(from)
+        .bind(&lo)
+        .bind(&hi)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -325,6 +378,20 @@ mod tests {
             "sibling with common prefix moved"
         );
         assert_eq!(s.used_bytes().await.unwrap(), 8);
+
+        s.copy_tree("/z", "/ab2", "/", "bob", 7).await.unwrap();
+        let copied = s.entry("/ab2/b/c").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                copied.parent.as_str(),
+                copied.owner.as_deref(),
+                copied.mtime_ms
+            ),
+            ("/ab2/b", Some("bob"), 7)
+        );
+        assert_eq!(s.props("/ab2/b/c").await.unwrap().len(), 1);
+        assert_eq!(s.subtree("/ab2").await.unwrap().len(), 2);
+        assert_eq!(s.delete_tree("/ab2").await.unwrap(), 3);
 
         assert_eq!(s.delete_tree("/z").await.unwrap(), 3);
         assert!(s.props("/z/b/c").await.unwrap().is_empty());

@@ -271,7 +271,7 @@ impl Vfs {
                     .rename(&from.storage_key(false), &to.storage_key(false))
                     .await?;
             } else {
-                self.copy_tree_bytes(caller, from, to).await?;
+                self.copy_tree_bytes(from, to).await?;
                 self.op
                     .delete_with(&from.storage_key(true))
                     .recursive(true)
@@ -286,31 +286,25 @@ impl Vfs {
         Ok(())
     }
 
-    /// Copies one file (bytes stay inside the storage service when it can copy).
-    pub async fn copy_file(
-        &self,
-        caller: &Caller,
-        from: &VPath,
-        to: &VPath,
-    ) -> Result<(), VfsError> {
+    /// Copies a file, or a folder with everything below it; all metadata rows are written
+    /// in one transaction after the bytes (copied inside the storage service when it can).
+    pub async fn copy(&self, caller: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
         let src = self.stat(caller, from).await?;
-        if src.is_dir {
-            return Err(VfsError::WrongKind("is a folder"));
-        }
         self.check_transfer(&src, from, to).await?;
-        self.copy_file_bytes(from, to).await?;
-        let row = EntryRow {
-            path: to.as_str().into(),
-            parent: to.parent().as_str().into(),
-            is_dir: false,
-            size: src.size as i64,
-            mtime_ms: crate::store::now_ms(),
-            etag: src.etag,
-            content_type: Some(src.content_type),
-            owner: Some(caller.user.clone()),
-        };
-        self.store.put_file(&row).await?;
-        self.store.copy_props(from.as_str(), to.as_str()).await?;
+        if src.is_dir {
+            self.copy_tree_bytes(from, to).await?;
+        } else {
+            self.copy_file_bytes(from, to).await?;
+        }
+        self.store
+            .copy_tree(
+                from.as_str(),
+                to.as_str(),
+                to.parent().as_str(),
+                &caller.user,
+                crate::store::now_ms(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -402,24 +396,16 @@ impl Vfs {
         }
     }
 
-    /// Copies every file of a folder tree in storage (for services without folder rename).
-    async fn copy_tree_bytes(
-        &self,
-        caller: &Caller,
-        from: &VPath,
-        to: &VPath,
-    ) -> Result<(), VfsError> {
-        let mut stack = vec![from.clone()];
-        while let Some(dir) = stack.pop() {
-            let target = dir.rebase(from, to);
-            self.op.create_dir(&target.storage_key(true)).await?;
-            for child in self.list(caller, &dir).await? {
-                if child.is_dir {
-                    stack.push(child.path);
-                } else {
-                    self.copy_file_bytes(&child.path, &child.path.rebase(from, to))
-                        .await?;
-                }
+    /// Copies a folder tree in storage, file by file.
+    async fn copy_tree_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        self.op.create_dir(&to.storage_key(true)).await?;
+        for row in self.store.subtree(from.as_str()).await? {
+            let path = VPath::parse(&row.path)?;
+            let target = path.rebase(from, to);
+            if row.is_dir {
+                self.op.create_dir(&target.storage_key(true)).await?;
+            } else {
+                self.copy_file_bytes(&path, &target).await?;
             }
         }
         Ok(())

@@ -196,7 +196,7 @@ async fn copy_keeps_bytes_etag_and_dead_props() {
     v.patch_props(&ann(), &p("/a"), &[(true, prop.clone())])
         .await
         .unwrap();
-    v.copy_file(&ann(), &p("/a"), &p("/b")).await.unwrap();
+    v.copy(&ann(), &p("/a"), &p("/b")).await.unwrap();
     let b = v.stat(&ann(), &p("/b")).await.unwrap();
     assert_eq!(b.etag, e.etag);
     assert_eq!(read_all(&v, "/b").await, b"content");
@@ -235,4 +235,20 @@ async fn nfd_and_nfc_names_are_one_file() {
     let v = vfs().await;
     put(&v, "/Cafe\u{301}.txt", b"nfd").await;
     assert_eq!(read_all(&v, "/Caf\u{e9}.txt").await, b"nfd");
+}
+
+#[tokio::test]
+async fn folder_copy_copies_the_tree_and_leaves_the_source() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/src")).await.unwrap();
+    v.mkdir(&ann(), &p("/src/sub")).await.unwrap();
+    put(&v, "/src/sub/a", b"aaa").await;
+    v.copy(&ann(), &p("/src"), &p("/copy")).await.unwrap();
+    assert_eq!(read_all(&v, "/copy/sub/a").await, b"aaa");
+    assert_eq!(read_all(&v, "/src/sub/a").await, b"aaa");
+    assert_eq!(v.used_bytes(&ann()).await.unwrap(), 6);
+    assert!(matches!(
+        v.copy(&ann(), &p("/src"), &p("/src/sub/inner")).await,
+        Err(VfsError::Conflict(_))
+    ));
 }

@@ -58,6 +58,15 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                 };
             }
 
+            // Kura patch: Kura's copy() copies a whole tree in one metadata
+            // transaction, so a deep copy is one call instead of a walk.
+            if depth == Depth::Infinity {
+                return match self.fs.copy(source, dest, &self.credentials).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => add_status(multierror, source, e).await,
+                };
+            }
+
             // Copying a directory onto an existing directory with Depth 0
             // is not an error. It means "only copy properties" (which
             // we do not do yet).

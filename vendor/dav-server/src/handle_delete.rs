@@ -50,7 +50,9 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                     Err(e) => Err(add_status(res, path, e).await),
                 };
             }
-            if depth == Depth::Zero {
+            // Kura patch: Kura's remove_dir deletes a whole tree in one transaction
+            // (all or nothing), so the tree is not walked entry by entry.
+            if depth == Depth::Zero || depth == Depth::Infinity {
                 trace!("delete_items (dir) {path} {depth:?}");
                 return match self.fs.remove_dir(path, &self.credentials).await {
                     Ok(x) => Ok(x),
