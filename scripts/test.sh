@@ -24,4 +24,4 @@ done
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked -- --test-threads=3
+cargo test --all-targets --locked -- --test-threads=3 --show-output
