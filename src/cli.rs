@@ -28,6 +28,34 @@ pub enum Command {
     /// Manage users (works whether or not the server runs; changes apply at once).
     #[command(subcommand)]
     User(UserCmd),
+    /// Manage S3 access keys (secrets are shown once, at creation).
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+/// `kura key ...`
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Create an access key for a user and print its id and secret once.
+    Create {
+        /// The user the key acts for.
+        #[arg(long)]
+        user: String,
+        /// Print JSON ({"access_key_id": ..., "secret_access_key": ..., "user": ...}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List access keys (never their secrets).
+    List {
+        /// Only the keys of this user.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke an access key; requests signed with it fail at once.
+    Revoke {
+        /// Access key id.
+        id: String,
+    },
 }
 
 /// `kura user ...`
@@ -73,6 +101,9 @@ pub enum CliError {
     /// Reading the password failed.
     #[error("reading password: {0}")]
     Io(#[from] std::io::Error),
+    /// Key management failed.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
     /// The request makes no sense (unknown user, bad name, ...).
     #[error("{0}")]
     Usage(String),
@@ -149,6 +180,53 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
                 return Err(CliError::Usage(format!("no user {name}")));
             }
             println!("removed user {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs a `kura key ...` command against the configured data dir.
+pub async fn key(cfg: &Config, cmd: KeyCmd) -> Result<(), CliError> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let store = Store::open(&cfg.db_path()).await?;
+    match cmd {
+        KeyCmd::Create { user, json } => {
+            if store.user(&user).await?.is_none() {
+                return Err(CliError::Usage(format!("no user {user}")));
+            }
+            let vault = crate::keys::Vault::open(&cfg.data_dir)?;
+            let k = vault.create(&store, &user).await?;
+            if json {
+                let v = serde_json::json!({
+                    "access_key_id": k.id,
+                    "secret_access_key": k.secret,
+                    "user": user,
+                });
+                println!("{v}");
+            } else {
+                println!("access key id:     {}", k.id);
+                println!("secret access key: {}", k.secret);
+                println!("user:              {user}");
+                println!("(the secret is not shown again)");
+            }
+        }
+        KeyCmd::List { user } => {
+            for k in store.keys(user.as_deref()).await? {
+                let created = time::OffsetDateTime::from_unix_timestamp(k.created_ms / 1000)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                println!("{}\t{}\t{created}", k.id, k.owner);
+            }
+        }
+        KeyCmd::Revoke { id } => {
+            if !store.delete_key(&id).await? {
+                return Err(CliError::Usage(format!("no access key {id}")));
+            }
+            println!("revoked {id}");
         }
     }
     Ok(())

@@ -44,6 +44,10 @@ pub struct Config {
     pub propfind_depth_infinity: bool,
     /// How long a successful password check is remembered, in seconds (0 disables the cache).
     pub auth_cache_seconds: u64,
+    /// Base domain for virtual-host-style S3 (`<bucket>.<base>`); path-style always works.
+    pub s3_base_domain: Option<String>,
+    /// Multipart uploads not completed within this many hours are removed.
+    pub multipart_expiry_hours: u64,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log: String,
     /// Where file contents are stored.
@@ -63,6 +67,8 @@ impl Default for Config {
             max_xml_body: 64 * 1024,
             propfind_depth_infinity: false,
             auth_cache_seconds: 300,
+            s3_base_domain: None,
+            multipart_expiry_hours: 168,
             log: "info".into(),
             storage: StorageConfig::default(),
         }
@@ -76,6 +82,7 @@ const STRING_KEYS: &[&str] = &[
     "tls_key",
     "admin_password",
     "log",
+    "s3_base_domain",
     "storage.backend",
     "storage.root",
 ];

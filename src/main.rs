@@ -5,6 +5,8 @@ mod cli;
 mod config;
 mod dav;
 mod http;
+mod keys;
+mod s3;
 mod serve;
 mod store;
 mod tls;
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve::run(cfg).await.map_err(|e| e.to_string()),
             Command::User(cmd) => cli::user(&cfg, cmd).await.map_err(|e| e.to_string()),
+            Command::Key(cmd) => cli::key(&cfg, cmd).await.map_err(|e| e.to_string()),
         }
     });
     match result {

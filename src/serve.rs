@@ -7,8 +7,9 @@ use crate::auth::{hash_password, random_password, Authenticator};
 use crate::config::Config;
 use crate::dav::{DavFront, DavSettings};
 use crate::http::App;
+use crate::s3::S3Front;
 use crate::store::{MetaError, Store};
-use crate::vfs::{build_operator, sweep_temp, Vfs};
+use crate::vfs::{build_operator, build_staging, sweep_temp, Vfs};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,9 @@ pub enum StartError {
     /// TLS could not be configured.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The S3 server key could not be opened.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
     /// Another server already uses the data dir.
     #[error("another kura server is using the data dir {0}")]
     Busy(std::path::PathBuf),
@@ -46,7 +50,13 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         tracing::info!(count = swept, "removed leftovers of interrupted uploads");
     }
     let (op, local_root) = build_operator(&cfg.storage, &cfg.data_dir)?;
-    let vfs = Vfs::new(op, store.clone(), local_root);
+    let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
+    let vfs = Vfs::new(op, staging, store.clone(), local_root);
+    let vault = crate::keys::Vault::open(&cfg.data_dir)?;
+    spawn_multipart_expiry(
+        vfs.clone(),
+        Duration::from_secs(cfg.multipart_expiry_hours * 3600),
+    );
 
     let tls = if cfg.tls {
         let t = crate::tls::load_or_generate(&cfg)?;
@@ -57,7 +67,13 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     };
 
     let app = Arc::new(App {
-        auth: Authenticator::new(store, Duration::from_secs(cfg.auth_cache_seconds)),
+        auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),
+        s3: S3Front::new(
+            vfs.clone(),
+            store.clone(),
+            vault,
+            cfg.s3_base_domain.clone(),
+        ),
         dav: DavFront::new(
             vfs,
             DavSettings {
@@ -81,6 +97,21 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())
+}
+
+/// Removes abandoned multipart uploads now and then every hour.
+fn spawn_multipart_expiry(vfs: Vfs, max_age: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match vfs.multipart_expire(max_age).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "removed stale multipart uploads"),
+                Err(e) => tracing::warn!(error = %e, "multipart expiry failed"),
+            }
+        }
+    });
 }
 
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {

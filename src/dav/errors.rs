@@ -13,6 +13,12 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         VfsError::Conflict(_) => FsError::NotFound,
         VfsError::WrongKind(_) | VfsError::InvalidPath(_) => FsError::Forbidden,
         VfsError::Incomplete { .. } => FsError::GeneralFailure,
+        VfsError::BadDigest(_)
+        | VfsError::NoSuchUpload
+        | VfsError::InvalidPart(_)
+        | VfsError::InvalidPartOrder
+        | VfsError::EntityTooSmall
+        | VfsError::InvalidArgument(_) => FsError::Forbidden,
         VfsError::Storage(e) => match e.kind() {
             opendal::ErrorKind::NotFound => FsError::NotFound,
             opendal::ErrorKind::PermissionDenied => FsError::Forbidden,

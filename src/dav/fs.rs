@@ -72,7 +72,7 @@ impl GuardedFileSystem<Caller> for KuraFs {
                     create_new: options.create_new || lock_null,
                     must_exist: !options.create,
                     expected_size: options.size,
-                    content_type: None,
+                    ..Default::default()
                 };
                 let mut upload = self
                     .vfs

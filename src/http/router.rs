@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use super::{full, RespBody};
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
+use crate::s3::{self, S3Front};
 use crate::vfs::Caller;
 
 /// Everything a request may need, shared by all connections.
@@ -17,7 +18,12 @@ pub struct App {
     pub auth: Authenticator,
     /// The WebDAV front end.
     pub dav: DavFront,
+    /// The S3 front end.
+    pub s3: S3Front,
 }
+
+/// Prefixes Kura keeps for itself (share links, admin API): never S3 buckets.
+const RESERVED: &[&str] = &["/s/", "/api/"];
 
 const REALM: &str = "Basic realm=\"Kura\", charset=\"UTF-8\"";
 
@@ -57,6 +63,9 @@ impl App {
                 None,
             );
         }
+        if s3::is_signed(&req) {
+            return (self.s3.handle(req).await, None);
+        }
         if path == dav::PREFIX || path.starts_with("/dav/") {
             // Answered without credentials: Windows' WebDAV client gives up otherwise.
             if req.method() == Method::OPTIONS {
@@ -69,20 +78,24 @@ impl App {
             let user = caller.user.clone();
             return (self.dav.handle(req, caller).await, Some(user));
         }
-        if path == "/" && (req.method() == Method::GET || req.method() == Method::HEAD) {
+        if path == "/" && req.method() == Method::GET && wants_html(&req) {
             return (
                 text(StatusCode::OK, "text/html; charset=utf-8", LANDING),
                 None,
             );
         }
-        (
-            text(
-                StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
-                "not found\n",
-            ),
-            None,
-        )
+        if RESERVED.iter().any(|p| path.starts_with(p)) {
+            return (
+                text(
+                    StatusCode::NOT_FOUND,
+                    "text/plain; charset=utf-8",
+                    "not found\n",
+                ),
+                None,
+            );
+        }
+        // Everything else is S3: unsigned requests get S3's anonymous answer (AccessDenied).
+        (self.s3.handle(req).await, None)
     }
 
     #[allow(clippy::result_large_err)]
@@ -113,6 +126,14 @@ impl App {
             }
         }
     }
+}
+
+/// A browser asking for a page (not an S3 client listing buckets).
+fn wants_html<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 fn text(code: StatusCode, ct: &'static str, body: &'static str) -> Response<RespBody> {

@@ -27,6 +27,8 @@ pub struct EntryRow {
     pub content_type: Option<String>,
     /// User who created it.
     pub owner: Option<String>,
+    /// Stored object headers (S3 user metadata, Content-Disposition, ...), as JSON.
+    pub headers: Option<String>,
 }
 
 /// A WebDAV dead property as stored.
@@ -45,7 +47,7 @@ pub struct DeadProp {
 /// The entry columns in `row_to_entry` order, as a literal so queries stay static strings.
 macro_rules! cols {
     () => {
-        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner"
+        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers"
     };
 }
 
@@ -59,6 +61,7 @@ fn row_to_entry(r: SqliteRow) -> EntryRow {
         etag: r.get(5),
         content_type: r.get(6),
         owner: r.get(7),
+        headers: r.get(8),
     }
 }
 
@@ -113,9 +116,10 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7)
+            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
-               etag = excluded.etag, content_type = excluded.content_type, owner = excluded.owner
+               etag = excluded.etag, content_type = excluded.content_type, owner = excluded.owner,
+               headers = excluded.headers
              WHERE entries.is_dir = 0"
         ))
         .bind(&e.path)
@@ -125,9 +129,51 @@ impl Store {
         .bind(&e.etag)
         .bind(&e.content_type)
         .bind(&e.owner)
+        .bind(&e.headers)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Replaces the stored type and headers of a file (S3 CopyObject onto itself with REPLACE).
+    pub async fn set_headers(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        headers: Option<&str>,
+        mtime_ms: i64,
+    ) -> Result<(), MetaError> {
+        sqlx::query("UPDATE entries SET content_type = $1, headers = $2, mtime_ms = $3 WHERE path = $4 AND is_dir = 0")
+            .bind(content_type)
+            .bind(headers)
+            .bind(mtime_ms)
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Files whose path lies in `[from, to)` and after `after`, in path order, at most `limit`
+    /// (the recursive form of S3 ListObjects).
+    pub async fn files_in_range(
+        &self,
+        from: &str,
+        to: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<EntryRow>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM entries WHERE path >= $1 AND path < $2 AND path > $3 AND is_dir = 0 ORDER BY path LIMIT $4"
+        ))
+        .bind(from)
+        .bind(to)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
     /// Inserts a folder row; `Duplicate` if the path exists.
@@ -135,7 +181,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             cols!(),
-            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5)"
+            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL)"
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -225,8 +271,8 @@ impl Store {
         let (lo, hi) = below(from);
         let cut = from.chars().count() as i64 + 1;
         sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner)
-             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4 FROM entries WHERE path = $5",
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers)
+             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers FROM entries WHERE path = $5",
         )
         .bind(to)
         .bind(to_parent)
@@ -236,9 +282,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner)
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers)
              SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
-                    content_type, $6
+                    content_type, $6, headers
              FROM entries WHERE path >= $7 AND path < $8",
         )
         .bind(to)
@@ -340,6 +386,7 @@ mod tests {
             etag: "d".into(),
             content_type: None,
             owner: None,
+            headers: None,
         }
     }
 

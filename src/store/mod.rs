@@ -1,6 +1,8 @@
 //! SQL metadata store: users, entries and dead properties behind one small API.
 
 mod entries;
+mod keys;
+mod multipart;
 mod users;
 
 use std::path::Path;
@@ -11,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use entries::{DeadProp, EntryRow};
+pub use multipart::{PartRow, UploadRow};
 
 /// Errors of the metadata layer.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 //! Adapters (WebDAV now, S3 later) translate their requests into these calls and
 //! `VfsError` into their own error replies; they hold no policy of their own.
 
+mod multipart;
 pub mod path;
 mod storage;
 mod upload;
@@ -14,9 +15,12 @@ use bytes::Bytes;
 use opendal::Operator;
 
 use crate::store::{DeadProp, EntryRow, MetaError, Store};
+pub use multipart::CompletedPart;
 pub use path::VPath;
-pub use storage::{build_operator, sweep_temp, StorageConfig};
+pub use storage::{build_operator, build_staging, sweep_temp, StorageConfig};
 pub use upload::{Upload, UploadOptions};
+
+use std::collections::BTreeMap;
 
 /// Errors of the core, mapped to protocol replies by each adapter's one error module.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,24 @@ pub enum VfsError {
     /// The body ended before its announced length (or ran past it).
     #[error("upload incomplete: expected {expected} bytes, got {got}")]
     Incomplete { expected: u64, got: u64 },
+    /// The content does not match the digest the client sent.
+    #[error("bad digest: {0}")]
+    BadDigest(String),
+    /// The multipart upload id is unknown (or for another object).
+    #[error("no such multipart upload")]
+    NoSuchUpload,
+    /// A part named on completion is missing or does not match.
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    /// Parts on completion are not in ascending order.
+    #[error("parts must be listed in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than 5 MiB.
+    #[error("a part other than the last is smaller than 5 MiB")]
+    EntityTooSmall,
+    /// An argument is out of its range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
     /// The storage backend failed.
     #[error("storage error: {0}")]
     Storage(#[from] opendal::Error),
@@ -73,6 +95,22 @@ pub struct Entry {
     pub content_type: String,
     /// Creating user.
     pub owner: Option<String>,
+    /// Stored object headers (S3 user metadata, Content-Disposition, checksums, ...).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Serialises stored headers; `None` when there are none.
+pub(crate) fn headers_json(h: &BTreeMap<String, String>) -> Option<String> {
+    if h.is_empty() {
+        None
+    } else {
+        serde_json::to_string(h).ok()
+    }
+}
+
+fn headers_from(json: Option<&str>) -> BTreeMap<String, String> {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
 }
 
 impl Entry {
@@ -88,7 +126,9 @@ impl Entry {
     }
 
     fn from_row(row: EntryRow) -> Result<Self, VfsError> {
+        let headers = headers_from(row.headers.as_deref());
         Ok(Entry {
+            headers,
             path: VPath::parse(&row.path)?,
             is_dir: row.is_dir,
             size: row.size.max(0) as u64,
@@ -117,23 +157,40 @@ impl Download {
         let end = (offset + len as u64).min(self.size);
         Ok(self.reader.read(offset..end).await?.to_bytes())
     }
+
+    /// The bytes of `range` as a stream of bounded chunks (for protocol bodies).
+    pub async fn into_stream(
+        self,
+        range: std::ops::Range<u64>,
+    ) -> Result<
+        impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
+        VfsError,
+    > {
+        Ok(self.reader.into_bytes_stream(range).await?)
+    }
 }
+
+/// Read size of streamed bodies: large enough for throughput, small enough to bound memory.
+const CHUNK: usize = 256 * 1024;
 
 /// The namespace: SQL metadata plus an OpenDAL operator holding the bytes.
 #[derive(Clone)]
 pub struct Vfs {
     op: Operator,
+    staging: Operator,
     store: Store,
     local_root: Option<PathBuf>,
     started: SystemTime,
 }
 
 impl Vfs {
-    /// Wraps an operator and a store; `local_root` is the folder of an `fs` operator, which
+    /// Wraps the storage operator, the staging operator (multipart parts, outside the visible
+    /// tree) and a store; `local_root` is the folder of an `fs` operator, which
     /// allows moving a folder with one rename and reporting free disk space.
-    pub fn new(op: Operator, store: Store, local_root: Option<PathBuf>) -> Self {
+    pub fn new(op: Operator, staging: Operator, store: Store, local_root: Option<PathBuf>) -> Self {
         Vfs {
             op,
+            staging,
             store,
             local_root,
             started: SystemTime::now(),
@@ -162,6 +219,7 @@ impl Vfs {
                 etag: "root".into(),
                 content_type: "httpd/unix-directory".into(),
                 owner: None,
+                headers: BTreeMap::new(),
             }));
         }
         match self.store.entry(path.as_str()).await? {
@@ -194,7 +252,11 @@ impl Vfs {
         if entry.is_dir {
             return Err(VfsError::WrongKind("is a folder"));
         }
-        let reader = self.op.reader(&path.storage_key(false)).await?;
+        let reader = self
+            .op
+            .reader_with(&path.storage_key(false))
+            .chunk(CHUNK)
+            .await?;
         let size = entry.size;
         Ok((entry, Download { reader, size }))
     }
@@ -206,7 +268,11 @@ impl Vfs {
         path: &VPath,
         opts: UploadOptions,
     ) -> Result<Upload, VfsError> {
-        self.require_parent_dir(path).await?;
+        if opts.create_parents {
+            self.mkdir_all(caller, &path.parent()).await?;
+        } else {
+            self.require_parent_dir(path).await?;
+        }
         match self.lookup(path).await? {
             Some(e) if e.is_dir => return Err(VfsError::WrongKind("is a folder")),
             Some(_) if opts.create_new => return Err(VfsError::Exists),
@@ -236,11 +302,89 @@ impl Vfs {
             etag: format!("d{now:x}"),
             content_type: None,
             owner: Some(caller.user.clone()),
+            headers: None,
         };
         self.store.insert_dir(&row).await.map_err(|e| match e {
             MetaError::Duplicate => VfsError::Exists,
             e => e.into(),
         })
+    }
+
+    /// Creates a folder and any missing ancestors; existing folders are fine, a file in the way is not.
+    pub async fn mkdir_all(&self, caller: &Caller, path: &VPath) -> Result<(), VfsError> {
+        let mut chain = vec![path.clone()];
+        while let Some(p) = chain.last().map(VPath::parent) {
+            if p.is_root() {
+                break;
+            }
+            chain.push(p);
+        }
+        for p in chain.iter().rev().filter(|p| !p.is_root()) {
+            match self.lookup(p).await? {
+                Some(e) if e.is_dir => continue,
+                Some(_) => return Err(VfsError::Conflict("a file is in the way of a folder")),
+                None => match self.mkdir(caller, p).await {
+                    Ok(()) | Err(VfsError::Exists) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Files below `dir` whose relative name starts with `prefix` and sorts after `after`, in
+    /// name order, at most `limit` (S3's recursive listing); one SQL query.
+    pub async fn files_below(
+        &self,
+        caller: &Caller,
+        dir: &VPath,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, VfsError> {
+        self.stat(caller, dir).await?;
+        let base = if dir.is_root() {
+            String::from("/")
+        } else {
+            format!("{dir}/")
+        };
+        let lo = format!("{base}{prefix}");
+        let hi = format!("{lo}{}", char::MAX);
+        let after = if after.is_empty() {
+            String::new()
+        } else {
+            format!("{base}{after}")
+        };
+        self.store
+            .files_in_range(&lo, &hi, &after, limit as i64)
+            .await?
+            .into_iter()
+            .map(Entry::from_row)
+            .collect()
+    }
+
+    /// Replaces the type and headers of a file, keeping its bytes (S3 metadata REPLACE in place).
+    pub async fn set_headers(
+        &self,
+        caller: &Caller,
+        path: &VPath,
+        content_type: Option<&str>,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(), VfsError> {
+        let e = self.stat(caller, path).await?;
+        if e.is_dir {
+            return Err(VfsError::WrongKind("is a folder"));
+        }
+        let ct = content_type.unwrap_or(&e.content_type);
+        self.store
+            .set_headers(
+                path.as_str(),
+                Some(ct),
+                headers_json(headers).as_deref(),
+                crate::store::now_ms(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Deletes a file, or a folder with everything below it (metadata first, in one transaction).

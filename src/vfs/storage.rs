@@ -30,6 +30,32 @@ impl Default for StorageConfig {
     }
 }
 
+/// Builds the staging operator for multipart parts: `<data_dir>/multipart` for `fs`
+/// (same filesystem as the temporary folder), memory for the `memory` service, and a
+/// `.kura-multipart/` prefix of the same service otherwise.
+pub fn build_staging(cfg: &StorageConfig, data_dir: &Path) -> Result<Operator, VfsError> {
+    match cfg.backend.as_str() {
+        "fs" => {
+            let root = data_dir.join("multipart");
+            std::fs::create_dir_all(&root).map_err(io_err)?;
+            let builder = opendal::services::Fs::default()
+                .root(&root.to_string_lossy())
+                .atomic_write_dir(&temp_dir(data_dir).to_string_lossy());
+            Ok(Operator::new(builder)?)
+        }
+        "memory" => Ok(Operator::new(opendal::services::Memory::default())?),
+        scheme => {
+            let mut opts = cfg.options.clone();
+            let root = opts.get("root").cloned().unwrap_or_default();
+            opts.insert(
+                "root".into(),
+                format!("{}/.kura-multipart/", root.trim_end_matches('/')),
+            );
+            Ok(Operator::via_iter(scheme, opts)?)
+        }
+    }
+}
+
 /// Builds the operator; returns it with the local root folder when the service is `fs`.
 pub fn build_operator(
     cfg: &StorageConfig,

@@ -6,7 +6,8 @@ use super::*;
 
 async fn vfs() -> Vfs {
     let op = Operator::new(opendal::services::Memory::default()).unwrap();
-    Vfs::new(op, Store::in_memory().await.unwrap(), None)
+    let staging = Operator::new(opendal::services::Memory::default()).unwrap();
+    Vfs::new(op, staging, Store::in_memory().await.unwrap(), None)
 }
 
 fn ann() -> Caller {

@@ -1,70 +1,62 @@
 //! Atomic, streaming uploads: bytes go to a temporary object and become visible only on commit.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::{Caller, Entry, VPath, Vfs, VfsError};
 use crate::store::{now_ms, EntryRow};
 
-/// How an upload may treat an existing file.
+/// How an upload may treat an existing file, and what it stores with the bytes.
 #[derive(Clone, Debug, Default)]
 pub struct UploadOptions {
     /// Fail with `Exists` when the file is already there (If-None-Match: *).
     pub create_new: bool,
     /// Fail with `NotFound` when the file is not there (If-Match: *).
     pub must_exist: bool,
+    /// Create missing parent folders (S3 keys imply their prefixes).
+    pub create_parents: bool,
     /// Announced length; the commit fails unless exactly this many bytes arrived.
     pub expected_size: Option<u64>,
     /// MIME type; derived from the name when absent.
     pub content_type: Option<String>,
+    /// Object headers kept with the file (S3 user metadata, Content-Disposition, ...).
+    pub headers: BTreeMap<String, String>,
+    /// ETag to record instead of the content MD5 (multipart objects).
+    pub etag: Option<String>,
+    /// Hex MD5 the content must have (Content-MD5); checked before anything becomes visible.
+    pub content_md5: Option<String>,
 }
 
-/// A write in progress. Dropping it without `commit` discards everything written.
-pub struct Upload {
-    vfs: Vfs,
-    path: VPath,
-    owner: String,
-    opts: UploadOptions,
+/// Bytes streaming into a temporary object, with their MD5 and count; discarded unless closed.
+pub(super) struct Sink {
     writer: Option<opendal::Writer>,
     md5: Md5,
     written: u64,
+    expected: Option<u64>,
+    expected_md5: Option<String>,
+    label: String,
 }
 
-impl std::fmt::Debug for Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload")
-            .field("path", &self.path)
-            .field("written", &self.written)
-            .finish()
-    }
-}
-
-impl Upload {
-    pub(super) async fn start(
-        vfs: Vfs,
-        caller: &Caller,
-        path: VPath,
-        opts: UploadOptions,
-    ) -> Result<Self, VfsError> {
-        let writer = vfs.op.writer(&path.storage_key(false)).await?;
-        Ok(Upload {
-            vfs,
-            path,
-            owner: caller.user.clone(),
-            opts,
+impl Sink {
+    pub(super) fn new(writer: opendal::Writer, expected: Option<u64>, label: String) -> Self {
+        Sink {
             writer: Some(writer),
             md5: Md5::new(),
             written: 0,
-        })
+            expected,
+            expected_md5: None,
+            label,
+        }
     }
 
-    /// Appends a chunk; the chunk is handed to storage, not kept.
-    pub async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
+    pub(super) async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
         let Some(w) = self.writer.as_mut() else {
             return Err(VfsError::Conflict("upload already finished"));
         };
         self.written += chunk.len() as u64;
-        if let Some(expected) = self.opts.expected_size {
+        if let Some(expected) = self.expected {
             if self.written > expected {
                 let got = self.written;
                 self.abort().await;
@@ -79,14 +71,9 @@ impl Upload {
         Ok(())
     }
 
-    /// Bytes received so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    /// Makes the file visible (rename into place) and records its metadata row.
-    pub async fn commit(&mut self) -> Result<Entry, VfsError> {
-        if let Some(expected) = self.opts.expected_size {
+    /// Completes the object; returns the hex MD5 and the size.
+    pub(super) async fn close(&mut self) -> Result<(String, u64), VfsError> {
+        if let Some(expected) = self.expected {
             if self.written != expected {
                 self.abort().await;
                 return Err(VfsError::Incomplete {
@@ -95,11 +82,101 @@ impl Upload {
                 });
             }
         }
+        let md5 = hex::encode(std::mem::take(&mut self.md5).finalize());
+        if let Some(want) = self.expected_md5.take() {
+            if !want.eq_ignore_ascii_case(&md5) {
+                self.abort().await;
+                return Err(VfsError::BadDigest(format!(
+                    "Content-MD5 {want} but the body has {md5}"
+                )));
+            }
+        }
         let Some(mut w) = self.writer.take() else {
             return Err(VfsError::Conflict("upload already finished"));
         };
         w.close().await?;
-        let etag = hex::encode(std::mem::take(&mut self.md5).finalize());
+        Ok((md5, self.written))
+    }
+
+    pub(super) async fn abort(&mut self) {
+        if let Some(mut w) = self.writer.take() {
+            if let Err(e) = w.abort().await {
+                tracing::warn!(target = %self.label, error = %e, "could not discard an aborted upload");
+            }
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.writer.take() {
+            let label = std::mem::take(&mut self.label);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = w.abort().await {
+                        tracing::warn!(target = %label, error = %e, "could not discard a dropped upload");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// A write in progress. Dropping it without `commit` discards everything written.
+pub struct Upload {
+    vfs: Vfs,
+    path: VPath,
+    owner: String,
+    opts: UploadOptions,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("path", &self.path)
+            .field("written", &self.sink.written)
+            .finish()
+    }
+}
+
+impl Upload {
+    pub(super) async fn start(
+        vfs: Vfs,
+        caller: &Caller,
+        path: VPath,
+        opts: UploadOptions,
+    ) -> Result<Self, VfsError> {
+        let writer = vfs.op.writer(&path.storage_key(false)).await?;
+        let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
+        sink.expected_md5 = opts.content_md5.clone();
+        Ok(Upload {
+            vfs,
+            path,
+            owner: caller.user.clone(),
+            opts,
+            sink,
+        })
+    }
+
+    /// Appends a chunk; the chunk is handed to storage, not kept.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
+        self.sink.write(chunk).await
+    }
+
+    /// Bytes received so far.
+    pub fn written(&self) -> u64 {
+        self.sink.written
+    }
+
+    /// Replaces the headers to store (known only after the body, e.g. trailer checksums).
+    pub fn set_headers(&mut self, headers: BTreeMap<String, String>) {
+        self.opts.headers = headers;
+    }
+
+    /// Makes the file visible (rename into place) and records its metadata row.
+    pub async fn commit(&mut self) -> Result<Entry, VfsError> {
+        let (md5, size) = self.sink.close().await?;
         let content_type = self.opts.content_type.clone().unwrap_or_else(|| {
             mime_guess::from_path(self.path.name())
                 .first_or_octet_stream()
@@ -109,11 +186,12 @@ impl Upload {
             path: self.path.as_str().into(),
             parent: self.path.parent().as_str().into(),
             is_dir: false,
-            size: self.written as i64,
+            size: size as i64,
             mtime_ms: now_ms(),
-            etag,
+            etag: self.opts.etag.clone().unwrap_or(md5),
             content_type: Some(content_type),
             owner: Some(self.owner.clone()),
+            headers: super::headers_json(&self.opts.headers),
         };
         self.vfs.store.put_file(&row).await?;
         Entry::from_row(row)
@@ -121,25 +199,6 @@ impl Upload {
 
     /// Discards the temporary object.
     pub async fn abort(&mut self) {
-        if let Some(mut w) = self.writer.take() {
-            if let Err(e) = w.abort().await {
-                tracing::warn!(path = %self.path, error = %e, "could not discard an aborted upload");
-            }
-        }
-    }
-}
-
-impl Drop for Upload {
-    fn drop(&mut self) {
-        if let Some(mut w) = self.writer.take() {
-            let path = self.path.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    if let Err(e) = w.abort().await {
-                        tracing::warn!(%path, error = %e, "could not discard a dropped upload");
-                    }
-                });
-            }
-        }
+        self.sink.abort().await
     }
 }

@@ -1,0 +1,175 @@
+//! S3 access keys: SigV4 needs the secret back, so it is sealed (ChaCha20-Poly1305) with a
+//! server key kept in the data dir, apart from the database.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand::RngCore;
+
+use crate::store::{MetaError, Store};
+
+/// Errors of key management.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The server key file could not be read or created.
+    #[error("server key {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// The server key file is not 32 bytes.
+    #[error("server key {0} is damaged (expected 32 bytes)")]
+    BadServerKey(PathBuf),
+    /// A sealed secret did not open: wrong server key or tampered row.
+    #[error("access key {0} cannot be unsealed with this server key")]
+    Unseal(String),
+    /// The key store failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+/// Seals and opens secrets with the server key.
+#[derive(Clone)]
+pub struct Vault {
+    cipher: ChaCha20Poly1305,
+}
+
+/// A freshly created key: the only moment the secret is shown.
+pub struct NewKey {
+    /// Access key id.
+    pub id: String,
+    /// Secret access key.
+    pub secret: String,
+}
+
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| alphabet[(rng.next_u32() as usize) % alphabet.len()] as char)
+        .collect()
+}
+
+impl Vault {
+    /// Loads `<data_dir>/secret.key`, creating it (mode 0600) on first use.
+    pub fn open(data_dir: &Path) -> Result<Self, KeyError> {
+        let path = data_dir.join("secret.key");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut k = [0u8; 32];
+                rand::thread_rng().fill_bytes(&mut k);
+                write_new_private(&path, &k)?;
+                k.to_vec()
+            }
+            Err(e) => return Err(KeyError::Io(path, e)),
+        };
+        if bytes.len() != 32 {
+            return Err(KeyError::BadServerKey(path));
+        }
+        fn key_bytes(b: &[u8]) -> [u8; 32] {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(b);
+            k
+        }
+        Ok(Vault {
+            cipher: ChaCha20Poly1305::new(&Key::from(key_bytes(&bytes))),
+        })
+    }
+
+    fn seal(&self, id: &str, secret: &str) -> String {
+        let mut nonce = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let ct = self
+            .cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: secret.as_bytes(),
+                    aad: id.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    /// Opens a sealed secret of key `id`.
+    pub fn unseal(&self, id: &str, sealed: &str) -> Result<String, KeyError> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| KeyError::Unseal(id.into()))?;
+        if raw.len() < 12 {
+            return Err(KeyError::Unseal(id.into()));
+        }
+        let (nonce, ct) = raw.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| KeyError::Unseal(id.into()))?;
+        let pt = self
+            .cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ct,
+                    aad: id.as_bytes(),
+                },
+            )
+            .map_err(|_| KeyError::Unseal(id.into()))?;
+        String::from_utf8(pt).map_err(|_| KeyError::Unseal(id.into()))
+    }
+
+    /// Creates a key for `owner` and stores it sealed.
+    pub async fn create(&self, store: &Store, owner: &str) -> Result<NewKey, KeyError> {
+        let id = format!("KURA{}", random_string(16, ID_ALPHABET));
+        let secret = random_string(
+            40,
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        );
+        store
+            .insert_key(&id, owner, &self.seal(&id, &secret))
+            .await?;
+        Ok(NewKey { id, secret })
+    }
+}
+
+fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| KeyError::Io(path.to_path_buf(), e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| KeyError::Io(path.to_path_buf(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn secrets_are_sealed_and_bound_to_their_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory().await.unwrap();
+        store.create_user("ann", "x", false).await.unwrap();
+        let vault = Vault::open(dir.path()).unwrap();
+        let k = vault.create(&store, "ann").await.unwrap();
+        assert_eq!(k.id.len(), 20);
+        let row = store.key(&k.id).await.unwrap().unwrap();
+        assert!(
+            !row.secret_enc.contains(&k.secret),
+            "secret stored in plain text"
+        );
+        // a second open reads the same server key
+        let again = Vault::open(dir.path()).unwrap();
+        assert_eq!(again.unseal(&k.id, &row.secret_enc).unwrap(), k.secret);
+        // moving a sealed secret to another id does not open
+        assert!(again.unseal("KURAOTHER", &row.secret_enc).is_err());
+        // keys go with their user
+        store.delete_user("ann").await.unwrap();
+        assert!(store.key(&k.id).await.unwrap().is_none());
+    }
+}

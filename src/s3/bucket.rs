@@ -1,0 +1,132 @@
+//! Bucket endpoints: a bucket is a top-level folder of the namespace.
+
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use super::auth::caller;
+use super::errors::bucket_error;
+use super::names;
+use super::object::ts;
+use super::service::KuraS3;
+use crate::vfs::{Caller, VPath};
+
+/// The canned ACL view: the caller owns everything it can reach, with FULL_CONTROL.
+pub(super) fn owner_full_control(who: &Caller) -> (Owner, Vec<Grant>) {
+    let owner = Owner {
+        display_name: Some(who.user.clone()),
+        id: Some(who.user.clone()),
+    };
+    let grant = Grant {
+        grantee: Some(Grantee {
+            display_name: Some(who.user.clone()),
+            id: Some(who.user.clone()),
+            type_: Type::from_static(Type::CANONICAL_USER),
+            email_address: None,
+            uri: None,
+        }),
+        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+    };
+    (owner, vec![grant])
+}
+
+impl KuraS3 {
+    pub(super) async fn list_buckets_impl(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let buckets = self
+            .vfs
+            .list(&who, &VPath::root())
+            .await
+            .map_err(bucket_error)?
+            .into_iter()
+            .filter(|e| e.is_dir && s3s::path::check_bucket_name(e.path.name()))
+            .map(|e| Bucket {
+                creation_date: Some(ts(e.http_mtime())),
+                name: Some(e.path.name().to_string()),
+                bucket_region: None,
+            })
+            .collect();
+        let (owner, _) = owner_full_control(&who);
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn create_bucket_impl(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let who = caller(&self.store, &req).await?;
+        if !s3s::path::check_bucket_name(&req.input.bucket) {
+            return Err(s3_error!(InvalidBucketName));
+        }
+        let path = names::bucket(&req.input.bucket)?;
+        self.vfs.mkdir(&who, &path).await.map_err(bucket_error)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{}", req.input.bucket)),
+        }))
+    }
+
+    pub(super) async fn delete_bucket_impl(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let path = self.require_bucket(&who, &req.input.bucket).await?;
+        if !self
+            .vfs
+            .list(&who, &path)
+            .await
+            .map_err(bucket_error)?
+            .is_empty()
+        {
+            return Err(s3_error!(BucketNotEmpty));
+        }
+        self.vfs.delete(&who, &path).await.map_err(bucket_error)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    pub(super) async fn head_bucket_impl(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        let who = caller(&self.store, &req).await?;
+        self.require_bucket(&who, &req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    pub(super) async fn bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let who = caller(&self.store, &req).await?;
+        self.require_bucket(&who, &req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    pub(super) async fn bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let who = caller(&self.store, &req).await?;
+        self.require_bucket(&who, &req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+
+    pub(super) async fn bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let who = caller(&self.store, &req).await?;
+        self.require_bucket(&who, &req.input.bucket).await?;
+        let (owner, grants) = owner_full_control(&who);
+        Ok(S3Response::new(GetBucketAclOutput {
+            owner: Some(owner),
+            grants: Some(grants),
+        }))
+    }
+}

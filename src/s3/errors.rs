@@ -1,0 +1,69 @@
+//! The one place where core errors become S3 error replies.
+
+use http::StatusCode;
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::vfs::VfsError;
+
+/// Kura's own error code for a key that cannot be a file: `a` while `a/b` exists, or the reverse.
+pub const PATH_CONFLICT: &str = "KeyConflict";
+/// Kura's own error code for a key that breaks the naming rules (`a//b`, `..`, NUL, ...).
+pub const INVALID_NAME: &str = "InvalidObjectName";
+
+fn custom(code: &'static str, status: StatusCode, msg: String) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), msg);
+    e.set_status_code(status);
+    e
+}
+
+/// Maps a core error for an object operation; server-side faults are logged here.
+pub fn object_error(e: VfsError) -> S3Error {
+    match e {
+        VfsError::NotFound => S3Error::new(S3ErrorCode::NoSuchKey),
+        VfsError::Exists => {
+            S3Error::with_message(S3ErrorCode::PreconditionFailed, "the object exists")
+        }
+        VfsError::Conflict(m) | VfsError::WrongKind(m) => custom(
+            PATH_CONFLICT,
+            StatusCode::CONFLICT,
+            format!("the key conflicts with an existing object or folder: {m}"),
+        ),
+        VfsError::InvalidPath(m) => invalid_name(m),
+        VfsError::Incomplete { expected, got } => S3Error::with_message(
+            S3ErrorCode::IncompleteBody,
+            format!("expected {expected} bytes, received {got}"),
+        ),
+        VfsError::BadDigest(m) => S3Error::with_message(S3ErrorCode::BadDigest, m),
+        VfsError::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
+        VfsError::InvalidPart(m) => S3Error::with_message(S3ErrorCode::InvalidPart, m),
+        VfsError::InvalidPartOrder => S3Error::new(S3ErrorCode::InvalidPartOrder),
+        VfsError::EntityTooSmall => S3Error::new(S3ErrorCode::EntityTooSmall),
+        VfsError::InvalidArgument(m) => S3Error::with_message(S3ErrorCode::InvalidArgument, m),
+        VfsError::Storage(e) => {
+            tracing::error!(error = %e, "storage failure");
+            S3Error::new(S3ErrorCode::InternalError)
+        }
+        VfsError::Meta(e) => {
+            tracing::error!(error = %e, "metadata failure");
+            S3Error::new(S3ErrorCode::InternalError)
+        }
+    }
+}
+
+/// Maps a core error for a bucket operation (the bucket is the object that is missing).
+pub fn bucket_error(e: VfsError) -> S3Error {
+    match e {
+        VfsError::NotFound => S3Error::new(S3ErrorCode::NoSuchBucket),
+        VfsError::Exists => S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou),
+        other => object_error(other),
+    }
+}
+
+/// A key or bucket name that cannot be a path.
+pub fn invalid_name(m: impl std::fmt::Display) -> S3Error {
+    custom(
+        INVALID_NAME,
+        StatusCode::BAD_REQUEST,
+        format!("invalid object name: {m}"),
+    )
+}

@@ -1,0 +1,303 @@
+//! Multipart endpoints over the core's staging area and atomic assembly.
+
+use futures_util::TryStreamExt;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use super::auth::caller;
+use super::checksum::Checker;
+use super::errors::object_error;
+use super::names;
+use super::object::{trailer_names, ts, StoredHeaders};
+use super::service::KuraS3;
+use crate::vfs::CompletedPart;
+
+impl KuraS3 {
+    pub(super) async fn mp_create(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        self.require_bucket(&who, &input.bucket).await?;
+        let op = names::object(&input.bucket, &input.key)?;
+        let headers = StoredHeaders {
+            metadata: input.metadata,
+            cache_control: input.cache_control,
+            content_disposition: input.content_disposition,
+            content_encoding: input.content_encoding,
+            content_language: input.content_language,
+        }
+        .into_map();
+        let id = self
+            .vfs
+            .multipart_start(&who, &op.path, input.content_type, headers)
+            .await
+            .map_err(object_error)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(id),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn mp_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let names_t = trailer_names(&req.headers);
+        let trailers = req.trailing_headers.clone();
+        let input = req.input;
+        let op = names::object(&input.bucket, &input.key)?;
+        let declared = Checksum {
+            checksum_crc32: input.checksum_crc32,
+            checksum_crc32c: input.checksum_crc32c,
+            checksum_crc64nvme: input.checksum_crc64nvme,
+            checksum_sha1: input.checksum_sha1,
+            checksum_sha256: input.checksum_sha256,
+            ..Default::default()
+        };
+        let mut checker = Checker::new(input.checksum_algorithm.as_ref(), declared, &names_t)?;
+        let mut part = self
+            .vfs
+            .multipart_part(
+                &who,
+                &input.upload_id,
+                &op.path,
+                i64::from(input.part_number),
+                input.content_length.map(|l| l.max(0) as u64),
+            )
+            .await
+            .map_err(object_error)?;
+        let Some(mut body) = input.body else {
+            return Err(s3_error!(IncompleteBody));
+        };
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| s3_error!(IncompleteBody, "body ended early: {e}"))?
+        {
+            checker.update(&chunk);
+            part.write(chunk).await.map_err(object_error)?;
+        }
+        let sums = checker.verify(trailers.and_then(|t| t.take()))?;
+        let row = part.commit().await.map_err(object_error)?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(row.etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn mp_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        let CopySource::Bucket {
+            bucket: sb,
+            key: sk,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(
+                NotImplemented,
+                "only bucket/key copy sources are supported"
+            ));
+        };
+        self.require_bucket(&who, sb).await?;
+        let src = names::object(sb, sk)?;
+        let (entry, dl) = self
+            .vfs
+            .open_read(&who, &src.path)
+            .await
+            .map_err(object_error)?;
+        let range = match &input.copy_source_range {
+            None => 0..entry.size,
+            Some(r) => {
+                let spec = r
+                    .strip_prefix("bytes=")
+                    .ok_or_else(|| s3_error!(InvalidArgument))?;
+                let (a, b) = spec
+                    .split_once('-')
+                    .ok_or_else(|| s3_error!(InvalidArgument))?;
+                let a: u64 = a.parse().map_err(|_| s3_error!(InvalidArgument))?;
+                let b: u64 = b.parse().map_err(|_| s3_error!(InvalidArgument))?;
+                if a > b || b >= entry.size {
+                    return Err(s3_error!(InvalidRange));
+                }
+                a..b + 1
+            }
+        };
+        let dst = names::object(&input.bucket, &input.key)?;
+        let mut part = self
+            .vfs
+            .multipart_part(
+                &who,
+                &input.upload_id,
+                &dst.path,
+                i64::from(input.part_number),
+                Some(range.end - range.start),
+            )
+            .await
+            .map_err(object_error)?;
+        let mut stream = dl.into_stream(range).await.map_err(object_error)?;
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|e| s3_error!(InternalError, "{e}"))?
+        {
+            part.write(chunk).await.map_err(object_error)?;
+        }
+        let row = part.commit().await.map_err(object_error)?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(row.etag)),
+                last_modified: Some(ts(std::time::SystemTime::now())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn mp_complete(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        self.require_bucket(&who, &input.bucket).await?;
+        let op = names::object(&input.bucket, &input.key)?;
+        let parts: Vec<CompletedPart> = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| CompletedPart {
+                number: i64::from(p.part_number.unwrap_or(0)),
+                etag: p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
+            })
+            .collect();
+        let entry = self
+            .vfs
+            .multipart_complete(&who, &input.upload_id, &op.path, &parts)
+            .await
+            .map_err(object_error)?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(ETag::Strong(entry.etag)),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn mp_abort(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        let op = names::object(&input.bucket, &input.key)?;
+        self.vfs
+            .multipart_abort(&who, &input.upload_id, &op.path)
+            .await
+            .map_err(object_error)?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    pub(super) async fn mp_list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        let op = names::object(&input.bucket, &input.key)?;
+        let after = input.part_number_marker.unwrap_or(0);
+        let max = input.max_parts.unwrap_or(1000).clamp(1, 1000) as usize;
+        let all = self
+            .vfs
+            .multipart_parts(&who, &input.upload_id, &op.path)
+            .await
+            .map_err(object_error)?;
+        let rest: Vec<_> = all
+            .into_iter()
+            .filter(|p| p.number > i64::from(after))
+            .collect();
+        let truncated = rest.len() > max;
+        let parts: Vec<Part> = rest
+            .into_iter()
+            .take(max)
+            .map(|p| Part {
+                part_number: Some(p.number as i32),
+                size: Some(p.size),
+                e_tag: Some(ETag::Strong(p.etag)),
+                last_modified: Some(ts(std::time::UNIX_EPOCH
+                    + std::time::Duration::from_millis(p.mtime_ms.max(0) as u64))),
+                ..Default::default()
+            })
+            .collect();
+        let next = parts.last().and_then(|p| p.part_number);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            part_number_marker: Some(after),
+            next_part_number_marker: truncated.then_some(next).flatten(),
+            max_parts: Some(max as i32),
+            is_truncated: Some(truncated),
+            parts: Some(parts),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn mp_list_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        let bucket_path = self.require_bucket(&who, &input.bucket).await?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let uploads = self
+            .vfs
+            .multipart_list(&who, &bucket_path, &prefix)
+            .await
+            .map_err(object_error)?
+            .into_iter()
+            .map(|u| MultipartUpload {
+                key: Some(
+                    u.path
+                        .strip_prefix(&format!("{bucket_path}/"))
+                        .unwrap_or(&u.path)
+                        .to_string(),
+                ),
+                upload_id: Some(u.id),
+                initiator: Some(Initiator {
+                    display_name: Some(u.owner.clone()),
+                    id: Some(u.owner.clone()),
+                }),
+                owner: Some(Owner {
+                    display_name: Some(u.owner.clone()),
+                    id: Some(u.owner),
+                }),
+                initiated: Some(ts(std::time::UNIX_EPOCH
+                    + std::time::Duration::from_millis(u.created_ms.max(0) as u64))),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            uploads: Some(uploads),
+            is_truncated: Some(false),
+            ..Default::default()
+        }))
+    }
+}

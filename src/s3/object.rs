@@ -1,0 +1,581 @@
+//! Object endpoints: PUT, GET, HEAD, DELETE, DeleteObjects, CopyObject, ACL and attributes views.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use futures_util::TryStreamExt;
+use s3s::dto::*;
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+
+use super::auth::caller;
+use super::checksum::{self, Checker};
+use super::errors::{bucket_error, object_error};
+use super::names;
+use super::service::KuraS3;
+use crate::vfs::{Caller, Entry, UploadOptions, VPath, VfsError};
+
+/// MD5 of nothing: the ETag of a folder marker.
+const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+/// Headers S3 stores with an object, as Kura keeps them.
+#[derive(Default)]
+pub(super) struct StoredHeaders {
+    pub metadata: Option<Metadata>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+}
+
+impl StoredHeaders {
+    pub fn into_map(self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        for (k, v) in self.metadata.unwrap_or_default() {
+            m.insert(format!("x-amz-meta-{}", k.to_ascii_lowercase()), v);
+        }
+        for (k, v) in [
+            ("cache-control", self.cache_control),
+            ("content-disposition", self.content_disposition),
+            ("content-encoding", self.content_encoding),
+            ("content-language", self.content_language),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), v);
+            }
+        }
+        m
+    }
+}
+
+pub(super) fn user_metadata(h: &BTreeMap<String, String>) -> Option<Metadata> {
+    let m: Metadata = h
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("x-amz-meta-")
+                .map(|k| (k.to_string(), v.clone()))
+        })
+        .collect();
+    (!m.is_empty()).then_some(m)
+}
+
+pub(super) fn ts(t: SystemTime) -> Timestamp {
+    Timestamp::from(t)
+}
+
+fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
+    match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag,
+    }
+}
+
+fn offset(t: &Timestamp) -> time::OffsetDateTime {
+    time::OffsetDateTime::from(t.clone())
+}
+
+/// GET/HEAD preconditions in S3's order of precedence.
+fn check_conditions(
+    e: &Entry,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let mtime = time::OffsetDateTime::from(e.http_mtime());
+    if let Some(m) = if_match {
+        if !etag_matches(m, &e.etag) {
+            return Err(s3_error!(PreconditionFailed));
+        }
+    } else if let Some(t) = if_unmodified_since {
+        if mtime > offset(t) {
+            return Err(s3_error!(PreconditionFailed));
+        }
+    }
+    if let Some(n) = if_none_match {
+        if etag_matches(n, &e.etag) {
+            return Err(not_modified());
+        }
+    } else if let Some(t) = if_modified_since {
+        if mtime <= offset(t) {
+            return Err(not_modified());
+        }
+    }
+    Ok(())
+}
+
+fn not_modified() -> S3Error {
+    let mut e = S3Error::new(S3ErrorCode::NotModified);
+    e.set_status_code(http::StatusCode::NOT_MODIFIED);
+    e
+}
+
+impl KuraS3 {
+    /// The bucket's folder, or NoSuchBucket.
+    pub(super) async fn require_bucket(&self, who: &Caller, bucket: &str) -> S3Result<VPath> {
+        let p = names::bucket(bucket)?;
+        match self.vfs.stat(who, &p).await {
+            Ok(e) if e.is_dir => Ok(p),
+            Ok(_) | Err(VfsError::NotFound) => Err(s3_error!(NoSuchBucket)),
+            Err(e) => Err(bucket_error(e)),
+        }
+    }
+
+    /// A file entry, or NoSuchKey (folders are not objects, except as markers).
+    async fn object_entry(&self, who: &Caller, bucket: &str, key: &str) -> S3Result<Entry> {
+        self.require_bucket(who, bucket).await?;
+        let op = names::object(bucket, key)?;
+        match self.vfs.stat(who, &op.path).await {
+            Ok(e) if e.is_dir == op.marker => Ok(e),
+            Ok(_) | Err(VfsError::NotFound) => Err(s3_error!(NoSuchKey)),
+            Err(e) => Err(object_error(e)),
+        }
+    }
+
+    pub(super) async fn put(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let trailer_names = trailer_names(&req.headers);
+        let trailers = req.trailing_headers.clone();
+        let input = req.input;
+        self.require_bucket(&who, &input.bucket).await?;
+        let op = names::object(&input.bucket, &input.key)?;
+        if op.marker {
+            if input.content_length.unwrap_or(0) > 0 {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "a folder marker (key ending in /) has no content"
+                ));
+            }
+            self.vfs
+                .mkdir_all(&who, &op.path)
+                .await
+                .map_err(object_error)?;
+            return Ok(S3Response::new(PutObjectOutput {
+                e_tag: Some(ETag::Strong(EMPTY_MD5.into())),
+                ..Default::default()
+            }));
+        }
+        let existing = match self.vfs.stat(&who, &op.path).await {
+            Ok(e) => Some(e),
+            Err(VfsError::NotFound) => None,
+            Err(e) => return Err(object_error(e)),
+        };
+        if let Some(ETagCondition::ETag(want)) = &input.if_match {
+            if existing.as_ref().is_none_or(|e| e.etag != want.value()) {
+                return Err(s3_error!(PreconditionFailed));
+            }
+        }
+        let declared = Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            ..Default::default()
+        };
+        let mut checker =
+            Checker::new(input.checksum_algorithm.as_ref(), declared, &trailer_names)?;
+        let content_md5 = match &input.content_md5 {
+            Some(b64) => Some(md5_hex(b64)?),
+            None => None,
+        };
+        let headers = StoredHeaders {
+            metadata: input.metadata,
+            cache_control: input.cache_control,
+            content_disposition: input.content_disposition,
+            content_encoding: input.content_encoding,
+            content_language: input.content_language,
+        };
+        let mut stored = headers.into_map();
+        let opts = UploadOptions {
+            create_new: matches!(input.if_none_match, Some(ETagCondition::Any)),
+            must_exist: matches!(input.if_match, Some(ETagCondition::Any)),
+            create_parents: true,
+            expected_size: input.content_length.map(|l| l.max(0) as u64),
+            content_type: input.content_type,
+            content_md5,
+            ..Default::default()
+        };
+        let mut up = self
+            .vfs
+            .upload(&who, &op.path, opts)
+            .await
+            .map_err(object_error)?;
+        let Some(mut body) = input.body else {
+            return Err(s3_error!(IncompleteBody));
+        };
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| s3_error!(IncompleteBody, "body ended early: {e}"))?
+        {
+            checker.update(&chunk);
+            up.write(chunk).await.map_err(object_error)?;
+        }
+        let sums = match checker.verify(trailers.and_then(|t| t.take())) {
+            Ok(s) => s,
+            Err(e) => {
+                up.abort().await;
+                return Err(e);
+            }
+        };
+        checksum::to_headers(&sums, &mut stored);
+        up.set_headers(stored);
+        let entry = up.commit().await.map_err(object_error)?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(entry.etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn get(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        let entry = self.object_entry(&who, &input.bucket, &input.key).await?;
+        check_conditions(
+            &entry,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
+        let size = entry.size;
+        let (range, content_range) = match &input.range {
+            None => (0..size, None),
+            Some(r) => {
+                let r = r.check(size).map_err(|_| s3_error!(InvalidRange))?;
+                let cr = format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), size);
+                (r, Some(cr))
+            }
+        };
+        let whole = content_range.is_none();
+        let body = if entry.is_dir {
+            StreamingBlob::wrap(futures_util::stream::empty::<
+                Result<bytes::Bytes, std::io::Error>,
+            >())
+        } else {
+            let (_, dl) = self
+                .vfs
+                .open_read(&who, &entry.path)
+                .await
+                .map_err(object_error)?;
+            StreamingBlob::wrap(dl.into_stream(range.clone()).await.map_err(object_error)?)
+        };
+        let sums = if whole && is_enabled(input.checksum_mode.as_ref()) {
+            checksum::from_headers(&entry.headers)
+        } else {
+            Checksum::default()
+        };
+        let h = &entry.headers;
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(body),
+            accept_ranges: Some("bytes".into()),
+            content_length: Some((range.end - range.start) as i64),
+            content_range,
+            e_tag: Some(ETag::Strong(entry.etag.clone())),
+            last_modified: Some(ts(entry.http_mtime())),
+            content_type: input
+                .response_content_type
+                .or(Some(entry.content_type.clone())),
+            content_disposition: input
+                .response_content_disposition
+                .or_else(|| h.get("content-disposition").cloned()),
+            content_encoding: input
+                .response_content_encoding
+                .or_else(|| h.get("content-encoding").cloned()),
+            content_language: input
+                .response_content_language
+                .or_else(|| h.get("content-language").cloned()),
+            cache_control: input
+                .response_cache_control
+                .or_else(|| h.get("cache-control").cloned()),
+            metadata: user_metadata(h),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn head(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        let entry = self.object_entry(&who, &input.bucket, &input.key).await?;
+        check_conditions(
+            &entry,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
+        let sums = if is_enabled(input.checksum_mode.as_ref()) {
+            checksum::from_headers(&entry.headers)
+        } else {
+            Checksum::default()
+        };
+        let h = &entry.headers;
+        Ok(S3Response::new(HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(entry.size as i64),
+            e_tag: Some(ETag::Strong(entry.etag.clone())),
+            last_modified: Some(ts(entry.http_mtime())),
+            content_type: input
+                .response_content_type
+                .or(Some(entry.content_type.clone())),
+            content_disposition: h.get("content-disposition").cloned(),
+            content_encoding: h.get("content-encoding").cloned(),
+            content_language: h.get("content-language").cloned(),
+            cache_control: h.get("cache-control").cloned(),
+            metadata: user_metadata(h),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            ..Default::default()
+        }))
+    }
+
+    /// Deletes one key; a missing key is success (S3 semantics), a folder only when empty.
+    async fn delete_key(&self, who: &Caller, bucket: &str, key: &str) -> S3Result<()> {
+        let op = names::object(bucket, key)?;
+        match self.vfs.stat(who, &op.path).await {
+            Err(VfsError::NotFound) => Ok(()),
+            Err(e) => Err(object_error(e)),
+            Ok(e) if e.is_dir => {
+                if !op.marker {
+                    return Ok(());
+                }
+                let children = self.vfs.list(who, &op.path).await.map_err(object_error)?;
+                if children.is_empty() {
+                    self.vfs.delete(who, &op.path).await.map_err(object_error)?;
+                }
+                Ok(())
+            }
+            Ok(_) if op.marker => Ok(()),
+            Ok(_) => match self.vfs.delete(who, &op.path).await {
+                Ok(()) | Err(VfsError::NotFound) => Ok(()),
+                Err(e) => Err(object_error(e)),
+            },
+        }
+    }
+
+    pub(super) async fn delete(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let who = caller(&self.store, &req).await?;
+        self.require_bucket(&who, &req.input.bucket).await?;
+        self.delete_key(&who, &req.input.bucket, &req.input.key)
+            .await?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    pub(super) async fn delete_many(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        self.require_bucket(&who, &input.bucket).await?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for obj in input.delete.objects {
+            match self.delete_key(&who, &input.bucket, &obj.key).await {
+                Ok(()) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(obj.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => errors.push(Error {
+                    code: Some(e.code().as_str().to_string()),
+                    message: e.message().map(str::to_string),
+                    key: Some(obj.key),
+                    ..Default::default()
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn copy(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let input = req.input;
+        let CopySource::Bucket {
+            bucket: sb,
+            key: sk,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(
+                NotImplemented,
+                "only bucket/key copy sources are supported"
+            ));
+        };
+        let src = self.object_entry(&who, sb, sk).await?;
+        if src.is_dir {
+            return Err(s3_error!(
+                InvalidRequest,
+                "folders cannot be copied through S3"
+            ));
+        }
+        if let Some(m) = &input.copy_source_if_match {
+            if !etag_matches(m, &src.etag) {
+                return Err(s3_error!(PreconditionFailed));
+            }
+        }
+        if let Some(n) = &input.copy_source_if_none_match {
+            if etag_matches(n, &src.etag) {
+                return Err(s3_error!(PreconditionFailed));
+            }
+        }
+        self.require_bucket(&who, &input.bucket).await?;
+        let dst = names::object(&input.bucket, &input.key)?;
+        if dst.marker {
+            return Err(object_error(VfsError::WrongKind(
+                "a folder marker cannot be a copy target",
+            )));
+        }
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if dst.path == src.path && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
+            ));
+        }
+        if dst.path != src.path {
+            self.vfs
+                .mkdir_all(&who, &dst.path.parent())
+                .await
+                .map_err(object_error)?;
+            self.vfs
+                .copy(&who, &src.path, &dst.path)
+                .await
+                .map_err(object_error)?;
+        }
+        if replace {
+            let mut stored = StoredHeaders {
+                metadata: input.metadata,
+                cache_control: input.cache_control,
+                content_disposition: input.content_disposition,
+                content_encoding: input.content_encoding,
+                content_language: input.content_language,
+            }
+            .into_map();
+            // the bytes did not change, so their checksums still hold
+            for n in checksum::NAMES {
+                if let Some(v) = src.headers.get(n) {
+                    stored.insert(n.to_string(), v.clone());
+                }
+            }
+            self.vfs
+                .set_headers(&who, &dst.path, input.content_type.as_deref(), &stored)
+                .await
+                .map_err(object_error)?;
+        }
+        let e = self.vfs.stat(&who, &dst.path).await.map_err(object_error)?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(e.etag.clone())),
+                last_modified: Some(ts(e.http_mtime())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let who = caller(&self.store, &req).await?;
+        self.object_entry(&who, &req.input.bucket, &req.input.key)
+            .await?;
+        let (owner, grants) = super::bucket::owner_full_control(&who);
+        Ok(S3Response::new(GetObjectAclOutput {
+            owner: Some(owner),
+            grants: Some(grants),
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let who = caller(&self.store, &req).await?;
+        let e = self
+            .object_entry(&who, &req.input.bucket, &req.input.key)
+            .await?;
+        let sums = checksum::from_headers(&e.headers);
+        let has_sum = sums.checksum_crc32.is_some()
+            || sums.checksum_crc32c.is_some()
+            || sums.checksum_crc64nvme.is_some()
+            || sums.checksum_sha1.is_some()
+            || sums.checksum_sha256.is_some();
+        Ok(S3Response::new(GetObjectAttributesOutput {
+            e_tag: Some(ETag::Strong(e.etag.clone())),
+            last_modified: Some(ts(e.http_mtime())),
+            object_size: Some(e.size as i64),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            checksum: has_sum.then_some(sums),
+            ..Default::default()
+        }))
+    }
+}
+
+fn is_enabled(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+}
+
+/// Names the client announced in `x-amz-trailer`.
+pub(super) fn trailer_names(h: &http::HeaderMap) -> Vec<String> {
+    h.get_all("x-amz-trailer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Content-MD5 (base64) as hex.
+fn md5_hex(b64: &str) -> S3Result<String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| s3_error!(InvalidDigest))?;
+    if raw.len() != 16 {
+        return Err(s3_error!(InvalidDigest));
+    }
+    Ok(hex::encode(raw))
+}

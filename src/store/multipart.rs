@@ -1,0 +1,153 @@
+//! Multipart upload rows: the upload (target path, owner, headers) and its received parts.
+
+use sqlx::Row;
+
+use super::{now_ms, MetaError, Store};
+
+/// An upload in progress.
+#[derive(Clone, Debug)]
+pub struct UploadRow {
+    /// Upload id given to the client.
+    pub id: String,
+    /// Canonical path the object will have.
+    pub path: String,
+    /// User who started it.
+    pub owner: String,
+    /// Headers to store with the object, as JSON.
+    pub headers: Option<String>,
+    /// Start time, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// A received part.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartRow {
+    /// 1..=10000.
+    pub number: i64,
+    /// Bytes.
+    pub size: i64,
+    /// Hex MD5 of the part.
+    pub etag: String,
+    /// Upload time, ms since the epoch.
+    pub mtime_ms: i64,
+}
+
+fn to_upload(r: sqlx::sqlite::SqliteRow) -> UploadRow {
+    UploadRow {
+        id: r.get(0),
+        path: r.get(1),
+        owner: r.get(2),
+        headers: r.get(3),
+        created_ms: r.get(4),
+    }
+}
+
+impl Store {
+    /// Records a new multipart upload.
+    pub async fn insert_upload(
+        &self,
+        id: &str,
+        path: &str,
+        owner: &str,
+        headers: Option<&str>,
+    ) -> Result<(), MetaError> {
+        sqlx::query("INSERT INTO multipart_uploads (id, path, owner, headers, created_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(path)
+            .bind(owner)
+            .bind(headers)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One upload by id.
+    pub async fn upload_row(&self, id: &str) -> Result<Option<UploadRow>, MetaError> {
+        let row = sqlx::query(
+            "SELECT id, path, owner, headers, created_ms FROM multipart_uploads WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(to_upload))
+    }
+
+    /// Uploads whose target lies in `[from, to)`, by path then start time.
+    pub async fn uploads_in_range(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<UploadRow>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT id, path, owner, headers, created_ms FROM multipart_uploads
+             WHERE path >= $1 AND path < $2 ORDER BY path, created_ms",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(to_upload).collect())
+    }
+
+    /// Uploads started before `before_ms` (for the stale sweep).
+    pub async fn uploads_older_than(&self, before_ms: i64) -> Result<Vec<UploadRow>, MetaError> {
+        let rows = sqlx::query("SELECT id, path, owner, headers, created_ms FROM multipart_uploads WHERE created_ms < $1")
+            .bind(before_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(to_upload).collect())
+    }
+
+    /// Records (or replaces) a part.
+    pub async fn put_part(&self, upload: &str, p: &PartRow) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (upload_id, part_number) DO UPDATE SET size = excluded.size, etag = excluded.etag,
+               mtime_ms = excluded.mtime_ms",
+        )
+        .bind(upload)
+        .bind(p.number)
+        .bind(p.size)
+        .bind(&p.etag)
+        .bind(p.mtime_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Parts of an upload, by number.
+    pub async fn parts(&self, upload: &str) -> Result<Vec<PartRow>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT part_number, size, etag, mtime_ms FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number",
+        )
+        .bind(upload)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PartRow {
+                number: r.get(0),
+                size: r.get(1),
+                etag: r.get(2),
+                mtime_ms: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Forgets an upload and its parts; false when it was already gone.
+    pub async fn delete_upload(&self, id: &str) -> Result<bool, MetaError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM multipart_uploads WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+}

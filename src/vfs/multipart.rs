@@ -1,0 +1,252 @@
+//! Multipart uploads: parts stream to a staging area outside the visible tree and are
+//! assembled, in order, into one atomic upload on completion.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use md5::{Digest, Md5};
+
+use super::upload::Sink;
+use super::{headers_from, headers_json, Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
+use crate::store::{now_ms, PartRow, UploadRow};
+
+/// Smallest part S3 accepts, except for the last one.
+pub const MIN_PART_SIZE: i64 = 5 * 1024 * 1024;
+/// Highest part number S3 allows.
+pub const MAX_PART_NUMBER: i64 = 10_000;
+
+/// A part named by the client in CompleteMultipartUpload.
+#[derive(Clone, Debug)]
+pub struct CompletedPart {
+    /// Part number.
+    pub number: i64,
+    /// ETag the client got for it (hex MD5, quotes removed).
+    pub etag: String,
+}
+
+/// A part being received; dropped without `commit`, it leaves nothing.
+pub struct PartUpload {
+    vfs: Vfs,
+    upload_id: String,
+    number: i64,
+    sink: Sink,
+}
+
+impl PartUpload {
+    /// Appends a chunk of the part.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
+        self.sink.write(chunk).await
+    }
+
+    /// Stores the part and records it.
+    pub async fn commit(&mut self) -> Result<PartRow, VfsError> {
+        let (md5, size) = self.sink.close().await?;
+        let row = PartRow {
+            number: self.number,
+            size: size as i64,
+            etag: md5,
+            mtime_ms: now_ms(),
+        };
+        self.vfs.store.put_part(&self.upload_id, &row).await?;
+        Ok(row)
+    }
+}
+
+fn part_key(upload: &str, number: i64) -> String {
+    format!("{upload}/{number:05}")
+}
+
+impl Vfs {
+    /// Starts a multipart upload of `path`; the object is created only on completion.
+    pub async fn multipart_start(
+        &self,
+        caller: &Caller,
+        path: &VPath,
+        content_type: Option<String>,
+        mut headers: BTreeMap<String, String>,
+    ) -> Result<String, VfsError> {
+        if path.parent().is_root() {
+            return Err(VfsError::Conflict("objects live inside a bucket"));
+        }
+        if let Some(e) = self.lookup(path).await? {
+            if e.is_dir {
+                return Err(VfsError::WrongKind("is a folder"));
+            }
+        }
+        if let Some(ct) = content_type {
+            headers.insert("content-type".into(), ct);
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.store
+            .insert_upload(
+                &id,
+                path.as_str(),
+                &caller.user,
+                headers_json(&headers).as_deref(),
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// The upload row, if it exists and targets `path`.
+    pub async fn multipart_get(
+        &self,
+        _caller: &Caller,
+        id: &str,
+        path: &VPath,
+    ) -> Result<UploadRow, VfsError> {
+        match self.store.upload_row(id).await? {
+            Some(u) if u.path == path.as_str() => Ok(u),
+            _ => Err(VfsError::NoSuchUpload),
+        }
+    }
+
+    /// Starts receiving part `number` of upload `id`.
+    pub async fn multipart_part(
+        &self,
+        caller: &Caller,
+        id: &str,
+        path: &VPath,
+        number: i64,
+        expected_size: Option<u64>,
+    ) -> Result<PartUpload, VfsError> {
+        if !(1..=MAX_PART_NUMBER).contains(&number) {
+            return Err(VfsError::InvalidArgument("part numbers are 1 to 10000"));
+        }
+        self.multipart_get(caller, id, path).await?;
+        let writer = self.staging.writer(&part_key(id, number)).await?;
+        Ok(PartUpload {
+            vfs: self.clone(),
+            upload_id: id.to_string(),
+            number,
+            sink: Sink::new(writer, expected_size, format!("upload {id} part {number}")),
+        })
+    }
+
+    /// Parts received so far.
+    pub async fn multipart_parts(
+        &self,
+        caller: &Caller,
+        id: &str,
+        path: &VPath,
+    ) -> Result<Vec<PartRow>, VfsError> {
+        self.multipart_get(caller, id, path).await?;
+        Ok(self.store.parts(id).await?)
+    }
+
+    /// Uploads in progress below `dir` whose name starts with `prefix`.
+    pub async fn multipart_list(
+        &self,
+        _caller: &Caller,
+        dir: &VPath,
+        prefix: &str,
+    ) -> Result<Vec<UploadRow>, VfsError> {
+        let lo = format!("{dir}/{prefix}");
+        let hi = format!("{lo}{}", char::MAX);
+        Ok(self.store.uploads_in_range(&lo, &hi).await?)
+    }
+
+    /// Assembles the named parts, in order, into the object: one atomic commit.
+    pub async fn multipart_complete(
+        &self,
+        caller: &Caller,
+        id: &str,
+        path: &VPath,
+        parts: &[CompletedPart],
+    ) -> Result<Entry, VfsError> {
+        let upload = self.multipart_get(caller, id, path).await?;
+        if parts.is_empty() {
+            return Err(VfsError::InvalidPart(
+                "at least one part is required".into(),
+            ));
+        }
+        let stored: BTreeMap<i64, PartRow> = self
+            .store
+            .parts(id)
+            .await?
+            .into_iter()
+            .map(|p| (p.number, p))
+            .collect();
+        let mut chosen = Vec::with_capacity(parts.len());
+        let mut md5s = Md5::new();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 && p.number <= parts[i - 1].number {
+                return Err(VfsError::InvalidPartOrder);
+            }
+            let Some(row) = stored.get(&p.number) else {
+                return Err(VfsError::InvalidPart(format!(
+                    "part {} was not uploaded",
+                    p.number
+                )));
+            };
+            if !row.etag.eq_ignore_ascii_case(p.etag.trim_matches('"')) {
+                return Err(VfsError::InvalidPart(format!(
+                    "part {} has another ETag",
+                    p.number
+                )));
+            }
+            if i + 1 < parts.len() && row.size < MIN_PART_SIZE {
+                return Err(VfsError::EntityTooSmall);
+            }
+            md5s.update(hex::decode(&row.etag).unwrap_or_default());
+            chosen.push(row.clone());
+        }
+        let total: i64 = chosen.iter().map(|p| p.size).sum();
+        let mut headers = headers_from(upload.headers.as_deref());
+        let content_type = headers.remove("content-type");
+        let opts = UploadOptions {
+            create_parents: true,
+            expected_size: Some(total as u64),
+            content_type,
+            headers,
+            etag: Some(format!("{}-{}", hex::encode(md5s.finalize()), chosen.len())),
+            ..Default::default()
+        };
+        let mut up = self.upload(caller, path, opts).await?;
+        for p in &chosen {
+            let reader = self.staging.reader(&part_key(id, p.number)).await?;
+            let mut stream = reader.into_bytes_stream(0..p.size as u64).await?;
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|e| opendal::Error::new(opendal::ErrorKind::Unexpected, e.to_string()))?
+            {
+                up.write(chunk).await?;
+            }
+        }
+        let entry = up.commit().await?;
+        self.multipart_discard(id).await?;
+        Ok(entry)
+    }
+
+    /// Abandons an upload and deletes its parts.
+    pub async fn multipart_abort(
+        &self,
+        caller: &Caller,
+        id: &str,
+        path: &VPath,
+    ) -> Result<(), VfsError> {
+        self.multipart_get(caller, id, path).await?;
+        self.multipart_discard(id).await
+    }
+
+    async fn multipart_discard(&self, id: &str) -> Result<(), VfsError> {
+        self.store.delete_upload(id).await?;
+        self.staging
+            .delete_with(&format!("{id}/"))
+            .recursive(true)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes uploads started more than `max_age` ago; returns how many.
+    pub async fn multipart_expire(&self, max_age: std::time::Duration) -> Result<usize, VfsError> {
+        let cutoff = now_ms() - max_age.as_millis() as i64;
+        let stale = self.store.uploads_older_than(cutoff).await?;
+        for u in &stale {
+            self.multipart_discard(&u.id).await?;
+        }
+        Ok(stale.len())
+    }
+}
