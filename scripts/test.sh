@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lint, unit tests, and conformance tests with real clients
-# (litmus, cadaver, rclone, curl) against a real server on 127.0.0.1.
+# (litmus, cadaver, rclone, curl, aws-cli, boto3, s3cmd) against a real server on 127.0.0.1.
 # Installs the Debian packages it needs; fails loudly if one cannot be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(litmus cadaver rclone curl sha256sum)
-packages=(litmus cadaver rclone curl coreutils)
+tools=(litmus cadaver rclone curl sha256sum s3cmd)
+packages=(litmus cadaver rclone curl coreutils s3cmd)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
@@ -18,9 +18,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-for t in "${tools[@]}"; do
+# aws-cli and the newest boto3 with the CRT (CRC32C and CRC64NVME checksums) from PyPI
+if ! command -v aws >/dev/null 2>&1 || ! python3 -c "import boto3, awscrt" >/dev/null 2>&1; then
+  echo "test.sh: installing awscli and boto3[crt] from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check awscli "boto3[crt]"
+fi
+for t in "${tools[@]}" aws python3; do
   command -v "$t" >/dev/null 2>&1 || { echo "test.sh: required tool '$t' is missing and could not be installed" >&2; exit 1; }
 done
+python3 -c "import boto3, awscrt" || { echo "test.sh: boto3 with awscrt is required" >&2; exit 1; }
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

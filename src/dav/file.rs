@@ -27,6 +27,9 @@ impl DavMetaData for Meta {
     fn etag(&self) -> Option<String> {
         Some(self.0.etag.clone())
     }
+    fn content_type(&self) -> Option<String> {
+        Some(self.0.content_type.clone())
+    }
     fn created(&self) -> FsResult<SystemTime> {
         Ok(self.0.http_mtime())
     }

@@ -33,10 +33,19 @@ impl StoredHeaders {
         for (k, v) in self.metadata.unwrap_or_default() {
             m.insert(format!("x-amz-meta-{}", k.to_ascii_lowercase()), v);
         }
+        // aws-chunked describes the request framing, not the object (S3 does not store it)
+        let encoding = self.content_encoding.and_then(|e| {
+            let kept: Vec<&str> = e
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+                .collect();
+            (!kept.is_empty()).then(|| kept.join(","))
+        });
         for (k, v) in [
             ("cache-control", self.cache_control),
             ("content-disposition", self.content_disposition),
-            ("content-encoding", self.content_encoding),
+            ("content-encoding", encoding),
             ("content-language", self.content_language),
         ] {
             if let Some(v) = v {

@@ -298,6 +298,47 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// An S3 access key of `admin` on a server.
+pub struct S3Key {
+    /// Access key id.
+    pub id: String,
+    /// Secret access key.
+    pub secret: String,
+}
+
+impl Server {
+    /// Creates an access key for `admin` with `kura key create --json`.
+    pub fn s3_key(&self) -> S3Key {
+        let out = run(self
+            .kura()
+            .args(["key", "create", "--user", "admin", "--json"]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let field = |name: &str| {
+            let start = text.find(&format!("\"{name}\":\"")).expect("field") + name.len() + 4;
+            text[start..].split('"').next().expect("value").to_string()
+        };
+        S3Key {
+            id: field("access_key_id"),
+            secret: field("secret_access_key"),
+        }
+    }
+
+    /// An `aws` command against this server with the given key (path-style, trusting the cert).
+    pub fn aws(&self, key: &S3Key) -> Command {
+        let mut c = Command::new("aws");
+        c.env("AWS_ACCESS_KEY_ID", &key.id)
+            .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .args(["--endpoint-url", &self.url("")]);
+        if self.tls {
+            c.arg("--ca-bundle").arg(self.cert());
+        }
+        c
+    }
+}
+
 /// Every regular file below `dir`, as sorted relative paths.
 pub fn tree(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

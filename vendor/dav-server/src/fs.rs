@@ -736,6 +736,12 @@ pub trait DavMetaData: Debug + Send + Sync + DynClone {
         None
     }
 
+    /// Kura patch: the stored MIME type, when the filesystem keeps one.
+    /// Default: `None` (the type is guessed from the extension).
+    fn content_type(&self) -> Option<String> {
+        None
+    }
+
     /// Is this a file and not a directory. Default: `!is_dir()`.
     fn is_file(&self) -> bool {
         !self.is_dir()

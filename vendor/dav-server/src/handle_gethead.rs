@@ -207,7 +207,10 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
         }
 
         // set content-length and start if we're not doing multipart.
-        let content_type = path.get_mime_type_str();
+        // Kura patch: the stored type (e.g. set through S3) wins over the extension.
+        let content_type = meta
+            .content_type()
+            .unwrap_or_else(|| path.get_mime_type_str().to_owned());
         if ranges.len() <= 1 {
             res.headers_mut()
                 .typed_insert(davheaders::ContentType(content_type.to_owned()));

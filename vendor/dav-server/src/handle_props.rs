@@ -909,7 +909,11 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
                         return if meta.is_dir() {
                             self.build_elem(docontent, pfx, prop, "httpd/unix-directory")
                         } else {
-                            self.build_elem(docontent, pfx, prop, path.get_mime_type_str())
+                            // Kura patch: the stored type wins over the extension.
+                            let ct = meta
+                                .content_type()
+                                .unwrap_or_else(|| path.get_mime_type_str().to_owned());
+                            self.build_elem(docontent, pfx, prop, ct)
                         };
                     }
                     "getlastmodified" => {
