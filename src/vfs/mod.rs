@@ -3,7 +3,7 @@
 //! Adapters (WebDAV now, S3 later) translate their requests into these calls and
 //! `VfsError` into their own error replies; they hold no policy of their own.
 
-mod multipart;
+pub(crate) mod multipart;
 pub mod path;
 mod storage;
 mod upload;

@@ -170,10 +170,10 @@ impl Vfs {
             .collect();
         let mut chosen = Vec::with_capacity(parts.len());
         let mut md5s = Md5::new();
+        if parts.windows(2).any(|w| w[1].number <= w[0].number) {
+            return Err(VfsError::InvalidPartOrder);
+        }
         for (i, p) in parts.iter().enumerate() {
-            if i > 0 && p.number <= parts[i - 1].number {
-                return Err(VfsError::InvalidPartOrder);
-            }
             let Some(row) = stored.get(&p.number) else {
                 return Err(VfsError::InvalidPart(format!(
                     "part {} was not uploaded",

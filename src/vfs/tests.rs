@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use md5::Digest;
+
 use super::*;
 
 async fn vfs() -> Vfs {
@@ -250,6 +252,144 @@ async fn folder_copy_copies_the_tree_and_leaves_the_source() {
     assert_eq!(v.used_bytes(&ann()).await.unwrap(), 6);
     assert!(matches!(
         v.copy(&ann(), &p("/src"), &p("/src/sub/inner")).await,
+        Err(VfsError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn multipart_assembles_in_order_with_the_s3_etag() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let target = p("/b/deep/obj");
+    let id = v
+        .multipart_start(
+            &ann(),
+            &target,
+            Some("application/x-t".into()),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let big = vec![1u8; multipart::MIN_PART_SIZE as usize];
+    let mut p2 = v
+        .multipart_part(&ann(), &id, &target, 2, Some(3))
+        .await
+        .unwrap();
+    p2.write(Bytes::from_static(b"end")).await.unwrap();
+    let r2 = p2.commit().await.unwrap();
+    let mut p1 = v
+        .multipart_part(&ann(), &id, &target, 1, None)
+        .await
+        .unwrap();
+    p1.write(Bytes::from(big.clone())).await.unwrap();
+    let r1 = p1.commit().await.unwrap();
+    assert!(matches!(
+        v.stat(&ann(), &target).await,
+        Err(VfsError::NotFound)
+    ));
+    let part = |r: &crate::store::PartRow| CompletedPart {
+        number: r.number,
+        etag: format!("\"{}\"", r.etag),
+    };
+    assert!(matches!(
+        v.multipart_complete(&ann(), &id, &target, &[part(&r2), part(&r1)])
+            .await,
+        Err(VfsError::InvalidPartOrder)
+    ));
+    let e = v
+        .multipart_complete(&ann(), &id, &target, &[part(&r1), part(&r2)])
+        .await
+        .unwrap();
+    let mut md5s = Vec::new();
+    md5s.extend(hex::decode(&r1.etag).unwrap());
+    md5s.extend(hex::decode(&r2.etag).unwrap());
+    assert_eq!(e.etag, format!("{:x}-2", md5::Md5::digest(&md5s)));
+    assert_eq!(e.content_type, "application/x-t");
+    let mut want = big;
+    want.extend_from_slice(b"end");
+    assert_eq!(read_all(&v, "/b/deep/obj").await, want);
+    assert!(matches!(
+        v.multipart_parts(&ann(), &id, &target).await,
+        Err(VfsError::NoSuchUpload)
+    ));
+}
+
+#[tokio::test]
+async fn small_parts_and_unknown_uploads_are_refused() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let target = p("/b/o");
+    assert!(matches!(
+        v.multipart_part(&ann(), "nope", &target, 1, None).await,
+        Err(VfsError::NoSuchUpload)
+    ));
+    let id = v
+        .multipart_start(&ann(), &target, None, Default::default())
+        .await
+        .unwrap();
+    assert!(v
+        .multipart_part(&ann(), &id, &target, 10_001, None)
+        .await
+        .is_err());
+    let mut parts = Vec::new();
+    for n in 1..=2 {
+        let mut up = v
+            .multipart_part(&ann(), &id, &target, n, None)
+            .await
+            .unwrap();
+        up.write(Bytes::from_static(b"tiny")).await.unwrap();
+        let r = up.commit().await.unwrap();
+        parts.push(CompletedPart {
+            number: r.number,
+            etag: r.etag,
+        });
+    }
+    assert!(matches!(
+        v.multipart_complete(&ann(), &id, &target, &parts).await,
+        Err(VfsError::EntityTooSmall)
+    ));
+    v.multipart_abort(&ann(), &id, &target).await.unwrap();
+    assert_eq!(
+        v.multipart_expire(std::time::Duration::ZERO).await.unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn files_below_lists_keys_in_byte_order_after_a_marker() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let opts = || UploadOptions {
+        create_parents: true,
+        ..Default::default()
+    };
+    for key in ["a/x", "a-b", "a/y/z", "b", "ab"] {
+        let mut up = v
+            .upload(&ann(), &p(&format!("/b/{key}")), opts())
+            .await
+            .unwrap();
+        up.write(Bytes::from_static(b"1")).await.unwrap();
+        up.commit().await.unwrap();
+    }
+    let names = |es: Vec<Entry>| {
+        es.into_iter()
+            .map(|e| e.path.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(v.files_below(&ann(), &p("/b"), "a", "", 10).await.unwrap()),
+        ["/b/a-b", "/b/a/x", "/b/a/y/z", "/b/ab"]
+    );
+    assert_eq!(
+        names(
+            v.files_below(&ann(), &p("/b"), "a", "a/x", 2)
+                .await
+                .unwrap()
+        ),
+        ["/b/a/y/z", "/b/ab"]
+    );
+    assert!(matches!(
+        v.upload(&ann(), &p("/b/b/c"), opts()).await,
         Err(VfsError::Conflict(_))
     ));
 }

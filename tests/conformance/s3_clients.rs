@@ -183,10 +183,9 @@ fn aws_cli_everyday_commands() {
     assert_eq!(got.stdout, b"file 2\nfile 2\nfile 2\n");
 }
 
-#[test]
-fn boto3_every_operation_with_default_checksums() {
+fn boto3_script(tls: bool) {
     require("python3");
-    let server = Server::start(true);
+    let server = Server::start(tls);
     let key = server.s3_key();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/s3_boto3.py");
     let out = run(Command::new("python3")
@@ -196,7 +195,29 @@ fn boto3_every_operation_with_default_checksums() {
         .env("AWS_SECRET_ACCESS_KEY", &key.secret)
         .env("AWS_CA_BUNDLE", server.cert())
         .env("AWS_CONFIG_FILE", "/dev/null"));
-    println!("{}", text(&out).trim());
+    println!(
+        "{} ({})",
+        text(&out).trim(),
+        if tls { "https" } else { "http" }
+    );
+
+    // a revoked key stops working at once
+    run(server.kura().args(["key", "revoke", &key.id]));
+    let denied = server.aws(&key).args(["s3", "ls"]).output().expect("aws");
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("InvalidAccessKeyId"));
+}
+
+/// Over HTTPS botocore streams with STREAMING-UNSIGNED-PAYLOAD-TRAILER (checksum trailers).
+#[test]
+fn boto3_every_operation_over_https() {
+    boto3_script(true);
+}
+
+/// Over plain HTTP botocore signs its payloads instead.
+#[test]
+fn boto3_every_operation_over_http() {
+    boto3_script(false);
 }
 
 fn rclone(server: &Server, key: &crate::common::S3Key, args: &[&str]) -> std::process::Output {
