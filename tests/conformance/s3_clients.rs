@@ -433,3 +433,31 @@ fn same_bytes_etag_type_and_date_through_both_protocols() {
     let page = server.curl(&["-s", "-H", "Accept: text/html", &server.url("/")]);
     assert!(String::from_utf8_lossy(&page.stdout).contains("<h1>Kura"));
 }
+
+#[test]
+fn virtual_host_style_only_for_subdomains_of_the_base_domain() {
+    require("curl");
+    let server = Server::start_with(false, &[("KURA_S3_BASE_DOMAIN", "s3.test")]);
+    let key = server.s3_key();
+    run(server.aws(&key).args(["s3", "mb", "s3://vhost"]));
+    assert_eq!(server.put("vhost/hello.txt", b"hello by host"), 201);
+    let sig = [
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    ];
+    let user = format!("{}:{}", key.id, key.secret);
+    let resolve = format!("vhost.s3.test:{}:127.0.0.1", server.port);
+    let by_host = run(Command::new("curl")
+        .args(["-sSf", "--resolve", &resolve, "--user", &user])
+        .args(sig)
+        .arg(format!("http://vhost.s3.test:{}/hello.txt", server.port)));
+    assert_eq!(by_host.stdout, b"hello by host");
+    // an IP address is path-style: the first segment is the bucket, not the host
+    let by_path = run(Command::new("curl")
+        .args(["-sSf", "--user", &user])
+        .args(sig)
+        .arg(server.url("/vhost/hello.txt")));
+    assert_eq!(by_path.stdout, b"hello by host");
+}
