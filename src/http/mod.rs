@@ -10,6 +10,10 @@ use http_body_util::{BodyExt, Empty, Full};
 pub use router::App;
 pub use server::serve;
 
+/// The authenticated user a response was served for, left in its extensions for the access log.
+#[derive(Clone, Debug)]
+pub struct User(pub String);
+
 /// The response body type of every handler.
 pub type RespBody = UnsyncBoxBody<Bytes, std::io::Error>;
 

@@ -35,7 +35,20 @@ impl App {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (resp, user) = self.route(req).await;
+        // An error may be answered before the body is read; on HTTP/1.1 the unread bytes would
+        // then be taken as the start of the next request, so such connections are closed.
+        let has_body = req.version() <= http::Version::HTTP_11
+            && (req.headers().contains_key(header::TRANSFER_ENCODING)
+                || req
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes() != b"0"));
+        let (mut resp, user) = self.route(req).await;
+        if has_body && !resp.status().is_success() {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let user = user.or_else(|| resp.extensions().get::<super::User>().map(|u| u.0.clone()));
         let bytes = resp
             .headers()
             .get(header::CONTENT_LENGTH)

@@ -3,7 +3,6 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::auth::caller;
 use super::errors::bucket_error;
 use super::names;
 use super::object::ts;
@@ -32,12 +31,13 @@ pub(super) fn owner_full_control(who: &Caller) -> (Owner, Vec<Grant>) {
 impl KuraS3 {
     pub(super) async fn list_buckets_impl(
         &self,
-        req: S3Request<ListBucketsInput>,
+        who: Caller,
+        _req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let buckets = self
             .vfs
-            .list(&who, &VPath::root())
+            .list(who, &VPath::root())
             .await
             .map_err(bucket_error)?
             .into_iter()
@@ -48,7 +48,7 @@ impl KuraS3 {
                 bucket_region: None,
             })
             .collect();
-        let (owner, _) = owner_full_control(&who);
+        let (owner, _) = owner_full_control(who);
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
             owner: Some(owner),
@@ -58,14 +58,15 @@ impl KuraS3 {
 
     pub(super) async fn create_bucket_impl(
         &self,
+        who: Caller,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         if !s3s::path::check_bucket_name(&req.input.bucket) {
             return Err(s3_error!(InvalidBucketName));
         }
         let path = names::bucket(&req.input.bucket)?;
-        self.vfs.mkdir(&who, &path).await.map_err(bucket_error)?;
+        self.vfs.mkdir(who, &path).await.map_err(bucket_error)?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", req.input.bucket)),
         }))
@@ -73,57 +74,62 @@ impl KuraS3 {
 
     pub(super) async fn delete_bucket_impl(
         &self,
+        who: Caller,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let who = caller(&self.store, &req).await?;
-        let path = self.require_bucket(&who, &req.input.bucket).await?;
+        let who = &who;
+        let path = self.require_bucket(who, &req.input.bucket).await?;
         if !self
             .vfs
-            .list(&who, &path)
+            .list(who, &path)
             .await
             .map_err(bucket_error)?
             .is_empty()
         {
             return Err(s3_error!(BucketNotEmpty));
         }
-        self.vfs.delete(&who, &path).await.map_err(bucket_error)?;
+        self.vfs.delete(who, &path).await.map_err(bucket_error)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
     pub(super) async fn head_bucket_impl(
         &self,
+        who: Caller,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        let who = caller(&self.store, &req).await?;
-        self.require_bucket(&who, &req.input.bucket).await?;
+        let who = &who;
+        self.require_bucket(who, &req.input.bucket).await?;
         Ok(S3Response::new(HeadBucketOutput::default()))
     }
 
     pub(super) async fn bucket_location(
         &self,
+        who: Caller,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let who = caller(&self.store, &req).await?;
-        self.require_bucket(&who, &req.input.bucket).await?;
+        let who = &who;
+        self.require_bucket(who, &req.input.bucket).await?;
         Ok(S3Response::new(GetBucketLocationOutput::default()))
     }
 
     pub(super) async fn bucket_versioning(
         &self,
+        who: Caller,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let who = caller(&self.store, &req).await?;
-        self.require_bucket(&who, &req.input.bucket).await?;
+        let who = &who;
+        self.require_bucket(who, &req.input.bucket).await?;
         Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
     pub(super) async fn bucket_acl(
         &self,
+        who: Caller,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        let who = caller(&self.store, &req).await?;
-        self.require_bucket(&who, &req.input.bucket).await?;
-        let (owner, grants) = owner_full_control(&who);
+        let who = &who;
+        self.require_bucket(who, &req.input.bucket).await?;
+        let (owner, grants) = owner_full_control(who);
         Ok(S3Response::new(GetBucketAclOutput {
             owner: Some(owner),
             grants: Some(grants),

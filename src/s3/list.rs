@@ -5,7 +5,6 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::auth::caller;
 use super::errors::object_error;
 use super::names;
 use super::object::ts;
@@ -165,9 +164,10 @@ impl KuraS3 {
 
     pub(super) async fn list_v2(
         &self,
+        who: Caller,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
         let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
         let prefix = input.prefix.clone().unwrap_or_default();
@@ -183,7 +183,7 @@ impl KuraS3 {
         };
         let page = self
             .page(
-                &who,
+                who,
                 &input.bucket,
                 &prefix,
                 input.delimiter.as_deref(),
@@ -195,7 +195,7 @@ impl KuraS3 {
         let owner = input
             .fetch_owner
             .unwrap_or(false)
-            .then(|| super::bucket::owner_full_control(&who).0);
+            .then(|| super::bucket::owner_full_control(who).0);
         let key_count = (page.objects.len() + page.prefixes.len()) as i32;
         let next = page
             .truncated
@@ -224,16 +224,17 @@ impl KuraS3 {
 
     pub(super) async fn list_v1(
         &self,
+        who: Caller,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
         let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
         let prefix = input.prefix.clone().unwrap_or_default();
         let after = input.marker.clone().unwrap_or_default();
         let page = self
             .page(
-                &who,
+                who,
                 &input.bucket,
                 &prefix,
                 input.delimiter.as_deref(),
@@ -242,7 +243,7 @@ impl KuraS3 {
             )
             .await?;
         let url = wants_url(input.encoding_type.as_ref());
-        let owner = Some(super::bucket::owner_full_control(&who).0);
+        let owner = Some(super::bucket::owner_full_control(who).0);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(encode(&prefix, url)),
@@ -263,16 +264,17 @@ impl KuraS3 {
 
     pub(super) async fn list_versions(
         &self,
+        who: Caller,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
         let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
         let prefix = input.prefix.clone().unwrap_or_default();
         let after = input.key_marker.clone().unwrap_or_default();
         let page = self
             .page(
-                &who,
+                who,
                 &input.bucket,
                 &prefix,
                 input.delimiter.as_deref(),
@@ -281,7 +283,7 @@ impl KuraS3 {
             )
             .await?;
         let url = wants_url(input.encoding_type.as_ref());
-        let (owner, _) = super::bucket::owner_full_control(&who);
+        let (owner, _) = super::bucket::owner_full_control(who);
         let versions = page
             .objects
             .into_iter()

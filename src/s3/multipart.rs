@@ -4,22 +4,22 @@ use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::auth::caller;
 use super::checksum::Checker;
 use super::errors::object_error;
 use super::names;
 use super::object::{trailer_names, ts, StoredHeaders};
 use super::service::KuraS3;
-use crate::vfs::CompletedPart;
+use crate::vfs::{Caller, CompletedPart};
 
 impl KuraS3 {
     pub(super) async fn mp_create(
         &self,
+        who: Caller,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
-        self.require_bucket(&who, &input.bucket).await?;
+        self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
         let headers = StoredHeaders {
             metadata: input.metadata,
@@ -31,7 +31,7 @@ impl KuraS3 {
         .into_map();
         let id = self
             .vfs
-            .multipart_start(&who, &op.path, input.content_type, headers)
+            .multipart_start(who, &op.path, input.content_type, headers)
             .await
             .map_err(object_error)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -44,9 +44,10 @@ impl KuraS3 {
 
     pub(super) async fn mp_part(
         &self,
+        who: Caller,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let names_t = trailer_names(&req.headers);
         let trailers = req.trailing_headers.clone();
         let input = req.input;
@@ -63,7 +64,7 @@ impl KuraS3 {
         let mut part = self
             .vfs
             .multipart_part(
-                &who,
+                who,
                 &input.upload_id,
                 &op.path,
                 i64::from(input.part_number),
@@ -97,9 +98,10 @@ impl KuraS3 {
 
     pub(super) async fn mp_part_copy(
         &self,
+        who: Caller,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
         let CopySource::Bucket {
             bucket: sb,
@@ -112,11 +114,11 @@ impl KuraS3 {
                 "only bucket/key copy sources are supported"
             ));
         };
-        self.require_bucket(&who, sb).await?;
+        self.require_bucket(who, sb).await?;
         let src = names::object(sb, sk)?;
         let (entry, dl) = self
             .vfs
-            .open_read(&who, &src.path)
+            .open_read(who, &src.path)
             .await
             .map_err(object_error)?;
         let range = match &input.copy_source_range {
@@ -140,7 +142,7 @@ impl KuraS3 {
         let mut part = self
             .vfs
             .multipart_part(
-                &who,
+                who,
                 &input.upload_id,
                 &dst.path,
                 i64::from(input.part_number),
@@ -169,11 +171,12 @@ impl KuraS3 {
 
     pub(super) async fn mp_complete(
         &self,
+        who: Caller,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
-        self.require_bucket(&who, &input.bucket).await?;
+        self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
         let parts: Vec<CompletedPart> = input
             .multipart_upload
@@ -187,7 +190,7 @@ impl KuraS3 {
             .collect();
         let entry = self
             .vfs
-            .multipart_complete(&who, &input.upload_id, &op.path, &parts)
+            .multipart_complete(who, &input.upload_id, &op.path, &parts)
             .await
             .map_err(object_error)?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -200,13 +203,14 @@ impl KuraS3 {
 
     pub(super) async fn mp_abort(
         &self,
+        who: Caller,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
         let op = names::object(&input.bucket, &input.key)?;
         self.vfs
-            .multipart_abort(&who, &input.upload_id, &op.path)
+            .multipart_abort(who, &input.upload_id, &op.path)
             .await
             .map_err(object_error)?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
@@ -214,16 +218,17 @@ impl KuraS3 {
 
     pub(super) async fn mp_list_parts(
         &self,
+        who: Caller,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
         let op = names::object(&input.bucket, &input.key)?;
         let after = input.part_number_marker.unwrap_or(0);
         let max = input.max_parts.unwrap_or(1000).clamp(1, 1000) as usize;
         let all = self
             .vfs
-            .multipart_parts(&who, &input.upload_id, &op.path)
+            .multipart_parts(who, &input.upload_id, &op.path)
             .await
             .map_err(object_error)?;
         let rest: Vec<_> = all
@@ -259,15 +264,16 @@ impl KuraS3 {
 
     pub(super) async fn mp_list_uploads(
         &self,
+        who: Caller,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
-        let bucket_path = self.require_bucket(&who, &input.bucket).await?;
+        let bucket_path = self.require_bucket(who, &input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let uploads = self
             .vfs
-            .multipart_list(&who, &bucket_path, &prefix)
+            .multipart_list(who, &bucket_path, &prefix)
             .await
             .map_err(object_error)?
             .into_iter()

@@ -7,7 +7,6 @@ use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::auth::caller;
 use super::checksum::{self, Checker};
 use super::errors::{bucket_error, object_error};
 use super::names;
@@ -142,13 +141,14 @@ impl KuraS3 {
 
     pub(super) async fn put(
         &self,
+        who: Caller,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let trailer_names = trailer_names(&req.headers);
         let trailers = req.trailing_headers.clone();
         let input = req.input;
-        self.require_bucket(&who, &input.bucket).await?;
+        self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
         if op.marker {
             if input.content_length.unwrap_or(0) > 0 {
@@ -158,7 +158,7 @@ impl KuraS3 {
                 ));
             }
             self.vfs
-                .mkdir_all(&who, &op.path)
+                .mkdir_all(who, &op.path)
                 .await
                 .map_err(object_error)?;
             return Ok(S3Response::new(PutObjectOutput {
@@ -166,7 +166,7 @@ impl KuraS3 {
                 ..Default::default()
             }));
         }
-        let existing = match self.vfs.stat(&who, &op.path).await {
+        let existing = match self.vfs.stat(who, &op.path).await {
             Ok(e) => Some(e),
             Err(VfsError::NotFound) => None,
             Err(e) => return Err(object_error(e)),
@@ -209,7 +209,7 @@ impl KuraS3 {
         };
         let mut up = self
             .vfs
-            .upload(&who, &op.path, opts)
+            .upload(who, &op.path, opts)
             .await
             .map_err(object_error)?;
         let Some(mut body) = input.body else {
@@ -246,11 +246,12 @@ impl KuraS3 {
 
     pub(super) async fn get(
         &self,
+        who: Caller,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
-        let entry = self.object_entry(&who, &input.bucket, &input.key).await?;
+        let entry = self.object_entry(who, &input.bucket, &input.key).await?;
         check_conditions(
             &entry,
             input.if_match.as_ref(),
@@ -275,7 +276,7 @@ impl KuraS3 {
         } else {
             let (_, dl) = self
                 .vfs
-                .open_read(&who, &entry.path)
+                .open_read(who, &entry.path)
                 .await
                 .map_err(object_error)?;
             StreamingBlob::wrap(dl.into_stream(range.clone()).await.map_err(object_error)?)
@@ -320,11 +321,12 @@ impl KuraS3 {
 
     pub(super) async fn head(
         &self,
+        who: Caller,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
-        let entry = self.object_entry(&who, &input.bucket, &input.key).await?;
+        let entry = self.object_entry(who, &input.bucket, &input.key).await?;
         check_conditions(
             &entry,
             input.if_match.as_ref(),
@@ -386,27 +388,29 @@ impl KuraS3 {
 
     pub(super) async fn delete(
         &self,
+        who: Caller,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let who = caller(&self.store, &req).await?;
-        self.require_bucket(&who, &req.input.bucket).await?;
-        self.delete_key(&who, &req.input.bucket, &req.input.key)
+        let who = &who;
+        self.require_bucket(who, &req.input.bucket).await?;
+        self.delete_key(who, &req.input.bucket, &req.input.key)
             .await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
     pub(super) async fn delete_many(
         &self,
+        who: Caller,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
-        self.require_bucket(&who, &input.bucket).await?;
+        self.require_bucket(who, &input.bucket).await?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            match self.delete_key(&who, &input.bucket, &obj.key).await {
+            match self.delete_key(who, &input.bucket, &obj.key).await {
                 Ok(()) => {
                     if !quiet {
                         deleted.push(DeletedObject {
@@ -432,9 +436,10 @@ impl KuraS3 {
 
     pub(super) async fn copy(
         &self,
+        who: Caller,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let input = req.input;
         let CopySource::Bucket {
             bucket: sb,
@@ -447,7 +452,7 @@ impl KuraS3 {
                 "only bucket/key copy sources are supported"
             ));
         };
-        let src = self.object_entry(&who, sb, sk).await?;
+        let src = self.object_entry(who, sb, sk).await?;
         if src.is_dir {
             return Err(s3_error!(
                 InvalidRequest,
@@ -464,7 +469,7 @@ impl KuraS3 {
                 return Err(s3_error!(PreconditionFailed));
             }
         }
-        self.require_bucket(&who, &input.bucket).await?;
+        self.require_bucket(who, &input.bucket).await?;
         let dst = names::object(&input.bucket, &input.key)?;
         if dst.marker {
             return Err(object_error(VfsError::WrongKind(
@@ -483,11 +488,11 @@ impl KuraS3 {
         }
         if dst.path != src.path {
             self.vfs
-                .mkdir_all(&who, &dst.path.parent())
+                .mkdir_all(who, &dst.path.parent())
                 .await
                 .map_err(object_error)?;
             self.vfs
-                .copy(&who, &src.path, &dst.path)
+                .copy(who, &src.path, &dst.path)
                 .await
                 .map_err(object_error)?;
         }
@@ -507,11 +512,11 @@ impl KuraS3 {
                 }
             }
             self.vfs
-                .set_headers(&who, &dst.path, input.content_type.as_deref(), &stored)
+                .set_headers(who, &dst.path, input.content_type.as_deref(), &stored)
                 .await
                 .map_err(object_error)?;
         }
-        let e = self.vfs.stat(&who, &dst.path).await.map_err(object_error)?;
+        let e = self.vfs.stat(who, &dst.path).await.map_err(object_error)?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(e.etag.clone())),
@@ -524,12 +529,13 @@ impl KuraS3 {
 
     pub(super) async fn object_acl(
         &self,
+        who: Caller,
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        let who = caller(&self.store, &req).await?;
-        self.object_entry(&who, &req.input.bucket, &req.input.key)
+        let who = &who;
+        self.object_entry(who, &req.input.bucket, &req.input.key)
             .await?;
-        let (owner, grants) = super::bucket::owner_full_control(&who);
+        let (owner, grants) = super::bucket::owner_full_control(who);
         Ok(S3Response::new(GetObjectAclOutput {
             owner: Some(owner),
             grants: Some(grants),
@@ -539,11 +545,12 @@ impl KuraS3 {
 
     pub(super) async fn attributes(
         &self,
+        who: Caller,
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-        let who = caller(&self.store, &req).await?;
+        let who = &who;
         let e = self
-            .object_entry(&who, &req.input.bucket, &req.input.key)
+            .object_entry(who, &req.input.bucket, &req.input.key)
             .await?;
         let sums = checksum::from_headers(&e.headers);
         let has_sum = sums.checksum_crc32.is_some()

@@ -3,7 +3,9 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 
+use super::auth::caller;
 use crate::store::Store;
+use crate::vfs::Caller;
 use crate::vfs::Vfs;
 
 /// The S3 view of the namespace.
@@ -13,156 +15,171 @@ pub struct KuraS3 {
     pub store: Store,
 }
 
+impl KuraS3 {
+    /// Resolves the caller once, runs the endpoint, and tags the response with the user.
+    async fn run<'a, I, O, F, Fut>(&'a self, req: S3Request<I>, f: F) -> S3Result<S3Response<O>>
+    where
+        F: FnOnce(&'a Self, Caller, S3Request<I>) -> Fut,
+        Fut: std::future::Future<Output = S3Result<S3Response<O>>> + 'a,
+    {
+        let who = caller(&self.store, &req).await?;
+        let user = who.user.clone();
+        let mut resp = f(self, who, req).await?;
+        resp.extensions.insert(crate::http::User(user));
+        Ok(resp)
+    }
+}
+
 #[async_trait::async_trait]
 impl S3 for KuraS3 {
     async fn list_buckets(
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        self.list_buckets_impl(req).await
+        self.run(req, Self::list_buckets_impl).await
     }
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        self.create_bucket_impl(req).await
+        self.run(req, Self::create_bucket_impl).await
     }
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.delete_bucket_impl(req).await
+        self.run(req, Self::delete_bucket_impl).await
     }
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.head_bucket_impl(req).await
+        self.run(req, Self::head_bucket_impl).await
     }
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.bucket_location(req).await
+        self.run(req, Self::bucket_location).await
     }
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.bucket_versioning(req).await
+        self.run(req, Self::bucket_versioning).await
     }
     async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        self.bucket_acl(req).await
+        self.run(req, Self::bucket_acl).await
     }
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        self.list_v1(req).await
+        self.run(req, Self::list_v1).await
     }
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.list_v2(req).await
+        self.run(req, Self::list_v2).await
     }
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        self.list_versions(req).await
+        self.run(req, Self::list_versions).await
     }
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.put(req).await
+        self.run(req, Self::put).await
     }
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        self.get(req).await
+        self.run(req, Self::get).await
     }
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.head(req).await
+        self.run(req, Self::head).await
     }
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.delete(req).await
+        self.run(req, Self::delete).await
     }
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.delete_many(req).await
+        self.run(req, Self::delete_many).await
     }
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        self.copy(req).await
+        self.run(req, Self::copy).await
     }
     async fn get_object_acl(
         &self,
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        self.object_acl(req).await
+        self.run(req, Self::object_acl).await
     }
     async fn get_object_attributes(
         &self,
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-        self.attributes(req).await
+        self.run(req, Self::attributes).await
     }
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.mp_create(req).await
+        self.run(req, Self::mp_create).await
     }
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        self.mp_part(req).await
+        self.run(req, Self::mp_part).await
     }
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        self.mp_part_copy(req).await
+        self.run(req, Self::mp_part_copy).await
     }
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.mp_complete(req).await
+        self.run(req, Self::mp_complete).await
     }
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        self.mp_abort(req).await
+        self.run(req, Self::mp_abort).await
     }
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        self.mp_list_parts(req).await
+        self.run(req, Self::mp_list_parts).await
     }
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        self.mp_list_uploads(req).await
+        self.run(req, Self::mp_list_uploads).await
     }
 }
