@@ -349,10 +349,30 @@ async fn small_parts_and_unknown_uploads_are_refused() {
         Err(VfsError::EntityTooSmall)
     ));
     v.multipart_abort(&ann(), &id, &target).await.unwrap();
+    assert!(matches!(
+        v.multipart_parts(&ann(), &id, &target).await,
+        Err(VfsError::NoSuchUpload)
+    ));
+    // an abandoned upload is removed once it is older than the configured age
+    let stale = v
+        .multipart_start(&ann(), &target, None, Default::default())
+        .await
+        .unwrap();
     assert_eq!(
-        v.multipart_expire(std::time::Duration::ZERO).await.unwrap(),
+        v.multipart_expire(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap(),
         0
     );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        v.multipart_expire(std::time::Duration::ZERO).await.unwrap(),
+        1
+    );
+    assert!(matches!(
+        v.multipart_parts(&ann(), &stale, &target).await,
+        Err(VfsError::NoSuchUpload)
+    ));
 }
 
 #[tokio::test]
