@@ -9,7 +9,7 @@ use crate::auth::{hash_password, random_password};
 use crate::config::Config;
 use crate::store::{MetaError, Store};
 
-/// Kura: WebDAV (and soon S3) over one namespace, on one TLS port.
+/// Kura: WebDAV and S3 over one namespace, on one TLS port.
 #[derive(Parser, Debug)]
 #[command(name = "kura", version, about)]
 pub struct Cli {
@@ -194,7 +194,7 @@ pub async fn key(cfg: &Config, cmd: KeyCmd) -> Result<(), CliError> {
             if store.user(&user).await?.is_none() {
                 return Err(CliError::Usage(format!("no user {user}")));
             }
-            let vault = crate::keys::Vault::open(&cfg.data_dir)?;
+            let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
             let k = vault.create(&store, &user).await?;
             if json {
                 let v = serde_json::json!({

@@ -46,7 +46,7 @@ pub struct Config {
     pub auth_cache_seconds: u64,
     /// Base domain for virtual-host-style S3 (`<bucket>.<base>`); path-style always works.
     pub s3_base_domain: Option<String>,
-    /// Multipart uploads not completed within this many hours are removed.
+    /// Multipart uploads not completed within this many hours are removed (0: never).
     pub multipart_expiry_hours: u64,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log: String,

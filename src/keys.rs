@@ -16,6 +16,9 @@ pub enum KeyError {
     /// The server key file could not be read or created.
     #[error("server key {0}: {1}")]
     Io(PathBuf, std::io::Error),
+    /// Access keys exist but their server key file is gone (restore it from the backup).
+    #[error("server key {0} is missing but access keys exist: restore it from the backup of the data dir")]
+    Missing(PathBuf),
     /// The server key file is not 32 bytes.
     #[error("server key {0} is damaged (expected 32 bytes)")]
     BadServerKey(PathBuf),
@@ -51,12 +54,16 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 }
 
 impl Vault {
-    /// Loads `<data_dir>/secret.key`, creating it (mode 0600) on first use.
-    pub fn open(data_dir: &Path) -> Result<Self, KeyError> {
+    /// Loads `<data_dir>/secret.key`, creating it (mode 0600) while no access key exists;
+    /// once keys exist a missing server key is an error, never silently replaced.
+    pub async fn open(data_dir: &Path, store: &Store) -> Result<Self, KeyError> {
         let path = data_dir.join("secret.key");
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !store.keys(None).await?.is_empty() {
+                    return Err(KeyError::Missing(path));
+                }
                 let mut k = [0u8; 32];
                 rand::thread_rng().fill_bytes(&mut k);
                 write_new_private(&path, &k)?;
@@ -155,7 +162,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::in_memory().await.unwrap();
         store.create_user("ann", "x", false).await.unwrap();
-        let vault = Vault::open(dir.path()).unwrap();
+        let vault = Vault::open(dir.path(), &store).await.unwrap();
         let k = vault.create(&store, "ann").await.unwrap();
         assert_eq!(k.id.len(), 20);
         let row = store.key(&k.id).await.unwrap().unwrap();
@@ -164,10 +171,16 @@ mod tests {
             "secret stored in plain text"
         );
         // a second open reads the same server key
-        let again = Vault::open(dir.path()).unwrap();
+        let again = Vault::open(dir.path(), &store).await.unwrap();
         assert_eq!(again.unseal(&k.id, &row.secret_enc).unwrap(), k.secret);
         // moving a sealed secret to another id does not open
         assert!(again.unseal("KURAOTHER", &row.secret_enc).is_err());
+        // a lost server key is reported, not replaced, while keys depend on it
+        std::fs::remove_file(dir.path().join("secret.key")).unwrap();
+        assert!(matches!(
+            Vault::open(dir.path(), &store).await,
+            Err(KeyError::Missing(_))
+        ));
         // keys go with their user
         store.delete_user("ann").await.unwrap();
         assert!(store.key(&k.id).await.unwrap().is_none());

@@ -52,11 +52,11 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let (op, local_root) = build_operator(&cfg.storage, &cfg.data_dir)?;
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
     let vfs = Vfs::new(op, staging, store.clone(), local_root);
-    let vault = crate::keys::Vault::open(&cfg.data_dir)?;
-    spawn_multipart_expiry(
-        vfs.clone(),
-        Duration::from_secs(cfg.multipart_expiry_hours * 3600),
-    );
+    let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
+    if cfg.multipart_expiry_hours > 0 {
+        let max_age = Duration::from_secs(cfg.multipart_expiry_hours * 3600);
+        spawn_multipart_expiry(vfs.clone(), max_age);
+    }
 
     let tls = if cfg.tls {
         let t = crate::tls::load_or_generate(&cfg)?;
@@ -86,10 +86,10 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "Kura listening: WebDAV at {scheme}://{addr}/dav/");
+    tracing::info!(%addr, "Kura listening: WebDAV at {scheme}://{addr}/dav/, S3 at {scheme}://{addr}/");
     println!(
-        "Kura is listening on {scheme}://{addr}/ ; mount {scheme}://<this-host>:{}/dav/",
-        addr.port()
+        "Kura is listening on {scheme}://{addr}/ ; WebDAV at {scheme}://<this-host>:{port}/dav/, S3 endpoint {scheme}://<this-host>:{port}",
+        port = addr.port()
     );
 
     tokio::select! {

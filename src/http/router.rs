@@ -27,7 +27,7 @@ const RESERVED: &[&str] = &["/s/", "/api/"];
 
 const REALM: &str = "Basic realm=\"Kura\", charset=\"UTF-8\"";
 
-const LANDING: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Kura</title></head>\n<body><h1>Kura storage gateway</h1>\n<p>WebDAV: mount <code>/dav/</code> of this address in Finder (Go &gt; Connect to Server), Windows Explorer (Map network drive), GNOME Files, davfs2, cadaver or rclone.</p>\n<p>Health: <a href=\"/healthz\">/healthz</a></p></body></html>\n";
+const LANDING: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Kura</title></head>\n<body><h1>Kura storage gateway</h1>\n<p>WebDAV: mount <code>/dav/</code> of this address in Finder (Go &gt; Connect to Server), Windows Explorer (Map network drive), GNOME Files, davfs2, cadaver or rclone.</p>\n<p>S3: use this address as the endpoint URL (path-style) with an access key from <code>kura key create</code>.</p>\n<p>Health: <a href=\"/healthz\">/healthz</a></p></body></html>\n";
 
 impl App {
     /// Serves one request and logs it (never credentials).

@@ -486,6 +486,11 @@ impl KuraS3 {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
             ));
         }
+        if let Ok(existing) = self.vfs.stat(who, &dst.path).await {
+            if existing.is_dir {
+                return Err(object_error(VfsError::WrongKind("a folder has this name")));
+            }
+        }
         if dst.path != src.path {
             self.vfs
                 .mkdir_all(who, &dst.path.parent())

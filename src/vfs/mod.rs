@@ -1,6 +1,6 @@
 //! The core: every rule about the namespace lives here, once, for every protocol.
 //!
-//! Adapters (WebDAV now, S3 later) translate their requests into these calls and
+//! Adapters (WebDAV, S3) translate their requests into these calls and
 //! `VfsError` into their own error replies; they hold no policy of their own.
 
 pub(crate) mod multipart;
@@ -269,7 +269,8 @@ impl Vfs {
         opts: UploadOptions,
     ) -> Result<Upload, VfsError> {
         if opts.create_parents {
-            self.mkdir_all(caller, &path.parent()).await?;
+            // created on commit, so a failed upload leaves no folders behind
+            self.check_parents_creatable(&path.parent()).await?;
         } else {
             self.require_parent_dir(path).await?;
         }
@@ -327,6 +328,19 @@ impl Vfs {
                     Ok(()) | Err(VfsError::Exists) => {}
                     Err(e) => return Err(e),
                 },
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails with `Conflict` when a file stands where a folder of `path` (or `path`) would be.
+    async fn check_parents_creatable(&self, path: &VPath) -> Result<(), VfsError> {
+        let mut p = path.clone();
+        while !p.is_root() {
+            match self.lookup(&p).await? {
+                Some(e) if e.is_dir => return Ok(()),
+                Some(_) => return Err(VfsError::Conflict("a file is in the way of a folder")),
+                None => p = p.parent(),
             }
         }
         Ok(())

@@ -41,7 +41,8 @@ impl PartUpload {
 
     /// Stores the part and records it.
     pub async fn commit(&mut self) -> Result<PartRow, VfsError> {
-        let (md5, size) = self.sink.close().await?;
+        let (md5, size) = self.sink.seal().await?;
+        self.sink.close().await?;
         let row = PartRow {
             number: self.number,
             size: size as i64,

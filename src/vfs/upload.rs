@@ -71,8 +71,12 @@ impl Sink {
         Ok(())
     }
 
-    /// Completes the object; returns the hex MD5 and the size.
-    pub(super) async fn close(&mut self) -> Result<(String, u64), VfsError> {
+    /// Checks the announced size and digest once all bytes are in; nothing is visible yet.
+    /// Returns the hex MD5 and the size.
+    pub(super) async fn seal(&mut self) -> Result<(String, u64), VfsError> {
+        if self.writer.is_none() {
+            return Err(VfsError::Conflict("upload already finished"));
+        }
         if let Some(expected) = self.expected {
             if self.written != expected {
                 self.abort().await;
@@ -91,11 +95,16 @@ impl Sink {
                 )));
             }
         }
+        Ok((md5, self.written))
+    }
+
+    /// Makes the sealed object visible (the rename of the temporary file).
+    pub(super) async fn close(&mut self) -> Result<(), VfsError> {
         let Some(mut w) = self.writer.take() else {
             return Err(VfsError::Conflict("upload already finished"));
         };
         w.close().await?;
-        Ok((md5, self.written))
+        Ok(())
     }
 
     pub(super) async fn abort(&mut self) {
@@ -126,7 +135,7 @@ impl Drop for Sink {
 pub struct Upload {
     vfs: Vfs,
     path: VPath,
-    owner: String,
+    caller: Caller,
     opts: UploadOptions,
     sink: Sink,
 }
@@ -153,7 +162,7 @@ impl Upload {
         Ok(Upload {
             vfs,
             path,
-            owner: caller.user.clone(),
+            caller: caller.clone(),
             opts,
             sink,
         })
@@ -176,7 +185,14 @@ impl Upload {
 
     /// Makes the file visible (rename into place) and records its metadata row.
     pub async fn commit(&mut self) -> Result<Entry, VfsError> {
-        let (md5, size) = self.sink.close().await?;
+        let (md5, size) = self.sink.seal().await?;
+        if self.opts.create_parents {
+            if let Err(e) = self.vfs.mkdir_all(&self.caller, &self.path.parent()).await {
+                self.sink.abort().await;
+                return Err(e);
+            }
+        }
+        self.sink.close().await?;
         let content_type = self.opts.content_type.clone().unwrap_or_else(|| {
             mime_guess::from_path(self.path.name())
                 .first_or_octet_stream()
@@ -190,7 +206,7 @@ impl Upload {
             mtime_ms: now_ms(),
             etag: self.opts.etag.clone().unwrap_or(md5),
             content_type: Some(content_type),
-            owner: Some(self.owner.clone()),
+            owner: Some(self.caller.user.clone()),
             headers: super::headers_json(&self.opts.headers),
         };
         self.vfs.store.put_file(&row).await?;

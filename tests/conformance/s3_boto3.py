@@ -274,6 +274,10 @@ ok(error_code(s3.put_object, Bucket=B, Key="x/../y", Body=b"x")[0] == "InvalidOb
 ok(error_code(s3.put_object, Bucket=B, Key="dir/obj.bin/child", Body=b"x")[0] == "KeyConflict", "object under an object")
 ok(error_code(s3.put_object, Bucket=B, Key="dir", Body=b"x")[0] == "KeyConflict", "object over a folder")
 ok(error_code(s3.put_object, Bucket=B, Key="dir/obj.bin", Body=b"x", ContentMD5="AAAAAAAAAAAAAAAAAAAAAA==")[0] == "BadDigest", "Content-MD5 mismatch")
+ok(error_code(s3.put_object, Bucket=B, Key="newdir/sub/x", Body=b"x", ContentMD5="AAAAAAAAAAAAAAAAAAAAAA==")[0] == "BadDigest", "Content-MD5 mismatch, new key")
+prefixes = [p["Prefix"] for p in s3.list_objects_v2(Bucket=B, Delimiter="/").get("CommonPrefixes", [])]
+ok("newdir/" not in prefixes, f"a rejected upload left its folders behind: {prefixes}")
+ok(error_code(s3.copy_object, Bucket=B, Key="dir", CopySource={"Bucket": B, "Key": "dir/obj.bin"})[0] == "KeyConflict", "copy onto a folder")
 ok(snapshot() == before, "a rejected request changed the bucket")
 ok(s3.get_object(Bucket=B, Key="dir/obj.bin")["Body"].read() == body, "object intact after bad input")
 
