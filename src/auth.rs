@@ -100,10 +100,7 @@ impl Authenticator {
         let key = self.cache_key(user, password);
         if let Some(row) = &row {
             if self.cached(&key, &row.password_hash) {
-                return Ok(Caller {
-                    user: row.name.clone(),
-                    is_admin: row.is_admin,
-                });
+                return Ok(Caller::load(&self.store, row.clone()).await?);
             }
         }
         // Unknown users still cost one hash so timing does not reveal which names exist.
@@ -118,10 +115,7 @@ impl Authenticator {
         match row {
             Some(row) if ok => {
                 self.remember(key, &row.password_hash);
-                Ok(Caller {
-                    user: row.name,
-                    is_admin: row.is_admin,
-                })
+                Ok(Caller::load(&self.store, row).await?)
             }
             _ => Err(AuthError::Invalid),
         }

@@ -48,6 +48,9 @@ pub struct Config {
     pub s3_base_domain: Option<String>,
     /// Multipart uploads not completed within this many hours are removed (0: never).
     pub multipart_expiry_hours: u64,
+    /// Octal umask for new files (0666) and folders (0777); the default 002 keeps group spaces
+    /// group-writable.
+    pub umask: String,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log: String,
     /// Where file contents are stored.
@@ -69,6 +72,7 @@ impl Default for Config {
             auth_cache_seconds: 300,
             s3_base_domain: None,
             multipart_expiry_hours: 168,
+            umask: "002".into(),
             log: "info".into(),
             storage: StorageConfig::default(),
         }
@@ -83,6 +87,7 @@ const STRING_KEYS: &[&str] = &[
     "admin_password",
     "log",
     "s3_base_domain",
+    "umask",
     "storage.backend",
     "storage.root",
 ];
@@ -110,6 +115,11 @@ impl Config {
             }
         }
         fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The umask as bits; an unparsable value falls back to 002 (checked at start by `serve`).
+    pub fn umask_bits(&self) -> u32 {
+        u32::from_str_radix(self.umask.trim(), 8).unwrap_or(0o002) & 0o777
     }
 
     /// The SQLite database file.

@@ -49,6 +49,18 @@ fn main() -> ExitCode {
             Command::Serve => serve::run(cfg).await.map_err(|e| e.to_string()),
             Command::User(cmd) => cli::user(&cfg, cmd).await.map_err(|e| e.to_string()),
             Command::Key(cmd) => cli::key(&cfg, cmd).await.map_err(|e| e.to_string()),
+            Command::Group(cmd) => cli::access::group(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Bucket(cmd) => cli::access::bucket(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Chmod { mode, path } => cli::access::chmod(&cfg, &mode, &path)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Chown { owner, path } => cli::access::chown(&cfg, &owner, &path)
+                .await
+                .map_err(|e| e.to_string()),
         }
     });
     match result {

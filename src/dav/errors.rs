@@ -11,7 +11,9 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         VfsError::Exists => FsError::Exists,
         // dav-server turns NotFound on PUT/MKCOL/COPY targets into 409 Conflict.
         VfsError::Conflict(_) => FsError::NotFound,
-        VfsError::WrongKind(_) | VfsError::InvalidPath(_) => FsError::Forbidden,
+        VfsError::WrongKind(_) | VfsError::InvalidPath(_) | VfsError::Forbidden(_) => {
+            FsError::Forbidden
+        }
         VfsError::Incomplete { .. } => FsError::GeneralFailure,
         VfsError::BadDigest(_)
         | VfsError::NoSuchUpload

@@ -46,8 +46,7 @@ pub async fn caller<T>(store: &Store, req: &S3Request<T>) -> S3Result<Caller> {
         .await
         .map_err(|_| s3_error!(InternalError))?
         .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
-    Ok(Caller {
-        user: user.name,
-        is_admin: user.is_admin,
-    })
+    Caller::load(store, user)
+        .await
+        .map_err(|_| s3_error!(InternalError))
 }

@@ -20,6 +20,7 @@ fn custom(code: &'static str, status: StatusCode, msg: String) -> S3Error {
 pub fn object_error(e: VfsError) -> S3Error {
     match e {
         VfsError::NotFound => S3Error::new(S3ErrorCode::NoSuchKey),
+        VfsError::Forbidden(m) => S3Error::with_message(S3ErrorCode::AccessDenied, m),
         VfsError::Exists => {
             S3Error::with_message(S3ErrorCode::PreconditionFailed, "the object exists")
         }

@@ -29,6 +29,10 @@ pub struct EntryRow {
     pub owner: Option<String>,
     /// Stored object headers (S3 user metadata, Content-Disposition, ...), as JSON.
     pub headers: Option<String>,
+    /// Owning group (permissions; a bucket's group pays its quota).
+    pub grp: Option<String>,
+    /// POSIX permission bits (rwx for owner, group, other).
+    pub mode: i64,
 }
 
 /// A WebDAV dead property as stored.
@@ -47,7 +51,7 @@ pub struct DeadProp {
 /// The entry columns in `row_to_entry` order, as a literal so queries stay static strings.
 macro_rules! cols {
     () => {
-        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers"
+        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode"
     };
 }
 
@@ -62,6 +66,8 @@ fn row_to_entry(r: SqliteRow) -> EntryRow {
         content_type: r.get(6),
         owner: r.get(7),
         headers: r.get(8),
+        grp: r.get(9),
+        mode: r.get(10),
     }
 }
 
@@ -116,9 +122,9 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8)
+            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
-               etag = excluded.etag, content_type = excluded.content_type, owner = excluded.owner,
+               etag = excluded.etag, content_type = excluded.content_type,
                headers = excluded.headers
              WHERE entries.is_dir = 0"
         ))
@@ -130,6 +136,8 @@ impl Store {
         .bind(&e.content_type)
         .bind(&e.owner)
         .bind(&e.headers)
+        .bind(&e.grp)
+        .bind(e.mode)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -147,6 +155,32 @@ impl Store {
             .bind(content_type)
             .bind(headers)
             .bind(mtime_ms)
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the mode bits of one entry.
+    pub async fn set_mode(&self, path: &str, mode: i64) -> Result<(), MetaError> {
+        sqlx::query("UPDATE entries SET mode = $1 WHERE path = $2")
+            .bind(mode)
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the owner user and/or group of one entry.
+    pub async fn set_ownership(
+        &self,
+        path: &str,
+        owner: Option<&str>,
+        grp: Option<&str>,
+    ) -> Result<(), MetaError> {
+        sqlx::query("UPDATE entries SET owner = COALESCE($1, owner), grp = COALESCE($2, grp) WHERE path = $3")
+            .bind(owner)
+            .bind(grp)
             .bind(path)
             .execute(&self.pool)
             .await?;
@@ -181,13 +215,15 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             cols!(),
-            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL)"
+            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7)"
         ))
         .bind(&e.path)
         .bind(&e.parent)
         .bind(e.mtime_ms)
         .bind(&e.etag)
         .bind(&e.owner)
+        .bind(&e.grp)
+        .bind(e.mode)
         .execute(&self.pool)
         .await
         .map_err(map_unique)?;
@@ -204,7 +240,14 @@ impl Store {
 
     /// Moves an entry and everything below it (rows and properties) in one transaction,
     /// replacing whatever was at the destination.
-    pub async fn move_tree(&self, from: &str, to: &str, to_parent: &str) -> Result<(), MetaError> {
+    /// `regroup` gives the moved rows a new group (a move into another bucket).
+    pub async fn move_tree(
+        &self,
+        from: &str,
+        to: &str,
+        to_parent: &str,
+        regroup: Option<Option<&str>>,
+    ) -> Result<(), MetaError> {
         let mut tx = self.pool.begin().await?;
         delete_tree_tx(&mut tx, to).await?;
         let (lo, hi) = below(from);
@@ -227,6 +270,18 @@ impl Store {
         .bind(&hi)
         .execute(&mut *tx)
         .await?;
+        if let Some(grp) = regroup {
+            let (nlo, nhi) = below(to);
+            sqlx::query(
+                "UPDATE entries SET grp = $1 WHERE path = $2 OR (path >= $3 AND path < $4)",
+            )
+            .bind(grp)
+            .bind(to)
+            .bind(&nlo)
+            .bind(&nhi)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "UPDATE dead_props SET path = $1 || substr(path, $2) WHERE path = $3 OR (path >= $4 AND path < $5)",
         )
@@ -257,13 +312,14 @@ impl Store {
     }
 
     /// Copies an entry, everything below it and their dead properties to `to` in one
-    /// transaction, replacing what was there; copies get `owner` and the time `now_ms`.
+    /// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
+    /// and the time `now_ms`.
     pub async fn copy_tree(
         &self,
         from: &str,
         to: &str,
         to_parent: &str,
-        owner: &str,
+        (owner, grp): (&str, Option<&str>),
         now_ms: i64,
     ) -> Result<(), MetaError> {
         let mut tx = self.pool.begin().await?;
@@ -271,21 +327,22 @@ impl Store {
         let (lo, hi) = below(from);
         let cut = from.chars().count() as i64 + 1;
         sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers)
-             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers FROM entries WHERE path = $5",
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
+             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode FROM entries WHERE path = $6",
         )
         .bind(to)
         .bind(to_parent)
         .bind(now_ms)
         .bind(owner)
+        .bind(grp)
         .bind(from)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers)
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
              SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
-                    content_type, $6, headers
-             FROM entries WHERE path >= $7 AND path < $8",
+                    content_type, $6, headers, $7, mode
+             FROM entries WHERE path >= $8 AND path < $9",
         )
         .bind(to)
         .bind(cut)
@@ -293,6 +350,7 @@ impl Store {
         .bind(cut)
         .bind(now_ms)
         .bind(owner)
+        .bind(grp)
         .bind(&lo)
         .bind(&hi)
         .execute(&mut *tx)
@@ -387,6 +445,8 @@ mod tests {
             content_type: None,
             owner: None,
             headers: None,
+            grp: None,
+            mode: 0o775,
         }
     }
 
@@ -414,7 +474,7 @@ mod tests {
         };
         s.patch_props("/a/b/c", &[(true, p.clone())]).await.unwrap();
 
-        s.move_tree("/a", "/z", "/").await.unwrap();
+        s.move_tree("/a", "/z", "/", None).await.unwrap();
         assert!(s.entry("/a").await.unwrap().is_none());
         let c = s.entry("/z/b/c").await.unwrap().unwrap();
         assert_eq!(c.parent, "/z/b");
@@ -426,7 +486,9 @@ mod tests {
         );
         assert_eq!(s.used_bytes().await.unwrap(), 8);
 
-        s.copy_tree("/z", "/ab2", "/", "bob", 7).await.unwrap();
+        s.copy_tree("/z", "/ab2", "/", ("bob", Some("g")), 7)
+            .await
+            .unwrap();
         let copied = s.entry("/ab2/b/c").await.unwrap().unwrap();
         assert_eq!(
             (

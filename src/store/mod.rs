@@ -1,6 +1,7 @@
 //! SQL metadata store: users, entries and dead properties behind one small API.
 
 mod entries;
+mod groups;
 mod keys;
 mod multipart;
 mod users;
@@ -14,6 +15,7 @@ use sqlx::SqlitePool;
 
 pub use entries::{DeadProp, EntryRow};
 pub use multipart::{PartRow, UploadRow};
+pub use users::UserRow;
 
 /// Errors of the metadata layer.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,10 @@ pub struct UserRow {
     pub password_hash: String,
     /// Administrators bypass permission checks and manage others.
     pub is_admin: bool,
+    /// Group that owns the buckets this user creates.
+    pub primary_group: Option<String>,
+    /// May create buckets (top-level folders).
+    pub can_create_buckets: bool,
 }
 
 impl Store {
@@ -38,7 +42,7 @@ impl Store {
 
     /// Looks a user up by name.
     pub async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError> {
-        let row = sqlx::query("SELECT name, password_hash, is_admin FROM users WHERE name = $1")
+        let row = sqlx::query("SELECT name, password_hash, is_admin, primary_group, can_create_buckets FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -46,12 +50,14 @@ impl Store {
             name: r.get(0),
             password_hash: r.get(1),
             is_admin: r.get::<i64, _>(2) != 0,
+            primary_group: r.get(3),
+            can_create_buckets: r.get::<i64, _>(4) != 0,
         }))
     }
 
     /// All users, by name.
     pub async fn users(&self) -> Result<Vec<UserRow>, MetaError> {
-        let rows = sqlx::query("SELECT name, password_hash, is_admin FROM users ORDER BY name")
+        let rows = sqlx::query("SELECT name, password_hash, is_admin, primary_group, can_create_buckets FROM users ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -60,6 +66,8 @@ impl Store {
                 name: r.get(0),
                 password_hash: r.get(1),
                 is_admin: r.get::<i64, _>(2) != 0,
+                primary_group: r.get(3),
+                can_create_buckets: r.get::<i64, _>(4) != 0,
             })
             .collect())
     }
@@ -79,6 +87,25 @@ impl Store {
             .bind(name)
             .execute(&self.pool)
             .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Sets the primary group and/or the bucket-creation right; false when the user does not exist.
+    pub async fn modify_user(
+        &self,
+        name: &str,
+        primary_group: Option<&str>,
+        can_create_buckets: Option<bool>,
+    ) -> Result<bool, MetaError> {
+        let r = sqlx::query(
+            "UPDATE users SET primary_group = COALESCE($1, primary_group),
+               can_create_buckets = COALESCE($2, can_create_buckets) WHERE name = $3",
+        )
+        .bind(primary_group)
+        .bind(can_create_buckets.map(i64::from))
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 

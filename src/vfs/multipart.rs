@@ -70,11 +70,11 @@ impl Vfs {
         if path.parent().is_root() {
             return Err(VfsError::Conflict("objects live inside a bucket"));
         }
-        if let Some(e) = self.lookup(path).await? {
-            if e.is_dir {
-                return Err(VfsError::WrongKind("is a folder"));
-            }
-        }
+        let opts = UploadOptions {
+            create_parents: true,
+            ..Default::default()
+        };
+        self.check_write(caller, path, &opts).await?;
         if let Some(ct) = content_type {
             headers.insert("content-type".into(), ct);
         }

@@ -4,6 +4,8 @@ use bytes::Bytes;
 
 use md5::Digest;
 
+use crate::store::DeadProp;
+
 use super::*;
 
 async fn vfs() -> Vfs {
@@ -16,6 +18,9 @@ fn ann() -> Caller {
     Caller {
         user: "ann".into(),
         is_admin: false,
+        groups: vec!["family".into()],
+        primary_group: Some("family".into()),
+        can_create_buckets: true,
     }
 }
 

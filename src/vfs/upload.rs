@@ -192,6 +192,7 @@ impl Upload {
                 return Err(e);
             }
         }
+        let (grp, mode) = self.vfs.new_file_attrs(&self.caller, &self.path).await?;
         self.sink.close().await?;
         let content_type = self.opts.content_type.clone().unwrap_or_else(|| {
             mime_guess::from_path(self.path.name())
@@ -208,6 +209,8 @@ impl Upload {
             content_type: Some(content_type),
             owner: Some(self.caller.user.clone()),
             headers: super::headers_json(&self.opts.headers),
+            grp,
+            mode,
         };
         self.vfs.store.put_file(&row).await?;
         Entry::from_row(row)

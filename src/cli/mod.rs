@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub mod access;
+
 use crate::auth::{hash_password, random_password};
 use crate::config::Config;
 use crate::store::{MetaError, Store};
@@ -31,6 +33,26 @@ pub enum Command {
     /// Manage S3 access keys (secrets are shown once, at creation).
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Manage groups and memberships.
+    #[command(subcommand)]
+    Group(access::GroupCmd),
+    /// Create buckets (top-level folders owned by a group).
+    #[command(subcommand)]
+    Bucket(access::BucketCmd),
+    /// Change the mode bits of a file or folder (octal, e.g. 750).
+    Chmod {
+        /// Octal mode.
+        mode: String,
+        /// Path in the namespace, e.g. /photos/2024.
+        path: String,
+    },
+    /// Change the owner and/or group: `USER`, `USER:GROUP` or `:GROUP`.
+    Chown {
+        /// New owner and/or group.
+        owner: String,
+        /// Path in the namespace.
+        path: String,
+    },
 }
 
 /// `kura key ...`
@@ -71,6 +93,23 @@ pub enum UserCmd {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Primary group (created if missing; the user becomes a member): owns the buckets it creates.
+        #[arg(long)]
+        group: Option<String>,
+        /// Allow the user to create buckets.
+        #[arg(long)]
+        create_buckets: bool,
+    },
+    /// Change a user's primary group or bucket-creation right.
+    Modify {
+        /// Login name.
+        name: String,
+        /// New primary group (the user becomes a member).
+        #[arg(long)]
+        group: Option<String>,
+        /// Allow (true) or forbid (false) creating buckets.
+        #[arg(long)]
+        create_buckets: Option<bool>,
     },
     /// List users.
     List,
@@ -104,6 +143,9 @@ pub enum CliError {
     /// Key management failed.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
+    /// The core refused an operation.
+    #[error(transparent)]
+    Vfs(#[from] crate::vfs::VfsError),
     /// The request makes no sense (unknown user, bad name, ...).
     #[error("{0}")]
     Usage(String),
@@ -139,6 +181,8 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
             name,
             admin,
             password_stdin,
+            group,
+            create_buckets,
         } => {
             if !valid_user_name(&name) {
                 return Err(CliError::Usage(
@@ -152,14 +196,36 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
                 }
                 r => r?,
             }
+            if group.is_some() || create_buckets {
+                access::set_primary(&store, &name, group.as_deref(), Some(create_buckets)).await?;
+            }
             println!("added user {name}{}", if admin { " (admin)" } else { "" });
             if generated {
                 println!("password: {pw}");
             }
         }
+        UserCmd::Modify {
+            name,
+            group,
+            create_buckets,
+        } => {
+            access::set_primary(&store, &name, group.as_deref(), create_buckets).await?;
+            println!("modified user {name}");
+        }
         UserCmd::List => {
             for u in store.users().await? {
-                println!("{}{}", u.name, if u.is_admin { "\tadmin" } else { "" });
+                let groups = store.groups_of(&u.name).await?.join(",");
+                println!(
+                    "{}\t{}\tprimary={}\tgroups={groups}{}",
+                    u.name,
+                    if u.is_admin { "admin" } else { "user" },
+                    u.primary_group.as_deref().unwrap_or("-"),
+                    if u.can_create_buckets {
+                        "\tcreate-buckets"
+                    } else {
+                        ""
+                    }
+                );
             }
         }
         UserCmd::Passwd {

@@ -1,0 +1,118 @@
+//! Groups, memberships, and the per-group quota and usage counters.
+
+use sqlx::Row;
+
+use super::{map_unique, now_ms, MetaError, Store};
+
+/// A group as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupRow {
+    /// Group name, unique.
+    pub name: String,
+    /// Largest total size of the group's buckets, if limited.
+    pub quota_bytes: Option<i64>,
+    /// Largest number of files in the group's buckets, if limited.
+    pub quota_objects: Option<i64>,
+    /// Bytes stored in the group's buckets.
+    pub used_bytes: i64,
+    /// Files stored in the group's buckets.
+    pub used_objects: i64,
+}
+
+fn to_group(r: sqlx::sqlite::SqliteRow) -> GroupRow {
+    GroupRow {
+        name: r.get(0),
+        quota_bytes: r.get(1),
+        quota_objects: r.get(2),
+        used_bytes: r.get(3),
+        used_objects: r.get(4),
+    }
+}
+
+impl Store {
+    /// Adds a group; `Duplicate` if the name is taken.
+    pub async fn create_group(&self, name: &str) -> Result<(), MetaError> {
+        sqlx::query("INSERT INTO groups (name, created_ms) VALUES ($1, $2)")
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(map_unique)?;
+        Ok(())
+    }
+
+    /// One group by name.
+    pub async fn group(&self, name: &str) -> Result<Option<GroupRow>, MetaError> {
+        let row = sqlx::query(
+            "SELECT name, quota_bytes, quota_objects, used_bytes, used_objects FROM groups WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(to_group))
+    }
+
+    /// All groups, by name.
+    pub async fn groups(&self) -> Result<Vec<GroupRow>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT name, quota_bytes, quota_objects, used_bytes, used_objects FROM groups ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(to_group).collect())
+    }
+
+    /// Deletes a group; false when it does not exist.
+    pub async fn delete_group(&self, name: &str) -> Result<bool, MetaError> {
+        let r = sqlx::query("DELETE FROM groups WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Makes a user a member of a group (idempotent).
+    pub async fn add_member(&self, user: &str, group: &str) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO memberships (user_name, group_name) VALUES ($1, $2)
+             ON CONFLICT (user_name, group_name) DO NOTHING",
+        )
+        .bind(user)
+        .bind(group)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a membership; false when there was none.
+    pub async fn remove_member(&self, user: &str, group: &str) -> Result<bool, MetaError> {
+        let r = sqlx::query("DELETE FROM memberships WHERE user_name = $1 AND group_name = $2")
+            .bind(user)
+            .bind(group)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The groups a user belongs to, by name.
+    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT group_name FROM memberships WHERE user_name = $1 ORDER BY group_name",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Members of a group, by name.
+    pub async fn members(&self, group: &str) -> Result<Vec<String>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT user_name FROM memberships WHERE group_name = $1 ORDER BY user_name",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+}

@@ -1,0 +1,433 @@
+//! Namespace operations: each checks its permissions here, once, for every protocol.
+
+use std::collections::BTreeMap;
+
+use super::perm::{R, W, X};
+use super::upload::Upload;
+use super::{headers_json, Caller, Download, Entry, UploadOptions, VPath, Vfs, VfsError, CHUNK};
+use crate::store::{now_ms, DeadProp, EntryRow, MetaError};
+
+impl Vfs {
+    /// Metadata of a path; the root always exists.
+    pub async fn stat(&self, c: &Caller, path: &VPath) -> Result<Entry, VfsError> {
+        self.resolve(c, path).await?.ok_or(VfsError::NotFound)
+    }
+
+    /// The entries of a folder, from one SQL query and no storage calls. The root lists only
+    /// the buckets the caller may enter.
+    pub async fn list(&self, c: &Caller, path: &VPath) -> Result<Vec<Entry>, VfsError> {
+        let dir = self.stat(c, path).await?;
+        if !dir.is_dir {
+            return Err(VfsError::WrongKind("not a folder"));
+        }
+        dir.require(c, R, "the folder may not be listed")?;
+        let children = self
+            .store
+            .children(path.as_str())
+            .await?
+            .into_iter()
+            .map(Entry::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if path.is_root() {
+            let visible = |e: &Entry| e.allows(c, if e.is_dir { X } else { R });
+            return Ok(children.into_iter().filter(visible).collect());
+        }
+        Ok(children)
+    }
+
+    /// Opens a file for positional reads.
+    pub async fn open_read(&self, c: &Caller, path: &VPath) -> Result<(Entry, Download), VfsError> {
+        let entry = self.stat(c, path).await?;
+        if entry.is_dir {
+            return Err(VfsError::WrongKind("is a folder"));
+        }
+        entry.require(c, R, "the file may not be read")?;
+        let reader = self
+            .op
+            .reader_with(&path.storage_key(false))
+            .chunk(CHUNK)
+            .await?;
+        let size = entry.size;
+        Ok((entry, Download { reader, size }))
+    }
+
+    /// Checks that `c` may write `path` with `opts`; returns the existing file, if any.
+    pub(super) async fn check_write(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        opts: &UploadOptions,
+    ) -> Result<Option<Entry>, VfsError> {
+        if path.is_root() {
+            return Err(VfsError::WrongKind("is a folder"));
+        }
+        // the deepest existing folder above the file decides who may create names
+        let mut dir = path.parent();
+        let dir_entry = loop {
+            match self.resolve(c, &dir).await {
+                Ok(Some(e)) if e.is_dir => break e,
+                Ok(Some(_)) | Err(VfsError::Conflict(_)) => {
+                    return Err(VfsError::Conflict("a file is in the way of a folder"))
+                }
+                Ok(None) | Err(VfsError::NotFound) if opts.create_parents => dir = dir.parent(),
+                Ok(None) | Err(VfsError::NotFound) => {
+                    return Err(VfsError::Conflict("parent folder does not exist"))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let existing = if dir_entry.path == path.parent() {
+            self.lookup(path).await?
+        } else {
+            None
+        };
+        match &existing {
+            Some(e) if e.is_dir => return Err(VfsError::WrongKind("is a folder")),
+            Some(_) if opts.create_new => return Err(VfsError::Exists),
+            Some(e) => e.require(c, W, "the file may not be overwritten")?,
+            None if opts.must_exist => return Err(VfsError::NotFound),
+            None => Self::require_name_change(c, &dir_entry, None)?,
+        }
+        Ok(existing)
+    }
+
+    /// Starts an atomic upload: nothing is visible until `Upload::commit`.
+    pub async fn upload(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        opts: UploadOptions,
+    ) -> Result<Upload, VfsError> {
+        self.check_write(c, path, &opts).await?;
+        Upload::start(self.clone(), c, path.clone(), opts).await
+    }
+
+    /// Group and mode a new file at `path` gets (its parent exists by now).
+    pub(super) async fn new_file_attrs(
+        &self,
+        c: &Caller,
+        path: &VPath,
+    ) -> Result<(Option<String>, i64), VfsError> {
+        let parent = self
+            .lookup(&path.parent())
+            .await?
+            .ok_or(VfsError::NotFound)?;
+        Ok((
+            Self::group_for_new(c, &parent),
+            i64::from(0o666 & !self.umask),
+        ))
+    }
+
+    /// Creates one folder; its parent must exist.
+    pub async fn mkdir(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        if path.is_root() {
+            return Err(VfsError::Exists);
+        }
+        let parent = match self.resolve(c, &path.parent()).await {
+            Ok(Some(p)) if p.is_dir => p,
+            Ok(_) | Err(VfsError::NotFound) | Err(VfsError::Conflict(_)) => {
+                return Err(VfsError::Conflict("parent folder does not exist"))
+            }
+            Err(e) => return Err(e),
+        };
+        if self.lookup(path).await?.is_some() {
+            return Err(VfsError::Exists);
+        }
+        Self::require_name_change(c, &parent, None)?;
+        self.op.create_dir(&path.storage_key(true)).await?;
+        let now = now_ms();
+        let row = EntryRow {
+            path: path.as_str().into(),
+            parent: path.parent().as_str().into(),
+            is_dir: true,
+            size: 0,
+            mtime_ms: now,
+            etag: format!("d{now:x}"),
+            content_type: None,
+            owner: Some(c.user.clone()),
+            headers: None,
+            grp: Self::group_for_new(c, &parent),
+            mode: i64::from(0o777 & !self.umask),
+        };
+        self.store.insert_dir(&row).await.map_err(|e| match e {
+            MetaError::Duplicate => VfsError::Exists,
+            e => e.into(),
+        })
+    }
+
+    /// Creates a folder and any missing ancestors; existing folders are fine, a file in the way is not.
+    pub async fn mkdir_all(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        let mut chain = vec![path.clone()];
+        while let Some(p) = chain.last().map(VPath::parent) {
+            if p.is_root() {
+                break;
+            }
+            chain.push(p);
+        }
+        for p in chain.iter().rev().filter(|p| !p.is_root()) {
+            match self.lookup(p).await? {
+                Some(e) if e.is_dir => continue,
+                Some(_) => return Err(VfsError::Conflict("a file is in the way of a folder")),
+                None => match self.mkdir(c, p).await {
+                    Ok(()) | Err(VfsError::Exists) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Files below `dir` whose relative name starts with `prefix` and sorts after `after`, in
+    /// name order, at most `limit` (S3's recursive listing); one SQL query. Needs r on `dir`.
+    pub async fn files_below(
+        &self,
+        c: &Caller,
+        dir: &VPath,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, VfsError> {
+        let d = self.stat(c, dir).await?;
+        d.require(c, R, "the folder may not be listed")?;
+        let base = if dir.is_root() {
+            String::from("/")
+        } else {
+            format!("{dir}/")
+        };
+        let lo = format!("{base}{prefix}");
+        let hi = format!("{lo}{}", char::MAX);
+        let after = if after.is_empty() {
+            String::new()
+        } else {
+            format!("{base}{after}")
+        };
+        self.store
+            .files_in_range(&lo, &hi, &after, limit as i64)
+            .await?
+            .into_iter()
+            .map(Entry::from_row)
+            .collect()
+    }
+
+    /// Replaces the type and headers of a file, keeping its bytes (S3 metadata REPLACE in place).
+    pub async fn set_headers(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        content_type: Option<&str>,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(), VfsError> {
+        let e = self.stat(c, path).await?;
+        if e.is_dir {
+            return Err(VfsError::WrongKind("is a folder"));
+        }
+        e.require(c, W, "the file may not be changed")?;
+        let ct = content_type.unwrap_or(&e.content_type);
+        self.store
+            .set_headers(
+                path.as_str(),
+                Some(ct),
+                headers_json(headers).as_deref(),
+                now_ms(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a file, or a folder with everything below it (metadata first, in one transaction).
+    pub async fn delete(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        if path.is_root() {
+            return Err(VfsError::WrongKind("the root cannot be deleted"));
+        }
+        let entry = self.stat(c, path).await?;
+        let parent = self
+            .lookup(&path.parent())
+            .await?
+            .ok_or(VfsError::NotFound)?;
+        Self::require_name_change(c, &parent, Some(&entry))?;
+        self.store.delete_tree(path.as_str()).await?;
+        if entry.is_dir {
+            self.op
+                .delete_with(&path.storage_key(true))
+                .recursive(true)
+                .await?;
+        } else {
+            self.op.delete(&path.storage_key(false)).await?;
+        }
+        Ok(())
+    }
+
+    /// Shared preconditions of MOVE and COPY; returns the destination folder.
+    async fn check_transfer(&self, c: &Caller, src: &Entry, to: &VPath) -> Result<Entry, VfsError> {
+        let from = &src.path;
+        if to.is_root() || to.starts_with(from) || from == to {
+            return Err(VfsError::Conflict("destination is the source or inside it"));
+        }
+        let dir = match self.resolve(c, &to.parent()).await {
+            Ok(Some(d)) if d.is_dir => d,
+            Ok(_) | Err(VfsError::NotFound) | Err(VfsError::Conflict(_)) => {
+                return Err(VfsError::Conflict("parent folder does not exist"))
+            }
+            Err(e) => return Err(e),
+        };
+        let existing = self.lookup(to).await?;
+        if let Some(dst) = &existing {
+            if dst.is_dir || src.is_dir {
+                return Err(VfsError::Exists);
+            }
+        }
+        Self::require_name_change(c, &dir, existing.as_ref())?;
+        Ok(dir)
+    }
+
+    /// Moves a file or folder; an existing destination file is replaced, a folder is not.
+    pub async fn rename(&self, c: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        let src = self.stat(c, from).await?;
+        let from_dir = self
+            .lookup(&from.parent())
+            .await?
+            .ok_or(VfsError::NotFound)?;
+        Self::require_name_change(c, &from_dir, Some(&src))?;
+        let to_dir = self.check_transfer(c, &src, to).await?;
+        if src.is_dir {
+            if self.local_root.is_some() {
+                self.op
+                    .rename(&from.storage_key(false), &to.storage_key(false))
+                    .await?;
+            } else {
+                self.copy_tree_bytes(from, to).await?;
+                self.op
+                    .delete_with(&from.storage_key(true))
+                    .recursive(true)
+                    .await?;
+            }
+        } else {
+            self.move_file_bytes(from, to).await?;
+        }
+        // into another bucket: the moved entries join the destination's group
+        let regroup =
+            (Self::bucket_of(from) != Self::bucket_of(to)).then(|| Self::group_for_new(c, &to_dir));
+        self.store
+            .move_tree(
+                from.as_str(),
+                to.as_str(),
+                to.parent().as_str(),
+                regroup.as_ref().map(|g| g.as_deref()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Copies a file, or a folder with everything below it; all metadata rows are written
+    /// in one transaction after the bytes (copied inside the storage service when it can).
+    pub async fn copy(&self, c: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        let src = self.stat(c, from).await?;
+        src.require(
+            c,
+            if src.is_dir { R | X } else { R },
+            "the source may not be read",
+        )?;
+        if src.is_dir && !c.is_admin {
+            for row in self.store.subtree(from.as_str()).await? {
+                let e = Entry::from_row(row)?;
+                e.require(
+                    c,
+                    if e.is_dir { R | X } else { R },
+                    "something below the source may not be read",
+                )?;
+            }
+        }
+        let to_dir = self.check_transfer(c, &src, to).await?;
+        if src.is_dir {
+            self.copy_tree_bytes(from, to).await?;
+        } else {
+            self.copy_file_bytes(from, to).await?;
+        }
+        let grp = Self::group_for_new(c, &to_dir);
+        self.store
+            .copy_tree(
+                from.as_str(),
+                to.as_str(),
+                to.parent().as_str(),
+                (&c.user, grp.as_deref()),
+                now_ms(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Dead properties of an entry.
+    pub async fn props(&self, c: &Caller, path: &VPath) -> Result<Vec<DeadProp>, VfsError> {
+        self.stat(c, path).await?;
+        Ok(self.store.props(path.as_str()).await?)
+    }
+
+    /// Sets and removes dead properties atomically.
+    pub async fn patch_props(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        patch: &[(bool, DeadProp)],
+    ) -> Result<(), VfsError> {
+        let e = self.stat(c, path).await?;
+        e.require(c, W, "the entry may not be changed")?;
+        Ok(self.store.patch_props(path.as_str(), patch).await?)
+    }
+
+    /// Changes the mode bits: the owner or an administrator.
+    pub async fn chmod(&self, c: &Caller, path: &VPath, mode: u32) -> Result<(), VfsError> {
+        let e = self.stat(c, path).await?;
+        if path.is_root() || !(c.is_admin || e.owner.as_deref() == Some(c.user.as_str())) {
+            return Err(VfsError::Forbidden(
+                "only the owner or an administrator changes the mode",
+            ));
+        }
+        Ok(self
+            .store
+            .set_mode(path.as_str(), i64::from(mode & 0o777))
+            .await?)
+    }
+
+    /// Changes the owner (administrators only) and/or the group (the owner, to a group it is
+    /// a member of, or an administrator).
+    pub async fn chown(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        owner: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<(), VfsError> {
+        let e = self.stat(c, path).await?;
+        if path.is_root() {
+            return Err(VfsError::Forbidden("the root has no owner"));
+        }
+        if owner.is_some() && !c.is_admin {
+            return Err(VfsError::Forbidden(
+                "only an administrator changes the owner",
+            ));
+        }
+        if let Some(g) = group {
+            let owns = e.owner.as_deref() == Some(c.user.as_str());
+            if !(c.is_admin || (owns && c.groups.iter().any(|m| m == g))) {
+                return Err(VfsError::Forbidden("only the owner (a member of the new group) or an administrator changes the group"));
+            }
+            if self.store.group(g).await?.is_none() {
+                return Err(VfsError::NotFound);
+            }
+        }
+        if let Some(u) = owner {
+            if self.store.user(u).await?.is_none() {
+                return Err(VfsError::NotFound);
+            }
+        }
+        Ok(self
+            .store
+            .set_ownership(path.as_str(), owner, group)
+            .await?)
+    }
+
+    /// Bytes used by all files, for RFC 4331 quota properties.
+    pub async fn used_bytes(&self, _c: &Caller) -> Result<u64, VfsError> {
+        Ok(self.store.used_bytes().await?.max(0) as u64)
+    }
+}

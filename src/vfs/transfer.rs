@@ -1,0 +1,64 @@
+//! Moving and copying bytes inside the storage service (or through Kura where it cannot).
+
+use super::{VPath, Vfs, VfsError};
+
+impl Vfs {
+    pub(super) async fn move_file_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        let cap = self.op.info().capability();
+        let (f, t) = (from.storage_key(false), to.storage_key(false));
+        if cap.rename {
+            self.op.rename(&f, &t).await?;
+        } else {
+            self.copy_file_bytes(from, to).await?;
+            self.op.delete(&f).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn copy_file_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        let (f, t) = (from.storage_key(false), to.storage_key(false));
+        if self.op.info().capability().copy {
+            self.op.copy(&f, &t).await?;
+            return Ok(());
+        }
+        let reader = self.op.reader(&f).await?;
+        let mut stream = reader.into_bytes_stream(..).await?;
+        let mut writer = self.op.writer(&t).await?;
+        use futures_util::TryStreamExt;
+        let res: Result<(), opendal::Error> =
+            async {
+                while let Some(chunk) = stream.try_next().await.map_err(|e| {
+                    opendal::Error::new(opendal::ErrorKind::Unexpected, e.to_string())
+                })? {
+                    writer.write(chunk).await?;
+                }
+                Ok(())
+            }
+            .await;
+        match res {
+            Ok(()) => {
+                writer.close().await?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Copies a folder tree in storage, file by file.
+    pub(super) async fn copy_tree_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        self.op.create_dir(&to.storage_key(true)).await?;
+        for row in self.store.subtree(from.as_str()).await? {
+            let path = VPath::parse(&row.path)?;
+            let target = path.rebase(from, to);
+            if row.is_dir {
+                self.op.create_dir(&target.storage_key(true)).await?;
+            } else {
+                self.copy_file_bytes(&path, &target).await?;
+            }
+        }
+        Ok(())
+    }
+}
