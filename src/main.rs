@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             Command::Bucket(cmd) => cli::access::bucket(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Chmod { mode, path } => cli::access::chmod(&cfg, &mode, &path)
+            Command::Chmod { mode, paths } => cli::access::chmod(&cfg, &mode, &paths)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Chown { owner, path } => cli::access::chown(&cfg, &owner, &path)

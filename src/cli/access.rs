@@ -173,16 +173,18 @@ pub async fn bucket(cfg: &Config, cmd: BucketCmd) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Runs `kura chmod MODE PATH`.
-pub async fn chmod(cfg: &Config, mode: &str, path: &str) -> Result<(), CliError> {
+/// Runs `kura chmod MODE PATH...`.
+pub async fn chmod(cfg: &Config, mode: &str, paths: &[String]) -> Result<(), CliError> {
     let (_, vfs) = open_vfs(cfg).await?;
     let bits = u32::from_str_radix(mode, 8)
         .ok()
         .filter(|m| *m <= 0o777)
         .ok_or_else(|| CliError::Usage(format!("{mode} is not an octal mode like 750")))?;
-    vfs.chmod(&Caller::admin("admin"), &VPath::parse(path)?, bits)
-        .await?;
-    println!("mode of {path} is {bits:03o}");
+    for path in paths {
+        vfs.chmod(&Caller::admin("admin"), &VPath::parse(path)?, bits)
+            .await?;
+        println!("mode of {path} is {bits:03o}");
+    }
     Ok(())
 }
 

@@ -43,8 +43,9 @@ pub enum Command {
     Chmod {
         /// Octal mode.
         mode: String,
-        /// Path in the namespace, e.g. /photos/2024.
-        path: String,
+        /// Paths in the namespace, e.g. /photos/2024.
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Change the owner and/or group: `USER`, `USER:GROUP` or `:GROUP`.
     Chown {

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::http::{empty, full, RespBody};
-use crate::vfs::{Caller, VPath, Vfs};
+use crate::vfs::{Caller, VPath, Vfs, VfsError};
 
 /// URL prefix of the WebDAV namespace.
 pub const PREFIX: &str = "/dav";
@@ -30,6 +30,7 @@ pub struct DavSettings {
 pub struct DavFront {
     handler: DavHandler<Caller>,
     settings: DavSettings,
+    vfs: Vfs,
 }
 
 /// Headers every DAV answer to OPTIONS carries, also for unauthenticated clients.
@@ -67,18 +68,25 @@ impl DavFront {
     /// Builds the handler over the core.
     pub fn new(vfs: Vfs, settings: DavSettings) -> Self {
         let handler = DavHandler::builder()
-            .filesystem(Box::new(fs::KuraFs { vfs }))
+            .filesystem(Box::new(fs::KuraFs { vfs: vfs.clone() }))
             .locksystem(MemLs::new())
             .strip_prefix(PREFIX)
             .read_buf_size(256 * 1024)
             .autoindex(true)
             .build_handler();
-        DavFront { handler, settings }
+        DavFront {
+            handler,
+            settings,
+            vfs,
+        }
     }
 
     /// Serves one authenticated request under `/dav`.
     pub async fn handle(&self, req: Request<Incoming>, caller: Caller) -> Response<RespBody> {
         if let Err(resp) = self.check(&req) {
+            return resp;
+        }
+        if let Err(resp) = self.check_listing(&req, &caller).await {
             return resp;
         }
         let resp = self
@@ -87,6 +95,36 @@ impl DavFront {
             .await;
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, body.map_err(std::io::Error::other).boxed_unsync())
+    }
+
+    /// A PROPFIND below a folder the caller may not list is refused with 403 (dav-server
+    /// would answer 207 with the folder alone).
+    #[allow(clippy::result_large_err)]
+    async fn check_listing(
+        &self,
+        req: &Request<Incoming>,
+        caller: &Caller,
+    ) -> Result<(), Response<RespBody>> {
+        if req.method().as_str() != "PROPFIND" {
+            return Ok(());
+        }
+        let depth0 = req
+            .headers()
+            .get("Depth")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|d| d.trim() == "0");
+        if depth0 {
+            return Ok(());
+        }
+        let raw = req.uri().path();
+        let rel = raw.strip_prefix(PREFIX).unwrap_or(raw);
+        let Ok(path) = VPath::parse_url(if rel.is_empty() { "/" } else { rel }) else {
+            return Ok(());
+        };
+        match self.vfs.may_list(caller, &path).await {
+            Err(VfsError::Forbidden(_)) => Err(status(StatusCode::FORBIDDEN, "")),
+            _ => Ok(()),
+        }
     }
 
     /// Checks what dav-server would accept too leniently: path syntax, destinations, depth, sizes.

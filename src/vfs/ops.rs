@@ -35,6 +35,15 @@ impl Vfs {
         Ok(children)
     }
 
+    /// Fails with `Forbidden` when `path` is a folder `c` may not list.
+    pub async fn may_list(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        let e = self.stat(c, path).await?;
+        if e.is_dir {
+            e.require(c, R, "the folder may not be listed")?;
+        }
+        Ok(())
+    }
+
     /// Opens a file for positional reads.
     pub async fn open_read(&self, c: &Caller, path: &VPath) -> Result<(Entry, Download), VfsError> {
         let entry = self.stat(c, path).await?;
@@ -77,6 +86,7 @@ impl Vfs {
             }
         };
         let existing = if dir_entry.path == path.parent() {
+            dir_entry.require(c, X, "the folder may not be entered")?;
             self.lookup(path).await?
         } else {
             None

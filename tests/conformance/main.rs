@@ -7,6 +7,7 @@ mod common;
 mod crash;
 mod http_semantics;
 mod litmus;
+mod permissions;
 mod s3_clients;
 mod streaming;
 mod tls;

@@ -1,0 +1,321 @@
+//! The permission matrix: owner, group and other classes x folder and file modes x operations,
+//! through WebDAV and S3 with the same expectations (POSIX rules, checked once in the core).
+
+use std::process::{Command, Output};
+
+use crate::common::{code, require, run, S3Key, Server};
+
+const PW: &str = "matrix-pw";
+
+struct Who {
+    name: &'static str,
+    key: S3Key,
+}
+
+fn add_user(server: &Server, name: &str, args: &[&str]) {
+    let mut c = server.kura();
+    c.args(["user", "add", name, "--password-stdin"]).args(args);
+    c.stdin(std::process::Stdio::piped());
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kura user add");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PW}\n").as_bytes())
+        .expect("pw");
+    assert!(child.wait().expect("wait").success());
+}
+
+fn key_of(server: &Server, user: &str) -> S3Key {
+    let out = run(server
+        .kura()
+        .args(["key", "create", "--user", user, "--json"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| {
+        let start = text.find(&format!("\"{name}\":\"")).expect("field") + name.len() + 4;
+        text[start..].split('"').next().expect("value").to_string()
+    };
+    S3Key {
+        id: field("access_key_id"),
+        secret: field("secret_access_key"),
+    }
+}
+
+fn dav(server: &Server, who: &str, args: &[&str]) -> u16 {
+    let auth = format!("{who}:{PW}");
+    let mut all = vec!["-u", auth.as_str(), "-o", "/dev/null", "-w", "%{http_code}"];
+    all.extend_from_slice(args);
+    code(&server.curl(&all))
+}
+
+fn s3(key: &S3Key, args: &[&str]) -> u16 {
+    let user = format!("{}:{}", key.id, key.secret);
+    let out: Output = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--user",
+            &user,
+        ])
+        .args([
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ])
+        .args(args)
+        .output()
+        .expect("curl");
+    code(&out)
+}
+
+fn ok(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+#[test]
+fn permission_matrix_is_the_same_through_webdav_and_s3() {
+    require("curl");
+    let server = Server::plain();
+    add_user(&server, "olga", &["--group", "fam"]);
+    add_user(&server, "gus", &[]);
+    add_user(&server, "otto", &[]);
+    run(server.kura().args(["group", "add-user", "fam", "gus"]));
+    run(server.kura().args([
+        "bucket", "create", "space", "--group", "fam", "--owner", "olga",
+    ]));
+    run(server.kura().args(["chmod", "777", "/space"]));
+    let people = [
+        (
+            6,
+            Who {
+                name: "olga",
+                key: key_of(&server, "olga"),
+            },
+        ),
+        (
+            3,
+            Who {
+                name: "gus",
+                key: key_of(&server, "gus"),
+            },
+        ),
+        (
+            0,
+            Who {
+                name: "otto",
+                key: key_of(&server, "otto"),
+            },
+        ),
+    ];
+
+    let dir_modes = [7u32, 6, 5, 3, 1];
+    let file_modes = [7u32, 4, 2, 0];
+    let mut checks = 0;
+    let mut n = 0;
+    for (shift, who) in &people {
+        for d in dir_modes {
+            for f in file_modes {
+                n += 1;
+                let dir = format!("space/c{n}");
+                // the fixture, made by the owner while everything is open
+                assert_eq!(
+                    dav(&server, "olga", &["-X", "MKCOL", &server.dav(&dir)]),
+                    201
+                );
+                for name in ["f", "g", "h", "h3", "f3"] {
+                    let url = server.dav(&format!("{dir}/{name}"));
+                    assert_eq!(
+                        dav(
+                            &server,
+                            "olga",
+                            &["-X", "PUT", "--data-binary", "content", &url]
+                        ),
+                        201
+                    );
+                }
+                let dmode = format!("{:o}", d << shift);
+                let fmode = format!("{:o}", f << shift);
+                let files: Vec<String> = ["f", "g", "h", "h3", "f3"]
+                    .iter()
+                    .map(|x| format!("/{dir}/{x}"))
+                    .collect();
+                run(server.kura().args(["chmod", &dmode, &format!("/{dir}")]));
+                run(server.kura().arg("chmod").arg(&fmode).args(&files));
+
+                let (dr, dw, dx) = (d & 4 != 0, d & 2 != 0, d & 1 != 0);
+                let (fr, fw) = (f & 4 != 0, f & 2 != 0);
+                let u = |p: &str| server.dav(&format!("{dir}/{p}"));
+                let s = |p: &str| server.url(&format!("/{dir}/{p}"));
+                // parameters in sorted order: curl 7.88 signs the query as written
+                let list_s3 =
+                    server.url(&format!("/space?delimiter=%2F&list-type=2&prefix=c{n}%2F"));
+                let dest = format!("Destination: {}", u("g-moved"));
+                let cases: Vec<(&str, bool, u16)> = vec![
+                    ("dav read", dx && fr, dav(&server, who.name, &[&u("f")])),
+                    (
+                        "dav list",
+                        dr,
+                        dav(
+                            &server,
+                            who.name,
+                            &[
+                                "-X",
+                                "PROPFIND",
+                                "-H",
+                                "Depth: 1",
+                                &server.dav(&format!("{dir}/")),
+                            ],
+                        ),
+                    ),
+                    (
+                        "dav create",
+                        dw && dx,
+                        dav(
+                            &server,
+                            who.name,
+                            &["-X", "PUT", "--data-binary", "x", &u("new")],
+                        ),
+                    ),
+                    (
+                        "dav overwrite",
+                        dx && fw,
+                        dav(
+                            &server,
+                            who.name,
+                            &["-X", "PUT", "--data-binary", "y", &u("f")],
+                        ),
+                    ),
+                    (
+                        "dav delete",
+                        dw && dx,
+                        dav(&server, who.name, &["-X", "DELETE", &u("h")]),
+                    ),
+                    (
+                        "dav rename",
+                        dw && dx,
+                        dav(&server, who.name, &["-X", "MOVE", "-H", &dest, &u("g")]),
+                    ),
+                    ("s3 read", dx && fr, s3(&who.key, &[&s("f3")])),
+                    ("s3 list", dr, s3(&who.key, &[&list_s3])),
+                    (
+                        "s3 create",
+                        dw && dx,
+                        s3(&who.key, &["-X", "PUT", "--data-binary", "x", &s("new3")]),
+                    ),
+                    (
+                        "s3 overwrite",
+                        dx && fw,
+                        s3(&who.key, &["-X", "PUT", "--data-binary", "y", &s("f3")]),
+                    ),
+                    (
+                        "s3 delete",
+                        dw && dx,
+                        s3(&who.key, &["-X", "DELETE", &s("h3")]),
+                    ),
+                ];
+                for (op, allowed, status) in cases {
+                    checks += 1;
+                    assert_eq!(
+                        ok(status),
+                        allowed,
+                        "{op} by {} with folder {dmode} file {fmode}: HTTP {status}",
+                        who.name
+                    );
+                    if !allowed {
+                        assert_eq!(
+                            status, 403,
+                            "{op} by {} refused with {status}, not 403",
+                            who.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "permission matrix: {n} mode combinations x 11 operations = {checks} checks, WebDAV and S3"
+    );
+}
+
+#[test]
+fn buckets_are_created_and_listed_by_right() {
+    require("curl");
+    let server = Server::plain();
+    add_user(&server, "maker", &["--group", "team", "--create-buckets"]);
+    add_user(&server, "viewer", &[]);
+    let viewer = key_of(&server, "viewer");
+    let maker = key_of(&server, "maker");
+    // EasyFS: creating a folder in a root without the right: 403, nothing created
+    assert_eq!(
+        dav(&server, "viewer", &["-X", "MKCOL", &server.dav("nope")]),
+        403
+    );
+    assert_eq!(s3(&viewer, &["-X", "PUT", &server.url("/nope2")]), 403);
+    assert_eq!(server.status(&["-I", &server.dav("nope/")]), 404);
+    assert!(crate::common::tree(&server.files_dir()).is_empty());
+    // a bucket creator's bucket belongs to its primary group
+    assert_eq!(s3(&maker, &["-X", "PUT", &server.url("/teamspace")]), 200);
+    assert_eq!(
+        dav(&server, "maker", &["-X", "MKCOL", &server.dav("teamdocs")]),
+        201
+    );
+    let props = String::from_utf8_lossy(
+        &server
+            .curl(&[
+                "-u",
+                &format!("maker:{PW}"),
+                "-X",
+                "PROPFIND",
+                "-H",
+                "Depth: 1",
+                &server.dav(""),
+            ])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        props.contains("/dav/teamspace/") && props.contains("/dav/teamdocs/"),
+        "{props}"
+    );
+    // a closed bucket is not listed for others, an open one is
+    run(server.kura().args(["chmod", "770", "/teamspace"]));
+    let listing = |who: &str| {
+        String::from_utf8_lossy(
+            &server
+                .curl(&[
+                    "-u",
+                    &format!("{who}:{PW}"),
+                    "-X",
+                    "PROPFIND",
+                    "-H",
+                    "Depth: 1",
+                    &server.dav(""),
+                ])
+                .stdout,
+        )
+        .into_owned()
+    };
+    let seen = listing("viewer");
+    assert!(
+        !seen.contains("/dav/teamspace/") && seen.contains("/dav/teamdocs/"),
+        "{seen}"
+    );
+    assert!(listing("maker").contains("/dav/teamspace/"));
+    // only the owner or an administrator changes modes; an administrator changes owners
+    assert_eq!(
+        dav(
+            &server,
+            "viewer",
+            &["-X", "DELETE", &server.dav("teamdocs")]
+        ),
+        403
+    );
+}
