@@ -49,6 +49,15 @@ fn main() -> ExitCode {
             Command::Serve => serve::run(cfg).await.map_err(|e| e.to_string()),
             Command::User(cmd) => cli::user(&cfg, cmd).await.map_err(|e| e.to_string()),
             Command::Key(cmd) => cli::key(&cfg, cmd).await.map_err(|e| e.to_string()),
+            Command::Quota(cmd) => cli::access::quota(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Usage { group } => cli::access::usage(&cfg, group.as_deref())
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Fsck { repair } => cli::access::fsck(&cfg, repair)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Group(cmd) => cli::access::group(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),

@@ -54,6 +54,135 @@ pub enum BucketCmd {
     },
 }
 
+/// `kura quota ...`
+#[derive(Subcommand, Debug)]
+pub enum QuotaCmd {
+    /// Limit the total size and/or file count of a group's buckets ("none" lifts a limit).
+    Set {
+        /// Group name.
+        group: String,
+        /// Size such as 500MB, 10GiB, 1T, or none.
+        #[arg(long)]
+        bytes: Option<String>,
+        /// Number of files, or none.
+        #[arg(long)]
+        objects: Option<String>,
+    },
+}
+
+/// Parses sizes like `10GiB`, `500MB`, `1T`, `1234`; `none` is no limit.
+pub fn parse_size(s: &str) -> Result<Option<i64>, CliError> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| CliError::Usage(format!("{s} is not a size")))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return Err(CliError::Usage(format!("{s}: unknown unit"))),
+    };
+    Ok(Some((n * mult).round() as i64))
+}
+
+fn show(n: Option<i64>) -> String {
+    n.map_or_else(|| "unlimited".to_string(), |v| v.to_string())
+}
+
+/// Runs `kura quota ...`.
+pub async fn quota(cfg: &Config, cmd: QuotaCmd) -> Result<(), CliError> {
+    let store = open_store(cfg).await?;
+    match cmd {
+        QuotaCmd::Set {
+            group,
+            bytes,
+            objects,
+        } => {
+            let Some(g) = store.group(&group).await? else {
+                return Err(CliError::Usage(format!("no group {group}")));
+            };
+            let bytes = match bytes {
+                Some(b) => parse_size(&b)?,
+                None => g.quota_bytes,
+            };
+            let objects = match objects {
+                Some(o) if o.eq_ignore_ascii_case("none") => None,
+                Some(o) => Some(
+                    o.parse::<i64>()
+                        .map_err(|_| CliError::Usage(format!("{o} is not a count")))?,
+                ),
+                None => g.quota_objects,
+            };
+            store.set_quota(&group, bytes, objects).await?;
+            println!(
+                "quota of {group}: {} bytes, {} files",
+                show(bytes),
+                show(objects)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `kura usage [GROUP]`.
+pub async fn usage(cfg: &Config, group: Option<&str>) -> Result<(), CliError> {
+    let store = open_store(cfg).await?;
+    println!("group\tused_bytes\tquota_bytes\tused_files\tquota_files");
+    for g in store.groups().await? {
+        if group.is_some_and(|want| want != g.name) {
+            continue;
+        }
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            g.name,
+            g.used_bytes,
+            show(g.quota_bytes),
+            g.used_objects,
+            show(g.quota_objects)
+        );
+    }
+    Ok(())
+}
+
+/// Runs `kura fsck [--repair]`.
+pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
+    let store = open_store(cfg).await?;
+    let drift = store.check_usage(repair).await?;
+    if drift.is_empty() {
+        println!("usage: no drift");
+    }
+    for d in &drift {
+        println!(
+            "usage of {}: recorded {} bytes / {} files, counted {} bytes / {} files{}",
+            d.group,
+            d.recorded.0,
+            d.recorded.1,
+            d.actual.0,
+            d.actual.1,
+            if repair { " (repaired)" } else { "" }
+        );
+    }
+    if !drift.is_empty() && !repair {
+        return Err(CliError::Usage(
+            "usage drift found; run kura fsck --repair".into(),
+        ));
+    }
+    Ok(())
+}
+
 async fn open_store(cfg: &Config) -> Result<Store, CliError> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     Ok(Store::open(&cfg.db_path()).await?)
@@ -204,4 +333,19 @@ pub async fn chown(cfg: &Config, spec: &str, path: &str) -> Result<(), CliError>
         .await?;
     println!("ownership of {path} changed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10GiB").unwrap(), Some(10 << 30));
+        assert_eq!(parse_size("500MB").unwrap(), Some(500_000_000));
+        assert_eq!(parse_size("1234").unwrap(), Some(1234));
+        assert_eq!(parse_size("1.5k").unwrap(), Some(1536));
+        assert_eq!(parse_size("none").unwrap(), None);
+        assert!(parse_size("10 parsecs").is_err());
+    }
 }

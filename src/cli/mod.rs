@@ -39,6 +39,20 @@ pub enum Command {
     /// Create buckets (top-level folders owned by a group).
     #[command(subcommand)]
     Bucket(access::BucketCmd),
+    /// Set a group's quota.
+    #[command(subcommand)]
+    Quota(access::QuotaCmd),
+    /// Show the usage and quota of one group or all.
+    Usage {
+        /// Group name (all groups when absent).
+        group: Option<String>,
+    },
+    /// Recount every group's usage from the metadata and report drift; --repair fixes it.
+    Fsck {
+        /// Write the recounted figures.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Change the mode bits of a file or folder (octal, e.g. 750).
     Chmod {
         /// Octal mode.

@@ -29,6 +29,7 @@ pub fn to_fs_error(e: VfsError) -> FsError {
                 FsError::GeneralFailure
             }
         },
+        VfsError::QuotaExceeded(_) => FsError::InsufficientStorage,
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");
             FsError::GeneralFailure

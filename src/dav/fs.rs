@@ -264,6 +264,18 @@ impl GuardedFileSystem<Caller> for KuraFs {
         .boxed()
     }
 
+    fn get_quota_at<'a>(
+        &'a self,
+        path: &'a DavPath,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, (u64, Option<u64>)> {
+        async move {
+            let p = vpath(path)?;
+            self.vfs.quota_at(caller, &p).await.map_err(to_fs_error)
+        }
+        .boxed()
+    }
+
     fn get_quota<'a>(&'a self, caller: &'a Caller) -> FsFuture<'a, (u64, Option<u64>)> {
         async move {
             let used = self.vfs.used_bytes(caller).await.map_err(to_fs_error)?;

@@ -7,6 +7,9 @@ use crate::vfs::VfsError;
 
 /// Kura's own error code for a key that cannot be a file: `a` while `a/b` exists, or the reverse.
 pub const PATH_CONFLICT: &str = "KeyConflict";
+/// Kura's own error code for a write refused by the bucket group's quota (HTTP 403, so that
+/// clients do not retry it as they would a 5xx).
+pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
 /// Kura's own error code for a key that breaks the naming rules (`a//b`, `..`, NUL, ...).
 pub const INVALID_NAME: &str = "InvalidObjectName";
 
@@ -44,6 +47,11 @@ pub fn object_error(e: VfsError) -> S3Error {
             tracing::error!(error = %e, "storage failure");
             S3Error::new(S3ErrorCode::InternalError)
         }
+        VfsError::QuotaExceeded(g) => custom(
+            QUOTA_EXCEEDED,
+            StatusCode::FORBIDDEN,
+            format!("the quota of group {g} does not allow this write"),
+        ),
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");
             S3Error::new(S3ErrorCode::InternalError)

@@ -6,6 +6,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
 use super::{map_unique, MetaError, Store};
 
 /// Metadata of one file or folder.
@@ -33,6 +34,15 @@ pub struct EntryRow {
     pub grp: Option<String>,
     /// POSIX permission bits (rwx for owner, group, other).
     pub mode: i64,
+}
+
+/// Why `commit_file` did not record a file.
+#[derive(Debug)]
+pub enum Committed<E> {
+    /// The database refused (over quota, or failed).
+    Meta(MetaError),
+    /// The storage commit failed.
+    Finish(E),
 }
 
 /// A WebDAV dead property as stored.
@@ -78,6 +88,9 @@ fn below(path: &str) -> (String, String) {
 
 async fn delete_tree_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<u64, MetaError> {
     let (lo, hi) = below(path);
+    let (bytes, files) = tree_usage_tx(tx, path).await?;
+    let payer = payer_tx(tx, path).await?;
+    charge_tx(tx, payer.as_deref(), -bytes, -files).await?;
     let n = sqlx::query("DELETE FROM entries WHERE path = $1 OR (path >= $2 AND path < $3)")
         .bind(path)
         .bind(&lo)
@@ -92,6 +105,139 @@ async fn delete_tree_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<
         .execute(&mut **tx)
         .await?;
     Ok(n)
+}
+
+/// Moves an entry and everything below it (rows and properties) in one transaction,
+/// replacing whatever was at the destination.
+/// `regroup` gives the moved rows a new group (a move into another bucket).
+async fn move_tree_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+
+    from: &str,
+    to: &str,
+    to_parent: &str,
+    regroup: Option<Option<&str>>,
+) -> Result<(), MetaError> {
+    delete_tree_tx(&mut *tx, to).await?;
+    // a move into another bucket is paid by the destination's group, credited to the source's
+    let from_payer = payer_tx(&mut *tx, from).await?;
+    let to_payer = if bucket_of(to) == Some(to) {
+        from_payer.clone()
+    } else {
+        payer_tx(&mut *tx, to).await?
+    };
+    if from_payer != to_payer {
+        let (bytes, files) = tree_usage_tx(&mut *tx, from).await?;
+        charge_tx(&mut *tx, to_payer.as_deref(), bytes, files).await?;
+        charge_tx(&mut *tx, from_payer.as_deref(), -bytes, -files).await?;
+    }
+    let (lo, hi) = below(from);
+    let cut = from.chars().count() as i64 + 1;
+    sqlx::query("UPDATE entries SET path = $1, parent = $2 WHERE path = $3")
+        .bind(to)
+        .bind(to_parent)
+        .bind(from)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE entries SET path = $1 || substr(path, $2), parent = $3 || substr(parent, $4)
+             WHERE path >= $5 AND path < $6",
+    )
+    .bind(to)
+    .bind(cut)
+    .bind(to)
+    .bind(cut)
+    .bind(&lo)
+    .bind(&hi)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(grp) = regroup {
+        let (nlo, nhi) = below(to);
+        sqlx::query("UPDATE entries SET grp = $1 WHERE path = $2 OR (path >= $3 AND path < $4)")
+            .bind(grp)
+            .bind(to)
+            .bind(&nlo)
+            .bind(&nhi)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(
+            "UPDATE dead_props SET path = $1 || substr(path, $2) WHERE path = $3 OR (path >= $4 AND path < $5)",
+        )
+        .bind(to)
+        .bind(cut)
+        .bind(from)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Copies an entry, everything below it and their dead properties to `to` in one
+/// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
+/// and the time `now_ms`.
+async fn copy_tree_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+
+    from: &str,
+    to: &str,
+    to_parent: &str,
+    (owner, grp): (&str, Option<&str>),
+    now_ms: i64,
+) -> Result<(), MetaError> {
+    delete_tree_tx(&mut *tx, to).await?;
+    let (bytes, files) = tree_usage_tx(&mut *tx, from).await?;
+    let payer = if bucket_of(to) == Some(to) {
+        grp.map(str::to_string)
+    } else {
+        payer_tx(&mut *tx, to).await?
+    };
+    charge_tx(&mut *tx, payer.as_deref(), bytes, files).await?;
+    let (lo, hi) = below(from);
+    let cut = from.chars().count() as i64 + 1;
+    sqlx::query(
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
+             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode FROM entries WHERE path = $6",
+        )
+        .bind(to)
+        .bind(to_parent)
+        .bind(now_ms)
+        .bind(owner)
+        .bind(grp)
+        .bind(from)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
+             SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
+                    content_type, $6, headers, $7, mode
+             FROM entries WHERE path >= $8 AND path < $9",
+        )
+        .bind(to)
+        .bind(cut)
+        .bind(to)
+        .bind(cut)
+        .bind(now_ms)
+        .bind(owner)
+        .bind(grp)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO dead_props (path, namespace, name, prefix, xml)
+             SELECT $1 || substr(path, $2), namespace, name, prefix, xml FROM dead_props
+             WHERE path = $3 OR (path >= $4 AND path < $5)",
+    )
+    .bind(to)
+    .bind(cut)
+    .bind(from)
+    .bind(&lo)
+    .bind(&hi)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -118,7 +264,37 @@ impl Store {
     }
 
     /// Inserts or replaces a file row (the commit step of an upload).
+    #[cfg(test)]
     pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
+        self.commit_file(e, async { Ok::<(), MetaError>(()) })
+            .await
+            .map_err(|e| match e {
+                Committed::Meta(m) | Committed::Finish(m) => m,
+            })
+    }
+
+    /// Records a file (new or replaced) and charges its bucket's group, then runs `finish`
+    /// (the storage commit) inside the same transaction: over quota, or if `finish` fails,
+    /// nothing is recorded.
+    pub async fn commit_file<E, F>(&self, e: &EntryRow, finish: F) -> Result<(), Committed<E>>
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
+        let mut tx = self
+            .write_tx()
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        let old: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM entries WHERE path = $1 AND is_dir = 0")
+                .bind(&e.path)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| Committed::Meta(e.into()))?;
+        let payer = payer_tx(&mut tx, &e.path).await.map_err(Committed::Meta)?;
+        let files = i64::from(old.is_none());
+        charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
+            .await
+            .map_err(Committed::Meta)?;
         sqlx::query(concat!(
             "INSERT INTO entries (",
             cols!(),
@@ -138,8 +314,11 @@ impl Store {
         .bind(&e.headers)
         .bind(&e.grp)
         .bind(e.mode)
-        .execute(&self.pool)
-        .await?;
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| Committed::Meta(e.into()))?;
+        finish.await.map_err(Committed::Finish)?;
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
         Ok(())
     }
 
@@ -232,7 +411,7 @@ impl Store {
 
     /// Removes an entry, everything below it and their properties, in one transaction.
     pub async fn delete_tree(&self, path: &str) -> Result<u64, MetaError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let n = delete_tree_tx(&mut tx, path).await?;
         tx.commit().await?;
         Ok(n)
@@ -241,59 +420,27 @@ impl Store {
     /// Moves an entry and everything below it (rows and properties) in one transaction,
     /// replacing whatever was at the destination.
     /// `regroup` gives the moved rows a new group (a move into another bucket).
-    pub async fn move_tree(
+    pub async fn move_tree<E, F>(
         &self,
+
         from: &str,
         to: &str,
         to_parent: &str,
         regroup: Option<Option<&str>>,
-    ) -> Result<(), MetaError> {
-        let mut tx = self.pool.begin().await?;
-        delete_tree_tx(&mut tx, to).await?;
-        let (lo, hi) = below(from);
-        let cut = from.chars().count() as i64 + 1;
-        sqlx::query("UPDATE entries SET path = $1, parent = $2 WHERE path = $3")
-            .bind(to)
-            .bind(to_parent)
-            .bind(from)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE entries SET path = $1 || substr(path, $2), parent = $3 || substr(parent, $4)
-             WHERE path >= $5 AND path < $6",
-        )
-        .bind(to)
-        .bind(cut)
-        .bind(to)
-        .bind(cut)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(grp) = regroup {
-            let (nlo, nhi) = below(to);
-            sqlx::query(
-                "UPDATE entries SET grp = $1 WHERE path = $2 OR (path >= $3 AND path < $4)",
-            )
-            .bind(grp)
-            .bind(to)
-            .bind(&nlo)
-            .bind(&nhi)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "UPDATE dead_props SET path = $1 || substr(path, $2) WHERE path = $3 OR (path >= $4 AND path < $5)",
-        )
-        .bind(to)
-        .bind(cut)
-        .bind(from)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        finish: F,
+    ) -> Result<(), Committed<E>>
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
+        let mut tx = self
+            .write_tx()
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        move_tree_tx(&mut tx, from, to, to_parent, regroup)
+            .await
+            .map_err(Committed::Meta)?;
+        finish.await.map_err(Committed::Finish)?;
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
 
     /// Every row strictly below `path`, in path order (parents before children).
@@ -314,61 +461,28 @@ impl Store {
     /// Copies an entry, everything below it and their dead properties to `to` in one
     /// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
     /// and the time `now_ms`.
-    pub async fn copy_tree(
+    pub async fn copy_tree<E, F>(
         &self,
+
         from: &str,
         to: &str,
         to_parent: &str,
         (owner, grp): (&str, Option<&str>),
         now_ms: i64,
-    ) -> Result<(), MetaError> {
-        let mut tx = self.pool.begin().await?;
-        delete_tree_tx(&mut tx, to).await?;
-        let (lo, hi) = below(from);
-        let cut = from.chars().count() as i64 + 1;
-        sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
-             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode FROM entries WHERE path = $6",
-        )
-        .bind(to)
-        .bind(to_parent)
-        .bind(now_ms)
-        .bind(owner)
-        .bind(grp)
-        .bind(from)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
-             SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
-                    content_type, $6, headers, $7, mode
-             FROM entries WHERE path >= $8 AND path < $9",
-        )
-        .bind(to)
-        .bind(cut)
-        .bind(to)
-        .bind(cut)
-        .bind(now_ms)
-        .bind(owner)
-        .bind(grp)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO dead_props (path, namespace, name, prefix, xml)
-             SELECT $1 || substr(path, $2), namespace, name, prefix, xml FROM dead_props
-             WHERE path = $3 OR (path >= $4 AND path < $5)",
-        )
-        .bind(to)
-        .bind(cut)
-        .bind(from)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        finish: F,
+    ) -> Result<(), Committed<E>>
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
+        let mut tx = self
+            .write_tx()
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        copy_tree_tx(&mut tx, from, to, to_parent, (owner, grp), now_ms)
+            .await
+            .map_err(Committed::Meta)?;
+        finish.await.map_err(Committed::Finish)?;
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
 
     /// Dead properties of one entry.
@@ -396,7 +510,7 @@ impl Store {
         path: &str,
         patch: &[(bool, DeadProp)],
     ) -> Result<(), MetaError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (set, p) in patch {
             sqlx::query("DELETE FROM dead_props WHERE path = $1 AND namespace = $2 AND name = $3")
                 .bind(path)
@@ -474,7 +588,9 @@ mod tests {
         };
         s.patch_props("/a/b/c", &[(true, p.clone())]).await.unwrap();
 
-        s.move_tree("/a", "/z", "/", None).await.unwrap();
+        s.move_tree("/a", "/z", "/", None, async { Ok::<(), ()>(()) })
+            .await
+            .unwrap();
         assert!(s.entry("/a").await.unwrap().is_none());
         let c = s.entry("/z/b/c").await.unwrap().unwrap();
         assert_eq!(c.parent, "/z/b");
@@ -486,9 +602,11 @@ mod tests {
         );
         assert_eq!(s.used_bytes().await.unwrap(), 8);
 
-        s.copy_tree("/z", "/ab2", "/", ("bob", Some("g")), 7)
-            .await
-            .unwrap();
+        s.copy_tree("/z", "/ab2", "/", ("bob", Some("g")), 7, async {
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap();
         let copied = s.entry("/ab2/b/c").await.unwrap().unwrap();
         assert_eq!(
             (

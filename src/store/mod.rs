@@ -4,6 +4,7 @@ mod entries;
 mod groups;
 mod keys;
 mod multipart;
+mod usage;
 mod users;
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use entries::{DeadProp, EntryRow};
+pub use entries::{Committed, DeadProp, EntryRow};
 pub use multipart::{PartRow, UploadRow};
 pub use users::UserRow;
 
@@ -26,6 +27,9 @@ pub enum MetaError {
     /// A migration could not be applied at start.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The group paying for the change is over its quota; nothing was changed.
+    #[error("quota of group {0} exceeded")]
+    QuotaExceeded(String),
     /// A row that must be unique already exists.
     #[error("already exists")]
     Duplicate,
@@ -68,6 +72,18 @@ impl Store {
     async fn from_pool(pool: SqlitePool) -> Result<Self, MetaError> {
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
+    }
+}
+
+impl Store {
+    /// A transaction that takes the write lock at once: SQLite cannot upgrade a reading
+    /// transaction once another writer has committed, so read-then-write transactions would
+    /// fail under concurrency. (On PostgreSQL this is a plain BEGIN; the quota update is a
+    /// single conditional UPDATE either way.)
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 }
 

@@ -137,7 +137,7 @@ impl Store {
 
     /// Forgets an upload and its parts; false when it was already gone.
     pub async fn delete_upload(&self, id: &str) -> Result<bool, MetaError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1")
             .bind(id)
             .execute(&mut *tx)

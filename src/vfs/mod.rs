@@ -70,9 +70,30 @@ pub enum VfsError {
     /// The storage backend failed.
     #[error("storage error: {0}")]
     Storage(#[from] opendal::Error),
+    /// The group paying for the change is over its quota; nothing was changed.
+    #[error("quota of group {0} exceeded")]
+    QuotaExceeded(String),
     /// The metadata database failed.
     #[error(transparent)]
-    Meta(#[from] MetaError),
+    Meta(MetaError),
+}
+
+impl From<MetaError> for VfsError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::QuotaExceeded(g) => VfsError::QuotaExceeded(g),
+            e => VfsError::Meta(e),
+        }
+    }
+}
+
+impl From<crate::store::Committed<VfsError>> for VfsError {
+    fn from(e: crate::store::Committed<VfsError>) -> Self {
+        match e {
+            crate::store::Committed::Meta(m) => m.into(),
+            crate::store::Committed::Finish(v) => v,
+        }
+    }
 }
 
 /// Who is asking: every core call carries it so rules can be checked in one place.

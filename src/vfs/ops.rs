@@ -299,30 +299,41 @@ impl Vfs {
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &from_dir, Some(&src))?;
         let to_dir = self.check_transfer(c, &src, to).await?;
-        if src.is_dir {
-            if self.local_root.is_some() {
-                self.op
-                    .rename(&from.storage_key(false), &to.storage_key(false))
-                    .await?;
-            } else {
-                self.copy_tree_bytes(from, to).await?;
-                self.op
-                    .delete_with(&from.storage_key(true))
-                    .recursive(true)
-                    .await?;
-            }
-        } else {
-            self.move_file_bytes(from, to).await?;
-        }
         // into another bucket: the moved entries join the destination's group
         let regroup =
             (Self::bucket_of(from) != Self::bucket_of(to)).then(|| Self::group_for_new(c, &to_dir));
+        // the storage move runs inside the metadata transaction, after the quota charge:
+        // refused or failed, neither side changes
+        let rows = if src.is_dir && self.local_root.is_none() {
+            self.store.subtree(from.as_str()).await?
+        } else {
+            Vec::new()
+        };
+        let storage = async {
+            if src.is_dir {
+                if self.local_root.is_some() {
+                    self.op
+                        .rename(&from.storage_key(false), &to.storage_key(false))
+                        .await?;
+                } else {
+                    self.copy_tree_bytes(from, to, &rows).await?;
+                    self.op
+                        .delete_with(&from.storage_key(true))
+                        .recursive(true)
+                        .await?;
+                }
+            } else {
+                self.move_file_bytes(from, to).await?;
+            }
+            Ok::<(), VfsError>(())
+        };
         self.store
             .move_tree(
                 from.as_str(),
                 to.as_str(),
                 to.parent().as_str(),
                 regroup.as_ref().map(|g| g.as_deref()),
+                storage,
             )
             .await?;
         Ok(())
@@ -348,22 +359,46 @@ impl Vfs {
             }
         }
         let to_dir = self.check_transfer(c, &src, to).await?;
-        if src.is_dir {
-            self.copy_tree_bytes(from, to).await?;
-        } else {
-            self.copy_file_bytes(from, to).await?;
-        }
         let grp = Self::group_for_new(c, &to_dir);
-        self.store
-            .copy_tree(
-                from.as_str(),
-                to.as_str(),
-                to.parent().as_str(),
-                (&c.user, grp.as_deref()),
-                now_ms(),
-            )
-            .await?;
-        Ok(())
+        let who = (c.user.as_str(), grp.as_deref());
+        let (f, t) = (from.as_str(), to.as_str());
+        if src.is_dir {
+            // the destination folder did not exist, so failing can simply remove the copy
+            let rows = self.store.subtree(from.as_str()).await?;
+            self.copy_tree_bytes(from, to, &rows).await?;
+            let res = self
+                .store
+                .copy_tree(f, t, to.parent().as_str(), who, now_ms(), async {
+                    Ok::<(), VfsError>(())
+                })
+                .await;
+            if res.is_err() {
+                let _ = self
+                    .op
+                    .delete_with(&to.storage_key(true))
+                    .recursive(true)
+                    .await;
+            }
+            return Ok(res?);
+        }
+        // a file is copied beside its destination and renamed over it inside the transaction,
+        // so a refused copy never touches an existing destination
+        let staged = format!(
+            "{}.kura-copy-{}",
+            to.storage_key(false),
+            uuid::Uuid::new_v4().simple()
+        );
+        self.copy_key(&from.storage_key(false), &staged).await?;
+        let target = to.storage_key(false);
+        let finish = self.move_key(&staged, &target);
+        let res = self
+            .store
+            .copy_tree(f, t, to.parent().as_str(), who, now_ms(), finish)
+            .await;
+        if res.is_err() {
+            let _ = self.op.delete(&staged).await;
+        }
+        Ok(res?)
     }
 
     /// Dead properties of an entry.
@@ -434,6 +469,19 @@ impl Vfs {
             .store
             .set_ownership(path.as_str(), owner, group)
             .await?)
+    }
+
+    /// RFC 4331 figures for `path`: (used, total) of its bucket group's quota, or of the disk
+    /// when the bucket has no limit; never 0 available while there is room.
+    pub async fn quota_at(&self, c: &Caller, path: &VPath) -> Result<(u64, Option<u64>), VfsError> {
+        if let Some((Some(quota), used)) = self.store.quota_of(path.as_str()).await? {
+            let used = used.max(0) as u64;
+            let quota = quota.max(0) as u64;
+            let disk = self.available_bytes().map(|f| used + f);
+            return Ok((used, Some(disk.map_or(quota, |d| d.min(quota)))));
+        }
+        let used = self.used_bytes(c).await?;
+        Ok((used, self.available_bytes().map(|f| used + f)))
     }
 
     /// Bytes used by all files, for RFC 4331 quota properties.

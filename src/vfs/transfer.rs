@@ -1,22 +1,33 @@
 //! Moving and copying bytes inside the storage service (or through Kura where it cannot).
 
 use super::{VPath, Vfs, VfsError};
+use crate::store::EntryRow;
 
 impl Vfs {
     pub(super) async fn move_file_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
-        let cap = self.op.info().capability();
-        let (f, t) = (from.storage_key(false), to.storage_key(false));
-        if cap.rename {
-            self.op.rename(&f, &t).await?;
+        self.move_key(&from.storage_key(false), &to.storage_key(false))
+            .await
+    }
+
+    /// Moves one stored object (rename where the service can, else copy and delete).
+    pub(super) async fn move_key(&self, f: &str, t: &str) -> Result<(), VfsError> {
+        if self.op.info().capability().rename {
+            self.op.rename(f, t).await?;
         } else {
-            self.copy_file_bytes(from, to).await?;
-            self.op.delete(&f).await?;
+            self.copy_key(f, t).await?;
+            self.op.delete(f).await?;
         }
         Ok(())
     }
 
     pub(super) async fn copy_file_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
-        let (f, t) = (from.storage_key(false), to.storage_key(false));
+        self.copy_key(&from.storage_key(false), &to.storage_key(false))
+            .await
+    }
+
+    /// Copies one stored object, inside the service when it can copy.
+    pub(super) async fn copy_key(&self, f: &str, t: &str) -> Result<(), VfsError> {
+        let (f, t) = (f.to_string(), t.to_string());
         if self.op.info().capability().copy {
             self.op.copy(&f, &t).await?;
             return Ok(());
@@ -48,9 +59,15 @@ impl Vfs {
     }
 
     /// Copies a folder tree in storage, file by file.
-    pub(super) async fn copy_tree_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+    /// `rows` are the metadata rows below `from` (read before any transaction starts).
+    pub(super) async fn copy_tree_bytes(
+        &self,
+        from: &VPath,
+        to: &VPath,
+        rows: &[EntryRow],
+    ) -> Result<(), VfsError> {
         self.op.create_dir(&to.storage_key(true)).await?;
-        for row in self.store.subtree(from.as_str()).await? {
+        for row in rows {
             let path = VPath::parse(&row.path)?;
             let target = path.rebase(from, to);
             if row.is_dir {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::{Caller, Entry, VPath, Vfs, VfsError};
-use crate::store::{now_ms, EntryRow};
+use crate::store::{now_ms, Committed, EntryRow};
 
 /// How an upload may treat an existing file, and what it stores with the bytes.
 #[derive(Clone, Debug, Default)]
@@ -36,6 +36,8 @@ pub(super) struct Sink {
     written: u64,
     expected: Option<u64>,
     expected_md5: Option<String>,
+    /// Bytes the quota allows; a body growing past it is cut off at once.
+    limit: Option<u64>,
     label: String,
 }
 
@@ -47,6 +49,7 @@ impl Sink {
             written: 0,
             expected,
             expected_md5: None,
+            limit: None,
             label,
         }
     }
@@ -62,6 +65,10 @@ impl Sink {
                 self.abort().await;
                 return Err(VfsError::Incomplete { expected, got });
             }
+        }
+        if self.limit.is_some_and(|l| self.written > l) {
+            self.abort().await;
+            return Err(VfsError::QuotaExceeded("of this bucket".into()));
         }
         self.md5.update(&chunk);
         if let Err(e) = w.write(chunk).await {
@@ -159,6 +166,15 @@ impl Upload {
         let writer = vfs.op.writer(&path.storage_key(false)).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
         sink.expected_md5 = opts.content_md5.clone();
+        // what the quota leaves, plus the file this upload replaces
+        if let Some(left) = vfs.store.bytes_left(path.as_str()).await? {
+            let replaced = vfs.store.entry(path.as_str()).await?.map_or(0, |e| e.size);
+            let limit = (left + replaced).max(0) as u64;
+            if opts.expected_size.is_some_and(|n| n > limit) {
+                return Err(VfsError::QuotaExceeded("of this bucket".into()));
+            }
+            sink.limit = Some(limit);
+        }
         Ok(Upload {
             vfs,
             path,
@@ -192,8 +208,13 @@ impl Upload {
                 return Err(e);
             }
         }
-        let (grp, mode) = self.vfs.new_file_attrs(&self.caller, &self.path).await?;
-        self.sink.close().await?;
+        let (grp, mode) = match self.vfs.new_file_attrs(&self.caller, &self.path).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.sink.abort().await;
+                return Err(e);
+            }
+        };
         let content_type = self.opts.content_type.clone().unwrap_or_else(|| {
             mime_guess::from_path(self.path.name())
                 .first_or_octet_stream()
@@ -212,8 +233,19 @@ impl Upload {
             grp,
             mode,
         };
-        self.vfs.store.put_file(&row).await?;
-        Entry::from_row(row)
+        // the row, the quota charge and the rename into place commit together
+        let store = self.vfs.store.clone();
+        match store.commit_file(&row, self.sink.close()).await {
+            Ok(()) => Entry::from_row(row),
+            Err(Committed::Finish(e)) => {
+                self.sink.abort().await;
+                Err(e)
+            }
+            Err(Committed::Meta(e)) => {
+                self.sink.abort().await;
+                Err(e.into())
+            }
+        }
     }
 
     /// Discards the temporary object.

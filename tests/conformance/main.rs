@@ -8,6 +8,7 @@ mod crash;
 mod http_semantics;
 mod litmus;
 mod permissions;
+mod quotas;
 mod s3_clients;
 mod streaming;
 mod tls;

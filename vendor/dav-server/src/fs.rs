@@ -525,6 +525,14 @@ where
     fn get_quota<'a>(&'a self, credentials: &'a C) -> FsFuture<'a, (u64, Option<u64>)> {
         notimplemented_fut!("get_quota")
     }
+
+    /// Kura patch: quota (used, total) of the scope `path` belongs to.
+    ///
+    /// The default implementation returns [`get_quota`][Self::get_quota].
+    fn get_quota_at<'a>(&'a self, path: &'a DavPath, credentials: &'a C) -> FsFuture<'a, (u64, Option<u64>)> {
+        let _ = path;
+        self.get_quota(credentials)
+    }
 }
 
 clone_trait_object! {<C> GuardedFileSystem<C>}

@@ -238,6 +238,7 @@ pub(crate) struct PropWriter<C> {
     principal: Option<String>,
 }
 
+#[allow(dead_code)] // Kura patch 8: no longer read
 #[derive(Default, Clone, Copy)]
 struct QuotaCache {
     q_state: u32,
@@ -828,33 +829,12 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
         path: &'a DavPath,
         meta: &'a dyn DavMetaData,
     ) -> FsResult<(u64, Option<u64>)> {
-        // do lookup only once.
-        match qc.q_state {
-            0 => match self.fs.get_quota(&self.credentials).await {
-                Err(e) => {
-                    qc.q_state = 1;
-                    return Err(e);
-                }
-                Ok((u, t)) => {
-                    qc.q_used = u;
-                    qc.q_total = t;
-                    qc.q_state = 2;
-                }
-            },
-            1 => return Err(FsError::NotImplemented),
-            _ => {}
-        }
-
-        // if not "/", return for "used" just the size of this file/dir.
-        let used = if path.as_bytes() == b"/" {
-            qc.q_used
-        } else {
-            meta.len()
-        };
-
-        // calculate available space.
-        let avail = qc.q_total.map(|total| total.saturating_sub(used));
-        Ok((used, avail))
+        // Kura patch: quotas differ per path (each bucket's group has its own), so the
+        // filesystem is asked for this path; "used" is the usage of the quota scope and
+        // "available" what is left of it (upstream subtracted the file's own size).
+        let _ = (qc, meta);
+        let (used, total) = self.fs.get_quota_at(path, &self.credentials).await?;
+        Ok((used, total.map(|t| t.saturating_sub(used))))
     }
 
     async fn build_prop<'a>(

@@ -1,0 +1,321 @@
+//! Per-group quotas: enforced before anything is committed, usage exact after every kind of
+//! change, and a race of 32 writers that together exceed the quota.
+
+use std::process::{Command, Stdio};
+
+use crate::common::{code, require, run, tree, Server, ADMIN_PW};
+
+fn usage(server: &Server, group: &str) -> (i64, i64) {
+    let out = run(server.kura().args(["usage", group]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{group}\t")))
+        .expect("usage line");
+    let f: Vec<&str> = line.split('\t').collect();
+    (f[1].parse().expect("bytes"), f[3].parse().expect("files"))
+}
+
+fn put_bytes(server: &Server, path: &str, n: usize) -> u16 {
+    server.put(path, &vec![b'q'; n])
+}
+
+fn no_drift(server: &Server) {
+    let out = run(server.kura().arg("fsck"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no drift"));
+}
+
+fn setup(server: &Server) {
+    run(server.kura().args(["group", "add", "g"]));
+    run(server.kura().args(["group", "add", "h"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "gbucket", "--group", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "hbucket", "--group", "h"]));
+    run(server
+        .kura()
+        .args(["quota", "set", "g", "--bytes", "1000", "--objects", "5"]));
+    run(server.kura().args(["quota", "set", "h", "--bytes", "600"]));
+}
+
+#[test]
+fn quota_edges_through_webdav() {
+    require("curl");
+    let server = Server::plain();
+    setup(&server);
+    // exact fill, then one byte over: 507 and nothing stored
+    assert_eq!(put_bytes(&server, "gbucket/full", 1000), 201);
+    assert_eq!(usage(&server, "g"), (1000, 1));
+    assert_eq!(put_bytes(&server, "gbucket/over", 1), 507);
+    assert_eq!(server.status(&["-I", &server.dav("gbucket/over")]), 404);
+    // overwrite: shrink, grow to the limit, one byte more keeps the old version
+    assert_eq!(put_bytes(&server, "gbucket/full", 400), 204);
+    assert_eq!(usage(&server, "g"), (400, 1));
+    assert_eq!(put_bytes(&server, "gbucket/full", 1000), 204);
+    assert_eq!(put_bytes(&server, "gbucket/full", 1001), 507);
+    assert_eq!(server.get("gbucket/full").len(), 1000);
+    assert_eq!(usage(&server, "g"), (1000, 1));
+    // a chunked body of unknown length is cut off as it crosses the limit
+    assert_eq!(put_bytes(&server, "gbucket/full", 100), 204);
+    let out = run(Command::new("sh").arg("-c").arg(format!(
+        "head -c 5000 /dev/zero | curl -sS -o /dev/null -w '%{{http_code}}' -u admin:{ADMIN_PW} -T - '{}'",
+        server.dav("gbucket/chunked")
+    )));
+    assert_eq!(code(&out), 507);
+    assert_eq!(server.status(&["-I", &server.dav("gbucket/chunked")]), 404);
+    assert_eq!(usage(&server, "g"), (100, 1));
+    // COPY and MOVE across groups charge the destination and credit the source
+    assert_eq!(put_bytes(&server, "gbucket/a", 500), 201);
+    let dest = |p: &str| format!("Destination: {}", server.dav(p));
+    assert_eq!(
+        server.status(&[
+            "-X",
+            "COPY",
+            "-H",
+            &dest("hbucket/a"),
+            &server.dav("gbucket/a")
+        ]),
+        201
+    );
+    assert_eq!(
+        (usage(&server, "g"), usage(&server, "h")),
+        ((600, 2), (500, 1))
+    );
+    assert_eq!(
+        server.status(&[
+            "-X",
+            "COPY",
+            "-H",
+            &dest("hbucket/a2"),
+            &server.dav("gbucket/a")
+        ]),
+        507
+    );
+    assert_eq!(
+        server.status(&[
+            "-X",
+            "MOVE",
+            "-H",
+            &dest("gbucket/moved"),
+            &server.dav("hbucket/a")
+        ]),
+        507
+    );
+    assert_eq!(
+        server.status(&["-X", "DELETE", &server.dav("gbucket/a")]),
+        204
+    );
+    assert_eq!(
+        server.status(&[
+            "-X",
+            "MOVE",
+            "-H",
+            &dest("gbucket/moved"),
+            &server.dav("hbucket/a")
+        ]),
+        201
+    );
+    assert_eq!(
+        (usage(&server, "g"), usage(&server, "h")),
+        ((600, 2), (0, 0))
+    );
+    // the object limit counts files
+    for i in 0..3 {
+        assert_eq!(put_bytes(&server, &format!("gbucket/n{i}"), 1), 201);
+    }
+    assert_eq!(put_bytes(&server, "gbucket/n3", 1), 507);
+    assert_eq!(usage(&server, "g"), (603, 5));
+    // RFC 4331: the bucket shows what is left of its group's quota
+    let ask = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>"#;
+    let props = server
+        .curl_admin(&[
+            "-X",
+            "PROPFIND",
+            "-H",
+            "Depth: 0",
+            "--data-binary",
+            ask,
+            &server.dav("gbucket/"),
+        ])
+        .stdout;
+    let props = String::from_utf8_lossy(&props);
+    assert!(
+        props.contains("<D:quota-available-bytes>397</D:quota-available-bytes>"),
+        "{props}"
+    );
+    assert!(
+        props.contains("<D:quota-used-bytes>603</D:quota-used-bytes>"),
+        "{props}"
+    );
+    // deleting a folder credits everything below it
+    assert_eq!(
+        server.status(&["-X", "DELETE", &server.dav("gbucket/")]),
+        204
+    );
+    assert_eq!(usage(&server, "g"), (0, 0));
+    no_drift(&server);
+    assert!(tree(&server.data_dir().join("tmp")).is_empty());
+}
+
+#[test]
+fn thirty_two_writers_never_exceed_the_quota() {
+    require("curl");
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "race"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "rbucket", "--group", "race"]));
+    run(server
+        .kura()
+        .args(["quota", "set", "race", "--bytes", "10MiB"]));
+    let body = server.root.path().join("one-mib");
+    std::fs::write(&body, vec![7u8; 1 << 20]).expect("body");
+    let children: Vec<_> = (0..32)
+        .map(|i| {
+            Command::new("curl")
+                .args([
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-u",
+                    &format!("admin:{ADMIN_PW}"),
+                ])
+                .arg("-T")
+                .arg(&body)
+                .arg(server.dav(&format!("rbucket/w{i:02}")))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("curl")
+        })
+        .collect();
+    let codes: Vec<u16> = children
+        .into_iter()
+        .map(|c| code(&c.wait_with_output().expect("curl")))
+        .collect();
+    let ok = codes.iter().filter(|c| **c == 201).count();
+    let refused = codes.iter().filter(|c| **c == 507).count();
+    assert_eq!(ok + refused, 32, "unexpected statuses: {codes:?}");
+    let (bytes, files) = usage(&server, "race");
+    let stored = tree(&server.files_dir().join("rbucket"));
+    println!(
+        "quota race: 32 writers x 1 MiB against 10 MiB: {ok} stored, {refused} refused (507); usage {bytes} bytes / {files} files, quota {} bytes",
+        10 << 20
+    );
+    assert!(bytes <= 10 << 20, "usage {bytes} is over the quota");
+    assert_eq!(bytes, (ok as i64) << 20);
+    assert_eq!(files, ok as i64);
+    assert_eq!(stored.len(), ok, "files on disk do not match the successes");
+    assert!(ok >= 1, "no writer got in");
+    assert!(
+        tree(&server.data_dir().join("tmp")).is_empty(),
+        "a refused upload left a trace"
+    );
+    no_drift(&server);
+}
+
+#[test]
+fn s3_writes_are_held_to_the_same_quota() {
+    require("aws");
+    let server = Server::start(true);
+    setup(&server);
+    let key = server.s3_key();
+    let dir = tempfile::tempdir().expect("dir");
+    let small = dir.path().join("small");
+    std::fs::write(&small, vec![1u8; 900]).expect("small");
+    run(server
+        .aws(&key)
+        .args(["s3", "cp", "--only-show-errors"])
+        .arg(&small)
+        .arg("s3://gbucket/small"));
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![1u8; 200]).expect("big");
+    let refused = server
+        .aws(&key)
+        .args(["s3", "cp"])
+        .arg(&big)
+        .arg("s3://gbucket/big")
+        .output()
+        .expect("aws");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("QuotaExceeded"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(usage(&server, "g"), (900, 1));
+    // multipart: completing an object over the quota is refused and leaves nothing
+    let id = String::from_utf8_lossy(
+        &run(server.aws(&key).args([
+            "s3api",
+            "create-multipart-upload",
+            "--bucket",
+            "hbucket",
+            "--key",
+            "mp",
+            "--query",
+            "UploadId",
+            "--output",
+            "text",
+        ]))
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    let part = dir.path().join("part");
+    std::fs::write(&part, vec![2u8; 700]).expect("part");
+    let etag = String::from_utf8_lossy(
+        &run(server
+            .aws(&key)
+            .args([
+                "s3api",
+                "upload-part",
+                "--bucket",
+                "hbucket",
+                "--key",
+                "mp",
+                "--part-number",
+                "1",
+                "--upload-id",
+                &id,
+                "--query",
+                "ETag",
+                "--output",
+                "text",
+                "--body",
+            ])
+            .arg(&part))
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    let parts = format!(r#"{{"Parts":[{{"PartNumber":1,"ETag":{etag}}}]}}"#);
+    let done = server
+        .aws(&key)
+        .args([
+            "s3api",
+            "complete-multipart-upload",
+            "--bucket",
+            "hbucket",
+            "--key",
+            "mp",
+            "--upload-id",
+            &id,
+            "--multipart-upload",
+            &parts,
+        ])
+        .output()
+        .expect("aws");
+    assert!(!done.status.success());
+    assert!(
+        String::from_utf8_lossy(&done.stderr).contains("QuotaExceeded"),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(usage(&server, "h"), (0, 0));
+    assert_eq!(server.status(&["-I", &server.dav("hbucket/mp")]), 404);
+    no_drift(&server);
+}
