@@ -3,21 +3,21 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{require, tree, Server, ADMIN_PW};
+use crate::common::{require, run, tree, Server, ADMIN_PW};
 
 const GIB: u64 = 1 << 30;
 
 fn hrefs(server: &Server) -> Vec<String> {
     let out = server
-        .curl_admin(&["-X", "PROPFIND", "-H", "Depth: 1", &server.dav("")])
+        .curl_admin(&["-X", "PROPFIND", "-H", "Depth: 1", &server.dav("cb/")])
         .stdout;
     let text = String::from_utf8_lossy(&out);
     let mut v: Vec<String> = text
         .split("<D:href>")
         .skip(1)
         .filter_map(|s| s.split("</D:href>").next())
-        .filter(|h| *h != "/dav/")
-        .map(|h| h.trim_start_matches("/dav/").to_string())
+        .filter(|h| *h != "/dav/cb/")
+        .map(|h| h.trim_start_matches("/dav/cb/").to_string())
         .collect();
     v.sort();
     v
@@ -50,11 +50,19 @@ fn temp_bytes(server: &Server) -> Vec<u64> {
 fn kill_during_uploads_leaves_no_partial_file_and_no_leftovers() {
     require("curl");
     let mut server = Server::plain();
-    assert_eq!(server.put("doc.txt", b"old version"), 201);
-    let old_etag = etag(&server, "doc.txt");
+    // a bucket whose group has a quota, so the usage counters are exercised too
+    run(server.kura().args(["group", "add", "cg"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "cb", "--group", "cg"]));
+    run(server
+        .kura()
+        .args(["quota", "set", "cg", "--bytes", "5GiB"]));
+    assert_eq!(server.put("cb/doc.txt", b"old version"), 201);
+    let old_etag = etag(&server, "cb/doc.txt");
 
     // a new 1 GiB file and a 1 GiB overwrite, both slowed so the kill lands mid-transfer
-    let uploads: Vec<_> = ["new.bin", "doc.txt"]
+    let uploads: Vec<_> = ["cb/new.bin", "cb/doc.txt"]
         .iter()
         .map(|name| {
             Command::new("sh")
@@ -113,17 +121,25 @@ fn kill_during_uploads_leaves_no_partial_file_and_no_leftovers() {
         server.log()
     );
     assert_eq!(
-        server.status(&["-I", &server.dav("new.bin")]),
+        server.status(&["-I", &server.dav("cb/new.bin")]),
         404,
         "partial new file visible"
     );
     assert_eq!(
-        server.get("doc.txt"),
+        server.get("cb/doc.txt"),
         b"old version",
         "overwrite damaged the old version"
     );
-    assert_eq!(etag(&server, "doc.txt"), old_etag);
-    let stored = tree(&server.files_dir());
+    assert_eq!(etag(&server, "cb/doc.txt"), old_etag);
+    let stored = tree(&server.files_dir().join("cb"));
     assert_eq!(stored, vec!["doc.txt".to_string()]);
     assert_eq!(hrefs(&server), stored, "metadata rows do not match storage");
+    let fsck = run(server.kura().arg("fsck"));
+    assert!(
+        String::from_utf8_lossy(&fsck.stdout).contains("no drift"),
+        "usage drift after the crash"
+    );
+    let usage =
+        String::from_utf8_lossy(&run(server.kura().args(["usage", "cg"])).stdout).into_owned();
+    assert!(usage.contains("cg\t11\t"), "usage after the crash: {usage}");
 }
