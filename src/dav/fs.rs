@@ -10,6 +10,7 @@ use http::StatusCode;
 
 use super::errors::to_fs_error;
 use super::file::{DirEntry, Meta, ReadFile, WriteFile};
+use super::live_props;
 use crate::store::DeadProp;
 use crate::vfs::{Caller, UploadOptions, VPath, Vfs};
 
@@ -206,14 +207,56 @@ impl GuardedFileSystem<Caller> for KuraFs {
     ) -> FsFuture<'a, Vec<(StatusCode, DavProp)>> {
         async move {
             let p = vpath(path)?;
+            let is_live = |d: &DavProp| d.namespace.as_deref() == Some(live_props::NS);
+            // Kura's own properties change through the core (chmod/chown rules); a refusal
+            // fails the whole PROPPATCH (424 for the rest) before any dead property changes
+            let mut failed = None;
+            for (set, prop) in patch.iter().filter(|(_, d)| is_live(d)) {
+                let value = prop.xml.as_deref().and_then(live_props::text);
+                let res = match (set, prop.name.as_str(), value) {
+                    (true, "mode", Some(v)) => match u32::from_str_radix(&v, 8) {
+                        Ok(m) if m <= 0o777 => self.vfs.chmod(caller, &p, m).await,
+                        _ => Err(crate::vfs::VfsError::InvalidArgument(
+                            "mode is octal, 000 to 777",
+                        )),
+                    },
+                    (true, "group", Some(g)) => self.vfs.chown(caller, &p, None, Some(&g)).await,
+                    (true, "owner", Some(u)) => self.vfs.chown(caller, &p, Some(&u), None).await,
+                    _ => Err(crate::vfs::VfsError::Forbidden(
+                        "this property cannot be removed or set so",
+                    )),
+                };
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, prop = %prop.name, "PROPPATCH refused");
+                    failed = Some(prop.name.clone());
+                    break;
+                }
+            }
+            if let Some(bad) = failed {
+                return Ok(patch
+                    .into_iter()
+                    .map(|(_, mut prop)| {
+                        prop.xml = None;
+                        let code = if is_live(&prop) && prop.name == bad {
+                            StatusCode::FORBIDDEN
+                        } else {
+                            StatusCode::FAILED_DEPENDENCY
+                        };
+                        (code, prop)
+                    })
+                    .collect());
+            }
             let dead: Vec<(bool, DeadProp)> = patch
                 .iter()
+                .filter(|(_, d)| !is_live(d))
                 .map(|(set, prop)| (*set, to_dead(prop)))
                 .collect();
-            self.vfs
-                .patch_props(caller, &p, &dead)
-                .await
-                .map_err(to_fs_error)?;
+            if !dead.is_empty() {
+                self.vfs
+                    .patch_props(caller, &p, &dead)
+                    .await
+                    .map_err(to_fs_error)?;
+            }
             Ok(patch
                 .into_iter()
                 .map(|(_, mut prop)| {
@@ -233,11 +276,14 @@ impl GuardedFileSystem<Caller> for KuraFs {
     ) -> FsFuture<'a, Vec<DavProp>> {
         async move {
             let p = vpath(path)?;
+            let entry = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
+            let mut out: Vec<DavProp> = live_props::NAMES
+                .iter()
+                .map(|n| live_props::prop(&entry, n, do_content))
+                .collect();
             let props = self.vfs.props(caller, &p).await.map_err(to_fs_error)?;
-            Ok(props
-                .into_iter()
-                .map(|d| from_dead(d, do_content))
-                .collect())
+            out.extend(props.into_iter().map(|d| from_dead(d, do_content)));
+            Ok(out)
         }
         .boxed()
     }
@@ -251,6 +297,12 @@ impl GuardedFileSystem<Caller> for KuraFs {
         async move {
             let p = vpath(path)?;
             let ns = prop.namespace.unwrap_or_default();
+            if ns == live_props::NS && live_props::NAMES.contains(&prop.name.as_str()) {
+                let entry = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
+                return live_props::prop(&entry, &prop.name, true)
+                    .xml
+                    .ok_or(FsError::NotFound);
+            }
             self.vfs
                 .props(caller, &p)
                 .await

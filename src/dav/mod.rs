@@ -3,6 +3,7 @@
 mod errors;
 mod file;
 mod fs;
+mod live_props;
 
 use bytes::Bytes;
 use dav_server::memls::MemLs;

@@ -538,9 +538,10 @@ impl KuraS3 {
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
         let who = &who;
-        self.object_entry(who, &req.input.bucket, &req.input.key)
+        let e = self
+            .object_entry(who, &req.input.bucket, &req.input.key)
             .await?;
-        let (owner, grants) = super::bucket::owner_full_control(who);
+        let (owner, grants) = super::bucket::acl_view(&e);
         Ok(S3Response::new(GetObjectAclOutput {
             owner: Some(owner),
             grants: Some(grants),

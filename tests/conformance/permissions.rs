@@ -319,3 +319,112 @@ fn buckets_are_created_and_listed_by_right() {
         403
     );
 }
+
+fn proppatch(server: &Server, who: &str, path: &str, prop: &str, value: &str) -> String {
+    let body = format!(
+        r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:K="urn:kura:props"><D:set><D:prop><K:{prop}>{value}</K:{prop}></D:prop></D:set></D:propertyupdate>"#
+    );
+    let out = server.curl(&[
+        "-u",
+        &format!("{who}:{PW}"),
+        "-X",
+        "PROPPATCH",
+        "--data-binary",
+        &body,
+        &server.dav(path),
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn kura_props(server: &Server, who: &str, path: &str) -> String {
+    let body = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:K="urn:kura:props"><D:prop><K:owner/><K:group/><K:mode/></D:prop></D:propfind>"#;
+    let out = server.curl(&[
+        "-u",
+        &format!("{who}:{PW}"),
+        "-X",
+        "PROPFIND",
+        "-H",
+        "Depth: 0",
+        "--data-binary",
+        body,
+        &server.dav(path),
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn owner_group_and_mode_as_webdav_properties_and_s3_acl_views() {
+    require("curl");
+    let server = Server::plain();
+    add_user(&server, "olga", &["--group", "fam"]);
+    add_user(&server, "gus", &[]);
+    run(server.kura().args(["group", "add-user", "fam", "gus"]));
+    run(server.kura().args(["group", "add", "other"]));
+    run(server.kura().args([
+        "bucket", "create", "shared", "--group", "fam", "--owner", "olga",
+    ]));
+    assert_eq!(
+        dav(
+            &server,
+            "olga",
+            &["-X", "PUT", "--data-binary", "x", &server.dav("shared/doc")]
+        ),
+        201
+    );
+    let p = kura_props(&server, "gus", "shared/doc");
+    assert!(
+        p.contains(">olga</K:owner>")
+            && p.contains(">fam</K:group>")
+            && p.contains(">664</K:mode>"),
+        "{p}"
+    );
+
+    // only the owner changes the mode; the group only to one of the owner's groups
+    assert!(proppatch(&server, "gus", "shared/doc", "mode", "600").contains("403 Forbidden"));
+    assert!(proppatch(&server, "olga", "shared/doc", "mode", "640").contains("200 OK"));
+    assert!(proppatch(&server, "olga", "shared/doc", "group", "other").contains("403 Forbidden"));
+    assert!(proppatch(&server, "olga", "shared/doc", "owner", "gus").contains("403 Forbidden"));
+    assert!(proppatch(&server, "olga", "shared/doc", "mode", "999").contains("403 Forbidden"));
+    let p = kura_props(&server, "olga", "shared/doc");
+    assert!(
+        p.contains(">640</K:mode>") && p.contains(">olga</K:owner>"),
+        "{p}"
+    );
+    // the group may read but no longer write
+    assert_eq!(dav(&server, "gus", &[&server.dav("shared/doc")]), 200);
+    assert_eq!(
+        dav(
+            &server,
+            "gus",
+            &["-X", "PUT", "--data-binary", "y", &server.dav("shared/doc")]
+        ),
+        403
+    );
+
+    // S3 shows the same as an ACL view: owner FULL_CONTROL, group:fam READ, nothing for all
+    let key = key_of(&server, "gus");
+    let user = format!("{}:{}", key.id, key.secret);
+    let acl = Command::new("curl")
+        .args([
+            "-sS",
+            "--user",
+            &user,
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ])
+        .arg(server.url("/shared/doc?acl="))
+        .output()
+        .expect("curl");
+    let acl = String::from_utf8_lossy(&acl.stdout);
+    assert!(
+        acl.contains("<ID>olga</ID>") && acl.contains("FULL_CONTROL"),
+        "{acl}"
+    );
+    assert!(
+        acl.contains("<ID>group:fam</ID>") && acl.contains("<Permission>READ</Permission>"),
+        "{acl}"
+    );
+    assert!(!acl.contains("AllUsers"), "{acl}");
+}
