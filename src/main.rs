@@ -1,5 +1,6 @@
 //! Kura: a self-hosted storage gateway serving one namespace over WebDAV (and S3).
 
+mod admin;
 mod auth;
 mod cli;
 mod config;
@@ -49,6 +50,9 @@ fn main() -> ExitCode {
             Command::Serve => serve::run(cfg).await.map_err(|e| e.to_string()),
             Command::User(cmd) => cli::user(&cfg, cmd).await.map_err(|e| e.to_string()),
             Command::Key(cmd) => cli::key(&cfg, cmd).await.map_err(|e| e.to_string()),
+            Command::Token(cmd) => cli::access::token(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Quota(cmd) => cli::access::quota(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),

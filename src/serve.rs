@@ -71,9 +71,14 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         s3: S3Front::new(
             vfs.clone(),
             store.clone(),
-            vault,
+            vault.clone(),
             cfg.s3_base_domain.clone(),
         ),
+        admin: crate::admin::Admin {
+            store: store.clone(),
+            vfs: vfs.clone(),
+            vault,
+        },
         dav: DavFront::new(
             vfs,
             DavSettings {

@@ -1,11 +1,13 @@
-//! Admin commands for groups, buckets and ownership; they go through the core like any client.
+//! Admin commands for groups, buckets, quotas, tokens and ownership: argument parsing and
+//! printing only; the work is the admin service's, shared with the REST API.
 
 use clap::Subcommand;
 
 use super::CliError;
+use crate::admin::{Admin, NewBucket, PermUpdate, QuotaUpdate, UserUpdate};
 use crate::config::Config;
-use crate::store::{MetaError, Store};
-use crate::vfs::{build_operator, build_staging, Caller, VPath, Vfs};
+use crate::store::Store;
+use crate::vfs::{build_operator, build_staging, Vfs};
 
 /// `kura group ...`
 #[derive(Subcommand, Debug)]
@@ -51,6 +53,24 @@ pub enum BucketCmd {
         /// Owning user (default: the administrator running the command, shown as `admin`).
         #[arg(long)]
         owner: Option<String>,
+    },
+}
+
+/// `kura token ...`
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create an admin API token (shown once).
+    Create {
+        /// A note saying what the token is for.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (ids and names, never the tokens).
+    List,
+    /// Revoke a token.
+    Revoke {
+        /// Token id.
+        id: String,
     },
 }
 
@@ -102,18 +122,27 @@ fn show(n: Option<i64>) -> String {
     n.map_or_else(|| "unlimited".to_string(), |v| v.to_string())
 }
 
+/// Opens the admin service on the configured data dir (the server may be running).
+pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let store = Store::open(&cfg.db_path()).await?;
+    let (op, root) = build_operator(&cfg.storage, &cfg.data_dir)?;
+    let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
+    let vfs = Vfs::new(op, staging, store.clone(), root).with_umask(cfg.umask_bits());
+    let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
+    Ok(Admin { store, vfs, vault })
+}
+
 /// Runs `kura quota ...`.
 pub async fn quota(cfg: &Config, cmd: QuotaCmd) -> Result<(), CliError> {
-    let store = open_store(cfg).await?;
+    let admin = open_admin(cfg).await?;
     match cmd {
         QuotaCmd::Set {
             group,
             bytes,
             objects,
         } => {
-            let Some(g) = store.group(&group).await? else {
-                return Err(CliError::Usage(format!("no group {group}")));
-            };
+            let g = admin.group(&group).await?;
             let bytes = match bytes {
                 Some(b) => parse_size(&b)?,
                 None => g.quota_bytes,
@@ -126,11 +155,13 @@ pub async fn quota(cfg: &Config, cmd: QuotaCmd) -> Result<(), CliError> {
                 ),
                 None => g.quota_objects,
             };
-            store.set_quota(&group, bytes, objects).await?;
+            let g = admin
+                .set_quota(&group, QuotaUpdate { bytes, objects })
+                .await?;
             println!(
                 "quota of {group}: {} bytes, {} files",
-                show(bytes),
-                show(objects)
+                show(g.quota_bytes),
+                show(g.quota_objects)
             );
         }
     }
@@ -139,12 +170,13 @@ pub async fn quota(cfg: &Config, cmd: QuotaCmd) -> Result<(), CliError> {
 
 /// Runs `kura usage [GROUP]`.
 pub async fn usage(cfg: &Config, group: Option<&str>) -> Result<(), CliError> {
-    let store = open_store(cfg).await?;
+    let admin = open_admin(cfg).await?;
+    let groups = match group {
+        Some(g) => vec![admin.group(g).await?],
+        None => admin.groups().await?,
+    };
     println!("group\tused_bytes\tquota_bytes\tused_files\tquota_files");
-    for g in store.groups().await? {
-        if group.is_some_and(|want| want != g.name) {
-            continue;
-        }
+    for g in groups {
         println!(
             "{}\t{}\t{}\t{}\t{}",
             g.name,
@@ -159,8 +191,8 @@ pub async fn usage(cfg: &Config, group: Option<&str>) -> Result<(), CliError> {
 
 /// Runs `kura fsck [--repair]`.
 pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
-    let store = open_store(cfg).await?;
-    let drift = store.check_usage(repair).await?;
+    let admin = open_admin(cfg).await?;
+    let drift = admin.store.check_usage(repair).await?;
     if drift.is_empty() {
         println!("usage: no drift");
     }
@@ -183,97 +215,50 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn open_store(cfg: &Config) -> Result<Store, CliError> {
-    std::fs::create_dir_all(&cfg.data_dir)?;
-    Ok(Store::open(&cfg.db_path()).await?)
-}
-
-async fn open_vfs(cfg: &Config) -> Result<(Store, Vfs), CliError> {
-    let store = open_store(cfg).await?;
-    let (op, root) = build_operator(&cfg.storage, &cfg.data_dir)?;
-    let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
-    let vfs = Vfs::new(op, staging, store.clone(), root).with_umask(cfg.umask_bits());
-    Ok((store, vfs))
-}
-
-fn valid_group_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// Sets a user's primary group (creating it and the membership as needed) and bucket right.
+/// Sets a user's primary group and bucket right (for `kura user add|modify`).
 pub async fn set_primary(
-    store: &Store,
+    cfg: &Config,
     user: &str,
     group: Option<&str>,
     create_buckets: Option<bool>,
 ) -> Result<(), CliError> {
-    if let Some(g) = group {
-        if !valid_group_name(g) {
-            return Err(CliError::Usage(
-                "group names are 1-64 of A-Z a-z 0-9 . _ -".into(),
-            ));
-        }
-        match store.create_group(g).await {
-            Ok(()) | Err(MetaError::Duplicate) => {}
-            Err(e) => return Err(e.into()),
-        }
-        store.add_member(user, g).await?;
-    }
-    if !store.modify_user(user, group, create_buckets).await? {
-        return Err(CliError::Usage(format!("no user {user}")));
-    }
+    let admin = open_admin(cfg).await?;
+    admin
+        .update_user(
+            user,
+            UserUpdate {
+                password: None,
+                group: group.map(str::to_string),
+                create_buckets,
+            },
+        )
+        .await?;
     Ok(())
 }
 
 /// Runs `kura group ...`.
 pub async fn group(cfg: &Config, cmd: GroupCmd) -> Result<(), CliError> {
-    let store = open_store(cfg).await?;
+    let admin = open_admin(cfg).await?;
     match cmd {
         GroupCmd::Add { name } => {
-            if !valid_group_name(&name) {
-                return Err(CliError::Usage(
-                    "group names are 1-64 of A-Z a-z 0-9 . _ -".into(),
-                ));
-            }
-            match store.create_group(&name).await {
-                Err(MetaError::Duplicate) => {
-                    return Err(CliError::Usage(format!("group {name} already exists")))
-                }
-                r => r?,
-            }
+            admin.add_group(&name).await?;
             println!("added group {name}");
         }
         GroupCmd::List => {
-            for g in store.groups().await? {
-                println!("{}\t{}", g.name, store.members(&g.name).await?.join(","));
+            for g in admin.groups().await? {
+                println!("{}\t{}", g.name, g.members.join(","));
             }
         }
         GroupCmd::Remove { name } => {
-            if !store.delete_group(&name).await? {
-                return Err(CliError::Usage(format!("no group {name}")));
-            }
+            admin.remove_group(&name).await?;
             println!("removed group {name}");
         }
         GroupCmd::AddUser { group, user } => {
-            if store.group(&group).await?.is_none() {
-                return Err(CliError::Usage(format!("no group {group}")));
-            }
-            if store.user(&user).await?.is_none() {
-                return Err(CliError::Usage(format!("no user {user}")));
-            }
-            store.add_member(&user, &group).await?;
+            admin.add_member(&group, &user).await?;
             println!("{user} is a member of {group}");
         }
         GroupCmd::RemoveUser { group, user } => {
-            if !store.remove_member(&user, &group).await? {
-                return Err(CliError::Usage(format!(
-                    "{user} is not a member of {group}"
-                )));
-            }
+            admin.remove_member(&group, &user).await?;
             println!("{user} left {group}");
         }
     }
@@ -282,21 +267,41 @@ pub async fn group(cfg: &Config, cmd: GroupCmd) -> Result<(), CliError> {
 
 /// Runs `kura bucket ...`.
 pub async fn bucket(cfg: &Config, cmd: BucketCmd) -> Result<(), CliError> {
-    let (store, vfs) = open_vfs(cfg).await?;
+    let admin = open_admin(cfg).await?;
     match cmd {
         BucketCmd::Create { name, group, owner } => {
-            if store.group(&group).await?.is_none() {
-                return Err(CliError::Usage(format!("no group {group}")));
+            let b = admin.add_bucket(NewBucket { name, group, owner }).await?;
+            println!(
+                "created bucket {} (owner {}, group {})",
+                b.name,
+                b.owner.unwrap_or_default(),
+                b.group.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `kura token ...`.
+pub async fn token(cfg: &Config, cmd: TokenCmd) -> Result<(), CliError> {
+    let admin = open_admin(cfg).await?;
+    match cmd {
+        TokenCmd::Create { name } => {
+            let t = admin.add_token(name.as_deref()).await?;
+            println!("token id: {}", t.id);
+            println!("token:    {}", t.token);
+            println!("(use it as: Authorization: Bearer <token>; it is not shown again)");
+        }
+        TokenCmd::List => {
+            for (id, name) in admin.store.tokens().await? {
+                println!("{id}\t{}", name.unwrap_or_default());
             }
-            let owner = owner.unwrap_or_else(|| "admin".to_string());
-            if store.user(&owner).await?.is_none() {
-                return Err(CliError::Usage(format!("no user {owner}")));
+        }
+        TokenCmd::Revoke { id } => {
+            if !admin.store.delete_token(&id).await? {
+                return Err(CliError::Usage(format!("no token {id}")));
             }
-            let mut who = Caller::admin(&owner);
-            who.primary_group = Some(group.clone());
-            let path = VPath::from_segments([name.as_str()])?;
-            vfs.mkdir(&who, &path).await?;
-            println!("created bucket {name} (owner {owner}, group {group})");
+            println!("revoked token {id}");
         }
     }
     Ok(())
@@ -304,34 +309,44 @@ pub async fn bucket(cfg: &Config, cmd: BucketCmd) -> Result<(), CliError> {
 
 /// Runs `kura chmod MODE PATH...`.
 pub async fn chmod(cfg: &Config, mode: &str, paths: &[String]) -> Result<(), CliError> {
-    let (_, vfs) = open_vfs(cfg).await?;
-    let bits = u32::from_str_radix(mode, 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| CliError::Usage(format!("{mode} is not an octal mode like 750")))?;
+    let admin = open_admin(cfg).await?;
     for path in paths {
-        vfs.chmod(&Caller::admin("admin"), &VPath::parse(path)?, bits)
+        let p = admin
+            .set_permissions(PermUpdate {
+                path: path.clone(),
+                owner: None,
+                group: None,
+                mode: Some(mode.to_string()),
+            })
             .await?;
-        println!("mode of {path} is {bits:03o}");
+        println!("mode of {} is {}", p.path, p.mode);
     }
     Ok(())
 }
 
 /// Runs `kura chown [USER][:GROUP] PATH`.
 pub async fn chown(cfg: &Config, spec: &str, path: &str) -> Result<(), CliError> {
-    let (_, vfs) = open_vfs(cfg).await?;
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, g),
-        None => (spec, ""),
-    };
-    let user = (!user.is_empty()).then_some(user);
-    let group = (!group.is_empty()).then_some(group);
-    if user.is_none() && group.is_none() {
+    let admin = open_admin(cfg).await?;
+    let (user, group) = spec.split_once(':').unwrap_or((spec, ""));
+    let owner = (!user.is_empty()).then(|| user.to_string());
+    let group = (!group.is_empty()).then(|| group.to_string());
+    if owner.is_none() && group.is_none() {
         return Err(CliError::Usage("give USER, USER:GROUP or :GROUP".into()));
     }
-    vfs.chown(&Caller::admin("admin"), &VPath::parse(path)?, user, group)
+    let p = admin
+        .set_permissions(PermUpdate {
+            path: path.to_string(),
+            owner,
+            group,
+            mode: None,
+        })
         .await?;
-    println!("ownership of {path} changed");
+    println!(
+        "{}: owner {}, group {}",
+        p.path,
+        p.owner.unwrap_or_default(),
+        p.group.unwrap_or_default()
+    );
     Ok(())
 }
 

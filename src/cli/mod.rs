@@ -7,9 +7,10 @@ use clap::{Parser, Subcommand};
 
 pub mod access;
 
-use crate::auth::{hash_password, random_password};
+use crate::admin::{AdminError, NewUser, UserUpdate};
+use crate::auth::random_password;
 use crate::config::Config;
-use crate::store::{MetaError, Store};
+use crate::store::MetaError;
 
 /// Kura: WebDAV and S3 over one namespace, on one TLS port.
 #[derive(Parser, Debug)]
@@ -33,6 +34,9 @@ pub enum Command {
     /// Manage S3 access keys (secrets are shown once, at creation).
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Manage admin API tokens.
+    #[command(subcommand)]
+    Token(access::TokenCmd),
     /// Manage groups and memberships.
     #[command(subcommand)]
     Group(access::GroupCmd),
@@ -161,14 +165,17 @@ pub enum CliError {
     /// The core refused an operation.
     #[error(transparent)]
     Vfs(#[from] crate::vfs::VfsError),
+    /// The admin service refused.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// The request makes no sense (unknown user, bad name, ...).
     #[error("{0}")]
     Usage(String),
 }
 
-fn read_password(from_stdin: bool) -> Result<(String, bool), CliError> {
+fn read_password(from_stdin: bool) -> Result<Option<String>, CliError> {
     if !from_stdin {
-        return Ok((random_password(), true));
+        return Ok(None);
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
@@ -176,46 +183,34 @@ fn read_password(from_stdin: bool) -> Result<(String, bool), CliError> {
     if pw.is_empty() {
         return Err(CliError::Usage("empty password".into()));
     }
-    Ok((pw, false))
-}
-
-fn valid_user_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    Ok(Some(pw))
 }
 
 /// Runs a `kura user ...` command against the configured data dir.
 pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
-    std::fs::create_dir_all(&cfg.data_dir)?;
-    let store = Store::open(&cfg.db_path()).await?;
+    let admin = access::open_admin(cfg).await?;
     match cmd {
         UserCmd::Add {
             name,
-            admin,
+            admin: is_admin,
             password_stdin,
             group,
             create_buckets,
         } => {
-            if !valid_user_name(&name) {
-                return Err(CliError::Usage(
-                    "user names are 1-64 of A-Z a-z 0-9 . _ - @".into(),
-                ));
-            }
-            let (pw, generated) = read_password(password_stdin)?;
-            match store.create_user(&name, &hash_password(&pw)?, admin).await {
-                Err(MetaError::Duplicate) => {
-                    return Err(CliError::Usage(format!("user {name} already exists")))
-                }
-                r => r?,
-            }
-            if group.is_some() || create_buckets {
-                access::set_primary(&store, &name, group.as_deref(), Some(create_buckets)).await?;
-            }
-            println!("added user {name}{}", if admin { " (admin)" } else { "" });
-            if generated {
+            let created = admin
+                .add_user(NewUser {
+                    name: name.clone(),
+                    password: read_password(password_stdin)?,
+                    admin: Some(is_admin),
+                    group,
+                    create_buckets: create_buckets.then_some(true),
+                })
+                .await?;
+            println!(
+                "added user {name}{}",
+                if is_admin { " (admin)" } else { "" }
+            );
+            if let Some(pw) = created.password {
                 println!("password: {pw}");
             }
         }
@@ -224,18 +219,18 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
             group,
             create_buckets,
         } => {
-            access::set_primary(&store, &name, group.as_deref(), create_buckets).await?;
+            access::set_primary(cfg, &name, group.as_deref(), create_buckets).await?;
             println!("modified user {name}");
         }
         UserCmd::List => {
-            for u in store.users().await? {
-                let groups = store.groups_of(&u.name).await?.join(",");
+            for u in admin.users().await? {
                 println!(
-                    "{}\t{}\tprimary={}\tgroups={groups}{}",
+                    "{}\t{}\tprimary={}\tgroups={}{}",
                     u.name,
-                    if u.is_admin { "admin" } else { "user" },
+                    if u.admin { "admin" } else { "user" },
                     u.primary_group.as_deref().unwrap_or("-"),
-                    if u.can_create_buckets {
+                    u.groups.join(","),
+                    if u.create_buckets {
                         "\tcreate-buckets"
                     } else {
                         ""
@@ -247,19 +242,27 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
             name,
             password_stdin,
         } => {
-            let (pw, generated) = read_password(password_stdin)?;
-            if !store.set_password(&name, &hash_password(&pw)?).await? {
-                return Err(CliError::Usage(format!("no user {name}")));
-            }
+            let (pw, generated) = match read_password(password_stdin)? {
+                Some(p) => (p, false),
+                None => (random_password(), true),
+            };
+            admin
+                .update_user(
+                    &name,
+                    UserUpdate {
+                        password: Some(pw.clone()),
+                        group: None,
+                        create_buckets: None,
+                    },
+                )
+                .await?;
             println!("password of {name} changed");
             if generated {
                 println!("password: {pw}");
             }
         }
         UserCmd::Remove { name } => {
-            if !store.delete_user(&name).await? {
-                return Err(CliError::Usage(format!("no user {name}")));
-            }
+            admin.remove_user(&name).await?;
             println!("removed user {name}");
         }
     }
@@ -268,31 +271,21 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
 
 /// Runs a `kura key ...` command against the configured data dir.
 pub async fn key(cfg: &Config, cmd: KeyCmd) -> Result<(), CliError> {
-    std::fs::create_dir_all(&cfg.data_dir)?;
-    let store = Store::open(&cfg.db_path()).await?;
+    let admin = access::open_admin(cfg).await?;
     match cmd {
         KeyCmd::Create { user, json } => {
-            if store.user(&user).await?.is_none() {
-                return Err(CliError::Usage(format!("no user {user}")));
-            }
-            let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
-            let k = vault.create(&store, &user).await?;
+            let k = admin.add_key(&user).await?;
             if json {
-                let v = serde_json::json!({
-                    "access_key_id": k.id,
-                    "secret_access_key": k.secret,
-                    "user": user,
-                });
-                println!("{v}");
+                println!("{}", serde_json::to_string(&k).unwrap_or_default());
             } else {
-                println!("access key id:     {}", k.id);
-                println!("secret access key: {}", k.secret);
+                println!("access key id:     {}", k.access_key_id);
+                println!("secret access key: {}", k.secret_access_key);
                 println!("user:              {user}");
                 println!("(the secret is not shown again)");
             }
         }
         KeyCmd::List { user } => {
-            for k in store.keys(user.as_deref()).await? {
+            for k in admin.keys(user.as_deref()).await? {
                 let created = time::OffsetDateTime::from_unix_timestamp(k.created_ms / 1000)
                     .ok()
                     .and_then(|t| {
@@ -300,13 +293,11 @@ pub async fn key(cfg: &Config, cmd: KeyCmd) -> Result<(), CliError> {
                             .ok()
                     })
                     .unwrap_or_default();
-                println!("{}\t{}\t{created}", k.id, k.owner);
+                println!("{}\t{}\t{created}", k.id, k.user);
             }
         }
         KeyCmd::Revoke { id } => {
-            if !store.delete_key(&id).await? {
-                return Err(CliError::Usage(format!("no access key {id}")));
-            }
+            admin.revoke_key(&id).await?;
             println!("revoked {id}");
         }
     }

@@ -7,6 +7,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::{full, RespBody};
+use crate::admin::api;
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
 use crate::s3::{self, S3Front};
@@ -20,6 +21,8 @@ pub struct App {
     pub dav: DavFront,
     /// The S3 front end.
     pub s3: S3Front,
+    /// The admin service behind `/api/v1`.
+    pub admin: crate::admin::Admin,
 }
 
 /// Prefixes Kura keeps for itself (share links, admin API): never S3 buckets.
@@ -97,6 +100,12 @@ impl App {
                 None,
             );
         }
+        if path == api::PREFIX || path.starts_with("/api/v1/") {
+            return match self.authenticate_admin(&req).await {
+                Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
+                Err(resp) => (resp, None),
+            };
+        }
         if RESERVED.iter().any(|p| path.starts_with(p)) {
             return (
                 text(
@@ -109,6 +118,62 @@ impl App {
         }
         // Everything else is S3: unsigned requests get S3's anonymous answer (AccessDenied).
         (self.s3.handle(req).await, None)
+    }
+
+    /// Administrators by Basic auth, or an API token (`Authorization: Bearer ...`).
+    #[allow(clippy::result_large_err)]
+    async fn authenticate_admin(
+        &self,
+        req: &Request<Incoming>,
+    ) -> Result<String, Response<RespBody>> {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Some(token) = header.strip_prefix("Bearer ") {
+            return match self
+                .admin
+                .store
+                .token_known(&crate::admin::token_hash(token.trim()))
+                .await
+            {
+                Ok(true) => Ok("token".into()),
+                Ok(false) => Err(api::error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "unknown API token",
+                )),
+                Err(_) => Err(api::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "internal",
+                    "metadata store unavailable",
+                )),
+            };
+        }
+        match self.auth.basic(Some(header)).await {
+            Ok(c) if c.is_admin => Ok(c.user),
+            Ok(_) => Err(api::error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "administrators only",
+            )),
+            Err(crate::auth::AuthError::Meta(_)) => Err(api::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                "metadata store unavailable",
+            )),
+            Err(_) => {
+                let mut r = api::error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "authentication required",
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
+                Err(r)
+            }
+        }
     }
 
     #[allow(clippy::result_large_err)]

@@ -4,6 +4,7 @@ mod entries;
 mod groups;
 mod keys;
 mod multipart;
+mod tokens;
 mod usage;
 mod users;
 

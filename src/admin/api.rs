@@ -1,0 +1,310 @@
+//! The admin REST API under `/api/v1`: JSON in and out, administrators only (Basic auth or an
+//! API token), errors as `{"code", "message"}`; the OpenAPI document is generated from this code.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use utoipa::OpenApi;
+
+use super::{Admin, AdminError, ErrorView};
+use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
+use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
+use crate::http::{full, RespBody};
+
+/// URL prefix of the API.
+pub const PREFIX: &str = "/api/v1";
+/// Largest JSON body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Kura admin API", description = "Users, groups, buckets, quotas, access keys and permissions. Administrators only."),
+    paths(list_users, get_user, create_user, update_user, delete_user, list_groups, get_group, create_group,
+          delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
+          create_key, revoke_key, get_permissions, set_permissions),
+    components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
+                       NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ErrorView)),
+    modifiers(&Security)
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        c.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![
+            utoipa::openapi::security::SecurityRequirement::new("basic", Vec::<String>::new()),
+            utoipa::openapi::security::SecurityRequirement::new("token", Vec::<String>::new()),
+        ]);
+    }
+}
+
+/// The OpenAPI 3 document of this API.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+type ApiResult = Result<(StatusCode, String), AdminError>;
+
+fn json<T: Serialize>(status: StatusCode, v: &T) -> ApiResult {
+    serde_json::to_string(v)
+        .map(|s| (status, s))
+        .map_err(|e| AdminError::Internal(e.to_string()))
+}
+
+/// A JSON reply.
+pub fn reply(status: StatusCode, body: String) -> Response<RespBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// An error reply with its stable code.
+pub fn error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
+    let v = ErrorView {
+        code: code.into(),
+        message: message.into(),
+    };
+    reply(status, serde_json::to_string(&v).unwrap_or_default())
+}
+
+fn status_of(e: &AdminError) -> StatusCode {
+    match e {
+        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+        AdminError::Conflict(_) => StatusCode::CONFLICT,
+        AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, AdminError> {
+    let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| {
+            AdminError::Invalid(format!("the body must be JSON of at most {MAX_BODY} bytes"))
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| AdminError::Invalid(format!("malformed JSON: {e}")))
+}
+
+fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// Serves one request of an authenticated administrator.
+pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<RespBody> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let rest = path.strip_prefix(PREFIX).unwrap_or("");
+    let segs: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let m = req.method().clone();
+    let result = match (&m, segs.as_slice()) {
+        (&Method::GET, ["openapi.json"]) => Ok((StatusCode::OK, openapi_json())),
+        (&Method::GET, ["users"]) => list_users(admin).await,
+        (&Method::POST, ["users"]) => match body(req).await {
+            Ok(b) => create_user(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::GET, ["users", name]) => get_user(admin, name).await,
+        (&Method::PATCH, ["users", name]) => {
+            let name = name.to_string();
+            match body(req).await {
+                Ok(b) => update_user(admin, &name, b).await,
+                Err(e) => Err(e),
+            }
+        }
+        (&Method::DELETE, ["users", name]) => delete_user(admin, name).await,
+        (&Method::GET, ["groups"]) => list_groups(admin).await,
+        (&Method::POST, ["groups"]) => match body(req).await {
+            Ok(b) => create_group(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::GET, ["groups", name]) => get_group(admin, name).await,
+        (&Method::DELETE, ["groups", name]) => delete_group(admin, name).await,
+        (&Method::PUT, ["groups", g, "members", u]) => add_member(admin, g, u).await,
+        (&Method::DELETE, ["groups", g, "members", u]) => remove_member(admin, g, u).await,
+        (&Method::PUT, ["groups", g, "quota"]) => {
+            let g = g.to_string();
+            match body(req).await {
+                Ok(b) => set_quota(admin, &g, b).await,
+                Err(e) => Err(e),
+            }
+        }
+        (&Method::GET, ["buckets"]) => list_buckets(admin).await,
+        (&Method::POST, ["buckets"]) => match body(req).await {
+            Ok(b) => create_bucket(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::GET, ["keys"]) => {
+            let user = query_param(&req, "user");
+            list_keys(admin, user.as_deref()).await
+        }
+        (&Method::POST, ["keys"]) => match body(req).await {
+            Ok(b) => create_key(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, ["keys", id]) => revoke_key(admin, id).await,
+        (&Method::GET, ["permissions"]) => match query_param(&req, "path") {
+            Some(p) => get_permissions(admin, &p).await,
+            None => Err(AdminError::Invalid(
+                "the path query parameter is required".into(),
+            )),
+        },
+        (&Method::PATCH, ["permissions"]) => match body(req).await {
+            Ok(b) => set_permissions(admin, b).await,
+            Err(e) => Err(e),
+        },
+        _ => Err(AdminError::NotFound(format!("{m} {path}"))),
+    };
+    match result {
+        Ok((status, body)) => reply(status, body),
+        Err(e) => error(status_of(&e), e.code(), &e.to_string()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserView])))]
+async fn list_users(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.users().await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorView)))]
+async fn get_user(a: &Admin, name: &str) -> ApiResult {
+    json(StatusCode::OK, &a.user(name).await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser,
+    responses((status = 201, body = CreatedUser), (status = 400, body = ErrorView), (status = 409, body = ErrorView)))]
+async fn create_user(a: &Admin, n: NewUser) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_user(n).await?)
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{name}", params(("name" = String, Path)), request_body = UserUpdate,
+    responses((status = 200, body = UserView), (status = 404, body = ErrorView)))]
+async fn update_user(a: &Admin, name: &str, u: UserUpdate) -> ApiResult {
+    json(StatusCode::OK, &a.update_user(name, u).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorView)))]
+async fn delete_user(a: &Admin, name: &str) -> ApiResult {
+    a.remove_user(name).await?;
+    Ok((StatusCode::NO_CONTENT, String::new()))
+}
+
+#[utoipa::path(get, path = "/api/v1/groups", responses((status = 200, body = [GroupView])))]
+async fn list_groups(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.groups().await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/groups/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = GroupView), (status = 404, body = ErrorView)))]
+async fn get_group(a: &Admin, name: &str) -> ApiResult {
+    json(StatusCode::OK, &a.group(name).await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/groups", request_body = NewGroup,
+    responses((status = 201, body = GroupView), (status = 400, body = ErrorView), (status = 409, body = ErrorView)))]
+async fn create_group(a: &Admin, g: NewGroup) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_group(&g.name).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/groups/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorView)))]
+async fn delete_group(a: &Admin, name: &str) -> ApiResult {
+    a.remove_group(name).await?;
+    Ok((StatusCode::NO_CONTENT, String::new()))
+}
+
+#[utoipa::path(put, path = "/api/v1/groups/{name}/members/{user}", params(("name" = String, Path), ("user" = String, Path)),
+    responses((status = 200, body = GroupView), (status = 404, body = ErrorView)))]
+async fn add_member(a: &Admin, group: &str, user: &str) -> ApiResult {
+    json(StatusCode::OK, &a.add_member(group, user).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/groups/{name}/members/{user}", params(("name" = String, Path), ("user" = String, Path)),
+    responses((status = 200, body = GroupView), (status = 404, body = ErrorView)))]
+async fn remove_member(a: &Admin, group: &str, user: &str) -> ApiResult {
+    json(StatusCode::OK, &a.remove_member(group, user).await?)
+}
+
+#[utoipa::path(put, path = "/api/v1/groups/{name}/quota", params(("name" = String, Path)), request_body = QuotaUpdate,
+    responses((status = 200, body = GroupView), (status = 400, body = ErrorView), (status = 404, body = ErrorView)))]
+async fn set_quota(a: &Admin, group: &str, q: QuotaUpdate) -> ApiResult {
+    json(StatusCode::OK, &a.set_quota(group, q).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/buckets", responses((status = 200, body = [BucketView])))]
+async fn list_buckets(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.buckets().await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/buckets", request_body = NewBucket,
+    responses((status = 201, body = BucketView), (status = 404, body = ErrorView), (status = 409, body = ErrorView)))]
+async fn create_bucket(a: &Admin, b: NewBucket) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_bucket(b).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/keys", params(("user" = Option<String>, Query)), responses((status = 200, body = [KeyView])))]
+async fn list_keys(a: &Admin, user: Option<&str>) -> ApiResult {
+    json(StatusCode::OK, &a.keys(user).await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/keys", request_body = NewKey,
+    responses((status = 201, body = NewKeyView), (status = 404, body = ErrorView)))]
+async fn create_key(a: &Admin, k: NewKey) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_key(&k.user).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorView)))]
+async fn revoke_key(a: &Admin, id: &str) -> ApiResult {
+    a.revoke_key(id).await?;
+    Ok((StatusCode::NO_CONTENT, String::new()))
+}
+
+#[utoipa::path(get, path = "/api/v1/permissions", params(("path" = String, Query)),
+    responses((status = 200, body = PermView), (status = 404, body = ErrorView)))]
+async fn get_permissions(a: &Admin, path: &str) -> ApiResult {
+    json(StatusCode::OK, &a.permissions(path).await?)
+}
+
+#[utoipa::path(patch, path = "/api/v1/permissions", request_body = PermUpdate,
+    responses((status = 200, body = PermView), (status = 400, body = ErrorView), (status = 404, body = ErrorView)))]
+async fn set_permissions(a: &Admin, u: PermUpdate) -> ApiResult {
+    json(StatusCode::OK, &a.set_permissions(u).await?)
+}

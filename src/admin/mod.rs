@@ -1,0 +1,429 @@
+//! The admin service: one implementation of user, group, bucket, quota, key and permission
+//! management, used by the CLI and by the REST API alike.
+
+pub mod api;
+mod types;
+
+use sha2::{Digest, Sha256};
+
+use crate::auth::{hash_password, random_password};
+use crate::keys::Vault;
+use crate::store::{MetaError, Store};
+use crate::vfs::{Caller, VPath, Vfs, VfsError};
+pub use types::*;
+
+/// Why an admin operation failed; each maps to one stable API error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The named user, group, bucket, key or path does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// It exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The request is malformed or a value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A server-side failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdminError::NotFound(_) => "not_found",
+            AdminError::Conflict(_) => "conflict",
+            AdminError::Invalid(_) => "invalid",
+            AdminError::Forbidden(_) => "forbidden",
+            AdminError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<MetaError> for AdminError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::Duplicate => AdminError::Conflict("the entity".into()),
+            e => {
+                tracing::error!(error = %e, "admin: metadata failure");
+                AdminError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<VfsError> for AdminError {
+    fn from(e: VfsError) -> Self {
+        match e {
+            VfsError::NotFound => AdminError::NotFound("the path".into()),
+            VfsError::Exists => AdminError::Conflict("the path".into()),
+            VfsError::Forbidden(m) => AdminError::Forbidden(m.into()),
+            VfsError::InvalidPath(m) => AdminError::Invalid(m),
+            VfsError::Conflict(m) | VfsError::WrongKind(m) | VfsError::InvalidArgument(m) => {
+                AdminError::Invalid(m.into())
+            }
+            e => AdminError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::keys::KeyError> for AdminError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        AdminError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::auth::AuthError> for AdminError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        AdminError::Internal(e.to_string())
+    }
+}
+
+/// User names: 1-64 of A-Z a-z 0-9 . _ - @.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
+/// Group names: 1-64 of A-Z a-z 0-9 . _ -.
+pub fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Parses an octal mode such as `750`.
+pub fn parse_mode(s: &str) -> Result<u32, AdminError> {
+    u32::from_str_radix(s.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| AdminError::Invalid(format!("{s} is not an octal mode like 750")))
+}
+
+/// SHA-256 of an API token, as stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Management operations over the store and the core; `vfs` is needed for buckets and paths.
+#[derive(Clone)]
+pub struct Admin {
+    /// Metadata.
+    pub store: Store,
+    /// The namespace, for operations on paths.
+    pub vfs: Vfs,
+    /// Sealing S3 secrets.
+    pub vault: Vault,
+}
+
+impl Admin {
+    /// One user with its memberships.
+    pub async fn user(&self, name: &str) -> Result<UserView, AdminError> {
+        let u = self
+            .store
+            .user(name)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {name}")))?;
+        Ok(UserView {
+            groups: self.store.groups_of(&u.name).await?,
+            name: u.name,
+            admin: u.is_admin,
+            primary_group: u.primary_group,
+            create_buckets: u.can_create_buckets,
+        })
+    }
+
+    /// All users.
+    pub async fn users(&self) -> Result<Vec<UserView>, AdminError> {
+        let mut out = Vec::new();
+        for u in self.store.users().await? {
+            out.push(self.user(&u.name).await?);
+        }
+        Ok(out)
+    }
+
+    /// Adds a user; a password is generated (and returned once) when none is given.
+    pub async fn add_user(&self, n: NewUser) -> Result<CreatedUser, AdminError> {
+        if !valid_user_name(&n.name) {
+            return Err(AdminError::Invalid(
+                "user names are 1-64 of A-Z a-z 0-9 . _ - @".into(),
+            ));
+        }
+        let (pw, generated) = match n.password {
+            Some(p) if !p.is_empty() => (p, false),
+            Some(_) => return Err(AdminError::Invalid("empty password".into())),
+            None => (random_password(), true),
+        };
+        let hash = hash_password(&pw)?;
+        match self
+            .store
+            .create_user(&n.name, &hash, n.admin.unwrap_or(false))
+            .await
+        {
+            Err(MetaError::Duplicate) => {
+                return Err(AdminError::Conflict(format!("user {}", n.name)))
+            }
+            r => r?,
+        }
+        if n.group.is_some() || n.create_buckets.is_some() {
+            self.set_primary(&n.name, n.group.as_deref(), n.create_buckets)
+                .await?;
+        }
+        Ok(CreatedUser {
+            user: self.user(&n.name).await?,
+            password: generated.then_some(pw),
+        })
+    }
+
+    /// Changes a password, primary group or bucket right.
+    pub async fn update_user(&self, name: &str, u: UserUpdate) -> Result<UserView, AdminError> {
+        if self.store.user(name).await?.is_none() {
+            return Err(AdminError::NotFound(format!("user {name}")));
+        }
+        if let Some(pw) = u.password {
+            if pw.is_empty() {
+                return Err(AdminError::Invalid("empty password".into()));
+            }
+            self.store.set_password(name, &hash_password(&pw)?).await?;
+        }
+        if u.group.is_some() || u.create_buckets.is_some() {
+            self.set_primary(name, u.group.as_deref(), u.create_buckets)
+                .await?;
+        }
+        self.user(name).await
+    }
+
+    /// Sets a primary group (creating it and the membership as needed) and the bucket right.
+    pub async fn set_primary(
+        &self,
+        user: &str,
+        group: Option<&str>,
+        create_buckets: Option<bool>,
+    ) -> Result<(), AdminError> {
+        if let Some(g) = group {
+            if !valid_group_name(g) {
+                return Err(AdminError::Invalid(
+                    "group names are 1-64 of A-Z a-z 0-9 . _ -".into(),
+                ));
+            }
+            match self.store.create_group(g).await {
+                Ok(()) | Err(MetaError::Duplicate) => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.store.add_member(user, g).await?;
+        }
+        if !self.store.modify_user(user, group, create_buckets).await? {
+            return Err(AdminError::NotFound(format!("user {user}")));
+        }
+        Ok(())
+    }
+
+    /// Removes a user (its access keys go with it).
+    pub async fn remove_user(&self, name: &str) -> Result<(), AdminError> {
+        if !self.store.delete_user(name).await? {
+            return Err(AdminError::NotFound(format!("user {name}")));
+        }
+        Ok(())
+    }
+
+    /// One group with members, quota and usage.
+    pub async fn group(&self, name: &str) -> Result<GroupView, AdminError> {
+        let g = self
+            .store
+            .group(name)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("group {name}")))?;
+        Ok(GroupView {
+            members: self.store.members(&g.name).await?,
+            name: g.name,
+            quota_bytes: g.quota_bytes,
+            quota_objects: g.quota_objects,
+            used_bytes: g.used_bytes,
+            used_objects: g.used_objects,
+        })
+    }
+
+    /// All groups.
+    pub async fn groups(&self) -> Result<Vec<GroupView>, AdminError> {
+        let mut out = Vec::new();
+        for g in self.store.groups().await? {
+            out.push(self.group(&g.name).await?);
+        }
+        Ok(out)
+    }
+
+    /// Adds a group.
+    pub async fn add_group(&self, name: &str) -> Result<GroupView, AdminError> {
+        if !valid_group_name(name) {
+            return Err(AdminError::Invalid(
+                "group names are 1-64 of A-Z a-z 0-9 . _ -".into(),
+            ));
+        }
+        match self.store.create_group(name).await {
+            Err(MetaError::Duplicate) => return Err(AdminError::Conflict(format!("group {name}"))),
+            r => r?,
+        }
+        self.group(name).await
+    }
+
+    /// Removes a group.
+    pub async fn remove_group(&self, name: &str) -> Result<(), AdminError> {
+        if !self.store.delete_group(name).await? {
+            return Err(AdminError::NotFound(format!("group {name}")));
+        }
+        Ok(())
+    }
+
+    /// Adds a member.
+    pub async fn add_member(&self, group: &str, user: &str) -> Result<GroupView, AdminError> {
+        self.group(group).await?;
+        self.user(user).await?;
+        self.store.add_member(user, group).await?;
+        self.group(group).await
+    }
+
+    /// Removes a member.
+    pub async fn remove_member(&self, group: &str, user: &str) -> Result<GroupView, AdminError> {
+        self.group(group).await?;
+        if !self.store.remove_member(user, group).await? {
+            return Err(AdminError::NotFound(format!("member {user} of {group}")));
+        }
+        self.group(group).await
+    }
+
+    /// Sets a group's quota.
+    pub async fn set_quota(&self, group: &str, q: QuotaUpdate) -> Result<GroupView, AdminError> {
+        if q.bytes.is_some_and(|b| b < 0) || q.objects.is_some_and(|o| o < 0) {
+            return Err(AdminError::Invalid("quotas are not negative".into()));
+        }
+        if !self.store.set_quota(group, q.bytes, q.objects).await? {
+            return Err(AdminError::NotFound(format!("group {group}")));
+        }
+        self.group(group).await
+    }
+
+    fn admin_caller() -> Caller {
+        Caller::admin("admin")
+    }
+
+    /// All buckets with their owners, groups and modes.
+    pub async fn buckets(&self) -> Result<Vec<BucketView>, AdminError> {
+        Ok(self
+            .vfs
+            .list(&Self::admin_caller(), &VPath::root())
+            .await?
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .map(|e| BucketView {
+                name: e.path.name().to_string(),
+                owner: e.owner,
+                group: e.group,
+                mode: format!("{:03o}", e.mode),
+            })
+            .collect())
+    }
+
+    /// Creates a bucket owned by a group.
+    pub async fn add_bucket(&self, b: NewBucket) -> Result<BucketView, AdminError> {
+        self.group(&b.group).await?;
+        let owner = b.owner.unwrap_or_else(|| "admin".into());
+        self.user(&owner).await?;
+        let mut who = Caller::admin(&owner);
+        who.primary_group = Some(b.group.clone());
+        let path = VPath::from_segments([b.name.as_str()])?;
+        match self.vfs.mkdir(&who, &path).await {
+            Err(VfsError::Exists) => {
+                return Err(AdminError::Conflict(format!("bucket {}", b.name)))
+            }
+            r => r?,
+        }
+        let e = self.vfs.stat(&who, &path).await?;
+        Ok(BucketView {
+            name: b.name,
+            owner: e.owner,
+            group: e.group,
+            mode: format!("{:03o}", e.mode),
+        })
+    }
+
+    /// Access keys (never their secrets).
+    pub async fn keys(&self, user: Option<&str>) -> Result<Vec<KeyView>, AdminError> {
+        Ok(self
+            .store
+            .keys(user)
+            .await?
+            .into_iter()
+            .map(|k| KeyView {
+                id: k.id,
+                user: k.owner,
+                created_ms: k.created_ms,
+            })
+            .collect())
+    }
+
+    /// Creates an access key; the secret is in this answer only.
+    pub async fn add_key(&self, user: &str) -> Result<NewKeyView, AdminError> {
+        self.user(user).await?;
+        let k = self.vault.create(&self.store, user).await?;
+        Ok(NewKeyView {
+            access_key_id: k.id,
+            secret_access_key: k.secret,
+            user: user.to_string(),
+        })
+    }
+
+    /// Revokes an access key.
+    pub async fn revoke_key(&self, id: &str) -> Result<(), AdminError> {
+        if !self.store.delete_key(id).await? {
+            return Err(AdminError::NotFound(format!("access key {id}")));
+        }
+        Ok(())
+    }
+
+    /// Owner, group and mode of a path.
+    pub async fn permissions(&self, path: &str) -> Result<PermView, AdminError> {
+        let p = VPath::parse(path)?;
+        let e = self.vfs.stat(&Self::admin_caller(), &p).await?;
+        Ok(PermView {
+            path: p.to_string(),
+            owner: e.owner,
+            group: e.group,
+            mode: format!("{:03o}", e.mode),
+        })
+    }
+
+    /// Changes owner, group and/or mode of a path (as an administrator).
+    pub async fn set_permissions(&self, u: PermUpdate) -> Result<PermView, AdminError> {
+        let p = VPath::parse(&u.path)?;
+        let who = Self::admin_caller();
+        if let Some(m) = &u.mode {
+            self.vfs.chmod(&who, &p, parse_mode(m)?).await?;
+        }
+        if u.owner.is_some() || u.group.is_some() {
+            self.vfs
+                .chown(&who, &p, u.owner.as_deref(), u.group.as_deref())
+                .await?;
+        }
+        self.permissions(&u.path).await
+    }
+
+    /// Creates an admin API token; the token is in this answer only.
+    pub async fn add_token(&self, name: Option<&str>) -> Result<NewTokenView, AdminError> {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let token = format!("kura_{}", random_password());
+        self.store
+            .insert_token(&id, &token_hash(&token), name)
+            .await?;
+        Ok(NewTokenView { id, token })
+    }
+}

@@ -1,0 +1,142 @@
+//! The JSON shapes of the admin API (also its OpenAPI schemas).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A user.
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub name: String,
+    pub admin: bool,
+    pub primary_group: Option<String>,
+    pub create_buckets: bool,
+    pub groups: Vec<String>,
+}
+
+/// A user to create; without `password` one is generated and returned once.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    pub password: Option<String>,
+    pub admin: Option<bool>,
+    pub group: Option<String>,
+    pub create_buckets: Option<bool>,
+}
+
+/// A created user and, when it was generated, its password.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedUser {
+    pub user: UserView,
+    pub password: Option<String>,
+}
+
+/// Changes to a user.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub password: Option<String>,
+    pub group: Option<String>,
+    pub create_buckets: Option<bool>,
+}
+
+/// A group with its members, quota and usage.
+#[derive(Serialize, ToSchema)]
+pub struct GroupView {
+    pub name: String,
+    pub members: Vec<String>,
+    pub quota_bytes: Option<i64>,
+    pub quota_objects: Option<i64>,
+    pub used_bytes: i64,
+    pub used_objects: i64,
+}
+
+/// A group to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroup {
+    pub name: String,
+}
+
+/// A group's limits; `null` lifts one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaUpdate {
+    pub bytes: Option<i64>,
+    pub objects: Option<i64>,
+}
+
+/// A bucket.
+#[derive(Serialize, ToSchema)]
+pub struct BucketView {
+    pub name: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: String,
+}
+
+/// A bucket to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBucket {
+    pub name: String,
+    pub group: String,
+    pub owner: Option<String>,
+}
+
+/// An access key (without its secret).
+#[derive(Serialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub user: String,
+    pub created_ms: i64,
+}
+
+/// A key to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub user: String,
+}
+
+/// A created key: the only time the secret is shown.
+#[derive(Serialize, ToSchema)]
+pub struct NewKeyView {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub user: String,
+}
+
+/// Owner, group and mode of a path.
+#[derive(Serialize, ToSchema)]
+pub struct PermView {
+    pub path: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: String,
+}
+
+/// Changes to a path's owner, group or mode (octal string).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PermUpdate {
+    pub path: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<String>,
+}
+
+/// A created API token: the only time it is shown.
+#[derive(Serialize, ToSchema)]
+pub struct NewTokenView {
+    pub id: String,
+    pub token: String,
+}
+
+/// Every error of the API.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorView {
+    /// Stable code: not_found, conflict, invalid, forbidden, unauthorized, internal.
+    pub code: String,
+    pub message: String,
+}
