@@ -19,14 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # aws-cli and the newest boto3 with the CRT (CRC32C and CRC64NVME checksums) from PyPI
-if ! command -v aws >/dev/null 2>&1 || ! python3 -c "import boto3, awscrt" >/dev/null 2>&1; then
-  echo "test.sh: installing awscli and boto3[crt] from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check awscli "boto3[crt]"
+if ! command -v aws >/dev/null 2>&1 || ! python3 -c "import boto3, awscrt, openapi_spec_validator" >/dev/null 2>&1; then
+  echo "test.sh: installing awscli, boto3[crt] and openapi-spec-validator from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check awscli "boto3[crt]" openapi-spec-validator
 fi
 for t in "${tools[@]}" aws python3; do
   command -v "$t" >/dev/null 2>&1 || { echo "test.sh: required tool '$t' is missing and could not be installed" >&2; exit 1; }
 done
-python3 -c "import boto3, awscrt" || { echo "test.sh: boto3 with awscrt is required" >&2; exit 1; }
+python3 -c "import boto3, awscrt, openapi_spec_validator" || { echo "test.sh: boto3 with awscrt and openapi-spec-validator are required" >&2; exit 1; }
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
