@@ -15,6 +15,9 @@ pub enum ConfigError {
     /// The named config file does not exist.
     #[error("config file {0} not found")]
     Missing(PathBuf),
+    /// A value is out of its range.
+    #[error("invalid configuration: {0}")]
+    BadValue(String),
     /// A value has the wrong type or form.
     #[error("invalid configuration: {0}")]
     Invalid(#[from] Box<figment::Error>),
@@ -114,10 +117,19 @@ impl Config {
                 fig = fig.merge(Serialized::default(key, v));
             }
         }
-        fig.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        if u32::from_str_radix(cfg.umask.trim(), 8).map_or(true, |m| m > 0o777) {
+            return Err(ConfigError::BadValue(format!(
+                "umask {:?} is not an octal mask like 002",
+                cfg.umask
+            )));
+        }
+        Ok(cfg)
     }
 
-    /// The umask as bits; an unparsable value falls back to 002 (checked at start by `serve`).
+    /// The umask as bits (validated by `load`).
     pub fn umask_bits(&self) -> u32 {
         u32::from_str_radix(self.umask.trim(), 8).unwrap_or(0o002) & 0o777
     }

@@ -49,6 +49,7 @@ impl From<MetaError> for AdminError {
     fn from(e: MetaError) -> Self {
         match e {
             MetaError::Duplicate => AdminError::Conflict("the entity".into()),
+            MetaError::InUse(m) => AdminError::Conflict(m),
             e => {
                 tracing::error!(error = %e, "admin: metadata failure");
                 AdminError::Internal(e.to_string())

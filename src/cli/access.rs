@@ -19,7 +19,7 @@ pub enum GroupCmd {
     },
     /// List groups with their members.
     List,
-    /// Remove a group (its buckets keep their files and lose their group).
+    /// Remove a group that owns no bucket (give its buckets another group first).
     Remove {
         /// Group name.
         name: String,

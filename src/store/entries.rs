@@ -121,8 +121,18 @@ async fn move_tree_tx(
     delete_tree_tx(&mut *tx, to).await?;
     // a move into another bucket is paid by the destination's group, credited to the source's
     let from_payer = payer_tx(&mut *tx, from).await?;
+    // a folder that becomes a bucket is paid by the group it ends up with
     let to_payer = if bucket_of(to) == Some(to) {
-        from_payer.clone()
+        match regroup {
+            Some(g) => g.map(str::to_string),
+            None => {
+                sqlx::query_scalar::<_, Option<String>>("SELECT grp FROM entries WHERE path = $1")
+                    .bind(from)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .flatten()
+            }
+        }
     } else {
         payer_tx(&mut *tx, to).await?
     };
@@ -357,12 +367,23 @@ impl Store {
         owner: Option<&str>,
         grp: Option<&str>,
     ) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        // a bucket that changes group moves its usage to the new group (within its quota)
+        if let (Some(new), Some(b)) = (grp, bucket_of(path).filter(|b| *b == path)) {
+            let old = payer_tx(&mut tx, b).await?;
+            if old.as_deref() != Some(new) {
+                let (bytes, files) = tree_usage_tx(&mut tx, b).await?;
+                charge_tx(&mut tx, Some(new), bytes, files).await?;
+                charge_tx(&mut tx, old.as_deref(), -bytes, -files).await?;
+            }
+        }
         sqlx::query("UPDATE entries SET owner = COALESCE($1, owner), grp = COALESCE($2, grp) WHERE path = $3")
             .bind(owner)
             .bind(grp)
             .bind(path)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -62,12 +62,29 @@ impl Store {
         Ok(rows.into_iter().map(to_group).collect())
     }
 
-    /// Deletes a group; false when it does not exist.
+    /// Deletes a group that owns no bucket (`InUse` otherwise) and clears it as anyone's
+    /// primary group; false when it does not exist.
     pub async fn delete_group(&self, name: &str) -> Result<bool, MetaError> {
+        let mut tx = self.write_tx().await?;
+        let used = sqlx::query(
+            "SELECT 1 FROM entries WHERE parent = '/' AND is_dir = 1 AND grp = $1 LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if used {
+            return Err(MetaError::InUse(format!("group {name} owns buckets")));
+        }
+        sqlx::query("UPDATE users SET primary_group = NULL WHERE primary_group = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let r = sqlx::query("DELETE FROM groups WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 

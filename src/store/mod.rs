@@ -31,6 +31,9 @@ pub enum MetaError {
     /// The group paying for the change is over its quota; nothing was changed.
     #[error("quota of group {0} exceeded")]
     QuotaExceeded(String),
+    /// The row is still referenced (e.g. a group that owns buckets).
+    #[error("{0}")]
+    InUse(String),
     /// A row that must be unique already exists.
     #[error("already exists")]
     Duplicate,

@@ -93,12 +93,15 @@ impl Vfs {
     /// The upload row, if it exists and targets `path`.
     pub async fn multipart_get(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         id: &str,
         path: &VPath,
     ) -> Result<UploadRow, VfsError> {
+        // only its initiator (or an administrator) may use an upload
         match self.store.upload_row(id).await? {
-            Some(u) if u.path == path.as_str() => Ok(u),
+            Some(u) if u.path == path.as_str() && (caller.is_admin || u.owner == caller.user) => {
+                Ok(u)
+            }
             _ => Err(VfsError::NoSuchUpload),
         }
     }

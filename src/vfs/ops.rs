@@ -300,8 +300,9 @@ impl Vfs {
         Self::require_name_change(c, &from_dir, Some(&src))?;
         let to_dir = self.check_transfer(c, &src, to).await?;
         // into another bucket: the moved entries join the destination's group
-        let regroup =
-            (Self::bucket_of(from) != Self::bucket_of(to)).then(|| Self::group_for_new(c, &to_dir));
+        let renamed_bucket = from.parent().is_root() && to.parent().is_root();
+        let regroup = (Self::bucket_of(from) != Self::bucket_of(to) && !renamed_bucket)
+            .then(|| Self::group_for_new(c, &to_dir));
         // the storage move runs inside the metadata transaction, after the quota charge:
         // refused or failed, neither side changes
         let rows = if src.is_dir && self.local_root.is_none() {

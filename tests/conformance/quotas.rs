@@ -121,6 +121,18 @@ fn quota_edges_through_webdav() {
         (usage(&server, "g"), usage(&server, "h")),
         ((600, 2), (0, 0))
     );
+    // a refused COPY over an existing file leaves that file as it was
+    assert_eq!(put_bytes(&server, "hbucket/keep", 300), 201);
+    assert_eq!(put_bytes(&server, "hbucket/filler", 250), 201);
+    let over = ["-X", "COPY", "-H", "Overwrite: T"];
+    let d = dest("hbucket/keep");
+    let mut args = over.to_vec();
+    args.extend(["-H", d.as_str()]);
+    let src = server.dav("gbucket/moved");
+    args.push(&src);
+    assert_eq!(server.status(&args), 507);
+    assert_eq!(server.get("hbucket/keep").len(), 300);
+    assert_eq!(usage(&server, "h"), (550, 2));
     // the object limit counts files
     for i in 0..3 {
         assert_eq!(put_bytes(&server, &format!("gbucket/n{i}"), 1), 201);

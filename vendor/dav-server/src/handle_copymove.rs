@@ -194,6 +194,7 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
             self.fs.metadata(&path, &self.credentials).await?
         };
         path.add_slash_if(meta.is_dir());
+        let source_is_file = !meta.is_dir();
 
         // parent of the destination must exist.
         if !self.has_parent(&dest).await {
@@ -274,7 +275,13 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                 let mut multierror = MultiError::new(tx);
 
                 // see if we need to delete the destination first.
-                if overwrite && exists && (depth != Depth::Zero || dest_is_file) {
+                // Kura patch: a file destination is replaced by the filesystem itself, inside
+                // its transaction, so a refused copy or move (permissions, quota) keeps it.
+                if overwrite && exists && dest_is_file && source_is_file {
+                    if let Some(ref locksystem) = self.ls {
+                        let _ = locksystem.delete(&dest).await;
+                    }
+                } else if overwrite && exists && depth != Depth::Zero {
                     trace!("handle_copymove: deleting destination {dest}");
                     if self
                         .delete_items(&mut multierror, Depth::Infinity, dmeta.unwrap(), &dest)
