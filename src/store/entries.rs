@@ -260,6 +260,38 @@ impl Store {
         Ok(row.map(row_to_entry))
     }
 
+    /// Every row, in path order (for fsck).
+    pub async fn all_entries(&self) -> Result<Vec<EntryRow>, MetaError> {
+        let rows = sqlx::query(concat!("SELECT ", cols!(), " FROM entries ORDER BY path"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(row_to_entry).collect())
+    }
+
+    /// Records a file row without charging a quota (fsck: the bytes exist already; usage is
+    /// recounted afterwards).
+    pub async fn record_file_unchecked(&self, e: &EntryRow) -> Result<(), MetaError> {
+        sqlx::query(concat!(
+            "INSERT INTO entries (",
+            cols!(),
+            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (path) DO UPDATE SET size = excluded.size, etag = excluded.etag, mtime_ms = excluded.mtime_ms"
+        ))
+        .bind(&e.path)
+        .bind(&e.parent)
+        .bind(e.size)
+        .bind(e.mtime_ms)
+        .bind(&e.etag)
+        .bind(&e.content_type)
+        .bind(&e.owner)
+        .bind(&e.headers)
+        .bind(&e.grp)
+        .bind(e.mode)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Direct children of a folder, in path order, in one query.
     pub async fn children(&self, parent: &str) -> Result<Vec<EntryRow>, MetaError> {
         let rows = sqlx::query(concat!(

@@ -17,6 +17,7 @@ use sqlx::SqlitePool;
 
 pub use entries::{Committed, DeadProp, EntryRow};
 pub use multipart::{PartRow, UploadRow};
+pub use usage::Drift;
 pub use users::UserRow;
 
 /// Errors of the metadata layer.

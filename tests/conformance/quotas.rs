@@ -331,3 +331,44 @@ fn s3_writes_are_held_to_the_same_quota() {
     assert_eq!(server.status(&["-I", &server.dav("hbucket/mp")]), 404);
     no_drift(&server);
 }
+
+#[test]
+fn fsck_finds_and_repairs_changes_made_behind_kuras_back() {
+    require("curl");
+    let server = Server::plain();
+    setup(&server);
+    assert_eq!(put_bytes(&server, "gbucket/keep", 10), 201);
+    assert_eq!(put_bytes(&server, "gbucket/gone", 20), 201);
+    assert_eq!(put_bytes(&server, "gbucket/grown", 30), 201);
+    let files = server.files_dir().join("gbucket");
+    std::fs::remove_file(files.join("gone")).expect("rm");
+    std::fs::write(files.join("grown"), vec![b'g'; 300]).expect("grow");
+    std::fs::create_dir_all(files.join("dropped/in")).expect("mkdir");
+    std::fs::write(files.join("dropped/in/new.txt"), b"put there by hand").expect("new");
+
+    let check = server.kura().arg("fsck").output().expect("fsck");
+    let text = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(!check.status.success(), "fsck found nothing:\n{text}");
+    for want in [
+        "recorded but not stored: /gbucket/gone",
+        "size changed on disk: /gbucket/grown",
+        "stored but not recorded: /gbucket/dropped/in/new.txt",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    println!("fsck before repair:\n{text}");
+    run(server.kura().args(["fsck", "--repair"]));
+    let again = String::from_utf8_lossy(&run(server.kura().arg("fsck")).stdout).into_owned();
+    assert!(
+        again.contains("storage: no drift") && again.contains("usage: no drift"),
+        "{again}"
+    );
+    // metadata now follows storage, through the protocols too
+    assert_eq!(
+        server.get("gbucket/dropped/in/new.txt"),
+        b"put there by hand"
+    );
+    assert_eq!(server.status(&["-I", &server.dav("gbucket/gone")]), 404);
+    assert_eq!(server.get("gbucket/grown").len(), 300);
+    assert_eq!(usage(&server, "g"), (10 + 300 + 17, 3));
+}
