@@ -76,6 +76,35 @@ fn s3(key: &S3Key, args: &[&str]) -> u16 {
     code(&out)
 }
 
+/// The status of a PROPPATCH of `K:mode` (the propstat's status inside a 207).
+fn chmod_status(server: &Server, who: &str, path: &str, mode: &str) -> u16 {
+    let body = format!(
+        r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:K="urn:kura:props"><D:set><D:prop><K:mode>{mode}</K:mode></D:prop></D:set></D:propertyupdate>"#
+    );
+    let out = server.curl(&[
+        "-u",
+        &format!("{who}:{PW}"),
+        "-X",
+        "PROPPATCH",
+        "-w",
+        "\n%{http_code}",
+        "--data-binary",
+        &body,
+        &server.dav(path),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("status");
+    let status: u16 = status.trim().parse().expect("code");
+    if status != 207 {
+        return status;
+    }
+    body.split("HTTP/1.1 ")
+        .nth(1)
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok())
+        .expect("propstat status")
+}
+
 fn ok(status: u16) -> bool {
     (200..300).contains(&status)
 }
@@ -203,6 +232,11 @@ fn permission_matrix_is_the_same_through_webdav_and_s3() {
                         dw && dx,
                         dav(&server, who.name, &["-X", "MOVE", "-H", &dest, &u("g")]),
                     ),
+                    (
+                        "dav chmod",
+                        *shift == 6 && dx,
+                        chmod_status(&server, who.name, &format!("{dir}/f"), &fmode),
+                    ),
                     ("s3 read", dx && fr, s3(&who.key, &[&s("f3")])),
                     ("s3 list", dr, s3(&who.key, &[&list_s3])),
                     (
@@ -241,7 +275,7 @@ fn permission_matrix_is_the_same_through_webdav_and_s3() {
         }
     }
     println!(
-        "permission matrix: {n} mode combinations x 11 operations = {checks} checks, WebDAV and S3"
+        "permission matrix: {n} mode combinations x 12 operations = {checks} checks, WebDAV and S3"
     );
 }
 
