@@ -307,11 +307,16 @@ pub struct S3Key {
 }
 
 impl Server {
-    /// Creates an access key for `admin` with `kura key create --json`.
+    /// Creates an access key for `admin`.
     pub fn s3_key(&self) -> S3Key {
+        self.s3_key_for("admin")
+    }
+
+    /// Creates an access key for `user` with `kura key create --json`.
+    pub fn s3_key_for(&self, user: &str) -> S3Key {
         let out = run(self
             .kura()
-            .args(["key", "create", "--user", "admin", "--json"]));
+            .args(["key", "create", "--user", user, "--json"]));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let field = |name: &str| {
             let start = text.find(&format!("\"{name}\":\"")).expect("field") + name.len() + 4;

@@ -30,21 +30,6 @@ fn add_user(server: &Server, name: &str, args: &[&str]) {
     assert!(child.wait().expect("wait").success());
 }
 
-fn key_of(server: &Server, user: &str) -> S3Key {
-    let out = run(server
-        .kura()
-        .args(["key", "create", "--user", user, "--json"]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let field = |name: &str| {
-        let start = text.find(&format!("\"{name}\":\"")).expect("field") + name.len() + 4;
-        text[start..].split('"').next().expect("value").to_string()
-    };
-    S3Key {
-        id: field("access_key_id"),
-        secret: field("secret_access_key"),
-    }
-}
-
 fn dav(server: &Server, who: &str, args: &[&str]) -> u16 {
     let auth = format!("{who}:{PW}");
     let mut all = vec!["-u", auth.as_str(), "-o", "/dev/null", "-w", "%{http_code}"];
@@ -126,21 +111,21 @@ fn permission_matrix_is_the_same_through_webdav_and_s3() {
             6,
             Who {
                 name: "olga",
-                key: key_of(&server, "olga"),
+                key: server.s3_key_for("olga"),
             },
         ),
         (
             3,
             Who {
                 name: "gus",
-                key: key_of(&server, "gus"),
+                key: server.s3_key_for("gus"),
             },
         ),
         (
             0,
             Who {
                 name: "otto",
-                key: key_of(&server, "otto"),
+                key: server.s3_key_for("otto"),
             },
         ),
     ];
@@ -285,8 +270,8 @@ fn buckets_are_created_and_listed_by_right() {
     let server = Server::plain();
     add_user(&server, "maker", &["--group", "team", "--create-buckets"]);
     add_user(&server, "viewer", &[]);
-    let viewer = key_of(&server, "viewer");
-    let maker = key_of(&server, "maker");
+    let viewer = server.s3_key_for("viewer");
+    let maker = server.s3_key_for("maker");
     // EasyFS: creating a folder in a root without the right: 403, nothing created
     assert_eq!(
         dav(&server, "viewer", &["-X", "MKCOL", &server.dav("nope")]),
@@ -436,7 +421,7 @@ fn owner_group_and_mode_as_webdav_properties_and_s3_acl_views() {
     );
 
     // S3 shows the same as an ACL view: owner FULL_CONTROL, group:fam READ, nothing for all
-    let key = key_of(&server, "gus");
+    let key = server.s3_key_for("gus");
     let user = format!("{}:{}", key.id, key.secret);
     let acl = Command::new("curl")
         .args([
