@@ -15,7 +15,8 @@ pub(super) fn bucket_of(path: &str) -> Option<&str> {
     Some(&path[..end])
 }
 
-/// The group paying for `path`: the group of its bucket row.
+/// The group paying for `path`: the group of its bucket (a folder at the root). Files stored
+/// directly at the root belong to no bucket and are never charged or credited.
 pub(super) async fn payer_tx(
     tx: &mut Transaction<'_, Sqlite>,
     path: &str,
@@ -23,7 +24,7 @@ pub(super) async fn payer_tx(
     let Some(bucket) = bucket_of(path) else {
         return Ok(None);
     };
-    let row = sqlx::query("SELECT grp FROM entries WHERE path = $1")
+    let row = sqlx::query("SELECT grp FROM entries WHERE path = $1 AND is_dir = 1")
         .bind(bucket)
         .fetch_optional(&mut **tx)
         .await?;
@@ -104,8 +105,8 @@ pub struct Drift {
 }
 
 impl Store {
-    /// Bytes a group may still add, `None` when unlimited (or no group pays).
-    pub async fn bytes_left(&self, path: &str) -> Result<Option<i64>, MetaError> {
+    /// The paying group and the bytes it may still add; `None` when unlimited (or no group pays).
+    pub async fn bytes_left(&self, path: &str) -> Result<Option<(String, i64)>, MetaError> {
         let mut tx = self.pool.begin().await?;
         let Some(group) = payer_tx(&mut tx, path).await? else {
             return Ok(None);
@@ -116,7 +117,7 @@ impl Store {
             .await?;
         Ok(row.and_then(|r| {
             let quota: Option<i64> = r.get(0);
-            quota.map(|q| q - r.get::<i64, _>(1))
+            quota.map(|q| (group.clone(), q - r.get::<i64, _>(1)))
         }))
     }
 

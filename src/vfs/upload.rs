@@ -38,6 +38,8 @@ pub(super) struct Sink {
     expected_md5: Option<String>,
     /// Bytes the quota allows; a body growing past it is cut off at once.
     limit: Option<u64>,
+    /// The group whose quota sets `limit`.
+    limit_group: String,
     label: String,
 }
 
@@ -50,6 +52,7 @@ impl Sink {
             expected,
             expected_md5: None,
             limit: None,
+            limit_group: String::new(),
             label,
         }
     }
@@ -68,7 +71,7 @@ impl Sink {
         }
         if self.limit.is_some_and(|l| self.written > l) {
             self.abort().await;
-            return Err(VfsError::QuotaExceeded("of this bucket".into()));
+            return Err(VfsError::QuotaExceeded(self.limit_group.clone()));
         }
         self.md5.update(&chunk);
         if let Err(e) = w.write(chunk).await {
@@ -167,13 +170,14 @@ impl Upload {
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
         sink.expected_md5 = opts.content_md5.clone();
         // what the quota leaves, plus the file this upload replaces
-        if let Some(left) = vfs.store.bytes_left(path.as_str()).await? {
+        if let Some((group, left)) = vfs.store.bytes_left(path.as_str()).await? {
             let replaced = vfs.store.entry(path.as_str()).await?.map_or(0, |e| e.size);
             let limit = (left + replaced).max(0) as u64;
             if opts.expected_size.is_some_and(|n| n > limit) {
-                return Err(VfsError::QuotaExceeded("of this bucket".into()));
+                return Err(VfsError::QuotaExceeded(group));
             }
             sink.limit = Some(limit);
+            sink.limit_group = group;
         }
         Ok(Upload {
             vfs,
