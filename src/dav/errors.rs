@@ -30,6 +30,9 @@ pub fn to_fs_error(e: VfsError) -> FsError {
             }
         },
         VfsError::QuotaExceeded(_) => FsError::InsufficientStorage,
+        // dav-server checks WebDAV locks itself (through the lock system); a core lock refusal
+        // can only come from a race with another gateway
+        VfsError::Locked(_) => FsError::Forbidden,
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");
             FsError::GeneralFailure

@@ -20,7 +20,7 @@ pub struct KuraFs {
     pub vfs: Vfs,
 }
 
-fn vpath(p: &DavPath) -> Result<VPath, FsError> {
+pub(super) fn vpath(p: &DavPath) -> Result<VPath, FsError> {
     let s = std::str::from_utf8(p.as_bytes()).map_err(|_| FsError::Forbidden)?;
     VPath::parse(s).map_err(|_| FsError::Forbidden)
 }

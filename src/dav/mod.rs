@@ -4,9 +4,9 @@ mod errors;
 mod file;
 mod fs;
 mod live_props;
+mod locks;
 
 use bytes::Bytes;
-use dav_server::memls::MemLs;
 use dav_server::DavHandler;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -70,7 +70,7 @@ impl DavFront {
     pub fn new(vfs: Vfs, settings: DavSettings) -> Self {
         let handler = DavHandler::builder()
             .filesystem(Box::new(fs::KuraFs { vfs: vfs.clone() }))
-            .locksystem(MemLs::new())
+            .locksystem(Box::new(locks::SqlLocks { vfs: vfs.clone() }))
             .strip_prefix(PREFIX)
             .read_buf_size(256 * 1024)
             .autoindex(true)

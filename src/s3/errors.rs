@@ -7,6 +7,8 @@ use crate::vfs::VfsError;
 
 /// Kura's own error code for a key that cannot be a file: `a` while `a/b` exists, or the reverse.
 pub const PATH_CONFLICT: &str = "KeyConflict";
+/// Kura's own error code for a write on a resource locked through WebDAV (HTTP 423).
+pub const LOCKED: &str = "Locked";
 /// Kura's own error code for a write refused by the bucket group's quota (HTTP 403, so that
 /// clients do not retry it as they would a 5xx).
 pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
@@ -47,6 +49,11 @@ pub fn object_error(e: VfsError) -> S3Error {
             tracing::error!(error = %e, "storage failure");
             S3Error::new(S3ErrorCode::InternalError)
         }
+        VfsError::Locked(p) => custom(
+            LOCKED,
+            StatusCode::LOCKED,
+            format!("{p} is locked by a WebDAV client"),
+        ),
         VfsError::QuotaExceeded(g) => custom(
             QUOTA_EXCEEDED,
             StatusCode::FORBIDDEN,

@@ -150,6 +150,10 @@ impl KuraS3 {
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
+        self.vfs
+            .require_unlocked(&op.path)
+            .await
+            .map_err(object_error)?;
         if op.marker {
             if input.content_length.unwrap_or(0) > 0 {
                 return Err(s3_error!(
@@ -365,6 +369,10 @@ impl KuraS3 {
     /// Deletes one key; a missing key is success (S3 semantics), a folder only when empty.
     async fn delete_key(&self, who: &Caller, bucket: &str, key: &str) -> S3Result<()> {
         let op = names::object(bucket, key)?;
+        self.vfs
+            .require_unlocked(&op.path)
+            .await
+            .map_err(object_error)?;
         match self.vfs.stat(who, &op.path).await {
             Err(VfsError::NotFound) => Ok(()),
             Err(e) => Err(object_error(e)),
@@ -491,6 +499,10 @@ impl KuraS3 {
                 return Err(object_error(VfsError::WrongKind("a folder has this name")));
             }
         }
+        self.vfs
+            .require_unlocked(&dst.path)
+            .await
+            .map_err(object_error)?;
         if dst.path != src.path {
             self.vfs
                 .mkdir_all(who, &dst.path.parent())

@@ -3,6 +3,7 @@
 mod entries;
 mod groups;
 mod keys;
+mod locks;
 mod multipart;
 mod tokens;
 mod usage;
@@ -16,6 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use entries::{Committed, DeadProp, EntryRow};
+pub use locks::{LockChange, LockRow};
 pub use multipart::{PartRow, UploadRow};
 pub use usage::Drift;
 pub use users::UserRow;

@@ -4,6 +4,7 @@
 //! `VfsError` into their own error replies; they hold no policy of their own.
 
 mod fsck;
+pub mod locks;
 pub(crate) mod multipart;
 mod ops;
 pub mod path;
@@ -47,6 +48,9 @@ pub enum VfsError {
     /// The body ended before its announced length (or ran past it).
     #[error("upload incomplete: expected {expected} bytes, got {got}")]
     Incomplete { expected: u64, got: u64 },
+    /// A lock held by someone else bears on the resource.
+    #[error("locked: {0}")]
+    Locked(String),
     /// The caller lacks the permission for this operation.
     #[error("permission denied: {0}")]
     Forbidden(&'static str),

@@ -8,6 +8,7 @@ mod common;
 mod crash;
 mod http_semantics;
 mod litmus;
+mod locks;
 mod permissions;
 mod quotas;
 mod s3_clients;

@@ -1,0 +1,244 @@
+//! dav-server's lock-system interface over the core's persistent locks.
+
+use std::time::Duration;
+
+use dav_server::davpath::DavPath;
+use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
+use futures_util::FutureExt;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use xmltree::Element;
+
+use super::fs::vpath;
+use super::PREFIX;
+use crate::vfs::locks::{Lock, LockRequest, Rules};
+use crate::vfs::{VPath, Vfs};
+
+/// What stays unescaped in a URL path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Locks kept in SQL by the core.
+#[derive(Clone)]
+pub struct SqlLocks {
+    pub vfs: Vfs,
+}
+
+impl std::fmt::Debug for SqlLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqlLocks")
+    }
+}
+
+fn dav_path(p: &VPath, collection: bool) -> DavPath {
+    let mut url = String::from(PREFIX);
+    for seg in p.as_str().split('/').filter(|s| !s.is_empty()) {
+        url.push('/');
+        url.extend(utf8_percent_encode(seg, SEGMENT));
+    }
+    if collection || p.is_root() {
+        url.push('/');
+    }
+    let mut d = DavPath::new(&url).unwrap_or_else(|_| DavPath::new("/").expect("root path"));
+    let _ = d.set_prefix(PREFIX);
+    d
+}
+
+fn to_dav(l: Lock) -> DavLock {
+    DavLock {
+        path: Box::new(dav_path(&l.path, l.collection)),
+        owner: l
+            .owner_xml
+            .and_then(|x| Element::parse(x.as_bytes()).ok())
+            .map(|mut e| {
+                e.prefix = Some("D".into());
+                Box::new(e)
+            }),
+        token: l.token,
+        principal: l.principal,
+        timeout_at: l.timeout_at,
+        timeout: l.timeout,
+        shared: l.shared,
+        deep: l.deep,
+    }
+}
+
+/// The `<owner>` element as text. dav-server renames its prefix to `D` without declaring it,
+/// so prefixes are dropped (each element keeps its namespace) to keep the XML well-formed.
+fn owner_xml(e: &Element) -> Option<String> {
+    fn unprefix(e: &mut Element) {
+        e.prefix = None;
+        for c in e.children.iter_mut() {
+            if let xmltree::XMLNode::Element(c) = c {
+                unprefix(c);
+            }
+        }
+    }
+    let mut e = e.clone();
+    unprefix(&mut e);
+    let mut out = Vec::new();
+    e.write(&mut out).ok()?;
+    String::from_utf8(out).ok()
+}
+
+/// A lock standing for "something went wrong" (dav-server can only report a conflicting lock).
+fn failed(path: &DavPath) -> DavLock {
+    DavLock {
+        token: String::new(),
+        path: Box::new(path.clone()),
+        principal: None,
+        owner: None,
+        timeout_at: None,
+        timeout: None,
+        shared: false,
+        deep: false,
+    }
+}
+
+impl DavLockSystem for SqlLocks {
+    fn lock(
+        &'_ self,
+        path: &DavPath,
+        principal: Option<&str>,
+        owner: Option<&Element>,
+        timeout: Option<Duration>,
+        shared: bool,
+        deep: bool,
+    ) -> LsFuture<'_, Result<DavLock, DavLock>> {
+        let path = path.clone();
+        let principal = principal.map(str::to_string);
+        let owner = owner.and_then(owner_xml);
+        async move {
+            let Ok(p) = vpath(&path) else {
+                return Err(failed(&path));
+            };
+            let req = LockRequest {
+                path: &p,
+                collection: path.is_collection(),
+                principal: principal.as_deref(),
+                owner_xml: owner,
+                timeout,
+                shared,
+                deep,
+            };
+            match self.vfs.lock(req).await {
+                Ok(Ok(l)) => Ok(to_dav(l)),
+                Ok(Err(l)) => Err(to_dav(*l)),
+                Err(e) => {
+                    tracing::error!(error = %e, "lock store failed");
+                    Err(failed(&path))
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn unlock(&'_ self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
+        let path = path.clone();
+        let token = token.to_string();
+        async move {
+            let p = vpath(&path).map_err(|_| ())?;
+            match self.vfs.unlock(&p, &token).await {
+                Ok(true) => Ok(()),
+                _ => Err(()),
+            }
+        }
+        .boxed()
+    }
+
+    fn refresh(
+        &'_ self,
+        path: &DavPath,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> LsFuture<'_, Result<DavLock, ()>> {
+        let path = path.clone();
+        let token = token.to_string();
+        async move {
+            let p = vpath(&path).map_err(|_| ())?;
+            match self.vfs.refresh_lock(&p, &token, timeout).await {
+                Ok(Some(l)) => Ok(to_dav(l)),
+                _ => Err(()),
+            }
+        }
+        .boxed()
+    }
+
+    fn check(
+        &'_ self,
+        path: &DavPath,
+        principal: Option<&str>,
+        ignore_principal: bool,
+        deep: bool,
+        submitted_tokens: &[String],
+    ) -> LsFuture<'_, Result<(), DavLock>> {
+        let path = path.clone();
+        let principal = principal.map(str::to_string);
+        let tokens = submitted_tokens.to_vec();
+        async move {
+            let Ok(p) = vpath(&path) else {
+                return Err(failed(&path));
+            };
+            let rules = Rules {
+                principal: principal.as_deref(),
+                ignore_principal,
+                tokens: &tokens,
+                shared_ok: false,
+            };
+            match self.vfs.check_locks(&p, rules, deep).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(l)) => Err(to_dav(*l)),
+                Err(e) => {
+                    tracing::error!(error = %e, "lock store failed");
+                    Err(failed(&path))
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
+        let path = path.clone();
+        async move {
+            let Ok(p) = vpath(&path) else {
+                return Vec::new();
+            };
+            self.vfs
+                .discover_locks(&p)
+                .await
+                .map(|ls| ls.into_iter().map(to_dav).collect())
+                .unwrap_or_default()
+        }
+        .boxed()
+    }
+
+    fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
+        let path = path.clone();
+        async move {
+            let p = vpath(&path).map_err(|_| ())?;
+            self.vfs.drop_locks(&p).await.map_err(|_| ())
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_xml_round_trips() {
+        let mut info = Element::parse(
+            r#"<?xml version="1.0" encoding="utf-8"?><lockinfo xmlns='DAV:'><lockscope><exclusive/></lockscope><locktype><write/></locktype><owner>litmus test suite</owner></lockinfo>"#.as_bytes(),
+        )
+        .unwrap();
+        let mut e = info.take_child("owner").unwrap();
+        e.prefix = Some("D".into());
+        let x = owner_xml(&e);
+        println!("{x:?}");
+        let back = Element::parse(x.unwrap().as_bytes()).unwrap();
+        assert_eq!(back.get_text().as_deref(), Some("litmus test suite"));
+    }
+}

@@ -1,0 +1,166 @@
+//! Persistent locks: they survive a restart, S3 writes honour them (423), and of 20 clients
+//! racing for one exclusive lock exactly one wins.
+
+use std::process::{Command, Stdio};
+
+use crate::common::{code, require, run, Server, ADMIN_PW};
+
+const LOCKINFO: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>finder</D:owner></D:lockinfo>"#;
+
+fn lock(server: &Server, path: &str, depth: &str) -> (u16, Option<String>) {
+    let out = server.curl_admin(&[
+        "-X",
+        "LOCK",
+        "-H",
+        &format!("Depth: {depth}"),
+        "-H",
+        "Timeout: Second-3600",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-binary",
+        LOCKINFO,
+        &server.dav(path),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let token = text.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("lock-token:")
+            .then(|| l[11..].trim().to_string())
+    });
+    let status = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (status, token)
+}
+
+#[test]
+fn locks_survive_restart_and_bind_s3_too() {
+    require("aws");
+    let mut server = Server::plain();
+    let key = server.s3_key();
+    run(server.aws(&key).args(["s3", "mb", "s3://docs"]));
+    assert_eq!(server.put("docs/report.odt", b"v1"), 201);
+    let (status, token) = lock(&server, "docs/report.odt", "0");
+    assert_eq!(status, 200);
+    let token = token.expect("Lock-Token");
+
+    server.restart();
+    // the holder still writes with its token; anyone else gets 423, through either protocol
+    let if_header = format!("If: ({token})");
+    assert_eq!(
+        server.status(&[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "v2",
+            "-H",
+            &if_header,
+            &server.dav("docs/report.odt")
+        ]),
+        204
+    );
+    assert_eq!(
+        server.status(&[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "v3",
+            &server.dav("docs/report.odt")
+        ]),
+        423
+    );
+    let body = server.root.path().join("body");
+    std::fs::write(&body, b"from s3").expect("body");
+    let put = server
+        .aws(&key)
+        .args(["s3", "cp"])
+        .arg(&body)
+        .arg("s3://docs/report.odt")
+        .output()
+        .expect("aws");
+    assert!(!put.status.success());
+    assert!(
+        String::from_utf8_lossy(&put.stderr).contains("Locked"),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let del = server
+        .aws(&key)
+        .args(["s3", "rm", "s3://docs/report.odt"])
+        .output()
+        .expect("aws");
+    assert!(!del.status.success(), "S3 deleted a locked object");
+    assert_eq!(server.get("docs/report.odt"), b"v2");
+    // reads are never blocked
+    let got = run(server
+        .aws(&key)
+        .args(["s3", "cp", "s3://docs/report.odt", "-"]));
+    assert_eq!(got.stdout, b"v2");
+
+    // a depth-infinity lock on a folder covers new keys below it
+    assert_eq!(
+        server.status(&["-X", "MKCOL", &server.dav("docs/shared")]),
+        201
+    );
+    let (status, folder_token) = lock(&server, "docs/shared/", "infinity");
+    assert_eq!(status, 200);
+    let put = server
+        .aws(&key)
+        .args(["s3", "cp"])
+        .arg(&body)
+        .arg("s3://docs/shared/new.txt")
+        .output()
+        .expect("aws");
+    assert!(!put.status.success(), "S3 wrote under a deep lock");
+    // UNLOCK releases: S3 writes go through again
+    let unlock = format!("Lock-Token: {}", folder_token.expect("token"));
+    assert_eq!(
+        server.status(&["-X", "UNLOCK", "-H", &unlock, &server.dav("docs/shared/")]),
+        204
+    );
+    run(server
+        .aws(&key)
+        .args(["s3", "cp", "--only-show-errors"])
+        .arg(&body)
+        .arg("s3://docs/shared/new.txt"));
+}
+
+#[test]
+fn twenty_clients_race_for_one_exclusive_lock() {
+    require("curl");
+    let server = Server::plain();
+    assert_eq!(server.put("race.txt", b"x"), 201);
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            Command::new("curl")
+                .args([
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-u",
+                    &format!("admin:{ADMIN_PW}"),
+                ])
+                .args(["-X", "LOCK", "-H", "Depth: 0", "--data-binary", LOCKINFO])
+                .arg(server.dav("race.txt"))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("curl")
+        })
+        .collect();
+    let codes: Vec<u16> = children
+        .into_iter()
+        .map(|c| code(&c.wait_with_output().expect("curl")))
+        .collect();
+    let won = codes.iter().filter(|c| **c == 200).count();
+    let lost = codes.iter().filter(|c| **c == 423).count();
+    println!("lock race: 20 clients, {won} won, {lost} got 423");
+    assert_eq!((won, lost), (1, 19), "{codes:?}");
+}
