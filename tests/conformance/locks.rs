@@ -164,3 +164,142 @@ fn twenty_clients_race_for_one_exclusive_lock() {
     println!("lock race: 20 clients, {won} won, {lost} got 423");
     assert_eq!((won, lost), (1, 19), "{codes:?}");
 }
+
+fn slow_get(server: &Server, path: &str, out: &std::path::Path) -> std::process::Child {
+    Command::new("curl")
+        .args([
+            "-sS",
+            "--limit-rate",
+            "5M",
+            "-u",
+            &format!("admin:{ADMIN_PW}"),
+            "-o",
+        ])
+        .arg(out)
+        .arg(server.dav(path))
+        .spawn()
+        .expect("curl")
+}
+
+fn slow_put(server: &Server, path: &str, body: &std::path::Path) -> std::process::Child {
+    Command::new("curl")
+        .args([
+            "-sS",
+            "--limit-rate",
+            "5M",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            &format!("admin:{ADMIN_PW}"),
+            "-T",
+        ])
+        .arg(body)
+        .arg(server.dav(path))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl")
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not reached"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn tmp_has_bytes(server: &Server) -> bool {
+    std::fs::read_dir(server.data_dir().join("tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn easyfs_concurrency_cases() {
+    require("curl");
+    let server = Server::plain();
+    let dir = tempfile::tempdir().expect("dir");
+    let old = dir.path().join("old");
+    let new = dir.path().join("new");
+    std::fs::write(&old, vec![b'o'; 12 << 20]).expect("old");
+    std::fs::write(&new, vec![b'n'; 12 << 20]).expect("new");
+    let old_bytes = std::fs::read(&old).expect("read");
+    assert_eq!(
+        server.status(&["-T", old.to_str().expect("utf8"), &server.dav("big")]),
+        201
+    );
+
+    // 1. delete while another client downloads: the download completes with the old bytes
+    let got = dir.path().join("got");
+    let mut dl = slow_get(&server, "big", &got);
+    wait_for(|| {
+        std::fs::metadata(&got)
+            .map(|m| m.len() > 1 << 20)
+            .unwrap_or(false)
+    });
+    assert_eq!(server.status(&["-X", "DELETE", &server.dav("big")]), 204);
+    assert!(dl.wait().expect("curl").success());
+    assert_eq!(
+        std::fs::read(&got).expect("got"),
+        old_bytes,
+        "the download changed under a delete"
+    );
+    assert_eq!(server.status(&["-I", &server.dav("big")]), 404);
+
+    // 2. read while an update uploads: readers get the old version until the commit
+    assert_eq!(
+        server.status(&["-T", old.to_str().expect("utf8"), &server.dav("doc")]),
+        201
+    );
+    let up = slow_put(&server, "doc", &new);
+    wait_for(|| tmp_has_bytes(&server));
+    assert_eq!(
+        server.get("doc"),
+        old_bytes,
+        "a reader saw a partial update"
+    );
+    assert_eq!(code(&up.wait_with_output().expect("curl")), 204);
+    assert_eq!(server.get("doc"), std::fs::read(&new).expect("new"));
+
+    // 3. delete while the file is being created: the create wins whole, never a partial file
+    let up = slow_put(&server, "fresh", &new);
+    wait_for(|| tmp_has_bytes(&server));
+    assert_eq!(server.status(&["-X", "DELETE", &server.dav("fresh")]), 404);
+    assert_eq!(code(&up.wait_with_output().expect("curl")), 201);
+    assert_eq!(server.get("fresh").len(), 12 << 20);
+
+    // 4. deleting a folder with a locked file: 207 naming the member with 423, nothing deleted
+    assert_eq!(server.status(&["-X", "MKCOL", &server.dav("folder")]), 201);
+    assert_eq!(server.put("folder/free.txt", b"free"), 201);
+    assert_eq!(server.put("folder/locked.txt", b"locked"), 201);
+    let (status, _token) = lock(&server, "folder/locked.txt", "0");
+    assert_eq!(status, 200);
+    let out = server.curl_admin(&[
+        "-X",
+        "DELETE",
+        "-w",
+        "\n%{http_code}",
+        &server.dav("folder/"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.trim_end().ends_with("207"), "{text}");
+    assert!(
+        text.contains("/dav/folder/locked.txt") && text.contains("423"),
+        "{text}"
+    );
+    assert_eq!(server.get("folder/free.txt"), b"free");
+    assert_eq!(server.get("folder/locked.txt"), b"locked");
+    assert!(tree_is_clean(&server));
+}
+
+fn tree_is_clean(server: &Server) -> bool {
+    crate::common::tree(&server.data_dir().join("tmp")).is_empty()
+}

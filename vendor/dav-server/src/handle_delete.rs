@@ -157,10 +157,20 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
         // just a simple status.
         if let Some(ref locksystem) = self.ls {
             let principal = self.principal.as_deref();
-            if let Err(_l) = locksystem
+            if let Err(l) = locksystem
                 .check(&path, principal, false, true, &tokens)
                 .await
             {
+                // Kura patch: a lock on a member is named in a 207 multistatus with 423
+                // (RFC 4918 9.6.1); nothing is deleted.
+                let p = path.as_bytes();
+                let p = p.strip_suffix(b"/").unwrap_or(p);
+                let lp = l.path.as_bytes();
+                if lp.len() > p.len() && lp.starts_with(p) && lp[p.len()] == b'/' {
+                    let item: Result<(DavPath, StatusCode), DavError> =
+                        Ok(((*l.path).clone(), StatusCode::LOCKED));
+                    return multi_error(path.clone(), futures_util::stream::iter(vec![item])).await;
+                }
                 return Err(DavError::Status(StatusCode::LOCKED));
             }
         }
