@@ -7,7 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::vfs::StorageConfig;
+use crate::vfs::{MacosMetadata, StorageConfig};
 
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,10 @@ pub struct Config {
     /// Octal umask for new files (0666) and folders (0777); the default 002 keeps group spaces
     /// group-writable.
     pub umask: String,
+    /// Longest lock timeout granted, in seconds; `Infinite` requests get it (0: no cap).
+    pub lock_timeout_max_seconds: u64,
+    /// macOS `._*` and `.DS_Store` files: "keep", "hide" (from listings) or "refuse".
+    pub macos_metadata: MacosMetadata,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log: String,
     /// Where file contents are stored.
@@ -76,6 +80,8 @@ impl Default for Config {
             s3_base_domain: None,
             multipart_expiry_hours: 168,
             umask: "002".into(),
+            lock_timeout_max_seconds: 3600,
+            macos_metadata: MacosMetadata::Keep,
             log: "info".into(),
             storage: StorageConfig::default(),
         }
@@ -91,6 +97,7 @@ const STRING_KEYS: &[&str] = &[
     "log",
     "s3_base_domain",
     "umask",
+    "macos_metadata",
     "storage.backend",
     "storage.root",
 ];

@@ -51,7 +51,10 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     }
     let (op, local_root) = build_operator(&cfg.storage, &cfg.data_dir)?;
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
-    let vfs = Vfs::new(op, staging, store.clone(), local_root).with_umask(cfg.umask_bits());
+    let vfs = Vfs::new(op, staging, store.clone(), local_root)
+        .with_umask(cfg.umask_bits())
+        .with_macos_metadata(cfg.macos_metadata)
+        .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds));
     let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
     if cfg.multipart_expiry_hours > 0 {
         let max_age = Duration::from_secs(cfg.multipart_expiry_hours * 3600);

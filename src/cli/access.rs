@@ -128,7 +128,10 @@ pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
     let store = Store::open(&cfg.db_path()).await?;
     let (op, root) = build_operator(&cfg.storage, &cfg.data_dir)?;
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
-    let vfs = Vfs::new(op, staging, store.clone(), root).with_umask(cfg.umask_bits());
+    let vfs = Vfs::new(op, staging, store.clone(), root)
+        .with_umask(cfg.umask_bits())
+        .with_macos_metadata(cfg.macos_metadata)
+        .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds));
     let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
     Ok(Admin { store, vfs, vault })
 }

@@ -94,6 +94,14 @@ impl App {
             let user = caller.user.clone();
             return (self.dav.handle(req, caller).await, Some(user));
         }
+        // Windows' Mini-Redirector probes the server root before mapping /dav/; a CORS
+        // preflight (with Origin) stays S3's
+        if path == "/"
+            && req.method() == Method::OPTIONS
+            && !req.headers().contains_key(header::ORIGIN)
+        {
+            return (dav::options_response(), None);
+        }
         if path == "/" && req.method() == Method::GET && wants_html(&req) {
             return (
                 text(StatusCode::OK, "text/html; charset=utf-8", LANDING),

@@ -40,7 +40,7 @@ pub struct LockRequest<'a> {
     pub principal: Option<&'a str>,
     /// `<owner>` XML to keep.
     pub owner_xml: Option<String>,
-    /// Requested timeout (`None`: infinite).
+    /// Requested timeout (`None`: infinite, which gets the configured cap).
     pub timeout: Option<Duration>,
     /// Shared lock.
     pub shared: bool,
@@ -136,6 +136,16 @@ fn live(rows: &[LockRow]) -> Vec<Lock> {
 }
 
 impl Vfs {
+    /// The granted timeout: what was asked, at most the configured cap (`None` asks for infinite).
+    /// A zero cap means none: `Infinite` locks are then granted.
+    fn capped(&self, asked: Option<Duration>) -> Option<Duration> {
+        let max = self.lock_timeout_max;
+        if max.is_zero() {
+            return asked;
+        }
+        Some(asked.map_or(max, |t| t.min(max)))
+    }
+
     /// Takes a lock, or returns the lock in the way; atomic against concurrent LOCKs.
     pub async fn lock(&self, req: LockRequest<'_>) -> Result<Result<Lock, Box<Lock>>, VfsError> {
         let LockRequest {
@@ -148,6 +158,7 @@ impl Vfs {
             deep,
         } = req;
         let principal = principal.map(str::to_string);
+        let timeout = self.capped(timeout);
         Ok(self
             .store
             .with_locks(|rows| {
@@ -210,6 +221,7 @@ impl Vfs {
         token: &str,
         timeout: Option<Duration>,
     ) -> Result<Option<Lock>, VfsError> {
+        let timeout = self.capped(timeout);
         Ok(self
             .store
             .with_locks(|rows| {

@@ -5,6 +5,7 @@
 
 mod fsck;
 pub mod locks;
+mod macos;
 pub(crate) mod multipart;
 mod ops;
 pub mod path;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use opendal::Operator;
 
 use crate::store::{EntryRow, MetaError, Store};
+pub use macos::MacosMetadata;
 pub use multipart::CompletedPart;
 pub use path::VPath;
 pub use storage::{build_operator, build_staging, sweep_temp, StorageConfig};
@@ -239,6 +241,9 @@ impl Download {
     }
 }
 
+/// Lock timeout cap unless configured.
+pub const DEFAULT_LOCK_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Read size of streamed bodies: large enough for throughput, small enough to bound memory.
 pub(super) const CHUNK: usize = 256 * 1024;
 
@@ -251,6 +256,8 @@ pub struct Vfs {
     local_root: Option<PathBuf>,
     started: SystemTime,
     umask: u32,
+    macos: MacosMetadata,
+    lock_timeout_max: std::time::Duration,
 }
 
 impl Vfs {
@@ -265,12 +272,27 @@ impl Vfs {
             local_root,
             started: SystemTime::now(),
             umask: 0o002,
+            macos: MacosMetadata::Keep,
+            lock_timeout_max: DEFAULT_LOCK_TIMEOUT_MAX,
         }
     }
 
     /// Sets the umask new entries get their mode from (files 0666, folders 0777, minus the mask).
     pub fn with_umask(mut self, umask: u32) -> Self {
         self.umask = umask & 0o777;
+        self
+    }
+
+    /// Sets what happens to macOS metadata files (`._*`, `.DS_Store`).
+    pub fn with_macos_metadata(mut self, policy: MacosMetadata) -> Self {
+        self.macos = policy;
+        self
+    }
+
+    /// Caps lock timeouts (an `Infinite` request gets the cap), so a vanished client's lock
+    /// cannot block writers forever.
+    pub fn with_lock_timeout_max(mut self, max: std::time::Duration) -> Self {
+        self.lock_timeout_max = max;
         self
     }
 

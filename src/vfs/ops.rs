@@ -32,7 +32,7 @@ impl Vfs {
             let visible = |e: &Entry| e.allows(c, if e.is_dir { X } else { R });
             return Ok(children.into_iter().filter(visible).collect());
         }
-        Ok(children)
+        Ok(self.visible(children))
     }
 
     /// Fails with `Forbidden` when `path` is a folder `c` may not list.
@@ -70,6 +70,7 @@ impl Vfs {
         if path.is_root() {
             return Err(VfsError::WrongKind("is a folder"));
         }
+        self.check_new_name(path)?;
         // the deepest existing folder above the file decides who may create names
         let mut dir = path.parent();
         let dir_entry = loop {
@@ -133,6 +134,7 @@ impl Vfs {
         if path.is_root() {
             return Err(VfsError::Exists);
         }
+        self.check_new_name(path)?;
         let parent = match self.resolve(c, &path.parent()).await {
             Ok(Some(p)) if p.is_dir => p,
             Ok(_) | Err(VfsError::NotFound) | Err(VfsError::Conflict(_)) => {
@@ -206,17 +208,33 @@ impl Vfs {
         };
         let lo = format!("{base}{prefix}");
         let hi = format!("{lo}{}", char::MAX);
-        let after = if after.is_empty() {
+        let mut after = if after.is_empty() {
             String::new()
         } else {
             format!("{base}{after}")
         };
-        self.store
-            .files_in_range(&lo, &hi, &after, limit as i64)
-            .await?
-            .into_iter()
-            .map(Entry::from_row)
-            .collect()
+        // hidden names are skipped without shortening the page: fetch until it is full
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let want = limit - out.len();
+            let rows = self
+                .store
+                .files_in_range(&lo, &hi, &after, want as i64)
+                .await?;
+            let done = rows.len() < want;
+            if let Some(last) = rows.last() {
+                after = last.path.clone();
+            }
+            let batch = rows
+                .into_iter()
+                .map(Entry::from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            out.extend(self.visible(batch));
+            if done {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Replaces the type and headers of a file, keeping its bytes (S3 metadata REPLACE in place).
@@ -273,6 +291,7 @@ impl Vfs {
         if to.is_root() || to.starts_with(from) || from == to {
             return Err(VfsError::Conflict("destination is the source or inside it"));
         }
+        self.check_new_name(to)?;
         let dir = match self.resolve(c, &to.parent()).await {
             Ok(Some(d)) if d.is_dir => d,
             Ok(_) | Err(VfsError::NotFound) | Err(VfsError::Conflict(_)) => {

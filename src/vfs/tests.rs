@@ -418,3 +418,53 @@ async fn files_below_lists_keys_in_byte_order_after_a_marker() {
         Err(VfsError::Conflict(_))
     ));
 }
+
+#[tokio::test]
+async fn hidden_macos_files_never_shorten_a_listing_page() {
+    let v = vfs().await.with_macos_metadata(MacosMetadata::Hide);
+    v.mkdir(&ann(), &p("/docs")).await.unwrap();
+    for name in ["._a", "._b", "._c", "a", "b", "c", ".DS_Store", "d"] {
+        put(&v, &format!("/docs/{name}"), b"x").await;
+    }
+    let names =
+        |es: Vec<Entry>| -> Vec<String> { es.iter().map(|e| e.path.name().to_string()).collect() };
+    let docs = p("/docs");
+    let page = v.files_below(&ann(), &docs, "", "", 2).await.unwrap();
+    assert_eq!(names(page), ["a", "b"]);
+    let page = v.files_below(&ann(), &docs, "", "b", 2).await.unwrap();
+    assert_eq!(names(page), ["c", "d"]);
+    assert_eq!(
+        names(v.list(&ann(), &docs).await.unwrap()),
+        ["a", "b", "c", "d"]
+    );
+    // hidden is not refused: readable by name
+    assert_eq!(read_all(&v, "/docs/._a").await, b"x");
+}
+
+#[tokio::test]
+async fn lock_timeouts_are_capped_unless_the_cap_is_zero() {
+    use std::time::Duration;
+    let path = p("/f");
+    for (cap, asked, granted) in [
+        (600, None, Some(600)),
+        (600, Some(60), Some(60)),
+        (600, Some(86_400), Some(600)),
+        (0, None, None),
+    ] {
+        let v = vfs().await.with_lock_timeout_max(Duration::from_secs(cap));
+        let l = v
+            .lock(locks::LockRequest {
+                path: &path,
+                collection: false,
+                principal: Some("ann"),
+                owner_xml: None,
+                timeout: asked.map(Duration::from_secs),
+                shared: false,
+                deep: false,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.timeout, granted.map(Duration::from_secs), "cap {cap}");
+    }
+}

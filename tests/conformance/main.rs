@@ -11,6 +11,7 @@ mod litmus;
 mod locks;
 mod permissions;
 mod quotas;
+mod replays;
 mod s3_clients;
 mod streaming;
 mod tls;

@@ -277,10 +277,10 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                 // see if we need to delete the destination first.
                 // Kura patch: a file destination is replaced by the filesystem itself, inside
                 // its transaction, so a refused copy or move (permissions, quota) keeps it.
+                // Kura patch: the destination's own locks stay; RFC 4918 7.6: the resource
+                // moved or copied over a locked one joins that lock (Finder and Office keep
+                // the lock across a safe save and UNLOCK it afterwards).
                 if overwrite && exists && dest_is_file && source_is_file {
-                    if let Some(ref locksystem) = self.ls {
-                        let _ = locksystem.delete(&dest).await;
-                    }
                 } else if overwrite && exists && depth != Depth::Zero {
                     trace!("handle_copymove: deleting destination {dest}");
                     if self

@@ -1,7 +1,6 @@
 use headers::HeaderMapExt;
 use http::StatusCode as SC;
 use http::{Request, Response};
-use std::cmp;
 use std::io::Cursor;
 use std::time::Duration;
 use xmltree::{self, Element};
@@ -292,22 +291,14 @@ pub(crate) fn list_supportedlock(ls: Option<&Box<dyn DavLockSystem>>) -> Element
 }
 
 // process timeout header
-fn get_timeout(req: &Request<()>, refresh: bool, shared: bool) -> Option<Duration> {
-    let max_timeout = if shared {
-        Duration::new(86400, 0)
-    } else {
-        Duration::new(600, 0)
-    };
+// Kura patch: the requested timeout is passed on as asked (`Infinite` or no header as
+// `None`); the lock system caps it by configuration. Upstream capped exclusive locks at
+// 10 minutes and shared ones at a day here.
+fn get_timeout(req: &Request<()>, _refresh: bool, _shared: bool) -> Option<Duration> {
     match req.headers().typed_get::<davheaders::Timeout>() {
         Some(davheaders::Timeout(ref vec)) if !vec.is_empty() => match vec[0] {
-            DavTimeout::Infinite => {
-                if refresh {
-                    None
-                } else {
-                    Some(max_timeout)
-                }
-            }
-            DavTimeout::Seconds(n) => Some(cmp::min(max_timeout, Duration::new(n as u64, 0))),
+            DavTimeout::Infinite => None,
+            DavTimeout::Seconds(n) => Some(Duration::new(n as u64, 0)),
         },
         _ => None,
     }

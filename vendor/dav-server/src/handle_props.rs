@@ -492,10 +492,14 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                         if prop.get_text().is_none() || prop.has_child_elems() {
                             return StatusCode::CONFLICT;
                         }
-                        // Always report back that we successfully
-                        // changed these, even if we didn't --
-                        // makes the windows webdav client work.
-                        StatusCode::OK
+                        // Kura patch: kept as dead properties when the filesystem can, so
+                        // Explorer reads back the times and attributes it set; upstream
+                        // answered OK and dropped them.
+                        if can_deadprop {
+                            StatusCode::CONTINUE
+                        } else {
+                            StatusCode::OK
+                        }
                     }
                     _ => StatusCode::FORBIDDEN,
                 }
@@ -1075,6 +1079,20 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
             }
             Some(NS_MS_URI) => {
                 pfx = "Z";
+                // Kura patch: a value Explorer set (stored as a dead property) wins over
+                // the computed one.
+                if self.fs.have_props(path, &self.credentials).await
+                    && let Ok(xml) = self
+                        .fs
+                        .get_prop(path, element_to_davprop(prop), &self.credentials)
+                        .await
+                    && let Ok(e) = Element::parse(Cursor::new(xml))
+                {
+                    return Ok(StatusElement {
+                        status: StatusCode::OK,
+                        element: e,
+                    });
+                }
                 match prop.name.as_str() {
                     "Win32CreationTime" => {
                         if let Ok(time) = meta.created() {
@@ -1210,8 +1228,20 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
             && self.fs.have_props(path, &self.credentials).await
             && let Ok(v) = self.fs.get_props(path, do_content, &self.credentials).await
         {
-            v.into_iter()
+            // Kura patch: a dead property already answered as a live one (Win32 times
+            // for Microsoft clients) is not listed twice.
+            let listed = |e: &Element| {
+                props.values().flatten().any(|p: &Element| {
+                    p.name == e.name && p.namespace == e.namespace
+                })
+            };
+            let extra: Vec<Element> = v
+                .into_iter()
                 .map(davprop_to_element)
+                .filter(|e| !listed(e))
+                .collect();
+            extra
+                .into_iter()
                 .for_each(|e| add_sc_elem(&mut props, StatusCode::OK, e));
         }
 

@@ -1,0 +1,59 @@
+//! The metadata files macOS leaves on network volumes (`._*` AppleDouble files and
+//! `.DS_Store`): kept by default, or hidden from listings, or refused, for every protocol.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Entry, VPath, Vfs, VfsError};
+
+/// What the server does with macOS metadata files; see docs/clients.md.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacosMetadata {
+    /// Stored and listed like any file.
+    #[default]
+    Keep,
+    /// Stored and readable by name (Finder reads them back), but left out of folder listings.
+    Hide,
+    /// Creating one is refused (403 / AccessDenied).
+    Refuse,
+}
+
+/// Whether a file name is one of macOS's metadata files.
+pub fn is_macos_metadata(name: &str) -> bool {
+    name == ".DS_Store" || name.starts_with("._")
+}
+
+impl Vfs {
+    /// Refuses a new name when the policy says so; called wherever a name is created.
+    pub(super) fn check_new_name(&self, path: &VPath) -> Result<(), VfsError> {
+        if self.macos == MacosMetadata::Refuse && is_macos_metadata(path.name()) {
+            return Err(VfsError::Forbidden("macOS metadata files are refused here"));
+        }
+        Ok(())
+    }
+
+    /// Drops hidden entries from a listing.
+    pub(super) fn visible(&self, entries: Vec<Entry>) -> Vec<Entry> {
+        if self.macos != MacosMetadata::Hide {
+            return entries;
+        }
+        entries
+            .into_iter()
+            .filter(|e| !is_macos_metadata(e.path.name()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_macos_metadata;
+
+    #[test]
+    fn names_of_macos_metadata() {
+        assert!(is_macos_metadata(".DS_Store"));
+        assert!(is_macos_metadata("._report.docx"));
+        assert!(!is_macos_metadata("_report.docx"));
+        assert!(!is_macos_metadata(".ds_store.txt"));
+        assert!(!is_macos_metadata("a._b"));
+    }
+}
