@@ -303,3 +303,234 @@ fn easyfs_concurrency_cases() {
 fn tree_is_clean(server: &Server) -> bool {
     crate::common::tree(&server.data_dir().join("tmp")).is_empty()
 }
+
+/// Every write path of both protocols, without the token, meets the lock: 423 and nothing
+/// changes; the holder's token opens each WebDAV path.
+#[test]
+fn every_write_path_of_both_protocols_meets_the_lock() {
+    require("aws");
+    let server = Server::plain();
+    let key = server.s3_key();
+    run(server.aws(&key).args(["s3", "mb", "s3://docs"]));
+    assert_eq!(server.put("docs/a.txt", b"a"), 201);
+    assert_eq!(server.put("docs/other.txt", b"o"), 201);
+    assert_eq!(
+        server.status(&["-X", "MKCOL", &server.dav("docs/deep")]),
+        201
+    );
+    let (status, file_token) = lock(&server, "docs/a.txt", "0");
+    assert_eq!(status, 200);
+    let (status, deep_token) = lock(&server, "docs/deep/", "infinity");
+    assert_eq!(status, 200);
+    let (file_token, deep_token) = (file_token.expect("token"), deep_token.expect("token"));
+    let dest = |p: &str| format!("Destination: {}", server.dav(p));
+    let proppatch = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><x:tag xmlns:x="urn:example">v</x:tag></D:prop></D:set></D:propertyupdate>"#;
+
+    // WebDAV without the token: PUT, DELETE, MOVE, COPY onto, PROPPATCH, MKCOL under a deep lock
+    let a = server.dav("docs/a.txt");
+    let refused: Vec<(&str, Vec<String>)> = vec![
+        (
+            "PUT",
+            vec![
+                "-X".into(),
+                "PUT".into(),
+                "--data-binary".into(),
+                "x".into(),
+                a.clone(),
+            ],
+        ),
+        ("DELETE", vec!["-X".into(), "DELETE".into(), a.clone()]),
+        (
+            "MOVE",
+            vec![
+                "-X".into(),
+                "MOVE".into(),
+                "-H".into(),
+                dest("docs/b.txt"),
+                a.clone(),
+            ],
+        ),
+        (
+            "COPY onto",
+            vec![
+                "-X".into(),
+                "COPY".into(),
+                "-H".into(),
+                dest("docs/a.txt"),
+                server.dav("docs/other.txt"),
+            ],
+        ),
+        (
+            "PROPPATCH",
+            vec![
+                "-X".into(),
+                "PROPPATCH".into(),
+                "--data-binary".into(),
+                proppatch.into(),
+                a.clone(),
+            ],
+        ),
+        (
+            "MKCOL",
+            vec!["-X".into(), "MKCOL".into(), server.dav("docs/deep/sub")],
+        ),
+        (
+            "PUT below",
+            vec![
+                "-X".into(),
+                "PUT".into(),
+                "--data-binary".into(),
+                "x".into(),
+                server.dav("docs/deep/n.txt"),
+            ],
+        ),
+    ];
+    for (what, args) in &refused {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(server.status(&args), 423, "WebDAV {what} without the token");
+    }
+
+    // S3 carries no token: PutObject, DeleteObject(s), CopyObject onto, CompleteMultipartUpload
+    let body = server.root.path().join("body");
+    std::fs::write(&body, b"from s3").expect("body");
+    let s3 = |args: &[&str]| -> String {
+        let out = server.aws(&key).args(args).output().expect("aws");
+        assert!(!out.status.success(), "S3 {args:?} went through a lock");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let body_arg = body.display().to_string();
+    for args in [
+        vec![
+            "s3api",
+            "put-object",
+            "--bucket",
+            "docs",
+            "--key",
+            "a.txt",
+            "--body",
+            &body_arg,
+        ],
+        vec![
+            "s3api",
+            "delete-object",
+            "--bucket",
+            "docs",
+            "--key",
+            "a.txt",
+        ],
+        vec![
+            "s3api",
+            "copy-object",
+            "--bucket",
+            "docs",
+            "--key",
+            "a.txt",
+            "--copy-source",
+            "docs/other.txt",
+        ],
+        vec![
+            "s3api",
+            "put-object",
+            "--bucket",
+            "docs",
+            "--key",
+            "deep/x.txt",
+            "--body",
+            &body_arg,
+        ],
+    ] {
+        let err = s3(&args);
+        assert!(err.contains("Locked"), "{args:?}: {err}");
+    }
+    let out = run(server.aws(&key).args([
+        "s3api",
+        "delete-objects",
+        "--bucket",
+        "docs",
+        "--delete",
+        "Objects=[{Key=a.txt},{Key=other.txt}]",
+    ]));
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        answer.contains("Locked") && answer.contains("a.txt"),
+        "{answer}"
+    );
+    let out = run(server.aws(&key).args([
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "docs",
+        "--key",
+        "a.txt",
+        "--query",
+        "UploadId",
+        "--output",
+        "text",
+    ]));
+    let upload = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = run(server.aws(&key).args([
+        "s3api",
+        "upload-part",
+        "--bucket",
+        "docs",
+        "--key",
+        "a.txt",
+        "--part-number",
+        "1",
+        "--upload-id",
+        &upload,
+        "--body",
+        &body_arg,
+        "--query",
+        "ETag",
+        "--output",
+        "text",
+    ]));
+    let etag = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let parts = format!("Parts=[{{ETag={etag},PartNumber=1}}]");
+    let err = s3(&[
+        "s3api",
+        "complete-multipart-upload",
+        "--bucket",
+        "docs",
+        "--key",
+        "a.txt",
+        "--upload-id",
+        &upload,
+        "--multipart-upload",
+        &parts,
+    ]);
+    assert!(err.contains("Locked"), "{err}");
+
+    // nothing locked changed (DeleteObjects removed the unlocked other.txt, per key)
+    assert_eq!(server.get("docs/a.txt"), b"a");
+    assert_eq!(
+        crate::common::tree(&server.files_dir().join("docs")),
+        vec!["a.txt"]
+    );
+
+    // the holder's tokens open the WebDAV paths
+    let file_if = format!("If: (<{}>)", file_token.trim_matches(['<', '>']));
+    let deep_if = format!("If: (<{}>)", deep_token.trim_matches(['<', '>']));
+    assert_eq!(
+        server.status(&[
+            "-X",
+            "PROPPATCH",
+            "-H",
+            &file_if,
+            "--data-binary",
+            proppatch,
+            &a
+        ]),
+        207
+    );
+    assert_eq!(
+        server.status(&["-X", "PUT", "-H", &file_if, "--data-binary", "a2", &a]),
+        204
+    );
+    assert_eq!(
+        server.status(&["-X", "MKCOL", "-H", &deep_if, &server.dav("docs/deep/sub")]),
+        201
+    );
+    assert_eq!(server.get("docs/a.txt"), b"a2");
+}
