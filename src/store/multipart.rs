@@ -116,6 +116,22 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes staged in the parts of unfinished uploads into buckets paid by `group`: they count
+    /// against its quota before they become an object.
+    pub async fn staged_bytes(&self, group: &str) -> Result<i64, MetaError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(p.size), 0) FROM multipart_parts p
+             JOIN multipart_uploads u ON u.id = p.upload_id
+             JOIN entries e ON e.is_dir = 1
+               AND e.path = substr(u.path, 1, instr(substr(u.path, 2), '/'))
+             WHERE e.grp = $1",
+        )
+        .bind(group)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+
     /// Parts of an upload, by number.
     pub async fn parts(&self, upload: &str) -> Result<Vec<PartRow>, MetaError> {
         let rows = sqlx::query(

@@ -119,12 +119,28 @@ impl Vfs {
             return Err(VfsError::InvalidArgument("part numbers are 1 to 10000"));
         }
         self.multipart_get(caller, id, path).await?;
+        // parts count against the quota as they arrive, with every other part staged for the
+        // same group, so unfinished uploads cannot hold more than the quota
+        let limit = match self.store.bytes_left(path.as_str()).await? {
+            Some((group, left)) => {
+                let room = (left - self.store.staged_bytes(&group).await?).max(0) as u64;
+                if expected_size.is_some_and(|n| n > room) {
+                    return Err(VfsError::QuotaExceeded(group));
+                }
+                Some((group, room))
+            }
+            None => None,
+        };
         let writer = self.staging.writer(&part_key(id, number)).await?;
+        let mut sink = Sink::new(writer, expected_size, format!("upload {id} part {number}"));
+        if let Some((group, room)) = limit {
+            sink.limit_to(group, room);
+        }
         Ok(PartUpload {
             vfs: self.clone(),
             upload_id: id.to_string(),
             number,
-            sink: Sink::new(writer, expected_size, format!("upload {id} part {number}")),
+            sink,
         })
     }
 

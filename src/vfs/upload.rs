@@ -57,6 +57,12 @@ impl Sink {
         }
     }
 
+    /// Cuts the body off past `bytes` (what `group`'s quota leaves).
+    pub(super) fn limit_to(&mut self, group: String, bytes: u64) {
+        self.limit = Some(bytes);
+        self.limit_group = group;
+    }
+
     pub(super) async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
         let Some(w) = self.writer.as_mut() else {
             return Err(VfsError::Conflict("upload already finished"));
@@ -176,8 +182,7 @@ impl Upload {
             if opts.expected_size.is_some_and(|n| n > limit) {
                 return Err(VfsError::QuotaExceeded(group));
             }
-            sink.limit = Some(limit);
-            sink.limit_group = group;
+            sink.limit_to(group, limit);
         }
         Ok(Upload {
             vfs,

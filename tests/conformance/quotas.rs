@@ -277,33 +277,44 @@ fn s3_writes_are_held_to_the_same_quota() {
     )
     .trim()
     .to_string();
+    // staged parts count against the quota as they arrive
     let part = dir.path().join("part");
-    std::fs::write(&part, vec![2u8; 700]).expect("part");
-    let etag = String::from_utf8_lossy(
-        &run(server
+    std::fs::write(&part, vec![2u8; 400]).expect("part");
+    let upload_part = |n: &str| {
+        server
             .aws(&key)
-            .args([
-                "s3api",
-                "upload-part",
-                "--bucket",
-                "hbucket",
-                "--key",
-                "mp",
-                "--part-number",
-                "1",
-                "--upload-id",
-                &id,
-                "--query",
-                "ETag",
-                "--output",
-                "text",
-                "--body",
-            ])
-            .arg(&part))
-        .stdout,
-    )
-    .trim()
-    .to_string();
+            .args(["s3api", "upload-part", "--bucket", "hbucket", "--key", "mp"])
+            .args(["--part-number", n, "--upload-id", &id])
+            .args(["--query", "ETag", "--output", "text", "--body"])
+            .arg(&part)
+            .output()
+            .expect("aws")
+    };
+    let first = upload_part("1");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let etag = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    let second = upload_part("2");
+    assert!(
+        !second.status.success(),
+        "a second 400-byte part fit a 600-byte quota"
+    );
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("QuotaExceeded"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    // the bucket fills up meanwhile: completing is then over the quota
+    let other = dir.path().join("other");
+    std::fs::write(&other, vec![3u8; 300]).expect("other");
+    run(server
+        .aws(&key)
+        .args(["s3", "cp", "--only-show-errors"])
+        .arg(&other)
+        .arg("s3://hbucket/other"));
     let parts = format!(r#"{{"Parts":[{{"PartNumber":1,"ETag":{etag}}}]}}"#);
     let done = server
         .aws(&key)
@@ -327,7 +338,7 @@ fn s3_writes_are_held_to_the_same_quota() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    assert_eq!(usage(&server, "h"), (0, 0));
+    assert_eq!(usage(&server, "h"), (300, 1));
     assert_eq!(server.status(&["-I", &server.dav("hbucket/mp")]), 404);
     no_drift(&server);
 }
