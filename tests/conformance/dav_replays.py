@@ -13,6 +13,7 @@ import http.client
 import os
 import ssl
 import sys
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -395,6 +396,13 @@ def timeouts(base):
     )
     c.step(204, "PUT", q(moved), b"w", what="the moved file is not locked")
     c.step(201, "PUT", q(fresh), b"v", what="nor is the old name")
+    # an expired lock is ignored (and purged)
+    token, granted = lock(c, moved, "ann", timeout="Second-1", what="one second")
+    check(granted == "Second-1", f"granted {granted}")
+    c.step(423, "PUT", q(moved), b"u", what="while it lasts")
+    time.sleep(1.5)
+    c.step(204, "PUT", q(moved), b"u", what="after it expired")
+    c.step(409, "UNLOCK", q(moved), headers={"Lock-Token": f"<{token}>"}, what="the expired token is gone")
 
 
 def hide(base):
