@@ -33,6 +33,9 @@ impl DavMetaData for Meta {
     fn created(&self) -> FsResult<SystemTime> {
         Ok(self.0.http_mtime())
     }
+    fn has_dead_props(&self) -> Option<bool> {
+        self.0.has_props
+    }
 }
 
 /// A listing entry built from the folder's one SQL query.

@@ -260,6 +260,28 @@ impl Store {
         Ok(row.map(row_to_entry))
     }
 
+    /// The rows of several paths in one query (a path and its ancestors).
+    pub async fn entries_in(&self, paths: &[&str]) -> Result<Vec<EntryRow>, MetaError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = (1..=paths.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            concat!("SELECT ", cols!(), " FROM entries WHERE path IN ({})"),
+            marks
+        );
+        // only numbered placeholders are spliced in; the paths are bound
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in paths {
+            q = q.bind(*p);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(row_to_entry).collect())
+    }
+
     /// Every row, in path order (for fsck).
     pub async fn all_entries(&self) -> Result<Vec<EntryRow>, MetaError> {
         let rows = sqlx::query(concat!("SELECT ", cols!(), " FROM entries ORDER BY path"))
@@ -290,6 +312,24 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Which direct children of a folder have dead properties, in one query.
+    pub async fn children_with_props(
+        &self,
+        parent: &str,
+    ) -> Result<std::collections::HashSet<String>, MetaError> {
+        let base = if parent == "/" { String::new() } else { parent.to_string() };
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT d.path FROM dead_props d JOIN entries e ON e.path = d.path
+             WHERE e.parent = $1 AND d.path > $2 AND d.path < $3",
+        )
+        .bind(parent)
+        .bind(format!("{base}/"))
+        .bind(format!("{base}0"))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Direct children of a folder, in path order, in one query.

@@ -116,6 +116,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The unexpired locks, read without a write transaction (checks and discovery, which
+    /// change nothing, so concurrent readers never queue behind each other).
+    pub async fn live_locks(&self) -> Result<Vec<LockRow>, MetaError> {
+        Ok(sqlx::query(
+            "SELECT token, path, collection, principal, owner_xml, timeout_at_ms, timeout_s, shared, deep
+             FROM locks WHERE timeout_at_ms IS NULL OR timeout_at_ms >= $1 ORDER BY path, created_ms",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(to_lock)
+        .collect())
+    }
+
     /// Removes the locks on a path and below it (after DELETE or MOVE).
     pub async fn delete_locks_below(&self, path: &str) -> Result<(), MetaError> {
         let (lo, hi) = if path == "/" {

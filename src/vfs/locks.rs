@@ -249,31 +249,20 @@ impl Vfs {
         rules: Rules<'_>,
         deep: bool,
     ) -> Result<Result<(), Box<Lock>>, VfsError> {
-        Ok(self
-            .store
-            .with_locks(|rows| {
-                let locks = live(rows);
-                let mut r = rules.check_to(&locks, path);
-                if r.is_ok() && deep {
-                    r = rules.check_below(&locks, path);
-                }
-                (LockChange::None, r)
-            })
-            .await?)
+        let locks = live(&self.store.live_locks().await?);
+        let mut r = rules.check_to(&locks, path);
+        if r.is_ok() && deep {
+            r = rules.check_below(&locks, path);
+        }
+        Ok(r)
     }
 
     /// Locks on `path` and on the folders above it (for `lockdiscovery`).
     pub async fn discover_locks(&self, path: &VPath) -> Result<Vec<Lock>, VfsError> {
-        Ok(self
-            .store
-            .with_locks(|rows| {
-                let found = live(rows)
-                    .into_iter()
-                    .filter(|l| path.starts_with(&l.path))
-                    .collect();
-                (LockChange::None, found)
-            })
-            .await?)
+        Ok(live(&self.store.live_locks().await?)
+            .into_iter()
+            .filter(|l| path.starts_with(&l.path))
+            .collect())
     }
 
     /// Forgets the locks on `path` and below (after it was deleted or moved away).

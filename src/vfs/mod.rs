@@ -166,6 +166,9 @@ pub struct Entry {
     pub mode: u32,
     /// Stored object headers (S3 user metadata, Content-Disposition, checksums, ...).
     pub headers: BTreeMap<String, String>,
+    /// Whether dead properties exist, when known (listings find out in one query, so a
+    /// PROPFIND need not look each entry up).
+    pub has_props: Option<bool>,
 }
 
 /// Serialises stored headers; `None` when there are none.
@@ -209,6 +212,7 @@ impl Entry {
                 .content_type
                 .unwrap_or_else(|| "application/octet-stream".into()),
             owner: row.owner,
+            has_props: None,
         })
     }
 }
@@ -316,6 +320,7 @@ impl Vfs {
                 group: None,
                 mode: 0o755,
                 headers: BTreeMap::new(),
+                has_props: None,
             }));
         }
         match self.store.entry(path.as_str()).await? {

@@ -21,12 +21,19 @@ impl Vfs {
             return Err(VfsError::WrongKind("not a folder"));
         }
         dir.require(c, R, "the folder may not be listed")?;
+        let with_props = self.store.children_with_props(path.as_str()).await?;
         let children = self
             .store
             .children(path.as_str())
             .await?
             .into_iter()
-            .map(Entry::from_row)
+            .map(|r| {
+                let has = with_props.contains(&r.path);
+                Entry::from_row(r).map(|e| Entry {
+                    has_props: Some(has),
+                    ..e
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if path.is_root() {
             let visible = |e: &Entry| e.allows(c, if e.is_dir { X } else { R });

@@ -43,23 +43,33 @@ impl Vfs {
         c: &Caller,
         path: &VPath,
     ) -> Result<Option<Entry>, VfsError> {
-        let mut ancestors = Vec::new();
-        let mut p = path.parent();
-        while !p.is_root() {
-            ancestors.push(p.clone());
-            p = p.parent();
-        }
-        for a in ancestors.iter().rev() {
-            match self.lookup(a).await? {
-                None => return Err(VfsError::NotFound),
-                Some(e) if !e.is_dir => return Err(VfsError::Conflict("parent is a file")),
-                Some(e) => e.require(c, X, "a folder on the way may not be entered")?,
-            }
-        }
         if path.is_root() {
             return self.lookup(path).await;
         }
-        self.lookup(path).await
+        // the path and every folder above it, in one query
+        let mut chain = Vec::new();
+        let mut p = path.clone();
+        while !p.is_root() {
+            let parent = p.parent();
+            chain.push(p);
+            p = parent;
+        }
+        let keys: Vec<&str> = chain.iter().map(VPath::as_str).collect();
+        let mut rows: std::collections::HashMap<String, _> = self
+            .store
+            .entries_in(&keys)
+            .await?
+            .into_iter()
+            .map(|r| (r.path.clone(), r))
+            .collect();
+        for a in chain.iter().skip(1).rev() {
+            match rows.remove(a.as_str()) {
+                None => return Err(VfsError::NotFound),
+                Some(r) if !r.is_dir => return Err(VfsError::Conflict("parent is a file")),
+                Some(r) => Entry::from_row(r)?.require(c, X, "a folder on the way may not be entered")?,
+            }
+        }
+        rows.remove(path.as_str()).map(Entry::from_row).transpose()
     }
 
     /// May `c` add `target` to, or remove or rename it in, folder `dir`? At the root (buckets)
@@ -122,6 +132,7 @@ mod tests {
             group: Some(group.into()),
             mode,
             headers: BTreeMap::new(),
+            has_props: None,
         }
     }
 

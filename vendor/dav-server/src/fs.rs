@@ -744,6 +744,13 @@ pub trait DavMetaData: Debug + Send + Sync + DynClone {
         None
     }
 
+    /// Kura patch: whether the resource has dead properties, when the filesystem knows it
+    /// without a lookup (from a listing). `Some(false)` lets PROPFIND skip asking for each
+    /// one. Default: `None` (unknown: ask).
+    fn has_dead_props(&self) -> Option<bool> {
+        None
+    }
+
     /// Kura patch: the stored MIME type, when the filesystem keeps one.
     /// Default: `None` (the type is guessed from the extension).
     fn content_type(&self) -> Option<String> {

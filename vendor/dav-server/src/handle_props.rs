@@ -1081,7 +1081,8 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
                 pfx = "Z";
                 // Kura patch: a value Explorer set (stored as a dead property) wins over
                 // the computed one.
-                if self.fs.have_props(path, &self.credentials).await
+                if meta.has_dead_props() != Some(false)
+                    && self.fs.have_props(path, &self.credentials).await
                     && let Ok(xml) = self
                         .fs
                         .get_prop(path, element_to_davprop(prop), &self.credentials)
@@ -1150,7 +1151,11 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
             }
         }
 
-        if try_deadprop && self.name == "prop" && self.fs.have_props(path, &self.credentials).await
+        // Kura patch: not when the listing already showed there are none.
+        if try_deadprop
+            && self.name == "prop"
+            && meta.has_dead_props() != Some(false)
+            && self.fs.have_props(path, &self.credentials).await
         {
             // asking for a specific property.
             let dprop = element_to_davprop(prop);
