@@ -7,6 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::LimitsConfig;
 use crate::vfs::StorageConfig;
 
 /// Errors reading the configuration.
@@ -58,6 +59,10 @@ pub struct Config {
     pub log: String,
     /// Where file contents are stored.
     pub storage: StorageConfig,
+    /// Base of share links (`https://files.example.org`); default: this host and port.
+    pub public_url: Option<String>,
+    /// Rate limits and failed-authentication throttling.
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -78,6 +83,8 @@ impl Default for Config {
             umask: "002".into(),
             log: "info".into(),
             storage: StorageConfig::default(),
+            public_url: None,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -93,6 +100,7 @@ const STRING_KEYS: &[&str] = &[
     "umask",
     "storage.backend",
     "storage.root",
+    "public_url",
 ];
 
 impl Config {
@@ -126,7 +134,30 @@ impl Config {
                 cfg.umask
             )));
         }
+        crate::limits::Limits::new(&cfg.limits)
+            .map_err(|e| ConfigError::BadValue(e.to_string()))?;
         Ok(cfg)
+    }
+
+    /// Where share links point: `public_url`, or this machine's name and the listening port.
+    pub fn share_base_url(&self) -> String {
+        if let Some(u) = &self.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.tls { "https" } else { "http" };
+        let ip = self.listen.ip();
+        let host = if ip.is_unspecified() {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into())
+        } else if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        format!("{scheme}://{host}:{}", self.listen.port())
     }
 
     /// The umask as bits (validated by `load`).

@@ -130,7 +130,12 @@ pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
     let vfs = Vfs::new(op, staging, store.clone(), root).with_umask(cfg.umask_bits());
     let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
-    Ok(Admin { store, vfs, vault })
+    Ok(Admin {
+        store,
+        vfs,
+        vault,
+        public_url: cfg.share_base_url(),
+    })
 }
 
 /// Runs `kura quota ...`.
