@@ -184,6 +184,8 @@ mod tests {
             jail.set_env("KURA_STORAGE__BACKEND", "memory");
             jail.set_env("KURA_STORAGE__ROOT", "/srv/001");
             jail.set_env("KURA_ADMIN_PASSWORD", "123456");
+            jail.set_env("KURA_LIMITS__SHARE_BURST", "7");
+            jail.set_env("KURA_LIMITS__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
             let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kura.toml");
             let c = Config::load(Some(&example)).expect("example config loads");
             assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
@@ -192,6 +194,11 @@ mod tests {
             assert_eq!(c.storage.root, Some(PathBuf::from("/srv/001")));
             assert_eq!(c.admin_password.as_deref(), Some("123456"));
             assert_eq!(c.data_dir, PathBuf::from("./kura-data"));
+            assert_eq!(c.limits.share_burst, 7);
+            assert_eq!(c.limits.share_requests_per_second, 20);
+            assert_eq!(c.limits.trusted_proxies, ["10.0.0.0/8"]);
+            jail.set_env("KURA_LIMITS__TRUSTED_PROXIES", "[\"not-an-address\"]");
+            assert!(Config::load(Some(&example)).is_err());
             Ok(())
         });
     }

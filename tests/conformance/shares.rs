@@ -718,3 +718,68 @@ fn failed_authentication_is_throttled_on_every_entry_point() {
         "the token must never be logged in full"
     );
 }
+
+#[test]
+fn shares_through_the_admin_api() {
+    require("curl");
+    let server = Server::start_with(false, ROOMY);
+    add_user(&server, "ann", "ann-pw", "fam");
+    add_user(&server, "bob", "bob-pw", "other");
+    run(server
+        .kura()
+        .args(["bucket", "create", "fam", "--group", "fam"]));
+    run(server.kura().args(["chmod", "770", "/fam"]));
+    assert_eq!(server.put("fam/a.txt", b"api"), 201);
+    let api = server.url("/api/v1/shares");
+    let auth = format!("admin:{ADMIN_PW}");
+    let post = |body: &str| {
+        let out = server.curl(&[
+            "-u",
+            &auth,
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &api,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').expect("status");
+        (
+            status.trim().parse::<u16>().expect("status"),
+            body.to_string(),
+        )
+    };
+    let (s, body) = post(r#"{"path":"/fam/a.txt","user":"ann","expires":"1h","max_downloads":3}"#);
+    assert_eq!(s, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let token = v["token"].as_str().expect("token");
+    let id = v["share"]["id"].as_str().expect("id");
+    assert!(v["url"]
+        .as_str()
+        .expect("url")
+        .ends_with(&format!("/s/{token}")));
+    assert_eq!(v["share"]["max_downloads"], 3);
+    assert!(v["share"]["expires_ms"].as_i64().is_some());
+    let (s, got) = fetch(&server, &[&s_url(&server, token, "")]);
+    assert_eq!((s, got.as_slice()), (200, b"api".as_slice()));
+    // bob cannot read it, so he cannot share it; bad values are 400
+    let (s, body) = post(r#"{"path":"/fam/a.txt","user":"bob"}"#);
+    assert_eq!(s, 403, "{body}");
+    let (s, body) = post(r#"{"path":"/fam/a.txt","user":"ann","expires":"soon"}"#);
+    assert_eq!(s, 400, "{body}");
+    let (s, _) = post(r#"{"path":"/fam/none","user":"ann"}"#);
+    assert_eq!(s, 404);
+    let list = server
+        .curl(&["-u", &auth, &format!("{api}?user=ann")])
+        .stdout;
+    let list: serde_json::Value = serde_json::from_slice(&list).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["downloads"], 1);
+    assert!(!String::from_utf8_lossy(&serde_json::to_vec(&list).expect("json")).contains(token));
+    let del = format!("{api}/{id}");
+    assert_eq!(st(&server, &["-u", &auth, "-X", "DELETE", &del]), 204);
+    assert_eq!(st(&server, &["-u", &auth, "-X", "DELETE", &del]), 404);
+    assert_eq!(st(&server, &[&s_url(&server, token, "")]), 404);
+}
