@@ -67,7 +67,7 @@ impl ShareFront {
         let (token, rel) = split_path(req.uri().path())?;
         let active = self.shares.open(&token).await?;
         if active.row.password_hash.is_some() && is_form_post(&req) {
-            return self.password_post(req, &active).await;
+            return self.password_post(req, &active, &token).await;
         }
         self.authorize(req.headers(), &active).await?;
         let v = Visit { active, token, rel };
@@ -120,6 +120,7 @@ impl ShareFront {
         &self,
         req: Request<Incoming>,
         a: &Active,
+        token: &str,
     ) -> Result<Response<RespBody>, ShareError> {
         let location = req.uri().path().to_string();
         let body = Limited::new(req.into_body(), MAX_FORM)
@@ -131,10 +132,9 @@ impl ShareFront {
         self.shares.check_password(a, password.as_deref()).await?;
         let hash = a.row.password_hash.as_deref().unwrap_or_default();
         let cookie = format!(
-            "{}={}; Path={}; HttpOnly; SameSite=Lax{}",
+            "{}={}; Path={PREFIX}{token}; HttpOnly; SameSite=Lax{}",
             cookie_name(&a.row.id),
             self.cookie_value(&a.row.id, hash),
-            location,
             if self.secure { "; Secure" } else { "" }
         );
         let mut r = Response::new(empty());
