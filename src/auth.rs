@@ -59,7 +59,8 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|e| AuthError::Hash(e.to_string()))
 }
 
-fn verify_hash(password: &str, hash: &str) -> bool {
+/// Whether `password` matches an argon2 PHC `hash` (blocking: call off the async threads).
+pub(crate) fn verify_hash(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -163,6 +164,16 @@ impl Authenticator {
 /// A valid argon2id hash of a random string, verified against for unknown users.
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0LhTzK0gRZcWzyZCF0yBlGn2ztiqCEsQh6bbVMGD9k8";
+
+/// The user name of a Basic header (which account an attempt is on), without checking it.
+pub(crate) fn basic_user(header: &str) -> Option<String> {
+    parse_basic(header).ok().map(|(u, _)| u)
+}
+
+/// The password of a Basic header (share links ignore the user name).
+pub(crate) fn basic_password(header: &str) -> Option<String> {
+    parse_basic(header).ok().map(|(_, p)| p)
+}
 
 fn parse_basic(header: &str) -> Result<(String, String), AuthError> {
     let (scheme, rest) = header.trim().split_once(' ').ok_or(AuthError::Missing)?;

@@ -7,6 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::LimitsConfig;
 use crate::vfs::{MacosMetadata, StorageConfig};
 
 /// Errors reading the configuration.
@@ -62,6 +63,10 @@ pub struct Config {
     pub log: String,
     /// Where file contents are stored.
     pub storage: StorageConfig,
+    /// Base of share links (`https://files.example.org`); default: this host and port.
+    pub public_url: Option<String>,
+    /// Rate limits and failed-authentication throttling.
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -84,6 +89,8 @@ impl Default for Config {
             macos_metadata: MacosMetadata::Keep,
             log: "info".into(),
             storage: StorageConfig::default(),
+            public_url: None,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -100,6 +107,7 @@ const STRING_KEYS: &[&str] = &[
     "macos_metadata",
     "storage.backend",
     "storage.root",
+    "public_url",
 ];
 
 impl Config {
@@ -133,7 +141,30 @@ impl Config {
                 cfg.umask
             )));
         }
+        crate::limits::Limits::new(&cfg.limits)
+            .map_err(|e| ConfigError::BadValue(e.to_string()))?;
         Ok(cfg)
+    }
+
+    /// Where share links point: `public_url`, or this machine's name and the listening port.
+    pub fn share_base_url(&self) -> String {
+        if let Some(u) = &self.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.tls { "https" } else { "http" };
+        let ip = self.listen.ip();
+        let host = if ip.is_unspecified() {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into())
+        } else if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        format!("{scheme}://{host}:{}", self.listen.port())
     }
 
     /// The umask as bits (validated by `load`).
@@ -160,6 +191,8 @@ mod tests {
             jail.set_env("KURA_STORAGE__BACKEND", "memory");
             jail.set_env("KURA_STORAGE__ROOT", "/srv/001");
             jail.set_env("KURA_ADMIN_PASSWORD", "123456");
+            jail.set_env("KURA_LIMITS__SHARE_BURST", "7");
+            jail.set_env("KURA_LIMITS__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
             let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kura.toml");
             let c = Config::load(Some(&example)).expect("example config loads");
             assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
@@ -168,6 +201,11 @@ mod tests {
             assert_eq!(c.storage.root, Some(PathBuf::from("/srv/001")));
             assert_eq!(c.admin_password.as_deref(), Some("123456"));
             assert_eq!(c.data_dir, PathBuf::from("./kura-data"));
+            assert_eq!(c.limits.share_burst, 7);
+            assert_eq!(c.limits.share_requests_per_second, 20);
+            assert_eq!(c.limits.trusted_proxies, ["10.0.0.0/8"]);
+            jail.set_env("KURA_LIMITS__TRUSTED_PROXIES", "[\"not-an-address\"]");
+            assert!(Config::load(Some(&example)).is_err());
             Ok(())
         });
     }

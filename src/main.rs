@@ -7,8 +7,10 @@ mod config;
 mod dav;
 mod http;
 mod keys;
+mod limits;
 mod s3;
 mod serve;
+mod share;
 mod store;
 mod tls;
 mod vfs;
@@ -50,6 +52,9 @@ fn main() -> ExitCode {
             Command::Serve => serve::run(cfg).await.map_err(|e| e.to_string()),
             Command::User(cmd) => cli::user(&cfg, cmd).await.map_err(|e| e.to_string()),
             Command::Key(cmd) => cli::key(&cfg, cmd).await.map_err(|e| e.to_string()),
+            Command::Share(cmd) => cli::share::share(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Token(cmd) => cli::access::token(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),

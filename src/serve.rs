@@ -35,6 +35,9 @@ pub enum StartError {
     /// The first admin could not be created.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// The `[limits]` settings are unusable.
+    #[error(transparent)]
+    Limits(#[from] crate::limits::LimitsError),
 }
 
 /// Starts the server and runs until interrupted.
@@ -69,7 +72,12 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         None
     };
 
+    let limits = Arc::new(crate::limits::Limits::new(&cfg.limits)?);
+    limits.spawn_housekeeping();
+    let shares = crate::share::Shares::new(store.clone(), vfs.clone());
     let app = Arc::new(App {
+        shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
+        limits,
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),
         s3: S3Front::new(
             vfs.clone(),
@@ -81,6 +89,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             store: store.clone(),
             vfs: vfs.clone(),
             vault,
+            public_url: cfg.share_base_url(),
         },
         dav: DavFront::new(
             vfs,

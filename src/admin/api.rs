@@ -11,6 +11,7 @@ use utoipa::OpenApi;
 
 use super::{Admin, AdminError, ErrorView};
 use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
+use super::{CreatedShareView, NewShare, ShareView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
 use crate::http::{full, RespBody};
 
@@ -24,9 +25,10 @@ const MAX_BODY: usize = 64 * 1024;
     info(title = "Kura admin API", description = "Users, groups, buckets, quotas, access keys and permissions. Administrators only."),
     paths(list_users, get_user, create_user, update_user, delete_user, list_groups, get_group, create_group,
           delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
-          create_key, revoke_key, get_permissions, set_permissions),
+          create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
-                       NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ErrorView)),
+                       NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
+                       CreatedShareView, ErrorView)),
     modifiers(&Security)
 )]
 struct ApiDoc;
@@ -188,6 +190,15 @@ pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<RespBody>
             Ok(b) => set_permissions(admin, b).await,
             Err(e) => Err(e),
         },
+        (&Method::GET, ["shares"]) => {
+            let user = query_param(&req, "user");
+            list_shares(admin, user.as_deref()).await
+        }
+        (&Method::POST, ["shares"]) => match body(req).await {
+            Ok(b) => create_share(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, ["shares", id]) => revoke_share(admin, id).await,
         _ => Err(AdminError::NotFound(format!("{m} {path}"))),
     };
     match result {
@@ -307,4 +318,23 @@ async fn get_permissions(a: &Admin, path: &str) -> ApiResult {
     responses((status = 200, body = PermView), (status = 400, body = ErrorView), (status = 404, body = ErrorView)))]
 async fn set_permissions(a: &Admin, u: PermUpdate) -> ApiResult {
     json(StatusCode::OK, &a.set_permissions(u).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/shares", params(("user" = Option<String>, Query)), responses((status = 200, body = [ShareView])))]
+async fn list_shares(a: &Admin, user: Option<&str>) -> ApiResult {
+    json(StatusCode::OK, &a.shares(user).await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/shares", request_body = NewShare,
+    responses((status = 201, body = CreatedShareView), (status = 400, body = ErrorView), (status = 403, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+async fn create_share(a: &Admin, n: NewShare) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_share(n).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/shares/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorView)))]
+async fn revoke_share(a: &Admin, id: &str) -> ApiResult {
+    a.revoke_share(id).await?;
+    Ok((StatusCode::NO_CONTENT, String::new()))
 }

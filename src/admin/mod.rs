@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{hash_password, random_password};
 use crate::keys::Vault;
+use crate::share::{ShareError, ShareRow, ShareSpec, Shares};
 use crate::store::{MetaError, Store};
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
 pub use types::*;
@@ -74,6 +75,18 @@ impl From<VfsError> for AdminError {
     }
 }
 
+impl From<ShareError> for AdminError {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::NotFound => AdminError::NotFound("share".into()),
+            ShareError::Invalid(m) => AdminError::Invalid(m),
+            ShareError::Vfs(v) => v.into(),
+            ShareError::Meta(m) => m.into(),
+            e => AdminError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::keys::KeyError> for AdminError {
     fn from(e: crate::keys::KeyError) -> Self {
         AdminError::Internal(e.to_string())
@@ -126,6 +139,8 @@ pub struct Admin {
     pub vfs: Vfs,
     /// Sealing S3 secrets.
     pub vault: Vault,
+    /// Base of share links, e.g. `https://nas.local:8443`.
+    pub public_url: String,
 }
 
 impl Admin {
@@ -427,5 +442,68 @@ impl Admin {
             .insert_token(&id, &token_hash(&token), name)
             .await?;
         Ok(NewTokenView { id, token })
+    }
+
+    fn share_service(&self) -> Shares {
+        Shares::new(self.store.clone(), self.vfs.clone())
+    }
+
+    /// Creates a share link acting as `user`; the token and URL are in this answer only.
+    pub async fn add_share(&self, n: NewShare) -> Result<CreatedShareView, AdminError> {
+        self.user(&n.user).await?;
+        let expires = n
+            .expires
+            .as_deref()
+            .map(crate::share::parse_duration)
+            .transpose()?;
+        let (row, token) = self
+            .share_service()
+            .create(ShareSpec {
+                path: n.path,
+                owner: n.user,
+                password: n.password,
+                expires,
+                max_downloads: n.max_downloads,
+                upload_only: n.upload_only.unwrap_or(false),
+            })
+            .await?;
+        Ok(CreatedShareView {
+            url: format!("{}{}{token}", self.public_url, crate::share::PREFIX),
+            share: share_view(row),
+            token,
+        })
+    }
+
+    /// Share links, all or those of one user.
+    pub async fn shares(&self, user: Option<&str>) -> Result<Vec<ShareView>, AdminError> {
+        Ok(self
+            .share_service()
+            .list(user)
+            .await?
+            .into_iter()
+            .map(share_view)
+            .collect())
+    }
+
+    /// Revokes a share link; its URL answers 404 from the next request on.
+    pub async fn revoke_share(&self, id: &str) -> Result<(), AdminError> {
+        match self.share_service().revoke(id, None).await {
+            Err(ShareError::NotFound) => Err(AdminError::NotFound(format!("share {id}"))),
+            r => Ok(r?),
+        }
+    }
+}
+
+fn share_view(r: ShareRow) -> ShareView {
+    ShareView {
+        id: r.id,
+        user: r.owner,
+        path: r.path,
+        password: r.password_hash.is_some(),
+        expires_ms: r.expires_ms,
+        max_downloads: r.max_downloads,
+        downloads: r.downloads,
+        upload_only: r.upload_only,
+        created_ms: r.created_ms,
     }
 }

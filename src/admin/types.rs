@@ -133,6 +133,43 @@ pub struct NewTokenView {
     pub token: String,
 }
 
+/// A share link (never its token or password).
+#[derive(Serialize, ToSchema)]
+pub struct ShareView {
+    pub id: String,
+    /// The user the share acts as.
+    pub user: String,
+    pub path: String,
+    /// Whether visitors need a password.
+    pub password: bool,
+    pub expires_ms: Option<i64>,
+    pub max_downloads: Option<i64>,
+    pub downloads: i64,
+    pub upload_only: bool,
+    pub created_ms: i64,
+}
+
+/// A share to create: `expires` like `7d`, `12h`, `30m` or seconds.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewShare {
+    pub path: String,
+    /// The user the share acts as; it must be able to read the path (write, for a drop box).
+    pub user: String,
+    pub password: Option<String>,
+    pub expires: Option<String>,
+    pub max_downloads: Option<u64>,
+    pub upload_only: Option<bool>,
+}
+
+/// A created share: the only time its token and URL are shown.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedShareView {
+    pub share: ShareView,
+    pub token: String,
+    pub url: String,
+}
+
 /// Every error of the API.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorView {

@@ -133,7 +133,12 @@ pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
         .with_macos_metadata(cfg.macos_metadata)
         .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds));
     let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
-    Ok(Admin { store, vfs, vault })
+    Ok(Admin {
+        store,
+        vfs,
+        vault,
+        public_url: cfg.share_base_url(),
+    })
 }
 
 /// Runs `kura quota ...`.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod access;
+pub mod share;
 
 use crate::admin::{AdminError, NewUser, UserUpdate};
 use crate::auth::random_password;
@@ -34,6 +35,9 @@ pub enum Command {
     /// Manage S3 access keys (secrets are shown once, at creation).
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Share files and folders by link (password, expiry, download limits, drop boxes).
+    #[command(subcommand)]
+    Share(share::ShareCmd),
     /// Manage admin API tokens.
     #[command(subcommand)]
     Token(access::TokenCmd),
@@ -173,7 +177,7 @@ pub enum CliError {
     Usage(String),
 }
 
-fn read_password(from_stdin: bool) -> Result<Option<String>, CliError> {
+pub(crate) fn read_password(from_stdin: bool) -> Result<Option<String>, CliError> {
     if !from_stdin {
         return Ok(None);
     }

@@ -14,6 +14,11 @@ pub use server::serve;
 #[derive(Clone, Debug)]
 pub struct User(pub String);
 
+/// Marks a response that refused wrong credentials, so the router counts the failure for the
+/// failed-authentication throttle (one place for WebDAV, S3, the admin API and share links).
+#[derive(Clone, Copy, Debug)]
+pub struct AuthFailed;
+
 /// The response body type of every handler.
 pub type RespBody = UnsyncBoxBody<Bytes, std::io::Error>;
 

@@ -1,16 +1,20 @@
 //! Routing by path prefix, authentication, and one log line per request.
 
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::{full, RespBody};
+use super::{full, AuthFailed, RespBody};
 use crate::admin::api;
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
+use crate::limits::{attempt, retry_after_secs, Limits};
 use crate::s3::{self, S3Front};
+use crate::share::http::ShareFront;
 use crate::vfs::Caller;
 
 /// Everything a request may need, shared by all connections.
@@ -23,21 +27,29 @@ pub struct App {
     pub s3: S3Front,
     /// The admin service behind `/api/v1`.
     pub admin: crate::admin::Admin,
+    /// Share links behind `/s/`.
+    pub shares: ShareFront,
+    /// Client addresses, request and bandwidth limits, failed-authentication throttling.
+    pub limits: Arc<Limits>,
 }
 
 /// Prefixes Kura keeps for itself (share links, admin API): never S3 buckets.
 const RESERVED: &[&str] = &["/s/", "/api/"];
+
+/// Largest S3 error body read to tell a signature or key failure from other refusals.
+const S3_ERROR_PEEK: usize = 16 * 1024;
 
 const REALM: &str = "Basic realm=\"Kura\", charset=\"UTF-8\"";
 
 const LANDING: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Kura</title></head>\n<body><h1>Kura storage gateway</h1>\n<p>WebDAV: mount <code>/dav/</code> of this address in Finder (Go &gt; Connect to Server), Windows Explorer (Map network drive), GNOME Files, davfs2, cadaver or rclone.</p>\n<p>S3: use this address as the endpoint URL (path-style) with an access key from <code>kura key create</code>.</p>\n<p>Health: <a href=\"/healthz\">/healthz</a></p></body></html>\n";
 
 impl App {
-    /// Serves one request and logs it (never credentials).
+    /// Serves one request and logs it (never credentials, never a share token in full).
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let path = loggable_path(req.uri().path());
+        let client = self.limits.client_ip(peer, req.headers());
         // An error may be answered before the body is read; on HTTP/1.1 the unread bytes would
         // then be taken as the start of the next request, so such connections are closed.
         let has_body = req.version() <= http::Version::HTTP_11
@@ -46,7 +58,27 @@ impl App {
                     .headers()
                     .get(header::CONTENT_LENGTH)
                     .is_some_and(|v| v.as_bytes() != b"0"));
-        let (mut resp, user) = self.route(req).await;
+        // Failed-authentication throttling, for every entry point at once: an attempt from a
+        // throttled address (or on a throttled account from it) is refused before it is checked.
+        let account = attempt::account(&req);
+        let blocked = account
+            .as_deref()
+            .and_then(|a| self.limits.failures.blocked(client, a));
+        let (mut resp, user) = match blocked {
+            Some(wait) => {
+                tracing::warn!(%client, account = account.as_deref().unwrap_or("-"), "throttled after failed authentications");
+                (
+                    too_many(wait, "too many failed authentication attempts\n"),
+                    None,
+                )
+            }
+            None => self.route(req, client).await,
+        };
+        if let Some(a) = &account {
+            if resp.extensions().get::<AuthFailed>().is_some() {
+                self.limits.failures.record(client, a);
+            }
+        }
         if has_body && !resp.status().is_success() {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -61,6 +93,7 @@ impl App {
         tracing::info!(
             target: "kura::access",
             %peer,
+            %client,
             %method,
             path = %path,
             status = resp.status().as_u16(),
@@ -71,7 +104,11 @@ impl App {
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>) -> (Response<RespBody>, Option<String>) {
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        client: IpAddr,
+    ) -> (Response<RespBody>, Option<String>) {
         let path = req.uri().path();
         if path == "/healthz" {
             return (
@@ -80,7 +117,7 @@ impl App {
             );
         }
         if s3::is_signed(&req) {
-            return (self.s3.handle(req).await, None);
+            return (mark_s3_auth_failure(self.s3.handle(req).await).await, None);
         }
         if path == dav::PREFIX || path.starts_with("/dav/") {
             // Answered without credentials: Windows' WebDAV client gives up otherwise.
@@ -113,6 +150,12 @@ impl App {
                 Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
                 Err(resp) => (resp, None),
             };
+        }
+        if path.starts_with(crate::share::PREFIX) {
+            if let Err(wait) = self.limits.admit_share_request(client) {
+                return (too_many(wait, "too many requests\n"), None);
+            }
+            return (self.shares.handle(req).await, None);
         }
         if RESERVED.iter().any(|p| path.starts_with(p)) {
             return (
@@ -147,11 +190,11 @@ impl App {
                 .await
             {
                 Ok(true) => Ok("token".into()),
-                Ok(false) => Err(api::error(
+                Ok(false) => Err(failed(api::error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
                     "unknown API token",
-                )),
+                ))),
                 Err(_) => Err(api::error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "internal",
@@ -171,7 +214,7 @@ impl App {
                 "internal",
                 "metadata store unavailable",
             )),
-            Err(_) => {
+            Err(e) => {
                 let mut r = api::error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
@@ -179,7 +222,11 @@ impl App {
                 );
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
-                Err(r)
+                Err(if matches!(e, crate::auth::AuthError::Invalid) {
+                    failed(r)
+                } else {
+                    r
+                })
             }
         }
     }
@@ -200,7 +247,7 @@ impl App {
                     "metadata store unavailable\n",
                 ))
             }
-            Err(_) => {
+            Err(e) => {
                 let mut r = text(
                     StatusCode::UNAUTHORIZED,
                     "text/plain; charset=utf-8",
@@ -208,9 +255,76 @@ impl App {
                 );
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
-                Err(r)
+                Err(if matches!(e, crate::auth::AuthError::Invalid) {
+                    failed(r)
+                } else {
+                    r
+                })
             }
         }
+    }
+}
+
+/// Marks a refusal of wrong credentials for the failure counters.
+fn failed(mut r: Response<RespBody>) -> Response<RespBody> {
+    r.extensions_mut().insert(AuthFailed);
+    r
+}
+
+/// S3 refuses a bad signature or an unknown key with 403 and an XML code; other 403s
+/// (AccessDenied for permissions or anonymous requests) are not authentication failures. The
+/// small error body is read to tell them apart and handed on unchanged.
+async fn mark_s3_auth_failure(resp: Response<RespBody>) -> Response<RespBody> {
+    if resp.status() != StatusCode::FORBIDDEN {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = match Limited::new(body, S3_ERROR_PEEK).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            let mut r = Response::from_parts(parts, super::empty());
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            return r;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let auth_failure = ["SignatureDoesNotMatch", "InvalidAccessKeyId"]
+        .iter()
+        .any(|c| text.contains(&format!("<Code>{c}</Code>")));
+    let r = Response::from_parts(parts, full(bytes));
+    if auth_failure {
+        failed(r)
+    } else {
+        r
+    }
+}
+
+/// 429 with `Retry-After`, answered at once so a throttled client slows no one else.
+fn too_many(wait: Duration, body: &'static str) -> Response<RespBody> {
+    let mut r = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        "text/plain; charset=utf-8",
+        body,
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs(wait)),
+    );
+    r
+}
+
+/// The request path for the access log, with a share token cut to a hint.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix(crate::share::PREFIX) {
+        Some(rest) => {
+            let (token, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            format!(
+                "{}{}{tail}",
+                crate::share::PREFIX,
+                crate::share::token_hint(token)
+            )
+        }
+        None => path.to_string(),
     }
 }
 

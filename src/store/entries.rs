@@ -319,7 +319,11 @@ impl Store {
         &self,
         parent: &str,
     ) -> Result<std::collections::HashSet<String>, MetaError> {
-        let base = if parent == "/" { String::new() } else { parent.to_string() };
+        let base = if parent == "/" {
+            String::new()
+        } else {
+            parent.to_string()
+        };
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT d.path FROM dead_props d JOIN entries e ON e.path = d.path
              WHERE e.parent = $1 AND d.path > $2 AND d.path < $3",
@@ -348,7 +352,7 @@ impl Store {
     /// Inserts or replaces a file row (the commit step of an upload).
     #[cfg(test)]
     pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.commit_file(e, async { Ok::<(), MetaError>(()) })
+        self.commit_file(e, false, async { Ok::<(), MetaError>(()) })
             .await
             .map_err(|e| match e {
                 Committed::Meta(m) | Committed::Finish(m) => m,
@@ -357,8 +361,14 @@ impl Store {
 
     /// Records a file (new or replaced) and charges its bucket's group, then runs `finish`
     /// (the storage commit) inside the same transaction: over quota, or if `finish` fails,
-    /// nothing is recorded.
-    pub async fn commit_file<E, F>(&self, e: &EntryRow, finish: F) -> Result<(), Committed<E>>
+    /// nothing is recorded. With `create_new`, an entry already at the path (committed by a
+    /// concurrent upload since the checks) refuses with `Duplicate` and nothing is replaced.
+    pub async fn commit_file<E, F>(
+        &self,
+        e: &EntryRow,
+        create_new: bool,
+        finish: F,
+    ) -> Result<(), Committed<E>>
     where
         F: std::future::Future<Output = Result<(), E>>,
     {
@@ -372,6 +382,9 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| Committed::Meta(e.into()))?;
+        if create_new && old.is_some() {
+            return Err(Committed::Meta(MetaError::Duplicate));
+        }
         let payer = payer_tx(&mut tx, &e.path).await.map_err(Committed::Meta)?;
         let files = i64::from(old.is_none());
         charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)

@@ -5,6 +5,7 @@ mod groups;
 mod keys;
 mod locks;
 mod multipart;
+mod shares;
 mod tokens;
 mod usage;
 mod users;
@@ -19,6 +20,7 @@ use sqlx::SqlitePool;
 pub use entries::{Committed, DeadProp, EntryRow};
 pub use locks::{LockChange, LockRow};
 pub use multipart::{PartRow, UploadRow};
+pub use shares::ShareRow;
 pub use usage::Drift;
 pub use users::UserRow;
 

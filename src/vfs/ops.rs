@@ -67,6 +67,28 @@ impl Vfs {
         Ok((entry, Download { reader, size }))
     }
 
+    /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and
+    /// entering it). Share links are made only for what their owner can read.
+    pub async fn may_read(&self, c: &Caller, path: &VPath) -> Result<Entry, VfsError> {
+        let e = self.stat(c, path).await?;
+        if e.is_dir {
+            e.require(c, R | X, "the folder may not be read")?;
+        } else {
+            e.require(c, R, "the file may not be read")?;
+        }
+        Ok(e)
+    }
+
+    /// Fails unless `c` may add new files to the folder `dir` (drop boxes).
+    pub async fn may_add_to(&self, c: &Caller, dir: &VPath) -> Result<Entry, VfsError> {
+        let e = self.stat(c, dir).await?;
+        if !e.is_dir {
+            return Err(VfsError::WrongKind("not a folder"));
+        }
+        Self::require_name_change(c, &e, None)?;
+        Ok(e)
+    }
+
     /// Checks that `c` may write `path` with `opts`; returns the existing file, if any.
     pub(super) async fn check_write(
         &self,

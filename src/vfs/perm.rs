@@ -66,7 +66,9 @@ impl Vfs {
             match rows.remove(a.as_str()) {
                 None => return Err(VfsError::NotFound),
                 Some(r) if !r.is_dir => return Err(VfsError::Conflict("parent is a file")),
-                Some(r) => Entry::from_row(r)?.require(c, X, "a folder on the way may not be entered")?,
+                Some(r) => {
+                    Entry::from_row(r)?.require(c, X, "a folder on the way may not be entered")?
+                }
             }
         }
         rows.remove(path.as_str()).map(Entry::from_row).transpose()

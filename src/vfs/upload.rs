@@ -244,11 +244,19 @@ impl Upload {
         };
         // the row, the quota charge and the rename into place commit together
         let store = self.vfs.store.clone();
-        match store.commit_file(&row, self.sink.close()).await {
+        match store
+            .commit_file(&row, self.opts.create_new, self.sink.close())
+            .await
+        {
             Ok(()) => Entry::from_row(row),
             Err(Committed::Finish(e)) => {
                 self.sink.abort().await;
                 Err(e)
+            }
+            Err(Committed::Meta(crate::store::MetaError::Duplicate)) => {
+                // create_new: another upload committed the name first
+                self.sink.abort().await;
+                Err(VfsError::Exists)
             }
             Err(Committed::Meta(e)) => {
                 self.sink.abort().await;

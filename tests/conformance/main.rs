@@ -13,6 +13,7 @@ mod permissions;
 mod quotas;
 mod replays;
 mod s3_clients;
+mod shares;
 mod streaming;
 mod tls;
 mod users;

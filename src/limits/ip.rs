@@ -1,0 +1,174 @@
+//! The client's address: the TCP peer, unless the peer is a trusted proxy that forwarded the
+//! request; then the last address in `X-Forwarded-For` / `Forwarded` that is not itself trusted.
+
+use std::net::IpAddr;
+
+use super::LimitsError;
+
+/// An address block such as `10.0.0.0/8` or a single address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Block {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Block {
+    fn parse(s: &str) -> Option<Block> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+            None => (s.trim(), None),
+        };
+        let net: IpAddr = addr.parse().ok()?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Block { net, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) count as their IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The proxies whose forwarding headers are believed; none by default.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<Block>);
+
+impl TrustedProxies {
+    /// Parses addresses and CIDR blocks.
+    pub fn parse(list: &[String]) -> Result<Self, LimitsError> {
+        list.iter()
+            .map(|s| Block::parse(s).ok_or_else(|| LimitsError::BadProxy(s.clone())))
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|b| b.contains(ip))
+    }
+
+    /// The client address of a request that arrived from `peer`.
+    pub fn client_ip(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        let peer = canonical(peer);
+        if !self.trusts(peer) {
+            return peer;
+        }
+        // hops in order, nearest last; walk back from the peer over trusted proxies
+        let mut hops = forwarded_for(headers);
+        if hops.is_empty() {
+            hops = x_forwarded_for(headers);
+        }
+        let mut client = peer;
+        for hop in hops.into_iter().rev() {
+            let Some(ip) = hop else {
+                // an unparsable hop ends the chain: the last believable address stands
+                break;
+            };
+            client = canonical(ip);
+            if !self.trusts(client) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+fn x_forwarded_for(headers: &http::HeaderMap) -> Vec<Option<IpAddr>> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| parse_node(s.trim()))
+        .collect()
+}
+
+/// RFC 7239 `Forwarded: for=...` values.
+fn forwarded_for(headers: &http::HeaderMap) -> Vec<Option<IpAddr>> {
+    headers
+        .get_all(http::header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|elem| {
+            elem.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| parse_node(v.trim().trim_matches('"')))
+            })
+        })
+        .collect()
+}
+
+/// An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:80`, `::1`.
+fn parse_node(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    s.rsplit_once(':')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn headers_count_only_from_trusted_proxies() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()]).unwrap();
+        let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.1.1.1")]);
+        assert_eq!(t.client_ip(ip("10.2.2.2"), &h), ip("203.0.113.9"));
+        assert_eq!(t.client_ip(ip("192.0.2.1"), &h), ip("192.0.2.1"));
+        // a client cannot pretend to be further away than the last untrusted hop
+        let h = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]);
+        assert_eq!(t.client_ip(ip("10.2.2.2"), &h), ip("203.0.113.9"));
+        let h = headers(&[("forwarded", "for=\"[2001:db8::1]:443\";proto=https")]);
+        assert_eq!(t.client_ip(ip("::1"), &h), ip("2001:db8::1"));
+        let h = headers(&[("forwarded", "for=192.0.2.60:8080, for=10.0.0.3")]);
+        assert_eq!(t.client_ip(ip("::ffff:10.0.0.1"), &h), ip("192.0.2.60"));
+        // no header: the proxy itself
+        assert_eq!(t.client_ip(ip("10.0.0.1"), &headers(&[])), ip("10.0.0.1"));
+        assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! A shared folder as one zip, streamed: entries are STORE'd (no compression) with data
+//! descriptors and zip64 fields, written into a small pipe as the files are read, so neither
+//! memory nor disk ever holds the archive. Every file is opened through the core as the owner.
+
+use std::io;
+use std::time::SystemTime;
+
+use async_zip::base::write::ZipFileWriter;
+use async_zip::{Compression, ZipDateTimeBuilder, ZipEntryBuilder};
+use bytes::Bytes;
+use futures_util::io::AsyncWriteExt;
+use futures_util::stream::{self, Stream, StreamExt};
+use tokio_util::io::ReaderStream;
+
+use crate::vfs::{Caller, VPath, Vfs, VfsError};
+
+/// Bytes buffered between the zip writer and the response.
+const PIPE: usize = 256 * 1024;
+/// Files fetched from the metadata per query.
+const PAGE: usize = 500;
+
+/// Why the archive could not be completed (the response is then cut off, never passed off as
+/// complete).
+#[derive(Debug, thiserror::Error)]
+enum ZipFailure {
+    #[error(transparent)]
+    Vfs(#[from] VfsError),
+    #[error(transparent)]
+    Zip(#[from] async_zip::error::ZipError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// The zip of every file below `dir` that `owner` may read, as a body stream.
+pub fn stream(
+    vfs: Vfs,
+    owner: Caller,
+    dir: VPath,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+    let (rd, wr) = tokio::io::duplex(PIPE);
+    let task = tokio::spawn(async move {
+        let r = write(&vfs, &owner, &dir, wr).await;
+        if let Err(e) = &r {
+            tracing::warn!(dir = %dir, error = %e, "share zip ended early");
+        }
+        r
+    });
+    // after the last byte, a failed writer turns into a body error so the client sees a cut
+    let tail = stream::once(async move {
+        match task.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(Err(io::Error::other(e))),
+            Err(e) => Some(Err(io::Error::other(e))),
+        }
+    })
+    .filter_map(|x| async move { x });
+    ReaderStream::with_capacity(rd, 64 * 1024).chain(tail)
+}
+
+async fn write(
+    vfs: &Vfs,
+    owner: &Caller,
+    dir: &VPath,
+    out: tokio::io::DuplexStream,
+) -> Result<(), ZipFailure> {
+    let mut zip = ZipFileWriter::with_tokio(out);
+    let base = format!("{}/", dir.as_str().trim_end_matches('/'));
+    let mut after = String::new();
+    loop {
+        let page = vfs.files_below(owner, dir, "", &after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.path.as_str()[base.len()..].to_string();
+        for file in &page {
+            // each file is read through the core as the owner: one it may not read is left out
+            let (entry, download) = match vfs.open_read(owner, &file.path).await {
+                Ok(x) => x,
+                Err(VfsError::Forbidden(_) | VfsError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let name = entry.path.as_str()[base.len()..].to_string();
+            let opts = ZipEntryBuilder::new(name.into(), Compression::Stored)
+                .last_modification_date(zip_date(entry.mtime))
+                .unix_permissions(0o644);
+            let mut w = zip.write_entry_stream(opts).await?;
+            let mut bytes = download.into_stream(0..entry.size).await?;
+            while let Some(chunk) = bytes.next().await {
+                w.write_all(&chunk?).await?;
+            }
+            w.close().await?;
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    let mut out = zip.close().await?;
+    out.close().await?;
+    Ok(())
+}
+
+fn zip_date(t: SystemTime) -> async_zip::ZipDateTime {
+    let t = time::OffsetDateTime::from(t);
+    // zip dates start in 1980
+    let year = t.year().max(1980);
+    ZipDateTimeBuilder::new()
+        .year(year)
+        .month(u32::from(u8::from(t.month())))
+        .day(u32::from(t.day()))
+        .hour(u32::from(t.hour()))
+        .minute(u32::from(t.minute()))
+        .second(u32::from(t.second()))
+        .build()
+}
