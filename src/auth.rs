@@ -101,7 +101,7 @@ impl Authenticator {
         let key = self.cache_key(user, password);
         if let Some(row) = &row {
             if self.cached(&key, &row.password_hash) {
-                return Ok(Caller::load(&self.store, row.clone()).await?);
+                return Ok(Caller::from_user(row.clone()));
             }
         }
         // Unknown users still cost one hash so timing does not reveal which names exist.
@@ -116,7 +116,7 @@ impl Authenticator {
         match row {
             Some(row) if ok => {
                 self.remember(key, &row.password_hash);
-                Ok(Caller::load(&self.store, row).await?)
+                Ok(Caller::from_user(row))
             }
             _ => Err(AuthError::Invalid),
         }

@@ -130,12 +130,18 @@ impl KuraS3 {
 
     /// A file entry, or NoSuchKey (folders are not objects, except as markers).
     async fn object_entry(&self, who: &Caller, bucket: &str, key: &str) -> S3Result<Entry> {
-        self.require_bucket(who, bucket).await?;
         let op = names::object(bucket, key)?;
+        // the object first: its lookup also finds the bucket; only a miss asks which is missing
         match self.vfs.stat(who, &op.path).await {
             Ok(e) if e.is_dir == op.marker => Ok(e),
-            Ok(_) | Err(VfsError::NotFound) => Err(s3_error!(NoSuchKey)),
-            Err(e) => Err(object_error(e)),
+            Ok(_) | Err(VfsError::NotFound) | Err(VfsError::Conflict(_)) => {
+                self.require_bucket(who, bucket).await?;
+                Err(s3_error!(NoSuchKey))
+            }
+            Err(e) => {
+                self.require_bucket(who, bucket).await?;
+                Err(object_error(e))
+            }
         }
     }
 
@@ -278,9 +284,9 @@ impl KuraS3 {
                 Result<bytes::Bytes, std::io::Error>,
             >())
         } else {
-            let (_, dl) = self
+            let dl = self
                 .vfs
-                .open_read(who, &entry.path)
+                .open_entry(who, &entry)
                 .await
                 .map_err(object_error)?;
             StreamingBlob::wrap(dl.into_stream(range.clone()).await.map_err(object_error)?)

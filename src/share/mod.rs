@@ -140,7 +140,7 @@ impl Shares {
 
     async fn caller(&self, user: &str) -> Result<Option<Caller>, ShareError> {
         match self.store.user(user).await? {
-            Some(row) => Ok(Some(Caller::load(&self.store, row).await?)),
+            Some(row) => Ok(Some(Caller::from_user(row))),
             None => Ok(None),
         }
     }

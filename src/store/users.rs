@@ -17,6 +17,27 @@ pub struct UserRow {
     pub primary_group: Option<String>,
     /// May create buckets (top-level folders).
     pub can_create_buckets: bool,
+    /// Groups the user belongs to, by name (read with the row: one query per request).
+    pub groups: Vec<String>,
+}
+
+/// The user columns plus the sorted group names, newline-joined.
+const USER_COLS: &str = "name, password_hash, is_admin, primary_group, can_create_buckets,
+    (SELECT group_concat(group_name, char(10)) FROM
+        (SELECT group_name FROM memberships WHERE user_name = users.name ORDER BY group_name))";
+
+fn to_user(r: sqlx::sqlite::SqliteRow) -> UserRow {
+    let groups: Option<String> = r.get(5);
+    UserRow {
+        name: r.get(0),
+        password_hash: r.get(1),
+        is_admin: r.get::<i64, _>(2) != 0,
+        primary_group: r.get(3),
+        can_create_buckets: r.get::<i64, _>(4) != 0,
+        groups: groups
+            .map(|g| g.split('\n').map(str::to_string).collect())
+            .unwrap_or_default(),
+    }
 }
 
 impl Store {
@@ -42,34 +63,21 @@ impl Store {
 
     /// Looks a user up by name.
     pub async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError> {
-        let row = sqlx::query("SELECT name, password_hash, is_admin, primary_group, can_create_buckets FROM users WHERE name = $1")
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE name = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| UserRow {
-            name: r.get(0),
-            password_hash: r.get(1),
-            is_admin: r.get::<i64, _>(2) != 0,
-            primary_group: r.get(3),
-            can_create_buckets: r.get::<i64, _>(4) != 0,
-        }))
+        Ok(row.map(to_user))
     }
 
     /// All users, by name.
     pub async fn users(&self) -> Result<Vec<UserRow>, MetaError> {
-        let rows = sqlx::query("SELECT name, password_hash, is_admin, primary_group, can_create_buckets FROM users ORDER BY name")
+        let sql = format!("SELECT {USER_COLS} FROM users ORDER BY name");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UserRow {
-                name: r.get(0),
-                password_hash: r.get(1),
-                is_admin: r.get::<i64, _>(2) != 0,
-                primary_group: r.get(3),
-                can_create_buckets: r.get::<i64, _>(4) != 0,
-            })
-            .collect())
+        Ok(rows.into_iter().map(to_user).collect())
     }
 
     /// Number of users; zero means a fresh database that needs its first admin.

@@ -119,16 +119,15 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The identity of a stored user, with its current memberships.
-    pub async fn load(store: &Store, user: crate::store::UserRow) -> Result<Caller, MetaError> {
-        let groups = store.groups_of(&user.name).await?;
-        Ok(Caller {
+    /// The identity of a stored user, with the memberships read with its row.
+    pub fn from_user(user: crate::store::UserRow) -> Caller {
+        Caller {
             user: user.name,
             is_admin: user.is_admin,
-            groups,
+            groups: user.groups,
             primary_group: user.primary_group,
             can_create_buckets: user.can_create_buckets,
-        })
+        }
     }
 
     /// An administrator identity for admin commands run on the server itself.

@@ -54,17 +54,25 @@ impl Vfs {
     /// Opens a file for positional reads.
     pub async fn open_read(&self, c: &Caller, path: &VPath) -> Result<(Entry, Download), VfsError> {
         let entry = self.stat(c, path).await?;
+        let download = self.open_entry(c, &entry).await?;
+        Ok((entry, download))
+    }
+
+    /// Opens a file the caller just stat'ed (saves looking it up again).
+    pub async fn open_entry(&self, c: &Caller, entry: &Entry) -> Result<Download, VfsError> {
         if entry.is_dir {
             return Err(VfsError::WrongKind("is a folder"));
         }
         entry.require(c, R, "the file may not be read")?;
         let reader = self
             .op
-            .reader_with(&path.storage_key(false))
+            .reader_with(&entry.path.storage_key(false))
             .chunk(CHUNK)
             .await?;
-        let size = entry.size;
-        Ok((entry, Download { reader, size }))
+        Ok(Download {
+            reader,
+            size: entry.size,
+        })
     }
 
     /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and
