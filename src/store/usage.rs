@@ -107,18 +107,19 @@ pub struct Drift {
 impl Store {
     /// The paying group and the bytes it may still add; `None` when unlimited (or no group pays).
     pub async fn bytes_left(&self, path: &str) -> Result<Option<(String, i64)>, MetaError> {
-        let mut tx = self.pool.begin().await?;
-        let Some(group) = payer_tx(&mut tx, path).await? else {
+        let Some(bucket) = bucket_of(path) else {
             return Ok(None);
         };
-        let row = sqlx::query("SELECT quota_bytes, used_bytes FROM groups WHERE name = $1")
-            .bind(&group)
-            .fetch_optional(&mut *tx)
-            .await?;
-        Ok(row.and_then(|r| {
-            let quota: Option<i64> = r.get(0);
-            quota.map(|q| (group.clone(), q - r.get::<i64, _>(1)))
-        }))
+        // one query: the bucket's group and what its quota leaves (no row: unlimited or unpaid)
+        let row = sqlx::query(
+            "SELECT g.name, g.quota_bytes - g.used_bytes FROM entries e
+             JOIN groups g ON g.name = e.grp
+             WHERE e.path = $1 AND e.is_dir = 1 AND g.quota_bytes IS NOT NULL",
+        )
+        .bind(bucket)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     /// Sets a group's limits (`None`: unlimited).

@@ -146,8 +146,11 @@ impl Vfs {
         path: &VPath,
         opts: UploadOptions,
     ) -> Result<Upload, VfsError> {
-        self.check_write(c, path, &opts).await?;
-        Upload::start(self.clone(), c, path.clone(), opts).await
+        let replaced = self
+            .check_write(c, path, &opts)
+            .await?
+            .map_or(0, |e| e.size);
+        Upload::start(self.clone(), c, path.clone(), opts, replaced).await
     }
 
     /// Group and mode a new file at `path` gets (its parent exists by now).

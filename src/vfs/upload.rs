@@ -171,14 +171,14 @@ impl Upload {
         caller: &Caller,
         path: VPath,
         opts: UploadOptions,
+        replaced: u64,
     ) -> Result<Self, VfsError> {
         let writer = vfs.op.writer(&path.storage_key(false)).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
         sink.expected_md5 = opts.content_md5.clone();
-        // what the quota leaves, plus the file this upload replaces
+        // what the quota leaves, plus the file this upload replaces (`replaced` bytes)
         if let Some((group, left)) = vfs.store.bytes_left(path.as_str()).await? {
-            let replaced = vfs.store.entry(path.as_str()).await?.map_or(0, |e| e.size);
-            let limit = (left + replaced).max(0) as u64;
+            let limit = (left + replaced as i64).max(0) as u64;
             if opts.expected_size.is_some_and(|n| n > limit) {
                 return Err(VfsError::QuotaExceeded(group));
             }
