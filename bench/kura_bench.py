@@ -1221,6 +1221,10 @@ class Runner:
             json.dump(data, f, indent=1, sort_keys=False)
         print(md)
         log(f"wrote {self.args.out}/{stem}.md and {stem}.json in {self.elapsed:.0f} s")
+        clean = [r for r in self.results if not r.get("failed") and not r.get("errors")]
+        dirty = [r for r in self.results if r.get("failed") or r.get("errors")]
+        # one line per run in the form test runners close with: phases without errors / with
+        print(f"bench: {len(clean)} passed, {len(dirty)} failed")
         failures = [r for r in self.results if r.get("failed")]
         errors = [r for r in self.results if r.get("errors")]
         bad = failures + errors
