@@ -23,6 +23,14 @@ def _f(v, nd=1):
     return str(v)
 
 
+def _spread(r, key, nd):
+    """The median with the range over repetitions, e.g. `3.07 (2.95–3.21)`."""
+    runs = r.get("cpu_runs") or []
+    if len(runs) < 2:
+        return _f(r[key], nd)
+    return f"{_f(r[key], nd)} ({_f(min(runs), nd)}–{_f(max(runs), nd)})"
+
+
 def _ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -37,7 +45,7 @@ def _key(r):
     return (
         ["large", "small", "list"].index(r["workload"]),
         r["op"],
-        r["protocol"] != "webdav",
+        {"webdav": 0, "s3": 1}.get(r["protocol"], 2),
         r["transport"],
         ORDER.index(r["server"]) if r["server"] in ORDER else 99,
     )
@@ -123,12 +131,17 @@ def build_report(meta, results):
             md.append(f"- **{name}**: {why}")
     for n in meta.get("notes") or []:
         md.append(f"\n**Note:** {n}")
+    reps = sz.get("reps", 1)
+    md.append(
+        f"\nEach large and small phase ran {reps} time(s); the tables give the median, and "
+        f"for CPU the range over the repetitions in brackets.\n"
+    )
     md.append(
         f"\nLarge: one file of {sz['large_bytes'] // (1 << 20)} MiB, PUT then GET, one connection. "
         f"Small: {sz['small_files']} files of {sz['small_bytes']} B, PUT then GET, "
         f"{sz['clients']} concurrent keep-alive clients, plain HTTP. "
         f"Listing: one folder/bucket of {sz['list_entries']} entries, PROPFIND Depth 1 or "
-        f"ListObjectsV2 with every page of 1000, median of {sz['list_reps']}. "
+        f"ListObjectsV2 with every page of {sz.get('list_page', 1000)} keys, median of {sz['list_reps']}. "
         f"CPU is the server's user+system time from /proc/PID/stat (with child processes), "
         f"during the phase only. Peak RSS: {meta['rss']}.\n"
     )
@@ -145,7 +158,7 @@ def build_report(meta, results):
         if r["workload"] != "large":
             continue
         rows.append([r["op"], r["protocol"], r["transport"], r["server"], _f(r["mib_s"], 0),
-                     _f(r["cpu_s_per_gib"], 2), _f(r["peak_rss_mib"], 1), r["errors"]])
+                     _spread(r, "cpu_s_per_gib", 2), _f(r["peak_rss_mib"], 1), r["errors"]])
     md.append(_table(["op", "protocol", "transport", "server", "MiB/s", "CPU s/GiB",
                       "peak RSS MiB", "errors"], rows))
 
@@ -155,7 +168,7 @@ def build_report(meta, results):
         if r["workload"] != "small":
             continue
         rows.append([r["op"], r["protocol"], r["server"], _f(r["ops_s"], 0), _f(r["p50_ms"], 2),
-                     _f(r["p99_ms"], 2), _f(r["cpu_us_per_op"], 0), _f(r["peak_rss_mib"], 1),
+                     _f(r["p99_ms"], 2), _spread(r, "cpu_us_per_op", 0), _f(r["peak_rss_mib"], 1),
                      r["errors"]])
     md.append(_table(["op", "protocol", "server", "ops/s", "p50 ms", "p99 ms", "CPU µs/op",
                       "peak RSS MiB", "errors"], rows))

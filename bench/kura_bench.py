@@ -308,10 +308,10 @@ def put_one(target, bucket, key, body):
     return path, h
 
 
-def wl_small_put(target, n, size, clients):
+def wl_small_put(target, n, size, clients, prefix=""):
     def one(conn, i):
         body = small_payload(i, size)
-        path, h = put_one(target, SMALL_BUCKET, f"f{i:06d}", body)
+        path, h = put_one(target, SMALL_BUCKET, f"{prefix}f{i:06d}", body)
         st, data = request(conn, "PUT", target.url(path), body, h)
         if st not in (200, 201, 204):
             return f"PUT {path}: HTTP {st} {data[:200]!r}"
@@ -320,9 +320,9 @@ def wl_small_put(target, n, size, clients):
     return run_concurrent(target, n, clients, one)
 
 
-def wl_small_get(target, n, size, clients):
+def wl_small_get(target, n, size, clients, prefix=""):
     def one(conn, i):
-        path = target.path(SMALL_BUCKET, f"f{i:06d}")
+        path = target.path(SMALL_BUCKET, f"{prefix}f{i:06d}")
         st, data = request(conn, "GET", target.url(path), None, target.headers("GET", path))
         if st != 200:
             return f"GET {path}: HTTP {st} {data[:200]!r}"
@@ -396,13 +396,13 @@ def wl_list_dav(target, expect):
     return dt, None
 
 
-def wl_list_s3(target, expect):
+def wl_list_s3(target, expect, page=1000):
     path = target.path(LIST_BUCKET)
     conn = target.connect()
     keys, pages, token = 0, 0, None
     t0 = time.perf_counter()
     while True:
-        q = [("list-type", "2"), ("max-keys", "1000")]
+        q = [("list-type", "2"), ("max-keys", str(page))]
         if token:
             q.append(("continuation-token", token))
         st, data = request(conn, "GET", target.url(path, q), None, target.headers("GET", path, q))
@@ -421,7 +421,7 @@ def wl_list_s3(target, expect):
         token = m.group(1).decode()
         token = token.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
         token = token.replace("&quot;", '"').replace("&apos;", "'")
-        if pages > 10 * (expect // 1000 + 2):
+        if pages > 10 * (expect // page + 2):
             conn.close()
             return time.perf_counter() - t0, "ListObjectsV2: too many pages"
     dt = time.perf_counter() - t0
@@ -933,13 +933,16 @@ class Runner:
             self.small_n = args.small_n or 160
             self.list_n = args.list_n or 300
             self.list_reps = 2
+            self.page = 100  # several pages, as in the full run
         else:
             self.large = (args.large_mib or 1024) * MIB
             self.small_n = args.small_n or 2000
             self.list_n = args.list_n or 10000
             self.list_reps = args.list_reps
+            self.page = 1000
         self.small_size = 4096
         self.clients = args.clients
+        self.reps = 1 if self.quick else args.reps
         self.restart_per_phase = not self.quick
         self.transports = [False, True]
 
@@ -958,7 +961,7 @@ class Runner:
         line = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in kw.items()
-            if k not in ("error_samples",)
+            if k not in ("error_samples", "rate_runs")
         )
         log(f"{server:10s} {protocol:6s} {r['transport']:5s} {workload:5s} {op:9s} {line}")
         for s in kw.get("error_samples") or []:
@@ -986,56 +989,84 @@ class Runner:
                 server.warm(t)
         return self.measured(server, fn)
 
+    def merged(self, runs, cpu_key, rate_key):
+        """One record from the repetitions of a phase: medians, errors summed, and the CPU per
+        unit of every repetition (to show the spread)."""
+        out = {}
+        for k, v in runs[0].items():
+            if k in ("errors",):
+                out[k] = sum(r[k] for r in runs)
+            elif k == "error_samples":
+                out[k] = [e for r in runs for e in r[k]][:5]
+            elif isinstance(v, float):
+                out[k] = statistics.median(r[k] for r in runs)
+            else:
+                out[k] = v
+        out["reps"] = len(runs)
+        out["cpu_runs"] = [round(r[cpu_key], 4) for r in runs]
+        out["rate_runs"] = [round(r[rate_key], 1) for r in runs]
+        return out
+
     def large_phases(self, server, src, digest):
+        gib = self.large / GIB
         for tls in self.transports:
             for t_proto in server.protocols:
                 key = f"big-{t_proto}"
-                for op in ("PUT", "GET"):
-                    def fn():
-                        t = server.target(t_proto)
-                        if op == "PUT":
-                            return wl_large_put(t, src, self.large, key)
-                        return wl_large_get(t, self.large, key, digest)
+                runs = {"PUT": [], "GET": []}
+                for _ in range(self.reps):
+                    for op in ("PUT", "GET"):
+                        def fn():
+                            t = server.target(t_proto)
+                            if op == "PUT":
+                                return wl_large_put(t, src, self.large, key)
+                            return wl_large_get(t, self.large, key, digest)
 
-                    (dt, err), cpu, rss, ccpu = self.phase(server, tls, fn)
-                    gib = self.large / GIB
-                    self.record(
-                        server.name, t_proto, tls, "large", op,
-                        bytes=self.large, wall_s=dt, mib_s=self.large / MIB / dt,
-                        errors=1 if err else 0, error_samples=[err] if err else [],
-                        cpu_s=cpu, cpu_s_per_gib=cpu / gib, peak_rss_mib=rss,
-                        client_cpu_s=ccpu,
-                    )
+                        (dt, err), cpu, rss, ccpu = self.phase(server, tls, fn)
+                        runs[op].append(dict(
+                            bytes=self.large, wall_s=dt, mib_s=self.large / MIB / dt,
+                            errors=1 if err else 0, error_samples=[err] if err else [],
+                            cpu_s=cpu, cpu_s_per_gib=cpu / gib, peak_rss_mib=rss,
+                            client_cpu_s=ccpu,
+                        ))
+                for op in ("PUT", "GET"):
+                    self.record(server.name, t_proto, tls, "large", op,
+                                **self.merged(runs[op], "cpu_s_per_gib", "mib_s"))
 
     def small_phases(self, server):
         for t_proto in server.protocols:
-            for op in ("PUT", "GET"):
-                def fn():
-                    t = server.target(t_proto)
-                    w = wl_small_put if op == "PUT" else wl_small_get
-                    return w(t, self.small_n, self.small_size, self.clients)
+            runs = {"PUT": [], "GET": []}
+            for rep in range(self.reps):
+                for op in ("PUT", "GET"):
+                    def fn():
+                        t = server.target(t_proto)
+                        w = wl_small_put if op == "PUT" else wl_small_get
+                        return w(t, self.small_n, self.small_size, self.clients, f"r{rep}-")
 
-                (wall, tally), cpu, rss, ccpu = self.phase(server, False, fn)
-                lat = sorted(tally.lat) or [float("nan")]
-                self.record(
-                    server.name, t_proto, False, "small", op,
-                    ops=self.small_n, clients=self.clients, wall_s=wall,
-                    ops_s=self.small_n / wall,
-                    p50_ms=1000 * lat[len(lat) // 2],
-                    p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-                    errors=tally.errors, error_samples=tally.samples,
-                    cpu_s=cpu, cpu_us_per_op=1e6 * cpu / self.small_n, peak_rss_mib=rss,
-                    client_cpu_s=ccpu,
-                )
+                    (wall, tally), cpu, rss, ccpu = self.phase(server, False, fn)
+                    lat = sorted(tally.lat) or [float("nan")]
+                    runs[op].append(dict(
+                        ops=self.small_n, clients=self.clients, wall_s=wall,
+                        ops_s=self.small_n / wall,
+                        p50_ms=1000 * lat[len(lat) // 2],
+                        p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                        errors=tally.errors, error_samples=tally.samples,
+                        cpu_s=cpu, cpu_us_per_op=1e6 * cpu / self.small_n, peak_rss_mib=rss,
+                        client_cpu_s=ccpu,
+                    ))
+            for op in ("PUT", "GET"):
+                self.record(server.name, t_proto, False, "small", op,
+                            **self.merged(runs[op], "cpu_us_per_op", "ops_s"))
 
     def list_phases(self, server):
         for t_proto in server.protocols:
             def fn():
                 t = server.target(t_proto)
-                w = wl_list_dav if t_proto == "webdav" else wl_list_s3
                 times, errs = [], []
                 for _ in range(self.list_reps):
-                    dt, err = w(t, self.list_n)
+                    if t_proto == "webdav":
+                        dt, err = wl_list_dav(t, self.list_n)
+                    else:
+                        dt, err = wl_list_s3(t, self.list_n, self.page)
                     times.append(dt)
                     if err:
                         errs.append(err)
@@ -1163,9 +1194,12 @@ class Runner:
                     log(f"{s.name}: FAILED: {e}")
                     self.results.append({"server": s.name, "failed": str(e)})
                 finally:
+                    t0 = time.time()
                     s.stop()
+                    t1 = time.time()
                     if not a.keep:
                         shutil.rmtree(s.root, ignore_errors=True)
+                    log(f"{s.name}: stopped in {t1 - t0:.1f} s, data removed in {time.time() - t1:.1f} s")
             ref = Reference(root, peer_cert)
             self.versions["ref"] = f"python {platform.python_version()} socket -> file"
             log("== ref: loopback socket <-> file")
@@ -1206,6 +1240,8 @@ class Runner:
                 "clients": self.clients,
                 "list_entries": self.list_n,
                 "list_reps": self.list_reps,
+                "reps": self.reps,
+                "list_page": self.page,
             },
             "rss": "VmHWM of a server started for this phase alone"
             if self.restart_per_phase
@@ -1261,6 +1297,8 @@ def main():
     p.add_argument("--large-mib", type=int, help="size of the large file (default 1024)")
     p.add_argument("--small-n", type=int, help="number of small files (default 2000)")
     p.add_argument("--list-n", type=int, help="entries in the listed folder (default 10000)")
+    p.add_argument("--reps", type=int, default=3,
+                   help="repetitions of each large and small phase (median; full run)")
     p.add_argument("--list-reps", type=int, default=5, help="listings per server (median)")
     p.add_argument("--clients", type=int, default=16, help="concurrent clients (small files)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
@@ -1274,6 +1312,11 @@ def main():
     if not args.kura:
         p.error("--kura is required")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")  # so that every server gets stopped
+
+    signal.signal(signal.SIGTERM, on_term)
     return Runner(args).run()
 
 
