@@ -349,6 +349,16 @@ def wl_large_put(target, src, size, key):
     return dt, err
 
 
+def wl_delete(target, bucket, key):
+    """DELETE of one file (not measured); a missing file is fine."""
+    path = target.path(bucket, key)
+    conn = target.connect()
+    st, data = request(conn, "DELETE", target.url(path), None, target.headers("DELETE", path))
+    conn.close()
+    if st not in (200, 204, 404):
+        raise RuntimeError(f"DELETE {path}: HTTP {st} {data[:200]!r}")
+
+
 def wl_large_get(target, size, key, digest):
     path = target.path(LARGE_BUCKET, key)
     conn = target.connect()
@@ -979,14 +989,16 @@ class Runner:
         client_cpu = (u1.user - u0.user) + (u1.system - u0.system)
         return out, c1 - c0, peak_rss_mib(pid), client_cpu
 
-    def phase(self, server, tls, fn):
+    def phase(self, server, tls, fn, pre=None):
         """Runs fn with the server up; restarts it per phase in full mode so that VmHWM is the
-        peak of that phase only."""
+        peak of that phase only. `pre` runs before the measurement starts."""
         if self.restart_per_phase or server.proc is None or server.tls != tls:
             server.stop()
             server.start(tls)
             for t in server.targets():
                 server.warm(t)
+        if pre:
+            pre()
         return self.measured(server, fn)
 
     def merged(self, runs, cpu_key, rate_key):
@@ -1021,7 +1033,14 @@ class Runner:
                                 return wl_large_put(t, src, self.large, key)
                             return wl_large_get(t, self.large, key, digest)
 
-                        (dt, err), cpu, rss, ccpu = self.phase(server, tls, fn)
+                        def pre():
+                            # A PUT never replaces the file of the run before: freeing 1 GiB
+                            # (with online discard) inside the measured PUT would be charged
+                            # to whoever unlinks it.
+                            if op == "PUT":
+                                wl_delete(server.target(t_proto), LARGE_BUCKET, key)
+
+                        (dt, err), cpu, rss, ccpu = self.phase(server, tls, fn, pre)
                         runs[op].append(dict(
                             bytes=self.large, wall_s=dt, mib_s=self.large / MIB / dt,
                             errors=1 if err else 0, error_samples=[err] if err else [],
@@ -1212,11 +1231,15 @@ class Runner:
             for s in servers:
                 s.stop()
             self.elapsed = time.time() - t_start
+            rc = 1
+            if sys.exc_info()[0] is None:  # an interrupted run leaves the last report alone
+                rc = self.report()
             if not a.keep:
                 t0 = time.time()
+                log(f"removing {root} (deleting large files is slow on this disk)")
                 shutil.rmtree(root, ignore_errors=True)
-                log(f"removed {root} in {time.time() - t0:.0f} s")
-        return self.report()
+                log(f"removed in {time.time() - t0:.0f} s")
+        return rc
 
     # -- report ---------------------------------------------------------------------------------
 
