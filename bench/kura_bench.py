@@ -468,6 +468,17 @@ def populate_disk(root, n, size=64):
 # Servers
 
 
+def remove_large_files(root, limit=MIB):
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            try:
+                if os.path.getsize(p) >= limit:
+                    os.unlink(p)
+            except OSError:
+                pass
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -1036,9 +1047,11 @@ class Runner:
                         def pre():
                             # A PUT never replaces the file of the run before: freeing 1 GiB
                             # (with online discard) inside the measured PUT would be charged
-                            # to whoever unlinks it.
+                            # to whoever unlinks it. And every large phase starts without
+                            # dirty pages, so no server pays for the writeback of another.
                             if op == "PUT":
                                 wl_delete(server.target(t_proto), LARGE_BUCKET, key)
+                            os.sync()
 
                         (dt, err), cpu, rss, ccpu = self.phase(server, tls, fn, pre)
                         runs[op].append(dict(
@@ -1104,7 +1117,10 @@ class Runner:
 
     def reference(self, ref, src, tmpfile, digest):
         for tls in self.transports:
-            # upload: client socket -> server writes file
+            # upload: client socket -> server writes file (a new file, no dirty pages around)
+            if os.path.exists(tmpfile):
+                os.unlink(tmpfile)
+            os.sync()
             ref.start("sink", tls, tmpfile)
             pid = ref.proc.pid
             c0 = cpu_seconds(pid)
@@ -1179,6 +1195,7 @@ class Runner:
                 n = min(left, len(block))
                 f.write(block[:n])
                 left -= n
+        os.sync()  # the source file's pages are written back before anything is measured
         digest = None
         if self.quick:
             h = hashlib.sha256()
@@ -1213,10 +1230,15 @@ class Runner:
                     log(f"{s.name}: FAILED: {e}")
                     self.results.append({"server": s.name, "failed": str(e)})
                 finally:
-                    # Data dirs stay until the end of the run: on ext4 without a journal (as on
-                    # these VMs) every file created soon after many deletions pays for a scan of
-                    # the recently deleted inodes, which would tax the next server's PUTs.
+                    # Small files stay until the end of the run: on ext4 without a journal (as
+                    # on these VMs) every file created soon after many deletions pays for a scan
+                    # of the recently deleted inodes, which would tax the next server's PUTs.
+                    # The few large files go now, with their dirty pages, and the rest is
+                    # written back before the next server starts.
                     s.stop()
+                    if not a.keep:
+                        remove_large_files(s.root)
+                    os.sync()
             ref = Reference(root, peer_cert)
             self.versions["ref"] = f"python {platform.python_version()} socket -> file"
             log("== ref: loopback socket <-> file")
