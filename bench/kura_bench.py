@@ -1186,6 +1186,7 @@ class Runner:
             if wait > 0:
                 log(f"waiting {wait:.0f} s: the previous run deleted its files less than 5 minutes ago")
                 time.sleep(wait)
+        t_start = time.time()
         root = tempfile.mkdtemp(prefix="kura-bench-", dir=base)
         log(f"work dir {root} (same disk as the data dirs)")
         cert, key = os.path.join(root, "peer-cert.pem"), os.path.join(root, "peer-key.pem")
