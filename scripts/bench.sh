@@ -3,7 +3,7 @@
 # physical reference (a loopback socket into a file), in one run, on 127.0.0.1.
 #
 #   scripts/bench.sh            full run: release build, 1 GiB / 2,000 x 4 KiB / 10,000 entries,
-#                               every peer (installs the missing ones); about 10 minutes
+#                               every peer (installs the missing ones); about 7 minutes
 #   scripts/bench.sh --quick    a few seconds, small sizes, debug build, the peers that are cheap
 #                               to install; CI runs it so that the harness cannot rot
 #
