@@ -72,7 +72,7 @@ impl DavFront {
             .filesystem(Box::new(fs::KuraFs { vfs: vfs.clone() }))
             .locksystem(Box::new(locks::SqlLocks { vfs: vfs.clone() }))
             .strip_prefix(PREFIX)
-            .read_buf_size(256 * 1024)
+            .read_buf_size(1024 * 1024)
             .autoindex(true)
             .build_handler();
         DavFront {

@@ -48,6 +48,9 @@ pub enum MetaError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// One connection for write transactions: writers queue here in order instead of
+    /// sleeping and retrying on SQLite's busy handler (other processes still meet that).
+    writer: SqlitePool,
 }
 
 impl Store {
@@ -62,9 +65,14 @@ impl Store {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(opts)
             .await?;
-        Self::from_pool(pool).await
+        Ok(Store { pool, writer })
     }
 
     /// An in-memory database for unit tests.
@@ -78,9 +86,13 @@ impl Store {
         Self::from_pool(pool).await
     }
 
+    #[cfg(test)]
     async fn from_pool(pool: SqlitePool) -> Result<Self, MetaError> {
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            writer: pool.clone(),
+            pool,
+        })
     }
 }
 
@@ -92,7 +104,7 @@ impl Store {
     pub(crate) async fn write_tx(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 }
 

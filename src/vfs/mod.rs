@@ -248,7 +248,7 @@ impl Download {
 pub const DEFAULT_LOCK_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Read size of streamed bodies: large enough for throughput, small enough to bound memory.
-pub(super) const CHUNK: usize = 256 * 1024;
+pub(super) const CHUNK: usize = 1024 * 1024;
 
 /// The namespace: SQL metadata plus an OpenDAL operator holding the bytes.
 #[derive(Clone)]
