@@ -152,7 +152,7 @@ impl Admin {
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("user {name}")))?;
         Ok(UserView {
-            groups: self.store.groups_of(&u.name).await?,
+            groups: u.groups,
             name: u.name,
             admin: u.is_admin,
             primary_group: u.primary_group,

@@ -111,17 +111,6 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// The groups a user belongs to, by name.
-    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, MetaError> {
-        let rows = sqlx::query(
-            "SELECT group_name FROM memberships WHERE user_name = $1 ORDER BY group_name",
-        )
-        .bind(user)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
-    }
-
     /// Members of a group, by name.
     pub async fn members(&self, group: &str) -> Result<Vec<String>, MetaError> {
         let rows = sqlx::query(
