@@ -67,6 +67,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Rate limits and failed-authentication throttling.
     pub limits: LimitsConfig,
+    /// Peer replication timings.
+    pub replication: crate::replication::ReplicationConfig,
 }
 
 impl Default for Config {
@@ -91,6 +93,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             public_url: None,
             limits: LimitsConfig::default(),
+            replication: Default::default(),
         }
     }
 }

@@ -84,7 +84,7 @@ impl Vault {
         })
     }
 
-    fn seal(&self, id: &str, secret: &str) -> String {
+    pub(crate) fn seal(&self, id: &str, secret: &str) -> String {
         let mut nonce = [0u8; 12];
         rand::thread_rng().fill_bytes(&mut nonce);
         let ct = self

@@ -8,6 +8,7 @@ mod dav;
 mod http;
 mod keys;
 mod limits;
+mod replication;
 mod s3;
 mod serve;
 mod share;
@@ -76,6 +77,11 @@ fn main() -> ExitCode {
             Command::Chmod { mode, paths } => cli::access::chmod(&cfg, &mode, &paths)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Peer(cmd) => cli::peer::peer(&cfg, cmd).await.map_err(|e| e.to_string()),
+            Command::Replicate(a) => cli::peer::replicate(&cfg, a)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Fingerprint => cli::peer::fingerprint(&cfg).map_err(|e| e.to_string()),
             Command::Chown { owner, path } => cli::access::chown(&cfg, &owner, &path)
                 .await
                 .map_err(|e| e.to_string()),

@@ -72,6 +72,16 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         None
     };
 
+    let node = store.node_id().await?;
+    tracing::info!(node_id = %node, "replication node id");
+    crate::replication::Replicator {
+        store: store.clone(),
+        vfs: vfs.clone(),
+        vault: vault.clone(),
+        cfg: cfg.replication.clone(),
+    }
+    .spawn();
+
     let limits = Arc::new(crate::limits::Limits::new(&cfg.limits)?);
     limits.spawn_housekeeping();
     let shares = crate::share::Shares::new(store.clone(), vfs.clone());

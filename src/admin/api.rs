@@ -12,6 +12,7 @@ use utoipa::OpenApi;
 use super::{Admin, AdminError, ErrorView};
 use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
 use super::{CreatedShareView, NewShare, ShareView};
+use super::{NewPeer, NewRule, PeerView, ResyncView, RuleView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
 use crate::http::{full, RespBody};
 
@@ -25,10 +26,11 @@ const MAX_BODY: usize = 64 * 1024;
     info(title = "Kura admin API", description = "Users, groups, buckets, quotas, access keys and permissions. Administrators only."),
     paths(list_users, get_user, create_user, update_user, delete_user, list_groups, get_group, create_group,
           delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
-          create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share),
+          create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
+          list_peers, create_peer, delete_peer, list_replication, create_rule, delete_rule, resync),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
-                       CreatedShareView, ErrorView)),
+                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, ErrorView)),
     modifiers(&Security)
 )]
 struct ApiDoc;
@@ -199,6 +201,22 @@ pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<RespBody>
             Err(e) => Err(e),
         },
         (&Method::DELETE, ["shares", id]) => revoke_share(admin, id).await,
+        (&Method::GET, ["peers"]) => list_peers(admin).await,
+        (&Method::POST, ["peers"]) => match body(req).await {
+            Ok(b) => create_peer(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, ["peers", name]) => delete_peer(admin, name).await,
+        (&Method::GET, ["replication"]) => list_replication(admin).await,
+        (&Method::POST, ["replication"]) => match body(req).await {
+            Ok(b) => create_rule(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, ["replication", bucket, peer]) => delete_rule(admin, bucket, peer).await,
+        (&Method::POST, ["replication", bucket, "resync"]) => {
+            let peer = query_param(&req, "peer");
+            resync(admin, bucket, peer.as_deref()).await
+        }
         _ => Err(AdminError::NotFound(format!("{m} {path}"))),
     };
     match result {
@@ -337,4 +355,48 @@ async fn create_share(a: &Admin, n: NewShare) -> ApiResult {
 async fn revoke_share(a: &Admin, id: &str) -> ApiResult {
     a.revoke_share(id).await?;
     Ok((StatusCode::NO_CONTENT, String::new()))
+}
+
+#[utoipa::path(get, path = "/api/v1/peers", responses((status = 200, body = [PeerView])))]
+async fn list_peers(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.peers().await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/peers", request_body = NewPeer,
+    responses((status = 201, body = PeerView), (status = 400, body = ErrorView), (status = 409, body = ErrorView)))]
+async fn create_peer(a: &Admin, n: NewPeer) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_peer(n).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/peers/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorView)))]
+async fn delete_peer(a: &Admin, name: &str) -> ApiResult {
+    a.remove_peer(name).await?;
+    Ok((StatusCode::NO_CONTENT, String::new()))
+}
+
+#[utoipa::path(get, path = "/api/v1/replication", responses((status = 200, body = [RuleView])))]
+async fn list_replication(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.replication().await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/replication", request_body = NewRule,
+    responses((status = 201, body = RuleView), (status = 400, body = ErrorView), (status = 404, body = ErrorView)))]
+async fn create_rule(a: &Admin, r: NewRule) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_rule(r).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/replication/{bucket}/{peer}",
+    params(("bucket" = String, Path), ("peer" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorView)))]
+async fn delete_rule(a: &Admin, bucket: &str, peer: &str) -> ApiResult {
+    a.remove_rule(bucket, peer).await?;
+    Ok((StatusCode::NO_CONTENT, String::new()))
+}
+
+#[utoipa::path(post, path = "/api/v1/replication/{bucket}/resync",
+    params(("bucket" = String, Path), ("peer" = Option<String>, Query)),
+    responses((status = 200, body = [ResyncView]), (status = 404, body = ErrorView)))]
+async fn resync(a: &Admin, bucket: &str, peer: Option<&str>) -> ApiResult {
+    json(StatusCode::OK, &a.resync(bucket, peer, false).await?)
 }

@@ -2,6 +2,7 @@
 //! management, used by the CLI and by the REST API alike.
 
 pub mod api;
+mod peers;
 mod types;
 
 use sha2::{Digest, Sha256};
@@ -11,6 +12,7 @@ use crate::keys::Vault;
 use crate::share::{ShareError, ShareRow, ShareSpec, Shares};
 use crate::store::{MetaError, Store};
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
+pub use peers::*;
 pub use types::*;
 
 /// Why an admin operation failed; each maps to one stable API error code.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod access;
+pub mod peer;
 pub mod share;
 
 use crate::admin::{AdminError, NewUser, UserUpdate};
@@ -69,6 +70,13 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Manage replication peers and see how far behind they are.
+    #[command(subcommand)]
+    Peer(peer::PeerCmd),
+    /// Mirror a bucket to a peer, stop it, or resync it now.
+    Replicate(peer::ReplicateArgs),
+    /// Print this node's TLS certificate fingerprint (for pinning by peers).
+    Fingerprint,
     /// Change the owner and/or group: `USER`, `USER:GROUP` or `:GROUP`.
     Chown {
         /// New owner and/or group.

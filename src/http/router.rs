@@ -116,6 +116,24 @@ impl App {
                 None,
             );
         }
+        if path == "/.well-known/kura-node" {
+            // replication peers learn who they talk to (the id is no secret)
+            let body = match self.admin.store.node_id().await {
+                Ok(id) => serde_json::json!({ "node_id": id }).to_string(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the node id");
+                    return (
+                        text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "text/plain; charset=utf-8",
+                            "node id unavailable\n",
+                        ),
+                        None,
+                    );
+                }
+            };
+            return (text(StatusCode::OK, "application/json", body), None);
+        }
         if s3::is_signed(&req) {
             return (mark_s3_auth_failure(self.s3.handle(req).await).await, None);
         }
@@ -336,8 +354,9 @@ fn wants_html<B>(req: &Request<B>) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
-fn text(code: StatusCode, ct: &'static str, body: &'static str) -> Response<RespBody> {
-    let mut r = Response::new(full(body));
+fn text(code: StatusCode, ct: &'static str, body: impl Into<bytes::Bytes>) -> Response<RespBody> {
+    let body: bytes::Bytes = body.into();
+    let mut r = Response::new(full(body.clone()));
     *r.status_mut() = code;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));

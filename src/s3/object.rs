@@ -215,6 +215,7 @@ impl KuraS3 {
             expected_size: input.content_length.map(|l| l.max(0) as u64),
             content_type: input.content_type,
             content_md5,
+            headers: stored.clone(),
             ..Default::default()
         };
         let mut up = self

@@ -34,6 +34,8 @@ pub struct EntryRow {
     pub grp: Option<String>,
     /// POSIX permission bits (rwx for owner, group, other).
     pub mode: i64,
+    /// Node this version was written on, when it came from a replication peer.
+    pub origin: Option<String>,
 }
 
 /// Why `commit_file` did not record a file.
@@ -61,7 +63,7 @@ pub struct DeadProp {
 /// The entry columns in `row_to_entry` order, as a literal so queries stay static strings.
 macro_rules! cols {
     () => {
-        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode"
+        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, origin"
     };
 }
 
@@ -78,6 +80,7 @@ fn row_to_entry(r: SqliteRow) -> EntryRow {
         headers: r.get(8),
         grp: r.get(9),
         mode: r.get(10),
+        origin: r.get(11),
     }
 }
 
@@ -86,7 +89,62 @@ fn below(path: &str) -> (String, String) {
     (format!("{path}/"), format!("{path}0"))
 }
 
-async fn delete_tree_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<u64, MetaError> {
+/// Journals every file at or below `path` if its bucket is replicated, in the change's
+/// transaction (`origin`: the node the change came from, None for this one).
+pub(super) async fn journal_tree_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    path: &str,
+    origin: Option<&str>,
+) -> Result<(), MetaError> {
+    let Some(bucket) = bucket_of(path) else {
+        return Ok(());
+    };
+    let (lo, hi) = below(path);
+    sqlx::query(
+        "INSERT INTO journal (bucket, path, origin, created_ms)
+         SELECT $1, path, $2, $3 FROM entries
+         WHERE (path = $4 OR (path >= $5 AND path < $6)) AND is_dir = 0
+           AND EXISTS (SELECT 1 FROM replications WHERE bucket = $1)",
+    )
+    .bind(&bucket[1..])
+    .bind(origin)
+    .bind(super::now_ms())
+    .bind(path)
+    .bind(&lo)
+    .bind(&hi)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Journals one file path (changed or gone) if its bucket is replicated.
+pub(super) async fn journal_path_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    path: &str,
+    origin: Option<&str>,
+) -> Result<(), MetaError> {
+    let Some(bucket) = bucket_of(path).filter(|b| *b != path) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO journal (bucket, path, origin, created_ms)
+         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = $1)",
+    )
+    .bind(&bucket[1..])
+    .bind(path)
+    .bind(origin)
+    .bind(super::now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn delete_tree_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    path: &str,
+    origin: Option<&str>,
+) -> Result<u64, MetaError> {
+    journal_tree_tx(tx, path, origin).await?;
     let (lo, hi) = below(path);
     let (bytes, files) = tree_usage_tx(tx, path).await?;
     let payer = payer_tx(tx, path).await?;
@@ -118,7 +176,8 @@ async fn move_tree_tx(
     to_parent: &str,
     regroup: Option<Option<&str>>,
 ) -> Result<(), MetaError> {
-    delete_tree_tx(&mut *tx, to).await?;
+    delete_tree_tx(&mut *tx, to, None).await?;
+    journal_tree_tx(&mut *tx, from, None).await?;
     // a move into another bucket is paid by the destination's group, credited to the source's
     let from_payer = payer_tx(&mut *tx, from).await?;
     // a folder that becomes a bucket is paid by the group it ends up with
@@ -143,15 +202,15 @@ async fn move_tree_tx(
     }
     let (lo, hi) = below(from);
     let cut = from.chars().count() as i64 + 1;
-    sqlx::query("UPDATE entries SET path = $1, parent = $2 WHERE path = $3")
+    sqlx::query("UPDATE entries SET path = $1, parent = $2, origin = NULL WHERE path = $3")
         .bind(to)
         .bind(to_parent)
         .bind(from)
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-        "UPDATE entries SET path = $1 || substr(path, $2), parent = $3 || substr(parent, $4)
-             WHERE path >= $5 AND path < $6",
+        "UPDATE entries SET path = $1 || substr(path, $2), parent = $3 || substr(parent, $4),
+               origin = NULL WHERE path >= $5 AND path < $6",
     )
     .bind(to)
     .bind(cut)
@@ -181,6 +240,7 @@ async fn move_tree_tx(
         .bind(&hi)
         .execute(&mut **tx)
         .await?;
+    journal_tree_tx(&mut *tx, to, None).await?;
     Ok(())
 }
 
@@ -196,7 +256,7 @@ async fn copy_tree_tx(
     (owner, grp): (&str, Option<&str>),
     now_ms: i64,
 ) -> Result<(), MetaError> {
-    delete_tree_tx(&mut *tx, to).await?;
+    delete_tree_tx(&mut *tx, to, None).await?;
     let (bytes, files) = tree_usage_tx(&mut *tx, from).await?;
     let payer = if bucket_of(to) == Some(to) {
         grp.map(str::to_string)
@@ -247,6 +307,7 @@ async fn copy_tree_tx(
     .bind(&hi)
     .execute(&mut **tx)
     .await?;
+    journal_tree_tx(&mut *tx, to, None).await?;
     Ok(())
 }
 
@@ -296,7 +357,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10)
+            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, NULL)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, etag = excluded.etag, mtime_ms = excluded.mtime_ms"
         ))
         .bind(&e.path)
@@ -393,10 +454,10 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10)
+            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
-               headers = excluded.headers
+               headers = excluded.headers, origin = excluded.origin
              WHERE entries.is_dir = 0"
         ))
         .bind(&e.path)
@@ -409,9 +470,13 @@ impl Store {
         .bind(&e.headers)
         .bind(&e.grp)
         .bind(e.mode)
+        .bind(&e.origin)
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
+        journal_path_tx(&mut tx, &e.path, e.origin.as_deref())
+            .await
+            .map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
         Ok(())
@@ -425,13 +490,16 @@ impl Store {
         headers: Option<&str>,
         mtime_ms: i64,
     ) -> Result<(), MetaError> {
-        sqlx::query("UPDATE entries SET content_type = $1, headers = $2, mtime_ms = $3 WHERE path = $4 AND is_dir = 0")
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE entries SET content_type = $1, headers = $2, mtime_ms = $3, origin = NULL WHERE path = $4 AND is_dir = 0")
             .bind(content_type)
             .bind(headers)
             .bind(mtime_ms)
             .bind(path)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        journal_path_tx(&mut tx, path, None).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -500,7 +568,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             cols!(),
-            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7)"
+            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL)"
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -515,10 +583,11 @@ impl Store {
         Ok(())
     }
 
-    /// Removes an entry, everything below it and their properties, in one transaction.
-    pub async fn delete_tree(&self, path: &str) -> Result<u64, MetaError> {
+    /// Removes an entry, everything below it and their properties, in one transaction;
+    /// `origin` is the peer node the deletion came from (None: this node).
+    pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
         let mut tx = self.write_tx().await?;
-        let n = delete_tree_tx(&mut tx, path).await?;
+        let n = delete_tree_tx(&mut tx, path, origin).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -667,6 +736,7 @@ mod tests {
             headers: None,
             grp: None,
             mode: 0o775,
+            origin: None,
         }
     }
 
@@ -724,9 +794,9 @@ mod tests {
         );
         assert_eq!(s.props("/ab2/b/c").await.unwrap().len(), 1);
         assert_eq!(s.subtree("/ab2").await.unwrap().len(), 2);
-        assert_eq!(s.delete_tree("/ab2").await.unwrap(), 3);
+        assert_eq!(s.delete_tree("/ab2", None).await.unwrap(), 3);
 
-        assert_eq!(s.delete_tree("/z").await.unwrap(), 3);
+        assert_eq!(s.delete_tree("/z", None).await.unwrap(), 3);
         assert!(s.props("/z/b/c").await.unwrap().is_empty());
         assert_eq!(s.used_bytes().await.unwrap(), 5);
     }

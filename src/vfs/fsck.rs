@@ -91,7 +91,7 @@ impl Vfs {
             if !stored.contains_key(path) {
                 report.missing.push(path.clone());
                 if repair {
-                    self.store.delete_tree(&r.path).await?;
+                    self.store.delete_tree(&r.path, None).await?;
                 }
             }
         }
@@ -120,6 +120,7 @@ impl Vfs {
                 headers: None,
                 grp,
                 mode: i64::from(0o777 & !self.umask),
+                origin: None,
             };
             return match self.store.insert_dir(&row).await {
                 Ok(()) | Err(MetaError::Duplicate) => Ok(()),
@@ -152,6 +153,7 @@ impl Vfs {
             headers: None,
             grp,
             mode: i64::from(0o666 & !self.umask),
+            origin: None,
         };
         // recorded even over quota: the bytes are already there; usage is recounted after
         match self

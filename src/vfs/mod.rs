@@ -10,6 +10,7 @@ pub(crate) mod multipart;
 mod ops;
 pub mod path;
 mod perm;
+pub mod replica;
 mod storage;
 mod transfer;
 mod upload;

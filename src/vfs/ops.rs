@@ -144,13 +144,21 @@ impl Vfs {
         &self,
         c: &Caller,
         path: &VPath,
-        opts: UploadOptions,
+        mut opts: UploadOptions,
     ) -> Result<Upload, VfsError> {
+        // a version shipped by a peer may be bound for a conflict copy instead
+        let planned = match super::replica::ReplicaMeta::take_from(&mut opts.headers) {
+            Some(r) => Some(super::replica::plan(self, path, r).await?),
+            None => None,
+        };
+        let target = planned.as_ref().map_or(path, |p| p.target());
         let replaced = self
-            .check_write(c, path, &opts)
+            .check_write(c, target, &opts)
             .await?
             .map_or(0, |e| e.size);
-        Upload::start(self.clone(), c, path.clone(), opts, replaced).await
+        let mut up = Upload::start(self.clone(), c, target.clone(), opts, replaced).await?;
+        up.replica = planned;
+        Ok(up)
     }
 
     /// Group and mode a new file at `path` gets (its parent exists by now).
@@ -200,6 +208,7 @@ impl Vfs {
             headers: None,
             grp: Self::group_for_new(c, &parent),
             mode: i64::from(0o777 & !self.umask),
+            origin: None,
         };
         self.store.insert_dir(&row).await.map_err(|e| match e {
             MetaError::Duplicate => VfsError::Exists,
@@ -304,6 +313,16 @@ impl Vfs {
 
     /// Deletes a file, or a folder with everything below it (metadata first, in one transaction).
     pub async fn delete(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        self.delete_from(c, path, None).await
+    }
+
+    /// `delete` on behalf of a replication peer (`origin`), journaled as that peer's change.
+    pub(super) async fn delete_from(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        origin: Option<&str>,
+    ) -> Result<(), VfsError> {
         if path.is_root() {
             return Err(VfsError::WrongKind("the root cannot be deleted"));
         }
@@ -313,7 +332,7 @@ impl Vfs {
             .await?
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &parent, Some(&entry))?;
-        self.store.delete_tree(path.as_str()).await?;
+        self.store.delete_tree(path.as_str(), origin).await?;
         if entry.is_dir {
             self.op
                 .delete_with(&path.storage_key(true))

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
+use super::replica::{Planned, ReplicaMeta};
 use super::{Caller, Entry, VPath, Vfs, VfsError};
 use crate::store::{now_ms, Committed, EntryRow};
 
@@ -149,11 +150,13 @@ impl Drop for Sink {
 
 /// A write in progress. Dropping it without `commit` discards everything written.
 pub struct Upload {
-    vfs: Vfs,
-    path: VPath,
-    caller: Caller,
+    pub(super) vfs: Vfs,
+    pub(super) path: VPath,
+    pub(super) caller: Caller,
     opts: UploadOptions,
     sink: Sink,
+    /// A version shipped by a replication peer, and what it will do.
+    pub(super) replica: Option<Planned>,
 }
 
 impl std::fmt::Debug for Upload {
@@ -190,6 +193,7 @@ impl Upload {
             caller: caller.clone(),
             opts,
             sink,
+            replica: None,
         })
     }
 
@@ -208,9 +212,27 @@ impl Upload {
         self.opts.headers = headers;
     }
 
-    /// Makes the file visible (rename into place) and records its metadata row.
+    /// Makes the file visible (rename into place) and records its metadata row; a version
+    /// shipped by a replication peer goes through the replica rules instead.
     pub async fn commit(&mut self) -> Result<Entry, VfsError> {
         let (md5, size) = self.sink.seal().await?;
+        // replication keys never stay in the stored headers
+        ReplicaMeta::take_from(&mut self.opts.headers);
+        match self.replica.take() {
+            None => self.record(md5, size, now_ms(), None, None).await,
+            Some(p) => super::replica::finish(self, md5, size, p).await,
+        }
+    }
+
+    /// Commits the sealed bytes at `self.path` with the given time, origin and ETag.
+    pub(super) async fn record(
+        &mut self,
+        md5: String,
+        size: u64,
+        mtime_ms: i64,
+        origin: Option<String>,
+        etag: Option<String>,
+    ) -> Result<Entry, VfsError> {
         if self.opts.create_parents {
             if let Err(e) = self.vfs.mkdir_all(&self.caller, &self.path.parent()).await {
                 self.sink.abort().await;
@@ -234,13 +256,14 @@ impl Upload {
             parent: self.path.parent().as_str().into(),
             is_dir: false,
             size: size as i64,
-            mtime_ms: now_ms(),
-            etag: self.opts.etag.clone().unwrap_or(md5),
+            mtime_ms,
+            etag: etag.or_else(|| self.opts.etag.clone()).unwrap_or(md5),
             content_type: Some(content_type),
             owner: Some(self.caller.user.clone()),
             headers: super::headers_json(&self.opts.headers),
             grp,
             mode,
+            origin,
         };
         // the row, the quota charge and the rename into place commit together
         let store = self.vfs.store.clone();

@@ -1,0 +1,191 @@
+//! `kura peer ...`, `kura replicate ...` and `kura fingerprint`.
+
+use clap::{Args, Subcommand};
+
+use super::{access::open_admin, CliError};
+use crate::admin::{NewPeer, NewRule};
+use crate::config::Config;
+
+/// `kura peer ...`
+#[derive(Subcommand, Debug)]
+pub enum PeerCmd {
+    /// Add a peer: another Kura node (or any S3 store) to mirror buckets to.
+    Add {
+        /// Local name of the peer.
+        name: String,
+        /// Its S3 endpoint, e.g. https://other-house.example:8443
+        #[arg(long)]
+        endpoint: String,
+        /// Access key id on the peer.
+        #[arg(long)]
+        access_key: String,
+        /// Secret access key on the peer (stored sealed with this node's key).
+        #[arg(long)]
+        secret_key: String,
+        /// Pin the peer's self-signed certificate: `sha256:<hex>` from `kura fingerprint`.
+        #[arg(long)]
+        ca_fingerprint: Option<String>,
+    },
+    /// List peers (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a peer and the rules that ship to it.
+    Remove {
+        /// Peer name.
+        name: String,
+    },
+    /// Backlog, lag and last error of every replication rule.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `kura replicate BUCKET ...`
+#[derive(Args, Debug)]
+pub struct ReplicateArgs {
+    /// Local bucket.
+    pub bucket: String,
+    /// Peer to mirror it to.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The peer writes too (set the same rule on the peer): reconcile merges both sides.
+    #[arg(long)]
+    pub bidirectional: bool,
+    /// Only keys starting with this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Compare both sides now and repair every difference.
+    #[arg(long, conflicts_with_all = ["stop", "bidirectional", "prefix"])]
+    pub resync: bool,
+    /// Remove the rule.
+    #[arg(long, conflicts_with_all = ["resync", "bidirectional", "prefix"])]
+    pub stop: bool,
+}
+
+/// Runs a `kura peer ...` command.
+pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
+    let admin = open_admin(cfg).await?;
+    match cmd {
+        PeerCmd::Add {
+            name,
+            endpoint,
+            access_key,
+            secret_key,
+            ca_fingerprint,
+        } => {
+            let p = admin
+                .add_peer(NewPeer {
+                    name,
+                    endpoint,
+                    access_key,
+                    secret_key,
+                    ca_fingerprint,
+                })
+                .await?;
+            println!("peer {} added ({})", p.name, p.endpoint);
+        }
+        PeerCmd::List { json } => {
+            let peers = admin.peers().await?;
+            if json {
+                println!("{}", to_json(&peers));
+            } else {
+                for p in peers {
+                    println!(
+                        "{}\t{}\tkey {}\t{}\tnode {}",
+                        p.name,
+                        p.endpoint,
+                        p.access_key,
+                        p.ca_fingerprint.as_deref().unwrap_or("system roots"),
+                        p.node_id.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        PeerCmd::Remove { name } => {
+            admin.remove_peer(&name).await?;
+            println!("peer {name} removed");
+        }
+        PeerCmd::Status { json } => {
+            let rules = admin.replication().await?;
+            if json {
+                println!("{}", to_json(&rules));
+            } else {
+                println!("PEER\tBUCKET\tBACKLOG\tLAG\tSHIPPED\tLAST ERROR");
+                for r in rules {
+                    println!(
+                        "{}\t{}{}\t{}\t{}\t{}\t{}",
+                        r.peer,
+                        r.bucket,
+                        if r.prefix.is_empty() {
+                            String::new()
+                        } else {
+                            format!("/{}", r.prefix)
+                        },
+                        r.backlog,
+                        r.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
+                        r.shipped,
+                        r.last_error.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `kura replicate ...`.
+pub async fn replicate(cfg: &Config, a: ReplicateArgs) -> Result<(), CliError> {
+    let admin = open_admin(cfg).await?;
+    if a.resync {
+        for s in admin.resync(&a.bucket, a.to.as_deref(), true).await? {
+            println!(
+                "resync {} -> {}: compared {}, shipped {}, deleted {}, pulled {}",
+                s.bucket, s.peer, s.compared, s.shipped, s.deleted, s.pulled
+            );
+        }
+        return Ok(());
+    }
+    let Some(peer) = a.to else {
+        return Err(CliError::Usage("--to PEER is required".into()));
+    };
+    if a.stop {
+        admin.remove_rule(&a.bucket, &peer).await?;
+        println!("{} is no longer replicated to {peer}", a.bucket);
+        return Ok(());
+    }
+    let r = admin
+        .add_rule(NewRule {
+            bucket: a.bucket,
+            peer,
+            bidirectional: Some(a.bidirectional),
+            prefix: a.prefix,
+        })
+        .await?;
+    println!(
+        "{} -> {}{}: new changes ship from now on; run `kura replicate {} --resync` to copy what is already there",
+        r.bucket,
+        r.peer,
+        if r.bidirectional { " (two-way)" } else { "" },
+        r.bucket
+    );
+    Ok(())
+}
+
+/// Prints this node's certificate fingerprint, for `kura peer add --ca-fingerprint` elsewhere.
+pub fn fingerprint(cfg: &Config) -> Result<(), CliError> {
+    let t = crate::tls::load_or_generate(cfg).map_err(|e| CliError::Usage(e.to_string()))?;
+    println!(
+        "sha256:{}",
+        t.fingerprint.replace(':', "").to_ascii_lowercase()
+    );
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

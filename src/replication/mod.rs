@@ -1,0 +1,291 @@
+//! Peer replication: a worker per rule ships journaled changes of a bucket to a peer over
+//! S3, in commit order, with retries; resync and a periodic reconcile repair what the
+//! journal cannot tell (see docs/replication.md).
+
+pub mod pin;
+pub mod remote;
+pub mod resync;
+pub mod ship;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::keys::Vault;
+use crate::store::{MetaError, PeerRow, RuleRow, Store};
+use crate::vfs::{Vfs, VfsError};
+use remote::Remote;
+use ship::Link;
+
+/// The `[replication]` section of the configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicationConfig {
+    /// Longest wait between retries of a failing shipment (the backoff doubles up to it).
+    pub retry_max_seconds: u64,
+    /// Seconds between background reconciles of every rule (0: never).
+    pub reconcile_seconds: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            retry_max_seconds: 60,
+            reconcile_seconds: 3600,
+        }
+    }
+}
+
+/// Errors of replication.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplError {
+    /// The metadata store failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// The core refused or failed.
+    #[error(transparent)]
+    Vfs(#[from] VfsError),
+    /// The peer answered with an error or could not be reached through S3.
+    #[error("peer: {0}")]
+    Remote(#[from] opendal::Error),
+    /// The peer could not be reached at all.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// A setting or argument is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The peer's secret could not be opened.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+}
+
+/// The sealing id of a peer's secret (keeps it apart from access keys).
+pub fn seal_id(peer: &str) -> String {
+    format!("peer:{peer}")
+}
+
+/// Everything a rule needs at hand: the peer's bucket and who the peer is.
+pub async fn open_link(
+    store: &Store,
+    vault: &Vault,
+    peer: &PeerRow,
+    rule: RuleRow,
+) -> Result<Link, ReplError> {
+    let secret = vault.unseal(&seal_id(&peer.name), &peer.secret_enc)?;
+    let remote = Remote::new(peer, &secret, &rule.bucket)?;
+    let peer_node = match &peer.node_id {
+        Some(id) => Some(id.clone()),
+        None => {
+            let id = remote.node_id().await?;
+            if let Some(id) = &id {
+                store.set_peer_node_id(&peer.name, id).await?;
+            }
+            id
+        }
+    };
+    Ok(Link {
+        rule,
+        remote,
+        peer_node,
+        own: store.node_id().await?,
+    })
+}
+
+/// Runs the workers of every rule, picking up added, changed and removed rules.
+pub struct Replicator {
+    /// Metadata.
+    pub store: Store,
+    /// Files.
+    pub vfs: Vfs,
+    /// Opens peer secrets.
+    pub vault: Vault,
+    /// Timings.
+    pub cfg: ReplicationConfig,
+}
+
+/// What a worker was started with; a change restarts it.
+type Signature = (PeerRow, String, bool);
+
+impl Replicator {
+    /// Starts the supervisor in the background.
+    pub fn spawn(self) {
+        tokio::spawn(async move { self.supervise().await });
+    }
+
+    async fn supervise(self) {
+        let mut workers: HashMap<(String, String), (Signature, JoinHandle<()>)> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut last_trim = std::time::Instant::now();
+        let mut last_reconcile = std::time::Instant::now();
+        loop {
+            tick.tick().await;
+            let (rules, peers) = match (self.store.rules().await, self.store.peers().await) {
+                (Ok(r), Ok(p)) => (r, p),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "replication: cannot read the rules");
+                    continue;
+                }
+            };
+            let peers: HashMap<&str, &PeerRow> =
+                peers.iter().map(|p| (p.name.as_str(), p)).collect();
+            let mut wanted = HashMap::new();
+            for rule in rules {
+                let Some(peer) = peers.get(rule.peer.as_str()) else {
+                    continue;
+                };
+                let mut peer = (*peer).clone();
+                peer.node_id = None;
+                let sig: Signature = (peer, rule.prefix.clone(), rule.bidirectional);
+                wanted.insert((rule.bucket.clone(), rule.peer.clone()), (sig, rule));
+            }
+            workers.retain(|k, (sig, handle)| {
+                let keep = wanted.get(k).is_some_and(|(s, _)| s == sig) && !handle.is_finished();
+                if !keep {
+                    handle.abort();
+                }
+                keep
+            });
+            let reconcile = self.cfg.reconcile_seconds > 0
+                && last_reconcile.elapsed() >= Duration::from_secs(self.cfg.reconcile_seconds);
+            if reconcile {
+                last_reconcile = std::time::Instant::now();
+            }
+            for (k, (sig, rule)) in wanted {
+                if reconcile {
+                    self.spawn_reconcile(rule.clone());
+                }
+                if workers.contains_key(&k) {
+                    continue;
+                }
+                let w = Worker {
+                    store: self.store.clone(),
+                    vfs: self.vfs.clone(),
+                    vault: self.vault.clone(),
+                    rule,
+                    retry_max: Duration::from_secs(self.cfg.retry_max_seconds.max(1)),
+                };
+                workers.insert(k, (sig, tokio::spawn(w.run())));
+            }
+            if last_trim.elapsed() >= Duration::from_secs(60) {
+                last_trim = std::time::Instant::now();
+                if let Err(e) = self.store.trim_journal().await {
+                    tracing::warn!(error = %e, "replication: journal trim failed");
+                }
+            }
+        }
+    }
+
+    fn spawn_reconcile(&self, rule: RuleRow) {
+        let (store, vfs, vault) = (self.store.clone(), self.vfs.clone(), self.vault.clone());
+        tokio::spawn(async move {
+            let (bucket, peer) = (rule.bucket.clone(), rule.peer.clone());
+            let run = async {
+                let p = store
+                    .peer(&peer)
+                    .await?
+                    .ok_or_else(|| ReplError::Invalid(format!("no peer {peer}")))?;
+                let link = open_link(&store, &vault, &p, rule).await?;
+                resync::resync(&vfs, &store, &link, None).await
+            };
+            match run.await {
+                Ok(s) => tracing::info!(%bucket, %peer, compared = s.compared, shipped = s.shipped,
+                    deleted = s.deleted, pulled = s.pulled, "replication: reconciled"),
+                Err(e) => {
+                    tracing::warn!(%bucket, %peer, error = %e, "replication: reconcile failed")
+                }
+            }
+        });
+    }
+}
+
+/// Ships one rule's journal, in order, forever.
+struct Worker {
+    store: Store,
+    vfs: Vfs,
+    vault: Vault,
+    rule: RuleRow,
+    retry_max: Duration,
+}
+
+impl Worker {
+    async fn run(self) {
+        let (bucket, peer) = (self.rule.bucket.clone(), self.rule.peer.clone());
+        let mut backoff = Duration::from_secs(1);
+        let mut link = None;
+        let mut position = self.rule.position;
+        loop {
+            if link.is_none() {
+                match self.connect().await {
+                    Ok(l) => link = Some(l),
+                    Err(e) => {
+                        self.fail(&e, &mut backoff).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(l) = link.as_ref() else { continue };
+            let rows = match self.store.journal_after(&bucket, position, 256).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.fail(&e.into(), &mut backoff).await;
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            // only the last change of a path in the batch needs shipping: it ships the state
+            let last: HashMap<&str, i64> = rows.iter().map(|r| (r.path.as_str(), r.seq)).collect();
+            for row in &rows {
+                if last.get(row.path.as_str()) != Some(&row.seq) {
+                    continue;
+                }
+                loop {
+                    match ship::ship(&self.vfs, &self.store, l, &row.path, row.origin.as_deref())
+                        .await
+                    {
+                        Ok(sent) => {
+                            if let Err(e) = self
+                                .store
+                                .advance_rule(&bucket, &peer, row.seq, i64::from(sent))
+                                .await
+                            {
+                                tracing::warn!(error = %e, "replication: cannot record the position");
+                            }
+                            backoff = Duration::from_secs(1);
+                            break;
+                        }
+                        Err(e) => self.fail(&e, &mut backoff).await,
+                    }
+                }
+            }
+            position = rows.last().map_or(position, |r| r.seq);
+        }
+    }
+
+    async fn connect(&self) -> Result<Link, ReplError> {
+        let peer = self
+            .store
+            .peer(&self.rule.peer)
+            .await?
+            .ok_or_else(|| ReplError::Invalid(format!("no peer {}", self.rule.peer)))?;
+        open_link(&self.store, &self.vault, &peer, self.rule.clone()).await
+    }
+
+    async fn fail(&self, e: &ReplError, backoff: &mut Duration) {
+        tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, error = %e,
+            retry_in = backoff.as_secs(), "replication: shipping failed");
+        if let Err(e) = self
+            .store
+            .set_rule_error(&self.rule.bucket, &self.rule.peer, &e.to_string())
+            .await
+        {
+            tracing::warn!(error = %e, "replication: cannot record the error");
+        }
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(self.retry_max);
+    }
+}

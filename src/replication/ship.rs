@@ -1,0 +1,193 @@
+//! Shipping one changed path to a peer: its current version, streamed, or a tombstone.
+
+use std::collections::BTreeMap;
+
+use super::remote::Remote;
+use super::ReplError;
+use crate::store::{EntryRow, RuleRow, Store};
+use crate::vfs::replica::{is_replica_key, ReplicaMeta};
+use crate::vfs::{VPath, Vfs};
+
+/// Bytes per S3 request when shipping: larger files travel as multipart uploads, so memory
+/// per transfer stays bounded (chunk x concurrency).
+const CHUNK: usize = 16 * 1024 * 1024;
+
+/// A rule with everything needed to ship along it.
+pub struct Link {
+    /// The rule (bucket, prefix, direction).
+    pub rule: RuleRow,
+    /// The peer's bucket.
+    pub remote: Remote,
+    /// The peer's node id (Kura peers), or None for plain S3 stores.
+    pub peer_node: Option<String>,
+    /// This node's id.
+    pub own: String,
+}
+
+impl Link {
+    /// The name replica marks are kept under for this peer.
+    pub fn mark_node(&self) -> String {
+        self.peer_node
+            .clone()
+            .unwrap_or_else(|| format!("s3:{}", self.rule.peer))
+    }
+
+    /// The object key of a local path in this rule's bucket, if the rule covers it.
+    pub fn key_of<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let key = path
+            .strip_prefix('/')?
+            .strip_prefix(self.rule.bucket.as_str())?
+            .strip_prefix('/')?;
+        key.starts_with(self.rule.prefix.as_str()).then_some(key)
+    }
+}
+
+/// Ships what `path` holds now (a journaled change, `origin` being where it came from).
+/// Returns whether anything was sent.
+pub async fn ship(
+    vfs: &Vfs,
+    store: &Store,
+    link: &Link,
+    path: &str,
+    origin: Option<&str>,
+) -> Result<bool, ReplError> {
+    let Some(key) = link.key_of(path) else {
+        return Ok(false);
+    };
+    // a change never goes back to the node it came from
+    if origin.is_some() && origin == link.peer_node.as_deref() {
+        return Ok(false);
+    }
+    match store.entry(path).await? {
+        Some(e) if e.is_dir => Ok(false),
+        Some(e) if e.origin.is_some() && e.origin == link.peer_node => Ok(false),
+        Some(e) => {
+            let base = store.mark(&link.mark_node(), path).await?;
+            put(vfs, link, key, &e, base).await?;
+            store
+                .set_mark(&link.mark_node(), path, Some(&e.etag))
+                .await?;
+            Ok(true)
+        }
+        None => {
+            let base = store.mark(&link.mark_node(), path).await?;
+            let origin = origin.map_or_else(|| link.own.clone(), str::to_string);
+            tombstone(link, key, base, origin).await?;
+            store.set_mark(&link.mark_node(), path, None).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// What a peer is told about a version of ours.
+fn meta_for(link: &Link, e: &EntryRow, base: Option<String>, tombstone: bool) -> ReplicaMeta {
+    ReplicaMeta {
+        origin: e.origin.clone().unwrap_or_else(|| link.own.clone()),
+        from: link.own.clone(),
+        mtime_ms: e.mtime_ms,
+        base,
+        etag: Some(e.etag.clone()),
+        tombstone,
+        mirror: !link.rule.bidirectional,
+    }
+}
+
+/// Streams a file's bytes, type, headers and user metadata to the peer.
+pub async fn put(
+    vfs: &Vfs,
+    link: &Link,
+    key: &str,
+    e: &EntryRow,
+    base: Option<String>,
+) -> Result<(), ReplError> {
+    let headers: BTreeMap<String, String> = e
+        .headers
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    let mut user: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("x-amz-meta-")?.to_string(), v.clone())))
+        .filter(|(k, _)| !is_replica_key(k))
+        .collect();
+    if link.peer_node.is_some() {
+        user.extend(meta_for(link, e, base, false).user_metadata());
+    }
+    let mut w = link
+        .remote
+        .op
+        .writer_with(key)
+        .chunk(CHUNK)
+        .concurrent(2)
+        .user_metadata(user);
+    if let Some(ct) = &e.content_type {
+        w = w.content_type(ct);
+    }
+    if let Some(v) = headers.get("content-disposition") {
+        w = w.content_disposition(v);
+    }
+    if let Some(v) = headers.get("cache-control") {
+        w = w.cache_control(v);
+    }
+    if let Some(v) = headers.get("content-encoding") {
+        w = w.content_encoding(v);
+    }
+    let mut w = w.await?;
+    let path = VPath::parse(&e.path)?;
+    let reader = vfs.stored_reader(&path).await?;
+    let size = e.size.max(0) as u64;
+    let mut at = 0u64;
+    while at < size {
+        let end = (at + CHUNK as u64).min(size);
+        let buf = match reader.read(at..end).await {
+            Ok(b) => b,
+            Err(err) => {
+                let _ = w.abort().await;
+                return Err(err.into());
+            }
+        };
+        if buf.is_empty() {
+            let _ = w.abort().await;
+            return Err(ReplError::Invalid(format!(
+                "{} shrank while shipping",
+                e.path
+            )));
+        }
+        at += buf.len() as u64;
+        if let Err(err) = w.write(buf).await {
+            let _ = w.abort().await;
+            return Err(err.into());
+        }
+    }
+    w.close().await?;
+    Ok(())
+}
+
+/// Tells the peer a file is gone: a tombstone for Kura peers (so a newer update there
+/// survives), a plain DELETE for other S3 stores.
+async fn tombstone(
+    link: &Link,
+    key: &str,
+    base: Option<String>,
+    origin: String,
+) -> Result<(), ReplError> {
+    if link.peer_node.is_none() {
+        link.remote.op.delete(key).await?;
+        return Ok(());
+    }
+    let meta = ReplicaMeta {
+        origin,
+        from: link.own.clone(),
+        mtime_ms: crate::store::now_ms(),
+        base,
+        etag: None,
+        tombstone: true,
+        mirror: !link.rule.bidirectional,
+    };
+    link.remote
+        .op
+        .write_with(key, Vec::<u8>::new())
+        .user_metadata(meta.user_metadata())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,325 @@
+//! Changes arriving from a replication peer: applied once, never echoed, conflicts kept.
+//!
+//! A peer ships a version with `x-amz-meta-kura-*` metadata (see `ReplicaMeta`). The version
+//! applies cleanly when this node still holds what the sender believes it holds (`base`);
+//! otherwise both sides changed the file and the later version (mtime, then node id) wins,
+//! the other is kept beside it as `NAME.conflictN`. A deletion that meets an update keeps
+//! the update.
+
+use std::collections::BTreeMap;
+
+use super::upload::Upload;
+use super::{Entry, VPath, VfsError};
+use crate::store::EntryRow;
+
+const ORIGIN: &str = "x-amz-meta-kura-origin";
+const FROM: &str = "x-amz-meta-kura-from";
+const MTIME: &str = "x-amz-meta-kura-mtime";
+const BASE: &str = "x-amz-meta-kura-base";
+const ETAG: &str = "x-amz-meta-kura-etag";
+const TOMBSTONE: &str = "x-amz-meta-kura-tombstone";
+const MODE: &str = "x-amz-meta-kura-mode";
+
+/// Suffix of conflict copies, numbered as rclone bisync's `--conflict-loser num` does.
+pub const CONFLICT_SUFFIX: &str = ".conflict";
+
+/// What a peer says about the version it ships.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplicaMeta {
+    /// Node the version was written on.
+    pub origin: String,
+    /// Node sending it (whose knowledge `base` is).
+    pub from: String,
+    /// Modification time at the origin, ms since the epoch.
+    pub mtime_ms: i64,
+    /// The version the sender believes this node holds (None: nothing known).
+    pub base: Option<String>,
+    /// ETag of the version at the origin (kept so multipart ETags compare equal).
+    pub etag: Option<String>,
+    /// The file was deleted (the body is empty).
+    pub tombstone: bool,
+    /// One-way mirror: the sender's version always replaces this node's.
+    pub mirror: bool,
+}
+
+impl ReplicaMeta {
+    /// Takes the replication keys out of an upload's headers; None for an ordinary write.
+    pub fn take_from(h: &mut BTreeMap<String, String>) -> Option<Self> {
+        let origin = h.remove(ORIGIN)?;
+        let meta = ReplicaMeta {
+            from: h.remove(FROM).unwrap_or_else(|| origin.clone()),
+            origin,
+            mtime_ms: h.remove(MTIME).and_then(|v| v.parse().ok()).unwrap_or(0),
+            base: h.remove(BASE).filter(|b| !b.is_empty()),
+            etag: h.remove(ETAG).filter(|b| !b.is_empty()),
+            tombstone: h.remove(TOMBSTONE).is_some_and(|v| v == "1"),
+            mirror: h.remove(MODE).is_some_and(|v| v == "mirror"),
+        };
+        Some(meta)
+    }
+
+    /// The S3 user metadata (names without `x-amz-meta-`) that carries it.
+    pub fn user_metadata(&self) -> Vec<(String, String)> {
+        let mut out = vec![
+            (ORIGIN, self.origin.clone()),
+            (FROM, self.from.clone()),
+            (MTIME, self.mtime_ms.to_string()),
+            (BASE, self.base.clone().unwrap_or_default()),
+            (ETAG, self.etag.clone().unwrap_or_default()),
+            (MODE, if self.mirror { "mirror" } else { "sync" }.into()),
+        ];
+        if self.tombstone {
+            out.push((TOMBSTONE, "1".into()));
+        }
+        out.into_iter()
+            .map(|(k, v)| (k["x-amz-meta-".len()..].to_string(), v))
+            .collect()
+    }
+}
+
+impl super::Vfs {
+    /// The stored bytes of a file, for shipping to a peer (no permission check: the
+    /// replicator acts for the node, not for a user).
+    pub async fn stored_reader(&self, path: &VPath) -> Result<opendal::Reader, VfsError> {
+        Ok(self.op.reader(&path.storage_key(false)).await?)
+    }
+}
+
+/// Whether a user metadata name (without `x-amz-meta-`) is one of replication's own.
+pub fn is_replica_key(name: &str) -> bool {
+    name.starts_with("kura-")
+}
+
+/// The ETag a shipped version is recorded with: the origin's, unless the bytes disprove it.
+fn version_etag(r: &ReplicaMeta, md5: &str) -> String {
+    match &r.etag {
+        Some(e) if e.contains('-') => e.clone(),
+        _ => md5.to_string(),
+    }
+}
+
+/// What a shipped version will do, decided when its transfer starts (so that the bytes go
+/// straight to where they will stay).
+pub(super) enum Plan {
+    /// This node holds the version already.
+    Noop(EntryRow),
+    /// A deletion.
+    Tombstone,
+    /// Replaces what is here (nothing changed here since the sender last saw it).
+    Clean,
+    /// A conflict the shipped version wins: this node's version moves to `copy` first.
+    Wins { copy: VPath, exists: bool },
+    /// A conflict this node's version wins: the shipped one is stored as `copy`.
+    Loses { copy: VPath },
+}
+
+/// A shipped version with its plan.
+pub(super) struct Planned {
+    meta: ReplicaMeta,
+    plan: Plan,
+    key: VPath,
+}
+
+impl Planned {
+    /// Where the bytes are written.
+    pub(super) fn target(&self) -> &VPath {
+        match &self.plan {
+            Plan::Loses { copy } => copy,
+            _ => &self.key,
+        }
+    }
+}
+
+/// Decides what the version `r` shipped for `path` will do.
+pub(super) async fn plan(
+    vfs: &super::Vfs,
+    path: &VPath,
+    r: ReplicaMeta,
+) -> Result<Planned, VfsError> {
+    let local = vfs.store.entry(path.as_str()).await?.filter(|e| !e.is_dir);
+    let plan = if r.tombstone {
+        Plan::Tombstone
+    } else if let Some(l) = local
+        .as_ref()
+        .filter(|l| r.etag.as_deref() == Some(l.etag.as_str()) && l.mtime_ms == r.mtime_ms)
+    {
+        // here already: nothing to do, and nothing to journal (this cuts loops)
+        Plan::Noop(l.clone())
+    } else {
+        match local {
+            None => Plan::Clean,
+            Some(_) if r.mirror => Plan::Clean,
+            Some(l) if r.base.as_deref() == Some(l.etag.as_str()) => Plan::Clean,
+            Some(l) => {
+                // both sides changed the file since they last agreed: the later version wins
+                let own = vfs.store.node_id().await?;
+                let local_key = (l.mtime_ms, l.origin.clone().unwrap_or(own));
+                if (r.mtime_ms, r.origin.clone()) > local_key {
+                    let (copy, exists) = conflict_copy(vfs, path, &l.etag).await?;
+                    Plan::Wins { copy, exists }
+                } else {
+                    let etag = r.etag.clone().unwrap_or_default();
+                    match conflict_copy(vfs, path, &etag).await? {
+                        (_, true) => Plan::Noop(l),
+                        (copy, false) => Plan::Loses { copy },
+                    }
+                }
+            }
+        }
+    };
+    Ok(Planned {
+        meta: r,
+        plan,
+        key: path.clone(),
+    })
+}
+
+/// Carries out a plan once the bytes are in `up`, sealed as `md5`/`size`.
+pub(super) async fn finish(
+    up: &mut Upload,
+    md5: String,
+    size: u64,
+    p: Planned,
+) -> Result<Entry, VfsError> {
+    let store = up.vfs.store.clone();
+    let r = p.meta;
+    let key = p.key;
+    let etag = version_etag(&r, &md5);
+    let entry = match p.plan {
+        Plan::Noop(l) => {
+            up.abort().await;
+            Entry::from_row(l)?
+        }
+        Plan::Tombstone => {
+            up.abort().await;
+            return delete(up, &key, &r).await;
+        }
+        Plan::Clean => {
+            up.record(
+                md5,
+                size,
+                r.mtime_ms,
+                Some(r.origin.clone()),
+                Some(etag.clone()),
+            )
+            .await?
+        }
+        Plan::Wins { copy, exists } => {
+            tracing::warn!(path = %key, copy = %copy, "replication conflict: the peer's version won");
+            if !exists {
+                up.vfs.rename(&up.caller, &key, &copy).await?;
+            }
+            up.record(
+                md5,
+                size,
+                r.mtime_ms,
+                Some(r.origin.clone()),
+                Some(etag.clone()),
+            )
+            .await?
+        }
+        Plan::Loses { copy } => {
+            tracing::warn!(path = %key, copy = %copy, "replication conflict: this node's version won");
+            // a change of this node's, so that the copy reaches the sender too
+            up.record(md5, size, r.mtime_ms, None, Some(etag.clone()))
+                .await?
+        }
+    };
+    store.set_mark(&r.from, key.as_str(), Some(&etag)).await?;
+    Ok(entry)
+}
+
+/// A tombstone: deletes the file unless it changed here since the sender last saw it.
+async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry, VfsError> {
+    let store = up.vfs.store.clone();
+    let local = store.entry(path.as_str()).await?.filter(|e| !e.is_dir);
+    let Some(l) = local else {
+        store.set_mark(&r.from, path.as_str(), None).await?;
+        return Ok(gone(path));
+    };
+    if r.mirror || r.base.as_deref() == Some(l.etag.as_str()) {
+        up.vfs
+            .delete_from(&up.caller, path, Some(&r.origin))
+            .await?;
+        store.set_mark(&r.from, path.as_str(), None).await?;
+        return Ok(gone(path));
+    }
+    // delete versus update: the update stays (and reaches the sender in its own time)
+    tracing::warn!(path = %path, "replication: a deletion met a newer update here; the update stays");
+    Entry::from_row(l)
+}
+
+/// The answer to a tombstone: an empty file that no longer exists.
+fn gone(path: &VPath) -> Entry {
+    Entry {
+        path: path.clone(),
+        is_dir: false,
+        size: 0,
+        mtime: std::time::SystemTime::now(),
+        etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
+        content_type: "application/octet-stream".into(),
+        owner: None,
+        group: None,
+        mode: 0,
+        headers: BTreeMap::new(),
+        has_props: None,
+    }
+}
+
+/// Where the losing version `etag` of `path` is kept: an existing copy with the same
+/// version (true), or the next free `NAME.conflictN` (false).
+async fn conflict_copy(
+    vfs: &super::Vfs,
+    path: &VPath,
+    etag: &str,
+) -> Result<(VPath, bool), VfsError> {
+    for n in 1u32.. {
+        let copy = VPath::parse(&format!("{}{CONFLICT_SUFFIX}{n}", path.as_str()))?;
+        match vfs.store.entry(copy.as_str()).await? {
+            None => return Ok((copy, false)),
+            Some(e) if e.etag == etag => return Ok((copy, true)),
+            Some(_) => {}
+        }
+    }
+    Err(VfsError::Conflict("no free conflict copy name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips_through_user_metadata() {
+        let r = ReplicaMeta {
+            origin: "kura-a".into(),
+            from: "kura-b".into(),
+            mtime_ms: 1_700_000_000_123,
+            base: Some("abc".into()),
+            etag: Some("def-2".into()),
+            tombstone: true,
+            mirror: false,
+        };
+        let mut h: BTreeMap<String, String> = r
+            .user_metadata()
+            .into_iter()
+            .map(|(k, v)| (format!("x-amz-meta-{k}"), v))
+            .collect();
+        h.insert("x-amz-meta-colour".into(), "blue".into());
+        assert_eq!(ReplicaMeta::take_from(&mut h), Some(r));
+        assert_eq!(h.len(), 1, "only the user's own metadata is left");
+        assert_eq!(ReplicaMeta::take_from(&mut h), None);
+    }
+
+    #[test]
+    fn multipart_etags_travel_but_plain_ones_are_the_bytes() {
+        let mut r = ReplicaMeta::take_from(&mut BTreeMap::from([(
+            ORIGIN.to_string(),
+            "kura-a".to_string(),
+        )]))
+        .unwrap();
+        r.etag = Some("aaaa-3".into());
+        assert_eq!(version_etag(&r, "bbbb"), "aaaa-3");
+        r.etag = Some("cccc".into());
+        assert_eq!(version_etag(&r, "bbbb"), "bbbb");
+    }
+}
