@@ -9,8 +9,11 @@ use crate::vfs::replica::{is_replica_key, ReplicaMeta};
 use crate::vfs::{VPath, Vfs};
 
 /// Bytes per S3 request when shipping: larger files travel as multipart uploads, so memory
-/// per transfer stays bounded (chunk x concurrency).
-const CHUNK: usize = 16 * 1024 * 1024;
+/// per transfer stays bounded (part size x parts in flight, whatever the file size).
+const PART: usize = 8 * 1024 * 1024;
+
+/// Bytes read from local storage at a time.
+const READ: u64 = 1024 * 1024;
 
 /// A rule with everything needed to ship along it.
 pub struct Link {
@@ -117,7 +120,7 @@ pub async fn put(
         .remote
         .op
         .writer_with(key)
-        .chunk(CHUNK)
+        .chunk(PART)
         .concurrent(2)
         .user_metadata(user);
     if let Some(ct) = &e.content_type {
@@ -138,7 +141,7 @@ pub async fn put(
     let size = e.size.max(0) as u64;
     let mut at = 0u64;
     while at < size {
-        let end = (at + CHUNK as u64).min(size);
+        let end = (at + READ).min(size);
         let buf = match reader.read(at..end).await {
             Ok(b) => b,
             Err(err) => {
