@@ -45,7 +45,7 @@ impl Remote {
             .get(&url)
             .send()
             .await
-            .map_err(|e| ReplError::Unreachable(format!("{url}: {e}")))?;
+            .map_err(|e| ReplError::Unreachable(format!("{url}: {}", chain(&e))))?;
         if !resp.status().is_success() {
             return Ok(None);
         }
@@ -57,4 +57,16 @@ impl Remote {
             .ok()
             .and_then(|v| v.get("node_id")?.as_str().map(str::to_string)))
     }
+}
+
+/// An error with its causes, so "error sending request" says why (refused, certificate, ...).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
 }
