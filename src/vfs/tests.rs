@@ -468,3 +468,111 @@ async fn lock_timeouts_are_capped_unless_the_cap_is_zero() {
         assert_eq!(l.timeout, granted.map(Duration::from_secs), "cap {cap}");
     }
 }
+
+/// Ships `body` to `path` the way a replication peer does (S3 user metadata).
+async fn ship(v: &Vfs, path: &str, body: &[u8], r: &replica::ReplicaMeta) -> Entry {
+    let headers = r
+        .user_metadata()
+        .into_iter()
+        .map(|(k, val)| (format!("x-amz-meta-{k}"), val))
+        .collect();
+    let opts = UploadOptions {
+        headers,
+        ..Default::default()
+    };
+    let mut up = v.upload(&ann(), &p(path), opts).await.unwrap();
+    up.write(Bytes::copy_from_slice(body)).await.unwrap();
+    up.commit().await.unwrap()
+}
+
+fn from_peer(mtime_ms: i64, base: Option<&str>, body: &[u8]) -> replica::ReplicaMeta {
+    replica::ReplicaMeta {
+        origin: "kura-peer".into(),
+        from: "kura-peer".into(),
+        mtime_ms,
+        base: base.map(str::to_string),
+        etag: Some(hex::encode(md5::Md5::digest(body))),
+        tombstone: false,
+        mirror: false,
+    }
+}
+
+#[tokio::test]
+async fn shipped_versions_apply_cleanly_once_and_never_echo() {
+    let v = vfs().await;
+    let r = from_peer(1_000, None, b"v1");
+    let e = ship(&v, "/f", b"v1", &r).await;
+    let row = v.store.entry("/f").await.unwrap().unwrap();
+    assert_eq!(
+        (row.mtime_ms, row.origin.as_deref()),
+        (1_000, Some("kura-peer"))
+    );
+    assert!(e.headers.is_empty(), "replication keys are not stored");
+    // the same version again changes nothing (this is what cuts loops)
+    ship(&v, "/f", b"v1", &r).await;
+    assert_eq!(v.store.entry("/f").await.unwrap().unwrap(), row);
+    // a newer version based on what is here replaces it without a conflict copy
+    ship(&v, "/f", b"v2", &from_peer(2_000, Some(&row.etag), b"v2")).await;
+    assert_eq!(read_all(&v, "/f").await, b"v2");
+    assert!(v.store.entry("/f.conflict1").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn concurrent_versions_keep_the_loser_as_a_numbered_copy() {
+    let v = vfs().await;
+    put(&v, "/f", b"local").await;
+    let local = v.store.entry("/f").await.unwrap().unwrap();
+    // an older version from the peer, based on something else: the local one wins
+    ship(
+        &v,
+        "/f",
+        b"old peer",
+        &from_peer(local.mtime_ms - 10, Some("x"), b"old peer"),
+    )
+    .await;
+    assert_eq!(read_all(&v, "/f").await, b"local");
+    assert_eq!(read_all(&v, "/f.conflict1").await, b"old peer");
+    // the copy is a change of this node's, so it reaches the peer too
+    let copy = v.store.entry("/f.conflict1").await.unwrap().unwrap();
+    assert_eq!((copy.origin, copy.mtime_ms), (None, local.mtime_ms - 10));
+    // a newer one wins: the local version moves to the next free number
+    ship(
+        &v,
+        "/f",
+        b"new peer",
+        &from_peer(local.mtime_ms + 10, Some("x"), b"new peer"),
+    )
+    .await;
+    assert_eq!(read_all(&v, "/f").await, b"new peer");
+    assert_eq!(read_all(&v, "/f.conflict2").await, b"local");
+    // the same loser shipped again finds its copy and adds none
+    ship(
+        &v,
+        "/f",
+        b"old peer",
+        &from_peer(local.mtime_ms - 10, Some("y"), b"old peer"),
+    )
+    .await;
+    assert!(v.store.entry("/f.conflict3").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_tombstone_deletes_only_what_the_peer_saw() {
+    let v = vfs().await;
+    put(&v, "/seen", b"a").await;
+    put(&v, "/changed", b"b").await;
+    let seen = v.store.entry("/seen").await.unwrap().unwrap();
+    let tomb = |base: &str| replica::ReplicaMeta {
+        tombstone: true,
+        etag: None,
+        ..from_peer(5, Some(base), b"")
+    };
+    ship(&v, "/seen", b"", &tomb(&seen.etag)).await;
+    assert!(v.store.entry("/seen").await.unwrap().is_none());
+    // delete versus update: the update stays
+    ship(&v, "/changed", b"", &tomb("an older version")).await;
+    assert_eq!(read_all(&v, "/changed").await, b"b");
+    // a tombstone for nothing is harmless
+    ship(&v, "/never", b"", &tomb("x")).await;
+    assert!(v.store.entry("/never").await.unwrap().is_none());
+}
