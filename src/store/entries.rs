@@ -437,16 +437,19 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
-        let old: Option<i64> =
-            sqlx::query_scalar("SELECT size FROM entries WHERE path = $1 AND is_dir = 0")
-                .bind(&e.path)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| Committed::Meta(e.into()))?;
+        // the replaced size and the paying group in one round trip
+        let (old, payer): (Option<i64>, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
+                    (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1)",
+        )
+        .bind(&e.path)
+        .bind(bucket_of(&e.path).unwrap_or(""))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| Committed::Meta(e.into()))?;
         if create_new && old.is_some() {
             return Err(Committed::Meta(MetaError::Duplicate));
         }
-        let payer = payer_tx(&mut tx, &e.path).await.map_err(Committed::Meta)?;
         let files = i64::from(old.is_none());
         charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
             .await
@@ -458,7 +461,9 @@ impl Store {
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
                headers = excluded.headers, origin = excluded.origin
-             WHERE entries.is_dir = 0"
+             WHERE entries.is_dir = 0;
+             INSERT INTO journal (bucket, path, origin, created_ms)
+             SELECT $12, $1, $11, $13 WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = $12)"
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -471,12 +476,12 @@ impl Store {
         .bind(&e.grp)
         .bind(e.mode)
         .bind(&e.origin)
+        // the journal entry rides in the same round trip (files at the root have no bucket)
+        .bind(bucket_of(&e.path).filter(|b| *b != e.path).map(|b| &b[1..]))
+        .bind(super::now_ms())
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
-        journal_path_tx(&mut tx, &e.path, e.origin.as_deref())
-            .await
-            .map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
         Ok(())

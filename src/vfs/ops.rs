@@ -97,13 +97,14 @@ impl Vfs {
         Ok(e)
     }
 
-    /// Checks that `c` may write `path` with `opts`; returns the existing file, if any.
+    /// Checks that `c` may write `path` with `opts`; returns the existing file, if any, and
+    /// the parent folder when it exists already.
     pub(super) async fn check_write(
         &self,
         c: &Caller,
         path: &VPath,
         opts: &UploadOptions,
-    ) -> Result<Option<Entry>, VfsError> {
+    ) -> Result<(Option<Entry>, Option<Entry>), VfsError> {
         if path.is_root() {
             return Err(VfsError::WrongKind("is a folder"));
         }
@@ -136,7 +137,8 @@ impl Vfs {
             None if opts.must_exist => return Err(VfsError::NotFound),
             None => Self::require_name_change(c, &dir_entry, None)?,
         }
-        Ok(existing)
+        let parent = (dir_entry.path == path.parent()).then_some(dir_entry);
+        Ok((existing, parent))
     }
 
     /// Starts an atomic upload: nothing is visible until `Upload::commit`.
@@ -152,12 +154,11 @@ impl Vfs {
             None => None,
         };
         let target = planned.as_ref().map_or(path, |p| p.target());
-        let replaced = self
-            .check_write(c, target, &opts)
-            .await?
-            .map_or(0, |e| e.size);
+        let (existing, parent) = self.check_write(c, target, &opts).await?;
+        let replaced = existing.map_or(0, |e| e.size);
         let mut up = Upload::start(self.clone(), c, target.clone(), opts, replaced).await?;
         up.replica = planned;
+        up.parent = parent;
         Ok(up)
     }
 
@@ -166,11 +167,15 @@ impl Vfs {
         &self,
         c: &Caller,
         path: &VPath,
+        parent: Option<Entry>,
     ) -> Result<(Option<String>, i64), VfsError> {
-        let parent = self
-            .lookup(&path.parent())
-            .await?
-            .ok_or(VfsError::NotFound)?;
+        let parent = match parent {
+            Some(p) => p,
+            None => self
+                .lookup(&path.parent())
+                .await?
+                .ok_or(VfsError::NotFound)?,
+        };
         Ok((
             Self::group_for_new(c, &parent),
             i64::from(0o666 & !self.umask),

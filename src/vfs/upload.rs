@@ -157,6 +157,8 @@ pub struct Upload {
     sink: Sink,
     /// A version shipped by a replication peer, and what it will do.
     pub(super) replica: Option<Planned>,
+    /// The parent folder as the checks found it (saves a lookup at commit).
+    pub(super) parent: Option<Entry>,
 }
 
 impl std::fmt::Debug for Upload {
@@ -194,6 +196,7 @@ impl Upload {
             opts,
             sink,
             replica: None,
+            parent: None,
         })
     }
 
@@ -239,7 +242,12 @@ impl Upload {
                 return Err(e);
             }
         }
-        let (grp, mode) = match self.vfs.new_file_attrs(&self.caller, &self.path).await {
+        let parent = self.parent.take().filter(|p| p.path == self.path.parent());
+        let (grp, mode) = match self
+            .vfs
+            .new_file_attrs(&self.caller, &self.path, parent)
+            .await
+        {
             Ok(a) => a,
             Err(e) => {
                 self.sink.abort().await;
