@@ -280,7 +280,7 @@ impl Worker {
             retry_in = backoff.as_secs(), "replication: shipping failed");
         if let Err(e) = self
             .store
-            .set_rule_error(&self.rule.bucket, &self.rule.peer, &e.to_string())
+            .set_rule_error(&self.rule.bucket, &self.rule.peer, &remote::chain(e))
             .await
         {
             tracing::warn!(error = %e, "replication: cannot record the error");

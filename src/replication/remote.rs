@@ -60,7 +60,7 @@ impl Remote {
 }
 
 /// An error with its causes, so "error sending request" says why (refused, certificate, ...).
-fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {

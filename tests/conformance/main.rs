@@ -12,6 +12,7 @@ mod locks;
 mod permissions;
 mod quotas;
 mod replays;
+mod replication;
 mod s3_clients;
 mod shares;
 mod streaming;
