@@ -24,11 +24,17 @@ struct Node {
 
 impl Node {
     fn start(name: &'static str) -> Node {
+        Node::start_reconciling(name, 0)
+    }
+
+    /// A node that also reconciles every `seconds` (0: never).
+    fn start_reconciling(name: &'static str, seconds: u32) -> Node {
+        let seconds = seconds.to_string();
         let server = Server::start_with(
             true,
             &[
                 ("KURA_REPLICATION__RETRY_MAX_SECONDS", "2"),
-                ("KURA_REPLICATION__RECONCILE_SECONDS", "0"),
+                ("KURA_REPLICATION__RECONCILE_SECONDS", &seconds),
             ],
         );
         run(server.kura().args(["group", "add", "family"]));
@@ -535,4 +541,17 @@ fn resync_copies_what_was_there_before_the_rule_and_mirrors_deletions() {
     );
     let (_, n) = converge(&[&a, &b], "resync", Duration::from_secs(60));
     assert_eq!(n, 10);
+}
+
+#[test]
+fn the_periodic_reconcile_repairs_what_the_journal_never_saw() {
+    require("aws");
+    let (a, b) = (Node::start_reconciling("a", 3), Node::start("b"));
+    // written before the rule existed: no journal entry will ever ship it
+    a.put("early.txt", b"before the rule");
+    b.put("extra.txt", b"only on the mirror");
+    a.replicate_to(&b, false);
+    let (_, n) = converge(&[&a, &b], "periodic reconcile", Duration::from_secs(30));
+    assert_eq!(n, 1);
+    assert_eq!(b.read("early.txt"), b"before the rule");
 }
