@@ -555,3 +555,30 @@ fn the_periodic_reconcile_repairs_what_the_journal_never_saw() {
     assert_eq!(n, 1);
     assert_eq!(b.read("early.txt"), b"before the rule");
 }
+
+#[test]
+fn a_two_way_resync_merges_both_sides_and_keeps_the_older_of_two_versions() {
+    require("aws");
+    let (a, b) = (Node::start("a"), Node::start("b"));
+    a.put("only-a.txt", b"from a");
+    a.put("both.txt", b"older, on a");
+    std::thread::sleep(Duration::from_millis(50));
+    b.put("only-b.txt", b"from b");
+    b.put("both.txt", b"newer, on b");
+    a.replicate_to(&b, true);
+    b.replicate_to(&a, true);
+    let out = run(a.server.kura().args(["replicate", BUCKET, "--resync"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        text.contains("compared 3, shipped 1, deleted 0, pulled 2"),
+        "{text}"
+    );
+    let (_, n) = converge(&[&a, &b], "two-way resync", Duration::from_secs(60));
+    assert_eq!(n, 4);
+    for node in [&a, &b] {
+        assert_eq!(node.read("both.txt"), b"newer, on b");
+        assert_eq!(node.read("both.txt.conflict1"), b"older, on a");
+        assert_eq!(node.read("only-b.txt"), b"from b");
+    }
+}
