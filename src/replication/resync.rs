@@ -108,14 +108,8 @@ pub async fn resync(
                         .await?;
                 }
             }
-            (Some(l), Some(_)) if link.rule.bidirectional => {
-                if newer_far(link, key, l).await? {
-                    pull(vfs, store, link, key).await?;
-                    sum.pulled += 1;
-                } else if ship::ship(vfs, store, link, &path, None).await? {
-                    sum.shipped += 1;
-                }
-            }
+            // differing versions: the peer keeps the later one (mtime, then node id, to the
+            // millisecond) and sends it back if it is its own, keeping the other as a copy
             (Some(_), _) => {
                 if ship::ship(vfs, store, link, &path, None).await? {
                     sum.shipped += 1;
@@ -166,13 +160,6 @@ async fn far_meta(
         user.insert("content-type".into(), ct.to_string());
     }
     Ok((user, mtime, origin))
-}
-
-/// Whether the peer's version of `key` is the later one (mtime, then node id).
-async fn newer_far(link: &Link, key: &str, l: &EntryRow) -> Result<bool, ReplError> {
-    let (_, mtime, origin) = far_meta(link, key).await?;
-    let own = l.origin.clone().unwrap_or_else(|| link.own.clone());
-    Ok((mtime, origin) > (l.mtime_ms, own))
 }
 
 /// Fetches the peer's version of `key` and applies it as a shipped change.

@@ -277,6 +277,15 @@ impl Store {
             .collect())
     }
 
+    /// Journals `path` outside a change of its own (a node keeping its version over a
+    /// peer's, so that the peer gets the winner).
+    pub async fn journal_path(&self, path: &str) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        super::entries::journal_path_tx(&mut tx, path, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Moves a rule past `seq` (durably) after a shipment; `shipped` counts real sends.
     pub async fn advance_rule(
         &self,

@@ -109,8 +109,9 @@ pub(super) enum Plan {
     Clean,
     /// A conflict the shipped version wins: this node's version moves to `copy` first.
     Wins { copy: VPath, exists: bool },
-    /// A conflict this node's version wins: the shipped one is stored as `copy`.
-    Loses { copy: VPath },
+    /// A conflict this node's version wins: the shipped one is stored as `copy` (unless
+    /// that copy `exists` already), and this node's version goes back to the sender.
+    Loses { copy: VPath, exists: bool },
 }
 
 /// A shipped version with its plan.
@@ -124,7 +125,7 @@ impl Planned {
     /// Where the bytes are written.
     pub(super) fn target(&self) -> &VPath {
         match &self.plan {
-            Plan::Loses { copy } => copy,
+            Plan::Loses { copy, .. } => copy,
             _ => &self.key,
         }
     }
@@ -159,10 +160,8 @@ pub(super) async fn plan(
                     Plan::Wins { copy, exists }
                 } else {
                     let etag = r.etag.clone().unwrap_or_default();
-                    match conflict_copy(vfs, path, &etag).await? {
-                        (_, true) => Plan::Noop(l),
-                        (copy, false) => Plan::Loses { copy },
-                    }
+                    let (copy, exists) = conflict_copy(vfs, path, &etag).await?;
+                    Plan::Loses { copy, exists }
                 }
             }
         }
@@ -218,11 +217,21 @@ pub(super) async fn finish(
             )
             .await?
         }
-        Plan::Loses { copy } => {
+        Plan::Loses { copy, exists } => {
             tracing::warn!(path = %key, copy = %copy, "replication conflict: this node's version won");
-            // a change of this node's, so that the copy reaches the sender too
-            up.record(md5, size, r.mtime_ms, None, Some(etag.clone()))
-                .await?
+            // the winner goes back to the sender (which may not know it: a resync, say)
+            store.journal_path(key.as_str()).await?;
+            if exists {
+                up.abort().await;
+                match store.entry(key.as_str()).await? {
+                    Some(l) => Entry::from_row(l)?,
+                    None => gone(&key),
+                }
+            } else {
+                // a change of this node's, so that the copy reaches the sender too
+                up.record(md5, size, r.mtime_ms, None, Some(etag.clone()))
+                    .await?
+            }
         }
     };
     store.set_mark(&r.from, key.as_str(), Some(&etag)).await?;

@@ -156,13 +156,20 @@ impl Server {
         }
     }
 
-    /// Starts the server again after `kill9`.
+    /// Sets (or replaces) a `KURA_*` setting for the next start and every later `kura` command.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Starts the server again after `kill9` or `stop`.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "server still running");
         self.spawn();
     }
 
-    fn stop(&mut self) {
+    /// Stops the server cleanly (SIGTERM, SIGKILL after 10 s); `start_again` starts it again.
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             sigterm(c.id());
             let deadline = Instant::now() + Duration::from_secs(10);
