@@ -184,6 +184,13 @@ pub(super) async fn finish(
     let r = p.meta;
     let key = p.key;
     let etag = version_etag(&r, &md5);
+    if let Plan::Wins { copy, exists } = &p.plan {
+        tracing::warn!(path = %key, copy = %copy, "replication conflict: the peer's version won");
+        // this node's version steps aside first
+        if !exists {
+            up.vfs.rename(&up.caller, &key, copy).await?;
+        }
+    }
     let entry = match p.plan {
         Plan::Noop(l) => {
             up.abort().await;
@@ -193,21 +200,7 @@ pub(super) async fn finish(
             up.abort().await;
             return delete(up, &key, &r).await;
         }
-        Plan::Clean => {
-            up.record(
-                md5,
-                size,
-                r.mtime_ms,
-                Some(r.origin.clone()),
-                Some(etag.clone()),
-            )
-            .await?
-        }
-        Plan::Wins { copy, exists } => {
-            tracing::warn!(path = %key, copy = %copy, "replication conflict: the peer's version won");
-            if !exists {
-                up.vfs.rename(&up.caller, &key, &copy).await?;
-            }
+        Plan::Clean | Plan::Wins { .. } => {
             up.record(
                 md5,
                 size,
