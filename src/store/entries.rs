@@ -117,25 +117,47 @@ pub(super) async fn journal_tree_tx(
     Ok(())
 }
 
+/// The journal row of one file path, given the placeholders of bucket, path, origin and
+/// time; written only when the bucket has a rule.
+macro_rules! journal_one {
+    ($bucket:literal, $path:literal, $origin:literal, $time:literal) => {
+        concat!(
+            "INSERT INTO journal (bucket, path, origin, created_ms) SELECT ",
+            $bucket,
+            ", ",
+            $path,
+            ", ",
+            $origin,
+            ", ",
+            $time,
+            " WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = ",
+            $bucket,
+            ")"
+        )
+    };
+}
+
+/// The bucket name a file path is journaled under (files at the root have none).
+fn journal_bucket(path: &str) -> Option<&str> {
+    bucket_of(path).filter(|b| *b != path).map(|b| &b[1..])
+}
+
 /// Journals one file path (changed or gone) if its bucket is replicated.
 pub(super) async fn journal_path_tx(
     tx: &mut Transaction<'_, Sqlite>,
     path: &str,
     origin: Option<&str>,
 ) -> Result<(), MetaError> {
-    let Some(bucket) = bucket_of(path).filter(|b| *b != path) else {
+    let Some(bucket) = journal_bucket(path) else {
         return Ok(());
     };
-    sqlx::query(
-        "INSERT INTO journal (bucket, path, origin, created_ms)
-         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = $1)",
-    )
-    .bind(&bucket[1..])
-    .bind(path)
-    .bind(origin)
-    .bind(super::now_ms())
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(journal_one!("$1", "$2", "$3", "$4"))
+        .bind(bucket)
+        .bind(path)
+        .bind(origin)
+        .bind(super::now_ms())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -461,9 +483,8 @@ impl Store {
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
                headers = excluded.headers, origin = excluded.origin
-             WHERE entries.is_dir = 0;
-             INSERT INTO journal (bucket, path, origin, created_ms)
-             SELECT $12, $1, $11, $13 WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = $12)"
+             WHERE entries.is_dir = 0; ",
+            journal_one!("$12", "$1", "$11", "$13")
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -477,7 +498,7 @@ impl Store {
         .bind(e.mode)
         .bind(&e.origin)
         // the journal entry rides in the same round trip (files at the root have no bucket)
-        .bind(bucket_of(&e.path).filter(|b| *b != e.path).map(|b| &b[1..]))
+        .bind(journal_bucket(&e.path))
         .bind(super::now_ms())
         .execute(&mut *tx)
         .await
