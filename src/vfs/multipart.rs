@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use md5::{Digest, Md5};
 
-use super::upload::Sink;
+use super::upload::{to_the_end, Sink};
 use super::{headers_from, headers_json, Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
 use crate::store::{now_ms, PartRow, UploadRow};
 
@@ -41,16 +41,21 @@ impl PartUpload {
 
     /// Stores the part and records it.
     pub async fn commit(&mut self) -> Result<PartRow, VfsError> {
-        let (md5, size) = self.sink.seal().await?;
-        self.sink.close().await?;
-        let row = PartRow {
-            number: self.number,
-            size: size as i64,
-            etag: md5,
-            mtime_ms: now_ms(),
-        };
-        self.vfs.store.put_part(&self.upload_id, &row).await?;
-        Ok(row)
+        let mut sink = self.sink.take();
+        let (vfs, upload_id, number) = (self.vfs.clone(), self.upload_id.clone(), self.number);
+        to_the_end(async move {
+            let (md5, size) = sink.seal().await?;
+            sink.close().await?;
+            let row = PartRow {
+                number,
+                size: size as i64,
+                etag: md5,
+                mtime_ms: now_ms(),
+            };
+            vfs.store.put_part(&upload_id, &row).await?;
+            Ok(row)
+        })
+        .await
     }
 }
 
@@ -235,9 +240,14 @@ impl Vfs {
                 up.write(chunk).await?;
             }
         }
-        let entry = up.commit().await?;
-        self.multipart_discard(id).await?;
-        Ok(entry)
+        // the object and the end of its upload go together, whatever the client does
+        let (vfs, id) = (self.clone(), id.to_string());
+        to_the_end(async move {
+            let entry = up.commit().await?;
+            vfs.multipart_discard(&id).await?;
+            Ok(entry)
+        })
+        .await
     }
 
     /// Abandons an upload and deletes its parts.

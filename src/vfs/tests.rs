@@ -576,3 +576,51 @@ async fn a_tombstone_deletes_only_what_the_peer_saw() {
     ship(&v, "/never", b"", &tomb("x")).await;
     assert!(v.store.entry("/never").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn an_upload_cancelled_anywhere_completes_or_leaves_nothing() {
+    // a client that disconnects drops the request's future at some point of the upload: on
+    // `fs`, while the temporary file is created, or between the fsync, the rename and the
+    // metadata row of the commit
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        backend: "fs".into(),
+        ..Default::default()
+    };
+    let (op, root) = build_operator(&cfg, dir.path()).unwrap();
+    let staging = build_staging(&cfg, dir.path()).unwrap();
+    let v = Vfs::new(op, staging, Store::in_memory().await.unwrap(), root);
+    let tmp = storage::temp_dir(dir.path());
+    for k in 0..40u64 {
+        let path = format!("/c{k:02}");
+        let mut up = v
+            .upload(&ann(), &p(&path), UploadOptions::default())
+            .await
+            .unwrap();
+        up.write(Bytes::from(vec![b'x'; 64 << 10])).await.unwrap();
+        let cut = std::time::Duration::from_micros(k * 150);
+        let _ = tokio::time::timeout(cut, up.commit()).await;
+        // and a client gone during the first write, which creates the temporary file
+        let mut up = v
+            .upload(&ann(), &p(&format!("/w{k:02}")), UploadOptions::default())
+            .await
+            .unwrap();
+        let cut = std::time::Duration::from_micros(k * 50);
+        let _ = tokio::time::timeout(cut, up.write(Bytes::from(vec![b'y'; 64 << 10]))).await;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&tmp).unwrap().next().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cancelled uploads left temporary files"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let report = v.fsck(false).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    for k in 0..40 {
+        if let Ok(e) = v.stat(&ann(), &p(&format!("/c{k:02}"))).await {
+            assert_eq!(e.size, 64 << 10);
+        }
+    }
+}

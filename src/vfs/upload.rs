@@ -42,6 +42,8 @@ pub(super) struct Sink {
     /// The group whose quota sets `limit`.
     limit_group: String,
     label: String,
+    /// The first write, which creates the temporary object, is done.
+    created: bool,
 }
 
 impl Sink {
@@ -55,6 +57,7 @@ impl Sink {
             limit: None,
             limit_group: String::new(),
             label,
+            created: false,
         }
     }
 
@@ -81,11 +84,44 @@ impl Sink {
             return Err(VfsError::QuotaExceeded(self.limit_group.clone()));
         }
         self.md5.update(&chunk);
-        if let Err(e) = w.write(chunk).await {
+        let written = if self.created || chunk.is_empty() {
+            w.write(chunk).await
+        } else {
+            self.create(chunk).await
+        };
+        if let Err(e) = written {
             self.abort().await;
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// The first write creates the temporary object (on `fs`, the file in `tmp/`). Cancelled
+    /// while that is under way, the file would exist with no writer left to remove it, so it
+    /// runs in a task of its own, which discards the object if the upload is gone by then.
+    async fn create(&mut self, chunk: Bytes) -> opendal::Result<()> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        let mut held = Held(Some(w), self.label.clone());
+        let done = tokio::spawn(async move {
+            let r = match held.0.as_mut() {
+                Some(w) => w.write(chunk).await,
+                None => Ok(()),
+            };
+            (held, r)
+        });
+        match done.await {
+            Ok((mut held, r)) => {
+                self.writer = held.0.take();
+                self.created = r.is_ok();
+                r
+            }
+            Err(e) => Err(opendal::Error::new(
+                opendal::ErrorKind::Unexpected,
+                format!("the first write of an upload failed: {e}"),
+            )),
+        }
     }
 
     /// Checks the announced size and digest once all bytes are in; nothing is visible yet.
@@ -115,13 +151,34 @@ impl Sink {
         Ok((md5, self.written))
     }
 
-    /// Makes the sealed object visible (the rename of the temporary file).
+    /// Makes the sealed object visible (the rename of the temporary file); a failed close
+    /// discards it.
     pub(super) async fn close(&mut self) -> Result<(), VfsError> {
         let Some(mut w) = self.writer.take() else {
             return Err(VfsError::Conflict("upload already finished"));
         };
-        w.close().await?;
+        if let Err(e) = w.close().await {
+            if let Err(a) = w.abort().await {
+                tracing::warn!(target = %self.label, error = %a, "could not discard a failed upload");
+            }
+            return Err(e.into());
+        }
         Ok(())
+    }
+
+    /// Moves the upload out (to a task of its own), leaving a finished sink behind.
+    pub(super) fn take(&mut self) -> Sink {
+        Sink {
+            writer: self.writer.take(),
+            md5: std::mem::take(&mut self.md5),
+            written: self.written,
+            expected: self.expected,
+            expected_md5: self.expected_md5.take(),
+            limit: self.limit,
+            limit_group: self.limit_group.clone(),
+            label: self.label.clone(),
+            created: self.created,
+        }
     }
 
     pub(super) async fn abort(&mut self) {
@@ -135,16 +192,47 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        if let Some(mut w) = self.writer.take() {
-            let label = std::mem::take(&mut self.label);
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    if let Err(e) = w.abort().await {
-                        tracing::warn!(target = %label, error = %e, "could not discard a dropped upload");
-                    }
-                });
-            }
+        if let Some(w) = self.writer.take() {
+            discard_later(w, std::mem::take(&mut self.label));
         }
+    }
+}
+
+/// A writer in a task of its own; discarded if nobody takes it back.
+struct Held(Option<opendal::Writer>, String);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            discard_later(w, std::mem::take(&mut self.1));
+        }
+    }
+}
+
+/// Removes the temporary object of a dropped upload (drop cannot wait for it).
+fn discard_later(mut w: opendal::Writer, label: String) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            if let Err(e) = w.abort().await {
+                tracing::warn!(target = %label, error = %e, "could not discard a dropped upload");
+            }
+        });
+    }
+}
+
+/// Runs a commit to its end even when the request awaiting it is dropped (a client that
+/// disconnects mid-commit): cancelled half way, it would leave a renamed file without its
+/// metadata row, or a temporary file that nobody removes.
+pub(super) async fn to_the_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, VfsError>> + Send + 'static,
+) -> Result<T, VfsError> {
+    match tokio::spawn(work).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(VfsError::Storage(opendal::Error::new(
+            opendal::ErrorKind::Unexpected,
+            "the server is shutting down",
+        ))),
     }
 }
 
@@ -218,6 +306,19 @@ impl Upload {
     /// Makes the file visible (rename into place) and records its metadata row; a version
     /// shipped by a replication peer goes through the replica rules instead.
     pub async fn commit(&mut self) -> Result<Entry, VfsError> {
+        let mut owned = Upload {
+            vfs: self.vfs.clone(),
+            path: self.path.clone(),
+            caller: self.caller.clone(),
+            opts: std::mem::take(&mut self.opts),
+            sink: self.sink.take(),
+            replica: self.replica.take(),
+            parent: self.parent.take(),
+        };
+        to_the_end(async move { owned.commit_here().await }).await
+    }
+
+    async fn commit_here(&mut self) -> Result<Entry, VfsError> {
         let (md5, size) = self.sink.seal().await?;
         // replication keys never stay in the stored headers
         ReplicaMeta::take_from(&mut self.opts.headers);

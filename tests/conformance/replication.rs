@@ -467,7 +467,18 @@ impl Node {
             self.name
         );
         let tmp = tree(&self.server.data_dir().join("tmp"));
-        assert!(tmp.is_empty(), "{}: temporary leftovers {tmp:?}", self.name);
+        if !tmp.is_empty() {
+            let log = self.server.log();
+            let notable: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            panic!(
+                "{}: temporary leftovers {tmp:?}\nwarnings in its log:\n{}",
+                self.name,
+                notable.join("\n")
+            );
+        }
     }
 
     fn stop(&mut self) {
