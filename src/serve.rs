@@ -52,9 +52,9 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     if swept > 0 {
         tracing::info!(count = swept, "removed leftovers of interrupted uploads");
     }
-    let (op, local_root) = build_operator(&cfg.storage, &cfg.data_dir)?;
+    let (op, local) = build_operator(&cfg.storage, &cfg.data_dir)?;
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
-    let vfs = Vfs::new(op, staging, store.clone(), local_root)
+    let vfs = Vfs::new(op, staging, store.clone(), local)
         .with_umask(cfg.umask_bits())
         .with_macos_metadata(cfg.macos_metadata)
         .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds));

@@ -3,6 +3,7 @@
 //! Adapters (WebDAV, S3) translate their requests into these calls and
 //! `VfsError` into their own error replies; they hold no policy of their own.
 
+mod disk;
 mod fsck;
 pub mod locks;
 mod macos;
@@ -15,7 +16,6 @@ mod storage;
 mod transfer;
 mod upload;
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -25,7 +25,7 @@ use crate::store::{EntryRow, MetaError, Store};
 pub use macos::MacosMetadata;
 pub use multipart::CompletedPart;
 pub use path::VPath;
-pub use storage::{build_operator, build_staging, sweep_temp, StorageConfig};
+pub use storage::{build_operator, build_staging, sweep_temp, LocalFs, StorageConfig};
 pub use upload::{Upload, UploadOptions};
 
 use std::collections::BTreeMap;
@@ -257,7 +257,7 @@ pub struct Vfs {
     op: Operator,
     staging: Operator,
     store: Store,
-    local_root: Option<PathBuf>,
+    local: Option<LocalFs>,
     started: SystemTime,
     umask: u32,
     macos: MacosMetadata,
@@ -266,14 +266,14 @@ pub struct Vfs {
 
 impl Vfs {
     /// Wraps the storage operator, the staging operator (multipart parts, outside the visible
-    /// tree) and a store; `local_root` is the folder of an `fs` operator, which
-    /// allows moving a folder with one rename and reporting free disk space.
-    pub fn new(op: Operator, staging: Operator, store: Store, local_root: Option<PathBuf>) -> Self {
+    /// tree) and a store; `local` are the folders of an `fs` operator, which allow
+    /// uploads in few blocking calls, moving a folder with one rename and reporting free space.
+    pub fn new(op: Operator, staging: Operator, store: Store, local: Option<LocalFs>) -> Self {
         Vfs {
             op,
             staging,
             store,
-            local_root,
+            local,
             started: SystemTime::now(),
             umask: 0o002,
             macos: MacosMetadata::Keep,
@@ -302,9 +302,9 @@ impl Vfs {
 
     /// Free bytes on the disk holding the files, when that is knowable.
     pub fn available_bytes(&self) -> Option<u64> {
-        self.local_root
+        self.local
             .as_ref()
-            .and_then(|r| fs4::available_space(r).ok())
+            .and_then(|l| fs4::available_space(&l.root).ok())
     }
 
     pub(super) async fn lookup(&self, path: &VPath) -> Result<Option<Entry>, VfsError> {

@@ -136,7 +136,7 @@ impl Vfs {
             }
             None => None,
         };
-        let writer = self.staging.writer(&part_key(id, number)).await?;
+        let writer = self.temp(&part_key(id, number), true).await?;
         let mut sink = Sink::new(writer, expected_size, format!("upload {id} part {number}"));
         if let Some((group, room)) = limit {
             sink.limit_to(group, room);

@@ -388,14 +388,14 @@ impl Vfs {
             .then(|| Self::group_for_new(c, &to_dir));
         // the storage move runs inside the metadata transaction, after the quota charge:
         // refused or failed, neither side changes
-        let rows = if src.is_dir && self.local_root.is_none() {
+        let rows = if src.is_dir && self.local.is_none() {
             self.store.subtree(from.as_str()).await?
         } else {
             Vec::new()
         };
         let storage = async {
             if src.is_dir {
-                if self.local_root.is_some() {
+                if self.local.is_some() {
                     self.op
                         .rename(&from.storage_key(false), &to.storage_key(false))
                         .await?;

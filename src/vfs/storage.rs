@@ -60,7 +60,7 @@ pub fn build_staging(cfg: &StorageConfig, data_dir: &Path) -> Result<Operator, V
 pub fn build_operator(
     cfg: &StorageConfig,
     data_dir: &Path,
-) -> Result<(Operator, Option<PathBuf>), VfsError> {
+) -> Result<(Operator, Option<LocalFs>), VfsError> {
     opendal::init_default_registry();
     if cfg.backend == "fs" {
         let root = cfg.root.clone().unwrap_or_else(|| data_dir.join("files"));
@@ -70,10 +70,27 @@ pub fn build_operator(
         let builder = opendal::services::Fs::default()
             .root(&root.to_string_lossy())
             .atomic_write_dir(&tmp.to_string_lossy());
-        return Ok((Operator::new(builder)?, Some(root)));
+        let local = LocalFs {
+            staging: data_dir.join("multipart"),
+            root,
+            tmp,
+        };
+        return Ok((Operator::new(builder)?, Some(local)));
     }
     let op = Operator::via_iter(&cfg.backend, cfg.options.clone())?;
     Ok((op, None))
+}
+
+/// The folders of the `fs` backend, for what is faster done on them directly (uploads, a
+/// folder move as one rename, free space).
+#[derive(Clone, Debug)]
+pub struct LocalFs {
+    /// The visible tree (the operator's root).
+    pub root: PathBuf,
+    /// Multipart parts (the staging operator's root).
+    pub staging: PathBuf,
+    /// Uploads until they are committed.
+    pub tmp: PathBuf,
 }
 
 /// Where `fs` uploads live until they are committed (outside the visible tree).
@@ -100,7 +117,7 @@ pub fn sweep_temp(data_dir: &Path) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn io_err(e: std::io::Error) -> VfsError {
+pub(super) fn io_err(e: std::io::Error) -> VfsError {
     VfsError::Storage(opendal::Error::new(
         opendal::ErrorKind::Unexpected,
         e.to_string(),

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
+use super::disk::DiskTemp;
 use super::replica::{Planned, ReplicaMeta};
+use super::storage::io_err;
 use super::{Caller, Entry, VPath, Vfs, VfsError};
 use crate::store::{now_ms, Committed, EntryRow};
 
@@ -30,9 +32,55 @@ pub struct UploadOptions {
     pub content_md5: Option<String>,
 }
 
+/// Where an upload's bytes go until the commit.
+pub(super) enum Temp {
+    /// An OpenDAL writer (memory, S3, ...), whose temporary object OpenDAL keeps.
+    Store(opendal::Writer),
+    /// A temporary file on the local disk (`fs`).
+    Disk(DiskTemp),
+}
+
+impl Temp {
+    /// Makes the object visible; a failed close discards it.
+    async fn close(self, label: &str) -> Result<(), VfsError> {
+        match self {
+            Temp::Disk(mut d) => d.close().await.map_err(io_err),
+            Temp::Store(mut w) => {
+                if let Err(e) = w.close().await {
+                    if let Err(a) = w.abort().await {
+                        tracing::warn!(target = %label, error = %a, "could not discard a failed upload");
+                    }
+                    return Err(e.into());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn abort(self, label: &str) {
+        if let Temp::Store(mut w) = self {
+            if let Err(e) = w.abort().await {
+                tracing::warn!(target = %label, error = %e, "could not discard an aborted upload");
+            }
+        }
+    }
+}
+
+impl Vfs {
+    /// Where an upload of `key` goes: the visible tree, or (`staged`) the multipart staging.
+    pub(super) async fn temp(&self, key: &str, staged: bool) -> Result<Temp, VfsError> {
+        if let Some(l) = &self.local {
+            let root = if staged { &l.staging } else { &l.root };
+            return Ok(Temp::Disk(DiskTemp::new(l.tmp.clone(), root.join(key))));
+        }
+        let op = if staged { &self.staging } else { &self.op };
+        Ok(Temp::Store(op.writer(key).await?))
+    }
+}
+
 /// Bytes streaming into a temporary object, with their MD5 and count; discarded unless closed.
 pub(super) struct Sink {
-    writer: Option<opendal::Writer>,
+    writer: Option<Temp>,
     md5: Md5,
     written: u64,
     expected: Option<u64>,
@@ -47,7 +95,7 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    pub(super) fn new(writer: opendal::Writer, expected: Option<u64>, label: String) -> Self {
+    pub(super) fn new(writer: Temp, expected: Option<u64>, label: String) -> Self {
         Sink {
             writer: Some(writer),
             md5: Md5::new(),
@@ -84,14 +132,16 @@ impl Sink {
             return Err(VfsError::QuotaExceeded(self.limit_group.clone()));
         }
         self.md5.update(&chunk);
-        let written = if self.created || chunk.is_empty() {
-            w.write(chunk).await
-        } else {
-            self.create(chunk).await
+        let written = match w {
+            Temp::Disk(d) => d.write(chunk).await.map_err(io_err),
+            Temp::Store(w) if self.created || chunk.is_empty() => {
+                w.write(chunk).await.map_err(VfsError::from)
+            }
+            Temp::Store(_) => self.create(chunk).await.map_err(VfsError::from),
         };
         if let Err(e) = written {
             self.abort().await;
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }
@@ -100,7 +150,7 @@ impl Sink {
     /// while that is under way, the file would exist with no writer left to remove it, so it
     /// runs in a task of its own, which discards the object if the upload is gone by then.
     async fn create(&mut self, chunk: Bytes) -> opendal::Result<()> {
-        let Some(w) = self.writer.take() else {
+        let Some(Temp::Store(w)) = self.writer.take() else {
             return Ok(());
         };
         let mut held = Held(Some(w), self.label.clone());
@@ -113,7 +163,7 @@ impl Sink {
         });
         match done.await {
             Ok((mut held, r)) => {
-                self.writer = held.0.take();
+                self.writer = held.0.take().map(Temp::Store);
                 self.created = r.is_ok();
                 r
             }
@@ -154,16 +204,10 @@ impl Sink {
     /// Makes the sealed object visible (the rename of the temporary file); a failed close
     /// discards it.
     pub(super) async fn close(&mut self) -> Result<(), VfsError> {
-        let Some(mut w) = self.writer.take() else {
+        let Some(t) = self.writer.take() else {
             return Err(VfsError::Conflict("upload already finished"));
         };
-        if let Err(e) = w.close().await {
-            if let Err(a) = w.abort().await {
-                tracing::warn!(target = %self.label, error = %a, "could not discard a failed upload");
-            }
-            return Err(e.into());
-        }
-        Ok(())
+        t.close(&self.label).await
     }
 
     /// Moves the upload out (to a task of its own), leaving a finished sink behind.
@@ -182,17 +226,16 @@ impl Sink {
     }
 
     pub(super) async fn abort(&mut self) {
-        if let Some(mut w) = self.writer.take() {
-            if let Err(e) = w.abort().await {
-                tracing::warn!(target = %self.label, error = %e, "could not discard an aborted upload");
-            }
+        if let Some(t) = self.writer.take() {
+            t.abort(&self.label).await
         }
     }
 }
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        if let Some(w) = self.writer.take() {
+        // a temporary file on disk removes itself
+        if let Some(Temp::Store(w)) = self.writer.take() {
             discard_later(w, std::mem::take(&mut self.label));
         }
     }
@@ -266,7 +309,7 @@ impl Upload {
         opts: UploadOptions,
         replaced: u64,
     ) -> Result<Self, VfsError> {
-        let writer = vfs.op.writer(&path.storage_key(false)).await?;
+        let writer = vfs.temp(&path.storage_key(false), false).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
         sink.expected_md5 = opts.content_md5.clone();
         // what the quota leaves, plus the file this upload replaces (`replaced` bytes)

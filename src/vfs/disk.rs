@@ -1,0 +1,97 @@
+//! Uploads to the local disk (`fs` backend) in few blocking calls: a temporary file written in
+//! batches of up to 1 MiB, fsynced and renamed into place in one call at commit.
+//!
+//! OpenDAL's `fs` writer makes seven or eight blocking-pool calls for one small file (mkdir,
+//! exists, open, dup, write, dup, rename) and fsyncs on a runtime thread; each call is two
+//! thread wake-ups, which on a VM cost more than the file itself (docs/performance.md).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tempfile::NamedTempFile;
+
+/// Bytes held before they go to the file: bounds memory per upload, sets the write batch.
+const BATCH: usize = 1 << 20;
+
+/// A temporary file becoming `target`; removed when dropped before `close` renamed it into place,
+/// also when the future awaiting a write is dropped (the file travels with the blocking call).
+pub(super) struct DiskTemp {
+    dir: PathBuf,
+    target: PathBuf,
+    file: Option<NamedTempFile>,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+}
+
+impl DiskTemp {
+    /// An upload to `target`, its temporary file to be made in `dir` (same filesystem).
+    pub(super) fn new(dir: PathBuf, target: PathBuf) -> Self {
+        DiskTemp {
+            dir,
+            target,
+            file: None,
+            pending: Vec::new(),
+            pending_len: 0,
+        }
+    }
+
+    pub(super) async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_len >= BATCH {
+            let file = self.spill(Ok).await?;
+            self.file = Some(file);
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, fsyncs and renames the file into place (creating missing folders).
+    pub(super) async fn close(&mut self) -> std::io::Result<()> {
+        let target = self.target.clone();
+        self.spill(move |f| {
+            f.as_file().sync_all()?;
+            persist(f, &target)
+        })
+        .await
+    }
+
+    /// Writes the pending bytes in one blocking call (creating the file first), then hands
+    /// the file to `then` in that same call.
+    async fn spill<R, F>(&mut self, then: F) -> std::io::Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(NamedTempFile) -> std::io::Result<R> + Send + 'static,
+    {
+        let file = self.file.take();
+        let chunks = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut f = match file {
+                Some(f) => f,
+                None => NamedTempFile::new_in(&dir)?,
+            };
+            for c in &chunks {
+                f.write_all(c)?;
+            }
+            then(f)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+/// Renames the temporary file to `target`; a missing parent folder is created once.
+fn persist(f: NamedTempFile, target: &Path) -> std::io::Result<()> {
+    match f.persist(target) {
+        Ok(_) => Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            e.file.persist(target).map(|_| ()).map_err(|e| e.error)
+        }
+        Err(e) => Err(e.error),
+    }
+}
