@@ -36,13 +36,8 @@ pub async fn caller<T>(store: &Store, req: &S3Request<T>) -> S3Result<Caller> {
     let Some(cred) = &req.credentials else {
         return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
     };
-    let key = store
-        .key(&cred.access_key)
-        .await
-        .map_err(|_| s3_error!(InternalError))?
-        .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
     let user = store
-        .user(&key.owner)
+        .key_owner(&cred.access_key)
         .await
         .map_err(|_| s3_error!(InternalError))?
         .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;

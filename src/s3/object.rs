@@ -154,12 +154,16 @@ impl KuraS3 {
         let trailer_names = trailer_names(&req.headers);
         let trailers = req.trailing_headers.clone();
         let input = req.input;
-        self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
         self.vfs
             .require_unlocked(&op.path)
             .await
             .map_err(object_error)?;
+        // the bucket is checked only where its absence would not show (the upload's own
+        // checks find a missing bucket; it is never created implicitly)
+        if op.marker || input.if_match.is_some() {
+            self.require_bucket(who, &input.bucket).await?;
+        }
         if op.marker {
             if input.content_length.unwrap_or(0) > 0 {
                 return Err(s3_error!(
@@ -176,12 +180,12 @@ impl KuraS3 {
                 ..Default::default()
             }));
         }
-        let existing = match self.vfs.stat(who, &op.path).await {
-            Ok(e) => Some(e),
-            Err(VfsError::NotFound) => None,
-            Err(e) => return Err(object_error(e)),
-        };
         if let Some(ETagCondition::ETag(want)) = &input.if_match {
+            let existing = match self.vfs.stat(who, &op.path).await {
+                Ok(e) => Some(e),
+                Err(VfsError::NotFound) => None,
+                Err(e) => return Err(object_error(e)),
+            };
             if existing.as_ref().is_none_or(|e| e.etag != want.value()) {
                 return Err(s3_error!(PreconditionFailed));
             }
@@ -218,11 +222,14 @@ impl KuraS3 {
             headers: stored.clone(),
             ..Default::default()
         };
-        let mut up = self
-            .vfs
-            .upload(who, &op.path, opts)
-            .await
-            .map_err(object_error)?;
+        let mut up = match self.vfs.upload(who, &op.path, opts).await {
+            Ok(up) => up,
+            Err(e @ (VfsError::NotFound | VfsError::Conflict(_))) => {
+                self.require_bucket(who, &input.bucket).await?;
+                return Err(object_error(e));
+            }
+            Err(e) => return Err(object_error(e)),
+        };
         let Some(mut body) = input.body else {
             return Err(s3_error!(IncompleteBody));
         };

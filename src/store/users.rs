@@ -71,6 +71,18 @@ impl Store {
         Ok(row.map(to_user))
     }
 
+    /// The owner of an S3 access key, in the one round trip every S3 request pays.
+    pub async fn key_owner(&self, key_id: &str) -> Result<Option<UserRow>, MetaError> {
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE name = (SELECT owner FROM access_keys WHERE id = $1)"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(to_user))
+    }
+
     /// All users, by name.
     pub async fn users(&self) -> Result<Vec<UserRow>, MetaError> {
         let sql = format!("SELECT {USER_COLS} FROM users ORDER BY name");

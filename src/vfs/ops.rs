@@ -109,27 +109,24 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         self.check_new_name(path)?;
-        // the deepest existing folder above the file decides who may create names
-        let mut dir = path.parent();
-        let dir_entry = loop {
-            match self.resolve(c, &dir).await {
-                Ok(Some(e)) if e.is_dir => break e,
-                Ok(Some(_)) | Err(VfsError::Conflict(_)) => {
-                    return Err(VfsError::Conflict("a file is in the way of a folder"))
-                }
-                Ok(None) | Err(VfsError::NotFound) if opts.create_parents => dir = dir.parent(),
-                Ok(None) | Err(VfsError::NotFound) => {
-                    return Err(VfsError::Conflict("parent folder does not exist"))
-                }
-                Err(e) => return Err(e),
+        // the file and the folders above it in one query; the deepest existing folder above
+        // the file decides who may create names
+        let (dir_entry, existing) = match self.resolve_in(c, path).await {
+            Ok(found) => found,
+            Err(VfsError::Conflict(_)) => {
+                return Err(VfsError::Conflict("a file is in the way of a folder"))
             }
+            Err(VfsError::NotFound) if opts.create_parents => {
+                (self.deepest_folder(c, path.parent()).await?, None)
+            }
+            Err(VfsError::NotFound) => {
+                return Err(VfsError::Conflict("parent folder does not exist"))
+            }
+            Err(e) => return Err(e),
         };
-        let existing = if dir_entry.path == path.parent() {
+        if dir_entry.path == path.parent() {
             dir_entry.require(c, X, "the folder may not be entered")?;
-            self.lookup(path).await?
-        } else {
-            None
-        };
+        }
         match &existing {
             Some(e) if e.is_dir => return Err(VfsError::WrongKind("is a folder")),
             Some(_) if opts.create_new => return Err(VfsError::Exists),
@@ -139,6 +136,22 @@ impl Vfs {
         }
         let parent = (dir_entry.path == path.parent()).then_some(dir_entry);
         Ok((existing, parent))
+    }
+
+    /// The deepest existing folder at or above `dir` (the parents an upload would create);
+    /// `NotFound` when that would be a bucket, which is never made implicitly.
+    async fn deepest_folder(&self, c: &Caller, mut dir: VPath) -> Result<Entry, VfsError> {
+        loop {
+            match self.resolve(c, &dir).await {
+                Ok(Some(e)) if e.is_dir => return Ok(e),
+                Ok(Some(_)) | Err(VfsError::Conflict(_)) => {
+                    return Err(VfsError::Conflict("a file is in the way of a folder"))
+                }
+                Ok(None) | Err(VfsError::NotFound) if !dir.parent().is_root() => dir = dir.parent(),
+                Ok(None) | Err(VfsError::NotFound) => return Err(VfsError::NotFound),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Starts an atomic upload: nothing is visible until `Upload::commit`.

@@ -46,6 +46,15 @@ impl Vfs {
         if path.is_root() {
             return self.lookup(path).await;
         }
+        Ok(self.resolve_in(c, path).await?.1)
+    }
+
+    /// Like `resolve` for a path other than the root, and also returns the folder holding it.
+    pub(super) async fn resolve_in(
+        &self,
+        c: &Caller,
+        path: &VPath,
+    ) -> Result<(Entry, Option<Entry>), VfsError> {
         // the path and every folder above it, in one query
         let mut chain = Vec::new();
         let mut p = path.clone();
@@ -62,16 +71,30 @@ impl Vfs {
             .into_iter()
             .map(|r| (r.path.clone(), r))
             .collect();
+        let mut parent = None;
         for a in chain.iter().skip(1).rev() {
             match rows.remove(a.as_str()) {
                 None => return Err(VfsError::NotFound),
                 Some(r) if !r.is_dir => return Err(VfsError::Conflict("parent is a file")),
                 Some(r) => {
-                    Entry::from_row(r)?.require(c, X, "a folder on the way may not be entered")?
+                    let e = Entry::from_row(r)?;
+                    e.require(c, X, "a folder on the way may not be entered")?;
+                    parent = Some(e);
                 }
             }
         }
-        rows.remove(path.as_str()).map(Entry::from_row).transpose()
+        let parent = match parent {
+            Some(p) => p,
+            None => self
+                .lookup(&path.parent())
+                .await?
+                .ok_or(VfsError::NotFound)?,
+        };
+        let entry = rows
+            .remove(path.as_str())
+            .map(Entry::from_row)
+            .transpose()?;
+        Ok((parent, entry))
     }
 
     /// May `c` add `target` to, or remove or rename it in, folder `dir`? At the root (buckets)

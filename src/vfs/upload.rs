@@ -380,7 +380,13 @@ impl Upload {
         origin: Option<String>,
         etag: Option<String>,
     ) -> Result<Entry, VfsError> {
-        if self.opts.create_parents {
+        // missing folders above an S3 key are made now (the write checks found the parent
+        // when it was there already)
+        let parent_found = self
+            .parent
+            .as_ref()
+            .is_some_and(|p| p.path == self.path.parent());
+        if self.opts.create_parents && !parent_found {
             if let Err(e) = self.vfs.mkdir_all(&self.caller, &self.path.parent()).await {
                 self.sink.abort().await;
                 return Err(e);

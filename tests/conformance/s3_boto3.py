@@ -52,6 +52,11 @@ s3.head_bucket(Bucket=B)
 ok(s3.get_bucket_location(Bucket=B).get("LocationConstraint") in (None, ""), "GetBucketLocation")
 ok("Status" not in s3.get_bucket_versioning(Bucket=B), "GetBucketVersioning reports unversioned")
 ok(error_code(s3.create_bucket, Bucket=B)[0] in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"), "duplicate bucket")
+# a PUT into a bucket that does not exist creates nothing, at any depth
+for key in ("k", "deep/er/k", "marker/"):
+    ok(error_code(s3.put_object, Bucket="no-such-bucket", Key=key, Body=b"x")[0] == "NoSuchBucket",
+       f"PutObject {key} into a missing bucket -> NoSuchBucket")
+ok(error_code(s3.head_bucket, Bucket="no-such-bucket")[1] == 404, "a refused PUT made no bucket")
 
 # PutObject with default checksums, metadata and stored headers
 body = os.urandom(300_000)
