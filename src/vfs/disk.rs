@@ -1,5 +1,5 @@
 //! Uploads to the local disk (`fs` backend) in few blocking calls: a temporary file written in
-//! batches of up to 1 MiB, fsynced and renamed into place in one call at commit.
+//! batches of up to 1 MiB, fsynced once all bytes are in, renamed into place at the commit.
 //!
 //! OpenDAL's `fs` writer makes seven or eight blocking-pool calls for one small file (mkdir,
 //! exists, open, dup, write, dup, rename) and fsyncs on a runtime thread; each call is two
@@ -22,6 +22,7 @@ pub(super) struct DiskTemp {
     file: Option<NamedTempFile>,
     pending: Vec<Bytes>,
     pending_len: usize,
+    synced: bool,
 }
 
 impl DiskTemp {
@@ -33,6 +34,7 @@ impl DiskTemp {
             file: None,
             pending: Vec::new(),
             pending_len: 0,
+            synced: false,
         }
     }
 
@@ -46,11 +48,28 @@ impl DiskTemp {
         Ok(())
     }
 
-    /// Writes what is left, fsyncs and renames the file into place (creating missing folders).
+    /// Writes what is left and fsyncs: done before the commit's transaction, so that the
+    /// write lock is held for the rename only, not for the fsync of a large file.
+    pub(super) async fn sync(&mut self) -> std::io::Result<()> {
+        let file = self
+            .spill(|f| {
+                f.as_file().sync_all()?;
+                Ok(f)
+            })
+            .await?;
+        self.file = Some(file);
+        self.synced = true;
+        Ok(())
+    }
+
+    /// Renames the file into place (creating missing folders), after `sync`.
     pub(super) async fn close(&mut self) -> std::io::Result<()> {
         let target = self.target.clone();
+        let synced = self.synced && self.pending.is_empty();
         self.spill(move |f| {
-            f.as_file().sync_all()?;
+            if !synced {
+                f.as_file().sync_all()?;
+            }
             persist(f, &target)
         })
         .await

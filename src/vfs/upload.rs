@@ -198,6 +198,12 @@ impl Sink {
                 )));
             }
         }
+        if let Some(Temp::Disk(d)) = self.writer.as_mut() {
+            if let Err(e) = d.sync().await {
+                self.abort().await;
+                return Err(io_err(e));
+            }
+        }
         Ok((md5, self.written))
     }
 
