@@ -1,15 +1,23 @@
-//! Uploads to the local disk (`fs` backend) in few blocking calls: a temporary file written in
-//! batches of up to 1 MiB, fsynced once all bytes are in, renamed into place at the commit.
+//! Files on the local disk (`fs` backend) in few blocking calls. Uploads: a temporary file
+//! written in batches of up to 1 MiB, fsynced once all bytes are in, renamed into place at the
+//! commit. Downloads: open and first read in one call, then one call per chunk.
 //!
 //! OpenDAL's `fs` writer makes seven or eight blocking-pool calls for one small file (mkdir,
 //! exists, open, dup, write, dup, rename) and fsyncs on a runtime thread; each call is two
 //! thread wake-ups, which on a VM cost more than the file itself (docs/performance.md).
 
+use std::fs::File;
 use std::io::Write;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use futures_util::Stream;
 use tempfile::NamedTempFile;
+
+use super::CHUNK;
 
 /// Bytes held before they go to the file: bounds memory per upload, sets the write batch.
 const BATCH: usize = 1 << 20;
@@ -113,4 +121,71 @@ fn persist(f: NamedTempFile, target: &Path) -> std::io::Result<()> {
         }
         Err(e) => Err(e.error),
     }
+}
+
+/// A file on the local disk being read: opened at the first read (so a reader keeps the version
+/// it started with), each read one blocking call of at most `CHUNK` bytes.
+pub(super) struct DiskFile {
+    path: PathBuf,
+    file: OnceLock<Arc<File>>,
+}
+
+impl DiskFile {
+    pub(super) fn new(path: PathBuf) -> Self {
+        DiskFile {
+            path,
+            file: OnceLock::new(),
+        }
+    }
+
+    /// Exactly `len` bytes at `offset` (the caller keeps within the recorded size).
+    pub(super) async fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        let (file, bytes) = read(self.file.get().cloned(), self.path.clone(), offset, len).await?;
+        let _ = self.file.set(file);
+        Ok(bytes)
+    }
+
+    /// The bytes of `range` in chunks of at most `CHUNK`.
+    pub(super) fn stream(
+        self,
+        range: Range<u64>,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + Unpin + 'static {
+        let path = self.path;
+        let end = range.end;
+        Box::pin(futures_util::stream::try_unfold(
+            (self.file.into_inner(), range.start),
+            move |(file, pos)| {
+                let path = path.clone();
+                async move {
+                    if pos >= end {
+                        return Ok(None);
+                    }
+                    let len = (end - pos).min(CHUNK as u64) as usize;
+                    let (file, bytes) = read(file, path, pos, len).await?;
+                    Ok(Some((bytes, (Some(file), pos + len as u64))))
+                }
+            },
+        ))
+    }
+}
+
+/// Opens the file unless open, and reads `len` bytes at `offset`, in one blocking call.
+async fn read(
+    file: Option<Arc<File>>,
+    path: PathBuf,
+    offset: u64,
+    len: usize,
+) -> std::io::Result<(Arc<File>, Bytes)> {
+    tokio::task::spawn_blocking(move || {
+        let file = match file {
+            Some(f) => f,
+            None => Arc::new(File::open(&path)?),
+        };
+        let mut buf = vec![0; len];
+        // a file shorter than its recorded size fails here rather than ending a body early
+        file.read_exact_at(&mut buf, offset)?;
+        Ok((file, Bytes::from(buf)))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }

@@ -219,8 +219,16 @@ impl Entry {
 
 /// An open file being read; reads are positional so ranges cost nothing extra.
 pub struct Download {
-    reader: opendal::Reader,
+    source: Source,
     size: u64,
+}
+
+/// Where a download reads from.
+enum Source {
+    /// An OpenDAL reader (memory, S3, ...).
+    Store(opendal::Reader),
+    /// A file on the local disk (`fs`).
+    Disk(disk::DiskFile),
 }
 
 impl Download {
@@ -230,7 +238,13 @@ impl Download {
             return Ok(Bytes::new());
         }
         let end = (offset + len as u64).min(self.size);
-        Ok(self.reader.read(offset..end).await?.to_bytes())
+        match &self.source {
+            Source::Store(r) => Ok(r.read(offset..end).await?.to_bytes()),
+            Source::Disk(f) => f
+                .read_at(offset, (end - offset) as usize)
+                .await
+                .map_err(storage::io_err),
+        }
     }
 
     /// The bytes of `range` as a stream of bounded chunks (for protocol bodies).
@@ -241,7 +255,11 @@ impl Download {
         impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static,
         VfsError,
     > {
-        Ok(self.reader.into_bytes_stream(range).await?)
+        use futures_util::future::Either;
+        Ok(match self.source {
+            Source::Store(r) => Either::Left(r.into_bytes_stream(range).await?),
+            Source::Disk(f) => Either::Right(f.stream(range)),
+        })
     }
 }
 

@@ -64,13 +64,13 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         entry.require(c, R, "the file may not be read")?;
-        let reader = self
-            .op
-            .reader_with(&entry.path.storage_key(false))
-            .chunk(CHUNK)
-            .await?;
+        let key = entry.path.storage_key(false);
+        let source = match &self.local {
+            Some(l) => super::Source::Disk(super::disk::DiskFile::new(l.root.join(key))),
+            None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
+        };
         Ok(Download {
-            reader,
+            source,
             size: entry.size,
         })
     }

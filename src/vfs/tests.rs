@@ -582,14 +582,7 @@ async fn an_upload_cancelled_anywhere_completes_or_leaves_nothing() {
     // a client that disconnects drops the request's future at some point of the upload: on
     // `fs`, while the temporary file is created, or between the fsync, the rename and the
     // metadata row of the commit
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = StorageConfig {
-        backend: "fs".into(),
-        ..Default::default()
-    };
-    let (op, root) = build_operator(&cfg, dir.path()).unwrap();
-    let staging = build_staging(&cfg, dir.path()).unwrap();
-    let v = Vfs::new(op, staging, Store::in_memory().await.unwrap(), root);
+    let (dir, v) = fs_vfs().await;
     let tmp = storage::temp_dir(dir.path());
     for k in 0..40u64 {
         let path = format!("/c{k:02}");
@@ -623,4 +616,47 @@ async fn an_upload_cancelled_anywhere_completes_or_leaves_nothing() {
             assert_eq!(e.size, 64 << 10);
         }
     }
+}
+
+/// A core on the `fs` backend in a temporary folder (kept alive by the returned guard).
+async fn fs_vfs() -> (tempfile::TempDir, Vfs) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        backend: "fs".into(),
+        ..Default::default()
+    };
+    let (op, local) = build_operator(&cfg, dir.path()).unwrap();
+    let staging = build_staging(&cfg, dir.path()).unwrap();
+    let v = Vfs::new(op, staging, Store::in_memory().await.unwrap(), local);
+    (dir, v)
+}
+
+#[tokio::test]
+async fn disk_reads_are_ranged_and_keep_the_version_they_opened() {
+    use futures_util::TryStreamExt;
+    let (_dir, v) = fs_vfs().await;
+    let big: Vec<u8> = (0..(3 * CHUNK + 5)).map(|i| (i % 251) as u8).collect();
+    put(&v, "/f", &big).await;
+    let (e, dl) = v.open_read(&ann(), &p("/f")).await.unwrap();
+    assert_eq!(&dl.read_at(3, 4).await.unwrap()[..], &big[3..7]);
+    // replaced after the first read: this download goes on with the bytes it started with
+    put(&v, "/f", b"new").await;
+    assert_eq!(
+        &dl.read_at(CHUNK as u64, 10).await.unwrap()[..],
+        &big[CHUNK..CHUNK + 10]
+    );
+    assert!(dl.read_at(e.size, 1).await.unwrap().is_empty());
+    let (_, dl) = v.open_read(&ann(), &p("/f")).await.unwrap();
+    assert_eq!(dl.read_at(0, 100).await.unwrap().to_vec(), b"new");
+    put(&v, "/f", &big).await;
+    let (_, dl) = v.open_read(&ann(), &p("/f")).await.unwrap();
+    let chunks: Vec<Bytes> = dl
+        .into_stream(1..big.len() as u64)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(chunks.len(), 4, "chunks of at most CHUNK");
+    assert_eq!(chunks.concat(), &big[1..]);
 }
