@@ -165,7 +165,8 @@ mod tests {
         let vault = Vault::open(dir.path(), &store).await.unwrap();
         let k = vault.create(&store, "ann").await.unwrap();
         assert_eq!(k.id.len(), 20);
-        let row = store.key(&k.id).await.unwrap().unwrap();
+        let (row, owner) = store.key_and_owner(&k.id).await.unwrap().unwrap();
+        assert_eq!(owner.name, "ann");
         assert!(
             !row.secret_enc.contains(&k.secret),
             "secret stored in plain text"
@@ -183,6 +184,6 @@ mod tests {
         ));
         // keys go with their user
         store.delete_user("ann").await.unwrap();
-        assert!(store.key(&k.id).await.unwrap().is_none());
+        assert!(store.key_and_owner(&k.id).await.unwrap().is_none());
     }
 }

@@ -3,26 +3,49 @@
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{s3_error, S3Request, S3Result};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::keys::Vault;
-use crate::store::Store;
+use crate::store::{Store, UserRow};
 use crate::vfs::Caller;
 
 /// Answers s3s's secret lookups from the access key table.
 pub struct KuraAuth {
     pub store: Store,
     pub vault: Vault,
+    pub owners: Owners,
+}
+
+/// The key's owner as read with its secret, handed from the signature check to the request's
+/// handler: one query per request instead of two. The handler takes it out; a missing entry
+/// (another request with the same key took it) costs the query again.
+#[derive(Clone, Default)]
+pub struct Owners(Arc<Mutex<HashMap<String, UserRow>>>);
+
+impl Owners {
+    fn put(&self, key: &str, user: UserRow) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(key.to_string(), user);
+        }
+    }
+
+    fn take(&self, key: &str) -> Option<UserRow> {
+        self.0.lock().ok()?.remove(key)
+    }
 }
 
 #[async_trait::async_trait]
 impl S3Auth for KuraAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        let row = self.store.key(access_key).await.map_err(|e| {
+        let found = self.store.key_and_owner(access_key).await.map_err(|e| {
             tracing::error!(error = %e, "access key lookup failed");
             s3_error!(InternalError)
         })?;
-        let Some(row) = row else {
+        let Some((row, owner)) = found else {
             return Err(s3_error!(InvalidAccessKeyId));
         };
+        self.owners.put(access_key, owner);
         let secret = self.vault.unseal(&row.id, &row.secret_enc).map_err(|e| {
             tracing::error!(error = %e, "access key cannot be unsealed");
             s3_error!(InternalError)
@@ -32,10 +55,13 @@ impl S3Auth for KuraAuth {
 }
 
 /// The Kura user a verified request acts for; anonymous requests are denied.
-pub async fn caller<T>(store: &Store, req: &S3Request<T>) -> S3Result<Caller> {
+pub async fn caller<T>(store: &Store, owners: &Owners, req: &S3Request<T>) -> S3Result<Caller> {
     let Some(cred) = &req.credentials else {
         return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
     };
+    if let Some(user) = owners.take(&cred.access_key) {
+        return Ok(Caller::from_user(user));
+    }
     let user = store
         .key_owner(&cred.access_key)
         .await

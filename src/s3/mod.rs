@@ -29,11 +29,17 @@ pub struct S3Front {
 impl S3Front {
     /// Builds the s3s service over the core; `base_domain` enables virtual-host-style buckets.
     pub fn new(vfs: Vfs, store: Store, vault: Vault, base_domain: Option<String>) -> Self {
+        let owners = auth::Owners::default();
         let mut b = S3ServiceBuilder::new(service::KuraS3 {
             vfs,
             store: store.clone(),
+            owners: owners.clone(),
         });
-        b.set_auth(auth::KuraAuth { store, vault });
+        b.set_auth(auth::KuraAuth {
+            store,
+            vault,
+            owners,
+        });
         b.set_host(host::KuraHost::new(base_domain));
         S3Front { service: b.build() }
     }

@@ -13,6 +13,8 @@ use crate::vfs::Vfs;
 pub struct KuraS3 {
     pub vfs: Vfs,
     pub store: Store,
+    /// Key owners handed over by the signature check.
+    pub owners: super::auth::Owners,
 }
 
 impl KuraS3 {
@@ -22,7 +24,7 @@ impl KuraS3 {
         F: FnOnce(&'a Self, Caller, S3Request<I>) -> Fut,
         Fut: std::future::Future<Output = S3Result<S3Response<O>>> + 'a,
     {
-        let who = caller(&self.store, &req).await?;
+        let who = caller(&self.store, &self.owners, &req).await?;
         let user = who.user.clone();
         let mut resp = f(self, who, req).await?;
         resp.extensions.insert(crate::http::User(user));

@@ -47,16 +47,6 @@ impl Store {
         Ok(())
     }
 
-    /// One key by id.
-    pub async fn key(&self, id: &str) -> Result<Option<KeyRow>, MetaError> {
-        let row =
-            sqlx::query("SELECT id, owner, secret_enc, created_ms FROM access_keys WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(to_key))
-    }
-
     /// All keys, or those of one user.
     pub async fn keys(&self, owner: Option<&str>) -> Result<Vec<KeyRow>, MetaError> {
         let rows = match owner {

@@ -71,7 +71,31 @@ impl Store {
         Ok(row.map(to_user))
     }
 
-    /// The owner of an S3 access key, in the one round trip every S3 request pays.
+    /// An S3 access key and its owner, in the one round trip every S3 request pays.
+    pub async fn key_and_owner(
+        &self,
+        key_id: &str,
+    ) -> Result<Option<(super::keys::KeyRow, UserRow)>, MetaError> {
+        let sql = format!(
+            "SELECT {USER_COLS}, k.id, k.owner, k.secret_enc, k.created_ms
+             FROM access_keys k JOIN users ON users.name = k.owner WHERE k.id = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| {
+            let key = super::keys::KeyRow {
+                id: r.get(6),
+                owner: r.get(7),
+                secret_enc: r.get(8),
+                created_ms: r.get(9),
+            };
+            (key, to_user(r))
+        }))
+    }
+
+    /// The owner of an S3 access key (when `key_and_owner` did not hand it over).
     pub async fn key_owner(&self, key_id: &str) -> Result<Option<UserRow>, MetaError> {
         let sql = format!(
             "SELECT {USER_COLS} FROM users WHERE name = (SELECT owner FROM access_keys WHERE id = $1)"
