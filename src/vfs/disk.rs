@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -97,7 +97,11 @@ impl DiskTemp {
         tokio::task::spawn_blocking(move || {
             let mut f = match file {
                 Some(f) => f,
-                None => NamedTempFile::new_in(&dir)?,
+                // created like any file (0666 minus the umask), not owner-only as temporary
+                // files are by default: it becomes the stored file
+                None => tempfile::Builder::new()
+                    .permissions(std::fs::Permissions::from_mode(0o666))
+                    .tempfile_in(&dir)?,
             };
             for c in &chunks {
                 f.write_all(c)?;

@@ -634,9 +634,15 @@ async fn fs_vfs() -> (tempfile::TempDir, Vfs) {
 #[tokio::test]
 async fn disk_reads_are_ranged_and_keep_the_version_they_opened() {
     use futures_util::TryStreamExt;
-    let (_dir, v) = fs_vfs().await;
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, v) = fs_vfs().await;
     let big: Vec<u8> = (0..(3 * CHUNK + 5)).map(|i| (i % 251) as u8).collect();
     put(&v, "/f", &big).await;
+    // a stored file has the mode any new file gets (the umask's), not a temporary file's 0600
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let plain = dir.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    assert_eq!(mode(&dir.path().join("files/f")), mode(&plain));
     let (e, dl) = v.open_read(&ann(), &p("/f")).await.unwrap();
     assert_eq!(&dl.read_at(3, 4).await.unwrap()[..], &big[3..7]);
     // replaced after the first read: this download goes on with the bytes it started with
