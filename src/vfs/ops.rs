@@ -175,6 +175,18 @@ impl Vfs {
         Ok(up)
     }
 
+    /// The folder holding `path`: `known` when the caller has it already, else looked up.
+    pub(super) async fn parent_of(
+        &self,
+        path: &VPath,
+        known: Option<Entry>,
+    ) -> Result<Entry, VfsError> {
+        match known {
+            Some(p) => Ok(p),
+            None => self.lookup(&path.parent()).await?.ok_or(VfsError::NotFound),
+        }
+    }
+
     /// Group and mode a new file at `path` gets (its parent exists by now).
     pub(super) async fn new_file_attrs(
         &self,
@@ -182,13 +194,7 @@ impl Vfs {
         path: &VPath,
         parent: Option<Entry>,
     ) -> Result<(Option<String>, i64), VfsError> {
-        let parent = match parent {
-            Some(p) => p,
-            None => self
-                .lookup(&path.parent())
-                .await?
-                .ok_or(VfsError::NotFound)?,
-        };
+        let parent = self.parent_of(path, parent).await?;
         Ok((
             Self::group_for_new(c, &parent),
             i64::from(0o666 & !self.umask),

@@ -83,13 +83,7 @@ impl Vfs {
                 }
             }
         }
-        let parent = match parent {
-            Some(p) => p,
-            None => self
-                .lookup(&path.parent())
-                .await?
-                .ok_or(VfsError::NotFound)?,
-        };
+        let parent = self.parent_of(path, parent).await?;
         let entry = rows
             .remove(path.as_str())
             .map(Entry::from_row)
