@@ -325,6 +325,13 @@ impl Node {
         self.server.dav(&format!("{BUCKET}/{key}"))
     }
 
+    /// `n` small objects `seed-0`, `seed-1`, ... (WebDAV PUTs), recorded in `want`.
+    fn seed(&self, want: &mut Objects, n: usize) {
+        for i in 0..n {
+            self.put(want, &format!("seed-{i}"), format!("seed {i}").as_bytes());
+        }
+    }
+
     /// WebDAV PUT (the parent folder must exist); records the object in `want`.
     fn put(&self, want: &mut Objects, key: &str, body: &[u8]) {
         let s = self.server.put(&format!("{BUCKET}/{key}"), body);
@@ -989,13 +996,7 @@ fn sender_killed_with_backlog() {
     c.one_way(A, B);
     c.wait_wired();
     let mut want = Objects::new();
-    for i in 0..5 {
-        c[A].put(
-            &mut want,
-            &format!("seed-{i}"),
-            format!("seed {i}").as_bytes(),
-        );
-    }
+    c[A].seed(&mut want, 5);
     c.converge(&want);
 
     // node-b is down while 200 objects (about 10 KiB each) are written on node-a, some of them
@@ -1061,13 +1062,7 @@ fn peer_unreachable_then_catch_up() {
     c.one_way(A, B);
     c.wait_wired();
     let mut want = Objects::new();
-    for i in 0..6 {
-        c[A].put(
-            &mut want,
-            &format!("seed-{i}"),
-            format!("seed {i}").as_bytes(),
-        );
-    }
+    c[A].seed(&mut want, 6);
     c.converge(&want);
 
     c[B].stop();
