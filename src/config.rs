@@ -57,6 +57,9 @@ pub struct Config {
     pub umask: String,
     /// Longest lock timeout granted, in seconds; `Infinite` requests get it (0: no cap).
     pub lock_timeout_max_seconds: u64,
+    /// Acknowledged writes survive a power cut, not only a kill: each commit's journal and the
+    /// SQLite log are fsynced before the reply (docs/architecture.md, "Durability").
+    pub durable_commits: bool,
     /// macOS `._*` and `.DS_Store` files: "keep", "hide" (from listings) or "refuse".
     pub macos_metadata: MacosMetadata,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
@@ -88,6 +91,7 @@ impl Default for Config {
             multipart_expiry_hours: 168,
             umask: "002".into(),
             lock_timeout_max_seconds: 3600,
+            durable_commits: true,
             macos_metadata: MacosMetadata::Keep,
             log: "info".into(),
             storage: StorageConfig::default(),

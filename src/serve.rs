@@ -45,19 +45,29 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     // One server per data dir: a second one would sweep the first one's uploads in progress.
     let _lock = lock_data_dir(&cfg.data_dir)?;
-    let store = Store::open(&cfg.db_path()).await?;
+    let store = Store::open_with(&cfg.db_path(), cfg.durable_commits).await?;
     bootstrap_admin(&store, &cfg).await?;
 
-    let swept = sweep_temp(&cfg.data_dir)?;
-    if swept > 0 {
-        tracing::info!(count = swept, "removed leftovers of interrupted uploads");
-    }
     let (op, local) = build_operator(&cfg.storage, &cfg.data_dir)?;
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
     let vfs = Vfs::new(op, staging, store.clone(), local)
         .with_umask(cfg.umask_bits())
         .with_macos_metadata(cfg.macos_metadata)
-        .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds));
+        .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
+        .with_durable_commits(cfg.durable_commits);
+    // commits in flight when the last run stopped are finished or undone before tmp/ is swept
+    let (finished, undone) = vfs.recover().await?;
+    if finished + undone > 0 {
+        tracing::warn!(
+            finished,
+            undone,
+            "resolved commits interrupted by the last stop"
+        );
+    }
+    let swept = sweep_temp(&cfg.data_dir)?;
+    if swept > 0 {
+        tracing::info!(count = swept, "removed leftovers of interrupted uploads");
+    }
     let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
     if cfg.multipart_expiry_hours > 0 {
         let max_age = Duration::from_secs(cfg.multipart_expiry_hours * 3600);

@@ -156,6 +156,19 @@ impl Server {
         }
     }
 
+    /// Waits up to `limit` for the server to exit by itself (a crash hook); true if it did.
+    pub fn exits_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sets (or replaces) a `KURA_*` setting for the next start and every later `kura` command.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);

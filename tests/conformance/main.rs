@@ -17,4 +17,5 @@ mod s3_clients;
 mod shares;
 mod streaming;
 mod tls;
+mod tree_races;
 mod users;
