@@ -69,6 +69,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Peer replication timings.
     pub replication: crate::replication::ReplicationConfig,
+    /// What `load` found suspicious (unknown keys and variables), for the caller to log.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             public_url: None,
             limits: LimitsConfig::default(),
             replication: Default::default(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -117,12 +121,15 @@ impl Config {
     /// Loads defaults, the optional file, then `KURA_*` variables (`__` separates nested keys).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let mut warnings = Vec::new();
         if let Some(f) = file {
             if !f.exists() {
                 return Err(ConfigError::Missing(f.to_path_buf()));
             }
+            warnings.extend(unknown::in_file(f));
             fig = fig.merge(Toml::file(f));
         }
+        warnings.extend(unknown::in_env(std::env::vars()));
         fig = fig.merge(
             Env::prefixed("KURA_")
                 .split("__")
@@ -135,9 +142,10 @@ impl Config {
                 fig = fig.merge(Serialized::default(key, v));
             }
         }
-        let cfg: Config = fig
+        let mut cfg: Config = fig
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        cfg.warnings = warnings;
         if u32::from_str_radix(cfg.umask.trim(), 8).map_or(true, |m| m > 0o777) {
             return Err(ConfigError::BadValue(format!(
                 "umask {:?} is not an octal mask like 002",
@@ -151,11 +159,17 @@ impl Config {
 
     /// Where share links point: `public_url`, or this machine's name and the listening port.
     pub fn share_base_url(&self) -> String {
+        self.base_url_for(self.listen)
+    }
+
+    /// The base URL clients use for a server listening on `addr`: `public_url`, or the
+    /// address (this machine's name when it listens on every address).
+    pub fn base_url_for(&self, addr: SocketAddr) -> String {
         if let Some(u) = &self.public_url {
             return u.trim_end_matches('/').to_string();
         }
         let scheme = if self.tls { "https" } else { "http" };
-        let ip = self.listen.ip();
+        let ip = addr.ip();
         let host = if ip.is_unspecified() {
             std::fs::read_to_string("/etc/hostname")
                 .ok()
@@ -167,7 +181,7 @@ impl Config {
         } else {
             ip.to_string()
         };
-        format!("{scheme}://{host}:{}", self.listen.port())
+        format!("{scheme}://{host}:{}", addr.port())
     }
 
     /// The umask as bits (validated by `load`).
@@ -178,6 +192,154 @@ impl Config {
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("kura.db")
+    }
+}
+
+/// Unknown keys in the file and unknown `KURA_*` variables: named, with the closest known key.
+mod unknown {
+    use std::path::Path;
+
+    use figment::providers::{Format, Toml};
+    use figment::value::Value;
+    use figment::Provider;
+
+    use super::Config;
+
+    /// Variables that are not settings but are read by the command line itself.
+    const NOT_SETTINGS: &[&str] = &["config"];
+
+    /// Every dotted key of the configuration; maps and unset tables accept any key below them.
+    fn known() -> Vec<String> {
+        fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) if !m.is_empty() => {
+                    for (k, v) in m {
+                        walk(&join(prefix, k), v, out);
+                    }
+                }
+                _ => out.push(prefix.to_string()),
+            }
+        }
+        let mut out = Vec::new();
+        if let Ok(v) = serde_json::to_value(Config::default()) {
+            walk("", &v, &mut out);
+        }
+        out
+    }
+
+    fn join(prefix: &str, k: &str) -> String {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    }
+
+    fn is_known(key: &str, known: &[String]) -> bool {
+        known
+            .iter()
+            .any(|k| k == key || key.starts_with(&format!("{k}.")))
+    }
+
+    /// The known key nearest to `key`, when it is near enough to be a typo.
+    fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
+        known
+            .iter()
+            .map(|k| (strsim::levenshtein(key, k), k))
+            .filter(|(d, _)| *d <= (key.len() / 3).max(2))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, k)| k.as_str())
+    }
+
+    /// Warnings for the keys of `file` that no setting has.
+    pub fn in_file(file: &Path) -> Vec<String> {
+        let Ok(data) = Toml::file(file).data() else {
+            return Vec::new(); // extract() reports the syntax error
+        };
+        let mut keys = Vec::new();
+        fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Dict(_, d) => {
+                    for (k, v) in d {
+                        walk(&join(prefix, k), v, out);
+                    }
+                }
+                _ => out.push(prefix.to_string()),
+            }
+        }
+        for dict in data.values() {
+            for (k, v) in dict {
+                walk(k, v, &mut keys);
+            }
+        }
+        let known = known();
+        keys.into_iter()
+            .filter(|k| !is_known(k, &known))
+            .map(|k| {
+                let hint = closest(&k, &known)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                format!(
+                    "unknown setting `{k}` in {} is ignored{hint}",
+                    file.display()
+                )
+            })
+            .collect()
+    }
+
+    /// Warnings for `KURA_*` variables that name no setting.
+    pub fn in_env(vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
+        let known = known();
+        let var_of = |k: &str| format!("KURA_{}", k.replace('.', "__").to_uppercase());
+        vars.filter_map(|(name, _)| {
+            let key = name
+                .strip_prefix("KURA_")?
+                .to_lowercase()
+                .replace("__", ".");
+            if NOT_SETTINGS.contains(&key.as_str()) || is_known(&key, &known) {
+                return None;
+            }
+            let hint = closest(&key, &known)
+                .map(|c| format!(" (did you mean {}?)", var_of(c)))
+                .unwrap_or_default();
+            Some(format!("unknown variable {name} is ignored{hint}"))
+        })
+        .collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn typos_are_named_with_the_closest_key() {
+            let vars = [
+                ("KURA_LISTN", "x"),
+                ("KURA_LIMITS__SHARE_BURTS", "x"),
+                ("KURA_STORAGE__OPTIONS__BUCKET", "x"),
+                ("KURA_CONFIG", "x"),
+                ("KURA_TLS", "x"),
+                ("KURA_WHATEVER_ELSE_ENTIRELY", "x"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()));
+            let w = super::in_env(vars.into_iter());
+            assert_eq!(w.len(), 3, "{w:?}");
+            assert!(w[0].contains("KURA_LISTN") && w[0].contains("KURA_LISTEN"));
+            assert!(w[1].contains("did you mean KURA_LIMITS__SHARE_BURST?"));
+            assert!(w[2].contains("KURA_WHATEVER_ELSE_ENTIRELY") && !w[2].contains("mean"));
+
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("kura.toml");
+            std::fs::write(
+                &f,
+                "listen_addr = \"127.0.0.1:1\"\ntls = false\n[limits]\nshare_brust = 3\n",
+            )
+            .unwrap();
+            let w = super::in_file(&f);
+            assert_eq!(w.len(), 2, "{w:?}");
+            assert!(w
+                .iter()
+                .any(|m| m.contains("`limits.share_brust`") && m.contains("`limits.share_burst`")));
+            assert!(w.iter().any(|m| m.contains("`listen_addr`")));
+        }
     }
 }
 

@@ -59,6 +59,66 @@ impl Remote {
     }
 }
 
+/// A failure told in one line a person can act on: what the peer answered (HTTP status,
+/// S3 error code and message) instead of the client's debug dump.
+pub fn describe(e: &ReplError) -> String {
+    let text = match e {
+        ReplError::Remote(e) => describe_s3(e),
+        e => chain(e),
+    };
+    one_line(&text)
+}
+
+/// An S3 error of the peer: `403 InvalidAccessKeyId: The access key ... (write)`.
+pub fn describe_s3(e: &opendal::Error) -> String {
+    let full = e.to_string();
+    let status = full
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|s| !s.is_empty());
+    let field = |name: &str| {
+        let m = e.message();
+        let start = m.find(&format!("{name}: \""))? + name.len() + 3;
+        m[start..].split('"').next().map(str::to_string)
+    };
+    let what = match (field("code"), field("message")) {
+        (Some(c), Some(m)) if !c.is_empty() => format!("{c}: {m}"),
+        _ if e.kind() == opendal::ErrorKind::Unexpected && status.is_none() => chain(e),
+        _ => format!("{}: {}", e.kind(), e.message()),
+    };
+    let op = full
+        .split(" at ")
+        .nth(1)
+        .and_then(|s| s.split([',', ' ']).next())
+        .unwrap_or("request");
+    let text = match status {
+        Some(s) => format!("{s} {what} ({op})"),
+        None => format!("{what} ({op})"),
+    };
+    one_line(&text)
+}
+
+/// Whether the peer refused our credentials (401/403): retrying soon only trips its
+/// failed-login throttle.
+pub fn is_refused(e: &ReplError) -> bool {
+    match e {
+        ReplError::Remote(e) => {
+            e.kind() == opendal::ErrorKind::PermissionDenied
+                || e.to_string().contains("status: 401")
+        }
+        _ => false,
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_control())
+        .filter(|p| !p.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// An error with its causes, so "error sending request" says why (refused, certificate, ...).
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

@@ -204,7 +204,7 @@ fn tail(log: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `sha256:<hex>` of the first certificate of a PEM file, computed here from its DER.
+/// `AB:CD:...` SHA-256 of the first certificate of a PEM file, computed here from its DER.
 fn cert_fingerprint(pem: &Path) -> String {
     let text = std::fs::read_to_string(pem).expect("cert.pem");
     let b64: String = text
@@ -216,7 +216,9 @@ fn cert_fingerprint(pem: &Path) -> String {
     let der = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .expect("PEM base64");
-    format!("sha256:{}", sha(&der))
+    let hex = sha(&der).to_ascii_uppercase();
+    let pairs: Vec<&str> = (0..hex.len()).step_by(2).map(|i| &hex[i..i + 2]).collect();
+    pairs.join(":")
 }
 
 /// The node id from the unauthenticated `GET /.well-known/kura-node`.
@@ -275,13 +277,16 @@ impl Node {
         let fingerprint = stdout(&run(server.kura().arg("fingerprint")))
             .trim()
             .to_string();
-        let hex = fingerprint.strip_prefix("sha256:").unwrap_or_default();
         assert!(
-            hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-            "kura fingerprint printed {fingerprint:?}, not sha256:<64 lowercase hex>"
+            fingerprint.len() == 95
+                && fingerprint.split(':').all(|p| p.len() == 2
+                    && p.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))),
+            "kura fingerprint printed {fingerprint:?}, not AB:CD:... as the server logs it"
+        );
+        assert!(
+            server.log().contains(&fingerprint),
+            "kura fingerprint differs from the one the server logs"
         );
         assert_eq!(
             fingerprint,
@@ -1251,7 +1256,12 @@ fn chain_a_b_c() {
     });
     let (s, body) = api(&b.server, "POST", "/peers", Some(&peer.to_string()));
     assert_eq!(s, 201, "{body}");
+    // a peer that does not answer is refused, unless the caller says it is down for now
     let spare = r#"{"name":"spare","endpoint":"https://127.0.0.1:9","access_key":"x","secret_key":"spare-secret"}"#;
+    let (s, body) = api(&b.server, "POST", "/peers", Some(spare));
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("cannot reach peer spare"), "{body}");
+    let spare = r#"{"name":"spare","endpoint":"https://127.0.0.1:9","access_key":"x","secret_key":"spare-secret","check":false}"#;
     let (s, body) = api(&b.server, "POST", "/peers", Some(spare));
     assert_eq!(s, 201, "{body}");
     let (s, body) = api(&b.server, "DELETE", "/peers/spare", None);
@@ -1412,13 +1422,33 @@ fn wrong_fingerprint_ships_nothing() {
         ("wrong-pin", Some(a.fingerprint.as_str())),
         ("no-pin", None),
     ] {
-        let mut cmd = a.server.kura();
-        cmd.args(["peer", "add", name, "--endpoint", &b.server.url("")])
-            .args(["--access-key", &b.repl.id, "--secret-key", &b.repl.secret]);
-        if let Some(fp) = pin {
-            cmd.args(["--ca-fingerprint", fp]);
-        }
-        run(&mut cmd);
+        let add = |extra: &[&str]| {
+            let mut cmd = a.server.kura();
+            cmd.args(["peer", "add", name, "--endpoint", &b.server.url("")])
+                .args(["--access-key", &b.repl.id, "--secret-key", &b.repl.secret])
+                .args(extra);
+            if let Some(fp) = pin {
+                cmd.args(["--ca-fingerprint", fp]);
+            }
+            cmd.output().expect("kura peer add")
+        };
+        // the test request of `peer add` meets the wrong certificate and refuses the peer
+        let out = add(&[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains("cannot reach peer")
+                && err.contains("certificate"),
+            "peer add {name} with an unverifiable certificate: {err}"
+        );
+        println!("wrong pin: peer add {name} refused: {}", err.trim());
+        // added anyway (--no-check), the worker must still ship nothing
+        let out = add(&["--no-check"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let listed = a.kura(&["peer", "list", "--json"]);
     assert!(
@@ -1431,21 +1461,18 @@ fn wrong_fingerprint_ships_nothing() {
     );
     let mut rules = Vec::new();
     for name in ["wrong-pin", "no-pin"] {
-        // the command may check the peer at once and refuse; otherwise the worker must fail
         let out = a
             .server
             .kura()
             .args(["replicate", BUCKET, "--to", name])
             .output()
             .expect("kura");
-        if out.status.success() {
-            rules.push(name);
-        } else {
-            println!(
-                "wrong pin: replicate --to {name} refused at once: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        assert!(
+            !out.status.success(),
+            "replicate --to {name} was not checked"
+        );
+        a.kura(&["replicate", BUCKET, "--to", name, "--no-check"]);
+        rules.push(name);
     }
     a.put(
         &mut want,
