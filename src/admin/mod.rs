@@ -186,6 +186,10 @@ impl Admin {
             Some(_) => return Err(AdminError::Invalid("empty password".into())),
             None => (random_password(), true),
         };
+        // checked first: a failed add leaves no half-made user behind
+        if let Some(g) = &n.group {
+            self.existing_group(g).await?;
+        }
         let hash = hash_password(&pw)?;
         match self
             .store

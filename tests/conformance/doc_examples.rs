@@ -180,7 +180,9 @@ impl Reader {
 
 #[test]
 fn every_shell_example_of_the_docs_runs() {
-    for tool in ["curl", "aws", "rclone", "bash", "timeout"] {
+    for tool in [
+        "curl", "aws", "rclone", "s3cmd", "openssl", "bash", "timeout",
+    ] {
         require(tool);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
