@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Admin, AdminError};
-use crate::replication::remote::{describe, describe_s3, Remote};
+use crate::replication::remote::{describe, describe_s3, s3_field, Remote};
 use crate::replication::{open_link, pin, resync, seal_id, ReplError};
 use crate::store::{now_ms, PeerRow};
 
@@ -122,19 +122,21 @@ async fn probe(peer: &PeerRow, secret: &str, bucket: Option<&str>) -> Result<(),
         .await
         .map_err(|_| timed_out())?
         .map_err(|e| AdminError::Invalid(format!("cannot reach {who}: {}", describe(&e))))?;
-    let answer = match bucket {
-        // the key is checked by asking for an object of a bucket that does not exist
-        None => tokio::time::timeout(PROBE_TIMEOUT, remote.op.stat("probe"))
-            .await
-            .map(|r| r.map(|_| ())),
-        Some(_) => tokio::time::timeout(PROBE_TIMEOUT, remote.op.list_with("").limit(1))
-            .await
-            .map(|r| r.map(|_| ())),
-    }
-    .map_err(|_| timed_out())?;
+    // a listing (of a bucket no one has, for `peer add`): its error body names the cause
+    let answer = tokio::time::timeout(PROBE_TIMEOUT, remote.op.list_with("").limit(1))
+        .await
+        .map_err(|_| timed_out())?
+        .map(|_| ());
     let Err(e) = answer else { return Ok(()) };
     let why = describe_s3(&e);
-    match (e.kind(), bucket) {
+    let missing = e.kind() == opendal::ErrorKind::NotFound
+        || s3_field(&e, "code").is_some_and(|c| c == "NoSuchBucket");
+    let kind = if missing {
+        opendal::ErrorKind::NotFound
+    } else {
+        e.kind()
+    };
+    match (kind, bucket) {
         (opendal::ErrorKind::NotFound, None) => Ok(()),
         (opendal::ErrorKind::NotFound, Some(b)) => Err(AdminError::Invalid(format!(
             "{who} has no bucket {b}: create it there first ({why})"
