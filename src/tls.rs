@@ -63,14 +63,7 @@ pub fn load_or_generate(cfg: &Config) -> Result<Tls, TlsError> {
         }
         _ => return Err(TlsError::Half),
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|e| TlsError::Pem(cert_path.clone(), e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem(cert_path.clone(), e.to_string()))?;
-    let Some(leaf) = certs.first() else {
-        return Err(TlsError::Pem(cert_path, "no certificate found".into()));
-    };
-    let fingerprint = fingerprint(leaf.as_ref());
+    let (certs, fingerprint) = read_chain(&cert_path)?;
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| TlsError::Pem(key_path.clone(), e.to_string()))?;
     let mut config =
@@ -105,14 +98,21 @@ pub fn current_fingerprint(cfg: &Config) -> Result<(String, PathBuf), TlsError> 
             why,
         ));
     }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|e| TlsError::Pem(cert_path.clone(), e.to_string()))?
+    let (_, fp) = read_chain(&cert_path)?;
+    Ok((fp, cert_path))
+}
+
+/// The certificates of a PEM file and the fingerprint of the first (the server's own).
+fn read_chain(path: &Path) -> Result<(Vec<CertificateDer<'static>>, String), TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsError::Pem(path.to_path_buf(), e.to_string()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem(cert_path.clone(), e.to_string()))?;
+        .map_err(|e| TlsError::Pem(path.to_path_buf(), e.to_string()))?;
     let leaf = certs
         .first()
-        .ok_or_else(|| TlsError::Pem(cert_path.clone(), "no certificate found".into()))?;
-    Ok((fingerprint(leaf.as_ref()), cert_path))
+        .ok_or_else(|| TlsError::Pem(path.to_path_buf(), "no certificate found".into()))?;
+    let fp = fingerprint(leaf.as_ref());
+    Ok((certs, fp))
 }
 
 fn generate(cert_path: &Path, key_path: &Path, extra: &[String]) -> Result<(), TlsError> {

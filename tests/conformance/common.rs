@@ -79,7 +79,15 @@ impl Server {
     /// Starts an HTTPS server in its temporary folder with the default data dir `./kura-data`,
     /// as a reader of the quick start has it; `kura` commands run in that folder too.
     pub fn start_in_folder(env: &[(&str, &str)]) -> Server {
-        let mut s = Server {
+        let mut s = Server::in_folder(env);
+        s.spawn();
+        s
+    }
+
+    /// A folder set up as `start_in_folder` does, where no server has started yet
+    /// (`start_again` starts it).
+    pub fn in_folder(env: &[(&str, &str)]) -> Server {
+        Server {
             child: None,
             root: tempfile::tempdir().expect("tempdir"),
             port: free_port(),
@@ -90,9 +98,7 @@ impl Server {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             in_folder: true,
-        };
-        s.spawn();
-        s
+        }
     }
 
     /// The data dir (database, files/, tmp/, tls/).

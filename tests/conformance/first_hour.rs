@@ -1,11 +1,10 @@
 //! The first hour: a newcomer's commands typed in fresh folders, in the README's order, with
 //! the usual mistakes (the wrong folder, a typo, a taken port), and what each must answer.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
-use crate::common::{free_port, require};
+use crate::common::{code, require, Server};
 
 /// `kura ARGS` run in `dir` with only the given `KURA_*` settings (none inherited).
 fn kura_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
@@ -41,109 +40,32 @@ fn fails(args: &[&str], out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// `kura serve` started in a folder as the quick start does (data dir `./kura-data`), on a
-/// loopback port; killed when dropped.
-struct House {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
+/// A folder where `kura serve` runs as after the quick start (data dir `./kura-data`, TLS,
+/// a port on 127.0.0.1) with a generated administrator password (an empty setting is none).
+fn house() -> Server {
+    Server::in_folder(&[("KURA_ADMIN_PASSWORD", "")])
 }
 
-impl House {
-    fn new() -> House {
-        House {
-            dir: tempfile::tempdir().expect("tempdir"),
-            port: free_port(),
-            child: None,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn listen(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(self.path().join("serve.out")).unwrap_or_default()
-    }
-
-    /// Starts `kura serve`; returns once it answers /healthz, or panics with its output.
-    fn serve(&mut self) {
-        let out = std::fs::File::create(self.path().join("serve.out")).expect("log");
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kura"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("KURA_") {
-                c.env_remove(k);
-            }
-        }
-        let child = c
-            .current_dir(self.path())
-            .arg("serve")
-            .env("KURA_LISTEN", self.listen())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("kura serve");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = Command::new("curl")
-                .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-                .arg(self.cert())
-                .arg(format!("https://127.0.0.1:{}/healthz", self.port))
-                .output()
-                .is_ok_and(|o| o.stdout == b"200");
-            if up {
-                return;
-            }
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("kura serve exited ({st}):\n{}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kura serve did not come up:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.path().join("kura-data/tls/cert.pem")
-    }
-
-    /// The administrator password the first start printed.
-    fn admin_password(&self) -> String {
-        self.output()
-            .lines()
-            .find_map(|l| l.split("with password: ").nth(1))
-            .unwrap_or_else(|| panic!("no password printed:\n{}", self.output()))
-            .trim()
-            .to_string()
-    }
-
-    /// HTTP status of a curl request trusting the generated certificate.
-    fn curl_status(&self, args: &[&str]) -> String {
-        let out = Command::new("curl")
-            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-            .arg(self.cert())
-            .args(args)
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+/// The administrator password the first start printed.
+fn admin_password(house: &Server) -> String {
+    let log = house.log();
+    log.lines()
+        .find_map(|l| l.split("with password: ").nth(1))
+        .unwrap_or_else(|| panic!("no password printed:\n{log}"))
+        .trim()
+        .to_string()
 }
 
-impl Drop for House {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// HTTP status of a curl request trusting the generated certificate.
+fn curl_status(house: &Server, args: &[&str]) -> String {
+    let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+    all.extend_from_slice(args);
+    code(&house.curl(&all)).to_string()
+}
+
+/// `127.0.0.1:PORT` of the server.
+fn listen(house: &Server) -> String {
+    format!("127.0.0.1:{}", house.port)
 }
 
 #[test]
@@ -189,16 +111,16 @@ fn admin_commands_in_the_wrong_folder_create_nothing_and_say_where_they_looked()
 #[test]
 fn a_newcomer_session_from_first_start_to_a_share_link() {
     require("curl");
-    let mut house = House::new();
-    let h = house.path().to_path_buf();
-    house.serve();
-    let banner = house.output();
+    let mut house = house();
+    let h = house.root.path().to_path_buf();
+    house.start_again();
+    let banner = house.log();
     // the banner names real addresses, and the one-time password comes after the port is taken
     assert!(
         banner.contains(&format!(
             "Kura is listening on {}: WebDAV at https://{}/dav/",
-            house.listen(),
-            house.listen()
+            listen(&house),
+            listen(&house)
         )) && !banner.contains("<this-host>")
             && !banner.contains(" ; "),
         "{banner}"
@@ -210,7 +132,7 @@ fn a_newcomer_session_from_first_start_to_a_share_link() {
         "password before listening:\n{banner}"
     );
     assert!(banner.contains("kura user passwd admin"), "{banner}");
-    let pw = house.admin_password();
+    let pw = admin_password(&house);
 
     // status in the server's folder: everything a newcomer needs to connect
     let status = ok(&["status"], &kura_in(&h, &[], &["status"]));
@@ -223,7 +145,7 @@ fn a_newcomer_session_from_first_start_to_a_share_link() {
     );
     for want in [
         "server:       running",
-        &format!("listening on: {}", house.listen()),
+        &format!("listening on: {}", listen(&house)),
         &format!("TLS:          on, fingerprint {fp}"),
         "1 users, 1 administrators",
     ] {
@@ -325,15 +247,18 @@ fn a_newcomer_session_from_first_start_to_a_share_link() {
     assert!(err.contains("last administrator"), "{err}");
     let auth = format!("admin:{pw}");
     assert_eq!(
-        house.curl_status(&[
-            "-u",
-            &auth,
-            &format!("https://{}/dav/", house.listen()),
-            "-X",
-            "PROPFIND",
-            "-H",
-            "Depth: 0"
-        ]),
+        curl_status(
+            &house,
+            &[
+                "-u",
+                &auth,
+                &house.dav(""),
+                "-X",
+                "PROPFIND",
+                "-H",
+                "Depth: 0"
+            ]
+        ),
         "207"
     );
 
@@ -344,10 +269,10 @@ fn a_newcomer_session_from_first_start_to_a_share_link() {
         .find_map(|l| l.strip_prefix("url: "))
         .expect("url printed");
     assert!(
-        url.starts_with(&format!("https://{}/s/", house.listen())),
+        url.starts_with(&format!("https://{}/s/", listen(&house))),
         "{created}"
     );
-    assert_eq!(house.curl_status(&[url]), "200", "{url}");
+    assert_eq!(curl_status(&house, &[url]), "200", "{url}");
     let listed = ok(&["share", "list"], &run(&["share", "list"]));
     let id = listed
         .lines()
@@ -365,9 +290,9 @@ fn a_newcomer_session_from_first_start_to_a_share_link() {
         .find_map(|l| l.strip_prefix("url: "))
         .expect("url printed");
     assert_ne!(new_url, url);
-    assert_eq!(house.curl_status(&[new_url]), "200");
+    assert_eq!(curl_status(&house, &[new_url]), "200");
     assert_eq!(
-        house.curl_status(&[url]),
+        curl_status(&house, &[url]),
         "404",
         "the lost link still works"
     );
@@ -383,10 +308,10 @@ fn a_newcomer_session_from_first_start_to_a_share_link() {
 #[test]
 fn a_failed_first_start_shows_no_password_and_names_the_address() {
     require("curl");
-    let mut house = House::new();
+    let mut house = house();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let h = house.path().to_path_buf();
+    let h = house.root.path().to_path_buf();
     let out = kura_in(&h, &[("KURA_LISTEN", &addr)], &["serve"]);
     let err = fails(&["serve"], &out);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
@@ -397,12 +322,15 @@ fn a_failed_first_start_shows_no_password_and_names_the_address() {
     drop(taken);
     // a user added before the first good start does not stop `admin` from being created
     ok(&[], &kura_in(&h, &[], &["user", "add", "early"]));
-    house.serve();
-    let pw = house.admin_password();
+    house.start_again();
+    let pw = admin_password(&house);
     let auth = format!("admin:{pw}");
-    let url = format!("https://{}/dav/", house.listen());
+    let url = house.dav("");
     assert_eq!(
-        house.curl_status(&["-u", &auth, "-X", "PROPFIND", "-H", "Depth: 0", &url]),
+        curl_status(
+            &house,
+            &["-u", &auth, "-X", "PROPFIND", "-H", "Depth: 0", &url]
+        ),
         "207"
     );
 }
