@@ -250,9 +250,7 @@ impl Admin {
     /// A group that must exist, or an error naming it and how to create it.
     async fn existing_group(&self, name: &str) -> Result<(), AdminError> {
         if self.store.group(name).await?.is_none() {
-            return Err(AdminError::NotFound(format!(
-                "group {name} (create it first with `kura group add {name}`)"
-            )));
+            return Err(AdminError::NotFound(format!("group {name}")));
         }
         Ok(())
     }

@@ -224,6 +224,16 @@ pub(crate) fn read_password(from_stdin: bool) -> Result<Option<String>, CliError
     Ok(Some(pw))
 }
 
+/// A missing group, with the command that creates it (groups are never made implicitly).
+fn group_hint(e: AdminError, group: Option<&str>) -> CliError {
+    match (e, group) {
+        (AdminError::NotFound(what), Some(g)) if what == format!("group {g}") => CliError::Usage(
+            format!("group {g} not found; create it first with `kura group add {g}`"),
+        ),
+        (e, _) => e.into(),
+    }
+}
+
 /// Runs a `kura user ...` command against the configured data dir.
 pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
     let admin = access::open_admin(cfg).await?;
@@ -240,10 +250,11 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
                     name: name.clone(),
                     password: read_password(password_stdin)?,
                     admin: Some(is_admin),
-                    group,
+                    group: group.clone(),
                     create_buckets: create_buckets.then_some(true),
                 })
-                .await?;
+                .await
+                .map_err(|e| group_hint(e, group.as_deref()))?;
             println!(
                 "added user {name}{}",
                 if is_admin { " (admin)" } else { "" }
@@ -269,7 +280,12 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
                         .into(),
                 ));
             }
-            access::set_primary(cfg, &name, group.as_deref(), right).await?;
+            access::set_primary(cfg, &name, group.as_deref(), right)
+                .await
+                .map_err(|e| match e {
+                    CliError::Admin(e) => group_hint(e, group.as_deref()),
+                    e => e,
+                })?;
             println!("modified user {name}");
         }
         UserCmd::List => {
