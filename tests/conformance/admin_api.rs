@@ -179,6 +179,13 @@ fn admin_api_end_to_end_with_negative_cases() {
         401
     );
     assert_eq!(api(&server, &a, "DELETE", "/users/bob", None).0, 204);
+    // the last administrator stays, whoever asks
+    let (s, b) = api(&server, &a, "DELETE", "/users/admin", None);
+    assert!(
+        s == 409 && b.contains("last administrator") && b.contains(r#""code":"conflict""#),
+        "{s} {b}"
+    );
+    assert_eq!(api(&server, &a, "GET", "/users/admin", None).0, 200);
 }
 
 #[test]
