@@ -11,8 +11,9 @@ use crate::store::{now_ms, PeerRow};
 /// How long the test request of `peer add` and `replicate` may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// A bucket name no one uses: `peer add` asks for it to see whether the key is accepted.
-const PROBE_BUCKET: &str = "kura-peer-check";
+/// The start of a bucket name no one uses: `peer add` lists such a bucket to see whether
+/// the key is accepted (a random suffix, as S3 bucket names are global on some stores).
+const PROBE_BUCKET: &str = "kura-peer-check-";
 
 /// A peer (its secret is never shown).
 #[derive(Serialize, ToSchema)]
@@ -111,7 +112,11 @@ fn check_endpoint(raw: &str) -> Result<String, AdminError> {
 /// accepted, and, with `bucket`, the bucket there and readable by the key.
 async fn probe(peer: &PeerRow, secret: &str, bucket: Option<&str>) -> Result<(), AdminError> {
     let who = format!("peer {} ({})", peer.name, peer.endpoint);
-    let remote = Remote::new(peer, secret, bucket.unwrap_or(PROBE_BUCKET))?;
+    let probe_bucket = format!(
+        "{PROBE_BUCKET}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let remote = Remote::new(peer, secret, bucket.unwrap_or(&probe_bucket))?;
     let timed_out = || {
         AdminError::Invalid(format!(
             "{who} did not answer within {}s",
@@ -129,8 +134,11 @@ async fn probe(peer: &PeerRow, secret: &str, bucket: Option<&str>) -> Result<(),
         .map(|_| ());
     let Err(e) = answer else { return Ok(()) };
     let why = describe_s3(&e);
+    let code = s3_field(&e, "code").unwrap_or_default();
+    // for the probe bucket, "no such bucket" or "not yours" both mean the signature passed
     let missing = e.kind() == opendal::ErrorKind::NotFound
-        || s3_field(&e, "code").is_some_and(|c| c == "NoSuchBucket");
+        || code == "NoSuchBucket"
+        || (bucket.is_none() && code == "AccessDenied");
     let kind = if missing {
         opendal::ErrorKind::NotFound
     } else {
