@@ -303,6 +303,20 @@ fn a_newcomer_session_from_first_start_to_a_share_link() {
         help.contains("remove leftovers") && help.contains("record unrecorded"),
         "{help}"
     );
+
+    // once the server stops, its record in the data dir is not believed: the lock tells
+    house.stop();
+    assert!(h.join("kura-data/server.json").exists());
+    let status = ok(&["status"], &run(&["status"]));
+    assert!(
+        status.contains("server:       not running") && !status.contains(&listen(&house)),
+        "{status}"
+    );
+    let created = ok(&["share", "create"], &run(&["share", "create", "/photos"]));
+    assert!(
+        !created.contains(&listen(&house)),
+        "a link points at a stopped server's address: {created}"
+    );
 }
 
 #[test]
