@@ -6,6 +6,8 @@ mod bad_input;
 mod clients;
 mod common;
 mod crash;
+mod doc_examples;
+mod first_hour;
 mod http_semantics;
 mod litmus;
 mod locks;
