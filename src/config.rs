@@ -54,9 +54,14 @@ pub struct Config {
     pub multipart_expiry_hours: u64,
     /// Octal umask for new files (0666) and folders (0777); the default 002 keeps group spaces
     /// group-writable.
+    #[serde(deserialize_with = "octal_text")]
     pub umask: String,
     /// Longest lock timeout granted, in seconds; `Infinite` requests get it (0: no cap).
     pub lock_timeout_max_seconds: u64,
+    /// Octal umask for what Kura creates on disk (the data dir, kura.db, stored files and
+    /// folders); the default 077 keeps everything private to the server's account.
+    #[serde(deserialize_with = "octal_text")]
+    pub disk_umask: String,
     /// Acknowledged writes survive a power cut, not only a kill: each commit's journal and the
     /// SQLite log are fsynced before the reply (docs/architecture.md, "Durability").
     pub durable_commits: bool,
@@ -95,6 +100,7 @@ impl Default for Config {
             umask: "002".into(),
             lock_timeout_max_seconds: 3600,
             durable_commits: true,
+            disk_umask: "077".into(),
             macos_metadata: MacosMetadata::Keep,
             log: "info".into(),
             storage: StorageConfig::default(),
@@ -193,6 +199,11 @@ impl Config {
         u32::from_str_radix(self.umask.trim(), 8).unwrap_or(0o002) & 0o777
     }
 
+    /// The bits `disk_umask` removes from 0666 (files) and 0777 (folders) on disk.
+    pub fn disk_umask_bits(&self) -> u32 {
+        u32::from_str_radix(self.disk_umask.trim(), 8).unwrap_or(0o077) & 0o777
+    }
+
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("kura.db")
@@ -201,6 +212,21 @@ impl Config {
 
 /// Unknown keys in the file and unknown `KURA_*` variables: named, with the closest known key.
 mod unknown;
+
+/// An octal mask as text, also when the environment gave it as a number (`KURA_UMASK=027`
+/// reaches figment as the integer 27, whose digits are the octal text without its 0).
+fn octal_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        N(u64),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::S(s) => s,
+        Text::N(n) => n.to_string(),
+    })
+}
 
 #[cfg(test)]
 mod tests {

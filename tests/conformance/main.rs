@@ -5,6 +5,7 @@ mod admin_api;
 mod bad_input;
 mod clients;
 mod common;
+mod core_rights;
 mod crash;
 mod doc_examples;
 mod first_hour;
