@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lint, unit tests, and conformance tests with real clients
-# (litmus, cadaver, rclone, curl, aws-cli, boto3, s3cmd) against a real server on 127.0.0.1.
+# (litmus, cadaver, rclone, curl, aws-cli, boto3, s3cmd; pebble as the ACME CA) against a real server on 127.0.0.1.
 # Installs the Debian packages it needs; fails loudly if one cannot be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(litmus cadaver rclone curl sha256sum s3cmd)
-packages=(litmus cadaver rclone curl coreutils s3cmd)
+tools=(litmus cadaver rclone curl sha256sum s3cmd pebble pebble-challtestsrv openssl)
+packages=(litmus cadaver rclone curl coreutils s3cmd pebble pebble openssl)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

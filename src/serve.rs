@@ -64,13 +64,15 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         spawn_multipart_expiry(vfs.clone(), max_age);
     }
 
+    // bound before TLS starts: an ACME validation connecting early waits in the backlog
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let tls = if cfg.tls {
-        let t = crate::tls::load_or_generate(&cfg)?;
-        tracing::info!(fingerprint = %t.fingerprint, cert = %t.cert_path.display(), "TLS certificate (SHA-256)");
-        Some(t.config)
+        Some(crate::tls::start(&cfg).await?)
     } else {
         None
     };
+    let cert = tls.as_ref().map(|t| t.store.clone());
+    let tls = tls.map(|t| t.config);
 
     let node = store.node_id().await?;
     tracing::info!(node_id = %node, "replication node id");
@@ -86,6 +88,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     limits.spawn_housekeeping();
     let shares = crate::share::Shares::new(store.clone(), vfs.clone());
     let app = Arc::new(App {
+        cert,
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),
@@ -110,7 +113,6 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         ),
     });
 
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "Kura listening: WebDAV at {scheme}://{addr}/dav/, S3 at {scheme}://{addr}/");

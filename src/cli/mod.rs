@@ -77,6 +77,9 @@ pub enum Command {
     Replicate(peer::ReplicateArgs),
     /// Print this node's TLS certificate fingerprint (for pinning by peers).
     Fingerprint,
+    /// The TLS certificate in use: names, issuer, expiry, source, last ACME attempt.
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Change the owner and/or group: `USER`, `USER:GROUP` or `:GROUP`.
     Chown {
         /// New owner and/or group.
@@ -84,6 +87,13 @@ pub enum Command {
         /// Path in the namespace.
         path: String,
     },
+}
+
+/// `kura tls ...`
+#[derive(Subcommand, Debug)]
+pub enum TlsCmd {
+    /// Show the certificate the running server uses and its ACME renewal state.
+    Status,
 }
 
 /// `kura key ...`

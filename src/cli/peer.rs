@@ -178,11 +178,12 @@ pub async fn replicate(cfg: &Config, a: ReplicateArgs) -> Result<(), CliError> {
 
 /// Prints this node's certificate fingerprint, for `kura peer add --ca-fingerprint` elsewhere.
 pub fn fingerprint(cfg: &Config) -> Result<(), CliError> {
-    let t = crate::tls::load_or_generate(cfg).map_err(|e| CliError::Usage(e.to_string()))?;
-    println!(
-        "sha256:{}",
-        t.fingerprint.replace(':', "").to_ascii_lowercase()
-    );
+    let (fp, acme) =
+        crate::tls::current_fingerprint(cfg).map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("sha256:{}", fp.replace(':', "").to_ascii_lowercase());
+    if acme {
+        eprintln!("note: this node's certificate comes from ACME and changes at every renewal; add it on other nodes without --ca-fingerprint (normal verification)");
+    }
     Ok(())
 }
 
