@@ -389,6 +389,19 @@ fn acme_failure_keeps_the_old_certificate_and_is_reported() {
     println!("kura tls status:\n{status}");
     assert!(status.contains("FAILED (1 in a row)"), "{status}");
     assert!(status.contains("source:       acme"), "{status}");
+
+    // the next try is a minute away; SIGHUP makes it now (and does not end the server)
+    run(Command::new("kill").args(["-HUP", &server.pid().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !tls_status(&server).contains("FAILED (2 in a row)") {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not retry:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(serial(&served_chain(port, NAME)), obtained);
 }
 
 #[test]
