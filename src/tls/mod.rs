@@ -117,6 +117,9 @@ fn acme_settings(cfg: &Config) -> Result<AcmeSettings, TlsError> {
             "tls_acme_directory {directory:?} is not an https:// URL"
         )));
     }
+    if let Some(ca) = &cfg.tls_acme_ca {
+        std::fs::metadata(ca).map_err(|e| TlsError::Io(ca.clone(), e))?;
+    }
     Ok(AcmeSettings {
         domains,
         email: cfg.tls_acme_email.clone(),
@@ -261,5 +264,32 @@ mod tests {
         cfg.tls_acme_directory = LETS_ENCRYPT.into();
         cfg.tls_cert = Some("/x.pem".into());
         assert!(matches!(plan(&cfg), Err(TlsError::AcmeConfig(_))));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn acme_settings_come_from_the_documented_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "KURA_TLS_ACME_DOMAINS",
+                "[\"files.example.org\", \"b.example.org\"]",
+            );
+            jail.set_env("KURA_TLS_ACME_EMAIL", "me@example.org");
+            jail.set_env("KURA_TLS_ACME_DIRECTORY", "https://127.0.0.1:14000/dir");
+            jail.create_file("ca.pem", "")?;
+            jail.set_env("KURA_TLS_ACME_CA", "ca.pem");
+            jail.set_env("KURA_TLS_ACME_HTTP_LISTEN", "0.0.0.0:80");
+            let cfg = Config::load(None).expect("config");
+            let s = acme_settings(&cfg).expect("settings");
+            assert_eq!(s.domains, ["files.example.org", "b.example.org"]);
+            assert_eq!(s.email.as_deref(), Some("me@example.org"));
+            assert_eq!(s.directory, "https://127.0.0.1:14000/dir");
+            assert_eq!(s.ca, Some(PathBuf::from("ca.pem")));
+            assert!(s.http01);
+            jail.set_env("KURA_TLS_ACME_CA", "missing.pem");
+            let cfg = Config::load(None).expect("config");
+            assert!(matches!(acme_settings(&cfg), Err(TlsError::Io(..))));
+            Ok(())
+        });
     }
 }
