@@ -2,6 +2,7 @@
 //! server) on 127.0.0.1, with `pebble-challtestsrv` as its DNS so that pebble really validates
 //! Kura's tls-alpn-01 and http-01 answers; and hot reload of the operator's own files.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,7 +183,6 @@ fn served_chain(port: u16, name: &str) -> Vec<String> {
             .stdout(Stdio::piped())
             .spawn()
             .expect("openssl x509");
-        use std::io::Write;
         x.stdin
             .take()
             .expect("stdin")
@@ -397,7 +397,7 @@ fn acme_failure_keeps_the_old_certificate_and_is_reported() {
 }
 
 #[test]
-fn http01_on_port_80_and_its_redirects_cannot_be_steered() {
+fn http01_listener_validates_and_cannot_be_steered_or_held() {
     require("curl");
     let (port, http_port) = (free_port(), free_port());
     // tls-alpn-01 would go to a closed port: only http-01 can succeed
@@ -410,6 +410,11 @@ fn http01_on_port_80_and_its_redirects_cannot_be_steered() {
     let server = start_kura(port, &env);
     let root = pebble.root();
     wait_acme_certificate(&server, &root, 30);
+    // a client that never finishes its request is cut off (header timeout, 10 s)
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", http_port)).expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let slow_since = Instant::now();
 
     let head = |host: &str, path: &str| {
         let out = run(Command::new("curl")
@@ -455,6 +460,23 @@ fn http01_on_port_80_and_its_redirects_cannot_be_steered() {
         !String::from_utf8_lossy(&forged.stdout).contains("BEGIN CERTIFICATE")
             && !String::from_utf8_lossy(&forged.stdout).contains("Server certificate"),
         "acme-tls/1 handshake got a certificate"
+    );
+    // an oversized request head is refused and the listener goes on
+    let big = format!("X-Big: {}", "a".repeat(64 * 1024));
+    let out = run(Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", &big])
+        .arg(format!("http://127.0.0.1:{http_port}/")));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "431");
+    assert!(head(NAME, "/").starts_with("308"));
+
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let held = slow_since.elapsed();
+    assert!(
+        held < Duration::from_secs(20),
+        "a stalled request held its connection {held:?}"
     );
     assert!(curl_verified(port, &root, &["-o", "/dev/null"], "/healthz").is_ok());
 }
