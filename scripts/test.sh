@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(litmus cadaver rclone curl sha256sum s3cmd pebble pebble-challtestsrv openssl)
-packages=(litmus cadaver rclone curl coreutils s3cmd pebble pebble openssl)
+tools=(litmus cadaver rclone curl sha256sum s3cmd openssl pebble pebble-challtestsrv)
+packages=(litmus cadaver rclone curl coreutils s3cmd openssl pebble pebble)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

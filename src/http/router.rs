@@ -63,6 +63,13 @@ impl App {
                     .headers()
                     .get(header::CONTENT_LENGTH)
                     .is_some_and(|v| v.as_bytes() != b"0"));
+        // A client that sent `Expect: 100-continue` for an empty body never gets its 100 (there
+        // is nothing to read); botocore then parses its next response on that connection
+        // against a stale status and stalls for its 60 s timeout (boto/botocore#3755), which
+        // `aws s3 sync` of a tree with empty files meets every time. Such connections close.
+        let empty_expect = req.version() <= http::Version::HTTP_11
+            && !has_body
+            && req.headers().contains_key(header::EXPECT);
         // Failed-authentication throttling, for every entry point at once: an attempt from a
         // throttled address (or on a throttled account from it) is refused before it is checked.
         let account = attempt::account(&req);
@@ -84,7 +91,7 @@ impl App {
                 self.limits.failures.record(client, a);
             }
         }
-        if has_body && !resp.status().is_success() {
+        if (has_body && !resp.status().is_success()) || empty_expect {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

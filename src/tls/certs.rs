@@ -105,6 +105,17 @@ impl Served {
     }
 }
 
+/// The fingerprint of the first certificate of a PEM file (the server's own).
+pub fn leaf_fingerprint(path: &Path) -> Result<String, TlsError> {
+    let bad = |e: String| TlsError::Pem(path.to_path_buf(), e);
+    let leaf = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no certificate found".into()))?
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(fingerprint(leaf.as_ref()))
+}
+
 /// Names, issuer and validity of a DER certificate.
 fn describe(der: &[u8], source: Source) -> Result<CertInfo, String> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("certificate: {e}"))?;

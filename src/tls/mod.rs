@@ -20,7 +20,7 @@ use crate::config::Config;
 pub use acme::LETS_ENCRYPT;
 pub use certs::fingerprint;
 pub use resolver::ACME_TLS_ALPN;
-pub use status::print_status;
+pub use status::{in_use, print_status};
 pub use store::CertStore;
 
 use acme::AcmeSettings;
@@ -47,6 +47,9 @@ pub enum TlsError {
     /// An ACME setting is unusable.
     #[error("invalid ACME configuration: {0}")]
     AcmeConfig(String),
+    /// There is no certificate to read (TLS off, wrong folder, or the server never started).
+    #[error("no TLS certificate at {0}{1}")]
+    NoCertificate(PathBuf, &'static str),
     /// The status record is missing or unreadable.
     #[error("{0}")]
     Status(String),
@@ -220,17 +223,58 @@ pub async fn start(cfg: &Config) -> Result<Tls, TlsError> {
     })
 }
 
-/// The fingerprint of the certificate a start would serve now (for `kura fingerprint`), and
-/// whether it comes from ACME (and so changes at each renewal).
-pub fn current_fingerprint(cfg: &Config) -> Result<(String, bool), TlsError> {
-    let plan = plan(cfg)?;
-    let acme = matches!(plan, Plan::Acme(_));
-    Ok((first(cfg, &plan)?.info.fingerprint, acme))
+/// The fingerprint and path of the certificate a start would serve now (the stored ACME one,
+/// the files or the generated one), read only: nothing is generated.
+pub fn current_fingerprint(cfg: &Config) -> Result<(String, PathBuf), TlsError> {
+    let cert_path = match plan(cfg)? {
+        Plan::Files(c, _) => c,
+        Plan::SelfSigned(c, _) => c,
+        Plan::Acme(s) => Some(s.cert_paths().0)
+            .filter(|c| c.is_file())
+            .unwrap_or_else(|| certs::generated_paths(&cfg.data_dir).0),
+    };
+    if !cert_path.is_file() {
+        let why = if !cfg.tls {
+            " (TLS is off in this configuration)"
+        } else if cfg.tls_cert.is_none() {
+            " (the server generates it at its first start; is this the right data dir?)"
+        } else {
+            ""
+        };
+        return Err(TlsError::NoCertificate(
+            crate::install::shown(&cert_path),
+            why,
+        ));
+    }
+    Ok((certs::leaf_fingerprint(&cert_path)?, cert_path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_the_fingerprint_never_generates_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        assert!(matches!(
+            current_fingerprint(&cfg),
+            Err(TlsError::NoCertificate(..))
+        ));
+        cfg.tls_acme_domains = vec!["files.example.org".into()];
+        assert!(matches!(
+            current_fingerprint(&cfg),
+            Err(TlsError::NoCertificate(..))
+        ));
+        assert!(!dir.path().join("tls").exists());
+        certs::ensure_self_signed(dir.path(), &[]).unwrap();
+        let (fp, path) = current_fingerprint(&cfg).unwrap();
+        assert_eq!(path, certs::generated_paths(dir.path()).0);
+        assert_eq!(fp.len(), 32 * 3 - 1);
+    }
 
     #[test]
     fn acme_names_and_addresses_are_checked() {

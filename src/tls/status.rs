@@ -21,6 +21,13 @@ pub fn print_status(cfg: &Config) -> Result<(), TlsError> {
     Ok(())
 }
 
+/// The fingerprint of the certificate the server last put in use, from its status record.
+pub fn in_use(data_dir: &std::path::Path) -> Option<String> {
+    let bytes = std::fs::read(status_path(data_dir)).ok()?;
+    let s: TlsStatus = serde_json::from_slice(&bytes).ok()?;
+    Some(s.in_use.fingerprint)
+}
+
 fn render(s: &TlsStatus, now: i64) -> String {
     let c = &s.in_use;
     let mut out = String::new();
