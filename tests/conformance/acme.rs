@@ -266,6 +266,17 @@ fn acme_certificate_from_pebble_is_renewed_under_an_open_download() {
     println!("kura tls status:\n{status}");
     assert!(status.contains("source:       acme"), "{status}");
     assert!(status.contains("succeeded"), "{status}");
+    // `kura status` names the certificate in use, not the self-signed one the server started with
+    let in_use = status
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint:  sha256 "))
+        .expect("fingerprint line")
+        .to_string();
+    let overview = String::from_utf8_lossy(&run(server.kura().arg("status")).stdout).into_owned();
+    assert!(
+        overview.contains(&format!("fingerprint {in_use}")),
+        "kura status shows another certificate:\n{overview}"
+    );
     let health =
         curl_verified(port, &root, &["-D", "-", "-o", "/dev/null"], "/healthz").expect("healthz");
     assert!(
