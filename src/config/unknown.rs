@@ -10,7 +10,7 @@ use figment::Provider;
 use super::Config;
 
 /// Variables that are not settings but are read by the command line itself.
-const NOT_SETTINGS: &[&str] = &["config"];
+const NOT_SETTINGS: &[&str] = &["config", "test_crash_after_steps"];
 
 /// Every dotted key of the configuration; maps and unset tables accept any key below them.
 fn known() -> Vec<String> {

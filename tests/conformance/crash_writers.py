@@ -119,8 +119,12 @@ def verify(args):
     checked = 0
     for name in names:
         c = conn(args.port)
-        c.request("GET", f"{BUCKET}/{name}", headers={"Authorization": AUTH})
-        r = c.getresponse()
+        try:
+            c.request("GET", f"{BUCKET}/{name}", headers={"Authorization": AUTH})
+            r = c.getresponse()
+        except (OSError, http.client.HTTPException) as e:
+            problems.append(f"{name}: GET failed before any answer: {e!r}")
+            continue
         mine = [x for x in recs if x["name"] == name and x["op"] in ("put", "move", "copy")]
         acked = [x for x in mine if ok(x["status"])]
         if r.status == 404:
