@@ -391,6 +391,7 @@ fn acme_failure_keeps_the_old_certificate_and_is_reported() {
     let status = tls_status(&server);
     println!("kura tls status:\n{status}");
     assert!(status.contains("FAILED (1 in a row)"), "{status}");
+    assert!(status.contains("Connection refused"), "no reason: {status}");
     assert!(status.contains("source:       acme"), "{status}");
 
     // the next try is a minute away; SIGHUP makes it now (and does not end the server)
