@@ -84,7 +84,8 @@ pub fn spawn(
                     });
                 }
                 Err(e) => {
-                    let e = with_causes(&e);
+                    // with its causes: "client error (Connect)" alone says not what to fix
+                    let e = crate::replication::remote::chain(&e);
                     failures = failures.saturating_add(1);
                     let pause = retry_pause(failures);
                     let kept = store.current();
@@ -110,22 +111,6 @@ pub fn spawn(
             }
         }
     });
-}
-
-/// An error with its causes ("client error (Connect): ... Connection refused"): the top
-/// level alone rarely says what to fix.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 /// The pause after `failures` failed attempts in a row.
