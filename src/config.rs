@@ -40,6 +40,16 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Extra host names and IP addresses for the generated certificate (e.g. "nas.local", "192.168.1.5").
     pub tls_names: Vec<String>,
+    /// Names to get a certificate for by ACME (Let's Encrypt); empty: no ACME.
+    pub tls_acme_domains: Vec<String>,
+    /// Contact address given to the ACME CA (expiry warnings).
+    pub tls_acme_email: Option<String>,
+    /// ACME directory URL; Let's Encrypt production by default.
+    pub tls_acme_directory: String,
+    /// PEM root certificate to trust for the ACME directory's own HTTPS (test CAs only).
+    pub tls_acme_ca: Option<PathBuf>,
+    /// Plain-HTTP listener (e.g. "0.0.0.0:80") for http-01 and redirects; unset: tls-alpn-01.
+    pub tls_acme_http_listen: Option<SocketAddr>,
     /// Password of the first `admin` user, used only when the database is empty.
     pub admin_password: Option<String>,
     /// Largest XML request body (PROPFIND, PROPPATCH, LOCK) in bytes; larger ones get 413.
@@ -91,6 +101,11 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_names: Vec::new(),
+            tls_acme_domains: Vec::new(),
+            tls_acme_email: None,
+            tls_acme_directory: crate::tls::LETS_ENCRYPT.into(),
+            tls_acme_ca: None,
+            tls_acme_http_listen: None,
             admin_password: None,
             max_xml_body: 64 * 1024,
             propfind_depth_infinity: false,
@@ -117,6 +132,9 @@ const STRING_KEYS: &[&str] = &[
     "data_dir",
     "tls_cert",
     "tls_key",
+    "tls_acme_email",
+    "tls_acme_directory",
+    "tls_acme_ca",
     "admin_password",
     "log",
     "s3_base_domain",

@@ -110,13 +110,21 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         spawn_multipart_expiry(vfs.clone(), max_age);
     }
 
-    let (tls, fingerprint) = if cfg.tls {
-        let t = crate::tls::load_or_generate(&cfg)?;
-        tracing::info!(fingerprint = %t.fingerprint, cert = %t.cert_path.display(), "TLS certificate (SHA-256)");
-        (Some(t.config), Some(t.fingerprint))
+    // bound before TLS starts: an ACME validation connecting early waits in the backlog
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| StartError::Bind(cfg.listen, e))?;
+    let tls = if cfg.tls {
+        Some(crate::tls::start(&cfg).await?)
     } else {
-        (None, None)
+        None
     };
+    // the certificate at start; `kura tls status` shows the one in use after a swap
+    let fingerprint = tls
+        .as_ref()
+        .map(|t| t.store.current().info.fingerprint.clone());
+    let cert = tls.as_ref().map(|t| t.store.clone());
+    let tls = tls.map(|t| t.config);
 
     let node = store.node_id().await?;
     tracing::info!(node_id = %node, "replication node id");
@@ -132,6 +140,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     limits.spawn_housekeeping();
     let shares = crate::share::Shares::new(store.clone(), vfs.clone());
     let app = Arc::new(App {
+        cert,
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),
@@ -156,9 +165,6 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         ),
     });
 
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| StartError::Bind(cfg.listen, e))?;
     let addr = listener.local_addr()?;
     let url = cfg.base_url_for(addr);
     tracing::info!(%addr, "Kura listening: WebDAV at {url}/dav/, S3 at {url}/");
