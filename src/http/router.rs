@@ -8,11 +8,11 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::{full, AuthFailed, RespBody};
+use super::{full, AuthFailed, BodyFault, ReqBody, RespBody};
 use crate::admin::api;
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
-use crate::limits::{attempt, retry_after_secs, Limits};
+use crate::limits::{attempt, retry_after_secs, Limits, Outcome};
 use crate::s3::{self, S3Front};
 use crate::share::http::ShareFront;
 use crate::vfs::Caller;
@@ -47,6 +47,7 @@ impl App {
     /// Serves one request and logs it (never credentials, never a share token in full).
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
+        let (req, fault) = super::body::watch(req);
         let method = req.method().clone();
         let path = loggable_path(req.uri().path());
         let client = self.limits.client_ip(peer, req.headers());
@@ -58,32 +59,55 @@ impl App {
                     .headers()
                     .get(header::CONTENT_LENGTH)
                     .is_some_and(|v| v.as_bytes() != b"0"));
-        // Failed-authentication throttling, for every entry point at once: an attempt from a
-        // throttled address (or on a throttled account from it) is refused before it is checked.
+        // Failed-authentication throttling, for every entry point at once: an attempt is
+        // admitted (maybe after a delay) or refused before its credentials are checked, and
+        // its outcome recorded after; see limits::throttle.
         let account = attempt::account(&req);
-        let blocked = account
-            .as_deref()
-            .and_then(|a| self.limits.failures.blocked(client, a));
-        let (mut resp, user) = match blocked {
-            Some(wait) => {
+        let ticket = match account.as_deref() {
+            Some(a) => self.limits.failures.begin(client, a).map(Some),
+            None => Ok(None),
+        };
+        let (mut resp, user) = match (host_error(&req), ticket) {
+            (Some(msg), _) => (
+                text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", msg),
+                None,
+            ),
+            (None, Err(wait)) => {
                 tracing::warn!(%client, account = account.as_deref().unwrap_or("-"), "throttled after failed authentications");
                 (
                     too_many(wait, "too many failed authentication attempts\n"),
                     None,
                 )
             }
-            None => self.route(req, client).await,
+            (None, Ok(ticket)) => {
+                if let Some(t) = ticket.as_ref().filter(|t| !t.delay.is_zero()) {
+                    tracing::info!(%client, delay_ms = t.delay.as_millis() as u64, "authentication attempt delayed after failures from this address");
+                    tokio::time::sleep(t.delay).await;
+                }
+                let (resp, user) = self.route(req, client).await;
+                let user =
+                    user.or_else(|| resp.extensions().get::<super::User>().map(|u| u.0.clone()));
+                if let Some(t) = ticket {
+                    t.finish(if resp.extensions().get::<AuthFailed>().is_some() {
+                        Outcome::Failed
+                    } else if user.is_some() {
+                        Outcome::Succeeded
+                    } else {
+                        Outcome::Unknown
+                    });
+                }
+                (resp, user)
+            }
         };
-        if let Some(a) = &account {
-            if resp.extensions().get::<AuthFailed>().is_some() {
-                self.limits.failures.record(client, a);
+        if let Some(f) = fault.get() {
+            if !resp.status().is_success() {
+                resp = body_fault(*f);
             }
         }
         if has_body && !resp.status().is_success() {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let user = user.or_else(|| resp.extensions().get::<super::User>().map(|u| u.0.clone()));
         let bytes = resp
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -106,7 +130,7 @@ impl App {
 
     async fn route(
         &self,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
         client: IpAddr,
     ) -> (Response<RespBody>, Option<String>) {
         let path = req.uri().path();
@@ -135,7 +159,8 @@ impl App {
             return (text(StatusCode::OK, "application/json", body), None);
         }
         if s3::is_signed(&req) {
-            return (mark_s3_auth_failure(self.s3.handle(req).await).await, None);
+            let resp = mark_s3_auth_failure(self.s3.handle(req).await).await;
+            return (user_content(resp), None);
         }
         if path == dav::PREFIX || path.starts_with("/dav/") {
             // Answered without credentials: Windows' WebDAV client gives up otherwise.
@@ -147,7 +172,7 @@ impl App {
                 Err(resp) => return (resp, None),
             };
             let user = caller.user.clone();
-            return (self.dav.handle(req, caller).await, Some(user));
+            return (user_content(self.dav.handle(req, caller).await), Some(user));
         }
         // Windows' Mini-Redirector probes the server root before mapping /dav/; a CORS
         // preflight (with Origin) stays S3's
@@ -164,7 +189,14 @@ impl App {
             );
         }
         if path == api::PREFIX || path.starts_with("/api/v1/") {
+            if let Some(why) = super::origin::admin_refusal(&req) {
+                tracing::warn!(%client, why, "admin API request refused");
+                return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
+            }
             return match self.authenticate_admin(&req).await {
+                Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
+                    (api::throttle(&self.limits.failures, &req), Some(user))
+                }
                 Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
                 Err(resp) => (resp, None),
             };
@@ -173,6 +205,8 @@ impl App {
             if let Err(wait) = self.limits.admit_share_request(client) {
                 return (too_many(wait, "too many requests\n"), None);
             }
+            let mut req = req;
+            req.extensions_mut().insert(super::ClientIp(client));
             return (self.shares.handle(req).await, None);
         }
         if RESERVED.iter().any(|p| path.starts_with(p)) {
@@ -186,14 +220,14 @@ impl App {
             );
         }
         // Everything else is S3: unsigned requests get S3's anonymous answer (AccessDenied).
-        (self.s3.handle(req).await, None)
+        (user_content(self.s3.handle(req).await), None)
     }
 
     /// Administrators by Basic auth, or an API token (`Authorization: Bearer ...`).
     #[allow(clippy::result_large_err)]
     async fn authenticate_admin(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ReqBody>,
     ) -> Result<String, Response<RespBody>> {
         let header = req
             .headers()
@@ -250,7 +284,7 @@ impl App {
     }
 
     #[allow(clippy::result_large_err)]
-    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Caller, Response<RespBody>> {
+    async fn authenticate(&self, req: &Request<ReqBody>) -> Result<Caller, Response<RespBody>> {
         let header = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -315,6 +349,38 @@ async fn mark_s3_auth_failure(resp: Response<RespBody>) -> Response<RespBody> {
     } else {
         r
     }
+}
+
+/// A response of WebDAV or S3, which may carry a user's file: never sniffed, never run as a
+/// page of this origin.
+fn user_content(mut r: Response<RespBody>) -> Response<RespBody> {
+    super::protect(r.headers_mut());
+    r
+}
+
+/// RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, and any request with two, is a
+/// 400 (two hosts would let a proxy and Kura disagree about the target).
+fn host_error<B>(req: &Request<B>) -> Option<&'static str> {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Some("more than one Host header\n");
+    }
+    (hosts == 0 && req.version() == http::Version::HTTP_11).then_some("missing Host header\n")
+}
+
+/// The answer to a request whose body broke its own framing, whatever the handler made of it.
+fn body_fault(f: BodyFault) -> Response<RespBody> {
+    let (code, msg) = match f {
+        BodyFault::Malformed => (StatusCode::BAD_REQUEST, "malformed request body\n"),
+        BodyFault::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body chunk too large\n",
+        ),
+    };
+    let mut r = text(code, "text/plain; charset=utf-8", msg);
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// 429 with `Retry-After`, answered at once so a throttled client slows no one else.

@@ -1,57 +1,186 @@
-//! The one listener: TCP, optional TLS (rustls, ALPN h2/http1.1), HTTP/1.1 and HTTP/2.
+//! The one listener: TCP, optional TLS (rustls, ALPN h2/http1.1), HTTP/1.1 and HTTP/2, with
+//! every connection bounded in time (TLS handshake, request headers, idle keep-alive, HTTP/2
+//! pings) and in number (globally and per address); out of descriptors, it backs off.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use super::App;
+use super::conns::{Busy, Conns, Ctl, Slot};
+use super::{App, RespBody};
+use crate::limits::NetLimits;
+
+/// `EMFILE` and `ENFILE`: the process or the system is out of file descriptors.
+const OUT_OF_DESCRIPTORS: [i32; 2] = [24, 23];
+/// Longest pause of the accept loop while descriptors are short.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Accepts connections until the process ends; each connection is served on its own task.
 pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, app: Arc<App>) {
+    let net = app.limits.net.clone();
+    let conns = Conns::new(net.max_connections, net.max_connections_per_ip);
+    tracing::info!(
+        max_connections = net.max_connections,
+        per_address = net.max_connections_per_ip,
+        "connection limits"
+    );
     let acceptor = tls.map(TlsAcceptor::from);
+    let mut short = 0u32;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
+            Err(e)
+                if e.raw_os_error()
+                    .is_some_and(|c| OUT_OF_DESCRIPTORS.contains(&c)) =>
+            {
+                if short == 0 {
+                    // one line per shortage, not one per failed accept
+                    tracing::warn!(error = %e, open = conns.len(), "out of file descriptors: closing idle connections and slowing down accepts; raise `ulimit -n` or lower limits.max_connections");
+                }
+                let shed = conns.shed_idle(16);
+                let pause = Duration::from_millis(10u64 << short.min(7)).min(MAX_BACKOFF);
+                short = short.saturating_add(1);
+                tokio::time::sleep(if shed > 0 {
+                    Duration::from_millis(10)
+                } else {
+                    pause
+                })
+                .await;
+                continue;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if short > 0 {
+            tracing::debug!(failed_accepts = short, "descriptors available again");
+            short = 0;
+        }
+        let capped = !app.limits.is_trusted_proxy(peer.ip());
+        let slot = match conns.admit(peer.ip(), capped) {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::debug!(%peer, ?why, "connection refused: limit reached");
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            match acceptor {
-                Some(acc) => match acc.accept(stream).await {
-                    Ok(tls) => serve_conn(TokioIo::new(tls), peer, app).await,
-                    Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                },
-                None => serve_conn(TokioIo::new(stream), peer, app).await,
-            }
-        });
+        let net = net.clone();
+        tokio::spawn(run(stream, peer, acceptor, app, slot, net));
     }
 }
 
-async fn serve_conn<I>(io: I, peer: SocketAddr, app: Arc<App>)
+async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    app: Arc<App>,
+    slot: Slot,
+    net: NetLimits,
+) {
+    let ctl = slot.ctl.clone();
+    let work = async {
+        match acceptor {
+            Some(acc) => match tokio::time::timeout(net.tls_handshake, acc.accept(stream)).await {
+                Ok(Ok(tls)) => serve_conn(TokioIo::new(tls), peer, app, ctl.clone(), &net).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            },
+            None => serve_conn(TokioIo::new(stream), peer, app, ctl.clone(), &net).await,
+        }
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = ctl.close.notified() => tracing::debug!(%peer, "idle connection closed to make room"),
+    }
+    drop(slot);
+}
+
+async fn serve_conn<I>(io: I, peer: SocketAddr, app: Arc<App>, ctl: Arc<Ctl>, net: &NetLimits)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let conn_ctl = ctl.clone();
     let svc = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
+        let busy = conn_ctl.begin();
+        async move {
+            let resp = app.handle(req, peer).await;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked { body, _busy: busy }))
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(net.header_read);
+    builder
         .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(net.http2_keep_alive)
+        .keep_alive_timeout(net.http2_keep_alive.unwrap_or(Duration::from_secs(20)))
         .initial_stream_window_size(4 * 1024 * 1024)
         .initial_connection_window_size(8 * 1024 * 1024);
-    if let Err(e) = builder.serve_connection(io, svc).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    loop {
+        // a connection with no request in flight for `idle` is closed (keep-alive timeout)
+        let idle = ctl.idle_for();
+        if net.idle.is_some_and(|limit| idle >= limit) {
+            tracing::debug!(%peer, "idle connection closed");
+            return;
+        }
+        let wait = net
+            .idle
+            .map_or(Duration::from_secs(3600), |limit| limit - idle);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is sent or dropped.
+struct Tracked {
+    body: RespBody,
+    _busy: Busy,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -41,6 +41,8 @@ pub struct Server {
     pub tls: bool,
     starts: u32,
     env: Vec<(String, String)>,
+    /// Descriptor limit (`ulimit -n`) the server runs under, if any.
+    nofile: Option<u32>,
 }
 
 impl Server {
@@ -56,6 +58,11 @@ impl Server {
 
     /// Starts a server with extra `KURA_*` settings.
     pub fn start_with(tls: bool, env: &[(&str, &str)]) -> Server {
+        Server::start_limited(tls, env, None)
+    }
+
+    /// Starts a server under `ulimit -n nofile` (through `sh -c`), with extra settings.
+    pub fn start_limited(tls: bool, env: &[(&str, &str)], nofile: Option<u32>) -> Server {
         let root = tempfile::tempdir().expect("tempdir");
         let mut s = Server {
             child: None,
@@ -67,6 +74,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nofile,
         };
         s.spawn();
         s
@@ -106,9 +114,24 @@ impl Server {
         let log =
             std::fs::File::create(self.root.path().join(format!("server-{}.log", self.starts)))
                 .expect("log file");
-        let child = self
-            .kura()
-            .arg("serve")
+        let mut cmd = self.kura();
+        if let Some(n) = self.nofile {
+            // `exec` keeps the pid: the server is the child, as without a limit
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" serve"))
+                .arg(cmd.get_program());
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            cmd = sh;
+        } else {
+            cmd.arg("serve");
+        }
+        let child = cmd
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
