@@ -172,7 +172,7 @@ mod tests {
             ))),
             200
         );
-        let old = "Sun, 06 Nov 2015 08:49:37 GMT";
+        let old = "Fri, 06 Nov 2015 08:49:37 GMT";
         assert_eq!(
             code(admit(&req(
                 "/b/k",

@@ -1,5 +1,6 @@
 //! S3 adapter (s3s): SigV2/SigV4 and streaming payloads are s3s's; every operation is a core call.
 
+mod access;
 mod auth;
 mod bucket;
 mod checksum;
@@ -42,6 +43,7 @@ impl S3Front {
             vault,
             owners,
         });
+        b.set_access(access::KuraAccess);
         b.set_host(host::KuraHost::new(base_domain));
         b.set_config(std::sync::Arc::new(StaticConfigProvider::new(
             std::sync::Arc::new(limits()),

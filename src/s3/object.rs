@@ -312,10 +312,8 @@ impl KuraS3 {
             content_range,
             e_tag: Some(ETag::Strong(entry.etag.clone())),
             last_modified: Some(ts(entry.http_mtime())),
-            content_type: Some(served_type(
-                input.response_content_type,
-                &entry.content_type,
-            )),
+            // s3s applies `response-content-type` itself (access.rs drops unsafe ones)
+            content_type: Some(entry.content_type.clone()),
             content_disposition: input
                 .response_content_disposition
                 .or_else(|| h.get("content-disposition").cloned()),

@@ -8,6 +8,7 @@ mod common;
 mod crash;
 mod hardening;
 mod hardening_auth;
+mod hardening_fuzz;
 mod hardening_net;
 mod http_semantics;
 mod litmus;

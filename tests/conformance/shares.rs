@@ -159,7 +159,6 @@ fn shared_file_ranges_names_limits_expiry_revocation_and_passwords() {
     assert_eq!(st(&server, &["-r", "0-20", &u]), 206);
     assert_eq!(st(&server, &["-r", "21-", &u]), 206);
     assert_eq!(st(&server, &[&u]), 200);
-    assert_eq!(st(&server, &[&u]), 200);
     assert_eq!(st(&server, &[&u]), 410);
     assert_eq!(st(&server, &["-I", &u]), 410);
     let (_, token, _) = share(&server, &[path, "--max-downloads", "5"], None);
