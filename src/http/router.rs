@@ -64,7 +64,13 @@ impl App {
         // its outcome recorded after; see limits::throttle.
         let account = attempt::account(&req);
         let ticket = match account.as_deref() {
-            Some(a) => self.limits.failures.begin(client, a).map(Some),
+            Some(a) => {
+                let presented = attempt::credential(&req);
+                self.limits
+                    .failures
+                    .begin(client, a, presented.as_deref())
+                    .map(Some)
+            }
             None => Ok(None),
         };
         let (mut resp, user) = match (host_error(&req), ticket) {

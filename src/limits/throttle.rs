@@ -3,7 +3,8 @@
 //!
 //! - per (address, account): after `per_pair` failures within the window, that address may not
 //!   try that account until the oldest failure leaves the window (429). Attempts in flight count
-//!   as failures until they are decided.
+//!   as failures until they are decided, unless they present a credential that succeeded from
+//!   that address before (so a client's parallel requests are not taken for a guessing race).
 //! - per address: beyond `per_ip` failures within the window, every further attempt from the
 //!   address on an account it has not logged in to is delayed, by a delay that doubles with each
 //!   failure up to `delay_max` (credential stuffing is held to about one guess per `delay_max`;
@@ -74,6 +75,8 @@ struct State {
     ips: HashMap<IpAddr, (Counter, Instant)>,
     accounts: HashMap<String, Counter>,
     proven: HashMap<(IpAddr, String), Instant>,
+    /// (address, credential fingerprint) that succeeded: attempts with it are not guesses.
+    vouched: HashMap<(IpAddr, String), Instant>,
 }
 
 /// The throttle shared by every entry point (WebDAV, S3, admin API, share passwords).
@@ -89,6 +92,9 @@ pub struct FailedAuth {
 /// An attempt admitted by `begin`: wait `delay`, check the credentials, then `finish` it.
 pub struct Ticket {
     key: (IpAddr, String),
+    credential: Option<String>,
+    /// Counted as in flight on its pair.
+    reserved: bool,
     /// How long to wait before checking the credentials.
     pub delay: Duration,
     state: Arc<Mutex<State>>,
@@ -145,19 +151,32 @@ impl FailedAuth {
     }
 
     /// Admits an attempt by `ip` on `account` (maybe after a delay), or says how long to wait.
-    pub fn begin(&self, ip: IpAddr, account: &str) -> Result<Ticket, Duration> {
+    /// `credential` is a fingerprint of what the request presents (see `attempt::credential`).
+    pub fn begin(
+        &self,
+        ip: IpAddr,
+        account: &str,
+        credential: Option<&str>,
+    ) -> Result<Ticket, Duration> {
         let now = Instant::now();
         let account: String = account.chars().take(MAX_ACCOUNT).collect();
         let key = (ip, account);
+        let credential = credential.map(|c| c.chars().take(MAX_ACCOUNT).collect::<String>());
         let mut st = self.lock();
-        if st.pairs.len() + st.ips.len() >= SWEEP_AT {
+        if st.pairs.len() + st.ips.len() + st.vouched.len() >= SWEEP_AT {
             self.sweep(&mut st, now);
         }
         let w = self.window;
+        let vouched = credential.as_ref().is_some_and(|c| {
+            st.vouched
+                .get(&(ip, c.clone()))
+                .is_some_and(|t| now.duration_since(*t) < PROVEN_FOR)
+        });
         if self.per_pair > 0 {
             let c = st.pairs.entry(key.clone()).or_default();
             c.prune(now, w);
-            if c.failures.len() + c.pending >= self.per_pair {
+            let in_flight = if vouched { 0 } else { c.pending };
+            if c.failures.len() + in_flight >= self.per_pair {
                 return Err(c.wait(now, w, self.per_pair));
             }
         }
@@ -197,11 +216,14 @@ impl FailedAuth {
                 c.pending += 1;
             }
         }
-        if self.per_pair > 0 {
+        let reserved = self.per_pair > 0 && !vouched;
+        if reserved {
             st.pairs.entry(key.clone()).or_default().pending += 1;
         }
         Ok(Ticket {
             key,
+            credential,
+            reserved,
             delay,
             state: self.state.clone(),
             limits: (
@@ -225,6 +247,8 @@ impl FailedAuth {
         st.ips.retain(|_, (c, next)| live(c) || *next > now);
         st.accounts.retain(|_, c| live(c));
         st.proven.retain(|_, t| now.duration_since(*t) < PROVEN_FOR);
+        st.vouched
+            .retain(|_, t| now.duration_since(*t) < PROVEN_FOR);
     }
 
     /// Forgets keys whose failures have all left the window.
@@ -316,7 +340,9 @@ impl Ticket {
         let failed = outcome == Outcome::Failed;
         if per_pair > 0 {
             if let Some(c) = st.pairs.get_mut(&self.key) {
-                c.pending = c.pending.saturating_sub(1);
+                if self.reserved {
+                    c.pending = c.pending.saturating_sub(1);
+                }
                 if failed {
                     c.push(now, per_pair);
                 }
@@ -343,6 +369,9 @@ impl Ticket {
         }
         if outcome == Outcome::Succeeded {
             st.proven.insert(self.key.clone(), now);
+            if let Some(c) = self.credential.take() {
+                st.vouched.insert((self.key.0, c), now);
+            }
         }
     }
 }
@@ -360,7 +389,7 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
 
     fn fail(f: &FailedAuth, ip: IpAddr, account: &str) {
-        f.begin(ip, account)
+        f.begin(ip, account, None)
             .expect("admitted")
             .finish(Outcome::Failed);
     }
@@ -371,41 +400,52 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         // three attempts in flight at once fill the budget: a fourth is refused before any ends
-        let t: Vec<Ticket> = (0..3).map(|_| f.begin(a, "ann").unwrap()).collect();
-        assert!(f.begin(a, "ann").is_err());
+        let t: Vec<Ticket> = (0..3)
+            .map(|_| f.begin(a, "ann", Some("g")).unwrap())
+            .collect();
+        assert!(f.begin(a, "ann", Some("g")).is_err());
         t.into_iter().for_each(|t| t.finish(Outcome::Failed));
-        let wait = f.begin(a, "ann").err().expect("throttled");
+        let wait = f.begin(a, "ann", None).err().expect("throttled");
         assert!(wait > Duration::from_secs(58) && wait <= MIN);
-        assert!(f.begin(b, "ann").is_ok());
-        assert!(f.begin(a, "bob").is_ok());
+        assert!(f.begin(b, "ann", None).is_ok());
+        assert!(f.begin(a, "bob", None).is_ok());
         assert_eq!(f.throttled().len(), 1);
         assert_eq!(f.clear(Some(a), None), 2);
-        assert!(f.begin(a, "ann").is_ok());
+        assert!(f.begin(a, "ann", None).is_ok());
+        // a credential that succeeded from here is no guess: its parallel requests all pass
+        f.begin(a, "bob", Some("right"))
+            .unwrap()
+            .finish(Outcome::Succeeded);
+        let t: Vec<Ticket> = (0..10)
+            .map(|_| f.begin(a, "bob", Some("right")).unwrap())
+            .collect();
+        assert!(f.begin(a, "bob", Some("wrong")).is_ok());
+        drop(t);
     }
 
     #[test]
     fn an_address_over_budget_is_delayed_but_proven_pairs_pass() {
         let f = FailedAuth::new(5, 4, 0, MIN, Duration::from_millis(800));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
-        f.begin(a, "home").unwrap().finish(Outcome::Succeeded);
+        f.begin(a, "home", None).unwrap().finish(Outcome::Succeeded);
         for i in 0..4 {
-            let t = f.begin(a, &format!("u{i}")).unwrap();
+            let t = f.begin(a, &format!("u{i}"), None).unwrap();
             assert_eq!(t.delay, Duration::ZERO);
             t.finish(Outcome::Failed);
         }
-        let t = f.begin(a, "u9").unwrap();
+        let t = f.begin(a, "u9", None).unwrap();
         assert!(t.delay >= FIRST_DELAY, "{:?}", t.delay);
         t.finish(Outcome::Failed);
         // delays grow; beyond delay_max the attempt is refused
         let mut refused = false;
         for i in 10..20 {
-            match f.begin(a, &format!("u{i}")) {
+            match f.begin(a, &format!("u{i}"), None) {
                 Ok(t) => t.finish(Outcome::Failed),
                 Err(_) => refused = true,
             }
         }
         assert!(refused);
-        let t = f.begin(a, "home").unwrap();
+        let t = f.begin(a, "home", None).unwrap();
         assert_eq!(t.delay, Duration::ZERO);
     }
 
@@ -413,16 +453,16 @@ mod tests {
     fn an_account_is_capped_over_all_addresses() {
         let f = FailedAuth::new(5, 0, 10, MIN, Duration::from_secs(1));
         let home: IpAddr = "198.51.100.1".parse().unwrap();
-        f.begin(home, "user:ann")
+        f.begin(home, "user:ann", None)
             .unwrap()
             .finish(Outcome::Succeeded);
         for i in 0..10u8 {
             fail(&f, IpAddr::from([203, 0, 113, i]), "user:ann");
         }
         assert!(f
-            .begin(IpAddr::from([203, 0, 113, 200]), "user:ann")
+            .begin(IpAddr::from([203, 0, 113, 200]), "user:ann", None)
             .is_err());
-        assert!(f.begin(home, "user:ann").is_ok());
+        assert!(f.begin(home, "user:ann", None).is_ok());
         f.housekeeping();
     }
 }

@@ -337,6 +337,37 @@ pub struct S3Key {
 }
 
 impl Server {
+    /// Creates an admin API token with `kura token create` and returns it.
+    pub fn api_token(&self) -> String {
+        let out = run(self.kura().args(["token", "create", "--name", "test"]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("token:"))
+            .expect("token")
+            .trim()
+            .to_string()
+    }
+
+    /// Adds a user with a chosen password (`kura user add NAME --password-stdin ARGS`).
+    pub fn add_user(&self, name: &str, password: &str, args: &[&str]) {
+        use std::io::Write;
+        let mut child = self
+            .kura()
+            .args(["user", "add", name, "--password-stdin"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kura user add");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("password");
+        assert!(child.wait().expect("wait").success(), "user add {name}");
+    }
+
     /// Creates an access key for `admin`.
     pub fn s3_key(&self) -> S3Key {
         self.s3_key_for("admin")

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{code, require, run, Server};
+use crate::common::{code, require, Server};
 
 fn st(server: &Server, args: &[&str]) -> u16 {
     let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
@@ -13,8 +13,8 @@ fn st(server: &Server, args: &[&str]) -> u16 {
     code(&server.curl(&all))
 }
 
-/// Runs `n` curl commands at once; their status codes.
-fn concurrently(server: &Server, args: Vec<Vec<String>>) -> Vec<u16> {
+/// Runs curl commands at once; their status codes.
+fn concurrently(args: Vec<Vec<String>>) -> Vec<u16> {
     let handles: Vec<_> = args
         .into_iter()
         .map(|a| {
@@ -24,27 +24,19 @@ fn concurrently(server: &Server, args: Vec<Vec<String>>) -> Vec<u16> {
             std::thread::spawn(move || code(&c.output().expect("curl")))
         })
         .collect();
-    let _ = server;
     handles
         .into_iter()
         .map(|h| h.join().expect("join"))
         .collect()
 }
 
-fn add_user(server: &Server, name: &str, pw: &str) {
-    let mut c = server.kura();
-    c.args(["user", "add", name, "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("kura user add");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{pw}\n").as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("wait").success());
+/// A WebDAV login (PROPFIND of /dav/, depth 0) as `user:password`, with extra curl arguments.
+fn login(server: &Server, user_pw: &str, extra: &[&str]) -> u16 {
+    let dav = server.dav("");
+    let mut a = vec!["-u", user_pw, "-X", "PROPFIND", "-H", "Depth: 0"];
+    a.extend_from_slice(extra);
+    a.push(&dav);
+    st(server, &a)
 }
 
 #[test]
@@ -55,7 +47,7 @@ fn concurrent_guesses_cannot_race_the_check() {
     let args = (0..60)
         .map(|_| vec!["-u".to_string(), "admin:wrong".to_string(), dav.clone()])
         .collect();
-    let codes = concurrently(&server, args);
+    let codes = concurrently(args);
     let checked = codes.iter().filter(|c| **c == 401).count();
     println!(
         "60 concurrent wrong passwords: {checked} checked, the rest {:?}",
@@ -80,25 +72,11 @@ fn stuffing_is_held_to_the_rate_and_households_keep_working() {
             ("KURA_LIMITS__AUTH_FAILURE_WINDOW_SECONDS", "300"),
         ],
     );
-    add_user(&server, "home", "home-pw");
-    add_user(&server, "fresh", "fresh-pw");
+    server.add_user("home", "home-pw", &[]);
+    server.add_user("fresh", "fresh-pw", &[]);
     let dav = server.dav("");
     // the household's usual account has logged in from here before
-    assert_eq!(
-        st(
-            &server,
-            &[
-                "-u",
-                "home:home-pw",
-                "-X",
-                "PROPFIND",
-                "-H",
-                "Depth: 0",
-                &dav
-            ]
-        ),
-        207
-    );
+    assert_eq!(login(&server, "home:home-pw", &[]), 207);
     // an old tablet retries three stale accounts
     for account in ["stale1", "stale2", "stale3"] {
         let codes: Vec<u16> = (0..8)
@@ -108,42 +86,14 @@ fn stuffing_is_held_to_the_rate_and_households_keep_working() {
         assert_eq!(&codes[5..], &[429; 3], "{account}: {codes:?}");
     }
     let t = Instant::now();
-    assert_eq!(
-        st(
-            &server,
-            &[
-                "-u",
-                "home:home-pw",
-                "-X",
-                "PROPFIND",
-                "-H",
-                "Depth: 0",
-                &dav
-            ]
-        ),
-        207
-    );
+    assert_eq!(login(&server, "home:home-pw", &[]), 207);
     assert!(
         t.elapsed() < Duration::from_millis(250),
         "a proven account is not slowed"
     );
     // an account new at this address is slowed (the address is over its budget), not refused
     let t = Instant::now();
-    assert_eq!(
-        st(
-            &server,
-            &[
-                "-u",
-                "fresh:fresh-pw",
-                "-X",
-                "PROPFIND",
-                "-H",
-                "Depth: 0",
-                &dav
-            ]
-        ),
-        207
-    );
+    assert_eq!(login(&server, "fresh:fresh-pw", &[]), 207);
     println!(
         "new account after the stale device: admitted in {:?}",
         t.elapsed()
@@ -156,7 +106,7 @@ fn stuffing_is_held_to_the_rate_and_households_keep_working() {
         .collect::<Vec<_>>();
     let mut codes = Vec::new();
     for batch in args.chunks(10) {
-        codes.extend(concurrently(&server, batch.to_vec()));
+        codes.extend(concurrently(batch.to_vec()));
     }
     let took = t.elapsed();
     let checked = codes.iter().filter(|c| **c == 401).count();
@@ -174,21 +124,7 @@ fn stuffing_is_held_to_the_rate_and_households_keep_working() {
     );
     // and the household is still served, at once
     let t = Instant::now();
-    assert_eq!(
-        st(
-            &server,
-            &[
-                "-u",
-                "home:home-pw",
-                "-X",
-                "PROPFIND",
-                "-H",
-                "Depth: 0",
-                &dav
-            ]
-        ),
-        207
-    );
+    assert_eq!(login(&server, "home:home-pw", &[]), 207);
     assert!(t.elapsed() < Duration::from_millis(250));
 }
 
@@ -203,67 +139,42 @@ fn forged_forwarding_headers_and_address_hopping_buy_no_guesses() {
             ("KURA_LIMITS__AUTH_FAILURES_PER_IP", "1000"),
         ],
     );
-    add_user(&server, "bob", "bob-pw");
-    let dav = server.dav("");
-    let propfind = ["-X", "PROPFIND", "-H", "Depth: 0"];
+    server.add_user("bob", "bob-pw", &[]);
     // the proxy overwrites X-Forwarded-For; a client's own Forwarded header is not believed
     for i in 0..5 {
         let fwd = format!("Forwarded: for=192.0.2.{i}");
-        assert_eq!(st(&server, &["-H", &fwd, "-u", "bob:wrong", &dav]), 401);
+        assert_eq!(login(&server, "bob:wrong", &["-H", &fwd]), 401);
     }
-    let mut a = vec!["-H", "Forwarded: for=192.0.2.99", "-u", "bob:bob-pw"];
-    a.extend(propfind);
-    a.push(&dav);
     assert_eq!(
-        st(&server, &a),
+        login(&server, "bob:bob-pw", &["-H", "Forwarded: for=192.0.2.99"]),
         429,
         "the proxy's own address is throttled for bob"
     );
 
     // ann logs in from home, then someone guesses her password from ever new addresses
-    add_user(&server, "ann", "ann-pw");
-    let home = "X-Forwarded-For: 198.51.100.1";
-    let mut a = vec!["-H", home, "-u", "ann:ann-pw"];
-    a.extend(propfind);
-    a.push(&dav);
-    assert_eq!(st(&server, &a), 207);
+    server.add_user("ann", "ann-pw", &[]);
+    let home = ["-H", "X-Forwarded-For: 198.51.100.1"];
+    let elsewhere = ["-H", "X-Forwarded-For: 203.0.113.200"];
+    assert_eq!(login(&server, "ann:ann-pw", &home), 207);
     let codes: Vec<u16> = (0..30)
         .map(|i| {
             let xff = format!("X-Forwarded-For: 203.0.113.{i}");
-            st(&server, &["-H", &xff, "-u", "ann:guess", &dav])
+            login(&server, "ann:guess", &["-H", &xff])
         })
         .collect();
     println!("30 guesses on ann from 30 addresses: {codes:?}");
     assert_eq!(&codes[..10], &[401; 10]);
     assert!(codes[10..].iter().all(|c| *c == 429), "{codes:?}");
     // the right password from a new address is refused too; from home it still works
-    assert_eq!(
-        st(
-            &server,
-            &[
-                "-H",
-                "X-Forwarded-For: 203.0.113.200",
-                "-u",
-                "ann:ann-pw",
-                &dav
-            ]
-        ),
-        429
-    );
-    assert_eq!(st(&server, &a), 207);
+    assert_eq!(login(&server, "ann:ann-pw", &elsewhere), 429);
+    assert_eq!(login(&server, "ann:ann-pw", &home), 207);
 
     // the administrator lists and clears the lock-out
-    let token = run(server.kura().args(["token", "create", "--name", "ops"]));
-    let token = String::from_utf8_lossy(&token.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("token:"))
-        .expect("token")
-        .trim()
-        .to_string();
-    let bearer = format!("Authorization: Bearer {token}");
+    let bearer = format!("Authorization: Bearer {}", server.api_token());
     let out = server.curl(&["-H", &bearer, &server.url("/api/v1/throttle")]);
     let listed = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(listed.contains("\"account\":\"user:ann\""), "{listed}");
+    let clear = server.url("/api/v1/throttle?account=user:ann");
     let out = server.curl(&[
         "-H",
         &bearer,
@@ -271,15 +182,12 @@ fn forged_forwarding_headers_and_address_hopping_buy_no_guesses() {
         "DELETE",
         "-w",
         "\n%{http_code}",
-        &server.url("/api/v1/throttle?account=user:ann"),
+        &clear,
     ]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         text.ends_with("\n200") && text.contains("\"cleared\""),
         "{text}"
     );
-    let mut a = vec!["-H", "X-Forwarded-For: 203.0.113.200", "-u", "ann:ann-pw"];
-    a.extend(propfind);
-    a.push(&dav);
-    assert_eq!(st(&server, &a), 207);
+    assert_eq!(login(&server, "ann:ann-pw", &elsewhere), 207);
 }

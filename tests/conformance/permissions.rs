@@ -13,21 +13,7 @@ struct Who {
 }
 
 fn add_user(server: &Server, name: &str, args: &[&str]) {
-    let mut c = server.kura();
-    c.args(["user", "add", name, "--password-stdin"]).args(args);
-    c.stdin(std::process::Stdio::piped());
-    let mut child = c
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("kura user add");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PW}\n").as_bytes())
-        .expect("pw");
-    assert!(child.wait().expect("wait").success());
+    server.add_user(name, PW, args);
 }
 
 fn dav(server: &Server, who: &str, args: &[&str]) -> u16 {
