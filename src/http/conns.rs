@@ -1,6 +1,8 @@
 //! Connection accounting: a global and a per-address cap, and which connections are idle (no
 //! request in flight). When a cap is reached the connection idle longest is closed to make
-//! room, as nginx reuses keep-alive connections; if none is idle, the new one is refused.
+//! room, as nginx reuses keep-alive connections; if none is idle, the new one is refused. A
+//! connection being closed still holds its descriptor until its task ends, so it counts until
+//! then, and the accept loop waits for the room it asked for instead of accepting past it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +18,8 @@ pub struct Conns {
     max_per_ip: usize,
     epoch: Instant,
     reg: Mutex<Registry>,
+    /// Notified whenever a connection's slot is given back.
+    freed: Notify,
 }
 
 #[derive(Default)]
@@ -37,21 +41,30 @@ impl Registry {
         Some(ctl)
     }
 
-    /// Closes the connection idle longest (of `ip`, or of anyone); false if none is idle.
+    /// Closes the connection idle longest (of `ip`, or of anyone); false if none is idle. It
+    /// keeps its place until its task has closed the socket.
     fn evict_idle(&mut self, ip: Option<IpAddr>) -> bool {
         let victim = self
             .live
-            .iter()
-            .filter(|(_, (i, c))| ip.is_none_or(|ip| *i == ip) && c.is_idle())
-            .min_by_key(|(_, (_, c))| c.last.load(Ordering::Relaxed))
-            .map(|(id, _)| *id);
-        match victim.and_then(|id| self.remove(id)) {
+            .values()
+            .filter(|(i, c)| ip.is_none_or(|ip| *i == ip) && c.is_idle() && !c.is_closing())
+            .min_by_key(|(_, c)| c.last.load(Ordering::Relaxed))
+            .map(|(_, c)| c.clone());
+        match victim {
             Some(ctl) => {
+                ctl.closing.store(true, Ordering::Release);
                 ctl.close.notify_one();
                 true
             }
             None => false,
         }
+    }
+
+    /// Whether some connection (of `ip`, or of anyone) is already closing.
+    fn closing(&self, ip: Option<IpAddr>) -> bool {
+        self.live
+            .values()
+            .any(|(i, c)| ip.is_none_or(|ip| *i == ip) && c.is_closing())
     }
 }
 
@@ -62,6 +75,8 @@ pub struct Ctl {
     /// Milliseconds since the registry's epoch.
     last: AtomicU64,
     epoch: Instant,
+    /// Set when the connection was chosen to make room.
+    closing: std::sync::atomic::AtomicBool,
     /// Notified when the connection is evicted to make room.
     pub close: Notify,
 }
@@ -73,6 +88,10 @@ impl Ctl {
 
     fn is_idle(&self) -> bool {
         self.busy.load(Ordering::Acquire) == 0
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// How long the connection has had no request in flight (zero while it has one).
@@ -113,12 +132,16 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut reg = self.conns.reg.lock().unwrap_or_else(|e| e.into_inner());
         reg.remove(self.id);
+        drop(reg);
+        self.conns.freed.notify_waiters();
     }
 }
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
+    /// Room is being made (an idle connection is closing): wait for `freed` and ask again.
+    Wait,
     /// `max_connections` busy connections.
     Total,
     /// `max_connections_per_ip` busy connections from this address.
@@ -141,26 +164,34 @@ impl Conns {
             },
             epoch: Instant::now(),
             reg: Mutex::new(Registry::default()),
+            freed: Notify::new(),
         })
     }
 
-    /// Admits a connection from `ip`, closing idle ones if a cap is reached.
-    /// `capped` is false for trusted proxies, which carry many clients.
+    /// Admits a connection from `ip`, closing an idle one if a cap is reached (then the caller
+    /// waits with `freed` and asks again). `capped` is false for trusted proxies, which carry
+    /// many clients.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, capped: bool) -> Result<Slot, Refused> {
         let mut reg = self.reg.lock().unwrap_or_else(|e| e.into_inner());
-        if capped
-            && reg.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip
-            && !reg.evict_idle(Some(ip))
-        {
-            return Err(Refused::PerAddress);
+        if capped && reg.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+            return Err(if reg.closing(Some(ip)) || reg.evict_idle(Some(ip)) {
+                Refused::Wait
+            } else {
+                Refused::PerAddress
+            });
         }
-        if reg.live.len() >= self.max_total && !reg.evict_idle(None) {
-            return Err(Refused::Total);
+        if reg.live.len() >= self.max_total {
+            return Err(if reg.closing(None) || reg.evict_idle(None) {
+                Refused::Wait
+            } else {
+                Refused::Total
+            });
         }
         let ctl = Arc::new(Ctl {
             busy: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             epoch: self.epoch,
+            closing: Default::default(),
             close: Notify::new(),
         });
         ctl.last.store(ctl.now(), Ordering::Relaxed);
@@ -173,6 +204,11 @@ impl Conns {
             id,
             ctl,
         })
+    }
+
+    /// Resolves when a slot is given back (or after `max`, whichever comes first).
+    pub async fn freed(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.freed.notified()).await;
     }
 
     /// Closes up to `n` idle connections (descriptors ran out); returns how many.
@@ -203,20 +239,21 @@ mod tests {
         let s1 = c.admit(a, true).unwrap();
         let _busy1 = s1.ctl.begin();
         let s2 = c.admit(a, true).unwrap();
-        let _busy2 = s2.ctl.begin();
+        let busy2 = s2.ctl.begin();
         // both of a's connections are busy: a third from a is refused
         assert_eq!(c.admit(a, true).err(), Some(Refused::PerAddress));
+        // a trusted proxy is not capped per address
+        let p = c.admit(a, false).unwrap();
+        // the total is reached: the idle one is asked to close, and counts until it has
+        assert_eq!(c.admit(b, true).err(), Some(Refused::Wait));
+        assert!(futures_util::FutureExt::now_or_never(p.ctl.close.notified()).is_some());
+        assert_eq!(c.admit(b, true).err(), Some(Refused::Wait));
+        drop(p);
         let s3 = c.admit(b, true).unwrap();
-        // the total is reached; b's idle connection makes room
-        let s4 = c.admit(b, true).unwrap();
-        assert_eq!(c.len(), 3);
-        assert!(futures_util::FutureExt::now_or_never(s3.ctl.close.notified()).is_some());
-        drop(s3);
-        assert_eq!(c.len(), 3);
-        let _busy4 = s4.ctl.begin();
+        let _busy3 = s3.ctl.begin();
         assert_eq!(c.admit(b, true).err(), Some(Refused::Total));
-        drop(_busy2);
+        drop(busy2);
         assert_eq!(c.shed_idle(5), 1);
-        assert_eq!(c.len(), 2);
+        assert_eq!(c.len(), 3);
     }
 }

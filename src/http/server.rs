@@ -16,12 +16,14 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use super::conns::{Busy, Conns, Ctl, Slot};
+use super::conns::{Busy, Conns, Ctl, Refused, Slot};
 use super::{App, RespBody};
 use crate::limits::NetLimits;
 
 /// `EMFILE` and `ENFILE`: the process or the system is out of file descriptors.
 const OUT_OF_DESCRIPTORS: [i32; 2] = [24, 23];
+/// Waits of 50 ms for an evicted connection to release its descriptor.
+const ROOM_TRIES: u32 = 20;
 /// Longest pause of the accept loop while descriptors are short.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -69,12 +71,8 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
             short = 0;
         }
         let capped = !app.limits.is_trusted_proxy(peer.ip());
-        let slot = match conns.admit(peer.ip(), capped) {
-            Ok(s) => s,
-            Err(why) => {
-                tracing::debug!(%peer, ?why, "connection refused: limit reached");
-                continue;
-            }
+        let Some(slot) = admit(&conns, peer, capped).await else {
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
@@ -82,6 +80,23 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
         let net = net.clone();
         tokio::spawn(run(stream, peer, acceptor, app, slot, net));
     }
+}
+
+/// A slot for a new connection: at a cap, an idle connection is closed to make room and the
+/// loop waits (briefly) until its descriptor is free; `None` if nothing can make room.
+async fn admit(conns: &Arc<Conns>, peer: SocketAddr, capped: bool) -> Option<Slot> {
+    for _ in 0..ROOM_TRIES {
+        match conns.admit(peer.ip(), capped) {
+            Ok(s) => return Some(s),
+            Err(Refused::Wait) => conns.freed(Duration::from_millis(50)).await,
+            Err(why) => {
+                tracing::debug!(%peer, ?why, "connection refused: limit reached");
+                return None;
+            }
+        }
+    }
+    tracing::debug!(%peer, "connection refused: no room made in time");
+    None
 }
 
 async fn run(

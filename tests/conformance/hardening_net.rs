@@ -271,3 +271,70 @@ fn proppatch_and_lock_bodies_need_their_dav_root_element() {
     let right_lock = wrong_lock.replace("urn:not-dav", "DAV:");
     assert_eq!(send("LOCK", &right_lock), 200);
 }
+
+#[test]
+fn a_stalled_tls_handshake_is_cut() {
+    let server = Server::start_with(
+        true,
+        &[
+            ("KURA_LIMITS__TLS_HANDSHAKE_TIMEOUT_SECONDS", "2"),
+            ("KURA_LIMITS__IDLE_TIMEOUT_SECONDS", "60"),
+        ],
+    );
+    // a TLS record header announcing a ClientHello that never comes
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let t = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let took = t.elapsed();
+    println!("stalled TLS handshake closed after {took:?}");
+    assert_eq!(n, 0);
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn busy_connections_are_capped_per_address() {
+    let server = Server::start_with(false, &[("KURA_LIMITS__MAX_CONNECTIONS_PER_IP", "4")]);
+    assert_eq!(server.status(&["-X", "MKCOL", &server.dav("b/")]), 201);
+    let auth = admin_basic();
+    // four uploads in flight that never finish their bodies
+    let busy: Vec<TcpStream> = (0..4)
+        .map(|i| {
+            let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+            let head = format!(
+                "PUT /dav/b/slow{i} HTTP/1.1\r\nHost: k\r\nAuthorization: {auth}\r\nContent-Length: 1000000\r\n\r\nabc"
+            );
+            s.write_all(head.as_bytes()).expect("write");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // a fifth connection from the same address is closed unanswered; another address is served
+    let (code, _) = healthz(&server);
+    assert_eq!(code, 0, "the fifth connection from 127.0.0.1 is refused");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            "127.0.0.2",
+        ])
+        .arg(server.url("/healthz"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    drop(busy);
+    // once they are gone, the address is served again
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(healthz(&server).0, 200);
+}
