@@ -12,7 +12,7 @@ use super::{full, AuthFailed, BodyFault, ReqBody, RespBody};
 use crate::admin::api;
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
-use crate::limits::{attempt, retry_after_secs, Limits, Outcome};
+use crate::limits::{attempt, retry_after_secs, Limits, Outcome, Refusal};
 use crate::s3::{self, S3Front};
 use crate::share::http::ShareFront;
 use crate::vfs::Caller;
@@ -35,6 +35,9 @@ pub struct App {
 
 /// Prefixes Kura keeps for itself (share links, admin API): never S3 buckets.
 const RESERVED: &[&str] = &["/s/", "/api/"];
+
+/// Longest wait of an authentication attempt for the attempts in flight on its account.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
 
 /// Largest S3 error body read to tell a signature or key failure from other refusals.
 const S3_ERROR_PEEK: usize = 16 * 1024;
@@ -64,13 +67,7 @@ impl App {
         // its outcome recorded after; see limits::throttle.
         let account = attempt::account(&req);
         let ticket = match account.as_deref() {
-            Some(a) => {
-                let presented = attempt::credential(&req);
-                self.limits
-                    .failures
-                    .begin(client, a, presented.as_deref())
-                    .map(Some)
-            }
+            Some(a) => self.admit_attempt(client, a, &req).await.map(Some),
             None => Ok(None),
         };
         let (mut resp, user) = match (host_error(&req), ticket) {
@@ -132,6 +129,33 @@ impl App {
             user = user.as_deref().unwrap_or("-"),
         );
         resp
+    }
+
+    /// Admits an authentication attempt through the throttle: waits while attempts in flight
+    /// on the same account fill its budget (at most `IN_FLIGHT_WAIT`), or says how long the
+    /// client must wait.
+    async fn admit_attempt<B>(
+        &self,
+        client: IpAddr,
+        account: &str,
+        req: &Request<B>,
+    ) -> Result<crate::limits::throttle::Ticket, Duration> {
+        let presented = attempt::credential(req);
+        let deadline = Instant::now() + IN_FLIGHT_WAIT;
+        loop {
+            match self
+                .limits
+                .failures
+                .begin(client, account, presented.as_deref())
+            {
+                Ok(t) => return Ok(t),
+                Err(Refusal::Throttled(wait)) => return Err(wait),
+                Err(Refusal::InFlight) if Instant::now() >= deadline => {
+                    return Err(Duration::from_secs(1))
+                }
+                Err(Refusal::InFlight) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
     }
 
     async fn route(

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use ip::TrustedProxies;
 pub use pace::Pacer;
-pub use throttle::{FailedAuth, Outcome, ThrottleView};
+pub use throttle::{FailedAuth, Outcome, Refusal, ThrottleView};
 
 /// The `[limits]` section of the configuration; see docs/configuration.md.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,8 +3,10 @@
 //!
 //! - per (address, account): after `per_pair` failures within the window, that address may not
 //!   try that account until the oldest failure leaves the window (429). Attempts in flight count
-//!   as failures until they are decided, unless they present a credential that succeeded from
-//!   that address before (so a client's parallel requests are not taken for a guessing race).
+//!   as failures until they are decided: when they fill the budget, further attempts wait for
+//!   them (a burst of parallel requests with the right password waits for the first answer;
+//!   60 parallel guesses get 5 checked). A credential that succeeded from that address before
+//!   does not wait.
 //! - per address: beyond `per_ip` failures within the window, every further attempt from the
 //!   address on an account it has not logged in to is delayed, by a delay that doubles with each
 //!   failure up to `delay_max` (credential stuffing is held to about one guess per `delay_max`;
@@ -55,8 +57,7 @@ impl Counter {
     fn wait(&self, now: Instant, window: Duration, limit: usize) -> Duration {
         let n = self.failures.len();
         if n < limit {
-            // full only because of attempts in flight: they are decided within a second or so
-            return Duration::from_secs(1);
+            return Duration::ZERO;
         }
         window.saturating_sub(now.duration_since(self.failures[n - limit]))
     }
@@ -100,6 +101,15 @@ pub struct Ticket {
     state: Arc<Mutex<State>>,
     limits: (usize, usize, usize),
     done: bool,
+}
+
+/// Why an attempt is not admitted now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many failures: try again after this long (429).
+    Throttled(Duration),
+    /// Attempts in flight on this account fill its budget: ask again when one is decided.
+    InFlight,
 }
 
 /// What a decided attempt was.
@@ -157,7 +167,7 @@ impl FailedAuth {
         ip: IpAddr,
         account: &str,
         credential: Option<&str>,
-    ) -> Result<Ticket, Duration> {
+    ) -> Result<Ticket, Refusal> {
         let now = Instant::now();
         let account: String = account.chars().take(MAX_ACCOUNT).collect();
         let key = (ip, account);
@@ -175,9 +185,11 @@ impl FailedAuth {
         if self.per_pair > 0 {
             let c = st.pairs.entry(key.clone()).or_default();
             c.prune(now, w);
-            let in_flight = if vouched { 0 } else { c.pending };
-            if c.failures.len() + in_flight >= self.per_pair {
-                return Err(c.wait(now, w, self.per_pair));
+            if c.failures.len() >= self.per_pair {
+                return Err(Refusal::Throttled(c.wait(now, w, self.per_pair)));
+            }
+            if !vouched && c.failures.len() + c.pending >= self.per_pair {
+                return Err(Refusal::InFlight);
             }
         }
         let proven = st
@@ -190,7 +202,7 @@ impl FailedAuth {
                 if let Some(c) = st.accounts.get_mut(&key.1) {
                     c.prune(now, w);
                     if c.failures.len() >= self.per_account {
-                        return Err(c.wait(now, w, self.per_account));
+                        return Err(Refusal::Throttled(c.wait(now, w, self.per_account)));
                     }
                 }
             }
@@ -209,7 +221,7 @@ impl FailedAuth {
                     let slot = (*next).max(now) + step;
                     delay = slot - now;
                     if delay > self.delay_max {
-                        return Err(delay);
+                        return Err(Refusal::Throttled(delay));
                     }
                     *next = slot;
                 }
@@ -399,13 +411,15 @@ mod tests {
         let f = FailedAuth::new(3, 0, 0, MIN, Duration::from_secs(1));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        // three attempts in flight at once fill the budget: a fourth is refused before any ends
+        // three attempts in flight at once fill the budget: a fourth waits for them
         let t: Vec<Ticket> = (0..3)
             .map(|_| f.begin(a, "ann", Some("g")).unwrap())
             .collect();
-        assert!(f.begin(a, "ann", Some("g")).is_err());
+        assert_eq!(f.begin(a, "ann", Some("g")).err(), Some(Refusal::InFlight));
         t.into_iter().for_each(|t| t.finish(Outcome::Failed));
-        let wait = f.begin(a, "ann", None).err().expect("throttled");
+        let Some(Refusal::Throttled(wait)) = f.begin(a, "ann", None).err() else {
+            panic!("throttled")
+        };
         assert!(wait > Duration::from_secs(58) && wait <= MIN);
         assert!(f.begin(b, "ann", None).is_ok());
         assert!(f.begin(a, "bob", None).is_ok());
