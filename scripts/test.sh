@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(litmus cadaver rclone curl sha256sum s3cmd)
-packages=(litmus cadaver rclone curl coreutils s3cmd)
+tools=(litmus cadaver rclone curl sha256sum s3cmd openssl)
+packages=(litmus cadaver rclone curl coreutils s3cmd openssl)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

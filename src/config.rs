@@ -57,6 +57,9 @@ pub struct Config {
     pub umask: String,
     /// Longest lock timeout granted, in seconds; `Infinite` requests get it (0: no cap).
     pub lock_timeout_max_seconds: u64,
+    /// Acknowledged writes survive a power cut, not only a kill: each commit's journal and the
+    /// SQLite log are fsynced before the reply (docs/architecture.md, "Durability").
+    pub durable_commits: bool,
     /// macOS `._*` and `.DS_Store` files: "keep", "hide" (from listings) or "refuse".
     pub macos_metadata: MacosMetadata,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
@@ -69,6 +72,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Peer replication timings.
     pub replication: crate::replication::ReplicationConfig,
+    /// What `load` found suspicious (unknown keys and variables), for the caller to log.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -88,12 +94,14 @@ impl Default for Config {
             multipart_expiry_hours: 168,
             umask: "002".into(),
             lock_timeout_max_seconds: 3600,
+            durable_commits: true,
             macos_metadata: MacosMetadata::Keep,
             log: "info".into(),
             storage: StorageConfig::default(),
             public_url: None,
             limits: LimitsConfig::default(),
             replication: Default::default(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -117,12 +125,15 @@ impl Config {
     /// Loads defaults, the optional file, then `KURA_*` variables (`__` separates nested keys).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let mut warnings = Vec::new();
         if let Some(f) = file {
             if !f.exists() {
                 return Err(ConfigError::Missing(f.to_path_buf()));
             }
+            warnings.extend(unknown::in_file(f));
             fig = fig.merge(Toml::file(f));
         }
+        warnings.extend(unknown::in_env(std::env::vars()));
         fig = fig.merge(
             Env::prefixed("KURA_")
                 .split("__")
@@ -135,9 +146,10 @@ impl Config {
                 fig = fig.merge(Serialized::default(key, v));
             }
         }
-        let cfg: Config = fig
+        let mut cfg: Config = fig
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        cfg.warnings = warnings;
         if u32::from_str_radix(cfg.umask.trim(), 8).map_or(true, |m| m > 0o777) {
             return Err(ConfigError::BadValue(format!(
                 "umask {:?} is not an octal mask like 002",
@@ -151,11 +163,17 @@ impl Config {
 
     /// Where share links point: `public_url`, or this machine's name and the listening port.
     pub fn share_base_url(&self) -> String {
+        self.base_url_for(self.listen)
+    }
+
+    /// The base URL clients use for a server listening on `addr`: `public_url`, or the
+    /// address (this machine's name when it listens on every address).
+    pub fn base_url_for(&self, addr: SocketAddr) -> String {
         if let Some(u) = &self.public_url {
             return u.trim_end_matches('/').to_string();
         }
         let scheme = if self.tls { "https" } else { "http" };
-        let ip = self.listen.ip();
+        let ip = addr.ip();
         let host = if ip.is_unspecified() {
             std::fs::read_to_string("/etc/hostname")
                 .ok()
@@ -167,7 +185,7 @@ impl Config {
         } else {
             ip.to_string()
         };
-        format!("{scheme}://{host}:{}", self.listen.port())
+        format!("{scheme}://{host}:{}", addr.port())
     }
 
     /// The umask as bits (validated by `load`).
@@ -180,6 +198,9 @@ impl Config {
         self.data_dir.join("kura.db")
     }
 }
+
+/// Unknown keys in the file and unknown `KURA_*` variables: named, with the closest known key.
+mod unknown;
 
 #[cfg(test)]
 mod tests {

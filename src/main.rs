@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod dav;
 mod http;
+mod install;
 mod keys;
 mod limits;
 mod replication;
@@ -27,6 +28,23 @@ use config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Completions and man pages need no configuration, so they work right after installing.
+    match &cli.command {
+        Command::Completions { shell } => {
+            cli::manual::completions(*shell);
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            return match cli::manual::man(dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kura: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     let cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -40,6 +58,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
 
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -82,6 +103,8 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Fingerprint => cli::peer::fingerprint(&cfg).map_err(|e| e.to_string()),
+            Command::Status => cli::status::status(&cfg).await.map_err(|e| e.to_string()),
+            Command::Completions { .. } | Command::Man { .. } => Ok(()),
             Command::Chown { owner, path } => cli::access::chown(&cfg, &owner, &path)
                 .await
                 .map_err(|e| e.to_string()),

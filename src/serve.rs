@@ -32,6 +32,12 @@ pub enum StartError {
     /// Another server already uses the data dir.
     #[error("another kura server is using the data dir {0}")]
     Busy(std::path::PathBuf),
+    /// The data dir could not be created or opened.
+    #[error("data dir {0}: {1}")]
+    DataDir(std::path::PathBuf, std::io::Error),
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, std::io::Error),
     /// The first admin could not be created.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
@@ -42,34 +48,47 @@ pub enum StartError {
 
 /// Starts the server and runs until interrupted.
 pub async fn run(cfg: Config) -> Result<(), StartError> {
-    std::fs::create_dir_all(&cfg.data_dir)?;
+    let shown = crate::install::shown(&cfg.data_dir);
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir(shown.clone(), e))?;
     // One server per data dir: a second one would sweep the first one's uploads in progress.
-    let _lock = lock_data_dir(&cfg.data_dir)?;
-    let store = Store::open(&cfg.db_path()).await?;
-    bootstrap_admin(&store, &cfg).await?;
+    let _lock = lock_data_dir(&cfg.data_dir).map_err(|e| match e {
+        StartError::Io(e) => StartError::DataDir(shown.clone(), e),
+        e => e,
+    })?;
+    let store = Store::open_with(&cfg.db_path(), cfg.durable_commits).await?;
 
-    let swept = sweep_temp(&cfg.data_dir)?;
-    if swept > 0 {
-        tracing::info!(count = swept, "removed leftovers of interrupted uploads");
-    }
     let (op, local) = build_operator(&cfg.storage, &cfg.data_dir)?;
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
     let vfs = Vfs::new(op, staging, store.clone(), local)
         .with_umask(cfg.umask_bits())
         .with_macos_metadata(cfg.macos_metadata)
-        .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds));
+        .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
+        .with_durable_commits(cfg.durable_commits);
+    // commits in flight when the last run stopped are finished or undone before tmp/ is swept
+    let (finished, undone) = vfs.recover().await?;
+    if finished + undone > 0 {
+        tracing::warn!(
+            finished,
+            undone,
+            "resolved commits interrupted by the last stop"
+        );
+    }
+    let swept = sweep_temp(&cfg.data_dir)?;
+    if swept > 0 {
+        tracing::info!(count = swept, "removed leftovers of interrupted uploads");
+    }
     let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
     if cfg.multipart_expiry_hours > 0 {
         let max_age = Duration::from_secs(cfg.multipart_expiry_hours * 3600);
         spawn_multipart_expiry(vfs.clone(), max_age);
     }
 
-    let tls = if cfg.tls {
+    let (tls, fingerprint) = if cfg.tls {
         let t = crate::tls::load_or_generate(&cfg)?;
         tracing::info!(fingerprint = %t.fingerprint, cert = %t.cert_path.display(), "TLS certificate (SHA-256)");
-        Some(t.config)
+        (Some(t.config), Some(t.fingerprint))
     } else {
-        None
+        (None, None)
     };
 
     let node = store.node_id().await?;
@@ -110,14 +129,24 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         ),
     });
 
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| StartError::Bind(cfg.listen, e))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "Kura listening: WebDAV at {scheme}://{addr}/dav/, S3 at {scheme}://{addr}/");
-    println!(
-        "Kura is listening on {scheme}://{addr}/ ; WebDAV at {scheme}://<this-host>:{port}/dav/, S3 endpoint {scheme}://<this-host>:{port}",
-        port = addr.port()
-    );
+    let url = cfg.base_url_for(addr);
+    tracing::info!(%addr, "Kura listening: WebDAV at {url}/dav/, S3 at {url}/");
+    println!("Kura is listening on {addr}: WebDAV at {url}/dav/, S3 endpoint {url}");
+    let record = crate::install::ServerRecord {
+        listen: addr.to_string(),
+        url,
+        tls_fingerprint: fingerprint,
+        pid: std::process::id(),
+    };
+    if let Err(e) = crate::install::record_server(&cfg.data_dir, &record) {
+        tracing::warn!(error = %e, "cannot record the listen address in the data dir");
+    }
+    // Only now, with the port taken: a start that fails earlier shows no password it then loses.
+    bootstrap_admin(&store, &cfg).await?;
 
     tokio::select! {
         _ = crate::http::serve(listener, tls, app) => {}
@@ -142,7 +171,7 @@ fn spawn_multipart_expiry(vfs: Vfs, max_age: Duration) {
 }
 
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
-    let path = dir.join("kura.lock");
+    let path = dir.join(crate::install::LOCK_FILE);
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -176,9 +205,15 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// On an empty database, creates `admin` with KURA_ADMIN_PASSWORD or a random password shown once.
+/// With no administrator yet, creates `admin` with KURA_ADMIN_PASSWORD or a random password
+/// shown once (users added before the first start do not prevent it).
 async fn bootstrap_admin(store: &Store, cfg: &Config) -> Result<(), StartError> {
-    if store.user_count().await? > 0 {
+    let users = store.users().await?;
+    if users.iter().any(|u| u.is_admin) {
+        return Ok(());
+    }
+    if users.iter().any(|u| u.name == "admin") {
+        tracing::warn!("there is no administrator and the name admin is taken by a plain user; add one with: kura user add NAME --admin");
         return Ok(());
     }
     let (pw, generated) = match &cfg.admin_password {
@@ -192,7 +227,7 @@ async fn bootstrap_admin(store: &Store, cfg: &Config) -> Result<(), StartError> 
     if generated {
         // Printed, not logged: the one time this password is shown.
         println!("Created administrator 'admin' with password: {pw}");
-        println!("(change it with: kura user passwd admin)");
+        println!("(it is not shown again; change or recover it with: kura user passwd admin)");
     } else {
         println!("Created administrator 'admin' with the configured admin_password (KURA_ADMIN_PASSWORD)");
     }

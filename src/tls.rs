@@ -28,6 +28,9 @@ pub enum TlsError {
     /// Only one of tls_cert and tls_key was set.
     #[error("tls_cert and tls_key must be set together")]
     Half,
+    /// There is no certificate to read (TLS off, wrong folder, or the server never started).
+    #[error("no TLS certificate at {0}{1}")]
+    NoCertificate(PathBuf, &'static str),
 }
 
 /// A ready rustls configuration and the certificate's SHA-256 fingerprint (for pinning).
@@ -60,14 +63,7 @@ pub fn load_or_generate(cfg: &Config) -> Result<Tls, TlsError> {
         }
         _ => return Err(TlsError::Half),
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|e| TlsError::Pem(cert_path.clone(), e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem(cert_path.clone(), e.to_string()))?;
-    let Some(leaf) = certs.first() else {
-        return Err(TlsError::Pem(cert_path, "no certificate found".into()));
-    };
-    let fingerprint = fingerprint(leaf.as_ref());
+    let (certs, fingerprint) = read_chain(&cert_path)?;
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| TlsError::Pem(key_path.clone(), e.to_string()))?;
     let mut config =
@@ -81,6 +77,42 @@ pub fn load_or_generate(cfg: &Config) -> Result<Tls, TlsError> {
         fingerprint,
         cert_path,
     })
+}
+
+/// The fingerprint and path of the certificate in use, read only: nothing is generated.
+pub fn current_fingerprint(cfg: &Config) -> Result<(String, PathBuf), TlsError> {
+    let cert_path = match &cfg.tls_cert {
+        Some(c) => c.clone(),
+        None => generated_paths(&cfg.data_dir).0,
+    };
+    if !cert_path.is_file() {
+        let why = if !cfg.tls {
+            " (TLS is off in this configuration)"
+        } else if cfg.tls_cert.is_none() {
+            " (the server generates it at its first start; is this the right data dir?)"
+        } else {
+            ""
+        };
+        return Err(TlsError::NoCertificate(
+            crate::install::shown(&cert_path),
+            why,
+        ));
+    }
+    let (_, fp) = read_chain(&cert_path)?;
+    Ok((fp, cert_path))
+}
+
+/// The certificates of a PEM file and the fingerprint of the first (the server's own).
+fn read_chain(path: &Path) -> Result<(Vec<CertificateDer<'static>>, String), TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsError::Pem(path.to_path_buf(), e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem(path.to_path_buf(), e.to_string()))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| TlsError::Pem(path.to_path_buf(), "no certificate found".into()))?;
+    let fp = fingerprint(leaf.as_ref());
+    Ok((certs, fp))
 }
 
 fn generate(cert_path: &Path, key_path: &Path, extra: &[String]) -> Result<(), TlsError> {
@@ -134,6 +166,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reading_the_fingerprint_never_generates_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        assert!(matches!(
+            current_fingerprint(&cfg),
+            Err(TlsError::NoCertificate(..))
+        ));
+        assert!(!dir.path().join("tls").exists());
+    }
+
+    #[test]
     fn generated_certificate_is_reused() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Config {
@@ -143,6 +189,7 @@ mod tests {
         let a = load_or_generate(&cfg).unwrap();
         let b = load_or_generate(&cfg).unwrap();
         assert_eq!(a.fingerprint, b.fingerprint);
+        assert_eq!(current_fingerprint(&cfg).unwrap().0, a.fingerprint);
         assert_eq!(a.fingerprint.len(), 32 * 3 - 1);
     }
 }

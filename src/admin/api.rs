@@ -96,7 +96,7 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response<RespBody
 fn status_of(e: &AdminError) -> StatusCode {
     match e {
         AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-        AdminError::Conflict(_) => StatusCode::CONFLICT,
+        AdminError::Conflict(_) | AdminError::InUse(_) => StatusCode::CONFLICT,
         AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
         AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
         AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -24,6 +24,9 @@ pub enum AdminError {
     /// It exists already.
     #[error("{0} already exists")]
     Conflict(String),
+    /// It is still needed (a group owning buckets, the last administrator).
+    #[error("{0}")]
+    InUse(String),
     /// The request is malformed or a value is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -40,7 +43,7 @@ impl AdminError {
     pub fn code(&self) -> &'static str {
         match self {
             AdminError::NotFound(_) => "not_found",
-            AdminError::Conflict(_) => "conflict",
+            AdminError::Conflict(_) | AdminError::InUse(_) => "conflict",
             AdminError::Invalid(_) => "invalid",
             AdminError::Forbidden(_) => "forbidden",
             AdminError::Internal(_) => "internal",
@@ -52,7 +55,7 @@ impl From<MetaError> for AdminError {
     fn from(e: MetaError) -> Self {
         match e {
             MetaError::Duplicate => AdminError::Conflict("the entity".into()),
-            MetaError::InUse(m) => AdminError::Conflict(m),
+            MetaError::InUse(m) => AdminError::InUse(m),
             e => {
                 tracing::error!(error = %e, "admin: metadata failure");
                 AdminError::Internal(e.to_string())
@@ -183,6 +186,10 @@ impl Admin {
             Some(_) => return Err(AdminError::Invalid("empty password".into())),
             None => (random_password(), true),
         };
+        // checked first: a failed add leaves no half-made user behind
+        if let Some(g) = &n.group {
+            self.existing_group(g).await?;
+        }
         let hash = hash_password(&pw)?;
         match self
             .store
@@ -222,7 +229,8 @@ impl Admin {
         self.user(name).await
     }
 
-    /// Sets a primary group (creating it and the membership as needed) and the bucket right.
+    /// Sets a primary group (which must exist: a typo never creates one; the user becomes a
+    /// member) and the bucket right.
     pub async fn set_primary(
         &self,
         user: &str,
@@ -230,15 +238,7 @@ impl Admin {
         create_buckets: Option<bool>,
     ) -> Result<(), AdminError> {
         if let Some(g) = group {
-            if !valid_group_name(g) {
-                return Err(AdminError::Invalid(
-                    "group names are 1-64 of A-Z a-z 0-9 . _ -".into(),
-                ));
-            }
-            match self.store.create_group(g).await {
-                Ok(()) | Err(MetaError::Duplicate) => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.existing_group(g).await?;
             self.store.add_member(user, g).await?;
         }
         if !self.store.modify_user(user, group, create_buckets).await? {
@@ -247,8 +247,23 @@ impl Admin {
         Ok(())
     }
 
-    /// Removes a user (its access keys go with it).
+    /// A group that must exist, or an error naming it and how to create it.
+    async fn existing_group(&self, name: &str) -> Result<(), AdminError> {
+        if self.store.group(name).await?.is_none() {
+            return Err(AdminError::NotFound(format!("group {name}")));
+        }
+        Ok(())
+    }
+
+    /// Removes a user (its access keys go with it); the last administrator stays.
     pub async fn remove_user(&self, name: &str) -> Result<(), AdminError> {
+        let users = self.store.users().await?;
+        let admins = users.iter().filter(|u| u.is_admin).count();
+        if admins == 1 && users.iter().any(|u| u.is_admin && u.name == name) {
+            return Err(AdminError::InUse(format!(
+                "{name} is the last administrator; add another with `kura user add NAME --admin` first"
+            )));
+        }
         if !self.store.delete_user(name).await? {
             return Err(AdminError::NotFound(format!("user {name}")));
         }
@@ -421,10 +436,21 @@ impl Admin {
         })
     }
 
-    /// Changes owner, group and/or mode of a path (as an administrator).
+    /// Changes owner, group and/or mode of a path (as an administrator); each error names
+    /// what is missing: the user, the group or the path.
     pub async fn set_permissions(&self, u: PermUpdate) -> Result<PermView, AdminError> {
         let p = VPath::parse(&u.path)?;
         let who = Self::admin_caller();
+        if let Some(owner) = &u.owner {
+            self.user(owner).await?;
+        }
+        if let Some(g) = &u.group {
+            self.existing_group(g).await?;
+        }
+        match self.vfs.stat(&who, &p).await {
+            Err(VfsError::NotFound) => return Err(AdminError::NotFound(format!("path {p}"))),
+            r => r?,
+        };
         if let Some(m) = &u.mode {
             self.vfs.chmod(&who, &p, parse_mode(m)?).await?;
         }
@@ -469,6 +495,19 @@ impl Admin {
                 upload_only: n.upload_only.unwrap_or(false),
             })
             .await?;
+        Ok(CreatedShareView {
+            url: format!("{}{}{token}", self.public_url, crate::share::PREFIX),
+            share: share_view(row),
+            token,
+        })
+    }
+
+    /// A new link for an existing share (the old one stops working); shown in this answer only.
+    pub async fn reissue_share(&self, id: &str) -> Result<CreatedShareView, AdminError> {
+        let (row, token) = match self.share_service().reissue(id).await {
+            Err(ShareError::NotFound) => return Err(AdminError::NotFound(format!("share {id}"))),
+            r => r?,
+        };
         Ok(CreatedShareView {
             url: format!("{}{}{token}", self.public_url, crate::share::PREFIX),
             share: share_view(row),

@@ -4,8 +4,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Admin, AdminError};
+use crate::replication::remote::{describe, describe_s3, s3_field, Remote};
 use crate::replication::{open_link, pin, resync, seal_id, ReplError};
 use crate::store::{now_ms, PeerRow};
+
+/// How long the test request of `peer add` and `replicate` may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The start of a bucket name no one uses: `peer add` lists such a bucket to see whether
+/// the key is accepted (a random suffix, as S3 bucket names are global on some stores).
+const PROBE_BUCKET: &str = "kura-peer-check-";
 
 /// A peer (its secret is never shown).
 #[derive(Serialize, ToSchema)]
@@ -26,6 +34,8 @@ pub struct NewPeer {
     pub access_key: String,
     pub secret_key: String,
     pub ca_fingerprint: Option<String>,
+    /// Send a test request first (default true); false adds a peer that is down for now.
+    pub check: Option<bool>,
 }
 
 /// A bucket to mirror to a peer.
@@ -36,6 +46,8 @@ pub struct NewRule {
     pub peer: String,
     pub bidirectional: Option<bool>,
     pub prefix: Option<String>,
+    /// Check first that the peer has the bucket and lets the key in (default true).
+    pub check: Option<bool>,
 }
 
 /// One rule's health: what is waiting, since when, and the last failure.
@@ -73,6 +85,83 @@ fn peer_view(p: PeerRow) -> PeerView {
     }
 }
 
+/// The peer's base URL: http(s), a host, no path (S3 is served at the root, not at `/dav/`).
+fn check_endpoint(raw: &str) -> Result<String, AdminError> {
+    let bad = |why: &str| AdminError::Invalid(format!("bad endpoint {raw:?}: {why}"));
+    let url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("it must start with https:// (or http://)"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it names no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "credentials go in --access-key and --secret-key, not in the URL",
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(
+            "give the server's base URL such as https://host:8443 (S3 is served at the root, not below a path like /dav/)",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// One test request to the peer: reachable (and the pinned certificate right), the key
+/// accepted, and, with `bucket`, the bucket there and readable by the key.
+async fn probe(peer: &PeerRow, secret: &str, bucket: Option<&str>) -> Result<(), AdminError> {
+    let who = format!("peer {} ({})", peer.name, peer.endpoint);
+    let probe_bucket = format!(
+        "{PROBE_BUCKET}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let remote = Remote::new(peer, secret, bucket.unwrap_or(&probe_bucket))?;
+    let timed_out = || {
+        AdminError::Invalid(format!(
+            "{who} did not answer within {}s",
+            PROBE_TIMEOUT.as_secs()
+        ))
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, remote.node_id())
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| AdminError::Invalid(format!("cannot reach {who}: {}", describe(&e))))?;
+    // a listing (of a bucket no one has, for `peer add`): its error body names the cause
+    let answer = tokio::time::timeout(PROBE_TIMEOUT, remote.op.list_with("").limit(1))
+        .await
+        .map_err(|_| timed_out())?
+        .map(|_| ());
+    let Err(e) = answer else { return Ok(()) };
+    let why = describe_s3(&e);
+    let code = s3_field(&e, "code").unwrap_or_default();
+    // for the probe bucket, "no such bucket" or "not yours" both mean the signature passed
+    let missing = e.kind() == opendal::ErrorKind::NotFound
+        || code == "NoSuchBucket"
+        || (bucket.is_none() && code == "AccessDenied");
+    let kind = if missing {
+        opendal::ErrorKind::NotFound
+    } else {
+        e.kind()
+    };
+    match (kind, bucket) {
+        (opendal::ErrorKind::NotFound, None) => Ok(()),
+        (opendal::ErrorKind::NotFound, Some(b)) => Err(AdminError::Invalid(format!(
+            "{who} has no bucket {b}: create it there first ({why})"
+        ))),
+        (opendal::ErrorKind::PermissionDenied, None) => Err(AdminError::Invalid(format!(
+            "{who} refused the access key or secret: {why}"
+        ))),
+        (opendal::ErrorKind::PermissionDenied, Some(b)) => Err(AdminError::Invalid(format!(
+            "{who} refused access to bucket {b} with key {}: {why}",
+            peer.access_key
+        ))),
+        _ => Err(AdminError::Invalid(format!(
+            "{who} failed the test request: {why}"
+        ))),
+    }
+}
+
 impl From<ReplError> for AdminError {
     fn from(e: ReplError) -> Self {
         match e {
@@ -89,17 +178,22 @@ impl Admin {
         if !super::valid_group_name(&n.name) {
             return Err(AdminError::Invalid(format!("bad peer name {:?}", n.name)));
         }
-        let endpoint = n.endpoint.trim_end_matches('/').to_string();
-        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-            return Err(AdminError::Invalid(format!(
-                "the endpoint must be an http(s) URL: {endpoint}"
-            )));
-        }
+        let endpoint = check_endpoint(&n.endpoint)?;
         let fingerprint = n
             .ca_fingerprint
             .as_deref()
             .map(pin::normalize)
             .transpose()?;
+        if fingerprint.is_some() && endpoint.starts_with("http://") {
+            return Err(AdminError::Invalid(format!(
+                "--ca-fingerprint pins a TLS certificate, but {endpoint} is plain http: use https:// or drop the fingerprint"
+            )));
+        }
+        if n.access_key.trim().is_empty() || n.secret_key.is_empty() {
+            return Err(AdminError::Invalid(
+                "the access key and the secret must not be empty".into(),
+            ));
+        }
         let row = PeerRow {
             secret_enc: self.vault.seal(&seal_id(&n.name), &n.secret_key),
             name: n.name,
@@ -109,6 +203,9 @@ impl Admin {
             node_id: None,
             created_ms: now_ms(),
         };
+        if n.check.unwrap_or(true) {
+            probe(&row, &n.secret_key, None).await?;
+        }
         self.store.insert_peer(&row).await.map_err(|e| match e {
             crate::store::MetaError::Duplicate => {
                 AdminError::Conflict(format!("peer {}", row.name))
@@ -140,9 +237,9 @@ impl Admin {
     /// Mirrors a local bucket to a peer (or updates the rule's prefix and direction).
     pub async fn add_rule(&self, r: NewRule) -> Result<RuleView, AdminError> {
         let bucket = r.bucket.trim_matches('/').to_string();
-        if bucket.is_empty() || bucket.contains('/') {
+        if !s3s::path::check_bucket_name(&bucket) {
             return Err(AdminError::Invalid(format!(
-                "bad bucket name {:?}",
+                "{:?} cannot be replicated: S3 bucket names are 3-63 of a-z 0-9 . - (starting and ending with a letter or digit)",
                 r.bucket
             )));
         }
@@ -150,8 +247,12 @@ impl Admin {
             Some(e) if e.is_dir => {}
             _ => return Err(AdminError::NotFound(format!("bucket {bucket}"))),
         }
-        if self.store.peer(&r.peer).await?.is_none() {
+        let Some(peer) = self.store.peer(&r.peer).await? else {
             return Err(AdminError::NotFound(format!("peer {}", r.peer)));
+        };
+        if r.check.unwrap_or(true) {
+            let secret = self.vault.unseal(&seal_id(&peer.name), &peer.secret_enc)?;
+            probe(&peer, &secret, Some(&bucket)).await?;
         }
         let prefix = r.prefix.unwrap_or_default();
         self.store

@@ -54,6 +54,12 @@ pub enum BucketCmd {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// List buckets with their owner, group and mode.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `kura token ...`
@@ -122,9 +128,16 @@ fn show(n: Option<i64>) -> String {
     n.map_or_else(|| "unlimited".to_string(), |v| v.to_string())
 }
 
-/// Opens the admin service on the configured data dir (the server may be running).
+/// Opens the admin service on the configured data dir (the server may be running); creates
+/// nothing: a missing data dir or database is an error naming where it looked.
 pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
-    std::fs::create_dir_all(&cfg.data_dir)?;
+    let dir = crate::install::existing_data_dir(cfg)?;
+    crate::install::announce(cfg);
+    // Share links point where the running server really listens unless public_url says otherwise.
+    let public_url = match (&cfg.public_url, crate::install::running_server(&dir)) {
+        (None, Some(r)) => r.url,
+        _ => cfg.share_base_url(),
+    };
     let store = Store::open(&cfg.db_path()).await?;
     let (op, root) = build_operator(&cfg.storage, &cfg.data_dir)?;
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
@@ -137,7 +150,7 @@ pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
         store,
         vfs,
         vault,
-        public_url: cfg.share_base_url(),
+        public_url,
     })
 }
 
@@ -266,9 +279,17 @@ pub async fn group(cfg: &Config, cmd: GroupCmd) -> Result<(), CliError> {
             println!("added group {name}");
         }
         GroupCmd::List => {
-            for g in admin.groups().await? {
-                println!("{}\t{}", g.name, g.members.join(","));
-            }
+            let rows = admin.groups().await?.into_iter().map(|g| {
+                vec![
+                    g.name,
+                    if g.members.is_empty() {
+                        "-".into()
+                    } else {
+                        g.members.join(",")
+                    },
+                ]
+            });
+            super::table::print(&["GROUP", "MEMBERS"], rows)?;
         }
         GroupCmd::Remove { name } => {
             admin.remove_group(&name).await?;
@@ -298,6 +319,25 @@ pub async fn bucket(cfg: &Config, cmd: BucketCmd) -> Result<(), CliError> {
                 b.owner.unwrap_or_default(),
                 b.group.unwrap_or_default()
             );
+        }
+        BucketCmd::List { json } => {
+            let buckets = admin.buckets().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&buckets).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            let rows = buckets.into_iter().map(|b| {
+                vec![
+                    b.name,
+                    b.owner.unwrap_or_else(|| "-".into()),
+                    b.group.unwrap_or_else(|| "-".into()),
+                    b.mode,
+                ]
+            });
+            super::table::print(&["BUCKET", "OWNER", "GROUP", "MODE"], rows)?;
         }
     }
     Ok(())

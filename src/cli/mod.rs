@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod access;
+pub mod manual;
 pub mod peer;
 pub mod share;
+pub mod status;
+mod table;
 
 use crate::admin::{AdminError, NewUser, UserUpdate};
 use crate::auth::random_password;
@@ -45,7 +48,7 @@ pub enum Command {
     /// Manage groups and memberships.
     #[command(subcommand)]
     Group(access::GroupCmd),
-    /// Create buckets (top-level folders owned by a group).
+    /// Create and list buckets (top-level folders owned by a group).
     #[command(subcommand)]
     Bucket(access::BucketCmd),
     /// Set a group's quota.
@@ -56,9 +59,10 @@ pub enum Command {
         /// Group name (all groups when absent).
         group: Option<String>,
     },
-    /// Recount every group's usage from the metadata and report drift; --repair fixes it.
+    /// Compare stored files with the metadata and recount every group's usage; report drift.
     Fsck {
-        /// Write the recounted figures.
+        /// Fix the drift: record unrecorded files, drop rows of missing ones, correct sizes,
+        /// remove leftovers of interrupted copies and write the recounted usage.
         #[arg(long)]
         repair: bool,
     },
@@ -75,8 +79,20 @@ pub enum Command {
     Peer(peer::PeerCmd),
     /// Mirror a bucket to a peer, stop it, or resync it now.
     Replicate(peer::ReplicateArgs),
-    /// Print this node's TLS certificate fingerprint (for pinning by peers).
+    /// Print this node's TLS certificate fingerprint (for pinning by peers); never creates one.
     Fingerprint,
+    /// Show the data dir, database, listen address, TLS fingerprint and whether a server runs.
+    Status,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (kura.1 and one per command) into a folder.
+    Man {
+        /// Folder for the pages (created if missing).
+        dir: PathBuf,
+    },
     /// Change the owner and/or group: `USER`, `USER:GROUP` or `:GROUP`.
     Chown {
         /// New owner and/or group.
@@ -124,7 +140,8 @@ pub enum UserCmd {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
-        /// Primary group (created if missing; the user becomes a member): owns the buckets it creates.
+        /// Primary group (it must exist: `kura group add`; the user becomes a member): owns
+        /// the buckets it creates.
         #[arg(long)]
         group: Option<String>,
         /// Allow the user to create buckets.
@@ -135,12 +152,15 @@ pub enum UserCmd {
     Modify {
         /// Login name.
         name: String,
-        /// New primary group (the user becomes a member).
+        /// New primary group (it must exist; the user becomes a member).
         #[arg(long)]
         group: Option<String>,
-        /// Allow (true) or forbid (false) creating buckets.
+        /// Allow the user to create buckets.
+        #[arg(long, conflicts_with = "no_create_buckets")]
+        create_buckets: bool,
+        /// Forbid the user to create buckets.
         #[arg(long)]
-        create_buckets: Option<bool>,
+        no_create_buckets: bool,
     },
     /// List users.
     List,
@@ -152,7 +172,7 @@ pub enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Remove a user.
+    /// Remove a user (never the last administrator).
     Remove {
         /// Login name.
         name: String,
@@ -168,9 +188,12 @@ pub enum CliError {
     /// Hashing failed.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
-    /// Reading the password failed.
-    #[error("reading password: {0}")]
+    /// Reading or writing a file failed.
+    #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The data dir is missing or unusable.
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
     /// Key management failed.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
@@ -190,12 +213,25 @@ pub(crate) fn read_password(from_stdin: bool) -> Result<Option<String>, CliError
         return Ok(None);
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Usage(format!("reading the password from standard input: {e}")))?;
     let pw = line.trim_end_matches(['\r', '\n']).to_string();
     if pw.is_empty() {
         return Err(CliError::Usage("empty password".into()));
     }
     Ok(Some(pw))
+}
+
+/// A missing group, with the command that creates it (groups are never made implicitly).
+fn group_hint(e: AdminError, group: Option<&str>) -> CliError {
+    match (e, group) {
+        (AdminError::NotFound(what), Some(g)) if what == format!("group {g}") => CliError::Usage(
+            format!("group {g} not found; create it first with `kura group add {g}`"),
+        ),
+        (e, _) => e.into(),
+    }
 }
 
 /// Runs a `kura user ...` command against the configured data dir.
@@ -214,10 +250,11 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
                     name: name.clone(),
                     password: read_password(password_stdin)?,
                     admin: Some(is_admin),
-                    group,
+                    group: group.clone(),
                     create_buckets: create_buckets.then_some(true),
                 })
-                .await?;
+                .await
+                .map_err(|e| group_hint(e, group.as_deref()))?;
             println!(
                 "added user {name}{}",
                 if is_admin { " (admin)" } else { "" }
@@ -230,25 +267,45 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
             name,
             group,
             create_buckets,
+            no_create_buckets,
         } => {
-            access::set_primary(cfg, &name, group.as_deref(), create_buckets).await?;
+            let right = match (create_buckets, no_create_buckets) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            if group.is_none() && right.is_none() {
+                return Err(CliError::Usage(
+                    "nothing to change: give --group, --create-buckets or --no-create-buckets"
+                        .into(),
+                ));
+            }
+            access::set_primary(cfg, &name, group.as_deref(), right)
+                .await
+                .map_err(|e| match e {
+                    CliError::Admin(e) => group_hint(e, group.as_deref()),
+                    e => e,
+                })?;
             println!("modified user {name}");
         }
         UserCmd::List => {
-            for u in admin.users().await? {
-                println!(
-                    "{}\t{}\tprimary={}\tgroups={}{}",
+            let rows = admin.users().await?.into_iter().map(|u| {
+                vec![
                     u.name,
-                    if u.admin { "admin" } else { "user" },
-                    u.primary_group.as_deref().unwrap_or("-"),
-                    u.groups.join(","),
-                    if u.create_buckets {
-                        "\tcreate-buckets"
+                    if u.admin { "admin" } else { "user" }.to_string(),
+                    u.primary_group.unwrap_or_else(|| "-".into()),
+                    if u.groups.is_empty() {
+                        "-".into()
                     } else {
-                        ""
-                    }
-                );
-            }
+                        u.groups.join(",")
+                    },
+                    if u.create_buckets { "yes" } else { "no" }.to_string(),
+                ]
+            });
+            table::print(
+                &["NAME", "ROLE", "PRIMARY", "GROUPS", "CREATE-BUCKETS"],
+                rows,
+            )?;
         }
         UserCmd::Passwd {
             name,

@@ -22,9 +22,13 @@ pub enum PeerCmd {
         /// Secret access key on the peer (stored sealed with this node's key).
         #[arg(long)]
         secret_key: String,
-        /// Pin the peer's self-signed certificate: `sha256:<hex>` from `kura fingerprint`.
+        /// Pin the peer's self-signed certificate: `AB:CD:...` from `kura fingerprint` on the
+        /// peer (`sha256:<hex>` is accepted too). Needs an https:// endpoint.
         #[arg(long)]
         ca_fingerprint: Option<String>,
+        /// Add it without the test request (the peer is down for now).
+        #[arg(long)]
+        no_check: bool,
     },
     /// List peers (never their secrets).
     List {
@@ -37,7 +41,7 @@ pub enum PeerCmd {
         /// Peer name.
         name: String,
     },
-    /// Backlog, lag and last error of every replication rule.
+    /// Backlog, lag and last error of every replication rule (a table; --json for scripts).
     Status {
         /// Print JSON.
         #[arg(long)]
@@ -65,6 +69,9 @@ pub struct ReplicateArgs {
     /// Remove the rule.
     #[arg(long, conflicts_with_all = ["resync", "bidirectional", "prefix"])]
     pub stop: bool,
+    /// Add the rule without checking that the peer has the bucket and accepts the key.
+    #[arg(long, conflicts_with_all = ["resync", "stop"])]
+    pub no_check: bool,
 }
 
 /// Runs a `kura peer ...` command.
@@ -77,6 +84,7 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             access_key,
             secret_key,
             ca_fingerprint,
+            no_check,
         } => {
             let p = admin
                 .add_peer(NewPeer {
@@ -85,25 +93,31 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                     access_key,
                     secret_key,
                     ca_fingerprint,
+                    check: Some(!no_check),
                 })
                 .await?;
-            println!("peer {} added ({})", p.name, p.endpoint);
+            let checked = if no_check {
+                "not checked"
+            } else {
+                "reachable, key accepted"
+            };
+            println!("peer {} added ({}; {checked})", p.name, p.endpoint);
         }
         PeerCmd::List { json } => {
             let peers = admin.peers().await?;
             if json {
                 println!("{}", to_json(&peers));
             } else {
-                for p in peers {
-                    println!(
-                        "{}\t{}\tkey {}\t{}\tnode {}",
+                let rows = peers.into_iter().map(|p| {
+                    vec![
                         p.name,
                         p.endpoint,
                         p.access_key,
-                        p.ca_fingerprint.as_deref().unwrap_or("system roots"),
-                        p.node_id.as_deref().unwrap_or("-")
-                    );
-                }
+                        p.ca_fingerprint.unwrap_or_else(|| "system roots".into()),
+                        p.node_id.unwrap_or_else(|| "-".into()),
+                    ]
+                });
+                super::table::print(&["PEER", "ENDPOINT", "ACCESS KEY", "TRUST", "NODE"], rows)?;
             }
         }
         PeerCmd::Remove { name } => {
@@ -115,23 +129,38 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             if json {
                 println!("{}", to_json(&rules));
             } else {
-                println!("PEER\tBUCKET\tBACKLOG\tLAG\tSHIPPED\tLAST ERROR");
-                for r in rules {
-                    println!(
-                        "{}\t{}{}\t{}\t{}\t{}\t{}",
+                let rows = rules.into_iter().map(|r| {
+                    vec![
                         r.peer,
-                        r.bucket,
                         if r.prefix.is_empty() {
-                            String::new()
+                            r.bucket
                         } else {
-                            format!("/{}", r.prefix)
+                            format!("{}/{}", r.bucket, r.prefix)
                         },
-                        r.backlog,
+                        if r.bidirectional {
+                            "two-way"
+                        } else {
+                            "one-way"
+                        }
+                        .to_string(),
+                        r.backlog.to_string(),
                         r.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
-                        r.shipped,
-                        r.last_error.as_deref().unwrap_or("-")
-                    );
-                }
+                        r.shipped.to_string(),
+                        r.last_error.unwrap_or_else(|| "-".into()),
+                    ]
+                });
+                super::table::print(
+                    &[
+                        "PEER",
+                        "BUCKET",
+                        "DIRECTION",
+                        "BACKLOG",
+                        "LAG",
+                        "SHIPPED",
+                        "LAST ERROR",
+                    ],
+                    rows,
+                )?;
             }
         }
     }
@@ -164,6 +193,7 @@ pub async fn replicate(cfg: &Config, a: ReplicateArgs) -> Result<(), CliError> {
             peer,
             bidirectional: Some(a.bidirectional),
             prefix: a.prefix,
+            check: Some(!a.no_check),
         })
         .await?;
     println!(
@@ -176,13 +206,13 @@ pub async fn replicate(cfg: &Config, a: ReplicateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Prints this node's certificate fingerprint, for `kura peer add --ca-fingerprint` elsewhere.
+/// Prints this node's certificate fingerprint, for `kura peer add --ca-fingerprint` elsewhere,
+/// in the form the server logs (`AB:CD:...`); reads the certificate, never creates one.
 pub fn fingerprint(cfg: &Config) -> Result<(), CliError> {
-    let t = crate::tls::load_or_generate(cfg).map_err(|e| CliError::Usage(e.to_string()))?;
-    println!(
-        "sha256:{}",
-        t.fingerprint.replace(':', "").to_ascii_lowercase()
-    );
+    crate::install::announce(cfg);
+    let (fp, _) =
+        crate::tls::current_fingerprint(cfg).map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("{fp}");
     Ok(())
 }
 

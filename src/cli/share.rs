@@ -10,7 +10,8 @@ use crate::config::Config;
 /// `kura share ...`
 #[derive(Subcommand, Debug)]
 pub enum ShareCmd {
-    /// Share a file or folder by link; prints the URL once (the token is not kept).
+    /// Share a file or folder by link; prints the URL once (the token is not kept; `reissue`
+    /// prints a new one).
     Create {
         /// Path in the namespace, e.g. /photos/2024.
         path: String,
@@ -40,6 +41,14 @@ pub enum ShareCmd {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Print a new link for a share whose link was lost (the old link stops working).
+    Reissue {
+        /// Share id (from `kura share list`).
+        id: String,
+        /// Print JSON ({"share": ..., "token": ..., "url": ...}).
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a share link; it answers 404 from the next request on.
     Revoke {
         /// Share id (from `kura share list`).
@@ -54,6 +63,19 @@ fn when(ms: Option<i64>) -> String {
                 .ok()
         })
         .unwrap_or_else(|| "never".into())
+}
+
+fn print_created(created: &crate::admin::CreatedShareView, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(created).unwrap_or_default());
+    } else {
+        println!("share {} of {}", created.share.id, created.share.path);
+        println!("url: {}", created.url);
+        println!(
+            "(the link is not shown again; `kura share reissue {}` makes a new one)",
+            created.share.id
+        );
+    }
 }
 
 /// Runs a `kura share ...` command against the configured data dir.
@@ -79,29 +101,42 @@ pub async fn share(cfg: &Config, cmd: ShareCmd) -> Result<(), CliError> {
                     upload_only: Some(upload_only),
                 })
                 .await?;
-            if json {
-                println!("{}", serde_json::to_string(&created).unwrap_or_default());
-            } else {
-                println!("share {} of {}", created.share.id, created.share.path);
-                println!("url: {}", created.url);
-                println!("(the link is not shown again)");
-            }
+            print_created(&created, json);
+        }
+        ShareCmd::Reissue { id, json } => {
+            let created = admin.reissue_share(&id).await?;
+            print_created(&created, json);
         }
         ShareCmd::List { user } => {
-            for s in admin.shares(user.as_deref()).await? {
-                println!(
-                    "{}\t{}\t{}\t{}\texpires={}\tdownloads={}/{}{}",
+            let rows = admin.shares(user.as_deref()).await?.into_iter().map(|s| {
+                vec![
                     s.id,
                     s.user,
                     s.path,
-                    if s.upload_only { "drop-box" } else { "read" },
+                    if s.upload_only { "drop-box" } else { "read" }.to_string(),
                     when(s.expires_ms),
-                    s.downloads,
-                    s.max_downloads
-                        .map_or_else(|| "unlimited".to_string(), |m| m.to_string()),
-                    if s.password { "\tpassword" } else { "" }
-                );
-            }
+                    format!(
+                        "{}/{}",
+                        s.downloads,
+                        s.max_downloads
+                            .map_or_else(|| "unlimited".to_string(), |m| m.to_string())
+                    ),
+                    if s.password { "yes" } else { "no" }.to_string(),
+                ]
+            });
+            super::table::print(
+                &[
+                    "ID",
+                    "USER",
+                    "PATH",
+                    "KIND",
+                    "EXPIRES",
+                    "DOWNLOADS",
+                    "PASSWORD",
+                ],
+                rows,
+            )?;
+            eprintln!("(links are not kept; `kura share reissue ID` prints a new one for a share)");
         }
         ShareCmd::Revoke { id } => {
             admin.revoke_share(&id).await?;

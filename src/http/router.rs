@@ -62,6 +62,13 @@ impl App {
                     .headers()
                     .get(header::CONTENT_LENGTH)
                     .is_some_and(|v| v.as_bytes() != b"0"));
+        // A client that sent `Expect: 100-continue` for an empty body never gets its 100 (there
+        // is nothing to read); botocore then parses its next response on that connection
+        // against a stale status and stalls for its 60 s timeout (boto/botocore#3755), which
+        // `aws s3 sync` of a tree with empty files meets every time. Such connections close.
+        let empty_expect = req.version() <= http::Version::HTTP_11
+            && !has_body
+            && req.headers().contains_key(header::EXPECT);
         // Failed-authentication throttling, for every entry point at once: an attempt is
         // admitted (maybe after a delay) or refused before its credentials are checked, and
         // its outcome recorded after; see limits::throttle.
@@ -107,7 +114,7 @@ impl App {
                 resp = body_fault(*f);
             }
         }
-        if has_body && !resp.status().is_success() {
+        if (has_body && !resp.status().is_success()) || empty_expect {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

@@ -27,6 +27,9 @@ pub struct ReplicationConfig {
     pub retry_max_seconds: u64,
     /// Seconds between background reconciles of every rule (0: never).
     pub reconcile_seconds: u64,
+    /// Wait after the peer refuses our credentials (401/403): retrying sooner would trip its
+    /// failed-login throttle and lock out every client of this address there.
+    pub refused_retry_seconds: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -34,6 +37,7 @@ impl Default for ReplicationConfig {
         ReplicationConfig {
             retry_max_seconds: 60,
             reconcile_seconds: 3600,
+            refused_retry_seconds: 900,
         }
     }
 }
@@ -165,6 +169,7 @@ impl Replicator {
                     vault: self.vault.clone(),
                     rule,
                     retry_max: Duration::from_secs(self.cfg.retry_max_seconds.max(1)),
+                    refused_wait: Duration::from_secs(self.cfg.refused_retry_seconds.max(1)),
                 };
                 workers.insert(k, (sig, tokio::spawn(w.run())));
             }
@@ -207,6 +212,7 @@ struct Worker {
     vault: Vault,
     rule: RuleRow,
     retry_max: Duration,
+    refused_wait: Duration,
 }
 
 impl Worker {
@@ -276,16 +282,30 @@ impl Worker {
     }
 
     async fn fail(&self, e: &ReplError, backoff: &mut Duration) {
-        tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, error = %e,
+        let refused = remote::is_refused(e);
+        if refused {
+            // one try per wait, never a burst: the peer counts each refusal as a failed login
+            *backoff = self.refused_wait;
+        }
+        let mut message = remote::describe(e);
+        if refused {
+            message = format!(
+                "the peer refused our credentials: {message}; next try in {}s (check the access key and secret: kura peer remove, then kura peer add)",
+                backoff.as_secs()
+            );
+        }
+        tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, error = %message,
             retry_in = backoff.as_secs(), "replication: shipping failed");
         if let Err(e) = self
             .store
-            .set_rule_error(&self.rule.bucket, &self.rule.peer, &remote::chain(e))
+            .set_rule_error(&self.rule.bucket, &self.rule.peer, &message)
             .await
         {
             tracing::warn!(error = %e, "replication: cannot record the error");
         }
         tokio::time::sleep(*backoff).await;
-        *backoff = (*backoff * 2).min(self.retry_max);
+        if !refused {
+            *backoff = (*backoff * 2).min(self.retry_max);
+        }
     }
 }

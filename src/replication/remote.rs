@@ -59,6 +59,81 @@ impl Remote {
     }
 }
 
+/// A failure told in one line a person can act on: what the peer answered (HTTP status,
+/// S3 error code and message) instead of the client's debug dump.
+pub fn describe(e: &ReplError) -> String {
+    let text = match e {
+        ReplError::Remote(e) => describe_s3(e),
+        e => chain(e),
+    };
+    one_line(&text)
+}
+
+/// An S3 error of the peer: `403 InvalidAccessKeyId: The access key ... (write)`.
+pub fn describe_s3(e: &opendal::Error) -> String {
+    let full = e.to_string();
+    let status = full
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|s| !s.is_empty());
+    let what = match (s3_field(e, "code"), s3_field(e, "message")) {
+        (Some(c), Some(m)) if !c.is_empty() && !m.trim().is_empty() => format!("{c}: {m}"),
+        (Some(c), _) if !c.is_empty() => c,
+        _ if e.kind() == opendal::ErrorKind::Unexpected && status.is_none() => chain(e),
+        _ => format!("{}: {}", e.kind(), e.message()),
+    };
+    let op = full
+        .split(" at ")
+        .nth(1)
+        .and_then(|s| s.split([',', ' ']).next())
+        .filter(|s| !s.is_empty())
+        .map(|op| format!(" ({op})"))
+        .unwrap_or_default();
+    let text = match status {
+        Some(s) => format!("{s} {what}{op}"),
+        None => format!("{what}{op}"),
+    };
+    one_line(&text)
+}
+
+/// Whether the peer refused our credentials (401, or 403 for the key or the signature,
+/// not for a permission or a quota): retrying soon only trips its failed-login throttle.
+pub fn is_refused(e: &ReplError) -> bool {
+    let ReplError::Remote(e) = e else {
+        return false;
+    };
+    if e.to_string().contains("status: 401") {
+        return true;
+    }
+    // a HEAD has no body, so no code: a 403 there is taken as a refusal, to be safe
+    e.kind() == opendal::ErrorKind::PermissionDenied
+        && s3_field(e, "code").is_none_or(|c| {
+            c.is_empty() || c == "InvalidAccessKeyId" || c == "SignatureDoesNotMatch"
+        })
+}
+
+/// A field of the S3 error body as OpenDAL renders it (`code: "..."`, `message: "..."`).
+pub fn s3_field(e: &opendal::Error, name: &str) -> Option<String> {
+    let m = e.message();
+    let start = m.find(&format!("{name}: \""))? + name.len() + 3;
+    // the body is shown Debug-escaped: its line breaks arrive as `\n`
+    let v = m[start..].split('"').next()?;
+    Some(
+        v.replace("\\r", " ")
+            .replace("\\n", " ")
+            .replace("\\t", " "),
+    )
+}
+
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_control())
+        .filter(|p| !p.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// An error with its causes, so "error sending request" says why (refused, certificate, ...).
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -73,4 +148,38 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3_error(kind: opendal::ErrorKind, code: &str) -> ReplError {
+        let body = format!(
+            "S3Error {{ code: \"{code}\", message: \"it says\\nwhy\", resource: \"\", request_id: \"\" }}"
+        );
+        ReplError::Remote(
+            opendal::Error::new(kind, body)
+                .with_context("response", "Parts { status: 403, version: HTTP/1.1 }"),
+        )
+    }
+
+    #[test]
+    fn refusals_of_the_key_are_told_apart_from_permissions() {
+        let denied = opendal::ErrorKind::PermissionDenied;
+        assert!(is_refused(&s3_error(denied, "InvalidAccessKeyId")));
+        assert!(is_refused(&s3_error(denied, "SignatureDoesNotMatch")));
+        assert!(!is_refused(&s3_error(denied, "AccessDenied")));
+        assert!(!is_refused(&s3_error(denied, "QuotaExceeded")));
+        assert!(!is_refused(&s3_error(
+            opendal::ErrorKind::NotFound,
+            "NoSuchBucket"
+        )));
+        let told = describe(&s3_error(denied, "InvalidAccessKeyId"));
+        assert!(
+            told.starts_with("403 InvalidAccessKeyId: it says why"),
+            "{told}"
+        );
+        assert!(!told.contains('\n') && !told.contains("Parts"), "{told}");
+    }
 }

@@ -29,8 +29,9 @@ pub(super) fn owner_full_control(who: &Caller) -> (Owner, Vec<Grant>) {
 }
 
 /// The ACL view of an entry's owner, group and mode: owner, group members (as a canonical
-/// user `group:NAME`) and everyone (AllUsers) get READ/WRITE as their mode bits say;
-/// FULL_CONTROL where both are set. Read-only: Put*Acl answers NotImplemented.
+/// user `group:NAME`) and the other users (AuthenticatedUsers: anonymous requests are
+/// refused, so AllUsers would wrongly make everything look public) get READ/WRITE as their
+/// mode bits say; FULL_CONTROL where both are set. Read-only: Put*Acl answers NotImplemented.
 pub(super) fn acl_view(e: &Entry) -> (Owner, Vec<Grant>) {
     let owner_name = e.owner.clone().unwrap_or_else(|| "admin".into());
     let owner = Owner {
@@ -74,7 +75,7 @@ pub(super) fn acl_view(e: &Entry) -> (Owner, Vec<Grant>) {
                 id: None,
                 type_: Type::from_static(Type::GROUP),
                 email_address: None,
-                uri: Some("http://acs.amazonaws.com/groups/global/AllUsers".into()),
+                uri: Some("http://acs.amazonaws.com/groups/global/AuthenticatedUsers".into()),
             }),
             permission: Some(Permission::from_static(p)),
         });

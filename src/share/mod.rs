@@ -88,6 +88,13 @@ pub struct Active {
     pub root: VPath,
 }
 
+/// A fresh token: 256 random bits, URL-safe.
+fn new_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
 /// SHA-256 of a token, as stored.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -178,9 +185,7 @@ impl Shares {
             }
             None => None,
         };
-        let mut raw = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut raw);
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let token = new_token();
         let expires_ms = spec
             .expires
             .map(|d| now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
@@ -201,6 +206,18 @@ impl Shares {
         self.store.insert_share(&row).await?;
         tracing::info!(share = %row.id, owner = %row.owner, path = %row.path, "share created");
         let row = self.store.share(&row.id).await?.unwrap_or(row);
+        Ok((row, token))
+    }
+
+    /// Gives a share a new token (its link was lost: tokens are never kept); the old link
+    /// stops working at once. Returns the share and the new token.
+    pub async fn reissue(&self, id: &str) -> Result<(Share, String), ShareError> {
+        let token = new_token();
+        if !self.store.set_share_token(id, &token_hash(&token)).await? {
+            return Err(ShareError::NotFound);
+        }
+        tracing::info!(share = %id, "share link reissued");
+        let row = self.store.share(id).await?.ok_or(ShareError::NotFound)?;
         Ok((row, token))
     }
 

@@ -6,8 +6,9 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::marks::mark_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
-use super::{map_unique, MetaError, Store};
+use super::{map_unique, Mark, MetaError, Store};
 
 /// Metadata of one file or folder.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,6 +82,50 @@ fn row_to_entry(r: SqliteRow) -> EntryRow {
         grp: r.get(9),
         mode: r.get(10),
         origin: r.get(11),
+    }
+}
+
+/// Fails unless `parent` is a recorded folder (the root always is), inside the change's
+/// transaction: a folder deleted or moved since the checks makes the change fail, not dangle.
+async fn require_folder_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    parent: &str,
+) -> Result<(), MetaError> {
+    if parent == "/" {
+        return Ok(());
+    }
+    let is_dir: Option<i64> = sqlx::query_scalar("SELECT is_dir FROM entries WHERE path = $1")
+        .bind(parent)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match is_dir {
+        Some(1) => Ok(()),
+        _ => Err(MetaError::Conflict("parent folder does not exist")),
+    }
+}
+
+/// Whether `path` is recorded, and as a folder, inside the change's transaction.
+async fn kind_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<Option<bool>, MetaError> {
+    let is_dir: Option<i64> = sqlx::query_scalar("SELECT is_dir FROM entries WHERE path = $1")
+        .bind(path)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(is_dir.map(|d| d != 0))
+}
+
+/// The checks of a move or copy repeated inside its transaction: the source is still there,
+/// the destination's folder too, and nothing but a file replaced by a file is in the way.
+async fn transfer_checks_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    from: &str,
+    to: &str,
+    to_parent: &str,
+) -> Result<(), MetaError> {
+    let src = kind_tx(tx, from).await?.ok_or(MetaError::Gone)?;
+    require_folder_tx(tx, to_parent).await?;
+    match kind_tx(tx, to).await? {
+        Some(dst) if dst || src => Err(MetaError::Duplicate),
+        _ => Ok(()),
     }
 }
 
@@ -333,6 +378,29 @@ async fn copy_tree_tx(
     Ok(())
 }
 
+/// Why a copy's transaction refuses: the source changed while its bytes were copied (the core
+/// copies again).
+pub const SOURCE_CHANGED: &str = "the source changed during the copy";
+
+/// Whether the entry at `from` and everything below it are still the `copied` (path, etag)
+/// pairs, in path order, that a copy's bytes were taken from.
+async fn same_tree_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    from: &str,
+    copied: &[(String, String)],
+) -> Result<bool, MetaError> {
+    let (lo, hi) = below(from);
+    let now: Vec<(String, String)> = sqlx::query_as(
+        "SELECT path, etag FROM entries WHERE path = $1 OR (path >= $2 AND path < $3) ORDER BY path",
+    )
+    .bind(from)
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(now == copied)
+}
+
 impl Store {
     /// The row of one path, if any.
     pub async fn entry(&self, path: &str) -> Result<Option<EntryRow>, MetaError> {
@@ -435,7 +503,7 @@ impl Store {
     /// Inserts or replaces a file row (the commit step of an upload).
     #[cfg(test)]
     pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.commit_file(e, false, async { Ok::<(), MetaError>(()) })
+        self.commit_file(e, false, None, async { Ok::<(), MetaError>(()) })
             .await
             .map_err(|e| match e {
                 Committed::Meta(m) | Committed::Finish(m) => m,
@@ -446,10 +514,12 @@ impl Store {
     /// (the storage commit) inside the same transaction: over quota, or if `finish` fails,
     /// nothing is recorded. With `create_new`, an entry already at the path (committed by a
     /// concurrent upload since the checks) refuses with `Duplicate` and nothing is replaced.
+    /// A parent folder removed since the checks, or a folder now at the path, refuse too.
     pub async fn commit_file<E, F>(
         &self,
         e: &EntryRow,
         create_new: bool,
+        mark: Option<&Mark>,
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -459,16 +529,30 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
-        // the replaced size and the paying group in one round trip
-        let (old, payer): (Option<i64>, Option<String>) = sqlx::query_as(
-            "SELECT (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
-                    (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1)",
-        )
-        .bind(&e.path)
-        .bind(bucket_of(&e.path).unwrap_or(""))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| Committed::Meta(e.into()))?;
+        // the replaced entry, the paying group and the parent folder in one round trip
+        let (old_dir, old, payer, parent): (Option<i64>, Option<i64>, Option<String>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT (SELECT is_dir FROM entries WHERE path = $1),
+                        (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
+                        (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
+                        (SELECT is_dir FROM entries WHERE path = $3)",
+            )
+            .bind(&e.path)
+            .bind(bucket_of(&e.path).unwrap_or(""))
+            .bind(&e.parent)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        if old_dir == Some(1) {
+            return Err(Committed::Meta(MetaError::Conflict(
+                "a folder is in the way",
+            )));
+        }
+        if e.parent != "/" && parent != Some(1) {
+            return Err(Committed::Meta(MetaError::Conflict(
+                "parent folder does not exist",
+            )));
+        }
         if create_new && old.is_some() {
             return Err(Committed::Meta(MetaError::Duplicate));
         }
@@ -484,7 +568,9 @@ impl Store {
                etag = excluded.etag, content_type = excluded.content_type,
                headers = excluded.headers, origin = excluded.origin
              WHERE entries.is_dir = 0; ",
-            journal_one!("$12", "$1", "$11", "$13")
+            journal_one!("$12", "$1", "$11", "$13"),
+            "; INSERT INTO commit_marks (owner, seq) SELECT $14, $15 WHERE $14 IS NOT NULL
+               ON CONFLICT (owner) DO UPDATE SET seq = excluded.seq"
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -497,9 +583,12 @@ impl Store {
         .bind(&e.grp)
         .bind(e.mode)
         .bind(&e.origin)
-        // the journal entry rides in the same round trip (files at the root have no bucket)
+        // the journal entry and the commit mark ride in the same round trip (files at the
+        // root have no bucket)
         .bind(journal_bucket(&e.path))
         .bind(super::now_ms())
+        .bind(mark.map(|m| m.owner.as_str()))
+        .bind(mark.map(|m| m.seq.as_str()))
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
@@ -609,12 +698,77 @@ impl Store {
         Ok(())
     }
 
+    /// Records a new folder in a folder that still exists, then runs `finish` (making it in
+    /// storage) inside the same transaction; `Duplicate` if the path exists.
+    pub async fn mkdir_with<E, F>(
+        &self,
+        e: &EntryRow,
+        mark: Option<&Mark>,
+        finish: F,
+    ) -> Result<(), Committed<E>>
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
+        let meta = |e: MetaError| Committed::Meta(e);
+        let mut tx = self
+            .write_tx()
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        require_folder_tx(&mut tx, &e.parent).await.map_err(meta)?;
+        sqlx::query(concat!(
+            "INSERT INTO entries (",
+            cols!(),
+            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL)"
+        ))
+        .bind(&e.path)
+        .bind(&e.parent)
+        .bind(e.mtime_ms)
+        .bind(&e.etag)
+        .bind(&e.owner)
+        .bind(&e.grp)
+        .bind(e.mode)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| Committed::Meta(map_unique(e)))?;
+        mark_tx(&mut tx, mark).await.map_err(meta)?;
+        finish.await.map_err(Committed::Finish)?;
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
+    }
+
     /// Removes an entry, everything below it and their properties, in one transaction;
     /// `origin` is the peer node the deletion came from (None: this node).
     pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
-        let mut tx = self.write_tx().await?;
-        let n = delete_tree_tx(&mut tx, path, origin).await?;
-        tx.commit().await?;
+        self.delete_tree_with(path, origin, None, async { Ok::<(), MetaError>(()) })
+            .await
+            .map_err(|e| match e {
+                Committed::Meta(m) | Committed::Finish(m) => m,
+            })
+    }
+
+    /// `delete_tree` that runs `finish` (the storage delete) inside the transaction; `Gone`
+    /// when nothing is there any more (a concurrent delete or move won).
+    pub async fn delete_tree_with<E, F>(
+        &self,
+        path: &str,
+        origin: Option<&str>,
+        mark: Option<&Mark>,
+        finish: F,
+    ) -> Result<u64, Committed<E>>
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
+        let meta = |e: MetaError| Committed::Meta(e);
+        let mut tx = self
+            .write_tx()
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        let n = delete_tree_tx(&mut tx, path, origin).await.map_err(meta)?;
+        if n == 0 {
+            return Err(Committed::Meta(MetaError::Gone));
+        }
+        mark_tx(&mut tx, mark).await.map_err(meta)?;
+        finish.await.map_err(Committed::Finish)?;
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
         Ok(n)
     }
 
@@ -628,6 +782,7 @@ impl Store {
         to: &str,
         to_parent: &str,
         regroup: Option<Option<&str>>,
+        mark: Option<&Mark>,
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -637,9 +792,13 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        transfer_checks_tx(&mut tx, from, to, to_parent)
+            .await
+            .map_err(Committed::Meta)?;
         move_tree_tx(&mut tx, from, to, to_parent, regroup)
             .await
             .map_err(Committed::Meta)?;
+        mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
@@ -661,15 +820,14 @@ impl Store {
 
     /// Copies an entry, everything below it and their dead properties to `to` in one
     /// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
-    /// and the time `now_ms`.
+    /// and the time `now_ms`. `copied` are the (path, etag) rows the bytes were copied from:
+    /// if the source changed since, `Conflict(SOURCE_CHANGED)` and nothing is written.
     pub async fn copy_tree<E, F>(
         &self,
-
-        from: &str,
-        to: &str,
-        to_parent: &str,
+        (from, to, to_parent): (&str, &str, &str),
         (owner, grp): (&str, Option<&str>),
         now_ms: i64,
+        (copied, mark): (&[(String, String)], Option<&Mark>),
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -679,9 +837,19 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        transfer_checks_tx(&mut tx, from, to, to_parent)
+            .await
+            .map_err(Committed::Meta)?;
+        if !same_tree_tx(&mut tx, from, copied)
+            .await
+            .map_err(Committed::Meta)?
+        {
+            return Err(Committed::Meta(MetaError::Conflict(SOURCE_CHANGED)));
+        }
         copy_tree_tx(&mut tx, from, to, to_parent, (owner, grp), now_ms)
             .await
             .map_err(Committed::Meta)?;
+        mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
@@ -790,7 +958,7 @@ mod tests {
         };
         s.patch_props("/a/b/c", &[(true, p.clone())]).await.unwrap();
 
-        s.move_tree("/a", "/z", "/", None, async { Ok::<(), ()>(()) })
+        s.move_tree("/a", "/z", "/", None, None, async { Ok::<(), ()>(()) })
             .await
             .unwrap();
         assert!(s.entry("/a").await.unwrap().is_none());
@@ -804,9 +972,22 @@ mod tests {
         );
         assert_eq!(s.used_bytes().await.unwrap(), 8);
 
-        s.copy_tree("/z", "/ab2", "/", ("bob", Some("g")), 7, async {
-            Ok::<(), ()>(())
-        })
+        let copied: Vec<(String, String)> = ["/z", "/z/b", "/z/b/c"]
+            .iter()
+            .map(|p| {
+                (
+                    p.to_string(),
+                    if *p == "/z/b/c" { "f" } else { "d" }.to_string(),
+                )
+            })
+            .collect();
+        s.copy_tree(
+            ("/z", "/ab2", "/"),
+            ("bob", Some("g")),
+            7,
+            (&copied, None),
+            async { Ok::<(), ()>(()) },
+        )
         .await
         .unwrap();
         let copied = s.entry("/ab2/b/c").await.unwrap().unwrap();
@@ -831,8 +1012,16 @@ mod tests {
     async fn put_file_never_turns_a_folder_into_a_file() {
         let s = Store::in_memory().await.unwrap();
         s.insert_dir(&dir("/a", "/")).await.unwrap();
-        s.put_file(&file("/a", "/", 9)).await.unwrap();
+        assert!(matches!(
+            s.put_file(&file("/a", "/", 9)).await,
+            Err(MetaError::Conflict(_))
+        ));
         assert!(s.entry("/a").await.unwrap().unwrap().is_dir);
+        // nor records a file in a folder that is not there (deleted since the checks)
+        assert!(matches!(
+            s.put_file(&file("/gone/x", "/gone", 1)).await,
+            Err(MetaError::Conflict(_))
+        ));
         assert!(matches!(
             s.insert_dir(&dir("/a", "/")).await,
             Err(MetaError::Duplicate)

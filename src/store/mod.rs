@@ -4,6 +4,7 @@ mod entries;
 mod groups;
 mod keys;
 mod locks;
+mod marks;
 mod multipart;
 mod replication;
 mod shares;
@@ -18,8 +19,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use entries::{Committed, DeadProp, EntryRow};
+pub use entries::{Committed, DeadProp, EntryRow, SOURCE_CHANGED};
 pub use locks::{LockChange, LockRow};
+pub use marks::Mark;
 pub use multipart::{PartRow, UploadRow};
 pub use replication::{PeerRow, RuleRow};
 pub use shares::ShareRow;
@@ -44,6 +46,12 @@ pub enum MetaError {
     /// A row that must be unique already exists.
     #[error("already exists")]
     Duplicate,
+    /// A row the change depends on is gone (a concurrent delete or move won the race).
+    #[error("not found")]
+    Gone,
+    /// The tree changed since the checks in a way that forbids the change.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
 }
 
 /// Shared handle to the metadata database; cheap to clone.
@@ -58,11 +66,22 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the SQLite database and applies pending migrations.
     pub async fn open(db_file: &Path) -> Result<Self, MetaError> {
+        Self::open_with(db_file, false).await
+    }
+
+    /// `open`; with `durable`, every commit fsyncs the write-ahead log (synchronous FULL), so
+    /// a power cut cannot lose an acknowledged transaction (NORMAL: only a kill cannot).
+    pub async fn open_with(db_file: &Path, durable: bool) -> Result<Self, MetaError> {
+        let sync = if durable {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
         let opts = SqliteConnectOptions::from_str("sqlite:")?
             .filename(db_file)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(sync)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()

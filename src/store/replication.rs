@@ -404,6 +404,16 @@ mod tests {
     #[tokio::test]
     async fn changes_of_replicated_buckets_are_journaled_with_the_change() {
         let s = Store::in_memory().await.unwrap();
+        for b in ["/photos", "/other"] {
+            s.insert_dir(&EntryRow {
+                path: b.into(),
+                parent: "/".into(),
+                is_dir: true,
+                ..file(b)
+            })
+            .await
+            .unwrap();
+        }
         s.put_file(&file("/other/x")).await.unwrap();
         s.insert_peer(&PeerRow {
             name: "b".into(),
@@ -419,7 +429,7 @@ mod tests {
         s.upsert_rule("photos", "b", "", false).await.unwrap();
         s.put_file(&file("/photos/a")).await.unwrap();
         s.put_file(&file("/other/y")).await.unwrap();
-        s.move_tree("/photos/a", "/photos/b", "/photos", None, async {
+        s.move_tree("/photos/a", "/photos/b", "/photos", None, None, async {
             Ok::<(), ()>(())
         })
         .await

@@ -75,6 +75,16 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a share's token hash; false when there is no such share.
+    pub async fn set_share_token(&self, id: &str, token_hash: &str) -> Result<bool, MetaError> {
+        let r = sqlx::query("UPDATE shares SET token_hash = $1 WHERE id = $2")
+            .bind(token_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// The share with this token hash.
     pub async fn share_by_token(&self, token_hash: &str) -> Result<Option<ShareRow>, MetaError> {
         Ok(sqlx::query(concat!(

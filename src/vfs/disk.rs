@@ -70,6 +70,23 @@ impl DiskTemp {
         Ok(())
     }
 
+    /// The temporary file, once `sync` has written and fsynced every byte (the journaled
+    /// commit renames it into place itself).
+    pub(super) fn sealed_path(&self) -> Option<PathBuf> {
+        match &self.file {
+            Some(f) if self.synced && self.pending.is_empty() => Some(f.path().to_path_buf()),
+            _ => None,
+        }
+    }
+
+    /// Forgets the temporary file once a commit has renamed it into place.
+    pub(super) fn disarm(&mut self) {
+        if let Some(f) = self.file.take() {
+            // the path is the stored file now: keep() only stops the removal on drop
+            let _ = f.into_temp_path().keep();
+        }
+    }
+
     /// Renames the file into place (creating missing folders), after `sync`.
     pub(super) async fn close(&mut self) -> std::io::Result<()> {
         let target = self.target.clone();
@@ -135,11 +152,21 @@ pub(super) struct DiskFile {
 }
 
 impl DiskFile {
-    pub(super) fn new(path: PathBuf) -> Self {
-        DiskFile {
+    /// Opens the file now and checks it holds `size` bytes, so that a reply never promises
+    /// bytes it cannot send; `Ok(None)` when the size differs.
+    pub(super) async fn open_sized(path: PathBuf, size: u64) -> std::io::Result<Option<Self>> {
+        let p = path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            let f = File::open(&p)?;
+            let len = f.metadata()?.len();
+            Ok::<_, std::io::Error>((len == size).then_some(f))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(file.map(|f| DiskFile {
             path,
-            file: OnceLock::new(),
-        }
+            file: OnceLock::from(Arc::new(f)),
+        }))
     }
 
     /// Exactly `len` bytes at `offset` (the caller keeps within the recorded size).

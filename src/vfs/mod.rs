@@ -5,6 +5,7 @@
 
 mod disk;
 mod fsck;
+mod journal;
 pub mod locks;
 mod macos;
 pub(crate) mod multipart;
@@ -90,6 +91,9 @@ impl From<MetaError> for VfsError {
     fn from(e: MetaError) -> Self {
         match e {
             MetaError::QuotaExceeded(g) => VfsError::QuotaExceeded(g),
+            MetaError::Duplicate => VfsError::Exists,
+            MetaError::Gone => VfsError::NotFound,
+            MetaError::Conflict(why) => VfsError::Conflict(why),
             e => VfsError::Meta(e),
         }
     }
@@ -280,6 +284,8 @@ pub struct Vfs {
     umask: u32,
     macos: MacosMetadata,
     lock_timeout_max: std::time::Duration,
+    /// The storage journal of the `fs` backend (every tree change on disk goes through it).
+    journal: Option<journal::Journal>,
 }
 
 impl Vfs {
@@ -287,7 +293,11 @@ impl Vfs {
     /// tree) and a store; `local` are the folders of an `fs` operator, which allow
     /// uploads in few blocking calls, moving a folder with one rename and reporting free space.
     pub fn new(op: Operator, staging: Operator, store: Store, local: Option<LocalFs>) -> Self {
+        let journal = local
+            .as_ref()
+            .map(|l| journal::Journal::new(l.tmp.clone(), true));
         Vfs {
+            journal,
             op,
             staging,
             store,
@@ -316,6 +326,67 @@ impl Vfs {
     pub fn with_lock_timeout_max(mut self, max: std::time::Duration) -> Self {
         self.lock_timeout_max = max;
         self
+    }
+
+    /// Whether a journaled commit is fsynced before it acts (survives a power cut, not only a
+    /// kill); on by default.
+    pub fn with_durable_commits(mut self, durable: bool) -> Self {
+        self.journal = self
+            .local
+            .as_ref()
+            .map(|l| journal::Journal::new(l.tmp.clone(), durable));
+        self
+    }
+
+    /// Resolves the commits a killed or crashed previous run left in flight (start-up, before
+    /// `tmp/` is swept): finished when they had committed, undone otherwise.
+    pub async fn recover(&self) -> Result<(usize, usize), VfsError> {
+        match &self.local {
+            Some(l) => journal::Journal::recover(&l.tmp, &self.store).await,
+            None => Ok((0, 0)),
+        }
+    }
+
+    /// Where a path's bytes are on the local disk (`fs` backend).
+    fn local_path(&self, path: &VPath) -> Option<std::path::PathBuf> {
+        self.local
+            .as_ref()
+            .map(|l| l.root.join(path.storage_key(false)))
+    }
+
+    /// Runs a metadata change whose storage step is `steps` (journaled, on `fs`) or `other`
+    /// (any other service), to its end even if the request awaiting it is dropped.
+    async fn commit_with<T, C, Fut>(
+        &self,
+        steps: Vec<journal::Step>,
+        other: futures_util::future::BoxFuture<'static, Result<(), VfsError>>,
+        change: C,
+    ) -> Result<T, VfsError>
+    where
+        T: Send + 'static,
+        C: FnOnce(
+                Option<crate::store::Mark>,
+                futures_util::future::BoxFuture<'static, Result<(), VfsError>>,
+            ) -> Fut
+            + Send
+            + 'static,
+        Fut: std::future::Future<Output = Result<T, crate::store::Committed<VfsError>>> + Send,
+    {
+        let journal = self.journal.clone();
+        upload::to_the_end(async move {
+            let Some(j) = journal else {
+                return change(None, other).await.map_err(VfsError::from);
+            };
+            let pending = j.begin(steps).await;
+            let p = pending.clone();
+            let res = change(Some(pending.mark()), Box::pin(async move { p.run().await })).await;
+            match &res {
+                Ok(_) => pending.committed().await,
+                Err(_) => pending.failed().await,
+            }
+            res.map_err(VfsError::from)
+        })
+        .await
     }
 
     /// Free bytes on the disk holding the files, when that is knowable.

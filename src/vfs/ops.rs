@@ -2,10 +2,62 @@
 
 use std::collections::BTreeMap;
 
+use super::journal::Step;
 use super::perm::{R, W, X};
 use super::upload::Upload;
 use super::{headers_json, Caller, Download, Entry, UploadOptions, VPath, Vfs, VfsError, CHUNK};
-use crate::store::{now_ms, DeadProp, EntryRow, MetaError};
+use crate::store::{now_ms, DeadProp, EntryRow, SOURCE_CHANGED};
+
+/// Why a read is refused before any byte is promised: the file on disk is not the size its
+/// row records (changed behind Kura's back, or being replaced at this instant).
+const SIZE_DIFFERS: &str = "the stored file's size differs from its record";
+
+/// A copy's source that vanished from storage while it was read: the copy is made again.
+fn changed_if_gone(e: VfsError) -> VfsError {
+    match e {
+        VfsError::Storage(s) if s.kind() == opendal::ErrorKind::NotFound => {
+            VfsError::Conflict(SOURCE_CHANGED)
+        }
+        e => e,
+    }
+}
+
+/// Copies a file, or a folder with the `rows` below it (paths below `from`), on the local disk
+/// from `source` to `staged`, fsynced.
+async fn copy_local(
+    (source, from): (std::path::PathBuf, String),
+    staged: std::path::PathBuf,
+    is_dir: bool,
+    rows: Vec<EntryRow>,
+) -> Result<(), VfsError> {
+    tokio::task::spawn_blocking(move || {
+        if !is_dir {
+            std::fs::copy(&source, &staged)?;
+            return std::fs::File::open(&staged)?.sync_all();
+        }
+        std::fs::create_dir(&staged)?;
+        let cut = from.len() + 1;
+        // rows come in path order: a folder before what is inside it
+        for r in &rows {
+            let rel = r.path.get(cut..).unwrap_or_default();
+            let (s, t) = (source.join(rel), staged.join(rel));
+            if r.is_dir {
+                std::fs::create_dir(&t)?;
+            } else {
+                std::fs::copy(&s, &t)?;
+                std::fs::File::open(&t)?.sync_all()?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
+    .map_err(|e| match e.kind() {
+        // a file of the snapshot was moved or deleted meanwhile: the copy is made again
+        std::io::ErrorKind::NotFound => VfsError::Conflict(SOURCE_CHANGED),
+        _ => super::storage::io_err(e),
+    })
+}
 
 impl Vfs {
     /// Metadata of a path; the root always exists.
@@ -51,11 +103,20 @@ impl Vfs {
         Ok(())
     }
 
-    /// Opens a file for positional reads.
+    /// Opens a file for positional reads. A file whose bytes are being replaced between its
+    /// rename and its commit is looked up again (a few times) rather than refused.
     pub async fn open_read(&self, c: &Caller, path: &VPath) -> Result<(Entry, Download), VfsError> {
-        let entry = self.stat(c, path).await?;
-        let download = self.open_entry(c, &entry).await?;
-        Ok((entry, download))
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let entry = self.stat(c, path).await?;
+            match self.open_entry(c, &entry).await {
+                Err(VfsError::Storage(e)) if tries < 3 && e.to_string().contains(SIZE_DIFFERS) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                r => return r.map(|d| (entry, d)),
+            }
+        }
     }
 
     /// Opens a file the caller just stat'ed (saves looking it up again).
@@ -66,7 +127,20 @@ impl Vfs {
         entry.require(c, R, "the file may not be read")?;
         let key = entry.path.storage_key(false);
         let source = match &self.local {
-            Some(l) => super::Source::Disk(super::disk::DiskFile::new(l.root.join(key))),
+            Some(l) => {
+                let path = l.root.join(key);
+                match super::disk::DiskFile::open_sized(path.clone(), entry.size).await {
+                    Ok(Some(f)) => super::Source::Disk(f),
+                    Ok(None) => {
+                        tracing::error!(path = %entry.path, file = %path.display(), recorded = entry.size, "{SIZE_DIFFERS}");
+                        return Err(VfsError::Storage(opendal::Error::new(
+                            opendal::ErrorKind::Unexpected,
+                            SIZE_DIFFERS,
+                        )));
+                    }
+                    Err(e) => return Err(super::storage::io_err(e)),
+                }
+            }
             None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
         };
         Ok(Download {
@@ -218,7 +292,6 @@ impl Vfs {
             return Err(VfsError::Exists);
         }
         Self::require_name_change(c, &parent, None)?;
-        self.op.create_dir(&path.storage_key(true)).await?;
         let now = now_ms();
         let row = EntryRow {
             path: path.as_str().into(),
@@ -234,10 +307,18 @@ impl Vfs {
             mode: i64::from(0o777 & !self.umask),
             origin: None,
         };
-        self.store.insert_dir(&row).await.map_err(|e| match e {
-            MetaError::Duplicate => VfsError::Exists,
-            e => e.into(),
+        // the row and the folder on disk commit together, in a parent that still exists
+        let steps = self
+            .local_path(path)
+            .map(|p| vec![Step::Mkdir { path: p }])
+            .unwrap_or_default();
+        let (op, key) = (self.op.clone(), path.storage_key(true));
+        let other = Box::pin(async move { Ok(op.create_dir(&key).await?) });
+        let store = self.store.clone();
+        self.commit_with(steps, other, move |mark, finish| async move {
+            store.mkdir_with(&row, mark.as_ref(), finish).await
         })
+        .await
     }
 
     /// Creates a folder and any missing ancestors; existing folders are fine, a file in the way is not.
@@ -356,14 +437,42 @@ impl Vfs {
             .await?
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &parent, Some(&entry))?;
-        self.store.delete_tree(path.as_str(), origin).await?;
-        if entry.is_dir {
-            self.op
-                .delete_with(&path.storage_key(true))
-                .recursive(true)
-                .await?;
-        } else {
-            self.op.delete(&path.storage_key(false)).await?;
+        // rows and bytes go in one transaction: on disk the tree is moved into tmp/ before the
+        // COMMIT (removed after it); another service deletes after the COMMIT, so a failure
+        // there leaves unreferenced bytes, never rows without bytes
+        let steps = self
+            .local_path(path)
+            .map(|p| vec![Step::Remove { path: p }])
+            .unwrap_or_default();
+        let store = self.store.clone();
+        let (p, origin) = (path.to_string(), origin.map(str::to_string));
+        self.commit_with(
+            steps,
+            Box::pin(async { Ok(()) }),
+            move |mark, finish| async move {
+                store
+                    .delete_tree_with(&p, origin.as_deref(), mark.as_ref(), finish)
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await?;
+        if self.local.is_none() {
+            let deleted = if entry.is_dir {
+                self.op
+                    .delete_with(&path.storage_key(true))
+                    .recursive(true)
+                    .await
+            } else {
+                self.op.delete(&path.storage_key(false)).await
+            };
+            match deleted {
+                Ok(()) => {}
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path, error = %e, "deleted, but its bytes stay in storage")
+                }
+            }
         }
         Ok(())
     }
@@ -405,41 +514,43 @@ impl Vfs {
         let renamed_bucket = from.parent().is_root() && to.parent().is_root();
         let regroup = (Self::bucket_of(from) != Self::bucket_of(to) && !renamed_bucket)
             .then(|| Self::group_for_new(c, &to_dir));
-        // the storage move runs inside the metadata transaction, after the quota charge:
-        // refused or failed, neither side changes
-        let rows = if src.is_dir && self.local.is_none() {
-            self.store.subtree(from.as_str()).await?
-        } else {
-            Vec::new()
+        // the storage move runs inside the metadata transaction, after the quota charge and
+        // the checks repeated there: refused or failed, neither side changes
+        let steps = match (self.local_path(from), self.local_path(to)) {
+            (Some(f), Some(t)) => vec![Step::Put { from: f, to: t }],
+            _ => Vec::new(),
         };
-        let storage = async {
-            if src.is_dir {
-                if self.local.is_some() {
-                    self.op
-                        .rename(&from.storage_key(false), &to.storage_key(false))
-                        .await?;
-                } else {
-                    self.copy_tree_bytes(from, to, &rows).await?;
-                    self.op
-                        .delete_with(&from.storage_key(true))
-                        .recursive(true)
-                        .await?;
-                }
+        let other: futures_util::future::BoxFuture<'static, Result<(), VfsError>> =
+            if self.local.is_some() {
+                Box::pin(async { Ok(()) })
             } else {
-                self.move_file_bytes(from, to).await?;
-            }
-            Ok::<(), VfsError>(())
-        };
-        self.store
-            .move_tree(
-                from.as_str(),
-                to.as_str(),
-                to.parent().as_str(),
-                regroup.as_ref().map(|g| g.as_deref()),
-                storage,
-            )
-            .await?;
-        Ok(())
+                let rows = if src.is_dir {
+                    self.store.subtree(from.as_str()).await?
+                } else {
+                    Vec::new()
+                };
+                let (v, f, t) = (self.clone(), from.clone(), to.clone());
+                Box::pin(async move {
+                    if src.is_dir {
+                        v.copy_tree_bytes(&f, &t, &rows).await?;
+                        v.op.delete_with(&f.storage_key(true))
+                            .recursive(true)
+                            .await?;
+                    } else {
+                        v.move_file_bytes(&f, &t).await?;
+                    }
+                    Ok(())
+                })
+            };
+        let store = self.store.clone();
+        let (f, t, tp) = (from.to_string(), to.to_string(), to.parent().to_string());
+        self.commit_with(steps, other, move |mark, finish| async move {
+            let regroup = regroup.as_ref().map(|g| g.as_deref());
+            store
+                .move_tree(&f, &t, &tp, regroup, mark.as_ref(), finish)
+                .await
+        })
+        .await
     }
 
     /// Copies a file, or a folder with everything below it; all metadata rows are written
@@ -463,17 +574,91 @@ impl Vfs {
         }
         let to_dir = self.check_transfer(c, &src, to).await?;
         let grp = Self::group_for_new(c, &to_dir);
-        let who = (c.user.as_str(), grp.as_deref());
-        let (f, t) = (from.as_str(), to.as_str());
+        // the bytes are copied from a snapshot of the source's rows; the transaction checks
+        // the source still is that snapshot, else the copy is made again
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.copy_once(c, &src, to, grp.clone()).await {
+                Err(VfsError::Conflict(SOURCE_CHANGED)) if tries < 3 => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// One attempt of `copy`: bytes first (outside the visible tree on `fs`), then the rows
+    /// and the rename into place in one transaction.
+    async fn copy_once(
+        &self,
+        c: &Caller,
+        src: &Entry,
+        to: &VPath,
+        grp: Option<String>,
+    ) -> Result<(), VfsError> {
+        let from = &src.path;
+        let mut copied = vec![(from.to_string(), src.etag.clone())];
+        let rows = if src.is_dir {
+            self.store.subtree(from.as_str()).await?
+        } else {
+            Vec::new()
+        };
+        copied.extend(rows.iter().map(|r| (r.path.clone(), r.etag.clone())));
+        let store = self.store.clone();
+        let (f, t, tp, owner) = (
+            from.to_string(),
+            to.to_string(),
+            to.parent().to_string(),
+            c.user.clone(),
+        );
+        let now = now_ms();
+        let change = move |mark: Option<crate::store::Mark>, finish| async move {
+            store
+                .copy_tree(
+                    (&f, &t, &tp),
+                    (&owner, grp.as_deref()),
+                    now,
+                    (&copied, mark.as_ref()),
+                    finish,
+                )
+                .await
+        };
+        if let Some(l) = &self.local {
+            // staged in tmp/ (same filesystem), renamed into place by the commit
+            let staged = l
+                .tmp
+                .join(format!("{}.copy", uuid::Uuid::new_v4().simple()));
+            let target = l.root.join(to.storage_key(false));
+            let source = l.root.join(from.storage_key(false));
+            let res = match copy_local((source, from.to_string()), staged.clone(), src.is_dir, rows)
+                .await
+            {
+                Ok(()) => {
+                    let steps = vec![Step::Put {
+                        from: staged.clone(),
+                        to: target,
+                    }];
+                    self.commit_with(steps, Box::pin(async { Ok(()) }), change)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if res.is_err() {
+                tokio::task::spawn_blocking(move || super::journal::remove_any(&staged));
+            }
+            return res;
+        }
         if src.is_dir {
             // the destination folder did not exist, so failing can simply remove the copy
-            let rows = self.store.subtree(from.as_str()).await?;
-            self.copy_tree_bytes(from, to, &rows).await?;
+            if let Err(e) = self.copy_tree_bytes(from, to, &rows).await {
+                let _ = self
+                    .op
+                    .delete_with(&to.storage_key(true))
+                    .recursive(true)
+                    .await;
+                return Err(changed_if_gone(e));
+            }
             let res = self
-                .store
-                .copy_tree(f, t, to.parent().as_str(), who, now_ms(), async {
-                    Ok::<(), VfsError>(())
-                })
+                .commit_with(Vec::new(), Box::pin(async { Ok(()) }), change)
                 .await;
             if res.is_err() {
                 let _ = self
@@ -482,7 +667,7 @@ impl Vfs {
                     .recursive(true)
                     .await;
             }
-            return Ok(res?);
+            return res;
         }
         // a file is copied beside its destination and renamed over it inside the transaction,
         // so a refused copy never touches an existing destination
@@ -491,17 +676,16 @@ impl Vfs {
             to.storage_key(false),
             uuid::Uuid::new_v4().simple()
         );
-        self.copy_key(&from.storage_key(false), &staged).await?;
-        let target = to.storage_key(false);
-        let finish = self.move_key(&staged, &target);
-        let res = self
-            .store
-            .copy_tree(f, t, to.parent().as_str(), who, now_ms(), finish)
-            .await;
+        self.copy_key(&from.storage_key(false), &staged)
+            .await
+            .map_err(changed_if_gone)?;
+        let (v, s2, target) = (self.clone(), staged.clone(), to.storage_key(false));
+        let finish = Box::pin(async move { v.move_key(&s2, &target).await });
+        let res = self.commit_with(Vec::new(), finish, change).await;
         if res.is_err() {
             let _ = self.op.delete(&staged).await;
         }
-        Ok(res?)
+        res
     }
 
     /// Dead properties of an entry.

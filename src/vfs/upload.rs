@@ -6,6 +6,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::disk::DiskTemp;
+use super::journal::Step;
 use super::replica::{Planned, ReplicaMeta};
 use super::storage::io_err;
 use super::{Caller, Entry, VPath, Vfs, VfsError};
@@ -214,6 +215,21 @@ impl Sink {
             return Err(VfsError::Conflict("upload already finished"));
         };
         t.close(&self.label).await
+    }
+
+    /// The sealed temporary file on the local disk, for a journaled commit.
+    pub(super) fn disk_path(&self) -> Option<std::path::PathBuf> {
+        match &self.writer {
+            Some(Temp::Disk(d)) => d.sealed_path(),
+            _ => None,
+        }
+    }
+
+    /// Forgets the temporary file a journaled commit renamed into place.
+    pub(super) fn disarm(&mut self) {
+        if let Some(Temp::Disk(mut d)) = self.writer.take() {
+            d.disarm();
+        }
     }
 
     /// Moves the upload out (to a task of its own), leaving a finished sink behind.
@@ -429,25 +445,45 @@ impl Upload {
             mode,
             origin,
         };
-        // the row, the quota charge and the rename into place commit together
+        // the row, the quota charge and the rename into place commit together; on disk the
+        // rename is journaled, so a kill at any instant is undone or finished at start
         let store = self.vfs.store.clone();
-        match store
-            .commit_file(&row, self.opts.create_new, self.sink.close())
-            .await
-        {
+        let pending = match (&self.vfs.journal, self.sink.disk_path()) {
+            (Some(j), Some(tmp)) => {
+                let to = self.vfs.local_path(&self.path).unwrap_or_default();
+                Some(j.begin(vec![Step::Put { from: tmp, to }]).await)
+            }
+            _ => None,
+        };
+        let mark = pending.as_ref().map(|p| p.mark());
+        let sink = &mut self.sink;
+        let finish = async {
+            match &pending {
+                Some(p) => p.run().await,
+                None => sink.close().await,
+            }
+        };
+        let res = store
+            .commit_file(&row, self.opts.create_new, mark.as_ref(), finish)
+            .await;
+        if let Some(p) = pending {
+            match &res {
+                Ok(()) => {
+                    p.committed().await;
+                    self.sink.disarm();
+                }
+                Err(_) => p.failed().await,
+            }
+        }
+        match res {
             Ok(()) => Entry::from_row(row),
-            Err(Committed::Finish(e)) => {
+            Err(e) => {
                 self.sink.abort().await;
-                Err(e)
-            }
-            Err(Committed::Meta(crate::store::MetaError::Duplicate)) => {
-                // create_new: another upload committed the name first
-                self.sink.abort().await;
-                Err(VfsError::Exists)
-            }
-            Err(Committed::Meta(e)) => {
-                self.sink.abort().await;
-                Err(e.into())
+                Err(match e {
+                    // create_new: another upload committed the name first
+                    Committed::Meta(crate::store::MetaError::Duplicate) => VfsError::Exists,
+                    e => e.into(),
+                })
             }
         }
     }

@@ -33,13 +33,14 @@ fn admin_api_end_to_end_with_negative_cases() {
     let a = ["-u", admin_auth.as_str()];
 
     // users, groups, memberships, quota, bucket, keys, permissions
-    let (s, b) = api(
-        &server,
-        &a,
-        "POST",
-        "/users",
-        Some(r#"{"name":"ann","password":"ann-pw","group":"family","create_buckets":true}"#),
-    );
+    let ann = r#"{"name":"ann","password":"ann-pw","group":"family","create_buckets":true}"#;
+    // a group is never created as a side effect: a typo would make a new one
+    let (s, b) = api(&server, &a, "POST", "/users", Some(ann));
+    assert_eq!(s, 404, "{b}");
+    assert!(b.contains("group family"), "{b}");
+    let (s, b) = api(&server, &a, "POST", "/groups", Some(r#"{"name":"family"}"#));
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = api(&server, &a, "POST", "/users", Some(ann));
     assert_eq!(s, 201, "{b}");
     assert!(b.contains(r#""primary_group":"family""#), "{b}");
     let (s, b) = api(&server, &a, "POST", "/users", Some(r#"{"name":"bob"}"#));
@@ -178,6 +179,13 @@ fn admin_api_end_to_end_with_negative_cases() {
         401
     );
     assert_eq!(api(&server, &a, "DELETE", "/users/bob", None).0, 204);
+    // the last administrator stays, whoever asks
+    let (s, b) = api(&server, &a, "DELETE", "/users/admin", None);
+    assert!(
+        s == 409 && b.contains("last administrator") && b.contains(r#""code":"conflict""#),
+        "{s} {b}"
+    );
+    assert_eq!(api(&server, &a, "GET", "/users/admin", None).0, 200);
 }
 
 #[test]

@@ -23,7 +23,8 @@ pub fn require(tool: &str) {
     );
 }
 
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 nobody listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -41,6 +42,8 @@ pub struct Server {
     pub tls: bool,
     starts: u32,
     env: Vec<(String, String)>,
+    /// Runs in `root` with the default data dir `./kura-data`, as after the quick start.
+    in_folder: bool,
     /// Descriptor limit (`ulimit -n`) the server runs under, if any.
     nofile: Option<u32>,
 }
@@ -74,15 +77,43 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            in_folder: false,
             nofile,
         };
         s.spawn();
         s
     }
 
+    /// Starts an HTTPS server in its temporary folder with the default data dir `./kura-data`,
+    /// as a reader of the quick start has it; `kura` commands run in that folder too.
+    pub fn start_in_folder(env: &[(&str, &str)]) -> Server {
+        let mut s = Server::in_folder(env);
+        s.spawn();
+        s
+    }
+
+    /// A folder set up as `start_in_folder` does, where no server has started yet
+    /// (`start_again` starts it).
+    pub fn in_folder(env: &[(&str, &str)]) -> Server {
+        Server {
+            child: None,
+            root: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            tls: true,
+            starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            in_folder: true,
+            nofile: None,
+        }
+    }
+
     /// The data dir (database, files/, tmp/, tls/).
     pub fn data_dir(&self) -> PathBuf {
-        self.root.path().join("data")
+        let name = if self.in_folder { "kura-data" } else { "data" };
+        self.root.path().join(name)
     }
 
     /// The folder that holds the stored files.
@@ -92,8 +123,11 @@ impl Server {
 
     /// The server's log of its latest start.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.root.path().join(format!("server-{}.log", self.starts)))
-            .unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.path().join(format!("server-{}.log", self.starts))
     }
 
     /// Environment a `kura` command needs to act on this server's data dir.
@@ -106,14 +140,15 @@ impl Server {
             .env("RUST_LOG", "info,kura::access=debug")
             .env_remove("KURA_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if self.in_folder {
+            c.current_dir(self.root.path());
+        }
         c
     }
 
     fn spawn(&mut self) {
         self.starts += 1;
-        let log =
-            std::fs::File::create(self.root.path().join(format!("server-{}.log", self.starts)))
-                .expect("log file");
+        let log = std::fs::File::create(self.log_path()).expect("log file");
         let mut cmd = self.kura();
         if let Some(n) = self.nofile {
             // `exec` keeps the pid: the server is the child, as without a limit
@@ -121,6 +156,9 @@ impl Server {
             sh.arg("-c")
                 .arg(format!("ulimit -n {n} && exec \"$0\" serve"))
                 .arg(cmd.get_program());
+            if let Some(dir) = cmd.get_current_dir() {
+                sh.current_dir(dir);
+            }
             for (k, v) in cmd.get_envs() {
                 match v {
                     Some(v) => sh.env(k, v),
@@ -177,6 +215,19 @@ impl Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits up to `limit` for the server to exit by itself (a crash hook); true if it did.
+    pub fn exits_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Sets (or replaces) a `KURA_*` setting for the next start and every later `kura` command.

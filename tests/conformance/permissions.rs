@@ -13,6 +13,10 @@ struct Who {
 }
 
 fn add_user(server: &Server, name: &str, args: &[&str]) {
+    // `--group G` names an existing group (it may exist already)
+    if let Some(i) = args.iter().position(|a| *a == "--group") {
+        let _ = server.kura().args(["group", "add", args[i + 1]]).output();
+    }
     server.add_user(name, PW, args);
 }
 
@@ -409,20 +413,23 @@ fn owner_group_and_mode_as_webdav_properties_and_s3_acl_views() {
     // S3 shows the same as an ACL view: owner FULL_CONTROL, group:fam READ, nothing for all
     let key = server.s3_key_for("gus");
     let user = format!("{}:{}", key.id, key.secret);
-    let acl = Command::new("curl")
-        .args([
-            "-sS",
-            "--user",
-            &user,
-            "--aws-sigv4",
-            "aws:amz:us-east-1:s3",
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-        ])
-        .arg(server.url("/shared/doc?acl="))
-        .output()
-        .expect("curl");
-    let acl = String::from_utf8_lossy(&acl.stdout);
+    let get_acl = || {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--user",
+                &user,
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "-H",
+                "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            ])
+            .arg(server.url("/shared/doc?acl="))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let acl = get_acl();
     assert!(
         acl.contains("<ID>olga</ID>") && acl.contains("FULL_CONTROL"),
         "{acl}"
@@ -432,4 +439,12 @@ fn owner_group_and_mode_as_webdav_properties_and_s3_acl_views() {
         "{acl}"
     );
     assert!(!acl.contains("AllUsers"), "{acl}");
+
+    // the others class is every logged-in user, never the anonymous public (refused anyway)
+    run(server.kura().args(["chmod", "664", "/shared/doc"]));
+    let acl = get_acl();
+    assert!(
+        acl.contains("groups/global/AuthenticatedUsers") && !acl.contains("AllUsers"),
+        "{acl}"
+    );
 }

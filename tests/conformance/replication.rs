@@ -204,7 +204,7 @@ fn tail(log: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `sha256:<hex>` of the first certificate of a PEM file, computed here from its DER.
+/// `AB:CD:...` SHA-256 of the first certificate of a PEM file, computed here from its DER.
 fn cert_fingerprint(pem: &Path) -> String {
     let text = std::fs::read_to_string(pem).expect("cert.pem");
     let b64: String = text
@@ -216,7 +216,9 @@ fn cert_fingerprint(pem: &Path) -> String {
     let der = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .expect("PEM base64");
-    format!("sha256:{}", sha(&der))
+    let hex = sha(&der).to_ascii_uppercase();
+    let pairs: Vec<&str> = (0..hex.len()).step_by(2).map(|i| &hex[i..i + 2]).collect();
+    pairs.join(":")
 }
 
 /// The node id from the unauthenticated `GET /.well-known/kura-node`.
@@ -275,13 +277,16 @@ impl Node {
         let fingerprint = stdout(&run(server.kura().arg("fingerprint")))
             .trim()
             .to_string();
-        let hex = fingerprint.strip_prefix("sha256:").unwrap_or_default();
         assert!(
-            hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-            "kura fingerprint printed {fingerprint:?}, not sha256:<64 lowercase hex>"
+            fingerprint.len() == 95
+                && fingerprint.split(':').all(|p| p.len() == 2
+                    && p.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))),
+            "kura fingerprint printed {fingerprint:?}, not AB:CD:... as the server logs it"
+        );
+        assert!(
+            server.log().contains(&fingerprint),
+            "kura fingerprint differs from the one the server logs"
         );
         assert_eq!(
             fingerprint,
@@ -1251,7 +1256,12 @@ fn chain_a_b_c() {
     });
     let (s, body) = api(&b.server, "POST", "/peers", Some(&peer.to_string()));
     assert_eq!(s, 201, "{body}");
+    // a peer that does not answer is refused, unless the caller says it is down for now
     let spare = r#"{"name":"spare","endpoint":"https://127.0.0.1:9","access_key":"x","secret_key":"spare-secret"}"#;
+    let (s, body) = api(&b.server, "POST", "/peers", Some(spare));
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("cannot reach peer spare"), "{body}");
+    let spare = r#"{"name":"spare","endpoint":"https://127.0.0.1:9","access_key":"x","secret_key":"spare-secret","check":false}"#;
     let (s, body) = api(&b.server, "POST", "/peers", Some(spare));
     assert_eq!(s, 201, "{body}");
     let (s, body) = api(&b.server, "DELETE", "/peers/spare", None);
@@ -1412,13 +1422,33 @@ fn wrong_fingerprint_ships_nothing() {
         ("wrong-pin", Some(a.fingerprint.as_str())),
         ("no-pin", None),
     ] {
-        let mut cmd = a.server.kura();
-        cmd.args(["peer", "add", name, "--endpoint", &b.server.url("")])
-            .args(["--access-key", &b.repl.id, "--secret-key", &b.repl.secret]);
-        if let Some(fp) = pin {
-            cmd.args(["--ca-fingerprint", fp]);
-        }
-        run(&mut cmd);
+        let add = |extra: &[&str]| {
+            let mut cmd = a.server.kura();
+            cmd.args(["peer", "add", name, "--endpoint", &b.server.url("")])
+                .args(["--access-key", &b.repl.id, "--secret-key", &b.repl.secret])
+                .args(extra);
+            if let Some(fp) = pin {
+                cmd.args(["--ca-fingerprint", fp]);
+            }
+            cmd.output().expect("kura peer add")
+        };
+        // the test request of `peer add` meets the wrong certificate and refuses the peer
+        let out = add(&[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains("cannot reach peer")
+                && err.contains("certificate"),
+            "peer add {name} with an unverifiable certificate: {err}"
+        );
+        println!("wrong pin: peer add {name} refused: {}", err.trim());
+        // added anyway (--no-check), the worker must still ship nothing
+        let out = add(&["--no-check"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let listed = a.kura(&["peer", "list", "--json"]);
     assert!(
@@ -1431,21 +1461,18 @@ fn wrong_fingerprint_ships_nothing() {
     );
     let mut rules = Vec::new();
     for name in ["wrong-pin", "no-pin"] {
-        // the command may check the peer at once and refuse; otherwise the worker must fail
         let out = a
             .server
             .kura()
             .args(["replicate", BUCKET, "--to", name])
             .output()
             .expect("kura");
-        if out.status.success() {
-            rules.push(name);
-        } else {
-            println!(
-                "wrong pin: replicate --to {name} refused at once: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        assert!(
+            !out.status.success(),
+            "replicate --to {name} was not checked"
+        );
+        a.kura(&["replicate", BUCKET, "--to", name, "--no-check"]);
+        rules.push(name);
     }
     a.put(
         &mut want,
@@ -1492,4 +1519,168 @@ fn wrong_fingerprint_ships_nothing() {
     c[A].kura(&["replicate", BUCKET, "--resync", "--to", NAMES[B]]);
     c[A].put(&mut want, "after.txt", b"written once the pin is right");
     c.converge(&want);
+}
+
+/// `kura peer add` on node-a for node-b with the given endpoint and credentials; its output.
+fn try_peer_add(a: &Node, endpoint: &str, key: &str, secret: &str, pin: Option<&str>) -> Output {
+    let mut cmd = a.server.kura();
+    cmd.args(["peer", "add", "probe", "--endpoint", endpoint])
+        .args(["--access-key", key, "--secret-key", secret]);
+    if let Some(fp) = pin {
+        cmd.args(["--ca-fingerprint", fp]);
+    }
+    cmd.output().expect("kura peer add")
+}
+
+/// The error of a command that must fail.
+fn refused(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn peers_and_rules_are_checked_when_added() {
+    let mut c = Cluster::start(2);
+    let (a, b) = (&c[A], &c[B]);
+    let base = b.server.url("");
+    let (key, secret, pin) = (&b.repl.id, &b.repl.secret, Some(b.fingerprint.as_str()));
+
+    // the WebDAV address instead of the S3 endpoint
+    let err = refused(&try_peer_add(a, &format!("{base}/dav/"), key, secret, pin));
+    assert!(err.contains("not below a path like /dav/"), "{err}");
+    // a fingerprint for plain http
+    let http = base.replacen("https://", "http://", 1);
+    let err = refused(&try_peer_add(a, &http, key, secret, pin));
+    assert!(err.contains("plain http"), "{err}");
+    // a wrong secret and an unknown key: the peer's own answer, on one line
+    for (k, s, code) in [
+        (key.as_str(), "wrong-secret", "SignatureDoesNotMatch"),
+        (
+            "KURANOSUCHKEY0000000",
+            secret.as_str(),
+            "InvalidAccessKeyId",
+        ),
+    ] {
+        let err = refused(&try_peer_add(a, &base, k, s, pin));
+        assert!(
+            err.contains("refused the access key or secret") && err.contains("403"),
+            "{err}"
+        );
+        println!("peer add with a bad key: {}", err.trim());
+        let last = err.trim().lines().last().unwrap_or_default();
+        assert!(
+            last.contains(code) && last.contains("refused the access key or secret"),
+            "the reason is not on one line: {err}"
+        );
+    }
+    assert!(
+        !a.kura(&["peer", "list"]).contains("probe"),
+        "a refused peer was stored"
+    );
+
+    // a good peer; rules for a bucket the peer lacks and a name S3 cannot carry are refused
+    c.peer(A, B);
+    let a = &c[A];
+    for bucket in ["lonely", "Bad_Name"] {
+        assert_eq!(
+            a.server
+                .status(&["-X", "MKCOL", &a.server.dav(&format!("{bucket}/"))]),
+            201
+        );
+    }
+    let out = a
+        .server
+        .kura()
+        .args(["replicate", "lonely", "--to", NAMES[B]])
+        .output()
+        .expect("kura");
+    let err = refused(&out);
+    assert!(err.contains("has no bucket lonely"), "{err}");
+    let out = a
+        .server
+        .kura()
+        .args(["replicate", "Bad_Name", "--to", NAMES[B]])
+        .output()
+        .expect("kura");
+    let err = refused(&out);
+    assert!(err.contains("S3 bucket names"), "{err}");
+    c.replicate(A, B, false);
+    c.wait_wired();
+
+    // peer status: a table with a header, one line per rule
+    let table = c[A].kura(&["peer", "status"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "PEER",
+            "BUCKET",
+            "DIRECTION",
+            "BACKLOG",
+            "LAG",
+            "SHIPPED",
+            "LAST",
+            "ERROR"
+        ]
+    );
+    assert!(
+        lines[1].starts_with(NAMES[B]) && lines[1].contains(BUCKET),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_refused_key_backs_off_instead_of_hammering_the_peer() {
+    let mut c = Cluster::start(2);
+    c.one_way(A, B);
+    c.wait_wired();
+    let mut want = Objects::new();
+    c[A].put(&mut want, "before.txt", b"shipped with the right key");
+    c.converge(&want);
+
+    // the key is revoked on node-b: every request of node-a is now a failed login there
+    let (a, b) = (&c[A], &c[B]);
+    b.kura(&["key", "revoke", &b.repl.id]);
+    let refusals = || b.server.log().matches("status=403").count();
+    let before = refusals();
+    a.server.put(&format!("{BUCKET}/after.txt"), b"refused");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        if let Some(e) = a.status().first().and_then(|r| r.last_error.clone()) {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error after the key was revoked"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("refused: {err}");
+    assert!(
+        err.contains("refused our credentials")
+            && err.contains("InvalidAccessKeyId")
+            && err.contains("next try in 900s")
+            && !err.contains('\n'),
+        "{err}"
+    );
+    // with retry_max_seconds = 2 a plain backoff would try 4 more times in these 8 s
+    let first = refusals();
+    std::thread::sleep(Duration::from_secs(8));
+    let later = refusals();
+    assert!(
+        first - before <= 2 && later == first,
+        "node-a kept trying with a refused key: {} refusals, then {} more in 8 s",
+        first - before,
+        later - first
+    );
+    let table = a.kura(&["peer", "status"]);
+    assert!(
+        table.contains("refused our credentials") && table.lines().count() == 2,
+        "{table}"
+    );
 }

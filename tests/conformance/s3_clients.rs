@@ -306,6 +306,13 @@ fn s3cmd_put_get_ls_del() {
         info.contains("FULL_CONTROL") || info.contains("ACL"),
         "{info}"
     );
+    // others (mode 664: read) are the logged-in users; nothing looks public
+    assert!(
+        info.contains("AuthenticatedUsers: READ")
+            && !info.contains("*anon*")
+            && !info.contains("AllUsers"),
+        "{info}"
+    );
     let back = dir.path().join("back.txt");
     s3cmd(&["get", "s3://docs/doc.txt", back.to_str().expect("utf8")]);
     assert_eq!(std::fs::read(&back).expect("read"), b"s3cmd was here");

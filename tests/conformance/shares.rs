@@ -68,6 +68,8 @@ fn share_fails(server: &Server, args: &[&str]) -> String {
 }
 
 fn add_user(server: &Server, name: &str, pw: &str, group: &str) {
+    // the group may exist already; `user add --group` never creates one
+    let _ = server.kura().args(["group", "add", group]).output();
     let out = kura_in(
         server,
         &["user", "add", name, "--password-stdin", "--group", group],
