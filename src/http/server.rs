@@ -22,6 +22,12 @@ use crate::limits::NetLimits;
 
 /// `EMFILE` and `ENFILE`: the process or the system is out of file descriptors.
 const OUT_OF_DESCRIPTORS: [i32; 2] = [24, 23];
+/// Requests in flight on one HTTP/2 connection.
+const H2_MAX_STREAMS: u32 = 128;
+/// Streams a client may open and reset before they are accepted (the "rapid reset" attack).
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// Largest header block of an HTTP/2 request, in bytes.
+const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 /// Waits of 50 ms for an evicted connection to release its descriptor.
 const ROOM_TRIES: u32 = 20;
 /// Longest pause of the accept loop while descriptors are short.
@@ -148,6 +154,9 @@ where
         .timer(TokioTimer::new())
         .keep_alive_interval(net.http2_keep_alive)
         .keep_alive_timeout(net.http2_keep_alive.unwrap_or(Duration::from_secs(20)))
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_header_list_size(H2_MAX_HEADER_LIST)
         .initial_stream_window_size(4 * 1024 * 1024)
         .initial_connection_window_size(8 * 1024 * 1024);
     let conn = builder.serve_connection(io, svc);
