@@ -43,38 +43,35 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
         "connection limits"
     );
     let acceptor = tls.map(TlsAcceptor::from);
-    let mut short = 0u32;
+    let mut short = Shortage::default();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
-            Err(e)
-                if e.raw_os_error()
-                    .is_some_and(|c| OUT_OF_DESCRIPTORS.contains(&c)) =>
-            {
-                if short == 0 {
-                    // one line per shortage, not one per failed accept
-                    tracing::warn!(error = %e, open = conns.len(), "out of file descriptors: closing idle connections and slowing down accepts; raise `ulimit -n` or lower limits.max_connections");
-                }
-                let shed = conns.shed_idle(16);
-                let pause = Duration::from_millis(10u64 << short.min(7)).min(MAX_BACKOFF);
-                short = short.saturating_add(1);
-                tokio::time::sleep(if shed > 0 {
-                    Duration::from_millis(10)
-                } else {
-                    pause
-                })
-                .await;
-                continue;
-            }
             Err(e) => {
-                tracing::debug!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                let pause = match short.failed(&e) {
+                    Some(first) => {
+                        if first {
+                            // one line per shortage (at most one a minute), not one per accept
+                            tracing::warn!(error = %e, open = conns.len(), "out of file descriptors: closing idle connections and slowing down accepts; raise `ulimit -n` or lower limits.max_connections");
+                        }
+                        let shed = conns.shed_idle(16);
+                        if shed > 0 {
+                            Duration::from_millis(10)
+                        } else {
+                            short.pause()
+                        }
+                    }
+                    None => {
+                        tracing::debug!(error = %e, "accept failed");
+                        Duration::from_millis(10)
+                    }
+                };
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };
-        if short > 0 {
-            tracing::debug!(failed_accepts = short, "descriptors available again");
-            short = 0;
+        if let Some(n) = short.accepted() {
+            tracing::debug!(failed_accepts = n, "descriptors available again");
         }
         let capped = !app.limits.is_trusted_proxy(peer.ip());
         let Some(slot) = admit(&conns, peer, capped).await else {
@@ -103,6 +100,48 @@ async fn admit(conns: &Arc<Conns>, peer: SocketAddr, capped: bool) -> Option<Slo
     }
     tracing::debug!(%peer, "connection refused: no room made in time");
     None
+}
+
+/// The accept loop's state while descriptors are short: one warning per shortage (and at most
+/// one per `WARN_EVERY`, should shortages come and go), and pauses that double from 10 ms up to
+/// `MAX_BACKOFF` while accepts keep failing.
+#[derive(Debug, Default)]
+struct Shortage {
+    failed: u32,
+    warned: Option<std::time::Instant>,
+}
+
+/// Least time between two warnings about descriptors.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+impl Shortage {
+    /// After a failed accept: `None` if it is not a shortage of descriptors, else whether to
+    /// log it (the first failure of a shortage, unless one was logged within `WARN_EVERY`).
+    fn failed(&mut self, e: &std::io::Error) -> Option<bool> {
+        if !e
+            .raw_os_error()
+            .is_some_and(|c| OUT_OF_DESCRIPTORS.contains(&c))
+        {
+            return None;
+        }
+        self.failed = self.failed.saturating_add(1);
+        let quiet = self.warned.is_some_and(|t| t.elapsed() < WARN_EVERY);
+        let warn = self.failed == 1 && !quiet;
+        if warn {
+            self.warned = Some(std::time::Instant::now());
+        }
+        Some(warn)
+    }
+
+    /// How long to wait before the next accept.
+    fn pause(&self) -> Duration {
+        Duration::from_millis(10u64 << self.failed.saturating_sub(1).min(7)).min(MAX_BACKOFF)
+    }
+
+    /// A connection was accepted: the shortage, if any, is over (its failed accepts).
+    fn accepted(&mut self) -> Option<u32> {
+        (self.failed > 0).then(|| std::mem::take(&mut self.failed))
+    }
 }
 
 async fn run(
@@ -206,5 +245,30 @@ impl Body for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shortage_is_logged_once_and_backs_off() {
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let mut s = Shortage::default();
+        assert_eq!(s.failed(&std::io::Error::other("reset")), None);
+        assert_eq!(s.failed(&emfile), Some(true));
+        assert_eq!(s.pause(), Duration::from_millis(10));
+        let later: Vec<Option<bool>> = (0..20).map(|_| s.failed(&emfile)).collect();
+        assert!(later.iter().all(|l| *l == Some(false)));
+        assert_eq!(s.pause(), MAX_BACKOFF);
+        assert_eq!(s.accepted(), Some(21));
+        assert_eq!(s.accepted(), None);
+        // a new shortage right after: counted, not logged again within a minute
+        assert_eq!(
+            s.failed(&std::io::Error::from_raw_os_error(23)),
+            Some(false)
+        );
+        assert_eq!(s.accepted(), Some(1));
     }
 }
