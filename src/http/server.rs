@@ -156,6 +156,9 @@ async fn run(
     let work = async {
         match acceptor {
             Some(acc) => match tokio::time::timeout(net.tls_handshake, acc.accept(stream)).await {
+                // a tls-alpn-01 validation ends with the handshake: no HTTP follows
+                Ok(Ok(tls))
+                    if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) => {}
                 Ok(Ok(tls)) => serve_conn(TokioIo::new(tls), peer, app, ctl.clone(), &net).await,
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

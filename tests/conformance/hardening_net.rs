@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{require, Server, ADMIN_PW};
+use crate::common::{free_port, require, Server, ADMIN_PW};
 
 /// `Authorization` header value of the admin.
 pub fn admin_basic() -> String {
@@ -53,6 +53,7 @@ fn healthz(server: &Server) -> (u16, Duration) {
 #[test]
 fn slowloris_and_idle_sockets_do_not_starve_healthz() {
     let server = Server::start_limited(
+        free_port(),
         false,
         &[
             ("KURA_LIMITS__HEADER_READ_TIMEOUT_SECONDS", "3"),
