@@ -174,11 +174,15 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         cfg.warnings = warnings;
-        if u32::from_str_radix(cfg.umask.trim(), 8).map_or(true, |m| m > 0o777) {
-            return Err(ConfigError::BadValue(format!(
-                "umask {:?} is not an octal mask like 002",
-                cfg.umask
-            )));
+        for (key, mask, like) in [
+            ("umask", &cfg.umask, "002"),
+            ("disk_umask", &cfg.disk_umask, "077"),
+        ] {
+            if u32::from_str_radix(mask.trim(), 8).map_or(true, |m| m > 0o777) {
+                return Err(ConfigError::BadValue(format!(
+                    "{key} {mask:?} is not an octal mask like {like}"
+                )));
+            }
         }
         crate::limits::Limits::new(&cfg.limits)
             .map_err(|e| ConfigError::BadValue(e.to_string()))?;
@@ -217,7 +221,8 @@ impl Config {
         u32::from_str_radix(self.umask.trim(), 8).unwrap_or(0o002) & 0o777
     }
 
-    /// The bits `disk_umask` removes from 0666 (files) and 0777 (folders) on disk.
+    /// The bits `disk_umask` removes from 0666 (files) and 0777 (folders) on disk (validated by
+    /// `load`).
     pub fn disk_umask_bits(&self) -> u32 {
         u32::from_str_radix(self.disk_umask.trim(), 8).unwrap_or(0o077) & 0o777
     }
