@@ -121,8 +121,39 @@ fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
     })
 }
 
+/// Whether a browser sent the request from a page of another origin: its `Origin` names
+/// another host than `Host`. A browser that holds an administrator's Basic credentials sends
+/// them with a cross-site form POST (`text/plain` bodies need no preflight), so such a page
+/// could otherwise create users or keys. Clients that are no browser send no `Origin`.
+fn cross_origin(req: &Request<Incoming>) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return false;
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let from = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, authority)| authority);
+    match (from, host) {
+        (Some(from), Some(host)) => !from.eq_ignore_ascii_case(host),
+        _ => true,
+    }
+}
+
 /// Serves one request of an authenticated administrator.
 pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<RespBody> {
+    if cross_origin(&req) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "requests from a page of another origin are refused",
+        );
+    }
     let path = req.uri().path().trim_end_matches('/').to_string();
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
     let segs: Vec<String> = rest
