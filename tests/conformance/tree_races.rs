@@ -156,3 +156,79 @@ fn overwrite_of_a_folder_that_comes_and_goes_is_never_207_or_405() {
     let text = String::from_utf8_lossy(&fsck.stdout);
     assert!(text.contains("storage: no drift"), "fsck: {text}");
 }
+
+/// A PUT into a folder that another client deletes and makes again meanwhile answers what the
+/// table in architecture.md says (409 when the folder is gone at the commit), never 404; with
+/// `If-None-Match: *` racing another creation of the name, 412, never 405.
+#[test]
+fn a_put_racing_its_folder_or_its_name_is_409_or_412() {
+    require("curl");
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "tg"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "flap", "--group", "tg"]));
+    let body = server.root.path().join("body");
+    std::fs::write(&body, vec![b'b'; 4096]).expect("body");
+    let body = body.to_str().expect("utf8").to_string();
+    let auth = format!("admin:{ADMIN_PW}");
+    let req = |args: &mut Vec<String>, method: &str, path: &str, extra: &[&str]| {
+        args.extend(
+            [
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{method} %{http_code}\\n",
+                "-u",
+                &auth,
+                "-X",
+                method,
+            ]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+        );
+        args.push(server.dav(path));
+        args.push("--next".into());
+    };
+    let (puts, fresh) = std::thread::scope(|s| {
+        let flapper = s.spawn(|| {
+            curl_rounds(300, &|a| {
+                req(a, "MKCOL", "flap/d/", &[]);
+                req(a, "DELETE", "flap/d/", &[]);
+            })
+        });
+        let other = s.spawn(|| {
+            curl_rounds(200, &|a| {
+                req(a, "PUT", "flap/new", &["-T", &body]);
+                req(a, "DELETE", "flap/new", &[]);
+            })
+        });
+        let puts = curl_rounds(200, &|a| req(a, "PUT", "flap/d/f", &["-T", &body]));
+        let fresh = curl_rounds(200, &|a| {
+            req(
+                a,
+                "PUT",
+                "flap/new",
+                &["-T", &body, "-H", "If-None-Match: *"],
+            )
+        });
+        let _ = (flapper.join(), other.join());
+        (puts, fresh)
+    });
+    let odd: Vec<&String> = puts
+        .iter()
+        .filter(|l| !["201", "204", "409"].iter().any(|c| l.ends_with(c)))
+        .collect();
+    assert!(
+        odd.is_empty(),
+        "PUT into a folder that comes and goes: {odd:?}"
+    );
+    assert!(puts.iter().any(|l| l.ends_with("409")), "{puts:?}");
+    let odd: Vec<&String> = fresh
+        .iter()
+        .filter(|l| !["201", "412"].iter().any(|c| l.ends_with(c)))
+        .collect();
+    assert!(odd.is_empty(), "If-None-Match: * racing the name: {odd:?}");
+}
