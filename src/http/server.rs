@@ -4,12 +4,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::App;
+
+/// How long a client may take for its TLS handshake, and for the head of each HTTP/1 request
+/// once it started sending it: without a limit, a client that opens connections and sends
+/// nothing (or a header line now and then) holds a task and a file descriptor each, until the
+/// server can accept no more connections.
+const SLOW_CLIENT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Accepts connections until the process ends; each connection is served on its own task.
 pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, app: Arc<App>) {
@@ -28,12 +34,13 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             match acceptor {
-                Some(acc) => match acc.accept(stream).await {
+                Some(acc) => match tokio::time::timeout(SLOW_CLIENT, acc.accept(stream)).await {
                     // a tls-alpn-01 validation ends with the handshake: no HTTP follows
-                    Ok(tls)
+                    Ok(Ok(tls))
                         if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) => {}
-                    Ok(tls) => serve_conn(TokioIo::new(tls), peer, app).await,
-                    Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Ok(Ok(tls)) => serve_conn(TokioIo::new(tls), peer, app).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
                 None => serve_conn(TokioIo::new(stream), peer, app).await,
             }
@@ -50,6 +57,10 @@ where
         async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(SLOW_CLIENT);
     builder
         .http2()
         .initial_stream_window_size(4 * 1024 * 1024)
