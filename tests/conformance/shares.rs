@@ -345,16 +345,22 @@ fn a_zip_holds_only_what_its_owner_may_list() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "['a.txt']");
 }
 
-/// A folder its owner may list but not enter (`r` without `x`): its zip is refused with 403
-/// before anything is sent or counted, never a 200 with an empty, broken body.
-#[test]
-fn a_zip_of_a_folder_its_owner_may_not_enter_is_refused() {
-    require("curl");
+/// A server with the user ann in the group fam, which owns the bucket fam.
+fn fam_server() -> Server {
     let server = Server::start_with(false, ROOMY);
     add_user(&server, "ann", "ann-pw", "fam");
     run(server
         .kura()
         .args(["bucket", "create", "fam", "--group", "fam"]));
+    server
+}
+
+/// A folder its owner may list but not enter (`r` without `x`): its zip is refused with 403
+/// before anything is sent or counted, never a 200 with an empty, broken body.
+#[test]
+fn a_zip_of_a_folder_its_owner_may_not_enter_is_refused() {
+    require("curl");
+    let server = fam_server();
     assert_eq!(
         server.status(&["-X", "MKCOL", &server.dav("fam/shut")]),
         201
@@ -380,11 +386,7 @@ fn a_zip_of_a_folder_its_owner_may_not_enter_is_refused() {
 #[test]
 fn drop_box_adds_files_under_the_quota_and_never_overwrites() {
     require("curl");
-    let server = Server::start_with(false, ROOMY);
-    add_user(&server, "ann", "ann-pw", "fam");
-    run(server
-        .kura()
-        .args(["bucket", "create", "fam", "--group", "fam"]));
+    let server = fam_server();
     assert_eq!(
         server.status(&["-X", "MKCOL", &server.dav("fam/inbox")]),
         201

@@ -81,6 +81,34 @@ fn curl_rounds(rounds: usize, round: &dyn Fn(&mut Vec<String>)) -> Vec<String> {
         .collect()
 }
 
+/// Appends one request as `admin` to a chain of curl arguments (`curl_rounds`).
+fn chain(args: &mut Vec<String>, server: &Server, method: &str, path: &str, extra: &[&str]) {
+    let auth = format!("admin:{ADMIN_PW}");
+    let head = [
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{method} %{http_code}\\n",
+        "-u",
+    ];
+    args.extend(head.iter().map(|s| s.to_string()));
+    args.extend([auth, "-X".into(), method.into()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(server.dav(path));
+    args.push("--next".into());
+}
+
+/// A bucket `flap` for the races below.
+fn flap_server() -> Server {
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "tg"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "flap", "--group", "tg"]));
+    server
+}
+
 /// A `MOVE` or `COPY` with `Overwrite: T` onto a folder that another client deletes and makes
 /// again meanwhile: a destination gone before the overwrite deletes it is no failure (no 207
 /// naming it 404), and one made again before the move is a failed precondition (412, the
@@ -88,39 +116,13 @@ fn curl_rounds(rounds: usize, round: &dyn Fn(&mut Vec<String>)) -> Vec<String> {
 #[test]
 fn overwrite_of_a_folder_that_comes_and_goes_is_never_207_or_405() {
     require("curl");
-    let server = Server::plain();
-    run(server.kura().args(["group", "add", "tg"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "flap", "--group", "tg"]));
-    let auth = format!("admin:{ADMIN_PW}");
-    let req = |args: &mut Vec<String>, method: &str, path: &str, extra: &[String]| {
-        args.extend(
-            [
-                "-sS",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{method} %{http_code}\\n",
-                "-u",
-                &auth,
-                "-X",
-                method,
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        args.extend(extra.iter().cloned());
-        args.push(server.dav(path));
-        args.push("--next".into());
+    let server = flap_server();
+    let req = |args: &mut Vec<String>, method: &str, path: &str, extra: &[&str]| {
+        chain(args, &server, method, path, extra)
     };
     for method in ["MOVE", "COPY"] {
-        let dest = vec![
-            "-H".to_string(),
-            format!("Destination: {}", server.dav("flap/dst/")),
-            "-H".into(),
-            "Overwrite: T".into(),
-        ];
+        let destination = format!("Destination: {}", server.dav("flap/dst/"));
+        let dest = ["-H", destination.as_str(), "-H", "Overwrite: T"];
         let codes = std::thread::scope(|s| {
             let flapper = s.spawn(|| {
                 curl_rounds(300, &|a| {
@@ -163,34 +165,12 @@ fn overwrite_of_a_folder_that_comes_and_goes_is_never_207_or_405() {
 #[test]
 fn a_put_racing_its_folder_or_its_name_is_409_or_412() {
     require("curl");
-    let server = Server::plain();
-    run(server.kura().args(["group", "add", "tg"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "flap", "--group", "tg"]));
+    let server = flap_server();
     let body = server.root.path().join("body");
     std::fs::write(&body, vec![b'b'; 4096]).expect("body");
     let body = body.to_str().expect("utf8").to_string();
-    let auth = format!("admin:{ADMIN_PW}");
     let req = |args: &mut Vec<String>, method: &str, path: &str, extra: &[&str]| {
-        args.extend(
-            [
-                "-sS",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{method} %{http_code}\\n",
-                "-u",
-                &auth,
-                "-X",
-                method,
-            ]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string()),
-        );
-        args.push(server.dav(path));
-        args.push("--next".into());
+        chain(args, &server, method, path, extra)
     };
     let (puts, fresh) = std::thread::scope(|s| {
         let flapper = s.spawn(|| {
