@@ -177,6 +177,12 @@ fn listings_and_head_show_only_what_the_caller_may_reach() {
             "{query}: a name inside a 700 folder leaked: {text}"
         );
     }
+    // every object names its own owner, not the caller (v1 always, v2 with fetch-owner)
+    for query in ["", "fetch-owner=true&list-type=2"] {
+        let text = list(&eve, query);
+        assert!(text.contains("<ID>ann</ID>"), "{query}: {text}");
+        assert!(!text.contains("<ID>eve</ID>"), "{query}: {text}");
+    }
     let owner = server.s3_key_for("ann");
     assert!(list(&owner, "list-type=2").contains("<Key>private/deep.txt</Key>"));
 
