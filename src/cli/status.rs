@@ -17,10 +17,14 @@ pub async fn status(cfg: &Config) -> Result<(), CliError> {
     };
     let store = crate::store::Store::open(&cfg.db_path()).await?;
     let admins = store.users().await?.iter().filter(|u| u.is_admin).count();
+    let users = store.user_count().await?;
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "database:     {} ({} users, {admins} administrators)",
+        "database:     {} ({}, {})",
         shown(&cfg.db_path()).display(),
-        store.user_count().await?
+        plural(users as usize, "user", "users"),
+        plural(admins, "administrator", "administrators")
     );
     match (server_running(&dir), running_server(&dir)) {
         (true, Some(r)) => {

@@ -147,7 +147,7 @@ fn a_newcomer_session_from_first_start_to_a_share_link() {
         "server:       running",
         &format!("listening on: {}", listen(&house)),
         &format!("TLS:          on, fingerprint {fp}"),
-        "1 users, 1 administrators",
+        "1 user, 1 administrator)",
     ] {
         assert!(status.contains(want), "status lacks {want:?}:\n{status}");
     }
