@@ -18,6 +18,14 @@ pub struct Remote {
 impl Remote {
     /// Connects lazily to `bucket` on `peer` with its (unsealed) `secret`.
     pub fn new(peer: &PeerRow, secret: &str, bucket: &str) -> Result<Remote, ReplError> {
+        // a pin on plain http would pin nothing: refused, not ignored (a row from before
+        // `peer add` checked this)
+        if peer.ca_fingerprint.is_some() && !peer.endpoint.starts_with("https://") {
+            return Err(ReplError::Invalid(format!(
+                "peer {} has a certificate fingerprint but a plain http endpoint ({}): use https:// or remove and add the peer without the fingerprint",
+                peer.name, peer.endpoint
+            )));
+        }
         let client = pin::client(peer.ca_fingerprint.as_deref())?;
         let builder = opendal::services::S3::default()
             .endpoint(peer.endpoint.trim_end_matches('/'))
@@ -95,6 +103,23 @@ pub fn describe_s3(e: &opendal::Error) -> String {
         None => format!("{what}{op}"),
     };
     one_line(&text)
+}
+
+/// Whether the peer answered that it will not take this one object (a 4xx such as 403
+/// AccessDenied for a permission, 423 for a lock, 413 or a quota), as opposed to refusing
+/// our credentials, being unreachable, throttling us or failing (5xx): only such an answer
+/// is worth skipping the object for after repeated tries.
+pub fn is_object_refusal(e: &ReplError) -> bool {
+    let ReplError::Remote(o) = e else {
+        return false;
+    };
+    let full = o.to_string();
+    let status = full
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse::<u16>().ok());
+    matches!(status, Some(400..=499)) && !matches!(status, Some(401 | 408 | 429)) && !is_refused(e)
 }
 
 /// Whether the peer refused our credentials (401, or 403 for the key or the signature,

@@ -42,6 +42,21 @@ const SETTINGS: [(&str, &str); 2] = [
     ("KURA_REPLICATION__RECONCILE_SECONDS", "0"),
 ];
 
+/// `kura peer key PEER --user USER --json` on `server`: a key whose requests are `PEER`'s
+/// shipments.
+fn peer_key(server: &Server, peer: &str, user: &str) -> S3Key {
+    let out = run(server
+        .kura()
+        .args(["peer", "key", peer, "--user", user, "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("peer key --json");
+    let field = |k: &str| v[k].as_str().expect("peer key field").to_string();
+    assert_eq!(field("peer"), peer);
+    S3Key {
+        id: field("access_key_id"),
+        secret: field("secret_access_key"),
+    }
+}
+
 /// Content of a bucket: key -> SHA-256 (hex).
 type Objects = BTreeMap<String, String>;
 /// Files of a bucket folder: key -> size.
@@ -256,8 +271,9 @@ struct Node {
     server: Server,
     /// `admin`'s key, for the writes the tests make.
     key: S3Key,
-    /// `repl`'s key, given to the peers that ship here.
-    repl: S3Key,
+    /// `repl`'s peer keys (`kura peer key`), one per other node name: given to that peer,
+    /// whose shipments here they sign.
+    repl: BTreeMap<&'static str, S3Key>,
     fingerprint: String,
     id: String,
 }
@@ -272,7 +288,11 @@ impl Node {
         run(server
             .kura()
             .args(["user", "add", "repl", "--group", GROUP]));
-        let repl = server.s3_key_for("repl");
+        let repl = NAMES
+            .iter()
+            .filter(|&&n| n != name)
+            .map(|&n| (n, peer_key(&server, n, "repl")))
+            .collect();
         let key = server.s3_key();
         let fingerprint = stdout(&run(server.kura().arg("fingerprint")))
             .trim()
@@ -302,6 +322,11 @@ impl Node {
             fingerprint,
             id,
         }
+    }
+
+    /// The peer key of `repl` this node gave to the peer `peer`.
+    fn repl(&self, peer: &str) -> &S3Key {
+        &self.repl[peer]
     }
 
     /// Runs a `kura` command on this node's data dir; its standard output.
@@ -631,9 +656,9 @@ impl Cluster {
             "--endpoint",
             &t.server.url(""),
             "--access-key",
-            &t.repl.id,
+            &t.repl(self.nodes[from].name).id,
             "--secret-key",
-            &t.repl.secret,
+            &t.repl(self.nodes[from].name).secret,
             "--ca-fingerprint",
             &t.fingerprint,
         ]);
@@ -1127,7 +1152,7 @@ fn peer_unreachable_then_catch_up() {
         "{body}"
     );
     assert!(
-        !body.contains(&c[B].repl.secret),
+        !body.contains(&c[B].repl(NAMES[A]).secret),
         "the peer's secret is shown: {body}"
     );
 
@@ -1250,8 +1275,8 @@ fn chain_a_b_c() {
     let peer = serde_json::json!({
         "name": t.name,
         "endpoint": t.server.url(""),
-        "access_key": t.repl.id,
-        "secret_key": t.repl.secret,
+        "access_key": t.repl(b.name).id,
+        "secret_key": t.repl(b.name).secret,
         "ca_fingerprint": t.fingerprint,
     });
     let (s, body) = api(&b.server, "POST", "/peers", Some(&peer.to_string()));
@@ -1270,7 +1295,7 @@ fn chain_a_b_c() {
     assert_eq!(s, 200, "{body}");
     assert!(body.contains(NAMES[C]) && !body.contains("spare"), "{body}");
     assert!(
-        !body.contains(&t.repl.secret),
+        !body.contains(&t.repl(b.name).secret),
         "the peer's secret is shown: {body}"
     );
     let rule = format!(r#"{{"bucket":"{BUCKET}","peer":"{}"}}"#, NAMES[C]);
@@ -1425,7 +1450,12 @@ fn wrong_fingerprint_ships_nothing() {
         let add = |extra: &[&str]| {
             let mut cmd = a.server.kura();
             cmd.args(["peer", "add", name, "--endpoint", &b.server.url("")])
-                .args(["--access-key", &b.repl.id, "--secret-key", &b.repl.secret])
+                .args([
+                    "--access-key",
+                    &b.repl(a.name).id,
+                    "--secret-key",
+                    &b.repl(a.name).secret,
+                ])
                 .args(extra);
             if let Some(fp) = pin {
                 cmd.args(["--ca-fingerprint", fp]);
@@ -1456,7 +1486,7 @@ fn wrong_fingerprint_ships_nothing() {
         "{listed}"
     );
     assert!(
-        !listed.contains(&b.repl.secret),
+        !listed.contains(&b.repl(a.name).secret),
         "peer list shows the secret: {listed}"
     );
     let mut rules = Vec::new();
@@ -1547,7 +1577,11 @@ fn peers_and_rules_are_checked_when_added() {
     let mut c = Cluster::start(2);
     let (a, b) = (&c[A], &c[B]);
     let base = b.server.url("");
-    let (key, secret, pin) = (&b.repl.id, &b.repl.secret, Some(b.fingerprint.as_str()));
+    let (key, secret, pin) = (
+        &b.repl(a.name).id,
+        &b.repl(a.name).secret,
+        Some(b.fingerprint.as_str()),
+    );
 
     // the WebDAV address instead of the S3 endpoint
     let err = refused(&try_peer_add(a, &format!("{base}/dav/"), key, secret, pin));
@@ -1645,7 +1679,7 @@ fn a_refused_key_backs_off_instead_of_hammering_the_peer() {
 
     // the key is revoked on node-b: every request of node-a is now a failed login there
     let (a, b) = (&c[A], &c[B]);
-    b.kura(&["key", "revoke", &b.repl.id]);
+    b.kura(&["key", "revoke", &b.repl(a.name).id]);
     let refusals = || b.server.log().matches("status=403").count();
     let before = refusals();
     a.server.put(&format!("{BUCKET}/after.txt"), b"refused");
