@@ -74,6 +74,10 @@ struct RuleStatus {
     last_error: Option<String>,
     shipped: i64,
     peer_node_id: Option<String>,
+    #[serde(default)]
+    skipped: i64,
+    #[serde(default)]
+    last_skipped: Option<String>,
 }
 
 fn stdout(out: &Output) -> String {
@@ -1716,5 +1720,275 @@ fn a_refused_key_backs_off_instead_of_hammering_the_peer() {
     assert!(
         table.contains("refused our credentials") && table.lines().count() == 2,
         "{table}"
+    );
+}
+
+/// Rows of `table` in a node's database whose `column` is `value` (read with Python's
+/// sqlite3, as the server holds no lock that keeps a reader out).
+fn db_rows(node: &Node, table: &str, column: &str, value: &str) -> i64 {
+    let db = node.server.data_dir().join("kura.db");
+    assert!(db.exists(), "no database at {}", db.display());
+    let out = run(Command::new("python3").args([
+        "-c",
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+         print(c.execute(f'SELECT COUNT(*) FROM {sys.argv[2]} WHERE {sys.argv[3]} = ?', (sys.argv[4],)).fetchone()[0])",
+        db.to_str().expect("utf8"),
+        table,
+        column,
+        value,
+    ]));
+    stdout(&out).trim().parse().expect("a count")
+}
+
+/// `head-object` of `key` with `key_of`'s credentials.
+fn head_as(node: &Node, key_of: &S3Key, key: &str) -> serde_json::Value {
+    let out = run(node.server.aws(key_of).args([
+        "s3api",
+        "head-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        key,
+    ]));
+    serde_json::from_slice(&out.stdout).expect("head-object JSON")
+}
+
+/// `put-object` of bytes with `who`'s credentials.
+fn put_as(node: &Node, who: &S3Key, key: &str, body: &[u8]) {
+    let src = node.server.root.path().join("put-as.tmp");
+    std::fs::write(&src, body).expect("body");
+    run(node.server.aws(who).args([
+        "s3api",
+        "put-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        key,
+        "--body",
+        src.to_str().expect("utf8"),
+    ]));
+}
+
+/// Owner, group and mode of a bucket path, from the admin API.
+fn perms(node: &Node, key: &str) -> (String, String, String) {
+    let (s, body) = api(
+        &node.server,
+        "GET",
+        &format!("/permissions?path=/{BUCKET}/{key}"),
+        None,
+    );
+    assert_eq!(s, 200, "permissions of {key} on {}: {body}", node.name);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let f = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    (f("owner"), f("group"), f("mode"))
+}
+
+#[test]
+fn an_ordinary_writer_cannot_forge_a_shipment() {
+    require("aws");
+    require("python3");
+    let n = Node::start(NAMES[B], &SETTINGS);
+    // the very user peers ship as, but with an ordinary key: its headers make no shipment
+    let plain = n.server.s3_key_for("repl");
+    let body = n.server.data_dir().join("forged.bin");
+    std::fs::write(&body, b"not from any peer").expect("body");
+    let forged = "kura-origin=kura-evil,kura-from=kura-evil,kura-mtime=4102444800000,\
+                  kura-etag=0123456789abcdef0123456789abcdef-7,kura-mode=mirror";
+    let put = |who: &S3Key, key: &str| {
+        run(n.server.aws(who).args([
+            "s3api",
+            "put-object",
+            "--bucket",
+            BUCKET,
+            "--key",
+            key,
+            "--body",
+            body.to_str().expect("utf8"),
+            "--metadata",
+            forged,
+        ]));
+    };
+    put(&plain, "forged.txt");
+    let h = head_as(&n, &plain, "forged.txt");
+    let md5 = hex::encode(<md5::Md5 as Digest>::digest(b"not from any peer"));
+    assert_eq!(
+        h["ETag"].as_str(),
+        Some(format!("\"{md5}\"").as_str()),
+        "an ordinary writer chose the ETag: {h}"
+    );
+    let modified = h["LastModified"].as_str().unwrap_or_default();
+    assert!(
+        !modified.contains("2100"),
+        "an ordinary writer chose the modification time: {h}"
+    );
+    assert_eq!(
+        h["Metadata"]["kura-origin"].as_str(),
+        Some("kura-evil"),
+        "kept as the user's own metadata: {h}"
+    );
+    assert_eq!(
+        db_rows(&n, "replica_marks", "node", "kura-evil"),
+        0,
+        "bookkeeping rows for an invented peer"
+    );
+    assert_eq!(db_rows(&n, "entries", "origin", "kura-evil"), 0);
+
+    // the same request signed with a peer key is a shipment: the test tells them apart
+    put(n.repl(NAMES[A]), "shipped.txt");
+    let h = head_as(&n, &plain, "shipped.txt");
+    assert_eq!(
+        h["ETag"].as_str(),
+        Some("\"0123456789abcdef0123456789abcdef-7\""),
+        "{h}"
+    );
+    assert!(
+        h["LastModified"].as_str().unwrap_or_default().contains("2100"),
+        "{h}"
+    );
+    assert!(h["Metadata"].get("kura-origin").is_none(), "{h}");
+    assert_eq!(db_rows(&n, "replica_marks", "node", "kura-evil"), 1);
+}
+
+#[test]
+fn owner_group_and_mode_travel_with_a_shipment() {
+    let mut c = Cluster::start(2);
+    for n in [A, B] {
+        c[n].kura(&["user", "add", "ann", "--group", GROUP]);
+    }
+    // zed exists on node-a only: on node-b the peer key's user stands in
+    c[A].kura(&["user", "add", "zed", "--group", GROUP]);
+    let ann = c[A].server.s3_key_for("ann");
+    let zed = c[A].server.s3_key_for("zed");
+    put_as(&c[A], &ann, "secret.txt", b"ann's eyes only");
+    put_as(&c[A], &zed, "zed.txt", b"zed's");
+    c[A].kura(&["chmod", "600", &format!("/{BUCKET}/secret.txt")]);
+    c[A].kura(&["chmod", "640", &format!("/{BUCKET}/zed.txt")]);
+    c.one_way(A, B);
+    c.wait_wired();
+    c[A].kura(&["replicate", BUCKET, "--resync"]);
+    assert_eq!(
+        perms(&c[B], "secret.txt"),
+        ("ann".into(), GROUP.into(), "600".into()),
+        "a 600 file of ann's on node-a"
+    );
+    assert_eq!(
+        perms(&c[B], "zed.txt"),
+        ("repl".into(), GROUP.into(), "640".into()),
+        "a user missing on node-b falls back to the peer key's user"
+    );
+    // repl may not read it there, as on node-a
+    let repl_b = c[B].server.s3_key_for("repl");
+    let out = c[B]
+        .server
+        .aws(&repl_b)
+        .args(["s3", "cp", &format!("s3://{BUCKET}/secret.txt"), "-"])
+        .output()
+        .expect("aws");
+    assert!(!out.status.success(), "node-b lets repl read a 600 file of ann's");
+    // an update of ann's file still arrives (replaced through repl's rights on the folder)
+    // and keeps owner and mode
+    put_as(&c[A], &ann, "secret.txt", b"ann's eyes only, v2");
+    let mut want = Objects::new();
+    want.insert("secret.txt".into(), sha(b"ann's eyes only, v2"));
+    want.insert("zed.txt".into(), sha(b"zed's"));
+    c.converge(&want);
+    assert_eq!(
+        perms(&c[B], "secret.txt"),
+        ("ann".into(), GROUP.into(), "600".into())
+    );
+}
+
+#[test]
+fn a_locked_file_is_not_overwritten_and_does_not_stall_the_rule() {
+    let mut c = Cluster::start_with(
+        2,
+        &[
+            ("KURA_REPLICATION__RETRY_MAX_SECONDS", "1"),
+            ("KURA_REPLICATION__SKIP_AFTER_TRIES", "3"),
+        ],
+    );
+    let mut want = Objects::new();
+    c.one_way(A, B);
+    c.wait_wired();
+    c[A].put(&mut want, "locked.txt", b"first version");
+    c.converge(&want);
+    // someone edits locked.txt on node-b through WebDAV and holds a lock on it
+    let lock = c[B].server.curl_admin(&[
+        "-X",
+        "LOCK",
+        "-H",
+        "Depth: 0",
+        "-H",
+        "Timeout: Second-3600",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-binary",
+        r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>editor</D:owner></D:lockinfo>"#,
+        &c[B].dav("locked.txt"),
+    ]);
+    assert_eq!(stdout(&lock), "200", "LOCK on node-b");
+    let mut a_only = Objects::new();
+    c[A].put(&mut a_only, "locked.txt", b"second version");
+    for i in 0..5 {
+        c[A].put(&mut want, &format!("after-{i}.txt"), &small_body(i));
+    }
+    // the rest of the rule arrives, the locked file is left alone
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = local_objects(&c[B].dir());
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rule stalled behind a locked file:\n{}",
+            diff("expected", &want, "node-b", &got)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        std::fs::read(c[B].dir().join("locked.txt")).expect("locked.txt"),
+        b"first version",
+        "a shipment overwrote a WebDAV-locked file"
+    );
+    let st = c[A].status();
+    assert_eq!(st[0].skipped, 1, "{st:?}");
+    let why = st[0].last_skipped.clone().unwrap_or_default();
+    assert!(
+        why.contains("locked.txt") && why.contains("423"),
+        "peer status does not say what was skipped: {why}"
+    );
+    let table = c[A].kura(&["peer", "status"]);
+    assert!(table.contains("locked.txt"), "{table}");
+}
+
+#[test]
+fn a_resync_pull_obeys_the_folder_rules() {
+    let mut c = Cluster::start(2);
+    c[A].kura(&["user", "add", "ann", "--group", GROUP]);
+    // on node-a, ann's private folder; node-b has a file at that place and one elsewhere
+    assert_eq!(c[A].server.status(&["-X", "MKCOL", &c[A].dav("private")]), 201);
+    c[A].kura(&["chown", "ann", &format!("/{BUCKET}/private")]);
+    c[A].kura(&["chmod", "700", &format!("/{BUCKET}/private")]);
+    let mut on_b = Objects::new();
+    c[B].s3_put(&mut on_b, "private/planted.txt", b"planted from node-b");
+    c[B].s3_put(&mut on_b, "open/shared.txt", b"for everyone");
+    c.two_way(A, B);
+    c.wait_wired();
+    let out = c[A].kura(&["replicate", BUCKET, "--resync"]);
+    assert!(
+        out.contains("pulled 1") && out.contains("refused 1"),
+        "resync summary: {out}"
+    );
+    let here = local_objects(&c[A].dir());
+    assert!(
+        here.contains_key("open/shared.txt"),
+        "the allowed pull did not happen: {here:?}"
+    );
+    assert!(
+        !here.contains_key("private/planted.txt"),
+        "a resync pull wrote into ann's 700 folder: {here:?}"
     );
 }
