@@ -1662,6 +1662,7 @@ fn peers_and_rules_are_checked_when_added() {
             "BACKLOG",
             "LAG",
             "SHIPPED",
+            "SKIPPED",
             "LAST",
             "ERROR"
         ]
@@ -1842,11 +1843,49 @@ fn an_ordinary_writer_cannot_forge_a_shipment() {
         "{h}"
     );
     assert!(
-        h["LastModified"].as_str().unwrap_or_default().contains("2100"),
+        h["LastModified"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2100"),
         "{h}"
     );
     assert!(h["Metadata"].get("kura-origin").is_none(), "{h}");
     assert_eq!(db_rows(&n, "replica_marks", "node", "kura-evil"), 1);
+
+    // the admin API makes peer keys too; a bad peer name or an unknown user makes none
+    let (s, body) = api(
+        &n.server,
+        "POST",
+        "/peers/node-x/keys",
+        Some(r#"{"user":"repl"}"#),
+    );
+    assert_eq!(s, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (v["peer"].as_str(), v["user"].as_str()),
+        (Some("node-x"), Some("repl"))
+    );
+    let id = v["access_key_id"].as_str().expect("id").to_string();
+    assert_eq!(db_rows(&n, "peer_keys", "key_id", &id), 1);
+    let (s, body) = api(
+        &n.server,
+        "POST",
+        "/peers/no%20such/keys",
+        Some(r#"{"user":"repl"}"#),
+    );
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = api(
+        &n.server,
+        "POST",
+        "/peers/node-x/keys",
+        Some(r#"{"user":"nobody"}"#),
+    );
+    assert_eq!(s, 404, "{body}");
+    assert_eq!(
+        db_rows(&n, "peer_keys", "peer", "node-x"),
+        1,
+        "a refused request bound a key"
+    );
 }
 
 #[test]
@@ -1884,7 +1923,10 @@ fn owner_group_and_mode_travel_with_a_shipment() {
         .args(["s3", "cp", &format!("s3://{BUCKET}/secret.txt"), "-"])
         .output()
         .expect("aws");
-    assert!(!out.status.success(), "node-b lets repl read a 600 file of ann's");
+    assert!(
+        !out.status.success(),
+        "node-b lets repl read a 600 file of ann's"
+    );
     // an update of ann's file still arrives (replaced through repl's rights on the folder)
     // and keeps owner and mode
     put_as(&c[A], &ann, "secret.txt", b"ann's eyes only, v2");
@@ -1969,7 +2011,10 @@ fn a_resync_pull_obeys_the_folder_rules() {
     let mut c = Cluster::start(2);
     c[A].kura(&["user", "add", "ann", "--group", GROUP]);
     // on node-a, ann's private folder; node-b has a file at that place and one elsewhere
-    assert_eq!(c[A].server.status(&["-X", "MKCOL", &c[A].dav("private")]), 201);
+    assert_eq!(
+        c[A].server.status(&["-X", "MKCOL", &c[A].dav("private")]),
+        201
+    );
     c[A].kura(&["chown", "ann", &format!("/{BUCKET}/private")]);
     c[A].kura(&["chmod", "700", &format!("/{BUCKET}/private")]);
     let mut on_b = Objects::new();
