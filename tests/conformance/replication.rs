@@ -1741,33 +1741,18 @@ fn db_rows(node: &Node, table: &str, column: &str, value: &str) -> i64 {
     stdout(&out).trim().parse().expect("a count")
 }
 
-/// `head-object` of `key` with `key_of`'s credentials.
-fn head_as(node: &Node, key_of: &S3Key, key: &str) -> serde_json::Value {
-    let out = run(node.server.aws(key_of).args([
-        "s3api",
-        "head-object",
-        "--bucket",
-        BUCKET,
-        "--key",
-        key,
-    ]));
-    serde_json::from_slice(&out.stdout).expect("head-object JSON")
-}
-
-/// `put-object` of bytes with `who`'s credentials.
-fn put_as(node: &Node, who: &S3Key, key: &str, body: &[u8]) {
+/// `put-object` of bytes with `who`'s credentials (and `metadata`, `k=v,...`, if any).
+fn put_as(node: &Node, who: &S3Key, key: &str, body: &[u8], metadata: Option<&str>) {
     let src = node.server.root.path().join("put-as.tmp");
     std::fs::write(&src, body).expect("body");
-    run(node.server.aws(who).args([
-        "s3api",
-        "put-object",
-        "--bucket",
-        BUCKET,
-        "--key",
-        key,
-        "--body",
-        src.to_str().expect("utf8"),
-    ]));
+    let mut cmd = node.server.aws(who);
+    cmd.args(["s3api", "put-object", "--bucket", BUCKET, "--key", key])
+        .arg("--body")
+        .arg(&src);
+    if let Some(m) = metadata {
+        cmd.args(["--metadata", m]);
+    }
+    run(&mut cmd);
 }
 
 /// Owner, group and mode of a bucket path, from the admin API.
@@ -1791,26 +1776,13 @@ fn an_ordinary_writer_cannot_forge_a_shipment() {
     let n = Node::start(NAMES[B], &SETTINGS);
     // the very user peers ship as, but with an ordinary key: its headers make no shipment
     let plain = n.server.s3_key_for("repl");
-    let body = n.server.data_dir().join("forged.bin");
-    std::fs::write(&body, b"not from any peer").expect("body");
     let forged = "kura-origin=kura-evil,kura-from=kura-evil,kura-mtime=4102444800000,\
                   kura-etag=0123456789abcdef0123456789abcdef-7,kura-mode=mirror";
     let put = |who: &S3Key, key: &str| {
-        run(n.server.aws(who).args([
-            "s3api",
-            "put-object",
-            "--bucket",
-            BUCKET,
-            "--key",
-            key,
-            "--body",
-            body.to_str().expect("utf8"),
-            "--metadata",
-            forged,
-        ]));
+        put_as(&n, who, key, b"not from any peer", Some(forged));
     };
     put(&plain, "forged.txt");
-    let h = head_as(&n, &plain, "forged.txt");
+    let h = n.head("forged.txt");
     let md5 = hex::encode(<md5::Md5 as Digest>::digest(b"not from any peer"));
     assert_eq!(
         h["ETag"].as_str(),
@@ -1836,7 +1808,7 @@ fn an_ordinary_writer_cannot_forge_a_shipment() {
 
     // the same request signed with a peer key is a shipment: the test tells them apart
     put(n.repl(NAMES[A]), "shipped.txt");
-    let h = head_as(&n, &plain, "shipped.txt");
+    let h = n.head("shipped.txt");
     assert_eq!(
         h["ETag"].as_str(),
         Some("\"0123456789abcdef0123456789abcdef-7\""),
@@ -1853,12 +1825,16 @@ fn an_ordinary_writer_cannot_forge_a_shipment() {
     assert_eq!(db_rows(&n, "replica_marks", "node", "kura-evil"), 1);
 
     // the admin API makes peer keys too; a bad peer name or an unknown user makes none
-    let (s, body) = api(
-        &n.server,
-        "POST",
-        "/peers/node-x/keys",
-        Some(r#"{"user":"repl"}"#),
-    );
+    let make_key = |peer: &str, user: &str| {
+        let body = format!(r#"{{"user":"{user}"}}"#);
+        api(
+            &n.server,
+            "POST",
+            &format!("/peers/{peer}/keys"),
+            Some(&body),
+        )
+    };
+    let (s, body) = make_key("node-x", "repl");
     assert_eq!(s, 201, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(
@@ -1867,19 +1843,9 @@ fn an_ordinary_writer_cannot_forge_a_shipment() {
     );
     let id = v["access_key_id"].as_str().expect("id").to_string();
     assert_eq!(db_rows(&n, "peer_keys", "key_id", &id), 1);
-    let (s, body) = api(
-        &n.server,
-        "POST",
-        "/peers/no%20such/keys",
-        Some(r#"{"user":"repl"}"#),
-    );
+    let (s, body) = make_key("no%20such", "repl");
     assert_eq!(s, 400, "{body}");
-    let (s, body) = api(
-        &n.server,
-        "POST",
-        "/peers/node-x/keys",
-        Some(r#"{"user":"nobody"}"#),
-    );
+    let (s, body) = make_key("node-x", "nobody");
     assert_eq!(s, 404, "{body}");
     assert_eq!(
         db_rows(&n, "peer_keys", "peer", "node-x"),
@@ -1898,8 +1864,8 @@ fn owner_group_and_mode_travel_with_a_shipment() {
     c[A].kura(&["user", "add", "zed", "--group", GROUP]);
     let ann = c[A].server.s3_key_for("ann");
     let zed = c[A].server.s3_key_for("zed");
-    put_as(&c[A], &ann, "secret.txt", b"ann's eyes only");
-    put_as(&c[A], &zed, "zed.txt", b"zed's");
+    put_as(&c[A], &ann, "secret.txt", b"ann's eyes only", None);
+    put_as(&c[A], &zed, "zed.txt", b"zed's", None);
     c[A].kura(&["chmod", "600", &format!("/{BUCKET}/secret.txt")]);
     c[A].kura(&["chmod", "640", &format!("/{BUCKET}/zed.txt")]);
     c.one_way(A, B);
@@ -1929,7 +1895,7 @@ fn owner_group_and_mode_travel_with_a_shipment() {
     );
     // an update of ann's file still arrives (replaced through repl's rights on the folder)
     // and keeps owner and mode
-    put_as(&c[A], &ann, "secret.txt", b"ann's eyes only, v2");
+    put_as(&c[A], &ann, "secret.txt", b"ann's eyes only, v2", None);
     let mut want = Objects::new();
     want.insert("secret.txt".into(), sha(b"ann's eyes only, v2"));
     want.insert("zed.txt".into(), sha(b"zed's"));
