@@ -6,11 +6,11 @@ mod fs;
 mod live_props;
 mod locks;
 
+use crate::http::ReqBody;
 use bytes::Bytes;
 use dav_server::DavHandler;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::http::{empty, full, RespBody};
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
@@ -83,10 +83,15 @@ impl DavFront {
     }
 
     /// Serves one authenticated request under `/dav`.
-    pub async fn handle(&self, req: Request<Incoming>, caller: Caller) -> Response<RespBody> {
+    pub async fn handle(&self, mut req: Request<ReqBody>, caller: Caller) -> Response<RespBody> {
         if let Err(resp) = self.check(&req) {
             return resp;
         }
+        crate::http::tame_ranges(req.headers_mut());
+        let req = match self.check_root_element(req).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
         if let Err(resp) = self.check_listing(&req, &caller).await {
             return resp;
         }
@@ -98,12 +103,54 @@ impl DavFront {
         Response::from_parts(parts, body.map_err(std::io::Error::other).boxed_unsync())
     }
 
+    /// A PROPPATCH or LOCK body must be the DAV: element its method names (`propertyupdate`,
+    /// `lockinfo`); dav-server looks at local names only. The body, at most `max_xml_body`
+    /// bytes, is read here and handed on.
+    #[allow(clippy::result_large_err)]
+    async fn check_root_element(
+        &self,
+        req: Request<ReqBody>,
+    ) -> Result<Request<ReqBody>, Response<RespBody>> {
+        let root = match req.method().as_str() {
+            "PROPPATCH" => "propertyupdate",
+            "LOCK" => "lockinfo",
+            _ => return Ok(req),
+        };
+        let (parts, body) = req.into_parts();
+        let slot = body.fault_slot();
+        let limit = usize::try_from(self.settings.max_xml_body).unwrap_or(usize::MAX);
+        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(c) => c.to_bytes(),
+            // a framing error is answered by the router from the recorded fault
+            Err(_) if slot.get().is_some() => {
+                return Err(status(StatusCode::BAD_REQUEST, "malformed body\n"))
+            }
+            Err(_) => {
+                return Err(status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large\n",
+                ))
+            }
+        };
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let ok = xmltree::Element::parse(&bytes[..])
+                .is_ok_and(|e| e.name == root && e.namespace.as_deref() == Some("DAV:"));
+            if !ok {
+                return Err(status(
+                    StatusCode::BAD_REQUEST,
+                    "the body must be a DAV: document of the method's element\n",
+                ));
+            }
+        }
+        Ok(Request::from_parts(parts, ReqBody::buffered(bytes, slot)))
+    }
+
     /// A PROPFIND below a folder the caller may not list is refused with 403 (dav-server
     /// would answer 207 with the folder alone).
     #[allow(clippy::result_large_err)]
     async fn check_listing(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ReqBody>,
         caller: &Caller,
     ) -> Result<(), Response<RespBody>> {
         if req.method().as_str() != "PROPFIND" {
@@ -130,7 +177,7 @@ impl DavFront {
 
     /// Checks what dav-server would accept too leniently: path syntax, destinations, depth, sizes.
     #[allow(clippy::result_large_err)]
-    fn check(&self, req: &Request<Incoming>) -> Result<(), Response<RespBody>> {
+    fn check(&self, req: &Request<ReqBody>) -> Result<(), Response<RespBody>> {
         let raw = req.uri().path();
         let rel = raw.strip_prefix(PREFIX).unwrap_or(raw);
         let rel = if rel.is_empty() { "/" } else { rel };
@@ -173,10 +220,7 @@ impl DavFront {
 
 /// A COPY/MOVE destination must be this server, inside `/dav/`, and a valid path.
 #[allow(clippy::result_large_err)]
-fn check_destination(
-    req: &Request<Incoming>,
-    dest: &HeaderValue,
-) -> Result<(), Response<RespBody>> {
+fn check_destination(req: &Request<ReqBody>, dest: &HeaderValue) -> Result<(), Response<RespBody>> {
     let bad = || status(StatusCode::BAD_REQUEST, "invalid Destination\n");
     let dest = dest.to_str().map_err(|_| bad())?;
     let uri: http::Uri = dest.parse().map_err(|_| bad())?;
