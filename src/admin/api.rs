@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 use super::{Admin, AdminError, ErrorView};
 use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
 use super::{CreatedShareView, NewShare, ShareView};
-use super::{NewPeer, NewRule, PeerView, ResyncView, RuleView};
+use super::{NewPeer, NewRule, PeerKeyView, PeerView, ResyncView, RuleView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
 use crate::http::{full, RespBody};
 
@@ -29,11 +29,11 @@ const MAX_BODY: usize = 64 * 1024;
     paths(list_users, get_user, create_user, update_user, delete_user, list_groups, get_group, create_group,
           delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
           create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
-          list_peers, create_peer, delete_peer, list_replication, create_rule, delete_rule, resync,
+          list_peers, create_peer, delete_peer, create_peer_key, list_replication, create_rule, delete_rule, resync,
           list_throttled, clear_throttled),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
-                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, ErrorView,
+                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, PeerKeyView, ErrorView,
                        crate::limits::ThrottleView)),
     modifiers(&Security)
 )]
@@ -225,6 +225,10 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
             Err(e) => Err(e),
         },
         (&Method::DELETE, ["peers", name]) => delete_peer(admin, name).await,
+        (&Method::POST, ["peers", name, "keys"]) => match body(req).await {
+            Ok(b) => create_peer_key(admin, name, b).await,
+            Err(e) => Err(e),
+        },
         (&Method::GET, ["replication"]) => list_replication(admin).await,
         (&Method::POST, ["replication"]) => match body(req).await {
             Ok(b) => create_rule(admin, b).await,
@@ -391,6 +395,14 @@ async fn create_peer(a: &Admin, n: NewPeer) -> ApiResult {
 async fn delete_peer(a: &Admin, name: &str) -> ApiResult {
     a.remove_peer(name).await?;
     Ok((StatusCode::NO_CONTENT, String::new()))
+}
+
+/// An access key bound to the peer `name`: only requests signed with it are shipments.
+#[utoipa::path(post, path = "/api/v1/peers/{name}/keys", params(("name" = String, Path)),
+    request_body = NewKey,
+    responses((status = 201, body = PeerKeyView), (status = 400, body = ErrorView), (status = 404, body = ErrorView)))]
+async fn create_peer_key(a: &Admin, name: &str, k: NewKey) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_peer_key(name, &k.user).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/replication", responses((status = 200, body = [RuleView])))]

@@ -62,6 +62,10 @@ pub struct RuleView {
     pub last_error: Option<String>,
     pub shipped: i64,
     pub peer_node_id: Option<String>,
+    /// Shipments skipped after the peer refused them `replication.skip_after_tries` times.
+    pub skipped: i64,
+    /// The last skipped path and the peer's answer.
+    pub last_skipped: Option<String>,
 }
 
 /// What a resync of one rule found and did.
@@ -73,6 +77,17 @@ pub struct ResyncView {
     pub shipped: u64,
     pub deleted: u64,
     pub pulled: u64,
+    /// Versions of the peer's that this node's rules refused (permissions, locks, quota).
+    pub refused: u64,
+}
+
+/// An access key bound to a peer: requests signed with it are that peer's shipments.
+#[derive(Serialize, ToSchema)]
+pub struct PeerKeyView {
+    pub peer: String,
+    pub user: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }
 
 fn peer_view(p: PeerRow) -> PeerView {
@@ -295,8 +310,32 @@ impl Admin {
                 lag_seconds: h.oldest_ms.map(|t| (now - t).max(0) as f64 / 1000.0),
                 last_error: h.rule.last_error,
                 shipped: h.rule.shipped,
+                skipped: h.rule.skipped,
+                last_skipped: h.rule.last_skipped,
             })
             .collect())
+    }
+
+    /// Creates an access key for `user` bound to the peer `peer` (the name this node knows
+    /// it by): the only key whose requests are received as that peer's shipments, and the
+    /// user a resync acts as when it fetches from that peer.
+    pub async fn add_peer_key(&self, peer: &str, user: &str) -> Result<PeerKeyView, AdminError> {
+        if !super::valid_group_name(peer) {
+            return Err(AdminError::Invalid(format!("bad peer name {peer:?}")));
+        }
+        self.user(user).await?;
+        let k = self.vault.create(&self.store, user).await?;
+        if let Err(e) = self.store.bind_peer_key(&k.id, peer).await {
+            // never leave an unbound key behind: it would be an ordinary user's key
+            let _ = self.store.delete_key(&k.id).await;
+            return Err(e.into());
+        }
+        Ok(PeerKeyView {
+            peer: peer.to_string(),
+            user: user.to_string(),
+            access_key_id: k.id,
+            secret_access_key: k.secret,
+        })
     }
 
     /// Compares `bucket` with each of its peers (or just `peer`) and repairs differences.
@@ -348,6 +387,7 @@ impl Admin {
                 shipped: s.shipped,
                 deleted: s.deleted,
                 pulled: s.pulled,
+                refused: s.refused,
             });
         }
         Ok(out)

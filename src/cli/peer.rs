@@ -30,6 +30,19 @@ pub enum PeerCmd {
         #[arg(long)]
         no_check: bool,
     },
+    /// Create an access key for a peer to ship here with: only requests signed with it are
+    /// received as shipments (owner, mtime, origin kept), and a resync fetching from that
+    /// peer acts as its user. Give the key to the peer's `kura peer add`.
+    Key {
+        /// The name this node knows the peer by (the one `peer add` uses, if any).
+        name: String,
+        /// The local user the peer's shipments are written as (its rights apply).
+        #[arg(long)]
+        user: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List peers (never their secrets).
     List {
         /// Print JSON.
@@ -103,6 +116,17 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             };
             println!("peer {} added ({}; {checked})", p.name, p.endpoint);
         }
+        PeerCmd::Key { name, user, json } => {
+            let k = admin.add_peer_key(&name, &user).await?;
+            if json {
+                println!("{}", to_json(&k));
+            } else {
+                println!("peer key for {} (acting as user {}):", k.peer, k.user);
+                println!("access key id:     {}", k.access_key_id);
+                println!("secret access key: {}", k.secret_access_key);
+                println!("(shown once; give both to `kura peer add` on the peer)");
+            }
+        }
         PeerCmd::List { json } => {
             let peers = admin.peers().await?;
             if json {
@@ -146,6 +170,10 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         r.backlog.to_string(),
                         r.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
                         r.shipped.to_string(),
+                        match r.last_skipped {
+                            Some(l) => format!("{} (last: {l})", r.skipped),
+                            None => r.skipped.to_string(),
+                        },
                         r.last_error.unwrap_or_else(|| "-".into()),
                     ]
                 });
@@ -157,6 +185,7 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         "BACKLOG",
                         "LAG",
                         "SHIPPED",
+                        "SKIPPED",
                         "LAST ERROR",
                     ],
                     rows,
@@ -173,8 +202,8 @@ pub async fn replicate(cfg: &Config, a: ReplicateArgs) -> Result<(), CliError> {
     if a.resync {
         for s in admin.resync(&a.bucket, a.to.as_deref(), true).await? {
             println!(
-                "resync {} -> {}: compared {}, shipped {}, deleted {}, pulled {}",
-                s.bucket, s.peer, s.compared, s.shipped, s.deleted, s.pulled
+                "resync {} -> {}: compared {}, shipped {}, deleted {}, pulled {}, refused {}",
+                s.bucket, s.peer, s.compared, s.shipped, s.deleted, s.pulled, s.refused
             );
         }
         return Ok(());

@@ -30,6 +30,10 @@ pub struct ReplicationConfig {
     /// Wait after the peer refuses our credentials (401/403): retrying sooner would trip its
     /// failed-login throttle and lock out every client of this address there.
     pub refused_retry_seconds: u64,
+    /// Tries after which a shipment the peer keeps refusing (a 4xx for that object: its
+    /// permissions, a lock, its quota) is skipped, so the rest of the rule goes on; the skip
+    /// shows in `kura peer status` and the next resync or reconcile tries it again.
+    pub skip_after_tries: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -38,6 +42,7 @@ impl Default for ReplicationConfig {
             retry_max_seconds: 60,
             reconcile_seconds: 3600,
             refused_retry_seconds: 900,
+            skip_after_tries: 10,
         }
     }
 }
@@ -170,6 +175,7 @@ impl Replicator {
                     rule,
                     retry_max: Duration::from_secs(self.cfg.retry_max_seconds.max(1)),
                     refused_wait: Duration::from_secs(self.cfg.refused_retry_seconds.max(1)),
+                    skip_after: self.cfg.skip_after_tries.max(1),
                 };
                 workers.insert(k, (sig, tokio::spawn(w.run())));
             }
@@ -213,6 +219,7 @@ struct Worker {
     rule: RuleRow,
     retry_max: Duration,
     refused_wait: Duration,
+    skip_after: u32,
 }
 
 impl Worker {
@@ -249,10 +256,28 @@ impl Worker {
                 if last.get(row.path.as_str()) != Some(&row.seq) {
                     continue;
                 }
+                let mut refusals = 0u32;
                 loop {
                     match ship::ship(&self.vfs, &self.store, l, &row.path, row.origin.as_deref())
                         .await
                     {
+                        Err(e)
+                            if remote::is_object_refusal(&e) && refusals + 1 >= self.skip_after =>
+                        {
+                            // one object the peer will not take must not hold up the others
+                            self.skip(&row.path, &e, refusals + 1).await;
+                            if let Err(e) =
+                                self.store.advance_rule(&bucket, &peer, row.seq, 0).await
+                            {
+                                tracing::warn!(error = %e, "replication: cannot record the position");
+                            }
+                            backoff = Duration::from_secs(1);
+                            break;
+                        }
+                        Err(e) if remote::is_object_refusal(&e) => {
+                            refusals += 1;
+                            self.fail(&e, &mut backoff).await;
+                        }
                         Ok(sent) => {
                             if let Err(e) = self
                                 .store
@@ -279,6 +304,23 @@ impl Worker {
             .await?
             .ok_or_else(|| ReplError::Invalid(format!("no peer {}", self.rule.peer)))?;
         open_link(&self.store, &self.vault, &peer, self.rule.clone()).await
+    }
+
+    /// Gives up on one path for now, visibly: counted and named in `kura peer status`.
+    async fn skip(&self, path: &str, e: &ReplError, tries: u32) {
+        let what = format!(
+            "{path}: {} (skipped after {tries} tries; the next resync tries again)",
+            remote::describe(e)
+        );
+        tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, skipped = %what,
+            "replication: the peer keeps refusing a shipment; going on with the rest");
+        if let Err(e) = self
+            .store
+            .skip_in_rule(&self.rule.bucket, &self.rule.peer, &what)
+            .await
+        {
+            tracing::warn!(error = %e, "replication: cannot record the skip");
+        }
     }
 
     async fn fail(&self, e: &ReplError, backoff: &mut Duration) {

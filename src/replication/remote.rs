@@ -18,6 +18,14 @@ pub struct Remote {
 impl Remote {
     /// Connects lazily to `bucket` on `peer` with its (unsealed) `secret`.
     pub fn new(peer: &PeerRow, secret: &str, bucket: &str) -> Result<Remote, ReplError> {
+        // a pin on plain http would pin nothing: refused, not ignored (a row from before
+        // `peer add` checked this)
+        if peer.ca_fingerprint.is_some() && !peer.endpoint.starts_with("https://") {
+            return Err(ReplError::Invalid(format!(
+                "peer {} has a certificate fingerprint but a plain http endpoint ({}): use https:// or remove and add the peer without the fingerprint",
+                peer.name, peer.endpoint
+            )));
+        }
         let client = pin::client(peer.ca_fingerprint.as_deref())?;
         let builder = opendal::services::S3::default()
             .endpoint(peer.endpoint.trim_end_matches('/'))
@@ -95,6 +103,28 @@ pub fn describe_s3(e: &opendal::Error) -> String {
         None => format!("{what}{op}"),
     };
     one_line(&text)
+}
+
+/// Whether the peer answered that it will not take this one object (a 4xx such as 403
+/// AccessDenied for a permission, 423 for a lock, 413 or a quota), as opposed to refusing
+/// our credentials, being unreachable, throttling us or failing (5xx): only such an answer
+/// is worth skipping the object for after repeated tries.
+pub fn is_object_refusal(e: &ReplError) -> bool {
+    let ReplError::Remote(o) = e else {
+        return false;
+    };
+    let full = o.to_string();
+    let status = full
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse::<u16>().ok());
+    let key_refused = s3_field(o, "code")
+        .is_some_and(|c| c == "InvalidAccessKeyId" || c == "SignatureDoesNotMatch");
+    matches!(status, Some(400..=499))
+        && !matches!(status, Some(401 | 408 | 429))
+        && !key_refused
+        && !is_refused(e)
 }
 
 /// Whether the peer refused our credentials (401, or 403 for the key or the signature,
@@ -181,5 +211,54 @@ mod tests {
             "{told}"
         );
         assert!(!told.contains('\n') && !told.contains("Parts"), "{told}");
+    }
+
+    fn with_status(status: u16, code: &str) -> ReplError {
+        let body = format!("S3Error {{ code: \"{code}\", message: \"m\" }}");
+        ReplError::Remote(
+            opendal::Error::new(
+                if matches!(status, 401 | 403) {
+                    opendal::ErrorKind::PermissionDenied
+                } else {
+                    opendal::ErrorKind::Unexpected
+                },
+                body,
+            )
+            .with_context(
+                "response",
+                format!("Parts {{ status: {status}, version: HTTP/1.1 }}"),
+            ),
+        )
+    }
+
+    #[test]
+    fn only_an_answer_about_the_object_is_worth_skipping_it() {
+        assert!(is_object_refusal(&with_status(423, "Locked")));
+        assert!(is_object_refusal(&with_status(403, "AccessDenied")));
+        assert!(!is_object_refusal(&with_status(
+            403,
+            "SignatureDoesNotMatch"
+        )));
+        assert!(!is_object_refusal(&with_status(401, "")));
+        assert!(!is_object_refusal(&with_status(429, "SlowDown")));
+        assert!(!is_object_refusal(&with_status(503, "ServiceUnavailable")));
+        assert!(!is_object_refusal(&ReplError::Unreachable("down".into())));
+    }
+
+    #[test]
+    fn a_pin_on_plain_http_is_refused_when_shipping() {
+        let peer = PeerRow {
+            name: "b".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+            access_key: "k".into(),
+            secret_enc: String::new(),
+            ca_fingerprint: Some("AB:CD".into()),
+            node_id: None,
+            created_ms: 0,
+        };
+        let err = Remote::new(&peer, "s", "photos")
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("plain http")));
     }
 }

@@ -8,8 +8,8 @@ use indicatif::ProgressBar;
 use super::ship::{self, Link};
 use super::ReplError;
 use crate::store::{EntryRow, Store};
-use crate::vfs::replica::ReplicaMeta;
-use crate::vfs::{Caller, UploadOptions, VPath, Vfs};
+use crate::vfs::replica::{is_replica_key, Peer, ReplicaMeta};
+use crate::vfs::{Caller, UploadOptions, VPath, Vfs, VfsError};
 
 /// What a resync found and did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22,6 +22,9 @@ pub struct Summary {
     pub deleted: u64,
     /// Versions fetched from the peer (two-way rules only).
     pub pulled: u64,
+    /// Versions of the peer's that this node refused (the peer key's user may not write
+    /// there, a lock, the quota): left out, logged, the rest goes on.
+    pub refused: u64,
 }
 
 /// Size and ETag of one object on the peer.
@@ -115,10 +118,17 @@ pub async fn resync(
                     sum.shipped += 1;
                 }
             }
-            (None, Some(_)) if link.rule.bidirectional => {
-                pull(vfs, store, link, key).await?;
-                sum.pulled += 1;
-            }
+            (None, Some(_)) if link.rule.bidirectional => match pull(vfs, store, link, key).await {
+                Ok(()) => sum.pulled += 1,
+                Err(ReplError::Vfs(
+                    e @ (VfsError::Forbidden(_) | VfsError::Locked(_) | VfsError::QuotaExceeded(_)),
+                )) => {
+                    tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
+                        error = %e, "resync: this node refused the peer's version");
+                    sum.refused += 1;
+                }
+                Err(e) => return Err(e),
+            },
             (None, Some(_)) => {
                 link.remote.op.delete(key).await?;
                 store.set_mark(&link.mark_node(), &path, None).await?;
@@ -133,65 +143,74 @@ pub async fn resync(
     Ok(sum)
 }
 
-/// The peer's replica facts of an object (origin node and mtime), from its metadata.
-async fn far_meta(
-    link: &Link,
-    key: &str,
-) -> Result<(BTreeMap<String, String>, i64, String), ReplError> {
+/// The peer's user metadata, type and modification time of an object. Its `kura-*`
+/// metadata is not believed: there it is an ordinary user's, and would choose the version's
+/// time and origin here.
+async fn far_meta(link: &Link, key: &str) -> Result<(BTreeMap<String, String>, i64), ReplError> {
     let m = link.remote.op.stat(key).await?;
     let mut user = BTreeMap::new();
     if let Some(um) = m.user_metadata() {
         for (k, v) in um {
-            let k = k.strip_prefix("x-amz-meta-").unwrap_or(k);
-            user.insert(
-                format!("x-amz-meta-{}", k.to_ascii_lowercase()),
-                v.to_string(),
-            );
+            let k = k
+                .strip_prefix("x-amz-meta-")
+                .unwrap_or(k)
+                .to_ascii_lowercase();
+            if !is_replica_key(&k) {
+                user.insert(format!("x-amz-meta-{k}"), v.to_string());
+            }
         }
     }
     let modified = m
         .last_modified()
         .map_or(0, |t| t.into_inner().as_millisecond());
-    let peer = ReplicaMeta::take_from(&mut user.clone());
-    let mtime = peer.as_ref().map_or(modified, |r| r.mtime_ms);
-    let origin = peer.map_or_else(|| link.mark_node(), |r| r.origin);
-    user.retain(|k, _| !crate::vfs::replica::is_replica_key(k.trim_start_matches("x-amz-meta-")));
     if let Some(ct) = m.content_type() {
         user.insert("content-type".into(), ct.to_string());
     }
-    Ok((user, mtime, origin))
+    Ok((user, modified))
 }
 
-/// Fetches the peer's version of `key` and applies it as a shipped change.
+/// Fetches the peer's version of `key` and applies it as a shipment from that peer, written
+/// as the user the peer's own shipments are written as here (its peer key's user): a pull
+/// has no more rights than a push, and a folder that user may not write refuses it.
 async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<(), ReplError> {
-    let (mut headers, mtime, origin) = far_meta(link, key).await?;
+    let peer = Peer {
+        name: link.rule.peer.clone(),
+    };
+    let user = match store.peer_key_user(&peer.name).await? {
+        Some(name) => store.user(&name).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        return Err(ReplError::Invalid(format!(
+            "cannot fetch {key} from peer {}: it has no peer key on this node to act as (kura peer key {} --user USER)",
+            peer.name, peer.name
+        )));
+    };
+    let (mut headers, mtime) = far_meta(link, key).await?;
     let content_type = headers.remove("content-type");
     let path = VPath::parse(&format!("/{}/{key}", link.rule.bucket))?;
     let meta = ReplicaMeta {
-        origin,
+        origin: link.mark_node(),
         from: link.mark_node(),
         mtime_ms: mtime,
         base: store.mark(&link.mark_node(), path.as_str()).await?,
         etag: None,
         tombstone: false,
         mirror: false,
+        owner: None,
+        group: None,
+        perm: None,
     };
-    for (k, v) in meta.user_metadata() {
-        headers.insert(format!("x-amz-meta-{k}"), v);
-    }
-    let owner = store
-        .entry(&format!("/{}", link.rule.bucket))
-        .await?
-        .and_then(|b| b.owner)
-        .unwrap_or_else(|| "admin".into());
-    let caller = Caller::admin(&owner);
     let opts = UploadOptions {
         create_parents: true,
         content_type,
         headers,
         ..Default::default()
     };
-    let mut up = vfs.upload(&caller, &path, opts).await?;
+    let caller = Caller::from_user(user);
+    let mut up = vfs
+        .receive_shipment(&caller, &peer, &path, meta, opts)
+        .await?;
     let reader = link.remote.op.reader(key).await?;
     let mut stream = reader.into_bytes_stream(..).await?;
     while let Some(chunk) = stream

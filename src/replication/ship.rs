@@ -92,6 +92,9 @@ fn meta_for(link: &Link, e: &EntryRow, base: Option<String>, tombstone: bool) ->
         etag: Some(e.etag.clone()),
         tombstone,
         mirror: !link.rule.bidirectional,
+        owner: e.owner.clone(),
+        group: e.grp.clone(),
+        perm: u32::try_from(e.mode & 0o777).ok(),
     }
 }
 
@@ -186,6 +189,9 @@ async fn tombstone(
         etag: None,
         tombstone: true,
         mirror: !link.rule.bidirectional,
+        owner: None,
+        group: None,
+        perm: None,
     };
     link.remote
         .op

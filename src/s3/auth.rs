@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::keys::Vault;
 use crate::store::{Store, UserRow};
+use crate::vfs::replica::Peer;
 use crate::vfs::Caller;
 
 /// Answers s3s's secret lookups from the access key table.
@@ -68,4 +69,17 @@ pub async fn caller<T>(store: &Store, owners: &Owners, req: &S3Request<T>) -> S3
         .map_err(|_| s3_error!(InternalError))?
         .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
     Ok(Caller::from_user(user))
+}
+
+/// The replication peer a verified request was signed for: only a peer key (`kura peer key`)
+/// makes a request a shipment, whatever its headers say.
+pub async fn peer_of(store: &Store, access_key: Option<&str>) -> S3Result<Option<Peer>> {
+    let Some(key) = access_key else {
+        return Ok(None);
+    };
+    let name = store.peer_of_key(key).await.map_err(|e| {
+        tracing::error!(error = %e, "peer key lookup failed");
+        s3_error!(InternalError)
+    })?;
+    Ok(name.map(|name| Peer { name }))
 }

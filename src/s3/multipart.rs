@@ -175,6 +175,11 @@ impl KuraS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let who = &who;
+        let peer = super::auth::peer_of(
+            &self.store,
+            req.credentials.as_ref().map(|c| c.access_key.as_str()),
+        )
+        .await?;
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
@@ -194,7 +199,7 @@ impl KuraS3 {
             .map_err(object_error)?;
         let entry = self
             .vfs
-            .multipart_complete(who, &input.upload_id, &op.path, &parts)
+            .multipart_complete(who, peer.as_ref(), &input.upload_id, &op.path, &parts)
             .await
             .map_err(object_error)?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {

@@ -153,6 +153,7 @@ impl KuraS3 {
         let who = &who;
         let trailer_names = trailer_names(&req.headers);
         let trailers = req.trailing_headers.clone();
+        let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
         let input = req.input;
         let op = names::object(&input.bucket, &input.key)?;
         self.vfs
@@ -222,7 +223,17 @@ impl KuraS3 {
             headers: stored.clone(),
             ..Default::default()
         };
-        let mut up = match self.vfs.upload(who, &op.path, opts).await {
+        // a peer's shipment only when the key says so (one lookup, only when it could be one)
+        let shipped = stored.keys().any(|k| {
+            k.strip_prefix("x-amz-meta-")
+                .is_some_and(crate::vfs::replica::is_replica_key)
+        });
+        let peer = if shipped {
+            super::auth::peer_of(&self.store, access_key.as_deref()).await?
+        } else {
+            None
+        };
+        let mut up = match self.vfs.receive(who, peer.as_ref(), &op.path, opts).await {
             Ok(up) => up,
             Err(e @ (VfsError::NotFound | VfsError::Conflict(_))) => {
                 self.require_bucket(who, &input.bucket).await?;

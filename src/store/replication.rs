@@ -43,6 +43,11 @@ pub struct RuleRow {
     pub last_error: Option<String>,
     /// Last successful shipment, ms since the epoch.
     pub last_ok_ms: Option<i64>,
+    /// Shipments skipped after the peer kept refusing them.
+    pub skipped: i64,
+    /// The last skipped path and why (kept until the next skip: a skip is not healed by
+    /// later successes, only by a resync).
+    pub last_skipped: Option<String>,
 }
 
 /// One journaled change: the path changed or went away.
@@ -91,6 +96,8 @@ fn row_to_rule(r: SqliteRow) -> RuleRow {
         shipped: r.get(5),
         last_error: r.get(6),
         last_ok_ms: r.get(7),
+        skipped: r.get(8),
+        last_skipped: r.get(9),
     }
 }
 
@@ -222,7 +229,8 @@ impl Store {
     /// Every rule, by peer then bucket.
     pub async fn rules(&self) -> Result<Vec<RuleRow>, MetaError> {
         let rows = sqlx::query(
-            "SELECT bucket, peer, prefix, bidirectional, position, shipped, last_error, last_ok_ms
+            "SELECT bucket, peer, prefix, bidirectional, position, shipped, last_error, last_ok_ms,
+               skipped, last_skipped
              FROM replications ORDER BY peer, bucket",
         )
         .fetch_all(&self.pool)
@@ -322,6 +330,58 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Counts a shipment skipped after the peer kept refusing it, with what it answered.
+    pub async fn skip_in_rule(
+        &self,
+        bucket: &str,
+        peer: &str,
+        what: &str,
+    ) -> Result<(), MetaError> {
+        sqlx::query(
+            "UPDATE replications SET skipped = skipped + 1, last_skipped = $1
+             WHERE bucket = $2 AND peer = $3",
+        )
+        .bind(what)
+        .bind(bucket)
+        .bind(peer)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Binds an access key to a peer: requests signed with it are that peer's shipments.
+    pub async fn bind_peer_key(&self, key_id: &str, peer: &str) -> Result<(), MetaError> {
+        sqlx::query("INSERT INTO peer_keys (key_id, peer, created_ms) VALUES ($1, $2, $3)")
+            .bind(key_id)
+            .bind(peer)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(map_unique)?;
+        Ok(())
+    }
+
+    /// The peer an access key is bound to (None: an ordinary user's key).
+    pub async fn peer_of_key(&self, key_id: &str) -> Result<Option<String>, MetaError> {
+        Ok(
+            sqlx::query_scalar("SELECT peer FROM peer_keys WHERE key_id = $1")
+                .bind(key_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The user the peer `peer` acts as here (owner of its newest peer key), if it has one.
+    pub async fn peer_key_user(&self, peer: &str) -> Result<Option<String>, MetaError> {
+        Ok(sqlx::query_scalar(
+            "SELECT k.owner FROM peer_keys p JOIN access_keys k ON k.id = p.key_id
+             WHERE p.peer = $1 ORDER BY p.created_ms DESC, p.key_id LIMIT 1",
+        )
+        .bind(peer)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Drops journal entries every rule of their bucket has shipped (and those of buckets no

@@ -176,6 +176,7 @@ impl Vfs {
     pub async fn multipart_complete(
         &self,
         caller: &Caller,
+        peer: Option<&super::replica::Peer>,
         id: &str,
         path: &VPath,
         parts: &[CompletedPart],
@@ -228,7 +229,7 @@ impl Vfs {
             etag: Some(format!("{}-{}", hex::encode(md5s.finalize()), chosen.len())),
             ..Default::default()
         };
-        let mut up = self.upload(caller, path, opts).await?;
+        let mut up = self.receive(caller, peer, path, opts).await?;
         for p in &chosen {
             let reader = self.staging.reader(&part_key(id, p.number)).await?;
             let mut stream = reader.into_bytes_stream(0..p.size as u64).await?;

@@ -234,18 +234,11 @@ impl Vfs {
         &self,
         c: &Caller,
         path: &VPath,
-        mut opts: UploadOptions,
+        opts: UploadOptions,
     ) -> Result<Upload, VfsError> {
-        // a version shipped by a peer may be bound for a conflict copy instead
-        let planned = match super::replica::ReplicaMeta::take_from(&mut opts.headers) {
-            Some(r) => Some(super::replica::plan(self, path, r).await?),
-            None => None,
-        };
-        let target = planned.as_ref().map_or(path, |p| p.target());
-        let (existing, parent) = self.check_write(c, target, &opts).await?;
+        let (existing, parent) = self.check_write(c, path, &opts).await?;
         let replaced = existing.map_or(0, |e| e.size);
-        let mut up = Upload::start(self.clone(), c, target.clone(), opts, replaced).await?;
-        up.replica = planned;
+        let mut up = Upload::start(self.clone(), c, path.clone(), opts, replaced).await?;
         up.parent = parent;
         Ok(up)
     }

@@ -1,6 +1,11 @@
 //! Changes arriving from a replication peer: applied once, never echoed, conflicts kept.
 //!
-//! A peer ships a version with `x-amz-meta-kura-*` metadata (see `ReplicaMeta`). The version
+//! Receiving is an explicit call, `Vfs::receive_shipment`, which needs a `Peer`: the adapter
+//! makes one only for a request signed with a peer key (never from headers), and the resync
+//! pull for the peer key's user. A peer describes the version it ships with `x-amz-meta-kura-*`
+//! metadata (see `ReplicaMeta`); from anyone else those names are plain user metadata.
+//! The shipment wraps an ordinary upload with the caller's rights and the locks on the key;
+//! owner, group and mode travel with the version and are mapped by name. The version
 //! applies cleanly when this node still holds what the sender believes it holds (`base`);
 //! otherwise both sides changed the file and the later version (mtime, then node id) wins,
 //! the other is kept beside it as `NAME.conflictN`. A deletion that meets an update keeps
@@ -8,8 +13,10 @@
 
 use std::collections::BTreeMap;
 
-use super::upload::Upload;
-use super::{Entry, VPath, VfsError};
+use bytes::Bytes;
+
+use super::upload::{to_the_end, Keep, Upload};
+use super::{Caller, Entry, UploadOptions, VPath, VfsError};
 use crate::store::EntryRow;
 
 const ORIGIN: &str = "x-amz-meta-kura-origin";
@@ -19,6 +26,17 @@ const BASE: &str = "x-amz-meta-kura-base";
 const ETAG: &str = "x-amz-meta-kura-etag";
 const TOMBSTONE: &str = "x-amz-meta-kura-tombstone";
 const MODE: &str = "x-amz-meta-kura-mode";
+const OWNER: &str = "x-amz-meta-kura-owner";
+const GROUP: &str = "x-amz-meta-kura-group";
+const PERM: &str = "x-amz-meta-kura-perm";
+
+/// A replication peer, as proven by the key a request was signed with: the capability to
+/// call `Vfs::receive_shipment`. Adapters make one only from an authenticated peer key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The name the peer key is bound to on this node.
+    pub name: String,
+}
 
 /// Suffix of conflict copies, numbered as rclone bisync's `--conflict-loser num` does.
 pub const CONFLICT_SUFFIX: &str = ".conflict";
@@ -40,6 +58,12 @@ pub struct ReplicaMeta {
     pub tombstone: bool,
     /// One-way mirror: the sender's version always replaces this node's.
     pub mirror: bool,
+    /// Owning user at the sender (mapped by name here).
+    pub owner: Option<String>,
+    /// Owning group at the sender (mapped by name here).
+    pub group: Option<String>,
+    /// Permission bits at the sender.
+    pub perm: Option<u32>,
 }
 
 impl ReplicaMeta {
@@ -54,6 +78,12 @@ impl ReplicaMeta {
             etag: h.remove(ETAG).filter(|b| !b.is_empty()),
             tombstone: h.remove(TOMBSTONE).is_some_and(|v| v == "1"),
             mirror: h.remove(MODE).is_some_and(|v| v == "mirror"),
+            owner: h.remove(OWNER).filter(|v| !v.is_empty()),
+            group: h.remove(GROUP).filter(|v| !v.is_empty()),
+            perm: h
+                .remove(PERM)
+                .and_then(|v| u32::from_str_radix(&v, 8).ok())
+                .map(|m| m & 0o777),
         };
         Some(meta)
     }
@@ -71,6 +101,14 @@ impl ReplicaMeta {
         if self.tombstone {
             out.push((TOMBSTONE, "1".into()));
         }
+        for (k, v) in [(OWNER, &self.owner), (GROUP, &self.group)] {
+            if let Some(v) = v {
+                out.push((k, v.clone()));
+            }
+        }
+        if let Some(m) = self.perm {
+            out.push((PERM, format!("{m:03o}")));
+        }
         out.into_iter()
             .map(|(k, v)| (k["x-amz-meta-".len()..].to_string(), v))
             .collect()
@@ -82,6 +120,178 @@ impl super::Vfs {
     /// replicator acts for the node, not for a user).
     pub async fn stored_reader(&self, path: &VPath) -> Result<opendal::Reader, VfsError> {
         Ok(self.op.reader(&path.storage_key(false)).await?)
+    }
+
+    /// Starts receiving the version `meta` of `path` from `peer`, written as `c` (the peer
+    /// key's user, with that user's rights and quota). A locked file is neither replaced,
+    /// moved aside nor deleted: the shipment is refused and the sender retries it later.
+    pub async fn receive_shipment(
+        &self,
+        c: &Caller,
+        peer: &Peer,
+        path: &VPath,
+        meta: ReplicaMeta,
+        opts: UploadOptions,
+    ) -> Result<Shipment, VfsError> {
+        self.require_unlocked(path).await?;
+        let planned = plan(self, path, meta).await?;
+        let target = planned.target().clone();
+        if &target != path {
+            self.require_unlocked(&target).await?;
+        }
+        tracing::debug!(peer = %peer.name, path = %path, "receiving a shipment");
+        let keep = keep_for(self, &planned.meta).await?;
+        let writer = self.shipment_writer(c, &target).await?;
+        let mut up = self.upload(&writer, &target, opts).await?;
+        up.keep = keep;
+        Ok(Shipment {
+            up,
+            planned: Some(planned),
+        })
+    }
+}
+
+/// A write being received: an ordinary upload, or a peer's shipment.
+#[derive(Debug)]
+pub enum Incoming {
+    /// Anyone's upload (replication metadata from a non-peer is plain user metadata).
+    Plain(Box<Upload>),
+    /// A version shipped by an authenticated peer.
+    Shipped(Box<Shipment>),
+}
+
+impl Incoming {
+    /// Appends a chunk.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
+        match self {
+            Incoming::Plain(u) => u.write(chunk).await,
+            Incoming::Shipped(s) => s.write(chunk).await,
+        }
+    }
+
+    /// Replaces the headers to store.
+    pub fn set_headers(&mut self, headers: BTreeMap<String, String>) {
+        match self {
+            Incoming::Plain(u) => u.set_headers(headers),
+            Incoming::Shipped(s) => s.set_headers(headers),
+        }
+    }
+
+    /// Discards what was written.
+    pub async fn abort(&mut self) {
+        match self {
+            Incoming::Plain(u) => u.abort().await,
+            Incoming::Shipped(s) => s.abort().await,
+        }
+    }
+
+    /// Makes the write visible.
+    pub async fn commit(&mut self) -> Result<Entry, VfsError> {
+        match self {
+            Incoming::Plain(u) => u.commit().await,
+            Incoming::Shipped(s) => s.commit().await,
+        }
+    }
+}
+
+impl super::Vfs {
+    /// Starts a write of `path` by `c`: a shipment when `peer` (proven by the request's key)
+    /// sent replication metadata, an ordinary upload otherwise. Headers alone never make a
+    /// shipment.
+    pub async fn receive(
+        &self,
+        c: &Caller,
+        peer: Option<&Peer>,
+        path: &VPath,
+        mut opts: UploadOptions,
+    ) -> Result<Incoming, VfsError> {
+        if let Some(peer) = peer {
+            if let Some(meta) = ReplicaMeta::take_from(&mut opts.headers) {
+                let s = self.receive_shipment(c, peer, path, meta, opts).await?;
+                return Ok(Incoming::Shipped(Box::new(s)));
+            }
+        }
+        Ok(Incoming::Plain(Box::new(self.upload(c, path, opts).await?)))
+    }
+}
+
+impl super::Vfs {
+    /// Who writes a shipment onto `target`: the peer key's user, with its rights. A file it
+    /// may not write itself (another user's 600 file, shipped here earlier with its owner)
+    /// it may still replace when it may change names in the file's folder, as it could
+    /// delete and re-create it there; only that replacement is let through, after those
+    /// checks, and nothing else.
+    async fn shipment_writer(&self, c: &Caller, target: &VPath) -> Result<Caller, VfsError> {
+        let Some(file) = self.lookup(target).await?.filter(|e| !e.is_dir) else {
+            return Ok(c.clone());
+        };
+        if c.is_admin || file.require(c, super::perm::W, "").is_ok() {
+            return Ok(c.clone());
+        }
+        let folder = self.stat(c, &target.parent()).await?;
+        Self::require_name_change(c, &folder, Some(&file))?;
+        Ok(Caller {
+            is_admin: true,
+            ..c.clone()
+        })
+    }
+}
+
+/// Owner, group and mode of a shipped version, mapped by name: a user or group this node
+/// does not have falls back to the default (the receiving user; the folder's group rule).
+async fn keep_for(vfs: &super::Vfs, r: &ReplicaMeta) -> Result<Keep, VfsError> {
+    let owner = match &r.owner {
+        Some(u) if vfs.store.user(u).await?.is_some() => Some(u.clone()),
+        _ => None,
+    };
+    let group = match &r.group {
+        Some(g) if vfs.store.group(g).await?.is_some() => Some(g.clone()),
+        _ => None,
+    };
+    Ok(Keep {
+        owner,
+        group,
+        mode: r.perm,
+    })
+}
+
+/// A shipment being received: its bytes go to an ordinary upload, and its commit applies
+/// the replica rules (no-op, clean, conflict, tombstone).
+#[derive(Debug)]
+pub struct Shipment {
+    up: Upload,
+    planned: Option<Planned>,
+}
+
+impl Shipment {
+    /// Appends a chunk of the shipped bytes.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
+        self.up.write(chunk).await
+    }
+
+    /// Replaces the headers to store (the replication keys never stay among them).
+    pub fn set_headers(&mut self, mut headers: BTreeMap<String, String>) {
+        ReplicaMeta::take_from(&mut headers);
+        self.up.set_headers(headers);
+    }
+
+    /// Discards the shipped bytes.
+    pub async fn abort(&mut self) {
+        self.up.abort().await
+    }
+
+    /// Applies the shipped version as planned when the transfer started.
+    pub async fn commit(&mut self) -> Result<Entry, VfsError> {
+        let mut up = self.up.detach();
+        let planned = self.planned.take();
+        to_the_end(async move {
+            let (md5, size) = up.seal().await?;
+            match planned {
+                Some(p) => finish(&mut up, md5, size, p).await,
+                None => Err(VfsError::Conflict("the shipment was committed already")),
+            }
+        })
+        .await
     }
 }
 
@@ -98,6 +308,7 @@ fn version_etag(r: &ReplicaMeta, md5: &str) -> String {
     }
 }
 
+#[derive(Debug)]
 /// What a shipped version will do, decided when its transfer starts (so that the bytes go
 /// straight to where they will stay).
 pub(super) enum Plan {
@@ -115,6 +326,7 @@ pub(super) enum Plan {
 }
 
 /// A shipped version with its plan.
+#[derive(Debug)]
 pub(super) struct Planned {
     meta: ReplicaMeta,
     plan: Plan,
@@ -132,11 +344,7 @@ impl Planned {
 }
 
 /// Decides what the version `r` shipped for `path` will do.
-pub(super) async fn plan(
-    vfs: &super::Vfs,
-    path: &VPath,
-    r: ReplicaMeta,
-) -> Result<Planned, VfsError> {
+async fn plan(vfs: &super::Vfs, path: &VPath, r: ReplicaMeta) -> Result<Planned, VfsError> {
     let local = vfs.store.entry(path.as_str()).await?.filter(|e| !e.is_dir);
     let plan = if r.tombstone {
         Plan::Tombstone
@@ -174,12 +382,7 @@ pub(super) async fn plan(
 }
 
 /// Carries out a plan once the bytes are in `up`, sealed as `md5`/`size`.
-pub(super) async fn finish(
-    up: &mut Upload,
-    md5: String,
-    size: u64,
-    p: Planned,
-) -> Result<Entry, VfsError> {
+async fn finish(up: &mut Upload, md5: String, size: u64, p: Planned) -> Result<Entry, VfsError> {
     let store = up.vfs.store.clone();
     let r = p.meta;
     let key = p.key;
@@ -191,6 +394,10 @@ pub(super) async fn finish(
             up.vfs.rename(&up.caller, &key, copy).await?;
         }
     }
+    let wrote = matches!(
+        p.plan,
+        Plan::Clean | Plan::Wins { .. } | Plan::Loses { exists: false, .. }
+    );
     let entry = match p.plan {
         Plan::Noop(l) => {
             up.abort().await;
@@ -227,8 +434,26 @@ pub(super) async fn finish(
             }
         }
     };
+    if wrote {
+        keep_attrs(up, &entry).await?;
+    }
     store.set_mark(&r.from, key.as_str(), Some(&etag)).await?;
     Ok(entry)
+}
+
+/// Gives a replaced file the shipped owner, group and mode too (a commit over an existing
+/// file keeps the old ones).
+async fn keep_attrs(up: &Upload, entry: &Entry) -> Result<(), VfsError> {
+    let (k, store, path) = (&up.keep, &up.vfs.store, entry.path.as_str());
+    if let Some(m) = k.mode {
+        store.set_mode(path, i64::from(m)).await?;
+    }
+    if k.owner.is_some() || k.group.is_some() {
+        store
+            .set_ownership(path, k.owner.as_deref(), k.group.as_deref())
+            .await?;
+    }
+    Ok(())
 }
 
 /// A tombstone: deletes the file unless it changed here since the sender last saw it.
@@ -300,6 +525,9 @@ mod tests {
             etag: Some("def-2".into()),
             tombstone: true,
             mirror: false,
+            owner: Some("ann".into()),
+            group: Some("family".into()),
+            perm: Some(0o600),
         };
         let mut h: BTreeMap<String, String> = r
             .user_metadata()

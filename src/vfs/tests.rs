@@ -299,12 +299,12 @@ async fn multipart_assembles_in_order_with_the_s3_etag() {
         etag: format!("\"{}\"", r.etag),
     };
     assert!(matches!(
-        v.multipart_complete(&ann(), &id, &target, &[part(&r2), part(&r1)])
+        v.multipart_complete(&ann(), None, &id, &target, &[part(&r2), part(&r1)])
             .await,
         Err(VfsError::InvalidPartOrder)
     ));
     let e = v
-        .multipart_complete(&ann(), &id, &target, &[part(&r1), part(&r2)])
+        .multipart_complete(&ann(), None, &id, &target, &[part(&r1), part(&r2)])
         .await
         .unwrap();
     let mut md5s = Vec::new();
@@ -352,7 +352,8 @@ async fn small_parts_and_unknown_uploads_are_refused() {
         });
     }
     assert!(matches!(
-        v.multipart_complete(&ann(), &id, &target, &parts).await,
+        v.multipart_complete(&ann(), None, &id, &target, &parts)
+            .await,
         Err(VfsError::EntityTooSmall)
     ));
     v.multipart_abort(&ann(), &id, &target).await.unwrap();
@@ -482,7 +483,14 @@ async fn ship(v: &Vfs, path: &str, body: &[u8], r: &replica::ReplicaMeta) -> Ent
         headers,
         ..Default::default()
     };
-    let mut up = v.upload(&ann(), &p(path), opts).await.unwrap();
+    let peer = replica::Peer {
+        name: "peer".into(),
+    };
+    let mut up = v
+        .receive(&ann(), Some(&peer), &p(path), opts)
+        .await
+        .unwrap();
+    assert!(matches!(up, replica::Incoming::Shipped(_)));
     up.write(Bytes::copy_from_slice(body)).await.unwrap();
     up.commit().await.unwrap()
 }
@@ -496,7 +504,34 @@ fn from_peer(mtime_ms: i64, base: Option<&str>, body: &[u8]) -> replica::Replica
         etag: Some(hex::encode(md5::Md5::digest(body))),
         tombstone: false,
         mirror: false,
+        owner: None,
+        group: None,
+        perm: None,
     }
+}
+
+#[tokio::test]
+async fn replication_metadata_from_anyone_but_a_peer_is_plain_metadata() {
+    let v = vfs().await;
+    let r = from_peer(4_102_444_800_000, None, b"v1");
+    let headers: BTreeMap<String, String> = r
+        .user_metadata()
+        .into_iter()
+        .map(|(k, val)| (format!("x-amz-meta-{k}"), val))
+        .collect();
+    let opts = UploadOptions {
+        headers: headers.clone(),
+        ..Default::default()
+    };
+    let mut up = v.receive(&ann(), None, &p("/f"), opts).await.unwrap();
+    assert!(matches!(up, replica::Incoming::Plain(_)));
+    up.write(Bytes::from_static(b"v1")).await.unwrap();
+    let e = up.commit().await.unwrap();
+    let row = v.store.entry("/f").await.unwrap().unwrap();
+    assert_eq!(row.origin, None, "no peer origin");
+    assert!(row.mtime_ms < 4_102_444_800_000, "no chosen mtime");
+    assert_eq!(e.headers, headers, "kept as the user's own metadata");
+    assert_eq!(v.store.mark("kura-peer", "/f").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -7,7 +7,6 @@ use md5::{Digest, Md5};
 
 use super::disk::DiskTemp;
 use super::journal::Step;
-use super::replica::{Planned, ReplicaMeta};
 use super::storage::io_err;
 use super::{Caller, Entry, VPath, Vfs, VfsError};
 use crate::store::{now_ms, Committed, EntryRow};
@@ -305,6 +304,17 @@ pub(super) async fn to_the_end<T: Send + 'static>(
     }
 }
 
+/// Owner, group and mode a new file gets when they are not the uploader's defaults.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Keep {
+    /// Owning user (default: the uploader).
+    pub owner: Option<String>,
+    /// Owning group (default: the parent folder's rule).
+    pub group: Option<String>,
+    /// Permission bits (default: 0666 less the umask).
+    pub mode: Option<u32>,
+}
+
 /// A write in progress. Dropping it without `commit` discards everything written.
 pub struct Upload {
     pub(super) vfs: Vfs,
@@ -312,8 +322,9 @@ pub struct Upload {
     pub(super) caller: Caller,
     opts: UploadOptions,
     sink: Sink,
-    /// A version shipped by a replication peer, and what it will do.
-    pub(super) replica: Option<Planned>,
+    /// Owner, group and mode the committed file gets instead of the defaults (a version
+    /// shipped by a replication peer keeps its own).
+    pub(super) keep: Keep,
     /// The parent folder as the checks found it (saves a lookup at commit).
     pub(super) parent: Option<Entry>,
 }
@@ -352,7 +363,7 @@ impl Upload {
             caller: caller.clone(),
             opts,
             sink,
-            replica: None,
+            keep: Keep::default(),
             parent: None,
         })
     }
@@ -372,29 +383,32 @@ impl Upload {
         self.opts.headers = headers;
     }
 
-    /// Makes the file visible (rename into place) and records its metadata row; a version
-    /// shipped by a replication peer goes through the replica rules instead.
+    /// Makes the file visible (rename into place) and records its metadata row.
     pub async fn commit(&mut self) -> Result<Entry, VfsError> {
-        let mut owned = Upload {
+        let mut owned = self.detach();
+        to_the_end(async move {
+            let (md5, size) = owned.seal().await?;
+            owned.record(md5, size, now_ms(), None, None).await
+        })
+        .await
+    }
+
+    /// Moves the upload out of `self` (left empty), to finish it in a task of its own.
+    pub(super) fn detach(&mut self) -> Upload {
+        Upload {
             vfs: self.vfs.clone(),
             path: self.path.clone(),
             caller: self.caller.clone(),
             opts: std::mem::take(&mut self.opts),
             sink: self.sink.take(),
-            replica: self.replica.take(),
+            keep: std::mem::take(&mut self.keep),
             parent: self.parent.take(),
-        };
-        to_the_end(async move { owned.commit_here().await }).await
+        }
     }
 
-    async fn commit_here(&mut self) -> Result<Entry, VfsError> {
-        let (md5, size) = self.sink.seal().await?;
-        // replication keys never stay in the stored headers
-        ReplicaMeta::take_from(&mut self.opts.headers);
-        match self.replica.take() {
-            None => self.record(md5, size, now_ms(), None, None).await,
-            Some(p) => super::replica::finish(self, md5, size, p).await,
-        }
+    /// Ends the body: its MD5 (checked against Content-MD5) and size.
+    pub(super) async fn seal(&mut self) -> Result<(String, u64), VfsError> {
+        self.sink.seal().await
     }
 
     /// Commits the sealed bytes at `self.path` with the given time, origin and ETag.
@@ -424,7 +438,10 @@ impl Upload {
             .new_file_attrs(&self.caller, &self.path, parent)
             .await
         {
-            Ok(a) => a,
+            Ok((grp, mode)) => (
+                self.keep.group.clone().or(grp),
+                self.keep.mode.map_or(mode, i64::from),
+            ),
             Err(e) => {
                 self.sink.abort().await;
                 return Err(e);
@@ -443,7 +460,12 @@ impl Upload {
             mtime_ms,
             etag: etag.or_else(|| self.opts.etag.clone()).unwrap_or(md5),
             content_type: Some(content_type),
-            owner: Some(self.caller.user.clone()),
+            owner: Some(
+                self.keep
+                    .owner
+                    .clone()
+                    .unwrap_or_else(|| self.caller.user.clone()),
+            ),
             headers: super::headers_json(&self.opts.headers),
             grp,
             mode,

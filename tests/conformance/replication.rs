@@ -42,6 +42,21 @@ const SETTINGS: [(&str, &str); 2] = [
     ("KURA_REPLICATION__RECONCILE_SECONDS", "0"),
 ];
 
+/// `kura peer key PEER --user USER --json` on `server`: a key whose requests are `PEER`'s
+/// shipments.
+fn peer_key(server: &Server, peer: &str, user: &str) -> S3Key {
+    let out = run(server
+        .kura()
+        .args(["peer", "key", peer, "--user", user, "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("peer key --json");
+    let field = |k: &str| v[k].as_str().expect("peer key field").to_string();
+    assert_eq!(field("peer"), peer);
+    S3Key {
+        id: field("access_key_id"),
+        secret: field("secret_access_key"),
+    }
+}
+
 /// Content of a bucket: key -> SHA-256 (hex).
 type Objects = BTreeMap<String, String>;
 /// Files of a bucket folder: key -> size.
@@ -59,6 +74,10 @@ struct RuleStatus {
     last_error: Option<String>,
     shipped: i64,
     peer_node_id: Option<String>,
+    #[serde(default)]
+    skipped: i64,
+    #[serde(default)]
+    last_skipped: Option<String>,
 }
 
 fn stdout(out: &Output) -> String {
@@ -256,8 +275,9 @@ struct Node {
     server: Server,
     /// `admin`'s key, for the writes the tests make.
     key: S3Key,
-    /// `repl`'s key, given to the peers that ship here.
-    repl: S3Key,
+    /// `repl`'s peer keys (`kura peer key`), one per other node name: given to that peer,
+    /// whose shipments here they sign.
+    repl: BTreeMap<&'static str, S3Key>,
     fingerprint: String,
     id: String,
 }
@@ -272,7 +292,11 @@ impl Node {
         run(server
             .kura()
             .args(["user", "add", "repl", "--group", GROUP]));
-        let repl = server.s3_key_for("repl");
+        let repl = NAMES
+            .iter()
+            .filter(|&&n| n != name)
+            .map(|&n| (n, peer_key(&server, n, "repl")))
+            .collect();
         let key = server.s3_key();
         let fingerprint = stdout(&run(server.kura().arg("fingerprint")))
             .trim()
@@ -302,6 +326,11 @@ impl Node {
             fingerprint,
             id,
         }
+    }
+
+    /// The peer key of `repl` this node gave to the peer `peer`.
+    fn repl(&self, peer: &str) -> &S3Key {
+        &self.repl[peer]
     }
 
     /// Runs a `kura` command on this node's data dir; its standard output.
@@ -631,9 +660,9 @@ impl Cluster {
             "--endpoint",
             &t.server.url(""),
             "--access-key",
-            &t.repl.id,
+            &t.repl(self.nodes[from].name).id,
             "--secret-key",
-            &t.repl.secret,
+            &t.repl(self.nodes[from].name).secret,
             "--ca-fingerprint",
             &t.fingerprint,
         ]);
@@ -1127,7 +1156,7 @@ fn peer_unreachable_then_catch_up() {
         "{body}"
     );
     assert!(
-        !body.contains(&c[B].repl.secret),
+        !body.contains(&c[B].repl(NAMES[A]).secret),
         "the peer's secret is shown: {body}"
     );
 
@@ -1250,8 +1279,8 @@ fn chain_a_b_c() {
     let peer = serde_json::json!({
         "name": t.name,
         "endpoint": t.server.url(""),
-        "access_key": t.repl.id,
-        "secret_key": t.repl.secret,
+        "access_key": t.repl(b.name).id,
+        "secret_key": t.repl(b.name).secret,
         "ca_fingerprint": t.fingerprint,
     });
     let (s, body) = api(&b.server, "POST", "/peers", Some(&peer.to_string()));
@@ -1270,7 +1299,7 @@ fn chain_a_b_c() {
     assert_eq!(s, 200, "{body}");
     assert!(body.contains(NAMES[C]) && !body.contains("spare"), "{body}");
     assert!(
-        !body.contains(&t.repl.secret),
+        !body.contains(&t.repl(b.name).secret),
         "the peer's secret is shown: {body}"
     );
     let rule = format!(r#"{{"bucket":"{BUCKET}","peer":"{}"}}"#, NAMES[C]);
@@ -1425,7 +1454,12 @@ fn wrong_fingerprint_ships_nothing() {
         let add = |extra: &[&str]| {
             let mut cmd = a.server.kura();
             cmd.args(["peer", "add", name, "--endpoint", &b.server.url("")])
-                .args(["--access-key", &b.repl.id, "--secret-key", &b.repl.secret])
+                .args([
+                    "--access-key",
+                    &b.repl(a.name).id,
+                    "--secret-key",
+                    &b.repl(a.name).secret,
+                ])
                 .args(extra);
             if let Some(fp) = pin {
                 cmd.args(["--ca-fingerprint", fp]);
@@ -1456,7 +1490,7 @@ fn wrong_fingerprint_ships_nothing() {
         "{listed}"
     );
     assert!(
-        !listed.contains(&b.repl.secret),
+        !listed.contains(&b.repl(a.name).secret),
         "peer list shows the secret: {listed}"
     );
     let mut rules = Vec::new();
@@ -1547,7 +1581,11 @@ fn peers_and_rules_are_checked_when_added() {
     let mut c = Cluster::start(2);
     let (a, b) = (&c[A], &c[B]);
     let base = b.server.url("");
-    let (key, secret, pin) = (&b.repl.id, &b.repl.secret, Some(b.fingerprint.as_str()));
+    let (key, secret, pin) = (
+        &b.repl(a.name).id,
+        &b.repl(a.name).secret,
+        Some(b.fingerprint.as_str()),
+    );
 
     // the WebDAV address instead of the S3 endpoint
     let err = refused(&try_peer_add(a, &format!("{base}/dav/"), key, secret, pin));
@@ -1624,6 +1662,7 @@ fn peers_and_rules_are_checked_when_added() {
             "BACKLOG",
             "LAG",
             "SHIPPED",
+            "SKIPPED",
             "LAST",
             "ERROR"
         ]
@@ -1645,7 +1684,7 @@ fn a_refused_key_backs_off_instead_of_hammering_the_peer() {
 
     // the key is revoked on node-b: every request of node-a is now a failed login there
     let (a, b) = (&c[A], &c[B]);
-    b.kura(&["key", "revoke", &b.repl.id]);
+    b.kura(&["key", "revoke", &b.repl(a.name).id]);
     let refusals = || b.server.log().matches("status=403").count();
     let before = refusals();
     a.server.put(&format!("{BUCKET}/after.txt"), b"refused");
@@ -1682,5 +1721,285 @@ fn a_refused_key_backs_off_instead_of_hammering_the_peer() {
     assert!(
         table.contains("refused our credentials") && table.lines().count() == 2,
         "{table}"
+    );
+}
+
+/// Rows of `table` in a node's database whose `column` is `value` (read with Python's
+/// sqlite3, as the server holds no lock that keeps a reader out).
+fn db_rows(node: &Node, table: &str, column: &str, value: &str) -> i64 {
+    let db = node.server.data_dir().join("kura.db");
+    assert!(db.exists(), "no database at {}", db.display());
+    let out = run(Command::new("python3").args([
+        "-c",
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+         print(c.execute(f'SELECT COUNT(*) FROM {sys.argv[2]} WHERE {sys.argv[3]} = ?', (sys.argv[4],)).fetchone()[0])",
+        db.to_str().expect("utf8"),
+        table,
+        column,
+        value,
+    ]));
+    stdout(&out).trim().parse().expect("a count")
+}
+
+/// `put-object` of bytes with `who`'s credentials (and `metadata`, `k=v,...`, if any).
+fn put_as(node: &Node, who: &S3Key, key: &str, body: &[u8], metadata: Option<&str>) {
+    let src = node.server.root.path().join("put-as.tmp");
+    std::fs::write(&src, body).expect("body");
+    let mut cmd = node.server.aws(who);
+    cmd.args(["s3api", "put-object", "--bucket", BUCKET, "--key", key])
+        .arg("--body")
+        .arg(&src);
+    if let Some(m) = metadata {
+        cmd.args(["--metadata", m]);
+    }
+    run(&mut cmd);
+}
+
+/// Owner, group and mode of a bucket path, from the admin API.
+fn perms(node: &Node, key: &str) -> (String, String, String) {
+    let (s, body) = api(
+        &node.server,
+        "GET",
+        &format!("/permissions?path=/{BUCKET}/{key}"),
+        None,
+    );
+    assert_eq!(s, 200, "permissions of {key} on {}: {body}", node.name);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let f = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    (f("owner"), f("group"), f("mode"))
+}
+
+#[test]
+fn an_ordinary_writer_cannot_forge_a_shipment() {
+    require("aws");
+    require("python3");
+    let n = Node::start(NAMES[B], &SETTINGS);
+    // the very user peers ship as, but with an ordinary key: its headers make no shipment
+    let plain = n.server.s3_key_for("repl");
+    let forged = "kura-origin=kura-evil,kura-from=kura-evil,kura-mtime=4102444800000,\
+                  kura-etag=0123456789abcdef0123456789abcdef-7,kura-mode=mirror";
+    let put = |who: &S3Key, key: &str| {
+        put_as(&n, who, key, b"not from any peer", Some(forged));
+    };
+    put(&plain, "forged.txt");
+    let h = n.head("forged.txt");
+    let md5 = hex::encode(<md5::Md5 as Digest>::digest(b"not from any peer"));
+    assert_eq!(
+        h["ETag"].as_str(),
+        Some(format!("\"{md5}\"").as_str()),
+        "an ordinary writer chose the ETag: {h}"
+    );
+    let modified = h["LastModified"].as_str().unwrap_or_default();
+    assert!(
+        !modified.contains("2100"),
+        "an ordinary writer chose the modification time: {h}"
+    );
+    assert_eq!(
+        h["Metadata"]["kura-origin"].as_str(),
+        Some("kura-evil"),
+        "kept as the user's own metadata: {h}"
+    );
+    assert_eq!(
+        db_rows(&n, "replica_marks", "node", "kura-evil"),
+        0,
+        "bookkeeping rows for an invented peer"
+    );
+    assert_eq!(db_rows(&n, "entries", "origin", "kura-evil"), 0);
+
+    // the same request signed with a peer key is a shipment: the test tells them apart
+    put(n.repl(NAMES[A]), "shipped.txt");
+    let h = n.head("shipped.txt");
+    assert_eq!(
+        h["ETag"].as_str(),
+        Some("\"0123456789abcdef0123456789abcdef-7\""),
+        "{h}"
+    );
+    assert!(
+        h["LastModified"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2100"),
+        "{h}"
+    );
+    assert!(h["Metadata"].get("kura-origin").is_none(), "{h}");
+    assert_eq!(db_rows(&n, "replica_marks", "node", "kura-evil"), 1);
+
+    // the admin API makes peer keys too; a bad peer name or an unknown user makes none
+    let make_key = |peer: &str, user: &str| {
+        let body = format!(r#"{{"user":"{user}"}}"#);
+        api(
+            &n.server,
+            "POST",
+            &format!("/peers/{peer}/keys"),
+            Some(&body),
+        )
+    };
+    let (s, body) = make_key("node-x", "repl");
+    assert_eq!(s, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (v["peer"].as_str(), v["user"].as_str()),
+        (Some("node-x"), Some("repl"))
+    );
+    let id = v["access_key_id"].as_str().expect("id").to_string();
+    assert_eq!(db_rows(&n, "peer_keys", "key_id", &id), 1);
+    let (s, body) = make_key("no%20such", "repl");
+    assert_eq!(s, 400, "{body}");
+    let (s, body) = make_key("node-x", "nobody");
+    assert_eq!(s, 404, "{body}");
+    assert_eq!(
+        db_rows(&n, "peer_keys", "peer", "node-x"),
+        1,
+        "a refused request bound a key"
+    );
+}
+
+#[test]
+fn owner_group_and_mode_travel_with_a_shipment() {
+    let mut c = Cluster::start(2);
+    for n in [A, B] {
+        c[n].kura(&["user", "add", "ann", "--group", GROUP]);
+    }
+    // zed exists on node-a only: on node-b the peer key's user stands in
+    c[A].kura(&["user", "add", "zed", "--group", GROUP]);
+    let ann = c[A].server.s3_key_for("ann");
+    let zed = c[A].server.s3_key_for("zed");
+    put_as(&c[A], &ann, "secret.txt", b"ann's eyes only", None);
+    put_as(&c[A], &zed, "zed.txt", b"zed's", None);
+    c[A].kura(&["chmod", "600", &format!("/{BUCKET}/secret.txt")]);
+    c[A].kura(&["chmod", "640", &format!("/{BUCKET}/zed.txt")]);
+    c.one_way(A, B);
+    c.wait_wired();
+    c[A].kura(&["replicate", BUCKET, "--resync"]);
+    assert_eq!(
+        perms(&c[B], "secret.txt"),
+        ("ann".into(), GROUP.into(), "600".into()),
+        "a 600 file of ann's on node-a"
+    );
+    assert_eq!(
+        perms(&c[B], "zed.txt"),
+        ("repl".into(), GROUP.into(), "640".into()),
+        "a user missing on node-b falls back to the peer key's user"
+    );
+    // repl may not read it there, as on node-a
+    let repl_b = c[B].server.s3_key_for("repl");
+    let out = c[B]
+        .server
+        .aws(&repl_b)
+        .args(["s3", "cp", &format!("s3://{BUCKET}/secret.txt"), "-"])
+        .output()
+        .expect("aws");
+    assert!(
+        !out.status.success(),
+        "node-b lets repl read a 600 file of ann's"
+    );
+    // an update of ann's file still arrives (replaced through repl's rights on the folder)
+    // and keeps owner and mode
+    put_as(&c[A], &ann, "secret.txt", b"ann's eyes only, v2", None);
+    let mut want = Objects::new();
+    want.insert("secret.txt".into(), sha(b"ann's eyes only, v2"));
+    want.insert("zed.txt".into(), sha(b"zed's"));
+    c.converge(&want);
+    assert_eq!(
+        perms(&c[B], "secret.txt"),
+        ("ann".into(), GROUP.into(), "600".into())
+    );
+}
+
+#[test]
+fn a_locked_file_is_not_overwritten_and_does_not_stall_the_rule() {
+    let mut c = Cluster::start_with(
+        2,
+        &[
+            ("KURA_REPLICATION__RETRY_MAX_SECONDS", "1"),
+            ("KURA_REPLICATION__SKIP_AFTER_TRIES", "3"),
+        ],
+    );
+    let mut want = Objects::new();
+    c.one_way(A, B);
+    c.wait_wired();
+    c[A].put(&mut want, "locked.txt", b"first version");
+    c.converge(&want);
+    // someone edits locked.txt on node-b through WebDAV and holds a lock on it
+    let lock = c[B].server.curl_admin(&[
+        "-X",
+        "LOCK",
+        "-H",
+        "Depth: 0",
+        "-H",
+        "Timeout: Second-3600",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-binary",
+        r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>editor</D:owner></D:lockinfo>"#,
+        &c[B].dav("locked.txt"),
+    ]);
+    assert_eq!(stdout(&lock), "200", "LOCK on node-b");
+    let mut a_only = Objects::new();
+    c[A].put(&mut a_only, "locked.txt", b"second version");
+    for i in 0..5 {
+        c[A].put(&mut want, &format!("after-{i}.txt"), &small_body(i));
+    }
+    // the rest of the rule arrives, the locked file is left alone
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = local_objects(&c[B].dir());
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rule stalled behind a locked file:\n{}",
+            diff("expected", &want, "node-b", &got)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        std::fs::read(c[B].dir().join("locked.txt")).expect("locked.txt"),
+        b"first version",
+        "a shipment overwrote a WebDAV-locked file"
+    );
+    let st = c[A].status();
+    assert_eq!(st[0].skipped, 1, "{st:?}");
+    let why = st[0].last_skipped.clone().unwrap_or_default();
+    assert!(
+        why.contains("locked.txt") && why.contains("423"),
+        "peer status does not say what was skipped: {why}"
+    );
+    let table = c[A].kura(&["peer", "status"]);
+    assert!(table.contains("locked.txt"), "{table}");
+}
+
+#[test]
+fn a_resync_pull_obeys_the_folder_rules() {
+    let mut c = Cluster::start(2);
+    c[A].kura(&["user", "add", "ann", "--group", GROUP]);
+    // on node-a, ann's private folder; node-b has a file at that place and one elsewhere
+    assert_eq!(
+        c[A].server.status(&["-X", "MKCOL", &c[A].dav("private")]),
+        201
+    );
+    c[A].kura(&["chown", "ann", &format!("/{BUCKET}/private")]);
+    c[A].kura(&["chmod", "700", &format!("/{BUCKET}/private")]);
+    let mut on_b = Objects::new();
+    c[B].s3_put(&mut on_b, "private/planted.txt", b"planted from node-b");
+    c[B].s3_put(&mut on_b, "open/shared.txt", b"for everyone");
+    c.two_way(A, B);
+    c.wait_wired();
+    let out = c[A].kura(&["replicate", BUCKET, "--resync"]);
+    assert!(
+        out.contains("pulled 1") && out.contains("refused 1"),
+        "resync summary: {out}"
+    );
+    let here = local_objects(&c[A].dir());
+    assert!(
+        here.contains_key("open/shared.txt"),
+        "the allowed pull did not happen: {here:?}"
+    );
+    assert!(
+        !here.contains_key("private/planted.txt"),
+        "a resync pull wrote into ann's 700 folder: {here:?}"
     );
 }
