@@ -57,6 +57,8 @@ pub struct Config {
     pub umask: String,
     /// Longest lock timeout granted, in seconds; `Infinite` requests get it (0: no cap).
     pub lock_timeout_max_seconds: u64,
+    /// Live locks one user may hold at once; a LOCK beyond it gets 507.
+    pub lock_max_per_user: usize,
     /// Acknowledged writes survive a power cut, not only a kill: each commit's journal and the
     /// SQLite log are fsynced before the reply (docs/architecture.md, "Durability").
     pub durable_commits: bool,
@@ -94,6 +96,7 @@ impl Default for Config {
             multipart_expiry_hours: 168,
             umask: "002".into(),
             lock_timeout_max_seconds: 3600,
+            lock_max_per_user: crate::vfs::locks::DEFAULT_LOCKS_PER_USER,
             durable_commits: true,
             macos_metadata: MacosMetadata::Keep,
             log: "info".into(),

@@ -63,6 +63,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         .with_umask(cfg.umask_bits())
         .with_macos_metadata(cfg.macos_metadata)
         .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
+        .with_lock_max_per_user(cfg.lock_max_per_user)
         .with_durable_commits(cfg.durable_commits);
     // commits in flight when the last run stopped are finished or undone before tmp/ is swept
     let (finished, undone) = vfs.recover().await?;

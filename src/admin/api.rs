@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 use super::{Admin, AdminError, ErrorView};
 use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
 use super::{CreatedShareView, NewShare, ShareView};
-use super::{NewPeer, NewRule, PeerView, ResyncView, RuleView};
+use super::{LockView, NewPeer, NewRule, PeerView, ResyncView, RuleView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
 use crate::http::{full, RespBody};
 
@@ -27,10 +27,11 @@ const MAX_BODY: usize = 64 * 1024;
     paths(list_users, get_user, create_user, update_user, delete_user, list_groups, get_group, create_group,
           delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
           create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
-          list_peers, create_peer, delete_peer, list_replication, create_rule, delete_rule, resync),
+          list_peers, create_peer, delete_peer, list_replication, create_rule, delete_rule, resync,
+          list_locks, break_lock),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
-                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, ErrorView)),
+                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, LockView, ErrorView)),
     modifiers(&Security)
 )]
 struct ApiDoc;
@@ -217,6 +218,8 @@ pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<RespBody>
             let peer = query_param(&req, "peer");
             resync(admin, bucket, peer.as_deref()).await
         }
+        (&Method::GET, ["locks"]) => list_locks(admin).await,
+        (&Method::DELETE, ["locks", token]) => break_lock(admin, token).await,
         _ => Err(AdminError::NotFound(format!("{m} {path}"))),
     };
     match result {
@@ -399,4 +402,15 @@ async fn delete_rule(a: &Admin, bucket: &str, peer: &str) -> ApiResult {
     responses((status = 200, body = [ResyncView]), (status = 404, body = ErrorView)))]
 async fn resync(a: &Admin, bucket: &str, peer: Option<&str>) -> ApiResult {
     json(StatusCode::OK, &a.resync(bucket, peer, false).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/locks", responses((status = 200, body = [LockView])))]
+async fn list_locks(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.locks().await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/locks/{token}", params(("token" = String, Path)),
+    responses((status = 200, body = LockView), (status = 404, body = ErrorView)))]
+async fn break_lock(a: &Admin, token: &str) -> ApiResult {
+    json(StatusCode::OK, &a.break_lock(token).await?)
 }

@@ -29,9 +29,13 @@ pub fn to_fs_error(e: VfsError) -> FsError {
                 FsError::GeneralFailure
             }
         },
-        VfsError::QuotaExceeded(_) => FsError::InsufficientStorage,
-        // dav-server checks WebDAV locks itself (through the lock system); a core lock refusal
-        // can only come from a race with another gateway
+        // RFC 4918 9.2: a property the server cannot store answers 507
+        VfsError::QuotaExceeded(_) | VfsError::TooLarge(_) | VfsError::TooManyLocks(_) => {
+            FsError::InsufficientStorage
+        }
+        // dav-server evaluates the If header through the lock system first (423); the core
+        // checks the same locks again inside each write's transaction, and a refusal there
+        // (a lock taken meanwhile) has no FsError of its own
         VfsError::Locked(_) => FsError::Forbidden,
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");

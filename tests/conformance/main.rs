@@ -11,6 +11,7 @@ mod first_hour;
 mod http_semantics;
 mod litmus;
 mod locks;
+mod locks_attacks;
 mod permissions;
 mod quotas;
 mod replays;
