@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lint, unit tests, and conformance tests with real clients
-# (litmus, cadaver, rclone, curl, aws-cli, boto3, s3cmd) against a real server on 127.0.0.1.
+# (litmus, cadaver, rclone, curl, aws-cli, boto3, s3cmd; pebble as the ACME CA) against a real server on 127.0.0.1.
 # Installs the Debian packages it needs; fails loudly if one cannot be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(litmus cadaver rclone curl sha256sum s3cmd openssl)
-packages=(litmus cadaver rclone curl coreutils s3cmd openssl)
+tools=(litmus cadaver rclone curl sha256sum s3cmd openssl pebble pebble-challtestsrv)
+packages=(litmus cadaver rclone curl coreutils s3cmd openssl pebble pebble)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

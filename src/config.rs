@@ -40,6 +40,16 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Extra host names and IP addresses for the generated certificate (e.g. "nas.local", "192.168.1.5").
     pub tls_names: Vec<String>,
+    /// Names to get a certificate for by ACME (Let's Encrypt); empty: no ACME.
+    pub tls_acme_domains: Vec<String>,
+    /// Contact address given to the ACME CA (expiry warnings).
+    pub tls_acme_email: Option<String>,
+    /// ACME directory URL; Let's Encrypt production by default.
+    pub tls_acme_directory: String,
+    /// PEM root certificate to trust for the ACME directory's own HTTPS (test CAs only).
+    pub tls_acme_ca: Option<PathBuf>,
+    /// Plain-HTTP listener (e.g. "0.0.0.0:80") for http-01 and redirects; unset: tls-alpn-01.
+    pub tls_acme_http_listen: Option<SocketAddr>,
     /// Password of the first `admin` user, used only when the database is empty.
     pub admin_password: Option<String>,
     /// Largest XML request body (PROPFIND, PROPPATCH, LOCK) in bytes; larger ones get 413.
@@ -54,11 +64,16 @@ pub struct Config {
     pub multipart_expiry_hours: u64,
     /// Octal umask for new files (0666) and folders (0777); the default 002 keeps group spaces
     /// group-writable.
+    #[serde(deserialize_with = "octal_text")]
     pub umask: String,
     /// Longest lock timeout granted, in seconds; `Infinite` requests get it (0: no cap).
     pub lock_timeout_max_seconds: u64,
     /// Live locks one user may hold at once; a LOCK beyond it gets 507.
     pub lock_max_per_user: usize,
+    /// Octal umask for what Kura creates on disk (the data dir, kura.db, stored files and
+    /// folders); the default 077 keeps everything private to the server's account.
+    #[serde(deserialize_with = "octal_text")]
+    pub disk_umask: String,
     /// Acknowledged writes survive a power cut, not only a kill: each commit's journal and the
     /// SQLite log are fsynced before the reply (docs/architecture.md, "Durability").
     pub durable_commits: bool,
@@ -88,6 +103,11 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_names: Vec::new(),
+            tls_acme_domains: Vec::new(),
+            tls_acme_email: None,
+            tls_acme_directory: crate::tls::LETS_ENCRYPT.into(),
+            tls_acme_ca: None,
+            tls_acme_http_listen: None,
             admin_password: None,
             max_xml_body: 64 * 1024,
             propfind_depth_infinity: false,
@@ -98,6 +118,7 @@ impl Default for Config {
             lock_timeout_max_seconds: 3600,
             lock_max_per_user: crate::vfs::locks::DEFAULT_LOCKS_PER_USER,
             durable_commits: true,
+            disk_umask: "077".into(),
             macos_metadata: MacosMetadata::Keep,
             log: "info".into(),
             storage: StorageConfig::default(),
@@ -114,6 +135,9 @@ const STRING_KEYS: &[&str] = &[
     "data_dir",
     "tls_cert",
     "tls_key",
+    "tls_acme_email",
+    "tls_acme_directory",
+    "tls_acme_ca",
     "admin_password",
     "log",
     "s3_base_domain",
@@ -196,6 +220,11 @@ impl Config {
         u32::from_str_radix(self.umask.trim(), 8).unwrap_or(0o002) & 0o777
     }
 
+    /// The bits `disk_umask` removes from 0666 (files) and 0777 (folders) on disk.
+    pub fn disk_umask_bits(&self) -> u32 {
+        u32::from_str_radix(self.disk_umask.trim(), 8).unwrap_or(0o077) & 0o777
+    }
+
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("kura.db")
@@ -204,6 +233,21 @@ impl Config {
 
 /// Unknown keys in the file and unknown `KURA_*` variables: named, with the closest known key.
 mod unknown;
+
+/// An octal mask as text, also when the environment gave it as a number (`KURA_UMASK=027`
+/// reaches figment as the integer 27, whose digits are the octal text without its 0).
+fn octal_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        N(u64),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::S(s) => s,
+        Text::N(n) => n.to_string(),
+    })
+}
 
 #[cfg(test)]
 mod tests {

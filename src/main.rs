@@ -104,6 +104,7 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Fingerprint => cli::peer::fingerprint(&cfg).map_err(|e| e.to_string()),
+            Command::Tls(cli::TlsCmd::Status) => tls::print_status(&cfg).map_err(|e| e.to_string()),
             Command::Status => cli::status::status(&cfg).await.map_err(|e| e.to_string()),
             Command::Completions { .. } | Command::Man { .. } => Ok(()),
             Command::Chown { owner, path } => cli::access::chown(&cfg, &owner, &path)

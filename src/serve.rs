@@ -46,6 +46,31 @@ pub enum StartError {
     Limits(#[from] crate::limits::LimitsError),
 }
 
+/// The data dir and the database get the modes `disk_umask` allows (0700 and 0600 by
+/// default), also when an earlier version made them world-readable.
+fn keep_private(cfg: &Config) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let umask = cfg.disk_umask_bits();
+    let mode = |m: u32| std::fs::Permissions::from_mode(m & !umask);
+    std::fs::set_permissions(&cfg.data_dir, mode(0o777))?;
+    let db = cfg.db_path();
+    if !db.exists() {
+        // SQLite treats an empty file as a new database and keeps the file's mode
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666 & !umask)
+            .open(&db)?;
+    }
+    for f in ["kura.db", "kura.db-wal", "kura.db-shm"] {
+        let p = cfg.data_dir.join(f);
+        if p.exists() {
+            std::fs::set_permissions(&p, mode(0o666))?;
+        }
+    }
+    Ok(())
+}
+
 /// Starts the server and runs until interrupted.
 pub async fn run(cfg: Config) -> Result<(), StartError> {
     let shown = crate::install::shown(&cfg.data_dir);
@@ -55,6 +80,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         StartError::Io(e) => StartError::DataDir(shown.clone(), e),
         e => e,
     })?;
+    keep_private(&cfg).map_err(|e| StartError::DataDir(shown.clone(), e))?;
     let store = Store::open_with(&cfg.db_path(), cfg.durable_commits).await?;
 
     let (op, local) = build_operator(&cfg.storage, &cfg.data_dir)?;
@@ -64,7 +90,8 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         .with_macos_metadata(cfg.macos_metadata)
         .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
         .with_lock_max_per_user(cfg.lock_max_per_user)
-        .with_durable_commits(cfg.durable_commits);
+        .with_durable_commits(cfg.durable_commits)
+        .with_disk_umask(cfg.disk_umask_bits());
     // commits in flight when the last run stopped are finished or undone before tmp/ is swept
     let (finished, undone) = vfs.recover().await?;
     if finished + undone > 0 {
@@ -84,13 +111,21 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         spawn_multipart_expiry(vfs.clone(), max_age);
     }
 
-    let (tls, fingerprint) = if cfg.tls {
-        let t = crate::tls::load_or_generate(&cfg)?;
-        tracing::info!(fingerprint = %t.fingerprint, cert = %t.cert_path.display(), "TLS certificate (SHA-256)");
-        (Some(t.config), Some(t.fingerprint))
+    // bound before TLS starts: an ACME validation connecting early waits in the backlog
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| StartError::Bind(cfg.listen, e))?;
+    let tls = if cfg.tls {
+        Some(crate::tls::start(&cfg).await?)
     } else {
-        (None, None)
+        None
     };
+    // the certificate at start; `kura tls status` shows the one in use after a swap
+    let fingerprint = tls
+        .as_ref()
+        .map(|t| t.store.current().info.fingerprint.clone());
+    let cert = tls.as_ref().map(|t| t.store.clone());
+    let tls = tls.map(|t| t.config);
 
     let node = store.node_id().await?;
     tracing::info!(node_id = %node, "replication node id");
@@ -106,6 +141,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     limits.spawn_housekeeping();
     let shares = crate::share::Shares::new(store.clone(), vfs.clone());
     let app = Arc::new(App {
+        cert,
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),
@@ -130,9 +166,6 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         ),
     });
 
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| StartError::Bind(cfg.listen, e))?;
     let addr = listener.local_addr()?;
     let url = cfg.base_url_for(addr);
     tracing::info!(%addr, "Kura listening: WebDAV at {url}/dav/, S3 at {url}/");

@@ -145,7 +145,8 @@ pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
         .with_umask(cfg.umask_bits())
         .with_macos_metadata(cfg.macos_metadata)
         .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
-        .with_lock_max_per_user(cfg.lock_max_per_user);
+        .with_lock_max_per_user(cfg.lock_max_per_user)
+        .with_disk_umask(cfg.disk_umask_bits());
     let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
     Ok(Admin {
         store,

@@ -85,6 +85,9 @@ pub enum Command {
     Replicate(peer::ReplicateArgs),
     /// Print this node's TLS certificate fingerprint (for pinning by peers); never creates one.
     Fingerprint,
+    /// The TLS certificate in use: names, issuer, expiry, source, last ACME attempt.
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Show the data dir, database, listen address, TLS fingerprint and whether a server runs.
     Status,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -104,6 +107,13 @@ pub enum Command {
         /// Path in the namespace.
         path: String,
     },
+}
+
+/// `kura tls ...`
+#[derive(Subcommand, Debug)]
+pub enum TlsCmd {
+    /// Show the certificate the running server uses and its ACME renewal state.
+    Status,
 }
 
 /// `kura key ...`

@@ -213,6 +213,9 @@ pub fn fingerprint(cfg: &Config) -> Result<(), CliError> {
     let (fp, _) =
         crate::tls::current_fingerprint(cfg).map_err(|e| CliError::Usage(e.to_string()))?;
     println!("{fp}");
+    if !cfg.tls_acme_domains.is_empty() {
+        eprintln!("note: this node's certificate comes from ACME and changes at every renewal; add it on other nodes without --ca-fingerprint (normal verification)");
+    }
     Ok(())
 }
 

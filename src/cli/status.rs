@@ -37,7 +37,9 @@ pub async fn status(cfg: &Config) -> Result<(), CliError> {
             );
         }
     }
-    match running_server(&dir).and_then(|r| r.tls_fingerprint) {
+    // a running server's certificate may have been swapped since it started
+    let live = crate::tls::in_use(&dir).filter(|_| server_running(&dir));
+    match running_server(&dir).and_then(|r| live.or(r.tls_fingerprint)) {
         Some(fp) => println!("TLS:          on, fingerprint {fp}"),
         None if !cfg.tls => println!("TLS:          off"),
         None => match crate::tls::current_fingerprint(cfg) {

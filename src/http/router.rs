@@ -31,6 +31,8 @@ pub struct App {
     pub shares: ShareFront,
     /// Client addresses, request and bandwidth limits, failed-authentication throttling.
     pub limits: Arc<Limits>,
+    /// The TLS certificate in use (days to expiry in `/healthz`); None without TLS.
+    pub cert: Option<Arc<crate::tls::CertStore>>,
 }
 
 /// Prefixes Kura keeps for itself (share links, admin API): never S3 buckets.
@@ -38,6 +40,9 @@ const RESERVED: &[&str] = &["/s/", "/api/"];
 
 /// Largest S3 error body read to tell a signature or key failure from other refusals.
 const S3_ERROR_PEEK: usize = 16 * 1024;
+
+/// `/healthz` header: whole days until the TLS certificate in use expires.
+const CERT_DAYS_LEFT: &str = "kura-cert-days-left";
 
 const REALM: &str = "Basic realm=\"Kura\", charset=\"UTF-8\"";
 
@@ -118,10 +123,12 @@ impl App {
     ) -> (Response<RespBody>, Option<String>) {
         let path = req.uri().path();
         if path == "/healthz" {
-            return (
-                text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
-                None,
-            );
+            let mut r = text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
+            if let Some(c) = &self.cert {
+                r.headers_mut()
+                    .insert(CERT_DAYS_LEFT, HeaderValue::from(c.days_left()));
+            }
+            return (r, None);
         }
         if path == "/.well-known/kura-node" {
             // replication peers learn who they talk to (the id is no secret)

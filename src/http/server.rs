@@ -29,6 +29,9 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
         tokio::spawn(async move {
             match acceptor {
                 Some(acc) => match acc.accept(stream).await {
+                    // a tls-alpn-01 validation ends with the handshake: no HTTP follows
+                    Ok(tls)
+                        if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) => {}
                     Ok(tls) => serve_conn(TokioIo::new(tls), peer, app).await,
                     Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 },

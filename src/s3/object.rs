@@ -11,7 +11,7 @@ use super::checksum::{self, Checker};
 use super::errors::{bucket_error, object_error};
 use super::names;
 use super::service::KuraS3;
-use crate::vfs::{Caller, Entry, UploadOptions, VPath, VfsError};
+use crate::vfs::{Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
 
 /// MD5 of nothing: the ETag of a folder marker.
 const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
@@ -341,6 +341,7 @@ impl KuraS3 {
         let who = &who;
         let input = req.input;
         let entry = self.object_entry(who, &input.bucket, &input.key).await?;
+        Vfs::require_readable(who, &entry).map_err(object_error)?;
         check_conditions(
             &entry,
             input.if_match.as_ref(),

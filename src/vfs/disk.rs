@@ -31,11 +31,13 @@ pub(super) struct DiskTemp {
     pending: Vec<Bytes>,
     pending_len: usize,
     synced: bool,
+    /// Mode of the stored file (`disk_umask`).
+    mode: u32,
 }
 
 impl DiskTemp {
     /// An upload to `target`, its temporary file to be made in `dir` (same filesystem).
-    pub(super) fn new(dir: PathBuf, target: PathBuf) -> Self {
+    pub(super) fn new(dir: PathBuf, target: PathBuf, mode: u32) -> Self {
         DiskTemp {
             dir,
             target,
@@ -43,6 +45,7 @@ impl DiskTemp {
             pending: Vec::new(),
             pending_len: 0,
             synced: false,
+            mode,
         }
     }
 
@@ -110,15 +113,20 @@ impl DiskTemp {
         let file = self.file.take();
         let chunks = std::mem::take(&mut self.pending);
         self.pending_len = 0;
-        let dir = self.dir.clone();
+        let (dir, mode) = (self.dir.clone(), self.mode);
         tokio::task::spawn_blocking(move || {
             let mut f = match file {
                 Some(f) => f,
-                // created like any file (0666 minus the umask), not owner-only as temporary
-                // files are by default: it becomes the stored file
-                None => tempfile::Builder::new()
-                    .permissions(std::fs::Permissions::from_mode(0o666))
-                    .tempfile_in(&dir)?,
+                // it becomes the stored file: the mode `disk_umask` gives stored files, exactly
+                // (set again, since the process umask applies at creation)
+                None => {
+                    let f = tempfile::Builder::new()
+                        .permissions(std::fs::Permissions::from_mode(mode))
+                        .tempfile_in(&dir)?;
+                    f.as_file()
+                        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+                    f
+                }
             };
             for c in &chunks {
                 f.write_all(c)?;

@@ -81,6 +81,8 @@ struct Inner {
     gate: Arc<tokio::sync::Mutex<()>>,
     /// fsync the journal before acting on it (a power cut, not only a kill).
     durable: bool,
+    /// Mode of the folders a commit makes.
+    dir_mode: u32,
 }
 
 /// A commit being made: its journal, while the gate is held.
@@ -96,14 +98,20 @@ pub(super) struct Pending {
 
 impl Journal {
     /// The journal of a process working on the `fs` backend whose temporary folder is `tmp`.
-    pub(super) fn new(tmp: PathBuf, durable: bool) -> Journal {
+    pub(super) fn new(tmp: PathBuf, durable: bool, dir_mode: u32) -> Journal {
         Journal(Arc::new(Inner {
             tmp,
             owner: uuid::Uuid::new_v4().simple().to_string(),
             seq: AtomicU64::new(1),
             gate: Arc::new(tokio::sync::Mutex::new(())),
             durable,
+            dir_mode,
         }))
+    }
+
+    /// Whether commits are fsynced before they act.
+    pub(super) fn durable(&self) -> bool {
+        self.0.durable
     }
 
     /// Takes the gate for a commit that will do `steps`; the guard is held until it is resolved.
@@ -205,7 +213,7 @@ impl Pending {
         *self.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
         let mut dirs = BTreeSet::new();
         for op in &ops {
-            apply(op)?;
+            apply(op, j.dir_mode)?;
             match op {
                 Op::Rename { from, to, .. } => {
                     dirs.extend(from.parent().map(Path::to_path_buf));
@@ -374,11 +382,11 @@ fn ino_of(p: &Path) -> Option<u64> {
     std::fs::symlink_metadata(p).ok().map(|m| m.ino())
 }
 
-fn apply(op: &Op) -> std::io::Result<()> {
+fn apply(op: &Op, dir_mode: u32) -> std::io::Result<()> {
     match op {
         Op::Keep { path, undo, .. } => std::fs::hard_link(path, undo),
         Op::Rename { from, to, .. } => std::fs::rename(from, to),
-        Op::Mkdir { path } => match std::fs::create_dir(path) {
+        Op::Mkdir { path } => match super::storage::make_dir(path, dir_mode) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
             r => r,
         },

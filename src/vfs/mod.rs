@@ -314,7 +314,7 @@ impl Vfs {
     pub fn new(op: Operator, staging: Operator, store: Store, local: Option<LocalFs>) -> Self {
         let journal = local
             .as_ref()
-            .map(|l| journal::Journal::new(l.tmp.clone(), true));
+            .map(|l| journal::Journal::new(l.tmp.clone(), true, l.dir_mode));
         Vfs {
             journal,
             op,
@@ -354,13 +354,24 @@ impl Vfs {
         self
     }
 
+    /// Sets the modes of what is created on disk (`fs`): files 0666 and folders 0777 minus
+    /// `umask`.
+    pub fn with_disk_umask(mut self, umask: u32) -> Self {
+        if let Some(l) = self.local.as_mut() {
+            l.file_mode = 0o666 & !umask;
+            l.dir_mode = 0o777 & !umask;
+        }
+        let durable = self.journal.as_ref().is_none_or(|j| j.durable());
+        self.with_durable_commits(durable)
+    }
+
     /// Whether a journaled commit is fsynced before it acts (survives a power cut, not only a
     /// kill); on by default.
     pub fn with_durable_commits(mut self, durable: bool) -> Self {
         self.journal = self
             .local
             .as_ref()
-            .map(|l| journal::Journal::new(l.tmp.clone(), durable));
+            .map(|l| journal::Journal::new(l.tmp.clone(), durable, l.dir_mode));
         self
     }
 

@@ -1,6 +1,6 @@
 //! Namespace operations: each checks its permissions here, once, for every protocol.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::journal::Step;
 use super::perm::{R, W, X};
@@ -31,7 +31,7 @@ fn changed_if_gone(e: VfsError) -> VfsError {
 /// Copies a file, or a folder with the `rows` below it (paths below `from`), on the local disk
 /// from `source` to `staged`, fsynced.
 async fn copy_local(
-    (source, from): (std::path::PathBuf, String),
+    (source, from, dir_mode): (std::path::PathBuf, String, u32),
     staged: std::path::PathBuf,
     is_dir: bool,
     rows: Vec<EntryRow>,
@@ -41,14 +41,14 @@ async fn copy_local(
             std::fs::copy(&source, &staged)?;
             return std::fs::File::open(&staged)?.sync_all();
         }
-        std::fs::create_dir(&staged)?;
+        super::storage::make_dir(&staged, dir_mode)?;
         let cut = from.len() + 1;
         // rows come in path order: a folder before what is inside it
         for r in &rows {
             let rel = r.path.get(cut..).unwrap_or_default();
             let (s, t) = (source.join(rel), staged.join(rel));
             if r.is_dir {
-                std::fs::create_dir(&t)?;
+                super::storage::make_dir(&t, dir_mode)?;
             } else {
                 std::fs::copy(&s, &t)?;
                 std::fs::File::open(&t)?.sync_all()?;
@@ -188,6 +188,7 @@ impl Vfs {
         if path.is_root() {
             return Err(VfsError::WrongKind("is a folder"));
         }
+        Self::require_in_bucket(c, path)?;
         self.check_new_name(path)?;
         // the file and the folders above it in one query; the deepest existing folder above
         // the file decides who may create names
@@ -364,7 +365,8 @@ impl Vfs {
         limit: usize,
     ) -> Result<Vec<Entry>, VfsError> {
         let d = self.stat(c, dir).await?;
-        d.require(c, R, "the folder may not be listed")?;
+        d.require(c, R | X, "the folder may not be listed")?;
+        let mut reachable: HashMap<String, bool> = HashMap::new();
         let base = if dir.is_root() {
             String::from("/")
         } else {
@@ -393,12 +395,70 @@ impl Vfs {
                 .into_iter()
                 .map(Entry::from_row)
                 .collect::<Result<Vec<_>, _>>()?;
+            let batch = self.reachable(c, dir, batch, &mut reachable).await?;
             out.extend(self.visible(batch));
             if done {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// The files of `batch` whose every folder between `dir` and them grants `c` r and x (list
+    /// and enter): a recursive listing shows no name, size or ETag the caller could not reach
+    /// folder by folder. `known` caches each folder's answer across the pages of one listing.
+    async fn reachable(
+        &self,
+        c: &Caller,
+        dir: &VPath,
+        batch: Vec<Entry>,
+        known: &mut HashMap<String, bool>,
+    ) -> Result<Vec<Entry>, VfsError> {
+        if c.is_admin {
+            return Ok(batch);
+        }
+        let folders_of = |e: &Entry| {
+            let mut v = Vec::new();
+            let mut p = e.path.parent();
+            while p != *dir && !p.is_root() {
+                let up = p.parent();
+                v.push(p);
+                p = up;
+            }
+            v
+        };
+        let mut missing: Vec<String> = batch
+            .iter()
+            .flat_map(folders_of)
+            .map(|p| p.to_string())
+            .filter(|p| !known.contains_key(p))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        for chunk in missing.chunks(500) {
+            let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            for row in self.store.entries_in(&keys).await? {
+                let e = Entry::from_row(row)?;
+                known.insert(e.path.to_string(), e.is_dir && e.allows(c, R | X));
+            }
+        }
+        Ok(batch
+            .into_iter()
+            .filter(|e| {
+                folders_of(e)
+                    .iter()
+                    .all(|f| known.get(f.as_str()).copied().unwrap_or(false))
+            })
+            .collect())
+    }
+
+    /// Fails unless `c` may read the file `e`: its ETag and metadata (S3 HEAD) are as private
+    /// as its bytes.
+    pub fn require_readable(c: &Caller, e: &Entry) -> Result<(), VfsError> {
+        if e.is_dir {
+            return Ok(());
+        }
+        e.require(c, R, "the file may not be read")
     }
 
     /// Replaces the type and headers of a file, keeping its bytes (S3 metadata REPLACE in place).
@@ -489,11 +549,46 @@ impl Vfs {
         Ok(())
     }
 
+    /// Files live inside a bucket: at the root no group pays for them, so a user could store
+    /// bytes beyond every quota there. Administrators may still keep files at the root.
+    fn require_in_bucket(c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        if path.parent().is_root() && !c.is_admin {
+            return Err(VfsError::Forbidden(
+                "files live inside a bucket, not at the root",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails unless `c` may read everything at and below `src` (a copy, or a move that hands
+    /// the entries to another bucket's group): r on files, r and x on folders.
+    async fn require_read_tree(&self, c: &Caller, src: &Entry) -> Result<(), VfsError> {
+        src.require(
+            c,
+            if src.is_dir { R | X } else { R },
+            "the source may not be read",
+        )?;
+        if src.is_dir && !c.is_admin {
+            for row in self.store.subtree(src.path.as_str()).await? {
+                let e = Entry::from_row(row)?;
+                e.require(
+                    c,
+                    if e.is_dir { R | X } else { R },
+                    "something below the source may not be read",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Shared preconditions of MOVE and COPY; returns the destination folder.
     async fn check_transfer(&self, c: &Caller, src: &Entry, to: &VPath) -> Result<Entry, VfsError> {
         let from = &src.path;
         if to.is_root() || to.starts_with(from) || from == to {
             return Err(VfsError::Conflict("destination is the source or inside it"));
+        }
+        if !src.is_dir {
+            Self::require_in_bucket(c, to)?;
         }
         self.check_new_name(to)?;
         let dir = match self.resolve(c, &to.parent()).await {
@@ -526,6 +621,11 @@ impl Vfs {
         let renamed_bucket = from.parent().is_root() && to.parent().is_root();
         let regroup = (Self::bucket_of(from) != Self::bucket_of(to) && !renamed_bucket)
             .then(|| Self::group_for_new(c, &to_dir));
+        // the moved entries join the destination's group, which may grant the mover what the
+        // source's did not: moving them out needs the rights a copy needs
+        if regroup.is_some() {
+            self.require_read_tree(c, &src).await?;
+        }
         // the storage move runs inside the metadata transaction, after the quota charge and
         // the checks repeated there: refused or failed, neither side changes
         let steps = match (self.local_path(from), self.local_path(to)) {
@@ -571,21 +671,7 @@ impl Vfs {
     /// in one transaction after the bytes (copied inside the storage service when it can).
     pub async fn copy(&self, c: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
         let src = self.stat(c, from).await?;
-        src.require(
-            c,
-            if src.is_dir { R | X } else { R },
-            "the source may not be read",
-        )?;
-        if src.is_dir && !c.is_admin {
-            for row in self.store.subtree(from.as_str()).await? {
-                let e = Entry::from_row(row)?;
-                e.require(
-                    c,
-                    if e.is_dir { R | X } else { R },
-                    "something below the source may not be read",
-                )?;
-            }
-        }
+        self.require_read_tree(c, &src).await?;
         let to_dir = self.check_transfer(c, &src, to).await?;
         let grp = Self::group_for_new(c, &to_dir);
         // the bytes are copied from a snapshot of the source's rows; the transaction checks
@@ -643,8 +729,13 @@ impl Vfs {
                 .join(format!("{}.copy", uuid::Uuid::new_v4().simple()));
             let target = l.root.join(to.storage_key(false));
             let source = l.root.join(from.storage_key(false));
-            let res = match copy_local((source, from.to_string()), staged.clone(), src.is_dir, rows)
-                .await
+            let res = match copy_local(
+                (source, from.to_string(), l.dir_mode),
+                staged.clone(),
+                src.is_dir,
+                rows,
+            )
+            .await
             {
                 Ok(()) => {
                     let steps = vec![Step::Put {

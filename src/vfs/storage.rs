@@ -74,6 +74,8 @@ pub fn build_operator(
             staging: data_dir.join("multipart"),
             root,
             tmp,
+            file_mode: 0o600,
+            dir_mode: 0o700,
         };
         return Ok((Operator::new(builder)?, Some(local)));
     }
@@ -91,6 +93,10 @@ pub struct LocalFs {
     pub staging: PathBuf,
     /// Uploads until they are committed.
     pub tmp: PathBuf,
+    /// Mode of the files Kura stores (0666 minus `disk_umask`).
+    pub file_mode: u32,
+    /// Mode of the folders Kura makes on disk (0777 minus `disk_umask`).
+    pub dir_mode: u32,
 }
 
 /// Where `fs` uploads live until they are committed (outside the visible tree).
@@ -115,6 +121,13 @@ pub fn sweep_temp(data_dir: &Path) -> std::io::Result<usize> {
         n += 1;
     }
     Ok(n)
+}
+
+/// Makes `dir` with exactly `mode` (the process umask does not apply).
+pub(super) fn make_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().mode(mode).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
 }
 
 pub(super) fn io_err(e: std::io::Error) -> VfsError {

@@ -14,10 +14,12 @@ async fn vfs() -> Vfs {
     Vfs::new(op, staging, Store::in_memory().await.unwrap(), None)
 }
 
+/// The caller of these storage tests: an administrator, since they keep files at the root,
+/// where only administrators may (permissions are tested in tests/conformance/permissions.rs).
 fn ann() -> Caller {
     Caller {
         user: "ann".into(),
-        is_admin: false,
+        is_admin: true,
         groups: vec!["family".into()],
         primary_group: Some("family".into()),
         can_create_buckets: true,
@@ -511,6 +513,7 @@ async fn core_writes_need_the_token_and_deletes_take_the_locks_along() {
     // the token of another user does not count
     let mut bob = ann();
     bob.user = "bob".into();
+    bob.is_admin = false;
     let bob = bob.with_lock_tokens(vec![lock.token.clone()]);
     assert!(locked(v.mkdir(&bob, &p("/docs/sub/x")).await));
     assert!(matches!(
@@ -698,11 +701,14 @@ async fn disk_reads_are_ranged_and_keep_the_version_they_opened() {
     let (dir, v) = fs_vfs().await;
     let big: Vec<u8> = (0..(3 * CHUNK + 5)).map(|i| (i % 251) as u8).collect();
     put(&v, "/f", &big).await;
-    // a stored file has the mode any new file gets (the umask's), not a temporary file's 0600
+    // a stored file has the mode disk_umask gives (0600 by default), whatever the process umask
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let plain = dir.path().join("plain");
-    std::fs::File::create(&plain).unwrap();
-    assert_eq!(mode(&dir.path().join("files/f")), mode(&plain));
+    assert_eq!(mode(&dir.path().join("files/f")), 0o600);
+    let v = v.with_disk_umask(0o027);
+    put(&v, "/g", b"g").await;
+    assert_eq!(mode(&dir.path().join("files/g")), 0o640);
+    v.mkdir(&ann(), &p("/d")).await.unwrap();
+    assert_eq!(mode(&dir.path().join("files/d")), 0o750);
     let (e, dl) = v.open_read(&ann(), &p("/f")).await.unwrap();
     assert_eq!(&dl.read_at(3, 4).await.unwrap()[..], &big[3..7]);
     // replaced after the first read: this download goes on with the bytes it started with

@@ -72,7 +72,11 @@ impl Vfs {
     pub(super) async fn temp(&self, key: &str, staged: bool) -> Result<Temp, VfsError> {
         if let Some(l) = &self.local {
             let root = if staged { &l.staging } else { &l.root };
-            return Ok(Temp::Disk(DiskTemp::new(l.tmp.clone(), root.join(key))));
+            return Ok(Temp::Disk(DiskTemp::new(
+                l.tmp.clone(),
+                root.join(key),
+                l.file_mode,
+            )));
         }
         let op = if staged { &self.staging } else { &self.op };
         Ok(Temp::Store(op.writer(key).await?))

@@ -1,10 +1,12 @@
 //! Conformance: real clients (litmus, cadaver, rclone, curl) against a real `kura serve`
 //! on 127.0.0.1. Each test starts its own server with a fresh data dir.
 
+mod acme;
 mod admin_api;
 mod bad_input;
 mod clients;
 mod common;
+mod core_rights;
 mod crash;
 mod doc_examples;
 mod first_hour;

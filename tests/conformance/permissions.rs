@@ -5,14 +5,14 @@ use std::process::{Command, Output};
 
 use crate::common::{code, require, run, S3Key, Server};
 
-const PW: &str = "matrix-pw";
+pub const PW: &str = "matrix-pw";
 
 struct Who {
     name: &'static str,
     key: S3Key,
 }
 
-fn add_user(server: &Server, name: &str, args: &[&str]) {
+pub fn add_user(server: &Server, name: &str, args: &[&str]) {
     // `--group G` names an existing group (it may exist already)
     if let Some(i) = args.iter().position(|a| *a == "--group") {
         let _ = server.kura().args(["group", "add", args[i + 1]]).output();
@@ -34,14 +34,14 @@ fn add_user(server: &Server, name: &str, args: &[&str]) {
     assert!(child.wait().expect("wait").success());
 }
 
-fn dav(server: &Server, who: &str, args: &[&str]) -> u16 {
+pub fn dav(server: &Server, who: &str, args: &[&str]) -> u16 {
     let auth = format!("{who}:{PW}");
     let mut all = vec!["-u", auth.as_str(), "-o", "/dev/null", "-w", "%{http_code}"];
     all.extend_from_slice(args);
     code(&server.curl(&all))
 }
 
-fn s3(key: &S3Key, args: &[&str]) -> u16 {
+pub fn s3(key: &S3Key, args: &[&str]) -> u16 {
     let user = format!("{}:{}", key.id, key.secret);
     let out: Output = Command::new("curl")
         .args([

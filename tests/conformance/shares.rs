@@ -309,6 +309,42 @@ fn shared_folder_listing_zip_traversal_and_permission_revoked_later() {
     assert!(share_fails(&server, &["/fam/private", "--as", "ann"]).contains("may not"));
 }
 
+/// Issue 13 L3: a zip of a shared folder listed files inside a subfolder its owner may enter
+/// (x) but not list (r).
+#[test]
+fn a_zip_holds_only_what_its_owner_may_list() {
+    require("curl");
+    require("python3");
+    let server = Server::start_with(false, ROOMY);
+    add_user(&server, "ann", "ann-pw", "fam");
+    run(server
+        .kura()
+        .args(["bucket", "create", "fam", "--group", "fam"]));
+    for d in ["fam/docs", "fam/docs/blind"] {
+        assert_eq!(server.status(&["-X", "MKCOL", &server.dav(d)]), 201);
+    }
+    assert_eq!(server.put("fam/docs/a.txt", b"alpha"), 201);
+    assert_eq!(server.put("fam/docs/blind/hidden.txt", b"HIDDEN"), 201);
+    run(server.kura().args(["chown", "ann", "/fam/docs/blind"]));
+    run(server.kura().args(["chmod", "100", "/fam/docs/blind"]));
+    let (_, token, _) = share(&server, &["/fam/docs", "--as", "ann"], None);
+    let zip = server.root.path().join("docs.zip");
+    let (s, _) = fetch(
+        &server,
+        &[
+            "-o",
+            zip.to_str().expect("utf8"),
+            &s_url(&server, &token, "?zip"),
+        ],
+    );
+    assert_eq!(s, 200);
+    let out = run(Command::new("python3").arg("-c").arg(format!(
+        "import zipfile; z = zipfile.ZipFile({:?}); print(sorted(i.filename for i in z.infolist()))",
+        zip.to_str().expect("utf8")
+    )));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "['a.txt']");
+}
+
 #[test]
 fn drop_box_adds_files_under_the_quota_and_never_overwrites() {
     require("curl");
