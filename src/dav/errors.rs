@@ -1,6 +1,7 @@
 //! The one place where core errors become WebDAV filesystem results.
 
 use dav_server::fs::FsError;
+use http::StatusCode;
 
 use crate::vfs::VfsError;
 
@@ -41,5 +42,21 @@ pub fn to_fs_error(e: VfsError) -> FsError {
             tracing::error!(error = %e, "metadata failure");
             FsError::GeneralFailure
         }
+    }
+}
+
+/// The status and text of a LOCK or UNLOCK the core refused before dav-server saw it (its lock
+/// interface can only answer 423); `None`: let dav-server answer.
+pub fn refusal(e: &VfsError) -> Option<(StatusCode, &'static str)> {
+    match e {
+        VfsError::Forbidden(_) => Some((
+            StatusCode::FORBIDDEN,
+            "you may not lock or unlock this resource\n",
+        )),
+        VfsError::TooManyLocks(_) => Some((
+            StatusCode::INSUFFICIENT_STORAGE,
+            "too many live locks for this user\n",
+        )),
+        _ => None,
     }
 }

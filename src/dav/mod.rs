@@ -149,18 +149,14 @@ impl DavFront {
             return Ok(());
         };
         match self.vfs.may_lock(caller, &path).await {
-            Err(VfsError::Forbidden(m)) => {
-                tracing::debug!(user = %caller.user, path = %path, why = m, "LOCK refused");
-                Err(status(
-                    StatusCode::FORBIDDEN,
-                    "you may not lock this resource\n",
-                ))
-            }
-            Err(VfsError::TooManyLocks(_)) => Err(status(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "too many live locks for this user\n",
-            )),
-            _ => Ok(()),
+            Err(e) => match errors::refusal(&e) {
+                Some((code, why)) => {
+                    tracing::debug!(user = %caller.user, path = %path, error = %e, "LOCK refused");
+                    Err(status(code, why))
+                }
+                None => Ok(()),
+            },
+            Ok(()) => Ok(()),
         }
     }
 
@@ -181,11 +177,11 @@ impl DavFront {
             return Ok(());
         };
         match self.vfs.may_unlock(caller, token).await {
-            Err(VfsError::Forbidden(_)) => Err(status(
-                StatusCode::FORBIDDEN,
-                "only the lock's holder or an administrator may unlock it\n",
-            )),
-            _ => Ok(()),
+            Err(e) => match errors::refusal(&e) {
+                Some((code, why)) => Err(status(code, why)),
+                None => Ok(()),
+            },
+            Ok(()) => Ok(()),
         }
     }
 

@@ -302,6 +302,33 @@ impl Server {
         out.stdout
     }
 
+    /// Adds user `name` with password `pw` and `kura user add` options `args`; a group named
+    /// by `--group G` is created first when missing.
+    pub fn add_user(&self, name: &str, pw: &str, args: &[&str]) {
+        if let Some(i) = args.iter().position(|a| *a == "--group") {
+            let _ = self.kura().args(["group", "add", args[i + 1]]).output();
+        }
+        let mut child = self
+            .kura()
+            .args(["user", "add", name, "--password-stdin"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kura user add");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{pw}\n").as_bytes())
+            .expect("password");
+        assert!(
+            child.wait().expect("wait").success(),
+            "kura user add {name}"
+        );
+    }
+
     /// PUT of bytes as `admin`; returns the status.
     pub fn put(&self, path: &str, body: &[u8]) -> u16 {
         let f = self.root.path().join("put-body.tmp");

@@ -3,8 +3,6 @@
 //! check (DeleteBucket, share drop boxes); oversize lock owners and dead properties. Each of
 //! these went through on the main branch before locks moved into the core.
 
-use std::process::Stdio;
-
 use crate::common::{code, require, run, Server, ADMIN_PW};
 
 const PW: &str = "lock-attack-pw";
@@ -12,21 +10,7 @@ const PW: &str = "lock-attack-pw";
 const LOCKINFO: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>attacker</D:owner></D:lockinfo>"#;
 
 fn add_user(server: &Server, name: &str) {
-    let mut child = server
-        .kura()
-        .args(["user", "add", name, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("kura user add");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PW}\n").as_bytes())
-        .expect("password");
-    assert!(child.wait().expect("wait").success());
+    server.add_user(name, PW, &[]);
 }
 
 fn auth(who: &str) -> String {
@@ -57,31 +41,11 @@ fn fetch(server: &Server, who: &str, args: &[&str]) -> (u16, String) {
 
 /// LOCK as `who`: status and the Lock-Token (without angle brackets).
 fn lock(server: &Server, who: &str, path: &str, depth: &str) -> (u16, Option<String>) {
-    let a = auth(who);
-    let out = server.curl(&[
-        "-u",
-        &a,
-        "-X",
-        "LOCK",
-        "-H",
-        &format!("Depth: {depth}"),
-        "-D",
-        "-",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--data-binary",
-        LOCKINFO,
-        &server.dav(path),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let token = text.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("lock-token:")
-            .then(|| l[11..].trim().trim_matches(['<', '>']).to_string())
-    });
-    (code(&out), token)
+    let (status, token) = crate::locks::lock_as(server, &auth(who), path, depth, LOCKINFO);
+    (
+        status,
+        token.map(|t| t.trim_matches(['<', '>']).to_string()),
+    )
 }
 
 fn lock_list(server: &Server) -> serde_json::Value {

@@ -13,25 +13,7 @@ struct Who {
 }
 
 pub fn add_user(server: &Server, name: &str, args: &[&str]) {
-    // `--group G` names an existing group (it may exist already)
-    if let Some(i) = args.iter().position(|a| *a == "--group") {
-        let _ = server.kura().args(["group", "add", args[i + 1]]).output();
-    }
-    let mut c = server.kura();
-    c.args(["user", "add", name, "--password-stdin"]).args(args);
-    c.stdin(std::process::Stdio::piped());
-    let mut child = c
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("kura user add");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PW}\n").as_bytes())
-        .expect("pw");
-    assert!(child.wait().expect("wait").success());
+    server.add_user(name, PW, args);
 }
 
 pub fn dav(server: &Server, who: &str, args: &[&str]) -> u16 {
