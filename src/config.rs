@@ -64,7 +64,6 @@ pub struct Config {
     pub multipart_expiry_hours: u64,
     /// Octal umask for new files (0666) and folders (0777); the default 002 keeps group spaces
     /// group-writable.
-    #[serde(deserialize_with = "octal_text")]
     pub umask: String,
     /// Longest lock timeout granted, in seconds; `Infinite` requests get it (0: no cap).
     pub lock_timeout_max_seconds: u64,
@@ -72,7 +71,6 @@ pub struct Config {
     pub lock_max_per_user: usize,
     /// Octal umask for what Kura creates on disk (the data dir, kura.db, stored files and
     /// folders); the default 077 keeps everything private to the server's account.
-    #[serde(deserialize_with = "octal_text")]
     pub disk_umask: String,
     /// Acknowledged writes survive a power cut, not only a kill: each commit's journal and the
     /// SQLite log are fsynced before the reply (docs/architecture.md, "Durability").
@@ -142,6 +140,7 @@ const STRING_KEYS: &[&str] = &[
     "log",
     "s3_base_domain",
     "umask",
+    "disk_umask",
     "macos_metadata",
     "storage.backend",
     "storage.root",
@@ -177,11 +176,12 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         cfg.warnings = warnings;
-        if u32::from_str_radix(cfg.umask.trim(), 8).map_or(true, |m| m > 0o777) {
-            return Err(ConfigError::BadValue(format!(
-                "umask {:?} is not an octal mask like 002",
-                cfg.umask
-            )));
+        for (key, value) in [("umask", &cfg.umask), ("disk_umask", &cfg.disk_umask)] {
+            if u32::from_str_radix(value.trim(), 8).map_or(true, |m| m > 0o777) {
+                return Err(ConfigError::BadValue(format!(
+                    "{key} {value:?} is not an octal mask like 002"
+                )));
+            }
         }
         crate::limits::Limits::new(&cfg.limits)
             .map_err(|e| ConfigError::BadValue(e.to_string()))?;
@@ -233,21 +233,6 @@ impl Config {
 
 /// Unknown keys in the file and unknown `KURA_*` variables: named, with the closest known key.
 mod unknown;
-
-/// An octal mask as text, also when the environment gave it as a number (`KURA_UMASK=027`
-/// reaches figment as the integer 27, whose digits are the octal text without its 0).
-fn octal_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        S(String),
-        N(u64),
-    }
-    Ok(match Text::deserialize(d)? {
-        Text::S(s) => s,
-        Text::N(n) => n.to_string(),
-    })
-}
 
 #[cfg(test)]
 mod tests {

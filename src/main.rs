@@ -12,6 +12,7 @@ mod limits;
 mod replication;
 mod s3;
 mod serve;
+mod setup;
 mod share;
 mod store;
 mod tls;

@@ -9,7 +9,7 @@ use crate::dav::{DavFront, DavSettings};
 use crate::http::App;
 use crate::s3::S3Front;
 use crate::store::{MetaError, Store};
-use crate::vfs::{build_operator, build_staging, sweep_temp, Vfs};
+use crate::vfs::{sweep_temp, Vfs};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -83,15 +83,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     keep_private(&cfg).map_err(|e| StartError::DataDir(shown.clone(), e))?;
     let store = Store::open_with(&cfg.db_path(), cfg.durable_commits).await?;
 
-    let (op, local) = build_operator(&cfg.storage, &cfg.data_dir)?;
-    let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
-    let vfs = Vfs::new(op, staging, store.clone(), local)
-        .with_umask(cfg.umask_bits())
-        .with_macos_metadata(cfg.macos_metadata)
-        .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
-        .with_lock_max_per_user(cfg.lock_max_per_user)
-        .with_durable_commits(cfg.durable_commits)
-        .with_disk_umask(cfg.disk_umask_bits());
+    let vfs = crate::setup::build_vfs(&cfg, store.clone())?;
     // commits in flight when the last run stopped are finished or undone before tmp/ is swept
     let (finished, undone) = vfs.recover().await?;
     if finished + undone > 0 {

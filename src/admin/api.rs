@@ -1,10 +1,10 @@
 //! The admin REST API under `/api/v1`: JSON in and out, administrators only (Basic auth or an
 //! API token), errors as `{"code", "message"}`; the OpenAPI document is generated from this code.
 
+use crate::http::ReqBody;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use utoipa::OpenApi;
@@ -18,6 +18,8 @@ use crate::http::{full, RespBody};
 
 /// URL prefix of the API.
 pub const PREFIX: &str = "/api/v1";
+/// The failed-authentication throttle's state (kept in memory, so served by the router).
+pub const THROTTLE: &str = "/api/v1/throttle";
 /// Largest JSON body accepted.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -28,10 +30,11 @@ const MAX_BODY: usize = 64 * 1024;
           delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
           create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
           list_peers, create_peer, delete_peer, list_replication, create_rule, delete_rule, resync,
-          list_locks, break_lock),
+          list_throttled, clear_throttled, list_locks, break_lock),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
-                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, LockView, ErrorView)),
+                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, LockView, ErrorView,
+                       crate::limits::ThrottleView)),
     modifiers(&Security)
 )]
 struct ApiDoc;
@@ -100,7 +103,21 @@ fn status_of(e: &AdminError) -> StatusCode {
     }
 }
 
-async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, AdminError> {
+/// Reads a JSON body. Only `application/json` is accepted: a browser sends that type to
+/// another origin only after a CORS preflight, which Kura never grants, so a page elsewhere
+/// cannot post a form or `text/plain` body here (CSRF).
+async fn body<T: DeserializeOwned>(req: Request<ReqBody>) -> Result<T, AdminError> {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(AdminError::Invalid(
+            "the body must be sent as Content-Type: application/json".into(),
+        ));
+    }
     let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -111,7 +128,7 @@ async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, AdminErr
     serde_json::from_slice(&bytes).map_err(|e| AdminError::Invalid(format!("malformed JSON: {e}")))
 }
 
-fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+fn query_param(req: &Request<ReqBody>, name: &str) -> Option<String> {
     req.uri().query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == name).then(|| {
@@ -123,7 +140,7 @@ fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
 }
 
 /// Serves one request of an authenticated administrator.
-pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<RespBody> {
+pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
     let segs: Vec<String> = rest
@@ -413,4 +430,52 @@ async fn list_locks(a: &Admin) -> ApiResult {
     responses((status = 200, body = LockView), (status = 404, body = ErrorView)))]
 async fn break_lock(a: &Admin, token: &str) -> ApiResult {
     json(StatusCode::OK, &a.break_lock(token).await?)
+}
+
+/// `GET` lists the throttled addresses and accounts; `DELETE` forgets failures, of one
+/// `address` and/or `account` if given, else of everyone (after a stale device is fixed).
+pub fn throttle(f: &crate::limits::FailedAuth, req: &Request<ReqBody>) -> Response<RespBody> {
+    let result = match *req.method() {
+        Method::GET => list_throttled(f),
+        Method::DELETE => clear_throttled(
+            f,
+            query_param(req, "address").as_deref(),
+            query_param(req, "account").as_deref(),
+        ),
+        _ => Err(AdminError::NotFound(format!("{} {THROTTLE}", req.method()))),
+    };
+    match result {
+        Ok((status, body)) => reply(status, body),
+        Err(e) => error(status_of(&e), e.code(), &e.to_string()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/throttle",
+    responses((status = 200, body = [crate::limits::ThrottleView])))]
+fn list_throttled(f: &crate::limits::FailedAuth) -> ApiResult {
+    json(StatusCode::OK, &f.throttled())
+}
+
+#[utoipa::path(delete, path = "/api/v1/throttle",
+    params(("address" = Option<String>, Query), ("account" = Option<String>, Query)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorView)))]
+fn clear_throttled(
+    f: &crate::limits::FailedAuth,
+    address: Option<&str>,
+    account: Option<&str>,
+) -> ApiResult {
+    let ip = address
+        .map(|a| {
+            a.parse::<std::net::IpAddr>()
+                .map_err(|_| AdminError::Invalid(format!("{a:?} is not an IP address")))
+        })
+        .transpose()?;
+    let cleared = f.clear(ip, account);
+    tracing::info!(
+        address = address.unwrap_or("*"),
+        account = account.unwrap_or("*"),
+        cleared,
+        "throttle cleared"
+    );
+    json(StatusCode::OK, &serde_json::json!({ "cleared": cleared }))
 }

@@ -7,7 +7,6 @@ use super::CliError;
 use crate::admin::{Admin, NewBucket, PermUpdate, QuotaUpdate, UserUpdate};
 use crate::config::Config;
 use crate::store::Store;
-use crate::vfs::{build_operator, build_staging, Vfs};
 
 /// `kura group ...`
 #[derive(Subcommand, Debug)]
@@ -139,14 +138,7 @@ pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
         _ => cfg.share_base_url(),
     };
     let store = Store::open(&cfg.db_path()).await?;
-    let (op, root) = build_operator(&cfg.storage, &cfg.data_dir)?;
-    let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
-    let vfs = Vfs::new(op, staging, store.clone(), root)
-        .with_umask(cfg.umask_bits())
-        .with_macos_metadata(cfg.macos_metadata)
-        .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
-        .with_lock_max_per_user(cfg.lock_max_per_user)
-        .with_disk_umask(cfg.disk_umask_bits());
+    let vfs = crate::setup::build_vfs(cfg, store.clone())?;
     let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
     Ok(Admin {
         store,

@@ -6,11 +6,11 @@ mod fs;
 mod live_props;
 mod locks;
 
+use crate::http::ReqBody;
 use bytes::Bytes;
 use dav_server::DavHandler;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::http::{empty, full, RespBody};
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
@@ -93,10 +93,15 @@ impl DavFront {
 
     /// Serves one authenticated request under `/dav`. The caller carries the lock tokens of
     /// the `If` header, which every core write checks.
-    pub async fn handle(&self, req: Request<Incoming>, caller: Caller) -> Response<RespBody> {
+    pub async fn handle(&self, mut req: Request<ReqBody>, caller: Caller) -> Response<RespBody> {
         if let Err(resp) = self.check(&req) {
             return resp;
         }
+        crate::http::tame_ranges(req.headers_mut());
+        let req = match self.check_root_element(req).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
         if let Err(resp) = self.check_listing(&req, &caller).await {
             return resp;
         }
@@ -105,6 +110,7 @@ impl DavFront {
         let resp = match req.method().as_str() {
             "LOCK" => {
                 let (parts, body) = req.into_parts();
+                let slot = body.fault_slot();
                 let body = match read_lock_body(body).await {
                     Ok(b) => b,
                     Err(resp) => return resp,
@@ -114,7 +120,7 @@ impl DavFront {
                         return resp;
                     }
                 }
-                let req = Request::from_parts(parts, http_body_util::Full::new(body));
+                let req = Request::from_parts(parts, ReqBody::buffered(body, slot));
                 handler
                     .handle_guarded(req, caller.user.clone(), caller)
                     .await
@@ -165,7 +171,7 @@ impl DavFront {
     #[allow(clippy::result_large_err)]
     async fn check_unlock(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ReqBody>,
         caller: &Caller,
     ) -> Result<(), Response<RespBody>> {
         let Some(token) = req
@@ -185,12 +191,54 @@ impl DavFront {
         }
     }
 
+    /// A PROPPATCH or LOCK body must be the DAV: element its method names (`propertyupdate`,
+    /// `lockinfo`); dav-server looks at local names only. The body, at most `max_xml_body`
+    /// bytes, is read here and handed on.
+    #[allow(clippy::result_large_err)]
+    async fn check_root_element(
+        &self,
+        req: Request<ReqBody>,
+    ) -> Result<Request<ReqBody>, Response<RespBody>> {
+        let root = match req.method().as_str() {
+            "PROPPATCH" => "propertyupdate",
+            "LOCK" => "lockinfo",
+            _ => return Ok(req),
+        };
+        let (parts, body) = req.into_parts();
+        let slot = body.fault_slot();
+        let limit = usize::try_from(self.settings.max_xml_body).unwrap_or(usize::MAX);
+        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(c) => c.to_bytes(),
+            // a framing error is answered by the router from the recorded fault
+            Err(_) if slot.get().is_some() => {
+                return Err(status(StatusCode::BAD_REQUEST, "malformed body\n"))
+            }
+            Err(_) => {
+                return Err(status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large\n",
+                ))
+            }
+        };
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let ok = xmltree::Element::parse(&bytes[..])
+                .is_ok_and(|e| e.name == root && e.namespace.as_deref() == Some("DAV:"));
+            if !ok {
+                return Err(status(
+                    StatusCode::BAD_REQUEST,
+                    "the body must be a DAV: document of the method's element\n",
+                ));
+            }
+        }
+        Ok(Request::from_parts(parts, ReqBody::buffered(bytes, slot)))
+    }
+
     /// A PROPFIND below a folder the caller may not list is refused with 403 (dav-server
     /// would answer 207 with the folder alone).
     #[allow(clippy::result_large_err)]
     async fn check_listing(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ReqBody>,
         caller: &Caller,
     ) -> Result<(), Response<RespBody>> {
         if req.method().as_str() != "PROPFIND" {
@@ -215,7 +263,7 @@ impl DavFront {
 
     /// Checks what dav-server would accept too leniently: path syntax, destinations, depth, sizes.
     #[allow(clippy::result_large_err)]
-    fn check(&self, req: &Request<Incoming>) -> Result<(), Response<RespBody>> {
+    fn check(&self, req: &Request<ReqBody>) -> Result<(), Response<RespBody>> {
         let raw = req.uri().path();
         let rel = raw.strip_prefix(PREFIX).unwrap_or(raw);
         let rel = if rel.is_empty() { "/" } else { rel };
@@ -264,7 +312,7 @@ fn url_path(raw: &str) -> Option<VPath> {
 
 /// Reads a LOCK body, at most `LOCK_BODY_MAX` bytes (413 beyond, also without a length).
 #[allow(clippy::result_large_err)]
-async fn read_lock_body(body: Incoming) -> Result<Bytes, Response<RespBody>> {
+async fn read_lock_body(body: ReqBody) -> Result<Bytes, Response<RespBody>> {
     match http_body_util::Limited::new(body, LOCK_BODY_MAX)
         .collect()
         .await
@@ -280,10 +328,7 @@ async fn read_lock_body(body: Incoming) -> Result<Bytes, Response<RespBody>> {
 
 /// A COPY/MOVE destination must be this server, inside `/dav/`, and a valid path.
 #[allow(clippy::result_large_err)]
-fn check_destination(
-    req: &Request<Incoming>,
-    dest: &HeaderValue,
-) -> Result<(), Response<RespBody>> {
+fn check_destination(req: &Request<ReqBody>, dest: &HeaderValue) -> Result<(), Response<RespBody>> {
     let bad = || status(StatusCode::BAD_REQUEST, "invalid Destination\n");
     let dest = dest.to_str().map_err(|_| bad())?;
     let uri: http::Uri = dest.parse().map_err(|_| bad())?;

@@ -8,11 +8,11 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::{full, AuthFailed, RespBody};
+use super::{full, AuthFailed, BodyFault, ReqBody, RespBody};
 use crate::admin::api;
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
-use crate::limits::{attempt, retry_after_secs, Limits};
+use crate::limits::{attempt, retry_after_secs, Limits, Outcome, Refusal};
 use crate::s3::{self, S3Front};
 use crate::share::http::ShareFront;
 use crate::vfs::Caller;
@@ -38,6 +38,9 @@ pub struct App {
 /// Prefixes Kura keeps for itself (share links, admin API): never S3 buckets.
 const RESERVED: &[&str] = &["/s/", "/api/"];
 
+/// Longest wait of an authentication attempt for the attempts in flight on its account.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
+
 /// Largest S3 error body read to tell a signature or key failure from other refusals.
 const S3_ERROR_PEEK: usize = 16 * 1024;
 
@@ -52,6 +55,7 @@ impl App {
     /// Serves one request and logs it (never credentials, never a share token in full).
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
+        let (req, fault) = super::body::watch(req);
         let method = req.method().clone();
         let path = loggable_path(req.uri().path());
         let client = self.limits.client_ip(peer, req.headers());
@@ -70,32 +74,55 @@ impl App {
         let empty_expect = req.version() <= http::Version::HTTP_11
             && !has_body
             && req.headers().contains_key(header::EXPECT);
-        // Failed-authentication throttling, for every entry point at once: an attempt from a
-        // throttled address (or on a throttled account from it) is refused before it is checked.
+        // Failed-authentication throttling, for every entry point at once: an attempt is
+        // admitted (maybe after a delay) or refused before its credentials are checked, and
+        // its outcome recorded after; see limits::throttle.
         let account = attempt::account(&req);
-        let blocked = account
-            .as_deref()
-            .and_then(|a| self.limits.failures.blocked(client, a));
-        let (mut resp, user) = match blocked {
-            Some(wait) => {
+        let ticket = match account.as_deref() {
+            Some(a) => self.admit_attempt(client, a, &req).await.map(Some),
+            None => Ok(None),
+        };
+        let (mut resp, user) = match (host_error(&req), ticket) {
+            (Some(msg), _) => (
+                text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", msg),
+                None,
+            ),
+            (None, Err(wait)) => {
                 tracing::warn!(%client, account = account.as_deref().unwrap_or("-"), "throttled after failed authentications");
                 (
                     too_many(wait, "too many failed authentication attempts\n"),
                     None,
                 )
             }
-            None => self.route(req, client).await,
+            (None, Ok(ticket)) => {
+                if let Some(t) = ticket.as_ref().filter(|t| !t.delay.is_zero()) {
+                    tracing::info!(%client, delay_ms = t.delay.as_millis() as u64, "authentication attempt delayed after failures from this address");
+                    tokio::time::sleep(t.delay).await;
+                }
+                let (resp, user) = self.route(req, client).await;
+                let user =
+                    user.or_else(|| resp.extensions().get::<super::User>().map(|u| u.0.clone()));
+                if let Some(t) = ticket {
+                    t.finish(if resp.extensions().get::<AuthFailed>().is_some() {
+                        Outcome::Failed
+                    } else if user.is_some() {
+                        Outcome::Succeeded
+                    } else {
+                        Outcome::Unknown
+                    });
+                }
+                (resp, user)
+            }
         };
-        if let Some(a) = &account {
-            if resp.extensions().get::<AuthFailed>().is_some() {
-                self.limits.failures.record(client, a);
+        if let Some(f) = fault.get() {
+            if !resp.status().is_success() {
+                resp = body_fault(*f);
             }
         }
         if (has_body && !resp.status().is_success()) || empty_expect {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let user = user.or_else(|| resp.extensions().get::<super::User>().map(|u| u.0.clone()));
         let bytes = resp
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -116,9 +143,36 @@ impl App {
         resp
     }
 
+    /// Admits an authentication attempt through the throttle: waits while attempts in flight
+    /// on the same account fill its budget (at most `IN_FLIGHT_WAIT`), or says how long the
+    /// client must wait.
+    async fn admit_attempt<B>(
+        &self,
+        client: IpAddr,
+        account: &str,
+        req: &Request<B>,
+    ) -> Result<crate::limits::throttle::Ticket, Duration> {
+        let presented = attempt::credential(req);
+        let deadline = Instant::now() + IN_FLIGHT_WAIT;
+        loop {
+            match self
+                .limits
+                .failures
+                .begin(client, account, presented.as_deref())
+            {
+                Ok(t) => return Ok(t),
+                Err(Refusal::Throttled(wait)) => return Err(wait),
+                Err(Refusal::InFlight) if Instant::now() >= deadline => {
+                    return Err(Duration::from_secs(1))
+                }
+                Err(Refusal::InFlight) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
     async fn route(
         &self,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
         client: IpAddr,
     ) -> (Response<RespBody>, Option<String>) {
         let path = req.uri().path();
@@ -149,7 +203,8 @@ impl App {
             return (text(StatusCode::OK, "application/json", body), None);
         }
         if s3::is_signed(&req) {
-            return (mark_s3_auth_failure(self.s3.handle(req).await).await, None);
+            let resp = mark_s3_auth_failure(self.s3.handle(req).await).await;
+            return (user_content(resp), None);
         }
         if path == dav::PREFIX || path.starts_with("/dav/") {
             // Answered without credentials: Windows' WebDAV client gives up otherwise.
@@ -161,7 +216,7 @@ impl App {
                 Err(resp) => return (resp, None),
             };
             let user = caller.user.clone();
-            return (self.dav.handle(req, caller).await, Some(user));
+            return (user_content(self.dav.handle(req, caller).await), Some(user));
         }
         // Windows' Mini-Redirector probes the server root before mapping /dav/; a CORS
         // preflight (with Origin) stays S3's
@@ -178,7 +233,14 @@ impl App {
             );
         }
         if path == api::PREFIX || path.starts_with("/api/v1/") {
+            if let Some(why) = super::origin::admin_refusal(&req) {
+                tracing::warn!(%client, why, "admin API request refused");
+                return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
+            }
             return match self.authenticate_admin(&req).await {
+                Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
+                    (api::throttle(&self.limits.failures, &req), Some(user))
+                }
                 Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
                 Err(resp) => (resp, None),
             };
@@ -187,6 +249,8 @@ impl App {
             if let Err(wait) = self.limits.admit_share_request(client) {
                 return (too_many(wait, "too many requests\n"), None);
             }
+            let mut req = req;
+            req.extensions_mut().insert(super::ClientIp(client));
             return (self.shares.handle(req).await, None);
         }
         if RESERVED.iter().any(|p| path.starts_with(p)) {
@@ -200,14 +264,14 @@ impl App {
             );
         }
         // Everything else is S3: unsigned requests get S3's anonymous answer (AccessDenied).
-        (self.s3.handle(req).await, None)
+        (user_content(self.s3.handle(req).await), None)
     }
 
     /// Administrators by Basic auth, or an API token (`Authorization: Bearer ...`).
     #[allow(clippy::result_large_err)]
     async fn authenticate_admin(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ReqBody>,
     ) -> Result<String, Response<RespBody>> {
         let header = req
             .headers()
@@ -264,7 +328,7 @@ impl App {
     }
 
     #[allow(clippy::result_large_err)]
-    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Caller, Response<RespBody>> {
+    async fn authenticate(&self, req: &Request<ReqBody>) -> Result<Caller, Response<RespBody>> {
         let header = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -329,6 +393,38 @@ async fn mark_s3_auth_failure(resp: Response<RespBody>) -> Response<RespBody> {
     } else {
         r
     }
+}
+
+/// A response of WebDAV or S3, which may carry a user's file: never sniffed, never run as a
+/// page of this origin.
+fn user_content(mut r: Response<RespBody>) -> Response<RespBody> {
+    super::protect(r.headers_mut());
+    r
+}
+
+/// RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, and any request with two, is a
+/// 400 (two hosts would let a proxy and Kura disagree about the target).
+fn host_error<B>(req: &Request<B>) -> Option<&'static str> {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Some("more than one Host header\n");
+    }
+    (hosts == 0 && req.version() == http::Version::HTTP_11).then_some("missing Host header\n")
+}
+
+/// The answer to a request whose body broke its own framing, whatever the handler made of it.
+fn body_fault(f: BodyFault) -> Response<RespBody> {
+    let (code, msg) = match f {
+        BodyFault::Malformed => (StatusCode::BAD_REQUEST, "malformed request body\n"),
+        BodyFault::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body chunk too large\n",
+        ),
+    };
+    let mut r = text(code, "text/plain; charset=utf-8", msg);
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// 429 with `Retry-After`, answered at once so a throttled client slows no one else.

@@ -2,6 +2,7 @@
 //! per-(address, account) failure counter. Requests presenting no credentials are not attempts.
 
 use http::{header, Method, Request};
+use sha2::{Digest, Sha256};
 
 /// The account a request tries to authenticate as: `user:NAME` (Basic), `token` (Bearer),
 /// `key:ID` (S3 header or presigned URL), `share:HASH` (a share link given a password).
@@ -51,6 +52,31 @@ pub fn account<B>(req: &Request<B>) -> Option<String> {
             _ => None,
         }
     })
+}
+
+/// A fingerprint of the credential a request presents, to recognise one that succeeded before:
+/// the SHA-256 of the `Authorization` value (Basic, Bearer) or of the share cookies; for S3
+/// signatures, which change with every request, the access key id (its secret is random and
+/// long, so recognising the key is enough). `None` when nothing can be recognised.
+pub fn credential<B>(req: &Request<B>) -> Option<String> {
+    let h = req.headers();
+    let auth = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let s3 = auth.is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 ") || a.starts_with("AWS "));
+    if s3
+        || auth.is_none()
+            && req
+                .uri()
+                .path()
+                .strip_prefix(crate::share::PREFIX)
+                .is_none()
+    {
+        return account(req);
+    }
+    let presented = match auth {
+        Some(a) => a.as_bytes(),
+        None => h.get(header::COOKIE)?.as_bytes(),
+    };
+    Some(hex::encode(Sha256::digest(presented)))
 }
 
 #[cfg(test)]
@@ -117,5 +143,17 @@ mod tests {
             )),
             Some(a)
         );
+        // credentials: a hash of what is presented, the key id for signatures
+        let c = credential(&req("GET", "/dav/x", &[("authorization", &basic)])).unwrap();
+        assert_eq!(c.len(), 64);
+        assert_ne!(
+            Some(c),
+            credential(&req("GET", "/dav/x", &[("authorization", "Basic eDp5")]))
+        );
+        assert_eq!(
+            credential(&req("GET", "/b/k", &[("authorization", sig)])).as_deref(),
+            Some("key:KURAABC")
+        );
+        assert_eq!(credential(&req("GET", &format!("/s/{token}"), &[])), None);
     }
 }

@@ -1,5 +1,8 @@
 //! The client's address: the TCP peer, unless the peer is a trusted proxy that forwarded the
-//! request; then the last address in `X-Forwarded-For` / `Forwarded` that is not itself trusted.
+//! request; then the last address that is not itself trusted in the one header the operator
+//! named (`client_ip_header`: `X-Forwarded-For` by default, or `Forwarded`, `X-Real-IP`...).
+//! Other forwarding headers are ignored: a client can add them, and a proxy that does not
+//! overwrite them passes them on.
 
 use std::net::IpAddr;
 
@@ -52,21 +55,28 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The proxies whose forwarding headers are believed; none by default.
-#[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(Vec<Block>);
+/// The proxies whose forwarding header is believed (none by default), and that header.
+#[derive(Clone, Debug)]
+pub struct TrustedProxies {
+    blocks: Vec<Block>,
+    header: http::HeaderName,
+}
 
 impl TrustedProxies {
-    /// Parses addresses and CIDR blocks.
-    pub fn parse(list: &[String]) -> Result<Self, LimitsError> {
-        list.iter()
+    /// Parses addresses and CIDR blocks, and the name of the header they set.
+    pub fn parse(list: &[String], header: &str) -> Result<Self, LimitsError> {
+        let header = http::HeaderName::from_bytes(header.trim().as_bytes())
+            .map_err(|_| LimitsError::BadHeader(header.to_string()))?;
+        let blocks = list
+            .iter()
             .map(|s| Block::parse(s).ok_or_else(|| LimitsError::BadProxy(s.clone())))
-            .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TrustedProxies { blocks, header })
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|b| b.contains(ip))
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.blocks.iter().any(|b| b.contains(ip))
     }
 
     /// The client address of a request that arrived from `peer`.
@@ -76,10 +86,11 @@ impl TrustedProxies {
             return peer;
         }
         // hops in order, nearest last; walk back from the peer over trusted proxies
-        let mut hops = forwarded_for(headers);
-        if hops.is_empty() {
-            hops = x_forwarded_for(headers);
-        }
+        let hops = if self.header == http::header::FORWARDED {
+            forwarded_for(headers)
+        } else {
+            address_list(headers, &self.header)
+        };
         let mut client = peer;
         for hop in hops.into_iter().rev() {
             let Some(ip) = hop else {
@@ -95,9 +106,10 @@ impl TrustedProxies {
     }
 }
 
-fn x_forwarded_for(headers: &http::HeaderMap) -> Vec<Option<IpAddr>> {
+/// A comma-separated list of addresses, over all lines of the header, nearest last.
+fn address_list(headers: &http::HeaderMap, name: &http::HeaderName) -> Vec<Option<IpAddr>> {
     headers
-        .get_all("x-forwarded-for")
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -155,20 +167,32 @@ mod tests {
 
     #[test]
     fn headers_count_only_from_trusted_proxies() {
-        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()]).unwrap();
+        let t =
+            TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()], "X-Forwarded-For").unwrap();
         let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.1.1.1")]);
         assert_eq!(t.client_ip(ip("10.2.2.2"), &h), ip("203.0.113.9"));
         assert_eq!(t.client_ip(ip("192.0.2.1"), &h), ip("192.0.2.1"));
         // a client cannot pretend to be further away than the last untrusted hop
         let h = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]);
         assert_eq!(t.client_ip(ip("10.2.2.2"), &h), ip("203.0.113.9"));
+        // only the named header counts: a client-supplied Forwarded is ignored
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.7"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        assert_eq!(t.client_ip(ip("10.2.2.2"), &h), ip("203.0.113.9"));
+        let f = TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()], "Forwarded").unwrap();
         let h = headers(&[("forwarded", "for=\"[2001:db8::1]:443\";proto=https")]);
-        assert_eq!(t.client_ip(ip("::1"), &h), ip("2001:db8::1"));
-        let h = headers(&[("forwarded", "for=192.0.2.60:8080, for=10.0.0.3")]);
-        assert_eq!(t.client_ip(ip("::ffff:10.0.0.1"), &h), ip("192.0.2.60"));
+        assert_eq!(f.client_ip(ip("::1"), &h), ip("2001:db8::1"));
+        let h = headers(&[
+            ("forwarded", "for=192.0.2.60:8080, for=10.0.0.3"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(f.client_ip(ip("::ffff:10.0.0.1"), &h), ip("192.0.2.60"));
         // no header: the proxy itself
         assert_eq!(t.client_ip(ip("10.0.0.1"), &headers(&[])), ip("10.0.0.1"));
-        assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
-        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+        assert!(TrustedProxies::parse(&["nonsense".into()], "X-Forwarded-For").is_err());
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()], "X-Forwarded-For").is_err());
+        assert!(TrustedProxies::parse(&[], "bad header").is_err());
     }
 }

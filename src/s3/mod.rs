@@ -1,9 +1,11 @@
 //! S3 adapter (s3s): SigV2/SigV4 and streaming payloads are s3s's; every operation is a core call.
 
+mod access;
 mod auth;
 mod bucket;
 mod checksum;
 mod errors;
+mod gate;
 mod host;
 mod list;
 mod multipart;
@@ -11,9 +13,10 @@ mod names;
 mod object;
 mod service;
 
+use crate::http::ReqBody;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::http::RespBody;
@@ -40,13 +43,21 @@ impl S3Front {
             vault,
             owners,
         });
+        b.set_access(access::KuraAccess);
         b.set_host(host::KuraHost::new(base_domain));
+        b.set_config(std::sync::Arc::new(StaticConfigProvider::new(
+            std::sync::Arc::new(limits()),
+        )));
         S3Front { service: b.build() }
     }
 
-    /// Serves one S3 request (signature checks included).
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<RespBody> {
-        let req = req.map(s3s::Body::from);
+    /// Serves one S3 request (signature checks included); unsigned, stale or overlong
+    /// presigned requests are refused before their body is read.
+    pub async fn handle(&self, req: Request<ReqBody>) -> Response<RespBody> {
+        if let Err(refused) = gate::admit(&req) {
+            return refused;
+        }
+        let req = req.map(s3s::Body::http_body);
         match self.service.call(req).await {
             Ok(resp) => resp.map(|b| b.map_err(std::io::Error::other).boxed_unsync()),
             Err(e) => {
@@ -57,6 +68,19 @@ impl S3Front {
             }
         }
     }
+}
+
+/// s3s's limits on what it holds in memory, set small: the largest XML body Kura needs is a
+/// CompleteMultipartUpload of 10,000 parts (about 1.2 MB); POST Object (browser form uploads)
+/// is not offered, so its form and file limits only bound what a refused request may cost.
+fn limits() -> S3Config {
+    let mut c = S3Config::default();
+    c.xml_max_body_size = 2 * 1024 * 1024;
+    c.post_object_max_file_size = 1024 * 1024;
+    c.form_max_field_size = 16 * 1024;
+    c.form_max_fields_size = 64 * 1024;
+    c.form_max_parts = 32;
+    c
 }
 
 /// True for requests signed for S3 (header or query signatures, or S3-only headers).

@@ -308,9 +308,8 @@ impl KuraS3 {
             content_range,
             e_tag: Some(ETag::Strong(entry.etag.clone())),
             last_modified: Some(ts(entry.http_mtime())),
-            content_type: input
-                .response_content_type
-                .or(Some(entry.content_type.clone())),
+            // s3s applies `response-content-type` itself (access.rs drops unsafe ones)
+            content_type: Some(entry.content_type.clone()),
             content_disposition: input
                 .response_content_disposition
                 .or_else(|| h.get("content-disposition").cloned()),
@@ -360,9 +359,10 @@ impl KuraS3 {
             content_length: Some(entry.size as i64),
             e_tag: Some(ETag::Strong(entry.etag.clone())),
             last_modified: Some(ts(entry.http_mtime())),
-            content_type: input
-                .response_content_type
-                .or(Some(entry.content_type.clone())),
+            content_type: Some(served_type(
+                input.response_content_type,
+                &entry.content_type,
+            )),
             content_disposition: h.get("content-disposition").cloned(),
             content_encoding: h.get("content-encoding").cloned(),
             content_language: h.get("content-language").cloned(),
@@ -615,4 +615,14 @@ fn md5_hex(b64: &str) -> S3Result<String> {
         return Err(s3_error!(InvalidDigest));
     }
     Ok(hex::encode(raw))
+}
+
+/// The type a file is served with: the one asked for by `response-content-type`, unless a
+/// browser would render or run it (then the stored type stands, so that a presigned link
+/// cannot turn a text file into a page).
+fn served_type(asked: Option<String>, stored: &str) -> String {
+    match asked {
+        Some(t) if !crate::http::is_active_type(&t) => t,
+        _ => stored.to_string(),
+    }
 }

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+use crate::http::ReqBody;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -28,6 +29,8 @@ const TOKEN_LEN: usize = 43;
 pub struct ShareFront {
     shares: Shares,
     limits: Arc<Limits>,
+    /// Bytes sent per client and file, to count downloads.
+    ledger: super::ledger::Ledger,
     /// Per-process key for the cookie a correct password form sets.
     cookie_key: [u8; 32],
     secure: bool,
@@ -49,13 +52,14 @@ impl ShareFront {
         ShareFront {
             shares,
             limits,
+            ledger: Default::default(),
             cookie_key,
             secure,
         }
     }
 
     /// Serves one visitor request (the router has already applied the per-address limit).
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<RespBody> {
+    pub async fn handle(&self, req: Request<ReqBody>) -> Response<RespBody> {
         let html = wants_html(&req);
         match self.serve(req).await {
             Ok(r) => r,
@@ -63,7 +67,7 @@ impl ShareFront {
         }
     }
 
-    async fn serve(&self, req: Request<Incoming>) -> Result<Response<RespBody>, ShareError> {
+    async fn serve(&self, req: Request<ReqBody>) -> Result<Response<RespBody>, ShareError> {
         let (token, rel) = split_path(req.uri().path())?;
         let active = self.shares.open(&token).await?;
         if active.row.password_hash.is_some() && is_form_post(&req) {
@@ -91,7 +95,11 @@ impl ShareFront {
             vfs.stat(&v.active.owner, &target).await?
         };
         if !entry.is_dir {
-            return self.file(req.headers(), &v, &target, head).await;
+            let client = req
+                .extensions()
+                .get::<crate::http::ClientIp>()
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
+            return self.file(client, req.headers(), &v, &target, head).await;
         }
         if query_flag(&req, "zip") {
             return self.zip(&v, &target, &entry, head).await;
@@ -118,7 +126,7 @@ impl ShareFront {
     /// The password form's POST: a cookie for this share and back to the same address.
     async fn password_post(
         &self,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
         a: &Active,
         token: &str,
     ) -> Result<Response<RespBody>, ShareError> {
@@ -155,10 +163,11 @@ impl ShareFront {
         hex::encode(h.finalize())
     }
 
-    /// A file: whole or one range. A GET of the whole file or of a range from byte 0 counts as
-    /// a download; HEAD and ranges continuing a download do not.
+    /// A file: whole or one range. What counts as a download is the ledger's rule (bytes sent
+    /// to one client add up to the file's size); HEAD never counts.
     async fn file(
         &self,
+        client: std::net::IpAddr,
         headers: &http::HeaderMap,
         v: &Visit,
         path: &VPath,
@@ -182,10 +191,14 @@ impl ShareFront {
                 return Ok(r);
             }
         };
-        if !head && span.start == 0 {
+        let len = span.end - span.start;
+        if !head
+            && self
+                .ledger
+                .is_new_download(&v.active.row.id, client, path.as_str(), len, entry.size)
+        {
             self.shares.count_download(&v.active).await?;
         }
-        let len = span.end - span.start;
         let body = if head || len == 0 {
             empty()
         } else {
@@ -216,6 +229,7 @@ impl ShareFront {
             );
         }
         insert(&mut r, header::CACHE_CONTROL, "private, no-store");
+        crate::http::protect(r.headers_mut());
         Ok(r)
     }
 
@@ -254,7 +268,7 @@ impl ShareFront {
     /// A folder's entries as HTML, or JSON for `Accept: application/json`.
     async fn listing(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ReqBody>,
         v: &Visit,
         path: &VPath,
         head: bool,
@@ -315,7 +329,7 @@ impl ShareFront {
     /// A drop box: its page, or a new file by PUT/POST to `/s/{token}/{name}`.
     async fn drop_box(
         &self,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
         v: &Visit,
     ) -> Result<Response<RespBody>, ShareError> {
         let vfs = self.shares.vfs();

@@ -7,6 +7,7 @@
 
 mod headers;
 pub mod http;
+mod ledger;
 mod page;
 mod zip;
 

@@ -225,7 +225,9 @@ impl Pending {
                 Op::Keep { .. } => {}
             }
         }
-        // the renames are durable before the commit is acknowledged
+        // the renames are durable before the commit is acknowledged; tmp/ itself needs no
+        // fsync (what appears or vanishes there is swept or recovered at start)
+        dirs.remove(&j.tmp);
         for d in dirs {
             std::fs::File::open(&d)?.sync_all()?;
         }

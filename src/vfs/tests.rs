@@ -732,3 +732,116 @@ async fn disk_reads_are_ranged_and_keep_the_version_they_opened() {
     assert_eq!(chunks.len(), 4, "chunks of at most CHUNK");
     assert_eq!(chunks.concat(), &big[1..]);
 }
+
+/// Issue 26: the interleavings found under load, made one at a time on a real `fs` backend.
+/// Each ends with storage and metadata in agreement (`fsck` clean) and no 5xx-class error.
+#[tokio::test]
+async fn a_folder_deleted_while_an_upload_into_it_commits_takes_the_upload_or_refuses_it() {
+    let (dir, v) = fs_vfs().await;
+    v.mkdir(&ann(), &p("/d")).await.unwrap();
+    // the upload passed its checks and holds its bytes; the folder goes before its commit
+    let mut up = v
+        .upload(&ann(), &p("/d/f"), UploadOptions::default())
+        .await
+        .unwrap();
+    up.write(Bytes::from_static(b"late")).await.unwrap();
+    v.delete(&ann(), &p("/d")).await.unwrap();
+    assert!(matches!(up.commit().await, Err(VfsError::Conflict(_))));
+    assert!(!dir.path().join("files/d").exists());
+    // committed first, it is deleted with its folder
+    v.mkdir(&ann(), &p("/e")).await.unwrap();
+    put(&v, "/e/f", b"early").await;
+    v.delete(&ann(), &p("/e")).await.unwrap();
+    assert!(matches!(
+        v.stat(&ann(), &p("/e/f")).await,
+        Err(VfsError::NotFound)
+    ));
+    assert!(v.fsck(false).await.unwrap().is_clean());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_folder_moved_onto_a_folder_that_gained_a_child_is_refused_whole() {
+    let (dir, v) = fs_vfs().await;
+    v.mkdir(&ann(), &p("/src")).await.unwrap();
+    put(&v, "/src/a", b"a").await;
+    // the destination appears (with a child) after the move's checks: the move's transaction
+    // sees it and refuses, so neither tree changes
+    v.mkdir(&ann(), &p("/dst")).await.unwrap();
+    put(&v, "/dst/child", b"c").await;
+    let to_parent = "/".to_string();
+    let r = v
+        .store
+        .move_tree("/src", "/dst", &to_parent, None, None, async {
+            Ok::<(), VfsError>(())
+        })
+        .await;
+    assert!(matches!(
+        r,
+        Err(crate::store::Committed::Meta(MetaError::Duplicate))
+    ));
+    assert!(matches!(
+        v.rename(&ann(), &p("/src"), &p("/dst")).await,
+        Err(VfsError::Exists)
+    ));
+    assert_eq!(read_all(&v, "/src/a").await, b"a");
+    assert_eq!(read_all(&v, "/dst/child").await, b"c");
+    assert!(dir.path().join("files/src/a").exists());
+    assert!(v.fsck(false).await.unwrap().is_clean());
+}
+
+#[tokio::test]
+async fn deleting_what_a_move_just_moved_finds_nothing_and_harms_nothing() {
+    let (dir, v) = fs_vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    put(&v, "/b/f", b"moved").await;
+    v.rename(&ann(), &p("/b/f"), &p("/b/g")).await.unwrap();
+    // DeleteObjects of the old key, listed a moment before the move
+    assert!(matches!(
+        v.delete(&ann(), &p("/b/f")).await,
+        Err(VfsError::NotFound)
+    ));
+    assert_eq!(read_all(&v, "/b/g").await, b"moved");
+    // a delete whose row vanished between its checks and its transaction is NotFound too
+    assert!(matches!(
+        v.store
+            .delete_tree_with("/b/f", None, None, async { Ok::<(), VfsError>(()) })
+            .await,
+        Err(crate::store::Committed::Meta(MetaError::Gone))
+    ));
+    assert!(dir.path().join("files/b/g").exists());
+    assert!(v.fsck(false).await.unwrap().is_clean());
+}
+
+#[tokio::test]
+async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
+    let (dir, v) = fs_vfs().await;
+    v.mkdir(&ann(), &p("/k")).await.unwrap();
+    put(&v, "/k/f", b"acknowledged").await;
+    let files = dir.path().join("files");
+    let tmp = dir.path().join("tmp");
+    // a kill after the storage steps, before the COMMIT: new bytes in place, old ones aside
+    let new = tmp.join("upload");
+    std::fs::write(&new, b"never acknowledged").unwrap();
+    let j = journal::Journal::new(tmp.clone(), false, 0o700);
+    let pending = j
+        .begin(vec![journal::Step::Put {
+            from: new.clone(),
+            to: files.join("k/f"),
+        }])
+        .await;
+    pending.run().await.unwrap();
+    assert_eq!(
+        std::fs::read(files.join("k/f")).unwrap(),
+        b"never acknowledged"
+    );
+    std::mem::forget(pending);
+    let (finished, undone) = journal::Journal::recover(&tmp, &v.store).await.unwrap();
+    assert_eq!((finished, undone), (0, 1));
+    assert_eq!(read_all(&v, "/k/f").await, b"acknowledged");
+    crate::vfs::sweep_temp(dir.path()).unwrap();
+    assert!(v.fsck(false).await.unwrap().is_clean());
+}

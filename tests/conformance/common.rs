@@ -44,6 +44,8 @@ pub struct Server {
     env: Vec<(String, String)>,
     /// Runs in `root` with the default data dir `./kura-data`, as after the quick start.
     in_folder: bool,
+    /// Descriptor limit (`ulimit -n`) the server runs under, if any.
+    nofile: Option<u32>,
 }
 
 impl Server {
@@ -64,6 +66,16 @@ impl Server {
 
     /// Starts a server on a given port (known in advance, e.g. to an ACME test CA).
     pub fn start_on(port: u16, tls: bool, env: &[(&str, &str)]) -> Server {
+        Server::start_limited(port, tls, env, None)
+    }
+
+    /// Starts a server under `ulimit -n nofile` (through `sh -c`) if given, with extra settings.
+    pub fn start_limited(
+        port: u16,
+        tls: bool,
+        env: &[(&str, &str)],
+        nofile: Option<u32>,
+    ) -> Server {
         let root = tempfile::tempdir().expect("tempdir");
         let mut s = Server {
             child: None,
@@ -76,6 +88,7 @@ impl Server {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             in_folder: false,
+            nofile,
         };
         s.spawn();
         s
@@ -103,6 +116,7 @@ impl Server {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             in_folder: true,
+            nofile: None,
         }
     }
 
@@ -145,9 +159,27 @@ impl Server {
     fn spawn(&mut self) {
         self.starts += 1;
         let log = std::fs::File::create(self.log_path()).expect("log file");
-        let child = self
-            .kura()
-            .arg("serve")
+        let mut cmd = self.kura();
+        if let Some(n) = self.nofile {
+            // `exec` keeps the pid: the server is the child, as without a limit
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" serve"))
+                .arg(cmd.get_program());
+            if let Some(dir) = cmd.get_current_dir() {
+                sh.current_dir(dir);
+            }
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            cmd = sh;
+        } else {
+            cmd.arg("serve");
+        }
+        let child = cmd
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -302,33 +334,6 @@ impl Server {
         out.stdout
     }
 
-    /// Adds user `name` with password `pw` and `kura user add` options `args`; a group named
-    /// by `--group G` is created first when missing.
-    pub fn add_user(&self, name: &str, pw: &str, args: &[&str]) {
-        if let Some(i) = args.iter().position(|a| *a == "--group") {
-            let _ = self.kura().args(["group", "add", args[i + 1]]).output();
-        }
-        let mut child = self
-            .kura()
-            .args(["user", "add", name, "--password-stdin"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("kura user add");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{pw}\n").as_bytes())
-            .expect("password");
-        assert!(
-            child.wait().expect("wait").success(),
-            "kura user add {name}"
-        );
-    }
-
     /// PUT of bytes as `admin`; returns the status.
     pub fn put(&self, path: &str, body: &[u8]) -> u16 {
         let f = self.root.path().join("put-body.tmp");
@@ -391,6 +396,37 @@ pub struct S3Key {
 }
 
 impl Server {
+    /// Creates an admin API token with `kura token create` and returns it.
+    pub fn api_token(&self) -> String {
+        let out = run(self.kura().args(["token", "create", "--name", "test"]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("token:"))
+            .expect("token")
+            .trim()
+            .to_string()
+    }
+
+    /// Adds a user with a chosen password (`kura user add NAME --password-stdin ARGS`).
+    pub fn add_user(&self, name: &str, password: &str, args: &[&str]) {
+        use std::io::Write;
+        let mut child = self
+            .kura()
+            .args(["user", "add", name, "--password-stdin"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kura user add");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("password");
+        assert!(child.wait().expect("wait").success(), "user add {name}");
+    }
+
     /// Creates an access key for `admin`.
     pub fn s3_key(&self) -> S3Key {
         self.s3_key_for("admin")

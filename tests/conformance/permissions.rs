@@ -13,6 +13,10 @@ struct Who {
 }
 
 pub fn add_user(server: &Server, name: &str, args: &[&str]) {
+    // `--group G` names an existing group (it may exist already)
+    if let Some(i) = args.iter().position(|a| *a == "--group") {
+        let _ = server.kura().args(["group", "add", args[i + 1]]).output();
+    }
     server.add_user(name, PW, args);
 }
 

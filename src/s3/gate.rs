@@ -1,0 +1,199 @@
+//! Checks made in the router before s3s reads a byte of the body: the request must carry a
+//! signature (Kura has no anonymous S3 access), a SigV2 header signature must be fresh, and
+//! presigned URLs may not run longer than seven days (AWS's own limit).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+
+use crate::http::{full, RespBody};
+
+/// Largest clock difference a SigV2 header signature may have (AWS: 15 minutes).
+pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+/// Longest validity of a presigned URL, SigV2 or SigV4 (AWS: 604800 seconds).
+pub const MAX_PRESIGNED: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How a request says who it is.
+#[derive(Debug, PartialEq, Eq)]
+enum Signature {
+    None,
+    HeaderV4,
+    HeaderV2,
+    QueryV4,
+    QueryV2,
+}
+
+fn signature<B>(req: &Request<B>) -> Signature {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth.starts_with("AWS4-HMAC-SHA256 ") {
+        return Signature::HeaderV4;
+    }
+    if auth.starts_with("AWS ") {
+        return Signature::HeaderV2;
+    }
+    if query(req, "X-Amz-Algorithm").is_some() && query(req, "X-Amz-Signature").is_some() {
+        return Signature::QueryV4;
+    }
+    if query(req, "AWSAccessKeyId").is_some() && query(req, "Signature").is_some() {
+        return Signature::QueryV2;
+    }
+    Signature::None
+}
+
+fn query<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| match kv.split_once('=') {
+            Some((k, v)) if k == name => Some(v),
+            None if kv == name => Some(""),
+            _ => None,
+        })
+}
+
+/// Refuses, before any body is read, an S3 request that is unsigned, a SigV2 header signature
+/// dated more than 15 minutes from now, and a presigned URL valid for more than seven days.
+#[allow(clippy::result_large_err)]
+pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
+    let now = SystemTime::now();
+    match signature(req) {
+        Signature::None => Err(s3_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "anonymous access is not allowed",
+        )),
+        Signature::HeaderV4 => Ok(()),
+        Signature::HeaderV2 => {
+            let h = req.headers();
+            let date = h
+                .get("x-amz-date")
+                .or_else(|| h.get(header::DATE))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v.trim()).ok());
+            match date {
+                None => Err(s3_error(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "a SigV2 request needs a valid Date or x-amz-date header",
+                )),
+                Some(d) if distance(d, now) > MAX_SKEW => Err(s3_error(
+                    StatusCode::FORBIDDEN,
+                    "RequestTimeTooSkewed",
+                    "the difference between the request time and the server's time is too large",
+                )),
+                Some(_) => Ok(()),
+            }
+        }
+        Signature::QueryV4 => {
+            let expires = query(req, "X-Amz-Expires").and_then(|v| v.parse::<u64>().ok());
+            match expires {
+                Some(s) if s <= MAX_PRESIGNED.as_secs() => Ok(()),
+                _ => Err(s3_error(
+                    StatusCode::BAD_REQUEST,
+                    "AuthorizationQueryParametersError",
+                    "X-Amz-Expires must be a number of seconds of at most 604800 (one week)",
+                )),
+            }
+        }
+        Signature::QueryV2 => {
+            let expires = query(req, "Expires").and_then(|v| v.parse::<u64>().ok());
+            let limit = now
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .saturating_add(MAX_PRESIGNED)
+                .as_secs();
+            match expires {
+                Some(e) if e <= limit => Ok(()),
+                _ => Err(s3_error(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "a presigned URL must expire within one week",
+                )),
+            }
+        }
+    }
+}
+
+fn distance(a: SystemTime, b: SystemTime) -> Duration {
+    a.duration_since(b)
+        .or_else(|_| b.duration_since(a))
+        .unwrap_or_default()
+}
+
+/// An S3 error reply written here, as s3s would, for a request s3s never sees.
+fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn code(r: Result<(), Response<RespBody>>) -> u16 {
+        r.map_or_else(|e| e.status().as_u16(), |()| 200)
+    }
+
+    #[test]
+    fn unsigned_and_stale_requests_are_refused() {
+        assert_eq!(code(admit(&req("/b/k", &[]))), 403);
+        // S3-looking headers are no signature
+        assert_eq!(
+            code(admit(&req("/b/k", &[("x-amz-date", "20260101T000000Z")]))),
+            403
+        );
+        let v4 = "AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+        assert_eq!(code(admit(&req("/b/k", &[("authorization", v4)]))), 200);
+        let now = httpdate::fmt_http_date(SystemTime::now());
+        assert_eq!(
+            code(admit(&req(
+                "/b/k",
+                &[("authorization", "AWS K:s"), ("date", &now)]
+            ))),
+            200
+        );
+        let old = "Fri, 06 Nov 2015 08:49:37 GMT";
+        assert_eq!(
+            code(admit(&req(
+                "/b/k",
+                &[("authorization", "AWS K:s"), ("date", old)]
+            ))),
+            403
+        );
+        assert_eq!(
+            code(admit(&req("/b/k", &[("authorization", "AWS K:s")]))),
+            403
+        );
+        let q4 = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0&X-Amz-Expires=";
+        assert_eq!(code(admit(&req(&format!("{q4}604800"), &[]))), 200);
+        assert_eq!(code(admit(&req(&format!("{q4}604801"), &[]))), 400);
+        let q2 = "/b/k?AWSAccessKeyId=K&Signature=s&Expires=";
+        assert_eq!(code(admit(&req(&format!("{q2}4102444800"), &[]))), 403);
+        let soon = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        assert_eq!(code(admit(&req(&format!("{q2}{soon}"), &[]))), 200);
+    }
+}
