@@ -176,10 +176,13 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         cfg.warnings = warnings;
-        for (key, value) in [("umask", &cfg.umask), ("disk_umask", &cfg.disk_umask)] {
-            if u32::from_str_radix(value.trim(), 8).map_or(true, |m| m > 0o777) {
+        for (key, mask, like) in [
+            ("umask", &cfg.umask, "002"),
+            ("disk_umask", &cfg.disk_umask, "077"),
+        ] {
+            if u32::from_str_radix(mask.trim(), 8).map_or(true, |m| m > 0o777) {
                 return Err(ConfigError::BadValue(format!(
-                    "{key} {value:?} is not an octal mask like 002"
+                    "{key} {mask:?} is not an octal mask like {like}"
                 )));
             }
         }
@@ -220,7 +223,8 @@ impl Config {
         u32::from_str_radix(self.umask.trim(), 8).unwrap_or(0o002) & 0o777
     }
 
-    /// The bits `disk_umask` removes from 0666 (files) and 0777 (folders) on disk.
+    /// The bits `disk_umask` removes from 0666 (files) and 0777 (folders) on disk (validated by
+    /// `load`).
     pub fn disk_umask_bits(&self) -> u32 {
         u32::from_str_radix(self.disk_umask.trim(), 8).unwrap_or(0o077) & 0o777
     }

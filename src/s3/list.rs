@@ -192,10 +192,7 @@ impl KuraS3 {
             )
             .await?;
         let url = wants_url(input.encoding_type.as_ref());
-        let owner = input
-            .fetch_owner
-            .unwrap_or(false)
-            .then(|| super::bucket::owner_full_control(who).0);
+        let owner = input.fetch_owner.unwrap_or(false);
         let key_count = (page.objects.len() + page.prefixes.len()) as i32;
         let next = page
             .truncated
@@ -243,7 +240,7 @@ impl KuraS3 {
             )
             .await?;
         let url = wants_url(input.encoding_type.as_ref());
-        let owner = Some(super::bucket::owner_full_control(who).0);
+        let owner = true;
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(encode(&prefix, url)),
@@ -283,7 +280,6 @@ impl KuraS3 {
             )
             .await?;
         let url = wants_url(input.encoding_type.as_ref());
-        let (owner, _) = super::bucket::owner_full_control(who);
         let versions = page
             .objects
             .into_iter()
@@ -297,7 +293,7 @@ impl KuraS3 {
                 storage_class: Some(ObjectVersionStorageClass::from_static(
                     ObjectVersionStorageClass::STANDARD,
                 )),
-                owner: Some(owner.clone()),
+                owner: owner_of(&e),
                 ..Default::default()
             })
             .collect();
@@ -318,9 +314,18 @@ impl KuraS3 {
     }
 }
 
-fn objects(list: Vec<(String, Entry)>, url: bool, owner: Option<Owner>) -> Vec<Object> {
+/// The object's own owner (not the caller's name, which every object showed before).
+fn owner_of(e: &Entry) -> Option<Owner> {
+    e.owner.as_ref().map(|o| Owner {
+        display_name: Some(o.clone()),
+        id: Some(o.clone()),
+    })
+}
+
+fn objects(list: Vec<(String, Entry)>, url: bool, owner: bool) -> Vec<Object> {
     list.into_iter()
         .map(|(k, e)| Object {
+            owner: owner.then(|| owner_of(&e)).flatten(),
             key: Some(encode(&k, url)),
             size: Some(e.size as i64),
             e_tag: Some(ETag::Strong(e.etag.clone())),
@@ -328,7 +333,6 @@ fn objects(list: Vec<(String, Entry)>, url: bool, owner: Option<Owner>) -> Vec<O
             storage_class: Some(ObjectStorageClass::from_static(
                 ObjectStorageClass::STANDARD,
             )),
-            owner: owner.clone(),
             ..Default::default()
         })
         .collect()

@@ -241,8 +241,13 @@ impl ShareFront {
         entry: &Entry,
         head: bool,
     ) -> Result<Response<RespBody>, ShareError> {
-        // the owner must still be able to list it; the files are checked one by one as they go
-        self.shares.vfs().may_list(&v.active.owner, path).await?;
+        // the owner must still be able to list and enter it, as the zip's own listing does
+        // (refused here, before the 200 and the download count, not as an empty body after
+        // them); the files are checked one by one as they go
+        self.shares
+            .vfs()
+            .files_below(&v.active.owner, path, "", "", 1)
+            .await?;
         let body = if head {
             empty()
         } else {

@@ -197,3 +197,48 @@ fn malformed_xml_wrong_password_oversize_and_depth_infinity() {
         "a rejected request changed something"
     );
 }
+
+/// Seconds after which a connection that never finishes its TLS handshake or its request head
+/// must be closed (the server allows 30).
+const SLOW_CLIENT_CUTOFF: u64 = 40;
+
+/// Whether the server closes a connection that sent `first` and then stalls, within the cutoff.
+fn stalled_connection_is_closed(port: u16, first: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(first).expect("write");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(SLOW_CLIENT_CUTOFF)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an error answer (408) before the close is fine
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Slowloris: a client that opens a connection and sends half a request head (plain HTTP), or
+/// nothing at all (TLS, no ClientHello), is cut off instead of holding a task and a file
+/// descriptor for ever.
+#[test]
+fn a_stalled_request_head_or_handshake_is_cut_off() {
+    let plain = Server::plain();
+    let tls = Server::start(true);
+    std::thread::scope(|s| {
+        let head = s.spawn(|| {
+            stalled_connection_is_closed(plain.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        });
+        let hello = s.spawn(|| stalled_connection_is_closed(tls.port, b""));
+        assert!(
+            head.join().expect("thread"),
+            "a half request head was still open after {SLOW_CLIENT_CUTOFF} s"
+        );
+        assert!(
+            hello.join().expect("thread"),
+            "a connection without a TLS handshake was still open after {SLOW_CLIENT_CUTOFF} s"
+        );
+    });
+}

@@ -177,6 +177,12 @@ fn listings_and_head_show_only_what_the_caller_may_reach() {
             "{query}: a name inside a 700 folder leaked: {text}"
         );
     }
+    // every object names its own owner, not the caller (v1 always, v2 with fetch-owner)
+    for query in ["", "fetch-owner=true&list-type=2"] {
+        let text = list(&eve, query);
+        assert!(text.contains("<ID>ann</ID>"), "{query}: {text}");
+        assert!(!text.contains("<ID>eve</ID>"), "{query}: {text}");
+    }
     let owner = server.s3_key_for("ann");
     assert!(list(&owner, "list-type=2").contains("<Key>private/deep.txt</Key>"));
 
@@ -213,4 +219,28 @@ fn the_data_dir_is_private_to_the_server() {
     assert_eq!(mode(&server.data_dir()), 0o750);
     assert_eq!(mode(&server.data_dir().join("kura.db")), 0o640);
     assert_eq!(mode(&server.files_dir().join("q/f.txt")), 0o640);
+}
+
+/// A `disk_umask` that is no octal mask (a typo, a mask wider than 777) stops every command with
+/// a message naming the key, as `umask` does, instead of silently using 077 (or, for 7777,
+/// making every file and folder mode 000).
+#[test]
+fn a_disk_umask_that_is_no_mask_is_refused() {
+    let server = Server::plain();
+    for bad in ["7777", "0o27", "rwx", "8"] {
+        for cmd in [&["status"][..], &["serve"][..]] {
+            let out = server
+                .kura()
+                .env("KURA_LISTEN", "127.0.0.1:0")
+                .env("KURA_DISK_UMASK", bad)
+                .args(cmd)
+                .output()
+                .expect("kura");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && err.contains("disk_umask"),
+                "KURA_DISK_UMASK={bad} kura {cmd:?}: {err}"
+            );
+        }
+    }
 }

@@ -346,14 +346,48 @@ fn a_zip_holds_only_what_its_owner_may_list() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "['a.txt']");
 }
 
-#[test]
-fn drop_box_adds_files_under_the_quota_and_never_overwrites() {
-    require("curl");
+/// A server with the user ann in the group fam, which owns the bucket fam.
+fn fam_server() -> Server {
     let server = Server::start_with(false, ROOMY);
     add_user(&server, "ann", "ann-pw", "fam");
     run(server
         .kura()
         .args(["bucket", "create", "fam", "--group", "fam"]));
+    server
+}
+
+/// A folder its owner may list but not enter (`r` without `x`): its zip is refused with 403
+/// before anything is sent or counted, never a 200 with an empty, broken body.
+#[test]
+fn a_zip_of_a_folder_its_owner_may_not_enter_is_refused() {
+    require("curl");
+    let server = fam_server();
+    assert_eq!(
+        server.status(&["-X", "MKCOL", &server.dav("fam/shut")]),
+        201
+    );
+    assert_eq!(server.put("fam/shut/inside.txt", b"inside"), 201);
+    // ann is in the group: read without enter
+    run(server.kura().args(["chmod", "740", "/fam/shut"]));
+    let (_, token, _) = share(
+        &server,
+        &["/fam", "--as", "ann", "--max-downloads", "1"],
+        None,
+    );
+    let (s, body) = fetch(&server, &[&s_url(&server, &token, "/shut/?zip")]);
+    assert_eq!(s, 403, "{}", String::from_utf8_lossy(&body));
+    // the refused zip did not use up the one download
+    let (s, _) = fetch(
+        &server,
+        &[&s_url(&server, &token, "?zip"), "-o", "/dev/null"],
+    );
+    assert_eq!(s, 200);
+}
+
+#[test]
+fn drop_box_adds_files_under_the_quota_and_never_overwrites() {
+    require("curl");
+    let server = fam_server();
     assert_eq!(
         server.status(&["-X", "MKCOL", &server.dav("fam/inbox")]),
         201

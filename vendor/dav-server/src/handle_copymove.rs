@@ -25,6 +25,17 @@ async fn add_status<'a>(
     Err(daverror)
 }
 
+/// Kura patch: a destination that exists again when the filesystem copies or moves onto it
+/// (created by another request after the overwrite check) is a failed precondition (412, RFC
+/// 4918 9.8.5 and 9.9.4), not the generic mapping's 405.
+fn exists_is_412(e: FsError) -> DavError {
+    if e == FsError::Exists {
+        StatusCode::PRECONDITION_FAILED.into()
+    } else {
+        e.into()
+    }
+}
+
 impl<C: Clone + Send + Sync + 'static> DavInner<C> {
     pub(crate) fn do_copy<'a>(
         &'a self,
@@ -53,7 +64,7 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                     Ok(_) => Ok(()),
                     Err(e) => {
                         debug!("do_copy: self.fs.copy error: {e:?}");
-                        add_status(multierror, source, e).await
+                        add_status(multierror, source, exists_is_412(e)).await
                     }
                 };
             }
@@ -63,7 +74,7 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
             if depth == Depth::Infinity {
                 return match self.fs.copy(source, dest, &self.credentials).await {
                     Ok(_) => Ok(()),
-                    Err(e) => add_status(multierror, source, e).await,
+                    Err(e) => add_status(multierror, source, exists_is_412(e)).await,
                 };
             }
 
@@ -152,7 +163,7 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
         multierror: &'a mut MultiError,
     ) -> DavResult<()> {
         if let Err(e) = self.fs.rename(source, dest, &self.credentials).await {
-            add_status(multierror, source, e).await
+            add_status(multierror, source, exists_is_412(e)).await
         } else {
             Ok(())
         }
@@ -283,12 +294,20 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                 if overwrite && exists && dest_is_file && source_is_file {
                 } else if overwrite && exists && depth != Depth::Zero {
                     trace!("handle_copymove: deleting destination {dest}");
-                    if self
-                        .delete_items(&mut multierror, Depth::Infinity, dmeta.unwrap(), &dest)
-                        .await
-                        .is_err()
-                    {
-                        return Ok(());
+                    // Kura patch: a destination that another request removed meanwhile is
+                    // what the delete wanted; the copy or move goes on instead of failing
+                    // with a 207 that names the vanished destination as 404.
+                    let removed = match dmeta {
+                        Ok(m) if m.is_dir() => self.fs.remove_dir(&dest, &self.credentials).await,
+                        Ok(_) => self.fs.remove_file(&dest, &self.credentials).await,
+                        Err(e) => Err(e),
+                    };
+                    match removed {
+                        Ok(()) | Err(FsError::NotFound) => {}
+                        Err(e) => {
+                            let _ = add_status(&mut multierror, &dest, e).await;
+                            return Ok(());
+                        }
                     }
                     // should really do this per item, in case the delete partially fails. See TODO.md
                     if let Some(ref locksystem) = self.ls {

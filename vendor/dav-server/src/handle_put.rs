@@ -213,17 +213,20 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
 
         let create = oo.create;
         let create_new = oo.create_new;
-        let mut file = match self.fs.open(&path, oo, &self.credentials).await {
-            Ok(f) => f,
-            Err(FsError::NotFound) | Err(FsError::Exists) => {
+        let refused = |e: FsError| match e {
+            FsError::NotFound | FsError::Exists => {
                 let s = if !create || create_new {
                     SC::PRECONDITION_FAILED
                 } else {
                     SC::CONFLICT
                 };
-                return Err(DavError::StatusClose(s));
+                DavError::StatusClose(s)
             }
-            Err(e) => return Err(DavError::FsError(e)),
+            e => DavError::FsError(e),
+        };
+        let mut file = match self.fs.open(&path, oo, &self.credentials).await {
+            Ok(f) => f,
+            Err(e) => return Err(refused(e)),
         };
 
         if do_range {
@@ -265,7 +268,9 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                 file.write_buf(Box::new(buf)).await?;
             }
         }
-        file.flush().await?;
+        // Kura patch: the commit repeats the checks of `open` (the parent folder deleted or
+        // the name taken meanwhile) and answers as `open` would: 409 or 412, not 404 or 405.
+        file.flush().await.map_err(refused)?;
 
         if have_count && total > count {
             error!("PUT file: sender is sending more bytes than expected");
