@@ -67,6 +67,8 @@ pub struct Config {
     pub umask: String,
     /// Longest lock timeout granted, in seconds; `Infinite` requests get it (0: no cap).
     pub lock_timeout_max_seconds: u64,
+    /// Live locks one user may hold at once; a LOCK beyond it gets 507.
+    pub lock_max_per_user: usize,
     /// Octal umask for what Kura creates on disk (the data dir, kura.db, stored files and
     /// folders); the default 077 keeps everything private to the server's account.
     pub disk_umask: String,
@@ -112,6 +114,7 @@ impl Default for Config {
             multipart_expiry_hours: 168,
             umask: "002".into(),
             lock_timeout_max_seconds: 3600,
+            lock_max_per_user: crate::vfs::locks::DEFAULT_LOCKS_PER_USER,
             durable_commits: true,
             disk_umask: "077".into(),
             macos_metadata: MacosMetadata::Keep,

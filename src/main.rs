@@ -99,6 +99,7 @@ fn main() -> ExitCode {
             Command::Chmod { mode, paths } => cli::access::chmod(&cfg, &mode, &paths)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Lock(cmd) => cli::lock::lock(&cfg, cmd).await.map_err(|e| e.to_string()),
             Command::Peer(cmd) => cli::peer::peer(&cfg, cmd).await.map_err(|e| e.to_string()),
             Command::Replicate(a) => cli::peer::replicate(&cfg, a)
                 .await

@@ -13,6 +13,7 @@ pub fn build_vfs(cfg: &Config, store: Store) -> Result<Vfs, VfsError> {
         .with_umask(cfg.umask_bits())
         .with_macos_metadata(cfg.macos_metadata)
         .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
+        .with_lock_max_per_user(cfg.lock_max_per_user)
         .with_durable_commits(cfg.durable_commits)
         .with_disk_umask(cfg.disk_umask_bits()))
 }

@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 use super::{Admin, AdminError, ErrorView};
 use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
 use super::{CreatedShareView, NewShare, ShareView};
-use super::{NewPeer, NewRule, PeerKeyView, PeerView, ResyncView, RuleView};
+use super::{LockView, NewPeer, NewRule, PeerKeyView, PeerView, ResyncView, RuleView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
 use crate::http::{full, RespBody};
 
@@ -30,10 +30,10 @@ const MAX_BODY: usize = 64 * 1024;
           delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
           create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
           list_peers, create_peer, delete_peer, create_peer_key, list_replication, create_rule, delete_rule, resync,
-          list_throttled, clear_throttled),
+          list_throttled, clear_throttled, list_locks, break_lock),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
-                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, PeerKeyView, ErrorView,
+                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, PeerKeyView, LockView, ErrorView,
                        crate::limits::ThrottleView)),
     modifiers(&Security)
 )]
@@ -239,6 +239,8 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
             let peer = query_param(&req, "peer");
             resync(admin, bucket, peer.as_deref()).await
         }
+        (&Method::GET, ["locks"]) => list_locks(admin).await,
+        (&Method::DELETE, ["locks", token]) => break_lock(admin, token).await,
         _ => Err(AdminError::NotFound(format!("{m} {path}"))),
     };
     match result {
@@ -429,6 +431,17 @@ async fn delete_rule(a: &Admin, bucket: &str, peer: &str) -> ApiResult {
     responses((status = 200, body = [ResyncView]), (status = 404, body = ErrorView)))]
 async fn resync(a: &Admin, bucket: &str, peer: Option<&str>) -> ApiResult {
     json(StatusCode::OK, &a.resync(bucket, peer, false).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/locks", responses((status = 200, body = [LockView])))]
+async fn list_locks(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.locks().await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/locks/{token}", params(("token" = String, Path)),
+    responses((status = 200, body = LockView), (status = 404, body = ErrorView)))]
+async fn break_lock(a: &Admin, token: &str) -> ApiResult {
+    json(StatusCode::OK, &a.break_lock(token).await?)
 }
 
 /// `GET` lists the throttled addresses and accounts; `DELETE` forgets failures, of one

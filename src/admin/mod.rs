@@ -2,6 +2,7 @@
 //! management, used by the CLI and by the REST API alike.
 
 pub mod api;
+mod locks;
 mod peers;
 mod types;
 
@@ -12,6 +13,7 @@ use crate::keys::Vault;
 use crate::share::{ShareError, ShareRow, ShareSpec, Shares};
 use crate::store::{MetaError, Store};
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
+pub use locks::*;
 pub use peers::*;
 pub use types::*;
 

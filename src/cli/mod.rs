@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod access;
+pub mod lock;
 pub mod manual;
 pub mod peer;
 pub mod share;
@@ -74,6 +75,9 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// List live WebDAV locks, or break one (a vanished client's, or one that blocks others).
+    #[command(subcommand)]
+    Lock(lock::LockCmd),
     /// Manage replication peers and see how far behind they are.
     #[command(subcommand)]
     Peer(peer::PeerCmd),

@@ -56,7 +56,8 @@ pub enum ShareCmd {
     },
 }
 
-fn when(ms: Option<i64>) -> String {
+/// A time in ms since the epoch as RFC 3339, or "never".
+pub(super) fn when(ms: Option<i64>) -> String {
     ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)

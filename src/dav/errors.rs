@@ -1,6 +1,7 @@
 //! The one place where core errors become WebDAV filesystem results.
 
 use dav_server::fs::FsError;
+use http::StatusCode;
 
 use crate::vfs::VfsError;
 
@@ -29,13 +30,33 @@ pub fn to_fs_error(e: VfsError) -> FsError {
                 FsError::GeneralFailure
             }
         },
-        VfsError::QuotaExceeded(_) => FsError::InsufficientStorage,
-        // dav-server checks WebDAV locks itself (through the lock system); a core lock refusal
-        // can only come from a race with another gateway
+        // RFC 4918 9.2: a property the server cannot store answers 507
+        VfsError::QuotaExceeded(_) | VfsError::TooLarge(_) | VfsError::TooManyLocks(_) => {
+            FsError::InsufficientStorage
+        }
+        // dav-server evaluates the If header through the lock system first (423); the core
+        // checks the same locks again inside each write's transaction, and a refusal there
+        // (a lock taken meanwhile) has no FsError of its own
         VfsError::Locked(_) => FsError::Forbidden,
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");
             FsError::GeneralFailure
         }
+    }
+}
+
+/// The status and text of a LOCK or UNLOCK the core refused before dav-server saw it (its lock
+/// interface can only answer 423); `None`: let dav-server answer.
+pub fn refusal(e: &VfsError) -> Option<(StatusCode, &'static str)> {
+    match e {
+        VfsError::Forbidden(_) => Some((
+            StatusCode::FORBIDDEN,
+            "you may not lock or unlock this resource\n",
+        )),
+        VfsError::TooManyLocks(_) => Some((
+            StatusCode::INSUFFICIENT_STORAGE,
+            "too many live locks for this user\n",
+        )),
+        _ => None,
     }
 }

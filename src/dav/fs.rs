@@ -75,6 +75,20 @@ impl GuardedFileSystem<Caller> for KuraFs {
                     expected_size: options.size,
                     ..Default::default()
                 };
+                // LOCK on an unmapped URL creates the resource under the lock just taken,
+                // whose token the client does not know yet
+                let caller = if lock_null {
+                    let mut tokens = caller.lock_tokens.clone();
+                    tokens.extend(
+                        self.vfs
+                            .own_locks_on(caller, &p)
+                            .await
+                            .map_err(to_fs_error)?,
+                    );
+                    &caller.clone().with_lock_tokens(tokens)
+                } else {
+                    caller
+                };
                 let mut upload = self
                     .vfs
                     .upload(caller, &p, opts)

@@ -11,7 +11,7 @@ use xmltree::Element;
 use super::fs::vpath;
 use super::PREFIX;
 use crate::vfs::locks::{Lock, LockRequest, Rules};
-use crate::vfs::{VPath, Vfs};
+use crate::vfs::{Caller, VPath, Vfs};
 
 /// What stays unescaped in a URL path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -20,10 +20,45 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// Locks kept in SQL by the core.
+/// Most lock tokens taken from one request's `If` header, and the longest one kept.
+const MAX_TOKENS: usize = 32;
+const MAX_TOKEN_LEN: usize = 256;
+
+/// Locks kept in SQL by the core, seen by one request's caller (dav-server's lock interface
+/// carries no caller, so one is made per request: UNLOCK and lockdiscovery depend on who asks).
 #[derive(Clone)]
 pub struct SqlLocks {
     pub vfs: Vfs,
+    pub caller: Caller,
+}
+
+/// The state tokens of an `If` header (RFC 4918 10.4): each Coded-URL inside a list's
+/// parentheses; resource tags (outside them) and entity tags are skipped. The core checks
+/// them against the locks on every write.
+pub fn submitted_tokens(headers: &http::HeaderMap) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in headers.get_all("If") {
+        let Ok(v) = v.to_str() else { continue };
+        let (mut in_list, mut rest) = (false, v);
+        while let Some(c) = rest.chars().next() {
+            rest = &rest[c.len_utf8()..];
+            match c {
+                '(' => in_list = true,
+                ')' => in_list = false,
+                '<' => {
+                    let end = rest.find('>').unwrap_or(rest.len());
+                    let url = &rest[..end];
+                    rest = rest.get(end + 1..).unwrap_or("");
+                    if in_list && url.len() <= MAX_TOKEN_LEN && out.len() < MAX_TOKENS {
+                        out.push(url.to_string());
+                    }
+                }
+                '[' => rest = rest.find(']').map_or("", |e| &rest[e + 1..]),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 impl std::fmt::Debug for SqlLocks {
@@ -108,7 +143,8 @@ impl DavLockSystem for SqlLocks {
         deep: bool,
     ) -> LsFuture<'_, Result<DavLock, DavLock>> {
         let path = path.clone();
-        let principal = principal.map(str::to_string);
+        // the caller is this request's, the same user dav-server names as principal
+        let _ = principal;
         let owner = owner.and_then(owner_xml);
         async move {
             let Ok(p) = vpath(&path) else {
@@ -117,15 +153,23 @@ impl DavLockSystem for SqlLocks {
             let req = LockRequest {
                 path: &p,
                 collection: path.is_collection(),
-                principal: principal.as_deref(),
                 owner_xml: owner,
                 timeout,
                 shared,
                 deep,
             };
-            match self.vfs.lock(req).await {
+            match self.vfs.lock(&self.caller, req).await {
                 Ok(Ok(l)) => Ok(to_dav(l)),
                 Ok(Err(l)) => Err(to_dav(*l)),
+                Err(
+                    e @ (crate::vfs::VfsError::Forbidden(_)
+                    | crate::vfs::VfsError::TooLarge(_)
+                    | crate::vfs::VfsError::TooManyLocks(_)),
+                ) => {
+                    // the adapter asked `may_lock` first; reached only in a race
+                    tracing::debug!(error = %e, "lock refused");
+                    Err(failed(&path))
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "lock store failed");
                     Err(failed(&path))
@@ -140,7 +184,7 @@ impl DavLockSystem for SqlLocks {
         let token = token.to_string();
         async move {
             let p = vpath(&path).map_err(|_| ())?;
-            match self.vfs.unlock(&p, &token).await {
+            match self.vfs.unlock(&self.caller, &p, &token).await {
                 Ok(true) => Ok(()),
                 _ => Err(()),
             }
@@ -206,7 +250,7 @@ impl DavLockSystem for SqlLocks {
                 return Vec::new();
             };
             self.vfs
-                .discover_locks(&p)
+                .discover_locks(&self.caller, &p)
                 .await
                 .map(|ls| ls.into_iter().map(to_dav).collect())
                 .unwrap_or_default()
@@ -227,6 +271,18 @@ impl DavLockSystem for SqlLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_header_tokens_skip_resource_and_entity_tags() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "If",
+            http::HeaderValue::from_static(
+                "<http://x/dav/a> (<urn:uuid:1> [\"e<t>ag\"]) (Not <urn:uuid:2>)",
+            ),
+        );
+        assert_eq!(submitted_tokens(&h), vec!["urn:uuid:1", "urn:uuid:2"]);
+    }
 
     #[test]
     fn owner_xml_round_trips() {

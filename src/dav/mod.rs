@@ -29,10 +29,13 @@ pub struct DavSettings {
 
 /// The WebDAV front end shared by all connections.
 pub struct DavFront {
-    handler: DavHandler<Caller>,
     settings: DavSettings,
     vfs: Vfs,
 }
+
+/// Largest LOCK body: the `<owner>` the core keeps (`LOCK_OWNER_MAX`) and room for the rest
+/// of `lockinfo`; over it, 413 before anything is parsed.
+const LOCK_BODY_MAX: usize = crate::vfs::locks::LOCK_OWNER_MAX + 1024;
 
 /// Headers every DAV answer to OPTIONS carries, also for unauthenticated clients.
 pub fn options_response() -> Response<RespBody> {
@@ -68,21 +71,28 @@ fn status(code: StatusCode, body: &'static str) -> Response<RespBody> {
 impl DavFront {
     /// Builds the handler over the core.
     pub fn new(vfs: Vfs, settings: DavSettings) -> Self {
-        let handler = DavHandler::builder()
-            .filesystem(Box::new(fs::KuraFs { vfs: vfs.clone() }))
-            .locksystem(Box::new(locks::SqlLocks { vfs: vfs.clone() }))
+        DavFront { settings, vfs }
+    }
+
+    /// dav-server over the core for one caller: its lock system answers UNLOCK and
+    /// lockdiscovery for that caller (dav-server's lock interface carries none).
+    fn handler(&self, caller: &Caller) -> DavHandler<Caller> {
+        DavHandler::builder()
+            .filesystem(Box::new(fs::KuraFs {
+                vfs: self.vfs.clone(),
+            }))
+            .locksystem(Box::new(locks::SqlLocks {
+                vfs: self.vfs.clone(),
+                caller: caller.clone(),
+            }))
             .strip_prefix(PREFIX)
             .read_buf_size(1024 * 1024)
             .autoindex(true)
-            .build_handler();
-        DavFront {
-            handler,
-            settings,
-            vfs,
-        }
+            .build_handler()
     }
 
-    /// Serves one authenticated request under `/dav`.
+    /// Serves one authenticated request under `/dav`. The caller carries the lock tokens of
+    /// the `If` header, which every core write checks.
     pub async fn handle(&self, mut req: Request<ReqBody>, caller: Caller) -> Response<RespBody> {
         if let Err(resp) = self.check(&req) {
             return resp;
@@ -95,12 +105,90 @@ impl DavFront {
         if let Err(resp) = self.check_listing(&req, &caller).await {
             return resp;
         }
-        let resp = self
-            .handler
-            .handle_guarded(req, caller.user.clone(), caller)
-            .await;
+        let caller = caller.with_lock_tokens(locks::submitted_tokens(req.headers()));
+        let handler = self.handler(&caller);
+        let resp = match req.method().as_str() {
+            "LOCK" => {
+                let (parts, body) = req.into_parts();
+                let slot = body.fault_slot();
+                let body = match read_lock_body(body).await {
+                    Ok(b) => b,
+                    Err(resp) => return resp,
+                };
+                if !body.is_empty() {
+                    if let Err(resp) = self.check_lock(&parts, &caller).await {
+                        return resp;
+                    }
+                }
+                let req = Request::from_parts(parts, ReqBody::buffered(body, slot));
+                handler
+                    .handle_guarded(req, caller.user.clone(), caller)
+                    .await
+            }
+            "UNLOCK" => {
+                if let Err(resp) = self.check_unlock(&req, &caller).await {
+                    return resp;
+                }
+                handler
+                    .handle_guarded(req, caller.user.clone(), caller)
+                    .await
+            }
+            _ => {
+                handler
+                    .handle_guarded(req, caller.user.clone(), caller)
+                    .await
+            }
+        };
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, body.map_err(std::io::Error::other).boxed_unsync())
+    }
+
+    /// A new lock needs the core's consent first, so a refusal gets its own status (403 no
+    /// right, 507 too many locks); dav-server could only answer 423.
+    #[allow(clippy::result_large_err)]
+    async fn check_lock(
+        &self,
+        parts: &http::request::Parts,
+        caller: &Caller,
+    ) -> Result<(), Response<RespBody>> {
+        let Some(path) = url_path(parts.uri.path()) else {
+            return Ok(());
+        };
+        match self.vfs.may_lock(caller, &path).await {
+            Err(e) => match errors::refusal(&e) {
+                Some((code, why)) => {
+                    tracing::debug!(user = %caller.user, path = %path, error = %e, "LOCK refused");
+                    Err(status(code, why))
+                }
+                None => Ok(()),
+            },
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// UNLOCK of another user's lock is refused (403): only its holder or an administrator
+    /// releases it.
+    #[allow(clippy::result_large_err)]
+    async fn check_unlock(
+        &self,
+        req: &Request<ReqBody>,
+        caller: &Caller,
+    ) -> Result<(), Response<RespBody>> {
+        let Some(token) = req
+            .headers()
+            .get("Lock-Token")
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.trim().trim_matches(|c| c == '<' || c == '>'))
+        else {
+            return Ok(());
+        };
+        match self.vfs.may_unlock(caller, token).await {
+            Err(e) => match errors::refusal(&e) {
+                Some((code, why)) => Err(status(code, why)),
+                None => Ok(()),
+            },
+            Ok(()) => Ok(()),
+        }
     }
 
     /// A PROPPATCH or LOCK body must be the DAV: element its method names (`propertyupdate`,
@@ -164,9 +252,7 @@ impl DavFront {
         if depth0 {
             return Ok(());
         }
-        let raw = req.uri().path();
-        let rel = raw.strip_prefix(PREFIX).unwrap_or(raw);
-        let Ok(path) = VPath::parse_url(if rel.is_empty() { "/" } else { rel }) else {
+        let Some(path) = url_path(req.uri().path()) else {
             return Ok(());
         };
         match self.vfs.may_list(caller, &path).await {
@@ -215,6 +301,28 @@ impl DavFront {
             }
         }
         Ok(())
+    }
+}
+
+/// The namespace path of a request URL under `/dav`.
+fn url_path(raw: &str) -> Option<VPath> {
+    let rel = raw.strip_prefix(PREFIX).unwrap_or(raw);
+    VPath::parse_url(if rel.is_empty() { "/" } else { rel }).ok()
+}
+
+/// Reads a LOCK body, at most `LOCK_BODY_MAX` bytes (413 beyond, also without a length).
+#[allow(clippy::result_large_err)]
+async fn read_lock_body(body: ReqBody) -> Result<Bytes, Response<RespBody>> {
+    match http_body_util::Limited::new(body, LOCK_BODY_MAX)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "LOCK body too large: the lock owner is kept up to 4096 bytes\n",
+        )),
+        Err(_) => Err(status(StatusCode::BAD_REQUEST, "unreadable LOCK body\n")),
     }
 }
 

@@ -45,6 +45,12 @@ pub fn object_error(e: VfsError) -> S3Error {
         VfsError::InvalidPartOrder => S3Error::new(S3ErrorCode::InvalidPartOrder),
         VfsError::EntityTooSmall => S3Error::new(S3ErrorCode::EntityTooSmall),
         VfsError::InvalidArgument(m) => S3Error::with_message(S3ErrorCode::InvalidArgument, m),
+        // S3 sets neither dead properties nor locks; mapped for completeness
+        VfsError::TooLarge(m) => S3Error::with_message(S3ErrorCode::EntityTooLarge, m),
+        VfsError::TooManyLocks(n) => S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!("at most {n} live locks per user"),
+        ),
         VfsError::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
             S3Error::new(S3ErrorCode::InternalError)

@@ -193,10 +193,6 @@ impl KuraS3 {
                 etag: p.e_tag.map(|e| e.value().to_string()).unwrap_or_default(),
             })
             .collect();
-        self.vfs
-            .require_unlocked(&op.path)
-            .await
-            .map_err(object_error)?;
         let entry = self
             .vfs
             .multipart_complete(who, peer.as_ref(), &input.upload_id, &op.path, &parts)

@@ -156,10 +156,6 @@ impl KuraS3 {
         let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
         let input = req.input;
         let op = names::object(&input.bucket, &input.key)?;
-        self.vfs
-            .require_unlocked(&op.path)
-            .await
-            .map_err(object_error)?;
         // the bucket is checked only where its absence would not show (the upload's own
         // checks find a missing bucket; it is never created implicitly)
         if op.marker || input.if_match.is_some() {
@@ -395,10 +391,6 @@ impl KuraS3 {
     /// Deletes one key; a missing key is success (S3 semantics), a folder only when empty.
     async fn delete_key(&self, who: &Caller, bucket: &str, key: &str) -> S3Result<()> {
         let op = names::object(bucket, key)?;
-        self.vfs
-            .require_unlocked(&op.path)
-            .await
-            .map_err(object_error)?;
         match self.vfs.stat(who, &op.path).await {
             Err(VfsError::NotFound) => Ok(()),
             Err(e) => Err(object_error(e)),
@@ -525,10 +517,6 @@ impl KuraS3 {
                 return Err(object_error(VfsError::WrongKind("a folder has this name")));
             }
         }
-        self.vfs
-            .require_unlocked(&dst.path)
-            .await
-            .map_err(object_error)?;
         if dst.path != src.path {
             self.vfs
                 .mkdir_all(who, &dst.path.parent())

@@ -766,6 +766,9 @@ impl Store {
         if n == 0 {
             return Err(Committed::Meta(MetaError::Gone));
         }
+        super::locks::delete_locks_below_tx(&mut tx, path)
+            .await
+            .map_err(meta)?;
         mark_tx(&mut tx, mark).await.map_err(meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
@@ -796,6 +799,9 @@ impl Store {
             .await
             .map_err(Committed::Meta)?;
         move_tree_tx(&mut tx, from, to, to_parent, regroup)
+            .await
+            .map_err(Committed::Meta)?;
+        super::locks::delete_locks_below_tx(&mut tx, from)
             .await
             .map_err(Committed::Meta)?;
         mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;

@@ -133,17 +133,27 @@ impl Store {
 
     /// Removes the locks on a path and below it (after DELETE or MOVE).
     pub async fn delete_locks_below(&self, path: &str) -> Result<(), MetaError> {
-        let (lo, hi) = if path == "/" {
-            ("/".to_string(), "0".to_string())
-        } else {
-            (format!("{path}/"), format!("{path}0"))
-        };
-        sqlx::query("DELETE FROM locks WHERE path = $1 OR (path >= $2 AND path < $3)")
-            .bind(path)
-            .bind(&lo)
-            .bind(&hi)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        delete_locks_below_tx(&mut conn, path).await
     }
+}
+
+/// Removes the locks on a path and below it inside a tree change's transaction, so a deleted
+/// or moved resource never leaves a lock behind (a lock never travels with a moved resource).
+pub(super) async fn delete_locks_below_tx(
+    conn: &mut sqlx::SqliteConnection,
+    path: &str,
+) -> Result<(), MetaError> {
+    let (lo, hi) = if path == "/" {
+        ("/".to_string(), "0".to_string())
+    } else {
+        (format!("{path}/"), format!("{path}0"))
+    };
+    sqlx::query("DELETE FROM locks WHERE path = $1 OR (path >= $2 AND path < $3)")
+        .bind(path)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

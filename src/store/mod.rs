@@ -61,6 +61,9 @@ pub struct Store {
     /// One connection for write transactions: writers queue here in order instead of
     /// sleeping and retrying on SQLite's busy handler (other processes still meet that).
     writer: SqlitePool,
+    /// The temporary folder of a unit test's database, removed with the last handle.
+    #[cfg(test)]
+    _dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl Store {
@@ -93,26 +96,24 @@ impl Store {
             .max_connections(1)
             .connect_with(opts)
             .await?;
-        Ok(Store { pool, writer })
+        Ok(Store {
+            pool,
+            writer,
+            #[cfg(test)]
+            _dir: None,
+        })
     }
 
-    /// An in-memory database for unit tests.
+    /// A throwaway database for unit tests, in a temporary folder and opened as `open` does
+    /// (readers beside the one writer: the core reads the locks while a write transaction is
+    /// open, which a single in-memory connection would deadlock on).
     #[cfg(test)]
     pub async fn in_memory() -> Result<Self, MetaError> {
-        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
-        Self::from_pool(pool).await
-    }
-
-    #[cfg(test)]
-    async fn from_pool(pool: SqlitePool) -> Result<Self, MetaError> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        let dir = tempfile::tempdir().map_err(|e| MetaError::Db(sqlx::Error::Io(e)))?;
+        let store = Self::open(&dir.path().join("kura.db")).await?;
         Ok(Store {
-            writer: pool.clone(),
-            pool,
+            _dir: Some(std::sync::Arc::new(dir)),
+            ..store
         })
     }
 }

@@ -1,10 +1,12 @@
-//! Locks: the one set of rules for who may write a locked resource, used by WebDAV (through
-//! dav-server's lock-system interface) and by S3 writes. Locks live in SQL, so they survive a
+//! Locks: the one set of rules for who may lock, unlock and write a locked resource. Every core
+//! write checks them with the caller's submitted tokens (`Caller::lock_tokens`), so WebDAV, S3,
+//! share drop boxes and replication all obey them. Locks live in SQL, so they survive a
 //! restart and are shared by every gateway on the database.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{VPath, Vfs, VfsError};
+use super::perm::W;
+use super::{Caller, VPath, Vfs, VfsError};
 use crate::store::{now_ms, LockChange, LockRow};
 
 /// A lock as the protocols see it.
@@ -36,8 +38,6 @@ pub struct LockRequest<'a> {
     pub path: &'a VPath,
     /// Whether the URL named a collection.
     pub collection: bool,
-    /// Who asks.
-    pub principal: Option<&'a str>,
     /// `<owner>` XML to keep.
     pub owner_xml: Option<String>,
     /// Requested timeout (`None`: infinite, which gets the configured cap).
@@ -135,6 +135,49 @@ fn live(rows: &[LockRow]) -> Vec<Lock> {
     rows.iter().filter_map(from_row).collect()
 }
 
+/// Live locks one user may hold unless configured (`lock_max_per_user`).
+pub const DEFAULT_LOCKS_PER_USER: usize = 100;
+
+/// Largest `<owner>` XML kept with a lock, in bytes; a LOCK body over this size is refused
+/// (413) before it is parsed.
+pub const LOCK_OWNER_MAX: usize = 4096;
+
+/// The locks a core write must hold, checked inside its transaction (`Vfs::commit_with`).
+pub(super) struct Guard {
+    store: crate::store::Store,
+    principal: String,
+    tokens: Vec<String>,
+    /// Each path written, and whether everything below it is written too (delete, move).
+    targets: Vec<(VPath, bool)>,
+}
+
+impl Guard {
+    /// Refuses with `Locked` when a lock bears on a target and the caller does not hold it
+    /// (its token submitted, and taken by the same user).
+    pub(super) async fn check(self) -> Result<(), VfsError> {
+        let locks = live(&self.store.live_locks().await?);
+        if locks.is_empty() {
+            return Ok(());
+        }
+        let rules = Rules {
+            principal: Some(&self.principal),
+            ignore_principal: false,
+            tokens: &self.tokens,
+            shared_ok: false,
+        };
+        for (path, deep) in &self.targets {
+            let mut r = rules.check_to(&locks, path);
+            if r.is_ok() && *deep {
+                r = rules.check_below(&locks, path);
+            }
+            if let Err(l) = r {
+                return Err(VfsError::Locked(l.path.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Vfs {
     /// The granted timeout: what was asked, at most the configured cap (`None` asks for infinite).
     /// A zero cap means none: `Infinite` locks are then granted.
@@ -146,23 +189,97 @@ impl Vfs {
         Some(asked.map_or(max, |t| t.min(max)))
     }
 
-    /// Takes a lock, or returns the lock in the way; atomic against concurrent LOCKs.
-    pub async fn lock(&self, req: LockRequest<'_>) -> Result<Result<Lock, Box<Lock>>, VfsError> {
+    /// The lock check of a write by `c` on `targets` (path, and whether below it too).
+    pub(super) fn guard(&self, c: &Caller, targets: Vec<(VPath, bool)>) -> Guard {
+        Guard {
+            store: self.store.clone(),
+            principal: c.user.clone(),
+            tokens: c.lock_tokens.clone(),
+            targets,
+        }
+    }
+
+    /// Fails with `Locked` when `c` may not write `targets` for a lock it does not hold (the
+    /// early check of writes that stream a body first; the commit checks again).
+    pub(super) async fn check_unlocked(
+        &self,
+        c: &Caller,
+        targets: Vec<(VPath, bool)>,
+    ) -> Result<(), VfsError> {
+        self.guard(c, targets).check().await
+    }
+
+    /// Whether `c` may lock `path`: fewer live locks than the cap, `w` on it (on its folder
+    /// when nothing is there yet); the root and buckets only for their owner and
+    /// administrators, so no user can freeze writes above what she may write.
+    pub async fn may_lock(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        const ROOT: &str = "only administrators lock the root";
+        const BUCKET: &str = "only the bucket's owner and administrators lock a bucket";
+        let held = live(&self.store.live_locks().await?)
+            .iter()
+            .filter(|l| l.principal.as_deref() == Some(c.user.as_str()))
+            .count();
+        if held >= self.lock_max_per_user {
+            return Err(VfsError::TooManyLocks(self.lock_max_per_user));
+        }
+        if c.is_admin {
+            return Ok(());
+        }
+        if path.is_root() {
+            return Err(VfsError::Forbidden(ROOT));
+        }
+        match self.resolve(c, path).await? {
+            Some(e) if path.parent().is_root() => {
+                if e.owner.as_deref() != Some(c.user.as_str()) {
+                    return Err(VfsError::Forbidden(BUCKET));
+                }
+                e.require(c, W, "the bucket may not be written")
+            }
+            Some(e) => e.require(c, W, "the resource may not be written"),
+            None if path.parent().is_root() => Err(VfsError::Forbidden(BUCKET)),
+            None => {
+                let dir = self.stat(c, &path.parent()).await?;
+                if !dir.is_dir {
+                    return Err(VfsError::Conflict("parent folder does not exist"));
+                }
+                Self::require_name_change(c, &dir, None)
+            }
+        }
+    }
+
+    /// Takes a lock, or returns the lock in the way; atomic against concurrent LOCKs. The
+    /// caller needs `may_lock`, an `<owner>` of at most `LOCK_OWNER_MAX` bytes, and fewer live
+    /// locks than `lock_max_per_user`.
+    pub async fn lock(
+        &self,
+        c: &Caller,
+        req: LockRequest<'_>,
+    ) -> Result<Result<Lock, Box<Lock>>, VfsError> {
         let LockRequest {
             path,
             collection,
-            principal,
             owner_xml,
             timeout,
             shared,
             deep,
         } = req;
-        let principal = principal.map(str::to_string);
+        self.may_lock(c, path).await?;
+        if owner_xml.as_ref().is_some_and(|o| o.len() > LOCK_OWNER_MAX) {
+            return Err(VfsError::TooLarge("the lock owner is over 4096 bytes"));
+        }
+        let principal = c.user.clone();
         let timeout = self.capped(timeout);
-        Ok(self
-            .store
+        let cap = self.lock_max_per_user;
+        self.store
             .with_locks(|rows| {
                 let locks = live(rows);
+                let held = locks
+                    .iter()
+                    .filter(|l| l.principal.as_deref() == Some(principal.as_str()))
+                    .count();
+                if held >= cap {
+                    return (LockChange::None, Err(VfsError::TooManyLocks(cap)));
+                }
                 let rules = Rules {
                     principal: None,
                     ignore_principal: true,
@@ -170,11 +287,11 @@ impl Vfs {
                     shared_ok: shared,
                 };
                 if let Err(l) = rules.check_to(&locks, path) {
-                    return (LockChange::None, Err(l));
+                    return (LockChange::None, Ok(Err(l)));
                 }
                 if deep {
                     if let Err(l) = rules.check_below(&locks, path) {
-                        return (LockChange::None, Err(l));
+                        return (LockChange::None, Ok(Err(l)));
                     }
                 }
                 let (at, secs) = expiry(timeout);
@@ -182,36 +299,53 @@ impl Vfs {
                     token: uuid::Uuid::new_v4().urn().to_string(),
                     path: path.to_string(),
                     collection,
-                    principal,
+                    principal: Some(principal.clone()),
                     owner_xml,
                     timeout_at_ms: at,
                     timeout_s: secs,
                     shared,
                     deep,
                 };
-                let lock = from_row(&row);
-                match lock {
-                    Some(l) => (LockChange::Insert(row), Ok(l)),
-                    None => (LockChange::None, Err(Box::new(Lock::placeholder(path)))),
+                match from_row(&row) {
+                    Some(l) => (LockChange::Insert(row), Ok(Ok(l))),
+                    None => (LockChange::None, Ok(Err(Box::new(Lock::placeholder(path))))),
                 }
             })
-            .await?)
+            .await?
     }
 
-    /// Releases a lock; false when no such lock is on the path.
-    pub async fn unlock(&self, path: &VPath, token: &str) -> Result<bool, VfsError> {
-        Ok(self
-            .store
+    /// Fails with `Forbidden` when `token` names a live lock of another user and `c` is no
+    /// administrator (UNLOCK is bound to the lock's principal).
+    pub async fn may_unlock(&self, c: &Caller, token: &str) -> Result<(), VfsError> {
+        let locks = live(&self.store.live_locks().await?);
+        match locks.iter().find(|l| l.token == token) {
+            Some(l) if !c.is_admin && l.principal.as_deref() != Some(c.user.as_str()) => Err(
+                VfsError::Forbidden("only the lock's holder or an administrator unlocks it"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Releases a lock held by `c` (any lock, for an administrator); false when no such lock
+    /// is on the path.
+    pub async fn unlock(&self, c: &Caller, path: &VPath, token: &str) -> Result<bool, VfsError> {
+        self.store
             .with_locks(|rows| {
                 match live(rows)
                     .into_iter()
                     .find(|l| l.token == token && l.path == *path)
                 {
-                    Some(l) => (LockChange::Remove(l.token), true),
-                    None => (LockChange::None, false),
+                    Some(l) if !c.is_admin && l.principal.as_deref() != Some(c.user.as_str()) => (
+                        LockChange::None,
+                        Err(VfsError::Forbidden(
+                            "only the lock's holder or an administrator unlocks it",
+                        )),
+                    ),
+                    Some(l) => (LockChange::Remove(l.token), Ok(true)),
+                    None => (LockChange::None, Ok(false)),
                 }
             })
-            .await?)
+            .await?
     }
 
     /// Extends a lock held on `path`.
@@ -257,11 +391,28 @@ impl Vfs {
         Ok(r)
     }
 
-    /// Locks on `path` and on the folders above it (for `lockdiscovery`).
-    pub async fn discover_locks(&self, path: &VPath) -> Result<Vec<Lock>, VfsError> {
+    /// Locks on `path` and on the folders above it (for `lockdiscovery`). The token of a lock
+    /// is shown only to its holder and to administrators: a token is what lets a write pass.
+    pub async fn discover_locks(&self, c: &Caller, path: &VPath) -> Result<Vec<Lock>, VfsError> {
         Ok(live(&self.store.live_locks().await?)
             .into_iter()
             .filter(|l| path.starts_with(&l.path))
+            .map(|mut l| {
+                if !c.is_admin && l.principal.as_deref() != Some(c.user.as_str()) {
+                    l.token = String::new();
+                }
+                l
+            })
+            .collect())
+    }
+
+    /// Tokens of the locks `c` holds exactly on `path` (a LOCK on an unmapped URL creates the
+    /// resource under the lock it has just taken).
+    pub async fn own_locks_on(&self, c: &Caller, path: &VPath) -> Result<Vec<String>, VfsError> {
+        Ok(live(&self.store.live_locks().await?)
+            .into_iter()
+            .filter(|l| l.path == *path && l.principal.as_deref() == Some(c.user.as_str()))
+            .map(|l| l.token)
             .collect())
     }
 
@@ -270,19 +421,28 @@ impl Vfs {
         Ok(self.store.delete_locks_below(path.as_str()).await?)
     }
 
-    /// S3 writes carry no lock token: a write on a locked resource, or under a depth-infinity
-    /// lock, is refused (423) whoever asks.
-    pub async fn require_unlocked(&self, path: &VPath) -> Result<(), VfsError> {
-        let rules = Rules {
-            principal: None,
-            ignore_principal: false,
-            tokens: &[],
-            shared_ok: false,
-        };
-        match self.check_locks(path, rules, true).await? {
-            Ok(()) => Ok(()),
-            Err(l) => Err(VfsError::Locked(l.path.to_string())),
+    /// Every live lock, for administrators (`kura lock list`, `GET /api/v1/locks`).
+    pub async fn all_locks(&self, c: &Caller) -> Result<Vec<Lock>, VfsError> {
+        if !c.is_admin {
+            return Err(VfsError::Forbidden("only administrators list every lock"));
         }
+        Ok(live(&self.store.live_locks().await?))
+    }
+
+    /// Removes any lock by its token (administrators); the lock removed, `None` if none.
+    pub async fn break_lock(&self, c: &Caller, token: &str) -> Result<Option<Lock>, VfsError> {
+        if !c.is_admin {
+            return Err(VfsError::Forbidden("only administrators break locks"));
+        }
+        Ok(self
+            .store
+            .with_locks(
+                |rows| match live(rows).into_iter().find(|l| l.token == token) {
+                    Some(l) => (LockChange::Remove(l.token.clone()), Some(l)),
+                    None => (LockChange::None, None),
+                },
+            )
+            .await?)
     }
 }
 

@@ -55,6 +55,12 @@ pub enum VfsError {
     /// A lock held by someone else bears on the resource.
     #[error("locked: {0}")]
     Locked(String),
+    /// A dead property or a lock's owner is over its size cap; nothing was stored.
+    #[error("too large: {0}")]
+    TooLarge(&'static str),
+    /// The caller holds as many live locks as it may.
+    #[error("too many locks: at most {0} live locks per user")]
+    TooManyLocks(usize),
     /// The caller lacks the permission for this operation.
     #[error("permission denied: {0}")]
     Forbidden(&'static str),
@@ -121,6 +127,9 @@ pub struct Caller {
     pub primary_group: Option<String>,
     /// May create buckets (top-level folders).
     pub can_create_buckets: bool,
+    /// Lock tokens the request submitted (WebDAV `If:`); every core write checks them, so a
+    /// caller without the token of a lock bearing on its target is refused (S3 carries none).
+    pub lock_tokens: Vec<String>,
 }
 
 impl Caller {
@@ -132,7 +141,14 @@ impl Caller {
             groups: user.groups,
             primary_group: user.primary_group,
             can_create_buckets: user.can_create_buckets,
+            lock_tokens: Vec::new(),
         }
+    }
+
+    /// This caller with the lock tokens its request submitted.
+    pub fn with_lock_tokens(mut self, tokens: Vec<String>) -> Caller {
+        self.lock_tokens = tokens;
+        self
     }
 
     /// An administrator identity for admin commands run on the server itself.
@@ -143,6 +159,7 @@ impl Caller {
             groups: Vec::new(),
             primary_group: None,
             can_create_buckets: true,
+            lock_tokens: Vec::new(),
         }
     }
 }
@@ -284,6 +301,8 @@ pub struct Vfs {
     umask: u32,
     macos: MacosMetadata,
     lock_timeout_max: std::time::Duration,
+    /// Live locks one user may hold at once.
+    lock_max_per_user: usize,
     /// The storage journal of the `fs` backend (every tree change on disk goes through it).
     journal: Option<journal::Journal>,
 }
@@ -306,6 +325,7 @@ impl Vfs {
             umask: 0o002,
             macos: MacosMetadata::Keep,
             lock_timeout_max: DEFAULT_LOCK_TIMEOUT_MAX,
+            lock_max_per_user: locks::DEFAULT_LOCKS_PER_USER,
         }
     }
 
@@ -325,6 +345,12 @@ impl Vfs {
     /// cannot block writers forever.
     pub fn with_lock_timeout_max(mut self, max: std::time::Duration) -> Self {
         self.lock_timeout_max = max;
+        self
+    }
+
+    /// Caps the live locks one user holds, so nobody can fill the lock table.
+    pub fn with_lock_max_per_user(mut self, max: usize) -> Self {
+        self.lock_max_per_user = max;
         self
     }
 
@@ -366,9 +392,11 @@ impl Vfs {
     }
 
     /// Runs a metadata change whose storage step is `steps` (journaled, on `fs`) or `other`
-    /// (any other service), to its end even if the request awaiting it is dropped.
+    /// (any other service), to its end even if the request awaiting it is dropped; `guard`
+    /// (the locks bearing on what changes) is checked inside the transaction.
     async fn commit_with<T, C, Fut>(
         &self,
+        guard: locks::Guard,
         steps: Vec<journal::Step>,
         other: futures_util::future::BoxFuture<'static, Result<(), VfsError>>,
         change: C,
@@ -384,13 +412,23 @@ impl Vfs {
         Fut: std::future::Future<Output = Result<T, crate::store::Committed<VfsError>>> + Send,
     {
         let journal = self.journal.clone();
+        // the locks are checked inside the transaction, before its storage step: a LOCK
+        // needs the same write transaction, so none can slip in between check and commit
         upload::to_the_end(async move {
             let Some(j) = journal else {
-                return change(None, other).await.map_err(VfsError::from);
+                let checked = Box::pin(async move {
+                    guard.check().await?;
+                    other.await
+                });
+                return change(None, checked).await.map_err(VfsError::from);
             };
             let pending = j.begin(steps).await;
             let p = pending.clone();
-            let res = change(Some(pending.mark()), Box::pin(async move { p.run().await })).await;
+            let checked = Box::pin(async move {
+                guard.check().await?;
+                p.run().await
+            });
+            let res = change(Some(pending.mark()), checked).await;
             match &res {
                 Ok(_) => pending.committed().await,
                 Err(_) => pending.failed().await,

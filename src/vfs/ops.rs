@@ -8,6 +8,12 @@ use super::upload::Upload;
 use super::{headers_json, Caller, Download, Entry, UploadOptions, VPath, Vfs, VfsError, CHUNK};
 use crate::store::{now_ms, DeadProp, EntryRow, SOURCE_CHANGED};
 
+/// Largest dead property (namespace, name and XML value), in bytes.
+pub const DEAD_PROP_MAX: usize = 16 * 1024;
+
+/// Largest total of an entry's dead properties, in bytes.
+pub const DEAD_PROPS_MAX: usize = 64 * 1024;
+
 /// Why a read is refused before any byte is promised: the file on disk is not the size its
 /// row records (changed behind Kura's back, or being replaced at this instant).
 const SIZE_DIFFERS: &str = "the stored file's size differs from its record";
@@ -237,6 +243,8 @@ impl Vfs {
         opts: UploadOptions,
     ) -> Result<Upload, VfsError> {
         let (existing, parent) = self.check_write(c, path, &opts).await?;
+        // refused before the body streams; the commit checks again inside its transaction
+        self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         let replaced = existing.map_or(0, |e| e.size);
         let mut up = Upload::start(self.clone(), c, path.clone(), opts, replaced).await?;
         up.parent = parent;
@@ -309,7 +317,8 @@ impl Vfs {
         let (op, key) = (self.op.clone(), path.storage_key(true));
         let other = Box::pin(async move { Ok(op.create_dir(&key).await?) });
         let store = self.store.clone();
-        self.commit_with(steps, other, move |mark, finish| async move {
+        let guard = self.guard(c, vec![(path.clone(), false)]);
+        self.commit_with(guard, steps, other, move |mark, finish| async move {
             store.mkdir_with(&row, mark.as_ref(), finish).await
         })
         .await
@@ -457,6 +466,7 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         e.require(c, W, "the file may not be changed")?;
+        self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         let ct = content_type.unwrap_or(&e.content_type);
         self.store
             .set_headers(
@@ -500,6 +510,7 @@ impl Vfs {
         let store = self.store.clone();
         let (p, origin) = (path.to_string(), origin.map(str::to_string));
         self.commit_with(
+            self.guard(c, vec![(path.clone(), true)]),
             steps,
             Box::pin(async { Ok(()) }),
             move |mark, finish| async move {
@@ -637,7 +648,9 @@ impl Vfs {
             };
         let store = self.store.clone();
         let (f, t, tp) = (from.to_string(), to.to_string(), to.parent().to_string());
-        self.commit_with(steps, other, move |mark, finish| async move {
+        // both ends: the source and all below it, and the destination
+        let guard = self.guard(c, vec![(from.clone(), true), (to.clone(), false)]);
+        self.commit_with(guard, steps, other, move |mark, finish| async move {
             let regroup = regroup.as_ref().map(|g| g.as_deref());
             store
                 .move_tree(&f, &t, &tp, regroup, mark.as_ref(), finish)
@@ -721,7 +734,8 @@ impl Vfs {
                         from: staged.clone(),
                         to: target,
                     }];
-                    self.commit_with(steps, Box::pin(async { Ok(()) }), change)
+                    let guard = self.guard(c, vec![(to.clone(), false)]);
+                    self.commit_with(guard, steps, Box::pin(async { Ok(()) }), change)
                         .await
                 }
                 Err(e) => Err(e),
@@ -741,8 +755,9 @@ impl Vfs {
                     .await;
                 return Err(changed_if_gone(e));
             }
+            let guard = self.guard(c, vec![(to.clone(), false)]);
             let res = self
-                .commit_with(Vec::new(), Box::pin(async { Ok(()) }), change)
+                .commit_with(guard, Vec::new(), Box::pin(async { Ok(()) }), change)
                 .await;
             if res.is_err() {
                 let _ = self
@@ -765,7 +780,8 @@ impl Vfs {
             .map_err(changed_if_gone)?;
         let (v, s2, target) = (self.clone(), staged.clone(), to.storage_key(false));
         let finish = Box::pin(async move { v.move_key(&s2, &target).await });
-        let res = self.commit_with(Vec::new(), finish, change).await;
+        let guard = self.guard(c, vec![(to.clone(), false)]);
+        let res = self.commit_with(guard, Vec::new(), finish, change).await;
         if res.is_err() {
             let _ = self.op.delete(&staged).await;
         }
@@ -787,7 +803,44 @@ impl Vfs {
     ) -> Result<(), VfsError> {
         let e = self.stat(c, path).await?;
         e.require(c, W, "the entry may not be changed")?;
+        self.check_unlocked(c, vec![(path.clone(), false)]).await?;
+        self.check_props_size(path, patch).await?;
         Ok(self.store.patch_props(path.as_str(), patch).await?)
+    }
+
+    /// Refuses (`TooLarge`, nothing stored) a dead property over `DEAD_PROP_MAX` bytes, or a
+    /// patch that would leave the entry with more than `DEAD_PROPS_MAX` bytes of them.
+    async fn check_props_size(
+        &self,
+        path: &VPath,
+        patch: &[(bool, DeadProp)],
+    ) -> Result<(), VfsError> {
+        let size =
+            |p: &DeadProp| p.namespace.len() + p.name.len() + p.xml.as_ref().map_or(0, String::len);
+        if patch.iter().any(|(set, p)| *set && size(p) > DEAD_PROP_MAX) {
+            return Err(VfsError::TooLarge("a dead property is over 16 KiB"));
+        }
+        let mut props: BTreeMap<(String, String), usize> = self
+            .store
+            .props(path.as_str())
+            .await?
+            .iter()
+            .map(|p| ((p.namespace.clone(), p.name.clone()), size(p)))
+            .collect();
+        for (set, p) in patch {
+            let key = (p.namespace.clone(), p.name.clone());
+            if *set {
+                props.insert(key, size(p));
+            } else {
+                props.remove(&key);
+            }
+        }
+        if props.values().sum::<usize>() > DEAD_PROPS_MAX {
+            return Err(VfsError::TooLarge(
+                "the dead properties of one entry would be over 64 KiB",
+            ));
+        }
+        Ok(())
     }
 
     /// Changes the mode bits: the owner or an administrator.
@@ -798,6 +851,7 @@ impl Vfs {
                 "only the owner or an administrator changes the mode",
             ));
         }
+        self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         Ok(self
             .store
             .set_mode(path.as_str(), i64::from(mode & 0o777))
@@ -836,6 +890,7 @@ impl Vfs {
                 return Err(VfsError::NotFound);
             }
         }
+        self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         Ok(self
             .store
             .set_ownership(path.as_str(), owner, group)

@@ -162,6 +162,7 @@ mod tests {
             groups: groups.iter().map(|g| g.to_string()).collect(),
             primary_group: None,
             can_create_buckets: false,
+            lock_tokens: Vec::new(),
         }
     }
 

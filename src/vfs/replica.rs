@@ -133,11 +133,13 @@ impl super::Vfs {
         meta: ReplicaMeta,
         opts: UploadOptions,
     ) -> Result<Shipment, VfsError> {
-        self.require_unlocked(path).await?;
+        // a shipment carries no lock token: any lock on the file or its conflict copy refuses it
+        self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         let planned = plan(self, path, meta).await?;
         let target = planned.target().clone();
         if &target != path {
-            self.require_unlocked(&target).await?;
+            self.check_unlocked(c, vec![(target.clone(), false)])
+                .await?;
         }
         tracing::debug!(peer = %peer.name, path = %path, "receiving a shipment");
         let keep = keep_for(self, &planned.meta).await?;

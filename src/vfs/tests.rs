@@ -23,6 +23,7 @@ fn ann() -> Caller {
         groups: vec!["family".into()],
         primary_group: Some("family".into()),
         can_create_buckets: true,
+        lock_tokens: Vec::new(),
     }
 }
 
@@ -456,20 +457,80 @@ async fn lock_timeouts_are_capped_unless_the_cap_is_zero() {
     ] {
         let v = vfs().await.with_lock_timeout_max(Duration::from_secs(cap));
         let l = v
-            .lock(locks::LockRequest {
-                path: &path,
-                collection: false,
-                principal: Some("ann"),
-                owner_xml: None,
-                timeout: asked.map(Duration::from_secs),
-                shared: false,
-                deep: false,
-            })
+            .lock(
+                &Caller::admin("ann"),
+                locks::LockRequest {
+                    path: &path,
+                    collection: false,
+                    owner_xml: None,
+                    timeout: asked.map(Duration::from_secs),
+                    shared: false,
+                    deep: false,
+                },
+            )
             .await
             .unwrap()
             .unwrap();
         assert_eq!(l.timeout, granted.map(Duration::from_secs), "cap {cap}");
     }
+}
+
+#[tokio::test]
+async fn core_writes_need_the_token_and_deletes_take_the_locks_along() {
+    let v = vfs().await;
+    let c = ann();
+    v.mkdir(&c, &p("/docs")).await.unwrap();
+    v.mkdir(&c, &p("/docs/sub")).await.unwrap();
+    let lock = v
+        .lock(
+            &c,
+            locks::LockRequest {
+                path: &p("/docs/sub"),
+                collection: true,
+                owner_xml: None,
+                timeout: None,
+                shared: false,
+                deep: true,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // without the token (as S3 and share visitors are): every write below is refused
+    let locked = |r: Result<(), VfsError>| matches!(r, Err(VfsError::Locked(_)));
+    assert!(locked(v.mkdir(&c, &p("/docs/sub/x")).await));
+    assert!(
+        locked(v.delete(&c, &p("/docs")).await),
+        "deleting above the lock"
+    );
+    assert!(locked(
+        v.rename(&c, &p("/docs/sub"), &p("/docs/moved")).await
+    ));
+    assert!(matches!(
+        v.upload(&c, &p("/docs/sub/f"), UploadOptions::default())
+            .await,
+        Err(VfsError::Locked(_))
+    ));
+    // the token of another user does not count
+    let mut bob = ann();
+    bob.user = "bob".into();
+    bob.is_admin = false;
+    let bob = bob.with_lock_tokens(vec![lock.token.clone()]);
+    assert!(locked(v.mkdir(&bob, &p("/docs/sub/x")).await));
+    assert!(matches!(
+        v.unlock(&bob, &p("/docs/sub"), &lock.token).await,
+        Err(VfsError::Forbidden(_))
+    ));
+    // the holder with the token writes, and a delete removes the lock with the rows
+    let held = c.clone().with_lock_tokens(vec![lock.token.clone()]);
+    v.mkdir(&held, &p("/docs/sub/x")).await.unwrap();
+    v.delete(&held, &p("/docs/sub")).await.unwrap();
+    assert!(v
+        .all_locks(&Caller::admin("root"))
+        .await
+        .unwrap()
+        .is_empty());
+    v.mkdir(&c, &p("/docs/sub")).await.unwrap();
 }
 
 /// Ships `body` to `path` the way a replication peer does (S3 user metadata).

@@ -483,7 +483,12 @@ impl Upload {
         };
         let mark = pending.as_ref().map(|p| p.mark());
         let sink = &mut self.sink;
+        // the locks on the path are checked inside the commit's transaction
+        let guard = self
+            .vfs
+            .guard(&self.caller, vec![(self.path.clone(), false)]);
         let finish = async {
+            guard.check().await?;
             match &pending {
                 Some(p) => p.run().await,
                 None => sink.close().await,

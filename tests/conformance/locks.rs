@@ -8,7 +8,21 @@ use crate::common::{code, require, run, Server, ADMIN_PW};
 const LOCKINFO: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>finder</D:owner></D:lockinfo>"#;
 
 fn lock(server: &Server, path: &str, depth: &str) -> (u16, Option<String>) {
-    let out = server.curl_admin(&[
+    lock_as(server, &format!("admin:{ADMIN_PW}"), path, depth, LOCKINFO)
+}
+
+/// LOCK with credentials `auth` (`user:password`) and body `body`: the status and the
+/// Lock-Token header as sent (`<urn:uuid:...>`).
+pub(crate) fn lock_as(
+    server: &Server,
+    auth: &str,
+    path: &str,
+    depth: &str,
+    body: &str,
+) -> (u16, Option<String>) {
+    let out = server.curl(&[
+        "-u",
+        auth,
         "-X",
         "LOCK",
         "-H",
@@ -22,7 +36,7 @@ fn lock(server: &Server, path: &str, depth: &str) -> (u16, Option<String>) {
         "-w",
         "%{http_code}",
         "--data-binary",
-        LOCKINFO,
+        body,
         &server.dav(path),
     ]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

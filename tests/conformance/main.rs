@@ -17,6 +17,7 @@ mod hardening_net;
 mod http_semantics;
 mod litmus;
 mod locks;
+mod locks_attacks;
 mod permissions;
 mod quotas;
 mod replays;

@@ -332,9 +332,13 @@ fn build_lock_prop(lock: &DavLock, full: bool) -> Element {
         None => "Infinite".to_string(),
         Some(d) => format!("Second-{}", d.as_secs()),
     }));
-    let mut locktokenelem = Element::new2("D:locktoken");
-    locktokenelem.push_element(Element::new2("D:href").text(lock.token.clone()));
-    actlock.push_element(locktokenelem);
+    // Kura patch: a lock whose token is withheld (another user's lock) has no locktoken
+    // element (it is optional in activelock, RFC 4918 14.1)
+    if !lock.token.is_empty() {
+        let mut locktokenelem = Element::new2("D:locktoken");
+        locktokenelem.push_element(Element::new2("D:href").text(lock.token.clone()));
+        actlock.push_element(locktokenelem);
+    }
 
     let mut lockroot = Element::new2("D:lockroot");
     lockroot.push_element(Element::new2("D:href").text(lock.path.with_prefix().as_url_string()));
