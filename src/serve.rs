@@ -62,10 +62,26 @@ fn keep_private(cfg: &Config) -> std::io::Result<()> {
             .mode(0o666 & !umask)
             .open(&db)?;
     }
-    for f in ["kura.db", "kura.db-wal", "kura.db-shm"] {
+    for f in ["kura.db", "kura.db-wal", "kura.db-shm", "kura.lock"] {
         let p = cfg.data_dir.join(f);
         if p.exists() {
             std::fs::set_permissions(&p, mode(0o666))?;
+        }
+    }
+    // the storage folders (made by the core on the first start), also a storage.root that
+    // lies outside the data dir
+    let root = cfg
+        .storage
+        .root
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("files"));
+    for d in [
+        root,
+        cfg.data_dir.join("tmp"),
+        cfg.data_dir.join("multipart"),
+    ] {
+        if cfg.storage.backend == "fs" && d.is_dir() {
+            std::fs::set_permissions(&d, mode(0o777))?;
         }
     }
     Ok(())
@@ -84,6 +100,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let store = Store::open_with(&cfg.db_path(), cfg.durable_commits).await?;
 
     let vfs = crate::setup::build_vfs(&cfg, store.clone())?;
+    keep_private(&cfg).map_err(|e| StartError::DataDir(shown.clone(), e))?;
     // commits in flight when the last run stopped are finished or undone before tmp/ is swept
     let (finished, undone) = vfs.recover().await?;
     if finished + undone > 0 {

@@ -208,6 +208,10 @@ fn the_data_dir_is_private_to_the_server() {
     assert_eq!(mode(&server.data_dir().join("kura.db")), 0o600);
     assert_eq!(mode(&server.files_dir().join("p/f.txt")), 0o600);
     assert_eq!(mode(&server.files_dir().join("p")) & 0o077, 0);
+    for d in ["files", "tmp", "multipart"] {
+        assert_eq!(mode(&server.data_dir().join(d)), 0o700, "{d}/");
+    }
+    assert_eq!(mode(&server.data_dir().join("kura.lock")), 0o600);
 
     // an operator who wants group access says so
     let server = Server::start_with(false, &[("KURA_DISK_UMASK", "027")]);
