@@ -879,4 +879,37 @@ async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
     assert_eq!(read_all(&v, "/k/f").await, b"acknowledged");
     crate::vfs::sweep_temp(dir.path()).unwrap();
     assert!(v.fsck(false).await.unwrap().is_clean());
+
+    // a kill after the COMMIT, before the journal was removed, and a power cut that lost the
+    // rename although the commit (and its mark) survived: the rename is made again at start
+    let new = tmp.join("upload2");
+    let body = b"acknowledged later";
+    std::fs::write(&new, body).unwrap();
+    // a new process's journal (the forgotten commit above still holds the first one's gate)
+    let j = journal::Journal::new(tmp.clone(), false, 0o700);
+    let pending = j
+        .begin(vec![journal::Step::Put {
+            from: new.clone(),
+            to: files.join("k/f"),
+        }])
+        .await;
+    pending.run().await.unwrap();
+    let row = crate::store::EntryRow {
+        size: body.len() as i64,
+        etag: hex::encode(md5::Md5::digest(body)),
+        ..v.store.entry("/k/f").await.unwrap().unwrap()
+    };
+    v.store
+        .commit_file(&row, false, Some(&pending.mark()), async {
+            Ok::<(), VfsError>(())
+        })
+        .await
+        .unwrap();
+    std::mem::forget(pending);
+    std::fs::rename(files.join("k/f"), &new).unwrap();
+    let (finished, undone) = journal::Journal::recover(&tmp, &v.store).await.unwrap();
+    assert_eq!((finished, undone), (1, 0));
+    assert_eq!(read_all(&v, "/k/f").await, body);
+    crate::vfs::sweep_temp(dir.path()).unwrap();
+    assert!(v.fsck(false).await.unwrap().is_clean());
 }
