@@ -432,3 +432,32 @@ fn oversize_lock_owner_and_dead_properties_are_refused() {
     assert_eq!(s, 207);
     assert!(text.contains("p3") && !text.contains("p4") && !text.contains("big"));
 }
+
+/// An administrator's `kura chmod` on a file another user locked is refused with a message
+/// that says so (it said "/shared/f.txt is locked already exists").
+#[test]
+fn admin_commands_on_a_locked_file_say_it_is_locked() {
+    require("curl");
+    let server = Server::plain();
+    add_user(&server, "ann");
+    assert_eq!(
+        st(&server, "admin", &["-X", "MKCOL", &server.dav("shared")]),
+        201
+    );
+    assert_eq!(server.put("shared/f.txt", b"f"), 201);
+    run(server.kura().args(["chmod", "777", "/shared"]));
+    run(server.kura().args(["chmod", "666", "/shared/f.txt"]));
+    let (s, _) = lock(&server, "ann", "shared/f.txt", "0");
+    assert_eq!(s, 200);
+    let out = server
+        .kura()
+        .args(["chmod", "600", "/shared/f.txt"])
+        .output()
+        .expect("kura chmod");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "chmod of a locked file went through");
+    assert!(
+        err.contains("/shared/f.txt is locked") && !err.contains("already exists"),
+        "kura chmod on a locked file said: {err}"
+    );
+}
