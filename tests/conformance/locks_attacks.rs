@@ -461,3 +461,35 @@ fn admin_commands_on_a_locked_file_say_it_is_locked() {
         "kura chmod on a locked file said: {err}"
     );
 }
+
+/// A removed user's locks went on blocking every other writer until they expired, and a user
+/// added later under the same name held them (and saw their tokens).
+#[test]
+fn removing_a_user_releases_its_locks() {
+    require("curl");
+    let server = Server::plain();
+    add_user(&server, "ann");
+    assert_eq!(
+        st(&server, "admin", &["-X", "MKCOL", &server.dav("shared")]),
+        201
+    );
+    assert_eq!(server.put("shared/f.txt", b"f"), 201);
+    run(server.kura().args(["chmod", "777", "/shared"]));
+    run(server.kura().args(["chmod", "666", "/shared/f.txt"]));
+    let (s, token) = lock(&server, "ann", "shared/f.txt", "0");
+    assert_eq!(s, 200);
+    let token = token.expect("token");
+    assert_eq!(server.put("shared/f.txt", b"admin"), 423);
+    run(server.kura().args(["user", "remove", "ann"]));
+    assert_eq!(
+        lock_list(&server),
+        serde_json::json!([]),
+        "the removed user's lock is still live"
+    );
+    assert_eq!(server.put("shared/f.txt", b"admin"), 204);
+    // a new ann holds nothing of the old one's
+    add_user(&server, "ann");
+    let seen = lockdiscovery(&server, "ann", "shared/f.txt");
+    assert!(!seen.contains(&token), "{seen}");
+    assert!(!seen.contains("activelock"), "{seen}");
+}
