@@ -72,7 +72,7 @@ impl From<VfsError> for AdminError {
             VfsError::NotFound => AdminError::NotFound("the path".into()),
             VfsError::Exists => AdminError::Conflict("the path".into()),
             VfsError::Forbidden(m) => AdminError::Forbidden(m.into()),
-            VfsError::Locked(p) => AdminError::Conflict(format!("{p} is locked")),
+            VfsError::Locked(p) => AdminError::InUse(format!("{p} is locked (see kura lock list)")),
             VfsError::InvalidPath(m) => AdminError::Invalid(m),
             VfsError::Conflict(m) | VfsError::WrongKind(m) | VfsError::InvalidArgument(m) => {
                 AdminError::Invalid(m.into())

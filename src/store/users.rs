@@ -153,12 +153,20 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Deletes a user; false when the user does not exist.
+    /// Deletes a user and the locks it held; false when the user does not exist.
     pub async fn delete_user(&self, name: &str) -> Result<bool, MetaError> {
+        let mut tx = self.pool.begin().await?;
         let r = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        // a removed user's locks go too: they would block every other writer until they
+        // expire, and a user added later under the same name would hold them
+        sqlx::query("DELETE FROM locks WHERE principal = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 }

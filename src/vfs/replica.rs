@@ -142,8 +142,12 @@ impl super::Vfs {
                 .await?;
         }
         tracing::debug!(peer = %peer.name, path = %path, "receiving a shipment");
-        let keep = keep_for(self, &planned.meta).await?;
-        let writer = self.shipment_writer(c, &target).await?;
+        let (writer, attrs) = self.shipment_writer(c, &target).await?;
+        // a writer who may not delete and re-create the file keeps its owner, group and mode
+        let keep = match attrs {
+            true => keep_for(self, &planned.meta).await?,
+            false => Keep::default(),
+        };
         let mut up = self.upload(&writer, &target, opts).await?;
         up.keep = keep;
         Ok(Shipment {
@@ -218,24 +222,40 @@ impl super::Vfs {
 }
 
 impl super::Vfs {
-    /// Who writes a shipment onto `target`: the peer key's user, with its rights. A file it
-    /// may not write itself (another user's 600 file, shipped here earlier with its owner)
-    /// it may still replace when it may change names in the file's folder, as it could
-    /// delete and re-create it there; only that replacement is let through, after those
-    /// checks, and nothing else.
-    async fn shipment_writer(&self, c: &Caller, target: &VPath) -> Result<Caller, VfsError> {
+    /// Who writes a shipment onto `target`: the peer key's user, with its rights, and whether
+    /// the shipped owner, group and mode apply. A file it may not write itself (another
+    /// user's 600 file, shipped here earlier with its owner) it may still replace when it may
+    /// change names in the file's folder, as it could delete and re-create it there; only
+    /// that replacement is let through, after those checks, and nothing else. A file it may
+    /// write but neither owns nor could re-create (another's 666 file in a 755 folder) gets
+    /// the shipped bytes only: its owner, group and mode stay, as for any write by a
+    /// non-owner, so a peer key cannot take a file over.
+    async fn shipment_writer(
+        &self,
+        c: &Caller,
+        target: &VPath,
+    ) -> Result<(Caller, bool), VfsError> {
         let Some(file) = self.lookup(target).await?.filter(|e| !e.is_dir) else {
-            return Ok(c.clone());
+            return Ok((c.clone(), true));
         };
-        if c.is_admin || file.require(c, super::perm::W, "").is_ok() {
-            return Ok(c.clone());
+        if c.is_admin || file.owner.as_deref() == Some(c.user.as_str()) {
+            return Ok((c.clone(), true));
         }
-        let folder = self.stat(c, &target.parent()).await?;
-        Self::require_name_change(c, &folder, Some(&file))?;
-        Ok(Caller {
-            is_admin: true,
-            ..c.clone()
-        })
+        let renames = match self.stat(c, &target.parent()).await {
+            Ok(folder) => Self::require_name_change(c, &folder, Some(&file)),
+            Err(e) => Err(e),
+        };
+        if file.require(c, super::perm::W, "").is_ok() {
+            return Ok((c.clone(), renames.is_ok()));
+        }
+        renames?;
+        Ok((
+            Caller {
+                is_admin: true,
+                ..c.clone()
+            },
+            true,
+        ))
     }
 }
 

@@ -116,20 +116,8 @@ fn a_user_without_rights_cannot_freeze_the_server() {
 
 #[test]
 fn unlock_and_lock_tokens_belong_to_the_holder() {
-    require("curl");
-    let server = Server::plain();
-    add_user(&server, "ann");
+    let (server, token) = shared_file_locked_by_ann();
     add_user(&server, "bob");
-    assert_eq!(
-        st(&server, "admin", &["-X", "MKCOL", &server.dav("shared")]),
-        201
-    );
-    assert_eq!(server.put("shared/f.txt", b"f"), 201);
-    run(server.kura().args(["chmod", "777", "/shared"]));
-    run(server.kura().args(["chmod", "666", "/shared/f.txt"]));
-    let (s, token) = lock(&server, "ann", "shared/f.txt", "0");
-    assert_eq!(s, 200);
-    let token = token.expect("token");
 
     // bob sees that the file is locked, not the token that would let him write
     let seen = lockdiscovery(&server, "bob", "shared/f.txt");
@@ -431,4 +419,59 @@ fn oversize_lock_owner_and_dead_properties_are_refused() {
     );
     assert_eq!(s, 207);
     assert!(text.contains("p3") && !text.contains("p4") && !text.contains("big"));
+}
+
+/// A server with a 666 file, `shared/f.txt`, in a 777 folder, locked by ann; the lock's token.
+fn shared_file_locked_by_ann() -> (Server, String) {
+    require("curl");
+    let server = Server::plain();
+    add_user(&server, "ann");
+    assert_eq!(
+        st(&server, "admin", &["-X", "MKCOL", &server.dav("shared")]),
+        201
+    );
+    assert_eq!(server.put("shared/f.txt", b"f"), 201);
+    run(server.kura().args(["chmod", "777", "/shared"]));
+    run(server.kura().args(["chmod", "666", "/shared/f.txt"]));
+    let (s, token) = lock(&server, "ann", "shared/f.txt", "0");
+    assert_eq!(s, 200);
+    (server, token.expect("token"))
+}
+
+/// An administrator's `kura chmod` on a file another user locked is refused with a message
+/// that says so (it said "/shared/f.txt is locked already exists").
+#[test]
+fn admin_commands_on_a_locked_file_say_it_is_locked() {
+    let (server, _) = shared_file_locked_by_ann();
+    let out = server
+        .kura()
+        .args(["chmod", "600", "/shared/f.txt"])
+        .output()
+        .expect("kura chmod");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "chmod of a locked file went through");
+    assert!(
+        err.contains("/shared/f.txt is locked") && !err.contains("already exists"),
+        "kura chmod on a locked file said: {err}"
+    );
+}
+
+/// A removed user's locks went on blocking every other writer until they expired, and a user
+/// added later under the same name held them (and saw their tokens).
+#[test]
+fn removing_a_user_releases_its_locks() {
+    let (server, token) = shared_file_locked_by_ann();
+    assert_eq!(server.put("shared/f.txt", b"admin"), 423);
+    run(server.kura().args(["user", "remove", "ann"]));
+    assert_eq!(
+        lock_list(&server),
+        serde_json::json!([]),
+        "the removed user's lock is still live"
+    );
+    assert_eq!(server.put("shared/f.txt", b"admin"), 204);
+    // a new ann holds nothing of the old one's
+    add_user(&server, "ann");
+    let seen = lockdiscovery(&server, "ann", "shared/f.txt");
+    assert!(!seen.contains(&token), "{seen}");
+    assert!(!seen.contains("activelock"), "{seen}");
 }

@@ -1854,6 +1854,48 @@ fn an_ordinary_writer_cannot_forge_a_shipment() {
     );
 }
 
+/// The attack: a peer key's user may write another's file (666) in a folder it may not change
+/// (755), so it cannot delete, re-create or chmod it; a shipment naming itself as owner with
+/// mode 600 took the file over and locked its owner out. The bytes land, the attributes stay.
+#[test]
+fn a_shipment_cannot_take_over_a_file_its_user_may_only_write() {
+    require("aws");
+    let n = Node::start(NAMES[B], &SETTINGS);
+    n.kura(&["user", "add", "ann", "--group", GROUP]);
+    let ann = n.server.s3_key_for("ann");
+    put_as(&n, &ann, "anns/notes.txt", b"ann's notes", None);
+    n.kura(&["chmod", "755", &format!("/{BUCKET}/anns")]);
+    n.kura(&["chmod", "666", &format!("/{BUCKET}/anns/notes.txt")]);
+    let etag = n.head("anns/notes.txt")["ETag"]
+        .as_str()
+        .expect("ETag")
+        .trim_matches('"')
+        .to_string();
+    let meta = format!(
+        "kura-origin=kura-evil,kura-from=kura-evil,kura-mtime=4102444800000,\
+         kura-base={etag},kura-mode=sync,kura-owner=repl,kura-perm=600"
+    );
+    put_as(
+        &n,
+        n.repl(NAMES[A]),
+        "anns/notes.txt",
+        b"repl's now",
+        Some(&meta),
+    );
+    let h = n.head("anns/notes.txt");
+    let md5 = hex::encode(<md5::Md5 as Digest>::digest(b"repl's now"));
+    assert_eq!(
+        h["ETag"].as_str(),
+        Some(format!("\"{md5}\"").as_str()),
+        "the shipped bytes (repl may write the file) did not land: {h}"
+    );
+    assert_eq!(
+        perms(&n, "anns/notes.txt"),
+        ("ann".into(), GROUP.into(), "666".into()),
+        "a shipment gave ann's file the owner and mode its peer key's user chose"
+    );
+}
+
 #[test]
 fn owner_group_and_mode_travel_with_a_shipment() {
     let mut c = Cluster::start(2);
