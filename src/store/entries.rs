@@ -678,24 +678,14 @@ impl Store {
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
-    /// Inserts a folder row; `Duplicate` if the path exists.
+    /// Inserts a folder row with nothing to do in storage (fsck, tests); `Duplicate` if the
+    /// path exists.
     pub async fn insert_dir(&self, e: &EntryRow) -> Result<(), MetaError> {
-        sqlx::query(concat!(
-            "INSERT INTO entries (",
-            cols!(),
-            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL)"
-        ))
-        .bind(&e.path)
-        .bind(&e.parent)
-        .bind(e.mtime_ms)
-        .bind(&e.etag)
-        .bind(&e.owner)
-        .bind(&e.grp)
-        .bind(e.mode)
-        .execute(&self.pool)
-        .await
-        .map_err(map_unique)?;
-        Ok(())
+        self.mkdir_with(e, None, async { Ok::<(), MetaError>(()) })
+            .await
+            .map_err(|e| match e {
+                Committed::Meta(m) | Committed::Finish(m) => m,
+            })
     }
 
     /// Records a new folder in a folder that still exists, then runs `finish` (making it in
