@@ -48,6 +48,15 @@ pub enum Committed<E> {
     Finish(E),
 }
 
+impl From<Committed<MetaError>> for MetaError {
+    /// A change with no storage step of its own fails only in the database.
+    fn from(e: Committed<MetaError>) -> Self {
+        match e {
+            Committed::Meta(m) | Committed::Finish(m) => m,
+        }
+    }
+}
+
 /// A WebDAV dead property as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeadProp {
@@ -505,9 +514,7 @@ impl Store {
     pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
         self.commit_file(e, false, None, async { Ok::<(), MetaError>(()) })
             .await
-            .map_err(|e| match e {
-                Committed::Meta(m) | Committed::Finish(m) => m,
-            })
+            .map_err(MetaError::from)
     }
 
     /// Records a file (new or replaced) and charges its bucket's group, then runs `finish`
@@ -683,9 +690,7 @@ impl Store {
     pub async fn insert_dir(&self, e: &EntryRow) -> Result<(), MetaError> {
         self.mkdir_with(e, None, async { Ok::<(), MetaError>(()) })
             .await
-            .map_err(|e| match e {
-                Committed::Meta(m) | Committed::Finish(m) => m,
-            })
+            .map_err(MetaError::from)
     }
 
     /// Records a new folder in a folder that still exists, then runs `finish` (making it in
@@ -730,9 +735,7 @@ impl Store {
     pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
         self.delete_tree_with(path, origin, None, async { Ok::<(), MetaError>(()) })
             .await
-            .map_err(|e| match e {
-                Committed::Meta(m) | Committed::Finish(m) => m,
-            })
+            .map_err(MetaError::from)
     }
 
     /// `delete_tree` that runs `finish` (the storage delete) inside the transaction; `Gone`
