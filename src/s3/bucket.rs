@@ -3,85 +3,11 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::dto::{acl_view, owner_full_control, ts};
 use super::errors::bucket_error;
 use super::names;
-use super::object::ts;
 use super::service::KuraS3;
-use crate::vfs::{Caller, Entry, VPath};
-
-/// The canned ACL view: the caller owns everything it can reach, with FULL_CONTROL.
-pub(super) fn owner_full_control(who: &Caller) -> (Owner, Vec<Grant>) {
-    let owner = Owner {
-        display_name: Some(who.user.clone()),
-        id: Some(who.user.clone()),
-    };
-    let grant = Grant {
-        grantee: Some(Grantee {
-            display_name: Some(who.user.clone()),
-            id: Some(who.user.clone()),
-            type_: Type::from_static(Type::CANONICAL_USER),
-            email_address: None,
-            uri: None,
-        }),
-        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    };
-    (owner, vec![grant])
-}
-
-/// The ACL view of an entry's owner, group and mode: owner, group members (as a canonical
-/// user `group:NAME`) and the other users (AuthenticatedUsers: anonymous requests are
-/// refused, so AllUsers would wrongly make everything look public) get READ/WRITE as their
-/// mode bits say; FULL_CONTROL where both are set. Read-only: Put*Acl answers NotImplemented.
-pub(super) fn acl_view(e: &Entry) -> (Owner, Vec<Grant>) {
-    let owner_name = e.owner.clone().unwrap_or_else(|| "admin".into());
-    let owner = Owner {
-        display_name: Some(owner_name.clone()),
-        id: Some(owner_name.clone()),
-    };
-    let perms = |bits: u32| -> Vec<&'static str> {
-        match (bits & 4 != 0, bits & 2 != 0) {
-            (true, true) => vec![Permission::FULL_CONTROL],
-            (true, false) => vec![Permission::READ],
-            (false, true) => vec![Permission::WRITE],
-            (false, false) => vec![],
-        }
-    };
-    let mut grants = Vec::new();
-    let user = |id: String| Grantee {
-        display_name: Some(id.clone()),
-        id: Some(id),
-        type_: Type::from_static(Type::CANONICAL_USER),
-        email_address: None,
-        uri: None,
-    };
-    for p in perms(e.mode >> 6) {
-        grants.push(Grant {
-            grantee: Some(user(owner_name.clone())),
-            permission: Some(Permission::from_static(p)),
-        });
-    }
-    if let Some(g) = &e.group {
-        for p in perms(e.mode >> 3) {
-            grants.push(Grant {
-                grantee: Some(user(format!("group:{g}"))),
-                permission: Some(Permission::from_static(p)),
-            });
-        }
-    }
-    for p in perms(e.mode) {
-        grants.push(Grant {
-            grantee: Some(Grantee {
-                display_name: None,
-                id: None,
-                type_: Type::from_static(Type::GROUP),
-                email_address: None,
-                uri: Some("http://acs.amazonaws.com/groups/global/AuthenticatedUsers".into()),
-            }),
-            permission: Some(Permission::from_static(p)),
-        });
-    }
-    (owner, grants)
-}
+use crate::vfs::{Caller, VPath};
 
 impl KuraS3 {
     pub(super) async fn list_buckets_impl(

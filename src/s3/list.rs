@@ -5,9 +5,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::dto::ts;
 use super::errors::object_error;
 use super::names;
-use super::object::ts;
 use super::service::KuraS3;
 use crate::vfs::{Caller, Entry, VfsError};
 

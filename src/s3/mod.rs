@@ -4,6 +4,7 @@ mod access;
 mod auth;
 mod bucket;
 mod checksum;
+mod dto;
 mod errors;
 mod gate;
 mod host;

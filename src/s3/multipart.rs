@@ -5,9 +5,9 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::Checker;
+use super::dto::{trailer_names, ts, StoredHeaders};
 use super::errors::object_error;
 use super::names;
-use super::object::{trailer_names, ts, StoredHeaders};
 use super::service::KuraS3;
 use crate::vfs::{Caller, CompletedPart};
 

@@ -1,74 +1,15 @@
 //! Object endpoints: PUT, GET, HEAD, DELETE, DeleteObjects, CopyObject, ACL and attributes views.
 
-use std::collections::BTreeMap;
-use std::time::SystemTime;
-
 use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::checksum::{self, Checker};
+use super::dto::{md5_hex, trailer_names, ts, user_metadata, StoredHeaders, EMPTY_MD5};
 use super::errors::{bucket_error, object_error};
 use super::names;
 use super::service::KuraS3;
 use crate::vfs::{Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
-
-/// MD5 of nothing: the ETag of a folder marker.
-const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
-
-/// Headers S3 stores with an object, as Kura keeps them.
-#[derive(Default)]
-pub(super) struct StoredHeaders {
-    pub metadata: Option<Metadata>,
-    pub cache_control: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_language: Option<String>,
-}
-
-impl StoredHeaders {
-    pub fn into_map(self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        for (k, v) in self.metadata.unwrap_or_default() {
-            m.insert(format!("x-amz-meta-{}", k.to_ascii_lowercase()), v);
-        }
-        // aws-chunked describes the request framing, not the object (S3 does not store it)
-        let encoding = self.content_encoding.and_then(|e| {
-            let kept: Vec<&str> = e
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
-                .collect();
-            (!kept.is_empty()).then(|| kept.join(","))
-        });
-        for (k, v) in [
-            ("cache-control", self.cache_control),
-            ("content-disposition", self.content_disposition),
-            ("content-encoding", encoding),
-            ("content-language", self.content_language),
-        ] {
-            if let Some(v) = v {
-                m.insert(k.into(), v);
-            }
-        }
-        m
-    }
-}
-
-pub(super) fn user_metadata(h: &BTreeMap<String, String>) -> Option<Metadata> {
-    let m: Metadata = h
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("x-amz-meta-")
-                .map(|k| (k.to_string(), v.clone()))
-        })
-        .collect();
-    (!m.is_empty()).then_some(m)
-}
-
-pub(super) fn ts(t: SystemTime) -> Timestamp {
-    Timestamp::from(t)
-}
 
 fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
@@ -567,7 +508,7 @@ impl KuraS3 {
         let e = self
             .object_entry(who, &req.input.bucket, &req.input.key)
             .await?;
-        let (owner, grants) = super::bucket::acl_view(&e);
+        let (owner, grants) = super::dto::acl_view(&e);
         Ok(S3Response::new(GetObjectAclOutput {
             owner: Some(owner),
             grants: Some(grants),
@@ -603,29 +544,6 @@ impl KuraS3 {
 
 fn is_enabled(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-}
-
-/// Names the client announced in `x-amz-trailer`.
-pub(super) fn trailer_names(h: &http::HeaderMap) -> Vec<String> {
-    h.get_all("x-amz-trailer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// Content-MD5 (base64) as hex.
-fn md5_hex(b64: &str) -> S3Result<String> {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|_| s3_error!(InvalidDigest))?;
-    if raw.len() != 16 {
-        return Err(s3_error!(InvalidDigest));
-    }
-    Ok(hex::encode(raw))
 }
 
 /// The type a file is served with: the one asked for by `response-content-type`, unless a

@@ -1,14 +1,14 @@
-//! Entry rows (one per file and folder) and their dead properties.
+//! Entry rows: one per file and folder, and the queries that read or edit one row.
 //!
 //! Descendants of `/a` are selected with the range `'/a/' <= path < '/a0'` ('0' follows '/'),
 //! which is index-friendly and portable (PostgreSQL needs the column in the "C" collation).
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
 
-use super::marks::mark_tx;
+use super::replication_journal::journal_path_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
-use super::{map_unique, Mark, MetaError, Store};
+use super::{below, MetaError, Store};
 
 /// Metadata of one file or folder.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,45 +39,16 @@ pub struct EntryRow {
     pub origin: Option<String>,
 }
 
-/// Why `commit_file` did not record a file.
-#[derive(Debug)]
-pub enum Committed<E> {
-    /// The database refused (over quota, or failed).
-    Meta(MetaError),
-    /// The storage commit failed.
-    Finish(E),
-}
-
-impl From<Committed<MetaError>> for MetaError {
-    /// A change with no storage step of its own fails only in the database.
-    fn from(e: Committed<MetaError>) -> Self {
-        match e {
-            Committed::Meta(m) | Committed::Finish(m) => m,
-        }
-    }
-}
-
-/// A WebDAV dead property as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeadProp {
-    /// XML namespace URI ("" for none).
-    pub namespace: String,
-    /// Local name.
-    pub name: String,
-    /// Prefix the client used, kept for faithful output.
-    pub prefix: Option<String>,
-    /// The property element as raw XML.
-    pub xml: Option<String>,
-}
-
 /// The entry columns in `row_to_entry` order, as a literal so queries stay static strings.
-macro_rules! cols {
+macro_rules! entry_cols {
     () => {
         "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, origin"
     };
 }
+pub(super) use entry_cols;
 
-fn row_to_entry(r: SqliteRow) -> EntryRow {
+/// A row of `entry_cols!()` as an entry.
+pub(super) fn row_to_entry(r: SqliteRow) -> EntryRow {
     EntryRow {
         path: r.get(0),
         parent: r.get(1),
@@ -94,329 +65,17 @@ fn row_to_entry(r: SqliteRow) -> EntryRow {
     }
 }
 
-/// Fails unless `parent` is a recorded folder (the root always is), inside the change's
-/// transaction: a folder deleted or moved since the checks makes the change fail, not dangle.
-async fn require_folder_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    parent: &str,
-) -> Result<(), MetaError> {
-    if parent == "/" {
-        return Ok(());
-    }
-    let is_dir: Option<i64> = sqlx::query_scalar("SELECT is_dir FROM entries WHERE path = $1")
-        .bind(parent)
-        .fetch_optional(&mut **tx)
-        .await?;
-    match is_dir {
-        Some(1) => Ok(()),
-        _ => Err(MetaError::Conflict("parent folder does not exist")),
-    }
-}
-
-/// Whether `path` is recorded, and as a folder, inside the change's transaction.
-async fn kind_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<Option<bool>, MetaError> {
-    let is_dir: Option<i64> = sqlx::query_scalar("SELECT is_dir FROM entries WHERE path = $1")
-        .bind(path)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(is_dir.map(|d| d != 0))
-}
-
-/// The checks of a move or copy repeated inside its transaction: the source is still there,
-/// the destination's folder too, and nothing but a file replaced by a file is in the way.
-async fn transfer_checks_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    from: &str,
-    to: &str,
-    to_parent: &str,
-) -> Result<(), MetaError> {
-    let src = kind_tx(tx, from).await?.ok_or(MetaError::Gone)?;
-    require_folder_tx(tx, to_parent).await?;
-    match kind_tx(tx, to).await? {
-        Some(dst) if dst || src => Err(MetaError::Duplicate),
-        _ => Ok(()),
-    }
-}
-
-/// Bounds of the half-open range holding every descendant of `path`.
-fn below(path: &str) -> (String, String) {
-    (format!("{path}/"), format!("{path}0"))
-}
-
-/// Journals every file at or below `path` if its bucket is replicated, in the change's
-/// transaction (`origin`: the node the change came from, None for this one).
-pub(super) async fn journal_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-    origin: Option<&str>,
-) -> Result<(), MetaError> {
-    let Some(bucket) = bucket_of(path) else {
-        return Ok(());
-    };
-    let (lo, hi) = below(path);
-    sqlx::query(
-        "INSERT INTO journal (bucket, path, origin, created_ms)
-         SELECT $1, path, $2, $3 FROM entries
-         WHERE (path = $4 OR (path >= $5 AND path < $6)) AND is_dir = 0
-           AND EXISTS (SELECT 1 FROM replications WHERE bucket = $1)",
-    )
-    .bind(&bucket[1..])
-    .bind(origin)
-    .bind(super::now_ms())
-    .bind(path)
-    .bind(&lo)
-    .bind(&hi)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The journal row of one file path, given the placeholders of bucket, path, origin and
-/// time; written only when the bucket has a rule.
-macro_rules! journal_one {
-    ($bucket:literal, $path:literal, $origin:literal, $time:literal) => {
-        concat!(
-            "INSERT INTO journal (bucket, path, origin, created_ms) SELECT ",
-            $bucket,
-            ", ",
-            $path,
-            ", ",
-            $origin,
-            ", ",
-            $time,
-            " WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = ",
-            $bucket,
-            ")"
-        )
-    };
-}
-
-/// The bucket name a file path is journaled under (files at the root have none).
-fn journal_bucket(path: &str) -> Option<&str> {
-    bucket_of(path).filter(|b| *b != path).map(|b| &b[1..])
-}
-
-/// Journals one file path (changed or gone) if its bucket is replicated.
-pub(super) async fn journal_path_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-    origin: Option<&str>,
-) -> Result<(), MetaError> {
-    let Some(bucket) = journal_bucket(path) else {
-        return Ok(());
-    };
-    sqlx::query(journal_one!("$1", "$2", "$3", "$4"))
-        .bind(bucket)
-        .bind(path)
-        .bind(origin)
-        .bind(super::now_ms())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn delete_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-    origin: Option<&str>,
-) -> Result<u64, MetaError> {
-    journal_tree_tx(tx, path, origin).await?;
-    let (lo, hi) = below(path);
-    let (bytes, files) = tree_usage_tx(tx, path).await?;
-    let payer = payer_tx(tx, path).await?;
-    charge_tx(tx, payer.as_deref(), -bytes, -files).await?;
-    let n = sqlx::query("DELETE FROM entries WHERE path = $1 OR (path >= $2 AND path < $3)")
-        .bind(path)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM dead_props WHERE path = $1 OR (path >= $2 AND path < $3)")
-        .bind(path)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut **tx)
-        .await?;
-    Ok(n)
-}
-
-/// Moves an entry and everything below it (rows and properties) in one transaction,
-/// replacing whatever was at the destination.
-/// `regroup` gives the moved rows a new group (a move into another bucket).
-async fn move_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-
-    from: &str,
-    to: &str,
-    to_parent: &str,
-    regroup: Option<Option<&str>>,
-) -> Result<(), MetaError> {
-    delete_tree_tx(&mut *tx, to, None).await?;
-    journal_tree_tx(&mut *tx, from, None).await?;
-    // a move into another bucket is paid by the destination's group, credited to the source's
-    let from_payer = payer_tx(&mut *tx, from).await?;
-    // a folder that becomes a bucket is paid by the group it ends up with
-    let to_payer = if bucket_of(to) == Some(to) {
-        match regroup {
-            Some(g) => g.map(str::to_string),
-            None => {
-                sqlx::query_scalar::<_, Option<String>>("SELECT grp FROM entries WHERE path = $1")
-                    .bind(from)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .flatten()
-            }
-        }
-    } else {
-        payer_tx(&mut *tx, to).await?
-    };
-    if from_payer != to_payer {
-        let (bytes, files) = tree_usage_tx(&mut *tx, from).await?;
-        charge_tx(&mut *tx, to_payer.as_deref(), bytes, files).await?;
-        charge_tx(&mut *tx, from_payer.as_deref(), -bytes, -files).await?;
-    }
-    let (lo, hi) = below(from);
-    let cut = from.chars().count() as i64 + 1;
-    sqlx::query("UPDATE entries SET path = $1, parent = $2, origin = NULL WHERE path = $3")
-        .bind(to)
-        .bind(to_parent)
-        .bind(from)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "UPDATE entries SET path = $1 || substr(path, $2), parent = $3 || substr(parent, $4),
-               origin = NULL WHERE path >= $5 AND path < $6",
-    )
-    .bind(to)
-    .bind(cut)
-    .bind(to)
-    .bind(cut)
-    .bind(&lo)
-    .bind(&hi)
-    .execute(&mut **tx)
-    .await?;
-    if let Some(grp) = regroup {
-        let (nlo, nhi) = below(to);
-        sqlx::query("UPDATE entries SET grp = $1 WHERE path = $2 OR (path >= $3 AND path < $4)")
-            .bind(grp)
-            .bind(to)
-            .bind(&nlo)
-            .bind(&nhi)
-            .execute(&mut **tx)
-            .await?;
-    }
-    sqlx::query(
-            "UPDATE dead_props SET path = $1 || substr(path, $2) WHERE path = $3 OR (path >= $4 AND path < $5)",
-        )
-        .bind(to)
-        .bind(cut)
-        .bind(from)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut **tx)
-        .await?;
-    journal_tree_tx(&mut *tx, to, None).await?;
-    Ok(())
-}
-
-/// Copies an entry, everything below it and their dead properties to `to` in one
-/// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
-/// and the time `now_ms`.
-async fn copy_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-
-    from: &str,
-    to: &str,
-    to_parent: &str,
-    (owner, grp): (&str, Option<&str>),
-    now_ms: i64,
-) -> Result<(), MetaError> {
-    delete_tree_tx(&mut *tx, to, None).await?;
-    let (bytes, files) = tree_usage_tx(&mut *tx, from).await?;
-    let payer = if bucket_of(to) == Some(to) {
-        grp.map(str::to_string)
-    } else {
-        payer_tx(&mut *tx, to).await?
-    };
-    charge_tx(&mut *tx, payer.as_deref(), bytes, files).await?;
-    let (lo, hi) = below(from);
-    let cut = from.chars().count() as i64 + 1;
-    sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
-             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode FROM entries WHERE path = $6",
-        )
-        .bind(to)
-        .bind(to_parent)
-        .bind(now_ms)
-        .bind(owner)
-        .bind(grp)
-        .bind(from)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
-             SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
-                    content_type, $6, headers, $7, mode
-             FROM entries WHERE path >= $8 AND path < $9",
-        )
-        .bind(to)
-        .bind(cut)
-        .bind(to)
-        .bind(cut)
-        .bind(now_ms)
-        .bind(owner)
-        .bind(grp)
-        .bind(&lo)
-        .bind(&hi)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO dead_props (path, namespace, name, prefix, xml)
-             SELECT $1 || substr(path, $2), namespace, name, prefix, xml FROM dead_props
-             WHERE path = $3 OR (path >= $4 AND path < $5)",
-    )
-    .bind(to)
-    .bind(cut)
-    .bind(from)
-    .bind(&lo)
-    .bind(&hi)
-    .execute(&mut **tx)
-    .await?;
-    journal_tree_tx(&mut *tx, to, None).await?;
-    Ok(())
-}
-
-/// Why a copy's transaction refuses: the source changed while its bytes were copied (the core
-/// copies again).
-pub const SOURCE_CHANGED: &str = "the source changed during the copy";
-
-/// Whether the entry at `from` and everything below it are still the `copied` (path, etag)
-/// pairs, in path order, that a copy's bytes were taken from.
-async fn same_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    from: &str,
-    copied: &[(String, String)],
-) -> Result<bool, MetaError> {
-    let (lo, hi) = below(from);
-    let now: Vec<(String, String)> = sqlx::query_as(
-        "SELECT path, etag FROM entries WHERE path = $1 OR (path >= $2 AND path < $3) ORDER BY path",
-    )
-    .bind(from)
-    .bind(&lo)
-    .bind(&hi)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(now == copied)
-}
-
 impl Store {
     /// The row of one path, if any.
     pub async fn entry(&self, path: &str) -> Result<Option<EntryRow>, MetaError> {
-        let row = sqlx::query(concat!("SELECT ", cols!(), " FROM entries WHERE path = $1"))
-            .bind(path)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            entry_cols!(),
+            " FROM entries WHERE path = $1"
+        ))
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(row_to_entry))
     }
 
@@ -430,7 +89,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            concat!("SELECT ", cols!(), " FROM entries WHERE path IN ({})"),
+            concat!("SELECT ", entry_cols!(), " FROM entries WHERE path IN ({})"),
             marks
         );
         // only numbered placeholders are spliced in; the paths are bound
@@ -444,9 +103,13 @@ impl Store {
 
     /// Every row, in path order (for fsck).
     pub async fn all_entries(&self) -> Result<Vec<EntryRow>, MetaError> {
-        let rows = sqlx::query(concat!("SELECT ", cols!(), " FROM entries ORDER BY path"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            entry_cols!(),
+            " FROM entries ORDER BY path"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
@@ -455,7 +118,7 @@ impl Store {
     pub async fn record_file_unchecked(&self, e: &EntryRow) -> Result<(), MetaError> {
         sqlx::query(concat!(
             "INSERT INTO entries (",
-            cols!(),
+            entry_cols!(),
             ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, NULL)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, etag = excluded.etag, mtime_ms = excluded.mtime_ms"
         ))
@@ -474,134 +137,17 @@ impl Store {
         Ok(())
     }
 
-    /// Which direct children of a folder have dead properties, in one query.
-    pub async fn children_with_props(
-        &self,
-        parent: &str,
-    ) -> Result<std::collections::HashSet<String>, MetaError> {
-        let base = if parent == "/" {
-            String::new()
-        } else {
-            parent.to_string()
-        };
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT d.path FROM dead_props d JOIN entries e ON e.path = d.path
-             WHERE e.parent = $1 AND d.path > $2 AND d.path < $3",
-        )
-        .bind(parent)
-        .bind(format!("{base}/"))
-        .bind(format!("{base}0"))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().collect())
-    }
-
     /// Direct children of a folder, in path order, in one query.
     pub async fn children(&self, parent: &str) -> Result<Vec<EntryRow>, MetaError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
-            cols!(),
+            entry_cols!(),
             " FROM entries WHERE parent = $1 ORDER BY path"
         ))
         .bind(parent)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(row_to_entry).collect())
-    }
-
-    /// Inserts or replaces a file row (the commit step of an upload).
-    #[cfg(test)]
-    pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.commit_file(e, false, None, async { Ok::<(), MetaError>(()) })
-            .await
-            .map_err(MetaError::from)
-    }
-
-    /// Records a file (new or replaced) and charges its bucket's group, then runs `finish`
-    /// (the storage commit) inside the same transaction: over quota, or if `finish` fails,
-    /// nothing is recorded. With `create_new`, an entry already at the path (committed by a
-    /// concurrent upload since the checks) refuses with `Duplicate` and nothing is replaced.
-    /// A parent folder removed since the checks, or a folder now at the path, refuse too.
-    pub async fn commit_file<E, F>(
-        &self,
-        e: &EntryRow,
-        create_new: bool,
-        mark: Option<&Mark>,
-        finish: F,
-    ) -> Result<(), Committed<E>>
-    where
-        F: std::future::Future<Output = Result<(), E>>,
-    {
-        let mut tx = self
-            .write_tx()
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        // the replaced entry, the paying group and the parent folder in one round trip
-        let (old_dir, old, payer, parent): (Option<i64>, Option<i64>, Option<String>, Option<i64>) =
-            sqlx::query_as(
-                "SELECT (SELECT is_dir FROM entries WHERE path = $1),
-                        (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
-                        (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
-                        (SELECT is_dir FROM entries WHERE path = $3)",
-            )
-            .bind(&e.path)
-            .bind(bucket_of(&e.path).unwrap_or(""))
-            .bind(&e.parent)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        if old_dir == Some(1) {
-            return Err(Committed::Meta(MetaError::Conflict(
-                "a folder is in the way",
-            )));
-        }
-        if e.parent != "/" && parent != Some(1) {
-            return Err(Committed::Meta(MetaError::Conflict(
-                "parent folder does not exist",
-            )));
-        }
-        if create_new && old.is_some() {
-            return Err(Committed::Meta(MetaError::Duplicate));
-        }
-        let files = i64::from(old.is_none());
-        charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
-            .await
-            .map_err(Committed::Meta)?;
-        sqlx::query(concat!(
-            "INSERT INTO entries (",
-            cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
-               etag = excluded.etag, content_type = excluded.content_type,
-               headers = excluded.headers, origin = excluded.origin
-             WHERE entries.is_dir = 0; ",
-            journal_one!("$12", "$1", "$11", "$13"),
-            "; INSERT INTO commit_marks (owner, seq) SELECT $14, $15 WHERE $14 IS NOT NULL
-               ON CONFLICT (owner) DO UPDATE SET seq = excluded.seq"
-        ))
-        .bind(&e.path)
-        .bind(&e.parent)
-        .bind(e.size)
-        .bind(e.mtime_ms)
-        .bind(&e.etag)
-        .bind(&e.content_type)
-        .bind(&e.owner)
-        .bind(&e.headers)
-        .bind(&e.grp)
-        .bind(e.mode)
-        .bind(&e.origin)
-        // the journal entry and the commit mark ride in the same round trip (files at the
-        // root have no bucket)
-        .bind(journal_bucket(&e.path))
-        .bind(super::now_ms())
-        .bind(mark.map(|m| m.owner.as_str()))
-        .bind(mark.map(|m| m.seq.as_str()))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Committed::Meta(e.into()))?;
-        finish.await.map_err(Committed::Finish)?;
-        tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
-        Ok(())
     }
 
     /// Replaces the stored type and headers of a file (S3 CopyObject onto itself with REPLACE).
@@ -673,7 +219,7 @@ impl Store {
     ) -> Result<Vec<EntryRow>, MetaError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
-            cols!(),
+            entry_cols!(),
             " FROM entries WHERE path >= $1 AND path < $2 AND path > $3 AND is_dir = 0 ORDER BY path LIMIT $4"
         ))
         .bind(from)
@@ -685,129 +231,12 @@ impl Store {
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
-    /// Inserts a folder row with nothing to do in storage (fsck, tests); `Duplicate` if the
-    /// path exists.
-    pub async fn insert_dir(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.mkdir_with(e, None, async { Ok::<(), MetaError>(()) })
-            .await
-            .map_err(MetaError::from)
-    }
-
-    /// Records a new folder in a folder that still exists, then runs `finish` (making it in
-    /// storage) inside the same transaction; `Duplicate` if the path exists.
-    pub async fn mkdir_with<E, F>(
-        &self,
-        e: &EntryRow,
-        mark: Option<&Mark>,
-        finish: F,
-    ) -> Result<(), Committed<E>>
-    where
-        F: std::future::Future<Output = Result<(), E>>,
-    {
-        let meta = |e: MetaError| Committed::Meta(e);
-        let mut tx = self
-            .write_tx()
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        require_folder_tx(&mut tx, &e.parent).await.map_err(meta)?;
-        sqlx::query(concat!(
-            "INSERT INTO entries (",
-            cols!(),
-            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL)"
-        ))
-        .bind(&e.path)
-        .bind(&e.parent)
-        .bind(e.mtime_ms)
-        .bind(&e.etag)
-        .bind(&e.owner)
-        .bind(&e.grp)
-        .bind(e.mode)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Committed::Meta(map_unique(e)))?;
-        mark_tx(&mut tx, mark).await.map_err(meta)?;
-        finish.await.map_err(Committed::Finish)?;
-        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
-    }
-
-    /// Removes an entry, everything below it and their properties, in one transaction;
-    /// `origin` is the peer node the deletion came from (None: this node).
-    pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
-        self.delete_tree_with(path, origin, None, async { Ok::<(), MetaError>(()) })
-            .await
-            .map_err(MetaError::from)
-    }
-
-    /// `delete_tree` that runs `finish` (the storage delete) inside the transaction; `Gone`
-    /// when nothing is there any more (a concurrent delete or move won).
-    pub async fn delete_tree_with<E, F>(
-        &self,
-        path: &str,
-        origin: Option<&str>,
-        mark: Option<&Mark>,
-        finish: F,
-    ) -> Result<u64, Committed<E>>
-    where
-        F: std::future::Future<Output = Result<(), E>>,
-    {
-        let meta = |e: MetaError| Committed::Meta(e);
-        let mut tx = self
-            .write_tx()
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        let n = delete_tree_tx(&mut tx, path, origin).await.map_err(meta)?;
-        if n == 0 {
-            return Err(Committed::Meta(MetaError::Gone));
-        }
-        super::locks::delete_locks_below_tx(&mut tx, path)
-            .await
-            .map_err(meta)?;
-        mark_tx(&mut tx, mark).await.map_err(meta)?;
-        finish.await.map_err(Committed::Finish)?;
-        tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
-        Ok(n)
-    }
-
-    /// Moves an entry and everything below it (rows and properties) in one transaction,
-    /// replacing whatever was at the destination.
-    /// `regroup` gives the moved rows a new group (a move into another bucket).
-    pub async fn move_tree<E, F>(
-        &self,
-
-        from: &str,
-        to: &str,
-        to_parent: &str,
-        regroup: Option<Option<&str>>,
-        mark: Option<&Mark>,
-        finish: F,
-    ) -> Result<(), Committed<E>>
-    where
-        F: std::future::Future<Output = Result<(), E>>,
-    {
-        let mut tx = self
-            .write_tx()
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        transfer_checks_tx(&mut tx, from, to, to_parent)
-            .await
-            .map_err(Committed::Meta)?;
-        move_tree_tx(&mut tx, from, to, to_parent, regroup)
-            .await
-            .map_err(Committed::Meta)?;
-        super::locks::delete_locks_below_tx(&mut tx, from)
-            .await
-            .map_err(Committed::Meta)?;
-        mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
-        finish.await.map_err(Committed::Finish)?;
-        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
-    }
-
     /// Every row strictly below `path`, in path order (parents before children).
     pub async fn subtree(&self, path: &str) -> Result<Vec<EntryRow>, MetaError> {
         let (lo, hi) = below(path);
         let rows = sqlx::query(concat!(
             "SELECT ",
-            cols!(),
+            entry_cols!(),
             " FROM entries WHERE path >= $1 AND path < $2 ORDER BY path"
         ))
         .bind(&lo)
@@ -817,213 +246,11 @@ impl Store {
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
-    /// Copies an entry, everything below it and their dead properties to `to` in one
-    /// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
-    /// and the time `now_ms`. `copied` are the (path, etag) rows the bytes were copied from:
-    /// if the source changed since, `Conflict(SOURCE_CHANGED)` and nothing is written.
-    pub async fn copy_tree<E, F>(
-        &self,
-        (from, to, to_parent): (&str, &str, &str),
-        (owner, grp): (&str, Option<&str>),
-        now_ms: i64,
-        (copied, mark): (&[(String, String)], Option<&Mark>),
-        finish: F,
-    ) -> Result<(), Committed<E>>
-    where
-        F: std::future::Future<Output = Result<(), E>>,
-    {
-        let mut tx = self
-            .write_tx()
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        transfer_checks_tx(&mut tx, from, to, to_parent)
-            .await
-            .map_err(Committed::Meta)?;
-        if !same_tree_tx(&mut tx, from, copied)
-            .await
-            .map_err(Committed::Meta)?
-        {
-            return Err(Committed::Meta(MetaError::Conflict(SOURCE_CHANGED)));
-        }
-        copy_tree_tx(&mut tx, from, to, to_parent, (owner, grp), now_ms)
-            .await
-            .map_err(Committed::Meta)?;
-        mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
-        finish.await.map_err(Committed::Finish)?;
-        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
-    }
-
-    /// Dead properties of one entry.
-    pub async fn props(&self, path: &str) -> Result<Vec<DeadProp>, MetaError> {
-        let rows = sqlx::query(
-            "SELECT namespace, name, prefix, xml FROM dead_props WHERE path = $1 ORDER BY namespace, name",
-        )
-        .bind(path)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DeadProp {
-                namespace: r.get(0),
-                name: r.get(1),
-                prefix: r.get(2),
-                xml: r.get(3),
-            })
-            .collect())
-    }
-
-    /// Applies a PROPPATCH (true = set, false = remove) atomically.
-    pub async fn patch_props(
-        &self,
-        path: &str,
-        patch: &[(bool, DeadProp)],
-    ) -> Result<(), MetaError> {
-        let mut tx = self.write_tx().await?;
-        for (set, p) in patch {
-            sqlx::query("DELETE FROM dead_props WHERE path = $1 AND namespace = $2 AND name = $3")
-                .bind(path)
-                .bind(&p.namespace)
-                .bind(&p.name)
-                .execute(&mut *tx)
-                .await?;
-            if *set {
-                sqlx::query(
-                    "INSERT INTO dead_props (path, namespace, name, prefix, xml) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(path)
-                .bind(&p.namespace)
-                .bind(&p.name)
-                .bind(&p.prefix)
-                .bind(&p.xml)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Sum of all file sizes: the space Kura uses.
     pub async fn used_bytes(&self) -> Result<i64, MetaError> {
         let n: Option<i64> = sqlx::query_scalar("SELECT SUM(size) FROM entries WHERE is_dir = 0")
             .fetch_one(&self.pool)
             .await?;
         Ok(n.unwrap_or(0))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dir(path: &str, parent: &str) -> EntryRow {
-        EntryRow {
-            path: path.into(),
-            parent: parent.into(),
-            is_dir: true,
-            size: 0,
-            mtime_ms: 1,
-            etag: "d".into(),
-            content_type: None,
-            owner: None,
-            headers: None,
-            grp: None,
-            mode: 0o775,
-            origin: None,
-        }
-    }
-
-    fn file(path: &str, parent: &str, size: i64) -> EntryRow {
-        EntryRow {
-            is_dir: false,
-            size,
-            etag: "f".into(),
-            ..dir(path, parent)
-        }
-    }
-
-    #[tokio::test]
-    async fn move_tree_rewrites_rows_and_props_below() {
-        let s = Store::in_memory().await.unwrap();
-        s.insert_dir(&dir("/a", "/")).await.unwrap();
-        s.insert_dir(&dir("/a/b", "/a")).await.unwrap();
-        s.put_file(&file("/a/b/c", "/a/b", 3)).await.unwrap();
-        s.put_file(&file("/ab", "/", 5)).await.unwrap();
-        let p = DeadProp {
-            namespace: "urn:x".into(),
-            name: "p".into(),
-            prefix: None,
-            xml: Some("<p/>".into()),
-        };
-        s.patch_props("/a/b/c", &[(true, p.clone())]).await.unwrap();
-
-        s.move_tree("/a", "/z", "/", None, None, async { Ok::<(), ()>(()) })
-            .await
-            .unwrap();
-        assert!(s.entry("/a").await.unwrap().is_none());
-        let c = s.entry("/z/b/c").await.unwrap().unwrap();
-        assert_eq!(c.parent, "/z/b");
-        assert_eq!(s.children("/z").await.unwrap().len(), 1);
-        assert_eq!(s.props("/z/b/c").await.unwrap(), vec![p]);
-        assert!(
-            s.entry("/ab").await.unwrap().is_some(),
-            "sibling with common prefix moved"
-        );
-        assert_eq!(s.used_bytes().await.unwrap(), 8);
-
-        let copied: Vec<(String, String)> = ["/z", "/z/b", "/z/b/c"]
-            .iter()
-            .map(|p| {
-                (
-                    p.to_string(),
-                    if *p == "/z/b/c" { "f" } else { "d" }.to_string(),
-                )
-            })
-            .collect();
-        s.copy_tree(
-            ("/z", "/ab2", "/"),
-            ("bob", Some("g")),
-            7,
-            (&copied, None),
-            async { Ok::<(), ()>(()) },
-        )
-        .await
-        .unwrap();
-        let copied = s.entry("/ab2/b/c").await.unwrap().unwrap();
-        assert_eq!(
-            (
-                copied.parent.as_str(),
-                copied.owner.as_deref(),
-                copied.mtime_ms
-            ),
-            ("/ab2/b", Some("bob"), 7)
-        );
-        assert_eq!(s.props("/ab2/b/c").await.unwrap().len(), 1);
-        assert_eq!(s.subtree("/ab2").await.unwrap().len(), 2);
-        assert_eq!(s.delete_tree("/ab2", None).await.unwrap(), 3);
-
-        assert_eq!(s.delete_tree("/z", None).await.unwrap(), 3);
-        assert!(s.props("/z/b/c").await.unwrap().is_empty());
-        assert_eq!(s.used_bytes().await.unwrap(), 5);
-    }
-
-    #[tokio::test]
-    async fn put_file_never_turns_a_folder_into_a_file() {
-        let s = Store::in_memory().await.unwrap();
-        s.insert_dir(&dir("/a", "/")).await.unwrap();
-        assert!(matches!(
-            s.put_file(&file("/a", "/", 9)).await,
-            Err(MetaError::Conflict(_))
-        ));
-        assert!(s.entry("/a").await.unwrap().unwrap().is_dir);
-        // nor records a file in a folder that is not there (deleted since the checks)
-        assert!(matches!(
-            s.put_file(&file("/gone/x", "/gone", 1)).await,
-            Err(MetaError::Conflict(_))
-        ));
-        assert!(matches!(
-            s.insert_dir(&dir("/a", "/")).await,
-            Err(MetaError::Duplicate)
-        ));
     }
 }

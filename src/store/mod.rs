@@ -6,9 +6,12 @@ mod keys;
 mod locks;
 mod marks;
 mod multipart;
+mod props;
 mod replication;
+mod replication_journal;
 mod shares;
 mod tokens;
+mod tree;
 mod usage;
 mod users;
 
@@ -19,12 +22,14 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use entries::{Committed, DeadProp, EntryRow, SOURCE_CHANGED};
+pub use entries::EntryRow;
 pub use locks::{LockChange, LockRow};
 pub use marks::Mark;
 pub use multipart::{PartRow, UploadRow};
+pub use props::DeadProp;
 pub use replication::{PeerRow, RuleRow};
 pub use shares::ShareRow;
+pub use tree::{Committed, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;
 
@@ -128,6 +133,11 @@ impl Store {
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
+}
+
+/// Bounds of the half-open range holding every descendant of `path`.
+fn below(path: &str) -> (String, String) {
+    (format!("{path}/"), format!("{path}0"))
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.

@@ -289,7 +289,7 @@ impl Store {
     /// peer's, so that the peer gets the winner).
     pub async fn journal_path(&self, path: &str) -> Result<(), MetaError> {
         let mut tx = self.write_tx().await?;
-        super::entries::journal_path_tx(&mut tx, path, None).await?;
+        super::replication_journal::journal_path_tx(&mut tx, path, None).await?;
         tx.commit().await?;
         Ok(())
     }

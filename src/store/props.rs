@@ -1,0 +1,92 @@
+//! WebDAV dead properties, stored per path.
+
+use sqlx::Row;
+
+use super::{MetaError, Store};
+
+/// A WebDAV dead property as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadProp {
+    /// XML namespace URI ("" for none).
+    pub namespace: String,
+    /// Local name.
+    pub name: String,
+    /// Prefix the client used, kept for faithful output.
+    pub prefix: Option<String>,
+    /// The property element as raw XML.
+    pub xml: Option<String>,
+}
+
+impl Store {
+    /// Which direct children of a folder have dead properties, in one query.
+    pub async fn children_with_props(
+        &self,
+        parent: &str,
+    ) -> Result<std::collections::HashSet<String>, MetaError> {
+        let base = if parent == "/" {
+            String::new()
+        } else {
+            parent.to_string()
+        };
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT d.path FROM dead_props d JOIN entries e ON e.path = d.path
+             WHERE e.parent = $1 AND d.path > $2 AND d.path < $3",
+        )
+        .bind(parent)
+        .bind(format!("{base}/"))
+        .bind(format!("{base}0"))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Dead properties of one entry.
+    pub async fn props(&self, path: &str) -> Result<Vec<DeadProp>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT namespace, name, prefix, xml FROM dead_props WHERE path = $1 ORDER BY namespace, name",
+        )
+        .bind(path)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DeadProp {
+                namespace: r.get(0),
+                name: r.get(1),
+                prefix: r.get(2),
+                xml: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Applies a PROPPATCH (true = set, false = remove) atomically.
+    pub async fn patch_props(
+        &self,
+        path: &str,
+        patch: &[(bool, DeadProp)],
+    ) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        for (set, p) in patch {
+            sqlx::query("DELETE FROM dead_props WHERE path = $1 AND namespace = $2 AND name = $3")
+                .bind(path)
+                .bind(&p.namespace)
+                .bind(&p.name)
+                .execute(&mut *tx)
+                .await?;
+            if *set {
+                sqlx::query(
+                    "INSERT INTO dead_props (path, namespace, name, prefix, xml) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(path)
+                .bind(&p.namespace)
+                .bind(&p.name)
+                .bind(&p.prefix)
+                .bind(&p.xml)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
