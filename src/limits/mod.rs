@@ -171,6 +171,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn settings_that_cannot_be_enforced_stop_the_start() {
+        // main refuses to run any command with these (exit 2)
+        for bad in [
+            LimitsConfig {
+                trusted_proxies: vec!["not-an-address".into()],
+                ..LimitsConfig::default()
+            },
+            LimitsConfig {
+                client_ip_header: "bad header".into(),
+                ..LimitsConfig::default()
+            },
+        ] {
+            assert!(Limits::new(&bad).is_err());
+        }
+        assert!(Limits::new(&LimitsConfig::default()).is_ok());
+    }
+
+    #[test]
     fn retry_after_rounds_up() {
         assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
         assert_eq!(retry_after_secs(Duration::from_secs(2)), 2);
