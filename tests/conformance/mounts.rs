@@ -19,12 +19,18 @@ enum Front {
     S3,
 }
 
+/// Longest a mount may live: a watchdog then kills rclone, which makes every file call still
+/// blocked on the mount fail (ENOTCONN) instead of hanging the suite.
+const MOUNT_LIFETIME: Duration = Duration::from_secs(600);
+
 /// A running `rclone mount`; unmounted (fusermount3 -u, lazily if busy) and killed on drop.
 struct Mount {
     child: Option<Child>,
     dir: PathBuf,
     _work: tempfile::TempDir,
     log: PathBuf,
+    /// Dropping it tells the watchdog the mount ended in time.
+    watchdog: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Mount {
@@ -74,11 +80,27 @@ impl Mount {
             c.arg("--ca-cert").arg(server.cert());
         }
         let child = c.spawn().expect("start rclone mount");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (pid, watched) = (child.id(), dir.clone());
+        std::thread::spawn(move || {
+            if rx.recv_timeout(MOUNT_LIFETIME) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                eprintln!(
+                    "rclone mount {} outlived {MOUNT_LIFETIME:?}: killed",
+                    watched.display()
+                );
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                let _ = Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(&watched)
+                    .status();
+            }
+        });
         let mut m = Mount {
             child: Some(child),
             dir,
             _work: work,
             log,
+            watchdog: Some(tx),
         };
         let up = eventually(Duration::from_secs(30), || m.mounted());
         if !up {
@@ -111,6 +133,9 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
+        if let Some(w) = self.watchdog.take() {
+            let _ = w.send(());
+        }
         let unmounted = Command::new("fusermount3")
             .arg("-u")
             .arg(&self.dir)
@@ -138,6 +163,13 @@ impl Drop for Mount {
             let _ = c.wait();
         }
     }
+}
+
+/// `program` under `timeout 300`: a command blocked on a stuck mount fails instead of hanging.
+fn bounded(program: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["300", program]);
+    c
 }
 
 /// Polls `cond` every 200 ms until it holds or `limit` passes; whether it held.
@@ -214,7 +246,7 @@ fn copy_edit_rename_delete(front: Front) {
     local_tree(&src);
 
     // copy a tree in with cp -r; the server ends with the same files and bytes
-    run(Command::new("cp").arg("-r").arg(&src).arg(m.path("tree")));
+    run(bounded("cp").arg("-r").arg(&src).arg(m.path("tree")));
     let want: Vec<String> = tree(&src);
     let up = eventually(Duration::from_secs(120), || {
         tree(&stored(&server, "tree")) == want
@@ -242,7 +274,7 @@ fn copy_edit_rename_delete(front: Front) {
     let patch = b"EDITED IN THE MIDDLE";
     let at = expect.len() / 2;
     expect[at..at + patch.len()].copy_from_slice(patch);
-    run(Command::new("python3").arg("-c").arg(format!(
+    run(bounded("python3").arg("-c").arg(format!(
         "f = open({:?}, 'r+b'); f.seek({at}); f.write({:?}.encode()); f.close()",
         m.path(edited).display(),
         std::str::from_utf8(patch).expect("ascii")
@@ -252,7 +284,7 @@ fn copy_edit_rename_delete(front: Front) {
     // sed -i writes a new file beside the old one and renames it over it
     std::fs::write(m.path("tree/notes.txt"), "alpha\nbeta\ngamma\n").expect("notes");
     wait_stored(&server, &m, "tree/notes.txt", b"alpha\nbeta\ngamma\n", 60);
-    run(Command::new("sed")
+    run(bounded("sed")
         .args(["-i", "s/beta/BETA/"])
         .arg(m.path("tree/notes.txt")));
     wait_stored(&server, &m, "tree/notes.txt", b"alpha\nBETA\ngamma\n", 60);
@@ -260,7 +292,7 @@ fn copy_edit_rename_delete(front: Front) {
     // rename a folder with mv: everything below moves, nothing stays behind
     let before = tree(&stored(&server, "tree/d2"));
     assert!(!before.is_empty());
-    run(Command::new("mv")
+    run(bounded("mv")
         .arg(m.path("tree/d2"))
         .arg(m.path("tree/d2-renamed")));
     let moved = eventually(Duration::from_secs(60), || {
@@ -280,8 +312,8 @@ fn copy_edit_rename_delete(front: Front) {
     );
 
     // delete a folder with rm -r and one file with rm
-    run(Command::new("rm").arg("-r").arg(m.path("tree/d3")));
-    run(Command::new("rm").arg(m.path("tree/d0/sub0/f00.bin")));
+    run(bounded("rm").arg("-r").arg(m.path("tree/d3")));
+    run(bounded("rm").arg(m.path("tree/d0/sub0/f00.bin")));
     let gone = eventually(Duration::from_secs(60), || {
         tree(&stored(&server, "tree/d3")).is_empty()
             && !stored(&server, "tree/d0/sub0/f00.bin").exists()
@@ -314,7 +346,7 @@ fn rclone_mount_over_webdav_writes_a_1_gib_file_with_bounded_server_memory() {
         .args(["-c", "1073741824", "/dev/urandom"])
         .stdout(std::fs::File::create(&big).expect("big")));
     let before = server.vm_hwm_kib();
-    run(Command::new("cp").arg(&big).arg(m.path("big.bin")));
+    run(bounded("cp").arg(&big).arg(m.path("big.bin")));
     let size = 1u64 << 30;
     let up = eventually(Duration::from_secs(400), || {
         size_of(&stored(&server, "big.bin")) == Some(size)
