@@ -125,9 +125,19 @@ fn distance(a: SystemTime, b: SystemTime) -> Duration {
 }
 
 /// An S3 error reply written here, as s3s would, for a request s3s never sees.
-fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
+pub(super) fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
+    s3_error_xml(status, code, message, "")
+}
+
+/// `s3_error` with more (escaped) elements after the message.
+pub(super) fn s3_error_xml(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    extra: &str,
+) -> Response<RespBody> {
     let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>{extra}</Error>"
     );
     let mut r = Response::new(full(body));
     *r.status_mut() = status;

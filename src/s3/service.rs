@@ -76,6 +76,24 @@ impl S3 for KuraS3 {
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
         self.run(req, Self::bucket_acl).await
     }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        self.run(req, Self::put_cors).await
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.run(req, Self::get_cors).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.run(req, Self::delete_cors).await
+    }
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,

@@ -13,6 +13,7 @@ mod ops;
 pub mod path;
 mod perm;
 pub mod replica;
+mod settings;
 mod storage;
 mod transfer;
 mod upload;

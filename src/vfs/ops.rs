@@ -846,11 +846,11 @@ impl Vfs {
     /// Changes the mode bits: the owner or an administrator.
     pub async fn chmod(&self, c: &Caller, path: &VPath, mode: u32) -> Result<(), VfsError> {
         let e = self.stat(c, path).await?;
-        if path.is_root() || !(c.is_admin || e.owner.as_deref() == Some(c.user.as_str())) {
-            return Err(VfsError::Forbidden(
-                "only the owner or an administrator changes the mode",
-            ));
+        let what = "only the owner or an administrator changes the mode";
+        if path.is_root() {
+            return Err(VfsError::Forbidden(what));
         }
+        e.require_owner(c, what)?;
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         Ok(self
             .store

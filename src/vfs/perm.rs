@@ -25,6 +25,16 @@ impl Entry {
         (self.mode >> shift) & want == want
     }
 
+    /// Fails unless `c` owns this entry or is an administrator: who may change its mode and
+    /// its bucket's settings.
+    pub fn require_owner(&self, c: &Caller, what: &'static str) -> Result<(), VfsError> {
+        if c.is_admin || self.owner.as_deref() == Some(c.user.as_str()) {
+            Ok(())
+        } else {
+            Err(VfsError::Forbidden(what))
+        }
+    }
+
     /// `allows`, as an error naming what was refused.
     pub fn require(&self, c: &Caller, want: u32, what: &'static str) -> Result<(), VfsError> {
         if self.allows(c, want) {
