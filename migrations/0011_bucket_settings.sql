@@ -7,3 +7,10 @@ CREATE TABLE bucket_settings (
     value  TEXT NOT NULL,
     PRIMARY KEY (bucket, name)
 );
+
+-- Entries whose S3 ACL grants AllUsers READ (a bucket or an object marked public-read): with
+-- the mode's "other" bits they let anonymous GET and HEAD read, unless the bucket's public
+-- access block ignores public ACLs. They follow their entry on rename and go with it.
+CREATE TABLE public_reads (
+    path TEXT PRIMARY KEY REFERENCES entries (path) ON DELETE CASCADE ON UPDATE CASCADE
+);

@@ -263,7 +263,14 @@ impl App {
                 None,
             );
         }
-        // Everything else is S3: unsigned requests get S3's anonymous answer (AccessDenied).
+        // Everything else is S3. Unsigned requests get S3's anonymous answers: a public read
+        // (paced per address like share links), a CORS preflight, or AccessDenied.
+        if s3::is_anonymous_read(&req) {
+            if let Err(wait) = self.limits.admit_share_request(client) {
+                tracing::warn!(%client, "anonymous S3 reads over this address's budget");
+                return (user_content(s3::slow_down(wait)), None);
+            }
+        }
         (user_content(self.s3.handle(req).await), None)
     }
 

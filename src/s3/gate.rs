@@ -1,5 +1,6 @@
 //! Checks made in the router before s3s reads a byte of the body: the request must carry a
-//! signature (Kura has no anonymous S3 access), a SigV2 header signature must be fresh, and
+//! signature unless it is an anonymous read (GET or HEAD without a body; the core decides
+//! whether what it asks for is public), a SigV2 header signature must be fresh, and
 //! presigned URLs may not run longer than seven days (AWS's own limit).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -61,10 +62,11 @@ fn query<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
 pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
     let now = SystemTime::now();
     match signature(req) {
+        Signature::None if is_anonymous_read(req) => Ok(()),
         Signature::None => Err(s3_error(
             StatusCode::FORBIDDEN,
             "AccessDenied",
-            "anonymous access is not allowed",
+            "an unsigned request may only GET or HEAD a public object, without a body",
         )),
         Signature::HeaderV4 => Ok(()),
         Signature::HeaderV2 => {
@@ -118,6 +120,32 @@ pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
     }
 }
 
+/// An unsigned `GET` or `HEAD` without a body: the only request an anonymous caller may make
+/// (what it may read, the core decides).
+pub fn is_anonymous_read<B>(req: &Request<B>) -> bool {
+    let h = req.headers();
+    signature(req) == Signature::None
+        && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+        && !h.contains_key(header::TRANSFER_ENCODING)
+        && h.get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
+/// The answer to an anonymous read over its address's budget: S3's `503 SlowDown`, which
+/// S3 clients retry after `Retry-After`.
+pub fn slow_down(wait: Duration) -> Response<RespBody> {
+    let mut r = s3_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SlowDown",
+        "too many anonymous requests from this address; please reduce your request rate",
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs().max(1)),
+    );
+    r
+}
+
 fn distance(a: SystemTime, b: SystemTime) -> Duration {
     a.duration_since(b)
         .or_else(|_| b.duration_since(a))
@@ -166,7 +194,25 @@ mod tests {
 
     #[test]
     fn unsigned_and_stale_requests_are_refused() {
-        assert_eq!(code(admit(&req("/b/k", &[]))), 403);
+        // an unsigned GET or HEAD passes (the core decides what it may read); with a body not
+        let get = |m: &str, h: &[(&str, &str)]| {
+            let mut b = Request::builder().method(m).uri("/b/k");
+            for (k, v) in h {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        assert_eq!(code(admit(&get("GET", &[]))), 200);
+        assert_eq!(code(admit(&get("HEAD", &[("content-length", "0")]))), 200);
+        assert_eq!(code(admit(&get("GET", &[("content-length", "5")]))), 403);
+        assert_eq!(
+            code(admit(&get("GET", &[("transfer-encoding", "chunked")]))),
+            403
+        );
+        for m in ["PUT", "POST", "DELETE", "PATCH"] {
+            assert_eq!(code(admit(&get(m, &[]))), 403, "{m}");
+        }
+        assert_eq!(code(admit(&req("/b/k", &[]))), 200);
         // S3-looking headers are no signature
         assert_eq!(
             code(admit(&req("/b/k", &[("x-amz-date", "20260101T000000Z")]))),

@@ -1,6 +1,7 @@
 //! S3 adapter (s3s): SigV2/SigV4 and streaming payloads are s3s's; every operation is a core call.
 
 mod access;
+mod acl;
 mod auth;
 mod bucket;
 mod checksum;
@@ -13,6 +14,7 @@ mod list;
 mod multipart;
 mod names;
 mod object;
+mod public;
 mod service;
 
 use crate::http::ReqBody;
@@ -153,6 +155,8 @@ fn limits() -> S3Config {
     c.form_max_parts = 32;
     c
 }
+
+pub use gate::{is_anonymous_read, slow_down};
 
 /// True for requests signed for S3 (header or query signatures, or S3-only headers).
 pub fn is_signed<B>(req: &Request<B>) -> bool {
