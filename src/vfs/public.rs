@@ -209,10 +209,11 @@ impl Vfs {
         }
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         let mode = i64::from(mode & 0o777);
-        Ok(match public {
+        match public {
             None => self.store.set_mode(path.as_str(), mode).await?,
             Some(p) => self.store.set_mode_public(path.as_str(), mode, p).await?,
-        })
+        }
+        Ok(())
     }
 }
 
