@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::errors::bucket_error;
 use super::names;
 use super::service::KuraS3;
-use crate::http::RespBody;
 use crate::vfs::Caller;
+use crate::wire::RespBody;
 
 /// The name of the bucket setting holding the rules.
 pub(super) const SETTING: &str = "s3.cors";
@@ -266,7 +266,7 @@ pub(super) fn preflight<B>(
     let Some(rule) = find(rules, origin, method, &requested) else {
         return refuse("CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.");
     };
-    let mut r = Response::new(crate::http::empty());
+    let mut r = Response::new(crate::wire::empty());
     let out = r.headers_mut();
     out.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
