@@ -75,6 +75,8 @@ ok(any(g["Grantee"].get("URI") == ALL_USERS and g["Permission"] == "READ" for g 
    f"GetObjectAcl shows AllUsers READ: {grants}")
 ok(s3.get_bucket_policy_status(Bucket="priv")["PolicyStatus"]["IsPublic"] is False,
    "a public object does not make its bucket public")
+s3.put_object(Bucket="priv", Key="shared.txt", Body=b"shared")
+ok(anon("/priv/shared.txt") == (200, b"shared"), "an overwrite keeps the object public (its mode and switch)")
 s3.put_object_acl(Bucket="priv", Key="shared.txt", ACL="private")
 ok(anon("/priv/shared.txt")[0] == 403, "private again: 403")
 grants = s3.get_object_acl(Bucket="priv", Key="shared.txt")["Grants"]
