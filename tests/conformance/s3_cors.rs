@@ -205,9 +205,41 @@ fn cors_preflights_allowed_and_refused() {
     assert_eq!(s, 200);
     assert!(h.contains("dav: 1"), "{h}");
 
-    // DeleteBucketCors: preflights are refused again
+    // the rules follow their bucket when WebDAV renames it, and go when it is deleted: a new
+    // bucket of the same name starts without them
+    let dest = format!("Destination: {}", server.dav("site"));
+    assert_eq!(
+        server.status(&["-X", "MOVE", "-H", &dest, &server.dav("web")]),
+        201
+    );
+    assert_eq!(preflight(&server, "/site/x", APP, "GET", None).0, 200);
+    assert_eq!(preflight(&server, "/web/x", APP, "GET", None).0, 403);
     run(server
         .aws(&key)
-        .args(["s3api", "delete-bucket-cors", "--bucket", "web"]));
-    assert_eq!(preflight(&server, "/web/x", APP, "GET", None).0, 403);
+        .args(["s3api", "delete-bucket", "--bucket", "site"]));
+    run(server
+        .aws(&key)
+        .args(["s3api", "create-bucket", "--bucket", "site"]));
+    assert_eq!(preflight(&server, "/site/x", APP, "GET", None).0, 403);
+    let got = server
+        .aws(&key)
+        .args(["s3api", "get-bucket-cors", "--bucket", "site"])
+        .output()
+        .expect("aws");
+    assert!(String::from_utf8_lossy(&got.stderr).contains("NoSuchCORSConfiguration"));
+
+    // DeleteBucketCors: preflights are refused again
+    run(server.aws(&key).args([
+        "s3api",
+        "put-bucket-cors",
+        "--bucket",
+        "site",
+        "--cors-configuration",
+        &rules,
+    ]));
+    assert_eq!(preflight(&server, "/site/x", APP, "GET", None).0, 200);
+    run(server
+        .aws(&key)
+        .args(["s3api", "delete-bucket-cors", "--bucket", "site"]));
+    assert_eq!(preflight(&server, "/site/x", APP, "GET", None).0, 403);
 }
