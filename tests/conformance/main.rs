@@ -24,6 +24,8 @@ mod quotas;
 mod replays;
 mod replication;
 mod s3_clients;
+mod s3_cors;
+mod s3_public;
 mod shares;
 mod streaming;
 mod tls;
