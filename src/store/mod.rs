@@ -2,6 +2,7 @@
 
 mod entries;
 mod groups;
+mod implicit;
 mod keys;
 mod locks;
 mod marks;
@@ -23,13 +24,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use entries::EntryRow;
+pub use implicit::NOT_EMPTY;
 pub use locks::{LockChange, LockRow};
 pub use marks::Mark;
 pub use multipart::{PartRow, UploadRow};
 pub use props::DeadProp;
 pub use replication::{PeerRow, RuleRow};
 pub use shares::ShareRow;
-pub use tree::{Committed, SOURCE_CHANGED};
+pub use tree::{Committed, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;
 

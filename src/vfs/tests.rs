@@ -300,12 +300,24 @@ async fn multipart_assembles_in_order_with_the_s3_etag() {
         etag: format!("\"{}\"", r.etag),
     };
     assert!(matches!(
-        v.multipart_complete(&ann(), None, &id, &target, &[part(&r2), part(&r1)])
-            .await,
+        v.multipart_complete(
+            &ann(),
+            None,
+            &id,
+            &target,
+            (&[part(&r2), part(&r1)], &Default::default())
+        )
+        .await,
         Err(VfsError::InvalidPartOrder)
     ));
     let e = v
-        .multipart_complete(&ann(), None, &id, &target, &[part(&r1), part(&r2)])
+        .multipart_complete(
+            &ann(),
+            None,
+            &id,
+            &target,
+            (&[part(&r1), part(&r2)], &Default::default()),
+        )
         .await
         .unwrap();
     let mut md5s = Vec::new();
@@ -353,7 +365,7 @@ async fn small_parts_and_unknown_uploads_are_refused() {
         });
     }
     assert!(matches!(
-        v.multipart_complete(&ann(), None, &id, &target, &parts)
+        v.multipart_complete(&ann(), None, &id, &target, (&parts, &Default::default()))
             .await,
         Err(VfsError::EntityTooSmall)
     ));

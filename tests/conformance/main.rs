@@ -23,6 +23,7 @@ mod quotas;
 mod replays;
 mod replication;
 mod s3_clients;
+mod s3_prefixes;
 mod shares;
 mod streaming;
 mod tls;

@@ -1,0 +1,252 @@
+//! Empty prefixes behave as in S3: folders made only as the parents of keys go with their last
+//! entry, through any protocol, while folders made on purpose stay; conditional writes and
+//! the bucket and copy rules of the core (boto3 script with attacks and race loops).
+
+use std::process::Command;
+
+use crate::common::{require, run, Server};
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The status of a WebDAV request as admin.
+fn dav(server: &Server, args: &[&str]) -> u16 {
+    let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+    all.extend_from_slice(args);
+    crate::common::code(&server.curl_admin(&all))
+}
+
+fn propfind(server: &Server, path: &str) -> u16 {
+    dav(
+        server,
+        &["-X", "PROPFIND", "-H", "Depth: 0", &server.dav(path)],
+    )
+}
+
+/// `kura fsck` finds nothing (no leftover folder on disk, no row without its folder).
+fn assert_fsck_clean(server: &Server) {
+    let out = text(&run(server.kura().arg("fsck")));
+    assert!(
+        out.contains("storage: no drift") && out.contains("usage: no drift"),
+        "fsck: {out}"
+    );
+}
+
+#[test]
+fn aws_rm_recursive_then_rb_succeeds() {
+    require("aws");
+    let server = Server::start(true);
+    let key = server.s3_key();
+    let aws = |args: &[&str]| run(server.aws(&key).args(args));
+    let dir = tempfile::tempdir().expect("dir");
+    for (i, rel) in ["a/one.txt", "a/b/two.txt", "a/b/c/three.txt", "top.txt"]
+        .iter()
+        .enumerate()
+    {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, format!("file {i}")).expect("write");
+    }
+    aws(&["s3", "mb", "s3://tidy"]);
+    aws(&[
+        "s3",
+        "cp",
+        "--recursive",
+        "--only-show-errors",
+        dir.path().to_str().expect("utf8"),
+        "s3://tidy/dir/",
+    ]);
+    assert_eq!(propfind(&server, "tidy/dir/a/b/c"), 207);
+    aws(&[
+        "s3",
+        "rm",
+        "--recursive",
+        "--only-show-errors",
+        "s3://tidy/dir/",
+    ]);
+    // the folders went with their files, on disk too
+    assert_eq!(propfind(&server, "tidy/dir"), 404);
+    assert!(!server.files_dir().join("tidy/dir").exists());
+    assert_fsck_clean(&server);
+    aws(&["s3", "rb", "s3://tidy"]);
+    assert_eq!(propfind(&server, "tidy"), 404);
+}
+
+#[test]
+fn rclone_purge_of_a_bucket_succeeds() {
+    require("rclone");
+    let server = Server::start(false);
+    let key = server.s3_key();
+    let local = tempfile::tempdir().expect("local");
+    for i in 0..12 {
+        let d = local.path().join(format!("d{}/e{}", i % 3, i % 2));
+        std::fs::create_dir_all(&d).expect("dir");
+        std::fs::write(d.join(format!("f{i}")), vec![b'x'; i + 1]).expect("write");
+    }
+    let rclone = |args: &[&str]| {
+        run(Command::new("rclone")
+            .env("RCLONE_CONFIG", "/dev/null")
+            .env("RCLONE_CONFIG_K3_TYPE", "s3")
+            .env("RCLONE_CONFIG_K3_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_K3_ENDPOINT", server.url(""))
+            .env("RCLONE_CONFIG_K3_ACCESS_KEY_ID", &key.id)
+            .env("RCLONE_CONFIG_K3_SECRET_ACCESS_KEY", &key.secret)
+            .env("RCLONE_CONFIG_K3_FORCE_PATH_STYLE", "true")
+            .args(args))
+    };
+    rclone(&["mkdir", "k3:purged"]);
+    rclone(&["copy", local.path().to_str().expect("utf8"), "k3:purged"]);
+    assert_eq!(propfind(&server, "purged/d1/e1"), 207);
+    rclone(&["purge", "k3:purged"]);
+    assert_eq!(propfind(&server, "purged"), 404);
+    assert_fsck_clean(&server);
+}
+
+#[test]
+fn folders_made_on_purpose_survive_their_last_file() {
+    require("aws");
+    let server = Server::start(false);
+    let key = server.s3_key();
+    let aws = |args: &[&str]| run(server.aws(&key).args(args));
+    aws(&["s3", "mb", "s3://kept"]);
+    // a WebDAV MKCOL folder
+    assert_eq!(
+        dav(&server, &["-X", "MKCOL", &server.dav("kept/made")]),
+        201
+    );
+    assert_eq!(server.put("kept/made/f.txt", b"x"), 201);
+    aws(&["s3", "rm", "s3://kept/made/f.txt"]);
+    assert_eq!(propfind(&server, "kept/made"), 207);
+    // MKCOL on an S3-implicit folder still answers 405 and leaves it implicit
+    aws(&["s3api", "put-object", "--bucket", "kept", "--key", "imp/f"]);
+    assert_eq!(dav(&server, &["-X", "MKCOL", &server.dav("kept/imp")]), 405);
+    // an S3 zero-byte marker folder
+    aws(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "marked/",
+    ]);
+    aws(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "marked/f",
+    ]);
+    aws(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "marked/f",
+    ]);
+    assert_eq!(propfind(&server, "kept/marked"), 207);
+    let listed = text(&aws(&["s3api", "list-objects-v2", "--bucket", "kept"]));
+    assert!(listed.contains("\"marked/\""), "{listed}");
+    // the S3-implicit one goes with its last file
+    aws(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "kept",
+        "--key",
+        "imp/f",
+    ]);
+    assert_eq!(propfind(&server, "kept/imp"), 404);
+    assert_fsck_clean(&server);
+}
+
+#[test]
+fn webdav_delete_or_move_of_the_last_file_removes_an_s3_implicit_folder() {
+    require("aws");
+    let server = Server::start(false);
+    let key = server.s3_key();
+    let aws = |args: &[&str]| run(server.aws(&key).args(args));
+    aws(&["s3", "mb", "s3://mixed"]);
+    aws(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "mixed",
+        "--key",
+        "p/q/file",
+    ]);
+    aws(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "mixed",
+        "--key",
+        "m/n/file",
+    ]);
+    assert_eq!(propfind(&server, "mixed/p/q"), 207);
+    assert_eq!(
+        dav(&server, &["-X", "DELETE", &server.dav("mixed/p/q/file")]),
+        204
+    );
+    assert_eq!(propfind(&server, "mixed/p/q"), 404);
+    assert_eq!(propfind(&server, "mixed/p"), 404);
+    // MOVE away empties m/n and m
+    let dest = format!("Destination: {}", server.dav("mixed/moved"));
+    assert_eq!(
+        dav(
+            &server,
+            &["-X", "MOVE", "-H", &dest, &server.dav("mixed/m/n/file")]
+        ),
+        201
+    );
+    assert_eq!(propfind(&server, "mixed/m"), 404);
+    assert_eq!(propfind(&server, "mixed/moved"), 207);
+    assert!(!server.files_dir().join("mixed/m").exists());
+    let listed = text(&aws(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "mixed",
+        "--delimiter",
+        "/",
+    ]));
+    assert!(
+        !listed.contains("CommonPrefixes"),
+        "stale prefixes: {listed}"
+    );
+    assert_fsck_clean(&server);
+}
+
+/// boto3 with two users: prefixes and delimiter listings after deletes, marker rules, a key
+/// `a/b/` with content, `..` keys, a user without rights trying to prune or mark admin's
+/// folders, a refused CopyObject, DeleteBucket racing PutObject, and conditional writes
+/// (If-None-Match: *, If-Match on PutObject and CompleteMultipartUpload, concurrent writers).
+#[test]
+fn boto3_prefixes_conditional_writes_and_races() {
+    require("python3");
+    let server = Server::start(false);
+    crate::permissions::add_user(&server, "bob", &["--create-buckets"]);
+    let admin = server.s3_key();
+    let bob = server.s3_key_for("bob");
+    let aws = |args: &[&str]| run(server.aws(&admin).args(args));
+    for b in ["pfx", "cond"] {
+        aws(&["s3", "mb", &format!("s3://{b}")]);
+        run(server.kura().args(["chmod", "700", &format!("/{b}")]));
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/s3_prefixes.py"
+    );
+    let out = run(Command::new("python3")
+        .arg(script)
+        .env("KURA_S3_ENDPOINT", server.url(""))
+        .env("ADMIN_ID", &admin.id)
+        .env("ADMIN_SECRET", &admin.secret)
+        .env("BOB_ID", &bob.id)
+        .env("BOB_SECRET", &bob.secret)
+        .env("AWS_CONFIG_FILE", "/dev/null"));
+    println!("{}", text(&out).trim());
+    assert_fsck_clean(&server);
+}
