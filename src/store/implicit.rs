@@ -82,7 +82,7 @@ pub(super) async fn prune_tx(
             .bind(&dir)
             .execute(&mut **tx)
             .await?;
-        super::locks::delete_locks_below_tx(&mut **tx, &dir).await?;
+        super::locks::delete_locks_below_tx(tx, &dir).await?;
         let up = super::tree::parent_of(&dir).to_string();
         pruned.push(std::mem::replace(&mut dir, up));
     }
@@ -130,5 +130,133 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(v == Some(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Committed, WriteRules};
+
+    fn row(path: &str, is_dir: bool) -> EntryRow {
+        let parent = super::super::tree::parent_of(path).to_string();
+        EntryRow {
+            path: path.into(),
+            parent,
+            is_dir,
+            size: if is_dir { 0 } else { 1 },
+            mtime_ms: 1,
+            etag: "e".into(),
+            content_type: None,
+            owner: None,
+            headers: None,
+            grp: None,
+            mode: 0o775,
+            origin: None,
+        }
+    }
+
+    async fn put(s: &Store, path: &str, parents: &[&str]) -> Result<(), MetaError> {
+        let parents: Vec<EntryRow> = parents.iter().map(|p| row(p, true)).collect();
+        let rules = WriteRules {
+            parents: &parents,
+            ..Default::default()
+        };
+        s.commit_file(&row(path, false), rules, None, async {
+            Ok::<(), MetaError>(())
+        })
+        .await
+        .map_err(MetaError::from)
+    }
+
+    #[tokio::test]
+    async fn implicit_parents_go_with_their_last_entry_and_explicit_ones_stay() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&row("/b", true)).await.unwrap();
+        put(&s, "/b/x/y/f", &["/b/x", "/b/x/y"]).await.unwrap();
+        put(&s, "/b/x/g", &[]).await.unwrap();
+        assert!(s.is_implicit("/b/x/y").await.unwrap());
+        let none = async { Ok::<(), MetaError>(()) };
+        let (_, pruned) = s
+            .delete_tree_with("/b/x/y/f", (None, false), None, none)
+            .await
+            .map_err(MetaError::from)
+            .unwrap();
+        // /b/x still holds g
+        assert_eq!(pruned, vec!["/b/x/y".to_string()]);
+        assert!(s.entry("/b/x").await.unwrap().is_some());
+        // a folder made on purpose stops the pruning; the bucket never goes
+        s.insert_dir(&row("/b/x/kept", true)).await.unwrap();
+        put(&s, "/b/x/kept/f", &[]).await.unwrap();
+        s.delete_tree("/b/x/kept/f", None).await.unwrap();
+        assert!(s.entry("/b/x/kept").await.unwrap().is_some());
+        s.delete_tree("/b/x/kept", None).await.unwrap();
+        s.delete_tree("/b/x/g", None).await.unwrap();
+        assert!(s.entry("/b/x").await.unwrap().is_none());
+        assert!(s.entry("/b").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_move_prunes_its_source_and_a_refused_write_makes_no_parent() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&row("/b", true)).await.unwrap();
+        put(&s, "/b/m/n/f", &["/b/m", "/b/m/n"]).await.unwrap();
+        let pruned = s
+            .move_tree("/b/m/n/f", "/b/f", "/b", None, None, async {
+                Ok::<(), MetaError>(())
+            })
+            .await
+            .map_err(MetaError::from)
+            .unwrap();
+        assert_eq!(pruned, vec!["/b/m/n".to_string(), "/b/m".to_string()]);
+        // create_new refused: the parents it would have made are not there either
+        let parents = [row("/b/p", true)];
+        s.insert_dir(&row("/b/q", true)).await.unwrap();
+        let mut f = row("/b/p/f", false);
+        f.parent = "/b/p".into();
+        s.put_file(&row("/b/f2", false)).await.unwrap();
+        let rules = WriteRules {
+            if_match: Some("not-the-etag"),
+            parents: &parents,
+            ..Default::default()
+        };
+        let r = s
+            .commit_file(&f, rules, None, async { Ok::<(), MetaError>(()) })
+            .await;
+        assert!(matches!(
+            r,
+            Err(Committed::Meta(MetaError::Conflict(
+                crate::store::ETAG_CHANGED
+            )))
+        ));
+        assert!(s.entry("/b/p").await.unwrap().is_none());
+        // a parent that is a file refuses; a bucket is never made implicitly
+        assert!(matches!(
+            put(&s, "/b/f2/x", &["/b/f2"]).await,
+            Err(MetaError::Conflict(_))
+        ));
+        assert!(matches!(
+            put(&s, "/nob/x", &["/nob"]).await,
+            Err(MetaError::Gone)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_bucket_is_deleted_only_when_nothing_but_implicit_folders_remain() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&row("/b", true)).await.unwrap();
+        s.insert_dir(&row("/b/made", true)).await.unwrap();
+        let only_if_empty = |s: Store| async move {
+            s.delete_tree_with("/b", (None, true), None, async { Ok::<(), MetaError>(()) })
+                .await
+                .map_err(MetaError::from)
+        };
+        assert!(matches!(
+            only_if_empty(s.clone()).await,
+            Err(MetaError::Conflict(NOT_EMPTY))
+        ));
+        s.set_implicit("/b/made", true).await.unwrap();
+        only_if_empty(s.clone()).await.unwrap();
+        assert!(s.entry("/b").await.unwrap().is_none());
     }
 }

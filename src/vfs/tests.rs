@@ -855,7 +855,9 @@ async fn deleting_what_a_move_just_moved_finds_nothing_and_harms_nothing() {
     // a delete whose row vanished between its checks and its transaction is NotFound too
     assert!(matches!(
         v.store
-            .delete_tree_with("/b/f", None, None, async { Ok::<(), VfsError>(()) })
+            .delete_tree_with("/b/f", (None, false), None, async {
+                Ok::<(), VfsError>(())
+            })
             .await,
         Err(crate::store::Committed::Meta(MetaError::Gone))
     ));
@@ -912,7 +914,7 @@ async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
         ..v.store.entry("/k/f").await.unwrap().unwrap()
     };
     v.store
-        .commit_file(&row, false, Some(&pending.mark()), async {
+        .commit_file(&row, Default::default(), Some(&pending.mark()), async {
             Ok::<(), VfsError>(())
         })
         .await

@@ -76,7 +76,7 @@ fn aws_rm_recursive_then_rb_succeeds() {
 #[test]
 fn rclone_purge_of_a_bucket_succeeds() {
     require("rclone");
-    let server = Server::start(false);
+    let server = Server::start(true);
     let key = server.s3_key();
     let local = tempfile::tempdir().expect("local");
     for i in 0..12 {
@@ -84,17 +84,7 @@ fn rclone_purge_of_a_bucket_succeeds() {
         std::fs::create_dir_all(&d).expect("dir");
         std::fs::write(d.join(format!("f{i}")), vec![b'x'; i + 1]).expect("write");
     }
-    let rclone = |args: &[&str]| {
-        run(Command::new("rclone")
-            .env("RCLONE_CONFIG", "/dev/null")
-            .env("RCLONE_CONFIG_K3_TYPE", "s3")
-            .env("RCLONE_CONFIG_K3_PROVIDER", "Other")
-            .env("RCLONE_CONFIG_K3_ENDPOINT", server.url(""))
-            .env("RCLONE_CONFIG_K3_ACCESS_KEY_ID", &key.id)
-            .env("RCLONE_CONFIG_K3_SECRET_ACCESS_KEY", &key.secret)
-            .env("RCLONE_CONFIG_K3_FORCE_PATH_STYLE", "true")
-            .args(args))
-    };
+    let rclone = |args: &[&str]| crate::s3_clients::rclone(&server, &key, args);
     rclone(&["mkdir", "k3:purged"]);
     rclone(&["copy", local.path().to_str().expect("utf8"), "k3:purged"]);
     assert_eq!(propfind(&server, "purged/d1/e1"), 207);
@@ -147,8 +137,6 @@ fn folders_made_on_purpose_survive_their_last_file() {
         "marked/f",
     ]);
     assert_eq!(propfind(&server, "kept/marked"), 207);
-    let listed = text(&aws(&["s3api", "list-objects-v2", "--bucket", "kept"]));
-    assert!(listed.contains("\"marked/\""), "{listed}");
     // the S3-implicit one goes with its last file
     aws(&[
         "s3api",
