@@ -110,7 +110,7 @@ impl KuraS3 {
                 ));
             }
             self.vfs
-                .mkdir_all(who, &op.path)
+                .mkdir_marker(who, &op.path)
                 .await
                 .map_err(object_error)?;
             return Ok(S3Response::new(PutObjectOutput {

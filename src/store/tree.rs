@@ -409,16 +409,18 @@ impl Store {
     /// Inserts a folder row with nothing to do in storage (fsck, tests); `Duplicate` if the
     /// path exists.
     pub async fn insert_dir(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.mkdir_with(e, None, async { Ok::<(), MetaError>(()) })
+        self.mkdir_with(e, &[], None, async { Ok::<(), MetaError>(()) })
             .await
             .map_err(MetaError::from)
     }
 
     /// Records a new folder in a folder that still exists, then runs `finish` (making it in
-    /// storage) inside the same transaction; `Duplicate` if the path exists.
+    /// storage) inside the same transaction; `Duplicate` if the path exists. `parents` are
+    /// missing folders above it (outermost first), made implicit in the same transaction.
     pub async fn mkdir_with<E, F>(
         &self,
         e: &EntryRow,
+        parents: &[EntryRow],
         mark: Option<&Mark>,
         finish: F,
     ) -> Result<(), Committed<E>>
@@ -430,6 +432,7 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        insert_parents_tx(&mut tx, parents).await.map_err(meta)?;
         require_folder_tx(&mut tx, &e.parent).await.map_err(meta)?;
         sqlx::query(concat!(
             "INSERT INTO entries (",

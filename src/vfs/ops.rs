@@ -325,6 +325,19 @@ impl Vfs {
             return Err(VfsError::Exists);
         }
         Self::require_name_change(c, &parent, None)?;
+        self.make_folder(c, path, Self::group_for_new(c, &parent), Vec::new())
+            .await
+    }
+
+    /// Records the folder `path` (group `grp`) and the missing implicit folders `parents`
+    /// above it, rows and folders on disk in one commit.
+    async fn make_folder(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        grp: Option<String>,
+        parents: Vec<EntryRow>,
+    ) -> Result<(), VfsError> {
         let now = now_ms();
         let row = EntryRow {
             path: path.as_str().into(),
@@ -336,51 +349,76 @@ impl Vfs {
             content_type: None,
             owner: Some(c.user.clone()),
             headers: None,
-            grp: Self::group_for_new(c, &parent),
+            grp,
             mode: i64::from(0o777 & !self.umask),
             origin: None,
         };
-        // the row and the folder on disk commit together, in a parent that still exists
-        let steps = self
-            .local_path(path)
-            .map(|p| vec![Step::Mkdir { path: p }])
-            .unwrap_or_default();
-        let (op, key) = (self.op.clone(), path.storage_key(true));
-        let other = Box::pin(async move { Ok(op.create_dir(&key).await?) });
+        let mut folders: Vec<VPath> = Vec::new();
+        for p in &parents {
+            folders.push(VPath::parse(&p.path)?);
+        }
+        folders.push(path.clone());
+        // the rows and the folders on disk commit together, in a parent that still exists
+        let steps = folders
+            .iter()
+            .filter_map(|f| self.local_path(f))
+            .map(|p| Step::Mkdir { path: p })
+            .collect();
+        let op = self.op.clone();
+        let keys: Vec<String> = folders.iter().map(|f| f.storage_key(true)).collect();
+        let other = Box::pin(async move {
+            for k in &keys {
+                op.create_dir(k).await?;
+            }
+            Ok(())
+        });
         let store = self.store.clone();
         let guard = self.guard(c, vec![(path.clone(), false)]);
         self.commit_with(guard, steps, other, move |mark, finish| async move {
-            store.mkdir_with(&row, mark.as_ref(), finish).await
+            store
+                .mkdir_with(&row, &parents, mark.as_ref(), finish)
+                .await
         })
         .await
     }
 
-    /// Creates a folder and any missing ancestors; existing folders are fine, a file in the way is not.
-    pub async fn mkdir_all(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
-        let mut chain = vec![path.clone()];
-        while let Some(p) = chain.last().map(VPath::parent) {
-            if p.is_root() {
-                break;
-            }
-            chain.push(p);
-        }
-        for p in chain.iter().rev().filter(|p| !p.is_root()) {
-            match self.lookup(p).await? {
-                // made on purpose now: an implicit folder stays when emptied from here on
-                Some(e) if e.is_dir && p == path && self.store.is_implicit(p.as_str()).await? => {
-                    let parent = self.lookup(&p.parent()).await?.ok_or(VfsError::NotFound)?;
+    /// A folder made on purpose through S3 (a `dir/` marker): the missing folders above it
+    /// are implicit, as S3 prefixes are; an implicit folder already there becomes explicit,
+    /// so it stays when its last entry goes. A file in the way is refused.
+    pub async fn mkdir_marker(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        Self::require_in_bucket(c, path)?;
+        self.check_new_name(path)?;
+        match self.resolve(c, path).await {
+            Ok(Some(e)) if e.is_dir => {
+                if self.store.is_implicit(path.as_str()).await? {
+                    let parent = self
+                        .lookup(&path.parent())
+                        .await?
+                        .ok_or(VfsError::NotFound)?;
                     Self::require_name_change(c, &parent, None)?;
-                    self.store.set_implicit(p.as_str(), false).await?;
+                    self.store.set_implicit(path.as_str(), false).await?;
                 }
-                Some(e) if e.is_dir => continue,
-                Some(_) => return Err(VfsError::Conflict("a file is in the way of a folder")),
-                None => match self.mkdir(c, p).await {
-                    Ok(()) | Err(VfsError::Exists) => {}
-                    Err(e) => return Err(e),
-                },
+                return Ok(());
             }
+            Ok(Some(_)) | Err(VfsError::Conflict(_)) => {
+                return Err(VfsError::Conflict("a file is in the way of a folder"))
+            }
+            Ok(None) | Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e),
         }
-        Ok(())
+        let (dir, parents) = self.implicit_parents(c, &path.parent()).await?;
+        if parents.is_empty() {
+            dir.require(c, X, "the folder may not be entered")?;
+            Self::require_name_change(c, &dir, None)?;
+        }
+        let grp = match parents.last() {
+            Some(p) => p.grp.clone(),
+            None => Self::group_for_new(c, &dir),
+        };
+        match self.make_folder(c, path, grp, parents).await {
+            Ok(()) | Err(VfsError::Exists) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Files below `dir` whose relative name starts with `prefix` and sorts after `after`, in
