@@ -87,7 +87,7 @@ pub fn bucket_error(e: VfsError) -> S3Error {
     match e {
         VfsError::NotFound => S3Error::new(S3ErrorCode::NoSuchBucket),
         VfsError::Exists => S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou),
-        VfsError::Conflict(crate::store::NOT_EMPTY) => S3Error::new(S3ErrorCode::BucketNotEmpty),
+        VfsError::Conflict(crate::vfs::NOT_EMPTY) => S3Error::new(S3ErrorCode::BucketNotEmpty),
         other => object_error(other),
     }
 }

@@ -83,7 +83,7 @@ pub(super) async fn prune_tx(
             .execute(&mut **tx)
             .await?;
         super::locks::delete_locks_below_tx(tx, &dir).await?;
-        let up = super::tree::parent_of(&dir).to_string();
+        let up = super::parent_of(&dir).to_string();
         pruned.push(std::mem::replace(&mut dir, up));
     }
     Ok(pruned)
@@ -139,7 +139,7 @@ mod tests {
     use crate::store::{Committed, WriteRules};
 
     fn row(path: &str, is_dir: bool) -> EntryRow {
-        let parent = super::super::tree::parent_of(path).to_string();
+        let parent = super::super::parent_of(path).to_string();
         EntryRow {
             path: path.into(),
             parent,

@@ -142,6 +142,14 @@ fn below(path: &str) -> (String, String) {
     (format!("{path}/"), format!("{path}0"))
 }
 
+/// The folder holding `path` ("/" for a top-level entry).
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -9,7 +9,7 @@ use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
-use super::{below, map_unique, Mark, MetaError, Store};
+use super::{below, map_unique, parent_of, Mark, MetaError, Store};
 
 /// Why `commit_file` did not record a file.
 #[derive(Debug)]
@@ -258,14 +258,6 @@ async fn copy_tree_tx(
     .await?;
     journal_tree_tx(&mut *tx, to, None).await?;
     Ok(())
-}
-
-/// The folder holding `path` ("/" for a top-level entry).
-pub(super) fn parent_of(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &path[..i],
-    }
 }
 
 /// Why a copy's transaction refuses: the source changed while its bytes were copied (the core

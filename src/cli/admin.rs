@@ -139,7 +139,7 @@ pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
     };
     let store = Store::open(&cfg.db_path()).await?;
     let vfs = crate::setup::build_vfs(cfg, store.clone())?;
-    let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
+    let vault = crate::vault::Vault::open(&cfg.data_dir, &store).await?;
     Ok(Admin {
         store,
         vfs,
@@ -200,45 +200,6 @@ pub async fn usage(cfg: &Config, group: Option<&str>) -> Result<(), CliError> {
             g.used_objects,
             show(g.quota_objects)
         );
-    }
-    Ok(())
-}
-
-/// Runs `kura fsck [--repair]`: storage against metadata, then usage against metadata.
-pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
-    let admin = open_admin(cfg).await?;
-    let r = admin.vfs.fsck(repair).await?;
-    let fixed = if repair { " (repaired)" } else { "" };
-    for (what, list) in [
-        ("stored but not recorded", &r.unrecorded),
-        ("recorded but not stored", &r.missing),
-        ("size changed on disk", &r.changed),
-        ("leftover of an interrupted copy", &r.leftovers),
-    ] {
-        for p in list {
-            println!("{what}: {p}{fixed}");
-        }
-    }
-    if r.unrecorded.is_empty()
-        && r.missing.is_empty()
-        && r.changed.is_empty()
-        && r.leftovers.is_empty()
-    {
-        println!("storage: no drift");
-    }
-    if r.usage.is_empty() {
-        println!("usage: no drift");
-    }
-    for d in &r.usage {
-        println!(
-            "usage of {}: recorded {} bytes / {} files, counted {} bytes / {} files{fixed}",
-            d.group, d.recorded.0, d.recorded.1, d.actual.0, d.actual.1
-        );
-    }
-    if !r.is_clean() && !repair {
-        return Err(CliError::Usage(
-            "drift found; run kura fsck --repair".into(),
-        ));
     }
     Ok(())
 }
