@@ -238,3 +238,58 @@ fn boto3_prefixes_conditional_writes_and_races() {
     println!("{}", text(&out).trim());
     assert_fsck_clean(&server);
 }
+
+/// WebDAV `PUT` with `If-Match` is checked again inside the commit (the core's rule, as for
+/// S3): of two writers holding the same ETag exactly one wins, the other gets 412.
+#[test]
+fn webdav_put_if_match_is_a_compare_and_swap() {
+    let server = Server::start(false);
+    assert_eq!(dav(&server, &["-X", "MKCOL", &server.dav("cas")]), 201);
+    let dir = tempfile::tempdir().expect("dir");
+    for round in 0..8 {
+        let url = server.dav(&format!("cas/f{round}"));
+        assert_eq!(server.put(&format!("cas/f{round}"), b"base"), 201);
+        let head = String::from_utf8_lossy(&server.curl_admin(&["-sI", &url]).stdout).into_owned();
+        let etag = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("etag: ")
+                    .or_else(|| l.strip_prefix("ETag: "))
+            })
+            .expect("etag")
+            .trim()
+            .to_string();
+        let statuses: Vec<(u8, u16)> = std::thread::scope(|s| {
+            let handles: Vec<_> = [b'A', b'B']
+                .into_iter()
+                .map(|tag| {
+                    let body = dir.path().join(format!("{round}-{}", tag as char));
+                    let mut bytes = vec![tag; 4 * 1024 * 1024];
+                    bytes[0] = tag;
+                    std::fs::write(&body, bytes).expect("body");
+                    let (server, url, etag) = (&server, url.clone(), etag.clone());
+                    s.spawn(move || {
+                        let cond = format!("If-Match: {etag}");
+                        let b = body.to_str().expect("utf8").to_string();
+                        (tag, dav(server, &["-H", &cond, "-T", &b, &url]))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("writer"))
+                .collect()
+        });
+        let won: Vec<u8> = statuses
+            .iter()
+            .filter(|(_, s)| *s == 204)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(won.len(), 1, "exactly one writer wins: {statuses:?}");
+        assert!(
+            statuses.iter().any(|(_, s)| *s == 412),
+            "the other gets 412: {statuses:?}"
+        );
+        assert_eq!(server.get(&format!("cas/f{round}"))[0], won[0]);
+    }
+}
