@@ -58,7 +58,8 @@ pub(super) async fn insert_parents_tx(
 }
 
 /// Removes `dir` and the folders above it while each is implicit and empty, stopping at the
-/// bucket (never removed here), inside the transaction that emptied it; returns the removed
+/// bucket (never removed here) or at a folder that is locked or whose parent is, inside the
+/// transaction that emptied it; returns the removed
 /// paths, deepest first, for storage to follow.
 pub(super) async fn prune_tx(
     tx: &mut Transaction<'_, Sqlite>,
@@ -67,11 +68,16 @@ pub(super) async fn prune_tx(
     let mut pruned = Vec::new();
     let mut dir = dir.to_string();
     while dir != "/" && bucket_of(&dir) != Some(dir.as_str()) {
+        // a WebDAV lock on the folder, or on its parent (whose members it protects), keeps it:
+        // pruning never takes away what a lock holder relies on
+        let up = super::parent_of(&dir).to_string();
         let gone = sqlx::query(
             "DELETE FROM entries WHERE path = $1 AND is_dir = 1 AND implicit = 1
-               AND NOT EXISTS (SELECT 1 FROM entries WHERE parent = $1)",
+               AND NOT EXISTS (SELECT 1 FROM entries WHERE parent = $1)
+               AND NOT EXISTS (SELECT 1 FROM locks WHERE path IN ($1, $2))",
         )
         .bind(&dir)
+        .bind(&up)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -82,8 +88,6 @@ pub(super) async fn prune_tx(
             .bind(&dir)
             .execute(&mut **tx)
             .await?;
-        super::locks::delete_locks_below_tx(tx, &dir).await?;
-        let up = super::parent_of(&dir).to_string();
         pruned.push(std::mem::replace(&mut dir, up));
     }
     Ok(pruned)
@@ -258,5 +262,23 @@ mod tests {
         s.set_implicit("/b/made", true).await.unwrap();
         only_if_empty(s.clone()).await.unwrap();
         assert!(s.entry("/b").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_locked_folder_or_one_in_a_locked_folder_is_not_pruned() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&row("/b", true)).await.unwrap();
+        put(&s, "/b/l/m/f", &["/b/l", "/b/l/m"]).await.unwrap();
+        sqlx::query(
+            "INSERT INTO locks (token, path, collection, shared, deep, created_ms)
+             VALUES ('urn:uuid:t', '/b/l', 1, 0, 0, 1)",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        s.delete_tree("/b/l/m/f", None).await.unwrap();
+        // m is a member of the locked l, so it stays; l itself is locked
+        assert!(s.entry("/b/l/m").await.unwrap().is_some());
+        assert!(s.entry("/b/l").await.unwrap().is_some());
     }
 }
