@@ -293,3 +293,50 @@ fn webdav_put_if_match_is_a_compare_and_swap() {
         assert_eq!(server.get(&format!("cas/f{round}"))[0], won[0]);
     }
 }
+
+/// A CopyObject refused by the destination group's quota makes no folder: the destination's
+/// missing parents are recorded in the copy's own commit.
+#[test]
+fn a_copy_over_quota_leaves_no_folder_behind() {
+    require("aws");
+    let server = Server::start(false);
+    run(server.kura().args(["group", "add", "small"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "--group", "small", "tiny"]));
+    run(server
+        .kura()
+        .args(["quota", "set", "small", "--bytes", "100"]));
+    let key = server.s3_key();
+    let aws = |args: &[&str]| server.aws(&key).args(args).output().expect("aws");
+    let dir = tempfile::tempdir().expect("dir");
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'x'; 1000]).expect("write");
+    run(server.aws(&key).args(["s3", "mb", "s3://roomy"]));
+    run(server.aws(&key).args([
+        "s3",
+        "cp",
+        "--only-show-errors",
+        big.to_str().expect("utf8"),
+        "s3://roomy/big",
+    ]));
+    let refused = aws(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        "tiny",
+        "--key",
+        "new/deep/big",
+        "--copy-source",
+        "roomy/big",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("QuotaExceeded"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(propfind(&server, "tiny/new"), 404);
+    assert!(!server.files_dir().join("tiny/new").exists());
+    assert_fsck_clean(&server);
+}
