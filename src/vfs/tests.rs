@@ -944,6 +944,11 @@ async fn anonymous_callers_read_public_files_and_nothing_else() {
     put(&v, "/b/f.txt", b"bytes").await;
     v.chmod(&ann(), &p("/b"), 0o777).await.unwrap();
     v.chmod(&ann(), &p("/b/f.txt"), 0o666).await.unwrap();
+    // the range is the core's rule: a mode beyond 777 is refused, never masked
+    assert!(matches!(
+        v.chmod(&ann(), &p("/b/f.txt"), 0o4666).await,
+        Err(VfsError::InvalidArgument(_))
+    ));
     let forbidden = |r: Result<(), VfsError>| matches!(r, Err(VfsError::Forbidden(_)));
     assert!(forbidden(v.stat(&anon, &p("/b/f.txt")).await.map(|_| ())));
     assert!(forbidden(v.stat(&anon, &p("/b/none")).await.map(|_| ())));
