@@ -11,6 +11,10 @@ use super::{below, MetaError, Store};
 /// Why a conditional delete refuses: something other than empty implicit folders is below.
 pub const NOT_EMPTY: &str = "the folder is not empty";
 
+/// Why a write refuses: the folder it goes into is gone (an implicit one maybe pruned since
+/// the write's checks, which the writer may make again).
+pub const NO_PARENT: &str = "parent folder does not exist";
+
 /// Records the missing folders `parents` (outermost first) as implicit, inside a write's
 /// transaction: one already there as a folder is fine, a file in the way refuses, and the
 /// outermost must hang from a folder that still exists.
@@ -37,7 +41,7 @@ pub(super) async fn insert_parents_tx(
             .fetch_optional(&mut **tx)
             .await?;
         if up != Some(1) {
-            return Err(MetaError::Conflict("parent folder does not exist"));
+            return Err(MetaError::Conflict(NO_PARENT));
         }
         sqlx::query(concat!(
             "INSERT INTO entries (",

@@ -25,7 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use entries::EntryRow;
-pub use implicit::NOT_EMPTY;
+pub use implicit::{NOT_EMPTY, NO_PARENT};
 pub use locks::{LockChange, LockRow};
 pub use marks::Mark;
 pub use multipart::{PartRow, UploadRow};

@@ -5,7 +5,7 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::entries::{entry_cols, EntryRow};
-use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx};
+use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
@@ -59,7 +59,7 @@ async fn require_folder_tx(
         .await?;
     match is_dir {
         Some(1) => Ok(()),
-        _ => Err(MetaError::Conflict("parent folder does not exist")),
+        _ => Err(MetaError::Conflict(NO_PARENT)),
     }
 }
 
@@ -344,9 +344,7 @@ impl Store {
             )));
         }
         if e.parent != "/" && parent != Some(1) {
-            return Err(Committed::Meta(MetaError::Conflict(
-                "parent folder does not exist",
-            )));
+            return Err(Committed::Meta(MetaError::Conflict(NO_PARENT)));
         }
         if rules.create_new && old.is_some() {
             return Err(Committed::Meta(MetaError::Duplicate));

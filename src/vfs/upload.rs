@@ -9,7 +9,7 @@ use super::disk::DiskTemp;
 use super::journal::Step;
 use super::storage::io_err;
 use super::{Caller, Entry, VPath, Vfs, VfsError};
-use crate::store::{now_ms, Committed, EntryRow, WriteRules};
+use crate::store::{now_ms, Committed, EntryRow, MetaError, WriteRules, NO_PARENT};
 
 /// How an upload may treat an existing file, and what it stores with the bytes.
 #[derive(Clone, Debug, Default)]
@@ -414,7 +414,10 @@ impl Upload {
         self.sink.seal().await
     }
 
-    /// Commits the sealed bytes at `self.path` with the given time, origin and ETag.
+    /// Commits the sealed bytes at `self.path` with the given time, origin and ETag. Missing
+    /// folders above an S3 key are made implicit in the commit's transaction; one pruned since
+    /// the checks found it (its last other entry went meanwhile) is made again, since S3 keys
+    /// have no folder to lose.
     pub(super) async fn record(
         &mut self,
         md5: String,
@@ -423,53 +426,85 @@ impl Upload {
         origin: Option<String>,
         etag: Option<String>,
     ) -> Result<Entry, VfsError> {
-        // missing folders above an S3 key are made implicit, in the commit's transaction (the
-        // write checks found the parent when it was there already)
-        let parent = self.parent.take().filter(|p| p.path == self.path.parent());
-        let parents = match parent {
-            Some(p) => Ok((p, Vec::new())),
-            None if self.opts.create_parents => {
-                self.vfs
-                    .implicit_parents(&self.caller, &self.path.parent())
+        let mut parent = self.parent.take().filter(|p| p.path == self.path.parent());
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let parents = match parent.take() {
+                Some(p) => Ok((p, Vec::new())),
+                None if self.opts.create_parents => {
+                    self.vfs
+                        .implicit_parents(&self.caller, &self.path.parent())
+                        .await
+                }
+                None => self
+                    .vfs
+                    .parent_of(&self.path, None)
                     .await
+                    .map(|p| (p, Vec::new())),
+            };
+            let (dir, parents) = match parents {
+                Ok(found) => found,
+                Err(e) => {
+                    self.sink.abort().await;
+                    return Err(e);
+                }
+            };
+            let row = self.row(&dir, &parents, &md5, size, mtime_ms, &origin, &etag);
+            match self.commit_row(&row, &parents).await {
+                Err(Committed::Meta(MetaError::Conflict(NO_PARENT)))
+                    if self.opts.create_parents && tries < 3 => {}
+                Ok(()) => return Entry::from_row(row),
+                Err(e) => {
+                    self.sink.abort().await;
+                    return Err(match e {
+                        // create_new: another upload committed the name first
+                        Committed::Meta(MetaError::Duplicate) => {
+                            VfsError::Changed("another write created the file meanwhile")
+                        }
+                        e => e.into(),
+                    });
+                }
             }
-            None => self
-                .vfs
-                .parent_of(&self.path, None)
-                .await
-                .map(|p| (p, Vec::new())),
+        }
+    }
+
+    /// The row of the file, in `dir` below the implicit folders `parents` to make.
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        dir: &Entry,
+        parents: &[EntryRow],
+        md5: &str,
+        size: u64,
+        mtime_ms: i64,
+        origin: &Option<String>,
+        etag: &Option<String>,
+    ) -> EntryRow {
+        let grp = match parents.last() {
+            Some(p) => p.grp.clone(),
+            None => Vfs::group_for_new(&self.caller, dir),
         };
-        let (grp, mode, parents) = match parents {
-            Ok((dir, parents)) => {
-                let grp = match parents.last() {
-                    Some(p) => p.grp.clone(),
-                    None => Vfs::group_for_new(&self.caller, &dir),
-                };
-                (
-                    self.keep.group.clone().or(grp),
-                    self.keep
-                        .mode
-                        .map_or(i64::from(0o666 & !self.vfs.umask), i64::from),
-                    parents,
-                )
-            }
-            Err(e) => {
-                self.sink.abort().await;
-                return Err(e);
-            }
-        };
+        let grp = self.keep.group.clone().or(grp);
+        let mode = self
+            .keep
+            .mode
+            .map_or(i64::from(0o666 & !self.vfs.umask), i64::from);
         let content_type = self.opts.content_type.clone().unwrap_or_else(|| {
             mime_guess::from_path(self.path.name())
                 .first_or_octet_stream()
                 .to_string()
         });
-        let row = EntryRow {
+        EntryRow {
             path: self.path.as_str().into(),
             parent: self.path.parent().as_str().into(),
             is_dir: false,
             size: size as i64,
             mtime_ms,
-            etag: etag.or_else(|| self.opts.etag.clone()).unwrap_or(md5),
+            etag: etag
+                .clone()
+                .or_else(|| self.opts.etag.clone())
+                .unwrap_or_else(|| md5.to_string()),
             content_type: Some(content_type),
             owner: Some(
                 self.keep
@@ -480,10 +515,18 @@ impl Upload {
             headers: super::headers_json(&self.opts.headers),
             grp,
             mode,
-            origin,
-        };
-        // the row, the quota charge and the rename into place commit together; on disk the
-        // rename is journaled, so a kill at any instant is undone or finished at start
+            origin: origin.clone(),
+        }
+    }
+
+    /// One commit of `row`: the row, the quota charge and the rename into place commit
+    /// together; on disk the rename is journaled, so a kill at any instant is undone or
+    /// finished at start. A refused commit leaves the staged bytes for another attempt.
+    async fn commit_row(
+        &mut self,
+        row: &EntryRow,
+        parents: &[EntryRow],
+    ) -> Result<(), Committed<VfsError>> {
         let store = self.vfs.store.clone();
         let pending = match (&self.vfs.journal, self.sink.disk_path()) {
             (Some(j), Some(tmp)) => {
@@ -498,14 +541,14 @@ impl Upload {
         let guard = self
             .vfs
             .guard(&self.caller, vec![(self.path.clone(), false)]);
-        let (op, dirs) = (self.vfs.op.clone(), &parents);
+        let op = self.vfs.op.clone();
         let finish = async {
             guard.check().await?;
             match &pending {
                 // the journaled rename makes the missing folders on disk
                 Some(p) => p.run().await,
                 None => {
-                    for d in dirs {
+                    for d in parents {
                         op.create_dir(&format!("{}/", d.path.trim_start_matches('/')))
                             .await?;
                     }
@@ -516,9 +559,9 @@ impl Upload {
         let rules = WriteRules {
             create_new: self.opts.create_new,
             if_match: self.opts.if_match.as_deref(),
-            parents: &parents,
+            parents,
         };
-        let res = store.commit_file(&row, rules, mark.as_ref(), finish).await;
+        let res = store.commit_file(row, rules, mark.as_ref(), finish).await;
         if let Some(p) = pending {
             match &res {
                 Ok(()) => {
@@ -528,19 +571,7 @@ impl Upload {
                 Err(_) => p.failed().await,
             }
         }
-        match res {
-            Ok(()) => Entry::from_row(row),
-            Err(e) => {
-                self.sink.abort().await;
-                Err(match e {
-                    // create_new: another upload committed the name first
-                    Committed::Meta(crate::store::MetaError::Duplicate) => {
-                        VfsError::Changed("another write created the file meanwhile")
-                    }
-                    e => e.into(),
-                })
-            }
-        }
+        res
     }
 
     /// Discards the temporary object.

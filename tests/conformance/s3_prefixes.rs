@@ -340,3 +340,25 @@ fn a_copy_over_quota_leaves_no_folder_behind() {
     assert!(!server.files_dir().join("tiny/new").exists());
     assert_fsck_clean(&server);
 }
+
+/// A PutObject whose implicit folder is pruned while its body streams (the prefix's last
+/// other key deleted meanwhile) lands all the same, as in S3, and leaves DB and disk in step.
+#[test]
+fn a_put_lands_when_its_prefix_empties_meanwhile() {
+    require("python3");
+    let server = Server::start(false);
+    let key = server.s3_key();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/s3_prefix_race.py"
+    );
+    let out = run(Command::new("python3")
+        .arg(script)
+        .env("KURA_S3_ENDPOINT", server.url(""))
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
+    println!("{}", text(&out).trim());
+    assert_fsck_clean(&server);
+}
