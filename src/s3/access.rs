@@ -1,10 +1,25 @@
 //! s3s's access hook, used for what must happen before s3s builds a response: signed requests
-//! only, but for anonymous GetObject and HeadObject, and a GetObject `response-content-type` that would make a
-//! browser render or run the file is dropped, since s3s copies it into the response itself.
+//! only, but for anonymous GetObject and HeadObject, which may not rewrite the response's
+//! headers (`response-*` parameters: AWS refuses them unsigned too, so a link to a public
+//! file cannot make it a page or set how long caches keep it), and a GetObject
+//! `response-content-type` that would make a browser render or run the file is dropped, since
+//! s3s copies it into the response itself.
 
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::dto::GetObjectInput;
+use s3s::dto::{GetObjectInput, HeadObjectInput};
 use s3s::{s3_error, S3Request, S3Result};
+
+/// Whether a GetObject or HeadObject input asks to rewrite response headers (`response-*`).
+macro_rules! rewrites {
+    ($i:expr) => {
+        $i.response_cache_control.is_some()
+            || $i.response_content_disposition.is_some()
+            || $i.response_content_encoding.is_some()
+            || $i.response_content_language.is_some()
+            || $i.response_content_type.is_some()
+            || $i.response_expires.is_some()
+    };
+}
 
 /// Kura's access hook.
 pub struct KuraAccess;
@@ -23,6 +38,9 @@ impl S3Access for KuraAccess {
     }
 
     async fn get_object(&self, req: &mut S3Request<GetObjectInput>) -> S3Result<()> {
+        if req.credentials.is_none() && rewrites!(req.input) {
+            return Err(anonymous_rewrite());
+        }
         if req
             .input
             .response_content_type
@@ -33,4 +51,19 @@ impl S3Access for KuraAccess {
         }
         Ok(())
     }
+
+    async fn head_object(&self, req: &mut S3Request<HeadObjectInput>) -> S3Result<()> {
+        if req.credentials.is_none() && rewrites!(req.input) {
+            return Err(anonymous_rewrite());
+        }
+        Ok(())
+    }
+}
+
+/// AWS's answer to `response-*` parameters on an unsigned request.
+fn anonymous_rewrite() -> s3s::S3Error {
+    s3_error!(
+        InvalidRequest,
+        "Request specific response headers cannot be used for anonymous GET requests."
+    )
 }

@@ -22,8 +22,13 @@ pub fn protect(headers: &mut HeaderMap) {
 
 /// True for media types a browser renders as a document or runs as a script: HTML, XHTML,
 /// SVG and every other XML, JavaScript, PDF, XSLT, and anything unreadable. A client may not
-/// ask for these in place of a file's stored type (S3 `response-content-type`).
+/// ask for these in place of a file's stored type (S3 `response-content-type`). A value with
+/// a comma is a list to browsers, which take its last type (Fetch's "extract a MIME type":
+/// `text/plain,text/html` is HTML), so it counts as active whatever its first type says.
 pub fn is_active_type(content_type: &str) -> bool {
+    if content_type.contains(',') {
+        return true;
+    }
     let essence = content_type
         .split(';')
         .next()
@@ -70,6 +75,10 @@ mod tests {
             "text/javascript",
             "",
             "garbage",
+            // lists: a browser renders the last type
+            "text/plain,text/html",
+            "text/plain;a=b,text/html",
+            "image/png, image/svg+xml",
         ] {
             assert!(is_active_type(t), "{t}");
         }

@@ -180,3 +180,89 @@ fn anonymous_attacks_on_a_public_bucket() {
     let got = aws(&["s3", "cp", "s3://pub/page.txt", "-"]);
     assert_eq!(got.stdout, b"public bytes");
 }
+
+/// A link to a public file may not rewrite how it is served: unsigned `response-*`
+/// parameters are refused as AWS refuses them (no page made of a text file, no year-long
+/// cache of a file that may be made private again), and a signed `response-content-type`
+/// listing types (a browser takes the last: `text/plain,text/html` renders as HTML) is
+/// dropped like any active type.
+#[test]
+fn response_header_rewrites_cannot_make_a_public_file_a_page() {
+    require("curl");
+    require("aws");
+    require("python3");
+    let server = Server::plain();
+    let key = server.s3_key();
+    let aws = |args: &[&str]| run(server.aws(&key).args(args));
+    aws(&["s3api", "create-bucket", "--bucket", "pub"]);
+    let f = server.data_dir().join("../page.txt");
+    std::fs::write(&f, b"<h1>not a page</h1>").unwrap();
+    aws(&["s3", "cp", f.to_str().unwrap(), "s3://pub/page.txt"]);
+    aws(&[
+        "s3api",
+        "put-object-acl",
+        "--bucket",
+        "pub",
+        "--key",
+        "page.txt",
+        "--acl",
+        "public-read",
+    ]);
+    assert_eq!(anon(&server, &[&server.url("/pub/page.txt")]).0, 200);
+    for q in [
+        "response-content-type=text/html",
+        "response-content-type=text/plain,text/html",
+        "response-content-type=image/png",
+        "response-cache-control=public,max-age=31536000",
+        "response-expires=Thu,%2001%20Dec%202099%2016:00:00%20GMT",
+        "response-content-disposition=inline",
+        "response-content-encoding=gzip",
+        "response-content-language=en",
+    ] {
+        let u = server.url(&format!("/pub/page.txt?{q}"));
+        let (s, body) = anon(&server, &["-i", &u]);
+        assert_eq!(s, 400, "{q}: {body}");
+        assert!(body.contains("<Code>InvalidRequest</Code>"), "{q}: {body}");
+        let lower = body.to_ascii_lowercase();
+        assert!(
+            !lower.contains("cache-control:") && !lower.contains("text/html"),
+            "{q}: {body}"
+        );
+        let (s, _) = anon(&server, &["-I", &u]);
+        assert_eq!(s, 400, "HEAD {q}");
+    }
+    // signed (a presigned URL): a list of types is refused like text/html, the stored type
+    // is served
+    for asked in [
+        "text/plain,text/html",
+        "text/plain;a=b,text/html",
+        "text/html",
+    ] {
+        let presign = format!(
+            "import boto3; from botocore.config import Config; \
+             print(boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+             config=Config(s3={{'addressing_style': 'path'}})).generate_presigned_url(\
+             'get_object', Params={{'Bucket': 'pub', 'Key': 'page.txt', \
+             'ResponseContentType': '{asked}'}}, ExpiresIn=300))",
+            server.url("")
+        );
+        let out = run(Command::new("python3")
+            .args(["-c", &presign])
+            .env("AWS_ACCESS_KEY_ID", &key.id)
+            .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (s, head) = anon(&server, &["-i", &url]);
+        assert_eq!(s, 200, "{asked}: {head}");
+        let ct = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-type:"))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(
+            ct.contains("text/plain") && !ct.contains("html"),
+            "{asked}: {ct}"
+        );
+    }
+}
