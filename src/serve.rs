@@ -79,6 +79,7 @@ fn keep_private(cfg: &Config) -> std::io::Result<()> {
         root,
         cfg.data_dir.join("tmp"),
         cfg.data_dir.join("multipart"),
+        cfg.data_dir.join("versions"),
     ] {
         if cfg.storage.backend == "fs" && d.is_dir() {
             std::fs::set_permissions(&d, mode(0o777))?;

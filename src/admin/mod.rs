@@ -286,6 +286,8 @@ impl Admin {
             quota_objects: g.quota_objects,
             used_bytes: g.used_bytes,
             used_objects: g.used_objects,
+            version_bytes: g.version_bytes,
+            version_objects: g.version_objects,
         })
     }
 

@@ -14,6 +14,7 @@ mod tokens;
 mod tree;
 mod usage;
 mod users;
+mod versions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -32,6 +33,7 @@ pub use shares::ShareRow;
 pub use tree::{Committed, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;
+pub use versions::{Archive, Policy, Purged, TrashRow, VersionRow};
 
 /// Errors of the metadata layer.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ use super::entries::{entry_cols, EntryRow};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
+use super::versions::{archive_file_tx, trash_tree_tx, untrash_tx, Archive};
 use super::{below, map_unique, Mark, MetaError, Store};
 
 /// Why `commit_file` did not record a file.
@@ -108,7 +109,11 @@ async fn move_tree_tx(
     to: &str,
     to_parent: &str,
     regroup: Option<Option<&str>>,
+    archive: &Archive,
 ) -> Result<(), MetaError> {
+    if let Some(key) = &archive.key {
+        archive_file_tx(&mut *tx, to, key, super::now_ms()).await?;
+    }
     delete_tree_tx(&mut *tx, to, None).await?;
     journal_tree_tx(&mut *tx, from, None).await?;
     // a move into another bucket is paid by the destination's group, credited to the source's
@@ -188,7 +193,11 @@ async fn copy_tree_tx(
     to_parent: &str,
     (owner, grp): (&str, Option<&str>),
     now_ms: i64,
+    archive: &Archive,
 ) -> Result<(), MetaError> {
+    if let Some(key) = &archive.key {
+        archive_file_tx(&mut *tx, to, key, now_ms).await?;
+    }
     delete_tree_tx(&mut *tx, to, None).await?;
     let (bytes, files) = tree_usage_tx(&mut *tx, from).await?;
     let payer = if bucket_of(to) == Some(to) {
@@ -200,8 +209,10 @@ async fn copy_tree_tx(
     let (lo, hi) = below(from);
     let cut = from.chars().count() as i64 + 1;
     sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
-             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode FROM entries WHERE path = $6",
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id)
+             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode,
+                    CASE WHEN is_dir = 0 THEN printf('%013x', $3) || lower(hex(randomblob(8))) END
+             FROM entries WHERE path = $6",
         )
         .bind(to)
         .bind(to_parent)
@@ -212,9 +223,10 @@ async fn copy_tree_tx(
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id)
              SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
-                    content_type, $6, headers, $7, mode
+                    content_type, $6, headers, $7, mode,
+                    CASE WHEN is_dir = 0 THEN printf('%013x', $5) || lower(hex(randomblob(8))) END
              FROM entries WHERE path >= $8 AND path < $9",
         )
         .bind(to)
@@ -271,7 +283,9 @@ impl Store {
     /// Inserts or replaces a file row (the commit step of an upload).
     #[cfg(test)]
     pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.commit_file(e, false, None, async { Ok::<(), MetaError>(()) })
+        self.commit_file(e, false, None, &Archive::default(), async {
+            Ok::<(), MetaError>(())
+        })
             .await
             .map_err(MetaError::from)
     }
@@ -281,11 +295,13 @@ impl Store {
     /// nothing is recorded. With `create_new`, an entry already at the path (committed by a
     /// concurrent upload since the checks) refuses with `Duplicate` and nothing is replaced.
     /// A parent folder removed since the checks, or a folder now at the path, refuse too.
+    /// `archive` keeps the replaced file as a noncurrent version (its bytes at `archive.key`).
     pub async fn commit_file<E, F>(
         &self,
         e: &EntryRow,
         create_new: bool,
         mark: Option<&Mark>,
+        archive: &Archive,
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -322,6 +338,17 @@ impl Store {
         if create_new && old.is_some() {
             return Err(Committed::Meta(MetaError::Duplicate));
         }
+        let now = super::now_ms();
+        if let (Some(key), Some(_)) = (&archive.key, old) {
+            archive_file_tx(&mut tx, &e.path, key, now)
+                .await
+                .map_err(Committed::Meta)?;
+        }
+        if let Some((path, batch)) = &archive.untrash {
+            untrash_tx(&mut tx, path, batch)
+                .await
+                .map_err(Committed::Meta)?;
+        }
         let files = i64::from(old.is_none());
         charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
             .await
@@ -329,10 +356,12 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             entry_cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+               printf('%013x', $13) || lower(hex(randomblob(8))))
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
-               headers = excluded.headers, origin = excluded.origin
+               headers = excluded.headers, origin = excluded.origin,
+               version_id = excluded.version_id
              WHERE entries.is_dir = 0; ",
             journal_one!("$12", "$1", "$11", "$13"),
             "; INSERT INTO commit_marks (owner, seq) SELECT $14, $15 WHERE $14 IS NOT NULL
@@ -352,7 +381,7 @@ impl Store {
         // the journal entry and the commit mark ride in the same round trip (files at the
         // root have no bucket)
         .bind(journal_bucket(&e.path))
-        .bind(super::now_ms())
+        .bind(now)
         .bind(mark.map(|m| m.owner.as_str()))
         .bind(mark.map(|m| m.seq.as_str()))
         .execute(&mut *tx)
@@ -411,18 +440,22 @@ impl Store {
     /// Removes an entry, everything below it and their properties, in one transaction;
     /// `origin` is the peer node the deletion came from (None: this node).
     pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
-        self.delete_tree_with(path, origin, None, async { Ok::<(), MetaError>(()) })
+        self.delete_tree_with(path, origin, None, None, async {
+            Ok::<(), MetaError>(())
+        })
             .await
             .map_err(MetaError::from)
     }
 
     /// `delete_tree` that runs `finish` (the storage delete) inside the transaction; `Gone`
-    /// when nothing is there any more (a concurrent delete or move won).
+    /// when nothing is there any more (a concurrent delete or move won). With `trash` (a
+    /// delete id, also the key of its bytes), what is deleted goes into the trash as one delete.
     pub async fn delete_tree_with<E, F>(
         &self,
         path: &str,
         origin: Option<&str>,
         mark: Option<&Mark>,
+        trash: Option<&str>,
         finish: F,
     ) -> Result<u64, Committed<E>>
     where
@@ -433,6 +466,11 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        if let Some(batch) = trash {
+            trash_tree_tx(&mut tx, path, batch, super::now_ms())
+                .await
+                .map_err(meta)?;
+        }
         let n = delete_tree_tx(&mut tx, path, origin).await.map_err(meta)?;
         if n == 0 {
             return Err(Committed::Meta(MetaError::Gone));
@@ -456,7 +494,7 @@ impl Store {
         to: &str,
         to_parent: &str,
         regroup: Option<Option<&str>>,
-        mark: Option<&Mark>,
+        (mark, archive): (Option<&Mark>, &Archive),
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -469,7 +507,7 @@ impl Store {
         transfer_checks_tx(&mut tx, from, to, to_parent)
             .await
             .map_err(Committed::Meta)?;
-        move_tree_tx(&mut tx, from, to, to_parent, regroup)
+        move_tree_tx(&mut tx, from, to, to_parent, regroup, archive)
             .await
             .map_err(Committed::Meta)?;
         super::locks::delete_locks_below_tx(&mut tx, from)
@@ -489,7 +527,7 @@ impl Store {
         (from, to, to_parent): (&str, &str, &str),
         (owner, grp): (&str, Option<&str>),
         now_ms: i64,
-        (copied, mark): (&[(String, String)], Option<&Mark>),
+        (copied, mark, archive): (&[(String, String)], Option<&Mark>, &Archive),
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -508,7 +546,7 @@ impl Store {
         {
             return Err(Committed::Meta(MetaError::Conflict(SOURCE_CHANGED)));
         }
-        copy_tree_tx(&mut tx, from, to, to_parent, (owner, grp), now_ms)
+        copy_tree_tx(&mut tx, from, to, to_parent, (owner, grp), now_ms, archive)
             .await
             .map_err(Committed::Meta)?;
         mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
@@ -563,7 +601,9 @@ mod tests {
         };
         s.patch_props("/a/b/c", &[(true, p.clone())]).await.unwrap();
 
-        s.move_tree("/a", "/z", "/", None, None, async { Ok::<(), ()>(()) })
+        s.move_tree("/a", "/z", "/", None, (None, &Archive::default()), async {
+            Ok::<(), ()>(())
+        })
             .await
             .unwrap();
         assert!(s.entry("/a").await.unwrap().is_none());
@@ -590,7 +630,7 @@ mod tests {
             ("/z", "/ab2", "/"),
             ("bob", Some("g")),
             7,
-            (&copied, None),
+            (&copied, None, &Archive::default()),
             async { Ok::<(), ()>(()) },
         )
         .await

@@ -158,7 +158,9 @@ impl Vfs {
         // recorded even over quota: the bytes are already there; usage is recounted after
         match self
             .store
-            .commit_file(&row, false, None, async { Ok::<(), VfsError>(()) })
+            .commit_file(&row, false, None, &Default::default(), async {
+                Ok::<(), VfsError>(())
+            })
             .await
         {
             Ok(()) => Ok(()),

@@ -16,6 +16,7 @@ pub mod replica;
 mod storage;
 mod transfer;
 mod upload;
+mod versions;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,7 @@ pub use multipart::CompletedPart;
 pub use path::VPath;
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs, StorageConfig};
 pub use upload::{Upload, UploadOptions};
+pub use versions::Restored;
 
 use std::collections::BTreeMap;
 

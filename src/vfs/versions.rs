@@ -1,0 +1,334 @@
+//! Versions and trash in the core (docs/versions.md): which writes keep what they replace,
+//! browsing what was kept, restoring it as a new current version, and purging by policy.
+
+use std::path::PathBuf;
+
+use super::journal::Step;
+use super::perm::R;
+use super::{Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
+use crate::store::{now_ms, Archive, EntryRow, Policy, Purged, TrashRow, VersionRow};
+
+/// Where a write or delete keeps what it replaces: the key in the versions store and that
+/// file's path on disk.
+pub(super) type KeepAt = Option<(String, PathBuf)>;
+
+/// What a restore brought back.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Files made current again.
+    pub files: usize,
+    /// Folders made again.
+    pub folders: usize,
+}
+
+/// A new delete id, also the id of the deleted path's own marker: sorts by time like the
+/// version ids SQL makes.
+fn new_batch_id() -> String {
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{:013x}{}", now_ms(), &rand[..16])
+}
+
+impl Vfs {
+    /// The policy of the bucket holding `path`; `None` for the root and files at the root
+    /// (no bucket pays for them) and on services other than `fs` (not kept there yet).
+    async fn policy_at(&self, path: &VPath) -> Result<Option<Policy>, VfsError> {
+        if self.local.is_none() {
+            return Ok(None);
+        }
+        match Self::bucket_of(path) {
+            Some(b) if b != *path => Ok(Some(self.store.policy(b.as_str()).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Where an overwrite of `path` keeps the replaced bytes, when its bucket keeps versions.
+    pub(super) async fn keep_replaced(&self, path: &VPath) -> Result<KeepAt, VfsError> {
+        let (Some(p), Some(l)) = (self.policy_at(path).await?, &self.local) else {
+            return Ok(None);
+        };
+        if !p.keeps_versions() {
+            return Ok(None);
+        }
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        Ok(Some((key.clone(), l.versions.join(key))))
+    }
+
+    /// Where a delete of `path` puts what it deletes (one key for a whole folder), when its
+    /// bucket keeps a trash.
+    pub(super) async fn keep_deleted(&self, path: &VPath) -> Result<KeepAt, VfsError> {
+        let (Some(p), Some(l)) = (self.policy_at(path).await?, &self.local) else {
+            return Ok(None);
+        };
+        if !p.keeps_trash() {
+            return Ok(None);
+        }
+        let batch = new_batch_id();
+        Ok(Some((batch.clone(), l.versions.join(batch))))
+    }
+
+    /// Fails unless `c` may see the versions of `path`: an administrator, or a reader of the
+    /// file as it is now (the versions of a deleted file are its trash: administrators only).
+    async fn may_see_versions(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        if c.is_admin {
+            return Ok(());
+        }
+        let e = self.stat(c, path).await?;
+        e.require(c, R, "the file may not be read")
+    }
+
+    /// The noncurrent versions and delete markers of `path`, newest first.
+    pub async fn versions(&self, c: &Caller, path: &VPath) -> Result<Vec<VersionRow>, VfsError> {
+        self.may_see_versions(c, path).await?;
+        Ok(self.store.versions_of(path.as_str()).await?)
+    }
+
+    /// The deletes in the trash (of one bucket, or all); administrators only.
+    pub async fn trash(
+        &self,
+        c: &Caller,
+        bucket: Option<&VPath>,
+    ) -> Result<Vec<TrashRow>, VfsError> {
+        if !c.is_admin {
+            return Err(VfsError::Forbidden("the trash is listed by administrators"));
+        }
+        Ok(self.store.trash(bucket.map(VPath::as_str)).await?)
+    }
+
+    /// Restores `path`: the version `version` (default: the newest kept bytes), or a whole
+    /// deleted folder (its delete id, or by default when `path` was a folder deleted last), at
+    /// `to` (default: where it was). Restored bytes become the new current version; a file they
+    /// replace becomes a noncurrent one, and a bucket that keeps no versions refuses instead.
+    pub async fn restore(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        version: Option<&str>,
+        to: Option<&VPath>,
+    ) -> Result<Restored, VfsError> {
+        self.may_see_versions(c, path).await.or_else(|e| match e {
+            // a deleted file's versions: its folder's writers restore it (checked below)
+            VfsError::NotFound => Ok(()),
+            e => Err(e),
+        })?;
+        if !c.is_admin && self.lookup(path).await?.is_none() {
+            return Err(VfsError::Forbidden("the trash is restored by administrators"));
+        }
+        let row = match version {
+            Some(id) => self
+                .store
+                .version(id)
+                .await?
+                .filter(|r| r.path == path.as_str())
+                .ok_or(VfsError::NotFound)?,
+            None => {
+                let rows = self.store.versions_of(path.as_str()).await?;
+                match rows.first() {
+                    Some(r) if r.marker && r.is_dir && r.batch.as_deref() == Some(&r.id) => {
+                        r.clone()
+                    }
+                    _ => rows
+                        .into_iter()
+                        .find(|r| !r.marker)
+                        .ok_or(VfsError::NotFound)?,
+                }
+            }
+        };
+        let target = to.cloned().unwrap_or_else(|| path.clone());
+        if row.marker {
+            if row.batch.as_deref() != Some(row.id.as_str()) {
+                return Err(VfsError::WrongKind("a delete marker holds no bytes"));
+            }
+            return self.restore_batch(c, &row, &target).await;
+        }
+        let untrash = row.batch.clone().map(|b| (row.path.clone(), b));
+        self.restore_file(c, &row, &target, untrash).await?;
+        Ok(Restored {
+            files: 1,
+            folders: 0,
+        })
+    }
+
+    /// Restores a whole delete (`root` is its deleted path's marker) below `target`.
+    async fn restore_batch(
+        &self,
+        c: &Caller,
+        root: &VersionRow,
+        target: &VPath,
+    ) -> Result<Restored, VfsError> {
+        let batch = root.id.clone();
+        let rows = self.store.batch(&batch).await?;
+        let mut done = Restored::default();
+        let cut = root.path.len();
+        for r in &rows {
+            let rel = r.path.get(cut..).unwrap_or_default();
+            let t = VPath::parse(&format!("{target}{rel}"))?;
+            if r.marker {
+                if r.is_dir {
+                    self.mkdir_all(c, &t).await?;
+                    done.folders += 1;
+                }
+                continue;
+            }
+            self.restore_file(c, r, &t, Some((r.path.clone(), batch.clone())))
+                .await?;
+            done.files += 1;
+        }
+        self.store.untrash_batch(&batch).await?;
+        Ok(done)
+    }
+
+    /// Makes the bytes of `row` the current version at `target` (a hard link on `fs`: no byte
+    /// copied), with the checks of any upload there.
+    async fn restore_file(
+        &self,
+        c: &Caller,
+        row: &VersionRow,
+        target: &VPath,
+        untrash: Option<(String, String)>,
+    ) -> Result<Entry, VfsError> {
+        let (Some(l), Some(key)) = (self.local.clone(), row.key.as_deref()) else {
+            return Err(VfsError::WrongKind("no bytes kept for this version"));
+        };
+        let opts = UploadOptions {
+            create_parents: true,
+            ..UploadOptions::default()
+        };
+        let (existing, parent) = self.check_write(c, target, &opts).await?;
+        let keep = match &existing {
+            Some(_) => match self.keep_replaced(target).await? {
+                Some(k) => Some(k),
+                None => return Err(VfsError::Exists),
+            },
+            None => None,
+        };
+        self.check_unlocked(c, vec![(target.clone(), false)]).await?;
+        if parent.is_none() {
+            self.mkdir_all(c, &target.parent()).await?;
+        }
+        let (grp, mode) = match &existing {
+            Some(e) => (e.group.clone(), i64::from(e.mode)),
+            None => self.new_file_attrs(c, target, parent).await?,
+        };
+        let staged = l
+            .tmp
+            .join(format!("{}.restore", uuid::Uuid::new_v4().simple()));
+        let (src, dst) = (l.versions.join(key), staged.clone());
+        tokio::task::spawn_blocking(move || std::fs::hard_link(src, dst))
+            .await
+            .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => VfsError::NotFound,
+                _ => super::storage::io_err(e),
+            })?;
+        let now = now_ms();
+        let entry = EntryRow {
+            path: target.to_string(),
+            parent: target.parent().to_string(),
+            is_dir: false,
+            size: row.size,
+            mtime_ms: now,
+            etag: row.etag.clone(),
+            content_type: row.content_type.clone(),
+            owner: existing
+                .as_ref()
+                .and_then(|e| e.owner.clone())
+                .or_else(|| Some(c.user.clone())),
+            headers: row.headers.clone(),
+            grp,
+            mode,
+            origin: None,
+        };
+        let archive = Archive {
+            key: keep.as_ref().map(|k| k.0.clone()),
+            untrash,
+        };
+        let steps = vec![Step::Put {
+            from: staged.clone(),
+            to: l.root.join(target.storage_key(false)),
+            keep: keep.map(|k| k.1),
+        }];
+        let store = self.store.clone();
+        let committed = entry.clone();
+        let guard = self.guard(c, vec![(target.clone(), false)]);
+        let res = self
+            .commit_with(
+                guard,
+                steps,
+                Box::pin(async { Ok(()) }),
+                move |mark, finish| async move {
+                    store
+                        .commit_file(&committed, false, mark.as_ref(), &archive, finish)
+                        .await
+                },
+            )
+            .await;
+        // left behind when refused, or when the target already was these very bytes
+        tokio::task::spawn_blocking(move || super::journal::remove_any(&staged));
+        res?;
+        Entry::from_row(entry)
+    }
+
+    /// Drops what the buckets' policies no longer keep (the background purge and
+    /// `kura versions prune`).
+    pub async fn purge_expired(&self) -> Result<Purged, VfsError> {
+        let p = self.store.purge_expired(now_ms()).await?;
+        self.remove_kept(&p.keys).await;
+        Ok(p)
+    }
+
+    /// Empties the trash (of one bucket, or all) now; administrators only.
+    pub async fn empty_trash(
+        &self,
+        c: &Caller,
+        bucket: Option<&VPath>,
+    ) -> Result<Purged, VfsError> {
+        if !c.is_admin {
+            return Err(VfsError::Forbidden("the trash is emptied by administrators"));
+        }
+        let p = self.store.empty_trash(bucket.map(VPath::as_str)).await?;
+        self.remove_kept(&p.keys).await;
+        Ok(p)
+    }
+
+    /// Before a write of `size` bytes at `path`: when its bucket says so and the quota would
+    /// be exceeded, the group's oldest versions and trash are purged to make room.
+    pub(super) async fn make_room(&self, path: &VPath, size: u64) -> Result<(), VfsError> {
+        let Some(p) = self.policy_at(path).await? else {
+            return Ok(());
+        };
+        if !p.purge_first {
+            return Ok(());
+        }
+        if let Some((group, left)) = self.store.bytes_left(path.as_str()).await? {
+            let need = size as i64 - left;
+            if need > 0 {
+                let purged = self.store.purge_oldest(&group, need).await?;
+                self.remove_kept(&purged.keys).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes purged bytes from the versions store, and the folders a folder delete left
+    /// empty; a failure is logged (fsck reports the leftover).
+    pub(super) async fn remove_kept(&self, keys: &[String]) {
+        let Some(l) = &self.local else {
+            return;
+        };
+        let (root, keys) = (l.versions.clone(), keys.to_vec());
+        let _ = tokio::task::spawn_blocking(move || {
+            for k in keys {
+                let p = root.join(&k);
+                super::journal::remove_any(&p);
+                let mut d = p.parent().map(PathBuf::from);
+                while let Some(dir) = d.filter(|d| d.starts_with(&root) && *d != root) {
+                    if std::fs::remove_dir(&dir).is_err() {
+                        break;
+                    }
+                    d = dir.parent().map(PathBuf::from);
+                }
+            }
+        })
+        .await;
+    }
+}
