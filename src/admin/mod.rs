@@ -5,6 +5,7 @@ pub mod api;
 mod locks;
 mod peers;
 mod types;
+mod versions;
 
 use sha2::{Digest, Sha256};
 
@@ -16,6 +17,7 @@ use crate::vfs::{Caller, VPath, Vfs, VfsError};
 pub use locks::*;
 pub use peers::*;
 pub use types::*;
+pub use versions::*;
 
 /// Why an admin operation failed; each maps to one stable API error code.
 #[derive(Debug, thiserror::Error)]

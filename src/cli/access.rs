@@ -53,6 +53,8 @@ pub enum BucketCmd {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// Set a bucket's trash and versioning policy (only the options given change).
+    Set(super::versions::PolicyArgs),
     /// List buckets with their owner, group and mode.
     List {
         /// Print JSON.
@@ -190,15 +192,19 @@ pub async fn usage(cfg: &Config, group: Option<&str>) -> Result<(), CliError> {
         Some(g) => vec![admin.group(g).await?],
         None => admin.groups().await?,
     };
-    println!("group\tused_bytes\tquota_bytes\tused_files\tquota_files");
+    println!(
+        "group\tused_bytes\tquota_bytes\tused_files\tquota_files\tversion_bytes\tversion_files"
+    );
     for g in groups {
         println!(
-            "{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             g.name,
             g.used_bytes,
             show(g.quota_bytes),
             g.used_objects,
-            show(g.quota_objects)
+            show(g.quota_objects),
+            g.version_bytes,
+            g.version_objects
         );
     }
     Ok(())
@@ -214,6 +220,8 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
         ("recorded but not stored", &r.missing),
         ("size changed on disk", &r.changed),
         ("leftover of an interrupted copy", &r.leftovers),
+        ("kept version no row refers to", &r.unreferenced_versions),
+        ("version whose bytes are gone", &r.missing_versions),
     ] {
         for p in list {
             println!("{what}: {p}{fixed}");
@@ -223,6 +231,8 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
         && r.missing.is_empty()
         && r.changed.is_empty()
         && r.leftovers.is_empty()
+        && r.unreferenced_versions.is_empty()
+        && r.missing_versions.is_empty()
     {
         println!("storage: no drift");
     }
@@ -314,6 +324,7 @@ pub async fn bucket(cfg: &Config, cmd: BucketCmd) -> Result<(), CliError> {
                 b.group.unwrap_or_default()
             );
         }
+        BucketCmd::Set(a) => super::versions::set_policy(cfg, a).await?,
         BucketCmd::List { json } => {
             let buckets = admin.buckets().await?;
             if json {

@@ -286,8 +286,8 @@ impl Store {
         self.commit_file(e, false, None, &Archive::default(), async {
             Ok::<(), MetaError>(())
         })
-            .await
-            .map_err(MetaError::from)
+        .await
+        .map_err(MetaError::from)
     }
 
     /// Records a file (new or replaced) and charges its bucket's group, then runs `finish`
@@ -440,9 +440,7 @@ impl Store {
     /// Removes an entry, everything below it and their properties, in one transaction;
     /// `origin` is the peer node the deletion came from (None: this node).
     pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
-        self.delete_tree_with(path, origin, None, None, async {
-            Ok::<(), MetaError>(())
-        })
+        self.delete_tree_with(path, origin, None, None, async { Ok::<(), MetaError>(()) })
             .await
             .map_err(MetaError::from)
     }
@@ -604,8 +602,8 @@ mod tests {
         s.move_tree("/a", "/z", "/", None, (None, &Archive::default()), async {
             Ok::<(), ()>(())
         })
-            .await
-            .unwrap();
+        .await
+        .unwrap();
         assert!(s.entry("/a").await.unwrap().is_none());
         let c = s.entry("/z/b/c").await.unwrap().unwrap();
         assert_eq!(c.parent, "/z/b");

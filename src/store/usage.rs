@@ -153,9 +153,9 @@ impl Store {
         let row = sqlx::query(
             "SELECT quota_bytes, used_bytes + version_bytes FROM groups WHERE name = $1",
         )
-            .bind(&group)
-            .fetch_optional(&mut *tx)
-            .await?;
+        .bind(&group)
+        .fetch_optional(&mut *tx)
+        .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 

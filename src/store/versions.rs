@@ -14,11 +14,7 @@ use super::{below, MetaError, Store};
 /// random ones, so ids sort by creation time and never repeat.
 macro_rules! new_id {
     ($t:literal) => {
-        concat!(
-            "(printf('%013x', ",
-            $t,
-            ") || lower(hex(randomblob(8))))"
-        )
+        concat!("(printf('%013x', ", $t, ") || lower(hex(randomblob(8))))")
     };
 }
 
@@ -551,11 +547,12 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut out = Purged::default();
         for k in keys {
-            let rows =
-                sqlx::query("DELETE FROM versions WHERE key = $1 RETURNING key, size, marker, payer")
-                    .bind(k)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            let rows = sqlx::query(
+                "DELETE FROM versions WHERE key = $1 RETURNING key, size, marker, payer",
+            )
+            .bind(k)
+            .fetch_all(&mut *tx)
+            .await?;
             purge_tx(&mut tx, rows, &mut out).await?;
         }
         tx.commit().await?;

@@ -42,7 +42,10 @@ pub(super) enum Step {
     },
     /// `path` (file or folder) goes into `tmp/` and is removed after the commit, or to `keep`
     /// (the trash) for good.
-    Remove { path: PathBuf, keep: Option<PathBuf> },
+    Remove {
+        path: PathBuf,
+        keep: Option<PathBuf>,
+    },
     /// A new folder (its parent exists).
     Mkdir { path: PathBuf },
 }

@@ -29,7 +29,6 @@ pub use multipart::CompletedPart;
 pub use path::VPath;
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs, StorageConfig};
 pub use upload::{Upload, UploadOptions};
-pub use versions::Restored;
 
 use std::collections::BTreeMap;
 

@@ -493,7 +493,14 @@ impl Upload {
             (Some(j), Some(tmp)) => {
                 let to = self.vfs.local_path(&self.path).unwrap_or_default();
                 let keep = keep.map(|k| k.1);
-                Some(j.begin(vec![Step::Put { from: tmp, to, keep }]).await)
+                Some(
+                    j.begin(vec![Step::Put {
+                        from: tmp,
+                        to,
+                        keep,
+                    }])
+                    .await,
+                )
             }
             _ => None,
         };

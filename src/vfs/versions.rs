@@ -111,7 +111,9 @@ impl Vfs {
             e => Err(e),
         })?;
         if !c.is_admin && self.lookup(path).await?.is_none() {
-            return Err(VfsError::Forbidden("the trash is restored by administrators"));
+            return Err(VfsError::Forbidden(
+                "the trash is restored by administrators",
+            ));
         }
         let row = match version {
             Some(id) => self
@@ -201,7 +203,8 @@ impl Vfs {
             },
             None => None,
         };
-        self.check_unlocked(c, vec![(target.clone(), false)]).await?;
+        self.check_unlocked(c, vec![(target.clone(), false)])
+            .await?;
         if parent.is_none() {
             self.mkdir_all(c, &target.parent()).await?;
         }
@@ -283,7 +286,9 @@ impl Vfs {
         bucket: Option<&VPath>,
     ) -> Result<Purged, VfsError> {
         if !c.is_admin {
-            return Err(VfsError::Forbidden("the trash is emptied by administrators"));
+            return Err(VfsError::Forbidden(
+                "the trash is emptied by administrators",
+            ));
         }
         let p = self.store.empty_trash(bucket.map(VPath::as_str)).await?;
         self.remove_kept(&p.keys).await;
