@@ -28,3 +28,4 @@ mod streaming;
 mod tls;
 mod tree_races;
 mod users;
+mod versions;
