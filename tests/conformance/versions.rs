@@ -267,7 +267,16 @@ fn kept_versions_count_against_the_quota_and_purge_first_makes_room() {
     assert_eq!(server.put("b/g", &[b'c'; 200]), 507);
     assert_eq!(usage(&server), (300, 600));
     // the quota as WebDAV reports it counts the kept bytes
-    let out = server.curl_admin(&["-X", "PROPFIND", "-H", "Depth: 0", &server.dav("b")]);
+    let ask = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/></D:prop></D:propfind>"#;
+    let out = server.curl_admin(&[
+        "-X",
+        "PROPFIND",
+        "-H",
+        "Depth: 0",
+        "--data-binary",
+        ask,
+        &server.dav("b/"),
+    ]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("quota-used-bytes>900<"),
         "{}",
