@@ -323,3 +323,106 @@ fn kill_during_a_version_making_overwrite_leaves_old_or_new_and_fsck_clean() {
     assert_eq!(server.get("b/doc"), b"version one");
     fsck_clean(&server);
 }
+
+/// A call to the admin API: (status, body).
+fn api(server: &Server, auth: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let url = server.url(&format!("/api/v1{path}"));
+    let mut args: Vec<&str> = vec!["-X", method, "-w", "\n%{http_code}", "-u", auth];
+    if let Some(b) = body {
+        args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    args.push(&url);
+    let out = server.curl(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("status line");
+    (status.trim().parse().expect("status"), body.to_string())
+}
+
+#[test]
+fn the_admin_api_lists_restores_and_sets_policy_and_refuses_the_rest() {
+    require("curl");
+    let server = Server::plain();
+    setup(&server);
+    server.add_user("eve", "eve-pw", &["--group", "g"]);
+    let admin = format!("admin:{}", crate::common::ADMIN_PW);
+    assert_eq!(server.put("b/f.txt", b"one"), 201);
+    assert_eq!(server.put("b/f.txt", b"two!"), 204);
+    assert_eq!(
+        server.status(&["-X", "DELETE", &server.dav("b/f.txt")]),
+        204
+    );
+
+    let (s, body) = api(&server, &admin, "GET", "/versions?path=/b/f.txt", None);
+    assert_eq!(s, 200, "{body}");
+    let v: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    assert_eq!(v.len(), 3, "{body}");
+    let (s, body) = api(&server, &admin, "GET", "/trash?bucket=b", None);
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains(r#""path":"/b/f.txt""#), "{body}");
+
+    // a member of the bucket's group who is no administrator: refused, nothing restored
+    for (m, p, b) in [
+        ("GET", "/versions?path=/b/f.txt", None),
+        ("GET", "/trash", None),
+        ("DELETE", "/trash", None),
+        ("POST", "/versions/prune", None),
+        ("POST", "/restore", Some(r#"{"path":"/b/f.txt"}"#)),
+        (
+            "PUT",
+            "/buckets/b/policy",
+            Some(r#"{"trash_secs":0,"keep_versions":0,"keep_secs":0,"purge_first":true}"#),
+        ),
+    ] {
+        let (s, body) = api(&server, "eve:eve-pw", m, p, b);
+        assert_eq!(s, 403, "{m} {p}: {body}");
+    }
+    assert_eq!(server.status(&["-I", &server.dav("b/f.txt")]), 404);
+    // hostile input: another path's version, a path escaping the tree, unknown fields,
+    // negative retentions, an unknown bucket
+    let first = v.iter().find(|x| x["size"] == 3).expect("v1")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let other = format!(r#"{{"path":"/b/g.txt","version":"{first}"}}"#);
+    assert_eq!(
+        api(&server, &admin, "POST", "/restore", Some(&other)).0,
+        404
+    );
+    let escape = r#"{"path":"/b/f.txt","to":"/b/../../etc/passwd"}"#;
+    assert_eq!(
+        api(&server, &admin, "POST", "/restore", Some(escape)).0,
+        400
+    );
+    let extra = r#"{"path":"/b/f.txt","force":true}"#;
+    assert_eq!(api(&server, &admin, "POST", "/restore", Some(extra)).0, 400);
+    let negative = r#"{"trash_secs":-1,"keep_versions":null,"keep_secs":null,"purge_first":false}"#;
+    assert_eq!(
+        api(&server, &admin, "PUT", "/buckets/b/policy", Some(negative)).0,
+        400
+    );
+    let fine = r#"{"trash_secs":60,"keep_versions":5,"keep_secs":null,"purge_first":false}"#;
+    assert_eq!(
+        api(&server, &admin, "PUT", "/buckets/nope/policy", Some(fine)).0,
+        404
+    );
+    assert_eq!(server.status(&["-I", &server.dav("b/f.txt")]), 404);
+
+    // the first version, by id, at another name; then the policy
+    let req = format!(r#"{{"path":"/b/f.txt","version":"{first}","to":"/b/back.txt"}}"#);
+    let (s, body) = api(&server, &admin, "POST", "/restore", Some(&req));
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(server.get("b/back.txt"), b"one");
+    let (s, body) = api(&server, &admin, "PUT", "/buckets/b/policy", Some(fine));
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = api(&server, &admin, "GET", "/buckets/b/policy", None);
+    assert_eq!(
+        (s, body.contains(r#""keep_versions":5"#)),
+        (200, true),
+        "{body}"
+    );
+    let (s, body) = api(&server, &admin, "DELETE", "/trash?bucket=b", None);
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = api(&server, &admin, "GET", "/trash", None);
+    assert_eq!((s, body.as_str()), (200, "[]"));
+    fsck_clean(&server);
+}
