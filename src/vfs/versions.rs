@@ -337,3 +337,132 @@ impl Vfs {
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::super::{build_operator, build_staging, StorageConfig};
+    use super::*;
+    use crate::store::Store;
+
+    async fn fs_vfs() -> (tempfile::TempDir, Vfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig {
+            backend: "fs".into(),
+            ..Default::default()
+        };
+        let (op, local) = build_operator(&cfg, dir.path()).unwrap();
+        let staging = build_staging(&cfg, dir.path()).unwrap();
+        let v = Vfs::new(op, staging, Store::in_memory().await.unwrap(), local);
+        (dir, v)
+    }
+
+    fn user(name: &str, groups: &[&str]) -> Caller {
+        Caller {
+            user: name.into(),
+            is_admin: false,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            primary_group: groups.first().map(|g| g.to_string()),
+            can_create_buckets: false,
+            lock_tokens: Vec::new(),
+        }
+    }
+
+    fn p(s: &str) -> VPath {
+        VPath::parse(s).unwrap()
+    }
+
+    async fn put(v: &Vfs, c: &Caller, path: &str, body: &[u8]) -> Result<Entry, VfsError> {
+        let mut up = v.upload(c, &p(path), UploadOptions::default()).await?;
+        up.write(Bytes::copy_from_slice(body)).await?;
+        up.commit().await
+    }
+
+    async fn read(v: &Vfs, path: &str) -> Vec<u8> {
+        let (e, dl) = v.open_read(&Caller::admin("root"), &p(path)).await.unwrap();
+        dl.read_at(0, e.size as usize + 1).await.unwrap().to_vec()
+    }
+
+    /// A bucket /b of group fam (mode 750: members read, only the owner writes) holding /b/f
+    /// (mode 640) that was overwritten once.
+    async fn setup() -> (tempfile::TempDir, Vfs) {
+        let (dir, v) = fs_vfs().await;
+        let root = Caller::admin("root");
+        v.store.create_group("fam").await.unwrap();
+        v.mkdir(&root, &p("/b")).await.unwrap();
+        v.chown(&root, &p("/b"), None, Some("fam")).await.unwrap();
+        v.chmod(&root, &p("/b"), 0o750).await.unwrap();
+        put(&v, &root, "/b/f", b"first").await.unwrap();
+        v.chmod(&root, &p("/b/f"), 0o640).await.unwrap();
+        put(&v, &root, "/b/f", b"second").await.unwrap();
+        (dir, v)
+    }
+
+    #[tokio::test]
+    async fn only_readers_see_versions_and_only_writers_restore() {
+        let (_dir, v) = setup().await;
+        let (eve, ann) = (user("eve", &[]), user("ann", &["fam"]));
+        // eve may not read the file: its versions are as private as its bytes
+        assert!(v.versions(&eve, &p("/b/f")).await.is_err());
+        assert!(v.restore(&eve, &p("/b/f"), None, None).await.is_err());
+        // ann reads it, but may neither overwrite it nor add a name to the bucket
+        assert_eq!(v.versions(&ann, &p("/b/f")).await.unwrap().len(), 1);
+        assert!(matches!(
+            v.restore(&ann, &p("/b/f"), None, None).await,
+            Err(VfsError::Forbidden(_))
+        ));
+        assert!(matches!(
+            v.restore(&ann, &p("/b/f"), None, Some(&p("/b/copy"))).await,
+            Err(VfsError::Forbidden(_))
+        ));
+        assert_eq!(read(&v, "/b/f").await, b"second");
+        assert!(v.stat(&Caller::admin("root"), &p("/b/copy")).await.is_err());
+        // once the file is group-writable she restores it; the replaced bytes are kept
+        v.chmod(&Caller::admin("root"), &p("/b/f"), 0o660)
+            .await
+            .unwrap();
+        v.restore(&ann, &p("/b/f"), None, None).await.unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"first");
+        assert_eq!(v.versions(&ann, &p("/b/f")).await.unwrap().len(), 2);
+        // a deleted file's trash is restored by administrators only
+        v.delete(&Caller::admin("root"), &p("/b/f")).await.unwrap();
+        assert!(v.restore(&ann, &p("/b/f"), None, None).await.is_err());
+        assert!(v.trash(&ann, None).await.is_err());
+        assert!(v.empty_trash(&ann, None).await.is_err());
+        v.restore(&Caller::admin("root"), &p("/b/f"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"first");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_keeps_nothing_destroys_and_restore_never_overwrites_then() {
+        let (dir, v) = setup().await;
+        let root = Caller::admin("root");
+        let off = Policy {
+            trash_secs: 0,
+            keep_versions: Some(0),
+            keep_secs: None,
+            purge_first: false,
+        };
+        v.store.set_policy("/b", &off).await.unwrap();
+        put(&v, &root, "/b/f", b"third").await.unwrap();
+        assert_eq!(v.versions(&root, &p("/b/f")).await.unwrap().len(), 1);
+        // the kept version would replace the current file, which would be lost: refused
+        assert!(matches!(
+            v.restore(&root, &p("/b/f"), None, None).await,
+            Err(VfsError::Exists)
+        ));
+        assert_eq!(read(&v, "/b/f").await, b"third");
+        v.delete(&root, &p("/b/f")).await.unwrap();
+        assert!(v.trash(&root, None).await.unwrap().is_empty());
+        // an unreferenced file in versions/ is drift fsck reports and repairs
+        std::fs::write(dir.path().join("versions/stray"), b"x").unwrap();
+        let r = v.fsck(false).await.unwrap();
+        assert_eq!(r.unreferenced_versions, vec!["stray".to_string()]);
+        v.fsck(true).await.unwrap();
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+}
