@@ -29,6 +29,8 @@ done
 python3 -c "import boto3, awscrt, openapi_spec_validator" || { echo "test.sh: boto3 with awscrt and openapi-spec-validator are required" >&2; exit 1; }
 
 cargo fmt --all -- --check
+# import direction: no loop, no upward import between the layers of docs/architecture.md
+python3 scripts/layers.py
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked -- --test-threads=3 --show-output
 

@@ -1,4 +1,5 @@
-//! Passwords: argon2id hashing, HTTP Basic verification and a short-lived cache of successes.
+//! Who is asking, built in one place: passwords (argon2id hashing, HTTP Basic verification and
+//! a short-lived cache of successes) and S3 access keys, each resolved to a core `Caller`.
 //!
 //! The cache is keyed by a salted SHA-256 of user and password (never the password itself) and
 //! every hit is checked against the user's current hash, so a password change or a removed user
@@ -16,6 +17,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::store::{MetaError, Store};
+use crate::vault::Vault;
 use crate::vfs::Caller;
 
 /// Most entries the cache keeps before it starts over.
@@ -36,11 +38,51 @@ pub enum AuthError {
     /// The user table could not be read.
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// A stored secret could not be unsealed (wrong or missing vault key).
+    #[error("stored secret cannot be unsealed: {0}")]
+    Sealed(String),
 }
 
 struct Cached {
     hash: String,
     expires: Instant,
+}
+
+/// S3 access keys: the sealed secret a signature is checked with, the key's owner as a
+/// `Caller`, and whether the key is a replication peer's.
+#[derive(Clone)]
+pub struct AccessKeys {
+    store: Store,
+    vault: Vault,
+}
+
+impl AccessKeys {
+    /// Keys read from the access key table, secrets unsealed with `vault`.
+    pub fn new(store: Store, vault: Vault) -> Self {
+        AccessKeys { store, vault }
+    }
+
+    /// The secret of a key and its owner, read together (None: no such key).
+    pub async fn secret_and_owner(&self, key: &str) -> Result<Option<(String, Caller)>, AuthError> {
+        let Some((row, owner)) = self.store.key_and_owner(key).await? else {
+            return Ok(None);
+        };
+        let secret = self
+            .vault
+            .unseal(&row.id, &row.secret_enc)
+            .map_err(|e| AuthError::Sealed(e.to_string()))?;
+        Ok(Some((secret, Caller::from_user(owner))))
+    }
+
+    /// The owner of a key (None: no such key, or removed since the signature was checked).
+    pub async fn owner(&self, key: &str) -> Result<Option<Caller>, AuthError> {
+        Ok(self.store.key_owner(key).await?.map(Caller::from_user))
+    }
+
+    /// The replication peer a key was issued to (`kura peer key`), if it is a peer key.
+    pub async fn peer(&self, key: &str) -> Result<Option<String>, AuthError> {
+        Ok(self.store.peer_of_key(key).await?)
+    }
 }
 
 /// Checks credentials against the user table.

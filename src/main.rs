@@ -2,21 +2,24 @@
 
 mod admin;
 mod auth;
+mod causes;
 mod cli;
 mod config;
 mod dav;
 mod http;
 mod install;
-mod keys;
 mod limits;
 mod replication;
 mod s3;
 mod serve;
 mod setup;
 mod share;
+mod share_links;
 mod store;
 mod tls;
+mod vault;
 mod vfs;
+mod wire;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -53,6 +56,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // the [limits] values are parsed where they are enforced; a bad one stops every command
+    if let Err(e) = limits::Limits::new(&cfg.limits) {
+        eprintln!("kura: invalid configuration: {e}");
+        return ExitCode::from(2);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -78,10 +86,10 @@ fn main() -> ExitCode {
             Command::Share(cmd) => cli::share::share(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Token(cmd) => cli::access::token(&cfg, cmd)
+            Command::Token(cmd) => cli::admin::token(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Quota(cmd) => cli::access::quota(&cfg, cmd)
+            Command::Quota(cmd) => cli::admin::quota(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Versions(cmd) => cli::versions::versions(&cfg, cmd)
@@ -93,19 +101,19 @@ fn main() -> ExitCode {
             Command::Restore(a) => cli::versions::restore(&cfg, a)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Usage { group } => cli::access::usage(&cfg, group.as_deref())
+            Command::Usage { group } => cli::admin::usage(&cfg, group.as_deref())
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Fsck { repair } => cli::access::fsck(&cfg, repair)
+            Command::Fsck { repair } => cli::fsck::fsck(&cfg, repair)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Group(cmd) => cli::access::group(&cfg, cmd)
+            Command::Group(cmd) => cli::admin::group(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Bucket(cmd) => cli::access::bucket(&cfg, cmd)
+            Command::Bucket(cmd) => cli::admin::bucket(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Chmod { mode, paths } => cli::access::chmod(&cfg, &mode, &paths)
+            Command::Chmod { mode, paths } => cli::admin::chmod(&cfg, &mode, &paths)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Lock(cmd) => cli::lock::lock(&cfg, cmd).await.map_err(|e| e.to_string()),
@@ -114,10 +122,12 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Fingerprint => cli::peer::fingerprint(&cfg).map_err(|e| e.to_string()),
-            Command::Tls(cli::TlsCmd::Status) => tls::print_status(&cfg).map_err(|e| e.to_string()),
+            Command::Tls(cli::TlsCmd::Status) => {
+                tls::print_status(&cfg.tls_settings()).map_err(|e| e.to_string())
+            }
             Command::Status => cli::status::status(&cfg).await.map_err(|e| e.to_string()),
             Command::Completions { .. } | Command::Man { .. } => Ok(()),
-            Command::Chown { owner, path } => cli::access::chown(&cfg, &owner, &path)
+            Command::Chown { owner, path } => cli::admin::chown(&cfg, &owner, &path)
                 .await
                 .map_err(|e| e.to_string()),
         }

@@ -28,7 +28,7 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     /// The S3 server key could not be opened.
     #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
+    Key(#[from] crate::vault::KeyError),
     /// Another server already uses the data dir.
     #[error("another kura server is using the data dir {0}")]
     Busy(std::path::PathBuf),
@@ -115,7 +115,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     if swept > 0 {
         tracing::info!(count = swept, "removed leftovers of interrupted uploads");
     }
-    let vault = crate::keys::Vault::open(&cfg.data_dir, &store).await?;
+    let vault = crate::vault::Vault::open(&cfg.data_dir, &store).await?;
     spawn_version_purge(vfs.clone());
     if cfg.multipart_expiry_hours > 0 {
         let max_age = Duration::from_secs(cfg.multipart_expiry_hours * 3600);
@@ -127,7 +127,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::Bind(cfg.listen, e))?;
     let tls = if cfg.tls {
-        Some(crate::tls::start(&cfg).await?)
+        Some(crate::tls::start(&cfg.tls_settings()).await?)
     } else {
         None
     };
@@ -150,7 +150,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
 
     let limits = Arc::new(crate::limits::Limits::new(&cfg.limits)?);
     limits.spawn_housekeeping();
-    let shares = crate::share::Shares::new(store.clone(), vfs.clone());
+    let shares = crate::share_links::Shares::new(store.clone(), vfs.clone());
     let app = Arc::new(App {
         cert,
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
@@ -158,8 +158,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),
         s3: S3Front::new(
             vfs.clone(),
-            store.clone(),
-            vault.clone(),
+            crate::auth::AccessKeys::new(store.clone(), vault.clone()),
             cfg.s3_base_domain.clone(),
         ),
         admin: crate::admin::Admin {

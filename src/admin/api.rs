@@ -1,7 +1,7 @@
 //! The admin REST API under `/api/v1`: JSON in and out, administrators only (Basic auth or an
 //! API token), errors as `{"code", "message"}`; the OpenAPI document is generated from this code.
 
-use crate::http::ReqBody;
+use crate::wire::ReqBody;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -15,7 +15,7 @@ use super::{CreatedShareView, NewShare, ShareView};
 use super::{LockView, NewPeer, NewRule, PeerKeyView, PeerView, ResyncView, RuleView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
 use super::{PolicyView, PurgedView, RestoreRequest, RestoredView, TrashView, VersionView};
-use crate::http::{full, RespBody};
+use crate::wire::{full, RespBody};
 
 /// URL prefix of the API.
 pub const PREFIX: &str = "/api/v1";

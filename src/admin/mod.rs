@@ -10,9 +10,9 @@ mod versions;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{hash_password, random_password};
-use crate::keys::Vault;
-use crate::share::{ShareError, ShareRow, ShareSpec, Shares};
+use crate::share_links::{ShareError, ShareRow, ShareSpec, Shares};
 use crate::store::{MetaError, Store};
+use crate::vault::Vault;
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
 pub use locks::*;
 pub use peers::*;
@@ -96,8 +96,8 @@ impl From<ShareError> for AdminError {
     }
 }
 
-impl From<crate::keys::KeyError> for AdminError {
-    fn from(e: crate::keys::KeyError) -> Self {
+impl From<crate::vault::KeyError> for AdminError {
+    fn from(e: crate::vault::KeyError) -> Self {
         AdminError::Internal(e.to_string())
     }
 }
@@ -488,7 +488,7 @@ impl Admin {
         let expires = n
             .expires
             .as_deref()
-            .map(crate::share::parse_duration)
+            .map(crate::share_links::parse_duration)
             .transpose()?;
         let (row, token) = self
             .share_service()

@@ -24,7 +24,7 @@ pub enum LockCmd {
 
 /// Runs a `kura lock ...` command against the configured data dir.
 pub async fn lock(cfg: &Config, cmd: LockCmd) -> Result<(), CliError> {
-    let admin = super::access::open_admin(cfg).await?;
+    let admin = super::admin::open_admin(cfg).await?;
     match cmd {
         LockCmd::List { json } => {
             let locks = admin.locks().await?;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub mod access;
+pub mod admin;
+pub mod fsck;
 pub mod lock;
 pub mod manual;
 pub mod peer;
@@ -46,16 +47,16 @@ pub enum Command {
     Share(share::ShareCmd),
     /// Manage admin API tokens.
     #[command(subcommand)]
-    Token(access::TokenCmd),
+    Token(admin::TokenCmd),
     /// Manage groups and memberships.
     #[command(subcommand)]
-    Group(access::GroupCmd),
+    Group(admin::GroupCmd),
     /// Create and list buckets (top-level folders owned by a group).
     #[command(subcommand)]
-    Bucket(access::BucketCmd),
+    Bucket(admin::BucketCmd),
     /// Set a group's quota.
     #[command(subcommand)]
-    Quota(access::QuotaCmd),
+    Quota(admin::QuotaCmd),
     /// List a file's noncurrent versions, or prune them by policy now.
     #[command(subcommand)]
     Versions(versions::VersionsCmd),
@@ -219,7 +220,7 @@ pub enum CliError {
     Install(#[from] crate::install::InstallError),
     /// Key management failed.
     #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
+    Key(#[from] crate::vault::KeyError),
     /// The core refused an operation.
     #[error(transparent)]
     Vfs(#[from] crate::vfs::VfsError),
@@ -259,7 +260,7 @@ fn group_hint(e: AdminError, group: Option<&str>) -> CliError {
 
 /// Runs a `kura user ...` command against the configured data dir.
 pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
-    let admin = access::open_admin(cfg).await?;
+    let admin = admin::open_admin(cfg).await?;
     match cmd {
         UserCmd::Add {
             name,
@@ -303,7 +304,7 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
                         .into(),
                 ));
             }
-            access::set_primary(cfg, &name, group.as_deref(), right)
+            admin::set_primary(cfg, &name, group.as_deref(), right)
                 .await
                 .map_err(|e| match e {
                     CliError::Admin(e) => group_hint(e, group.as_deref()),
@@ -363,7 +364,7 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
 
 /// Runs a `kura key ...` command against the configured data dir.
 pub async fn key(cfg: &Config, cmd: KeyCmd) -> Result<(), CliError> {
-    let admin = access::open_admin(cfg).await?;
+    let admin = admin::open_admin(cfg).await?;
     match cmd {
         KeyCmd::Create { user, json } => {
             let k = admin.add_key(&user).await?;

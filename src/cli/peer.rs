@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::{access::open_admin, CliError};
+use super::{admin::open_admin, CliError};
 use crate::admin::{NewPeer, NewRule};
 use crate::config::Config;
 
@@ -239,8 +239,8 @@ pub async fn replicate(cfg: &Config, a: ReplicateArgs) -> Result<(), CliError> {
 /// in the form the server logs (`AB:CD:...`); reads the certificate, never creates one.
 pub fn fingerprint(cfg: &Config) -> Result<(), CliError> {
     crate::install::announce(cfg);
-    let (fp, _) =
-        crate::tls::current_fingerprint(cfg).map_err(|e| CliError::Usage(e.to_string()))?;
+    let (fp, _) = crate::tls::current_fingerprint(&cfg.tls_settings())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     println!("{fp}");
     if !cfg.tls_acme_domains.is_empty() {
         eprintln!("note: this node's certificate comes from ACME and changes at every renewal; add it on other nodes without --ca-fingerprint (normal verification)");

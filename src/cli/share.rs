@@ -81,7 +81,7 @@ fn print_created(created: &crate::admin::CreatedShareView, json: bool) {
 
 /// Runs a `kura share ...` command against the configured data dir.
 pub async fn share(cfg: &Config, cmd: ShareCmd) -> Result<(), CliError> {
-    let admin = super::access::open_admin(cfg).await?;
+    let admin = super::admin::open_admin(cfg).await?;
     match cmd {
         ShareCmd::Create {
             path,

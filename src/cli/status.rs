@@ -46,7 +46,7 @@ pub async fn status(cfg: &Config) -> Result<(), CliError> {
     match running_server(&dir).and_then(|r| live.or(r.tls_fingerprint)) {
         Some(fp) => println!("TLS:          on, fingerprint {fp}"),
         None if !cfg.tls => println!("TLS:          off"),
-        None => match crate::tls::current_fingerprint(cfg) {
+        None => match crate::tls::current_fingerprint(&cfg.tls_settings()) {
             Ok((fp, path)) => println!(
                 "TLS:          on, fingerprint {fp} ({})",
                 shown(&path).display()

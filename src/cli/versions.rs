@@ -1,10 +1,10 @@
-//! `kura versions`, `kura trash`, `kura restore` and `kura bucket set`: argument parsing and
+//! `kura versions`, `kura trash` and `kura restore`: argument parsing and
 //! printing only; the work is the admin service's, shared with the REST API.
 
 use clap::{Args, Subcommand};
 
 use super::CliError;
-use crate::admin::{PolicyView, RestoreRequest};
+use crate::admin::RestoreRequest;
 use crate::config::Config;
 
 /// `kura versions ...`
@@ -56,58 +56,9 @@ pub struct RestoreArgs {
     pub to: Option<String>,
 }
 
-/// `kura bucket set B ...` options.
-#[derive(Args, Debug)]
-pub struct PolicyArgs {
-    /// Bucket name.
-    pub name: String,
-    /// How long deleted files stay in the trash: days, or a duration like 12h, 90s; 0: off.
-    #[arg(long)]
-    pub trash_days: Option<String>,
-    /// Noncurrent versions kept per file, or none (no count limit); 0: overwrites destroy.
-    #[arg(long)]
-    pub keep_versions: Option<String>,
-    /// How long noncurrent versions are kept: days, a duration like 12h, or none; 0: off.
-    #[arg(long)]
-    pub keep_days: Option<String>,
-    /// Purge the oldest versions and trash first when a write would exceed the quota.
-    #[arg(long)]
-    pub purge_first: Option<bool>,
-}
-
-/// Parses a retention: a number of days, or a number with a unit (s, m, h, d); `none` is no
-/// limit.
-pub fn parse_retention(s: &str) -> Result<Option<i64>, CliError> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| CliError::Usage(format!("{s} is not a number of days or a duration")))?;
-    let mult = match unit {
-        "" | "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        _ => return Err(CliError::Usage(format!("{s}: unknown unit (s, m, h, d)"))),
-    };
-    Ok(Some(n.saturating_mul(mult)))
-}
-
-fn secs(s: Option<i64>) -> String {
-    match s {
-        None => "unlimited".into(),
-        Some(s) if s % 86_400 == 0 => format!("{} days", s / 86_400),
-        Some(s) => format!("{s} seconds"),
-    }
-}
-
 /// Runs `kura versions ...`.
 pub async fn versions(cfg: &Config, cmd: VersionsCmd) -> Result<(), CliError> {
-    let admin = super::access::open_admin(cfg).await?;
+    let admin = super::admin::open_admin(cfg).await?;
     match cmd {
         VersionsCmd::List { path, json } => {
             let v = admin.versions(&path).await?;
@@ -143,7 +94,7 @@ pub async fn versions(cfg: &Config, cmd: VersionsCmd) -> Result<(), CliError> {
 
 /// Runs `kura trash ...`.
 pub async fn trash(cfg: &Config, cmd: TrashCmd) -> Result<(), CliError> {
-    let admin = super::access::open_admin(cfg).await?;
+    let admin = super::admin::open_admin(cfg).await?;
     match cmd {
         TrashCmd::List { bucket, json } => {
             let t = admin.trash(bucket.as_deref()).await?;
@@ -179,7 +130,7 @@ pub async fn trash(cfg: &Config, cmd: TrashCmd) -> Result<(), CliError> {
 
 /// Runs `kura restore ...`.
 pub async fn restore(cfg: &Config, a: RestoreArgs) -> Result<(), CliError> {
-    let admin = super::access::open_admin(cfg).await?;
+    let admin = super::admin::open_admin(cfg).await?;
     let path = a.path.clone();
     let done = admin
         .restore(RestoreRequest {
@@ -193,54 +144,4 @@ pub async fn restore(cfg: &Config, a: RestoreArgs) -> Result<(), CliError> {
         done.files, done.folders
     );
     Ok(())
-}
-
-/// Runs `kura bucket set ...`: changes only the options given.
-pub async fn set_policy(cfg: &Config, a: PolicyArgs) -> Result<(), CliError> {
-    let admin = super::access::open_admin(cfg).await?;
-    let mut p: PolicyView = admin.policy(&a.name).await?;
-    if let Some(t) = &a.trash_days {
-        p.trash_secs = parse_retention(t)?.unwrap_or(0);
-    }
-    if let Some(k) = &a.keep_versions {
-        p.keep_versions = match k.trim() {
-            n if n.eq_ignore_ascii_case("none") => None,
-            n => Some(
-                n.parse()
-                    .map_err(|_| CliError::Usage(format!("{k} is not a count")))?,
-            ),
-        };
-    }
-    if let Some(d) = &a.keep_days {
-        p.keep_secs = parse_retention(d)?;
-    }
-    if let Some(f) = a.purge_first {
-        p.purge_first = f;
-    }
-    let p = admin.set_policy(&a.name, p).await?;
-    println!(
-        "bucket {}: trash {}, versions kept {} (at most {} per file), purge first when full: {}",
-        a.name,
-        secs(Some(p.trash_secs)),
-        secs(p.keep_secs),
-        p.keep_versions
-            .map_or_else(|| "unlimited".into(), |n| n.to_string()),
-        if p.purge_first { "yes" } else { "no" }
-    );
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_retention;
-
-    #[test]
-    fn retentions() {
-        assert_eq!(parse_retention("30").unwrap(), Some(30 * 86_400));
-        assert_eq!(parse_retention("2s").unwrap(), Some(2));
-        assert_eq!(parse_retention("12h").unwrap(), Some(12 * 3_600));
-        assert_eq!(parse_retention("none").unwrap(), None);
-        assert!(parse_retention("-1").is_err());
-        assert!(parse_retention("3 weeks").is_err());
-    }
 }

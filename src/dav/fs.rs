@@ -11,7 +11,7 @@ use http::StatusCode;
 use super::errors::to_fs_error;
 use super::file::{DirEntry, Meta, ReadFile, WriteFile};
 use super::live_props;
-use crate::store::DeadProp;
+use crate::vfs::DeadProp;
 use crate::vfs::{Caller, UploadOptions, VPath, Vfs};
 
 /// The WebDAV view of the namespace for one authenticated caller.

@@ -6,14 +6,14 @@ mod fs;
 mod live_props;
 mod locks;
 
-use crate::http::ReqBody;
+use crate::wire::ReqBody;
 use bytes::Bytes;
 use dav_server::DavHandler;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use crate::http::{empty, full, RespBody};
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
+use crate::wire::{empty, full, RespBody};
 
 /// URL prefix of the WebDAV namespace.
 pub const PREFIX: &str = "/dav";
@@ -97,7 +97,7 @@ impl DavFront {
         if let Err(resp) = self.check(&req) {
             return resp;
         }
-        crate::http::tame_ranges(req.headers_mut());
+        crate::wire::tame_ranges(req.headers_mut());
         let req = match self.check_root_element(req).await {
             Ok(r) => r,
             Err(resp) => return resp,

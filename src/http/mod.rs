@@ -1,47 +1,10 @@
 //! HTTP layer: listener and TLS, then routing by prefix to the protocol adapters.
 
-mod body;
+mod attempt;
 mod conns;
 mod origin;
-mod ranges;
 mod router;
-mod safety;
 mod server;
 
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
-
-pub use body::{BodyFault, ReqBody};
-pub use ranges::tame as tame_ranges;
 pub use router::App;
-pub use safety::{is_active_type, protect};
 pub use server::serve;
-
-/// The authenticated user a response was served for, left in its extensions for the access log.
-#[derive(Clone, Debug)]
-pub struct User(pub String);
-
-/// The client's address (after trusted proxies), left in a request's extensions by the router.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientIp(pub std::net::IpAddr);
-
-/// Marks a response that refused wrong credentials, so the router counts the failure for the
-/// failed-authentication throttle (one place for WebDAV, S3, the admin API and share links).
-#[derive(Clone, Copy, Debug)]
-pub struct AuthFailed;
-
-/// The response body type of every handler.
-pub type RespBody = UnsyncBoxBody<Bytes, std::io::Error>;
-
-/// An empty body.
-pub fn empty() -> RespBody {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
-}
-
-/// A body of bytes already in memory (small answers only).
-pub fn full(b: impl Into<Bytes>) -> RespBody {
-    Full::new(b.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}

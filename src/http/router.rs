@@ -8,14 +8,15 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::{full, AuthFailed, BodyFault, ReqBody, RespBody};
+use super::attempt;
 use crate::admin::api;
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
-use crate::limits::{attempt, retry_after_secs, Limits, Outcome, Refusal};
+use crate::limits::{retry_after_secs, Limits, Outcome, Refusal};
 use crate::s3::{self, S3Front};
 use crate::share::http::ShareFront;
 use crate::vfs::Caller;
+use crate::wire::{full, AuthFailed, BodyFault, ReqBody, RespBody};
 
 /// Everything a request may need, shared by all connections.
 pub struct App {
@@ -55,7 +56,7 @@ impl App {
     /// Serves one request and logs it (never credentials, never a share token in full).
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
-        let (req, fault) = super::body::watch(req);
+        let (req, fault) = crate::wire::watch(req);
         let method = req.method().clone();
         let path = loggable_path(req.uri().path());
         let client = self.limits.client_ip(peer, req.headers());
@@ -100,8 +101,11 @@ impl App {
                     tokio::time::sleep(t.delay).await;
                 }
                 let (resp, user) = self.route(req, client).await;
-                let user =
-                    user.or_else(|| resp.extensions().get::<super::User>().map(|u| u.0.clone()));
+                let user = user.or_else(|| {
+                    resp.extensions()
+                        .get::<crate::wire::User>()
+                        .map(|u| u.0.clone())
+                });
                 if let Some(t) = ticket {
                     t.finish(if resp.extensions().get::<AuthFailed>().is_some() {
                         Outcome::Failed
@@ -250,7 +254,7 @@ impl App {
                 return (too_many(wait, "too many requests\n"), None);
             }
             let mut req = req;
-            req.extensions_mut().insert(super::ClientIp(client));
+            req.extensions_mut().insert(crate::wire::ClientIp(client));
             return (self.shares.handle(req).await, None);
         }
         if RESERVED.iter().any(|p| path.starts_with(p)) {
@@ -378,7 +382,7 @@ async fn mark_s3_auth_failure(resp: Response<RespBody>) -> Response<RespBody> {
     let bytes = match Limited::new(body, S3_ERROR_PEEK).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            let mut r = Response::from_parts(parts, super::empty());
+            let mut r = Response::from_parts(parts, crate::wire::empty());
             *r.status_mut() = StatusCode::FORBIDDEN;
             return r;
         }
@@ -398,7 +402,7 @@ async fn mark_s3_auth_failure(resp: Response<RespBody>) -> Response<RespBody> {
 /// A response of WebDAV or S3, which may carry a user's file: never sniffed, never run as a
 /// page of this origin.
 fn user_content(mut r: Response<RespBody>) -> Response<RespBody> {
-    super::protect(r.headers_mut());
+    crate::wire::protect(r.headers_mut());
     r
 }
 
@@ -449,7 +453,7 @@ fn loggable_path(path: &str) -> String {
             format!(
                 "{}{}{tail}",
                 crate::share::PREFIX,
-                crate::share::token_hint(token)
+                crate::share_links::token_hint(token)
             )
         }
         None => path.to_string(),

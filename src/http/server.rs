@@ -17,8 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use super::conns::{Busy, Conns, Ctl, Refused, Slot};
-use super::{App, RespBody};
+use super::App;
 use crate::limits::NetLimits;
+use crate::wire::RespBody;
 
 /// `EMFILE` and `ENFILE`: the process or the system is out of file descriptors.
 const OUT_OF_DESCRIPTORS: [i32; 2] = [24, 23];

@@ -161,7 +161,7 @@ impl FailedAuth {
     }
 
     /// Admits an attempt by `ip` on `account` (maybe after a delay), or says how long to wait.
-    /// `credential` is a fingerprint of what the request presents (see `attempt::credential`).
+    /// `credential` is a fingerprint of what the request presents (see `crate::http::attempt::credential`).
     pub fn begin(
         &self,
         ip: IpAddr,

@@ -10,42 +10,14 @@ pub mod ship;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::keys::Vault;
+use crate::config::ReplicationConfig;
 use crate::store::{MetaError, PeerRow, RuleRow, Store};
+use crate::vault::Vault;
 use crate::vfs::{Vfs, VfsError};
 use remote::Remote;
 use ship::Link;
-
-/// The `[replication]` section of the configuration.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ReplicationConfig {
-    /// Longest wait between retries of a failing shipment (the backoff doubles up to it).
-    pub retry_max_seconds: u64,
-    /// Seconds between background reconciles of every rule (0: never).
-    pub reconcile_seconds: u64,
-    /// Wait after the peer refuses our credentials (401/403): retrying sooner would trip its
-    /// failed-login throttle and lock out every client of this address there.
-    pub refused_retry_seconds: u64,
-    /// Tries after which a shipment the peer keeps refusing (a 4xx for that object: its
-    /// permissions, a lock, its quota) is skipped, so the rest of the rule goes on; the skip
-    /// shows in `kura peer status` and the next resync or reconcile tries it again.
-    pub skip_after_tries: u32,
-}
-
-impl Default for ReplicationConfig {
-    fn default() -> Self {
-        ReplicationConfig {
-            retry_max_seconds: 60,
-            reconcile_seconds: 3600,
-            refused_retry_seconds: 900,
-            skip_after_tries: 10,
-        }
-    }
-}
 
 /// Errors of replication.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +39,7 @@ pub enum ReplError {
     Invalid(String),
     /// The peer's secret could not be opened.
     #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
+    Key(#[from] crate::vault::KeyError),
 }
 
 /// The sealing id of a peer's secret (keeps it apart from access keys).

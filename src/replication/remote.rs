@@ -4,6 +4,7 @@ use opendal::{HttpTransporter, OperationContext, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 
 use super::{pin, ReplError};
+use crate::causes::chain;
 use crate::store::PeerRow;
 
 /// A bucket on a peer, with the HTTP client that reaches it.
@@ -162,22 +163,6 @@ fn one_line(s: &str) -> String {
         .map(str::trim)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// An error with its causes, so "error sending request" says why (refused, certificate, ...).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        // wrappers often repeat their cause's text
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ impl S3Access for KuraAccess {
             .input
             .response_content_type
             .as_deref()
-            .is_some_and(crate::http::is_active_type)
+            .is_some_and(crate::wire::is_active_type)
         {
             req.input.response_content_type = None;
         }

@@ -1,4 +1,5 @@
-//! S3 identities: access key -> sealed secret for SigV4, and key -> Kura user for every call.
+//! S3 identities: access key -> secret for SigV4, and key -> Kura caller for every call, both
+//! from the identity layer (`crate::auth::AccessKeys`).
 
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{s3_error, S3Request, S3Result};
@@ -6,15 +7,13 @@ use s3s::{s3_error, S3Request, S3Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::keys::Vault;
-use crate::store::{Store, UserRow};
+use crate::auth::{AccessKeys, AuthError};
 use crate::vfs::replica::Peer;
 use crate::vfs::Caller;
 
 /// Answers s3s's secret lookups from the access key table.
 pub struct KuraAuth {
-    pub store: Store,
-    pub vault: Vault,
+    pub keys: AccessKeys,
     pub owners: Owners,
 }
 
@@ -22,64 +21,65 @@ pub struct KuraAuth {
 /// handler: one query per request instead of two. The handler takes it out; a missing entry
 /// (another request with the same key took it) costs the query again.
 #[derive(Clone, Default)]
-pub struct Owners(Arc<Mutex<HashMap<String, UserRow>>>);
+pub struct Owners(Arc<Mutex<HashMap<String, Caller>>>);
 
 impl Owners {
-    fn put(&self, key: &str, user: UserRow) {
+    fn put(&self, key: &str, who: Caller) {
         if let Ok(mut m) = self.0.lock() {
-            m.insert(key.to_string(), user);
+            m.insert(key.to_string(), who);
         }
     }
 
-    fn take(&self, key: &str) -> Option<UserRow> {
+    fn take(&self, key: &str) -> Option<Caller> {
         self.0.lock().ok()?.remove(key)
     }
+}
+
+/// A failed key lookup: logged, answered as S3's InternalError.
+fn internal(what: &str, e: AuthError) -> s3s::S3Error {
+    tracing::error!(error = %e, "{what} failed");
+    s3_error!(InternalError)
 }
 
 #[async_trait::async_trait]
 impl S3Auth for KuraAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        let found = self.store.key_and_owner(access_key).await.map_err(|e| {
-            tracing::error!(error = %e, "access key lookup failed");
-            s3_error!(InternalError)
-        })?;
-        let Some((row, owner)) = found else {
+        let found = self
+            .keys
+            .secret_and_owner(access_key)
+            .await
+            .map_err(|e| internal("access key lookup", e))?;
+        let Some((secret, owner)) = found else {
             return Err(s3_error!(InvalidAccessKeyId));
         };
         self.owners.put(access_key, owner);
-        let secret = self.vault.unseal(&row.id, &row.secret_enc).map_err(|e| {
-            tracing::error!(error = %e, "access key cannot be unsealed");
-            s3_error!(InternalError)
-        })?;
         Ok(SecretKey::from(secret))
     }
 }
 
 /// The Kura user a verified request acts for; anonymous requests are denied.
-pub async fn caller<T>(store: &Store, owners: &Owners, req: &S3Request<T>) -> S3Result<Caller> {
+pub async fn caller<T>(keys: &AccessKeys, owners: &Owners, req: &S3Request<T>) -> S3Result<Caller> {
     let Some(cred) = &req.credentials else {
         return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
     };
-    if let Some(user) = owners.take(&cred.access_key) {
-        return Ok(Caller::from_user(user));
+    if let Some(who) = owners.take(&cred.access_key) {
+        return Ok(who);
     }
-    let user = store
-        .key_owner(&cred.access_key)
+    keys.owner(&cred.access_key)
         .await
-        .map_err(|_| s3_error!(InternalError))?
-        .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
-    Ok(Caller::from_user(user))
+        .map_err(|e| internal("access key owner lookup", e))?
+        .ok_or_else(|| s3_error!(InvalidAccessKeyId))
 }
 
 /// The replication peer a verified request was signed for: only a peer key (`kura peer key`)
 /// makes a request a shipment, whatever its headers say.
-pub async fn peer_of(store: &Store, access_key: Option<&str>) -> S3Result<Option<Peer>> {
+pub async fn peer_of(keys: &AccessKeys, access_key: Option<&str>) -> S3Result<Option<Peer>> {
     let Some(key) = access_key else {
         return Ok(None);
     };
-    let name = store.peer_of_key(key).await.map_err(|e| {
-        tracing::error!(error = %e, "peer key lookup failed");
-        s3_error!(InternalError)
-    })?;
+    let name = keys
+        .peer(key)
+        .await
+        .map_err(|e| internal("peer key lookup", e))?;
     Ok(name.map(|name| Peer { name }))
 }

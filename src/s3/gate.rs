@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
-use crate::http::{full, RespBody};
+use crate::wire::{full, RespBody};
 
 /// Largest clock difference a SigV2 header signature may have (AWS: 15 minutes).
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);

@@ -14,16 +14,15 @@ mod names;
 mod object;
 mod service;
 
-use crate::http::ReqBody;
+use crate::wire::ReqBody;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
-use crate::http::RespBody;
-use crate::keys::Vault;
-use crate::store::Store;
+use crate::auth::AccessKeys;
 use crate::vfs::Vfs;
+use crate::wire::RespBody;
 
 /// The S3 front end shared by all connections.
 pub struct S3Front {
@@ -32,18 +31,14 @@ pub struct S3Front {
 
 impl S3Front {
     /// Builds the s3s service over the core; `base_domain` enables virtual-host-style buckets.
-    pub fn new(vfs: Vfs, store: Store, vault: Vault, base_domain: Option<String>) -> Self {
+    pub fn new(vfs: Vfs, keys: AccessKeys, base_domain: Option<String>) -> Self {
         let owners = auth::Owners::default();
         let mut b = S3ServiceBuilder::new(service::KuraS3 {
             vfs,
-            store: store.clone(),
+            keys: keys.clone(),
             owners: owners.clone(),
         });
-        b.set_auth(auth::KuraAuth {
-            store,
-            vault,
-            owners,
-        });
+        b.set_auth(auth::KuraAuth { keys, owners });
         b.set_access(access::KuraAccess);
         b.set_host(host::KuraHost::new(base_domain));
         b.set_config(std::sync::Arc::new(StaticConfigProvider::new(
@@ -63,7 +58,7 @@ impl S3Front {
             Ok(resp) => resp.map(|b| b.map_err(std::io::Error::other).boxed_unsync()),
             Err(e) => {
                 tracing::error!(error = ?e, "S3 request failed");
-                let mut r = Response::new(crate::http::empty());
+                let mut r = Response::new(crate::wire::empty());
                 *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 r
             }

@@ -176,7 +176,7 @@ impl KuraS3 {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let who = &who;
         let peer = super::auth::peer_of(
-            &self.store,
+            &self.keys,
             req.credentials.as_ref().map(|c| c.access_key.as_str()),
         )
         .await?;

@@ -166,7 +166,7 @@ impl KuraS3 {
                 .is_some_and(crate::vfs::replica::is_replica_key)
         });
         let peer = if shipped {
-            super::auth::peer_of(&self.store, access_key.as_deref()).await?
+            super::auth::peer_of(&self.keys, access_key.as_deref()).await?
         } else {
             None
         };
@@ -551,7 +551,7 @@ fn is_enabled(mode: Option<&ChecksumMode>) -> bool {
 /// cannot turn a text file into a page).
 fn served_type(asked: Option<String>, stored: &str) -> String {
     match asked {
-        Some(t) if !crate::http::is_active_type(&t) => t,
+        Some(t) if !crate::wire::is_active_type(&t) => t,
         _ => stored.to_string(),
     }
 }

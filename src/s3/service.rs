@@ -4,7 +4,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 
 use super::auth::caller;
-use crate::store::Store;
+use crate::auth::AccessKeys;
 use crate::vfs::Caller;
 use crate::vfs::Vfs;
 
@@ -12,7 +12,8 @@ use crate::vfs::Vfs;
 #[derive(Clone)]
 pub struct KuraS3 {
     pub vfs: Vfs,
-    pub store: Store,
+    /// Access keys: owners and peer keys.
+    pub keys: AccessKeys,
     /// Key owners handed over by the signature check.
     pub owners: super::auth::Owners,
 }
@@ -24,10 +25,10 @@ impl KuraS3 {
         F: FnOnce(&'a Self, Caller, S3Request<I>) -> Fut,
         Fut: std::future::Future<Output = S3Result<S3Response<O>>> + 'a,
     {
-        let who = caller(&self.store, &self.owners, &req).await?;
+        let who = caller(&self.keys, &self.owners, &req).await?;
         let user = who.user.clone();
         let mut resp = f(self, who, req).await?;
-        resp.extensions.insert(crate::http::User(user));
+        resp.extensions.insert(crate::wire::User(user));
         Ok(resp)
     }
 }

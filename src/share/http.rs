@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::http::ReqBody;
+use crate::wire::ReqBody;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -15,10 +15,11 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::headers::{content_disposition, encode_segment, http_date, parse_range, Ranged};
-use super::{page, zip, Active, ShareError, Shares, PREFIX};
-use crate::http::{empty, full, AuthFailed, RespBody};
+use super::{page, zip, PREFIX};
 use crate::limits::Limits;
+use crate::share_links::{Active, ShareError, Shares};
 use crate::vfs::{Entry, UploadOptions, VPath, VfsError};
+use crate::wire::{empty, full, AuthFailed, RespBody};
 
 /// Largest password form body read.
 const MAX_FORM: usize = 4096;
@@ -97,7 +98,7 @@ impl ShareFront {
         if !entry.is_dir {
             let client = req
                 .extensions()
-                .get::<crate::http::ClientIp>()
+                .get::<crate::wire::ClientIp>()
                 .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
             return self.file(client, req.headers(), &v, &target, head).await;
         }
@@ -229,7 +230,7 @@ impl ShareFront {
             );
         }
         insert(&mut r, header::CACHE_CONTROL, "private, no-store");
-        crate::http::protect(r.headers_mut());
+        crate::wire::protect(r.headers_mut());
         Ok(r)
     }
 

@@ -16,9 +16,6 @@ use serde::{Deserialize, Serialize};
 use super::certs::{write_pair, write_private, Served, Source};
 use super::resolver::CertResolver;
 
-/// Let's Encrypt's production directory, the default.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-
 /// Errors of one ACME attempt; the current certificate keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub enum AcmeError {

@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use rustls::ServerConfig;
 
-use crate::config::Config;
+use crate::config::TlsSettings;
 
-pub use acme::LETS_ENCRYPT;
 pub use certs::fingerprint;
 pub use resolver::ACME_TLS_ALPN;
 pub use status::{in_use, print_status};
@@ -70,7 +69,7 @@ enum Plan {
     Acme(AcmeSettings),
 }
 
-fn plan(cfg: &Config) -> Result<Plan, TlsError> {
+fn plan(cfg: &TlsSettings) -> Result<Plan, TlsError> {
     if !cfg.tls_acme_domains.is_empty() {
         if cfg.tls_cert.is_some() || cfg.tls_key.is_some() {
             return Err(TlsError::AcmeConfig(
@@ -89,7 +88,7 @@ fn plan(cfg: &Config) -> Result<Plan, TlsError> {
     }
 }
 
-fn acme_settings(cfg: &Config) -> Result<AcmeSettings, TlsError> {
+fn acme_settings(cfg: &TlsSettings) -> Result<AcmeSettings, TlsError> {
     let mut domains = Vec::new();
     for d in &cfg.tls_acme_domains {
         let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -148,7 +147,7 @@ fn valid_domain(d: &str) -> bool {
 }
 
 /// The certificate served at start: the stored ACME one, the files, or the self-signed one.
-fn first(cfg: &Config, plan: &Plan) -> Result<Served, TlsError> {
+fn first(cfg: &TlsSettings, plan: &Plan) -> Result<Served, TlsError> {
     match plan {
         Plan::Files(c, k) => Served::from_files(c, k, Source::Files),
         Plan::SelfSigned(c, k) => {
@@ -169,7 +168,7 @@ fn first(cfg: &Config, plan: &Plan) -> Result<Served, TlsError> {
 
 /// Loads the first certificate, builds the rustls configuration and starts what keeps the
 /// certificate fresh (file watch or ACME, and the port-80 listener when configured).
-pub async fn start(cfg: &Config) -> Result<Tls, TlsError> {
+pub async fn start(cfg: &TlsSettings) -> Result<Tls, TlsError> {
     let plan = plan(cfg)?;
     let served = first(cfg, &plan)?;
     tracing::info!(
@@ -225,7 +224,7 @@ pub async fn start(cfg: &Config) -> Result<Tls, TlsError> {
 
 /// The fingerprint and path of the certificate a start would serve now (the stored ACME one,
 /// the files or the generated one), read only: nothing is generated.
-pub fn current_fingerprint(cfg: &Config) -> Result<(String, PathBuf), TlsError> {
+pub fn current_fingerprint(cfg: &TlsSettings) -> Result<(String, PathBuf), TlsError> {
     let cert_path = match plan(cfg)? {
         Plan::Files(c, _) => c,
         Plan::SelfSigned(c, _) => c,
@@ -252,6 +251,7 @@ pub fn current_fingerprint(cfg: &Config) -> Result<(String, PathBuf), TlsError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, LETS_ENCRYPT};
 
     #[test]
     fn reading_the_fingerprint_never_generates_a_certificate() {
@@ -261,17 +261,17 @@ mod tests {
             ..Config::default()
         };
         assert!(matches!(
-            current_fingerprint(&cfg),
+            current_fingerprint(&cfg.tls_settings()),
             Err(TlsError::NoCertificate(..))
         ));
         cfg.tls_acme_domains = vec!["files.example.org".into()];
         assert!(matches!(
-            current_fingerprint(&cfg),
+            current_fingerprint(&cfg.tls_settings()),
             Err(TlsError::NoCertificate(..))
         ));
         assert!(!dir.path().join("tls").exists());
         certs::ensure_self_signed(dir.path(), &[]).unwrap();
-        let (fp, path) = current_fingerprint(&cfg).unwrap();
+        let (fp, path) = current_fingerprint(&cfg.tls_settings()).unwrap();
         assert_eq!(path, certs::generated_paths(dir.path()).0);
         assert_eq!(fp.len(), 32 * 3 - 1);
     }
@@ -297,17 +297,20 @@ mod tests {
             tls_acme_domains: vec!["Files.Example.org.".into()],
             ..Config::default()
         };
-        let s = acme_settings(&cfg).unwrap();
+        let s = acme_settings(&cfg.tls_settings()).unwrap();
         assert_eq!(s.domains, ["files.example.org"]);
         assert_eq!(s.directory, LETS_ENCRYPT);
         cfg.tls_acme_email = Some("a@b.example>, c@evil.example".into());
-        assert!(acme_settings(&cfg).is_err());
+        assert!(acme_settings(&cfg.tls_settings()).is_err());
         cfg.tls_acme_email = Some("me@example.org".into());
         cfg.tls_acme_directory = "http://plain.example/dir".into();
-        assert!(acme_settings(&cfg).is_err());
+        assert!(acme_settings(&cfg.tls_settings()).is_err());
         cfg.tls_acme_directory = LETS_ENCRYPT.into();
         cfg.tls_cert = Some("/x.pem".into());
-        assert!(matches!(plan(&cfg), Err(TlsError::AcmeConfig(_))));
+        assert!(matches!(
+            plan(&cfg.tls_settings()),
+            Err(TlsError::AcmeConfig(_))
+        ));
     }
 
     #[test]
@@ -324,7 +327,7 @@ mod tests {
             jail.set_env("KURA_TLS_ACME_CA", "ca.pem");
             jail.set_env("KURA_TLS_ACME_HTTP_LISTEN", "0.0.0.0:80");
             let cfg = Config::load(None).expect("config");
-            let s = acme_settings(&cfg).expect("settings");
+            let s = acme_settings(&cfg.tls_settings()).expect("settings");
             assert_eq!(s.domains, ["files.example.org", "b.example.org"]);
             assert_eq!(s.email.as_deref(), Some("me@example.org"));
             assert_eq!(s.directory, "https://127.0.0.1:14000/dir");
@@ -332,7 +335,10 @@ mod tests {
             assert!(s.http01);
             jail.set_env("KURA_TLS_ACME_CA", "missing.pem");
             let cfg = Config::load(None).expect("config");
-            assert!(matches!(acme_settings(&cfg), Err(TlsError::Io(..))));
+            assert!(matches!(
+                acme_settings(&cfg.tls_settings()),
+                Err(TlsError::Io(..))
+            ));
             Ok(())
         });
     }

@@ -85,7 +85,7 @@ pub fn spawn(
                 }
                 Err(e) => {
                     // with its causes: "client error (Connect)" alone says not what to fix
-                    let e = crate::replication::remote::chain(&e);
+                    let e = crate::causes::chain(&e);
                     failures = failures.saturating_add(1);
                     let pause = retry_pause(failures);
                     let kept = store.current();

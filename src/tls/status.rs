@@ -4,10 +4,10 @@ use std::fmt::Write;
 
 use super::store::{now, rfc3339, status_path, TlsStatus};
 use super::TlsError;
-use crate::config::Config;
+use crate::config::TlsSettings;
 
 /// Prints the certificate in use and the ACME state, as the running server last wrote them.
-pub fn print_status(cfg: &Config) -> Result<(), TlsError> {
+pub fn print_status(cfg: &TlsSettings) -> Result<(), TlsError> {
     let path = status_path(&cfg.data_dir);
     let bytes = std::fs::read(&path).map_err(|e| {
         TlsError::Status(format!(

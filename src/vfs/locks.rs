@@ -135,8 +135,7 @@ fn live(rows: &[LockRow]) -> Vec<Lock> {
     rows.iter().filter_map(from_row).collect()
 }
 
-/// Live locks one user may hold unless configured (`lock_max_per_user`).
-pub const DEFAULT_LOCKS_PER_USER: usize = 100;
+pub use crate::config::DEFAULT_LOCKS_PER_USER;
 
 /// Largest `<owner>` XML kept with a lock, in bytes; a LOCK body over this size is refused
 /// (413) before it is parsed.

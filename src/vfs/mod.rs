@@ -7,9 +7,9 @@ mod disk;
 mod fsck;
 mod journal;
 pub mod locks;
-mod macos;
 pub(crate) mod multipart;
-mod ops;
+mod names;
+mod namespace;
 pub mod path;
 mod perm;
 pub mod replica;
@@ -23,11 +23,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use opendal::Operator;
 
+use crate::config::MacosMetadata;
+/// A WebDAV dead property, as the core stores and returns it.
+pub use crate::store::DeadProp;
 use crate::store::{EntryRow, MetaError, Store};
-pub use macos::MacosMetadata;
 pub use multipart::CompletedPart;
 pub use path::VPath;
-pub use storage::{build_operator, build_staging, sweep_temp, LocalFs, StorageConfig};
+pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
 pub use upload::{Upload, UploadOptions};
 
 use std::collections::BTreeMap;

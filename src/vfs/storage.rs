@@ -1,34 +1,11 @@
 //! Building the OpenDAL operator from the config, and start-up sweeping of temporary objects.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use opendal::Operator;
-use serde::{Deserialize, Serialize};
 
 use super::VfsError;
-
-/// Which OpenDAL service holds the bytes.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct StorageConfig {
-    /// OpenDAL scheme: `fs` (default), `memory`, or any service compiled in.
-    pub backend: String,
-    /// Root folder for `fs`; defaults to `<data_dir>/files`.
-    pub root: Option<PathBuf>,
-    /// Extra options passed to the OpenDAL service as they are (e.g. bucket, endpoint).
-    pub options: HashMap<String, String>,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig {
-            backend: "fs".into(),
-            root: None,
-            options: HashMap::new(),
-        }
-    }
-}
+use crate::config::StorageConfig;
 
 /// Builds the staging operator for multipart parts: `<data_dir>/multipart` for `fs`
 /// (same filesystem as the temporary folder), memory for the `memory` service, and a

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use md5::Digest;
 
+use crate::config::StorageConfig;
 use crate::store::DeadProp;
 
 use super::*;

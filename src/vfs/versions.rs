@@ -342,8 +342,9 @@ impl Vfs {
 mod tests {
     use bytes::Bytes;
 
-    use super::super::{build_operator, build_staging, StorageConfig};
+    use super::super::{build_operator, build_staging};
     use super::*;
+    use crate::config::StorageConfig;
     use crate::store::Store;
 
     async fn fs_vfs() -> (tempfile::TempDir, Vfs) {

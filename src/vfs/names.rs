@@ -1,22 +1,10 @@
-//! The metadata files macOS leaves on network volumes (`._*` AppleDouble files and
-//! `.DS_Store`): kept by default, or hidden from listings, or refused, for every protocol.
-
-use serde::{Deserialize, Serialize};
+//! Which new names the core accepts (`check_new_name`, called wherever a name is created)
+//! and which names listings hide: today the policy for the metadata files macOS leaves on
+//! network volumes (`._*` AppleDouble files and `.DS_Store`): kept by default, or hidden
+//! from listings, or refused, for every protocol.
 
 use super::{Entry, VPath, Vfs, VfsError};
-
-/// What the server does with macOS metadata files; see docs/clients.md.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MacosMetadata {
-    /// Stored and listed like any file.
-    #[default]
-    Keep,
-    /// Stored and readable by name (Finder reads them back), but left out of folder listings.
-    Hide,
-    /// Creating one is refused (403 / AccessDenied).
-    Refuse,
-}
+use crate::config::MacosMetadata;
 
 /// Whether a file name is one of macOS's metadata files.
 pub fn is_macos_metadata(name: &str) -> bool {

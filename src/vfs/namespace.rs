@@ -1,4 +1,5 @@
-//! Namespace operations: each checks its permissions here, once, for every protocol.
+//! Every namespace operation (stat, list, read, mkdir, delete, rename, copy, properties,
+//! ownership and modes): each checks its permissions here, once, for every protocol.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,5 +1,5 @@
-//! S3 access keys: SigV4 needs the secret back, so it is sealed (ChaCha20-Poly1305) with a
-//! server key kept in the data dir, apart from the database.
+//! The secret vault: secrets Kura must read back (S3 secret keys: SigV4 needs them) are
+//! sealed (ChaCha20-Poly1305) with a server key kept in the data dir, apart from the database.
 
 use std::path::{Path, PathBuf};
 

@@ -21,7 +21,7 @@ pub fn account<B>(req: &Request<B>) -> Option<String> {
                 .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
         // the token itself never becomes part of a key kept in memory
         return (auth.is_some() || form)
-            .then(|| format!("share:{}", &crate::share::token_hash(token)[..16]));
+            .then(|| format!("share:{}", &crate::share_links::token_hash(token)[..16]));
     }
     if let Some(a) = auth {
         let a = a.trim();

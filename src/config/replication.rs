@@ -1,0 +1,31 @@
+//! The `[replication]` section: peer replication timings (used by `crate::replication`).
+
+use serde::{Deserialize, Serialize};
+
+/// The `[replication]` section of the configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicationConfig {
+    /// Longest wait between retries of a failing shipment (the backoff doubles up to it).
+    pub retry_max_seconds: u64,
+    /// Seconds between background reconciles of every rule (0: never).
+    pub reconcile_seconds: u64,
+    /// Wait after the peer refuses our credentials (401/403): retrying sooner would trip its
+    /// failed-login throttle and lock out every client of this address there.
+    pub refused_retry_seconds: u64,
+    /// Tries after which a shipment the peer keeps refusing (a 4xx for that object: its
+    /// permissions, a lock, its quota) is skipped, so the rest of the rule goes on; the skip
+    /// shows in `kura peer status` and the next resync or reconcile tries it again.
+    pub skip_after_tries: u32,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            retry_max_seconds: 60,
+            reconcile_seconds: 3600,
+            refused_retry_seconds: 900,
+            skip_after_tries: 10,
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Where and how the core stores: the `[storage]` section (which OpenDAL service) and the
+//! macOS metadata policy.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Which OpenDAL service holds the bytes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// OpenDAL scheme: `fs` (default), `memory`, or any service compiled in.
+    pub backend: String,
+    /// Root folder for `fs`; defaults to `<data_dir>/files`.
+    pub root: Option<PathBuf>,
+    /// Extra options passed to the OpenDAL service as they are (e.g. bucket, endpoint).
+    pub options: HashMap<String, String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: "fs".into(),
+            root: None,
+            options: HashMap::new(),
+        }
+    }
+}
+
+/// What the server does with macOS metadata files; see docs/clients.md.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacosMetadata {
+    /// Stored and listed like any file.
+    #[default]
+    Keep,
+    /// Stored and readable by name (Finder reads them back), but left out of folder listings.
+    Hide,
+    /// Creating one is refused (403 / AccessDenied).
+    Refuse,
+}
