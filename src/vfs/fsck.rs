@@ -47,10 +47,21 @@ impl Vfs {
         let mut report = FsckReport::default();
         // storage: path -> (is_dir, size)
         let mut stored: BTreeMap<String, (bool, u64)> = BTreeMap::new();
+        let mut kept_objects = std::collections::BTreeSet::new();
         let mut lister = self.op.lister_with("").recursive(true).await?;
         while let Some(entry) = lister.try_next().await? {
             let key = entry.path().trim_end_matches('/');
             if key.is_empty() {
+                continue;
+            }
+            // kept versions on a service other than `fs` (checked against their rows below)
+            if let Some(kept) = entry.path().strip_prefix(super::versions::VERSIONS_PREFIX) {
+                if !entry.metadata().is_dir() && !kept.is_empty() {
+                    kept_objects.insert(kept.to_string());
+                }
+                continue;
+            }
+            if key == super::versions::VERSIONS_PREFIX.trim_end_matches('/') {
                 continue;
             }
             let is_dir = entry.metadata().is_dir();
@@ -102,19 +113,47 @@ impl Vfs {
             }
         }
         report.missing.reverse();
-        self.check_versions(&mut report, repair).await?;
+        self.check_versions(&mut report, repair, kept_objects)
+            .await?;
         report.usage = self.store.check_usage(repair).await?;
         Ok(report)
     }
 
     /// The versions store (`fs`) against the version rows: every kept file referenced, every
     /// referenced key there.
-    async fn check_versions(&self, report: &mut FsckReport, repair: bool) -> Result<(), VfsError> {
-        let Some(l) = &self.local else {
-            return Ok(());
+    async fn check_versions(
+        &self,
+        report: &mut FsckReport,
+        repair: bool,
+        kept_objects: std::collections::BTreeSet<String>,
+    ) -> Result<(), VfsError> {
+        let on_disk = match &self.local {
+            None => kept_objects,
+            Some(l) => Self::kept_files(l.versions.clone()).await?,
         };
-        let root = l.versions.clone();
-        let on_disk = tokio::task::spawn_blocking(move || {
+        let keys: std::collections::BTreeSet<String> = self
+            .store
+            .version_keys()
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        report.unreferenced_versions = on_disk.difference(&keys).cloned().collect();
+        report.missing_versions = keys.difference(&on_disk).cloned().collect();
+        if repair {
+            self.remove_kept(&report.unreferenced_versions).await;
+            self.store
+                .drop_version_keys(&report.missing_versions)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The files below `versions/` on `fs`, relative to it.
+    async fn kept_files(
+        root: std::path::PathBuf,
+    ) -> Result<std::collections::BTreeSet<String>, VfsError> {
+        tokio::task::spawn_blocking(move || {
             let mut files = std::collections::BTreeSet::new();
             let mut stack = vec![root.clone()];
             while let Some(d) = stack.pop() {
@@ -137,23 +176,7 @@ impl Vfs {
             files
         })
         .await
-        .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?;
-        let keys: std::collections::BTreeSet<String> = self
-            .store
-            .version_keys()
-            .await?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        report.unreferenced_versions = on_disk.difference(&keys).cloned().collect();
-        report.missing_versions = keys.difference(&on_disk).cloned().collect();
-        if repair {
-            self.remove_kept(&report.unreferenced_versions).await;
-            self.store
-                .drop_version_keys(&report.missing_versions)
-                .await?;
-        }
-        Ok(())
+        .map_err(|e| super::storage::io_err(std::io::Error::other(e)))
     }
 
     /// Records a stored object as it is: the MD5 is read from the bytes, owner and group come

@@ -512,30 +512,37 @@ impl Vfs {
             .map(|p| {
                 vec![Step::Remove {
                     path: p,
-                    keep: keep.map(|k| k.1),
+                    keep: keep.clone().and_then(|k| k.1),
                 }]
             })
             .unwrap_or_default();
+        // another service: the files are copied into the trash inside the transaction
+        let other = self.trash_objects(&entry, &keep).await?;
         let store = self.store.clone();
         let (p, origin) = (path.to_string(), origin.map(str::to_string));
-        self.commit_with(
-            self.guard(c, vec![(path.clone(), true)]),
-            steps,
-            Box::pin(async { Ok(()) }),
-            move |mark, finish| async move {
-                store
-                    .delete_tree_with(
-                        &p,
-                        origin.as_deref(),
-                        mark.as_ref(),
-                        batch.as_deref(),
-                        finish,
-                    )
-                    .await
-                    .map(|_| ())
-            },
-        )
-        .await?;
+        let res = self
+            .commit_with(
+                self.guard(c, vec![(path.clone(), true)]),
+                steps,
+                other,
+                move |mark, finish| async move {
+                    store
+                        .delete_tree_with(
+                            &p,
+                            origin.as_deref(),
+                            mark.as_ref(),
+                            batch.as_deref(),
+                            finish,
+                        )
+                        .await
+                        .map(|_| ())
+                },
+            )
+            .await;
+        if let Err(e) = res {
+            self.untrash_objects(&keep).await;
+            return Err(e);
+        }
         if self.local.is_none() {
             let deleted = if entry.is_dir {
                 self.op
@@ -649,7 +656,7 @@ impl Vfs {
             (Some(f), Some(t)) => vec![Step::Put {
                 from: f,
                 to: t,
-                keep: keep.map(|k| k.1),
+                keep: keep.clone().and_then(|k| k.1),
             }],
             _ => Vec::new(),
         };
@@ -670,6 +677,7 @@ impl Vfs {
                             .recursive(true)
                             .await?;
                     } else {
+                        v.keep_object(&t.storage_key(false), &keep).await?;
                         v.move_file_bytes(&f, &t).await?;
                     }
                     Ok(())
@@ -772,7 +780,7 @@ impl Vfs {
                     let steps = vec![Step::Put {
                         from: staged.clone(),
                         to: target,
-                        keep: keep.map(|k| k.1),
+                        keep: keep.and_then(|k| k.1),
                     }];
                     let guard = self.guard(c, vec![(to.clone(), false)]);
                     self.commit_with(guard, steps, Box::pin(async { Ok(()) }), change)
@@ -819,7 +827,10 @@ impl Vfs {
             .await
             .map_err(changed_if_gone)?;
         let (v, s2, target) = (self.clone(), staged.clone(), to.storage_key(false));
-        let finish = Box::pin(async move { v.move_key(&s2, &target).await });
+        let finish = Box::pin(async move {
+            v.keep_object(&target, &keep).await?;
+            v.move_key(&s2, &target).await
+        });
         let guard = self.guard(c, vec![(to.clone(), false)]);
         let res = self.commit_with(guard, Vec::new(), finish, change).await;
         if res.is_err() {

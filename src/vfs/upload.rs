@@ -492,7 +492,7 @@ impl Upload {
         let pending = match (&self.vfs.journal, self.sink.disk_path()) {
             (Some(j), Some(tmp)) => {
                 let to = self.vfs.local_path(&self.path).unwrap_or_default();
-                let keep = keep.map(|k| k.1);
+                let keep = keep.clone().and_then(|k| k.1);
                 Some(
                     j.begin(vec![Step::Put {
                         from: tmp,
@@ -510,11 +510,16 @@ impl Upload {
         let guard = self
             .vfs
             .guard(&self.caller, vec![(self.path.clone(), false)]);
+        let (vfs, target) = (self.vfs.clone(), self.path.storage_key(false));
         let finish = async {
             guard.check().await?;
             match &pending {
                 Some(p) => p.run().await,
-                None => sink.close().await,
+                None => {
+                    // another service: the replaced object is copied aside before it goes
+                    vfs.keep_object(&target, &keep).await?;
+                    sink.close().await
+                }
             }
         };
         let res = store

@@ -8,9 +8,18 @@ use super::perm::R;
 use super::{Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
 use crate::store::{now_ms, Archive, EntryRow, Policy, Purged, TrashRow, VersionRow};
 
-/// Where a write or delete keeps what it replaces: the key in the versions store and that
-/// file's path on disk.
-pub(super) type KeepAt = Option<(String, PathBuf)>;
+/// Where a write or delete keeps what it replaces: the key in the versions store and, on
+/// `fs`, that file's path on disk (other services keep it at `VERSIONS_PREFIX` + key).
+pub(super) type KeepAt = Option<(String, Option<PathBuf>)>;
+
+/// Where other services than `fs` keep versions: a hidden prefix of the same service, outside
+/// every bucket (names starting with it are refused in the namespace).
+pub(super) const VERSIONS_PREFIX: &str = ".kura-versions/";
+
+/// The object holding kept bytes on a service other than `fs`.
+pub(super) fn version_object(key: &str) -> String {
+    format!("{VERSIONS_PREFIX}{key}")
+}
 
 /// What a restore brought back.
 #[derive(Debug, Default)]
@@ -30,11 +39,8 @@ fn new_batch_id() -> String {
 
 impl Vfs {
     /// The policy of the bucket holding `path`; `None` for the root and files at the root
-    /// (no bucket pays for them) and on services other than `fs` (not kept there yet).
+    /// (no bucket pays for them).
     async fn policy_at(&self, path: &VPath) -> Result<Option<Policy>, VfsError> {
-        if self.local.is_none() {
-            return Ok(None);
-        }
         match Self::bucket_of(path) {
             Some(b) if b != *path => Ok(Some(self.store.policy(b.as_str()).await?)),
             _ => Ok(None),
@@ -43,27 +49,89 @@ impl Vfs {
 
     /// Where an overwrite of `path` keeps the replaced bytes, when its bucket keeps versions.
     pub(super) async fn keep_replaced(&self, path: &VPath) -> Result<KeepAt, VfsError> {
-        let (Some(p), Some(l)) = (self.policy_at(path).await?, &self.local) else {
-            return Ok(None);
-        };
-        if !p.keeps_versions() {
-            return Ok(None);
+        match self.policy_at(path).await? {
+            Some(p) if p.keeps_versions() => {
+                let key = uuid::Uuid::new_v4().simple().to_string();
+                let disk = self.local.as_ref().map(|l| l.versions.join(&key));
+                Ok(Some((key, disk)))
+            }
+            _ => Ok(None),
         }
-        let key = uuid::Uuid::new_v4().simple().to_string();
-        Ok(Some((key.clone(), l.versions.join(key))))
+    }
+
+    /// On a service other than `fs`: copies the object at `from` (if there is one) to where
+    /// `keep` keeps it, inside the commit's transaction (on `fs` the journal links it).
+    pub(super) async fn keep_object(&self, from: &str, keep: &KeepAt) -> Result<(), VfsError> {
+        let Some((key, None)) = keep else {
+            return Ok(());
+        };
+        match self.op.stat(from).await {
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        self.copy_key(from, &version_object(key)).await
+    }
+
+    /// On a service other than `fs`: the copy of a deleted file, or of every file of a deleted
+    /// folder, into the trash, to run inside the delete's transaction.
+    pub(super) async fn trash_objects(
+        &self,
+        entry: &Entry,
+        keep: &KeepAt,
+    ) -> Result<futures_util::future::BoxFuture<'static, Result<(), VfsError>>, VfsError> {
+        let Some((batch, None)) = keep.clone() else {
+            return Ok(Box::pin(async { Ok(()) }));
+        };
+        let files: Vec<(String, String)> = if entry.is_dir {
+            let base = entry.path.as_str().len();
+            self.store
+                .subtree(entry.path.as_str())
+                .await?
+                .into_iter()
+                .filter(|r| !r.is_dir)
+                .map(|r| {
+                    let rel = r.path.get(base..).unwrap_or_default().to_string();
+                    (r.path.trim_start_matches('/').to_string(), rel)
+                })
+                .collect()
+        } else {
+            vec![(entry.path.storage_key(false), String::new())]
+        };
+        let v = self.clone();
+        Ok(Box::pin(async move {
+            for (from, rel) in files {
+                v.keep_object(&from, &Some((format!("{batch}{rel}"), None)))
+                    .await?;
+            }
+            Ok(())
+        }))
+    }
+
+    /// Removes what `trash_objects` copied for a delete that did not commit.
+    pub(super) async fn untrash_objects(&self, keep: &KeepAt) {
+        if let (Some((batch, None)), None) = (keep, &self.local) {
+            let obj = version_object(batch);
+            let _ = self.op.delete(&obj).await;
+            let _ = self
+                .op
+                .delete_with(&format!("{obj}/"))
+                .recursive(true)
+                .await;
+        }
     }
 
     /// Where a delete of `path` puts what it deletes (one key for a whole folder), when its
     /// bucket keeps a trash.
     pub(super) async fn keep_deleted(&self, path: &VPath) -> Result<KeepAt, VfsError> {
-        let (Some(p), Some(l)) = (self.policy_at(path).await?, &self.local) else {
-            return Ok(None);
-        };
-        if !p.keeps_trash() {
-            return Ok(None);
+        match self.policy_at(path).await? {
+            Some(p) if p.keeps_trash() => {
+                let batch = new_batch_id();
+                let disk = self.local.as_ref().map(|l| l.versions.join(&batch));
+                Ok(Some((batch, disk)))
+            }
+            _ => Ok(None),
         }
-        let batch = new_batch_id();
-        Ok(Some((batch.clone(), l.versions.join(batch))))
     }
 
     /// Fails unless `c` may see the versions of `path`: an administrator, or a reader of the
@@ -188,7 +256,7 @@ impl Vfs {
         target: &VPath,
         untrash: Option<(String, String)>,
     ) -> Result<Entry, VfsError> {
-        let (Some(l), Some(key)) = (self.local.clone(), row.key.as_deref()) else {
+        let Some(key) = row.key.clone() else {
             return Err(VfsError::WrongKind("no bytes kept for this version"));
         };
         let opts = UploadOptions {
@@ -212,17 +280,6 @@ impl Vfs {
             Some(e) => (e.group.clone(), i64::from(e.mode)),
             None => self.new_file_attrs(c, target, parent).await?,
         };
-        let staged = l
-            .tmp
-            .join(format!("{}.restore", uuid::Uuid::new_v4().simple()));
-        let (src, dst) = (l.versions.join(key), staged.clone());
-        tokio::task::spawn_blocking(move || std::fs::hard_link(src, dst))
-            .await
-            .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => VfsError::NotFound,
-                _ => super::storage::io_err(e),
-            })?;
         let now = now_ms();
         let entry = EntryRow {
             path: target.to_string(),
@@ -245,25 +302,52 @@ impl Vfs {
             key: keep.as_ref().map(|k| k.0.clone()),
             untrash,
         };
+        let store = self.store.clone();
+        let committed = entry.clone();
+        let change = move |mark: Option<crate::store::Mark>, finish| async move {
+            store
+                .commit_file(&committed, false, mark.as_ref(), &archive, finish)
+                .await
+        };
+        let guard = self.guard(c, vec![(target.clone(), false)]);
+        let Some(l) = self.local.clone() else {
+            // another service: copied beside the target, renamed over it in the transaction
+            let staged = format!(
+                "{}.kura-copy-{}",
+                target.storage_key(false),
+                uuid::Uuid::new_v4().simple()
+            );
+            self.copy_key(&version_object(&key), &staged).await?;
+            let (v, s2, t) = (self.clone(), staged.clone(), target.storage_key(false));
+            let finish = Box::pin(async move {
+                v.keep_object(&t, &keep).await?;
+                v.move_key(&s2, &t).await
+            });
+            let res = self.commit_with(guard, Vec::new(), finish, change).await;
+            if res.is_err() {
+                let _ = self.op.delete(&staged).await;
+            }
+            res?;
+            return Entry::from_row(entry);
+        };
+        let staged = l
+            .tmp
+            .join(format!("{}.restore", uuid::Uuid::new_v4().simple()));
+        let (src, dst) = (l.versions.join(&key), staged.clone());
+        tokio::task::spawn_blocking(move || std::fs::hard_link(src, dst))
+            .await
+            .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => VfsError::NotFound,
+                _ => super::storage::io_err(e),
+            })?;
         let steps = vec![Step::Put {
             from: staged.clone(),
             to: l.root.join(target.storage_key(false)),
-            keep: keep.map(|k| k.1),
+            keep: keep.and_then(|k| k.1),
         }];
-        let store = self.store.clone();
-        let committed = entry.clone();
-        let guard = self.guard(c, vec![(target.clone(), false)]);
         let res = self
-            .commit_with(
-                guard,
-                steps,
-                Box::pin(async { Ok(()) }),
-                move |mark, finish| async move {
-                    store
-                        .commit_file(&committed, false, mark.as_ref(), &archive, finish)
-                        .await
-                },
-            )
+            .commit_with(guard, steps, Box::pin(async { Ok(()) }), change)
             .await;
         // left behind when refused, or when the target already was these very bytes
         tokio::task::spawn_blocking(move || super::journal::remove_any(&staged));
@@ -318,6 +402,11 @@ impl Vfs {
     /// empty; a failure is logged (fsck reports the leftover).
     pub(super) async fn remove_kept(&self, keys: &[String]) {
         let Some(l) = &self.local else {
+            for k in keys {
+                if let Err(e) = self.op.delete(&version_object(k)).await {
+                    tracing::warn!(key = %k, error = %e, "could not remove purged bytes");
+                }
+            }
             return;
         };
         let (root, keys) = (l.versions.clone(), keys.to_vec());
@@ -464,6 +553,58 @@ mod tests {
         let r = v.fsck(false).await.unwrap();
         assert_eq!(r.unreferenced_versions, vec!["stray".to_string()]);
         v.fsck(true).await.unwrap();
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
+    async fn other_services_keep_versions_under_a_hidden_prefix() {
+        let op = opendal::Operator::new(opendal::services::Memory::default()).unwrap();
+        let staging = opendal::Operator::new(opendal::services::Memory::default()).unwrap();
+        let v = Vfs::new(op.clone(), staging, Store::in_memory().await.unwrap(), None);
+        let root = Caller::admin("root");
+        v.mkdir(&root, &p("/b")).await.unwrap();
+        v.mkdir(&root, &p("/b/d")).await.unwrap();
+        put(&v, &root, "/b/f", b"one").await.unwrap();
+        put(&v, &root, "/b/f", b"two").await.unwrap();
+        put(&v, &root, "/b/d/x", b"x").await.unwrap();
+        put(&v, &root, "/b/d/y", b"yy").await.unwrap();
+        let kept = v.versions(&root, &p("/b/f")).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        let key = kept[0].key.clone().unwrap();
+        assert_eq!(
+            op.read(&version_object(&key)).await.unwrap().to_vec(),
+            b"one"
+        );
+        // the namespace refuses Kura's own prefix as a bucket
+        assert!(matches!(
+            v.mkdir(&root, &p("/.kura-versions")).await,
+            Err(VfsError::Forbidden(_))
+        ));
+        // a folder delete copies its files into the trash, restored whole
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        assert_eq!(v.trash(&root, None).await.unwrap()[0].files, 2);
+        assert!(v.fsck(false).await.unwrap().is_clean());
+        v.restore(&root, &p("/b/d"), None, None).await.unwrap();
+        assert_eq!(read(&v, "/b/d/y").await, b"yy");
+        v.restore(&root, &p("/b/f"), None, None).await.unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"one");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+        // emptied and pruned to nothing: the hidden objects go too
+        v.empty_trash(&root, None).await.unwrap();
+        v.store
+            .set_policy(
+                "/b",
+                &Policy {
+                    keep_versions: Some(0),
+                    ..Policy::default()
+                },
+            )
+            .await
+            .unwrap();
+        v.purge_expired().await.unwrap();
+        assert!(v.versions(&root, &p("/b/f")).await.unwrap().is_empty());
+        let left = op.list_with(VERSIONS_PREFIX).recursive(true).await.unwrap();
+        assert!(left.iter().all(|e| e.metadata().is_dir()), "{left:?}");
         assert!(v.fsck(false).await.unwrap().is_clean());
     }
 }
