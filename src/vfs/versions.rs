@@ -227,6 +227,9 @@ impl Vfs {
     ) -> Result<Restored, VfsError> {
         let batch = root.id.clone();
         let rows = self.store.batch(&batch).await?;
+        if let Some(done) = self.undelete(c, root, target, &rows).await? {
+            return Ok(done);
+        }
         let mut done = Restored::default();
         let cut = root.path.len();
         for r in &rows {
@@ -245,6 +248,72 @@ impl Vfs {
         }
         self.store.untrash_batch(&batch).await?;
         Ok(done)
+    }
+
+    /// A whole delete restored where nothing is now, in its own bucket, on `fs`: one
+    /// transaction and one rename of its kept tree back into place, every entry as it was.
+    /// `None` when that does not apply (the caller restores file by file instead).
+    async fn undelete(
+        &self,
+        c: &Caller,
+        root: &VersionRow,
+        target: &VPath,
+        rows: &[VersionRow],
+    ) -> Result<Option<Restored>, VfsError> {
+        let Some(l) = self.local.clone() else {
+            return Ok(None);
+        };
+        let whole = rows.iter().filter(|r| !r.marker).count()
+            == rows.iter().filter(|r| r.marker && !r.is_dir).count();
+        let same_bucket =
+            Self::bucket_of(target).map(|b| b.to_string()) == Some(root.bucket.clone());
+        if !whole
+            || !same_bucket
+            || target.parent().is_root()
+            || self.lookup(target).await?.is_some()
+        {
+            return Ok(None);
+        }
+        self.check_new_name(target)?;
+        let parent = match self.lookup(&target.parent()).await? {
+            Some(p) if p.is_dir => p,
+            _ => return Ok(None),
+        };
+        Self::require_name_change(c, &parent, None)?;
+        self.check_unlocked(c, vec![(target.clone(), true)]).await?;
+        let steps = vec![Step::Put {
+            from: l.versions.join(&root.id),
+            to: l.root.join(target.storage_key(false)),
+            keep: None,
+        }];
+        let store = self.store.clone();
+        let (batch, to, to_parent) = (
+            root.id.clone(),
+            target.to_string(),
+            target.parent().to_string(),
+        );
+        let guard = self.guard(c, vec![(target.clone(), true)]);
+        let res = self
+            .commit_with(
+                guard,
+                steps,
+                Box::pin(async { Ok(()) }),
+                move |mark, finish| async move {
+                    store
+                        .undelete(&batch, (&to, &to_parent), mark.as_ref(), finish)
+                        .await
+                },
+            )
+            .await;
+        match res {
+            Ok(()) => Ok(Some(Restored {
+                files: rows.iter().filter(|r| !r.marker).count(),
+                folders: rows.iter().filter(|r| r.marker && r.is_dir).count(),
+            })),
+            // changed since the look above: file by file
+            Err(VfsError::Conflict(_)) | Err(VfsError::Exists) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Makes the bytes of `row` the current version at `target` (a hard link on `fs`: no byte
@@ -605,6 +674,43 @@ mod tests {
         assert!(v.versions(&root, &p("/b/f")).await.unwrap().is_empty());
         let left = op.list_with(VERSIONS_PREFIX).recursive(true).await.unwrap();
         assert!(left.iter().all(|e| e.metadata().is_dir()), "{left:?}");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_folder_comes_back_in_one_step_or_file_by_file_after_a_partial_restore() {
+        let (dir, v) = setup().await;
+        let root = Caller::admin("root");
+        v.mkdir(&root, &p("/b/d")).await.unwrap();
+        v.mkdir(&root, &p("/b/d/e")).await.unwrap();
+        put(&v, &root, "/b/d/x", b"x").await.unwrap();
+        put(&v, &root, "/b/d/e/y", b"yy").await.unwrap();
+        let before = v.stat(&root, &p("/b/d/e/y")).await.unwrap();
+        // whole, where nothing is now: the same entries, the tree renamed back
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        let id = v.trash(&root, None).await.unwrap()[0].batch.clone();
+        assert!(dir.path().join("versions").join(&id).is_dir());
+        let done = v.restore(&root, &p("/b/d"), None, None).await.unwrap();
+        assert_eq!((done.files, done.folders), (2, 2));
+        let after = v.stat(&root, &p("/b/d/e/y")).await.unwrap();
+        assert_eq!((after.etag, after.mtime), (before.etag, before.mtime));
+        assert!(v.trash(&root, None).await.unwrap().is_empty());
+        assert!(v.store.versions_of("/b/d/e/y").await.unwrap().is_empty());
+        assert!(!dir.path().join("versions").join(&id).exists());
+        assert!(v.fsck(false).await.unwrap().is_clean());
+        // one file taken out first: the rest comes back file by file
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        let t = v.trash(&root, None).await.unwrap();
+        v.restore(&root, &p("/b/d/x"), None, None).await.unwrap();
+        assert_eq!(v.trash(&root, None).await.unwrap()[0].files, 1);
+        let done = v
+            .restore(&root, &p("/b/d"), Some(&t[0].batch), None)
+            .await
+            .unwrap();
+        assert_eq!(done.files, 1);
+        assert_eq!(read(&v, "/b/d/e/y").await, b"yy");
+        assert_eq!(read(&v, "/b/d/x").await, b"x");
+        assert!(v.trash(&root, None).await.unwrap().is_empty());
         assert!(v.fsck(false).await.unwrap().is_clean());
     }
 }

@@ -167,7 +167,9 @@ fn a_folder_of_1000_files_deleted_through_webdav_is_restored_whole() {
         .collect();
     assert_eq!(before.len(), 1000);
 
+    let t0 = std::time::Instant::now();
     assert_eq!(server.status(&["-X", "DELETE", &server.dav("b/dir")]), 204);
+    let took = t0.elapsed();
     assert_eq!(server.status(&["-I", &server.dav("b/dir/f0.txt")]), 404);
     let t = trash(&server);
     assert_eq!(t.len(), 1, "{t:?}");
@@ -178,7 +180,12 @@ fn a_folder_of_1000_files_deleted_through_webdav_is_restored_whole() {
     assert_eq!(t[0]["folder"], true);
     fsck_clean(&server);
 
+    let (delete, restore) = (took, std::time::Instant::now());
     let out = run(server.kura().args(["restore", "/b/dir"]));
+    println!(
+        "1000 files: WebDAV DELETE into the trash {delete:?}, kura restore {:?}",
+        restore.elapsed()
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("1000 files"),
         "{}",
