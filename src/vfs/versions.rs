@@ -713,4 +713,40 @@ mod tests {
         assert!(v.trash(&root, None).await.unwrap().is_empty());
         assert!(v.fsck(false).await.unwrap().is_clean());
     }
+
+    #[tokio::test]
+    async fn a_restore_is_journaled_for_replication_like_any_write() {
+        let (_dir, v) = setup().await;
+        let root = Caller::admin("root");
+        v.store
+            .insert_peer(&crate::store::PeerRow {
+                name: "peer".into(),
+                endpoint: "https://peer".into(),
+                access_key: "k".into(),
+                secret_enc: "s".into(),
+                ca_fingerprint: None,
+                node_id: None,
+                created_ms: 0,
+            })
+            .await
+            .unwrap();
+        v.store.upsert_rule("b", "peer", "", false).await.unwrap();
+        v.mkdir(&root, &p("/b/d")).await.unwrap();
+        put(&v, &root, "/b/d/x", b"x").await.unwrap();
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        let seen = v.store.journal_after("b", 0, 100).await.unwrap();
+        let last = seen.last().unwrap().seq;
+        v.restore(&root, &p("/b/f"), None, None).await.unwrap();
+        v.restore(&root, &p("/b/d"), None, None).await.unwrap();
+        let paths: Vec<String> = v
+            .store
+            .journal_after("b", last, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        assert!(paths.contains(&"/b/f".to_string()), "{paths:?}");
+        assert!(paths.contains(&"/b/d/x".to_string()), "{paths:?}");
+    }
 }
