@@ -749,4 +749,27 @@ mod tests {
         assert!(paths.contains(&"/b/f".to_string()), "{paths:?}");
         assert!(paths.contains(&"/b/d/x".to_string()), "{paths:?}");
     }
+
+    #[tokio::test]
+    async fn copy_and_move_over_a_file_keep_it_as_a_version() {
+        let (_dir, v) = setup().await;
+        let root = Caller::admin("root");
+        put(&v, &root, "/b/g", b"gee").await.unwrap();
+        put(&v, &root, "/b/h", b"aitch").await.unwrap();
+        v.copy(&root, &p("/b/g"), &p("/b/f")).await.unwrap();
+        v.rename(&root, &p("/b/h"), &p("/b/f")).await.unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"aitch");
+        let sizes: Vec<i64> = v
+            .versions(&root, &p("/b/f"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.size)
+            .collect();
+        // newest first: the copy MOVE replaced, the "second" COPY replaced, the first PUT's
+        assert_eq!(sizes, [3, 6, 5]);
+        v.restore(&root, &p("/b/f"), None, None).await.unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"gee");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
 }
