@@ -329,6 +329,21 @@ fn kill_during_a_version_making_overwrite_leaves_old_or_new_and_fsck_clean() {
     run(server.kura().args(["restore", "/b/doc"]));
     assert_eq!(server.get("b/doc"), b"version one");
     fsck_clean(&server);
+    // a delete into the trash killed before its COMMIT: the file stays, the trash is empty
+    server.stop();
+    server.set_env("KURA_TEST_CRASH_AFTER_STEPS", "1");
+    server.start_again();
+    let _ = server.status(&["-X", "DELETE", &server.dav("b/doc")]);
+    assert!(
+        server.exits_within(Duration::from_secs(30)),
+        "the crash hook never fired:\n{}",
+        server.log()
+    );
+    server.set_env("KURA_TEST_CRASH_AFTER_STEPS", "");
+    server.start_again();
+    assert_eq!(server.get("b/doc"), b"version one");
+    assert!(trash(&server).is_empty());
+    fsck_clean(&server);
 }
 
 /// A call to the admin API: (status, body).
