@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lint, unit tests, and conformance tests with real clients
-# (litmus, cadaver, rclone, curl, aws-cli, boto3, s3cmd; pebble as the ACME CA) against a real server on 127.0.0.1.
+# (litmus, cadaver, rclone, curl, aws-cli, boto3, s3cmd; pebble as the ACME CA) against a real server on 127.0.0.1,
+# and mounted clients: rclone mount over FUSE (fuse3), GNOME's gio over gvfs under dbus-run-session.
 # Installs the Debian packages it needs; fails loudly if one cannot be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(litmus cadaver rclone curl sha256sum s3cmd openssl pebble pebble-challtestsrv)
-packages=(litmus cadaver rclone curl coreutils s3cmd openssl pebble pebble)
+tools=(litmus cadaver rclone curl sha256sum s3cmd openssl pebble pebble-challtestsrv fusermount3 gio dbus-run-session)
+packages=(litmus cadaver rclone curl coreutils s3cmd openssl pebble pebble fuse3 libglib2.0-bin dbus-daemon)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
+done
+# gvfs's WebDAV backend and its daemons are not on PATH
+gvfs_parts=(/usr/libexec/gvfsd-dav /usr/libexec/gvfsd)
+gvfs_packages=(gvfs-backends gvfs-daemons)
+for i in "${!gvfs_parts[@]}"; do
+  [ -x "${gvfs_parts[$i]}" ] || missing+=("${gvfs_packages[$i]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
@@ -26,6 +33,10 @@ fi
 for t in "${tools[@]}" aws python3; do
   command -v "$t" >/dev/null 2>&1 || { echo "test.sh: required tool '$t' is missing and could not be installed" >&2; exit 1; }
 done
+for p in "${gvfs_parts[@]}"; do
+  [ -x "$p" ] || { echo "test.sh: required gvfs part '$p' is missing and could not be installed" >&2; exit 1; }
+done
+[ -c /dev/fuse ] || { echo "test.sh: /dev/fuse is missing: the rclone mount tests need FUSE" >&2; exit 1; }
 python3 -c "import boto3, awscrt, openapi_spec_validator" || { echo "test.sh: boto3 with awscrt and openapi-spec-validator are required" >&2; exit 1; }
 
 cargo fmt --all -- --check

@@ -48,6 +48,13 @@ struct Cached {
     expires: Instant,
 }
 
+/// The identity of a user by name, with the memberships read with its row (None: no such
+/// user); for requests that act as a stored user without credentials of their own (share
+/// links act as their owner, resync pulls as the peer key's user).
+pub async fn caller_named(store: &Store, name: &str) -> Result<Option<Caller>, MetaError> {
+    Ok(store.user(name).await?.map(Caller::from_user))
+}
+
 /// S3 access keys: the sealed secret a signature is checked with, the key's owner as a
 /// `Caller`, and whether the key is a replication peer's.
 #[derive(Clone)]

@@ -138,10 +138,7 @@ impl Shares {
     }
 
     async fn caller(&self, user: &str) -> Result<Option<Caller>, ShareError> {
-        match self.store.user(user).await? {
-            Some(row) => Ok(Some(Caller::from_user(row))),
-            None => Ok(None),
-        }
+        Ok(crate::auth::caller_named(&self.store, user).await?)
     }
 
     /// Makes a share; returns it and its token, which is not kept and shown only now.

@@ -18,6 +18,8 @@ use crate::vfs::{Caller, UploadOptions, VPath, Vfs};
 #[derive(Clone)]
 pub struct KuraFs {
     pub vfs: Vfs,
+    /// Whether this client is told RFC 4331 quotas (`finder::gets_quota`).
+    pub quota: bool,
 }
 
 pub(super) fn vpath(p: &DavPath) -> Result<VPath, FsError> {
@@ -336,6 +338,10 @@ impl GuardedFileSystem<Caller> for KuraFs {
         caller: &'a Caller,
     ) -> FsFuture<'a, (u64, Option<u64>)> {
         async move {
+            if !self.quota {
+                // dav-server then answers the quota properties 404, as for a server without
+                return Err(FsError::NotImplemented);
+            }
             let p = vpath(path)?;
             self.vfs.quota_at(caller, &p).await.map_err(to_fs_error)
         }
@@ -344,6 +350,9 @@ impl GuardedFileSystem<Caller> for KuraFs {
 
     fn get_quota<'a>(&'a self, caller: &'a Caller) -> FsFuture<'a, (u64, Option<u64>)> {
         async move {
+            if !self.quota {
+                return Err(FsError::NotImplemented);
+            }
             let used = self.vfs.used_bytes(caller).await.map_err(to_fs_error)?;
             let free = self.vfs.available_bytes();
             Ok((used, free.map(|f| used + f)))

@@ -2,6 +2,7 @@
 
 mod errors;
 mod file;
+mod finder;
 mod fs;
 mod live_props;
 mod locks;
@@ -76,10 +77,12 @@ impl DavFront {
 
     /// dav-server over the core for one caller: its lock system answers UNLOCK and
     /// lockdiscovery for that caller (dav-server's lock interface carries none).
-    fn handler(&self, caller: &Caller) -> DavHandler<Caller> {
+    /// `user_agent` decides whether quota properties are answered (`finder::gets_quota`).
+    fn handler(&self, caller: &Caller, user_agent: &str) -> DavHandler<Caller> {
         DavHandler::builder()
             .filesystem(Box::new(fs::KuraFs {
                 vfs: self.vfs.clone(),
+                quota: finder::gets_quota(user_agent),
             }))
             .locksystem(Box::new(locks::SqlLocks {
                 vfs: self.vfs.clone(),
@@ -106,7 +109,12 @@ impl DavFront {
             return resp;
         }
         let caller = caller.with_lock_tokens(locks::submitted_tokens(req.headers()));
-        let handler = self.handler(&caller);
+        let agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let handler = self.handler(&caller, agent);
         let resp = match req.method().as_str() {
             "LOCK" => {
                 let (parts, body) = req.into_parts();

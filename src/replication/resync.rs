@@ -9,7 +9,7 @@ use super::ship::{self, Link};
 use super::ReplError;
 use crate::store::{EntryRow, Store};
 use crate::vfs::replica::{is_replica_key, Peer, ReplicaMeta};
-use crate::vfs::{Caller, UploadOptions, VPath, Vfs, VfsError};
+use crate::vfs::{UploadOptions, VPath, Vfs, VfsError};
 
 /// What a resync found and did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -177,7 +177,7 @@ async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<(), Re
         name: link.rule.peer.clone(),
     };
     let user = match store.peer_key_user(&peer.name).await? {
-        Some(name) => store.user(&name).await?,
+        Some(name) => crate::auth::caller_named(store, &name).await?,
         None => None,
     };
     let Some(user) = user else {
@@ -207,9 +207,8 @@ async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<(), Re
         headers,
         ..Default::default()
     };
-    let caller = Caller::from_user(user);
     let mut up = vfs
-        .receive_shipment(&caller, &peer, &path, meta, opts)
+        .receive_shipment(&user, &peer, &path, meta, opts)
         .await?;
     let reader = link.remote.op.reader(key).await?;
     let mut stream = reader.into_bytes_stream(..).await?;

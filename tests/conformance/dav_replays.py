@@ -4,7 +4,7 @@ to a WebDAV server, step by step, over one keep-alive connection each as those c
 
 Every step states the status the client needs; the script exits non-zero at the first step that
 answers otherwise. Environment: KURA_URL (https://127.0.0.1:port), KURA_USER, KURA_PASSWORD,
-KURA_CA (the server certificate), KURA_REPLAY (finder | explorer | timeouts | hide | refuse),
+KURA_CA (the server certificate), KURA_REPLAY (finder | finder15 | explorer | timeouts | hide | refuse),
 KURA_LOCK_CAP (seconds granted to an Infinite lock).
 """
 
@@ -253,6 +253,44 @@ def finder(base):
     check(get(c, f"{base}._notes.txt") == APPLEDOUBLE, "AppleDouble bytes differ")
 
 
+# webdavfs's statfs asks the RFC 4331 properties and Apple's older quota/quotaused
+FINDER_STATFS = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<D:propfind xmlns:D="DAV:"><D:prop>'
+    "<D:quota-available-bytes/><D:quota-used-bytes/><D:quota/><D:quotaused/>"
+    "</D:prop></D:propfind>"
+)
+QUOTA_TAGS = [DAV + p for p in ("quota-available-bytes", "quota-used-bytes", "quota", "quotaused")]
+
+
+def finder15(base):
+    """The mount sequence of macOS 15.4 and later (Darwin 24.4+). Its webdavfs stalls about
+    90 s after the statfs PROPFIND when the answer carries quota values, so none may be 200;
+    the older Finder of the same run still gets them."""
+    c = Client("WebDAVFS/3.0.0 (03008000) Darwin/24.4.0 (arm64)")
+    r, _ = c.step(200, "OPTIONS", "/dav/", auth=False, what="mount probe")
+    check("2" in (r.getheader("DAV") or ""), "DAV header lacks class 2: Finder would mount read-only")
+    c.step(401, "PROPFIND", "/dav/", FINDER_PROPS, {"Depth": "0"}, auth=False, what="before credentials")
+    propfind(c, "/dav/", "0", FINDER_PROPS, what="volume root")
+    for path in ("/dav/", base):
+        found = next(iter(props(propfind(c, path, "0", FINDER_STATFS, what="statfs")).values()))
+        for tag in QUOTA_TAGS:
+            code = found.get(tag, (None,))[0]
+            check(code == 404, f"{path}: {tag} answered {code}; 404 keeps macOS 15.4+ from stalling")
+    _, data = c.step(207, "PROPFIND", q(base), None, {"Depth": "1"}, what="allprop listing")
+    for href, found in props(data).items():
+        for tag in QUOTA_TAGS:
+            check(found.get(tag, (404,))[0] != 200, f"allprop of {href} carries {tag}")
+    listed = names(propfind(c, base, "1", FINDER_PROPS, what="open the folder"), base)
+    check(listed == [], f"listing {listed}")
+    # the same server still tells free space to the Finder of macOS 15.3, and to rclone
+    for agent in ("WebDAVFS/3.0.0 (03008000) Darwin/24.3.0 (arm64)", "rclone/v1.60.1"):
+        old = Client(agent)
+        found = next(iter(props(propfind(old, base, "0", FINDER_QUOTA, what=agent)).values()))
+        for p in ("quota-used-bytes", "quota-available-bytes"):
+            code, el = found[DAV + p]
+            check(code == 200 and el.text.isdigit(), f"{agent}: {p}: {code} {el.text!r}")
+
+
 def lock_token(c, path):
     body = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>'
     found = props(propfind(c, path, "0", body))
@@ -435,7 +473,7 @@ def refuse(base):
 def main():
     replay = os.environ["KURA_REPLAY"]
     base = os.environ.get("KURA_BASE", "/dav/docs/")
-    {"finder": finder, "explorer": explorer, "timeouts": timeouts, "hide": hide, "refuse": refuse}[replay](base)
+    {"finder": finder, "finder15": finder15, "explorer": explorer, "timeouts": timeouts, "hide": hide, "refuse": refuse}[replay](base)
     print(f"{replay}: {len(STEPS)} steps as expected")
     print("\n".join("  " + s for s in STEPS))
 

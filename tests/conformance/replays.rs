@@ -45,6 +45,12 @@ fn finder_session_mount_copy_safe_save_and_folders() {
 }
 
 #[test]
+fn finder_of_macos_15_4_and_later_mounts_without_quota_properties() {
+    let server = Server::start(true);
+    replay(&server, "finder15", &[]);
+}
+
+#[test]
 fn explorer_and_office_session_win32_props_lock_save_and_overwrite() {
     let server = Server::start(true);
     replay(&server, "explorer", &[]);
