@@ -40,19 +40,8 @@ CREATE INDEX versions_by_batch ON versions (batch) WHERE batch IS NOT NULL;
 CREATE INDEX versions_by_age ON versions (bucket, archived_ms);
 CREATE INDEX versions_by_payer ON versions (payer, archived_ms);
 
--- Per-bucket policy (`/b`); a bucket without a row has the defaults (trash 30 days, noncurrent
--- versions 30 days, no count limit). Durations are in seconds.
-CREATE TABLE bucket_policies (
-    bucket        TEXT PRIMARY KEY NOT NULL,
-    -- How long a deleted file stays in the trash; 0: deletes destroy at once.
-    trash_secs    BIGINT NOT NULL DEFAULT 2592000,
-    -- Noncurrent versions kept per file (NULL: no count limit; 0: overwrites destroy).
-    keep_versions INTEGER,
-    -- How long a noncurrent version is kept (NULL: no age limit; 0: overwrites destroy).
-    keep_secs     BIGINT DEFAULT 2592000,
-    -- 1: a write that would exceed the quota first purges the oldest versions and trash.
-    purge_first   INTEGER NOT NULL DEFAULT 0
-);
+-- Each bucket's policy is its bucket setting `versions` (0011_bucket_settings.sql), JSON:
+-- {"trash_secs", "keep_versions", "keep_secs", "purge_first"}; none set: the defaults.
 
 -- What noncurrent bytes cost each group, counted against its quota beside used_bytes.
 ALTER TABLE groups ADD COLUMN version_bytes BIGINT NOT NULL DEFAULT 0;

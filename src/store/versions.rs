@@ -23,8 +23,12 @@ macro_rules! new_id {
 
 const DAY_SECS: i64 = 24 * 3600;
 
+/// The bucket setting (`bucket_settings.name`) holding a bucket's `Policy`.
+const POLICY_SETTING: &str = "versions";
+
 /// A bucket's rules for what it keeps.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Policy {
     /// Seconds a deleted file stays in the trash; 0: deletes destroy at once.
     pub trash_secs: i64,
@@ -326,40 +330,22 @@ async fn purge_tx(
 }
 
 impl Store {
-    /// The policy of bucket `bucket` (`/b`), the defaults when none was set.
+    /// The policy of bucket `bucket` (`/b`), the defaults when none was set: the bucket
+    /// setting `versions` (it follows a renamed bucket and goes with a deleted one).
     pub async fn policy(&self, bucket: &str) -> Result<Policy, MetaError> {
-        let row = sqlx::query(
-            "SELECT trash_secs, keep_versions, keep_secs, purge_first FROM bucket_policies
-             WHERE bucket = $1",
-        )
-        .bind(bucket)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map_or_else(Policy::default, |r| Policy {
-            trash_secs: r.get(0),
-            keep_versions: r.get(1),
-            keep_secs: r.get(2),
-            purge_first: r.get::<i64, _>(3) != 0,
-        }))
+        Ok(self
+            .bucket_setting(bucket, POLICY_SETTING)
+            .await?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
     }
 
-    /// Sets the policy of bucket `bucket` (`/b`).
+    /// Sets the policy of bucket `bucket` (`/b`); `Gone` when the bucket is not there.
     pub async fn set_policy(&self, bucket: &str, p: &Policy) -> Result<(), MetaError> {
-        sqlx::query(
-            "INSERT INTO bucket_policies (bucket, trash_secs, keep_versions, keep_secs, purge_first)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (bucket) DO UPDATE SET trash_secs = excluded.trash_secs,
-               keep_versions = excluded.keep_versions, keep_secs = excluded.keep_secs,
-               purge_first = excluded.purge_first",
-        )
-        .bind(bucket)
-        .bind(p.trash_secs)
-        .bind(p.keep_versions)
-        .bind(p.keep_secs)
-        .bind(i64::from(p.purge_first))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let v =
+            serde_json::to_string(p).map_err(|e| MetaError::Db(sqlx::Error::Decode(e.into())))?;
+        self.set_bucket_setting(bucket, POLICY_SETTING, Some(&v))
+            .await
     }
 
     /// The noncurrent versions and delete markers of `path`, newest first.
