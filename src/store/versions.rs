@@ -9,9 +9,8 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::marks::mark_tx;
 use super::replication_journal::journal_tree_tx;
-use super::tree::Committed;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
-use super::{below, map_unique, Mark, MetaError, Store};
+use super::{below, map_unique, Committed, Mark, MetaError, Store};
 
 /// A fresh version id from the time placeholder `$t`: 13 hex digits of milliseconds then 16
 /// random ones, so ids sort by creation time and never repeat.
