@@ -178,6 +178,20 @@ async fn move_tree_tx(
         .bind(&hi)
         .execute(&mut **tx)
         .await?;
+    // a renamed file keeps its history: its noncurrent versions follow it (the trash stays
+    // where the deletes happened)
+    sqlx::query(
+        "UPDATE versions SET path = $1 || substr(path, $2), bucket = $6
+         WHERE batch IS NULL AND (path = $3 OR (path >= $4 AND path < $5))",
+    )
+    .bind(to)
+    .bind(cut)
+    .bind(from)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(bucket_of(to).unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
     journal_tree_tx(&mut *tx, to, None).await?;
     Ok(())
 }

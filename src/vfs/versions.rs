@@ -770,6 +770,20 @@ mod tests {
         assert_eq!(sizes, [3, 6, 5]);
         v.restore(&root, &p("/b/f"), None, None).await.unwrap();
         assert_eq!(read(&v, "/b/f").await, b"gee");
+        // renamed, a file keeps its history
+        v.mkdir(&root, &p("/b/sub")).await.unwrap();
+        v.rename(&root, &p("/b/f"), &p("/b/sub/renamed"))
+            .await
+            .unwrap();
+        assert!(v.versions(&root, &p("/b/f")).await.unwrap().is_empty());
+        assert_eq!(
+            v.versions(&root, &p("/b/sub/renamed")).await.unwrap().len(),
+            4
+        );
+        v.restore(&root, &p("/b/sub/renamed"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(read(&v, "/b/sub/renamed").await, b"aitch");
         assert!(v.fsck(false).await.unwrap().is_clean());
     }
 }
