@@ -74,6 +74,7 @@ impl GuardedFileSystem<Caller> for KuraFs {
                 let opts = UploadOptions {
                     create_new: options.create_new || lock_null,
                     must_exist: !options.create,
+                    if_match: options.if_match.clone(),
                     expected_size: options.size,
                     ..Default::default()
                 };

@@ -5,11 +5,21 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::entries::{entry_cols, EntryRow};
+use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
 use super::versions::{archive_file_tx, trash_tree_tx, untrash_tx, Archive};
-use super::{below, map_unique, Mark, MetaError, Store};
+use super::{below, map_unique, parent_of, Mark, MetaError, Store};
+
+/// What a copy's transaction checks and makes besides the rows: the (path, etag) rows copied,
+/// the missing parents, its journal mark and what it keeps of a replaced file.
+pub type CopyBasis<'a> = (
+    &'a [(String, String)],
+    &'a [EntryRow],
+    Option<&'a Mark>,
+    &'a Archive,
+);
 
 /// Why `commit_file` did not record a file.
 #[derive(Debug)]
@@ -28,6 +38,21 @@ impl From<Committed<MetaError>> for MetaError {
         }
     }
 }
+
+/// What a file commit requires, checked inside its transaction.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteRules<'a> {
+    /// Nothing may be at the path (If-None-Match: *): `Duplicate` otherwise.
+    pub create_new: bool,
+    /// The file at the path must still have this ETag (If-Match): `Conflict(ETAG_CHANGED)`
+    /// otherwise, a missing file included.
+    pub if_match: Option<&'a str>,
+    /// Missing folders above the file, outermost first, made implicit in the same commit.
+    pub parents: &'a [EntryRow],
+}
+
+/// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
+pub const ETAG_CHANGED: &str = "the file changed since the write began";
 
 /// Fails unless `parent` is a recorded folder (the root always is), inside the change's
 /// transaction: a folder deleted or moved since the checks makes the change fail, not dangle.
@@ -297,7 +322,7 @@ impl Store {
     /// Inserts or replaces a file row (the commit step of an upload).
     #[cfg(test)]
     pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.commit_file(e, false, None, &Archive::default(), async {
+        self.commit_file(e, WriteRules::default(), None, &Archive::default(), async {
             Ok::<(), MetaError>(())
         })
         .await
@@ -308,12 +333,13 @@ impl Store {
     /// (the storage commit) inside the same transaction: over quota, or if `finish` fails,
     /// nothing is recorded. With `create_new`, an entry already at the path (committed by a
     /// concurrent upload since the checks) refuses with `Duplicate` and nothing is replaced.
-    /// A parent folder removed since the checks, or a folder now at the path, refuse too.
-    /// `archive` keeps the replaced file as a noncurrent version (its bytes at `archive.key`).
+    /// A parent folder removed since the checks, or a folder now at the path, refuse too;
+    /// `rules` adds the preconditions and the implicit parents to make. `archive` keeps the
+    /// replaced file as a noncurrent version (its bytes at `archive.key`).
     pub async fn commit_file<E, F>(
         &self,
         e: &EntryRow,
-        create_new: bool,
+        rules: WriteRules<'_>,
         mark: Option<&Mark>,
         archive: &Archive,
         finish: F,
@@ -325,20 +351,30 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        insert_parents_tx(&mut tx, rules.parents)
+            .await
+            .map_err(Committed::Meta)?;
         // the replaced entry, the paying group and the parent folder in one round trip
-        let (old_dir, old, payer, parent): (Option<i64>, Option<i64>, Option<String>, Option<i64>) =
-            sqlx::query_as(
-                "SELECT (SELECT is_dir FROM entries WHERE path = $1),
+        type Found = (
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+        );
+        let (old_dir, old, payer, parent, old_etag): Found = sqlx::query_as(
+            "SELECT (SELECT is_dir FROM entries WHERE path = $1),
                         (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
                         (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
-                        (SELECT is_dir FROM entries WHERE path = $3)",
-            )
-            .bind(&e.path)
-            .bind(bucket_of(&e.path).unwrap_or(""))
-            .bind(&e.parent)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
+                        (SELECT is_dir FROM entries WHERE path = $3),
+                        (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0)",
+        )
+        .bind(&e.path)
+        .bind(bucket_of(&e.path).unwrap_or(""))
+        .bind(&e.parent)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| Committed::Meta(e.into()))?;
         if old_dir == Some(1) {
             return Err(Committed::Meta(MetaError::Conflict(
                 "a folder is in the way",
@@ -349,8 +385,14 @@ impl Store {
                 "parent folder does not exist",
             )));
         }
-        if create_new && old.is_some() {
+        if rules.create_new && old.is_some() {
             return Err(Committed::Meta(MetaError::Duplicate));
+        }
+        if rules
+            .if_match
+            .is_some_and(|want| old_etag.as_deref() != Some(want))
+        {
+            return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)));
         }
         let now = super::now_ms();
         if let (Some(key), Some(_)) = (&archive.key, old) {
@@ -409,16 +451,18 @@ impl Store {
     /// Inserts a folder row with nothing to do in storage (fsck, tests); `Duplicate` if the
     /// path exists.
     pub async fn insert_dir(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.mkdir_with(e, None, async { Ok::<(), MetaError>(()) })
+        self.mkdir_with(e, &[], None, async { Ok::<(), MetaError>(()) })
             .await
             .map_err(MetaError::from)
     }
 
     /// Records a new folder in a folder that still exists, then runs `finish` (making it in
-    /// storage) inside the same transaction; `Duplicate` if the path exists.
+    /// storage) inside the same transaction; `Duplicate` if the path exists. `parents` are
+    /// missing folders above it (outermost first), made implicit in the same transaction.
     pub async fn mkdir_with<E, F>(
         &self,
         e: &EntryRow,
+        parents: &[EntryRow],
         mark: Option<&Mark>,
         finish: F,
     ) -> Result<(), Committed<E>>
@@ -430,6 +474,7 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        insert_parents_tx(&mut tx, parents).await.map_err(meta)?;
         require_folder_tx(&mut tx, &e.parent).await.map_err(meta)?;
         sqlx::query(concat!(
             "INSERT INTO entries (",
@@ -454,22 +499,28 @@ impl Store {
     /// Removes an entry, everything below it and their properties, in one transaction;
     /// `origin` is the peer node the deletion came from (None: this node).
     pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
-        self.delete_tree_with(path, origin, None, None, async { Ok::<(), MetaError>(()) })
+        let none = async { Ok::<(), MetaError>(()) };
+        let (n, _) = self
+            .delete_tree_with(path, (origin, false), None, None, none)
             .await
-            .map_err(MetaError::from)
+            .map_err(MetaError::from)?;
+        Ok(n)
     }
 
     /// `delete_tree` that runs `finish` (the storage delete) inside the transaction; `Gone`
-    /// when nothing is there any more (a concurrent delete or move won). With `trash` (a
-    /// delete id, also the key of its bytes), what is deleted goes into the trash as one delete.
+    /// when nothing is there any more (a concurrent delete or move won). With `if_empty`,
+    /// `Conflict(NOT_EMPTY)` unless only implicit folders are below (DeleteBucket). The
+    /// implicit folders above that it leaves empty go too: returns the rows removed and those
+    /// folders' paths, deepest first. With `trash` (a delete id, also the key of its bytes),
+    /// what is deleted goes into the trash as one delete.
     pub async fn delete_tree_with<E, F>(
         &self,
         path: &str,
-        origin: Option<&str>,
+        (origin, if_empty): (Option<&str>, bool),
         mark: Option<&Mark>,
         trash: Option<&str>,
         finish: F,
-    ) -> Result<u64, Committed<E>>
+    ) -> Result<(u64, Vec<String>), Committed<E>>
     where
         F: std::future::Future<Output = Result<(), E>>,
     {
@@ -478,6 +529,9 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        if if_empty {
+            require_empty_tx(&mut tx, path).await.map_err(meta)?;
+        }
         if let Some(batch) = trash {
             trash_tree_tx(&mut tx, path, batch, super::now_ms())
                 .await
@@ -487,18 +541,20 @@ impl Store {
         if n == 0 {
             return Err(Committed::Meta(MetaError::Gone));
         }
+        let pruned = prune_tx(&mut tx, parent_of(path)).await.map_err(meta)?;
         super::locks::delete_locks_below_tx(&mut tx, path)
             .await
             .map_err(meta)?;
         mark_tx(&mut tx, mark).await.map_err(meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
-        Ok(n)
+        Ok((n, pruned))
     }
 
     /// Moves an entry and everything below it (rows and properties) in one transaction,
     /// replacing whatever was at the destination.
-    /// `regroup` gives the moved rows a new group (a move into another bucket).
+    /// `regroup` gives the moved rows a new group (a move into another bucket). The implicit
+    /// folders the move leaves empty go too: returns their paths, deepest first.
     pub async fn move_tree<E, F>(
         &self,
 
@@ -508,7 +564,7 @@ impl Store {
         regroup: Option<Option<&str>>,
         (mark, archive): (Option<&Mark>, &Archive),
         finish: F,
-    ) -> Result<(), Committed<E>>
+    ) -> Result<Vec<String>, Committed<E>>
     where
         F: std::future::Future<Output = Result<(), E>>,
     {
@@ -525,21 +581,27 @@ impl Store {
         super::locks::delete_locks_below_tx(&mut tx, from)
             .await
             .map_err(Committed::Meta)?;
+        let pruned = prune_tx(&mut tx, parent_of(from))
+            .await
+            .map_err(Committed::Meta)?;
         mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
-        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
+        Ok(pruned)
     }
 
     /// Copies an entry, everything below it and their dead properties to `to` in one
     /// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
     /// and the time `now_ms`. `copied` are the (path, etag) rows the bytes were copied from:
     /// if the source changed since, `Conflict(SOURCE_CHANGED)` and nothing is written.
+    /// `parents` are missing folders above `to` (outermost first), made implicit in the same
+    /// transaction, so a refused copy leaves none behind.
     pub async fn copy_tree<E, F>(
         &self,
         (from, to, to_parent): (&str, &str, &str),
         (owner, grp): (&str, Option<&str>),
         now_ms: i64,
-        (copied, mark, archive): (&[(String, String)], Option<&Mark>, &Archive),
+        (copied, parents, mark, archive): CopyBasis<'_>,
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -549,6 +611,9 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        insert_parents_tx(&mut tx, parents)
+            .await
+            .map_err(Committed::Meta)?;
         transfer_checks_tx(&mut tx, from, to, to_parent)
             .await
             .map_err(Committed::Meta)?;
@@ -642,7 +707,7 @@ mod tests {
             ("/z", "/ab2", "/"),
             ("bob", Some("g")),
             7,
-            (&copied, None, &Archive::default()),
+            (&copied, &[], None, &Archive::default()),
             async { Ok::<(), ()>(()) },
         )
         .await

@@ -301,12 +301,24 @@ async fn multipart_assembles_in_order_with_the_s3_etag() {
         etag: format!("\"{}\"", r.etag),
     };
     assert!(matches!(
-        v.multipart_complete(&ann(), None, &id, &target, &[part(&r2), part(&r1)])
-            .await,
+        v.multipart_complete(
+            &ann(),
+            None,
+            &id,
+            &target,
+            (&[part(&r2), part(&r1)], &Default::default())
+        )
+        .await,
         Err(VfsError::InvalidPartOrder)
     ));
     let e = v
-        .multipart_complete(&ann(), None, &id, &target, &[part(&r1), part(&r2)])
+        .multipart_complete(
+            &ann(),
+            None,
+            &id,
+            &target,
+            (&[part(&r1), part(&r2)], &Default::default()),
+        )
         .await
         .unwrap();
     let mut md5s = Vec::new();
@@ -354,7 +366,7 @@ async fn small_parts_and_unknown_uploads_are_refused() {
         });
     }
     assert!(matches!(
-        v.multipart_complete(&ann(), None, &id, &target, &parts)
+        v.multipart_complete(&ann(), None, &id, &target, (&parts, &Default::default()))
             .await,
         Err(VfsError::EntityTooSmall)
     ));
@@ -849,7 +861,9 @@ async fn deleting_what_a_move_just_moved_finds_nothing_and_harms_nothing() {
     // a delete whose row vanished between its checks and its transaction is NotFound too
     assert!(matches!(
         v.store
-            .delete_tree_with("/b/f", None, None, None, async { Ok::<(), VfsError>(()) })
+            .delete_tree_with("/b/f", (None, false), None, None, async {
+                Ok::<(), VfsError>(())
+            })
             .await,
         Err(crate::store::Committed::Meta(MetaError::Gone))
     ));
@@ -910,7 +924,7 @@ async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
     v.store
         .commit_file(
             &row,
-            false,
+            Default::default(),
             Some(&pending.mark()),
             &Default::default(),
             async { Ok::<(), VfsError>(()) },

@@ -237,7 +237,7 @@ impl Vfs {
             let t = VPath::parse(&format!("{target}{rel}"))?;
             if r.marker {
                 if r.is_dir {
-                    self.mkdir_all(c, &t).await?;
+                    self.ensure_folder(c, &t).await?;
                     done.folders += 1;
                 }
                 continue;
@@ -342,12 +342,15 @@ impl Vfs {
         };
         self.check_unlocked(c, vec![(target.clone(), false)])
             .await?;
-        if parent.is_none() {
-            self.mkdir_all(c, &target.parent()).await?;
-        }
-        let (grp, mode) = match &existing {
-            Some(e) => (e.group.clone(), i64::from(e.mode)),
-            None => self.new_file_attrs(c, target, parent).await?,
+        // missing folders above the target are made in the commit, as for an S3 key
+        let (dir, parents) = match parent {
+            Some(p) => (p, Vec::new()),
+            None => self.implicit_parents(c, &target.parent()).await?,
+        };
+        let (grp, mode) = match (&existing, parents.last()) {
+            (Some(e), _) => (e.group.clone(), i64::from(e.mode)),
+            (None, Some(p)) => (p.grp.clone(), i64::from(0o666 & !self.umask)),
+            (None, None) => (Self::group_for_new(c, &dir), i64::from(0o666 & !self.umask)),
         };
         let now = now_ms();
         let entry = EntryRow {
@@ -373,9 +376,19 @@ impl Vfs {
         };
         let store = self.store.clone();
         let committed = entry.clone();
+        let rows = parents.clone();
         let change = move |mark: Option<crate::store::Mark>, finish| async move {
             store
-                .commit_file(&committed, false, mark.as_ref(), &archive, finish)
+                .commit_file(
+                    &committed,
+                    crate::store::WriteRules {
+                        parents: &rows,
+                        ..Default::default()
+                    },
+                    mark.as_ref(),
+                    &archive,
+                    finish,
+                )
                 .await
         };
         let guard = self.guard(c, vec![(target.clone(), false)]);
@@ -388,7 +401,14 @@ impl Vfs {
             );
             self.copy_key(&version_object(&key), &staged).await?;
             let (v, s2, t) = (self.clone(), staged.clone(), target.storage_key(false));
+            let dirs: Vec<String> = parents
+                .iter()
+                .map(|d| format!("{}/", d.path.trim_start_matches('/')))
+                .collect();
             let finish = Box::pin(async move {
+                for d in &dirs {
+                    v.op.create_dir(d).await?;
+                }
                 v.keep_object(&t, &keep).await?;
                 v.move_key(&s2, &t).await
             });
@@ -422,6 +442,28 @@ impl Vfs {
         tokio::task::spawn_blocking(move || super::journal::remove_any(&staged));
         res?;
         Entry::from_row(entry)
+    }
+
+    /// Makes the folder `path` and any missing folder above it (a restored delete's folders).
+    async fn ensure_folder(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        let mut chain = vec![path.clone()];
+        while let Some(p) = chain.last().map(VPath::parent) {
+            if p.is_root() {
+                break;
+            }
+            chain.push(p);
+        }
+        for p in chain.iter().rev() {
+            match self.lookup(p).await? {
+                Some(e) if e.is_dir => {}
+                Some(_) => return Err(VfsError::Conflict("a file is in the way of a folder")),
+                None => match self.mkdir(c, p).await {
+                    Ok(()) | Err(VfsError::Exists) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Ok(())
     }
 
     /// Drops what the buckets' policies no longer keep (the background purge and

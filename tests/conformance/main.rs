@@ -25,6 +25,7 @@ mod replays;
 mod replication;
 mod s3_clients;
 mod s3_cors;
+mod s3_prefixes;
 mod s3_public;
 mod shares;
 mod streaming;
