@@ -15,9 +15,10 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         }
         // dav-server turns NotFound on PUT/MKCOL/COPY targets into 409 Conflict.
         VfsError::Conflict(_) => FsError::NotFound,
-        VfsError::WrongKind(_) | VfsError::InvalidPath(_) | VfsError::Forbidden(_) => {
-            FsError::Forbidden
-        }
+        VfsError::WrongKind(_)
+        | VfsError::InvalidPath(_)
+        | VfsError::Forbidden(_)
+        | VfsError::NotEmpty => FsError::Forbidden,
         VfsError::Incomplete { .. } => FsError::GeneralFailure,
         VfsError::BadDigest(_)
         | VfsError::NoSuchUpload

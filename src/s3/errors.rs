@@ -39,6 +39,11 @@ pub fn object_error(e: VfsError) -> S3Error {
             StatusCode::CONFLICT,
             format!("a conflicting write happened during this one; retry: {m}"),
         ),
+        VfsError::NotEmpty => custom(
+            PATH_CONFLICT,
+            StatusCode::CONFLICT,
+            "the folder is not empty".into(),
+        ),
         VfsError::Conflict(m) | VfsError::WrongKind(m) => custom(
             PATH_CONFLICT,
             StatusCode::CONFLICT,
@@ -87,7 +92,7 @@ pub fn bucket_error(e: VfsError) -> S3Error {
     match e {
         VfsError::NotFound => S3Error::new(S3ErrorCode::NoSuchBucket),
         VfsError::Exists => S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou),
-        VfsError::Conflict(crate::vfs::NOT_EMPTY) => S3Error::new(S3ErrorCode::BucketNotEmpty),
+        VfsError::NotEmpty => S3Error::new(S3ErrorCode::BucketNotEmpty),
         other => object_error(other),
     }
 }

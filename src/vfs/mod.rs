@@ -29,7 +29,6 @@ use crate::config::MacosMetadata;
 /// A WebDAV dead property, as the core stores and returns it.
 pub use crate::store::DeadProp;
 /// Why a delete only-if-empty refuses (DeleteBucket: `BucketNotEmpty`).
-pub use crate::store::NOT_EMPTY;
 use crate::store::{EntryRow, MetaError, Store};
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
@@ -50,6 +49,9 @@ pub enum VfsError {
     /// The parent folder is missing or is a file.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// A folder (or bucket) still holds entries where it must be empty.
+    #[error("the folder is not empty")]
+    NotEmpty,
     /// A folder was given where a file is needed, or the reverse.
     #[error("wrong kind of entry: {0}")]
     WrongKind(&'static str),
@@ -114,6 +116,7 @@ impl From<MetaError> for VfsError {
             MetaError::Duplicate => VfsError::Exists,
             MetaError::Gone => VfsError::NotFound,
             MetaError::Conflict(why) if why == crate::store::ETAG_CHANGED => VfsError::Changed(why),
+            MetaError::Conflict(crate::store::NOT_EMPTY) => VfsError::NotEmpty,
             MetaError::Conflict(why) => VfsError::Conflict(why),
             e => VfsError::Meta(e),
         }

@@ -568,7 +568,7 @@ impl Vfs {
 
     /// Deletes a bucket only if nothing but implicit folders is in it, checked inside the
     /// delete's transaction, so a key written meanwhile is never deleted with it
-    /// (`Conflict(NOT_EMPTY)` instead).
+    /// (`NotEmpty` instead).
     pub async fn delete_bucket(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
         self.delete_checked(c, path, None, true).await
     }
@@ -578,7 +578,7 @@ impl Vfs {
     /// with its last entry, as a prefix does in S3.
     pub async fn delete_marker(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
         match self.delete_checked(c, path, None, true).await {
-            Err(VfsError::Conflict(crate::store::NOT_EMPTY)) => {
+            Err(VfsError::NotEmpty) => {
                 // the same right as deleting it: a name change in its folder
                 let entry = self.stat(c, path).await?;
                 let parent = self
