@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::marks::mark_tx;
-use super::replication_journal::journal_tree_tx;
-use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
-use super::{below, map_unique, Committed, Mark, MetaError, Store};
+use super::usage::{bucket_of, payer_tx, tree_usage_tx};
+use super::{below, MetaError, Store};
 
 /// A fresh version id from the time placeholder `$t`: 13 hex digits of milliseconds then 16
 /// random ones, so ids sort by creation time and never repeat.
@@ -328,6 +326,22 @@ async fn purge_tx(
     Ok(())
 }
 
+/// The rows of one delete, in path order, inside a transaction.
+pub(super) async fn batch_rows_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &str,
+) -> Result<Vec<VersionRow>, MetaError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        version_cols!(),
+        " FROM versions WHERE batch = $1 ORDER BY path"
+    ))
+    .bind(batch)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(version_row).collect())
+}
+
 impl Store {
     /// The policy of bucket `bucket` (`/b`), the defaults when none was set: the bucket
     /// setting `versions` (it follows a renamed bucket and goes with a deleted one).
@@ -519,121 +533,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Undeletes a whole delete in one transaction, as it was (ids, times, owners, modes), at
-    /// `to` (a new name in the same bucket, `to_parent` existing) and runs `finish` (the
-    /// rename of its kept tree back into place) before the COMMIT. `Conflict` when the delete
-    /// is no longer whole (a file of it restored or purged since), `Duplicate` when `to` exists.
-    pub async fn undelete<E, F>(
-        &self,
-        batch: &str,
-        (to, to_parent): (&str, &str),
-        mark: Option<&Mark>,
-        finish: F,
-    ) -> Result<(), Committed<E>>
-    where
-        F: std::future::Future<Output = Result<(), E>>,
-    {
-        let meta = Committed::Meta;
-        let mut tx = self
-            .write_tx()
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        let rows: Vec<VersionRow> = sqlx::query(concat!(
-            "SELECT ",
-            version_cols!(),
-            " FROM versions WHERE batch = $1 ORDER BY path"
-        ))
-        .bind(batch)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| Committed::Meta(e.into()))?
-        .into_iter()
-        .map(version_row)
-        .collect();
-        let Some(root) = rows.iter().find(|r| r.id == batch).cloned() else {
-            return Err(meta(MetaError::Gone));
-        };
-        let files = rows.iter().filter(|r| !r.marker).count();
-        let file_markers = rows.iter().filter(|r| r.marker && !r.is_dir).count();
-        if files != file_markers {
-            return Err(meta(MetaError::Conflict("the delete is no longer whole")));
-        }
-        let parent: Option<i64> = sqlx::query_scalar("SELECT is_dir FROM entries WHERE path = $1")
-            .bind(to_parent)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        if to_parent != "/" && parent != Some(1) {
-            return Err(meta(MetaError::Conflict("parent folder does not exist")));
-        }
-        let payer = payer_tx(&mut tx, to).await.map_err(meta)?;
-        let bytes: i64 = rows.iter().filter(|r| !r.marker).map(|r| r.size).sum();
-        charge_tx(&mut tx, payer.as_deref(), bytes, files as i64)
-            .await
-            .map_err(meta)?;
-        let mut credit: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
-        let payers: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT id, payer FROM versions WHERE batch = $1 AND marker = 0")
-                .bind(batch)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| Committed::Meta(e.into()))?;
-        let sizes: BTreeMap<&str, i64> = rows.iter().map(|r| (r.id.as_str(), r.size)).collect();
-        for (id, p) in payers {
-            let c = credit.entry(p).or_default();
-            c.0 += sizes.get(id.as_str()).copied().unwrap_or(0);
-            c.1 += 1;
-        }
-        for (p, (b, f)) in credit {
-            charge_versions_tx(&mut tx, p.as_deref(), -b, -f)
-                .await
-                .map_err(meta)?;
-        }
-        let now = super::now_ms();
-        let cut = root.path.len();
-        for r in rows.iter().filter(|r| r.is_dir || !r.marker) {
-            let path = format!("{to}{}", r.path.get(cut..).unwrap_or_default());
-            let parent = if path == to {
-                to_parent.to_string()
-            } else {
-                path.rsplit_once('/').map_or("/", |(p, _)| p).to_string()
-            };
-            sqlx::query(
-                "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type,
-                   owner, headers, grp, mode, version_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&path)
-            .bind(&parent)
-            .bind(i64::from(r.is_dir))
-            .bind(r.size)
-            .bind(if r.is_dir { now } else { r.mtime_ms })
-            .bind(if r.is_dir {
-                format!("d{now:x}")
-            } else {
-                r.etag.clone()
-            })
-            .bind(&r.content_type)
-            .bind(&r.owner)
-            .bind(&r.headers)
-            .bind(&r.grp)
-            .bind(r.mode)
-            .bind((!r.is_dir && !r.null_version).then_some(&r.id))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Committed::Meta(map_unique(e)))?;
-        }
-        sqlx::query("DELETE FROM versions WHERE batch = $1")
-            .bind(batch)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        journal_tree_tx(&mut tx, to, None).await.map_err(meta)?;
-        mark_tx(&mut tx, mark).await.map_err(meta)?;
-        finish.await.map_err(Committed::Finish)?;
-        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
 
     /// Every key the versions store should hold (fsck).
