@@ -32,3 +32,4 @@ mod streaming;
 mod tls;
 mod tree_races;
 mod users;
+mod versions;
