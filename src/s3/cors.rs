@@ -19,6 +19,10 @@ pub(super) const SETTING: &str = "s3.cors";
 /// Most rules a bucket may have (AWS: 100).
 const MAX_RULES: usize = 100;
 
+/// Largest configuration kept, as stored (AWS: 64 KB): the rules are read for every request
+/// that carries `Origin`, signed or not.
+const MAX_SIZE: usize = 64 * 1024;
+
 /// The methods a rule may allow (AWS accepts no others).
 const METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "HEAD"];
 
@@ -308,6 +312,12 @@ impl KuraS3 {
         let path = names::bucket(&req.input.bucket)?;
         let rules = rules_from(req.input.cors_configuration)?;
         let json = serde_json::to_string(&rules).map_err(|_| s3_error!(InternalError))?;
+        if json.len() > MAX_SIZE {
+            return Err(s3_error!(
+                InvalidRequest,
+                "a CORS configuration may hold at most 64 KB"
+            ));
+        }
         self.vfs
             .set_bucket_setting(&who, &path, SETTING, Some(&json))
             .await

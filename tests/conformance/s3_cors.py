@@ -104,6 +104,12 @@ for bad, code in [
 ok(error_code(s3.put_bucket_cors, Bucket=B,
               CORSConfiguration={"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}] * 101})[0]
    == "InvalidRequest", "101 rules -> InvalidRequest")
+# AWS's 64 KB: rules read for every request with Origin are kept small (100 rules of 150
+# origins, about 800 KB, were stored before)
+big = [{"AllowedOrigins": [f"https://o{i}-{j}.example" for j in range(150)], "AllowedMethods": ["GET"]}
+       for i in range(100)]
+ok(error_code(s3.put_bucket_cors, Bucket=B, CORSConfiguration={"CORSRules": big})[0] == "InvalidRequest",
+   "a configuration over 64 KB -> InvalidRequest")
 ok(len(s3.get_bucket_cors(Bucket=B)["CORSRules"]) == 2, "refused rules changed nothing")
 
 
