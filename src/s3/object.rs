@@ -114,8 +114,23 @@ impl KuraS3 {
                     "a folder marker (key ending in /) has no content"
                 ));
             }
+            // a marker's ETag is that of empty content: another one never matches
+            let exists = match (&input.if_match, &input.if_none_match) {
+                (Some(ETagCondition::ETag(e)), _) if e.value() != EMPTY_MD5 => {
+                    return Err(s3_error!(PreconditionFailed));
+                }
+                (Some(_), _) => Some(true),
+                (None, Some(ETagCondition::Any)) => Some(false),
+                (None, Some(_)) => {
+                    return Err(s3_error!(
+                        NotImplemented,
+                        "If-None-Match on a write accepts only *"
+                    ))
+                }
+                (None, None) => None,
+            };
             self.vfs
-                .mkdir_marker(who, &op.path)
+                .mkdir_marker(who, &op.path, exists)
                 .await
                 .map_err(object_error)?;
             return Ok(S3Response::new(PutObjectOutput {

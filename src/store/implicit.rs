@@ -131,6 +131,19 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Makes an implicit folder explicit (an S3 `dir/` marker written onto a prefix); false
+    /// when it is not there or explicit already, so of two such writes one wins.
+    pub async fn make_explicit(&self, path: &str) -> Result<bool, MetaError> {
+        let n = sqlx::query(
+            "UPDATE entries SET implicit = 0 WHERE path = $1 AND is_dir = 1 AND implicit = 1",
+        )
+        .bind(path)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
     /// Whether `path` is a folder made only as the parent of a key.
     pub async fn is_implicit(&self, path: &str) -> Result<bool, MetaError> {
         let v: Option<i64> = sqlx::query_scalar("SELECT implicit FROM entries WHERE path = $1")

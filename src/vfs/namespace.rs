@@ -388,24 +388,44 @@ impl Vfs {
 
     /// A folder made on purpose through S3 (a `dir/` marker): the missing folders above it
     /// are implicit, as S3 prefixes are; an implicit folder already there becomes explicit,
-    /// so it stays when its last entry goes. A file in the way is refused.
-    pub async fn mkdir_marker(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+    /// so it stays when its last entry goes. A file in the way is refused. `exists` is the
+    /// write's condition: `Some(true)`, the marker must be there (If-Match; `NotFound`
+    /// otherwise), `Some(false)`, it must not (If-None-Match: *; `Exists` otherwise, also
+    /// for the loser of two such writes). An implicit folder is no marker: S3 has no key there.
+    pub async fn mkdir_marker(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        exists: Option<bool>,
+    ) -> Result<(), VfsError> {
         Self::require_in_bucket(c, path)?;
         self.check_new_name(path)?;
         match self.resolve(c, path).await {
             Ok(Some(e)) if e.is_dir => {
-                if self.store.is_implicit(path.as_str()).await? {
-                    let parent = self
-                        .lookup(&path.parent())
-                        .await?
-                        .ok_or(VfsError::NotFound)?;
-                    Self::require_name_change(c, &parent, None)?;
-                    self.store.set_implicit(path.as_str(), false).await?;
+                if !self.store.is_implicit(path.as_str()).await? {
+                    return match exists {
+                        Some(false) => Err(VfsError::Exists),
+                        _ => Ok(()),
+                    };
                 }
-                return Ok(());
+                if exists == Some(true) {
+                    return Err(VfsError::NotFound);
+                }
+                let parent = self
+                    .lookup(&path.parent())
+                    .await?
+                    .ok_or(VfsError::NotFound)?;
+                Self::require_name_change(c, &parent, None)?;
+                return match self.store.make_explicit(path.as_str()).await? {
+                    false if exists == Some(false) => Err(VfsError::Exists),
+                    _ => Ok(()),
+                };
             }
             Ok(Some(_)) | Err(VfsError::Conflict(_)) => {
                 return Err(VfsError::Conflict("a file is in the way of a folder"))
+            }
+            Ok(None) | Err(VfsError::NotFound) if exists == Some(true) => {
+                return Err(VfsError::NotFound)
             }
             Ok(None) | Err(VfsError::NotFound) => {}
             Err(e) => return Err(e),
@@ -420,6 +440,7 @@ impl Vfs {
             None => Self::group_for_new(c, &dir),
         };
         match self.make_folder(c, path, grp, parents).await {
+            Err(VfsError::Exists) if exists == Some(false) => Err(VfsError::Exists),
             Ok(()) | Err(VfsError::Exists) => Ok(()),
             Err(e) => Err(e),
         }

@@ -226,4 +226,34 @@ for i in range(10):
        f"the loser gets 412 or 409: {lost}")
     ok(s3.get_object(Bucket=C, Key=key)["Body"].read()[:1] == won[0], "the winner's bytes stay")
 
+# --- conditional writes of folder markers (keys ending in /): the condition holds as for any
+# key; an implicit folder is no object (S3 has no key there), an explicit one is
+EMPTY = '"d41d8cd98f00b204e9800998ecf8427e"'
+s3.put_object(Bucket=C, Key="mk/inside", Body=b"x")  # mk/ is implicit: no key mk/
+ok(error_code(s3.put_object, Bucket=C, Key="mk/", Body=b"", IfMatch="*")[1] == 404,
+   "If-Match: * on a marker key that is only a prefix -> 404")
+ok(error_code(s3.put_object, Bucket=C, Key="mk/", Body=b"", IfNoneMatch="*") == (None, 200),
+   "If-None-Match: * on a prefix makes the marker")
+ok(error_code(s3.put_object, Bucket=C, Key="mk/", Body=b"", IfNoneMatch="*")
+   == ("PreconditionFailed", 412), "If-None-Match: * on an existing marker -> 412")
+ok(error_code(s3.put_object, Bucket=C, Key="mk/", Body=b"", IfMatch='"0000"')
+   == ("PreconditionFailed", 412), "If-Match with another ETag on a marker -> 412")
+ok(error_code(s3.put_object, Bucket=C, Key="mk/", Body=b"", IfMatch=EMPTY) == (None, 200),
+   "If-Match with the marker's ETag -> 200")
+ok(error_code(s3.put_object, Bucket=C, Key="new-mk/", Body=b"", IfMatch="*")[1] == 404,
+   "If-Match: * on a missing marker -> 404")
+ok(error_code(s3.put_object, Bucket=C, Key="new-mk/", Body=b"", IfNoneMatch="*") == (None, 200),
+   "If-None-Match: * on a missing marker makes it")
+won = []
+
+
+def racer():
+    won.append(error_code(s3.put_object, Bucket=C, Key="race-mk/", Body=b"", IfNoneMatch="*")[1])
+
+
+ts = [threading.Thread(target=racer) for _ in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+ok(sorted(won) == [200, 412, 412, 412], f"of 4 exclusive marker writers one wins: {won}")
+
 print(f"{checks} checks passed")
