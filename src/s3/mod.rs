@@ -138,12 +138,16 @@ impl S3Front {
     }
 }
 
+/// Largest XML body an S3 operation may send (checked by the access hook, since s3s answers a
+/// longer streamed one with a 500).
+const XML_MAX_BODY: usize = 2 * 1024 * 1024;
+
 /// s3s's limits on what it holds in memory, set small: the largest XML body Kura needs is a
 /// CompleteMultipartUpload of 10,000 parts (about 1.2 MB); POST Object (browser form uploads)
 /// is not offered, so its form and file limits only bound what a refused request may cost.
 fn limits() -> S3Config {
     let mut c = S3Config::default();
-    c.xml_max_body_size = 2 * 1024 * 1024;
+    c.xml_max_body_size = XML_MAX_BODY;
     c.post_object_max_file_size = 1024 * 1024;
     c.form_max_field_size = 16 * 1024;
     c.form_max_fields_size = 64 * 1024;

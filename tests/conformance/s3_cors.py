@@ -110,6 +110,11 @@ big = [{"AllowedOrigins": [f"https://o{i}-{j}.example" for j in range(150)], "Al
        for i in range(100)]
 ok(error_code(s3.put_bucket_cors, Bucket=B, CORSConfiguration={"CORSRules": big})[0] == "InvalidRequest",
    "a configuration over 64 KB -> InvalidRequest")
+# an XML body over the 2 MB every XML operation may send: a clear 400, not a 500
+huge = [{"AllowedOrigins": [f"https://o{i}-{j}.example" for j in range(400)], "AllowedMethods": ["GET"],
+         "AllowedHeaders": ["x-" + "h" * 40 + str(j) for j in range(50)]} for i in range(100)]
+ok(error_code(s3.put_bucket_cors, Bucket=B, CORSConfiguration={"CORSRules": huge})
+   == ("MaxMessageLengthExceeded", 400), "an XML body over 2 MB -> 400 MaxMessageLengthExceeded")
 ok(len(s3.get_bucket_cors(Bucket=B)["CORSRules"]) == 2, "refused rules changed nothing")
 
 
