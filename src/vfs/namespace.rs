@@ -1103,7 +1103,7 @@ impl Vfs {
             ));
         }
         if let Some(g) = group {
-            let owns = e.owner.as_deref() == Some(c.user.as_str());
+            let owns = e.owned_by(c);
             if !(c.is_admin || (owns && c.groups.iter().any(|m| m == g))) {
                 return Err(VfsError::Forbidden("only the owner (a member of the new group) or an administrator changes the group"));
             }

@@ -20,7 +20,7 @@ impl Entry {
             // caller may read is decided by `Vfs::anonymous_may_read` (vfs/public.rs)
             return want == X && self.is_dir && self.mode & X == X;
         }
-        let shift = if self.owner.as_deref() == Some(c.user.as_str()) {
+        let shift = if self.owned_by(c) {
             6
         } else if self.group.as_ref().is_some_and(|g| c.groups.contains(g)) {
             3
@@ -30,10 +30,15 @@ impl Entry {
         (self.mode >> shift) & want == want
     }
 
+    /// Whether `c` is this entry's owner; the anonymous caller owns nothing.
+    pub fn owned_by(&self, c: &Caller) -> bool {
+        !c.is_anonymous() && self.owner.as_deref() == Some(c.user.as_str())
+    }
+
     /// Fails unless `c` owns this entry or is an administrator: who may change its mode and
-    /// its bucket's settings.
+    /// its bucket's settings. The anonymous caller owns nothing.
     pub fn require_owner(&self, c: &Caller, what: &'static str) -> Result<(), VfsError> {
-        if c.is_admin || self.owner.as_deref() == Some(c.user.as_str()) {
+        if c.is_admin || self.owned_by(c) {
             Ok(())
         } else {
             Err(VfsError::Forbidden(what))
@@ -195,5 +200,16 @@ mod tests {
         let mut admin = caller("root", &[]);
         admin.is_admin = true;
         assert!(entry("ann", "family", 0).allows(&admin, R | W | X));
+    }
+
+    /// The anonymous caller's empty name owns nothing, even an entry whose owner is empty
+    /// (no user can be named so, but the rule does not rest on that).
+    #[test]
+    fn the_anonymous_caller_owns_nothing() {
+        let e = entry("", "", 0o777);
+        let anon = Caller::anonymous();
+        assert!(e.require_owner(&anon, "owner").is_err());
+        assert!(!e.allows(&anon, R) && !e.allows(&anon, W));
+        assert!(e.require_owner(&caller("ann", &[]), "owner").is_err());
     }
 }

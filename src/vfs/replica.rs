@@ -238,7 +238,7 @@ impl super::Vfs {
         let Some(file) = self.lookup(target).await?.filter(|e| !e.is_dir) else {
             return Ok((c.clone(), true));
         };
-        if c.is_admin || file.owner.as_deref() == Some(c.user.as_str()) {
+        if c.is_admin || file.owned_by(c) {
             return Ok((c.clone(), true));
         }
         let renames = match self.stat(c, &target.parent()).await {
