@@ -278,10 +278,11 @@ impl App {
         (user_content(self.s3.handle(req).await), None)
     }
 
-    /// Anonymous S3 reads (unsigned GET and HEAD, whatever S3-looking headers they carry) are
-    /// paced per address like share links, from one budget: `SlowDown` when it is spent.
+    /// Anonymous S3 reads (unsigned GET and HEAD, whatever S3-looking headers they carry) and
+    /// CORS preflights are paced per address like share links, from one budget: `SlowDown`
+    /// when it is spent.
     fn pace_anonymous(&self, req: &Request<ReqBody>, client: IpAddr) -> Option<Response<RespBody>> {
-        if !s3::is_anonymous_read(req) {
+        if !s3::is_paced(req) {
             return None;
         }
         let wait = self.limits.admit_share_request(client).err()?;

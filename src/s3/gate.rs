@@ -131,6 +131,13 @@ pub fn is_anonymous_read<B>(req: &Request<B>) -> bool {
             .is_none_or(|v| v.as_bytes() == b"0")
 }
 
+/// An unsigned request that costs a lookup in the store: a read (`is_anonymous_read`) or a
+/// CORS preflight (`OPTIONS`, which reads the bucket's rules). These are paced per address.
+pub fn is_paced<B>(req: &Request<B>) -> bool {
+    is_anonymous_read(req)
+        || (*req.method() == http::Method::OPTIONS && signature(req) == Signature::None)
+}
+
 /// The answer to an anonymous read over its address's budget: S3's `503 SlowDown`, which
 /// S3 clients retry after `Retry-After`.
 pub fn slow_down(wait: Duration) -> Response<RespBody> {

@@ -155,7 +155,7 @@ fn limits() -> S3Config {
     c
 }
 
-pub use gate::{is_anonymous_read, slow_down};
+pub use gate::{is_paced, slow_down};
 
 /// True for requests signed for S3 (header or query signatures, or S3-only headers).
 pub fn is_signed<B>(req: &Request<B>) -> bool {

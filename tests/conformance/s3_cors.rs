@@ -243,3 +243,33 @@ fn cors_preflights_allowed_and_refused() {
         .args(["s3api", "delete-bucket-cors", "--bucket", "site"]));
     assert_eq!(preflight(&server, "/site/x", APP, "GET", None).0, 403);
 }
+
+/// Preflights are unsigned and each reads the bucket's rules: they are paced per address
+/// with anonymous reads (S3's 503 SlowDown over the budget), so a flood of them from one
+/// address costs the store little; signed requests are not slowed.
+#[test]
+fn preflight_floods_are_paced_per_address() {
+    require("curl");
+    let server = Server::start_with(
+        false,
+        &[
+            ("KURA_LIMITS__SHARE_REQUESTS_PER_SECOND", "2"),
+            ("KURA_LIMITS__SHARE_BURST", "20"),
+        ],
+    );
+    let key = server.s3_key();
+    run(server
+        .aws(&key)
+        .args(["s3api", "create-bucket", "--bucket", "flood"]));
+    let mut codes = Vec::new();
+    for _ in 0..40 {
+        codes.push(preflight(&server, "/flood/k", APP, "GET", None).0);
+    }
+    assert!(codes.contains(&503), "no SlowDown in {codes:?}");
+    let (s, head, body) = preflight(&server, "/flood/k", APP, "GET", None);
+    assert_eq!(s, 503, "{head}");
+    assert!(body.contains("<Code>SlowDown</Code>"), "{body}");
+    assert!(head.contains("retry-after:"), "{head}");
+    // signed requests are not slowed by the anonymous budget
+    run(server.aws(&key).args(["s3", "ls", "s3://flood"]));
+}
