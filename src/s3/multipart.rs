@@ -5,7 +5,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::checksum::Checker;
-use super::dto::{trailer_names, ts, StoredHeaders};
+use super::dto::{md5_hex, trailer_names, ts, StoredHeaders};
 use super::errors::object_error;
 use super::names;
 use super::service::KuraS3;
@@ -72,6 +72,9 @@ impl KuraS3 {
             )
             .await
             .map_err(object_error)?;
+        if let Some(b64) = &input.content_md5 {
+            part.expect_md5(md5_hex(b64)?);
+        }
         let Some(mut body) = input.body else {
             return Err(s3_error!(IncompleteBody));
         };
@@ -276,19 +279,32 @@ impl KuraS3 {
         let input = req.input;
         let bucket_path = self.require_bucket(who, &input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let uploads = self
+        let max = input.max_uploads.unwrap_or(1000).clamp(1, 1000) as usize;
+        let key_marker = input.key_marker.clone().unwrap_or_default();
+        let mut rows = self
             .vfs
-            .multipart_list(who, &bucket_path, &prefix)
+            .multipart_list(
+                who,
+                &bucket_path,
+                &prefix,
+                &key_marker,
+                input.upload_id_marker.as_deref(),
+                max + 1,
+            )
             .await
-            .map_err(object_error)?
+            .map_err(object_error)?;
+        let truncated = rows.len() > max;
+        rows.truncate(max);
+        let key_of = |path: &str| {
+            path.strip_prefix(&format!("{bucket_path}/"))
+                .unwrap_or(path)
+                .to_string()
+        };
+        let last = rows.last().map(|u| (key_of(&u.path), u.id.clone()));
+        let uploads = rows
             .into_iter()
             .map(|u| MultipartUpload {
-                key: Some(
-                    u.path
-                        .strip_prefix(&format!("{bucket_path}/"))
-                        .unwrap_or(&u.path)
-                        .to_string(),
-                ),
+                key: Some(key_of(&u.path)),
                 upload_id: Some(u.id),
                 initiator: Some(Initiator {
                     display_name: Some(u.owner.clone()),
@@ -303,11 +319,20 @@ impl KuraS3 {
                 ..Default::default()
             })
             .collect();
+        let (next_key, next_id) = match last {
+            Some((k, id)) if truncated => (Some(k), Some(id)),
+            _ => (None, None),
+        };
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(input.bucket),
             prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
+            max_uploads: Some(max as i32),
             uploads: Some(uploads),
-            is_truncated: Some(false),
+            is_truncated: Some(truncated),
             ..Default::default()
         }))
     }

@@ -73,18 +73,28 @@ impl Store {
         Ok(row.map(to_upload))
     }
 
-    /// Uploads whose target lies in `[from, to)`, by path then start time.
+    /// At most `limit` uploads whose target lies in `[from, to)`, by path, start time and id,
+    /// after the upload `after` = (path, start time, id) in that order: a page.
     pub async fn uploads_in_range(
         &self,
         from: &str,
         to: &str,
+        after: (&str, i64, &str),
+        limit: i64,
     ) -> Result<Vec<UploadRow>, MetaError> {
+        let (after_path, after_ms, after_id) = after;
         let rows = sqlx::query(
             "SELECT id, path, owner, headers, created_ms FROM multipart_uploads
-             WHERE path >= $1 AND path < $2 ORDER BY path, created_ms",
+             WHERE path >= $1 AND path < $2
+               AND (path > $3 OR (path = $3 AND (created_ms > $4 OR (created_ms = $4 AND id > $5))))
+             ORDER BY path, created_ms, id LIMIT $6",
         )
         .bind(from)
         .bind(to)
+        .bind(after_path)
+        .bind(after_ms)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(to_upload).collect())
