@@ -186,6 +186,37 @@ ok([u["Key"] for u in by_prefix["Uploads"]] == ["d/e"], "prefix")
 for k, i in everything:
     s3.abort_multipart_upload(Bucket="errs", Key=k, UploadId=i)
 
+# a delimited listing pages through a folder in key order: the folder "d" sorts as "d/",
+# after "d-1" and "d.txt" ('-' and '.' come before '/') and before "d0"
+names = ["d.txt", "d-1", "d0", "e"] + [f"f{i:02}" for i in range(23)]
+for n in names:
+    s3.put_object(Bucket="errs", Key=f"page/{n}", Body=b"x")
+s3.put_object(Bucket="errs", Key="page/d/inner", Body=b"x")
+s3.put_object(Bucket="errs", Key="page/g/", Body=b"")
+want = sorted([f"page/{n}" for n in names] + ["page/d/", "page/g/"], key=lambda k: k.encode())
+got, token, pages = [], None, 0
+while True:
+    kw = {"ContinuationToken": token} if token else {}
+    r = s3.list_objects_v2(Bucket="errs", Prefix="page/", Delimiter="/", MaxKeys=4, **kw)
+    pages += 1
+    page = [o["Key"] for o in r.get("Contents", [])] + [p["Prefix"] for p in r.get("CommonPrefixes", [])]
+    ok(len(page) <= 4, f"a page of {len(page)} with max-keys 4")
+    got += sorted(page, key=lambda k: k.encode())
+    if not r["IsTruncated"]:
+        break
+    token = r["NextContinuationToken"]
+ok(got == want, f"delimited pages: {got} != {want}")
+ok(pages == 8, f"29 entries in pages of 4 took {pages} pages")
+v1 = s3.list_objects(Bucket="errs", Prefix="page/", Delimiter="/", Marker="page/d.txt", MaxKeys=2)
+v1_keys = [o["Key"] for o in v1.get("Contents", [])] + [p["Prefix"] for p in v1.get("CommonPrefixes", [])]
+ok(sorted(v1_keys) == ["page/d/", "page/d0"] and v1["IsTruncated"], f"v1 marker: {v1_keys}")
+after_all = s3.list_objects_v2(Bucket="errs", Prefix="page/", Delimiter="/", StartAfter="page/zzz")
+ok(not after_all.get("Contents") and not after_all.get("CommonPrefixes"), "start-after past the folder lists nothing")
+s3.delete_objects(Bucket="errs", Delete={"Objects": [{"Key": k} for k in
+                                                     [f"page/{n}" for n in names] + ["page/d/inner", "page/g/"]]})
+for folder in ["page/d/", "page/"]:
+    s3.delete_object(Bucket="errs", Key=folder)
+
 keys = re.findall(r"<Key>(.*?)</Key>", listing())
 ok(keys == ["expect", "md5ok", "obj"], f"only the accepted writes are stored: {keys}")
 print(f"{checks} checks passed")
