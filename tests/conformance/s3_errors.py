@@ -160,6 +160,19 @@ parts = s3.list_parts(Bucket="errs", Key="mp", UploadId=up)["Parts"]
 ok([p["ETag"] for p in parts] == [etag], f"the refused part replaced the stored one: {parts}")
 s3.abort_multipart_upload(Bucket="errs", Key="mp", UploadId=up)
 
+# GetObjectAttributes: only the attributes asked for; ObjectParts.PartsCount of a multipart object
+up = s3.create_multipart_upload(Bucket="errs", Key="two-parts")["UploadId"]
+e1 = s3.upload_part(Bucket="errs", Key="two-parts", UploadId=up, PartNumber=1, Body=b"a" * (5 << 20))["ETag"]
+e2 = s3.upload_part(Bucket="errs", Key="two-parts", UploadId=up, PartNumber=2, Body=b"tail")["ETag"]
+s3.complete_multipart_upload(Bucket="errs", Key="two-parts", UploadId=up, MultipartUpload={
+    "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+a = s3.get_object_attributes(Bucket="errs", Key="two-parts", ObjectAttributes=["ObjectParts", "ObjectSize"])
+ok(a.get("ObjectParts", {}).get("TotalPartsCount") == 2, f"PartsCount of a two-part object: {a}")
+ok(a["ObjectSize"] == (5 << 20) + 4 and "ETag" not in a and "StorageClass" not in a, f"only the asked attributes: {a}")
+a = s3.get_object_attributes(Bucket="errs", Key="obj", ObjectAttributes=["ETag", "ObjectParts"])
+ok("ObjectParts" not in a and "ObjectSize" not in a and a["ETag"], f"a single-part object: {a}")
+s3.delete_object(Bucket="errs", Key="two-parts")
+
 # ListMultipartUploads pages: max-uploads, key-marker, upload-id-marker, IsTruncated
 ids = {}
 for k in ["a", "b", "b", "c", "d/e"]:
