@@ -207,6 +207,9 @@ impl App {
             return (text(StatusCode::OK, "application/json", body), None);
         }
         if s3::is_signed(&req) {
+            if let Some(slow) = self.pace_anonymous(&req, client) {
+                return (slow, None);
+            }
             let resp = mark_s3_auth_failure(self.s3.handle(req).await).await;
             return (user_content(resp), None);
         }
@@ -267,8 +270,23 @@ impl App {
                 None,
             );
         }
-        // Everything else is S3: unsigned requests get S3's anonymous answer (AccessDenied).
+        // Everything else is S3. Unsigned requests get S3's anonymous answers: a public read,
+        // a CORS preflight, or AccessDenied.
+        if let Some(slow) = self.pace_anonymous(&req, client) {
+            return (slow, None);
+        }
         (user_content(self.s3.handle(req).await), None)
+    }
+
+    /// Anonymous S3 reads (unsigned GET and HEAD, whatever S3-looking headers they carry) are
+    /// paced per address like share links, from one budget: `SlowDown` when it is spent.
+    fn pace_anonymous(&self, req: &Request<ReqBody>, client: IpAddr) -> Option<Response<RespBody>> {
+        if !s3::is_anonymous_read(req) {
+            return None;
+        }
+        let wait = self.limits.admit_share_request(client).err()?;
+        tracing::warn!(%client, "anonymous S3 reads over this address's budget");
+        Some(user_content(s3::slow_down(wait)))
     }
 
     /// Administrators by Basic auth, or an API token (`Authorization: Bearer ...`).

@@ -126,7 +126,8 @@ impl Limits {
         self.proxies.trusts(ip)
     }
 
-    /// Admits one request to a share link from `ip`, or says how long to wait.
+    /// Admits one anonymous request from `ip` (to a share link, or a public S3 read: one
+    /// budget for both), or says how long to wait.
     pub fn admit_share_request(&self, ip: IpAddr) -> Result<(), Duration> {
         let Some(l) = &self.share_requests else {
             return Ok(());

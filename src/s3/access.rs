@@ -1,5 +1,5 @@
 //! s3s's access hook, used for what must happen before s3s builds a response: signed requests
-//! only (as s3s's default check), and a GetObject `response-content-type` that would make a
+//! only, but for anonymous GetObject and HeadObject, and a GetObject `response-content-type` that would make a
 //! browser render or run the file is dropped, since s3s copies it into the response itself.
 
 use s3s::access::{S3Access, S3AccessContext};
@@ -12,9 +12,13 @@ pub struct KuraAccess;
 #[async_trait::async_trait]
 impl S3Access for KuraAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        match cx.credentials() {
-            Some(_) => Ok(()),
-            None => Err(s3_error!(AccessDenied, "anonymous access is not allowed")),
+        // anonymous callers may only read objects (what is public, the core decides)
+        match (cx.credentials(), cx.s3_op().name()) {
+            (Some(_), _) | (None, "GetObject" | "HeadObject") => Ok(()),
+            (None, _) => Err(s3_error!(
+                AccessDenied,
+                "anonymous callers may only GET or HEAD public objects"
+            )),
         }
     }
 

@@ -127,7 +127,12 @@ impl KuraS3 {
         let who = &who;
         let path = self.require_bucket(who, &req.input.bucket).await?;
         let e = self.vfs.stat(who, &path).await.map_err(bucket_error)?;
-        let (owner, grants) = acl_view(&e);
+        let public = self
+            .vfs
+            .is_public_read(who, &path)
+            .await
+            .map_err(bucket_error)?;
+        let (owner, grants) = acl_view(&e, public);
         Ok(S3Response::new(GetBucketAclOutput {
             owner: Some(owner),
             grants: Some(grants),

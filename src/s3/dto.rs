@@ -109,10 +109,10 @@ pub(super) fn owner_full_control(who: &Caller) -> (Owner, Vec<Grant>) {
 }
 
 /// The ACL view of an entry's owner, group and mode: owner, group members (as a canonical
-/// user `group:NAME`) and the other users (AuthenticatedUsers: anonymous requests are
-/// refused, so AllUsers would wrongly make everything look public) get READ/WRITE as their
-/// mode bits say; FULL_CONTROL where both are set. Read-only: Put*Acl answers NotImplemented.
-pub(super) fn acl_view(e: &Entry) -> (Owner, Vec<Grant>) {
+/// user `group:NAME`) and the other users (AuthenticatedUsers) get READ/WRITE as their mode
+/// bits say, FULL_CONTROL where both are set; AllUsers gets READ when the entry is marked
+/// public-read (`public`). Put*Acl maps back onto the same bits (s3/acl.rs).
+pub(super) fn acl_view(e: &Entry, public: bool) -> (Owner, Vec<Grant>) {
     let owner_name = e.owner.clone().unwrap_or_else(|| "admin".into());
     let owner = Owner {
         display_name: Some(owner_name.clone()),
@@ -155,9 +155,21 @@ pub(super) fn acl_view(e: &Entry) -> (Owner, Vec<Grant>) {
                 id: None,
                 type_: Type::from_static(Type::GROUP),
                 email_address: None,
-                uri: Some("http://acs.amazonaws.com/groups/global/AuthenticatedUsers".into()),
+                uri: Some(super::acl::AUTHENTICATED.into()),
             }),
             permission: Some(Permission::from_static(p)),
+        });
+    }
+    if public {
+        grants.push(Grant {
+            grantee: Some(Grantee {
+                display_name: None,
+                id: None,
+                type_: Type::from_static(Type::GROUP),
+                email_address: None,
+                uri: Some(super::acl::ALL_USERS.into()),
+            }),
+            permission: Some(Permission::from_static(Permission::READ)),
         });
     }
     (owner, grants)

@@ -1,5 +1,6 @@
 //! Checks made in the router before s3s reads a byte of the body: the request must carry a
-//! signature (Kura has no anonymous S3 access), a SigV2 header signature must be fresh, and
+//! signature unless it is an anonymous read (GET or HEAD without a body; the core decides
+//! whether what it asks for is public), a SigV2 header signature must be fresh, and
 //! presigned URLs may not run longer than seven days (AWS's own limit). Malformed signature,
 //! date and Content-MD5 headers get the codes AWS answers them with, where s3s's differ.
 
@@ -62,10 +63,11 @@ fn query<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
 pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
     let now = SystemTime::now();
     match signature(req) {
+        Signature::None if is_anonymous_read(req) => Ok(()),
         Signature::None => Err(s3_error(
             StatusCode::FORBIDDEN,
             "AccessDenied",
-            "anonymous access is not allowed",
+            "an unsigned request may only GET or HEAD a public object, without a body",
         )),
         Signature::HeaderV4 => {
             if !well_formed_v4(req) {
@@ -215,6 +217,32 @@ fn content_md5<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
     ))
 }
 
+/// An unsigned `GET` or `HEAD` without a body: the only request an anonymous caller may make
+/// (what it may read, the core decides).
+pub fn is_anonymous_read<B>(req: &Request<B>) -> bool {
+    let h = req.headers();
+    signature(req) == Signature::None
+        && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+        && !h.contains_key(header::TRANSFER_ENCODING)
+        && h.get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
+/// The answer to an anonymous read over its address's budget: S3's `503 SlowDown`, which
+/// S3 clients retry after `Retry-After`.
+pub fn slow_down(wait: Duration) -> Response<RespBody> {
+    let mut r = s3_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SlowDown",
+        "too many anonymous requests from this address; please reduce your request rate",
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs().max(1)),
+    );
+    r
+}
+
 fn distance(a: SystemTime, b: SystemTime) -> Duration {
     a.duration_since(b)
         .or_else(|_| b.duration_since(a))
@@ -222,9 +250,19 @@ fn distance(a: SystemTime, b: SystemTime) -> Duration {
 }
 
 /// An S3 error reply written here, as s3s would, for a request s3s never sees.
-fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
+pub(super) fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
+    s3_error_xml(status, code, message, "")
+}
+
+/// `s3_error` with more (escaped) elements after the message.
+pub(super) fn s3_error_xml(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    extra: &str,
+) -> Response<RespBody> {
     let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>{extra}</Error>"
     );
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
@@ -253,12 +291,30 @@ mod tests {
 
     #[test]
     fn unsigned_and_stale_requests_are_refused() {
-        assert_eq!(code(admit(&req("/b/k", &[]))), 403);
-        // S3-looking headers are no signature
+        // an unsigned GET or HEAD passes (the core decides what it may read); with a body not
+        let get = |m: &str, h: &[(&str, &str)]| {
+            let mut b = Request::builder().method(m).uri("/b/k");
+            for (k, v) in h {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        assert_eq!(code(admit(&get("GET", &[]))), 200);
+        assert_eq!(code(admit(&get("HEAD", &[("content-length", "0")]))), 200);
+        assert_eq!(code(admit(&get("GET", &[("content-length", "5")]))), 403);
         assert_eq!(
-            code(admit(&req("/b/k", &[("x-amz-date", "20260101T000000Z")]))),
+            code(admit(&get("GET", &[("transfer-encoding", "chunked")]))),
             403
         );
+        for m in ["PUT", "POST", "DELETE", "PATCH"] {
+            assert_eq!(code(admit(&get(m, &[]))), 403, "{m}");
+        }
+        assert_eq!(code(admit(&req("/b/k", &[]))), 200);
+        // S3-looking headers are no signature: a write with them is refused, a read with them
+        // is anonymous
+        let date = ("x-amz-date", "20260101T000000Z");
+        assert_eq!(code(admit(&get("PUT", &[date]))), 403);
+        assert!(is_anonymous_read(&get("GET", &[date])));
         let sig = "0".repeat(64);
         let v4 = format!("AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature={sig}");
         assert_eq!(code(admit(&req("/b/k", &[("authorization", &v4)]))), 200);

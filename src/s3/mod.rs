@@ -1,9 +1,11 @@
 //! S3 adapter (s3s): SigV2/SigV4 and streaming payloads are s3s's; every operation is a core call.
 
 mod access;
+mod acl;
 mod auth;
 mod bucket;
 mod checksum;
+mod cors;
 mod dto;
 mod errors;
 mod gate;
@@ -12,6 +14,7 @@ mod list;
 mod multipart;
 mod names;
 mod object;
+mod public;
 mod service;
 
 use crate::wire::ReqBody;
@@ -21,35 +24,104 @@ use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::auth::AccessKeys;
-use crate::vfs::Vfs;
+use crate::vfs::{VPath, Vfs};
 use crate::wire::RespBody;
 
 /// The S3 front end shared by all connections.
 pub struct S3Front {
     service: S3Service,
+    /// The core, for the bucket's CORS rules (read for every request with `Origin`).
+    vfs: Vfs,
+    /// Which bucket a virtual-host-style request names.
+    host: host::KuraHost,
 }
 
 impl S3Front {
     /// Builds the s3s service over the core; `base_domain` enables virtual-host-style buckets.
     pub fn new(vfs: Vfs, keys: AccessKeys, base_domain: Option<String>) -> Self {
         let owners = auth::Owners::default();
+        let host = host::KuraHost::new(base_domain);
         let mut b = S3ServiceBuilder::new(service::KuraS3 {
-            vfs,
+            vfs: vfs.clone(),
             keys: keys.clone(),
             owners: owners.clone(),
         });
         b.set_auth(auth::KuraAuth { keys, owners });
         b.set_access(access::KuraAccess);
-        b.set_host(host::KuraHost::new(base_domain));
+        b.set_host(host.clone());
         b.set_config(std::sync::Arc::new(StaticConfigProvider::new(
             std::sync::Arc::new(limits()),
         )));
-        S3Front { service: b.build() }
+        S3Front {
+            service: b.build(),
+            vfs,
+            host,
+        }
     }
 
     /// Serves one S3 request (signature checks included); unsigned, stale or overlong
-    /// presigned requests are refused before their body is read.
+    /// presigned requests are refused before their body is read. `OPTIONS` is a CORS
+    /// preflight, answered from the bucket's rules and nothing else; any other request with
+    /// `Origin` gets the CORS headers of the rule that allows it, whatever its status.
     pub async fn handle(&self, req: Request<ReqBody>) -> Response<RespBody> {
+        let target = self.cors_target(&req);
+        if req.method() == http::Method::OPTIONS {
+            let rules = match &target {
+                Some((bucket, _, _)) => self.cors_rules(bucket).await,
+                None => None,
+            };
+            let object = target.as_ref().is_some_and(|t| t.2);
+            return cors::preflight(&req, rules.as_deref(), object);
+        }
+        let method = req.method().clone();
+        let mut resp = self.serve(req).await;
+        if let Some((bucket, origin, _)) = target {
+            if let Some(rules) = self.cors_rules(&bucket).await {
+                cors::decorate(resp.headers_mut(), &rules, &origin, &method);
+            }
+        }
+        resp
+    }
+
+    /// The bucket a request addresses, its `Origin` (absent: no CORS) and whether it names
+    /// an object; `None` for the service root, unreadable origins and invalid bucket names.
+    fn cors_target<B>(&self, req: &Request<B>) -> Option<(VPath, String, bool)> {
+        let origin = req.headers().get(http::header::ORIGIN);
+        let origin = match origin {
+            Some(v) => v.to_str().ok()?.to_string(),
+            // a preflight without Origin still needs its answer (400)
+            None if req.method() == http::Method::OPTIONS => String::new(),
+            None => return None,
+        };
+        let path = req.uri().path().trim_start_matches('/');
+        let vhost = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| self.host.bucket_of(h));
+        let (bucket, key) = match vhost {
+            Some(b) => (b, path),
+            None => path.split_once('/').unwrap_or((path, "")),
+        };
+        if !s3s::path::check_bucket_name(bucket) {
+            return None;
+        }
+        let bucket = names::bucket(bucket).ok()?;
+        Some((bucket, origin, !key.is_empty()))
+    }
+
+    /// The bucket's CORS rules, if it has any.
+    async fn cors_rules(&self, bucket: &VPath) -> Option<Vec<cors::Rule>> {
+        match self.vfs.public_bucket_setting(bucket, cors::SETTING).await {
+            Ok(v) => cors::parse(&v?),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read a bucket's CORS rules");
+                None
+            }
+        }
+    }
+
+    async fn serve(&self, req: Request<ReqBody>) -> Response<RespBody> {
         if let Err(refused) = gate::admit(&req) {
             return refused;
         }
@@ -78,6 +150,8 @@ fn limits() -> S3Config {
     c.form_max_parts = 32;
     c
 }
+
+pub use gate::{is_anonymous_read, slow_down};
 
 /// True for requests signed for S3 (header or query signatures, or S3-only headers).
 pub fn is_signed<B>(req: &Request<B>) -> bool {

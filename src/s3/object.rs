@@ -9,7 +9,7 @@ use super::dto::{md5_hex, trailer_names, ts, user_metadata, StoredHeaders, EMPTY
 use super::errors::{bucket_error, object_error};
 use super::names;
 use super::service::KuraS3;
-use crate::vfs::{Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
+use crate::vfs::{Caller, Entry, UploadOptions, VPath, VfsError};
 
 fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
@@ -70,7 +70,12 @@ impl KuraS3 {
     }
 
     /// A file entry, or NoSuchKey (folders are not objects, except as markers).
-    async fn object_entry(&self, who: &Caller, bucket: &str, key: &str) -> S3Result<Entry> {
+    pub(super) async fn object_entry(
+        &self,
+        who: &Caller,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<Entry> {
         let op = names::object(bucket, key)?;
         // the object first: its lookup also finds the bucket; only a miss asks which is missing
         match self.vfs.stat(who, &op.path).await {
@@ -292,7 +297,10 @@ impl KuraS3 {
         let who = &who;
         let input = req.input;
         let entry = self.object_entry(who, &input.bucket, &input.key).await?;
-        Vfs::require_readable(who, &entry).map_err(object_error)?;
+        self.vfs
+            .require_readable(who, &entry)
+            .await
+            .map_err(object_error)?;
         check_conditions(
             &entry,
             input.if_match.as_ref(),
@@ -508,7 +516,12 @@ impl KuraS3 {
         let e = self
             .object_entry(who, &req.input.bucket, &req.input.key)
             .await?;
-        let (owner, grants) = super::dto::acl_view(&e);
+        let public = self
+            .vfs
+            .is_public_read(who, &e.path)
+            .await
+            .map_err(object_error)?;
+        let (owner, grants) = super::dto::acl_view(&e, public);
         Ok(S3Response::new(GetObjectAclOutput {
             owner: Some(owner),
             grants: Some(grants),

@@ -9,6 +9,7 @@ mod multipart;
 mod props;
 mod replication;
 mod replication_journal;
+mod settings;
 mod shares;
 mod tokens;
 mod tree;

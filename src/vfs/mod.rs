@@ -12,7 +12,9 @@ mod names;
 mod namespace;
 pub mod path;
 mod perm;
+pub mod public;
 pub mod replica;
+mod settings;
 mod storage;
 mod transfer;
 mod upload;
@@ -151,6 +153,25 @@ impl Caller {
     pub fn with_lock_tokens(mut self, tokens: Vec<String>) -> Caller {
         self.lock_tokens = tokens;
         self
+    }
+
+    /// The caller of a request without identity (an unsigned S3 GET or HEAD): no user (the
+    /// empty name, which no user can have), no group. It may read public files and nothing
+    /// else (vfs/public.rs).
+    pub fn anonymous() -> Caller {
+        Caller {
+            user: String::new(),
+            is_admin: false,
+            groups: Vec::new(),
+            primary_group: None,
+            can_create_buckets: false,
+            lock_tokens: Vec::new(),
+        }
+    }
+
+    /// True for `Caller::anonymous()`.
+    pub fn is_anonymous(&self) -> bool {
+        self.user.is_empty()
     }
 
     /// An administrator identity for admin commands run on the server itself.

@@ -69,6 +69,9 @@ async fn copy_local(
 impl Vfs {
     /// Metadata of a path; the root always exists.
     pub async fn stat(&self, c: &Caller, path: &VPath) -> Result<Entry, VfsError> {
+        if c.is_anonymous() {
+            return self.stat_anonymous(c, path).await;
+        }
         self.resolve(c, path).await?.ok_or(VfsError::NotFound)
     }
 
@@ -188,7 +191,7 @@ impl Vfs {
         if entry.is_dir {
             return Err(VfsError::WrongKind("is a folder"));
         }
-        entry.require(c, R, "the file may not be read")?;
+        self.require_readable(c, entry).await?;
         let key = entry.path.storage_key(false);
         let source = match &self.local {
             Some(l) => {
@@ -504,9 +507,12 @@ impl Vfs {
 
     /// Fails unless `c` may read the file `e`: its ETag and metadata (S3 HEAD) are as private
     /// as its bytes.
-    pub fn require_readable(c: &Caller, e: &Entry) -> Result<(), VfsError> {
+    pub async fn require_readable(&self, c: &Caller, e: &Entry) -> Result<(), VfsError> {
         if e.is_dir {
             return Ok(());
+        }
+        if c.is_anonymous() {
+            return self.anonymous_may_read(e).await;
         }
         e.require(c, R, "the file may not be read")
     }
@@ -903,17 +909,7 @@ impl Vfs {
 
     /// Changes the mode bits: the owner or an administrator.
     pub async fn chmod(&self, c: &Caller, path: &VPath, mode: u32) -> Result<(), VfsError> {
-        let e = self.stat(c, path).await?;
-        if path.is_root() || !(c.is_admin || e.owner.as_deref() == Some(c.user.as_str())) {
-            return Err(VfsError::Forbidden(
-                "only the owner or an administrator changes the mode",
-            ));
-        }
-        self.check_unlocked(c, vec![(path.clone(), false)]).await?;
-        Ok(self
-            .store
-            .set_mode(path.as_str(), i64::from(mode & 0o777))
-            .await?)
+        self.set_acl(c, path, mode, None).await
     }
 
     /// Changes the owner (administrators only) and/or the group (the owner, to a group it is

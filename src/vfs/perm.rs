@@ -15,6 +15,11 @@ impl Entry {
         if c.is_admin {
             return true;
         }
+        if c.is_anonymous() {
+            // passing through folders "other" may enter, nothing more: what an anonymous
+            // caller may read is decided by `Vfs::anonymous_may_read` (vfs/public.rs)
+            return want == X && self.is_dir && self.mode & X == X;
+        }
         let shift = if self.owner.as_deref() == Some(c.user.as_str()) {
             6
         } else if self.group.as_ref().is_some_and(|g| c.groups.contains(g)) {
@@ -23,6 +28,16 @@ impl Entry {
             0
         };
         (self.mode >> shift) & want == want
+    }
+
+    /// Fails unless `c` owns this entry or is an administrator: who may change its mode and
+    /// its bucket's settings.
+    pub fn require_owner(&self, c: &Caller, what: &'static str) -> Result<(), VfsError> {
+        if c.is_admin || self.owner.as_deref() == Some(c.user.as_str()) {
+            Ok(())
+        } else {
+            Err(VfsError::Forbidden(what))
+        }
     }
 
     /// `allows`, as an error naming what was refused.

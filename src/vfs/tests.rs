@@ -914,3 +914,50 @@ async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
     crate::vfs::sweep_temp(dir.path()).unwrap();
     assert!(v.fsck(false).await.unwrap().is_clean());
 }
+
+/// The anonymous caller holds no class: in a folder everyone may write, it still writes,
+/// lists and deletes nothing, and reads a file only once an ACL makes it public.
+#[tokio::test]
+async fn anonymous_callers_read_public_files_and_nothing_else() {
+    let v = vfs().await;
+    let anon = Caller::anonymous();
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    put(&v, "/b/f.txt", b"bytes").await;
+    v.chmod(&ann(), &p("/b"), 0o777).await.unwrap();
+    v.chmod(&ann(), &p("/b/f.txt"), 0o666).await.unwrap();
+    let forbidden = |r: Result<(), VfsError>| matches!(r, Err(VfsError::Forbidden(_)));
+    assert!(forbidden(v.stat(&anon, &p("/b/f.txt")).await.map(|_| ())));
+    assert!(forbidden(v.stat(&anon, &p("/b/none")).await.map(|_| ())));
+    assert!(forbidden(
+        v.upload(&anon, &p("/b/new"), UploadOptions::default())
+            .await
+            .map(|_| ())
+    ));
+    assert!(forbidden(v.delete(&anon, &p("/b/f.txt")).await));
+    assert!(forbidden(v.list(&anon, &p("/b")).await.map(|_| ())));
+    assert!(forbidden(v.chmod(&anon, &p("/b/f.txt"), 0o666).await));
+    assert!(forbidden(v.mkdir(&anon, &p("/c")).await));
+
+    v.set_acl(&ann(), &p("/b/f.txt"), 0o644, Some(true))
+        .await
+        .unwrap();
+    let (e, dl) = v.open_read(&anon, &p("/b/f.txt")).await.unwrap();
+    assert_eq!(dl.read_at(0, e.size as usize).await.unwrap(), &b"bytes"[..]);
+    // still no listing, no write, no folder
+    assert!(forbidden(v.list(&anon, &p("/b")).await.map(|_| ())));
+    assert!(forbidden(v.delete(&anon, &p("/b/f.txt")).await));
+    assert!(forbidden(v.stat(&anon, &p("/b")).await.map(|_| ())));
+    // the mode still decides: "other" may not read, nobody anonymous may
+    v.chmod(&ann(), &p("/b/f.txt"), 0o640).await.unwrap();
+    assert!(forbidden(v.stat(&anon, &p("/b/f.txt")).await.map(|_| ())));
+    // the block ignores public ACLs
+    v.chmod(&ann(), &p("/b/f.txt"), 0o644).await.unwrap();
+    let block = public::PublicBlock {
+        ignore_public_acls: true,
+        ..Default::default()
+    };
+    v.set_public_block(&ann(), &p("/b"), Some(block))
+        .await
+        .unwrap();
+    assert!(forbidden(v.stat(&anon, &p("/b/f.txt")).await.map(|_| ())));
+}

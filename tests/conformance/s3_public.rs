@@ -1,0 +1,182 @@
+//! Public S3 reads against a real server: boto3 sets ACLs, policies and public access blocks
+//! and an anonymous reader checks each; curl attacks a public bucket without a signature.
+
+use std::process::Command;
+
+use crate::common::{code, require, run, Server};
+
+/// Status of an unsigned curl request (body to stdout after the status line is dropped).
+fn anon(server: &Server, args: &[&str]) -> (u16, String) {
+    let mut all = vec!["-o", "/dev/stderr", "-w", "%{http_code}"];
+    all.extend_from_slice(args);
+    let out = server.curl(&all);
+    (
+        code(&out),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// boto3: canned ACLs, grants, public-read buckets and objects, policies, blocks.
+#[test]
+fn public_reads_through_boto3() {
+    require("python3");
+    let server = Server::plain();
+    let key = server.s3_key();
+    server.add_user("bob", "bob-password-1", &["--create-buckets"]);
+    let bob = server.s3_key_for("bob");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/s3_public.py"
+    );
+    let out = run(Command::new("python3")
+        .arg(script)
+        .env("KURA_S3_ENDPOINT", server.url(""))
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("KURA_OTHER_KEY_ID", &bob.id)
+        .env("KURA_OTHER_SECRET", &bob.secret)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
+    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+}
+
+/// A public bucket attacked without a signature: writes, bodies, listings and traversal are
+/// refused and change nothing; reads are paced per address.
+#[test]
+fn anonymous_attacks_on_a_public_bucket() {
+    require("curl");
+    require("aws");
+    let server = Server::start_with(
+        false,
+        &[
+            ("KURA_LIMITS__SHARE_REQUESTS_PER_SECOND", "2"),
+            ("KURA_LIMITS__SHARE_BURST", "20"),
+        ],
+    );
+    let key = server.s3_key();
+    let aws = |args: &[&str]| run(server.aws(&key).args(args));
+    aws(&["s3api", "create-bucket", "--bucket", "pub"]);
+    aws(&["s3api", "create-bucket", "--bucket", "priv"]);
+    let f = server.data_dir().join("../body.txt");
+    std::fs::write(&f, b"public bytes").unwrap();
+    let f = f.to_str().unwrap();
+    aws(&["s3", "cp", f, "s3://pub/page.txt"]);
+    aws(&["s3", "cp", f, "s3://priv/secret.txt"]);
+    aws(&[
+        "s3api",
+        "put-bucket-acl",
+        "--bucket",
+        "pub",
+        "--acl",
+        "public-read",
+    ]);
+    let url = |p: &str| server.url(p);
+
+    let (s, body) = anon(&server, &[&url("/pub/page.txt")]);
+    assert_eq!((s, body.as_str()), (200, "public bytes"));
+
+    // writes of every kind: 403, nothing changed
+    for args in [
+        vec!["-X", "PUT", "--data-binary", "evil", "/pub/page.txt"],
+        vec!["-X", "PUT", "--data-binary", "evil", "/pub/new.txt"],
+        vec!["-X", "PUT", "/pub/empty.txt"],
+        vec!["-X", "DELETE", "/pub/page.txt"],
+        vec!["-X", "DELETE", "/pub"],
+        vec!["-X", "POST", "--data-binary", "x", "/pub/page.txt?uploads"],
+        vec![
+            "-X",
+            "POST",
+            "-F",
+            "key=up.txt",
+            "-F",
+            "file=@/etc/hostname",
+            "/pub",
+        ],
+        vec![
+            "-X",
+            "PUT",
+            "-H",
+            "x-amz-acl: public-read-write",
+            "/pub?acl",
+        ],
+        vec!["-X", "PUT", "/evil-bucket"],
+    ] {
+        let (last, rest) = args.split_last().unwrap();
+        let u = url(last);
+        let mut a: Vec<&str> = rest.to_vec();
+        a.push(&u);
+        let (s, body) = anon(&server, &a);
+        assert_eq!(s, 403, "{args:?}: {body}");
+        assert!(body.contains("AccessDenied"), "{args:?}: {body}");
+    }
+    // a GET or HEAD with a body is refused before the body is read
+    let (s, body) = anon(
+        &server,
+        &["-X", "GET", "--data-binary", "x", &url("/pub/page.txt")],
+    );
+    assert_eq!(s, 403, "{body}");
+    // listings, sub-resources and the service are not public
+    for p in [
+        "/pub",
+        "/pub/",
+        "/pub?list-type=2",
+        "/pub?acl",
+        "/pub?policy",
+        "/pub/page.txt?acl",
+        "/",
+    ] {
+        let (s, body) = anon(&server, &[&url(p)]);
+        assert_eq!(s, 403, "{p}: {body}");
+    }
+    // the private bucket beside it, directly and by traversal
+    for p in [
+        "/priv/secret.txt",
+        "/pub/../priv/secret.txt",
+        "/pub/%2e%2e/priv/secret.txt",
+        "/pub/..%2fpriv%2fsecret.txt",
+        "/pub/%2E%2E%2Fpriv/secret.txt",
+        "/pub//../priv/secret.txt",
+        "/pub/page.txt/../../priv/secret.txt",
+    ] {
+        let (s, body) = anon(&server, &[&url(p)]);
+        assert_ne!(s, 200, "{p}: {body}");
+        assert!(!body.contains("public bytes"), "{p}");
+    }
+    let listed = aws(&["s3", "ls", "s3://pub"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("page.txt") && !listed.contains("new.txt") && !listed.contains("empty.txt"),
+        "{listed}"
+    );
+    let got = aws(&["s3", "cp", "s3://pub/page.txt", "-"]);
+    assert_eq!(got.stdout, b"public bytes");
+    let buckets = aws(&["s3", "ls"]);
+    assert!(!String::from_utf8_lossy(&buckets.stdout).contains("evil-bucket"));
+
+    // the public access block: 403 even with the public-read ACL
+    aws(&[
+        "s3api",
+        "put-public-access-block",
+        "--bucket",
+        "pub",
+        "--public-access-block-configuration",
+        "IgnorePublicAcls=true",
+    ]);
+    assert_eq!(anon(&server, &[&url("/pub/page.txt")]).0, 403);
+    aws(&["s3api", "delete-public-access-block", "--bucket", "pub"]);
+
+    // anonymous reads are paced per address (burst 20, then 2 a second): S3's 503 SlowDown
+    let mut codes = Vec::new();
+    for _ in 0..40 {
+        codes.push(anon(&server, &[&url("/pub/page.txt")]).0);
+    }
+    let slowed = codes.iter().filter(|c| **c == 503).count();
+    assert!(slowed > 0, "no SlowDown in {codes:?}");
+    let (s, body) = anon(&server, &["-i", &url("/pub/page.txt")]);
+    assert_eq!(s, 503);
+    assert!(body.contains("<Code>SlowDown</Code>"), "{body}");
+    assert!(body.to_ascii_lowercase().contains("retry-after:"), "{body}");
+    // signed requests are not slowed by the anonymous budget
+    let got = aws(&["s3", "cp", "s3://pub/page.txt", "-"]);
+    assert_eq!(got.stdout, b"public bytes");
+}
