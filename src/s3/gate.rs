@@ -218,10 +218,12 @@ fn content_md5<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
 }
 
 /// An unsigned `GET` or `HEAD` without a body: the only request an anonymous caller may make
-/// (what it may read, the core decides).
+/// (what it may read, the core decides). One with an `Authorization` header that is no S3
+/// signature (empty, say) is no anonymous read but a failed login (AWS: AccessDenied).
 pub fn is_anonymous_read<B>(req: &Request<B>) -> bool {
     let h = req.headers();
     signature(req) == Signature::None
+        && !h.contains_key(header::AUTHORIZATION)
         && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
         && !h.contains_key(header::TRANSFER_ENCODING)
         && h.get(header::CONTENT_LENGTH)
