@@ -31,6 +31,7 @@ pub struct PartUpload {
     upload_id: String,
     number: i64,
     sink: Sink,
+    checksums: Option<String>,
 }
 
 impl PartUpload {
@@ -38,6 +39,12 @@ impl PartUpload {
     /// with `BadDigest` before it replaces anything.
     pub fn expect_md5(&mut self, md5: String) {
         self.sink.expected_md5 = Some(md5);
+    }
+
+    /// The flexible checksums the adapter computed (`x-amz-checksum-*` -> value), kept with
+    /// the part for ListParts and the object's composite checksum.
+    pub fn set_checksums(&mut self, sums: BTreeMap<String, String>) {
+        self.checksums = headers_json(&sums);
     }
 
     /// Appends a chunk of the part.
@@ -49,6 +56,7 @@ impl PartUpload {
     pub async fn commit(&mut self) -> Result<PartRow, VfsError> {
         let mut sink = self.sink.take();
         let (vfs, upload_id, number) = (self.vfs.clone(), self.upload_id.clone(), self.number);
+        let checksums = self.checksums.take();
         to_the_end(async move {
             let (md5, size) = sink.seal().await?;
             sink.close().await?;
@@ -57,6 +65,7 @@ impl PartUpload {
                 size: size as i64,
                 etag: md5,
                 mtime_ms: now_ms(),
+                checksums,
             };
             vfs.store.put_part(&upload_id, &row).await?;
             Ok(row)
@@ -152,6 +161,7 @@ impl Vfs {
             upload_id: id.to_string(),
             number,
             sink,
+            checksums: None,
         })
     }
 

@@ -1,8 +1,9 @@
 """Exact S3 error codes, as attacks: forged and malformed signatures, dates and headers sent
-raw (what no SDK sends), another user's bucket name, a part whose Content-MD5 lies, and
-ListMultipartUploads paged. Each case checks the status and the <Code> AWS answers with
-(ceph's s3-tests are the reference where AWS's documentation is silent). Exits non-zero on any
-failure; prints "N checks passed".
+raw (what no SDK sends), another user's bucket name, a part whose Content-MD5 or checksum lies;
+and the fields S3 clients page and check with: ListMultipartUploads and delimited listings
+paged, GetObjectAttributes' PartsCount, part and composite checksums. Each case checks the
+status and the <Code> AWS answers with (ceph's s3-tests are the reference where AWS's
+documentation is silent). Exits non-zero on any failure; prints "N checks passed".
 
 Usage: s3_errors.py PORT ADMIN_KEY ADMIN_SECRET EVE_KEY EVE_SECRET (a plain-HTTP server).
 """
@@ -13,6 +14,7 @@ import http.client
 import re
 import sys
 import unittest.mock
+import zlib
 
 import boto3
 import botocore.auth
@@ -80,6 +82,15 @@ def send(method, path, headers, body=b"", replace=None, drop=()):
     text = r.read().decode(errors="replace")
     m = re.search(r"<Code>(.*?)</Code>", text)
     return r.status, m.group(1) if m else "", text
+
+
+def error_of(fn, *a, **kw):
+    """(code, status) of a boto3 call that should fail; (None, 200) when it succeeds."""
+    try:
+        fn(*a, **kw)
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    return None, 200
 
 
 def expect(what, got, status, code=None):
@@ -172,6 +183,32 @@ ok(a["ObjectSize"] == (5 << 20) + 4 and "ETag" not in a and "StorageClass" not i
 a = s3.get_object_attributes(Bucket="errs", Key="obj", ObjectAttributes=["ETag", "ObjectParts"])
 ok("ObjectParts" not in a and "ObjectSize" not in a and a["ETag"], f"a single-part object: {a}")
 s3.delete_object(Bucket="errs", Key="two-parts")
+
+# checksums of parts: ListParts returns them, CompleteMultipartUpload answers the composite
+# (CRC32 of the concatenated part CRC32s, "-N"), and refuses a part named with another checksum
+def crc32_b64(data):
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+p1, p2 = b"b" * (5 << 20), b"last part"
+up = s3.create_multipart_upload(Bucket="errs", Key="summed", ChecksumAlgorithm="CRC32")["UploadId"]
+r1 = s3.upload_part(Bucket="errs", Key="summed", UploadId=up, PartNumber=1, Body=p1, ChecksumAlgorithm="CRC32")
+r2 = s3.upload_part(Bucket="errs", Key="summed", UploadId=up, PartNumber=2, Body=p2, ChecksumAlgorithm="CRC32")
+ok(r1["ChecksumCRC32"] == crc32_b64(p1), f"UploadPart's CRC32: {r1.get('ChecksumCRC32')}")
+listed = s3.list_parts(Bucket="errs", Key="summed", UploadId=up)["Parts"]
+ok([p.get("ChecksumCRC32") for p in listed] == [crc32_b64(p1), crc32_b64(p2)], f"ListParts checksums: {listed}")
+lying = [{"PartNumber": 1, "ETag": r1["ETag"], "ChecksumCRC32": crc32_b64(b"other")},
+         {"PartNumber": 2, "ETag": r2["ETag"], "ChecksumCRC32": r2["ChecksumCRC32"]}]
+err = error_of(s3.complete_multipart_upload, Bucket="errs", Key="summed", UploadId=up,
+               MultipartUpload={"Parts": lying})
+ok(err == ("InvalidPart", 400), f"a part named with another checksum: {err}")
+done = s3.complete_multipart_upload(Bucket="errs", Key="summed", UploadId=up, MultipartUpload={"Parts": [
+    {"PartNumber": 1, "ETag": r1["ETag"], "ChecksumCRC32": r1["ChecksumCRC32"]},
+    {"PartNumber": 2, "ETag": r2["ETag"], "ChecksumCRC32": r2["ChecksumCRC32"]}]})
+raw = base64.b64decode(r1["ChecksumCRC32"]) + base64.b64decode(r2["ChecksumCRC32"])
+ok(done.get("ChecksumCRC32") == crc32_b64(raw) + "-2", f"composite CRC32: {done.get('ChecksumCRC32')}")
+ok(done.get("ChecksumType") == "COMPOSITE", f"ChecksumType: {done.get('ChecksumType')}")
+s3.delete_object(Bucket="errs", Key="summed")
 
 # ListMultipartUploads pages: max-uploads, key-marker, upload-id-marker, IsTruncated
 ids = {}
