@@ -66,6 +66,7 @@ fi
 
 cargo fmt --all -- --check
 # import direction: no loop, no upward import between the layers of docs/architecture.md
+python3 scripts/layers.py --self-test
 python3 scripts/layers.py
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked -- --test-threads=3 --show-output

@@ -9,12 +9,16 @@ use crate::vfs::VfsError;
 pub fn to_fs_error(e: VfsError) -> FsError {
     match e {
         VfsError::NotFound => FsError::NotFound,
-        VfsError::Exists => FsError::Exists,
+        // a PUT's If-Match / If-None-Match that does not hold, at the checks or at the commit
+        VfsError::Exists | VfsError::PreconditionFailed(_) | VfsError::Changed(_) => {
+            FsError::Exists
+        }
         // dav-server turns NotFound on PUT/MKCOL/COPY targets into 409 Conflict.
         VfsError::Conflict(_) => FsError::NotFound,
-        VfsError::WrongKind(_) | VfsError::InvalidPath(_) | VfsError::Forbidden(_) => {
-            FsError::Forbidden
-        }
+        VfsError::WrongKind(_)
+        | VfsError::InvalidPath(_)
+        | VfsError::Forbidden(_)
+        | VfsError::NotEmpty => FsError::Forbidden,
         VfsError::Incomplete { .. } => FsError::GeneralFailure,
         VfsError::BadDigest(_)
         | VfsError::NoSuchUpload

@@ -74,6 +74,7 @@ impl GuardedFileSystem<Caller> for KuraFs {
                 let opts = UploadOptions {
                     create_new: options.create_new || lock_null,
                     must_exist: !options.create,
+                    if_match: options.if_match.clone(),
                     expected_size: options.size,
                     ..Default::default()
                 };
@@ -231,7 +232,7 @@ impl GuardedFileSystem<Caller> for KuraFs {
                 let value = prop.xml.as_deref().and_then(live_props::text);
                 let res = match (set, prop.name.as_str(), value) {
                     (true, "mode", Some(v)) => match u32::from_str_radix(&v, 8) {
-                        Ok(m) if m <= 0o777 => self.vfs.chmod(caller, &p, m).await,
+                        Ok(m) => self.vfs.chmod(caller, &p, m).await,
                         _ => Err(crate::vfs::VfsError::InvalidArgument(
                             "mode is octal, 000 to 777",
                         )),

@@ -76,16 +76,11 @@ impl KuraS3 {
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let who = &who;
         let path = self.require_bucket(who, &req.input.bucket).await?;
-        if !self
-            .vfs
-            .list(who, &path)
+        // emptiness is checked by the core inside the delete's transaction
+        self.vfs
+            .delete_bucket(who, &path)
             .await
-            .map_err(bucket_error)?
-            .is_empty()
-        {
-            return Err(s3_error!(BucketNotEmpty));
-        }
-        self.vfs.delete(who, &path).await.map_err(bucket_error)?;
+            .map_err(bucket_error)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 

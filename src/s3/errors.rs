@@ -12,6 +12,8 @@ pub const LOCKED: &str = "Locked";
 /// Kura's own error code for a write refused by the bucket group's quota (HTTP 403, so that
 /// clients do not retry it as they would a 5xx).
 pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+/// AWS's code for a conditional write that a concurrent write broke before it committed.
+pub const CONDITIONAL_CONFLICT: &str = "ConditionalRequestConflict";
 /// Kura's own error code for a key that breaks the naming rules (`a//b`, `..`, NUL, ...).
 pub const INVALID_NAME: &str = "InvalidObjectName";
 
@@ -29,6 +31,19 @@ pub fn object_error(e: VfsError) -> S3Error {
         VfsError::Exists => {
             S3Error::with_message(S3ErrorCode::PreconditionFailed, "the object exists")
         }
+        VfsError::PreconditionFailed(m) => {
+            S3Error::with_message(S3ErrorCode::PreconditionFailed, m)
+        }
+        VfsError::Changed(m) => custom(
+            CONDITIONAL_CONFLICT,
+            StatusCode::CONFLICT,
+            format!("a conflicting write happened during this one; retry: {m}"),
+        ),
+        VfsError::NotEmpty => custom(
+            PATH_CONFLICT,
+            StatusCode::CONFLICT,
+            "the folder is not empty".into(),
+        ),
         VfsError::Conflict(m) | VfsError::WrongKind(m) => custom(
             PATH_CONFLICT,
             StatusCode::CONFLICT,
@@ -77,6 +92,7 @@ pub fn bucket_error(e: VfsError) -> S3Error {
     match e {
         VfsError::NotFound => S3Error::new(S3ErrorCode::NoSuchBucket),
         VfsError::Exists => S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou),
+        VfsError::NotEmpty => S3Error::new(S3ErrorCode::BucketNotEmpty),
         other => object_error(other),
     }
 }

@@ -9,7 +9,7 @@ use super::dto::{md5_hex, trailer_names, ts, StoredHeaders};
 use super::errors::object_error;
 use super::names;
 use super::service::KuraS3;
-use crate::vfs::{Caller, CompletedPart};
+use crate::vfs::{Caller, CompletedPart, Preconditions};
 
 impl KuraS3 {
     pub(super) async fn mp_create(
@@ -189,7 +189,25 @@ impl KuraS3 {
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
+<<<<<<< HEAD
         let parts = input
+=======
+        if matches!(input.if_none_match, Some(ETagCondition::ETag(_))) {
+            return Err(s3_error!(
+                NotImplemented,
+                "If-None-Match on a write accepts only *"
+            ));
+        }
+        let when = Preconditions {
+            if_none_match_any: input.if_none_match.is_some(),
+            if_match_any: matches!(input.if_match, Some(ETagCondition::Any)),
+            if_match: match &input.if_match {
+                Some(ETagCondition::ETag(e)) => Some(e.value().to_string()),
+                _ => None,
+            },
+        };
+        let parts: Vec<CompletedPart> = input
+>>>>>>> main
             .multipart_upload
             .and_then(|m| m.parts)
             .unwrap_or_default();
@@ -225,7 +243,13 @@ impl KuraS3 {
             .collect();
         let entry = self
             .vfs
-            .multipart_complete(who, peer.as_ref(), &input.upload_id, &op.path, &parts)
+            .multipart_complete(
+                who,
+                peer.as_ref(),
+                &input.upload_id,
+                &op.path,
+                (&parts, &when),
+            )
             .await
             .map_err(object_error)?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {

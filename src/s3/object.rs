@@ -115,7 +115,7 @@ impl KuraS3 {
                 ));
             }
             self.vfs
-                .mkdir_all(who, &op.path)
+                .mkdir_marker(who, &op.path)
                 .await
                 .map_err(object_error)?;
             return Ok(S3Response::new(PutObjectOutput {
@@ -123,15 +123,11 @@ impl KuraS3 {
                 ..Default::default()
             }));
         }
-        if let Some(ETagCondition::ETag(want)) = &input.if_match {
-            let existing = match self.vfs.stat(who, &op.path).await {
-                Ok(e) => Some(e),
-                Err(VfsError::NotFound) => None,
-                Err(e) => return Err(object_error(e)),
-            };
-            if existing.as_ref().is_none_or(|e| e.etag != want.value()) {
-                return Err(s3_error!(PreconditionFailed));
-            }
+        if matches!(input.if_none_match, Some(ETagCondition::ETag(_))) {
+            return Err(s3_error!(
+                NotImplemented,
+                "If-None-Match on a write accepts only *"
+            ));
         }
         let declared = Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
@@ -158,6 +154,10 @@ impl KuraS3 {
         let opts = UploadOptions {
             create_new: matches!(input.if_none_match, Some(ETagCondition::Any)),
             must_exist: matches!(input.if_match, Some(ETagCondition::Any)),
+            if_match: match &input.if_match {
+                Some(ETagCondition::ETag(e)) => Some(e.value().to_string()),
+                _ => None,
+            },
             create_parents: true,
             expected_size: input.content_length.map(|l| l.max(0) as u64),
             content_type: input.content_type,
@@ -203,7 +203,15 @@ impl KuraS3 {
         };
         checksum::to_headers(&sums, &mut stored);
         up.set_headers(stored);
-        let entry = up.commit().await.map_err(object_error)?;
+        let entry = match up.commit().await {
+            Ok(e) => e,
+            // the bucket may have been deleted while the body streamed
+            Err(e @ (VfsError::NotFound | VfsError::Conflict(_))) => {
+                self.require_bucket(who, &input.bucket).await?;
+                return Err(object_error(e));
+            }
+            Err(e) => return Err(object_error(e)),
+        };
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(entry.etag)),
             checksum_crc32: sums.checksum_crc32,
@@ -337,7 +345,8 @@ impl KuraS3 {
         }))
     }
 
-    /// Deletes one key; a missing key is success (S3 semantics), a folder only when empty.
+    /// Deletes one key; a missing key is success (S3 semantics); a `dir/` marker goes as
+    /// `Vfs::delete_marker` says.
     async fn delete_key(&self, who: &Caller, bucket: &str, key: &str) -> S3Result<()> {
         let op = names::object(bucket, key)?;
         match self.vfs.stat(who, &op.path).await {
@@ -347,11 +356,10 @@ impl KuraS3 {
                 if !op.marker {
                     return Ok(());
                 }
-                let children = self.vfs.list(who, &op.path).await.map_err(object_error)?;
-                if children.is_empty() {
-                    self.vfs.delete(who, &op.path).await.map_err(object_error)?;
+                match self.vfs.delete_marker(who, &op.path).await {
+                    Ok(()) | Err(VfsError::NotFound) => Ok(()),
+                    Err(e) => Err(object_error(e)),
                 }
-                Ok(())
             }
             Ok(_) if op.marker => Ok(()),
             Ok(_) => match self.vfs.delete(who, &op.path).await {
@@ -467,12 +475,9 @@ impl KuraS3 {
             }
         }
         if dst.path != src.path {
+            // missing folders above the destination are made only if the copy commits
             self.vfs
-                .mkdir_all(who, &dst.path.parent())
-                .await
-                .map_err(object_error)?;
-            self.vfs
-                .copy(who, &src.path, &dst.path)
+                .copy_object(who, &src.path, &dst.path)
                 .await
                 .map_err(object_error)?;
         }

@@ -562,7 +562,8 @@ fn error_response(e: &ShareError, html: bool) -> Response<RespBody> {
                 "Forbidden",
                 "The owner of this link may no longer access it.".into(),
             ),
-            VfsError::Exists => (
+            // Changed: another drop of the same name committed while this one streamed
+            VfsError::Exists | VfsError::Changed(_) => (
                 StatusCode::CONFLICT,
                 "Conflict",
                 "A file with this name exists already; choose another name.".into(),

@@ -11,7 +11,7 @@ pub struct KeyRow {
     pub id: String,
     /// User the key acts for.
     pub owner: String,
-    /// Sealed secret (see `crate::keys`).
+    /// Sealed secret (see `crate::vault`).
     pub secret_enc: String,
     /// Creation time, ms since the epoch.
     pub created_ms: i64,

@@ -2,6 +2,7 @@
 
 mod entries;
 mod groups;
+mod implicit;
 mod keys;
 mod locks;
 mod marks;
@@ -24,13 +25,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use entries::EntryRow;
+pub use implicit::NOT_EMPTY;
 pub use locks::{LockChange, LockRow};
 pub use marks::Mark;
 pub use multipart::{PartRow, UploadRow};
 pub use props::DeadProp;
 pub use replication::{PeerRow, RuleRow};
 pub use shares::ShareRow;
-pub use tree::{Committed, SOURCE_CHANGED};
+pub use tree::{Committed, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;
 
@@ -139,6 +141,14 @@ impl Store {
 /// Bounds of the half-open range holding every descendant of `path`.
 fn below(path: &str) -> (String, String) {
     (format!("{path}/"), format!("{path}0"))
+}
+
+/// The folder holding `path` ("/" for a top-level entry).
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.

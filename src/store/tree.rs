@@ -5,10 +5,11 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::entries::{entry_cols, EntryRow};
+use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
-use super::{below, map_unique, Mark, MetaError, Store};
+use super::{below, map_unique, parent_of, Mark, MetaError, Store};
 
 /// Why `commit_file` did not record a file.
 #[derive(Debug)]
@@ -27,6 +28,21 @@ impl From<Committed<MetaError>> for MetaError {
         }
     }
 }
+
+/// What a file commit requires, checked inside its transaction.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteRules<'a> {
+    /// Nothing may be at the path (If-None-Match: *): `Duplicate` otherwise.
+    pub create_new: bool,
+    /// The file at the path must still have this ETag (If-Match): `Conflict(ETAG_CHANGED)`
+    /// otherwise, a missing file included.
+    pub if_match: Option<&'a str>,
+    /// Missing folders above the file, outermost first, made implicit in the same commit.
+    pub parents: &'a [EntryRow],
+}
+
+/// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
+pub const ETAG_CHANGED: &str = "the file changed since the write began";
 
 /// Fails unless `parent` is a recorded folder (the root always is), inside the change's
 /// transaction: a folder deleted or moved since the checks makes the change fail, not dangle.
@@ -271,20 +287,23 @@ impl Store {
     /// Inserts or replaces a file row (the commit step of an upload).
     #[cfg(test)]
     pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.commit_file(e, false, None, async { Ok::<(), MetaError>(()) })
-            .await
-            .map_err(MetaError::from)
+        self.commit_file(e, WriteRules::default(), None, async {
+            Ok::<(), MetaError>(())
+        })
+        .await
+        .map_err(MetaError::from)
     }
 
     /// Records a file (new or replaced) and charges its bucket's group, then runs `finish`
     /// (the storage commit) inside the same transaction: over quota, or if `finish` fails,
     /// nothing is recorded. With `create_new`, an entry already at the path (committed by a
     /// concurrent upload since the checks) refuses with `Duplicate` and nothing is replaced.
-    /// A parent folder removed since the checks, or a folder now at the path, refuse too.
+    /// A parent folder removed since the checks, or a folder now at the path, refuse too;
+    /// `rules` adds the preconditions and the implicit parents to make.
     pub async fn commit_file<E, F>(
         &self,
         e: &EntryRow,
-        create_new: bool,
+        rules: WriteRules<'_>,
         mark: Option<&Mark>,
         finish: F,
     ) -> Result<(), Committed<E>>
@@ -295,20 +314,30 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        insert_parents_tx(&mut tx, rules.parents)
+            .await
+            .map_err(Committed::Meta)?;
         // the replaced entry, the paying group and the parent folder in one round trip
-        let (old_dir, old, payer, parent): (Option<i64>, Option<i64>, Option<String>, Option<i64>) =
-            sqlx::query_as(
-                "SELECT (SELECT is_dir FROM entries WHERE path = $1),
+        type Found = (
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+        );
+        let (old_dir, old, payer, parent, old_etag): Found = sqlx::query_as(
+            "SELECT (SELECT is_dir FROM entries WHERE path = $1),
                         (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
                         (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
-                        (SELECT is_dir FROM entries WHERE path = $3)",
-            )
-            .bind(&e.path)
-            .bind(bucket_of(&e.path).unwrap_or(""))
-            .bind(&e.parent)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
+                        (SELECT is_dir FROM entries WHERE path = $3),
+                        (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0)",
+        )
+        .bind(&e.path)
+        .bind(bucket_of(&e.path).unwrap_or(""))
+        .bind(&e.parent)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| Committed::Meta(e.into()))?;
         if old_dir == Some(1) {
             return Err(Committed::Meta(MetaError::Conflict(
                 "a folder is in the way",
@@ -319,8 +348,14 @@ impl Store {
                 "parent folder does not exist",
             )));
         }
-        if create_new && old.is_some() {
+        if rules.create_new && old.is_some() {
             return Err(Committed::Meta(MetaError::Duplicate));
+        }
+        if rules
+            .if_match
+            .is_some_and(|want| old_etag.as_deref() != Some(want))
+        {
+            return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)));
         }
         let files = i64::from(old.is_none());
         charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
@@ -366,16 +401,18 @@ impl Store {
     /// Inserts a folder row with nothing to do in storage (fsck, tests); `Duplicate` if the
     /// path exists.
     pub async fn insert_dir(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.mkdir_with(e, None, async { Ok::<(), MetaError>(()) })
+        self.mkdir_with(e, &[], None, async { Ok::<(), MetaError>(()) })
             .await
             .map_err(MetaError::from)
     }
 
     /// Records a new folder in a folder that still exists, then runs `finish` (making it in
-    /// storage) inside the same transaction; `Duplicate` if the path exists.
+    /// storage) inside the same transaction; `Duplicate` if the path exists. `parents` are
+    /// missing folders above it (outermost first), made implicit in the same transaction.
     pub async fn mkdir_with<E, F>(
         &self,
         e: &EntryRow,
+        parents: &[EntryRow],
         mark: Option<&Mark>,
         finish: F,
     ) -> Result<(), Committed<E>>
@@ -387,6 +424,7 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        insert_parents_tx(&mut tx, parents).await.map_err(meta)?;
         require_folder_tx(&mut tx, &e.parent).await.map_err(meta)?;
         sqlx::query(concat!(
             "INSERT INTO entries (",
@@ -411,20 +449,26 @@ impl Store {
     /// Removes an entry, everything below it and their properties, in one transaction;
     /// `origin` is the peer node the deletion came from (None: this node).
     pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
-        self.delete_tree_with(path, origin, None, async { Ok::<(), MetaError>(()) })
+        let none = async { Ok::<(), MetaError>(()) };
+        let (n, _) = self
+            .delete_tree_with(path, (origin, false), None, none)
             .await
-            .map_err(MetaError::from)
+            .map_err(MetaError::from)?;
+        Ok(n)
     }
 
     /// `delete_tree` that runs `finish` (the storage delete) inside the transaction; `Gone`
-    /// when nothing is there any more (a concurrent delete or move won).
+    /// when nothing is there any more (a concurrent delete or move won). With `if_empty`,
+    /// `Conflict(NOT_EMPTY)` unless only implicit folders are below (DeleteBucket). The
+    /// implicit folders above that it leaves empty go too: returns the rows removed and those
+    /// folders' paths, deepest first.
     pub async fn delete_tree_with<E, F>(
         &self,
         path: &str,
-        origin: Option<&str>,
+        (origin, if_empty): (Option<&str>, bool),
         mark: Option<&Mark>,
         finish: F,
-    ) -> Result<u64, Committed<E>>
+    ) -> Result<(u64, Vec<String>), Committed<E>>
     where
         F: std::future::Future<Output = Result<(), E>>,
     {
@@ -433,22 +477,27 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        if if_empty {
+            require_empty_tx(&mut tx, path).await.map_err(meta)?;
+        }
         let n = delete_tree_tx(&mut tx, path, origin).await.map_err(meta)?;
         if n == 0 {
             return Err(Committed::Meta(MetaError::Gone));
         }
+        let pruned = prune_tx(&mut tx, parent_of(path)).await.map_err(meta)?;
         super::locks::delete_locks_below_tx(&mut tx, path)
             .await
             .map_err(meta)?;
         mark_tx(&mut tx, mark).await.map_err(meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
-        Ok(n)
+        Ok((n, pruned))
     }
 
     /// Moves an entry and everything below it (rows and properties) in one transaction,
     /// replacing whatever was at the destination.
-    /// `regroup` gives the moved rows a new group (a move into another bucket).
+    /// `regroup` gives the moved rows a new group (a move into another bucket). The implicit
+    /// folders the move leaves empty go too: returns their paths, deepest first.
     pub async fn move_tree<E, F>(
         &self,
 
@@ -458,7 +507,7 @@ impl Store {
         regroup: Option<Option<&str>>,
         mark: Option<&Mark>,
         finish: F,
-    ) -> Result<(), Committed<E>>
+    ) -> Result<Vec<String>, Committed<E>>
     where
         F: std::future::Future<Output = Result<(), E>>,
     {
@@ -475,21 +524,27 @@ impl Store {
         super::locks::delete_locks_below_tx(&mut tx, from)
             .await
             .map_err(Committed::Meta)?;
+        let pruned = prune_tx(&mut tx, parent_of(from))
+            .await
+            .map_err(Committed::Meta)?;
         mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
-        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
+        Ok(pruned)
     }
 
     /// Copies an entry, everything below it and their dead properties to `to` in one
     /// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
     /// and the time `now_ms`. `copied` are the (path, etag) rows the bytes were copied from:
     /// if the source changed since, `Conflict(SOURCE_CHANGED)` and nothing is written.
+    /// `parents` are missing folders above `to` (outermost first), made implicit in the same
+    /// transaction, so a refused copy leaves none behind.
     pub async fn copy_tree<E, F>(
         &self,
         (from, to, to_parent): (&str, &str, &str),
         (owner, grp): (&str, Option<&str>),
         now_ms: i64,
-        (copied, mark): (&[(String, String)], Option<&Mark>),
+        (copied, parents, mark): (&[(String, String)], &[EntryRow], Option<&Mark>),
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -499,6 +554,9 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        insert_parents_tx(&mut tx, parents)
+            .await
+            .map_err(Committed::Meta)?;
         transfer_checks_tx(&mut tx, from, to, to_parent)
             .await
             .map_err(Committed::Meta)?;
@@ -590,7 +648,7 @@ mod tests {
             ("/z", "/ab2", "/"),
             ("bob", Some("g")),
             7,
-            (&copied, None),
+            (&copied, &[], None),
             async { Ok::<(), ()>(()) },
         )
         .await

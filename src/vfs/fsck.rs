@@ -35,6 +35,15 @@ impl FsckReport {
     }
 }
 
+/// Whether nothing is stored below the folder `path`.
+fn is_empty_dir(stored: &BTreeMap<String, (bool, u64)>, path: &str) -> bool {
+    let lo = format!("{path}/");
+    stored
+        .range(lo.clone()..)
+        .next()
+        .is_none_or(|(k, _)| !k.starts_with(&lo))
+}
+
 impl Vfs {
     /// Compares storage with metadata and usage with metadata; with `repair`, fixes both.
     pub async fn fsck(&self, repair: bool) -> Result<FsckReport, VfsError> {
@@ -72,6 +81,16 @@ impl Vfs {
                 continue;
             }
             match rows.get(path) {
+                // an empty folder left on disk by a pruned implicit folder whose removal
+                // failed (or was interrupted) is not worth recording; repair removes it
+                None if *is_dir && is_empty_dir(&stored, path) => {
+                    if repair {
+                        let _ = self
+                            .op
+                            .delete(&format!("{}/", path.trim_start_matches('/')))
+                            .await;
+                    }
+                }
                 None => {
                     report.unrecorded.push(path.clone());
                     if repair {
@@ -158,7 +177,9 @@ impl Vfs {
         // recorded even over quota: the bytes are already there; usage is recounted after
         match self
             .store
-            .commit_file(&row, false, None, async { Ok::<(), VfsError>(()) })
+            .commit_file(&row, crate::store::WriteRules::default(), None, async {
+                Ok::<(), VfsError>(())
+            })
             .await
         {
             Ok(()) => Ok(()),

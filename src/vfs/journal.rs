@@ -127,6 +127,11 @@ impl Journal {
         })
     }
 
+    /// Holds the gate without a commit: no journaled commit runs until the guard drops.
+    pub(super) async fn hold(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.0.gate.clone().lock_owned().await
+    }
+
     fn file(&self, seq: u64) -> PathBuf {
         self.0.tmp.join(format!("{}-{seq}.journal", self.0.owner))
     }

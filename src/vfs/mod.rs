@@ -27,8 +27,9 @@ use opendal::Operator;
 use crate::config::MacosMetadata;
 /// A WebDAV dead property, as the core stores and returns it.
 pub use crate::store::DeadProp;
+/// Why a delete only-if-empty refuses (DeleteBucket: `BucketNotEmpty`).
 use crate::store::{EntryRow, MetaError, Store};
-pub use multipart::CompletedPart;
+pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
 pub use upload::{Upload, UploadOptions};
@@ -47,6 +48,9 @@ pub enum VfsError {
     /// The parent folder is missing or is a file.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// A folder (or bucket) still holds entries where it must be empty.
+    #[error("the folder is not empty")]
+    NotEmpty,
     /// A folder was given where a file is needed, or the reverse.
     #[error("wrong kind of entry: {0}")]
     WrongKind(&'static str),
@@ -92,6 +96,13 @@ pub enum VfsError {
     /// The group paying for the change is over its quota; nothing was changed.
     #[error("quota of group {0} exceeded")]
     QuotaExceeded(String),
+    /// A write's precondition (If-Match) does not hold when it is checked.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(&'static str),
+    /// A write's precondition held when checked but a concurrent write broke it before the
+    /// commit (S3: 409 ConditionalRequestConflict).
+    #[error("changed meanwhile: {0}")]
+    Changed(&'static str),
     /// The metadata database failed.
     #[error(transparent)]
     Meta(MetaError),
@@ -103,6 +114,8 @@ impl From<MetaError> for VfsError {
             MetaError::QuotaExceeded(g) => VfsError::QuotaExceeded(g),
             MetaError::Duplicate => VfsError::Exists,
             MetaError::Gone => VfsError::NotFound,
+            MetaError::Conflict(why) if why == crate::store::ETAG_CHANGED => VfsError::Changed(why),
+            MetaError::Conflict(crate::store::NOT_EMPTY) => VfsError::NotEmpty,
             MetaError::Conflict(why) => VfsError::Conflict(why),
             e => VfsError::Meta(e),
         }
@@ -459,6 +472,35 @@ impl Vfs {
             res.map_err(VfsError::from)
         })
         .await
+    }
+
+    /// Removes from storage the folders a commit pruned (`paths`, deepest first), after it:
+    /// under the journal's gate each is removed only if it is still unrecorded and empty, so
+    /// a folder made again meanwhile stays. A failure leaves an empty folder, which fsck
+    /// ignores.
+    async fn remove_pruned(&self, paths: Vec<String>) {
+        if paths.is_empty() {
+            return;
+        }
+        let _gate = match &self.journal {
+            Some(j) => Some(j.hold().await),
+            None => None,
+        };
+        for p in paths {
+            if !matches!(self.store.entry(&p).await, Ok(None)) {
+                continue;
+            }
+            let Ok(path) = VPath::parse(&p) else { continue };
+            match self.local_path(&path) {
+                // remove_dir refuses a folder that is not empty
+                Some(dir) => {
+                    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir(dir)).await;
+                }
+                None => {
+                    let _ = self.op.delete(&path.storage_key(true)).await;
+                }
+            }
+        }
     }
 
     /// Free bytes on the disk holding the files, when that is knowable.

@@ -74,6 +74,18 @@ impl PartUpload {
     }
 }
 
+/// The preconditions of a write that takes no other options (S3 CompleteMultipartUpload's
+/// If-None-Match: * and If-Match), checked before and again inside the commit.
+#[derive(Clone, Debug, Default)]
+pub struct Preconditions {
+    /// Nothing may be at the path.
+    pub if_none_match_any: bool,
+    /// Some file must be at the path.
+    pub if_match_any: bool,
+    /// The file at the path must have this ETag.
+    pub if_match: Option<String>,
+}
+
 fn part_key(upload: &str, number: i64) -> String {
     format!("{upload}/{number:05}")
 }
@@ -220,7 +232,7 @@ impl Vfs {
         peer: Option<&super::replica::Peer>,
         id: &str,
         path: &VPath,
-        parts: &[CompletedPart],
+        (parts, when): (&[CompletedPart], &Preconditions),
     ) -> Result<Entry, VfsError> {
         let upload = self.multipart_get(caller, id, path).await?;
         if parts.is_empty() {
@@ -263,6 +275,9 @@ impl Vfs {
         let mut headers = headers_from(upload.headers.as_deref());
         let content_type = headers.remove("content-type");
         let opts = UploadOptions {
+            create_new: when.if_none_match_any,
+            must_exist: when.if_match_any,
+            if_match: when.if_match.clone(),
             create_parents: true,
             expected_size: Some(total as u64),
             content_type,

@@ -272,6 +272,13 @@ impl Vfs {
         match &existing {
             Some(e) if e.is_dir => return Err(VfsError::WrongKind("is a folder")),
             Some(_) if opts.create_new => return Err(VfsError::Exists),
+            Some(e) if opts.if_match.as_ref().is_some_and(|m| *m != e.etag) => {
+                // the ETag is as private as the bytes
+                e.require(c, W, "the file may not be overwritten")?;
+                e.require(c, R, "the file may not be read")?;
+                return Err(VfsError::PreconditionFailed("the ETag does not match"));
+            }
+            None if opts.if_match.is_some() => return Err(VfsError::NotFound),
             Some(e) => e.require(c, W, "the file may not be overwritten")?,
             None if opts.must_exist => return Err(VfsError::NotFound),
             None => Self::require_name_change(c, &dir_entry, None)?,
@@ -294,6 +301,44 @@ impl Vfs {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The deepest existing folder above `dir` and the folders missing down to `dir` (outermost
+    /// first) as rows of implicit folders for a write to make in its commit; the caller must
+    /// be allowed to create names in that deepest folder.
+    pub(super) async fn implicit_parents(
+        &self,
+        c: &Caller,
+        dir: &VPath,
+    ) -> Result<(Entry, Vec<EntryRow>), VfsError> {
+        let found = self.deepest_folder(c, dir.clone()).await?;
+        if found.path == *dir {
+            return Ok((found, Vec::new()));
+        }
+        Self::require_name_change(c, &found, None)?;
+        let grp = Self::group_for_new(c, &found);
+        let now = now_ms();
+        let mut missing = Vec::new();
+        let mut p = dir.clone();
+        while p != found.path {
+            missing.push(EntryRow {
+                path: p.as_str().into(),
+                parent: p.parent().as_str().into(),
+                is_dir: true,
+                size: 0,
+                mtime_ms: now,
+                etag: format!("d{now:x}"),
+                content_type: None,
+                owner: Some(c.user.clone()),
+                headers: None,
+                grp: grp.clone(),
+                mode: i64::from(0o777 & !self.umask),
+                origin: None,
+            });
+            p = p.parent();
+        }
+        missing.reverse();
+        Ok((found, missing))
     }
 
     /// Starts an atomic upload: nothing is visible until `Upload::commit`.
@@ -324,20 +369,6 @@ impl Vfs {
         }
     }
 
-    /// Group and mode a new file at `path` gets (its parent exists by now).
-    pub(super) async fn new_file_attrs(
-        &self,
-        c: &Caller,
-        path: &VPath,
-        parent: Option<Entry>,
-    ) -> Result<(Option<String>, i64), VfsError> {
-        let parent = self.parent_of(path, parent).await?;
-        Ok((
-            Self::group_for_new(c, &parent),
-            i64::from(0o666 & !self.umask),
-        ))
-    }
-
     /// Creates one folder; its parent must exist.
     pub async fn mkdir(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
         if path.is_root() {
@@ -355,6 +386,19 @@ impl Vfs {
             return Err(VfsError::Exists);
         }
         Self::require_name_change(c, &parent, None)?;
+        self.make_folder(c, path, Self::group_for_new(c, &parent), Vec::new())
+            .await
+    }
+
+    /// Records the folder `path` (group `grp`) and the missing implicit folders `parents`
+    /// above it, rows and folders on disk in one commit.
+    async fn make_folder(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        grp: Option<String>,
+        parents: Vec<EntryRow>,
+    ) -> Result<(), VfsError> {
         let now = now_ms();
         let row = EntryRow {
             path: path.as_str().into(),
@@ -366,45 +410,76 @@ impl Vfs {
             content_type: None,
             owner: Some(c.user.clone()),
             headers: None,
-            grp: Self::group_for_new(c, &parent),
+            grp,
             mode: i64::from(0o777 & !self.umask),
             origin: None,
         };
-        // the row and the folder on disk commit together, in a parent that still exists
-        let steps = self
-            .local_path(path)
-            .map(|p| vec![Step::Mkdir { path: p }])
-            .unwrap_or_default();
-        let (op, key) = (self.op.clone(), path.storage_key(true));
-        let other = Box::pin(async move { Ok(op.create_dir(&key).await?) });
+        let mut folders: Vec<VPath> = Vec::new();
+        for p in &parents {
+            folders.push(VPath::parse(&p.path)?);
+        }
+        folders.push(path.clone());
+        // the rows and the folders on disk commit together, in a parent that still exists
+        let steps = folders
+            .iter()
+            .filter_map(|f| self.local_path(f))
+            .map(|p| Step::Mkdir { path: p })
+            .collect();
+        let op = self.op.clone();
+        let keys: Vec<String> = folders.iter().map(|f| f.storage_key(true)).collect();
+        let other = Box::pin(async move {
+            for k in &keys {
+                op.create_dir(k).await?;
+            }
+            Ok(())
+        });
         let store = self.store.clone();
         let guard = self.guard(c, vec![(path.clone(), false)]);
         self.commit_with(guard, steps, other, move |mark, finish| async move {
-            store.mkdir_with(&row, mark.as_ref(), finish).await
+            store
+                .mkdir_with(&row, &parents, mark.as_ref(), finish)
+                .await
         })
         .await
     }
 
-    /// Creates a folder and any missing ancestors; existing folders are fine, a file in the way is not.
-    pub async fn mkdir_all(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
-        let mut chain = vec![path.clone()];
-        while let Some(p) = chain.last().map(VPath::parent) {
-            if p.is_root() {
-                break;
+    /// A folder made on purpose through S3 (a `dir/` marker): the missing folders above it
+    /// are implicit, as S3 prefixes are; an implicit folder already there becomes explicit,
+    /// so it stays when its last entry goes. A file in the way is refused.
+    pub async fn mkdir_marker(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        Self::require_in_bucket(c, path)?;
+        self.check_new_name(path)?;
+        match self.resolve(c, path).await {
+            Ok(Some(e)) if e.is_dir => {
+                if self.store.is_implicit(path.as_str()).await? {
+                    let parent = self
+                        .lookup(&path.parent())
+                        .await?
+                        .ok_or(VfsError::NotFound)?;
+                    Self::require_name_change(c, &parent, None)?;
+                    self.store.set_implicit(path.as_str(), false).await?;
+                }
+                return Ok(());
             }
-            chain.push(p);
-        }
-        for p in chain.iter().rev().filter(|p| !p.is_root()) {
-            match self.lookup(p).await? {
-                Some(e) if e.is_dir => continue,
-                Some(_) => return Err(VfsError::Conflict("a file is in the way of a folder")),
-                None => match self.mkdir(c, p).await {
-                    Ok(()) | Err(VfsError::Exists) => {}
-                    Err(e) => return Err(e),
-                },
+            Ok(Some(_)) | Err(VfsError::Conflict(_)) => {
+                return Err(VfsError::Conflict("a file is in the way of a folder"))
             }
+            Ok(None) | Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e),
         }
-        Ok(())
+        let (dir, parents) = self.implicit_parents(c, &path.parent()).await?;
+        if parents.is_empty() {
+            dir.require(c, X, "the folder may not be entered")?;
+            Self::require_name_change(c, &dir, None)?;
+        }
+        let grp = match parents.last() {
+            Some(p) => p.grp.clone(),
+            None => Self::group_for_new(c, &dir),
+        };
+        match self.make_folder(c, path, grp, parents).await {
+            Ok(()) | Err(VfsError::Exists) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Files below `dir` whose relative name starts with `prefix` and sorts after `after`, in
@@ -548,12 +623,51 @@ impl Vfs {
         self.delete_from(c, path, None).await
     }
 
+    /// Deletes a bucket only if nothing but implicit folders is in it, checked inside the
+    /// delete's transaction, so a key written meanwhile is never deleted with it
+    /// (`NotEmpty` instead).
+    pub async fn delete_bucket(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        self.delete_checked(c, path, None, true).await
+    }
+
+    /// Removes an S3 folder marker (`dir/`): an empty folder goes (with the implicit folders
+    /// above it that it leaves empty); one still holding entries becomes implicit, so it goes
+    /// with its last entry, as a prefix does in S3.
+    pub async fn delete_marker(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        match self.delete_checked(c, path, None, true).await {
+            Err(VfsError::NotEmpty) => {
+                // the same right as deleting it: a name change in its folder
+                let entry = self.stat(c, path).await?;
+                let parent = self
+                    .lookup(&path.parent())
+                    .await?
+                    .ok_or(VfsError::NotFound)?;
+                Self::require_name_change(c, &parent, Some(&entry))?;
+                self.store.set_implicit(path.as_str(), true).await?;
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
     /// `delete` on behalf of a replication peer (`origin`), journaled as that peer's change.
     pub(super) async fn delete_from(
         &self,
         c: &Caller,
         path: &VPath,
         origin: Option<&str>,
+    ) -> Result<(), VfsError> {
+        self.delete_checked(c, path, origin, false).await
+    }
+
+    /// `delete_from`, refused unless empty but for implicit folders with `if_empty`. The
+    /// implicit folders the delete empties go in the same transaction.
+    async fn delete_checked(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        origin: Option<&str>,
+        if_empty: bool,
     ) -> Result<(), VfsError> {
         if path.is_root() {
             return Err(VfsError::WrongKind("the root cannot be deleted"));
@@ -573,18 +687,19 @@ impl Vfs {
             .unwrap_or_default();
         let store = self.store.clone();
         let (p, origin) = (path.to_string(), origin.map(str::to_string));
-        self.commit_with(
-            self.guard(c, vec![(path.clone(), true)]),
-            steps,
-            Box::pin(async { Ok(()) }),
-            move |mark, finish| async move {
-                store
-                    .delete_tree_with(&p, origin.as_deref(), mark.as_ref(), finish)
-                    .await
-                    .map(|_| ())
-            },
-        )
-        .await?;
+        let pruned = self
+            .commit_with(
+                self.guard(c, vec![(path.clone(), true)]),
+                steps,
+                Box::pin(async { Ok(()) }),
+                move |mark, finish| async move {
+                    store
+                        .delete_tree_with(&p, (origin.as_deref(), if_empty), mark.as_ref(), finish)
+                        .await
+                        .map(|(_, pruned)| pruned)
+                },
+            )
+            .await?;
         if self.local.is_none() {
             let deleted = if entry.is_dir {
                 self.op
@@ -602,6 +717,7 @@ impl Vfs {
                 }
             }
         }
+        self.remove_pruned(pruned).await;
         Ok(())
     }
 
@@ -637,8 +753,15 @@ impl Vfs {
         Ok(())
     }
 
-    /// Shared preconditions of MOVE and COPY; returns the destination folder.
-    async fn check_transfer(&self, c: &Caller, src: &Entry, to: &VPath) -> Result<Entry, VfsError> {
+    /// Shared preconditions of MOVE and COPY; returns the destination folder (with
+    /// `create_parents`, the deepest existing one and the implicit folders to make below it).
+    async fn check_transfer(
+        &self,
+        c: &Caller,
+        src: &Entry,
+        to: &VPath,
+        create_parents: bool,
+    ) -> Result<(Entry, Vec<EntryRow>), VfsError> {
         let from = &src.path;
         if to.is_root() || to.starts_with(from) || from == to {
             return Err(VfsError::Conflict("destination is the source or inside it"));
@@ -647,8 +770,11 @@ impl Vfs {
             Self::require_in_bucket(c, to)?;
         }
         self.check_new_name(to)?;
-        let dir = match self.resolve(c, &to.parent()).await {
-            Ok(Some(d)) if d.is_dir => d,
+        let (dir, parents) = match self.resolve(c, &to.parent()).await {
+            Ok(Some(d)) if d.is_dir => (d, Vec::new()),
+            Ok(None) | Err(VfsError::NotFound) if create_parents => {
+                self.implicit_parents(c, &to.parent()).await?
+            }
             Ok(_) | Err(VfsError::NotFound) | Err(VfsError::Conflict(_)) => {
                 return Err(VfsError::Conflict("parent folder does not exist"))
             }
@@ -661,7 +787,7 @@ impl Vfs {
             }
         }
         Self::require_name_change(c, &dir, existing.as_ref())?;
-        Ok(dir)
+        Ok((dir, parents))
     }
 
     /// Moves a file or folder; an existing destination file is replaced, a folder is not.
@@ -672,7 +798,7 @@ impl Vfs {
             .await?
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &from_dir, Some(&src))?;
-        let to_dir = self.check_transfer(c, &src, to).await?;
+        let (to_dir, _) = self.check_transfer(c, &src, to, false).await?;
         // into another bucket: the moved entries join the destination's group
         let renamed_bucket = from.parent().is_root() && to.parent().is_root();
         let regroup = (Self::bucket_of(from) != Self::bucket_of(to) && !renamed_bucket)
@@ -714,28 +840,50 @@ impl Vfs {
         let (f, t, tp) = (from.to_string(), to.to_string(), to.parent().to_string());
         // both ends: the source and all below it, and the destination
         let guard = self.guard(c, vec![(from.clone(), true), (to.clone(), false)]);
-        self.commit_with(guard, steps, other, move |mark, finish| async move {
-            let regroup = regroup.as_ref().map(|g| g.as_deref());
-            store
-                .move_tree(&f, &t, &tp, regroup, mark.as_ref(), finish)
-                .await
-        })
-        .await
+        let pruned = self
+            .commit_with(guard, steps, other, move |mark, finish| async move {
+                let regroup = regroup.as_ref().map(|g| g.as_deref());
+                store
+                    .move_tree(&f, &t, &tp, regroup, mark.as_ref(), finish)
+                    .await
+            })
+            .await?;
+        self.remove_pruned(pruned).await;
+        Ok(())
     }
 
     /// Copies a file, or a folder with everything below it; all metadata rows are written
     /// in one transaction after the bytes (copied inside the storage service when it can).
     pub async fn copy(&self, c: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        self.copy_with(c, from, to, false).await
+    }
+
+    /// `copy` that makes the missing folders above `to` implicit, in the copy's own commit
+    /// (S3 CopyObject): a refused copy leaves no folder behind.
+    pub async fn copy_object(&self, c: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        self.copy_with(c, from, to, true).await
+    }
+
+    async fn copy_with(
+        &self,
+        c: &Caller,
+        from: &VPath,
+        to: &VPath,
+        create_parents: bool,
+    ) -> Result<(), VfsError> {
         let src = self.stat(c, from).await?;
         self.require_read_tree(c, &src).await?;
-        let to_dir = self.check_transfer(c, &src, to).await?;
-        let grp = Self::group_for_new(c, &to_dir);
+        let (to_dir, parents) = self.check_transfer(c, &src, to, create_parents).await?;
+        let grp = match parents.last() {
+            Some(p) => p.grp.clone(),
+            None => Self::group_for_new(c, &to_dir),
+        };
         // the bytes are copied from a snapshot of the source's rows; the transaction checks
         // the source still is that snapshot, else the copy is made again
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.copy_once(c, &src, to, grp.clone()).await {
+            match self.copy_once(c, &src, to, (grp.clone(), &parents)).await {
                 Err(VfsError::Conflict(SOURCE_CHANGED)) if tries < 3 => continue,
                 r => return r,
             }
@@ -749,9 +897,14 @@ impl Vfs {
         c: &Caller,
         src: &Entry,
         to: &VPath,
-        grp: Option<String>,
+        (grp, parents): (Option<String>, &[EntryRow]),
     ) -> Result<(), VfsError> {
         let from = &src.path;
+        let parents = parents.to_vec();
+        let dirs: Vec<String> = parents
+            .iter()
+            .map(|p| format!("{}/", p.path.trim_start_matches('/')))
+            .collect();
         let mut copied = vec![(from.to_string(), src.etag.clone())];
         let rows = if src.is_dir {
             self.store.subtree(from.as_str()).await?
@@ -773,7 +926,7 @@ impl Vfs {
                     (&f, &t, &tp),
                     (&owner, grp.as_deref()),
                     now,
-                    (&copied, mark.as_ref()),
+                    (&copied, &parents, mark.as_ref()),
                     finish,
                 )
                 .await
@@ -843,7 +996,12 @@ impl Vfs {
             .await
             .map_err(changed_if_gone)?;
         let (v, s2, target) = (self.clone(), staged.clone(), to.storage_key(false));
-        let finish = Box::pin(async move { v.move_key(&s2, &target).await });
+        let finish = Box::pin(async move {
+            for d in &dirs {
+                v.op.create_dir(d).await?;
+            }
+            v.move_key(&s2, &target).await
+        });
         let guard = self.guard(c, vec![(to.clone(), false)]);
         let res = self.commit_with(guard, Vec::new(), finish, change).await;
         if res.is_err() {

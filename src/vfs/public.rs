@@ -207,8 +207,11 @@ impl Vfs {
                 ));
             }
         }
+        if mode > 0o777 {
+            return Err(VfsError::InvalidArgument("mode is octal, 000 to 777"));
+        }
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
-        let mode = i64::from(mode & 0o777);
+        let mode = i64::from(mode);
         match public {
             None => self.store.set_mode(path.as_str(), mode).await?,
             Some(p) => self.store.set_mode_public(path.as_str(), mode, p).await?,

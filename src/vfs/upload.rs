@@ -9,7 +9,7 @@ use super::disk::DiskTemp;
 use super::journal::Step;
 use super::storage::io_err;
 use super::{Caller, Entry, VPath, Vfs, VfsError};
-use crate::store::{now_ms, Committed, EntryRow};
+use crate::store::{now_ms, Committed, EntryRow, WriteRules};
 
 /// How an upload may treat an existing file, and what it stores with the bytes.
 #[derive(Clone, Debug, Default)]
@@ -18,6 +18,9 @@ pub struct UploadOptions {
     pub create_new: bool,
     /// Fail with `NotFound` when the file is not there (If-Match: *).
     pub must_exist: bool,
+    /// Fail unless the file there has this ETag (If-Match: "etag"): `NotFound` without a
+    /// file, `PreconditionFailed` at the checks, `Changed` when it changed before the commit.
+    pub if_match: Option<String>,
     /// Create missing parent folders (S3 keys imply their prefixes).
     pub create_parents: bool,
     /// Announced length; the commit fails unless exactly this many bytes arrived.
@@ -420,28 +423,36 @@ impl Upload {
         origin: Option<String>,
         etag: Option<String>,
     ) -> Result<Entry, VfsError> {
-        // missing folders above an S3 key are made now (the write checks found the parent
-        // when it was there already)
-        let parent_found = self
-            .parent
-            .as_ref()
-            .is_some_and(|p| p.path == self.path.parent());
-        if self.opts.create_parents && !parent_found {
-            if let Err(e) = self.vfs.mkdir_all(&self.caller, &self.path.parent()).await {
-                self.sink.abort().await;
-                return Err(e);
-            }
-        }
+        // missing folders above an S3 key are made implicit, in the commit's transaction (the
+        // write checks found the parent when it was there already)
         let parent = self.parent.take().filter(|p| p.path == self.path.parent());
-        let (grp, mode) = match self
-            .vfs
-            .new_file_attrs(&self.caller, &self.path, parent)
-            .await
-        {
-            Ok((grp, mode)) => (
-                self.keep.group.clone().or(grp),
-                self.keep.mode.map_or(mode, i64::from),
-            ),
+        let parents = match parent {
+            Some(p) => Ok((p, Vec::new())),
+            None if self.opts.create_parents => {
+                self.vfs
+                    .implicit_parents(&self.caller, &self.path.parent())
+                    .await
+            }
+            None => self
+                .vfs
+                .parent_of(&self.path, None)
+                .await
+                .map(|p| (p, Vec::new())),
+        };
+        let (grp, mode, parents) = match parents {
+            Ok((dir, parents)) => {
+                let grp = match parents.last() {
+                    Some(p) => p.grp.clone(),
+                    None => Vfs::group_for_new(&self.caller, &dir),
+                };
+                (
+                    self.keep.group.clone().or(grp),
+                    self.keep
+                        .mode
+                        .map_or(i64::from(0o666 & !self.vfs.umask), i64::from),
+                    parents,
+                )
+            }
             Err(e) => {
                 self.sink.abort().await;
                 return Err(e);
@@ -487,16 +498,27 @@ impl Upload {
         let guard = self
             .vfs
             .guard(&self.caller, vec![(self.path.clone(), false)]);
+        let (op, dirs) = (self.vfs.op.clone(), &parents);
         let finish = async {
             guard.check().await?;
             match &pending {
+                // the journaled rename makes the missing folders on disk
                 Some(p) => p.run().await,
-                None => sink.close().await,
+                None => {
+                    for d in dirs {
+                        op.create_dir(&format!("{}/", d.path.trim_start_matches('/')))
+                            .await?;
+                    }
+                    sink.close().await
+                }
             }
         };
-        let res = store
-            .commit_file(&row, self.opts.create_new, mark.as_ref(), finish)
-            .await;
+        let rules = WriteRules {
+            create_new: self.opts.create_new,
+            if_match: self.opts.if_match.as_deref(),
+            parents: &parents,
+        };
+        let res = store.commit_file(&row, rules, mark.as_ref(), finish).await;
         if let Some(p) = pending {
             match &res {
                 Ok(()) => {
@@ -512,7 +534,9 @@ impl Upload {
                 self.sink.abort().await;
                 Err(match e {
                     // create_new: another upload committed the name first
-                    Committed::Meta(crate::store::MetaError::Duplicate) => VfsError::Exists,
+                    Committed::Meta(crate::store::MetaError::Duplicate) => {
+                        VfsError::Changed("another write created the file meanwhile")
+                    }
                     e => e.into(),
                 })
             }

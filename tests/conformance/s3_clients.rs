@@ -220,7 +220,11 @@ fn boto3_every_operation_over_http() {
     boto3_script(false);
 }
 
-fn rclone(server: &Server, key: &crate::common::S3Key, args: &[&str]) -> std::process::Output {
+pub(crate) fn rclone(
+    server: &Server,
+    key: &crate::common::S3Key,
+    args: &[&str],
+) -> std::process::Output {
     let obscured = run(Command::new("rclone").args(["obscure", ADMIN_PW])).stdout;
     let mut c = Command::new("rclone");
     c.env("RCLONE_CONFIG", "/dev/null")

@@ -329,6 +329,11 @@ impl ETag {
     pub fn is_weak(&self) -> bool {
         self.weak
     }
+
+    /// Kura patch: the tag without `W/` and quotes.
+    pub fn value(&self) -> &str {
+        self.tag.trim_start_matches("W/").trim_matches('"')
+    }
 }
 
 impl FromStr for ETag {

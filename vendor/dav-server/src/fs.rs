@@ -814,6 +814,9 @@ pub struct OpenOptions {
     pub size: Option<u64>,
     /// checksum, owncloud extension
     pub checksum: Option<String>,
+    /// Kura patch: the ETag (unquoted) the file must still have when the write commits
+    /// (`If-Match` with one strong ETag), so the check is atomic with the commit
+    pub if_match: Option<String>,
 }
 
 impl OpenOptions {
@@ -828,6 +831,7 @@ impl OpenOptions {
             create_new: false,
             size: None,
             checksum: None,
+            if_match: None,
         }
     }
 
@@ -841,6 +845,7 @@ impl OpenOptions {
             create_new: false,
             size: None,
             checksum: None,
+            if_match: None,
         }
     }
 
@@ -854,6 +859,7 @@ impl OpenOptions {
             create_new: false,
             size: None,
             checksum: None,
+            if_match: None,
         }
     }
 }

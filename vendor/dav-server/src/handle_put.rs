@@ -211,11 +211,23 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
             oo.create_new = true;
         }
 
+        // Kura patch: one strong ETag in If-Match is checked again inside the commit
+        if let Some(davheaders::IfMatch(davheaders::ETagList::Tags(tags))) =
+            req.headers().typed_get::<davheaders::IfMatch>()
+        {
+            if let [t] = tags.as_slice() {
+                if !t.is_weak() {
+                    oo.if_match = Some(t.value().to_string());
+                }
+            }
+        }
+
         let create = oo.create;
         let create_new = oo.create_new;
+        let if_match = oo.if_match.is_some();
         let refused = |e: FsError| match e {
             FsError::NotFound | FsError::Exists => {
-                let s = if !create || create_new {
+                let s = if !create || create_new || if_match {
                     SC::PRECONDITION_FAILED
                 } else {
                     SC::CONFLICT
