@@ -189,9 +189,6 @@ impl KuraS3 {
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
-<<<<<<< HEAD
-        let parts = input
-=======
         if matches!(input.if_none_match, Some(ETagCondition::ETag(_))) {
             return Err(s3_error!(
                 NotImplemented,
@@ -206,8 +203,7 @@ impl KuraS3 {
                 _ => None,
             },
         };
-        let parts: Vec<CompletedPart> = input
->>>>>>> main
+        let parts = input
             .multipart_upload
             .and_then(|m| m.parts)
             .unwrap_or_default();
