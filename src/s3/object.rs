@@ -490,8 +490,8 @@ impl KuraS3 {
                 content_language: input.content_language,
             }
             .into_map();
-            // the bytes did not change, so their checksums still hold
-            for n in checksum::NAMES {
+            // the bytes did not change, so their checksums still hold; tags go with the object
+            for n in checksum::NAMES.into_iter().chain([super::tagging::STORED]) {
                 if let Some(v) = src.headers.get(n) {
                     stored.insert(n.to_string(), v.clone());
                 }

@@ -210,6 +210,29 @@ ok(done.get("ChecksumCRC32") == crc32_b64(raw) + "-2", f"composite CRC32: {done.
 ok(done.get("ChecksumType") == "COMPOSITE", f"ChecksumType: {done.get('ChecksumType')}")
 s3.delete_object(Bucket="errs", Key="summed")
 
+# object tags: kept, limited (InvalidTag), refused to a user who may not write, carried by copies
+tags = {"TagSet": [{"Key": "Environment", "Value": "Test"}, {"Key": "Project", "Value": "Kura"}]}
+s3.put_object_tagging(Bucket="errs", Key="obj", Tagging=tags)
+ok(s3.get_object_tagging(Bucket="errs", Key="obj")["TagSet"] == tags["TagSet"], "GetObjectTagging")
+eleven = {"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]}
+ok(error_of(s3.put_object_tagging, Bucket="errs", Key="obj", Tagging=eleven) == ("InvalidTag", 400), "11 tags")
+twice = {"TagSet": [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}]}
+ok(error_of(s3.put_object_tagging, Bucket="errs", Key="obj", Tagging=twice) == ("InvalidTag", 400), "a key twice")
+long_key = {"TagSet": [{"Key": "k" * 129, "Value": "v"}]}
+ok(error_of(s3.put_object_tagging, Bucket="errs", Key="obj", Tagging=long_key) == ("InvalidTag", 400), "a long key")
+eve = boto3.client("s3", endpoint_url=BASE, region_name="us-east-1", aws_access_key_id=EVE_KEY,
+                   aws_secret_access_key=EVE_SECRET,
+                   config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+ok(error_of(eve.put_object_tagging, Bucket="errs", Key="obj", Tagging=tags) == ("AccessDenied", 403), "eve tags admin's object")
+ok(error_of(eve.delete_object_tagging, Bucket="errs", Key="obj") == ("AccessDenied", 403), "eve deletes admin's tags")
+ok(error_of(s3.get_object_tagging, Bucket="errs", Key="nothing-here") == ("NoSuchKey", 404), "tags of a missing key")
+s3.copy_object(Bucket="errs", Key="obj-copy", CopySource={"Bucket": "errs", "Key": "obj"})
+ok(s3.get_object_tagging(Bucket="errs", Key="obj-copy")["TagSet"] == tags["TagSet"], "a copy keeps the tags")
+s3.delete_object(Bucket="errs", Key="obj-copy")
+s3.delete_object_tagging(Bucket="errs", Key="obj")
+ok(s3.get_object_tagging(Bucket="errs", Key="obj")["TagSet"] == [], "DeleteObjectTagging")
+ok(s3.get_object(Bucket="errs", Key="obj")["Body"].read() == b"bar", "tagging kept the bytes")
+
 # ListMultipartUploads pages: max-uploads, key-marker, upload-id-marker, IsTruncated
 ids = {}
 for k in ["a", "b", "b", "c", "d/e"]:
