@@ -92,6 +92,15 @@ fn main() -> ExitCode {
             Command::Quota(cmd) => cli::admin::quota(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Versions(cmd) => cli::versions::versions(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Trash(cmd) => cli::versions::trash(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Restore(a) => cli::versions::restore(&cfg, a)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Usage { group } => cli::admin::usage(&cfg, group.as_deref())
                 .await
                 .map_err(|e| e.to_string()),

@@ -79,6 +79,7 @@ fn keep_private(cfg: &Config) -> std::io::Result<()> {
         root,
         cfg.data_dir.join("tmp"),
         cfg.data_dir.join("multipart"),
+        cfg.data_dir.join("versions"),
     ] {
         if cfg.storage.backend == "fs" && d.is_dir() {
             std::fs::set_permissions(&d, mode(0o777))?;
@@ -115,6 +116,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         tracing::info!(count = swept, "removed leftovers of interrupted uploads");
     }
     let vault = crate::vault::Vault::open(&cfg.data_dir, &store).await?;
+    spawn_version_purge(vfs.clone());
     if cfg.multipart_expiry_hours > 0 {
         let max_age = Duration::from_secs(cfg.multipart_expiry_hours * 3600);
         spawn_multipart_expiry(vfs.clone(), max_age);
@@ -195,6 +197,26 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())
+}
+
+/// Drops the trash and versions the buckets' policies no longer keep, now and then every
+/// ten minutes (docs/versions.md).
+fn spawn_version_purge(vfs: Vfs) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match vfs.purge_expired().await {
+                Ok(p) if p.rows == 0 => {}
+                Ok(p) => tracing::info!(
+                    removed = p.rows,
+                    bytes = p.bytes,
+                    "purged expired versions and trash"
+                ),
+                Err(e) => tracing::warn!(error = %e, "purging versions and trash failed"),
+            }
+        }
+    });
 }
 
 /// Removes abandoned multipart uploads now and then every hour.

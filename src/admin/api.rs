@@ -14,6 +14,7 @@ use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, Ne
 use super::{CreatedShareView, NewShare, ShareView};
 use super::{LockView, NewPeer, NewRule, PeerKeyView, PeerView, ResyncView, RuleView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
+use super::{PolicyView, PurgedView, RestoreRequest, RestoredView, TrashView, VersionView};
 use crate::wire::{full, RespBody};
 
 /// URL prefix of the API.
@@ -30,11 +31,13 @@ const MAX_BODY: usize = 64 * 1024;
           delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
           create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
           list_peers, create_peer, delete_peer, create_peer_key, list_replication, create_rule, delete_rule, resync,
-          list_throttled, clear_throttled, list_locks, break_lock),
+          list_throttled, clear_throttled, list_locks, break_lock, list_versions, restore, list_trash,
+          empty_trash, prune_versions, get_policy, set_policy),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
                        CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, PeerKeyView, LockView, ErrorView,
-                       crate::limits::ThrottleView)),
+                       crate::limits::ThrottleView, VersionView, TrashView, RestoreRequest, RestoredView,
+                       PurgedView, PolicyView)),
     modifiers(&Security)
 )]
 struct ApiDoc;
@@ -239,6 +242,33 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
             let peer = query_param(&req, "peer");
             resync(admin, bucket, peer.as_deref()).await
         }
+        (&Method::GET, ["versions"]) => match query_param(&req, "path") {
+            Some(p) => list_versions(admin, &p).await,
+            None => Err(AdminError::Invalid(
+                "the path query parameter is required".into(),
+            )),
+        },
+        (&Method::POST, ["versions", "prune"]) => prune_versions(admin).await,
+        (&Method::POST, ["restore"]) => match body(req).await {
+            Ok(b) => restore(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::GET, ["trash"]) => {
+            let bucket = query_param(&req, "bucket");
+            list_trash(admin, bucket.as_deref()).await
+        }
+        (&Method::DELETE, ["trash"]) => {
+            let bucket = query_param(&req, "bucket");
+            empty_trash(admin, bucket.as_deref()).await
+        }
+        (&Method::GET, ["buckets", b, "policy"]) => get_policy(admin, b).await,
+        (&Method::PUT, ["buckets", b, "policy"]) => {
+            let b = b.to_string();
+            match body(req).await {
+                Ok(p) => set_policy(admin, &b, p).await,
+                Err(e) => Err(e),
+            }
+        }
         (&Method::GET, ["locks"]) => list_locks(admin).await,
         (&Method::DELETE, ["locks", token]) => break_lock(admin, token).await,
         _ => Err(AdminError::NotFound(format!("{m} {path}"))),
@@ -247,6 +277,49 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
         Ok((status, body)) => reply(status, body),
         Err(e) => error(status_of(&e), e.code(), &e.to_string()),
     }
+}
+
+#[utoipa::path(get, path = "/api/v1/versions", params(("path" = String, Query)),
+    responses((status = 200, body = [VersionView]), (status = 404, body = ErrorView)))]
+async fn list_versions(a: &Admin, path: &str) -> ApiResult {
+    json(StatusCode::OK, &a.versions(path).await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/restore", request_body = RestoreRequest,
+    responses((status = 200, body = RestoredView), (status = 404, body = ErrorView),
+              (status = 409, body = ErrorView)))]
+async fn restore(a: &Admin, r: RestoreRequest) -> ApiResult {
+    json(StatusCode::OK, &a.restore(r).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/trash", params(("bucket" = Option<String>, Query)),
+    responses((status = 200, body = [TrashView]), (status = 404, body = ErrorView)))]
+async fn list_trash(a: &Admin, bucket: Option<&str>) -> ApiResult {
+    json(StatusCode::OK, &a.trash(bucket).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/trash", params(("bucket" = Option<String>, Query)),
+    responses((status = 200, body = PurgedView), (status = 404, body = ErrorView)))]
+async fn empty_trash(a: &Admin, bucket: Option<&str>) -> ApiResult {
+    json(StatusCode::OK, &a.empty_trash(bucket).await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/versions/prune", responses((status = 200, body = PurgedView)))]
+async fn prune_versions(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.prune().await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/buckets/{name}/policy", params(("name" = String, Path)),
+    responses((status = 200, body = PolicyView), (status = 404, body = ErrorView)))]
+async fn get_policy(a: &Admin, name: &str) -> ApiResult {
+    json(StatusCode::OK, &a.policy(name).await?)
+}
+
+#[utoipa::path(put, path = "/api/v1/buckets/{name}/policy", params(("name" = String, Path)),
+    request_body = PolicyView,
+    responses((status = 200, body = PolicyView), (status = 400, body = ErrorView), (status = 404, body = ErrorView)))]
+async fn set_policy(a: &Admin, name: &str, p: PolicyView) -> ApiResult {
+    json(StatusCode::OK, &a.set_policy(name, p).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserView])))]

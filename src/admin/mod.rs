@@ -5,6 +5,7 @@ pub mod api;
 mod locks;
 mod peers;
 mod types;
+mod versions;
 
 use sha2::{Digest, Sha256};
 
@@ -16,6 +17,7 @@ use crate::vfs::{Caller, VPath, Vfs, VfsError};
 pub use locks::*;
 pub use peers::*;
 pub use types::*;
+pub use versions::*;
 
 /// Why an admin operation failed; each maps to one stable API error code.
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +288,8 @@ impl Admin {
             quota_objects: g.quota_objects,
             used_bytes: g.used_bytes,
             used_objects: g.used_objects,
+            version_bytes: g.version_bytes,
+            version_objects: g.version_objects,
         })
     }
 

@@ -49,6 +49,10 @@ pub struct GroupView {
     pub quota_objects: Option<i64>,
     pub used_bytes: i64,
     pub used_objects: i64,
+    /// Bytes of noncurrent versions and trash, counted against the quota beside `used_bytes`.
+    pub version_bytes: i64,
+    /// Noncurrent versions and trashed files, counted against the file quota.
+    pub version_objects: i64,
 }
 
 /// A group to create.

@@ -1,10 +1,10 @@
 //! Admin commands for groups, buckets, quotas, tokens and ownership: argument parsing and
 //! printing only; the work is the admin service's, shared with the REST API.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use super::CliError;
-use crate::admin::{Admin, NewBucket, PermUpdate, QuotaUpdate, UserUpdate};
+use crate::admin::{Admin, NewBucket, PermUpdate, PolicyView, QuotaUpdate, UserUpdate};
 use crate::config::Config;
 use crate::store::Store;
 
@@ -53,6 +53,8 @@ pub enum BucketCmd {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// Set a bucket's trash and versioning policy (only the options given change).
+    Set(PolicyArgs),
     /// List buckets with their owner, group and mode.
     List {
         /// Print JSON.
@@ -93,6 +95,55 @@ pub enum QuotaCmd {
         #[arg(long)]
         objects: Option<String>,
     },
+}
+
+/// `kura bucket set B ...` options.
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    /// Bucket name.
+    pub name: String,
+    /// How long deleted files stay in the trash: days, or a duration like 12h, 90s; 0: off.
+    #[arg(long)]
+    pub trash_days: Option<String>,
+    /// Noncurrent versions kept per file, or none (no count limit); 0: overwrites destroy.
+    #[arg(long)]
+    pub keep_versions: Option<String>,
+    /// How long noncurrent versions are kept: days, a duration like 12h, or none; 0: off.
+    #[arg(long)]
+    pub keep_days: Option<String>,
+    /// Purge the oldest versions and trash first when a write would exceed the quota.
+    #[arg(long)]
+    pub purge_first: Option<bool>,
+}
+
+/// Parses a retention: a number of days, or a number with a unit (s, m, h, d); `none` is no
+/// limit.
+pub fn parse_retention(s: &str) -> Result<Option<i64>, CliError> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| CliError::Usage(format!("{s} is not a number of days or a duration")))?;
+    let mult = match unit {
+        "" | "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(CliError::Usage(format!("{s}: unknown unit (s, m, h, d)"))),
+    };
+    Ok(Some(n.saturating_mul(mult)))
+}
+
+fn secs(s: Option<i64>) -> String {
+    match s {
+        None => "unlimited".into(),
+        Some(s) if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        Some(s) => format!("{s} seconds"),
+    }
 }
 
 /// Parses sizes like `10GiB`, `500MB`, `1T`, `1234`; `none` is no limit.
@@ -190,15 +241,19 @@ pub async fn usage(cfg: &Config, group: Option<&str>) -> Result<(), CliError> {
         Some(g) => vec![admin.group(g).await?],
         None => admin.groups().await?,
     };
-    println!("group\tused_bytes\tquota_bytes\tused_files\tquota_files");
+    println!(
+        "group\tused_bytes\tquota_bytes\tused_files\tquota_files\tversion_bytes\tversion_files"
+    );
     for g in groups {
         println!(
-            "{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             g.name,
             g.used_bytes,
             show(g.quota_bytes),
             g.used_objects,
-            show(g.quota_objects)
+            show(g.quota_objects),
+            g.version_bytes,
+            g.version_objects
         );
     }
     Ok(())
@@ -275,6 +330,7 @@ pub async fn bucket(cfg: &Config, cmd: BucketCmd) -> Result<(), CliError> {
                 b.group.unwrap_or_default()
             );
         }
+        BucketCmd::Set(a) => set_policy(&admin, a).await?,
         BucketCmd::List { json } => {
             let buckets = admin.buckets().await?;
             if json {
@@ -295,6 +351,40 @@ pub async fn bucket(cfg: &Config, cmd: BucketCmd) -> Result<(), CliError> {
             super::table::print(&["BUCKET", "OWNER", "GROUP", "MODE"], rows)?;
         }
     }
+    Ok(())
+}
+
+/// Runs `kura bucket set ...`: changes only the options given.
+async fn set_policy(admin: &Admin, a: PolicyArgs) -> Result<(), CliError> {
+    let mut p: PolicyView = admin.policy(&a.name).await?;
+    if let Some(t) = &a.trash_days {
+        p.trash_secs = parse_retention(t)?.unwrap_or(0);
+    }
+    if let Some(k) = &a.keep_versions {
+        p.keep_versions = match k.trim() {
+            n if n.eq_ignore_ascii_case("none") => None,
+            n => Some(
+                n.parse()
+                    .map_err(|_| CliError::Usage(format!("{k} is not a count")))?,
+            ),
+        };
+    }
+    if let Some(d) = &a.keep_days {
+        p.keep_secs = parse_retention(d)?;
+    }
+    if let Some(f) = a.purge_first {
+        p.purge_first = f;
+    }
+    let p = admin.set_policy(&a.name, p).await?;
+    println!(
+        "bucket {}: trash {}, versions kept {} (at most {} per file), purge first when full: {}",
+        a.name,
+        secs(Some(p.trash_secs)),
+        secs(p.keep_secs),
+        p.keep_versions
+            .map_or_else(|| "unlimited".into(), |n| n.to_string()),
+        if p.purge_first { "yes" } else { "no" }
+    );
     Ok(())
 }
 
@@ -368,7 +458,7 @@ pub async fn chown(cfg: &Config, spec: &str, path: &str) -> Result<(), CliError>
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_retention, parse_size};
 
     #[test]
     fn sizes() {
@@ -378,5 +468,15 @@ mod tests {
         assert_eq!(parse_size("1.5k").unwrap(), Some(1536));
         assert_eq!(parse_size("none").unwrap(), None);
         assert!(parse_size("10 parsecs").is_err());
+    }
+
+    #[test]
+    fn retentions() {
+        assert_eq!(parse_retention("30").unwrap(), Some(30 * 86_400));
+        assert_eq!(parse_retention("2s").unwrap(), Some(2));
+        assert_eq!(parse_retention("12h").unwrap(), Some(12 * 3_600));
+        assert_eq!(parse_retention("none").unwrap(), None);
+        assert!(parse_retention("-1").is_err());
+        assert!(parse_retention("3 weeks").is_err());
     }
 }

@@ -14,6 +14,8 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
         ("recorded but not stored", &r.missing),
         ("size changed on disk", &r.changed),
         ("leftover of an interrupted copy", &r.leftovers),
+        ("kept version no row refers to", &r.unreferenced_versions),
+        ("version whose bytes are gone", &r.missing_versions),
     ] {
         for p in list {
             println!("{what}: {p}{fixed}");
@@ -23,6 +25,8 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
         && r.missing.is_empty()
         && r.changed.is_empty()
         && r.leftovers.is_empty()
+        && r.unreferenced_versions.is_empty()
+        && r.missing_versions.is_empty()
     {
         println!("storage: no drift");
     }
@@ -34,6 +38,16 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
             "usage of {}: recorded {} bytes / {} files, counted {} bytes / {} files{fixed}",
             d.group, d.recorded.0, d.recorded.1, d.actual.0, d.actual.1
         );
+        if d.recorded_versions != d.actual_versions {
+            println!(
+                "kept versions of {}: recorded {} bytes / {} files, counted {} bytes / {} files{fixed}",
+                d.group,
+                d.recorded_versions.0,
+                d.recorded_versions.1,
+                d.actual_versions.0,
+                d.actual_versions.1
+            );
+        }
     }
     if !r.is_clean() && !repair {
         return Err(CliError::Usage(

@@ -13,6 +13,7 @@ pub mod peer;
 pub mod share;
 pub mod status;
 mod table;
+pub mod versions;
 
 use crate::admin::{AdminError, NewUser, UserUpdate};
 use crate::auth::random_password;
@@ -56,6 +57,14 @@ pub enum Command {
     /// Set a group's quota.
     #[command(subcommand)]
     Quota(admin::QuotaCmd),
+    /// List a file's noncurrent versions, or prune them by policy now.
+    #[command(subcommand)]
+    Versions(versions::VersionsCmd),
+    /// List or empty the trash (deleted files and folders).
+    #[command(subcommand)]
+    Trash(versions::TrashCmd),
+    /// Restore a version, a deleted file or a whole deleted folder as the current version.
+    Restore(versions::RestoreArgs),
     /// Show the usage and quota of one group or all.
     Usage {
         /// Group name (all groups when absent).

@@ -17,6 +17,10 @@ pub struct GroupRow {
     pub used_bytes: i64,
     /// Files stored in the group's buckets.
     pub used_objects: i64,
+    /// Bytes of noncurrent versions and trash the group pays for (counted against its quota).
+    pub version_bytes: i64,
+    /// Noncurrent versions and trashed files the group pays for.
+    pub version_objects: i64,
 }
 
 fn to_group(r: sqlx::sqlite::SqliteRow) -> GroupRow {
@@ -26,6 +30,8 @@ fn to_group(r: sqlx::sqlite::SqliteRow) -> GroupRow {
         quota_objects: r.get(2),
         used_bytes: r.get(3),
         used_objects: r.get(4),
+        version_bytes: r.get(5),
+        version_objects: r.get(6),
     }
 }
 
@@ -44,7 +50,7 @@ impl Store {
     /// One group by name.
     pub async fn group(&self, name: &str) -> Result<Option<GroupRow>, MetaError> {
         let row = sqlx::query(
-            "SELECT name, quota_bytes, quota_objects, used_bytes, used_objects FROM groups WHERE name = $1",
+            "SELECT name, quota_bytes, quota_objects, used_bytes, used_objects, version_bytes, version_objects FROM groups WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -55,7 +61,7 @@ impl Store {
     /// All groups, by name.
     pub async fn groups(&self) -> Result<Vec<GroupRow>, MetaError> {
         let rows = sqlx::query(
-            "SELECT name, quota_bytes, quota_objects, used_bytes, used_objects FROM groups ORDER BY name",
+            "SELECT name, quota_bytes, quota_objects, used_bytes, used_objects, version_bytes, version_objects FROM groups ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;

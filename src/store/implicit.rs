@@ -166,7 +166,7 @@ mod tests {
             parents: &parents,
             ..Default::default()
         };
-        s.commit_file(&row(path, false), rules, None, async {
+        s.commit_file(&row(path, false), rules, None, &Default::default(), async {
             Ok::<(), MetaError>(())
         })
         .await
@@ -182,7 +182,7 @@ mod tests {
         assert!(s.is_implicit("/b/x/y").await.unwrap());
         let none = async { Ok::<(), MetaError>(()) };
         let (_, pruned) = s
-            .delete_tree_with("/b/x/y/f", (None, false), None, none)
+            .delete_tree_with("/b/x/y/f", (None, false), None, None, none)
             .await
             .map_err(MetaError::from)
             .unwrap();
@@ -206,9 +206,14 @@ mod tests {
         s.insert_dir(&row("/b", true)).await.unwrap();
         put(&s, "/b/m/n/f", &["/b/m", "/b/m/n"]).await.unwrap();
         let pruned = s
-            .move_tree("/b/m/n/f", "/b/f", "/b", None, None, async {
-                Ok::<(), MetaError>(())
-            })
+            .move_tree(
+                "/b/m/n/f",
+                "/b/f",
+                "/b",
+                None,
+                (None, &Default::default()),
+                async { Ok::<(), MetaError>(()) },
+            )
             .await
             .map_err(MetaError::from)
             .unwrap();
@@ -225,7 +230,9 @@ mod tests {
             ..Default::default()
         };
         let r = s
-            .commit_file(&f, rules, None, async { Ok::<(), MetaError>(()) })
+            .commit_file(&f, rules, None, &Default::default(), async {
+                Ok::<(), MetaError>(())
+            })
             .await;
         assert!(matches!(
             r,
@@ -251,9 +258,11 @@ mod tests {
         s.insert_dir(&row("/b", true)).await.unwrap();
         s.insert_dir(&row("/b/made", true)).await.unwrap();
         let only_if_empty = |s: Store| async move {
-            s.delete_tree_with("/b", (None, true), None, async { Ok::<(), MetaError>(()) })
-                .await
-                .map_err(MetaError::from)
+            s.delete_tree_with("/b", (None, true), None, None, async {
+                Ok::<(), MetaError>(())
+            })
+            .await
+            .map_err(MetaError::from)
         };
         assert!(matches!(
             only_if_empty(s.clone()).await,

@@ -16,6 +16,7 @@ mod tokens;
 mod tree;
 mod usage;
 mod users;
+mod versions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -35,6 +36,7 @@ pub use shares::ShareRow;
 pub use tree::{Committed, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;
+pub use versions::{Archive, Policy, Purged, TrashRow, VersionRow};
 
 /// Errors of the metadata layer.
 #[derive(Debug, thiserror::Error)]

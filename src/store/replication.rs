@@ -489,9 +489,14 @@ mod tests {
         s.upsert_rule("photos", "b", "", false).await.unwrap();
         s.put_file(&file("/photos/a")).await.unwrap();
         s.put_file(&file("/other/y")).await.unwrap();
-        s.move_tree("/photos/a", "/photos/b", "/photos", None, None, async {
-            Ok::<(), ()>(())
-        })
+        s.move_tree(
+            "/photos/a",
+            "/photos/b",
+            "/photos",
+            None,
+            (None, &Default::default()),
+            async { Ok::<(), ()>(()) },
+        )
         .await
         .unwrap();
         s.delete_tree("/photos/b", Some("kura-peer")).await.unwrap();

@@ -2,6 +2,8 @@
 //! transaction that repeats its checks inside, charges quotas and journals for replication,
 //! with the storage step run before the commit.
 
+use std::collections::BTreeMap;
+
 use sqlx::{Sqlite, Transaction};
 
 use super::entries::{entry_cols, EntryRow};
@@ -9,7 +11,19 @@ use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
+use super::versions::{
+    archive_file_tx, batch_rows_tx, charge_versions_tx, trash_tree_tx, untrash_tx, Archive,
+};
 use super::{below, map_unique, parent_of, Mark, MetaError, Store};
+
+/// What a copy's transaction checks and makes besides the rows: the (path, etag) rows copied,
+/// the missing parents, its journal mark and what it keeps of a replaced file.
+pub type CopyBasis<'a> = (
+    &'a [(String, String)],
+    &'a [EntryRow],
+    Option<&'a Mark>,
+    &'a Archive,
+);
 
 /// Why `commit_file` did not record a file.
 #[derive(Debug)]
@@ -124,7 +138,11 @@ async fn move_tree_tx(
     to: &str,
     to_parent: &str,
     regroup: Option<Option<&str>>,
+    archive: &Archive,
 ) -> Result<(), MetaError> {
+    if let Some(key) = &archive.key {
+        archive_file_tx(&mut *tx, to, key, super::now_ms()).await?;
+    }
     delete_tree_tx(&mut *tx, to, None).await?;
     journal_tree_tx(&mut *tx, from, None).await?;
     // a move into another bucket is paid by the destination's group, credited to the source's
@@ -189,6 +207,20 @@ async fn move_tree_tx(
         .bind(&hi)
         .execute(&mut **tx)
         .await?;
+    // a renamed file keeps its history: its noncurrent versions follow it (the trash stays
+    // where the deletes happened)
+    sqlx::query(
+        "UPDATE versions SET path = $1 || substr(path, $2), bucket = $6
+         WHERE batch IS NULL AND (path = $3 OR (path >= $4 AND path < $5))",
+    )
+    .bind(to)
+    .bind(cut)
+    .bind(from)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(bucket_of(to).unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
     journal_tree_tx(&mut *tx, to, None).await?;
     Ok(())
 }
@@ -204,7 +236,11 @@ async fn copy_tree_tx(
     to_parent: &str,
     (owner, grp): (&str, Option<&str>),
     now_ms: i64,
+    archive: &Archive,
 ) -> Result<(), MetaError> {
+    if let Some(key) = &archive.key {
+        archive_file_tx(&mut *tx, to, key, now_ms).await?;
+    }
     delete_tree_tx(&mut *tx, to, None).await?;
     let (bytes, files) = tree_usage_tx(&mut *tx, from).await?;
     let payer = if bucket_of(to) == Some(to) {
@@ -216,8 +252,10 @@ async fn copy_tree_tx(
     let (lo, hi) = below(from);
     let cut = from.chars().count() as i64 + 1;
     sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
-             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode FROM entries WHERE path = $6",
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id)
+             SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode,
+                    CASE WHEN is_dir = 0 THEN printf('%013x', $3) || lower(hex(randomblob(8))) END
+             FROM entries WHERE path = $6",
         )
         .bind(to)
         .bind(to_parent)
@@ -228,9 +266,10 @@ async fn copy_tree_tx(
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode)
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id)
              SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
-                    content_type, $6, headers, $7, mode
+                    content_type, $6, headers, $7, mode,
+                    CASE WHEN is_dir = 0 THEN printf('%013x', $5) || lower(hex(randomblob(8))) END
              FROM entries WHERE path >= $8 AND path < $9",
         )
         .bind(to)
@@ -287,7 +326,7 @@ impl Store {
     /// Inserts or replaces a file row (the commit step of an upload).
     #[cfg(test)]
     pub async fn put_file(&self, e: &EntryRow) -> Result<(), MetaError> {
-        self.commit_file(e, WriteRules::default(), None, async {
+        self.commit_file(e, WriteRules::default(), None, &Archive::default(), async {
             Ok::<(), MetaError>(())
         })
         .await
@@ -299,12 +338,14 @@ impl Store {
     /// nothing is recorded. With `create_new`, an entry already at the path (committed by a
     /// concurrent upload since the checks) refuses with `Duplicate` and nothing is replaced.
     /// A parent folder removed since the checks, or a folder now at the path, refuse too;
-    /// `rules` adds the preconditions and the implicit parents to make.
+    /// `rules` adds the preconditions and the implicit parents to make. `archive` keeps the
+    /// replaced file as a noncurrent version (its bytes at `archive.key`).
     pub async fn commit_file<E, F>(
         &self,
         e: &EntryRow,
         rules: WriteRules<'_>,
         mark: Option<&Mark>,
+        archive: &Archive,
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -357,6 +398,17 @@ impl Store {
         {
             return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)));
         }
+        let now = super::now_ms();
+        if let (Some(key), Some(_)) = (&archive.key, old) {
+            archive_file_tx(&mut tx, &e.path, key, now)
+                .await
+                .map_err(Committed::Meta)?;
+        }
+        if let Some((path, batch)) = &archive.untrash {
+            untrash_tx(&mut tx, path, batch)
+                .await
+                .map_err(Committed::Meta)?;
+        }
         let files = i64::from(old.is_none());
         charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
             .await
@@ -364,10 +416,12 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             entry_cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+               printf('%013x', $13) || lower(hex(randomblob(8))))
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
-               headers = excluded.headers, origin = excluded.origin
+               headers = excluded.headers, origin = excluded.origin,
+               version_id = excluded.version_id
              WHERE entries.is_dir = 0; ",
             journal_one!("$12", "$1", "$11", "$13"),
             "; INSERT INTO commit_marks (owner, seq) SELECT $14, $15 WHERE $14 IS NOT NULL
@@ -387,7 +441,7 @@ impl Store {
         // the journal entry and the commit mark ride in the same round trip (files at the
         // root have no bucket)
         .bind(journal_bucket(&e.path))
-        .bind(super::now_ms())
+        .bind(now)
         .bind(mark.map(|m| m.owner.as_str()))
         .bind(mark.map(|m| m.seq.as_str()))
         .execute(&mut *tx)
@@ -451,7 +505,7 @@ impl Store {
     pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
         let none = async { Ok::<(), MetaError>(()) };
         let (n, _) = self
-            .delete_tree_with(path, (origin, false), None, none)
+            .delete_tree_with(path, (origin, false), None, None, none)
             .await
             .map_err(MetaError::from)?;
         Ok(n)
@@ -461,12 +515,14 @@ impl Store {
     /// when nothing is there any more (a concurrent delete or move won). With `if_empty`,
     /// `Conflict(NOT_EMPTY)` unless only implicit folders are below (DeleteBucket). The
     /// implicit folders above that it leaves empty go too: returns the rows removed and those
-    /// folders' paths, deepest first.
+    /// folders' paths, deepest first. With `trash` (a delete id, also the key of its bytes),
+    /// what is deleted goes into the trash as one delete.
     pub async fn delete_tree_with<E, F>(
         &self,
         path: &str,
         (origin, if_empty): (Option<&str>, bool),
         mark: Option<&Mark>,
+        trash: Option<&str>,
         finish: F,
     ) -> Result<(u64, Vec<String>), Committed<E>>
     where
@@ -479,6 +535,11 @@ impl Store {
             .map_err(|e| Committed::Meta(e.into()))?;
         if if_empty {
             require_empty_tx(&mut tx, path).await.map_err(meta)?;
+        }
+        if let Some(batch) = trash {
+            trash_tree_tx(&mut tx, path, batch, super::now_ms())
+                .await
+                .map_err(meta)?;
         }
         let n = delete_tree_tx(&mut tx, path, origin).await.map_err(meta)?;
         if n == 0 {
@@ -505,7 +566,7 @@ impl Store {
         to: &str,
         to_parent: &str,
         regroup: Option<Option<&str>>,
-        mark: Option<&Mark>,
+        (mark, archive): (Option<&Mark>, &Archive),
         finish: F,
     ) -> Result<Vec<String>, Committed<E>>
     where
@@ -518,7 +579,7 @@ impl Store {
         transfer_checks_tx(&mut tx, from, to, to_parent)
             .await
             .map_err(Committed::Meta)?;
-        move_tree_tx(&mut tx, from, to, to_parent, regroup)
+        move_tree_tx(&mut tx, from, to, to_parent, regroup, archive)
             .await
             .map_err(Committed::Meta)?;
         super::locks::delete_locks_below_tx(&mut tx, from)
@@ -544,7 +605,7 @@ impl Store {
         (from, to, to_parent): (&str, &str, &str),
         (owner, grp): (&str, Option<&str>),
         now_ms: i64,
-        (copied, parents, mark): (&[(String, String)], &[EntryRow], Option<&Mark>),
+        (copied, parents, mark, archive): CopyBasis<'_>,
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -566,10 +627,116 @@ impl Store {
         {
             return Err(Committed::Meta(MetaError::Conflict(SOURCE_CHANGED)));
         }
-        copy_tree_tx(&mut tx, from, to, to_parent, (owner, grp), now_ms)
+        copy_tree_tx(&mut tx, from, to, to_parent, (owner, grp), now_ms, archive)
             .await
             .map_err(Committed::Meta)?;
         mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
+        finish.await.map_err(Committed::Finish)?;
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))
+    }
+
+    /// Undeletes a whole delete in one transaction, as it was (ids, times, owners, modes), at
+    /// `to` (a new name in the same bucket, `to_parent` existing) and runs `finish` (the
+    /// rename of its kept tree back into place) before the COMMIT. `Conflict` when the delete
+    /// is no longer whole (a file of it restored or purged since), `Duplicate` when `to` exists.
+    pub async fn undelete<E, F>(
+        &self,
+        batch: &str,
+        (to, to_parent): (&str, &str),
+        mark: Option<&Mark>,
+        finish: F,
+    ) -> Result<(), Committed<E>>
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
+        let meta = Committed::Meta;
+        let mut tx = self
+            .write_tx()
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        let rows = batch_rows_tx(&mut tx, batch)
+            .await
+            .map_err(|e| Committed::Meta(e))?;
+        let Some(root) = rows.iter().find(|r| r.id == batch).cloned() else {
+            return Err(meta(MetaError::Gone));
+        };
+        let files = rows.iter().filter(|r| !r.marker).count();
+        let file_markers = rows.iter().filter(|r| r.marker && !r.is_dir).count();
+        if files != file_markers {
+            return Err(meta(MetaError::Conflict("the delete is no longer whole")));
+        }
+        let parent: Option<i64> = sqlx::query_scalar("SELECT is_dir FROM entries WHERE path = $1")
+            .bind(to_parent)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        if to_parent != "/" && parent != Some(1) {
+            return Err(meta(MetaError::Conflict("parent folder does not exist")));
+        }
+        let payer = payer_tx(&mut tx, to).await.map_err(meta)?;
+        let bytes: i64 = rows.iter().filter(|r| !r.marker).map(|r| r.size).sum();
+        charge_tx(&mut tx, payer.as_deref(), bytes, files as i64)
+            .await
+            .map_err(meta)?;
+        let mut credit: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
+        let payers: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, payer FROM versions WHERE batch = $1 AND marker = 0")
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| Committed::Meta(e.into()))?;
+        let sizes: BTreeMap<&str, i64> = rows.iter().map(|r| (r.id.as_str(), r.size)).collect();
+        for (id, p) in payers {
+            let c = credit.entry(p).or_default();
+            c.0 += sizes.get(id.as_str()).copied().unwrap_or(0);
+            c.1 += 1;
+        }
+        for (p, (b, f)) in credit {
+            charge_versions_tx(&mut tx, p.as_deref(), -b, -f)
+                .await
+                .map_err(meta)?;
+        }
+        let now = super::now_ms();
+        let cut = root.path.len();
+        for r in rows.iter().filter(|r| r.is_dir || !r.marker) {
+            let path = format!("{to}{}", r.path.get(cut..).unwrap_or_default());
+            let parent = if path == to {
+                to_parent.to_string()
+            } else {
+                path.rsplit_once('/').map_or("/", |(p, _)| p).to_string()
+            };
+            sqlx::query(
+                "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type,
+                   owner, headers, grp, mode, version_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&path)
+            .bind(&parent)
+            .bind(i64::from(r.is_dir))
+            .bind(r.size)
+            .bind(if r.is_dir { now } else { r.mtime_ms })
+            .bind(if r.is_dir {
+                format!("d{now:x}")
+            } else {
+                r.etag.clone()
+            })
+            .bind(&r.content_type)
+            .bind(&r.owner)
+            .bind(&r.headers)
+            .bind(&r.grp)
+            .bind(r.mode)
+            .bind((!r.is_dir && !r.null_version).then_some(&r.id))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Committed::Meta(map_unique(e)))?;
+        }
+        sqlx::query("DELETE FROM versions WHERE batch = $1")
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        journal_tree_tx(&mut tx, to, None).await.map_err(meta)?;
+        mark_tx(&mut tx, mark).await.map_err(meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
@@ -621,9 +788,11 @@ mod tests {
         };
         s.patch_props("/a/b/c", &[(true, p.clone())]).await.unwrap();
 
-        s.move_tree("/a", "/z", "/", None, None, async { Ok::<(), ()>(()) })
-            .await
-            .unwrap();
+        s.move_tree("/a", "/z", "/", None, (None, &Archive::default()), async {
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap();
         assert!(s.entry("/a").await.unwrap().is_none());
         let c = s.entry("/z/b/c").await.unwrap().unwrap();
         assert_eq!(c.parent, "/z/b");
@@ -648,7 +817,7 @@ mod tests {
             ("/z", "/ab2", "/"),
             ("bob", Some("g")),
             7,
-            (&copied, &[], None),
+            (&copied, &[], None, &Archive::default()),
             async { Ok::<(), ()>(()) },
         )
         .await

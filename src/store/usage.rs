@@ -67,8 +67,9 @@ pub(super) async fn charge_tx(
     let r = sqlx::query(
         "UPDATE groups SET used_bytes = used_bytes + $1, used_objects = used_objects + $2
          WHERE name = $3 AND ($4 = 0
-           OR ((quota_bytes IS NULL OR $5 <= 0 OR used_bytes + $6 <= quota_bytes)
-           AND (quota_objects IS NULL OR $7 <= 0 OR used_objects + $8 <= quota_objects)))",
+           OR ((quota_bytes IS NULL OR $5 <= 0 OR used_bytes + version_bytes + $6 <= quota_bytes)
+           AND (quota_objects IS NULL OR $7 <= 0
+                OR used_objects + version_objects + $8 <= quota_objects)))",
     )
     .bind(bytes)
     .bind(files)
@@ -102,6 +103,10 @@ pub struct Drift {
     pub recorded: (i64, i64),
     /// Bytes and files counted from the rows of its buckets.
     pub actual: (i64, i64),
+    /// Recorded bytes and files of noncurrent versions and trash.
+    pub recorded_versions: (i64, i64),
+    /// Bytes and files of noncurrent versions and trash counted from their rows.
+    pub actual_versions: (i64, i64),
 }
 
 impl Store {
@@ -112,7 +117,7 @@ impl Store {
         };
         // one query: the bucket's group and what its quota leaves (no row: unlimited or unpaid)
         let row = sqlx::query(
-            "SELECT g.name, g.quota_bytes - g.used_bytes FROM entries e
+            "SELECT g.name, g.quota_bytes - g.used_bytes - g.version_bytes FROM entries e
              JOIN groups g ON g.name = e.grp
              WHERE e.path = $1 AND e.is_dir = 1 AND g.quota_bytes IS NOT NULL",
         )
@@ -145,10 +150,12 @@ impl Store {
         let Some(group) = payer_tx(&mut tx, path).await? else {
             return Ok(None);
         };
-        let row = sqlx::query("SELECT quota_bytes, used_bytes FROM groups WHERE name = $1")
-            .bind(&group)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT quota_bytes, used_bytes + version_bytes FROM groups WHERE name = $1",
+        )
+        .bind(&group)
+        .fetch_optional(&mut *tx)
+        .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
@@ -156,15 +163,23 @@ impl Store {
     /// counted figures. Returns the groups whose counters were wrong.
     pub async fn check_usage(&self, repair: bool) -> Result<Vec<Drift>, MetaError> {
         let mut tx = self.write_tx().await?;
-        let groups: Vec<(String, i64, i64)> =
-            sqlx::query("SELECT name, used_bytes, used_objects FROM groups ORDER BY name")
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect();
+        let groups: Vec<(String, i64, i64, (i64, i64))> = sqlx::query(
+            "SELECT name, used_bytes, used_objects, version_bytes, version_objects FROM groups
+             ORDER BY name",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), (r.get(3), r.get(4))))
+        .collect();
         let mut drift = Vec::new();
-        for (name, bytes, files) in groups {
+        for (name, bytes, files, versions) in groups {
+            let kept: (i64, i64) = sqlx::query_as(
+                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM versions WHERE payer = $1 AND marker = 0",
+            )
+            .bind(&name)
+            .fetch_one(&mut *tx)
+            .await?;
             let buckets: Vec<String> = sqlx::query(
                 "SELECT path FROM entries WHERE parent = '/' AND is_dir = 1 AND grp = $1",
             )
@@ -179,14 +194,17 @@ impl Store {
                 let (sb, sf) = tree_usage_tx(&mut tx, &b).await?;
                 actual = (actual.0 + sb, actual.1 + sf);
             }
-            if actual != (bytes, files) {
+            if actual != (bytes, files) || kept != versions {
                 if repair {
                     sqlx::query(
-                        "UPDATE groups SET used_bytes = $1, used_objects = $2 WHERE name = $3",
+                        "UPDATE groups SET used_bytes = $1, used_objects = $2, version_bytes = $4,
+                           version_objects = $5 WHERE name = $3",
                     )
                     .bind(actual.0)
                     .bind(actual.1)
                     .bind(&name)
+                    .bind(kept.0)
+                    .bind(kept.1)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -194,6 +212,8 @@ impl Store {
                     group: name,
                     recorded: (bytes, files),
                     actual,
+                    recorded_versions: versions,
+                    actual_versions: kept,
                 });
             }
         }

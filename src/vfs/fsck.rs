@@ -20,6 +20,10 @@ pub struct FsckReport {
     pub changed: Vec<String>,
     /// Copies left by an interrupted COPY (repair: deleted).
     pub leftovers: Vec<String>,
+    /// Files in the versions store no version refers to (repair: removed).
+    pub unreferenced_versions: Vec<String>,
+    /// Versions whose bytes are gone from the versions store (repair: forgotten).
+    pub missing_versions: Vec<String>,
     /// Groups whose usage counters were wrong (repair: recounted).
     pub usage: Vec<Drift>,
 }
@@ -31,6 +35,8 @@ impl FsckReport {
             && self.missing.is_empty()
             && self.changed.is_empty()
             && self.leftovers.is_empty()
+            && self.unreferenced_versions.is_empty()
+            && self.missing_versions.is_empty()
             && self.usage.is_empty()
     }
 }
@@ -50,10 +56,21 @@ impl Vfs {
         let mut report = FsckReport::default();
         // storage: path -> (is_dir, size)
         let mut stored: BTreeMap<String, (bool, u64)> = BTreeMap::new();
+        let mut kept_objects = std::collections::BTreeSet::new();
         let mut lister = self.op.lister_with("").recursive(true).await?;
         while let Some(entry) = lister.try_next().await? {
             let key = entry.path().trim_end_matches('/');
             if key.is_empty() {
+                continue;
+            }
+            // kept versions on a service other than `fs` (checked against their rows below)
+            if let Some(kept) = entry.path().strip_prefix(super::versions::VERSIONS_PREFIX) {
+                if !entry.metadata().is_dir() && !kept.is_empty() {
+                    kept_objects.insert(kept.to_string());
+                }
+                continue;
+            }
+            if key == super::versions::VERSIONS_PREFIX.trim_end_matches('/') {
                 continue;
             }
             let is_dir = entry.metadata().is_dir();
@@ -115,8 +132,70 @@ impl Vfs {
             }
         }
         report.missing.reverse();
+        self.check_versions(&mut report, repair, kept_objects)
+            .await?;
         report.usage = self.store.check_usage(repair).await?;
         Ok(report)
+    }
+
+    /// The versions store (`fs`) against the version rows: every kept file referenced, every
+    /// referenced key there.
+    async fn check_versions(
+        &self,
+        report: &mut FsckReport,
+        repair: bool,
+        kept_objects: std::collections::BTreeSet<String>,
+    ) -> Result<(), VfsError> {
+        let on_disk = match &self.local {
+            None => kept_objects,
+            Some(l) => Self::kept_files(l.versions.clone()).await?,
+        };
+        let keys: std::collections::BTreeSet<String> = self
+            .store
+            .version_keys()
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        report.unreferenced_versions = on_disk.difference(&keys).cloned().collect();
+        report.missing_versions = keys.difference(&on_disk).cloned().collect();
+        if repair {
+            self.remove_kept(&report.unreferenced_versions).await;
+            self.store
+                .drop_version_keys(&report.missing_versions)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The files below `versions/` on `fs`, relative to it.
+    async fn kept_files(
+        root: std::path::PathBuf,
+    ) -> Result<std::collections::BTreeSet<String>, VfsError> {
+        tokio::task::spawn_blocking(move || {
+            let mut files = std::collections::BTreeSet::new();
+            let mut stack = vec![root.clone()];
+            while let Some(d) = stack.pop() {
+                let Ok(rd) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    match e.file_type() {
+                        Ok(t) if t.is_dir() => stack.push(p),
+                        Ok(_) => {
+                            if let Ok(rel) = p.strip_prefix(&root) {
+                                files.insert(rel.to_string_lossy().to_string());
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            files
+        })
+        .await
+        .map_err(|e| super::storage::io_err(std::io::Error::other(e)))
     }
 
     /// Records a stored object as it is: the MD5 is read from the bytes, owner and group come
@@ -177,9 +256,13 @@ impl Vfs {
         // recorded even over quota: the bytes are already there; usage is recounted after
         match self
             .store
-            .commit_file(&row, crate::store::WriteRules::default(), None, async {
-                Ok::<(), VfsError>(())
-            })
+            .commit_file(
+                &row,
+                crate::store::WriteRules::default(),
+                None,
+                &Default::default(),
+                async { Ok::<(), VfsError>(()) },
+            )
             .await
         {
             Ok(()) => Ok(()),

@@ -32,11 +32,20 @@ use crate::store::{Mark, Store};
 /// What a commit needs done on disk, in order.
 #[derive(Clone, Debug)]
 pub(super) enum Step {
-    /// `from` becomes `to`; a file at `to` is kept aside until the commit, a folder at `to`
-    /// (not recorded: the checks refuse recorded ones) is moved into `tmp/`.
-    Put { from: PathBuf, to: PathBuf },
-    /// `path` (file or folder) goes into `tmp/` and is removed after the commit.
-    Remove { path: PathBuf },
+    /// `from` becomes `to`; a file at `to` is kept aside until the commit (or for good at
+    /// `keep`, a noncurrent version: a hard link, no byte copied), a folder at `to` (not
+    /// recorded: the checks refuse recorded ones) is moved into `tmp/`.
+    Put {
+        from: PathBuf,
+        to: PathBuf,
+        keep: Option<PathBuf>,
+    },
+    /// `path` (file or folder) goes into `tmp/` and is removed after the commit, or to `keep`
+    /// (the trash) for good.
+    Remove {
+        path: PathBuf,
+        keep: Option<PathBuf>,
+    },
     /// A new folder (its parent exists).
     Mkdir { path: PathBuf },
 }
@@ -227,7 +236,8 @@ impl Pending {
                 Op::Mkdir { path } => {
                     dirs.extend(path.parent().map(Path::to_path_buf));
                 }
-                Op::Keep { .. } => {}
+                // a version kept for good is durable with the commit
+                Op::Keep { undo, .. } => dirs.extend(undo.parent().map(Path::to_path_buf)),
             }
         }
         // the renames are durable before the commit is acknowledged; tmp/ itself needs no
@@ -317,7 +327,7 @@ fn resolve(steps: &[Step], tmp: &Path, owner: &str, seq: u64) -> std::io::Result
     };
     for s in steps {
         match s {
-            Step::Put { from, to } => {
+            Step::Put { from, to, keep } => {
                 let ino = std::fs::symlink_metadata(from)?.ino();
                 match std::fs::symlink_metadata(to) {
                     Ok(m) if m.is_dir() => ops.push(Op::Rename {
@@ -327,7 +337,10 @@ fn resolve(steps: &[Step], tmp: &Path, owner: &str, seq: u64) -> std::io::Result
                     }),
                     Ok(m) => ops.push(Op::Keep {
                         path: to.clone(),
-                        undo: aside(&mut garbage),
+                        undo: match keep {
+                            Some(k) => k.clone(),
+                            None => aside(&mut garbage),
+                        },
                         ino: m.ino(),
                     }),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -353,10 +366,13 @@ fn resolve(steps: &[Step], tmp: &Path, owner: &str, seq: u64) -> std::io::Result
                     ino,
                 });
             }
-            Step::Remove { path } => match std::fs::symlink_metadata(path) {
+            Step::Remove { path, keep } => match std::fs::symlink_metadata(path) {
                 Ok(m) => ops.push(Op::Rename {
                     from: path.clone(),
-                    to: aside(&mut garbage),
+                    to: match keep {
+                        Some(k) => k.clone(),
+                        None => aside(&mut garbage),
+                    },
                     ino: m.ino(),
                 }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -18,6 +18,7 @@ mod settings;
 mod storage;
 mod transfer;
 mod upload;
+mod versions;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

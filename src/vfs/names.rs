@@ -14,6 +14,12 @@ pub fn is_macos_metadata(name: &str) -> bool {
 impl Vfs {
     /// Refuses a new name when the policy says so; called wherever a name is created.
     pub(super) fn check_new_name(&self, path: &VPath) -> Result<(), VfsError> {
+        // Kura's own prefixes on services other than `fs` (kept versions, multipart parts)
+        if path.parent().is_root() && path.name().starts_with(".kura-") {
+            return Err(VfsError::Forbidden(
+                "names starting with .kura- at the root are Kura's own",
+            ));
+        }
         if self.macos == MacosMetadata::Refuse && is_macos_metadata(path.name()) {
             return Err(VfsError::Forbidden("macOS metadata files are refused here"));
         }

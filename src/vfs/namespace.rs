@@ -681,25 +681,48 @@ impl Vfs {
         // rows and bytes go in one transaction: on disk the tree is moved into tmp/ before the
         // COMMIT (removed after it); another service deletes after the COMMIT, so a failure
         // there leaves unreferenced bytes, never rows without bytes
+        // kept in the trash (one rename of the whole tree) when the bucket keeps one
+        let keep = self.keep_deleted(path).await?;
+        let batch = keep.as_ref().map(|k| k.0.clone());
         let steps = self
             .local_path(path)
-            .map(|p| vec![Step::Remove { path: p }])
+            .map(|p| {
+                vec![Step::Remove {
+                    path: p,
+                    keep: keep.clone().and_then(|k| k.1),
+                }]
+            })
             .unwrap_or_default();
+        // another service: the files are copied into the trash inside the transaction
+        let other = self.trash_objects(&entry, &keep).await?;
         let store = self.store.clone();
         let (p, origin) = (path.to_string(), origin.map(str::to_string));
-        let pruned = self
+        let res = self
             .commit_with(
                 self.guard(c, vec![(path.clone(), true)]),
                 steps,
-                Box::pin(async { Ok(()) }),
+                other,
                 move |mark, finish| async move {
                     store
-                        .delete_tree_with(&p, (origin.as_deref(), if_empty), mark.as_ref(), finish)
+                        .delete_tree_with(
+                            &p,
+                            (origin.as_deref(), if_empty),
+                            mark.as_ref(),
+                            batch.as_deref(),
+                            finish,
+                        )
                         .await
                         .map(|(_, pruned)| pruned)
                 },
             )
-            .await?;
+            .await;
+        let pruned = match res {
+            Ok(p) => p,
+            Err(e) => {
+                self.untrash_objects(&keep).await;
+                return Err(e);
+            }
+        };
         if self.local.is_none() {
             let deleted = if entry.is_dir {
                 self.op
@@ -810,8 +833,22 @@ impl Vfs {
         }
         // the storage move runs inside the metadata transaction, after the quota charge and
         // the checks repeated there: refused or failed, neither side changes
+        // a file replaced at the destination stays as a noncurrent version
+        let keep = if src.is_dir {
+            None
+        } else {
+            self.keep_replaced(to).await?
+        };
+        let archive = crate::store::Archive {
+            key: keep.as_ref().map(|k| k.0.clone()),
+            untrash: None,
+        };
         let steps = match (self.local_path(from), self.local_path(to)) {
-            (Some(f), Some(t)) => vec![Step::Put { from: f, to: t }],
+            (Some(f), Some(t)) => vec![Step::Put {
+                from: f,
+                to: t,
+                keep: keep.clone().and_then(|k| k.1),
+            }],
             _ => Vec::new(),
         };
         let other: futures_util::future::BoxFuture<'static, Result<(), VfsError>> =
@@ -831,6 +868,7 @@ impl Vfs {
                             .recursive(true)
                             .await?;
                     } else {
+                        v.keep_object(&t.storage_key(false), &keep).await?;
                         v.move_file_bytes(&f, &t).await?;
                     }
                     Ok(())
@@ -844,7 +882,7 @@ impl Vfs {
             .commit_with(guard, steps, other, move |mark, finish| async move {
                 let regroup = regroup.as_ref().map(|g| g.as_deref());
                 store
-                    .move_tree(&f, &t, &tp, regroup, mark.as_ref(), finish)
+                    .move_tree(&f, &t, &tp, regroup, (mark.as_ref(), &archive), finish)
                     .await
             })
             .await?;
@@ -920,13 +958,23 @@ impl Vfs {
             c.user.clone(),
         );
         let now = now_ms();
+        // a file replaced at the destination stays as a noncurrent version
+        let keep = if src.is_dir {
+            None
+        } else {
+            self.keep_replaced(to).await?
+        };
+        let archive = crate::store::Archive {
+            key: keep.as_ref().map(|k| k.0.clone()),
+            untrash: None,
+        };
         let change = move |mark: Option<crate::store::Mark>, finish| async move {
             store
                 .copy_tree(
                     (&f, &t, &tp),
                     (&owner, grp.as_deref()),
                     now,
-                    (&copied, &parents, mark.as_ref()),
+                    (&copied, &parents, mark.as_ref(), &archive),
                     finish,
                 )
                 .await
@@ -950,6 +998,7 @@ impl Vfs {
                     let steps = vec![Step::Put {
                         from: staged.clone(),
                         to: target,
+                        keep: keep.and_then(|k| k.1),
                     }];
                     let guard = self.guard(c, vec![(to.clone(), false)]);
                     self.commit_with(guard, steps, Box::pin(async { Ok(()) }), change)
@@ -1000,6 +1049,7 @@ impl Vfs {
             for d in &dirs {
                 v.op.create_dir(d).await?;
             }
+            v.keep_object(&target, &keep).await?;
             v.move_key(&s2, &target).await
         });
         let guard = self.guard(c, vec![(to.clone(), false)]);

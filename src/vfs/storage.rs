@@ -47,7 +47,10 @@ pub fn build_operator(
         let builder = opendal::services::Fs::default()
             .root(&root.to_string_lossy())
             .atomic_write_dir(&tmp.to_string_lossy());
+        let versions = data_dir.join("versions");
+        std::fs::create_dir_all(&versions).map_err(io_err)?;
         let local = LocalFs {
+            versions,
             staging: data_dir.join("multipart"),
             root,
             tmp,
@@ -70,6 +73,8 @@ pub struct LocalFs {
     pub staging: PathBuf,
     /// Uploads until they are committed.
     pub tmp: PathBuf,
+    /// Noncurrent versions and trash (docs/versions.md), outside the visible tree.
+    pub versions: PathBuf,
     /// Mode of the files Kura stores (0666 minus `disk_umask`).
     pub file_mode: u32,
     /// Mode of the folders Kura makes on disk (0777 minus `disk_umask`).

@@ -828,9 +828,14 @@ async fn a_folder_moved_onto_a_folder_that_gained_a_child_is_refused_whole() {
     let to_parent = "/".to_string();
     let r = v
         .store
-        .move_tree("/src", "/dst", &to_parent, None, None, async {
-            Ok::<(), VfsError>(())
-        })
+        .move_tree(
+            "/src",
+            "/dst",
+            &to_parent,
+            None,
+            (None, &Default::default()),
+            async { Ok::<(), VfsError>(()) },
+        )
         .await;
     assert!(matches!(
         r,
@@ -861,7 +866,7 @@ async fn deleting_what_a_move_just_moved_finds_nothing_and_harms_nothing() {
     // a delete whose row vanished between its checks and its transaction is NotFound too
     assert!(matches!(
         v.store
-            .delete_tree_with("/b/f", (None, false), None, async {
+            .delete_tree_with("/b/f", (None, false), None, None, async {
                 Ok::<(), VfsError>(())
             })
             .await,
@@ -886,6 +891,7 @@ async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
         .begin(vec![journal::Step::Put {
             from: new.clone(),
             to: files.join("k/f"),
+            keep: None,
         }])
         .await;
     pending.run().await.unwrap();
@@ -911,6 +917,7 @@ async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
         .begin(vec![journal::Step::Put {
             from: new.clone(),
             to: files.join("k/f"),
+            keep: None,
         }])
         .await;
     pending.run().await.unwrap();
@@ -920,9 +927,13 @@ async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
         ..v.store.entry("/k/f").await.unwrap().unwrap()
     };
     v.store
-        .commit_file(&row, Default::default(), Some(&pending.mark()), async {
-            Ok::<(), VfsError>(())
-        })
+        .commit_file(
+            &row,
+            Default::default(),
+            Some(&pending.mark()),
+            &Default::default(),
+            async { Ok::<(), VfsError>(()) },
+        )
         .await
         .unwrap();
     std::mem::forget(pending);

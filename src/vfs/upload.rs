@@ -349,6 +349,9 @@ impl Upload {
         opts: UploadOptions,
         replaced: u64,
     ) -> Result<Self, VfsError> {
+        if let Some(n) = opts.expected_size {
+            vfs.make_room(&path, n.saturating_sub(replaced)).await?;
+        }
         let writer = vfs.temp(&path.storage_key(false), false).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
         sink.expected_md5 = opts.content_md5.clone();
@@ -485,10 +488,30 @@ impl Upload {
         // the row, the quota charge and the rename into place commit together; on disk the
         // rename is journaled, so a kill at any instant is undone or finished at start
         let store = self.vfs.store.clone();
+        // a file replaced stays as a noncurrent version (a hard link of it, journaled)
+        let keep = match self.vfs.keep_replaced(&self.path).await {
+            Ok(k) => k,
+            Err(e) => {
+                self.sink.abort().await;
+                return Err(e);
+            }
+        };
+        let archive = crate::store::Archive {
+            key: keep.as_ref().map(|k| k.0.clone()),
+            untrash: None,
+        };
         let pending = match (&self.vfs.journal, self.sink.disk_path()) {
             (Some(j), Some(tmp)) => {
                 let to = self.vfs.local_path(&self.path).unwrap_or_default();
-                Some(j.begin(vec![Step::Put { from: tmp, to }]).await)
+                let keep = keep.clone().and_then(|k| k.1);
+                Some(
+                    j.begin(vec![Step::Put {
+                        from: tmp,
+                        to,
+                        keep,
+                    }])
+                    .await,
+                )
             }
             _ => None,
         };
@@ -499,6 +522,7 @@ impl Upload {
             .vfs
             .guard(&self.caller, vec![(self.path.clone(), false)]);
         let (op, dirs) = (self.vfs.op.clone(), &parents);
+        let (vfs, target) = (self.vfs.clone(), self.path.storage_key(false));
         let finish = async {
             guard.check().await?;
             match &pending {
@@ -509,6 +533,8 @@ impl Upload {
                         op.create_dir(&format!("{}/", d.path.trim_start_matches('/')))
                             .await?;
                     }
+                    // another service: the replaced object is copied aside before it goes
+                    vfs.keep_object(&target, &keep).await?;
                     sink.close().await
                 }
             }
@@ -518,7 +544,9 @@ impl Upload {
             if_match: self.opts.if_match.as_deref(),
             parents: &parents,
         };
-        let res = store.commit_file(&row, rules, mark.as_ref(), finish).await;
+        let res = store
+            .commit_file(&row, rules, mark.as_ref(), &archive, finish)
+            .await;
         if let Some(p) = pending {
             match &res {
                 Ok(()) => {

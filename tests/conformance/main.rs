@@ -34,3 +34,4 @@ mod streaming;
 mod tls;
 mod tree_races;
 mod users;
+mod versions;

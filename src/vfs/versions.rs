@@ -1,0 +1,831 @@
+//! Versions and trash in the core (docs/versions.md): which writes keep what they replace,
+//! browsing what was kept, restoring it as a new current version, and purging by policy.
+
+use std::path::PathBuf;
+
+use super::journal::Step;
+use super::perm::R;
+use super::{Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
+use crate::store::{now_ms, Archive, EntryRow, Policy, Purged, TrashRow, VersionRow};
+
+/// Where a write or delete keeps what it replaces: the key in the versions store and, on
+/// `fs`, that file's path on disk (other services keep it at `VERSIONS_PREFIX` + key).
+pub(super) type KeepAt = Option<(String, Option<PathBuf>)>;
+
+/// Where other services than `fs` keep versions: a hidden prefix of the same service, outside
+/// every bucket (names starting with it are refused in the namespace).
+pub(super) const VERSIONS_PREFIX: &str = ".kura-versions/";
+
+/// The object holding kept bytes on a service other than `fs`.
+pub(super) fn version_object(key: &str) -> String {
+    format!("{VERSIONS_PREFIX}{key}")
+}
+
+/// What a restore brought back.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Files made current again.
+    pub files: usize,
+    /// Folders made again.
+    pub folders: usize,
+}
+
+/// A new delete id, also the id of the deleted path's own marker: sorts by time like the
+/// version ids SQL makes.
+fn new_batch_id() -> String {
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{:013x}{}", now_ms(), &rand[..16])
+}
+
+impl Vfs {
+    /// The policy of the bucket holding `path`; `None` for the root and files at the root
+    /// (no bucket pays for them).
+    async fn policy_at(&self, path: &VPath) -> Result<Option<Policy>, VfsError> {
+        match Self::bucket_of(path) {
+            Some(b) if b != *path => Ok(Some(self.store.policy(b.as_str()).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Where an overwrite of `path` keeps the replaced bytes, when its bucket keeps versions.
+    pub(super) async fn keep_replaced(&self, path: &VPath) -> Result<KeepAt, VfsError> {
+        match self.policy_at(path).await? {
+            Some(p) if p.keeps_versions() => {
+                let key = uuid::Uuid::new_v4().simple().to_string();
+                let disk = self.local.as_ref().map(|l| l.versions.join(&key));
+                Ok(Some((key, disk)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// On a service other than `fs`: copies the object at `from` (if there is one) to where
+    /// `keep` keeps it, inside the commit's transaction (on `fs` the journal links it).
+    pub(super) async fn keep_object(&self, from: &str, keep: &KeepAt) -> Result<(), VfsError> {
+        let Some((key, None)) = keep else {
+            return Ok(());
+        };
+        match self.op.stat(from).await {
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        self.copy_key(from, &version_object(key)).await
+    }
+
+    /// On a service other than `fs`: the copy of a deleted file, or of every file of a deleted
+    /// folder, into the trash, to run inside the delete's transaction.
+    pub(super) async fn trash_objects(
+        &self,
+        entry: &Entry,
+        keep: &KeepAt,
+    ) -> Result<futures_util::future::BoxFuture<'static, Result<(), VfsError>>, VfsError> {
+        let Some((batch, None)) = keep.clone() else {
+            return Ok(Box::pin(async { Ok(()) }));
+        };
+        let files: Vec<(String, String)> = if entry.is_dir {
+            let base = entry.path.as_str().len();
+            self.store
+                .subtree(entry.path.as_str())
+                .await?
+                .into_iter()
+                .filter(|r| !r.is_dir)
+                .map(|r| {
+                    let rel = r.path.get(base..).unwrap_or_default().to_string();
+                    (r.path.trim_start_matches('/').to_string(), rel)
+                })
+                .collect()
+        } else {
+            vec![(entry.path.storage_key(false), String::new())]
+        };
+        let v = self.clone();
+        Ok(Box::pin(async move {
+            for (from, rel) in files {
+                v.keep_object(&from, &Some((format!("{batch}{rel}"), None)))
+                    .await?;
+            }
+            Ok(())
+        }))
+    }
+
+    /// Removes what `trash_objects` copied for a delete that did not commit.
+    pub(super) async fn untrash_objects(&self, keep: &KeepAt) {
+        if let (Some((batch, None)), None) = (keep, &self.local) {
+            let obj = version_object(batch);
+            let _ = self.op.delete(&obj).await;
+            let _ = self
+                .op
+                .delete_with(&format!("{obj}/"))
+                .recursive(true)
+                .await;
+        }
+    }
+
+    /// Where a delete of `path` puts what it deletes (one key for a whole folder), when its
+    /// bucket keeps a trash.
+    pub(super) async fn keep_deleted(&self, path: &VPath) -> Result<KeepAt, VfsError> {
+        match self.policy_at(path).await? {
+            Some(p) if p.keeps_trash() => {
+                let batch = new_batch_id();
+                let disk = self.local.as_ref().map(|l| l.versions.join(&batch));
+                Ok(Some((batch, disk)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Fails unless `c` may see the versions of `path`: an administrator, or a reader of the
+    /// file as it is now (the versions of a deleted file are its trash: administrators only).
+    async fn may_see_versions(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        if c.is_admin {
+            return Ok(());
+        }
+        let e = self.stat(c, path).await?;
+        e.require(c, R, "the file may not be read")
+    }
+
+    /// The noncurrent versions and delete markers of `path`, newest first.
+    pub async fn versions(&self, c: &Caller, path: &VPath) -> Result<Vec<VersionRow>, VfsError> {
+        self.may_see_versions(c, path).await?;
+        Ok(self.store.versions_of(path.as_str()).await?)
+    }
+
+    /// The deletes in the trash (of one bucket, or all); administrators only.
+    pub async fn trash(
+        &self,
+        c: &Caller,
+        bucket: Option<&VPath>,
+    ) -> Result<Vec<TrashRow>, VfsError> {
+        if !c.is_admin {
+            return Err(VfsError::Forbidden("the trash is listed by administrators"));
+        }
+        Ok(self.store.trash(bucket.map(VPath::as_str)).await?)
+    }
+
+    /// Restores `path`: the version `version` (default: the newest kept bytes), or a whole
+    /// deleted folder (its delete id, or by default when `path` was a folder deleted last), at
+    /// `to` (default: where it was). Restored bytes become the new current version; a file they
+    /// replace becomes a noncurrent one, and a bucket that keeps no versions refuses instead.
+    pub async fn restore(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        version: Option<&str>,
+        to: Option<&VPath>,
+    ) -> Result<Restored, VfsError> {
+        self.may_see_versions(c, path).await.or_else(|e| match e {
+            // a deleted file's versions: its folder's writers restore it (checked below)
+            VfsError::NotFound => Ok(()),
+            e => Err(e),
+        })?;
+        if !c.is_admin && self.lookup(path).await?.is_none() {
+            return Err(VfsError::Forbidden(
+                "the trash is restored by administrators",
+            ));
+        }
+        let row = match version {
+            Some(id) => self
+                .store
+                .version(id)
+                .await?
+                .filter(|r| r.path == path.as_str())
+                .ok_or(VfsError::NotFound)?,
+            None => {
+                let rows = self.store.versions_of(path.as_str()).await?;
+                match rows.first() {
+                    Some(r) if r.marker && r.is_dir && r.batch.as_deref() == Some(&r.id) => {
+                        r.clone()
+                    }
+                    _ => rows
+                        .into_iter()
+                        .find(|r| !r.marker)
+                        .ok_or(VfsError::NotFound)?,
+                }
+            }
+        };
+        let target = to.cloned().unwrap_or_else(|| path.clone());
+        if row.marker {
+            if row.batch.as_deref() != Some(row.id.as_str()) {
+                return Err(VfsError::WrongKind("a delete marker holds no bytes"));
+            }
+            return self.restore_batch(c, &row, &target).await;
+        }
+        let untrash = row.batch.clone().map(|b| (row.path.clone(), b));
+        self.restore_file(c, &row, &target, untrash).await?;
+        Ok(Restored {
+            files: 1,
+            folders: 0,
+        })
+    }
+
+    /// Restores a whole delete (`root` is its deleted path's marker) below `target`.
+    async fn restore_batch(
+        &self,
+        c: &Caller,
+        root: &VersionRow,
+        target: &VPath,
+    ) -> Result<Restored, VfsError> {
+        let batch = root.id.clone();
+        let rows = self.store.batch(&batch).await?;
+        if let Some(done) = self.undelete(c, root, target, &rows).await? {
+            return Ok(done);
+        }
+        let mut done = Restored::default();
+        let cut = root.path.len();
+        for r in &rows {
+            let rel = r.path.get(cut..).unwrap_or_default();
+            let t = VPath::parse(&format!("{target}{rel}"))?;
+            if r.marker {
+                if r.is_dir {
+                    self.ensure_folder(c, &t).await?;
+                    done.folders += 1;
+                }
+                continue;
+            }
+            self.restore_file(c, r, &t, Some((r.path.clone(), batch.clone())))
+                .await?;
+            done.files += 1;
+        }
+        self.store.untrash_batch(&batch).await?;
+        Ok(done)
+    }
+
+    /// A whole delete restored where nothing is now, in its own bucket, on `fs`: one
+    /// transaction and one rename of its kept tree back into place, every entry as it was.
+    /// `None` when that does not apply (the caller restores file by file instead).
+    async fn undelete(
+        &self,
+        c: &Caller,
+        root: &VersionRow,
+        target: &VPath,
+        rows: &[VersionRow],
+    ) -> Result<Option<Restored>, VfsError> {
+        let Some(l) = self.local.clone() else {
+            return Ok(None);
+        };
+        let whole = rows.iter().filter(|r| !r.marker).count()
+            == rows.iter().filter(|r| r.marker && !r.is_dir).count();
+        let same_bucket =
+            Self::bucket_of(target).map(|b| b.to_string()) == Some(root.bucket.clone());
+        if !whole
+            || !same_bucket
+            || target.parent().is_root()
+            || self.lookup(target).await?.is_some()
+        {
+            return Ok(None);
+        }
+        self.check_new_name(target)?;
+        let parent = match self.lookup(&target.parent()).await? {
+            Some(p) if p.is_dir => p,
+            _ => return Ok(None),
+        };
+        Self::require_name_change(c, &parent, None)?;
+        self.check_unlocked(c, vec![(target.clone(), true)]).await?;
+        let steps = vec![Step::Put {
+            from: l.versions.join(&root.id),
+            to: l.root.join(target.storage_key(false)),
+            keep: None,
+        }];
+        let store = self.store.clone();
+        let (batch, to, to_parent) = (
+            root.id.clone(),
+            target.to_string(),
+            target.parent().to_string(),
+        );
+        let guard = self.guard(c, vec![(target.clone(), true)]);
+        let res = self
+            .commit_with(
+                guard,
+                steps,
+                Box::pin(async { Ok(()) }),
+                move |mark, finish| async move {
+                    store
+                        .undelete(&batch, (&to, &to_parent), mark.as_ref(), finish)
+                        .await
+                },
+            )
+            .await;
+        match res {
+            Ok(()) => Ok(Some(Restored {
+                files: rows.iter().filter(|r| !r.marker).count(),
+                folders: rows.iter().filter(|r| r.marker && r.is_dir).count(),
+            })),
+            // changed since the look above: file by file
+            Err(VfsError::Conflict(_)) | Err(VfsError::Exists) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the bytes of `row` the current version at `target` (a hard link on `fs`: no byte
+    /// copied), with the checks of any upload there.
+    async fn restore_file(
+        &self,
+        c: &Caller,
+        row: &VersionRow,
+        target: &VPath,
+        untrash: Option<(String, String)>,
+    ) -> Result<Entry, VfsError> {
+        let Some(key) = row.key.clone() else {
+            return Err(VfsError::WrongKind("no bytes kept for this version"));
+        };
+        let opts = UploadOptions {
+            create_parents: true,
+            ..UploadOptions::default()
+        };
+        let (existing, parent) = self.check_write(c, target, &opts).await?;
+        let keep = match &existing {
+            Some(_) => match self.keep_replaced(target).await? {
+                Some(k) => Some(k),
+                None => return Err(VfsError::Exists),
+            },
+            None => None,
+        };
+        self.check_unlocked(c, vec![(target.clone(), false)])
+            .await?;
+        // missing folders above the target are made in the commit, as for an S3 key
+        let (dir, parents) = match parent {
+            Some(p) => (p, Vec::new()),
+            None => self.implicit_parents(c, &target.parent()).await?,
+        };
+        let (grp, mode) = match (&existing, parents.last()) {
+            (Some(e), _) => (e.group.clone(), i64::from(e.mode)),
+            (None, Some(p)) => (p.grp.clone(), i64::from(0o666 & !self.umask)),
+            (None, None) => (Self::group_for_new(c, &dir), i64::from(0o666 & !self.umask)),
+        };
+        let now = now_ms();
+        let entry = EntryRow {
+            path: target.to_string(),
+            parent: target.parent().to_string(),
+            is_dir: false,
+            size: row.size,
+            mtime_ms: now,
+            etag: row.etag.clone(),
+            content_type: row.content_type.clone(),
+            owner: existing
+                .as_ref()
+                .and_then(|e| e.owner.clone())
+                .or_else(|| Some(c.user.clone())),
+            headers: row.headers.clone(),
+            grp,
+            mode,
+            origin: None,
+        };
+        let archive = Archive {
+            key: keep.as_ref().map(|k| k.0.clone()),
+            untrash,
+        };
+        let store = self.store.clone();
+        let committed = entry.clone();
+        let rows = parents.clone();
+        let change = move |mark: Option<crate::store::Mark>, finish| async move {
+            store
+                .commit_file(
+                    &committed,
+                    crate::store::WriteRules {
+                        parents: &rows,
+                        ..Default::default()
+                    },
+                    mark.as_ref(),
+                    &archive,
+                    finish,
+                )
+                .await
+        };
+        let guard = self.guard(c, vec![(target.clone(), false)]);
+        let Some(l) = self.local.clone() else {
+            // another service: copied beside the target, renamed over it in the transaction
+            let staged = format!(
+                "{}.kura-copy-{}",
+                target.storage_key(false),
+                uuid::Uuid::new_v4().simple()
+            );
+            self.copy_key(&version_object(&key), &staged).await?;
+            let (v, s2, t) = (self.clone(), staged.clone(), target.storage_key(false));
+            let dirs: Vec<String> = parents
+                .iter()
+                .map(|d| format!("{}/", d.path.trim_start_matches('/')))
+                .collect();
+            let finish = Box::pin(async move {
+                for d in &dirs {
+                    v.op.create_dir(d).await?;
+                }
+                v.keep_object(&t, &keep).await?;
+                v.move_key(&s2, &t).await
+            });
+            let res = self.commit_with(guard, Vec::new(), finish, change).await;
+            if res.is_err() {
+                let _ = self.op.delete(&staged).await;
+            }
+            res?;
+            return Entry::from_row(entry);
+        };
+        let staged = l
+            .tmp
+            .join(format!("{}.restore", uuid::Uuid::new_v4().simple()));
+        let (src, dst) = (l.versions.join(&key), staged.clone());
+        tokio::task::spawn_blocking(move || std::fs::hard_link(src, dst))
+            .await
+            .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => VfsError::NotFound,
+                _ => super::storage::io_err(e),
+            })?;
+        let steps = vec![Step::Put {
+            from: staged.clone(),
+            to: l.root.join(target.storage_key(false)),
+            keep: keep.and_then(|k| k.1),
+        }];
+        let res = self
+            .commit_with(guard, steps, Box::pin(async { Ok(()) }), change)
+            .await;
+        // left behind when refused, or when the target already was these very bytes
+        tokio::task::spawn_blocking(move || super::journal::remove_any(&staged));
+        res?;
+        Entry::from_row(entry)
+    }
+
+    /// Makes the folder `path` and any missing folder above it (a restored delete's folders).
+    async fn ensure_folder(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
+        let mut chain = vec![path.clone()];
+        while let Some(p) = chain.last().map(VPath::parent) {
+            if p.is_root() {
+                break;
+            }
+            chain.push(p);
+        }
+        for p in chain.iter().rev() {
+            match self.lookup(p).await? {
+                Some(e) if e.is_dir => {}
+                Some(_) => return Err(VfsError::Conflict("a file is in the way of a folder")),
+                None => match self.mkdir(c, p).await {
+                    Ok(()) | Err(VfsError::Exists) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops what the buckets' policies no longer keep (the background purge and
+    /// `kura versions prune`).
+    pub async fn purge_expired(&self) -> Result<Purged, VfsError> {
+        let p = self.store.purge_expired(now_ms()).await?;
+        self.remove_kept(&p.keys).await;
+        Ok(p)
+    }
+
+    /// Empties the trash (of one bucket, or all) now; administrators only.
+    pub async fn empty_trash(
+        &self,
+        c: &Caller,
+        bucket: Option<&VPath>,
+    ) -> Result<Purged, VfsError> {
+        if !c.is_admin {
+            return Err(VfsError::Forbidden(
+                "the trash is emptied by administrators",
+            ));
+        }
+        let p = self.store.empty_trash(bucket.map(VPath::as_str)).await?;
+        self.remove_kept(&p.keys).await;
+        Ok(p)
+    }
+
+    /// Before a write of `size` bytes at `path`: when its bucket says so and the quota would
+    /// be exceeded, the group's oldest versions and trash are purged to make room.
+    pub(super) async fn make_room(&self, path: &VPath, size: u64) -> Result<(), VfsError> {
+        let Some(p) = self.policy_at(path).await? else {
+            return Ok(());
+        };
+        if !p.purge_first {
+            return Ok(());
+        }
+        if let Some((group, left)) = self.store.bytes_left(path.as_str()).await? {
+            let need = size as i64 - left;
+            if need > 0 {
+                let purged = self.store.purge_oldest(&group, need).await?;
+                self.remove_kept(&purged.keys).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes purged bytes from the versions store, and the folders a folder delete left
+    /// empty; a failure is logged (fsck reports the leftover).
+    pub(super) async fn remove_kept(&self, keys: &[String]) {
+        let Some(l) = &self.local else {
+            for k in keys {
+                if let Err(e) = self.op.delete(&version_object(k)).await {
+                    tracing::warn!(key = %k, error = %e, "could not remove purged bytes");
+                }
+            }
+            return;
+        };
+        let (root, keys) = (l.versions.clone(), keys.to_vec());
+        let _ = tokio::task::spawn_blocking(move || {
+            for k in keys {
+                let p = root.join(&k);
+                super::journal::remove_any(&p);
+                let mut d = p.parent().map(PathBuf::from);
+                while let Some(dir) = d.filter(|d| d.starts_with(&root) && *d != root) {
+                    if std::fs::remove_dir(&dir).is_err() {
+                        break;
+                    }
+                    d = dir.parent().map(PathBuf::from);
+                }
+            }
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::super::{build_operator, build_staging};
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::store::Store;
+
+    async fn fs_vfs() -> (tempfile::TempDir, Vfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig {
+            backend: "fs".into(),
+            ..Default::default()
+        };
+        let (op, local) = build_operator(&cfg, dir.path()).unwrap();
+        let staging = build_staging(&cfg, dir.path()).unwrap();
+        let v = Vfs::new(op, staging, Store::in_memory().await.unwrap(), local);
+        (dir, v)
+    }
+
+    fn user(name: &str, groups: &[&str]) -> Caller {
+        Caller {
+            user: name.into(),
+            is_admin: false,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            primary_group: groups.first().map(|g| g.to_string()),
+            can_create_buckets: false,
+            lock_tokens: Vec::new(),
+        }
+    }
+
+    fn p(s: &str) -> VPath {
+        VPath::parse(s).unwrap()
+    }
+
+    async fn put(v: &Vfs, c: &Caller, path: &str, body: &[u8]) -> Result<Entry, VfsError> {
+        let mut up = v.upload(c, &p(path), UploadOptions::default()).await?;
+        up.write(Bytes::copy_from_slice(body)).await?;
+        up.commit().await
+    }
+
+    async fn read(v: &Vfs, path: &str) -> Vec<u8> {
+        let (e, dl) = v.open_read(&Caller::admin("root"), &p(path)).await.unwrap();
+        dl.read_at(0, e.size as usize + 1).await.unwrap().to_vec()
+    }
+
+    /// A bucket /b of group fam (mode 750: members read, only the owner writes) holding /b/f
+    /// (mode 640) that was overwritten once.
+    async fn setup() -> (tempfile::TempDir, Vfs) {
+        let (dir, v) = fs_vfs().await;
+        let root = Caller::admin("root");
+        v.store.create_group("fam").await.unwrap();
+        v.mkdir(&root, &p("/b")).await.unwrap();
+        v.chown(&root, &p("/b"), None, Some("fam")).await.unwrap();
+        v.chmod(&root, &p("/b"), 0o750).await.unwrap();
+        put(&v, &root, "/b/f", b"first").await.unwrap();
+        v.chmod(&root, &p("/b/f"), 0o640).await.unwrap();
+        put(&v, &root, "/b/f", b"second").await.unwrap();
+        (dir, v)
+    }
+
+    #[tokio::test]
+    async fn only_readers_see_versions_and_only_writers_restore() {
+        let (_dir, v) = setup().await;
+        let (eve, ann) = (user("eve", &[]), user("ann", &["fam"]));
+        // eve may not read the file: its versions are as private as its bytes
+        assert!(v.versions(&eve, &p("/b/f")).await.is_err());
+        assert!(v.restore(&eve, &p("/b/f"), None, None).await.is_err());
+        // ann reads it, but may neither overwrite it nor add a name to the bucket
+        assert_eq!(v.versions(&ann, &p("/b/f")).await.unwrap().len(), 1);
+        assert!(matches!(
+            v.restore(&ann, &p("/b/f"), None, None).await,
+            Err(VfsError::Forbidden(_))
+        ));
+        assert!(matches!(
+            v.restore(&ann, &p("/b/f"), None, Some(&p("/b/copy"))).await,
+            Err(VfsError::Forbidden(_))
+        ));
+        assert_eq!(read(&v, "/b/f").await, b"second");
+        assert!(v.stat(&Caller::admin("root"), &p("/b/copy")).await.is_err());
+        // once the file is group-writable she restores it; the replaced bytes are kept
+        v.chmod(&Caller::admin("root"), &p("/b/f"), 0o660)
+            .await
+            .unwrap();
+        v.restore(&ann, &p("/b/f"), None, None).await.unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"first");
+        assert_eq!(v.versions(&ann, &p("/b/f")).await.unwrap().len(), 2);
+        // a deleted file's trash is restored by administrators only
+        v.delete(&Caller::admin("root"), &p("/b/f")).await.unwrap();
+        assert!(v.restore(&ann, &p("/b/f"), None, None).await.is_err());
+        assert!(v.trash(&ann, None).await.is_err());
+        assert!(v.empty_trash(&ann, None).await.is_err());
+        v.restore(&Caller::admin("root"), &p("/b/f"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"first");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_keeps_nothing_destroys_and_restore_never_overwrites_then() {
+        let (dir, v) = setup().await;
+        let root = Caller::admin("root");
+        let off = Policy {
+            trash_secs: 0,
+            keep_versions: Some(0),
+            keep_secs: None,
+            purge_first: false,
+        };
+        v.store.set_policy("/b", &off).await.unwrap();
+        put(&v, &root, "/b/f", b"third").await.unwrap();
+        assert_eq!(v.versions(&root, &p("/b/f")).await.unwrap().len(), 1);
+        // the kept version would replace the current file, which would be lost: refused
+        assert!(matches!(
+            v.restore(&root, &p("/b/f"), None, None).await,
+            Err(VfsError::Exists)
+        ));
+        assert_eq!(read(&v, "/b/f").await, b"third");
+        v.delete(&root, &p("/b/f")).await.unwrap();
+        assert!(v.trash(&root, None).await.unwrap().is_empty());
+        // an unreferenced file in versions/ is drift fsck reports and repairs
+        std::fs::write(dir.path().join("versions/stray"), b"x").unwrap();
+        let r = v.fsck(false).await.unwrap();
+        assert_eq!(r.unreferenced_versions, vec!["stray".to_string()]);
+        v.fsck(true).await.unwrap();
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
+    async fn other_services_keep_versions_under_a_hidden_prefix() {
+        let op = opendal::Operator::new(opendal::services::Memory::default()).unwrap();
+        let staging = opendal::Operator::new(opendal::services::Memory::default()).unwrap();
+        let v = Vfs::new(op.clone(), staging, Store::in_memory().await.unwrap(), None);
+        let root = Caller::admin("root");
+        v.mkdir(&root, &p("/b")).await.unwrap();
+        v.mkdir(&root, &p("/b/d")).await.unwrap();
+        put(&v, &root, "/b/f", b"one").await.unwrap();
+        put(&v, &root, "/b/f", b"two").await.unwrap();
+        put(&v, &root, "/b/d/x", b"x").await.unwrap();
+        put(&v, &root, "/b/d/y", b"yy").await.unwrap();
+        let kept = v.versions(&root, &p("/b/f")).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        let key = kept[0].key.clone().unwrap();
+        assert_eq!(
+            op.read(&version_object(&key)).await.unwrap().to_vec(),
+            b"one"
+        );
+        // the namespace refuses Kura's own prefix as a bucket
+        assert!(matches!(
+            v.mkdir(&root, &p("/.kura-versions")).await,
+            Err(VfsError::Forbidden(_))
+        ));
+        // a folder delete copies its files into the trash, restored whole
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        assert_eq!(v.trash(&root, None).await.unwrap()[0].files, 2);
+        assert!(v.fsck(false).await.unwrap().is_clean());
+        v.restore(&root, &p("/b/d"), None, None).await.unwrap();
+        assert_eq!(read(&v, "/b/d/y").await, b"yy");
+        v.restore(&root, &p("/b/f"), None, None).await.unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"one");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+        // emptied and pruned to nothing: the hidden objects go too
+        v.empty_trash(&root, None).await.unwrap();
+        v.store
+            .set_policy(
+                "/b",
+                &Policy {
+                    keep_versions: Some(0),
+                    ..Policy::default()
+                },
+            )
+            .await
+            .unwrap();
+        v.purge_expired().await.unwrap();
+        assert!(v.versions(&root, &p("/b/f")).await.unwrap().is_empty());
+        let left = op.list_with(VERSIONS_PREFIX).recursive(true).await.unwrap();
+        assert!(left.iter().all(|e| e.metadata().is_dir()), "{left:?}");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_folder_comes_back_in_one_step_or_file_by_file_after_a_partial_restore() {
+        let (dir, v) = setup().await;
+        let root = Caller::admin("root");
+        v.mkdir(&root, &p("/b/d")).await.unwrap();
+        v.mkdir(&root, &p("/b/d/e")).await.unwrap();
+        put(&v, &root, "/b/d/x", b"x").await.unwrap();
+        put(&v, &root, "/b/d/e/y", b"yy").await.unwrap();
+        let before = v.stat(&root, &p("/b/d/e/y")).await.unwrap();
+        // whole, where nothing is now: the same entries, the tree renamed back
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        let id = v.trash(&root, None).await.unwrap()[0].batch.clone();
+        assert!(dir.path().join("versions").join(&id).is_dir());
+        let done = v.restore(&root, &p("/b/d"), None, None).await.unwrap();
+        assert_eq!((done.files, done.folders), (2, 2));
+        let after = v.stat(&root, &p("/b/d/e/y")).await.unwrap();
+        assert_eq!((after.etag, after.mtime), (before.etag, before.mtime));
+        assert!(v.trash(&root, None).await.unwrap().is_empty());
+        assert!(v.store.versions_of("/b/d/e/y").await.unwrap().is_empty());
+        assert!(!dir.path().join("versions").join(&id).exists());
+        assert!(v.fsck(false).await.unwrap().is_clean());
+        // one file taken out first: the rest comes back file by file
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        let t = v.trash(&root, None).await.unwrap();
+        v.restore(&root, &p("/b/d/x"), None, None).await.unwrap();
+        assert_eq!(v.trash(&root, None).await.unwrap()[0].files, 1);
+        let done = v
+            .restore(&root, &p("/b/d"), Some(&t[0].batch), None)
+            .await
+            .unwrap();
+        assert_eq!(done.files, 1);
+        assert_eq!(read(&v, "/b/d/e/y").await, b"yy");
+        assert_eq!(read(&v, "/b/d/x").await, b"x");
+        assert!(v.trash(&root, None).await.unwrap().is_empty());
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
+    async fn a_restore_is_journaled_for_replication_like_any_write() {
+        let (_dir, v) = setup().await;
+        let root = Caller::admin("root");
+        v.store
+            .insert_peer(&crate::store::PeerRow {
+                name: "peer".into(),
+                endpoint: "https://peer".into(),
+                access_key: "k".into(),
+                secret_enc: "s".into(),
+                ca_fingerprint: None,
+                node_id: None,
+                created_ms: 0,
+            })
+            .await
+            .unwrap();
+        v.store.upsert_rule("b", "peer", "", false).await.unwrap();
+        v.mkdir(&root, &p("/b/d")).await.unwrap();
+        put(&v, &root, "/b/d/x", b"x").await.unwrap();
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        let seen = v.store.journal_after("b", 0, 100).await.unwrap();
+        let last = seen.last().unwrap().seq;
+        v.restore(&root, &p("/b/f"), None, None).await.unwrap();
+        v.restore(&root, &p("/b/d"), None, None).await.unwrap();
+        let paths: Vec<String> = v
+            .store
+            .journal_after("b", last, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        assert!(paths.contains(&"/b/f".to_string()), "{paths:?}");
+        assert!(paths.contains(&"/b/d/x".to_string()), "{paths:?}");
+    }
+
+    #[tokio::test]
+    async fn copy_and_move_over_a_file_keep_it_as_a_version() {
+        let (_dir, v) = setup().await;
+        let root = Caller::admin("root");
+        put(&v, &root, "/b/g", b"gee").await.unwrap();
+        put(&v, &root, "/b/h", b"aitch").await.unwrap();
+        v.copy(&root, &p("/b/g"), &p("/b/f")).await.unwrap();
+        v.rename(&root, &p("/b/h"), &p("/b/f")).await.unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"aitch");
+        let sizes: Vec<i64> = v
+            .versions(&root, &p("/b/f"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.size)
+            .collect();
+        // newest first: the copy MOVE replaced, the "second" COPY replaced, the first PUT's
+        assert_eq!(sizes, [3, 6, 5]);
+        v.restore(&root, &p("/b/f"), None, None).await.unwrap();
+        assert_eq!(read(&v, "/b/f").await, b"gee");
+        // renamed, a file keeps its history
+        v.mkdir(&root, &p("/b/sub")).await.unwrap();
+        v.rename(&root, &p("/b/f"), &p("/b/sub/renamed"))
+            .await
+            .unwrap();
+        assert!(v.versions(&root, &p("/b/f")).await.unwrap().is_empty());
+        assert_eq!(
+            v.versions(&root, &p("/b/sub/renamed")).await.unwrap().len(),
+            4
+        );
+        v.restore(&root, &p("/b/sub/renamed"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(read(&v, "/b/sub/renamed").await, b"aitch");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+}
