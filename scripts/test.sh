@@ -48,7 +48,8 @@ minio_version=$(pinned MINIO_PY_VERSION)
 [ -n "$s3s_e2e_version" ] && [ -n "$minio_version" ] || { echo "test.sh: peer suite versions not found in peer_suites.rs" >&2; exit 1; }
 if ! s3s-e2e --version 2>/dev/null | grep -qx "s3s-e2e $s3s_e2e_version"; then
   echo "test.sh: installing s3s-e2e $s3s_e2e_version with cargo install (compiles for minutes)"
-  nice cargo install --quiet --locked s3s-e2e --version "$s3s_e2e_version"
+  # --debug: the suite's speed does not matter, and unoptimised it compiles sooner
+  nice cargo install --quiet --locked --debug s3s-e2e --version "$s3s_e2e_version"
 fi
 s3s-e2e --version | grep -qx "s3s-e2e $s3s_e2e_version" || { echo "test.sh: s3s-e2e $s3s_e2e_version is required and could not be installed" >&2; exit 1; }
 if [ "$(python3 -c 'import minio; print(minio.__version__)' 2>/dev/null)" != "$minio_version" ]; then
