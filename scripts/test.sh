@@ -39,6 +39,32 @@ done
 [ -c /dev/fuse ] || { echo "test.sh: /dev/fuse is missing: the rclone mount tests need FUSE" >&2; exit 1; }
 python3 -c "import boto3, awscrt, openapi_spec_validator" || { echo "test.sh: boto3 with awscrt and openapi-spec-validator are required" >&2; exit 1; }
 
+# Peer suites (tests/conformance/peer_suites.rs), at the versions pinned there: s3s-e2e from
+# crates.io into $CARGO_HOME/bin (compiled once, minutes), and the minio module from PyPI with
+# the functional tests of its source distribution unpacked into target/peer-suites/.
+pinned() { sed -n "s/^const $1: &str = \"\(.*\)\";/\1/p" tests/conformance/peer_suites.rs; }
+s3s_e2e_version=$(pinned S3S_E2E_VERSION)
+minio_version=$(pinned MINIO_PY_VERSION)
+[ -n "$s3s_e2e_version" ] && [ -n "$minio_version" ] || { echo "test.sh: peer suite versions not found in peer_suites.rs" >&2; exit 1; }
+if ! s3s-e2e --version 2>/dev/null | grep -qx "s3s-e2e $s3s_e2e_version"; then
+  echo "test.sh: installing s3s-e2e $s3s_e2e_version with cargo install (compiles for minutes)"
+  # --debug: the suite's speed does not matter, and unoptimised it compiles sooner
+  nice cargo install --quiet --locked --debug s3s-e2e --version "$s3s_e2e_version"
+fi
+s3s-e2e --version | grep -qx "s3s-e2e $s3s_e2e_version" || { echo "test.sh: s3s-e2e $s3s_e2e_version is required and could not be installed" >&2; exit 1; }
+if [ "$(python3 -c 'import minio; print(minio.__version__)' 2>/dev/null)" != "$minio_version" ]; then
+  echo "test.sh: installing minio $minio_version from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check "minio==$minio_version"
+fi
+minio_tests="target/peer-suites/minio-$minio_version/tests/functional/tests.py"
+if [ ! -f "$minio_tests" ]; then
+  echo "test.sh: unpacking minio $minio_version's functional tests from its source distribution"
+  mkdir -p target/peer-suites
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: -d target/peer-suites "minio==$minio_version"
+  tar -xzf "target/peer-suites/minio-$minio_version.tar.gz" -C target/peer-suites "minio-$minio_version/tests/functional"
+fi
+[ -f "$minio_tests" ] || { echo "test.sh: $minio_tests is required and could not be unpacked" >&2; exit 1; }
+
 cargo fmt --all -- --check
 # import direction: no loop, no upward import between the layers of docs/architecture.md
 python3 scripts/layers.py --self-test

@@ -7,7 +7,7 @@ use super::dto::{acl_view, owner_full_control, ts};
 use super::errors::bucket_error;
 use super::names;
 use super::service::KuraS3;
-use crate::vfs::{Caller, VPath};
+use crate::vfs::{Caller, VPath, VfsError};
 
 impl KuraS3 {
     pub(super) async fn list_buckets_impl(
@@ -47,7 +47,23 @@ impl KuraS3 {
             return Err(s3_error!(InvalidBucketName));
         }
         let path = names::bucket(&req.input.bucket)?;
-        self.vfs.mkdir(who, &path).await.map_err(bucket_error)?;
+        match self.vfs.mkdir(who, &path).await {
+            Ok(()) => {}
+            // the name is taken: by the caller, or by someone else (whom S3 does not name)
+            Err(VfsError::Exists) => {
+                let mine = self
+                    .vfs
+                    .stat(who, &path)
+                    .await
+                    .is_ok_and(|e| e.owner.as_deref() == Some(who.user.as_str()));
+                return Err(if mine {
+                    s3_error!(BucketAlreadyOwnedByYou)
+                } else {
+                    s3_error!(BucketAlreadyExists)
+                });
+            }
+            Err(e) => return Err(bucket_error(e)),
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", req.input.bucket)),
         }))

@@ -136,3 +136,77 @@ pub fn from_headers(h: &std::collections::BTreeMap<String, String>) -> Checksum 
         ..Default::default()
     }
 }
+
+/// The stored checksums of a multipart part (JSON, as the core keeps them).
+pub fn of_part(json: Option<&str>) -> Checksum {
+    let map: std::collections::BTreeMap<String, String> = json
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    from_headers(&map)
+}
+
+/// The composite checksum of an object completed from `parts` (each part's stored checksums),
+/// as S3 computes it: for each algorithm every part has (CRC64NVME aside, which S3 only keeps
+/// whole), the checksum of the concatenated binary part checksums, then `-N`. A part the client
+/// names with a checksum must have that checksum (`InvalidPart`).
+pub fn composite(parts: &[(Checksum, Checksum)]) -> S3Result<Checksum> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pick = |c: &Checksum, i: usize| -> Option<String> {
+        [
+            &c.checksum_crc32,
+            &c.checksum_crc32c,
+            &c.checksum_crc64nvme,
+            &c.checksum_sha1,
+            &c.checksum_sha256,
+        ][i]
+            .clone()
+    };
+    for (i, name) in NAMES.iter().enumerate() {
+        for (stored, named) in parts {
+            if let Some(want) = pick(named, i) {
+                if pick(stored, i).as_deref() != Some(want.as_str()) {
+                    return Err(s3_error!(
+                        InvalidPart,
+                        "a part's {name} is not the one it was uploaded with"
+                    ));
+                }
+            }
+        }
+    }
+    let mut out = Checksum::default();
+    for (i, alg) in [
+        ChecksumAlgorithm::CRC32,
+        ChecksumAlgorithm::CRC32C,
+        ChecksumAlgorithm::CRC64NVME,
+        ChecksumAlgorithm::SHA1,
+        ChecksumAlgorithm::SHA256,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if alg == ChecksumAlgorithm::CRC64NVME || parts.is_empty() {
+            continue;
+        }
+        let raw: Option<Vec<u8>> = parts.iter().try_fold(Vec::new(), |mut acc, (stored, _)| {
+            acc.extend(b64.decode(pick(stored, i)?).ok()?);
+            Some(acc)
+        });
+        let Some(raw) = raw else { continue };
+        let mut c = Checker::new(
+            Some(&ChecksumAlgorithm::from_static(alg)),
+            Checksum::default(),
+            &[],
+        )?;
+        c.update(&raw);
+        let whole = c.verify(None)?;
+        let value = pick(&whole, i).map(|v| format!("{v}-{}", parts.len()));
+        match i {
+            0 => out.checksum_crc32 = value,
+            1 => out.checksum_crc32c = value,
+            3 => out.checksum_sha1 = value,
+            _ => out.checksum_sha256 = value,
+        }
+    }
+    Ok(out)
+}

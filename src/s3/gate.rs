@@ -1,7 +1,8 @@
 //! Checks made in the router before s3s reads a byte of the body: the request must carry a
 //! signature unless it is an anonymous read (GET or HEAD without a body; the core decides
 //! whether what it asks for is public), a SigV2 header signature must be fresh, and
-//! presigned URLs may not run longer than seven days (AWS's own limit).
+//! presigned URLs may not run longer than seven days (AWS's own limit). Malformed signature,
+//! date and Content-MD5 headers get the codes AWS answers them with, where s3s's differ.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -68,9 +69,38 @@ pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
             "AccessDenied",
             "an unsigned request may only GET or HEAD a public object, without a body",
         )),
-        Signature::HeaderV4 => Ok(()),
+        Signature::HeaderV4 => {
+            if !well_formed_v4(req) {
+                return Err(s3_error(
+                    StatusCode::BAD_REQUEST,
+                    "AuthorizationHeaderMalformed",
+                    "the authorization header is malformed",
+                ));
+            }
+            let amz_date = req.headers().get("x-amz-date").map(|v| v.as_bytes());
+            if amz_date.is_some_and(|d| !iso8601_basic(d)) {
+                return Err(s3_error(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "AWS authentication requires a valid Date or x-amz-date header",
+                ));
+            }
+            content_md5(req)
+        }
         Signature::HeaderV2 => {
             let h = req.headers();
+            let auth = h
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("AWS "))
+                .and_then(|v| v.split_once(':'));
+            if !auth.is_some_and(|(id, sig)| !id.is_empty() && !sig.is_empty()) {
+                return Err(s3_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    "a SigV2 authorization header is AWS <access key id>:<signature>",
+                ));
+            }
             let date = h
                 .get("x-amz-date")
                 .or_else(|| h.get(header::DATE))
@@ -87,7 +117,7 @@ pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
                     "RequestTimeTooSkewed",
                     "the difference between the request time and the server's time is too large",
                 )),
-                Some(_) => Ok(()),
+                Some(_) => content_md5(req),
             }
         }
         Signature::QueryV4 => {
@@ -120,11 +150,80 @@ pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
     }
 }
 
+/// A SigV4 Authorization header in its documented form: `AWS4-HMAC-SHA256
+/// Credential=ID/DATE/REGION/SERVICE/aws4_request, SignedHeaders=a;b, Signature=HEX`.
+fn well_formed_v4<B>(req: &Request<B>) -> bool {
+    let Some(fields) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("AWS4-HMAC-SHA256 "))
+    else {
+        return false;
+    };
+    let mut credential = None;
+    let mut signed = None;
+    let mut signature = None;
+    for field in fields.split(',') {
+        let Some((name, value)) = field.trim().split_once('=') else {
+            return false;
+        };
+        let slot = match name {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed,
+            "Signature" => &mut signature,
+            _ => return false,
+        };
+        if slot.replace(value).is_some() {
+            return false;
+        }
+    }
+    let scope_ok = credential.is_some_and(|c: &str| {
+        let parts: Vec<&str> = c.split('/').collect();
+        parts.len() == 5 && parts[4] == "aws4_request" && parts.iter().all(|p| !p.is_empty())
+    });
+    scope_ok
+        && signed.is_some_and(|s: &str| !s.is_empty())
+        && signature
+            .is_some_and(|s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `YYYYMMDDTHHMMSSZ`, the only form of `x-amz-date` SigV4 signs.
+fn iso8601_basic(d: &[u8]) -> bool {
+    d.len() == 16
+        && d.iter().enumerate().all(|(i, b)| match i {
+            8 => *b == b'T',
+            15 => *b == b'Z',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// A Content-MD5 header must be the base64 of 16 bytes (AWS: InvalidDigest), an empty one too;
+/// s3s takes an empty header for none.
+#[allow(clippy::result_large_err)]
+fn content_md5<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
+    use base64::Engine;
+    let Some(v) = req.headers().get("content-md5") else {
+        return Ok(());
+    };
+    let raw = base64::engine::general_purpose::STANDARD.decode(v.as_bytes().trim_ascii());
+    if raw.is_ok_and(|r| r.len() == 16) {
+        return Ok(());
+    }
+    Err(s3_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidDigest",
+        "the Content-MD5 header is not the base64 of an MD5 digest",
+    ))
+}
+
 /// An unsigned `GET` or `HEAD` without a body: the only request an anonymous caller may make
-/// (what it may read, the core decides).
+/// (what it may read, the core decides). One with an `Authorization` header that is no S3
+/// signature (empty, say) is no anonymous read but a failed login (AWS: AccessDenied).
 pub fn is_anonymous_read<B>(req: &Request<B>) -> bool {
     let h = req.headers();
     signature(req) == Signature::None
+        && !h.contains_key(header::AUTHORIZATION)
         && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
         && !h.contains_key(header::TRANSFER_ENCODING)
         && h.get(header::CONTENT_LENGTH)
@@ -225,8 +324,9 @@ mod tests {
         let date = ("x-amz-date", "20260101T000000Z");
         assert_eq!(code(admit(&get("PUT", &[date]))), 403);
         assert!(is_anonymous_read(&get("GET", &[date])));
-        let v4 = "AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
-        assert_eq!(code(admit(&req("/b/k", &[("authorization", v4)]))), 200);
+        let sig = "0".repeat(64);
+        let v4 = format!("AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature={sig}");
+        assert_eq!(code(admit(&req("/b/k", &[("authorization", &v4)]))), 200);
         let now = httpdate::fmt_http_date(SystemTime::now());
         assert_eq!(
             code(admit(&req(
@@ -258,5 +358,38 @@ mod tests {
             .as_secs()
             + 3600;
         assert_eq!(code(admit(&req(&format!("{q2}{soon}"), &[]))), 200);
+    }
+
+    #[test]
+    fn malformed_signature_headers_get_the_codes_aws_gives() {
+        let error = |headers: &[(&str, &str)]| {
+            admit(&req("/b/k", headers)).map_or_else(|r| r.status().as_u16(), |()| 200)
+        };
+        let sig = "a".repeat(64);
+        let v4 = format!("AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature={sig}");
+        let date = ("x-amz-date", "20260101T000000Z");
+        assert_eq!(error(&[("authorization", &v4), date]), 200);
+        for bad in [
+            "AWS4-HMAC-SHA256 garbage".to_string(),
+            v4.replace("/aws4_request", ""),
+            v4.replace(&sig, "abc"),
+            v4.replace(", SignedHeaders=host;x-amz-date", ""),
+            format!("{v4}, Signature={sig}"),
+        ] {
+            assert_eq!(error(&[("authorization", &bad), date]), 400, "{bad}");
+        }
+        assert_eq!(
+            error(&[("authorization", &v4), ("x-amz-date", "Bad Date")]),
+            403
+        );
+        assert_eq!(error(&[("authorization", "AWS HAHAHA")]), 400);
+        for md5 in ["", "YWJyYWNhZGFicmE=", "AWS HAHAHA"] {
+            assert_eq!(
+                error(&[("authorization", &v4), date, ("content-md5", md5)]),
+                400
+            );
+        }
+        let good_md5 = ("content-md5", "rL0Y20xC+Fzt72VPzMSk2A==");
+        assert_eq!(error(&[("authorization", &v4), date, good_md5]), 200);
     }
 }

@@ -102,14 +102,23 @@ impl KuraS3 {
                     Err(_) => return Ok(Page::from_items(Vec::new(), max)),
                 }
             };
-            let children = match self.vfs.list(who, &dir).await {
+            // the marker as a name in this folder: before it, the whole folder; past it, nothing
+            let after_name = match after.strip_prefix(parent) {
+                Some(rest) => rest,
+                None if after < parent => "",
+                None => return Ok(Page::from_items(Vec::new(), max)),
+            };
+            let children = match self
+                .vfs
+                .list_page(who, &dir, name_prefix, after_name, max + 1)
+                .await
+            {
                 Ok(c) => c,
                 Err(VfsError::NotFound) | Err(VfsError::WrongKind(_)) => Vec::new(),
                 Err(e) => return Err(object_error(e)),
             };
-            let mut items: Vec<Item> = children
+            let items: Vec<Item> = children
                 .into_iter()
-                .filter(|e| e.path.name().starts_with(name_prefix))
                 .map(|e| {
                     let key = format!("{parent}{}", e.path.name());
                     if e.is_dir {
@@ -118,10 +127,7 @@ impl KuraS3 {
                         Item::Object(key, e)
                     }
                 })
-                .filter(|i| i.key() > after)
                 .collect();
-            items.sort_by(|a, b| a.key().as_bytes().cmp(b.key().as_bytes()));
-            items.truncate(max + 1);
             return Ok(Page::from_items(items, max));
         }
         // every file below the prefix, in key order, optionally grouped at another delimiter

@@ -16,6 +16,7 @@ mod names;
 mod object;
 mod public;
 mod service;
+mod tagging;
 
 use crate::wire::ReqBody;
 use http::{Request, Response};

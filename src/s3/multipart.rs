@@ -4,8 +4,8 @@ use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::checksum::Checker;
-use super::dto::{trailer_names, ts, StoredHeaders};
+use super::checksum::{self, Checker};
+use super::dto::{md5_hex, trailer_names, ts, StoredHeaders};
 use super::errors::object_error;
 use super::names;
 use super::service::KuraS3;
@@ -72,6 +72,9 @@ impl KuraS3 {
             )
             .await
             .map_err(object_error)?;
+        if let Some(b64) = &input.content_md5 {
+            part.expect_md5(md5_hex(b64)?);
+        }
         let Some(mut body) = input.body else {
             return Err(s3_error!(IncompleteBody));
         };
@@ -84,6 +87,9 @@ impl KuraS3 {
             part.write(chunk).await.map_err(object_error)?;
         }
         let sums = checker.verify(trailers.and_then(|t| t.take()))?;
+        let mut kept = std::collections::BTreeMap::new();
+        checksum::to_headers(&sums, &mut kept);
+        part.set_checksums(kept);
         let row = part.commit().await.map_err(object_error)?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(row.etag)),
@@ -197,10 +203,34 @@ impl KuraS3 {
                 _ => None,
             },
         };
-        let parts: Vec<CompletedPart> = input
+        let parts = input
             .multipart_upload
             .and_then(|m| m.parts)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // the object's composite checksum, from the checksums each part arrived with
+        let stored = self
+            .vfs
+            .multipart_parts(who, &input.upload_id, &op.path)
+            .await
+            .map_err(object_error)?;
+        let sums: Vec<(Checksum, Checksum)> = parts
+            .iter()
+            .filter_map(|p| {
+                let number = i64::from(p.part_number.unwrap_or(0));
+                let row = stored.iter().find(|r| r.number == number)?;
+                let named = Checksum {
+                    checksum_crc32: p.checksum_crc32.clone(),
+                    checksum_crc32c: p.checksum_crc32c.clone(),
+                    checksum_crc64nvme: p.checksum_crc64nvme.clone(),
+                    checksum_sha1: p.checksum_sha1.clone(),
+                    checksum_sha256: p.checksum_sha256.clone(),
+                    ..Default::default()
+                };
+                Some((checksum::of_part(row.checksums.as_deref()), named))
+            })
+            .collect();
+        let whole = checksum::composite(&sums)?;
+        let parts: Vec<CompletedPart> = parts
             .into_iter()
             .map(|p| CompletedPart {
                 number: i64::from(p.part_number.unwrap_or(0)),
@@ -222,6 +252,15 @@ impl KuraS3 {
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(ETag::Strong(entry.etag)),
+            checksum_type: (whole.checksum_crc32.is_some()
+                || whole.checksum_crc32c.is_some()
+                || whole.checksum_sha1.is_some()
+                || whole.checksum_sha256.is_some())
+            .then(|| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+            checksum_crc32: whole.checksum_crc32,
+            checksum_crc32c: whole.checksum_crc32c,
+            checksum_sha1: whole.checksum_sha1,
+            checksum_sha256: whole.checksum_sha256,
             ..Default::default()
         }))
     }
@@ -264,13 +303,20 @@ impl KuraS3 {
         let parts: Vec<Part> = rest
             .into_iter()
             .take(max)
-            .map(|p| Part {
-                part_number: Some(p.number as i32),
-                size: Some(p.size),
-                e_tag: Some(ETag::Strong(p.etag)),
-                last_modified: Some(ts(std::time::UNIX_EPOCH
-                    + std::time::Duration::from_millis(p.mtime_ms.max(0) as u64))),
-                ..Default::default()
+            .map(|p| {
+                let sums = checksum::of_part(p.checksums.as_deref());
+                Part {
+                    part_number: Some(p.number as i32),
+                    size: Some(p.size),
+                    e_tag: Some(ETag::Strong(p.etag)),
+                    checksum_crc32: sums.checksum_crc32,
+                    checksum_crc32c: sums.checksum_crc32c,
+                    checksum_crc64nvme: sums.checksum_crc64nvme,
+                    checksum_sha1: sums.checksum_sha1,
+                    checksum_sha256: sums.checksum_sha256,
+                    last_modified: Some(ts(std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(p.mtime_ms.max(0) as u64))),
+                }
             })
             .collect();
         let next = parts.last().and_then(|p| p.part_number);
@@ -296,19 +342,32 @@ impl KuraS3 {
         let input = req.input;
         let bucket_path = self.require_bucket(who, &input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let uploads = self
+        let max = input.max_uploads.unwrap_or(1000).clamp(1, 1000) as usize;
+        let key_marker = input.key_marker.clone().unwrap_or_default();
+        let mut rows = self
             .vfs
-            .multipart_list(who, &bucket_path, &prefix)
+            .multipart_list(
+                who,
+                &bucket_path,
+                &prefix,
+                &key_marker,
+                input.upload_id_marker.as_deref(),
+                max + 1,
+            )
             .await
-            .map_err(object_error)?
+            .map_err(object_error)?;
+        let truncated = rows.len() > max;
+        rows.truncate(max);
+        let key_of = |path: &str| {
+            path.strip_prefix(&format!("{bucket_path}/"))
+                .unwrap_or(path)
+                .to_string()
+        };
+        let last = rows.last().map(|u| (key_of(&u.path), u.id.clone()));
+        let uploads = rows
             .into_iter()
             .map(|u| MultipartUpload {
-                key: Some(
-                    u.path
-                        .strip_prefix(&format!("{bucket_path}/"))
-                        .unwrap_or(&u.path)
-                        .to_string(),
-                ),
+                key: Some(key_of(&u.path)),
                 upload_id: Some(u.id),
                 initiator: Some(Initiator {
                     display_name: Some(u.owner.clone()),
@@ -323,11 +382,20 @@ impl KuraS3 {
                 ..Default::default()
             })
             .collect();
+        let (next_key, next_id) = match last {
+            Some((k, id)) if truncated => (Some(k), Some(id)),
+            _ => (None, None),
+        };
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(input.bucket),
             prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
+            max_uploads: Some(max as i32),
             uploads: Some(uploads),
-            is_truncated: Some(false),
+            is_truncated: Some(truncated),
             ..Default::default()
         }))
     }

@@ -505,8 +505,8 @@ impl KuraS3 {
                 content_language: input.content_language,
             }
             .into_map();
-            // the bytes did not change, so their checksums still hold
-            for n in checksum::NAMES {
+            // the bytes did not change, so their checksums still hold; tags go with the object
+            for n in checksum::NAMES.into_iter().chain([super::tagging::STORED]) {
                 if let Some(v) = src.headers.get(n) {
                     stored.insert(n.to_string(), v.clone());
                 }
@@ -564,12 +564,32 @@ impl KuraS3 {
             || sums.checksum_crc64nvme.is_some()
             || sums.checksum_sha1.is_some()
             || sums.checksum_sha256.is_some();
+        // only the attributes asked for, as S3 answers (s3s may hand over the header's
+        // comma-separated list as one item)
+        let asked = |a: &str| {
+            req.input
+                .object_attributes
+                .iter()
+                .flat_map(|x| x.as_str().split(','))
+                .any(|x| x.trim().eq_ignore_ascii_case(a))
+        };
+        // an object completed from N parts has the ETag `<md5>-N`; its parts are not kept
+        let parts = e
+            .etag
+            .rsplit_once('-')
+            .and_then(|(_, n)| n.parse::<i32>().ok())
+            .map(|n| GetObjectAttributesParts {
+                total_parts_count: Some(n),
+                ..Default::default()
+            });
         Ok(S3Response::new(GetObjectAttributesOutput {
-            e_tag: Some(ETag::Strong(e.etag.clone())),
+            e_tag: asked(ObjectAttributes::ETAG).then(|| ETag::Strong(e.etag.clone())),
             last_modified: Some(ts(e.http_mtime())),
-            object_size: Some(e.size as i64),
-            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
-            checksum: has_sum.then_some(sums),
+            object_size: asked(ObjectAttributes::OBJECT_SIZE).then_some(e.size as i64),
+            storage_class: asked(ObjectAttributes::STORAGE_CLASS)
+                .then(|| StorageClass::from_static(StorageClass::STANDARD)),
+            checksum: (has_sum && asked(ObjectAttributes::CHECKSUM)).then_some(sums),
+            object_parts: parts.filter(|_| asked(ObjectAttributes::OBJECT_PARTS)),
             ..Default::default()
         }))
     }

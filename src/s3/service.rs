@@ -43,6 +43,24 @@ impl S3 for KuraS3 {
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         self.run(req, Self::list_buckets_impl).await
     }
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        self.run(req, Self::put_tagging).await
+    }
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        self.run(req, Self::get_tagging).await
+    }
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        self.run(req, Self::delete_tagging).await
+    }
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,

@@ -208,6 +208,34 @@ impl Store {
         Ok(())
     }
 
+    /// Children of `parent` whose path lies in `[from, to)`, in S3 key order (a folder sorts
+    /// as its path plus `/`), after `after` in that order, at most `limit`: one page of a
+    /// delimited listing. SQLite keeps only the `limit` best rows while it sorts.
+    pub async fn children_in_range(
+        &self,
+        parent: &str,
+        from: &str,
+        to: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<EntryRow>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            entry_cols!(),
+            " FROM entries WHERE parent = $1 AND path >= $2 AND path < $3",
+            " AND (CASE WHEN is_dir = 1 THEN path || '/' ELSE path END) > $4",
+            " ORDER BY (CASE WHEN is_dir = 1 THEN path || '/' ELSE path END) LIMIT $5"
+        ))
+        .bind(parent)
+        .bind(from)
+        .bind(to)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(row_to_entry).collect())
+    }
+
     /// Files whose path lies in `[from, to)` and after `after`, in path order, at most `limit`
     /// (the recursive form of S3 ListObjects).
     pub async fn files_in_range(

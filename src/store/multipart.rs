@@ -30,6 +30,8 @@ pub struct PartRow {
     pub etag: String,
     /// Upload time, ms since the epoch.
     pub mtime_ms: i64,
+    /// Flexible checksums computed as it arrived (`x-amz-checksum-*` -> base64), as JSON.
+    pub checksums: Option<String>,
 }
 
 fn to_upload(r: sqlx::sqlite::SqliteRow) -> UploadRow {
@@ -73,18 +75,28 @@ impl Store {
         Ok(row.map(to_upload))
     }
 
-    /// Uploads whose target lies in `[from, to)`, by path then start time.
+    /// At most `limit` uploads whose target lies in `[from, to)`, by path, start time and id,
+    /// after the upload `after` = (path, start time, id) in that order: a page.
     pub async fn uploads_in_range(
         &self,
         from: &str,
         to: &str,
+        after: (&str, i64, &str),
+        limit: i64,
     ) -> Result<Vec<UploadRow>, MetaError> {
+        let (after_path, after_ms, after_id) = after;
         let rows = sqlx::query(
             "SELECT id, path, owner, headers, created_ms FROM multipart_uploads
-             WHERE path >= $1 AND path < $2 ORDER BY path, created_ms",
+             WHERE path >= $1 AND path < $2
+               AND (path > $3 OR (path = $3 AND (created_ms > $4 OR (created_ms = $4 AND id > $5))))
+             ORDER BY path, created_ms, id LIMIT $6",
         )
         .bind(from)
         .bind(to)
+        .bind(after_path)
+        .bind(after_ms)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(to_upload).collect())
@@ -102,15 +114,17 @@ impl Store {
     /// Records (or replaces) a part.
     pub async fn put_part(&self, upload: &str, p: &PartRow) -> Result<(), MetaError> {
         sqlx::query(
-            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms, checksums)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (upload_id, part_number) DO UPDATE SET size = excluded.size, etag = excluded.etag,
-               mtime_ms = excluded.mtime_ms",
+               mtime_ms = excluded.mtime_ms, checksums = excluded.checksums",
         )
         .bind(upload)
         .bind(p.number)
         .bind(p.size)
         .bind(&p.etag)
         .bind(p.mtime_ms)
+        .bind(&p.checksums)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -135,7 +149,7 @@ impl Store {
     /// Parts of an upload, by number.
     pub async fn parts(&self, upload: &str) -> Result<Vec<PartRow>, MetaError> {
         let rows = sqlx::query(
-            "SELECT part_number, size, etag, mtime_ms FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number",
+            "SELECT part_number, size, etag, mtime_ms, checksums FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number",
         )
         .bind(upload)
         .fetch_all(&self.pool)
@@ -147,6 +161,7 @@ impl Store {
                 size: r.get(1),
                 etag: r.get(2),
                 mtime_ms: r.get(3),
+                checksums: r.get(4),
             })
             .collect())
     }

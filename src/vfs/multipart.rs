@@ -31,9 +31,22 @@ pub struct PartUpload {
     upload_id: String,
     number: i64,
     sink: Sink,
+    checksums: Option<String>,
 }
 
 impl PartUpload {
+    /// The hex MD5 the client announced (Content-MD5): a part whose bytes differ is refused
+    /// with `BadDigest` before it replaces anything.
+    pub fn expect_md5(&mut self, md5: String) {
+        self.sink.expected_md5 = Some(md5);
+    }
+
+    /// The flexible checksums the adapter computed (`x-amz-checksum-*` -> value), kept with
+    /// the part for ListParts and the object's composite checksum.
+    pub fn set_checksums(&mut self, sums: BTreeMap<String, String>) {
+        self.checksums = headers_json(&sums);
+    }
+
     /// Appends a chunk of the part.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
         self.sink.write(chunk).await
@@ -43,6 +56,7 @@ impl PartUpload {
     pub async fn commit(&mut self) -> Result<PartRow, VfsError> {
         let mut sink = self.sink.take();
         let (vfs, upload_id, number) = (self.vfs.clone(), self.upload_id.clone(), self.number);
+        let checksums = self.checksums.take();
         to_the_end(async move {
             let (md5, size) = sink.seal().await?;
             sink.close().await?;
@@ -51,6 +65,7 @@ impl PartUpload {
                 size: size as i64,
                 etag: md5,
                 mtime_ms: now_ms(),
+                checksums,
             };
             vfs.store.put_part(&upload_id, &row).await?;
             Ok(row)
@@ -158,6 +173,7 @@ impl Vfs {
             upload_id: id.to_string(),
             number,
             sink,
+            checksums: None,
         })
     }
 
@@ -172,16 +188,41 @@ impl Vfs {
         Ok(self.store.parts(id).await?)
     }
 
-    /// Uploads in progress below `dir` whose name starts with `prefix`.
+    /// A page of at most `limit` uploads in progress below `dir` whose name starts with
+    /// `prefix`, by name then start time: those after the name `after` (relative to `dir`),
+    /// or, with `after_upload` too, after that upload of that name (S3's key and upload-id
+    /// markers).
     pub async fn multipart_list(
         &self,
         _caller: &Caller,
         dir: &VPath,
         prefix: &str,
+        after: &str,
+        after_upload: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<UploadRow>, VfsError> {
         let lo = format!("{dir}/{prefix}");
         let hi = format!("{lo}{}", char::MAX);
-        Ok(self.store.uploads_in_range(&lo, &hi).await?)
+        let after_path = if after.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/{after}")
+        };
+        // an upload-id marker counts only for an upload of the key marker's name
+        let marker = match after_upload {
+            Some(id) if !after_path.is_empty() => self
+                .store
+                .upload_row(id)
+                .await?
+                .filter(|u| u.path == after_path),
+            _ => None,
+        };
+        let cursor = match &marker {
+            Some(u) => (after_path.as_str(), u.created_ms, u.id.as_str()),
+            None => (after_path.as_str(), i64::MAX, ""),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self.store.uploads_in_range(&lo, &hi, cursor, limit).await?)
     }
 
     /// Assembles the named parts, in order, into the object: one atomic commit.

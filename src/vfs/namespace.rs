@@ -104,6 +104,63 @@ impl Vfs {
         Ok(self.visible(children))
     }
 
+    /// One page of the folder `dir`: at most `limit` children whose name starts with
+    /// `prefix`, in S3 key order (a folder's name sorts with a `/` after it), after the name
+    /// `after` in that order. Memory stays in proportion to `limit`, whatever the folder holds.
+    pub async fn list_page(
+        &self,
+        c: &Caller,
+        dir: &VPath,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, VfsError> {
+        let d = self.stat(c, dir).await?;
+        if !d.is_dir {
+            return Err(VfsError::WrongKind("not a folder"));
+        }
+        d.require(c, R, "the folder may not be listed")?;
+        let base = if dir.is_root() {
+            String::from("/")
+        } else {
+            format!("{dir}/")
+        };
+        let lo = format!("{base}{prefix}");
+        let hi = format!("{lo}{}", char::MAX);
+        let mut cursor = format!("{base}{after}");
+        // hidden names are skipped without shortening the page: fetch until it is full
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let want = limit - out.len();
+            let rows = self
+                .store
+                .children_in_range(dir.as_str(), &lo, &hi, &cursor, want as i64)
+                .await?;
+            let done = rows.len() < want;
+            if let Some(last) = rows.last() {
+                cursor = if last.is_dir {
+                    format!("{}/", last.path)
+                } else {
+                    last.path.clone()
+                };
+            }
+            let batch = rows
+                .into_iter()
+                .map(Entry::from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            if dir.is_root() {
+                let visible = |e: &Entry| e.allows(c, if e.is_dir { X } else { R });
+                out.extend(batch.into_iter().filter(visible));
+            } else {
+                out.extend(self.visible(batch));
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Fails with `Forbidden` when `path` is a folder `c` may not list.
     pub async fn may_list(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
         let e = self.stat(c, path).await?;

@@ -91,7 +91,7 @@ pub(super) struct Sink {
     md5: Md5,
     written: u64,
     expected: Option<u64>,
-    expected_md5: Option<String>,
+    pub(super) expected_md5: Option<String>,
     /// Bytes the quota allows; a body growing past it is cut off at once.
     limit: Option<u64>,
     /// The group whose quota sets `limit`.
