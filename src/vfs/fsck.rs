@@ -206,20 +206,7 @@ impl Vfs {
         let (owner, grp) = parent.map_or((None, None), |e| (e.owner, e.grp));
         let now = now_ms();
         if is_dir {
-            let row = EntryRow {
-                path: p.to_string(),
-                parent: p.parent().to_string(),
-                is_dir: true,
-                size: 0,
-                mtime_ms: now,
-                etag: format!("d{now:x}"),
-                content_type: None,
-                owner,
-                headers: None,
-                grp,
-                mode: i64::from(0o777 & !self.umask),
-                origin: None,
-            };
+            let row = self.folder_row(&p, owner, grp, now);
             return match self.store.insert_dir(&row).await {
                 Ok(()) | Err(MetaError::Duplicate) => Ok(()),
                 Err(e) => Err(e.into()),

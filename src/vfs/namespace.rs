@@ -303,6 +303,30 @@ impl Vfs {
         }
     }
 
+    /// The row of a new folder: the umask's mode, an ETag from the time.
+    pub(super) fn folder_row(
+        &self,
+        path: &VPath,
+        owner: Option<String>,
+        grp: Option<String>,
+        now: i64,
+    ) -> EntryRow {
+        EntryRow {
+            path: path.as_str().into(),
+            parent: path.parent().as_str().into(),
+            is_dir: true,
+            size: 0,
+            mtime_ms: now,
+            etag: format!("d{now:x}"),
+            content_type: None,
+            owner,
+            headers: None,
+            grp,
+            mode: i64::from(0o777 & !self.umask),
+            origin: None,
+        }
+    }
+
     /// The deepest existing folder above `dir` and the folders missing down to `dir` (outermost
     /// first) as rows of implicit folders for a write to make in its commit; the caller must
     /// be allowed to create names in that deepest folder.
@@ -321,20 +345,7 @@ impl Vfs {
         let mut missing = Vec::new();
         let mut p = dir.clone();
         while p != found.path {
-            missing.push(EntryRow {
-                path: p.as_str().into(),
-                parent: p.parent().as_str().into(),
-                is_dir: true,
-                size: 0,
-                mtime_ms: now,
-                etag: format!("d{now:x}"),
-                content_type: None,
-                owner: Some(c.user.clone()),
-                headers: None,
-                grp: grp.clone(),
-                mode: i64::from(0o777 & !self.umask),
-                origin: None,
-            });
+            missing.push(self.folder_row(&p, Some(c.user.clone()), grp.clone(), now));
             p = p.parent();
         }
         missing.reverse();
@@ -400,20 +411,7 @@ impl Vfs {
         parents: Vec<EntryRow>,
     ) -> Result<(), VfsError> {
         let now = now_ms();
-        let row = EntryRow {
-            path: path.as_str().into(),
-            parent: path.parent().as_str().into(),
-            is_dir: true,
-            size: 0,
-            mtime_ms: now,
-            etag: format!("d{now:x}"),
-            content_type: None,
-            owner: Some(c.user.clone()),
-            headers: None,
-            grp,
-            mode: i64::from(0o777 & !self.umask),
-            origin: None,
-        };
+        let row = self.folder_row(path, Some(c.user.clone()), grp, now);
         let mut folders: Vec<VPath> = Vec::new();
         for p in &parents {
             folders.push(VPath::parse(&p.path)?);
