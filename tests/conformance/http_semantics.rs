@@ -54,8 +54,22 @@ fn etags_are_md5_and_conditional_requests_work() {
         200
     );
 
+    // If-None-Match compares weakly (RFC 9110 13.1.2): the current tag as a weak validator
+    // is a match; If-Match compares strongly: a weak validator never matches
+    let weak_none = format!("If-None-Match: W/\"{md5}\"");
+    assert_eq!(
+        server.status(&["-H", &weak_none, &server.dav("fox.txt")]),
+        304
+    );
+    let weak_match = format!("If-Match: W/\"{md5}\"");
+
     // a PUT whose precondition fails changes nothing
-    for cond in ["If-Match: \"stale\"", "If-None-Match: *"] {
+    for cond in [
+        "If-Match: \"stale\"",
+        "If-None-Match: *",
+        weak_none.as_str(),
+        weak_match.as_str(),
+    ] {
         let s = server.status(&[
             "-X",
             "PUT",

@@ -37,15 +37,18 @@ pub(crate) fn ifrange_match(
     }
 }
 
+// Kura patch: `weak` selects the weak comparison (If-None-Match) instead of the strong one
+// (If-Match), RFC 9110 13.1.1 and 13.1.2.
 pub(crate) fn etaglist_match(
     tags: &davheaders::ETagList,
     exists: bool,
     tag: Option<&davheaders::ETag>,
+    weak: bool,
 ) -> bool {
     match *tags {
         davheaders::ETagList::Star => exists,
         davheaders::ETagList::Tags(ref t) => match tag {
-            Some(tag) => t.iter().any(|x| x == tag),
+            Some(tag) => t.iter().any(|x| if weak { x.weak_eq(tag) } else { x == tag }),
             None => false,
         },
     }
@@ -57,7 +60,7 @@ pub(crate) fn http_if_match(req: &Request, meta: Option<&dyn DavMetaData>) -> Op
 
     if let Some(r) = req.headers().typed_get::<davheaders::IfMatch>() {
         let etag = meta.and_then(ETag::from_meta);
-        if !etaglist_match(&r.0, meta.is_some(), etag.as_ref()) {
+        if !etaglist_match(&r.0, meta.is_some(), etag.as_ref(), false) {
             trace!("precondition fail: If-Match {r:?}");
             return Some(StatusCode::PRECONDITION_FAILED);
         }
@@ -75,7 +78,7 @@ pub(crate) fn http_if_match(req: &Request, meta: Option<&dyn DavMetaData>) -> Op
 
     if let Some(r) = req.headers().typed_get::<davheaders::IfNoneMatch>() {
         let etag = meta.and_then(ETag::from_meta);
-        if etaglist_match(&r.0, meta.is_some(), etag.as_ref()) {
+        if etaglist_match(&r.0, meta.is_some(), etag.as_ref(), true) {
             trace!("precondition fail: If-None-Match {r:?}");
             if req.method() == Method::GET || req.method() == Method::HEAD {
                 return Some(StatusCode::NOT_MODIFIED);

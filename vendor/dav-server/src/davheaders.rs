@@ -330,6 +330,12 @@ impl ETag {
         self.weak
     }
 
+    /// Kura patch: the weak comparison of RFC 9110 8.8.3.2 (the opaque tags match, whatever
+    /// their `W/`), which `If-None-Match` uses; `==` is the strong one `If-Match` uses.
+    pub fn weak_eq(&self, other: &ETag) -> bool {
+        self.value() == other.value()
+    }
+
     /// Kura patch: the tag without `W/` and quotes.
     pub fn value(&self) -> &str {
         self.tag.trim_start_matches("W/").trim_matches('"')
