@@ -4,7 +4,7 @@
 //! which is index-friendly and portable (PostgreSQL needs the column in the "C" collation).
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::replication_journal::journal_path_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
@@ -63,6 +63,31 @@ pub(super) fn row_to_entry(r: SqliteRow) -> EntryRow {
         mode: r.get(10),
         origin: r.get(11),
     }
+}
+
+/// Inserts a folder row in the change's transaction; `implicit` marks a folder made only as
+/// the parent of a write (removed again with its last entry).
+pub(super) async fn insert_folder_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    e: &EntryRow,
+    implicit: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "INSERT INTO entries (",
+        entry_cols!(),
+        ", implicit) VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL, $8)"
+    ))
+    .bind(&e.path)
+    .bind(&e.parent)
+    .bind(e.mtime_ms)
+    .bind(&e.etag)
+    .bind(&e.owner)
+    .bind(&e.grp)
+    .bind(e.mode)
+    .bind(implicit)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {

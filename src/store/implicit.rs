@@ -4,7 +4,7 @@
 
 use sqlx::{Sqlite, Transaction};
 
-use super::entries::{entry_cols, EntryRow};
+use super::entries::{insert_folder_tx, EntryRow};
 use super::usage::bucket_of;
 use super::{below, MetaError, Store};
 
@@ -43,20 +43,7 @@ pub(super) async fn insert_parents_tx(
         if up != Some(1) {
             return Err(MetaError::Conflict(NO_PARENT));
         }
-        sqlx::query(concat!(
-            "INSERT INTO entries (",
-            entry_cols!(),
-            ", implicit) VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL, 1)"
-        ))
-        .bind(&p.path)
-        .bind(&p.parent)
-        .bind(p.mtime_ms)
-        .bind(&p.etag)
-        .bind(&p.owner)
-        .bind(&p.grp)
-        .bind(p.mode)
-        .execute(&mut **tx)
-        .await?;
+        insert_folder_tx(tx, p, true).await?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{Sqlite, Transaction};
 
-use super::entries::{entry_cols, EntryRow};
+use super::entries::{entry_cols, insert_folder_tx, EntryRow};
 use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
@@ -478,21 +478,9 @@ impl Store {
             .map_err(|e| Committed::Meta(e.into()))?;
         insert_parents_tx(&mut tx, parents).await.map_err(meta)?;
         require_folder_tx(&mut tx, &e.parent).await.map_err(meta)?;
-        sqlx::query(concat!(
-            "INSERT INTO entries (",
-            entry_cols!(),
-            ") VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL)"
-        ))
-        .bind(&e.path)
-        .bind(&e.parent)
-        .bind(e.mtime_ms)
-        .bind(&e.etag)
-        .bind(&e.owner)
-        .bind(&e.grp)
-        .bind(e.mode)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Committed::Meta(map_unique(e)))?;
+        insert_folder_tx(&mut tx, e, false)
+            .await
+            .map_err(|e| Committed::Meta(map_unique(e)))?;
         mark_tx(&mut tx, mark).await.map_err(meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))
