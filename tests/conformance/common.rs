@@ -499,3 +499,25 @@ pub fn sha256_file(path: &Path) -> String {
         .expect("sum")
         .to_string()
 }
+
+/// Runs the boto3 script `tests/conformance/<name>` against `server` with an S3 key of the
+/// admin and one of `bob`, a second user who may create buckets (made here); prints its output.
+pub fn boto3_with_other_user(server: &Server, name: &str) {
+    require("python3");
+    let key = server.s3_key();
+    server.add_user("bob", "bob-password-1", &["--create-buckets"]);
+    let bob = server.s3_key_for("bob");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/conformance")
+        .join(name);
+    let out = run(Command::new("python3")
+        .arg(script)
+        .env("KURA_S3_ENDPOINT", server.url(""))
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("KURA_OTHER_KEY_ID", &bob.id)
+        .env("KURA_OTHER_SECRET", &bob.secret)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
+    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+}

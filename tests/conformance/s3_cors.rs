@@ -1,9 +1,7 @@
 //! S3 CORS against a real server: boto3 sets the rules and makes presigned requests with an
 //! Origin; curl sends browsers' preflights, allowed and refused, and attacks.
 
-use std::process::Command;
-
-use crate::common::{code, require, run, Server};
+use crate::common::{boto3_with_other_user, code, require, run, Server};
 
 const APP: &str = "https://app.example.org";
 
@@ -54,29 +52,11 @@ fn preflight(
     request(server, "OPTIONS", path, &h)
 }
 
-fn boto3(server: &Server) {
-    require("python3");
-    let key = server.s3_key();
-    server.add_user("bob", "bob-password-1", &["--create-buckets"]);
-    let bob = server.s3_key_for("bob");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/s3_cors.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("KURA_S3_ENDPOINT", server.url(""))
-        .env("AWS_ACCESS_KEY_ID", &key.id)
-        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
-        .env("KURA_OTHER_KEY_ID", &bob.id)
-        .env("KURA_OTHER_SECRET", &bob.secret)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
-    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
-}
-
 /// boto3: Put/Get/DeleteBucketCors, presigned GET/PUT with Origin, MalformedXML, bad rules,
 /// another user refused.
 #[test]
 fn cors_rules_through_boto3() {
-    boto3(&Server::plain());
+    boto3_with_other_user(&Server::plain(), "s3_cors.py");
 }
 
 /// A browser's preflights, answered from the bucket's rules exactly as AWS answers them.

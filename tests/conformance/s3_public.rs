@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::{code, require, run, Server};
+use crate::common::{boto3_with_other_user, code, require, run, Server};
 
 /// Status of an unsigned curl request (body to stdout after the status line is dropped).
 fn anon(server: &Server, args: &[&str]) -> (u16, String) {
@@ -19,25 +19,7 @@ fn anon(server: &Server, args: &[&str]) -> (u16, String) {
 /// boto3: canned ACLs, grants, public-read buckets and objects, policies, blocks.
 #[test]
 fn public_reads_through_boto3() {
-    require("python3");
-    let server = Server::plain();
-    let key = server.s3_key();
-    server.add_user("bob", "bob-password-1", &["--create-buckets"]);
-    let bob = server.s3_key_for("bob");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/s3_public.py"
-    );
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("KURA_S3_ENDPOINT", server.url(""))
-        .env("AWS_ACCESS_KEY_ID", &key.id)
-        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
-        .env("KURA_OTHER_KEY_ID", &bob.id)
-        .env("KURA_OTHER_SECRET", &bob.secret)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
-    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    boto3_with_other_user(&Server::plain(), "s3_public.py");
 }
 
 /// A public bucket attacked without a signature: writes, bodies, listings and traversal are
