@@ -36,3 +36,4 @@ mod tls;
 mod tree_races;
 mod users;
 mod versions;
+mod web_sessions;
