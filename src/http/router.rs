@@ -9,6 +9,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::attempt;
+use super::metered::Metered;
+use super::metrics::MetricsGate;
 use crate::admin::api;
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
@@ -34,6 +36,75 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// The TLS certificate in use (days to expiry in `/healthz`); None without TLS.
     pub cert: Option<Arc<crate::tls::CertStore>>,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsGate,
+}
+
+/// Where a request goes, decided from its path, method and headers before anything runs: the
+/// router's one table, which also names the protocol its metrics are counted under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Health,
+    NodeId,
+    Metrics,
+    /// S3 with a signature (header or presigned), whatever the path.
+    S3Signed,
+    Dav,
+    /// Windows' probe of the server root (OPTIONS without Origin).
+    RootOptions,
+    Landing,
+    Api,
+    Share,
+    /// A reserved prefix with nothing behind it.
+    Reserved,
+    /// Everything else: anonymous S3.
+    S3,
+}
+
+impl Route {
+    fn of<B>(req: &Request<B>, metrics: bool) -> Route {
+        let path = req.uri().path();
+        if path == "/healthz" {
+            Route::Health
+        } else if path == "/.well-known/kura-node" {
+            Route::NodeId
+        } else if s3::is_signed(req) {
+            // S3 clients sign: a bucket named `metrics` stays theirs
+            Route::S3Signed
+        } else if metrics && path == super::metrics::PATH {
+            Route::Metrics
+        } else if path == dav::PREFIX || path.starts_with("/dav/") {
+            Route::Dav
+        } else if path == "/"
+            && req.method() == Method::OPTIONS
+            && !req.headers().contains_key(header::ORIGIN)
+        {
+            // a CORS preflight (with Origin) stays S3's
+            Route::RootOptions
+        } else if path == "/" && req.method() == Method::GET && wants_html(req) {
+            Route::Landing
+        } else if path == api::PREFIX || path.starts_with("/api/v1/") {
+            Route::Api
+        } else if path.starts_with(crate::share::PREFIX) {
+            Route::Share
+        } else if RESERVED.iter().any(|p| path.starts_with(p)) {
+            Route::Reserved
+        } else {
+            Route::S3
+        }
+    }
+
+    /// The `protocol` label of the request's metrics.
+    fn protocol(self) -> &'static str {
+        match self {
+            Route::Dav | Route::RootOptions => "webdav",
+            Route::S3Signed | Route::S3 => "s3",
+            Route::Api => "api",
+            Route::Share => "share",
+            Route::Metrics => "metrics",
+            Route::Health | Route::NodeId | Route::Landing | Route::Reserved => "other",
+        }
+    }
 }
 
 /// Prefixes Kura keeps for itself (share links, admin API): never S3 buckets.
@@ -56,10 +127,14 @@ impl App {
     /// Serves one request and logs it (never credentials, never a share token in full).
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
-        let (req, fault) = crate::wire::watch(req);
+        let (mut req, fault) = crate::wire::watch(req);
         let method = req.method().clone();
         let path = loggable_path(req.uri().path());
         let client = self.limits.client_ip(peer, req.headers());
+        let route = Route::of(&req, self.metrics.enabled());
+        let proto = route.protocol();
+        let meters = crate::metrics::get();
+        req.body_mut().count_into(meters.received(proto));
         // An error may be answered before the body is read; on HTTP/1.1 the unread bytes would
         // then be taken as the start of the next request, so such connections are closed.
         let has_body = req.version() <= http::Version::HTTP_11
@@ -75,6 +150,7 @@ impl App {
         let empty_expect = req.version() <= http::Version::HTTP_11
             && !has_body
             && req.headers().contains_key(header::EXPECT);
+        let _upload = has_body.then(|| InFlight::enter(meters.uploads(proto)));
         // Failed-authentication throttling, for every entry point at once: an attempt is
         // admitted (maybe after a delay) or refused before its credentials are checked, and
         // its outcome recorded after; see limits::throttle.
@@ -89,6 +165,7 @@ impl App {
                 None,
             ),
             (None, Err(wait)) => {
+                meters.throttled("auth_failures");
                 tracing::warn!(%client, account = account.as_deref().unwrap_or("-"), "throttled after failed authentications");
                 (
                     too_many(wait, "too many failed authentication attempts\n"),
@@ -100,7 +177,7 @@ impl App {
                     tracing::info!(%client, delay_ms = t.delay.as_millis() as u64, "authentication attempt delayed after failures from this address");
                     tokio::time::sleep(t.delay).await;
                 }
-                let (resp, user) = self.route(req, client).await;
+                let (resp, user) = self.route(req, route, client, peer).await;
                 let user = user.or_else(|| {
                     resp.extensions()
                         .get::<crate::wire::User>()
@@ -133,6 +210,15 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string();
+        let method_label = crate::metrics::method_label(&method);
+        meters.request(&crate::metrics::RequestLabels {
+            protocol: proto,
+            method: method_label,
+            status: resp.status().as_u16(),
+        });
+        if resp.extensions().get::<AuthFailed>().is_some() {
+            meters.auth_failure(proto);
+        }
         tracing::info!(
             target: "kura::access",
             %peer,
@@ -144,7 +230,11 @@ impl App {
             ms = start.elapsed().as_secs_f64() * 1000.0,
             user = user.as_deref().unwrap_or("-"),
         );
-        resp
+        let latency = meters.latency(&crate::metrics::RouteLabels {
+            protocol: proto,
+            method: method_label,
+        });
+        resp.map(|b| Metered::wrap(b, meters.sent(proto), latency, start))
     }
 
     /// Admits an authentication attempt through the throttle: waits while attempts in flight
@@ -177,105 +267,120 @@ impl App {
     async fn route(
         &self,
         req: Request<ReqBody>,
+        route: Route,
         client: IpAddr,
+        peer: SocketAddr,
     ) -> (Response<RespBody>, Option<String>) {
         let path = req.uri().path();
-        if path == "/healthz" {
-            let mut r = text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
-            if let Some(c) = &self.cert {
-                r.headers_mut()
-                    .insert(CERT_DAYS_LEFT, HeaderValue::from(c.days_left()));
+        match route {
+            Route::Health => {
+                let mut r = text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
+                if let Some(c) = &self.cert {
+                    r.headers_mut()
+                        .insert(CERT_DAYS_LEFT, HeaderValue::from(c.days_left()));
+                }
+                (r, None)
             }
-            return (r, None);
-        }
-        if path == "/.well-known/kura-node" {
-            // replication peers learn who they talk to (the id is no secret)
-            let body = match self.admin.store.node_id().await {
-                Ok(id) => serde_json::json!({ "node_id": id }).to_string(),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the node id");
-                    return (
+            Route::NodeId => {
+                // replication peers learn who they talk to (the id is no secret)
+                match self.admin.store.node_id().await {
+                    Ok(id) => (
                         text(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "text/plain; charset=utf-8",
-                            "node id unavailable\n",
+                            StatusCode::OK,
+                            "application/json",
+                            serde_json::json!({ "node_id": id }).to_string(),
                         ),
                         None,
-                    );
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the node id");
+                        (
+                            text(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "text/plain; charset=utf-8",
+                                "node id unavailable\n",
+                            ),
+                            None,
+                        )
+                    }
                 }
-            };
-            return (text(StatusCode::OK, "application/json", body), None);
-        }
-        if s3::is_signed(&req) {
-            if let Some(slow) = self.pace_anonymous(&req, client) {
-                return (slow, None);
             }
-            let resp = mark_s3_auth_failure(self.s3.handle(req).await).await;
-            return (user_content(resp), None);
-        }
-        if path == dav::PREFIX || path.starts_with("/dav/") {
-            // Answered without credentials: Windows' WebDAV client gives up otherwise.
-            if req.method() == Method::OPTIONS {
-                return (dav::options_response(), None);
+            Route::Metrics => {
+                let r = super::metrics::serve(
+                    &self.metrics,
+                    &self.admin,
+                    &self.limits,
+                    &req,
+                    client,
+                    peer.ip(),
+                )
+                .await;
+                (r, None)
             }
-            let caller = match self.authenticate(&req).await {
-                Ok(c) => c,
-                Err(resp) => return (resp, None),
-            };
-            let user = caller.user.clone();
-            return (user_content(self.dav.handle(req, caller).await), Some(user));
-        }
-        // Windows' Mini-Redirector probes the server root before mapping /dav/; a CORS
-        // preflight (with Origin) stays S3's
-        if path == "/"
-            && req.method() == Method::OPTIONS
-            && !req.headers().contains_key(header::ORIGIN)
-        {
-            return (dav::options_response(), None);
-        }
-        if path == "/" && req.method() == Method::GET && wants_html(&req) {
-            return (
+            Route::S3Signed => {
+                if let Some(slow) = self.pace_anonymous(&req, client) {
+                    return (slow, None);
+                }
+                let resp = mark_s3_auth_failure(self.s3.handle(req).await).await;
+                (user_content(resp), None)
+            }
+            Route::Dav => {
+                // Answered without credentials: Windows' WebDAV client gives up otherwise.
+                if req.method() == Method::OPTIONS {
+                    return (dav::options_response(), None);
+                }
+                let caller = match self.authenticate(&req).await {
+                    Ok(c) => c,
+                    Err(resp) => return (resp, None),
+                };
+                let user = caller.user.clone();
+                (user_content(self.dav.handle(req, caller).await), Some(user))
+            }
+            // Windows' Mini-Redirector probes the server root before mapping /dav/
+            Route::RootOptions => (dav::options_response(), None),
+            Route::Landing => (
                 text(StatusCode::OK, "text/html; charset=utf-8", LANDING),
                 None,
-            );
-        }
-        if path == api::PREFIX || path.starts_with("/api/v1/") {
-            if let Some(why) = super::origin::admin_refusal(&req) {
-                tracing::warn!(%client, why, "admin API request refused");
-                return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
-            }
-            return match self.authenticate_admin(&req).await {
-                Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
-                    (api::throttle(&self.limits.failures, &req), Some(user))
+            ),
+            Route::Api => {
+                if let Some(why) = super::origin::admin_refusal(&req) {
+                    tracing::warn!(%client, why, "admin API request refused");
+                    return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
                 }
-                Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
-                Err(resp) => (resp, None),
-            };
-        }
-        if path.starts_with(crate::share::PREFIX) {
-            if let Err(wait) = self.limits.admit_share_request(client) {
-                return (too_many(wait, "too many requests\n"), None);
+                match self.authenticate_admin(&req).await {
+                    Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
+                        (api::throttle(&self.limits.failures, &req), Some(user))
+                    }
+                    Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
+                    Err(resp) => (resp, None),
+                }
             }
-            let mut req = req;
-            req.extensions_mut().insert(crate::wire::ClientIp(client));
-            return (self.shares.handle(req).await, None);
-        }
-        if RESERVED.iter().any(|p| path.starts_with(p)) {
-            return (
+            Route::Share => {
+                if let Err(wait) = self.limits.admit_share_request(client) {
+                    crate::metrics::get().throttled("share_requests");
+                    return (too_many(wait, "too many requests\n"), None);
+                }
+                let mut req = req;
+                req.extensions_mut().insert(crate::wire::ClientIp(client));
+                (self.shares.handle(req).await, None)
+            }
+            Route::Reserved => (
                 text(
                     StatusCode::NOT_FOUND,
                     "text/plain; charset=utf-8",
                     "not found\n",
                 ),
                 None,
-            );
+            ),
+            // Unsigned requests get S3's anonymous answers: a public read, a CORS preflight,
+            // or AccessDenied.
+            Route::S3 => {
+                if let Some(slow) = self.pace_anonymous(&req, client) {
+                    return (slow, None);
+                }
+                (user_content(self.s3.handle(req).await), None)
+            }
         }
-        // Everything else is S3. Unsigned requests get S3's anonymous answers: a public read,
-        // a CORS preflight, or AccessDenied.
-        if let Some(slow) = self.pace_anonymous(&req, client) {
-            return (slow, None);
-        }
-        (user_content(self.s3.handle(req).await), None)
     }
 
     /// Anonymous S3 reads (unsigned GET and HEAD, whatever S3-looking headers they carry) and
@@ -286,6 +391,7 @@ impl App {
             return None;
         }
         let wait = self.limits.admit_share_request(client).err()?;
+        crate::metrics::get().throttled("anonymous_s3");
         tracing::warn!(%client, "anonymous S3 reads over this address's budget");
         Some(user_content(s3::slow_down(wait)))
     }
@@ -381,6 +487,22 @@ impl App {
                 })
             }
         }
+    }
+}
+
+/// Counts a request with a body as an upload in flight until it is answered.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn enter(g: prometheus_client::metrics::gauge::Gauge) -> Self {
+        g.inc();
+        InFlight(g)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -1,0 +1,378 @@
+//! Prometheus metrics: the counters every layer bumps while it works (atomics, created once per
+//! label set) and the encoding of them, with the values read at scrape time, in the Prometheus
+//! text format. Labels come from fixed sets (protocol, method, status, error kind) or from names
+//! an administrator made (groups, peers): never a path, a user or a user agent. A leaf: it
+//! imports nothing of Kura.
+
+mod process;
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of a scrape's answer (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// One request's labels: which front end served it, its method and its status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub protocol: &'static str,
+    pub method: &'static str,
+    pub status: u16,
+}
+
+/// Labels of the latency histogram (status left out to keep the series few).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub protocol: &'static str,
+    pub method: &'static str,
+}
+
+/// A front end alone (`webdav`, `s3`, `share`, `api`, `metrics`, `other`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabel {
+    pub protocol: &'static str,
+}
+
+/// Why a request was refused with 429 or SlowDown before any handler ran.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// The kind of a storage backend error (OpenDAL's fixed list of kinds).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// A replication peer, by the name the administrator gave it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabel {
+    peer: String,
+}
+
+/// A replication rule: peer and bucket, both named by the administrator.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    peer: String,
+    bucket: String,
+}
+
+/// A group, by its name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every counter Kura keeps while it runs; one per process (see `get`).
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: HistogramFamily<RouteLabels>,
+    received: Family<ProtocolLabel, Counter>,
+    sent: Family<ProtocolLabel, Counter>,
+    uploads: Family<ProtocolLabel, Gauge>,
+    auth_failures: Family<ProtocolLabel, Counter>,
+    throttled: Family<ReasonLabel, Counter>,
+    storage_errors: Family<KindLabel, Counter>,
+    db_errors: Counter,
+    replication_errors: Family<PeerLabel, Counter>,
+}
+
+/// Seconds from 1 ms to about 65 s, doubling: small WebDAV answers to long transfers.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    requests: Family::default(),
+    duration: Family::new_with_constructor(latency_histogram),
+    received: Family::default(),
+    sent: Family::default(),
+    uploads: Family::default(),
+    auth_failures: Family::default(),
+    throttled: Family::default(),
+    storage_errors: Family::default(),
+    db_errors: Counter::default(),
+    replication_errors: Family::default(),
+});
+
+/// The process's metrics (one set per process, as Prometheus expects of one target).
+pub fn get() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn request(&self, labels: &RequestLabels) {
+        self.requests.get_or_create(labels).inc();
+    }
+
+    /// The latency histogram of one protocol and method (observed when the answer is sent).
+    pub fn latency(&self, labels: &RouteLabels) -> Histogram {
+        self.duration.get_or_create_owned(labels)
+    }
+
+    /// Request body bytes read from clients of `protocol`.
+    pub fn received(&self, protocol: &'static str) -> Counter {
+        self.received
+            .get_or_create_owned(&ProtocolLabel { protocol })
+    }
+
+    /// Response body bytes sent to clients of `protocol`.
+    pub fn sent(&self, protocol: &'static str) -> Counter {
+        self.sent.get_or_create_owned(&ProtocolLabel { protocol })
+    }
+
+    /// Requests with a body being served right now, per protocol.
+    pub fn uploads(&self, protocol: &'static str) -> Gauge {
+        self.uploads
+            .get_or_create_owned(&ProtocolLabel { protocol })
+    }
+
+    /// Counts a request refused for wrong credentials.
+    pub fn auth_failure(&self, protocol: &'static str) {
+        self.auth_failures
+            .get_or_create(&ProtocolLabel { protocol })
+            .inc();
+    }
+
+    /// Counts a request refused by a rate limit or the failed-authentication throttle.
+    pub fn throttled(&self, reason: &'static str) {
+        self.throttled.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a storage backend error reaching the core (`kind`: OpenDAL's error kind).
+    pub fn storage_error(&self, kind: &'static str) {
+        self.storage_errors.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// Counts a failed database query or transaction.
+    pub fn db_error(&self) {
+        self.db_errors.inc();
+    }
+
+    /// Counts a shipment to `peer` that failed (the rule retries it with backoff).
+    pub fn replication_error(&self, peer: &str) {
+        self.replication_errors
+            .get_or_create(&PeerLabel { peer: peer.into() })
+            .inc();
+    }
+}
+
+/// One group's usage and limits, read from SQL at scrape time.
+pub struct GroupUsage {
+    pub group: String,
+    pub used_bytes: i64,
+    pub used_objects: i64,
+    pub version_bytes: i64,
+    pub quota_bytes: Option<i64>,
+    pub quota_objects: Option<i64>,
+}
+
+/// One replication rule's state, read from SQL at scrape time.
+pub struct RuleState {
+    pub peer: String,
+    pub bucket: String,
+    pub backlog: i64,
+    pub lag_seconds: f64,
+    pub failing: bool,
+}
+
+/// What a scrape reads from the database just before encoding.
+#[derive(Default)]
+pub struct Snapshot {
+    pub groups: Vec<GroupUsage>,
+    pub rules: Vec<RuleState>,
+    /// Whether the database answered the scrape's queries.
+    pub db_up: bool,
+}
+
+/// The whole scrape: the running counters, `snap`, the build and the process, as Prometheus
+/// text.
+pub fn encode(snap: &Snapshot) -> Result<String, std::fmt::Error> {
+    let m = get();
+    let mut root = Registry::default();
+    // the standard process_* names, unprefixed, as every exporter writes them
+    root.register_collector(Box::new(process::Process));
+    let r = root.sub_registry_with_prefix("kura");
+    r.register(
+        "http_requests",
+        "Requests answered, by protocol, method and status code",
+        m.requests.clone(),
+    );
+    r.register(
+        "http_request_duration_seconds",
+        "Time from a request's arrival to the end of its answer's body",
+        m.duration.clone(),
+    );
+    r.register(
+        "http_received_bytes",
+        "Request body bytes read from clients",
+        m.received.clone(),
+    );
+    r.register(
+        "http_sent_bytes",
+        "Response body bytes sent to clients",
+        m.sent.clone(),
+    );
+    r.register(
+        "uploads_in_flight",
+        "Requests with a body being served now",
+        m.uploads.clone(),
+    );
+    r.register(
+        "auth_failures",
+        "Requests refused for wrong credentials",
+        m.auth_failures.clone(),
+    );
+    r.register(
+        "throttled_requests",
+        "Requests refused by a rate limit (429 or SlowDown) before any handler ran",
+        m.throttled.clone(),
+    );
+    r.register(
+        "storage_errors",
+        "Storage backend errors reaching the core, by OpenDAL error kind",
+        m.storage_errors.clone(),
+    );
+    r.register(
+        "db_errors",
+        "Failed database queries and transactions",
+        m.db_errors.clone(),
+    );
+    r.register(
+        "replication_errors",
+        "Failed shipments to a peer (each is retried with backoff)",
+        m.replication_errors.clone(),
+    );
+    let build = Info::new(vec![
+        ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("commit".to_string(), env!("KURA_GIT_COMMIT").to_string()),
+    ]);
+    r.register("build", "The running binary", build);
+    let up = Gauge::<i64>::default();
+    up.set(i64::from(snap.db_up));
+    r.register(
+        "database_up",
+        "1 when the database answered this scrape's queries",
+        up,
+    );
+    register_groups(r, &snap.groups);
+    register_rules(r, &snap.rules);
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &root)?;
+    Ok(out)
+}
+
+fn register_groups(r: &mut Registry, groups: &[GroupUsage]) {
+    let fams: [(&str, &str, Family<GroupLabel, Gauge>); 5] = [
+        (
+            "group_used_bytes",
+            "Bytes of current files a group pays for",
+            Default::default(),
+        ),
+        (
+            "group_used_objects",
+            "Current files a group pays for",
+            Default::default(),
+        ),
+        (
+            "group_version_bytes",
+            "Bytes of noncurrent versions and trash a group pays for",
+            Default::default(),
+        ),
+        (
+            "group_quota_bytes",
+            "A group's byte quota (absent: none)",
+            Default::default(),
+        ),
+        (
+            "group_quota_objects",
+            "A group's file quota (absent: none)",
+            Default::default(),
+        ),
+    ];
+    for g in groups {
+        let l = GroupLabel {
+            group: g.group.clone(),
+        };
+        fams[0].2.get_or_create(&l).set(g.used_bytes);
+        fams[1].2.get_or_create(&l).set(g.used_objects);
+        fams[2].2.get_or_create(&l).set(g.version_bytes);
+        if let Some(q) = g.quota_bytes {
+            fams[3].2.get_or_create(&l).set(q);
+        }
+        if let Some(q) = g.quota_objects {
+            fams[4].2.get_or_create(&l).set(q);
+        }
+    }
+    for (name, help, fam) in fams {
+        r.register(name, help, fam);
+    }
+}
+
+fn register_rules(r: &mut Registry, rules: &[RuleState]) {
+    let backlog = Family::<RuleLabels, Gauge>::default();
+    let lag = Family::<RuleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let failing = Family::<RuleLabels, Gauge>::default();
+    for s in rules {
+        let l = RuleLabels {
+            peer: s.peer.clone(),
+            bucket: s.bucket.clone(),
+        };
+        backlog.get_or_create(&l).set(s.backlog);
+        lag.get_or_create(&l).set(s.lag_seconds);
+        failing.get_or_create(&l).set(i64::from(s.failing));
+    }
+    r.register(
+        "replication_backlog",
+        "Changes of a bucket not yet shipped to a peer",
+        backlog,
+    );
+    r.register(
+        "replication_lag_seconds",
+        "Age of the oldest change not yet shipped (0: none waiting)",
+        lag,
+    );
+    r.register(
+        "replication_failing",
+        "1 while a rule's last shipment failed",
+        failing,
+    );
+}
+
+/// A request method as a label: one of a fixed set, anything else `other` (clients may send
+/// any token as a method, and each would be a new series).
+pub fn method_label(m: &http::Method) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "GET",
+        "HEAD",
+        "PUT",
+        "POST",
+        "DELETE",
+        "OPTIONS",
+        "PATCH",
+        "PROPFIND",
+        "PROPPATCH",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "LOCK",
+        "UNLOCK",
+        "REPORT",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == m.as_str())
+        .copied()
+        .unwrap_or("other")
+}
