@@ -60,7 +60,7 @@ impl MetricsGate {
     }
 
     /// Admits a scrape, or answers why not. A request presenting credentials must present the
-    /// token (a wrong one counts as a failed authentication); one without must come from a
+    /// token (a wrong token counts as a failed authentication); one without must come from a
     /// listed address, directly or through a trusted proxy.
     #[allow(clippy::result_large_err)]
     fn admit<B>(
@@ -80,18 +80,22 @@ impl MetricsGate {
                         .map(|_| &a[7..])
                 })
                 .map(|t| <[u8; 32]>::from(Sha256::digest(t.trim().as_bytes())));
-            return match (presented, self.token) {
-                (Some(p), Some(t)) if p == t => Ok(()),
-                _ => {
-                    let mut r = refusal(StatusCode::UNAUTHORIZED, "wrong metrics token\n");
-                    r.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Bearer realm=\"kura-metrics\""),
-                    );
-                    r.extensions_mut().insert(AuthFailed);
-                    Err(r)
+            if let (Some(p), Some(t)) = (presented, self.token) {
+                if p == t {
+                    return Ok(());
                 }
-            };
+            }
+            let mut r = refusal(StatusCode::UNAUTHORIZED, "wrong metrics token\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"kura-metrics\""),
+            );
+            // a wrong token counts toward the throttle; a password sent here is not checked
+            // (a scraper set up with a user's password must not lock that user out)
+            if presented.is_some() {
+                r.extensions_mut().insert(AuthFailed);
+            }
+            return Err(r);
         }
         let forwarded_blindly = !limits.is_trusted_proxy(peer)
             && FORWARDING.iter().any(|h| req.headers().contains_key(*h));

@@ -18,6 +18,7 @@ mod http_semantics;
 mod litmus;
 mod locks;
 mod locks_attacks;
+mod metrics;
 mod mounts;
 mod peer_suites;
 mod permissions;
