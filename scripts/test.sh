@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(litmus cadaver rclone curl sha256sum s3cmd openssl pebble pebble-challtestsrv fusermount3 gio dbus-run-session)
-packages=(litmus cadaver rclone curl coreutils s3cmd openssl pebble pebble fuse3 libglib2.0-bin dbus-daemon)
+tools=(litmus cadaver rclone curl sha256sum s3cmd openssl pebble pebble-challtestsrv fusermount3 gio dbus-run-session systemd-analyze)
+packages=(litmus cadaver rclone curl coreutils s3cmd openssl pebble pebble fuse3 libglib2.0-bin dbus-daemon systemd)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

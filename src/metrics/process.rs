@@ -18,7 +18,7 @@ pub struct Process;
 struct Facts {
     cpu_seconds: f64,
     threads: i64,
-    start_time_seconds: f64,
+    start_time_seconds: Option<f64>,
     virtual_bytes: i64,
     resident_bytes: i64,
     open_fds: i64,
@@ -33,10 +33,11 @@ impl Facts {
         let f: Vec<&str> = rest.split_whitespace().collect();
         // field n of proc(5) is f[n - 3]
         let num = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-        let boot = std::fs::read_to_string("/proc/stat")
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
+        // boot time: /proc/stat is hidden under systemd's ProcSubset=pid, so it may be missing
+        let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())
+        });
         // resident memory in kB from status: the page size differs between machines
         let rss_kib = std::fs::read_to_string("/proc/self/status")
             .ok()?
@@ -59,7 +60,8 @@ impl Facts {
         Some(Facts {
             cpu_seconds: (num(14)? + num(15)?) as f64 / TICKS_PER_SECOND,
             threads: num(20)? as i64,
-            start_time_seconds: boot as f64 + num(22)? as f64 / TICKS_PER_SECOND,
+            start_time_seconds: boot
+                .map(|b| b as f64 + num(22).unwrap_or(0) as f64 / TICKS_PER_SECOND),
             virtual_bytes: num(23)? as i64,
             resident_bytes: rss_kib * 1024,
             open_fds,
@@ -83,11 +85,6 @@ impl Collector for Process {
         let gauges = [
             ("process_threads", "Threads", p.threads as f64),
             (
-                "process_start_time_seconds",
-                "Start time since the Unix epoch, in seconds",
-                p.start_time_seconds,
-            ),
-            (
                 "process_virtual_memory_bytes",
                 "Virtual memory size, in bytes",
                 p.virtual_bytes as f64,
@@ -103,10 +100,18 @@ impl Collector for Process {
                 p.open_fds as f64,
             ),
         ];
-        for (name, help, v) in gauges.into_iter().chain(
+        let optional = [
             p.max_fds
                 .map(|m| ("process_max_fds", "Descriptor limit", m as f64)),
-        ) {
+            p.start_time_seconds.map(|t| {
+                (
+                    "process_start_time_seconds",
+                    "Start time since the Unix epoch, in seconds",
+                    t,
+                )
+            }),
+        ];
+        for (name, help, v) in gauges.into_iter().chain(optional.into_iter().flatten()) {
             let g = ConstGauge::new(v);
             g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;
         }

@@ -20,6 +20,7 @@ mod locks;
 mod locks_attacks;
 mod metrics;
 mod mounts;
+mod packaging;
 mod peer_suites;
 mod permissions;
 mod quotas;
