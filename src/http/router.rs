@@ -15,6 +15,7 @@ use crate::admin::api;
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
 use crate::limits::{retry_after_secs, Limits, Outcome, Refusal};
+use crate::metrics::{Protocol, Throttle};
 use crate::s3::{self, S3Front};
 use crate::share::http::ShareFront;
 use crate::vfs::Caller;
@@ -95,14 +96,14 @@ impl Route {
     }
 
     /// The `protocol` label of the request's metrics.
-    fn protocol(self) -> &'static str {
+    fn protocol(self) -> Protocol {
         match self {
-            Route::Dav | Route::RootOptions => "webdav",
-            Route::S3Signed | Route::S3 => "s3",
-            Route::Api => "api",
-            Route::Share => "share",
-            Route::Metrics => "metrics",
-            Route::Health | Route::NodeId | Route::Landing | Route::Reserved => "other",
+            Route::Dav | Route::RootOptions => Protocol::Webdav,
+            Route::S3Signed | Route::S3 => Protocol::S3,
+            Route::Api => Protocol::Api,
+            Route::Share => Protocol::Share,
+            Route::Metrics => Protocol::Metrics,
+            Route::Health | Route::NodeId | Route::Landing | Route::Reserved => Protocol::Other,
         }
     }
 }
@@ -165,7 +166,7 @@ impl App {
                 None,
             ),
             (None, Err(wait)) => {
-                meters.throttled("auth_failures");
+                meters.throttled(Throttle::AuthFailures);
                 tracing::warn!(%client, account = account.as_deref().unwrap_or("-"), "throttled after failed authentications");
                 (
                     too_many(wait, "too many failed authentication attempts\n"),
@@ -212,7 +213,7 @@ impl App {
             .to_string();
         let method_label = crate::metrics::method_label(&method);
         meters.request(&crate::metrics::RequestLabels {
-            protocol: proto,
+            protocol: proto.as_str(),
             method: method_label,
             status: resp.status().as_u16(),
         });
@@ -231,7 +232,7 @@ impl App {
             user = user.as_deref().unwrap_or("-"),
         );
         let latency = meters.latency(&crate::metrics::RouteLabels {
-            protocol: proto,
+            protocol: proto.as_str(),
             method: method_label,
         });
         resp.map(|b| Metered::wrap(b, meters.sent(proto), latency, start))
@@ -357,7 +358,7 @@ impl App {
             }
             Route::Share => {
                 if let Err(wait) = self.limits.admit_share_request(client) {
-                    crate::metrics::get().throttled("share_requests");
+                    crate::metrics::get().throttled(Throttle::ShareRequests);
                     return (too_many(wait, "too many requests\n"), None);
                 }
                 let mut req = req;
@@ -391,7 +392,7 @@ impl App {
             return None;
         }
         let wait = self.limits.admit_share_request(client).err()?;
-        crate::metrics::get().throttled("anonymous_s3");
+        crate::metrics::get().throttled(Throttle::AnonymousS3);
         tracing::warn!(%client, "anonymous S3 reads over this address's budget");
         Some(user_content(s3::slow_down(wait)))
     }

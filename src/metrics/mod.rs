@@ -19,6 +19,68 @@ use prometheus_client::registry::Registry;
 /// The `Content-Type` of a scrape's answer (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
+/// The front end a request went to: the `protocol` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Webdav,
+    S3,
+    Share,
+    Api,
+    Metrics,
+    /// `/healthz`, the landing page, reserved paths.
+    Other,
+}
+
+impl Protocol {
+    const ALL: [Protocol; 6] = [
+        Protocol::Webdav,
+        Protocol::S3,
+        Protocol::Share,
+        Protocol::Api,
+        Protocol::Metrics,
+        Protocol::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Webdav => "webdav",
+            Protocol::S3 => "s3",
+            Protocol::Share => "share",
+            Protocol::Api => "api",
+            Protocol::Metrics => "metrics",
+            Protocol::Other => "other",
+        }
+    }
+}
+
+/// Why a request was refused before any handler ran: the `reason` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Throttle {
+    /// The failed-authentication throttle (429).
+    AuthFailures,
+    /// The per-address limit on share links (429).
+    ShareRequests,
+    /// The same budget, spent by anonymous S3 reads (SlowDown).
+    AnonymousS3,
+}
+
+impl Throttle {
+    const ALL: [Throttle; 3] = [
+        Throttle::AuthFailures,
+        Throttle::ShareRequests,
+        Throttle::AnonymousS3,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Throttle::AuthFailures => "auth_failures",
+            Throttle::ShareRequests => "share_requests",
+            Throttle::AnonymousS3 => "anonymous_s3",
+        }
+    }
+}
+
 /// One request's labels: which front end served it, its method and its status code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -34,16 +96,16 @@ pub struct RouteLabels {
     pub method: &'static str,
 }
 
-/// A front end alone (`webdav`, `s3`, `share`, `api`, `metrics`, `other`).
+/// A front end alone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProtocolLabel {
-    pub protocol: &'static str,
+struct ProtocolLabel {
+    protocol: &'static str,
 }
 
-/// Why a request was refused with 429 or SlowDown before any handler ran.
+/// Why a request was refused before any handler ran.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: &'static str,
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 /// The kind of a storage backend error (OpenDAL's fixed list of kinds).
@@ -92,17 +154,34 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    requests: Family::default(),
-    duration: Family::new_with_constructor(latency_histogram),
-    received: Family::default(),
-    sent: Family::default(),
-    uploads: Family::default(),
-    auth_failures: Family::default(),
-    throttled: Family::default(),
-    storage_errors: Family::default(),
-    db_errors: Counter::default(),
-    replication_errors: Family::default(),
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let m = Metrics {
+        requests: Family::default(),
+        duration: Family::new_with_constructor(latency_histogram),
+        received: Family::default(),
+        sent: Family::default(),
+        uploads: Family::default(),
+        auth_failures: Family::default(),
+        throttled: Family::default(),
+        storage_errors: Family::default(),
+        db_errors: Counter::default(),
+        replication_errors: Family::default(),
+    };
+    // series of fixed label sets start at 0, so that a rate over them is 0, not absent
+    for p in Protocol::ALL {
+        let l = ProtocolLabel {
+            protocol: p.as_str(),
+        };
+        m.received.get_or_create_owned(&l);
+        m.sent.get_or_create_owned(&l);
+        m.uploads.get_or_create_owned(&l);
+        m.auth_failures.get_or_create_owned(&l);
+    }
+    for t in Throttle::ALL {
+        m.throttled
+            .get_or_create_owned(&ReasonLabel { reason: t.as_str() });
+    }
+    m
 });
 
 /// The process's metrics (one set per process, as Prometheus expects of one target).
@@ -121,33 +200,41 @@ impl Metrics {
         self.duration.get_or_create_owned(labels)
     }
 
-    /// Request body bytes read from clients of `protocol`.
-    pub fn received(&self, protocol: &'static str) -> Counter {
-        self.received
-            .get_or_create_owned(&ProtocolLabel { protocol })
+    /// Request body bytes read from clients of `p`.
+    pub fn received(&self, p: Protocol) -> Counter {
+        self.received.get_or_create_owned(&ProtocolLabel {
+            protocol: p.as_str(),
+        })
     }
 
-    /// Response body bytes sent to clients of `protocol`.
-    pub fn sent(&self, protocol: &'static str) -> Counter {
-        self.sent.get_or_create_owned(&ProtocolLabel { protocol })
+    /// Response body bytes sent to clients of `p`.
+    pub fn sent(&self, p: Protocol) -> Counter {
+        self.sent.get_or_create_owned(&ProtocolLabel {
+            protocol: p.as_str(),
+        })
     }
 
     /// Requests with a body being served right now, per protocol.
-    pub fn uploads(&self, protocol: &'static str) -> Gauge {
-        self.uploads
-            .get_or_create_owned(&ProtocolLabel { protocol })
+    pub fn uploads(&self, p: Protocol) -> Gauge {
+        self.uploads.get_or_create_owned(&ProtocolLabel {
+            protocol: p.as_str(),
+        })
     }
 
     /// Counts a request refused for wrong credentials.
-    pub fn auth_failure(&self, protocol: &'static str) {
+    pub fn auth_failure(&self, p: Protocol) {
         self.auth_failures
-            .get_or_create(&ProtocolLabel { protocol })
+            .get_or_create(&ProtocolLabel {
+                protocol: p.as_str(),
+            })
             .inc();
     }
 
     /// Counts a request refused by a rate limit or the failed-authentication throttle.
-    pub fn throttled(&self, reason: &'static str) {
-        self.throttled.get_or_create(&ReasonLabel { reason }).inc();
+    pub fn throttled(&self, t: Throttle) {
+        self.throttled
+            .get_or_create(&ReasonLabel { reason: t.as_str() })
+            .inc();
     }
 
     /// Counts a storage backend error reaching the core (`kind`: OpenDAL's error kind).

@@ -338,3 +338,140 @@ fn metrics_settings_that_cannot_work_stop_the_start() {
         assert!(err.contains(why), "{k}={v}: {err}");
     }
 }
+
+#[test]
+fn grafana_dashboard_queries_only_metrics_kura_serves() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana-kura.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() >= 15, "the dashboard lost its queries");
+    // a server with something in every family: a group with a quota, a replication rule to
+    // a peer that is down, a file gone from the disk behind Kura's back
+    let mut s = Server::start_with(false, &[("KURA_REPLICATION__RETRY_MAX_SECONDS", "1")]);
+    run(s.kura().args(["group", "add", "family"]));
+    run(s.kura().args([
+        "quota",
+        "set",
+        "family",
+        "--bytes",
+        "1GiB",
+        "--objects",
+        "100",
+    ]));
+    run(s
+        .kura()
+        .args(["bucket", "create", "photos", "--group", "family"]));
+    run(s.kura().args([
+        "peer",
+        "add",
+        "far",
+        "--endpoint",
+        "http://127.0.0.1:1",
+        "--access-key",
+        "AKIDEXAMPLE",
+        "--secret-key",
+        "secret-secret-secret",
+        "--no-check",
+    ]));
+    run(s
+        .kura()
+        .args(["replicate", "photos", "--to", "far", "--no-check"]));
+    s.restart();
+    assert_eq!(s.put("photos/a.txt", b"shipped nowhere"), 201);
+    assert_eq!(s.put("photos/gone.txt", b"about to vanish"), 201);
+    let on_disk = s.files_dir().join("photos/gone.txt");
+    std::fs::remove_file(&on_disk).expect("the stored file is where the fs backend keeps it");
+    let broken = s.curl_admin(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &s.dav("photos/gone.txt"),
+    ]);
+    assert!(code(&broken) >= 500, "a vanished file was served");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let (status, text) = scrape(&s, &[]);
+        assert_eq!(status, 200);
+        let m = parse(&text);
+        if value(&m, "kura_replication_errors_total{peer=\"far\"}") >= 1.0 {
+            assert_eq!(
+                value(
+                    &m,
+                    "kura_replication_failing{bucket=\"photos\",peer=\"far\"}"
+                ),
+                1.0
+            );
+            assert!(
+                value(
+                    &m,
+                    "kura_replication_backlog{bucket=\"photos\",peer=\"far\"}"
+                ) >= 1.0
+            );
+            assert!(
+                value(
+                    &m,
+                    "kura_replication_lag_seconds{bucket=\"photos\",peer=\"far\"}"
+                ) > 0.0
+            );
+            assert_eq!(
+                value(&m, "kura_group_quota_objects{group=\"family\"}"),
+                100.0
+            );
+            let storage: f64 = m
+                .iter()
+                .filter(|(k, _)| k.starts_with("kura_storage_errors_total{"))
+                .map(|(_, v)| v)
+                .sum();
+            assert!(
+                storage >= 1.0,
+                "the vanished file is no storage error: {text}"
+            );
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replication error counted for a peer that is down:\n{text}\n{}",
+            s.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    // every family Kura serves says its name on a TYPE line
+    let served: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut used = 0;
+    for e in &exprs {
+        for word in e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !(word.starts_with("kura_") || word.starts_with("process_")) {
+                continue;
+            }
+            used += 1;
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .unwrap_or(word);
+            assert!(
+                served.contains(&word) || served.contains(&family),
+                "the dashboard queries {word}, which Kura does not serve:\n{e}"
+            );
+        }
+    }
+    assert!(used >= 25);
+    // and each family Kura serves is on the dashboard
+    for name in &served {
+        assert!(
+            exprs.iter().any(|e| e.contains(name)),
+            "{name} is on no panel of docs/grafana-kura.json"
+        );
+    }
+}
