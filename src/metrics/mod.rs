@@ -463,3 +463,49 @@ pub fn method_label(m: &http::Method) -> &'static str {
         .copied()
         .unwrap_or("other")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        for m in ["GET", "PROPFIND", "UNLOCK"] {
+            assert_eq!(
+                method_label(&http::Method::from_bytes(m.as_bytes()).unwrap()),
+                m
+            );
+        }
+        for m in ["BREW", "get", "X-ANYTHING-AT-ALL"] {
+            assert_eq!(
+                method_label(&http::Method::from_bytes(m.as_bytes()).unwrap()),
+                "other"
+            );
+        }
+    }
+
+    #[test]
+    fn a_scrape_holds_the_snapshot_and_absent_quotas_stay_absent() {
+        let snap = Snapshot {
+            groups: vec![GroupUsage {
+                group: "family".into(),
+                used_bytes: 5,
+                used_objects: 1,
+                version_bytes: 0,
+                quota_bytes: None,
+                quota_objects: Some(9),
+            }],
+            rules: vec![],
+            db_up: true,
+        };
+        let text = encode(&snap).unwrap();
+        assert!(
+            text.contains("kura_group_used_bytes{group=\"family\"} 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("kura_group_quota_objects{group=\"family\"} 9\n"));
+        assert!(!text.contains("kura_group_quota_bytes{"));
+        assert!(text.contains("kura_database_up 1\n"));
+        assert!(text.contains("kura_throttled_requests_total{reason=\"auth_failures\"} "));
+    }
+}
