@@ -20,7 +20,7 @@ LAYERS = [
     ["cli"],                        # admin commands
     ["serve"],                      # the server: builds everything, starts the listener
     ["http"],                       # listener, TLS accept, router, request classifiers
-    ["admin"],                      # the admin REST API and the service the CLI shares
+    ["admin", "backup"],            # the admin REST API and the service the CLI shares; backups
     ["dav", "s3", "share"],         # protocol adapters: translate, hold no rule
     ["replication"],                # shipping changes to peers (calls the core)
     ["share_links"],                # the share-link service: tokens, passwords, expiry

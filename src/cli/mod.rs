@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod admin;
+pub mod backup;
 pub mod fsck;
 pub mod lock;
 pub mod manual;
@@ -71,8 +72,12 @@ pub enum Command {
     /// List or empty the trash (deleted files and folders).
     #[command(subcommand)]
     Trash(versions::TrashCmd),
-    /// Restore a version, a deleted file or a whole deleted folder as the current version.
+    /// Restore a version, a deleted file or a whole deleted folder as the current version;
+    /// given a backup repository folder, restore that backup (as `kura backup restore`).
     Restore(versions::RestoreArgs),
+    /// Back up the metadata, keys, configuration and files into a repository folder, verify
+    /// a backup, or restore one into an empty data dir.
+    Backup(backup::BackupArgs),
     /// Show the usage and quota of one group or all.
     Usage {
         /// Group name (all groups when absent).
@@ -226,6 +231,9 @@ pub enum CliError {
     /// The data dir is missing or unusable.
     #[error(transparent)]
     Install(#[from] crate::install::InstallError),
+    /// A backup, its verification or a restore failed.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// Key management failed.
     #[error(transparent)]
     Key(#[from] crate::vault::KeyError),
