@@ -67,7 +67,11 @@ fn a_live_server_backed_up_under_writes_restores_into_a_fresh_data_dir() {
     run(server.kura().args(["quota", "set", "g", "--bytes", "1G"]));
     server.add_user("alice", "alice-password-1", &["--group", "g"]);
     let key = server.s3_key_for("alice");
-    let ls = server.aws(&key).args(["s3", "ls", "s3://bak/"]).output().expect("aws");
+    let ls = server
+        .aws(&key)
+        .args(["s3", "ls", "s3://bak/"])
+        .output()
+        .expect("aws");
     assert!(ls.status.success(), "{}", text(&ls));
     for folder in ["bak/docs/", "bak/live/"] {
         assert_eq!(server.status(&["-X", "MKCOL", &server.dav(folder)]), 201);
