@@ -1,6 +1,7 @@
 //! Kura: a self-hosted storage gateway serving one namespace over WebDAV (and S3).
 
 mod admin;
+mod app;
 mod auth;
 mod backup;
 mod causes;
@@ -14,6 +15,7 @@ mod metrics;
 mod replication;
 mod s3;
 mod serve;
+mod sessions;
 mod setup;
 mod share;
 mod share_links;

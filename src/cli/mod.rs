@@ -214,6 +214,12 @@ pub enum UserCmd {
         /// Login name.
         name: String,
     },
+    /// Turn a user's two-factor authentication off (a lost phone) and end their sessions.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// Login name.
+        name: String,
+    },
 }
 
 /// Errors of admin commands, printed to the operator.
@@ -373,6 +379,10 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::Remove { name } => {
             admin.remove_user(&name).await?;
             println!("removed user {name}");
+        }
+        UserCmd::Reset2fa { name } => {
+            admin.reset_two_factor(&name).await?;
+            println!("two-factor authentication of {name} is off; their sessions ended");
         }
     }
     Ok(())

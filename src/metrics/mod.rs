@@ -26,17 +26,20 @@ pub enum Protocol {
     S3,
     Share,
     Api,
+    /// The browser app: its pages and its session API.
+    App,
     Metrics,
-    /// `/healthz`, the landing page, reserved paths.
+    /// `/healthz`, `/.well-known/kura-node`, reserved paths.
     Other,
 }
 
 impl Protocol {
-    const ALL: [Protocol; 6] = [
+    const ALL: [Protocol; 7] = [
         Protocol::Webdav,
         Protocol::S3,
         Protocol::Share,
         Protocol::Api,
+        Protocol::App,
         Protocol::Metrics,
         Protocol::Other,
     ];
@@ -48,6 +51,7 @@ impl Protocol {
             Protocol::S3 => "s3",
             Protocol::Share => "share",
             Protocol::Api => "api",
+            Protocol::App => "app",
             Protocol::Metrics => "metrics",
             Protocol::Other => "other",
         }

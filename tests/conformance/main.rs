@@ -38,3 +38,4 @@ mod tls;
 mod tree_races;
 mod users;
 mod versions;
+mod web_sessions;
