@@ -1,6 +1,7 @@
-//! Puts the git commit the binary is built from into `KURA_GIT_COMMIT` (for `kura --version`
+//! Puts the git commit the binary is built from into `BUILD_GIT_COMMIT` (for `kura --version`
 //! and the `kura_build_info` metric): `git rev-parse` in a checkout, else the variable of the
-//! same name given to the build (the Docker build passes it), else "unknown".
+//! same name given to the build (the Docker build passes it), else "unknown". Not `KURA_...`:
+//! cargo hands the variable to what `cargo test` runs, and Kura warns of unknown `KURA_*`.
 
 use std::process::Command;
 
@@ -11,15 +12,15 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=KURA_GIT_COMMIT");
+    println!("cargo:rerun-if-env-changed=BUILD_GIT_COMMIT");
     let commit = git(&["rev-parse", "--short=12", "HEAD"])
         .or_else(|| {
-            std::env::var("KURA_GIT_COMMIT")
+            std::env::var("BUILD_GIT_COMMIT")
                 .ok()
                 .filter(|c| !c.is_empty())
         })
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=KURA_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     // a new commit or a checkout changes the answer; only files that exist are watched (a
     // missing one would make cargo run this script, and rebuild Kura, every time)
     let branch = git(&["symbolic-ref", "-q", "HEAD"]);

@@ -347,7 +347,7 @@ pub fn encode(snap: &Snapshot) -> Result<String, std::fmt::Error> {
     );
     let build = Info::new(vec![
         ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("commit".to_string(), env!("KURA_GIT_COMMIT").to_string()),
+        ("commit".to_string(), env!("BUILD_GIT_COMMIT").to_string()),
     ]);
     r.register("build", "The running binary", build);
     let up = Gauge::<i64>::default();
