@@ -162,7 +162,9 @@ impl App {
         let empty_expect = req.version() <= http::Version::HTTP_11
             && !has_body
             && req.headers().contains_key(header::EXPECT);
-        let _upload = has_body.then(|| InFlight::enter(meters.uploads(proto)));
+        // any version: an HTTP/2 request with a body has no framing headers to tell
+        let _upload = (!hyper::body::Body::is_end_stream(req.body()))
+            .then(|| InFlight::enter(meters.uploads(proto)));
         // Failed-authentication throttling, for every entry point at once: an attempt is
         // admitted (maybe after a delay) or refused before its credentials are checked, and
         // its outcome recorded after; see limits::throttle.

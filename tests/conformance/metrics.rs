@@ -475,3 +475,42 @@ fn grafana_dashboard_queries_only_metrics_kura_serves() {
         );
     }
 }
+
+#[test]
+fn an_upload_is_in_flight_until_its_body_ends_over_http1_and_http2() {
+    let s = Server::start_with(false, &[]);
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("slow")]), 201);
+    let body = s.root.path().join("slow-body");
+    std::fs::write(&body, vec![b's'; 300_000]).expect("body");
+    let gauge = |s: &Server| {
+        value(
+            &parse(&scrape(s, &[]).1),
+            "kura_uploads_in_flight{protocol=\"webdav\"}",
+        )
+    };
+    for (i, version) in ["--http1.1", "--http2-prior-knowledge"].iter().enumerate() {
+        let auth = format!("admin:{}", crate::common::ADMIN_PW);
+        let mut upload = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", *version])
+            .args(["--limit-rate", "100k", "-u", &auth, "-T"])
+            .arg(&body)
+            .arg(s.dav(&format!("slow/{i}.bin")))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut seen = 0.0;
+        while seen < 1.0 && std::time::Instant::now() < deadline {
+            seen = gauge(&s);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(seen, 1.0, "{version}: the upload never showed in flight");
+        let out = upload.wait_with_output().expect("upload");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "201", "{version}");
+        assert_eq!(
+            gauge(&s),
+            0.0,
+            "{version}: still in flight after its answer"
+        );
+    }
+}
