@@ -490,7 +490,7 @@ fn an_upload_is_in_flight_until_its_body_ends_over_http1_and_http2() {
     };
     for (i, version) in ["--http1.1", "--http2-prior-knowledge"].iter().enumerate() {
         let auth = format!("admin:{}", crate::common::ADMIN_PW);
-        let mut upload = Command::new("curl")
+        let upload = Command::new("curl")
             .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", *version])
             .args(["--limit-rate", "100k", "-u", &auth, "-T"])
             .arg(&body)
