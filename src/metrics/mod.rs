@@ -22,9 +22,13 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 /// The front end a request went to: the `protocol` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
+    /// `/dav/` and the root's WebDAV probe.
     Webdav,
+    /// Signed requests anywhere, and anonymous ones outside Kura's own paths.
     S3,
+    /// Share links under `/s/`.
     Share,
+    /// The admin API under `/api/v1`.
     Api,
     /// The browser app: its pages and its session API.
     App,
@@ -88,15 +92,20 @@ impl Throttle {
 /// One request's labels: which front end served it, its method and its status code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// `Protocol::as_str`.
     pub protocol: &'static str,
+    /// `method_label`.
     pub method: &'static str,
+    /// The status code sent.
     pub status: u16,
 }
 
 /// Labels of the latency histogram (status left out to keep the series few).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
+    /// `Protocol::as_str`.
     pub protocol: &'static str,
+    /// `method_label`.
     pub method: &'static str,
 }
 
@@ -261,27 +270,40 @@ impl Metrics {
 
 /// One group's usage and limits, read from SQL at scrape time.
 pub struct GroupUsage {
+    /// The group's name (the label).
     pub group: String,
+    /// Bytes of current files.
     pub used_bytes: i64,
+    /// Current files.
     pub used_objects: i64,
+    /// Bytes of noncurrent versions and trash.
     pub version_bytes: i64,
+    /// Byte quota, if any (no series without one).
     pub quota_bytes: Option<i64>,
+    /// File quota, if any.
     pub quota_objects: Option<i64>,
 }
 
 /// One replication rule's state, read from SQL at scrape time.
 pub struct RuleState {
+    /// The peer's local name.
     pub peer: String,
+    /// The replicated bucket.
     pub bucket: String,
+    /// Journal entries not yet shipped.
     pub backlog: i64,
+    /// Age of the oldest of them (0 when none waits).
     pub lag_seconds: f64,
+    /// Whether the last shipment failed.
     pub failing: bool,
 }
 
 /// What a scrape reads from the database just before encoding.
 #[derive(Default)]
 pub struct Snapshot {
+    /// Every group.
     pub groups: Vec<GroupUsage>,
+    /// Every replication rule.
     pub rules: Vec<RuleState>,
     /// Whether the database answered the scrape's queries.
     pub db_up: bool,
