@@ -191,7 +191,19 @@ impl App {
                     tracing::info!(%client, delay_ms = t.delay.as_millis() as u64, "authentication attempt delayed after failures from this address");
                     tokio::time::sleep(t.delay).await;
                 }
-                let (resp, user) = self.route(req, route, client, peer).await;
+                // the audit trail's protocol is the route's, the metrics' label
+                let ctx = crate::wire::audit::Context {
+                    actor: None,
+                    client: Some(client.to_string()),
+                    protocol: proto.as_str(),
+                };
+                let routed = crate::wire::audit::scope(ctx.clone(), async {
+                    let (resp, user) = self.route(req, route, client, peer).await;
+                    (resp, user, crate::wire::audit::current().protocol)
+                })
+                .await;
+                let (resp, user) =
+                    audit_refusal(&self.admin.store, account.as_deref(), ctx, routed).await;
                 let user = user.or_else(|| {
                     resp.extensions()
                         .get::<crate::wire::User>()
@@ -348,6 +360,7 @@ impl App {
                     Err(resp) => return (resp, None),
                 };
                 let user = caller.user.clone();
+                crate::wire::audit::set_actor(&user);
                 (user_content(self.dav.handle(req, caller).await), Some(user))
             }
             // Windows' Mini-Redirector probes the server root before mapping /dav/
@@ -389,7 +402,10 @@ impl App {
                     Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
                         (api::throttle(&self.limits.failures, &req), Some(user))
                     }
-                    Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
+                    Ok(user) => {
+                        crate::wire::audit::set_actor(&user);
+                        (api::handle(&self.admin, req).await, Some(user))
+                    }
                     Err(resp) => (resp, None),
                 }
             }
@@ -542,6 +558,29 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// Audits a routed answer (answer, user, protocol) that refused wrong credentials
+/// (`sign_in_failed`, naming the account tried) and hands on the answer and its user.
+async fn audit_refusal(
+    store: &crate::store::Store,
+    account: Option<&str>,
+    ctx: crate::wire::audit::Context,
+    (resp, user, protocol): (Response<RespBody>, Option<String>, &'static str),
+) -> (Response<RespBody>, Option<String>) {
+    if resp.extensions().get::<AuthFailed>().is_some() {
+        let ctx = crate::wire::audit::Context {
+            // the throttle's account names a user as `user:NAME`, a key as `key:ID`
+            actor: account.map(|a| a.strip_prefix("user:").unwrap_or(a).to_string()),
+            protocol,
+            ..ctx
+        };
+        let rec = store.record_audit("sign_in_failed", None, "failed", None);
+        if let Err(e) = crate::wire::audit::scope(ctx, rec).await {
+            tracing::warn!(error = %e, "cannot audit a failed sign-in");
+        }
+    }
+    (resp, user)
 }
 
 /// Marks a refusal of wrong credentials for the failure counters.
