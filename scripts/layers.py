@@ -30,7 +30,7 @@ LAYERS = [
     ["store", "limits"],            # SQL metadata; rate limits and throttles
     ["install"],                    # finding the data dir
     ["config"],                     # settings
-    ["wire", "causes"],             # leaves: body types and markers; error texts
+    ["wire", "causes", "metrics"],  # leaves: body types and markers; error texts; counters
 ]
 
 # Edges that the layer order allows but the design does not: adapters get what they need

@@ -8,6 +8,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod limits;
+mod metrics;
 mod replication;
 mod smtp;
 mod storage;
@@ -16,6 +17,7 @@ mod tls;
 mod unknown;
 
 pub use limits::LimitsConfig;
+pub use metrics::MetricsConfig;
 pub use replication::ReplicationConfig;
 pub use smtp::{SmtpConfig, SmtpSecurity};
 pub use storage::{MacosMetadata, StorageConfig};
@@ -104,6 +106,8 @@ pub struct Config {
     pub macos_metadata: MacosMetadata,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log: String,
+    /// Log lines as text for people ("text") or as one JSON object each ("json").
+    pub log_format: LogFormat,
     /// Where file contents are stored.
     pub storage: StorageConfig,
     /// Base of share links (`https://files.example.org`); default: this host and port.
@@ -114,6 +118,8 @@ pub struct Config {
     pub replication: ReplicationConfig,
     /// The mail server of e-mail notifications.
     pub smtp: SmtpConfig,
+    /// Who may read the Prometheus metrics at `/metrics`.
+    pub metrics: MetricsConfig,
     /// What `load` found suspicious (unknown keys and variables), for the caller to log.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -150,14 +156,26 @@ impl Default for Config {
             disk_umask: "077".into(),
             macos_metadata: MacosMetadata::Keep,
             log: "info".into(),
+            log_format: LogFormat::Text,
             storage: StorageConfig::default(),
             public_url: None,
             limits: LimitsConfig::default(),
             replication: Default::default(),
             smtp: Default::default(),
+            metrics: MetricsConfig::default(),
             warnings: Vec::new(),
         }
     }
+}
+
+/// How log lines are written to standard error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    Text,
+    /// One JSON object per line, for log shippers (journald, Loki, Elasticsearch...).
+    Json,
 }
 
 /// Keys whose environment values are text, never numbers or booleans.
@@ -170,6 +188,8 @@ const STRING_KEYS: &[&str] = &[
     "tls_acme_ca",
     "admin_password",
     "log",
+    "log_format",
+    "metrics.token",
     "s3_base_domain",
     "umask",
     "disk_umask",

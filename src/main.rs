@@ -11,6 +11,7 @@ mod dav;
 mod http;
 mod install;
 mod limits;
+mod metrics;
 mod notify;
 mod replication;
 mod s3;
@@ -66,11 +67,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        // one object per line, the event's fields at the top level beside timestamp and level
+        config::LogFormat::Json => logs.json().flatten_event(true).init(),
+        config::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }

@@ -44,6 +44,9 @@ pub enum StartError {
     /// The `[limits]` settings are unusable.
     #[error(transparent)]
     Limits(#[from] crate::limits::LimitsError),
+    /// The `[metrics]` settings are unusable.
+    #[error(transparent)]
+    Metrics(#[from] crate::http::metrics::MetricsSetupError),
 }
 
 /// The data dir and the database get the modes `disk_umask` allows (0700 and 0600 by
@@ -173,6 +176,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let app = Arc::new(App {
         sessions: crate::app::SessionFront::new(sessions, secure_cookies),
         cert,
+        metrics: crate::http::metrics::MetricsGate::new(&cfg.metrics)?,
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),

@@ -23,9 +23,17 @@ use crate::auth::random_password;
 use crate::config::Config;
 use crate::store::MetaError;
 
+/// `kura --version`: the release and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BUILD_GIT_COMMIT"),
+    ")"
+);
+
 /// Kura: WebDAV and S3 over one namespace, on one TLS port.
 #[derive(Parser, Debug)]
-#[command(name = "kura", version, about)]
+#[command(name = "kura", version = VERSION, about)]
 pub struct Cli {
     /// TOML config file (defaults are built in; KURA_* variables override both).
     #[arg(long, short, global = true, env = "KURA_CONFIG")]

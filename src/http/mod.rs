@@ -2,6 +2,8 @@
 
 mod attempt;
 mod conns;
+mod metered;
+pub mod metrics;
 mod origin;
 mod router;
 mod server;

@@ -9,15 +9,17 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::attempt;
+use super::metered::Metered;
+use super::metrics::MetricsGate;
 use crate::admin::api;
 use crate::app::{self, SessionFront};
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
 use crate::limits::{retry_after_secs, Limits, Outcome, Refusal};
+use crate::metrics::{Protocol, Throttle};
 use crate::s3::{self, S3Front};
 use crate::share::http::ShareFront;
 use crate::vfs::Caller;
-use crate::wire::audit::set_protocol;
 use crate::wire::{full, AuthFailed, BodyFault, ReqBody, RespBody};
 
 /// Everything a request may need, shared by all connections.
@@ -38,6 +40,85 @@ pub struct App {
     pub cert: Option<Arc<crate::tls::CertStore>>,
     /// Browser sessions behind `/api/user/v1/session`.
     pub sessions: SessionFront,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsGate,
+}
+
+/// Where a request goes, decided from its path, method and headers before anything runs: the
+/// router's one table, which also names the protocol its metrics are counted under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Health,
+    NodeId,
+    Metrics,
+    /// S3 with a signature (header or presigned), whatever the path.
+    S3Signed,
+    Dav,
+    /// Windows' probe of the server root (OPTIONS without Origin).
+    RootOptions,
+    /// A browser's `GET /`: sent to the app.
+    Landing,
+    /// The browser app's pages under `/app/` (and `/app`, redirected).
+    App,
+    /// The browser app's session API (sign-in, sign-out).
+    Session,
+    Api,
+    Share,
+    /// A reserved prefix with nothing behind it.
+    Reserved,
+    /// Everything else: anonymous S3.
+    S3,
+}
+
+impl Route {
+    fn of<B>(req: &Request<B>, metrics: bool) -> Route {
+        let path = req.uri().path();
+        if path == "/healthz" {
+            Route::Health
+        } else if path == "/.well-known/kura-node" {
+            Route::NodeId
+        } else if s3::is_signed(req) {
+            // S3 clients sign: a bucket named `metrics` stays theirs
+            Route::S3Signed
+        } else if metrics && path == super::metrics::PATH {
+            Route::Metrics
+        } else if path == dav::PREFIX || path.starts_with("/dav/") {
+            Route::Dav
+        } else if path == "/"
+            && req.method() == Method::OPTIONS
+            && !req.headers().contains_key(header::ORIGIN)
+        {
+            // a CORS preflight (with Origin) stays S3's
+            Route::RootOptions
+        } else if path == "/" && req.method() == Method::GET && wants_html(req) {
+            Route::Landing
+        } else if path == "/app" || path.starts_with(app::PREFIX) {
+            Route::App
+        } else if SessionFront::serves(path) {
+            Route::Session
+        } else if path == api::PREFIX || path.starts_with("/api/v1/") {
+            Route::Api
+        } else if path.starts_with(crate::share::PREFIX) {
+            Route::Share
+        } else if RESERVED.iter().any(|p| path.starts_with(p)) {
+            Route::Reserved
+        } else {
+            Route::S3
+        }
+    }
+
+    /// The `protocol` label of the request's metrics.
+    fn protocol(self) -> Protocol {
+        match self {
+            Route::Dav | Route::RootOptions => Protocol::Webdav,
+            Route::S3Signed | Route::S3 => Protocol::S3,
+            Route::Api => Protocol::Api,
+            Route::Landing | Route::App | Route::Session => Protocol::App,
+            Route::Share => Protocol::Share,
+            Route::Metrics => Protocol::Metrics,
+            Route::Health | Route::NodeId | Route::Reserved => Protocol::Other,
+        }
+    }
 }
 
 /// Prefixes Kura keeps for itself (share links, APIs, the browser app): never S3 buckets.
@@ -58,10 +139,14 @@ impl App {
     /// Serves one request and logs it (never credentials, never a share token in full).
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
-        let (req, fault) = crate::wire::watch(req);
+        let (mut req, fault) = crate::wire::watch(req);
         let method = req.method().clone();
         let path = loggable_path(req.uri().path());
         let client = self.limits.client_ip(peer, req.headers());
+        let route = Route::of(&req, self.metrics.enabled());
+        let proto = route.protocol();
+        let meters = crate::metrics::get();
+        req.body_mut().count_into(meters.received(proto));
         // An error may be answered before the body is read; on HTTP/1.1 the unread bytes would
         // then be taken as the start of the next request, so such connections are closed.
         let has_body = req.version() <= http::Version::HTTP_11
@@ -77,6 +162,9 @@ impl App {
         let empty_expect = req.version() <= http::Version::HTTP_11
             && !has_body
             && req.headers().contains_key(header::EXPECT);
+        // any version: an HTTP/2 request with a body has no framing headers to tell
+        let _upload = (!hyper::body::Body::is_end_stream(req.body()))
+            .then(|| InFlight::enter(meters.uploads(proto)));
         // Failed-authentication throttling, for every entry point at once: an attempt is
         // admitted (maybe after a delay) or refused before its credentials are checked, and
         // its outcome recorded after; see limits::throttle.
@@ -91,6 +179,7 @@ impl App {
                 None,
             ),
             (None, Err(wait)) => {
+                meters.throttled(Throttle::AuthFailures);
                 tracing::warn!(%client, account = account.as_deref().unwrap_or("-"), "throttled after failed authentications");
                 (
                     too_many(wait, "too many failed authentication attempts\n"),
@@ -102,13 +191,14 @@ impl App {
                     tracing::info!(%client, delay_ms = t.delay.as_millis() as u64, "authentication attempt delayed after failures from this address");
                     tokio::time::sleep(t.delay).await;
                 }
+                // the audit trail's protocol is the route's, the metrics' label
                 let ctx = crate::wire::audit::Context {
                     actor: None,
                     client: Some(client.to_string()),
-                    protocol: "http",
+                    protocol: proto.as_str(),
                 };
                 let routed = crate::wire::audit::scope(ctx.clone(), async {
-                    let (resp, user) = self.route(req, client).await;
+                    let (resp, user) = self.route(req, route, client, peer).await;
                     (resp, user, crate::wire::audit::current().protocol)
                 })
                 .await;
@@ -146,6 +236,15 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string();
+        let method_label = crate::metrics::method_label(&method);
+        meters.request(&crate::metrics::RequestLabels {
+            protocol: proto.as_str(),
+            method: method_label,
+            status: resp.status().as_u16(),
+        });
+        if resp.extensions().get::<AuthFailed>().is_some() {
+            meters.auth_failure(proto);
+        }
         tracing::info!(
             target: "kura::access",
             %peer,
@@ -157,7 +256,11 @@ impl App {
             ms = start.elapsed().as_secs_f64() * 1000.0,
             user = user.as_deref().unwrap_or("-"),
         );
-        resp
+        let latency = meters.latency(&crate::metrics::RouteLabels {
+            protocol: proto.as_str(),
+            method: method_label,
+        });
+        resp.map(|b| Metered::wrap(b, meters.sent(proto), latency, start))
     }
 
     /// Admits an authentication attempt through the throttle: waits while attempts in flight
@@ -190,139 +293,148 @@ impl App {
     async fn route(
         &self,
         req: Request<ReqBody>,
+        route: Route,
         client: IpAddr,
+        peer: SocketAddr,
     ) -> (Response<RespBody>, Option<String>) {
         let path = req.uri().path();
-        if path == "/healthz" {
-            let mut r = text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
-            if let Some(c) = &self.cert {
-                r.headers_mut()
-                    .insert(CERT_DAYS_LEFT, HeaderValue::from(c.days_left()));
+        match route {
+            Route::Health => {
+                let mut r = text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
+                if let Some(c) = &self.cert {
+                    r.headers_mut()
+                        .insert(CERT_DAYS_LEFT, HeaderValue::from(c.days_left()));
+                }
+                (r, None)
             }
-            return (r, None);
-        }
-        if path == "/.well-known/kura-node" {
-            // replication peers learn who they talk to (the id is no secret)
-            let body = match self.admin.store.node_id().await {
-                Ok(id) => serde_json::json!({ "node_id": id }).to_string(),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the node id");
+            Route::NodeId => {
+                // replication peers learn who they talk to (the id is no secret)
+                match self.admin.store.node_id().await {
+                    Ok(id) => (
+                        text(
+                            StatusCode::OK,
+                            "application/json",
+                            serde_json::json!({ "node_id": id }).to_string(),
+                        ),
+                        None,
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the node id");
+                        (
+                            text(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "text/plain; charset=utf-8",
+                                "node id unavailable\n",
+                            ),
+                            None,
+                        )
+                    }
+                }
+            }
+            Route::Metrics => {
+                let r = super::metrics::serve(
+                    &self.metrics,
+                    &self.admin,
+                    &self.limits,
+                    &req,
+                    client,
+                    peer.ip(),
+                )
+                .await;
+                (r, None)
+            }
+            Route::S3Signed => {
+                if let Some(slow) = self.pace_anonymous(&req, client) {
+                    return (slow, None);
+                }
+                let resp = mark_s3_auth_failure(self.s3.handle(req).await).await;
+                (user_content(resp), None)
+            }
+            Route::Dav => {
+                // Answered without credentials: Windows' WebDAV client gives up otherwise.
+                if req.method() == Method::OPTIONS {
+                    return (dav::options_response(), None);
+                }
+                let caller = match self.authenticate(&req).await {
+                    Ok(c) => c,
+                    Err(resp) => return (resp, None),
+                };
+                let user = caller.user.clone();
+                crate::wire::audit::set_actor(&user);
+                (user_content(self.dav.handle(req, caller).await), Some(user))
+            }
+            // Windows' Mini-Redirector probes the server root before mapping /dav/
+            Route::RootOptions => (dav::options_response(), None),
+            Route::Landing => (redirect(app::PREFIX), None),
+            Route::App => {
+                let Some(rel) = path.strip_prefix(app::PREFIX) else {
+                    return (redirect(app::PREFIX), None);
+                };
+                if req.method() != Method::GET && req.method() != Method::HEAD {
                     return (
                         text(
-                            StatusCode::INTERNAL_SERVER_ERROR,
+                            StatusCode::METHOD_NOT_ALLOWED,
                             "text/plain; charset=utf-8",
-                            "node id unavailable\n",
+                            "the app's pages are read-only\n",
                         ),
                         None,
                     );
                 }
-            };
-            return (text(StatusCode::OK, "application/json", body), None);
-        }
-        if s3::is_signed(&req) {
-            set_protocol("s3");
-            if let Some(slow) = self.pace_anonymous(&req, client) {
-                return (slow, None);
+                (app::serve_asset(rel), None)
             }
-            let resp = mark_s3_auth_failure(self.s3.handle(req).await).await;
-            return (user_content(resp), None);
-        }
-        if path == dav::PREFIX || path.starts_with("/dav/") {
-            set_protocol("webdav");
-            // Answered without credentials: Windows' WebDAV client gives up otherwise.
-            if req.method() == Method::OPTIONS {
-                return (dav::options_response(), None);
-            }
-            let caller = match self.authenticate(&req).await {
-                Ok(c) => c,
-                Err(resp) => return (resp, None),
-            };
-            let user = caller.user.clone();
-            crate::wire::audit::set_actor(&user);
-            return (user_content(self.dav.handle(req, caller).await), Some(user));
-        }
-        // Windows' Mini-Redirector probes the server root before mapping /dav/; a CORS
-        // preflight (with Origin) stays S3's
-        if path == "/"
-            && req.method() == Method::OPTIONS
-            && !req.headers().contains_key(header::ORIGIN)
-        {
-            return (dav::options_response(), None);
-        }
-        if path == "/" && req.method() == Method::GET && wants_html(&req) {
-            return (redirect(app::PREFIX), None);
-        }
-        if path == "/app" {
-            return (redirect(app::PREFIX), None);
-        }
-        if let Some(rel) = path.strip_prefix(app::PREFIX) {
-            if req.method() != Method::GET && req.method() != Method::HEAD {
-                return (
-                    text(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "text/plain; charset=utf-8",
-                        "the app's pages are read-only\n",
-                    ),
-                    None,
-                );
-            }
-            return (app::serve_asset(rel), None);
-        }
-        if SessionFront::serves(path) {
-            set_protocol("app");
-            if let Some(why) = super::origin::cross_site(&req) {
-                tracing::warn!(%client, why, "user API request refused");
-                return (app::error(StatusCode::FORBIDDEN, "forbidden", why), None);
-            }
-            let resp = self
-                .sessions
-                .handle(&self.auth, req, &client.to_string())
-                .await;
-            return (resp, None);
-        }
-        if path == api::PREFIX || path.starts_with("/api/v1/") {
-            set_protocol("api");
-            if let Some(why) = super::origin::admin_refusal(&req) {
-                tracing::warn!(%client, why, "admin API request refused");
-                return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
-            }
-            return match self.authenticate_admin(&req).await {
-                Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
-                    (api::throttle(&self.limits.failures, &req), Some(user))
+            Route::Session => {
+                if let Some(why) = super::origin::cross_site(&req) {
+                    tracing::warn!(%client, why, "user API request refused");
+                    return (app::error(StatusCode::FORBIDDEN, "forbidden", why), None);
                 }
-                Ok(user) => {
-                    crate::wire::audit::set_actor(&user);
-                    (api::handle(&self.admin, req).await, Some(user))
-                }
-                Err(resp) => (resp, None),
-            };
-        }
-        if path.starts_with(crate::share::PREFIX) {
-            set_protocol("share");
-            if let Err(wait) = self.limits.admit_share_request(client) {
-                return (too_many(wait, "too many requests\n"), None);
+                let resp = self
+                    .sessions
+                    .handle(&self.auth, req, &client.to_string())
+                    .await;
+                (resp, None)
             }
-            let mut req = req;
-            req.extensions_mut().insert(crate::wire::ClientIp(client));
-            return (self.shares.handle(req).await, None);
-        }
-        if RESERVED.iter().any(|p| path.starts_with(p)) {
-            return (
+            Route::Api => {
+                if let Some(why) = super::origin::admin_refusal(&req) {
+                    tracing::warn!(%client, why, "admin API request refused");
+                    return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
+                }
+                match self.authenticate_admin(&req).await {
+                    Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
+                        (api::throttle(&self.limits.failures, &req), Some(user))
+                    }
+                    Ok(user) => {
+                        crate::wire::audit::set_actor(&user);
+                        (api::handle(&self.admin, req).await, Some(user))
+                    }
+                    Err(resp) => (resp, None),
+                }
+            }
+            Route::Share => {
+                if let Err(wait) = self.limits.admit_share_request(client) {
+                    crate::metrics::get().throttled(Throttle::ShareRequests);
+                    return (too_many(wait, "too many requests\n"), None);
+                }
+                let mut req = req;
+                req.extensions_mut().insert(crate::wire::ClientIp(client));
+                (self.shares.handle(req).await, None)
+            }
+            Route::Reserved => (
                 text(
                     StatusCode::NOT_FOUND,
                     "text/plain; charset=utf-8",
                     "not found\n",
                 ),
                 None,
-            );
+            ),
+            // Unsigned requests get S3's anonymous answers: a public read, a CORS preflight,
+            // or AccessDenied.
+            Route::S3 => {
+                if let Some(slow) = self.pace_anonymous(&req, client) {
+                    return (slow, None);
+                }
+                (user_content(self.s3.handle(req).await), None)
+            }
         }
-        // Everything else is S3. Unsigned requests get S3's anonymous answers: a public read,
-        // a CORS preflight, or AccessDenied.
-        set_protocol("s3");
-        if let Some(slow) = self.pace_anonymous(&req, client) {
-            return (slow, None);
-        }
-        (user_content(self.s3.handle(req).await), None)
     }
 
     /// Anonymous S3 reads (unsigned GET and HEAD, whatever S3-looking headers they carry) and
@@ -333,6 +445,7 @@ impl App {
             return None;
         }
         let wait = self.limits.admit_share_request(client).err()?;
+        crate::metrics::get().throttled(Throttle::AnonymousS3);
         tracing::warn!(%client, "anonymous S3 reads over this address's budget");
         Some(user_content(s3::slow_down(wait)))
     }
@@ -428,6 +541,22 @@ impl App {
                 })
             }
         }
+    }
+}
+
+/// Counts a request with a body as an upload in flight until it is answered.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn enter(g: prometheus_client::metrics::gauge::Gauge) -> Self {
+        g.inc();
+        InFlight(g)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

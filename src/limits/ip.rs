@@ -55,10 +55,29 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A list of addresses and CIDR blocks (trusted proxies, who may scrape `/metrics`).
+#[derive(Clone, Debug)]
+pub struct AddressSet(Vec<Block>);
+
+impl AddressSet {
+    /// Parses addresses and CIDR blocks; `Err` names the first entry that is neither.
+    pub fn parse(list: &[String]) -> Result<Self, String> {
+        list.iter()
+            .map(|s| Block::parse(s).ok_or_else(|| s.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(AddressSet)
+    }
+
+    /// Whether `ip` is in one of the blocks (IPv4-mapped IPv6 counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|b| b.contains(ip))
+    }
+}
+
 /// The proxies whose forwarding header is believed (none by default), and that header.
 #[derive(Clone, Debug)]
 pub struct TrustedProxies {
-    blocks: Vec<Block>,
+    blocks: AddressSet,
     header: http::HeaderName,
 }
 
@@ -67,16 +86,13 @@ impl TrustedProxies {
     pub fn parse(list: &[String], header: &str) -> Result<Self, LimitsError> {
         let header = http::HeaderName::from_bytes(header.trim().as_bytes())
             .map_err(|_| LimitsError::BadHeader(header.to_string()))?;
-        let blocks = list
-            .iter()
-            .map(|s| Block::parse(s).ok_or_else(|| LimitsError::BadProxy(s.clone())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let blocks = AddressSet::parse(list).map_err(LimitsError::BadProxy)?;
         Ok(TrustedProxies { blocks, header })
     }
 
     /// Whether `ip` is one of the trusted proxies.
     pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.blocks.iter().any(|b| b.contains(ip))
+        self.blocks.contains(ip)
     }
 
     /// The client address of a request that arrived from `peer`.

@@ -15,7 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 pub use crate::config::LimitsConfig;
 
-pub use ip::TrustedProxies;
+pub use ip::{AddressSet, TrustedProxies};
 pub use pace::Pacer;
 pub use throttle::{FailedAuth, Outcome, Refusal, ThrottleView};
 

@@ -310,6 +310,7 @@ impl Worker {
         }
         tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, error = %message,
             retry_in = backoff.as_secs(), "replication: shipping failed");
+        crate::metrics::get().replication_error(&self.rule.peer);
         if let Err(e) = self
             .store
             .set_rule_error(&self.rule.bucket, &self.rule.peer, &message)

@@ -51,7 +51,7 @@ pub use versions::{Archive, Policy, Purged, TrashRow, VersionRow};
 pub enum MetaError {
     /// The database rejected or failed a query.
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// A migration could not be applied at start.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -70,6 +70,14 @@ pub enum MetaError {
     /// The tree changed since the checks in a way that forbids the change.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+}
+
+impl From<sqlx::Error> for MetaError {
+    /// Every failed query passes here once: the place it is counted.
+    fn from(e: sqlx::Error) -> Self {
+        crate::metrics::get().db_error();
+        MetaError::Db(e)
+    }
 }
 
 /// Shared handle to the metadata database; cheap to clone.
@@ -172,6 +180,6 @@ pub fn now_ms() -> i64 {
 fn map_unique(e: sqlx::Error) -> MetaError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => MetaError::Duplicate,
-        _ => MetaError::Db(e),
+        _ => e.into(),
     }
 }

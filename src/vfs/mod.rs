@@ -95,7 +95,7 @@ pub enum VfsError {
     InvalidArgument(&'static str),
     /// The storage backend failed.
     #[error("storage error: {0}")]
-    Storage(#[from] opendal::Error),
+    Storage(opendal::Error),
     /// The group paying for the change is over its quota; nothing was changed.
     #[error("quota of group {0} exceeded")]
     QuotaExceeded(String),
@@ -109,6 +109,14 @@ pub enum VfsError {
     /// The metadata database failed.
     #[error(transparent)]
     Meta(MetaError),
+}
+
+impl From<opendal::Error> for VfsError {
+    /// Every storage error the core meets passes here once: the place it is counted.
+    fn from(e: opendal::Error) -> Self {
+        crate::metrics::get().storage_error(e.kind().into_static());
+        VfsError::Storage(e)
+    }
 }
 
 impl From<MetaError> for VfsError {

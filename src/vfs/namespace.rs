@@ -200,7 +200,7 @@ impl Vfs {
                     Ok(Some(f)) => super::Source::Disk(f),
                     Ok(None) => {
                         tracing::error!(path = %entry.path, file = %path.display(), recorded = entry.size, "{SIZE_DIFFERS}");
-                        return Err(VfsError::Storage(opendal::Error::new(
+                        return Err(VfsError::from(opendal::Error::new(
                             opendal::ErrorKind::Unexpected,
                             SIZE_DIFFERS,
                         )));

@@ -113,7 +113,7 @@ pub(super) fn make_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 pub(super) fn io_err(e: std::io::Error) -> VfsError {
-    VfsError::Storage(opendal::Error::new(
+    VfsError::from(opendal::Error::new(
         opendal::ErrorKind::Unexpected,
         e.to_string(),
     ))

@@ -17,7 +17,8 @@ pub struct Context {
     pub actor: Option<String>,
     /// The client's address.
     pub client: Option<String>,
-    /// `webdav`, `s3`, `share`, `api`, `app`, `cli`; `system` for the server's own work.
+    /// `webdav`, `s3`, `share`, `api`, `app`, `metrics`, `other` (the router's `Route`, the
+    /// metrics' `protocol` label), `cli`; `system` for the server's own work.
     pub protocol: &'static str,
 }
 
@@ -41,11 +42,6 @@ pub fn current() -> Context {
         client: None,
         protocol: "system",
     })
-}
-
-/// Names the protocol of the current request (the router, once it has routed it).
-pub fn set_protocol(protocol: &'static str) {
-    let _ = REQUEST.try_with(|c| c.borrow_mut().protocol = protocol);
 }
 
 /// Names the user of the current request (once authenticated).

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::Request;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use prometheus_client::metrics::counter::Counter;
 
 /// Why reading a request body failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub type FaultSlot = Arc<OnceLock<BodyFault>>;
 pub struct ReqBody {
     inner: Inner,
     fault: FaultSlot,
+    /// Where the bytes read from the wire are counted (the metrics' bytes in), once set.
+    received: Option<Counter>,
 }
 
 enum Inner {
@@ -40,7 +43,14 @@ impl ReqBody {
         ReqBody {
             inner: Inner::Buffered(Some(bytes).filter(|b| !b.is_empty())),
             fault,
+            received: None,
         }
+    }
+
+    /// Counts the bytes read from the wire from now on into `c` (a buffered body was counted
+    /// when it was read).
+    pub fn count_into(&mut self, c: Counter) {
+        self.received = Some(c);
     }
 
     /// The slot where a fault of this body is recorded.
@@ -57,6 +67,7 @@ pub fn watch(req: Request<Incoming>) -> (Request<ReqBody>, FaultSlot) {
         req.map(|b| ReqBody {
             inner: Inner::Wire(b),
             fault,
+            received: None,
         }),
         slot,
     )
@@ -75,8 +86,16 @@ impl Body for ReqBody {
             Inner::Buffered(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Inner::Wire(body) => {
                 let r = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Err(e))) = &r {
-                    let _ = this.fault.set(classify(e));
+                match &r {
+                    Poll::Ready(Some(Err(e))) => {
+                        let _ = this.fault.set(classify(e));
+                    }
+                    Poll::Ready(Some(Ok(f))) => {
+                        if let (Some(c), Some(d)) = (&this.received, f.data_ref()) {
+                            c.inc_by(d.len() as u64);
+                        }
+                    }
+                    _ => {}
                 }
                 r
             }
