@@ -26,9 +26,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # aws-cli and the newest boto3 with the CRT (CRC32C and CRC64NVME checksums) from PyPI
-if ! command -v aws >/dev/null 2>&1 || ! python3 -c "import boto3, awscrt, openapi_spec_validator" >/dev/null 2>&1; then
-  echo "test.sh: installing awscli, boto3[crt] and openapi-spec-validator from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check awscli "boto3[crt]" openapi-spec-validator
+if ! command -v aws >/dev/null 2>&1 || ! python3 -c "import boto3, awscrt, openapi_spec_validator, requests" >/dev/null 2>&1; then
+  echo "test.sh: installing awscli, boto3[crt], openapi-spec-validator and requests from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check awscli "boto3[crt]" openapi-spec-validator requests
 fi
 for t in "${tools[@]}" aws python3; do
   command -v "$t" >/dev/null 2>&1 || { echo "test.sh: required tool '$t' is missing and could not be installed" >&2; exit 1; }
@@ -37,7 +37,7 @@ for p in "${gvfs_parts[@]}"; do
   [ -x "$p" ] || { echo "test.sh: required gvfs part '$p' is missing and could not be installed" >&2; exit 1; }
 done
 [ -c /dev/fuse ] || { echo "test.sh: /dev/fuse is missing: the rclone mount tests need FUSE" >&2; exit 1; }
-python3 -c "import boto3, awscrt, openapi_spec_validator" || { echo "test.sh: boto3 with awscrt and openapi-spec-validator are required" >&2; exit 1; }
+python3 -c "import boto3, awscrt, openapi_spec_validator, requests" || { echo "test.sh: boto3 with awscrt and openapi-spec-validator are required" >&2; exit 1; }
 
 # Peer suites (tests/conformance/peer_suites.rs), at the versions pinned there: s3s-e2e from
 # crates.io into $CARGO_HOME/bin (compiled once, minutes), and the minio module from PyPI with
