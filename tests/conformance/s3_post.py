@@ -228,4 +228,29 @@ ok(r.status_code == 204 and r.headers.get("Access-Control-Allow-Origin") == APP,
 r = post(form, headers={"Origin": "https://evil.example"})
 ok(r.status_code == 204 and "Access-Control-Allow-Origin" not in r.headers, f"cors other origin: {r.headers}")
 
+# a form from another SDK: minio-py's presigned_post_policy (the form its functional suite makes)
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlparse
+
+from minio import Minio
+from minio.datatypes import PostPolicy
+
+u = urlparse(ENDPOINT)
+mc = Minio(u.netloc, access_key=os.environ["AWS_ACCESS_KEY_ID"],
+           secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], secure=u.scheme == "https", region="us-east-1")
+policy = PostPolicy(B, datetime.now(timezone.utc) + timedelta(days=1))
+policy.add_starts_with_condition("key", "objectPrefix/")
+policy.add_content_length_range_condition(64 * 1024, 10 << 20)
+policy.add_starts_with_condition("Content-Type", "image/")
+fields = mc.presigned_post_policy(policy)
+fields.update({"key": "objectPrefix/pic.png", "Content-Type": "image/png"})
+r = requests.post(f"{ENDPOINT}/{B}", data=fields, files={"file": ("pic.png", b"p" * (100 * 1024))},
+                  timeout=60)
+ok(r.status_code == 204, f"minio form: {r.status_code} {r.text}")
+ok(s3.head_object(Bucket=B, Key="objectPrefix/pic.png")["ContentLength"] == 100 * 1024, "minio form stored")
+fields["Content-Type"] = "text/html"
+r = requests.post(f"{ENDPOINT}/{B}", data=fields, files={"file": ("x.html", b"p" * (100 * 1024))},
+                  timeout=60)
+ok(r.status_code == 403 and code_of(r) == "AccessDenied", f"minio form, wrong type: {r.status_code} {r.text}")
+
 print(f"s3_post: {checks} checks passed")
