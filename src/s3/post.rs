@@ -643,6 +643,13 @@ async fn store(
             "User key must have a length greater than 0."
         ));
     }
+    // PutObject makes a folder for such a key and reads no body: a form always has a file
+    if key.ends_with('/') {
+        return Err(s3_error!(
+            InvalidArgument,
+            "a form uploads a file; a key ending in / names a folder"
+        ));
+    }
     if let Some(b) = form.get("bucket") {
         if b != bucket {
             return Err(policy_refusal(format!(

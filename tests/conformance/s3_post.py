@@ -137,6 +137,12 @@ ok(r.status_code == 403 and code_of(r) == "AccessDenied" and "Invalid according 
    f"key outside policy: {r.status_code} {r.text}")
 ok(not exists(s3, B, "user/bob/x.txt"), "nothing stored outside the policy")
 
+# a key naming a folder (ending in /): refused, nothing made
+form = s3.generate_presigned_post(B, "dir/")
+r = post(form)
+ok(r.status_code == 400 and code_of(r) == "InvalidArgument", f"folder key: {r.status_code} {r.text}")
+ok(not exists(s3, B, "dir/"), "no folder made by a form")
+
 # a field the policy does not name
 form = s3.generate_presigned_post(B, "extra.txt")
 form["fields"]["x-amz-meta-sneaky"] = "1"
