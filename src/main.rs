@@ -101,6 +101,9 @@ fn main() -> ExitCode {
             Command::Restore(a) => cli::versions::restore(&cfg, a)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Lifecycle(cmd) => cli::versions::lifecycle(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Usage { group } => cli::admin::usage(&cfg, group.as_deref())
                 .await
                 .map_err(|e| e.to_string()),

@@ -65,6 +65,9 @@ pub enum Command {
     Trash(versions::TrashCmd),
     /// Restore a version, a deleted file or a whole deleted folder as the current version.
     Restore(versions::RestoreArgs),
+    /// Run the buckets' S3 lifecycle rules now.
+    #[command(subcommand)]
+    Lifecycle(versions::LifecycleCmd),
     /// Show the usage and quota of one group or all.
     Usage {
         /// Group name (all groups when absent).

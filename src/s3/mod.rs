@@ -10,6 +10,7 @@ mod dto;
 mod errors;
 mod gate;
 mod host;
+mod lifecycle;
 mod list;
 mod multipart;
 mod names;
