@@ -17,6 +17,7 @@ pub mod public;
 pub mod replica;
 mod settings;
 mod storage;
+mod stored;
 mod transfer;
 mod upload;
 mod versions;
@@ -34,6 +35,7 @@ use crate::store::{EntryRow, MetaError, Store};
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
+pub use stored::Stored;
 pub use upload::{Upload, UploadOptions};
 
 use std::collections::BTreeMap;
