@@ -2,7 +2,7 @@
 pass, as if N days had passed): current objects expire by prefix, tag and age into the
 bucket's trash, disabled rules do nothing, noncurrent versions beyond the newest N expire,
 lone delete markers go, incomplete multipart uploads are aborted; bad rules and another user
-are refused. Exits non-zero on any failure.
+are refused, a WebDAV-locked file is left. Exits non-zero on any failure.
 
 Environment: KURA_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (the bucket owner),
 KURA_OTHER_KEY_ID, KURA_OTHER_SECRET (another user), KURA_BIN and the KURA_* variables
@@ -70,7 +70,7 @@ s3.create_bucket(Bucket=B)
 ok(error_code(s3.get_bucket_lifecycle_configuration, Bucket=B) == "NoSuchLifecycleConfiguration",
    "no rules yet")
 
-for k in ["logs/a.txt", "logs/b.txt", "data/c.txt", "other/plain.txt", "gone/x.txt", "big/small.bin"]:
+for k in ["logs/locked.txt", "logs/a.txt", "logs/b.txt", "data/c.txt", "other/plain.txt", "gone/x.txt", "big/small.bin"]:
     s3.put_object(Bucket=B, Key=k, Body=b"x")
 s3.put_object(Bucket=B, Key="big/large.bin", Body=b"x" * 5000)
 s3.put_object(Bucket=B, Key="other/t.txt", Body=b"t")
@@ -79,6 +79,15 @@ for i in range(4):
     s3.put_object(Bucket=B, Key="docs/d.txt", Body=f"v{i}".encode())
 upload = s3.create_multipart_upload(Bucket=B, Key="mpu/part.bin")["UploadId"]
 s3.delete_object(Bucket=B, Key="gone/x.txt")
+
+# a WebDAV lock on one of the files a rule will expire: the core refuses its delete
+import requests
+lock = requests.request(
+    "LOCK", f"{ENDPOINT}/dav/{B}/logs/locked.txt", auth=("admin", os.environ["KURA_ADMIN_PASSWORD"]),
+    headers={"Timeout": "Second-3600", "Content-Type": "application/xml"},
+    data='<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
+         '<D:locktype><D:write/></D:locktype><D:owner>editor</D:owner></D:lockinfo>', timeout=60)
+ok(lock.status_code == 200, f"LOCK: {lock.status_code} {lock.text}")
 
 rules = [
     {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 1}},
@@ -121,6 +130,7 @@ out = run(2)
 ok("3 objects expired" in out, f"run output: {out}")
 left = keys(B)
 ok("logs/a.txt" not in left and "logs/b.txt" not in left, f"logs expired: {left}")
+ok("logs/locked.txt" in left, f"a locked file is not expired: {left}")
 ok("big/large.bin" not in left and "big/small.bin" in left, f"size filter: {left}")
 ok("data/c.txt" in left and "other/t.txt" in left and "other/plain.txt" in left, f"others stay: {left}")
 ok(s3.list_multipart_uploads(Bucket=B).get("Uploads", []) == [], "old upload aborted")

@@ -8,7 +8,7 @@ use crate::common::{require, run, Server};
 
 /// Expiration by prefix, tag, size and age (into the trash), disabled rules, noncurrent
 /// versions beyond the newest N, lone delete markers, incomplete multipart uploads; bad
-/// rules and another user refused.
+/// rules and another user refused; a file locked through WebDAV is left.
 #[test]
 fn lifecycle_rules_through_boto3() {
     require("python3");
