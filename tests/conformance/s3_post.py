@@ -188,6 +188,11 @@ r = post(form)
 ok(r.status_code == 403 and code_of(r) == "AccessDenied", f"cross-user: {r.status_code} {r.text}")
 ok(not exists(s3, B, "intruder.txt"), "cross-user stored nothing")
 
+# a bucket that does not exist
+form = s3.generate_presigned_post("no-such-bucket", "x.txt")
+r = post(form)
+ok(r.status_code == 404 and code_of(r) == "NoSuchBucket", f"no bucket: {r.status_code} {r.text}")
+
 # a policy for another bucket, posted to this one
 other.create_bucket(Bucket="bobs")
 form = other.generate_presigned_post("bobs", "x.txt")
