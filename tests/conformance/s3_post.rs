@@ -117,3 +117,37 @@ fn post_object_streams_a_big_file_in_bounded_memory() {
     }
     assert!(left.is_empty(), "staged leftovers: {left:?}");
 }
+
+/// A form without a size range is still bounded by the bucket group's quota: cut off while it
+/// streams (`QuotaExceeded`), nothing stored, the usage as it was; one that fits is stored.
+#[test]
+fn post_object_is_bounded_by_the_quota() {
+    require("curl");
+    require("python3");
+    let server = Server::plain();
+    let key = server.s3_key();
+    run(server.kura().args(["group", "add", "qg"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "quota", "--group", "qg"]));
+    run(server
+        .kura()
+        .args(["quota", "set", "qg", "--bytes", "1MiB"]));
+    let dir = tempfile::tempdir().expect("dir");
+    let big = dir.path().join("three.bin");
+    std::fs::write(&big, vec![7u8; 3 << 20]).expect("body");
+    let small = dir.path().join("small.bin");
+    std::fs::write(&small, vec![7u8; 1000]).expect("body");
+    let before = usage(&server);
+    let fields = form_fields(&server, &key, "quota", "three.bin", u64::MAX >> 1);
+    let (status, body) = curl_post(&server, "quota", &fields, big.to_str().expect("utf8"));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("<Code>QuotaExceeded</Code>"), "{body}");
+    assert!(!server.files_dir().join("quota/three.bin").exists());
+    assert_eq!(usage(&server), before);
+    let fields = form_fields(&server, &key, "quota", "small.bin", u64::MAX >> 1);
+    let (status, body) = curl_post(&server, "quota", &fields, small.to_str().expect("utf8"));
+    assert_eq!(status, 204, "{body}");
+    let usage = usage(&server);
+    assert!(usage.contains("qg\t1000\t"), "{usage}");
+}
