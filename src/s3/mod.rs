@@ -16,6 +16,7 @@ mod multipart;
 mod names;
 mod object;
 mod post;
+mod post_policy;
 mod public;
 mod service;
 mod tagging;
