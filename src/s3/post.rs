@@ -29,6 +29,8 @@ const FORM_MAX: usize = 20 * 1024;
 const PREAMBLE_MAX: u64 = 64 * 1024;
 /// Most bytes after the file part read (and ignored, as AWS does) to keep the connection.
 const EPILOGUE_MAX: usize = 64 * 1024;
+/// How long the body of a refused form is still read after the answer (see `linger`).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What stays unescaped in a key's segment (the `Location`) and in the redirect's query.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -396,7 +398,10 @@ pub(super) async fn handle(
     in_file.store(true, Ordering::Relaxed);
     let mut resp = match store(s3, &parts.uri, &bucket, form, file).await {
         Ok(r) => r,
-        Err(e) => return reply(e),
+        Err(e) => {
+            linger(mp);
+            return reply(e);
+        }
     };
     // fields after the file are ignored (AWS); read a little so the connection can be kept
     if !drain(&mut mp).await {
@@ -404,6 +409,21 @@ pub(super) async fn handle(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
+}
+
+/// After a refusal, the rest of the body is still read (and dropped) for up to `LINGER`
+/// while the answer goes out: closing a connection with unread bytes resets it, and the client
+/// (still sending, after a `100 Continue`) would lose the answer (a lingering close, as web
+/// servers make). Clients stop sending once they read an early answer.
+fn linger(mut mp: multer::Multipart<'static>) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(LINGER, async move {
+            while let Ok(Some(mut f)) = mp.next_field().await {
+                while let Ok(Some(_)) = f.chunk().await {}
+            }
+        })
+        .await;
+    });
 }
 
 /// Reads what follows the file part, up to `EPILOGUE_MAX`; false if more is left.
