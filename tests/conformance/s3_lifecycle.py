@@ -203,4 +203,17 @@ s3.put_object(Bucket=B, Key="logs/new.txt", Body=b"n")
 run(10)
 ok("logs/new.txt" in keys(B), "no rules, no expiry")
 
+# an Expiration Date: nothing before that midnight UTC, everything the filter matches after
+from datetime import timedelta
+tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+s3.put_object(Bucket=B, Key="dated/x.txt", Body=b"d")
+s3.put_bucket_lifecycle_configuration(Bucket=B, LifecycleConfiguration={"Rules": [
+    {"ID": "dated", "Status": "Enabled", "Filter": {"Prefix": "dated/"}, "Expiration": {"Date": tomorrow}}]})
+got = s3.get_bucket_lifecycle_configuration(Bucket=B)["Rules"][0]["Expiration"]["Date"]
+ok(got == tomorrow, f"date round trip: {got} {tomorrow}")
+run(0)
+ok("dated/x.txt" in keys(B), "before the date")
+run(2)
+ok("dated/x.txt" not in keys(B) and "logs/new.txt" in keys(B), f"after the date: {keys(B)}")
+
 print(f"s3_lifecycle: {checks} checks passed")
