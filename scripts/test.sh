@@ -27,9 +27,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # aws-cli and the newest boto3 with the CRT (CRC32C and CRC64NVME checksums) from PyPI; the
 # Prometheus client's text parser for the metrics test
-if ! command -v aws >/dev/null 2>&1 || ! python3 -c "import boto3, awscrt, openapi_spec_validator, prometheus_client" >/dev/null 2>&1; then
-  echo "test.sh: installing awscli, boto3[crt], openapi-spec-validator and prometheus-client from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check awscli "boto3[crt]" openapi-spec-validator prometheus-client
+if ! command -v aws >/dev/null 2>&1 || ! python3 -c "import boto3, awscrt, openapi_spec_validator, prometheus_client, requests" >/dev/null 2>&1; then
+  echo "test.sh: installing awscli, boto3[crt], openapi-spec-validator, prometheus-client and requests from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check awscli "boto3[crt]" openapi-spec-validator prometheus-client requests
 fi
 # a local SMTP server for the e-mail notification tests
 if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
@@ -44,7 +44,7 @@ for p in "${gvfs_parts[@]}"; do
   [ -x "$p" ] || { echo "test.sh: required gvfs part '$p' is missing and could not be installed" >&2; exit 1; }
 done
 [ -c /dev/fuse ] || { echo "test.sh: /dev/fuse is missing: the rclone mount tests need FUSE" >&2; exit 1; }
-python3 -c "import boto3, awscrt, openapi_spec_validator, prometheus_client" || { echo "test.sh: boto3 with awscrt, openapi-spec-validator and prometheus-client are required" >&2; exit 1; }
+python3 -c "import boto3, awscrt, openapi_spec_validator, prometheus_client, requests" || { echo "test.sh: boto3 with awscrt, openapi-spec-validator, prometheus-client and requests are required" >&2; exit 1; }
 
 # Peer suites (tests/conformance/peer_suites.rs), at the versions pinned there: s3s-e2e from
 # crates.io into $CARGO_HOME/bin (compiled once, minutes), and the minio module from PyPI with

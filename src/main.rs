@@ -129,6 +129,9 @@ fn main() -> ExitCode {
             Command::Notify(cmd) => cli::notify::notify(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Lifecycle(cmd) => cli::versions::lifecycle(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Audit(a) => cli::audit::audit(&cfg, a).await.map_err(|e| e.to_string()),
             Command::Backup(a) => cli::backup::backup(&cfg, config_file.as_deref(), a)
                 .await

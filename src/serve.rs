@@ -223,8 +223,6 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Drops the trash and versions the buckets' policies no longer keep, now and then every
-/// ten minutes (docs/versions.md).
 /// Purges audit rows past their retention hourly and, with `log`, appends every new row as a
 /// JSON line to it ("-": standard output), its position kept beside it.
 fn spawn_audit(store: Store, retention_days: u64, log: Option<std::path::PathBuf>) {
@@ -307,6 +305,8 @@ fn spawn_session_purge(sessions: crate::sessions::Sessions) {
     });
 }
 
+/// Drops the trash and versions the buckets' policies no longer keep, and runs the buckets'
+/// S3 lifecycle rules, now and then every ten minutes (docs/versions.md, docs/s3.md).
 fn spawn_version_purge(vfs: Vfs) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -320,6 +320,17 @@ fn spawn_version_purge(vfs: Vfs) {
                     "purged expired versions and trash"
                 ),
                 Err(e) => tracing::warn!(error = %e, "purging versions and trash failed"),
+            }
+            match vfs.run_lifecycle(0).await {
+                Ok(r) if r == Default::default() => {}
+                Ok(r) => tracing::info!(
+                    expired = r.expired,
+                    noncurrent = r.noncurrent,
+                    markers = r.markers,
+                    aborted = r.aborted,
+                    "ran the buckets' lifecycle rules"
+                ),
+                Err(e) => tracing::warn!(error = %e, "running lifecycle rules failed"),
             }
         }
     });

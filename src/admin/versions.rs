@@ -200,6 +200,15 @@ impl Admin {
         Ok(purged_view(self.vfs.purge_expired().await?))
     }
 
+    /// Runs every bucket's lifecycle rules now, or as if `days_ahead` days had passed (what
+    /// the background worker does with 0).
+    pub async fn run_lifecycle(
+        &self,
+        days_ahead: u32,
+    ) -> Result<crate::vfs::lifecycle::LifecycleRun, AdminError> {
+        Ok(self.vfs.run_lifecycle(days_ahead).await?)
+    }
+
     /// A bucket's policy.
     pub async fn policy(&self, bucket: &str) -> Result<PolicyView, AdminError> {
         let b = self.bucket_path(bucket).await?;

@@ -77,6 +77,9 @@ pub enum Command {
     /// Restore a version, a deleted file or a whole deleted folder as the current version;
     /// given a backup repository folder, restore that backup (as `kura backup restore`).
     Restore(versions::RestoreArgs),
+    /// Run the buckets' S3 lifecycle rules now.
+    #[command(subcommand)]
+    Lifecycle(versions::LifecycleCmd),
     /// Back up the metadata, keys, configuration and files into a repository folder, verify
     /// a backup, or restore one into an empty data dir.
     Backup(backup::BackupArgs),

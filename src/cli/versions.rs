@@ -22,6 +22,17 @@ pub enum VersionsCmd {
     Prune,
 }
 
+/// `kura lifecycle ...`
+#[derive(Subcommand, Debug)]
+pub enum LifecycleCmd {
+    /// Run every bucket's S3 lifecycle rules now (the server also runs them every ten minutes).
+    Run {
+        /// Run them as if this many days had passed (to see what a rule will do, and in tests).
+        #[arg(long, default_value_t = 0)]
+        days_ahead: u32,
+    },
+}
+
 /// `kura trash ...`
 #[derive(Subcommand, Debug)]
 pub enum TrashCmd {
@@ -86,6 +97,21 @@ pub async fn versions(cfg: &Config, cmd: VersionsCmd) -> Result<(), CliError> {
             println!(
                 "pruned {} versions and markers, {} bytes",
                 p.removed, p.bytes
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `kura lifecycle ...`.
+pub async fn lifecycle(cfg: &Config, cmd: LifecycleCmd) -> Result<(), CliError> {
+    let admin = super::admin::open_admin(cfg).await?;
+    match cmd {
+        LifecycleCmd::Run { days_ahead } => {
+            let r = admin.run_lifecycle(days_ahead).await?;
+            println!(
+                "lifecycle: {} objects expired, {} noncurrent versions and {} delete markers dropped, {} multipart uploads aborted",
+                r.expired, r.noncurrent, r.markers, r.aborted
             );
         }
     }

@@ -58,6 +58,11 @@ fn canned(acl: &str, owner_is_bucket_owner: bool) -> S3Result<Wanted> {
     }
 }
 
+/// Refuses a canned ACL Kura cannot apply, before anything is written (POST Object's `acl`).
+pub(super) fn check_canned(acl: &str) -> S3Result<()> {
+    canned(acl, true).map(|_| ())
+}
+
 /// Who a grant names.
 enum Grantee {
     Id(String),

@@ -10,10 +10,13 @@ mod dto;
 mod errors;
 mod gate;
 mod host;
+mod lifecycle;
 mod list;
 mod multipart;
 mod names;
 mod object;
+mod post;
+mod post_policy;
 mod public;
 mod service;
 mod tagging;
@@ -35,6 +38,8 @@ pub struct S3Front {
     vfs: Vfs,
     /// Which bucket a virtual-host-style request names.
     host: host::KuraHost,
+    /// The operations, for POST Object (parsed here, stored through PutObject).
+    s3: service::KuraS3,
 }
 
 impl S3Front {
@@ -42,11 +47,12 @@ impl S3Front {
     pub fn new(vfs: Vfs, keys: AccessKeys, base_domain: Option<String>) -> Self {
         let owners = auth::Owners::default();
         let host = host::KuraHost::new(base_domain);
-        let mut b = S3ServiceBuilder::new(service::KuraS3 {
+        let s3 = service::KuraS3 {
             vfs: vfs.clone(),
             keys: keys.clone(),
             owners: owners.clone(),
-        });
+        };
+        let mut b = S3ServiceBuilder::new(s3.clone());
         b.set_auth(auth::KuraAuth { keys, owners });
         b.set_access(access::KuraAccess);
         b.set_host(host.clone());
@@ -57,6 +63,7 @@ impl S3Front {
             service: b.build(),
             vfs,
             host,
+            s3,
         }
     }
 
@@ -123,6 +130,10 @@ impl S3Front {
     }
 
     async fn serve(&self, req: Request<ReqBody>) -> Response<RespBody> {
+        // a browser form's signature is in its fields, which s3s would read into memory
+        if let Some(bucket) = post::target(&req, &self.host) {
+            return post::handle(&self.s3, req, bucket).await;
+        }
         if let Err(refused) = gate::admit(&req) {
             return refused;
         }
@@ -145,7 +156,8 @@ const XML_MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// s3s's limits on what it holds in memory, set small: the largest XML body Kura needs is a
 /// CompleteMultipartUpload of 10,000 parts (about 1.2 MB); POST Object (browser form uploads)
-/// is not offered, so its form and file limits only bound what a refused request may cost.
+/// never reaches s3s (post.rs streams it), so its form and file limits only bound what a
+/// request that slips past `post::target` may cost.
 fn limits() -> S3Config {
     let mut c = S3Config::default();
     c.xml_max_body_size = XML_MAX_BODY;

@@ -115,6 +115,24 @@ impl S3 for KuraS3 {
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         self.run(req, Self::delete_cors).await
     }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        self.run(req, Self::put_lifecycle).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        self.run(req, Self::get_lifecycle).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        self.run(req, Self::delete_lifecycle).await
+    }
     async fn put_bucket_acl(
         &self,
         req: S3Request<PutBucketAclInput>,

@@ -12,7 +12,7 @@ use super::service::KuraS3;
 use crate::vfs::Caller;
 
 /// The stored-header name of an object's tags.
-pub const STORED: &str = "x-amz-tagging";
+pub const STORED: &str = crate::vfs::lifecycle::TAGS_HEADER;
 /// S3's limits: tags per object, and the lengths of a key and a value.
 const MAX_TAGS: usize = 10;
 const MAX_KEY: usize = 128;

@@ -45,6 +45,19 @@ impl Store {
         }
     }
 
+    /// Every bucket that has the setting `name`, with its value (background workers).
+    pub async fn buckets_with_setting(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, MetaError> {
+        Ok(sqlx::query_as(
+            "SELECT bucket, value FROM bucket_settings WHERE name = $1 ORDER BY bucket",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Every setting of a bucket, by name.
     pub async fn bucket_settings(
         &self,

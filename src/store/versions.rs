@@ -535,6 +535,71 @@ impl Store {
         Ok(())
     }
 
+    /// Noncurrent bytes (no markers) kept for paths in `[from, to)` of `bucket`, newest first
+    /// per path: what lifecycle rules look at.
+    pub async fn noncurrent_in_range(
+        &self,
+        bucket: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<VersionRow>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            version_cols!(),
+            " FROM versions WHERE bucket = $1 AND path >= $2 AND path < $3 AND marker = 0
+              ORDER BY path, archived_ms DESC, id DESC"
+        ))
+        .bind(bucket)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(version_row).collect())
+    }
+
+    /// Drops the versions with these ids (a lifecycle rule expired them), crediting payers.
+    pub async fn drop_versions(&self, ids: &[String]) -> Result<Purged, MetaError> {
+        let mut tx = self.write_tx().await?;
+        let mut out = Purged::default();
+        for id in ids {
+            let rows = sqlx::query(
+                "DELETE FROM versions WHERE id = $1 AND marker = 0 RETURNING key, size, marker, payer",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            purge_tx(&mut tx, rows, &mut out).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Drops the delete markers of paths in `[from, to)` of `bucket` that hide nothing: no
+    /// current entry and no kept bytes at their path (S3's expired object delete markers).
+    pub async fn drop_lone_markers(
+        &self,
+        bucket: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Purged, MetaError> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "DELETE FROM versions WHERE bucket = $1 AND path >= $2 AND path < $3 AND marker = 1
+               AND NOT EXISTS (SELECT 1 FROM versions w WHERE w.path = versions.path AND w.marker = 0)
+               AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.path = versions.path)
+             RETURNING key, size, marker, payer",
+        )
+        .bind(bucket)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Purged::default();
+        purge_tx(&mut tx, rows, &mut out).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// Every key the versions store should hold (fsck).
     pub async fn version_keys(&self) -> Result<Vec<(String, i64)>, MetaError> {
         Ok(

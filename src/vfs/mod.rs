@@ -6,6 +6,7 @@
 mod disk;
 mod fsck;
 mod journal;
+pub mod lifecycle;
 pub mod locks;
 pub(crate) mod multipart;
 mod names;

@@ -318,7 +318,7 @@ impl Vfs {
         self.multipart_discard(id).await
     }
 
-    async fn multipart_discard(&self, id: &str) -> Result<(), VfsError> {
+    pub(super) async fn multipart_discard(&self, id: &str) -> Result<(), VfsError> {
         self.store.delete_upload(id).await?;
         self.staging
             .delete_with(&format!("{id}/"))

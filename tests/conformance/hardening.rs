@@ -73,6 +73,8 @@ fn bucket_with_files(server: &Server) {
     );
 }
 
+/// A form POST carries its signature in its fields, so those (at most 64 KiB before the file
+/// part) are read; the file part of an unsigned one never is (s3/post.rs).
 #[test]
 fn unsigned_s3_post_is_refused_before_its_body_is_read() {
     require("curl");

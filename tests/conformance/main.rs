@@ -32,6 +32,8 @@ mod replication;
 mod s3_clients;
 mod s3_cors;
 mod s3_errors;
+mod s3_lifecycle;
+mod s3_post;
 mod s3_prefixes;
 mod s3_public;
 mod shares;
