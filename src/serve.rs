@@ -166,8 +166,9 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         cfg.audit_retention_days,
         cfg.audit_log.clone(),
     );
-    crate::notify::Notifier::new(store.clone(), vault.clone(), Some(cfg.smtp.clone()))
-        .spawn(Duration::from_secs(1));
+    let notifier =
+        crate::notify::Notifier::new(store.clone(), vault.clone(), Some(cfg.smtp.clone()))
+            .spawn(Duration::from_secs(1));
     let secure_cookies = tls.is_some()
         || cfg
             .public_url
@@ -220,6 +221,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         _ = crate::http::serve(listener, tls, app) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
+    notifier.stop(Duration::from_secs(5)).await;
     Ok(())
 }
 
