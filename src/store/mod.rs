@@ -16,6 +16,7 @@ mod tokens;
 mod tree;
 mod usage;
 mod users;
+mod search;
 mod versions;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ pub use marks::Mark;
 pub use multipart::{PartRow, UploadRow};
 pub use props::DeadProp;
 pub use replication::{PeerRow, RuleRow};
+pub use search::Probe;
 pub use shares::ShareRow;
 pub use tree::{Committed, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;

@@ -1,0 +1,113 @@
+//! Search candidates: rows whose indexed name, description or tags may match a query, newest
+//! entry first, read from the index the triggers of `0016_search.sql` keep in each
+//! transaction. The core checks each candidate exactly (folding, permissions) and pages.
+
+use sqlx::Row;
+
+use super::entries::{entry_cols, row_to_entry, EntryRow};
+use super::{below, MetaError, Store};
+
+/// What the index is asked: every part must hold.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// An FTS5 expression over names and descriptions, built only of quoted strings.
+    pub text: Option<String>,
+    /// Tags the entry must carry: a key, and the value when given.
+    pub tags: Vec<(String, Option<String>)>,
+    /// Only entries below this folder (None: everywhere).
+    pub scope: Option<String>,
+    /// Only entries older than this index position (the previous page's last one).
+    pub before: i64,
+    /// At most this many candidates.
+    pub limit: i64,
+}
+
+/// One bound value of the candidate query.
+enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl Store {
+    /// Candidates of `p`, newest first (each with its index position): the driving part is
+    /// the text index, else the first tag, else the entries themselves, so a page costs in
+    /// proportion to what it reads, not to everything that matches.
+    pub async fn search_candidates(&self, p: &Probe) -> Result<Vec<(i64, EntryRow)>, MetaError> {
+        let range = p.scope.as_deref().map(below);
+        let mut args: Vec<Arg> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        let next = |args: &mut Vec<Arg<'_>>| format!("${}", args.len());
+        let (from, pos) = if let Some(text) = &p.text {
+            args.push(Arg::Text(text));
+            conds.push(format!("search_text MATCH {}", next(&mut args)));
+            (
+                "search_text AS s JOIN entries AS e ON e.rowid = s.rowid",
+                "s.rowid",
+            )
+        } else if let Some((key, value)) = p.tags.first() {
+            args.push(Arg::Text(key));
+            conds.push(format!("t.tag_key = {}", next(&mut args)));
+            if let Some(v) = value {
+                args.push(Arg::Text(v));
+                conds.push(format!("t.tag_value = {}", next(&mut args)));
+            }
+            (
+                "search_tags AS t JOIN entries AS e ON e.rowid = t.entry",
+                "t.entry",
+            )
+        } else {
+            ("entries AS e", "e.rowid")
+        };
+        args.push(Arg::Int(p.before));
+        conds.push(format!("{pos} < {}", next(&mut args)));
+        let skip = usize::from(p.text.is_none() && !p.tags.is_empty());
+        for (key, value) in p.tags.iter().skip(skip) {
+            args.push(Arg::Text(key));
+            let k = next(&mut args);
+            let v = match value {
+                Some(v) => {
+                    args.push(Arg::Text(v));
+                    format!(" AND x.tag_value = {}", next(&mut args))
+                }
+                None => String::new(),
+            };
+            conds.push(format!(
+                "EXISTS (SELECT 1 FROM search_tags AS x WHERE x.entry = e.rowid AND x.tag_key = {k}{v})"
+            ));
+        }
+        if let Some((lo, hi)) = &range {
+            args.push(Arg::Text(lo));
+            let lo = next(&mut args);
+            args.push(Arg::Text(hi));
+            conds.push(format!("e.path >= {lo} AND e.path < {}", next(&mut args)));
+        }
+        args.push(Arg::Int(p.limit));
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                entry_cols!(),
+                ", {pos} FROM {from} WHERE {conds} ORDER BY {pos} DESC LIMIT {limit}"
+            ),
+            pos = pos,
+            from = from,
+            conds = conds.join(" AND "),
+            limit = next(&mut args),
+        );
+        // only placeholders and fixed clauses are spliced in; every value is bound
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in &args {
+            q = match a {
+                Arg::Text(t) => q.bind(*t),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let pos: i64 = r.get(12);
+                (pos, row_to_entry(r))
+            })
+            .collect())
+    }
+}
