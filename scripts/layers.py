@@ -21,7 +21,7 @@ LAYERS = [
     ["serve"],                      # the server: builds everything, starts the listener
     ["http"],                       # listener, TLS accept, router, request classifiers
     ["admin"],                      # the admin REST API and the service the CLI shares
-    ["dav", "s3", "share"],         # protocol adapters: translate, hold no rule
+    ["dav", "s3", "share", "user_api"],  # protocol adapters: translate, hold no rule
     ["replication"],                # shipping changes to peers (calls the core)
     ["share_links"],                # the share-link service: tokens, passwords, expiry
     ["auth", "setup"],              # identities (passwords, access keys -> Caller); the core built once
@@ -35,7 +35,7 @@ LAYERS = [
 
 # Edges that the layer order allows but the design does not: adapters get what they need
 # from the core or the identity layer, never from the metadata store or the vault.
-FORBIDDEN = {(a, b) for a in ("dav", "s3", "share") for b in ("store", "vault")}
+FORBIDDEN = {(a, b) for a in ("dav", "s3", "share", "user_api") for b in ("store", "vault")}
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 

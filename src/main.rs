@@ -17,6 +17,7 @@ mod share;
 mod share_links;
 mod store;
 mod tls;
+mod user_api;
 mod vault;
 mod vfs;
 mod wire;
@@ -101,6 +102,7 @@ fn main() -> ExitCode {
             Command::Restore(a) => cli::versions::restore(&cfg, a)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Find(a) => cli::find::find(&cfg, a).await.map_err(|e| e.to_string()),
             Command::Usage { group } => cli::admin::usage(&cfg, group.as_deref())
                 .await
                 .map_err(|e| e.to_string()),

@@ -153,6 +153,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let shares = crate::share_links::Shares::new(store.clone(), vfs.clone());
     let app = Arc::new(App {
         cert,
+        user: crate::user_api::UserApi { vfs: vfs.clone() },
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),

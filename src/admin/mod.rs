@@ -4,6 +4,7 @@
 pub mod api;
 mod locks;
 mod peers;
+mod search;
 mod types;
 mod versions;
 
@@ -16,6 +17,7 @@ use crate::vault::Vault;
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
 pub use locks::*;
 pub use peers::*;
+pub use search::FindRequest;
 pub use types::*;
 pub use versions::*;
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod admin;
+pub mod find;
 pub mod fsck;
 pub mod lock;
 pub mod manual;
@@ -65,6 +66,8 @@ pub enum Command {
     Trash(versions::TrashCmd),
     /// Restore a version, a deleted file or a whole deleted folder as the current version.
     Restore(versions::RestoreArgs),
+    /// Search names, descriptions and tags (tag:KEY=VALUE), newest first.
+    Find(find::FindArgs),
     /// Show the usage and quota of one group or all.
     Usage {
         /// Group name (all groups when absent).

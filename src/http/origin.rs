@@ -1,4 +1,4 @@
-//! Browser checks for the admin API (CSRF and stored-XSS defence): a request from another
+//! Browser checks for the admin and user APIs (CSRF and stored-XSS defence): a request from another
 //! origin is refused, and so are Basic credentials sent by a browser, which would otherwise
 //! be replayed by any page a logged-in administrator opens. Scripts and the CLI send no
 //! `Origin` and no `Sec-Fetch-*` headers; the browser app will use a session, not Basic.
@@ -7,6 +7,37 @@ use http::{header, Request};
 
 /// Why an admin API request is refused before authentication, if it is.
 pub fn admin_refusal<B>(req: &Request<B>) -> Option<&'static str> {
+    let h = req.headers();
+    if let Some(why) = cross_origin(req) {
+        return Some(why);
+    }
+    let basic = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    let browser =
+        h.contains_key(header::ORIGIN) || h.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
+    (basic && browser)
+        .then_some("Basic credentials sent by a browser are refused; use an API token")
+}
+
+/// Why a user API request is refused before authentication, if it is: a request from another
+/// origin, or one a browser marks as cross-site. Same-origin pages (the browser app) may call
+/// it with the user's credentials.
+pub fn user_refusal<B>(req: &Request<B>) -> Option<&'static str> {
+    if let Some(why) = cross_origin(req) {
+        return Some(why);
+    }
+    let site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("same-origin");
+    (!matches!(site, "same-origin" | "none")).then_some("cross-site requests are refused")
+}
+
+/// A request whose `Origin` is not this server's.
+fn cross_origin<B>(req: &Request<B>) -> Option<&'static str> {
     let h = req.headers();
     if let Some(origin) = h.get(header::ORIGIN) {
         let host = h
@@ -21,14 +52,7 @@ pub fn admin_refusal<B>(req: &Request<B>) -> Option<&'static str> {
             return Some("requests from another origin are refused");
         }
     }
-    let basic = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
-    let browser =
-        h.contains_key(header::ORIGIN) || h.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
-    (basic && browser)
-        .then_some("Basic credentials sent by a browser are refused; use an API token")
+    None
 }
 
 /// `host[:port]` of an origin such as `https://nas.local:8443` (`None` for `null`).
@@ -72,5 +96,24 @@ mod tests {
             ])),
             None
         );
+    }
+
+    #[test]
+    fn the_user_api_takes_same_origin_pages_only() {
+        let host = ("host", "nas.local:8443");
+        let basic = ("authorization", "Basic YWRtaW46cHc=");
+        assert_eq!(user_refusal(&req(&[host, basic])), None);
+        assert_eq!(
+            user_refusal(&req(&[
+                host,
+                basic,
+                ("origin", "https://nas.local:8443"),
+                ("sec-fetch-site", "same-origin")
+            ])),
+            None
+        );
+        assert!(user_refusal(&req(&[host, basic, ("origin", "https://evil.example")])).is_some());
+        assert!(user_refusal(&req(&[host, basic, ("sec-fetch-site", "cross-site")])).is_some());
+        assert!(user_refusal(&req(&[host, basic, ("sec-fetch-site", "same-site")])).is_some());
     }
 }

@@ -30,6 +30,8 @@ pub struct App {
     pub admin: crate::admin::Admin,
     /// Share links behind `/s/`.
     pub shares: ShareFront,
+    /// The user API behind `/api/user/v1`.
+    pub user: crate::user_api::UserApi,
     /// Client addresses, request and bandwidth limits, failed-authentication throttling.
     pub limits: Arc<Limits>,
     /// The TLS certificate in use (days to expiry in `/healthz`); None without TLS.
@@ -251,6 +253,21 @@ impl App {
                 Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
                 Err(resp) => (resp, None),
             };
+        }
+        if path == crate::user_api::PREFIX || path.starts_with("/api/user/v1/") {
+            if let Some(why) = super::origin::user_refusal(&req) {
+                tracing::warn!(%client, why, "user API request refused");
+                return (
+                    crate::user_api::error(StatusCode::FORBIDDEN, "forbidden", why),
+                    None,
+                );
+            }
+            let caller = match self.authenticate(&req).await {
+                Ok(c) => c,
+                Err(resp) => return (resp, None),
+            };
+            let user = caller.user.clone();
+            return (self.user.handle(req, caller).await, Some(user));
         }
         if path.starts_with(crate::share::PREFIX) {
             if let Err(wait) = self.limits.admit_share_request(client) {

@@ -10,13 +10,13 @@ mod multipart;
 mod props;
 mod replication;
 mod replication_journal;
+mod search;
 mod settings;
 mod shares;
 mod tokens;
 mod tree;
 mod usage;
 mod users;
-mod search;
 mod versions;
 
 use std::path::Path;

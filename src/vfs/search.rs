@@ -303,10 +303,7 @@ mod tests {
     #[test]
     fn fts_syntax_is_always_quoted() {
         let e = fts_expr(&["a\"b OR NEAR(".into(), "x*".into(), "ab".into()]).unwrap();
-        assert_eq!(
-            e,
-            "{name descr} : \"a\"\"b OR NEAR(\""
-        );
+        assert_eq!(e, "{name descr} : \"a\"\"b OR NEAR(\"");
         assert!(fts_expr(&["ab".into()]).is_none());
     }
 
@@ -331,10 +328,8 @@ mod tests {
     #[tokio::test]
     async fn the_index_follows_every_change_and_the_rules() {
         use bytes::Bytes;
-        let op = opendal::Operator::new(opendal::services::Memory::default())
-            .unwrap();
-        let staging = opendal::Operator::new(opendal::services::Memory::default())
-            .unwrap();
+        let op = opendal::Operator::new(opendal::services::Memory::default()).unwrap();
+        let staging = opendal::Operator::new(opendal::services::Memory::default()).unwrap();
         let store = crate::store::Store::in_memory().await.unwrap();
         let v = Vfs::new(op, staging, store, None);
         let admin = Caller::admin("root");
@@ -342,7 +337,11 @@ mod tests {
         v.mkdir(&admin, &path("/b")).await.unwrap();
         v.mkdir(&admin, &path("/b/Dossier")).await.unwrap();
         v.mkdir(&admin, &path("/b/secret")).await.unwrap();
-        for f in ["/b/Dossier/Élève Report.txt", "/b/secret/report-x.txt", "/b/ab.txt"] {
+        for f in [
+            "/b/Dossier/Élève Report.txt",
+            "/b/secret/report-x.txt",
+            "/b/ab.txt",
+        ] {
             let mut up = v
                 .upload(&admin, &path(f), super::super::UploadOptions::default())
                 .await
@@ -363,10 +362,17 @@ mod tests {
         )
         .await
         .unwrap();
-        v.set_description(&admin, &path("/b/secret/report-x.txt"), Some("Budget prévu"))
-            .await
-            .unwrap();
-        assert_eq!(names(&v, &admin, "tag:year=2026", "/").await, vec!["/b/ab.txt"]);
+        v.set_description(
+            &admin,
+            &path("/b/secret/report-x.txt"),
+            Some("Budget prévu"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            names(&v, &admin, "tag:year=2026", "/").await,
+            vec!["/b/ab.txt"]
+        );
         assert_eq!(names(&v, &admin, "tag:year", "/").await, vec!["/b/ab.txt"]);
         assert!(names(&v, &admin, "tag:year=2025", "/").await.is_empty());
         assert_eq!(

@@ -114,7 +114,9 @@ pub fn check_description(d: &str) -> Result<(), VfsError> {
             "a description is at most 4096 characters",
         ));
     }
-    if d.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+    if d.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
         return Err(VfsError::InvalidArgument(
             "a description holds no control characters",
         ));
