@@ -111,3 +111,60 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// Fills the database with `n` files for the search benchmark (`scripts/bench-search.sh`):
+    /// one bucket `/bench` of 1,000 folders, names from a small vocabulary, 1 file in 100
+    /// tagged and 1 in 20 described, inserted by SQL in one transaction (the triggers index
+    /// every row as they would for uploads). Not for a real data dir.
+    #[cfg(test)]
+    pub async fn bench_fill(&self, n: i64) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, owner, grp, mode)
+             VALUES ('/bench', '/', 1, 0, 0, 'd', 'root', 'staff', 493)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 999)
+             INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, owner, grp, mode)
+             SELECT '/bench/d' || i, '/bench', 1, 0, 0, 'd', 'root', 'staff',
+                    CASE WHEN i % 10 = 3 THEN 448 ELSE 493 END FROM c",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < $1 - 1),
+             w(k, word) AS (VALUES (0, 'report'), (1, 'Élève'), (2, 'invoice'), (3, 'photo'),
+                 (4, 'budget'), (5, 'contrat'), (6, 'draft'), (7, 'notes'), (8, 'résumé'),
+                 (9, 'scan'), (10, 'holiday'), (11, 'minutes'), (12, 'plan'))
+             INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, owner, grp, mode,
+                                  headers)
+             SELECT '/bench/d' || (i % 1000) || '/' || w.word || '-' || i || '.txt',
+                    '/bench/d' || (i % 1000), 0, 100, i, 'e', 'root', 'staff', 420,
+                    CASE WHEN i % 100 = 0
+                         THEN json_object('x-amz-tagging', '[[' || char(34) || 'project' || char(34) || ',' || char(34) || 'p' || (i % 7) || char(34) || ']]')
+                         WHEN i % 20 = 1
+                         THEN json_object('x-kura-description', 'quarterly summary number ' || i)
+                    END
+             FROM c JOIN w ON w.k = (i * 7919) % 13",
+        )
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops the search triggers (the benchmark's baseline for the cost of a move).
+    #[cfg(test)]
+    pub async fn bench_drop_triggers(&self) -> Result<(), MetaError> {
+        for t in ["search_insert", "search_update", "search_delete"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}")))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}

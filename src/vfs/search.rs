@@ -424,4 +424,105 @@ mod tests {
         }
         assert_eq!(all, vec!["/b/ab.txt", "/b/secret/report-x.txt"]);
     }
+
+    /// The benchmark of docs/search.md (`scripts/bench-search.sh`): fills
+    /// `KURA_BENCH_SEARCH_N` files (default 1,000,000) and times the first page of several
+    /// queries, as an administrator and as a user who may not read one folder in ten, and
+    /// the move of a folder with and without the index's triggers.
+    #[tokio::test]
+    #[ignore = "a benchmark: run by scripts/bench-search.sh"]
+    async fn bench_search() {
+        use std::time::Instant;
+        let n: i64 = std::env::var("KURA_BENCH_SEARCH_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        let op = opendal::Operator::new(opendal::services::Memory::default()).unwrap();
+        let staging = opendal::Operator::new(opendal::services::Memory::default()).unwrap();
+        let store = crate::store::Store::in_memory().await.unwrap();
+        let t = Instant::now();
+        store.bench_fill(n).await.unwrap();
+        println!("filled {n} files in {:.1} s", t.elapsed().as_secs_f64());
+        let v = Vfs::new(op, staging, store.clone(), None);
+        let admin = Caller::admin("root");
+        let eve = Caller {
+            user: "eve".into(),
+            is_admin: false,
+            groups: vec![],
+            primary_group: None,
+            can_create_buckets: false,
+            lock_tokens: Vec::new(),
+        };
+        let root = VPath::root();
+        let d5 = VPath::parse("/bench/d5").unwrap();
+        let queries = [
+            ("report", &root),
+            ("eleve", &root),
+            ("-12345.TXT", &root),
+            ("quarterly summary", &root),
+            ("tag:project=p3", &root),
+            ("tag:project", &root),
+            ("plan tag:project=p1", &root),
+            ("77", &root),
+            ("zq", &root),
+            ("nothing-like-this", &root),
+            ("report", &d5),
+        ];
+        println!(
+            "{:<28} {:>8} {:>6} {:>8} {:>6}",
+            "query (scope)", "admin ms", "hits", "user ms", "hits"
+        );
+        for (q, scope) in queries {
+            // one warm-up, then the best of three
+            let mut best = [f64::MAX; 2];
+            let mut hits = [0usize; 2];
+            for (i, c) in [&admin, &eve].into_iter().enumerate() {
+                for _ in 0..4 {
+                    let t = Instant::now();
+                    let page = v.search(c, q, scope, None, 50).await.unwrap();
+                    best[i] = best[i].min(t.elapsed().as_secs_f64() * 1000.0);
+                    hits[i] = page.hits.len();
+                }
+            }
+            println!(
+                "{:<28} {:>8.1} {:>6} {:>8.1} {:>6}",
+                format!("{q} ({scope})"),
+                best[0],
+                hits[0],
+                best[1],
+                hits[1]
+            );
+        }
+        let noop = || async { Ok::<(), crate::store::MetaError>(()) };
+        let archive = crate::store::Archive::default();
+        let rows = n / 1000;
+        let t = Instant::now();
+        store
+            .move_tree(
+                "/bench/d7",
+                "/bench/moved",
+                "/bench",
+                None,
+                (None, &archive),
+                noop(),
+            )
+            .await
+            .unwrap();
+        let with = t.elapsed().as_secs_f64() * 1000.0;
+        store.bench_drop_triggers().await.unwrap();
+        let t = Instant::now();
+        store
+            .move_tree(
+                "/bench/d8",
+                "/bench/moved8",
+                "/bench",
+                None,
+                (None, &archive),
+                noop(),
+            )
+            .await
+            .unwrap();
+        let without = t.elapsed().as_secs_f64() * 1000.0;
+        println!("move of a folder of {rows} files: {with:.1} ms with the index, {without:.1} ms without");
+    }
 }
