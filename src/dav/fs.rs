@@ -76,6 +76,8 @@ impl GuardedFileSystem<Caller> for KuraFs {
                     must_exist: !options.create,
                     if_match: options.if_match.clone(),
                     expected_size: options.size,
+                    // new content for the same resource: its tags and description stay
+                    keep_annotations: true,
                     ..Default::default()
                 };
                 // LOCK on an unmapped URL creates the resource under the lock just taken,
