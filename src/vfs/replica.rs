@@ -181,7 +181,7 @@ impl super::Vfs {
     ) -> Result<Shipment, VfsError> {
         // a shipment carries no lock token: any lock on the file or its conflict copy refuses it
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
-        let planned = plan(self, path, meta).await?;
+        let planned = plan(self, path, meta, &opts.headers).await?;
         let target = planned.target().clone();
         if &target != path {
             self.check_unlocked(c, vec![(target.clone(), false)])
@@ -411,15 +411,29 @@ impl Planned {
     }
 }
 
-/// Decides what the version `r` shipped for `path` will do.
-async fn plan(vfs: &super::Vfs, path: &VPath, r: ReplicaMeta) -> Result<Planned, VfsError> {
+/// Whether the stored headers `local` (JSON) hold the tags and description of `shipped`.
+fn same_annotations(local: Option<&str>, shipped: &BTreeMap<String, String>) -> bool {
+    let local = super::headers_from(local);
+    [super::tags::TAGS, super::tags::DESCRIPTION]
+        .iter()
+        .all(|k| local.get(*k) == shipped.get(*k))
+}
+
+/// Decides what the version `r` shipped for `path` (with `headers`) will do.
+async fn plan(
+    vfs: &super::Vfs,
+    path: &VPath,
+    r: ReplicaMeta,
+    headers: &BTreeMap<String, String>,
+) -> Result<Planned, VfsError> {
     let local = vfs.store.entry(path.as_str()).await?.filter(|e| !e.is_dir);
     let plan = if r.tombstone {
         Plan::Tombstone
-    } else if let Some(l) = local
-        .as_ref()
-        .filter(|l| r.etag.as_deref() == Some(l.etag.as_str()) && l.mtime_ms == r.mtime_ms)
-    {
+    } else if let Some(l) = local.as_ref().filter(|l| {
+        r.etag.as_deref() == Some(l.etag.as_str())
+            && l.mtime_ms == r.mtime_ms
+            && same_annotations(l.headers.as_deref(), headers)
+    }) {
         // here already: nothing to do, and nothing to journal (this cuts loops)
         Plan::Noop(l.clone())
     } else {
