@@ -1,4 +1,5 @@
-//! The one place where core errors become user API replies (JSON `{code, message}`).
+//! The one place where core errors become user API replies (JSON `{"error", "message"}`, as
+//! the session endpoints of the browser app answer).
 
 use http::{Response, StatusCode};
 use serde::Serialize;
@@ -8,13 +9,17 @@ use crate::wire::RespBody;
 
 #[derive(Serialize)]
 struct ErrorView<'a> {
-    code: &'a str,
+    error: &'a str,
     message: &'a str,
 }
 
 /// A JSON error reply.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
-    let body = serde_json::to_string(&ErrorView { code, message }).unwrap_or_default();
+    let body = serde_json::to_string(&ErrorView {
+        error: code,
+        message,
+    })
+    .unwrap_or_default();
     super::json(status, body)
 }
 

@@ -17,6 +17,7 @@ pub mod replica;
 pub mod search;
 mod settings;
 mod storage;
+mod stored;
 pub mod tags;
 mod transfer;
 mod upload;
@@ -35,6 +36,7 @@ use crate::store::{EntryRow, MetaError, Store};
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
+pub use stored::Stored;
 pub use upload::{Upload, UploadOptions};
 
 use std::collections::BTreeMap;

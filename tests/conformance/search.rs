@@ -371,3 +371,55 @@ fn search_refuses_hostile_requests() {
         "locked out even with the right password"
     );
 }
+
+/// The browser app's session cookie authenticates a search as its user (no Basic), and a
+/// request of another site carrying it is refused.
+#[test]
+fn search_through_the_browser_session() {
+    require("curl");
+    let server = Server::plain();
+    setup(&server);
+    let out = server.curl(&[
+        "-u",
+        EVE,
+        "-X",
+        "POST",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &server.url("/api/user/v1/session"),
+    ]);
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            let l = l.trim();
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l["set-cookie:".len()..].trim().to_string())
+        })
+        .and_then(|c| c.split(';').next().map(str::to_string))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    let cookie = format!("Cookie: {cookie}");
+    let (status, body) = search(&server, None, &[("q", "report")], &["-H", &cookie]);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("Élève Report.txt") && !body.contains("report-secret"),
+        "{body}"
+    );
+    let (status, _) = search(
+        &server,
+        None,
+        &[("q", "report")],
+        &["-H", &cookie, "-H", "Origin: https://evil.example"],
+    );
+    assert_eq!(status, 403);
+    let (status, _) = search(
+        &server,
+        None,
+        &[("q", "report")],
+        &["-H", "Cookie: kura=forged"],
+    );
+    assert_eq!(status, 401);
+}
