@@ -112,6 +112,119 @@ impl Store {
     }
 }
 
+/// The name of an entry row, in SQL (the last segment of its path).
+macro_rules! name_of {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $t,
+            ".parent = '/' THEN substr(",
+            $t,
+            ".path, 2) ELSE substr(",
+            $t,
+            ".path, length(",
+            $t,
+            ".parent) + 2) END"
+        )
+    };
+}
+
+/// The tags of an entry row as a JSON list of pairs (`[]` when none), in SQL.
+macro_rules! tags_of {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN json_valid(",
+            $t,
+            ".headers) AND json_valid(json_extract(",
+            $t,
+            ".headers, '$.\"x-amz-tagging\"')) THEN json_extract(",
+            $t,
+            ".headers, '$.\"x-amz-tagging\"') ELSE '[]' END"
+        )
+    };
+}
+
+/// The description of an entry row, in SQL.
+macro_rules! descr_of {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN json_valid(",
+            $t,
+            ".headers) THEN json_extract(",
+            $t,
+            ".headers, '$.\"x-kura-description\"') END"
+        )
+    };
+}
+
+impl Store {
+    /// How many entries the search index has wrong (a name, a description or a tag row
+    /// missing, stale or left over), as `kura fsck` reports it; the triggers of
+    /// 0016_search.sql keep it at 0.
+    pub async fn search_index_drift(&self) -> Result<i64, MetaError> {
+        let n: i64 = sqlx::query_scalar(concat!(
+            "SELECT (SELECT count(*) FROM entries AS e LEFT JOIN search_text AS s ON s.rowid = e.rowid
+                     WHERE s.rowid IS NULL OR s.name IS NOT ",
+            name_of!("e"),
+            " OR s.descr IS NOT ",
+            descr_of!("e"),
+            ")
+             + (SELECT count(*) FROM search_text AS s
+                WHERE NOT EXISTS (SELECT 1 FROM entries AS e WHERE e.rowid = s.rowid))
+             + (SELECT count(*) FROM search_tags AS t
+                WHERE NOT EXISTS (SELECT 1 FROM entries AS e WHERE e.rowid = t.entry))
+             + (SELECT count(*) FROM search_tags AS t JOIN entries AS e ON e.rowid = t.entry
+                WHERE NOT EXISTS (SELECT 1 FROM json_each(",
+            tags_of!("e"),
+            ") AS j
+                    WHERE json_extract(j.value, '$[0]') = t.tag_key
+                      AND coalesce(json_extract(j.value, '$[1]'), '') = t.tag_value))
+             + (SELECT count(*) FROM entries AS e, json_each(",
+            tags_of!("e"),
+            ") AS j
+                WHERE json_type(j.value) = 'array' AND json_type(j.value, '$[0]') = 'text'
+                  AND NOT EXISTS (SELECT 1 FROM search_tags AS t WHERE t.entry = e.rowid
+                      AND t.tag_key = json_extract(j.value, '$[0]')
+                      AND t.tag_value = coalesce(json_extract(j.value, '$[1]'), '')))"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Rebuilds the search index from the entries, in one transaction (`kura fsck --repair`).
+    pub async fn rebuild_search_index(&self) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM search_text")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM search_tags")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(concat!(
+            "INSERT INTO search_text (rowid, name, descr) SELECT rowid, ",
+            name_of!("entries"),
+            ", ",
+            descr_of!("entries"),
+            " FROM entries"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(concat!(
+            "INSERT OR IGNORE INTO search_tags (tag_key, tag_value, entry)
+             SELECT json_extract(t.value, '$[0]'), coalesce(json_extract(t.value, '$[1]'), ''), e.rowid
+             FROM entries AS e, json_each(",
+            tags_of!("e"),
+            ") AS t
+             WHERE json_type(t.value) = 'array' AND json_type(t.value, '$[0]') = 'text'"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 impl Store {
     /// Fills the database with `n` files for the search benchmark (`scripts/bench-search.sh`):
     /// one bucket `/bench` of 1,000 folders, names from a small vocabulary, 1 file in 100

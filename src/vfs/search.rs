@@ -423,6 +423,17 @@ mod tests {
             }
         }
         assert_eq!(all, vec!["/b/ab.txt", "/b/secret/report-x.txt"]);
+        // an index out of step (here: rows written without the triggers) is found by fsck
+        // and rebuilt by its repair
+        assert_eq!(v.fsck(false).await.unwrap().search_index, 0);
+        v.store.bench_drop_triggers().await.unwrap();
+        v.mkdir(&admin, &path("/b/late")).await.unwrap();
+        v.set_tags(&admin, &path("/b/ab.txt"), &[]).await.unwrap();
+        assert!(names(&v, &admin, "late", "/").await.is_empty());
+        assert_eq!(v.fsck(true).await.unwrap().search_index, 2);
+        assert_eq!(v.fsck(false).await.unwrap().search_index, 0);
+        assert_eq!(names(&v, &admin, "late", "/").await, vec!["/b/late"]);
+        assert!(names(&v, &admin, "tag:year", "/").await.is_empty());
     }
 
     /// The benchmark of docs/search.md (`scripts/bench-search.sh`): fills
@@ -493,6 +504,12 @@ mod tests {
                 hits[1]
             );
         }
+        let t = Instant::now();
+        let drift = store.search_index_drift().await.unwrap();
+        println!(
+            "fsck's index check: {drift} entries out of step, {:.0} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
         let noop = || async { Ok::<(), crate::store::MetaError>(()) };
         let archive = crate::store::Archive::default();
         let rows = n / 1000;
