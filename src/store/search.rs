@@ -20,6 +20,9 @@ pub struct Probe {
     pub before: i64,
     /// At most this many candidates.
     pub limit: i64,
+    /// Read the entries of the scope itself (a small folder) rather than the index: the words
+    /// are then left to the caller's exact check.
+    pub by_scope: bool,
 }
 
 /// One bound value of the candidate query.
@@ -37,7 +40,9 @@ impl Store {
         let mut args: Vec<Arg> = Vec::new();
         let mut conds: Vec<String> = Vec::new();
         let next = |args: &mut Vec<Arg<'_>>| format!("${}", args.len());
-        let (from, pos) = if let Some(text) = &p.text {
+        let (from, pos) = if p.by_scope && range.is_some() {
+            ("entries AS e", "e.rowid")
+        } else if let Some(text) = &p.text {
             args.push(Arg::Text(text));
             conds.push(format!("search_text MATCH {}", next(&mut args)));
             (
@@ -60,7 +65,7 @@ impl Store {
         };
         args.push(Arg::Int(p.before));
         conds.push(format!("{pos} < {}", next(&mut args)));
-        let skip = usize::from(p.text.is_none() && !p.tags.is_empty());
+        let skip = usize::from(from.starts_with("search_tags"));
         for (key, value) in p.tags.iter().skip(skip) {
             args.push(Arg::Text(key));
             let k = next(&mut args);
@@ -187,6 +192,41 @@ impl Store {
                       AND t.tag_key = json_extract(j.value, '$[0]')
                       AND t.tag_value = coalesce(json_extract(j.value, '$[1]'), '')))"
         ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// How many entries lie below `scope`, counted up to `cap` (then `cap`): tells a small
+    /// folder, cheaper to read whole than to find in the index.
+    pub async fn count_below(&self, scope: &str, cap: i64) -> Result<i64, MetaError> {
+        let (lo, hi) = below(scope);
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM entries WHERE path >= $1 AND path < $2 LIMIT $3)",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// How many entries carry the tag `key` (with `value`, when given), counted up to `cap`:
+    /// tells a rare tag, a better start for a search than a common word.
+    pub async fn count_tagged(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        cap: i64,
+    ) -> Result<i64, MetaError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM search_tags
+               WHERE tag_key = $1 AND ($2 IS NULL OR tag_value = $2) LIMIT $3)",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(cap)
         .fetch_one(&self.pool)
         .await?;
         Ok(n)

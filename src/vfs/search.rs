@@ -20,9 +20,17 @@ const MAX_TERMS: usize = 16;
 pub const MAX_LIMIT: usize = 1000;
 /// Candidates read from the index per round trip.
 const BATCH: i64 = 256;
-/// Candidates one request reads at most: past it the page is returned as it is (perhaps
-/// short, even empty) with a cursor to go on, so no request scans without bound.
+/// Candidates one request reads at most, and the time it spends reading them: past either the
+/// page is returned as it is (perhaps short, even empty) with a cursor to go on, so no request
+/// scans without bound.
 const BUDGET: usize = 20_000;
+const TIME_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
+/// A scope with at most this many entries is read whole instead of through the index (the
+/// index yields matches from everywhere, most of them outside a small folder).
+const SMALL_SCOPE: i64 = 5_000;
+/// A tag on at most this many entries starts the search instead of the words (which are then
+/// checked on its entries only).
+const RARE_TAG: i64 = 10_000;
 
 /// One page of results.
 #[derive(Debug)]
@@ -152,13 +160,39 @@ impl Vfs {
         if !scope.is_root() {
             dir.require(c, R, "the folder may not be listed")?;
         }
+        let started = std::time::Instant::now();
         let words: Vec<String> = query.words.iter().map(|w| fold(w)).collect();
+        let by_scope = !scope.is_root()
+            && self
+                .store
+                .count_below(scope.as_str(), SMALL_SCOPE + 1)
+                .await?
+                <= SMALL_SCOPE;
+        let mut tags = query.tags;
+        let mut text = fts_expr(&query.words);
+        if text.is_some() && !by_scope && !tags.is_empty() {
+            let mut rarest = (RARE_TAG + 1, 0);
+            for (i, (k, v)) in tags.iter().enumerate() {
+                let n = self
+                    .store
+                    .count_tagged(k, v.as_deref(), RARE_TAG + 1)
+                    .await?;
+                if n < rarest.0 {
+                    rarest = (n, i);
+                }
+            }
+            if rarest.0 <= RARE_TAG {
+                tags.swap(0, rarest.1);
+                text = None;
+            }
+        }
         let mut probe = Probe {
-            text: fts_expr(&query.words),
-            tags: query.tags,
+            text,
+            tags,
             scope: (!scope.is_root()).then(|| scope.as_str().to_string()),
             before,
             limit: BATCH,
+            by_scope,
         };
         let mut folders: HashMap<String, Option<Entry>> = HashMap::new();
         let mut hits = Vec::new();
@@ -190,7 +224,7 @@ impl Vfs {
             if !full {
                 return Ok(SearchPage { hits, next: None });
             }
-            if scanned >= BUDGET {
+            if scanned >= BUDGET || started.elapsed() >= TIME_BUDGET {
                 return Ok(SearchPage {
                     hits,
                     next: Some(before.to_string()),
@@ -375,6 +409,12 @@ mod tests {
         );
         assert_eq!(names(&v, &admin, "tag:year", "/").await, vec!["/b/ab.txt"]);
         assert!(names(&v, &admin, "tag:year=2025", "/").await.is_empty());
+        // a rare tag starts the search, the words are checked on its entries
+        assert_eq!(
+            names(&v, &admin, "ab tag:year", "/").await,
+            vec!["/b/ab.txt"]
+        );
+        assert!(names(&v, &admin, "report tag:year", "/").await.is_empty());
         assert_eq!(
             names(&v, &admin, "budget prevu", "/").await,
             vec!["/b/secret/report-x.txt"]
