@@ -183,3 +183,59 @@ fn tags_follow_move_copy_and_versions() {
         "{body}"
     );
 }
+
+/// A user who may not change a file cannot tag it or describe it (403 for the property, 424
+/// for the rest, nothing changed), and one who may not read it does not see its tags.
+#[test]
+fn tags_cannot_be_changed_or_read_without_the_rights() {
+    require("curl");
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "tagged", "--group", "g"]));
+    server.add_user("mallory", "mallory-pw-1", &[]);
+    assert_eq!(server.put("tagged/f.txt", b"x"), 201);
+    let admin = format!("admin:{}", crate::common::ADMIN_PW);
+    assert_eq!(patch(&server, &admin, "tagged/f.txt", "k=v", "mine").0, 207);
+    run(server.kura().args(["chmod", "755", "/tagged"]));
+    run(server.kura().args(["chmod", "644", "/tagged/f.txt"]));
+    let (status, body) = patch(
+        &server,
+        "mallory:mallory-pw-1",
+        "tagged/f.txt",
+        "k=evil",
+        "evil",
+    );
+    assert_eq!(status, 207, "{body}");
+    assert!(body.contains("403") && !body.contains("200 OK"), "{body}");
+    let (_, body) = props(&server, "tagged/f.txt");
+    assert!(body.contains(">k=v<") && body.contains(">mine<"), "{body}");
+    // no read right: PROPFIND shows neither tags nor description
+    run(server.kura().args(["chmod", "640", "/tagged/f.txt"]));
+    let body = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:K="urn:kura:props"><D:prop><K:tags/><K:description/></D:prop></D:propfind>"#;
+    let out = server.curl(&[
+        "-u",
+        "mallory:mallory-pw-1",
+        "-X",
+        "PROPFIND",
+        "-H",
+        "Depth: 0",
+        "--data-binary",
+        body,
+        &server.dav("tagged/f.txt"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("k=v") && !text.contains("mine"), "{text}");
+    let out = server.curl(&[
+        "-u",
+        "mallory:mallory-pw-1",
+        "-X",
+        "PROPFIND",
+        "-H",
+        "Depth: 1",
+        &server.dav("tagged/"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("k=v") && !text.contains("mine"), "{text}");
+}
