@@ -170,7 +170,7 @@ impl Vfs {
                 <= SMALL_SCOPE;
         let mut tags = query.tags;
         let mut text = fts_expr(&query.words);
-        if text.is_some() && !by_scope && !tags.is_empty() {
+        if !by_scope && !tags.is_empty() {
             let mut rarest = (RARE_TAG + 1, 0);
             for (i, (k, v)) in tags.iter().enumerate() {
                 let n = self
@@ -181,8 +181,9 @@ impl Vfs {
                     rarest = (n, i);
                 }
             }
+            // the rarest tag goes first: it drives when no word does, or when it is rare
+            tags.swap(0, rarest.1);
             if rarest.0 <= RARE_TAG {
-                tags.swap(0, rarest.1);
                 text = None;
             }
         }
