@@ -222,17 +222,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         journal_path_tx(&mut tx, path, None).await?;
+        super::audit::record_tx(&mut tx, "annotate", Some(path), None).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Sets the mode bits of one entry.
     pub async fn set_mode(&self, path: &str, mode: i64) -> Result<(), MetaError> {
-        sqlx::query("UPDATE entries SET mode = $1 WHERE path = $2")
+        let q = sqlx::query("UPDATE entries SET mode = $1 WHERE path = $2")
             .bind(mode)
-            .bind(path)
-            .execute(&self.pool)
-            .await?;
+            .bind(path);
+        self.audited(q, "chmod", Some(path), None).await?;
         Ok(())
     }
 
@@ -259,6 +259,7 @@ impl Store {
             .bind(path)
             .execute(&mut *tx)
             .await?;
+        super::audit::record_tx(&mut tx, "chown", Some(path), None).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -133,6 +133,15 @@ fn tags_follow_move_copy_and_versions() {
     let admin = format!("admin:{}", crate::common::ADMIN_PW);
     let (status, body) = patch(&server, &admin, "tagged/a.txt", "k=v1", "the first draft");
     assert_eq!(status, 207, "{body}");
+    // the change is in the audit trail, as WebDAV's, by admin
+    let out = run(server
+        .kura()
+        .args(["audit", "--path", "/tagged/a.txt", "--json"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"annotate\"") && text.contains("webdav"),
+        "{text}"
+    );
     // MOVE: the properties go with the file
     let dest = format!("Destination: {}", server.dav("tagged/b.txt"));
     assert_eq!(
