@@ -33,8 +33,9 @@ enum Arg<'a> {
 
 impl Store {
     /// Candidates of `p`, newest first (each with its index position): the driving part is
-    /// the text index, else the first tag, else the entries themselves, so a page costs in
-    /// proportion to what it reads, not to everything that matches.
+    /// the scope's own entries (`by_scope`), else the text index, else the first tag, else the
+    /// entries themselves, so a page costs in proportion to what it reads, not to everything
+    /// that matches.
     pub async fn search_candidates(&self, p: &Probe) -> Result<Vec<(i64, EntryRow)>, MetaError> {
         let range = p.scope.as_deref().map(below);
         let mut args: Vec<Arg> = Vec::new();
