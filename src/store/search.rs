@@ -311,6 +311,22 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes of the search index (its tables and indexes) and of the whole database, from
+    /// SQLite's `dbstat` (the benchmark's storage figure).
+    #[cfg(test)]
+    pub async fn bench_sizes(&self) -> Result<(i64, i64), MetaError> {
+        let index: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat
+             WHERE name LIKE 'search%'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let all: i64 = sqlx::query_scalar("SELECT coalesce(sum(pgsize), 0) FROM dbstat")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((index, all))
+    }
+
     /// Drops the search triggers (the benchmark's baseline for the cost of a move).
     #[cfg(test)]
     pub async fn bench_drop_triggers(&self) -> Result<(), MetaError> {

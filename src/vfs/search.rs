@@ -495,6 +495,13 @@ mod tests {
         let t = Instant::now();
         store.bench_fill(n).await.unwrap();
         println!("filled {n} files in {:.1} s", t.elapsed().as_secs_f64());
+        let (index, all) = store.bench_sizes().await.unwrap();
+        println!(
+            "database {} MiB, of which the search index {} MiB ({} bytes per entry)",
+            all >> 20,
+            index >> 20,
+            index / (n + 1001)
+        );
         let v = Vfs::new(op, staging, store.clone(), None);
         let admin = Caller::admin("root");
         let eve = Caller {
