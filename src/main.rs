@@ -11,6 +11,7 @@ mod dav;
 mod http;
 mod install;
 mod limits;
+mod notify;
 mod replication;
 mod s3;
 mod serve;
@@ -123,6 +124,9 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Find(a) => cli::find::find(&cfg, a).await.map_err(|e| e.to_string()),
+            Command::Notify(cmd) => cli::notify::notify(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Audit(a) => cli::audit::audit(&cfg, a).await.map_err(|e| e.to_string()),
             Command::Backup(a) => cli::backup::backup(&cfg, config_file.as_deref(), a)
                 .await

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod locks;
+mod notify;
 mod peers;
 mod search;
 mod types;
@@ -16,6 +17,7 @@ use crate::store::{MetaError, Store};
 use crate::vault::Vault;
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
 pub use locks::*;
+pub use notify::*;
 pub use peers::*;
 pub use search::FindRequest;
 pub use types::*;
