@@ -166,6 +166,7 @@ impl KuraS3 {
             content_language: input.content_language,
         };
         let mut stored = headers.into_map();
+        super::tagging::store_header(input.tagging.as_deref(), &mut stored)?;
         let opts = UploadOptions {
             create_new: matches!(input.if_none_match, Some(ETagCondition::Any)),
             must_exist: matches!(input.if_match, Some(ETagCondition::Any)),
@@ -308,6 +309,7 @@ impl KuraS3 {
             checksum_crc64nvme: sums.checksum_crc64nvme,
             checksum_sha1: sums.checksum_sha1,
             checksum_sha256: sums.checksum_sha256,
+            tag_count: super::tagging::count(h),
             ..Default::default()
         }))
     }
@@ -337,7 +339,8 @@ impl KuraS3 {
             Checksum::default()
         };
         let h = &entry.headers;
-        Ok(S3Response::new(HeadObjectOutput {
+        let tag_count = super::tagging::count(h);
+        let mut resp = S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             content_length: Some(entry.size as i64),
             e_tag: Some(ETag::Strong(entry.etag.clone())),
@@ -357,7 +360,13 @@ impl KuraS3 {
             checksum_sha1: sums.checksum_sha1,
             checksum_sha256: sums.checksum_sha256,
             ..Default::default()
-        }))
+        });
+        // S3 names the count on GET; HEAD carries it too, so a client need not fetch bytes
+        if let Some(n) = tag_count {
+            resp.headers
+                .insert("x-amz-tagging-count", http::HeaderValue::from(n));
+        }
+        Ok(resp)
     }
 
     /// Deletes one key; a missing key is success (S3 semantics); a `dir/` marker goes as
@@ -474,11 +483,18 @@ impl KuraS3 {
                 "a folder marker cannot be a copy target",
             )));
         }
+        // REPLACE takes the request's tags (none: no tags); COPY, the default, keeps the source's
+        let new_tags = match &input.tagging_directive {
+            Some(d) if d.as_str() == TaggingDirective::REPLACE => {
+                Some(super::tagging::from_header(input.tagging.as_deref())?)
+            }
+            _ => None,
+        };
         let replace = input
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if dst.path == src.path && !replace {
+        if dst.path == src.path && !replace && new_tags.is_none() {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
@@ -506,13 +522,22 @@ impl KuraS3 {
             }
             .into_map();
             // the bytes did not change, so their checksums still hold; tags go with the object
-            for n in checksum::NAMES.into_iter().chain([super::tagging::STORED]) {
+            for n in checksum::NAMES
+                .into_iter()
+                .chain([crate::vfs::tags::TAGS, crate::vfs::tags::DESCRIPTION])
+            {
                 if let Some(v) = src.headers.get(n) {
                     stored.insert(n.to_string(), v.clone());
                 }
             }
             self.vfs
                 .set_headers(who, &dst.path, input.content_type.as_deref(), &stored)
+                .await
+                .map_err(object_error)?;
+        }
+        if let Some(t) = &new_tags {
+            self.vfs
+                .set_tags(who, &dst.path, t)
                 .await
                 .map_err(object_error)?;
         }

@@ -61,6 +61,24 @@ impl S3 for KuraS3 {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         self.run(req, Self::delete_tagging).await
     }
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        self.run(req, Self::put_bucket_tagging).await
+    }
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        self.run(req, Self::get_bucket_tagging).await
+    }
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        self.run(req, Self::delete_bucket_tagging).await
+    }
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,

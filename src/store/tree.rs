@@ -54,6 +54,9 @@ pub struct WriteRules<'a> {
     pub if_match: Option<&'a str>,
     /// Missing folders above the file, outermost first, made implicit in the same commit.
     pub parents: &'a [EntryRow],
+    /// The replaced file's tags and description (`x-amz-tagging`, `x-kura-description` in
+    /// its headers) are kept over the new headers, as they are when the commit runs.
+    pub keep_annotations: bool,
 }
 
 /// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
@@ -419,7 +422,12 @@ impl Store {
                printf('%013x', $13) || lower(hex(randomblob(8))))
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
-               headers = excluded.headers, origin = excluded.origin,
+               headers = CASE WHEN $16 THEN json_patch(coalesce(excluded.headers, '{}'),
+                   (SELECT json_group_object(k.key, k.value) FROM json_each(
+                       CASE WHEN json_valid(entries.headers) THEN entries.headers ELSE '{}' END) AS k
+                    WHERE k.key IN ('x-amz-tagging', 'x-kura-description')))
+                 ELSE excluded.headers END,
+               origin = excluded.origin,
                version_id = excluded.version_id
              WHERE entries.is_dir = 0; ",
             journal_one!("$12", "$1", "$11", "$13"),
@@ -443,6 +451,7 @@ impl Store {
         .bind(now)
         .bind(mark.map(|m| m.owner.as_str()))
         .bind(mark.map(|m| m.seq.as_str()))
+        .bind(rules.keep_annotations)
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
