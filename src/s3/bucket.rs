@@ -104,16 +104,6 @@ impl KuraS3 {
         Ok(S3Response::new(GetBucketLocationOutput::default()))
     }
 
-    pub(super) async fn bucket_versioning(
-        &self,
-        who: Caller,
-        req: S3Request<GetBucketVersioningInput>,
-    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let who = &who;
-        self.require_bucket(who, &req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
-    }
-
     pub(super) async fn bucket_acl(
         &self,
         who: Caller,

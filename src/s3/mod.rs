@@ -17,6 +17,7 @@ mod object;
 mod public;
 mod service;
 mod tagging;
+mod versioning;
 
 use crate::wire::ReqBody;
 use http::{Request, Response};

@@ -89,7 +89,13 @@ impl S3 for KuraS3 {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.run(req, Self::bucket_versioning).await
+        self.run(req, Self::get_versioning).await
+    }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        self.run(req, Self::put_versioning).await
     }
     async fn get_bucket_acl(
         &self,

@@ -16,6 +16,7 @@ mod tokens;
 mod tree;
 mod usage;
 mod users;
+mod versioning;
 mod versions;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub use shares::ShareRow;
 pub use tree::{Committed, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;
+pub use versioning::S3Versioning;
 pub use versions::{Archive, Policy, Purged, TrashRow, VersionRow};
 
 /// Errors of the metadata layer.

@@ -18,6 +18,7 @@ mod settings;
 mod storage;
 mod transfer;
 mod upload;
+mod versioning;
 mod versions;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,6 +35,7 @@ pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
 pub use upload::{Upload, UploadOptions};
+pub use versioning::{parse_version_id, ObjectVersion, S3Versioning};
 
 use std::collections::BTreeMap;
 

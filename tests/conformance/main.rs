@@ -29,6 +29,7 @@ mod s3_cors;
 mod s3_errors;
 mod s3_prefixes;
 mod s3_public;
+mod s3_versioning;
 mod shares;
 mod streaming;
 mod tls;
