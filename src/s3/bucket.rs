@@ -64,6 +64,12 @@ impl KuraS3 {
             }
             Err(e) => return Err(bucket_error(e)),
         }
+        if req.input.object_lock_enabled_for_bucket == Some(true) {
+            self.vfs
+                .enable_object_lock(who, &path)
+                .await
+                .map_err(bucket_error)?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", req.input.bucket)),
         }))

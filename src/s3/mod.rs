@@ -15,6 +15,7 @@ mod multipart;
 mod names;
 mod object;
 mod public;
+mod retention;
 mod service;
 mod tagging;
 mod versioning;

@@ -144,6 +144,25 @@ impl KuraS3 {
                 "If-None-Match on a write accepts only *"
             ));
         }
+        let lock_mode = input
+            .object_lock_mode
+            .as_ref()
+            .map(|m| m.as_str().to_string());
+        let lock_until = input.object_lock_retain_until_date.clone();
+        let lock_hold = input
+            .object_lock_legal_hold_status
+            .as_ref()
+            .map(|h| h.as_str().to_string());
+        self.check_lock_headers(
+            who,
+            &input.bucket,
+            (
+                lock_mode.is_some(),
+                lock_until.is_some(),
+                lock_hold.is_some(),
+            ),
+        )
+        .await?;
         let declared = Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
             checksum_crc32c: input.checksum_crc32c.clone(),
@@ -228,6 +247,17 @@ impl KuraS3 {
             Err(e) => return Err(object_error(e)),
         };
         let version_id = self.written_version(who, &op.path).await;
+        self.lock_written(
+            who,
+            &op.path,
+            (
+                lock_mode.as_deref(),
+                lock_until.as_ref(),
+                lock_hold.as_deref(),
+            ),
+            version_id.as_deref(),
+        )
+        .await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(entry.etag)),
             version_id,
@@ -410,7 +440,15 @@ impl KuraS3 {
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let (version_id, marker) = self
-            .delete_one(who, &input.bucket, &input.key, input.version_id.as_deref())
+            .delete_one(
+                who,
+                &input.bucket,
+                &input.key,
+                (
+                    input.version_id.as_deref(),
+                    input.bypass_governance_retention.unwrap_or(false),
+                ),
+            )
             .await?;
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: marker.then_some(true),
@@ -428,12 +466,13 @@ impl KuraS3 {
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let quiet = input.delete.quiet.unwrap_or(false);
+        let bypass = input.bypass_governance_retention.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
             let asked = obj.version_id.clone();
             match self
-                .delete_one(who, &input.bucket, &obj.key, asked.as_deref())
+                .delete_one(who, &input.bucket, &obj.key, (asked.as_deref(), bypass))
                 .await
             {
                 Ok((id, marker)) => {

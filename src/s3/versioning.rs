@@ -114,10 +114,15 @@ impl KuraS3 {
                 ))
             }
         };
-        self.vfs
-            .set_versioning(who, &path, state)
-            .await
-            .map_err(bucket_error)?;
+        match self.vfs.set_versioning(who, &path, state).await {
+            Ok(()) => {}
+            Err(VfsError::Conflict(m)) => {
+                let mut e = S3Error::with_message(S3ErrorCode::InvalidBucketState, m);
+                e.set_status_code(http::StatusCode::CONFLICT);
+                return Err(e);
+            }
+            Err(e) => return Err(bucket_error(e)),
+        }
         Ok(S3Response::new(PutBucketVersioningOutput {}))
     }
 
@@ -200,7 +205,7 @@ impl KuraS3 {
         who: &Caller,
         bucket: &str,
         key: &str,
-        version_id: Option<&str>,
+        (version_id, bypass): (Option<&str>, bool),
     ) -> S3Result<(Option<String>, bool)> {
         let Some(vid) = version_id else {
             let marker = self.delete_key(who, bucket, key).await?;
@@ -215,7 +220,11 @@ impl KuraS3 {
             // folder markers have no versions
             return Ok((Some(vid.to_string()), false));
         }
-        match self.vfs.delete_object_version(who, &op.path, vid).await {
+        match self
+            .vfs
+            .delete_object_version(who, &op.path, vid, bypass)
+            .await
+        {
             Ok(v) => Ok((Some(v.s3_id()), v.marker)),
             Err(VfsError::NotFound) => Ok((Some(vid.to_string()), false)),
             Err(e) => Err(object_error(e)),

@@ -10,6 +10,7 @@ use super::entries::{entry_cols, insert_folder_tx, EntryRow};
 use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
+use super::retention::default_retention_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
 use super::versioning::{hide_nulls_tx, state_tx, S3Versioning};
 use super::versions::{
@@ -292,6 +293,9 @@ async fn copy_tree_tx(
         .bind(fresh)
         .execute(&mut **tx)
         .await?;
+    if fresh {
+        default_retention_tx(&mut *tx, to, now_ms).await?;
+    }
     sqlx::query(
         "INSERT INTO dead_props (path, namespace, name, prefix, xml)
              SELECT $1 || substr(path, $2), namespace, name, prefix, xml FROM dead_props
@@ -472,6 +476,10 @@ impl Store {
         }
         if let Some(id) = &archive.promote {
             promote_tx(&mut tx, &e.path, id, &mut dropped)
+                .await
+                .map_err(Committed::Meta)?;
+        } else if fresh {
+            default_retention_tx(&mut tx, &e.path, now)
                 .await
                 .map_err(Committed::Meta)?;
         }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::retention::locked_sql;
 use super::usage::{bucket_of, payer_tx, tree_usage_tx};
 use super::versioning::{state_tx, S3Versioning};
 use super::{below, MetaError, Store};
@@ -539,35 +540,44 @@ impl Store {
         for b in buckets {
             let p = self.policy(&b).await?;
             let trash_cut = now_ms - p.trash_secs.saturating_mul(1000);
-            let rows = sqlx::query(
+            let rows = sqlx::query(concat!(
                 "DELETE FROM versions WHERE bucket = $1 AND batch IS NOT NULL AND archived_ms <= $2
-                 RETURNING key, size, marker, payer",
-            )
+                 AND NOT ",
+                locked_sql!("versions.id", "$3"),
+                " RETURNING key, size, marker, payer"
+            ))
             .bind(&b)
             .bind(trash_cut)
+            .bind(now_ms)
             .fetch_all(&mut *tx)
             .await?;
             purge_rows_tx(&mut tx, rows, &mut out).await?;
             if let Some(secs) = p.keep_secs {
-                let rows = sqlx::query(
+                let rows = sqlx::query(concat!(
                     "DELETE FROM versions WHERE bucket = $1 AND batch IS NULL AND archived_ms <= $2
-                     RETURNING key, size, marker, payer",
-                )
+                     AND NOT ",
+                    locked_sql!("versions.id", "$3"),
+                    " RETURNING key, size, marker, payer"
+                ))
                 .bind(&b)
                 .bind(now_ms - secs.saturating_mul(1000))
+                .bind(now_ms)
                 .fetch_all(&mut *tx)
                 .await?;
                 purge_rows_tx(&mut tx, rows, &mut out).await?;
             }
             if let Some(n) = p.keep_versions {
-                let rows = sqlx::query(
+                let rows = sqlx::query(concat!(
                     "DELETE FROM versions WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()
                        OVER (PARTITION BY path ORDER BY archived_ms DESC, id DESC) AS n
                        FROM versions WHERE bucket = $1 AND batch IS NULL AND marker = 0) WHERE n > $2)
-                     RETURNING key, size, marker, payer",
-                )
+                     AND NOT ",
+                    locked_sql!("versions.id", "$3"),
+                    " RETURNING key, size, marker, payer"
+                ))
                 .bind(&b)
                 .bind(n)
+                .bind(now_ms)
                 .fetch_all(&mut *tx)
                 .await?;
                 purge_rows_tx(&mut tx, rows, &mut out).await?;
@@ -580,11 +590,14 @@ impl Store {
     /// Empties the trash (of one bucket `/b`, or all) at once, whatever the retention.
     pub async fn empty_trash(&self, bucket: Option<&str>) -> Result<Purged, MetaError> {
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "DELETE FROM versions WHERE batch IS NOT NULL AND ($1 IS NULL OR bucket = $1)
-             RETURNING key, size, marker, payer",
-        )
+             AND NOT ",
+            locked_sql!("versions.id", "$2"),
+            " RETURNING key, size, marker, payer"
+        ))
         .bind(bucket)
+        .bind(super::now_ms())
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Purged::default();
@@ -597,11 +610,13 @@ impl Store {
     /// `need` bytes are freed or none are left (a write that would exceed the quota).
     pub async fn purge_oldest(&self, group: &str, need: i64) -> Result<Purged, MetaError> {
         let mut tx = self.write_tx().await?;
-        let candidates: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT id, size FROM versions WHERE payer = $1 AND marker = 0
-             ORDER BY archived_ms, id",
-        )
+        let candidates: Vec<(String, i64)> = sqlx::query_as(concat!(
+            "SELECT id, size FROM versions WHERE payer = $1 AND marker = 0 AND NOT ",
+            locked_sql!("versions.id", "$2"),
+            " ORDER BY archived_ms, id"
+        ))
         .bind(group)
+        .bind(super::now_ms())
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Purged::default();

@@ -14,6 +14,7 @@ pub mod path;
 mod perm;
 pub mod public;
 pub mod replica;
+mod retention;
 mod settings;
 mod storage;
 mod transfer;
@@ -29,10 +30,12 @@ use opendal::Operator;
 use crate::config::MacosMetadata;
 /// A WebDAV dead property, as the core stores and returns it.
 pub use crate::store::DeadProp;
+pub use crate::store::Retention;
 /// Why a delete only-if-empty refuses (DeleteBucket: `BucketNotEmpty`).
 use crate::store::{EntryRow, MetaError, Store};
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
+pub use retention::{LockConfig, COMPLIANCE, GOVERNANCE};
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
 pub use upload::{Upload, UploadOptions};
 pub use versioning::{parse_version_id, ObjectVersion, S3Versioning};

@@ -702,6 +702,7 @@ impl Vfs {
             .await?
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &parent, Some(&entry))?;
+        self.keep_locks_in(path, None, if_empty).await?;
         // rows and bytes go in one transaction: on disk the tree is moved into tmp/ before the
         // COMMIT (removed after it); another service deletes after the COMMIT, so a failure
         // there leaves unreferenced bytes, never rows without bytes
@@ -849,6 +850,7 @@ impl Vfs {
             .await?
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &from_dir, Some(&src))?;
+        self.keep_locks_in(from, Some(to), false).await?;
         let (to_dir, _) = self.check_transfer(c, &src, to, false).await?;
         // into another bucket: the moved entries join the destination's group
         let renamed_bucket = from.parent().is_root() && to.parent().is_root();

@@ -113,6 +113,11 @@ impl Vfs {
     ) -> Result<(), VfsError> {
         self.owned_bucket(c, bucket, "only the bucket's owner changes its versioning")
             .await?;
+        if v == S3Versioning::Suspended && self.lock_enabled(bucket).await? {
+            return Err(VfsError::Conflict(
+                "versioning cannot be suspended on a bucket with object lock",
+            ));
+        }
         Ok(self.store.set_s3_versioning(bucket.as_str(), v).await?)
     }
 
@@ -132,7 +137,7 @@ impl Vfs {
     }
 
     /// Every version of `path` S3 shows, newest first, without permission checks.
-    async fn all_versions(&self, path: &VPath) -> Result<Vec<ObjectVersion>, VfsError> {
+    pub(super) async fn all_versions(&self, path: &VPath) -> Result<Vec<ObjectVersion>, VfsError> {
         let state = self.s3_state(path).await?;
         let mut out = Vec::new();
         if let Some(e) = self.lookup(path).await?.filter(|e| !e.is_dir) {
@@ -360,7 +365,8 @@ impl Vfs {
         }))
     }
 
-    /// DeleteObject with a versionId: that version goes for good. Deleting the newest one
+    /// DeleteObject with a versionId: that version goes for good (unless object lock keeps it;
+    /// `bypass`: x-amz-bypass-governance-retention). Deleting the newest one
     /// makes the next one current again as it was (a delete marker next: the key stays
     /// deleted). Needs the right to delete the file (a name change in its folder, or in the
     /// deepest folder still above a deleted one).
@@ -369,6 +375,7 @@ impl Vfs {
         c: &Caller,
         path: &VPath,
         version: &str,
+        bypass: bool,
     ) -> Result<ObjectVersion, VfsError> {
         let id = parse_version_id(version)?;
         let all = self.all_versions(path).await?;
@@ -378,6 +385,8 @@ impl Vfs {
             .ok_or(VfsError::NotFound)?;
         self.may_delete_versions(c, path, &all).await?;
         let target = all[at].clone();
+        // object lock: a retained or held version is never destroyed
+        self.may_destroy(c, path, &target, bypass).await?;
         let next = all.get(at + 1).and_then(|v| v.row.clone());
         match (&target.row, next) {
             // the current file: the next kept bytes take its place, or it goes for good
@@ -411,7 +420,7 @@ impl Vfs {
 
     /// Fails unless `c` may delete versions of `path`: a name change in its folder (the
     /// deepest one still there, for a deleted file).
-    async fn may_delete_versions(
+    pub(super) async fn may_delete_versions(
         &self,
         c: &Caller,
         path: &VPath,
@@ -492,7 +501,9 @@ mod tests {
         let (v2, v3) = (all[1].s3_id(), all[0].s3_id());
         assert_eq!(read(&v, &root, &all[2]).await, b"null one");
         // the current version goes for good: v2 is current again, with its id
-        v.delete_object_version(&root, &f, &v3).await.unwrap();
+        v.delete_object_version(&root, &f, &v3, false)
+            .await
+            .unwrap();
         assert_eq!(
             v.reported_version(&root, &f).await.unwrap(),
             Some(v2.clone())
@@ -516,7 +527,7 @@ mod tests {
                 ("null".into(), false)
             ]
         );
-        v.delete_object_version(&root, &f, &m.s3_id())
+        v.delete_object_version(&root, &f, &m.s3_id(), false)
             .await
             .unwrap();
         assert_eq!(

@@ -27,6 +27,7 @@ mod replication;
 mod s3_clients;
 mod s3_cors;
 mod s3_errors;
+mod s3_object_lock;
 mod s3_prefixes;
 mod s3_public;
 mod s3_versioning;
