@@ -315,8 +315,14 @@ impl KuraS3 {
         } else {
             Checksum::default()
         };
+        let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = self
+            .lock_view(who, &entry.path, found.version_id.as_deref())
+            .await;
         let h = &entry.headers;
         Ok(S3Response::new(GetObjectOutput {
+            object_lock_mode,
+            object_lock_retain_until_date,
+            object_lock_legal_hold_status,
             body: Some(body),
             accept_ranges: Some("bytes".into()),
             content_length: Some((range.end - range.start) as i64),
@@ -375,8 +381,14 @@ impl KuraS3 {
         } else {
             Checksum::default()
         };
+        let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = self
+            .lock_view(who, &entry.path, found.version_id.as_deref())
+            .await;
         let h = &entry.headers;
         Ok(S3Response::new(HeadObjectOutput {
+            object_lock_mode,
+            object_lock_retain_until_date,
+            object_lock_legal_hold_status,
             accept_ranges: Some("bytes".into()),
             content_length: Some(entry.size as i64),
             e_tag: Some(ETag::Strong(entry.etag.clone())),

@@ -285,6 +285,35 @@ impl KuraS3 {
         Ok(())
     }
 
+    /// The lock of the version a GET or HEAD answers with (the `x-amz-object-lock-*`
+    /// headers), in a bucket with object lock; none elsewhere or without a lock.
+    pub(super) async fn lock_view(
+        &self,
+        who: &Caller,
+        path: &VPath,
+        version: Option<&str>,
+    ) -> (
+        Option<ObjectLockMode>,
+        Option<Timestamp>,
+        Option<ObjectLockLegalHoldStatus>,
+    ) {
+        let Ok(l) = self.vfs.retention(who, path, version).await else {
+            return (None, None, None);
+        };
+        let mode = l
+            .mode
+            .as_deref()
+            .and_then(mode_name)
+            .map(ObjectLockMode::from_static);
+        let until = l.until_ms.filter(|_| mode.is_some()).map(date_of);
+        let hold = Some(ObjectLockLegalHoldStatus::from_static(if l.legal_hold {
+            ObjectLockLegalHoldStatus::ON
+        } else {
+            ObjectLockLegalHoldStatus::OFF
+        }));
+        (mode, until, hold)
+    }
+
     /// Lock headers are checked before a PutObject's body streams: both of mode and date or
     /// neither, and only in a bucket with object lock.
     pub(super) async fn check_lock_headers(

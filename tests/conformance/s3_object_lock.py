@@ -171,6 +171,11 @@ ok(error(s3.put_object_retention, Bucket=B, Key="comp.txt", VersionId=c1, Bypass
 s3.put_object_retention(Bucket=B, Key="comp.txt", VersionId=c1,
                         Retention={"Mode": "COMPLIANCE", "RetainUntilDate": later(7)})
 ok(body(Bucket=B, Key="comp.txt", VersionId=c1) == b"c1", "readable")
+h = s3.head_object(Bucket=B, Key="comp.txt", VersionId=c1)
+ok(h.get("ObjectLockMode") == "COMPLIANCE" and h.get("ObjectLockRetainUntilDate") > later(6)
+   and h.get("ObjectLockLegalHoldStatus") == "OFF", f"HEAD shows the lock: {h}")
+ok(s3.get_object(Bucket=B, Key="comp.txt")["ObjectLockMode"] == "COMPLIANCE", "GET too")
+ok("ObjectLockMode" not in s3.head_object(Bucket="plain", Key="k"), "no lock headers elsewhere")
 r = s3.delete_objects(Bucket=B, Delete={"Objects": [{"Key": "comp.txt", "VersionId": c1}]},
                       BypassGovernanceRetention=True)
 ok([e["Code"] for e in r.get("Errors", [])] == ["AccessDenied"], f"DeleteObjects refuses it too: {r}")
