@@ -20,10 +20,10 @@ LAYERS = [
     ["cli"],                        # admin commands
     ["serve"],                      # the server: builds everything, starts the listener
     ["http"],                       # listener, TLS accept, router, request classifiers
-    ["admin"],                      # the admin REST API and the service the CLI shares
-    ["dav", "s3", "share"],         # protocol adapters: translate, hold no rule
+    ["admin", "backup"],            # the admin REST API and the service the CLI shares; backups
+    ["dav", "s3", "share", "app"],  # protocol adapters and the browser app: translate, hold no rule
     ["replication"],                # shipping changes to peers (calls the core)
-    ["share_links"],                # the share-link service: tokens, passwords, expiry
+    ["share_links", "sessions"],    # the share-link service; browser sessions and two-factor
     ["auth", "setup"],              # identities (passwords, access keys -> Caller); the core built once
     ["vfs"],                        # the core: every namespace rule
     ["vault", "tls"],               # sealed secrets; certificates and ACME
@@ -35,7 +35,7 @@ LAYERS = [
 
 # Edges that the layer order allows but the design does not: adapters get what they need
 # from the core or the identity layer, never from the metadata store or the vault.
-FORBIDDEN = {(a, b) for a in ("dav", "s3", "share") for b in ("store", "vault")}
+FORBIDDEN = {(a, b) for a in ("dav", "s3", "share", "app") for b in ("store", "vault")}
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 

@@ -73,6 +73,10 @@ pub struct Config {
     pub propfind_depth_infinity: bool,
     /// How long a successful password check is remembered, in seconds (0 disables the cache).
     pub auth_cache_seconds: u64,
+    /// A browser session unused for this many minutes ends (the app signs in again).
+    pub session_idle_minutes: u64,
+    /// A browser session ends this many hours after sign-in, used or not.
+    pub session_max_hours: u64,
     /// Base domain for virtual-host-style S3 (`<bucket>.<base>`); path-style always works.
     pub s3_base_domain: Option<String>,
     /// Multipart uploads not completed within this many hours are removed (0: never).
@@ -125,6 +129,8 @@ impl Default for Config {
             max_xml_body: 64 * 1024,
             propfind_depth_infinity: false,
             auth_cache_seconds: 300,
+            session_idle_minutes: 720,
+            session_max_hours: 168,
             s3_base_domain: None,
             multipart_expiry_hours: 168,
             umask: "002".into(),

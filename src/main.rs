@@ -1,7 +1,9 @@
 //! Kura: a self-hosted storage gateway serving one namespace over WebDAV (and S3).
 
 mod admin;
+mod app;
 mod auth;
+mod backup;
 mod causes;
 mod cli;
 mod config;
@@ -12,6 +14,7 @@ mod limits;
 mod replication;
 mod s3;
 mod serve;
+mod sessions;
 mod setup;
 mod share;
 mod share_links;
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config_file = cli.config.clone();
     let result: Result<(), String> = rt.block_on(async {
         match cli.command {
             Command::Serve => serve::run(cfg).await.map_err(|e| e.to_string()),
@@ -98,7 +102,15 @@ fn main() -> ExitCode {
             Command::Trash(cmd) => cli::versions::trash(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Restore(a) if backup::is_repository(std::path::Path::new(&a.path)) => {
+                cli::backup::restore(&cfg, std::path::Path::new(&a.path), a.version.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Command::Restore(a) => cli::versions::restore(&cfg, a)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Backup(a) => cli::backup::backup(&cfg, config_file.as_deref(), a)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Usage { group } => cli::admin::usage(&cfg, group.as_deref())

@@ -151,7 +151,20 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let limits = Arc::new(crate::limits::Limits::new(&cfg.limits)?);
     limits.spawn_housekeeping();
     let shares = crate::share_links::Shares::new(store.clone(), vfs.clone());
+    let sessions = crate::sessions::Sessions::new(
+        store.clone(),
+        vault.clone(),
+        Duration::from_secs(cfg.session_idle_minutes.max(1) * 60),
+        Duration::from_secs(cfg.session_max_hours.max(1) * 3600),
+    );
+    spawn_session_purge(sessions.clone());
+    let secure_cookies = tls.is_some()
+        || cfg
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
     let app = Arc::new(App {
+        sessions: crate::app::SessionFront::new(sessions, secure_cookies),
         cert,
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,
@@ -201,6 +214,19 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
 
 /// Drops the trash and versions the buckets' policies no longer keep, now and then every
 /// ten minutes (docs/versions.md).
+/// Removes expired browser sessions every ten minutes.
+fn spawn_session_purge(sessions: crate::sessions::Sessions) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = sessions.purge().await {
+                tracing::warn!(error = %e, "purging expired sessions failed");
+            }
+        }
+    });
+}
+
 fn spawn_version_purge(vfs: Vfs) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));

@@ -27,7 +27,7 @@ const MAX_BODY: usize = 64 * 1024;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Kura admin API", description = "Users, groups, buckets, quotas, access keys and permissions. Administrators only."),
-    paths(list_users, get_user, create_user, update_user, delete_user, list_groups, get_group, create_group,
+    paths(list_users, get_user, create_user, update_user, delete_user, reset_two_factor, list_groups, get_group, create_group,
           delete_group, add_member, remove_member, set_quota, list_buckets, create_bucket, list_keys,
           create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
           list_peers, create_peer, delete_peer, create_peer_key, list_replication, create_rule, delete_rule, resync,
@@ -173,6 +173,7 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
             }
         }
         (&Method::DELETE, ["users", name]) => delete_user(admin, name).await,
+        (&Method::DELETE, ["users", name, "two-factor"]) => reset_two_factor(admin, name).await,
         (&Method::GET, ["groups"]) => list_groups(admin).await,
         (&Method::POST, ["groups"]) => match body(req).await {
             Ok(b) => create_group(admin, b).await,
@@ -349,6 +350,14 @@ async fn update_user(a: &Admin, name: &str, u: UserUpdate) -> ApiResult {
     responses((status = 204), (status = 404, body = ErrorView)))]
 async fn delete_user(a: &Admin, name: &str) -> ApiResult {
     a.remove_user(name).await?;
+    Ok((StatusCode::NO_CONTENT, String::new()))
+}
+
+/// Turns a user's two-factor authentication off (a lost phone) and ends their sessions.
+#[utoipa::path(delete, path = "/api/v1/users/{name}/two-factor", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorView)))]
+async fn reset_two_factor(a: &Admin, name: &str) -> ApiResult {
+    a.reset_two_factor(name).await?;
     Ok((StatusCode::NO_CONTENT, String::new()))
 }
 

@@ -274,6 +274,15 @@ impl Admin {
         Ok(())
     }
 
+    /// Turns a user's two-factor authentication off and ends their browser sessions (a lost
+    /// phone and no recovery code left).
+    pub async fn reset_two_factor(&self, name: &str) -> Result<(), AdminError> {
+        if !self.store.clear_totp(name).await? {
+            return Err(AdminError::NotFound(format!("user {name}")));
+        }
+        Ok(())
+    }
+
     /// One group with members, quota and usage.
     pub async fn group(&self, name: &str) -> Result<GroupView, AdminError> {
         let g = self

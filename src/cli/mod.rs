@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod admin;
+pub mod backup;
 pub mod fsck;
 pub mod lock;
 pub mod manual;
@@ -63,8 +64,12 @@ pub enum Command {
     /// List or empty the trash (deleted files and folders).
     #[command(subcommand)]
     Trash(versions::TrashCmd),
-    /// Restore a version, a deleted file or a whole deleted folder as the current version.
+    /// Restore a version, a deleted file or a whole deleted folder as the current version;
+    /// given a backup repository folder, restore that backup (as `kura backup restore`).
     Restore(versions::RestoreArgs),
+    /// Back up the metadata, keys, configuration and files into a repository folder, verify
+    /// a backup, or restore one into an empty data dir.
+    Backup(backup::BackupArgs),
     /// Show the usage and quota of one group or all.
     Usage {
         /// Group name (all groups when absent).
@@ -201,6 +206,12 @@ pub enum UserCmd {
         /// Login name.
         name: String,
     },
+    /// Turn a user's two-factor authentication off (a lost phone) and end their sessions.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// Login name.
+        name: String,
+    },
 }
 
 /// Errors of admin commands, printed to the operator.
@@ -218,6 +229,9 @@ pub enum CliError {
     /// The data dir is missing or unusable.
     #[error(transparent)]
     Install(#[from] crate::install::InstallError),
+    /// A backup, its verification or a restore failed.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// Key management failed.
     #[error(transparent)]
     Key(#[from] crate::vault::KeyError),
@@ -357,6 +371,10 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::Remove { name } => {
             admin.remove_user(&name).await?;
             println!("removed user {name}");
+        }
+        UserCmd::Reset2fa { name } => {
+            admin.reset_two_factor(&name).await?;
+            println!("two-factor authentication of {name} is off; their sessions ended");
         }
     }
     Ok(())

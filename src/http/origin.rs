@@ -5,21 +5,40 @@
 
 use http::{header, Request};
 
+/// Why a user API request is refused before anything else: it comes from a page of another
+/// origin (its `Origin`, or a browser's `Sec-Fetch-Site: cross-site`).
+pub fn cross_site<B>(req: &Request<B>) -> Option<&'static str> {
+    let h = req.headers();
+    let cross = h
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+    if cross || foreign_origin(req) {
+        return Some("requests from another origin are refused");
+    }
+    None
+}
+
+/// Whether the request's `Origin` names another origin than its `Host`.
+fn foreign_origin<B>(req: &Request<B>) -> bool {
+    let h = req.headers();
+    let Some(origin) = h.get(header::ORIGIN) else {
+        return false;
+    };
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    match (origin.to_str().ok().and_then(origin_authority), host) {
+        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
+        _ => true,
+    }
+}
+
 /// Why an admin API request is refused before authentication, if it is.
 pub fn admin_refusal<B>(req: &Request<B>) -> Option<&'static str> {
     let h = req.headers();
-    if let Some(origin) = h.get(header::ORIGIN) {
-        let host = h
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        let same = match (origin.to_str().ok().and_then(origin_authority), host) {
-            (Some(o), Some(h)) => o.eq_ignore_ascii_case(h),
-            _ => false,
-        };
-        if !same {
-            return Some("requests from another origin are refused");
-        }
+    if foreign_origin(req) {
+        return Some("requests from another origin are refused");
     }
     let basic = h
         .get(header::AUTHORIZATION)

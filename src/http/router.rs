@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 
 use super::attempt;
 use crate::admin::api;
+use crate::app::{self, SessionFront};
 use crate::auth::Authenticator;
 use crate::dav::{self, DavFront};
 use crate::limits::{retry_after_secs, Limits, Outcome, Refusal};
@@ -34,10 +35,12 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// The TLS certificate in use (days to expiry in `/healthz`); None without TLS.
     pub cert: Option<Arc<crate::tls::CertStore>>,
+    /// Browser sessions behind `/api/user/v1/session`.
+    pub sessions: SessionFront,
 }
 
-/// Prefixes Kura keeps for itself (share links, admin API): never S3 buckets.
-const RESERVED: &[&str] = &["/s/", "/api/"];
+/// Prefixes Kura keeps for itself (share links, APIs, the browser app): never S3 buckets.
+const RESERVED: &[&str] = &["/s/", "/api/", "/app/"];
 
 /// Longest wait of an authentication attempt for the attempts in flight on its account.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
@@ -49,8 +52,6 @@ const S3_ERROR_PEEK: usize = 16 * 1024;
 const CERT_DAYS_LEFT: &str = "kura-cert-days-left";
 
 const REALM: &str = "Basic realm=\"Kura\", charset=\"UTF-8\"";
-
-const LANDING: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Kura</title></head>\n<body><h1>Kura storage gateway</h1>\n<p>WebDAV: mount <code>/dav/</code> of this address in Finder (Go &gt; Connect to Server), Windows Explorer (Map network drive), GNOME Files, davfs2, cadaver or rclone.</p>\n<p>S3: use this address as the endpoint URL (path-style) with an access key from <code>kura key create</code>.</p>\n<p>Health: <a href=\"/healthz\">/healthz</a></p></body></html>\n";
 
 impl App {
     /// Serves one request and logs it (never credentials, never a share token in full).
@@ -234,10 +235,34 @@ impl App {
             return (dav::options_response(), None);
         }
         if path == "/" && req.method() == Method::GET && wants_html(&req) {
-            return (
-                text(StatusCode::OK, "text/html; charset=utf-8", LANDING),
-                None,
-            );
+            return (redirect(app::PREFIX), None);
+        }
+        if path == "/app" {
+            return (redirect(app::PREFIX), None);
+        }
+        if let Some(rel) = path.strip_prefix(app::PREFIX) {
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                return (
+                    text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "text/plain; charset=utf-8",
+                        "the app's pages are read-only\n",
+                    ),
+                    None,
+                );
+            }
+            return (app::serve_asset(rel), None);
+        }
+        if SessionFront::serves(path) {
+            if let Some(why) = super::origin::cross_site(&req) {
+                tracing::warn!(%client, why, "user API request refused");
+                return (app::error(StatusCode::FORBIDDEN, "forbidden", why), None);
+            }
+            let resp = self
+                .sessions
+                .handle(&self.auth, req, &client.to_string())
+                .await;
+            return (resp, None);
         }
         if path == api::PREFIX || path.starts_with("/api/v1/") {
             if let Some(why) = super::origin::admin_refusal(&req) {
@@ -422,6 +447,17 @@ async fn mark_s3_auth_failure(resp: Response<RespBody>) -> Response<RespBody> {
 /// page of this origin.
 fn user_content(mut r: Response<RespBody>) -> Response<RespBody> {
     crate::wire::protect(r.headers_mut());
+    r
+}
+
+/// A 303 to another page of this server.
+fn redirect(to: &'static str) -> Response<RespBody> {
+    let mut r = Response::new(crate::wire::empty());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(to));
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
     r
 }
 

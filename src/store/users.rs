@@ -22,18 +22,20 @@ pub struct UserRow {
 }
 
 /// The user columns plus the sorted group names, newline-joined.
-const USER_COLS: &str = "name, password_hash, is_admin, primary_group, can_create_buckets,
+pub(super) const USER_COLS: &str =
+    "name, password_hash, is_admin, primary_group, can_create_buckets,
     (SELECT group_concat(group_name, char(10)) FROM
         (SELECT group_name FROM memberships WHERE user_name = users.name ORDER BY group_name))";
 
-fn to_user(r: sqlx::sqlite::SqliteRow) -> UserRow {
-    let groups: Option<String> = r.get(5);
+/// The user of a row whose `USER_COLS` start at column `at`.
+pub(super) fn to_user(r: sqlx::sqlite::SqliteRow, at: usize) -> UserRow {
+    let groups: Option<String> = r.get(at + 5);
     UserRow {
-        name: r.get(0),
-        password_hash: r.get(1),
-        is_admin: r.get::<i64, _>(2) != 0,
-        primary_group: r.get(3),
-        can_create_buckets: r.get::<i64, _>(4) != 0,
+        name: r.get(at),
+        password_hash: r.get(at + 1),
+        is_admin: r.get::<i64, _>(at + 2) != 0,
+        primary_group: r.get(at + 3),
+        can_create_buckets: r.get::<i64, _>(at + 4) != 0,
         groups: groups
             .map(|g| g.split('\n').map(str::to_string).collect())
             .unwrap_or_default(),
@@ -68,7 +70,7 @@ impl Store {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(to_user))
+        Ok(row.map(|r| to_user(r, 0)))
     }
 
     /// An S3 access key and its owner, in the one round trip every S3 request pays.
@@ -91,7 +93,7 @@ impl Store {
                 secret_enc: r.get(8),
                 created_ms: r.get(9),
             };
-            (key, to_user(r))
+            (key, to_user(r, 0))
         }))
     }
 
@@ -104,7 +106,7 @@ impl Store {
             .bind(key_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(to_user))
+        Ok(row.map(|r| to_user(r, 0)))
     }
 
     /// All users, by name.
@@ -113,7 +115,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(to_user).collect())
+        Ok(rows.into_iter().map(|r| to_user(r, 0)).collect())
     }
 
     /// Number of users; zero means a fresh database that needs its first admin.
@@ -124,13 +126,20 @@ impl Store {
         Ok(n)
     }
 
-    /// Replaces a password hash; false when the user does not exist.
+    /// Replaces a password hash and ends the user's browser sessions (whoever knew the old
+    /// password is signed out); false when the user does not exist.
     pub async fn set_password(&self, name: &str, hash: &str) -> Result<bool, MetaError> {
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
             .bind(hash)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 

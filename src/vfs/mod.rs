@@ -17,6 +17,7 @@ pub mod replica;
 mod retention;
 mod settings;
 mod storage;
+mod stored;
 mod transfer;
 mod upload;
 mod versioning;
@@ -37,6 +38,7 @@ pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use retention::{LockConfig, COMPLIANCE, GOVERNANCE};
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
+pub use stored::Stored;
 pub use upload::{Upload, UploadOptions};
 pub use versioning::{parse_version_id, ObjectVersion, S3Versioning};
 

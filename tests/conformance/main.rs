@@ -3,6 +3,7 @@
 
 mod acme;
 mod admin_api;
+mod backup;
 mod bad_input;
 mod clients;
 mod common;
@@ -37,3 +38,4 @@ mod tls;
 mod tree_races;
 mod users;
 mod versions;
+mod web_sessions;

@@ -1,0 +1,125 @@
+//! Metadata snapshots for `kura backup`: a transactionally consistent copy of the live
+//! database, and the edits that make the copy agree with the bytes the backup captured.
+
+use std::path::Path;
+
+use super::{MetaError, Store};
+
+/// A stored object the backup copies: its name (a file's path or a kept version's key),
+/// size and ETag as the metadata records them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotObject {
+    /// The file's namespace path, or the versions-store key of kept bytes.
+    pub name: String,
+    /// Bytes.
+    pub size: i64,
+    /// Hex MD5 (or a multipart ETag) as recorded.
+    pub etag: String,
+}
+
+impl Store {
+    /// Writes a consistent copy of the whole database to `target` (SQLite `VACUUM INTO`,
+    /// one read transaction: writers go on meanwhile).
+    pub async fn snapshot_into(&self, target: &Path) -> Result<(), MetaError> {
+        sqlx::query("VACUUM INTO $1")
+            .bind(target.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every current file, in path order.
+    pub async fn snapshot_files(&self) -> Result<Vec<SnapshotObject>, MetaError> {
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT path, size, etag FROM entries WHERE is_dir = 0 ORDER BY path")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, size, etag)| SnapshotObject { name, size, etag })
+            .collect())
+    }
+
+    /// Every kept version's and trashed file's bytes, by key.
+    pub async fn snapshot_kept(&self) -> Result<Vec<SnapshotObject>, MetaError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT key, size, etag FROM versions WHERE key IS NOT NULL ORDER BY key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, size, etag)| SnapshotObject { name, size, etag })
+            .collect())
+    }
+
+    /// On a snapshot copy: forgets what a restored server must not inherit (WebDAV locks,
+    /// unfinished multipart uploads, whose parts are not backed up) and, without `kept`,
+    /// every noncurrent version and trashed file.
+    pub async fn settle_snapshot(&self, kept: bool) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        for sql in [
+            "DELETE FROM locks",
+            "DELETE FROM multipart_parts",
+            "DELETE FROM multipart_uploads",
+        ] {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
+        if !kept {
+            sqlx::query("DELETE FROM versions")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// On a snapshot copy: the file at `path` was captured with other bytes than the snapshot
+    /// recorded (written meanwhile), or not at all (`None`: deleted meanwhile).
+    pub async fn amend_snapshot_file(
+        &self,
+        path: &str,
+        captured: Option<(i64, &str)>,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        match captured {
+            Some((size, etag)) => {
+                sqlx::query("UPDATE entries SET size = $2, etag = $3 WHERE path = $1")
+                    .bind(path)
+                    .bind(size)
+                    .bind(etag)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                for sql in [
+                    "DELETE FROM entries WHERE path = $1",
+                    "DELETE FROM dead_props WHERE path = $1",
+                ] {
+                    sqlx::query(sql).bind(path).execute(&mut *tx).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// On a snapshot copy: kept bytes purged before the backup could copy them.
+    pub async fn forget_snapshot_kept(&self, key: &str) -> Result<(), MetaError> {
+        sqlx::query("DELETE FROM versions WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the database, folding its write-ahead log into the file (a snapshot copy is
+    /// hashed as one file afterwards).
+    pub async fn close(self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await;
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+}

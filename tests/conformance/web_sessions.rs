@@ -1,0 +1,379 @@
+//! Browser sign-in (docs/web.md), attacked as a hostile page and a hostile client would: the
+//! session cookie's attributes, CSRF tokens, other origins, the failed-login throttle,
+//! sessions surviving a restart and ending on a password change or sign-out everywhere,
+//! and TOTP two-factor authentication with replay refused and recovery codes used once.
+
+use std::process::Output;
+
+use crate::common::{code, run, Server};
+
+const API: &str = "/api/user/v1/";
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A curl call to the user API with extra arguments; `-i` so headers come back too.
+fn call(server: &Server, method: &str, path: &str, args: &[&str]) -> (u16, String) {
+    let url = server.url(&format!("{API}{path}"));
+    let mut all = vec!["-s", "-i", "-X", method, "-w", "\n%{http_code}"];
+    all.extend_from_slice(args);
+    all.push(&url);
+    let out = server.curl(&all);
+    let t = text(&out);
+    let (body, status) = t.rsplit_once('\n').expect("status line");
+    (status.trim().parse().expect("status"), body.to_string())
+}
+
+/// The JSON body of a `-i` answer.
+fn json_of(answer: &str) -> serde_json::Value {
+    let body = answer.split("\r\n\r\n").last().unwrap_or("");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Signs in; returns (status, cookie header value for later requests, csrf, whole answer).
+fn sign_in(server: &Server, user_pw: &str, extra: &[&str]) -> (u16, String, String, String) {
+    let mut args = vec!["-u", user_pw, "-H", "Content-Type: application/json"];
+    args.extend_from_slice(extra);
+    let (status, answer) = call(server, "POST", "session", &args);
+    let cookie = answer
+        .lines()
+        .find_map(|l| {
+            let l = l.trim();
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l["set-cookie:".len()..].trim().to_string())
+        })
+        .unwrap_or_default();
+    let pair = cookie.split(';').next().unwrap_or("").to_string();
+    let csrf = json_of(&answer)["csrf"].as_str().unwrap_or("").to_string();
+    (status, pair, csrf, answer)
+}
+
+fn with_cookie(cookie: &str) -> String {
+    format!("Cookie: {cookie}")
+}
+
+fn csrf_header(csrf: &str) -> String {
+    format!("X-Kura-CSRF: {csrf}")
+}
+
+/// The TOTP code of a base32 secret for the time step holding `at` seconds.
+fn totp_code(secret: &str, at: u64) -> String {
+    let bytes = totp_rs::Secret::try_from_base32(secret)
+        .expect("base32")
+        .as_bytes()
+        .to_vec();
+    totp_rs::Builder::new()
+        .with_secret(bytes)
+        .build()
+        .expect("totp")
+        .generate(at)
+        .to_string()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+}
+
+#[test]
+fn the_app_page_is_served_with_a_strict_policy_and_browsers_land_on_it() {
+    let server = Server::start(true);
+    let out = server.curl(&["-s", "-i", "-H", "Accept: text/html", &server.url("/")]);
+    let t = text(&out);
+    assert!(t.starts_with("HTTP/") && t.contains(" 303"), "{t}");
+    assert!(t.to_ascii_lowercase().contains("location: /app/"), "{t}");
+    let page = text(&server.curl(&["-s", "-i", &server.url("/app/")]));
+    let lower = page.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{page}"
+    );
+    assert!(lower.contains("x-frame-options: deny"), "{page}");
+    // no inline script: every <script> has a src
+    for tag in lower.split("<script").skip(1) {
+        assert!(
+            tag.trim_start().starts_with("src="),
+            "inline script in the page: {tag}"
+        );
+    }
+    let js = server.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{content_type}",
+        &server.url("/app/app.js"),
+    ]);
+    assert_eq!(text(&js), "200 text/javascript; charset=utf-8");
+    // the app's pages cannot be written, and unknown ones are 404
+    assert_eq!(
+        code(&server.curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--http1.1",
+            "-X",
+            "PUT",
+            "-d",
+            "x",
+            &server.url("/app/app.js")
+        ])),
+        405
+    );
+    assert_eq!(
+        code(&server.curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &server.url("/app/../../etc/passwd")
+        ])),
+        404
+    );
+}
+
+#[test]
+fn a_session_cookie_signs_in_survives_a_restart_and_refuses_cross_site_writes() {
+    let mut server = Server::start(true);
+    server.add_user("alice", "alice-pw-123", &[]);
+    // wrong password: 401, no cookie, counted by the throttle
+    let (status, cookie, _, answer) = sign_in(&server, "alice:nope", &[]);
+    assert_eq!(status, 401, "{answer}");
+    assert!(cookie.is_empty(), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("www-authenticate"),
+        "a browser would pop up a dialog: {answer}"
+    );
+    // a page of another origin cannot sign anyone in (login CSRF)
+    let (status, _, _, _) = sign_in(
+        &server,
+        "alice:alice-pw-123",
+        &["-H", "Origin: https://evil.example"],
+    );
+    assert_eq!(status, 403);
+    let (status, _, _, _) = sign_in(
+        &server,
+        "alice:alice-pw-123",
+        &["-H", "Sec-Fetch-Site: cross-site"],
+    );
+    assert_eq!(status, 403);
+
+    let (status, cookie, csrf, answer) = sign_in(&server, "alice:alice-pw-123", &[]);
+    assert_eq!(status, 200, "{answer}");
+    let set = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a cookie");
+    for attr in [
+        "__Host-kura=",
+        "Path=/",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+    ] {
+        assert!(set.contains(attr), "{attr} missing: {set}");
+    }
+    assert!(!csrf.is_empty());
+    let c = with_cookie(&cookie);
+    let (status, answer) = call(&server, "GET", "session", &["-H", &c]);
+    assert_eq!(status, 200);
+    assert_eq!(json_of(&answer)["user"], "alice");
+    // a forged or foreign cookie is nobody
+    let (status, _) = call(
+        &server,
+        "GET",
+        "session",
+        &["-H", "Cookie: __Host-kura=forged"],
+    );
+    assert_eq!(status, 401);
+    let (status, _) = call(
+        &server,
+        "GET",
+        "session",
+        &["-H", &c.replace("__Host-kura", "kura")],
+    );
+    assert_eq!(status, 401);
+
+    // writes need the CSRF token and this origin
+    let (status, _) = call(&server, "DELETE", "session", &["-H", &c]);
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &server,
+        "DELETE",
+        "session",
+        &["-H", &c, "-H", "X-Kura-CSRF: guessed"],
+    );
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &server,
+        "DELETE",
+        "session",
+        &[
+            "-H",
+            &c,
+            "-H",
+            &csrf_header(&csrf),
+            "-H",
+            "Origin: https://evil.example",
+        ],
+    );
+    assert_eq!(status, 403);
+    let (status, _) = call(&server, "GET", "session", &["-H", &c]);
+    assert_eq!(status, 200, "a refused sign-out signed out");
+
+    // the session is a row in the database: a restart keeps it
+    server.restart();
+    let (status, _) = call(&server, "GET", "session", &["-H", &c]);
+    assert_eq!(status, 200, "the session did not survive a restart");
+
+    // a second browser; sign-out everywhere ends both
+    let (_, cookie2, _, _) = sign_in(&server, "alice:alice-pw-123", &[]);
+    let c2 = with_cookie(&cookie2);
+    let (status, answer) = call(&server, "GET", "sessions", &["-H", &c2]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        json_of(&answer)["sessions"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let (status, answer) = call(
+        &server,
+        "DELETE",
+        "sessions",
+        &["-H", &c, "-H", &csrf_header(&csrf)],
+    );
+    assert_eq!(status, 204, "{answer}");
+    assert!(answer.contains("Max-Age=0"), "{answer}");
+    assert_eq!(call(&server, "GET", "session", &["-H", &c]).0, 401);
+    assert_eq!(call(&server, "GET", "session", &["-H", &c2]).0, 401);
+
+    // a password change signs every browser out
+    let (_, cookie3, _, _) = sign_in(&server, "alice:alice-pw-123", &[]);
+    run(server.kura().args(["user", "passwd", "alice"]));
+    assert_eq!(
+        call(&server, "GET", "session", &["-H", &with_cookie(&cookie3)]).0,
+        401
+    );
+}
+
+#[test]
+fn failed_sign_ins_are_throttled_like_every_other_entry_point() {
+    let server = Server::start(true);
+    server.add_user("bob", "bob-pw-12345", &[]);
+    let codes: Vec<u16> = (0..7)
+        .map(|_| sign_in(&server, "bob:wrong", &[]).0)
+        .collect();
+    assert_eq!(&codes[..5], &[401; 5], "{codes:?}");
+    assert!(codes[5..].iter().all(|c| *c == 429), "{codes:?}");
+    // the right password is refused too while the account is throttled
+    assert_eq!(sign_in(&server, "bob:bob-pw-12345", &[]).0, 429);
+    // an oversize body is refused before anything is parsed
+    let big = "x".repeat(64 * 1024);
+    let (status, _) = call(
+        &server,
+        "POST",
+        "session",
+        &["-u", "nobody:x", "--data-raw", &big],
+    );
+    assert!(status == 413 || status == 429 || status == 401, "{status}");
+}
+
+#[test]
+fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
+    let server = Server::start(true);
+    server.add_user("carol", "carol-pw-123", &[]);
+    let (_, cookie, csrf, _) = sign_in(&server, "carol:carol-pw-123", &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let (status, answer) = call(&server, "POST", "2fa", &["-H", &c, "-H", &x]);
+    assert_eq!(status, 200, "{answer}");
+    let setup = json_of(&answer);
+    let secret = setup["secret"].as_str().expect("secret").to_string();
+    assert!(
+        setup["url"]
+            .as_str()
+            .expect("url")
+            .starts_with("otpauth://totp/Kura:carol?"),
+        "{setup}"
+    );
+    // a wrong code does not turn it on
+    let bad = serde_json::json!({"secret": secret, "code": "000000"}).to_string();
+    let (status, _) = call(
+        &server,
+        "PUT",
+        "2fa",
+        &[
+            "-H",
+            &c,
+            "-H",
+            &x,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &bad,
+        ],
+    );
+    assert_eq!(status, 401);
+    let code_now = totp_code(&secret, now());
+    let good = serde_json::json!({"secret": secret, "code": code_now}).to_string();
+    let (status, answer) = call(
+        &server,
+        "PUT",
+        "2fa",
+        &[
+            "-H",
+            &c,
+            "-H",
+            &x,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &good,
+        ],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let recovery: Vec<String> = json_of(&answer)["recovery_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|v| v.as_str().expect("code").to_string())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+
+    // the password alone no longer signs in
+    let (status, cookie, _, answer) = sign_in(&server, "carol:carol-pw-123", &[]);
+    assert_eq!(status, 401);
+    assert_eq!(json_of(&answer)["error"], "second_factor_required");
+    assert!(cookie.is_empty());
+    // the code that turned it on cannot be replayed
+    let replay = serde_json::json!({"code": code_now}).to_string();
+    assert_eq!(
+        sign_in(&server, "carol:carol-pw-123", &["-d", &replay]).0,
+        401
+    );
+    // a recovery code works once, whatever its spelling
+    let spelled = recovery[0].to_uppercase().replace('-', " ");
+    let rc = serde_json::json!({"code": spelled}).to_string();
+    assert_eq!(sign_in(&server, "carol:carol-pw-123", &["-d", &rc]).0, 200);
+    assert_eq!(sign_in(&server, "carol:carol-pw-123", &["-d", &rc]).0, 401);
+    // the next time step's code (within the allowed skew) signs in, once
+    let next = serde_json::json!({"code": totp_code(&secret, now() + 30)}).to_string();
+    assert_eq!(
+        sign_in(&server, "carol:carol-pw-123", &["-d", &next]).0,
+        200
+    );
+    assert_eq!(
+        sign_in(&server, "carol:carol-pw-123", &["-d", &next]).0,
+        401
+    );
+
+    // the administrator resets it (a lost phone): sessions end, the password alone works again
+    run(server.kura().args(["user", "reset-2fa", "carol"]));
+    let (status, _, _, _) = sign_in(&server, "carol:carol-pw-123", &[]);
+    assert_eq!(status, 200);
+}
