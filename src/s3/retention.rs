@@ -332,9 +332,9 @@ impl KuraS3 {
             return Ok(());
         }
         let path = self.require_bucket(who, bucket).await?;
-        match self.vfs.lock_config(who, &path).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(s3_error!(
+        match self.vfs.object_lock_enabled(who, &path).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(s3_error!(
                 InvalidRequest,
                 "Bucket is missing Object Lock Configuration"
             )),

@@ -540,11 +540,12 @@ impl Store {
         for b in buckets {
             let p = self.policy(&b).await?;
             let trash_cut = now_ms - p.trash_secs.saturating_mul(1000);
+            // a delete holding a locked version stays whole (its marker says it was deleted)
             let rows = sqlx::query(concat!(
                 "DELETE FROM versions WHERE bucket = $1 AND batch IS NOT NULL AND archived_ms <= $2
-                 AND NOT ",
-                locked_sql!("versions.id", "$3"),
-                " RETURNING key, size, marker, payer"
+                 AND NOT EXISTS (SELECT 1 FROM versions v2 WHERE v2.batch = versions.batch AND ",
+                locked_sql!("v2.id", "$3"),
+                ") RETURNING key, size, marker, payer"
             ))
             .bind(&b)
             .bind(trash_cut)
@@ -592,9 +593,9 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(concat!(
             "DELETE FROM versions WHERE batch IS NOT NULL AND ($1 IS NULL OR bucket = $1)
-             AND NOT ",
-            locked_sql!("versions.id", "$2"),
-            " RETURNING key, size, marker, payer"
+             AND NOT EXISTS (SELECT 1 FROM versions v2 WHERE v2.batch = versions.batch AND ",
+            locked_sql!("v2.id", "$2"),
+            ") RETURNING key, size, marker, payer"
         ))
         .bind(bucket)
         .bind(super::now_ms())

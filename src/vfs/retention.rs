@@ -66,6 +66,13 @@ impl Vfs {
         }
     }
 
+    /// Whether `bucket` has object lock, for anyone who may enter it (a writer's lock headers
+    /// are checked against it before the body streams).
+    pub async fn object_lock_enabled(&self, c: &Caller, bucket: &VPath) -> Result<bool, VfsError> {
+        self.stat(c, bucket).await?;
+        Ok(self.lock_config_of(bucket).await?.is_some())
+    }
+
     /// Turns object lock on for `bucket` (its owner or an administrator): versioning is
     /// enabled with it and may not be suspended afterwards; there is no turning it off.
     pub async fn enable_object_lock(&self, c: &Caller, bucket: &VPath) -> Result<(), VfsError> {

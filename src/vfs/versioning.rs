@@ -187,6 +187,10 @@ impl Vfs {
         if c.is_admin {
             return Ok(true);
         }
+        // public-read opens current objects, never their history
+        if c.is_anonymous() {
+            return Ok(false);
+        }
         if let Some(v) = now.filter(|v| v.row.is_none()) {
             return match self.stat(c, path).await {
                 Ok(e) => Ok(e.allows(c, R)),

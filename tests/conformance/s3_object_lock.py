@@ -209,6 +209,8 @@ ok(error(s3.put_object_lock_configuration, Bucket="later",
    "object lock enabled on an existing bucket")
 ok(s3.get_bucket_versioning(Bucket="later")["Status"] == "Enabled", "with versioning")
 
+# deleted, the locked version stays under its delete marker
+s3.delete_object(Bucket=B, Key="comp.txt")
 print(f"LOCKED comp.txt {c1}")
 print(f"FREE free.txt {free}")
 print(f"s3_object_lock: {checks} checks passed")

@@ -48,6 +48,22 @@ fn object_lock_through_boto3_webdav_and_purges() {
         String::from_utf8_lossy(&kept.stderr)
     );
     assert_eq!(std::fs::read(&target).expect("read"), b"c1");
+    // its delete is kept whole: the marker above it too
+    let listed = run(server.aws(&key).args([
+        "s3api",
+        "list-object-versions",
+        "--bucket",
+        "vault",
+        "--prefix",
+        "comp.txt",
+    ]));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(
+        listed["DeleteMarkers"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(listed["DeleteMarkers"][0]["IsLatest"], true);
     let gone = get("free.txt", &free);
     assert!(
         !gone.status.success(),

@@ -12,6 +12,8 @@ KURA_OTHER_KEY_ID, KURA_OTHER_SECRET (another user).
 import os
 import re
 import sys
+import urllib.error
+import urllib.request
 
 import boto3
 from botocore.config import Config
@@ -45,6 +47,15 @@ def error(fn, *a, **kw):
         return (r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"],
                 r["ResponseMetadata"].get("HTTPHeaders", {}))
     return None, 200, {}
+
+
+def anon(path):
+    """Status and body of an unsigned GET."""
+    try:
+        with urllib.request.urlopen(ENDPOINT + path) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
 
 
 def body(**kw):
@@ -273,6 +284,11 @@ ok(error(bob.get_object, Bucket=B4, Key="secret.txt", VersionId=sec1)[0] == "Acc
 ok(error(bob.head_object, Bucket=B4, Key="secret.txt", VersionId=sec1)[1] == 403, "nor HEAD it")
 ok(error(bob.delete_object, Bucket=B4, Key="open.txt", VersionId=pub1)[0] == "AccessDenied",
    "reading is not deleting")
+# public-read opens the current object to anonymous callers, never its versions
+s3.put_object_acl(Bucket=B4, Key="open.txt", ACL="public-read")
+ok(anon(f"/{B4}/open.txt") == (200, b"o2"), "anonymous GET of a public-read object")
+ok(anon(f"/{B4}/open.txt?versionId={pub1}")[0] == 403, "anonymous GET of one of its versions: 403")
+ok(anon(f"/{B4}/open.txt?versionId=null")[0] == 403, "nor its null version")
 # once deleted, its versions stay as private as the file was
 s3.delete_object(Bucket=B4, Key="secret.txt")
 keys = {v["Key"] for v in bob.list_object_versions(Bucket=B4).get("Versions", [])}
