@@ -73,6 +73,10 @@ pub struct Config {
     pub propfind_depth_infinity: bool,
     /// How long a successful password check is remembered, in seconds (0 disables the cache).
     pub auth_cache_seconds: u64,
+    /// Audit rows older than this many days are removed (0: kept for ever).
+    pub audit_retention_days: u64,
+    /// Also write each audit row as a JSON line: a file path, or "-" for standard output.
+    pub audit_log: Option<PathBuf>,
     /// A browser session unused for this many minutes ends (the app signs in again).
     pub session_idle_minutes: u64,
     /// A browser session ends this many hours after sign-in, used or not.
@@ -129,6 +133,8 @@ impl Default for Config {
             max_xml_body: 64 * 1024,
             propfind_depth_infinity: false,
             auth_cache_seconds: 300,
+            audit_retention_days: 365,
+            audit_log: None,
             session_idle_minutes: 720,
             session_max_hours: 168,
             s3_base_domain: None,

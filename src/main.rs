@@ -82,7 +82,18 @@ fn main() -> ExitCode {
         }
     };
     let config_file = cli.config.clone();
-    let result: Result<(), String> = rt.block_on(async {
+    // admin commands are audited as the account that ran them
+    let ctx = wire::audit::Context {
+        actor: Some(format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "?".into())
+        )),
+        client: None,
+        protocol: "cli",
+    };
+    // the server's own work is audited as `system`, each request as its user
+    let ctx = (!matches!(cli.command, Command::Serve)).then_some(ctx);
+    let result: Result<(), String> = rt.block_on(wire::audit::scope_if(ctx, async {
         match cli.command {
             Command::Serve => serve::run(cfg).await.map_err(|e| e.to_string()),
             Command::User(cmd) => cli::user(&cfg, cmd).await.map_err(|e| e.to_string()),
@@ -110,6 +121,7 @@ fn main() -> ExitCode {
             Command::Restore(a) => cli::versions::restore(&cfg, a)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Audit(a) => cli::audit::audit(&cfg, a).await.map_err(|e| e.to_string()),
             Command::Backup(a) => cli::backup::backup(&cfg, config_file.as_deref(), a)
                 .await
                 .map_err(|e| e.to_string()),
@@ -143,7 +155,7 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
         }
-    });
+    }));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

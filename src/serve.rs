@@ -158,6 +158,11 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         Duration::from_secs(cfg.session_max_hours.max(1) * 3600),
     );
     spawn_session_purge(sessions.clone());
+    spawn_audit(
+        store.clone(),
+        cfg.audit_retention_days,
+        cfg.audit_log.clone(),
+    );
     let secure_cookies = tls.is_some()
         || cfg
             .public_url
@@ -214,6 +219,75 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
 
 /// Drops the trash and versions the buckets' policies no longer keep, now and then every
 /// ten minutes (docs/versions.md).
+/// Purges audit rows past their retention hourly and, with `log`, appends every new row as a
+/// JSON line to it ("-": standard output), its position kept beside it.
+fn spawn_audit(store: Store, retention_days: u64, log: Option<std::path::PathBuf>) {
+    if retention_days > 0 {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let before = crate::store::now_ms() - (retention_days * 86_400_000) as i64;
+                if let Err(e) = store.purge_audit(before).await {
+                    tracing::warn!(error = %e, "purging the audit trail failed");
+                }
+            }
+        });
+    }
+    let Some(log) = log else { return };
+    tokio::spawn(async move {
+        let stdout = log.as_os_str() == "-";
+        let cursor_file = log.with_extension("cursor");
+        let mut cursor: i64 = if stdout {
+            store.audit_head().await.unwrap_or(0)
+        } else {
+            std::fs::read_to_string(&cursor_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let rows = match store.audit_after(cursor, 1000).await {
+                Ok(r) if r.is_empty() => continue,
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the audit trail failed");
+                    continue;
+                }
+            };
+            let mut text = String::new();
+            for r in &rows {
+                text.push_str(&serde_json::to_string(r).unwrap_or_default());
+                text.push('\n');
+            }
+            let written = if stdout {
+                use std::io::Write;
+                std::io::stdout().write_all(text.as_bytes())
+            } else {
+                use std::io::Write;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_data()))
+            };
+            if let Err(e) = written {
+                tracing::warn!(error = %e, file = %log.display(), "writing the audit log failed");
+                continue;
+            }
+            cursor = rows.last().map_or(cursor, |r| r.id);
+            if !stdout {
+                if let Err(e) = std::fs::write(&cursor_file, cursor.to_string()) {
+                    tracing::warn!(error = %e, "saving the audit log position failed");
+                }
+            }
+        }
+    });
+}
+
 /// Removes expired browser sessions every ten minutes.
 fn spawn_session_purge(sessions: crate::sessions::Sessions) {
     tokio::spawn(async move {

@@ -151,6 +151,7 @@ impl Sessions {
         agent: Option<&str>,
     ) -> Result<Opened, SessionError> {
         let caller = auth.basic(basic).await?;
+        crate::wire::audit::set_actor(&caller.user);
         if let Some((sealed, _)) = self.store.totp(&caller.user).await? {
             let code = code.map(str::trim).filter(|c| !c.is_empty());
             let Some(code) = code else {

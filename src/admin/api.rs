@@ -32,12 +32,12 @@ const MAX_BODY: usize = 64 * 1024;
           create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
           list_peers, create_peer, delete_peer, create_peer_key, list_replication, create_rule, delete_rule, resync,
           list_throttled, clear_throttled, list_locks, break_lock, list_versions, restore, list_trash,
-          empty_trash, prune_versions, get_policy, set_policy),
+          empty_trash, prune_versions, get_policy, set_policy, list_audit),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
                        CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, PeerKeyView, LockView, ErrorView,
                        crate::limits::ThrottleView, VersionView, TrashView, RestoreRequest, RestoredView,
-                       PurgedView, PolicyView)),
+                       PurgedView, PolicyView, crate::store::AuditRow, AuditPage)),
     modifiers(&Security)
 )]
 struct ApiDoc;
@@ -243,6 +243,17 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
             let peer = query_param(&req, "peer");
             resync(admin, bucket, peer.as_deref()).await
         }
+        (&Method::GET, ["audit"]) => {
+            let num = |n: &str| query_param(&req, n).and_then(|v| v.parse::<i64>().ok());
+            let q = crate::store::AuditQuery {
+                actor: query_param(&req, "user"),
+                path: query_param(&req, "path"),
+                since_ms: num("since_ms"),
+                before_id: num("before"),
+                limit: num("limit").unwrap_or(100),
+            };
+            list_audit(admin, q).await
+        }
         (&Method::GET, ["versions"]) => match query_param(&req, "path") {
             Some(p) => list_versions(admin, &p).await,
             None => Err(AdminError::Invalid(
@@ -278,6 +289,29 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
         Ok((status, body)) => reply(status, body),
         Err(e) => error(status_of(&e), e.code(), &e.to_string()),
     }
+}
+
+/// One page of the audit trail, newest first; `next` is the `before` of the next page.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// The actions, newest first.
+    pub entries: Vec<crate::store::AuditRow>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit",
+    params(("user" = Option<String>, Query), ("path" = Option<String>, Query),
+           ("since_ms" = Option<i64>, Query), ("before" = Option<i64>, Query),
+           ("limit" = Option<i64>, Query)),
+    responses((status = 200, body = AuditPage)))]
+async fn list_audit(a: &Admin, q: crate::store::AuditQuery) -> ApiResult {
+    let limit = q.limit.clamp(1, 1000);
+    let entries = a.audit(&crate::store::AuditQuery { limit, ..q }).await?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    json(StatusCode::OK, &AuditPage { entries, next })
 }
 
 #[utoipa::path(get, path = "/api/v1/versions", params(("path" = String, Query)),

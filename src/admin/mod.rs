@@ -274,6 +274,14 @@ impl Admin {
         Ok(())
     }
 
+    /// The audit trail matching `q`, newest first.
+    pub async fn audit(
+        &self,
+        q: &crate::store::AuditQuery,
+    ) -> Result<Vec<crate::store::AuditRow>, AdminError> {
+        Ok(self.store.audit(q).await?)
+    }
+
     /// Turns a user's two-factor authentication off and ends their browser sessions (a lost
     /// phone and no recovery code left).
     pub async fn reset_two_factor(&self, name: &str) -> Result<(), AdminError> {

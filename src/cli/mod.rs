@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod admin;
+pub mod audit;
 pub mod backup;
 pub mod fsck;
 pub mod lock;
@@ -70,6 +71,8 @@ pub enum Command {
     /// Back up the metadata, keys, configuration and files into a repository folder, verify
     /// a backup, or restore one into an empty data dir.
     Backup(backup::BackupArgs),
+    /// Show the audit trail: who did what, from where, by which protocol (newest first).
+    Audit(audit::AuditArgs),
     /// Show the usage and quota of one group or all.
     Usage {
         /// Group name (all groups when absent).

@@ -17,6 +17,7 @@ use crate::limits::{retry_after_secs, Limits, Outcome, Refusal};
 use crate::s3::{self, S3Front};
 use crate::share::http::ShareFront;
 use crate::vfs::Caller;
+use crate::wire::audit::set_protocol;
 use crate::wire::{full, AuthFailed, BodyFault, ReqBody, RespBody};
 
 /// Everything a request may need, shared by all connections.
@@ -101,7 +102,18 @@ impl App {
                     tracing::info!(%client, delay_ms = t.delay.as_millis() as u64, "authentication attempt delayed after failures from this address");
                     tokio::time::sleep(t.delay).await;
                 }
-                let (resp, user) = self.route(req, client).await;
+                let ctx = crate::wire::audit::Context {
+                    actor: None,
+                    client: Some(client.to_string()),
+                    protocol: "http",
+                };
+                let routed = crate::wire::audit::scope(ctx.clone(), async {
+                    let (resp, user) = self.route(req, client).await;
+                    (resp, user, crate::wire::audit::current().protocol)
+                })
+                .await;
+                let (resp, user) =
+                    audit_refusal(&self.admin.store, account.as_deref(), ctx, routed).await;
                 let user = user.or_else(|| {
                     resp.extensions()
                         .get::<crate::wire::User>()
@@ -208,6 +220,7 @@ impl App {
             return (text(StatusCode::OK, "application/json", body), None);
         }
         if s3::is_signed(&req) {
+            set_protocol("s3");
             if let Some(slow) = self.pace_anonymous(&req, client) {
                 return (slow, None);
             }
@@ -215,6 +228,7 @@ impl App {
             return (user_content(resp), None);
         }
         if path == dav::PREFIX || path.starts_with("/dav/") {
+            set_protocol("webdav");
             // Answered without credentials: Windows' WebDAV client gives up otherwise.
             if req.method() == Method::OPTIONS {
                 return (dav::options_response(), None);
@@ -224,6 +238,7 @@ impl App {
                 Err(resp) => return (resp, None),
             };
             let user = caller.user.clone();
+            crate::wire::audit::set_actor(&user);
             return (user_content(self.dav.handle(req, caller).await), Some(user));
         }
         // Windows' Mini-Redirector probes the server root before mapping /dav/; a CORS
@@ -254,6 +269,7 @@ impl App {
             return (app::serve_asset(rel), None);
         }
         if SessionFront::serves(path) {
+            set_protocol("app");
             if let Some(why) = super::origin::cross_site(&req) {
                 tracing::warn!(%client, why, "user API request refused");
                 return (app::error(StatusCode::FORBIDDEN, "forbidden", why), None);
@@ -265,6 +281,7 @@ impl App {
             return (resp, None);
         }
         if path == api::PREFIX || path.starts_with("/api/v1/") {
+            set_protocol("api");
             if let Some(why) = super::origin::admin_refusal(&req) {
                 tracing::warn!(%client, why, "admin API request refused");
                 return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
@@ -273,11 +290,15 @@ impl App {
                 Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
                     (api::throttle(&self.limits.failures, &req), Some(user))
                 }
-                Ok(user) => (api::handle(&self.admin, req).await, Some(user)),
+                Ok(user) => {
+                    crate::wire::audit::set_actor(&user);
+                    (api::handle(&self.admin, req).await, Some(user))
+                }
                 Err(resp) => (resp, None),
             };
         }
         if path.starts_with(crate::share::PREFIX) {
+            set_protocol("share");
             if let Err(wait) = self.limits.admit_share_request(client) {
                 return (too_many(wait, "too many requests\n"), None);
             }
@@ -297,6 +318,7 @@ impl App {
         }
         // Everything else is S3. Unsigned requests get S3's anonymous answers: a public read,
         // a CORS preflight, or AccessDenied.
+        set_protocol("s3");
         if let Some(slow) = self.pace_anonymous(&req, client) {
             return (slow, None);
         }
@@ -407,6 +429,29 @@ impl App {
             }
         }
     }
+}
+
+/// Audits a routed answer (answer, user, protocol) that refused wrong credentials
+/// (`sign_in_failed`, naming the account tried) and hands on the answer and its user.
+async fn audit_refusal(
+    store: &crate::store::Store,
+    account: Option<&str>,
+    ctx: crate::wire::audit::Context,
+    (resp, user, protocol): (Response<RespBody>, Option<String>, &'static str),
+) -> (Response<RespBody>, Option<String>) {
+    if resp.extensions().get::<AuthFailed>().is_some() {
+        let ctx = crate::wire::audit::Context {
+            // the throttle's account names a user as `user:NAME`, a key as `key:ID`
+            actor: account.map(|a| a.strip_prefix("user:").unwrap_or(a).to_string()),
+            protocol,
+            ..ctx
+        };
+        let rec = store.record_audit("sign_in_failed", None, "failed", None);
+        if let Err(e) = crate::wire::audit::scope(ctx, rec).await {
+            tracing::warn!(error = %e, "cannot audit a failed sign-in");
+        }
+    }
+    (resp, user)
 }
 
 /// Marks a refusal of wrong credentials for the failure counters.

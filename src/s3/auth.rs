@@ -63,13 +63,16 @@ pub async fn caller<T>(keys: &AccessKeys, owners: &Owners, req: &S3Request<T>) -
     let Some(cred) = &req.credentials else {
         return Ok(Caller::anonymous());
     };
-    if let Some(who) = owners.take(&cred.access_key) {
-        return Ok(who);
-    }
-    keys.owner(&cred.access_key)
-        .await
-        .map_err(|e| internal("access key owner lookup", e))?
-        .ok_or_else(|| s3_error!(InvalidAccessKeyId))
+    let who = match owners.take(&cred.access_key) {
+        Some(who) => who,
+        None => keys
+            .owner(&cred.access_key)
+            .await
+            .map_err(|e| internal("access key owner lookup", e))?
+            .ok_or_else(|| s3_error!(InvalidAccessKeyId))?,
+    };
+    crate::wire::audit::set_actor(&who.user);
+    Ok(who)
 }
 
 /// The replication peer a verified request was signed for: only a peer key (`kura peer key`)

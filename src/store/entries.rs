@@ -198,11 +198,10 @@ impl Store {
 
     /// Sets the mode bits of one entry.
     pub async fn set_mode(&self, path: &str, mode: i64) -> Result<(), MetaError> {
-        sqlx::query("UPDATE entries SET mode = $1 WHERE path = $2")
+        let q = sqlx::query("UPDATE entries SET mode = $1 WHERE path = $2")
             .bind(mode)
-            .bind(path)
-            .execute(&self.pool)
-            .await?;
+            .bind(path);
+        self.audited(q, "chmod", Some(path), None).await?;
         Ok(())
     }
 
@@ -229,6 +228,7 @@ impl Store {
             .bind(path)
             .execute(&mut *tx)
             .await?;
+        super::audit::record_tx(&mut tx, "chown", Some(path), None).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{map_unique, now_ms, MetaError, Store};
+use super::{now_ms, MetaError, Store};
 
 /// A group as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,12 +38,10 @@ fn to_group(r: sqlx::sqlite::SqliteRow) -> GroupRow {
 impl Store {
     /// Adds a group; `Duplicate` if the name is taken.
     pub async fn create_group(&self, name: &str) -> Result<(), MetaError> {
-        sqlx::query("INSERT INTO groups (name, created_ms) VALUES ($1, $2)")
+        let q = sqlx::query("INSERT INTO groups (name, created_ms) VALUES ($1, $2)")
             .bind(name)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(map_unique)?;
+            .bind(now_ms());
+        self.audited(q, "group_add", Some(name), None).await?;
         Ok(())
     }
 
@@ -90,31 +88,35 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        if r.rows_affected() == 1 {
+            super::audit::record_tx(&mut tx, "group_remove", Some(name), None).await?;
+        }
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Makes a user a member of a group (idempotent).
     pub async fn add_member(&self, user: &str, group: &str) -> Result<(), MetaError> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO memberships (user_name, group_name) VALUES ($1, $2)
              ON CONFLICT (user_name, group_name) DO NOTHING",
         )
         .bind(user)
-        .bind(group)
-        .execute(&self.pool)
-        .await?;
+        .bind(group);
+        self.audited(q, "member_add", Some(group), Some(user))
+            .await?;
         Ok(())
     }
 
     /// Removes a membership; false when there was none.
     pub async fn remove_member(&self, user: &str, group: &str) -> Result<bool, MetaError> {
-        let r = sqlx::query("DELETE FROM memberships WHERE user_name = $1 AND group_name = $2")
+        let q = sqlx::query("DELETE FROM memberships WHERE user_name = $1 AND group_name = $2")
             .bind(user)
-            .bind(group)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+            .bind(group);
+        Ok(self
+            .audited(q, "member_remove", Some(group), Some(user))
+            .await?
+            == 1)
     }
 
     /// Members of a group, by name.

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{map_unique, now_ms, MetaError, Store};
+use super::{now_ms, MetaError, Store};
 
 /// An access key as stored.
 #[derive(Clone, Debug)]
@@ -34,16 +34,14 @@ impl Store {
         owner: &str,
         secret_enc: &str,
     ) -> Result<(), MetaError> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO access_keys (id, owner, secret_enc, created_ms) VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
         .bind(owner)
         .bind(secret_enc)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(map_unique)?;
+        .bind(now_ms());
+        self.audited(q, "key_create", Some(owner), Some(id)).await?;
         Ok(())
     }
 
@@ -67,10 +65,7 @@ impl Store {
 
     /// Deletes a key; false when it does not exist.
     pub async fn delete_key(&self, id: &str) -> Result<bool, MetaError> {
-        let r = sqlx::query("DELETE FROM access_keys WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        let q = sqlx::query("DELETE FROM access_keys WHERE id = $1").bind(id);
+        Ok(self.audited(q, "key_revoke", None, Some(id)).await? == 1)
     }
 }

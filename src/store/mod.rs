@@ -1,5 +1,6 @@
 //! SQL metadata store: users, entries and dead properties behind one small API.
 
+mod audit;
 mod entries;
 mod groups;
 mod implicit;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use audit::{AuditQuery, AuditRow};
 pub use entries::EntryRow;
 pub use implicit::{NOT_EMPTY, NO_PARENT};
 pub use locks::{LockChange, LockRow};

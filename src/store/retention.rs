@@ -82,8 +82,9 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Sets the lock of version `id`.
-    pub async fn set_lock(&self, id: &str, l: &Retention) -> Result<(), MetaError> {
+    /// Sets the lock of version `id` of `path`.
+    pub async fn set_lock(&self, path: &str, id: &str, l: &Retention) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO object_locks (version_id, mode, until_ms, legal_hold) VALUES ($1, $2, $3, $4)
              ON CONFLICT (version_id) DO UPDATE SET mode = excluded.mode,
@@ -93,8 +94,10 @@ impl Store {
         .bind(&l.mode)
         .bind(l.until_ms)
         .bind(i64::from(l.legal_hold))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        super::audit::record_tx(&mut tx, "object_lock", Some(path), Some(id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -42,7 +42,7 @@ impl Store {
         client: &str,
         agent: Option<&str>,
     ) -> Result<(), MetaError> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO sessions (id_hash, user_name, csrf, created_ms, seen_ms, client, agent)
              VALUES ($1, $2, $3, $4, $4, $5, $6)",
         )
@@ -51,9 +51,8 @@ impl Store {
         .bind(csrf)
         .bind(now_ms)
         .bind(client)
-        .bind(agent)
-        .execute(&self.pool)
-        .await?;
+        .bind(agent);
+        self.audited(q, "sign_in", Some(user), None).await?;
         Ok(())
     }
 

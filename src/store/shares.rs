@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{map_unique, now_ms, MetaError, Store};
+use super::{now_ms, MetaError, Store};
 
 /// A share link as stored (the token itself is never stored, only its SHA-256).
 #[derive(Clone, Debug, PartialEq)]
@@ -55,7 +55,7 @@ fn row_to_share(r: SqliteRow) -> ShareRow {
 impl Store {
     /// Records a new share.
     pub async fn insert_share(&self, s: &ShareRow) -> Result<(), MetaError> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO shares (id, token_hash, owner, path, password_hash, expires_ms,
                max_downloads, downloads, upload_only, created_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)",
@@ -68,10 +68,9 @@ impl Store {
         .bind(s.expires_ms)
         .bind(s.max_downloads)
         .bind(i64::from(s.upload_only))
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(map_unique)?;
+        .bind(now_ms());
+        self.audited(q, "share_create", Some(&s.path), Some(&s.id))
+            .await?;
         Ok(())
     }
 
@@ -126,24 +125,19 @@ impl Store {
 
     /// Deletes a share; false when unknown.
     pub async fn delete_share(&self, id: &str) -> Result<bool, MetaError> {
-        let r = sqlx::query("DELETE FROM shares WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        let q = sqlx::query("DELETE FROM shares WHERE id = $1").bind(id);
+        Ok(self.audited(q, "share_revoke", None, Some(id)).await? == 1)
     }
 
     /// Counts one download if any are left: one conditional UPDATE, so concurrent downloads
     /// can never exceed the limit. False when the share is gone or exhausted.
     pub async fn count_download(&self, id: &str) -> Result<bool, MetaError> {
-        let r = sqlx::query(
+        let q = sqlx::query(
             "UPDATE shares SET downloads = downloads + 1
              WHERE id = $1 AND (max_downloads IS NULL OR downloads < max_downloads)",
         )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        .bind(id);
+        Ok(self.audited(q, "share_open", None, Some(id)).await? == 1)
     }
 }
 

@@ -12,15 +12,14 @@ impl Store {
         hash: &str,
         name: Option<&str>,
     ) -> Result<(), MetaError> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO api_tokens (id, token_hash, name, created_ms) VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
         .bind(hash)
         .bind(name)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        .bind(now_ms());
+        self.audited(q, "token_create", name, Some(id)).await?;
         Ok(())
     }
 
@@ -45,10 +44,7 @@ impl Store {
 
     /// Revokes a token; false when unknown.
     pub async fn delete_token(&self, id: &str) -> Result<bool, MetaError> {
-        let r = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        let q = sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(id);
+        Ok(self.audited(q, "token_revoke", None, Some(id)).await? == 1)
     }
 }

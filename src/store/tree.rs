@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{Sqlite, Transaction};
 
+use super::audit::record_tx;
 use super::entries::{entry_cols, insert_folder_tx, EntryRow};
 use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
@@ -483,6 +484,15 @@ impl Store {
                 .await
                 .map_err(Committed::Meta)?;
         }
+        let action = match (&archive.untrash, old) {
+            _ if archive.promote.is_some() => "version_delete",
+            (Some(_), _) => "restore",
+            (None, Some(_)) => "overwrite",
+            (None, None) => "create",
+        };
+        record_tx(&mut tx, action, Some(&e.path), None)
+            .await
+            .map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
         Ok(())
@@ -520,6 +530,9 @@ impl Store {
             .await
             .map_err(|e| Committed::Meta(map_unique(e)))?;
         mark_tx(&mut tx, mark).await.map_err(meta)?;
+        record_tx(&mut tx, "mkdir", Some(&e.path), None)
+            .await
+            .map_err(meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
@@ -574,6 +587,9 @@ impl Store {
             .await
             .map_err(meta)?;
         mark_tx(&mut tx, mark).await.map_err(meta)?;
+        record_tx(&mut tx, "delete", Some(path), None)
+            .await
+            .map_err(meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
         Ok((n, pruned))
@@ -613,6 +629,9 @@ impl Store {
             .await
             .map_err(Committed::Meta)?;
         mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
+        record_tx(&mut tx, "move", Some(from), Some(to))
+            .await
+            .map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
         Ok(pruned)
@@ -655,6 +674,9 @@ impl Store {
             .await
             .map_err(Committed::Meta)?;
         mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
+        record_tx(&mut tx, "copy", Some(from), Some(to))
+            .await
+            .map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
@@ -761,6 +783,9 @@ impl Store {
             .map_err(|e| Committed::Meta(e.into()))?;
         journal_tree_tx(&mut tx, to, None).await.map_err(meta)?;
         mark_tx(&mut tx, mark).await.map_err(meta)?;
+        record_tx(&mut tx, "restore", Some(to), None)
+            .await
+            .map_err(meta)?;
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }

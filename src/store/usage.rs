@@ -134,14 +134,12 @@ impl Store {
         bytes: Option<i64>,
         objects: Option<i64>,
     ) -> Result<bool, MetaError> {
-        let r =
+        let q =
             sqlx::query("UPDATE groups SET quota_bytes = $1, quota_objects = $2 WHERE name = $3")
                 .bind(bytes)
                 .bind(objects)
-                .bind(group)
-                .execute(&self.pool)
-                .await?;
-        Ok(r.rows_affected() == 1)
+                .bind(group);
+        Ok(self.audited(q, "quota", Some(group), None).await? == 1)
     }
 
     /// The group paying for a path and its (quota bytes, used bytes), for RFC 4331 properties.

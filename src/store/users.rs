@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{map_unique, now_ms, MetaError, Store};
+use super::{now_ms, MetaError, Store};
 
 /// A user as stored.
 #[derive(Clone, Debug)]
@@ -50,16 +50,14 @@ impl Store {
         hash: &str,
         is_admin: bool,
     ) -> Result<(), MetaError> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO users (name, password_hash, is_admin, created_ms) VALUES ($1, $2, $3, $4)",
         )
         .bind(name)
         .bind(hash)
         .bind(is_admin as i64)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(map_unique)?;
+        .bind(now_ms());
+        self.audited(q, "user_add", Some(name), None).await?;
         Ok(())
     }
 
@@ -139,6 +137,9 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        if r.rows_affected() == 1 {
+            super::audit::record_tx(&mut tx, "password", Some(name), None).await?;
+        }
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
@@ -150,16 +151,14 @@ impl Store {
         primary_group: Option<&str>,
         can_create_buckets: Option<bool>,
     ) -> Result<bool, MetaError> {
-        let r = sqlx::query(
+        let q = sqlx::query(
             "UPDATE users SET primary_group = COALESCE($1, primary_group),
                can_create_buckets = COALESCE($2, can_create_buckets) WHERE name = $3",
         )
         .bind(primary_group)
         .bind(can_create_buckets.map(i64::from))
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        .bind(name);
+        Ok(self.audited(q, "user_modify", Some(name), None).await? == 1)
     }
 
     /// Deletes a user and the locks it held; false when the user does not exist.
@@ -175,6 +174,9 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        if r.rows_affected() == 1 {
+            super::audit::record_tx(&mut tx, "user_remove", Some(name), None).await?;
+        }
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }

@@ -109,6 +109,11 @@ impl Store {
             }
             r => r?,
         };
+        let state = match v {
+            S3Versioning::Enabled => "Enabled",
+            S3Versioning::Suspended => "Suspended",
+        };
+        super::audit::record_tx(&mut tx, "versioning", Some(bucket), Some(state)).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -442,7 +442,12 @@ impl Store {
     pub async fn drop_version(&self, id: &str) -> Result<Purged, MetaError> {
         let mut tx = self.write_tx().await?;
         let mut out = Purged::default();
+        let path: Option<String> = sqlx::query_scalar("SELECT path FROM versions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         drop_row_tx(&mut tx, id, &mut out).await?;
+        super::audit::record_tx(&mut tx, "version_delete", path.as_deref(), Some(id)).await?;
         tx.commit().await?;
         Ok(out)
     }

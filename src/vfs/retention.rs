@@ -216,7 +216,7 @@ impl Vfs {
         }
         l.mode = new.map(|(m, _)| m.to_string());
         l.until_ms = new.map(|(_, t)| t);
-        Ok(self.store.set_lock(&id, &l).await?)
+        Ok(self.store.set_lock(path.as_str(), &id, &l).await?)
     }
 
     /// Puts a legal hold on a version or lifts it, for those who may delete it.
@@ -232,7 +232,7 @@ impl Vfs {
         let id = v.s3_id();
         let mut l = self.store.lock_of(&id).await?;
         l.legal_hold = on;
-        Ok(self.store.set_lock(&id, &l).await?)
+        Ok(self.store.set_lock(path.as_str(), &id, &l).await?)
     }
 
     /// A lock is changed by those who may delete the file's versions.

@@ -297,7 +297,7 @@ fn discard_later(mut w: opendal::Writer, label: String) {
 pub(super) async fn to_the_end<T: Send + 'static>(
     work: impl std::future::Future<Output = Result<T, VfsError>> + Send + 'static,
 ) -> Result<T, VfsError> {
-    match tokio::spawn(work).await {
+    match tokio::spawn(crate::wire::audit::carry(work)).await {
         Ok(r) => r,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Err(VfsError::Storage(opendal::Error::new(

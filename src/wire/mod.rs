@@ -2,6 +2,7 @@
 //! types, the markers a handler leaves in a response's extensions for the router, and the
 //! header rules every answer with user content follows. A leaf: it imports nothing of Kura.
 
+pub mod audit;
 mod body;
 mod ranges;
 mod safety;

@@ -3,6 +3,7 @@
 
 mod acme;
 mod admin_api;
+mod audit;
 mod backup;
 mod bad_input;
 mod clients;

@@ -70,6 +70,15 @@ fn object_lock_through_boto3_webdav_and_purges() {
         "the unlocked noncurrent version was purged"
     );
     assert!(String::from_utf8_lossy(&gone.stderr).contains("NoSuchVersion"));
+    // the lock changes, the bypassed delete and the versioning switch are in the audit trail
+    let audit = run(server.kura().args(["audit", "--json"]));
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    for action in ["object_lock", "version_delete", "versioning"] {
+        assert!(
+            audit.contains(&format!("\"{action}\"")),
+            "{action}: {audit}"
+        );
+    }
     // and the store is consistent after all of it
     let fsck = run(server.kura().arg("fsck"));
     assert!(fsck.status.success());
