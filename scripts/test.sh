@@ -30,6 +30,12 @@ if ! command -v aws >/dev/null 2>&1 || ! python3 -c "import boto3, awscrt, opena
   echo "test.sh: installing awscli, boto3[crt] and openapi-spec-validator from PyPI"
   python3 -m pip install --quiet --disable-pip-version-check awscli "boto3[crt]" openapi-spec-validator
 fi
+# a local SMTP server for the e-mail notification tests
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "test.sh: installing aiosmtpd from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+fi
+python3 -c "import aiosmtpd" || { echo "test.sh: aiosmtpd could not be installed" >&2; exit 1; }
 for t in "${tools[@]}" aws python3; do
   command -v "$t" >/dev/null 2>&1 || { echo "test.sh: required tool '$t' is missing and could not be installed" >&2; exit 1; }
 done

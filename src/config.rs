@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 mod limits;
 mod replication;
+mod smtp;
 mod storage;
 mod tls;
 /// Unknown keys in the file and unknown `KURA_*` variables: named, with the closest known key.
@@ -16,6 +17,7 @@ mod unknown;
 
 pub use limits::LimitsConfig;
 pub use replication::ReplicationConfig;
+pub use smtp::{SmtpConfig, SmtpSecurity};
 pub use storage::{MacosMetadata, StorageConfig};
 pub use tls::TlsSettings;
 
@@ -110,6 +112,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Peer replication timings.
     pub replication: ReplicationConfig,
+    /// The mail server of e-mail notifications.
+    pub smtp: SmtpConfig,
     /// What `load` found suspicious (unknown keys and variables), for the caller to log.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -150,6 +154,7 @@ impl Default for Config {
             public_url: None,
             limits: LimitsConfig::default(),
             replication: Default::default(),
+            smtp: Default::default(),
             warnings: Vec::new(),
         }
     }

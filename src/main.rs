@@ -11,6 +11,7 @@ mod dav;
 mod http;
 mod install;
 mod limits;
+mod notify;
 mod replication;
 mod s3;
 mod serve;
@@ -119,6 +120,9 @@ fn main() -> ExitCode {
                     .map_err(|e| e.to_string())
             }
             Command::Restore(a) => cli::versions::restore(&cfg, a)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Notify(cmd) => cli::notify::notify(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Audit(a) => cli::audit::audit(&cfg, a).await.map_err(|e| e.to_string()),

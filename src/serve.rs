@@ -163,6 +163,8 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         cfg.audit_retention_days,
         cfg.audit_log.clone(),
     );
+    crate::notify::Notifier::new(store.clone(), vault.clone(), Some(cfg.smtp.clone()))
+        .spawn(Duration::from_secs(1));
     let secure_cookies = tls.is_some()
         || cfg
             .public_url

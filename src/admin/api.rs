@@ -11,6 +11,7 @@ use utoipa::OpenApi;
 
 use super::{Admin, AdminError, ErrorView};
 use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
+use super::{CreatedNotification, NewNotification, NotificationsView};
 use super::{CreatedShareView, NewShare, ShareView};
 use super::{LockView, NewPeer, NewRule, PeerKeyView, PeerView, ResyncView, RuleView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
@@ -32,12 +33,15 @@ const MAX_BODY: usize = 64 * 1024;
           create_key, revoke_key, get_permissions, set_permissions, list_shares, create_share, revoke_share,
           list_peers, create_peer, delete_peer, create_peer_key, list_replication, create_rule, delete_rule, resync,
           list_throttled, clear_throttled, list_locks, break_lock, list_versions, restore, list_trash,
-          empty_trash, prune_versions, get_policy, set_policy, list_audit),
+          empty_trash, prune_versions, get_policy, set_policy, list_audit,
+          list_notifications, create_notification, delete_notification),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
                        CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, PeerKeyView, LockView, ErrorView,
                        crate::limits::ThrottleView, VersionView, TrashView, RestoreRequest, RestoredView,
-                       PurgedView, PolicyView, crate::store::AuditRow, AuditPage)),
+                       PurgedView, PolicyView, crate::store::AuditRow, AuditPage,
+                       NewNotification, CreatedNotification, NotificationsView,
+                       crate::store::NotifyRule, crate::store::QueuedRow)),
     modifiers(&Security)
 )]
 struct ApiDoc;
@@ -243,6 +247,12 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
             let peer = query_param(&req, "peer");
             resync(admin, bucket, peer.as_deref()).await
         }
+        (&Method::GET, ["notifications"]) => list_notifications(admin).await,
+        (&Method::POST, ["notifications"]) => match body(req).await {
+            Ok(b) => create_notification(admin, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, ["notifications", id]) => delete_notification(admin, id).await,
         (&Method::GET, ["audit"]) => {
             let num = |n: &str| query_param(&req, n).and_then(|v| v.parse::<i64>().ok());
             let q = crate::store::AuditQuery {
@@ -289,6 +299,26 @@ pub async fn handle(admin: &Admin, req: Request<ReqBody>) -> Response<RespBody> 
         Ok((status, body)) => reply(status, body),
         Err(e) => error(status_of(&e), e.code(), &e.to_string()),
     }
+}
+
+#[utoipa::path(get, path = "/api/v1/notifications",
+    responses((status = 200, body = NotificationsView)))]
+async fn list_notifications(a: &Admin) -> ApiResult {
+    json(StatusCode::OK, &a.notifications().await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/notifications", request_body = NewNotification,
+    responses((status = 201, body = CreatedNotification), (status = 400, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+async fn create_notification(a: &Admin, n: NewNotification) -> ApiResult {
+    json(StatusCode::CREATED, &a.add_notification(n).await?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/notifications/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorView)))]
+async fn delete_notification(a: &Admin, id: &str) -> ApiResult {
+    a.remove_notification(id).await?;
+    Ok((StatusCode::NO_CONTENT, String::new()))
 }
 
 /// One page of the audit trail, newest first; `next` is the `before` of the next page.

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod locks;
+mod notify;
 mod peers;
 mod types;
 mod versions;
@@ -15,6 +16,7 @@ use crate::store::{MetaError, Store};
 use crate::vault::Vault;
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
 pub use locks::*;
+pub use notify::*;
 pub use peers::*;
 pub use types::*;
 pub use versions::*;

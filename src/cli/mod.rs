@@ -11,6 +11,7 @@ pub mod backup;
 pub mod fsck;
 pub mod lock;
 pub mod manual;
+pub mod notify;
 pub mod peer;
 pub mod share;
 pub mod status;
@@ -71,6 +72,9 @@ pub enum Command {
     /// Back up the metadata, keys, configuration and files into a repository folder, verify
     /// a backup, or restore one into an empty data dir.
     Backup(backup::BackupArgs),
+    /// Event notifications: webhooks and e-mail for a bucket's changes, shares, quota.
+    #[command(subcommand)]
+    Notify(notify::NotifyCmd),
     /// Show the audit trail: who did what, from where, by which protocol (newest first).
     Audit(audit::AuditArgs),
     /// Show the usage and quota of one group or all.

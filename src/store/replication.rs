@@ -323,12 +323,27 @@ impl Store {
         peer: &str,
         error: &str,
     ) -> Result<(), MetaError> {
-        sqlx::query("UPDATE replications SET last_error = $1 WHERE bucket = $2 AND peer = $3")
-            .bind(error)
-            .bind(bucket)
-            .bind(peer)
-            .execute(&self.pool)
-            .await?;
+        // the first error after a success is an event (notifications: replication failing)
+        let q = sqlx::query(
+            "UPDATE replications SET last_error = $1
+             WHERE bucket = $2 AND peer = $3 AND last_error IS NULL",
+        )
+        .bind(error)
+        .bind(bucket)
+        .bind(peer);
+        let path = format!("/{bucket}");
+        if self
+            .audited(q, "replication_failing", Some(&path), Some(peer))
+            .await?
+            == 0
+        {
+            sqlx::query("UPDATE replications SET last_error = $1 WHERE bucket = $2 AND peer = $3")
+                .bind(error)
+                .bind(bucket)
+                .bind(peer)
+                .execute(&self.writer)
+                .await?;
+        }
         Ok(())
     }
 

@@ -21,6 +21,7 @@ mod litmus;
 mod locks;
 mod locks_attacks;
 mod mounts;
+mod notifications;
 mod peer_suites;
 mod permissions;
 mod quotas;

@@ -438,11 +438,11 @@ fn same_bytes_etag_type_and_date_through_both_protocols() {
     );
     assert!(h.contains("\"ContentType\": \"text/plain\""), "{h}");
 
-    // unsigned requests get S3's anonymous answer; a browser at / gets a page
+    // unsigned requests get S3's anonymous answer; a browser at / gets the app
     let anon = server.curl(&["-s", &server.url("/xpro/from-dav.txt")]);
     assert!(String::from_utf8_lossy(&anon.stdout).contains("<Code>AccessDenied</Code>"));
-    let page = server.curl(&["-s", "-H", "Accept: text/html", &server.url("/")]);
-    assert!(String::from_utf8_lossy(&page.stdout).contains("<h1>Kura"));
+    let page = server.curl(&["-s", "-L", "-H", "Accept: text/html", &server.url("/")]);
+    assert!(String::from_utf8_lossy(&page.stdout).contains("<title>Kura</title>"));
 }
 
 #[test]
