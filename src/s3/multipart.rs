@@ -249,7 +249,9 @@ impl KuraS3 {
             )
             .await
             .map_err(object_error)?;
+        let version_id = self.written_version(who, &op.path).await;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
+            version_id,
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(ETag::Strong(entry.etag)),

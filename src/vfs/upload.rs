@@ -542,7 +542,7 @@ impl Upload {
             .map_err(Committed::Finish)?;
         let archive = crate::store::Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
-            untrash: None,
+            ..Default::default()
         };
         let pending = match (&self.vfs.journal, self.sink.disk_path()) {
             (Some(j), Some(tmp)) => {
