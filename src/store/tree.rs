@@ -15,8 +15,8 @@ use super::retention::default_retention_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
 use super::versioning::{hide_nulls_tx, state_tx, S3Versioning};
 use super::versions::{
-    archive_file_tx, batch_rows_tx, charge_versions_tx, drop_row_tx, promote_tx, trash_tree_tx,
-    untrash_tx, Archive, Purged,
+    archive_file_tx, batch_rows_tx, charge_versions_tx, drop_row_tx, forget_history_tx, promote_tx,
+    require_no_history_tx, trash_tree_tx, untrash_tx, Archive, Purged,
 };
 use super::{below, map_unique, parent_of, Mark, MetaError, Store};
 
@@ -119,6 +119,7 @@ async fn delete_tree_tx(
     let (bytes, files) = tree_usage_tx(tx, path).await?;
     let payer = payer_tx(tx, path).await?;
     charge_tx(tx, payer.as_deref(), -bytes, -files).await?;
+    forget_history_tx(tx, path).await?;
     let n = sqlx::query("DELETE FROM entries WHERE path = $1 OR (path >= $2 AND path < $3)")
         .bind(path)
         .bind(&lo)
@@ -581,6 +582,9 @@ impl Store {
             .map_err(|e| Committed::Meta(e.into()))?;
         if if_empty {
             require_empty_tx(&mut tx, path).await.map_err(meta)?;
+            if bucket_of(path) == Some(path) {
+                require_no_history_tx(&mut tx, path).await.map_err(meta)?;
+            }
         }
         if let Some(batch) = trash {
             trash_tree_tx(&mut tx, path, batch, super::now_ms())

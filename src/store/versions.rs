@@ -316,6 +316,44 @@ pub(super) async fn trash_tree_tx(
     charge_versions_tx(tx, payer.as_deref(), bytes, files).await
 }
 
+/// Fails with `Conflict(NOT_EMPTY)` while bucket `path` holds versions or delete markers S3
+/// clients see, or a locked version: an S3 DeleteBucket of a versioned bucket waits until each
+/// is deleted by id (AWS's BucketNotEmpty), and a lock bucket keeps its configuration.
+pub(super) async fn require_no_history_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    path: &str,
+) -> Result<(), MetaError> {
+    let held: Option<i64> = sqlx::query_scalar(concat!(
+        "SELECT 1 FROM versions WHERE bucket = $1 AND (s3 = 1 OR ",
+        locked_sql!("versions.id", "$2"),
+        ") LIMIT 1"
+    ))
+    .bind(path)
+    .bind(super::now_ms())
+    .fetch_optional(&mut **tx)
+    .await?;
+    match held {
+        Some(_) => Err(MetaError::Conflict(super::NOT_EMPTY)),
+        None => Ok(()),
+    }
+}
+
+/// A deleted bucket's kept rows become Kura's own (the administrators' trash and versions,
+/// purged by the default policy): S3 never shows them to the next bucket of that name, which
+/// may belong to someone else.
+pub(super) async fn forget_history_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    path: &str,
+) -> Result<(), MetaError> {
+    if bucket_of(path) == Some(path) {
+        sqlx::query("UPDATE versions SET s3 = 0 WHERE bucket = $1 AND s3 = 1")
+            .bind(path)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A restore from the trash: the markers of `path` in delete `batch` go and its bytes become a
 /// plain noncurrent version (no longer in the trash).
 pub(super) async fn untrash_tx(

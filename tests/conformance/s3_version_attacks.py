@@ -1,0 +1,112 @@
+"""Attacks on the S3 versioning API and object lock by an outsider, through boto3 and WebDAV.
+
+- DeleteBucket of a versioned bucket that still holds versions or delete markers is
+  BucketNotEmpty (as on AWS); once every version is deleted by id, it goes.
+- A bucket with object lock holding a locked version is never deleted (its lock configuration
+  would go with it): BucketNotEmpty, and the lock is still there.
+- The history of a deleted bucket is not the next bucket's of the same name: another user who
+  creates it and enables versioning lists no version of the old one and reads none by id.
+
+Environment: KURA_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (admin),
+KURA_OTHER_KEY_ID, KURA_OTHER_SECRET (bob), KURA_DAV_PASSWORD (admin's password).
+Exits non-zero on any failure.
+"""
+import base64
+import datetime
+import os
+import sys
+import urllib.error
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
+AUTH = "Basic " + base64.b64encode(f"admin:{os.environ['KURA_DAV_PASSWORD']}".encode()).decode()
+checks = 0
+
+
+def client(**kw):
+    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
+                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                                      retries={"max_attempts": 1}), **kw)
+
+
+def ok(cond, what):
+    global checks
+    checks += 1
+    if not cond:
+        print(f"FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+
+
+def error(fn, *a, **kw):
+    try:
+        fn(*a, **kw)
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+
+def dav(method, path):
+    req = urllib.request.Request(f"{ENDPOINT}/dav/{path}", method=method,
+                                 headers={"Authorization": AUTH})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def versions(c, bucket):
+    r = c.list_object_versions(Bucket=bucket)
+    return r.get("Versions", []) + r.get("DeleteMarkers", [])
+
+
+s3 = client()
+bob = client(aws_access_key_id=os.environ["KURA_OTHER_KEY_ID"],
+             aws_secret_access_key=os.environ["KURA_OTHER_SECRET"])
+
+# ---- DeleteBucket counts versions and delete markers, as on AWS ----
+s3.create_bucket(Bucket="history")
+s3.put_bucket_versioning(Bucket="history", VersioningConfiguration={"Status": "Enabled"})
+secret = s3.put_object(Bucket="history", Key="secret.txt", Body=b"alice's secret")["VersionId"]
+s3.delete_object(Bucket="history", Key="secret.txt")
+ok(error(s3.delete_bucket, Bucket="history") == "BucketNotEmpty",
+   "a bucket holding a version and a delete marker is not deleted")
+ok(s3.get_object(Bucket="history", Key="secret.txt", VersionId=secret)["Body"].read()
+   == b"alice's secret", "the refused DeleteBucket kept the version")
+for v in versions(s3, "history"):
+    s3.delete_object(Bucket="history", Key=v["Key"], VersionId=v["VersionId"])
+ok(error(s3.delete_bucket, Bucket="history") is None, "an emptied versioned bucket is deleted")
+
+# ---- a deleted bucket's history is not the next owner's ----
+s3.create_bucket(Bucket="inherit")
+s3.put_bucket_versioning(Bucket="inherit", VersioningConfiguration={"Status": "Enabled"})
+old = s3.put_object(Bucket="inherit", Key="payroll.csv", Body=b"alice's payroll")["VersionId"]
+s3.put_object(Bucket="inherit", Key="payroll.csv", Body=b"newer")
+s3.delete_object(Bucket="inherit", Key="payroll.csv")
+ok(dav("DELETE", "inherit") == 204, "the owner deletes the whole bucket over WebDAV")
+bob.create_bucket(Bucket="inherit")
+bob.put_bucket_versioning(Bucket="inherit", VersioningConfiguration={"Status": "Enabled"})
+ok(versions(bob, "inherit") == [], "the new owner lists none of the old bucket's versions")
+ok(error(bob.get_object, Bucket="inherit", Key="payroll.csv", VersionId=old) == "NoSuchVersion",
+   "the new owner reads no old version by id")
+ok(error(bob.head_object, Bucket="inherit", Key="payroll.csv", VersionId=old) is not None,
+   "nor heads it")
+
+# ---- a bucket with object lock holding a locked version is never deleted ----
+s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)
+held = s3.put_object(Bucket="vault", Key="ledger", Body=b"kept", ObjectLockMode="COMPLIANCE",
+                     ObjectLockRetainUntilDate=until)["VersionId"]
+s3.delete_object(Bucket="vault", Key="ledger")
+ok(error(s3.delete_bucket, Bucket="vault") == "BucketNotEmpty",
+   "a lock bucket holding a locked version is not deleted")
+ok(s3.get_object_lock_configuration(Bucket="vault")["ObjectLockConfiguration"]
+   ["ObjectLockEnabled"] == "Enabled", "its lock configuration stays")
+ok(s3.get_object_retention(Bucket="vault", Key="ledger", VersionId=held)["Retention"]["Mode"]
+   == "COMPLIANCE", "and the version's retention")
+
+print(f"{checks} checks passed")
