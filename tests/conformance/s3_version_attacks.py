@@ -4,6 +4,8 @@
   BucketNotEmpty (as on AWS); once every version is deleted by id, it goes.
 - A bucket with object lock holding a locked version is never deleted (its lock configuration
   would go with it): BucketNotEmpty, and the lock is still there.
+- Deleting a private folder (mode 700) does not open the history of the files in it: another
+  user who may list the bucket lists none of their versions and reads none by id.
 - The history of a deleted bucket is not the next bucket's of the same name: another user who
   creates it and enables versioning lists no version of the old one and reads none by id.
 
@@ -49,9 +51,9 @@ def error(fn, *a, **kw):
     return None
 
 
-def dav(method, path):
-    req = urllib.request.Request(f"{ENDPOINT}/dav/{path}", method=method,
-                                 headers={"Authorization": AUTH})
+def dav(method, path, data=None):
+    req = urllib.request.Request(f"{ENDPOINT}/dav/{path}", data=data, method=method,
+                                 headers={"Authorization": AUTH, "Content-Type": "application/xml"})
     try:
         with urllib.request.urlopen(req) as r:
             return r.status
@@ -95,6 +97,26 @@ ok(error(bob.get_object, Bucket="inherit", Key="payroll.csv", VersionId=old) == 
    "the new owner reads no old version by id")
 ok(error(bob.head_object, Bucket="inherit", Key="payroll.csv", VersionId=old) is not None,
    "nor heads it")
+
+# ---- a deleted private folder keeps its files' history private ----
+CHMOD_700 = (b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:K="urn:kura:props">'
+             b'<D:set><D:prop><K:mode>700</K:mode></D:prop></D:set></D:propertyupdate>')
+s3.create_bucket(Bucket="team")
+s3.put_bucket_versioning(Bucket="team", VersioningConfiguration={"Status": "Enabled"})
+s3.put_object(Bucket="team", Key="open.txt", Body=b"for everyone")
+ok(dav("MKCOL", "team/private") == 201, "a folder made over WebDAV")
+ok(dav("PROPPATCH", "team/private", CHMOD_700) == 207, "chmod 700")
+hidden = s3.put_object(Bucket="team", Key="private/deep/plan.txt", Body=b"hidden plan")["VersionId"]
+ok(error(bob.get_object, Bucket="team", Key="private/deep/plan.txt") == "AccessDenied",
+   "bob cannot read into the private folder")
+ok([v["Key"] for v in versions(bob, "team")] == ["open.txt"], "bob lists only open.txt")
+ok(dav("DELETE", "team/private") == 204, "the private folder is deleted")
+ok([v["Key"] for v in versions(bob, "team")] == ["open.txt"],
+   "after the delete bob still lists none of the private folder's history")
+ok(error(bob.get_object, Bucket="team", Key="private/deep/plan.txt", VersionId=hidden)
+   in ("AccessDenied", "NoSuchVersion"), "nor reads it by id")
+ok(s3.get_object(Bucket="team", Key="private/deep/plan.txt", VersionId=hidden)["Body"].read()
+   == b"hidden plan", "the owner still reads it")
 
 # ---- a bucket with object lock holding a locked version is never deleted ----
 s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
