@@ -8,6 +8,10 @@ use super::versioning::ObjectVersion;
 use super::{Caller, VPath, Vfs, VfsError};
 use crate::store::{now_ms, Retention, S3Versioning, LOCK_SETTING};
 
+/// The longest default retention, in days (100 years, MinIO's bound): longer ones overflowed
+/// the retain-until time of every new version.
+const MAX_DEFAULT_DAYS: i64 = 36_500;
+
 /// A retention that S3 clients set or read: mode and end.
 pub const GOVERNANCE: &str = "GOVERNANCE";
 /// Nobody, administrators included, shortens or removes it before it ends.
@@ -112,11 +116,11 @@ impl Vfs {
         self.owned_bucket(c, bucket, "only the bucket's owner changes its object lock")
             .await?;
         match (&cfg.mode, cfg.days) {
-            (Some(m), Some(d)) if d > 0 => check_mode(m)?,
+            (Some(m), Some(d)) if (1..=MAX_DEFAULT_DAYS).contains(&d) => check_mode(m)?,
             (None, None) => {}
             _ => {
                 return Err(VfsError::InvalidArgument(
-                    "a default retention needs a mode and a positive period",
+                    "a default retention needs a mode and a period of 1 day to 100 years",
                 ))
             }
         }

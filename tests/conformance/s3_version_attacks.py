@@ -6,6 +6,8 @@
   would go with it): BucketNotEmpty, and the lock is still there.
 - Deleting a private folder (mode 700) does not open the history of the files in it: another
   user who may list the bucket lists none of their versions and reads none by id.
+- A default retention is at most 100 years (MinIO's bound): Years=2000000000 was taken, read
+  back as negative Days, and every version written after it had a retention nobody could read.
 - The history of a deleted bucket is not the next bucket's of the same name: another user who
   creates it and enables versioning lists no version of the old one and reads none by id.
 
@@ -130,5 +132,19 @@ ok(s3.get_object_lock_configuration(Bucket="vault")["ObjectLockConfiguration"]
    ["ObjectLockEnabled"] == "Enabled", "its lock configuration stays")
 ok(s3.get_object_retention(Bucket="vault", Key="ledger", VersionId=held)["Retention"]["Mode"]
    == "COMPLIANCE", "and the version's retention")
+
+# ---- a default retention has a bound ----
+for rule in ({"Years": 2000000000}, {"Days": 36501}, {"Years": 101}):
+    ok(error(s3.put_object_lock_configuration, Bucket="vault", ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": dict(Mode="GOVERNANCE", **rule)}}) == "InvalidArgument",
+       f"default retention {rule} refused")
+s3.put_object_lock_configuration(Bucket="vault", ObjectLockConfiguration={
+    "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Years": 100}}})
+ok(s3.get_object_lock_configuration(Bucket="vault")["ObjectLockConfiguration"]["Rule"]
+   ["DefaultRetention"]["Days"] == 36500, "100 years is taken")
+s3.put_object(Bucket="vault", Key="later", Body=b"x")
+ok(s3.get_object_retention(Bucket="vault", Key="later")["Retention"]["Mode"] == "GOVERNANCE",
+   "a version written under it has a readable retention")
 
 print(f"{checks} checks passed")
