@@ -4,6 +4,7 @@
 
 mod errors;
 pub mod search;
+mod versions;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
@@ -42,16 +43,21 @@ impl UserApi {
             Ok(p) => p,
             Err(why) => return error(StatusCode::BAD_REQUEST, "invalid", why),
         };
-        match (rest.trim_end_matches('/'), req.method()) {
+        let rest = rest.trim_end_matches('/').to_string();
+        match (rest.as_str(), req.method()) {
             ("/search", &Method::GET) => search::search(&self.vfs, &caller, &params).await,
-            ("/search", _) => {
+            ("/versions", &Method::GET) => versions::versions(&self.vfs, &caller, &params).await,
+            ("/trash", &Method::GET) => versions::trash(&self.vfs, &caller, &params).await,
+            ("/restore", &Method::POST) => versions::restore(&self.vfs, &caller, req).await,
+            ("/search" | "/versions" | "/trash" | "/restore", _) => {
+                let allow = if rest == "/restore" { "POST" } else { "GET" };
                 let mut r = error(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method",
-                    "only GET is allowed here",
+                    &format!("only {allow} is allowed here"),
                 );
                 r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("GET"));
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
                 r
             }
             _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),

@@ -58,7 +58,7 @@ fn ms_time(ms: i64) -> SystemTime {
 }
 
 /// The entry a kept row describes, for the permission rules and the response headers.
-fn row_entry(r: &VersionRow) -> Result<Entry, VfsError> {
+pub(super) fn row_entry(r: &VersionRow) -> Result<Entry, VfsError> {
     let mut e = Entry::from_row(EntryRow {
         path: r.path.clone(),
         parent: String::new(),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::journal::Step;
-use super::perm::R;
+use super::perm::{R, X};
 use super::{Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
 use crate::store::{now_ms, Archive, EntryRow, Policy, Purged, TrashRow, VersionRow};
 
@@ -149,32 +149,73 @@ impl Vfs {
         }
     }
 
-    /// Fails unless `c` may see the versions of `path`: an administrator, or a reader of the
-    /// file as it is now (the versions of a deleted file are its trash: administrators only).
+    /// Fails unless `c` may see the versions of `path`: an administrator, a reader of the
+    /// file as it is now, or, for a deleted path, one who may list the deepest folder above it
+    /// that is still there (each kept row is then read under the bits it had).
     async fn may_see_versions(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
         if c.is_admin {
             return Ok(());
         }
-        let e = self.stat(c, path).await?;
-        e.require(c, R, "the file may not be read")
+        if c.is_anonymous() {
+            return Err(VfsError::Forbidden("versions are not public"));
+        }
+        match self.stat(c, path).await {
+            Ok(e) => return e.require(c, R, "the file may not be read"),
+            Err(VfsError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let mut dir = path.parent();
+        loop {
+            match self.stat(c, &dir).await {
+                Ok(d) if d.is_dir => return d.require(c, R | X, "the folder may not be listed"),
+                Ok(_) => return Err(VfsError::NotFound),
+                Err(VfsError::NotFound) if !dir.is_root() => dir = dir.parent(),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
-    /// The noncurrent versions and delete markers of `path`, newest first.
+    /// Whether `c` may read a kept row under the bits it had when it was current.
+    fn may_read_row(c: &Caller, r: &VersionRow) -> bool {
+        c.is_admin || super::versioning::row_entry(r).is_ok_and(|e| e.allows(c, R))
+    }
+
+    /// The noncurrent versions and delete markers of `path` that `c` may read, newest first.
     pub async fn versions(&self, c: &Caller, path: &VPath) -> Result<Vec<VersionRow>, VfsError> {
         self.may_see_versions(c, path).await?;
-        Ok(self.store.versions_of(path.as_str()).await?)
+        let rows = self.store.versions_of(path.as_str()).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| Self::may_read_row(c, r))
+            .collect())
     }
 
-    /// The deletes in the trash (of one bucket, or all); administrators only.
+    /// The deletes in the trash (of one bucket, or all) that `c` may see: all for an
+    /// administrator; for others, those below a folder they may still list whose deleted
+    /// path they could read.
     pub async fn trash(
         &self,
         c: &Caller,
         bucket: Option<&VPath>,
     ) -> Result<Vec<TrashRow>, VfsError> {
-        if !c.is_admin {
-            return Err(VfsError::Forbidden("the trash is listed by administrators"));
+        let all = self.store.trash(bucket.map(VPath::as_str)).await?;
+        if c.is_admin {
+            return Ok(all);
         }
-        Ok(self.store.trash(bucket.map(VPath::as_str)).await?)
+        let mut out = Vec::new();
+        for t in all {
+            let Ok(path) = VPath::parse(&t.path) else {
+                continue;
+            };
+            if self.may_see_versions(c, &path).await.is_err() {
+                continue;
+            }
+            match self.store.version(&t.batch).await? {
+                Some(root) if Self::may_read_row(c, &root) => out.push(t),
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Restores `path`: the version `version` (default: the newest kept bytes), or a whole
@@ -188,22 +229,15 @@ impl Vfs {
         version: Option<&str>,
         to: Option<&VPath>,
     ) -> Result<Restored, VfsError> {
-        self.may_see_versions(c, path).await.or_else(|e| match e {
-            // a deleted file's versions: its folder's writers restore it (checked below)
-            VfsError::NotFound => Ok(()),
-            e => Err(e),
-        })?;
-        if !c.is_admin && self.lookup(path).await?.is_none() {
-            return Err(VfsError::Forbidden(
-                "the trash is restored by administrators",
-            ));
-        }
+        // who may see a version may ask to restore it; writing it back needs the right to
+        // write where it goes (checked by the restore itself)
+        self.may_see_versions(c, path).await?;
         let row = match version {
             Some(id) => self
                 .store
                 .version(id)
                 .await?
-                .filter(|r| r.path == path.as_str())
+                .filter(|r| r.path == path.as_str() && Self::may_read_row(c, r))
                 .ok_or(VfsError::NotFound)?,
             None => {
                 let rows = self.store.versions_of(path.as_str()).await?;
@@ -213,7 +247,7 @@ impl Vfs {
                     }
                     _ => rows
                         .into_iter()
-                        .find(|r| !r.marker)
+                        .find(|r| !r.marker && Self::may_read_row(c, r))
                         .ok_or(VfsError::NotFound)?,
                 }
             }
@@ -665,10 +699,16 @@ mod tests {
         v.restore(&ann, &p("/b/f"), None, None).await.unwrap();
         assert_eq!(read(&v, "/b/f").await, b"first");
         assert_eq!(v.versions(&ann, &p("/b/f")).await.unwrap().len(), 2);
-        // a deleted file's trash is restored by administrators only
+        // a deleted file: ann, who could read it and may list its folder, sees it in the
+        // trash but may not bring it back where she may not add a name; eve sees nothing
         v.delete(&Caller::admin("root"), &p("/b/f")).await.unwrap();
-        assert!(v.restore(&ann, &p("/b/f"), None, None).await.is_err());
-        assert!(v.trash(&ann, None).await.is_err());
+        assert!(matches!(
+            v.restore(&ann, &p("/b/f"), None, None).await,
+            Err(VfsError::Forbidden(_))
+        ));
+        assert_eq!(v.trash(&ann, None).await.unwrap().len(), 1);
+        assert!(v.trash(&eve, None).await.unwrap().is_empty());
+        assert!(v.versions(&eve, &p("/b/f")).await.map_or(true, |l| l.is_empty()));
         assert!(v.empty_trash(&ann, None).await.is_err());
         v.restore(&Caller::admin("root"), &p("/b/f"), None, None)
             .await

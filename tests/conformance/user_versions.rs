@@ -1,0 +1,185 @@
+//! The user API's versions, trash and restore (docs/versions.md): a user sees and restores
+//! only what the core lets her read and write; others see nothing of it.
+
+use crate::common::{code, run, Server};
+
+fn as_user(server: &Server, who: &str, args: &[&str]) -> (u16, serde_json::Value) {
+    let mut all = vec!["-s", "-w", "\n%{http_code}", "-u", who];
+    all.extend_from_slice(args);
+    let out = server.curl(&all);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("status");
+    (
+        status.trim().parse().expect("status"),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn put(server: &Server, who: &str, path: &str, body: &str) -> u16 {
+    let out = server.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-u",
+        who,
+        "-X",
+        "PUT",
+        "--data-binary",
+        body,
+        &server.dav(path),
+    ]);
+    code(&out)
+}
+
+#[test]
+fn users_see_and_restore_only_what_they_may_read_and_write() {
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "team"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "docs", "--group", "team"]));
+    // the team's space: no access for others
+    run(server.kura().args(["chmod", "770", "/docs"]));
+    server.add_user("alice", "alice-pw-1", &["--group", "team"]);
+    server.add_user("bob", "bob-pw-123", &["--group", "team"]);
+    server.add_user("carol", "carol-pw-1", &[]);
+    let (alice, bob, carol) = ("alice:alice-pw-1", "bob:bob-pw-123", "carol:carol-pw-1");
+    assert_eq!(put(&server, alice, "docs/private.txt", "first"), 201);
+    run(server.kura().args(["chmod", "600", "/docs/private.txt"]));
+    assert_eq!(put(&server, alice, "docs/private.txt", "second"), 204);
+    assert_eq!(put(&server, alice, "docs/shared.txt", "one"), 201);
+    assert_eq!(put(&server, bob, "docs/shared.txt", "two"), 204);
+
+    let versions = |who: &str, path: &str| {
+        as_user(
+            &server,
+            who,
+            &[&server.url(&format!("/api/user/v1/versions?path={path}"))],
+        )
+    };
+    let bob_get = server.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-u",
+        bob,
+        &server.dav("docs/private.txt"),
+    ]);
+    assert_eq!(code(&bob_get), 403, "bob reads the private file");
+    let (s, v) = versions(alice, "/docs/private.txt");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["versions"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(versions(bob, "/docs/private.txt").0, 403);
+    let (s, v) = versions(carol, "/docs/shared.txt");
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(versions(bob, "/docs/shared.txt").0, 200);
+
+    // deleted: its owner sees it in the trash; a group member does not see a private file's
+    let dav_delete = server.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-u",
+        alice,
+        "-X",
+        "DELETE",
+        &server.dav("docs/private.txt"),
+    ]);
+    assert_eq!(code(&dav_delete), 204);
+    let trash = |who: &str| {
+        as_user(
+            &server,
+            who,
+            &[&server.url("/api/user/v1/trash?bucket=docs")],
+        )
+    };
+    let (s, t) = trash(alice);
+    assert_eq!(s, 200);
+    assert!(
+        t["deletes"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|d| d["path"] == "/docs/private.txt"),
+        "{t}"
+    );
+    let (_, t) = trash(bob);
+    assert!(
+        !t["deletes"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|d| d["path"] == "/docs/private.txt"),
+        "{t}"
+    );
+    let (_, t) = trash(carol);
+    assert_eq!(t["deletes"].as_array().map(Vec::len), Some(0), "{t}");
+    // nor can they see its versions or restore it
+    // (an empty list, as for a path that never existed: nothing tells them it did)
+    let (s, v) = versions(bob, "/docs/private.txt");
+    assert_eq!(
+        (s, v["versions"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{v}"
+    );
+    let (s, v) = versions(bob, "/docs/never-was.txt");
+    assert_eq!(
+        (s, v["versions"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{v}"
+    );
+    let restore = |who: &str, body: &str| {
+        as_user(
+            &server,
+            who,
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+                &server.url("/api/user/v1/restore"),
+            ],
+        )
+    };
+    assert!(matches!(
+        restore(bob, r#"{"path": "/docs/private.txt"}"#).0,
+        403 | 404
+    ));
+    assert!(matches!(
+        restore(carol, r#"{"path": "/docs/private.txt"}"#).0,
+        403 | 404
+    ));
+    // the owner restores it where she may write, and not where she may not
+    run(server.kura().args(["chmod", "750", "/docs"]));
+    assert_eq!(
+        restore(alice, r#"{"path": "/docs/private.txt"}"#).0,
+        403,
+        "restored into a folder she cannot write"
+    );
+    run(server.kura().args(["chmod", "770", "/docs"]));
+    let (s, r) = restore(alice, r#"{"path": "/docs/private.txt"}"#);
+    assert_eq!(s, 200, "{r}");
+    let got = server.curl(&["-s", "-u", alice, &server.dav("docs/private.txt")]);
+    assert_eq!(got.stdout, b"second");
+    // hostile bodies
+    assert_eq!(restore(alice, r#"{"path": "/docs/../etc"}"#).0, 400);
+    assert_eq!(restore(alice, r#"{"path": "/docs/x", "extra": 1}"#).0, 400);
+    assert_eq!(restore(alice, &"x".repeat(10_000)).0, 413);
+    assert_eq!(
+        as_user(
+            &server,
+            alice,
+            &["-X", "DELETE", &server.url("/api/user/v1/trash")]
+        )
+        .0,
+        405
+    );
+}
