@@ -220,7 +220,11 @@ impl Vfs {
     /// (`gone`, deepest first) let `c` through under the bits they had when deleted: listing
     /// the one holding the file, entering the others. A folder with no kept marker was an
     /// implicit one (S3-made, pruned when emptied) and lets through.
-    async fn gone_folders_allow(&self, c: &Caller, gone: &[VPath]) -> Result<bool, VfsError> {
+    pub(super) async fn gone_folders_allow(
+        &self,
+        c: &Caller,
+        gone: &[VPath],
+    ) -> Result<bool, VfsError> {
         for (i, f) in gone.iter().enumerate() {
             let want = if i == 0 { R | X } else { X };
             let rows = self.store.versions_of(f.as_str()).await?;

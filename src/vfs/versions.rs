@@ -151,7 +151,8 @@ impl Vfs {
 
     /// Fails unless `c` may see the versions of `path`: an administrator, a reader of the
     /// file as it is now, or, for a deleted path, one who may list the deepest folder above it
-    /// that is still there (each kept row is then read under the bits it had).
+    /// that is still there and pass the deleted ones between under the bits they had (each
+    /// kept row is then read under the bits it had).
     async fn may_see_versions(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
         if c.is_admin {
             return Ok(());
@@ -165,13 +166,26 @@ impl Vfs {
             Err(e) => return Err(e),
         }
         let mut dir = path.parent();
+        let mut gone = Vec::new();
         loop {
             match self.stat(c, &dir).await {
-                Ok(d) if d.is_dir => return d.require(c, R | X, "the folder may not be listed"),
+                Ok(d) if d.is_dir => {
+                    d.require(c, R | X, "the folder may not be listed")?;
+                    break;
+                }
                 Ok(_) => return Err(VfsError::NotFound),
-                Err(VfsError::NotFound) if !dir.is_root() => dir = dir.parent(),
+                Err(VfsError::NotFound) if !dir.is_root() => {
+                    gone.push(dir.clone());
+                    dir = dir.parent();
+                }
                 Err(e) => return Err(e),
             }
+        }
+        match self.gone_folders_allow(c, &gone).await? {
+            true => Ok(()),
+            false => Err(VfsError::Forbidden(
+                "a deleted folder above it was not listable",
+            )),
         }
     }
 
@@ -708,7 +722,10 @@ mod tests {
         ));
         assert_eq!(v.trash(&ann, None).await.unwrap().len(), 1);
         assert!(v.trash(&eve, None).await.unwrap().is_empty());
-        assert!(v.versions(&eve, &p("/b/f")).await.map_or(true, |l| l.is_empty()));
+        assert!(v
+            .versions(&eve, &p("/b/f"))
+            .await
+            .map_or(true, |l| l.is_empty()));
         assert!(v.empty_trash(&ann, None).await.is_err());
         v.restore(&Caller::admin("root"), &p("/b/f"), None, None)
             .await

@@ -183,3 +183,87 @@ fn users_see_and_restore_only_what_they_may_read_and_write() {
         405
     );
 }
+
+/// Attack: a private folder (700) is deleted; another user who may list the bucket asks the
+/// user API for the versions of a file that was in it, and to restore it into her own
+/// bucket. The deleted folder's bits still keep her out: 403 both, nothing restored.
+#[test]
+fn a_deleted_private_folder_keeps_its_files_history_private() {
+    let server = Server::plain();
+    server.add_user("alice", "alice-pw-1", &["--create-buckets"]);
+    server.add_user("mallory", "mallory-pw-1", &["--create-buckets"]);
+    let (alice, mallory) = ("alice:alice-pw-1", "mallory:mallory-pw-1");
+    let mkcol = |who: &str, path: &str| {
+        code(&server.curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            who,
+            "-X",
+            "MKCOL",
+            &server.dav(path),
+        ]))
+    };
+    assert_eq!(mkcol(alice, "open"), 201);
+    assert_eq!(mkcol(alice, "open/private"), 201);
+    assert_eq!(mkcol(mallory, "mine"), 201);
+    run(server.kura().args(["chmod", "700", "/open/private"]));
+    assert_eq!(put(&server, alice, "open/private/plan.txt", "v1"), 201);
+    assert_eq!(put(&server, alice, "open/private/plan.txt", "v2"), 204);
+    let versions = |who: &str| {
+        as_user(
+            &server,
+            who,
+            &[&server.url("/api/user/v1/versions?path=/open/private/plan.txt")],
+        )
+    };
+    assert_eq!(versions(mallory).0, 403, "mallory cannot see into it yet");
+    let del = server.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-u",
+        alice,
+        "-X",
+        "DELETE",
+        &server.dav("open/private"),
+    ]);
+    assert_eq!(code(&del), 204);
+    assert_eq!(versions(alice).0, 200, "the owner still sees the history");
+    let (s, v) = versions(mallory);
+    assert_eq!(s, 403, "the delete opened the history: {v}");
+    let (s, v) = as_user(
+        &server,
+        mallory,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"path":"/open/private/plan.txt","to":"/mine/plan.txt"}"#,
+            &server.url("/api/user/v1/restore"),
+        ],
+    );
+    assert!(s == 403 || s == 404, "mallory restored it: {s} {v}");
+    let got = server.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-u",
+        mallory,
+        &server.dav("mine/plan.txt"),
+    ]);
+    assert_eq!(
+        code(&got),
+        404,
+        "nothing was restored into mallory's bucket"
+    );
+}
