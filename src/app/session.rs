@@ -89,6 +89,17 @@ fn from_session_error(e: SessionError) -> Response<RespBody> {
             "credentials_required",
             "send the user name and password as Basic credentials",
         ),
+        SessionError::Throttled(wait) => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_codes",
+                "too many wrong codes for this account; try again later",
+            );
+            let secs = wait.as_secs().max(1);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            r
+        }
         SessionError::Bad(m) => error(StatusCode::BAD_REQUEST, "invalid_request", m),
         SessionError::Internal(m) => {
             tracing::error!(error = %m, "session service failed");

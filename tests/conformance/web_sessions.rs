@@ -378,3 +378,96 @@ fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
     let (status, _, _, _) = sign_in(&server, "carol:carol-pw-123", &[]);
     assert_eq!(status, 200);
 }
+
+/// Turns two-factor authentication on for `user`; returns its secret.
+fn turn_on_2fa(server: &Server, user_pw: &str) -> String {
+    let (_, cookie, csrf, _) = sign_in(server, user_pw, &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let (_, answer) = call(server, "POST", "2fa", &["-H", &c, "-H", &x]);
+    let secret = json_of(&answer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())});
+    let json = ["-H", "Content-Type: application/json"];
+    let good = good.to_string();
+    let args = [&["-H", &c, "-H", &x, "-d", &good][..], &json[..]].concat();
+    let (status, answer) = call(server, "PUT", "2fa", &args);
+    assert_eq!(status, 200, "{answer}");
+    secret
+}
+
+/// Red team: whoever guesses codes knows the password, so every address they use can first
+/// log in to WebDAV with it; a proven address escapes the throttle's per-account cap, and
+/// each got 5 code guesses per window: 6-digit codes fell to enough addresses. Wrong codes
+/// have their own cap per account, over all addresses, which a correct code does not pass.
+#[test]
+fn code_guesses_are_capped_per_account_over_all_addresses() {
+    let server = Server::start_with(
+        false,
+        &[
+            ("KURA_LIMITS__TRUSTED_PROXIES", "[\"127.0.0.1\"]"),
+            ("KURA_LIMITS__AUTH_FAILURES_PER_IP", "1000"),
+        ],
+    );
+    server.add_user("dora", "dora-pw-1234", &[]);
+    let secret = turn_on_2fa(&server, "dora:dora-pw-1234");
+    let mut checked = 0;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let xff = format!("X-Forwarded-For: 203.0.113.{i}");
+        let propfind = server.curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            "dora:dora-pw-1234",
+            "-X",
+            "PROPFIND",
+            "-H",
+            "Depth: 0",
+            "-H",
+            &xff,
+            &server.dav("/"),
+        ]);
+        assert_eq!(text(&propfind), "207");
+        for n in 0..4 {
+            // never the current code (nor its neighbours)
+            let guess = format!("{:06}", (i * 10 + n) % 1_000_000);
+            let guess = if [-30i64, 0, 30]
+                .iter()
+                .any(|d| totp_code(&secret, (now() as i64 + d) as u64) == guess)
+            {
+                "999999".to_string()
+            } else {
+                guess
+            };
+            let body = serde_json::json!({ "code": guess }).to_string();
+            let status = sign_in(&server, "dora:dora-pw-1234", &["-H", &xff, "-d", &body]).0;
+            if status == 401 {
+                checked += 1;
+            }
+            codes.push(status);
+        }
+    }
+    println!("32 wrong codes from 8 proven addresses: {codes:?}");
+    assert_eq!(checked, 10, "{codes:?}");
+    assert!(codes[10..].iter().all(|c| *c == 429), "{codes:?}");
+    // the right code is not checked either while the account is over its budget
+    let right = serde_json::json!({"code": totp_code(&secret, now())}).to_string();
+    let (status, _, _, answer) = sign_in(
+        &server,
+        "dora:dora-pw-1234",
+        &["-H", "X-Forwarded-For: 198.51.100.7", "-d", &right],
+    );
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(json_of(&answer)["error"], "too_many_codes");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after:"),
+        "{answer}"
+    );
+    // a wrong password is still a plain failure (the code budget is for second factors)
+    assert_eq!(sign_in(&server, "dora:wrong", &[]).0, 401);
+}
