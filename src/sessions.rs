@@ -320,10 +320,11 @@ impl Sessions {
     /// returns the recovery codes, shown once. Other sessions of the user end.
     pub async fn enable_totp(
         &self,
-        user: &str,
+        live: &Live,
         secret: &str,
         code: &str,
     ) -> Result<Vec<String>, SessionError> {
+        let user = live.caller.user.as_str();
         if self.store.totp(user).await?.is_some() {
             return Err(SessionError::Bad("two-factor authentication is on already"));
         }
@@ -345,7 +346,13 @@ impl Sessions {
         let sealed = self.vault.seal(&totp_id(user), &t.secret().to_base32());
         let json =
             serde_json::to_string(&hashes).map_err(|e| SessionError::Internal(e.to_string()))?;
-        self.store.set_totp(user, &sealed, &json).await?;
+        if !self
+            .store
+            .set_totp(user, &sealed, &json, &live.id_hash)
+            .await?
+        {
+            return Err(SessionError::Bad("two-factor authentication is on already"));
+        }
         self.store.use_totp_step(user, step as i64).await?;
         Ok(codes)
     }

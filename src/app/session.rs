@@ -239,7 +239,7 @@ impl SessionFront {
                     Ok(c) => c,
                     Err(r) => return r,
                 };
-                match self.sessions.enable_totp(&user, &c.secret, &c.code).await {
+                match self.sessions.enable_totp(&live, &c.secret, &c.code).await {
                     Ok(codes) => json(
                         StatusCode::OK,
                         serde_json::json!({ "recovery_codes": codes }),

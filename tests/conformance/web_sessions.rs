@@ -471,3 +471,53 @@ fn code_guesses_are_capped_per_account_over_all_addresses() {
     // a wrong password is still a plain failure (the code budget is for second factors)
     assert_eq!(sign_in(&server, "dora:wrong", &[]).0, 401);
 }
+
+/// Red team: turning two-factor authentication on is what a user does after a scare (a
+/// password seen by someone); the sessions opened with the password alone end then, all but
+/// the one that turned it on, as its doc promised but the store did not do.
+#[test]
+fn turning_two_factor_on_ends_the_other_sessions() {
+    let server = Server::start(true);
+    server.add_user("erin", "erin-pw-1234", &[]);
+    let (_, intruder, _, _) = sign_in(&server, "erin:erin-pw-1234", &[]);
+    let (_, cookie, csrf, _) = sign_in(&server, "erin:erin-pw-1234", &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let (_, answer) = call(&server, "POST", "2fa", &["-H", &c, "-H", &x]);
+    let secret = json_of(&answer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())}).to_string();
+    let (status, answer) = call(
+        &server,
+        "PUT",
+        "2fa",
+        &[
+            "-H",
+            &c,
+            "-H",
+            &x,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &good,
+        ],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call(&server, "GET", "session", &["-H", &with_cookie(&intruder)]);
+    assert_eq!(
+        status, 401,
+        "the session opened before 2FA lives on: {answer}"
+    );
+    // the session that turned it on stays, and lists itself alone
+    let (status, answer) = call(&server, "GET", "sessions", &["-H", &c]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        json_of(&answer)["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    // a second secret cannot replace the first once it is on
+    let (status, _) = call(&server, "PUT", "2fa", &["-H", &c, "-H", &x, "-d", &good]);
+    assert_eq!(status, 400);
+}
