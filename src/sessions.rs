@@ -316,15 +316,22 @@ impl Sessions {
         })
     }
 
-    /// Turns two-factor on once the user proves their app reads `secret` (a current code);
-    /// returns the recovery codes, shown once. Other sessions of the user end.
+    /// Turns two-factor on once the user gives their password again (`basic`: a session alone,
+    /// stolen or left open, must not lock its owner out with a secret of its own) and proves
+    /// their app reads `secret` (a current code); returns the recovery codes, shown once.
+    /// Other sessions of the user end.
     pub async fn enable_totp(
         &self,
+        auth: &Authenticator,
+        basic: Option<&str>,
         live: &Live,
         secret: &str,
         code: &str,
     ) -> Result<Vec<String>, SessionError> {
         let user = live.caller.user.as_str();
+        if auth.basic(basic).await?.user != user {
+            return Err(SessionError::Invalid);
+        }
         if self.store.totp(user).await?.is_some() {
             return Err(SessionError::Bad("two-factor authentication is on already"));
         }

@@ -235,11 +235,20 @@ impl SessionFront {
                 Err(e) => from_session_error(e),
             },
             ("2fa", Method::PUT) => {
+                let basic = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let c: Confirm = match body(req).await {
                     Ok(c) => c,
                     Err(r) => return r,
                 };
-                match self.sessions.enable_totp(&live, &c.secret, &c.code).await {
+                match self
+                    .sessions
+                    .enable_totp(auth, basic.as_deref(), &live, &c.secret, &c.code)
+                    .await
+                {
                     Ok(codes) => json(
                         StatusCode::OK,
                         serde_json::json!({ "recovery_codes": codes }),

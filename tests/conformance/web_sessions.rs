@@ -309,6 +309,8 @@ fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
         "PUT",
         "2fa",
         &[
+            "-u",
+            "carol:carol-pw-123",
             "-H",
             &c,
             "-H",
@@ -327,6 +329,8 @@ fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
         "PUT",
         "2fa",
         &[
+            "-u",
+            "carol:carol-pw-123",
             "-H",
             &c,
             "-H",
@@ -391,7 +395,11 @@ fn turn_on_2fa(server: &Server, user_pw: &str) -> String {
     let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())});
     let json = ["-H", "Content-Type: application/json"];
     let good = good.to_string();
-    let args = [&["-H", &c, "-H", &x, "-d", &good][..], &json[..]].concat();
+    let args = [
+        &["-u", user_pw, "-H", &c, "-H", &x, "-d", &good][..],
+        &json[..],
+    ]
+    .concat();
     let (status, answer) = call(server, "PUT", "2fa", &args);
     assert_eq!(status, 200, "{answer}");
     secret
@@ -493,6 +501,8 @@ fn turning_two_factor_on_ends_the_other_sessions() {
         "PUT",
         "2fa",
         &[
+            "-u",
+            "erin:erin-pw-1234",
             "-H",
             &c,
             "-H",
@@ -518,6 +528,53 @@ fn turning_two_factor_on_ends_the_other_sessions() {
         "{answer}"
     );
     // a second secret cannot replace the first once it is on
-    let (status, _) = call(&server, "PUT", "2fa", &["-H", &c, "-H", &x, "-d", &good]);
+    let (status, _) = call(
+        &server,
+        "PUT",
+        "2fa",
+        &["-u", "erin:erin-pw-1234", "-H", &c, "-H", &x, "-d", &good],
+    );
     assert_eq!(status, 400);
+}
+
+/// Red team: a session alone (a cookie stolen, a browser left open) turned two-factor
+/// authentication on with a secret of the thief's, locking the owner out of the app (and,
+/// as turning it on ends the other sessions, out at once). It now takes the password again,
+/// counted by the failed-login throttle like any other.
+#[test]
+fn turning_two_factor_on_takes_the_password_again() {
+    let server = Server::start(true);
+    server.add_user("fay", "fay-pw-12345", &[]);
+    let (_, cookie, csrf, _) = sign_in(&server, "fay:fay-pw-12345", &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let (_, answer) = call(&server, "POST", "2fa", &["-H", &c, "-H", &x]);
+    let secret = json_of(&answer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())}).to_string();
+    let put = |extra: &[&str]| {
+        let mut args = vec![
+            "-H",
+            &c,
+            "-H",
+            &x,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &good,
+        ];
+        args.extend_from_slice(extra);
+        call(&server, "PUT", "2fa", &args)
+    };
+    let (status, answer) = put(&[]);
+    assert_eq!(status, 401, "a session alone turned 2FA on: {answer}");
+    assert_eq!(put(&["-u", "fay:wrong"]).0, 401);
+    // another user's password is not fay's
+    server.add_user("gus", "gus-pw-12345", &[]);
+    assert_eq!(put(&["-u", "gus:gus-pw-12345"]).0, 401);
+    let (_, answer) = call(&server, "GET", "session", &["-H", &c]);
+    assert_eq!(json_of(&answer)["two_factor"], false, "{answer}");
+    let (status, answer) = put(&["-u", "fay:fay-pw-12345"]);
+    assert_eq!(status, 200, "{answer}");
 }
