@@ -170,6 +170,19 @@ impl SessionFront {
             .map_err(from_session_error)
     }
 
+    /// Refuses credentials beside a session cookie where they are not checked: the request
+    /// would succeed on the session, and the failed-login throttle would take that success
+    /// for the credentials' (proving another account's "password" from this address).
+    pub fn unchecked_credentials<B>(req: &Request<B>) -> Option<Response<RespBody>> {
+        req.headers().contains_key(header::AUTHORIZATION).then(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "credentials_with_session",
+                "send the session cookie or credentials, not both",
+            )
+        })
+    }
+
     /// Whether an unsafe request of this session carries its CSRF token.
     pub fn csrf_ok<B>(live: &Live, req: &Request<B>) -> bool {
         let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
@@ -193,6 +206,12 @@ impl SessionFront {
             Ok(None) => return error(StatusCode::UNAUTHORIZED, "signed_out", "sign in first"),
             Err(r) => return r,
         };
+        // turning 2FA on checks the password it is sent again
+        if !(path == "2fa" && method == Method::PUT) {
+            if let Some(r) = Self::unchecked_credentials(&req) {
+                return r;
+            }
+        }
         let safe = matches!(method, Method::GET | Method::HEAD);
         if !safe && !Self::csrf_ok(&live, &req) {
             return error(

@@ -578,3 +578,79 @@ fn turning_two_factor_on_takes_the_password_again() {
     let (status, answer) = put(&["-u", "fay:fay-pw-12345"]);
     assert_eq!(status, 200, "{answer}");
 }
+
+/// Red team: a request signed in by its session cookie that also carried `Authorization:
+/// Basic victim:anything` succeeded, and the throttle took that success as the victim's
+/// password proven from that address: any user could so exempt address after address from
+/// the victim's per-account cap, and guess the victim's password from each. Credentials
+/// beside a session are now refused unless checked (turning 2FA on checks them).
+#[test]
+fn a_session_does_not_prove_another_accounts_password() {
+    let server = Server::start_with(
+        false,
+        &[
+            ("KURA_LIMITS__TRUSTED_PROXIES", "[\"127.0.0.1\"]"),
+            ("KURA_LIMITS__AUTH_FAILURES_PER_ACCOUNT", "10"),
+            ("KURA_LIMITS__AUTH_FAILURES_PER_IP", "1000"),
+        ],
+    );
+    server.add_user("ann", "ann-pw-secret", &[]);
+    server.add_user("mal", "mal-pw-12345", &[]);
+    let (_, cookie, _, _) = sign_in(&server, "mal:mal-pw-12345", &[]);
+    let c = with_cookie(&cookie);
+    let mut vouchers = Vec::new();
+    let mut guesses = Vec::new();
+    // a session of mal's, with ann's name and no password of hers, from 12 addresses
+    for i in 0..12 {
+        let xff = format!("X-Forwarded-For: 203.0.113.{i}");
+        let path = if i % 2 == 0 { "session" } else { "search?q=x" };
+        let (status, _) = call(
+            &server,
+            "GET",
+            path,
+            &["-H", &c, "-H", &xff, "-u", "ann:not-her-password"],
+        );
+        vouchers.push(status);
+    }
+    // then guesses from every one of those addresses
+    for i in 0..12 {
+        let xff = format!("X-Forwarded-For: 203.0.113.{i}");
+        for n in 0..3 {
+            let guess = format!("ann:guess-{i}-{n}");
+            let out = server.curl(&[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-u",
+                &guess,
+                "-X",
+                "PROPFIND",
+                "-H",
+                "Depth: 0",
+                "-H",
+                &xff,
+                &server.dav("/"),
+            ]);
+            guesses.push(text(&out).parse::<u16>().unwrap_or(0));
+        }
+    }
+    println!("session + ann's Basic: {vouchers:?}; 36 guesses on ann: {guesses:?}");
+    let checked = guesses.iter().filter(|c| **c == 401).count();
+    assert!(checked <= 10, "{checked} guesses checked: {guesses:?}");
+    assert!(vouchers.iter().all(|s| *s == 400), "{vouchers:?}");
+    // ann's own sign-in from home still works, and mal's session alone still does
+    assert_eq!(
+        sign_in(
+            &server,
+            "ann:ann-pw-secret",
+            &["-H", "X-Forwarded-For: 198.51.100.1"]
+        )
+        .0,
+        429,
+        "ann is locked out on new addresses, as the cap wants"
+    );
+    assert_eq!(call(&server, "GET", "session", &["-H", &c]).0, 200);
+    assert_eq!(call(&server, "GET", "search?q=x", &["-H", &c]).0, 200);
+}
