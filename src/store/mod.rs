@@ -40,7 +40,7 @@ pub use props::DeadProp;
 pub use replication::{PeerRow, RuleRow};
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
-pub use snapshot::SnapshotObject;
+pub use snapshot::{SnapshotObject, Whereabouts};
 pub use tree::{Committed, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;

@@ -35,7 +35,7 @@ use crate::store::{EntryRow, MetaError, Store};
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
-pub use stored::Stored;
+pub use stored::{Stored, StoredStream};
 pub use upload::{Upload, UploadOptions};
 
 use std::collections::BTreeMap;
