@@ -314,6 +314,9 @@ fn a_tampered_object_list_cannot_write_outside_the_storage() {
     ] {
         assert!(!p.exists(), "{} was written", p.display());
     }
+    // nothing half restored is left to serve
+    let left = crate::common::tree(&target.data_dir());
+    assert!(left.is_empty(), "a failed restore left {left:?}");
 }
 
 #[test]
@@ -345,7 +348,11 @@ fn a_folder_moved_back_and_forth_during_a_backup_keeps_every_file() {
         std::thread::spawn(move || {
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) && n < 5000 {
-                let (from, to) = if n.is_multiple_of(2) { (&a, &b) } else { (&b, &a) };
+                let (from, to) = if n.is_multiple_of(2) {
+                    (&a, &b)
+                } else {
+                    (&b, &a)
+                };
                 let _ = std::process::Command::new("curl")
                     .args(["-sS", "-o", "/dev/null", "-X", "MOVE", "-u"])
                     .arg(format!("admin:{pw}"))
@@ -385,4 +392,41 @@ fn a_folder_moved_back_and_forth_during_a_backup_keeps_every_file() {
     }
     let fsck = text(&run(target.kura().arg("fsck")));
     assert!(fsck.contains("usage: no drift"), "{fsck}");
+}
+
+#[test]
+fn a_refused_restore_leaves_the_data_dir_as_it_found_it() {
+    // red team: a restore refused for a storage root that holds files had already put the
+    // database and the secret key in the data dir: a server started on it served a
+    // metadata copy with no bytes, and a second restore was refused as "not empty"
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "bak", "--group", "g"]));
+    assert_eq!(server.put("bak/a.txt", b"hello"), 201);
+    let repo = tempfile::tempdir().expect("repo");
+    let dest = repo.path().join("r");
+    let dest_s = dest.to_str().expect("utf8");
+    run(server.kura().args(["backup", dest_s]));
+    let storage = tempfile::tempdir().expect("storage");
+    let stray = storage.path().join("someone-elses.txt");
+    std::fs::write(&stray, b"not Kura's").expect("stray");
+    let root = storage.path().to_str().expect("utf8");
+    let mut target = Server::in_folder(&[("KURA_STORAGE__ROOT", root)]);
+    let out = target
+        .kura()
+        .args(["backup", "restore", dest_s])
+        .output()
+        .expect("restore");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already holds files"), "{}", text(&out));
+    assert_eq!(std::fs::read(&stray).expect("stray kept"), b"not Kura's");
+    let left: Vec<String> = crate::common::tree(&target.data_dir());
+    assert!(left.is_empty(), "a refused restore left {left:?}");
+    // once the storage is emptied the same restore goes through and serves the file
+    std::fs::remove_file(&stray).expect("rm");
+    run(target.kura().args(["backup", "restore", dest_s]));
+    target.start_again();
+    assert_eq!(target.get("bak/a.txt"), b"hello");
 }
