@@ -174,3 +174,29 @@ fn a_scripted_session_reads_back_exactly_from_the_audit_trail() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn an_admin_command_is_audited_as_the_account_that_ran_it_whatever_its_environment() {
+    // red team: the CLI's actor came from $USER, which the caller sets: `USER=alice kura ...`
+    // was recorded as alice's, and cron or systemd (no USER) recorded "cli:?"
+    let server = Server::plain();
+    let me = run(std::process::Command::new("id").arg("-un"));
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+    assert!(!me.is_empty());
+    run(server
+        .kura()
+        .env("USER", "someone-else")
+        .args(["group", "add", "forged"]));
+    run(server
+        .kura()
+        .env_remove("USER")
+        .args(["group", "add", "unset"]));
+    let rows = audit(&server, &["--since", "1h"]);
+    for g in ["forged", "unset"] {
+        let row = rows
+            .iter()
+            .find(|r| field(r, "action") == "group_add" && field(r, "path") == g)
+            .expect("the group_add row");
+        assert_eq!(field(row, "actor"), format!("cli:{me}"), "{row}");
+    }
+}
