@@ -178,3 +178,16 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::rebase;
+
+    #[test]
+    fn rebase_follows_the_path_and_folders_above_it_only() {
+        assert_eq!(rebase("/b/a", "/b/a", "/b/z").as_deref(), Some("/b/z"));
+        assert_eq!(rebase("/b/a/f", "/b/a", "/b/z").as_deref(), Some("/b/z/f"));
+        assert_eq!(rebase("/b/ab/f", "/b/a", "/b/z"), None);
+        assert_eq!(rebase("/b/a", "/b/a/f", "/b/z"), None);
+    }
+}
