@@ -41,6 +41,8 @@ pub async fn take(cfg: &Config, dest: &Path, opts: &TakeOptions) -> Result<Manif
     let store = Store::open(&cfg.db_path()).await?;
     let vfs = crate::setup::build_vfs(cfg, store.clone())?;
     let copy_path = snap.join("kura.db");
+    // made private and empty first: VACUUM INTO fills an empty file and keeps its mode
+    drop(repo::create_private(&copy_path)?);
     store.snapshot_into(&copy_path).await?;
     let copy = Store::open(&copy_path).await?;
     copy.settle_snapshot(!opts.no_files).await?;

@@ -430,3 +430,27 @@ fn a_refused_restore_leaves_the_data_dir_as_it_found_it() {
     target.start_again();
     assert_eq!(target.get("bak/a.txt"), b"hello");
 }
+
+#[test]
+fn every_file_of_a_backup_repository_is_private() {
+    // red team: the metadata copy (password hashes, sealed keys, share tokens) was written
+    // by VACUUM INTO with the umask's mode (0644), though docs/backup.md promises 0600
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "bak", "--group", "g"]));
+    assert_eq!(server.put("bak/a.txt", b"hello"), 201);
+    let repo = tempfile::tempdir().expect("repo");
+    let dest = repo.path().join("r");
+    run(server.kura().arg("backup").arg(&dest));
+    for rel in crate::common::tree(&dest) {
+        let mode = std::fs::metadata(dest.join(&rel))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{rel} is {mode:o}");
+    }
+}
