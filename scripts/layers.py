@@ -21,7 +21,7 @@ LAYERS = [
     ["serve"],                      # the server: builds everything, starts the listener
     ["http"],                       # listener, TLS accept, router, request classifiers
     ["admin", "backup"],            # the admin REST API and the service the CLI shares; backups
-    ["dav", "s3", "share", "app"],  # protocol adapters and the browser app: translate, hold no rule
+    ["dav", "s3", "share", "app", "user_api"],  # protocol adapters, the browser app, the user API: translate, hold no rule
     ["replication", "notify"],      # shipping changes to peers; event notifications
     ["share_links", "sessions"],    # the share-link service; browser sessions and two-factor
     ["auth", "setup"],              # identities (passwords, access keys -> Caller); the core built once
@@ -35,7 +35,7 @@ LAYERS = [
 
 # Edges that the layer order allows but the design does not: adapters get what they need
 # from the core or the identity layer, never from the metadata store or the vault.
-FORBIDDEN = {(a, b) for a in ("dav", "s3", "share", "app") for b in ("store", "vault")}
+FORBIDDEN = {(a, b) for a in ("dav", "s3", "share", "app", "user_api") for b in ("store", "vault")}
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 

@@ -22,6 +22,7 @@ mod share;
 mod share_links;
 mod store;
 mod tls;
+mod user_api;
 mod vault;
 mod vfs;
 mod wire;
@@ -127,6 +128,7 @@ fn main() -> ExitCode {
             Command::Restore(a) => cli::versions::restore(&cfg, a)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Find(a) => cli::find::find(&cfg, a).await.map_err(|e| e.to_string()),
             Command::Notify(cmd) => cli::notify::notify(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),

@@ -166,8 +166,9 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         cfg.audit_retention_days,
         cfg.audit_log.clone(),
     );
-    crate::notify::Notifier::new(store.clone(), vault.clone(), Some(cfg.smtp.clone()))
-        .spawn(Duration::from_secs(1));
+    let notifier =
+        crate::notify::Notifier::new(store.clone(), vault.clone(), Some(cfg.smtp.clone()))
+            .spawn(Duration::from_secs(1));
     let secure_cookies = tls.is_some()
         || cfg
             .public_url
@@ -177,6 +178,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         sessions: crate::app::SessionFront::new(sessions, secure_cookies),
         cert,
         metrics: crate::http::metrics::MetricsGate::new(&cfg.metrics)?,
+        user: crate::user_api::UserApi { vfs: vfs.clone() },
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),
@@ -220,6 +222,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         _ = crate::http::serve(listener, tls, app) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
+    notifier.stop(Duration::from_secs(5)).await;
     Ok(())
 }
 

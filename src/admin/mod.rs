@@ -5,6 +5,7 @@ pub mod api;
 mod locks;
 mod notify;
 mod peers;
+mod search;
 mod types;
 mod versions;
 
@@ -18,6 +19,7 @@ use crate::vfs::{Caller, VPath, Vfs, VfsError};
 pub use locks::*;
 pub use notify::*;
 pub use peers::*;
+pub use search::FindRequest;
 pub use types::*;
 pub use versions::*;
 

@@ -33,6 +33,13 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
     if r.usage.is_empty() {
         println!("usage: no drift");
     }
+    match r.search_index {
+        0 => println!("search index: no drift"),
+        n => println!(
+            "search index: {n} entries out of step{}",
+            if repair { " (rebuilt)" } else { "" }
+        ),
+    }
     for d in &r.usage {
         println!(
             "usage of {}: recorded {} bytes / {} files, counted {} bytes / {} files{fixed}",

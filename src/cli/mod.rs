@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod find;
 pub mod fsck;
 pub mod lock;
 pub mod manual;
@@ -80,6 +81,8 @@ pub enum Command {
     /// Run the buckets' S3 lifecycle rules now.
     #[command(subcommand)]
     Lifecycle(versions::LifecycleCmd),
+    /// Search names, descriptions and tags (tag:KEY=VALUE), newest first.
+    Find(find::FindArgs),
     /// Back up the metadata, keys, configuration and files into a repository folder, verify
     /// a backup, or restore one into an empty data dir.
     Backup(backup::BackupArgs),

@@ -76,6 +76,8 @@ impl GuardedFileSystem<Caller> for KuraFs {
                     must_exist: !options.create,
                     if_match: options.if_match.clone(),
                     expected_size: options.size,
+                    // new content for the same resource: its tags and description stay
+                    keep_annotations: true,
                     ..Default::default()
                 };
                 // LOCK on an unmapped URL creates the resource under the lock just taken,
@@ -239,6 +241,17 @@ impl GuardedFileSystem<Caller> for KuraFs {
                     },
                     (true, "group", Some(g)) => self.vfs.chown(caller, &p, None, Some(&g)).await,
                     (true, "owner", Some(u)) => self.vfs.chown(caller, &p, Some(&u), None).await,
+                    (set, "tags", v) => match crate::vfs::tags::parse_query(
+                        v.as_deref().filter(|_| *set).unwrap_or_default(),
+                    ) {
+                        Ok(t) => self.vfs.set_tags(caller, &p, &t).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                    (set, "description", v) => self
+                        .vfs
+                        .set_description(caller, &p, v.as_deref().filter(|_| *set))
+                        .await
+                        .map(|_| ()),
                     _ => Err(crate::vfs::VfsError::Forbidden(
                         "this property cannot be removed or set so",
                     )),
@@ -294,8 +307,10 @@ impl GuardedFileSystem<Caller> for KuraFs {
         async move {
             let p = vpath(path)?;
             let entry = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
+            let readable = self.vfs.require_readable(caller, &entry).await.is_ok();
             let mut out: Vec<DavProp> = live_props::NAMES
                 .iter()
+                .filter(|n| readable || !live_props::PRIVATE.contains(n))
                 .map(|n| live_props::prop(&entry, n, do_content))
                 .collect();
             let props = self.vfs.props(caller, &p).await.map_err(to_fs_error)?;
@@ -316,6 +331,12 @@ impl GuardedFileSystem<Caller> for KuraFs {
             let ns = prop.namespace.unwrap_or_default();
             if ns == live_props::NS && live_props::NAMES.contains(&prop.name.as_str()) {
                 let entry = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
+                if live_props::PRIVATE.contains(&prop.name.as_str()) {
+                    self.vfs
+                        .require_readable(caller, &entry)
+                        .await
+                        .map_err(to_fs_error)?;
+                }
                 return live_props::prop(&entry, &prop.name, true)
                     .xml
                     .ok_or(FsError::NotFound);

@@ -42,6 +42,8 @@ pub struct App {
     pub sessions: SessionFront,
     /// Who may read `/metrics`.
     pub metrics: MetricsGate,
+    /// The user API behind `/api/user/v1` (search, and the app's next endpoints).
+    pub user: crate::user_api::UserApi,
 }
 
 /// Where a request goes, decided from its path, method and headers before anything runs: the
@@ -62,6 +64,8 @@ enum Route {
     App,
     /// The browser app's session API (sign-in, sign-out).
     Session,
+    /// The rest of the user API (session cookie or Basic).
+    UserApi,
     Api,
     Share,
     /// A reserved prefix with nothing behind it.
@@ -96,6 +100,8 @@ impl Route {
             Route::App
         } else if SessionFront::serves(path) {
             Route::Session
+        } else if path == crate::user_api::PREFIX || path.starts_with("/api/user/v1/") {
+            Route::UserApi
         } else if path == api::PREFIX || path.starts_with("/api/v1/") {
             Route::Api
         } else if path.starts_with(crate::share::PREFIX) {
@@ -113,7 +119,7 @@ impl Route {
             Route::Dav | Route::RootOptions => Protocol::Webdav,
             Route::S3Signed | Route::S3 => Protocol::S3,
             Route::Api => Protocol::Api,
-            Route::Landing | Route::App | Route::Session => Protocol::App,
+            Route::Landing | Route::App | Route::Session | Route::UserApi => Protocol::App,
             Route::Share => Protocol::Share,
             Route::Metrics => Protocol::Metrics,
             Route::Health | Route::NodeId | Route::Reserved => Protocol::Other,
@@ -392,6 +398,40 @@ impl App {
                     .handle(&self.auth, req, &client.to_string())
                     .await;
                 (resp, None)
+            }
+            Route::UserApi => {
+                if let Some(why) = super::origin::cross_site(&req) {
+                    tracing::warn!(%client, why, "user API request refused");
+                    return (
+                        crate::user_api::error(StatusCode::FORBIDDEN, "forbidden", why),
+                        None,
+                    );
+                }
+                // the browser app's session cookie (unsafe methods with its CSRF token), else Basic
+                let caller = match self.sessions.live(&req).await {
+                    Err(resp) => return (resp, None),
+                    Ok(Some(live)) => {
+                        let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+                        if !safe && !SessionFront::csrf_ok(&live, &req) {
+                            return (
+                                crate::user_api::error(
+                                    StatusCode::FORBIDDEN,
+                                    "csrf",
+                                    "the request lacks this session's X-Kura-CSRF token",
+                                ),
+                                None,
+                            );
+                        }
+                        live.caller
+                    }
+                    Ok(None) => match self.authenticate(&req).await {
+                        Ok(c) => c,
+                        Err(resp) => return (resp, None),
+                    },
+                };
+                let user = caller.user.clone();
+                crate::wire::audit::set_actor(&user);
+                (self.user.handle(req, caller).await, Some(user))
             }
             Route::Api => {
                 if let Some(why) = super::origin::admin_refusal(&req) {

@@ -7,6 +7,8 @@
 mod email;
 mod webhook;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::SmtpConfig;
@@ -33,6 +35,25 @@ pub struct Notifier {
     vault: Vault,
     http: reqwest::Client,
     smtp: Option<SmtpConfig>,
+    /// Set at shutdown: the delivery under way finishes and is recorded, no other starts.
+    stopping: Arc<AtomicBool>,
+}
+
+/// The running worker, to stop it cleanly at shutdown.
+pub struct Running {
+    stopping: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Lets the delivery under way finish and be recorded (so a restart does not send it
+    /// again), waiting at most `limit`.
+    pub async fn stop(self, limit: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if tokio::time::timeout(limit, self.task).await.is_err() {
+            tracing::warn!("a notification was still being delivered at shutdown");
+        }
+    }
 }
 
 /// The events an audit row stands for, with the path each is about.
@@ -96,15 +117,20 @@ impl Notifier {
             vault,
             http,
             smtp,
+            stopping: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Runs for ever: queues new events and sends what is due, every `every`.
-    pub fn spawn(self, every: Duration) {
-        tokio::spawn(async move {
+    /// Runs until stopped: queues new events and sends what is due, every `every`.
+    pub fn spawn(self, every: Duration) -> Running {
+        let stopping = self.stopping.clone();
+        let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
+                if self.stopped() {
+                    return;
+                }
                 if let Err(e) = self.queue_new().await {
                     tracing::warn!(error = %e, "queueing notifications failed");
                 }
@@ -113,6 +139,7 @@ impl Notifier {
                 }
             }
         });
+        Running { stopping, task }
     }
 
     /// Turns the audit rows after the cursor into queued deliveries.
@@ -199,6 +226,9 @@ impl Notifier {
         let rules = self.store.notify_rules().await?;
         let mut digests: std::collections::BTreeMap<String, Vec<QueuedRow>> = Default::default();
         for q in due {
+            if self.stopped() {
+                return Ok(());
+            }
             let Some(rule) = rules.iter().find(|r| r.id == q.rule_id) else {
                 continue;
             };
@@ -232,6 +262,10 @@ impl Notifier {
             self.settle(&batch, result).await?;
         }
         Ok(())
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     async fn settle(

@@ -1,4 +1,5 @@
-//! Shipping one changed path to a peer: its current version, streamed, or a tombstone.
+//! Shipping one changed path to a peer: its current version (bytes, type, headers, user
+//! metadata, owner, mode, tags and description), streamed, or a tombstone.
 
 use std::collections::BTreeMap;
 
@@ -118,6 +119,8 @@ pub async fn put(
         .collect();
     if link.peer_node.is_some() {
         user.extend(meta_for(link, e, base, false).user_metadata());
+        // tags and description travel to Kura peers (a plain S3 store gets the bytes only)
+        user.extend(crate::vfs::replica::annotation_metadata(&headers));
     }
     let mut w = link
         .remote

@@ -64,6 +64,12 @@ impl KuraS3 {
             }
             Err(e) => return Err(bucket_error(e)),
         }
+        if req.input.object_lock_enabled_for_bucket == Some(true) {
+            self.vfs
+                .enable_object_lock(who, &path)
+                .await
+                .map_err(bucket_error)?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", req.input.bucket)),
         }))
@@ -102,16 +108,6 @@ impl KuraS3 {
         let who = &who;
         self.require_bucket(who, &req.input.bucket).await?;
         Ok(S3Response::new(GetBucketLocationOutput::default()))
-    }
-
-    pub(super) async fn bucket_versioning(
-        &self,
-        who: Caller,
-        req: S3Request<GetBucketVersioningInput>,
-    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let who = &who;
-        self.require_bucket(who, &req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
     pub(super) async fn bucket_acl(

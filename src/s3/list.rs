@@ -1,4 +1,4 @@
-//! ListObjects (v1, v2) and ListObjectVersions from SQL: one query per page, S3's byte order.
+//! ListObjects (v1, v2) from SQL: one query per page, S3's byte order.
 
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -61,7 +61,7 @@ impl Page {
     }
 }
 
-fn encode(s: &str, url: bool) -> String {
+pub(super) fn encode(s: &str, url: bool) -> String {
     if url {
         utf8_percent_encode(s, KEY_SAFE).to_string()
     } else {
@@ -69,7 +69,7 @@ fn encode(s: &str, url: bool) -> String {
     }
 }
 
-fn wants_url(e: Option<&EncodingType>) -> bool {
+pub(super) fn wants_url(e: Option<&EncodingType>) -> bool {
     e.is_some_and(|e| e.as_str() == EncodingType::URL)
 }
 
@@ -264,60 +264,6 @@ impl KuraS3 {
             ..Default::default()
         }))
     }
-
-    pub(super) async fn list_versions(
-        &self,
-        who: Caller,
-        req: S3Request<ListObjectVersionsInput>,
-    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        let who = &who;
-        let input = req.input;
-        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let after = input.key_marker.clone().unwrap_or_default();
-        let page = self
-            .page(
-                who,
-                &input.bucket,
-                &prefix,
-                input.delimiter.as_deref(),
-                &after,
-                max,
-            )
-            .await?;
-        let url = wants_url(input.encoding_type.as_ref());
-        let versions = page
-            .objects
-            .into_iter()
-            .map(|(k, e)| ObjectVersion {
-                key: Some(encode(&k, url)),
-                version_id: Some("null".into()),
-                is_latest: Some(true),
-                size: Some(e.size as i64),
-                e_tag: Some(ETag::Strong(e.etag.clone())),
-                last_modified: Some(ts(e.http_mtime())),
-                storage_class: Some(ObjectVersionStorageClass::from_static(
-                    ObjectVersionStorageClass::STANDARD,
-                )),
-                owner: owner_of(&e),
-                ..Default::default()
-            })
-            .collect();
-        Ok(S3Response::new(ListObjectVersionsOutput {
-            name: Some(input.bucket),
-            prefix: Some(encode(&prefix, url)),
-            delimiter: input.delimiter,
-            key_marker: input.key_marker,
-            max_keys: Some(max as i32),
-            is_truncated: Some(page.truncated),
-            next_key_marker: page.truncated.then(|| page.last.clone()).flatten(),
-            next_version_id_marker: page.truncated.then(|| "null".to_string()),
-            encoding_type: input.encoding_type,
-            versions: Some(versions),
-            common_prefixes: Some(prefixes(page.prefixes, url)),
-            ..Default::default()
-        }))
-    }
 }
 
 /// The object's own owner (not the caller's name, which every object showed before).
@@ -344,7 +290,7 @@ fn objects(list: Vec<(String, Entry)>, url: bool, owner: bool) -> Vec<Object> {
         .collect()
 }
 
-fn prefixes(list: Vec<String>, url: bool) -> Vec<CommonPrefix> {
+pub(super) fn prefixes(list: Vec<String>, url: bool) -> Vec<CommonPrefix> {
     list.into_iter()
         .map(|p| CommonPrefix {
             prefix: Some(encode(&p, url)),

@@ -18,8 +18,10 @@ mod object;
 mod post;
 mod post_policy;
 mod public;
+mod retention;
 mod service;
 mod tagging;
+mod versioning;
 
 use crate::wire::ReqBody;
 use http::{Request, Response};

@@ -21,7 +21,7 @@ impl KuraS3 {
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
-        let headers = StoredHeaders {
+        let mut headers = StoredHeaders {
             metadata: input.metadata,
             cache_control: input.cache_control,
             content_disposition: input.content_disposition,
@@ -29,6 +29,7 @@ impl KuraS3 {
             content_language: input.content_language,
         }
         .into_map();
+        super::tagging::store_header(input.tagging.as_deref(), &mut headers)?;
         let id = self
             .vfs
             .multipart_start(who, &op.path, input.content_type, headers)
@@ -248,7 +249,9 @@ impl KuraS3 {
             )
             .await
             .map_err(object_error)?;
+        let version_id = self.written_version(who, &op.path).await;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
+            version_id,
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(ETag::Strong(entry.etag)),

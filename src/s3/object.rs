@@ -9,7 +9,7 @@ use super::dto::{md5_hex, trailer_names, ts, user_metadata, StoredHeaders, EMPTY
 use super::errors::{bucket_error, object_error};
 use super::names;
 use super::service::KuraS3;
-use crate::vfs::{Caller, Entry, UploadOptions, VPath, VfsError};
+use crate::vfs::{Caller, Entry, ObjectVersion, UploadOptions, VPath, VfsError};
 
 fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
@@ -144,6 +144,25 @@ impl KuraS3 {
                 "If-None-Match on a write accepts only *"
             ));
         }
+        let lock_mode = input
+            .object_lock_mode
+            .as_ref()
+            .map(|m| m.as_str().to_string());
+        let lock_until = input.object_lock_retain_until_date.clone();
+        let lock_hold = input
+            .object_lock_legal_hold_status
+            .as_ref()
+            .map(|h| h.as_str().to_string());
+        self.check_lock_headers(
+            who,
+            &input.bucket,
+            (
+                lock_mode.is_some(),
+                lock_until.is_some(),
+                lock_hold.is_some(),
+            ),
+        )
+        .await?;
         let declared = Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
             checksum_crc32c: input.checksum_crc32c.clone(),
@@ -166,6 +185,7 @@ impl KuraS3 {
             content_language: input.content_language,
         };
         let mut stored = headers.into_map();
+        super::tagging::store_header(input.tagging.as_deref(), &mut stored)?;
         let opts = UploadOptions {
             create_new: matches!(input.if_none_match, Some(ETagCondition::Any)),
             must_exist: matches!(input.if_match, Some(ETagCondition::Any)),
@@ -227,8 +247,21 @@ impl KuraS3 {
             }
             Err(e) => return Err(object_error(e)),
         };
+        let version_id = self.written_version(who, &op.path).await;
+        self.lock_written(
+            who,
+            &op.path,
+            (
+                lock_mode.as_deref(),
+                lock_until.as_ref(),
+                lock_hold.as_deref(),
+            ),
+            version_id.as_deref(),
+        )
+        .await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(entry.etag)),
+            version_id,
             checksum_crc32: sums.checksum_crc32,
             checksum_crc32c: sums.checksum_crc32c,
             checksum_crc64nvme: sums.checksum_crc64nvme,
@@ -245,7 +278,10 @@ impl KuraS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let who = &who;
         let input = req.input;
-        let entry = self.object_entry(who, &input.bucket, &input.key).await?;
+        let found = self
+            .object_at(who, &input.bucket, &input.key, input.version_id.as_deref())
+            .await?;
+        let entry = found.entry;
         check_conditions(
             &entry,
             input.if_match.as_ref(),
@@ -268,11 +304,11 @@ impl KuraS3 {
                 Result<bytes::Bytes, std::io::Error>,
             >())
         } else {
-            let dl = self
-                .vfs
-                .open_entry(who, &entry)
-                .await
-                .map_err(object_error)?;
+            let dl = match &found.version {
+                Some(v) => self.vfs.open_version(who, v).await,
+                None => self.vfs.open_entry(who, &entry).await,
+            }
+            .map_err(object_error)?;
             StreamingBlob::wrap(dl.into_stream(range.clone()).await.map_err(object_error)?)
         };
         let sums = if whole && is_enabled(input.checksum_mode.as_ref()) {
@@ -280,8 +316,14 @@ impl KuraS3 {
         } else {
             Checksum::default()
         };
+        let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = self
+            .lock_view(who, &entry.path, found.version_id.as_deref())
+            .await;
         let h = &entry.headers;
         Ok(S3Response::new(GetObjectOutput {
+            object_lock_mode,
+            object_lock_retain_until_date,
+            object_lock_legal_hold_status,
             body: Some(body),
             accept_ranges: Some("bytes".into()),
             content_length: Some((range.end - range.start) as i64),
@@ -308,6 +350,8 @@ impl KuraS3 {
             checksum_crc64nvme: sums.checksum_crc64nvme,
             checksum_sha1: sums.checksum_sha1,
             checksum_sha256: sums.checksum_sha256,
+            tag_count: super::tagging::count(h),
+            version_id: found.version_id,
             ..Default::default()
         }))
     }
@@ -319,7 +363,10 @@ impl KuraS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let who = &who;
         let input = req.input;
-        let entry = self.object_entry(who, &input.bucket, &input.key).await?;
+        let found = self
+            .object_at(who, &input.bucket, &input.key, input.version_id.as_deref())
+            .await?;
+        let entry = found.entry;
         self.vfs
             .require_readable(who, &entry)
             .await
@@ -336,8 +383,15 @@ impl KuraS3 {
         } else {
             Checksum::default()
         };
+        let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = self
+            .lock_view(who, &entry.path, found.version_id.as_deref())
+            .await;
         let h = &entry.headers;
-        Ok(S3Response::new(HeadObjectOutput {
+        let tag_count = super::tagging::count(h);
+        let mut resp = S3Response::new(HeadObjectOutput {
+            object_lock_mode,
+            object_lock_retain_until_date,
+            object_lock_legal_hold_status,
             accept_ranges: Some("bytes".into()),
             content_length: Some(entry.size as i64),
             e_tag: Some(ETag::Strong(entry.etag.clone())),
@@ -356,29 +410,43 @@ impl KuraS3 {
             checksum_crc64nvme: sums.checksum_crc64nvme,
             checksum_sha1: sums.checksum_sha1,
             checksum_sha256: sums.checksum_sha256,
+            version_id: found.version_id,
             ..Default::default()
-        }))
+        });
+        // S3 names the count on GET; HEAD carries it too, so a client need not fetch bytes
+        if let Some(n) = tag_count {
+            resp.headers
+                .insert("x-amz-tagging-count", http::HeaderValue::from(n));
+        }
+        Ok(resp)
     }
 
     /// Deletes one key; a missing key is success (S3 semantics); a `dir/` marker goes as
     /// `Vfs::delete_marker` says.
-    async fn delete_key(&self, who: &Caller, bucket: &str, key: &str) -> S3Result<()> {
+    /// Returns the delete marker a versioned bucket keeps for it.
+    pub(super) async fn delete_key(
+        &self,
+        who: &Caller,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<Option<ObjectVersion>> {
         let op = names::object(bucket, key)?;
         match self.vfs.stat(who, &op.path).await {
-            Err(VfsError::NotFound) => Ok(()),
+            Err(VfsError::NotFound) => Ok(None),
             Err(e) => Err(object_error(e)),
             Ok(e) if e.is_dir => {
                 if !op.marker {
-                    return Ok(());
+                    return Ok(None);
                 }
                 match self.vfs.delete_marker(who, &op.path).await {
-                    Ok(()) | Err(VfsError::NotFound) => Ok(()),
+                    Ok(()) | Err(VfsError::NotFound) => Ok(None),
                     Err(e) => Err(object_error(e)),
                 }
             }
-            Ok(_) if op.marker => Ok(()),
-            Ok(_) => match self.vfs.delete(who, &op.path).await {
-                Ok(()) | Err(VfsError::NotFound) => Ok(()),
+            Ok(_) if op.marker => Ok(None),
+            Ok(_) => match self.vfs.delete_object(who, &op.path).await {
+                Ok(m) => Ok(m),
+                Err(VfsError::NotFound) => Ok(None),
                 Err(e) => Err(object_error(e)),
             },
         }
@@ -390,10 +458,24 @@ impl KuraS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let who = &who;
-        self.require_bucket(who, &req.input.bucket).await?;
-        self.delete_key(who, &req.input.bucket, &req.input.key)
+        let input = req.input;
+        self.require_bucket(who, &input.bucket).await?;
+        let (version_id, marker) = self
+            .delete_one(
+                who,
+                &input.bucket,
+                &input.key,
+                (
+                    input.version_id.as_deref(),
+                    input.bypass_governance_retention.unwrap_or(false),
+                ),
+            )
             .await?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: marker.then_some(true),
+            version_id,
+            ..Default::default()
+        }))
     }
 
     pub(super) async fn delete_many(
@@ -405,15 +487,28 @@ impl KuraS3 {
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let quiet = input.delete.quiet.unwrap_or(false);
+        let bypass = input.bypass_governance_retention.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            match self.delete_key(who, &input.bucket, &obj.key).await {
-                Ok(()) => {
+            let asked = obj.version_id.clone();
+            match self
+                .delete_one(who, &input.bucket, &obj.key, (asked.as_deref(), bypass))
+                .await
+            {
+                Ok((id, marker)) => {
                     if !quiet {
+                        // by version id: that version (a marker or not); else the new marker
+                        let made = asked.is_none() && marker;
                         deleted.push(DeletedObject {
                             key: Some(obj.key),
-                            ..Default::default()
+                            version_id: asked.clone(),
+                            delete_marker: marker.then_some(true),
+                            delete_marker_version_id: if made {
+                                id
+                            } else {
+                                asked.filter(|_| marker)
+                            },
                         });
                     }
                 }
@@ -421,7 +516,7 @@ impl KuraS3 {
                     code: Some(e.code().as_str().to_string()),
                     message: e.message().map(str::to_string),
                     key: Some(obj.key),
-                    ..Default::default()
+                    version_id: asked,
                 }),
             }
         }
@@ -442,7 +537,7 @@ impl KuraS3 {
         let CopySource::Bucket {
             bucket: sb,
             key: sk,
-            ..
+            version_id: sv,
         } = &input.copy_source
         else {
             return Err(s3_error!(
@@ -450,7 +545,11 @@ impl KuraS3 {
                 "only bucket/key copy sources are supported"
             ));
         };
-        let src = self.object_entry(who, sb, sk).await?;
+        let found = self.object_at(who, sb, sk, sv.as_deref()).await?;
+        let src = found.entry.clone();
+        // a kept version is copied from its own bytes; the current one by the core's copy
+        let kept = found.version.filter(ObjectVersion::is_kept);
+        let source_version = found.version_id;
         if src.is_dir {
             return Err(s3_error!(
                 InvalidRequest,
@@ -474,11 +573,18 @@ impl KuraS3 {
                 "a folder marker cannot be a copy target",
             )));
         }
+        // REPLACE takes the request's tags (none: no tags); COPY, the default, keeps the source's
+        let new_tags = match &input.tagging_directive {
+            Some(d) if d.as_str() == TaggingDirective::REPLACE => {
+                Some(super::tagging::from_header(input.tagging.as_deref())?)
+            }
+            _ => None,
+        };
         let replace = input
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if dst.path == src.path && !replace {
+        if dst.path == src.path && !replace && new_tags.is_none() && kept.is_none() {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
@@ -488,6 +594,39 @@ impl KuraS3 {
             if existing.is_dir {
                 return Err(object_error(VfsError::WrongKind("a folder has this name")));
             }
+        }
+        if let Some(v) = &kept {
+            let headers = replace.then(|| {
+                let mut stored = StoredHeaders {
+                    metadata: input.metadata.clone(),
+                    cache_control: input.cache_control.clone(),
+                    content_disposition: input.content_disposition.clone(),
+                    content_encoding: input.content_encoding.clone(),
+                    content_language: input.content_language.clone(),
+                }
+                .into_map();
+                for n in checksum::NAMES
+                    .into_iter()
+                    .chain([crate::vfs::tags::TAGS, crate::vfs::tags::DESCRIPTION])
+                {
+                    if let Some(x) = src.headers.get(n) {
+                        stored.insert(n.to_string(), x.clone());
+                    }
+                }
+                (input.content_type.clone(), stored)
+            });
+            let e = self.copy_version(who, v, &dst.path, headers).await?;
+            let version_id = self.written_version(who, &dst.path).await;
+            return Ok(S3Response::new(CopyObjectOutput {
+                copy_object_result: Some(CopyObjectResult {
+                    e_tag: Some(ETag::Strong(e.etag.clone())),
+                    last_modified: Some(ts(e.http_mtime())),
+                    ..Default::default()
+                }),
+                copy_source_version_id: source_version,
+                version_id,
+                ..Default::default()
+            }));
         }
         if dst.path != src.path {
             // missing folders above the destination are made only if the copy commits
@@ -506,7 +645,10 @@ impl KuraS3 {
             }
             .into_map();
             // the bytes did not change, so their checksums still hold; tags go with the object
-            for n in checksum::NAMES.into_iter().chain([super::tagging::STORED]) {
+            for n in checksum::NAMES
+                .into_iter()
+                .chain([crate::vfs::tags::TAGS, crate::vfs::tags::DESCRIPTION])
+            {
                 if let Some(v) = src.headers.get(n) {
                     stored.insert(n.to_string(), v.clone());
                 }
@@ -516,13 +658,22 @@ impl KuraS3 {
                 .await
                 .map_err(object_error)?;
         }
+        if let Some(t) = &new_tags {
+            self.vfs
+                .set_tags(who, &dst.path, t)
+                .await
+                .map_err(object_error)?;
+        }
         let e = self.vfs.stat(who, &dst.path).await.map_err(object_error)?;
+        let version_id = self.written_version(who, &dst.path).await;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(e.etag.clone())),
                 last_modified: Some(ts(e.http_mtime())),
                 ..Default::default()
             }),
+            copy_source_version_id: source_version.filter(|_| sv.is_some()),
+            version_id,
             ..Default::default()
         }))
     }

@@ -1,77 +1,76 @@
-//! Object tags (Put/Get/DeleteObjectTagging): kept with the object's stored headers under
-//! `x-amz-tagging`, as a JSON list of pairs, so that copies and replication carry them.
+//! Object and bucket tagging (Put/Get/DeleteObjectTagging, Put/Get/DeleteBucketTagging, the
+//! `x-amz-tagging` header of writes): translation only. The tags, their limits and who may
+//! change them are the core's (`vfs::tags`); a bucket's tags are its folder's.
 
 use std::collections::BTreeMap;
 
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::errors::object_error;
+use super::errors::{bucket_error, object_error};
 use super::names;
 use super::service::KuraS3;
-use crate::vfs::Caller;
+use crate::vfs::tags::{self, Tags};
+use crate::vfs::{Caller, VfsError};
 
-/// The stored-header name of an object's tags.
-pub const STORED: &str = crate::vfs::lifecycle::TAGS_HEADER;
-/// S3's limits: tags per object, and the lengths of a key and a value.
-const MAX_TAGS: usize = 10;
-const MAX_KEY: usize = 128;
-const MAX_VALUE: usize = 256;
-
-/// The tags stored with an object.
-fn stored(headers: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    headers
-        .get(STORED)
-        .and_then(|j| serde_json::from_str(j).ok())
-        .unwrap_or_default()
+/// A tag set as pairs, within the core's limits (`InvalidTag` otherwise).
+fn checked(set: TagSet) -> S3Result<Tags> {
+    let pairs: Tags = set
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect();
+    tags::check_tags(&pairs).map_err(invalid_tag)?;
+    Ok(pairs)
 }
 
-/// A tag set within S3's limits (`InvalidTag` otherwise), as pairs.
-fn checked(set: TagSet) -> S3Result<Vec<(String, String)>> {
-    if set.len() > MAX_TAGS {
-        return Err(s3_error!(InvalidTag, "at most {MAX_TAGS} tags per object"));
+/// The core's refusal of a tag set as S3's `InvalidTag`.
+fn invalid_tag(e: VfsError) -> s3s::S3Error {
+    match e {
+        VfsError::InvalidArgument(m) => s3_error!(InvalidTag, "{m}"),
+        e => object_error(e),
     }
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(set.len());
-    for t in set {
-        let key = t.key.unwrap_or_default();
-        let value = t.value.unwrap_or_default();
-        if key.is_empty() || key.chars().count() > MAX_KEY || value.chars().count() > MAX_VALUE {
-            return Err(s3_error!(
-                InvalidTag,
-                "a tag key is 1 to {MAX_KEY} characters, a value at most {MAX_VALUE}"
-            ));
-        }
-        if pairs.iter().any(|(k, _)| *k == key) {
-            return Err(s3_error!(InvalidTag, "tag keys must be unique"));
-        }
-        pairs.push((key, value));
-    }
-    Ok(pairs)
+}
+
+/// Tags of an `x-amz-tagging` header (URL query form), checked (`InvalidTag`).
+pub(super) fn from_header(h: Option<&str>) -> S3Result<Tags> {
+    h.map_or(Ok(Vec::new()), |q| {
+        tags::parse_query(q).map_err(invalid_tag)
+    })
+}
+
+/// Adds the tags of an `x-amz-tagging` header to the headers a write stores.
+pub(super) fn store_header(h: Option<&str>, stored: &mut BTreeMap<String, String>) -> S3Result<()> {
+    let pairs = from_header(h)?;
+    tags::put_tags(stored, &pairs);
+    Ok(())
+}
+
+/// `x-amz-tagging-count` of an object with `headers`, when it has tags.
+pub(super) fn count(headers: &BTreeMap<String, String>) -> Option<i32> {
+    let n = tags::tags_of(headers).len();
+    (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+fn tag_set(pairs: Tags) -> TagSet {
+    pairs
+        .into_iter()
+        .map(|(k, v)| Tag {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect()
 }
 
 impl KuraS3 {
     /// Replaces the object's tags with `pairs` (none: removes them), keeping its bytes.
-    async fn store_tags(
-        &self,
-        who: &Caller,
-        bucket: &str,
-        key: &str,
-        pairs: Vec<(String, String)>,
-    ) -> S3Result<()> {
-        let e = self.object_entry(who, bucket, key).await?;
-        let mut headers = e.headers.clone();
-        if pairs.is_empty() {
-            headers.remove(STORED);
-        } else {
-            let json = serde_json::to_string(&pairs)
-                .map_err(|_| s3_error!(InternalError, "tags could not be encoded"))?;
-            headers.insert(STORED.to_string(), json);
-        }
+    async fn store_tags(&self, who: &Caller, bucket: &str, key: &str, pairs: Tags) -> S3Result<()> {
+        self.object_entry(who, bucket, key).await?;
         let op = names::object(bucket, key)?;
         self.vfs
-            .set_headers(who, &op.path, None, &headers)
+            .set_tags(who, &op.path, &pairs)
             .await
-            .map_err(object_error)
+            .map_err(object_error)?;
+        Ok(())
     }
 
     pub(super) async fn put_tagging(
@@ -98,15 +97,8 @@ impl KuraS3 {
             .require_readable(&who, &e)
             .await
             .map_err(object_error)?;
-        let tag_set = stored(&e.headers)
-            .into_iter()
-            .map(|(k, v)| Tag {
-                key: Some(k),
-                value: Some(v),
-            })
-            .collect();
         Ok(S3Response::new(GetObjectTaggingOutput {
-            tag_set,
+            tag_set: tag_set(tags::tags_of(&e.headers)),
             version_id: None,
         }))
     }
@@ -120,5 +112,49 @@ impl KuraS3 {
         self.store_tags(&who, &input.bucket, &input.key, Vec::new())
             .await?;
         Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    }
+
+    pub(super) async fn put_bucket_tagging(
+        &self,
+        who: Caller,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let input = req.input;
+        let path = self.require_bucket(&who, &input.bucket).await?;
+        let pairs = checked(input.tagging.tag_set)?;
+        self.vfs
+            .set_tags(&who, &path, &pairs)
+            .await
+            .map_err(bucket_error)?;
+        Ok(S3Response::new(PutBucketTaggingOutput::default()))
+    }
+
+    pub(super) async fn get_bucket_tagging(
+        &self,
+        who: Caller,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let path = self.require_bucket(&who, &req.input.bucket).await?;
+        let e = self.vfs.stat(&who, &path).await.map_err(bucket_error)?;
+        let pairs = tags::tags_of(&e.headers);
+        if pairs.is_empty() {
+            return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
+        }
+        Ok(S3Response::new(GetBucketTaggingOutput {
+            tag_set: tag_set(pairs),
+        }))
+    }
+
+    pub(super) async fn delete_bucket_tagging(
+        &self,
+        who: Caller,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        let path = self.require_bucket(&who, &req.input.bucket).await?;
+        self.vfs
+            .set_tags(&who, &path, &[])
+            .await
+            .map_err(bucket_error)?;
+        Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
     }
 }

@@ -196,6 +196,37 @@ impl Store {
         Ok(())
     }
 
+    /// Rewrites the stored headers of a file or folder with `change` (the current JSON in, the
+    /// new one out) inside one transaction, keeping its bytes and times (tags, description);
+    /// `Gone` when nothing is at `path`.
+    pub async fn update_headers<F>(&self, path: &str, change: F) -> Result<(), MetaError>
+    where
+        F: FnOnce(Option<&str>) -> Option<String>,
+    {
+        let mut tx = self.write_tx().await?;
+        let old: Option<Option<String>> =
+            sqlx::query_scalar("SELECT headers FROM entries WHERE path = $1")
+                .bind(path)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(old) = old else {
+            return Err(MetaError::Gone);
+        };
+        let new = change(old.as_deref());
+        if new == old {
+            return Ok(());
+        }
+        sqlx::query("UPDATE entries SET headers = $1, origin = NULL WHERE path = $2")
+            .bind(&new)
+            .bind(path)
+            .execute(&mut *tx)
+            .await?;
+        journal_path_tx(&mut tx, path, None).await?;
+        super::audit::record_tx(&mut tx, "annotate", Some(path), None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Sets the mode bits of one entry.
     pub async fn set_mode(&self, path: &str, mode: i64) -> Result<(), MetaError> {
         let q = sqlx::query("UPDATE entries SET mode = $1 WHERE path = $2")

@@ -12,6 +12,8 @@ mod notify;
 mod props;
 mod replication;
 mod replication_journal;
+mod retention;
+mod search;
 mod sessions;
 mod settings;
 mod shares;
@@ -20,6 +22,7 @@ mod tokens;
 mod tree;
 mod usage;
 mod users;
+mod versioning;
 mod versions;
 
 use std::path::Path;
@@ -38,12 +41,15 @@ pub use multipart::{PartRow, UploadRow};
 pub use notify::{QueuedRow, RuleRow as NotifyRule};
 pub use props::DeadProp;
 pub use replication::{PeerRow, RuleRow};
+pub use retention::{Retention, LOCK_SETTING};
+pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
 pub use snapshot::{SnapshotObject, Whereabouts};
 pub use tree::{Committed, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;
+pub use versioning::S3Versioning;
 pub use versions::{Archive, Policy, Purged, TrashRow, VersionRow};
 
 /// Errors of the metadata layer.

@@ -11,9 +11,12 @@ use super::entries::{entry_cols, insert_folder_tx, EntryRow};
 use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
+use super::retention::default_retention_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
+use super::versioning::{hide_nulls_tx, state_tx, S3Versioning};
 use super::versions::{
-    archive_file_tx, batch_rows_tx, charge_versions_tx, trash_tree_tx, untrash_tx, Archive,
+    archive_file_tx, batch_rows_tx, charge_versions_tx, drop_row_tx, promote_tx, trash_tree_tx,
+    untrash_tx, Archive, Purged,
 };
 use super::{below, map_unique, parent_of, Mark, MetaError, Store};
 
@@ -54,6 +57,9 @@ pub struct WriteRules<'a> {
     pub if_match: Option<&'a str>,
     /// Missing folders above the file, outermost first, made implicit in the same commit.
     pub parents: &'a [EntryRow],
+    /// The replaced file's tags and description (`x-amz-tagging`, `x-kura-description` in
+    /// its headers) are kept over the new headers, as they are when the commit runs.
+    pub keep_annotations: bool,
 }
 
 /// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
@@ -242,6 +248,11 @@ async fn copy_tree_tx(
     if let Some(key) = &archive.key {
         archive_file_tx(&mut *tx, to, key, now_ms).await?;
     }
+    // copies are new versions: fresh ids in an S3 versioning-enabled bucket, else null ones
+    let fresh = state_tx(&mut *tx, to).await? == Some(S3Versioning::Enabled);
+    if !fresh {
+        hide_nulls_tx(&mut *tx, to).await?;
+    }
     delete_tree_tx(&mut *tx, to, None).await?;
     let (bytes, files) = tree_usage_tx(&mut *tx, from).await?;
     let payer = if bucket_of(to) == Some(to) {
@@ -255,7 +266,7 @@ async fn copy_tree_tx(
     sqlx::query(
             "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id)
              SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode,
-                    CASE WHEN is_dir = 0 THEN printf('%013x', $3) || lower(hex(randomblob(8))) END
+                    CASE WHEN is_dir = 0 AND $7 THEN printf('%013x', $3) || lower(hex(randomblob(8))) END
              FROM entries WHERE path = $6",
         )
         .bind(to)
@@ -264,13 +275,14 @@ async fn copy_tree_tx(
         .bind(owner)
         .bind(grp)
         .bind(from)
+        .bind(fresh)
         .execute(&mut **tx)
         .await?;
     sqlx::query(
             "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id)
              SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
                     content_type, $6, headers, $7, mode,
-                    CASE WHEN is_dir = 0 THEN printf('%013x', $5) || lower(hex(randomblob(8))) END
+                    CASE WHEN is_dir = 0 AND $10 THEN printf('%013x', $5) || lower(hex(randomblob(8))) END
              FROM entries WHERE path >= $8 AND path < $9",
         )
         .bind(to)
@@ -282,8 +294,12 @@ async fn copy_tree_tx(
         .bind(grp)
         .bind(&lo)
         .bind(&hi)
+        .bind(fresh)
         .execute(&mut **tx)
         .await?;
+    if fresh {
+        default_retention_tx(&mut *tx, to, now_ms).await?;
+    }
     sqlx::query(
         "INSERT INTO dead_props (path, namespace, name, prefix, xml)
              SELECT $1 || substr(path, $2), namespace, name, prefix, xml FROM dead_props
@@ -403,6 +419,15 @@ impl Store {
                 .await
                 .map_err(Committed::Meta)?;
         }
+        // the new file's version id: a fresh one in an S3 versioning-enabled bucket, else the
+        // null version, which replaces S3's previous null version of the path
+        let state = state_tx(&mut tx, &e.path).await.map_err(Committed::Meta)?;
+        let fresh = state == Some(S3Versioning::Enabled);
+        if !fresh && archive.promote.is_none() {
+            hide_nulls_tx(&mut tx, &e.path)
+                .await
+                .map_err(Committed::Meta)?;
+        }
         if let Some((path, batch)) = &archive.untrash {
             untrash_tx(&mut tx, path, batch)
                 .await
@@ -416,10 +441,15 @@ impl Store {
             "INSERT INTO entries (",
             entry_cols!(),
             ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-               printf('%013x', $13) || lower(hex(randomblob(8))))
+               CASE WHEN $16 THEN printf('%013x', $13) || lower(hex(randomblob(8))) END)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
-               headers = excluded.headers, origin = excluded.origin,
+               headers = CASE WHEN $17 THEN json_patch(coalesce(excluded.headers, '{}'),
+                   (SELECT json_group_object(k.key, k.value) FROM json_each(
+                       CASE WHEN json_valid(entries.headers) THEN entries.headers ELSE '{}' END) AS k
+                    WHERE k.key IN ('x-amz-tagging', 'x-kura-description')))
+                 ELSE excluded.headers END,
+               origin = excluded.origin,
                version_id = excluded.version_id
              WHERE entries.is_dir = 0; ",
             journal_one!("$12", "$1", "$11", "$13"),
@@ -443,10 +473,28 @@ impl Store {
         .bind(now)
         .bind(mark.map(|m| m.owner.as_str()))
         .bind(mark.map(|m| m.seq.as_str()))
+        .bind(fresh)
+        .bind(rules.keep_annotations)
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
+        let mut dropped = Purged::default();
+        if let Some(id) = &archive.drop {
+            drop_row_tx(&mut tx, id, &mut dropped)
+                .await
+                .map_err(Committed::Meta)?;
+        }
+        if let Some(id) = &archive.promote {
+            promote_tx(&mut tx, &e.path, id, &mut dropped)
+                .await
+                .map_err(Committed::Meta)?;
+        } else if fresh {
+            default_retention_tx(&mut tx, &e.path, now)
+                .await
+                .map_err(Committed::Meta)?;
+        }
         let action = match (&archive.untrash, old) {
+            _ if archive.promote.is_some() => "version_delete",
             (Some(_), _) => "restore",
             (None, Some(_)) => "overwrite",
             (None, None) => "create",

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::retention::locked_sql;
 use super::usage::{bucket_of, payer_tx, tree_usage_tx};
+use super::versioning::{state_tx, S3Versioning};
 use super::{below, MetaError, Store};
 
 /// A fresh version id from the time placeholder `$t`: 13 hex digits of milliseconds then 16
@@ -153,6 +155,12 @@ pub struct Archive {
     /// A restore from the trash: (path, delete id) whose markers go and whose bytes become a
     /// plain noncurrent version.
     pub untrash: Option<(String, String)>,
+    /// S3 DeleteObject by version id: a kept row (a delete marker) dropped for good in the
+    /// same commit.
+    pub drop: Option<String>,
+    /// S3 DeleteObject by version id: the kept row whose bytes this commit puts back becomes
+    /// the current version again, with its own version id.
+    pub promote: Option<String>,
 }
 
 /// Bytes purged from the database, for the caller to remove from storage after the COMMIT.
@@ -204,14 +212,16 @@ pub(super) async fn archive_file_tx(
         return Ok(());
     };
     let payer = payer_tx(tx, path).await?;
+    // S3 sees it once the bucket is versioned (a null one only until a newer null replaces it)
+    let s3 = i64::from(state_tx(tx, path).await?.is_some());
     let size: Option<i64> = sqlx::query_scalar(concat!(
         "INSERT INTO versions (id, path, bucket, null_version, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, archived_ms, key, payer)
+           headers, grp, mode, mtime_ms, archived_ms, key, payer, s3)
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
                 THEN ",
         new_id!("$3"),
         " ELSE version_id END, path, $4, version_id IS NULL, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, $3, $2, $5
+           headers, grp, mode, mtime_ms, $3, $2, $5, $6
          FROM entries WHERE path = $1 AND is_dir = 0 RETURNING size"
     ))
     .bind(path)
@@ -219,6 +229,7 @@ pub(super) async fn archive_file_tx(
     .bind(now)
     .bind(bucket)
     .bind(&payer)
+    .bind(s3)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(size) = size {
@@ -243,14 +254,31 @@ pub(super) async fn trash_tree_tx(
     let (bytes, files) = tree_usage_tx(tx, path).await?;
     let (lo, hi) = below(path);
     let cut = path.chars().count() as i64 + 1;
+    // S3's view: in a versioned bucket the files' rows and markers are S3 versions; a
+    // suspended bucket's marker is the new null version (replacing a null file deleted here)
+    let state = state_tx(tx, path).await?;
+    let suspended = i64::from(state == Some(S3Versioning::Suspended));
+    if suspended == 1 {
+        sqlx::query(
+            "UPDATE versions SET s3 = 0 WHERE null_version = 1 AND s3 = 1
+               AND (path = $1 OR (path >= $2 AND path < $3))",
+        )
+        .bind(path)
+        .bind(&lo)
+        .bind(&hi)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let s3 = i64::from(state.is_some());
     sqlx::query(concat!(
         "INSERT INTO versions (id, path, bucket, null_version, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, archived_ms, key, payer, batch)
+           headers, grp, mode, mtime_ms, archived_ms, key, payer, batch, s3)
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
                 THEN ",
         new_id!("$3"),
         " ELSE version_id END, path, $4, version_id IS NULL, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, $3, $5 || substr(path, $6), $7, $5
+           headers, grp, mode, mtime_ms, $3, $5 || substr(path, $6), $7, $5,
+           $9 AND NOT ($10 AND version_id IS NULL)
          FROM entries WHERE is_dir = 0 AND (path = $1 OR (path >= $8 AND path < $2))"
     ))
     .bind(path)
@@ -261,14 +289,17 @@ pub(super) async fn trash_tree_tx(
     .bind(cut)
     .bind(&payer)
     .bind(&lo)
+    .bind(s3)
+    .bind(suspended)
     .execute(&mut **tx)
     .await?;
     sqlx::query(concat!(
         "INSERT INTO versions (id, path, bucket, marker, is_dir, owner, grp, mode, mtime_ms,
-           archived_ms, payer, batch)
+           archived_ms, payer, batch, s3, null_version)
          SELECT CASE WHEN path = $1 THEN $5 ELSE ",
         new_id!("$3"),
-        " END, path, $4, 1, is_dir, owner, grp, mode, $3, $3, $6, $5
+        " END, path, $4, 1, is_dir, owner, grp, mode, $3, $3, $6, $5, $8 AND is_dir = 0,
+           $9 AND is_dir = 0
          FROM entries WHERE path = $1 OR (path >= $7 AND path < $2)"
     ))
     .bind(path)
@@ -278,6 +309,8 @@ pub(super) async fn trash_tree_tx(
     .bind(batch)
     .bind(&payer)
     .bind(&lo)
+    .bind(s3)
+    .bind(suspended)
     .execute(&mut **tx)
     .await?;
     charge_versions_tx(tx, payer.as_deref(), bytes, files).await
@@ -301,8 +334,9 @@ pub(super) async fn untrash_tx(
     Ok(())
 }
 
-/// Deletes the rows `sql` returns (`key, size, marker, payer` of each) and credits their payers.
-async fn purge_tx(
+/// Counts the deleted rows (`key, size, marker, payer` of each) into `out` and credits their
+/// payers.
+pub(super) async fn purge_rows_tx(
     tx: &mut Transaction<'_, Sqlite>,
     rows: Vec<SqliteRow>,
     out: &mut Purged,
@@ -342,7 +376,82 @@ pub(super) async fn batch_rows_tx(
     Ok(rows.into_iter().map(version_row).collect())
 }
 
+/// Drops the kept row `id` for good (S3 DeleteObject with its versionId), crediting its payer;
+/// a delete's own marker takes the delete out of the trash (its other rows stay as plain
+/// versions).
+pub(super) async fn drop_row_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &str,
+    out: &mut Purged,
+) -> Result<(), MetaError> {
+    let rows = sqlx::query("DELETE FROM versions WHERE id = $1 RETURNING key, size, marker, payer")
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
+    if rows.is_empty() {
+        return Err(MetaError::Gone);
+    }
+    purge_rows_tx(tx, rows, out).await?;
+    sqlx::query("UPDATE versions SET batch = NULL WHERE batch = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The kept row `id` becomes the current version of `path` again, keeping its version id
+/// (its bytes were put in place by the same commit): the row goes, its payer is credited.
+pub(super) async fn promote_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    path: &str,
+    id: &str,
+    out: &mut Purged,
+) -> Result<(), MetaError> {
+    let n = sqlx::query(
+        "UPDATE entries SET version_id = (SELECT CASE WHEN null_version = 1 THEN NULL ELSE id END
+           FROM versions WHERE id = $2 AND path = $1 AND marker = 0)
+         WHERE path = $1 AND is_dir = 0 AND EXISTS (SELECT 1 FROM versions WHERE id = $2)",
+    )
+    .bind(path)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(MetaError::Gone);
+    }
+    drop_row_tx(tx, id, out).await
+}
+
 impl Store {
+    /// The S3-visible kept versions and delete markers of `path`, newest first.
+    pub async fn s3_versions_of(&self, path: &str) -> Result<Vec<VersionRow>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            version_cols!(),
+            " FROM versions WHERE path = $1 AND s3 = 1 AND is_dir = 0
+              ORDER BY archived_ms DESC, id DESC"
+        ))
+        .bind(path)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(version_row).collect())
+    }
+
+    /// Drops the kept row `id` for good, crediting its payer; returns the bytes to remove.
+    pub async fn drop_version(&self, id: &str) -> Result<Purged, MetaError> {
+        let mut tx = self.write_tx().await?;
+        let mut out = Purged::default();
+        let path: Option<String> = sqlx::query_scalar("SELECT path FROM versions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        drop_row_tx(&mut tx, id, &mut out).await?;
+        super::audit::record_tx(&mut tx, "version_delete", path.as_deref(), Some(id)).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// The policy of bucket `bucket` (`/b`), the defaults when none was set: the bucket
     /// setting `versions` (it follows a renamed bucket and goes with a deleted one).
     pub async fn policy(&self, bucket: &str) -> Result<Policy, MetaError> {
@@ -436,38 +545,48 @@ impl Store {
         for b in buckets {
             let p = self.policy(&b).await?;
             let trash_cut = now_ms - p.trash_secs.saturating_mul(1000);
-            let rows = sqlx::query(
+            // a delete holding a locked version stays whole (its marker says it was deleted)
+            let rows = sqlx::query(concat!(
                 "DELETE FROM versions WHERE bucket = $1 AND batch IS NOT NULL AND archived_ms <= $2
-                 RETURNING key, size, marker, payer",
-            )
+                 AND NOT EXISTS (SELECT 1 FROM versions v2 WHERE v2.batch = versions.batch AND ",
+                locked_sql!("v2.id", "$3"),
+                ") RETURNING key, size, marker, payer"
+            ))
             .bind(&b)
             .bind(trash_cut)
+            .bind(now_ms)
             .fetch_all(&mut *tx)
             .await?;
-            purge_tx(&mut tx, rows, &mut out).await?;
+            purge_rows_tx(&mut tx, rows, &mut out).await?;
             if let Some(secs) = p.keep_secs {
-                let rows = sqlx::query(
+                let rows = sqlx::query(concat!(
                     "DELETE FROM versions WHERE bucket = $1 AND batch IS NULL AND archived_ms <= $2
-                     RETURNING key, size, marker, payer",
-                )
+                     AND NOT ",
+                    locked_sql!("versions.id", "$3"),
+                    " RETURNING key, size, marker, payer"
+                ))
                 .bind(&b)
                 .bind(now_ms - secs.saturating_mul(1000))
+                .bind(now_ms)
                 .fetch_all(&mut *tx)
                 .await?;
-                purge_tx(&mut tx, rows, &mut out).await?;
+                purge_rows_tx(&mut tx, rows, &mut out).await?;
             }
             if let Some(n) = p.keep_versions {
-                let rows = sqlx::query(
+                let rows = sqlx::query(concat!(
                     "DELETE FROM versions WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()
                        OVER (PARTITION BY path ORDER BY archived_ms DESC, id DESC) AS n
                        FROM versions WHERE bucket = $1 AND batch IS NULL AND marker = 0) WHERE n > $2)
-                     RETURNING key, size, marker, payer",
-                )
+                     AND NOT ",
+                    locked_sql!("versions.id", "$3"),
+                    " RETURNING key, size, marker, payer"
+                ))
                 .bind(&b)
                 .bind(n)
+                .bind(now_ms)
                 .fetch_all(&mut *tx)
                 .await?;
-                purge_tx(&mut tx, rows, &mut out).await?;
+                purge_rows_tx(&mut tx, rows, &mut out).await?;
             }
         }
         tx.commit().await?;
@@ -477,15 +596,18 @@ impl Store {
     /// Empties the trash (of one bucket `/b`, or all) at once, whatever the retention.
     pub async fn empty_trash(&self, bucket: Option<&str>) -> Result<Purged, MetaError> {
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "DELETE FROM versions WHERE batch IS NOT NULL AND ($1 IS NULL OR bucket = $1)
-             RETURNING key, size, marker, payer",
-        )
+             AND NOT EXISTS (SELECT 1 FROM versions v2 WHERE v2.batch = versions.batch AND ",
+            locked_sql!("v2.id", "$2"),
+            ") RETURNING key, size, marker, payer"
+        ))
         .bind(bucket)
+        .bind(super::now_ms())
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Purged::default();
-        purge_tx(&mut tx, rows, &mut out).await?;
+        purge_rows_tx(&mut tx, rows, &mut out).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -494,11 +616,13 @@ impl Store {
     /// `need` bytes are freed or none are left (a write that would exceed the quota).
     pub async fn purge_oldest(&self, group: &str, need: i64) -> Result<Purged, MetaError> {
         let mut tx = self.write_tx().await?;
-        let candidates: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT id, size FROM versions WHERE payer = $1 AND marker = 0
-             ORDER BY archived_ms, id",
-        )
+        let candidates: Vec<(String, i64)> = sqlx::query_as(concat!(
+            "SELECT id, size FROM versions WHERE payer = $1 AND marker = 0 AND NOT ",
+            locked_sql!("versions.id", "$2"),
+            " ORDER BY archived_ms, id"
+        ))
         .bind(group)
+        .bind(super::now_ms())
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Purged::default();
@@ -513,7 +637,7 @@ impl Store {
             .bind(&id)
             .fetch_all(&mut *tx)
             .await?;
-            purge_tx(&mut tx, rows, &mut out).await?;
+            purge_rows_tx(&mut tx, rows, &mut out).await?;
             freed += size;
         }
         tx.commit().await?;
@@ -557,18 +681,23 @@ impl Store {
         Ok(rows.into_iter().map(version_row).collect())
     }
 
-    /// Drops the versions with these ids (a lifecycle rule expired them), crediting payers.
+    /// Drops the versions with these ids (a lifecycle rule expired them), crediting payers;
+    /// a version under object lock stays.
     pub async fn drop_versions(&self, ids: &[String]) -> Result<Purged, MetaError> {
         let mut tx = self.write_tx().await?;
         let mut out = Purged::default();
+        let now = super::now_ms();
         for id in ids {
-            let rows = sqlx::query(
-                "DELETE FROM versions WHERE id = $1 AND marker = 0 RETURNING key, size, marker, payer",
-            )
+            let rows = sqlx::query(concat!(
+                "DELETE FROM versions WHERE id = $1 AND marker = 0 AND NOT ",
+                locked_sql!("versions.id", "$2"),
+                " RETURNING key, size, marker, payer"
+            ))
             .bind(id)
+            .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-            purge_tx(&mut tx, rows, &mut out).await?;
+            purge_rows_tx(&mut tx, rows, &mut out).await?;
         }
         tx.commit().await?;
         Ok(out)
@@ -595,7 +724,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Purged::default();
-        purge_tx(&mut tx, rows, &mut out).await?;
+        purge_rows_tx(&mut tx, rows, &mut out).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -620,7 +749,7 @@ impl Store {
             .bind(k)
             .fetch_all(&mut *tx)
             .await?;
-            purge_tx(&mut tx, rows, &mut out).await?;
+            purge_rows_tx(&mut tx, rows, &mut out).await?;
         }
         tx.commit().await?;
         Ok(())

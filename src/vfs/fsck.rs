@@ -26,6 +26,8 @@ pub struct FsckReport {
     pub missing_versions: Vec<String>,
     /// Groups whose usage counters were wrong (repair: recounted).
     pub usage: Vec<Drift>,
+    /// Entries the search index has wrong (repair: the index is rebuilt from the entries).
+    pub search_index: i64,
 }
 
 impl FsckReport {
@@ -38,6 +40,7 @@ impl FsckReport {
             && self.unreferenced_versions.is_empty()
             && self.missing_versions.is_empty()
             && self.usage.is_empty()
+            && self.search_index == 0
     }
 }
 
@@ -135,6 +138,10 @@ impl Vfs {
         self.check_versions(&mut report, repair, kept_objects)
             .await?;
         report.usage = self.store.check_usage(repair).await?;
+        report.search_index = self.store.search_index_drift().await?;
+        if repair && report.search_index > 0 {
+            self.store.rebuild_search_index().await?;
+        }
         Ok(report)
     }
 

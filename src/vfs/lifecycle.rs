@@ -11,8 +11,6 @@ use crate::store::{now_ms, EntryRow};
 
 /// The bucket setting holding a bucket's rules (JSON list of `LifecycleRule`).
 pub const SETTING: &str = "lifecycle";
-/// The stored header holding an object's tags (a JSON list of pairs; S3 tagging).
-pub const TAGS_HEADER: &str = "x-amz-tagging";
 /// Most rules per bucket (AWS: 1,000).
 const MAX_RULES: usize = 1000;
 /// Longest rule id (AWS: 255 characters).
@@ -87,7 +85,7 @@ fn due(since_ms: i64, days: i32) -> i64 {
 fn tags_of(headers: Option<&str>) -> Vec<(String, String)> {
     headers
         .and_then(|h| serde_json::from_str::<std::collections::BTreeMap<String, String>>(h).ok())
-        .and_then(|m| serde_json::from_str(m.get(TAGS_HEADER)?).ok())
+        .map(|m| super::tags::tags_of(&m))
         .unwrap_or_default()
 }
 

@@ -15,11 +15,15 @@ pub mod path;
 mod perm;
 pub mod public;
 pub mod replica;
+mod retention;
+pub mod search;
 mod settings;
 mod storage;
 mod stored;
+pub mod tags;
 mod transfer;
 mod upload;
+mod versioning;
 mod versions;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,13 +34,16 @@ use opendal::Operator;
 use crate::config::MacosMetadata;
 /// A WebDAV dead property, as the core stores and returns it.
 pub use crate::store::DeadProp;
+pub use crate::store::Retention;
 /// Why a delete only-if-empty refuses (DeleteBucket: `BucketNotEmpty`).
 use crate::store::{EntryRow, MetaError, Store};
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
+pub use retention::{LockConfig, COMPLIANCE, GOVERNANCE};
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
 pub use stored::{Stored, StoredStream};
 pub use upload::{Upload, UploadOptions};
+pub use versioning::{parse_version_id, ObjectVersion, S3Versioning};
 
 use std::collections::BTreeMap;
 

@@ -646,14 +646,16 @@ impl Vfs {
     /// delete's transaction, so a key written meanwhile is never deleted with it
     /// (`NotEmpty` instead).
     pub async fn delete_bucket(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
-        self.delete_checked(c, path, None, true).await
+        self.delete_checked(c, path, (None, true), true)
+            .await
+            .map(drop)
     }
 
     /// Removes an S3 folder marker (`dir/`): an empty folder goes (with the implicit folders
     /// above it that it leaves empty); one still holding entries becomes implicit, so it goes
     /// with its last entry, as a prefix does in S3.
     pub async fn delete_marker(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
-        match self.delete_checked(c, path, None, true).await {
+        match self.delete_checked(c, path, (None, true), true).await {
             Err(VfsError::NotEmpty) => {
                 // the same right as deleting it: a name change in its folder
                 let entry = self.stat(c, path).await?;
@@ -665,7 +667,7 @@ impl Vfs {
                 self.store.set_implicit(path.as_str(), true).await?;
                 Ok(())
             }
-            r => r,
+            r => r.map(drop),
         }
     }
 
@@ -676,18 +678,21 @@ impl Vfs {
         path: &VPath,
         origin: Option<&str>,
     ) -> Result<(), VfsError> {
-        self.delete_checked(c, path, origin, false).await
+        self.delete_checked(c, path, (origin, false), true)
+            .await
+            .map(drop)
     }
 
     /// `delete_from`, refused unless empty but for implicit folders with `if_empty`. The
-    /// implicit folders the delete empties go in the same transaction.
-    async fn delete_checked(
+    /// implicit folders the delete empties go in the same transaction. With `keep`, what is
+    /// deleted goes into the trash when the bucket keeps one: returns the delete's id then.
+    pub(super) async fn delete_checked(
         &self,
         c: &Caller,
         path: &VPath,
-        origin: Option<&str>,
-        if_empty: bool,
-    ) -> Result<(), VfsError> {
+        (origin, if_empty): (Option<&str>, bool),
+        keep: bool,
+    ) -> Result<Option<String>, VfsError> {
         if path.is_root() {
             return Err(VfsError::WrongKind("the root cannot be deleted"));
         }
@@ -697,12 +702,17 @@ impl Vfs {
             .await?
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &parent, Some(&entry))?;
+        self.keep_locks_in(path, None, if_empty).await?;
         // rows and bytes go in one transaction: on disk the tree is moved into tmp/ before the
         // COMMIT (removed after it); another service deletes after the COMMIT, so a failure
         // there leaves unreferenced bytes, never rows without bytes
         // kept in the trash (one rename of the whole tree) when the bucket keeps one
-        let keep = self.keep_deleted(path).await?;
+        let keep = match keep {
+            true => self.keep_deleted(path).await?,
+            false => None,
+        };
         let batch = keep.as_ref().map(|k| k.0.clone());
+        let made = batch.clone();
         let steps = self
             .local_path(path)
             .map(|p| {
@@ -760,7 +770,7 @@ impl Vfs {
             }
         }
         self.remove_pruned(pruned).await;
-        Ok(())
+        Ok(made)
     }
 
     /// Files live inside a bucket: at the root no group pays for them, so a user could store
@@ -840,6 +850,7 @@ impl Vfs {
             .await?
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &from_dir, Some(&src))?;
+        self.keep_locks_in(from, Some(to), false).await?;
         let (to_dir, _) = self.check_transfer(c, &src, to, false).await?;
         // into another bucket: the moved entries join the destination's group
         let renamed_bucket = from.parent().is_root() && to.parent().is_root();
@@ -860,7 +871,7 @@ impl Vfs {
         };
         let archive = crate::store::Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
-            untrash: None,
+            ..Default::default()
         };
         let steps = match (self.local_path(from), self.local_path(to)) {
             (Some(f), Some(t)) => vec![Step::Put {
@@ -985,7 +996,7 @@ impl Vfs {
         };
         let archive = crate::store::Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
-            untrash: None,
+            ..Default::default()
         };
         let change = move |mark: Option<crate::store::Mark>, finish| async move {
             store

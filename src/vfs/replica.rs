@@ -29,6 +29,9 @@ const MODE: &str = "x-amz-meta-kura-mode";
 const OWNER: &str = "x-amz-meta-kura-owner";
 const GROUP: &str = "x-amz-meta-kura-group";
 const PERM: &str = "x-amz-meta-kura-perm";
+/// The shipped version's tags (URL query form) and description (percent-encoded).
+const TAGS: &str = "x-amz-meta-kura-tags";
+const DESCRIPTION: &str = "x-amz-meta-kura-description";
 
 /// A replication peer, as proven by the key a request was signed with: the capability to
 /// call `Vfs::receive_shipment`. Adapters make one only from an authenticated peer key.
@@ -69,6 +72,10 @@ pub struct ReplicaMeta {
 impl ReplicaMeta {
     /// Takes the replication keys out of an upload's headers; None for an ordinary write.
     pub fn take_from(h: &mut BTreeMap<String, String>) -> Option<Self> {
+        if !h.contains_key(ORIGIN) {
+            return None;
+        }
+        take_annotations(h);
         let origin = h.remove(ORIGIN)?;
         let meta = ReplicaMeta {
             from: h.remove(FROM).unwrap_or_else(|| origin.clone()),
@@ -115,6 +122,45 @@ impl ReplicaMeta {
     }
 }
 
+/// The user metadata (names without `x-amz-meta-`) that carries a version's tags and
+/// description to a Kura peer, from its stored headers.
+pub fn annotation_metadata(headers: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let mut out = Vec::new();
+    let tags = super::tags::tags_of(headers);
+    if !tags.is_empty() {
+        out.push((TAGS, super::tags::to_query(&tags)));
+    }
+    if let Some(d) = super::tags::description_of(headers) {
+        out.push((
+            DESCRIPTION,
+            utf8_percent_encode(d, NON_ALPHANUMERIC).to_string(),
+        ));
+    }
+    out.into_iter()
+        .map(|(k, v)| (k["x-amz-meta-".len()..].to_string(), v))
+        .collect()
+}
+
+/// Turns the shipped tags and description back into the headers they are stored as; what
+/// breaks the core's limits is dropped (the bytes still apply).
+fn take_annotations(h: &mut BTreeMap<String, String>) {
+    if let Some(q) = h.remove(TAGS) {
+        match super::tags::parse_query(&q) {
+            Ok(t) => super::tags::put_tags(h, &t),
+            Err(e) => tracing::warn!(error = %e, "shipped tags dropped"),
+        }
+    }
+    if let Some(d) = h.remove(DESCRIPTION) {
+        let d = percent_encoding::percent_decode_str(&d)
+            .decode_utf8_lossy()
+            .into_owned();
+        if super::tags::check_description(&d).is_ok() {
+            h.insert(super::tags::DESCRIPTION.to_string(), d);
+        }
+    }
+}
+
 impl super::Vfs {
     /// The stored bytes of a file, for shipping to a peer (no permission check: the
     /// replicator acts for the node, not for a user).
@@ -135,7 +181,7 @@ impl super::Vfs {
     ) -> Result<Shipment, VfsError> {
         // a shipment carries no lock token: any lock on the file or its conflict copy refuses it
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
-        let planned = plan(self, path, meta).await?;
+        let planned = plan(self, path, meta, &opts.headers).await?;
         let target = planned.target().clone();
         if &target != path {
             self.check_unlocked(c, vec![(target.clone(), false)])
@@ -365,15 +411,29 @@ impl Planned {
     }
 }
 
-/// Decides what the version `r` shipped for `path` will do.
-async fn plan(vfs: &super::Vfs, path: &VPath, r: ReplicaMeta) -> Result<Planned, VfsError> {
+/// Whether the stored headers `local` (JSON) hold the tags and description of `shipped`.
+fn same_annotations(local: Option<&str>, shipped: &BTreeMap<String, String>) -> bool {
+    let local = super::headers_from(local);
+    [super::tags::TAGS, super::tags::DESCRIPTION]
+        .iter()
+        .all(|k| local.get(*k) == shipped.get(*k))
+}
+
+/// Decides what the version `r` shipped for `path` (with `headers`) will do.
+async fn plan(
+    vfs: &super::Vfs,
+    path: &VPath,
+    r: ReplicaMeta,
+    headers: &BTreeMap<String, String>,
+) -> Result<Planned, VfsError> {
     let local = vfs.store.entry(path.as_str()).await?.filter(|e| !e.is_dir);
     let plan = if r.tombstone {
         Plan::Tombstone
-    } else if let Some(l) = local
-        .as_ref()
-        .filter(|l| r.etag.as_deref() == Some(l.etag.as_str()) && l.mtime_ms == r.mtime_ms)
-    {
+    } else if let Some(l) = local.as_ref().filter(|l| {
+        r.etag.as_deref() == Some(l.etag.as_str())
+            && l.mtime_ms == r.mtime_ms
+            && same_annotations(l.headers.as_deref(), headers)
+    }) {
         // here already: nothing to do, and nothing to journal (this cuts loops)
         Plan::Noop(l.clone())
     } else {
@@ -536,6 +596,33 @@ async fn conflict_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tags and a description leave as user metadata and arrive as the headers they are
+    /// stored as; from a shipment only (no origin: plain metadata).
+    #[test]
+    fn tags_and_description_travel_with_a_shipment() {
+        let mut stored = BTreeMap::new();
+        super::super::tags::put_tags(
+            &mut stored,
+            &[("k".into(), "v é&=".into()), ("year".into(), "2026".into())],
+        );
+        stored.insert(
+            super::super::tags::DESCRIPTION.into(),
+            "Budget prévu\n100%".into(),
+        );
+        let mut h: BTreeMap<String, String> = annotation_metadata(&stored)
+            .into_iter()
+            .map(|(k, v)| (format!("x-amz-meta-{k}"), v))
+            .collect();
+        assert!(h.values().all(|v| v.is_ascii()), "{h:?}");
+        let plain = h.clone();
+        h.insert(ORIGIN.into(), "node-a".into());
+        assert!(ReplicaMeta::take_from(&mut h).is_some());
+        assert_eq!(h, stored);
+        let mut p = plain.clone();
+        assert!(ReplicaMeta::take_from(&mut p).is_none());
+        assert_eq!(p, plain, "without an origin nothing is taken");
+    }
 
     #[test]
     fn meta_round_trips_through_user_metadata() {

@@ -53,7 +53,8 @@ impl Vfs {
         Ok(self.store.bucket_setting(bucket.as_str(), name).await?)
     }
 
-    async fn owned_bucket(
+    /// Fails unless `bucket` is a bucket `c` owns (or `c` is an administrator).
+    pub(super) async fn owned_bucket(
         &self,
         c: &Caller,
         bucket: &VPath,

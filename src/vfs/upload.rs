@@ -33,6 +33,9 @@ pub struct UploadOptions {
     pub etag: Option<String>,
     /// Hex MD5 the content must have (Content-MD5); checked before anything becomes visible.
     pub content_md5: Option<String>,
+    /// Keep the replaced file's tags and description, read inside the commit (a WebDAV PUT
+    /// writes new content into the same resource; an S3 PutObject replaces the object).
+    pub keep_annotations: bool,
 }
 
 /// Where an upload's bytes go until the commit.
@@ -539,7 +542,7 @@ impl Upload {
             .map_err(Committed::Finish)?;
         let archive = crate::store::Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
-            untrash: None,
+            ..Default::default()
         };
         let pending = match (&self.vfs.journal, self.sink.disk_path()) {
             (Some(j), Some(tmp)) => {
@@ -584,6 +587,7 @@ impl Upload {
             create_new: self.opts.create_new,
             if_match: self.opts.if_match.as_deref(),
             parents,
+            keep_annotations: self.opts.keep_annotations,
         };
         let res = store
             .commit_file(row, rules, mark.as_ref(), &archive, finish)

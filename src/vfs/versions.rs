@@ -30,6 +30,20 @@ pub struct Restored {
     pub folders: usize,
 }
 
+/// How `restore_file` brings kept bytes back.
+#[derive(Debug, Default)]
+pub(super) struct Bring {
+    /// A restore from the trash: (path, delete id) leaving it.
+    pub untrash: Option<(String, String)>,
+    /// S3: the row becomes the current version again as it was (its id, time, owner, mode),
+    /// instead of a new version with its bytes; its kept bytes go after the commit.
+    pub promote: bool,
+    /// S3: a kept delete marker dropped for good in the same commit.
+    pub drop: Option<String>,
+    /// S3: the file it replaces is destroyed, not kept (a permanent delete of that version).
+    pub destroy: bool,
+}
+
 /// A new delete id, also the id of the deleted path's own marker: sorts by time like the
 /// version ids SQL makes.
 fn new_batch_id() -> String {
@@ -50,7 +64,8 @@ impl Vfs {
     /// Where an overwrite of `path` keeps the replaced bytes, when its bucket keeps versions.
     pub(super) async fn keep_replaced(&self, path: &VPath) -> Result<KeepAt, VfsError> {
         match self.policy_at(path).await? {
-            Some(p) if p.keeps_versions() => {
+            // an S3 versioning-enabled bucket keeps every version (its policy purges later)
+            Some(p) if p.keeps_versions() || self.s3_enabled(path).await? => {
                 let key = uuid::Uuid::new_v4().simple().to_string();
                 let disk = self.local.as_ref().map(|l| l.versions.join(&key));
                 Ok(Some((key, disk)))
@@ -125,7 +140,7 @@ impl Vfs {
     /// bucket keeps a trash.
     pub(super) async fn keep_deleted(&self, path: &VPath) -> Result<KeepAt, VfsError> {
         match self.policy_at(path).await? {
-            Some(p) if p.keeps_trash() => {
+            Some(p) if p.keeps_trash() || self.s3_enabled(path).await? => {
                 let batch = new_batch_id();
                 let disk = self.local.as_ref().map(|l| l.versions.join(&batch));
                 Ok(Some((batch, disk)))
@@ -211,7 +226,11 @@ impl Vfs {
             return self.restore_batch(c, &row, &target).await;
         }
         let untrash = row.batch.clone().map(|b| (row.path.clone(), b));
-        self.restore_file(c, &row, &target, untrash).await?;
+        let bring = Bring {
+            untrash,
+            ..Bring::default()
+        };
+        self.restore_file(c, &row, &target, bring).await?;
         Ok(Restored {
             files: 1,
             folders: 0,
@@ -242,8 +261,11 @@ impl Vfs {
                 }
                 continue;
             }
-            self.restore_file(c, r, &t, Some((r.path.clone(), batch.clone())))
-                .await?;
+            let bring = Bring {
+                untrash: Some((r.path.clone(), batch.clone())),
+                ..Bring::default()
+            };
+            self.restore_file(c, r, &t, bring).await?;
             done.files += 1;
         }
         self.store.untrash_batch(&batch).await?;
@@ -318,12 +340,12 @@ impl Vfs {
 
     /// Makes the bytes of `row` the current version at `target` (a hard link on `fs`: no byte
     /// copied), with the checks of any upload there.
-    async fn restore_file(
+    pub(super) async fn restore_file(
         &self,
         c: &Caller,
         row: &VersionRow,
         target: &VPath,
-        untrash: Option<(String, String)>,
+        bring: Bring,
     ) -> Result<Entry, VfsError> {
         let Some(key) = row.key.clone() else {
             return Err(VfsError::WrongKind("no bytes kept for this version"));
@@ -334,6 +356,7 @@ impl Vfs {
         };
         let (existing, parent) = self.check_write(c, target, &opts).await?;
         let keep = match &existing {
+            Some(_) if bring.destroy => None,
             Some(_) => match self.keep_replaced(target).await? {
                 Some(k) => Some(k),
                 None => return Err(VfsError::Exists),
@@ -348,11 +371,17 @@ impl Vfs {
             None => self.implicit_parents(c, &target.parent()).await?,
         };
         let (grp, mode) = match (&existing, parents.last()) {
+            _ if bring.promote => (row.grp.clone(), row.mode),
             (Some(e), _) => (e.group.clone(), i64::from(e.mode)),
             (None, Some(p)) => (p.grp.clone(), i64::from(0o666 & !self.umask)),
             (None, None) => (Self::group_for_new(c, &dir), i64::from(0o666 & !self.umask)),
         };
-        let now = now_ms();
+        // promoted (S3), the version is current again as it was; restored, it is a new one
+        let now = if bring.promote {
+            row.mtime_ms
+        } else {
+            now_ms()
+        };
         let entry = EntryRow {
             path: target.to_string(),
             parent: target.parent().to_string(),
@@ -361,10 +390,14 @@ impl Vfs {
             mtime_ms: now,
             etag: row.etag.clone(),
             content_type: row.content_type.clone(),
-            owner: existing
-                .as_ref()
-                .and_then(|e| e.owner.clone())
-                .or_else(|| Some(c.user.clone())),
+            owner: if bring.promote {
+                row.owner.clone()
+            } else {
+                existing
+                    .as_ref()
+                    .and_then(|e| e.owner.clone())
+                    .or_else(|| Some(c.user.clone()))
+            },
             headers: row.headers.clone(),
             grp,
             mode,
@@ -372,8 +405,12 @@ impl Vfs {
         };
         let archive = Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
-            untrash,
+            untrash: bring.untrash,
+            drop: bring.drop,
+            promote: bring.promote.then(|| row.id.clone()),
         };
+        // a promoted version's kept bytes are the current file's now: its key goes after
+        let promoted: Vec<String> = bring.promote.then(|| key.clone()).into_iter().collect();
         let store = self.store.clone();
         let committed = entry.clone();
         let rows = parents.clone();
@@ -417,6 +454,7 @@ impl Vfs {
                 let _ = self.op.delete(&staged).await;
             }
             res?;
+            self.remove_kept(&promoted).await;
             return Entry::from_row(entry);
         };
         let staged = l
@@ -441,6 +479,7 @@ impl Vfs {
         // left behind when refused, or when the target already was these very bytes
         tokio::task::spawn_blocking(move || super::journal::remove_any(&staged));
         res?;
+        self.remove_kept(&promoted).await;
         Entry::from_row(entry)
     }
 

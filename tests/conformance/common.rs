@@ -501,8 +501,9 @@ pub fn sha256_file(path: &Path) -> String {
 }
 
 /// Runs the boto3 script `tests/conformance/<name>` against `server` with an S3 key of the
-/// admin and one of `bob`, a second user who may create buckets (made here); prints its output.
-pub fn boto3_with_other_user(server: &Server, name: &str) {
+/// admin and one of `bob`, a second user who may create buckets (made here), and the admin's
+/// WebDAV password; prints its output and returns it.
+pub fn boto3_with_other_user(server: &Server, name: &str) -> String {
     require("python3");
     let key = server.s3_key();
     server.add_user("bob", "bob-password-1", &["--create-buckets"]);
@@ -517,7 +518,10 @@ pub fn boto3_with_other_user(server: &Server, name: &str) {
         .env("AWS_SECRET_ACCESS_KEY", &key.secret)
         .env("KURA_OTHER_KEY_ID", &bob.id)
         .env("KURA_OTHER_SECRET", &bob.secret)
+        .env("KURA_DAV_PASSWORD", ADMIN_PW)
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
-    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{}", stdout.trim());
+    stdout
 }

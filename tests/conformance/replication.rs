@@ -2045,3 +2045,114 @@ fn a_resync_pull_obeys_the_folder_rules() {
         "a resync pull wrote into ann's 700 folder: {here:?}"
     );
 }
+
+/// The tags of `key` on `node`, as aws-cli reads them ("k=v", sorted).
+fn tags_on(node: &Node, key: &str) -> Vec<String> {
+    let out = run(node.s3().args([
+        "s3api",
+        "get-object-tagging",
+        "--bucket",
+        BUCKET,
+        "--key",
+        key,
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("tagging JSON");
+    let mut t: Vec<String> = v["TagSet"]
+        .as_array()
+        .expect("TagSet")
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                t["Key"].as_str().unwrap_or(""),
+                t["Value"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    t.sort();
+    t
+}
+
+/// Tags and a description set on node-a arrive on node-b with the bytes, and a later change
+/// of the tags alone ships too.
+#[test]
+fn tags_and_description_travel_with_a_shipment() {
+    let mut c = Cluster::start(2);
+    c.one_way(A, B);
+    c.wait_wired();
+    let src = c[A].server.root.path().join("tagged.tmp");
+    std::fs::write(&src, b"tagged bytes").expect("body");
+    run(c[A].s3().args([
+        "s3api",
+        "put-object",
+        "--bucket",
+        BUCKET,
+        "--key",
+        "doc.txt",
+        "--body",
+        src.to_str().expect("utf8"),
+        "--tagging",
+        "project=kura&note=caf%C3%A9",
+    ]));
+    let body = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:K="urn:kura:props"><D:set><D:prop><K:description>Relevé trimestriel</K:description></D:prop></D:set></D:propertyupdate>"#;
+    let out = c[A].server.curl_admin(&[
+        "-X",
+        "PROPPATCH",
+        "--data-binary",
+        body,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &c[A].dav("doc.txt"),
+    ]);
+    assert_eq!(crate::common::code(&out), 207);
+    let mut want = Objects::new();
+    want.insert("doc.txt".into(), sha(b"tagged bytes"));
+    c.converge(&want);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let propfind = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:K="urn:kura:props"><D:prop><K:description/></D:prop></D:propfind>"#;
+    loop {
+        let out = c[B].server.curl_admin(&[
+            "-X",
+            "PROPFIND",
+            "-H",
+            "Depth: 0",
+            "--data-binary",
+            propfind,
+            &c[B].dav("doc.txt"),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if tags_on(&c[B], "doc.txt") == vec!["note=café", "project=kura"]
+            && text.contains("Relevé trimestriel")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node-b: {:?} {text}",
+            tags_on(&c[B], "doc.txt")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // a change of the tags alone is a change to ship
+    run(c[A].s3().args([
+        "s3api",
+        "put-object-tagging",
+        "--bucket",
+        BUCKET,
+        "--key",
+        "doc.txt",
+        "--tagging",
+        "TagSet=[{Key=status,Value=final}]",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tags_on(&c[B], "doc.txt") != vec!["status=final"] {
+        assert!(
+            Instant::now() < deadline,
+            "node-b: {:?}",
+            tags_on(&c[B], "doc.txt")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

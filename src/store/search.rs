@@ -1,0 +1,340 @@
+//! Search candidates: rows whose indexed name, description or tags may match a query, newest
+//! entry first, read from the index the triggers of `0016_search.sql` keep in each
+//! transaction. The core checks each candidate exactly (folding, permissions) and pages.
+
+use sqlx::Row;
+
+use super::entries::{entry_cols, row_to_entry, EntryRow};
+use super::{below, MetaError, Store};
+
+/// What the index is asked: every part must hold.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// An FTS5 expression over names and descriptions, built only of quoted strings.
+    pub text: Option<String>,
+    /// Tags the entry must carry: a key, and the value when given.
+    pub tags: Vec<(String, Option<String>)>,
+    /// Only entries below this folder (None: everywhere).
+    pub scope: Option<String>,
+    /// Only entries older than this index position (the previous page's last one).
+    pub before: i64,
+    /// At most this many candidates.
+    pub limit: i64,
+    /// Read the entries of the scope itself (a small folder) rather than the index: the words
+    /// are then left to the caller's exact check.
+    pub by_scope: bool,
+}
+
+/// One bound value of the candidate query.
+enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl Store {
+    /// Candidates of `p`, newest first (each with its index position): the driving part is
+    /// the scope's own entries (`by_scope`), else the text index, else the first tag, else the
+    /// entries themselves, so a page costs in proportion to what it reads, not to everything
+    /// that matches.
+    pub async fn search_candidates(&self, p: &Probe) -> Result<Vec<(i64, EntryRow)>, MetaError> {
+        let range = p.scope.as_deref().map(below);
+        let mut args: Vec<Arg> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        let next = |args: &mut Vec<Arg<'_>>| format!("${}", args.len());
+        let (from, pos) = if p.by_scope && range.is_some() {
+            ("entries AS e", "e.rowid")
+        } else if let Some(text) = &p.text {
+            args.push(Arg::Text(text));
+            conds.push(format!("search_text MATCH {}", next(&mut args)));
+            (
+                "search_text AS s JOIN entries AS e ON e.rowid = s.rowid",
+                "s.rowid",
+            )
+        } else if let Some((key, value)) = p.tags.first() {
+            args.push(Arg::Text(key));
+            conds.push(format!("t.tag_key = {}", next(&mut args)));
+            if let Some(v) = value {
+                args.push(Arg::Text(v));
+                conds.push(format!("t.tag_value = {}", next(&mut args)));
+            }
+            (
+                "search_tags AS t JOIN entries AS e ON e.rowid = t.entry",
+                "t.entry",
+            )
+        } else {
+            ("entries AS e", "e.rowid")
+        };
+        args.push(Arg::Int(p.before));
+        conds.push(format!("{pos} < {}", next(&mut args)));
+        let skip = usize::from(from.starts_with("search_tags"));
+        for (key, value) in p.tags.iter().skip(skip) {
+            args.push(Arg::Text(key));
+            let k = next(&mut args);
+            let v = match value {
+                Some(v) => {
+                    args.push(Arg::Text(v));
+                    format!(" AND x.tag_value = {}", next(&mut args))
+                }
+                None => String::new(),
+            };
+            conds.push(format!(
+                "EXISTS (SELECT 1 FROM search_tags AS x WHERE x.entry = e.rowid AND x.tag_key = {k}{v})"
+            ));
+        }
+        if let Some((lo, hi)) = &range {
+            args.push(Arg::Text(lo));
+            let lo = next(&mut args);
+            args.push(Arg::Text(hi));
+            conds.push(format!("e.path >= {lo} AND e.path < {}", next(&mut args)));
+        }
+        args.push(Arg::Int(p.limit));
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                entry_cols!(),
+                ", {pos} FROM {from} WHERE {conds} ORDER BY {pos} DESC LIMIT {limit}"
+            ),
+            pos = pos,
+            from = from,
+            conds = conds.join(" AND "),
+            limit = next(&mut args),
+        );
+        // only placeholders and fixed clauses are spliced in; every value is bound
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in &args {
+            q = match a {
+                Arg::Text(t) => q.bind(*t),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let pos: i64 = r.get(12);
+                (pos, row_to_entry(r))
+            })
+            .collect())
+    }
+}
+
+/// The name of an entry row, in SQL (the last segment of its path).
+macro_rules! name_of {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $t,
+            ".parent = '/' THEN substr(",
+            $t,
+            ".path, 2) ELSE substr(",
+            $t,
+            ".path, length(",
+            $t,
+            ".parent) + 2) END"
+        )
+    };
+}
+
+/// The tags of an entry row as a JSON list of pairs (`[]` when none), in SQL.
+macro_rules! tags_of {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN json_valid(",
+            $t,
+            ".headers) AND json_valid(json_extract(",
+            $t,
+            ".headers, '$.\"x-amz-tagging\"')) THEN json_extract(",
+            $t,
+            ".headers, '$.\"x-amz-tagging\"') ELSE '[]' END"
+        )
+    };
+}
+
+/// The description of an entry row, in SQL.
+macro_rules! descr_of {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN json_valid(",
+            $t,
+            ".headers) THEN json_extract(",
+            $t,
+            ".headers, '$.\"x-kura-description\"') END"
+        )
+    };
+}
+
+impl Store {
+    /// How many entries the search index has wrong (a name, a description or a tag row
+    /// missing, stale or left over), as `kura fsck` reports it; the triggers of
+    /// 0016_search.sql keep it at 0.
+    pub async fn search_index_drift(&self) -> Result<i64, MetaError> {
+        let n: i64 = sqlx::query_scalar(concat!(
+            "SELECT (SELECT count(*) FROM entries AS e LEFT JOIN search_text AS s ON s.rowid = e.rowid
+                     WHERE s.rowid IS NULL OR s.name IS NOT ",
+            name_of!("e"),
+            " OR s.descr IS NOT ",
+            descr_of!("e"),
+            ")
+             + (SELECT count(*) FROM search_text AS s
+                WHERE NOT EXISTS (SELECT 1 FROM entries AS e WHERE e.rowid = s.rowid))
+             + (SELECT count(*) FROM search_tags AS t
+                WHERE NOT EXISTS (SELECT 1 FROM entries AS e WHERE e.rowid = t.entry))
+             + (SELECT count(*) FROM search_tags AS t JOIN entries AS e ON e.rowid = t.entry
+                WHERE NOT EXISTS (SELECT 1 FROM json_each(",
+            tags_of!("e"),
+            ") AS j
+                    WHERE json_extract(j.value, '$[0]') = t.tag_key
+                      AND coalesce(json_extract(j.value, '$[1]'), '') = t.tag_value))
+             + (SELECT count(*) FROM entries AS e, json_each(",
+            tags_of!("e"),
+            ") AS j
+                WHERE json_type(j.value) = 'array' AND json_type(j.value, '$[0]') = 'text'
+                  AND NOT EXISTS (SELECT 1 FROM search_tags AS t WHERE t.entry = e.rowid
+                      AND t.tag_key = json_extract(j.value, '$[0]')
+                      AND t.tag_value = coalesce(json_extract(j.value, '$[1]'), '')))"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// How many entries lie below `scope`, counted up to `cap` (then `cap`): tells a small
+    /// folder, cheaper to read whole than to find in the index.
+    pub async fn count_below(&self, scope: &str, cap: i64) -> Result<i64, MetaError> {
+        let (lo, hi) = below(scope);
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM entries WHERE path >= $1 AND path < $2 LIMIT $3)",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// How many entries carry the tag `key` (with `value`, when given), counted up to `cap`:
+    /// tells a rare tag, a better start for a search than a common word.
+    pub async fn count_tagged(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        cap: i64,
+    ) -> Result<i64, MetaError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM search_tags
+               WHERE tag_key = $1 AND ($2 IS NULL OR tag_value = $2) LIMIT $3)",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Rebuilds the search index from the entries, in one transaction (`kura fsck --repair`).
+    pub async fn rebuild_search_index(&self) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM search_text")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM search_tags")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(concat!(
+            "INSERT INTO search_text (rowid, name, descr) SELECT rowid, ",
+            name_of!("entries"),
+            ", ",
+            descr_of!("entries"),
+            " FROM entries"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(concat!(
+            "INSERT OR IGNORE INTO search_tags (tag_key, tag_value, entry)
+             SELECT json_extract(t.value, '$[0]'), coalesce(json_extract(t.value, '$[1]'), ''), e.rowid
+             FROM entries AS e, json_each(",
+            tags_of!("e"),
+            ") AS t
+             WHERE json_type(t.value) = 'array' AND json_type(t.value, '$[0]') = 'text'"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Fills the database with `n` files for the search benchmark (`scripts/bench-search.sh`):
+    /// one bucket `/bench` of 1,000 folders, names from a small vocabulary, 1 file in 100
+    /// tagged and 1 in 20 described, inserted by SQL in one transaction (the triggers index
+    /// every row as they would for uploads). Not for a real data dir.
+    #[cfg(test)]
+    pub async fn bench_fill(&self, n: i64) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, owner, grp, mode)
+             VALUES ('/bench', '/', 1, 0, 0, 'd', 'root', 'staff', 493)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 999)
+             INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, owner, grp, mode)
+             SELECT '/bench/d' || i, '/bench', 1, 0, 0, 'd', 'root', 'staff',
+                    CASE WHEN i % 10 = 3 THEN 448 ELSE 493 END FROM c",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < $1 - 1),
+             w(k, word) AS (VALUES (0, 'report'), (1, 'Élève'), (2, 'invoice'), (3, 'photo'),
+                 (4, 'budget'), (5, 'contrat'), (6, 'draft'), (7, 'notes'), (8, 'résumé'),
+                 (9, 'scan'), (10, 'holiday'), (11, 'minutes'), (12, 'plan'))
+             INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, owner, grp, mode,
+                                  headers)
+             SELECT '/bench/d' || (i % 1000) || '/' || w.word || '-' || i || '.txt',
+                    '/bench/d' || (i % 1000), 0, 100, i, 'e', 'root', 'staff', 420,
+                    CASE WHEN i % 100 = 0
+                         THEN json_object('x-amz-tagging', '[[' || char(34) || 'project' || char(34) || ',' || char(34) || 'p' || (i % 7) || char(34) || ']]')
+                         WHEN i % 20 = 1
+                         THEN json_object('x-kura-description', 'quarterly summary number ' || i)
+                    END
+             FROM c JOIN w ON w.k = (i * 7919) % 13",
+        )
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Bytes of the search index (its tables and indexes) and of the whole database, from
+    /// SQLite's `dbstat` (the benchmark's storage figure).
+    #[cfg(test)]
+    pub async fn bench_sizes(&self) -> Result<(i64, i64), MetaError> {
+        let index: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat
+             WHERE name LIKE 'search%'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let all: i64 = sqlx::query_scalar("SELECT coalesce(sum(pgsize), 0) FROM dbstat")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((index, all))
+    }
+
+    /// Drops the search triggers (the benchmark's baseline for the cost of a move).
+    #[cfg(test)]
+    pub async fn bench_drop_triggers(&self) -> Result<(), MetaError> {
+        for t in ["search_insert", "search_update", "search_delete"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}")))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}

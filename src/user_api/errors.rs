@@ -1,0 +1,50 @@
+//! The one place where core errors become user API replies (JSON `{"error", "message"}`, as
+//! the session endpoints of the browser app answer).
+
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::vfs::VfsError;
+use crate::wire::RespBody;
+
+#[derive(Serialize)]
+struct ErrorView<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+/// A JSON error reply.
+pub fn error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
+    let body = serde_json::to_string(&ErrorView {
+        error: code,
+        message,
+    })
+    .unwrap_or_default();
+    super::json(status, body)
+}
+
+/// A core refusal as a reply; server faults are logged here and not described.
+pub fn from_vfs(e: VfsError) -> Response<RespBody> {
+    let (status, code) = match &e {
+        VfsError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        VfsError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        VfsError::InvalidArgument(_) | VfsError::InvalidPath(_) | VfsError::WrongKind(_) => {
+            (StatusCode::BAD_REQUEST, "invalid")
+        }
+        VfsError::Conflict(_) | VfsError::Exists | VfsError::NotEmpty | VfsError::Changed(_) => {
+            (StatusCode::CONFLICT, "conflict")
+        }
+        VfsError::Locked(_) => (StatusCode::LOCKED, "locked"),
+        VfsError::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota"),
+        VfsError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        _ => {
+            tracing::error!(error = %e, "user API request failed");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            );
+        }
+    };
+    error(status, code, &e.to_string())
+}

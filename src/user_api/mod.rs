@@ -1,0 +1,108 @@
+//! The user-level JSON API under `/api/user/v1/`, for the browser app and scripts: an adapter
+//! like WebDAV and S3 (Basic auth, the core's rules for the caller), one module per endpoint
+//! family, JSON in and out, core errors mapped once in `errors.rs`.
+
+mod errors;
+pub mod search;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+
+use crate::vfs::{Caller, Vfs};
+use crate::wire::{full, ReqBody, RespBody};
+
+pub use errors::error;
+
+/// Where the API lives.
+pub const PREFIX: &str = "/api/user/v1";
+
+/// Longest query string accepted, in bytes.
+const MAX_QUERY_STRING: usize = 4096;
+
+/// The user API: the core it calls.
+#[derive(Clone)]
+pub struct UserApi {
+    /// The namespace, with every rule.
+    pub vfs: Vfs,
+}
+
+impl UserApi {
+    /// Answers one authenticated request.
+    pub async fn handle(&self, req: Request<ReqBody>, caller: Caller) -> Response<RespBody> {
+        let path = req.uri().path();
+        let rest = path.strip_prefix(PREFIX).unwrap_or_default();
+        let query = req.uri().query().unwrap_or_default();
+        if query.len() > MAX_QUERY_STRING {
+            return error(
+                StatusCode::URI_TOO_LONG,
+                "too_long",
+                "the query string is over 4096 bytes",
+            );
+        }
+        let params = match Params::parse(query) {
+            Ok(p) => p,
+            Err(why) => return error(StatusCode::BAD_REQUEST, "invalid", why),
+        };
+        match (rest.trim_end_matches('/'), req.method()) {
+            ("/search", &Method::GET) => search::search(&self.vfs, &caller, &params).await,
+            ("/search", _) => {
+                let mut r = error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method",
+                    "only GET is allowed here",
+                );
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET"));
+                r
+            }
+            _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        }
+    }
+}
+
+/// Query parameters, each at most once.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses `a=1&b=2` (percent-escapes and `+` for space); a repeated name or bad escape is
+    /// refused.
+    fn parse(q: &str) -> Result<Params, &'static str> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| "a query parameter is not UTF-8")
+            };
+            let (k, v) = (dec(k)?, dec(v)?);
+            if out.iter().any(|(o, _)| *o == k) {
+                return Err("a query parameter is repeated");
+            }
+            out.push((k, v));
+        }
+        Ok(Params(out))
+    }
+
+    /// The value of `name`, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A JSON reply.
+fn json(status: StatusCode, body: String) -> Response<RespBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
