@@ -88,11 +88,12 @@ fn main() -> ExitCode {
         }
     };
     let config_file = cli.config.clone();
-    // admin commands are audited as the account that ran them
+    // admin commands are audited as the account that ran them: its name from the effective
+    // uid, never from $USER, which whoever runs the command sets
     let ctx = wire::audit::Context {
         actor: Some(format!(
             "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "?".into())
+            whoami::username().unwrap_or_else(|_| "?".into())
         )),
         client: None,
         protocol: "cli",

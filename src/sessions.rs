@@ -5,7 +5,9 @@
 //! The password check is the one every protocol uses (`auth::Authenticator`); the failed-login
 //! throttle is the router's, because the credentials come in an `Authorization: Basic` header.
 
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rand::RngCore;
@@ -18,6 +20,12 @@ use crate::vfs::Caller;
 
 /// Recovery codes made when two-factor authentication is turned on.
 const RECOVERY_CODES: usize = 10;
+/// Wrong second factors one account may get within `CODE_WINDOW`, from all addresses together:
+/// whoever asks for a code knows the password, and an address proven by that password (a
+/// WebDAV login) escapes the throttle's per-account cap, so codes have their own.
+const CODE_FAILURES: usize = 10;
+/// The window of `CODE_FAILURES`.
+const CODE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Why a sign-in or a two-factor change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +42,9 @@ pub enum SessionError {
     /// The request makes no sense (a secret that is not one, 2FA already on...).
     #[error("{0}")]
     Bad(&'static str),
+    /// Too many wrong codes on this account lately: no code is checked for this long.
+    #[error("too many wrong codes")]
+    Throttled(Duration),
     /// The database or the vault failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -93,6 +104,8 @@ pub struct Sessions {
     vault: Vault,
     idle: Duration,
     max: Duration,
+    /// Per user, when recent wrong second factors were given (see `CODE_FAILURES`).
+    code_misses: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
 }
 
 /// A random token: 32 bytes, URL-safe base64.
@@ -132,6 +145,7 @@ impl Sessions {
             vault,
             idle,
             max,
+            code_misses: Arc::default(),
         }
     }
 
@@ -187,6 +201,43 @@ impl Sessions {
         sealed: &str,
         code: &str,
     ) -> Result<bool, SessionError> {
+        self.code_budget(user)?;
+        let ok = self.check_code(user, sealed, code).await?;
+        if !ok {
+            let mut misses = self.code_misses.lock().unwrap_or_else(|e| e.into_inner());
+            let list = misses.entry(user.to_string()).or_default();
+            list.push_back(Instant::now());
+            while list.len() > CODE_FAILURES {
+                list.pop_front();
+            }
+        }
+        Ok(ok)
+    }
+
+    /// Refuses to check a code while the account has had `CODE_FAILURES` wrong ones within
+    /// `CODE_WINDOW` (a correct code is refused too, so guessing on learns nothing).
+    fn code_budget(&self, user: &str) -> Result<(), SessionError> {
+        let now = Instant::now();
+        let mut misses = self.code_misses.lock().unwrap_or_else(|e| e.into_inner());
+        misses.retain(|_, l| {
+            while l
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= CODE_WINDOW)
+            {
+                l.pop_front();
+            }
+            !l.is_empty()
+        });
+        match misses.get(user) {
+            Some(l) if l.len() >= CODE_FAILURES => Err(SessionError::Throttled(
+                CODE_WINDOW.saturating_sub(now.duration_since(l[l.len() - CODE_FAILURES])),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `code` is right (see `second_factor`), without the budget.
+    async fn check_code(&self, user: &str, sealed: &str, code: &str) -> Result<bool, SessionError> {
         let secret = self
             .vault
             .unseal(&totp_id(user), sealed)
@@ -265,14 +316,22 @@ impl Sessions {
         })
     }
 
-    /// Turns two-factor on once the user proves their app reads `secret` (a current code);
-    /// returns the recovery codes, shown once. Other sessions of the user end.
+    /// Turns two-factor on once the user gives their password again (`basic`: a session alone,
+    /// stolen or left open, must not lock its owner out with a secret of its own) and proves
+    /// their app reads `secret` (a current code); returns the recovery codes, shown once.
+    /// Other sessions of the user end.
     pub async fn enable_totp(
         &self,
-        user: &str,
+        auth: &Authenticator,
+        basic: Option<&str>,
+        live: &Live,
         secret: &str,
         code: &str,
     ) -> Result<Vec<String>, SessionError> {
+        let user = live.caller.user.as_str();
+        if auth.basic(basic).await?.user != user {
+            return Err(SessionError::Invalid);
+        }
         if self.store.totp(user).await?.is_some() {
             return Err(SessionError::Bad("two-factor authentication is on already"));
         }
@@ -294,7 +353,13 @@ impl Sessions {
         let sealed = self.vault.seal(&totp_id(user), &t.secret().to_base32());
         let json =
             serde_json::to_string(&hashes).map_err(|e| SessionError::Internal(e.to_string()))?;
-        self.store.set_totp(user, &sealed, &json).await?;
+        if !self
+            .store
+            .set_totp(user, &sealed, &json, &live.id_hash)
+            .await?
+        {
+            return Err(SessionError::Bad("two-factor authentication is on already"));
+        }
         self.store.use_totp_step(user, step as i64).await?;
         Ok(codes)
     }
@@ -302,6 +367,10 @@ impl Sessions {
     /// Turns two-factor off (the user with a current code, or an administrator's reset) and
     /// ends the user's sessions; false when the user does not exist.
     pub async fn reset_totp(&self, user: &str) -> Result<bool, SessionError> {
+        self.code_misses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(user);
         Ok(self.store.clear_totp(user).await?)
     }
 

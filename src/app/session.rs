@@ -89,6 +89,17 @@ fn from_session_error(e: SessionError) -> Response<RespBody> {
             "credentials_required",
             "send the user name and password as Basic credentials",
         ),
+        SessionError::Throttled(wait) => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_codes",
+                "too many wrong codes for this account; try again later",
+            );
+            let secs = wait.as_secs().max(1);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            r
+        }
         SessionError::Bad(m) => error(StatusCode::BAD_REQUEST, "invalid_request", m),
         SessionError::Internal(m) => {
             tracing::error!(error = %m, "session service failed");
@@ -159,6 +170,19 @@ impl SessionFront {
             .map_err(from_session_error)
     }
 
+    /// Refuses credentials beside a session cookie where they are not checked: the request
+    /// would succeed on the session, and the failed-login throttle would take that success
+    /// for the credentials' (proving another account's "password" from this address).
+    pub fn unchecked_credentials<B>(req: &Request<B>) -> Option<Response<RespBody>> {
+        req.headers().contains_key(header::AUTHORIZATION).then(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "credentials_with_session",
+                "send the session cookie or credentials, not both",
+            )
+        })
+    }
+
     /// Whether an unsafe request of this session carries its CSRF token.
     pub fn csrf_ok<B>(live: &Live, req: &Request<B>) -> bool {
         let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
@@ -182,6 +206,12 @@ impl SessionFront {
             Ok(None) => return error(StatusCode::UNAUTHORIZED, "signed_out", "sign in first"),
             Err(r) => return r,
         };
+        // turning 2FA on checks the password it is sent again
+        if !(path == "2fa" && method == Method::PUT) {
+            if let Some(r) = Self::unchecked_credentials(&req) {
+                return r;
+            }
+        }
         let safe = matches!(method, Method::GET | Method::HEAD);
         if !safe && !Self::csrf_ok(&live, &req) {
             return error(
@@ -224,11 +254,20 @@ impl SessionFront {
                 Err(e) => from_session_error(e),
             },
             ("2fa", Method::PUT) => {
+                let basic = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let c: Confirm = match body(req).await {
                     Ok(c) => c,
                     Err(r) => return r,
                 };
-                match self.sessions.enable_totp(&user, &c.secret, &c.code).await {
+                match self
+                    .sessions
+                    .enable_totp(auth, basic.as_deref(), &live, &c.secret, &c.code)
+                    .await
+                {
                     Ok(codes) => json(
                         StatusCode::OK,
                         serde_json::json!({ "recovery_codes": codes }),

@@ -51,12 +51,30 @@ pub async fn restore(cfg: &Config, dest: &Path, id: Option<&str>) -> Result<Rest
             .await
             .map_err(|e| BackupError::Invalid(e.to_string()))??;
     }
-    let m = repo::manifest(dest, &id)?;
-    let snap = dest.join("snapshots").join(&id);
+    let made = !data_dir.exists();
+    let mut storage_was_empty = false;
+    let result = put_back(cfg, dest, &id, &mut storage_was_empty).await;
+    if result.is_err() {
+        undo(cfg, made, storage_was_empty).await;
+    }
+    result
+}
+
+/// Puts the verified snapshot `id` in place; `storage_was_empty` is set once the storage is
+/// found empty (so a failure after it may empty it again).
+async fn put_back(
+    cfg: &Config,
+    dest: &Path,
+    id: &str,
+    storage_was_empty: &mut bool,
+) -> Result<Restored, BackupError> {
+    let data_dir = &cfg.data_dir;
+    let m = repo::manifest(dest, id)?;
+    let snap = dest.join("snapshots").join(id);
     repo::make_private_dir(data_dir)?;
     copy_private(&snap.join(&m.metadata.file), &cfg.db_path())?;
     let mut out = Restored {
-        snapshot: id.clone(),
+        snapshot: id.to_string(),
         ..Restored::default()
     };
     for p in &m.extras {
@@ -72,19 +90,21 @@ pub async fn restore(cfg: &Config, dest: &Path, id: Option<&str>) -> Result<Rest
     let store = Store::open(&cfg.db_path()).await?;
     let vfs = crate::setup::build_vfs(cfg, store.clone())?;
     if !vfs.storage_is_empty().await? {
+        // not ours to empty
         return Err(BackupError::Invalid(
             "the storage (the [storage] root or service) already holds files; a restore \
              writes only into empty storage"
                 .into(),
         ));
     }
+    *storage_was_empty = true;
     for row in store.all_entries().await? {
         if row.is_dir {
             vfs.make_stored_folder(&row.path).await?;
             out.folders += 1;
         }
     }
-    for l in repo::object_lines(dest, &id)? {
+    for l in repo::object_lines(dest, id)? {
         let what = match l.kind.as_str() {
             "file" => Stored::Current(l.name.clone()),
             "kept" => Stored::Kept(l.name.clone()),
@@ -100,6 +120,39 @@ pub async fn restore(cfg: &Config, dest: &Path, id: Option<&str>) -> Result<Rest
         vfs.fsck(true).await?;
     }
     Ok(out)
+}
+
+/// Takes back what a failed restore put in place, so that nothing half restored is served
+/// and the next attempt finds the data dir (and the storage, when it was empty) empty again.
+async fn undo(cfg: &Config, made: bool, storage_was_empty: bool) {
+    if storage_was_empty {
+        let cleared = async {
+            let store = Store::open(&cfg.db_path()).await?;
+            let vfs = crate::setup::build_vfs(cfg, store)?;
+            vfs.clear_storage().await?;
+            Ok::<_, BackupError>(())
+        };
+        if let Err(e) = cleared.await {
+            tracing::warn!("emptying the storage after the failed restore: {e}");
+        }
+    }
+    let data_dir = &cfg.data_dir;
+    let emptied = if made {
+        std::fs::remove_dir_all(data_dir)
+    } else {
+        std::fs::read_dir(data_dir).and_then(|rd| {
+            rd.flatten().try_for_each(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(e.path()),
+                _ => std::fs::remove_file(e.path()),
+            })
+        })
+    };
+    if let Err(e) = emptied {
+        tracing::warn!(
+            "emptying {} after the failed restore: {e}",
+            data_dir.display()
+        );
+    }
 }
 
 /// Streams a content object into storage.

@@ -13,8 +13,8 @@ use tokio::io::AsyncWriteExt;
 use super::repo::{self, io};
 use super::{BackupError, Counts, Manifest, ObjectLine};
 use crate::config::Config;
-use crate::store::{now_ms, SnapshotObject, Store};
-use crate::vfs::{Stored, Vfs, VfsError};
+use crate::store::{now_ms, SnapshotObject, Store, Whereabouts};
+use crate::vfs::{Stored, StoredStream, Vfs, VfsError};
 
 /// What to put in a snapshot.
 #[derive(Clone, Debug, Default)]
@@ -41,9 +41,13 @@ pub async fn take(cfg: &Config, dest: &Path, opts: &TakeOptions) -> Result<Manif
     let store = Store::open(&cfg.db_path()).await?;
     let vfs = crate::setup::build_vfs(cfg, store.clone())?;
     let copy_path = snap.join("kura.db");
+    // made private and empty first: VACUUM INTO fills an empty file and keeps its mode
+    drop(repo::create_private(&copy_path)?);
     store.snapshot_into(&copy_path).await?;
     let copy = Store::open(&copy_path).await?;
     copy.settle_snapshot(!opts.no_files).await?;
+    // the audit row the copy ends with: moves after it are followed to find a file's bytes
+    let cut = copy.audit_head().await?;
 
     let mut counts = Counts::default();
     let mut lines = Vec::new();
@@ -71,7 +75,14 @@ pub async fn take(cfg: &Config, dest: &Path, opts: &TakeOptions) -> Result<Manif
                 {
                     Some(l.clone())
                 }
-                _ => capture(&vfs, &copy, dest, kind, &o, &mut counts).await?,
+                _ => {
+                    let at = Snapshotted {
+                        copy: &copy,
+                        live: &store,
+                        cut,
+                    };
+                    capture(&vfs, at, dest, kind, &o, &mut counts).await?
+                }
             };
             bar.inc(o.size.max(0) as u64);
             if let Some(l) = line {
@@ -160,22 +171,61 @@ fn progress(total: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// The metadata copy, the live database it was taken from and the copy's last audit row.
+#[derive(Clone, Copy)]
+struct Snapshotted<'a> {
+    copy: &'a Store,
+    live: &'a Store,
+    cut: i64,
+}
+
+/// The bytes of the current file the snapshot names `path`, where it is now: a file moved
+/// (itself or a folder above it) since the metadata copy is read at its new path, so a
+/// rename during a backup does not drop it from the snapshot as if deleted.
+async fn current_bytes(
+    vfs: &Vfs,
+    at: Snapshotted<'_>,
+    path: &str,
+) -> Result<StoredStream, VfsError> {
+    match vfs.read_stored(&Stored::Current(path.to_string())).await {
+        Err(VfsError::NotFound) => {}
+        r => return r,
+    }
+    let mut tries = 0;
+    loop {
+        let now = match at.live.whereabouts(at.cut, path).await? {
+            Whereabouts::Moved(now) => now,
+            Whereabouts::Gone => return Err(VfsError::NotFound),
+            // the move's or the delete's transaction may not have committed yet
+            Whereabouts::Unknown => path.to_string(),
+        };
+        match vfs.read_stored(&Stored::Current(now)).await {
+            Err(VfsError::NotFound) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Copies one stored object into the repository; amends the metadata copy when the bytes
 /// found differ from what it records (`None`: the object is gone and was dropped from it).
 async fn capture(
     vfs: &Vfs,
-    copy: &Store,
+    at: Snapshotted<'_>,
     dest: &Path,
     kind: &str,
     o: &SnapshotObject,
     counts: &mut Counts,
 ) -> Result<Option<ObjectLine>, BackupError> {
-    let what = if kind == "file" {
-        Stored::Current(o.name.clone())
+    let copy = at.copy;
+    let read = if kind == "file" {
+        current_bytes(vfs, at, &o.name).await
     } else {
-        Stored::Kept(o.name.clone())
+        vfs.read_stored(&Stored::Kept(o.name.clone())).await
     };
-    let mut body = match vfs.read_stored(&what).await {
+    let mut body = match read {
         Ok(b) => b,
         Err(VfsError::NotFound) => {
             counts.amended += 1;

@@ -53,10 +53,21 @@ pub(super) async fn record_tx(
     path: Option<&str>,
     path2: Option<&str>,
 ) -> Result<(), MetaError> {
+    record_detail_tx(tx, action, path, path2, None).await
+}
+
+/// `record_tx` with a detail (what an ACL made of the entry).
+pub(super) async fn record_detail_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    action: &str,
+    path: Option<&str>,
+    path2: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), MetaError> {
     let ctx = current();
     sqlx::query(
-        "INSERT INTO audit (time_ms, actor, client, protocol, action, path, path2)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit (time_ms, actor, client, protocol, action, path, path2, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(now_ms())
     .bind(ctx.actor)
@@ -65,6 +76,7 @@ pub(super) async fn record_tx(
     .bind(action)
     .bind(path)
     .bind(path2)
+    .bind(detail)
     .execute(&mut **tx)
     .await?;
     Ok(())

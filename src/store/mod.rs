@@ -45,7 +45,7 @@ pub use retention::{Retention, LOCK_SETTING};
 pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
-pub use snapshot::SnapshotObject;
+pub use snapshot::{SnapshotObject, Whereabouts};
 pub use tree::{Committed, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;

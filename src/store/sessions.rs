@@ -164,23 +164,36 @@ impl Store {
         })
     }
 
-    /// Turns two-factor on: a sealed secret and recovery-code hashes; false when the user
-    /// does not exist.
+    /// Turns two-factor on, if it is off: a sealed secret and recovery-code hashes; the user's
+    /// other sessions (opened with the password alone) end but `keep`, in one transaction.
+    /// False when the user does not exist or has it on already.
     pub async fn set_totp(
         &self,
         user: &str,
         sealed: &str,
         recovery: &str,
+        keep: &str,
     ) -> Result<bool, MetaError> {
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query(
-            "UPDATE users SET totp_sealed = $2, totp_recovery = $3, totp_step = NULL WHERE name = $1",
+            "UPDATE users SET totp_sealed = $2, totp_recovery = $3, totp_step = NULL
+             WHERE name = $1 AND totp_sealed IS NULL",
         )
         .bind(user)
         .bind(sealed)
         .bind(recovery)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1 AND id_hash <> $2")
+            .bind(user)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Turns two-factor off and ends the user's sessions, in one transaction; false when the

@@ -106,6 +106,15 @@ impl Store {
             "DELETE FROM public_reads WHERE path = $1"
         };
         sqlx::query(q).bind(path).execute(&mut *tx).await?;
+        // an ACL is a chmod, and opening an object to anyone is the part worth noting
+        super::audit::record_detail_tx(
+            &mut tx,
+            "chmod",
+            Some(path),
+            None,
+            Some(if public { "public" } else { "private" }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

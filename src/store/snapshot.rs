@@ -17,7 +17,62 @@ pub struct SnapshotObject {
     pub etag: String,
 }
 
+/// What became of a path after a snapshot, by the audit trail's moves and deletes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// Moved (itself or a folder above it): its path now.
+    Moved(String),
+    /// Deleted, or replaced by a move onto it.
+    Gone,
+    /// No recorded change reaches it (yet: the change's transaction may still be open).
+    Unknown,
+}
+
+/// `path` with its prefix `from` (itself or a folder above it) replaced by `to`.
+fn rebase(path: &str, from: &str, to: &str) -> Option<String> {
+    if path == from {
+        return Some(to.to_string());
+    }
+    path.strip_prefix(from)
+        .filter(|rest| rest.starts_with('/'))
+        .map(|rest| format!("{to}{rest}"))
+}
+
 impl Store {
+    /// Where the entry at `path` went through the moves and deletes recorded after the
+    /// audit row `after` (a backup follows a file renamed between its metadata copy and the
+    /// read of its bytes, instead of dropping it as deleted).
+    pub async fn whereabouts(&self, after: i64, path: &str) -> Result<Whereabouts, MetaError> {
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT action, path, path2 FROM audit
+             WHERE id > $1 AND outcome = 'ok' AND action IN ('move', 'delete') ORDER BY id",
+        )
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut now = path.to_string();
+        for (action, from, to) in rows {
+            let Some(from) = from else { continue };
+            if action == "delete" {
+                if rebase(&now, &from, "").is_some() {
+                    return Ok(Whereabouts::Gone);
+                }
+                continue;
+            }
+            let Some(to) = to else { continue };
+            if let Some(moved) = rebase(&now, &from, &to) {
+                now = moved;
+            } else if rebase(&now, &to, "").is_some() {
+                return Ok(Whereabouts::Gone);
+            }
+        }
+        Ok(if now == path {
+            Whereabouts::Unknown
+        } else {
+            Whereabouts::Moved(now)
+        })
+    }
+
     /// Writes a consistent copy of the whole database to `target` (SQLite `VACUUM INTO`,
     /// one read transaction: writers go on meanwhile).
     pub async fn snapshot_into(&self, target: &Path) -> Result<(), MetaError> {
@@ -121,5 +176,18 @@ impl Store {
             .await;
         self.writer.close().await;
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rebase;
+
+    #[test]
+    fn rebase_follows_the_path_and_folders_above_it_only() {
+        assert_eq!(rebase("/b/a", "/b/a", "/b/z").as_deref(), Some("/b/z"));
+        assert_eq!(rebase("/b/a/f", "/b/a", "/b/z").as_deref(), Some("/b/z/f"));
+        assert_eq!(rebase("/b/ab/f", "/b/a", "/b/z"), None);
+        assert_eq!(rebase("/b/a", "/b/a/f", "/b/z"), None);
     }
 }

@@ -41,7 +41,7 @@ pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use retention::{LockConfig, COMPLIANCE, GOVERNANCE};
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
-pub use stored::Stored;
+pub use stored::{Stored, StoredStream};
 pub use upload::{Upload, UploadOptions};
 pub use versioning::{parse_version_id, ObjectVersion, S3Versioning};
 

@@ -129,6 +129,22 @@ impl Vfs {
         Ok(true)
     }
 
+    /// Removes everything from the storage: only for a restore that found it empty and failed
+    /// part way, so that the storage is empty again for the next attempt.
+    pub async fn clear_storage(&self) -> Result<(), VfsError> {
+        let mut lister = self.op.lister("").await?;
+        let mut top = Vec::new();
+        while let Some(e) = lister.try_next().await? {
+            if !e.path().trim_matches('/').is_empty() {
+                top.push(e.path().to_string());
+            }
+        }
+        for p in top {
+            self.op.delete_with(&p).recursive(true).await?;
+        }
+        Ok(())
+    }
+
     /// Makes `dir` and its missing parents with the mode Kura gives its folders.
     fn make_disk_dirs(&self, dir: &Path) -> Result<(), VfsError> {
         use std::os::unix::fs::DirBuilderExt;

@@ -2,12 +2,10 @@
 //! state, the versions of a key S3 clients see and who may read or delete them, reads of a
 //! kept version, and the permanent delete of one version (the next one current again).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use super::perm::{R, X};
-use super::versions::{version_object, Bring};
+use super::versions::{row_entry, version_object, Bring};
 use super::{Caller, Download, Entry, VPath, Vfs, VfsError, CHUNK};
-use crate::store::{EntryRow, VersionRow};
+use crate::store::VersionRow;
 
 pub use crate::store::S3Versioning;
 
@@ -51,30 +49,6 @@ pub fn parse_version_id(s: &str) -> Result<Option<&str>, VfsError> {
         return Ok(Some(s));
     }
     Err(VfsError::InvalidArgument("Invalid version id specified"))
-}
-
-fn ms_time(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
-}
-
-/// The entry a kept row describes, for the permission rules and the response headers.
-pub(super) fn row_entry(r: &VersionRow) -> Result<Entry, VfsError> {
-    let mut e = Entry::from_row(EntryRow {
-        path: r.path.clone(),
-        parent: String::new(),
-        is_dir: false,
-        size: r.size,
-        mtime_ms: if r.marker { r.archived_ms } else { r.mtime_ms },
-        etag: r.etag.clone(),
-        content_type: r.content_type.clone(),
-        owner: r.owner.clone(),
-        headers: r.headers.clone(),
-        grp: r.grp.clone(),
-        mode: r.mode,
-        origin: None,
-    })?;
-    e.mtime = ms_time(if r.marker { r.archived_ms } else { r.mtime_ms });
-    Ok(e)
 }
 
 impl Vfs {

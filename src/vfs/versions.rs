@@ -2,6 +2,7 @@
 //! browsing what was kept, restoring it as a new current version, and purging by policy.
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::journal::Step;
 use super::perm::{R, X};
@@ -49,6 +50,30 @@ pub(super) struct Bring {
 fn new_batch_id() -> String {
     let rand = uuid::Uuid::new_v4().simple().to_string();
     format!("{:013x}{}", now_ms(), &rand[..16])
+}
+
+fn ms_time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// The entry a kept row describes, for the permission rules and the response headers.
+pub(super) fn row_entry(r: &VersionRow) -> Result<Entry, VfsError> {
+    let mut e = Entry::from_row(EntryRow {
+        path: r.path.clone(),
+        parent: String::new(),
+        is_dir: false,
+        size: r.size,
+        mtime_ms: if r.marker { r.archived_ms } else { r.mtime_ms },
+        etag: r.etag.clone(),
+        content_type: r.content_type.clone(),
+        owner: r.owner.clone(),
+        headers: r.headers.clone(),
+        grp: r.grp.clone(),
+        mode: r.mode,
+        origin: None,
+    })?;
+    e.mtime = ms_time(if r.marker { r.archived_ms } else { r.mtime_ms });
+    Ok(e)
 }
 
 impl Vfs {
@@ -191,7 +216,7 @@ impl Vfs {
 
     /// Whether `c` may read a kept row under the bits it had when it was current.
     fn may_read_row(c: &Caller, r: &VersionRow) -> bool {
-        c.is_admin || super::versioning::row_entry(r).is_ok_and(|e| e.allows(c, R))
+        c.is_admin || row_entry(r).is_ok_and(|e| e.allows(c, R))
     }
 
     /// The noncurrent versions and delete markers of `path` that `c` may read, newest first.

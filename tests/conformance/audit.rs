@@ -174,3 +174,70 @@ fn a_scripted_session_reads_back_exactly_from_the_audit_trail() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn an_admin_command_is_audited_as_the_account_that_ran_it_whatever_its_environment() {
+    // red team: the CLI's actor came from $USER, which the caller sets: `USER=alice kura ...`
+    // was recorded as alice's, and cron or systemd (no USER) recorded "cli:?"
+    let server = Server::plain();
+    let me = run(std::process::Command::new("id").arg("-un"));
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+    assert!(!me.is_empty());
+    run(server
+        .kura()
+        .env("USER", "someone-else")
+        .args(["group", "add", "forged"]));
+    run(server
+        .kura()
+        .env_remove("USER")
+        .args(["group", "add", "unset"]));
+    let rows = audit(&server, &["--since", "1h"]);
+    for g in ["forged", "unset"] {
+        let row = rows
+            .iter()
+            .find(|r| field(r, "action") == "group_add" && field(r, "path") == g)
+            .expect("the group_add row");
+        assert_eq!(field(row, "actor"), format!("cli:{me}"), "{row}");
+    }
+}
+
+#[test]
+fn an_s3_acl_that_makes_an_object_public_is_audited() {
+    // red team: PutObjectAcl / PutBucketAcl change the mode and public reads (a canned
+    // public-read opens the object to anyone) but left no audit row
+    require("aws");
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "fam"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "pics", "--group", "fam"]));
+    server.add_user("alice", "alice-pw-1", &["--group", "fam"]);
+    let key = server.s3_key_for("alice");
+    let dir = tempfile::tempdir().expect("dir");
+    let f = dir.path().join("a.txt");
+    std::fs::write(&f, b"hello").expect("body");
+    run(server
+        .aws(&key)
+        .arg("s3")
+        .arg("cp")
+        .arg(&f)
+        .arg("s3://pics/a.txt"));
+    run(server.aws(&key).args([
+        "s3api",
+        "put-object-acl",
+        "--bucket",
+        "pics",
+        "--key",
+        "a.txt",
+        "--acl",
+        "public-read",
+    ]));
+    let rows = audit(&server, &["--path", "/pics/a.txt"]);
+    let chmod = rows
+        .iter()
+        .find(|r| field(r, "action") == "chmod")
+        .unwrap_or_else(|| panic!("no chmod row for the ACL: {rows:?}"));
+    assert_eq!(field(chmod, "actor"), "alice", "{chmod}");
+    assert_eq!(field(chmod, "protocol"), "s3", "{chmod}");
+    assert_eq!(field(chmod, "detail"), "public", "{chmod}");
+}

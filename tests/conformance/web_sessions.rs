@@ -309,6 +309,8 @@ fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
         "PUT",
         "2fa",
         &[
+            "-u",
+            "carol:carol-pw-123",
             "-H",
             &c,
             "-H",
@@ -327,6 +329,8 @@ fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
         "PUT",
         "2fa",
         &[
+            "-u",
+            "carol:carol-pw-123",
             "-H",
             &c,
             "-H",
@@ -377,4 +381,276 @@ fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
     run(server.kura().args(["user", "reset-2fa", "carol"]));
     let (status, _, _, _) = sign_in(&server, "carol:carol-pw-123", &[]);
     assert_eq!(status, 200);
+}
+
+/// Turns two-factor authentication on for `user`; returns its secret.
+fn turn_on_2fa(server: &Server, user_pw: &str) -> String {
+    let (_, cookie, csrf, _) = sign_in(server, user_pw, &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let (_, answer) = call(server, "POST", "2fa", &["-H", &c, "-H", &x]);
+    let secret = json_of(&answer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())});
+    let json = ["-H", "Content-Type: application/json"];
+    let good = good.to_string();
+    let args = [
+        &["-u", user_pw, "-H", &c, "-H", &x, "-d", &good][..],
+        &json[..],
+    ]
+    .concat();
+    let (status, answer) = call(server, "PUT", "2fa", &args);
+    assert_eq!(status, 200, "{answer}");
+    secret
+}
+
+/// Red team: whoever guesses codes knows the password, so every address they use can first
+/// log in to WebDAV with it; a proven address escapes the throttle's per-account cap, and
+/// each got 5 code guesses per window: 6-digit codes fell to enough addresses. Wrong codes
+/// have their own cap per account, over all addresses, which a correct code does not pass.
+#[test]
+fn code_guesses_are_capped_per_account_over_all_addresses() {
+    let server = Server::start_with(
+        false,
+        &[
+            ("KURA_LIMITS__TRUSTED_PROXIES", "[\"127.0.0.1\"]"),
+            ("KURA_LIMITS__AUTH_FAILURES_PER_IP", "1000"),
+        ],
+    );
+    server.add_user("dora", "dora-pw-1234", &[]);
+    let secret = turn_on_2fa(&server, "dora:dora-pw-1234");
+    let mut checked = 0;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let xff = format!("X-Forwarded-For: 203.0.113.{i}");
+        let propfind = server.curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            "dora:dora-pw-1234",
+            "-X",
+            "PROPFIND",
+            "-H",
+            "Depth: 0",
+            "-H",
+            &xff,
+            &server.dav("/"),
+        ]);
+        assert_eq!(text(&propfind), "207");
+        for n in 0..4 {
+            // never the current code (nor its neighbours)
+            let guess = format!("{:06}", (i * 10 + n) % 1_000_000);
+            let guess = if [-30i64, 0, 30]
+                .iter()
+                .any(|d| totp_code(&secret, (now() as i64 + d) as u64) == guess)
+            {
+                "999999".to_string()
+            } else {
+                guess
+            };
+            let body = serde_json::json!({ "code": guess }).to_string();
+            let status = sign_in(&server, "dora:dora-pw-1234", &["-H", &xff, "-d", &body]).0;
+            if status == 401 {
+                checked += 1;
+            }
+            codes.push(status);
+        }
+    }
+    println!("32 wrong codes from 8 proven addresses: {codes:?}");
+    assert_eq!(checked, 10, "{codes:?}");
+    assert!(codes[10..].iter().all(|c| *c == 429), "{codes:?}");
+    // the right code is not checked either while the account is over its budget
+    let right = serde_json::json!({"code": totp_code(&secret, now())}).to_string();
+    let (status, _, _, answer) = sign_in(
+        &server,
+        "dora:dora-pw-1234",
+        &["-H", "X-Forwarded-For: 198.51.100.7", "-d", &right],
+    );
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(json_of(&answer)["error"], "too_many_codes");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after:"),
+        "{answer}"
+    );
+    // a wrong password is still a plain failure (the code budget is for second factors)
+    assert_eq!(sign_in(&server, "dora:wrong", &[]).0, 401);
+}
+
+/// Red team: turning two-factor authentication on is what a user does after a scare (a
+/// password seen by someone); the sessions opened with the password alone end then, all but
+/// the one that turned it on, as its doc promised but the store did not do.
+#[test]
+fn turning_two_factor_on_ends_the_other_sessions() {
+    let server = Server::start(true);
+    server.add_user("erin", "erin-pw-1234", &[]);
+    let (_, intruder, _, _) = sign_in(&server, "erin:erin-pw-1234", &[]);
+    let (_, cookie, csrf, _) = sign_in(&server, "erin:erin-pw-1234", &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let (_, answer) = call(&server, "POST", "2fa", &["-H", &c, "-H", &x]);
+    let secret = json_of(&answer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())}).to_string();
+    let (status, answer) = call(
+        &server,
+        "PUT",
+        "2fa",
+        &[
+            "-u",
+            "erin:erin-pw-1234",
+            "-H",
+            &c,
+            "-H",
+            &x,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &good,
+        ],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call(&server, "GET", "session", &["-H", &with_cookie(&intruder)]);
+    assert_eq!(
+        status, 401,
+        "the session opened before 2FA lives on: {answer}"
+    );
+    // the session that turned it on stays, and lists itself alone
+    let (status, answer) = call(&server, "GET", "sessions", &["-H", &c]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        json_of(&answer)["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    // a second secret cannot replace the first once it is on
+    let (status, _) = call(
+        &server,
+        "PUT",
+        "2fa",
+        &["-u", "erin:erin-pw-1234", "-H", &c, "-H", &x, "-d", &good],
+    );
+    assert_eq!(status, 400);
+}
+
+/// Red team: a session alone (a cookie stolen, a browser left open) turned two-factor
+/// authentication on with a secret of the thief's, locking the owner out of the app (and,
+/// as turning it on ends the other sessions, out at once). It now takes the password again,
+/// counted by the failed-login throttle like any other.
+#[test]
+fn turning_two_factor_on_takes_the_password_again() {
+    let server = Server::start(true);
+    server.add_user("fay", "fay-pw-12345", &[]);
+    let (_, cookie, csrf, _) = sign_in(&server, "fay:fay-pw-12345", &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let (_, answer) = call(&server, "POST", "2fa", &["-H", &c, "-H", &x]);
+    let secret = json_of(&answer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())}).to_string();
+    let put = |extra: &[&str]| {
+        let mut args = vec![
+            "-H",
+            &c,
+            "-H",
+            &x,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &good,
+        ];
+        args.extend_from_slice(extra);
+        call(&server, "PUT", "2fa", &args)
+    };
+    let (status, answer) = put(&[]);
+    assert_eq!(status, 401, "a session alone turned 2FA on: {answer}");
+    assert_eq!(put(&["-u", "fay:wrong"]).0, 401);
+    // another user's password is not fay's
+    server.add_user("gus", "gus-pw-12345", &[]);
+    assert_eq!(put(&["-u", "gus:gus-pw-12345"]).0, 401);
+    let (_, answer) = call(&server, "GET", "session", &["-H", &c]);
+    assert_eq!(json_of(&answer)["two_factor"], false, "{answer}");
+    let (status, answer) = put(&["-u", "fay:fay-pw-12345"]);
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Red team: a request signed in by its session cookie that also carried `Authorization:
+/// Basic victim:anything` succeeded, and the throttle took that success as the victim's
+/// password proven from that address: any user could so exempt address after address from
+/// the victim's per-account cap, and guess the victim's password from each. Credentials
+/// beside a session are now refused unless checked (turning 2FA on checks them).
+#[test]
+fn a_session_does_not_prove_another_accounts_password() {
+    let server = Server::start_with(
+        false,
+        &[
+            ("KURA_LIMITS__TRUSTED_PROXIES", "[\"127.0.0.1\"]"),
+            ("KURA_LIMITS__AUTH_FAILURES_PER_ACCOUNT", "10"),
+            ("KURA_LIMITS__AUTH_FAILURES_PER_IP", "1000"),
+        ],
+    );
+    server.add_user("ann", "ann-pw-secret", &[]);
+    server.add_user("mal", "mal-pw-12345", &[]);
+    let (_, cookie, _, _) = sign_in(&server, "mal:mal-pw-12345", &[]);
+    let c = with_cookie(&cookie);
+    let mut vouchers = Vec::new();
+    let mut guesses = Vec::new();
+    // a session of mal's, with ann's name and no password of hers, from 12 addresses
+    for i in 0..12 {
+        let xff = format!("X-Forwarded-For: 203.0.113.{i}");
+        let path = if i % 2 == 0 { "session" } else { "search?q=x" };
+        let (status, _) = call(
+            &server,
+            "GET",
+            path,
+            &["-H", &c, "-H", &xff, "-u", "ann:not-her-password"],
+        );
+        vouchers.push(status);
+    }
+    // then guesses from every one of those addresses
+    for i in 0..12 {
+        let xff = format!("X-Forwarded-For: 203.0.113.{i}");
+        for n in 0..3 {
+            let guess = format!("ann:guess-{i}-{n}");
+            let out = server.curl(&[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-u",
+                &guess,
+                "-X",
+                "PROPFIND",
+                "-H",
+                "Depth: 0",
+                "-H",
+                &xff,
+                &server.dav("/"),
+            ]);
+            guesses.push(text(&out).parse::<u16>().unwrap_or(0));
+        }
+    }
+    println!("session + ann's Basic: {vouchers:?}; 36 guesses on ann: {guesses:?}");
+    let checked = guesses.iter().filter(|c| **c == 401).count();
+    assert!(checked <= 10, "{checked} guesses checked: {guesses:?}");
+    assert!(vouchers.iter().all(|s| *s == 400), "{vouchers:?}");
+    // ann's own sign-in from home still works, and mal's session alone still does
+    assert_eq!(
+        sign_in(
+            &server,
+            "ann:ann-pw-secret",
+            &["-H", "X-Forwarded-For: 198.51.100.1"]
+        )
+        .0,
+        429,
+        "ann is locked out on new addresses, as the cap wants"
+    );
+    assert_eq!(call(&server, "GET", "session", &["-H", &c]).0, 200);
+    assert_eq!(call(&server, "GET", "search?q=x", &["-H", &c]).0, 200);
 }

@@ -119,7 +119,10 @@ async function tfBegin() {
 async function tfConfirm(ev) {
   ev.preventDefault();
   const f = ev.target;
-  const r = await call("PUT", "2fa", { secret: f.dataset.secret, code: f.code.value });
+  // the password again: a session alone must not turn it on
+  const basic = "Basic " + btoa(unescape(encodeURIComponent($("who-name").textContent + ":" + f.password.value)));
+  const r = await call("PUT", "2fa", { secret: f.dataset.secret, code: f.code.value }, { Authorization: basic });
+  f.password.value = "";
   if (r.status !== 200) { $("home-error").textContent = r.data.error === "invalid" ? t("invalid") : t("failed") + (r.data.message || r.status); return; }
   f.hidden = true; f.code.value = "";
   $("tf-code-list").textContent = r.data.recovery_codes.join("\n");
