@@ -214,6 +214,29 @@ impl Vfs {
         }
     }
 
+    /// Whether the deleted folders between a deleted file and the deepest folder still there
+    /// (`gone`, deepest first) let `c` through under the bits they had when deleted: listing
+    /// the one holding the file, entering the others. A folder with no kept marker was an
+    /// implicit one (S3-made, pruned when emptied) and lets through.
+    pub(super) async fn gone_folders_allow(
+        &self,
+        c: &Caller,
+        gone: &[VPath],
+    ) -> Result<bool, VfsError> {
+        for (i, f) in gone.iter().enumerate() {
+            let want = if i == 0 { R | X } else { X };
+            let rows = self.store.versions_of(f.as_str()).await?;
+            if let Some(r) = rows.iter().find(|r| r.is_dir) {
+                let mut e = row_entry(r)?;
+                e.is_dir = true;
+                if !e.allows(c, want) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Whether `c` may read a kept row under the bits it had when it was current.
     fn may_read_row(c: &Caller, r: &VersionRow) -> bool {
         c.is_admin || row_entry(r).is_ok_and(|e| e.allows(c, R))
