@@ -37,11 +37,14 @@ pub struct CreatedNotification {
     pub secret: Option<String>,
 }
 
-/// Rules and what their queue holds.
+/// Rules, how many deliveries wait or were given up, and the newest failing ones (at most
+/// 100, bodies left out).
 #[derive(Serialize, ToSchema)]
 pub struct NotificationsView {
     pub rules: Vec<NotifyRule>,
-    pub queue: Vec<QueuedRow>,
+    pub waiting: i64,
+    pub given_up: i64,
+    pub failing: Vec<QueuedRow>,
 }
 
 impl Admin {
@@ -116,9 +119,12 @@ impl Admin {
 
     /// Every rule and the deliveries waiting or given up.
     pub async fn notifications(&self) -> Result<NotificationsView, AdminError> {
+        let (waiting, given_up) = self.store.notification_counts().await?;
         Ok(NotificationsView {
             rules: self.store.notify_rules().await?,
-            queue: self.store.notification_queue().await?,
+            waiting,
+            given_up,
+            failing: self.store.failing_notifications(100).await?,
         })
     }
 

@@ -100,10 +100,8 @@ pub async fn notify(cfg: &Config, cmd: NotifyCmd) -> Result<(), CliError> {
                     r.events.join(",")
                 );
             }
-            let waiting = v.queue.iter().filter(|q| !q.dead).count();
-            let dead = v.queue.len() - waiting;
-            println!("queue: {waiting} waiting, {dead} given up");
-            for q in v.queue.iter().filter(|q| q.attempts > 0) {
+            println!("queue: {} waiting, {} given up", v.waiting, v.given_up);
+            for q in &v.failing {
                 println!(
                     "  {} {} attempts {}{}: {}",
                     q.rule_id,

@@ -28,6 +28,9 @@ pub const EVENTS: &[&str] = &[
 /// Attempts before a delivery is given up.
 const MAX_ATTEMPTS: i64 = 20;
 
+/// How long a given-up delivery stays listed.
+const GIVEN_UP_KEPT_MS: i64 = 7 * 86_400_000;
+
 /// The background worker.
 #[derive(Clone)]
 pub struct Notifier {
@@ -126,10 +129,19 @@ impl Notifier {
         let stopping = self.stopping.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
+            let mut ticks: u64 = 0;
             loop {
                 tick.tick().await;
                 if self.stopped() {
                     return;
+                }
+                // given-up deliveries are kept a week for `kura notify list`, then forgotten
+                ticks += 1;
+                if ticks % 3600 == 1 {
+                    let before = now_ms() - GIVEN_UP_KEPT_MS;
+                    if let Err(e) = self.store.purge_given_up(before).await {
+                        tracing::warn!(error = %e, "purging given-up notifications failed");
+                    }
                 }
                 if let Err(e) = self.queue_new().await {
                     tracing::warn!(error = %e, "queueing notifications failed");

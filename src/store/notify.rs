@@ -36,7 +36,8 @@ pub struct QueuedRow {
     pub rule_id: String,
     /// The event's id (what receivers deduplicate by).
     pub event_id: String,
-    /// The JSON body.
+    /// The JSON body (not shown in listings).
+    #[serde(skip)]
     pub payload: String,
     /// Failed attempts so far.
     pub attempts: i64,
@@ -209,13 +210,34 @@ impl Store {
         Ok(rows.into_iter().map(queued).collect())
     }
 
-    /// Every queued delivery (pending and given up), oldest first.
-    pub async fn notification_queue(&self) -> Result<Vec<QueuedRow>, MetaError> {
-        let sql = format!("SELECT {QUEUE_COLS} FROM notify_queue ORDER BY id");
+    /// How many deliveries wait and how many were given up.
+    pub async fn notification_counts(&self) -> Result<(i64, i64), MetaError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(SUM(dead = 0), 0), COALESCE(SUM(dead = 1), 0) FROM notify_queue",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The newest deliveries that failed at least once (waiting or given up), at most `limit`.
+    pub async fn failing_notifications(&self, limit: i64) -> Result<Vec<QueuedRow>, MetaError> {
+        let sql = format!(
+            "SELECT {QUEUE_COLS} FROM notify_queue WHERE attempts > 0 ORDER BY id DESC LIMIT $1"
+        );
         let rows: Vec<QueueTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(queued).collect())
+    }
+
+    /// Forgets deliveries given up before `before_ms`; returns how many.
+    pub async fn purge_given_up(&self, before_ms: i64) -> Result<u64, MetaError> {
+        let r = sqlx::query("DELETE FROM notify_queue WHERE dead = 1 AND created_ms < $1")
+            .bind(before_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     /// A delivery succeeded: forget it.

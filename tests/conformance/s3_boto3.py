@@ -18,22 +18,15 @@ import botocore.auth
 import botocore.utils
 from botocore.config import Config
 from botocore.exceptions import ClientError
+import s3check
+from s3check import ok
 
 ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
-checks = 0
 
 
 def client(**kw):
     kw.setdefault("config", Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
     return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
 
 
 def error_code(fn, *a, **kw):
@@ -300,4 +293,4 @@ for p in ["list/sub", "list", "dir", "mp"]:
     s3.delete_object(Bucket=B, Key=p + "/")
 s3.delete_bucket(Bucket=B)
 ok(error_code(s3.head_bucket, Bucket=B)[1] == 404, "DeleteBucket")
-print(f"boto3 {boto3.__version__} / botocore {botocore.__version__}: {checks} checks passed")
+print(f"boto3 {boto3.__version__} / botocore {botocore.__version__}: {s3check.checks} checks passed")

@@ -13,24 +13,11 @@ import urllib.request
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+import s3check
+from s3check import client, ok
 
 ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
 APP = "https://app.example.org"
-checks = 0
-
-
-def client(**kw):
-    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                      retries={"max_attempts": 1}), **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
 
 
 def error_code(fn, *a, **kw):
@@ -151,4 +138,4 @@ status, h, _ = fetch(url, headers={"Origin": APP})
 ok(status == 200 and "Access-Control-Allow-Origin" not in h, "no rules, no ACAO")
 s3.delete_bucket_cors(Bucket=B)  # deleting nothing succeeds, as in S3
 
-print(f"cors: {checks} checks passed")
+print(f"cors: {s3check.checks} checks passed")

@@ -17,31 +17,10 @@ from datetime import datetime, timezone
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+import s3check
+from s3check import client, error_code, ok
 
 ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
-checks = 0
-
-
-def client(**kw):
-    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                      retries={"max_attempts": 1}), **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-
-
-def error_code(fn, *a, **kw):
-    try:
-        fn(*a, **kw)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return None
 
 
 def kura(*args):
@@ -216,4 +195,4 @@ ok("dated/x.txt" in keys(B), "before the date")
 run(2)
 ok("dated/x.txt" not in keys(B) and "logs/new.txt" in keys(B), f"after the date: {keys(B)}")
 
-print(f"s3_lifecycle: {checks} checks passed")
+print(f"s3_lifecycle: {s3check.checks} checks passed")

@@ -20,24 +20,11 @@ import urllib.request
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+import s3check
+from s3check import client, ok
 
 ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
 AUTH = "Basic " + base64.b64encode(f"admin:{os.environ['KURA_DAV_PASSWORD']}".encode()).decode()
-checks = 0
-
-
-def client(**kw):
-    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                      retries={"max_attempts": 1}), **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
 
 
 def error(fn, *a, **kw):
@@ -213,4 +200,4 @@ ok(s3.get_bucket_versioning(Bucket="later")["Status"] == "Enabled", "with versio
 s3.delete_object(Bucket=B, Key="comp.txt")
 print(f"LOCKED comp.txt {c1}")
 print(f"FREE free.txt {free}")
-print(f"s3_object_lock: {checks} checks passed")
+print(f"s3_object_lock: {s3check.checks} checks passed")

@@ -16,24 +16,11 @@ import boto3
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+import s3check
+from s3check import client, ok
 
 ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
 APP = "https://app.example.org"
-checks = 0
-
-
-def client(**kw):
-    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                      retries={"max_attempts": 1}), **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
 
 
 def post(form, content=b"hello", filename="a.txt", extra_after=None, headers=None):
@@ -264,4 +251,4 @@ r = requests.post(f"{ENDPOINT}/{B}", data=fields, files={"file": ("x.html", b"p"
                   timeout=60)
 ok(r.status_code == 403 and code_of(r) == "AccessDenied", f"minio form, wrong type: {r.status_code} {r.text}")
 
-print(f"s3_post: {checks} checks passed")
+print(f"s3_post: {s3check.checks} checks passed")

@@ -14,23 +14,16 @@ import urllib.request
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+import s3check
+from s3check import ok
 
 ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
-checks = 0
 
 
 def client(**kw):
     return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
                         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}), **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
 
 
 def error_code(fn, *a, **kw):
@@ -191,4 +184,4 @@ s3.delete_bucket_policy(Bucket="pub")
 ok(anon("/pub/a/b/page.txt")[0] == 403, "DeleteBucketPolicy: private again")
 ok(s3.get_bucket_policy_status(Bucket="pub")["PolicyStatus"]["IsPublic"] is False, "and not public")
 
-print(f"public: {checks} checks passed")
+print(f"public: {s3check.checks} checks passed")

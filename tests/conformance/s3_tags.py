@@ -13,31 +13,10 @@ import sys
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+import s3check
+from s3check import client, error_code, ok
 
 ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
-checks = 0
-
-
-def client(**kw):
-    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                      retries={"max_attempts": 1}), **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-
-
-def error_code(fn, *a, **kw):
-    try:
-        fn(*a, **kw)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return None
 
 
 def tags(s3, key, bucket="tagged"):
@@ -127,4 +106,4 @@ ok(error_code(other.put_bucket_tagging, Bucket="tagged",
               Tagging={"TagSet": [{"Key": "x", "Value": "y"}]}) == "AccessDenied",
    "another user cannot tag the bucket")
 ok(tags(s3, "doc.txt") == {"project": "kura", "year": "2026"}, "tags unchanged by refusals")
-print(f"s3_tags: {checks} checks passed")
+print(f"s3_tags: {s3check.checks} checks passed")

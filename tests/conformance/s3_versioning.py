@@ -18,24 +18,11 @@ import urllib.request
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+import s3check
+from s3check import client, ok
 
 ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
 ID = re.compile(r"^[0-9a-f]{29}$")
-checks = 0
-
-
-def client(**kw):
-    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                      retries={"max_attempts": 1}), **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
 
 
 def error(fn, *a, **kw):
@@ -297,4 +284,4 @@ ok(keys == {"open.txt"}, f"a deleted private file's versions stay hidden: {keys}
 ok(error(bob.get_object, Bucket=B4, Key="secret.txt", VersionId=sec1)[0] == "AccessDenied",
    "and unreadable")
 
-print(f"s3_versioning: {checks} checks passed")
+print(f"s3_versioning: {s3check.checks} checks passed")
