@@ -18,39 +18,14 @@ Exits non-zero on any failure.
 import base64
 import datetime
 import os
-import sys
 import urllib.error
 import urllib.request
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
+import s3check
+from s3check import client, error_code as error, ok
 
-ENDPOINT = os.environ["KURA_S3_ENDPOINT"]
+ENDPOINT = s3check.ENDPOINT
 AUTH = "Basic " + base64.b64encode(f"admin:{os.environ['KURA_DAV_PASSWORD']}".encode()).decode()
-checks = 0
-
-
-def client(**kw):
-    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                      retries={"max_attempts": 1}), **kw)
-
-
-def ok(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-
-
-def error(fn, *a, **kw):
-    try:
-        fn(*a, **kw)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    return None
 
 
 def dav(method, path, data=None):
@@ -147,4 +122,4 @@ s3.put_object(Bucket="vault", Key="later", Body=b"x")
 ok(s3.get_object_retention(Bucket="vault", Key="later")["Retention"]["Mode"] == "GOVERNANCE",
    "a version written under it has a readable retention")
 
-print(f"{checks} checks passed")
+print(f"{s3check.checks} checks passed")
