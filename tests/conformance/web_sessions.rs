@@ -304,43 +304,11 @@ fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
     );
     // a wrong code does not turn it on
     let bad = serde_json::json!({"secret": secret, "code": "000000"}).to_string();
-    let (status, _) = call(
-        &server,
-        "PUT",
-        "2fa",
-        &[
-            "-u",
-            "carol:carol-pw-123",
-            "-H",
-            &c,
-            "-H",
-            &x,
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &bad,
-        ],
-    );
+    let (status, _) = confirm_2fa(&server, Some("carol:carol-pw-123"), (&c, &x), &bad);
     assert_eq!(status, 401);
     let code_now = totp_code(&secret, now());
     let good = serde_json::json!({"secret": secret, "code": code_now}).to_string();
-    let (status, answer) = call(
-        &server,
-        "PUT",
-        "2fa",
-        &[
-            "-u",
-            "carol:carol-pw-123",
-            "-H",
-            &c,
-            "-H",
-            &x,
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &good,
-        ],
-    );
+    let (status, answer) = confirm_2fa(&server, Some("carol:carol-pw-123"), (&c, &x), &good);
     assert_eq!(status, 200, "{answer}");
     let recovery: Vec<String> = json_of(&answer)["recovery_codes"]
         .as_array()
@@ -383,24 +351,46 @@ fn two_factor_sign_in_refuses_replays_and_uses_recovery_codes_once() {
     assert_eq!(status, 200);
 }
 
+/// Asks for a new TOTP secret in the session (cookie header `c`, CSRF header `x`).
+fn begin_2fa(server: &Server, c: &str, x: &str) -> String {
+    let (_, answer) = call(server, "POST", "2fa", &["-H", c, "-H", x]);
+    json_of(&answer)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string()
+}
+
+/// Confirms two-factor authentication in the session with `body`, sending `user_pw` as the
+/// password asked again (none: the session alone); returns the status and the answer.
+fn confirm_2fa(
+    server: &Server,
+    user_pw: Option<&str>,
+    (c, x): (&str, &str),
+    body: &str,
+) -> (u16, String) {
+    let mut args = vec![
+        "-H",
+        c,
+        "-H",
+        x,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+    ];
+    if let Some(up) = user_pw {
+        args.extend_from_slice(&["-u", up]);
+    }
+    call(server, "PUT", "2fa", &args)
+}
+
 /// Turns two-factor authentication on for `user`; returns its secret.
 fn turn_on_2fa(server: &Server, user_pw: &str) -> String {
     let (_, cookie, csrf, _) = sign_in(server, user_pw, &[]);
     let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
-    let (_, answer) = call(server, "POST", "2fa", &["-H", &c, "-H", &x]);
-    let secret = json_of(&answer)["secret"]
-        .as_str()
-        .expect("secret")
-        .to_string();
+    let secret = begin_2fa(server, &c, &x);
     let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())});
-    let json = ["-H", "Content-Type: application/json"];
-    let good = good.to_string();
-    let args = [
-        &["-u", user_pw, "-H", &c, "-H", &x, "-d", &good][..],
-        &json[..],
-    ]
-    .concat();
-    let (status, answer) = call(server, "PUT", "2fa", &args);
+    let (status, answer) = confirm_2fa(server, Some(user_pw), (&c, &x), &good.to_string());
     assert_eq!(status, 200, "{answer}");
     secret
 }
@@ -490,29 +480,9 @@ fn turning_two_factor_on_ends_the_other_sessions() {
     let (_, intruder, _, _) = sign_in(&server, "erin:erin-pw-1234", &[]);
     let (_, cookie, csrf, _) = sign_in(&server, "erin:erin-pw-1234", &[]);
     let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
-    let (_, answer) = call(&server, "POST", "2fa", &["-H", &c, "-H", &x]);
-    let secret = json_of(&answer)["secret"]
-        .as_str()
-        .expect("secret")
-        .to_string();
+    let secret = begin_2fa(&server, &c, &x);
     let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())}).to_string();
-    let (status, answer) = call(
-        &server,
-        "PUT",
-        "2fa",
-        &[
-            "-u",
-            "erin:erin-pw-1234",
-            "-H",
-            &c,
-            "-H",
-            &x,
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &good,
-        ],
-    );
+    let (status, answer) = confirm_2fa(&server, Some("erin:erin-pw-1234"), (&c, &x), &good);
     assert_eq!(status, 200, "{answer}");
     let (status, answer) = call(&server, "GET", "session", &["-H", &with_cookie(&intruder)]);
     assert_eq!(
@@ -528,12 +498,7 @@ fn turning_two_factor_on_ends_the_other_sessions() {
         "{answer}"
     );
     // a second secret cannot replace the first once it is on
-    let (status, _) = call(
-        &server,
-        "PUT",
-        "2fa",
-        &["-u", "erin:erin-pw-1234", "-H", &c, "-H", &x, "-d", &good],
-    );
+    let (status, _) = confirm_2fa(&server, Some("erin:erin-pw-1234"), (&c, &x), &good);
     assert_eq!(status, 400);
 }
 
@@ -547,35 +512,18 @@ fn turning_two_factor_on_takes_the_password_again() {
     server.add_user("fay", "fay-pw-12345", &[]);
     let (_, cookie, csrf, _) = sign_in(&server, "fay:fay-pw-12345", &[]);
     let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
-    let (_, answer) = call(&server, "POST", "2fa", &["-H", &c, "-H", &x]);
-    let secret = json_of(&answer)["secret"]
-        .as_str()
-        .expect("secret")
-        .to_string();
+    let secret = begin_2fa(&server, &c, &x);
     let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())}).to_string();
-    let put = |extra: &[&str]| {
-        let mut args = vec![
-            "-H",
-            &c,
-            "-H",
-            &x,
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &good,
-        ];
-        args.extend_from_slice(extra);
-        call(&server, "PUT", "2fa", &args)
-    };
-    let (status, answer) = put(&[]);
+    let put = |user_pw: Option<&str>| confirm_2fa(&server, user_pw, (&c, &x), &good);
+    let (status, answer) = put(None);
     assert_eq!(status, 401, "a session alone turned 2FA on: {answer}");
-    assert_eq!(put(&["-u", "fay:wrong"]).0, 401);
+    assert_eq!(put(Some("fay:wrong")).0, 401);
     // another user's password is not fay's
     server.add_user("gus", "gus-pw-12345", &[]);
-    assert_eq!(put(&["-u", "gus:gus-pw-12345"]).0, 401);
+    assert_eq!(put(Some("gus:gus-pw-12345")).0, 401);
     let (_, answer) = call(&server, "GET", "session", &["-H", &c]);
     assert_eq!(json_of(&answer)["two_factor"], false, "{answer}");
-    let (status, answer) = put(&["-u", "fay:fay-pw-12345"]);
+    let (status, answer) = put(Some("fay:fay-pw-12345"));
     assert_eq!(status, 200, "{answer}");
 }
 
