@@ -258,8 +258,8 @@ fn a_live_server_backed_up_under_writes_restores_into_a_fresh_data_dir() {
     assert!(text(&again).contains("not empty"), "{}", text(&again));
 }
 
-#[test]
-fn a_tampered_object_list_cannot_write_outside_the_storage() {
+/// A server with bucket `bak` holding `a.txt` ("hello"), backed up into `<repo>/r`.
+fn one_file_backed_up() -> (Server, tempfile::TempDir) {
     let server = Server::plain();
     run(server.kura().args(["group", "add", "g"]));
     run(server
@@ -267,9 +267,15 @@ fn a_tampered_object_list_cannot_write_outside_the_storage() {
         .args(["bucket", "create", "bak", "--group", "g"]));
     assert_eq!(server.put("bak/a.txt", b"hello"), 201);
     let repo = tempfile::tempdir().expect("repo");
+    run(server.kura().arg("backup").arg(repo.path().join("r")));
+    (server, repo)
+}
+
+#[test]
+fn a_tampered_object_list_cannot_write_outside_the_storage() {
+    let (_server, repo) = one_file_backed_up();
     let dest = repo.path().join("r");
     let dest_s = dest.to_str().expect("utf8");
-    run(server.kura().args(["backup", dest_s]));
     // rewrite the object list with a traversal and fix the manifest's hashes to match, as an
     // attacker who can write the backup folder would
     let snaps = dest.join("snapshots");
@@ -399,16 +405,9 @@ fn a_refused_restore_leaves_the_data_dir_as_it_found_it() {
     // red team: a restore refused for a storage root that holds files had already put the
     // database and the secret key in the data dir: a server started on it served a
     // metadata copy with no bytes, and a second restore was refused as "not empty"
-    let server = Server::plain();
-    run(server.kura().args(["group", "add", "g"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "bak", "--group", "g"]));
-    assert_eq!(server.put("bak/a.txt", b"hello"), 201);
-    let repo = tempfile::tempdir().expect("repo");
+    let (_server, repo) = one_file_backed_up();
     let dest = repo.path().join("r");
     let dest_s = dest.to_str().expect("utf8");
-    run(server.kura().args(["backup", dest_s]));
     let storage = tempfile::tempdir().expect("storage");
     let stray = storage.path().join("someone-elses.txt");
     std::fs::write(&stray, b"not Kura's").expect("stray");
@@ -436,15 +435,8 @@ fn every_file_of_a_backup_repository_is_private() {
     // red team: the metadata copy (password hashes, sealed keys, share tokens) was written
     // by VACUUM INTO with the umask's mode (0644), though docs/backup.md promises 0600
     use std::os::unix::fs::PermissionsExt;
-    let server = Server::plain();
-    run(server.kura().args(["group", "add", "g"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "bak", "--group", "g"]));
-    assert_eq!(server.put("bak/a.txt", b"hello"), 201);
-    let repo = tempfile::tempdir().expect("repo");
+    let (_server, repo) = one_file_backed_up();
     let dest = repo.path().join("r");
-    run(server.kura().arg("backup").arg(&dest));
     for rel in crate::common::tree(&dest) {
         let mode = std::fs::metadata(dest.join(&rel))
             .expect("meta")
