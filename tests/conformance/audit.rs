@@ -59,17 +59,8 @@ fn a_scripted_session_reads_back_exactly_from_the_audit_trail() {
     );
     assert_eq!(alice(&["-X", "DELETE", &server.dav("photos/b.txt")]), 204);
     // a wrong password
-    let wrong = server.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
-        "alice:nope",
-        &server.dav("photos/"),
-    ]);
-    assert_eq!(code(&wrong), 401);
+    let wrong = server.status_as("alice:nope", &[&server.dav("photos/")]);
+    assert_eq!(wrong, 401);
     // S3, signed by alice's key
     let key = server.s3_key_for("alice");
     run(server.aws(&key).args(["s3", "cp", b, "s3://photos/s3.txt"]));
@@ -138,17 +129,8 @@ fn a_scripted_session_reads_back_exactly_from_the_audit_trail() {
     let second = page(&format!("&before={next}"));
     assert_eq!(second["entries"].as_array().map(Vec::len), Some(2));
     assert!(second["next"].is_null());
-    let denied = server.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
-        "alice:alice-pw-1",
-        &server.url("/api/v1/audit"),
-    ]);
-    assert_eq!(code(&denied), 403);
+    let denied = server.status_as("alice:alice-pw-1", &[&server.url("/api/v1/audit")]);
+    assert_eq!(denied, 403);
 
     // the JSON-lines copy holds every row, once
     let deadline = Instant::now() + Duration::from_secs(10);

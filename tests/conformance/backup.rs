@@ -7,7 +7,7 @@ use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::common::{code, require, run, Server};
+use crate::common::{require, run, Server};
 
 fn text(out: &Output) -> String {
     format!(
@@ -218,17 +218,11 @@ fn a_live_server_backed_up_under_writes_restores_into_a_fresh_data_dir() {
     );
     // the user's password, the S3 key, the share link, the kept version, the quota and the
     // certificate are the same
-    let alice = target.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
+    let alice = target.status_as(
         "alice:alice-password-1",
-        &target.dav("bak/docs/file-1.txt"),
-    ]);
-    assert_eq!(code(&alice), 200);
+        &[&target.dav("bak/docs/file-1.txt")],
+    );
+    assert_eq!(alice, 200);
     let ls = run(target.aws(&key).args(["s3", "ls", "s3://bak/docs/"]));
     assert!(text(&ls).contains("file-19.txt"), "{}", text(&ls));
     let shared = target.curl(&["-f", &target.url(&format!("/s/{share}"))]);

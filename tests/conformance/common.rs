@@ -323,6 +323,13 @@ impl Server {
         code(&self.curl_admin(&all))
     }
 
+    /// Status code of a request made as `user_pw` (`name:password`; body discarded).
+    pub fn status_as(&self, user_pw: &str, args: &[&str]) -> u16 {
+        let mut all = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", user_pw];
+        all.extend_from_slice(args);
+        code(&self.curl(&all))
+    }
+
     /// Body of a GET as `admin`.
     pub fn get(&self, path: &str) -> Vec<u8> {
         let out = self.curl_admin(&["-f", &self.dav(path)]);

@@ -206,17 +206,8 @@ fn a_failing_webhook_is_retried_and_bad_rules_are_refused() {
     let id = v["rules"][0]["id"].as_str().expect("id").to_string();
     assert!(v["rules"][0].get("secret_sealed").is_none(), "{v}");
     server.add_user("eve", "eve-pw-123", &[]);
-    let denied = server.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
-        "eve:eve-pw-123",
-        &server.url("/api/v1/notifications"),
-    ]);
-    assert_eq!(code(&denied), 403);
+    let denied = server.status_as("eve:eve-pw-123", &[&server.url("/api/v1/notifications")]);
+    assert_eq!(denied, 403);
     let del = server.curl(&[
         "-s",
         "-o",

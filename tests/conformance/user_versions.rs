@@ -1,7 +1,7 @@
 //! The user API's versions, trash and restore (docs/versions.md): a user sees and restores
 //! only what the core lets her read and write; others see nothing of it.
 
-use crate::common::{code, run, Server};
+use crate::common::{run, Server};
 
 fn as_user(server: &Server, who: &str, args: &[&str]) -> (u16, serde_json::Value) {
     let mut all = vec!["-s", "-w", "\n%{http_code}", "-u", who];
@@ -16,21 +16,10 @@ fn as_user(server: &Server, who: &str, args: &[&str]) -> (u16, serde_json::Value
 }
 
 fn put(server: &Server, who: &str, path: &str, body: &str) -> u16 {
-    let out = server.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
+    server.status_as(
         who,
-        "-X",
-        "PUT",
-        "--data-binary",
-        body,
-        &server.dav(path),
-    ]);
-    code(&out)
+        &["-X", "PUT", "--data-binary", body, &server.dav(path)],
+    )
 }
 
 #[test]
@@ -59,17 +48,8 @@ fn users_see_and_restore_only_what_they_may_read_and_write() {
             &[&server.url(&format!("/api/user/v1/versions?path={path}"))],
         )
     };
-    let bob_get = server.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
-        bob,
-        &server.dav("docs/private.txt"),
-    ]);
-    assert_eq!(code(&bob_get), 403, "bob reads the private file");
+    let bob_get = server.status_as(bob, &[&server.dav("docs/private.txt")]);
+    assert_eq!(bob_get, 403, "bob reads the private file");
     let (s, v) = versions(alice, "/docs/private.txt");
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["versions"].as_array().map(Vec::len), Some(1), "{v}");
@@ -79,19 +59,8 @@ fn users_see_and_restore_only_what_they_may_read_and_write() {
     assert_eq!(versions(bob, "/docs/shared.txt").0, 200);
 
     // deleted: its owner sees it in the trash; a group member does not see a private file's
-    let dav_delete = server.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
-        alice,
-        "-X",
-        "DELETE",
-        &server.dav("docs/private.txt"),
-    ]);
-    assert_eq!(code(&dav_delete), 204);
+    let dav_delete = server.status_as(alice, &["-X", "DELETE", &server.dav("docs/private.txt")]);
+    assert_eq!(dav_delete, 204);
     let trash = |who: &str| {
         as_user(
             &server,
@@ -193,20 +162,7 @@ fn a_deleted_private_folder_keeps_its_files_history_private() {
     server.add_user("alice", "alice-pw-1", &["--create-buckets"]);
     server.add_user("mallory", "mallory-pw-1", &["--create-buckets"]);
     let (alice, mallory) = ("alice:alice-pw-1", "mallory:mallory-pw-1");
-    let mkcol = |who: &str, path: &str| {
-        code(&server.curl(&[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-u",
-            who,
-            "-X",
-            "MKCOL",
-            &server.dav(path),
-        ]))
-    };
+    let mkcol = |who: &str, path: &str| server.status_as(who, &["-X", "MKCOL", &server.dav(path)]);
     assert_eq!(mkcol(alice, "open"), 201);
     assert_eq!(mkcol(alice, "open/private"), 201);
     assert_eq!(mkcol(mallory, "mine"), 201);
@@ -221,19 +177,8 @@ fn a_deleted_private_folder_keeps_its_files_history_private() {
         )
     };
     assert_eq!(versions(mallory).0, 403, "mallory cannot see into it yet");
-    let del = server.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
-        alice,
-        "-X",
-        "DELETE",
-        &server.dav("open/private"),
-    ]);
-    assert_eq!(code(&del), 204);
+    let del = server.status_as(alice, &["-X", "DELETE", &server.dav("open/private")]);
+    assert_eq!(del, 204);
     assert_eq!(versions(alice).0, 200, "the owner still sees the history");
     let (s, v) = versions(mallory);
     assert_eq!(s, 403, "the delete opened the history: {v}");
@@ -251,19 +196,6 @@ fn a_deleted_private_folder_keeps_its_files_history_private() {
         ],
     );
     assert!(s == 403 || s == 404, "mallory restored it: {s} {v}");
-    let got = server.curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-u",
-        mallory,
-        &server.dav("mine/plan.txt"),
-    ]);
-    assert_eq!(
-        code(&got),
-        404,
-        "nothing was restored into mallory's bucket"
-    );
+    let got = server.status_as(mallory, &[&server.dav("mine/plan.txt")]);
+    assert_eq!(got, 404, "nothing was restored into mallory's bucket");
 }
