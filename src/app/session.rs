@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{API, CSRF_HEADER};
 use crate::auth::Authenticator;
 use crate::sessions::{csrf_matches, Live, SessionError, Sessions};
-use crate::wire::{full, AuthFailed, ReqBody, RespBody, User};
+use crate::wire::{AuthFailed, ReqBody, RespBody, User};
 
 /// Largest JSON body of these endpoints.
 const MAX_BODY: usize = 8 * 1024;
@@ -47,26 +47,11 @@ fn cookie_token<B>(req: &Request<B>, secure: bool) -> Option<String> {
 
 /// A JSON answer.
 fn json(code: StatusCode, v: serde_json::Value) -> Response<RespBody> {
-    let body = v.to_string();
-    let mut r = Response::new(full(body.clone()));
-    *r.status_mut() = code;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    crate::wire::json(code, v.to_string())
 }
 
 /// An error answer with a stable code.
-pub fn error(code: StatusCode, what: &str, message: &str) -> Response<RespBody> {
-    json(
-        code,
-        serde_json::json!({ "error": what, "message": message }),
-    )
-}
+pub use crate::wire::json_error as error;
 
 fn from_session_error(e: SessionError) -> Response<RespBody> {
     match e {

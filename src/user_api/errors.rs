@@ -2,26 +2,12 @@
 //! the session endpoints of the browser app answer).
 
 use http::{Response, StatusCode};
-use serde::Serialize;
 
 use crate::vfs::VfsError;
 use crate::wire::RespBody;
 
-#[derive(Serialize)]
-struct ErrorView<'a> {
-    error: &'a str,
-    message: &'a str,
-}
-
 /// A JSON error reply.
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
-    let body = serde_json::to_string(&ErrorView {
-        error: code,
-        message,
-    })
-    .unwrap_or_default();
-    super::json(status, body)
-}
+pub use crate::wire::json_error as error;
 
 /// A core refusal as a reply; server faults are logged here and not described.
 pub fn from_vfs(e: VfsError) -> Response<RespBody> {

@@ -9,7 +9,7 @@ mod versions;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::vfs::{Caller, Vfs};
-use crate::wire::{full, ReqBody, RespBody};
+use crate::wire::{json, ReqBody, RespBody};
 
 pub use errors::error;
 
@@ -98,17 +98,4 @@ impl Params {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-}
-
-/// A JSON reply.
-fn json(status: StatusCode, body: String) -> Response<RespBody> {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
 }
