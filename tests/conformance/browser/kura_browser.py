@@ -1,0 +1,147 @@
+"""Shared by the browser tests (tests/conformance/web_ui.rs runs each script): a headless
+Chromium driven by Selenium against the server named by KURA_URL, screenshots saved under
+KURA_SCREENSHOTS, and the checks every script ends with (no CSP violation, no alert)."""
+
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+BASE = os.environ["KURA_URL"].rstrip("/")
+USER = os.environ.get("KURA_USER", "admin")
+PASSWORD = os.environ["KURA_PASSWORD"]
+SHOTS = os.environ["KURA_SCREENSHOTS"]
+DOWNLOADS = os.environ.get("KURA_DOWNLOADS", "")
+NAME = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+
+
+def browser(lang="en", size=(1280, 860)):
+    """A fresh headless Chromium (its own profile) that accepts the server's self-signed
+    certificate and keeps the console log."""
+    o = Options()
+    o.binary_location = os.environ.get("KURA_CHROMIUM", "/usr/bin/chromium")
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--ignore-certificate-errors",
+        f"--window-size={size[0]},{size[1]}",
+        f"--lang={lang}",
+    ):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    prefs = {"intl.accept_languages": lang}
+    if DOWNLOADS:
+        prefs.update({
+            "download.default_directory": DOWNLOADS,
+            "download.prompt_for_download": False,
+            "safebrowsing.enabled": False,
+        })
+    o.add_experimental_option("prefs", prefs)
+    svc = Service(os.environ.get("KURA_CHROMEDRIVER", "/usr/bin/chromedriver"))
+    d = webdriver.Chrome(options=o, service=svc)
+    d.set_page_load_timeout(60)
+    d.console = []
+    return d
+
+
+def shot(d, label):
+    """Saves a screenshot as a test artefact."""
+    os.makedirs(SHOTS, exist_ok=True)
+    path = os.path.join(SHOTS, f"{NAME}-{label}.png")
+    d.save_screenshot(path)
+    print(f"screenshot {path}")
+
+
+def wait(d, cond, timeout=20, what="condition"):
+    try:
+        return WebDriverWait(d, timeout).until(cond)
+    except TimeoutException:
+        shot(d, "timeout")
+        raise AssertionError(f"timed out waiting for {what}; console: {console(d)}")
+
+
+def visible(d, css, timeout=20):
+    return wait(d, EC.visibility_of_element_located((By.CSS_SELECTOR, css)), timeout, css)
+
+
+def text_in(d, css, text, timeout=20):
+    return wait(d, EC.text_to_be_present_in_element((By.CSS_SELECTOR, css), text), timeout,
+                f"{text!r} in {css}")
+
+
+def console(d):
+    """Every console entry so far (Chromium hands each one out once; kept on the driver)."""
+    d.console.extend(d.get_log("browser"))
+    return d.console
+
+
+def sign_in(d, user=USER, password=PASSWORD, expect_ok=True):
+    d.get(BASE + "/app/")
+    form = visible(d, "#sign-in-form")
+    u = form.find_element(By.NAME, "user")
+    p = form.find_element(By.NAME, "password")
+    u.clear()
+    u.send_keys(user)
+    p.clear()
+    p.send_keys(password)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    if expect_ok:
+        visible(d, "#who")
+        text_in(d, "#who-name", user)
+
+
+def no_alert(d):
+    try:
+        a = d.switch_to.alert
+        raise AssertionError(f"an alert fired: {a.text!r}")
+    except NoAlertPresentException:
+        pass
+
+
+def no_csp_violation(d):
+    """Chromium logs every Content-Security-Policy refusal to the console."""
+    bad = [e for e in console(d)
+           if "Content Security Policy" in e.get("message", "") or "Refused to" in e.get("message", "")]
+    assert not bad, f"CSP violations: {bad}"
+
+
+def finish(d):
+    """The checks every script ends with; then the browser closes."""
+    try:
+        no_alert(d)
+        no_csp_violation(d)
+        errors = [e for e in console(d) if e.get("level") == "SEVERE"
+                  and "favicon" not in e.get("message", "")
+                  and "the server responded with a status of" not in e.get("message", "")]
+        assert not errors, f"console errors: {errors}"
+    finally:
+        d.quit()
+    print(f"{NAME}: ok")
+
+
+def run(main):
+    """Runs `main(driver)` with a fresh browser; a screenshot of the failure if it fails."""
+    d = browser()
+    try:
+        main(d)
+    except BaseException:
+        try:
+            shot(d, "failure")
+            print(f"console: {console(d)}", file=sys.stderr)
+        finally:
+            d.quit()
+        raise
+    finish(d)
+
+
+__all__ = ["By", "EC", "browser", "shot", "wait", "visible", "text_in", "console", "sign_in",
+           "no_alert", "no_csp_violation", "finish", "run", "BASE", "USER", "PASSWORD",
+           "DOWNLOADS", "time"]
