@@ -11,6 +11,7 @@ use crate::wire::{full, RespBody};
 
 /// What a `Range` header asks of `entry`: 200 and the whole file, 206 and one range, or the
 /// 416 answer to send as it is.
+#[allow(clippy::result_large_err)]
 pub fn span(
     entry: &Entry,
     range: Option<&str>,

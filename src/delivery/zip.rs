@@ -121,9 +121,7 @@ async fn add(
 ) -> Result<(), ZipFailure> {
     let (entry, download) = match vfs.open_read(caller, path).await {
         Ok(x) => x,
-        Err(VfsError::Forbidden(_) | VfsError::NotFound | VfsError::WrongKind(_)) => {
-            return Ok(())
-        }
+        Err(VfsError::Forbidden(_) | VfsError::NotFound | VfsError::WrongKind(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let opts = ZipEntryBuilder::new(relative(base, &entry.path).into(), Compression::Stored)

@@ -79,13 +79,12 @@ impl Store {
         p: &PartRow,
     ) -> Result<(), MetaError> {
         let mut tx = self.write_tx().await?;
-        let have: i64 = sqlx::query(
-            "SELECT COALESCE(SUM(size), 0) FROM multipart_parts WHERE upload_id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
+        let have: i64 =
+            sqlx::query("SELECT COALESCE(SUM(size), 0) FROM multipart_parts WHERE upload_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
         if have != offset {
             return Err(MetaError::Conflict("the upload moved on meanwhile"));
         }

@@ -49,9 +49,7 @@ impl Resumable {
             path,
             length: r.length.max(0) as u64,
             offset: r.offset.max(0) as u64,
-            expires: UNIX_EPOCH
-                + Duration::from_millis(r.touched_ms.max(0) as u64)
-                + IDLE,
+            expires: UNIX_EPOCH + Duration::from_millis(r.touched_ms.max(0) as u64) + IDLE,
             done: None,
         }
     }
