@@ -93,3 +93,28 @@ fn browser_cross_site_form_post_is_refused() {
     browse(&s, "cross_site.py", admin(), &[]);
     assert_eq!(s.status(&[&s.dav("web/deleted.txt")]), 404);
 }
+
+/// A server with the bucket `web`, made over WebDAV by the admin.
+fn server_with_bucket() -> Server {
+    let s = server();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web")]), 201);
+    s
+}
+
+/// Upload three files and a folder by the file inputs; browse, sort, rename, chmod, move,
+/// delete, restore from the trash; a zip of a selection checked entry by entry. The stored
+/// bytes are then read back over WebDAV.
+#[test]
+fn browser_files_upload_browse_change_zip() {
+    let s = server_with_bucket();
+    let downloads = tempfile::tempdir().expect("tempdir");
+    let dl = downloads.path().to_str().expect("utf8");
+    browse(&s, "files.py", admin(), &[("KURA_DOWNLOADS", dl)]);
+    assert_eq!(s.get("web/renamed.txt"), b"alpha\n".repeat(10));
+    assert_eq!(s.get("web/c.txt"), b"charlie\n".repeat(100));
+    assert_eq!(s.get("web/album/one.txt"), b"one\n");
+    assert_eq!(s.get("web/album/deeper/two.txt"), b"two\n".repeat(50));
+    assert_eq!(s.get("web/album/deeper/b.txt"), b"bravo\n".repeat(1000));
+    assert_eq!(s.status(&[&s.dav("web/a.txt")]), 404);
+    assert_eq!(s.status(&[&s.dav("web/b.txt")]), 404);
+}

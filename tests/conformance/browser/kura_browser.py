@@ -7,7 +7,8 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (NoAlertPresentException, StaleElementReferenceException,
+                                        TimeoutException)
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -142,6 +143,79 @@ def run(main):
     finish(d)
 
 
-__all__ = ["By", "EC", "browser", "shot", "wait", "visible", "text_in", "console", "sign_in",
-           "no_alert", "no_csp_violation", "finish", "run", "BASE", "USER", "PASSWORD",
-           "DOWNLOADS", "time"]
+# ---------- the files view ----------
+
+def open_folder(d, path):
+    """Opens a folder (`/bucket/sub`) by its address and waits for its listing."""
+    d.get(BASE + "/app/#/files" + path + "/")
+    wait(d, lambda d: d.find_element(By.ID, "list").get_attribute("data-render-ms")
+         and d.find_element(By.ID, "status").text == "", what=f"listing of {path}")
+
+
+def names(d):
+    """The names shown in the list, in order (the rows in sight)."""
+    return d.execute_script(
+        "return [...document.querySelectorAll('#list-body .row')]"
+        ".sort((a, b) => a.dataset.index - b.dataset.index)"
+        ".map((r) => r.querySelector('.name').textContent)")
+
+
+def retry(f, tries=5):
+    """Runs `f` again when the list was redrawn under it (a stale element)."""
+    for i in range(tries):
+        try:
+            return f()
+        except StaleElementReferenceException:
+            if i == tries - 1:
+                raise
+            time.sleep(0.2)
+
+
+def row_of(d, name):
+    for r in d.find_elements(By.CSS_SELECTOR, "#list-body .row"):
+        if r.find_element(By.CSS_SELECTOR, ".name").text == name:
+            return r
+    raise AssertionError(f"no row {name!r} in {names(d)}")
+
+
+def wait_names(d, want, gone=()):
+    wait(d, lambda d: all(n in names(d) for n in want) and not any(n in names(d) for n in gone),
+         what=f"rows {want} (and not {list(gone)})")
+
+
+def select(d, *wanted):
+    for n in wanted:
+        retry(lambda: row_of(d, n).find_element(By.CSS_SELECTOR, "input[type=checkbox]").click())
+    text_in(d, "#sel-count", str(len(wanted)))
+
+
+def details(d, name):
+    retry(lambda: row_of(d, name).find_element(By.CSS_SELECTOR, "button.more").click())
+    visible(d, "#details")
+    text_in(d, "#d-name", name)
+
+
+def answer(d, value):
+    """Fills the app's question dialog (new name, new folder) and confirms."""
+    f = visible(d, "#ask-form")
+    inp = f.find_element(By.NAME, "value")
+    inp.clear()
+    inp.send_keys(value)
+    f.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def pick_folder(d, *path):
+    """In the folder picker, walks from the current folder into `path` and confirms."""
+    visible(d, "#picker")
+    for name in path:
+        label = name
+        wait(d, lambda d: any(b.text == label for b in d.find_elements(By.CSS_SELECTOR, "#picker-list button")),
+             what=f"folder {name} in the picker")
+        next(b for b in d.find_elements(By.CSS_SELECTOR, "#picker-list button") if b.text == label).click()
+        text_in(d, "#picker-crumbs", name)
+    d.find_element(By.ID, "picker-ok").click()
+
+
+def uploads_done(d, n, timeout=120):
+    wait(d, lambda d: len([li for li in d.find_elements(By.CSS_SELECTOR, "#up-list li")
+                           if "Uploaded" in li.text]) >= n, timeout, f"{n} uploads done")
