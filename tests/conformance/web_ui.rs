@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{require, run, Server, ADMIN_PW};
+use crate::common::{require, run, sha256_file, Server, ADMIN_PW};
 
 /// Where the scripts save their screenshots.
 fn screenshots() -> PathBuf {
@@ -117,4 +117,79 @@ fn browser_files_upload_browse_change_zip() {
     assert_eq!(s.get("web/album/deeper/b.txt"), b"bravo\n".repeat(1000));
     assert_eq!(s.status(&[&s.dav("web/a.txt")]), 404);
     assert_eq!(s.status(&[&s.dav("web/b.txt")]), 404);
+}
+
+/// Search by a tag set through S3 PutObjectTagging; the result opens its folder in place.
+#[test]
+fn browser_search_by_tag() {
+    let s = server_with_bucket();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web/docs")]), 201);
+    assert_eq!(s.put("web/docs/tagged.txt", b"tagged\n"), 201);
+    assert_eq!(s.put("web/docs/other.txt", b"other\n"), 201);
+    let key = s.s3_key();
+    run(s.aws(&key).args([
+        "s3api",
+        "put-object-tagging",
+        "--bucket",
+        "web",
+        "--key",
+        "docs/tagged.txt",
+        "--tagging",
+        "TagSet=[{Key=project,Value=kura}]",
+    ]));
+    browse(&s, "search_tag.py", admin(), &[]);
+}
+
+/// A 10,000-entry folder renders (virtualised); the time is printed as a figure.
+#[test]
+fn browser_ten_thousand_entries() {
+    let s = server_with_bucket();
+    let out = browse(&s, "big_folder.py", admin(), &[]);
+    assert!(out.contains("figure: 10,000-entry folder"), "{out}");
+}
+
+/// A 200 MiB upload through the app, the server killed and started again in its middle: the
+/// app resumes from the kept offset and the stored file equals the source byte for byte.
+#[test]
+fn browser_big_upload_survives_a_restart() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    let mut s = server_with_bucket();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.bin");
+    let mut child = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/browser/big_upload.py"))
+        .env("KURA_URL", s.url(""))
+        .env("KURA_USER", "admin")
+        .env("KURA_PASSWORD", ADMIN_PW)
+        .env("KURA_SCREENSHOTS", screenshots())
+        .env("KURA_BIG_FILE", &big)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut restarted = false;
+    for line in stdout.lines() {
+        let line = line.expect("line");
+        println!("{line}");
+        if line.starts_with("RESTART") {
+            s.kill9();
+            s.start_again();
+            restarted = true;
+            writeln!(stdin, "GO").expect("GO");
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "big_upload.py failed");
+    assert!(restarted, "the script never asked for the restart");
+    // read back over WebDAV, as any client sees it
+    let back = dir.path().join("back.bin");
+    let back_arg = back.to_str().expect("utf8");
+    let out = s.curl_admin(&["-f", "-o", back_arg, &s.dav("web/big.bin")]);
+    assert!(out.status.success(), "GET big.bin failed");
+    assert_eq!(sha256_file(&back), sha256_file(&big));
 }

@@ -598,7 +598,6 @@ async function versions(e) {
   if (r.status !== 200) { $("d-error").textContent = t("failed") + why(r); return; }
   const items = (r.data.versions || []).map((v, i) => el("li", {},
     el("span", { text: `${when(v.modified_ms)} — ${v.delete_marker ? t("deleteMarker") : bytes(v.size)}${i === 0 && !v.replaced_ms ? " (" + t("currentVersion") + ")" : ""} ` }),
-    v.delete_marker ? "" : el("a", { class: "button", text: t("download"), href: API + "download?" + q({ path: e.path, version: v.id }), download: e.name }),
     v.delete_marker ? "" : el("button", { type: "button", text: t("restore"), on: { click: async () => {
       const x = await call("POST", "restore", { path: e.path, version: v.id });
       if (x.status !== 200) { $("d-error").textContent = t("failed") + why(x); return; }
@@ -711,6 +710,7 @@ async function upload(j) {
       if (h && h.ok) offset = Number(h.headers.get("Upload-Offset")) || 0;
       else if (h && (h.status === 404 || h.status === 410)) { localStorage.removeItem(key); throw new Error(t("failed") + h.status); }
       j.sent = offset;
+      j.li.dataset.resumedFrom = String(offset);
       // the last PATCH arrived whole before the connection dropped
       done = j.file.size > 0 && offset >= j.file.size;
     }

@@ -12,6 +12,7 @@ from selenium.common.exceptions import (NoAlertPresentException, StaleElementRef
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -21,6 +22,8 @@ PASSWORD = os.environ["KURA_PASSWORD"]
 SHOTS = os.environ["KURA_SCREENSHOTS"]
 DOWNLOADS = os.environ.get("KURA_DOWNLOADS", "")
 NAME = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+# console errors a script expects (a server restart refuses connections for a while)
+EXPECTED_ERRORS = []
 
 
 def browser(lang="en", size=(1280, 860)):
@@ -121,7 +124,8 @@ def finish(d):
         no_csp_violation(d)
         errors = [e for e in console(d) if e.get("level") == "SEVERE"
                   and "favicon" not in e.get("message", "")
-                  and "the server responded with a status of" not in e.get("message", "")]
+                  and "the server responded with a status of" not in e.get("message", "")
+                  and not any(x in e.get("message", "") for x in EXPECTED_ERRORS)]
         assert not errors, f"console errors: {errors}"
     finally:
         d.quit()
