@@ -193,3 +193,68 @@ fn browser_big_upload_survives_a_restart() {
     assert!(out.status.success(), "GET big.bin failed");
     assert_eq!(sha256_file(&back), sha256_file(&big));
 }
+
+/// French and a phone-sized dark window, the keyboard, labels, the lock and the quota meter
+/// shown to a member of the bucket's group; saves
+/// the screenshots of docs/screenshots/ (`KURA_DOCS_SHOTS=docs/screenshots` refreshes them).
+#[test]
+fn browser_tour_language_phone_keyboard_lock() {
+    let s = server();
+    run(s.kura().args(["group", "add", "family"]));
+    s.add_user("ann", "ann-password-1", &["--group", "family"]);
+    run(s.kura().args([
+        "bucket", "create", "photos", "--group", "family", "--owner", "ann",
+    ]));
+    run(s.kura().args(["quota", "set", "family", "--bytes", "1GiB"]));
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("photos/2025")]), 201);
+    assert_eq!(s.put("photos/2025/beach.jpg", &[0xff; 300_000]), 201);
+    assert_eq!(s.put("photos/report.pdf", &[b'%'; 120_000]), 201);
+    assert_eq!(
+        s.put("photos/notes.md", b"# Holidays\n\nBring the tent.\n"),
+        201
+    );
+    let lock = s.curl_admin(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "LOCK",
+        "-H",
+        "Timeout: Second-3600",
+        "-H",
+        "Content-Type: application/xml",
+        "--data",
+        "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>admin</D:owner></D:lockinfo>",
+        &s.dav("photos/report.pdf"),
+    ]);
+    assert_eq!(crate::common::code(&lock), 200);
+    let docs = std::env::var("KURA_DOCS_SHOTS").unwrap_or_default();
+    browse(
+        &s,
+        "tour.py",
+        ("ann", "ann-password-1"),
+        &[("KURA_DOCS_SHOTS", &docs)],
+    );
+}
+
+/// The first load (page, script, style) stays under 150 KB gzip-compressed; prints the figure.
+#[test]
+fn app_first_load_under_budget() {
+    let s = Server::plain();
+    let mut total = 0;
+    for path in ["/app/", "/app/app.js", "/app/app.css"] {
+        let out = run(Command::new("sh")
+            .arg("-c")
+            .arg(format!("curl -sSf '{}' | gzip -9c | wc -c", s.url(path))));
+        let n: usize = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("size");
+        println!("figure: {path} is {n} bytes gzip-compressed");
+        total += n;
+    }
+    println!("figure: first load {total} bytes gzip-compressed");
+    assert!(total < 150_000, "first load is {total} bytes compressed");
+}
