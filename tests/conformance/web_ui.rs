@@ -258,3 +258,24 @@ fn app_first_load_under_budget() {
     println!("figure: first load {total} bytes gzip-compressed");
     assert!(total < 150_000, "first load is {total} bytes compressed");
 }
+
+/// An upload cut by a page reload resumes when the same file is picked again, from the
+/// offset the server kept; the stored file equals the source.
+#[test]
+fn browser_upload_resumes_after_reload() {
+    let s = server_with_bucket();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("reloaded.bin");
+    let big_arg = big.to_str().expect("utf8");
+    browse(
+        &s,
+        "reload_resume.py",
+        admin(),
+        &[("KURA_BIG_FILE", big_arg)],
+    );
+    let back = dir.path().join("back.bin");
+    let back_arg = back.to_str().expect("utf8");
+    let out = s.curl_admin(&["-f", "-o", back_arg, &s.dav("web/reloaded.bin")]);
+    assert!(out.status.success(), "GET reloaded.bin failed");
+    assert_eq!(sha256_file(&back), sha256_file(&big));
+}

@@ -37,7 +37,7 @@ const CATALOGUE = {
     bucket: "Bucket", allBuckets: "All buckets", trashEmpty: "The trash is empty.", restore: "Restore",
     restored: "Restored.", deletedOn: "deleted {t}", filesBytes: "{n} files, {b}",
     deleteMarker: "deleted", currentVersion: "current",
-    loading: "Loading…", rendered: "{n} entries in {ms} ms", locked: "locked",
+    loading: "Loading…", locked: "locked",
   },
   fr: {
     skip: "Aller au contenu", menu: "Menu principal", crumbs: "Dossiers", files: "Fichiers", trash: "Corbeille",
@@ -73,7 +73,7 @@ const CATALOGUE = {
     bucket: "Bucket", allBuckets: "Tous les buckets", trashEmpty: "La corbeille est vide.", restore: "Restaurer",
     restored: "Restauré.", deletedOn: "supprimé le {t}", filesBytes: "{n} fichiers, {b}",
     deleteMarker: "supprimé", currentVersion: "actuelle",
-    loading: "Chargement…", rendered: "{n} éléments en {ms} ms", locked: "verrouillé",
+    loading: "Chargement…", locked: "verrouillé",
   },
 };
 
@@ -268,7 +268,7 @@ async function tfDisable(ev) {
 
 const view = {
   path: "/", entries: [], sorted: [], sort: "name", desc: false,
-  selected: new Set(), focus: 0, buckets: [], loadedAt: 0,
+  selected: new Set(), focus: 0, buckets: [],
 };
 
 // Buckets (with their quota meters), fetched once per visit of the top level.
@@ -314,9 +314,7 @@ async function openFolder(path) {
   sortEntries();
   meter();
   renderList();
-  const ms = Math.round(performance.now() - started);
-  view.loadedAt = ms;
-  $("list").dataset.renderMs = String(ms);
+  $("list").dataset.renderMs = String(Math.round(performance.now() - started));
   status("");
   $("list-count").textContent = t("entries", { n: entries.length });
 }
@@ -676,8 +674,10 @@ async function upload(j) {
   let offset = 0;
   if (url) {
     const h = await tusFetch("HEAD", url).catch(() => null);
-    if (h && h.ok) offset = Number(h.headers.get("Upload-Offset")) || 0;
-    else { url = null; localStorage.removeItem(key); }
+    if (h && h.ok) {
+      offset = Number(h.headers.get("Upload-Offset")) || 0;
+      j.li.dataset.resumedFrom = String(offset);
+    } else { url = null; localStorage.removeItem(key); }
   }
   if (!url) {
     const meta = `path ${b64(j.dir)},filename ${b64(j.file.name)}` + (j.file.type ? `,filetype ${b64(j.file.type)}` : "");
