@@ -102,7 +102,7 @@ fn server_with_bucket() -> Server {
 }
 
 /// Upload three files and a folder by the file inputs; browse, sort, rename, chmod, move,
-/// delete, restore from the trash; a zip of a selection checked entry by entry. The stored
+/// copy, new folder, delete, restore from the trash; a zip of a selection checked entry by entry. The stored
 /// bytes are then read back over WebDAV.
 #[test]
 fn browser_files_upload_browse_change_zip() {
@@ -113,6 +113,11 @@ fn browser_files_upload_browse_change_zip() {
     assert_eq!(s.get("web/renamed.txt"), b"alpha\n".repeat(10));
     assert_eq!(s.get("web/c.txt"), b"charlie\n".repeat(100));
     assert_eq!(s.get("web/album/one.txt"), b"one\n");
+    assert_eq!(s.get("web/album/renamed.txt"), b"alpha\n".repeat(10));
+    assert_eq!(
+        s.status(&["-X", "PROPFIND", "-H", "Depth: 0", &s.dav("web/made")]),
+        207
+    );
     assert_eq!(s.get("web/album/deeper/two.txt"), b"two\n".repeat(50));
     assert_eq!(s.get("web/album/deeper/b.txt"), b"bravo\n".repeat(1000));
     assert_eq!(s.status(&[&s.dav("web/a.txt")]), 404);
@@ -278,4 +283,23 @@ fn browser_upload_resumes_after_reload() {
     let out = s.curl_admin(&["-f", "-o", back_arg, &s.dav("web/reloaded.bin")]);
     assert!(out.status.success(), "GET reloaded.bin failed");
     assert_eq!(sha256_file(&back), sha256_file(&big));
+}
+
+/// The app never hands a string to the HTML parser: user data goes in through `textContent`
+/// (and attributes), so a name can never become markup.
+#[test]
+fn app_script_never_parses_html() {
+    let js = include_str!("../../src/app/assets/app.js");
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "createContextualFragment",
+        "DOMParser",
+        "eval(",
+        "new Function",
+    ] {
+        assert!(!js.contains(sink), "app.js uses {sink}");
+    }
 }

@@ -168,6 +168,7 @@ function show(section) {
 
 function route() {
   if (!me) return show("sign-in");
+  status("");
   const h = decodeURIComponent(location.hash.slice(1) || "/files/");
   if (h.startsWith("/files")) return openFolder(("/" + h.slice(6)).replace(/\/+/g, "/").replace(/(.)\/$/, "$1"));
   if (h === "/trash") return openTrash();
@@ -299,7 +300,8 @@ async function openFolder(path) {
   const started = performance.now();
   if (path !== view.path) { view.selected.clear(); view.focus = 0; $("list-scroll").scrollTop = 0; }
   view.path = path;
-  status(t("loading"));
+  delete $("list").dataset.path;
+  if (!$("status").textContent) status(t("loading"));
   crumbs($("crumbs"), path, (p) => go(folderHash(p)));
   let entries;
   if (path === "/") {
@@ -315,7 +317,8 @@ async function openFolder(path) {
   meter();
   renderList();
   $("list").dataset.renderMs = String(Math.round(performance.now() - started));
-  status("");
+  $("list").dataset.path = path;
+  if ($("status").textContent === t("loading")) status("");
   $("list-count").textContent = t("entries", { n: entries.length });
 }
 

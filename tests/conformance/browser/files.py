@@ -1,5 +1,5 @@
 """The files view: upload three files and a folder by the file inputs, browse, sort, rename,
-change the mode, move with the folder picker, delete, restore from the trash, and download
+change the mode, move and copy with the folder picker, make a folder, delete, restore from the trash, and download
 a zip of a selection checked entry by entry. The test checks the stored bytes afterwards."""
 
 import glob
@@ -69,6 +69,16 @@ def main(d):
     pick_folder(d, "album", "deeper")
     wait_names(d, ["renamed.txt"], gone=["b.txt"])
 
+    # copy renamed.txt into album, and make a new folder
+    select(d, "renamed.txt")
+    d.find_element(By.ID, "sel-copy").click()
+    pick_folder(d, "album")
+    text_in(d, "#status", "Done: 1")
+    d.find_element(By.ID, "new-folder").click()
+    answer(d, "made")
+    wait_names(d, ["made", "renamed.txt"])
+    retry(lambda: row_of(d, "renamed.txt").find_element(By.CSS_SELECTOR, "input[type=checkbox]").click())
+
     # delete c.txt, then restore it from the trash
     select(d, "c.txt")
     d.find_element(By.ID, "sel-delete").click()
@@ -94,6 +104,7 @@ def main(d):
     want = {
         "renamed.txt": FILES["a.txt"],
         "album/one.txt": ALBUM["album/one.txt"],
+        "album/renamed.txt": FILES["a.txt"],
         "album/deeper/two.txt": ALBUM["album/deeper/two.txt"],
         "album/deeper/b.txt": FILES["b.txt"],
     }

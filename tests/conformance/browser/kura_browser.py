@@ -152,8 +152,8 @@ def run(main):
 def open_folder(d, path):
     """Opens a folder (`/bucket/sub`) by its address and waits for its listing."""
     d.get(BASE + "/app/#/files" + path + "/")
-    wait(d, lambda d: d.find_element(By.ID, "list").get_attribute("data-render-ms")
-         and d.find_element(By.ID, "status").text == "", what=f"listing of {path}")
+    wait(d, lambda d: d.find_element(By.ID, "list").get_attribute("data-path") == path,
+         what=f"listing of {path}")
 
 
 def names(d):
