@@ -303,3 +303,14 @@ fn app_script_never_parses_html() {
         assert!(!js.contains(sink), "app.js uses {sink}");
     }
 }
+
+/// An older version restored from a file's details; a file dropped on the page uploaded.
+#[test]
+fn browser_versions_restore_and_drop_upload() {
+    let s = server_with_bucket();
+    assert_eq!(s.put("web/notes.txt", b"v1\n"), 201);
+    assert_eq!(s.put("web/notes.txt", b"version two\n"), 204);
+    browse(&s, "versions_drop.py", admin(), &[]);
+    assert_eq!(s.get("web/notes.txt"), b"v1\n");
+    assert_eq!(s.get("web/dropped.txt"), b"dropped bytes\n");
+}
