@@ -350,7 +350,7 @@ fn spawn_multipart_expiry(vfs: Vfs, max_age: Duration) {
                 Ok(n) => tracing::info!(count = n, "removed stale multipart uploads"),
                 Err(e) => tracing::warn!(error = %e, "multipart expiry failed"),
             }
-            match vfs.resumable_expire().await {
+            match vfs.resumable_expire(crate::vfs::resumable::IDLE).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(count = n, "removed expired resumable uploads"),
                 Err(e) => tracing::warn!(error = %e, "resumable upload expiry failed"),

@@ -2,49 +2,66 @@
 //! change one core call per path, with the caller's rights; batches answer per path.
 
 use http::{Request, Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::body::{read_json, MAX_JSON};
-use super::errors::{error, from_vfs, reply_parts};
-use super::files::one;
+use super::errors::{error, from_vfs, reply_parts, ErrorReply};
+use super::files::{one, EntryView};
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
 use crate::wire::{ReqBody, RespBody};
 
 /// Most paths one batch names.
 const MAX_BATCH: usize = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PathBody {
+pub struct PathBody {
     path: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RenameBody {
+pub struct RenameBody {
     path: String,
     to: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TransferBody {
+pub struct TransferBody {
     sources: Vec<String>,
     to: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DeleteBody {
+pub struct DeleteBody {
     paths: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AttributesBody {
+pub struct AttributesBody {
     path: String,
     mode: Option<String>,
     group: Option<String>,
+}
+
+/// One path of a batch that was refused.
+#[derive(Serialize, ToSchema)]
+pub struct FailedView {
+    path: String,
+    /// The error code a single request would have answered.
+    error: &'static str,
+    message: String,
+}
+
+/// The outcome of a batch, path by path.
+#[derive(Serialize, ToSchema)]
+pub struct BatchView {
+    done: Vec<String>,
+    failed: Vec<FailedView>,
 }
 
 /// Parses every path of a batch first: one bad path refuses the whole request.
@@ -85,6 +102,8 @@ fn batch(results: Vec<(VPath, Result<(), VfsError>)>) -> Response<RespBody> {
 }
 
 /// A new folder.
+#[utoipa::path(post, path = "/api/user/v1/folders", request_body = PathBody,
+    responses((status = 201, body = EntryView), (status = 409, body = ErrorReply), (status = 403, body = ErrorReply)))]
 pub async fn mkdir(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
     let b: PathBody = match read_json(req, MAX_JSON).await {
         Ok(b) => b,
@@ -110,6 +129,9 @@ async fn vacant(vfs: &Vfs, caller: &Caller, to: &VPath) -> Result<(), VfsError> 
 }
 
 /// Renames (or moves) one entry to a new full path.
+#[utoipa::path(post, path = "/api/user/v1/rename", request_body = RenameBody,
+    responses((status = 200, body = EntryView), (status = 409, body = ErrorReply), (status = 423, body = ErrorReply),
+              (status = 507, body = ErrorReply)))]
 pub async fn rename(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
     let b: RenameBody = match read_json(req, MAX_JSON).await {
         Ok(b) => b,
@@ -128,8 +150,22 @@ pub async fn rename(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Respon
     }
 }
 
+/// `POST /move`, documented.
+#[utoipa::path(post, path = "/api/user/v1/move", request_body = TransferBody,
+    responses((status = 200, body = BatchView), (status = 400, body = ErrorReply)))]
+pub async fn move_into(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
+    transfer(vfs, caller, req, false).await
+}
+
+/// `POST /copy`, documented.
+#[utoipa::path(post, path = "/api/user/v1/copy", request_body = TransferBody,
+    responses((status = 200, body = BatchView), (status = 400, body = ErrorReply)))]
+pub async fn copy_into(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
+    transfer(vfs, caller, req, true).await
+}
+
 /// Moves (`copy` false) or copies each source into a folder.
-pub async fn transfer(
+async fn transfer(
     vfs: &Vfs,
     caller: &Caller,
     req: Request<ReqBody>,
@@ -165,6 +201,8 @@ pub async fn transfer(
 }
 
 /// Deletes each path (files, or folders with all they hold) the way every delete goes.
+#[utoipa::path(post, path = "/api/user/v1/delete", request_body = DeleteBody,
+    responses((status = 200, body = BatchView), (status = 400, body = ErrorReply)))]
 pub async fn delete(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
     let b: DeleteBody = match read_json(req, MAX_JSON).await {
         Ok(b) => b,
@@ -183,6 +221,8 @@ pub async fn delete(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Respon
 }
 
 /// chmod and/or chgrp.
+#[utoipa::path(post, path = "/api/user/v1/attributes", request_body = AttributesBody,
+    responses((status = 200, body = EntryView), (status = 403, body = ErrorReply)))]
 pub async fn attributes(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
     let b: AttributesBody = match read_json(req, MAX_JSON).await {
         Ok(b) => b,

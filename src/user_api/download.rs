@@ -6,7 +6,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
-use super::errors::{error, from_vfs};
+use super::errors::{error, from_vfs, ErrorReply};
 use super::files::path_param;
 use super::Params;
 use crate::delivery::{file, headers::content_disposition, zip};
@@ -17,6 +17,12 @@ use crate::wire::{empty, ReqBody, RespBody};
 const MAX_NAMES: usize = 1000;
 
 /// One file's bytes, whole or one range; `inline=1` for previews (still sandboxed).
+#[utoipa::path(get, path = "/api/user/v1/download",
+    params(("path" = String, Query), ("inline" = Option<String>, Query, description = "1: inline"),
+           ("Range" = Option<String>, Header)),
+    responses((status = 200, description = "the bytes", content_type = "application/octet-stream"),
+              (status = 206, description = "one range"), (status = 416, description = "beyond the end"),
+              (status = 403, body = ErrorReply), (status = 404, body = ErrorReply)))]
 pub async fn download(
     vfs: &Vfs,
     caller: &Caller,
@@ -52,6 +58,10 @@ pub async fn download(
 }
 
 /// The named entries of one folder as a zip.
+#[utoipa::path(get, path = "/api/user/v1/zip",
+    params(("dir" = String, Query), ("names" = String, Query, description = "names in dir, joined by /")),
+    responses((status = 200, description = "a streamed zip", content_type = "application/zip"),
+              (status = 400, body = ErrorReply), (status = 403, body = ErrorReply)))]
 pub async fn zip(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBody> {
     let dir = match path_param(params, "dir") {
         Ok(p) => p,

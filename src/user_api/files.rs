@@ -5,8 +5,9 @@ use std::time::UNIX_EPOCH;
 
 use http::{Response, StatusCode};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::errors::{error, from_vfs};
+use super::errors::{error, from_vfs, ErrorReply};
 use super::Params;
 use crate::vfs::locks::Lock;
 use crate::vfs::{Caller, Entry, VPath, Vfs};
@@ -18,28 +19,74 @@ const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 5000;
 
 /// The WebDAV lock bearing on an entry.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LockView {
+    /// The user holding it.
     holder: Option<String>,
+    /// When it expires (ms since the epoch); null: never.
     expires_ms: Option<i64>,
+    /// `0` or `infinity`.
     depth: &'static str,
+    /// A shared lock (else exclusive).
     shared: bool,
 }
 
 /// One file or folder as the app shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EntryView {
     name: String,
+    /// Absolute path, `/bucket/folder/name`.
     path: String,
     folder: bool,
+    /// Bytes (0 for folders).
     size: u64,
     modified_ms: i64,
     etag: String,
+    /// MIME type (empty for folders).
     content_type: String,
     owner: Option<String>,
     group: Option<String>,
+    /// Permission bits, octal (`0644`).
     mode: String,
+    /// The lock bearing on it, if any.
     lock: Option<LockView>,
+}
+
+/// A group's quota meter.
+#[derive(Serialize, ToSchema)]
+pub struct MeterView {
+    group: String,
+    /// Bytes used (current files and kept versions).
+    used: u64,
+    /// The quota in bytes; null: no quota.
+    quota: Option<u64>,
+}
+
+/// A bucket the user may enter.
+#[derive(Serialize, ToSchema)]
+pub struct BucketView {
+    name: String,
+    owner: Option<String>,
+    group: Option<String>,
+    mode: String,
+    modified_ms: i64,
+    /// Its group's meter; null when no group pays for it.
+    quota: Option<MeterView>,
+}
+
+/// The buckets the user may enter.
+#[derive(Serialize, ToSchema)]
+pub struct BucketsView {
+    buckets: Vec<BucketView>,
+}
+
+/// One page of a folder, by name.
+#[derive(Serialize, ToSchema)]
+pub struct PageView {
+    path: String,
+    entries: Vec<EntryView>,
+    /// Pass as `after` for the next page; null on the last.
+    next: Option<String>,
 }
 
 fn ms(t: std::time::SystemTime) -> i64 {
@@ -104,35 +151,41 @@ pub fn path_param(params: &Params, name: &str) -> Result<VPath, Response<RespBod
 }
 
 /// The buckets the caller may enter, with their quota meters.
+#[utoipa::path(get, path = "/api/user/v1/buckets", responses((status = 200, body = BucketsView)))]
 pub async fn buckets(vfs: &Vfs, caller: &Caller) -> Response<RespBody> {
     let list = match vfs.list(caller, &VPath::root()).await {
         Ok(l) => l,
         Err(e) => return from_vfs(e),
     };
-    let mut out = Vec::with_capacity(list.len());
+    let mut buckets = Vec::with_capacity(list.len());
     for b in list.into_iter().filter(|e| e.is_dir) {
         let quota = match vfs.meter(caller, &b.path).await {
-            Ok(m) => m.map(|(group, used, quota)| {
-                serde_json::json!({ "group": group, "used": used, "quota": quota })
-            }),
+            Ok(m) => m.map(|(group, used, quota)| MeterView { group, used, quota }),
             Err(e) => return from_vfs(e),
         };
-        out.push(serde_json::json!({
-            "name": b.path.name(),
-            "owner": b.owner,
-            "group": b.group,
-            "mode": format!("{:04o}", b.mode & 0o7777),
-            "modified_ms": ms(b.mtime),
-            "quota": quota,
-        }));
+        buckets.push(BucketView {
+            name: b.path.name().to_string(),
+            owner: b.owner,
+            group: b.group,
+            mode: format!("{:04o}", b.mode & 0o7777),
+            modified_ms: ms(b.mtime),
+            quota,
+        });
     }
     super::json(
         StatusCode::OK,
-        serde_json::json!({ "buckets": out }).to_string(),
+        serde_json::json!(BucketsView { buckets }).to_string(),
     )
 }
 
 /// One page of a folder, by name.
+#[utoipa::path(get, path = "/api/user/v1/files",
+    params(("path" = String, Query, description = "the folder"),
+           ("after" = Option<String>, Query, description = "the previous page's next"),
+           ("limit" = Option<u32>, Query, description = "1 to 5000, default 1000"),
+           ("sort" = Option<String>, Query, description = "only `name`")),
+    responses((status = 200, body = PageView), (status = 400, body = ErrorReply),
+              (status = 403, body = ErrorReply), (status = 404, body = ErrorReply)))]
 pub async fn list(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBody> {
     let dir = match path_param(params, "path") {
         Ok(p) => p,
@@ -178,14 +231,20 @@ pub async fn list(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespB
     match views(vfs, caller, page).await {
         Ok(entries) => super::json(
             StatusCode::OK,
-            serde_json::json!({ "path": dir.to_string(), "entries": entries, "next": next })
-                .to_string(),
+            serde_json::json!(PageView {
+                path: dir.to_string(),
+                entries,
+                next
+            })
+            .to_string(),
         ),
         Err(e) => from_vfs(e),
     }
 }
 
 /// One entry.
+#[utoipa::path(get, path = "/api/user/v1/file", params(("path" = String, Query)),
+    responses((status = 200, body = EntryView), (status = 404, body = ErrorReply)))]
 pub async fn stat(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBody> {
     let path = match path_param(params, "path") {
         Ok(p) => p,

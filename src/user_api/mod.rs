@@ -7,6 +7,7 @@ mod changes;
 mod download;
 mod errors;
 mod files;
+mod openapi;
 pub mod search;
 mod tus;
 mod versions;
@@ -63,6 +64,7 @@ impl UserApi {
             ("/trash", &Method::GET) => versions::trash(vfs, c, &params).await,
             ("/restore", &Method::POST) => versions::restore(vfs, c, req).await,
             ("/buckets", &Method::GET) => files::buckets(vfs, c).await,
+            ("/openapi.json", &Method::GET) => json(StatusCode::OK, openapi::document()),
             ("/files", &Method::GET) => files::list(vfs, c, &params).await,
             ("/file", &Method::GET) => files::stat(vfs, c, &params).await,
             ("/download", &Method::GET | &Method::HEAD) => {
@@ -71,13 +73,13 @@ impl UserApi {
             ("/zip", &Method::GET) => download::zip(vfs, c, &params).await,
             ("/folders", &Method::POST) => changes::mkdir(vfs, c, req).await,
             ("/rename", &Method::POST) => changes::rename(vfs, c, req).await,
-            ("/move", &Method::POST) => changes::transfer(vfs, c, req, false).await,
-            ("/copy", &Method::POST) => changes::transfer(vfs, c, req, true).await,
+            ("/move", &Method::POST) => changes::move_into(vfs, c, req).await,
+            ("/copy", &Method::POST) => changes::copy_into(vfs, c, req).await,
             ("/delete", &Method::POST) => changes::delete(vfs, c, req).await,
             ("/attributes", &Method::POST) => changes::attributes(vfs, c, req).await,
             (
                 "/search" | "/versions" | "/trash" | "/buckets" | "/files" | "/file" | "/download"
-                | "/zip",
+                | "/zip" | "/openapi.json",
                 _,
             ) => not_allowed("GET"),
             (

@@ -6,7 +6,7 @@ use base64::Engine;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::errors::{error, from_vfs};
+use super::errors::{error, from_vfs, ErrorReply};
 use crate::delivery::headers::http_date;
 use crate::vfs::resumable::{Resumable, MAX_LENGTH};
 use crate::vfs::{Caller, VPath, Vfs};
@@ -58,22 +58,40 @@ async fn route(
     }
     match (id, req.method().clone()) {
         (None, Method::POST) => create(vfs, caller, req.headers()).await,
-        (Some(id), Method::HEAD) => match vfs.resumable_get(caller, id).await {
-            Ok(u) => {
-                let mut r = state(StatusCode::OK, &u);
-                r.headers_mut()
-                    .insert("upload-length", HeaderValue::from(u.length));
-                r
-            }
-            Err(e) => without_body(from_vfs(e)),
-        },
+        (Some(id), Method::HEAD) => head(vfs, caller, id).await,
         (Some(id), Method::PATCH) => append(vfs, caller, req, id).await,
-        (Some(id), Method::DELETE) => match vfs.resumable_abort(caller, id).await {
-            Ok(()) => no_content(),
-            Err(e) => from_vfs(e),
-        },
+        (Some(id), Method::DELETE) => terminate(vfs, caller, id).await,
         (None, _) => not_allowed("OPTIONS, POST"),
         (Some(_), _) => not_allowed("OPTIONS, HEAD, PATCH, DELETE"),
+    }
+}
+
+/// HEAD: where the upload stands.
+#[utoipa::path(head, path = "/api/user/v1/uploads/{id}",
+    params(("id" = String, Path), ("Tus-Resumable" = String, Header)),
+    responses((status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires"),
+              (status = 404, description = "no such upload of this user (or expired)"),
+              (status = 412, description = "Tus-Resumable missing or not 1.0.0")))]
+async fn head(vfs: &Vfs, caller: &Caller, id: &str) -> Response<RespBody> {
+    match vfs.resumable_get(caller, id).await {
+        Ok(u) => {
+            let mut r = state(StatusCode::OK, &u);
+            r.headers_mut()
+                .insert("upload-length", HeaderValue::from(u.length));
+            r
+        }
+        Err(e) => without_body(from_vfs(e)),
+    }
+}
+
+/// DELETE: the upload and its staged bytes go (tus termination).
+#[utoipa::path(delete, path = "/api/user/v1/uploads/{id}",
+    params(("id" = String, Path), ("Tus-Resumable" = String, Header)),
+    responses((status = 204, description = "terminated"), (status = 404, body = ErrorReply)))]
+async fn terminate(vfs: &Vfs, caller: &Caller, id: &str) -> Response<RespBody> {
+    match vfs.resumable_abort(caller, id).await {
+        Ok(()) => no_content(),
+        Err(e) => from_vfs(e),
     }
 }
 
@@ -101,6 +119,8 @@ fn not_allowed(allow: &'static str) -> Response<RespBody> {
 }
 
 /// OPTIONS: what this server speaks.
+#[utoipa::path(options, path = "/api/user/v1/uploads",
+    responses((status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size")))]
 fn discovery() -> Response<RespBody> {
     let mut r = no_content();
     let h = r.headers_mut();
@@ -161,6 +181,13 @@ fn metadata(headers: &HeaderMap) -> Result<Vec<(String, String)>, &'static str> 
 }
 
 /// POST: a new upload of `Upload-Length` bytes to `path` + `/` + `filename`.
+#[utoipa::path(post, path = "/api/user/v1/uploads",
+    params(("Tus-Resumable" = String, Header), ("Upload-Length" = u64, Header),
+           ("Upload-Metadata" = String, Header, description = "path and filename (base64), optional filetype")),
+    responses((status = 201, description = "Location of the upload, Upload-Expires"),
+              (status = 400, body = ErrorReply), (status = 403, body = ErrorReply),
+              (status = 412, body = ErrorReply), (status = 413, body = ErrorReply),
+              (status = 423, body = ErrorReply), (status = 507, body = ErrorReply)))]
 async fn create(vfs: &Vfs, caller: &Caller, headers: &HeaderMap) -> Response<RespBody> {
     if headers.contains_key("upload-defer-length") {
         return error(
@@ -228,6 +255,13 @@ async fn create(vfs: &Vfs, caller: &Caller, headers: &HeaderMap) -> Response<Res
 }
 
 /// PATCH: appends the body at `Upload-Offset`.
+#[utoipa::path(patch, path = "/api/user/v1/uploads/{id}",
+    params(("id" = String, Path), ("Tus-Resumable" = String, Header), ("Upload-Offset" = u64, Header)),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
+    responses((status = 204, description = "the new Upload-Offset"),
+              (status = 404, body = ErrorReply), (status = 409, body = ErrorReply),
+              (status = 413, body = ErrorReply), (status = 415, body = ErrorReply),
+              (status = 423, body = ErrorReply), (status = 507, body = ErrorReply)))]
 async fn append(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>, id: &str) -> Response<RespBody> {
     let ct = req
         .headers()

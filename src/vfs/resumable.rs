@@ -289,11 +289,11 @@ impl Vfs {
         self.multipart_discard(id).await
     }
 
-    /// Removes uploads unused for a day; returns how many.
-    pub async fn resumable_expire(&self) -> Result<usize, VfsError> {
+    /// Removes uploads unused for `idle` (`IDLE` in service); returns how many.
+    pub async fn resumable_expire(&self, idle: Duration) -> Result<usize, VfsError> {
         let stale = self
             .store
-            .resumable_older_than(now_ms() - IDLE.as_millis() as i64)
+            .resumable_older_than(now_ms() - idle.as_millis() as i64)
             .await?;
         for id in &stale {
             self.multipart_discard(id).await?;
