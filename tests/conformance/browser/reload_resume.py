@@ -30,7 +30,7 @@ def main(d):
     wait(d, lambda d: progress(d)[1] == SIZE and progress(d)[0] >= SIZE * 0.25, 120, "25% sent")
     d.refresh()
     open_folder(d, "/web")
-    text_in(d, "#up-resume", "1 unfinished upload")
+    text_in(d, "#up-resume", "Unfinished uploads: 1.")
     shot(d, "after-reload")
     throttle(d, -1)
     d.find_element(By.ID, "pick-files").send_keys(SRC)
