@@ -67,11 +67,13 @@ pub async fn zip(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBo
         Ok(p) => p,
         Err(r) => return r,
     };
+    // each name once, in the order given
+    let mut seen = std::collections::HashSet::new();
     let names: Vec<&str> = params
         .get("names")
         .unwrap_or_default()
         .split('/')
-        .filter(|n| !n.is_empty())
+        .filter(|n| !n.is_empty() && seen.insert(*n))
         .collect();
     if names.is_empty() || names.len() > MAX_NAMES {
         return error(

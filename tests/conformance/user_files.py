@@ -151,7 +151,7 @@ err(alice.get(API + "/download", params={"path": "/team/photos/p2.txt"}, headers
 err(alice.get(API + "/download", params={"path": "/team/photos"}), 400, "invalid")
 
 # zip of a selection: entries checked one by one
-r = alice.get(API + "/zip", params={"dir": "/team/photos", "names": "p0.txt/p2.txt/sub"})
+r = alice.get(API + "/zip", params={"dir": "/team/photos", "names": "p0.txt/p2.txt/sub/p0.txt"})
 err(r, 200)
 assert r.headers["content-type"] == "application/zip"
 assert "photos.zip" in r.headers["content-disposition"], r.headers
