@@ -297,13 +297,22 @@ impl Vfs {
         let Some(row) = &v.row else {
             return self.open_entry(c, &v.entry).await;
         };
+        self.open_kept_row(row, v.entry.size).await
+    }
+
+    /// Opens the kept bytes of a version row (no check: callers have checked who reads it).
+    pub(super) async fn open_kept_row(
+        &self,
+        row: &VersionRow,
+        size: u64,
+    ) -> Result<Download, VfsError> {
         let Some(key) = row.key.as_deref().filter(|_| !row.marker) else {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
         };
         let source = match &self.local {
             Some(l) => {
                 let file = l.versions.join(key);
-                match super::disk::DiskFile::open_sized(file, v.entry.size).await {
+                match super::disk::DiskFile::open_sized(file, size).await {
                     Ok(Some(f)) => super::Source::Disk(f),
                     Ok(None) => return Err(VfsError::NotFound),
                     Err(e) => return Err(super::storage::io_err(e)),
@@ -316,10 +325,7 @@ impl Vfs {
                     .await?,
             ),
         };
-        Ok(Download {
-            source,
-            size: v.entry.size,
-        })
+        Ok(Download { source, size })
     }
 
     /// DeleteObject without a version: deletes as any delete does, and returns the delete

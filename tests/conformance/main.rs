@@ -45,6 +45,7 @@ mod tags;
 mod tls;
 mod tree_races;
 mod user_files;
+mod user_previews;
 mod user_tus;
 mod user_versions;
 mod users;
