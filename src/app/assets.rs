@@ -30,10 +30,10 @@ const FILES: &[(&str, &str, &str)] = &[
 ];
 
 /// The policy of every app page: nothing but this origin's own files, no framing, no
-/// plugins, forms only to this origin. Previews play media and frame PDFs from this origin's
+/// plugins, forms only to this origin. Previews play audio and video from this origin's
 /// sandboxed downloads.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   media-src 'self'; frame-src 'self'; connect-src 'self'; form-action 'self'; \
+                   media-src 'self'; connect-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
 /// The embedded file at `rel` (below `/app/`; `index.html` for the folder), or 404.

@@ -331,7 +331,7 @@ fn browser_previews_tags_versions_and_share() {
     assert_eq!(s.put("web/pics/doc.pdf", MINIMAL_PDF.as_bytes()), 201);
     assert_eq!(s.put("web/pics/notes.txt", b"v1\n"), 201);
     assert_eq!(s.put("web/pics/notes.txt", b"version two\n"), 204);
-    let md = "### Holiday\n\nSome **bold** and `code`, a [link](https://example.com/) and \
+    let md = "# Holiday\n\nSome **bold** and `code`, a [link](https://example.com/) and \
               [bad](javascript:alert(2)).\n\n<script>alert(1)</script>\n\n- one\n- two\n";
     assert_eq!(s.put("web/pics/readme.md", md.as_bytes()), 201);
     let dir = tempfile::tempdir().expect("tempdir");

@@ -6,7 +6,7 @@ const CATALOGUE = {
   en: {
     // previews, tags, versions, trash, shares (view.js)
     preview: "Preview", previous: "Previous", next: "Next", noPreview: "No preview for this file.",
-    truncated: "Only the first megabyte is shown.", pdfHint: "If the PDF does not show here, download it.",
+    truncated: "Only the first megabyte is shown.", pdfHint: "PDFs are not shown here: the browser's PDF viewer does not run in the sandbox that keeps a file's scripts from running. Download it to read it.",
     tags: "Tags (key=value, separated by commas)", description: "Description", saved: "Saved.",
     share: "Share", shareTitle: "Share a link", sharePassword: "Password (optional)",
     shareExpires: "Expires after (e.g. 7d, 12h; empty: never)", shareMax: "Most downloads (empty: no limit)",
@@ -54,7 +54,7 @@ const CATALOGUE = {
   fr: {
     // aperçus, étiquettes, versions, corbeille, partages (view.js)
     preview: "Aperçu", previous: "Précédent", next: "Suivant", noPreview: "Pas d'aperçu pour ce fichier.",
-    truncated: "Seul le premier mégaoctet est affiché.", pdfHint: "Si le PDF ne s'affiche pas ici, téléchargez-le.",
+    truncated: "Seul le premier mégaoctet est affiché.", pdfHint: "Les PDF ne s'affichent pas ici : le lecteur PDF du navigateur ne fonctionne pas dans le bac à sable qui empêche les scripts d'un fichier de s'exécuter. Téléchargez-le pour le lire.",
     tags: "Étiquettes (clé=valeur, séparées par des virgules)", description: "Description", saved: "Enregistré.",
     share: "Partager", shareTitle: "Partager un lien", sharePassword: "Mot de passe (facultatif)",
     shareExpires: "Expire après (ex. 7d, 12h ; vide : jamais)", shareMax: "Téléchargements au plus (vide : sans limite)",

@@ -2,8 +2,8 @@
 // tags and descriptions, old versions' downloads, emptying the trash and share links.
 // Kept apart from app.js so that each part of the app can change without the other.
 // User data only ever goes in through textContent; no user file's script ever runs: images
-// are <img>, text is fetched and set as textContent, Markdown is built node by node, and
-// PDF, audio and video come from download?inline=1, which carries a sandbox CSP.
+// are <img>, text is fetched and set as textContent, Markdown is built node by node, audio
+// and video come from download?inline=1, which carries a sandbox CSP; PDFs are downloaded.
 "use strict";
 
 /* ---------- what a preview shows ---------- */
@@ -89,10 +89,12 @@ async function showPreview() {
     const cut = e.size > TEXT_MAX ? el("p", { class: "muted", text: t("truncated") }) : "";
     box.replaceChildren(kind === "markdown" ? markdown(text) : el("pre", { class: "pv-text", text }), cut);
   } else if (kind === "pdf") {
-    // a sandboxed frame (no scripts, opaque origin) of the sandboxed download
-    const f = el("iframe", { class: "pv-frame", title: e.name, sandbox: "", referrerpolicy: "no-referrer" });
-    f.src = inlineUrl(e.path);
-    box.replaceChildren(f, el("p", { class: "muted", text: t("pdfHint") }));
+    // Chromium's PDF viewer does not run in a sandboxed frame or under the sandbox CSP every
+    // download carries ("blocked by Chromium"), and lifting either would let a PDF's scripts
+    // run: a PDF is offered for download instead
+    box.replaceChildren(el("div", { class: "pv-pdf" },
+      el("p", { text: t("pdfHint") }),
+      el("a", { class: "button", text: t("download"), download: e.name, href: API + "download?" + q({ path: e.path }) })));
   } else if (kind === "audio" || kind === "video") {
     const m = el(kind, { controls: true, preload: "metadata", class: "pv-media" });
     m.src = inlineUrl(e.path);
