@@ -1,7 +1,7 @@
 //! Image thumbnails for the app's previews: decoded server-side under hard bounds (the file's
 //! size, the header's pixel count, the decoder's allocations, two decodes at once, each on a
-//! blocking thread), EXIF orientation applied, and cached on disk keyed by the file's ETag and
-//! size so that a thumbnail is decoded once per content.
+//! blocking thread), EXIF orientation applied, and cached on disk keyed by the file's path,
+//! ETag and size so that a thumbnail is decoded once per version of a file.
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -85,8 +85,10 @@ impl Thumbnailer {
             return Err(ThumbError::Unsupported(format!("size is one of {SIZES:?}")));
         }
         let (entry, download) = vfs.open_read(caller, path).await?;
+        // the path too: an ETag is not a secret-proof content hash (a writer may set one on
+        // some paths), so one file's thumbnail never answers for another's
         let key = hex::encode(Sha256::digest(
-            format!("{}\n{}\n{edge}", entry.etag, entry.size).as_bytes(),
+            format!("{}\n{}\n{}\n{edge}", entry.path, entry.etag, entry.size).as_bytes(),
         ));
         let etag = key[..32].to_string();
         let (jpg, png) = (

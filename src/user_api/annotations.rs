@@ -26,7 +26,7 @@ pub struct TagsBody {
 }
 
 /// Replaces the tags and/or the description of one entry; answers the entry.
-#[utoipa::path(post, path = "/api/user/v1/tags", request_body = TagsBody,
+#[utoipa::path(post, path = "/api/user/v1/tags", operation_id = "set_tags", request_body = TagsBody,
     responses((status = 200, body = EntryView), (status = 400, body = ErrorReply),
               (status = 403, body = ErrorReply), (status = 404, body = ErrorReply),
               (status = 423, body = ErrorReply)))]

@@ -85,7 +85,7 @@ fn refused(e: ShareError) -> Response<RespBody> {
 }
 
 /// The caller's own share links.
-#[utoipa::path(get, path = "/api/user/v1/shares",
+#[utoipa::path(get, path = "/api/user/v1/shares", operation_id = "list_shares",
     responses((status = 200, body = [ShareView])))]
 pub async fn list(shares: &Shares, caller: &Caller) -> Response<RespBody> {
     match shares.list(Some(&caller.user)).await {
@@ -101,7 +101,7 @@ pub async fn list(shares: &Shares, caller: &Caller) -> Response<RespBody> {
 }
 
 /// Makes a share link acting as the caller.
-#[utoipa::path(post, path = "/api/user/v1/shares", request_body = ShareBody,
+#[utoipa::path(post, path = "/api/user/v1/shares", operation_id = "create_share", request_body = ShareBody,
     responses((status = 201, body = CreatedShareView), (status = 400, body = ErrorReply),
               (status = 403, body = ErrorReply), (status = 404, body = ErrorReply)))]
 pub async fn create(shares: &Shares, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
@@ -144,7 +144,8 @@ pub async fn create(shares: &Shares, caller: &Caller, req: Request<ReqBody>) -> 
 }
 
 /// Revokes one of the caller's share links (another's answers 404, as a missing one).
-#[utoipa::path(delete, path = "/api/user/v1/shares/{id}",
+#[utoipa::path(delete, path = "/api/user/v1/shares/{id}", operation_id = "revoke_share",
+    params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorReply)))]
 pub async fn revoke(shares: &Shares, caller: &Caller, id: &str) -> Response<RespBody> {
     match shares.revoke(id, Some(&caller.user)).await {
