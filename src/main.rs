@@ -15,6 +15,7 @@ mod metrics;
 mod notify;
 mod replication;
 mod s3;
+mod seal;
 mod serve;
 mod sessions;
 mod setup;
