@@ -80,6 +80,7 @@ pub fn header(file_id: &[u8; 16]) -> [u8; HEADER as usize] {
 }
 
 /// The file id a header names, if it is a header of this format.
+#[cfg(test)]
 pub fn header_file_id(h: &[u8]) -> Option<[u8; 16]> {
     (h.len() >= HEADER as usize && &h[..8] == MAGIC && h[8] == VERSION)
         .then(|| h[16..32].try_into().ok())
@@ -114,18 +115,14 @@ impl Cipher {
         }
     }
 
-    /// The file id bound into every segment.
-    pub fn file_id(&self) -> [u8; 16] {
-        self.file_id
-    }
-
     fn seal_into(&self, index: u64, last: bool, plain: &[u8], out: &mut Vec<u8>) {
         let (nonce, aad) = nonce_and_aad(&self.file_id, index, last);
         let start = out.len();
         out.extend_from_slice(plain);
         let mut seg = out.split_off(start);
         // sealing fails only for inputs over GCM's limit, far above one segment
-        if self.key
+        if self
+            .key
             .seal_in_place_append_tag(nonce, Aad::from(aad), &mut seg)
             .is_err()
         {
@@ -201,7 +198,8 @@ impl Sealer {
         while !data.is_empty() {
             // a full buffered segment is sealed only once more bytes show it is not the last
             if self.buf.len() as u64 == SEGMENT {
-                self.cipher.seal_into(self.index, false, &self.buf, &mut out);
+                self.cipher
+                    .seal_into(self.index, false, &self.buf, &mut out);
                 self.index += 1;
                 self.buf.clear();
             }
@@ -274,13 +272,13 @@ mod tests {
         let s = seal_all(&k, &data, 10_000);
         let n64 = n as u64;
         let cases = [
-            0..1,                      // first byte
-            n64 - 1..n64,              // last byte
-            65535..2 * 65536 + 1,      // across three segments
-            n64 - 500..n64,            // a suffix
-            65536..2 * 65536,          // exactly one segment
-            10..n64,                   // nearly all
-            n64 - 100..n64 + 1000,     // past the end is trimmed
+            0..1,                  // first byte
+            n64 - 1..n64,          // last byte
+            65535..2 * 65536 + 1,  // across three segments
+            n64 - 500..n64,        // a suffix
+            65536..2 * 65536,      // exactly one segment
+            10..n64,               // nearly all
+            n64 - 100..n64 + 1000, // past the end is trimmed
         ];
         for r in cases {
             let want = &data[r.start as usize..(r.end.min(n64)) as usize];
@@ -298,10 +296,15 @@ mod tests {
         let s = seal_all(&k, &[], 10);
         assert_eq!(s.len() as u64, HEADER + TAG);
         // the empty file's one segment opens as the last one
-        Cipher::new(&k).open(0, true, &s[HEADER as usize..]).unwrap();
+        Cipher::new(&k)
+            .open(0, true, &s[HEADER as usize..])
+            .unwrap();
         let data = pattern(2 * 65536);
         let s = seal_all(&k, &data, 65536);
-        assert_eq!(read(&k, &s, data.len() as u64, 65536..131072).unwrap(), &data[65536..]);
+        assert_eq!(
+            read(&k, &s, data.len() as u64, 65536..131072).unwrap(),
+            &data[65536..]
+        );
         // a file of two full segments cut after the first: its first segment is not a last one
         let cut = &s[..segment_offset(1) as usize];
         assert!(read(&k, cut, 65536, 0..65536).is_err());
@@ -315,7 +318,11 @@ mod tests {
         let s = seal_all(&k, &data, 65536);
         let all = |b: &[u8], plain: u64| read(&k, b, plain, 0..plain);
         // a flipped byte anywhere in a segment
-        for at in [segment_offset(0) as usize, segment_offset(1) as usize + 9, s.len() - 1] {
+        for at in [
+            segment_offset(0) as usize,
+            segment_offset(1) as usize + 9,
+            s.len() - 1,
+        ] {
             let mut b = s.clone();
             b[at] ^= 1;
             assert!(all(&b, n as u64).is_err(), "flip at {at}");
@@ -323,7 +330,10 @@ mod tests {
         // truncated: the last segment dropped (the size recorded no longer matches)
         let cut = &s[..segment_offset(2) as usize];
         assert!(all(cut, n as u64).is_err());
-        assert!(all(cut, 2 * 65536).is_err(), "a non-last segment read as the last");
+        assert!(
+            all(cut, 2 * 65536).is_err(),
+            "a non-last segment read as the last"
+        );
         // extended: a segment appended after the last
         let mut longer = s.clone();
         longer.extend_from_slice(&s[segment_offset(2) as usize..]);

@@ -37,12 +37,14 @@ pub struct EntryRow {
     pub mode: i64,
     /// Node this version was written on, when it came from a replication peer.
     pub origin: Option<String>,
+    /// The data key of sealed bytes, wrapped by a master key (`crate::seal`); `None`: plain.
+    pub sealed: Option<String>,
 }
 
 /// The entry columns in `row_to_entry` order, as a literal so queries stay static strings.
 macro_rules! entry_cols {
     () => {
-        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, origin"
+        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, origin, sealed"
     };
 }
 pub(super) use entry_cols;
@@ -62,6 +64,7 @@ pub(super) fn row_to_entry(r: SqliteRow) -> EntryRow {
         grp: r.get(9),
         mode: r.get(10),
         origin: r.get(11),
+        sealed: r.get(12),
     }
 }
 
@@ -75,7 +78,7 @@ pub(super) async fn insert_folder_tx(
     sqlx::query(concat!(
         "INSERT INTO entries (",
         entry_cols!(),
-        ", implicit) VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL, $8)"
+        ", implicit) VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL, NULL, $8)"
     ))
     .bind(&e.path)
     .bind(&e.parent)
@@ -144,8 +147,8 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             entry_cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, NULL)
-             ON CONFLICT (path) DO UPDATE SET size = excluded.size, etag = excluded.etag, mtime_ms = excluded.mtime_ms"
+            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)
+             ON CONFLICT (path) DO UPDATE SET size = excluded.size, etag = excluded.etag, mtime_ms = excluded.mtime_ms, sealed = excluded.sealed"
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -157,6 +160,7 @@ impl Store {
         .bind(&e.headers)
         .bind(&e.grp)
         .bind(e.mode)
+        .bind(&e.sealed)
         .execute(&self.pool)
         .await?;
         Ok(())

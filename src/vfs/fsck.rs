@@ -117,9 +117,15 @@ impl Vfs {
                         self.record(path, *is_dir, *size).await?;
                     }
                 }
-                Some(r) if !r.is_dir && !is_dir && r.size as u64 != *size => {
+                // a sealed file's stored length follows from its plaintext size
+                Some(r)
+                    if !r.is_dir
+                        && !is_dir
+                        && Vfs::stored_len(r.size as u64, r.sealed.as_deref()) != *size =>
+                {
                     report.changed.push(path.clone());
-                    if repair {
+                    // a damaged sealed file cannot be re-read: it is reported, not re-recorded
+                    if repair && r.sealed.is_none() {
                         self.record(path, false, *size).await?;
                     }
                 }
@@ -246,6 +252,7 @@ impl Vfs {
             grp,
             mode: i64::from(0o666 & !self.umask),
             origin: None,
+            sealed: None,
         };
         // recorded even over quota: the bytes are already there; usage is recounted after
         match self

@@ -192,11 +192,18 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         self.require_readable(c, entry).await?;
+        self.open_unchecked(entry).await
+    }
+
+    /// Opens the bytes of the file `entry` (plaintext, sealed or not), with no permission
+    /// check: the callers checked, or act for the node (replication).
+    pub(super) async fn open_unchecked(&self, entry: &Entry) -> Result<Download, VfsError> {
         let key = entry.path.storage_key(false);
         let source = match &self.local {
             Some(l) => {
                 let path = l.root.join(key);
-                match super::disk::DiskFile::open_sized(path.clone(), entry.size).await {
+                let len = Vfs::stored_len(entry.size, entry.sealed.as_deref());
+                match super::disk::DiskFile::open_sized(path.clone(), len).await {
                     Ok(Some(f)) => super::Source::Disk(f),
                     Ok(None) => {
                         tracing::error!(path = %entry.path, file = %path.display(), recorded = entry.size, "{SIZE_DIFFERS}");
@@ -210,10 +217,7 @@ impl Vfs {
             }
             None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
         };
-        Ok(Download {
-            source,
-            size: entry.size,
-        })
+        self.download(source, entry.size, entry.sealed.as_deref())
     }
 
     /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and
@@ -324,6 +328,7 @@ impl Vfs {
             grp,
             mode: i64::from(0o777 & !self.umask),
             origin: None,
+            sealed: None,
         }
     }
 
@@ -398,7 +403,8 @@ impl Vfs {
         }
         Self::require_name_change(c, &parent, None)?;
         self.make_folder(c, path, Self::group_for_new(c, &parent), Vec::new())
-            .await
+            .await?;
+        self.default_encryption(path).await
     }
 
     /// Records the folder `path` (group `grp`) and the missing implicit folders `parents`

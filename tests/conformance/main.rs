@@ -11,6 +11,7 @@ mod common;
 mod core_rights;
 mod crash;
 mod doc_examples;
+mod encryption;
 mod first_hour;
 mod hardening;
 mod hardening_auth;
