@@ -118,6 +118,9 @@ fn main() -> ExitCode {
             Command::Versions(cmd) => cli::versions::versions(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Encryption(cmd) => cli::encryption::encryption(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Trash(cmd) => cli::versions::trash(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),

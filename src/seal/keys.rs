@@ -115,9 +115,6 @@ pub struct KeyRing {
     pub default_on: bool,
 }
 
-// `retired_dir` and the rotation methods below serve `kura encryption rotate`, whose
-// command is not wired yet (docs/encryption.md, "Not yet")
-#[allow(dead_code)]
 struct Ring {
     source: Source,
     retired_dir: PathBuf,
@@ -177,7 +174,6 @@ fn read_source(source: &Source) -> Result<Option<[u8; 32]>, SealError> {
         .ok_or_else(|| bad("key", "expected 32 bytes or 64 hex digits".into()))
 }
 
-#[allow(dead_code)]
 impl KeyRing {
     /// The ring of the installation in `data_dir` with `settings`: the operator's key is read
     /// (or its command run) now; the data dir's key is read if it exists, made on first need.
@@ -219,6 +215,7 @@ impl KeyRing {
     }
 
     /// A ring holding only `key` (tests and restores).
+    #[cfg(test)]
     pub fn with_key(key: [u8; 32]) -> Self {
         let m = Arc::new(master(&key));
         KeyRing {
@@ -262,6 +259,7 @@ impl KeyRing {
     }
 
     /// The id of the current master key (made on first need).
+    #[cfg(test)]
     pub fn current_id(&self) -> Result<String, SealError> {
         Ok(self.current()?.id.clone())
     }
@@ -295,8 +293,46 @@ impl KeyRing {
         ))
     }
 
+    /// The ids of every master key held, the current one first.
+    pub fn ids(&self) -> Vec<String> {
+        let r = self.ring();
+        let cur = r.current.as_ref().map(|m| m.id.clone());
+        let mut ids: Vec<String> = cur.iter().cloned().collect();
+        ids.extend(r.all.keys().filter(|k| Some(*k) != cur.as_ref()).cloned());
+        ids
+    }
+
+    /// Reads the retired keys again (another process, `kura encryption rotate`, may have
+    /// retired the key this server holds as current and made a new one).
+    fn reload(&self) {
+        let mut r = self.ring();
+        let fresh = read_source(&r.source).ok().flatten();
+        if let Some(k) = fresh {
+            let m = Arc::new(master(&k));
+            r.all.insert(m.id.clone(), m);
+        }
+        if let Ok(dir) = std::fs::read_dir(&r.retired_dir) {
+            for f in dir.flatten() {
+                if let Some(k) = std::fs::read(f.path()).ok().and_then(|b| parse_master(&b)) {
+                    let m = Arc::new(master(&k));
+                    r.all.entry(m.id.clone()).or_insert(m);
+                }
+            }
+        }
+    }
+
     /// Opens a wrapped data key with the master key it names.
     pub fn unwrap(&self, wrapped: &str) -> Result<DataKey, SealError> {
+        match self.unwrap_held(wrapped) {
+            Err(SealError::UnknownKey(_)) => {
+                self.reload();
+                self.unwrap_held(wrapped)
+            }
+            r => r,
+        }
+    }
+
+    fn unwrap_held(&self, wrapped: &str) -> Result<DataKey, SealError> {
         let parts: Vec<&str> = wrapped.split(':').collect();
         let [v, kid, fid, sealed] = parts[..] else {
             return Err(SealError::BadWrap);
@@ -331,6 +367,7 @@ impl KeyRing {
     }
 
     /// Rewraps `wrapped` with the current master key (rotation); the bytes stay as they are.
+    #[cfg(test)]
     pub fn rewrap(&self, wrapped: &str) -> Result<String, SealError> {
         let k = self.unwrap(wrapped)?;
         self.wrap(&k)

@@ -13,6 +13,7 @@ mod props;
 mod replication;
 mod replication_journal;
 mod retention;
+mod sealed_keys;
 mod search;
 mod sessions;
 mod settings;

@@ -194,3 +194,65 @@ impl Vfs {
         })
     }
 }
+
+/// What `kura encryption rotate` did.
+#[derive(Debug, Default)]
+pub struct Rotation {
+    /// The new current master key.
+    pub new_key: String,
+    /// Data keys rewrapped.
+    pub rewrapped: u64,
+    /// Retired master keys removed (nothing is wrapped by them any more).
+    pub forgotten: Vec<String>,
+    /// Retired master keys kept: still wrapping keys that could not be rewrapped (a running
+    /// server wrapped new files with its old current key meanwhile; run again after a restart).
+    pub kept: Vec<String>,
+}
+
+/// Data keys rewrapped per transaction.
+const REWRAP_BATCH: i64 = 500;
+
+impl Vfs {
+    /// Rotates the master key: a new one becomes current, every data key wrapped by an older
+    /// one is rewrapped by it (in transactions of a few hundred, each re-checked), and the
+    /// older keys are removed once nothing is wrapped by them. Killed half way, running it
+    /// again finishes the work (the older keys stay until then). Stored bytes are not touched.
+    pub async fn rotate_master_key(&self, progress: impl Fn(u64)) -> Result<Rotation, VfsError> {
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| seal_err(SealError::Master("key".into(), "no key ring".into())))?;
+        let (_, new_key) = keys.rotate(None).map_err(seal_err)?;
+        let mut out = Rotation {
+            new_key: new_key.clone(),
+            ..Default::default()
+        };
+        for kid in keys.ids().into_iter().filter(|k| *k != new_key) {
+            loop {
+                let batch = self.store.wrapped_by(&kid, REWRAP_BATCH).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                let mut changes = Vec::with_capacity(batch.len());
+                for w in batch {
+                    let k = keys.unwrap(&w.sealed).map_err(seal_err)?;
+                    let new = keys.wrap(&k).map_err(seal_err)?;
+                    changes.push((w, new));
+                }
+                let n = self.store.rewrap(&changes).await?;
+                out.rewrapped += n;
+                progress(out.rewrapped);
+                if n == 0 {
+                    break;
+                }
+            }
+            if self.store.wrapped_by(&kid, 1).await?.is_empty() {
+                keys.forget_retired(&kid).map_err(super::storage::io_err)?;
+                out.forgotten.push(kid);
+            } else {
+                out.kept.push(kid);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -377,3 +377,46 @@ fn two_gib_through_an_encrypted_bucket_stream_with_bounded_memory() {
     let hwm = s.vm_hwm_kib();
     assert!(hwm < 150 * 1024, "server peak memory {hwm} KiB");
 }
+
+#[test]
+fn master_key_rotation_rewraps_every_data_key_and_the_files_still_read() {
+    require("curl");
+    let mut s = server_with_buckets();
+    let data = pattern(2 * SEG + 7);
+    for i in 0..5 {
+        assert_eq!(s.put(&format!("sec/f{i}"), &data), 201);
+    }
+    // an overwrite keeps a version whose data key must be rewrapped too
+    assert_eq!(s.put("sec/f0", b"newer"), 204);
+    let stored_before = std::fs::read(s.files_dir().join("sec/f1")).unwrap();
+    let key_before = std::fs::read(s.data_dir().join("encryption.key")).unwrap();
+    // refused while the server runs (it would go on wrapping with the old key)
+    let busy = s.kura().args(["encryption", "rotate"]).output().unwrap();
+    assert!(!busy.status.success());
+    s.stop();
+    let out = run(s.kura().args(["encryption", "rotate"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("rewrapped 6 data keys"), "{text}");
+    assert!(text.contains("removed old master key"), "{text}");
+    assert_ne!(
+        std::fs::read(s.data_dir().join("encryption.key")).unwrap(),
+        key_before
+    );
+    // the bytes were not touched, and the old key is gone
+    assert_eq!(
+        std::fs::read(s.files_dir().join("sec/f1")).unwrap(),
+        stored_before
+    );
+    let retired = std::fs::read_dir(s.data_dir().join("encryption-keys"))
+        .unwrap()
+        .count();
+    assert_eq!(retired, 0);
+    s.start_again();
+    for i in 1..5 {
+        assert_eq!(s.get(&format!("sec/f{i}")), data, "f{i}");
+    }
+    assert_eq!(s.get("sec/f0"), b"newer");
+    // the replaced version reads too (the versions API), through kura restore
+    run(s.kura().args(["restore", "/sec/f0"]));
+    assert_eq!(s.get("sec/f0"), data);
+}
