@@ -948,6 +948,11 @@ impl Vfs {
         let src = self.stat(c, from).await?;
         self.require_read_tree(c, &src).await?;
         let (to_dir, parents) = self.check_transfer(c, &src, to, create_parents).await?;
+        // into a bucket that stores files in the other form: through plaintext, sealed or
+        // not by the target bucket's setting
+        if self.copy_changes_form(&src, to).await? {
+            return self.copy_through(c, &src, to, create_parents).await;
+        }
         let grp = match parents.last() {
             Some(p) => p.grp.clone(),
             None => Self::group_for_new(c, &to_dir),

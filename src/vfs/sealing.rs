@@ -195,6 +195,55 @@ impl Vfs {
     }
 }
 
+impl Vfs {
+    /// Whether a copy of the file `src` to `to` lands in a bucket storing files in the other
+    /// form (sealed or plain) than `src`'s bytes.
+    pub(super) async fn copy_changes_form(
+        &self,
+        src: &super::Entry,
+        to: &VPath,
+    ) -> Result<bool, VfsError> {
+        if src.is_dir || Vfs::bucket_of(&src.path) == Vfs::bucket_of(to) {
+            return Ok(false);
+        }
+        let sealed_there = match Vfs::bucket_of(to) {
+            Some(b) => self
+                .store
+                .bucket_setting(b.as_str(), ENCRYPTION)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        Ok(sealed_there != src.sealed.is_some())
+    }
+
+    /// Copies the file `src` to `to` as an upload of its plaintext (the checks of the copy
+    /// were made; the upload makes those of any write).
+    pub(super) async fn copy_through(
+        &self,
+        c: &Caller,
+        src: &super::Entry,
+        to: &VPath,
+        create_parents: bool,
+    ) -> Result<(), VfsError> {
+        use futures_util::TryStreamExt;
+        let download = self.open_entry(c, src).await?;
+        let opts = super::UploadOptions {
+            create_parents,
+            expected_size: Some(src.size),
+            content_type: Some(src.content_type.clone()),
+            headers: src.headers.clone(),
+            ..Default::default()
+        };
+        let mut up = self.upload(c, to, opts).await?;
+        let mut body = Box::pin(download.into_stream(0..src.size).await?);
+        while let Some(chunk) = body.try_next().await.map_err(super::storage::io_err)? {
+            up.write(chunk).await?;
+        }
+        up.commit().await.map(|_| ())
+    }
+}
+
 /// What `kura encryption rotate` did.
 #[derive(Debug, Default)]
 pub struct Rotation {

@@ -89,6 +89,22 @@ fn an_encrypted_bucket_stores_no_plaintext_and_every_range_reads_back() {
         assert_eq!(status, 206, "range {r}");
         assert_eq!(body, want, "range {r}");
     }
+    // SSE-C is refused before the body, never stored without the client's key
+    let sse_c = s.curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "PUT",
+        "--data-binary",
+        "x",
+        "-H",
+        "x-amz-server-side-encryption-customer-algorithm: AES256",
+        &s.url("/sec/ssec"),
+    ]);
+    assert_eq!(crate::common::code(&sse_c), 501);
     // edges: an empty file and an exact multiple of a segment
     assert_eq!(s.put("sec/empty", b""), 201);
     assert_eq!(
@@ -264,6 +280,68 @@ fn s3_clients_set_get_and_delete_bucket_encryption() {
         let src = if name == "small" { &small } else { &big };
         assert_eq!(std::fs::read(back).unwrap(), std::fs::read(src).unwrap());
     }
+    // a part waiting for its upload's completion is sealed too
+    let part = dir.path().join("part");
+    std::fs::write(&part, pattern(6 * 1024 * 1024)).unwrap();
+    let created = run(s.aws(&key).args([
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "vault",
+        "--key",
+        "parts",
+        "--query",
+        "UploadId",
+        "--output",
+        "text",
+    ]));
+    let upload_id = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let etag = run(s.aws(&key).args([
+        "s3api",
+        "upload-part",
+        "--bucket",
+        "vault",
+        "--key",
+        "parts",
+        "--part-number",
+        "1",
+        "--upload-id",
+        &upload_id,
+        "--body",
+        part.to_str().unwrap(),
+        "--query",
+        "ETag",
+        "--output",
+        "text",
+    ]));
+    let etag = String::from_utf8_lossy(&etag.stdout).trim().to_string();
+    let staged: Vec<_> = walk(&s.data_dir().join("multipart"));
+    assert!(!staged.is_empty(), "no staged part found");
+    for f in &staged {
+        let b = std::fs::read(f).unwrap();
+        assert!(
+            !contains(&b[..b.len().min(1 << 20)], b"KNOWN-PATTERN"),
+            "{f:?}"
+        );
+    }
+    let parts = format!(r#"{{"Parts":[{{"PartNumber":1,"ETag":{etag}}}]}}"#);
+    run(s.aws(&key).args([
+        "s3api",
+        "complete-multipart-upload",
+        "--bucket",
+        "vault",
+        "--key",
+        "parts",
+        "--upload-id",
+        &upload_id,
+        "--multipart-upload",
+        &parts,
+    ]));
+    let back = dir.path().join("parts.back");
+    run(s
+        .aws(&key)
+        .args(["s3", "cp", "s3://vault/parts", back.to_str().unwrap()]));
+    assert_eq!(std::fs::read(back).unwrap(), pattern(6 * 1024 * 1024));
     // the ETag of a single PUT stays the plaintext MD5
     let head = run(s.aws(&key).args([
         "s3api",
@@ -287,6 +365,16 @@ fn s3_clients_set_get_and_delete_bucket_encryption() {
         .aws(&key)
         .args(["s3", "cp", "s3://plain/small", back.to_str().unwrap()]));
     assert_eq!(std::fs::read(back).unwrap(), pattern(100_000));
+    // ... and take the target bucket's form: plain there, sealed again when copied back
+    assert_eq!(
+        std::fs::read(s.files_dir().join("plain/small")).unwrap(),
+        pattern(100_000)
+    );
+    run(s
+        .aws(&key)
+        .args(["s3", "cp", "s3://plain/small", "s3://vault/again"]));
+    let again = std::fs::read(s.files_dir().join("vault/again")).unwrap();
+    assert!(!contains(&again, b"KNOWN-PATTERN"));
     // encryption off: new objects are plain, old ones still read
     run(s
         .aws(&key)
@@ -301,6 +389,20 @@ fn s3_clients_set_get_and_delete_bucket_encryption() {
         .aws(&key)
         .args(["s3", "cp", "s3://vault/small", back.to_str().unwrap()]));
     assert_eq!(std::fs::read(back).unwrap(), pattern(100_000));
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 fn md5_of(b: &[u8]) -> u128 {
