@@ -357,6 +357,29 @@ mod tests {
         assert!(all(&s3, n as u64).is_err());
     }
 
+    /// Throughput of sealing and opening on this machine (a figure, not a check):
+    /// `cargo test --bin kura seal::tests::throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let k = key();
+        let data = pattern(256 << 20);
+        let t = std::time::Instant::now();
+        let s = seal_all(&k, &data, 1 << 20);
+        let seal = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let back = read(&k, &s, data.len() as u64, 0..data.len() as u64).unwrap();
+        let open = t.elapsed().as_secs_f64();
+        assert_eq!(back.len(), data.len());
+        println!(
+            "seal: {:.0} MiB/s ({:.3} s/GiB), open: {:.0} MiB/s ({:.3} s/GiB)",
+            256.0 / seal,
+            seal * 4.0,
+            256.0 / open,
+            open * 4.0
+        );
+    }
+
     #[test]
     fn sealed_bytes_hold_no_run_of_the_plaintext() {
         let k = key();
