@@ -45,6 +45,8 @@ mod streaming;
 mod tags;
 mod tls;
 mod tree_races;
+mod user_files;
+mod user_tus;
 mod user_versions;
 mod users;
 mod versions;
