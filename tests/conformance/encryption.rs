@@ -147,9 +147,14 @@ fn a_flipped_byte_or_a_truncated_file_is_an_error_never_data() {
         "bytes of the tampered segment served"
     );
     let (status, body) = range(&s, "sec/a.bin", &format!("{}-{}", SEG, SEG + 10));
-    // 500, or the connection cut before an answer (WebDAV streams its body): never a 206
-    assert!(status == 500 || status == 0, "tampered range: {status}");
-    assert!(body.len() < 11 || body != data[SEG..=SEG + 10]);
+    // 500, or the connection cut (WebDAV may have sent its 206 head before the body
+    // fails): never the range's bytes
+    assert!(matches!(status, 0 | 206 | 500), "tampered range: {status}");
+    assert!(
+        body.is_empty(),
+        "tampered range served {} bytes",
+        body.len()
+    );
     // the untouched first segment still reads
     assert_eq!(range(&s, "sec/a.bin", "0-9"), (206, data[..10].to_vec()));
     // truncated: the last segment gone
