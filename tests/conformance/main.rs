@@ -51,3 +51,4 @@ mod user_versions;
 mod users;
 mod versions;
 mod web_sessions;
+mod web_ui;
