@@ -973,6 +973,7 @@ root_domain = ".s3.garage.localhost"
 
     def after_start(self):
         if self.key is not None:
+            self.wait_ready()  # a restart (every phase of the full run): the S3 side answers
             return
         # first start: a one-node layout, then a key
         deadline = time.time() + 30
@@ -993,6 +994,19 @@ root_domain = ".s3.garage.localhost"
             raise RuntimeError(f"garage key create: no key in {out!r}")
         self.key = (ak.group(1), sk.group(1))
 
+    def wait_ready(self):
+        """Until a bucket answers: the layout takes a moment to reach the S3 side."""
+        t = self.target("s3")
+        deadline = time.time() + 30
+        while True:
+            try:
+                self.warm(t)
+                return
+            except (RuntimeError, OSError, http.client.HTTPException):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
     def prepare(self, list_n):
         pass  # buckets are made through the CLI once it runs (see prepare_live)
 
@@ -1000,18 +1014,8 @@ root_domain = ".s3.garage.localhost"
         for b in (LARGE_BUCKET, SMALL_BUCKET, LIST_BUCKET):
             self.cli("bucket", "create", b)
             self.cli("bucket", "allow", "--read", "--write", "--owner", b, "--key", "bench-key")
-        # the layout takes a moment to reach the S3 side: wait for a bucket to answer
-        t = self.target("s3")
-        deadline = time.time() + 30
-        while True:
-            try:
-                self.warm(t)
-                break
-            except (RuntimeError, OSError, http.client.HTTPException):
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
-        wall = populate_via(t, list_n, clients)
+        self.wait_ready()
+        wall = populate_via(self.target("s3"), list_n, clients)
         log(f"garage: listing bucket of {list_n} objects made through S3 PUT in {wall:.1f} s")
 
     def version(self):

@@ -216,6 +216,11 @@ def list_pages(server, prefix, delimiter, start_after, pages, page=1000):
 def listings(server, space, pages):
     n, nb, nf = space.n, space.n_big, space.n_folders
     span = pages * 1000 + 1
+
+    def end(total):
+        """Where the last `pages` pages start; the last quarter when there are fewer."""
+        return total - span if total > 2 * span else total * 3 // 4
+
     out = []
 
     def run(kind, where, prefix, delim, after):
@@ -226,12 +231,12 @@ def listings(server, space, pages):
             f"{r['errors']} errors")
         out.append(r)
 
-    for where, pos in (("start", None), ("middle", n // 2), ("end", max(0, n - span))):
+    for where, pos in (("start", None), ("middle", n // 2), ("end", end(n))):
         run("no delimiter (whole bucket)", where, "", "", None if pos is None else space.key_at(pos))
-    for where, pos in (("start", None), ("middle", nb // 2), ("end", max(0, nb - span))):
+    for where, pos in (("start", None), ("middle", nb // 2), ("end", end(nb))):
         run(f"delimiter / in big/ ({nb} keys)", where, "big/", "/",
             None if pos is None else space.key_at(pos))
-    for where, f in (("start", None), ("middle", nf // 2), ("end", max(0, nf - span))):
+    for where, f in (("start", None), ("middle", nf // 2), ("end", end(nf))):
         run(f"delimiter / over many/ ({nf} folders)", where, "many/", "/",
             None if f is None else f"many/d{f:07d}/o{PER_FOLDER}")
     return out
