@@ -112,8 +112,9 @@ if [ -z "$garage" ]; then
   if [ "$quick" = 1 ]; then
     skipped+=(--skipped garage "not installed, and --quick does not build it (cargo install garage takes many minutes); the full run installs it")
   else
-    echo "bench.sh: installing garage (cargo install garage --locked)" >&2
-    nice -n 10 cargo install garage --locked >&2
+    # the version of the documented figures; a garage already on PATH is used as it is
+    echo "bench.sh: installing garage 2.5.0 (cargo install garage --version 2.5.0 --locked)" >&2
+    nice -n 10 cargo install garage --version 2.5.0 --locked >&2
     garage="$HOME/.cargo/bin/garage"
   fi
 fi
