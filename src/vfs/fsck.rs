@@ -216,7 +216,10 @@ impl Vfs {
                         Err(e) => return Err(e),
                     };
                     if meta.is_dir() {
-                        stack.push((e.path(), path.clone()));
+                        // a link to a folder is not followed: no loop, no tree counted twice
+                        if !e.file_type()?.is_symlink() {
+                            stack.push((e.path(), path.clone()));
+                        }
                         out.insert(path, (true, 0));
                     } else {
                         out.insert(path, (false, meta.len()));
