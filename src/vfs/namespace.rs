@@ -1096,6 +1096,17 @@ impl Vfs {
         Ok(self.store.props(path.as_str()).await?)
     }
 
+    /// Dead properties of every child of a folder the caller may list, in one query (a
+    /// PROPFIND allprop of a folder reads them once, not once per entry).
+    pub async fn children_props(
+        &self,
+        c: &Caller,
+        dir: &VPath,
+    ) -> Result<std::collections::HashMap<String, Vec<DeadProp>>, VfsError> {
+        self.may_list(c, dir).await?;
+        Ok(self.store.children_props(dir.as_str()).await?)
+    }
+
     /// Sets and removes dead properties atomically.
     pub async fn patch_props(
         &self,
