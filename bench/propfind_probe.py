@@ -31,12 +31,17 @@ ALLPROP_BODY = (
 )
 
 
-def vm_rss_mib(pid):
+def vm_rss_mib(pid, field="VmRSS:"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss(pid):
+    return (f"VmRSS {vm_rss_mib(pid):.1f} MiB (anon {vm_rss_mib(pid, 'RssAnon:'):.1f}, "
+            f"file {vm_rss_mib(pid, 'RssFile:'):.1f})")
 
 
 def propfind(t, body, expect):
@@ -70,8 +75,7 @@ def main():
         dav = k.target("webdav")
         k.warm(dav)
         pid = k.proc.pid
-        print(f"kura {a.kura}, folder of {a.entries} entries, RSS at start "
-              f"{vm_rss_mib(pid):.1f} MiB")
+        print(f"kura {a.kura}, folder of {a.entries} entries, at start: {rss(pid)}")
         for label, body in (("named (rclone)", kb.PROPFIND_BODY), ("allprop (empty body)", b""),
                             ("allprop (<allprop/>)", ALLPROP_BODY)):
             best, size = None, 0
@@ -82,8 +86,8 @@ def main():
                 best = c if best is None else min(best, c)
             time.sleep(0.5)
             print(f"PROPFIND {label:22s}: {best * 1000 / a.entries:.4f} ms CPU/entry "
-                  f"({best:.2f} s), {size / 1e6:.1f} MB answer, VmRSS after "
-                  f"{vm_rss_mib(pid):.1f} MiB, peak {kb.peak_rss_mib(pid):.1f} MiB")
+                  f"({best:.2f} s), {size / 1e6:.1f} MB answer; after: {rss(pid)}, "
+                  f"peak {kb.peak_rss_mib(pid):.1f} MiB")
         if not a.skip_small:
             for proto in ("webdav", "s3"):
                 t = k.target(proto)

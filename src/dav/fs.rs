@@ -5,7 +5,7 @@ use dav_server::fs::{
     DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsStream, GuardedFileSystem,
     OpenOptions, ReadDirMeta,
 };
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,9 @@ use super::file::{DirEntry, Meta, ReadFile, WriteFile};
 use super::live_props;
 use crate::vfs::DeadProp;
 use crate::vfs::{Caller, Entry, UploadOptions, VPath, Vfs};
+
+/// Entries of a folder read at a time by a PROPFIND (its memory is in proportion).
+const LIST_CHUNK: usize = 500;
 
 /// Dead properties of the children of one folder, by child path (`Vfs::children_props`).
 type FolderProps = (VPath, Arc<HashMap<String, Vec<DeadProp>>>);
@@ -32,6 +35,9 @@ pub struct KuraFs {
     folder_props: Arc<Mutex<Option<FolderProps>>>,
     /// The quota answer of the last bucket asked (the same for every entry of a listing).
     quota_memo: Arc<Mutex<Option<BucketQuota>>>,
+    /// The entry `metadata` last found, which a GET's `open` then reads without looking the
+    /// path up a second time.
+    stat_memo: Arc<Mutex<Option<Entry>>>,
 }
 
 impl KuraFs {
@@ -42,6 +48,7 @@ impl KuraFs {
             quota,
             folder_props: Arc::default(),
             quota_memo: Arc::default(),
+            stat_memo: Arc::default(),
         }
     }
 
@@ -181,8 +188,16 @@ impl GuardedFileSystem<Caller> for KuraFs {
                 };
                 Ok(Box::new(WriteFile { upload, committed }) as Box<dyn DavFile>)
             } else {
-                let (entry, download) =
-                    self.vfs.open_read(caller, &p).await.map_err(to_fs_error)?;
+                let memo = lock(&self.stat_memo).take().filter(|e| e.path == p);
+                let opened = match memo {
+                    // any failure (the file replaced meanwhile...) takes the full path below
+                    Some(e) => self.vfs.open_entry(caller, &e).await.ok().map(|d| (e, d)),
+                    None => None,
+                };
+                let (entry, download) = match opened {
+                    Some(o) => o,
+                    None => self.vfs.open_read(caller, &p).await.map_err(to_fs_error)?,
+                };
                 Ok(Box::new(ReadFile {
                     entry,
                     download,
@@ -201,11 +216,36 @@ impl GuardedFileSystem<Caller> for KuraFs {
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
             let p = vpath(path)?;
-            let entries = self.vfs.list(caller, &p).await.map_err(to_fs_error)?;
-            let items = entries
-                .into_iter()
-                .map(|e| Ok(Box::new(DirEntry(e)) as Box<dyn DavDirEntry>));
-            Ok(Box::pin(futures_util::stream::iter(items)) as FsStream<Box<dyn DavDirEntry>>)
+            // the first chunk answers errors (not found, no right to list) before the 207
+            let first = self
+                .vfs
+                .list_chunk(caller, &p, "", LIST_CHUNK)
+                .await
+                .map_err(to_fs_error)?;
+            let (vfs, caller) = (self.vfs.clone(), caller.clone());
+            let chunks = futures_util::stream::unfold(Some(first), move |chunk| {
+                let (vfs, caller, p) = (vfs.clone(), caller.clone(), p.clone());
+                async move {
+                    let chunk = chunk?;
+                    let last = chunk.last()?.path.as_str().to_string();
+                    let next = match vfs.list_chunk(&caller, &p, &last, LIST_CHUNK).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::warn!(path = %p, error = %e, "listing cut short");
+                            None
+                        }
+                    };
+                    Some((chunk, next))
+                }
+            });
+            let items = chunks.flat_map(|chunk| {
+                futures_util::stream::iter(
+                    chunk
+                        .into_iter()
+                        .map(|e| Ok(Box::new(DirEntry(e)) as Box<dyn DavDirEntry>)),
+                )
+            });
+            Ok(Box::pin(items) as FsStream<Box<dyn DavDirEntry>>)
         }
         .boxed()
     }
@@ -218,6 +258,9 @@ impl GuardedFileSystem<Caller> for KuraFs {
         async move {
             let p = vpath(path)?;
             let e = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
+            if !e.is_dir {
+                *lock(&self.stat_memo) = Some(e.clone());
+            }
             Ok(Box::new(Meta(e)) as Box<dyn DavMetaData>)
         }
         .boxed()
