@@ -33,7 +33,7 @@ pub struct SqlLocks {
     caller: Caller,
     /// The locks `lockdiscovery` shows, read once per request (a PROPFIND of 10,000 entries
     /// made 10,000 reads); dropped by every change this request makes to the locks.
-    view: Arc<Mutex<Option<LockView>>>,
+    view: Arc<Mutex<Option<Arc<LockView>>>>,
 }
 
 impl SqlLocks {
@@ -50,11 +50,11 @@ impl SqlLocks {
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    async fn view(&self) -> Result<LockView, crate::vfs::VfsError> {
+    async fn view(&self) -> Result<Arc<LockView>, crate::vfs::VfsError> {
         if let Some(v) = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Ok(v);
         }
-        let v = self.vfs.lock_view(&self.caller).await?;
+        let v = Arc::new(self.vfs.lock_view(&self.caller).await?);
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
         Ok(v)
     }
