@@ -8,6 +8,7 @@ mod causes;
 mod cli;
 mod config;
 mod dav;
+mod delivery;
 mod http;
 mod install;
 mod limits;

@@ -75,8 +75,8 @@ impl Store {
         Ok(row.map(to_upload))
     }
 
-    /// At most `limit` uploads whose target lies in `[from, to)`, by path, start time and id,
-    /// after the upload `after` = (path, start time, id) in that order: a page.
+    /// At most `limit` S3 uploads (not resumable ones) whose target lies in `[from, to)`, by
+    /// path, start time and id, after the upload `after` = (path, start time, id) in that order: a page.
     pub async fn uploads_in_range(
         &self,
         from: &str,
@@ -88,6 +88,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, path, owner, headers, created_ms FROM multipart_uploads
              WHERE path >= $1 AND path < $2
+               AND id NOT IN (SELECT id FROM resumable_uploads)
                AND (path > $3 OR (path = $3 AND (created_ms > $4 OR (created_ms = $4 AND id > $5))))
              ORDER BY path, created_ms, id LIMIT $6",
         )
@@ -102,9 +103,10 @@ impl Store {
         Ok(rows.into_iter().map(to_upload).collect())
     }
 
-    /// Uploads started before `before_ms` (for the stale sweep).
+    /// Uploads started before `before_ms` (for the stale sweep); resumable ones expire by
+    /// their last use instead.
     pub async fn uploads_older_than(&self, before_ms: i64) -> Result<Vec<UploadRow>, MetaError> {
-        let rows = sqlx::query("SELECT id, path, owner, headers, created_ms FROM multipart_uploads WHERE created_ms < $1")
+        let rows = sqlx::query("SELECT id, path, owner, headers, created_ms FROM multipart_uploads WHERE created_ms < $1 AND id NOT IN (SELECT id FROM resumable_uploads)")
             .bind(before_ms)
             .fetch_all(&self.pool)
             .await?;

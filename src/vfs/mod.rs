@@ -15,6 +15,7 @@ pub mod path;
 mod perm;
 pub mod public;
 pub mod replica;
+pub mod resumable;
 mod retention;
 pub mod search;
 mod settings;

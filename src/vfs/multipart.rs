@@ -86,7 +86,8 @@ pub struct Preconditions {
     pub if_match: Option<String>,
 }
 
-fn part_key(upload: &str, number: i64) -> String {
+/// Where part `number` of upload `id` is staged.
+pub(super) fn part_key(upload: &str, number: i64) -> String {
     format!("{upload}/{number:05}")
 }
 
@@ -285,8 +286,22 @@ impl Vfs {
             etag: Some(format!("{}-{}", hex::encode(md5s.finalize()), chosen.len())),
             ..Default::default()
         };
+        self.assemble(caller, peer, id, path, &chosen, opts).await
+    }
+
+    /// Streams the staged `parts` of upload `id`, in order, into one atomic write of `path`
+    /// (the commit every other write uses) and ends the upload with it.
+    pub(super) async fn assemble(
+        &self,
+        caller: &Caller,
+        peer: Option<&super::replica::Peer>,
+        id: &str,
+        path: &VPath,
+        parts: &[PartRow],
+        opts: UploadOptions,
+    ) -> Result<Entry, VfsError> {
         let mut up = self.receive(caller, peer, path, opts).await?;
-        for p in &chosen {
+        for p in parts {
             let reader = self.staging.reader(&part_key(id, p.number)).await?;
             let mut stream = reader.into_bytes_stream(0..p.size as u64).await?;
             while let Some(chunk) = stream

@@ -1260,6 +1260,21 @@ impl Vfs {
         Ok((used, self.available_bytes().map(|f| used + f)))
     }
 
+    /// The quota meter of the bucket holding `path`, for a caller who may see it: the paying
+    /// group, its used bytes and its quota (`None`: no quota); `None` when no group pays.
+    pub async fn meter(
+        &self,
+        c: &Caller,
+        path: &VPath,
+    ) -> Result<Option<(String, u64, Option<u64>)>, VfsError> {
+        self.stat(c, path).await?;
+        Ok(self
+            .store
+            .meter_of(path.as_str())
+            .await?
+            .map(|(g, quota, used)| (g, used.max(0) as u64, quota.map(|q| q.max(0) as u64))))
+    }
+
     /// Bytes used by all files, for RFC 4331 quota properties.
     pub async fn used_bytes(&self, _c: &Caller) -> Result<u64, VfsError> {
         Ok(self.store.used_bytes().await?.max(0) as u64)
