@@ -95,7 +95,10 @@ impl Thumbnailer {
             self.dir.join(&key[..2]).join(format!("{key}.jpg")),
             self.dir.join(&key[..2]).join(format!("{key}.png")),
         );
-        for (file, ct) in [(&jpg, "image/jpeg"), (&png, "image/png")] {
+        // an encrypted bucket's images are not written to disk in the clear: no cache
+        let cache = entry.sealed.is_none();
+        let cached = [(&jpg, "image/jpeg"), (&png, "image/png")];
+        for (file, ct) in cached.into_iter().filter(|_| cache) {
             if let Ok(b) = tokio::fs::read(file).await {
                 return Ok(Thumbnail {
                     bytes: b.into(),
@@ -127,8 +130,9 @@ impl Thumbnailer {
         }
         let made = tokio::task::spawn_blocking(move || {
             let (bytes, alpha) = make(source, edge)?;
-            let file = if alpha { png } else { jpg };
-            store(&file, &bytes);
+            if cache {
+                store(if alpha { &png } else { &jpg }, &bytes);
+            }
             Ok::<_, ThumbError>((bytes, alpha))
         })
         .await

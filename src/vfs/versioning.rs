@@ -297,14 +297,15 @@ impl Vfs {
         let Some(row) = &v.row else {
             return self.open_entry(c, &v.entry).await;
         };
-        self.open_kept_row(row, v.entry.size).await
+        self.open_kept_row(row, &v.entry).await
     }
 
-    /// Opens the kept bytes of a version row (no check: callers have checked who reads it).
+    /// Opens the kept bytes of a version row, `entry` its view (no check: callers have checked
+    /// who reads it).
     pub(super) async fn open_kept_row(
         &self,
         row: &VersionRow,
-        size: u64,
+        entry: &Entry,
     ) -> Result<Download, VfsError> {
         let Some(key) = row.key.as_deref().filter(|_| !row.marker) else {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
@@ -312,7 +313,8 @@ impl Vfs {
         let source = match &self.local {
             Some(l) => {
                 let file = l.versions.join(key);
-                match super::disk::DiskFile::open_sized(file, size).await {
+                let len = Vfs::stored_len(entry.size, entry.sealed.as_deref());
+                match super::disk::DiskFile::open_sized(file, len).await {
                     Ok(Some(f)) => super::Source::Disk(f),
                     Ok(None) => return Err(VfsError::NotFound),
                     Err(e) => return Err(super::storage::io_err(e)),
@@ -325,7 +327,7 @@ impl Vfs {
                     .await?,
             ),
         };
-        Ok(Download { source, size })
+        self.download(source, entry.size, entry.sealed.as_deref())
     }
 
     /// DeleteObject without a version: deletes as any delete does, and returns the delete

@@ -71,6 +71,7 @@ pub(super) fn row_entry(r: &VersionRow) -> Result<Entry, VfsError> {
         grp: r.grp.clone(),
         mode: r.mode,
         origin: None,
+        sealed: r.sealed.clone(),
     })?;
     e.mtime = ms_time(if r.marker { r.archived_ms } else { r.mtime_ms });
     Ok(e)
@@ -271,7 +272,7 @@ impl Vfs {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
         }
         let entry = row_entry(&row)?;
-        let download = self.open_kept_row(&row, entry.size).await?;
+        let download = self.open_kept_row(&row, &entry).await?;
         Ok((entry, download))
     }
 
@@ -521,6 +522,7 @@ impl Vfs {
             grp,
             mode,
             origin: None,
+            sealed: row.sealed.clone(),
         };
         let archive = Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
