@@ -23,6 +23,8 @@ pub struct PeerView {
     pub access_key: String,
     pub ca_fingerprint: Option<String>,
     pub node_id: Option<String>,
+    /// This node pulls the peer's changes (it cannot be reached by the peer).
+    pub pull: bool,
 }
 
 /// A peer to add.
@@ -30,12 +32,18 @@ pub struct PeerView {
 #[serde(deny_unknown_fields)]
 pub struct NewPeer {
     pub name: String,
+    /// Empty: a peer this node cannot reach; it pushes here and pulls from here.
+    #[serde(default)]
     pub endpoint: String,
+    #[serde(default)]
     pub access_key: String,
+    #[serde(default)]
     pub secret_key: String,
     pub ca_fingerprint: Option<String>,
     /// Send a test request first (default true); false adds a peer that is down for now.
     pub check: Option<bool>,
+    /// This node cannot be reached by the peer: pull its changes too (default false).
+    pub pull: Option<bool>,
 }
 
 /// A bucket to mirror to a peer.
@@ -97,6 +105,7 @@ fn peer_view(p: PeerRow) -> PeerView {
         access_key: p.access_key,
         ca_fingerprint: p.ca_fingerprint,
         node_id: p.node_id,
+        pull: p.pull,
     }
 }
 
@@ -193,6 +202,9 @@ impl Admin {
         if !super::valid_group_name(&n.name) {
             return Err(AdminError::Invalid(format!("bad peer name {:?}", n.name)));
         }
+        if n.endpoint.is_empty() {
+            return self.add_unreachable_peer(n).await;
+        }
         let endpoint = check_endpoint(&n.endpoint)?;
         let fingerprint = n
             .ca_fingerprint
@@ -217,10 +229,42 @@ impl Admin {
             ca_fingerprint: fingerprint,
             node_id: None,
             created_ms: now_ms(),
+            pull: n.pull.unwrap_or(false),
         };
         if n.check.unwrap_or(true) {
             probe(&row, &n.secret_key, None).await?;
         }
+        self.store.insert_peer(&row).await.map_err(|e| match e {
+            crate::store::MetaError::Duplicate => {
+                AdminError::Conflict(format!("peer {}", row.name))
+            }
+            e => e.into(),
+        })?;
+        Ok(peer_view(row))
+    }
+
+    /// Adds a peer without an address: a node behind NAT that pushes here and pulls from
+    /// here (with a peer key of this node), never contacted by this one.
+    async fn add_unreachable_peer(&self, n: NewPeer) -> Result<PeerView, AdminError> {
+        if !n.access_key.is_empty()
+            || !n.secret_key.is_empty()
+            || n.ca_fingerprint.is_some()
+            || n.pull == Some(true)
+        {
+            return Err(AdminError::Invalid(
+                "a peer without an endpoint is never contacted: it takes no access key, secret, fingerprint or pull".into(),
+            ));
+        }
+        let row = PeerRow {
+            secret_enc: String::new(),
+            name: n.name,
+            endpoint: String::new(),
+            access_key: String::new(),
+            ca_fingerprint: None,
+            node_id: None,
+            created_ms: now_ms(),
+            pull: false,
+        };
         self.store.insert_peer(&row).await.map_err(|e| match e {
             crate::store::MetaError::Duplicate => {
                 AdminError::Conflict(format!("peer {}", row.name))
@@ -265,7 +309,7 @@ impl Admin {
         let Some(peer) = self.store.peer(&r.peer).await? else {
             return Err(AdminError::NotFound(format!("peer {}", r.peer)));
         };
-        if r.check.unwrap_or(true) {
+        if r.check.unwrap_or(true) && !peer.unreachable() {
             let secret = self.vault.unseal(&seal_id(&peer.name), &peer.secret_enc)?;
             probe(&peer, &secret, Some(&bucket)).await?;
         }
@@ -364,6 +408,12 @@ impl Admin {
                 .peer(&rule.peer)
                 .await?
                 .ok_or_else(|| AdminError::NotFound(format!("peer {}", rule.peer)))?;
+            if p.unreachable() {
+                return Err(AdminError::Invalid(format!(
+                    "peer {} has no address: run the resync on that node (it reaches this one)",
+                    p.name
+                )));
+            }
             let link = open_link(&self.store, &self.vault, &p, rule).await?;
             let bar = progress.then(|| {
                 let b = indicatif::ProgressBar::new(0);

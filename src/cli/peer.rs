@@ -13,15 +13,20 @@ pub enum PeerCmd {
     Add {
         /// Local name of the peer.
         name: String,
-        /// Its S3 endpoint, e.g. https://other-house.example:8443
-        #[arg(long)]
-        endpoint: String,
+        /// Its S3 endpoint, e.g. https://other-house.example:8443. Without one, the peer is
+        /// a node this one cannot reach: it pushes here and pulls from here (`--pull` there).
+        #[arg(long, requires_all = ["access_key", "secret_key"])]
+        endpoint: Option<String>,
         /// Access key id on the peer.
-        #[arg(long)]
-        access_key: String,
+        #[arg(long, requires = "endpoint")]
+        access_key: Option<String>,
         /// Secret access key on the peer (stored sealed with this node's key).
-        #[arg(long)]
-        secret_key: String,
+        #[arg(long, requires = "endpoint")]
+        secret_key: Option<String>,
+        /// This node cannot be reached by the peer (NAT): besides pushing its changes, it
+        /// pulls the peer's over connections it opens itself.
+        #[arg(long, requires = "endpoint")]
+        pull: bool,
         /// Pin the peer's self-signed certificate: `AB:CD:...` from `kura fingerprint` on the
         /// peer (`sha256:<hex>` is accepted too). Needs an https:// endpoint.
         #[arg(long)]
@@ -98,23 +103,34 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             secret_key,
             ca_fingerprint,
             no_check,
+            pull,
         } => {
+            let reachable = endpoint.is_some();
             let p = admin
                 .add_peer(NewPeer {
                     name,
-                    endpoint,
-                    access_key,
-                    secret_key,
+                    endpoint: endpoint.unwrap_or_default(),
+                    access_key: access_key.unwrap_or_default(),
+                    secret_key: secret_key.unwrap_or_default(),
                     ca_fingerprint,
                     check: Some(!no_check),
+                    pull: Some(pull),
                 })
                 .await?;
-            let checked = if no_check {
-                "not checked"
+            if !reachable {
+                println!(
+                    "peer {} added (no address: it pushes here and pulls from here)",
+                    p.name
+                );
             } else {
-                "reachable, key accepted"
-            };
-            println!("peer {} added ({}; {checked})", p.name, p.endpoint);
+                let checked = if no_check {
+                    "not checked"
+                } else {
+                    "reachable, key accepted"
+                };
+                let pulls = if pull { "; pulling its changes" } else { "" };
+                println!("peer {} added ({}; {checked}{pulls})", p.name, p.endpoint);
+            }
         }
         PeerCmd::Key { name, user, json } => {
             let k = admin.add_peer_key(&name, &user).await?;

@@ -2,10 +2,12 @@
 //! S3, in commit order, with retries; resync and a periodic reconcile repair what the
 //! journal cannot tell (see docs/replication.md).
 
+pub mod feed;
 pub mod pin;
 pub mod remote;
 pub mod resync;
 pub mod ship;
+pub mod sign;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub enum ReplError {
     /// The peer could not be reached at all.
     #[error("peer unreachable: {0}")]
     Unreachable(String),
+    /// The peer refused a request of its journal feed (status and the start of its answer).
+    #[error("peer answered {0} to the journal feed: {1}")]
+    Pull(u16, String),
     /// A setting or argument is wrong.
     #[error("{0}")]
     Invalid(String),
@@ -71,6 +76,7 @@ pub async fn open_link(
         remote,
         peer_node,
         own: store.node_id().await?,
+        pull_secret: peer.pull.then_some(secret),
     })
 }
 
@@ -116,6 +122,10 @@ impl Replicator {
                 let Some(peer) = peers.get(rule.peer.as_str()) else {
                     continue;
                 };
+                if peer.unreachable() {
+                    // it pulls from us (the feed serves it): nothing to push, nothing to compare
+                    continue;
+                }
                 let mut peer = (*peer).clone();
                 peer.node_id = None;
                 let sig: Signature = (peer, rule.prefix.clone(), rule.bidirectional);
@@ -183,7 +193,10 @@ impl Replicator {
     }
 }
 
-/// Ships one rule's journal, in order, forever.
+/// How often an idle rule asks a peer it pulls from for new changes.
+const PULL_IDLE: Duration = Duration::from_secs(1);
+
+/// Ships one rule's journal, in order, forever (and pulls the peer's, for a pulling peer).
 struct Worker {
     store: Store,
     vfs: Vfs,
@@ -200,6 +213,8 @@ impl Worker {
         let mut backoff = Duration::from_secs(1);
         let mut link = None;
         let mut position = self.rule.position;
+        let mut pulled = self.rule.pulled;
+        let mut last_pull: Option<std::time::Instant> = None;
         loop {
             if link.is_none() {
                 match self.connect().await {
@@ -211,6 +226,22 @@ impl Worker {
                 }
             }
             let Some(l) = link.as_ref() else { continue };
+            let mut busy = false;
+            if let Some(secret) = &l.pull_secret {
+                if last_pull.is_none_or(|t| t.elapsed() >= PULL_IDLE) {
+                    match feed::pull_once(&self.vfs, &self.store, l, secret, pulled).await {
+                        Ok((n, next)) => {
+                            pulled = next;
+                            busy = n > 0;
+                            last_pull = (!busy).then(std::time::Instant::now);
+                        }
+                        Err(e) => {
+                            self.fail(&e, &mut backoff).await;
+                            continue;
+                        }
+                    }
+                }
+            }
             let rows = match self.store.journal_after(&bucket, position, 256).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -219,7 +250,9 @@ impl Worker {
                 }
             };
             if rows.is_empty() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                if !busy {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
                 continue;
             }
             // only the last change of a path in the batch needs shipping: it ships the state

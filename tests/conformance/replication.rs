@@ -2156,3 +2156,186 @@ fn tags_and_description_travel_with_a_shipment() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+impl Cluster {
+    /// Outbound-only `puller`: it reaches `reachable` (`peer add --pull`), which knows it by
+    /// name only (`peer add` without an endpoint: no address, never contacted); a two-way
+    /// rule on each side.
+    fn pull_pair(&mut self, puller: usize, reachable: usize) {
+        let name = self.nodes[puller].name;
+        self.nodes[reachable].kura(&["peer", "add", name]);
+        let t = &self.nodes[reachable];
+        self.nodes[puller].kura(&[
+            "peer",
+            "add",
+            t.name,
+            "--endpoint",
+            &t.server.url(""),
+            "--access-key",
+            &t.repl(name).id,
+            "--secret-key",
+            &t.repl(name).secret,
+            "--ca-fingerprint",
+            &t.fingerprint,
+            "--pull",
+        ]);
+        self.replicate(puller, reachable, true);
+        self.replicate(reachable, puller, true);
+    }
+}
+
+/// A signed GET of the journal feed with curl's own SigV4 (`key`'s credentials): status and
+/// body.
+fn feed_get(node: &Node, key: &S3Key, query: &str) -> (u16, String) {
+    let user = format!("{}:{}", key.id, key.secret);
+    let url = node
+        .server
+        .url(&format!("/api/replication/v1/journal?{query}"));
+    let out = node.server.curl(&[
+        "-H",
+        "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        &user,
+        "-w",
+        "\n%{http_code}",
+        &url,
+    ]);
+    let text = stdout(&out);
+    let (body, status) = text.rsplit_once('\n').expect("status line");
+    (status.trim().parse().expect("status"), body.to_string())
+}
+
+/// node-a cannot be reached (node-b has no address for it); it pushes its changes and pulls
+/// node-b's over its own connections, and both sides converge: listings, SHA-256, owners
+/// and modes, with edits, deletes and a conflict on both sides.
+#[test]
+fn an_outbound_only_node_pushes_and_pulls() {
+    let mut c = Cluster::start(2);
+    for n in [A, B] {
+        c[n].kura(&["user", "add", "ann", "--group", GROUP]);
+    }
+    c.pull_pair(A, B);
+    c.wait_wired();
+    let peers = c[B].kura(&["peer", "list", "--json"]);
+    assert!(
+        !peers.contains("127.0.0.1"),
+        "node-b has an address for node-a: {peers}"
+    );
+    let mut want = Objects::new();
+    c[A].seed(&mut want, 5);
+    for i in 0..5 {
+        c[B].put(&mut want, &format!("from-b-{i}"), &small_body(i));
+    }
+    c.converge(&want);
+
+    // edits, deletes, moves and S3 writes on both sides
+    let (a, b) = (&c[A], &c[B]);
+    a.put(&mut want, "seed-0", b"seed 0 changed on a");
+    b.put(&mut want, "seed-1", b"seed 1 changed on b");
+    b.delete(&mut want, "seed-2");
+    a.delete(&mut want, "from-b-0");
+    b.mv(&mut want, "from-b-1", "from-b-1-moved-on-b");
+    b.s3_put(&mut want, "s3/from-b.txt", b"s3 put on b");
+    a.s3_rm(&mut want, "seed-3");
+    c.converge(&want);
+
+    // owner and mode of a version written on the reachable side reach the puller
+    let ann = c[B].server.s3_key_for("ann");
+    put_as(&c[B], &ann, "ann.txt", b"ann's v1", None);
+    c[B].kura(&["chmod", "640", &format!("/{BUCKET}/ann.txt")]);
+    put_as(&c[B], &ann, "ann.txt", b"ann's v2", None);
+    want.insert("ann.txt".into(), sha(b"ann's v2"));
+    c.converge(&want);
+    for key in ["ann.txt", "seed-1", "seed-0"] {
+        assert_eq!(
+            perms(&c[A], key),
+            perms(&c[B], key),
+            "owner, group and mode of {key} differ"
+        );
+    }
+    assert_eq!(
+        perms(&c[A], "ann.txt"),
+        ("ann".into(), GROUP.into(), "640".into())
+    );
+
+    // the same key changed on both sides: last writer wins, the loser is kept on both
+    c[B].put(&mut Objects::new(), "seed-4", b"seed 4, node-b's edit");
+    std::thread::sleep(Duration::from_millis(20));
+    c[A].put(&mut want, "seed-4", b"seed 4, node-a's later edit");
+    let got = wait_converged(&c.all(), CONVERGE);
+    assert_eq!(got.get("seed-4"), want.get("seed-4"), "the later edit lost");
+    for (k, v) in &got {
+        if is_conflict_copy(k) {
+            assert_eq!(v, &sha(b"seed 4, node-b's edit"), "conflict copy {k}");
+            want.insert(k.clone(), v.clone());
+        }
+    }
+    c.converge(&want);
+    c.settle(&want);
+    let st = c[B].status();
+    assert_eq!(
+        st[0].backlog, 0,
+        "node-b's rule follows node-a's cursor: {st:?}"
+    );
+    assert!(
+        !c[B].server.log().contains("replication: shipping failed"),
+        "node-b tried to reach node-a"
+    );
+}
+
+/// The feed is a peer key's only, for a bucket replicated to that peer; hostile queries
+/// change nothing.
+#[test]
+fn the_journal_feed_refuses_all_but_its_peer() {
+    require("curl");
+    let mut c = Cluster::start(2);
+    c.pull_pair(A, B);
+    c.wait_wired();
+    let b = &c[B];
+    let a_id = c[A].id.clone();
+    let ok = format!("bucket={BUCKET}&after=0&node={a_id}");
+    let (s, body) = feed_get(b, b.repl(NAMES[A]), &ok);
+    assert_eq!(s, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("feed JSON");
+    assert!(v["entries"].is_array(), "{v}");
+    // an ordinary user's key, even admin's
+    let (s, body) = feed_get(b, &b.key, &ok);
+    assert_eq!(s, 403, "admin's key read the journal: {body}");
+    // another peer's key: no rule replicates the bucket to node-c
+    let (s, body) = feed_get(b, b.repl(NAMES[C]), &ok);
+    assert_eq!(s, 403, "a peer without a rule read the journal: {body}");
+    // a forged signature
+    let forged = S3Key {
+        id: b.repl(NAMES[A]).id.clone(),
+        secret: "not-the-secret".into(),
+    };
+    let (s, body) = feed_get(b, &forged, &ok);
+    assert_eq!(s, 403, "a forged signature read the journal: {body}");
+    // unsigned
+    let out = b.server.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &b.server.url(&format!("/api/replication/v1/journal?{ok}")),
+    ]);
+    assert_ne!(stdout(&out), "200", "an unsigned request read the journal");
+    // bad parameters
+    let peer = b.repl(NAMES[A]);
+    for q in [
+        format!("bucket={BUCKET}&after=-1&node={a_id}"),
+        format!("bucket={BUCKET}&node={a_id}"),
+        format!("bucket=..&after=0&node={a_id}"),
+        format!("bucket={BUCKET}&after=0&node=evil%20node"),
+        format!("bucket={BUCKET}&after=0&node={a_id}&limit=100000"),
+        format!("bucket={BUCKET}&after=0&node={a_id}&x=1"),
+    ] {
+        let (s, body) = feed_get(b, peer, &q);
+        assert_eq!(s, 400, "{q}: {body}");
+    }
+    // a wrong node id in a refused request did not stick
+    let peers = b.kura(&["peer", "list", "--json"]);
+    assert!(peers.contains(&a_id), "{peers}");
+}
