@@ -70,10 +70,13 @@ pub struct RuleView {
     pub last_error: Option<String>,
     pub shipped: i64,
     pub peer_node_id: Option<String>,
-    /// Shipments skipped after the peer refused them `replication.skip_after_tries` times.
-    pub skipped: i64,
-    /// The last skipped path and the peer's answer.
-    pub last_skipped: Option<String>,
+    /// Keys set aside after the other side refused that key alone (a lock, a quota, a
+    /// permission), retried later; never dropped.
+    pub waiting: i64,
+    /// The oldest of them, with its direction, tries and the last refusal.
+    pub waiting_on: Option<String>,
+    /// Owners and groups the peer named that this node lacks, and who stands in for them.
+    pub unmapped: Vec<String>,
 }
 
 /// What a resync of one rule found and did.
@@ -96,6 +99,14 @@ pub struct PeerKeyView {
     pub user: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+}
+
+/// One owner or group a peer named that this node lacks, for `kura peer status`.
+fn unmapped_line(u: &crate::store::UnmappedRow) -> String {
+    format!(
+        "{} {} is unknown here; {} stands in ({} files, last {})",
+        u.kind, u.name, u.mapped_to, u.count, u.last_path
+    )
 }
 
 fn peer_view(p: PeerRow) -> PeerView {
@@ -336,12 +347,16 @@ impl Admin {
     pub async fn replication(&self) -> Result<Vec<RuleView>, AdminError> {
         let peers = self.store.peers().await?;
         let now = now_ms();
-        Ok(self
-            .store
-            .rule_health()
-            .await?
-            .into_iter()
-            .map(|h| RuleView {
+        let unmapped = self.store.unmapped().await?;
+        let mut out = Vec::new();
+        for h in self.store.rule_health().await? {
+            let (waiting, waiting_on) = self.store.waiting_of(&h.rule.bucket, &h.rule.peer).await?;
+            let unmapped = unmapped
+                .iter()
+                .filter(|u| u.peer == h.rule.peer)
+                .map(unmapped_line)
+                .collect();
+            out.push(RuleView {
                 peer_node_id: peers
                     .iter()
                     .find(|p| p.name == h.rule.peer)
@@ -354,9 +369,23 @@ impl Admin {
                 lag_seconds: h.oldest_ms.map(|t| (now - t).max(0) as f64 / 1000.0),
                 last_error: h.rule.last_error,
                 shipped: h.rule.shipped,
-                skipped: h.rule.skipped,
-                last_skipped: h.rule.last_skipped,
-            })
+                waiting,
+                waiting_on,
+                unmapped,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every owner and group a peer's shipments named that this node lacks (also those of
+    /// peers this node has no rule for: the sender of a one-way mirror), one line each.
+    pub async fn unmapped_owners(&self) -> Result<Vec<String>, AdminError> {
+        Ok(self
+            .store
+            .unmapped()
+            .await?
+            .iter()
+            .map(|u| format!("{}: {}", u.peer, unmapped_line(u)))
             .collect())
     }
 

@@ -169,6 +169,7 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             if json {
                 println!("{}", to_json(&rules));
             } else {
+                let unmapped = admin.unmapped_owners().await?;
                 let rows = rules.into_iter().map(|r| {
                     vec![
                         r.peer,
@@ -186,9 +187,9 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         r.backlog.to_string(),
                         r.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
                         r.shipped.to_string(),
-                        match r.last_skipped {
-                            Some(l) => format!("{} (last: {l})", r.skipped),
-                            None => r.skipped.to_string(),
+                        match r.waiting_on {
+                            Some(w) => format!("{} (oldest: {w})", r.waiting),
+                            None => r.waiting.to_string(),
                         },
                         r.last_error.unwrap_or_else(|| "-".into()),
                     ]
@@ -201,11 +202,14 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         "BACKLOG",
                         "LAG",
                         "SHIPPED",
-                        "SKIPPED",
+                        "WAITING",
                         "LAST ERROR",
                     ],
                     rows,
                 )?;
+                for u in unmapped {
+                    println!("owner mapping: {u}");
+                }
             }
         }
     }

@@ -61,6 +61,8 @@ impl Feed {
     /// journaled); for a peer without an address here, the rule's position follows the
     /// puller's cursor, so the journal is trimmed behind it and `kura peer status` shows
     /// its backlog.
+    /// With `key`, the page holds that key's current state alone (a retry of a change the
+    /// puller set aside), at seq `after`.
     pub async fn page(
         &self,
         peer: &Peer,
@@ -68,6 +70,7 @@ impl Feed {
         bucket: &str,
         after: i64,
         limit: i64,
+        key: Option<&str>,
     ) -> Result<FeedPage, ReplError> {
         let rule = self
             .store
@@ -88,10 +91,19 @@ impl Feed {
                 .await?;
         }
         let own = self.store.node_id().await?;
-        let rows = self
-            .store
-            .journal_after(bucket, after.max(0), limit.clamp(1, MAX_PAGE))
-            .await?;
+        let rows = match key {
+            Some(k) => vec![crate::store::JournalRow {
+                seq: after,
+                path: format!("/{bucket}/{k}"),
+                origin: None,
+                created_ms: 0,
+            }],
+            None => {
+                self.store
+                    .journal_after(bucket, after.max(0), limit.clamp(1, MAX_PAGE))
+                    .await?
+            }
+        };
         let next = rows.last().map_or(after, |r| r.seq);
         let last: HashMap<&str, i64> = rows.iter().map(|r| (r.path.as_str(), r.seq)).collect();
         let mirror = !rule.bidirectional;
@@ -147,8 +159,13 @@ pub async fn acting_user(store: &Store, peer: &str) -> Result<crate::vfs::Caller
     })
 }
 
-/// Asks the peer for the page after `after`.
-async fn fetch(link: &Link, secret: &str, after: i64) -> Result<FeedPage, ReplError> {
+/// Asks the peer for the page after `after` (or for `key`'s current state).
+async fn fetch(
+    link: &Link,
+    secret: &str,
+    after: i64,
+    key: Option<&str>,
+) -> Result<FeedPage, ReplError> {
     let base = link.remote.endpoint();
     let url = reqwest::Url::parse(&format!("{base}{PATH}"))
         .map_err(|e| ReplError::Invalid(format!("bad endpoint {base}: {e}")))?;
@@ -156,12 +173,15 @@ async fn fetch(link: &Link, secret: &str, after: i64) -> Result<FeedPage, ReplEr
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_string(),
     };
-    let query = [
+    let mut query = vec![
         ("after", after.to_string()),
         ("bucket", link.rule.bucket.clone()),
         ("limit", MAX_PAGE.to_string()),
         ("node", link.own.clone()),
     ];
+    if let Some(k) = key {
+        query.push(("key", k.to_string()));
+    }
     let headers = super::sign::sign_get(
         &host,
         PATH,
@@ -209,7 +229,7 @@ pub async fn pull_once(
     secret: &str,
     after: i64,
 ) -> Result<(usize, i64), ReplError> {
-    let page = fetch(link, secret, after).await?;
+    let page = fetch(link, secret, after, None).await?;
     if page.next <= after {
         return Ok((0, after));
     }
@@ -217,16 +237,64 @@ pub async fn pull_once(
         name: link.rule.peer.clone(),
     };
     let user = acting_user(store, &peer.name).await?;
+    let bucket = &link.rule.bucket;
+    for e in &page.entries {
+        let path = format!("/{bucket}/{}", e.key);
+        match apply(vfs, store, link, &user, &peer, e).await {
+            Ok(()) => store.unwait_key(bucket, &peer.name, &path, "pull").await?,
+            // this node will not take it now (a lock, the quota, a permission), or the peer
+            // will not give that object: the key waits aside and is asked for again later,
+            // the others go on
+            Err(err) if is_local_refusal(&err) || super::remote::is_object_refusal(&err) => {
+                tracing::warn!(%bucket, peer = %peer.name, %path, error = %err,
+                    "replication: a pulled change waits aside");
+                let next = crate::store::now_ms() + 1000;
+                let why = super::remote::describe(&err);
+                store
+                    .wait_key(bucket, &peer.name, &path, "pull", None, &why, next)
+                    .await?;
+            }
+            Err(err) => return Err(err),
+        }
+        store.set_pulled(bucket, &peer.name, e.seq).await?;
+    }
+    store.set_pulled(bucket, &peer.name, page.next).await?;
+    Ok((page.entries.len().max(1), page.next))
+}
+
+/// Whether this node refused a peer's change for that key alone (a lock, its quota, a
+/// permission): worth retrying later, not worth holding up the rule.
+pub fn is_local_refusal(e: &ReplError) -> bool {
+    matches!(
+        e,
+        ReplError::Vfs(
+            crate::vfs::VfsError::Locked(_)
+                | crate::vfs::VfsError::QuotaExceeded(_)
+                | crate::vfs::VfsError::Forbidden(_)
+        )
+    )
+}
+
+/// Asks the peer again for the current state of `path` (set aside earlier) and applies it.
+pub async fn pull_key(
+    vfs: &Vfs,
+    store: &Store,
+    link: &Link,
+    secret: &str,
+    path: &str,
+) -> Result<(), ReplError> {
+    let Some(key) = link.key_of(path) else {
+        return Ok(());
+    };
+    let page = fetch(link, secret, 0, Some(key)).await?;
+    let peer = Peer {
+        name: link.rule.peer.clone(),
+    };
+    let user = acting_user(store, &peer.name).await?;
     for e in &page.entries {
         apply(vfs, store, link, &user, &peer, e).await?;
-        store
-            .set_pulled(&link.rule.bucket, &peer.name, e.seq)
-            .await?;
     }
-    store
-        .set_pulled(&link.rule.bucket, &peer.name, page.next)
-        .await?;
-    Ok((page.entries.len().max(1), page.next))
+    Ok(())
 }
 
 /// Applies one entry of the peer's feed as a shipment from it: the same plan (clean,

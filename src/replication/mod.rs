@@ -157,7 +157,6 @@ impl Replicator {
                     rule,
                     retry_max: Duration::from_secs(self.cfg.retry_max_seconds.max(1)),
                     refused_wait: Duration::from_secs(self.cfg.refused_retry_seconds.max(1)),
-                    skip_after: self.cfg.skip_after_tries.max(1),
                 };
                 workers.insert(k, (sig, tokio::spawn(w.run())));
             }
@@ -204,7 +203,6 @@ struct Worker {
     rule: RuleRow,
     retry_max: Duration,
     refused_wait: Duration,
-    skip_after: u32,
 }
 
 impl Worker {
@@ -226,6 +224,10 @@ impl Worker {
                 }
             }
             let Some(l) = link.as_ref() else { continue };
+            if let Err(e) = self.retry_waiting(l).await {
+                self.fail(&e, &mut backoff).await;
+                continue;
+            }
             let mut busy = false;
             if let Some(secret) = &l.pull_secret {
                 if last_pull.is_none_or(|t| t.elapsed() >= PULL_IDLE) {
@@ -261,41 +263,36 @@ impl Worker {
                 if last.get(row.path.as_str()) != Some(&row.seq) {
                     continue;
                 }
-                let mut refusals = 0u32;
                 loop {
-                    match ship::ship(&self.vfs, &self.store, l, &row.path, row.origin.as_deref())
-                        .await
+                    let sent = match ship::ship(
+                        &self.vfs,
+                        &self.store,
+                        l,
+                        &row.path,
+                        row.origin.as_deref(),
+                    )
+                    .await
                     {
-                        Err(e)
-                            if remote::is_object_refusal(&e) && refusals + 1 >= self.skip_after =>
-                        {
-                            // one object the peer will not take must not hold up the others
-                            self.skip(&row.path, &e, refusals + 1).await;
-                            if let Err(e) =
-                                self.store.advance_rule(&bucket, &peer, row.seq, 0).await
-                            {
-                                tracing::warn!(error = %e, "replication: cannot record the position");
-                            }
-                            backoff = Duration::from_secs(1);
-                            break;
+                        Ok(sent) => {
+                            self.unwait(&row.path, "push").await;
+                            i64::from(sent)
                         }
                         Err(e) if remote::is_object_refusal(&e) => {
-                            refusals += 1;
+                            // one key the peer will not take now waits aside, the rest goes on
+                            self.set_aside(&row.path, "push", row.origin.as_deref(), &e, 0)
+                                .await;
+                            0
+                        }
+                        Err(e) => {
                             self.fail(&e, &mut backoff).await;
+                            continue;
                         }
-                        Ok(sent) => {
-                            if let Err(e) = self
-                                .store
-                                .advance_rule(&bucket, &peer, row.seq, i64::from(sent))
-                                .await
-                            {
-                                tracing::warn!(error = %e, "replication: cannot record the position");
-                            }
-                            backoff = Duration::from_secs(1);
-                            break;
-                        }
-                        Err(e) => self.fail(&e, &mut backoff).await,
+                    };
+                    if let Err(e) = self.store.advance_rule(&bucket, &peer, row.seq, sent).await {
+                        tracing::warn!(error = %e, "replication: cannot record the position");
                     }
+                    backoff = Duration::from_secs(1);
+                    break;
                 }
             }
             position = rows.last().map_or(position, |r| r.seq);
@@ -311,21 +308,79 @@ impl Worker {
         open_link(&self.store, &self.vault, &peer, self.rule.clone()).await
     }
 
-    /// Gives up on one path for now, visibly: counted and named in `kura peer status`.
-    async fn skip(&self, path: &str, e: &ReplError, tries: u32) {
-        let what = format!(
-            "{path}: {} (skipped after {tries} tries; the next resync tries again)",
-            remote::describe(e)
-        );
-        tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, skipped = %what,
-            "replication: the peer keeps refusing a shipment; going on with the rest");
+    /// Sets one key aside after the other side refused it (a lock, a quota, a permission):
+    /// retried later, shown in `kura peer status`, never dropped, holding up no other key.
+    async fn set_aside(
+        &self,
+        path: &str,
+        direction: &str,
+        origin: Option<&str>,
+        e: &ReplError,
+        tries: i64,
+    ) {
+        let why = remote::describe(e);
+        let wait = Duration::from_secs(1u64 << tries.clamp(0, 6)).min(self.retry_max);
+        tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, %path, %direction,
+            error = %why, retry_in = wait.as_secs(), "replication: a key waits aside");
+        let next = crate::store::now_ms() + wait.as_millis() as i64;
         if let Err(e) = self
             .store
-            .skip_in_rule(&self.rule.bucket, &self.rule.peer, &what)
+            .wait_key(
+                &self.rule.bucket,
+                &self.rule.peer,
+                path,
+                direction,
+                origin,
+                &why,
+                next,
+            )
             .await
         {
-            tracing::warn!(error = %e, "replication: cannot record the skip");
+            tracing::warn!(error = %e, "replication: cannot record a waiting key");
         }
+    }
+
+    /// The key went through: it waits no more.
+    async fn unwait(&self, path: &str, direction: &str) {
+        if let Err(e) = self
+            .store
+            .unwait_key(&self.rule.bucket, &self.rule.peer, path, direction)
+            .await
+        {
+            tracing::warn!(error = %e, "replication: cannot clear a waiting key");
+        }
+    }
+
+    /// Tries again the keys set aside whose time has come. A refusal of that key sets it
+    /// aside again (for longer); any other failure (the peer is down) is the rule's.
+    async fn retry_waiting(&self, l: &Link) -> Result<(), ReplError> {
+        let due = self
+            .store
+            .due_keys(&self.rule.bucket, &self.rule.peer, 16)
+            .await?;
+        for w in due {
+            let done = if w.direction == "pull" {
+                match &l.pull_secret {
+                    Some(secret) => {
+                        feed::pull_key(&self.vfs, &self.store, l, secret, &w.path).await
+                    }
+                    None => Ok(()),
+                }
+            } else {
+                ship::ship(&self.vfs, &self.store, l, &w.path, w.origin.as_deref())
+                    .await
+                    .map(|_| ())
+            };
+            match done {
+                Ok(()) => self.unwait(&w.path, &w.direction).await,
+                Err(e) if remote::is_object_refusal(&e) || feed::is_local_refusal(&e) => {
+                    self.set_aside(&w.path, &w.direction, w.origin.as_deref(), &e, w.tries)
+                        .await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     async fn fail(&self, e: &ReplError, backoff: &mut Duration) {

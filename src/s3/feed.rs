@@ -30,15 +30,26 @@ struct Query {
     after: i64,
     node: String,
     limit: i64,
+    key: Option<String>,
 }
 
 fn parse(uri: &Uri) -> S3Result<Query> {
-    let (mut bucket, mut after, mut node, mut limit) = (None, None, None, MAX_PAGE);
+    let (mut bucket, mut after, mut node, mut limit, mut key) = (None, None, None, MAX_PAGE, None);
     for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         match &*k {
             "bucket" => bucket = Some(v.into_owned()),
             "after" => after = v.parse::<i64>().ok().filter(|a| *a >= 0),
             "node" => node = Some(v.into_owned()),
+            "key" => {
+                key = Some(v.into_owned()).filter(|k| {
+                    !k.is_empty()
+                        && k.len() <= 1024
+                        && k.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+                });
+                if key.is_none() {
+                    return Err(s3_error!(InvalidArgument, "key: not an object key"));
+                }
+            }
             "limit" => {
                 limit = v
                     .parse::<i64>()
@@ -65,6 +76,7 @@ fn parse(uri: &Uri) -> S3Result<Query> {
         after,
         node,
         limit,
+        key,
     })
 }
 
@@ -88,7 +100,14 @@ impl S3Route for FeedRoute {
         let q = parse(&req.uri)?;
         let page = match self
             .feed
-            .page(&peer, &q.node, &q.bucket, q.after, q.limit)
+            .page(
+                &peer,
+                &q.node,
+                &q.bucket,
+                q.after,
+                q.limit,
+                q.key.as_deref(),
+            )
             .await
         {
             Ok(p) => p,

@@ -378,25 +378,6 @@ impl Store {
         Ok(())
     }
 
-    /// Counts a shipment skipped after the peer kept refusing it, with what it answered.
-    pub async fn skip_in_rule(
-        &self,
-        bucket: &str,
-        peer: &str,
-        what: &str,
-    ) -> Result<(), MetaError> {
-        sqlx::query(
-            "UPDATE replications SET skipped = skipped + 1, last_skipped = $1
-             WHERE bucket = $2 AND peer = $3",
-        )
-        .bind(what)
-        .bind(bucket)
-        .bind(peer)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Binds an access key to a peer: requests signed with it are that peer's shipments.
     pub async fn bind_peer_key(&self, key_id: &str, peer: &str) -> Result<(), MetaError> {
         sqlx::query("INSERT INTO peer_keys (key_id, peer, created_ms) VALUES ($1, $2, $3)")
