@@ -1661,7 +1661,7 @@ fn peers_and_rules_are_checked_when_added() {
             "BACKLOG",
             "LAG",
             "SHIPPED",
-            "SKIPPED",
+            "WAITING",
             "LAST",
             "ERROR"
         ]
@@ -2342,6 +2342,30 @@ fn an_outbound_only_node_pushes_and_pulls() {
         }
     }
     c.converge(&want);
+
+    // a file locked on the puller: node-b's change of it waits there alone, then arrives
+    let token = lock(&c[A], "seed-1");
+    let mut a_now = want.clone();
+    c[B].put(
+        &mut want,
+        "seed-1",
+        b"seed 1, changed on b while locked on a",
+    );
+    c[B].put(&mut a_now, "after-lock.txt", b"behind the locked key");
+    want.insert("after-lock.txt".into(), sha(b"behind the locked key"));
+    wait_for(
+        &c[A],
+        &a_now,
+        Duration::from_secs(20),
+        "the pull stalled behind a file locked on the puller",
+    );
+    let st = c[A].status();
+    assert_eq!(st[0].waiting, 1, "{st:?}");
+    let why = st[0].waiting_on.clone().unwrap_or_default();
+    assert!(why.contains("seed-1") && why.contains("pull"), "{why}");
+    c[A].kura(&["lock", "break", &token]);
+    c.converge(&want);
+    assert_eq!(c[A].status()[0].waiting, 0);
     c.settle(&want);
     let st = c[B].status();
     assert_eq!(
