@@ -22,11 +22,11 @@ LAYERS = [
     ["http"],                       # listener, TLS accept, router, request classifiers
     ["admin", "backup"],            # the admin REST API and the service the CLI shares; backups
     ["dav", "s3", "share", "app", "user_api"],  # protocol adapters, the browser app, the user API: translate, hold no rule
-    ["replication", "notify"],      # shipping changes to peers; event notifications
+    ["replication", "notify", "delivery"],  # shipping changes to peers; event notifications; serving files and zips
     ["share_links", "sessions"],    # the share-link service; browser sessions and two-factor
     ["auth", "setup"],              # identities (passwords, access keys -> Caller); the core built once
     ["vfs"],                        # the core: every namespace rule
-    ["vault", "tls"],               # sealed secrets; certificates and ACME
+    ["vault", "tls", "seal"],       # sealed secrets; certificates and ACME; the sealed format of encrypted buckets
     ["store", "limits"],            # SQL metadata; rate limits and throttles
     ["install"],                    # finding the data dir
     ["config"],                     # settings

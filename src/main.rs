@@ -8,6 +8,7 @@ mod causes;
 mod cli;
 mod config;
 mod dav;
+mod delivery;
 mod http;
 mod install;
 mod limits;
@@ -15,6 +16,7 @@ mod metrics;
 mod notify;
 mod replication;
 mod s3;
+mod seal;
 mod serve;
 mod sessions;
 mod setup;
@@ -115,6 +117,9 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Versions(cmd) => cli::versions::versions(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Encryption(cmd) => cli::encryption::encryption(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Trash(cmd) => cli::versions::trash(&cfg, cmd)

@@ -342,7 +342,7 @@ fn spawn_version_purge(vfs: Vfs) {
     });
 }
 
-/// Removes abandoned multipart uploads now and then every hour.
+/// Removes abandoned multipart and resumable uploads now and then every hour.
 fn spawn_multipart_expiry(vfs: Vfs, max_age: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -352,6 +352,11 @@ fn spawn_multipart_expiry(vfs: Vfs, max_age: Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(count = n, "removed stale multipart uploads"),
                 Err(e) => tracing::warn!(error = %e, "multipart expiry failed"),
+            }
+            match vfs.resumable_expire(crate::vfs::resumable::IDLE).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "removed expired resumable uploads"),
+                Err(e) => tracing::warn!(error = %e, "resumable upload expiry failed"),
             }
         }
     });

@@ -414,7 +414,8 @@ impl App {
                         if let Some(r) = SessionFront::unchecked_credentials(&req) {
                             return (r, None);
                         }
-                        let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+                        let safe =
+                            matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
                         if !safe && !SessionFront::csrf_ok(&live, &req) {
                             return (
                                 crate::user_api::error(

@@ -14,8 +14,9 @@ use hyper::body::Frame;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::headers::{content_disposition, encode_segment, http_date, parse_range, Ranged};
-use super::{page, zip, PREFIX};
+use super::{page, PREFIX};
+use crate::delivery::file;
+use crate::delivery::headers::{content_disposition, encode_segment, http_date};
 use crate::limits::Limits;
 use crate::share_links::{Active, ShareError, Shares};
 use crate::vfs::{Entry, UploadOptions, VPath, VfsError};
@@ -175,22 +176,10 @@ impl ShareFront {
         head: bool,
     ) -> Result<Response<RespBody>, ShareError> {
         let (entry, download) = self.shares.vfs().open_read(&v.active.owner, path).await?;
-        let range = parse_range(
-            headers.get(header::RANGE).and_then(|h| h.to_str().ok()),
-            entry.size,
-        );
-        let (status, span) = match range {
-            Ranged::Whole => (StatusCode::OK, 0..entry.size),
-            Ranged::Part(r) => (StatusCode::PARTIAL_CONTENT, r),
-            Ranged::Unsatisfiable => {
-                let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
-                insert(
-                    &mut r,
-                    header::CONTENT_RANGE,
-                    &format!("bytes */{}", entry.size),
-                );
-                return Ok(r);
-            }
+        let range = headers.get(header::RANGE).and_then(|h| h.to_str().ok());
+        let (status, span) = match file::span(&entry, range) {
+            Ok(s) => s,
+            Err(r) => return Ok(r),
         };
         let len = span.end - span.start;
         if !head
@@ -206,32 +195,7 @@ impl ShareFront {
             let bytes = download.into_stream(span.clone()).await?;
             paced_body(&self.limits, &v.active.row.id, bytes)
         };
-        let mut r = Response::new(body);
-        *r.status_mut() = status;
-        insert(&mut r, header::CONTENT_TYPE, &entry.content_type);
-        insert(&mut r, header::CONTENT_LENGTH, &len.to_string());
-        insert(&mut r, header::ACCEPT_RANGES, "bytes");
-        insert(&mut r, header::ETAG, &format!("\"{}\"", entry.etag));
-        insert(
-            &mut r,
-            header::LAST_MODIFIED,
-            &http_date(entry.http_mtime()),
-        );
-        insert(
-            &mut r,
-            header::CONTENT_DISPOSITION,
-            &content_disposition(entry.path.name()),
-        );
-        if status == StatusCode::PARTIAL_CONTENT {
-            insert(
-                &mut r,
-                header::CONTENT_RANGE,
-                &format!("bytes {}-{}/{}", span.start, span.end - 1, entry.size),
-            );
-        }
-        insert(&mut r, header::CACHE_CONTROL, "private, no-store");
-        crate::wire::protect(r.headers_mut());
-        Ok(r)
+        Ok(file::response(&entry, (status, span), body, false))
     }
 
     /// A folder as a streamed zip (counts as one download).
@@ -253,10 +217,11 @@ impl ShareFront {
             empty()
         } else {
             self.shares.count_download(&v.active).await?;
-            let bytes = zip::stream(
+            let bytes = crate::delivery::zip::stream(
                 self.shares.vfs().clone(),
                 v.active.owner.clone(),
                 path.clone(),
+                vec![path.clone()],
             );
             paced_body(&self.limits, &v.active.row.id, bytes)
         };

@@ -32,6 +32,8 @@ pub struct PartRow {
     pub mtime_ms: i64,
     /// Flexible checksums computed as it arrived (`x-amz-checksum-*` -> base64), as JSON.
     pub checksums: Option<String>,
+    /// The wrapped data key of a part stored sealed (encrypted bucket); `None`: plain.
+    pub sealed: Option<String>,
 }
 
 fn to_upload(r: sqlx::sqlite::SqliteRow) -> UploadRow {
@@ -75,8 +77,8 @@ impl Store {
         Ok(row.map(to_upload))
     }
 
-    /// At most `limit` uploads whose target lies in `[from, to)`, by path, start time and id,
-    /// after the upload `after` = (path, start time, id) in that order: a page.
+    /// At most `limit` S3 uploads (not resumable ones) whose target lies in `[from, to)`, by
+    /// path, start time and id, after the upload `after` = (path, start time, id) in that order: a page.
     pub async fn uploads_in_range(
         &self,
         from: &str,
@@ -88,6 +90,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, path, owner, headers, created_ms FROM multipart_uploads
              WHERE path >= $1 AND path < $2
+               AND id NOT IN (SELECT id FROM resumable_uploads)
                AND (path > $3 OR (path = $3 AND (created_ms > $4 OR (created_ms = $4 AND id > $5))))
              ORDER BY path, created_ms, id LIMIT $6",
         )
@@ -102,9 +105,10 @@ impl Store {
         Ok(rows.into_iter().map(to_upload).collect())
     }
 
-    /// Uploads started before `before_ms` (for the stale sweep).
+    /// Uploads started before `before_ms` (for the stale sweep); resumable ones expire by
+    /// their last use instead.
     pub async fn uploads_older_than(&self, before_ms: i64) -> Result<Vec<UploadRow>, MetaError> {
-        let rows = sqlx::query("SELECT id, path, owner, headers, created_ms FROM multipart_uploads WHERE created_ms < $1")
+        let rows = sqlx::query("SELECT id, path, owner, headers, created_ms FROM multipart_uploads WHERE created_ms < $1 AND id NOT IN (SELECT id FROM resumable_uploads)")
             .bind(before_ms)
             .fetch_all(&self.pool)
             .await?;
@@ -114,10 +118,10 @@ impl Store {
     /// Records (or replaces) a part.
     pub async fn put_part(&self, upload: &str, p: &PartRow) -> Result<(), MetaError> {
         sqlx::query(
-            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms, checksums)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms, checksums, sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (upload_id, part_number) DO UPDATE SET size = excluded.size, etag = excluded.etag,
-               mtime_ms = excluded.mtime_ms, checksums = excluded.checksums",
+               mtime_ms = excluded.mtime_ms, checksums = excluded.checksums, sealed = excluded.sealed",
         )
         .bind(upload)
         .bind(p.number)
@@ -125,6 +129,7 @@ impl Store {
         .bind(&p.etag)
         .bind(p.mtime_ms)
         .bind(&p.checksums)
+        .bind(&p.sealed)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -149,7 +154,7 @@ impl Store {
     /// Parts of an upload, by number.
     pub async fn parts(&self, upload: &str) -> Result<Vec<PartRow>, MetaError> {
         let rows = sqlx::query(
-            "SELECT part_number, size, etag, mtime_ms, checksums FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number",
+            "SELECT part_number, size, etag, mtime_ms, checksums, sealed FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number",
         )
         .bind(upload)
         .fetch_all(&self.pool)
@@ -162,6 +167,7 @@ impl Store {
                 etag: r.get(2),
                 mtime_ms: r.get(3),
                 checksums: r.get(4),
+                sealed: r.get(5),
             })
             .collect())
     }

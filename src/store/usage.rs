@@ -157,6 +157,25 @@ impl Store {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
+    /// The group paying for a path with its quota (None: no limit) and used bytes, for quota
+    /// meters.
+    pub async fn meter_of(
+        &self,
+        path: &str,
+    ) -> Result<Option<(String, Option<i64>, i64)>, MetaError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(group) = payer_tx(&mut tx, path).await? else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT quota_bytes, used_bytes + version_bytes FROM groups WHERE name = $1",
+        )
+        .bind(&group)
+        .fetch_optional(&mut *tx)
+        .await?;
+        Ok(row.map(|r| (group, r.get(0), r.get(1))))
+    }
+
     /// Recomputes every group's usage from the rows of its buckets; with `repair`, writes the
     /// counted figures. Returns the groups whose counters were wrong.
     pub async fn check_usage(&self, repair: bool) -> Result<Vec<Drift>, MetaError> {

@@ -3,34 +3,53 @@
 
 use http::{Response, StatusCode};
 
+use crate::vfs::resumable::OFFSET_MISMATCH;
 use crate::vfs::VfsError;
 use crate::wire::RespBody;
+
+/// Every error of the user API, as the OpenAPI document describes it (the replies are built
+/// by `error`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorReply {
+    /// Stable code: invalid, forbidden, csrf, not_found, method, conflict, offset,
+    /// precondition, too_large, locked, quota, internal.
+    pub error: String,
+    pub message: String,
+}
 
 /// A JSON error reply.
 pub use crate::wire::json_error as error;
 
 /// A core refusal as a reply; server faults are logged here and not described.
 pub fn from_vfs(e: VfsError) -> Response<RespBody> {
+    let (status, code, message) = reply_parts(e);
+    error(status, code, &message)
+}
+
+/// The status, code and message a core refusal answers (batches list them per path).
+pub fn reply_parts(e: VfsError) -> (StatusCode, &'static str, String) {
     let (status, code) = match &e {
         VfsError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         VfsError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         VfsError::InvalidArgument(_) | VfsError::InvalidPath(_) | VfsError::WrongKind(_) => {
             (StatusCode::BAD_REQUEST, "invalid")
         }
+        VfsError::Conflict(OFFSET_MISMATCH) => (StatusCode::CONFLICT, "offset"),
         VfsError::Conflict(_) | VfsError::Exists | VfsError::NotEmpty | VfsError::Changed(_) => {
             (StatusCode::CONFLICT, "conflict")
         }
         VfsError::Locked(_) => (StatusCode::LOCKED, "locked"),
         VfsError::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota"),
         VfsError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        VfsError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition"),
         _ => {
             tracing::error!(error = %e, "user API request failed");
-            return error(
+            return (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
-                "internal error",
+                "internal error".to_string(),
             );
         }
     };
-    error(status, code, &e.to_string())
+    (status, code, e.to_string())
 }

@@ -2,8 +2,14 @@
 //! like WebDAV and S3 (Basic auth, the core's rules for the caller), one module per endpoint
 //! family, JSON in and out, core errors mapped once in `errors.rs`.
 
+mod body;
+mod changes;
+mod download;
 mod errors;
+mod files;
+mod openapi;
 pub mod search;
+mod tus;
 mod versions;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -44,25 +50,57 @@ impl UserApi {
             Err(why) => return error(StatusCode::BAD_REQUEST, "invalid", why),
         };
         let rest = rest.trim_end_matches('/').to_string();
+        if rest == "/uploads" {
+            return tus::handle(&self.vfs, &caller, req, None).await;
+        }
+        if let Some(id) = rest.strip_prefix("/uploads/") {
+            let id = id.to_string();
+            return tus::handle(&self.vfs, &caller, req, Some(&id)).await;
+        }
+        let (vfs, c) = (&self.vfs, &caller);
         match (rest.as_str(), req.method()) {
-            ("/search", &Method::GET) => search::search(&self.vfs, &caller, &params).await,
-            ("/versions", &Method::GET) => versions::versions(&self.vfs, &caller, &params).await,
-            ("/trash", &Method::GET) => versions::trash(&self.vfs, &caller, &params).await,
-            ("/restore", &Method::POST) => versions::restore(&self.vfs, &caller, req).await,
-            ("/search" | "/versions" | "/trash" | "/restore", _) => {
-                let allow = if rest == "/restore" { "POST" } else { "GET" };
-                let mut r = error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method",
-                    &format!("only {allow} is allowed here"),
-                );
-                r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allow));
-                r
+            ("/search", &Method::GET) => search::search(vfs, c, &params).await,
+            ("/versions", &Method::GET) => versions::versions(vfs, c, &params).await,
+            ("/trash", &Method::GET) => versions::trash(vfs, c, &params).await,
+            ("/restore", &Method::POST) => versions::restore(vfs, c, req).await,
+            ("/buckets", &Method::GET) => files::buckets(vfs, c).await,
+            ("/openapi.json", &Method::GET) => json(StatusCode::OK, openapi::document()),
+            ("/files", &Method::GET) => files::list(vfs, c, &params).await,
+            ("/file", &Method::GET) => files::stat(vfs, c, &params).await,
+            ("/download", &Method::GET | &Method::HEAD) => {
+                download::download(vfs, c, &req, &params).await
             }
+            ("/zip", &Method::GET) => download::zip(vfs, c, &params).await,
+            ("/folders", &Method::POST) => changes::mkdir(vfs, c, req).await,
+            ("/rename", &Method::POST) => changes::rename(vfs, c, req).await,
+            ("/move", &Method::POST) => changes::move_into(vfs, c, req).await,
+            ("/copy", &Method::POST) => changes::copy_into(vfs, c, req).await,
+            ("/delete", &Method::POST) => changes::delete(vfs, c, req).await,
+            ("/attributes", &Method::POST) => changes::attributes(vfs, c, req).await,
+            (
+                "/search" | "/versions" | "/trash" | "/buckets" | "/files" | "/file" | "/download"
+                | "/zip" | "/openapi.json",
+                _,
+            ) => not_allowed("GET"),
+            (
+                "/restore" | "/folders" | "/rename" | "/move" | "/copy" | "/delete" | "/attributes",
+                _,
+            ) => not_allowed("POST"),
             _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
         }
     }
+}
+
+/// 405 naming the one method allowed.
+fn not_allowed(allow: &'static str) -> Response<RespBody> {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method",
+        &format!("only {allow} is allowed here"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
 }
 
 /// Query parameters, each at most once.

@@ -405,6 +405,32 @@ impl Vfs {
             .collect())
     }
 
+    /// For each of `paths`, a live lock bearing on it (on it, or a depth-infinity lock on a
+    /// folder above), from one query: what a listing shows. Tokens are hidden as in
+    /// `discover_locks`.
+    pub async fn locks_bearing_on(
+        &self,
+        c: &Caller,
+        paths: &[VPath],
+    ) -> Result<Vec<Option<Lock>>, VfsError> {
+        let locks = live(&self.store.live_locks().await?);
+        Ok(paths
+            .iter()
+            .map(|p| {
+                locks
+                    .iter()
+                    .find(|l| l.path == *p || (l.deep && p.starts_with(&l.path)))
+                    .cloned()
+                    .map(|mut l| {
+                        if !c.is_admin && l.principal.as_deref() != Some(c.user.as_str()) {
+                            l.token = String::new();
+                        }
+                        l
+                    })
+            })
+            .collect())
+    }
+
     /// Tokens of the locks `c` holds exactly on `path` (a LOCK on an unmapped URL creates the
     /// resource under the lock it has just taken).
     pub async fn own_locks_on(&self, c: &Caller, path: &VPath) -> Result<Vec<String>, VfsError> {

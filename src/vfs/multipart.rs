@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
 use super::upload::{to_the_end, Sink};
@@ -66,6 +66,7 @@ impl PartUpload {
                 etag: md5,
                 mtime_ms: now_ms(),
                 checksums,
+                sealed: sink.wrapped.take(),
             };
             vfs.store.put_part(&upload_id, &row).await?;
             Ok(row)
@@ -86,7 +87,8 @@ pub struct Preconditions {
     pub if_match: Option<String>,
 }
 
-fn part_key(upload: &str, number: i64) -> String {
+/// Where part `number` of upload `id` is staged.
+pub(super) fn part_key(upload: &str, number: i64) -> String {
     format!("{upload}/{number:05}")
 }
 
@@ -165,6 +167,9 @@ impl Vfs {
         };
         let writer = self.temp(&part_key(id, number), true).await?;
         let mut sink = Sink::new(writer, expected_size, format!("upload {id} part {number}"));
+        if let Some((key, wrapped)) = self.sealing_for(path).await? {
+            sink.seal_with(&key, wrapped);
+        }
         if let Some((group, room)) = limit {
             sink.limit_to(group, room);
         }
@@ -285,10 +290,32 @@ impl Vfs {
             etag: Some(format!("{}-{}", hex::encode(md5s.finalize()), chosen.len())),
             ..Default::default()
         };
+        self.assemble(caller, peer, id, path, &chosen, opts).await
+    }
+
+    /// Streams the staged `parts` of upload `id`, in order, into one atomic write of `path`
+    /// (the commit every other write uses) and ends the upload with it.
+    pub(super) async fn assemble(
+        &self,
+        caller: &Caller,
+        peer: Option<&super::replica::Peer>,
+        id: &str,
+        path: &VPath,
+        parts: &[PartRow],
+        opts: UploadOptions,
+    ) -> Result<Entry, VfsError> {
         let mut up = self.receive(caller, peer, path, opts).await?;
-        for p in &chosen {
+        for p in parts {
             let reader = self.staging.reader(&part_key(id, p.number)).await?;
-            let mut stream = reader.into_bytes_stream(0..p.size as u64).await?;
+            let size = p.size as u64;
+            let mut stream = match &p.sealed {
+                Some(w) => self
+                    .download(super::Source::Store(reader), size, Some(w))?
+                    .into_stream(0..size)
+                    .await?
+                    .boxed(),
+                None => reader.into_bytes_stream(0..size).await?.boxed(),
+            };
             while let Some(chunk) = stream
                 .try_next()
                 .await

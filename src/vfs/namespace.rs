@@ -192,11 +192,18 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         self.require_readable(c, entry).await?;
+        self.open_unchecked(entry).await
+    }
+
+    /// Opens the bytes of the file `entry` (plaintext, sealed or not), with no permission
+    /// check: the callers checked, or act for the node (replication).
+    pub(super) async fn open_unchecked(&self, entry: &Entry) -> Result<Download, VfsError> {
         let key = entry.path.storage_key(false);
         let source = match &self.local {
             Some(l) => {
                 let path = l.root.join(key);
-                match super::disk::DiskFile::open_sized(path.clone(), entry.size).await {
+                let len = Vfs::stored_len(entry.size, entry.sealed.as_deref());
+                match super::disk::DiskFile::open_sized(path.clone(), len).await {
                     Ok(Some(f)) => super::Source::Disk(f),
                     Ok(None) => {
                         tracing::error!(path = %entry.path, file = %path.display(), recorded = entry.size, "{SIZE_DIFFERS}");
@@ -210,10 +217,7 @@ impl Vfs {
             }
             None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
         };
-        Ok(Download {
-            source,
-            size: entry.size,
-        })
+        self.download(source, entry.size, entry.sealed.as_deref())
     }
 
     /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and
@@ -324,6 +328,7 @@ impl Vfs {
             grp,
             mode: i64::from(0o777 & !self.umask),
             origin: None,
+            sealed: None,
         }
     }
 
@@ -398,7 +403,8 @@ impl Vfs {
         }
         Self::require_name_change(c, &parent, None)?;
         self.make_folder(c, path, Self::group_for_new(c, &parent), Vec::new())
-            .await
+            .await?;
+        self.default_encryption(path).await
     }
 
     /// Records the folder `path` (group `grp`) and the missing implicit folders `parents`
@@ -942,6 +948,11 @@ impl Vfs {
         let src = self.stat(c, from).await?;
         self.require_read_tree(c, &src).await?;
         let (to_dir, parents) = self.check_transfer(c, &src, to, create_parents).await?;
+        // into a bucket that stores files in the other form: through plaintext, sealed or
+        // not by the target bucket's setting
+        if self.copy_changes_form(&src, to).await? {
+            return self.copy_through(c, &src, to, create_parents).await;
+        }
         let grp = match parents.last() {
             Some(p) => p.grp.clone(),
             None => Self::group_for_new(c, &to_dir),
@@ -1200,6 +1211,21 @@ impl Vfs {
         }
         let used = self.used_bytes(c).await?;
         Ok((used, self.available_bytes().map(|f| used + f)))
+    }
+
+    /// The quota meter of the bucket holding `path`, for a caller who may see it: the paying
+    /// group, its used bytes and its quota (`None`: no quota); `None` when no group pays.
+    pub async fn meter(
+        &self,
+        c: &Caller,
+        path: &VPath,
+    ) -> Result<Option<(String, u64, Option<u64>)>, VfsError> {
+        self.stat(c, path).await?;
+        Ok(self
+            .store
+            .meter_of(path.as_str())
+            .await?
+            .map(|(g, quota, used)| (g, used.max(0) as u64, quota.map(|q| q.max(0) as u64))))
     }
 
     /// Bytes used by all files, for RFC 4331 quota properties.

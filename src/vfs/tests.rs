@@ -996,3 +996,86 @@ async fn anonymous_callers_read_public_files_and_nothing_else() {
         .unwrap();
     assert!(forbidden(v.stat(&anon, &p("/b/f.txt")).await.map(|_| ())));
 }
+
+#[tokio::test]
+async fn resumable_uploads_append_keep_a_broken_append_and_commit_once_whole() {
+    use futures_util::stream;
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let target = p("/b/dir/file.bin");
+    let up = v
+        .resumable_start(&ann(), &target, 10, Some("application/x-t".into()))
+        .await
+        .unwrap();
+    assert_eq!((up.offset, up.length, up.id.len()), (0, 10, 32));
+    let ok = |b: &'static [u8]| Ok::<_, std::io::Error>(Bytes::from_static(b));
+    // an append at the wrong offset changes nothing
+    let r = v
+        .resumable_append(&ann(), &up.id, 3, stream::iter(vec![ok(b"abc")]))
+        .await;
+    assert!(matches!(
+        r,
+        Err(VfsError::Conflict(resumable::OFFSET_MISMATCH))
+    ));
+    // a body that breaks off keeps what arrived
+    let broken = stream::iter(vec![
+        ok(b"abc"),
+        Err(std::io::Error::other("cut")),
+        ok(b"zz"),
+    ]);
+    let r = v.resumable_append(&ann(), &up.id, 0, broken).await.unwrap();
+    assert_eq!(r.offset, 3);
+    // running past the length keeps nothing of that append
+    let r = v
+        .resumable_append(&ann(), &up.id, 3, stream::iter(vec![ok(b"defghijk")]))
+        .await;
+    assert!(matches!(r, Err(VfsError::TooLarge(_))));
+    assert_eq!(v.resumable_get(&ann(), &up.id).await.unwrap().offset, 3);
+    // another user does not see it; S3 does not list it
+    let mut bea = ann();
+    bea.user = "bea".into();
+    assert!(matches!(
+        v.resumable_get(&bea, &up.id).await,
+        Err(VfsError::NotFound)
+    ));
+    let listed = v
+        .multipart_list(&ann(), &p("/b"), "", "", None, 100)
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+    assert!(matches!(
+        v.stat(&ann(), &target).await,
+        Err(VfsError::NotFound)
+    ));
+    let r = v
+        .resumable_append(
+            &ann(),
+            &up.id,
+            3,
+            stream::iter(vec![ok(b"defg"), ok(b"hij")]),
+        )
+        .await
+        .unwrap();
+    let e = r.done.expect("committed");
+    assert_eq!((e.size, e.content_type.as_str()), (10, "application/x-t"));
+    assert_eq!(read_all(&v, "/b/dir/file.bin").await, b"abcdefghij");
+    assert!(matches!(
+        v.resumable_get(&ann(), &up.id).await,
+        Err(VfsError::NotFound)
+    ));
+    // an abandoned upload expires
+    let stale = v
+        .resumable_start(&ann(), &p("/b/s"), 5, None)
+        .await
+        .unwrap();
+    assert_eq!(v.resumable_expire(resumable::IDLE).await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        v.resumable_expire(std::time::Duration::ZERO).await.unwrap(),
+        1
+    );
+    assert!(matches!(
+        v.resumable_get(&ann(), &stale.id).await,
+        Err(VfsError::NotFound)
+    ));
+}

@@ -189,10 +189,10 @@ fn admin_api_end_to_end_with_negative_cases() {
 }
 
 #[test]
-fn openapi_document_validates() {
+fn openapi_documents_validate() {
     require("python3");
     let server = Server::plain();
-    let (s, doc) = api(
+    let (s, admin_doc) = api(
         &server,
         &["-u", &format!("admin:{ADMIN_PW}")],
         "GET",
@@ -200,13 +200,24 @@ fn openapi_document_validates() {
         None,
     );
     assert_eq!(s, 200);
-    assert!(doc.contains("\"openapi\": \"3."), "{doc}");
-    let file = server.root.path().join("openapi.json");
-    std::fs::write(&file, &doc).expect("write");
-    let out = run(Command::new("python3").arg("-c").arg(
-        "import json,sys; from openapi_spec_validator import validate; d=json.load(open(sys.argv[1])); validate(d); print('valid OpenAPI', d['openapi'], len(d['paths']), 'paths')",
-    ).arg(&file));
-    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    // the user API's document, next to it, for any signed-in user
+    server.add_user("ann", "ann-pw-12345", &[]);
+    let out = server.curl(&[
+        "-f",
+        "-u",
+        "ann:ann-pw-12345",
+        &server.url("/api/user/v1/openapi.json"),
+    ]);
+    let user_doc = String::from_utf8_lossy(&out.stdout).into_owned();
+    for (name, doc) in [("admin", admin_doc), ("user", user_doc)] {
+        assert!(doc.contains("\"openapi\": \"3."), "{name}: {doc}");
+        let file = server.root.path().join(format!("{name}-openapi.json"));
+        std::fs::write(&file, &doc).expect("write");
+        let out = run(Command::new("python3").arg("-c").arg(
+            "import json,sys; from openapi_spec_validator import validate; d=json.load(open(sys.argv[1])); validate(d); print('valid OpenAPI', d['openapi'], len(d['paths']), 'paths')",
+        ).arg(&file));
+        println!("{name}: {}", String::from_utf8_lossy(&out.stdout).trim());
+    }
 }
 
 /// A page on another origin, in a browser that holds an administrator's Basic credentials,

@@ -1,0 +1,31 @@
+//! Reading a small JSON request body, bounded.
+
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use serde::de::DeserializeOwned;
+
+use super::errors::error;
+use crate::wire::{ReqBody, RespBody};
+
+/// Largest JSON request body.
+pub const MAX_JSON: usize = 256 * 1024;
+
+/// The body of `req` as `T`: `413` over `max` bytes, `400` when it is not `T`.
+#[allow(clippy::result_large_err)]
+pub async fn read_json<T: DeserializeOwned>(
+    req: Request<ReqBody>,
+    max: usize,
+) -> Result<T, Response<RespBody>> {
+    let bytes = match Limited::new(req.into_body(), max).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                &format!("the request body is over {} KiB", max / 1024),
+            ))
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid", &e.to_string()))
+}
