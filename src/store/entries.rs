@@ -194,6 +194,34 @@ impl Store {
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
+    /// At most `limit` children of a folder whose path is after `after`, in path order, each
+    /// with whether it has dead properties, in one query (a listing read page by page).
+    pub async fn children_page(
+        &self,
+        parent: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(EntryRow, bool)>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            entry_cols!(),
+            ", EXISTS (SELECT 1 FROM dead_props d WHERE d.path = entries.path)",
+            " FROM entries WHERE parent = $1 AND path > $2 ORDER BY path LIMIT $3"
+        ))
+        .bind(parent)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let props = r.get::<i64, _>(12) != 0;
+                (row_to_entry(r), props)
+            })
+            .collect())
+    }
+
     /// Replaces the stored type and headers of a file (S3 CopyObject onto itself with REPLACE).
     pub async fn set_headers(
         &self,
@@ -376,6 +404,7 @@ mod tests {
             grp: None,
             mode: 0o775,
             origin: None,
+            sealed: None,
         }
     }
 
