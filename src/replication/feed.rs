@@ -324,6 +324,17 @@ async fn apply(
     // what this node knows the peer holds: the base the peer would have sent
     meta.base = store.mark(&link.mark_node(), path.as_str()).await?;
     meta.from = link.mark_node();
+    // a state the page was made from before our newer version reached the peer: the peer
+    // holds ours (the mark), so this is a concurrent edit, not an update of ours
+    if let (Some(l), Some(base)) = (store.entry(path.as_str()).await?, meta.base.as_deref()) {
+        if !meta.tombstone
+            && l.etag == base
+            && l.mtime_ms > meta.mtime_ms
+            && l.origin.as_deref() != Some(link.mark_node().as_str())
+        {
+            meta.base = None;
+        }
+    }
     let tombstone = meta.tombstone;
     let opts = UploadOptions {
         create_parents: true,
