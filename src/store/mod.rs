@@ -45,6 +45,7 @@ pub use props::DeadProp;
 pub use replication::{PeerRow, RuleRow};
 pub use resumable::ResumableRow;
 pub use retention::{Retention, LOCK_SETTING};
+pub use sealed_keys::ToConvert;
 pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
