@@ -627,6 +627,13 @@ fn a_bucket_converted_online_survives_a_kill_and_every_file_reads_throughout() {
         .unwrap();
     assert_eq!(s.put("pub/f0499", b"written meanwhile"), 204);
     assert_eq!(s.put("pub/new", b"a new file"), 201);
+    // and reads while it runs get the plaintext
+    for i in (0..N - 1).rev().step_by(20) {
+        assert!(
+            s.get(&format!("pub/f{i:04}")) == conv_body(i),
+            "f{i:04} during"
+        );
+    }
     let out = conv.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(s.get("pub/f0499"), b"written meanwhile");
