@@ -104,6 +104,53 @@ impl Vfs {
         Ok(self.visible(children))
     }
 
+    /// One chunk of a folder's listing: at most `limit` children after the path `after` (""
+    /// from the start), in path order, as `list` gives them; an empty chunk ends the listing.
+    /// A listing read chunk by chunk keeps memory in proportion to `limit`.
+    pub async fn list_chunk(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, VfsError> {
+        let dir = self.stat(c, path).await?;
+        if !dir.is_dir {
+            return Err(VfsError::WrongKind("not a folder"));
+        }
+        dir.require(c, R, "the folder may not be listed")?;
+        let mut after = after.to_string();
+        loop {
+            let rows = self
+                .store
+                .children_page(path.as_str(), &after, limit as i64)
+                .await?;
+            let full = rows.len() == limit;
+            if let Some((last, _)) = rows.last() {
+                after = last.path.clone();
+            }
+            let batch = rows
+                .into_iter()
+                .map(|(r, has)| {
+                    Entry::from_row(r).map(|e| Entry {
+                        has_props: Some(has),
+                        ..e
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let shown: Vec<Entry> = if path.is_root() {
+                let visible = |e: &Entry| e.allows(c, if e.is_dir { X } else { R });
+                batch.into_iter().filter(visible).collect()
+            } else {
+                self.visible(batch)
+            };
+            // a chunk whose entries were all hidden does not end the listing
+            if !shown.is_empty() || !full {
+                return Ok(shown);
+            }
+        }
+    }
+
     /// One page of the folder `dir`: at most `limit` children whose name starts with
     /// `prefix`, in S3 key order (a folder's name sorts with a `/` after it), after the name
     /// `after` in that order. Memory stays in proportion to `limit`, whatever the folder holds.
@@ -1121,6 +1168,17 @@ impl Vfs {
     pub async fn props(&self, c: &Caller, path: &VPath) -> Result<Vec<DeadProp>, VfsError> {
         self.stat(c, path).await?;
         Ok(self.store.props(path.as_str()).await?)
+    }
+
+    /// Dead properties of every child of a folder the caller may list, in one query (a
+    /// PROPFIND allprop of a folder reads them once, not once per entry).
+    pub async fn children_props(
+        &self,
+        c: &Caller,
+        dir: &VPath,
+    ) -> Result<std::collections::HashMap<String, Vec<DeadProp>>, VfsError> {
+        self.may_list(c, dir).await?;
+        Ok(self.store.children_props(dir.as_str()).await?)
     }
 
     /// Sets and removes dead properties atomically.

@@ -27,6 +27,7 @@ mod notifications;
 mod packaging;
 mod peer_suites;
 mod permissions;
+mod propfind_allprop;
 mod quotas;
 mod replays;
 mod replication;
