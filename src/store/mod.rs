@@ -47,6 +47,7 @@ pub use replication::{JournalRow, PeerRow, RuleRow};
 pub use replication_waiting::UnmappedRow;
 pub use resumable::ResumableRow;
 pub use retention::{Retention, LOCK_SETTING};
+pub use sealed_keys::ToConvert;
 pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
