@@ -195,6 +195,9 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             vfs.clone(),
             crate::auth::AccessKeys::new(store.clone(), vault.clone()),
             cfg.s3_base_domain.clone(),
+            crate::replication::feed::Feed {
+                store: store.clone(),
+            },
         ),
         admin: crate::admin::Admin {
             store: store.clone(),

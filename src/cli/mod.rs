@@ -68,7 +68,7 @@ pub enum Command {
     /// List a file's noncurrent versions, or prune them by policy now.
     #[command(subcommand)]
     Versions(versions::VersionsCmd),
-    /// Encryption at rest: rotate the master key.
+    /// Encryption at rest: rotate the master key, convert a bucket in place.
     #[command(subcommand)]
     Encryption(encryption::EncryptionCmd),
     /// List or empty the trash (deleted files and folders).

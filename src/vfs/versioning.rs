@@ -310,12 +310,16 @@ impl Vfs {
         let Some(key) = row.key.as_deref().filter(|_| !row.marker) else {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
         };
+        let mut sealed = entry.sealed.as_deref();
         let source = match &self.local {
             Some(l) => {
                 let file = l.versions.join(key);
-                let len = Vfs::stored_len(entry.size, entry.sealed.as_deref());
-                match super::disk::DiskFile::open_sized(file, len).await {
-                    Ok(Some(f)) => super::Source::Disk(f),
+                let lens = super::sealing::stored_lens(entry.size, sealed);
+                match super::disk::DiskFile::open_sized(file, lens).await {
+                    Ok(Some((f, len))) => {
+                        sealed = super::sealing::found_form(entry.size, sealed, len);
+                        super::Source::Disk(f)
+                    }
                     Ok(None) => return Err(VfsError::NotFound),
                     Err(e) => return Err(super::storage::io_err(e)),
                 }
@@ -327,7 +331,7 @@ impl Vfs {
                     .await?,
             ),
         };
-        self.download(source, entry.size, entry.sealed.as_deref())
+        self.download(source, entry.size, sealed)
     }
 
     /// DeleteObject without a version: deletes as any delete does, and returns the delete
