@@ -102,6 +102,7 @@ impl Vfs {
         }
         let opts = UploadOptions {
             create_parents: true,
+            content_type,
             ..Default::default()
         };
         let (existing, _) = self.check_write(c, path, &opts).await?;
@@ -114,7 +115,7 @@ impl Vfs {
             }
         }
         let mut headers = std::collections::BTreeMap::new();
-        if let Some(ct) = content_type {
+        if let Some(ct) = opts.content_type {
             headers.insert("content-type".to_string(), ct);
         }
         let id = hex::encode(rand::random::<[u8; 16]>());

@@ -1079,3 +1079,33 @@ async fn resumable_uploads_append_keep_a_broken_append_and_commit_once_whole() {
         Err(VfsError::NotFound)
     ));
 }
+
+#[tokio::test]
+async fn a_content_type_that_is_no_header_value_is_refused_on_every_way_in() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let f = p("/b/f.html");
+    for bad in ["text/html\r\nSet-Cookie: a=b", "text/plain\0", "text/pläin"] {
+        let opts = UploadOptions {
+            content_type: Some(bad.into()),
+            ..Default::default()
+        };
+        let invalid = |r: Result<(), VfsError>| matches!(r, Err(VfsError::InvalidArgument(_)));
+        assert!(
+            invalid(v.upload(&ann(), &f, opts).await.map(|_| ())),
+            "{bad:?}"
+        );
+        let r = v.resumable_start(&ann(), &f, 1, Some(bad.into())).await;
+        assert!(invalid(r.map(|_| ())), "{bad:?}");
+        let r = v
+            .multipart_start(&ann(), &f, Some(bad.into()), Default::default())
+            .await;
+        assert!(invalid(r.map(|_| ())), "{bad:?}");
+    }
+    put(&v, "/b/f.html", b"<b>").await;
+    let r = v
+        .set_headers(&ann(), &f, Some("a\nb"), &Default::default())
+        .await;
+    assert!(matches!(r, Err(VfsError::InvalidArgument(_))));
+    assert_eq!(v.stat(&ann(), &f).await.unwrap().content_type, "text/html");
+}
