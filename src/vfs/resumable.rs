@@ -147,7 +147,8 @@ impl Vfs {
         Ok(Resumable::from_row(&row, VPath::parse(&up.path)?))
     }
 
-    /// Appends `body` at `offset` (which must be the upload's offset). The bytes received are
+    /// Appends `body` at `offset` (which must be the upload's offset), for a caller who may
+    /// still write the file (the write rules are checked again). The bytes received are
     /// kept even when the body breaks off (a dropped connection), and this runs to its end
     /// even if the caller goes away; a body running past the announced length keeps nothing
     /// (`TooLarge`). The append that completes the upload commits the file; if that commit is
@@ -168,6 +169,13 @@ impl Vfs {
         if up.offset != offset {
             return Err(VfsError::Conflict(OFFSET_MISMATCH));
         }
+        // rights change while an upload waits: bytes are staged (and charged to the group)
+        // only for someone who may still write the file
+        let opts = UploadOptions {
+            create_parents: true,
+            ..Default::default()
+        };
+        self.check_write(c, &up.path, &opts).await?;
         let row = self
             .store
             .resumable_row(id)

@@ -3,7 +3,8 @@ own tests did not try, against a real server with Python requests. Run by user_a
 which sets up the households of user_files.rs (bucket `team` for alice and bob, `carol` for
 carol alone).
 
-Usage: user_api_attacks.py BASE_URL CHECK (one of the functions named in CHECKS)
+Usage: user_api_attacks.py BASE_URL CHECK STATE_FILE (CHECK: a function named in CHECKS;
+STATE_FILE: where one phase leaves what the next needs)
 """
 import base64
 import io
@@ -94,6 +95,37 @@ def no_basic_challenge():
     assert r.status_code == 200, r.text
 
 
-CHECKS = {f.__name__: f for f in [stored_types, zip_spellings, no_basic_challenge]}
+STATE = sys.argv[3]
+
+
+def revoked_writer_start():
+    # bob starts an upload into team, then (user_api_attacks.rs) leaves the group
+    bob = requests.Session()
+    bob.auth = ("bob", PW["bob"])
+    r = create(bob, 1_500_000, "/team", "hostage.bin")
+    assert r.status_code == 201, r.text
+    open(STATE, "w").write(BASE + r.headers["location"])
+
+
+def revoked_writer_rest():
+    # no longer allowed into team, he may not stage bytes there: they would count against
+    # team's quota (alice's own uploads refused with 507) for as long as he touches the upload
+    url = open(STATE).read()
+    bob = requests.Session()
+    bob.auth = ("bob", PW["bob"])
+    assert bob.get(API + "/files", params={"path": "/team"}).status_code == 403
+    r = bob.patch(url, data=b"h" * 1_400_000, headers=dict(OCTETS, **{"Upload-Offset": "0"}))
+    assert r.status_code == 403 and r.json()["error"] == "forbidden", (r.status_code, r.text)
+    r = bob.head(url, headers=TUS)
+    assert r.status_code == 200 and r.headers["upload-offset"] == "0", (r.status_code, r.headers)
+    alice = sign_in("alice")
+    r = create(alice, 700_000, "/team", "mine.bin")
+    assert r.status_code == 201, r.text
+
+
+CHECKS = {
+    f.__name__: f
+    for f in [stored_types, zip_spellings, no_basic_challenge, revoked_writer_start, revoked_writer_rest]
+}
 CHECKS[sys.argv[2]]()
 print(f"user_api_attacks.py {sys.argv[2]}: all checks passed")
