@@ -26,7 +26,7 @@ LAYERS = [
     ["share_links", "sessions"],    # the share-link service; browser sessions and two-factor
     ["auth", "setup"],              # identities (passwords, access keys -> Caller); the core built once
     ["vfs"],                        # the core: every namespace rule
-    ["vault", "tls"],               # sealed secrets; certificates and ACME
+    ["vault", "tls", "seal"],       # sealed secrets; certificates and ACME; the sealed format of encrypted buckets
     ["store", "limits"],            # SQL metadata; rate limits and throttles
     ["install"],                    # finding the data dir
     ["config"],                     # settings

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lint, unit tests, and conformance tests with real clients
 # (litmus, cadaver, rclone, curl, aws-cli, boto3, s3cmd; pebble as the ACME CA) against a real server on 127.0.0.1,
-# and mounted clients: rclone mount over FUSE (fuse3), GNOME's gio over gvfs under dbus-run-session.
+# and mounted clients: rclone mount over FUSE (fuse3), GNOME's gio over gvfs under dbus-run-session,
+# and the browser app in a headless Chromium (chromium, chromium-driver) driven by Selenium.
 # Installs the Debian packages it needs; fails loudly if one cannot be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(litmus cadaver rclone curl sha256sum s3cmd openssl pebble pebble-challtestsrv fusermount3 gio dbus-run-session systemd-analyze)
-packages=(litmus cadaver rclone curl coreutils s3cmd openssl pebble pebble fuse3 libglib2.0-bin dbus-daemon systemd)
+tools=(litmus cadaver rclone curl sha256sum s3cmd openssl pebble pebble-challtestsrv fusermount3 gio dbus-run-session systemd-analyze chromium chromedriver)
+packages=(litmus cadaver rclone curl coreutils s3cmd openssl pebble pebble fuse3 libglib2.0-bin dbus-daemon systemd chromium chromium-driver)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
@@ -37,6 +38,12 @@ if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 fi
 python3 -c "import aiosmtpd" || { echo "test.sh: aiosmtpd could not be installed" >&2; exit 1; }
+# Selenium drives the headless Chromium of the browser app's tests (tests/conformance/web_ui.rs)
+if ! python3 -c "import selenium" >/dev/null 2>&1; then
+  echo "test.sh: installing selenium from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check selenium
+fi
+python3 -c "import selenium" || { echo "test.sh: selenium could not be installed" >&2; exit 1; }
 for t in "${tools[@]}" aws python3; do
   command -v "$t" >/dev/null 2>&1 || { echo "test.sh: required tool '$t' is missing and could not be installed" >&2; exit 1; }
 done

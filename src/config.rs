@@ -7,6 +7,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod encryption;
 mod limits;
 mod metrics;
 mod replication;
@@ -16,6 +17,7 @@ mod tls;
 /// Unknown keys in the file and unknown `KURA_*` variables: named, with the closest known key.
 mod unknown;
 
+pub use encryption::EncryptionSettings;
 pub use limits::LimitsConfig;
 pub use metrics::MetricsConfig;
 pub use replication::ReplicationConfig;
@@ -120,6 +122,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Who may read the Prometheus metrics at `/metrics`.
     pub metrics: MetricsConfig,
+    /// Encrypted buckets: the master key and the default for new buckets.
+    pub encryption: EncryptionSettings,
     /// What `load` found suspicious (unknown keys and variables), for the caller to log.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -163,6 +167,7 @@ impl Default for Config {
             replication: Default::default(),
             smtp: Default::default(),
             metrics: MetricsConfig::default(),
+            encryption: EncryptionSettings::default(),
             warnings: Vec::new(),
         }
     }
@@ -197,6 +202,8 @@ const STRING_KEYS: &[&str] = &[
     "storage.backend",
     "storage.root",
     "public_url",
+    "encryption.key_file",
+    "encryption.key_command",
 ];
 
 impl Config {

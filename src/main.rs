@@ -16,6 +16,7 @@ mod metrics;
 mod notify;
 mod replication;
 mod s3;
+mod seal;
 mod serve;
 mod sessions;
 mod setup;
@@ -116,6 +117,9 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Versions(cmd) => cli::versions::versions(&cfg, cmd)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Encryption(cmd) => cli::encryption::encryption(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Trash(cmd) => cli::versions::trash(&cfg, cmd)

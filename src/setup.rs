@@ -9,7 +9,14 @@ use crate::vfs::{build_operator, build_staging, Vfs, VfsError};
 pub fn build_vfs(cfg: &Config, store: Store) -> Result<Vfs, VfsError> {
     let (op, local) = build_operator(&cfg.storage, &cfg.data_dir)?;
     let staging = build_staging(&cfg.storage, &cfg.data_dir)?;
+    let keys = crate::seal::KeyRing::load(&cfg.data_dir, &cfg.encryption).map_err(|e| {
+        VfsError::from(opendal::Error::new(
+            opendal::ErrorKind::ConfigInvalid,
+            e.to_string(),
+        ))
+    })?;
     Ok(Vfs::new(op, staging, store, local)
+        .with_keys(keys)
         .with_umask(cfg.umask_bits())
         .with_macos_metadata(cfg.macos_metadata)
         .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))

@@ -408,6 +408,9 @@ impl Admin {
             }
             r => r?,
         }
+        if let Some(on) = b.encrypt {
+            self.vfs.set_bucket_encrypted(&who, &path, on).await?;
+        }
         let e = self.vfs.stat(&who, &path).await?;
         Ok(BucketView {
             name: b.name,

@@ -86,6 +86,9 @@ pub struct NewBucket {
     pub name: String,
     pub group: String,
     pub owner: Option<String>,
+    /// Seal the bucket's files at rest (docs/encryption.md); default: `[encryption] default`.
+    #[serde(default)]
+    pub encrypt: Option<bool>,
 }
 
 /// An access key (without its secret).

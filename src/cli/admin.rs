@@ -52,6 +52,12 @@ pub enum BucketCmd {
         /// Owning user (default: the administrator running the command, shown as `admin`).
         #[arg(long)]
         owner: Option<String>,
+        /// Encrypt the bucket's files at rest (docs/encryption.md).
+        #[arg(long, conflicts_with = "no_encrypt")]
+        encrypt: bool,
+        /// Do not encrypt, whatever `[encryption] default` says.
+        #[arg(long)]
+        no_encrypt: bool,
     },
     /// Set a bucket's trash and versioning policy (only the options given change).
     Set(PolicyArgs),
@@ -321,8 +327,22 @@ pub async fn group(cfg: &Config, cmd: GroupCmd) -> Result<(), CliError> {
 pub async fn bucket(cfg: &Config, cmd: BucketCmd) -> Result<(), CliError> {
     let admin = open_admin(cfg).await?;
     match cmd {
-        BucketCmd::Create { name, group, owner } => {
-            let b = admin.add_bucket(NewBucket { name, group, owner }).await?;
+        BucketCmd::Create {
+            name,
+            group,
+            owner,
+            encrypt,
+            no_encrypt,
+        } => {
+            let encrypt = (encrypt || no_encrypt).then_some(encrypt);
+            let b = admin
+                .add_bucket(NewBucket {
+                    name,
+                    group,
+                    owner,
+                    encrypt,
+                })
+                .await?;
             println!(
                 "created bucket {} (owner {}, group {})",
                 b.name,

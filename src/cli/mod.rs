@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod encryption;
 pub mod find;
 pub mod fsck;
 pub mod lock;
@@ -72,6 +73,9 @@ pub enum Command {
     /// List a file's noncurrent versions, or prune them by policy now.
     #[command(subcommand)]
     Versions(versions::VersionsCmd),
+    /// Encryption at rest: rotate the master key.
+    #[command(subcommand)]
+    Encryption(encryption::EncryptionCmd),
     /// List or empty the trash (deleted files and folders).
     #[command(subcommand)]
     Trash(versions::TrashCmd),

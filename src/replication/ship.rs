@@ -148,7 +148,7 @@ pub async fn put(
     let mut at = 0u64;
     while at < size {
         let end = (at + READ).min(size);
-        let buf = match reader.read(at..end).await {
+        let buf = match reader.read_at(at, (end - at) as usize).await {
             Ok(b) => b,
             Err(err) => {
                 let _ = w.abort().await;

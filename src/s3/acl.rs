@@ -314,6 +314,7 @@ mod tests {
             mode,
             headers: BTreeMap::new(),
             has_props: None,
+            sealed: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! whether what it asks for is public), a SigV2 header signature must be fresh, and
 //! presigned URLs may not run longer than seven days (AWS's own limit). Malformed signature,
 //! date and Content-MD5 headers get the codes AWS answers them with, where s3s's differ.
+//! SSE-C headers are refused (not supported) rather than ignored.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,6 +63,19 @@ fn query<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
 #[allow(clippy::result_large_err)]
 pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
     let now = SystemTime::now();
+    // a client key would be ignored and the bytes kept without it: refused instead
+    // (docs/encryption.md, "Honest limits")
+    let sse_c = [
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    ];
+    if sse_c.iter().any(|h| req.headers().contains_key(*h)) {
+        return Err(s3_error(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "server-side encryption with customer-provided keys (SSE-C) is not supported",
+        ));
+    }
     match signature(req) {
         Signature::None if is_anonymous_read(req) => Ok(()),
         Signature::None => Err(s3_error(

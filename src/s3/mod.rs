@@ -7,6 +7,7 @@ mod bucket;
 mod checksum;
 mod cors;
 mod dto;
+mod encryption;
 mod errors;
 mod gate;
 mod host;

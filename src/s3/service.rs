@@ -121,6 +121,24 @@ impl S3 for KuraS3 {
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
         self.run(req, Self::bucket_acl).await
     }
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        self.run(req, Self::put_encryption).await
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        self.run(req, Self::get_encryption).await
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.run(req, Self::delete_encryption).await
+    }
     async fn put_bucket_cors(
         &self,
         req: S3Request<PutBucketCorsInput>,

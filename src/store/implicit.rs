@@ -161,6 +161,7 @@ mod tests {
             grp: None,
             mode: 0o775,
             origin: None,
+            sealed: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod replication;
 mod replication_journal;
 mod resumable;
 mod retention;
+mod sealed_keys;
 mod search;
 mod sessions;
 mod settings;

@@ -32,6 +32,8 @@ pub struct PartRow {
     pub mtime_ms: i64,
     /// Flexible checksums computed as it arrived (`x-amz-checksum-*` -> base64), as JSON.
     pub checksums: Option<String>,
+    /// The wrapped data key of a part stored sealed (encrypted bucket); `None`: plain.
+    pub sealed: Option<String>,
 }
 
 fn to_upload(r: sqlx::sqlite::SqliteRow) -> UploadRow {
@@ -116,10 +118,10 @@ impl Store {
     /// Records (or replaces) a part.
     pub async fn put_part(&self, upload: &str, p: &PartRow) -> Result<(), MetaError> {
         sqlx::query(
-            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms, checksums)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms, checksums, sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (upload_id, part_number) DO UPDATE SET size = excluded.size, etag = excluded.etag,
-               mtime_ms = excluded.mtime_ms, checksums = excluded.checksums",
+               mtime_ms = excluded.mtime_ms, checksums = excluded.checksums, sealed = excluded.sealed",
         )
         .bind(upload)
         .bind(p.number)
@@ -127,6 +129,7 @@ impl Store {
         .bind(&p.etag)
         .bind(p.mtime_ms)
         .bind(&p.checksums)
+        .bind(&p.sealed)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -151,7 +154,7 @@ impl Store {
     /// Parts of an upload, by number.
     pub async fn parts(&self, upload: &str) -> Result<Vec<PartRow>, MetaError> {
         let rows = sqlx::query(
-            "SELECT part_number, size, etag, mtime_ms, checksums FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number",
+            "SELECT part_number, size, etag, mtime_ms, checksums, sealed FROM multipart_parts WHERE upload_id = $1 ORDER BY part_number",
         )
         .bind(upload)
         .fetch_all(&self.pool)
@@ -164,6 +167,7 @@ impl Store {
                 etag: r.get(2),
                 mtime_ms: r.get(3),
                 checksums: r.get(4),
+                sealed: r.get(5),
             })
             .collect())
     }

@@ -473,6 +473,7 @@ mod tests {
             grp: None,
             mode: 0o664,
             origin: None,
+            sealed: None,
         }
     }
 

@@ -89,14 +89,15 @@ impl Store {
             return Err(MetaError::Conflict("the upload moved on meanwhile"));
         }
         sqlx::query(
-            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms, checksums)
-             VALUES ($1, $2, $3, $4, $5, NULL)",
+            "INSERT INTO multipart_parts (upload_id, part_number, size, etag, mtime_ms, checksums, sealed)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6)",
         )
         .bind(id)
         .bind(p.number)
         .bind(p.size)
         .bind(&p.etag)
         .bind(p.mtime_ms)
+        .bind(&p.sealed)
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE resumable_uploads SET touched_ms = $2 WHERE id = $1")

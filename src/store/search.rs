@@ -111,7 +111,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let pos: i64 = r.get(12);
+                let pos: i64 = r.get(13);
                 (pos, row_to_entry(r))
             })
             .collect())

@@ -265,9 +265,9 @@ async fn copy_tree_tx(
     let (lo, hi) = below(from);
     let cut = from.chars().count() as i64 + 1;
     sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id)
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id, sealed)
              SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode,
-                    CASE WHEN is_dir = 0 AND $7 THEN printf('%013x', $3) || lower(hex(randomblob(8))) END
+                    CASE WHEN is_dir = 0 AND $7 THEN printf('%013x', $3) || lower(hex(randomblob(8))) END, sealed
              FROM entries WHERE path = $6",
         )
         .bind(to)
@@ -280,10 +280,10 @@ async fn copy_tree_tx(
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id)
+            "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id, sealed)
              SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
                     content_type, $6, headers, $7, mode,
-                    CASE WHEN is_dir = 0 AND $10 THEN printf('%013x', $5) || lower(hex(randomblob(8))) END
+                    CASE WHEN is_dir = 0 AND $10 THEN printf('%013x', $5) || lower(hex(randomblob(8))) END, sealed
              FROM entries WHERE path >= $8 AND path < $9",
         )
         .bind(to)
@@ -441,7 +441,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             entry_cols!(),
-            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $18,
                CASE WHEN $16 THEN printf('%013x', $13) || lower(hex(randomblob(8))) END)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
@@ -450,7 +450,7 @@ impl Store {
                        CASE WHEN json_valid(entries.headers) THEN entries.headers ELSE '{}' END) AS k
                     WHERE k.key IN ('x-amz-tagging', 'x-kura-description')))
                  ELSE excluded.headers END,
-               origin = excluded.origin,
+               origin = excluded.origin, sealed = excluded.sealed,
                version_id = excluded.version_id
              WHERE entries.is_dir = 0; ",
             journal_one!("$12", "$1", "$11", "$13"),
@@ -476,6 +476,7 @@ impl Store {
         .bind(mark.map(|m| m.seq.as_str()))
         .bind(fresh)
         .bind(rules.keep_annotations)
+        .bind(&e.sealed)
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
@@ -766,8 +767,8 @@ impl Store {
             };
             sqlx::query(
                 "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type,
-                   owner, headers, grp, mode, version_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                   owner, headers, grp, mode, version_id, sealed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&path)
             .bind(&parent)
@@ -785,6 +786,7 @@ impl Store {
             .bind(&r.grp)
             .bind(r.mode)
             .bind((!r.is_dir && !r.null_version).then_some(&r.id))
+            .bind(&r.sealed)
             .execute(&mut *tx)
             .await
             .map_err(|e| Committed::Meta(map_unique(e)))?;
@@ -823,6 +825,7 @@ mod tests {
             grp: None,
             mode: 0o775,
             origin: None,
+            sealed: None,
         }
     }
 

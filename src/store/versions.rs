@@ -100,11 +100,13 @@ pub struct VersionRow {
     pub batch: Option<String>,
     /// Where the bytes are in the versions store.
     pub key: Option<String>,
+    /// The wrapped data key of sealed bytes (`None`: plain).
+    pub sealed: Option<String>,
 }
 
 macro_rules! version_cols {
     () => {
-        "id, path, bucket, marker, is_dir, null_version, size, etag, content_type, owner, headers, grp, mode, mtime_ms, archived_ms, batch, key"
+        "id, path, bucket, marker, is_dir, null_version, size, etag, content_type, owner, headers, grp, mode, mtime_ms, archived_ms, batch, key, sealed"
     };
 }
 
@@ -127,6 +129,7 @@ fn version_row(r: SqliteRow) -> VersionRow {
         archived_ms: r.get(14),
         batch: r.get(15),
         key: r.get(16),
+        sealed: r.get(17),
     }
 }
 
@@ -216,12 +219,12 @@ pub(super) async fn archive_file_tx(
     let s3 = i64::from(state_tx(tx, path).await?.is_some());
     let size: Option<i64> = sqlx::query_scalar(concat!(
         "INSERT INTO versions (id, path, bucket, null_version, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, archived_ms, key, payer, s3)
+           headers, grp, mode, mtime_ms, archived_ms, key, payer, s3, sealed)
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
                 THEN ",
         new_id!("$3"),
         " ELSE version_id END, path, $4, version_id IS NULL, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, $3, $2, $5, $6
+           headers, grp, mode, mtime_ms, $3, $2, $5, $6, sealed
          FROM entries WHERE path = $1 AND is_dir = 0 RETURNING size"
     ))
     .bind(path)
@@ -272,13 +275,13 @@ pub(super) async fn trash_tree_tx(
     let s3 = i64::from(state.is_some());
     sqlx::query(concat!(
         "INSERT INTO versions (id, path, bucket, null_version, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, archived_ms, key, payer, batch, s3)
+           headers, grp, mode, mtime_ms, archived_ms, key, payer, batch, s3, sealed)
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
                 THEN ",
         new_id!("$3"),
         " ELSE version_id END, path, $4, version_id IS NULL, size, etag, content_type, owner,
            headers, grp, mode, mtime_ms, $3, $5 || substr(path, $6), $7, $5,
-           $9 AND NOT ($10 AND version_id IS NULL)
+           $9 AND NOT ($10 AND version_id IS NULL), sealed
          FROM entries WHERE is_dir = 0 AND (path = $1 OR (path >= $8 AND path < $2))"
     ))
     .bind(path)

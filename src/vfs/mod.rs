@@ -17,6 +17,7 @@ pub mod public;
 pub mod replica;
 pub mod resumable;
 mod retention;
+mod sealing;
 pub mod search;
 mod settings;
 mod storage;
@@ -246,6 +247,9 @@ pub struct Entry {
     /// Whether dead properties exist, when known (listings find out in one query, so a
     /// PROPFIND need not look each entry up).
     pub has_props: Option<bool>,
+    /// The wrapped data key when the stored bytes are sealed (encrypted bucket); `size` is
+    /// still the plaintext size.
+    pub sealed: Option<String>,
 }
 
 /// Serialises stored headers; `None` when there are none.
@@ -292,6 +296,7 @@ impl Entry {
                 .unwrap_or_else(|| "application/octet-stream".into()),
             owner: row.owner,
             has_props: None,
+            sealed: row.sealed,
         })
     }
 }
@@ -300,6 +305,8 @@ impl Entry {
 pub struct Download {
     source: Source,
     size: u64,
+    /// Opens the segments of sealed bytes (`size` is the plaintext size).
+    cipher: Option<std::sync::Arc<crate::seal::Cipher>>,
 }
 
 /// Where a download reads from.
@@ -317,12 +324,9 @@ impl Download {
             return Ok(Bytes::new());
         }
         let end = (offset + len as u64).min(self.size);
-        match &self.source {
-            Source::Store(r) => Ok(r.read(offset..end).await?.to_bytes()),
-            Source::Disk(f) => f
-                .read_at(offset, (end - offset) as usize)
-                .await
-                .map_err(storage::io_err),
+        match &self.cipher {
+            None => self.source.read(offset..end).await,
+            Some(c) => sealing::read_sealed(&self.source, c, offset..end, self.size).await,
         }
     }
 
@@ -335,10 +339,18 @@ impl Download {
         VfsError,
     > {
         use futures_util::future::Either;
-        Ok(match self.source {
+        if let Some(c) = self.cipher {
+            return Ok(Either::Right(sealing::stream_sealed(
+                self.source,
+                c,
+                range,
+                self.size,
+            )));
+        }
+        Ok(Either::Left(match self.source {
             Source::Store(r) => Either::Left(r.into_bytes_stream(range).await?),
             Source::Disk(f) => Either::Right(f.stream(range)),
-        })
+        }))
     }
 }
 
@@ -363,6 +375,8 @@ pub struct Vfs {
     lock_max_per_user: usize,
     /// The storage journal of the `fs` backend (every tree change on disk goes through it).
     journal: Option<journal::Journal>,
+    /// The master keys of encrypted buckets (docs/encryption.md).
+    keys: Option<crate::seal::KeyRing>,
 }
 
 impl Vfs {
@@ -384,7 +398,14 @@ impl Vfs {
             macos: MacosMetadata::Keep,
             lock_timeout_max: DEFAULT_LOCK_TIMEOUT_MAX,
             lock_max_per_user: locks::DEFAULT_LOCKS_PER_USER,
+            keys: None,
         }
+    }
+
+    /// Sets the master keys that seal and open the files of encrypted buckets.
+    pub fn with_keys(mut self, keys: crate::seal::KeyRing) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Sets the umask new entries get their mode from (files 0666, folders 0777, minus the mask).
@@ -546,6 +567,7 @@ impl Vfs {
                 mode: 0o755,
                 headers: BTreeMap::new(),
                 has_props: None,
+                sealed: None,
             }));
         }
         match self.store.entry(path.as_str()).await? {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
 use super::upload::{to_the_end, Sink};
@@ -66,6 +66,7 @@ impl PartUpload {
                 etag: md5,
                 mtime_ms: now_ms(),
                 checksums,
+                sealed: sink.wrapped.take(),
             };
             vfs.store.put_part(&upload_id, &row).await?;
             Ok(row)
@@ -167,6 +168,9 @@ impl Vfs {
         };
         let writer = self.temp(&part_key(id, number), true).await?;
         let mut sink = Sink::new(writer, expected_size, format!("upload {id} part {number}"));
+        if let Some((key, wrapped)) = self.sealing_for(path).await? {
+            sink.seal_with(&key, wrapped);
+        }
         if let Some((group, room)) = limit {
             sink.limit_to(group, room);
         }
@@ -304,7 +308,15 @@ impl Vfs {
         let mut up = self.receive(caller, peer, path, opts).await?;
         for p in parts {
             let reader = self.staging.reader(&part_key(id, p.number)).await?;
-            let mut stream = reader.into_bytes_stream(0..p.size as u64).await?;
+            let size = p.size as u64;
+            let mut stream = match &p.sealed {
+                Some(w) => self
+                    .download(super::Source::Store(reader), size, Some(w))?
+                    .into_stream(0..size)
+                    .await?
+                    .boxed(),
+                None => reader.into_bytes_stream(0..size).await?.boxed(),
+            };
             while let Some(chunk) = stream
                 .try_next()
                 .await

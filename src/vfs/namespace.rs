@@ -104,6 +104,53 @@ impl Vfs {
         Ok(self.visible(children))
     }
 
+    /// One chunk of a folder's listing: at most `limit` children after the path `after` (""
+    /// from the start), in path order, as `list` gives them; an empty chunk ends the listing.
+    /// A listing read chunk by chunk keeps memory in proportion to `limit`.
+    pub async fn list_chunk(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, VfsError> {
+        let dir = self.stat(c, path).await?;
+        if !dir.is_dir {
+            return Err(VfsError::WrongKind("not a folder"));
+        }
+        dir.require(c, R, "the folder may not be listed")?;
+        let mut after = after.to_string();
+        loop {
+            let rows = self
+                .store
+                .children_page(path.as_str(), &after, limit as i64)
+                .await?;
+            let full = rows.len() == limit;
+            if let Some((last, _)) = rows.last() {
+                after = last.path.clone();
+            }
+            let batch = rows
+                .into_iter()
+                .map(|(r, has)| {
+                    Entry::from_row(r).map(|e| Entry {
+                        has_props: Some(has),
+                        ..e
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let shown: Vec<Entry> = if path.is_root() {
+                let visible = |e: &Entry| e.allows(c, if e.is_dir { X } else { R });
+                batch.into_iter().filter(visible).collect()
+            } else {
+                self.visible(batch)
+            };
+            // a chunk whose entries were all hidden does not end the listing
+            if !shown.is_empty() || !full {
+                return Ok(shown);
+            }
+        }
+    }
+
     /// One page of the folder `dir`: at most `limit` children whose name starts with
     /// `prefix`, in S3 key order (a folder's name sorts with a `/` after it), after the name
     /// `after` in that order. Memory stays in proportion to `limit`, whatever the folder holds.
@@ -192,11 +239,18 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         self.require_readable(c, entry).await?;
+        self.open_unchecked(entry).await
+    }
+
+    /// Opens the bytes of the file `entry` (plaintext, sealed or not), with no permission
+    /// check: the callers checked, or act for the node (replication).
+    pub(super) async fn open_unchecked(&self, entry: &Entry) -> Result<Download, VfsError> {
         let key = entry.path.storage_key(false);
         let source = match &self.local {
             Some(l) => {
                 let path = l.root.join(key);
-                match super::disk::DiskFile::open_sized(path.clone(), entry.size).await {
+                let len = Vfs::stored_len(entry.size, entry.sealed.as_deref());
+                match super::disk::DiskFile::open_sized(path.clone(), len).await {
                     Ok(Some(f)) => super::Source::Disk(f),
                     Ok(None) => {
                         tracing::error!(path = %entry.path, file = %path.display(), recorded = entry.size, "{SIZE_DIFFERS}");
@@ -210,10 +264,7 @@ impl Vfs {
             }
             None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
         };
-        Ok(Download {
-            source,
-            size: entry.size,
-        })
+        self.download(source, entry.size, entry.sealed.as_deref())
     }
 
     /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and
@@ -325,6 +376,7 @@ impl Vfs {
             grp,
             mode: i64::from(0o777 & !self.umask),
             origin: None,
+            sealed: None,
         }
     }
 
@@ -399,7 +451,8 @@ impl Vfs {
         }
         Self::require_name_change(c, &parent, None)?;
         self.make_folder(c, path, Self::group_for_new(c, &parent), Vec::new())
-            .await
+            .await?;
+        self.default_encryption(path).await
     }
 
     /// Records the folder `path` (group `grp`) and the missing implicit folders `parents`
@@ -944,6 +997,11 @@ impl Vfs {
         let src = self.stat(c, from).await?;
         self.require_read_tree(c, &src).await?;
         let (to_dir, parents) = self.check_transfer(c, &src, to, create_parents).await?;
+        // into a bucket that stores files in the other form: through plaintext, sealed or
+        // not by the target bucket's setting
+        if self.copy_changes_form(&src, to).await? {
+            return self.copy_through(c, &src, to, create_parents).await;
+        }
         let grp = match parents.last() {
             Some(p) => p.grp.clone(),
             None => Self::group_for_new(c, &to_dir),
@@ -1096,6 +1154,17 @@ impl Vfs {
     pub async fn props(&self, c: &Caller, path: &VPath) -> Result<Vec<DeadProp>, VfsError> {
         self.stat(c, path).await?;
         Ok(self.store.props(path.as_str()).await?)
+    }
+
+    /// Dead properties of every child of a folder the caller may list, in one query (a
+    /// PROPFIND allprop of a folder reads them once, not once per entry).
+    pub async fn children_props(
+        &self,
+        c: &Caller,
+        dir: &VPath,
+    ) -> Result<std::collections::HashMap<String, Vec<DeadProp>>, VfsError> {
+        self.may_list(c, dir).await?;
+        Ok(self.store.children_props(dir.as_str()).await?)
     }
 
     /// Sets and removes dead properties atomically.

@@ -172,6 +172,7 @@ mod tests {
             mode,
             headers: BTreeMap::new(),
             has_props: None,
+            sealed: None,
         }
     }
 

@@ -162,10 +162,15 @@ fn take_annotations(h: &mut BTreeMap<String, String>) {
 }
 
 impl super::Vfs {
-    /// The stored bytes of a file, for shipping to a peer (no permission check: the
-    /// replicator acts for the node, not for a user).
-    pub async fn stored_reader(&self, path: &VPath) -> Result<opendal::Reader, VfsError> {
-        Ok(self.op.reader(&path.storage_key(false)).await?)
+    /// The bytes of a file as clients see them (plaintext, whatever the bucket stores), for
+    /// shipping to a peer (no permission check: the replicator acts for the node, not for a
+    /// user); the peer seals them by its own bucket's setting.
+    pub async fn stored_reader(&self, path: &VPath) -> Result<super::Download, VfsError> {
+        let entry = self.lookup(path).await?.ok_or(VfsError::NotFound)?;
+        if entry.is_dir {
+            return Err(VfsError::WrongKind("is a folder"));
+        }
+        self.open_unchecked(&entry).await
     }
 
     /// Starts receiving the version `meta` of `path` from `peer`, written as `c` (the peer
@@ -381,7 +386,7 @@ fn version_etag(r: &ReplicaMeta, md5: &str) -> String {
 /// straight to where they will stay).
 pub(super) enum Plan {
     /// This node holds the version already.
-    Noop(EntryRow),
+    Noop(Box<EntryRow>),
     /// A deletion.
     Tombstone,
     /// Replaces what is here (nothing changed here since the sender last saw it).
@@ -435,7 +440,7 @@ async fn plan(
             && same_annotations(l.headers.as_deref(), headers)
     }) {
         // here already: nothing to do, and nothing to journal (this cuts loops)
-        Plan::Noop(l.clone())
+        Plan::Noop(Box::new(l.clone()))
     } else {
         match local {
             None => Plan::Clean,
@@ -483,7 +488,7 @@ async fn finish(up: &mut Upload, md5: String, size: u64, p: Planned) -> Result<E
     let entry = match p.plan {
         Plan::Noop(l) => {
             up.abort().await;
-            Entry::from_row(l)?
+            Entry::from_row(*l)?
         }
         Plan::Tombstone => {
             up.abort().await;
@@ -572,6 +577,7 @@ fn gone(path: &VPath) -> Entry {
         mode: 0,
         headers: BTreeMap::new(),
         has_props: None,
+        sealed: None,
     }
 }
 

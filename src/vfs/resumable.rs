@@ -188,6 +188,9 @@ impl Vfs {
             None,
             format!("resumable upload {id} part {number}"),
         );
+        if let Some((key, wrapped)) = self.sealing_for(&up.path).await? {
+            sink.seal_with(&key, wrapped);
+        }
         if let Some((group, left)) = self.store.bytes_left(up.path.as_str()).await? {
             let room = (left - self.store.staged_bytes(&group).await?).max(0) as u64;
             sink.limit_to(group, room);
@@ -225,6 +228,7 @@ impl Vfs {
                     etag: md5,
                     mtime_ms: now_ms(),
                     checksums: None,
+                    sealed: sink.wrapped.take(),
                 };
                 if let Err(e) = vfs
                     .store

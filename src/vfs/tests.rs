@@ -459,6 +459,62 @@ async fn hidden_macos_files_never_shorten_a_listing_page() {
 }
 
 #[tokio::test]
+async fn a_listing_read_in_chunks_is_the_whole_listing_with_its_props_flags() {
+    let v = vfs().await.with_macos_metadata(MacosMetadata::Hide);
+    v.mkdir(&ann(), &p("/docs")).await.unwrap();
+    v.mkdir(&ann(), &p("/docs/sub")).await.unwrap();
+    for name in [
+        "._a",
+        "._b",
+        "._c",
+        "a",
+        "b",
+        "c",
+        ".DS_Store",
+        "d",
+        "sub-x",
+    ] {
+        put(&v, &format!("/docs/{name}"), b"x").await;
+    }
+    put(&v, "/docs/sub/inner", b"x").await;
+    let prop = DeadProp {
+        namespace: "urn:x".into(),
+        name: "color".into(),
+        prefix: None,
+        xml: Some("<color xmlns=\"urn:x\">red</color>".into()),
+    };
+    v.patch_props(&ann(), &p("/docs/c"), &[(true, prop)])
+        .await
+        .unwrap();
+    let docs = p("/docs");
+    // chunks of 2: the three hidden names in a row do not end the listing early
+    let (mut all, mut after) = (Vec::new(), String::new());
+    loop {
+        let chunk = v.list_chunk(&ann(), &docs, &after, 2).await.unwrap();
+        let Some(last) = chunk.last() else { break };
+        after = last.path.as_str().to_string();
+        all.extend(chunk);
+    }
+    let whole = v.list(&ann(), &docs).await.unwrap();
+    let key = |es: &[Entry]| -> Vec<(String, Option<bool>)> {
+        let mut k: Vec<_> = es
+            .iter()
+            .map(|e| (e.path.to_string(), e.has_props))
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(key(&all), key(&whole));
+    assert_eq!(all.len(), 6);
+    assert!(all
+        .iter()
+        .all(|e| e.has_props == Some(e.path.name() == "c")));
+    // dead properties of the folder's children in one read, only those that have some
+    let props = v.children_props(&ann(), &docs).await.unwrap();
+    assert_eq!(props.keys().collect::<Vec<_>>(), ["/docs/c"]);
+}
+
+#[tokio::test]
 async fn lock_timeouts_are_capped_unless_the_cap_is_zero() {
     use std::time::Duration;
     let path = p("/f");

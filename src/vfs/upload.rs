@@ -125,6 +125,10 @@ pub(super) struct Sink {
     label: String,
     /// The first write, which creates the temporary object, is done.
     created: bool,
+    /// Seals the bytes on their way to storage (an encrypted bucket's file).
+    sealer: Option<crate::seal::Sealer>,
+    /// The wrapped data key of the sealed bytes, recorded with the file.
+    pub(super) wrapped: Option<String>,
 }
 
 impl Sink {
@@ -139,7 +143,15 @@ impl Sink {
             limit_group: String::new(),
             label,
             created: false,
+            sealer: None,
+            wrapped: None,
         }
+    }
+
+    /// Seals what is written with `key` (recorded as `wrapped`).
+    pub(super) fn seal_with(&mut self, key: &crate::seal::DataKey, wrapped: String) {
+        self.sealer = Some(crate::seal::Sealer::new(key));
+        self.wrapped = Some(wrapped);
     }
 
     /// Cuts the body off past `bytes` (what `group`'s quota leaves).
@@ -149,9 +161,9 @@ impl Sink {
     }
 
     pub(super) async fn write(&mut self, chunk: Bytes) -> Result<(), VfsError> {
-        let Some(w) = self.writer.as_mut() else {
+        if self.writer.is_none() {
             return Err(VfsError::Conflict("upload already finished"));
-        };
+        }
         self.written += chunk.len() as u64;
         if let Some(expected) = self.expected {
             if self.written > expected {
@@ -165,6 +177,18 @@ impl Sink {
             return Err(VfsError::QuotaExceeded(self.limit_group.clone()));
         }
         self.md5.update(&chunk);
+        let chunk = match self.sealer.as_mut() {
+            Some(s) => Bytes::from(s.push(&chunk)),
+            None => chunk,
+        };
+        self.put(chunk).await
+    }
+
+    /// Hands stored bytes to the temporary object.
+    async fn put(&mut self, chunk: Bytes) -> Result<(), VfsError> {
+        let Some(w) = self.writer.as_mut() else {
+            return Err(VfsError::Conflict("upload already finished"));
+        };
         let written = match w {
             Temp::Disk(d) => d.write(chunk).await.map_err(io_err),
             Temp::Store(w) if self.created || chunk.is_empty() => {
@@ -231,6 +255,9 @@ impl Sink {
                 )));
             }
         }
+        if let Some(s) = self.sealer.take() {
+            self.put(Bytes::from(s.finish())).await?;
+        }
         if let Some(Temp::Disk(d)) = self.writer.as_mut() {
             if let Err(e) = d.sync().await {
                 self.abort().await;
@@ -276,6 +303,8 @@ impl Sink {
             limit_group: self.limit_group.clone(),
             label: self.label.clone(),
             created: self.created,
+            sealer: self.sealer.take(),
+            wrapped: self.wrapped.take(),
         }
     }
 
@@ -381,6 +410,9 @@ impl Upload {
         let writer = vfs.temp(&path.storage_key(false), false).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
         sink.expected_md5 = opts.content_md5.clone();
+        if let Some((key, wrapped)) = vfs.sealing_for(&path).await? {
+            sink.seal_with(&key, wrapped);
+        }
         // what the quota leaves, plus the file this upload replaces (`replaced` bytes)
         if let Some((group, left)) = vfs.store.bytes_left(path.as_str()).await? {
             let limit = (left + replaced as i64).max(0) as u64;
@@ -545,6 +577,7 @@ impl Upload {
             grp,
             mode,
             origin: origin.clone(),
+            sealed: self.sink.wrapped.clone(),
         }
     }
 

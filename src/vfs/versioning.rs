@@ -303,7 +303,8 @@ impl Vfs {
         let source = match &self.local {
             Some(l) => {
                 let file = l.versions.join(key);
-                match super::disk::DiskFile::open_sized(file, v.entry.size).await {
+                let len = Vfs::stored_len(v.entry.size, v.entry.sealed.as_deref());
+                match super::disk::DiskFile::open_sized(file, len).await {
                     Ok(Some(f)) => super::Source::Disk(f),
                     Ok(None) => return Err(VfsError::NotFound),
                     Err(e) => return Err(super::storage::io_err(e)),
@@ -316,10 +317,7 @@ impl Vfs {
                     .await?,
             ),
         };
-        Ok(Download {
-            source,
-            size: v.entry.size,
-        })
+        self.download(source, v.entry.size, v.entry.sealed.as_deref())
     }
 
     /// DeleteObject without a version: deletes as any delete does, and returns the delete

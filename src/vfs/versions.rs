@@ -71,6 +71,7 @@ pub(super) fn row_entry(r: &VersionRow) -> Result<Entry, VfsError> {
         grp: r.grp.clone(),
         mode: r.mode,
         origin: None,
+        sealed: r.sealed.clone(),
     })?;
     e.mtime = ms_time(if r.marker { r.archived_ms } else { r.mtime_ms });
     Ok(e)
@@ -498,6 +499,7 @@ impl Vfs {
             grp,
             mode,
             origin: None,
+            sealed: row.sealed.clone(),
         };
         let archive = Archive {
             key: keep.as_ref().map(|k| k.0.clone()),

@@ -1,0 +1,307 @@
+//! Encrypted buckets in the core (docs/encryption.md): which writes are sealed (the bucket's
+//! `encryption` setting), opening a file's sealed bytes for positional and streamed reads,
+//! and the one error a failed segment becomes (logged, never wrong bytes).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Caller, Download, Source, VPath, Vfs, VfsError};
+use crate::seal::{self, Cipher, DataKey, SealError};
+
+/// The bucket setting that makes a bucket's new files sealed (value: `AES256`).
+pub const ENCRYPTION: &str = "encryption";
+/// The one algorithm (S3's name for it).
+pub const AES256: &str = "AES256";
+
+/// Plaintext bytes opened per read of a stream (16 segments): bounds memory per download.
+const WINDOW: u64 = 16 * seal::SEGMENT;
+
+/// A sealed file that does not open: tampered, truncated, or its key is missing.
+pub(super) fn seal_err(e: SealError) -> VfsError {
+    tracing::error!(error = %e, "sealed bytes do not open");
+    VfsError::from(opendal::Error::new(
+        opendal::ErrorKind::Unexpected,
+        e.to_string(),
+    ))
+}
+
+impl Source {
+    /// The stored bytes of `range` as they are.
+    pub(super) async fn read(&self, range: Range<u64>) -> Result<Bytes, VfsError> {
+        match self {
+            Source::Store(r) => Ok(r.read(range).await?.to_bytes()),
+            Source::Disk(f) => f
+                .read_at(range.start, (range.end - range.start) as usize)
+                .await
+                .map_err(super::storage::io_err),
+        }
+    }
+}
+
+/// The plaintext of `range` of a sealed file of `plain` bytes: only the segments it touches
+/// are read and opened.
+pub(super) async fn read_sealed(
+    source: &Source,
+    cipher: &Cipher,
+    range: Range<u64>,
+    plain: u64,
+) -> Result<Bytes, VfsError> {
+    let Some(plan) = seal::plan(range, plain) else {
+        return Ok(Bytes::new());
+    };
+    let stored = source.read(plan.stored.clone()).await?;
+    cipher
+        .open_range(&plan, plain, &stored)
+        .map(Bytes::from)
+        .map_err(seal_err)
+}
+
+/// The plaintext of `range` as a stream, opened a window of segments at a time by a task of
+/// its own (which stops when the stream is dropped).
+pub(super) fn stream_sealed(
+    source: Source,
+    cipher: Arc<Cipher>,
+    range: Range<u64>,
+    plain: u64,
+) -> Chunks {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let end = range.end.min(plain);
+    tokio::spawn(async move {
+        let mut pos = range.start;
+        while pos < end {
+            let until = ((pos / seal::SEGMENT) * seal::SEGMENT + WINDOW).min(end);
+            let r = read_sealed(&source, &cipher, pos..until, plain)
+                .await
+                .map_err(std::io::Error::other);
+            let failed = r.is_err();
+            if tx.send(r).await.is_err() || failed {
+                return;
+            }
+            pos = until;
+        }
+    });
+    Chunks(rx)
+}
+
+/// The chunks a `stream_sealed` task sends.
+pub(super) struct Chunks(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl futures_util::Stream for Chunks {
+    type Item = std::io::Result<Bytes>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+impl Vfs {
+    /// Whether new files of `bucket` are sealed: its owner or an administrator asks.
+    pub async fn bucket_encrypted(&self, c: &Caller, bucket: &VPath) -> Result<bool, VfsError> {
+        Ok(self.bucket_setting(c, bucket, ENCRYPTION).await?.is_some())
+    }
+
+    /// Seals (`true`) or stops sealing the new files of `bucket`: its owner or an
+    /// administrator. Files already stored keep their form (`kura encryption enable`
+    /// converts them).
+    pub async fn set_bucket_encrypted(
+        &self,
+        c: &Caller,
+        bucket: &VPath,
+        on: bool,
+    ) -> Result<(), VfsError> {
+        if on {
+            // the master key is made (or its absence found) now, not at the first write
+            self.new_data_key()?;
+        }
+        let value = on.then_some(AES256);
+        self.set_bucket_setting(c, bucket, ENCRYPTION, value).await
+    }
+
+    /// A bucket just made is encrypted when the server's default says so.
+    pub(super) async fn default_encryption(&self, path: &VPath) -> Result<(), VfsError> {
+        let on = self.keys.as_ref().is_some_and(|k| k.default_on);
+        if on && path.parent().is_root() {
+            self.new_data_key()?;
+            self.store
+                .set_bucket_setting(path.as_str(), ENCRYPTION, Some(AES256))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The data key (and its wrapped form to record) for a new file at `path`: `Some` when its
+    /// bucket is encrypted.
+    pub(super) async fn sealing_for(
+        &self,
+        path: &VPath,
+    ) -> Result<Option<(DataKey, String)>, VfsError> {
+        let Some(bucket) = Vfs::bucket_of(path) else {
+            return Ok(None);
+        };
+        if self
+            .store
+            .bucket_setting(bucket.as_str(), ENCRYPTION)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        self.new_data_key().map(Some)
+    }
+
+    /// A new data key wrapped by the current master key.
+    pub(super) fn new_data_key(&self) -> Result<(DataKey, String), VfsError> {
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| seal_err(SealError::Master("key".into(), "no key ring".into())))?;
+        keys.new_data_key().map_err(seal_err)
+    }
+
+    /// The cipher of a file whose row holds `wrapped`.
+    pub(super) fn cipher_of(&self, wrapped: &str) -> Result<Arc<Cipher>, VfsError> {
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| seal_err(SealError::UnknownKey("(none loaded)".into())))?;
+        let k = keys.unwrap(wrapped).map_err(seal_err)?;
+        Ok(Arc::new(Cipher::new(&k)))
+    }
+
+    /// The stored length of a file of `size` plaintext bytes, sealed or not.
+    pub(super) fn stored_len(size: u64, sealed: Option<&str>) -> u64 {
+        match sealed {
+            Some(_) => seal::sealed_len(size),
+            None => size,
+        }
+    }
+
+    /// A download of `source` holding a file of `size` plaintext bytes.
+    pub(super) fn download(
+        &self,
+        source: Source,
+        size: u64,
+        sealed: Option<&str>,
+    ) -> Result<Download, VfsError> {
+        Ok(Download {
+            source,
+            size,
+            cipher: sealed.map(|w| self.cipher_of(w)).transpose()?,
+        })
+    }
+}
+
+impl Vfs {
+    /// Whether a copy of the file `src` to `to` lands in a bucket storing files in the other
+    /// form (sealed or plain) than `src`'s bytes.
+    pub(super) async fn copy_changes_form(
+        &self,
+        src: &super::Entry,
+        to: &VPath,
+    ) -> Result<bool, VfsError> {
+        if src.is_dir || Vfs::bucket_of(&src.path) == Vfs::bucket_of(to) {
+            return Ok(false);
+        }
+        let sealed_there = match Vfs::bucket_of(to) {
+            Some(b) => self
+                .store
+                .bucket_setting(b.as_str(), ENCRYPTION)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        Ok(sealed_there != src.sealed.is_some())
+    }
+
+    /// Copies the file `src` to `to` as an upload of its plaintext (the checks of the copy
+    /// were made; the upload makes those of any write).
+    pub(super) async fn copy_through(
+        &self,
+        c: &Caller,
+        src: &super::Entry,
+        to: &VPath,
+        create_parents: bool,
+    ) -> Result<(), VfsError> {
+        use futures_util::TryStreamExt;
+        let download = self.open_entry(c, src).await?;
+        let opts = super::UploadOptions {
+            create_parents,
+            expected_size: Some(src.size),
+            content_type: Some(src.content_type.clone()),
+            headers: src.headers.clone(),
+            ..Default::default()
+        };
+        let mut up = self.upload(c, to, opts).await?;
+        let mut body = Box::pin(download.into_stream(0..src.size).await?);
+        while let Some(chunk) = body.try_next().await.map_err(super::storage::io_err)? {
+            up.write(chunk).await?;
+        }
+        up.commit().await.map(|_| ())
+    }
+}
+
+/// What `kura encryption rotate` did.
+#[derive(Debug, Default)]
+pub struct Rotation {
+    /// The new current master key.
+    pub new_key: String,
+    /// Data keys rewrapped.
+    pub rewrapped: u64,
+    /// Retired master keys removed (nothing is wrapped by them any more).
+    pub forgotten: Vec<String>,
+    /// Retired master keys kept: still wrapping keys that could not be rewrapped (a running
+    /// server wrapped new files with its old current key meanwhile; run again after a restart).
+    pub kept: Vec<String>,
+}
+
+/// Data keys rewrapped per transaction.
+const REWRAP_BATCH: i64 = 500;
+
+impl Vfs {
+    /// Rotates the master key: a new one becomes current, every data key wrapped by an older
+    /// one is rewrapped by it (in transactions of a few hundred, each re-checked), and the
+    /// older keys are removed once nothing is wrapped by them. Killed half way, running it
+    /// again finishes the work (the older keys stay until then). Stored bytes are not touched.
+    pub async fn rotate_master_key(&self, progress: impl Fn(u64)) -> Result<Rotation, VfsError> {
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| seal_err(SealError::Master("key".into(), "no key ring".into())))?;
+        let (_, new_key) = keys.rotate(None).map_err(seal_err)?;
+        let mut out = Rotation {
+            new_key: new_key.clone(),
+            ..Default::default()
+        };
+        for kid in keys.ids().into_iter().filter(|k| *k != new_key) {
+            loop {
+                let batch = self.store.wrapped_by(&kid, REWRAP_BATCH).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                let mut changes = Vec::with_capacity(batch.len());
+                for w in batch {
+                    let k = keys.unwrap(&w.sealed).map_err(seal_err)?;
+                    let new = keys.wrap(&k).map_err(seal_err)?;
+                    changes.push((w, new));
+                }
+                let n = self.store.rewrap(&changes).await?;
+                out.rewrapped += n;
+                progress(out.rewrapped);
+                if n == 0 {
+                    break;
+                }
+            }
+            if self.store.wrapped_by(&kid, 1).await?.is_empty() {
+                keys.forget_retired(&kid).map_err(super::storage::io_err)?;
+                out.forgotten.push(kid);
+            } else {
+                out.kept.push(kid);
+            }
+        }
+        Ok(out)
+    }
+}

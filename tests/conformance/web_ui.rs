@@ -1,0 +1,316 @@
+//! The browser app in a real headless Chromium (Debian `chromium` and `chromium-driver`,
+//! driven by Selenium from PyPI; `scripts/test.sh` installs them): each test starts a real
+//! server, sets up files with real clients, then runs a Python script of
+//! `tests/conformance/browser/` and asserts its exit code. Screenshots land in
+//! `target/web-screenshots/` as artefacts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{require, run, sha256_file, Server, ADMIN_PW};
+
+/// Where the scripts save their screenshots.
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots")
+}
+
+/// Fails loudly without Chromium, its driver or Selenium.
+fn require_browser() {
+    require("chromium");
+    require("chromedriver");
+    require("python3");
+    let ok = Command::new("python3")
+        .args(["-c", "import selenium"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "Python's selenium is not installed; run ./scripts/test.sh, which installs it"
+    );
+}
+
+/// An HTTPS server (the session cookie is `__Host-` and Secure, as in production).
+fn server() -> Server {
+    require_browser();
+    Server::start(true)
+}
+
+/// Runs `browser/<script>` against `server` as `user`, with extra environment; fails with
+/// its output unless it exits 0. Returns its standard output.
+fn browse(server: &Server, script: &str, user: (&str, &str), env: &[(&str, &str)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/conformance/browser")
+        .join(script);
+    let mut c = Command::new("python3");
+    c.arg(path)
+        .env("KURA_URL", server.url(""))
+        .env("KURA_USER", user.0)
+        .env("KURA_PASSWORD", user.1)
+        .env("KURA_SCREENSHOTS", screenshots())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = run(&mut c);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{}", text.trim());
+    text
+}
+
+fn admin() -> (&'static str, &'static str) {
+    ("admin", ADMIN_PW)
+}
+
+/// Sign in, sign out; a wrong password is refused, then the address is throttled (the
+/// right password too).
+#[test]
+fn browser_sign_in_out_and_throttle() {
+    let s = server();
+    browse(&s, "sign_in.py", admin(), &[]);
+}
+
+/// A file named like markup is shown as text: no alert, no `<img>` in the page, no CSP
+/// violation in the console.
+#[test]
+fn browser_hostile_file_name_is_text() {
+    let s = server();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web")]), 201);
+    let name = "<img src=x onerror=alert(1)>.txt";
+    let escaped = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    assert_eq!(s.put(&format!("web/{escaped}"), b"hello\n"), 201);
+    browse(&s, "hostile_name.py", admin(), &[]);
+}
+
+/// A form on another site posting to the user API with the signed-in browser's cookies is
+/// refused, and the file it tried to restore stays deleted.
+#[test]
+fn browser_cross_site_form_post_is_refused() {
+    let s = server();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web")]), 201);
+    assert_eq!(s.put("web/deleted.txt", b"gone\n"), 201);
+    assert_eq!(s.status(&["-X", "DELETE", &s.dav("web/deleted.txt")]), 204);
+    browse(&s, "cross_site.py", admin(), &[]);
+    assert_eq!(s.status(&[&s.dav("web/deleted.txt")]), 404);
+}
+
+/// A server with the bucket `web`, made over WebDAV by the admin.
+fn server_with_bucket() -> Server {
+    let s = server();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web")]), 201);
+    s
+}
+
+/// Upload three files and a folder by the file inputs; browse, sort, rename, chmod, move,
+/// copy, new folder, delete, restore from the trash; a zip of a selection checked entry by entry. The stored
+/// bytes are then read back over WebDAV.
+#[test]
+fn browser_files_upload_browse_change_zip() {
+    let s = server_with_bucket();
+    let downloads = tempfile::tempdir().expect("tempdir");
+    let dl = downloads.path().to_str().expect("utf8");
+    browse(&s, "files.py", admin(), &[("KURA_DOWNLOADS", dl)]);
+    assert_eq!(s.get("web/renamed.txt"), b"alpha\n".repeat(10));
+    assert_eq!(s.get("web/c.txt"), b"charlie\n".repeat(100));
+    assert_eq!(s.get("web/album/one.txt"), b"one\n");
+    assert_eq!(s.get("web/album/renamed.txt"), b"alpha\n".repeat(10));
+    assert_eq!(
+        s.status(&["-X", "PROPFIND", "-H", "Depth: 0", &s.dav("web/made")]),
+        207
+    );
+    assert_eq!(s.get("web/album/deeper/two.txt"), b"two\n".repeat(50));
+    assert_eq!(s.get("web/album/deeper/b.txt"), b"bravo\n".repeat(1000));
+    assert_eq!(s.status(&[&s.dav("web/a.txt")]), 404);
+    assert_eq!(s.status(&[&s.dav("web/b.txt")]), 404);
+}
+
+/// Search by a tag set through S3 PutObjectTagging; the result opens its folder in place.
+#[test]
+fn browser_search_by_tag() {
+    let s = server_with_bucket();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web/docs")]), 201);
+    assert_eq!(s.put("web/docs/tagged.txt", b"tagged\n"), 201);
+    assert_eq!(s.put("web/docs/other.txt", b"other\n"), 201);
+    let key = s.s3_key();
+    run(s.aws(&key).args([
+        "s3api",
+        "put-object-tagging",
+        "--bucket",
+        "web",
+        "--key",
+        "docs/tagged.txt",
+        "--tagging",
+        "TagSet=[{Key=project,Value=kura}]",
+    ]));
+    browse(&s, "search_tag.py", admin(), &[]);
+}
+
+/// A 10,000-entry folder renders (virtualised); the time is printed as a figure.
+#[test]
+fn browser_ten_thousand_entries() {
+    let s = server_with_bucket();
+    let out = browse(&s, "big_folder.py", admin(), &[]);
+    assert!(out.contains("figure: 10,000-entry folder"), "{out}");
+}
+
+/// A 200 MiB upload through the app, the server killed and started again in its middle: the
+/// app resumes from the kept offset and the stored file equals the source byte for byte.
+#[test]
+fn browser_big_upload_survives_a_restart() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    let mut s = server_with_bucket();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.bin");
+    let mut child = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/browser/big_upload.py"))
+        .env("KURA_URL", s.url(""))
+        .env("KURA_USER", "admin")
+        .env("KURA_PASSWORD", ADMIN_PW)
+        .env("KURA_SCREENSHOTS", screenshots())
+        .env("KURA_BIG_FILE", &big)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut restarted = false;
+    for line in stdout.lines() {
+        let line = line.expect("line");
+        println!("{line}");
+        if line.starts_with("RESTART") {
+            s.kill9();
+            s.start_again();
+            restarted = true;
+            writeln!(stdin, "GO").expect("GO");
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "big_upload.py failed");
+    assert!(restarted, "the script never asked for the restart");
+    // read back over WebDAV, as any client sees it
+    let back = dir.path().join("back.bin");
+    let back_arg = back.to_str().expect("utf8");
+    let out = s.curl_admin(&["-f", "-o", back_arg, &s.dav("web/big.bin")]);
+    assert!(out.status.success(), "GET big.bin failed");
+    assert_eq!(sha256_file(&back), sha256_file(&big));
+}
+
+/// French and a phone-sized dark window, the keyboard, labels, the lock and the quota meter
+/// shown to a member of the bucket's group; saves
+/// the screenshots of docs/screenshots/ (`KURA_DOCS_SHOTS=docs/screenshots` refreshes them).
+#[test]
+fn browser_tour_language_phone_keyboard_lock() {
+    let s = server();
+    run(s.kura().args(["group", "add", "family"]));
+    s.add_user("ann", "ann-password-1", &["--group", "family"]);
+    run(s.kura().args([
+        "bucket", "create", "photos", "--group", "family", "--owner", "ann",
+    ]));
+    run(s.kura().args(["quota", "set", "family", "--bytes", "1GiB"]));
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("photos/2025")]), 201);
+    assert_eq!(s.put("photos/2025/beach.jpg", &[0xff; 300_000]), 201);
+    assert_eq!(s.put("photos/report.pdf", &[b'%'; 120_000]), 201);
+    assert_eq!(
+        s.put("photos/notes.md", b"# Holidays\n\nBring the tent.\n"),
+        201
+    );
+    let lock = s.curl_admin(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "LOCK",
+        "-H",
+        "Timeout: Second-3600",
+        "-H",
+        "Content-Type: application/xml",
+        "--data",
+        "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>admin</D:owner></D:lockinfo>",
+        &s.dav("photos/report.pdf"),
+    ]);
+    assert_eq!(crate::common::code(&lock), 200);
+    let docs = std::env::var("KURA_DOCS_SHOTS").unwrap_or_default();
+    browse(
+        &s,
+        "tour.py",
+        ("ann", "ann-password-1"),
+        &[("KURA_DOCS_SHOTS", &docs)],
+    );
+}
+
+/// The first load (page, script, style) stays under 150 KB gzip-compressed; prints the figure.
+#[test]
+fn app_first_load_under_budget() {
+    let s = Server::plain();
+    let mut total = 0;
+    for path in ["/app/", "/app/app.js", "/app/app.css"] {
+        let out = run(Command::new("sh")
+            .arg("-c")
+            .arg(format!("curl -sSf '{}' | gzip -9c | wc -c", s.url(path))));
+        let n: usize = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("size");
+        println!("figure: {path} is {n} bytes gzip-compressed");
+        total += n;
+    }
+    println!("figure: first load {total} bytes gzip-compressed");
+    assert!(total < 150_000, "first load is {total} bytes compressed");
+}
+
+/// An upload cut by a page reload resumes when the same file is picked again, from the
+/// offset the server kept; the stored file equals the source.
+#[test]
+fn browser_upload_resumes_after_reload() {
+    let s = server_with_bucket();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("reloaded.bin");
+    let big_arg = big.to_str().expect("utf8");
+    browse(
+        &s,
+        "reload_resume.py",
+        admin(),
+        &[("KURA_BIG_FILE", big_arg)],
+    );
+    let back = dir.path().join("back.bin");
+    let back_arg = back.to_str().expect("utf8");
+    let out = s.curl_admin(&["-f", "-o", back_arg, &s.dav("web/reloaded.bin")]);
+    assert!(out.status.success(), "GET reloaded.bin failed");
+    assert_eq!(sha256_file(&back), sha256_file(&big));
+}
+
+/// The app never hands a string to the HTML parser: user data goes in through `textContent`
+/// (and attributes), so a name can never become markup.
+#[test]
+fn app_script_never_parses_html() {
+    let js = include_str!("../../src/app/assets/app.js");
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "createContextualFragment",
+        "DOMParser",
+        "eval(",
+        "new Function",
+    ] {
+        assert!(!js.contains(sink), "app.js uses {sink}");
+    }
+}
+
+/// An older version restored from a file's details; a file dropped on the page uploaded.
+#[test]
+fn browser_versions_restore_and_drop_upload() {
+    let s = server_with_bucket();
+    assert_eq!(s.put("web/notes.txt", b"v1\n"), 201);
+    assert_eq!(s.put("web/notes.txt", b"version two\n"), 204);
+    browse(&s, "versions_drop.py", admin(), &[]);
+    assert_eq!(s.get("web/notes.txt"), b"v1\n");
+    assert_eq!(s.get("web/dropped.txt"), b"dropped bytes\n");
+}
