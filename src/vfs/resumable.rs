@@ -302,15 +302,20 @@ impl Vfs {
         self.multipart_discard(id).await
     }
 
-    /// Removes uploads unused for `idle` (`IDLE` in service); returns how many.
+    /// Removes uploads unused for `idle` (`IDLE` in service); returns how many. One with an
+    /// append under way is left for the next sweep: its bytes are arriving (an upload is
+    /// touched when an append ends), and removing it would leave that append's part behind.
     pub async fn resumable_expire(&self, idle: Duration) -> Result<usize, VfsError> {
         let stale = self
             .store
             .resumable_older_than(now_ms() - idle.as_millis() as i64)
             .await?;
+        let mut removed = 0;
         for id in &stale {
+            let Ok(_guard) = Busy::take(id) else { continue };
             self.multipart_discard(id).await?;
+            removed += 1;
         }
-        Ok(stale.len())
+        Ok(removed)
     }
 }
