@@ -205,7 +205,7 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             entry_cols!(),
-            ", EXISTS (SELECT 1 FROM dead_props d WHERE d.path = entries.path)",
+            ", EXISTS (SELECT 1 FROM dead_props d WHERE d.path = entries.path) AS has_props",
             " FROM entries WHERE parent = $1 AND path > $2 ORDER BY path LIMIT $3"
         ))
         .bind(parent)
@@ -216,7 +216,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let props = r.get::<i64, _>(12) != 0;
+                let props = r.get::<i64, _>("has_props") != 0;
                 (row_to_entry(r), props)
             })
             .collect())
