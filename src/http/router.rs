@@ -415,7 +415,7 @@ impl App {
                     Ok(Some(caller)) => caller,
                     Ok(None) => match self.authenticate(&req).await {
                         Ok(c) => c,
-                        Err(resp) => return (resp, None),
+                        Err(resp) => return (unchallenged(resp, &req), None),
                     },
                 };
                 let user = caller.user.clone();
@@ -659,6 +659,23 @@ async fn audit_refusal(
 }
 
 /// Marks a refusal of wrong credentials for the failure counters.
+/// The user API's 401 as the JSON the app reads, without the Basic challenge: a browser
+/// answers a challenge with its password dialog, then sends the password it was given with
+/// every request of the origin, without CSRF token or second factor. Scripts send their
+/// credentials without being asked.
+fn unchallenged<B>(resp: Response<RespBody>, req: &Request<B>) -> Response<RespBody> {
+    if resp.status() != StatusCode::UNAUTHORIZED {
+        return resp;
+    }
+    let (code, why) = match req.headers().contains_key(header::AUTHORIZATION) {
+        true => ("invalid", "wrong user name or password"),
+        false => ("signed_out", "sign in first"),
+    };
+    let mut r = crate::user_api::error(StatusCode::UNAUTHORIZED, code, why);
+    *r.extensions_mut() = resp.into_parts().0.extensions;
+    r
+}
+
 fn failed(mut r: Response<RespBody>) -> Response<RespBody> {
     r.extensions_mut().insert(AuthFailed);
     r

@@ -318,6 +318,7 @@ impl Vfs {
         }
         Self::require_in_bucket(c, path)?;
         self.check_new_name(path)?;
+        super::upload::check_content_type(opts.content_type.as_deref())?;
         // the file and the folders above it in one query; the deepest existing folder above
         // the file decides who may create names
         let (dir_entry, existing) = match self.resolve_in(c, path).await {
@@ -693,6 +694,7 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         e.require(c, W, "the file may not be changed")?;
+        super::upload::check_content_type(content_type)?;
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         let ct = content_type.unwrap_or(&e.content_type);
         self.store

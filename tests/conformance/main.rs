@@ -46,6 +46,7 @@ mod streaming;
 mod tags;
 mod tls;
 mod tree_races;
+mod user_api_attacks;
 mod user_files;
 mod user_previews;
 mod user_tus;
