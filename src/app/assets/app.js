@@ -193,7 +193,9 @@ function show(section) {
 function route() {
   if (!me) return show("sign-in");
   status("");
-  const h = decodeURIComponent(location.hash.slice(1) || "/files/");
+  let h;
+  try { h = decodeURIComponent(location.hash.slice(1) || "/files/"); }
+  catch { location.hash = "#/files/"; return; } // a malformed address (`#/files/%`) goes home
   if (h.startsWith("/files")) return openFolder(("/" + h.slice(6)).replace(/\/+/g, "/").replace(/(.)\/$/, "$1"));
   if (h === "/trash") return openTrash();
   if (h === "/account") return home();
