@@ -1,0 +1,66 @@
+//! A GET racing PUTs of the same file never answers a mix of old metadata and new bytes: the
+//! ETag (the MD5 of a single-part upload) and Content-Length always describe the body served.
+
+use crate::common::{require, Server, ADMIN_PW};
+
+/// Two writers replace `/dav/race/f` with one of two same-size bodies while three readers GET
+/// it for `secs` seconds; prints `gets N mismatch M errors E`.
+const RACE: &str = r#"
+import base64, hashlib, sys, threading, time, urllib.request
+url, pw, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+auth = "Basic " + base64.b64encode(("admin:" + pw).encode()).decode()
+bodies = [bytes([i]) * 65536 + bytes(range(256)) * 64 for i in (1, 2)]
+stop, gets, bad, errs = [False], [0], [0], [0]
+def put(k):
+    i = k
+    while not stop[0]:
+        r = urllib.request.Request(url, data=bodies[i % 2], method="PUT", headers={"Authorization": auth})
+        urllib.request.urlopen(r).read()
+        i += 1
+def get():
+    while not stop[0]:
+        try:
+            r = urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": auth}))
+            body, etag = r.read(), r.headers["ETag"].strip('"')
+            gets[0] += 1
+            if hashlib.md5(body).hexdigest() != etag or int(r.headers["Content-Length"]) != len(body):
+                bad[0] += 1
+        except Exception:
+            errs[0] += 1
+ts = [threading.Thread(target=put, args=(k,)) for k in range(2)] + [threading.Thread(target=get) for _ in range(3)]
+[t.start() for t in ts]
+time.sleep(secs)
+stop[0] = True
+[t.join() for t in ts]
+print("gets", gets[0], "mismatch", bad[0], "errors", errs[0])
+"#;
+
+#[test]
+fn a_get_racing_puts_serves_the_etag_and_length_of_the_bytes_it_sends() {
+    require("python3");
+    let server = Server::plain();
+    assert_eq!(
+        server.status(&["-X", "MKCOL", &server.dav("race")]),
+        201,
+        "MKCOL"
+    );
+    assert_eq!(server.put("race/f", b"first"), 201);
+    let out = std::process::Command::new("python3")
+        .args(["-c", RACE, &server.dav("race/f"), ADMIN_PW, "8"])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(n.len(), 3, "{text}");
+    assert!(n[0] > 100, "too few GETs to mean anything: {text}");
+    assert_eq!(n[1], 0, "GETs whose ETag is not their body's: {text}");
+    assert_eq!(n[2], 0, "failed GETs: {text}");
+}
