@@ -137,7 +137,8 @@ impl Vfs {
                 Some(r)
                     if !r.is_dir
                         && !is_dir
-                        && Vfs::stored_len(r.size as u64, r.sealed.as_deref()) != *size =>
+                        && !super::sealing::stored_lens(r.size as u64, r.sealed.as_deref())
+                            .contains(size) =>
                 {
                     report.changed.push(path.clone());
                     // a damaged sealed file cannot be re-read: it is reported, not re-recorded

@@ -249,15 +249,31 @@ impl Vfs {
     /// Opens the bytes of the file `entry` (plaintext, sealed or not), with no permission
     /// check: the callers checked, or act for the node (replication).
     pub(super) async fn open_unchecked(&self, entry: &Entry) -> Result<Download, VfsError> {
-        let key = entry.path.storage_key(false);
+        self.open_stored(&entry.path, entry.size, entry.sealed.as_deref())
+            .await
+    }
+
+    /// Opens the stored bytes of the file `path` of `size` plaintext bytes recorded with
+    /// `sealed`.
+    pub(super) async fn open_stored(
+        &self,
+        path: &VPath,
+        size: u64,
+        sealed: Option<&str>,
+    ) -> Result<Download, VfsError> {
+        let key = path.storage_key(false);
+        let mut sealed = sealed;
         let source = match &self.local {
             Some(l) => {
-                let path = l.root.join(key);
-                let len = Vfs::stored_len(entry.size, entry.sealed.as_deref());
-                match super::disk::DiskFile::open_sized(path.clone(), len).await {
-                    Ok(Some(f)) => super::Source::Disk(f),
+                let file = l.root.join(key);
+                let lens = super::sealing::stored_lens(size, sealed);
+                match super::disk::DiskFile::open_sized(file.clone(), lens).await {
+                    Ok(Some((f, len))) => {
+                        sealed = super::sealing::found_form(size, sealed, len);
+                        super::Source::Disk(f)
+                    }
                     Ok(None) => {
-                        tracing::error!(path = %entry.path, file = %path.display(), recorded = entry.size, "{SIZE_DIFFERS}");
+                        tracing::error!(path = %path, file = %file.display(), recorded = size, "{SIZE_DIFFERS}");
                         return Err(VfsError::from(opendal::Error::new(
                             opendal::ErrorKind::Unexpected,
                             SIZE_DIFFERS,
@@ -268,7 +284,7 @@ impl Vfs {
             }
             None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
         };
-        self.download(source, entry.size, entry.sealed.as_deref())
+        self.download(source, size, sealed)
     }
 
     /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and
@@ -306,6 +322,7 @@ impl Vfs {
         }
         Self::require_in_bucket(c, path)?;
         self.check_new_name(path)?;
+        super::upload::check_content_type(opts.content_type.as_deref())?;
         // the file and the folders above it in one query; the deepest existing folder above
         // the file decides who may create names
         let (dir_entry, existing) = match self.resolve_in(c, path).await {
@@ -681,6 +698,7 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         e.require(c, W, "the file may not be changed")?;
+        super::upload::check_content_type(content_type)?;
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         let ct = content_type.unwrap_or(&e.content_type);
         self.store

@@ -1135,3 +1135,62 @@ async fn resumable_uploads_append_keep_a_broken_append_and_commit_once_whole() {
         Err(VfsError::NotFound)
     ));
 }
+
+#[tokio::test]
+async fn a_content_type_that_is_no_header_value_is_refused_on_every_way_in() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let f = p("/b/f.html");
+    for bad in ["text/html\r\nSet-Cookie: a=b", "text/plain\0", "text/pläin"] {
+        let opts = UploadOptions {
+            content_type: Some(bad.into()),
+            ..Default::default()
+        };
+        let invalid = |r: Result<(), VfsError>| matches!(r, Err(VfsError::InvalidArgument(_)));
+        assert!(
+            invalid(v.upload(&ann(), &f, opts).await.map(|_| ())),
+            "{bad:?}"
+        );
+        let r = v.resumable_start(&ann(), &f, 1, Some(bad.into())).await;
+        assert!(invalid(r.map(|_| ())), "{bad:?}");
+        let r = v
+            .multipart_start(&ann(), &f, Some(bad.into()), Default::default())
+            .await;
+        assert!(invalid(r.map(|_| ())), "{bad:?}");
+    }
+    put(&v, "/b/f.html", b"<b>").await;
+    let r = v
+        .set_headers(&ann(), &f, Some("a\nb"), &Default::default())
+        .await;
+    assert!(matches!(r, Err(VfsError::InvalidArgument(_))));
+    assert_eq!(v.stat(&ann(), &f).await.unwrap().content_type, "text/html");
+}
+
+#[tokio::test]
+async fn the_expiry_sweep_leaves_an_upload_whose_append_is_under_way() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let up = v
+        .resumable_start(&ann(), &p("/b/slow.bin"), 6, None)
+        .await
+        .unwrap();
+    // a slow PATCH: its first bytes are in, the rest still on the way
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Bytes, std::io::Error>>();
+    tx.send(Ok(Bytes::from_static(b"abc"))).unwrap();
+    let rx = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let (v2, id) = (v.clone(), up.id.clone());
+    let append = tokio::spawn(async move { v2.resumable_append(&ann(), &id, 0, rx).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // the sweep runs meanwhile (an idle time of zero makes every upload stale)
+    assert_eq!(
+        v.resumable_expire(std::time::Duration::ZERO).await.unwrap(),
+        0
+    );
+    tx.send(Ok(Bytes::from_static(b"def"))).unwrap();
+    drop(tx);
+    let done = append.await.unwrap().unwrap();
+    assert!(done.done.is_some());
+    assert_eq!(read_all(&v, "/b/slow.bin").await, b"abcdef");
+}

@@ -48,6 +48,7 @@ mod streaming;
 mod tags;
 mod tls;
 mod tree_races;
+mod user_api_attacks;
 mod user_files;
 mod user_tus;
 mod user_versions;
