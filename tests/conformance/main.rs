@@ -13,6 +13,8 @@ mod crash;
 mod doc_examples;
 mod encryption;
 mod first_hour;
+mod fsck_odd;
+mod get_race;
 mod hardening;
 mod hardening_auth;
 mod hardening_fuzz;
