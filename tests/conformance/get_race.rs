@@ -45,8 +45,17 @@ fn a_get_racing_puts_serves_the_etag_and_length_of_the_bytes_it_sends() {
         "MKCOL"
     );
     assert_eq!(server.put("race/f", b"first"), 201);
+    let (n, text) = race(&[RACE, &server.dav("race/f"), ADMIN_PW, "8"]);
+    assert_eq!(n[1], 0, "GETs whose ETag is not their body's: {text}");
+    assert_eq!(n[2], 0, "failed GETs: {text}");
+}
+
+/// Runs a race script (`python3 -c SCRIPT ARGS...`), which prints how many GETs it made, how
+/// many did not match and how many failed: those three counts, after checking enough GETs ran.
+fn race(args: &[&str]) -> (Vec<u64>, String) {
     let out = std::process::Command::new("python3")
-        .args(["-c", RACE, &server.dav("race/f"), ADMIN_PW, "8"])
+        .arg("-c")
+        .args(args)
         .output()
         .expect("python3");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -61,8 +70,7 @@ fn a_get_racing_puts_serves_the_etag_and_length_of_the_bytes_it_sends() {
         .collect();
     assert_eq!(n.len(), 3, "{text}");
     assert!(n[0] > 100, "too few GETs to mean anything: {text}");
-    assert_eq!(n[1], 0, "GETs whose ETag is not their body's: {text}");
-    assert_eq!(n[2], 0, "failed GETs: {text}");
+    (n, text)
 }
 
 /// The same race over S3 (boto3): two writers PUT one of two same-size bodies while three
@@ -111,22 +119,7 @@ fn an_s3_get_racing_puts_serves_the_etag_and_checksum_of_the_bytes_it_sends() {
     require("python3");
     let server = Server::plain();
     let key = server.s3_key();
-    let out = std::process::Command::new("python3")
-        .args(["-c", S3_RACE, &server.url(""), &key.id, &key.secret, "8"])
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let n: Vec<u64> = text
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    assert_eq!(n.len(), 3, "{text}");
-    assert!(n[0] > 100, "too few GETs to mean anything: {text}");
+    let (n, text) = race(&[S3_RACE, &server.url(""), &key.id, &key.secret, "8"]);
     assert_eq!(
         n[1], 0,
         "GETs whose ETag or checksum is not their body's: {text}"

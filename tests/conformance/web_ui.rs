@@ -218,22 +218,7 @@ fn browser_tour_language_phone_keyboard_lock() {
         s.put("photos/notes.md", b"# Holidays\n\nBring the tent.\n"),
         201
     );
-    let lock = s.curl_admin(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-X",
-        "LOCK",
-        "-H",
-        "Timeout: Second-3600",
-        "-H",
-        "Content-Type: application/xml",
-        "--data",
-        "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>admin</D:owner></D:lockinfo>",
-        &s.dav("photos/report.pdf"),
-    ]);
+    let lock = lock_as_admin(&s, &s.dav("photos/report.pdf"), "admin");
     assert_eq!(crate::common::code(&lock), 200);
     let docs = std::env::var("KURA_DOCS_SHOTS").unwrap_or_default();
     browse(
@@ -412,22 +397,7 @@ fn browser_admin_breaks_a_webdav_lock_hostile_names_are_text() {
     let escaped = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     let file = format!("web/{escaped}");
     assert_eq!(s.put(&file, b"hello\n"), 201);
-    let lock = s.curl_admin(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-X",
-        "LOCK",
-        "-H",
-        "Timeout: Second-3600",
-        "-H",
-        "Content-Type: application/xml",
-        "--data",
-        "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>&lt;img src=x onerror=alert(2)&gt;</D:owner></D:lockinfo>",
-        &s.dav(&file),
-    ]);
+    let lock = lock_as_admin(&s, &s.dav(&file), "&lt;img src=x onerror=alert(2)&gt;");
     assert_eq!(crate::common::code(&lock), 200);
     assert_eq!(s.put(&file, b"blocked\n"), 423);
     let out = run(s
@@ -443,4 +413,28 @@ fn browser_admin_breaks_a_webdav_lock_hostile_names_are_text() {
     browse(&s, "admin_locks.py", admin(), &[]);
     assert_eq!(s.put(&file, b"free again\n"), 204);
     assert_eq!(link(&url), 404);
+}
+
+/// Takes an hour's exclusive WebDAV lock on `url` as the admin, with `owner` (XML) as the
+/// lock's owner: curl's output, whose status `code` reads.
+fn lock_as_admin(s: &Server, url: &str, owner: &str) -> std::process::Output {
+    let body = format!(
+        "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>{owner}</D:owner></D:lockinfo>"
+    );
+    s.curl_admin(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "LOCK",
+        "-H",
+        "Timeout: Second-3600",
+        "-H",
+        "Content-Type: application/xml",
+        "--data",
+        &body,
+        url,
+    ])
 }
