@@ -144,17 +144,10 @@ impl Store {
 
     /// The group paying for a path and its (quota bytes, used bytes), for RFC 4331 properties.
     pub async fn quota_of(&self, path: &str) -> Result<Option<(Option<i64>, i64)>, MetaError> {
-        let mut tx = self.pool.begin().await?;
-        let Some(group) = payer_tx(&mut tx, path).await? else {
-            return Ok(None);
-        };
-        let row = sqlx::query(
-            "SELECT quota_bytes, used_bytes + version_bytes FROM groups WHERE name = $1",
-        )
-        .bind(&group)
-        .fetch_optional(&mut *tx)
-        .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        Ok(self
+            .meter_of(path)
+            .await?
+            .map(|(_, quota, used)| (quota, used)))
     }
 
     /// The group paying for a path with its quota (None: no limit) and used bytes, for quota
