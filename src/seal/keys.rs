@@ -31,6 +31,13 @@ pub enum SealError {
     /// The master key could not be read, made or run.
     #[error("master key {0}: {1}")]
     Master(String, String),
+    /// The master key is missing while data keys wrapped by a master key are recorded: a new
+    /// key would open none of them.
+    #[error(
+        "the master key {0} is missing, but files are sealed with master key {1}: put the key \
+         back (docs/encryption.md#backups-and-restores); a new key would open none of them"
+    )]
+    Lost(String, String),
 }
 
 /// One file's data key and file id (both random).
@@ -256,6 +263,19 @@ impl KeyRing {
         r.all.insert(m.id.clone(), m.clone());
         r.current = Some(m.clone());
         Ok(m)
+    }
+
+    /// Whether a current master key is held (read at start or made since).
+    pub fn holds_current(&self) -> bool {
+        self.ring().current.is_some()
+    }
+
+    /// Where the current master key comes from, for messages.
+    pub fn source_name(&self) -> String {
+        match &self.ring().source {
+            Source::DataDir(p) | Source::File(p) => p.display().to_string(),
+            Source::Command(_) => "key_command".into(),
+        }
     }
 
     /// The id of the current master key (made on first need).

@@ -527,3 +527,122 @@ fn master_key_rotation_rewraps_every_data_key_and_the_files_still_read() {
     run(s.kura().args(["restore", "/sec/f0"]));
     assert_eq!(s.get("sec/f0"), data);
 }
+
+/// `kura serve` on this server's data dir, expected to refuse to start: its exit and log.
+fn serve_refused(s: &Server) -> (bool, String) {
+    let mut child = s
+        .kura()
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kura serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output().expect("output");
+            let log = String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout);
+            return (!status.success(), log);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (false, "still running after 20 s".into())
+}
+
+#[test]
+fn a_missing_master_key_is_an_error_at_start_never_a_new_key() {
+    require("curl");
+    let mut s = server_with_buckets();
+    let data = pattern(SEG + 3);
+    assert_eq!(s.put("sec/a.txt", &data), 201);
+    s.stop();
+    let key = s.data_dir().join("encryption.key");
+    let saved = std::fs::read(&key).unwrap();
+    // the key is lost (a restore without it, a moved file): the server must not start with a
+    // new key that opens nothing, nor may a command make one
+    std::fs::remove_file(&key).unwrap();
+    let (refused, log) = serve_refused(&s);
+    assert!(refused, "{log}");
+    assert!(log.contains("encryption.key"), "{log}");
+    let made = s
+        .kura()
+        .args(["bucket", "create", "sec2", "--group", "g", "--encrypt"])
+        .output()
+        .unwrap();
+    assert!(!made.status.success(), "{made:?}");
+    assert!(!key.exists(), "a new master key was made");
+    // put back, everything reads
+    std::fs::write(&key, &saved).unwrap();
+    s.start_again();
+    assert_eq!(s.get("sec/a.txt"), data);
+}
+
+#[test]
+fn rotation_rewraps_the_parts_of_unfinished_uploads_too() {
+    require("aws");
+    let mut s = server_with_buckets();
+    let key = s.s3_key();
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("part");
+    let data = pattern(100_000);
+    std::fs::write(&part, &data).unwrap();
+    let out = run(s.aws(&key).args([
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "sec",
+        "--key",
+        "late.bin",
+        "--query",
+        "UploadId",
+        "--output",
+        "text",
+    ]));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = run(s.aws(&key).args([
+        "s3api",
+        "upload-part",
+        "--bucket",
+        "sec",
+        "--key",
+        "late.bin",
+        "--upload-id",
+        &id,
+        "--part-number",
+        "1",
+        "--body",
+        part.to_str().unwrap(),
+        "--query",
+        "ETag",
+        "--output",
+        "text",
+    ]));
+    let etag = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    s.stop();
+    let out = run(s.kura().args(["encryption", "rotate"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("rewrapped 1 data keys"), "{text}");
+    s.start_again();
+    let parts = format!(r#"{{"Parts":[{{"PartNumber":1,"ETag":{etag}}}]}}"#);
+    let done = s3(
+        &s,
+        &key,
+        &[
+            "s3api",
+            "complete-multipart-upload",
+            "--bucket",
+            "sec",
+            "--key",
+            "late.bin",
+            "--upload-id",
+            &id,
+            "--multipart-upload",
+            &parts,
+        ],
+    );
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(s.get("sec/late.bin"), data);
+}
