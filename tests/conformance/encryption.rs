@@ -646,3 +646,48 @@ fn rotation_rewraps_the_parts_of_unfinished_uploads_too() {
     assert!(done.status.success(), "{done:?}");
     assert_eq!(s.get("sec/late.bin"), data);
 }
+
+#[test]
+fn any_sse_c_header_is_refused_not_only_the_algorithm() {
+    require("curl");
+    let s = server_with_buckets();
+    let key = s.s3_key();
+    let user = format!("{}:{}", key.id, key.secret);
+    // a signed PUT carrying the client's key without the algorithm header: AWS refuses it,
+    // and storing the body without that key would be a silent lie
+    let put = |headers: &[&str], name: &str| {
+        let mut args = vec![
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--user",
+            &user,
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "-X",
+            "PUT",
+            "--data-binary",
+            "secret body",
+        ];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        let url = s.url(&format!("/sec/{name}"));
+        args.push(&url);
+        crate::common::code(&s.curl(&args))
+    };
+    let k =
+        "x-amz-server-side-encryption-customer-key: MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+    let md5 = "x-amz-server-side-encryption-customer-key-md5: 3v1ZhRQRnYJqVBFnpOGsDw==";
+    let copy = "x-amz-copy-source-server-side-encryption-customer-key: MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+    assert_eq!(put(&[], "plain"), 200);
+    for (i, h) in [vec![k], vec![md5], vec![copy]].iter().enumerate() {
+        let code = put(h, &format!("c{i}"));
+        assert!(code == 400 || code == 501, "{h:?}: {code}");
+        assert!(!s.files_dir().join(format!("sec/c{i}")).exists());
+    }
+}
