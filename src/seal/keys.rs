@@ -405,7 +405,7 @@ impl KeyRing {
         let Source::DataDir(path) = r.source.clone() else {
             return Err(SealError::Master(
                 "key".into(),
-                "rotate with key_file or key_command: pass the new key with --new-key-file".into(),
+                "rotation rotates the data dir's encryption.key only: with key_file or key_command set, see docs/encryption.md#rotation".into(),
             ));
         };
         let old_bytes = std::fs::read(&path).map_err(|e| err(&path, e))?;
