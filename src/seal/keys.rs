@@ -324,9 +324,15 @@ impl KeyRing {
 
     /// Reads the retired keys again (another process, `kura encryption rotate`, may have
     /// retired the key this server holds as current and made a new one).
+    /// The operator's key command is not run again: it runs once, at start (a password
+    /// manager's prompt, or a hanging command holding the ring, on every such read).
     fn reload(&self) {
+        let source = self.ring().source.clone();
+        let fresh = match source {
+            Source::Command(_) => None,
+            s => read_source(&s).ok().flatten(),
+        };
         let mut r = self.ring();
-        let fresh = read_source(&r.source).ok().flatten();
         if let Some(k) = fresh {
             let m = Arc::new(master(&k));
             r.all.insert(m.id.clone(), m);

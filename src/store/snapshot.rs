@@ -189,6 +189,17 @@ impl Store {
     }
 }
 
+fn snapshot_object(
+    (name, size, etag, sealed): (String, i64, String, Option<String>),
+) -> SnapshotObject {
+    SnapshotObject {
+        name,
+        size,
+        etag,
+        sealed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::rebase;
@@ -199,16 +210,5 @@ mod tests {
         assert_eq!(rebase("/b/a/f", "/b/a", "/b/z").as_deref(), Some("/b/z/f"));
         assert_eq!(rebase("/b/ab/f", "/b/a", "/b/z"), None);
         assert_eq!(rebase("/b/a", "/b/a/f", "/b/z"), None);
-    }
-}
-
-fn snapshot_object(
-    (name, size, etag, sealed): (String, i64, String, Option<String>),
-) -> SnapshotObject {
-    SnapshotObject {
-        name,
-        size,
-        etag,
-        sealed,
     }
 }

@@ -726,3 +726,39 @@ fn a_backup_of_an_encrypted_bucket_restores_its_files_and_versions() {
     run(target.kura().args(["restore", "/sec/doc.txt"]));
     assert_eq!(target.get("sec/doc.txt"), first);
 }
+
+#[test]
+fn a_file_under_an_unknown_master_key_does_not_run_key_command_again() {
+    require("curl");
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("runs");
+    let a = "11".repeat(32);
+    let b = "22".repeat(32);
+    let cmd = |hex: &str| format!("echo run >> {}; echo {hex}", count.display());
+    let mut s = Server::start_with(false, &[("KURA_ENCRYPTION__KEY_COMMAND", &cmd(&a))]);
+    run(s.kura().args(["group", "add", "g"]));
+    run(s
+        .kura()
+        .args(["bucket", "create", "sec", "--group", "g", "--encrypt"]));
+    assert_eq!(s.put("sec/a", b"sealed with key a"), 201);
+    s.stop();
+    // the operator's command now prints another key (the old one is not held)
+    s.set_env("KURA_ENCRYPTION__KEY_COMMAND", &cmd(&b));
+    s.start_again();
+    std::fs::write(&count, "").unwrap();
+    for _ in 0..3 {
+        let out = s.curl_admin(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &s.dav("sec/a"),
+        ]);
+        assert_eq!(crate::common::code(&out), 500);
+    }
+    // each read of such a file ran the operator's command (a password manager's prompt, a
+    // hanging command holding every sealed read and write behind it): it runs at start only
+    let runs = std::fs::read_to_string(&count).unwrap();
+    assert_eq!(runs.lines().count(), 0, "key_command ran again: {runs:?}");
+}
