@@ -70,7 +70,7 @@ pub async fn take(cfg: &Config, dest: &Path, opts: &TakeOptions) -> Result<Manif
             let line = match known.get(&(kind.to_string(), o.name.clone())) {
                 Some(l)
                     if l.etag == o.etag
-                        && l.size == o.stored_size()
+                        && l.size == stored_size(&o)
                         && repo::object_path(dest, &l.sha256).is_file() =>
                 {
                     Some(l.clone())
@@ -328,4 +328,13 @@ async fn capture(
 /// The file id a wrapped data key names (`v1:<kid>:<file id>:...`), hex.
 fn sealed_file_id(wrapped: Option<&str>) -> Option<&str> {
     wrapped?.split(':').nth(2)
+}
+
+/// The length of the stored bytes a snapshot row names (longer than its size when sealed).
+fn stored_size(o: &SnapshotObject) -> u64 {
+    let size = o.size.max(0) as u64;
+    match o.sealed {
+        Some(_) => crate::seal::sealed_len(size),
+        None => size,
+    }
 }

@@ -20,17 +20,6 @@ pub struct SnapshotObject {
     pub sealed: Option<String>,
 }
 
-impl SnapshotObject {
-    /// The length of the stored bytes the row names (longer than `size` when sealed).
-    pub fn stored_size(&self) -> u64 {
-        let size = self.size.max(0) as u64;
-        match self.sealed {
-            Some(_) => crate::seal::sealed_len(size),
-            None => size,
-        }
-    }
-}
-
 /// What became of a path after a snapshot, by the audit trail's moves and deletes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Whereabouts {
