@@ -54,6 +54,21 @@ PROPFIND_BODY = (
     b"</d:prop></d:propfind>"
 )
 
+# What Windows Explorer (the WebClient mini-redirector) sends to list a folder: PROPFIND Depth 1
+# with no body at all, which RFC 4918 section 9.1 defines as allprop, under its own User-Agent.
+ALLPROP_HEADERS = {
+    "User-Agent": "Microsoft-WebDAV-MiniRedir/10.0.19045",
+    "translate": "f",
+    "Content-Length": "0",
+}
+
+# The two PROPFIND shapes every WebDAV server is listed with: (op name in the report, body,
+# extra headers).
+PROPFIND_SHAPES = [
+    ("PROPFIND", PROPFIND_BODY, {"Content-Type": 'application/xml; charset="utf-8"'}),
+    ("PROPFIND allprop", b"", ALLPROP_HEADERS),
+]
+
 
 def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -96,6 +111,33 @@ def cpu_seconds(root):
         rest = s[s.rindex(")") + 2 :].split()
         total += int(rest[11]) + int(rest[12])
     return total / CLK_TCK
+
+
+def rss_mib(root):
+    """Sum of VmRSS (resident now) of `root` and its descendants, MiB."""
+    total = 0
+    for p in _proc_tree(root):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def reset_peak_rss(root):
+    """Resets VmHWM of `root` and its descendants to their RSS now (clear_refs 5), so that the
+    next peak read belongs to what follows; False when the kernel refuses."""
+    done = True
+    for p in _proc_tree(root):
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            done = False
+    return done
 
 
 def peak_rss_mib(root):
@@ -389,13 +431,15 @@ def wl_large_get(target, size, key, digest):
     return dt, None
 
 
-def wl_list_dav(target, expect):
-    path = target.path(LIST_BUCKET)
+def wl_list_dav(target, expect, body=PROPFIND_BODY, extra=None, bucket=LIST_BUCKET, key=""):
+    """PROPFIND Depth 1 of a folder with `expect` entries, in one of PROPFIND_SHAPES."""
+    path = target.path(bucket, key)
     conn = target.connect()
     h = target.headers("PROPFIND", path)
-    h.update({"Depth": "1", "Content-Type": 'application/xml; charset="utf-8"'})
+    h.update(extra or {"Content-Type": 'application/xml; charset="utf-8"'})
+    h["Depth"] = "1"
     t0 = time.perf_counter()
-    st, data = request(conn, "PROPFIND", target.url(path), PROPFIND_BODY, h)
+    st, data = request(conn, "PROPFIND", target.url(path), body, h)
     dt = time.perf_counter() - t0
     conn.close()
     if st != 207:
@@ -456,6 +500,30 @@ def populate_via(target, n, clients, size=64):
     return wall
 
 
+def md5_cpu_s_per_gib(src, size):
+    """CPU seconds per GiB of an MD5 over `src` (in the page cache by now), in this process:
+    the part of a large PUT that Kura spends on the ETag, measured apart from the server (the
+    report subtracts it from Kura's PUT). hashlib's MD5 is OpenSSL's assembly; Kura's md-5 crate
+    is portable Rust and slower, so the subtraction leaves Kura at least this much: a verdict
+    of met is safe, one of not met may be pessimistic."""
+    def pass_cpu(h):
+        buf = bytearray(MIB)
+        with open(src, "rb", buffering=0) as f:
+            t0 = time.process_time()
+            while True:
+                k = f.readinto(buf)
+                if not k:
+                    break
+                if h:
+                    h.update(memoryview(buf)[:k])
+            return time.process_time() - t0
+
+    pass_cpu(None)  # the file into the page cache
+    read = pass_cpu(None)
+    hashed = pass_cpu(hashlib.md5())
+    return max(0.0, hashed - read) / (size / GIB)
+
+
 def populate_disk(root, n, size=64):
     d = os.path.join(root, LIST_BUCKET)
     os.makedirs(d, exist_ok=True)
@@ -513,6 +581,7 @@ class Server:
     protocols = ()
     dav_prefix = ""
     fs_backed = True  # its data is a plain folder tree (listing folder can be made on disk)
+    tls_capable = True  # serves HTTPS itself (Garage leaves TLS to a proxy)
 
     def __init__(self, root, peer_cert):
         self.root = os.path.join(root, self.name)
@@ -838,6 +907,122 @@ class RcloneS3(RcloneDav):
         return cmd
 
 
+class Garage(Server):
+    """Garage (the S3 server self-hosters run), one node with replication factor 1, driven
+    through its own CLI for the layout, the access key and the buckets."""
+
+    name = "garage"
+    protocols = ("s3",)
+    fs_backed = False
+    tls_capable = False
+
+    def __init__(self, root, peer_cert, binary, db_engine="sqlite"):
+        super().__init__(root, peer_cert)
+        self.binary = binary
+        self.db_engine = db_engine
+        self.key = None
+        self.conf = os.path.join(self.root, "garage.toml")
+        self.rpc_port = None
+
+    def command(self):
+        if self.tls:
+            # Garage serves plain HTTP only (TLS belongs to a reverse proxy in front of it)
+            raise RuntimeError("garage has no TLS listener of its own")
+        if self.rpc_port is None:
+            self.rpc_port = free_port()
+        meta = os.path.join(self.root, "meta")
+        os.makedirs(meta, exist_ok=True)
+        # Metadata in SQLite, like Kura's, and both fsyncs on, like Kura's default (an upload is
+        # durable when acknowledged): the same engine and the same promise. Garage's defaults
+        # (LMDB, no fsync) would compare a different durability; --garage-db lmdb measures it.
+        with open(self.conf, "w") as f:
+            f.write(
+                f"""metadata_dir = "{meta}"
+data_dir = "{self.data}"
+db_engine = "{self.db_engine}"
+metadata_fsync = true
+data_fsync = true
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{self.rpc_port}"
+rpc_public_addr = "127.0.0.1:{self.rpc_port}"
+rpc_secret = "{'5e' * 32}"
+
+[s3_api]
+s3_region = "{REGION}"
+api_bind_addr = "127.0.0.1:{self.port}"
+root_domain = ".s3.garage.localhost"
+"""
+            )
+        return [self.binary, "-c", self.conf, "server"]
+
+    def env(self):
+        e = dict(os.environ)
+        e["RUST_LOG"] = "garage=warn"
+        return e
+
+    def cli(self, *args):
+        r = subprocess.run(
+            [self.binary, "-c", self.conf, *args], capture_output=True, text=True, env=self.env()
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"garage {' '.join(args)}: {r.stderr.strip() or r.stdout.strip()}")
+        return r.stdout
+
+    def s3_credentials(self):
+        return self.key
+
+    def after_start(self):
+        if self.key is not None:
+            self.wait_ready()  # a restart (every phase of the full run): the S3 side answers
+            return
+        # first start: a one-node layout, then a key
+        deadline = time.time() + 30
+        while True:
+            try:
+                node = self.cli("node", "id", "-q").strip().split("@")[0]
+                break
+            except RuntimeError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.cli("layout", "assign", "-z", "dc1", "-c", "10G", node)
+        self.cli("layout", "apply", "--version", "1")
+        out = self.cli("key", "create", "bench-key")
+        ak = re.search(r"Key ID:\s*(\S+)", out)
+        sk = re.search(r"Secret key:\s*(\S+)", out)
+        if not ak or not sk:
+            raise RuntimeError(f"garage key create: no key in {out!r}")
+        self.key = (ak.group(1), sk.group(1))
+
+    def wait_ready(self):
+        """Until a bucket answers: the layout takes a moment to reach the S3 side."""
+        t = self.target("s3")
+        deadline = time.time() + 30
+        while True:
+            try:
+                self.warm(t)
+                return
+            except (RuntimeError, OSError, http.client.HTTPException):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def prepare(self, list_n):
+        pass  # buckets are made through the CLI once it runs (see prepare_live)
+
+    def prepare_live(self, list_n, clients):
+        for b in (LARGE_BUCKET, SMALL_BUCKET, LIST_BUCKET):
+            self.cli("bucket", "create", b)
+            self.cli("bucket", "allow", "--read", "--write", "--owner", b, "--key", "bench-key")
+        self.wait_ready()
+        wall = populate_via(self.target("s3"), list_n, clients)
+        log(f"garage: listing bucket of {list_n} objects made through S3 PUT in {wall:.1f} s")
+
+    def version(self):
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
+        return (out.strip().splitlines() or ["?"])[0] + f" (db_engine {self.db_engine}, fsync on)"
+
+
 # ---------------------------------------------------------------------------------------------
 # Physical reference: the same bytes through a loopback socket into (or out of) a file
 
@@ -1008,6 +1193,8 @@ class Runner:
             server.start(tls)
             for t in server.targets():
                 server.warm(t)
+        elif server.proc is not None:
+            reset_peak_rss(server.proc.pid)  # the peak of this phase, not of the ones before
         if pre:
             pre()
         return self.measured(server, fn)
@@ -1033,6 +1220,8 @@ class Runner:
     def large_phases(self, server, src, digest):
         gib = self.large / GIB
         for tls in self.transports:
+            if tls and not server.tls_capable:
+                continue
             for t_proto in server.protocols:
                 key = f"big-{t_proto}"
                 runs = {"PUT": [], "GET": []}
@@ -1091,29 +1280,36 @@ class Runner:
 
     def list_phases(self, server):
         for t_proto in server.protocols:
-            def fn():
-                t = server.target(t_proto)
-                times, errs = [], []
-                for _ in range(self.list_reps):
-                    if t_proto == "webdav":
-                        dt, err = wl_list_dav(t, self.list_n)
-                    else:
-                        dt, err = wl_list_s3(t, self.list_n, self.page)
-                    times.append(dt)
-                    if err:
-                        errs.append(err)
-                return times, errs
+            if t_proto == "webdav":
+                shapes = PROPFIND_SHAPES
+            else:
+                shapes = [("ListV2", None, None)]
+            for op, body, extra in shapes:
+                def fn():
+                    t = server.target(t_proto)
+                    times, errs = [], []
+                    for _ in range(self.list_reps):
+                        if t_proto == "webdav":
+                            dt, err = wl_list_dav(t, self.list_n, body, extra)
+                        else:
+                            dt, err = wl_list_s3(t, self.list_n, self.page)
+                        times.append(dt)
+                        if err:
+                            errs.append(err)
+                    return times, errs
 
-            (times, errs), cpu, rss, ccpu = self.phase(server, False, fn)
-            self.record(
-                server.name, t_proto, False, "list",
-                "PROPFIND" if t_proto == "webdav" else "ListV2",
-                entries=self.list_n, reps=self.list_reps,
-                ms=1000 * statistics.median(times), ms_min=1000 * min(times),
-                errors=len(errs), error_samples=errs[:5],
-                cpu_s=cpu, cpu_ms_per_list=1000 * cpu / self.list_reps, peak_rss_mib=rss,
-                client_cpu_s=ccpu,
-            )
+                (times, errs), cpu, rss, ccpu = self.phase(server, False, fn)
+                # what the server keeps once the listings are answered (memory that returns)
+                time.sleep(1)
+                rss_after = rss_mib(server.proc.pid)
+                self.record(
+                    server.name, t_proto, False, "list", op,
+                    entries=self.list_n, reps=self.list_reps,
+                    ms=1000 * statistics.median(times), ms_min=1000 * min(times),
+                    errors=len(errs), error_samples=errs[:5],
+                    cpu_s=cpu, cpu_ms_per_list=1000 * cpu / self.list_reps, peak_rss_mib=rss,
+                    rss_after_mib=rss_after, client_cpu_s=ccpu,
+                )
 
     def reference(self, ref, src, tmpfile, digest):
         for tls in self.transports:
@@ -1213,6 +1409,8 @@ class Runner:
                 for b in iter(lambda: f.read(MIB), b""):
                     h.update(b)
             digest = h.hexdigest()
+        self.md5_cpu_s_per_gib = md5_cpu_s_per_gib(src, self.large)
+        log(f"MD5 of the large file in this process: {self.md5_cpu_s_per_gib:.2f} CPU s/GiB")
 
         servers = [Kura(root, peer_cert, a.kura)]
         if a.nginx:
@@ -1223,6 +1421,8 @@ class Runner:
             servers.append(RcloneDav(root, peer_cert, a.rclone_dav))
         if a.rclone_s3:
             servers.append(RcloneS3(root, peer_cert, a.rclone_s3))
+        if a.garage:
+            servers.append(Garage(root, peer_cert, a.garage, a.garage_db))
         self.versions = {}
         try:
             for s in servers:
@@ -1230,7 +1430,7 @@ class Runner:
                 log(f"== {s.name}: {self.versions[s.name]}")
                 try:
                     s.prepare(self.list_n)
-                    if isinstance(s, Kura):
+                    if not s.fs_backed:
                         s.start(False)
                         s.prepare_live(self.list_n, self.clients)
                     self.large_phases(s, src, digest)
@@ -1302,8 +1502,10 @@ class Runner:
             },
             "rss": "VmHWM of a server started for this phase alone"
             if self.restart_per_phase
-            else "VmHWM peak so far (one server start per transport; quick mode)",
+            else "VmHWM of the phase (one server start per transport, the peak reset before "
+            "each phase through /proc/PID/clear_refs; quick mode)",
             "elapsed_s": round(self.elapsed, 1),
+            "md5_cpu_s_per_gib": getattr(self, "md5_cpu_s_per_gib", None),
         }
         md, data = build_report(meta, self.results)
         os.makedirs(self.args.out, exist_ok=True)
@@ -1348,6 +1550,9 @@ def main():
     p.add_argument("--dufs", help="dufs binary")
     p.add_argument("--rclone-dav", help="rclone binary for serve webdav")
     p.add_argument("--rclone-s3", help="rclone binary with serve s3")
+    p.add_argument("--garage", help="garage binary (S3 peer, one node)")
+    p.add_argument("--garage-db", default="sqlite", choices=["sqlite", "lmdb"],
+                   help="Garage's metadata engine (default sqlite, like Kura's)")
     p.add_argument("--skipped", action="append", nargs=2, default=[], metavar=("PEER", "WHY"),
                    help="a peer left out and why (recorded in the report)")
     p.add_argument("--note", action="append", default=[], help="a line for the report")

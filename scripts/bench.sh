@@ -6,6 +6,13 @@
 #                               every peer (installs the missing ones); about 7 minutes
 #   scripts/bench.sh --quick    a few seconds, small sizes, debug build, the peers that are cheap
 #                               to install; CI runs it so that the harness cannot rot
+#   scripts/bench.sh --scale [N]
+#                               Kura alone with one bucket of N keys (default 200,000; a few
+#                               minutes with a release build): fill rate, listing pages, PROPFIND
+#                               of a folder of N/2, fsck, usage, database size, start-up time.
+#                               Report: bench/results/scale.{md,json}
+#
+# KURA_BIN=path uses that Kura binary as it is (no cargo build), e.g. KURA_BIN=target/debug/kura.
 #
 # Other options go to bench/kura_bench.py (see --help), e.g. --large-mib 256 --keep.
 # Reports: bench/results/latest.{md,json} (full) or bench/results/quick.{md,json} (--quick).
@@ -14,9 +21,44 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
-for a in "$@"; do
-  [ "$a" = "--quick" ] && quick=1
+scale=""
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1; args+=("$1") ;;
+    --scale)
+      scale=200000
+      if [ $# -gt 1 ] && [[ "$2" =~ ^[0-9]+$ ]]; then scale="$2"; shift; fi ;;
+    *) args+=("$1") ;;
+  esac
+  shift
 done
+set -- "${args[@]+"${args[@]}"}"
+
+# Kura: the release build (the full and the scale run) or the debug build (--quick: already
+# built by the test suite in CI, so this is a no-op there); KURA_BIN overrides both.
+build_kura() {
+  if [ -n "${KURA_BIN:-}" ]; then
+    kura="$KURA_BIN"
+  elif [ "$quick" = 1 ]; then
+    nice -n 10 cargo build --locked --quiet >&2
+    kura=target/debug/kura
+  else
+    nice -n 10 cargo build --release --locked --quiet >&2
+    kura=target/release/kura
+  fi
+  [ -x "$kura" ] || { echo "bench.sh: no Kura binary at $kura" >&2; exit 1; }
+  rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if ! git diff --quiet HEAD -- src migrations Cargo.toml Cargo.lock 2>/dev/null; then
+    rev="$rev+changes"
+  fi
+}
+
+if [ -n "$scale" ]; then
+  command -v python3 >/dev/null 2>&1 || { echo "bench.sh: python3 is needed" >&2; exit 1; }
+  build_kura
+  exec python3 bench/kura_scale.py --kura "$kura" --git "$rev" --n "$scale" "$@"
+fi
 tools="${KURA_BENCH_TOOLS:-$HOME/.cache/kura-bench}"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -62,17 +104,24 @@ fi
 dufs_args=()
 [ -n "$dufs" ] && dufs_args=(--dufs "$dufs")
 
-# Kura: the release build for the full run; the debug build for --quick (already built by the
-# test suite in CI, so this is a no-op there).
-if [ "$quick" = 1 ]; then
-  nice -n 10 cargo build --locked --quiet >&2
-  kura=target/debug/kura
-else
-  nice -n 10 cargo build --release --locked --quiet >&2
-  kura=target/release/kura
+# Garage (the S3 server self-hosters run) from crates.io, like dufs: minutes of compiling, so
+# --quick uses it only when already there.
+garage="$(command -v garage || true)"
+[ -n "$garage" ] || { [ -x "$HOME/.cargo/bin/garage" ] && garage="$HOME/.cargo/bin/garage"; } || true
+if [ -z "$garage" ]; then
+  if [ "$quick" = 1 ]; then
+    skipped+=(--skipped garage "not installed, and --quick does not build it (cargo install garage takes many minutes); the full run installs it")
+  else
+    # the version of the documented figures; a garage already on PATH is used as it is
+    echo "bench.sh: installing garage 2.5.0 (cargo install garage --version 2.5.0 --locked)" >&2
+    nice -n 10 cargo install garage --version 2.5.0 --locked >&2
+    garage="$HOME/.cargo/bin/garage"
+  fi
 fi
-rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if ! git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null; then rev="$rev+changes"; fi
+garage_args=()
+[ -n "$garage" ] && garage_args=(--garage "$garage")
+
+build_kura
 
 if [ "$quick" = 1 ]; then
   skipped+=(--note "--quick: debug build of Kura, small sizes, one server start per transport, CPU read in 10 ms ticks: the figures mean nothing; CI checks that every workload runs without errors")
@@ -84,4 +133,4 @@ rclone_dav=/usr/bin/rclone
 
 exec python3 bench/kura_bench.py --kura "$kura" --git "$rev" \
   --nginx --rclone-dav "$rclone_dav" --rclone-s3 "$rclone_s3" "${dufs_args[@]}" \
-  "${skipped[@]}" "$@"
+  "${garage_args[@]}" "${skipped[@]}" "$@"

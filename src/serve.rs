@@ -177,6 +177,11 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
     let app = Arc::new(App {
+        runtime: crate::admin::Runtime {
+            started_ms: crate::store::now_ms(),
+            backend: cfg.storage.backend.clone(),
+            cert: cert.clone(),
+        },
         sessions: crate::app::SessionFront::new(sessions, secure_cookies),
         cert,
         metrics: crate::http::metrics::MetricsGate::new(&cfg.metrics)?,
@@ -188,6 +193,9 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             vfs.clone(),
             crate::auth::AccessKeys::new(store.clone(), vault.clone()),
             cfg.s3_base_domain.clone(),
+            crate::replication::feed::Feed {
+                store: store.clone(),
+            },
         ),
         admin: crate::admin::Admin {
             store: store.clone(),

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use super::{Admin, AdminError, ErrorView};
+use super::{Admin, AdminError, ErrorView, FactsView};
 use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
 use super::{CreatedNotification, NewNotification, NotificationsView};
 use super::{CreatedShareView, NewShare, ShareView};
@@ -22,6 +22,8 @@ use crate::wire::{full, RespBody};
 pub const PREFIX: &str = "/api/v1";
 /// The failed-authentication throttle's state (kept in memory, so served by the router).
 pub const THROTTLE: &str = "/api/v1/throttle";
+/// The running server's facts (uptime and certificate are the process's, so served by the router).
+pub const FACTS: &str = "/api/v1/facts";
 /// Largest JSON body accepted.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -34,14 +36,14 @@ const MAX_BODY: usize = 64 * 1024;
           list_peers, create_peer, delete_peer, create_peer_key, list_replication, create_rule, delete_rule, resync,
           list_throttled, clear_throttled, list_locks, break_lock, list_versions, restore, list_trash,
           empty_trash, prune_versions, get_policy, set_policy, list_audit,
-          list_notifications, create_notification, delete_notification),
+          list_notifications, create_notification, delete_notification, get_facts),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
                        CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, PeerKeyView, LockView, ErrorView,
                        crate::limits::ThrottleView, VersionView, TrashView, RestoreRequest, RestoredView,
                        PurgedView, PolicyView, crate::store::AuditRow, AuditPage,
                        NewNotification, CreatedNotification, NotificationsView,
-                       crate::store::NotifyRule, crate::store::QueuedRow)),
+                       crate::store::NotifyRule, crate::store::QueuedRow, FactsView)),
     modifiers(&Security)
 )]
 struct ApiDoc;
@@ -588,6 +590,27 @@ async fn list_locks(a: &Admin) -> ApiResult {
     responses((status = 200, body = LockView), (status = 404, body = ErrorView)))]
 async fn break_lock(a: &Admin, token: &str) -> ApiResult {
     json(StatusCode::OK, &a.break_lock(token).await?)
+}
+
+/// `GET /api/v1/facts`: the running server's release, uptime, certificate and storage.
+pub async fn facts(
+    admin: &Admin,
+    rt: &super::Runtime,
+    req: &Request<ReqBody>,
+) -> Response<RespBody> {
+    let result = match *req.method() {
+        Method::GET => get_facts(admin, rt).await,
+        _ => Err(AdminError::NotFound(format!("{} {FACTS}", req.method()))),
+    };
+    match result {
+        Ok((status, body)) => reply(status, body),
+        Err(e) => error(status_of(&e), e.code(), &e.to_string()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/facts", responses((status = 200, body = FactsView)))]
+async fn get_facts(a: &Admin, rt: &super::Runtime) -> ApiResult {
+    json(StatusCode::OK, &a.facts(rt).await?)
 }
 
 /// `GET` lists the throttled addresses and accounts; `DELETE` forgets failures, of one

@@ -2,6 +2,7 @@
 //! management, used by the CLI and by the REST API alike.
 
 pub mod api;
+mod facts;
 mod locks;
 mod notify;
 mod peers;
@@ -16,6 +17,7 @@ use crate::share_links::{ShareError, ShareRow, ShareSpec, Shares};
 use crate::store::{MetaError, Store};
 use crate::vault::Vault;
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
+pub use facts::{FactsView, Runtime, VERSION};
 pub use locks::*;
 pub use notify::*;
 pub use peers::*;
@@ -219,7 +221,7 @@ impl Admin {
         })
     }
 
-    /// Changes a password, primary group or bucket right.
+    /// Changes a password, the administrator flag, primary group or bucket right.
     pub async fn update_user(&self, name: &str, u: UserUpdate) -> Result<UserView, AdminError> {
         if self.store.user(name).await?.is_none() {
             return Err(AdminError::NotFound(format!("user {name}")));
@@ -229,6 +231,9 @@ impl Admin {
                 return Err(AdminError::Invalid("empty password".into()));
             }
             self.store.set_password(name, &hash_password(&pw)?).await?;
+        }
+        if let Some(admin) = u.admin {
+            self.store.set_admin(name, admin).await?;
         }
         if u.group.is_some() || u.create_buckets.is_some() {
             self.set_primary(name, u.group.as_deref(), u.create_buckets)

@@ -23,6 +23,8 @@ pub struct PeerView {
     pub access_key: String,
     pub ca_fingerprint: Option<String>,
     pub node_id: Option<String>,
+    /// This node pulls the peer's changes (it cannot be reached by the peer).
+    pub pull: bool,
 }
 
 /// A peer to add.
@@ -30,12 +32,18 @@ pub struct PeerView {
 #[serde(deny_unknown_fields)]
 pub struct NewPeer {
     pub name: String,
+    /// Empty: a peer this node cannot reach; it pushes here and pulls from here.
+    #[serde(default)]
     pub endpoint: String,
+    #[serde(default)]
     pub access_key: String,
+    #[serde(default)]
     pub secret_key: String,
     pub ca_fingerprint: Option<String>,
     /// Send a test request first (default true); false adds a peer that is down for now.
     pub check: Option<bool>,
+    /// This node cannot be reached by the peer: pull its changes too (default false).
+    pub pull: Option<bool>,
 }
 
 /// A bucket to mirror to a peer.
@@ -62,10 +70,13 @@ pub struct RuleView {
     pub last_error: Option<String>,
     pub shipped: i64,
     pub peer_node_id: Option<String>,
-    /// Shipments skipped after the peer refused them `replication.skip_after_tries` times.
-    pub skipped: i64,
-    /// The last skipped path and the peer's answer.
-    pub last_skipped: Option<String>,
+    /// Keys set aside after the other side refused that key alone (a lock, a quota, a
+    /// permission), retried later; never dropped.
+    pub waiting: i64,
+    /// The oldest of them, with its direction, tries and the last refusal.
+    pub waiting_on: Option<String>,
+    /// Owners and groups the peer named that this node lacks, and who stands in for them.
+    pub unmapped: Vec<String>,
 }
 
 /// What a resync of one rule found and did.
@@ -90,6 +101,14 @@ pub struct PeerKeyView {
     pub secret_access_key: String,
 }
 
+/// One owner or group a peer named that this node lacks, for `kura peer status`.
+fn unmapped_line(u: &crate::store::UnmappedRow) -> String {
+    format!(
+        "{} {} is unknown here; {} stands in ({} files, last {})",
+        u.kind, u.name, u.mapped_to, u.count, u.last_path
+    )
+}
+
 fn peer_view(p: PeerRow) -> PeerView {
     PeerView {
         name: p.name,
@@ -97,6 +116,7 @@ fn peer_view(p: PeerRow) -> PeerView {
         access_key: p.access_key,
         ca_fingerprint: p.ca_fingerprint,
         node_id: p.node_id,
+        pull: p.pull,
     }
 }
 
@@ -193,6 +213,9 @@ impl Admin {
         if !super::valid_group_name(&n.name) {
             return Err(AdminError::Invalid(format!("bad peer name {:?}", n.name)));
         }
+        if n.endpoint.is_empty() {
+            return self.add_unreachable_peer(n).await;
+        }
         let endpoint = check_endpoint(&n.endpoint)?;
         let fingerprint = n
             .ca_fingerprint
@@ -217,10 +240,42 @@ impl Admin {
             ca_fingerprint: fingerprint,
             node_id: None,
             created_ms: now_ms(),
+            pull: n.pull.unwrap_or(false),
         };
         if n.check.unwrap_or(true) {
             probe(&row, &n.secret_key, None).await?;
         }
+        self.store.insert_peer(&row).await.map_err(|e| match e {
+            crate::store::MetaError::Duplicate => {
+                AdminError::Conflict(format!("peer {}", row.name))
+            }
+            e => e.into(),
+        })?;
+        Ok(peer_view(row))
+    }
+
+    /// Adds a peer without an address: a node behind NAT that pushes here and pulls from
+    /// here (with a peer key of this node), never contacted by this one.
+    async fn add_unreachable_peer(&self, n: NewPeer) -> Result<PeerView, AdminError> {
+        if !n.access_key.is_empty()
+            || !n.secret_key.is_empty()
+            || n.ca_fingerprint.is_some()
+            || n.pull == Some(true)
+        {
+            return Err(AdminError::Invalid(
+                "a peer without an endpoint is never contacted: it takes no access key, secret, fingerprint or pull".into(),
+            ));
+        }
+        let row = PeerRow {
+            secret_enc: String::new(),
+            name: n.name,
+            endpoint: String::new(),
+            access_key: String::new(),
+            ca_fingerprint: None,
+            node_id: None,
+            created_ms: now_ms(),
+            pull: false,
+        };
         self.store.insert_peer(&row).await.map_err(|e| match e {
             crate::store::MetaError::Duplicate => {
                 AdminError::Conflict(format!("peer {}", row.name))
@@ -265,7 +320,7 @@ impl Admin {
         let Some(peer) = self.store.peer(&r.peer).await? else {
             return Err(AdminError::NotFound(format!("peer {}", r.peer)));
         };
-        if r.check.unwrap_or(true) {
+        if r.check.unwrap_or(true) && !peer.unreachable() {
             let secret = self.vault.unseal(&seal_id(&peer.name), &peer.secret_enc)?;
             probe(&peer, &secret, Some(&bucket)).await?;
         }
@@ -292,12 +347,16 @@ impl Admin {
     pub async fn replication(&self) -> Result<Vec<RuleView>, AdminError> {
         let peers = self.store.peers().await?;
         let now = now_ms();
-        Ok(self
-            .store
-            .rule_health()
-            .await?
-            .into_iter()
-            .map(|h| RuleView {
+        let unmapped = self.store.unmapped().await?;
+        let mut out = Vec::new();
+        for h in self.store.rule_health().await? {
+            let (waiting, waiting_on) = self.store.waiting_of(&h.rule.bucket, &h.rule.peer).await?;
+            let unmapped = unmapped
+                .iter()
+                .filter(|u| u.peer == h.rule.peer)
+                .map(unmapped_line)
+                .collect();
+            out.push(RuleView {
                 peer_node_id: peers
                     .iter()
                     .find(|p| p.name == h.rule.peer)
@@ -310,9 +369,23 @@ impl Admin {
                 lag_seconds: h.oldest_ms.map(|t| (now - t).max(0) as f64 / 1000.0),
                 last_error: h.rule.last_error,
                 shipped: h.rule.shipped,
-                skipped: h.rule.skipped,
-                last_skipped: h.rule.last_skipped,
-            })
+                waiting,
+                waiting_on,
+                unmapped,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every owner and group a peer's shipments named that this node lacks (also those of
+    /// peers this node has no rule for: the sender of a one-way mirror), one line each.
+    pub async fn unmapped_owners(&self) -> Result<Vec<String>, AdminError> {
+        Ok(self
+            .store
+            .unmapped()
+            .await?
+            .iter()
+            .map(|u| format!("{}: {}", u.peer, unmapped_line(u)))
             .collect())
     }
 
@@ -364,6 +437,12 @@ impl Admin {
                 .peer(&rule.peer)
                 .await?
                 .ok_or_else(|| AdminError::NotFound(format!("peer {}", rule.peer)))?;
+            if p.unreachable() {
+                return Err(AdminError::Invalid(format!(
+                    "peer {} has no address: run the resync on that node (it reaches this one)",
+                    p.name
+                )));
+            }
             let link = open_link(&self.store, &self.vault, &p, rule).await?;
             let bar = progress.then(|| {
                 let b = indicatif::ProgressBar::new(0);

@@ -36,6 +36,8 @@ pub struct CreatedUser {
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     pub password: Option<String>,
+    /// Grant or withdraw the administrator flag (the last administrator keeps it: 409).
+    pub admin: Option<bool>,
     pub group: Option<String>,
     pub create_buckets: Option<bool>,
 }

@@ -278,6 +278,7 @@ pub async fn set_primary(
             user,
             UserUpdate {
                 password: None,
+                admin: None,
                 group: group.map(str::to_string),
                 create_buckets,
             },

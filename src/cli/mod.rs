@@ -26,12 +26,7 @@ use crate::config::Config;
 use crate::store::MetaError;
 
 /// `kura --version`: the release and the git commit it was built from.
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("BUILD_GIT_COMMIT"),
-    ")"
-);
+const VERSION: &str = crate::admin::VERSION;
 
 /// Kura: WebDAV and S3 over one namespace, on one TLS port.
 #[derive(Parser, Debug)]
@@ -73,7 +68,7 @@ pub enum Command {
     /// List a file's noncurrent versions, or prune them by policy now.
     #[command(subcommand)]
     Versions(versions::VersionsCmd),
-    /// Encryption at rest: rotate the master key.
+    /// Encryption at rest: rotate the master key, convert a bucket in place.
     #[command(subcommand)]
     Encryption(encryption::EncryptionCmd),
     /// List or empty the trash (deleted files and folders).
@@ -383,6 +378,7 @@ pub async fn user(cfg: &Config, cmd: UserCmd) -> Result<(), CliError> {
                     &name,
                     UserUpdate {
                         password: Some(pw.clone()),
+                        admin: None,
                         group: None,
                         create_buckets: None,
                     },

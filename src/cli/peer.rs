@@ -13,15 +13,20 @@ pub enum PeerCmd {
     Add {
         /// Local name of the peer.
         name: String,
-        /// Its S3 endpoint, e.g. https://other-house.example:8443
-        #[arg(long)]
-        endpoint: String,
+        /// Its S3 endpoint, e.g. https://other-house.example:8443. Without one, the peer is
+        /// a node this one cannot reach: it pushes here and pulls from here (`--pull` there).
+        #[arg(long, requires_all = ["access_key", "secret_key"])]
+        endpoint: Option<String>,
         /// Access key id on the peer.
-        #[arg(long)]
-        access_key: String,
+        #[arg(long, requires = "endpoint")]
+        access_key: Option<String>,
         /// Secret access key on the peer (stored sealed with this node's key).
-        #[arg(long)]
-        secret_key: String,
+        #[arg(long, requires = "endpoint")]
+        secret_key: Option<String>,
+        /// This node cannot be reached by the peer (NAT): besides pushing its changes, it
+        /// pulls the peer's over connections it opens itself.
+        #[arg(long, requires = "endpoint")]
+        pull: bool,
         /// Pin the peer's self-signed certificate: `AB:CD:...` from `kura fingerprint` on the
         /// peer (`sha256:<hex>` is accepted too). Needs an https:// endpoint.
         #[arg(long)]
@@ -98,23 +103,34 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             secret_key,
             ca_fingerprint,
             no_check,
+            pull,
         } => {
+            let reachable = endpoint.is_some();
             let p = admin
                 .add_peer(NewPeer {
                     name,
-                    endpoint,
-                    access_key,
-                    secret_key,
+                    endpoint: endpoint.unwrap_or_default(),
+                    access_key: access_key.unwrap_or_default(),
+                    secret_key: secret_key.unwrap_or_default(),
                     ca_fingerprint,
                     check: Some(!no_check),
+                    pull: Some(pull),
                 })
                 .await?;
-            let checked = if no_check {
-                "not checked"
+            if !reachable {
+                println!(
+                    "peer {} added (no address: it pushes here and pulls from here)",
+                    p.name
+                );
             } else {
-                "reachable, key accepted"
-            };
-            println!("peer {} added ({}; {checked})", p.name, p.endpoint);
+                let checked = if no_check {
+                    "not checked"
+                } else {
+                    "reachable, key accepted"
+                };
+                let pulls = if pull { "; pulling its changes" } else { "" };
+                println!("peer {} added ({}; {checked}{pulls})", p.name, p.endpoint);
+            }
         }
         PeerCmd::Key { name, user, json } => {
             let k = admin.add_peer_key(&name, &user).await?;
@@ -153,6 +169,7 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             if json {
                 println!("{}", to_json(&rules));
             } else {
+                let unmapped = admin.unmapped_owners().await?;
                 let rows = rules.into_iter().map(|r| {
                     vec![
                         r.peer,
@@ -170,9 +187,9 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         r.backlog.to_string(),
                         r.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
                         r.shipped.to_string(),
-                        match r.last_skipped {
-                            Some(l) => format!("{} (last: {l})", r.skipped),
-                            None => r.skipped.to_string(),
+                        match r.waiting_on {
+                            Some(w) => format!("{} (oldest: {w})", r.waiting),
+                            None => r.waiting.to_string(),
                         },
                         r.last_error.unwrap_or_else(|| "-".into()),
                     ]
@@ -185,11 +202,14 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         "BACKLOG",
                         "LAG",
                         "SHIPPED",
-                        "SKIPPED",
+                        "WAITING",
                         "LAST ERROR",
                     ],
                     rows,
                 )?;
+                for u in unmapped {
+                    println!("owner mapping: {u}");
+                }
             }
         }
     }

@@ -13,10 +13,6 @@ pub struct ReplicationConfig {
     /// Wait after the peer refuses our credentials (401/403): retrying sooner would trip its
     /// failed-login throttle and lock out every client of this address there.
     pub refused_retry_seconds: u64,
-    /// Tries after which a shipment the peer keeps refusing (a 4xx for that object: its
-    /// permissions, a lock, its quota) is skipped, so the rest of the rule goes on; the skip
-    /// shows in `kura peer status` and the next resync or reconcile tries it again.
-    pub skip_after_tries: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -25,7 +21,6 @@ impl Default for ReplicationConfig {
             retry_max_seconds: 60,
             reconcile_seconds: 3600,
             refused_retry_seconds: 900,
-            skip_after_tries: 10,
         }
     }
 }

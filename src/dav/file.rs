@@ -36,6 +36,9 @@ impl DavMetaData for Meta {
     fn has_dead_props(&self) -> Option<bool> {
         self.0.has_props
     }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 /// A listing entry built from the folder's one SQL query.

@@ -5,21 +5,101 @@ use dav_server::fs::{
     DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsStream, GuardedFileSystem,
     OpenOptions, ReadDirMeta,
 };
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use http::StatusCode;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::errors::to_fs_error;
 use super::file::{DirEntry, Meta, ReadFile, WriteFile};
 use super::live_props;
 use crate::vfs::DeadProp;
-use crate::vfs::{Caller, UploadOptions, VPath, Vfs};
+use crate::vfs::{Caller, Entry, UploadOptions, VPath, Vfs};
 
-/// The WebDAV view of the namespace for one authenticated caller.
+/// Entries of a folder read at a time by a PROPFIND (its memory is in proportion).
+const LIST_CHUNK: usize = 500;
+
+/// Dead properties of the children of one folder, by child path (`Vfs::children_props`).
+type FolderProps = (VPath, Arc<HashMap<String, Vec<DeadProp>>>);
+/// The quota answer (used, total) for one bucket.
+type BucketQuota = (String, (u64, Option<u64>));
+
+/// The WebDAV view of the namespace for one request's caller.
 #[derive(Clone)]
 pub struct KuraFs {
-    pub vfs: Vfs,
+    vfs: Vfs,
     /// Whether this client is told RFC 4331 quotas (`finder::gets_quota`).
-    pub quota: bool,
+    quota: bool,
+    /// The dead properties of the folder a PROPFIND lists, read in one query when the first
+    /// entry that has some is answered (not one query per entry).
+    folder_props: Arc<Mutex<Option<FolderProps>>>,
+    /// The quota answer of the last bucket asked (the same for every entry of a listing).
+    quota_memo: Arc<Mutex<Option<BucketQuota>>>,
+    /// The entry `metadata` last found, which a GET's `open` then reads without looking the
+    /// path up a second time.
+    stat_memo: Arc<Mutex<Option<Entry>>>,
+}
+
+impl KuraFs {
+    /// The filesystem of one request (its memos live as long as the request).
+    pub fn new(vfs: Vfs, quota: bool) -> Self {
+        KuraFs {
+            vfs,
+            quota,
+            folder_props: Arc::default(),
+            quota_memo: Arc::default(),
+            stat_memo: Arc::default(),
+        }
+    }
+
+    /// The dead properties of `p`, an entry of a listing known to have some: from the memo of
+    /// its folder's properties, read in one query the first time.
+    async fn listed_props(&self, caller: &Caller, p: &VPath) -> Result<Vec<DeadProp>, FsError> {
+        let dir = p.parent();
+        let memo = lock(&self.folder_props)
+            .as_ref()
+            .filter(|(d, _)| *d == dir)
+            .map(|(_, m)| m.clone());
+        let map = match memo {
+            Some(m) => m,
+            None => {
+                let m = Arc::new(
+                    self.vfs
+                        .children_props(caller, &dir)
+                        .await
+                        .map_err(to_fs_error)?,
+                );
+                *lock(&self.folder_props) = Some((dir, m.clone()));
+                m
+            }
+        };
+        Ok(map.get(p.as_str()).cloned().unwrap_or_default())
+    }
+
+    /// The dead properties of `p` from the folder memo when this request has read it and it
+    /// holds them; `None` otherwise.
+    fn memo_props(&self, p: &VPath) -> Option<Vec<DeadProp>> {
+        let dir = p.parent();
+        lock(&self.folder_props)
+            .as_ref()
+            .filter(|(d, _)| *d == dir)
+            .and_then(|(_, m)| m.get(p.as_str()).cloned())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The live properties, and the dead ones given, of an entry.
+fn all_props(entry: &Entry, readable: bool, dead: Vec<DeadProp>, do_content: bool) -> Vec<DavProp> {
+    let mut out: Vec<DavProp> = live_props::NAMES
+        .iter()
+        .filter(|n| readable || !live_props::PRIVATE.contains(n))
+        .map(|n| live_props::prop(entry, n, do_content))
+        .collect();
+    out.extend(dead.into_iter().map(|d| from_dead(d, do_content)));
+    out
 }
 
 pub(super) fn vpath(p: &DavPath) -> Result<VPath, FsError> {
@@ -108,8 +188,16 @@ impl GuardedFileSystem<Caller> for KuraFs {
                 };
                 Ok(Box::new(WriteFile { upload, committed }) as Box<dyn DavFile>)
             } else {
-                let (entry, download) =
-                    self.vfs.open_read(caller, &p).await.map_err(to_fs_error)?;
+                let memo = lock(&self.stat_memo).take().filter(|e| e.path == p);
+                let opened = match memo {
+                    // any failure (the file replaced meanwhile...) takes the full path below
+                    Some(e) => self.vfs.open_entry(caller, &e).await.ok().map(|d| (e, d)),
+                    None => None,
+                };
+                let (entry, download) = match opened {
+                    Some(o) => o,
+                    None => self.vfs.open_read(caller, &p).await.map_err(to_fs_error)?,
+                };
                 Ok(Box::new(ReadFile {
                     entry,
                     download,
@@ -128,11 +216,36 @@ impl GuardedFileSystem<Caller> for KuraFs {
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
             let p = vpath(path)?;
-            let entries = self.vfs.list(caller, &p).await.map_err(to_fs_error)?;
-            let items = entries
-                .into_iter()
-                .map(|e| Ok(Box::new(DirEntry(e)) as Box<dyn DavDirEntry>));
-            Ok(Box::pin(futures_util::stream::iter(items)) as FsStream<Box<dyn DavDirEntry>>)
+            // the first chunk answers errors (not found, no right to list) before the 207
+            let first = self
+                .vfs
+                .list_chunk(caller, &p, "", LIST_CHUNK)
+                .await
+                .map_err(to_fs_error)?;
+            let (vfs, caller) = (self.vfs.clone(), caller.clone());
+            let chunks = futures_util::stream::unfold(Some(first), move |chunk| {
+                let (vfs, caller, p) = (vfs.clone(), caller.clone(), p.clone());
+                async move {
+                    let chunk = chunk?;
+                    let last = chunk.last()?.path.as_str().to_string();
+                    let next = match vfs.list_chunk(&caller, &p, &last, LIST_CHUNK).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::warn!(path = %p, error = %e, "listing cut short");
+                            None
+                        }
+                    };
+                    Some((chunk, next))
+                }
+            });
+            let items = chunks.flat_map(|chunk| {
+                futures_util::stream::iter(
+                    chunk
+                        .into_iter()
+                        .map(|e| Ok(Box::new(DirEntry(e)) as Box<dyn DavDirEntry>)),
+                )
+            });
+            Ok(Box::pin(items) as FsStream<Box<dyn DavDirEntry>>)
         }
         .boxed()
     }
@@ -145,6 +258,9 @@ impl GuardedFileSystem<Caller> for KuraFs {
         async move {
             let p = vpath(path)?;
             let e = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
+            if !e.is_dir {
+                *lock(&self.stat_memo) = Some(e.clone());
+            }
             Ok(Box::new(Meta(e)) as Box<dyn DavMetaData>)
         }
         .boxed()
@@ -308,14 +424,35 @@ impl GuardedFileSystem<Caller> for KuraFs {
             let p = vpath(path)?;
             let entry = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
             let readable = self.vfs.require_readable(caller, &entry).await.is_ok();
-            let mut out: Vec<DavProp> = live_props::NAMES
-                .iter()
-                .filter(|n| readable || !live_props::PRIVATE.contains(n))
-                .map(|n| live_props::prop(&entry, n, do_content))
-                .collect();
             let props = self.vfs.props(caller, &p).await.map_err(to_fs_error)?;
-            out.extend(props.into_iter().map(|d| from_dead(d, do_content)));
-            Ok(out)
+            Ok(all_props(&entry, readable, props, do_content))
+        }
+        .boxed()
+    }
+
+    fn get_props_of<'a>(
+        &'a self,
+        path: &'a DavPath,
+        meta: &'a dyn DavMetaData,
+        do_content: bool,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, Vec<DavProp>> {
+        async move {
+            let Some(Meta(entry)) = meta.as_any().and_then(|a| a.downcast_ref::<Meta>()) else {
+                return self.get_props(path, do_content, caller).await;
+            };
+            let readable = self.vfs.require_readable(caller, entry).await.is_ok();
+            let props = match entry.has_props {
+                Some(false) => Vec::new(),
+                // an entry of a listing: its folder's properties are read once
+                Some(true) => self.listed_props(caller, &entry.path).await?,
+                None => self
+                    .vfs
+                    .props(caller, &entry.path)
+                    .await
+                    .map_err(to_fs_error)?,
+            };
+            Ok(all_props(entry, readable, props, do_content))
         }
         .boxed()
     }
@@ -341,10 +478,11 @@ impl GuardedFileSystem<Caller> for KuraFs {
                     .xml
                     .ok_or(FsError::NotFound);
             }
-            self.vfs
-                .props(caller, &p)
-                .await
-                .map_err(to_fs_error)?
+            let props = match self.memo_props(&p) {
+                Some(props) => props,
+                None => self.vfs.props(caller, &p).await.map_err(to_fs_error)?,
+            };
+            props
                 .into_iter()
                 .find(|d| d.namespace == ns && d.name == prop.name)
                 .and_then(|d| d.xml)
@@ -365,7 +503,16 @@ impl GuardedFileSystem<Caller> for KuraFs {
                 return Err(FsError::NotImplemented);
             }
             let p = vpath(path)?;
-            self.vfs.quota_at(caller, &p).await.map_err(to_fs_error)
+            // the answer is the bucket's (its group's quota), the same for all its entries
+            let bucket = p.as_str().split('/').nth(1).unwrap_or_default();
+            if let Some((b, q)) = lock(&self.quota_memo).as_ref() {
+                if b == bucket {
+                    return Ok(*q);
+                }
+            }
+            let q = self.vfs.quota_at(caller, &p).await.map_err(to_fs_error)?;
+            *lock(&self.quota_memo) = Some((bucket.to_string(), q));
+            Ok(q)
         }
         .boxed()
     }

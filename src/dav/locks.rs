@@ -1,5 +1,6 @@
 //! dav-server's lock-system interface over the core's persistent locks.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dav_server::davpath::DavPath;
@@ -10,7 +11,7 @@ use xmltree::Element;
 
 use super::fs::vpath;
 use super::PREFIX;
-use crate::vfs::locks::{Lock, LockRequest, Rules};
+use crate::vfs::locks::{Lock, LockRequest, LockView, Rules};
 use crate::vfs::{Caller, VPath, Vfs};
 
 /// What stays unescaped in a URL path segment.
@@ -28,8 +29,35 @@ const MAX_TOKEN_LEN: usize = 256;
 /// carries no caller, so one is made per request: UNLOCK and lockdiscovery depend on who asks).
 #[derive(Clone)]
 pub struct SqlLocks {
-    pub vfs: Vfs,
-    pub caller: Caller,
+    vfs: Vfs,
+    caller: Caller,
+    /// The locks `lockdiscovery` shows, read once per request (a PROPFIND of 10,000 entries
+    /// made 10,000 reads); dropped by every change this request makes to the locks.
+    view: Arc<Mutex<Option<Arc<LockView>>>>,
+}
+
+impl SqlLocks {
+    /// The lock system of one request by `caller`.
+    pub fn new(vfs: Vfs, caller: Caller) -> Self {
+        SqlLocks {
+            vfs,
+            caller,
+            view: Arc::default(),
+        }
+    }
+
+    fn forget_view(&self) {
+        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    async fn view(&self) -> Result<Arc<LockView>, crate::vfs::VfsError> {
+        if let Some(v) = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(v);
+        }
+        let v = Arc::new(self.vfs.lock_view(&self.caller).await?);
+        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
+        Ok(v)
+    }
 }
 
 /// The state tokens of an `If` header (RFC 4918 10.4): each Coded-URL inside a list's
@@ -147,6 +175,7 @@ impl DavLockSystem for SqlLocks {
         let _ = principal;
         let owner = owner.and_then(owner_xml);
         async move {
+            self.forget_view();
             let Ok(p) = vpath(&path) else {
                 return Err(failed(&path));
             };
@@ -183,6 +212,7 @@ impl DavLockSystem for SqlLocks {
         let path = path.clone();
         let token = token.to_string();
         async move {
+            self.forget_view();
             let p = vpath(&path).map_err(|_| ())?;
             match self.vfs.unlock(&self.caller, &p, &token).await {
                 Ok(true) => Ok(()),
@@ -201,6 +231,7 @@ impl DavLockSystem for SqlLocks {
         let path = path.clone();
         let token = token.to_string();
         async move {
+            self.forget_view();
             let p = vpath(&path).map_err(|_| ())?;
             match self.vfs.refresh_lock(&p, &token, timeout).await {
                 Ok(Some(l)) => Ok(to_dav(l)),
@@ -249,10 +280,9 @@ impl DavLockSystem for SqlLocks {
             let Ok(p) = vpath(&path) else {
                 return Vec::new();
             };
-            self.vfs
-                .discover_locks(&self.caller, &p)
+            self.view()
                 .await
-                .map(|ls| ls.into_iter().map(to_dav).collect())
+                .map(|v| v.on(&p).into_iter().map(to_dav).collect())
                 .unwrap_or_default()
         }
         .boxed()
@@ -261,6 +291,7 @@ impl DavLockSystem for SqlLocks {
     fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
         let path = path.clone();
         async move {
+            self.forget_view();
             let p = vpath(&path).map_err(|_| ())?;
             self.vfs.drop_locks(&p).await.map_err(|_| ())
         }

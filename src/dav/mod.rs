@@ -80,14 +80,14 @@ impl DavFront {
     /// `user_agent` decides whether quota properties are answered (`finder::gets_quota`).
     fn handler(&self, caller: &Caller, user_agent: &str) -> DavHandler<Caller> {
         DavHandler::builder()
-            .filesystem(Box::new(fs::KuraFs {
-                vfs: self.vfs.clone(),
-                quota: finder::gets_quota(user_agent),
-            }))
-            .locksystem(Box::new(locks::SqlLocks {
-                vfs: self.vfs.clone(),
-                caller: caller.clone(),
-            }))
+            .filesystem(Box::new(fs::KuraFs::new(
+                self.vfs.clone(),
+                finder::gets_quota(user_agent),
+            )))
+            .locksystem(Box::new(locks::SqlLocks::new(
+                self.vfs.clone(),
+                caller.clone(),
+            )))
             .strip_prefix(PREFIX)
             .read_buf_size(1024 * 1024)
             .autoindex(true)

@@ -44,6 +44,8 @@ pub struct App {
     pub metrics: MetricsGate,
     /// The user API behind `/api/user/v1` (search, and the app's next endpoints).
     pub user: crate::user_api::UserApi,
+    /// What `/api/v1/facts` reports beside the store's facts (start time, storage, certificate).
+    pub runtime: crate::admin::Runtime,
 }
 
 /// Where a request goes, decided from its path, method and headers before anything runs: the
@@ -408,29 +410,12 @@ impl App {
                     );
                 }
                 // the browser app's session cookie (unsafe methods with its CSRF token), else Basic
-                let caller = match self.sessions.live(&req).await {
+                let caller = match self.session_caller(&req, crate::user_api::error).await {
                     Err(resp) => return (resp, None),
-                    Ok(Some(live)) => {
-                        if let Some(r) = SessionFront::unchecked_credentials(&req) {
-                            return (r, None);
-                        }
-                        let safe =
-                            matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-                        if !safe && !SessionFront::csrf_ok(&live, &req) {
-                            return (
-                                crate::user_api::error(
-                                    StatusCode::FORBIDDEN,
-                                    "csrf",
-                                    "the request lacks this session's X-Kura-CSRF token",
-                                ),
-                                None,
-                            );
-                        }
-                        live.caller
-                    }
+                    Ok(Some(caller)) => caller,
                     Ok(None) => match self.authenticate(&req).await {
                         Ok(c) => c,
-                        Err(resp) => return (resp, None),
+                        Err(resp) => return (unchallenged(resp, &req), None),
                     },
                 };
                 let user = caller.user.clone();
@@ -438,14 +423,33 @@ impl App {
                 (self.user.handle(req, caller).await, Some(user))
             }
             Route::Api => {
-                if let Some(why) = super::origin::admin_refusal(&req) {
+                if let Some(why) =
+                    super::origin::cross_site(&req).or_else(|| super::origin::admin_refusal(&req))
+                {
                     tracing::warn!(%client, why, "admin API request refused");
                     return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
                 }
-                match self.authenticate_admin(&req).await {
+                // an administrator's browser session (the console), else Basic or a token
+                let admin = match self.session_caller(&req, api::error).await {
+                    Err(resp) => Err(resp),
+                    Ok(Some(c)) if c.is_admin => Ok(c.user),
+                    Ok(Some(c)) => {
+                        tracing::warn!(%client, user = %c.user, "admin API refused to a non-administrator's session");
+                        return (
+                            api::error(StatusCode::FORBIDDEN, "forbidden", "administrators only"),
+                            Some(c.user),
+                        );
+                    }
+                    Ok(None) => self.authenticate_admin(&req).await,
+                };
+                match admin {
                     Ok(user) if path.trim_end_matches('/') == api::THROTTLE => {
                         (api::throttle(&self.limits.failures, &req), Some(user))
                     }
+                    Ok(user) if path.trim_end_matches('/') == api::FACTS => (
+                        api::facts(&self.admin, &self.runtime, &req).await,
+                        Some(user),
+                    ),
                     Ok(user) => {
                         crate::wire::audit::set_actor(&user);
                         (api::handle(&self.admin, req).await, Some(user))
@@ -492,6 +496,33 @@ impl App {
         crate::metrics::get().throttled(Throttle::AnonymousS3);
         tracing::warn!(%client, "anonymous S3 reads over this address's budget");
         Some(user_content(s3::slow_down(wait)))
+    }
+
+    /// The caller of a request signed in by the browser app's session cookie, for every API a
+    /// browser calls (the user API and the admin API): `None` without a cookie; refused, in
+    /// the API's own error shape `err`, when the session has ended, when credentials come
+    /// beside it, or when an unsafe request lacks the session's CSRF token.
+    #[allow(clippy::result_large_err)]
+    async fn session_caller(
+        &self,
+        req: &Request<ReqBody>,
+        err: fn(StatusCode, &str, &str) -> Response<RespBody>,
+    ) -> Result<Option<Caller>, Response<RespBody>> {
+        let Some(live) = self.sessions.live(req).await? else {
+            return Ok(None);
+        };
+        if let Some(r) = SessionFront::unchecked_credentials(req) {
+            return Err(r);
+        }
+        let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        if !safe && !SessionFront::csrf_ok(&live, req) {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "the request lacks this session's X-Kura-CSRF token",
+            ));
+        }
+        Ok(Some(live.caller))
     }
 
     /// Administrators by Basic auth, or an API token (`Authorization: Bearer ...`).
@@ -628,6 +659,23 @@ async fn audit_refusal(
 }
 
 /// Marks a refusal of wrong credentials for the failure counters.
+/// The user API's 401 as the JSON the app reads, without the Basic challenge: a browser
+/// answers a challenge with its password dialog, then sends the password it was given with
+/// every request of the origin, without CSRF token or second factor. Scripts send their
+/// credentials without being asked.
+fn unchallenged<B>(resp: Response<RespBody>, req: &Request<B>) -> Response<RespBody> {
+    if resp.status() != StatusCode::UNAUTHORIZED {
+        return resp;
+    }
+    let (code, why) = match req.headers().contains_key(header::AUTHORIZATION) {
+        true => ("invalid", "wrong user name or password"),
+        false => ("signed_out", "sign in first"),
+    };
+    let mut r = crate::user_api::error(StatusCode::UNAUTHORIZED, code, why);
+    *r.extensions_mut() = resp.into_parts().0.extensions;
+    r
+}
+
 fn failed(mut r: Response<RespBody>) -> Response<RespBody> {
     r.extensions_mut().insert(AuthFailed);
     r

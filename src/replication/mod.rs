@@ -2,10 +2,12 @@
 //! S3, in commit order, with retries; resync and a periodic reconcile repair what the
 //! journal cannot tell (see docs/replication.md).
 
+pub mod feed;
 pub mod pin;
 pub mod remote;
 pub mod resync;
 pub mod ship;
+pub mod sign;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub enum ReplError {
     /// The peer could not be reached at all.
     #[error("peer unreachable: {0}")]
     Unreachable(String),
+    /// The peer refused a request of its journal feed (status and the start of its answer).
+    #[error("peer answered {0} to the journal feed: {1}")]
+    Pull(u16, String),
     /// A setting or argument is wrong.
     #[error("{0}")]
     Invalid(String),
@@ -71,6 +76,7 @@ pub async fn open_link(
         remote,
         peer_node,
         own: store.node_id().await?,
+        pull_secret: peer.pull.then_some(secret),
     })
 }
 
@@ -116,6 +122,10 @@ impl Replicator {
                 let Some(peer) = peers.get(rule.peer.as_str()) else {
                     continue;
                 };
+                if peer.unreachable() {
+                    // it pulls from us (the feed serves it): nothing to push, nothing to compare
+                    continue;
+                }
                 let mut peer = (*peer).clone();
                 peer.node_id = None;
                 let sig: Signature = (peer, rule.prefix.clone(), rule.bidirectional);
@@ -147,7 +157,6 @@ impl Replicator {
                     rule,
                     retry_max: Duration::from_secs(self.cfg.retry_max_seconds.max(1)),
                     refused_wait: Duration::from_secs(self.cfg.refused_retry_seconds.max(1)),
-                    skip_after: self.cfg.skip_after_tries.max(1),
                 };
                 workers.insert(k, (sig, tokio::spawn(w.run())));
             }
@@ -183,7 +192,10 @@ impl Replicator {
     }
 }
 
-/// Ships one rule's journal, in order, forever.
+/// How often an idle rule asks a peer it pulls from for new changes.
+const PULL_IDLE: Duration = Duration::from_secs(1);
+
+/// Ships one rule's journal, in order, forever (and pulls the peer's, for a pulling peer).
 struct Worker {
     store: Store,
     vfs: Vfs,
@@ -191,7 +203,6 @@ struct Worker {
     rule: RuleRow,
     retry_max: Duration,
     refused_wait: Duration,
-    skip_after: u32,
 }
 
 impl Worker {
@@ -200,6 +211,8 @@ impl Worker {
         let mut backoff = Duration::from_secs(1);
         let mut link = None;
         let mut position = self.rule.position;
+        let mut pulled = self.rule.pulled;
+        let mut last_pull: Option<std::time::Instant> = None;
         loop {
             if link.is_none() {
                 match self.connect().await {
@@ -211,6 +224,26 @@ impl Worker {
                 }
             }
             let Some(l) = link.as_ref() else { continue };
+            if let Err(e) = self.retry_waiting(l).await {
+                self.fail(&e, &mut backoff).await;
+                continue;
+            }
+            let mut busy = false;
+            if let Some(secret) = &l.pull_secret {
+                if last_pull.is_none_or(|t| t.elapsed() >= PULL_IDLE) {
+                    match feed::pull_once(&self.vfs, &self.store, l, secret, pulled).await {
+                        Ok((n, next)) => {
+                            pulled = next;
+                            busy = n > 0;
+                            last_pull = (!busy).then(std::time::Instant::now);
+                        }
+                        Err(e) => {
+                            self.fail(&e, &mut backoff).await;
+                            continue;
+                        }
+                    }
+                }
+            }
             let rows = match self.store.journal_after(&bucket, position, 256).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -219,7 +252,9 @@ impl Worker {
                 }
             };
             if rows.is_empty() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                if !busy {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
                 continue;
             }
             // only the last change of a path in the batch needs shipping: it ships the state
@@ -228,41 +263,36 @@ impl Worker {
                 if last.get(row.path.as_str()) != Some(&row.seq) {
                     continue;
                 }
-                let mut refusals = 0u32;
                 loop {
-                    match ship::ship(&self.vfs, &self.store, l, &row.path, row.origin.as_deref())
-                        .await
+                    let sent = match ship::ship(
+                        &self.vfs,
+                        &self.store,
+                        l,
+                        &row.path,
+                        row.origin.as_deref(),
+                    )
+                    .await
                     {
-                        Err(e)
-                            if remote::is_object_refusal(&e) && refusals + 1 >= self.skip_after =>
-                        {
-                            // one object the peer will not take must not hold up the others
-                            self.skip(&row.path, &e, refusals + 1).await;
-                            if let Err(e) =
-                                self.store.advance_rule(&bucket, &peer, row.seq, 0).await
-                            {
-                                tracing::warn!(error = %e, "replication: cannot record the position");
-                            }
-                            backoff = Duration::from_secs(1);
-                            break;
+                        Ok(sent) => {
+                            self.unwait(&row.path, "push").await;
+                            i64::from(sent)
                         }
                         Err(e) if remote::is_object_refusal(&e) => {
-                            refusals += 1;
+                            // one key the peer will not take now waits aside, the rest goes on
+                            self.set_aside(&row.path, "push", row.origin.as_deref(), &e, 0)
+                                .await;
+                            0
+                        }
+                        Err(e) => {
                             self.fail(&e, &mut backoff).await;
+                            continue;
                         }
-                        Ok(sent) => {
-                            if let Err(e) = self
-                                .store
-                                .advance_rule(&bucket, &peer, row.seq, i64::from(sent))
-                                .await
-                            {
-                                tracing::warn!(error = %e, "replication: cannot record the position");
-                            }
-                            backoff = Duration::from_secs(1);
-                            break;
-                        }
-                        Err(e) => self.fail(&e, &mut backoff).await,
+                    };
+                    if let Err(e) = self.store.advance_rule(&bucket, &peer, row.seq, sent).await {
+                        tracing::warn!(error = %e, "replication: cannot record the position");
                     }
+                    backoff = Duration::from_secs(1);
+                    break;
                 }
             }
             position = rows.last().map_or(position, |r| r.seq);
@@ -278,21 +308,79 @@ impl Worker {
         open_link(&self.store, &self.vault, &peer, self.rule.clone()).await
     }
 
-    /// Gives up on one path for now, visibly: counted and named in `kura peer status`.
-    async fn skip(&self, path: &str, e: &ReplError, tries: u32) {
-        let what = format!(
-            "{path}: {} (skipped after {tries} tries; the next resync tries again)",
-            remote::describe(e)
-        );
-        tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, skipped = %what,
-            "replication: the peer keeps refusing a shipment; going on with the rest");
+    /// Sets one key aside after the other side refused it (a lock, a quota, a permission):
+    /// retried later, shown in `kura peer status`, never dropped, holding up no other key.
+    async fn set_aside(
+        &self,
+        path: &str,
+        direction: &str,
+        origin: Option<&str>,
+        e: &ReplError,
+        tries: i64,
+    ) {
+        let why = remote::describe(e);
+        let wait = Duration::from_secs(1u64 << tries.clamp(0, 6)).min(self.retry_max);
+        tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, %path, %direction,
+            error = %why, retry_in = wait.as_secs(), "replication: a key waits aside");
+        let next = crate::store::now_ms() + wait.as_millis() as i64;
         if let Err(e) = self
             .store
-            .skip_in_rule(&self.rule.bucket, &self.rule.peer, &what)
+            .wait_key(
+                &self.rule.bucket,
+                &self.rule.peer,
+                path,
+                direction,
+                origin,
+                &why,
+                next,
+            )
             .await
         {
-            tracing::warn!(error = %e, "replication: cannot record the skip");
+            tracing::warn!(error = %e, "replication: cannot record a waiting key");
         }
+    }
+
+    /// The key went through: it waits no more.
+    async fn unwait(&self, path: &str, direction: &str) {
+        if let Err(e) = self
+            .store
+            .unwait_key(&self.rule.bucket, &self.rule.peer, path, direction)
+            .await
+        {
+            tracing::warn!(error = %e, "replication: cannot clear a waiting key");
+        }
+    }
+
+    /// Tries again the keys set aside whose time has come. A refusal of that key sets it
+    /// aside again (for longer); any other failure (the peer is down) is the rule's.
+    async fn retry_waiting(&self, l: &Link) -> Result<(), ReplError> {
+        let due = self
+            .store
+            .due_keys(&self.rule.bucket, &self.rule.peer, 16)
+            .await?;
+        for w in due {
+            let done = if w.direction == "pull" {
+                match &l.pull_secret {
+                    Some(secret) => {
+                        feed::pull_key(&self.vfs, &self.store, l, secret, &w.path).await
+                    }
+                    None => Ok(()),
+                }
+            } else {
+                ship::ship(&self.vfs, &self.store, l, &w.path, w.origin.as_deref())
+                    .await
+                    .map(|_| ())
+            };
+            match done {
+                Ok(()) => self.unwait(&w.path, &w.direction).await,
+                Err(e) if remote::is_object_refusal(&e) || feed::is_local_refusal(&e) => {
+                    self.set_aside(&w.path, &w.direction, w.origin.as_deref(), &e, w.tries)
+                        .await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     async fn fail(&self, e: &ReplError, backoff: &mut Duration) {

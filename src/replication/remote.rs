@@ -14,6 +14,7 @@ pub struct Remote {
     pub op: Operator,
     client: reqwest::Client,
     endpoint: String,
+    access_key: String,
 }
 
 impl Remote {
@@ -43,7 +44,23 @@ impl Remote {
             op,
             client,
             endpoint: peer.endpoint.trim_end_matches('/').to_string(),
+            access_key: peer.access_key.clone(),
         })
+    }
+
+    /// The peer's base URL (no trailing slash).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Our access key on the peer.
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    /// The HTTP client that reaches the peer (its certificate pin included).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// The peer's node id when it is a Kura node (None for other S3 stores).
@@ -131,6 +148,12 @@ pub fn is_object_refusal(e: &ReplError) -> bool {
 /// Whether the peer refused our credentials (401, or 403 for the key or the signature,
 /// not for a permission or a quota): retrying soon only trips its failed-login throttle.
 pub fn is_refused(e: &ReplError) -> bool {
+    if let ReplError::Pull(status, text) = e {
+        return *status == 401
+            || (*status == 403
+                && (text.contains("InvalidAccessKeyId")
+                    || text.contains("SignatureDoesNotMatch")));
+    }
     let ReplError::Remote(e) = e else {
         return false;
     };
@@ -240,6 +263,7 @@ mod tests {
             ca_fingerprint: Some("AB:CD".into()),
             node_id: None,
             created_ms: 0,
+            pull: false,
         };
         let err = Remote::new(&peer, "s", "photos")
             .err()

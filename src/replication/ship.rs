@@ -26,6 +26,8 @@ pub struct Link {
     pub peer_node: Option<String>,
     /// This node's id.
     pub own: String,
+    /// Our secret on the peer when this node also pulls from it (`kura peer add --pull`).
+    pub pull_secret: Option<String>,
 }
 
 impl Link {
@@ -83,16 +85,17 @@ pub async fn ship(
     }
 }
 
-/// What a peer is told about a version of ours.
-fn meta_for(link: &Link, e: &EntryRow, base: Option<String>, tombstone: bool) -> ReplicaMeta {
+/// What a peer is told about a version of ours (`own`: this node's id; `mirror`: a one-way
+/// rule).
+fn meta_for(own: &str, mirror: bool, e: &EntryRow, base: Option<String>) -> ReplicaMeta {
     ReplicaMeta {
-        origin: e.origin.clone().unwrap_or_else(|| link.own.clone()),
-        from: link.own.clone(),
+        origin: e.origin.clone().unwrap_or_else(|| own.to_string()),
+        from: own.to_string(),
         mtime_ms: e.mtime_ms,
         base,
         etag: Some(e.etag.clone()),
-        tombstone,
-        mirror: !link.rule.bidirectional,
+        tombstone: false,
+        mirror,
         owner: e.owner.clone(),
         group: e.grp.clone(),
         perm: u32::try_from(e.mode & 0o777).ok(),
@@ -118,7 +121,7 @@ pub async fn put(
         .filter(|(k, _)| !is_replica_key(k))
         .collect();
     if link.peer_node.is_some() {
-        user.extend(meta_for(link, e, base, false).user_metadata());
+        user.extend(meta_for(&link.own, !link.rule.bidirectional, e, base).user_metadata());
         // tags and description travel to Kura peers (a plain S3 store gets the bytes only)
         user.extend(crate::vfs::replica::annotation_metadata(&headers));
     }
@@ -172,6 +175,61 @@ pub async fn put(
     Ok(())
 }
 
+/// The headers a Kura peer's PutObject of `e` would carry (user metadata with the replication
+/// keys, tags and description, Content-Disposition, Cache-Control, Content-Encoding), for a
+/// peer that pulls instead: it applies them as if they had been pushed.
+pub fn shipment_headers(own: &str, mirror: bool, e: &EntryRow) -> BTreeMap<String, String> {
+    let stored: BTreeMap<String, String> = e
+        .headers
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    let mut out: BTreeMap<String, String> = stored
+        .iter()
+        .filter(|(k, _)| {
+            k.strip_prefix("x-amz-meta-")
+                .is_some_and(|m| !is_replica_key(m))
+                || matches!(
+                    k.as_str(),
+                    "content-disposition" | "cache-control" | "content-encoding"
+                )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let meta = meta_for(own, mirror, e, None).user_metadata();
+    for (k, v) in meta
+        .into_iter()
+        .chain(crate::vfs::replica::annotation_metadata(&stored))
+    {
+        out.insert(format!("x-amz-meta-{k}"), v);
+    }
+    out
+}
+
+/// The headers of a tombstone for a peer that pulls (see `shipment_headers`).
+pub fn tombstone_headers(own: &str, mirror: bool, origin: String) -> BTreeMap<String, String> {
+    tombstone_meta(own, mirror, None, origin)
+        .user_metadata()
+        .into_iter()
+        .map(|(k, v)| (format!("x-amz-meta-{k}"), v))
+        .collect()
+}
+
+fn tombstone_meta(own: &str, mirror: bool, base: Option<String>, origin: String) -> ReplicaMeta {
+    ReplicaMeta {
+        origin,
+        from: own.to_string(),
+        mtime_ms: crate::store::now_ms(),
+        base,
+        etag: None,
+        tombstone: true,
+        mirror,
+        owner: None,
+        group: None,
+        perm: None,
+    }
+}
+
 /// Tells the peer a file is gone: a tombstone for Kura peers (so a newer update there
 /// survives), a plain DELETE for other S3 stores.
 async fn tombstone(
@@ -184,18 +242,7 @@ async fn tombstone(
         link.remote.op.delete(key).await?;
         return Ok(());
     }
-    let meta = ReplicaMeta {
-        origin,
-        from: link.own.clone(),
-        mtime_ms: crate::store::now_ms(),
-        base,
-        etag: None,
-        tombstone: true,
-        mirror: !link.rule.bidirectional,
-        owner: None,
-        group: None,
-        perm: None,
-    };
+    let meta = tombstone_meta(&link.own, !link.rule.bidirectional, base, origin);
     link.remote
         .op
         .write_with(key, Vec::<u8>::new())

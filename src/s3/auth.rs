@@ -33,6 +33,11 @@ impl Owners {
     fn take(&self, key: &str) -> Option<Caller> {
         self.0.lock().ok()?.remove(key)
     }
+
+    /// Drops the owner a signature check left for a request that does not use it.
+    pub fn take_key(&self, key: &str) {
+        self.take(key);
+    }
 }
 
 /// A failed key lookup: logged, answered as S3's InternalError.

@@ -9,6 +9,7 @@ mod cors;
 mod dto;
 mod encryption;
 mod errors;
+mod feed;
 mod gate;
 mod host;
 mod lifecycle;
@@ -47,7 +48,13 @@ pub struct S3Front {
 
 impl S3Front {
     /// Builds the s3s service over the core; `base_domain` enables virtual-host-style buckets.
-    pub fn new(vfs: Vfs, keys: AccessKeys, base_domain: Option<String>) -> Self {
+    /// `feed` serves the journal to peers that pull.
+    pub fn new(
+        vfs: Vfs,
+        keys: AccessKeys,
+        base_domain: Option<String>,
+        feed: crate::replication::feed::Feed,
+    ) -> Self {
         let owners = auth::Owners::default();
         let host = host::KuraHost::new(base_domain);
         let s3 = service::KuraS3 {
@@ -56,6 +63,11 @@ impl S3Front {
             owners: owners.clone(),
         };
         let mut b = S3ServiceBuilder::new(s3.clone());
+        b.set_route(feed::FeedRoute {
+            keys: keys.clone(),
+            owners: owners.clone(),
+            feed,
+        });
         b.set_auth(auth::KuraAuth { keys, owners });
         b.set_access(access::KuraAccess);
         b.set_host(host.clone());

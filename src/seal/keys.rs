@@ -265,9 +265,27 @@ impl KeyRing {
         Ok(m)
     }
 
-    /// Whether a current master key is held (read at start or made since).
+    /// Whether a current master key is held: read at start, made since, or (the data dir's
+    /// key) made since by another process, such as a command making an encrypted bucket.
     pub fn holds_current(&self) -> bool {
-        self.ring().current.is_some()
+        let source = {
+            let r = self.ring();
+            if r.current.is_some() {
+                return true;
+            }
+            r.source.clone()
+        };
+        let Source::DataDir(_) = source else {
+            return false;
+        };
+        let Ok(Some(k)) = read_source(&source) else {
+            return false;
+        };
+        let m = Arc::new(master(&k));
+        let mut r = self.ring();
+        r.all.insert(m.id.clone(), m.clone());
+        r.current.get_or_insert(m);
+        true
     }
 
     /// Where the current master key comes from, for messages.

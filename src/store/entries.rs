@@ -49,6 +49,21 @@ macro_rules! entry_cols {
 }
 pub(super) use entry_cols;
 
+/// One page of a folder in S3 key order from its first key (see `Store::children_in_range`).
+macro_rules! children_in_range_sql {
+    () => {
+        concat!(
+            "SELECT ",
+            entry_cols!(),
+            " FROM entries WHERE parent = $1 AND path >= $2 AND path < $3",
+            " AND (CASE WHEN is_dir = 1 THEN path || '/' ELSE path END) >= $4",
+            " AND (CASE WHEN is_dir = 1 THEN path || '/' ELSE path END) < $3",
+            " AND (CASE WHEN is_dir = 1 THEN path || '/' ELSE path END) <> $5",
+            " ORDER BY (CASE WHEN is_dir = 1 THEN path || '/' ELSE path END) LIMIT $6"
+        )
+    };
+}
+
 /// A row of `entry_cols!()` as an entry.
 pub(super) fn row_to_entry(r: SqliteRow) -> EntryRow {
     EntryRow {
@@ -179,6 +194,34 @@ impl Store {
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
+    /// At most `limit` children of a folder whose path is after `after`, in path order, each
+    /// with whether it has dead properties, in one query (a listing read page by page).
+    pub async fn children_page(
+        &self,
+        parent: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(EntryRow, bool)>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            entry_cols!(),
+            ", EXISTS (SELECT 1 FROM dead_props d WHERE d.path = entries.path) AS has_props",
+            " FROM entries WHERE parent = $1 AND path > $2 ORDER BY path LIMIT $3"
+        ))
+        .bind(parent)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let props = r.get::<i64, _>("has_props") != 0;
+                (row_to_entry(r), props)
+            })
+            .collect())
+    }
+
     /// Replaces the stored type and headers of a file (S3 CopyObject onto itself with REPLACE).
     pub async fn set_headers(
         &self,
@@ -270,7 +313,11 @@ impl Store {
 
     /// Children of `parent` whose path lies in `[from, to)`, in S3 key order (a folder sorts
     /// as its path plus `/`), after `after` in that order, at most `limit`: one page of a
-    /// delimited listing. SQLite keeps only the `limit` best rows while it sorts.
+    /// delimited listing. The index `entries_parent_key` (migration 0027) holds that order, so
+    /// the page is read from its first key on, whatever the folder holds: the range starts at
+    /// the larger of `from` and `after` and leaves out `after` itself. A key lies in
+    /// `[from, to)` whenever its path does (`to` is `from` plus the last char), so the key
+    /// bounds only narrow the scan; the path bounds still decide.
     pub async fn children_in_range(
         &self,
         parent: &str,
@@ -279,20 +326,16 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<EntryRow>, MetaError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            entry_cols!(),
-            " FROM entries WHERE parent = $1 AND path >= $2 AND path < $3",
-            " AND (CASE WHEN is_dir = 1 THEN path || '/' ELSE path END) > $4",
-            " ORDER BY (CASE WHEN is_dir = 1 THEN path || '/' ELSE path END) LIMIT $5"
-        ))
-        .bind(parent)
-        .bind(from)
-        .bind(to)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let start = if after > from { after } else { from };
+        let rows = sqlx::query(children_in_range_sql!())
+            .bind(parent)
+            .bind(from)
+            .bind(to)
+            .bind(start)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
@@ -340,5 +383,119 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(n.unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(path: &str, is_dir: bool) -> EntryRow {
+        EntryRow {
+            path: path.into(),
+            parent: super::super::parent_of(path).to_string(),
+            is_dir,
+            size: 0,
+            mtime_ms: 1,
+            etag: "e".into(),
+            content_type: None,
+            owner: None,
+            headers: None,
+            grp: None,
+            mode: 0o775,
+            origin: None,
+            sealed: None,
+        }
+    }
+
+    /// Every page of `/b` with `prefix`, `limit` rows at a time, each continuing after the key of
+    /// the last row (as `Vfs::list_page` does): the keys in order.
+    async fn pages(s: &Store, prefix: &str, limit: i64) -> Vec<String> {
+        let lo = format!("/b/{prefix}");
+        let hi = format!("{lo}{}", char::MAX);
+        let (mut cursor, mut out) = (String::from("/b/"), Vec::new());
+        loop {
+            let rows = s
+                .children_in_range("/b", &lo, &hi, &cursor, limit)
+                .await
+                .unwrap();
+            let n = rows.len() as i64;
+            for r in rows {
+                cursor = if r.is_dir {
+                    format!("{}/", r.path)
+                } else {
+                    r.path
+                };
+                out.push(cursor.trim_start_matches("/b/").to_string());
+            }
+            if n < limit {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_of_a_folder_follow_s3_key_order_across_continuations() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&row("/b", true)).await.unwrap();
+        // `a-b` and `a.c` sort before the folder `a/` in key order, after it in path order
+        for (p, d) in [
+            ("/b/a", true),
+            ("/b/a-b", false),
+            ("/b/a.c", false),
+            ("/b/a0", false),
+            ("/b/ab", true),
+            ("/b/b", false),
+            ("/b/ba", true),
+            ("/b/c", false),
+        ] {
+            if d {
+                s.insert_dir(&row(p, true)).await.unwrap();
+            } else {
+                s.put_file(&row(p, false)).await.unwrap();
+            }
+        }
+        s.put_file(&row("/b/a/inside", false)).await.unwrap();
+        let all = ["a-b", "a.c", "a/", "a0", "ab/", "b", "ba/", "c"];
+        for limit in [1, 2, 3, 100] {
+            assert_eq!(pages(&s, "", limit).await, all, "pages of {limit}");
+        }
+        assert_eq!(pages(&s, "a", 2).await, ["a-b", "a.c", "a/", "a0", "ab/"]);
+        assert_eq!(pages(&s, "a-", 1).await, ["a-b"]);
+        assert_eq!(pages(&s, "b", 1).await, ["b", "ba/"]);
+        assert!(pages(&s, "d", 5).await.is_empty());
+        // a cursor past the prefix's range ends the listing; one before it starts at the range
+        let rows = s
+            .children_in_range("/b", "/b/b", "/b/b\u{10FFFF}", "/b/ba/", 5)
+            .await
+            .unwrap();
+        assert!(rows.is_empty());
+        let rows = s
+            .children_in_range("/b", "/b/b", "/b/b\u{10FFFF}", "/b/a", 5)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_page_reads_from_its_first_key_in_the_index_and_sorts_nothing() {
+        // a page whose cost grew with the folder is what fell over at 100,000 entries
+        let s = Store::in_memory().await.unwrap();
+        let plan = sqlx::query(concat!("EXPLAIN QUERY PLAN ", children_in_range_sql!()))
+            .bind("/b")
+            .bind("/b/")
+            .bind("/b/\u{10FFFF}")
+            .bind("/b/x")
+            .bind("/b/x")
+            .bind(10)
+            .fetch_all(&s.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(3))
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert!(plan.contains("USING INDEX entries_parent_key"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

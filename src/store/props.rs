@@ -40,6 +40,40 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// Dead properties of every direct child of a folder, in one query, by child path (each
+    /// child's list ordered as `props` orders it).
+    pub async fn children_props(
+        &self,
+        parent: &str,
+    ) -> Result<std::collections::HashMap<String, Vec<DeadProp>>, MetaError> {
+        let base = if parent == "/" {
+            String::new()
+        } else {
+            parent.to_string()
+        };
+        let rows = sqlx::query(
+            "SELECT d.path, d.namespace, d.name, d.prefix, d.xml
+             FROM dead_props d JOIN entries e ON e.path = d.path
+             WHERE e.parent = $1 AND d.path > $2 AND d.path < $3
+             ORDER BY d.path, d.namespace, d.name",
+        )
+        .bind(parent)
+        .bind(format!("{base}/"))
+        .bind(format!("{base}0"))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: std::collections::HashMap<String, Vec<DeadProp>> = Default::default();
+        for r in rows {
+            out.entry(r.get(0)).or_default().push(DeadProp {
+                namespace: r.get(1),
+                name: r.get(2),
+                prefix: r.get(3),
+                xml: r.get(4),
+            });
+        }
+        Ok(out)
+    }
+
     /// Dead properties of one entry.
     pub async fn props(&self, path: &str) -> Result<Vec<DeadProp>, MetaError> {
         let rows = sqlx::query(

@@ -22,6 +22,16 @@ pub struct PeerRow {
     pub node_id: Option<String>,
     /// Creation time, ms since the epoch.
     pub created_ms: i64,
+    /// This node cannot be reached by the peer: besides pushing, it pulls the peer's
+    /// changes over connections it opens itself (`kura peer add ... --pull`).
+    pub pull: bool,
+}
+
+impl PeerRow {
+    /// A peer with no address: it reaches this node (pushes and pulls), never the reverse.
+    pub fn unreachable(&self) -> bool {
+        self.endpoint.is_empty()
+    }
 }
 
 /// A bucket mirrored to a peer, with its shipping position and health.
@@ -48,6 +58,8 @@ pub struct RuleRow {
     /// The last skipped path and why (kept until the next skip: a skip is not healed by
     /// later successes, only by a resync).
     pub last_skipped: Option<String>,
+    /// Pull: the last seq of the peer's journal applied here (0: none yet).
+    pub pulled: i64,
 }
 
 /// One journaled change: the path changed or went away.
@@ -83,6 +95,7 @@ fn row_to_peer(r: SqliteRow) -> PeerRow {
         ca_fingerprint: r.get(4),
         node_id: r.get(5),
         created_ms: r.get(6),
+        pull: r.get::<i64, _>(7) != 0,
     }
 }
 
@@ -98,11 +111,12 @@ fn row_to_rule(r: SqliteRow) -> RuleRow {
         last_ok_ms: r.get(7),
         skipped: r.get(8),
         last_skipped: r.get(9),
+        pulled: r.get(10),
     }
 }
 
 const PEER_COLS: &str =
-    "name, endpoint, access_key, secret_enc, ca_fingerprint, node_id, created_ms";
+    "name, endpoint, access_key, secret_enc, ca_fingerprint, node_id, created_ms, pull";
 
 impl Store {
     /// This node's id, created on first use.
@@ -133,8 +147,8 @@ impl Store {
     /// Records a new peer; `Duplicate` if the name is taken.
     pub async fn insert_peer(&self, p: &PeerRow) -> Result<(), MetaError> {
         sqlx::query(
-            "INSERT INTO peers (name, endpoint, access_key, secret_enc, ca_fingerprint, node_id, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO peers (name, endpoint, access_key, secret_enc, ca_fingerprint, node_id, created_ms, pull)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&p.name)
         .bind(&p.endpoint)
@@ -143,6 +157,7 @@ impl Store {
         .bind(&p.ca_fingerprint)
         .bind(&p.node_id)
         .bind(p.created_ms)
+        .bind(i64::from(p.pull))
         .execute(&self.pool)
         .await
         .map_err(map_unique)?;
@@ -230,7 +245,7 @@ impl Store {
     pub async fn rules(&self) -> Result<Vec<RuleRow>, MetaError> {
         let rows = sqlx::query(
             "SELECT bucket, peer, prefix, bidirectional, position, shipped, last_error, last_ok_ms,
-               skipped, last_skipped
+               skipped, last_skipped, pulled
              FROM replications ORDER BY peer, bucket",
         )
         .fetch_all(&self.pool)
@@ -316,6 +331,22 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a pulling rule's cursor in the peer's journal past `seq` (durably), once the
+    /// entries up to it are applied here.
+    pub async fn set_pulled(&self, bucket: &str, peer: &str, seq: i64) -> Result<(), MetaError> {
+        sqlx::query(
+            "UPDATE replications SET pulled = MAX(pulled, $1), last_error = NULL, last_ok_ms = $2
+             WHERE bucket = $3 AND peer = $4",
+        )
+        .bind(seq)
+        .bind(now_ms())
+        .bind(bucket)
+        .bind(peer)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Records why a rule could not ship.
     pub async fn set_rule_error(
         &self,
@@ -344,25 +375,6 @@ impl Store {
                 .execute(&self.writer)
                 .await?;
         }
-        Ok(())
-    }
-
-    /// Counts a shipment skipped after the peer kept refusing it, with what it answered.
-    pub async fn skip_in_rule(
-        &self,
-        bucket: &str,
-        peer: &str,
-        what: &str,
-    ) -> Result<(), MetaError> {
-        sqlx::query(
-            "UPDATE replications SET skipped = skipped + 1, last_skipped = $1
-             WHERE bucket = $2 AND peer = $3",
-        )
-        .bind(what)
-        .bind(bucket)
-        .bind(peer)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 
@@ -499,6 +511,7 @@ mod tests {
             ca_fingerprint: None,
             node_id: None,
             created_ms: 0,
+            pull: false,
         })
         .await
         .unwrap();

@@ -99,3 +99,135 @@ impl Store {
         Ok(n)
     }
 }
+
+/// A file of a bucket being converted (`kura encryption enable`/`disable`), as read before its
+/// bytes are rewritten: the switch happens only if the row still matches.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ToConvert {
+    /// The file's path.
+    pub path: String,
+    /// Plaintext size.
+    pub size: i64,
+    /// ETag when read.
+    pub etag: String,
+    /// Modification time when read.
+    pub mtime_ms: i64,
+    /// The wrapped data key when read (`None`: plain).
+    pub sealed: Option<String>,
+}
+
+impl Store {
+    /// Up to `limit` files of `bucket` after `after` (path order) stored plain (`plain`) or
+    /// sealed (`!plain`).
+    pub async fn files_to_convert(
+        &self,
+        bucket: &str,
+        plain: bool,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<ToConvert>, MetaError> {
+        let (lo, hi) = super::below(bucket);
+        let after = if after < lo.as_str() {
+            lo.as_str()
+        } else {
+            after
+        };
+        Ok(sqlx::query_as(
+            "SELECT path, size, etag, mtime_ms, sealed FROM entries
+             WHERE path > $1 AND path < $2 AND is_dir = 0 AND (sealed IS NULL) = $3
+             ORDER BY path LIMIT $4",
+        )
+        .bind(after)
+        .bind(&hi)
+        .bind(plain)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many files of `bucket` are stored plain (`plain`) or sealed.
+    pub async fn count_to_convert(&self, bucket: &str, plain: bool) -> Result<u64, MetaError> {
+        let (lo, hi) = super::below(bucket);
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM entries
+             WHERE path >= $1 AND path < $2 AND is_dir = 0 AND (sealed IS NULL) = $3",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .bind(plain)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
+    /// The files of `bucket` (path, form, size) whose recorded form ends with `suffix` (a
+    /// conversion in flight).
+    pub async fn sealed_ending(
+        &self,
+        bucket: &str,
+        suffix: &str,
+    ) -> Result<Vec<(String, String, i64)>, MetaError> {
+        let (lo, hi) = super::below(bucket);
+        Ok(sqlx::query_as(
+            "SELECT path, sealed, size FROM entries
+             WHERE path >= $1 AND path < $2 AND is_dir = 0 AND substr(sealed, -length($3)) = $3",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .bind(suffix)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records `marked` as the file's form if the row is still as `f` was read (same ETag,
+    /// size, time and form); `false` when a write changed it meanwhile.
+    pub async fn mark_converting(&self, f: &ToConvert, marked: &str) -> Result<bool, MetaError> {
+        let n = sqlx::query(
+            "UPDATE entries SET sealed = $1
+             WHERE path = $2 AND is_dir = 0 AND size = $3 AND etag = $4 AND mtime_ms = $5
+               AND sealed IS $6",
+        )
+        .bind(marked)
+        .bind(&f.path)
+        .bind(f.size)
+        .bind(&f.etag)
+        .bind(f.mtime_ms)
+        .bind(&f.sealed)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// In one write transaction: if the file still records `marked`, runs `switch` (the rename
+    /// of the new bytes into place) and records `form`. `Ok(false)`: a write replaced the file
+    /// meanwhile (nothing done). A kill between the switch and the commit leaves `marked`
+    /// recorded, which reads either form.
+    pub async fn finish_converting<E>(
+        &self,
+        path: &str,
+        marked: &str,
+        form: Option<&str>,
+        switch: impl FnOnce() -> Result<(), E>,
+    ) -> Result<bool, super::Committed<E>> {
+        use super::Committed;
+        let mut tx = self
+            .write_tx()
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        let n = sqlx::query("UPDATE entries SET sealed = $1 WHERE path = $2 AND sealed = $3")
+            .bind(form)
+            .bind(path)
+            .bind(marked)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?
+            .rows_affected();
+        if n != 1 {
+            return Ok(false);
+        }
+        switch().map_err(Committed::Finish)?;
+        tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
+        Ok(true)
+    }
+}

@@ -144,6 +144,39 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Grants or withdraws the administrator flag; false when the user does not exist. The
+    /// last administrator keeps it (`InUse`), checked in the same transaction as the change.
+    pub async fn set_admin(&self, name: &str, is_admin: bool) -> Result<bool, MetaError> {
+        let mut tx = self.write_tx().await?;
+        if !is_admin {
+            let others: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND name <> $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if others == 0 {
+                return Err(MetaError::InUse(format!(
+                    "{name} is the last administrator; make another user an administrator first"
+                )));
+            }
+        }
+        let r = sqlx::query("UPDATE users SET is_admin = $1 WHERE name = $2")
+            .bind(is_admin as i64)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 1 {
+            let action = if is_admin {
+                "admin_grant"
+            } else {
+                "admin_revoke"
+            };
+            super::audit::record_tx(&mut tx, action, Some(name), None).await?;
+        }
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Sets the primary group and/or the bucket-creation right; false when the user does not exist.
     pub async fn modify_user(
         &self,

@@ -67,13 +67,11 @@ pub async fn zip(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBo
         Ok(p) => p,
         Err(r) => return r,
     };
-    // each name once, in the order given
-    let mut seen = std::collections::HashSet::new();
     let names: Vec<&str> = params
         .get("names")
         .unwrap_or_default()
         .split('/')
-        .filter(|n| !n.is_empty() && seen.insert(*n))
+        .filter(|n| !n.is_empty())
         .collect();
     if names.is_empty() || names.len() > MAX_NAMES {
         return error(
@@ -82,9 +80,12 @@ pub async fn zip(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBo
             "names lists 1 to 1000 names of dir, joined by /",
         );
     }
-    let mut roots = Vec::with_capacity(names.len());
+    // each entry once, in the order given: two spellings of one name (NFC and NFD) are one
+    // path to the core, so the paths are compared, not the names
+    let mut roots: Vec<VPath> = Vec::with_capacity(names.len());
     for n in names {
         match VPath::from_segments(dir.as_str().split('/').filter(|s| !s.is_empty()).chain([n])) {
+            Ok(p) if roots.contains(&p) => {}
             Ok(p) => roots.push(p),
             Err(e) => return from_vfs(e),
         }

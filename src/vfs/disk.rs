@@ -160,20 +160,26 @@ pub(super) struct DiskFile {
 }
 
 impl DiskFile {
-    /// Opens the file now and checks it holds `size` bytes, so that a reply never promises
-    /// bytes it cannot send; `Ok(None)` when the size differs.
-    pub(super) async fn open_sized(path: PathBuf, size: u64) -> std::io::Result<Option<Self>> {
+    /// Opens the file now and checks it holds one of `sizes` bytes (returned with it), so that
+    /// a reply never promises bytes it cannot send; `Ok(None)` when the size differs.
+    pub(super) async fn open_sized(
+        path: PathBuf,
+        sizes: Vec<u64>,
+    ) -> std::io::Result<Option<(Self, u64)>> {
         let p = path.clone();
         let file = tokio::task::spawn_blocking(move || {
             let f = File::open(&p)?;
             let len = f.metadata()?.len();
-            Ok::<_, std::io::Error>((len == size).then_some(f))
+            Ok::<_, std::io::Error>(sizes.contains(&len).then_some((f, len)))
         })
         .await
         .map_err(std::io::Error::other)??;
-        Ok(file.map(|f| DiskFile {
-            path,
-            file: OnceLock::from(Arc::new(f)),
+        Ok(file.map(|(f, len)| {
+            let file = DiskFile {
+                path,
+                file: OnceLock::from(Arc::new(f)),
+            };
+            (file, len)
         }))
     }
 

@@ -9,6 +9,21 @@ use super::perm::W;
 use super::{Caller, VPath, Vfs, VfsError};
 use crate::store::{now_ms, LockChange, LockRow};
 
+/// The live locks as one caller sees them (`Vfs::lock_view`): other users' tokens emptied.
+#[derive(Clone, Debug, Default)]
+pub struct LockView(Vec<Lock>);
+
+impl LockView {
+    /// The locks on `path` and on the folders above it.
+    pub fn on(&self, path: &VPath) -> Vec<Lock> {
+        self.0
+            .iter()
+            .filter(|l| path.starts_with(&l.path))
+            .cloned()
+            .collect()
+    }
+}
+
 /// A lock as the protocols see it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lock {
@@ -390,19 +405,20 @@ impl Vfs {
         Ok(r)
     }
 
-    /// Locks on `path` and on the folders above it (for `lockdiscovery`). The token of a lock
-    /// is shown only to its holder and to administrators: a token is what lets a write pass.
-    pub async fn discover_locks(&self, c: &Caller, path: &VPath) -> Result<Vec<Lock>, VfsError> {
-        Ok(live(&self.store.live_locks().await?)
-            .into_iter()
-            .filter(|l| path.starts_with(&l.path))
-            .map(|mut l| {
-                if !c.is_admin && l.principal.as_deref() != Some(c.user.as_str()) {
-                    l.token = String::new();
-                }
-                l
-            })
-            .collect())
+    /// The live locks as `c` sees them in `lockdiscovery`, read in one query, so that a
+    /// PROPFIND of a folder discovers the locks of all its entries from one read.
+    pub async fn lock_view(&self, c: &Caller) -> Result<LockView, VfsError> {
+        Ok(LockView(
+            live(&self.store.live_locks().await?)
+                .into_iter()
+                .map(|mut l| {
+                    if !c.is_admin && l.principal.as_deref() != Some(c.user.as_str()) {
+                        l.token = String::new();
+                    }
+                    l
+                })
+                .collect(),
+        ))
     }
 
     /// For each of `paths`, a live lock bearing on it (on it, or a depth-infinity lock on a

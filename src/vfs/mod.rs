@@ -3,6 +3,7 @@
 //! Adapters (WebDAV, S3) translate their requests into these calls and
 //! `VfsError` into their own error replies; they hold no policy of their own.
 
+mod convert;
 mod disk;
 mod fsck;
 mod journal;
@@ -289,8 +290,10 @@ impl Entry {
             size: row.size.max(0) as u64,
             mtime: UNIX_EPOCH + Duration::from_millis(row.mtime_ms.max(0) as u64),
             etag: row.etag,
+            // a type stored before types were checked, unfit for a header, is not sent
             content_type: row
                 .content_type
+                .filter(|t| upload::valid_content_type(t))
                 .unwrap_or_else(|| "application/octet-stream".into()),
             owner: row.owner,
             has_props: None,

@@ -106,10 +106,11 @@ impl Vfs {
         }
         let opts = UploadOptions {
             create_parents: true,
+            content_type,
             ..Default::default()
         };
         self.check_write(caller, path, &opts).await?;
-        if let Some(ct) = content_type {
+        if let Some(ct) = opts.content_type {
             headers.insert("content-type".into(), ct);
         }
         let id = uuid::Uuid::new_v4().simple().to_string();

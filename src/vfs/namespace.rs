@@ -104,6 +104,53 @@ impl Vfs {
         Ok(self.visible(children))
     }
 
+    /// One chunk of a folder's listing: at most `limit` children after the path `after` (""
+    /// from the start), in path order, as `list` gives them; an empty chunk ends the listing.
+    /// A listing read chunk by chunk keeps memory in proportion to `limit`.
+    pub async fn list_chunk(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Entry>, VfsError> {
+        let dir = self.stat(c, path).await?;
+        if !dir.is_dir {
+            return Err(VfsError::WrongKind("not a folder"));
+        }
+        dir.require(c, R, "the folder may not be listed")?;
+        let mut after = after.to_string();
+        loop {
+            let rows = self
+                .store
+                .children_page(path.as_str(), &after, limit as i64)
+                .await?;
+            let full = rows.len() == limit;
+            if let Some((last, _)) = rows.last() {
+                after = last.path.clone();
+            }
+            let batch = rows
+                .into_iter()
+                .map(|(r, has)| {
+                    Entry::from_row(r).map(|e| Entry {
+                        has_props: Some(has),
+                        ..e
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let shown: Vec<Entry> = if path.is_root() {
+                let visible = |e: &Entry| e.allows(c, if e.is_dir { X } else { R });
+                batch.into_iter().filter(visible).collect()
+            } else {
+                self.visible(batch)
+            };
+            // a chunk whose entries were all hidden does not end the listing
+            if !shown.is_empty() || !full {
+                return Ok(shown);
+            }
+        }
+    }
+
     /// One page of the folder `dir`: at most `limit` children whose name starts with
     /// `prefix`, in S3 key order (a folder's name sorts with a `/` after it), after the name
     /// `after` in that order. Memory stays in proportion to `limit`, whatever the folder holds.
@@ -198,15 +245,31 @@ impl Vfs {
     /// Opens the bytes of the file `entry` (plaintext, sealed or not), with no permission
     /// check: the callers checked, or act for the node (replication).
     pub(super) async fn open_unchecked(&self, entry: &Entry) -> Result<Download, VfsError> {
-        let key = entry.path.storage_key(false);
+        self.open_stored(&entry.path, entry.size, entry.sealed.as_deref())
+            .await
+    }
+
+    /// Opens the stored bytes of the file `path` of `size` plaintext bytes recorded with
+    /// `sealed`.
+    pub(super) async fn open_stored(
+        &self,
+        path: &VPath,
+        size: u64,
+        sealed: Option<&str>,
+    ) -> Result<Download, VfsError> {
+        let key = path.storage_key(false);
+        let mut sealed = sealed;
         let source = match &self.local {
             Some(l) => {
-                let path = l.root.join(key);
-                let len = Vfs::stored_len(entry.size, entry.sealed.as_deref());
-                match super::disk::DiskFile::open_sized(path.clone(), len).await {
-                    Ok(Some(f)) => super::Source::Disk(f),
+                let file = l.root.join(key);
+                let lens = super::sealing::stored_lens(size, sealed);
+                match super::disk::DiskFile::open_sized(file.clone(), lens).await {
+                    Ok(Some((f, len))) => {
+                        sealed = super::sealing::found_form(size, sealed, len);
+                        super::Source::Disk(f)
+                    }
                     Ok(None) => {
-                        tracing::error!(path = %entry.path, file = %path.display(), recorded = entry.size, "{SIZE_DIFFERS}");
+                        tracing::error!(path = %path, file = %file.display(), recorded = size, "{SIZE_DIFFERS}");
                         return Err(VfsError::from(opendal::Error::new(
                             opendal::ErrorKind::Unexpected,
                             SIZE_DIFFERS,
@@ -217,7 +280,7 @@ impl Vfs {
             }
             None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
         };
-        self.download(source, entry.size, entry.sealed.as_deref())
+        self.download(source, size, sealed)
     }
 
     /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and
@@ -255,6 +318,7 @@ impl Vfs {
         }
         Self::require_in_bucket(c, path)?;
         self.check_new_name(path)?;
+        super::upload::check_content_type(opts.content_type.as_deref())?;
         // the file and the folders above it in one query; the deepest existing folder above
         // the file decides who may create names
         let (dir_entry, existing) = match self.resolve_in(c, path).await {
@@ -630,6 +694,7 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         e.require(c, W, "the file may not be changed")?;
+        super::upload::check_content_type(content_type)?;
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         let ct = content_type.unwrap_or(&e.content_type);
         self.store
@@ -1105,6 +1170,17 @@ impl Vfs {
     pub async fn props(&self, c: &Caller, path: &VPath) -> Result<Vec<DeadProp>, VfsError> {
         self.stat(c, path).await?;
         Ok(self.store.props(path.as_str()).await?)
+    }
+
+    /// Dead properties of every child of a folder the caller may list, in one query (a
+    /// PROPFIND allprop of a folder reads them once, not once per entry).
+    pub async fn children_props(
+        &self,
+        c: &Caller,
+        dir: &VPath,
+    ) -> Result<std::collections::HashMap<String, Vec<DeadProp>>, VfsError> {
+        self.may_list(c, dir).await?;
+        Ok(self.store.children_props(dir.as_str()).await?)
     }
 
     /// Sets and removes dead properties atomically.

@@ -196,7 +196,7 @@ impl super::Vfs {
         let (writer, attrs) = self.shipment_writer(c, &target).await?;
         // a writer who may not delete and re-create the file keeps its owner, group and mode
         let keep = match attrs {
-            true => keep_for(self, &planned.meta).await?,
+            true => keep_for(self, peer, &target, &c.user, &planned.meta).await?,
             false => Keep::default(),
         };
         let mut up = self.upload(&writer, &target, opts).await?;
@@ -311,15 +311,38 @@ impl super::Vfs {
 }
 
 /// Owner, group and mode of a shipped version, mapped by name: a user or group this node
-/// does not have falls back to the default (the receiving user; the folder's group rule).
-async fn keep_for(vfs: &super::Vfs, r: &ReplicaMeta) -> Result<Keep, VfsError> {
+/// does not have falls back to the default (the receiving user `me`, the peer key's; the
+/// folder's group rule), and is recorded for `kura peer status`.
+async fn keep_for(
+    vfs: &super::Vfs,
+    peer: &Peer,
+    path: &VPath,
+    me: &str,
+    r: &ReplicaMeta,
+) -> Result<Keep, VfsError> {
     let owner = match &r.owner {
         Some(u) if vfs.store.user(u).await?.is_some() => Some(u.clone()),
-        _ => None,
+        Some(u) => {
+            tracing::warn!(peer = %peer.name, user = %u, %path, stands_in = %me,
+                "replication: the peer's owner is not a user here");
+            vfs.store
+                .note_unmapped(&peer.name, "user", u, me, path.as_str())
+                .await?;
+            None
+        }
+        None => None,
     };
     let group = match &r.group {
         Some(g) if vfs.store.group(g).await?.is_some() => Some(g.clone()),
-        _ => None,
+        Some(g) => {
+            tracing::warn!(peer = %peer.name, group = %g, %path,
+                "replication: the peer's group is not a group here");
+            vfs.store
+                .note_unmapped(&peer.name, "group", g, "the folder's group", path.as_str())
+                .await?;
+            None
+        }
+        None => None,
     };
     Ok(Keep {
         owner,

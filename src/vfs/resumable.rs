@@ -102,6 +102,7 @@ impl Vfs {
         }
         let opts = UploadOptions {
             create_parents: true,
+            content_type,
             ..Default::default()
         };
         let (existing, _) = self.check_write(c, path, &opts).await?;
@@ -114,7 +115,7 @@ impl Vfs {
             }
         }
         let mut headers = std::collections::BTreeMap::new();
-        if let Some(ct) = content_type {
+        if let Some(ct) = opts.content_type {
             headers.insert("content-type".to_string(), ct);
         }
         let id = hex::encode(rand::random::<[u8; 16]>());
@@ -146,7 +147,8 @@ impl Vfs {
         Ok(Resumable::from_row(&row, VPath::parse(&up.path)?))
     }
 
-    /// Appends `body` at `offset` (which must be the upload's offset). The bytes received are
+    /// Appends `body` at `offset` (which must be the upload's offset), for a caller who may
+    /// still write the file (the write rules are checked again). The bytes received are
     /// kept even when the body breaks off (a dropped connection), and this runs to its end
     /// even if the caller goes away; a body running past the announced length keeps nothing
     /// (`TooLarge`). The append that completes the upload commits the file; if that commit is
@@ -167,6 +169,13 @@ impl Vfs {
         if up.offset != offset {
             return Err(VfsError::Conflict(OFFSET_MISMATCH));
         }
+        // rights change while an upload waits: bytes are staged (and charged to the group)
+        // only for someone who may still write the file
+        let opts = UploadOptions {
+            create_parents: true,
+            ..Default::default()
+        };
+        self.check_write(c, &up.path, &opts).await?;
         let row = self
             .store
             .resumable_row(id)
@@ -293,15 +302,20 @@ impl Vfs {
         self.multipart_discard(id).await
     }
 
-    /// Removes uploads unused for `idle` (`IDLE` in service); returns how many.
+    /// Removes uploads unused for `idle` (`IDLE` in service); returns how many. One with an
+    /// append under way is left for the next sweep: its bytes are arriving (an upload is
+    /// touched when an append ends), and removing it would leave that append's part behind.
     pub async fn resumable_expire(&self, idle: Duration) -> Result<usize, VfsError> {
         let stale = self
             .store
             .resumable_older_than(now_ms() - idle.as_millis() as i64)
             .await?;
+        let mut removed = 0;
         for id in &stale {
+            let Ok(_guard) = Busy::take(id) else { continue };
             self.multipart_discard(id).await?;
+            removed += 1;
         }
-        Ok(stale.len())
+        Ok(removed)
     }
 }

@@ -15,6 +15,34 @@ pub const ENCRYPTION: &str = "encryption";
 /// The one algorithm (S3's name for it).
 pub const AES256: &str = "AES256";
 
+/// Appended to a file's wrapped key while a conversion (`kura encryption enable`/`disable`)
+/// switches its bytes: the stored file may then be in either form, told apart by its length
+/// (a sealed file is always longer than its plaintext).
+pub(super) const EITHER: &str = "~either";
+
+/// The wrapped key of a recorded form, without a conversion's mark.
+pub(super) fn key_of(sealed: &str) -> &str {
+    sealed.strip_suffix(EITHER).unwrap_or(sealed)
+}
+
+/// The stored lengths a file of `size` plaintext bytes recorded with `sealed` may have (two
+/// while a conversion switches it).
+pub(super) fn stored_lens(size: u64, sealed: Option<&str>) -> Vec<u64> {
+    match sealed {
+        None => vec![size],
+        Some(s) if s.ends_with(EITHER) => vec![seal::sealed_len(size), size],
+        Some(_) => vec![seal::sealed_len(size)],
+    }
+}
+
+/// The form of bytes found `len` long, for a file recorded with `sealed`.
+pub(super) fn found_form(size: u64, sealed: Option<&str>, len: u64) -> Option<&str> {
+    match sealed {
+        Some(s) if s.ends_with(EITHER) && len == size => None,
+        s => s,
+    }
+}
+
 /// Plaintext bytes opened per read of a stream (16 segments): bounds memory per download.
 const WINDOW: u64 = 16 * seal::SEGMENT;
 
@@ -185,16 +213,8 @@ impl Vfs {
             .keys
             .as_ref()
             .ok_or_else(|| seal_err(SealError::UnknownKey("(none loaded)".into())))?;
-        let k = keys.unwrap(wrapped).map_err(seal_err)?;
+        let k = keys.unwrap(key_of(wrapped)).map_err(seal_err)?;
         Ok(Arc::new(Cipher::new(&k)))
-    }
-
-    /// The stored length of a file of `size` plaintext bytes, sealed or not.
-    pub(super) fn stored_len(size: u64, sealed: Option<&str>) -> u64 {
-        match sealed {
-            Some(_) => seal::sealed_len(size),
-            None => size,
-        }
     }
 
     /// A download of `source` holding a file of `size` plaintext bytes.
@@ -302,8 +322,11 @@ impl Vfs {
                 }
                 let mut changes = Vec::with_capacity(batch.len());
                 for w in batch {
-                    let k = keys.unwrap(&w.sealed).map_err(seal_err)?;
-                    let new = keys.wrap(&k).map_err(seal_err)?;
+                    let k = keys.unwrap(key_of(&w.sealed)).map_err(seal_err)?;
+                    let mut new = keys.wrap(&k).map_err(seal_err)?;
+                    if w.sealed.ends_with(EITHER) {
+                        new.push_str(EITHER);
+                    }
                     changes.push((w, new));
                 }
                 let n = self.store.rewrap(&changes).await?;

@@ -459,6 +459,62 @@ async fn hidden_macos_files_never_shorten_a_listing_page() {
 }
 
 #[tokio::test]
+async fn a_listing_read_in_chunks_is_the_whole_listing_with_its_props_flags() {
+    let v = vfs().await.with_macos_metadata(MacosMetadata::Hide);
+    v.mkdir(&ann(), &p("/docs")).await.unwrap();
+    v.mkdir(&ann(), &p("/docs/sub")).await.unwrap();
+    for name in [
+        "._a",
+        "._b",
+        "._c",
+        "a",
+        "b",
+        "c",
+        ".DS_Store",
+        "d",
+        "sub-x",
+    ] {
+        put(&v, &format!("/docs/{name}"), b"x").await;
+    }
+    put(&v, "/docs/sub/inner", b"x").await;
+    let prop = DeadProp {
+        namespace: "urn:x".into(),
+        name: "color".into(),
+        prefix: None,
+        xml: Some("<color xmlns=\"urn:x\">red</color>".into()),
+    };
+    v.patch_props(&ann(), &p("/docs/c"), &[(true, prop)])
+        .await
+        .unwrap();
+    let docs = p("/docs");
+    // chunks of 2: the three hidden names in a row do not end the listing early
+    let (mut all, mut after) = (Vec::new(), String::new());
+    loop {
+        let chunk = v.list_chunk(&ann(), &docs, &after, 2).await.unwrap();
+        let Some(last) = chunk.last() else { break };
+        after = last.path.as_str().to_string();
+        all.extend(chunk);
+    }
+    let whole = v.list(&ann(), &docs).await.unwrap();
+    let key = |es: &[Entry]| -> Vec<(String, Option<bool>)> {
+        let mut k: Vec<_> = es
+            .iter()
+            .map(|e| (e.path.to_string(), e.has_props))
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(key(&all), key(&whole));
+    assert_eq!(all.len(), 6);
+    assert!(all
+        .iter()
+        .all(|e| e.has_props == Some(e.path.name() == "c")));
+    // dead properties of the folder's children in one read, only those that have some
+    let props = v.children_props(&ann(), &docs).await.unwrap();
+    assert_eq!(props.keys().collect::<Vec<_>>(), ["/docs/c"]);
+}
+
+#[tokio::test]
 async fn lock_timeouts_are_capped_unless_the_cap_is_zero() {
     use std::time::Duration;
     let path = p("/f");
@@ -1078,4 +1134,63 @@ async fn resumable_uploads_append_keep_a_broken_append_and_commit_once_whole() {
         v.resumable_get(&ann(), &stale.id).await,
         Err(VfsError::NotFound)
     ));
+}
+
+#[tokio::test]
+async fn a_content_type_that_is_no_header_value_is_refused_on_every_way_in() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let f = p("/b/f.html");
+    for bad in ["text/html\r\nSet-Cookie: a=b", "text/plain\0", "text/pläin"] {
+        let opts = UploadOptions {
+            content_type: Some(bad.into()),
+            ..Default::default()
+        };
+        let invalid = |r: Result<(), VfsError>| matches!(r, Err(VfsError::InvalidArgument(_)));
+        assert!(
+            invalid(v.upload(&ann(), &f, opts).await.map(|_| ())),
+            "{bad:?}"
+        );
+        let r = v.resumable_start(&ann(), &f, 1, Some(bad.into())).await;
+        assert!(invalid(r.map(|_| ())), "{bad:?}");
+        let r = v
+            .multipart_start(&ann(), &f, Some(bad.into()), Default::default())
+            .await;
+        assert!(invalid(r.map(|_| ())), "{bad:?}");
+    }
+    put(&v, "/b/f.html", b"<b>").await;
+    let r = v
+        .set_headers(&ann(), &f, Some("a\nb"), &Default::default())
+        .await;
+    assert!(matches!(r, Err(VfsError::InvalidArgument(_))));
+    assert_eq!(v.stat(&ann(), &f).await.unwrap().content_type, "text/html");
+}
+
+#[tokio::test]
+async fn the_expiry_sweep_leaves_an_upload_whose_append_is_under_way() {
+    let v = vfs().await;
+    v.mkdir(&ann(), &p("/b")).await.unwrap();
+    let up = v
+        .resumable_start(&ann(), &p("/b/slow.bin"), 6, None)
+        .await
+        .unwrap();
+    // a slow PATCH: its first bytes are in, the rest still on the way
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Bytes, std::io::Error>>();
+    tx.send(Ok(Bytes::from_static(b"abc"))).unwrap();
+    let rx = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let (v2, id) = (v.clone(), up.id.clone());
+    let append = tokio::spawn(async move { v2.resumable_append(&ann(), &id, 0, rx).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // the sweep runs meanwhile (an idle time of zero makes every upload stale)
+    assert_eq!(
+        v.resumable_expire(std::time::Duration::ZERO).await.unwrap(),
+        0
+    );
+    tx.send(Ok(Bytes::from_static(b"def"))).unwrap();
+    drop(tx);
+    let done = append.await.unwrap().unwrap();
+    assert!(done.done.is_some());
+    assert_eq!(read_all(&v, "/b/slow.bin").await, b"abcdef");
 }

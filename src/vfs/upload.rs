@@ -38,6 +38,29 @@ pub struct UploadOptions {
     pub keep_annotations: bool,
 }
 
+/// Longest MIME type a file may carry.
+const MAX_CONTENT_TYPE: usize = 1024;
+
+/// Whether `ct` may be a file's MIME type: every protocol sends it back as a header value
+/// (WebDAV and S3 `Content-Type`, `getcontenttype`), so it is visible ASCII and spaces only.
+/// A tus client sends it base64-encoded, where CR LF and any other byte fit.
+pub fn valid_content_type(ct: &str) -> bool {
+    ct.len() <= MAX_CONTENT_TYPE
+        && ct
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+}
+
+/// Refuses a MIME type that is no header value (`valid_content_type`).
+pub(super) fn check_content_type(ct: Option<&str>) -> Result<(), VfsError> {
+    match ct {
+        Some(t) if !valid_content_type(t) => Err(VfsError::InvalidArgument(
+            "the content type is not a header value (visible ASCII, at most 1024 bytes)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Where an upload's bytes go until the commit.
 pub(super) enum Temp {
     /// An OpenDAL writer (memory, S3, ...), whose temporary object OpenDAL keeps.

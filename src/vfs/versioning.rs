@@ -300,12 +300,16 @@ impl Vfs {
         let Some(key) = row.key.as_deref().filter(|_| !row.marker) else {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
         };
+        let mut sealed = v.entry.sealed.as_deref();
         let source = match &self.local {
             Some(l) => {
                 let file = l.versions.join(key);
-                let len = Vfs::stored_len(v.entry.size, v.entry.sealed.as_deref());
-                match super::disk::DiskFile::open_sized(file, len).await {
-                    Ok(Some(f)) => super::Source::Disk(f),
+                let lens = super::sealing::stored_lens(v.entry.size, sealed);
+                match super::disk::DiskFile::open_sized(file, lens).await {
+                    Ok(Some((f, len))) => {
+                        sealed = super::sealing::found_form(v.entry.size, sealed, len);
+                        super::Source::Disk(f)
+                    }
                     Ok(None) => return Err(VfsError::NotFound),
                     Err(e) => return Err(super::storage::io_err(e)),
                 }
@@ -317,7 +321,7 @@ impl Vfs {
                     .await?,
             ),
         };
-        self.download(source, v.entry.size, v.entry.sealed.as_deref())
+        self.download(source, v.entry.size, sealed)
     }
 
     /// DeleteObject without a version: deletes as any delete does, and returns the delete

@@ -915,6 +915,7 @@ mod tests {
                 ca_fingerprint: None,
                 node_id: None,
                 created_ms: 0,
+                pull: false,
             })
             .await
             .unwrap();

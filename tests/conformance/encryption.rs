@@ -762,3 +762,158 @@ fn a_file_under_an_unknown_master_key_does_not_run_key_command_again() {
     let runs = std::fs::read_to_string(&count).unwrap();
     assert_eq!(runs.lines().count(), 0, "key_command ran again: {runs:?}");
 }
+
+/// The body of file `i` of the conversion test: distinct, 1 to 3 segments long.
+fn conv_body(i: usize) -> Vec<u8> {
+    let mut b = format!("file {i:04} ").into_bytes();
+    b.extend(pattern(SEG + i * 211));
+    b
+}
+
+/// The length of `conv_body(i)`.
+fn conv_len(i: usize) -> usize {
+    10 + SEG + i * 211
+}
+
+/// Every file `pub/f0000`.. as served, fetched in one curl run.
+fn get_all(s: &Server, n: usize) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["-s".to_string(), "-f".to_string()];
+    for i in 0..n {
+        args.push(s.dav(&format!("pub/f{i:04}")));
+        args.push("-o".into());
+        args.push(dir.path().join(format!("{i}")).to_string_lossy().into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.curl_admin(&args);
+    assert!(out.status.success(), "GET failed: {out:?}");
+    (0..n)
+        .map(|i| std::fs::read(dir.path().join(format!("{i}"))).unwrap_or_default())
+        .collect()
+}
+
+/// How many of the files hold their sealed length on disk.
+fn sealed_on_disk(s: &Server, n: usize) -> usize {
+    (0..n)
+        .filter(|&i| {
+            let len = std::fs::metadata(s.files_dir().join(format!("pub/f{i:04}")))
+                .map(|m| m.len() as usize)
+                .unwrap_or(0);
+            len == sealed_len(conv_len(i))
+        })
+        .count()
+}
+
+/// `kura usage g` without the header.
+fn usage(s: &Server) -> String {
+    let out = run(s.kura().args(["usage", "g"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_bucket_converted_online_survives_a_kill_and_every_file_reads_throughout() {
+    require("curl");
+    let s = server_with_buckets();
+    const N: usize = 500;
+    for i in 0..N {
+        assert_eq!(s.put(&format!("pub/f{i:04}"), &conv_body(i)), 201);
+    }
+    let used = usage(&s);
+    // the conversion runs beside the server, killed with kill -9 about half way
+    let mut conv = s
+        .kura()
+        .args(["encryption", "enable", "pub"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while sealed_on_disk(&s, N) < N / 3 {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the conversion does not advance"
+        );
+        assert!(
+            conv.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    conv.kill().unwrap(); // SIGKILL
+    conv.wait().unwrap();
+    let half = sealed_on_disk(&s, N);
+    assert!(half > 0 && half < N, "killed half way: {half} sealed");
+    assert_eq!(usage(&s), used, "a conversion changes no usage");
+    // every file reads back at that point
+    for (i, got) in get_all(&s, N).into_iter().enumerate() {
+        assert!(got == conv_body(i), "f{i:04} after the kill");
+    }
+    // a write during the second run is not lost; a new file is sealed by the setting
+    let conv = s
+        .kura()
+        .args(["encryption", "enable", "pub"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(s.put("pub/f0499", b"written meanwhile"), 204);
+    assert_eq!(s.put("pub/new", b"a new file"), 201);
+    // and reads while it runs get the plaintext
+    for i in (0..N - 1).rev().step_by(20) {
+        assert!(
+            s.get(&format!("pub/f{i:04}")) == conv_body(i),
+            "f{i:04} during"
+        );
+    }
+    let out = conv.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(s.get("pub/f0499"), b"written meanwhile");
+    assert_eq!(s.get("pub/new"), b"a new file");
+    assert_eq!(
+        std::fs::metadata(s.files_dir().join("pub/new"))
+            .unwrap()
+            .len() as usize,
+        sealed_len(10)
+    );
+    // a third run finds nothing left (the rewrite of f0499 took the bucket's form)
+    let used = usage(&s);
+    let out = run(s.kura().args(["encryption", "enable", "pub"]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 files written sealed"),
+        "{out:?}"
+    );
+    assert_eq!(usage(&s), used, "a conversion changes no usage");
+    assert_eq!(s.put("pub/f0499", &conv_body(499)), 204);
+    for (i, got) in get_all(&s, N).into_iter().enumerate() {
+        assert!(got == conv_body(i), "f{i:04} after the conversion");
+        let disk = std::fs::read(s.files_dir().join(format!("pub/f{i:04}"))).unwrap();
+        assert_eq!(disk.len(), sealed_len(got.len()), "f{i:04} sealed");
+        assert!(
+            !contains(&disk, b"KNOWN-PATTERN"),
+            "f{i:04}: plaintext on disk"
+        );
+    }
+    let tmp: Vec<_> = walk(&s.data_dir().join("tmp"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("convert-"))
+        .collect();
+    assert!(tmp.is_empty(), "leftover temporary files: {tmp:?}");
+    let fsck = String::from_utf8_lossy(&run(s.kura().arg("fsck")).stdout).into_owned();
+    assert!(
+        fsck.contains("storage: no drift") && fsck.contains("usage: no drift"),
+        "fsck: {fsck}"
+    );
+    let used = usage(&s);
+    // disable writes every file back plain
+    run(s.kura().args(["encryption", "disable", "pub"]));
+    for (i, got) in get_all(&s, N).into_iter().enumerate() {
+        assert!(got == conv_body(i), "f{i:04} after disable");
+        let disk = std::fs::read(s.files_dir().join(format!("pub/f{i:04}"))).unwrap();
+        assert!(disk == conv_body(i), "f{i:04} plain on disk");
+    }
+    assert_eq!(usage(&s), used);
+}

@@ -74,10 +74,9 @@ struct RuleStatus {
     last_error: Option<String>,
     shipped: i64,
     peer_node_id: Option<String>,
-    #[serde(default)]
-    skipped: i64,
-    #[serde(default)]
-    last_skipped: Option<String>,
+    /// Keys set aside after a refusal of that key alone, retried later.
+    waiting: i64,
+    waiting_on: Option<String>,
 }
 
 fn stdout(out: &Output) -> String {
@@ -1662,7 +1661,7 @@ fn peers_and_rules_are_checked_when_added() {
             "BACKLOG",
             "LAG",
             "SHIPPED",
-            "SKIPPED",
+            "WAITING",
             "LAST",
             "ERROR"
         ]
@@ -1923,6 +1922,11 @@ fn owner_group_and_mode_travel_with_a_shipment() {
         ("repl".into(), GROUP.into(), "640".into()),
         "a user missing on node-b falls back to the peer key's user"
     );
+    let table = c[B].kura(&["peer", "status"]);
+    assert!(
+        table.contains("user zed is unknown here; repl stands in") && table.contains("zed.txt"),
+        "node-b's peer status does not report the missing owner:\n{table}"
+    );
     // repl may not read it there, as on node-a
     let repl_b = c[B].server.s3_key_for("repl");
     let out = c[B]
@@ -1948,22 +1952,9 @@ fn owner_group_and_mode_travel_with_a_shipment() {
     );
 }
 
-#[test]
-fn a_locked_file_is_not_overwritten_and_does_not_stall_the_rule() {
-    let mut c = Cluster::start_with(
-        2,
-        &[
-            ("KURA_REPLICATION__RETRY_MAX_SECONDS", "1"),
-            ("KURA_REPLICATION__SKIP_AFTER_TRIES", "3"),
-        ],
-    );
-    let mut want = Objects::new();
-    c.one_way(A, B);
-    c.wait_wired();
-    c[A].put(&mut want, "locked.txt", b"first version");
-    c.converge(&want);
-    // someone edits locked.txt on node-b through WebDAV and holds a lock on it
-    let lock = c[B].server.curl_admin(&[
+/// A WebDAV LOCK (exclusive, an hour) of `key` on `node` as admin; its token.
+fn lock(node: &Node, key: &str) -> String {
+    let out = node.server.curl_admin(&[
         "-X",
         "LOCK",
         "-H",
@@ -1972,46 +1963,123 @@ fn a_locked_file_is_not_overwritten_and_does_not_stall_the_rule() {
         "Timeout: Second-3600",
         "-o",
         "/dev/null",
-        "-w",
-        "%{http_code}",
+        "-D",
+        "-",
         "--data-binary",
         r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>editor</D:owner></D:lockinfo>"#,
-        &c[B].dav("locked.txt"),
+        &node.dav(key),
     ]);
-    assert_eq!(stdout(&lock), "200", "LOCK on node-b");
-    let mut a_only = Objects::new();
-    c[A].put(&mut a_only, "locked.txt", b"second version");
-    for i in 0..5 {
-        c[A].put(&mut want, &format!("after-{i}.txt"), &small_body(i));
-    }
-    // the rest of the rule arrives, the locked file is left alone
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let head = stdout(&out);
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    assert_eq!(status, "200", "LOCK {key}: {head}");
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("lock-token")
+                .then(|| v.trim().trim_matches(['<', '>']).to_string())
+        })
+        .expect("Lock-Token")
+}
+
+/// Waits until `node`'s bucket holds exactly `want`; fails with a diff after `within`.
+fn wait_for(node: &Node, want: &Objects, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
     loop {
-        let got = local_objects(&c[B].dir());
-        if got == want {
-            break;
+        let got = local_objects(&node.dir());
+        if got == *want {
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "the rule stalled behind a locked file:\n{}",
-            diff("expected", &want, "node-b", &got)
+            "{what}:\n{}",
+            diff("expected", want, node.name, &got)
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+#[test]
+fn a_locked_file_waits_alone_and_arrives_once_unlocked() {
+    let mut c = Cluster::start_with(2, &[("KURA_REPLICATION__RETRY_MAX_SECONDS", "2")]);
+    let mut want = Objects::new();
+    c.one_way(A, B);
+    c.wait_wired();
+    c[A].put(&mut want, "locked.txt", b"first version");
+    c.converge(&want);
+    // someone edits locked.txt on node-b through WebDAV and holds a lock on it
+    let token = lock(&c[B], "locked.txt");
+    let mut b_now = want.clone();
+    c[A].put(&mut want, "locked.txt", b"second version");
+    for i in 0..5 {
+        c[A].put(&mut b_now, &format!("after-{i}.txt"), &small_body(i));
+        want.insert(format!("after-{i}.txt"), sha(&small_body(i)));
+    }
+    // the rest of the rule arrives at once; the locked file is left alone
+    wait_for(
+        &c[B],
+        &b_now,
+        Duration::from_secs(20),
+        "the rule stalled behind a locked file",
+    );
     assert_eq!(
         std::fs::read(c[B].dir().join("locked.txt")).expect("locked.txt"),
         b"first version",
         "a shipment overwrote a WebDAV-locked file"
     );
     let st = c[A].status();
-    assert_eq!(st[0].skipped, 1, "{st:?}");
-    let why = st[0].last_skipped.clone().unwrap_or_default();
+    assert_eq!(st[0].waiting, 1, "{st:?}");
+    let why = st[0].waiting_on.clone().unwrap_or_default();
     assert!(
         why.contains("locked.txt") && why.contains("423"),
-        "peer status does not say what was skipped: {why}"
+        "peer status does not say what waits and why: {why}"
     );
+    assert_eq!(st[0].backlog, 0, "the journal is shipped past it: {st:?}");
     let table = c[A].kura(&["peer", "status"]);
     assert!(table.contains("locked.txt"), "{table}");
+    // still refused a few retries later, never dropped
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(c[A].status()[0].waiting, 1);
+    // the lock goes: the waiting version arrives without any new change or resync
+    c[B].kura(&["lock", "break", &token]);
+    c.converge(&want);
+    let st = c[A].status();
+    assert_eq!(
+        (st[0].waiting, st[0].waiting_on.clone()),
+        (0, None),
+        "{st:?}"
+    );
+}
+
+/// Over quota on the receiver: the file waits (reported), the others pass, and it arrives
+/// once there is room; never dropped.
+#[test]
+fn an_over_quota_change_waits_and_arrives_when_there_is_room() {
+    let mut c = Cluster::start_with(2, &[("KURA_REPLICATION__RETRY_MAX_SECONDS", "2")]);
+    c.one_way(A, B);
+    c.wait_wired();
+    c[B].kura(&["quota", "set", GROUP, "--bytes", "1MiB"]);
+    let mut want = Objects::new();
+    let big = vec![7u8; 3 << 20];
+    let mut b_now = Objects::new();
+    c[A].put(&mut want, "big.bin", &big);
+    for i in 0..3 {
+        c[A].put(&mut b_now, &format!("small-{i}.txt"), &small_body(i));
+        want.insert(format!("small-{i}.txt"), sha(&small_body(i)));
+    }
+    wait_for(
+        &c[B],
+        &b_now,
+        Duration::from_secs(20),
+        "the rule stalled behind an over-quota file",
+    );
+    let st = c[A].status();
+    assert_eq!(st[0].waiting, 1, "{st:?}");
+    let why = st[0].waiting_on.clone().unwrap_or_default();
+    assert!(why.contains("big.bin"), "{why}");
+    println!("over quota: node-a status {st:?}");
+    c[B].kura(&["quota", "set", GROUP, "--bytes", "none"]);
+    c.converge(&want);
+    assert_eq!(c[A].status()[0].waiting, 0);
 }
 
 #[test]
@@ -2155,4 +2223,212 @@ fn tags_and_description_travel_with_a_shipment() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+impl Cluster {
+    /// Outbound-only `puller`: it reaches `reachable` (`peer add --pull`), which knows it by
+    /// name only (`peer add` without an endpoint: no address, never contacted); a two-way
+    /// rule on each side.
+    fn pull_pair(&mut self, puller: usize, reachable: usize) {
+        let name = self.nodes[puller].name;
+        self.nodes[reachable].kura(&["peer", "add", name]);
+        let t = &self.nodes[reachable];
+        self.nodes[puller].kura(&[
+            "peer",
+            "add",
+            t.name,
+            "--endpoint",
+            &t.server.url(""),
+            "--access-key",
+            &t.repl(name).id,
+            "--secret-key",
+            &t.repl(name).secret,
+            "--ca-fingerprint",
+            &t.fingerprint,
+            "--pull",
+        ]);
+        self.replicate(puller, reachable, true);
+        self.replicate(reachable, puller, true);
+    }
+}
+
+/// A GET of the journal feed signed by botocore's SigV4 (`key`'s credentials): status and
+/// body.
+fn feed_get(node: &Node, key: &S3Key, query: &str) -> (u16, String) {
+    let url = node
+        .server
+        .url(&format!("/api/replication/v1/journal?{query}"));
+    let script = "import sys, requests\n\
+from botocore.auth import S3SigV4Auth\n\
+from botocore.awsrequest import AWSRequest\n\
+from botocore.credentials import Credentials\n\
+url, ak, sk, ca = sys.argv[1:5]\n\
+r = AWSRequest(method='GET', url=url)\n\
+S3SigV4Auth(Credentials(ak, sk), 's3', 'us-east-1').add_auth(r)\n\
+resp = requests.get(url, headers=dict(r.headers), verify=ca)\n\
+print(resp.text)\n\
+print(resp.status_code)\n";
+    let out = run(Command::new("python3")
+        .args(["-c", script, &url, &key.id, &key.secret])
+        .arg(node.server.cert()));
+    let text = stdout(&out);
+    let (body, status) = text.trim_end().rsplit_once('\n').expect("status line");
+    (status.trim().parse().expect("status"), body.to_string())
+}
+
+/// node-a cannot be reached (node-b has no address for it); it pushes its changes and pulls
+/// node-b's over its own connections, and both sides converge: listings, SHA-256, owners
+/// and modes, with edits, deletes and a conflict on both sides.
+#[test]
+fn an_outbound_only_node_pushes_and_pulls() {
+    let mut c = Cluster::start(2);
+    for n in [A, B] {
+        c[n].kura(&["user", "add", "ann", "--group", GROUP]);
+    }
+    c.pull_pair(A, B);
+    c.wait_wired();
+    let peers = c[B].kura(&["peer", "list", "--json"]);
+    assert!(
+        !peers.contains("127.0.0.1"),
+        "node-b has an address for node-a: {peers}"
+    );
+    let mut want = Objects::new();
+    c[A].seed(&mut want, 5);
+    for i in 0..5 {
+        c[B].put(&mut want, &format!("from-b-{i}"), &small_body(i));
+    }
+    c.converge(&want);
+
+    // edits, deletes, moves and S3 writes on both sides
+    let (a, b) = (&c[A], &c[B]);
+    a.put(&mut want, "seed-0", b"seed 0 changed on a");
+    b.put(&mut want, "seed-1", b"seed 1 changed on b");
+    b.delete(&mut want, "seed-2");
+    a.delete(&mut want, "from-b-0");
+    b.mv(&mut want, "from-b-1", "from-b-1-moved-on-b");
+    b.s3_put(&mut want, "s3/from-b.txt", b"s3 put on b");
+    a.s3_rm(&mut want, "seed-3");
+    c.converge(&want);
+
+    // owner and mode of a version written on the reachable side reach the puller
+    let ann = c[B].server.s3_key_for("ann");
+    put_as(&c[B], &ann, "ann.txt", b"ann's v1", None);
+    c[B].kura(&["chmod", "640", &format!("/{BUCKET}/ann.txt")]);
+    put_as(&c[B], &ann, "ann.txt", b"ann's v2", None);
+    want.insert("ann.txt".into(), sha(b"ann's v2"));
+    c.converge(&want);
+    for key in ["ann.txt", "seed-1", "seed-0"] {
+        assert_eq!(
+            perms(&c[A], key),
+            perms(&c[B], key),
+            "owner, group and mode of {key} differ"
+        );
+    }
+    assert_eq!(
+        perms(&c[A], "ann.txt"),
+        ("ann".into(), GROUP.into(), "640".into())
+    );
+
+    // the same key changed on both sides: last writer wins, the loser is kept on both
+    c[B].put(&mut Objects::new(), "seed-4", b"seed 4, node-b's edit");
+    std::thread::sleep(Duration::from_millis(20));
+    c[A].put(&mut want, "seed-4", b"seed 4, node-a's later edit");
+    let got = wait_converged(&c.all(), CONVERGE);
+    assert_eq!(got.get("seed-4"), want.get("seed-4"), "the later edit lost");
+    for (k, v) in &got {
+        if is_conflict_copy(k) {
+            assert_eq!(v, &sha(b"seed 4, node-b's edit"), "conflict copy {k}");
+            want.insert(k.clone(), v.clone());
+        }
+    }
+    c.converge(&want);
+
+    // a file locked on the puller: node-b's change of it waits there alone, then arrives
+    let token = lock(&c[A], "seed-1");
+    let mut a_now = want.clone();
+    c[B].put(
+        &mut want,
+        "seed-1",
+        b"seed 1, changed on b while locked on a",
+    );
+    c[B].put(&mut a_now, "after-lock.txt", b"behind the locked key");
+    want.insert("after-lock.txt".into(), sha(b"behind the locked key"));
+    wait_for(
+        &c[A],
+        &a_now,
+        Duration::from_secs(20),
+        "the pull stalled behind a file locked on the puller",
+    );
+    let st = c[A].status();
+    assert_eq!(st[0].waiting, 1, "{st:?}");
+    let why = st[0].waiting_on.clone().unwrap_or_default();
+    assert!(why.contains("seed-1") && why.contains("pull"), "{why}");
+    c[A].kura(&["lock", "break", &token]);
+    c.converge(&want);
+    assert_eq!(c[A].status()[0].waiting, 0);
+    c.settle(&want);
+    let st = c[B].status();
+    assert_eq!(
+        st[0].backlog, 0,
+        "node-b's rule follows node-a's cursor: {st:?}"
+    );
+    assert!(
+        !c[B].server.log().contains("replication: shipping failed"),
+        "node-b tried to reach node-a"
+    );
+}
+
+/// The feed is a peer key's only, for a bucket replicated to that peer; hostile queries
+/// change nothing.
+#[test]
+fn the_journal_feed_refuses_all_but_its_peer() {
+    require("python3");
+    let mut c = Cluster::start(2);
+    c.pull_pair(A, B);
+    c.wait_wired();
+    let b = &c[B];
+    let a_id = c[A].id.clone();
+    let ok = format!("bucket={BUCKET}&after=0&node={a_id}");
+    let (s, body) = feed_get(b, b.repl(NAMES[A]), &ok);
+    assert_eq!(s, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("feed JSON");
+    assert!(v["entries"].is_array(), "{v}");
+    // an ordinary user's key, even admin's
+    let (s, body) = feed_get(b, &b.key, &ok);
+    assert_eq!(s, 403, "admin's key read the journal: {body}");
+    // another peer's key: no rule replicates the bucket to node-c
+    let (s, body) = feed_get(b, b.repl(NAMES[C]), &ok);
+    assert_eq!(s, 403, "a peer without a rule read the journal: {body}");
+    // a forged signature
+    let forged = S3Key {
+        id: b.repl(NAMES[A]).id.clone(),
+        secret: "not-the-secret".into(),
+    };
+    let (s, body) = feed_get(b, &forged, &ok);
+    assert_eq!(s, 403, "a forged signature read the journal: {body}");
+    // unsigned
+    let out = b.server.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &b.server.url(&format!("/api/replication/v1/journal?{ok}")),
+    ]);
+    assert_ne!(stdout(&out), "200", "an unsigned request read the journal");
+    // bad parameters
+    let peer = b.repl(NAMES[A]);
+    for q in [
+        format!("bucket={BUCKET}&after=-1&node={a_id}"),
+        format!("bucket={BUCKET}&node={a_id}"),
+        format!("bucket=..&after=0&node={a_id}"),
+        format!("bucket={BUCKET}&after=0&node=evil%20node"),
+        format!("bucket={BUCKET}&after=0&node={a_id}&limit=100000"),
+        format!("bucket={BUCKET}&after=0&node={a_id}&x=1"),
+    ] {
+        let (s, body) = feed_get(b, peer, &q);
+        assert_eq!(s, 400, "{q}: {body}");
+    }
+    // a wrong node id in a refused request did not stick
+    let peers = b.kura(&["peer", "list", "--json"]);
+    assert!(peers.contains(&a_id), "{peers}");
 }

@@ -602,3 +602,182 @@ fn a_session_does_not_prove_another_accounts_password() {
     assert_eq!(call(&server, "GET", "session", &["-H", &c]).0, 200);
     assert_eq!(call(&server, "GET", "search?q=x", &["-H", &c]).0, 200);
 }
+
+/// A curl call to the admin API (`/api/v1/...`) with extra arguments; (status, body).
+fn admin_call(server: &Server, method: &str, path: &str, args: &[&str]) -> (u16, String) {
+    let url = server.url(&format!("/api/v1/{path}"));
+    // HTTP/1.1: curl takes an HTTP/2 answer sent before the body was read for a broken stream
+    let mut all = vec!["-s", "--http1.1", "-X", method, "-w", "\n%{http_code}"];
+    all.extend_from_slice(args);
+    all.push(&url);
+    let out = server.curl(&all);
+    let t = text(&out);
+    let (body, status) = t.rsplit_once('\n').expect("status line");
+    let body = format!("{body}{}", String::from_utf8_lossy(&out.stderr));
+    (status.trim().parse().expect("status"), body)
+}
+
+/// The admin console's calls, attacked: the admin API takes an administrator's browser
+/// session (the user API's cookie and CSRF check), and refuses a non-administrator's session
+/// on every route of its OpenAPI document, a missing or forged CSRF token, another origin and
+/// credentials beside the cookie; the administrator flag is read afresh on each request.
+#[test]
+fn the_admin_api_takes_an_administrators_session_and_refuses_everyone_else() {
+    let server = Server::start(true);
+    server.add_user("alice", "alice-pw-123", &[]);
+    let json = "Content-Type: application/json";
+
+    // alice, signed in, is no administrator: 403 on every route the API documents
+    let (_, cookie, csrf, _) = sign_in(&server, "alice:alice-pw-123", &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let doc = server.curl_admin(&["-s", &server.url("/api/v1/openapi.json")]);
+    let doc: serde_json::Value = serde_json::from_slice(&doc.stdout).expect("openapi.json");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut tried = 0;
+    for (path, ops) in paths {
+        let concrete = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let rel = concrete.strip_prefix("/api/v1/").expect("under /api/v1/");
+        for method in ops.as_object().expect("operations").keys() {
+            let m = method.to_ascii_uppercase();
+            let mut args = vec!["-H", c.as_str(), "-H", x.as_str()];
+            if matches!(m.as_str(), "POST" | "PUT" | "PATCH") {
+                args.extend(["-H", json, "-d", "{}"]);
+            }
+            let (status, body) = admin_call(&server, &m, rel, &args);
+            assert_eq!(status, 403, "{m} {path} as alice: {body}");
+            assert!(body.contains("administrators only"), "{m} {path}: {body}");
+            tried += 1;
+        }
+    }
+    assert!(tried >= 40, "only {tried} routes in the OpenAPI document");
+    assert!(paths.contains_key("/api/v1/facts"), "facts undocumented");
+    let (status, _) = admin_call(&server, "GET", "openapi.json", &["-H", &c]);
+    assert_eq!(status, 403);
+
+    // the administrator's session reads and, with its CSRF token, changes
+    let pw = format!("admin:{}", crate::common::ADMIN_PW);
+    let (status, admin_cookie, admin_csrf, answer) = sign_in(&server, &pw, &[]);
+    assert_eq!(status, 200, "{answer}");
+    let (ac, ax) = (with_cookie(&admin_cookie), csrf_header(&admin_csrf));
+    let (status, body) = admin_call(&server, "GET", "users", &["-H", &ac]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"alice\""), "{body}");
+    let group = |name: &str| format!("{{\"name\": \"{name}\"}}");
+    let forged = format!("X-Kura-CSRF: {csrf}"); // alice's token, not this session's
+    for (what, extra) in [
+        ("no CSRF token", vec![]),
+        ("a forged CSRF token", vec!["-H", forged.as_str()]),
+        ("another session's token", vec!["-H", "X-Kura-CSRF: x"]),
+    ] {
+        let mut args = vec!["-H", ac.as_str(), "-H", json, "-d"];
+        let g = group("evil");
+        args.push(&g);
+        args.extend(extra);
+        let (status, body) = admin_call(&server, "POST", "groups", &args);
+        assert_eq!(status, 403, "{what}: {body}");
+        assert!(body.contains("csrf"), "{what}: {body}");
+    }
+    for origin in [
+        "Origin: https://evil.example",
+        "Sec-Fetch-Site: cross-site",
+        "Sec-Fetch-Site: same-site",
+    ] {
+        let g = group("evil");
+        let (status, body) = admin_call(
+            &server,
+            "POST",
+            "groups",
+            &["-H", &ac, "-H", &ax, "-H", json, "-H", origin, "-d", &g],
+        );
+        assert_eq!(status, 403, "{origin}: {body}");
+        assert!(body.contains("another origin"), "{origin}: {body}");
+    }
+    // credentials beside the cookie are refused (the throttle must not count them as proven)
+    let g = group("evil");
+    let (status, body) = admin_call(
+        &server,
+        "POST",
+        "groups",
+        &[
+            "-H",
+            &ac,
+            "-H",
+            &ax,
+            "-H",
+            json,
+            "-u",
+            "alice:guess",
+            "-d",
+            &g,
+        ],
+    );
+    assert_eq!(status, 400, "{body}");
+    let (_, body) = admin_call(&server, "GET", "groups", &["-H", &ac]);
+    assert!(
+        !body.contains("evil"),
+        "a refused request made a group: {body}"
+    );
+    let g = group("family");
+    let (status, body) = admin_call(
+        &server,
+        "POST",
+        "groups",
+        &["-H", &ac, "-H", &ax, "-H", json, "-d", &g],
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin_call(&server, "GET", "facts", &["-H", &ac]);
+    assert_eq!(status, 200, "{body}");
+    let facts: serde_json::Value = serde_json::from_str(&body).expect("facts");
+    assert_eq!(facts["storage_backend"], "fs", "{body}");
+    assert!(
+        facts["tls_fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.len() == 95),
+        "{body}"
+    );
+    assert!(
+        facts["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(env!("CARGO_PKG_VERSION"))),
+        "{body}"
+    );
+
+    // the administrator flag, granted and withdrawn, counts from the next request of a
+    // session already open; the last administrator keeps it
+    let admin_on = |on: bool| format!("{{\"admin\": {on}}}");
+    let (status, body) = admin_call(
+        &server,
+        "PATCH",
+        "users/alice",
+        &["-H", &ac, "-H", &ax, "-H", json, "-d", &admin_on(true)],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(admin_call(&server, "GET", "users", &["-H", &c]).0, 200);
+    let (status, _) = admin_call(
+        &server,
+        "PATCH",
+        "users/alice",
+        &["-H", &ac, "-H", &ax, "-H", json, "-d", &admin_on(false)],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(admin_call(&server, "GET", "users", &["-H", &c]).0, 403);
+    let (status, body) = admin_call(
+        &server,
+        "PATCH",
+        "users/admin",
+        &["-H", &ac, "-H", &ax, "-H", json, "-d", &admin_on(false)],
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("last administrator"), "{body}");
+
+    // signed out, the cookie is nothing: 401, as without credentials
+    assert_eq!(
+        call(&server, "DELETE", "session", &["-H", &ac, "-H", &ax]).0,
+        204
+    );
+    assert_eq!(admin_call(&server, "GET", "users", &["-H", &ac]).0, 401);
+}

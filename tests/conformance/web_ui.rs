@@ -249,7 +249,7 @@ fn browser_tour_language_phone_keyboard_lock() {
 fn app_first_load_under_budget() {
     let s = Server::plain();
     let mut total = 0;
-    for path in ["/app/", "/app/app.js", "/app/app.css"] {
+    for path in ["/app/", "/app/app.js", "/app/admin.js", "/app/app.css"] {
         let out = run(Command::new("sh")
             .arg("-c")
             .arg(format!("curl -sSf '{}' | gzip -9c | wc -c", s.url(path))));
@@ -289,7 +289,11 @@ fn browser_upload_resumes_after_reload() {
 /// (and attributes), so a name can never become markup.
 #[test]
 fn app_script_never_parses_html() {
-    let js = include_str!("../../src/app/assets/app.js");
+    let js = [
+        include_str!("../../src/app/assets/app.js"),
+        include_str!("../../src/app/assets/admin.js"),
+    ]
+    .concat();
     for sink in [
         "innerHTML",
         "outerHTML",
@@ -300,7 +304,7 @@ fn app_script_never_parses_html() {
         "eval(",
         "new Function",
     ] {
-        assert!(!js.contains(sink), "app.js uses {sink}");
+        assert!(!js.contains(sink), "the app uses {sink}");
     }
 }
 
@@ -313,4 +317,75 @@ fn browser_versions_restore_and_drop_upload() {
     browse(&s, "versions_drop.py", admin(), &[]);
     assert_eq!(s.get("web/notes.txt"), b"v1\n");
     assert_eq!(s.get("web/dropped.txt"), b"dropped bytes\n");
+}
+
+/// The admin console: the administrator creates a group, a user and a quota; the new user
+/// signs in in a fresh browser and sees only her group's bucket, no console, and the admin
+/// API refuses her session.
+#[test]
+fn browser_admin_console_user_group_quota() {
+    let s = server();
+    run(s.kura().args(["group", "add", "staff"]));
+    run(s
+        .kura()
+        .args(["bucket", "create", "photos", "--group", "staff"]));
+    run(s.kura().args(["chmod", "770", "/photos"]));
+    assert_eq!(s.put("photos/beach.txt", b"sand\n"), 201);
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("secret")]), 201);
+    run(s.kura().args(["chmod", "700", "/secret"]));
+    browse(&s, "admin_console.py", admin(), &[]);
+    // what the console did is what the CLI sees
+    let out = run(s.kura().args(["user", "list"]));
+    let users = String::from_utf8_lossy(&out.stdout);
+    assert!(users.contains("eve"), "{users}");
+    assert!(!users.contains("mallory"), "{users}");
+    let out = run(s.kura().args(["usage", "staff"]));
+    let usage = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        usage.contains("2.0 GB") || usage.contains("2000000000"),
+        "{usage}"
+    );
+}
+
+/// The console lists a share link and a WebDAV lock on a file named like markup (the lock's
+/// owner is markup too) as text, breaks the lock and revokes the link: afterwards a write
+/// without the lock token succeeds and the link answers 404.
+#[test]
+fn browser_admin_breaks_a_webdav_lock_hostile_names_are_text() {
+    let s = server_with_bucket();
+    let name = "<img src=x onerror=alert(1)>.txt";
+    let escaped = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    let file = format!("web/{escaped}");
+    assert_eq!(s.put(&file, b"hello\n"), 201);
+    let lock = s.curl_admin(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "LOCK",
+        "-H",
+        "Timeout: Second-3600",
+        "-H",
+        "Content-Type: application/xml",
+        "--data",
+        "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>&lt;img src=x onerror=alert(2)&gt;</D:owner></D:lockinfo>",
+        &s.dav(&file),
+    ]);
+    assert_eq!(crate::common::code(&lock), 200);
+    assert_eq!(s.put(&file, b"blocked\n"), 423);
+    let out = run(s
+        .kura()
+        .args(["share", "create", &format!("/web/{name}"), "--json"]));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("share json");
+    let url = created["url"].as_str().expect("url").to_string();
+    let link = |u: &str| {
+        let out = s.curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", u]);
+        crate::common::code(&out)
+    };
+    assert_eq!(link(&url), 200);
+    browse(&s, "admin_locks.py", admin(), &[]);
+    assert_eq!(s.put(&file, b"free again\n"), 204);
+    assert_eq!(link(&url), 404);
 }

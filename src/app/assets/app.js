@@ -141,7 +141,7 @@ async function call(method, path, body, headers = {}) {
   if (body !== undefined) h["Content-Type"] = "application/json";
   let r;
   try {
-    r = await fetch(API + path, {
+    r = await fetch((path.startsWith("/") ? "" : API) + path, {
       method, headers: h, credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -158,7 +158,7 @@ const icon = (folder) => el("span", { class: "icon " + (folder ? "i-folder" : "i
 
 /* ---------- views and routing ---------- */
 
-const VIEWS = ["sign-in", "files", "search", "trash", "home"];
+const VIEWS = ["sign-in", "files", "search", "trash", "home", "admin"];
 function show(section) {
   for (const id of VIEWS) $(id).hidden = id !== section;
   const inside = section !== "sign-in";
@@ -174,6 +174,7 @@ function route() {
   if (h === "/trash") return openTrash();
   if (h === "/account") return home();
   if (h.startsWith("/search/")) return runSearch(h.slice(8));
+  if (h.startsWith("/admin")) return adminRoute(h); // admin.js
   location.hash = "#/files/";
 }
 const go = (hash) => { if (location.hash === hash) route(); else location.hash = hash; };
@@ -190,6 +191,7 @@ function signedIn(who) {
   me = who;
   csrf = who.csrf;
   $("who-name").textContent = who.user;
+  $("admin-link").hidden = !who.admin;
   resumableNotice();
   route();
 }

@@ -501,6 +501,20 @@ where
         notimplemented_fut!("get_props")
     }
 
+    /// Kura patch: `get_props` of a resource whose metadata PROPFIND already holds (from the
+    /// listing), so the filesystem need not look it up again for each entry.
+    /// The default implementation calls `get_props`.
+    #[allow(unused_variables)]
+    fn get_props_of<'a>(
+        &'a self,
+        path: &'a DavPath,
+        meta: &'a dyn DavMetaData,
+        do_content: bool,
+        credentials: &'a C,
+    ) -> FsFuture<'a, Vec<DavProp>> {
+        self.get_props(path, do_content, credentials)
+    }
+
     /// Get one specific named property of a node.
     ///
     /// The default implementation returns [`FsError::NotImplemented`].
@@ -748,6 +762,12 @@ pub trait DavMetaData: Debug + Send + Sync + DynClone {
     /// without a lookup (from a listing). `Some(false)` lets PROPFIND skip asking for each
     /// one. Default: `None` (unknown: ask).
     fn has_dead_props(&self) -> Option<bool> {
+        None
+    }
+
+    /// Kura patch: the metadata as `Any`, so that a filesystem's own hooks (`get_props_of`)
+    /// read its own fields without looking the resource up again. Default: `None`.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
 

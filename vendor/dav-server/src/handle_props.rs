@@ -1229,9 +1229,13 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
         // Kura patch: only for allprop/propname; a `prop` request already asked for
         // each dead property by name (listing them all duplicated them and cost a
         // query per entry).
+        // Kura patch: with the metadata at hand (`get_props_of`), no lookup per entry.
         if self.name != "prop"
             && self.fs.have_props(path, &self.credentials).await
-            && let Ok(v) = self.fs.get_props(path, do_content, &self.credentials).await
+            && let Ok(v) = self
+                .fs
+                .get_props_of(path, &*meta, do_content, &self.credentials)
+                .await
         {
             // Kura patch: a dead property already answered as a live one (Win32 times
             // for Microsoft clients) is not listed twice.

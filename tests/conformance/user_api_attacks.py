@@ -1,0 +1,131 @@
+"""Red-team attacks on the user files API and tus uploads (docs/web.md) that the feature's
+own tests did not try, against a real server with Python requests. Run by user_api_attacks.rs,
+which sets up the households of user_files.rs (bucket `team` for alice and bob, `carol` for
+carol alone).
+
+Usage: user_api_attacks.py BASE_URL CHECK STATE_FILE (CHECK: a function named in CHECKS;
+STATE_FILE: where one phase leaves what the next needs)
+"""
+import base64
+import io
+import sys
+import unicodedata
+import zipfile
+
+import requests
+
+BASE = sys.argv[1].rstrip("/")
+API = BASE + "/api/user/v1"
+UPLOADS = API + "/uploads"
+PW = {"alice": "alice-pw-123", "bob": "bob-pw-1234", "carol": "carol-pw-123"}
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+def sign_in(user):
+    s = requests.Session()
+    r = s.post(API + "/session", auth=(user, PW[user]))
+    assert r.status_code == 200, r.text
+    s.headers["X-Kura-CSRF"] = r.json()["csrf"]
+    return s
+
+
+def create(s, length, folder, name, filetype=None):
+    meta = f"path {b64(folder)},filename {b64(name)}"
+    if filetype is not None:
+        meta += f",filetype {b64(filetype)}"
+    return s.post(UPLOADS, headers=dict(TUS, **{"Upload-Length": str(length), "Upload-Metadata": meta}))
+
+
+def names(s, path):
+    return [e["name"] for e in s.get(API + "/files", params={"path": path}).json()["entries"]]
+
+
+def stored_types():
+    alice = sign_in("alice")
+    # a tus `filetype` is any bytes (base64): a type that is no header value (CR LF, control
+    # characters, non-ASCII) is refused at creation, so no file's stored type can break the
+    # answers of WebDAV, S3 or the API to everyone who reads it
+    for bad in ["text/html\r\nSet-Cookie: a=b", "text/plain\x00", "text/pl\u00e4in"]:
+        r = create(alice, 3, "/team", "typed.html", filetype=bad)
+        assert r.status_code == 400 and r.json()["error"] == "invalid", (repr(bad), r.status_code, r.text)
+    assert "typed.html" not in names(alice, "/team")
+    r = create(alice, 3, "/team", "typed.html", filetype="text/html; charset=utf-8")
+    assert r.status_code == 201, r.text
+    r = alice.patch(BASE + r.headers["location"], data=b"<b>", headers=dict(OCTETS, **{"Upload-Offset": "0"}))
+    assert r.status_code == 204, r.text
+    r = requests.get(BASE + "/dav/team/typed.html", auth=("bob", PW["bob"]))
+    assert r.status_code == 200 and r.content == b"<b>", (r.status_code, r.content)
+    assert r.headers["content-type"] == "text/html; charset=utf-8", r.headers
+
+
+def zip_spellings():
+    alice = sign_in("alice")
+    # a zip names each file once, however its name is spelt (NFC and NFD are one name to the
+    # core)
+    nfc = "caf\u00e9.txt"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfc != nfd
+    r = requests.put(BASE + "/dav/team/" + nfc, data=b"coffee", auth=("alice", PW["alice"]))
+    assert r.status_code == 201, r.status_code
+    r = alice.get(API + "/zip", params={"dir": "/team", "names": nfc + "/" + nfd})
+    assert r.status_code == 200, r.text
+    entries = [i.filename for i in zipfile.ZipFile(io.BytesIO(r.content)).infolist()]
+    assert entries == [nfc], entries
+
+
+def no_basic_challenge():
+    # a browser whose session ended (or that has none) gets the API's JSON 401, never a Basic
+    # challenge: a challenge makes the browser pop up its password dialog and then send Basic
+    # credentials (no CSRF token, no second factor) with every request of the origin
+    for cookies, auth in [({"kura": "0" * 43}, None), ({}, None), ({}, ("alice", "wrong-pw"))]:
+        r = requests.get(API + "/files", params={"path": "/team"}, cookies=cookies, auth=auth)
+        assert r.status_code == 401, (cookies, auth, r.status_code, r.text)
+        assert "www-authenticate" not in r.headers, (cookies, auth, r.headers)
+        assert r.headers["content-type"] == "application/json", r.headers
+        assert r.json()["error"] in ("signed_out", "invalid"), r.text
+    r = requests.post(UPLOADS, headers=dict(TUS, **{"Upload-Length": "1", "Upload-Metadata": f"path {b64('/team')},filename {b64('x')}"}), cookies={"kura": "0" * 43})
+    assert r.status_code == 401 and "www-authenticate" not in r.headers, (r.status_code, r.headers)
+    # scripts with Basic credentials still work
+    r = requests.get(API + "/files", params={"path": "/team"}, auth=("alice", PW["alice"]))
+    assert r.status_code == 200, r.text
+
+
+STATE = sys.argv[3]
+
+
+def revoked_writer_start():
+    # bob starts an upload into team, then (user_api_attacks.rs) leaves the group
+    bob = requests.Session()
+    bob.auth = ("bob", PW["bob"])
+    r = create(bob, 1_500_000, "/team", "hostage.bin")
+    assert r.status_code == 201, r.text
+    open(STATE, "w").write(BASE + r.headers["location"])
+
+
+def revoked_writer_rest():
+    # no longer allowed into team, he may not stage bytes there: they would count against
+    # team's quota (alice's own uploads refused with 507) for as long as he touches the upload
+    url = open(STATE).read()
+    bob = requests.Session()
+    bob.auth = ("bob", PW["bob"])
+    assert bob.get(API + "/files", params={"path": "/team"}).status_code == 403
+    r = bob.patch(url, data=b"h" * 1_400_000, headers=dict(OCTETS, **{"Upload-Offset": "0"}))
+    assert r.status_code == 403 and r.json()["error"] == "forbidden", (r.status_code, r.text)
+    r = bob.head(url, headers=TUS)
+    assert r.status_code == 200 and r.headers["upload-offset"] == "0", (r.status_code, r.headers)
+    alice = sign_in("alice")
+    r = create(alice, 700_000, "/team", "mine.bin")
+    assert r.status_code == 201, r.text
+
+
+CHECKS = {
+    f.__name__: f
+    for f in [stored_types, zip_spellings, no_basic_challenge, revoked_writer_start, revoked_writer_rest]
+}
+CHECKS[sys.argv[2]]()
+print(f"user_api_attacks.py {sys.argv[2]}: all checks passed")
