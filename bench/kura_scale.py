@@ -14,7 +14,8 @@ folders), and measures:
 - server start-up time with N entries, `kura fsck` and `kura usage` times, database bytes per
   entry.
 
-It writes bench/results/scale.{md,json}. See docs/performance.md ("Scale").
+It writes bench/results/scale-N.{md,json} (N the key count, so a small trial run never
+overwrites a recorded one). See docs/performance.md ("Scale").
 """
 
 import argparse
@@ -460,12 +461,13 @@ def main():
     res = run(a)
     md, data = report(a, res)
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "scale.md"), "w") as f:
+    stem = os.path.join(a.out, f"scale-{a.n}")
+    with open(stem + ".md", "w") as f:
         f.write(md)
-    with open(os.path.join(a.out, "scale.json"), "w") as f:
+    with open(stem + ".json", "w") as f:
         json.dump(data, f, indent=1)
     print(md)
-    log(f"wrote {a.out}/scale.md and scale.json")
+    log(f"wrote {stem}.md and .json")
     print(f"scale: {res['errors']} errors")
     return 1 if res["errors"] else 0
 

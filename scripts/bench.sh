@@ -10,7 +10,7 @@
 #                               Kura alone with one bucket of N keys (default 200,000; a few
 #                               minutes with a release build): fill rate, listing pages, PROPFIND
 #                               of a folder of N/2, fsck, usage, database size, start-up time.
-#                               Report: bench/results/scale.{md,json}
+#                               Report: bench/results/scale-N.{md,json}
 #
 # KURA_BIN=path uses that Kura binary as it is (no cargo build), e.g. KURA_BIN=target/debug/kura.
 #

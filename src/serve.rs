@@ -185,7 +185,11 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         sessions: crate::app::SessionFront::new(sessions, secure_cookies),
         cert,
         metrics: crate::http::metrics::MetricsGate::new(&cfg.metrics)?,
-        user: crate::user_api::UserApi { vfs: vfs.clone() },
+        user: crate::user_api::UserApi {
+            vfs: vfs.clone(),
+            shares: shares.clone(),
+            thumbs: crate::delivery::thumbnail::Thumbnailer::new(cfg.data_dir.join("thumbnails")),
+        },
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,
         auth: Authenticator::new(store.clone(), Duration::from_secs(cfg.auth_cache_seconds)),

@@ -79,6 +79,9 @@ pub struct Active {
     pub root: VPath,
 }
 
+/// URL prefix of share links: a link is this and its token.
+pub const URL_PREFIX: &str = "/s/";
+
 /// A fresh token: 256 random bits, URL-safe.
 fn new_token() -> String {
     let mut raw = [0u8; 32];

@@ -18,6 +18,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("assets/app.js"),
     ),
     (
+        "view.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/view.js"),
+    ),
+    (
         "admin.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/admin.js"),
@@ -30,9 +35,11 @@ const FILES: &[(&str, &str, &str)] = &[
 ];
 
 /// The policy of every app page: nothing but this origin's own files, no framing, no
-/// plugins, forms only to this origin.
+/// plugins, forms only to this origin. Previews play audio and video from this origin's
+/// sandboxed downloads.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   media-src 'self'; connect-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
 
 /// The embedded file at `rel` (below `/app/`; `index.html` for the folder), or 404.
 pub fn serve_asset(rel: &str) -> Response<RespBody> {

@@ -35,9 +35,6 @@ pub struct KuraFs {
     folder_props: Arc<Mutex<Option<FolderProps>>>,
     /// The quota answer of the last bucket asked (the same for every entry of a listing).
     quota_memo: Arc<Mutex<Option<BucketQuota>>>,
-    /// The entry `metadata` last found, which a GET's `open` then reads without looking the
-    /// path up a second time.
-    stat_memo: Arc<Mutex<Option<Entry>>>,
 }
 
 impl KuraFs {
@@ -48,7 +45,6 @@ impl KuraFs {
             quota,
             folder_props: Arc::default(),
             quota_memo: Arc::default(),
-            stat_memo: Arc::default(),
         }
     }
 
@@ -188,16 +184,10 @@ impl GuardedFileSystem<Caller> for KuraFs {
                 };
                 Ok(Box::new(WriteFile { upload, committed }) as Box<dyn DavFile>)
             } else {
-                let memo = lock(&self.stat_memo).take().filter(|e| e.path == p);
-                let opened = match memo {
-                    // any failure (the file replaced meanwhile...) takes the full path below
-                    Some(e) => self.vfs.open_entry(caller, &e).await.ok().map(|d| (e, d)),
-                    None => None,
-                };
-                let (entry, download) = match opened {
-                    Some(o) => o,
-                    None => self.vfs.open_read(caller, &p).await.map_err(to_fs_error)?,
-                };
+                // the row is read again with the open: the one `metadata` found may describe
+                // bytes a commit has replaced since (its ETag would not be the body's)
+                let (entry, download) =
+                    self.vfs.open_read(caller, &p).await.map_err(to_fs_error)?;
                 Ok(Box::new(ReadFile {
                     entry,
                     download,
@@ -258,9 +248,6 @@ impl GuardedFileSystem<Caller> for KuraFs {
         async move {
             let p = vpath(path)?;
             let e = self.vfs.stat(caller, &p).await.map_err(to_fs_error)?;
-            if !e.is_dir {
-                *lock(&self.stat_memo) = Some(e.clone());
-            }
             Ok(Box::new(Meta(e)) as Box<dyn DavMetaData>)
         }
         .boxed()

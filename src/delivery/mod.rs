@@ -3,4 +3,5 @@
 
 pub mod file;
 pub mod headers;
+pub mod thumbnail;
 pub mod zip;

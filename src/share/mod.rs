@@ -5,5 +5,5 @@ pub mod http;
 mod ledger;
 mod page;
 
-/// URL prefix of share links.
-pub const PREFIX: &str = "/s/";
+/// URL prefix of share links (the service's, which builds links for the user API too).
+pub const PREFIX: &str = crate::share_links::URL_PREFIX;

@@ -16,9 +16,11 @@ use crate::wire::{empty, ReqBody, RespBody};
 /// Most entries one zip names.
 const MAX_NAMES: usize = 1000;
 
-/// One file's bytes, whole or one range; `inline=1` for previews (still sandboxed).
+/// One file's bytes (or a kept version's, `version=`), whole or one range; `inline=1` for
+/// previews (still sandboxed).
 #[utoipa::path(get, path = "/api/user/v1/download",
     params(("path" = String, Query), ("inline" = Option<String>, Query, description = "1: inline"),
+           ("version" = Option<String>, Query, description = "a kept version's id (GET .../versions)"),
            ("Range" = Option<String>, Header)),
     responses((status = 200, description = "the bytes", content_type = "application/octet-stream"),
               (status = 206, description = "one range"), (status = 416, description = "beyond the end"),
@@ -33,7 +35,12 @@ pub async fn download(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (entry, download) = match vfs.open_read(caller, &path).await {
+    let opened = match params.get("version") {
+        // an old version the caller may read, by the id the versions list gives
+        Some(id) => vfs.open_kept(caller, &path, id).await,
+        None => vfs.open_read(caller, &path).await,
+    };
+    let (entry, download) = match opened {
         Ok(x) => x,
         Err(e) => return from_vfs(e),
     };

@@ -50,6 +50,12 @@ pub struct EntryView {
     mode: String,
     /// The lock bearing on it, if any.
     lock: Option<LockView>,
+    /// Its tags as `[key, value]` pairs, in the order they were set (omitted: none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<(String, String)>,
+    /// Its description (omitted: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
 }
 
 /// A group's quota meter.
@@ -97,7 +103,11 @@ fn ms(t: std::time::SystemTime) -> i64 {
 impl EntryView {
     /// The view of `e` with the lock bearing on it.
     pub fn new(e: Entry, lock: Option<Lock>) -> EntryView {
+        let tags = crate::vfs::tags::tags_of(&e.headers);
+        let description = crate::vfs::tags::description_of(&e.headers).map(str::to_string);
         EntryView {
+            tags,
+            description,
             name: e.path.name().to_string(),
             path: e.path.to_string(),
             folder: e.is_dir,

@@ -2,18 +2,23 @@
 //! like WebDAV and S3 (Basic auth, the core's rules for the caller), one module per endpoint
 //! family, JSON in and out, core errors mapped once in `errors.rs`.
 
+mod annotations;
 mod body;
 mod changes;
 mod download;
 mod errors;
 mod files;
 mod openapi;
+mod preview;
 pub mod search;
+mod shares;
 mod tus;
 mod versions;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
+use crate::delivery::thumbnail::Thumbnailer;
+use crate::share_links::Shares;
 use crate::vfs::{Caller, Vfs};
 use crate::wire::{json, ReqBody, RespBody};
 
@@ -30,6 +35,10 @@ const MAX_QUERY_STRING: usize = 4096;
 pub struct UserApi {
     /// The namespace, with every rule.
     pub vfs: Vfs,
+    /// The share-link service the admin API and the CLI use too.
+    pub shares: Shares,
+    /// Previews' image thumbnails, cached under the data dir.
+    pub thumbs: Thumbnailer,
 }
 
 impl UserApi {
@@ -57,12 +66,25 @@ impl UserApi {
             let id = id.to_string();
             return tus::handle(&self.vfs, &caller, req, Some(&id)).await;
         }
+        if let Some(id) = rest.strip_prefix("/shares/") {
+            return match req.method() {
+                &Method::DELETE => shares::revoke(&self.shares, &caller, id).await,
+                _ => not_allowed("DELETE"),
+            };
+        }
         let (vfs, c) = (&self.vfs, &caller);
         match (rest.as_str(), req.method()) {
             ("/search", &Method::GET) => search::search(vfs, c, &params).await,
             ("/versions", &Method::GET) => versions::versions(vfs, c, &params).await,
             ("/trash", &Method::GET) => versions::trash(vfs, c, &params).await,
             ("/restore", &Method::POST) => versions::restore(vfs, c, req).await,
+            ("/trash", &Method::DELETE) => versions::empty_trash(vfs, c, &params).await,
+            ("/thumbnail", &Method::GET) => {
+                preview::thumbnail(vfs, &self.thumbs, c, &req, &params).await
+            }
+            ("/tags", &Method::POST) => annotations::set(vfs, c, req).await,
+            ("/shares", &Method::GET) => shares::list(&self.shares, c).await,
+            ("/shares", &Method::POST) => shares::create(&self.shares, c, req).await,
             ("/buckets", &Method::GET) => files::buckets(vfs, c).await,
             ("/openapi.json", &Method::GET) => json(StatusCode::OK, openapi::document()),
             ("/files", &Method::GET) => files::list(vfs, c, &params).await,
@@ -78,14 +100,17 @@ impl UserApi {
             ("/delete", &Method::POST) => changes::delete(vfs, c, req).await,
             ("/attributes", &Method::POST) => changes::attributes(vfs, c, req).await,
             (
-                "/search" | "/versions" | "/trash" | "/buckets" | "/files" | "/file" | "/download"
-                | "/zip" | "/openapi.json",
+                "/search" | "/versions" | "/buckets" | "/files" | "/file" | "/download" | "/zip"
+                | "/thumbnail" | "/openapi.json",
                 _,
             ) => not_allowed("GET"),
             (
-                "/restore" | "/folders" | "/rename" | "/move" | "/copy" | "/delete" | "/attributes",
+                "/restore" | "/folders" | "/rename" | "/move" | "/copy" | "/delete" | "/attributes"
+                | "/tags",
                 _,
             ) => not_allowed("POST"),
+            ("/trash", _) => not_allowed("GET, DELETE"),
+            ("/shares", _) => not_allowed("GET, POST"),
             _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
         }
     }

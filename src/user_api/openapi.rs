@@ -15,12 +15,16 @@ use super::files::{BucketView, BucketsView, EntryView, LockView, MeterView, Page
     paths(super::files::buckets, super::files::list, super::files::stat,
           super::changes::mkdir, super::changes::rename, super::changes::move_into,
           super::changes::copy_into, super::changes::delete, super::changes::attributes,
-          super::download::download, super::download::zip,
+          super::download::download, super::download::zip, super::preview::thumbnail,
+          super::annotations::set, super::shares::list, super::shares::create,
+          super::shares::revoke,
           super::tus::discovery, super::tus::create, super::tus::head, super::tus::append,
           super::tus::terminate),
     components(schemas(ErrorReply, EntryView, LockView, MeterView, BucketView, BucketsView,
                        PageView, PathBody, RenameBody, TransferBody, DeleteBody, AttributesBody,
-                       BatchView, FailedView)),
+                       BatchView, FailedView, super::annotations::TagsBody,
+                       super::shares::ShareBody, super::shares::ShareView,
+                       super::shares::CreatedShareView)),
     modifiers(&Security)
 )]
 struct UserDoc;

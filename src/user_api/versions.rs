@@ -120,6 +120,25 @@ pub async fn trash(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<Resp
     }
 }
 
+/// Empties the trash (of one bucket, or all) now, as the core allows the caller (its
+/// administrators: docs/versions.md); answers what was removed.
+pub async fn empty_trash(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBody> {
+    let bucket = match params.get("bucket") {
+        Some(b) => match VPath::parse(&format!("/{}", b.trim_matches('/'))) {
+            Ok(p) => Some(p),
+            Err(e) => return from_vfs(e),
+        },
+        None => None,
+    };
+    match vfs.empty_trash(caller, bucket.as_ref()).await {
+        Ok(p) => super::json(
+            StatusCode::OK,
+            serde_json::json!({ "removed": p.rows, "bytes": p.bytes }).to_string(),
+        ),
+        Err(e) => from_vfs(e),
+    }
+}
+
 /// Restores a version, a deleted file or a whole deleted folder as the current version.
 pub async fn restore(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {

@@ -123,7 +123,14 @@ impl Vfs {
                 None => {
                     report.unrecorded.push(path.clone());
                     if repair {
-                        self.record(path, *is_dir, *size).await?;
+                        match self.record(path, *is_dir, *size).await {
+                            // a name no client could make (a newline...): reported, left as
+                            // it is, and the rest of the repair still done
+                            Err(VfsError::InvalidPath(why)) => {
+                                tracing::warn!(path, why, "not recorded: a name Kura refuses");
+                            }
+                            r => r?,
+                        }
                     }
                 }
                 // a sealed file's stored length follows from its plaintext size
@@ -228,8 +235,12 @@ impl Vfs {
                             stack.push((e.path(), path.clone()));
                         }
                         out.insert(path, (true, 0));
-                    } else {
+                    } else if meta.is_file() {
                         out.insert(path, (false, meta.len()));
+                    } else {
+                        // a pipe, socket or device: no upload makes one, and opening a pipe
+                        // to serve it would block forever
+                        tracing::warn!(path, "not a regular file; left out of the comparison");
                     }
                 }
             }

@@ -13,6 +13,7 @@ pub(crate) mod multipart;
 mod names;
 mod namespace;
 pub mod path;
+mod pathlock;
 mod perm;
 pub mod public;
 pub mod replica;
@@ -378,6 +379,8 @@ pub struct Vfs {
     journal: Option<journal::Journal>,
     /// The master keys of encrypted buckets (docs/encryption.md).
     keys: Option<crate::seal::KeyRing>,
+    /// Readers of a file against commits replacing it (`pathlock`).
+    path_locks: pathlock::PathLocks,
 }
 
 impl Vfs {
@@ -400,6 +403,7 @@ impl Vfs {
             lock_timeout_max: DEFAULT_LOCK_TIMEOUT_MAX,
             lock_max_per_user: locks::DEFAULT_LOCKS_PER_USER,
             keys: None,
+            path_locks: pathlock::PathLocks::default(),
         }
     }
 

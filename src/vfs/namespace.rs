@@ -223,8 +223,12 @@ impl Vfs {
         let mut tries = 0;
         loop {
             tries += 1;
+            // no commit renames new bytes in between the row read and the open
+            let held = self.path_locks.read(path.as_str()).await;
             let entry = self.stat(c, path).await?;
-            match self.open_entry(c, &entry).await {
+            let opened = self.open_entry(c, &entry).await;
+            drop(held);
+            match opened {
                 Err(VfsError::Storage(e)) if tries < 3 && e.to_string().contains(SIZE_DIFFERS) => {
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }

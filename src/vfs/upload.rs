@@ -645,9 +645,12 @@ impl Upload {
             parents,
             keep_annotations: self.opts.keep_annotations,
         };
+        // readers of the path wait: they see the old row with the old bytes, or the new with the new
+        let held = self.vfs.path_locks.write(self.path.as_str()).await;
         let res = store
             .commit_file(row, rules, mark.as_ref(), &archive, finish)
             .await;
+        drop(held);
         if let Some(p) = pending {
             match &res {
                 Ok(()) => {

@@ -297,17 +297,27 @@ impl Vfs {
         let Some(row) = &v.row else {
             return self.open_entry(c, &v.entry).await;
         };
+        self.open_kept_row(row, &v.entry).await
+    }
+
+    /// Opens the kept bytes of a version row, `entry` its view (no check: callers have checked
+    /// who reads it).
+    pub(super) async fn open_kept_row(
+        &self,
+        row: &VersionRow,
+        entry: &Entry,
+    ) -> Result<Download, VfsError> {
         let Some(key) = row.key.as_deref().filter(|_| !row.marker) else {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
         };
-        let mut sealed = v.entry.sealed.as_deref();
+        let mut sealed = entry.sealed.as_deref();
         let source = match &self.local {
             Some(l) => {
                 let file = l.versions.join(key);
-                let lens = super::sealing::stored_lens(v.entry.size, sealed);
+                let lens = super::sealing::stored_lens(entry.size, sealed);
                 match super::disk::DiskFile::open_sized(file, lens).await {
                     Ok(Some((f, len))) => {
-                        sealed = super::sealing::found_form(v.entry.size, sealed, len);
+                        sealed = super::sealing::found_form(entry.size, sealed, len);
                         super::Source::Disk(f)
                     }
                     Ok(None) => return Err(VfsError::NotFound),
@@ -321,7 +331,7 @@ impl Vfs {
                     .await?,
             ),
         };
-        self.download(source, v.entry.size, sealed)
+        self.download(source, entry.size, sealed)
     }
 
     /// DeleteObject without a version: deletes as any delete does, and returns the delete

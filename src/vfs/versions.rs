@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::journal::Step;
 use super::perm::{R, X};
-use super::{Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
+use super::{Caller, Download, Entry, UploadOptions, VPath, Vfs, VfsError};
 use crate::store::{now_ms, Archive, EntryRow, Policy, Purged, TrashRow, VersionRow};
 
 /// Where a write or delete keeps what it replaces: the key in the versions store and, on
@@ -251,6 +251,29 @@ impl Vfs {
             .into_iter()
             .filter(|r| Self::may_read_row(c, r))
             .collect())
+    }
+
+    /// Opens the bytes of one kept version of `path` (an id `versions` listed), under the same
+    /// rule as listing it: `NotFound` for an id of another path or one `c` may not read.
+    pub async fn open_kept(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        id: &str,
+    ) -> Result<(Entry, Download), VfsError> {
+        self.may_see_versions(c, path).await?;
+        let row = self
+            .store
+            .version(id)
+            .await?
+            .filter(|r| r.path == path.as_str() && Self::may_read_row(c, r))
+            .ok_or(VfsError::NotFound)?;
+        if row.marker {
+            return Err(VfsError::WrongKind("a delete marker holds no bytes"));
+        }
+        let entry = row_entry(&row)?;
+        let download = self.open_kept_row(&row, &entry).await?;
+        Ok((entry, download))
     }
 
     /// The deletes in the trash (of one bucket, or all) that `c` may see: all for an

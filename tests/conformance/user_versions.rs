@@ -149,7 +149,8 @@ fn users_see_and_restore_only_what_they_may_read_and_write() {
             &["-X", "DELETE", &server.url("/api/user/v1/trash")]
         )
         .0,
-        405
+        403,
+        "only administrators empty the trash (the core's rule)"
     );
 }
 

@@ -249,7 +249,13 @@ fn browser_tour_language_phone_keyboard_lock() {
 fn app_first_load_under_budget() {
     let s = Server::plain();
     let mut total = 0;
-    for path in ["/app/", "/app/app.js", "/app/admin.js", "/app/app.css"] {
+    for path in [
+        "/app/",
+        "/app/app.js",
+        "/app/view.js",
+        "/app/admin.js",
+        "/app/app.css",
+    ] {
         let out = run(Command::new("sh")
             .arg("-c")
             .arg(format!("curl -sSf '{}' | gzip -9c | wc -c", s.url(path))));
@@ -318,6 +324,55 @@ fn browser_versions_restore_and_drop_upload() {
     assert_eq!(s.get("web/notes.txt"), b"v1\n");
     assert_eq!(s.get("web/dropped.txt"), b"dropped bytes\n");
 }
+
+/// Previews of an image, a PDF, a text file and Markdown with next/previous; tags set in the
+/// app then found by search; an old version downloaded; a share link made in the app and
+/// opened in a fresh browser profile, which downloads the file. No CSP violation, no alert.
+#[test]
+fn browser_previews_tags_versions_and_share() {
+    let s = server_with_bucket();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web/pics")]), 201);
+    let jpg = crate::user_previews::jpeg(640, 480, Some(6));
+    assert_eq!(s.put("web/pics/a.jpg", &jpg), 201);
+    assert_eq!(
+        s.put("web/pics/b.png", &crate::user_previews::png(32, 32, false)),
+        201
+    );
+    assert_eq!(s.put("web/pics/doc.pdf", MINIMAL_PDF.as_bytes()), 201);
+    assert_eq!(s.put("web/pics/notes.txt", b"v1\n"), 201);
+    assert_eq!(s.put("web/pics/notes.txt", b"version two\n"), 204);
+    let md = "# Holiday\n\nSome **bold** and `code`, a [link](https://example.com/) and \
+              [bad](javascript:alert(2)).\n\n<script>alert(1)</script>\n\n- one\n- two\n";
+    assert_eq!(s.put("web/pics/readme.md", md.as_bytes()), 201);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("a.jpg");
+    std::fs::write(&source, &jpg).expect("write");
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir(&downloads).expect("mkdir");
+    let out = browse(
+        &s,
+        "previews.py",
+        admin(),
+        &[
+            ("KURA_DOWNLOADS", downloads.to_str().expect("utf-8")),
+            ("KURA_SOURCE_JPG", source.to_str().expect("utf-8")),
+        ],
+    );
+    assert!(out.contains("previews: ok"), "{out}");
+}
+
+/// A one-page PDF with a line of text (no xref table: readers rebuild it, as for a damaged file).
+const MINIMAL_PDF: &str = "%PDF-1.4
+1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj
+2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj
+3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 300 144] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >> endobj
+4 0 obj << /Length 44 >> stream
+BT /F1 24 Tf 40 70 Td (Kura PDF) Tj ET
+endstream endobj
+5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj
+trailer << /Root 1 0 R >>
+%%EOF
+";
 
 /// The admin console: the administrator creates a group, a user and a quota; the new user
 /// signs in in a fresh browser and sees only her group's bucket, no console, and the admin

@@ -4,6 +4,18 @@
 
 const CATALOGUE = {
   en: {
+    // previews, tags, versions, trash, shares (view.js)
+    preview: "Preview", previous: "Previous", next: "Next", noPreview: "No preview for this file.",
+    truncated: "Only the first megabyte is shown.", pdfHint: "PDFs are not shown here: the browser's PDF viewer does not run in the sandbox that keeps a file's scripts from running. Download it to read it.",
+    tags: "Tags (key=value, separated by commas)", description: "Description", saved: "Saved.",
+    share: "Share", shareTitle: "Share a link", sharePassword: "Password (optional)",
+    shareExpires: "Expires after (e.g. 7d, 12h; empty: never)", shareMax: "Most downloads (empty: no limit)",
+    shareDrop: "Drop box: visitors may only add files", shareCreate: "Create the link", shareLink: "Link",
+    copyLink: "Copy", copied: "Copied.", copyByHand: "Select the link and copy it.",
+    yourShares: "Your share links", noShares: "No share links.", revoke: "Revoke", revoked: "Revoked.",
+    dropBox: "drop box", withPassword: "password", expires: "expires {t}", downloadsOf: "{a} of {b} downloads",
+    emptyTrash: "Empty the trash", purgeConfirm: "Remove everything in this trash for good?",
+    purged: "Removed {n} entries ({b}).",
     skip: "Skip to content", menu: "Main menu", crumbs: "Folders", files: "Files", trash: "Trash",
     signInTitle: "Sign in", user: "User name", password: "Password",
     code: "Code from your authenticator app (or a recovery code)", signIn: "Sign in",
@@ -40,6 +52,18 @@ const CATALOGUE = {
     loading: "Loading…", locked: "locked",
   },
   fr: {
+    // aperçus, étiquettes, versions, corbeille, partages (view.js)
+    preview: "Aperçu", previous: "Précédent", next: "Suivant", noPreview: "Pas d'aperçu pour ce fichier.",
+    truncated: "Seul le premier mégaoctet est affiché.", pdfHint: "Les PDF ne s'affichent pas ici : le lecteur PDF du navigateur ne fonctionne pas dans le bac à sable qui empêche les scripts d'un fichier de s'exécuter. Téléchargez-le pour le lire.",
+    tags: "Étiquettes (clé=valeur, séparées par des virgules)", description: "Description", saved: "Enregistré.",
+    share: "Partager", shareTitle: "Partager un lien", sharePassword: "Mot de passe (facultatif)",
+    shareExpires: "Expire après (ex. 7d, 12h ; vide : jamais)", shareMax: "Téléchargements au plus (vide : sans limite)",
+    shareDrop: "Dépôt : les visiteurs peuvent seulement ajouter des fichiers", shareCreate: "Créer le lien", shareLink: "Lien",
+    copyLink: "Copier", copied: "Copié.", copyByHand: "Sélectionnez le lien et copiez-le.",
+    yourShares: "Vos liens de partage", noShares: "Aucun lien de partage.", revoke: "Révoquer", revoked: "Révoqué.",
+    dropBox: "dépôt", withPassword: "mot de passe", expires: "expire le {t}", downloadsOf: "{a} téléchargements sur {b}",
+    emptyTrash: "Vider la corbeille", purgeConfirm: "Supprimer définitivement tout ce qui est dans cette corbeille ?",
+    purged: "{n} éléments supprimés ({b}).",
     skip: "Aller au contenu", menu: "Menu principal", crumbs: "Dossiers", files: "Fichiers", trash: "Corbeille",
     signInTitle: "Connexion", user: "Nom d'utilisateur", password: "Mot de passe",
     code: "Code de votre application d'authentification (ou code de secours)", signIn: "Se connecter",
@@ -169,7 +193,9 @@ function show(section) {
 function route() {
   if (!me) return show("sign-in");
   status("");
-  const h = decodeURIComponent(location.hash.slice(1) || "/files/");
+  let h;
+  try { h = decodeURIComponent(location.hash.slice(1) || "/files/"); }
+  catch { location.hash = "#/files/"; return; } // a malformed address (`#/files/%`) goes home
   if (h.startsWith("/files")) return openFolder(("/" + h.slice(6)).replace(/\/+/g, "/").replace(/(.)\/$/, "$1"));
   if (h === "/trash") return openTrash();
   if (h === "/account") return home();
@@ -228,6 +254,7 @@ async function home() {
   $("sessions").replaceChildren(...(list.data.sessions || []).map((x) => el("li", {
     text: `${x.agent || "?"} — ${x.client || "?"}, ${t("since")} ${when(x.created_ms)}`,
   })));
+  listShares(); // view.js
 }
 
 async function signOut(all) {
@@ -402,7 +429,9 @@ function row(e, i) {
   });
   const name = e.folder
     ? el("button", { type: "button", class: "link name", text: e.name, tabIndex: -1, on: { click: () => go(folderHash(e.path)) } })
-    : el("a", { class: "name", text: e.name, tabIndex: -1, href: API + "download?" + q({ path: e.path }), download: e.name });
+    : el("a", { class: "name", text: e.name, tabIndex: -1, href: API + "download?" + q({ path: e.path }), download: e.name,
+      // a file the app can preview opens its preview (view.js); others download
+      on: { click: (ev) => { if (previewKind(e)) { ev.preventDefault(); preview(e); } } } });
   const lock = e.lock ? el("span", { class: "lock", text: t("locked"), title: lockText(e.lock), "aria-label": lockText(e.lock) }) : "";
   const r = el("div", { class: "row" + (view.selected.has(e.name) ? " selected" : ""), role: "row", "aria-rowindex": String(i + 2), tabIndex: i === view.focus ? 0 : -1 },
     el("span", { role: "cell", class: "c-sel" }, sel),
@@ -593,6 +622,7 @@ async function details(e) {
   $("d-copy").onclick = () => transfer([e.path], true);
   $("d-delete").onclick = () => removeMany([e.path]);
   $("d-versions").onclick = () => versions(e);
+  detailsMore(e); // preview, tags, share (view.js)
   if (!d.open) d.showModal();
 }
 
@@ -601,6 +631,7 @@ async function versions(e) {
   if (r.status !== 200) { $("d-error").textContent = t("failed") + why(r); return; }
   const items = (r.data.versions || []).map((v, i) => el("li", {},
     el("span", { text: `${when(v.modified_ms)} — ${v.delete_marker ? t("deleteMarker") : bytes(v.size)}${i === 0 && !v.replaced_ms ? " (" + t("currentVersion") + ")" : ""} ` }),
+    v.delete_marker ? "" : versionLink(e, v), " ",
     v.delete_marker ? "" : el("button", { type: "button", text: t("restore"), on: { click: async () => {
       const x = await call("POST", "restore", { path: e.path, version: v.id });
       if (x.status !== 200) { $("d-error").textContent = t("failed") + why(x); return; }
@@ -849,6 +880,7 @@ async function openTrash() {
   const buckets = await loadBuckets();
   sel.replaceChildren(el("option", { value: "", text: t("allBuckets") }), ...buckets.map((b) => el("option", { value: b.name, text: b.name })));
   sel.value = keep;
+  trashMore(sel.value); // view.js
   const r = await call("GET", "trash" + (sel.value ? "?" + q({ bucket: sel.value }) : ""));
   if (r.status !== 200) { status(t("failed") + why(r), true); return; }
   const list = r.data.deletes || [];
