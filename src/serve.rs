@@ -104,6 +104,8 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let store = Store::open_with(&cfg.db_path(), cfg.durable_commits).await?;
 
     let vfs = crate::setup::build_vfs(&cfg, store.clone())?;
+    // a lost master key stops the start rather than be replaced by one that opens nothing
+    vfs.check_master_key().await?;
     keep_private(&cfg).map_err(|e| StartError::DataDir(shown.clone(), e))?;
     // commits in flight when the last run stopped are finished or undone before tmp/ is swept
     let (finished, undone) = vfs.recover().await?;

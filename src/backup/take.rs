@@ -70,7 +70,7 @@ pub async fn take(cfg: &Config, dest: &Path, opts: &TakeOptions) -> Result<Manif
             let line = match known.get(&(kind.to_string(), o.name.clone())) {
                 Some(l)
                     if l.etag == o.etag
-                        && l.size == o.size as u64
+                        && l.size == stored_size(&o)
                         && repo::object_path(dest, &l.sha256).is_file() =>
                 {
                     Some(l.clone())
@@ -243,8 +243,11 @@ async fn capture(
     let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
     let mut f = tokio::fs::File::from_std(repo::create_private(&tmp)?);
     let (mut sha, mut md5, mut size) = (Sha256::new(), Md5::new(), 0u64);
+    let mut head = Vec::with_capacity(crate::seal::HEADER as usize);
     let copied: Result<(), BackupError> = async {
         while let Some(chunk) = body.try_next().await.map_err(io(&tmp))? {
+            let want = (crate::seal::HEADER as usize).saturating_sub(head.len());
+            head.extend_from_slice(&chunk[..want.min(chunk.len())]);
             sha.update(&chunk);
             md5.update(&chunk);
             size += chunk.len() as u64;
@@ -272,15 +275,41 @@ async fn capture(
         counts.copied += 1;
         counts.copied_bytes += size;
     }
-    // a plain ETag is the content's MD5; a multipart one is checked by size only
+    // a plain ETag is the content's MD5; a multipart one is checked by size only; sealed
+    // bytes (whose ETag is their plaintext's) by their length and the file id of their header
     let plain = o.etag.len() == 32 && o.etag.bytes().all(|b| b.is_ascii_hexdigit());
+    let head_id = crate::seal::header_file_id(&head).map(hex::encode);
+    let names_these = |size_plain: i64, sealed: Option<&str>| {
+        sealed_file_id(sealed).is_some_and(|f| Some(f) == head_id.as_deref())
+            && crate::seal::sealed_len(size_plain.max(0) as u64) == size
+    };
+    let same = match &o.sealed {
+        Some(w) => names_these(o.size, Some(w)),
+        None => size == o.size as u64 && !(plain && md5 != o.etag),
+    };
     let mut etag = o.etag.clone();
-    if size != o.size as u64 || (plain && md5 != o.etag) {
+    if !same {
         counts.amended += 1;
         if kind == "file" {
-            copy.amend_snapshot_file(&o.name, Some((size as i64, &md5)))
-                .await?;
-            etag = md5;
+            // the bytes of a later write: sealed ones go with the live row that names them
+            // (its key, plaintext size and ETag); recorded as plain, they would read as noise
+            let live = at
+                .live
+                .entry(&o.name)
+                .await?
+                .filter(|r| names_these(r.size, r.sealed.as_deref()));
+            match live {
+                Some(r) => {
+                    copy.amend_snapshot_file(&o.name, Some((r.size, &r.etag, r.sealed.as_deref())))
+                        .await?;
+                    etag = r.etag;
+                }
+                None => {
+                    copy.amend_snapshot_file(&o.name, Some((size as i64, &md5, None)))
+                        .await?;
+                    etag = md5;
+                }
+            }
         } else {
             // kept bytes never change; different ones are not what the row names
             copy.forget_snapshot_kept(&o.name).await?;
@@ -294,4 +323,18 @@ async fn capture(
         etag,
         sha256,
     }))
+}
+
+/// The file id a wrapped data key names (`v1:<kid>:<file id>:...`), hex.
+fn sealed_file_id(wrapped: Option<&str>) -> Option<&str> {
+    wrapped?.split(':').nth(2)
+}
+
+/// The length of the stored bytes a snapshot row names (longer than its size when sealed).
+fn stored_size(o: &SnapshotObject) -> u64 {
+    let size = o.size.max(0) as u64;
+    match o.sealed {
+        Some(_) => crate::seal::sealed_len(size),
+        None => size,
+    }
 }

@@ -63,13 +63,17 @@ fn query<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
 #[allow(clippy::result_large_err)]
 pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
     let now = SystemTime::now();
-    // a client key would be ignored and the bytes kept without it: refused instead
-    // (docs/encryption.md, "Honest limits")
+    // a client key would be ignored and the bytes kept without it: refused instead, whichever
+    // of the SSE-C headers comes (docs/encryption.md, "Honest limits")
     let sse_c = [
-        "x-amz-server-side-encryption-customer-algorithm",
-        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+        "x-amz-server-side-encryption-customer-",
+        "x-amz-copy-source-server-side-encryption-customer-",
     ];
-    if sse_c.iter().any(|h| req.headers().contains_key(*h)) {
+    if req
+        .headers()
+        .keys()
+        .any(|h| sse_c.iter().any(|p| h.as_str().starts_with(p)))
+    {
         return Err(s3_error(
             StatusCode::NOT_IMPLEMENTED,
             "NotImplemented",

@@ -31,6 +31,13 @@ pub enum SealError {
     /// The master key could not be read, made or run.
     #[error("master key {0}: {1}")]
     Master(String, String),
+    /// The master key is missing while data keys wrapped by a master key are recorded: a new
+    /// key would open none of them.
+    #[error(
+        "the master key {0} is missing, but files are sealed with master key {1}: put the key \
+         back (docs/encryption.md#backups-and-restores); a new key would open none of them"
+    )]
+    Lost(String, String),
 }
 
 /// One file's data key and file id (both random).
@@ -258,6 +265,37 @@ impl KeyRing {
         Ok(m)
     }
 
+    /// Whether a current master key is held: read at start, made since, or (the data dir's
+    /// key) made since by another process, such as a command making an encrypted bucket.
+    pub fn holds_current(&self) -> bool {
+        let source = {
+            let r = self.ring();
+            if r.current.is_some() {
+                return true;
+            }
+            r.source.clone()
+        };
+        let Source::DataDir(_) = source else {
+            return false;
+        };
+        let Ok(Some(k)) = read_source(&source) else {
+            return false;
+        };
+        let m = Arc::new(master(&k));
+        let mut r = self.ring();
+        r.all.insert(m.id.clone(), m.clone());
+        r.current.get_or_insert(m);
+        true
+    }
+
+    /// Where the current master key comes from, for messages.
+    pub fn source_name(&self) -> String {
+        match &self.ring().source {
+            Source::DataDir(p) | Source::File(p) => p.display().to_string(),
+            Source::Command(_) => "key_command".into(),
+        }
+    }
+
     /// The id of the current master key (made on first need).
     #[cfg(test)]
     pub fn current_id(&self) -> Result<String, SealError> {
@@ -304,9 +342,15 @@ impl KeyRing {
 
     /// Reads the retired keys again (another process, `kura encryption rotate`, may have
     /// retired the key this server holds as current and made a new one).
+    /// The operator's key command is not run again: it runs once, at start (a password
+    /// manager's prompt, or a hanging command holding the ring, on every such read).
     fn reload(&self) {
+        let source = self.ring().source.clone();
+        let fresh = match source {
+            Source::Command(_) => None,
+            s => read_source(&s).ok().flatten(),
+        };
         let mut r = self.ring();
-        let fresh = read_source(&r.source).ok().flatten();
         if let Some(k) = fresh {
             let m = Arc::new(master(&k));
             r.all.insert(m.id.clone(), m);
@@ -385,7 +429,7 @@ impl KeyRing {
         let Source::DataDir(path) = r.source.clone() else {
             return Err(SealError::Master(
                 "key".into(),
-                "rotate with key_file or key_command: pass the new key with --new-key-file".into(),
+                "rotation rotates the data dir's encryption.key only: with key_file or key_command set, see docs/encryption.md#rotation".into(),
             ));
         };
         let old_bytes = std::fs::read(&path).map_err(|e| err(&path, e))?;

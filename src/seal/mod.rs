@@ -80,7 +80,6 @@ pub fn header(file_id: &[u8; 16]) -> [u8; HEADER as usize] {
 }
 
 /// The file id a header names, if it is a header of this format.
-#[cfg(test)]
 pub fn header_file_id(h: &[u8]) -> Option<[u8; 16]> {
     (h.len() >= HEADER as usize && &h[..8] == MAGIC && h[8] == VERSION)
         .then(|| h[16..32].try_into().ok())

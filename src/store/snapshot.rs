@@ -15,6 +15,9 @@ pub struct SnapshotObject {
     pub size: i64,
     /// Hex MD5 (or a multipart ETag) as recorded.
     pub etag: String,
+    /// The wrapped data key when the bytes are sealed (encrypted bucket): `size` and `etag`
+    /// are then the plaintext's, not the stored bytes'.
+    pub sealed: Option<String>,
 }
 
 /// What became of a path after a snapshot, by the audit trail's moves and deletes.
@@ -85,27 +88,22 @@ impl Store {
 
     /// Every current file, in path order.
     pub async fn snapshot_files(&self) -> Result<Vec<SnapshotObject>, MetaError> {
-        let rows: Vec<(String, i64, String)> =
-            sqlx::query_as("SELECT path, size, etag FROM entries WHERE is_dir = 0 ORDER BY path")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, size, etag)| SnapshotObject { name, size, etag })
-            .collect())
+        let rows: Vec<(String, i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT path, size, etag, sealed FROM entries WHERE is_dir = 0 ORDER BY path",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(snapshot_object).collect())
     }
 
     /// Every kept version's and trashed file's bytes, by key.
     pub async fn snapshot_kept(&self) -> Result<Vec<SnapshotObject>, MetaError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT key, size, etag FROM versions WHERE key IS NOT NULL ORDER BY key",
+        let rows: Vec<(String, i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT key, size, etag, sealed FROM versions WHERE key IS NOT NULL ORDER BY key",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, size, etag)| SnapshotObject { name, size, etag })
-            .collect())
+        Ok(rows.into_iter().map(snapshot_object).collect())
     }
 
     /// On a snapshot copy: forgets what a restored server must not inherit (WebDAV locks,
@@ -134,15 +132,16 @@ impl Store {
     pub async fn amend_snapshot_file(
         &self,
         path: &str,
-        captured: Option<(i64, &str)>,
+        captured: Option<(i64, &str, Option<&str>)>,
     ) -> Result<(), MetaError> {
         let mut tx = self.write_tx().await?;
         match captured {
-            Some((size, etag)) => {
-                sqlx::query("UPDATE entries SET size = $2, etag = $3 WHERE path = $1")
+            Some((size, etag, sealed)) => {
+                sqlx::query("UPDATE entries SET size = $2, etag = $3, sealed = $4 WHERE path = $1")
                     .bind(path)
                     .bind(size)
                     .bind(etag)
+                    .bind(sealed)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -176,6 +175,17 @@ impl Store {
             .await;
         self.writer.close().await;
         self.pool.close().await;
+    }
+}
+
+fn snapshot_object(
+    (name, size, etag, sealed): (String, i64, String, Option<String>),
+) -> SnapshotObject {
+    SnapshotObject {
+        name,
+        size,
+        etag,
+        sealed,
     }
 }
 

@@ -102,7 +102,7 @@ impl Vfs {
             Err(_) => return Ok(false),
         };
         let key = if seal {
-            Some(self.new_data_key()?)
+            Some(self.new_data_key().await?)
         } else {
             None
         };

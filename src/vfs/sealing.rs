@@ -143,7 +143,7 @@ impl Vfs {
     ) -> Result<(), VfsError> {
         if on {
             // the master key is made (or its absence found) now, not at the first write
-            self.new_data_key()?;
+            self.new_data_key().await?;
         }
         let value = on.then_some(AES256);
         self.set_bucket_setting(c, bucket, ENCRYPTION, value).await
@@ -153,7 +153,7 @@ impl Vfs {
     pub(super) async fn default_encryption(&self, path: &VPath) -> Result<(), VfsError> {
         let on = self.keys.as_ref().is_some_and(|k| k.default_on);
         if on && path.parent().is_root() {
-            self.new_data_key()?;
+            self.new_data_key().await?;
             self.store
                 .set_bucket_setting(path.as_str(), ENCRYPTION, Some(AES256))
                 .await?;
@@ -178,16 +178,33 @@ impl Vfs {
         {
             return Ok(None);
         }
-        self.new_data_key().map(Some)
+        self.new_data_key().await.map(Some)
     }
 
-    /// A new data key wrapped by the current master key.
-    pub(super) fn new_data_key(&self) -> Result<(DataKey, String), VfsError> {
+    /// A new data key wrapped by the current master key (made on first need, unless files are
+    /// sealed already: then the key is lost, not new, see `check_master_key`).
+    pub(super) async fn new_data_key(&self) -> Result<(DataKey, String), VfsError> {
         let keys = self
             .keys
             .as_ref()
             .ok_or_else(|| seal_err(SealError::Master("key".into(), "no key ring".into())))?;
+        if !keys.holds_current() {
+            self.check_master_key().await?;
+        }
         keys.new_data_key().map_err(seal_err)
+    }
+
+    /// Fails when no master key is held while files (or versions, or waiting upload parts)
+    /// are sealed: the key was lost or not put back after a restore, and the key made on first
+    /// need would silently open none of them. Checked at start and before a key is made.
+    pub async fn check_master_key(&self) -> Result<(), VfsError> {
+        let Some(keys) = self.keys.as_ref().filter(|k| !k.holds_current()) else {
+            return Ok(());
+        };
+        match self.store.any_wrapping_key().await? {
+            Some(kid) => Err(seal_err(SealError::Lost(keys.source_name(), kid))),
+            None => Ok(()),
+        }
     }
 
     /// The cipher of a file whose row holds `wrapped`.
@@ -291,6 +308,7 @@ impl Vfs {
             .keys
             .as_ref()
             .ok_or_else(|| seal_err(SealError::Master("key".into(), "no key ring".into())))?;
+        self.check_master_key().await?;
         let (_, new_key) = keys.rotate(None).map_err(seal_err)?;
         let mut out = Rotation {
             new_key: new_key.clone(),

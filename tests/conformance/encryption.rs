@@ -528,6 +528,241 @@ fn master_key_rotation_rewraps_every_data_key_and_the_files_still_read() {
     assert_eq!(s.get("sec/f0"), data);
 }
 
+/// `kura serve` on this server's data dir, expected to refuse to start: its exit and log.
+fn serve_refused(s: &Server) -> (bool, String) {
+    let mut child = s
+        .kura()
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kura serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output().expect("output");
+            let log = String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout);
+            return (!status.success(), log);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (false, "still running after 20 s".into())
+}
+
+#[test]
+fn a_missing_master_key_is_an_error_at_start_never_a_new_key() {
+    require("curl");
+    let mut s = server_with_buckets();
+    let data = pattern(SEG + 3);
+    assert_eq!(s.put("sec/a.txt", &data), 201);
+    s.stop();
+    let key = s.data_dir().join("encryption.key");
+    let saved = std::fs::read(&key).unwrap();
+    // the key is lost (a restore without it, a moved file): the server must not start with a
+    // new key that opens nothing, nor may a command make one
+    std::fs::remove_file(&key).unwrap();
+    let (refused, log) = serve_refused(&s);
+    assert!(refused, "{log}");
+    assert!(log.contains("encryption.key"), "{log}");
+    let made = s
+        .kura()
+        .args(["bucket", "create", "sec2", "--group", "g", "--encrypt"])
+        .output()
+        .unwrap();
+    assert!(!made.status.success(), "{made:?}");
+    assert!(!key.exists(), "a new master key was made");
+    // put back, everything reads
+    std::fs::write(&key, &saved).unwrap();
+    s.start_again();
+    assert_eq!(s.get("sec/a.txt"), data);
+}
+
+#[test]
+fn rotation_rewraps_the_parts_of_unfinished_uploads_too() {
+    require("aws");
+    let mut s = server_with_buckets();
+    let key = s.s3_key();
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("part");
+    let data = pattern(100_000);
+    std::fs::write(&part, &data).unwrap();
+    let out = run(s.aws(&key).args([
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "sec",
+        "--key",
+        "late.bin",
+        "--query",
+        "UploadId",
+        "--output",
+        "text",
+    ]));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = run(s.aws(&key).args([
+        "s3api",
+        "upload-part",
+        "--bucket",
+        "sec",
+        "--key",
+        "late.bin",
+        "--upload-id",
+        &id,
+        "--part-number",
+        "1",
+        "--body",
+        part.to_str().unwrap(),
+        "--query",
+        "ETag",
+        "--output",
+        "text",
+    ]));
+    let etag = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    s.stop();
+    let out = run(s.kura().args(["encryption", "rotate"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("rewrapped 1 data keys"), "{text}");
+    s.start_again();
+    let parts = format!(r#"{{"Parts":[{{"PartNumber":1,"ETag":{etag}}}]}}"#);
+    let done = s3(
+        &s,
+        &key,
+        &[
+            "s3api",
+            "complete-multipart-upload",
+            "--bucket",
+            "sec",
+            "--key",
+            "late.bin",
+            "--upload-id",
+            &id,
+            "--multipart-upload",
+            &parts,
+        ],
+    );
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(s.get("sec/late.bin"), data);
+}
+
+#[test]
+fn any_sse_c_header_is_refused_not_only_the_algorithm() {
+    require("curl");
+    let s = server_with_buckets();
+    let key = s.s3_key();
+    let user = format!("{}:{}", key.id, key.secret);
+    // a signed PUT carrying the client's key without the algorithm header: AWS refuses it,
+    // and storing the body without that key would be a silent lie
+    let put = |headers: &[&str], name: &str| {
+        let mut args = vec![
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--user",
+            &user,
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "-X",
+            "PUT",
+            "--data-binary",
+            "secret body",
+        ];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        let url = s.url(&format!("/sec/{name}"));
+        args.push(&url);
+        crate::common::code(&s.curl(&args))
+    };
+    let k =
+        "x-amz-server-side-encryption-customer-key: MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+    let md5 = "x-amz-server-side-encryption-customer-key-md5: 3v1ZhRQRnYJqVBFnpOGsDw==";
+    let copy = "x-amz-copy-source-server-side-encryption-customer-key: MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+    assert_eq!(put(&[], "plain"), 200);
+    for (i, h) in [vec![k], vec![md5], vec![copy]].iter().enumerate() {
+        let code = put(h, &format!("c{i}"));
+        assert!(code == 400 || code == 501, "{h:?}: {code}");
+        assert!(!s.files_dir().join(format!("sec/c{i}")).exists());
+    }
+}
+
+#[test]
+fn a_backup_of_an_encrypted_bucket_restores_its_files_and_versions() {
+    require("curl");
+    let s = server_with_buckets();
+    let first = pattern(2 * SEG + 11);
+    let second = pattern(SEG + 5);
+    assert_eq!(s.put("sec/doc.txt", &first), 201);
+    assert_eq!(s.put("sec/doc.txt", &second), 204);
+    let dest = tempfile::tempdir().unwrap();
+    let dest_s = dest.path().join("repo");
+    let dest_s = dest_s.to_str().unwrap();
+    let out = run(s.kura().args(["backup", dest_s]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // sealed bytes are not "different bytes" than the row records
+    assert!(!text.contains("amended"), "{text}");
+    let mut target = Server::in_folder(&[]);
+    run(target.kura().args(["restore", dest_s]));
+    // the master key is not in a backup: put it back as docs/encryption.md says
+    std::fs::copy(
+        s.data_dir().join("encryption.key"),
+        target.data_dir().join("encryption.key"),
+    )
+    .unwrap();
+    target.start_again();
+    assert_eq!(target.get("sec/doc.txt"), second);
+    let head = target.curl_admin(&["-sI", &target.dav("sec/doc.txt")]);
+    let head = String::from_utf8_lossy(&head.stdout).to_lowercase();
+    assert!(
+        head.contains(&format!("content-length: {}", second.len())),
+        "{head}"
+    );
+    run(target.kura().args(["restore", "/sec/doc.txt"]));
+    assert_eq!(target.get("sec/doc.txt"), first);
+}
+
+#[test]
+fn a_file_under_an_unknown_master_key_does_not_run_key_command_again() {
+    require("curl");
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("runs");
+    let a = "11".repeat(32);
+    let b = "22".repeat(32);
+    let cmd = |hex: &str| format!("echo run >> {}; echo {hex}", count.display());
+    let mut s = Server::start_with(false, &[("KURA_ENCRYPTION__KEY_COMMAND", &cmd(&a))]);
+    run(s.kura().args(["group", "add", "g"]));
+    run(s
+        .kura()
+        .args(["bucket", "create", "sec", "--group", "g", "--encrypt"]));
+    assert_eq!(s.put("sec/a", b"sealed with key a"), 201);
+    s.stop();
+    // the operator's command now prints another key (the old one is not held)
+    s.set_env("KURA_ENCRYPTION__KEY_COMMAND", &cmd(&b));
+    s.start_again();
+    std::fs::write(&count, "").unwrap();
+    for _ in 0..3 {
+        let out = s.curl_admin(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &s.dav("sec/a"),
+        ]);
+        assert_eq!(crate::common::code(&out), 500);
+    }
+    // each read of such a file ran the operator's command (a password manager's prompt, a
+    // hanging command holding every sealed read and write behind it): it runs at start only
+    let runs = std::fs::read_to_string(&count).unwrap();
+    assert_eq!(runs.lines().count(), 0, "key_command ran again: {runs:?}");
+}
+
 /// The body of file `i` of the conversion test: distinct, 1 to 3 segments long.
 fn conv_body(i: usize) -> Vec<u8> {
     let mut b = format!("file {i:04} ").into_bytes();
