@@ -189,6 +189,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             vfs: vfs.clone(),
             shares: shares.clone(),
             thumbs: crate::delivery::thumbnail::Thumbnailer::new(cfg.data_dir.join("thumbnails")),
+            session_doc: crate::app::openapi,
         },
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),
         limits,

@@ -14,7 +14,10 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{AuthError, Authenticator};
-use crate::store::{now_ms, MetaError, SessionInfo, Store};
+use crate::store::{now_ms, MetaError, Store};
+
+/// A session as its user sees it (the list `Sessions::list` answers).
+pub use crate::store::SessionInfo;
 use crate::vault::Vault;
 use crate::vfs::Caller;
 
@@ -89,7 +92,7 @@ pub struct Live {
 }
 
 /// Two-factor set-up data for the user to put in an authenticator app.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct TotpSetup {
     /// The secret in base32 (typed by hand, or sent back to confirm).
     pub secret: String,

@@ -6,7 +6,7 @@ mod assets;
 mod session;
 
 pub use assets::serve_asset;
-pub use session::{error, SessionFront};
+pub use session::{error, openapi, SessionFront};
 
 /// Where the app's pages live.
 pub const PREFIX: &str = "/app/";

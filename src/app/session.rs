@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::{API, CSRF_HEADER};
 use crate::auth::Authenticator;
-use crate::sessions::{csrf_matches, Live, SessionError, Sessions};
+use crate::sessions::{csrf_matches, Live, SessionError, Sessions, TotpSetup};
+use crate::wire::ErrorReply;
 use crate::wire::{AuthFailed, ReqBody, RespBody, User};
 
 /// Largest JSON body of these endpoints.
@@ -119,14 +120,16 @@ async fn body<T: for<'de> Deserialize<'de> + Default>(
         .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_json", &e.to_string()))
 }
 
-#[derive(Deserialize, Default)]
-struct SignIn {
+/// A sign-in's body: the code when two-factor authentication is on.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub struct SignIn {
     #[serde(default)]
     code: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-struct Confirm {
+/// A TOTP secret and code (turning two-factor on), or a code (turning it off).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub struct Confirm {
     #[serde(default)]
     secret: String,
     #[serde(default)]
@@ -184,7 +187,7 @@ impl SessionFront {
         let path = req.uri().path().strip_prefix(API).unwrap_or("").to_string();
         let method = req.method().clone();
         if path == "session" && method == Method::POST {
-            return self.sign_in(auth, req, client).await;
+            return sign_in(self, auth, req, client).await;
         }
         let live = match self.live(&req).await {
             Ok(Some(l)) => l,
@@ -206,74 +209,15 @@ impl SessionFront {
             );
         }
         let user = live.caller.user.clone();
+        let s = &self.sessions;
         let mut r = match (path.as_str(), method) {
-            ("session", Method::GET) => {
-                let totp = match self.sessions.has_totp(&user).await {
-                    Ok(t) => t,
-                    Err(e) => return from_session_error(e),
-                };
-                json(
-                    StatusCode::OK,
-                    serde_json::json!({
-                        "user": user,
-                        "admin": live.caller.is_admin,
-                        "csrf": live.csrf,
-                        "two_factor": totp,
-                    }),
-                )
-            }
-            ("session", Method::DELETE) => match self.sessions.sign_out(&live).await {
-                Ok(()) => self.cleared(),
-                Err(e) => from_session_error(e),
-            },
-            ("sessions", Method::GET) => match self.sessions.list(&user).await {
-                Ok(list) => json(StatusCode::OK, serde_json::json!({ "sessions": list })),
-                Err(e) => from_session_error(e),
-            },
-            ("sessions", Method::DELETE) => match self.sessions.sign_out_everywhere(&user).await {
-                Ok(_) => self.cleared(),
-                Err(e) => from_session_error(e),
-            },
-            ("2fa", Method::POST) => match self.sessions.begin_totp(&user) {
-                Ok(setup) => json(StatusCode::OK, serde_json::json!(setup)),
-                Err(e) => from_session_error(e),
-            },
-            ("2fa", Method::PUT) => {
-                let basic = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let c: Confirm = match body(req).await {
-                    Ok(c) => c,
-                    Err(r) => return r,
-                };
-                match self
-                    .sessions
-                    .enable_totp(auth, basic.as_deref(), &live, &c.secret, &c.code)
-                    .await
-                {
-                    Ok(codes) => json(
-                        StatusCode::OK,
-                        serde_json::json!({ "recovery_codes": codes }),
-                    ),
-                    Err(e) => from_session_error(e),
-                }
-            }
-            ("2fa", Method::DELETE) => {
-                let c: Confirm = match body(req).await {
-                    Ok(c) => c,
-                    Err(r) => return r,
-                };
-                match self.sessions.check_second_factor(&user, &c.code).await {
-                    Ok(true) => match self.sessions.reset_totp(&user).await {
-                        Ok(_) => self.cleared(),
-                        Err(e) => from_session_error(e),
-                    },
-                    Ok(false) => from_session_error(SessionError::Invalid),
-                    Err(e) => from_session_error(e),
-                }
-            }
+            ("session", Method::GET) => whoami(s, &live).await,
+            ("session", Method::DELETE) => sign_out(self, &live).await,
+            ("sessions", Method::GET) => list(s, &user).await,
+            ("sessions", Method::DELETE) => sign_out_everywhere(self, &user).await,
+            ("2fa", Method::POST) => begin_two_factor(s, &user),
+            ("2fa", Method::PUT) => enable_two_factor(s, auth, &live, req).await,
+            ("2fa", Method::DELETE) => disable_two_factor(self, &user, req).await,
             _ => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -281,63 +225,6 @@ impl SessionFront {
             ),
         };
         r.extensions_mut().insert(User(user));
-        r
-    }
-
-    async fn sign_in(
-        &self,
-        auth: &Authenticator,
-        req: Request<ReqBody>,
-        client: &str,
-    ) -> Response<RespBody> {
-        let basic = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let b: SignIn = match body(req).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        let opened = match self
-            .sessions
-            .sign_in(
-                auth,
-                basic.as_deref(),
-                b.code.as_deref(),
-                client,
-                agent.as_deref(),
-            )
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => return from_session_error(e),
-        };
-        tracing::info!(user = %opened.caller.user, %client, "browser sign-in");
-        let mut r = json(
-            StatusCode::OK,
-            serde_json::json!({
-                "user": opened.caller.user,
-                "admin": opened.caller.is_admin,
-                "csrf": opened.csrf,
-            }),
-        );
-        let cookie = format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-            cookie_name(self.secure),
-            opened.token,
-            self.sessions.max_age().as_secs(),
-            if self.secure { "; Secure" } else { "" }
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            r.headers_mut().insert(header::SET_COOKIE, v);
-        }
-        r.extensions_mut().insert(User(opened.caller.user));
         r
     }
 
@@ -355,4 +242,258 @@ impl SessionFront {
         }
         r
     }
+}
+
+/// Signs in with Basic credentials (and a code when two-factor authentication is on): the
+/// answer sets the session cookie.
+#[utoipa::path(post, path = "/api/user/v1/session", operation_id = "sign_in",
+    request_body(content = SignIn, description = "the code, when two-factor authentication is on"),
+    security(("basic" = [])),
+    responses((status = 200, body = SignedIn, description = "signed in; sets the session cookie"),
+              (status = 401, body = ErrorReply, description = "`invalid` (wrong credentials or code), `second_factor_required`, `credentials_required`"),
+              (status = 429, body = ErrorReply, description = "throttled: too many failed logins from this address, or `too_many_codes` for this account")))]
+async fn sign_in(
+    front: &SessionFront,
+    auth: &Authenticator,
+    req: Request<ReqBody>,
+    client: &str,
+) -> Response<RespBody> {
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let b: SignIn = match body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let opened = match front
+        .sessions
+        .sign_in(
+            auth,
+            basic.as_deref(),
+            b.code.as_deref(),
+            client,
+            agent.as_deref(),
+        )
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return from_session_error(e),
+    };
+    tracing::info!(user = %opened.caller.user, %client, "browser sign-in");
+    let mut r = json(
+        StatusCode::OK,
+        serde_json::json!(SignedIn {
+            user: opened.caller.user.clone(),
+            admin: opened.caller.is_admin,
+            csrf: opened.csrf,
+        }),
+    );
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        cookie_name(front.secure),
+        opened.token,
+        front.sessions.max_age().as_secs(),
+        if front.secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r.extensions_mut().insert(User(opened.caller.user));
+    r
+}
+
+/// Who is signed in.
+#[utoipa::path(get, path = "/api/user/v1/session", operation_id = "whoami", security(("session" = [])),
+    responses((status = 200, body = Whoami), (status = 401, body = ErrorReply, description = "`signed_out`")))]
+async fn whoami(sessions: &Sessions, live: &Live) -> Response<RespBody> {
+    match sessions.has_totp(&live.caller.user).await {
+        Ok(totp) => json(
+            StatusCode::OK,
+            serde_json::json!(Whoami {
+                user: live.caller.user.clone(),
+                admin: live.caller.is_admin,
+                csrf: live.csrf.clone(),
+                two_factor: totp,
+            }),
+        ),
+        Err(e) => from_session_error(e),
+    }
+}
+
+/// Signs this browser out.
+#[utoipa::path(delete, path = "/api/user/v1/session", operation_id = "sign_out", security(("session" = [])),
+    params(("X-Kura-CSRF" = String, Header)),
+    responses((status = 204, description = "signed out; the cookie is removed"),
+              (status = 403, body = ErrorReply, description = "`csrf`")))]
+async fn sign_out(front: &SessionFront, live: &Live) -> Response<RespBody> {
+    match front.sessions.sign_out(live).await {
+        Ok(()) => front.cleared(),
+        Err(e) => from_session_error(e),
+    }
+}
+
+/// The user's sessions (signed-in browsers).
+#[utoipa::path(get, path = "/api/user/v1/sessions", operation_id = "list_sessions", security(("session" = [])),
+    responses((status = 200, body = SessionsView)))]
+async fn list(sessions: &Sessions, user: &str) -> Response<RespBody> {
+    match sessions.list(user).await {
+        Ok(sessions) => json(StatusCode::OK, serde_json::json!(SessionsView { sessions })),
+        Err(e) => from_session_error(e),
+    }
+}
+
+/// Signs every browser of the user out.
+#[utoipa::path(delete, path = "/api/user/v1/sessions", operation_id = "sign_out_everywhere", security(("session" = [])),
+    params(("X-Kura-CSRF" = String, Header)),
+    responses((status = 204, description = "every session ended; the cookie is removed"),
+              (status = 403, body = ErrorReply, description = "`csrf`")))]
+async fn sign_out_everywhere(front: &SessionFront, user: &str) -> Response<RespBody> {
+    match front.sessions.sign_out_everywhere(user).await {
+        Ok(_) => front.cleared(),
+        Err(e) => from_session_error(e),
+    }
+}
+
+/// A new TOTP secret to confirm with `PUT` (nothing is stored yet).
+#[utoipa::path(post, path = "/api/user/v1/2fa", operation_id = "begin_two_factor", security(("session" = [])),
+    params(("X-Kura-CSRF" = String, Header)),
+    responses((status = 200, body = TotpSetup), (status = 403, body = ErrorReply, description = "`csrf`")))]
+fn begin_two_factor(sessions: &Sessions, user: &str) -> Response<RespBody> {
+    match sessions.begin_totp(user) {
+        Ok(setup) => json(StatusCode::OK, serde_json::json!(setup)),
+        Err(e) => from_session_error(e),
+    }
+}
+
+/// Turns two-factor authentication on: the password again (Basic, beside the session) and a
+/// current code of the secret; answers the recovery codes, shown once; other sessions end.
+#[utoipa::path(put, path = "/api/user/v1/2fa", operation_id = "enable_two_factor", request_body = Confirm,
+    security(("session" = [])),
+    params(("X-Kura-CSRF" = String, Header), ("Authorization" = String, Header, description = "Basic credentials: the password again")),
+    responses((status = 200, body = RecoveryCodes),
+              (status = 400, body = ErrorReply, description = "not a base32 secret, or already on"),
+              (status = 401, body = ErrorReply, description = "`invalid`: wrong password or code"),
+              (status = 403, body = ErrorReply, description = "`csrf`")))]
+async fn enable_two_factor(
+    sessions: &Sessions,
+    auth: &Authenticator,
+    live: &Live,
+    req: Request<ReqBody>,
+) -> Response<RespBody> {
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let c: Confirm = match body(req).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match sessions
+        .enable_totp(auth, basic.as_deref(), live, &c.secret, &c.code)
+        .await
+    {
+        Ok(recovery_codes) => json(
+            StatusCode::OK,
+            serde_json::json!(RecoveryCodes { recovery_codes }),
+        ),
+        Err(e) => from_session_error(e),
+    }
+}
+
+/// Turns two-factor authentication off with a current or recovery code; every session ends.
+#[utoipa::path(delete, path = "/api/user/v1/2fa", operation_id = "disable_two_factor", request_body = Confirm,
+    security(("session" = [])),
+    params(("X-Kura-CSRF" = String, Header)),
+    responses((status = 204, description = "off; signed out everywhere"),
+              (status = 401, body = ErrorReply, description = "`invalid`: wrong code"),
+              (status = 403, body = ErrorReply, description = "`csrf`"),
+              (status = 429, body = ErrorReply, description = "`too_many_codes`")))]
+async fn disable_two_factor(
+    front: &SessionFront,
+    user: &str,
+    req: Request<ReqBody>,
+) -> Response<RespBody> {
+    let c: Confirm = match body(req).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match front.sessions.check_second_factor(user, &c.code).await {
+        Ok(true) => match front.sessions.reset_totp(user).await {
+            Ok(_) => front.cleared(),
+            Err(e) => from_session_error(e),
+        },
+        Ok(false) => from_session_error(SessionError::Invalid),
+        Err(e) => from_session_error(e),
+    }
+}
+
+/// The answer of a sign-in.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SignedIn {
+    user: String,
+    admin: bool,
+    /// The token to send in `X-Kura-CSRF` on every state-changing request.
+    csrf: String,
+}
+
+/// Who is signed in.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Whoami {
+    user: String,
+    admin: bool,
+    csrf: String,
+    /// Whether two-factor authentication is on.
+    two_factor: bool,
+}
+
+/// The user's sessions.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SessionsView {
+    sessions: Vec<crate::sessions::SessionInfo>,
+}
+
+/// Recovery codes, each good for one sign-in; shown once.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RecoveryCodes {
+    recovery_codes: Vec<String>,
+}
+
+/// The OpenAPI paths of these endpoints, which the user API's document takes in.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        sign_in,
+        whoami,
+        sign_out,
+        list,
+        sign_out_everywhere,
+        begin_two_factor,
+        enable_two_factor,
+        disable_two_factor
+    ),
+    components(schemas(
+        SignIn,
+        SignedIn,
+        Whoami,
+        SessionsView,
+        crate::sessions::SessionInfo,
+        TotpSetup,
+        Confirm,
+        RecoveryCodes,
+        ErrorReply
+    ))
+)]
+struct SessionDoc;
+
+/// The session endpoints' part of the user API's OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <SessionDoc as utoipa::OpenApi>::openapi()
 }

@@ -14,7 +14,7 @@ pub struct SessionRow {
 }
 
 /// A session as its user sees it in the list of their sessions.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     /// A short public id (a prefix of the token's hash), to name one for sign-out.
     pub id: String,

@@ -7,15 +7,8 @@ use crate::vfs::resumable::OFFSET_MISMATCH;
 use crate::vfs::VfsError;
 use crate::wire::RespBody;
 
-/// Every error of the user API, as the OpenAPI document describes it (the replies are built
-/// by `error`).
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorReply {
-    /// Stable code: invalid, forbidden, csrf, not_found, method, conflict, offset,
-    /// precondition, too_large, locked, quota, internal.
-    pub error: String,
-    pub message: String,
-}
+/// Every error of the user API, as the OpenAPI document describes it.
+pub use crate::wire::ErrorReply;
 
 /// A JSON error reply.
 pub use crate::wire::json_error as error;

@@ -37,8 +37,10 @@ pub struct UserApi {
     pub vfs: Vfs,
     /// The share-link service the admin API and the CLI use too.
     pub shares: Shares,
-    /// Previews' image thumbnails, cached under the data dir.
+    /// Previews' image thumbnails and PDF pages, cached under the data dir.
     pub thumbs: Thumbnailer,
+    /// The session endpoints' part of the OpenAPI document (the browser app serves them).
+    pub session_doc: fn() -> utoipa::openapi::OpenApi,
 }
 
 impl UserApi {
@@ -86,7 +88,7 @@ impl UserApi {
             ("/shares", &Method::GET) => shares::list(&self.shares, c).await,
             ("/shares", &Method::POST) => shares::create(&self.shares, c, req).await,
             ("/buckets", &Method::GET) => files::buckets(vfs, c).await,
-            ("/openapi.json", &Method::GET) => json(StatusCode::OK, openapi::document()),
+            ("/openapi.json", &Method::GET) => openapi::document((self.session_doc)()),
             ("/files", &Method::GET) => files::list(vfs, c, &params).await,
             ("/file", &Method::GET) => files::stat(vfs, c, &params).await,
             ("/download", &Method::GET | &Method::HEAD) => {

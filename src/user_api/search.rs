@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use super::errors::{error, from_vfs};
+use super::errors::{error, from_vfs, ErrorReply};
 use super::Params;
 use crate::vfs::search::SearchPage;
 use crate::vfs::tags::{description_of, tags_of};
@@ -17,7 +17,7 @@ use crate::wire::RespBody;
 const DEFAULT_LIMIT: usize = 50;
 
 /// One entry found.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HitView {
     /// Path in the namespace (`/bucket/...`).
     pub path: String,
@@ -36,7 +36,8 @@ pub struct HitView {
 }
 
 /// One page of results.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SearchPage)]
 pub struct PageView {
     /// Entries found, newest first.
     pub items: Vec<HitView>,
@@ -69,7 +70,13 @@ pub fn page_view(p: SearchPage) -> PageView {
     }
 }
 
-/// Answers a search request.
+/// One page of the search for the caller (only what she may read).
+#[utoipa::path(get, path = "/api/user/v1/search",
+    params(("q" = String, Query, description = "words of names and descriptions, `tag:KEY=VALUE`, `tag:KEY`"),
+           ("scope" = Option<String>, Query, description = "a folder to search below (default /)"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("limit" = Option<usize>, Query, description = "1 to 1000, default 50")),
+    responses((status = 200, body = PageView), (status = 400, body = ErrorReply)))]
 pub async fn search(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBody> {
     let Some(q) = params.get("q") else {
         return error(StatusCode::BAD_REQUEST, "invalid", "q is required");

@@ -6,7 +6,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
 
-use super::errors::{error, from_vfs};
+use super::errors::{error, from_vfs, ErrorReply};
 use super::Params;
 use crate::vfs::{Caller, VPath, Vfs};
 use crate::wire::{ReqBody, RespBody};
@@ -15,8 +15,8 @@ use crate::wire::{ReqBody, RespBody};
 const MAX_BODY: usize = 8 * 1024;
 
 /// One kept version or delete marker.
-#[derive(Serialize)]
-struct VersionView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VersionView {
     id: String,
     size: i64,
     etag: String,
@@ -28,8 +28,8 @@ struct VersionView {
 }
 
 /// One delete in the trash.
-#[derive(Serialize)]
-struct TrashView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TrashView {
     delete_id: String,
     path: String,
     folder: bool,
@@ -38,10 +38,37 @@ struct TrashView {
     bytes: i64,
 }
 
-/// What to restore.
-#[derive(Deserialize)]
+/// A path's versions, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VersionsView {
+    versions: Vec<VersionView>,
+}
+
+/// The deletes in the trash, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeletesView {
+    deletes: Vec<TrashView>,
+}
+
+/// What emptying the trash removed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PurgedView {
+    removed: u64,
+    bytes: i64,
+}
+
+/// What a restore made current again.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RestoredView {
+    files: usize,
+    folders: usize,
+}
+
+/// What to restore: `version` (an id of `versions`), or the latest delete; to `to`, or where
+/// it was.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RestoreRequest {
+pub struct RestoreRequest {
     path: String,
     version: Option<String>,
     to: Option<String>,
@@ -60,6 +87,9 @@ fn path_param(params: &Params, name: &str) -> Result<VPath, Response<RespBody>> 
 }
 
 /// The versions of a path the caller may read, newest first.
+#[utoipa::path(get, path = "/api/user/v1/versions", params(("path" = String, Query)),
+    responses((status = 200, body = VersionsView), (status = 400, body = ErrorReply),
+              (status = 404, body = ErrorReply)))]
 pub async fn versions(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBody> {
     let path = match path_param(params, "path") {
         Ok(p) => p,
@@ -82,7 +112,7 @@ pub async fn versions(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<R
                 .collect();
             super::json(
                 StatusCode::OK,
-                serde_json::json!({ "versions": list }).to_string(),
+                serde_json::json!(VersionsView { versions: list }).to_string(),
             )
         }
         Err(e) => from_vfs(e),
@@ -90,6 +120,9 @@ pub async fn versions(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<R
 }
 
 /// The deletes the caller may see, newest first.
+#[utoipa::path(get, path = "/api/user/v1/trash", operation_id = "list_trash",
+    params(("bucket" = Option<String>, Query, description = "one bucket (default: all)")),
+    responses((status = 200, body = DeletesView), (status = 400, body = ErrorReply)))]
 pub async fn trash(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBody> {
     let bucket = match params.get("bucket") {
         Some(b) => match VPath::parse(&format!("/{}", b.trim_matches('/'))) {
@@ -113,7 +146,7 @@ pub async fn trash(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<Resp
                 .collect();
             super::json(
                 StatusCode::OK,
-                serde_json::json!({ "deletes": list }).to_string(),
+                serde_json::json!(DeletesView { deletes: list }).to_string(),
             )
         }
         Err(e) => from_vfs(e),
@@ -122,6 +155,10 @@ pub async fn trash(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<Resp
 
 /// Empties the trash (of one bucket, or all) now, as the core allows the caller (its
 /// administrators: docs/versions.md); answers what was removed.
+#[utoipa::path(delete, path = "/api/user/v1/trash", operation_id = "empty_trash",
+    params(("bucket" = Option<String>, Query, description = "one bucket (default: all)")),
+    responses((status = 200, body = PurgedView),
+              (status = 403, body = ErrorReply, description = "not an administrator, or `csrf`")))]
 pub async fn empty_trash(vfs: &Vfs, caller: &Caller, params: &Params) -> Response<RespBody> {
     let bucket = match params.get("bucket") {
         Some(b) => match VPath::parse(&format!("/{}", b.trim_matches('/'))) {
@@ -133,13 +170,21 @@ pub async fn empty_trash(vfs: &Vfs, caller: &Caller, params: &Params) -> Respons
     match vfs.empty_trash(caller, bucket.as_ref()).await {
         Ok(p) => super::json(
             StatusCode::OK,
-            serde_json::json!({ "removed": p.rows, "bytes": p.bytes }).to_string(),
+            serde_json::json!(PurgedView {
+                removed: p.rows,
+                bytes: p.bytes
+            })
+            .to_string(),
         ),
         Err(e) => from_vfs(e),
     }
 }
 
 /// Restores a version, a deleted file or a whole deleted folder as the current version.
+#[utoipa::path(post, path = "/api/user/v1/restore", request_body = RestoreRequest,
+    responses((status = 200, body = RestoredView), (status = 400, body = ErrorReply),
+              (status = 403, body = ErrorReply), (status = 404, body = ErrorReply),
+              (status = 409, body = ErrorReply), (status = 507, body = ErrorReply)))]
 pub async fn restore(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
@@ -168,7 +213,11 @@ pub async fn restore(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Respo
     {
         Ok(done) => super::json(
             StatusCode::OK,
-            serde_json::json!({ "files": done.files, "folders": done.folders }).to_string(),
+            serde_json::json!(RestoredView {
+                files: done.files,
+                folders: done.folders
+            })
+            .to_string(),
         ),
         Err(e) => from_vfs(e),
     }

@@ -20,6 +20,17 @@ pub fn json(status: StatusCode, body: String) -> Response<RespBody> {
     r
 }
 
+/// A JSON error answer as `json_error` writes it, for OpenAPI documents.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorReply {
+    /// Stable code: invalid, forbidden, csrf, not_found, method, conflict, offset,
+    /// precondition, too_large, locked, quota, internal (and the session endpoints'
+    /// signed_out, second_factor_required, too_many_codes, ...).
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
 /// A JSON error answer with a stable code.
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<RespBody> {
     json(

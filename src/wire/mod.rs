@@ -13,7 +13,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
 pub use body::{watch, BodyFault, ReqBody};
-pub use json::{json, json_error};
+pub use json::{json, json_error, ErrorReply};
 pub use ranges::tame as tame_ranges;
 pub use safety::{is_active_type, protect};
 
