@@ -39,6 +39,10 @@ use cli::{Cli, Command};
 use config::Config;
 
 fn main() -> ExitCode {
+    // the server starts this binary again to render a PDF page under resource limits
+    if let Some(code) = delivery::pdf_page::run_if_child() {
+        return code;
+    }
     let cli = Cli::parse();
     // Completions and man pages need no configuration, so they work right after installing.
     match &cli.command {

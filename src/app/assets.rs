@@ -36,8 +36,10 @@ const FILES: &[(&str, &str, &str)] = &[
 
 /// The policy of every app page: nothing but this origin's own files, no framing, no
 /// plugins, forms only to this origin. Previews play audio and video from this origin's
-/// sandboxed downloads.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// sandboxed downloads, and show PDF pages the server rendered from `blob:` URLs of the
+/// images the app fetched (to read their page count).
+const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    media-src 'self'; connect-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 

@@ -1,7 +1,8 @@
-//! Image thumbnails for the app's previews: decoded server-side under hard bounds (the file's
-//! size, the header's pixel count, the decoder's allocations, two decodes at once, each on a
-//! blocking thread), EXIF orientation applied, and cached on disk keyed by the file's path,
-//! ETag and size so that a thumbnail is decoded once per version of a file.
+//! Image thumbnails and PDF pages for the app's previews: decoded server-side under hard
+//! bounds (the file's size, the header's pixel count, the decoder's allocations, two decodes
+//! at once, each on a blocking thread; a PDF page in a limited child process, `pdf_page`),
+//! EXIF orientation applied, and cached on disk keyed by the file's path, ETag and size so
+//! that a thumbnail is made once per version of a file.
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -12,10 +13,11 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use super::pdf_page::{self, PageError};
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
 
 /// Largest source file read into memory to make a thumbnail.
-pub const MAX_SOURCE_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_SOURCE_BYTES: u64 = super::MAX_PREVIEW_BYTES;
 
 /// Most pixels an image's header may announce (a 12-megapixel photo is well below).
 pub const MAX_PIXELS: u64 = 50_000_000;
@@ -35,7 +37,10 @@ pub enum ThumbError {
     /// The core refused or failed (permission, not found, a folder, ...).
     #[error(transparent)]
     Vfs(#[from] VfsError),
-    /// Not a JPEG, PNG, GIF or WebP image, or one that does not decode.
+    /// A size or page the request may not ask for.
+    #[error("{0}")]
+    Invalid(String),
+    /// Not a JPEG, PNG, GIF or WebP image or a PDF, or one that does not decode or render.
     #[error("{0}")]
     Unsupported(String),
     /// The file or the image it announces is over the bounds.
@@ -50,10 +55,22 @@ pub enum ThumbError {
 pub struct Thumbnail {
     /// The encoded image.
     pub bytes: Bytes,
-    /// `image/jpeg` or `image/png` (images with transparency).
+    /// `image/jpeg` or `image/png` (images with transparency, PDF pages).
     pub content_type: &'static str,
-    /// Stable for one content and size.
+    /// Stable for one content, size and page.
     pub etag: String,
+    /// A PDF's number of pages (`None` for an image).
+    pub pages: Option<u32>,
+}
+
+impl From<PageError> for ThumbError {
+    fn from(e: PageError) -> Self {
+        match e {
+            PageError::NoSuchPage(m) => ThumbError::Invalid(m),
+            PageError::Unreadable(m) => ThumbError::Unsupported(m),
+            PageError::Internal(m) => ThumbError::Internal(m),
+        }
+    }
 }
 
 /// Makes and caches thumbnails.
@@ -72,44 +89,63 @@ impl Thumbnailer {
         }
     }
 
-    /// The thumbnail of `path` at most `edge` pixels on a side, read as `caller` through the
-    /// core (read access decides).
+    /// The thumbnail of `path` at most `edge` pixels on a side (of a PDF, its page `page`,
+    /// from 1), read as `caller` through the core (read access decides).
     pub async fn thumbnail(
         &self,
         vfs: &Vfs,
         caller: &Caller,
         path: &VPath,
         edge: u32,
+        page: u32,
     ) -> Result<Thumbnail, ThumbError> {
         if !SIZES.contains(&edge) {
-            return Err(ThumbError::Unsupported(format!("size is one of {SIZES:?}")));
+            return Err(ThumbError::Invalid(format!("size is one of {SIZES:?}")));
+        }
+        if page == 0 {
+            return Err(ThumbError::Invalid("pages are counted from 1".into()));
         }
         let (entry, download) = vfs.open_read(caller, path).await?;
         // the path too: an ETag is not a secret-proof content hash (a writer may set one on
         // some paths), so one file's thumbnail never answers for another's
-        let key = hex::encode(Sha256::digest(
-            format!("{}\n{}\n{}\n{edge}", entry.path, entry.etag, entry.size).as_bytes(),
-        ));
+        let mut id = format!("{}\n{}\n{}\n{edge}", entry.path, entry.etag, entry.size);
+        if page > 1 {
+            id.push_str(&format!("\npage {page}"));
+        }
+        let key = hex::encode(Sha256::digest(id.as_bytes()));
         let etag = key[..32].to_string();
-        let (jpg, png) = (
-            self.dir.join(&key[..2]).join(format!("{key}.jpg")),
-            self.dir.join(&key[..2]).join(format!("{key}.png")),
-        );
+        let file = |ext: &str| self.dir.join(&key[..2]).join(format!("{key}.{ext}"));
+        let (jpg, png, pdf) = (file("jpg"), file("png"), file("pdfpage"));
         // an encrypted bucket's images are not written to disk in the clear: no cache
         let cache = entry.sealed.is_none();
         let cached = [(&jpg, "image/jpeg"), (&png, "image/png")];
-        for (file, ct) in cached.into_iter().filter(|_| cache) {
+        for (file, ct) in cached.into_iter().filter(|_| cache && page == 1) {
             if let Ok(b) = tokio::fs::read(file).await {
                 return Ok(Thumbnail {
                     bytes: b.into(),
                     content_type: ct,
                     etag,
+                    pages: None,
                 });
             }
         }
+        if let Some(Ok(p)) = match cache {
+            true => tokio::fs::read(&pdf)
+                .await
+                .ok()
+                .map(|b| pdf_page::parse(&b)),
+            false => None,
+        } {
+            return Ok(Thumbnail {
+                bytes: p.png.into(),
+                content_type: "image/png",
+                etag,
+                pages: Some(p.pages),
+            });
+        }
         if entry.size > MAX_SOURCE_BYTES {
             return Err(ThumbError::TooLarge(format!(
-                "images over {} MiB are not previewed",
+                "files over {} MiB are not previewed",
                 MAX_SOURCE_BYTES / 1024 / 1024
             )));
         }
@@ -128,6 +164,23 @@ impl Thumbnailer {
             at += chunk.len() as u64;
             source.extend_from_slice(&chunk);
         }
+        if pdf_page::is_pdf(&source) {
+            let p = pdf_page::render(source, page, edge).await?;
+            if cache {
+                let mut out = format!("pages {}\n", p.pages).into_bytes();
+                out.extend_from_slice(&p.png);
+                tokio::task::spawn_blocking(move || store(&pdf, &out));
+            }
+            return Ok(Thumbnail {
+                bytes: p.png.into(),
+                content_type: "image/png",
+                etag,
+                pages: Some(p.pages),
+            });
+        }
+        if page != 1 {
+            return Err(ThumbError::Invalid("only a PDF has pages".into()));
+        }
         let made = tokio::task::spawn_blocking(move || {
             let (bytes, alpha) = make(source, edge)?;
             if cache {
@@ -141,6 +194,7 @@ impl Thumbnailer {
             bytes: made.0.into(),
             content_type: if made.1 { "image/png" } else { "image/jpeg" },
             etag,
+            pages: None,
         })
     }
 }
@@ -169,7 +223,7 @@ fn make(source: Vec<u8>, edge: u32) -> Result<(Vec<u8>, bool), ThumbError> {
         Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Gif | ImageFormat::WebP) => {}
         _ => {
             return Err(ThumbError::Unsupported(
-                "not a JPEG, PNG, GIF or WebP image".into(),
+                "not a JPEG, PNG, GIF or WebP image, nor a PDF".into(),
             ))
         }
     }

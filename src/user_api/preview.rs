@@ -1,6 +1,6 @@
-//! `GET /api/user/v1/thumbnail?path=&size=256`: an image's thumbnail for the app's previews,
-//! read through the core as the caller (read access decides) and made within the bounds of
-//! `crate::delivery::thumbnail`.
+//! `GET /api/user/v1/thumbnail?path=&size=256&page=1`: an image's thumbnail or a PDF's page
+//! for the app's previews, read through the core as the caller (read access decides) and made
+//! within the bounds of `crate::delivery::thumbnail` and `crate::delivery::pdf_page`.
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
@@ -11,14 +11,20 @@ use crate::delivery::thumbnail::{ThumbError, Thumbnailer};
 use crate::vfs::{Caller, Vfs};
 use crate::wire::{full, ReqBody, RespBody};
 
-/// The thumbnail of one image, at most `size` pixels on a side.
+/// The header that tells a PDF's number of pages.
+const PAGES: &str = "x-kura-pages";
+
+/// The thumbnail of one image, or one page of a PDF, at most `size` pixels on a side.
 #[utoipa::path(get, path = "/api/user/v1/thumbnail",
-    params(("path" = String, Query), ("size" = Option<u32>, Query, description = "64, 128, 256 (default), 512 or 1024")),
-    responses((status = 200, description = "a JPEG, or a PNG for images with transparency"),
+    params(("path" = String, Query), ("size" = Option<u32>, Query, description = "64, 128, 256 (default), 512 or 1024"),
+           ("page" = Option<u32>, Query, description = "a PDF's page, from 1 (the default)")),
+    responses((status = 200, description = "a JPEG, or a PNG for images with transparency and PDF pages",
+               headers(("X-Kura-Pages" = u32, description = "a PDF's number of pages"))),
               (status = 304, description = "If-None-Match matched"),
+              (status = 400, body = ErrorReply, description = "a size not served, a page past the last, a page of an image"),
               (status = 403, body = ErrorReply), (status = 404, body = ErrorReply),
               (status = 413, body = ErrorReply, description = "over 64 MiB or 50 megapixels"),
-              (status = 415, body = ErrorReply, description = "not an image Kura previews, or one that does not decode")))]
+              (status = 415, body = ErrorReply, description = "not an image or PDF Kura previews, or one that does not decode or render within the limits")))]
 pub async fn thumbnail(
     vfs: &Vfs,
     thumbs: &Thumbnailer,
@@ -33,12 +39,13 @@ pub async fn thumbnail(
     let Ok(size) = params.get("size").unwrap_or("256").parse::<u32>() else {
         return error(StatusCode::BAD_REQUEST, "invalid", "size is a number");
     };
-    let t = match thumbs.thumbnail(vfs, caller, &path, size).await {
+    let Ok(page) = params.get("page").unwrap_or("1").parse::<u32>() else {
+        return error(StatusCode::BAD_REQUEST, "invalid", "page is a number");
+    };
+    let t = match thumbs.thumbnail(vfs, caller, &path, size, page).await {
         Ok(t) => t,
         Err(ThumbError::Vfs(e)) => return from_vfs(e),
-        Err(ThumbError::Unsupported(m)) if m.starts_with("size") => {
-            return error(StatusCode::BAD_REQUEST, "invalid", &m)
-        }
+        Err(ThumbError::Invalid(m)) => return error(StatusCode::BAD_REQUEST, "invalid", &m),
         Err(ThumbError::Unsupported(m)) => {
             return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported", &m)
         }
@@ -75,6 +82,9 @@ pub async fn thumbnail(
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
+    }
+    if let Some(n) = t.pages {
+        h.insert(PAGES, HeaderValue::from(n));
     }
     // private: the permission is checked on every request (revalidated, never shared)
     h.insert(

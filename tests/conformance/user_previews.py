@@ -8,6 +8,7 @@ Usage: user_previews.py BASE_URL SERVER_PID IMAGES
 import os
 import struct
 import sys
+import threading
 import time
 import zlib
 
@@ -171,6 +172,62 @@ err(thumb(alice, "/team/pics/photo12mp.jpg"), 200)
 cached = time.monotonic() - t0
 print(f"thumbnail of a 12-megapixel JPEG: {cpu * 1000:.0f} ms server CPU, {wall * 1000:.0f} ms wall; "
       f"cached: {cached * 1000:.0f} ms")
+
+# ---------- PDF pages ----------
+def png_size(b):
+    assert b.startswith(b"\x89PNG"), b[:16]
+    return struct.unpack(">II", b[16:24])
+
+
+t0 = time.monotonic()
+r = thumb(alice, "/team/pics/two.pdf", size="512")
+err(r, 200)
+print(f"PDF page rendered in {(time.monotonic() - t0) * 1000:.0f} ms wall")
+assert r.headers["content-type"] == "image/png" and r.headers["x-kura-pages"] == "2", r.headers
+assert r.headers["content-security-policy"] == "sandbox", r.headers
+w, h = png_size(r.content)
+assert h == 512 and 350 < w < 370, (w, h)  # an A6 page, 298 x 420 points
+p2 = thumb(alice, "/team/pics/two.pdf", size="512", page="2")
+err(p2, 200)
+assert p2.headers["x-kura-pages"] == "2" and p2.content != r.content and p2.headers["etag"] != r.headers["etag"]
+# cached, with its page count
+again = thumb(alice, "/team/pics/two.pdf", size="512", page="2")
+assert again.content == p2.content and again.headers["x-kura-pages"] == "2", again.headers
+err(alice.get(API + "/thumbnail", params={"path": "/team/pics/two.pdf", "size": "512", "page": "2"},
+              headers={"If-None-Match": p2.headers["etag"]}), 304)
+# pages that are none, and a page of an image
+err(thumb(alice, "/team/pics/two.pdf", page="3"), 400, "invalid")
+err(thumb(alice, "/team/pics/two.pdf", page="0"), 400, "invalid")
+err(thumb(alice, "/team/pics/two.pdf", page="-1"), 400, "invalid")
+err(thumb(alice, "/team/pics/two.pdf", page="one"), 400, "invalid")
+err(thumb(alice, "/team/pics/small.png", page="2"), 400, "invalid")
+# another user's PDF: nothing revealed; no session: 401
+hidden(thumb(carol, "/team/pics/two.pdf"))
+err(requests.get(API + "/thumbnail", params={"path": "/team/pics/two.pdf"}), 401)
+# garbage that starts like a PDF
+err(thumb(alice, "/team/pics/garbage.pdf"), 415, "unsupported")
+# PDFs made to exhaust a renderer: nested forms (memory) and a calculator function per pixel
+# (CPU); each is refused within the renderer's limits (20 s of wall time at most), the work is
+# done by the renderer process, not the server, and the server answers others meanwhile
+for name in ("forms-bomb.pdf", "cpu-bomb.pdf"):
+    before, c0, t0 = rss_kib(), cpu_seconds(), time.monotonic()
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(r=thumb(alice, "/team/pics/" + name)))
+    worker.start()
+    time.sleep(1)
+    t1 = time.monotonic()
+    err(thumb(bob, "/team/pics/rotated.jpg", size="64"), 200)
+    meanwhile = time.monotonic() - t1
+    worker.join(60)
+    took, cpu = time.monotonic() - t0, cpu_seconds() - c0
+    assert not worker.is_alive(), f"{name}: no answer in 60 s"
+    err(box["r"], 415, "unsupported")
+    assert took < 30, f"{name} took {took:.1f} s"
+    assert meanwhile < 5, f"a thumbnail took {meanwhile:.1f} s while {name} rendered"
+    assert cpu < 2, f"{name} cost the server {cpu:.1f} s of CPU"
+    assert rss_kib() < before + 50 * 1024, (name, before, rss_kib())
+    print(f"{name} refused in {took:.1f} s ({box['r'].json()['message']}); server CPU {cpu:.2f} s; "
+          f"RSS {before} -> {rss_kib()} KiB; another thumbnail meanwhile in {meanwhile * 1000:.0f} ms")
 
 # ---------- tags and descriptions ----------
 tag = lambda s, body: s.post(API + "/tags", json=body)

@@ -1,8 +1,9 @@
 //! Previews, tags, old versions, the trash and share links through the user API (docs/web.md),
 //! by signed-in browsers (Python requests with the session cookie and CSRF token) against a
 //! real server, written as attacks: another user's files, a decompression bomb, a corrupt
-//! image, a file named like markup, requests without the CSRF token. Also measures the
-//! server CPU a 12-megapixel JPEG's thumbnail costs (the figure is printed).
+//! image, a file named like markup, requests without the CSRF token; PDF pages, and PDFs
+//! built to exhaust a renderer's memory or CPU. Also measures the server CPU a 12-megapixel
+//! JPEG's thumbnail costs (the figure is printed).
 
 use std::io::Cursor;
 use std::process::Command;
@@ -54,11 +55,15 @@ fn previews_tags_versions_and_shares_refuse_attacks() {
     let server = Server::plain();
     households(&server);
     let dir = tempfile::tempdir().expect("tmp");
-    let files: [(&str, Vec<u8>); 5] = [
+    let files: [(&str, Vec<u8>); 9] = [
         ("rotated.jpg", jpeg(200, 100, Some(6))),
         ("photo12mp.jpg", jpeg(4000, 3000, None)),
         ("clear.png", png(40, 20, true)),
         ("small.png", png(64, 32, false)),
+        ("two.pdf", crate::pdfs::two_pages_with_script()),
+        ("garbage.pdf", crate::pdfs::garbage()),
+        ("forms-bomb.pdf", crate::pdfs::bomb()),
+        ("cpu-bomb.pdf", crate::pdfs::cpu_bomb()),
         ("corrupt.png", {
             let mut p = png(64, 64, false);
             p.truncate(p.len() / 2);

@@ -438,3 +438,56 @@ fn lock_as_admin(s: &Server, url: &str, owner: &str) -> std::process::Output {
         url,
     ])
 }
+
+/// A two-page PDF whose opening action is JavaScript is shown page by page as images the
+/// server rendered (no PDF viewer, no frame, no alert); a file that only starts like a PDF,
+/// and a PDF of a few KB whose nested forms would draw four billion squares, each end in an
+/// error message within a bounded time, and the server goes on serving.
+#[test]
+fn browser_pdf_pages_are_images_and_hostile_pdfs_fail_in_bounded_time() {
+    let s = server_with_bucket();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web/docs")]), 201);
+    let files = [
+        ("a-script.pdf", crate::pdfs::two_pages_with_script()),
+        ("b-garbage.pdf", crate::pdfs::garbage()),
+        ("c-bomb.pdf", crate::pdfs::bomb()),
+    ];
+    for (name, bytes) in &files {
+        assert_eq!(s.put(&format!("web/docs/{name}"), bytes), 201);
+    }
+    let out = browse(&s, "pdf_preview.py", admin(), &[]);
+    assert!(out.contains("figure: hostile PDF refused in"), "{out}");
+    assert_eq!(s.get("web/docs/a-script.pdf"), files[0].1);
+}
+
+/// Two-factor authentication in the browser: turned on in the account page, then a sign-in
+/// needs the code (a wrong one refused), a recovery code works once, and the administrator
+/// resets it from the console.
+#[test]
+fn browser_two_factor_sign_in_recovery_code_and_admin_reset() {
+    let s = server();
+    s.add_user("tina", "tina-password-1", &[]);
+    browse(
+        &s,
+        "two_factor.py",
+        admin(),
+        &[
+            ("KURA_2FA_USER", "tina"),
+            ("KURA_2FA_PASSWORD", "tina-password-1"),
+        ],
+    );
+}
+
+/// A WAV (written by the script) and a small WebM video (`fixtures/clip.webm`) preview in
+/// `<audio>` and `<video>`: their metadata loads, and the server answers the browser's
+/// Range requests with 206.
+#[test]
+fn browser_audio_and_video_previews_use_ranges() {
+    let s = server_with_bucket();
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("web/media")]), 201);
+    let clip = include_bytes!("fixtures/clip.webm");
+    assert_eq!(s.put("web/media/clip.webm", clip), 201);
+    let out = browse(&s, "media.py", admin(), &[]);
+    assert!(out.contains("tone.wav: 206 bytes"), "{out}");
+    assert!(out.contains("clip.webm: 206 bytes"), "{out}");
+}

@@ -6,7 +6,7 @@ const CATALOGUE = {
   en: {
     // previews, tags, versions, trash, shares (view.js)
     preview: "Preview", previous: "Previous", next: "Next", noPreview: "No preview for this file.",
-    truncated: "Only the first megabyte is shown.", pdfHint: "PDFs are not shown here: the browser's PDF viewer does not run in the sandbox that keeps a file's scripts from running. Download it to read it.",
+    truncated: "Only the first megabyte is shown.", pdfFailed: "This PDF cannot be shown: ", pageOf: "Page {a} of {b}", prevPage: "Previous page", nextPage: "Next page",
     tags: "Tags (key=value, separated by commas)", description: "Description", saved: "Saved.",
     share: "Share", shareTitle: "Share a link", sharePassword: "Password (optional)",
     shareExpires: "Expires after (e.g. 7d, 12h; empty: never)", shareMax: "Most downloads (empty: no limit)",
@@ -54,7 +54,7 @@ const CATALOGUE = {
   fr: {
     // aperçus, étiquettes, versions, corbeille, partages (view.js)
     preview: "Aperçu", previous: "Précédent", next: "Suivant", noPreview: "Pas d'aperçu pour ce fichier.",
-    truncated: "Seul le premier mégaoctet est affiché.", pdfHint: "Les PDF ne s'affichent pas ici : le lecteur PDF du navigateur ne fonctionne pas dans le bac à sable qui empêche les scripts d'un fichier de s'exécuter. Téléchargez-le pour le lire.",
+    truncated: "Seul le premier mégaoctet est affiché.", pdfFailed: "Ce PDF ne peut pas être affiché : ", pageOf: "Page {a} sur {b}", prevPage: "Page précédente", nextPage: "Page suivante",
     tags: "Étiquettes (clé=valeur, séparées par des virgules)", description: "Description", saved: "Enregistré.",
     share: "Partager", shareTitle: "Partager un lien", sharePassword: "Mot de passe (facultatif)",
     shareExpires: "Expire après (ex. 7d, 12h ; vide : jamais)", shareMax: "Téléchargements au plus (vide : sans limite)",
@@ -173,7 +173,8 @@ async function call(method, path, body, headers = {}) {
     return { status: 0, data: { message: String(e) } };
   }
   const data = r.status === 204 ? {} : await r.json().catch(() => ({}));
-  if (r.status === 401 && path !== "session" && me) { me = null; show("sign-in"); }
+  // the session ended: sign in again (a wrong password or code, 401 invalid, ends nothing)
+  if (r.status === 401 && data.error !== "invalid" && path !== "session" && me) { me = null; show("sign-in"); }
   return { status: r.status, data };
 }
 const q = (params) => new URLSearchParams(params).toString();

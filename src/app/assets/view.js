@@ -3,7 +3,8 @@
 // Kept apart from app.js so that each part of the app can change without the other.
 // User data only ever goes in through textContent; no user file's script ever runs: images
 // are <img>, text is fetched and set as textContent, Markdown is built node by node, audio
-// and video come from download?inline=1, which carries a sandbox CSP; PDFs are downloaded.
+// and video come from download?inline=1, which carries a sandbox CSP; a PDF's pages are images
+// the server renders (no PDF viewer, no PDF script, in this page or any other).
 "use strict";
 
 /* ---------- what a preview shows ---------- */
@@ -89,12 +90,9 @@ async function showPreview() {
     const cut = e.size > TEXT_MAX ? el("p", { class: "muted", text: t("truncated") }) : "";
     box.replaceChildren(kind === "markdown" ? markdown(text) : el("pre", { class: "pv-text", text }), cut);
   } else if (kind === "pdf") {
-    // Chromium's PDF viewer does not run in a sandboxed frame or under the sandbox CSP every
-    // download carries ("blocked by Chromium"), and lifting either would let a PDF's scripts
-    // run: a PDF is offered for download instead
-    box.replaceChildren(el("div", { class: "pv-pdf" },
-      el("p", { text: t("pdfHint") }),
-      el("a", { class: "button", text: t("download"), download: e.name, href: API + "download?" + q({ path: e.path }) })));
+    // Chromium's PDF viewer does not run under the sandbox CSP every download carries, and
+    // lifting it would let a PDF's scripts run: the server renders each page as an image
+    pdfPage(e, 1, here);
   } else if (kind === "audio" || kind === "video") {
     const m = el(kind, { controls: true, preload: "metadata", class: "pv-media" });
     m.src = inlineUrl(e.path);
@@ -102,6 +100,47 @@ async function showPreview() {
   } else {
     box.replaceChildren(el("p", { text: t("noPreview") }));
   }
+}
+
+/* ---------- a PDF, page by page: images the server renders ---------- */
+
+// Shows page `n` of the PDF `e` (the answer's X-Kura-Pages header tells how many there are),
+// with previous/next page buttons; `here` says whether `e` is still the file shown.
+async function pdfPage(e, n, here) {
+  const box = $("pv-body");
+  box.dataset.want = String(n);
+  const mine = () => here() && box.dataset.want === String(n); // still the page asked for
+  let r;
+  try {
+    r = await fetch(API + "thumbnail?" + q({ path: e.path, size: "1024", page: String(n) }), { credentials: "same-origin" });
+  } catch (err) { r = null; }
+  if (!mine()) return;
+  if (!r || !r.ok) {
+    let msg = r ? String(r.status) : "network";
+    try { msg = (await r.json()).message || msg; } catch (_) { /* not JSON */ }
+    if (!mine()) return;
+    box.replaceChildren();
+    $("pv-error").textContent = t("pdfFailed") + msg;
+    return;
+  }
+  const pages = Math.max(1, Number(r.headers.get("X-Kura-Pages")) || 1);
+  const blob = await r.blob();
+  if (!mine()) return;
+  const img = el("img", { alt: t("pageOf", { a: n, b: pages }) + " — " + e.name, class: "pv-image pv-page" });
+  const url = URL.createObjectURL(blob);
+  img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+  img.addEventListener("error", () => { URL.revokeObjectURL(url); if (here()) $("pv-error").textContent = t("noPreview"); }, { once: true });
+  img.src = url;
+  const go = (m) => pdfPage(e, m, here);
+  box.dataset.page = String(n);
+  box.dataset.pages = String(pages);
+  $("pv-error").textContent = "";
+  box.replaceChildren(
+    el("div", { class: "bar pv-pages" },
+      el("button", { type: "button", id: "pv-page-prev", text: t("prevPage"), disabled: n <= 1, on: { click: () => go(n - 1) } }),
+      el("span", { id: "pv-page", text: t("pageOf", { a: n, b: pages }) }),
+      el("button", { type: "button", id: "pv-page-next", text: t("nextPage"), disabled: n >= pages, on: { click: () => go(n + 1) } })),
+    img);
 }
 
 /* ---------- a tiny, safe Markdown renderer: DOM nodes only, never HTML ---------- */
@@ -267,6 +306,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("preview").addEventListener("keydown", (ev) => {
     if (ev.key === "ArrowLeft") { ev.preventDefault(); previewStep(-1); }
     if (ev.key === "ArrowRight") { ev.preventDefault(); previewStep(1); }
+    // a PDF's pages: Page Up and Page Down
+    const b = ev.key === "PageUp" ? $("pv-page-prev") : ev.key === "PageDown" ? $("pv-page-next") : null;
+    if (b) { ev.preventDefault(); if (!b.disabled) b.click(); }
   });
   // stop media and drop the frame when the preview closes
   $("preview").addEventListener("close", () => $("pv-body").replaceChildren());

@@ -26,9 +26,10 @@ NAME = os.path.splitext(os.path.basename(sys.argv[0]))[0]
 EXPECTED_ERRORS = []
 
 
-def browser(lang="en", size=(1280, 860)):
+def browser(lang="en", size=(1280, 860), network=False):
     """A fresh headless Chromium (its own profile) that accepts the server's self-signed
-    certificate and keeps the console log."""
+    certificate and keeps the console log (and with `network`, the DevTools network events,
+    read with `d.get_log("performance")`)."""
     o = Options()
     o.binary_location = os.environ.get("KURA_CHROMIUM", "/usr/bin/chromium")
     for a in (
@@ -40,7 +41,7 @@ def browser(lang="en", size=(1280, 860)):
         f"--lang={lang}",
     ):
         o.add_argument(a)
-    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if network else {})})
     prefs = {"intl.accept_languages": lang}
     if DOWNLOADS:
         prefs.update({
@@ -132,9 +133,10 @@ def finish(d):
     print(f"{NAME}: ok")
 
 
-def run(main):
-    """Runs `main(driver)` with a fresh browser; a screenshot of the failure if it fails."""
-    d = browser()
+def run(main, **options):
+    """Runs `main(driver)` with a fresh browser (`options` go to `browser`); a screenshot of
+    the failure if it fails."""
+    d = browser(**options)
     try:
         main(d)
     except BaseException:
