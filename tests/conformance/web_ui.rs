@@ -282,6 +282,7 @@ fn browser_upload_resumes_after_reload() {
 fn app_script_never_parses_html() {
     let js = [
         include_str!("../../src/app/assets/app.js"),
+        include_str!("../../src/app/assets/view.js"),
         include_str!("../../src/app/assets/admin.js"),
     ]
     .concat();
