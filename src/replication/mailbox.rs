@@ -289,18 +289,26 @@ impl Post {
         &self,
         name: &str,
     ) -> Result<Option<T>, ReplError> {
-        let bytes = match self
-            .link
-            .remote
-            .op
-            .read_with(name)
-            .range(0..MAX_LETTER + 1)
-            .await
-        {
-            Ok(b) => b.to_vec(),
+        let mut stream = match self.link.remote.op.reader(name).await {
+            Ok(r) => r.into_bytes_stream(..).await?,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        // read no more than a letter may hold: an oversized object is refused, not buffered
+        let mut bytes = Vec::new();
+        loop {
+            match futures_util::TryStreamExt::try_next(&mut stream).await {
+                Ok(Some(chunk)) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() as u64 > MAX_LETTER {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(ReplError::Unreachable(format!("reading {name}: {e}"))),
+            }
+        }
         let plain = (bytes.len() as u64 <= MAX_LETTER)
             .then(|| self.keys.open(self.layout.rel(name), &bytes))
             .flatten()

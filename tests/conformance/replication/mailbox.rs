@@ -340,6 +340,10 @@ fn an_altered_mailbox_object_is_refused_and_sent_again() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+    let log = c[B].server.log();
+    for why in ["a segment of the body fails to open", "fails to open"] {
+        assert!(log.contains(why), "node-b's refusals do not say {why:?}");
+    }
     let on_b = tree(&c[B].dir());
     assert!(
         !on_b.contains(&"body-altered.bin".to_string())
