@@ -227,42 +227,49 @@ impl Post {
         Ok(false)
     }
 
-    /// Once the peer is known: raises the counters to what both acknowledgements say (a
-    /// rule made again, a database restored: no seq is written or read twice), and removes
-    /// what this node wrote that no letter needs any more (left by a stop mid-way).
+    /// Once the peer is known: raises the counters to what the mailbox shows (a letter
+    /// written by a stop before it was recorded, a rule made again, a database restored: no
+    /// seq is written or read twice), and removes what this node wrote that no letter needs
+    /// any more (left by a stop mid-way).
     async fn resume(&self, store: &Store) -> Result<(), ReplError> {
         let Some(peer) = self.link.peer_node.as_deref() else {
             return Ok(());
         };
         let (bucket, name) = (&self.link.rule.bucket, &self.link.rule.peer);
+        let dir = self.layout.channel(self.own());
+        let letters = self.layout.letters(self.own());
+        let bodies = format!("{dir}b/");
+        let listed: Vec<String> = self
+            .link
+            .remote
+            .op
+            .list_with(&dir)
+            .recursive(true)
+            .await?
+            .into_iter()
+            .map(|e| e.path().to_string())
+            .collect();
+        let seq_of = |p: &str| p.strip_prefix(&letters)?.parse::<i64>().ok();
+        let written = listed.iter().filter_map(|p| seq_of(p)).max().unwrap_or(0);
         let mine = self.read_ack(&self.layout.ack(self.own())).await?;
         let theirs = self.read_ack(&self.layout.ack(peer)).await?;
         store
-            .raise_mailbox_counters(bucket, name, theirs.done, mine.done)
+            .raise_mailbox_counters(bucket, name, written.max(theirs.done), mine.done)
             .await?;
-        let ch = store.mailbox_channel(bucket, name).await?;
+        let acked = store.mailbox_channel(bucket, name).await?.acked;
         let keep: std::collections::HashSet<String> = store
             .mailbox_bodies(bucket, name)
             .await?
             .into_iter()
             .collect();
-        let dir = self.layout.channel(self.own());
-        let letters = self.layout.letters(self.own());
-        let mut gone = Vec::new();
-        for e in self.link.remote.op.list_with(&dir).recursive(true).await? {
-            let p = e.path();
-            let stale = match (
-                p.strip_prefix(&letters),
-                p.strip_prefix(&format!("{dir}b/")),
-            ) {
-                (Some(seq), _) => seq.parse::<i64>().is_ok_and(|s| s <= ch.acked),
+        let gone: Vec<String> = listed
+            .into_iter()
+            .filter(|p| match (seq_of(p), p.strip_prefix(&bodies)) {
+                (Some(seq), _) => seq <= acked,
                 (_, Some(body)) => !keep.contains(body),
                 _ => false,
-            };
-            if stale {
-                gone.push(p.to_string());
-            }
-        }
+            })
+            .collect();
         if !gone.is_empty() {
             tracing::info!(bucket = %bucket, peer = %name, objects = gone.len(),
                 "replication: swept the mailbox of what no letter needs");

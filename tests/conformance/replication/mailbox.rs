@@ -433,3 +433,36 @@ fn a_mailbox_peer_is_checked_when_added() {
     // nothing reaches the mailbox's server in the clear, and no reconcile lists it
     assert!(!a.server.log().contains("reconcile failed"));
 }
+
+/// node-a is killed (-9) while it stores a large body in the mailbox: after its restart the
+/// change arrives whole, and nothing the crash left behind stays in the mailbox.
+#[test]
+fn a_node_killed_while_writing_to_the_mailbox_resumes() {
+    let m = Mailbox::start();
+    let mut c = pair(&m);
+    let mut want = Objects::new();
+    let big = c.scratch.path().join("big.bin");
+    run(std::process::Command::new("sh").arg("-c").arg(format!(
+        "head -c {} /dev/urandom > '{}'",
+        48 << 20,
+        big.display()
+    )));
+    let body = std::fs::read(&big).expect("big file");
+    c[A].put(&mut want, "big.bin", &body);
+    // killed once the mailbox server holds parts of the body's multipart upload
+    let parts = m.server.data_dir().join("multipart");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tree(&parts).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !tree(&parts).is_empty(),
+        "node-a never started storing the body"
+    );
+    c[A].kill9();
+    c[A].start_again();
+    c[A].put(&mut want, "after-restart.txt", b"written after the restart");
+    c.converge(&want);
+    same_owners(&c, &want);
+    wait_collected(&m, Duration::from_secs(30));
+}
