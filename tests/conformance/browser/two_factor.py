@@ -60,7 +60,8 @@ def main(d):
     f = visible(d, "#tf-confirm")
     # the password again, and a wrong code first: refused, nothing turned on
     f.find_element(By.NAME, "password").send_keys(TINA_PW)
-    wrong = "000000" if totp(secret) != "000000" else "111111"
+    near = {totp(secret, time.time() + 30 * k) for k in range(-2, 4)}  # codes the server may accept
+    wrong = next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555", "666666") if c not in near)
     f.find_element(By.NAME, "code").send_keys(wrong)
     f.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     text_in(d, "#home-error", "Wrong")
