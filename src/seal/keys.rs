@@ -28,6 +28,9 @@ pub enum SealError {
     /// A wrapped data key is malformed or does not open with its master key.
     #[error("wrapped data key does not open")]
     BadWrap,
+    /// A data key wrapped by a client's key (SSE-C) was opened with another key.
+    #[error("the customer-provided key is not the one the file was stored with")]
+    WrongCustomerKey,
     /// The master key could not be read, made or run.
     #[error("master key {0}: {1}")]
     Master(String, String),
@@ -60,6 +63,11 @@ impl DataKey {
     /// A key from its parts (tests).
     #[cfg(test)]
     pub fn from_parts(secret: [u8; 32], file_id: [u8; 16]) -> Self {
+        DataKey { secret, file_id }
+    }
+
+    /// A key unwrapped by a client's key (SSE-C).
+    pub(super) fn with_parts(secret: [u8; 32], file_id: [u8; 16]) -> Self {
         DataKey { secret, file_id }
     }
 

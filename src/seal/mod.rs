@@ -5,12 +5,14 @@
 //! between files without failing to open. Sealing streams (bounded memory); a range of
 //! plaintext maps to the few segments holding it, which are the only ones read and opened.
 
+pub mod customer;
 pub mod keys;
 
 use std::ops::Range;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
+pub use customer::{CustomerKey, KeyHeaderError};
 pub use keys::{DataKey, KeyRing, SealError};
 
 /// Plaintext bytes per segment.
