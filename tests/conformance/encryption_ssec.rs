@@ -71,8 +71,13 @@ fn sse_c_through_boto3_over_tls_and_every_path_without_the_key() {
 
     // turning the bucket's encryption off converts what the master key sealed, never an
     // SSE-C file (its key is not here): it stays as it was and still opens with its key
+    assert_eq!(s.put("sec/mine.txt", b"sealed by the master key"), 201);
     let before = std::fs::read(s.files_dir().join("sec/ssec.bin")).expect("stored");
-    run(s.kura().args(["encryption", "disable", "sec"]));
+    let off = run(s.kura().args(["encryption", "disable", "sec"]));
+    let said = String::from_utf8_lossy(&off.stdout);
+    assert!(said.contains("sec: 1 files written plain"), "{said}");
+    assert!(!said.contains("changed while"), "{said}");
+    assert_eq!(s.get("sec/mine.txt"), b"sealed by the master key");
     assert_eq!(
         std::fs::read(s.files_dir().join("sec/ssec.bin")).expect("stored"),
         before
