@@ -51,6 +51,65 @@ fn sse_c_through_boto3_over_tls_and_every_path_without_the_key() {
     let mut s = server(true);
     assert!(script(&s, "tls").contains("checks passed"));
 
+    // aws-cli: a multipart upload (8 MiB parts) and a download in ranges, both with the key
+    require("aws");
+    let key = s.s3_key();
+    let dir = tempfile::tempdir().expect("dir");
+    let (file, back, my_key) = (
+        dir.path().join("big"),
+        dir.path().join("back"),
+        dir.path().join("my.key"),
+    );
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &big).expect("write");
+    std::fs::write(&my_key, [7u8; 32]).expect("write");
+    let sse = format!("fileb://{}", my_key.display());
+    let cp = |from: &str, to: &str, with_key: bool| {
+        let mut c = s.aws(&key);
+        c.args(["s3", "cp", from, to]);
+        if with_key {
+            c.args(["--sse-c", "AES256", "--sse-c-key", &sse]);
+        }
+        c.output().expect("aws")
+    };
+    let up = cp(file.to_str().expect("path"), "s3://pub/big.bin", true);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let head = run(s.aws(&key).args([
+        "s3api",
+        "head-object",
+        "--bucket",
+        "pub",
+        "--key",
+        "big.bin",
+        "--sse-customer-algorithm",
+        "AES256",
+        "--sse-customer-key",
+        &sse,
+    ]));
+    let head = String::from_utf8_lossy(&head.stdout);
+    assert!(head.contains("-3\\\""), "three 8 MiB parts: {head}");
+    let stored = std::fs::read(s.files_dir().join("pub/big.bin")).expect("stored");
+    assert!(
+        !stored.windows(64).any(|w| w == &big[..64]),
+        "plaintext on disk"
+    );
+    let down = cp("s3://pub/big.bin", back.to_str().expect("path"), true);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(
+        std::fs::read(&back).expect("back") == big,
+        "not the same bytes"
+    );
+    let without = cp("s3://pub/big.bin", back.to_str().expect("path"), false);
+    assert!(!without.status.success(), "a download without the key");
+
     // a share link cannot bring the client's key: refused, saying why, serving nothing
     let out = run(s
         .kura()
