@@ -106,6 +106,20 @@ def get(bucket, key, **kw):
     return s3.get_object(Bucket=bucket, Key=key, **kw)["Body"].read()
 
 
+def form_post(key, body):
+    """A browser form (POST Object) carrying the SSE-C key as fields; its status."""
+    import requests
+    fields = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+              "x-amz-server-side-encryption-customer-key": b64(KEY),
+              "x-amz-server-side-encryption-customer-key-md5": md5_b64(KEY)}
+    form = s3.generate_presigned_post("pub", key, Fields=fields,
+                                      Conditions=[{k: v} for k, v in fields.items()])
+    r = requests.post(form["url"], data=list(form["fields"].items()),
+                      files=[("file", ("f", body, "application/octet-stream"))],
+                      verify=os.environ.get("AWS_CA_BUNDLE") or True, timeout=60)
+    return r.status_code
+
+
 s3 = client()
 DATA = pattern(3 * SEG + 100)
 mode = sys.argv[1]
@@ -122,6 +136,8 @@ if mode == "plain":
     ok(error(s3.copy_object, Bucket="pub", Key="c2.bin",
              CopySource={"Bucket": "pub", "Key": "plain.txt"}, **copy_sse(KEY))[1] == 400,
        "copy-source SSE-C over plain HTTP refused")
+    ok(form_post("form.bin", DATA) == 400, "a form's SSE-C fields over plain HTTP refused")
+    ok(not os.path.exists(os.path.join(FILES, "pub", "form.bin")), "no form upload stored")
     print(f"ssec plain: {s3check.checks} checks passed")
     sys.exit(0)
 
@@ -266,6 +282,12 @@ try:
     ok(False, "presigned GET without the key refused")
 except urllib.error.HTTPError as e:
     ok(e.code in (400, 403), f"presigned GET without the key refused ({e.code})")
+
+# -- a browser form with the key as fields -----------------------------------------------------
+ok(form_post("form.bin", DATA) == 204, "POST Object with SSE-C fields")
+ok(get("pub", "form.bin", **sse(KEY)) == DATA, "the form's upload opens with its key")
+ok(error(s3.get_object, Bucket="pub", Key="form.bin")[1] == 400, "and needs it")
+ok(b"KNOWN-PATTERN" not in stored("pub", "form.bin"), "sealed on disk")
 
 # -- paths that cannot bring the key refuse the file and say why -------------------------------
 status, body = http("GET", "/dav/pub/ssec.bin")
