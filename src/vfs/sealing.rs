@@ -326,13 +326,15 @@ impl Vfs {
 
 impl Vfs {
     /// Whether a copy of the file `src` to `to` lands in a bucket storing files in the other
-    /// form (sealed or plain) than `src`'s bytes.
+    /// form (sealed or plain) than `src`'s bytes. An SSE-C file keeps its form anywhere: its
+    /// sealed bytes are copied as they are, and the copy opens with the same client's key.
     pub(super) async fn copy_changes_form(
         &self,
         src: &super::Entry,
         to: &VPath,
     ) -> Result<bool, VfsError> {
-        if src.is_dir || Vfs::bucket_of(&src.path) == Vfs::bucket_of(to) {
+        if src.is_dir || src.needs_customer_key() || Vfs::bucket_of(&src.path) == Vfs::bucket_of(to)
+        {
             return Ok(false);
         }
         let sealed_there = match Vfs::bucket_of(to) {

@@ -298,6 +298,14 @@ status, body = http("GET", "/api/user/v1/download?path=/pub/ssec.bin")
 ok(status == 403 and b"SSE-C" in body, f"the app's download refused ({status})")
 status, _ = http("GET", "/dav/pub/plain.bin")
 ok(status == 200, "a plain file beside it still reads over WebDAV")
+# a WebDAV COPY (into another plain bucket) copies the sealed bytes as they are: the copy is
+# SSE-C too and opens with the same key, never with none
+s3.create_bucket(Bucket="other")
+dest = f"{ENDPOINT}/dav/other/dav-copy.bin"
+status, _ = http("COPY", "/dav/pub/ssec.bin", {"Destination": dest})
+ok(status == 201, f"WebDAV COPY of an SSE-C file ({status})")
+ok(get("other", "dav-copy.bin", **sse(KEY)) == DATA, "the copy opens with the same key")
+ok(error(s3.get_object, Bucket="other", Key="dav-copy.bin")[1] == 400, "and needs it")
 # the listing still shows it (name and size are metadata, as in AWS)
 names = [o["Key"] for o in s3.list_objects_v2(Bucket="pub").get("Contents", [])]
 ok("ssec.bin" in names, "listed")
