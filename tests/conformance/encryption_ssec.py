@@ -9,7 +9,9 @@ the key nor its MD5. Exits non-zero on the first failure.
 
 Argument: `tls` (all of the above), `plain` (the server speaks plain HTTP: SSE-C is refused
 and nothing stored), `after` (after `kura encryption disable`: the SSE-C files are as they
-were and still open with their key).
+were and still open with their key), `forged` and `proxied` (plain HTTP saying
+`X-Forwarded-Proto: https`, to a server that does not trust this client as its proxy, or
+does: refused, or taken).
 
 Environment: KURA_S3_ENDPOINT, AWS_CA_BUNDLE (https), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 (admin), KURA_DAV_PASSWORD (admin's password), KURA_FILES (the stored files' folder), KURA_DB
@@ -139,6 +141,31 @@ if mode == "plain":
     ok(form_post("form.bin", DATA) == 400, "a form's SSE-C fields over plain HTTP refused")
     ok(not os.path.exists(os.path.join(FILES, "pub", "form.bin")), "no form upload stored")
     print(f"ssec plain: {s3check.checks} checks passed")
+    sys.exit(0)
+
+def forwarded(proto):
+    """A client whose requests say they came over `proto` (as a proxy's X-Forwarded-Proto)."""
+    c = client()
+    c.meta.events.register("before-sign.s3",
+                           lambda request, **kw: request.headers.__setitem__(
+                               "X-Forwarded-Proto", proto))
+    return c
+
+
+if mode in ("forged", "proxied"):
+    # plain HTTP with X-Forwarded-Proto: believed only from a trusted proxy
+    for proto, key in [("http", "http.bin"), ("https", "https.bin")]:
+        c = forwarded(proto)
+        believed = mode == "proxied" and proto == "https"
+        got = error(c.put_object, Bucket="pub", Key=key, Body=DATA, **sse(KEY))
+        ok(got == ((None, 200) if believed else ("InvalidRequest", 400)),
+           f"{mode}, X-Forwarded-Proto: {proto}: {got}")
+        ok(os.path.exists(os.path.join(FILES, "pub", key)) == believed, f"{key} stored or not")
+    if mode == "proxied":
+        ok(b"KNOWN-PATTERN" not in stored("pub", "https.bin"), "sealed on disk")
+        ok(forwarded("https").get_object(Bucket="pub", Key="https.bin", **sse(KEY))["Body"].read()
+           == DATA, "reads with the key through the proxy")
+    print(f"ssec {mode}: {s3check.checks} checks passed")
     sys.exit(0)
 
 if mode == "after":

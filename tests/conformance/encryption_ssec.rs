@@ -4,7 +4,8 @@
 //! key nor its MD5 in the database); then a share link of an SSE-C file is refused, turning a
 //! bucket's encryption off leaves its SSE-C files as they are, `kura fsck` finds nothing wrong
 //! and the log holds nothing of the key. Over plain HTTP every SSE-C request is refused and
-//! nothing is stored.
+//! nothing is stored, unless a trusted proxy says the client used HTTPS (a client saying so
+//! itself is not believed).
 
 use std::process::Command;
 
@@ -164,4 +165,20 @@ fn sse_c_through_boto3_over_tls_and_every_path_without_the_key() {
 fn sse_c_over_plain_http_is_refused_and_nothing_stored() {
     let s = server(false);
     assert!(script(&s, "plain").contains("checks passed"));
+}
+
+#[test]
+fn behind_a_proxy_only_a_trusted_proxy_says_the_client_used_tls() {
+    // a client that forges X-Forwarded-Proto on a plain connection is not believed
+    let direct = server(false);
+    assert!(script(&direct, "forged").contains("checks passed"));
+    drop(direct);
+    // from a trusted proxy (here 127.0.0.1) the header is what tells TLS from plain HTTP
+    let s = Server::start_with(
+        false,
+        &[("KURA_LIMITS__TRUSTED_PROXIES", "[\"127.0.0.1\"]")],
+    );
+    run(s.kura().args(["group", "add", "g"]));
+    run(s.kura().args(["bucket", "create", "pub", "--group", "g"]));
+    assert!(script(&s, "proxied").contains("checks passed"));
 }
