@@ -267,6 +267,9 @@ mod tests {
         let right = key(1);
         let w = right.wrap(&data);
         assert!(is_customer(&w));
+        // the file id is where `wrapped_file_id` finds it (a backup checks it against the bytes)
+        let fid = hex::encode(data.file_id());
+        assert_eq!(super::super::wrapped_file_id(&w), Some(fid.as_str()));
         let back = right.unwrap(&w).unwrap();
         assert_eq!(back.secret(), data.secret());
         assert_eq!(back.file_id(), data.file_id());

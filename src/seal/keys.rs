@@ -478,6 +478,8 @@ mod tests {
         let ring = KeyRing::with_key([1u8; 32]);
         let (k, w) = ring.new_data_key().unwrap();
         assert_eq!(ring.unwrap(&w).unwrap().secret(), k.secret());
+        let fid = hex::encode(k.file_id());
+        assert_eq!(super::super::wrapped_file_id(&w), Some(fid.as_str()));
         assert_eq!(
             wrapped_key_id(&w),
             Some(ring.current_id().unwrap().as_str())

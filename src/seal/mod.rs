@@ -72,6 +72,13 @@ pub struct Plan {
     pub len: usize,
 }
 
+/// The file id (hex) a recorded data key names, wrapped by a master key
+/// (`v1:<key id>:<file id>:...`) or by an S3 client's key (`c1:<salt>:<print>:<file id>:...`).
+pub fn wrapped_file_id(wrapped: &str) -> Option<&str> {
+    let at = if customer::is_customer(wrapped) { 3 } else { 2 };
+    wrapped.split(':').nth(at)
+}
+
 /// The header of a sealed file with id `file_id`.
 pub fn header(file_id: &[u8; 16]) -> [u8; HEADER as usize] {
     let mut h = [0u8; HEADER as usize];

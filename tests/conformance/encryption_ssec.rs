@@ -143,12 +143,25 @@ fn sse_c_through_boto3_over_tls_and_every_path_without_the_key() {
         before
     );
     assert!(script(&s, "after").contains("checks passed"));
+    // overwritten over WebDAV, then the kept version restored: SSE-C again, with its key
+    assert_eq!(s.put("sec/ssec.bin", b"overwritten"), 204);
+    run(s.kura().args(["restore", "/sec/ssec.bin"]));
+    assert!(script(&s, "after").contains("checks passed"));
     // no file is sealed by the master key now: without it the server starts (an SSE-C file
     // names no master key) and the SSE-C files still open with their own keys
     s.stop();
     std::fs::remove_file(s.data_dir().join("encryption.key")).expect("master key");
     s.start_again();
     assert!(script(&s, "after").contains("checks passed"));
+    // a backup keeps them sealed; restored elsewhere they open with their key, and no other way
+    let repo = tempfile::tempdir().expect("repo");
+    let repo = repo.path().join("repo");
+    let repo = repo.to_str().expect("path");
+    run(s.kura().args(["backup", repo]));
+    let mut target = Server::in_folder(&[]);
+    run(target.kura().args(["restore", repo]));
+    target.start_again();
+    assert!(script(&target, "after").contains("checks passed"));
     // the script's key is bytes 0..32: neither its hex nor its base64 is logged
     let log = s.log();
     assert!(
