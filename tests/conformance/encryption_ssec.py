@@ -19,13 +19,16 @@ Environment: KURA_S3_ENDPOINT, AWS_CA_BUNDLE (https), AWS_ACCESS_KEY_ID, AWS_SEC
 """
 import base64
 import hashlib
+import io
 import os
 import sqlite3
 import ssl
 import sys
 import urllib.error
 import urllib.request
+import zipfile
 
+import requests
 import s3check
 from botocore.exceptions import ClientError
 from s3check import client, ok
@@ -110,7 +113,6 @@ def get(bucket, key, **kw):
 
 def form_post(key, body):
     """A browser form (POST Object) carrying the SSE-C key as fields; its status."""
-    import requests
     fields = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
               "x-amz-server-side-encryption-customer-key": b64(KEY),
               "x-amz-server-side-encryption-customer-key-md5": md5_b64(KEY)}
@@ -323,6 +325,10 @@ ok(b"SSE-C" in body and b"KURASEAL" not in body and b"KNOWN" not in body,
    "WebDAV says why and serves nothing of the file")
 status, body = http("GET", "/api/user/v1/download?path=/pub/ssec.bin")
 ok(status == 403 and b"SSE-C" in body, f"the app's download refused ({status})")
+# a zip of the app leaves the SSE-C file out and holds the plain one beside it
+status, body = http("GET", "/api/user/v1/zip?dir=/pub&names=ssec.bin/plain.bin")
+names = zipfile.ZipFile(io.BytesIO(body)).namelist() if status == 200 else []
+ok(names == ["plain.bin"], f"the zip holds the plain file only ({status}, {names})")
 status, _ = http("GET", "/dav/pub/plain.bin")
 ok(status == 200, "a plain file beside it still reads over WebDAV")
 # a WebDAV COPY (into another plain bucket) copies the sealed bytes as they are: the copy is
