@@ -120,11 +120,7 @@ impl Feed {
                 Some(e) if e.is_dir => continue,
                 // a change never goes back to the node it came from
                 Some(e) if e.origin.as_deref() == Some(node) => continue,
-                // an SSE-C file opens only with its S3 client's key: no peer could fetch it
-                Some(e) if crate::vfs::needs_customer_key(e.sealed.as_deref()) => {
-                    tracing::warn!(path = %row.path, peer = %peer.name, "not replicated: the file is encrypted with its S3 client's own key (SSE-C), which this server does not keep");
-                    continue;
-                }
+                Some(e) if !ship::can_ship(&e, &peer.name) => continue,
                 Some(e) => (ship::shipment_headers(&own, mirror, &e), e.content_type),
                 None => {
                     let origin = row.origin.clone().unwrap_or_else(|| own.clone());
