@@ -342,6 +342,12 @@ async fn apply(
         headers,
         ..Default::default()
     };
+    if !tombstone
+        && super::delta_send::pull(vfs, &link.remote, user, peer, &path, &e.key, &meta, &opts)
+            .await?
+    {
+        return Ok(());
+    }
     let stream = if tombstone {
         None
     } else {
@@ -357,6 +363,8 @@ async fn apply(
         loop {
             match stream.try_next().await {
                 Ok(Some(chunk)) => {
+                    let n = chunk.len() as u64;
+                    crate::metrics::get().replication_bytes(&peer.name, "pull", "whole", n);
                     if let Err(err) = up.write(chunk).await {
                         up.abort().await;
                         return Err(err.into());

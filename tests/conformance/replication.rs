@@ -2432,3 +2432,6 @@ fn the_journal_feed_refuses_all_but_its_peer() {
     let peers = b.kura(&["peer", "list", "--json"]);
     assert!(peers.contains(&a_id), "{peers}");
 }
+
+/// Delta transfer of large files (its own file: the same cluster, other tests).
+mod delta;
