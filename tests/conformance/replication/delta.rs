@@ -267,6 +267,13 @@ fn killed_mid_delta(victim: usize) {
             if victim == B {
                 assert!(after > before, "the retry after the kill was not a delta");
             }
+            let log = c[A].server.log();
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("shipped a delta") && l.contains(&key)),
+                "node-a shipped no delta of {key}:\n{}",
+                tail(&log, 30)
+            );
             caught = true;
             break;
         }
@@ -533,12 +540,7 @@ fn hostile_deltas_are_refused_and_change_nothing() {
     // a delta against a version node-b no longer holds
     let mut stale = head(&right);
     stale["of"] = serde_json::json!("0123456789abcdef0123456789abcdef");
-    attempt(
-        "stale base",
-        peer,
-        &delta_body(&stale, &short, None),
-        412,
-    );
+    attempt("stale base", peer, &delta_body(&stale, &short, None), 412);
     // unsigned
     std::fs::write(&file, delta_body(&head(&right), &short, None)).expect("delta");
     let out = b.server.curl(&[
