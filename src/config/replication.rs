@@ -13,6 +13,9 @@ pub struct ReplicationConfig {
     /// Wait after the peer refuses our credentials (401/403): retrying sooner would trip its
     /// failed-login throttle and lock out every client of this address there.
     pub refused_retry_seconds: u64,
+    /// Seconds between two reads of a mailbox a peer is reached through (each is a LIST
+    /// request to the bucket's provider: see docs/replication.md for the cost).
+    pub mailbox_poll_seconds: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -21,6 +24,7 @@ impl Default for ReplicationConfig {
             retry_max_seconds: 60,
             reconcile_seconds: 3600,
             refused_retry_seconds: 900,
+            mailbox_poll_seconds: 10,
         }
     }
 }

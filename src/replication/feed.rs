@@ -297,8 +297,8 @@ pub async fn pull_key(
     Ok(())
 }
 
-/// Applies one entry of the peer's feed as a shipment from it: the same plan (clean,
-/// conflict, tombstone, no-op), locks, rights and quota as a push.
+/// Applies one entry of the peer's feed as a shipment from it, its bytes fetched with an S3
+/// GET of the same key.
 async fn apply(
     vfs: &Vfs,
     store: &Store,
@@ -313,6 +313,33 @@ async fn apply(
     {
         return Ok(());
     }
+    let stream = if is_tombstone(e) {
+        None
+    } else {
+        // a large file this node holds an older version of: only the chunks it lacks
+        let (path, meta, opts) = shipment_of(store, link, e).await?;
+        if super::delta_send::pull(vfs, &link.remote, user, peer, &path, &e.key, &meta, &opts)
+            .await?
+        {
+            return Ok(());
+        }
+        match link.remote.op.reader(&e.key).await {
+            Ok(r) => Some(r.into_bytes_stream(..).await?),
+            // gone since the page was made: its deletion is a later entry of the feed
+            Err(err) if err.kind() == opendal::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err.into()),
+        }
+    };
+    apply_entry(vfs, store, link, user, peer, e, stream).await
+}
+
+/// What applying `e` as a shipment takes: its path, its replica metadata with the base this
+/// node knows the peer holds, and the upload's options.
+async fn shipment_of(
+    store: &Store,
+    link: &Link,
+    e: &FeedEntry,
+) -> Result<(VPath, ReplicaMeta, UploadOptions), ReplError> {
     let path = VPath::parse(&format!("/{}/{}", link.rule.bucket, e.key))?;
     let mut headers = e.headers.clone();
     let Some(mut meta) = ReplicaMeta::take_from(&mut headers) else {
@@ -335,29 +362,43 @@ async fn apply(
             meta.base = None;
         }
     }
-    let tombstone = meta.tombstone;
     let opts = UploadOptions {
         create_parents: true,
         content_type: e.content_type.clone(),
         headers,
         ..Default::default()
     };
-    if !tombstone
-        && super::delta_send::pull(vfs, &link.remote, user, peer, &path, &e.key, &meta, &opts)
-            .await?
+    Ok((path, meta, opts))
+}
+
+/// Whether an entry is a deletion (it carries no bytes).
+pub fn is_tombstone(e: &FeedEntry) -> bool {
+    ReplicaMeta::take_from(&mut e.headers.clone()).is_some_and(|m| m.tombstone)
+}
+
+/// Applies one change of the peer's (from its feed or its mailbox) as a shipment from it,
+/// with the version's bytes from `stream` (None for a tombstone): the same plan (clean,
+/// conflict, tombstone, no-op), locks, rights and quota as a push. A stream that ends in
+/// `InvalidData` (bytes that fail their check) is refused as `Tampered`, nothing applied.
+pub async fn apply_entry<S>(
+    vfs: &Vfs,
+    store: &Store,
+    link: &Link,
+    user: &crate::vfs::Caller,
+    peer: &Peer,
+    e: &FeedEntry,
+    stream: Option<S>,
+) -> Result<(), ReplError>
+where
+    S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
+{
+    if link
+        .key_of(&format!("/{}/{}", link.rule.bucket, e.key))
+        .is_none()
     {
         return Ok(());
     }
-    let stream = if tombstone {
-        None
-    } else {
-        match link.remote.op.reader(&e.key).await {
-            Ok(r) => Some(r.into_bytes_stream(..).await?),
-            // gone since the page was made: its deletion is a later entry of the feed
-            Err(err) if err.kind() == opendal::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(err.into()),
-        }
-    };
+    let (path, meta, opts) = shipment_of(store, link, e).await?;
     let mut up = vfs.receive_shipment(user, peer, &path, meta, opts).await?;
     if let Some(mut stream) = stream {
         loop {
@@ -373,10 +414,13 @@ async fn apply(
                 Ok(None) => break,
                 Err(err) => {
                     up.abort().await;
-                    if err.kind() == std::io::ErrorKind::NotFound {
-                        return Ok(());
-                    }
-                    return Err(ReplError::Unreachable(format!("reading {}: {err}", e.key)));
+                    return Err(match err.kind() {
+                        std::io::ErrorKind::NotFound => return Ok(()),
+                        std::io::ErrorKind::InvalidData => {
+                            ReplError::Tampered(format!("{}: {err}", e.key))
+                        }
+                        _ => ReplError::Unreachable(format!("reading {}: {err}", e.key)),
+                    });
                 }
             }
         }

@@ -57,8 +57,7 @@ impl DataKey {
         DataKey { secret, file_id }
     }
 
-    /// A key from its parts (tests).
-    #[cfg(test)]
+    /// A key from its parts (a replication mailbox derives a body's key from its name).
     pub fn from_parts(secret: [u8; 32], file_id: [u8; 16]) -> Self {
         DataKey { secret, file_id }
     }

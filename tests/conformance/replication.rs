@@ -23,6 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{require, run, tree, S3Key, Server};
 
+mod mailbox;
+
 /// The replicated bucket, created on every node.
 const BUCKET: &str = "mirror";
 /// The group owning the bucket; `repl`, the user whose key the peers use, is a member.
