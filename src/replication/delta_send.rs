@@ -276,8 +276,11 @@ pub async fn pull(
     }
     let (_, d, ours) = match vfs.open_chunked(c, path, avg).await {
         Ok(o) => o,
-        Err(VfsError::NotFound | VfsError::Forbidden(_)) => return Ok(false),
-        Err(e) => return Err(e.into()),
+        // gone, unreadable for this user, or opening only with its client's key (SSE-C)
+        Err(e) => {
+            tracing::debug!(%path, error = %e, "replication: no delta from this node's version");
+            return Ok(false);
+        }
     };
     let ops = delta::plan(&ours, &theirs);
     if !delta::worth_it(&ops, theirs.size) {

@@ -23,6 +23,7 @@ mod post_policy;
 mod public;
 mod retention;
 mod service;
+mod sse_c;
 mod tagging;
 mod versioning;
 

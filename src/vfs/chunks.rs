@@ -228,7 +228,7 @@ impl Vfs {
             .await?
             .filter(|e| !e.is_dir)
             .ok_or(VfsError::NotFound)?;
-        let d = self.open_unchecked(&entry).await;
+        let d = self.open_unchecked(&entry, None).await;
         drop(held);
         let d = d?;
         let list = self.chunks_of(&entry, &d, avg).await?;
