@@ -140,6 +140,16 @@ struct RuleLabels {
     bucket: String,
 }
 
+/// Bytes a replication transfer moved: to or from which peer, `push` or `pull`, and `whole`
+/// (the file's bytes), `delta` (a delta body or the ranges fetched for one) or `lists`
+/// (chunk lists read from the peer).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransferLabels {
+    peer: String,
+    direction: &'static str,
+    kind: &'static str,
+}
+
 /// A group, by its name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
@@ -160,6 +170,7 @@ pub struct Metrics {
     storage_errors: Family<KindLabel, Counter>,
     db_errors: Counter,
     replication_errors: Family<PeerLabel, Counter>,
+    replication_bytes: Family<TransferLabels, Counter>,
 }
 
 /// Seconds from 1 ms to about 65 s, doubling: small WebDAV answers to long transfers.
@@ -179,6 +190,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         storage_errors: Family::default(),
         db_errors: Counter::default(),
         replication_errors: Family::default(),
+        replication_bytes: Family::default(),
     };
     // series of fixed label sets start at 0, so that a rate over them is 0, not absent
     for p in Protocol::ALL {
@@ -265,6 +277,26 @@ impl Metrics {
         self.replication_errors
             .get_or_create(&PeerLabel { peer: peer.into() })
             .inc();
+    }
+}
+
+impl Metrics {
+    /// Counts `n` bytes a replication transfer with `peer` moved (`direction`: `push` or
+    /// `pull`; `kind`: `whole`, `delta` or `lists`).
+    pub fn replication_bytes(
+        &self,
+        peer: &str,
+        direction: &'static str,
+        kind: &'static str,
+        n: u64,
+    ) {
+        self.replication_bytes
+            .get_or_create(&TransferLabels {
+                peer: peer.into(),
+                direction,
+                kind,
+            })
+            .inc_by(n);
     }
 }
 
@@ -366,6 +398,11 @@ pub fn encode(snap: &Snapshot) -> Result<String, std::fmt::Error> {
         "replication_errors",
         "Failed shipments to a peer (each is retried with backoff)",
         m.replication_errors.clone(),
+    );
+    r.register(
+        "replication_bytes",
+        "Bytes replication moved per peer and direction: whole files, delta bodies and fetched ranges, chunk lists",
+        m.replication_bytes.clone(),
     );
     let build = Info::new(vec![
         ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),

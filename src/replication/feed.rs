@@ -317,6 +317,13 @@ async fn apply(
     let stream = if is_tombstone(e) {
         None
     } else {
+        // a large file this node holds an older version of: only the chunks it lacks
+        let (path, meta, opts) = shipment_of(store, link, e).await?;
+        if super::delta_send::pull(vfs, &link.remote, user, peer, &path, &e.key, &meta, &opts)
+            .await?
+        {
+            return Ok(());
+        }
         match link.remote.op.reader(&e.key).await {
             Ok(r) => Some(r.into_bytes_stream(..).await?),
             // gone since the page was made: its deletion is a later entry of the feed
@@ -325,6 +332,44 @@ async fn apply(
         }
     };
     apply_entry(vfs, store, link, user, peer, e, stream).await
+}
+
+/// What applying `e` as a shipment takes: its path, its replica metadata with the base this
+/// node knows the peer holds, and the upload's options.
+async fn shipment_of(
+    store: &Store,
+    link: &Link,
+    e: &FeedEntry,
+) -> Result<(VPath, ReplicaMeta, UploadOptions), ReplError> {
+    let path = VPath::parse(&format!("/{}/{}", link.rule.bucket, e.key))?;
+    let mut headers = e.headers.clone();
+    let Some(mut meta) = ReplicaMeta::take_from(&mut headers) else {
+        return Err(ReplError::Invalid(format!(
+            "the peer's feed entry for {} has no origin",
+            e.key
+        )));
+    };
+    // what this node knows the peer holds: the base the peer would have sent
+    meta.base = store.mark(&link.mark_node(), path.as_str()).await?;
+    meta.from = link.mark_node();
+    // a state the page was made from before our newer version reached the peer: the peer
+    // holds ours (the mark), so this is a concurrent edit, not an update of ours
+    if let (Some(l), Some(base)) = (store.entry(path.as_str()).await?, meta.base.as_deref()) {
+        if !meta.tombstone
+            && l.etag == base
+            && l.mtime_ms > meta.mtime_ms
+            && l.origin.as_deref() != Some(link.mark_node().as_str())
+        {
+            meta.base = None;
+        }
+    }
+    let opts = UploadOptions {
+        create_parents: true,
+        content_type: e.content_type.clone(),
+        headers,
+        ..Default::default()
+    };
+    Ok((path, meta, opts))
 }
 
 /// Whether an entry is a deletion (it carries no bytes).
@@ -354,39 +399,14 @@ where
     {
         return Ok(());
     }
-    let path = VPath::parse(&format!("/{}/{}", link.rule.bucket, e.key))?;
-    let mut headers = e.headers.clone();
-    let Some(mut meta) = ReplicaMeta::take_from(&mut headers) else {
-        return Err(ReplError::Invalid(format!(
-            "the peer's feed entry for {} has no origin",
-            e.key
-        )));
-    };
-    // what this node knows the peer holds: the base the peer would have sent
-    meta.base = store.mark(&link.mark_node(), path.as_str()).await?;
-    meta.from = link.mark_node();
-    // a state the page was made from before our newer version reached the peer: the peer
-    // holds ours (the mark), so this is a concurrent edit, not an update of ours
-    if let (Some(l), Some(base)) = (store.entry(path.as_str()).await?, meta.base.as_deref()) {
-        if !meta.tombstone
-            && l.etag == base
-            && l.mtime_ms > meta.mtime_ms
-            && l.origin.as_deref() != Some(link.mark_node().as_str())
-        {
-            meta.base = None;
-        }
-    }
-    let opts = UploadOptions {
-        create_parents: true,
-        content_type: e.content_type.clone(),
-        headers,
-        ..Default::default()
-    };
+    let (path, meta, opts) = shipment_of(store, link, e).await?;
     let mut up = vfs.receive_shipment(user, peer, &path, meta, opts).await?;
     if let Some(mut stream) = stream {
         loop {
             match stream.try_next().await {
                 Ok(Some(chunk)) => {
+                    let n = chunk.len() as u64;
+                    crate::metrics::get().replication_bytes(&peer.name, "pull", "whole", n);
                     if let Err(err) = up.write(chunk).await {
                         up.abort().await;
                         return Err(err.into());

@@ -2,6 +2,9 @@
 //! S3, in commit order, with retries; resync and a periodic reconcile repair what the
 //! journal cannot tell (see docs/replication.md).
 
+pub mod delta;
+pub mod delta_recv;
+pub mod delta_send;
 pub mod feed;
 pub mod mailbox;
 pub mod pin;
@@ -179,6 +182,9 @@ impl Replicator {
                 last_trim = std::time::Instant::now();
                 if let Err(e) = self.store.trim_journal().await {
                     tracing::warn!(error = %e, "replication: journal trim failed");
+                }
+                if let Err(e) = self.vfs.prune_chunks().await {
+                    tracing::warn!(error = %e, "replication: pruning chunk lists failed");
                 }
             }
         }

@@ -99,6 +99,10 @@ pub fn client(fingerprint: Option<&str>) -> Result<reqwest::Client, ReplError> {
     let builder = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .read_timeout(std::time::Duration::from_secs(120))
+        // a peer busy writing (rebuilding a large file from a delta, a slow disk) keeps its
+        // receive window closed for a while; reqwest's default 30 s TCP user timeout would
+        // cut that live transfer. A dead peer is still found by the read timeout.
+        .tcp_user_timeout(None)
         .pool_idle_timeout(std::time::Duration::from_secs(60));
     let builder = match fingerprint {
         Some(fp) => {

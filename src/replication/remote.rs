@@ -15,6 +15,7 @@ pub struct Remote {
     client: reqwest::Client,
     endpoint: String,
     access_key: String,
+    secret: String,
 }
 
 impl Remote {
@@ -45,6 +46,7 @@ impl Remote {
             client,
             endpoint: peer.endpoint.trim_end_matches('/').to_string(),
             access_key: peer.access_key.clone(),
+            secret: secret.to_string(),
         })
     }
 
@@ -56,6 +58,11 @@ impl Remote {
     /// Our access key on the peer.
     pub fn access_key(&self) -> &str {
         &self.access_key
+    }
+
+    /// Our secret on the peer (signs the requests OpenDAL does not make: delta transfer).
+    pub fn secret(&self) -> &str {
+        &self.secret
     }
 
     /// The HTTP client that reaches the peer (its certificate pin included).

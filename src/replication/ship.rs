@@ -114,7 +114,8 @@ fn meta_for(own: &str, mirror: bool, e: &EntryRow, base: Option<String>) -> Repl
     }
 }
 
-/// Streams a file's bytes, type, headers and user metadata to the peer.
+/// Streams a file's bytes, type, headers and user metadata to the peer: a large file a Kura
+/// peer holds an older version of as a delta (`delta_send::push`), anything else whole.
 pub async fn put(
     vfs: &Vfs,
     link: &Link,
@@ -122,6 +123,21 @@ pub async fn put(
     e: &EntryRow,
     base: Option<String>,
 ) -> Result<(), ReplError> {
+    if link.peer_node.is_some() && super::delta::eligible(e.size.max(0) as u64) {
+        // a large file the peer may hold an older version of: only the changed chunks
+        let mut h = shipment_headers(&link.own, !link.rule.bidirectional, e);
+        for (k, v) in meta_for(&link.own, !link.rule.bidirectional, e, base.clone()).user_metadata()
+        {
+            h.insert(format!("x-amz-meta-{k}"), v);
+        }
+        let path = VPath::parse(&e.path)?;
+        let (peer, bucket, ct) = (&link.rule.peer, &link.rule.bucket, e.content_type.clone());
+        if super::delta_send::push(vfs, &link.remote, peer, bucket, key, &path, &e.etag, ct, h)
+            .await?
+        {
+            return Ok(());
+        }
+    }
     let headers: BTreeMap<String, String> = e
         .headers
         .as_deref()
@@ -184,6 +200,7 @@ pub async fn put(
         }
     }
     w.close().await?;
+    crate::metrics::get().replication_bytes(&link.rule.peer, "push", "whole", size);
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! AWS Signature V4 for the one request OpenDAL cannot make for us: the GET of a peer's
-//! journal feed (`/api/replication/v1/journal`), signed with the peer's access key so the
+//! AWS Signature V4 for the requests OpenDAL cannot make for us: the GET of a peer's
+//! journal feed (`/api/replication/v1/journal`) and the chunk list and delta requests of
+//! delta transfer, signed with the peer's access key so the
 //! peer checks it exactly as it checks our S3 requests.
 
 use hmac::{Hmac, Mac};
@@ -39,6 +40,50 @@ pub fn sign_get(
     secret: &str,
     now: time::OffsetDateTime,
 ) -> Vec<(&'static str, String)> {
+    sign(
+        "GET",
+        host,
+        path,
+        query,
+        EMPTY_SHA256,
+        (access_key, secret),
+        now,
+    )
+}
+
+/// The headers of a signed PUT whose body is not signed (`UNSIGNED-PAYLOAD`, as OpenDAL's
+/// PutObjects; the body is checked by what it carries, and TLS carries it).
+pub fn sign_put(
+    host: &str,
+    path: &str,
+    query: &[(&str, String)],
+    access_key: &str,
+    secret: &str,
+    now: time::OffsetDateTime,
+) -> Vec<(&'static str, String)> {
+    sign(
+        "PUT",
+        host,
+        path,
+        query,
+        UNSIGNED,
+        (access_key, secret),
+        now,
+    )
+}
+
+/// The payload hash of a request whose body is not signed.
+const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
+
+fn sign(
+    method: &str,
+    host: &str,
+    path: &str,
+    query: &[(&str, String)],
+    payload: &str,
+    (access_key, secret): (&str, &str),
+    now: time::OffsetDateTime,
+) -> Vec<(&'static str, String)> {
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     let amz_date = now
         .to_offset(time::UtcOffset::UTC)
@@ -54,7 +99,7 @@ pub fn sign_get(
         .join("&");
     let signed = "host;x-amz-content-sha256;x-amz-date";
     let canonical = format!(
-        "GET\n{path}\n{canonical_query}\nhost:{host}\nx-amz-content-sha256:{EMPTY_SHA256}\nx-amz-date:{amz_date}\n\n{signed}\n{EMPTY_SHA256}"
+        "{method}\n{path}\n{canonical_query}\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n\n{signed}\n{payload}"
     );
     let scope = format!("{date}/{REGION}/s3/aws4_request");
     let to_sign = format!(
@@ -68,7 +113,7 @@ pub fn sign_get(
     let signature = hex::encode(hmac(&key, &to_sign));
     vec![
         ("x-amz-date", amz_date.clone()),
-        ("x-amz-content-sha256", EMPTY_SHA256.to_string()),
+        ("x-amz-content-sha256", payload.to_string()),
         (
             "authorization",
             format!(

@@ -6,6 +6,7 @@ mod auth;
 mod bucket;
 mod checksum;
 mod cors;
+mod delta;
 mod dto;
 mod encryption;
 mod errors;
@@ -64,10 +65,17 @@ impl S3Front {
             owners: owners.clone(),
         };
         let mut b = S3ServiceBuilder::new(s3.clone());
-        b.set_route(feed::FeedRoute {
-            keys: keys.clone(),
-            owners: owners.clone(),
-            feed,
+        b.set_route(delta::PeerRoutes {
+            feed: feed::FeedRoute {
+                keys: keys.clone(),
+                owners: owners.clone(),
+                feed,
+            },
+            delta: delta::DeltaRoute {
+                keys: keys.clone(),
+                owners: owners.clone(),
+                vfs: vfs.clone(),
+            },
         });
         b.set_auth(auth::KuraAuth { keys, owners });
         b.set_access(access::KuraAccess);

@@ -1,6 +1,7 @@
 //! SQL metadata store: users, entries and dead properties behind one small API.
 
 mod audit;
+mod chunks;
 mod entries;
 mod groups;
 mod implicit;
@@ -37,6 +38,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use audit::{AuditQuery, AuditRow};
+pub use chunks::ChunkRow;
 pub use entries::EntryRow;
 pub use implicit::{NOT_EMPTY, NO_PARENT};
 pub use locks::{LockChange, LockRow};

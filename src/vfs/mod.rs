@@ -3,6 +3,7 @@
 //! Adapters (WebDAV, S3) translate their requests into these calls and
 //! `VfsError` into their own error replies; they hold no policy of their own.
 
+pub mod chunks;
 mod convert;
 mod disk;
 mod fsck;

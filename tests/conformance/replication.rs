@@ -2491,3 +2491,6 @@ fn an_sse_c_file_is_reported_and_never_shipped() {
         tail(&log, 20)
     );
 }
+
+/// Delta transfer of large files (its own file: the same cluster, other tests).
+mod delta;
