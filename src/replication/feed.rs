@@ -120,6 +120,7 @@ impl Feed {
                 Some(e) if e.is_dir => continue,
                 // a change never goes back to the node it came from
                 Some(e) if e.origin.as_deref() == Some(node) => continue,
+                Some(e) if !ship::can_ship(&e, &peer.name) => continue,
                 Some(e) => (ship::shipment_headers(&own, mirror, &e), e.content_type),
                 None => {
                     let origin = row.origin.clone().unwrap_or_else(|| own.clone());

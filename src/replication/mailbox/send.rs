@@ -82,6 +82,7 @@ async fn letter_for(
     Ok(match w.store.entry(&row.path).await? {
         Some(e) if e.is_dir => None,
         Some(e) if e.origin.is_some() && e.origin.as_deref() == peer => None,
+        Some(e) if !ship::can_ship(&e, &p.link.rule.peer) => None,
         Some(e) => {
             let body = store_body(w, p, &e).await?;
             let headers = ship::shipment_headers(p.own(), mirror, &e);
