@@ -86,7 +86,7 @@ impl Drop for Busy {
 impl Vfs {
     /// Starts a resumable upload of `length` bytes to `path`: the write rules, locks and the
     /// quota (the length against what the group has left, less what is staged for it) are
-    /// checked now, and again when the file is committed.
+    /// checked now, and again when the file is committed. An empty file is committed now.
     pub async fn resumable_start(
         &self,
         c: &Caller,
@@ -128,7 +128,20 @@ impl Vfs {
                 length as i64,
             )
             .await?;
-        self.resumable_get(c, &id).await
+        let mut up = self.resumable_get(c, &id).await?;
+        if length == 0 {
+            // complete at creation: tus clients (tus-js-client, Uppy) append nothing to it
+            match self.resumable_commit(c, &id, path).await {
+                Ok(entry) => up.done = Some(entry),
+                Err(e) => {
+                    if let Err(a) = self.resumable_abort(c, &id).await {
+                        tracing::warn!(upload = %id, error = %a, "could not drop an empty upload");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(up)
     }
 
     /// The upload `id`, to its uploader only: to anyone else, as an expired or unknown id,

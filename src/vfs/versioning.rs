@@ -166,12 +166,13 @@ impl Vfs {
             return Ok(false);
         }
         if let Some(v) = now.filter(|v| v.row.is_none()) {
-            return match self.stat(c, path).await {
-                Ok(e) => Ok(e.allows(c, R)),
-                Err(VfsError::Forbidden(_)) | Err(VfsError::NotFound) => Ok(false),
-                Err(e) => Err(e),
-            }
-            .map(|ok| ok && v.entry.allows(c, R));
+            let ok = match self.stat(c, path).await {
+                Ok(e) => e.allows(c, R) && v.entry.allows(c, R),
+                Err(VfsError::Forbidden(_)) | Err(VfsError::NotFound) => false,
+                Err(e) => return Err(e),
+            };
+            // kept rows may be of a file deleted from an earlier, private folder here
+            return Ok(ok && self.gone_folders_allow(c, path, &[]).await?);
         }
         let mut dir = path.parent();
         let mut gone = Vec::new();
@@ -187,7 +188,7 @@ impl Vfs {
                 Err(e) => return Err(e),
             }
         }
-        self.gone_folders_allow(c, &gone).await
+        self.gone_folders_allow(c, path, &gone).await
     }
 
     /// The versions of `path` that `c` may see (none, or all: one rule per key).

@@ -187,7 +187,16 @@ impl Vfs {
             return Err(VfsError::Forbidden("versions are not public"));
         }
         match self.stat(c, path).await {
-            Ok(e) => return e.require(c, R, "the file may not be read"),
+            Ok(e) => {
+                e.require(c, R, "the file may not be read")?;
+                // kept rows may be of a file deleted from an earlier, private folder here
+                return match self.gone_folders_allow(c, path, &[]).await? {
+                    true => Ok(()),
+                    false => Err(VfsError::Forbidden(
+                        "a deleted folder above it was not listable",
+                    )),
+                };
+            }
             Err(VfsError::NotFound) => {}
             Err(e) => return Err(e),
         }
@@ -207,7 +216,7 @@ impl Vfs {
                 Err(e) => return Err(e),
             }
         }
-        match self.gone_folders_allow(c, &gone).await? {
+        match self.gone_folders_allow(c, path, &gone).await? {
             true => Ok(()),
             false => Err(VfsError::Forbidden(
                 "a deleted folder above it was not listable",
@@ -215,27 +224,43 @@ impl Vfs {
         }
     }
 
-    /// Whether the deleted folders between a deleted file and the deepest folder still there
-    /// (`gone`, deepest first) let `c` through under the bits they had when deleted: listing
-    /// the one holding the file, entering the others. A folder with no kept marker was an
-    /// implicit one (S3-made, pruned when emptied) and lets through.
+    /// Whether the folders above the deleted `path` let `c` through under the bits they had
+    /// when deleted: listing the one holding it, entering the others. Every kept marker of a
+    /// deleted folder at those paths counts, even where a folder of the same name stands
+    /// again (one whoever may write its parent could make, to read what was deleted from a
+    /// private one). A folder gone (`gone`) with no kept marker left no bits to check (an
+    /// implicit S3 folder pruned when emptied, or a folder renamed or moved away, whose bits
+    /// may have kept everyone else out): only one who wrote a version of `path` passes it.
     pub(super) async fn gone_folders_allow(
         &self,
         c: &Caller,
+        path: &VPath,
         gone: &[VPath],
     ) -> Result<bool, VfsError> {
-        for (i, f) in gone.iter().enumerate() {
-            let want = if i == 0 { R | X } else { X };
-            let rows = self.store.versions_of(f.as_str()).await?;
-            if let Some(r) = rows.iter().find(|r| r.is_dir) {
+        let mut unchecked = false;
+        let (mut dir, mut want) = (path.parent(), R | X);
+        while !dir.is_root() {
+            let rows = self.store.versions_of(dir.as_str()).await?;
+            let mut markers = rows.iter().filter(|r| r.is_dir).peekable();
+            if markers.peek().is_none() && gone.contains(&dir) {
+                unchecked = true;
+            }
+            for r in markers {
                 let mut e = row_entry(r)?;
                 e.is_dir = true;
                 if !e.allows(c, want) {
                     return Ok(false);
                 }
             }
+            (dir, want) = (dir.parent(), X);
         }
-        Ok(true)
+        if !unchecked {
+            return Ok(true);
+        }
+        let rows = self.store.versions_of(path.as_str()).await?;
+        Ok(rows
+            .iter()
+            .any(|r| !r.marker && r.owner.as_deref() == Some(c.user.as_str())))
     }
 
     /// Whether `c` may read a kept row under the bits it had when it was current.

@@ -78,6 +78,80 @@ def zip_spellings():
     assert entries == [nfc], entries
 
 
+def empty_file():
+    alice = sign_in("alice")
+    # tus-js-client and Uppy send no PATCH for an empty file: they report success once the
+    # upload is created, so the file must exist then, replacing an older one as a PUT would
+    r = create(alice, 0, "/team", "empty.txt")
+    assert r.status_code == 201 and r.headers["upload-offset"] == "0", (r.status_code, r.text)
+    r = alice.get(API + "/file", params={"path": "/team/empty.txt"})
+    assert r.status_code == 200 and r.json()["size"] == 0, (r.status_code, r.text)
+    r = requests.put(BASE + "/dav/team/old.txt", data=b"old bytes", auth=("alice", PW["alice"]))
+    assert r.status_code == 201, r.status_code
+    assert create(alice, 0, "/team", "old.txt").status_code == 201
+    r = requests.get(BASE + "/dav/team/old.txt", auth=("bob", PW["bob"]))
+    assert r.status_code == 200 and r.content == b"", (r.status_code, r.content)
+    # the write rules still hold: carol may not write into team, and nothing appears
+    carol = sign_in("carol")
+    r = create(carol, 0, "/team", "carols.txt")
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert "carols.txt" not in names(alice, "/team")
+
+def moved_private_folder():
+    alice, bob = sign_in("alice"), sign_in("bob")
+    # bob's own folder in the shared bucket, closed to the group (0700), a file in it
+    assert bob.post(API + "/folders", json={"path": "/team/bobs"}).status_code == 201
+    r = bob.post(API + "/attributes", json={"path": "/team/bobs", "mode": "0700"})
+    assert r.status_code == 200, r.text
+    r = requests.put(BASE + "/dav/team/bobs/plan.txt", data=b"bob's plan", auth=("bob", PW["bob"]))
+    assert r.status_code == 201, r.status_code
+    assert alice.get(API + "/download", params={"path": "/team/bobs/plan.txt"}).status_code == 403
+    # bob deletes the file; it was never alice's to read, and stays so
+    r = bob.post(API + "/delete", json={"paths": ["/team/bobs/plan.txt"]})
+    assert r.json()["done"] == ["/team/bobs/plan.txt"], r.text
+    r = alice.post(API + "/restore", json={"path": "/team/bobs/plan.txt", "to": "/team/a.txt"})
+    assert r.status_code == 403, (r.status_code, r.text)
+    # ... also once bob has renamed his folder: the old path holds no folder to check any more
+    r = bob.post(API + "/rename", json={"path": "/team/bobs", "to": "/team/bobs-2025"})
+    assert r.status_code == 200, r.text
+    r = alice.get(API + "/trash", params={"bucket": "team"})
+    assert r.status_code == 200 and "plan.txt" not in r.text, r.text
+    r = alice.get(API + "/versions", params={"path": "/team/bobs/plan.txt"})
+    assert r.status_code in (403, 404) or r.json()["versions"] == [], (r.status_code, r.text)
+    r = alice.post(API + "/restore", json={"path": "/team/bobs/plan.txt", "to": "/team/b.txt"})
+    assert r.status_code in (403, 404), (r.status_code, r.text)
+    r = alice.get(API + "/download", params={"path": "/team/b.txt"})
+    assert r.status_code == 404, (r.status_code, r.content)
+
+def recreated_private_folder():
+    alice, bob = sign_in("alice"), sign_in("bob")
+    # bob deletes his private folder (0700) with a file alice could never read
+    assert bob.post(API + "/folders", json={"path": "/team/diary"}).status_code == 201
+    r = bob.post(API + "/attributes", json={"path": "/team/diary", "mode": "0700"})
+    assert r.status_code == 200, r.text
+    r = requests.put(BASE + "/dav/team/diary/day1.txt", data=b"dear diary", auth=("bob", PW["bob"]))
+    assert r.status_code == 201, r.status_code
+    r = bob.post(API + "/delete", json={"paths": ["/team/diary"]})
+    assert r.json()["done"] == ["/team/diary"], r.text
+    assert alice.get(API + "/versions", params={"path": "/team/diary/day1.txt"}).status_code == 403
+    # alice, who may write the bucket, makes a folder of the same name, then the file too
+    assert alice.post(API + "/folders", json={"path": "/team/diary"}).status_code == 201
+    for step in ["folder", "file"]:
+        if step == "file":
+            r = requests.put(BASE + "/dav/team/diary/day1.txt", data=b"mine", auth=("alice", PW["alice"]))
+            assert r.status_code == 201, r.status_code
+        r = alice.get(API + "/versions", params={"path": "/team/diary/day1.txt"})
+        kept = [v for v in r.json()["versions"] if not v["delete_marker"]] if r.status_code == 200 else []
+        assert kept == [], (step, r.text)
+        r = alice.post(API + "/restore", json={"path": "/team/diary/day1.txt", "to": "/team/got.txt"})
+        assert r.status_code in (403, 404), (step, r.status_code, r.text)
+        assert "day1" not in alice.get(API + "/trash", params={"bucket": "team"}).text, step
+    r = alice.get(API + "/download", params={"path": "/team/got.txt"})
+    assert r.status_code == 404, (r.status_code, r.content)
+    # bob still sees and restores his own
+    r = bob.post(API + "/restore", json={"path": "/team/diary/day1.txt", "to": "/team/day1-back.txt"})
+    assert r.status_code == 200, r.text
+
 def no_basic_challenge():
     # a browser whose session ended (or that has none) gets the API's JSON 401, never a Basic
     # challenge: a challenge makes the browser pop up its password dialog and then send Basic
@@ -125,7 +199,9 @@ def revoked_writer_rest():
 
 CHECKS = {
     f.__name__: f
-    for f in [stored_types, zip_spellings, no_basic_challenge, revoked_writer_start, revoked_writer_rest]
+    for f in [stored_types, zip_spellings, no_basic_challenge, revoked_writer_start, revoked_writer_rest,
+              empty_file, moved_private_folder,
+              recreated_private_folder]
 }
 CHECKS[sys.argv[2]]()
 print(f"user_api_attacks.py {sys.argv[2]}: all checks passed")

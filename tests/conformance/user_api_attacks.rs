@@ -43,6 +43,28 @@ fn a_zip_names_a_file_once_however_it_is_spelt() {
     check("zip_spellings");
 }
 
+/// An empty file sent by tus-js-client or Uppy (which create the upload and send no PATCH,
+/// as tus allows) never appeared: the upload waited for an append that never came.
+#[test]
+fn an_empty_file_is_whole_once_created() {
+    check("empty_file");
+}
+
+/// A file bob deleted from his 0700 folder of a shared bucket became alice's to list,
+/// version, restore and read once bob renamed the folder: a deleted file's folders are
+/// checked at their old paths, and a folder renamed away left nothing there to check.
+#[test]
+fn a_file_deleted_from_a_private_folder_stays_private_after_the_folder_moves() {
+    check("moved_private_folder");
+}
+
+/// Bob deleted his 0700 folder; alice made a folder of the same name (she may write the
+/// bucket) and read every file deleted with his, by their versions or by restoring them.
+#[test]
+fn a_deleted_private_folder_made_again_opens_none_of_its_old_files() {
+    check("recreated_private_folder");
+}
+
 /// The user API answered 401 with `WWW-Authenticate: Basic`: a browser whose session ended
 /// popped up its password dialog, then sent Basic credentials with every request.
 #[test]

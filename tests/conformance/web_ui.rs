@@ -113,6 +113,7 @@ fn browser_files_upload_browse_change_zip() {
     assert_eq!(s.get("web/renamed.txt"), b"alpha\n".repeat(10));
     assert_eq!(s.get("web/c.txt"), b"charlie\n".repeat(100));
     assert_eq!(s.get("web/album/one.txt"), b"one\n");
+    assert!(s.get("web/album/empty.txt").is_empty());
     assert_eq!(s.get("web/album/renamed.txt"), b"alpha\n".repeat(10));
     assert_eq!(
         s.status(&["-X", "PROPFIND", "-H", "Depth: 0", &s.dav("web/made")]),

@@ -731,8 +731,8 @@ async function upload(j) {
   j.sent = offset;
   j.started = performance.now();
   let failures = 0;
-  // one PATCH at least: an empty file becomes whole with an empty one
-  for (let done = false; !done;) {
+  // an empty file is whole once created
+  for (let done = j.file.size === 0; !done;) {
     try {
       offset = await patch(j, url, offset);
       failures = 0;

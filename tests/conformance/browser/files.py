@@ -11,7 +11,8 @@ from kura_browser import *
 
 SRC = tempfile.mkdtemp(prefix="kura-upload-")
 FILES = {"a.txt": b"alpha\n" * 10, "b.txt": b"bravo\n" * 1000, "c.txt": b"charlie\n" * 100}
-ALBUM = {"album/one.txt": b"one\n", "album/deeper/two.txt": b"two\n" * 50}
+# an empty file too: it is whole once its upload is created (no PATCH)
+ALBUM = {"album/one.txt": b"one\n", "album/deeper/two.txt": b"two\n" * 50, "album/empty.txt": b""}
 
 
 def write(rel, body):
@@ -32,7 +33,7 @@ def main(d):
     d.find_element(By.ID, "pick-files").send_keys("\n".join(paths))
     uploads_done(d, 3)
     d.find_element(By.ID, "pick-folder").send_keys(os.path.join(SRC, "album"))
-    uploads_done(d, 5)
+    uploads_done(d, 6)
     wait_names(d, ["album", "a.txt", "b.txt", "c.txt"])
     shot(d, "uploaded")
     d.find_element(By.ID, "up-close").click()
@@ -104,6 +105,7 @@ def main(d):
     want = {
         "renamed.txt": FILES["a.txt"],
         "album/one.txt": ALBUM["album/one.txt"],
+        "album/empty.txt": b"",
         "album/renamed.txt": FILES["a.txt"],
         "album/deeper/two.txt": ALBUM["album/deeper/two.txt"],
         "album/deeper/b.txt": FILES["b.txt"],
