@@ -2,6 +2,7 @@
 //! S3, in commit order, with retries; resync and a periodic reconcile repair what the
 //! journal cannot tell (see docs/replication.md).
 
+pub mod away;
 pub mod feed;
 pub mod pin;
 pub mod remote;
@@ -76,7 +77,8 @@ pub async fn open_link(
         remote,
         peer_node,
         own: store.node_id().await?,
-        pull_secret: peer.pull.then_some(secret),
+        pull: peer.pull,
+        secret,
     })
 }
 
@@ -157,6 +159,7 @@ impl Replicator {
                     rule,
                     retry_max: Duration::from_secs(self.cfg.retry_max_seconds.max(1)),
                     refused_wait: Duration::from_secs(self.cfg.refused_retry_seconds.max(1)),
+                    keep: self.keep(),
                 };
                 workers.insert(k, (sig, tokio::spawn(w.run())));
             }
@@ -165,8 +168,22 @@ impl Replicator {
                 if let Err(e) = self.store.trim_journal().await {
                     tracing::warn!(error = %e, "replication: journal trim failed");
                 }
+                let before = crate::store::now_ms() - self.keep().as_millis() as i64;
+                match self.store.prune_tombstones(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        count = n,
+                        "replication: forgot deletions older than tombstone_days"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "replication: tombstone prune failed"),
+                }
             }
         }
+    }
+
+    /// How long deletions are remembered (`tombstone_days`).
+    fn keep(&self) -> Duration {
+        self.cfg.tombstone_keep()
     }
 
     fn spawn_reconcile(&self, rule: RuleRow) {
@@ -203,6 +220,9 @@ struct Worker {
     rule: RuleRow,
     retry_max: Duration,
     refused_wait: Duration,
+    /// How long deletions are remembered: a contact with the peer is recorded every
+    /// `away::beat` of it.
+    keep: Duration,
 }
 
 impl Worker {
@@ -213,6 +233,7 @@ impl Worker {
         let mut position = self.rule.position;
         let mut pulled = self.rule.pulled;
         let mut last_pull: Option<std::time::Instant> = None;
+        let mut contact: Option<std::time::Instant> = None;
         loop {
             if link.is_none() {
                 match self.connect().await {
@@ -229,18 +250,17 @@ impl Worker {
                 continue;
             }
             let mut busy = false;
-            if let Some(secret) = &l.pull_secret {
-                if last_pull.is_none_or(|t| t.elapsed() >= PULL_IDLE) {
-                    match feed::pull_once(&self.vfs, &self.store, l, secret, pulled).await {
-                        Ok((n, next)) => {
-                            pulled = next;
-                            busy = n > 0;
-                            last_pull = (!busy).then(std::time::Instant::now);
-                        }
-                        Err(e) => {
-                            self.fail(&e, &mut backoff).await;
-                            continue;
-                        }
+            if l.pull && last_pull.is_none_or(|t| t.elapsed() >= PULL_IDLE) {
+                match feed::pull_once(&self.vfs, &self.store, l, &l.secret, pulled).await {
+                    Ok((n, next)) => {
+                        pulled = next;
+                        busy = n > 0;
+                        last_pull = (!busy).then(std::time::Instant::now);
+                        self.contact(&mut contact).await;
+                    }
+                    Err(e) => {
+                        self.fail(&e, &mut backoff).await;
+                        continue;
                     }
                 }
             }
@@ -253,6 +273,9 @@ impl Worker {
             };
             if rows.is_empty() {
                 if !busy {
+                    if self.due(contact) && l.peer_node.is_some() && self.reached(l).await {
+                        self.contact(&mut contact).await;
+                    }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 continue;
@@ -275,6 +298,7 @@ impl Worker {
                     {
                         Ok(sent) => {
                             self.unwait(&row.path, "push").await;
+                            self.contact(&mut contact).await;
                             i64::from(sent)
                         }
                         Err(e) if remote::is_object_refusal(&e) => {
@@ -297,6 +321,24 @@ impl Worker {
             }
             position = rows.last().map_or(position, |r| r.seq);
         }
+    }
+
+    /// Whether a contact with the peer is due to be recorded.
+    fn due(&self, last: Option<std::time::Instant>) -> bool {
+        last.is_none_or(|t| t.elapsed() >= away::beat(self.keep))
+    }
+
+    /// Records a contact with the peer (at most once per beat).
+    async fn contact(&self, last: &mut Option<std::time::Instant>) {
+        if self.due(*last) {
+            away::seen(&self.store, &self.rule.peer, self.keep).await;
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Whether the peer answers as the node it is (an idle rule's check that it is there).
+    async fn reached(&self, l: &Link) -> bool {
+        matches!(l.remote.node_id().await, Ok(Some(id)) if Some(&id) == l.peer_node.as_ref())
     }
 
     async fn connect(&self) -> Result<Link, ReplError> {
@@ -360,11 +402,11 @@ impl Worker {
             .await?;
         for w in due {
             let done = if w.direction == "pull" {
-                match &l.pull_secret {
-                    Some(secret) => {
-                        feed::pull_key(&self.vfs, &self.store, l, secret, &w.path).await
-                    }
-                    None => Ok(()),
+                match l.pull {
+                    true => feed::pull_key(&self.vfs, &self.store, l, &l.secret, &w.path)
+                        .await
+                        .map(drop),
+                    false => Ok(()),
                 }
             } else {
                 ship::ship(&self.vfs, &self.store, l, &w.path, w.origin.as_deref())

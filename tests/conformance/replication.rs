@@ -23,6 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{require, run, tree, S3Key, Server};
 
+mod tombstones;
+
 /// The replicated bucket, created on every node.
 const BUCKET: &str = "mirror";
 /// The group owning the bucket; `repl`, the user whose key the peers use, is a member.
@@ -77,6 +79,9 @@ struct RuleStatus {
     /// Keys set aside after a refusal of that key alone, retried later.
     waiting: i64,
     waiting_on: Option<String>,
+    /// The peer is or was lately away longer than deletions are remembered.
+    #[serde(default)]
+    away: Option<String>,
 }
 
 fn stdout(out: &Output) -> String {
