@@ -1,5 +1,7 @@
 //! Replication peers and rules, for the CLI and the REST API alike.
 
+mod mailbox;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,6 +27,11 @@ pub struct PeerView {
     pub node_id: Option<String>,
     /// This node pulls the peer's changes (it cannot be reached by the peer).
     pub pull: bool,
+    /// The mailbox the peer is reached through (`s3://bucket/prefix` on `endpoint`).
+    pub mailbox: Option<String>,
+    /// The secret shared with the peer, when this node just made it (shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox_secret: Option<String>,
 }
 
 /// A peer to add.
@@ -44,6 +51,12 @@ pub struct NewPeer {
     pub check: Option<bool>,
     /// This node cannot be reached by the peer: pull its changes too (default false).
     pub pull: Option<bool>,
+    /// Neither node can reach the other: exchange changes through this bucket
+    /// (`s3://bucket/prefix`) on `endpoint`, with `access_key` and `secret_key` there.
+    pub mailbox: Option<String>,
+    /// The secret shared with the peer (at least 32 characters); none: one is made and
+    /// returned once, to give to the peer.
+    pub mailbox_secret: Option<String>,
 }
 
 /// A bucket to mirror to a peer.
@@ -123,6 +136,8 @@ fn peer_view(p: PeerRow) -> PeerView {
         ca_fingerprint: p.ca_fingerprint,
         node_id: p.node_id,
         pull: p.pull,
+        mailbox: None,
+        mailbox_secret: None,
     }
 }
 
@@ -147,6 +162,17 @@ fn check_endpoint(raw: &str) -> Result<String, AdminError> {
         ));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// The stored form of a certificate pin for `endpoint` (https only).
+fn checked_pin(endpoint: &str, fp: Option<&str>) -> Result<Option<String>, AdminError> {
+    let fingerprint = fp.map(pin::normalize).transpose()?;
+    if fingerprint.is_some() && endpoint.starts_with("http://") {
+        return Err(AdminError::Invalid(format!(
+            "--ca-fingerprint pins a TLS certificate, but {endpoint} is plain http: use https:// or drop the fingerprint"
+        )));
+    }
+    Ok(fingerprint)
 }
 
 /// One test request to the peer: reachable (and the pinned certificate right), the key
@@ -219,20 +245,14 @@ impl Admin {
         if !super::valid_group_name(&n.name) {
             return Err(AdminError::Invalid(format!("bad peer name {:?}", n.name)));
         }
+        if n.mailbox.is_some() || n.mailbox_secret.is_some() {
+            return self.add_mailbox_peer(n).await;
+        }
         if n.endpoint.is_empty() {
             return self.add_unreachable_peer(n).await;
         }
         let endpoint = check_endpoint(&n.endpoint)?;
-        let fingerprint = n
-            .ca_fingerprint
-            .as_deref()
-            .map(pin::normalize)
-            .transpose()?;
-        if fingerprint.is_some() && endpoint.starts_with("http://") {
-            return Err(AdminError::Invalid(format!(
-                "--ca-fingerprint pins a TLS certificate, but {endpoint} is plain http: use https:// or drop the fingerprint"
-            )));
-        }
+        let fingerprint = checked_pin(&endpoint, n.ca_fingerprint.as_deref())?;
         if n.access_key.trim().is_empty() || n.secret_key.is_empty() {
             return Err(AdminError::Invalid(
                 "the access key and the secret must not be empty".into(),
@@ -293,13 +313,15 @@ impl Admin {
 
     /// Every peer.
     pub async fn peers(&self) -> Result<Vec<PeerView>, AdminError> {
-        Ok(self
-            .store
-            .peers()
-            .await?
-            .into_iter()
-            .map(peer_view)
-            .collect())
+        let mut out = Vec::new();
+        for p in self.store.peers().await? {
+            let mailbox = self.store.mailbox(&p.name).await?;
+            out.push(PeerView {
+                mailbox: mailbox.map(|m| mailbox::url(&m)),
+                ..peer_view(p)
+            });
+        }
+        Ok(out)
     }
 
     /// Removes a peer and its rules.
@@ -328,7 +350,12 @@ impl Admin {
         };
         if r.check.unwrap_or(true) && !peer.unreachable() {
             let secret = self.vault.unseal(&seal_id(&peer.name), &peer.secret_enc)?;
-            probe(&peer, &secret, Some(&bucket)).await?;
+            // through a mailbox, the bucket to reach is the mailbox's
+            let far = match self.store.mailbox(&peer.name).await? {
+                Some(m) => m.bucket,
+                None => bucket.clone(),
+            };
+            probe(&peer, &secret, Some(&far)).await?;
         }
         let prefix = r.prefix.unwrap_or_default();
         self.store
@@ -468,6 +495,10 @@ impl Admin {
                     "peer {} has no address: run the resync on that node (it reaches this one)",
                     p.name
                 )));
+            }
+            if self.store.mailbox(&p.name).await?.is_some() {
+                out.push(self.resend_through_mailbox(&rule).await?);
+                continue;
             }
             let link = open_link(&self.store, &self.vault, &p, rule).await?;
             let bar = progress.then(|| {

@@ -325,9 +325,9 @@ async fn capture(
     }))
 }
 
-/// The file id a wrapped data key names (`v1:<kid>:<file id>:...`), hex.
+/// The file id a wrapped data key names, hex (either form: `seal::wrapped_file_id`).
 fn sealed_file_id(wrapped: Option<&str>) -> Option<&str> {
-    wrapped?.split(':').nth(2)
+    crate::seal::wrapped_file_id(wrapped?)
 }
 
 /// The length of the stored bytes a snapshot row names (longer than its size when sealed).

@@ -34,6 +34,16 @@ pub enum PeerCmd {
         /// Add it without the test request (the peer is down for now).
         #[arg(long)]
         no_check: bool,
+        /// Neither node can reach the other: exchange changes through this bucket and
+        /// prefix (`s3://bucket/prefix`), on the S3 server `--endpoint` with `--access-key`
+        /// and `--secret-key` there (another provider's, or a third Kura). Everything in it
+        /// is encrypted with a secret only the two nodes hold.
+        #[arg(long, requires = "endpoint", conflicts_with = "pull")]
+        mailbox: Option<String>,
+        /// The secret shared with the peer through `--mailbox` (at least 32 characters).
+        /// Leave it out on the first node: one is made and printed, to give to the other.
+        #[arg(long, requires = "mailbox")]
+        mailbox_secret: Option<String>,
     },
     /// Create an access key for a peer to ship here with: only requests signed with it are
     /// received as shipments (owner, mtime, origin kept), and a resync fetching from that
@@ -104,8 +114,11 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             ca_fingerprint,
             no_check,
             pull,
+            mailbox,
+            mailbox_secret,
         } => {
             let reachable = endpoint.is_some();
+            let through = mailbox.is_some();
             let p = admin
                 .add_peer(NewPeer {
                     name,
@@ -115,9 +128,22 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                     ca_fingerprint,
                     check: Some(!no_check),
                     pull: Some(pull),
+                    mailbox,
+                    mailbox_secret,
                 })
                 .await?;
-            if !reachable {
+            if through {
+                println!(
+                    "peer {} added (through the mailbox {} on {})",
+                    p.name,
+                    p.mailbox.as_deref().unwrap_or_default(),
+                    p.endpoint
+                );
+                if let Some(s) = &p.mailbox_secret {
+                    println!("mailbox secret: {s}");
+                    println!("(shown once; give it to the peer's `kura peer add ... --mailbox ... --mailbox-secret`)");
+                }
+            } else if !reachable {
                 println!(
                     "peer {} added (no address: it pushes here and pulls from here)",
                     p.name
@@ -155,9 +181,13 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         p.access_key,
                         p.ca_fingerprint.unwrap_or_else(|| "system roots".into()),
                         p.node_id.unwrap_or_else(|| "-".into()),
+                        p.mailbox.unwrap_or_else(|| "-".into()),
                     ]
                 });
-                super::table::print(&["PEER", "ENDPOINT", "ACCESS KEY", "TRUST", "NODE"], rows)?;
+                super::table::print(
+                    &["PEER", "ENDPOINT", "ACCESS KEY", "TRUST", "NODE", "MAILBOX"],
+                    rows,
+                )?;
             }
         }
         PeerCmd::Remove { name } => {

@@ -16,6 +16,9 @@ pub struct ReplicationConfig {
     /// Days a deletion is remembered for peers (fractions allowed): a resync trusts a
     /// tombstone this young, and a peer away longer than this is warned about.
     pub tombstone_days: f64,
+    /// Seconds between two reads of a mailbox a peer is reached through (each is a LIST
+    /// request to the bucket's provider: see docs/replication.md for the cost).
+    pub mailbox_poll_seconds: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -25,6 +28,7 @@ impl Default for ReplicationConfig {
             reconcile_seconds: 3600,
             refused_retry_seconds: 900,
             tombstone_days: 30.0,
+            mailbox_poll_seconds: 10,
         }
     }
 }

@@ -42,6 +42,9 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         // checks the same locks again inside each write's transaction, and a refusal there
         // (a lock taken meanwhile) has no FsError of its own
         VfsError::Locked(_) => FsError::Forbidden,
+        // an SSE-C file opens only with the key its S3 client keeps (mod.rs answers a GET
+        // with a text saying so before dav-server runs)
+        VfsError::CustomerKey(_) => FsError::Forbidden,
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");
             FsError::GeneralFailure

@@ -115,6 +115,11 @@ impl DavFront {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let handler = self.handler(&caller, agent);
+        // who asked for which file, should a GET be refused (see `why_forbidden`)
+        let get = (req.method() == Method::GET)
+            .then(|| url_path(req.uri().path()))
+            .flatten()
+            .map(|p| (p, caller.clone()));
         let resp = match req.method().as_str() {
             "LOCK" => {
                 let (parts, body) = req.into_parts();
@@ -147,8 +152,27 @@ impl DavFront {
                     .await
             }
         };
+        if resp.status() == StatusCode::FORBIDDEN {
+            if let Some(refused) = self.why_forbidden(get).await {
+                return refused;
+            }
+        }
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, body.map_err(std::io::Error::other).boxed_unsync())
+    }
+
+    /// A GET refused because the file is SSE-C gets a text saying so (dav-server's 403 has
+    /// none): it opens only with the key its S3 client keeps, never here. Asked only of a
+    /// refused GET, so a served one costs no lookup.
+    async fn why_forbidden(&self, get: Option<(VPath, Caller)>) -> Option<Response<RespBody>> {
+        let (path, caller) = get?;
+        match self.vfs.stat(&caller, &path).await {
+            Ok(e) if e.needs_customer_key() => Some(status(
+                StatusCode::FORBIDDEN,
+                "This file is encrypted with a key only its S3 client keeps (SSE-C): read it through S3 with that key.\n",
+            )),
+            _ => None,
+        }
     }
 
     /// A new lock needs the core's consent first, so a refusal gets its own status (403 no

@@ -111,7 +111,8 @@ async fn write(
     Ok(())
 }
 
-/// Adds one file, read through the core as `caller`; one it may not read is left out.
+/// Adds one file, read through the core as `caller`; one it may not read is left out, and so is
+/// an SSE-C file (it opens only with the key its S3 client keeps).
 async fn add(
     vfs: &Vfs,
     caller: &Caller,
@@ -121,7 +122,12 @@ async fn add(
 ) -> Result<(), ZipFailure> {
     let (entry, download) = match vfs.open_read(caller, path).await {
         Ok(x) => x,
-        Err(VfsError::Forbidden(_) | VfsError::NotFound | VfsError::WrongKind(_)) => return Ok(()),
+        Err(
+            VfsError::Forbidden(_)
+            | VfsError::NotFound
+            | VfsError::WrongKind(_)
+            | VfsError::CustomerKey(_),
+        ) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let opts = ZipEntryBuilder::new(relative(base, &entry.path).into(), Compression::Stored)

@@ -148,6 +148,9 @@ impl App {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
         let (mut req, fault) = crate::wire::watch(req);
+        if self.forwarded_over_tls(&req, peer) {
+            req.extensions_mut().insert(crate::wire::Secure);
+        }
         let method = req.method().clone();
         let path = loggable_path(req.uri().path());
         let client = self.limits.client_ip(peer, req.headers());
@@ -269,6 +272,17 @@ impl App {
             method: method_label,
         });
         resp.map(|b| Metered::wrap(b, meters.sent(proto), latency, start))
+    }
+
+    /// Whether a request on a plain connection came over TLS before a trusted proxy forwarded
+    /// it (`X-Forwarded-Proto: https`; from any other peer the header counts for nothing).
+    fn forwarded_over_tls<B>(&self, req: &Request<B>, peer: SocketAddr) -> bool {
+        req.extensions().get::<crate::wire::Secure>().is_none()
+            && self.limits.is_trusted_proxy(peer.ip())
+            && req
+                .headers()
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
     }
 
     /// Admits an authentication attempt through the throttle: waits while attempts in flight

@@ -160,11 +160,14 @@ async fn run(
                 // a tls-alpn-01 validation ends with the handshake: no HTTP follows
                 Ok(Ok(tls))
                     if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) => {}
-                Ok(Ok(tls)) => serve_conn(TokioIo::new(tls), peer, app, ctl.clone(), &net).await,
+                Ok(Ok(tls)) => {
+                    let io = TokioIo::new(tls);
+                    serve_conn((io, true), peer, app, ctl.clone(), &net).await
+                }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             },
-            None => serve_conn(TokioIo::new(stream), peer, app, ctl.clone(), &net).await,
+            None => serve_conn((TokioIo::new(stream), false), peer, app, ctl.clone(), &net).await,
         }
     };
     tokio::select! {
@@ -174,14 +177,24 @@ async fn run(
     drop(slot);
 }
 
-async fn serve_conn<I>(io: I, peer: SocketAddr, app: Arc<App>, ctl: Arc<Ctl>, net: &NetLimits)
-where
+/// Serves the requests of one connection (`tls`: it is a TLS one; each request is marked
+/// `wire::Secure`).
+async fn serve_conn<I>(
+    (io, tls): (I, bool),
+    peer: SocketAddr,
+    app: Arc<App>,
+    ctl: Arc<Ctl>,
+    net: &NetLimits,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let conn_ctl = ctl.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let app = app.clone();
         let busy = conn_ctl.begin();
+        if tls {
+            req.extensions_mut().insert(crate::wire::Secure);
+        }
         async move {
             let resp = app.handle(req, peer).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked { body, _busy: busy }))

@@ -123,6 +123,7 @@ impl Feed {
                 Some(e) if e.is_dir => continue,
                 // a change never goes back to the node it came from
                 Some(e) if e.origin.as_deref() == Some(node) => continue,
+                Some(e) if !ship::can_ship(&e, &peer.name) => continue,
                 Some(e) => (ship::shipment_headers(&own, mirror, &e), e.content_type),
                 None => {
                     let origin = row.origin.clone().unwrap_or_else(|| own.clone());
@@ -312,8 +313,8 @@ pub async fn pull_key(
     Ok(!page.entries.is_empty())
 }
 
-/// Applies one entry of the peer's feed as a shipment from it: the same plan (clean,
-/// conflict, tombstone, no-op), locks, rights and quota as a push.
+/// Applies one entry of the peer's feed as a shipment from it, its bytes fetched with an S3
+/// GET of the same key.
 async fn apply(
     vfs: &Vfs,
     store: &Store,
@@ -322,6 +323,46 @@ async fn apply(
     peer: &Peer,
     e: &FeedEntry,
 ) -> Result<(), ReplError> {
+    if link
+        .key_of(&format!("/{}/{}", link.rule.bucket, e.key))
+        .is_none()
+    {
+        return Ok(());
+    }
+    let stream = if is_tombstone(e) {
+        None
+    } else {
+        match link.remote.op.reader(&e.key).await {
+            Ok(r) => Some(r.into_bytes_stream(..).await?),
+            // gone since the page was made: its deletion is a later entry of the feed
+            Err(err) if err.kind() == opendal::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err.into()),
+        }
+    };
+    apply_entry(vfs, store, link, user, peer, e, stream).await
+}
+
+/// Whether an entry is a deletion (it carries no bytes).
+pub fn is_tombstone(e: &FeedEntry) -> bool {
+    ReplicaMeta::take_from(&mut e.headers.clone()).is_some_and(|m| m.tombstone)
+}
+
+/// Applies one change of the peer's (from its feed or its mailbox) as a shipment from it,
+/// with the version's bytes from `stream` (None for a tombstone): the same plan (clean,
+/// conflict, tombstone, no-op), locks, rights and quota as a push. A stream that ends in
+/// `InvalidData` (bytes that fail their check) is refused as `Tampered`, nothing applied.
+pub async fn apply_entry<S>(
+    vfs: &Vfs,
+    store: &Store,
+    link: &Link,
+    user: &crate::vfs::Caller,
+    peer: &Peer,
+    e: &FeedEntry,
+    stream: Option<S>,
+) -> Result<(), ReplError>
+where
+    S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
+{
     if link
         .key_of(&format!("/{}/{}", link.rule.bucket, e.key))
         .is_none()
@@ -350,22 +391,11 @@ async fn apply(
             meta.base = None;
         }
     }
-    let tombstone = meta.tombstone;
     let opts = UploadOptions {
         create_parents: true,
         content_type: e.content_type.clone(),
         headers,
         ..Default::default()
-    };
-    let stream = if tombstone {
-        None
-    } else {
-        match link.remote.op.reader(&e.key).await {
-            Ok(r) => Some(r.into_bytes_stream(..).await?),
-            // gone since the page was made: its deletion is a later entry of the feed
-            Err(err) if err.kind() == opendal::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(err.into()),
-        }
     };
     let mut up = vfs.receive_shipment(user, peer, &path, meta, opts).await?;
     if let Some(mut stream) = stream {
@@ -380,10 +410,13 @@ async fn apply(
                 Ok(None) => break,
                 Err(err) => {
                     up.abort().await;
-                    if err.kind() == std::io::ErrorKind::NotFound {
-                        return Ok(());
-                    }
-                    return Err(read_error(&e.key, err));
+                    return Err(match err.kind() {
+                        std::io::ErrorKind::NotFound => return Ok(()),
+                        std::io::ErrorKind::InvalidData => {
+                            ReplError::Tampered(format!("{}: {err}", e.key))
+                        }
+                        _ => read_error(&e.key, err),
+                    });
                 }
             }
         }

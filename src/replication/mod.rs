@@ -4,6 +4,7 @@
 
 pub mod away;
 pub mod feed;
+pub mod mailbox;
 pub mod pin;
 pub mod remote;
 pub mod resync;
@@ -43,6 +44,10 @@ pub enum ReplError {
     /// A setting or argument is wrong.
     #[error("{0}")]
     Invalid(String),
+    /// Bytes from a peer failed their check (a mailbox object altered, swapped or cut):
+    /// refused, nothing applied.
+    #[error("refused: {0}")]
+    Tampered(String),
     /// The peer's secret could not be opened.
     #[error(transparent)]
     Key(#[from] crate::vault::KeyError),
@@ -60,6 +65,13 @@ pub async fn open_link(
     peer: &PeerRow,
     rule: RuleRow,
 ) -> Result<Link, ReplError> {
+    if store.mailbox(&peer.name).await?.is_some() {
+        // its endpoint is the mailbox's server: nothing may go there in the clear
+        return Err(ReplError::Invalid(format!(
+            "peer {} is reached through a mailbox: it is never spoken to directly",
+            peer.name
+        )));
+    }
     let secret = vault.unseal(&seal_id(&peer.name), &peer.secret_enc)?;
     let remote = Remote::new(peer, &secret, &rule.bucket)?;
     let peer_node = match &peer.node_id {
@@ -140,13 +152,15 @@ impl Replicator {
                 }
                 keep
             });
+            // a mailbox cannot be listed like a peer's bucket: no reconcile through it
+            let mailboxes = self.store.mailbox_peers().await.unwrap_or_default();
             let reconcile = self.cfg.reconcile_seconds > 0
                 && last_reconcile.elapsed() >= Duration::from_secs(self.cfg.reconcile_seconds);
             if reconcile {
                 last_reconcile = std::time::Instant::now();
             }
             for (k, (sig, rule)) in wanted {
-                if reconcile {
+                if reconcile && !mailboxes.contains(&rule.peer) {
                     self.spawn_reconcile(rule.clone());
                 }
                 if workers.contains_key(&k) {
@@ -160,6 +174,7 @@ impl Replicator {
                     retry_max: Duration::from_secs(self.cfg.retry_max_seconds.max(1)),
                     refused_wait: Duration::from_secs(self.cfg.refused_retry_seconds.max(1)),
                     keep: self.keep(),
+                    mailbox_poll: Duration::from_secs(self.cfg.mailbox_poll_seconds.max(1)),
                 };
                 workers.insert(k, (sig, tokio::spawn(w.run())));
             }
@@ -223,12 +238,24 @@ struct Worker {
     /// How long deletions are remembered: a contact with the peer is recorded every
     /// `away::beat` of it.
     keep: Duration,
+    /// How often a rule through a mailbox reads it.
+    mailbox_poll: Duration,
 }
 
 impl Worker {
     async fn run(self) {
         let (bucket, peer) = (self.rule.bucket.clone(), self.rule.peer.clone());
         let mut backoff = Duration::from_secs(1);
+        // a peer reached through a mailbox has a worker of its own (mailbox/worker.rs)
+        let mailbox = loop {
+            match self.store.mailbox(&peer).await {
+                Ok(m) => break m,
+                Err(e) => self.fail(&e.into(), &mut backoff).await,
+            }
+        };
+        if let Some(mb) = mailbox {
+            return self.run_mailbox(mb).await;
+        }
         let mut link = None;
         let mut position = self.rule.position;
         let mut pulled = self.rule.pulled;

@@ -69,6 +69,7 @@ pub async fn ship(
     match store.entry(path).await? {
         Some(e) if e.is_dir => Ok(false),
         Some(e) if e.origin.is_some() && e.origin == link.peer_node => Ok(false),
+        Some(e) if !can_ship(&e, &link.rule.peer) => Ok(false),
         Some(e) => {
             let base = store.mark(&link.mark_node(), path).await?;
             put(vfs, link, key, &e, base).await?;
@@ -85,6 +86,17 @@ pub async fn ship(
             Ok(true)
         }
     }
+}
+
+/// Whether the file `e` can travel to `peer`: an SSE-C file opens only with its S3 client's
+/// key, which this node never holds, so it is passed over (never retried) with a warning
+/// naming it.
+pub fn can_ship(e: &EntryRow, peer: &str) -> bool {
+    if !crate::vfs::needs_customer_key(e.sealed.as_deref()) {
+        return true;
+    }
+    tracing::warn!(path = %e.path, %peer, "not replicated: the file is encrypted with its S3 client's own key (SSE-C), which this server does not keep");
+    false
 }
 
 /// What a peer is told about a version of ours (`own`: this node's id; `mirror`: a one-way

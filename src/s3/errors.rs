@@ -3,7 +3,7 @@
 use http::StatusCode;
 use s3s::{S3Error, S3ErrorCode};
 
-use crate::vfs::VfsError;
+use crate::vfs::{KeyNeed, VfsError};
 
 /// Kura's own error code for a key that cannot be a file: `a` while `a/b` exists, or the reverse.
 pub const PATH_CONFLICT: &str = "KeyConflict";
@@ -80,10 +80,30 @@ pub fn object_error(e: VfsError) -> S3Error {
             StatusCode::FORBIDDEN,
             format!("the quota of group {g} does not allow this write"),
         ),
+        VfsError::CustomerKey(need) => customer_key_error(need),
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");
             S3Error::new(S3ErrorCode::InternalError)
         }
+    }
+}
+
+/// AWS's answers to an SSE-C key missing (400), wrong (403) or sent for an object stored
+/// without one (400).
+fn customer_key_error(need: KeyNeed) -> S3Error {
+    match need {
+        KeyNeed::Missing => S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+        ),
+        KeyNeed::Wrong => S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "The SSE-C key provided is not the one the object was stored with",
+        ),
+        KeyNeed::Unexpected => S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The encryption parameters are not applicable to this object.",
+        ),
     }
 }
 

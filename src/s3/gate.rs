@@ -3,7 +3,8 @@
 //! whether what it asks for is public), a SigV2 header signature must be fresh, and
 //! presigned URLs may not run longer than seven days (AWS's own limit). Malformed signature,
 //! date and Content-MD5 headers get the codes AWS answers them with, where s3s's differ.
-//! SSE-C headers are refused (not supported) rather than ignored.
+//! SSE-C headers (a client's encryption key) are refused unless the request came over TLS,
+//! as AWS refuses them, before the key or the body is read.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,28 +59,51 @@ fn query<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
         })
 }
 
+/// AWS's words for an SSE-C key sent over plain HTTP.
+pub(super) const SSE_C_OVER_HTTP: &str = "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.";
+
+/// Whether a header (or form field, or query parameter) name, lowercase, carries SSE-C: the
+/// client's key, its MD5 or its algorithm, for the object or for a copy's source.
+pub(super) fn is_sse_c(name: &str) -> bool {
+    name.strip_prefix("x-amz-")
+        .map(|n| n.strip_prefix("copy-source-").unwrap_or(n))
+        .is_some_and(|n| n.starts_with("server-side-encryption-customer-"))
+}
+
+/// Refuses a request carrying SSE-C that did not come over TLS (`wire::Secure`), before its
+/// key is used or its body read; SSE-C in the query string, where s3s would not see it and
+/// the key would be ignored, is refused too.
+#[allow(clippy::result_large_err)]
+fn sse_c_transport<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
+    let in_query = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| is_sse_c(&kv.split('=').next().unwrap_or("").to_ascii_lowercase()))
+    });
+    if in_query {
+        return Err(s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "SSE-C values are sent as headers, not in the query string",
+        ));
+    }
+    let in_headers = req.headers().keys().any(|h| is_sse_c(h.as_str()));
+    if in_headers && req.extensions().get::<crate::wire::Secure>().is_none() {
+        return Err(s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            SSE_C_OVER_HTTP,
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses, before any body is read, an S3 request that is unsigned, a SigV2 header signature
-/// dated more than 15 minutes from now, and a presigned URL valid for more than seven days.
+/// dated more than 15 minutes from now, a presigned URL valid for more than seven days, and
+/// SSE-C over plain HTTP.
 #[allow(clippy::result_large_err)]
 pub fn admit<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
     let now = SystemTime::now();
-    // a client key would be ignored and the bytes kept without it: refused instead, whichever
-    // of the SSE-C headers comes (docs/encryption.md, "Honest limits")
-    let sse_c = [
-        "x-amz-server-side-encryption-customer-",
-        "x-amz-copy-source-server-side-encryption-customer-",
-    ];
-    if req
-        .headers()
-        .keys()
-        .any(|h| sse_c.iter().any(|p| h.as_str().starts_with(p)))
-    {
-        return Err(s3_error(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
-            "server-side encryption with customer-provided keys (SSE-C) is not supported",
-        ));
-    }
+    sse_c_transport(req)?;
     match signature(req) {
         Signature::None if is_anonymous_read(req) => Ok(()),
         Signature::None => Err(s3_error(
@@ -376,6 +400,40 @@ mod tests {
             .as_secs()
             + 3600;
         assert_eq!(code(admit(&req(&format!("{q2}{soon}"), &[]))), 200);
+    }
+
+    #[test]
+    fn sse_c_is_refused_over_plain_http_and_in_the_query() {
+        let sig = "0".repeat(64);
+        let v4 = format!("AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature={sig}");
+        let auth = ("authorization", v4.as_str());
+        for h in [
+            "x-amz-server-side-encryption-customer-algorithm",
+            "x-amz-server-side-encryption-customer-key",
+            "x-amz-server-side-encryption-customer-key-MD5",
+            "x-amz-copy-source-server-side-encryption-customer-key",
+        ] {
+            let plain = req("/b/k", &[auth, (h, "x")]);
+            let r = admit(&plain).unwrap_err();
+            assert_eq!(r.status(), 400, "{h}");
+            let mut secure = req("/b/k", &[auth, (h, "x")]);
+            secure.extensions_mut().insert(crate::wire::Secure);
+            assert_eq!(code(admit(&secure)), 200, "{h}");
+        }
+        // the SSE-S3 header is no SSE-C
+        assert_eq!(
+            code(admit(&req(
+                "/b/k",
+                &[auth, ("x-amz-server-side-encryption", "AES256")]
+            ))),
+            200
+        );
+        let mut q = req(
+            "/b/k?X-Amz-Server-Side-Encryption-Customer-Key=abc",
+            &[auth],
+        );
+        q.extensions_mut().insert(crate::wire::Secure);
+        assert_eq!(code(admit(&q)), 400);
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod post_policy;
 mod public;
 mod retention;
 mod service;
+mod sse_c;
 mod tagging;
 mod versioning;
 

@@ -9,6 +9,7 @@ use super::dto::{md5_hex, trailer_names, ts, StoredHeaders};
 use super::errors::object_error;
 use super::names;
 use super::service::KuraS3;
+use super::sse_c;
 use crate::vfs::{Caller, CompletedPart, Preconditions};
 
 impl KuraS3 {
@@ -30,12 +31,25 @@ impl KuraS3 {
         }
         .into_map();
         super::tagging::store_header(input.tagging.as_deref(), &mut headers)?;
+        let customer = sse_c::key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         let id = self
             .vfs
-            .multipart_start(who, &op.path, input.content_type, headers)
+            .multipart_start(
+                who,
+                &op.path,
+                (input.content_type, headers),
+                customer.as_ref(),
+            )
             .await
             .map_err(object_error)?;
+        let (sse_customer_algorithm, sse_customer_key_md5) = sse_c::echo(customer.as_ref());
         Ok(S3Response::new(CreateMultipartUploadOutput {
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(id),
@@ -62,14 +76,19 @@ impl KuraS3 {
             ..Default::default()
         };
         let mut checker = Checker::new(input.checksum_algorithm.as_ref(), declared, &names_t)?;
+        let customer = sse_c::key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         let mut part = self
             .vfs
             .multipart_part(
                 who,
-                &input.upload_id,
-                &op.path,
+                (&input.upload_id, &op.path),
                 i64::from(input.part_number),
                 input.content_length.map(|l| l.max(0) as u64),
+                customer.as_ref(),
             )
             .await
             .map_err(object_error)?;
@@ -92,7 +111,10 @@ impl KuraS3 {
         checksum::to_headers(&sums, &mut kept);
         part.set_checksums(kept);
         let row = part.commit().await.map_err(object_error)?;
+        let (sse_customer_algorithm, sse_customer_key_md5) = sse_c::echo(customer.as_ref());
         Ok(S3Response::new(UploadPartOutput {
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             e_tag: Some(ETag::Strong(row.etag)),
             checksum_crc32: sums.checksum_crc32,
             checksum_crc32c: sums.checksum_crc32c,
@@ -123,9 +145,20 @@ impl KuraS3 {
         };
         self.require_bucket(who, sb).await?;
         let src = names::object(sb, sk)?;
+        // the source opens with its SSE-C key, the part is sealed with the upload's
+        let from_key = sse_c::key(
+            input.copy_source_sse_customer_algorithm.as_deref(),
+            input.copy_source_sse_customer_key.as_deref(),
+            input.copy_source_sse_customer_key_md5.as_deref(),
+        )?;
+        let into_key = sse_c::key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         let (entry, dl) = self
             .vfs
-            .open_read(who, &src.path)
+            .open_read_keyed(who, &src.path, from_key.as_ref())
             .await
             .map_err(object_error)?;
         let range = match &input.copy_source_range {
@@ -150,10 +183,10 @@ impl KuraS3 {
             .vfs
             .multipart_part(
                 who,
-                &input.upload_id,
-                &dst.path,
+                (&input.upload_id, &dst.path),
                 i64::from(input.part_number),
                 Some(range.end - range.start),
+                into_key.as_ref(),
             )
             .await
             .map_err(object_error)?;
@@ -166,7 +199,10 @@ impl KuraS3 {
             part.write(chunk).await.map_err(object_error)?;
         }
         let row = part.commit().await.map_err(object_error)?;
+        let (sse_customer_algorithm, sse_customer_key_md5) = sse_c::echo(into_key.as_ref());
         Ok(S3Response::new(UploadPartCopyOutput {
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(row.etag)),
                 last_modified: Some(ts(std::time::SystemTime::now())),
@@ -190,6 +226,12 @@ impl KuraS3 {
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
         let op = names::object(&input.bucket, &input.key)?;
+        // an upload started with an SSE-C key completes with it: its parts open with no other
+        let customer = sse_c::key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         if matches!(input.if_none_match, Some(ETagCondition::ETag(_))) {
             return Err(s3_error!(
                 NotImplemented,
@@ -242,7 +284,7 @@ impl KuraS3 {
             .vfs
             .multipart_complete(
                 who,
-                peer.as_ref(),
+                (peer.as_ref(), customer.as_ref()),
                 &input.upload_id,
                 &op.path,
                 (&parts, &when),

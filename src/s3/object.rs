@@ -9,7 +9,8 @@ use super::dto::{md5_hex, trailer_names, ts, user_metadata, StoredHeaders, EMPTY
 use super::errors::{bucket_error, object_error};
 use super::names;
 use super::service::KuraS3;
-use crate::vfs::{Caller, Entry, ObjectVersion, UploadOptions, VPath, VfsError};
+use super::sse_c;
+use crate::vfs::{Caller, Entry, ObjectVersion, UploadOptions, VPath, Vfs, VfsError};
 
 fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
@@ -102,6 +103,11 @@ impl KuraS3 {
         let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
         let input = req.input;
         let op = names::object(&input.bucket, &input.key)?;
+        let customer = sse_c::key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         // the bucket is checked only where its absence would not show (the upload's own
         // checks find a missing bucket; it is never created implicitly)
         if op.marker || input.if_match.is_some() {
@@ -198,6 +204,7 @@ impl KuraS3 {
             content_type: input.content_type,
             content_md5,
             headers: stored.clone(),
+            customer_key: customer.clone(),
             ..Default::default()
         };
         // a peer's shipment only when the key says so (one lookup, only when it could be one)
@@ -259,8 +266,11 @@ impl KuraS3 {
             version_id.as_deref(),
         )
         .await?;
+        let (sse_customer_algorithm, sse_customer_key_md5) = sse_c::echo(customer.as_ref());
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(entry.etag)),
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             version_id,
             checksum_crc32: sums.checksum_crc32,
             checksum_crc32c: sums.checksum_crc32c,
@@ -278,6 +288,12 @@ impl KuraS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let who = &who;
         let input = req.input;
+        let customer = sse_c::key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let key = customer.as_ref();
         let found = self
             .object_at(who, &input.bucket, &input.key, input.version_id.as_deref())
             .await?;
@@ -287,13 +303,15 @@ impl KuraS3 {
             (None, false) => {
                 let (e, d) = self
                     .vfs
-                    .open_read(who, &found.entry.path)
+                    .open_read_keyed(who, &found.entry.path, key)
                     .await
                     .map_err(object_error)?;
                 (e, Some(d))
             }
             _ => (found.entry, None),
         };
+        // no condition is answered about an SSE-C object without its key
+        Vfs::check_customer_key(&entry, key).map_err(object_error)?;
         check_conditions(
             &entry,
             input.if_match.as_ref(),
@@ -318,10 +336,14 @@ impl KuraS3 {
         } else {
             let dl = match (opened, &found.version) {
                 (Some(d), _) => d,
-                (None, Some(v)) => self.vfs.open_version(who, v).await.map_err(object_error)?,
+                (None, Some(v)) => self
+                    .vfs
+                    .open_version(who, v, key)
+                    .await
+                    .map_err(object_error)?,
                 (None, None) => self
                     .vfs
-                    .open_entry(who, &entry)
+                    .open_entry(who, &entry, key)
                     .await
                     .map_err(object_error)?,
             };
@@ -336,7 +358,11 @@ impl KuraS3 {
             .lock_view(who, &entry.path, found.version_id.as_deref())
             .await;
         let h = &entry.headers;
+        let (sse_customer_algorithm, sse_customer_key_md5) =
+            sse_c::echo(key.filter(|_| entry.needs_customer_key()));
         Ok(S3Response::new(GetObjectOutput {
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             object_lock_mode,
             object_lock_retain_until_date,
             object_lock_legal_hold_status,
@@ -383,10 +409,18 @@ impl KuraS3 {
             .object_at(who, &input.bucket, &input.key, input.version_id.as_deref())
             .await?;
         let entry = found.entry;
+        // HEAD of an SSE-C object needs its key, as GET does (AWS's rule)
+        let customer = sse_c::key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
         self.vfs
-            .require_readable(who, &entry)
+            .require_readable_keyed(who, &entry, customer.as_ref())
             .await
             .map_err(object_error)?;
+        let (sse_customer_algorithm, sse_customer_key_md5) =
+            sse_c::echo(customer.as_ref().filter(|_| entry.needs_customer_key()));
         check_conditions(
             &entry,
             input.if_match.as_ref(),
@@ -405,6 +439,8 @@ impl KuraS3 {
         let h = &entry.headers;
         let tag_count = super::tagging::count(h);
         let mut resp = S3Response::new(HeadObjectOutput {
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             object_lock_mode,
             object_lock_retain_until_date,
             object_lock_legal_hold_status,
@@ -561,8 +597,23 @@ impl KuraS3 {
                 "only bucket/key copy sources are supported"
             ));
         };
+        // the source's SSE-C key opens it; the copy's own (if any) seals the copy
+        let from_key = sse_c::key(
+            input.copy_source_sse_customer_algorithm.as_deref(),
+            input.copy_source_sse_customer_key.as_deref(),
+            input.copy_source_sse_customer_key_md5.as_deref(),
+        )?;
+        let into_key = sse_c::key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let keys = (from_key.as_ref(), into_key.as_ref());
         let found = self.object_at(who, sb, sk, sv.as_deref()).await?;
         let src = found.entry.clone();
+        Vfs::check_customer_key(&src, keys.0).map_err(object_error)?;
+        // read and written again: from an SSE-C source, or into an SSE-C copy
+        let rewritten = src.needs_customer_key() || keys.1.is_some();
         // a kept version is copied from its own bytes; the current one by the core's copy
         let kept = found.version.filter(ObjectVersion::is_kept);
         let source_version = found.version_id;
@@ -600,7 +651,7 @@ impl KuraS3 {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if dst.path == src.path && !replace && new_tags.is_none() && kept.is_none() {
+        if dst.path == src.path && !replace && new_tags.is_none() && kept.is_none() && !rewritten {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata"
@@ -631,9 +682,12 @@ impl KuraS3 {
                 }
                 (input.content_type.clone(), stored)
             });
-            let e = self.copy_version(who, v, &dst.path, headers).await?;
+            let e = self.copy_version(who, v, &dst.path, headers, keys).await?;
             let version_id = self.written_version(who, &dst.path).await;
+            let (sse_customer_algorithm, sse_customer_key_md5) = sse_c::echo(keys.1);
             return Ok(S3Response::new(CopyObjectOutput {
+                sse_customer_algorithm,
+                sse_customer_key_md5,
                 copy_object_result: Some(CopyObjectResult {
                     e_tag: Some(ETag::Strong(e.etag.clone())),
                     last_modified: Some(ts(e.http_mtime())),
@@ -644,10 +698,10 @@ impl KuraS3 {
                 ..Default::default()
             }));
         }
-        if dst.path != src.path {
+        if dst.path != src.path || rewritten {
             // missing folders above the destination are made only if the copy commits
             self.vfs
-                .copy_object(who, &src.path, &dst.path)
+                .copy_object(who, &src.path, &dst.path, keys)
                 .await
                 .map_err(object_error)?;
         }
@@ -682,7 +736,10 @@ impl KuraS3 {
         }
         let e = self.vfs.stat(who, &dst.path).await.map_err(object_error)?;
         let version_id = self.written_version(who, &dst.path).await;
+        let (sse_customer_algorithm, sse_customer_key_md5) = sse_c::echo(keys.1);
         Ok(S3Response::new(CopyObjectOutput {
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(ETag::Strong(e.etag.clone())),
                 last_modified: Some(ts(e.http_mtime())),
@@ -725,6 +782,13 @@ impl KuraS3 {
         let e = self
             .object_entry(who, &req.input.bucket, &req.input.key)
             .await?;
+        // an SSE-C object's attributes, as its HEAD, need its key (AWS's rule)
+        let customer = sse_c::key(
+            req.input.sse_customer_algorithm.as_deref(),
+            req.input.sse_customer_key.as_deref(),
+            req.input.sse_customer_key_md5.as_deref(),
+        )?;
+        Vfs::check_customer_key(&e, customer.as_ref()).map_err(object_error)?;
         let sums = checksum::from_headers(&e.headers);
         let has_sum = sums.checksum_crc32.is_some()
             || sums.checksum_crc32c.is_some()

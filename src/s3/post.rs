@@ -275,6 +275,9 @@ fn put_input(form: &Form, bucket: &str, key: &str, body: FilePart) -> PutObjectI
     input.checksum_algorithm = form
         .get("x-amz-checksum-algorithm")
         .map(|a| a.to_ascii_uppercase().into());
+    input.sse_customer_algorithm = field("x-amz-server-side-encryption-customer-algorithm");
+    input.sse_customer_key = field("x-amz-server-side-encryption-customer-key");
+    input.sse_customer_key_md5 = field("x-amz-server-side-encryption-customer-key-md5");
     input
 }
 
@@ -396,6 +399,15 @@ pub(super) async fn handle(
         Err(e) => return reply(e),
     };
     in_file.store(true, Ordering::Relaxed);
+    // a form's SSE-C key, as a header's, comes only over TLS (gate.rs)
+    let secure = parts.extensions.get::<crate::wire::Secure>().is_some();
+    if !secure && form.fields.iter().any(|(n, _)| super::gate::is_sse_c(n)) {
+        linger(mp);
+        return reply(S3Error::with_message(
+            s3s::S3ErrorCode::InvalidRequest,
+            super::gate::SSE_C_OVER_HTTP,
+        ));
+    }
     let mut resp = match store(s3, &parts.uri, &bucket, form, file).await {
         Ok(r) => r,
         Err(e) => {

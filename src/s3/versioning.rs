@@ -12,7 +12,9 @@ use super::list::{encode, prefixes, wants_url};
 use super::names;
 use super::service::KuraS3;
 use crate::vfs::ObjectVersion as Version;
-use crate::vfs::{parse_version_id, Caller, Entry, S3Versioning, UploadOptions, VPath, VfsError};
+use crate::vfs::{
+    parse_version_id, Caller, CopyKeys, Entry, S3Versioning, UploadOptions, VPath, VfsError,
+};
 
 /// An object read by GET, HEAD or a copy: the current file or a version of it, and the
 /// versionId to report (`None` in a bucket never versioned).
@@ -239,8 +241,13 @@ impl KuraS3 {
         v: &Version,
         dst: &VPath,
         replace: Option<(Option<String>, std::collections::BTreeMap<String, String>)>,
+        (from, into): CopyKeys<'_>,
     ) -> S3Result<Entry> {
-        let dl = self.vfs.open_version(who, v).await.map_err(object_error)?;
+        let dl = self
+            .vfs
+            .open_version(who, v, from)
+            .await
+            .map_err(object_error)?;
         let (content_type, headers) = match replace {
             Some((ct, h)) => (ct.or_else(|| Some(v.entry.content_type.clone())), h),
             None => (Some(v.entry.content_type.clone()), v.entry.headers.clone()),
@@ -250,6 +257,7 @@ impl KuraS3 {
             expected_size: Some(v.entry.size),
             content_type,
             headers,
+            customer_key: into.cloned(),
             ..Default::default()
         };
         let mut up = self

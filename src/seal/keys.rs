@@ -28,6 +28,9 @@ pub enum SealError {
     /// A wrapped data key is malformed or does not open with its master key.
     #[error("wrapped data key does not open")]
     BadWrap,
+    /// A data key wrapped by a client's key (SSE-C) was opened with another key.
+    #[error("the customer-provided key is not the one the file was stored with")]
+    WrongCustomerKey,
     /// The master key could not be read, made or run.
     #[error("master key {0}: {1}")]
     Master(String, String),
@@ -57,9 +60,13 @@ impl DataKey {
         DataKey { secret, file_id }
     }
 
-    /// A key from its parts (tests).
-    #[cfg(test)]
+    /// A key from its parts (a replication mailbox derives a body's key from its name).
     pub fn from_parts(secret: [u8; 32], file_id: [u8; 16]) -> Self {
+        DataKey { secret, file_id }
+    }
+
+    /// A key unwrapped by a client's key (SSE-C).
+    pub(super) fn with_parts(secret: [u8; 32], file_id: [u8; 16]) -> Self {
         DataKey { secret, file_id }
     }
 
@@ -470,6 +477,8 @@ mod tests {
         let ring = KeyRing::with_key([1u8; 32]);
         let (k, w) = ring.new_data_key().unwrap();
         assert_eq!(ring.unwrap(&w).unwrap().secret(), k.secret());
+        let fid = hex::encode(k.file_id());
+        assert_eq!(super::super::wrapped_file_id(&w), Some(fid.as_str()));
         assert_eq!(
             wrapped_key_id(&w),
             Some(ring.current_id().unwrap().as_str())

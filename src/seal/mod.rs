@@ -5,12 +5,14 @@
 //! between files without failing to open. Sealing streams (bounded memory); a range of
 //! plaintext maps to the few segments holding it, which are the only ones read and opened.
 
+pub mod customer;
 pub mod keys;
 
 use std::ops::Range;
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
+pub use customer::{CustomerKey, KeyHeaderError};
 pub use keys::{DataKey, KeyRing, SealError};
 
 /// Plaintext bytes per segment.
@@ -68,6 +70,13 @@ pub struct Plan {
     pub skip: usize,
     /// Plaintext bytes wanted.
     pub len: usize,
+}
+
+/// The file id (hex) a recorded data key names, wrapped by a master key
+/// (`v1:<key id>:<file id>:...`) or by an S3 client's key (`c1:<salt>:<print>:<file id>:...`).
+pub fn wrapped_file_id(wrapped: &str) -> Option<&str> {
+    let at = if customer::is_customer(wrapped) { 3 } else { 2 };
+    wrapped.split(':').nth(at)
 }
 
 /// The header of a sealed file with id `file_id`.

@@ -548,6 +548,11 @@ fn error_response(e: &ShareError, html: bool) -> Response<RespBody> {
                 (StatusCode::CONFLICT, "Conflict", (*m).to_string())
             }
             VfsError::Locked(_) => (StatusCode::LOCKED, "Locked", "The file is locked.".into()),
+            VfsError::CustomerKey(_) => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "This file is encrypted with a key only its S3 client keeps (SSE-C): a link cannot serve it.".into(),
+            ),
             other => {
                 tracing::error!(error = %other, "share request failed");
                 (

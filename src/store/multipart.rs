@@ -17,6 +17,8 @@ pub struct UploadRow {
     pub headers: Option<String>,
     /// Start time, ms since the epoch.
     pub created_ms: i64,
+    /// The salted fingerprint of the SSE-C key its parts must come with; `None`: no such key.
+    pub customer_key: Option<String>,
 }
 
 /// A received part.
@@ -43,6 +45,7 @@ fn to_upload(r: sqlx::sqlite::SqliteRow) -> UploadRow {
         owner: r.get(2),
         headers: r.get(3),
         created_ms: r.get(4),
+        customer_key: r.get(5),
     }
 }
 
@@ -53,14 +56,15 @@ impl Store {
         id: &str,
         path: &str,
         owner: &str,
-        headers: Option<&str>,
+        (headers, customer_key): (Option<&str>, Option<&str>),
     ) -> Result<(), MetaError> {
-        sqlx::query("INSERT INTO multipart_uploads (id, path, owner, headers, created_ms) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO multipart_uploads (id, path, owner, headers, created_ms, customer_key) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id)
             .bind(path)
             .bind(owner)
             .bind(headers)
             .bind(now_ms())
+            .bind(customer_key)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -69,7 +73,7 @@ impl Store {
     /// One upload by id.
     pub async fn upload_row(&self, id: &str) -> Result<Option<UploadRow>, MetaError> {
         let row = sqlx::query(
-            "SELECT id, path, owner, headers, created_ms FROM multipart_uploads WHERE id = $1",
+            "SELECT id, path, owner, headers, created_ms, customer_key FROM multipart_uploads WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -88,7 +92,7 @@ impl Store {
     ) -> Result<Vec<UploadRow>, MetaError> {
         let (after_path, after_ms, after_id) = after;
         let rows = sqlx::query(
-            "SELECT id, path, owner, headers, created_ms FROM multipart_uploads
+            "SELECT id, path, owner, headers, created_ms, customer_key FROM multipart_uploads
              WHERE path >= $1 AND path < $2
                AND id NOT IN (SELECT id FROM resumable_uploads)
                AND (path > $3 OR (path = $3 AND (created_ms > $4 OR (created_ms = $4 AND id > $5))))
@@ -108,7 +112,7 @@ impl Store {
     /// Uploads started before `before_ms` (for the stale sweep); resumable ones expire by
     /// their last use instead.
     pub async fn uploads_older_than(&self, before_ms: i64) -> Result<Vec<UploadRow>, MetaError> {
-        let rows = sqlx::query("SELECT id, path, owner, headers, created_ms FROM multipart_uploads WHERE created_ms < $1 AND id NOT IN (SELECT id FROM resumable_uploads)")
+        let rows = sqlx::query("SELECT id, path, owner, headers, created_ms, customer_key FROM multipart_uploads WHERE created_ms < $1 AND id NOT IN (SELECT id FROM resumable_uploads)")
             .bind(before_ms)
             .fetch_all(&self.pool)
             .await?;

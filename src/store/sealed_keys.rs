@@ -29,11 +29,13 @@ impl Store {
     pub async fn wrapped_by(&self, kid: &str, limit: i64) -> Result<Vec<Wrapped>, MetaError> {
         let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
             "SELECT 0, path, 0, sealed FROM entries WHERE sealed IS NOT NULL AND substr(sealed, 4, 16) = $1
+               AND substr(sealed, 1, 3) = 'v1:'
              UNION ALL
              SELECT 1, id, 0, sealed FROM versions WHERE sealed IS NOT NULL AND substr(sealed, 4, 16) = $1
+               AND substr(sealed, 1, 3) = 'v1:'
              UNION ALL
              SELECT 2, upload_id, part_number, sealed FROM multipart_parts
-               WHERE sealed IS NOT NULL AND substr(sealed, 4, 16) = $1
+               WHERE sealed IS NOT NULL AND substr(sealed, 4, 16) = $1 AND substr(sealed, 1, 3) = 'v1:'
              LIMIT $2",
         )
         .bind(kid)
@@ -53,12 +55,14 @@ impl Store {
             .collect())
     }
 
-    /// The id of a master key some recorded data key is wrapped by, if any is.
+    /// The id of a master key some recorded data key is wrapped by, if any is (keys wrapped by
+    /// a client's key, SSE-C's `c1:` forms, name none).
     pub async fn any_wrapping_key(&self) -> Result<Option<String>, MetaError> {
         Ok(sqlx::query_scalar(
-            "SELECT substr(sealed, 4, 16) FROM entries WHERE sealed IS NOT NULL
-             UNION ALL SELECT substr(sealed, 4, 16) FROM versions WHERE sealed IS NOT NULL
-             UNION ALL SELECT substr(sealed, 4, 16) FROM multipart_parts WHERE sealed IS NOT NULL
+            "SELECT substr(sealed, 4, 16) FROM entries WHERE substr(sealed, 1, 3) = 'v1:'
+             UNION ALL SELECT substr(sealed, 4, 16) FROM versions WHERE substr(sealed, 1, 3) = 'v1:'
+             UNION ALL SELECT substr(sealed, 4, 16) FROM multipart_parts
+               WHERE substr(sealed, 1, 3) = 'v1:'
              LIMIT 1",
         )
         .fetch_optional(&self.pool)
@@ -118,7 +122,8 @@ pub struct ToConvert {
 
 impl Store {
     /// Up to `limit` files of `bucket` after `after` (path order) stored plain (`plain`) or
-    /// sealed (`!plain`).
+    /// sealed (`!plain`) under the master key: SSE-C files (`c1:`) open only with their
+    /// client's key and are never converted.
     pub async fn files_to_convert(
         &self,
         bucket: &str,
@@ -135,6 +140,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT path, size, etag, mtime_ms, sealed FROM entries
              WHERE path > $1 AND path < $2 AND is_dir = 0 AND (sealed IS NULL) = $3
+               AND substr(coalesce(sealed, ''), 1, 3) <> 'c1:'
              ORDER BY path LIMIT $4",
         )
         .bind(after)
@@ -150,7 +156,8 @@ impl Store {
         let (lo, hi) = super::below(bucket);
         let (n,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM entries
-             WHERE path >= $1 AND path < $2 AND is_dir = 0 AND (sealed IS NULL) = $3",
+             WHERE path >= $1 AND path < $2 AND is_dir = 0 AND (sealed IS NULL) = $3
+               AND substr(coalesce(sealed, ''), 1, 3) <> 'c1:'",
         )
         .bind(&lo)
         .bind(&hi)

@@ -42,6 +42,8 @@ pub fn reply_parts(e: VfsError) -> (StatusCode, &'static str, String) {
         VfsError::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota"),
         VfsError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
         VfsError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition"),
+        // an SSE-C file opens only with the key its S3 client keeps: the app has none
+        VfsError::CustomerKey(_) => (StatusCode::FORBIDDEN, "forbidden"),
         _ => {
             tracing::error!(error = %e, "user API request failed");
             return (

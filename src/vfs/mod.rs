@@ -36,6 +36,7 @@ use bytes::Bytes;
 use opendal::Operator;
 
 use crate::config::MacosMetadata;
+pub use crate::seal::{CustomerKey, KeyHeaderError};
 /// A WebDAV dead property, as the core stores and returns it.
 pub use crate::store::DeadProp;
 pub use crate::store::Retention;
@@ -44,6 +45,7 @@ use crate::store::{EntryRow, MetaError, Store};
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use retention::{LockConfig, COMPLIANCE, GOVERNANCE};
+pub use sealing::{needs_customer_key, CopyKeys, KeyNeed};
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
 pub use stored::{Stored, StoredStream};
 pub use upload::{Upload, UploadOptions};
@@ -118,6 +120,10 @@ pub enum VfsError {
     /// commit (S3: 409 ConditionalRequestConflict).
     #[error("changed meanwhile: {0}")]
     Changed(&'static str),
+    /// An SSE-C file (its data key wrapped by a key only its S3 client holds) asked for
+    /// without that key or with another, or a client key given for a file that has none.
+    #[error("{0}")]
+    CustomerKey(KeyNeed),
     /// The metadata database failed.
     #[error(transparent)]
     Meta(MetaError),

@@ -8,7 +8,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
 use super::upload::{to_the_end, Sink};
-use super::{headers_from, headers_json, Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
+use super::{
+    headers_from, headers_json, Caller, CustomerKey, Entry, UploadOptions, VPath, Vfs, VfsError,
+};
 use crate::store::{now_ms, PartRow, UploadRow};
 
 /// Smallest part S3 accepts, except for the last one.
@@ -93,13 +95,15 @@ pub(super) fn part_key(upload: &str, number: i64) -> String {
 }
 
 impl Vfs {
-    /// Starts a multipart upload of `path`; the object is created only on completion.
+    /// Starts a multipart upload of `path`; the object is created only on completion. With
+    /// the S3 client's `key` (SSE-C) every part and the completion must come with it too:
+    /// only a salted fingerprint of it is recorded.
     pub async fn multipart_start(
         &self,
         caller: &Caller,
         path: &VPath,
-        content_type: Option<String>,
-        mut headers: BTreeMap<String, String>,
+        (content_type, mut headers): (Option<String>, BTreeMap<String, String>),
+        key: Option<&CustomerKey>,
     ) -> Result<String, VfsError> {
         if path.parent().is_root() {
             return Err(VfsError::Conflict("objects live inside a bucket"));
@@ -119,7 +123,10 @@ impl Vfs {
                 &id,
                 path.as_str(),
                 &caller.user,
-                headers_json(&headers).as_deref(),
+                (
+                    headers_json(&headers).as_deref(),
+                    key.map(CustomerKey::fingerprint).as_deref(),
+                ),
             )
             .await?;
         Ok(id)
@@ -141,19 +148,21 @@ impl Vfs {
         }
     }
 
-    /// Starts receiving part `number` of upload `id`.
+    /// Starts receiving part `number` of upload `id`, with the client's `key` when the upload
+    /// was started with one (SSE-C): the part is sealed under it.
     pub async fn multipart_part(
         &self,
         caller: &Caller,
-        id: &str,
-        path: &VPath,
+        (id, path): (&str, &VPath),
         number: i64,
         expected_size: Option<u64>,
+        key: Option<&CustomerKey>,
     ) -> Result<PartUpload, VfsError> {
         if !(1..=MAX_PART_NUMBER).contains(&number) {
             return Err(VfsError::InvalidArgument("part numbers are 1 to 10000"));
         }
-        self.multipart_get(caller, id, path).await?;
+        let upload = self.multipart_get(caller, id, path).await?;
+        Self::check_upload_key(&upload, key)?;
         // parts count against the quota as they arrive, with every other part staged for the
         // same group, so unfinished uploads cannot hold more than the quota
         let limit = match self.store.bytes_left(path.as_str()).await? {
@@ -168,8 +177,8 @@ impl Vfs {
         };
         let writer = self.temp(&part_key(id, number), true).await?;
         let mut sink = Sink::new(writer, expected_size, format!("upload {id} part {number}"));
-        if let Some((key, wrapped)) = self.sealing_for(path).await? {
-            sink.seal_with(&key, wrapped);
+        if let Some((data, wrapped)) = self.sealing_for(path, key).await? {
+            sink.seal_with(&data, wrapped);
         }
         if let Some((group, room)) = limit {
             sink.limit_to(group, room);
@@ -231,16 +240,19 @@ impl Vfs {
         Ok(self.store.uploads_in_range(&lo, &hi, cursor, limit).await?)
     }
 
-    /// Assembles the named parts, in order, into the object: one atomic commit.
+    /// Assembles the named parts, in order, into the object: one atomic commit. An upload
+    /// started with an SSE-C key completes only with it (its parts open with nothing else),
+    /// into an object sealed under it.
     pub async fn multipart_complete(
         &self,
         caller: &Caller,
-        peer: Option<&super::replica::Peer>,
+        (peer, key): (Option<&super::replica::Peer>, Option<&CustomerKey>),
         id: &str,
         path: &VPath,
         (parts, when): (&[CompletedPart], &Preconditions),
     ) -> Result<Entry, VfsError> {
         let upload = self.multipart_get(caller, id, path).await?;
+        Self::check_upload_key(&upload, key)?;
         if parts.is_empty() {
             return Err(VfsError::InvalidPart(
                 "at least one part is required".into(),
@@ -289,6 +301,7 @@ impl Vfs {
             content_type,
             headers,
             etag: Some(format!("{}-{}", hex::encode(md5s.finalize()), chosen.len())),
+            customer_key: key.cloned(),
             ..Default::default()
         };
         self.assemble(caller, peer, id, path, &chosen, opts).await
@@ -305,13 +318,19 @@ impl Vfs {
         parts: &[PartRow],
         opts: UploadOptions,
     ) -> Result<Entry, VfsError> {
+        // the client's key (SSE-C) opens the parts it sealed, and seals the object
+        let customer = opts.customer_key.clone();
         let mut up = self.receive(caller, peer, path, opts).await?;
         for p in parts {
             let reader = self.staging.reader(&part_key(id, p.number)).await?;
             let size = p.size as u64;
             let mut stream = match &p.sealed {
                 Some(w) => self
-                    .download(super::Source::Store(reader), size, Some(w))?
+                    .download(
+                        super::Source::Store(reader),
+                        size,
+                        (Some(w), customer.as_ref()),
+                    )?
                     .into_stream(0..size)
                     .await?
                     .boxed(),

@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use super::journal::Step;
 use super::perm::{R, W, X};
 use super::upload::Upload;
-use super::{headers_json, Caller, Download, Entry, UploadOptions, VPath, Vfs, VfsError, CHUNK};
+use super::{
+    headers_json, Caller, CopyKeys, CustomerKey, Download, Entry, UploadOptions, VPath, Vfs,
+    VfsError, CHUNK,
+};
 use crate::store::{now_ms, DeadProp, DeleteRules, EntryRow, SOURCE_CHANGED};
 
 /// A delete refused unless only implicit folders are below (buckets, folder markers).
@@ -227,13 +230,24 @@ impl Vfs {
     /// Opens a file for positional reads. A file whose bytes are being replaced between its
     /// rename and its commit is looked up again (a few times) rather than refused.
     pub async fn open_read(&self, c: &Caller, path: &VPath) -> Result<(Entry, Download), VfsError> {
+        self.open_read_keyed(c, path, None).await
+    }
+
+    /// `open_read` with the S3 client's key (SSE-C): an SSE-C file needs it, any other file
+    /// none (`Vfs::check_customer_key`).
+    pub async fn open_read_keyed(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        key: Option<&CustomerKey>,
+    ) -> Result<(Entry, Download), VfsError> {
         let mut tries = 0;
         loop {
             tries += 1;
             // no commit renames new bytes in between the row read and the open
             let held = self.path_locks.read(path.as_str()).await;
             let entry = self.stat(c, path).await?;
-            let opened = self.open_entry(c, &entry).await;
+            let opened = self.open_entry(c, &entry, key).await;
             drop(held);
             match opened {
                 Err(VfsError::Storage(e)) if tries < 3 && e.to_string().contains(SIZE_DIFFERS) => {
@@ -244,19 +258,30 @@ impl Vfs {
         }
     }
 
-    /// Opens a file the caller just stat'ed (saves looking it up again).
-    pub async fn open_entry(&self, c: &Caller, entry: &Entry) -> Result<Download, VfsError> {
+    /// Opens a file the caller just stat'ed (saves looking it up again), with the S3 client's
+    /// key of an SSE-C file.
+    pub async fn open_entry(
+        &self,
+        c: &Caller,
+        entry: &Entry,
+        key: Option<&CustomerKey>,
+    ) -> Result<Download, VfsError> {
         if entry.is_dir {
             return Err(VfsError::WrongKind("is a folder"));
         }
-        self.require_readable(c, entry).await?;
-        self.open_unchecked(entry).await
+        self.require_readable_keyed(c, entry, key).await?;
+        self.open_unchecked(entry, key).await
     }
 
     /// Opens the bytes of the file `entry` (plaintext, sealed or not), with no permission
-    /// check: the callers checked, or act for the node (replication).
-    pub(super) async fn open_unchecked(&self, entry: &Entry) -> Result<Download, VfsError> {
-        self.open_stored(&entry.path, entry.size, entry.sealed.as_deref())
+    /// check: the callers checked, or act for the node (replication, which holds no client's
+    /// key: an SSE-C file does not open).
+    pub(super) async fn open_unchecked(
+        &self,
+        entry: &Entry,
+        key: Option<&CustomerKey>,
+    ) -> Result<Download, VfsError> {
+        self.open_stored_keyed(&entry.path, entry.size, entry.sealed.as_deref(), key)
             .await
     }
 
@@ -267,6 +292,17 @@ impl Vfs {
         path: &VPath,
         size: u64,
         sealed: Option<&str>,
+    ) -> Result<Download, VfsError> {
+        self.open_stored_keyed(path, size, sealed, None).await
+    }
+
+    /// `open_stored` with the client's key of an SSE-C file.
+    async fn open_stored_keyed(
+        &self,
+        path: &VPath,
+        size: u64,
+        sealed: Option<&str>,
+        customer: Option<&CustomerKey>,
     ) -> Result<Download, VfsError> {
         let key = path.storage_key(false);
         let mut sealed = sealed;
@@ -291,7 +327,7 @@ impl Vfs {
             }
             None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
         };
-        self.download(source, size, sealed)
+        self.download(source, size, (sealed, customer))
     }
 
     /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and
@@ -692,6 +728,18 @@ impl Vfs {
         e.require(c, R, "the file may not be read")
     }
 
+    /// `require_readable`, and `key` is what the file needs (S3 GET and HEAD of an SSE-C
+    /// object need its key, as AWS's do; `Vfs::check_customer_key`).
+    pub async fn require_readable_keyed(
+        &self,
+        c: &Caller,
+        e: &Entry,
+        key: Option<&CustomerKey>,
+    ) -> Result<(), VfsError> {
+        self.require_readable(c, e).await?;
+        Self::check_customer_key(e, key)
+    }
+
     /// Replaces the type and headers of a file, keeping its bytes (S3 metadata REPLACE in place).
     pub async fn set_headers(
         &self,
@@ -1018,29 +1066,56 @@ impl Vfs {
     /// Copies a file, or a folder with everything below it; all metadata rows are written
     /// in one transaction after the bytes (copied inside the storage service when it can).
     pub async fn copy(&self, c: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
-        self.copy_with(c, from, to, false).await
+        self.copy_with(c, from, to, None).await
     }
 
     /// `copy` that makes the missing folders above `to` implicit, in the copy's own commit
-    /// (S3 CopyObject): a refused copy leaves no folder behind.
-    pub async fn copy_object(&self, c: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
-        self.copy_with(c, from, to, true).await
+    /// (S3 CopyObject): a refused copy leaves no folder behind. `keys` are the S3 client's
+    /// (SSE-C) for the source and for the copy: an SSE-C source needs its key (and any other
+    /// source none), and a copy with either is read and written again, sealed under the
+    /// copy's key, or as the target bucket says when it has none.
+    pub async fn copy_object(
+        &self,
+        c: &Caller,
+        from: &VPath,
+        to: &VPath,
+        keys: CopyKeys<'_>,
+    ) -> Result<(), VfsError> {
+        self.copy_with(c, from, to, Some(keys)).await
     }
 
+    /// A copy: S3's (`keys`, with parents made implicit) or WebDAV's (`None`: an SSE-C file
+    /// is copied as it is stored, sealed, and opens with the same client's key).
     async fn copy_with(
         &self,
         c: &Caller,
         from: &VPath,
         to: &VPath,
-        create_parents: bool,
+        keys: Option<CopyKeys<'_>>,
     ) -> Result<(), VfsError> {
+        let create_parents = keys.is_some();
         let src = self.stat(c, from).await?;
         self.require_read_tree(c, &src).await?;
+        if let Some((from_key, into_key)) = keys {
+            Self::check_customer_key(&src, from_key)?;
+            if src.needs_customer_key() || into_key.is_some() {
+                if src.is_dir {
+                    return Err(VfsError::WrongKind("a folder holds no bytes to encrypt"));
+                }
+                // read and written again as an upload, which makes the checks of any write;
+                // onto itself too (S3 changes an object's key so)
+                return self
+                    .copy_through(c, &src, to, create_parents, (from_key, into_key))
+                    .await;
+            }
+        }
         let (to_dir, parents) = self.check_transfer(c, &src, to, create_parents).await?;
         // into a bucket that stores files in the other form: through plaintext, sealed or
         // not by the target bucket's setting
         if self.copy_changes_form(&src, to).await? {
-            return self.copy_through(c, &src, to, create_parents).await;
+            return self
+                .copy_through(c, &src, to, create_parents, (None, None))
+                .await;
         }
         let grp = match parents.last() {
             Some(p) => p.grp.clone(),

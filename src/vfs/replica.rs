@@ -183,7 +183,7 @@ impl super::Vfs {
         if entry.is_dir {
             return Err(VfsError::WrongKind("is a folder"));
         }
-        self.open_unchecked(&entry).await
+        self.open_unchecked(&entry, None).await
     }
 
     /// Starts receiving the version `meta` of `path` from `peer`, written as `c` (the peer

@@ -188,7 +188,7 @@ impl Vfs {
             None,
             format!("resumable upload {id} part {number}"),
         );
-        if let Some((key, wrapped)) = self.sealing_for(&up.path).await? {
+        if let Some((key, wrapped)) = self.sealing_for(&up.path, None).await? {
             sink.seal_with(&key, wrapped);
         }
         if let Some((group, left)) = self.store.bytes_left(up.path.as_str()).await? {

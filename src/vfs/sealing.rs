@@ -1,14 +1,64 @@
 //! Encrypted buckets in the core (docs/encryption.md): which writes are sealed (the bucket's
-//! `encryption` setting), opening a file's sealed bytes for positional and streamed reads,
-//! and the one error a failed segment becomes (logged, never wrong bytes).
+//! `encryption` setting, or a key the S3 client brings: SSE-C), opening a file's sealed bytes
+//! for positional and streamed reads, and the one error a failed segment becomes (logged,
+//! never wrong bytes). An SSE-C file opens only with its client's key: every read without
+//! it (WebDAV, share links, zips, the app, replication) is refused here, never served sealed.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Caller, Download, Source, VPath, Vfs, VfsError};
-use crate::seal::{self, Cipher, DataKey, SealError};
+use super::{Caller, Download, Entry, Source, VPath, Vfs, VfsError};
+use crate::seal::{self, customer, Cipher, CustomerKey, DataKey, SealError};
+
+/// What an SSE-C request lacks (`VfsError::CustomerKey`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyNeed {
+    /// The file opens only with its S3 client's key, and none came.
+    Missing,
+    /// A key came, not the one the file (or the upload) was stored with.
+    Wrong,
+    /// A key came for a file (or an upload) stored without one.
+    Unexpected,
+}
+
+impl std::fmt::Display for KeyNeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyNeed::Missing => "the file is encrypted with a key its S3 client keeps (SSE-C): only an S3 request carrying that key reads it",
+            KeyNeed::Wrong => "the SSE-C key is not the one the object was stored with",
+            KeyNeed::Unexpected => "the object was not stored with an SSE-C key: send none",
+        })
+    }
+}
+
+/// The S3 client's keys of a copy (SSE-C): the source's, and the copy's own.
+pub type CopyKeys<'a> = (Option<&'a CustomerKey>, Option<&'a CustomerKey>);
+
+/// Whether a file recorded with `sealed` opens only with its S3 client's key (SSE-C).
+pub fn needs_customer_key(sealed: Option<&str>) -> bool {
+    sealed.is_some_and(customer::is_customer)
+}
+
+/// Fails unless `key` is what a file (or upload) recorded with `sealed` (an SSE-C form or
+/// fingerprint when `sse_c`) asks for: its own key when it has one, none otherwise.
+fn key_fits(sse_c: Option<&str>, key: Option<&CustomerKey>) -> Result<(), VfsError> {
+    match (sse_c, key) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(VfsError::CustomerKey(KeyNeed::Unexpected)),
+        (Some(_), None) => Err(VfsError::CustomerKey(KeyNeed::Missing)),
+        (Some(f), Some(k)) if k.matches(f) => Ok(()),
+        (Some(_), Some(_)) => Err(VfsError::CustomerKey(KeyNeed::Wrong)),
+    }
+}
+
+impl Entry {
+    /// Whether the file opens only with its S3 client's key (SSE-C).
+    pub fn needs_customer_key(&self) -> bool {
+        needs_customer_key(self.sealed.as_deref())
+    }
+}
 
 /// The bucket setting that makes a bucket's new files sealed (value: `AES256`).
 pub const ENCRYPTION: &str = "encryption";
@@ -127,6 +177,27 @@ impl futures_util::Stream for Chunks {
 }
 
 impl Vfs {
+    /// Fails unless `key` is what the file `e` needs: the key it was stored with for an SSE-C
+    /// file (`Missing`, `Wrong`), none for any other (`Unexpected`). Folders need none.
+    pub fn check_customer_key(e: &Entry, key: Option<&CustomerKey>) -> Result<(), VfsError> {
+        if e.is_dir {
+            return Ok(());
+        }
+        key_fits(
+            e.sealed.as_deref().filter(|s| customer::is_customer(s)),
+            key,
+        )
+    }
+
+    /// Fails unless `key` is what the multipart upload `u` was started with (its parts and its
+    /// completion come with the same SSE-C key, or all without).
+    pub(super) fn check_upload_key(
+        u: &crate::store::UploadRow,
+        key: Option<&CustomerKey>,
+    ) -> Result<(), VfsError> {
+        key_fits(u.customer_key.as_deref(), key)
+    }
+
     /// Whether new files of `bucket` are sealed: its owner or an administrator asks.
     pub async fn bucket_encrypted(&self, c: &Caller, bucket: &VPath) -> Result<bool, VfsError> {
         Ok(self.bucket_setting(c, bucket, ENCRYPTION).await?.is_some())
@@ -161,12 +232,19 @@ impl Vfs {
         Ok(())
     }
 
-    /// The data key (and its wrapped form to record) for a new file at `path`: `Some` when its
-    /// bucket is encrypted.
+    /// The data key (and its wrapped form to record) for a new file at `path`: wrapped by the
+    /// client's `key` when one came (SSE-C, whatever the bucket's setting), else by the
+    /// master key when the bucket is encrypted; `None`: stored plain.
     pub(super) async fn sealing_for(
         &self,
         path: &VPath,
+        key: Option<&CustomerKey>,
     ) -> Result<Option<(DataKey, String)>, VfsError> {
+        if let Some(k) = key {
+            let data = DataKey::random();
+            let wrapped = k.wrap(&data);
+            return Ok(Some((data, wrapped)));
+        }
         let Some(bucket) = Vfs::bucket_of(path) else {
             return Ok(None);
         };
@@ -207,8 +285,21 @@ impl Vfs {
         }
     }
 
-    /// The cipher of a file whose row holds `wrapped`.
-    pub(super) fn cipher_of(&self, wrapped: &str) -> Result<Arc<Cipher>, VfsError> {
+    /// The cipher of a file whose row holds `wrapped`: an SSE-C form opens only with the
+    /// client's `key`.
+    pub(super) fn cipher_of(
+        &self,
+        wrapped: &str,
+        key: Option<&CustomerKey>,
+    ) -> Result<Arc<Cipher>, VfsError> {
+        if customer::is_customer(wrapped) {
+            let k = key.ok_or(VfsError::CustomerKey(KeyNeed::Missing))?;
+            let data = k.unwrap(wrapped).map_err(|e| match e {
+                SealError::WrongCustomerKey => VfsError::CustomerKey(KeyNeed::Wrong),
+                e => seal_err(e),
+            })?;
+            return Ok(Arc::new(Cipher::new(&data)));
+        }
         let keys = self
             .keys
             .as_ref()
@@ -217,30 +308,33 @@ impl Vfs {
         Ok(Arc::new(Cipher::new(&k)))
     }
 
-    /// A download of `source` holding a file of `size` plaintext bytes.
+    /// A download of `source` holding a file of `size` plaintext bytes recorded with `sealed`
+    /// (`key`: the client's, for an SSE-C file).
     pub(super) fn download(
         &self,
         source: Source,
         size: u64,
-        sealed: Option<&str>,
+        (sealed, key): (Option<&str>, Option<&CustomerKey>),
     ) -> Result<Download, VfsError> {
         Ok(Download {
             source,
             size,
-            cipher: sealed.map(|w| self.cipher_of(w)).transpose()?,
+            cipher: sealed.map(|w| self.cipher_of(w, key)).transpose()?,
         })
     }
 }
 
 impl Vfs {
     /// Whether a copy of the file `src` to `to` lands in a bucket storing files in the other
-    /// form (sealed or plain) than `src`'s bytes.
+    /// form (sealed or plain) than `src`'s bytes. An SSE-C file keeps its form anywhere: its
+    /// sealed bytes are copied as they are, and the copy opens with the same client's key.
     pub(super) async fn copy_changes_form(
         &self,
         src: &super::Entry,
         to: &VPath,
     ) -> Result<bool, VfsError> {
-        if src.is_dir || Vfs::bucket_of(&src.path) == Vfs::bucket_of(to) {
+        if src.is_dir || src.needs_customer_key() || Vfs::bucket_of(&src.path) == Vfs::bucket_of(to)
+        {
             return Ok(false);
         }
         let sealed_there = match Vfs::bucket_of(to) {
@@ -255,21 +349,24 @@ impl Vfs {
     }
 
     /// Copies the file `src` to `to` as an upload of its plaintext (the checks of the copy
-    /// were made; the upload makes those of any write).
+    /// were made; the upload makes those of any write): read with the client's key `from` of
+    /// an SSE-C source, sealed with its key `into` (SSE-C) or by the target bucket's setting.
     pub(super) async fn copy_through(
         &self,
         c: &Caller,
         src: &super::Entry,
         to: &VPath,
         create_parents: bool,
+        (from, into): CopyKeys<'_>,
     ) -> Result<(), VfsError> {
         use futures_util::TryStreamExt;
-        let download = self.open_entry(c, src).await?;
+        let download = self.open_entry(c, src, from).await?;
         let opts = super::UploadOptions {
             create_parents,
             expected_size: Some(src.size),
             content_type: Some(src.content_type.clone()),
             headers: src.headers.clone(),
+            customer_key: into.cloned(),
             ..Default::default()
         };
         let mut up = self.upload(c, to, opts).await?;

@@ -274,20 +274,20 @@ async fn multipart_assembles_in_order_with_the_s3_etag() {
         .multipart_start(
             &ann(),
             &target,
-            Some("application/x-t".into()),
-            Default::default(),
+            (Some("application/x-t".into()), Default::default()),
+            None,
         )
         .await
         .unwrap();
     let big = vec![1u8; multipart::MIN_PART_SIZE as usize];
     let mut p2 = v
-        .multipart_part(&ann(), &id, &target, 2, Some(3))
+        .multipart_part(&ann(), (&id, &target), 2, Some(3), None)
         .await
         .unwrap();
     p2.write(Bytes::from_static(b"end")).await.unwrap();
     let r2 = p2.commit().await.unwrap();
     let mut p1 = v
-        .multipart_part(&ann(), &id, &target, 1, None)
+        .multipart_part(&ann(), (&id, &target), 1, None, None)
         .await
         .unwrap();
     p1.write(Bytes::from(big.clone())).await.unwrap();
@@ -303,7 +303,7 @@ async fn multipart_assembles_in_order_with_the_s3_etag() {
     assert!(matches!(
         v.multipart_complete(
             &ann(),
-            None,
+            (None, None),
             &id,
             &target,
             (&[part(&r2), part(&r1)], &Default::default())
@@ -314,7 +314,7 @@ async fn multipart_assembles_in_order_with_the_s3_etag() {
     let e = v
         .multipart_complete(
             &ann(),
-            None,
+            (None, None),
             &id,
             &target,
             (&[part(&r1), part(&r2)], &Default::default()),
@@ -341,21 +341,22 @@ async fn small_parts_and_unknown_uploads_are_refused() {
     v.mkdir(&ann(), &p("/b")).await.unwrap();
     let target = p("/b/o");
     assert!(matches!(
-        v.multipart_part(&ann(), "nope", &target, 1, None).await,
+        v.multipart_part(&ann(), ("nope", &target), 1, None, None)
+            .await,
         Err(VfsError::NoSuchUpload)
     ));
     let id = v
-        .multipart_start(&ann(), &target, None, Default::default())
+        .multipart_start(&ann(), &target, (None, Default::default()), None)
         .await
         .unwrap();
     assert!(v
-        .multipart_part(&ann(), &id, &target, 10_001, None)
+        .multipart_part(&ann(), (&id, &target), 10_001, None, None)
         .await
         .is_err());
     let mut parts = Vec::new();
     for n in 1..=2 {
         let mut up = v
-            .multipart_part(&ann(), &id, &target, n, None)
+            .multipart_part(&ann(), (&id, &target), n, None, None)
             .await
             .unwrap();
         up.write(Bytes::from_static(b"tiny")).await.unwrap();
@@ -366,8 +367,14 @@ async fn small_parts_and_unknown_uploads_are_refused() {
         });
     }
     assert!(matches!(
-        v.multipart_complete(&ann(), None, &id, &target, (&parts, &Default::default()))
-            .await,
+        v.multipart_complete(
+            &ann(),
+            (None, None),
+            &id,
+            &target,
+            (&parts, &Default::default())
+        )
+        .await,
         Err(VfsError::EntityTooSmall)
     ));
     v.multipart_abort(&ann(), &id, &target).await.unwrap();
@@ -377,7 +384,7 @@ async fn small_parts_and_unknown_uploads_are_refused() {
     ));
     // an abandoned upload is removed once it is older than the configured age
     let stale = v
-        .multipart_start(&ann(), &target, None, Default::default())
+        .multipart_start(&ann(), &target, (None, Default::default()), None)
         .await
         .unwrap();
     assert_eq!(
@@ -1154,7 +1161,7 @@ async fn a_content_type_that_is_no_header_value_is_refused_on_every_way_in() {
         let r = v.resumable_start(&ann(), &f, 1, Some(bad.into())).await;
         assert!(invalid(r.map(|_| ())), "{bad:?}");
         let r = v
-            .multipart_start(&ann(), &f, Some(bad.into()), Default::default())
+            .multipart_start(&ann(), &f, (Some(bad.into()), Default::default()), None)
             .await;
         assert!(invalid(r.map(|_| ())), "{bad:?}");
     }

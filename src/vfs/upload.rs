@@ -36,6 +36,9 @@ pub struct UploadOptions {
     /// Keep the replaced file's tags and description, read inside the commit (a WebDAV PUT
     /// writes new content into the same resource; an S3 PutObject replaces the object).
     pub keep_annotations: bool,
+    /// The S3 client's key (SSE-C): the file is sealed under a data key wrapped by it, whatever
+    /// the bucket's setting, and opens only with it.
+    pub customer_key: Option<crate::seal::CustomerKey>,
 }
 
 /// Longest MIME type a file may carry.
@@ -410,7 +413,7 @@ impl Upload {
         let writer = vfs.temp(&path.storage_key(false), false).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
         sink.expected_md5 = opts.content_md5.clone();
-        if let Some((key, wrapped)) = vfs.sealing_for(&path).await? {
+        if let Some((key, wrapped)) = vfs.sealing_for(&path, opts.customer_key.as_ref()).await? {
             sink.seal_with(&key, wrapped);
         }
         // what the quota leaves, plus the file this upload replaces (`replaced` bytes)

@@ -292,20 +292,28 @@ impl Vfs {
         Ok(v)
     }
 
-    /// Opens the bytes of a version found by `object_version`.
-    pub async fn open_version(&self, c: &Caller, v: &ObjectVersion) -> Result<Download, VfsError> {
+    /// Opens the bytes of a version found by `object_version`, with the S3 client's key of
+    /// a version stored with one (SSE-C).
+    pub async fn open_version(
+        &self,
+        c: &Caller,
+        v: &ObjectVersion,
+        key: Option<&super::CustomerKey>,
+    ) -> Result<Download, VfsError> {
         let Some(row) = &v.row else {
-            return self.open_entry(c, &v.entry).await;
+            return self.open_entry(c, &v.entry, key).await;
         };
-        self.open_kept_row(row, &v.entry).await
+        Self::check_customer_key(&v.entry, key)?;
+        self.open_kept_row(row, &v.entry, key).await
     }
 
     /// Opens the kept bytes of a version row, `entry` its view (no check: callers have checked
-    /// who reads it).
+    /// who reads it), with the client's key `customer` of an SSE-C version.
     pub(super) async fn open_kept_row(
         &self,
         row: &VersionRow,
         entry: &Entry,
+        customer: Option<&super::CustomerKey>,
     ) -> Result<Download, VfsError> {
         let Some(key) = row.key.as_deref().filter(|_| !row.marker) else {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
@@ -331,7 +339,7 @@ impl Vfs {
                     .await?,
             ),
         };
-        self.download(source, entry.size, sealed)
+        self.download(source, entry.size, (sealed, customer))
     }
 
     /// DeleteObject without a version: deletes as any delete does, and returns the delete
@@ -463,7 +471,7 @@ mod tests {
     }
 
     async fn read(v: &Vfs, c: &Caller, ov: &ObjectVersion) -> Vec<u8> {
-        let dl = v.open_version(c, ov).await.unwrap();
+        let dl = v.open_version(c, ov, None).await.unwrap();
         dl.read_at(0, ov.entry.size as usize + 1)
             .await
             .unwrap()

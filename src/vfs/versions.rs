@@ -272,7 +272,7 @@ impl Vfs {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
         }
         let entry = row_entry(&row)?;
-        let download = self.open_kept_row(&row, &entry).await?;
+        let download = self.open_kept_row(&row, &entry, None).await?;
         Ok((entry, download))
     }
 

@@ -25,6 +25,12 @@ pub struct User(pub String);
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub std::net::IpAddr);
 
+/// Marks a request that came over TLS: on its own connection, or through a trusted proxy
+/// that says it received it over HTTPS (`X-Forwarded-Proto: https`). Left in the request's
+/// extensions by the listener and the router; SSE-C needs it (s3/gate.rs).
+#[derive(Clone, Copy, Debug)]
+pub struct Secure;
+
 /// Marks a response that refused wrong credentials, so the router counts the failure for the
 /// failed-authentication throttle (one place for WebDAV, S3, the admin API and share links).
 #[derive(Clone, Copy, Debug)]

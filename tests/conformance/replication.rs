@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{require, run, tree, S3Key, Server};
 
+mod mailbox;
 mod tombstones;
 
 /// The replicated bucket, created on every node.
@@ -2436,4 +2437,61 @@ fn the_journal_feed_refuses_all_but_its_peer() {
     // a wrong node id in a refused request did not stick
     let peers = b.kura(&["peer", "list", "--json"]);
     assert!(peers.contains(&a_id), "{peers}");
+}
+
+#[test]
+fn an_sse_c_file_is_reported_and_never_shipped() {
+    let mut c = Cluster::start(2);
+    c.one_way(A, B);
+    c.wait_wired();
+    // an object under its S3 client's own key (SSE-C), then a plain one after it in the journal
+    let key_file = c.scratch.path().join("client.key");
+    std::fs::write(&key_file, [9u8; 32]).expect("key");
+    let body = c.scratch.path().join("body");
+    std::fs::write(&body, b"KNOWN-PATTERN sealed by the client's key").expect("body");
+    run(c[A]
+        .s3()
+        .args([
+            "s3api",
+            "put-object",
+            "--bucket",
+            BUCKET,
+            "--key",
+            "ssec.bin",
+        ])
+        .args(["--sse-customer-algorithm", "AES256", "--sse-customer-key"])
+        .arg(format!("fileb://{}", key_file.display()))
+        .arg("--body")
+        .arg(&body));
+    run(c[A]
+        .s3()
+        .args([
+            "s3api",
+            "put-object",
+            "--bucket",
+            BUCKET,
+            "--key",
+            "after.txt",
+            "--body",
+        ])
+        .arg(&body));
+    // the plain one arrives: the SSE-C one, before it, was passed over, not retried for ever
+    let deadline = Instant::now() + CONVERGE;
+    while !(c[B].dir().join("after.txt").exists() && c[A].backlog() == 0) {
+        assert!(
+            Instant::now() < deadline,
+            "the journal stalls behind an SSE-C file"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !c[B].dir().join("ssec.bin").exists(),
+        "an SSE-C file was shipped"
+    );
+    let log = c[A].server.log();
+    assert!(
+        log.contains("not replicated") && log.contains("ssec.bin"),
+        "not reported: {}",
+        tail(&log, 20)
+    );
 }

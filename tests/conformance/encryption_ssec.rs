@@ -1,0 +1,197 @@
+//! SSE-C (docs/encryption.md) against a real server: boto3 over TLS runs the attacks of
+//! `encryption_ssec.py` (right key, wrong key, no key, a bad key-MD5, HEAD, copies both ways,
+//! multipart, a presigned GET, WebDAV and the app refused, no plaintext on disk, neither the
+//! key nor its MD5 in the database); then a share link of an SSE-C file is refused, turning a
+//! bucket's encryption off leaves its SSE-C files as they are, `kura fsck` finds nothing wrong
+//! and the log holds nothing of the key. Over plain HTTP every SSE-C request is refused and
+//! nothing is stored, unless a trusted proxy says the client used HTTPS (a client saying so
+//! itself is not believed).
+
+use std::process::Command;
+
+use crate::common::{require, run, Server, ADMIN_PW};
+
+/// A server (`tls` or not) with the group `g`, the encrypted bucket `sec` and the plain `pub`.
+fn server(tls: bool) -> Server {
+    let s = Server::start(tls);
+    run(s.kura().args(["group", "add", "g"]));
+    run(s
+        .kura()
+        .args(["bucket", "create", "sec", "--group", "g", "--encrypt"]));
+    run(s.kura().args(["bucket", "create", "pub", "--group", "g"]));
+    s
+}
+
+/// Runs `encryption_ssec.py MODE` against `s` as the admin; prints and returns its output.
+fn script(s: &Server, mode: &str) -> String {
+    require("python3");
+    let key = s.s3_key();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/encryption_ssec.py"
+    );
+    let out = run(Command::new("python3")
+        .args([path, mode])
+        .env("KURA_S3_ENDPOINT", s.url(""))
+        .env("AWS_CA_BUNDLE", s.cert())
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("KURA_DAV_PASSWORD", ADMIN_PW)
+        .env("KURA_FILES", s.files_dir())
+        .env("KURA_DB", s.data_dir().join("kura.db")));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{}", text.trim());
+    text
+}
+
+#[test]
+fn sse_c_through_boto3_over_tls_and_every_path_without_the_key() {
+    require("curl");
+    let mut s = server(true);
+    assert!(script(&s, "tls").contains("checks passed"));
+
+    // aws-cli: a multipart upload (8 MiB parts) and a download in ranges, both with the key
+    require("aws");
+    let key = s.s3_key();
+    let dir = tempfile::tempdir().expect("dir");
+    let (file, back, my_key) = (
+        dir.path().join("big"),
+        dir.path().join("back"),
+        dir.path().join("my.key"),
+    );
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &big).expect("write");
+    std::fs::write(&my_key, [7u8; 32]).expect("write");
+    let sse = format!("fileb://{}", my_key.display());
+    let cp = |from: &str, to: &str, with_key: bool| {
+        let mut c = s.aws(&key);
+        c.args(["s3", "cp", from, to]);
+        if with_key {
+            c.args(["--sse-c", "AES256", "--sse-c-key", &sse]);
+        }
+        c.output().expect("aws")
+    };
+    let up = cp(file.to_str().expect("path"), "s3://pub/big.bin", true);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let head = run(s.aws(&key).args([
+        "s3api",
+        "head-object",
+        "--bucket",
+        "pub",
+        "--key",
+        "big.bin",
+        "--sse-customer-algorithm",
+        "AES256",
+        "--sse-customer-key",
+        &sse,
+    ]));
+    let head = String::from_utf8_lossy(&head.stdout);
+    assert!(head.contains("-3\\\""), "three 8 MiB parts: {head}");
+    let stored = std::fs::read(s.files_dir().join("pub/big.bin")).expect("stored");
+    assert!(
+        !stored.windows(64).any(|w| w == &big[..64]),
+        "plaintext on disk"
+    );
+    let down = cp("s3://pub/big.bin", back.to_str().expect("path"), true);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(
+        std::fs::read(&back).expect("back") == big,
+        "not the same bytes"
+    );
+    let without = cp("s3://pub/big.bin", back.to_str().expect("path"), false);
+    assert!(!without.status.success(), "a download without the key");
+
+    // a share link cannot bring the client's key: refused, saying why, serving nothing
+    let out = run(s
+        .kura()
+        .args(["share", "create", "/pub/ssec.bin", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let token = v["token"].as_str().expect("token");
+    let got = s.curl(&["-s", "-w", "\n%{http_code}", &s.url(&format!("/s/{token}"))]);
+    let text = String::from_utf8_lossy(&got.stdout);
+    assert!(text.ends_with("\n403"), "{text}");
+    assert!(
+        text.contains("SSE-C") && !text.contains("KNOWN-PATTERN"),
+        "{text}"
+    );
+
+    // fsck knows the sealed length of an SSE-C file: nothing is damaged or missing
+    let fsck = String::from_utf8_lossy(&run(s.kura().arg("fsck")).stdout).into_owned();
+    assert!(fsck.contains("storage: no drift"), "{fsck}");
+
+    // turning the bucket's encryption off converts what the master key sealed, never an
+    // SSE-C file (its key is not here): it stays as it was and still opens with its key
+    assert_eq!(s.put("sec/mine.txt", b"sealed by the master key"), 201);
+    let before = std::fs::read(s.files_dir().join("sec/ssec.bin")).expect("stored");
+    let off = run(s.kura().args(["encryption", "disable", "sec"]));
+    let said = String::from_utf8_lossy(&off.stdout);
+    assert!(said.contains("sec: 1 files written plain"), "{said}");
+    assert!(!said.contains("changed while"), "{said}");
+    assert_eq!(s.get("sec/mine.txt"), b"sealed by the master key");
+    assert_eq!(
+        std::fs::read(s.files_dir().join("sec/ssec.bin")).expect("stored"),
+        before
+    );
+    assert!(script(&s, "after").contains("checks passed"));
+    // overwritten over WebDAV, then the kept version restored: SSE-C again, with its key
+    assert_eq!(s.put("sec/ssec.bin", b"overwritten"), 204);
+    run(s.kura().args(["restore", "/sec/ssec.bin"]));
+    assert!(script(&s, "after").contains("checks passed"));
+    // no file is sealed by the master key now: without it the server starts (an SSE-C file
+    // names no master key) and the SSE-C files still open with their own keys
+    s.stop();
+    std::fs::remove_file(s.data_dir().join("encryption.key")).expect("master key");
+    s.start_again();
+    assert!(script(&s, "after").contains("checks passed"));
+    // a backup keeps them sealed; restored elsewhere they open with their key, and no other way
+    let repo = tempfile::tempdir().expect("repo");
+    let repo = repo.path().join("repo");
+    let repo = repo.to_str().expect("path");
+    run(s.kura().args(["backup", repo]));
+    let mut target = Server::in_folder(&[]);
+    run(target.kura().args(["restore", repo]));
+    target.start_again();
+    assert!(script(&target, "after").contains("checks passed"));
+    // the script's key is bytes 0..32: neither its hex nor its base64 is logged
+    let log = s.log();
+    assert!(
+        !log.contains("000102030405060708090a0b"),
+        "the key (hex) in the log"
+    );
+    assert!(
+        !log.contains("AAECAwQFBgcICQoL"),
+        "the key (base64) in the log"
+    );
+}
+
+#[test]
+fn sse_c_over_plain_http_is_refused_and_nothing_stored() {
+    let s = server(false);
+    assert!(script(&s, "plain").contains("checks passed"));
+}
+
+#[test]
+fn behind_a_proxy_only_a_trusted_proxy_says_the_client_used_tls() {
+    // a client that forges X-Forwarded-Proto on a plain connection is not believed
+    let direct = server(false);
+    assert!(script(&direct, "forged").contains("checks passed"));
+    drop(direct);
+    // from a trusted proxy (here 127.0.0.1) the header is what tells TLS from plain HTTP
+    let s = Server::start_with(
+        false,
+        &[("KURA_LIMITS__TRUSTED_PROXIES", "[\"127.0.0.1\"]")],
+    );
+    run(s.kura().args(["group", "add", "g"]));
+    run(s.kura().args(["bucket", "create", "pub", "--group", "g"]));
+    assert!(script(&s, "proxied").contains("checks passed"));
+}
