@@ -245,6 +245,12 @@ impl Config {
                 )));
             }
         }
+        let days = cfg.replication.tombstone_days;
+        if !(days.is_finite() && days * 86_400.0 >= 1.0) {
+            return Err(ConfigError::BadValue(format!(
+                "replication.tombstone_days {days} is not a positive number of days (at least a second)"
+            )));
+        }
         Ok(cfg)
     }
 

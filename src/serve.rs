@@ -200,6 +200,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             cfg.s3_base_domain.clone(),
             crate::replication::feed::Feed {
                 store: store.clone(),
+                keep: cfg.replication.tombstone_keep(),
             },
         ),
         admin: crate::admin::Admin {

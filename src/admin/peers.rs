@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::{Admin, AdminError};
 use crate::replication::remote::{describe, describe_s3, s3_field, Remote};
-use crate::replication::{open_link, pin, resync, seal_id, ReplError};
+use crate::replication::{away, open_link, pin, resync, seal_id, ReplError};
 use crate::store::{now_ms, PeerRow};
 
 /// How long the test request of `peer add` and `replicate` may take.
@@ -90,6 +90,9 @@ pub struct RuleView {
     pub waiting_on: Option<String>,
     /// Owners and groups the peer named that this node lacks, and who stands in for them.
     pub unmapped: Vec<String>,
+    /// The peer is, or was lately, away longer than deletions are remembered
+    /// (`tombstone_days`): what that means.
+    pub away: Option<String>,
 }
 
 /// What a resync of one rule found and did.
@@ -103,6 +106,9 @@ pub struct ResyncView {
     pub pulled: u64,
     /// Versions of the peer's that this node's rules refused (permissions, locks, quota).
     pub refused: u64,
+    /// The peer is, or was lately, away longer than deletions are remembered: what that
+    /// means for this resync.
+    pub away: Option<String>,
 }
 
 /// An access key bound to a peer: requests signed with it are that peer's shipments.
@@ -375,8 +381,14 @@ impl Admin {
         let peers = self.store.peers().await?;
         let now = now_ms();
         let unmapped = self.store.unmapped().await?;
+        let presence = self.store.presence().await?;
+        let keep = self.vfs.tombstone_keep();
         let mut out = Vec::new();
         for h in self.store.rule_health().await? {
+            let away = presence
+                .iter()
+                .find(|p| p.peer == h.rule.peer)
+                .and_then(|p| away::warning(p, keep, now));
             let (waiting, waiting_on) = self.store.waiting_of(&h.rule.bucket, &h.rule.peer).await?;
             let unmapped = unmapped
                 .iter()
@@ -399,9 +411,23 @@ impl Admin {
                 waiting,
                 waiting_on,
                 unmapped,
+                away,
             });
         }
         Ok(out)
+    }
+
+    /// A line for each peer away, or lately back from being away, longer than deletions are
+    /// remembered (`tombstone_days`), also peers without a rule now.
+    pub async fn away_warnings(&self) -> Result<Vec<String>, AdminError> {
+        let keep = self.vfs.tombstone_keep();
+        Ok(self
+            .store
+            .presence()
+            .await?
+            .iter()
+            .filter_map(|p| away::warning(p, keep, now_ms()))
+            .collect())
     }
 
     /// Every owner and group a peer's shipments named that this node lacks (also those of
@@ -498,6 +524,13 @@ impl Admin {
                 deleted: s.deleted,
                 pulled: s.pulled,
                 refused: s.refused,
+                away: self
+                    .store
+                    .presence()
+                    .await?
+                    .iter()
+                    .find(|p| p.peer == link.rule.peer)
+                    .and_then(|p| away::warning(p, self.vfs.tombstone_keep(), now_ms())),
             });
         }
         Ok(out)

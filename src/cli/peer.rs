@@ -240,6 +240,9 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                 for u in unmapped {
                     println!("owner mapping: {u}");
                 }
+                for w in admin.away_warnings().await? {
+                    println!("WARNING: {w}");
+                }
             }
         }
     }
@@ -255,6 +258,9 @@ pub async fn replicate(cfg: &Config, a: ReplicateArgs) -> Result<(), CliError> {
                 "resync {} -> {}: compared {}, shipped {}, deleted {}, pulled {}, refused {}",
                 s.bucket, s.peer, s.compared, s.shipped, s.deleted, s.pulled, s.refused
             );
+            if let Some(w) = s.away {
+                eprintln!("warning: {w}");
+            }
         }
         return Ok(());
     }

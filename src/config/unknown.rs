@@ -10,7 +10,11 @@ use figment::Provider;
 use super::Config;
 
 /// Variables that are not settings but are read by the command line itself.
-const NOT_SETTINGS: &[&str] = &["config", "test_crash_after_steps"];
+const NOT_SETTINGS: &[&str] = &[
+    "config",
+    "test_crash_after_steps",
+    "test_tombstone_pause_ms",
+];
 
 /// Every dotted key of the configuration; maps and unset tables accept any key below them.
 fn known() -> Vec<String> {

@@ -53,6 +53,8 @@ pub struct FeedPage {
 pub struct Feed {
     /// Metadata.
     pub store: Store,
+    /// How long deletions are remembered (a request of the feed is a contact with its peer).
+    pub keep: Duration,
 }
 
 impl Feed {
@@ -82,6 +84,7 @@ impl Feed {
                 ReplError::Invalid(format!("no rule replicates {bucket} to {}", peer.name))
             })?;
         let row = self.store.peer(&peer.name).await?;
+        super::away::seen(&self.store, &peer.name, self.keep).await;
         if row.as_ref().is_some_and(|p| p.node_id.is_none()) {
             self.store.set_peer_node_id(&peer.name, node).await?;
         }
@@ -263,6 +266,16 @@ pub async fn pull_once(
     Ok((page.entries.len().max(1), page.next))
 }
 
+/// A failure reading a peer's object: its answer when it gave one (a `403` for an object the
+/// peer key's user may not read is about that key alone), else the connection's.
+pub fn read_error(key: &str, err: std::io::Error) -> ReplError {
+    match err.into_inner().map(|e| e.downcast::<opendal::Error>()) {
+        Some(Ok(e)) => ReplError::Remote(*e),
+        Some(Err(e)) => ReplError::Unreachable(format!("reading {key}: {e}")),
+        None => ReplError::Unreachable(format!("reading {key}")),
+    }
+}
+
 /// Whether this node refused a peer's change for that key alone (a lock, its quota, a
 /// permission): worth retrying later, not worth holding up the rule.
 pub fn is_local_refusal(e: &ReplError) -> bool {
@@ -276,16 +289,18 @@ pub fn is_local_refusal(e: &ReplError) -> bool {
     )
 }
 
-/// Asks the peer again for the current state of `path` (set aside earlier) and applies it.
+/// Asks the peer for the current state of `path` (set aside earlier, or only there at a
+/// resync) and applies it; false when the peer's feed has none to give (a version that came
+/// from here: the feed never sends a change back where it came from).
 pub async fn pull_key(
     vfs: &Vfs,
     store: &Store,
     link: &Link,
     secret: &str,
     path: &str,
-) -> Result<(), ReplError> {
+) -> Result<bool, ReplError> {
     let Some(key) = link.key_of(path) else {
-        return Ok(());
+        return Ok(false);
     };
     let page = fetch(link, secret, 0, Some(key)).await?;
     let peer = Peer {
@@ -295,7 +310,7 @@ pub async fn pull_key(
     for e in &page.entries {
         apply(vfs, store, link, &user, &peer, e).await?;
     }
-    Ok(())
+    Ok(!page.entries.is_empty())
 }
 
 /// Applies one entry of the peer's feed as a shipment from it, its bytes fetched with an S3
@@ -420,7 +435,7 @@ where
                         std::io::ErrorKind::InvalidData => {
                             ReplError::Tampered(format!("{}: {err}", e.key))
                         }
-                        _ => ReplError::Unreachable(format!("reading {}: {err}", e.key)),
+                        _ => read_error(&e.key, err),
                     });
                 }
             }

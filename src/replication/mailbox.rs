@@ -174,7 +174,9 @@ impl Post {
                 remote: Remote::new(&peer, &secret, &mb.bucket)?,
                 peer_node: peer.node_id.clone(),
                 own: own.clone(),
-                pull_secret: None,
+                // no journal feed behind a mailbox
+                pull: false,
+                secret: String::new(),
                 rule,
             },
             keys,

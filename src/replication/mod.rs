@@ -2,6 +2,7 @@
 //! S3, in commit order, with retries; resync and a periodic reconcile repair what the
 //! journal cannot tell (see docs/replication.md).
 
+pub mod away;
 pub mod delta;
 pub mod delta_recv;
 pub mod delta_send;
@@ -91,7 +92,8 @@ pub async fn open_link(
         remote,
         peer_node,
         own: store.node_id().await?,
-        pull_secret: peer.pull.then_some(secret),
+        pull: peer.pull,
+        secret,
     })
 }
 
@@ -174,6 +176,7 @@ impl Replicator {
                     rule,
                     retry_max: Duration::from_secs(self.cfg.retry_max_seconds.max(1)),
                     refused_wait: Duration::from_secs(self.cfg.refused_retry_seconds.max(1)),
+                    keep: self.keep(),
                     mailbox_poll: Duration::from_secs(self.cfg.mailbox_poll_seconds.max(1)),
                 };
                 workers.insert(k, (sig, tokio::spawn(w.run())));
@@ -186,8 +189,22 @@ impl Replicator {
                 if let Err(e) = self.vfs.prune_chunks().await {
                     tracing::warn!(error = %e, "replication: pruning chunk lists failed");
                 }
+                let before = crate::store::now_ms() - self.keep().as_millis() as i64;
+                match self.store.prune_tombstones(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        count = n,
+                        "replication: forgot deletions older than tombstone_days"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "replication: tombstone prune failed"),
+                }
             }
         }
+    }
+
+    /// How long deletions are remembered (`tombstone_days`).
+    fn keep(&self) -> Duration {
+        self.cfg.tombstone_keep()
     }
 
     fn spawn_reconcile(&self, rule: RuleRow) {
@@ -224,6 +241,9 @@ struct Worker {
     rule: RuleRow,
     retry_max: Duration,
     refused_wait: Duration,
+    /// How long deletions are remembered: a contact with the peer is recorded every
+    /// `away::beat` of it.
+    keep: Duration,
     /// How often a rule through a mailbox reads it.
     mailbox_poll: Duration,
 }
@@ -246,6 +266,7 @@ impl Worker {
         let mut position = self.rule.position;
         let mut pulled = self.rule.pulled;
         let mut last_pull: Option<std::time::Instant> = None;
+        let mut contact: Option<std::time::Instant> = None;
         loop {
             if link.is_none() {
                 match self.connect().await {
@@ -262,18 +283,17 @@ impl Worker {
                 continue;
             }
             let mut busy = false;
-            if let Some(secret) = &l.pull_secret {
-                if last_pull.is_none_or(|t| t.elapsed() >= PULL_IDLE) {
-                    match feed::pull_once(&self.vfs, &self.store, l, secret, pulled).await {
-                        Ok((n, next)) => {
-                            pulled = next;
-                            busy = n > 0;
-                            last_pull = (!busy).then(std::time::Instant::now);
-                        }
-                        Err(e) => {
-                            self.fail(&e, &mut backoff).await;
-                            continue;
-                        }
+            if l.pull && last_pull.is_none_or(|t| t.elapsed() >= PULL_IDLE) {
+                match feed::pull_once(&self.vfs, &self.store, l, &l.secret, pulled).await {
+                    Ok((n, next)) => {
+                        pulled = next;
+                        busy = n > 0;
+                        last_pull = (!busy).then(std::time::Instant::now);
+                        self.contact(&mut contact).await;
+                    }
+                    Err(e) => {
+                        self.fail(&e, &mut backoff).await;
+                        continue;
                     }
                 }
             }
@@ -286,6 +306,9 @@ impl Worker {
             };
             if rows.is_empty() {
                 if !busy {
+                    if self.due(contact) && l.peer_node.is_some() && self.reached(l).await {
+                        self.contact(&mut contact).await;
+                    }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 continue;
@@ -308,6 +331,7 @@ impl Worker {
                     {
                         Ok(sent) => {
                             self.unwait(&row.path, "push").await;
+                            self.contact(&mut contact).await;
                             i64::from(sent)
                         }
                         Err(e) if remote::is_object_refusal(&e) => {
@@ -330,6 +354,24 @@ impl Worker {
             }
             position = rows.last().map_or(position, |r| r.seq);
         }
+    }
+
+    /// Whether a contact with the peer is due to be recorded.
+    fn due(&self, last: Option<std::time::Instant>) -> bool {
+        last.is_none_or(|t| t.elapsed() >= away::beat(self.keep))
+    }
+
+    /// Records a contact with the peer (at most once per beat).
+    async fn contact(&self, last: &mut Option<std::time::Instant>) {
+        if self.due(*last) {
+            away::seen(&self.store, &self.rule.peer, self.keep).await;
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Whether the peer answers as the node it is (an idle rule's check that it is there).
+    async fn reached(&self, l: &Link) -> bool {
+        matches!(l.remote.node_id().await, Ok(Some(id)) if Some(&id) == l.peer_node.as_ref())
     }
 
     async fn connect(&self) -> Result<Link, ReplError> {
@@ -393,11 +435,11 @@ impl Worker {
             .await?;
         for w in due {
             let done = if w.direction == "pull" {
-                match &l.pull_secret {
-                    Some(secret) => {
-                        feed::pull_key(&self.vfs, &self.store, l, secret, &w.path).await
-                    }
-                    None => Ok(()),
+                match l.pull {
+                    true => feed::pull_key(&self.vfs, &self.store, l, &l.secret, &w.path)
+                        .await
+                        .map(drop),
+                    false => Ok(()),
                 }
             } else {
                 ship::ship(&self.vfs, &self.store, l, &w.path, w.origin.as_deref())

@@ -1,4 +1,10 @@
 //! Comparing a bucket with its peer and repairing the differences (resync and reconcile).
+//!
+//! Absence alone proves nothing: a key only on the peer was never seen here, or was deleted
+//! here. A tombstone naming the very version the peer holds (ETag and modification time)
+//! tells the second apart: the deletion goes to the peer. Without one the key is fetched
+//! (and a key only here is shipped, where the peer's own tombstones decide the same way), so
+//! a forgotten deletion can bring a file back, but nothing is ever deleted for being absent.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -6,7 +12,7 @@ use futures_util::TryStreamExt;
 use indicatif::ProgressBar;
 
 use super::ship::{self, Link};
-use super::ReplError;
+use super::{feed, ReplError};
 use crate::store::{EntryRow, Store};
 use crate::vfs::replica::{is_replica_key, Peer, ReplicaMeta};
 use crate::vfs::{UploadOptions, VPath, Vfs, VfsError};
@@ -27,10 +33,12 @@ pub struct Summary {
     pub refused: u64,
 }
 
-/// Size and ETag of one object on the peer.
+/// Size, ETag and modification time of one object on the peer.
 struct Far {
     size: u64,
     etag: String,
+    /// Modification time, ms (the listing's, to the second).
+    mtime_ms: Option<i64>,
 }
 
 fn same(local: &EntryRow, far: &Far) -> bool {
@@ -78,6 +86,7 @@ async fn far_files(link: &Link) -> Result<BTreeMap<String, Far>, ReplError> {
             Far {
                 size: m.content_length(),
                 etag: m.etag().unwrap_or_default().trim_matches('"').to_string(),
+                mtime_ms: m.last_modified().map(|t| t.into_inner().as_millisecond()),
             },
         );
     }
@@ -118,17 +127,35 @@ pub async fn resync(
                     sum.shipped += 1;
                 }
             }
-            (None, Some(_)) if link.rule.bidirectional => match pull(vfs, store, link, key).await {
-                Ok(()) => sum.pulled += 1,
-                Err(ReplError::Vfs(
-                    e @ (VfsError::Forbidden(_) | VfsError::Locked(_) | VfsError::QuotaExceeded(_)),
-                )) => {
-                    tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
+            (None, Some(f)) if link.rule.bidirectional && deleted_here(vfs, &path, f).await? => {
+                // deleted here, the very version the peer holds: the deletion goes there
+                ship::tombstone(link, key, Some(f.etag.clone()), link.own.clone()).await?;
+                store.set_mark(&link.mark_node(), &path, None).await?;
+                sum.deleted += 1;
+            }
+            (None, Some(_)) if link.rule.bidirectional => {
+                match fetch(vfs, store, link, key).await {
+                    Ok(true) => sum.pulled += 1,
+                    Ok(false) => {}
+                    Err(ReplError::Vfs(
+                        e @ (VfsError::Forbidden(_)
+                        | VfsError::Locked(_)
+                        | VfsError::QuotaExceeded(_)),
+                    )) => {
+                        tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
                         error = %e, "resync: this node refused the peer's version");
-                    sum.refused += 1;
+                        sum.refused += 1;
+                    }
+                    // the peer will not give that object (its owner's mode keeps the peer key's
+                    // user out, say): the rest goes on
+                    Err(e) if super::remote::is_object_refusal(&e) => {
+                        tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
+                        error = %super::remote::describe(&e), "resync: the peer refused its version");
+                        sum.refused += 1;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
-            },
+            }
             (None, Some(_)) => {
                 link.remote.op.delete(key).await?;
                 store.set_mark(&link.mark_node(), &path, None).await?;
@@ -141,6 +168,35 @@ pub async fn resync(
         }
     }
     Ok(sum)
+}
+
+/// Whether this node deleted the version `far` holds (ETag, and modification time to the
+/// second, as listings give it) within `tombstone_days`.
+async fn deleted_here(vfs: &Vfs, path: &str, far: &Far) -> Result<bool, ReplError> {
+    let Some(t) = vfs.tombstone(&VPath::parse(path)?).await? else {
+        return Ok(false);
+    };
+    let second = |ms: i64| ms.div_euclid(1000);
+    Ok(t.etag.eq_ignore_ascii_case(&far.etag)
+        && far
+            .mtime_ms
+            .is_some_and(|m| second(m) == second(t.mtime_ms)))
+}
+
+/// Fetches a key only the peer has: from a Kura peer through its journal feed (the version
+/// with its owner, group, mode and times, applied as a shipment), else (a plain S3 store, a
+/// peer with no rule back to this node, a version the feed does not send back here) as an
+/// object. False when it is gone by now.
+async fn fetch(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<bool, ReplError> {
+    if link.peer_node.is_some() {
+        let path = format!("/{}/{key}", link.rule.bucket);
+        match feed::pull_key(vfs, store, link, &link.secret, &path).await {
+            Ok(true) => return Ok(true),
+            Ok(false) | Err(ReplError::Pull(403 | 404, _)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    pull(vfs, store, link, key).await
 }
 
 /// The peer's user metadata, type and modification time of an object. Its `kura-*`
@@ -171,8 +227,9 @@ async fn far_meta(link: &Link, key: &str) -> Result<(BTreeMap<String, String>, i
 
 /// Fetches the peer's version of `key` and applies it as a shipment from that peer, written
 /// as the user the peer's own shipments are written as here (its peer key's user): a pull
-/// has no more rights than a push, and a folder that user may not write refuses it.
-async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<(), ReplError> {
+/// has no more rights than a push, and a folder that user may not write refuses it. False
+/// when the key was deleted there meanwhile.
+async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<bool, ReplError> {
     let peer = Peer {
         name: link.rule.peer.clone(),
     };
@@ -186,7 +243,11 @@ async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<(), Re
             peer.name, peer.name
         )));
     };
-    let (mut headers, mtime) = far_meta(link, key).await?;
+    let (mut headers, mtime) = match far_meta(link, key).await {
+        Ok(m) => m,
+        Err(ReplError::Remote(e)) if e.kind() == opendal::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
     let content_type = headers.remove("content-type");
     let path = VPath::parse(&format!("/{}/{key}", link.rule.bucket))?;
     let meta = ReplicaMeta {
@@ -207,18 +268,35 @@ async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<(), Re
         headers,
         ..Default::default()
     };
+    let mut stream = link
+        .remote
+        .op
+        .reader(key)
+        .await?
+        .into_bytes_stream(..)
+        .await?;
     let mut up = vfs
         .receive_shipment(&user, &peer, &path, meta, opts)
         .await?;
-    let reader = link.remote.op.reader(key).await?;
-    let mut stream = reader.into_bytes_stream(..).await?;
-    while let Some(chunk) = stream
-        .try_next()
-        .await
-        .map_err(|e| ReplError::Unreachable(format!("reading {key}: {e}")))?
-    {
-        up.write(chunk).await?;
+    loop {
+        match stream.try_next().await {
+            Ok(Some(chunk)) => {
+                if let Err(e) = up.write(chunk).await {
+                    up.abort().await;
+                    return Err(e.into());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                up.abort().await;
+                // deleted there between its stat and its bytes
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    return Ok(false);
+                }
+                return Err(feed::read_error(key, e));
+            }
+        }
     }
     up.commit().await?;
-    Ok(())
+    Ok(true)
 }

@@ -26,8 +26,10 @@ pub struct Link {
     pub peer_node: Option<String>,
     /// This node's id.
     pub own: String,
-    /// Our secret on the peer when this node also pulls from it (`kura peer add --pull`).
-    pub pull_secret: Option<String>,
+    /// This node also pulls the peer's changes (`kura peer add --pull`).
+    pub pull: bool,
+    /// Our secret on the peer (for its journal feed).
+    pub secret: String,
 }
 
 impl Link {
@@ -259,9 +261,10 @@ fn tombstone_meta(own: &str, mirror: bool, base: Option<String>, origin: String)
     }
 }
 
-/// Tells the peer a file is gone: a tombstone for Kura peers (so a newer update there
-/// survives), a plain DELETE for other S3 stores.
-async fn tombstone(
+/// Tells the peer a file is gone (`base`: the version it is known to hold, the one deleted
+/// here): a tombstone for Kura peers (so a newer update there survives), a plain DELETE for
+/// other S3 stores.
+pub async fn tombstone(
     link: &Link,
     key: &str,
     base: Option<String>,

@@ -187,7 +187,7 @@ mod tests {
         assert!(s.is_implicit("/b/x/y").await.unwrap());
         let none = async { Ok::<(), MetaError>(()) };
         let (_, pruned) = s
-            .delete_tree_with("/b/x/y/f", (None, false), None, None, none)
+            .delete_tree_with("/b/x/y/f", Default::default(), None, None, none)
             .await
             .map_err(MetaError::from)
             .unwrap();
@@ -263,11 +263,13 @@ mod tests {
         s.insert_dir(&row("/b", true)).await.unwrap();
         s.insert_dir(&row("/b/made", true)).await.unwrap();
         let only_if_empty = |s: Store| async move {
-            s.delete_tree_with("/b", (None, true), None, None, async {
-                Ok::<(), MetaError>(())
-            })
-            .await
-            .map_err(MetaError::from)
+            let rules = crate::store::DeleteRules {
+                if_empty: true,
+                ..Default::default()
+            };
+            s.delete_tree_with("/b", rules, None, None, async { Ok::<(), MetaError>(()) })
+                .await
+                .map_err(MetaError::from)
         };
         assert!(matches!(
             only_if_empty(s.clone()).await,

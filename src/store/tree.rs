@@ -11,6 +11,7 @@ use super::entries::{entry_cols, insert_folder_tx, EntryRow};
 use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
 use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
+use super::replication_tombstones::tombstone_tree_tx;
 use super::retention::default_retention_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
 use super::versioning::{hide_nulls_tx, state_tx, S3Versioning};
@@ -60,6 +61,18 @@ pub struct WriteRules<'a> {
     /// The replaced file's tags and description (`x-amz-tagging`, `x-kura-description` in
     /// its headers) are kept over the new headers, as they are when the commit runs.
     pub keep_annotations: bool,
+}
+
+/// What a delete's transaction checks besides the entry still being there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeleteRules<'a> {
+    /// The node the deletion came from (None: this node), journaled with it.
+    pub origin: Option<&'a str>,
+    /// Only implicit folders may be below (DeleteBucket): `Conflict(NOT_EMPTY)` otherwise.
+    pub if_empty: bool,
+    /// The file must still have this ETag (a peer's tombstone deletes only the version it
+    /// saw): `Conflict(ETAG_CHANGED)` otherwise.
+    pub if_match: Option<&'a str>,
 }
 
 /// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
@@ -153,6 +166,7 @@ async fn move_tree_tx(
     }
     delete_tree_tx(&mut *tx, to, None).await?;
     journal_tree_tx(&mut *tx, from, None).await?;
+    tombstone_tree_tx(&mut *tx, from, None).await?;
     // a move into another bucket is paid by the destination's group, credited to the source's
     let from_payer = payer_tx(&mut *tx, from).await?;
     // a folder that becomes a bucket is paid by the group it ends up with
@@ -553,7 +567,16 @@ impl Store {
     pub async fn delete_tree(&self, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
         let none = async { Ok::<(), MetaError>(()) };
         let (n, _) = self
-            .delete_tree_with(path, (origin, false), None, None, none)
+            .delete_tree_with(
+                path,
+                DeleteRules {
+                    origin,
+                    ..Default::default()
+                },
+                None,
+                None,
+                none,
+            )
             .await
             .map_err(MetaError::from)?;
         Ok(n)
@@ -568,7 +591,7 @@ impl Store {
     pub async fn delete_tree_with<E, F>(
         &self,
         path: &str,
-        (origin, if_empty): (Option<&str>, bool),
+        rules: DeleteRules<'_>,
         mark: Option<&Mark>,
         trash: Option<&str>,
         finish: F,
@@ -581,6 +604,22 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        let (origin, if_empty) = (rules.origin, rules.if_empty);
+        if let Some(want) = rules.if_match {
+            let etag: Option<String> =
+                sqlx::query_scalar("SELECT etag FROM entries WHERE path = $1 AND is_dir = 0")
+                    .bind(path)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| meta(e.into()))?;
+            match etag {
+                None => return Err(Committed::Meta(MetaError::Gone)),
+                Some(e) if e != want => {
+                    return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)))
+                }
+                Some(_) => {}
+            }
+        }
         if if_empty {
             require_empty_tx(&mut tx, path).await.map_err(meta)?;
             if bucket_of(path) == Some(path) {
@@ -592,6 +631,9 @@ impl Store {
                 .await
                 .map_err(meta)?;
         }
+        tombstone_tree_tx(&mut tx, path, origin)
+            .await
+            .map_err(meta)?;
         let n = delete_tree_tx(&mut tx, path, origin).await.map_err(meta)?;
         if n == 0 {
             return Err(Committed::Meta(MetaError::Gone));

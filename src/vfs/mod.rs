@@ -388,6 +388,8 @@ pub struct Vfs {
     keys: Option<crate::seal::KeyRing>,
     /// Readers of a file against commits replacing it (`pathlock`).
     path_locks: pathlock::PathLocks,
+    /// How long a deletion is remembered for replication peers (`replica`).
+    tombstone_keep: std::time::Duration,
 }
 
 impl Vfs {
@@ -411,7 +413,14 @@ impl Vfs {
             lock_max_per_user: locks::DEFAULT_LOCKS_PER_USER,
             keys: None,
             path_locks: pathlock::PathLocks::default(),
+            tombstone_keep: std::time::Duration::from_secs(30 * 86_400),
         }
+    }
+
+    /// Sets how long deletions are remembered for replication peers (`tombstone_days`).
+    pub fn with_tombstone_keep(mut self, keep: std::time::Duration) -> Self {
+        self.tombstone_keep = keep;
+        self
     }
 
     /// Sets the master keys that seal and open the files of encrypted buckets.

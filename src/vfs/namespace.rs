@@ -10,7 +10,14 @@ use super::{
     headers_json, Caller, CopyKeys, CustomerKey, Download, Entry, UploadOptions, VPath, Vfs,
     VfsError, CHUNK,
 };
-use crate::store::{now_ms, DeadProp, EntryRow, SOURCE_CHANGED};
+use crate::store::{now_ms, DeadProp, DeleteRules, EntryRow, SOURCE_CHANGED};
+
+/// A delete refused unless only implicit folders are below (buckets, folder markers).
+const IF_EMPTY: DeleteRules<'static> = DeleteRules {
+    origin: None,
+    if_empty: true,
+    if_match: None,
+};
 
 /// Largest dead property (namespace, name and XML value), in bytes.
 pub const DEAD_PROP_MAX: usize = 16 * 1024;
@@ -762,23 +769,21 @@ impl Vfs {
 
     /// Deletes a file, or a folder with everything below it (metadata first, in one transaction).
     pub async fn delete(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
-        self.delete_from(c, path, None).await
+        self.delete_from(c, path, None, None).await
     }
 
     /// Deletes a bucket only if nothing but implicit folders is in it, checked inside the
     /// delete's transaction, so a key written meanwhile is never deleted with it
     /// (`NotEmpty` instead).
     pub async fn delete_bucket(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
-        self.delete_checked(c, path, (None, true), true)
-            .await
-            .map(drop)
+        self.delete_checked(c, path, IF_EMPTY, true).await.map(drop)
     }
 
     /// Removes an S3 folder marker (`dir/`): an empty folder goes (with the implicit folders
     /// above it that it leaves empty); one still holding entries becomes implicit, so it goes
     /// with its last entry, as a prefix does in S3.
     pub async fn delete_marker(&self, c: &Caller, path: &VPath) -> Result<(), VfsError> {
-        match self.delete_checked(c, path, (None, true), true).await {
+        match self.delete_checked(c, path, IF_EMPTY, true).await {
             Err(VfsError::NotEmpty) => {
                 // the same right as deleting it: a name change in its folder
                 let entry = self.stat(c, path).await?;
@@ -794,16 +799,22 @@ impl Vfs {
         }
     }
 
-    /// `delete` on behalf of a replication peer (`origin`), journaled as that peer's change.
+    /// `delete` on behalf of a replication peer (`origin`), journaled as that peer's change:
+    /// only while the file still holds the version `etag` the peer deleted (`Changed`
+    /// otherwise, checked inside the delete's transaction).
     pub(super) async fn delete_from(
         &self,
         c: &Caller,
         path: &VPath,
         origin: Option<&str>,
+        etag: Option<&str>,
     ) -> Result<(), VfsError> {
-        self.delete_checked(c, path, (origin, false), true)
-            .await
-            .map(drop)
+        let rules = DeleteRules {
+            origin,
+            if_match: etag,
+            ..Default::default()
+        };
+        self.delete_checked(c, path, rules, true).await.map(drop)
     }
 
     /// `delete_from`, refused unless empty but for implicit folders with `if_empty`. The
@@ -813,7 +824,7 @@ impl Vfs {
         &self,
         c: &Caller,
         path: &VPath,
-        (origin, if_empty): (Option<&str>, bool),
+        rules: DeleteRules<'_>,
         keep: bool,
     ) -> Result<Option<String>, VfsError> {
         if path.is_root() {
@@ -825,7 +836,7 @@ impl Vfs {
             .await?
             .ok_or(VfsError::NotFound)?;
         Self::require_name_change(c, &parent, Some(&entry))?;
-        self.keep_locks_in(path, None, if_empty).await?;
+        self.keep_locks_in(path, None, rules.if_empty).await?;
         // rows and bytes go in one transaction: on disk the tree is moved into tmp/ before the
         // COMMIT (removed after it); another service deletes after the COMMIT, so a failure
         // there leaves unreferenced bytes, never rows without bytes
@@ -848,7 +859,12 @@ impl Vfs {
         // another service: the files are copied into the trash inside the transaction
         let other = self.trash_objects(&entry, &keep).await?;
         let store = self.store.clone();
-        let (p, origin) = (path.to_string(), origin.map(str::to_string));
+        let p = path.to_string();
+        let (origin, if_match) = (
+            rules.origin.map(str::to_string),
+            rules.if_match.map(str::to_string),
+        );
+        let if_empty = rules.if_empty;
         let res = self
             .commit_with(
                 self.guard(c, vec![(path.clone(), true)]),
@@ -858,7 +874,11 @@ impl Vfs {
                     store
                         .delete_tree_with(
                             &p,
-                            (origin.as_deref(), if_empty),
+                            DeleteRules {
+                                origin: origin.as_deref(),
+                                if_empty,
+                                if_match: if_match.as_deref(),
+                            },
                             mark.as_ref(),
                             batch.as_deref(),
                             finish,

@@ -9,7 +9,8 @@
 //! applies cleanly when this node still holds what the sender believes it holds (`base`);
 //! otherwise both sides changed the file and the later version (mtime, then node id) wins,
 //! the other is kept beside it as `NAME.conflictN`. A deletion that meets an update keeps
-//! the update.
+//! the update. A deleted file is remembered (a tombstone, `tombstone_days`): a peer shipping
+//! the very version deleted here gets the deletion back instead of bringing the file back.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +18,7 @@ use bytes::Bytes;
 
 use super::upload::{to_the_end, Keep, Upload};
 use super::{Caller, Entry, UploadOptions, VPath, VfsError};
-use crate::store::EntryRow;
+use crate::store::{EntryRow, TombstoneRow};
 
 const ORIGIN: &str = "x-amz-meta-kura-origin";
 const FROM: &str = "x-amz-meta-kura-from";
@@ -162,6 +163,18 @@ fn take_annotations(h: &mut BTreeMap<String, String>) {
 }
 
 impl super::Vfs {
+    /// How long deletions are remembered for peers (`replication.tombstone_days`).
+    pub fn tombstone_keep(&self) -> std::time::Duration {
+        self.tombstone_keep
+    }
+
+    /// The deletion of `path` remembered here, unless older than `tombstone_keep`: an older
+    /// one is as good as forgotten, whether pruned yet or not.
+    pub async fn tombstone(&self, path: &VPath) -> Result<Option<TombstoneRow>, VfsError> {
+        let since = crate::store::now_ms() - self.tombstone_keep.as_millis() as i64;
+        Ok(self.store.tombstone(path.as_str(), since).await?)
+    }
+
     /// The bytes of a file as clients see them (plaintext, whatever the bucket stores), for
     /// shipping to a peer (no permission check: the replicator acts for the node, not for a
     /// user); the peer seals them by its own bucket's setting.
@@ -419,6 +432,9 @@ pub(super) enum Plan {
     /// A conflict this node's version wins: the shipped one is stored as `copy` (unless
     /// that copy `exists` already), and this node's version goes back to the sender.
     Loses { copy: VPath, exists: bool },
+    /// This node deleted exactly this version (a tombstone): it is not brought back, and
+    /// the deletion goes to the sender instead.
+    Deleted,
 }
 
 /// A shipped version with its plan.
@@ -466,6 +482,7 @@ async fn plan(
         Plan::Noop(Box::new(l.clone()))
     } else {
         match local {
+            None if !r.mirror && deleted_here(vfs, path, &r).await? => Plan::Deleted,
             None => Plan::Clean,
             Some(_) if r.mirror => Plan::Clean,
             Some(l) if r.base.as_deref() == Some(l.etag.as_str()) => Plan::Clean,
@@ -489,6 +506,18 @@ async fn plan(
         plan,
         key: path.clone(),
     })
+}
+
+/// Whether this node deleted the very version `r` (same ETag and modification time) within
+/// `tombstone_days`.
+async fn deleted_here(vfs: &super::Vfs, path: &VPath, r: &ReplicaMeta) -> Result<bool, VfsError> {
+    let Some(etag) = r.etag.as_deref() else {
+        return Ok(false);
+    };
+    Ok(vfs
+        .tombstone(path)
+        .await?
+        .is_some_and(|t| t.etag == etag && t.mtime_ms == r.mtime_ms))
 }
 
 /// Carries out a plan once the bytes are in `up`, sealed as `md5`/`size`.
@@ -516,6 +545,15 @@ async fn finish(up: &mut Upload, md5: String, size: u64, p: Planned) -> Result<E
         Plan::Tombstone => {
             up.abort().await;
             return delete(up, &key, &r).await;
+        }
+        Plan::Deleted => {
+            up.abort().await;
+            tracing::warn!(path = %key, from = %r.from,
+                "replication: a peer sent a version deleted here; the deletion goes back to it");
+            // the sender holds that version: the tombstone journaled now deletes it there
+            store.set_mark(&r.from, key.as_str(), Some(&etag)).await?;
+            store.journal_path(key.as_str()).await?;
+            return Ok(gone(&key));
         }
         Plan::Clean | Plan::Wins { .. } => {
             up.record(
@@ -566,7 +604,9 @@ async fn keep_attrs(up: &Upload, entry: &Entry) -> Result<(), VfsError> {
     Ok(())
 }
 
-/// A tombstone: deletes the file unless it changed here since the sender last saw it.
+/// A tombstone: deletes the file unless it changed here since the sender last saw it. The
+/// version is checked again inside the delete's transaction, so a write that lands here
+/// meanwhile stays (delete versus update: the update wins).
 async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry, VfsError> {
     let store = up.vfs.store.clone();
     let local = store.entry(path.as_str()).await?.filter(|e| !e.is_dir);
@@ -575,15 +615,44 @@ async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry,
         return Ok(gone(path));
     };
     if r.mirror || r.base.as_deref() == Some(l.etag.as_str()) {
-        up.vfs
-            .delete_from(&up.caller, path, Some(&r.origin))
-            .await?;
-        store.set_mark(&r.from, path.as_str(), None).await?;
-        return Ok(gone(path));
+        pause_point(path).await;
+        // a mirror is a copy: what was written on it meanwhile goes too
+        let seen = (!r.mirror).then_some(l.etag.as_str());
+        match up
+            .vfs
+            .delete_from(&up.caller, path, Some(&r.origin), seen)
+            .await
+        {
+            Ok(()) | Err(VfsError::NotFound) => {
+                store.set_mark(&r.from, path.as_str(), None).await?;
+                return Ok(gone(path));
+            }
+            Err(VfsError::Changed(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     // delete versus update: the update stays (and reaches the sender in its own time)
     tracing::warn!(path = %path, "replication: a deletion met a newer update here; the update stays");
-    Entry::from_row(l)
+    match store.entry(path.as_str()).await? {
+        Some(l) if !l.is_dir => Entry::from_row(l),
+        _ => Ok(gone(path)),
+    }
+}
+
+/// Test hook: with `KURA_TEST_TOMBSTONE_PAUSE_MS=N` a tombstone waits N ms between finding
+/// the version it deletes and deleting it, and says so in the log, so that a test can land a
+/// write in that instant. Unset in normal operation.
+async fn pause_point(path: &VPath) {
+    static PAUSE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let pause = PAUSE.get_or_init(|| {
+        std::env::var("KURA_TEST_TOMBSTONE_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(ms) = *pause {
+        tracing::warn!(path = %path, ms, "KURA_TEST_TOMBSTONE_PAUSE_MS: holding a tombstone");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 /// The answer to a tombstone: an empty file that no longer exists.

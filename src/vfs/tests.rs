@@ -929,7 +929,7 @@ async fn deleting_what_a_move_just_moved_finds_nothing_and_harms_nothing() {
     // a delete whose row vanished between its checks and its transaction is NotFound too
     assert!(matches!(
         v.store
-            .delete_tree_with("/b/f", (None, false), None, None, async {
+            .delete_tree_with("/b/f", Default::default(), None, None, async {
                 Ok::<(), VfsError>(())
             })
             .await,

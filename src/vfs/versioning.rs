@@ -350,7 +350,9 @@ impl Vfs {
         c: &Caller,
         path: &VPath,
     ) -> Result<Option<ObjectVersion>, VfsError> {
-        let batch = self.delete_checked(c, path, (None, false), true).await?;
+        let batch = self
+            .delete_checked(c, path, Default::default(), true)
+            .await?;
         if self.s3_state(path).await?.is_none() {
             return Ok(None);
         }
@@ -404,7 +406,8 @@ impl Vfs {
                 self.restore_file(c, &n, path, bring).await?;
             }
             (None, _) => {
-                self.delete_checked(c, path, (None, false), false).await?;
+                self.delete_checked(c, path, Default::default(), false)
+                    .await?;
             }
             // the newest delete marker: the version below it is current again
             (Some(m), Some(n)) if at == 0 && m.marker && !n.marker => {

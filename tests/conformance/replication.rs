@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::common::{require, run, tree, S3Key, Server};
 
 mod mailbox;
+mod tombstones;
 
 /// The replicated bucket, created on every node.
 const BUCKET: &str = "mirror";
@@ -79,6 +80,9 @@ struct RuleStatus {
     /// Keys set aside after a refusal of that key alone, retried later.
     waiting: i64,
     waiting_on: Option<String>,
+    /// The peer is or was lately away longer than deletions are remembered.
+    #[serde(default)]
+    away: Option<String>,
 }
 
 fn stdout(out: &Output) -> String {

@@ -145,6 +145,7 @@ impl Admin {
             deleted: 0,
             pulled: 0,
             refused: 0,
+            away: None,
         })
     }
 }
