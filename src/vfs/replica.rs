@@ -396,7 +396,10 @@ impl Shipment {
         to_the_end(async move {
             let (md5, size) = up.seal().await?;
             match planned {
-                Some(p) => finish(&mut up, md5, size, p).await,
+                Some(p) => {
+                    pause_point("shipment", &p.key).await;
+                    finish(&mut up, md5, size, p).await
+                }
                 None => Err(VfsError::Conflict("the shipment was committed already")),
             }
         })
@@ -615,7 +618,7 @@ async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry,
         return Ok(gone(path));
     };
     if r.mirror || r.base.as_deref() == Some(l.etag.as_str()) {
-        pause_point(path).await;
+        pause_point("tombstone", path).await;
         // a mirror is a copy: what was written on it meanwhile goes too
         let seen = (!r.mirror).then_some(l.etag.as_str());
         match up
@@ -642,15 +645,21 @@ async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry,
 /// Test hook: with `KURA_TEST_TOMBSTONE_PAUSE_MS=N` a tombstone waits N ms between finding
 /// the version it deletes and deleting it, and says so in the log, so that a test can land a
 /// write in that instant. Unset in normal operation.
-async fn pause_point(path: &VPath) {
-    static PAUSE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    let pause = PAUSE.get_or_init(|| {
-        std::env::var("KURA_TEST_TOMBSTONE_PAUSE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
+async fn pause_point(what: &'static str, path: &VPath) {
+    static PAUSES: std::sync::OnceLock<(Option<u64>, Option<u64>)> = std::sync::OnceLock::new();
+    let (tombstone, shipment) = PAUSES.get_or_init(|| {
+        let ms = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+        (
+            ms("KURA_TEST_TOMBSTONE_PAUSE_MS"),
+            ms("KURA_TEST_SHIPMENT_PAUSE_MS"),
+        )
     });
-    if let Some(ms) = *pause {
-        tracing::warn!(path = %path, ms, "KURA_TEST_TOMBSTONE_PAUSE_MS: holding a tombstone");
+    let pause = match what {
+        "tombstone" => *tombstone,
+        _ => *shipment,
+    };
+    if let Some(ms) = pause {
+        tracing::warn!(path = %path, ms, "KURA_TEST_{}_PAUSE_MS: holding a {what}", what.to_uppercase());
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }

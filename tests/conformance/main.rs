@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod bad_input;
 mod clients;
+mod conditional_delete;
 mod common;
 mod core_rights;
 mod crash;
