@@ -388,6 +388,10 @@ pub struct Upload {
     pub(super) keep: Keep,
     /// The parent folder as the checks found it (saves a lookup at commit).
     pub(super) parent: Option<Entry>,
+    /// A commit refused by its preconditions (`create_new`, `if_match`: `Changed`) keeps the
+    /// staged bytes, for a caller that decides again and commits them another way (a
+    /// replication shipment meeting a local write).
+    pub(super) keep_refused: bool,
 }
 
 impl std::fmt::Debug for Upload {
@@ -432,6 +436,7 @@ impl Upload {
             sink,
             keep: Keep::default(),
             parent: None,
+            keep_refused: false,
         })
     }
 
@@ -470,7 +475,50 @@ impl Upload {
             sink: self.sink.take(),
             keep: std::mem::take(&mut self.keep),
             parent: self.parent.take(),
+            keep_refused: self.keep_refused,
         }
+    }
+
+    /// The headers to store.
+    pub(super) fn headers(&self) -> &BTreeMap<String, String> {
+        &self.opts.headers
+    }
+
+    /// What the commit requires of the path, checked inside its transaction: nothing there
+    /// (`create_new`), or the file still at the ETag `if_match`; `Changed` otherwise.
+    pub(super) fn require(&mut self, create_new: bool, if_match: Option<String>) {
+        self.opts.create_new = create_new;
+        self.opts.if_match = if_match;
+        self.opts.must_exist = false;
+    }
+
+    /// Commits the staged bytes at `path` instead, written by `caller` with `keep`, after the
+    /// same checks as an upload starting there. Only staged bytes in a local temporary file
+    /// can go elsewhere (`Changed` otherwise: the bytes are bound to their key).
+    pub(super) async fn retarget(
+        &mut self,
+        caller: &Caller,
+        path: &VPath,
+        keep: Keep,
+    ) -> Result<(), VfsError> {
+        if *path != self.path && self.sink.disk_path().is_none() {
+            return Err(VfsError::Changed(
+                "the staged bytes cannot move to another name on this storage",
+            ));
+        }
+        let mut opts = self.opts.clone();
+        opts.create_new = false;
+        opts.if_match = None;
+        opts.must_exist = false;
+        let (_, parent) = self.vfs.check_write(caller, path, &opts).await?;
+        self.vfs
+            .check_unlocked(caller, vec![(path.clone(), false)])
+            .await?;
+        self.path = path.clone();
+        self.parent = parent;
+        self.caller = caller.clone();
+        self.keep = keep;
+        Ok(())
     }
 
     /// Ends the body: its MD5 (checked against Content-MD5) and size.
@@ -520,14 +568,17 @@ impl Upload {
                     if self.opts.create_parents && tries < 3 => {}
                 Ok(()) => return Entry::from_row(row),
                 Err(e) => {
-                    self.sink.abort().await;
-                    return Err(match e {
+                    let e = match e {
                         // create_new: another upload committed the name first
                         Committed::Meta(MetaError::Duplicate) => {
                             VfsError::Changed("another write created the file meanwhile")
                         }
                         e => e.into(),
-                    });
+                    };
+                    if !(self.keep_refused && matches!(e, VfsError::Changed(_))) {
+                        self.sink.abort().await;
+                    }
+                    return Err(e);
                 }
             }
         }

@@ -25,7 +25,17 @@ fn put_if(node: &Node, key: &str, body: &str, etag: Option<&str>) -> u16 {
     }
     let url = node.dav(key);
     args.push(&url);
-    node.server.status(&args)
+    let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+    all.extend_from_slice(&args);
+    let out = node.server.curl_admin(&all);
+    let status = crate::common::code(&out);
+    assert!(
+        status != 0,
+        "PUT {key} on {}: no answer: {}",
+        node.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    status
 }
 
 /// The ETag header WebDAV answers for `key` (quoted), or None without the file.
@@ -65,7 +75,11 @@ fn same_perms(c: &Cluster, objects: &Objects) {
 
 /// Counts the lines of `node`'s log holding `what`.
 fn log_count(node: &Node, what: &str) -> usize {
-    node.server.log().lines().filter(|l| l.contains(what)).count()
+    node.server
+        .log()
+        .lines()
+        .filter(|l| l.contains(what))
+        .count()
 }
 
 /// `first` and `second` hold `k00`... at version 0. For each key in turn, a user of `first`
@@ -79,7 +93,11 @@ fn local_writes_race_incoming_changes(c: &mut Cluster, first: usize, second: usi
     let rounds = 40;
     let mut want = Objects::new();
     for i in 0..rounds {
-        c[first].put(&mut want, &format!("k{i:02}"), format!("v0 of {i}").as_bytes());
+        c[first].put(
+            &mut want,
+            &format!("k{i:02}"),
+            format!("v0 of {i}").as_bytes(),
+        );
     }
     c[first].put(&mut want, "calm.txt", b"nobody touches this");
     let start = c.converge(&want);
@@ -97,7 +115,10 @@ fn local_writes_race_incoming_changes(c: &mut Cluster, first: usize, second: usi
         assert_eq!(etag_of(&c[second], &key).as_deref(), Some(v0.as_str()));
         let delay = Duration::from_millis(rng.gen_range(0..spread));
         let (f, s) = (&c[first], &c[second]);
-        let (a_body, b_body) = (format!("{} wrote {i}", f.name), format!("{} wrote {i}", s.name));
+        let (a_body, b_body) = (
+            format!("{} wrote {i}", f.name),
+            format!("{} wrote {i}", s.name),
+        );
         std::thread::scope(|scope| {
             let one = scope.spawn(|| put_if(f, &key, &a_body, Some(&v0)));
             let two = scope.spawn(|| {
@@ -108,9 +129,18 @@ fn local_writes_race_incoming_changes(c: &mut Cluster, first: usize, second: usi
             let mut acked = acked.lock().expect("acked");
             for (status, body) in [(one, &a_body), (two, &b_body)] {
                 match status {
-                    201 | 204 => acked.entry(key.clone()).or_default().push(sha(body.as_bytes())),
+                    201 | 204 => acked
+                        .entry(key.clone())
+                        .or_default()
+                        .push(sha(body.as_bytes())),
                     412 => {}
-                    s => panic!("PUT {key} answered {s}"),
+                    other => panic!(
+                        "PUT {key} answered {other}\n--- {}:\n{}\n--- {}:\n{}",
+                        f.name,
+                        tail(&f.server.log(), 20),
+                        s.name,
+                        tail(&s.server.log(), 20)
+                    ),
                 }
             }
             match (one, two) {
@@ -145,7 +175,10 @@ fn local_writes_race_incoming_changes(c: &mut Cluster, first: usize, second: usi
         lost.len()
     );
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
-    assert!(both > 0, "no round had both writes acknowledged: the race was never run");
+    assert!(
+        both > 0,
+        "no round had both writes acknowledged: the race was never run"
+    );
     assert!(
         decided_again > 0,
         "no local write landed while a shipment was held: the race was never run"
@@ -188,15 +221,19 @@ fn a_local_write_racing_a_pulled_change_is_never_lost() {
 /// point on any node that is being written to.
 const RECONCILE_OFTEN: [(&str, &str); 1] = [("KURA_REPLICATION__RECONCILE_SECONDS", "1")];
 
-/// One side overwrites the same files many times in quick succession (three clients at
-/// once, bodies of equal and of growing length, for 10 s, then a last version of each) while
+/// One side overwrites the same files (two made there, two made on the other side) many times
+/// in quick succession (three clients at once, bodies of equal and of growing length, for
+/// 10 s, then a last version of each) while
 /// replication runs both ways and the reconcile compares both sides every second; the other
 /// side touches nothing. No conflict copy may appear on either side, and both end with the
 /// last versions.
 fn one_sided_overwrites(c: &mut Cluster, writer: usize) {
     let mut want = Objects::new();
+    // doc0 and doc2 were made by the writer, doc1 and doc3 by the other node
+    let other = if writer == A { B } else { A };
     for k in 0..4 {
-        c[writer].put(&mut want, &format!("doc{k}.txt"), b"version 0");
+        let by = if k % 2 == 0 { writer } else { other };
+        c[by].put(&mut want, &format!("doc{k}.txt"), b"version 0");
     }
     c.converge(&want);
     let began = Instant::now();
@@ -225,7 +262,11 @@ fn one_sided_overwrites(c: &mut Cluster, writer: usize) {
         clients.into_iter().map(|h| h.join().expect("client")).sum()
     });
     for k in 0..4 {
-        c[writer].put(&mut want, &format!("doc{k}.txt"), format!("last of {k}").as_bytes());
+        c[writer].put(
+            &mut want,
+            &format!("doc{k}.txt"),
+            format!("last of {k}").as_bytes(),
+        );
     }
     let got = wait_converged(&c.all(), CONVERGE);
     let reconciled: usize = [A, B]
@@ -245,7 +286,9 @@ fn one_sided_overwrites(c: &mut Cluster, writer: usize) {
     assert!(
         !got.keys().any(|k| is_conflict_copy(k)),
         "conflict copies after one-sided overwrites: {:?}",
-        got.keys().filter(|k| is_conflict_copy(k)).collect::<Vec<_>>()
+        got.keys()
+            .filter(|k| is_conflict_copy(k))
+            .collect::<Vec<_>>()
     );
     same_perms(c, &want);
     c.settle(&want);
