@@ -121,24 +121,12 @@ pub async fn resync(
                 }
             }
             // differing, and this node still holds the version the peer is known to hold: only
-            // the peer changed it (its change may be on its way here): fetched, never shipped
-            // back over it as a conflict
+            // the peer changed it, and its change is on its way here (its journal, or its own
+            // reconcile): shipping this older version back would make it a conflict there
             (Some(l), Some(_))
                 if link.rule.bidirectional
                     && store.mark(&link.mark_node(), &path).await?.as_deref()
-                        == Some(l.etag.as_str()) =>
-            {
-                match fetch(vfs, store, link, key).await {
-                    Ok(true) => sum.pulled += 1,
-                    Ok(false) => {}
-                    Err(e) if refusal(&e) => {
-                        tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
-                        error = %super::remote::describe(&e), "resync: the peer's version was refused");
-                        sum.refused += 1;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+                        == Some(l.etag.as_str()) => {}
             // differing versions: the peer keeps the later one (mtime, then node id, to the
             // millisecond) and sends it back if it is its own, keeping the other as a copy
             (Some(_), _) => {
@@ -187,15 +175,6 @@ pub async fn resync(
         }
     }
     Ok(sum)
-}
-
-/// Whether fetching a key failed for that key alone: this node's lock, quota or rights, or
-/// the peer will not give that object. The rest of a resync goes on.
-fn refusal(e: &ReplError) -> bool {
-    matches!(
-        e,
-        ReplError::Vfs(VfsError::Forbidden(_) | VfsError::Locked(_) | VfsError::QuotaExceeded(_))
-    ) || super::remote::is_object_refusal(e)
 }
 
 /// Whether this node deleted the version `far` holds (ETag, and modification time to the

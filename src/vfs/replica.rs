@@ -486,6 +486,8 @@ fn version_etag(r: &ReplicaMeta, md5: &str) -> String {
 pub(super) enum Plan {
     /// This node holds the version already.
     Noop(Box<EntryRow>),
+    /// This node holds a later version from the same origin: the shipment arrived late.
+    Stale(Box<EntryRow>),
     /// A deletion.
     Tombstone,
     /// Replaces what is here (nothing changed here since the sender last saw it): the
@@ -556,6 +558,19 @@ async fn plan(
             Some(l) if r.mirror || r.base.as_deref() == Some(l.etag.as_str()) => Plan::Clean {
                 local: Some(l.etag),
             },
+            // this node holds a version written on the sender and has not changed it since
+            // (a write here makes the origin its own): the sender's version is an update of
+            // it, whatever base the sender believed (its mark is stale when this node fetched
+            // that version itself, a resync's pull, say); an older one arriving late is stale
+            Some(l) if l.origin.as_deref() == Some(r.from.as_str()) => {
+                if l.origin.as_deref() == Some(r.origin.as_str()) && r.mtime_ms < l.mtime_ms {
+                    Plan::Stale(Box::new(l))
+                } else {
+                    Plan::Clean {
+                        local: Some(l.etag),
+                    }
+                }
+            }
             Some(l) => {
                 // both sides changed the file since they last agreed: the later version wins
                 let own = vfs.store.node_id().await?;
@@ -646,6 +661,11 @@ async fn finish(up: &mut Upload, md5: &str, size: u64, p: &Planned) -> Result<En
         Plan::Tombstone => {
             up.abort().await;
             return delete(up, key, r).await;
+        }
+        Plan::Stale(l) => {
+            up.abort().await;
+            // nothing learnt of what the sender holds: no mark
+            return Entry::from_row((**l).clone());
         }
         Plan::Deleted => {
             up.abort().await;

@@ -282,6 +282,17 @@ fn one_sided_overwrites(c: &mut Cluster, writer: usize) {
         copies.len()
     );
     assert!(reconciled > 0, "no reconcile ran while the files changed");
+    if !copies.is_empty() {
+        for n in [A, B] {
+            let log = c[n].server.log();
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("conflict") || l.contains("deciding again"))
+                .take(20)
+                .collect();
+            println!("--- {}:\n{}", c[n].name, lines.join("\n"));
+        }
+    }
     let got = c.converge(&want);
     assert!(
         !got.keys().any(|k| is_conflict_copy(k)),
