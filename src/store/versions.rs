@@ -828,13 +828,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Every key the versions store should hold (fsck).
-    pub async fn version_keys(&self) -> Result<Vec<(String, i64)>, MetaError> {
-        Ok(
-            sqlx::query_as("SELECT key, size FROM versions WHERE key IS NOT NULL ORDER BY key")
-                .fetch_all(&self.pool)
-                .await?,
+    /// Every key the versions store should hold, with the plaintext size and the form
+    /// (wrapped key, `None`: plain) of its bytes (fsck).
+    pub async fn version_keys(&self) -> Result<Vec<(String, i64, Option<String>)>, MetaError> {
+        Ok(sqlx::query_as(
+            "SELECT key, size, sealed FROM versions WHERE key IS NOT NULL ORDER BY key",
         )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Forgets versions whose bytes are gone (fsck --repair), crediting their payers.
