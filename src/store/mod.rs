@@ -53,7 +53,7 @@ pub use replication_tombstones::{Presence, TombstoneRow};
 pub use replication_waiting::UnmappedRow;
 pub use resumable::ResumableRow;
 pub use retention::{Retention, LOCK_SETTING};
-pub use sealed_keys::ToConvert;
+pub use sealed_keys::{KeptToConvert, ToConvert, WrappedRow};
 pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;

@@ -708,7 +708,8 @@ impl Store {
     }
 
     /// Drops the oldest noncurrent bytes (versions and trash) paid by `group` until at least
-    /// `need` bytes are freed or none are left (a write that would exceed the quota).
+    /// `need` bytes are freed; drops nothing when all of them would not free `need` (a write
+    /// that cannot fit anyway must not cost the group its history).
     pub async fn purge_oldest(&self, group: &str, need: i64) -> Result<Purged, MetaError> {
         let mut tx = self.write_tx().await?;
         let candidates: Vec<(String, i64)> = sqlx::query_as(concat!(
@@ -721,6 +722,9 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Purged::default();
+        if candidates.iter().map(|(_, size)| *size).sum::<i64>() < need {
+            return Ok(out);
+        }
         let mut freed = 0;
         for (id, size) in candidates {
             if freed >= need {
@@ -824,13 +828,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Every key the versions store should hold (fsck).
-    pub async fn version_keys(&self) -> Result<Vec<(String, i64)>, MetaError> {
-        Ok(
-            sqlx::query_as("SELECT key, size FROM versions WHERE key IS NOT NULL ORDER BY key")
-                .fetch_all(&self.pool)
-                .await?,
+    /// Every key the versions store should hold, with the plaintext size and the form
+    /// (wrapped key, `None`: plain) of its bytes (fsck).
+    pub async fn version_keys(&self) -> Result<Vec<(String, i64, Option<String>)>, MetaError> {
+        Ok(sqlx::query_as(
+            "SELECT key, size, sealed FROM versions WHERE key IS NOT NULL ORDER BY key",
         )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Forgets versions whose bytes are gone (fsck --repair), crediting their payers.

@@ -592,6 +592,16 @@ impl Vfs {
             (None, Some(p)) => (p.grp.clone(), i64::from(0o666 & !self.umask)),
             (None, None) => (Self::group_for_new(c, &dir), i64::from(0o666 & !self.umask)),
         };
+        // on `fs` the kept bytes are linked beside the target first: their length tells the
+        // form they hold (a conversion may have switched it since the row was read)
+        let staged = self.local.as_ref().map(|l| {
+            l.tmp
+                .join(format!("{}.restore", uuid::Uuid::new_v4().simple()))
+        });
+        let sealed = match (&self.local, &staged) {
+            (Some(l), Some(staged)) => self.link_kept(l, row, &key, staged).await?,
+            _ => row.sealed.clone(),
+        };
         // promoted (S3), the version is current again as it was; restored, it is a new one
         let now = if bring.promote {
             row.mtime_ms
@@ -618,7 +628,7 @@ impl Vfs {
             grp,
             mode,
             origin: None,
-            sealed: row.sealed.clone(),
+            sealed,
         };
         let archive = Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
@@ -674,17 +684,7 @@ impl Vfs {
             self.remove_kept(&promoted).await;
             return Entry::from_row(entry);
         };
-        let staged = l
-            .tmp
-            .join(format!("{}.restore", uuid::Uuid::new_v4().simple()));
-        let (src, dst) = (l.versions.join(&key), staged.clone());
-        tokio::task::spawn_blocking(move || std::fs::hard_link(src, dst))
-            .await
-            .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => VfsError::NotFound,
-                _ => super::storage::io_err(e),
-            })?;
+        let staged = staged.unwrap_or_default();
         let steps = vec![Step::Put {
             from: staged.clone(),
             to: l.root.join(target.storage_key(false)),
@@ -698,6 +698,49 @@ impl Vfs {
         res?;
         self.remove_kept(&promoted).await;
         Entry::from_row(entry)
+    }
+
+    /// Hard-links the kept bytes of `row` (at `key`) at `staged` and returns the form they
+    /// hold: when their length fits no form the row was read with, a conversion switched them
+    /// meanwhile, and the row, read again, says which.
+    async fn link_kept(
+        &self,
+        l: &super::storage::LocalFs,
+        row: &VersionRow,
+        key: &str,
+        staged: &std::path::Path,
+    ) -> Result<Option<String>, VfsError> {
+        let mut sealed = row.sealed.clone();
+        for _ in 0..3 {
+            let (src, dst) = (l.versions.join(key), staged.to_path_buf());
+            let len = tokio::task::spawn_blocking(move || {
+                std::fs::hard_link(&src, &dst)?;
+                let len = std::fs::metadata(&dst).map(|m| m.len());
+                if len.is_err() {
+                    let _ = std::fs::remove_file(&dst);
+                }
+                len
+            })
+            .await
+            .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => VfsError::NotFound,
+                _ => super::storage::io_err(e),
+            })?;
+            if let Some(form) =
+                super::sealing::settled_form(row.size as u64, sealed.as_deref(), len)
+            {
+                return Ok(form.map(str::to_string));
+            }
+            let _ = std::fs::remove_file(staged);
+            match self.store.version(&row.id).await? {
+                Some(r) if r.key == row.key => sealed = r.sealed,
+                _ => return Err(VfsError::NotFound),
+            }
+        }
+        Err(VfsError::Conflict(
+            "the kept bytes changed form while being restored: try again",
+        ))
     }
 
     /// Makes the folder `path` and any missing folder above it (a restored delete's folders).
