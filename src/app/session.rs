@@ -19,8 +19,9 @@ const MAX_BODY: usize = 8 * 1024;
 #[derive(Clone)]
 pub struct SessionFront {
     sessions: Sessions,
-    /// Cookies get `Secure` and the `__Host-` prefix (served over HTTPS).
-    secure: bool,
+    /// Cookies get `Secure` and the `__Host-` prefix (served over HTTPS); the browser
+    /// checks also expect pages of an `https://` origin then.
+    pub(crate) secure: bool,
 }
 
 /// The cookie's name: `__Host-` makes browsers refuse it unless Secure, host-only, Path=/.

@@ -509,10 +509,11 @@ impl Vfs {
             }
             Err(e) => return Err(e),
         };
+        // the right first: one who may not change the folder learns nothing of its names
+        Self::require_name_change(c, &parent, None)?;
         if self.lookup(path).await?.is_some() {
             return Err(VfsError::Exists);
         }
-        Self::require_name_change(c, &parent, None)?;
         self.make_folder(c, path, Self::group_for_new(c, &parent), Vec::new())
             .await?;
         self.default_encryption(path).await

@@ -59,5 +59,6 @@ mod user_tus;
 mod user_versions;
 mod users;
 mod versions;
+mod web_attacks;
 mod web_sessions;
 mod web_ui;
