@@ -27,6 +27,10 @@ RATIO_TARGETS = [
 ]
 RSS_AFTER_ALLPROP_MIB = 60
 P99_MS = 20
+# Issue 17's targets for encrypted buckets against plain ones on the same server: CPU s/GiB
+# added to large transfers, and the share added to small-file operations.
+ENC_ADDED_S_PER_GIB = 0.4
+ENC_SMALL_SHARE = 0.10
 
 
 def _f(v, nd=1):
@@ -63,7 +67,7 @@ def _r(v):
 
 def _key(r):
     return (
-        ["large", "small", "list"].index(r["workload"]),
+        ["large", "small", "list", "encryption"].index(r["workload"]),
         r["op"],
         {"webdav": 0, "s3": 1}.get(r["protocol"], 2),
         r["transport"],
@@ -137,6 +141,40 @@ def _cpu(r):
     return None
 
 
+def encryption_rows(results):
+    """Plain against encrypted bucket (same Kura server, same run), one row per operation:
+    CPU per unit of each, what encryption adds, the ratio, and whether issue 17's target is
+    met (None when a side is missing)."""
+    out = []
+    for op in ("large PUT", "large GET", "small PUT", "small GET"):
+        p = e = None
+        for r in results:
+            if r.get("server") == "kura" and r.get("workload") == "encryption" and r["op"] == op:
+                if r.get("bucket") == "plain":
+                    p = r
+                elif r.get("bucket") == "encrypted":
+                    e = r
+        if p is None or e is None:
+            continue
+        large = op.startswith("large")
+        key = "cpu_s_per_gib" if large else "cpu_us_per_op"
+        added = e[key] - p[key]
+        ratio = _ratio(e[key], p[key])
+        if large:
+            met = added < ENC_ADDED_S_PER_GIB
+            limit = f"< {ENC_ADDED_S_PER_GIB} s/GiB added"
+        else:
+            met = None if ratio is None else ratio - 1 < ENC_SMALL_SHARE
+            limit = f"< {ENC_SMALL_SHARE:.0%} added"
+        out.append({"op": op, "unit": "CPU s/GiB" if large else "CPU µs/op",
+                    "plain": p[key], "encrypted": e[key], "added": added, "ratio": ratio,
+                    "rate_plain": p["mib_s" if large else "ops_s"],
+                    "rate_encrypted": e["mib_s" if large else "ops_s"],
+                    "plain_runs": p.get("cpu_runs"), "encrypted_runs": e.get("cpu_runs"),
+                    "limit": limit, "met": met})
+    return out
+
+
 def targets(results, meta):
     """Issue 20's targets, each with what this run measured and whether it is met (None: not
     measured in this run, e.g. a peer was skipped)."""
@@ -178,6 +216,13 @@ def targets(results, meta):
         add(f"small-file p99 at {worst.get('clients', '?')} clients (worst Kura row)",
             f"{worst['p99_ms']:.1f} ms ({worst['protocol']} {worst['op']})", f"< {P99_MS} ms",
             worst["p99_ms"] < P99_MS)
+    for x in encryption_rows(results):
+        shown = (f"+{x['added']:.3f} s/GiB ({x['plain']:.3f} → {x['encrypted']:.3f})"
+                 if x["op"].startswith("large") else
+                 f"{x['ratio'] - 1:+.1%} ({x['plain']:.0f} → {x['encrypted']:.0f} µs/op)"
+                 if x["ratio"] is not None else None)
+        add(f"encryption: {x['op']}, encrypted vs plain bucket (issue 17)", shown, x["limit"],
+            x["met"], "same Kura server, S3 over plain HTTP")
     errors = sum(r.get("errors", 0) for r in results) + sum(1 for r in results if r.get("failed"))
     add("errors (every server, every workload)", str(errors), "0", errors == 0)
     return out
@@ -261,10 +306,32 @@ def build_report(meta, results):
         "the server's resident memory 1 s after the last listing was answered.\n"
     )
 
+    enc = encryption_rows(ok)
+    if enc:
+        md.append(
+            "\n## Encryption at rest (Kura: plain bucket vs encrypted bucket)\n\n"
+            "The same Kura server, S3 over plain HTTP, a plain bucket and an encrypted one "
+            "(AES-256-GCM in 64 KiB segments, docs/encryption.md), the two alternating within "
+            "each repetition. Large: one file, PUT then GET; small: the small-file workload "
+            "above. Added: encrypted minus plain; ratio: encrypted/plain.\n"
+        )
+        rows = []
+        for x in enc:
+            nd = 3 if x["op"].startswith("large") else 0
+            spread = lambda v, runs: (f"{_f(v, nd)} ({_f(min(runs), nd)}–{_f(max(runs), nd)})"
+                                      if runs and len(runs) > 1 else _f(v, nd))
+            rows.append([x["op"], x["unit"], spread(x["plain"], x["plain_runs"]),
+                         spread(x["encrypted"], x["encrypted_runs"]),
+                         f"{x['added']:+.{nd}f}", _r(x["ratio"]),
+                         f"{_f(x['rate_plain'], 0)} / {_f(x['rate_encrypted'], 0)}"])
+        md.append(_table(["op", "unit", "plain", "encrypted", "added", "ratio",
+                          "MiB/s or ops/s (plain / encrypted)"], rows))
+
     tg = targets(ok + failed, meta)
     md.append(
-        "\n## Targets (issue 20)\n\n"
-        "Ratios of the server's CPU per unit of work, Kura/peer, plain HTTP, in this run. "
+        "\n## Targets (issues 20 and 17)\n\n"
+        "Ratios of the server's CPU per unit of work, Kura/peer (issue 20) or encrypted/plain "
+        "bucket (issue 17), plain HTTP, in this run. "
         "*not measured*: the peer or workload did not run (see Skipped).\n"
     )
 
@@ -317,5 +384,5 @@ def build_report(meta, results):
         for r in failed:
             md.append(f"- {r['server']}: did not run: `{r['failed']}`")
     md.append("")
-    data = {"meta": meta, "results": results, "ratios": rat, "targets": tg}
+    data = {"meta": meta, "results": results, "ratios": rat, "targets": tg, "encryption": enc}
     return "\n".join(md), data
