@@ -184,7 +184,8 @@ def targets(results, meta):
         out.append({"target": label, "measured": measured, "limit": limit, "met": met,
                     "how": how})
 
-    for label, w, op, proto, tr, peer, limit in RATIO_TARGETS:
+    enc_only = meta.get("mode") == "encryption rows"
+    for label, w, op, proto, tr, peer, limit in [] if enc_only else RATIO_TARGETS:
         k = _find(results, "kura", w, op, tr, proto)
         r = _find(results, peer, w, op, tr)
         ratio = None if k is None or r is None else _ratio(_cpu(k), _cpu(r))
@@ -196,10 +197,11 @@ def targets(results, meta):
         add(label, shown, lim, met)
     k = _find(results, "kura", "list", "PROPFIND allprop", "http", "webdav")
     v = None if k is None else k.get("rss_after_mib")
-    add("server RSS after the allprop PROPFIND", None if v is None else f"{v:.0f} MiB",
-        f"< {RSS_AFTER_ALLPROP_MIB} MiB", None if v is None else v < RSS_AFTER_ALLPROP_MIB)
+    if not enc_only:
+        add("server RSS after the allprop PROPFIND", None if v is None else f"{v:.0f} MiB",
+            f"< {RSS_AFTER_ALLPROP_MIB} MiB", None if v is None else v < RSS_AFTER_ALLPROP_MIB)
     md5 = meta.get("md5_cpu_s_per_gib")
-    for proto in ("webdav", "s3"):
+    for proto in () if enc_only else ("webdav", "s3"):
         for tr in ("http", "https"):
             k = _find(results, "kura", "large", "PUT", tr, proto)
             n = _find(results, "nginx-dav", "large", "PUT", tr)
@@ -217,7 +219,7 @@ def targets(results, meta):
             f"{worst['p99_ms']:.1f} ms ({worst['protocol']} {worst['op']})", f"< {P99_MS} ms",
             worst["p99_ms"] < P99_MS)
     for x in encryption_rows(results):
-        shown = (f"+{x['added']:.3f} s/GiB ({x['plain']:.3f} → {x['encrypted']:.3f})"
+        shown = (f"{x['added']:+.3f} s/GiB ({x['plain']:.3f} → {x['encrypted']:.3f})"
                  if x["op"].startswith("large") else
                  f"{x['ratio'] - 1:+.1%} ({x['plain']:.0f} → {x['encrypted']:.0f} µs/op)"
                  if x["ratio"] is not None else None)
@@ -270,6 +272,8 @@ def build_report(meta, results):
         "beside it for information.\n"
     )
 
+    enc_only = meta.get("mode") == "encryption rows"
+    peers_from = len(md)  # the tables of every server, left out of an encryption-only run
     md.append("## Large files (MiB/s higher is better; CPU s/GiB and RSS lower are better)\n")
     rows = []
     for r in ok:
@@ -305,6 +309,8 @@ def build_report(meta, results):
         "Windows Explorer sends (Depth 1, no body, which RFC 4918 defines as allprop). RSS after: "
         "the server's resident memory 1 s after the last listing was answered.\n"
     )
+    if enc_only:
+        del md[peers_from:]
 
     enc = encryption_rows(ok)
     if enc:
@@ -346,6 +352,7 @@ def build_report(meta, results):
                      [[x["target"], x["measured"] or "–", x["limit"], verdict(x), x["how"]]
                       for x in tg]))
 
+    ratios_from = len(md)
     md.append(
         "\n## Ratios Kura/peer\n\n"
         "Above 1 means Kura is higher. For MiB/s and ops/s higher is better (a ratio above 1 is "
@@ -374,6 +381,8 @@ def build_report(meta, results):
     md.append("\n### Listing\n")
     md.append(_table(["op", "vs", "ms ↓", "CPU ms/listing ↓ (decides)", "RSS ↓", "CPU target",
                       "met"], rows))
+    if enc_only:
+        del md[ratios_from:]
 
     errs = [r for r in ok if r.get("errors")]
     if errs or failed:
