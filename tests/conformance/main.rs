@@ -58,5 +58,6 @@ mod user_tus;
 mod user_versions;
 mod users;
 mod versions;
+mod web_resources;
 mod web_sessions;
 mod web_ui;
