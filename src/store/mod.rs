@@ -62,7 +62,7 @@ pub use tree::{Committed, DeleteRules, WriteRules, ETAG_CHANGED, SOURCE_CHANGED}
 pub use usage::Drift;
 pub use users::UserRow;
 pub use versioning::S3Versioning;
-pub use versions::{Archive, Policy, Purged, TrashRow, VersionRow};
+pub use versions::{parse_above, Archive, Policy, Purged, TrashRow, VersionRow};
 
 /// Errors of the metadata layer.
 #[derive(Debug, thiserror::Error)]

@@ -204,7 +204,7 @@ impl Vfs {
         // a deleted file's rows are read under the bits they had
         Ok(all
             .into_iter()
-            .filter(|v| v.row.is_none() || v.entry.allows(c, R))
+            .filter(|v| v.row.as_ref().is_none_or(|r| Self::may_read_row(c, r)))
             .collect())
     }
 
@@ -287,7 +287,7 @@ impl Vfs {
             .into_iter()
             .find(|v| v.id.as_deref() == id)
             .ok_or(VfsError::NotFound)?;
-        if v.row.is_some() && !v.entry.allows(c, R) {
+        if v.row.as_ref().is_some_and(|r| !Self::may_read_row(c, r)) {
             return Err(VfsError::Forbidden("the version may not be read"));
         }
         Ok(v)
