@@ -148,6 +148,8 @@ impl App {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
         let (mut req, fault) = crate::wire::watch(req);
+        req.body_mut()
+            .deadline_small_in(self.limits.net.small_body());
         if self.forwarded_over_tls(&req, peer) {
             req.extensions_mut().insert(crate::wire::Secure);
         }
@@ -802,6 +804,10 @@ fn body_fault(f: BodyFault) -> Response<RespBody> {
         BodyFault::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body chunk too large\n",
+        ),
+        BodyFault::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body was not sent in time\n",
         ),
     };
     let mut r = text(code, "text/plain; charset=utf-8", msg);

@@ -478,8 +478,8 @@ impl Vfs {
         let (existing, parent) = self.check_write(c, path, &opts).await?;
         // refused before the body streams; the commit checks again inside its transaction
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
-        let replaced = existing.map_or(0, |e| e.size);
-        let mut up = Upload::start(self.clone(), c, path.clone(), opts, replaced).await?;
+        let freed = self.freed_by_overwrite(path, existing.as_ref()).await?;
+        let mut up = Upload::start(self.clone(), c, path.clone(), opts, freed).await?;
         up.parent = parent;
         Ok(up)
     }

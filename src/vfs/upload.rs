@@ -409,10 +409,10 @@ impl Upload {
         caller: &Caller,
         path: VPath,
         opts: UploadOptions,
-        replaced: u64,
+        freed: u64,
     ) -> Result<Self, VfsError> {
         if let Some(n) = opts.expected_size {
-            vfs.make_room(&path, n.saturating_sub(replaced)).await?;
+            vfs.make_room(&path, n.saturating_sub(freed)).await?;
         }
         let writer = vfs.temp(&path.storage_key(false), false).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
@@ -420,9 +420,10 @@ impl Upload {
         if let Some((key, wrapped)) = vfs.sealing_for(&path, opts.customer_key.as_ref()).await? {
             sink.seal_with(&key, wrapped);
         }
-        // what the quota leaves, plus the file this upload replaces (`replaced` bytes)
+        // what the quota leaves, plus what replacing the file gives back (`freed` bytes:
+        // `Vfs::freed_by_overwrite`, the commit's rule)
         if let Some((group, left)) = vfs.store.bytes_left(path.as_str()).await? {
-            let limit = (left + replaced as i64).max(0) as u64;
+            let limit = (left + freed as i64).max(0) as u64;
             if opts.expected_size.is_some_and(|n| n > limit) {
                 return Err(VfsError::QuotaExceeded(group));
             }

@@ -124,15 +124,40 @@ impl Vfs {
 
     /// Where an overwrite of `path` keeps the replaced bytes, when its bucket keeps versions.
     pub(super) async fn keep_replaced(&self, path: &VPath) -> Result<KeepAt, VfsError> {
-        match self.policy_at(path).await? {
-            // an S3 versioning-enabled bucket keeps every version (its policy purges later)
-            Some(p) if p.keeps_versions() || self.s3_enabled(path).await? => {
-                let key = uuid::Uuid::new_v4().simple().to_string();
-                let disk = self.local.as_ref().map(|l| l.versions.join(&key));
-                Ok(Some((key, disk)))
-            }
-            _ => Ok(None),
+        if !self.keeps_replaced(path).await? {
+            return Ok(None);
         }
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let disk = self.local.as_ref().map(|l| l.versions.join(&key));
+        Ok(Some((key, disk)))
+    }
+
+    /// Whether an overwrite of `path` keeps the replaced bytes as a noncurrent version.
+    async fn keeps_replaced(&self, path: &VPath) -> Result<bool, VfsError> {
+        Ok(match self.policy_at(path).await? {
+            // an S3 versioning-enabled bucket keeps every version (its policy purges later)
+            Some(p) => p.keeps_versions() || self.s3_enabled(path).await?,
+            None => false,
+        })
+    }
+
+    /// The bytes an overwrite of `path` gives back to its group when it commits: the
+    /// replaced file's size when the bucket keeps no versions, else 0 (the replaced bytes
+    /// stay, as a noncurrent version, and still count). Every quota check made before a
+    /// commit (uploads, resumable uploads at creation and at each part) counts the replaced
+    /// file through this, as the commit does.
+    pub(super) async fn freed_by_overwrite(
+        &self,
+        path: &VPath,
+        replaced: Option<&Entry>,
+    ) -> Result<u64, VfsError> {
+        let Some(old) = replaced.filter(|e| !e.is_dir) else {
+            return Ok(0);
+        };
+        Ok(match self.keeps_replaced(path).await? {
+            true => 0,
+            false => old.size,
+        })
     }
 
     /// On a service other than `fs`: copies the object at `from` (if there is one) to where

@@ -60,5 +60,6 @@ mod user_versions;
 mod users;
 mod versions;
 mod web_attacks;
+mod web_resources;
 mod web_sessions;
 mod web_ui;
