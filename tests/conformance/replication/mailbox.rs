@@ -632,10 +632,11 @@ fn a_replayed_old_letter_rolls_nothing_back() {
     }
     c[B].start_again();
     let deadline = Instant::now() + Duration::from_secs(30);
+    // b read the replayed letter: the seqs before it are refused as missing
     while !c[B]
         .server
         .log()
-        .contains("older than what this node holds from the peer")
+        .contains("refused letters missing from the mailbox")
     {
         assert!(
             Instant::now() < deadline,
@@ -644,11 +645,17 @@ fn a_replayed_old_letter_rolls_nothing_back() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        std::fs::read(c[B].dir().join("r.txt")).expect("r.txt on b"),
+        b"VERSION-TWO-NEWER",
+        "the replayed letter rolled r.txt back on b"
+    );
+    assert!(c[B]
+        .server
+        .log()
+        .contains("older than what this node holds from the peer"));
     c.converge(&want);
     c.settle(&want);
     same_owners(&c, &want);
-    assert_eq!(
-        std::fs::read(c[B].dir().join("r.txt")).expect("r.txt on b"),
-        b"VERSION-TWO-NEWER"
-    );
 }
