@@ -42,8 +42,20 @@ pub enum PeerCmd {
         mailbox: Option<String>,
         /// The secret shared with the peer through `--mailbox` (at least 32 characters).
         /// Leave it out on the first node: one is made and printed, to give to the other.
-        #[arg(long, requires = "mailbox")]
+        /// On the command line it shows in `ps` and the shell's history: prefer
+        /// `--mailbox-secret-file` or the environment variable KURA_MAILBOX_SECRET.
+        #[arg(
+            long,
+            requires = "mailbox",
+            env = "KURA_MAILBOX_SECRET",
+            hide_env_values = true,
+            conflicts_with = "mailbox_secret_file"
+        )]
         mailbox_secret: Option<String>,
+        /// Read the secret shared with the peer from this file (its first line; `-` for
+        /// standard input).
+        #[arg(long, requires = "mailbox")]
+        mailbox_secret_file: Option<std::path::PathBuf>,
     },
     /// Create an access key for a peer to ship here with: only requests signed with it are
     /// received as shipments (owner, mtime, origin kept), and a resync fetching from that
@@ -102,6 +114,20 @@ pub struct ReplicateArgs {
     pub no_check: bool,
 }
 
+/// The first line of `f` (`-`: standard input), without its line end.
+fn read_secret(f: &std::path::Path) -> Result<String, CliError> {
+    let text = if f.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(f)?
+    };
+    let line = text.lines().next().unwrap_or_default().trim().to_string();
+    if line.is_empty() {
+        return Err(CliError::Usage(format!("{}: no secret in it", f.display())));
+    }
+    Ok(line)
+}
+
 /// Runs a `kura peer ...` command.
 pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
     let admin = open_admin(cfg).await?;
@@ -116,7 +142,12 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             pull,
             mailbox,
             mailbox_secret,
+            mailbox_secret_file,
         } => {
+            let mailbox_secret = match mailbox_secret_file {
+                Some(f) => Some(read_secret(&f)?),
+                None => mailbox_secret,
+            };
             let reachable = endpoint.is_some();
             let through = mailbox.is_some();
             let p = admin

@@ -12,6 +12,8 @@ use super::Config;
 /// Variables that are not settings but are read by the command line itself.
 const NOT_SETTINGS: &[&str] = &[
     "config",
+    // `kura peer add --mailbox`'s secret (read by the command line, not a setting)
+    "mailbox_secret",
     "test_crash_after_steps",
     "test_tombstone_pause_ms",
 ];

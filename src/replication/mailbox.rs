@@ -32,6 +32,9 @@ use seal::Keys;
 /// The largest letter or acknowledgement read (one change's key and headers, padded).
 const MAX_LETTER: u64 = 1 << 20;
 
+/// How many of this node's highest letter names a restart opens to find its last letter.
+const RESUME_TRIES: usize = 16;
+
 /// The sealing id of a mailbox's shared secret.
 pub fn secret_id(peer: &str) -> String {
     format!("mailbox:{peer}")
@@ -64,7 +67,14 @@ pub struct Ack {
     pub done: i64,
     /// Letters refused (unreadable, altered or missing): the writer sends their paths again.
     pub redo: Vec<i64>,
+    /// Seqs past `done` whose object in the mailbox fails to open (at most `COMPLAINTS`):
+    /// never a position, only a complaint; the writer sends again those it wrote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad: Vec<i64>,
 }
+
+/// How many unopenable seqs an acknowledgement names.
+pub const COMPLAINTS: usize = 16;
 
 /// Who writes in a node's folder.
 #[derive(Serialize, Deserialize)]
@@ -146,6 +156,12 @@ pub struct Post {
     pub position: i64,
     /// The acknowledgement this node last wrote.
     pub ack: Option<Ack>,
+    /// The peer's seqs past the cursor whose objects fail to open (see `Ack::bad`).
+    pub bad: Vec<i64>,
+    /// Unopenable objects already logged (each is logged once per run).
+    pub logged: std::collections::HashSet<i64>,
+    /// The peer's complaints about our letters already answered (see `Ack::bad`).
+    pub answered: std::collections::HashSet<i64>,
 }
 
 impl Post {
@@ -182,6 +198,9 @@ impl Post {
             keys,
             layout,
             ack: None,
+            bad: Vec::new(),
+            logged: Default::default(),
+            answered: Default::default(),
         };
         post.write_sealed(&post.layout.hello(&own), &Hello { node: own.clone() })
             .await?;
@@ -252,7 +271,9 @@ impl Post {
             .map(|e| e.path().to_string())
             .collect();
         let seq_of = |p: &str| p.strip_prefix(&letters)?.parse::<i64>().ok();
-        let written = listed.iter().filter_map(|p| seq_of(p)).max().unwrap_or(0);
+        let written = self
+            .last_written(listed.iter().filter_map(|p| seq_of(p)))
+            .await?;
         let mine = self.read_ack(&self.layout.ack(self.own())).await?;
         let theirs = self.read_ack(&self.layout.ack(peer)).await?;
         store
@@ -278,6 +299,28 @@ impl Post {
             self.link.remote.op.delete_iter(gone).await?;
         }
         Ok(())
+    }
+
+    /// The highest of `seqs` (names listed in this node's letter folder) whose letter opens:
+    /// a name alone proves nothing (the mailbox's owner can put any object there), and a
+    /// forged high number must not make this node skip seqs. At most `RESUME_TRIES` are
+    /// opened, from the top; 0 when none does (the database's counter stands).
+    async fn last_written(&self, seqs: impl Iterator<Item = i64>) -> Result<i64, ReplError> {
+        let mut seqs: Vec<i64> = seqs.collect();
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        for seq in seqs.into_iter().take(RESUME_TRIES) {
+            let name = self.layout.letter(self.own(), seq);
+            match self.read_sealed::<Letter>(&name).await {
+                Ok(Some(l)) if l.seq == seq => return Ok(seq),
+                Ok(_) => {}
+                Err(ReplError::Tampered(why)) => {
+                    tracing::warn!(peer = %self.link.rule.peer, %why,
+                        "replication: an object in our folder of the mailbox fails to open; not counted as written")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(0)
     }
 
     /// An acknowledgement (none yet: nothing done); one that fails to open is ignored.

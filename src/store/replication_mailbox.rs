@@ -249,6 +249,28 @@ impl Store {
         peer: &str,
         seq: i64,
     ) -> Result<Option<String>, MetaError> {
+        self.send_letter_again(bucket, peer, seq, true).await
+    }
+
+    /// As `redo_letter` for a letter the peer says fails to open past its cursor (a
+    /// complaint, not a refusal): the refusal counter stays, so the refusal that may follow
+    /// for it and the letters before it is still handled.
+    pub async fn resend_letter(
+        &self,
+        bucket: &str,
+        peer: &str,
+        seq: i64,
+    ) -> Result<Option<String>, MetaError> {
+        self.send_letter_again(bucket, peer, seq, false).await
+    }
+
+    async fn send_letter_again(
+        &self,
+        bucket: &str,
+        peer: &str,
+        seq: i64,
+        settle: bool,
+    ) -> Result<Option<String>, MetaError> {
         let letter = self.mailbox_letter(bucket, peer, seq).await?;
         let mut tx = self.write_tx().await?;
         let mut forgotten = None;
@@ -265,6 +287,10 @@ impl Store {
                 forgotten = Some(body);
             }
             super::replication_journal::journal_path_tx(&mut tx, &path, None).await?;
+        }
+        if !settle {
+            tx.commit().await?;
+            return Ok(forgotten);
         }
         sqlx::query(
             "UPDATE replications SET mailbox_redone = MAX(mailbox_redone, $1) WHERE bucket = $2 AND peer = $3",
@@ -338,6 +364,22 @@ impl Store {
     /// This node refused the peer's letter `seq` (unreadable, tampered with or missing): the
     /// cursor moves past it and the acknowledgement asks for it again.
     pub async fn refuse_letter(&self, bucket: &str, peer: &str, seq: i64) -> Result<(), MetaError> {
+        self.refuse_letters(bucket, peer, seq, seq).await
+    }
+
+    /// Refuses the peer's letters `from..=to` at once: the cursor moves past `to` and the
+    /// latest `REFUSED_KEPT` of them are remembered, whatever the range's length (no loop
+    /// over it: a wide range costs what a single letter does).
+    pub async fn refuse_letters(
+        &self,
+        bucket: &str,
+        peer: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<(), MetaError> {
+        if to < from {
+            return Ok(());
+        }
         let mut tx = self.write_tx().await?;
         let old: Option<String> = sqlx::query_scalar(
             "SELECT mailbox_refused FROM replications WHERE bucket = $1 AND peer = $2",
@@ -349,8 +391,11 @@ impl Store {
         let mut refused: Vec<i64> = old
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default();
-        if !refused.contains(&seq) {
-            refused.push(seq);
+        let first = from.max(to.saturating_sub(REFUSED_KEPT as i64 - 1));
+        for seq in first..=to {
+            if !refused.contains(&seq) {
+                refused.push(seq);
+            }
         }
         let skip = refused.len().saturating_sub(REFUSED_KEPT);
         refused.drain(..skip);
@@ -359,7 +404,7 @@ impl Store {
              WHERE bucket = $3 AND peer = $4",
         )
         .bind(serde_json::to_string(&refused).unwrap_or_else(|_| "[]".into()))
-        .bind(seq)
+        .bind(to)
         .bind(bucket)
         .bind(peer)
         .execute(&mut *tx)
@@ -588,5 +633,15 @@ mod tests {
         let c = s.mailbox_channel("photos", "b").await.unwrap();
         assert_eq!(c.pulled, 70);
         assert_eq!(c.refused, (7..=70).collect::<Vec<_>>());
+        // a range far wider than what is kept costs one write, not one per seq
+        let t = std::time::Instant::now();
+        s.refuse_letters("photos", "b", 71, i64::MAX / 2)
+            .await
+            .unwrap();
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        let c = s.mailbox_channel("photos", "b").await.unwrap();
+        assert_eq!(c.pulled, i64::MAX / 2);
+        assert_eq!(c.refused.len(), REFUSED_KEPT);
+        assert_eq!(c.refused.last(), Some(&(i64::MAX / 2)));
     }
 }

@@ -175,7 +175,7 @@ async fn store_body(w: &Worker, p: &Post, e: &EntryRow) -> Result<BodyRef, ReplE
 
 /// Reads the peer's acknowledgement: its refused letters are sent again, and the letters
 /// and bodies it is done with leave the mailbox.
-pub(super) async fn collect(w: &Worker, p: &Post) -> Result<(), ReplError> {
+pub(super) async fn collect(w: &Worker, p: &mut Post) -> Result<(), ReplError> {
     let (bucket, peer) = (&w.rule.bucket, &w.rule.peer);
     let ch = w.store.mailbox_channel(bucket, peer).await?;
     let Some(peer_node) = p.link.peer_node.as_deref() else {
@@ -185,6 +185,17 @@ pub(super) async fn collect(w: &Worker, p: &Post) -> Result<(), ReplError> {
         return Ok(());
     }
     let ack = p.read_ack(&p.layout.ack(peer_node)).await?;
+    // the acknowledgement opened (sealed with the pair's key), yet it may only cover what
+    // this node wrote: one beyond that is not of this channel's history (a forged or stale
+    // letter read as ours), and collecting on its strength would drop letters never read
+    let done = if ack.done > ch.sent {
+        tracing::warn!(%bucket, %peer, done = ack.done, sent = ch.sent,
+            "replication: the peer acknowledges letters of ours we never wrote; nothing collected");
+        crate::metrics::get().replication_error(peer);
+        ch.acked
+    } else {
+        ack.done
+    };
     let mut redo = ack.redo.clone();
     redo.sort_unstable();
     let mut forgotten = Vec::new();
@@ -193,7 +204,20 @@ pub(super) async fn collect(w: &Worker, p: &Post) -> Result<(), ReplError> {
             "replication: the peer refused a letter of ours from the mailbox; sending its path again");
         forgotten.extend(w.store.redo_letter(bucket, peer, seq).await?);
     }
-    let gone = w.store.acknowledge_letters(bucket, peer, ack.done).await?;
+    // letters of ours the peer finds altered past its cursor (it cannot tell them from
+    // forged names, so its cursor waits): sent again, once per complaint and run
+    let mut bad = ack.bad.clone();
+    bad.truncate(super::COMPLAINTS);
+    bad.sort_unstable();
+    for seq in bad {
+        if seq <= ch.acked.max(done) || seq > ch.sent || !p.answered.insert(seq) {
+            continue;
+        }
+        tracing::warn!(%bucket, %peer, seq,
+            "replication: a letter of ours fails to open in the mailbox; sending its path again");
+        forgotten.extend(w.store.resend_letter(bucket, peer, seq).await?);
+    }
+    let gone = w.store.acknowledge_letters(bucket, peer, done).await?;
     let own = p.own();
     let objects: Vec<String> = gone
         .letters
