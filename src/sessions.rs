@@ -331,10 +331,8 @@ impl Sessions {
         secret: &str,
         code: &str,
     ) -> Result<Vec<String>, SessionError> {
+        self.password_again(auth, basic, live).await?;
         let user = live.caller.user.as_str();
-        if auth.basic(basic).await?.user != user {
-            return Err(SessionError::Invalid);
-        }
         if self.store.totp(user).await?.is_some() {
             return Err(SessionError::Bad("two-factor authentication is on already"));
         }
@@ -344,18 +342,8 @@ impl Sessions {
         let Some(step) = t.check_current(code.trim()) else {
             return Err(SessionError::Invalid);
         };
-        let codes: Vec<String> = (0..RECOVERY_CODES)
-            .map(|_| {
-                let mut b = [0u8; 5];
-                rand::thread_rng().fill_bytes(&mut b);
-                let h = hex::encode(b);
-                format!("{}-{}", &h[..5], &h[5..])
-            })
-            .collect();
-        let hashes: Vec<String> = codes.iter().map(|c| sha256_hex(&normal_code(c))).collect();
+        let (codes, json) = recovery_codes()?;
         let sealed = self.vault.seal(&totp_id(user), &t.secret().to_base32());
-        let json =
-            serde_json::to_string(&hashes).map_err(|e| SessionError::Internal(e.to_string()))?;
         if !self
             .store
             .set_totp(user, &sealed, &json, &live.id_hash)
@@ -367,8 +355,62 @@ impl Sessions {
         Ok(codes)
     }
 
-    /// Turns two-factor off (the user with a current code, or an administrator's reset) and
-    /// ends the user's sessions; false when the user does not exist.
+    /// Fails unless `basic` holds the password of the session's own user: what turning
+    /// two-factor on or off and new recovery codes ask for again, so that a session alone
+    /// (a cookie stolen, a browser left open) cannot. A wrong one is a failed login.
+    async fn password_again(
+        &self,
+        auth: &Authenticator,
+        basic: Option<&str>,
+        live: &Live,
+    ) -> Result<(), SessionError> {
+        if auth.basic(basic).await?.user != live.caller.user {
+            return Err(SessionError::Invalid);
+        }
+        Ok(())
+    }
+
+    /// Turns two-factor off for the session's user, who gives her password again (`basic`)
+    /// and a current or recovery code; every session of hers ends.
+    pub async fn disable_totp(
+        &self,
+        auth: &Authenticator,
+        basic: Option<&str>,
+        live: &Live,
+        code: &str,
+    ) -> Result<(), SessionError> {
+        self.password_again(auth, basic, live).await?;
+        let user = live.caller.user.as_str();
+        if !self.check_second_factor(user, code.trim()).await? {
+            return Err(SessionError::Invalid);
+        }
+        self.reset_totp(user).await?;
+        Ok(())
+    }
+
+    /// New recovery codes for the session's user, replacing the old ones (used or not), with
+    /// her password again (`basic`) and a current or recovery code; shown once.
+    pub async fn renew_recovery_codes(
+        &self,
+        auth: &Authenticator,
+        basic: Option<&str>,
+        live: &Live,
+        code: &str,
+    ) -> Result<Vec<String>, SessionError> {
+        self.password_again(auth, basic, live).await?;
+        let user = live.caller.user.as_str();
+        if !self.check_second_factor(user, code.trim()).await? {
+            return Err(SessionError::Invalid);
+        }
+        let (codes, json) = recovery_codes()?;
+        if !self.store.set_recovery_codes(user, &json).await? {
+            return Err(SessionError::Bad("two-factor authentication is off"));
+        }
+        Ok(codes)
+    }
+
+    /// Turns two-factor off (an administrator's reset, or the user's own with her password
+    /// and a code) and ends the user's sessions; false when the user does not exist.
     pub async fn reset_totp(&self, user: &str) -> Result<bool, SessionError> {
         self.code_misses
             .lock()
@@ -389,6 +431,21 @@ impl Sessions {
     pub async fn has_totp(&self, user: &str) -> Result<bool, SessionError> {
         Ok(self.store.totp(user).await?.is_some())
     }
+}
+
+/// `RECOVERY_CODES` fresh recovery codes, and the JSON list of their hashes to store.
+fn recovery_codes() -> Result<(Vec<String>, String), SessionError> {
+    let codes: Vec<String> = (0..RECOVERY_CODES)
+        .map(|_| {
+            let mut b = [0u8; 5];
+            rand::thread_rng().fill_bytes(&mut b);
+            let h = hex::encode(b);
+            format!("{}-{}", &h[..5], &h[5..])
+        })
+        .collect();
+    let hashes: Vec<String> = codes.iter().map(|c| sha256_hex(&normal_code(c))).collect();
+    let json = serde_json::to_string(&hashes).map_err(|e| SessionError::Internal(e.to_string()))?;
+    Ok((codes, json))
 }
 
 /// The vault binding of a user's TOTP secret.

@@ -127,11 +127,18 @@ pub struct SignIn {
     code: Option<String>,
 }
 
-/// A TOTP secret and code (turning two-factor on), or a code (turning it off).
+/// A TOTP secret and a current code of it (turning two-factor on).
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct Confirm {
     #[serde(default)]
     secret: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// A current TOTP code or a recovery code (turning two-factor off, new recovery codes).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub struct Code {
     #[serde(default)]
     code: String,
 }
@@ -144,7 +151,10 @@ impl SessionFront {
 
     /// Whether these endpoints answer `path`.
     pub fn serves(path: &str) -> bool {
-        matches!(path.strip_prefix(API), Some("session" | "sessions" | "2fa"))
+        matches!(
+            path.strip_prefix(API),
+            Some("session" | "sessions" | "2fa" | "2fa/recovery-codes")
+        )
     }
 
     /// The live session of the request's cookie, if any.
@@ -194,8 +204,14 @@ impl SessionFront {
             Ok(None) => return error(StatusCode::UNAUTHORIZED, "signed_out", "sign in first"),
             Err(r) => return r,
         };
-        // turning 2FA on checks the password it is sent again
-        if !(path == "2fa" && method == Method::PUT) {
+        // turning 2FA on or off and new recovery codes check the password they are sent again
+        let asks_password = matches!(
+            (path.as_str(), &method),
+            ("2fa", &Method::PUT)
+                | ("2fa", &Method::DELETE)
+                | ("2fa/recovery-codes", &Method::POST)
+        );
+        if !asks_password {
             if let Some(r) = Self::unchecked_credentials(&req) {
                 return r;
             }
@@ -217,7 +233,8 @@ impl SessionFront {
             ("sessions", Method::DELETE) => sign_out_everywhere(self, &user).await,
             ("2fa", Method::POST) => begin_two_factor(s, &user),
             ("2fa", Method::PUT) => enable_two_factor(s, auth, &live, req).await,
-            ("2fa", Method::DELETE) => disable_two_factor(self, &user, req).await,
+            ("2fa", Method::DELETE) => disable_two_factor(self, auth, &live, req).await,
+            ("2fa/recovery-codes", Method::POST) => renew_recovery_codes(s, auth, &live, req).await,
             _ => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -387,11 +404,7 @@ async fn enable_two_factor(
     live: &Live,
     req: Request<ReqBody>,
 ) -> Response<RespBody> {
-    let basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let basic = basic_of(&req);
     let c: Confirm = match body(req).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -408,29 +421,73 @@ async fn enable_two_factor(
     }
 }
 
-/// Turns two-factor authentication off with a current or recovery code; every session ends.
-#[utoipa::path(delete, path = "/api/user/v1/2fa", operation_id = "disable_two_factor", request_body = Confirm,
+/// The `Authorization: Basic` header a request sends, if any.
+fn basic_of<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Turns two-factor authentication off: the password again (Basic, beside the session) and a
+/// current or recovery code; every session ends.
+#[utoipa::path(delete, path = "/api/user/v1/2fa", operation_id = "disable_two_factor", request_body = Code,
     security(("session" = [])),
-    params(("X-Kura-CSRF" = String, Header)),
+    params(("X-Kura-CSRF" = String, Header), ("Authorization" = String, Header, description = "Basic credentials: the password again")),
     responses((status = 204, description = "off; signed out everywhere"),
-              (status = 401, body = ErrorReply, description = "`invalid`: wrong code"),
+              (status = 401, body = ErrorReply, description = "`invalid`: wrong password or code"),
               (status = 403, body = ErrorReply, description = "`csrf`"),
               (status = 429, body = ErrorReply, description = "`too_many_codes`")))]
 async fn disable_two_factor(
     front: &SessionFront,
-    user: &str,
+    auth: &Authenticator,
+    live: &Live,
     req: Request<ReqBody>,
 ) -> Response<RespBody> {
-    let c: Confirm = match body(req).await {
+    let basic = basic_of(&req);
+    let c: Code = match body(req).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    match front.sessions.check_second_factor(user, &c.code).await {
-        Ok(true) => match front.sessions.reset_totp(user).await {
-            Ok(_) => front.cleared(),
-            Err(e) => from_session_error(e),
-        },
-        Ok(false) => from_session_error(SessionError::Invalid),
+    match front
+        .sessions
+        .disable_totp(auth, basic.as_deref(), live, &c.code)
+        .await
+    {
+        Ok(()) => front.cleared(),
+        Err(e) => from_session_error(e),
+    }
+}
+
+/// New recovery codes, replacing the old ones: the password again (Basic, beside the
+/// session) and a current or recovery code; answers the codes, shown once.
+#[utoipa::path(post, path = "/api/user/v1/2fa/recovery-codes", operation_id = "renew_recovery_codes",
+    request_body = Code, security(("session" = [])),
+    params(("X-Kura-CSRF" = String, Header), ("Authorization" = String, Header, description = "Basic credentials: the password again")),
+    responses((status = 200, body = RecoveryCodes),
+              (status = 400, body = ErrorReply, description = "two-factor authentication is off"),
+              (status = 401, body = ErrorReply, description = "`invalid`: wrong password or code"),
+              (status = 403, body = ErrorReply, description = "`csrf`"),
+              (status = 429, body = ErrorReply, description = "`too_many_codes`")))]
+async fn renew_recovery_codes(
+    sessions: &Sessions,
+    auth: &Authenticator,
+    live: &Live,
+    req: Request<ReqBody>,
+) -> Response<RespBody> {
+    let basic = basic_of(&req);
+    let c: Code = match body(req).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match sessions
+        .renew_recovery_codes(auth, basic.as_deref(), live, &c.code)
+        .await
+    {
+        Ok(recovery_codes) => json(
+            StatusCode::OK,
+            serde_json::json!(RecoveryCodes { recovery_codes }),
+        ),
         Err(e) => from_session_error(e),
     }
 }
@@ -477,7 +534,8 @@ pub struct RecoveryCodes {
         sign_out_everywhere,
         begin_two_factor,
         enable_two_factor,
-        disable_two_factor
+        disable_two_factor,
+        renew_recovery_codes
     ),
     components(schemas(
         SignIn,
@@ -487,6 +545,7 @@ pub struct RecoveryCodes {
         crate::sessions::SessionInfo,
         TotpSetup,
         Confirm,
+        Code,
         RecoveryCodes,
         ErrorReply
     ))

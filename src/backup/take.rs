@@ -311,9 +311,20 @@ async fn capture(
                 }
             }
         } else {
-            // kept bytes never change; different ones are not what the row names
-            copy.forget_snapshot_kept(&o.name).await?;
-            return Ok(None);
+            // kept bytes change only in form, when a conversion (`kura encryption enable`)
+            // switches them: the live row then names them; other bytes are not what it names
+            let form = match at.live.kept_form(&o.name).await? {
+                Some(live) => {
+                    crate::vfs::stored_form(o.size.max(0) as u64, live.as_deref(), size, &head)
+                        .filter(|f| f.is_some() || !(plain && md5 != o.etag))
+                }
+                None => None,
+            };
+            let Some(form) = form else {
+                copy.forget_snapshot_kept(&o.name).await?;
+                return Ok(None);
+            };
+            copy.amend_snapshot_kept(&o.name, form.as_deref()).await?;
         }
     }
     Ok(Some(ObjectLine {

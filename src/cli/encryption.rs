@@ -65,8 +65,10 @@ async fn convert(cfg: &Config, bucket: &str, seal: bool) -> Result<(), CliError>
     let path = crate::vfs::VPath::parse(&format!("/{}", bucket.trim_matches('/')))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} files ({eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} files and versions ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(if seal { "sealing" } else { "unsealing" });
     let caller = crate::vfs::Caller::admin("admin");
@@ -80,6 +82,10 @@ async fn convert(cfg: &Config, bucket: &str, seal: bool) -> Result<(), CliError>
     bar.finish_and_clear();
     let form = if seal { "sealed" } else { "plain" };
     println!("{bucket}: {} files written {form}", r.converted);
+    println!(
+        "{bucket}: {} kept versions and trashed files written {form}",
+        r.kept
+    );
     if r.settled > 0 {
         println!(
             "settled {} files an interrupted run was switching",
@@ -91,6 +97,15 @@ async fn convert(cfg: &Config, bucket: &str, seal: bool) -> Result<(), CliError>
             "{} files changed while being converted (a new write takes the bucket's form; \
              run again to convert any left)",
             r.skipped
+        );
+    }
+    if r.parts_left > 0 {
+        let other = if seal { "plain" } else { "sealed" };
+        println!(
+            "{} parts of unfinished uploads wait {other}: they are not converted, and leave \
+             the disk when their upload completes (the object takes the bucket's form), is \
+             aborted or expires",
+            r.parts_left
         );
     }
     Ok(())

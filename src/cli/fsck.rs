@@ -16,6 +16,10 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
         ("leftover of an interrupted copy", &r.leftovers),
         ("kept version no row refers to", &r.unreferenced_versions),
         ("version whose bytes are gone", &r.missing_versions),
+        (
+            "kept version whose size changed on disk",
+            &r.changed_versions,
+        ),
     ] {
         for p in list {
             println!("{what}: {p}{fixed}");
@@ -27,6 +31,7 @@ pub async fn fsck(cfg: &Config, repair: bool) -> Result<(), CliError> {
         && r.leftovers.is_empty()
         && r.unreferenced_versions.is_empty()
         && r.missing_versions.is_empty()
+        && r.changed_versions.is_empty()
     {
         println!("storage: no drift");
     }

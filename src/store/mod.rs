@@ -55,7 +55,7 @@ pub use replication_tombstones::{Presence, TombstoneRow};
 pub use replication_waiting::UnmappedRow;
 pub use resumable::ResumableRow;
 pub use retention::{Retention, LOCK_SETTING};
-pub use sealed_keys::ToConvert;
+pub use sealed_keys::{KeptToConvert, ToConvert, WrappedRow};
 pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
@@ -64,7 +64,7 @@ pub use tree::{Committed, DeleteRules, WriteRules, ETAG_CHANGED, SOURCE_CHANGED}
 pub use usage::Drift;
 pub use users::UserRow;
 pub use versioning::S3Versioning;
-pub use versions::{Archive, Policy, Purged, TrashRow, VersionRow};
+pub use versions::{parse_above, Archive, Policy, Purged, TrashRow, VersionRow};
 
 /// Errors of the metadata layer.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! The wrapped data keys of sealed bytes (current files, kept versions and the parts of
 //! unfinished uploads), found by the master key that wraps them and rewrapped in place for a
-//! master key rotation (docs/encryption.md).
+//! master key rotation; the rows a bucket's conversion switches between plain and sealed
+//! (docs/encryption.md).
 
 use super::{MetaError, Store};
 
@@ -206,25 +207,38 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// In one write transaction: if the file still records `marked`, runs `switch` (the rename
-    /// of the new bytes into place) and records `form`. `Ok(false)`: a write replaced the file
-    /// meanwhile (nothing done). A kill between the switch and the commit leaves `marked`
-    /// recorded, which reads either form.
+    /// In one write transaction: if the row (a current file's or a kept version's) still
+    /// records `marked`, runs `switch` (the rename of the new bytes into place) and records
+    /// `form`. `Ok(false)`: a write replaced the file, or the version left, meanwhile (nothing
+    /// done). A kill between the switch and the commit leaves `marked` recorded, which reads
+    /// either form.
     pub async fn finish_converting<E>(
         &self,
-        path: &str,
+        row: &WrappedRow,
         marked: &str,
         form: Option<&str>,
         switch: impl FnOnce() -> Result<(), E>,
     ) -> Result<bool, super::Committed<E>> {
         use super::Committed;
+        let q = match row {
+            WrappedRow::Entry(path) => {
+                sqlx::query("UPDATE entries SET sealed = $1 WHERE path = $2 AND sealed = $3")
+                    .bind(form)
+                    .bind(path)
+            }
+            WrappedRow::Version(id) => {
+                sqlx::query("UPDATE versions SET sealed = $1 WHERE id = $2 AND sealed = $3")
+                    .bind(form)
+                    .bind(id)
+            }
+            // the staging area's parts are not converted (docs/encryption.md)
+            WrappedRow::Part(..) => return Ok(false),
+        };
         let mut tx = self
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
-        let n = sqlx::query("UPDATE entries SET sealed = $1 WHERE path = $2 AND sealed = $3")
-            .bind(form)
-            .bind(path)
+        let n = q
             .bind(marked)
             .execute(&mut *tx)
             .await
@@ -236,5 +250,114 @@ impl Store {
         switch().map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))?;
         Ok(true)
+    }
+}
+
+/// Kept bytes of a bucket being converted (a noncurrent version or a trashed file), as read
+/// before they are rewritten: a version's row never changes, it only leaves.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct KeptToConvert {
+    /// The version's id.
+    pub id: String,
+    /// Where its bytes are in the versions store.
+    pub key: String,
+    /// Plaintext size.
+    pub size: i64,
+    /// The wrapped data key when read (`None`: plain).
+    pub sealed: Option<String>,
+}
+
+impl Store {
+    /// Up to `limit` kept versions and trashed files of `bucket` after the id `after`,
+    /// holding bytes stored plain (`plain`) or sealed under the master key (never SSE-C).
+    pub async fn kept_to_convert(
+        &self,
+        bucket: &str,
+        plain: bool,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<KeptToConvert>, MetaError> {
+        Ok(sqlx::query_as(
+            "SELECT id, key, size, sealed FROM versions
+             WHERE bucket = $1 AND id > $2 AND marker = 0 AND key IS NOT NULL
+               AND (sealed IS NULL) = $3 AND substr(coalesce(sealed, ''), 1, 3) <> 'c1:'
+             ORDER BY id LIMIT $4",
+        )
+        .bind(bucket)
+        .bind(after)
+        .bind(plain)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many kept versions and trashed files of `bucket` hold bytes stored plain (`plain`)
+    /// or sealed under the master key.
+    pub async fn count_kept_to_convert(&self, bucket: &str, plain: bool) -> Result<u64, MetaError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM versions
+             WHERE bucket = $1 AND marker = 0 AND key IS NOT NULL
+               AND (sealed IS NULL) = $2 AND substr(coalesce(sealed, ''), 1, 3) <> 'c1:'",
+        )
+        .bind(bucket)
+        .bind(plain)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
+    /// The kept versions of `bucket` whose recorded form ends with `suffix` (a conversion in
+    /// flight, or a file archived while one switched it).
+    pub async fn kept_sealed_ending(
+        &self,
+        bucket: &str,
+        suffix: &str,
+    ) -> Result<Vec<KeptToConvert>, MetaError> {
+        Ok(sqlx::query_as(
+            "SELECT id, key, size, sealed FROM versions
+             WHERE bucket = $1 AND marker = 0 AND key IS NOT NULL
+               AND substr(sealed, -length($2)) = $2",
+        )
+        .bind(bucket)
+        .bind(suffix)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records `marked` as a kept version's form if it still records the form `v` was read
+    /// with; `false` when it left meanwhile (restored, purged).
+    pub async fn mark_kept_converting(
+        &self,
+        v: &KeptToConvert,
+        marked: &str,
+    ) -> Result<bool, MetaError> {
+        let n = sqlx::query(
+            "UPDATE versions SET sealed = $1 WHERE id = $2 AND key = $3 AND sealed IS $4",
+        )
+        .bind(marked)
+        .bind(&v.id)
+        .bind(&v.key)
+        .bind(&v.sealed)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// The parts of unfinished uploads (multipart and resumable) to `bucket` waiting plain
+    /// (`plain`) or sealed under the master key: a conversion leaves them as they are.
+    pub async fn parts_in_form(&self, bucket: &str, plain: bool) -> Result<u64, MetaError> {
+        let (lo, hi) = super::below(bucket);
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM multipart_parts p JOIN multipart_uploads u ON u.id = p.upload_id
+             WHERE u.path >= $1 AND u.path < $2 AND (p.sealed IS NULL) = $3
+               AND substr(coalesce(p.sealed, ''), 1, 3) <> 'c1:'",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .bind(plain)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
     }
 }

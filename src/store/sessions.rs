@@ -252,6 +252,19 @@ impl Store {
         .await?;
         Ok(r.rows_affected() == 1)
     }
+
+    /// Replaces the recovery-code hashes (JSON) of a user with two-factor on: false when it
+    /// is off (or the user does not exist).
+    pub async fn set_recovery_codes(&self, user: &str, recovery: &str) -> Result<bool, MetaError> {
+        let r = sqlx::query(
+            "UPDATE users SET totp_recovery = $2 WHERE name = $1 AND totp_sealed IS NOT NULL",
+        )
+        .bind(user)
+        .bind(recovery)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
 }
 
 #[cfg(test)]

@@ -158,6 +158,32 @@ impl Store {
         Ok(())
     }
 
+    /// The form (wrapped key, `None`: plain) the live database records for the kept bytes at
+    /// `key`; `None` when no version holds them any more.
+    pub async fn kept_form(&self, key: &str) -> Result<Option<Option<String>>, MetaError> {
+        Ok(
+            sqlx::query_scalar("SELECT sealed FROM versions WHERE key = $1 LIMIT 1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// On a snapshot copy: the kept bytes at `key` were captured in another form than the
+    /// snapshot recorded (a conversion switched them meanwhile).
+    pub async fn amend_snapshot_kept(
+        &self,
+        key: &str,
+        sealed: Option<&str>,
+    ) -> Result<(), MetaError> {
+        sqlx::query("UPDATE versions SET sealed = $2 WHERE key = $1")
+            .bind(key)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// On a snapshot copy: kept bytes purged before the backup could copy them.
     pub async fn forget_snapshot_kept(&self, key: &str) -> Result<(), MetaError> {
         sqlx::query("DELETE FROM versions WHERE key = $1")

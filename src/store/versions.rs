@@ -102,11 +102,23 @@ pub struct VersionRow {
     pub key: Option<String>,
     /// The wrapped data key of sealed bytes (`None`: plain).
     pub sealed: Option<String>,
+    /// The folders above it when it was made (`parse_above` reads them; for a row of a folder
+    /// delete, those above the deleted path); `None`: kept before they were recorded.
+    pub above: Option<String>,
+}
+
+/// The owner, group and mode of a folder as a kept row recorded it.
+pub type FolderBits = (Option<String>, Option<String>, i64);
+
+/// The folders a kept row's `above` records, from its bucket down (`None` in the list: a
+/// folder that had no row); `None` when the text is not such a list.
+pub fn parse_above(text: &str) -> Option<Vec<Option<FolderBits>>> {
+    serde_json::from_str(text).ok()
 }
 
 macro_rules! version_cols {
     () => {
-        "id, path, bucket, marker, is_dir, null_version, size, etag, content_type, owner, headers, grp, mode, mtime_ms, archived_ms, batch, key, sealed"
+        "id, path, bucket, marker, is_dir, null_version, size, etag, content_type, owner, headers, grp, mode, mtime_ms, archived_ms, batch, key, sealed, above"
     };
 }
 
@@ -130,6 +142,7 @@ fn version_row(r: SqliteRow) -> VersionRow {
         batch: r.get(15),
         key: r.get(16),
         sealed: r.get(17),
+        above: r.get(18),
     }
 }
 
@@ -203,6 +216,40 @@ pub(super) async fn charge_versions_tx(
     Ok(())
 }
 
+/// The folders above `path` as they are now, from its bucket down to the folder holding it,
+/// as a kept row records them (`above`): JSON `[[owner, grp, mode], ...]`, `null` for a
+/// folder without a row.
+async fn folders_above_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    path: &str,
+) -> Result<String, MetaError> {
+    let mut dirs = Vec::new();
+    let mut p = path;
+    while let Some((parent, _)) = p.rsplit_once('/') {
+        if parent.is_empty() {
+            break;
+        }
+        dirs.push(parent);
+        p = parent;
+    }
+    dirs.reverse();
+    let list =
+        serde_json::to_string(&dirs).map_err(|e| MetaError::Db(sqlx::Error::Decode(e.into())))?;
+    let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT path, owner, grp, mode FROM entries
+         WHERE is_dir = 1 AND path IN (SELECT value FROM json_each($1))",
+    )
+    .bind(&list)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut found: BTreeMap<String, FolderBits> = rows
+        .into_iter()
+        .map(|(p, owner, grp, mode)| (p, (owner, grp, mode)))
+        .collect();
+    let chain: Vec<Option<FolderBits>> = dirs.iter().map(|d| found.remove(*d)).collect();
+    serde_json::to_string(&chain).map_err(|e| MetaError::Db(sqlx::Error::Decode(e.into())))
+}
+
 /// Keeps the file at `path` (if one is recorded) as a noncurrent version whose bytes are at
 /// `key`, before its row is replaced or removed; its bucket's group pays for it.
 pub(super) async fn archive_file_tx(
@@ -217,14 +264,15 @@ pub(super) async fn archive_file_tx(
     let payer = payer_tx(tx, path).await?;
     // S3 sees it once the bucket is versioned (a null one only until a newer null replaces it)
     let s3 = i64::from(state_tx(tx, path).await?.is_some());
+    let above = folders_above_tx(tx, path).await?;
     let size: Option<i64> = sqlx::query_scalar(concat!(
         "INSERT INTO versions (id, path, bucket, null_version, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, archived_ms, key, payer, s3, sealed)
+           headers, grp, mode, mtime_ms, archived_ms, key, payer, s3, sealed, above)
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
                 THEN ",
         new_id!("$3"),
         " ELSE version_id END, path, $4, version_id IS NULL, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, $3, $2, $5, $6, sealed
+           headers, grp, mode, mtime_ms, $3, $2, $5, $6, sealed, $7
          FROM entries WHERE path = $1 AND is_dir = 0 RETURNING size"
     ))
     .bind(path)
@@ -233,6 +281,7 @@ pub(super) async fn archive_file_tx(
     .bind(bucket)
     .bind(&payer)
     .bind(s3)
+    .bind(&above)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(size) = size {
@@ -273,15 +322,18 @@ pub(super) async fn trash_tree_tx(
         .await?;
     }
     let s3 = i64::from(state.is_some());
+    // every row of the delete records the folders above the deleted path; those inside it
+    // are its own folder markers
+    let above = folders_above_tx(tx, path).await?;
     sqlx::query(concat!(
         "INSERT INTO versions (id, path, bucket, null_version, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, archived_ms, key, payer, batch, s3, sealed)
+           headers, grp, mode, mtime_ms, archived_ms, key, payer, batch, s3, sealed, above)
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
                 THEN ",
         new_id!("$3"),
         " ELSE version_id END, path, $4, version_id IS NULL, size, etag, content_type, owner,
            headers, grp, mode, mtime_ms, $3, $5 || substr(path, $6), $7, $5,
-           $9 AND NOT ($10 AND version_id IS NULL), sealed
+           $9 AND NOT ($10 AND version_id IS NULL), sealed, $11
          FROM entries WHERE is_dir = 0 AND (path = $1 OR (path >= $8 AND path < $2))"
     ))
     .bind(path)
@@ -294,15 +346,16 @@ pub(super) async fn trash_tree_tx(
     .bind(&lo)
     .bind(s3)
     .bind(suspended)
+    .bind(&above)
     .execute(&mut **tx)
     .await?;
     sqlx::query(concat!(
         "INSERT INTO versions (id, path, bucket, marker, is_dir, owner, grp, mode, mtime_ms,
-           archived_ms, payer, batch, s3, null_version)
+           archived_ms, payer, batch, s3, null_version, above)
          SELECT CASE WHEN path = $1 THEN $5 ELSE ",
         new_id!("$3"),
         " END, path, $4, 1, is_dir, owner, grp, mode, $3, $3, $6, $5, $8 AND is_dir = 0,
-           $9 AND is_dir = 0
+           $9 AND is_dir = 0, $10
          FROM entries WHERE path = $1 OR (path >= $7 AND path < $2)"
     ))
     .bind(path)
@@ -314,6 +367,7 @@ pub(super) async fn trash_tree_tx(
     .bind(&lo)
     .bind(s3)
     .bind(suspended)
+    .bind(&above)
     .execute(&mut **tx)
     .await?;
     charge_versions_tx(tx, payer.as_deref(), bytes, files).await
@@ -654,7 +708,8 @@ impl Store {
     }
 
     /// Drops the oldest noncurrent bytes (versions and trash) paid by `group` until at least
-    /// `need` bytes are freed or none are left (a write that would exceed the quota).
+    /// `need` bytes are freed; drops nothing when all of them would not free `need` (a write
+    /// that cannot fit anyway must not cost the group its history).
     pub async fn purge_oldest(&self, group: &str, need: i64) -> Result<Purged, MetaError> {
         let mut tx = self.write_tx().await?;
         let candidates: Vec<(String, i64)> = sqlx::query_as(concat!(
@@ -667,6 +722,9 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Purged::default();
+        if candidates.iter().map(|(_, size)| *size).sum::<i64>() < need {
+            return Ok(out);
+        }
         let mut freed = 0;
         for (id, size) in candidates {
             if freed >= need {
@@ -770,13 +828,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Every key the versions store should hold (fsck).
-    pub async fn version_keys(&self) -> Result<Vec<(String, i64)>, MetaError> {
-        Ok(
-            sqlx::query_as("SELECT key, size FROM versions WHERE key IS NOT NULL ORDER BY key")
-                .fetch_all(&self.pool)
-                .await?,
+    /// Every key the versions store should hold, with the plaintext size and the form
+    /// (wrapped key, `None`: plain) of its bytes (fsck).
+    pub async fn version_keys(&self) -> Result<Vec<(String, i64, Option<String>)>, MetaError> {
+        Ok(sqlx::query_as(
+            "SELECT key, size, sealed FROM versions WHERE key IS NOT NULL ORDER BY key",
         )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Forgets versions whose bytes are gone (fsck --repair), crediting their payers.

@@ -1,11 +1,13 @@
-//! `kura encryption enable` / `disable`: the files of a bucket rewritten in place into the form
-//! its setting asks (sealed or plain), online and resumable (docs/encryption.md).
+//! `kura encryption enable` / `disable`: every stored object a bucket owns (its current files,
+//! then its kept versions and trashed files) rewritten in place into the form its setting asks
+//! (sealed or plain), online and resumable (docs/encryption.md).
 //!
-//! Each file: its plaintext is streamed into the new form in `tmp/convert-*`; one statement
-//! marks the row (if unchanged since read) as holding either form (`sealing::EITHER`, told
+//! Each object: its plaintext is streamed into the new form in `tmp/convert-*`; one statement
+//! marks its row (if unchanged since read) as holding either form (`sealing::EITHER`, told
 //! apart by the stored length); one write transaction, if the mark is still there, renames the
-//! new bytes over the old and records the new form. A kill at any point leaves a readable file;
-//! the next run settles marked rows by what is on disk and sweeps the temporary files.
+//! new bytes over the old and records the new form. A kill at any point leaves readable bytes;
+//! the next run settles marked rows by what is on disk and sweeps the temporary files. The
+//! parts of unfinished uploads are left as they are: they leave with their upload.
 
 use std::path::{Path, PathBuf};
 
@@ -13,12 +15,12 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::sealing::{key_of, stored_lens, EITHER};
-use super::storage::io_err;
+use super::sealing::{key_of, settled_form, EITHER};
+use super::storage::{io_err, LocalFs};
 use super::{Caller, VPath, Vfs, VfsError};
-use crate::store::{Committed, ToConvert};
+use crate::store::{Committed, KeptToConvert, ToConvert, WrappedRow};
 
-/// Files read per query of a conversion.
+/// Rows read per query of a conversion.
 const BATCH: i64 = 200;
 /// Prefix of a conversion's temporary files in `tmp/`.
 const TEMP: &str = "convert-";
@@ -26,22 +28,71 @@ const TEMP: &str = "convert-";
 /// What a conversion did.
 #[derive(Debug, Default)]
 pub struct Conversion {
-    /// Files to convert when it started.
+    /// Objects to convert when it started (current files, kept versions and trashed files).
     pub total: u64,
-    /// Files rewritten into the new form.
+    /// Current files rewritten into the new form.
     pub converted: u64,
-    /// Files a write replaced while they were rewritten (the write took the bucket's form,
-    /// or a next run converts it).
+    /// Kept versions and trashed files rewritten into the new form.
+    pub kept: u64,
+    /// Objects a write replaced (or a restore or purge took) while they were rewritten (a
+    /// write took the bucket's form, or a next run converts it).
     pub skipped: u64,
-    /// Files an interrupted run left switching, settled by what is on disk.
+    /// Objects an interrupted run (or a write racing this one) left switching, settled by
+    /// what is on disk.
     pub settled: u64,
+    /// Parts of unfinished uploads to the bucket still in the other form (left as they are).
+    pub parts_left: u64,
+}
+
+/// One stored object a conversion rewrites.
+enum One<'a> {
+    /// A current file.
+    File(&'a ToConvert),
+    /// A kept version's or trashed file's bytes.
+    Kept(&'a KeptToConvert),
+}
+
+impl One<'_> {
+    /// The form recorded when it was read.
+    fn sealed(&self) -> Option<&str> {
+        match self {
+            One::File(f) => f.sealed.as_deref(),
+            One::Kept(v) => v.sealed.as_deref(),
+        }
+    }
+
+    /// Its plaintext size.
+    fn size(&self) -> u64 {
+        match self {
+            One::File(f) => f.size as u64,
+            One::Kept(v) => v.size as u64,
+        }
+    }
+
+    /// The row recording its form.
+    fn row(&self) -> WrappedRow {
+        match self {
+            One::File(f) => WrappedRow::Entry(f.path.clone()),
+            One::Kept(v) => WrappedRow::Version(v.id.clone()),
+        }
+    }
+}
+
+/// Where the bytes of the object recorded in `row` (at `key` in the versions store for a kept
+/// version) are on disk.
+fn disk_of(local: &LocalFs, row: &WrappedRow, key: &str) -> Result<PathBuf, VfsError> {
+    Ok(match row {
+        WrappedRow::Entry(path) => local.root.join(VPath::parse(path)?.storage_key(false)),
+        _ => local.versions.join(key),
+    })
 }
 
 impl Vfs {
-    /// Turns `bucket`'s encryption on (`seal`) or off, then rewrites each of its current files
-    /// stored in the other form: online (every file readable throughout, a write meanwhile
-    /// wins), resumable, with no version made and no usage changed. Its owner or an
-    /// administrator; local disk (`fs`) storage only. `progress` gets (done, total).
+    /// Turns `bucket`'s encryption on (`seal`) or off, then rewrites each of its current files,
+    /// kept versions and trashed files stored in the other form: online (everything readable
+    /// throughout, a write meanwhile wins), resumable, with no version made and no usage
+    /// changed. Its owner or an administrator; local disk (`fs`) storage only. `progress` gets
+    /// (done, total).
     pub async fn convert_bucket(
         &self,
         c: &Caller,
@@ -61,42 +112,73 @@ impl Vfs {
         self.set_bucket_encrypted(c, bucket, seal).await?;
         let _lock = lock(&local.tmp)?;
         sweep(&local.tmp)?;
+        let b = bucket.as_str();
         let mut out = Conversion {
-            settled: self.settle(bucket, &local.root).await?,
+            settled: self.settle(b, &local).await?,
             ..Default::default()
         };
-        out.total = self.store.count_to_convert(bucket.as_str(), seal).await?;
+        out.total = self.store.count_to_convert(b, seal).await?
+            + self.store.count_kept_to_convert(b, seal).await?;
         progress(0, out.total);
+        let mut done = 0;
+        let mut step = |out: &mut Conversion, converted: bool, kept: bool| {
+            match (converted, kept) {
+                (true, false) => out.converted += 1,
+                (true, true) => out.kept += 1,
+                (false, _) => out.skipped += 1,
+            }
+            done += 1;
+            progress(done, out.total.max(done));
+        };
+        // current files first: one a write replaces meanwhile leaves its old bytes as a kept
+        // version, which the pass over the kept ones then finds
         let mut after = String::new();
         loop {
-            let batch = self
-                .store
-                .files_to_convert(bucket.as_str(), seal, &after, BATCH)
-                .await?;
+            let batch = self.store.files_to_convert(b, seal, &after, BATCH).await?;
             let Some(last) = batch.last() else { break };
             after = last.path.clone();
-            for f in batch {
-                if self.convert_file(&local, &f, seal).await? {
-                    out.converted += 1;
-                } else {
-                    out.skipped += 1;
-                }
-                progress(out.converted + out.skipped, out.total);
+            for f in &batch {
+                let ok = self.convert_one(&local, One::File(f), seal).await?;
+                step(&mut out, ok, false);
             }
         }
+        let mut after = String::new();
+        loop {
+            let batch = self.store.kept_to_convert(b, seal, &after, BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.id.clone();
+            for v in &batch {
+                let ok = self.convert_one(&local, One::Kept(v), seal).await?;
+                step(&mut out, ok, true);
+            }
+        }
+        // marks a write copied meanwhile (a file kept as a version, a folder brought back
+        // from the trash, while one of their objects was switching)
+        out.settled += self.settle(b, &local).await?;
+        out.parts_left = self.store.parts_in_form(b, seal).await?;
         Ok(out)
     }
 
-    /// Rewrites one file into the other form; `false` when a write changed it meanwhile.
-    async fn convert_file(
+    /// Rewrites one object into the other form; `false` when a write changed it meanwhile (or
+    /// a kept version left).
+    async fn convert_one(
         &self,
-        local: &super::LocalFs,
-        f: &ToConvert,
+        local: &LocalFs,
+        one: One<'_>,
         seal: bool,
     ) -> Result<bool, VfsError> {
-        let path = VPath::parse(&f.path)?;
-        let size = f.size as u64;
-        let download = match self.open_stored(&path, size, f.sealed.as_deref()).await {
+        let size = one.size();
+        let opened = match &one {
+            One::File(f) => {
+                let path = VPath::parse(&f.path)?;
+                self.open_stored(&path, size, f.sealed.as_deref()).await
+            }
+            One::Kept(v) => {
+                self.open_kept_bytes(&v.key, size, v.sealed.as_deref(), None)
+                    .await
+            }
+        };
+        let download = match opened {
             Ok(d) => d,
             // replaced or removed since it was listed: the next run sees it as it is now
             Err(_) => return Ok(false),
@@ -115,19 +197,28 @@ impl Vfs {
             // the file changed under the read (a write replaced it): left for the next run
             return Ok(false);
         }
-        let (marked, form) = match (&key, &f.sealed) {
+        let (marked, form) = match (&key, one.sealed()) {
             (Some((_, wrapped)), _) => (format!("{wrapped}{EITHER}"), Some(wrapped.clone())),
             (None, Some(old)) => (format!("{}{EITHER}", key_of(old)), None),
             (None, None) => return Ok(false),
         };
-        if !self.store.mark_converting(f, &marked).await? {
+        let row = one.row();
+        let kept_key = match &one {
+            One::File(_) => "",
+            One::Kept(v) => v.key.as_str(),
+        };
+        let marked_now = match &one {
+            One::File(f) => self.store.mark_converting(f, &marked).await?,
+            One::Kept(v) => self.store.mark_kept_converting(v, &marked).await?,
+        };
+        if !marked_now {
             return Ok(false);
         }
-        let to = local.root.join(path.storage_key(false));
+        let to = disk_of(local, &row, kept_key)?;
         let from = temp.0.clone().unwrap_or_default();
         let done = self
             .store
-            .finish_converting(&f.path, &marked, form.as_deref(), || {
+            .finish_converting(&row, &marked, form.as_deref(), || {
                 std::fs::rename(&from, &to)
             })
             .await;
@@ -145,27 +236,35 @@ impl Vfs {
         }
     }
 
-    /// Records the form on disk of the files of `bucket` an interrupted run left marked.
-    async fn settle(&self, bucket: &VPath, root: &Path) -> Result<u64, VfsError> {
-        let marked = self.store.sealed_ending(bucket.as_str(), EITHER).await?;
+    /// Records the form on disk of the objects of `bucket` (current files and kept versions)
+    /// left marked by an interrupted run, or by a write that copied a mark.
+    async fn settle(&self, bucket: &str, local: &LocalFs) -> Result<u64, VfsError> {
+        let mut marked: Vec<(WrappedRow, String, String, i64)> = self
+            .store
+            .sealed_ending(bucket, EITHER)
+            .await?
+            .into_iter()
+            .map(|(p, sealed, size)| (WrappedRow::Entry(p), String::new(), sealed, size))
+            .collect();
+        marked.extend(
+            self.store
+                .kept_sealed_ending(bucket, EITHER)
+                .await?
+                .into_iter()
+                .filter_map(|v| Some((WrappedRow::Version(v.id), v.key, v.sealed?, v.size))),
+        );
         let mut n = 0;
-        for (p, sealed, size) in marked {
-            let path = VPath::parse(&p)?;
-            let file = root.join(path.storage_key(false));
+        for (row, key, sealed, size) in marked {
+            let file = disk_of(local, &row, &key)?;
             let Ok(len) = std::fs::metadata(&file).map(|m| m.len()) else {
                 continue;
             };
-            let size = size as u64;
-            let form = if len == size {
-                None
-            } else if stored_lens(size, Some(&sealed)).contains(&len) {
-                Some(key_of(&sealed))
-            } else {
+            let Some(form) = settled_form(size as u64, Some(&sealed), len) else {
                 continue;
             };
             let r = self
                 .store
-                .finish_converting(&p, &sealed, form, || Ok::<_, VfsError>(()))
+                .finish_converting(&row, &sealed, form, || Ok::<_, VfsError>(()))
                 .await;
             match r {
                 Ok(true) => n += 1,
@@ -254,4 +353,129 @@ fn sweep(tmp: &Path) -> Result<(), VfsError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::super::versions::{row_entry, Bring};
+    use super::super::{build_operator, build_staging, UploadOptions};
+    use super::*;
+    use crate::config::{EncryptionSettings, StorageConfig};
+    use crate::store::Store;
+
+    /// A core on `fs` with a master key, holding the bucket /b whose file /b/f was written
+    /// twice (its first bytes kept as a version, plain).
+    async fn setup() -> (tempfile::TempDir, Vfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig {
+            backend: "fs".into(),
+            ..Default::default()
+        };
+        let (op, local) = build_operator(&cfg, dir.path()).unwrap();
+        let staging = build_staging(&cfg, dir.path()).unwrap();
+        let keys = crate::seal::KeyRing::load(dir.path(), &EncryptionSettings::default()).unwrap();
+        let v = Vfs::new(op, staging, Store::in_memory().await.unwrap(), local).with_keys(keys);
+        let root = Caller::admin("root");
+        v.mkdir(&root, &p("/b")).await.unwrap();
+        put(&v, "/b/f", b"first").await;
+        put(&v, "/b/f", b"second").await;
+        (dir, v)
+    }
+
+    fn p(s: &str) -> VPath {
+        VPath::parse(s).unwrap()
+    }
+
+    async fn put(v: &Vfs, path: &str, body: &[u8]) {
+        let root = Caller::admin("root");
+        let mut up = v
+            .upload(&root, &p(path), UploadOptions::default())
+            .await
+            .unwrap();
+        up.write(Bytes::copy_from_slice(body)).await.unwrap();
+        up.commit().await.unwrap();
+    }
+
+    async fn read(v: &Vfs, path: &str) -> Vec<u8> {
+        let (e, dl) = v.open_read(&Caller::admin("root"), &p(path)).await.unwrap();
+        dl.read_at(0, e.size as usize).await.unwrap().to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_read_or_restore_holding_a_row_from_before_the_conversion_gets_its_bytes() {
+        let (_dir, v) = setup().await;
+        let root = Caller::admin("root");
+        // read before the conversion: the row says plain
+        let stale = v.store.versions_of("/b/f").await.unwrap().remove(0);
+        assert!(stale.sealed.is_none());
+        let r = v
+            .convert_bucket(&root, &p("/b"), true, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!((r.converted, r.kept, r.skipped), (1, 1, 0));
+        let now = v.store.versions_of("/b/f").await.unwrap().remove(0);
+        assert!(now.sealed.as_deref().is_some_and(|s| !s.ends_with(EITHER)));
+        // a download that read the row before opens the sealed bytes it finds
+        let dl = v
+            .open_kept_row(&stale, &row_entry(&stale).unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(&dl.read_at(0, 5).await.unwrap()[..], b"first");
+        // a restore too, and it records the form the bytes have (no mark)
+        let e = v
+            .restore_file(&root, &stale, &p("/b/g"), Bring::default())
+            .await
+            .unwrap();
+        assert_eq!(e.sealed, now.sealed);
+        assert_eq!(read(&v, "/b/g").await, b"first");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
+    async fn a_kept_version_left_marked_reads_either_form_and_the_next_run_settles_it() {
+        let (dir, v) = setup().await;
+        let root = Caller::admin("root");
+        // killed after the mark, before the rename: the row holds a new key, the bytes plain
+        let row = v.store.versions_of("/b/f").await.unwrap().remove(0);
+        let (_, wrapped) = v.new_data_key().await.unwrap();
+        let kept = KeptToConvert {
+            id: row.id.clone(),
+            key: row.key.clone().unwrap(),
+            size: row.size,
+            sealed: None,
+        };
+        let marked = format!("{wrapped}{EITHER}");
+        assert!(v.store.mark_kept_converting(&kept, &marked).await.unwrap());
+        let row = v.store.versions_of("/b/f").await.unwrap().remove(0);
+        let dl = v
+            .open_kept_row(&row, &row_entry(&row).unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(&dl.read_at(0, 5).await.unwrap()[..], b"first");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+        // a temporary file of the killed run is swept
+        std::fs::write(dir.path().join("tmp/convert-left"), b"x").unwrap();
+        let r = v
+            .convert_bucket(&root, &p("/b"), true, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!((r.settled, r.kept), (1, 1));
+        assert!(!dir.path().join("tmp/convert-left").exists());
+        let row = v.store.versions_of("/b/f").await.unwrap().remove(0);
+        assert!(row.sealed.as_deref().is_some_and(|s| !s.ends_with(EITHER)));
+        let on_disk = std::fs::read(dir.path().join("versions").join(row.key.unwrap())).unwrap();
+        assert!(on_disk.starts_with(b"KURASEAL"));
+        // and back: disable writes the kept bytes plain again
+        let r = v
+            .convert_bucket(&root, &p("/b"), false, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!((r.converted, r.kept), (1, 1));
+        let row = v.store.versions_of("/b/f").await.unwrap().remove(0);
+        assert!(row.sealed.is_none());
+        assert_eq!(read(&v, "/b/f").await, b"second");
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
 }

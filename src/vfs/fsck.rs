@@ -24,6 +24,9 @@ pub struct FsckReport {
     pub unreferenced_versions: Vec<String>,
     /// Versions whose bytes are gone from the versions store (repair: forgotten).
     pub missing_versions: Vec<String>,
+    /// Kept bytes (`fs`) whose length fits no form their version records (plain, or sealed
+    /// for its plaintext size): reported, not repaired.
+    pub changed_versions: Vec<String>,
     /// Groups whose usage counters were wrong (repair: recounted).
     pub usage: Vec<Drift>,
     /// Entries the search index has wrong (repair: the index is rebuilt from the entries).
@@ -39,6 +42,7 @@ impl FsckReport {
             && self.leftovers.is_empty()
             && self.unreferenced_versions.is_empty()
             && self.missing_versions.is_empty()
+            && self.changed_versions.is_empty()
             && self.usage.is_empty()
             && self.search_index == 0
     }
@@ -176,19 +180,28 @@ impl Vfs {
         repair: bool,
         kept_objects: std::collections::BTreeSet<String>,
     ) -> Result<(), VfsError> {
-        let on_disk = match &self.local {
-            None => kept_objects,
+        // name -> stored length (on `fs`; other services' are not compared)
+        let lens: BTreeMap<String, Option<u64>> = match &self.local {
+            None => kept_objects.into_iter().map(|k| (k, None)).collect(),
             Some(l) => Self::kept_files(l.versions.clone()).await?,
         };
-        let keys: std::collections::BTreeSet<String> = self
-            .store
-            .version_keys()
-            .await?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let on_disk: std::collections::BTreeSet<String> = lens.keys().cloned().collect();
+        let rows = self.store.version_keys().await?;
+        let keys: std::collections::BTreeSet<String> =
+            rows.iter().map(|(k, _, _)| k.clone()).collect();
         report.unreferenced_versions = on_disk.difference(&keys).cloned().collect();
         report.missing_versions = keys.difference(&on_disk).cloned().collect();
+        // a kept file's length follows from its size and form, as a current file's does
+        report.changed_versions = rows
+            .iter()
+            .filter(|(k, size, sealed)| {
+                lens.get(k).copied().flatten().is_some_and(|len| {
+                    !super::sealing::stored_lens(*size as u64, sealed.as_deref()).contains(&len)
+                })
+            })
+            .map(|(k, _, _)| k.clone())
+            .collect();
+        report.changed_versions.dedup();
         if repair {
             self.remove_kept(&report.unreferenced_versions).await;
             self.store
@@ -251,12 +264,12 @@ impl Vfs {
         .map_err(super::storage::io_err)
     }
 
-    /// The files below `versions/` on `fs`, relative to it.
+    /// The files below `versions/` on `fs`, relative to it, with their lengths.
     async fn kept_files(
         root: std::path::PathBuf,
-    ) -> Result<std::collections::BTreeSet<String>, VfsError> {
+    ) -> Result<BTreeMap<String, Option<u64>>, VfsError> {
         tokio::task::spawn_blocking(move || {
-            let mut files = std::collections::BTreeSet::new();
+            let mut files = BTreeMap::new();
             let mut stack = vec![root.clone()];
             while let Some(d) = stack.pop() {
                 let Ok(rd) = std::fs::read_dir(&d) else {
@@ -268,7 +281,8 @@ impl Vfs {
                         Ok(t) if t.is_dir() => stack.push(p),
                         Ok(_) => {
                             if let Ok(rel) = p.strip_prefix(&root) {
-                                files.insert(rel.to_string_lossy().to_string());
+                                let len = e.metadata().ok().map(|m| m.len());
+                                files.insert(rel.to_string_lossy().to_string(), len);
                             }
                         }
                         Err(_) => {}

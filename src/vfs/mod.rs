@@ -46,7 +46,7 @@ use crate::store::{EntryRow, MetaError, Store};
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use retention::{LockConfig, COMPLIANCE, GOVERNANCE};
-pub use sealing::{needs_customer_key, CopyKeys, KeyNeed};
+pub use sealing::{needs_customer_key, stored_form, CopyKeys, KeyNeed};
 pub use storage::{build_operator, build_staging, sweep_temp, LocalFs};
 pub use stored::{Stored, StoredStream};
 pub use upload::{Upload, UploadOptions};

@@ -93,6 +93,33 @@ pub(super) fn found_form(size: u64, sealed: Option<&str>, len: u64) -> Option<&s
     }
 }
 
+/// The form, without a conversion's mark, of bytes found `len` long for a file of `size`
+/// plaintext bytes recorded with `sealed`; `None` when `len` fits no form it may have.
+pub(super) fn settled_form(size: u64, sealed: Option<&str>, len: u64) -> Option<Option<&str>> {
+    stored_lens(size, sealed)
+        .contains(&len)
+        .then(|| found_form(size, sealed, len).map(key_of))
+}
+
+/// The form (the wrapped key without a conversion's mark; `None`: plain) of stored bytes
+/// `len` long beginning with `head`, for an object of `size` plaintext bytes recorded with
+/// `sealed`; `None` when they are not bytes that record names (sealed ones by the file id of
+/// their header). A backup tells by it kept bytes a conversion switched from other bytes.
+pub fn stored_form(
+    size: u64,
+    sealed: Option<&str>,
+    len: u64,
+    head: &[u8],
+) -> Option<Option<String>> {
+    match settled_form(size, sealed, len)? {
+        None => Some(None),
+        Some(w) => {
+            let id = seal::header_file_id(head).map(hex::encode);
+            (id.as_deref() == seal::wrapped_file_id(w)).then(|| Some(w.to_string()))
+        }
+    }
+}
+
 /// Plaintext bytes opened per read of a stream (16 segments): bounds memory per download.
 const WINDOW: u64 = 16 * seal::SEGMENT;
 

@@ -204,7 +204,7 @@ impl Vfs {
         // a deleted file's rows are read under the bits they had
         Ok(all
             .into_iter()
-            .filter(|v| v.row.is_none() || v.entry.allows(c, R))
+            .filter(|v| v.row.as_ref().is_none_or(|r| Self::may_read_row(c, r)))
             .collect())
     }
 
@@ -287,7 +287,7 @@ impl Vfs {
             .into_iter()
             .find(|v| v.id.as_deref() == id)
             .ok_or(VfsError::NotFound)?;
-        if v.row.is_some() && !v.entry.allows(c, R) {
+        if v.row.as_ref().is_some_and(|r| !Self::may_read_row(c, r)) {
             return Err(VfsError::Forbidden("the version may not be read"));
         }
         Ok(v)
@@ -319,14 +319,44 @@ impl Vfs {
         let Some(key) = row.key.as_deref().filter(|_| !row.marker) else {
             return Err(VfsError::WrongKind("a delete marker holds no bytes"));
         };
-        let mut sealed = entry.sealed.as_deref();
+        let mut sealed = entry.sealed.clone();
+        let mut tries = 0;
+        loop {
+            match self
+                .open_kept_bytes(key, entry.size, sealed.as_deref(), customer)
+                .await
+            {
+                // a conversion (`kura encryption enable`) switched the bytes' form after the
+                // row was read: the row says now which forms they may have
+                Err(VfsError::NotFound) if tries < 3 && self.local.is_some() => {
+                    tries += 1;
+                    match self.store.version(&row.id).await? {
+                        Some(r) if r.key == row.key && r.sealed != sealed => sealed = r.sealed,
+                        _ => return Err(VfsError::NotFound),
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Opens the kept bytes at `key` in the versions store, of `size` plaintext bytes recorded
+    /// with `sealed`; `NotFound` when they are gone or their length fits no form recorded.
+    pub(super) async fn open_kept_bytes(
+        &self,
+        key: &str,
+        size: u64,
+        sealed: Option<&str>,
+        customer: Option<&super::CustomerKey>,
+    ) -> Result<Download, VfsError> {
+        let mut sealed = sealed;
         let source = match &self.local {
             Some(l) => {
                 let file = l.versions.join(key);
-                let lens = super::sealing::stored_lens(entry.size, sealed);
+                let lens = super::sealing::stored_lens(size, sealed);
                 match super::disk::DiskFile::open_sized(file, lens).await {
                     Ok(Some((f, len))) => {
-                        sealed = super::sealing::found_form(entry.size, sealed, len);
+                        sealed = super::sealing::found_form(size, sealed, len);
                         super::Source::Disk(f)
                     }
                     Ok(None) => return Err(VfsError::NotFound),
@@ -340,7 +370,7 @@ impl Vfs {
                     .await?,
             ),
         };
-        self.download(source, entry.size, (sealed, customer))
+        self.download(source, size, (sealed, customer))
     }
 
     /// DeleteObject without a version: deletes as any delete does, and returns the delete

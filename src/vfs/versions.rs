@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::journal::Step;
 use super::perm::{R, X};
 use super::{Caller, Download, Entry, UploadOptions, VPath, Vfs, VfsError};
-use crate::store::{now_ms, Archive, EntryRow, Policy, Purged, TrashRow, VersionRow};
+use crate::store::{now_ms, parse_above, Archive, EntryRow, Policy, Purged, TrashRow, VersionRow};
 
 /// Where a write or delete keeps what it replaces: the key in the versions store and, on
 /// `fs`, that file's path on disk (other services keep it at `VERSIONS_PREFIX` + key).
@@ -75,6 +75,41 @@ pub(super) fn row_entry(r: &VersionRow) -> Result<Entry, VfsError> {
     })?;
     e.mtime = ms_time(if r.marker { r.archived_ms } else { r.mtime_ms });
     Ok(e)
+}
+
+/// Whether the folders a kept row recorded above it when it was made let `c` through:
+/// listing the one that held it, entering the others. They are the folders of that time,
+/// not those at the path now: a folder renamed away, or deleted with its trash emptied,
+/// leaves no other trace, and a new one of the same name may let others in. A row of a
+/// folder delete recorded the folders above the deleted path (those inside it are the
+/// delete's own markers, `gone_folders_allow`). A row kept before they were recorded is
+/// judged by the folders there now; one whose record does not read is refused.
+fn above_allowed(c: &Caller, r: &VersionRow) -> bool {
+    if c.is_admin {
+        return true;
+    }
+    let Some(text) = &r.above else {
+        return true;
+    };
+    let Some(chain) = parse_above(text) else {
+        return false;
+    };
+    let Ok(mut folder) = row_entry(r) else {
+        return false;
+    };
+    folder.is_dir = true;
+    // the last folder recorded held the row itself unless the row lies deeper in a deleted
+    // folder (its path never changes then: the trash stays where the delete happened)
+    let depth = r.path.matches('/').count();
+    let holds = r.batch.is_none() || chain.len() + 1 == depth;
+    let last = chain.len().saturating_sub(1);
+    chain.into_iter().enumerate().all(|(i, bits)| {
+        let Some((owner, group, mode)) = bits else {
+            return true;
+        };
+        (folder.owner, folder.group, folder.mode) = (owner, group, (mode & 0o777) as u32);
+        folder.allows(c, if holds && i == last { R | X } else { X })
+    })
 }
 
 impl Vfs {
@@ -263,9 +298,10 @@ impl Vfs {
             .any(|r| !r.marker && r.owner.as_deref() == Some(c.user.as_str())))
     }
 
-    /// Whether `c` may read a kept row under the bits it had when it was current.
-    fn may_read_row(c: &Caller, r: &VersionRow) -> bool {
-        c.is_admin || row_entry(r).is_ok_and(|e| e.allows(c, R))
+    /// Whether `c` may read a kept row under the bits it had when it was current, and those
+    /// of the folders above it then (`above_allowed`).
+    pub(super) fn may_read_row(c: &Caller, r: &VersionRow) -> bool {
+        c.is_admin || (row_entry(r).is_ok_and(|e| e.allows(c, R)) && above_allowed(c, r))
     }
 
     /// The noncurrent versions and delete markers of `path` that `c` may read, newest first.
@@ -353,7 +389,12 @@ impl Vfs {
             None => {
                 let rows = self.store.versions_of(path.as_str()).await?;
                 match rows.first() {
-                    Some(r) if r.marker && r.is_dir && r.batch.as_deref() == Some(&r.id) => {
+                    Some(r)
+                        if r.marker
+                            && r.is_dir
+                            && r.batch.as_deref() == Some(&r.id)
+                            && Self::may_read_row(c, r) =>
+                    {
                         r.clone()
                     }
                     _ => rows
@@ -393,6 +434,12 @@ impl Vfs {
         let rows = self.store.batch(&batch).await?;
         if let Some(done) = self.undelete(c, root, target, &rows).await? {
             return Ok(done);
+        }
+        // file by file, each restored file becomes the restorer's: only what she may read
+        if rows.iter().any(|r| !Self::may_read_row(c, r)) {
+            return Err(VfsError::Forbidden(
+                "a file of the deleted folder may not be read",
+            ));
         }
         let mut done = Restored::default();
         let cut = root.path.len();
@@ -521,6 +568,16 @@ impl Vfs {
             (None, Some(p)) => (p.grp.clone(), i64::from(0o666 & !self.umask)),
             (None, None) => (Self::group_for_new(c, &dir), i64::from(0o666 & !self.umask)),
         };
+        // on `fs` the kept bytes are linked beside the target first: their length tells the
+        // form they hold (a conversion may have switched it since the row was read)
+        let staged = self.local.as_ref().map(|l| {
+            l.tmp
+                .join(format!("{}.restore", uuid::Uuid::new_v4().simple()))
+        });
+        let sealed = match (&self.local, &staged) {
+            (Some(l), Some(staged)) => self.link_kept(l, row, &key, staged).await?,
+            _ => row.sealed.clone(),
+        };
         // promoted (S3), the version is current again as it was; restored, it is a new one
         let now = if bring.promote {
             row.mtime_ms
@@ -547,7 +604,7 @@ impl Vfs {
             grp,
             mode,
             origin: None,
-            sealed: row.sealed.clone(),
+            sealed,
         };
         let archive = Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
@@ -603,17 +660,7 @@ impl Vfs {
             self.remove_kept(&promoted).await;
             return Entry::from_row(entry);
         };
-        let staged = l
-            .tmp
-            .join(format!("{}.restore", uuid::Uuid::new_v4().simple()));
-        let (src, dst) = (l.versions.join(&key), staged.clone());
-        tokio::task::spawn_blocking(move || std::fs::hard_link(src, dst))
-            .await
-            .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => VfsError::NotFound,
-                _ => super::storage::io_err(e),
-            })?;
+        let staged = staged.unwrap_or_default();
         let steps = vec![Step::Put {
             from: staged.clone(),
             to: l.root.join(target.storage_key(false)),
@@ -627,6 +674,49 @@ impl Vfs {
         res?;
         self.remove_kept(&promoted).await;
         Entry::from_row(entry)
+    }
+
+    /// Hard-links the kept bytes of `row` (at `key`) at `staged` and returns the form they
+    /// hold: when their length fits no form the row was read with, a conversion switched them
+    /// meanwhile, and the row, read again, says which.
+    async fn link_kept(
+        &self,
+        l: &super::storage::LocalFs,
+        row: &VersionRow,
+        key: &str,
+        staged: &std::path::Path,
+    ) -> Result<Option<String>, VfsError> {
+        let mut sealed = row.sealed.clone();
+        for _ in 0..3 {
+            let (src, dst) = (l.versions.join(key), staged.to_path_buf());
+            let len = tokio::task::spawn_blocking(move || {
+                std::fs::hard_link(&src, &dst)?;
+                let len = std::fs::metadata(&dst).map(|m| m.len());
+                if len.is_err() {
+                    let _ = std::fs::remove_file(&dst);
+                }
+                len
+            })
+            .await
+            .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => VfsError::NotFound,
+                _ => super::storage::io_err(e),
+            })?;
+            if let Some(form) =
+                super::sealing::settled_form(row.size as u64, sealed.as_deref(), len)
+            {
+                return Ok(form.map(str::to_string));
+            }
+            let _ = std::fs::remove_file(staged);
+            match self.store.version(&row.id).await? {
+                Some(r) if r.key == row.key => sealed = r.sealed,
+                _ => return Err(VfsError::NotFound),
+            }
+        }
+        Err(VfsError::Conflict(
+            "the kept bytes changed form while being restored: try again",
+        ))
     }
 
     /// Makes the folder `path` and any missing folder above it (a restored delete's folders).
@@ -830,6 +920,77 @@ mod tests {
             .unwrap();
         assert_eq!(read(&v, "/b/f").await, b"first");
         assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    /// Attack: ann's private folder (770, group duo; bob is not in it) loses its name, renamed
+    /// away or deleted with its trash emptied, and bob makes a folder of the same name. The
+    /// kept rows below that path are judged by the folders as they were, not by bob's.
+    #[tokio::test]
+    async fn a_new_folder_of_the_same_name_opens_nothing_kept_below_the_old_one() {
+        let (_dir, v) = fs_vfs().await;
+        let root = Caller::admin("root");
+        for g in ["fam", "duo"] {
+            v.store.create_group(g).await.unwrap();
+        }
+        v.mkdir(&root, &p("/b")).await.unwrap();
+        v.chown(&root, &p("/b"), None, Some("fam")).await.unwrap();
+        v.chmod(&root, &p("/b"), 0o775).await.unwrap();
+        let (ann, bob) = (user("ann", &["fam", "duo"]), user("bob", &["fam"]));
+        let private = |dir: &'static str| {
+            let (v, root, ann) = (v.clone(), root.clone(), ann.clone());
+            async move {
+                v.mkdir(&ann, &p(dir)).await.unwrap();
+                v.chown(&root, &p(dir), None, Some("duo")).await.unwrap();
+                v.chmod(&ann, &p(dir), 0o770).await.unwrap();
+                put(&v, &ann, &format!("{dir}/f"), b"one").await.unwrap();
+                put(&v, &ann, &format!("{dir}/f"), b"two").await.unwrap();
+            }
+        };
+        // renamed away after a delete: the trash stays at the old path
+        private("/b/priv").await;
+        assert!(v.versions(&bob, &p("/b/priv/f")).await.is_err());
+        v.delete(&ann, &p("/b/priv/f")).await.unwrap();
+        v.rename(&ann, &p("/b/priv"), &p("/b/old")).await.unwrap();
+        v.mkdir(&bob, &p("/b/priv")).await.unwrap();
+        assert_eq!(v.trash(&ann, None).await.unwrap().len(), 1);
+        assert!(v.trash(&bob, None).await.unwrap().is_empty());
+        let mine = v.versions(&ann, &p("/b/priv/f")).await.unwrap();
+        let id = mine.iter().find(|r| !r.marker).unwrap().id.clone();
+        assert!(v
+            .versions(&bob, &p("/b/priv/f"))
+            .await
+            .map_or(true, |l| l.is_empty()));
+        assert!(v.open_kept(&bob, &p("/b/priv/f"), &id).await.is_err());
+        for version in [None, Some(id.as_str())] {
+            let to = p("/b/priv/mine");
+            assert!(v
+                .restore(&bob, &p("/b/priv/f"), version, Some(&to))
+                .await
+                .is_err());
+        }
+        assert!(v.stat(&root, &p("/b/priv/mine")).await.is_err());
+        // the older version went with the folder, as private as before
+        assert_eq!(v.versions(&ann, &p("/b/old/f")).await.unwrap().len(), 1);
+        assert!(v.versions(&bob, &p("/b/old/f")).await.is_err());
+        v.restore(&ann, &p("/b/priv/f"), None, Some(&p("/b/old/f")))
+            .await
+            .unwrap();
+        assert_eq!(read(&v, "/b/old/f").await, b"two");
+
+        // deleted whole, its trash emptied: the folder's marker is gone, its file's older
+        // version stays (the versions policy keeps it)
+        private("/b/sec").await;
+        v.delete(&ann, &p("/b/sec")).await.unwrap();
+        v.empty_trash(&root, None).await.unwrap();
+        v.mkdir(&bob, &p("/b/sec")).await.unwrap();
+        assert_eq!(v.versions(&ann, &p("/b/sec/f")).await.unwrap().len(), 1);
+        assert_eq!(v.versions(&root, &p("/b/sec/f")).await.unwrap().len(), 1);
+        assert!(v
+            .versions(&bob, &p("/b/sec/f"))
+            .await
+            .map_or(true, |l| l.is_empty()));
+        assert!(v.restore(&bob, &p("/b/sec/f"), None, None).await.is_err());
+        assert!(v.stat(&root, &p("/b/sec/f")).await.is_err());
     }
 
     #[tokio::test]

@@ -35,9 +35,23 @@ struct Pebble {
 impl Pebble {
     /// Starts pebble issuing certificates valid for `validity` seconds, validating tls-alpn-01
     /// on `tls_port` and http-01 on `http_port` of whatever the test name resolves to.
+    /// Retries with fresh ports when pebble or its DNS dies at start (a port taken by
+    /// another test between `free_port` and the bind) or is not up in time under load.
     fn start(validity: u64, tls_port: u16, http_port: u16) -> Pebble {
         require("pebble");
         require("pebble-challtestsrv");
+        for attempt in 1..=3 {
+            if let Some(p) = Pebble::try_start(validity, tls_port, http_port) {
+                return p;
+            }
+            eprintln!("pebble did not come up (attempt {attempt} of 3), retrying");
+        }
+        panic!("pebble did not come up in three attempts");
+    }
+
+    /// One start of pebble and its DNS; None (both killed on drop) if either exits or pebble's
+    /// directory does not answer within 60 seconds.
+    fn try_start(validity: u64, tls_port: u16, http_port: u16) -> Option<Pebble> {
         let dir = tempfile::tempdir().expect("tempdir");
         // pebble's own HTTPS (directory and management) under a throwaway CA
         run(Command::new("sh")
@@ -80,19 +94,28 @@ impl Pebble {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start pebble");
-        let p = Pebble {
+        let mut p = Pebble {
             pebble: Some(pebble),
             dns,
             dir,
             port,
             mgmt,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while p.fetch(&p.directory()).is_none() {
-            assert!(Instant::now() < deadline, "pebble did not come up");
+            let pebble_exited = p
+                .pebble
+                .as_mut()
+                .map(|c| c.try_wait().ok().flatten().is_some());
+            let dns_exited = p.dns.try_wait().ok().flatten().is_some();
+            if pebble_exited != Some(false) || dns_exited || Instant::now() > deadline {
+                let log = std::fs::read_to_string(p.dir.path().join("dns.err")).unwrap_or_default();
+                eprintln!("pebble-challtestsrv's errors: {log}");
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        p
+        Some(p)
     }
 
     fn directory(&self) -> String {

@@ -919,3 +919,281 @@ fn a_bucket_converted_online_survives_a_kill_and_every_file_reads_throughout() {
     }
     assert_eq!(usage(&s), used);
 }
+
+/// Version `j` of the document `i` of the version tests: distinct, 2 to 3 segments long.
+fn ver_body(i: usize, j: usize) -> Vec<u8> {
+    let mut b = format!("doc {i} version {j} ").into_bytes();
+    b.extend(pattern(2 * SEG + 97 * j + 13 * i));
+    b
+}
+
+/// The bodies of `urls`, fetched as admin in one curl run (failing on any error status).
+fn get_urls(s: &Server, urls: &[String]) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["-s".to_string(), "-f".to_string()];
+    for (i, u) in urls.iter().enumerate() {
+        args.push(u.clone());
+        args.push("-o".into());
+        args.push(dir.path().join(format!("{i}")).to_string_lossy().into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.curl_admin(&args);
+    assert!(out.status.success(), "GET failed: {out:?}");
+    (0..urls.len())
+        .map(|i| std::fs::read(dir.path().join(format!("{i}"))).unwrap_or_default())
+        .collect()
+}
+
+/// The ids of the kept bytes (noncurrent versions and trashed files, no markers) of `path`.
+fn kept_ids(s: &Server, path: &str) -> Vec<String> {
+    let out = run(s.kura().args(["versions", "list", path, "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["delete_marker"] != true)
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The user API's download of a kept version of `path`.
+fn version_url(s: &Server, path: &str, id: &str) -> String {
+    s.url(&format!("/api/user/v1/download?path={path}&version={id}"))
+}
+
+/// Every file below the data dir holding a run of the known pattern.
+fn plaintext_files(s: &Server) -> Vec<std::path::PathBuf> {
+    walk(&s.data_dir())
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|b| contains(&b, b"KNOWN-PATTERN")))
+        .collect()
+}
+
+/// `kura fsck` finds nothing wrong.
+fn fsck_clean(s: &Server) {
+    let out = s.kura().arg("fsck").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success()
+            && text.contains("storage: no drift")
+            && text.contains("usage: no drift"),
+        "fsck: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_converted_bucket_seals_its_kept_versions_and_trash_and_disable_opens_them() {
+    require("curl");
+    let s = server_with_buckets();
+    // `pub` keeps versions and a trash (the default policy): four documents of four versions
+    for i in 0..4 {
+        for j in 0..4 {
+            assert!([201, 204].contains(&s.put(&format!("pub/doc{i}"), &ver_body(i, j))));
+        }
+    }
+    // a restored version: the current file and the kept bytes are one file on disk (a link)
+    let oldest = kept_ids(&s, "/pub/doc0").pop().unwrap();
+    run(s
+        .kura()
+        .args(["restore", "/pub/doc0", "--version", &oldest]));
+    assert_eq!(s.get("pub/doc0"), ver_body(0, 0));
+    // a folder and a file in the trash
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("pub/gone")]), 201);
+    assert_eq!(s.put("pub/gone/a", &pattern(3 * SEG + 1)), 201);
+    assert_eq!(s.put("pub/gone/b", &pattern(70)), 201);
+    assert_eq!(s.put("pub/single", &pattern(SEG)), 201);
+    assert_eq!(s.status(&["-X", "DELETE", &s.dav("pub/gone")]), 204);
+    assert_eq!(s.status(&["-X", "DELETE", &s.dav("pub/single")]), 204);
+    // what each kept id holds
+    let mut kept: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for i in 0..4 {
+        let path = format!("/pub/doc{i}");
+        let ids = kept_ids(&s, &path);
+        // newest first; doc0 also keeps the version its restore replaced (and the restored
+        // one stays kept too)
+        let bodies: Vec<Vec<u8>> = (0..if i == 0 { 4 } else { 3 })
+            .rev()
+            .map(|j| ver_body(i, j))
+            .collect();
+        assert_eq!(ids.len(), bodies.len(), "{path}: {ids:?}");
+        kept.extend(
+            ids.into_iter()
+                .zip(bodies)
+                .map(|(id, b)| (path.clone(), id, b)),
+        );
+    }
+    for (path, body) in [
+        ("/pub/gone/a", pattern(3 * SEG + 1)),
+        ("/pub/gone/b", pattern(70)),
+        ("/pub/single", pattern(SEG)),
+    ] {
+        let ids = kept_ids(&s, path);
+        assert_eq!(ids.len(), 1, "{path}: {ids:?}");
+        kept.push((path.to_string(), ids[0].clone(), body));
+    }
+    let urls: Vec<String> = kept
+        .iter()
+        .map(|(p, id, _)| version_url(&s, p, id))
+        .collect();
+    let check_kept = |when: &str| {
+        for ((p, id, want), got) in kept.iter().zip(get_urls(&s, &urls)) {
+            assert!(&got == want, "{p} version {id} {when}");
+        }
+    };
+    check_kept("before");
+    assert!(
+        !plaintext_files(&s).is_empty(),
+        "the test's pattern is on disk"
+    );
+    let used = usage(&s);
+
+    let out = run(s.kura().args(["encryption", "enable", "pub"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("pub: 4 files written sealed"), "{text}");
+    assert!(
+        text.contains("pub: 16 kept versions and trashed files written sealed"),
+        "{text}"
+    );
+    // nothing under the data dir holds the plaintext any more: files, versions, trash
+    let left = plaintext_files(&s);
+    assert!(left.is_empty(), "plaintext left on disk: {left:?}");
+    check_kept("after enable");
+    for i in 0..4 {
+        let want = if i == 0 {
+            ver_body(0, 0)
+        } else {
+            ver_body(i, 3)
+        };
+        assert!(s.get(&format!("pub/doc{i}")) == want, "doc{i}");
+    }
+    assert_eq!(usage(&s), used, "a conversion changes no usage");
+    fsck_clean(&s);
+    // a second run finds nothing left
+    let out = run(s.kura().args(["encryption", "enable", "pub"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("pub: 0 files written sealed")
+            && text.contains("pub: 0 kept versions and trashed files written sealed"),
+        "{text}"
+    );
+
+    // disable writes everything back plain, and everything still reads
+    let out = run(s.kura().args(["encryption", "disable", "pub"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("pub: 16 kept versions and trashed files written plain"),
+        "{text}"
+    );
+    check_kept("after disable");
+    let sealed: Vec<_> = walk(&s.data_dir().join("versions"))
+        .into_iter()
+        .filter(|p| std::fs::read(p).unwrap().starts_with(b"KURASEAL"))
+        .collect();
+    assert!(sealed.is_empty(), "kept bytes still sealed: {sealed:?}");
+    assert_eq!(usage(&s), used);
+    fsck_clean(&s);
+    // and what the trash holds comes back whole
+    run(s.kura().args(["restore", "/pub/gone"]));
+    run(s.kura().args(["restore", "/pub/single"]));
+    assert_eq!(s.get("pub/gone/a"), pattern(3 * SEG + 1));
+    assert_eq!(s.get("pub/gone/b"), pattern(70));
+    assert_eq!(s.get("pub/single"), pattern(SEG));
+    fsck_clean(&s);
+}
+
+/// How many of the kept files on disk are sealed.
+fn sealed_kept_on_disk(s: &Server) -> usize {
+    walk(&s.data_dir().join("versions"))
+        .into_iter()
+        .filter(|p| {
+            let mut head = [0u8; 8];
+            std::fs::File::open(p)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok_and(|_| &head == b"KURASEAL")
+        })
+        .count()
+}
+
+#[test]
+fn a_conversion_killed_among_the_kept_versions_loses_nothing() {
+    require("curl");
+    let s = server_with_buckets();
+    const N: usize = 200;
+    // each file has one kept version (its first body) and a short current one
+    for i in 0..N {
+        let path = format!("pub/f{i:04}");
+        assert_eq!(s.put(&path, &conv_body(i)), 201);
+        assert_eq!(s.put(&path, format!("now {i}").as_bytes()), 204);
+    }
+    let ids: Vec<String> = (0..N)
+        .map(|i| {
+            let ids = kept_ids(&s, &format!("/pub/f{i:04}"));
+            assert_eq!(ids.len(), 1);
+            ids[0].clone()
+        })
+        .collect();
+    let urls: Vec<String> = (0..N)
+        .map(|i| version_url(&s, &format!("/pub/f{i:04}"), &ids[i]))
+        .collect();
+    let check = |when: &str| {
+        for (i, got) in get_urls(&s, &urls).into_iter().enumerate() {
+            assert!(got == conv_body(i), "f{i:04}'s version {when}");
+        }
+        for (i, got) in get_all(&s, N).into_iter().enumerate() {
+            assert_eq!(got, format!("now {i}").as_bytes(), "f{i:04} {when}");
+        }
+    };
+    let used = usage(&s);
+    let mut conv = s
+        .kura()
+        .args(["encryption", "enable", "pub"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    // the current files go first; killed a third of the way through the kept ones
+    while sealed_kept_on_disk(&s) < N / 3 {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the conversion does not advance"
+        );
+        assert!(
+            conv.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    conv.kill().unwrap(); // SIGKILL
+    conv.wait().unwrap();
+    let half = sealed_kept_on_disk(&s);
+    assert!(half > 0 && half < N, "killed half way: {half} sealed");
+    assert_eq!(usage(&s), used, "a conversion changes no usage");
+    check("after the kill");
+    // run again, reading the versions while it runs
+    let conv = s
+        .kura()
+        .args(["encryption", "enable", "pub"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for i in (0..N).rev().step_by(10) {
+        let got = get_urls(&s, &urls[i..i + 1]).pop().unwrap();
+        assert!(got == conv_body(i), "f{i:04}'s version during the run");
+    }
+    let out = conv.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(sealed_kept_on_disk(&s), N);
+    check("after the second run");
+    let left = plaintext_files(&s);
+    assert!(left.is_empty(), "plaintext left on disk: {left:?}");
+    let tmp: Vec<_> = walk(&s.data_dir().join("tmp"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("convert-"))
+        .collect();
+    assert!(tmp.is_empty(), "leftover temporary files: {tmp:?}");
+    assert_eq!(usage(&s), used, "a conversion changes no usage");
+    fsck_clean(&s);
+}

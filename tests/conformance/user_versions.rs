@@ -1,7 +1,7 @@
 //! The user API's versions, trash and restore (docs/versions.md): a user sees and restores
 //! only what the core lets her read and write; others see nothing of it.
 
-use crate::common::{run, Server};
+use crate::common::{code, run, Server};
 
 fn as_user(server: &Server, who: &str, args: &[&str]) -> (u16, serde_json::Value) {
     let mut all = vec!["-s", "-w", "\n%{http_code}", "-u", who];
@@ -199,4 +199,191 @@ fn a_deleted_private_folder_keeps_its_files_history_private() {
     assert!(s == 403 || s == 404, "mallory restored it: {s} {v}");
     let got = server.status_as(mallory, &[&server.dav("mine/plan.txt")]);
     assert_eq!(got, 404, "nothing was restored into mallory's bucket");
+}
+
+/// GET a user API path as `who`; (status, JSON body).
+fn api_get(server: &Server, who: &str, path: &str) -> (u16, serde_json::Value) {
+    as_user(server, who, &[&server.url(&format!("/api/user/v1/{path}"))])
+}
+
+/// POST a restore as `who`; the status.
+fn api_restore(server: &Server, who: &str, body: &str) -> u16 {
+    let url = server.url("/api/user/v1/restore");
+    let args = [
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        &url,
+    ];
+    as_user(server, who, &args).0
+}
+
+fn paths_in_trash(t: &serde_json::Value) -> Vec<String> {
+    t["deletes"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|d| d["path"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A bucket `home` of group fam (alice, bob: 775) holding alice's folder `name`, of group
+/// duo (alice alone) and mode 770, with a file written twice (one version kept).
+fn private_folder_in_a_shared_bucket(server: &Server, name: &str, file: &str) {
+    for g in ["fam", "duo"] {
+        run(server.kura().args(["group", "add", g]));
+    }
+    run(server
+        .kura()
+        .args(["bucket", "create", "home", "--group", "fam"]));
+    run(server.kura().args(["chmod", "775", "/home"]));
+    server.add_user("alice", "alice-pw-1", &["--group", "fam"]);
+    server.add_user("bob", "bob-pw-123", &["--group", "fam"]);
+    run(server.kura().args(["group", "add-user", "duo", "alice"]));
+    let dir = format!("home/{name}");
+    assert_eq!(
+        server.status_as(ALICE, &["-X", "MKCOL", &server.dav(&dir)]),
+        201
+    );
+    run(server.kura().args(["chown", ":duo", &format!("/{dir}")]));
+    run(server.kura().args(["chmod", "770", &format!("/{dir}")]));
+    let f = format!("{dir}/{file}");
+    assert_eq!(put(server, ALICE, &f, "salary v1"), 201);
+    assert_eq!(put(server, ALICE, &f, "salary v2"), 204);
+    let got = server.status_as(BOB, &[&server.dav(&f)]);
+    assert_eq!(got, 403, "bob reads alice's private folder");
+}
+
+const ALICE: &str = "alice:alice-pw-1";
+const BOB: &str = "bob:bob-pw-123";
+
+/// Attack (issue 16): alice deletes a file in her private folder (770, bob not in its
+/// group), then renames the folder away; bob makes a new folder of the same name, which he
+/// may list. The trash was judged against the folder now at that path: bob saw alice's
+/// deleted file in his trash, and could read and restore it as his own. The folders as they
+/// were at the delete now decide: bob sees, reads and restores nothing; alice still can.
+#[test]
+fn a_folder_renamed_away_does_not_open_its_trash_to_a_new_folder_of_the_same_name() {
+    let server = Server::plain();
+    private_folder_in_a_shared_bucket(&server, "priv", "plan.txt");
+    let del = server.status_as(ALICE, &["-X", "DELETE", &server.dav("home/priv/plan.txt")]);
+    assert_eq!(del, 204);
+    let dest = format!("Destination: {}", server.dav("home/archive"));
+    let moved = server.status_as(
+        ALICE,
+        &["-X", "MOVE", "-H", &dest, &server.dav("home/priv")],
+    );
+    assert_eq!(moved, 201);
+    assert_eq!(
+        server.status_as(BOB, &["-X", "MKCOL", &server.dav("home/priv")]),
+        201
+    );
+
+    let (s, t) = api_get(&server, ALICE, "trash?bucket=home");
+    assert_eq!(s, 200);
+    assert!(
+        paths_in_trash(&t).contains(&"/home/priv/plan.txt".to_string()),
+        "{t}"
+    );
+    let (s, v) = api_get(&server, ALICE, "versions?path=/home/priv/plan.txt");
+    assert_eq!(s, 200, "{v}");
+    let id = v["versions"]
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["delete_marker"] == false))
+        .and_then(|r| r["id"].as_str())
+        .expect("the deleted bytes' id")
+        .to_string();
+
+    let (s, t) = api_get(&server, BOB, "trash?bucket=home");
+    assert_eq!(s, 200);
+    assert!(
+        paths_in_trash(&t).is_empty(),
+        "bob sees alice's deleted file: {t}"
+    );
+    let (s, v) = api_get(&server, BOB, "versions?path=/home/priv/plan.txt");
+    let seen = v["versions"].as_array().map_or(0, Vec::len);
+    assert!(s != 200 || seen == 0, "bob lists its versions: {v}");
+    let url = server.url(&format!(
+        "/api/user/v1/download?path=/home/priv/plan.txt&version={id}"
+    ));
+    let got = server.curl(&["-s", "-u", BOB, "-w", "\n%{http_code}", &url]);
+    let text = String::from_utf8_lossy(&got.stdout).into_owned();
+    assert!(!text.contains("salary"), "bob downloads it: {text}");
+    assert!(text.ends_with("403") || text.ends_with("404"), "{text}");
+    for body in [
+        r#"{"path": "/home/priv/plan.txt"}"#.to_string(),
+        format!(
+            r#"{{"path": "/home/priv/plan.txt", "version": "{id}", "to": "/home/priv/mine.txt"}}"#
+        ),
+    ] {
+        let s = api_restore(&server, BOB, &body);
+        assert!(s == 403 || s == 404, "bob restores it ({body}): {s}");
+    }
+    for p in ["home/priv/plan.txt", "home/priv/mine.txt"] {
+        assert_eq!(
+            server.status_as(BOB, &[&server.dav(p)]),
+            404,
+            "{p} restored"
+        );
+    }
+    // alice brings it back where she may write
+    let body = r#"{"path": "/home/priv/plan.txt", "to": "/home/archive/plan.txt"}"#;
+    assert_eq!(api_restore(&server, ALICE, body), 200);
+    let got = server.curl(&["-s", "-u", ALICE, &server.dav("home/archive/plan.txt")]);
+    assert_eq!(got.stdout, b"salary v2");
+}
+
+/// Attack (issue 16), the versions' side: alice's private folder is deleted and the trash
+/// emptied, which drops the folder's marker but keeps the older versions of its files (they
+/// follow the versions policy); bob makes a folder of the same name. Those versions were
+/// judged by the new folder and the file's own bits (644): bob listed and read them.
+#[test]
+fn versions_kept_in_a_private_folder_stay_private_when_a_public_one_takes_its_name() {
+    let server = Server::plain();
+    private_folder_in_a_shared_bucket(&server, "sec", "key.txt");
+    let del = server.status_as(ALICE, &["-X", "DELETE", &server.dav("home/sec")]);
+    assert_eq!(del, 204);
+    let emptied = server.curl_admin(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "DELETE",
+        &server.url("/api/user/v1/trash?bucket=home"),
+    ]);
+    assert_eq!(code(&emptied), 200);
+    assert_eq!(
+        server.status_as(BOB, &["-X", "MKCOL", &server.dav("home/sec")]),
+        201
+    );
+
+    let (s, v) = api_get(&server, ALICE, "versions?path=/home/sec/key.txt");
+    assert_eq!(s, 200, "{v}");
+    let kept = v["versions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(kept.len(), 1, "the older version outlives the trash: {v}");
+    let id = kept[0]["id"].as_str().expect("id").to_string();
+
+    let (s, v) = api_get(&server, BOB, "versions?path=/home/sec/key.txt");
+    let seen = v["versions"].as_array().map_or(0, Vec::len);
+    assert!(s != 200 || seen == 0, "bob lists alice's old versions: {v}");
+    let url = server.url(&format!(
+        "/api/user/v1/download?path=/home/sec/key.txt&version={id}"
+    ));
+    let got = server.curl(&["-s", "-u", BOB, "-w", "\n%{http_code}", &url]);
+    let text = String::from_utf8_lossy(&got.stdout).into_owned();
+    assert!(!text.contains("salary"), "bob reads an old version: {text}");
+    let body = format!(r#"{{"path": "/home/sec/key.txt", "version": "{id}"}}"#);
+    let s = api_restore(&server, BOB, &body);
+    assert!(s == 403 || s == 404, "bob restores it: {s}");
+    assert_eq!(
+        server.status_as(BOB, &[&server.dav("home/sec/key.txt")]),
+        404
+    );
 }

@@ -293,6 +293,22 @@ fn kept_versions_count_against_the_quota_and_purge_first_makes_room() {
     run(server
         .kura()
         .args(["bucket", "set", "b", "--purge-first", "true"]));
+    // a write announcing more than purging everything could free costs the group nothing
+    let huge = server.status(&[
+        "--http1.1",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Length: 10737418240",
+        "--data-binary",
+        "0123456789",
+        "--max-time",
+        "20",
+        &server.dav("b/huge"),
+    ]);
+    assert_eq!(huge, 507);
+    assert_eq!(usage(&server), (300, 600));
+    assert_eq!(versions(&server, "/b/f").len(), 1);
     assert_eq!(server.put("b/g", &[b'c'; 200]), 201);
     assert_eq!(usage(&server), (500, 0));
     assert!(versions(&server, "/b/f").is_empty());

@@ -527,6 +527,100 @@ fn turning_two_factor_on_takes_the_password_again() {
     assert_eq!(status, 200, "{answer}");
 }
 
+/// Red team: a session alone (a cookie stolen, a browser left open) and a code seen over a
+/// shoulder or a recovery code found on a desk turned two-factor authentication off, or got
+/// new recovery codes (the owner's own then stop working). Both now take the password again,
+/// as turning it on does, beside a current or recovery code.
+#[test]
+fn turning_two_factor_off_and_new_recovery_codes_take_the_password_again() {
+    let server = Server::start(true);
+    server.add_user("hal", "hal-pw-12345", &[]);
+    server.add_user("ivy", "ivy-pw-12345", &[]);
+    let (_, cookie, csrf, _) = sign_in(&server, "hal:hal-pw-12345", &[]);
+    let (c, x) = (with_cookie(&cookie), csrf_header(&csrf));
+    let secret = begin_2fa(&server, &c, &x);
+    let good = serde_json::json!({"secret": secret, "code": totp_code(&secret, now())});
+    let (status, answer) = confirm_2fa(
+        &server,
+        Some("hal:hal-pw-12345"),
+        (&c, &x),
+        &good.to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let codes_of = |answer: &str| -> Vec<String> {
+        json_of(answer)["recovery_codes"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let old = codes_of(&answer);
+    assert_eq!(old.len(), 10);
+    // the session that turned it on, with a recovery code, and `user_pw` as the password
+    let with = |method: &str, path: &str, user_pw: Option<&str>, code: &str| {
+        let body = serde_json::json!({ "code": code }).to_string();
+        let mut args = vec![
+            "-H",
+            &c,
+            "-H",
+            &x,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ];
+        if let Some(up) = user_pw {
+            args.extend_from_slice(&["-u", up]);
+        }
+        call(&server, method, path, &args)
+    };
+    let on = || {
+        let (_, answer) = call(&server, "GET", "session", &["-H", &c]);
+        json_of(&answer)["two_factor"] == true
+    };
+    for (method, path) in [("DELETE", "2fa"), ("POST", "2fa/recovery-codes")] {
+        let (status, answer) = with(method, path, None, &old[1]);
+        assert_eq!(
+            status, 401,
+            "{method} {path} with a session alone: {answer}"
+        );
+        // another user's password is not hal's
+        assert_eq!(with(method, path, Some("ivy:ivy-pw-12345"), &old[1]).0, 401);
+        assert!(
+            on(),
+            "{method} {path} changed two-factor without the password"
+        );
+    }
+    // a wrong password (a failed login, like each refusal below: five from one address
+    // would lock hal out for 15 minutes, so this test makes three)
+    assert_eq!(with("DELETE", "2fa", Some("hal:wrong-pw"), &old[1]).0, 401);
+    // with the password and a code: new recovery codes, the old ones spent
+    let (status, answer) = with(
+        "POST",
+        "2fa/recovery-codes",
+        Some("hal:hal-pw-12345"),
+        &old[1],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let new = codes_of(&answer);
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|n| !old.contains(n)), "{new:?}");
+    let rc = serde_json::json!({"code": old[2]}).to_string();
+    assert_eq!(sign_in(&server, "hal:hal-pw-12345", &["-d", &rc]).0, 401);
+    // the password and no code: still on
+    assert_eq!(with("DELETE", "2fa", Some("hal:hal-pw-12345"), "").0, 401);
+    assert!(on());
+    // the password and a code turn it off; every session ends
+    let (status, answer) = with("DELETE", "2fa", Some("hal:hal-pw-12345"), &new[0]);
+    assert_eq!(status, 204, "{answer}");
+    let (status, _) = call(&server, "GET", "session", &["-H", &c]);
+    assert_eq!(status, 401);
+    assert_eq!(sign_in(&server, "hal:hal-pw-12345", &[]).0, 200);
+}
+
 /// Red team: a request signed in by its session cookie that also carried `Authorization:
 /// Basic victim:anything` succeeded, and the throttle took that success as the victim's
 /// password proven from that address: any user could so exempt address after address from

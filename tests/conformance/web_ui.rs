@@ -71,7 +71,8 @@ fn browser_sign_in_out_and_throttle() {
 }
 
 /// A file named like markup is shown as text: no alert, no `<img>` in the page, no CSP
-/// violation in the console.
+/// violation in the console; one whose name holds a right-to-left override does not read
+/// as another name (`invoice_exe.pdf`).
 #[test]
 fn browser_hostile_file_name_is_text() {
     let s = server();
@@ -79,6 +80,8 @@ fn browser_hostile_file_name_is_text() {
     let name = "<img src=x onerror=alert(1)>.txt";
     let escaped = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     assert_eq!(s.put(&format!("web/{escaped}"), b"hello\n"), 201);
+    // a right-to-left override, kept by the server (WebDAV and S3 clients may carry it)
+    assert_eq!(s.put("web/invoice_%E2%80%AEfdp.exe", b"MZ\n"), 201);
     browse(&s, "hostile_name.py", admin(), &[]);
 }
 

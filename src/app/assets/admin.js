@@ -115,7 +115,9 @@ async function admGet(path) {
 // A table of rows (cells: text or nodes); `key` names each row for tests and screen readers.
 function admTable(id, heads, rows, empty) {
   if (!rows.length) return el("p", { id, class: "muted", text: t(empty) });
-  const cell = (tag, c) => el(tag, {}, ...(Array.isArray(c) ? c : [c == null ? "" : c]));
+  // user data in a cell shows its bidi controls as markers (app.js: shown)
+  const part = (x) => (typeof x === "string" ? shown(x) : x);
+  const cell = (tag, c) => el(tag, {}, ...(Array.isArray(c) ? c : [c == null ? "" : c]).map(part));
   return el("div", { class: "adm-scroll" }, el("table", { id, class: "adm" },
     el("thead", {}, el("tr", {}, ...heads.map((h) => cell("th", t(h))))),
     el("tbody", {}, ...rows.map(([key, cells]) =>

@@ -22,6 +22,8 @@ const CATALOGUE = {
     signOut: "Sign out", signOutAll: "Sign out everywhere", account: "Your account",
     sessions: "Signed-in browsers", twoFactor: "Two-factor authentication",
     tfOn: "On.", tfOff: "Off.", tfEnable: "Turn on", tfDisable: "Turn off",
+    tfAgain: "To turn it off or get new recovery codes, enter your password and a code (or a recovery code).",
+    tfRenew: "New recovery codes",
     tfScan: "Add this secret to your authenticator app, then enter the code it shows.",
     tfLink: "Open in an authenticator app", tfConfirm: "Confirm",
     tfCodes: "Recovery codes: each works once if you lose your phone. Keep them safe now; they are not shown again.",
@@ -70,6 +72,8 @@ const CATALOGUE = {
     signOut: "Se déconnecter", signOutAll: "Se déconnecter partout", account: "Votre compte",
     sessions: "Navigateurs connectés", twoFactor: "Authentification à deux facteurs",
     tfOn: "Activée.", tfOff: "Désactivée.", tfEnable: "Activer", tfDisable: "Désactiver",
+    tfAgain: "Pour la désactiver ou obtenir de nouveaux codes de secours, saisissez votre mot de passe et un code (ou un code de secours).",
+    tfRenew: "Nouveaux codes de secours",
     tfScan: "Ajoutez ce secret à votre application d'authentification, puis saisissez le code affiché.",
     tfLink: "Ouvrir dans une application d'authentification", tfConfirm: "Confirmer",
     tfCodes: "Codes de secours : chacun sert une fois si vous perdez votre téléphone. Conservez-les maintenant ; ils ne seront plus affichés.",
@@ -113,10 +117,21 @@ let me = null;
 
 /* ---------- small helpers ---------- */
 
+// Characters that reorder the text around them (bidi embeddings, overrides, isolates and
+// marks): in a name they make "invoice_\u202Efdp.exe" read "invoice_exe.pdf". Kura keeps
+// such names (WebDAV and S3 clients may carry them); the app shows each of these characters
+// as a visible marker, "⟨U+202E⟩", wherever it shows names, paths and other user data
+// (docs/web.md). A file's own contents in a preview are shown as they are ("raw").
+const BIDI = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+const shown = (s) => String(s).replace(BIDI, (c) =>
+  "⟨U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "⟩");
+
 function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
-    if (k === "text") e.textContent = v;
+    if (k === "text") e.textContent = shown(v);
+    else if (k === "raw") e.textContent = v;
+    else if (k === "aria-label") e.setAttribute(k, shown(v));
     else if (k === "class") e.className = v;
     else if (k === "on") for (const [ev, f] of Object.entries(v)) e.addEventListener(ev, f);
     else if (k in e && typeof v !== "string") e[k] = v;
@@ -217,7 +232,7 @@ async function start() {
 function signedIn(who) {
   me = who;
   csrf = who.csrf;
-  $("who-name").textContent = who.user;
+  $("who-name").textContent = shown(who.user);
   $("admin-link").hidden = !who.admin;
   resumableNotice();
   route();
@@ -288,10 +303,24 @@ async function tfConfirm(ev) {
   $("tf-begin").hidden = true;
 }
 
+// Turning it off, or new recovery codes (the button pressed says which): the password again
+// and a code, which the server checks (a session alone does neither).
 async function tfDisable(ev) {
   ev.preventDefault();
-  const r = await call("DELETE", "2fa", { code: ev.target.code.value });
+  const f = ev.target;
+  const renew = ev.submitter && ev.submitter.name === "renew";
+  const basic = "Basic " + b64(me.user + ":" + f.password.value);
+  const r = renew
+    ? await call("POST", "2fa/recovery-codes", { code: f.code.value }, { Authorization: basic })
+    : await call("DELETE", "2fa", { code: f.code.value }, { Authorization: basic });
+  f.password.value = ""; f.code.value = "";
   if (r.status === 204) { csrf = ""; me = null; show("sign-in"); return; }
+  if (renew && r.status === 200) {
+    $("home-error").textContent = "";
+    $("tf-code-list").textContent = r.data.recovery_codes.join("\n");
+    $("tf-codes").hidden = false;
+    return;
+  }
   $("home-error").textContent = r.data.error === "invalid" ? t("invalid") : t("failed") + why(r);
 }
 
@@ -589,7 +618,7 @@ function pickFolder(title, okText) {
 
 async function details(e) {
   const d = $("details");
-  $("d-name").textContent = e.name;
+  $("d-name").textContent = shown(e.name);
   const facts = [
     [t("type"), e.folder ? t("folder") : e.content_type || ""],
     [t("size"), e.folder ? "" : bytes(e.size)],
@@ -664,7 +693,7 @@ function enqueue(list) {
     j.bar = el("progress", { max: file.size || 1, value: 0 });
     j.info = el("span", { class: "muted" });
     j.li = el("li", {}, el("span", { class: "up-name", text: j.target }), j.bar, j.info);
-    j.bar.setAttribute("aria-label", j.target);
+    j.bar.setAttribute("aria-label", shown(j.target));
     $("up-list").append(j.li);
     jobs.push(j);
     queue.push(j);

@@ -56,7 +56,7 @@ async function showPreview() {
   const e = pv.list[pv.at];
   const kind = previewKind(e);
   const box = $("pv-body");
-  $("pv-name").textContent = e.name;
+  $("pv-name").textContent = shown(e.name);
   $("pv-count").textContent = t("of", { a: pv.at + 1, b: pv.list.length });
   $("pv-prev").disabled = $("pv-next").disabled = pv.list.length < 2;
   $("pv-download").href = API + "download?" + q({ path: e.path });
@@ -88,7 +88,7 @@ async function showPreview() {
     const text = await r.text();
     if (!here()) return;
     const cut = e.size > TEXT_MAX ? el("p", { class: "muted", text: t("truncated") }) : "";
-    box.replaceChildren(kind === "markdown" ? markdown(text) : el("pre", { class: "pv-text", text }), cut);
+    box.replaceChildren(kind === "markdown" ? markdown(text) : el("pre", { class: "pv-text", raw: text }), cut);
   } else if (kind === "pdf") {
     // Chromium's PDF viewer does not run under the sandbox CSP every download carries, and
     // lifting it would let a PDF's scripts run: the server renders each page as an image
@@ -153,15 +153,15 @@ function inline(text) {
   while ((m = re.exec(text))) {
     if (m.index > last) out.push(document.createTextNode(text.slice(last, m.index)));
     const s = m[0];
-    if (m[1]) out.push(el("code", { text: s.slice(1, -1) }));
-    else if (m[2]) out.push(el("strong", { text: s.slice(2, -2) }));
-    else if (m[3]) out.push(el("em", { text: s.slice(1, -1) }));
+    if (m[1]) out.push(el("code", { raw: s.slice(1, -1) }));
+    else if (m[2]) out.push(el("strong", { raw: s.slice(2, -2) }));
+    else if (m[3]) out.push(el("em", { raw: s.slice(1, -1) }));
     else {
       const label = s.slice(1, s.indexOf("]("));
       const href = s.slice(s.indexOf("](") + 2, -1);
       // only web links; javascript:, data: and the rest stay text
       out.push(/^https?:\/\//i.test(href)
-        ? el("a", { href, text: label, rel: "noopener noreferrer nofollow", target: "_blank" })
+        ? el("a", { href, raw: label, rel: "noopener noreferrer nofollow", target: "_blank" })
         : document.createTextNode(s));
     }
     last = m.index + s.length;
@@ -185,7 +185,7 @@ function markdown(src) {
       flush();
       const code = [];
       for (i++; i < lines.length && !/^```/.test(lines[i]); i++) code.push(lines[i]);
-      root.append(el("pre", {}, el("code", { text: code.join("\n") })));
+      root.append(el("pre", {}, el("code", { raw: code.join("\n") })));
       continue;
     }
     const h = /^(#{1,6})\s+(.*)$/.exec(line);
@@ -238,7 +238,7 @@ const versionLink = (e, v) => el("a", {
 function shareDialog(e) {
   const d = $("share");
   const f = $("share-form");
-  $("share-path").textContent = e.path;
+  $("share-path").textContent = shown(e.path);
   f.reset();
   f.drop.disabled = !e.folder;
   $("share-result").hidden = true;

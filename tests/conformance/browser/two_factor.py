@@ -1,6 +1,7 @@
 """Two-factor sign-in in the browser: a user turns TOTP on in her account page (the code
 computed here from the secret the page shows, RFC 6238 in a few lines), signs out, signs in
-with password and code; a wrong code is refused; a recovery code works once; then the
+with password and code; a wrong code is refused; she gets new recovery codes (password and
+a code again); a new recovery code works once; then the
 administrator resets her two-factor authentication from the console, in another browser,
 and the password alone signs her in again. The test (web_ui.rs) made the user
 KURA_2FA_USER with password KURA_2FA_PASSWORD; KURA_USER is the administrator."""
@@ -90,6 +91,19 @@ def main(d):
     # the right one (the next step's: the step used to turn it on is spent)
     sign_in_with(d, TINA_PW, totp(secret, time.time() + 30))
     signed_in(d)
+    # new recovery codes take the password again and a code (here a recovery code)
+    d.get(BASE + "/app/#/account")
+    f = visible(d, "#tf-disable")
+    f.find_element(By.NAME, "password").send_keys(TINA_PW)
+    f.find_element(By.NAME, "code").send_keys(recovery[1])
+    d.find_element(By.ID, "tf-renew").click()
+
+    def renewed(d):
+        listed = [c.strip() for c in d.find_element(By.ID, "tf-code-list").text.split("\n") if c.strip()]
+        return listed if listed and set(listed).isdisjoint(recovery) else None
+
+    recovery = wait(d, renewed, what="new recovery codes")
+    assert len(recovery) >= 5, recovery
     sign_out(d)
 
     # a recovery code works once
