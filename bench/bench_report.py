@@ -27,6 +27,10 @@ RATIO_TARGETS = [
 ]
 RSS_AFTER_ALLPROP_MIB = 60
 P99_MS = 20
+# Issue 17's targets for encrypted buckets against plain ones on the same server: CPU s/GiB
+# added to large transfers, and the share added to small-file operations.
+ENC_ADDED_S_PER_GIB = 0.4
+ENC_SMALL_SHARE = 0.10
 
 
 def _f(v, nd=1):
@@ -63,7 +67,7 @@ def _r(v):
 
 def _key(r):
     return (
-        ["large", "small", "list"].index(r["workload"]),
+        ["large", "small", "list", "encryption"].index(r["workload"]),
         r["op"],
         {"webdav": 0, "s3": 1}.get(r["protocol"], 2),
         r["transport"],
@@ -137,6 +141,40 @@ def _cpu(r):
     return None
 
 
+def encryption_rows(results):
+    """Plain against encrypted bucket (same Kura server, same run), one row per operation:
+    CPU per unit of each, what encryption adds, the ratio, and whether issue 17's target is
+    met (None when a side is missing)."""
+    out = []
+    for op in ("large PUT", "large GET", "small PUT", "small GET"):
+        p = e = None
+        for r in results:
+            if r.get("server") == "kura" and r.get("workload") == "encryption" and r["op"] == op:
+                if r.get("bucket") == "plain":
+                    p = r
+                elif r.get("bucket") == "encrypted":
+                    e = r
+        if p is None or e is None:
+            continue
+        large = op.startswith("large")
+        key = "cpu_s_per_gib" if large else "cpu_us_per_op"
+        added = e[key] - p[key]
+        ratio = _ratio(e[key], p[key])
+        if large:
+            met = added < ENC_ADDED_S_PER_GIB
+            limit = f"< {ENC_ADDED_S_PER_GIB} s/GiB added"
+        else:
+            met = None if ratio is None else ratio - 1 < ENC_SMALL_SHARE
+            limit = f"< {ENC_SMALL_SHARE:.0%} added"
+        out.append({"op": op, "unit": "CPU s/GiB" if large else "CPU µs/op",
+                    "plain": p[key], "encrypted": e[key], "added": added, "ratio": ratio,
+                    "rate_plain": p["mib_s" if large else "ops_s"],
+                    "rate_encrypted": e["mib_s" if large else "ops_s"],
+                    "plain_runs": p.get("cpu_runs"), "encrypted_runs": e.get("cpu_runs"),
+                    "limit": limit, "met": met})
+    return out
+
+
 def targets(results, meta):
     """Issue 20's targets, each with what this run measured and whether it is met (None: not
     measured in this run, e.g. a peer was skipped)."""
@@ -146,7 +184,8 @@ def targets(results, meta):
         out.append({"target": label, "measured": measured, "limit": limit, "met": met,
                     "how": how})
 
-    for label, w, op, proto, tr, peer, limit in RATIO_TARGETS:
+    enc_only = meta.get("mode") == "encryption rows"
+    for label, w, op, proto, tr, peer, limit in [] if enc_only else RATIO_TARGETS:
         k = _find(results, "kura", w, op, tr, proto)
         r = _find(results, peer, w, op, tr)
         ratio = None if k is None or r is None else _ratio(_cpu(k), _cpu(r))
@@ -158,10 +197,11 @@ def targets(results, meta):
         add(label, shown, lim, met)
     k = _find(results, "kura", "list", "PROPFIND allprop", "http", "webdav")
     v = None if k is None else k.get("rss_after_mib")
-    add("server RSS after the allprop PROPFIND", None if v is None else f"{v:.0f} MiB",
-        f"< {RSS_AFTER_ALLPROP_MIB} MiB", None if v is None else v < RSS_AFTER_ALLPROP_MIB)
+    if not enc_only:
+        add("server RSS after the allprop PROPFIND", None if v is None else f"{v:.0f} MiB",
+            f"< {RSS_AFTER_ALLPROP_MIB} MiB", None if v is None else v < RSS_AFTER_ALLPROP_MIB)
     md5 = meta.get("md5_cpu_s_per_gib")
-    for proto in ("webdav", "s3"):
+    for proto in () if enc_only else ("webdav", "s3"):
         for tr in ("http", "https"):
             k = _find(results, "kura", "large", "PUT", tr, proto)
             n = _find(results, "nginx-dav", "large", "PUT", tr)
@@ -178,6 +218,13 @@ def targets(results, meta):
         add(f"small-file p99 at {worst.get('clients', '?')} clients (worst Kura row)",
             f"{worst['p99_ms']:.1f} ms ({worst['protocol']} {worst['op']})", f"< {P99_MS} ms",
             worst["p99_ms"] < P99_MS)
+    for x in encryption_rows(results):
+        shown = (f"{x['added']:+.3f} s/GiB ({x['plain']:.3f} → {x['encrypted']:.3f})"
+                 if x["op"].startswith("large") else
+                 f"{x['ratio'] - 1:+.1%} ({x['plain']:.0f} → {x['encrypted']:.0f} µs/op)"
+                 if x["ratio"] is not None else None)
+        add(f"encryption: {x['op']}, encrypted vs plain bucket (issue 17)", shown, x["limit"],
+            x["met"], "same Kura server, S3 over plain HTTP")
     errors = sum(r.get("errors", 0) for r in results) + sum(1 for r in results if r.get("failed"))
     add("errors (every server, every workload)", str(errors), "0", errors == 0)
     return out
@@ -225,6 +272,8 @@ def build_report(meta, results):
         "beside it for information.\n"
     )
 
+    enc_only = meta.get("mode") == "encryption rows"
+    peers_from = len(md)  # the tables of every server, left out of an encryption-only run
     md.append("## Large files (MiB/s higher is better; CPU s/GiB and RSS lower are better)\n")
     rows = []
     for r in ok:
@@ -260,11 +309,35 @@ def build_report(meta, results):
         "Windows Explorer sends (Depth 1, no body, which RFC 4918 defines as allprop). RSS after: "
         "the server's resident memory 1 s after the last listing was answered.\n"
     )
+    if enc_only:
+        del md[peers_from:]
+
+    enc = encryption_rows(ok)
+    if enc:
+        md.append(
+            "\n## Encryption at rest (Kura: plain bucket vs encrypted bucket)\n\n"
+            "The same Kura server, S3 over plain HTTP, a plain bucket and an encrypted one "
+            "(AES-256-GCM in 64 KiB segments, docs/encryption.md), the two alternating within "
+            "each repetition. Large: one file, PUT then GET; small: the small-file workload "
+            "above. Added: encrypted minus plain; ratio: encrypted/plain.\n"
+        )
+        rows = []
+        for x in enc:
+            nd = 3 if x["op"].startswith("large") else 0
+            spread = lambda v, runs: (f"{_f(v, nd)} ({_f(min(runs), nd)}–{_f(max(runs), nd)})"
+                                      if runs and len(runs) > 1 else _f(v, nd))
+            rows.append([x["op"], x["unit"], spread(x["plain"], x["plain_runs"]),
+                         spread(x["encrypted"], x["encrypted_runs"]),
+                         f"{x['added']:+.{nd}f}", _r(x["ratio"]),
+                         f"{_f(x['rate_plain'], 0)} / {_f(x['rate_encrypted'], 0)}"])
+        md.append(_table(["op", "unit", "plain", "encrypted", "added", "ratio",
+                          "MiB/s or ops/s (plain / encrypted)"], rows))
 
     tg = targets(ok + failed, meta)
     md.append(
-        "\n## Targets (issue 20)\n\n"
-        "Ratios of the server's CPU per unit of work, Kura/peer, plain HTTP, in this run. "
+        "\n## Targets (issues 20 and 17)\n\n"
+        "Ratios of the server's CPU per unit of work, Kura/peer (issue 20) or encrypted/plain "
+        "bucket (issue 17), plain HTTP, in this run. "
         "*not measured*: the peer or workload did not run (see Skipped).\n"
     )
 
@@ -279,6 +352,7 @@ def build_report(meta, results):
                      [[x["target"], x["measured"] or "–", x["limit"], verdict(x), x["how"]]
                       for x in tg]))
 
+    ratios_from = len(md)
     md.append(
         "\n## Ratios Kura/peer\n\n"
         "Above 1 means Kura is higher. For MiB/s and ops/s higher is better (a ratio above 1 is "
@@ -307,6 +381,8 @@ def build_report(meta, results):
     md.append("\n### Listing\n")
     md.append(_table(["op", "vs", "ms ↓", "CPU ms/listing ↓ (decides)", "RSS ↓", "CPU target",
                       "met"], rows))
+    if enc_only:
+        del md[ratios_from:]
 
     errs = [r for r in ok if r.get("errors")]
     if errs or failed:
@@ -317,5 +393,5 @@ def build_report(meta, results):
         for r in failed:
             md.append(f"- {r['server']}: did not run: `{r['failed']}`")
     md.append("")
-    data = {"meta": meta, "results": results, "ratios": rat, "targets": tg}
+    data = {"meta": meta, "results": results, "ratios": rat, "targets": tg, "encryption": enc}
     return "\n".join(md), data

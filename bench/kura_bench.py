@@ -45,6 +45,9 @@ REGION = "us-east-1"
 LARGE_BUCKET = "large"
 SMALL_BUCKET = "small"
 LIST_BUCKET = "list"
+# Kura's encrypted twins of the large and small buckets (the encryption rows)
+SEALED = "-sealed"
+SEAL_MAGIC = b"KURASEAL"  # the first bytes of a sealed file on disk (docs/encryption.md)
 
 # The properties rclone asks for in its PROPFIND (a typical client listing).
 PROPFIND_BODY = (
@@ -350,10 +353,10 @@ def put_one(target, bucket, key, body):
     return path, h
 
 
-def wl_small_put(target, n, size, clients, prefix=""):
+def wl_small_put(target, n, size, clients, prefix="", bucket=SMALL_BUCKET):
     def one(conn, i):
         body = small_payload(i, size)
-        path, h = put_one(target, SMALL_BUCKET, f"{prefix}f{i:06d}", body)
+        path, h = put_one(target, bucket, f"{prefix}f{i:06d}", body)
         st, data = request(conn, "PUT", target.url(path), body, h)
         if st not in (200, 201, 204):
             return f"PUT {path}: HTTP {st} {data[:200]!r}"
@@ -362,9 +365,9 @@ def wl_small_put(target, n, size, clients, prefix=""):
     return run_concurrent(target, n, clients, one)
 
 
-def wl_small_get(target, n, size, clients, prefix=""):
+def wl_small_get(target, n, size, clients, prefix="", bucket=SMALL_BUCKET):
     def one(conn, i):
-        path = target.path(SMALL_BUCKET, f"{prefix}f{i:06d}")
+        path = target.path(bucket, f"{prefix}f{i:06d}")
         st, data = request(conn, "GET", target.url(path), None, target.headers("GET", path))
         if st != 200:
             return f"GET {path}: HTTP {st} {data[:200]!r}"
@@ -375,8 +378,8 @@ def wl_small_get(target, n, size, clients, prefix=""):
     return run_concurrent(target, n, clients, one)
 
 
-def wl_large_put(target, src, size, key):
-    path = target.path(LARGE_BUCKET, key)
+def wl_large_put(target, src, size, key, bucket=LARGE_BUCKET):
+    path = target.path(bucket, key)
     conn = target.connect()
     h = target.headers("PUT", path)
     h["Content-Length"] = str(size)
@@ -401,8 +404,8 @@ def wl_delete(target, bucket, key):
         raise RuntimeError(f"DELETE {path}: HTTP {st} {data[:200]!r}")
 
 
-def wl_large_get(target, size, key, digest):
-    path = target.path(LARGE_BUCKET, key)
+def wl_large_get(target, size, key, digest, bucket=LARGE_BUCKET):
+    path = target.path(bucket, key)
     conn = target.connect()
     buf = bytearray(MIB)
     mv = memoryview(buf)
@@ -753,11 +756,17 @@ class Kura(Server):
     def prepare_live(self, list_n, clients):
         t = self.target("webdav")
         conn = t.connect()
-        for b in (LARGE_BUCKET, SMALL_BUCKET, LIST_BUCKET):
+        sealed = (LARGE_BUCKET + SEALED, SMALL_BUCKET + SEALED)
+        for b in (LARGE_BUCKET, SMALL_BUCKET, LIST_BUCKET) + sealed:
             st, data = request(conn, "MKCOL", t.url(f"/dav/{b}"), None, t.headers("MKCOL", ""))
             if st not in (201, 405):
                 raise RuntimeError(f"kura MKCOL /dav/{b}: HTTP {st} {data[:200]!r}")
         conn.close()
+        # the encrypted twins: their setting turned on beside the running server (empty, so
+        # nothing to convert); the encryption rows check their files are sealed on disk
+        for b in sealed:
+            subprocess.run([self.binary, "encryption", "enable", b], env=self.kenv(),
+                           capture_output=True, check=True)
         wall = populate_via(self.target("s3"), list_n, clients)
         log(f"kura: listing folder of {list_n} files made through S3 PUT in {wall:.1f} s")
 
@@ -768,6 +777,14 @@ class Kura(Server):
             ).stdout.strip()
         except OSError:
             return "?"
+
+    def stored_is_sealed(self, bucket, key):
+        """Whether the stored bytes of `key` in `bucket` are in the sealed format."""
+        try:
+            with open(os.path.join(self.data, "files", bucket, key), "rb") as f:
+                return f.read(len(SEAL_MAGIC)) == SEAL_MAGIC
+        except OSError:
+            return False
 
 
 class Nginx(Server):
@@ -1278,6 +1295,75 @@ class Runner:
                 self.record(server.name, t_proto, False, "small", op,
                             **self.merged(runs[op], "cpu_us_per_op", "ops_s"))
 
+    def encryption_phases(self, server):
+        """Kura alone: a plain bucket against its encrypted twin on the same running server
+        (S3, plain HTTP), large PUT and GET (CPU s/GiB) and small PUT and GET (CPU µs/op),
+        the two forms alternating within each repetition so that drift on a shared machine
+        falls on both. Every file written to the twin must be sealed on disk."""
+        server.stop()
+        server.start(False)
+        server.warm(server.target("s3"))
+        gib = self.large / GIB
+        runs = {}
+        for rep in range(self.reps):
+            forms = ["plain", "encrypted"] if rep % 2 == 0 else ["encrypted", "plain"]
+            for form in forms:
+                suffix = SEALED if form == "encrypted" else ""
+                large_b, small_b = LARGE_BUCKET + suffix, SMALL_BUCKET + suffix
+                key = "big-enc"
+                for op in ("PUT", "GET"):
+                    def fn():
+                        t = server.target("s3")
+                        if op == "PUT":
+                            return wl_large_put(t, self.src, self.large, key, large_b)
+                        return wl_large_get(t, self.large, key, self.digest, large_b)
+
+                    if op == "PUT":
+                        wl_delete(server.target("s3"), large_b, key)
+                    os.sync()
+                    reset_peak_rss(server.proc.pid)
+                    (dt, err), cpu, rss, ccpu = self.measured(server, fn)
+                    if not err and op == "PUT" and server.stored_is_sealed(large_b, key) != (
+                        form == "encrypted"
+                    ):
+                        err = f"{large_b}/{key}: stored {'plain' if suffix else 'sealed'}"
+                    runs.setdefault(("large " + op, form), []).append(dict(
+                        bytes=self.large, wall_s=dt, mib_s=self.large / MIB / dt,
+                        errors=1 if err else 0, error_samples=[err] if err else [],
+                        cpu_s=cpu, cpu_s_per_gib=cpu / gib, peak_rss_mib=rss,
+                        client_cpu_s=ccpu,
+                    ))
+                prefix = f"enc{rep}-"
+                for op in ("PUT", "GET"):
+                    def fn():
+                        t = server.target("s3")
+                        w = wl_small_put if op == "PUT" else wl_small_get
+                        return w(t, self.small_n, self.small_size, self.clients, prefix, small_b)
+
+                    reset_peak_rss(server.proc.pid)
+                    (wall, tally), cpu, rss, ccpu = self.measured(server, fn)
+                    if op == "PUT" and server.stored_is_sealed(small_b, f"{prefix}f000000") != (
+                        form == "encrypted"
+                    ):
+                        tally.err(f"{small_b}/{prefix}f000000: stored {'plain' if suffix else 'sealed'}")
+                    lat = sorted(tally.lat) or [float("nan")]
+                    runs.setdefault(("small " + op, form), []).append(dict(
+                        ops=self.small_n, clients=self.clients, wall_s=wall,
+                        ops_s=self.small_n / wall,
+                        p50_ms=1000 * lat[len(lat) // 2],
+                        p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                        errors=tally.errors, error_samples=tally.samples,
+                        cpu_s=cpu, cpu_us_per_op=1e6 * cpu / self.small_n, peak_rss_mib=rss,
+                        client_cpu_s=ccpu,
+                    ))
+            wl_delete(server.target("s3"), LARGE_BUCKET, "big-enc")
+            wl_delete(server.target("s3"), LARGE_BUCKET + SEALED, "big-enc")
+        for (op, form), rs in runs.items():
+            cpu_key = "cpu_s_per_gib" if op.startswith("large") else "cpu_us_per_op"
+            rate_key = "mib_s" if op.startswith("large") else "ops_s"
+            self.record(server.name, "s3", False, "encryption", op, bucket=form,
+                        **self.merged(rs, cpu_key, rate_key))
+
     def list_phases(self, server):
         for t_proto in server.protocols:
             if t_proto == "webdav":
@@ -1413,7 +1499,10 @@ class Runner:
         log(f"MD5 of the large file in this process: {self.md5_cpu_s_per_gib:.2f} CPU s/GiB")
 
         servers = [Kura(root, peer_cert, a.kura)]
-        if a.nginx:
+        only_enc = a.encryption_only
+        if only_enc:
+            pass
+        elif a.nginx:
             servers.append(Nginx(root, peer_cert))
         if a.dufs:
             servers.append(Dufs(root, peer_cert, a.dufs))
@@ -1432,10 +1521,14 @@ class Runner:
                     s.prepare(self.list_n)
                     if not s.fs_backed:
                         s.start(False)
-                        s.prepare_live(self.list_n, self.clients)
-                    self.large_phases(s, src, digest)
-                    self.small_phases(s)
-                    self.list_phases(s)
+                        s.prepare_live(0 if only_enc else self.list_n, self.clients)
+                    if not only_enc:
+                        self.large_phases(s, src, digest)
+                        self.small_phases(s)
+                        self.list_phases(s)
+                    if isinstance(s, Kura):
+                        self.src, self.digest = src, digest
+                        self.encryption_phases(s)
                 except Exception as e:  # a peer that cannot run is a failure of the run
                     log(f"{s.name}: FAILED: {e}")
                     self.results.append({"server": s.name, "failed": str(e)})
@@ -1449,16 +1542,17 @@ class Runner:
                     if not a.keep:
                         remove_large_files(s.root)
                     os.sync()
-            ref = Reference(root, peer_cert)
-            self.versions["ref"] = f"python {platform.python_version()} socket -> file"
-            log("== ref: loopback socket <-> file")
-            try:
-                self.reference(ref, src, os.path.join(root, "ref", "copy.bin"), digest)
-            except Exception as e:
-                log(f"ref: FAILED: {e}")
-                self.results.append({"server": "ref", "failed": str(e)})
-            finally:
-                ref.stop()
+            if not only_enc:
+                ref = Reference(root, peer_cert)
+                self.versions["ref"] = f"python {platform.python_version()} socket -> file"
+                log("== ref: loopback socket <-> file")
+                try:
+                    self.reference(ref, src, os.path.join(root, "ref", "copy.bin"), digest)
+                except Exception as e:
+                    log(f"ref: FAILED: {e}")
+                    self.results.append({"server": "ref", "failed": str(e)})
+                finally:
+                    ref.stop()
         finally:
             for s in servers:
                 s.stop()
@@ -1482,7 +1576,8 @@ class Runner:
 
         meta = {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "mode": "quick" if self.quick else "full",
+            "mode": ("encryption rows" if self.args.encryption_only else
+                     "quick" if self.quick else "full"),
             "host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
             "kernel": platform.release(),
             "kura_binary": self.args.kura,
@@ -1509,7 +1604,7 @@ class Runner:
         }
         md, data = build_report(meta, self.results)
         os.makedirs(self.args.out, exist_ok=True)
-        stem = "quick" if self.quick else "latest"
+        stem = "encryption" if self.args.encryption_only else "quick" if self.quick else "latest"
         with open(os.path.join(self.args.out, f"{stem}.md"), "w") as f:
             f.write(md)
         with open(os.path.join(self.args.out, f"{stem}.json"), "w") as f:
@@ -1567,6 +1662,8 @@ def main():
     p.add_argument("--workdir", help="where temporary data dirs go (default target/)")
     p.add_argument("--git", help="commit being measured (for the report)")
     p.add_argument("--keep", action="store_true", help="keep data dirs and server logs")
+    p.add_argument("--encryption-only", action="store_true",
+                   help="Kura alone, the encryption rows only (plain vs encrypted bucket)")
     args = p.parse_args()
     if args.cmd == "ref-server":
         ref_server_main(args)

@@ -6,6 +6,12 @@
 #                               every peer (installs the missing ones); about 7 minutes
 #   scripts/bench.sh --quick    a few seconds, small sizes, debug build, the peers that are cheap
 #                               to install; CI runs it so that the harness cannot rot
+#   scripts/bench.sh --encryption
+#                               Kura alone, release build: the encryption rows only (a plain
+#                               bucket against an encrypted one on the same server: large PUT
+#                               and GET CPU s/GiB, small PUT and GET CPU µs/op, and the ratios);
+#                               about 2 minutes. The full and the quick run include these rows.
+#                               Report: bench/results/encryption.{md,json}
 #   scripts/bench.sh --scale [N]
 #                               Kura alone with one bucket of N keys (default 200,000; a few
 #                               minutes with a release build): fill rate, listing pages, PROPFIND
@@ -22,10 +28,12 @@ cd "$(dirname "$0")/.."
 
 quick=0
 scale=""
+encryption=0
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; args+=("$1") ;;
+    --encryption) encryption=1 ;;
     --scale)
       scale=200000
       if [ $# -gt 1 ] && [[ "$2" =~ ^[0-9]+$ ]]; then scale="$2"; shift; fi ;;
@@ -58,6 +66,12 @@ if [ -n "$scale" ]; then
   command -v python3 >/dev/null 2>&1 || { echo "bench.sh: python3 is needed" >&2; exit 1; }
   build_kura
   exec python3 bench/kura_scale.py --kura "$kura" --git "$rev" --n "$scale" "$@"
+fi
+if [ "$encryption" = 1 ]; then
+  command -v python3 >/dev/null 2>&1 || { echo "bench.sh: python3 is needed" >&2; exit 1; }
+  command -v openssl >/dev/null 2>&1 || { echo "bench.sh: openssl is needed" >&2; exit 1; }
+  build_kura
+  exec python3 bench/kura_bench.py --kura "$kura" --git "$rev" --encryption-only "$@"
 fi
 tools="${KURA_BENCH_TOOLS:-$HOME/.cache/kura-bench}"
 sudo=""

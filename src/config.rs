@@ -87,6 +87,9 @@ pub struct Config {
     pub session_idle_minutes: u64,
     /// A browser session ends this many hours after sign-in, used or not.
     pub session_max_hours: u64,
+    /// Most bytes of previews (thumbnails, PDF pages) cached on disk under the data dir; the
+    /// least recently used go first past it (0: previews are not cached).
+    pub preview_cache_bytes: u64,
     /// Base domain for virtual-host-style S3 (`<bucket>.<base>`); path-style always works.
     pub s3_base_domain: Option<String>,
     /// Multipart uploads not completed within this many hours are removed (0: never).
@@ -151,6 +154,7 @@ impl Default for Config {
             audit_log: None,
             session_idle_minutes: 720,
             session_max_hours: 168,
+            preview_cache_bytes: 1 << 30,
             s3_base_domain: None,
             multipart_expiry_hours: 168,
             umask: "002".into(),

@@ -33,6 +33,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command};
@@ -79,8 +82,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr);
     match cfg.log_format {
         // one object per line, the event's fields at the top level beside timestamp and level
-        config::LogFormat::Json => logs.json().flatten_event(true).init(),
-        config::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        config::LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(secret_cap())
+            .init(),
+        config::LogFormat::Text => logs
+            .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(secret_cap())
+            .init(),
     }
     for w in &cfg.warnings {
         tracing::warn!("{w}");
@@ -186,4 +198,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Libraries whose debug and trace events carry secrets, held at `info` whatever `RUST_LOG`
+/// or `log` ask for (docs/operations.md#logs): s3s logs every request with its headers at
+/// debug (the `Authorization` signature, an SSE-C client's key, a presigned URL's signature)
+/// and the signature it expected on a mismatch; lettre, were its `tracing` feature ever on,
+/// logs every SMTP line it writes at debug, the AUTH line with the mail password too.
+/// Applied after the filter, so no directive, however specific, lifts it.
+fn secret_cap() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("s3s", LevelFilter::INFO)
+        .with_target("lettre", LevelFilter::INFO)
 }

@@ -188,7 +188,10 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         user: crate::user_api::UserApi {
             vfs: vfs.clone(),
             shares: shares.clone(),
-            thumbs: crate::delivery::thumbnail::Thumbnailer::new(cfg.data_dir.join("thumbnails")),
+            thumbs: crate::delivery::thumbnail::Thumbnailer::new(
+                cfg.data_dir.join("thumbnails"),
+                cfg.preview_cache_bytes,
+            ),
             session_doc: crate::app::openapi,
         },
         shares: crate::share::http::ShareFront::new(shares, limits.clone(), tls.is_some()),

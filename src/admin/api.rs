@@ -4,7 +4,6 @@
 use crate::wire::ReqBody;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use utoipa::OpenApi;
@@ -127,13 +126,14 @@ async fn body<T: DeserializeOwned>(req: Request<ReqBody>) -> Result<T, AdminErro
             "the body must be sent as Content-Type: application/json".into(),
         ));
     }
-    let bytes: Bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+    let bytes: Bytes = crate::wire::read_small(req.into_body(), MAX_BODY)
         .await
-        .map_err(|_| {
-            AdminError::Invalid(format!("the body must be JSON of at most {MAX_BODY} bytes"))
-        })?
-        .to_bytes();
+        .map_err(|e| match e {
+            crate::wire::SmallBodyError::TooLarge(_) => {
+                AdminError::Invalid(format!("the body must be JSON of at most {MAX_BODY} bytes"))
+            }
+            e => AdminError::Invalid(e.to_string()),
+        })?;
     serde_json::from_slice(&bytes).map_err(|e| AdminError::Invalid(format!("malformed JSON: {e}")))
 }
 

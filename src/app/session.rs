@@ -3,7 +3,6 @@
 //! cookie; sign-out; the list of one's sessions; two-factor set-up.
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
 use super::{API, CSRF_HEADER};
@@ -19,8 +18,9 @@ const MAX_BODY: usize = 8 * 1024;
 #[derive(Clone)]
 pub struct SessionFront {
     sessions: Sessions,
-    /// Cookies get `Secure` and the `__Host-` prefix (served over HTTPS).
-    secure: bool,
+    /// Cookies get `Secure` and the `__Host-` prefix (served over HTTPS); the browser
+    /// checks also expect pages of an `https://` origin then.
+    pub(crate) secure: bool,
 }
 
 /// The cookie's name: `__Host-` makes browsers refuse it unless Secure, host-only, Path=/.
@@ -102,22 +102,27 @@ fn from_session_error(e: SessionError) -> Response<RespBody> {
 async fn body<T: for<'de> Deserialize<'de> + Default>(
     req: Request<ReqBody>,
 ) -> Result<T, Response<RespBody>> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+    let bytes = crate::wire::read_small(req.into_body(), MAX_BODY)
         .await
-        .map_err(|_| {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the request body is too large",
-            )
-        })?
-        .to_bytes();
+        .map_err(|e| small_body_error(&e))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_json", &e.to_string()))
+}
+
+/// The answer to a small body that could not be read (the router answers a slow or broken
+/// one from the body's recorded fault).
+fn small_body_error(e: &crate::wire::SmallBodyError) -> Response<RespBody> {
+    match e {
+        crate::wire::SmallBodyError::TooLarge(_) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is too large",
+        ),
+        _ => error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+    }
 }
 
 /// A sign-in's body: the code when two-factor authentication is on.
@@ -285,6 +290,10 @@ async fn sign_in(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // no credentials, nothing to check: refused before any byte of the body is waited for
+    if basic.is_none() {
+        return from_session_error(SessionError::Missing);
+    }
     let b: SignIn = match body(req).await {
         Ok(b) => b,
         Err(r) => return r,

@@ -283,6 +283,21 @@ impl GuardedFileSystem<Caller> for KuraFs {
         .boxed()
     }
 
+    fn remove_file_if<'a>(
+        &'a self,
+        path: &'a DavPath,
+        if_match: &'a str,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, ()> {
+        async move {
+            self.vfs
+                .delete_if_match(caller, &vpath(path)?, if_match)
+                .await
+                .map_err(to_fs_error)
+        }
+        .boxed()
+    }
+
     fn rename<'a>(
         &'a self,
         from: &'a DavPath,

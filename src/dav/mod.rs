@@ -239,18 +239,16 @@ impl DavFront {
         let (parts, body) = req.into_parts();
         let slot = body.fault_slot();
         let limit = usize::try_from(self.settings.max_xml_body).unwrap_or(usize::MAX);
-        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
-            Ok(c) => c.to_bytes(),
-            // a framing error is answered by the router from the recorded fault
-            Err(_) if slot.get().is_some() => {
-                return Err(status(StatusCode::BAD_REQUEST, "malformed body\n"))
-            }
-            Err(_) => {
+        let bytes = match crate::wire::read_small(body, limit).await {
+            Ok(b) => b,
+            Err(crate::wire::SmallBodyError::TooLarge(_)) => {
                 return Err(status(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "request body too large\n",
                 ))
             }
+            // a framing error or a slow body is answered by the router from the recorded fault
+            Err(_) => return Err(status(StatusCode::BAD_REQUEST, "malformed body\n")),
         };
         if !bytes.iter().all(u8::is_ascii_whitespace) {
             let ok = xmltree::Element::parse(&bytes[..])
@@ -345,12 +343,9 @@ fn url_path(raw: &str) -> Option<VPath> {
 /// Reads a LOCK body, at most `LOCK_BODY_MAX` bytes (413 beyond, also without a length).
 #[allow(clippy::result_large_err)]
 async fn read_lock_body(body: ReqBody) -> Result<Bytes, Response<RespBody>> {
-    match http_body_util::Limited::new(body, LOCK_BODY_MAX)
-        .collect()
-        .await
-    {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(status(
+    match crate::wire::read_small(body, LOCK_BODY_MAX).await {
+        Ok(b) => Ok(b),
+        Err(crate::wire::SmallBodyError::TooLarge(_)) => Err(status(
             StatusCode::PAYLOAD_TOO_LARGE,
             "LOCK body too large: the lock owner is kept up to 4096 bytes\n",
         )),

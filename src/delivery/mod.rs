@@ -5,6 +5,7 @@
 pub mod file;
 pub mod headers;
 pub mod pdf_page;
+pub mod preview_cache;
 pub mod thumbnail;
 pub mod zip;
 

@@ -16,11 +16,12 @@ pub const CHILD_ARG: &str = "__pdf-page";
 /// Address space the renderer may use (the binary's own mapping included).
 const MAX_MEMORY: u64 = 512 * 1024 * 1024;
 
-/// CPU seconds the renderer may use for one page.
-const MAX_CPU_SECONDS: u64 = 10;
+/// CPU seconds the renderer may use for one page (an ordinary page takes well under one).
+const MAX_CPU_SECONDS: u64 = 3;
 
-/// Wall-clock time the server waits for one page before killing the renderer.
-const DEADLINE: Duration = Duration::from_secs(20);
+/// Wall-clock time the server waits for one page before killing the renderer: a render
+/// holds one of the server's few render slots, so a hostile PDF may not keep it long.
+const DEADLINE: Duration = Duration::from_secs(5);
 
 /// Largest answer read back from the renderer (a 1024 px page is well below).
 const MAX_OUTPUT: u64 = 32 * 1024 * 1024;

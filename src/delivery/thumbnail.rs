@@ -1,20 +1,26 @@
 //! Image thumbnails and PDF pages for the app's previews: decoded server-side under hard
-//! bounds (the file's size, the header's pixel count, the decoder's allocations, two decodes
-//! at once, each on a blocking thread; a PDF page in a limited child process, `pdf_page`),
-//! EXIF orientation applied, and cached on disk keyed by the file's path, ETag and size so
-//! that a thumbnail is made once per version of a file.
+//! bounds (the file's size, the header's pixel count, the decoder's allocations; a PDF page in
+//! a limited child process, `pdf_page`), EXIF orientation applied, and cached on disk by the
+//! file's content (`preview_cache`, capped in size). Renders are shared fairly: two at once
+//! for the whole server, one at a time per user, and nobody waits for a slot longer than
+//! `SLOT_WAIT` (then `Busy`, a 503 with `Retry-After`); a file whose preview failed is
+//! refused at once the next time, whatever its name, size or page asked.
 
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::pdf_page::{self, PageError};
-use crate::vfs::{Caller, VPath, Vfs, VfsError};
+use super::preview_cache::{Failure, PreviewCache};
+use crate::vfs::{Caller, Entry, VPath, Vfs, VfsError};
 
 /// Largest source file read into memory to make a thumbnail.
 pub const MAX_SOURCE_BYTES: u64 = super::MAX_PREVIEW_BYTES;
@@ -25,8 +31,12 @@ pub const MAX_PIXELS: u64 = 50_000_000;
 /// Most bytes the decoder may allocate for one image (50 Mpx of RGBA is 200 MB).
 const MAX_ALLOC: u64 = 256 * 1024 * 1024;
 
-/// Decodes running at once, whoever asks.
+/// Decodes and renders running at once, whoever asks.
 const DECODES: usize = 2;
+
+/// Longest wait for a render slot (the user's own, then one of the server's), after which
+/// the request is answered `Busy`.
+pub const SLOT_WAIT: Duration = Duration::from_secs(10);
 
 /// Thumbnail edges the API serves; any other is refused so the cache stays small.
 pub const SIZES: &[u32] = &[64, 128, 256, 512, 1024];
@@ -46,6 +56,9 @@ pub enum ThumbError {
     /// The file or the image it announces is over the bounds.
     #[error("{0}")]
     TooLarge(String),
+    /// No render slot came free within `SLOT_WAIT`: ask again after the given time.
+    #[error("previews are busy; try again shortly")]
+    Busy(Duration),
     /// The cache or the decoding thread failed.
     #[error("thumbnail failed: {0}")]
     Internal(String),
@@ -73,19 +86,134 @@ impl From<PageError> for ThumbError {
     }
 }
 
+impl ThumbError {
+    /// What a failure of the content itself is remembered as (not the server's faults).
+    fn as_failure(&self) -> Option<Failure> {
+        match self {
+            ThumbError::Unsupported(m) => Some(Failure::Unsupported(m.clone())),
+            ThumbError::TooLarge(m) => Some(Failure::TooLarge(m.clone())),
+            ThumbError::Invalid(m) => Some(Failure::Invalid(m.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl From<Failure> for ThumbError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Unsupported(m) => ThumbError::Unsupported(m),
+            Failure::TooLarge(m) => ThumbError::TooLarge(m),
+            Failure::Invalid(m) => ThumbError::Invalid(m),
+        }
+    }
+}
+
+/// The render slots: `DECODES` for the server, one per user.
+struct Slots {
+    server: Arc<Semaphore>,
+    users: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A render slot held: the user's and the server's.
+struct Held {
+    slots: Arc<Slots>,
+    user: String,
+    mine: Option<OwnedSemaphorePermit>,
+    _server: OwnedSemaphorePermit,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut users = self.slots.users.lock().unwrap_or_else(|e| e.into_inner());
+        drop(self.mine.take());
+        // nobody else holds or waits for this user's slot: forget it
+        if users
+            .get(&self.user)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            users.remove(&self.user);
+        }
+    }
+}
+
+impl Slots {
+    /// The user's slot, then one of the server's, waiting at most `SLOT_WAIT` in all.
+    async fn take(self: &Arc<Self>, user: &str) -> Result<Held, ThumbError> {
+        let deadline = Instant::now() + SLOT_WAIT;
+        let busy = || ThumbError::Busy(Duration::from_secs(2));
+        let mine = {
+            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            users
+                .entry(user.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                .clone()
+        };
+        let waited = tokio::time::timeout_at(deadline, mine.clone().acquire_owned()).await;
+        drop(mine);
+        let mine = match waited {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return Err(ThumbError::Internal(e.to_string())),
+            Err(_) => {
+                self.forget_if_idle(user);
+                return Err(busy());
+            }
+        };
+        let held = |server| Held {
+            slots: self.clone(),
+            user: user.to_string(),
+            mine: Some(mine),
+            _server: server,
+        };
+        match tokio::time::timeout_at(deadline, self.server.clone().acquire_owned()).await {
+            Ok(Ok(server)) => Ok(held(server)),
+            Ok(Err(e)) => Err(ThumbError::Internal(e.to_string())),
+            Err(_) => Err(busy()),
+        }
+    }
+
+    fn forget_if_idle(&self, user: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if users.get(user).is_some_and(|s| Arc::strong_count(s) == 1) {
+            users.remove(user);
+        }
+    }
+}
+
 /// Makes and caches thumbnails.
 #[derive(Clone)]
 pub struct Thumbnailer {
-    dir: PathBuf,
-    gate: Arc<Semaphore>,
+    cache: Arc<PreviewCache>,
+    slots: Arc<Slots>,
+}
+
+/// What names a file's content for the caches. A 32-digit ETag is the MD5 this server
+/// computed of the bytes (a peer's or a multipart upload's has a `-`): it and the size name
+/// the content wherever it lies, so a renamed or copied file finds its previews and one
+/// failure counts for every copy. Any other ETag might be chosen by a writer, so the path
+/// joins it and one file's preview never answers for another's.
+fn content_id(entry: &Entry) -> String {
+    let md5 = entry.etag.len() == 32 && entry.etag.bytes().all(|b| b.is_ascii_hexdigit());
+    if md5 {
+        format!("md5 {}\n{}", entry.etag.to_ascii_lowercase(), entry.size)
+    } else {
+        format!("path {}\n{}\n{}", entry.path, entry.etag, entry.size)
+    }
+}
+
+fn sha_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 impl Thumbnailer {
-    /// Thumbnails cached in `dir` (created when first needed).
-    pub fn new(dir: PathBuf) -> Self {
+    /// Thumbnails cached in `dir` (created when first needed), at most `cache_bytes` there
+    /// (0: none written).
+    pub fn new(dir: PathBuf, cache_bytes: u64) -> Self {
         Thumbnailer {
-            dir,
-            gate: Arc::new(Semaphore::new(DECODES)),
+            cache: Arc::new(PreviewCache::new(dir, cache_bytes)),
+            slots: Arc::new(Slots {
+                server: Arc::new(Semaphore::new(DECODES)),
+                users: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -106,42 +234,29 @@ impl Thumbnailer {
             return Err(ThumbError::Invalid("pages are counted from 1".into()));
         }
         let (entry, download) = vfs.open_read(caller, path).await?;
-        // the path too: an ETag is not a secret-proof content hash (a writer may set one on
-        // some paths), so one file's thumbnail never answers for another's
-        let mut id = format!("{}\n{}\n{}\n{edge}", entry.path, entry.etag, entry.size);
+        let content = content_id(&entry);
+        let mut id = format!("{content}\n{edge}");
         if page > 1 {
             id.push_str(&format!("\npage {page}"));
         }
-        let key = hex::encode(Sha256::digest(id.as_bytes()));
+        let key = sha_hex(&id);
+        // a failure is the content's (and the page's), whatever the size asked
+        let failure_key = sha_hex(&format!("{content}\npage {page}"));
         let etag = key[..32].to_string();
-        let file = |ext: &str| self.dir.join(&key[..2]).join(format!("{key}.{ext}"));
-        let (jpg, png, pdf) = (file("jpg"), file("png"), file("pdfpage"));
         // an encrypted bucket's images are not written to disk in the clear: no cache
-        let cache = entry.sealed.is_none();
-        let cached = [(&jpg, "image/jpeg"), (&png, "image/png")];
-        for (file, ct) in cached.into_iter().filter(|_| cache && page == 1) {
-            if let Ok(b) = tokio::fs::read(file).await {
-                return Ok(Thumbnail {
-                    bytes: b.into(),
-                    content_type: ct,
-                    etag,
-                    pages: None,
-                });
+        let cache = entry.sealed.is_none() && self.cache.enabled();
+        let (jpg, png, pdf) = (
+            format!("{key}.jpg"),
+            format!("{key}.png"),
+            format!("{key}.pdfpage"),
+        );
+        if cache {
+            if let Some(t) = self.cached(&jpg, &png, &pdf, page, &etag).await {
+                return Ok(t);
             }
         }
-        if let Some(Ok(p)) = match cache {
-            true => tokio::fs::read(&pdf)
-                .await
-                .ok()
-                .map(|b| pdf_page::parse(&b)),
-            false => None,
-        } {
-            return Ok(Thumbnail {
-                bytes: p.png.into(),
-                content_type: "image/png",
-                etag,
-                pages: Some(p.pages),
-            });
+        if let Some(f) = self.cache.failed(&failure_key) {
+            return Err(f.into());
         }
         if entry.size > MAX_SOURCE_BYTES {
             return Err(ThumbError::TooLarge(format!(
@@ -149,14 +264,78 @@ impl Thumbnailer {
                 MAX_SOURCE_BYTES / 1024 / 1024
             )));
         }
-        let _permit = self
-            .gate
-            .acquire()
-            .await
-            .map_err(|e| ThumbError::Internal(e.to_string()))?;
-        let mut source = Vec::with_capacity(entry.size as usize);
+        let _slot = self.slots.take(&caller.user).await?;
+        // made or refused while this request waited for its slot
+        if cache {
+            if let Some(t) = self.cached(&jpg, &png, &pdf, page, &etag).await {
+                return Ok(t);
+            }
+        }
+        if let Some(f) = self.cache.failed(&failure_key) {
+            return Err(f.into());
+        }
+        let made = self
+            .make_one(
+                download,
+                entry.size,
+                page,
+                edge,
+                etag,
+                cache,
+                (jpg, png, pdf),
+            )
+            .await;
+        if let Some(f) = made.as_ref().err().and_then(ThumbError::as_failure) {
+            self.cache.remember_failure(&failure_key, f);
+        }
+        made
+    }
+
+    /// The cached thumbnail (page 1 of an image) or PDF page, if there is one.
+    async fn cached(
+        &self,
+        jpg: &str,
+        png: &str,
+        pdf: &str,
+        page: u32,
+        etag: &str,
+    ) -> Option<Thumbnail> {
+        if page == 1 {
+            for (name, ct) in [(jpg, "image/jpeg"), (png, "image/png")] {
+                if let Some(b) = self.cache.get(name).await {
+                    return Some(Thumbnail {
+                        bytes: b.into(),
+                        content_type: ct,
+                        etag: etag.to_string(),
+                        pages: None,
+                    });
+                }
+            }
+        }
+        let p = pdf_page::parse(&self.cache.get(pdf).await?).ok()?;
+        Some(Thumbnail {
+            bytes: p.png.into(),
+            content_type: "image/png",
+            etag: etag.to_string(),
+            pages: Some(p.pages),
+        })
+    }
+
+    /// Reads the file and renders it (a slot is held).
+    #[allow(clippy::too_many_arguments)]
+    async fn make_one(
+        &self,
+        download: crate::vfs::Download,
+        size: u64,
+        page: u32,
+        edge: u32,
+        etag: String,
+        cache: bool,
+        (jpg, png, pdf): (String, String, String),
+    ) -> Result<Thumbnail, ThumbError> {
+        let mut source = Vec::with_capacity(size as usize);
         let mut at = 0u64;
-        while at < entry.size {
+        while at < size {
             let chunk = download.read_at(at, 1024 * 1024).await?;
             if chunk.is_empty() {
                 break;
@@ -169,7 +348,8 @@ impl Thumbnailer {
             if cache {
                 let mut out = format!("pages {}\n", p.pages).into_bytes();
                 out.extend_from_slice(&p.png);
-                tokio::task::spawn_blocking(move || store(&pdf, &out));
+                let c = self.cache.clone();
+                tokio::task::spawn_blocking(move || c.put(&pdf, &out));
             }
             return Ok(Thumbnail {
                 bytes: p.png.into(),
@@ -181,10 +361,11 @@ impl Thumbnailer {
         if page != 1 {
             return Err(ThumbError::Invalid("only a PDF has pages".into()));
         }
+        let c = self.cache.clone();
         let made = tokio::task::spawn_blocking(move || {
             let (bytes, alpha) = make(source, edge)?;
             if cache {
-                store(if alpha { &png } else { &jpg }, &bytes);
+                c.put(if alpha { &png } else { &jpg }, &bytes);
             }
             Ok::<_, ThumbError>((bytes, alpha))
         })
@@ -196,19 +377,6 @@ impl Thumbnailer {
             etag,
             pages: None,
         })
-    }
-}
-
-/// Writes a cache file whole (a temporary name, then a rename); a failure only costs a decode.
-fn store(file: &std::path::Path, bytes: &[u8]) {
-    let Some(dir) = file.parent() else { return };
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let done = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(&tmp, bytes))
-        .and_then(|_| std::fs::rename(&tmp, file));
-    if let Err(e) = done {
-        let _ = std::fs::remove_file(&tmp);
-        tracing::warn!(file = %file.display(), error = %e, "could not cache a thumbnail");
     }
 }
 

@@ -6,20 +6,23 @@
 use http::{header, Request};
 
 /// Why a user API request is refused before anything else: it comes from a page of another
-/// origin (its `Origin`, or a browser's `Sec-Fetch-Site: cross-site`).
-pub fn cross_site<B>(req: &Request<B>) -> Option<&'static str> {
+/// origin (its `Origin`, or a browser's `Sec-Fetch-Site: cross-site`). `https`: the site is
+/// served over HTTPS (the request came over TLS, a trusted proxy says it did, or
+/// `public_url` is `https://`), so an `http://` page of the same host is another origin.
+pub fn cross_site<B>(req: &Request<B>, https: bool) -> Option<&'static str> {
     let h = req.headers();
     let cross = h
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
-    if cross || foreign_origin(req) {
+    if cross || foreign_origin(req, https) {
         return Some("requests from another origin are refused");
     }
     None
 }
 
-/// Whether the request's `Origin` names another origin than its `Host`.
-fn foreign_origin<B>(req: &Request<B>) -> bool {
+/// Whether the request's `Origin` names another origin than its `Host` and the site's
+/// scheme (`https` or not).
+fn foreign_origin<B>(req: &Request<B>, https: bool) -> bool {
     let h = req.headers();
     let Some(origin) = h.get(header::ORIGIN) else {
         return false;
@@ -28,16 +31,20 @@ fn foreign_origin<B>(req: &Request<B>) -> bool {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    match (origin.to_str().ok().and_then(origin_authority), host) {
-        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
+    let want = if https { "https" } else { "http" };
+    match (origin.to_str().ok().and_then(origin_parts), host) {
+        (Some((scheme, o)), Some(h)) => {
+            !scheme.eq_ignore_ascii_case(want) || !o.eq_ignore_ascii_case(h)
+        }
         _ => true,
     }
 }
 
-/// Why an admin API request is refused before authentication, if it is.
-pub fn admin_refusal<B>(req: &Request<B>) -> Option<&'static str> {
+/// Why an admin API request is refused before authentication, if it is (`https` as for
+/// `cross_site`).
+pub fn admin_refusal<B>(req: &Request<B>, https: bool) -> Option<&'static str> {
     let h = req.headers();
-    if foreign_origin(req) {
+    if foreign_origin(req, https) {
         return Some("requests from another origin are refused");
     }
     let basic = h
@@ -50,10 +57,12 @@ pub fn admin_refusal<B>(req: &Request<B>) -> Option<&'static str> {
         .then_some("Basic credentials sent by a browser are refused; use an API token")
 }
 
-/// `host[:port]` of an origin such as `https://nas.local:8443` (`None` for `null`).
-fn origin_authority(origin: &str) -> Option<&str> {
-    let (_, rest) = origin.trim().split_once("://")?;
-    Some(rest.trim_end_matches('/')).filter(|a| !a.is_empty() && !a.contains('/'))
+/// The scheme and `host[:port]` of an origin such as `https://nas.local:8443` (`None` for
+/// `null`).
+fn origin_parts(origin: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = origin.trim().split_once("://")?;
+    let authority = rest.trim_end_matches('/');
+    (!authority.is_empty() && !authority.contains('/')).then_some((scheme, authority))
 }
 
 #[cfg(test)]
@@ -68,28 +77,51 @@ mod tests {
         b.body(()).unwrap()
     }
 
+    fn admin_refusal_s(r: &Request<()>) -> Option<&'static str> {
+        admin_refusal(r, true)
+    }
+
     #[test]
     fn foreign_origins_and_browser_basic_are_refused() {
         let host = ("host", "nas.local:8443");
         let basic = ("authorization", "Basic YWRtaW46cHc=");
-        assert_eq!(admin_refusal(&req(&[host, basic])), None);
+        assert_eq!(admin_refusal_s(&req(&[host, basic])), None);
         assert_eq!(
-            admin_refusal(&req(&[host, ("authorization", "Bearer kura_x")])),
+            admin_refusal_s(&req(&[host, ("authorization", "Bearer kura_x")])),
             None
         );
-        assert!(admin_refusal(&req(&[host, ("origin", "https://evil.example")])).is_some());
-        assert!(admin_refusal(&req(&[host, ("origin", "null")])).is_some());
-        assert!(admin_refusal(&req(&[host, basic, ("sec-fetch-site", "same-origin")])).is_some());
+        assert!(admin_refusal_s(&req(&[host, ("origin", "https://evil.example")])).is_some());
+        assert!(admin_refusal_s(&req(&[host, ("origin", "null")])).is_some());
+        assert!(admin_refusal_s(&req(&[host, basic, ("sec-fetch-site", "same-origin")])).is_some());
         assert!(
-            admin_refusal(&req(&[host, basic, ("origin", "https://nas.local:8443")])).is_some()
+            admin_refusal_s(&req(&[host, basic, ("origin", "https://nas.local:8443")])).is_some()
         );
         assert_eq!(
-            admin_refusal(&req(&[
+            admin_refusal_s(&req(&[
                 host,
                 ("authorization", "Bearer kura_x"),
                 ("origin", "https://NAS.local:8443")
             ])),
             None
         );
+    }
+
+    /// Attack: a page of `http://` the same host and port posts to an `https://` site (or
+    /// the other way round): another origin, refused like any other.
+    #[test]
+    fn the_origin_scheme_must_be_the_sites() {
+        let host = ("host", "nas.local:8443");
+        let plain = ("origin", "http://nas.local:8443");
+        let tls = ("origin", "https://nas.local:8443");
+        assert!(cross_site(&req(&[host, plain]), true).is_some());
+        assert!(admin_refusal(&req(&[host, plain]), true).is_some());
+        assert_eq!(cross_site(&req(&[host, tls]), true), None);
+        assert!(cross_site(&req(&[host, tls]), false).is_some());
+        assert_eq!(cross_site(&req(&[host, plain]), false), None);
+        assert_eq!(
+            cross_site(&req(&[host, ("origin", "HTTPS://nas.local:8443/")]), true),
+            None
+        );
+        assert!(cross_site(&req(&[host, ("origin", "ftp://nas.local:8443")]), true).is_some());
     }
 }

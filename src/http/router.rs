@@ -148,6 +148,8 @@ impl App {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<RespBody> {
         let start = Instant::now();
         let (mut req, fault) = crate::wire::watch(req);
+        req.body_mut()
+            .deadline_small_in(self.limits.net.small_body());
         if self.forwarded_over_tls(&req, peer) {
             req.extensions_mut().insert(crate::wire::Secure);
         }
@@ -272,6 +274,43 @@ impl App {
             method: method_label,
         });
         resp.map(|b| Metered::wrap(b, meters.sent(proto), latency, start))
+    }
+
+    /// Whether the site a browser request comes from is served over HTTPS: the request came
+    /// over TLS (or a trusted proxy says so), or `public_url` is `https://`.
+    fn site_https<B>(&self, req: &Request<B>) -> bool {
+        req.extensions().get::<crate::wire::Secure>().is_some() || self.sessions.secure
+    }
+
+    /// The refusal of the password alone (HTTP Basic) for `user`, who has turned two-factor
+    /// authentication on: the user and admin APIs then take only a session opened with a code
+    /// (or, for the admin API, an API token). WebDAV and S3 are not asked (docs/web.md).
+    async fn password_only(
+        &self,
+        user: &str,
+        error: fn(StatusCode, &str, &str) -> Response<RespBody>,
+    ) -> Option<Response<RespBody>> {
+        match self.admin.store.totp(user).await {
+            Ok(None) => None,
+            Ok(Some(_)) => {
+                tracing::warn!(%user, "password-only request refused: two-factor is on");
+                Some(error(
+                    StatusCode::UNAUTHORIZED,
+                    "second_factor_required",
+                    "two-factor authentication is on for this account: the password alone is \
+                     refused here; sign in for a session (POST /api/user/v1/session with a \
+                     code), use an API token for the admin API, or an access key for S3",
+                ))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "two-factor lookup failed");
+                Some(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "internal",
+                    "metadata store unavailable",
+                ))
+            }
+        }
     }
 
     /// Whether a request on a plain connection came over TLS before a trusted proxy forwarded
@@ -405,7 +444,7 @@ impl App {
                 (app::serve_asset(rel), None)
             }
             Route::Session => {
-                if let Some(why) = super::origin::cross_site(&req) {
+                if let Some(why) = super::origin::cross_site(&req, self.site_https(&req)) {
                     tracing::warn!(%client, why, "user API request refused");
                     return (app::error(StatusCode::FORBIDDEN, "forbidden", why), None);
                 }
@@ -416,7 +455,7 @@ impl App {
                 (resp, None)
             }
             Route::UserApi => {
-                if let Some(why) = super::origin::cross_site(&req) {
+                if let Some(why) = super::origin::cross_site(&req, self.site_https(&req)) {
                     tracing::warn!(%client, why, "user API request refused");
                     return (
                         crate::user_api::error(StatusCode::FORBIDDEN, "forbidden", why),
@@ -428,7 +467,10 @@ impl App {
                     Err(resp) => return (resp, None),
                     Ok(Some(caller)) => caller,
                     Ok(None) => match self.authenticate(&req).await {
-                        Ok(c) => c,
+                        Ok(c) => match self.password_only(&c.user, crate::user_api::error).await {
+                            Some(resp) => return (resp, Some(c.user)),
+                            None => c,
+                        },
                         Err(resp) => return (unchallenged(resp, &req), None),
                     },
                 };
@@ -437,8 +479,9 @@ impl App {
                 (self.user.handle(req, caller).await, Some(user))
             }
             Route::Api => {
-                if let Some(why) =
-                    super::origin::cross_site(&req).or_else(|| super::origin::admin_refusal(&req))
+                let https = self.site_https(&req);
+                if let Some(why) = super::origin::cross_site(&req, https)
+                    .or_else(|| super::origin::admin_refusal(&req, https))
                 {
                     tracing::warn!(%client, why, "admin API request refused");
                     return (api::error(StatusCode::FORBIDDEN, "forbidden", why), None);
@@ -571,7 +614,10 @@ impl App {
             };
         }
         match self.auth.basic(Some(header)).await {
-            Ok(c) if c.is_admin => Ok(c.user),
+            Ok(c) if c.is_admin => match self.password_only(&c.user, api::error).await {
+                Some(resp) => Err(resp),
+                None => Ok(c.user),
+            },
             Ok(_) => Err(api::error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -758,6 +804,10 @@ fn body_fault(f: BodyFault) -> Response<RespBody> {
         BodyFault::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body chunk too large\n",
+        ),
+        BodyFault::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body was not sent in time\n",
         ),
     };
     let mut r = text(code, "text/plain; charset=utf-8", msg);

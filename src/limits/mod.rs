@@ -75,6 +75,16 @@ impl NetLimits {
     }
 }
 
+impl NetLimits {
+    /// The time a client has to send a small body read whole (JSON, a form, an XML document)
+    /// from the start of its request: the time it has for the request's headers (30 s when
+    /// that timeout is off), so a trickled body holds a connection no longer than trickled
+    /// headers. Uploads and other streamed bodies have no such deadline.
+    pub fn small_body(&self) -> Duration {
+        self.header_read.unwrap_or(Duration::from_secs(30))
+    }
+}
+
 /// The soft limit on open files (`ulimit -n`), from /proc on Linux.
 fn descriptor_limit() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;

@@ -339,14 +339,36 @@ async fn apply(
         {
             return Ok(());
         }
-        match link.remote.op.reader(&e.key).await {
-            Ok(r) => Some(r.into_bytes_stream(..).await?),
+        // the bytes of the very version the entry describes: a newer one (overwritten since
+        // the page was made) is a later entry of the feed, or came from here
+        let mut reader = link.remote.op.reader_with(&e.key);
+        if let Some(etag) = &meta.etag {
+            reader = reader.if_match(&format!("\"{etag}\""));
+        }
+        let opened = match reader.await {
+            Ok(r) => r.into_bytes_stream(..).await,
+            Err(err) => Err(err),
+        };
+        match opened {
+            Ok(s) => Some(s),
             // gone since the page was made: its deletion is a later entry of the feed
-            Err(err) if err.kind() == opendal::ErrorKind::NotFound => return Ok(()),
+            Err(err) if superseded(err.kind()) => return Ok(()),
             Err(err) => return Err(err.into()),
         }
     };
-    apply_entry(vfs, store, link, user, peer, e, stream).await
+    match apply_entry(vfs, store, link, user, peer, e, stream).await {
+        Err(ReplError::Remote(err)) if superseded(err.kind()) => Ok(()),
+        r => r,
+    }
+}
+
+/// Whether reading a feed entry's object failed because the entry is stale: the object is
+/// gone or holds another version now (a later entry, or a version from here).
+fn superseded(kind: opendal::ErrorKind) -> bool {
+    matches!(
+        kind,
+        opendal::ErrorKind::NotFound | opendal::ErrorKind::ConditionNotMatch
+    )
 }
 
 /// What applying `e` as a shipment takes: its path, its replica metadata with the base this

@@ -120,6 +120,13 @@ pub async fn resync(
                         .await?;
                 }
             }
+            // differing, and this node still holds the version the peer is known to hold: only
+            // the peer changed it, and its change is on its way here (its journal, or its own
+            // reconcile): shipping this older version back would make it a conflict there
+            (Some(l), Some(_))
+                if link.rule.bidirectional
+                    && store.mark(&link.mark_node(), &path).await?.as_deref()
+                        == Some(l.etag.as_str()) => {}
             // differing versions: the peer keeps the later one (mtime, then node id, to the
             // millisecond) and sends it back if it is its own, keeping the other as a copy
             (Some(_), _) => {

@@ -66,26 +66,54 @@ pub async fn ship(
     if origin.is_some() && origin == link.peer_node.as_deref() {
         return Ok(false);
     }
-    match store.entry(path).await? {
-        Some(e) if e.is_dir => Ok(false),
-        Some(e) if e.origin.is_some() && e.origin == link.peer_node => Ok(false),
-        Some(e) if !can_ship(&e, &link.rule.peer) => Ok(false),
-        Some(e) => {
-            let base = store.mark(&link.mark_node(), path).await?;
-            put(vfs, link, key, &e, base).await?;
-            store
-                .set_mark(&link.mark_node(), path, Some(&e.etag))
-                .await?;
-            Ok(true)
-        }
-        None => {
-            let base = store.mark(&link.mark_node(), path).await?;
-            let origin = origin.map_or_else(|| link.own.clone(), str::to_string);
-            tombstone(link, key, base, origin).await?;
-            store.set_mark(&link.mark_node(), path, None).await?;
-            Ok(true)
-        }
+    // one shipment of a path to a peer at a time (the worker, a reconcile, a resync): each
+    // reads the version and the base, ships and records the mark before the next reads them
+    let _held = ship_lock(&link.mark_node(), path).lock_owned().await;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        return match store.entry(path).await? {
+            Some(e) if e.is_dir => Ok(false),
+            Some(e) if e.origin.is_some() && e.origin == link.peer_node => Ok(false),
+            Some(e) if !can_ship(&e, &link.rule.peer) => Ok(false),
+            Some(e) => {
+                let base = store.mark(&link.mark_node(), path).await?;
+                match put(vfs, link, key, &e, base).await {
+                    // overwritten since its row was read: ship the newer version instead
+                    Err(ReplError::Vfs(crate::vfs::VfsError::Changed(_))) if tries < 5 => continue,
+                    r => r?,
+                }
+                store
+                    .set_mark(&link.mark_node(), path, Some(&e.etag))
+                    .await?;
+                Ok(true)
+            }
+            None => {
+                let base = store.mark(&link.mark_node(), path).await?;
+                let origin = origin.map_or_else(|| link.own.clone(), str::to_string);
+                tombstone(link, key, base, origin).await?;
+                store.set_mark(&link.mark_node(), path, None).await?;
+                Ok(true)
+            }
+        };
     }
+}
+
+/// The lock that serialises the shipments of `path` to the peer `node` in this process:
+/// paths share a fixed number of stripes, so memory stays constant.
+fn ship_lock(node: &str, path: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::hash::{Hash, Hasher};
+    const STRIPES: usize = 61;
+    static LOCKS: std::sync::OnceLock<Vec<std::sync::Arc<tokio::sync::Mutex<()>>>> =
+        std::sync::OnceLock::new();
+    let locks = LOCKS.get_or_init(|| {
+        (0..STRIPES)
+            .map(|_| std::sync::Arc::new(tokio::sync::Mutex::new(())))
+            .collect()
+    });
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (node, path).hash(&mut h);
+    locks[(h.finish() % STRIPES as u64) as usize].clone()
 }
 
 /// Whether the file `e` can travel to `peer`: an SSE-C file opens only with its S3 client's
@@ -174,9 +202,9 @@ pub async fn put(
     if let Some(v) = headers.get("content-encoding") {
         w = w.content_encoding(v);
     }
+    // the bytes of exactly the version described (Changed: a newer one is there now)
+    let reader = vfs.stored_reader(e).await?;
     let mut w = w.await?;
-    let path = VPath::parse(&e.path)?;
-    let reader = vfs.stored_reader(&path).await?;
     let size = e.size.max(0) as u64;
     let mut at = 0u64;
     while at < size {

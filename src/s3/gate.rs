@@ -94,6 +94,19 @@ fn sse_c_transport<B>(req: &Request<B>) -> Result<(), Response<RespBody>> {
             SSE_C_OVER_HTTP,
         ));
     }
+    // a copy source's key on a request that copies nothing (a PutObject, an UploadPart) would
+    // be ignored, and the client believe its source checked or its object sealed: AWS refuses
+    let source_key = req.headers().keys().any(|h| {
+        h.as_str()
+            .starts_with("x-amz-copy-source-server-side-encryption-customer-")
+    });
+    if source_key && !req.headers().contains_key("x-amz-copy-source") {
+        return Err(s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "x-amz-copy-source-server-side-encryption-customer-* headers are only valid on a copy (CopyObject, UploadPartCopy: a request with x-amz-copy-source)",
+        ));
+    }
     Ok(())
 }
 
@@ -407,18 +420,29 @@ mod tests {
         let sig = "0".repeat(64);
         let v4 = format!("AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature={sig}");
         let auth = ("authorization", v4.as_str());
+        let copy = ("x-amz-copy-source", "/b/src");
         for h in [
             "x-amz-server-side-encryption-customer-algorithm",
             "x-amz-server-side-encryption-customer-key",
             "x-amz-server-side-encryption-customer-key-MD5",
             "x-amz-copy-source-server-side-encryption-customer-key",
         ] {
-            let plain = req("/b/k", &[auth, (h, "x")]);
+            let plain = req("/b/k", &[auth, copy, (h, "x")]);
             let r = admit(&plain).unwrap_err();
             assert_eq!(r.status(), 400, "{h}");
-            let mut secure = req("/b/k", &[auth, (h, "x")]);
+            let mut secure = req("/b/k", &[auth, copy, (h, "x")]);
             secure.extensions_mut().insert(crate::wire::Secure);
             assert_eq!(code(admit(&secure)), 200, "{h}");
+        }
+        // a copy source's key on a request that copies nothing: refused, over TLS too
+        for h in [
+            "x-amz-copy-source-server-side-encryption-customer-algorithm",
+            "x-amz-copy-source-server-side-encryption-customer-key",
+            "x-amz-copy-source-server-side-encryption-customer-key-MD5",
+        ] {
+            let mut put = req("/b/k", &[auth, (h, "x")]);
+            put.extensions_mut().insert(crate::wire::Secure);
+            assert_eq!(code(admit(&put)), 400, "{h}");
         }
         // the SSE-S3 header is no SSE-C
         assert_eq!(

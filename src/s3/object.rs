@@ -504,6 +504,39 @@ impl KuraS3 {
         }
     }
 
+    /// DeleteObject with If-Match (AWS, 2025): the key must exist (`NoSuchKey`), and with an
+    /// ETag still have it, checked by the core inside the delete's transaction (`412` when it
+    /// differs, `409` when a write landed meanwhile).
+    async fn delete_key_if(
+        &self,
+        who: &Caller,
+        bucket: &str,
+        key: &str,
+        cond: &ETagCondition,
+    ) -> S3Result<Option<ObjectVersion>> {
+        let op = names::object(bucket, key)?;
+        let e = self.vfs.stat(who, &op.path).await.map_err(object_error)?;
+        let etag = match cond {
+            ETagCondition::ETag(t) => Some(t.value().to_string()),
+            ETagCondition::Any => None,
+        };
+        match (e.is_dir, op.marker, &etag) {
+            (true, true, None) => {
+                self.vfs
+                    .delete_marker(who, &op.path)
+                    .await
+                    .map_err(object_error)?;
+                return Ok(None);
+            }
+            (true, _, _) | (false, true, _) => return Err(s3_error!(NoSuchKey)),
+            (false, false, _) => {}
+        }
+        self.vfs
+            .delete_object_if(who, &op.path, etag.as_deref())
+            .await
+            .map_err(object_error)
+    }
+
     pub(super) async fn delete(
         &self,
         who: Caller,
@@ -512,6 +545,16 @@ impl KuraS3 {
         let who = &who;
         let input = req.input;
         self.require_bucket(who, &input.bucket).await?;
+        if let (Some(cond), None) = (&input.if_match, &input.version_id) {
+            let m = self
+                .delete_key_if(who, &input.bucket, &input.key, cond)
+                .await?;
+            return Ok(S3Response::new(DeleteObjectOutput {
+                delete_marker: m.is_some().then_some(true),
+                version_id: m.map(|m| m.s3_id()),
+                ..Default::default()
+            }));
+        }
         let (version_id, marker) = self
             .delete_one(
                 who,

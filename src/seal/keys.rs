@@ -25,8 +25,9 @@ pub enum SealError {
     /// The wrapped data key names a master key this server does not hold.
     #[error("master key {0} is not available (see docs/encryption.md)")]
     UnknownKey(String),
-    /// A wrapped data key is malformed or does not open with its master key.
-    #[error("wrapped data key does not open")]
+    /// A wrapped data key is malformed or does not open with the master key it names (that
+    /// key is held): its record was damaged or tampered with.
+    #[error("wrapped data key does not open (its record is damaged or was tampered with)")]
     BadWrap,
     /// A data key wrapped by a client's key (SSE-C) was opened with another key.
     #[error("the customer-provided key is not the one the file was stored with")]
@@ -41,6 +42,15 @@ pub enum SealError {
          back (docs/encryption.md#backups-and-restores); a new key would open none of them"
     )]
     Lost(String, String),
+    /// A master key is held, but data keys are recorded wrapped by a master key that is
+    /// neither it nor a retired one: the wrong key file, or a damaged one (a key's id is its
+    /// hash, so one changed byte makes another key).
+    #[error(
+        "the master key in {0} (id {1}) is not the key files are sealed with: files are sealed \
+         with master key {2}, which is neither it nor a retired key in encryption-keys/; put \
+         the right key back (docs/encryption.md#the-master-key); with this one they do not open"
+    )]
+    Wrong(String, String, String),
 }
 
 /// One file's data key and file id (both random).
@@ -183,9 +193,20 @@ fn read_source(source: &Source) -> Result<Option<[u8; 32]>, SealError> {
             out.stdout
         }
     };
-    parse_master(&raw)
-        .map(Some)
-        .ok_or_else(|| bad("key", "expected 32 bytes or 64 hex digits".into()))
+    parse_master(&raw).map(Some).ok_or_else(|| {
+        let what = match source {
+            Source::DataDir(p) | Source::File(p) => p.display().to_string(),
+            Source::Command(_) => "key_command".into(),
+        };
+        bad(
+            &what,
+            format!(
+                "holds {} bytes, not a key: expected 32 bytes or 64 hex digits (a truncated or \
+                 damaged key file?)",
+                raw.len()
+            ),
+        )
+    })
 }
 
 impl KeyRing {
@@ -293,6 +314,11 @@ impl KeyRing {
         r.all.insert(m.id.clone(), m.clone());
         r.current.get_or_insert(m);
         true
+    }
+
+    /// The id of the current master key, if one is held (never makes one).
+    pub fn held_current_id(&self) -> Option<String> {
+        self.ring().current.as_ref().map(|m| m.id.clone())
     }
 
     /// Where the current master key comes from, for messages.

@@ -9,7 +9,7 @@ use crate::wire::ReqBody;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -133,11 +133,15 @@ impl ShareFront {
         token: &str,
     ) -> Result<Response<RespBody>, ShareError> {
         let location = req.uri().path().to_string();
-        let body = Limited::new(req.into_body(), MAX_FORM)
-            .collect()
+        // the form comes before any password is checked: bounded in size and time
+        let body = crate::wire::read_small(req.into_body(), MAX_FORM)
             .await
-            .map_err(|_| ShareError::Invalid("the form is too large".into()))?
-            .to_bytes();
+            .map_err(|e| match e {
+                crate::wire::SmallBodyError::TooLarge(_) => {
+                    ShareError::Invalid("the form is too large".into())
+                }
+                e => ShareError::Invalid(e.to_string()),
+            })?;
         let password = form_field(&body, "password");
         self.shares.check_password(a, password.as_deref()).await?;
         let hash = a.row.password_hash.as_deref().unwrap_or_default();

@@ -60,7 +60,7 @@ pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
 pub use snapshot::{SnapshotObject, Whereabouts};
-pub use tree::{Committed, DeleteRules, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
+pub use tree::{Committed, DeleteRules, MoveRules, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
 pub use usage::Drift;
 pub use users::UserRow;
 pub use versioning::S3Versioning;

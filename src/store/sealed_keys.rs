@@ -70,6 +70,45 @@ impl Store {
         .await?)
     }
 
+    /// One recorded data key per master key that wraps any (files, kept versions, parts of
+    /// unfinished uploads): (key id, wrapped key), made at start. Files and versions are
+    /// walked through their index on the key id, one seek per key id (plain rows are not in
+    /// it, and the many rows of one key are skipped), so the cost grows with the SSE-C rows
+    /// (their `c1:` forms name no master key and are passed over), not with the files.
+    pub async fn one_wrapped_per_key(&self) -> Result<Vec<(String, String)>, MetaError> {
+        let mut found = std::collections::BTreeMap::new();
+        for next in [
+            "SELECT substr(sealed, 4, 16), sealed FROM entries
+             WHERE sealed IS NOT NULL AND substr(sealed, 4, 16) > $1
+               AND substr(sealed, 1, 3) = 'v1:'
+             ORDER BY substr(sealed, 4, 16) LIMIT 1",
+            "SELECT substr(sealed, 4, 16), sealed FROM versions
+             WHERE sealed IS NOT NULL AND substr(sealed, 4, 16) > $1
+               AND substr(sealed, 1, 3) = 'v1:'
+             ORDER BY substr(sealed, 4, 16) LIMIT 1",
+        ] {
+            let mut after = String::new();
+            while let Some((kid, sealed)) = sqlx::query_as::<_, (String, String)>(next)
+                .bind(&after)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                after.clone_from(&kid);
+                found.entry(kid).or_insert(sealed);
+            }
+        }
+        let parts: Vec<(String, String)> = sqlx::query_as(
+            "SELECT substr(sealed, 4, 16), MIN(sealed) FROM multipart_parts
+             WHERE substr(sealed, 1, 3) = 'v1:' GROUP BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (kid, sealed) in parts {
+            found.entry(kid).or_insert(sealed);
+        }
+        Ok(found.into_iter().collect())
+    }
+
     /// Replaces wrapped keys in one transaction, each only if its row still holds the key it
     /// was read with (a file replaced meanwhile keeps its new key). Returns the rows changed.
     pub async fn rewrap(&self, changes: &[(Wrapped, String)]) -> Result<u64, MetaError> {

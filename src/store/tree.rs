@@ -75,6 +75,16 @@ pub struct DeleteRules<'a> {
     pub if_match: Option<&'a str>,
 }
 
+/// What a move's transaction checks besides the source still being there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MoveRules<'a> {
+    /// The source must be a file that still has this ETag: `Conflict(ETAG_CHANGED)` otherwise
+    /// (a replication conflict moves aside only the version it judged).
+    pub if_match: Option<&'a str>,
+    /// Nothing may be at the destination: `Duplicate` otherwise.
+    pub create_new: bool,
+}
+
 /// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
 pub const ETAG_CHANGED: &str = "the file changed since the write began";
 
@@ -655,6 +665,7 @@ impl Store {
     /// replacing whatever was at the destination.
     /// `regroup` gives the moved rows a new group (a move into another bucket). The implicit
     /// folders the move leaves empty go too: returns their paths, deepest first.
+    #[cfg(test)]
     pub async fn move_tree<E, F>(
         &self,
 
@@ -668,6 +679,26 @@ impl Store {
     where
         F: std::future::Future<Output = Result<(), E>>,
     {
+        let rules = MoveRules::default();
+        self.move_tree_with(from, to, to_parent, regroup, (mark, archive), rules, finish)
+            .await
+    }
+
+    /// `move_tree` with the preconditions `rules`, checked inside its transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn move_tree_with<E, F>(
+        &self,
+        from: &str,
+        to: &str,
+        to_parent: &str,
+        regroup: Option<Option<&str>>,
+        (mark, archive): (Option<&Mark>, &Archive),
+        rules: MoveRules<'_>,
+        finish: F,
+    ) -> Result<Vec<String>, Committed<E>>
+    where
+        F: std::future::Future<Output = Result<(), E>>,
+    {
         let mut tx = self
             .write_tx()
             .await
@@ -675,6 +706,25 @@ impl Store {
         transfer_checks_tx(&mut tx, from, to, to_parent)
             .await
             .map_err(Committed::Meta)?;
+        if let Some(want) = rules.if_match {
+            let etag: Option<String> =
+                sqlx::query_scalar("SELECT etag FROM entries WHERE path = $1 AND is_dir = 0")
+                    .bind(from)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| Committed::Meta(e.into()))?;
+            if etag.as_deref() != Some(want) {
+                return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)));
+            }
+        }
+        if rules.create_new
+            && kind_tx(&mut tx, to)
+                .await
+                .map_err(Committed::Meta)?
+                .is_some()
+        {
+            return Err(Committed::Meta(MetaError::Duplicate));
+        }
         move_tree_tx(&mut tx, from, to, to_parent, regroup, archive)
             .await
             .map_err(Committed::Meta)?;

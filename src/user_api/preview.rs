@@ -24,7 +24,8 @@ const PAGES: &str = "x-kura-pages";
               (status = 400, body = ErrorReply, description = "a size not served, a page past the last, a page of an image"),
               (status = 403, body = ErrorReply), (status = 404, body = ErrorReply),
               (status = 413, body = ErrorReply, description = "over 64 MiB or 50 megapixels"),
-              (status = 415, body = ErrorReply, description = "not an image or PDF Kura previews, or one that does not decode or render within the limits")))]
+              (status = 415, body = ErrorReply, description = "not an image or PDF Kura previews, or one that does not decode or render within the limits (remembered: the same content is refused at once for an hour)"),
+              (status = 503, body = ErrorReply, description = "`busy`: no render slot came free within 10 s (one render at a time per user, two for the server); `Retry-After` says when to ask again")))]
 pub async fn thumbnail(
     vfs: &Vfs,
     thumbs: &Thumbnailer,
@@ -51,6 +52,18 @@ pub async fn thumbnail(
         }
         Err(ThumbError::TooLarge(m)) => {
             return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &m)
+        }
+        Err(ThumbError::Busy(wait)) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "previews are busy; try again shortly",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            return r;
         }
         Err(e @ ThumbError::Internal(_)) => {
             tracing::error!(error = %e, "thumbnail failed");

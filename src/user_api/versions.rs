@@ -3,7 +3,6 @@
 //! under the core's rules (what she may read, where she may write).
 
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
 
 use super::errors::{error, from_vfs, ErrorReply};
@@ -186,19 +185,9 @@ pub async fn empty_trash(vfs: &Vfs, caller: &Caller, params: &Params) -> Respons
               (status = 403, body = ErrorReply), (status = 404, body = ErrorReply),
               (status = 409, body = ErrorReply), (status = 507, body = ErrorReply)))]
 pub async fn restore(vfs: &Vfs, caller: &Caller, req: Request<ReqBody>) -> Response<RespBody> {
-    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the request body is over 8 KiB",
-            )
-        }
-    };
-    let r: RestoreRequest = match serde_json::from_slice(&bytes) {
+    let r: RestoreRequest = match super::body::read_json(req, MAX_BODY).await {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", &e.to_string()),
+        Err(resp) => return resp,
     };
     let (path, to) = match (
         VPath::parse(&r.path),

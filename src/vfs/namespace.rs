@@ -10,7 +10,7 @@ use super::{
     headers_json, Caller, CopyKeys, CustomerKey, Download, Entry, UploadOptions, VPath, Vfs,
     VfsError, CHUNK,
 };
-use crate::store::{now_ms, DeadProp, DeleteRules, EntryRow, SOURCE_CHANGED};
+use crate::store::{now_ms, DeadProp, DeleteRules, EntryRow, MoveRules, SOURCE_CHANGED};
 
 /// A delete refused unless only implicit folders are below (buckets, folder markers).
 const IF_EMPTY: DeleteRules<'static> = DeleteRules {
@@ -478,8 +478,8 @@ impl Vfs {
         let (existing, parent) = self.check_write(c, path, &opts).await?;
         // refused before the body streams; the commit checks again inside its transaction
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
-        let replaced = existing.map_or(0, |e| e.size);
-        let mut up = Upload::start(self.clone(), c, path.clone(), opts, replaced).await?;
+        let freed = self.freed_by_overwrite(path, existing.as_ref()).await?;
+        let mut up = Upload::start(self.clone(), c, path.clone(), opts, freed).await?;
         up.parent = parent;
         Ok(up)
     }
@@ -509,10 +509,11 @@ impl Vfs {
             }
             Err(e) => return Err(e),
         };
+        // the right first: one who may not change the folder learns nothing of its names
+        Self::require_name_change(c, &parent, None)?;
         if self.lookup(path).await?.is_some() {
             return Err(VfsError::Exists);
         }
-        Self::require_name_change(c, &parent, None)?;
         self.make_folder(c, path, Self::group_for_new(c, &parent), Vec::new())
             .await?;
         self.default_encryption(path).await
@@ -772,6 +773,19 @@ impl Vfs {
         self.delete_from(c, path, None, None).await
     }
 
+    /// `delete` of a file only while it still has the ETag `etag` (If-Match), checked inside
+    /// the delete's transaction: a write that lands between a client's check and its delete
+    /// is never deleted (`Changed`). The ETag is as private as the bytes: comparing it needs
+    /// the right to read the file. No file there: `NotFound`; a folder: `PreconditionFailed`.
+    pub async fn delete_if_match(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        etag: &str,
+    ) -> Result<(), VfsError> {
+        self.delete_object_if(c, path, Some(etag)).await.map(drop)
+    }
+
     /// Deletes a bucket only if nothing but implicit folders is in it, checked inside the
     /// delete's transaction, so a key written meanwhile is never deleted with it
     /// (`NotEmpty` instead).
@@ -987,6 +1001,19 @@ impl Vfs {
 
     /// Moves a file or folder; an existing destination file is replaced, a folder is not.
     pub async fn rename(&self, c: &Caller, from: &VPath, to: &VPath) -> Result<(), VfsError> {
+        self.rename_checked(c, from, to, MoveRules::default()).await
+    }
+
+    /// `rename` with the preconditions `rules` checked inside the move's transaction: the
+    /// source still the version the caller judged (`Changed` otherwise), nothing at the
+    /// destination (`Exists` otherwise).
+    pub(super) async fn rename_checked(
+        &self,
+        c: &Caller,
+        from: &VPath,
+        to: &VPath,
+        rules: MoveRules<'_>,
+    ) -> Result<(), VfsError> {
         let src = self.stat(c, from).await?;
         let from_dir = self
             .lookup(&from.parent())
@@ -1049,13 +1076,19 @@ impl Vfs {
             };
         let store = self.store.clone();
         let (f, t, tp) = (from.to_string(), to.to_string(), to.parent().to_string());
+        let (if_match, create_new) = (rules.if_match.map(str::to_string), rules.create_new);
         // both ends: the source and all below it, and the destination
         let guard = self.guard(c, vec![(from.clone(), true), (to.clone(), false)]);
         let pruned = self
             .commit_with(guard, steps, other, move |mark, finish| async move {
                 let regroup = regroup.as_ref().map(|g| g.as_deref());
+                let rules = MoveRules {
+                    if_match: if_match.as_deref(),
+                    create_new,
+                };
+                let ends = (mark.as_ref(), &archive);
                 store
-                    .move_tree(&f, &t, &tp, regroup, (mark.as_ref(), &archive), finish)
+                    .move_tree_with(&f, &t, &tp, regroup, ends, rules, finish)
                     .await
             })
             .await?;

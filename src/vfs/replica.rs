@@ -175,15 +175,25 @@ impl super::Vfs {
         Ok(self.store.tombstone(path.as_str(), since).await?)
     }
 
-    /// The bytes of a file as clients see them (plaintext, whatever the bucket stores), for
-    /// shipping to a peer (no permission check: the replicator acts for the node, not for a
-    /// user); the peer seals them by its own bucket's setting.
-    pub async fn stored_reader(&self, path: &VPath) -> Result<super::Download, VfsError> {
-        let entry = self.lookup(path).await?.ok_or(VfsError::NotFound)?;
+    /// The bytes of the version `row` of a file as clients see them (plaintext, whatever the
+    /// bucket stores), for shipping to a peer (no permission check: the replicator acts for
+    /// the node, not for a user); the peer seals them by its own bucket's setting. The row is
+    /// read again and the bytes opened under the path's read lock, so they are that version's:
+    /// `Changed` when a newer one was committed since `row` was read (the shipment then
+    /// describes the newer one), never one version's description over another's bytes.
+    pub async fn stored_reader(&self, row: &EntryRow) -> Result<super::Download, VfsError> {
+        let path = VPath::parse(&row.path)?;
+        let held = self.path_locks.read(path.as_str()).await;
+        let entry = self.lookup(&path).await?.ok_or(VfsError::NotFound)?;
         if entry.is_dir {
             return Err(VfsError::WrongKind("is a folder"));
         }
-        self.open_unchecked(&entry, None).await
+        if entry.etag != row.etag || entry.sealed != row.sealed || entry.size != row.size as u64 {
+            return Err(VfsError::Changed("the file changed since its row was read"));
+        }
+        let opened = self.open_unchecked(&entry, None).await;
+        drop(held);
+        opened
     }
 
     /// Starts receiving the version `meta` of `path` from `peer`, written as `c` (the peer
@@ -217,6 +227,8 @@ impl super::Vfs {
         Ok(Shipment {
             up,
             planned: Some(planned),
+            caller: c.clone(),
+            peer: peer.clone(),
         })
     }
 }
@@ -370,6 +382,9 @@ async fn keep_for(
 pub struct Shipment {
     up: Upload,
     planned: Option<Planned>,
+    /// The peer key's user, and the peer: for deciding again at the commit.
+    caller: Caller,
+    peer: Peer,
 }
 
 impl Shipment {
@@ -389,19 +404,67 @@ impl Shipment {
         self.up.abort().await
     }
 
-    /// Applies the shipped version as planned when the transfer started.
+    /// Applies the shipped version as planned when the transfer started, provided this node
+    /// still holds what the plan was judged against: every write of the plan is conditional
+    /// on it inside its own transaction. A local write that landed meanwhile makes the plan
+    /// be decided again against it (the conflict rule: the later version wins, the other is
+    /// kept as a conflict copy), with the same staged bytes; so neither write is lost.
     pub async fn commit(&mut self) -> Result<Entry, VfsError> {
         let mut up = self.up.detach();
         let planned = self.planned.take();
+        let (caller, peer) = (self.caller.clone(), self.peer.clone());
         to_the_end(async move {
             let (md5, size) = up.seal().await?;
-            match planned {
-                Some(p) => finish(&mut up, md5, size, p).await,
-                None => Err(VfsError::Conflict("the shipment was committed already")),
+            let Some(mut p) = planned else {
+                return Err(VfsError::Conflict("the shipment was committed already"));
+            };
+            up.keep_refused = true;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                pause_point("shipment", &p.key).await;
+                match finish(&mut up, &md5, size, &p).await {
+                    Err(VfsError::Changed(why)) if tries < DECIDE_AGAIN => {
+                        tracing::info!(path = %p.key, why,
+                            "replication: the file changed here while a shipment arrived; deciding again");
+                        p = match replan(&mut up, &caller, &peer, p).await {
+                            Ok(p) => p,
+                            Err(e) => {
+                                up.abort().await;
+                                return Err(e);
+                            }
+                        };
+                    }
+                    Err(e) => {
+                        up.abort().await;
+                        return Err(e);
+                    }
+                    Ok(entry) => return Ok(entry),
+                }
             }
         })
         .await
     }
+}
+
+/// How often a shipment is decided again when local writes keep landing under it; then it is
+/// refused (`Changed`) and the sender ships it again later.
+const DECIDE_AGAIN: u32 = 5;
+
+/// Decides again what the shipment in `up` does, against what this node holds now, and
+/// points the staged bytes at the plan's target with its writer, owner, group and mode.
+async fn replan(up: &mut Upload, c: &Caller, peer: &Peer, p: Planned) -> Result<Planned, VfsError> {
+    let vfs = up.vfs.clone();
+    vfs.check_unlocked(c, vec![(p.key.clone(), false)]).await?;
+    let planned = plan(&vfs, &p.key, p.meta, up.headers()).await?;
+    let target = planned.target().clone();
+    let (writer, attrs) = vfs.shipment_writer(c, &target).await?;
+    let keep = match attrs {
+        true => keep_for(&vfs, peer, &target, &c.user, &planned.meta).await?,
+        false => Keep::default(),
+    };
+    up.retarget(&writer, &target, keep).await?;
+    Ok(planned)
 }
 
 /// Whether a user metadata name (without `x-amz-meta-`) is one of replication's own.
@@ -423,12 +486,20 @@ fn version_etag(r: &ReplicaMeta, md5: &str) -> String {
 pub(super) enum Plan {
     /// This node holds the version already.
     Noop(Box<EntryRow>),
+    /// This node holds a later version from the same origin: the shipment arrived late.
+    Stale(Box<EntryRow>),
     /// A deletion.
     Tombstone,
-    /// Replaces what is here (nothing changed here since the sender last saw it).
-    Clean,
-    /// A conflict the shipped version wins: this node's version moves to `copy` first.
-    Wins { copy: VPath, exists: bool },
+    /// Replaces what is here (nothing changed here since the sender last saw it): the
+    /// version `local` (None: nothing was here).
+    Clean { local: Option<String> },
+    /// A conflict the shipped version wins: this node's version `local` moves to `copy`
+    /// first (unless that copy `exists` already).
+    Wins {
+        copy: VPath,
+        exists: bool,
+        local: String,
+    },
     /// A conflict this node's version wins: the shipped one is stored as `copy` (unless
     /// that copy `exists` already), and this node's version goes back to the sender.
     Loses { copy: VPath, exists: bool },
@@ -483,16 +554,34 @@ async fn plan(
     } else {
         match local {
             None if !r.mirror && deleted_here(vfs, path, &r).await? => Plan::Deleted,
-            None => Plan::Clean,
-            Some(_) if r.mirror => Plan::Clean,
-            Some(l) if r.base.as_deref() == Some(l.etag.as_str()) => Plan::Clean,
+            None => Plan::Clean { local: None },
+            Some(l) if r.mirror || r.base.as_deref() == Some(l.etag.as_str()) => Plan::Clean {
+                local: Some(l.etag),
+            },
+            // this node holds a version written on the sender and has not changed it since
+            // (a write here makes the origin its own): the sender's version is an update of
+            // it, whatever base the sender believed (its mark is stale when this node fetched
+            // that version itself, a resync's pull, say); an older one arriving late is stale
+            Some(l) if l.origin.as_deref() == Some(r.from.as_str()) => {
+                if l.origin.as_deref() == Some(r.origin.as_str()) && r.mtime_ms < l.mtime_ms {
+                    Plan::Stale(Box::new(l))
+                } else {
+                    Plan::Clean {
+                        local: Some(l.etag),
+                    }
+                }
+            }
             Some(l) => {
                 // both sides changed the file since they last agreed: the later version wins
                 let own = vfs.store.node_id().await?;
                 let local_key = (l.mtime_ms, l.origin.clone().unwrap_or(own));
                 if (r.mtime_ms, r.origin.clone()) > local_key {
                     let (copy, exists) = conflict_copy(vfs, path, &l.etag).await?;
-                    Plan::Wins { copy, exists }
+                    Plan::Wins {
+                        copy,
+                        exists,
+                        local: l.etag,
+                    }
                 } else {
                     let etag = r.etag.clone().unwrap_or_default();
                     let (copy, exists) = conflict_copy(vfs, path, &etag).await?;
@@ -520,31 +609,63 @@ async fn deleted_here(vfs: &super::Vfs, path: &VPath, r: &ReplicaMeta) -> Result
         .is_some_and(|t| t.etag == etag && t.mtime_ms == r.mtime_ms))
 }
 
-/// Carries out a plan once the bytes are in `up`, sealed as `md5`/`size`.
-async fn finish(up: &mut Upload, md5: String, size: u64, p: Planned) -> Result<Entry, VfsError> {
+/// Carries out a plan once the bytes are in `up`, sealed as `md5`/`size`. Each write is
+/// conditional on what the plan was judged against (`Changed` when that moved: decide again).
+async fn finish(up: &mut Upload, md5: &str, size: u64, p: &Planned) -> Result<Entry, VfsError> {
     let store = up.vfs.store.clone();
-    let r = p.meta;
-    let key = p.key;
-    let etag = version_etag(&r, &md5);
-    if let Plan::Wins { copy, exists } = &p.plan {
-        tracing::warn!(path = %key, copy = %copy, "replication conflict: the peer's version won");
-        // this node's version steps aside first
-        if !exists {
-            up.vfs.rename(&up.caller, &key, copy).await?;
+    let (r, key) = (&p.meta, &p.key);
+    let md5 = md5.to_string();
+    let etag = version_etag(r, &md5);
+    match &p.plan {
+        // a mirror is a copy: what was written on it meanwhile goes too
+        Plan::Clean { .. } if r.mirror => up.require(false, None),
+        Plan::Clean { local } => up.require(local.is_none(), local.clone()),
+        Plan::Wins {
+            copy,
+            exists,
+            local,
+        } => {
+            tracing::warn!(path = %key, copy = %copy, "replication conflict: the peer's version won");
+            if *exists {
+                up.require(false, Some(local.clone()));
+            } else {
+                // this node's version (the one judged, nothing else) steps aside first, onto
+                // a free name
+                let rules = crate::store::MoveRules {
+                    if_match: Some(local),
+                    create_new: true,
+                };
+                match up.vfs.rename_checked(&up.caller, key, copy, rules).await {
+                    Ok(()) => {}
+                    Err(VfsError::Exists | VfsError::NotFound) => {
+                        return Err(VfsError::Changed("the file or its conflict copy changed"))
+                    }
+                    Err(e) => return Err(e),
+                }
+                up.require(true, None);
+            }
         }
+        // a new name, free when the plan was made
+        Plan::Loses { exists: false, .. } => up.require(true, None),
+        _ => {}
     }
     let wrote = matches!(
         p.plan,
-        Plan::Clean | Plan::Wins { .. } | Plan::Loses { exists: false, .. }
+        Plan::Clean { .. } | Plan::Wins { .. } | Plan::Loses { exists: false, .. }
     );
-    let entry = match p.plan {
+    let entry = match &p.plan {
         Plan::Noop(l) => {
             up.abort().await;
-            Entry::from_row(*l)?
+            Entry::from_row((**l).clone())?
         }
         Plan::Tombstone => {
             up.abort().await;
-            return delete(up, &key, &r).await;
+            return delete(up, key, r).await;
+        }
+        Plan::Stale(l) => {
+            up.abort().await;
+            // nothing learnt of what the sender holds: no mark
+            return Entry::from_row((**l).clone());
         }
         Plan::Deleted => {
             up.abort().await;
@@ -553,9 +674,9 @@ async fn finish(up: &mut Upload, md5: String, size: u64, p: Planned) -> Result<E
             // the sender holds that version: the tombstone journaled now deletes it there
             store.set_mark(&r.from, key.as_str(), Some(&etag)).await?;
             store.journal_path(key.as_str()).await?;
-            return Ok(gone(&key));
+            return Ok(gone(key));
         }
-        Plan::Clean | Plan::Wins { .. } => {
+        Plan::Clean { .. } | Plan::Wins { .. } => {
             up.record(
                 md5,
                 size,
@@ -569,11 +690,11 @@ async fn finish(up: &mut Upload, md5: String, size: u64, p: Planned) -> Result<E
             tracing::warn!(path = %key, copy = %copy, "replication conflict: this node's version won");
             // the winner goes back to the sender (which may not know it: a resync, say)
             store.journal_path(key.as_str()).await?;
-            if exists {
+            if *exists {
                 up.abort().await;
                 match store.entry(key.as_str()).await? {
                     Some(l) => Entry::from_row(l)?,
-                    None => gone(&key),
+                    None => gone(key),
                 }
             } else {
                 // a change of this node's, so that the copy reaches the sender too
@@ -615,7 +736,7 @@ async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry,
         return Ok(gone(path));
     };
     if r.mirror || r.base.as_deref() == Some(l.etag.as_str()) {
-        pause_point(path).await;
+        pause_point("tombstone", path).await;
         // a mirror is a copy: what was written on it meanwhile goes too
         let seen = (!r.mirror).then_some(l.etag.as_str());
         match up
@@ -639,18 +760,25 @@ async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry,
     }
 }
 
-/// Test hook: with `KURA_TEST_TOMBSTONE_PAUSE_MS=N` a tombstone waits N ms between finding
-/// the version it deletes and deleting it, and says so in the log, so that a test can land a
-/// write in that instant. Unset in normal operation.
-async fn pause_point(path: &VPath) {
-    static PAUSE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    let pause = PAUSE.get_or_init(|| {
-        std::env::var("KURA_TEST_TOMBSTONE_PAUSE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
+/// Test hooks: with `KURA_TEST_TOMBSTONE_PAUSE_MS=N` a tombstone waits N ms between finding
+/// the version it deletes and deleting it, with `KURA_TEST_SHIPMENT_PAUSE_MS=N` a shipment
+/// between its plan and its commit, and says so in the log, so that a test can land a write
+/// in that instant. Unset in normal operation.
+async fn pause_point(what: &'static str, path: &VPath) {
+    static PAUSES: std::sync::OnceLock<(Option<u64>, Option<u64>)> = std::sync::OnceLock::new();
+    let (tombstone, shipment) = PAUSES.get_or_init(|| {
+        let ms = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+        (
+            ms("KURA_TEST_TOMBSTONE_PAUSE_MS"),
+            ms("KURA_TEST_SHIPMENT_PAUSE_MS"),
+        )
     });
-    if let Some(ms) = *pause {
-        tracing::warn!(path = %path, ms, "KURA_TEST_TOMBSTONE_PAUSE_MS: holding a tombstone");
+    let pause = match what {
+        "tombstone" => *tombstone,
+        _ => *shipment,
+    };
+    if let Some(ms) = pause {
+        tracing::warn!(path = %path, ms, "KURA_TEST_{}_PAUSE_MS: holding a {what}", what.to_uppercase());
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }

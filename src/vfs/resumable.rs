@@ -84,6 +84,23 @@ impl Drop for Busy {
 }
 
 impl Vfs {
+    /// What a resumable upload to `path` (over `existing`) may still stage: what the quota
+    /// leaves, plus what the commit gives back by replacing `existing` (none when the bucket
+    /// keeps versions), less every byte staged for the group (this upload's parts included);
+    /// `None` without a quota.
+    async fn resumable_room(
+        &self,
+        path: &VPath,
+        existing: Option<&Entry>,
+    ) -> Result<Option<(String, i64)>, VfsError> {
+        let Some((group, left)) = self.store.bytes_left(path.as_str()).await? else {
+            return Ok(None);
+        };
+        let freed = self.freed_by_overwrite(path, existing).await? as i64;
+        let room = left + freed - self.store.staged_bytes(&group).await?;
+        Ok(Some((group, room)))
+    }
+
     /// Starts a resumable upload of `length` bytes to `path`: the write rules, locks and the
     /// quota (the length against what the group has left, less what is staged for it) are
     /// checked now, and again when the file is committed. An empty file is committed now.
@@ -107,9 +124,7 @@ impl Vfs {
         };
         let (existing, _) = self.check_write(c, path, &opts).await?;
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
-        if let Some((group, left)) = self.store.bytes_left(path.as_str()).await? {
-            let replaced = existing.map_or(0, |e| e.size as i64);
-            let room = left + replaced - self.store.staged_bytes(&group).await?;
+        if let Some((group, room)) = self.resumable_room(path, existing.as_ref()).await? {
             if length as i64 > room {
                 return Err(VfsError::QuotaExceeded(group));
             }
@@ -188,7 +203,7 @@ impl Vfs {
             create_parents: true,
             ..Default::default()
         };
-        self.check_write(c, &up.path, &opts).await?;
+        let (existing, _) = self.check_write(c, &up.path, &opts).await?;
         let row = self
             .store
             .resumable_row(id)
@@ -204,9 +219,8 @@ impl Vfs {
         if let Some((key, wrapped)) = self.sealing_for(&up.path, None).await? {
             sink.seal_with(&key, wrapped);
         }
-        if let Some((group, left)) = self.store.bytes_left(up.path.as_str()).await? {
-            let room = (left - self.store.staged_bytes(&group).await?).max(0) as u64;
-            sink.limit_to(group, room);
+        if let Some((group, room)) = self.resumable_room(&up.path, existing.as_ref()).await? {
+            sink.limit_to(group, room.max(0) as u64);
         }
         let (vfs, c, id) = (self.clone(), c.clone(), id.to_string());
         to_the_end(async move {

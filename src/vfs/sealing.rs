@@ -294,15 +294,15 @@ impl Vfs {
             .as_ref()
             .ok_or_else(|| seal_err(SealError::Master("key".into(), "no key ring".into())))?;
         if !keys.holds_current() {
-            self.check_master_key().await?;
+            self.check_not_lost().await?;
         }
         keys.new_data_key().map_err(seal_err)
     }
 
     /// Fails when no master key is held while files (or versions, or waiting upload parts)
     /// are sealed: the key was lost or not put back after a restore, and the key made on first
-    /// need would silently open none of them. Checked at start and before a key is made.
-    pub async fn check_master_key(&self) -> Result<(), VfsError> {
+    /// need would silently open none of them. Checked before a key is made.
+    async fn check_not_lost(&self) -> Result<(), VfsError> {
         let Some(keys) = self.keys.as_ref().filter(|k| !k.holds_current()) else {
             return Ok(());
         };
@@ -310,6 +310,39 @@ impl Vfs {
             Some(kid) => Err(seal_err(SealError::Lost(keys.source_name(), kid))),
             None => Ok(()),
         }
+    }
+
+    /// Fails unless the master keys held open the data keys recorded: none may be missing
+    /// (`Lost`), and every master key a data key names must be the current one or a retired
+    /// one (otherwise the key put in place is the wrong one, or damaged: `Wrong`). One data
+    /// key per master key is opened; one that does not open with the key it names is a
+    /// damaged record, logged, not a wrong key (that file fails alone, as any tampered one).
+    /// Checked at start and before a rotation, so that a wrong key stops the server at once
+    /// instead of failing every read.
+    pub async fn check_master_key(&self) -> Result<(), VfsError> {
+        self.check_not_lost().await?;
+        let Some(keys) = self.keys.as_ref() else {
+            return Ok(());
+        };
+        let Some(current) = keys.held_current_id() else {
+            return Ok(()); // nothing recorded (else `check_not_lost` failed): made on first need
+        };
+        for (kid, wrapped) in self.store.one_wrapped_per_key().await? {
+            match keys.unwrap(key_of(&wrapped)) {
+                Ok(_) => {}
+                Err(SealError::UnknownKey(_)) => {
+                    return Err(seal_err(SealError::Wrong(keys.source_name(), current, kid)));
+                }
+                Err(e) => tracing::error!(
+                    master_key = %kid,
+                    file_id = seal::wrapped_file_id(&wrapped).unwrap_or("?"),
+                    error = %e,
+                    "a recorded data key does not open with the master key it names: that \
+                     file's record is damaged (the key itself is the right one)"
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// The cipher of a file whose row holds `wrapped`: an SSE-C form opens only with the

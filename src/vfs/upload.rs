@@ -388,6 +388,10 @@ pub struct Upload {
     pub(super) keep: Keep,
     /// The parent folder as the checks found it (saves a lookup at commit).
     pub(super) parent: Option<Entry>,
+    /// A commit refused by its preconditions (`create_new`, `if_match`: `Changed`) keeps the
+    /// staged bytes, for a caller that decides again and commits them another way (a
+    /// replication shipment meeting a local write).
+    pub(super) keep_refused: bool,
 }
 
 impl std::fmt::Debug for Upload {
@@ -405,10 +409,10 @@ impl Upload {
         caller: &Caller,
         path: VPath,
         opts: UploadOptions,
-        replaced: u64,
+        freed: u64,
     ) -> Result<Self, VfsError> {
         if let Some(n) = opts.expected_size {
-            vfs.make_room(&path, n.saturating_sub(replaced)).await?;
+            vfs.make_room(&path, n.saturating_sub(freed)).await?;
         }
         let writer = vfs.temp(&path.storage_key(false), false).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
@@ -416,9 +420,10 @@ impl Upload {
         if let Some((key, wrapped)) = vfs.sealing_for(&path, opts.customer_key.as_ref()).await? {
             sink.seal_with(&key, wrapped);
         }
-        // what the quota leaves, plus the file this upload replaces (`replaced` bytes)
+        // what the quota leaves, plus what replacing the file gives back (`freed` bytes:
+        // `Vfs::freed_by_overwrite`, the commit's rule)
         if let Some((group, left)) = vfs.store.bytes_left(path.as_str()).await? {
-            let limit = (left + replaced as i64).max(0) as u64;
+            let limit = (left + freed as i64).max(0) as u64;
             if opts.expected_size.is_some_and(|n| n > limit) {
                 return Err(VfsError::QuotaExceeded(group));
             }
@@ -432,6 +437,7 @@ impl Upload {
             sink,
             keep: Keep::default(),
             parent: None,
+            keep_refused: false,
         })
     }
 
@@ -470,7 +476,50 @@ impl Upload {
             sink: self.sink.take(),
             keep: std::mem::take(&mut self.keep),
             parent: self.parent.take(),
+            keep_refused: self.keep_refused,
         }
+    }
+
+    /// The headers to store.
+    pub(super) fn headers(&self) -> &BTreeMap<String, String> {
+        &self.opts.headers
+    }
+
+    /// What the commit requires of the path, checked inside its transaction: nothing there
+    /// (`create_new`), or the file still at the ETag `if_match`; `Changed` otherwise.
+    pub(super) fn require(&mut self, create_new: bool, if_match: Option<String>) {
+        self.opts.create_new = create_new;
+        self.opts.if_match = if_match;
+        self.opts.must_exist = false;
+    }
+
+    /// Commits the staged bytes at `path` instead, written by `caller` with `keep`, after the
+    /// same checks as an upload starting there. Only staged bytes in a local temporary file
+    /// can go elsewhere (`Changed` otherwise: the bytes are bound to their key).
+    pub(super) async fn retarget(
+        &mut self,
+        caller: &Caller,
+        path: &VPath,
+        keep: Keep,
+    ) -> Result<(), VfsError> {
+        if *path != self.path && self.sink.disk_path().is_none() {
+            return Err(VfsError::Changed(
+                "the staged bytes cannot move to another name on this storage",
+            ));
+        }
+        let mut opts = self.opts.clone();
+        opts.create_new = false;
+        opts.if_match = None;
+        opts.must_exist = false;
+        let (_, parent) = self.vfs.check_write(caller, path, &opts).await?;
+        self.vfs
+            .check_unlocked(caller, vec![(path.clone(), false)])
+            .await?;
+        self.path = path.clone();
+        self.parent = parent;
+        self.caller = caller.clone();
+        self.keep = keep;
+        Ok(())
     }
 
     /// Ends the body: its MD5 (checked against Content-MD5) and size.
@@ -520,14 +569,17 @@ impl Upload {
                     if self.opts.create_parents && tries < 3 => {}
                 Ok(()) => return Entry::from_row(row),
                 Err(e) => {
-                    self.sink.abort().await;
-                    return Err(match e {
+                    let e = match e {
                         // create_new: another upload committed the name first
                         Committed::Meta(MetaError::Duplicate) => {
                             VfsError::Changed("another write created the file meanwhile")
                         }
                         e => e.into(),
-                    });
+                    };
+                    if !(self.keep_refused && matches!(e, VfsError::Changed(_))) {
+                        self.sink.abort().await;
+                    }
+                    return Err(e);
                 }
             }
         }

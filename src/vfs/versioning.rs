@@ -380,9 +380,37 @@ impl Vfs {
         c: &Caller,
         path: &VPath,
     ) -> Result<Option<ObjectVersion>, VfsError> {
-        let batch = self
-            .delete_checked(c, path, Default::default(), true)
-            .await?;
+        self.delete_object_if(c, path, None).await
+    }
+
+    /// `delete_object` of a file only while it still has the ETag `if_match` (S3's and
+    /// WebDAV's If-Match), checked again inside the delete's transaction, so a write landing
+    /// between the check and the delete stays (`Changed`). Comparing the ETag needs the right
+    /// to read the file; no file there: `NotFound`; a folder: `PreconditionFailed`.
+    pub async fn delete_object_if(
+        &self,
+        c: &Caller,
+        path: &VPath,
+        if_match: Option<&str>,
+    ) -> Result<Option<ObjectVersion>, VfsError> {
+        if let Some(want) = if_match {
+            let e = self.stat(c, path).await?;
+            if e.is_dir {
+                return Err(VfsError::PreconditionFailed(
+                    "a folder has no ETag to match",
+                ));
+            }
+            // the ETag is as private as the bytes
+            e.require(c, R, "the file may not be read")?;
+            if e.etag != want {
+                return Err(VfsError::PreconditionFailed("the ETag does not match"));
+            }
+        }
+        let rules = crate::store::DeleteRules {
+            if_match,
+            ..Default::default()
+        };
+        let batch = self.delete_checked(c, path, rules, true).await?;
         if self.s3_state(path).await?.is_none() {
             return Ok(None);
         }

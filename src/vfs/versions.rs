@@ -124,15 +124,40 @@ impl Vfs {
 
     /// Where an overwrite of `path` keeps the replaced bytes, when its bucket keeps versions.
     pub(super) async fn keep_replaced(&self, path: &VPath) -> Result<KeepAt, VfsError> {
-        match self.policy_at(path).await? {
-            // an S3 versioning-enabled bucket keeps every version (its policy purges later)
-            Some(p) if p.keeps_versions() || self.s3_enabled(path).await? => {
-                let key = uuid::Uuid::new_v4().simple().to_string();
-                let disk = self.local.as_ref().map(|l| l.versions.join(&key));
-                Ok(Some((key, disk)))
-            }
-            _ => Ok(None),
+        if !self.keeps_replaced(path).await? {
+            return Ok(None);
         }
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let disk = self.local.as_ref().map(|l| l.versions.join(&key));
+        Ok(Some((key, disk)))
+    }
+
+    /// Whether an overwrite of `path` keeps the replaced bytes as a noncurrent version.
+    async fn keeps_replaced(&self, path: &VPath) -> Result<bool, VfsError> {
+        Ok(match self.policy_at(path).await? {
+            // an S3 versioning-enabled bucket keeps every version (its policy purges later)
+            Some(p) => p.keeps_versions() || self.s3_enabled(path).await?,
+            None => false,
+        })
+    }
+
+    /// The bytes an overwrite of `path` gives back to its group when it commits: the
+    /// replaced file's size when the bucket keeps no versions, else 0 (the replaced bytes
+    /// stay, as a noncurrent version, and still count). Every quota check made before a
+    /// commit (uploads, resumable uploads at creation and at each part) counts the replaced
+    /// file through this, as the commit does.
+    pub(super) async fn freed_by_overwrite(
+        &self,
+        path: &VPath,
+        replaced: Option<&Entry>,
+    ) -> Result<u64, VfsError> {
+        let Some(old) = replaced.filter(|e| !e.is_dir) else {
+            return Ok(0);
+        };
+        Ok(match self.keeps_replaced(path).await? {
+            true => 0,
+            false => old.size,
+        })
     }
 
     /// On a service other than `fs`: copies the object at `from` (if there is one) to where
@@ -298,6 +323,32 @@ impl Vfs {
             .any(|r| !r.marker && r.owner.as_deref() == Some(c.user.as_str())))
     }
 
+    /// Fails unless `c` may read everything a delete kept, under the bits it had when deleted:
+    /// the deleted folder and every folder in it (r and x), every file (r). A restore brings
+    /// back all of it or nothing, as a copy of the live folder would (`require_read_tree`):
+    /// whoever may list the folder above a deleted one may not take a private folder's
+    /// content out of the trash, nor that of a private folder inside a readable one.
+    fn require_read_batch(c: &Caller, rows: &[VersionRow]) -> Result<(), VfsError> {
+        if c.is_admin {
+            return Ok(());
+        }
+        let readable = |r: &VersionRow| match r.is_dir {
+            true => {
+                row_entry(r).is_ok_and(|mut e| {
+                    e.is_dir = true;
+                    e.allows(c, R | X)
+                }) && above_allowed(c, r)
+            }
+            false => Self::may_read_row(c, r),
+        };
+        match rows.iter().all(readable) {
+            true => Ok(()),
+            false => Err(VfsError::Forbidden(
+                "something in the deleted folder may not be read",
+            )),
+        }
+    }
+
     /// Whether `c` may read a kept row under the bits it had when it was current, and those
     /// of the folders above it then (`above_allowed`).
     pub(super) fn may_read_row(c: &Caller, r: &VersionRow) -> bool {
@@ -432,14 +483,9 @@ impl Vfs {
     ) -> Result<Restored, VfsError> {
         let batch = root.id.clone();
         let rows = self.store.batch(&batch).await?;
+        Self::require_read_batch(c, &rows)?;
         if let Some(done) = self.undelete(c, root, target, &rows).await? {
             return Ok(done);
-        }
-        // file by file, each restored file becomes the restorer's: only what she may read
-        if rows.iter().any(|r| !Self::may_read_row(c, r)) {
-            return Err(VfsError::Forbidden(
-                "a file of the deleted folder may not be read",
-            ));
         }
         let mut done = Restored::default();
         let cut = root.path.len();
@@ -562,8 +608,11 @@ impl Vfs {
             Some(p) => (p, Vec::new()),
             None => self.implicit_parents(c, &target.parent()).await?,
         };
+        // restored where it was (nothing there now), a file is given back as it was: its owner,
+        // group and mode; elsewhere it is a new file of the restorer's, as a copy would be
+        let as_was = bring.promote || (existing.is_none() && target.as_str() == row.path);
         let (grp, mode) = match (&existing, parents.last()) {
-            _ if bring.promote => (row.grp.clone(), row.mode),
+            _ if as_was => (row.grp.clone(), row.mode),
             (Some(e), _) => (e.group.clone(), i64::from(e.mode)),
             (None, Some(p)) => (p.grp.clone(), i64::from(0o666 & !self.umask)),
             (None, None) => (Self::group_for_new(c, &dir), i64::from(0o666 & !self.umask)),
@@ -592,7 +641,7 @@ impl Vfs {
             mtime_ms: now,
             etag: row.etag.clone(),
             content_type: row.content_type.clone(),
-            owner: if bring.promote {
+            owner: if as_was {
                 row.owner.clone()
             } else {
                 existing

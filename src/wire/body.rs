@@ -2,15 +2,22 @@
 //! client's (a malformed or oversized chunk size, a body cut short) is answered once, here, as
 //! the client's fault (400, or 413 for a size beyond 64 bits) instead of each handler's guess
 //! (a 502 from dav-server, a 500 from s3s); or a body already read and checked, handed on.
+//! A small body read whole (JSON, a form, an XML document: [`read_small`]) is bounded in size
+//! and in time: it must arrive by the deadline the router set (the time a client has for its
+//! request's headers), else the read fails as [`BodyFault::TooSlow`] (`408`). Uploads and
+//! other streamed bodies have no such deadline.
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use prometheus_client::metrics::counter::Counter;
+use tokio::time::Instant;
 
 /// Why reading a request body failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +26,22 @@ pub enum BodyFault {
     Malformed,
     /// A chunk size that does not fit in 64 bits.
     TooLarge,
+    /// A small body (read whole) that did not arrive by its deadline.
+    TooSlow,
+}
+
+/// Why a small body could not be read whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SmallBodyError {
+    /// More bytes than the reader takes.
+    #[error("the request body is over {0} bytes")]
+    TooLarge(usize),
+    /// Not all there by the deadline (recorded as [`BodyFault::TooSlow`]).
+    #[error("the request body was not sent in time")]
+    TooSlow,
+    /// Broken framing (recorded by the body itself).
+    #[error("malformed request body")]
+    Malformed,
 }
 
 /// Where the fault of a request's body is left for the router.
@@ -30,6 +53,8 @@ pub struct ReqBody {
     fault: FaultSlot,
     /// Where the bytes read from the wire are counted (the metrics' bytes in), once set.
     received: Option<Counter>,
+    /// When a small body read whole must have arrived (`read_small`); none: no deadline.
+    small_deadline: Option<Instant>,
 }
 
 enum Inner {
@@ -44,6 +69,7 @@ impl ReqBody {
             inner: Inner::Buffered(Some(bytes).filter(|b| !b.is_empty())),
             fault,
             received: None,
+            small_deadline: None,
         }
     }
 
@@ -57,6 +83,36 @@ impl ReqBody {
     pub fn fault_slot(&self) -> FaultSlot {
         self.fault.clone()
     }
+
+    /// A small body read whole ([`read_small`]) must have arrived within `limit` from now.
+    pub fn deadline_small_in(&mut self, limit: Duration) {
+        self.small_deadline = Some(Instant::now() + limit);
+    }
+}
+
+/// Reads a small body whole (a JSON document, a form, an XML document): at most `max` bytes,
+/// all of it by the deadline the router set for small bodies. Past the deadline the read
+/// stops and the body records [`BodyFault::TooSlow`], which the router answers (`408`, the
+/// connection closed) whatever the handler made of the error: a client trickling a few
+/// bytes holds its connection no longer than one stalling in its headers.
+pub async fn read_small(body: ReqBody, max: usize) -> Result<Bytes, SmallBodyError> {
+    let (fault, deadline) = (body.fault.clone(), body.small_deadline);
+    let read = Limited::new(body, max).collect();
+    let collected = match deadline {
+        Some(at) => match tokio::time::timeout_at(at, read).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = fault.set(BodyFault::TooSlow);
+                return Err(SmallBodyError::TooSlow);
+            }
+        },
+        None => read.await,
+    };
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) if fault.get().is_some() => Err(SmallBodyError::Malformed),
+        Err(_) => Err(SmallBodyError::TooLarge(max)),
+    }
 }
 
 /// Wraps a request's body so that its framing errors are recorded in the returned slot.
@@ -68,6 +124,7 @@ pub fn watch(req: Request<Incoming>) -> (Request<ReqBody>, FaultSlot) {
             inner: Inner::Wire(b),
             fault,
             received: None,
+            small_deadline: None,
         }),
         slot,
     )

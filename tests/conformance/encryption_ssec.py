@@ -11,7 +11,8 @@ Argument: `tls` (all of the above), `plain` (the server speaks plain HTTP: SSE-C
 and nothing stored), `after` (after `kura encryption disable`: the SSE-C files are as they
 were and still open with their key), `forged` and `proxied` (plain HTTP saying
 `X-Forwarded-Proto: https`, to a server that does not trust this client as its proxy, or
-does: refused, or taken).
+does: refused, or taken), `logged` (a few SSE-C requests, a copy and a presigned URL for a
+server logging at debug, whose log the caller then searches for the keys).
 
 Environment: KURA_S3_ENDPOINT, AWS_CA_BUNDLE (https), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 (admin), KURA_DAV_PASSWORD (admin's password), KURA_FILES (the stored files' folder), KURA_DB
@@ -25,6 +26,7 @@ import sqlite3
 import ssl
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 
@@ -170,6 +172,30 @@ if mode in ("forged", "proxied"):
     print(f"ssec {mode}: {s3check.checks} checks passed")
     sys.exit(0)
 
+if mode == "logged":
+    # what a server logging at debug sees: keys as headers, a copy source's key, a wrong key,
+    # a presigned URL's signature in the query
+    s3.put_object(Bucket="pub", Key="logged.bin", Body=DATA, **sse(KEY))
+    ok(get("pub", "logged.bin", **sse(KEY)) == DATA, "GET with the key")
+    ok(s3.head_object(Bucket="pub", Key="logged.bin", **sse(KEY))["ContentLength"] == len(DATA),
+       "HEAD with the key")
+    ok(error(s3.get_object, Bucket="pub", Key="logged.bin", **sse(OTHER))[1] == 403,
+       "GET with another key: 403")
+    s3.copy_object(Bucket="pub", Key="logged-copy.bin",
+                   CopySource={"Bucket": "pub", "Key": "logged.bin"}, **copy_sse(KEY), **sse(OTHER))
+    ok(get("pub", "logged-copy.bin", **sse(OTHER)) == DATA, "the copy opens with its key")
+    s3.put_object(Bucket="pub", Key="plain-logged.bin", Body=b"plain")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "pub",
+                                                          "Key": "plain-logged.bin"})
+    ctx = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
+    with urllib.request.urlopen(url, context=ctx) as resp:
+        ok(resp.read() == b"plain", "a presigned GET")
+    # the caller looks for this signature in the log
+    print("presigned-signature:", urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+          ["X-Amz-Signature"][0])
+    print(f"ssec logged: {s3check.checks} checks passed")
+    sys.exit(0)
+
 if mode == "after":
     # a conversion of the bucket leaves SSE-C files alone: same bytes, same key
     ok(recorded("/sec/ssec.bin")[0].startswith("c1:"), "still SSE-C after disable")
@@ -229,7 +255,19 @@ ok(error(s3.get_object, Bucket="pub", Key="ssec.bin", SSECustomerAlgorithm="AES2
    "a GET whose key-MD5 is not the key's: 400, even with the right key")
 ok(error(s3.put_object, Bucket="pub", Key="no-alg.bin", Body=DATA, SSECustomerKey=KEY)
    == ("InvalidArgument", 400), "a key without the algorithm: 400, not stored without it")
-for k in ["bad-md5.bin", "short.bin", "kms.bin", "no-alg.bin"]:
+# a copy source's key on a PutObject, which copies nothing: refused (as AWS does), not ignored
+src_key = {"x-amz-copy-source-server-side-encryption-customer-algorithm": "AES256",
+           "x-amz-copy-source-server-side-encryption-customer-key": b64(KEY),
+           "x-amz-copy-source-server-side-encryption-customer-key-MD5": md5_b64(KEY)}
+with_src_key = client()
+with_src_key.meta.events.register(
+    "before-sign.s3", lambda request, **kw: [request.headers.__setitem__(k, v)
+                                             for k, v in src_key.items()])
+ok(error(with_src_key.put_object, Bucket="pub", Key="src-key.bin", Body=DATA)
+   == ("InvalidArgument", 400), "a copy source's key on a PutObject: 400")
+ok(error(with_src_key.put_object, Bucket="pub", Key="src-key.bin", Body=DATA, **sse(KEY))
+   == ("InvalidArgument", 400), "a copy source's key on a PutObject with its own key: 400")
+for k in ["bad-md5.bin", "short.bin", "kms.bin", "no-alg.bin", "src-key.bin"]:
     ok(not os.path.exists(os.path.join(FILES, "pub", k)), f"{k}: nothing stored")
 
 # -- what is stored: sealed bytes, a wrapped key and a salted fingerprint only -----------------

@@ -195,3 +195,62 @@ fn behind_a_proxy_only_a_trusted_proxy_says_the_client_used_tls() {
     run(s.kura().args(["bucket", "create", "pub", "--group", "g"]));
     assert!(script(&s, "proxied").contains("checks passed"));
 }
+
+#[test]
+fn a_server_logging_at_debug_logs_no_key_signature_or_password() {
+    use base64::Engine;
+    require("curl");
+    // RUST_LOG=debug asks every library for its debug events, s3s's too, whose request dump
+    // would hold the SSE-C key and the Authorization header
+    let s = Server::start_with(true, &[("RUST_LOG", "debug")]);
+    run(s.kura().args(["group", "add", "g"]));
+    run(s.kura().args(["bucket", "create", "pub", "--group", "g"]));
+    let out = script(&s, "logged");
+    assert!(out.contains("checks passed"), "{out}");
+    assert_eq!(s.put("pub/dav.txt", b"over WebDAV, with Basic auth"), 201);
+    let signature = out
+        .lines()
+        .find_map(|l| l.strip_prefix("presigned-signature: "))
+        .expect("the script prints the presigned URL's signature")
+        .trim()
+        .to_string();
+    let log = s.log();
+    assert!(
+        log.contains(" DEBUG "),
+        "the server did not log at debug:\n{log}"
+    );
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let key: Vec<u8> = (0..32).collect(); // the script's KEY and OTHER
+    let other: Vec<u8> = (100..132).collect();
+    let s3 = s.s3_key();
+    let basic = b64(format!("admin:{ADMIN_PW}").as_bytes());
+    let secrets = [
+        ("the SSE-C key (base64)", b64(&key)),
+        ("the other SSE-C key (base64)", b64(&other)),
+        (
+            "the SSE-C key (raw)",
+            String::from_utf8(key.clone()).expect("ascii"),
+        ),
+        // its bytes 100..=127, the ones a text log could hold as they are
+        (
+            "the other SSE-C key (raw)",
+            String::from_utf8(other[..28].to_vec()).expect("ascii"),
+        ),
+        ("the SSE-C key (hex)", hex::encode(&key)),
+        (
+            "an SSE-C header",
+            "server-side-encryption-customer-key".into(),
+        ),
+        (
+            "a SigV4 Authorization header",
+            "AWS4-HMAC-SHA256 Credential".into(),
+        ),
+        ("the presigned URL's signature", signature),
+        ("the S3 secret key", s3.secret.clone()),
+        ("the admin password", ADMIN_PW.into()),
+        ("a Basic Authorization header", basic),
+    ];
+    for (what, secret) in secrets {
+        assert!(!log.contains(&secret), "{what} is in the debug log");
+    }
+}

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::common::{require, run, tree, S3Key, Server};
 
 mod mailbox;
+mod races;
 mod tombstones;
 
 /// The replicated bucket, created on every node.

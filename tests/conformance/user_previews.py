@@ -207,7 +207,7 @@ err(requests.get(API + "/thumbnail", params={"path": "/team/pics/two.pdf"}), 401
 # garbage that starts like a PDF
 err(thumb(alice, "/team/pics/garbage.pdf"), 415, "unsupported")
 # PDFs made to exhaust a renderer: nested forms (memory) and a calculator function per pixel
-# (CPU); each is refused within the renderer's limits (20 s of wall time at most), the work is
+# (CPU); each is refused within the renderer's limits (5 s of wall time at most), the work is
 # done by the renderer process, not the server, and the server answers others meanwhile
 for name in ("forms-bomb.pdf", "cpu-bomb.pdf"):
     before, c0, t0 = rss_kib(), cpu_seconds(), time.monotonic()

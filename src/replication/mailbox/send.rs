@@ -7,7 +7,6 @@ use super::{BodyRef, Letter, Post};
 use crate::replication::feed::FeedEntry;
 use crate::replication::{ship, ReplError, Worker};
 use crate::store::{EntryRow, JournalRow};
-use crate::vfs::VPath;
 
 /// Bytes per S3 request when storing a body (multipart above it), as for shipments.
 const PART: usize = 8 * 1024 * 1024;
@@ -103,7 +102,7 @@ async fn letter_for(
 /// Stores the bytes of `e` as a body, unless a letter still waiting names the same content:
 /// first its name (an HMAC of the bytes), then, if new, the sealed bytes, streamed.
 async fn store_body(w: &Worker, p: &Post, e: &EntryRow) -> Result<BodyRef, ReplError> {
-    let reader = w.vfs.stored_reader(&VPath::parse(&e.path)?).await?;
+    let reader = w.vfs.stored_reader(e).await?;
     let size = e.size.max(0) as u64;
     let read = |at: u64| reader.read_at(at, (size - at).min(READ) as usize);
     let mut name = p.keys.body_name();

@@ -401,6 +401,22 @@ where
         notimplemented_fut!("remove_file")
     }
 
+    /// Kura patch: remove a file only while its ETag is still `if_match` (the one strong tag
+    /// of a DELETE's `If-Match`), checked by the filesystem together with the removal, so a
+    /// write landing after the handler's own check is not removed. `FsError::Exists` or
+    /// `FsError::NotFound` when it no longer matches (answered `412`).
+    ///
+    /// The default implementation calls `remove_file` (the handler's check alone).
+    #[allow(unused_variables)]
+    fn remove_file_if<'a>(
+        &'a self,
+        path: &'a DavPath,
+        if_match: &'a str,
+        credentials: &'a C,
+    ) -> FsFuture<'a, ()> {
+        self.remove_file(path, credentials)
+    }
+
     /// Rename a file or directory.
     ///
     /// Source and destination must be the same type (file/dir).

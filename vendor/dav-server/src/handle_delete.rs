@@ -175,6 +175,17 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
             }
         }
 
+        // Kura patch: one strong ETag in If-Match is checked again by the filesystem together
+        // with the removal of a file (a PUT landing after the check above is not deleted)
+        let if_match = match req.headers().typed_get::<crate::davheaders::IfMatch>() {
+            Some(crate::davheaders::IfMatch(crate::davheaders::ETagList::Tags(tags)))
+                if !meta.is_dir() && tags.len() == 1 && !tags[0].is_weak() =>
+            {
+                Some(tags[0].value().to_string())
+            }
+            _ => None,
+        };
+
         let req_path = path.clone();
 
         let items = AsyncStream::new(|tx| {
@@ -183,8 +194,19 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                 let mut multierror = MultiError::new(tx);
 
                 // now delete the path recursively.
-                let fut = self.delete_items(&mut multierror, depth, meta, &path);
-                if let Ok(()) = fut.await {
+                let done = match &if_match {
+                    Some(tag) => match self.fs.remove_file_if(&path, tag, &self.credentials).await {
+                        Ok(()) => Ok(()),
+                        Err(FsError::Exists | FsError::NotFound) => {
+                            let s = StatusCode::PRECONDITION_FAILED;
+                            multierror.add_status(&path, s).await.map_err(DavError::from)
+                                .and(Err(DavError::Status(s)))
+                        }
+                        Err(e) => Err(add_status(&mut multierror, &path, e).await),
+                    },
+                    None => self.delete_items(&mut multierror, depth, meta, &path).await,
+                };
+                if let Ok(()) = done {
                     // Done. Now delete the path in the locksystem as well.
                     // Should really do this per resource, in case the delete partially fails. See TODO.pm
                     if let Some(ref locksystem) = self.ls {
