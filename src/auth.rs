@@ -4,6 +4,13 @@
 //! The cache is keyed by a salted SHA-256 of user and password (never the password itself) and
 //! every hit is checked against the user's current hash, so a password change or a removed user
 //! takes effect on the next request, whichever process made the change.
+//!
+//! The user's row (hash, rights, groups) and an access key with its owner are remembered too
+//! (`remembered.rs`), each valid while the store's identity generation is the one it was read
+//! at: a request whose identity did not change costs no SQL statement for it, and any change
+//! to users, groups or keys, made here or by the CLI, counts from the next request.
+
+mod remembered;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,7 +23,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::store::{MetaError, Store};
+use crate::store::{KeyRow, MetaError, Store, UserRow};
 use crate::vault::Vault;
 use crate::vfs::Caller;
 
@@ -61,17 +68,33 @@ pub async fn caller_named(store: &Store, name: &str) -> Result<Option<Caller>, M
 pub struct AccessKeys {
     store: Store,
     vault: Vault,
+    /// Keys and their owners, by key id (sealed secrets: unsealed per request).
+    known: std::sync::Arc<remembered::Remembered<(KeyRow, UserRow)>>,
 }
 
 impl AccessKeys {
     /// Keys read from the access key table, secrets unsealed with `vault`.
     pub fn new(store: Store, vault: Vault) -> Self {
-        AccessKeys { store, vault }
+        AccessKeys {
+            store,
+            vault,
+            known: Default::default(),
+        }
+    }
+
+    /// A key and its owner: remembered while no identity changed, else read (one statement).
+    async fn key_and_owner(&self, key: &str) -> Result<Option<(KeyRow, UserRow)>, MetaError> {
+        if let Some(found) = self.known.get(key, self.store.identity_generation()) {
+            return Ok(Some(found));
+        }
+        let (found, at) = self.store.key_and_owner_and_generation(key).await?;
+        self.known.put(key, at, found.clone());
+        Ok(found)
     }
 
     /// The secret of a key and its owner, read together (None: no such key).
     pub async fn secret_and_owner(&self, key: &str) -> Result<Option<(String, Caller)>, AuthError> {
-        let Some((row, owner)) = self.store.key_and_owner(key).await? else {
+        let Some((row, owner)) = self.key_and_owner(key).await? else {
             return Ok(None);
         };
         let secret = self
@@ -83,7 +106,10 @@ impl AccessKeys {
 
     /// The owner of a key (None: no such key, or removed since the signature was checked).
     pub async fn owner(&self, key: &str) -> Result<Option<Caller>, AuthError> {
-        Ok(self.store.key_owner(key).await?.map(Caller::from_user))
+        Ok(self
+            .key_and_owner(key)
+            .await?
+            .map(|(_, owner)| Caller::from_user(owner)))
     }
 
     /// The replication peer a key was issued to (`kura peer key`), if it is a peer key.
@@ -98,6 +124,8 @@ pub struct Authenticator {
     ttl: Duration,
     salt: [u8; 32],
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// User rows with their groups, by name.
+    users: remembered::Remembered<UserRow>,
 }
 
 /// Hashes a password with argon2id and a random salt (PHC string).
@@ -135,7 +163,18 @@ impl Authenticator {
             ttl,
             salt,
             cache: Mutex::new(HashMap::new()),
+            users: Default::default(),
         }
+    }
+
+    /// A user's row: remembered while no identity changed, else read (one statement).
+    async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError> {
+        if let Some(row) = self.users.get(name, self.store.identity_generation()) {
+            return Ok(Some(row));
+        }
+        let (row, at) = self.store.user_and_generation(name).await?;
+        self.users.put(name, at, row.clone());
+        Ok(row)
     }
 
     /// Checks an `Authorization: Basic ...` header value.
@@ -146,7 +185,7 @@ impl Authenticator {
 
     /// Checks a user name and password.
     pub async fn verify(&self, user: &str, password: &str) -> Result<Caller, AuthError> {
-        let row = self.store.user(user).await?;
+        let row = self.user(user).await?;
         let key = self.cache_key(user, password);
         if let Some(row) = &row {
             if self.cached(&key, &row.password_hash) {
@@ -270,6 +309,37 @@ mod tests {
         assert!(auth.verify("ann", "two").await.is_ok());
         store.delete_user("ann").await.unwrap();
         assert!(auth.verify("ann", "two").await.is_err());
+    }
+
+    /// The remembered identity serves while nothing changed, and a change made through
+    /// another connection (as the CLI makes it) counts at once.
+    #[tokio::test]
+    async fn remembered_identity_follows_changes_made_elsewhere() {
+        let store = Store::in_memory().await.unwrap();
+        store
+            .create_user("ann", &hash_password("one").unwrap(), false)
+            .await
+            .unwrap();
+        store.create_group("team").await.unwrap();
+        let auth = Authenticator::new(store.clone(), Duration::from_secs(60));
+        assert!(auth.verify("ann", "one").await.unwrap().groups.is_empty());
+        // remembered: the same answer without the row being read again
+        let at = store.identity_generation().unwrap();
+        assert!(auth.users.get("ann", Some(at)).is_some());
+        assert!(auth.verify("ann", "one").await.unwrap().groups.is_empty());
+
+        let other = Store::open(&store.file_for_tests()).await.unwrap();
+        other.add_member("ann", "team").await.unwrap();
+        assert_eq!(auth.verify("ann", "one").await.unwrap().groups, ["team"]);
+        other.remove_member("ann", "team").await.unwrap();
+        assert!(auth.verify("ann", "one").await.unwrap().groups.is_empty());
+        other.set_admin("ann", true).await.unwrap();
+        assert!(auth.verify("ann", "one").await.unwrap().is_admin);
+        other.delete_user("ann").await.unwrap();
+        assert!(matches!(
+            auth.verify("ann", "one").await,
+            Err(AuthError::Invalid)
+        ));
     }
 
     #[test]

@@ -165,7 +165,12 @@ mod tests {
         let vault = Vault::open(dir.path(), &store).await.unwrap();
         let k = vault.create(&store, "ann").await.unwrap();
         assert_eq!(k.id.len(), 20);
-        let (row, owner) = store.key_and_owner(&k.id).await.unwrap().unwrap();
+        let (row, owner) = store
+            .key_and_owner_and_generation(&k.id)
+            .await
+            .unwrap()
+            .0
+            .unwrap();
         assert_eq!(owner.name, "ann");
         assert!(
             !row.secret_enc.contains(&k.secret),
@@ -184,6 +189,11 @@ mod tests {
         ));
         // keys go with their user
         store.delete_user("ann").await.unwrap();
-        assert!(store.key_and_owner(&k.id).await.unwrap().is_none());
+        assert!(store
+            .key_and_owner_and_generation(&k.id)
+            .await
+            .unwrap()
+            .0
+            .is_none());
     }
 }

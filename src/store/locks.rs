@@ -118,17 +118,36 @@ impl Store {
 
     /// The unexpired locks, read without a write transaction (checks and discovery, which
     /// change nothing, so concurrent readers never queue behind each other).
+    /// The rows are kept in memory while the locks generation holds (`generations.rs`): most
+    /// writes find no lock, and every write checks.
     pub async fn live_locks(&self) -> Result<Vec<LockRow>, MetaError> {
-        Ok(sqlx::query(
-            "SELECT token, path, collection, principal, owner_xml, timeout_at_ms, timeout_s, shared, deep
-             FROM locks WHERE timeout_at_ms IS NULL OR timeout_at_ms >= $1 ORDER BY path, created_ms",
-        )
-        .bind(now_ms())
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(to_lock)
-        .collect())
+        let at = self.generations().map(|g| g.locks);
+        let rows = match self.generation.locks.get(at, &()) {
+            Some(rows) => rows,
+            None => {
+                let rows = std::sync::Arc::new(
+                    sqlx::query(
+                        "SELECT token, path, collection, principal, owner_xml, timeout_at_ms,
+                           timeout_s, shared, deep FROM locks ORDER BY path, created_ms",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(to_lock)
+                    .collect::<Vec<_>>(),
+                );
+                if let Some(at) = at {
+                    self.generation.locks.put(at, (), rows.clone());
+                }
+                rows
+            }
+        };
+        let now = now_ms();
+        Ok(rows
+            .iter()
+            .filter(|l| l.timeout_at_ms.is_none_or(|t| t >= now))
+            .cloned()
+            .collect())
     }
 
     /// Removes the locks on a path and below it (after DELETE or MOVE).

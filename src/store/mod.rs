@@ -3,6 +3,7 @@
 mod audit;
 mod chunks;
 mod entries;
+mod generations;
 mod groups;
 mod implicit;
 mod keys;
@@ -42,6 +43,7 @@ pub use audit::{AuditQuery, AuditRow};
 pub use chunks::ChunkRow;
 pub use entries::EntryRow;
 pub use implicit::{NOT_EMPTY, NO_PARENT};
+pub use keys::KeyRow;
 pub use locks::{LockChange, LockRow};
 pub use marks::Mark;
 pub use multipart::{PartRow, UploadRow};
@@ -105,6 +107,8 @@ pub struct Store {
     /// One connection for write transactions: writers queue here in order instead of
     /// sleeping and retrying on SQLite's busy handler (other processes still meet that).
     writer: SqlitePool,
+    /// The generations, read on a connection of its own (`generations.rs`).
+    generation: std::sync::Arc<generations::Generation>,
     /// The temporary folder of a unit test's database, removed with the last handle.
     #[cfg(test)]
     _dir: Option<std::sync::Arc<tempfile::TempDir>>,
@@ -143,6 +147,7 @@ impl Store {
         Ok(Store {
             pool,
             writer,
+            generation: std::sync::Arc::new(generations::Generation::new(db_file)),
             #[cfg(test)]
             _dir: None,
         })
@@ -159,6 +164,12 @@ impl Store {
             _dir: Some(std::sync::Arc::new(dir)),
             ..store
         })
+    }
+
+    /// The database file of a unit test's store, for a second handle on it (another process).
+    #[cfg(test)]
+    pub fn file_for_tests(&self) -> std::path::PathBuf {
+        self.generation.file().to_path_buf()
     }
 }
 

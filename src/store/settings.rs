@@ -4,19 +4,29 @@
 use super::{MetaError, Store};
 
 impl Store {
-    /// The value of setting `name` of the bucket at `bucket` (a top-level path), if set.
+    /// The value of setting `name` of the bucket at `bucket` (a top-level path), if set. Kept
+    /// in memory while the settings generation holds (`generations.rs`): a write reads several
+    /// settings of its bucket, and they seldom change.
     pub async fn bucket_setting(
         &self,
         bucket: &str,
         name: &str,
     ) -> Result<Option<String>, MetaError> {
-        Ok(
+        let at = self.generations().map(|g| g.settings);
+        let key = (bucket.to_string(), name.to_string());
+        if let Some(v) = self.generation.settings.get(at, &key) {
+            return Ok(v);
+        }
+        let v: Option<String> =
             sqlx::query_scalar("SELECT value FROM bucket_settings WHERE bucket = $1 AND name = $2")
                 .bind(bucket)
                 .bind(name)
                 .fetch_optional(&self.pool)
-                .await?,
-        )
+                .await?;
+        if let Some(at) = at {
+            self.generation.settings.put(at, key, v.clone());
+        }
+        Ok(v)
     }
 
     /// Sets (`Some`) or clears (`None`) a bucket's setting; `Gone` when the bucket is not there.

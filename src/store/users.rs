@@ -71,40 +71,51 @@ impl Store {
         Ok(row.map(|r| to_user(r, 0)))
     }
 
-    /// An S3 access key and its owner, in the one round trip every S3 request pays.
-    pub async fn key_and_owner(
+    /// A user by name and the identity generation of the same snapshot (`generations.rs`), in
+    /// one statement: what an identity cache remembers and the counter that says how long.
+    pub async fn user_and_generation(
         &self,
-        key_id: &str,
-    ) -> Result<Option<(super::keys::KeyRow, UserRow)>, MetaError> {
+        name: &str,
+    ) -> Result<(Option<UserRow>, i64), MetaError> {
         let sql = format!(
-            "SELECT {USER_COLS}, k.id, k.owner, k.secret_enc, k.created_ms
-             FROM access_keys k JOIN users ON users.name = k.owner WHERE k.id = $1"
+            "SELECT g.n, {USER_COLS} FROM (SELECT n FROM generations WHERE name = 'identity') g
+             LEFT JOIN users ON users.name = $1"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(key_id)
-            .fetch_optional(&self.pool)
+            .bind(name)
+            .fetch_one(&self.pool)
             .await?;
-        Ok(row.map(|r| {
-            let key = super::keys::KeyRow {
-                id: r.get(6),
-                owner: r.get(7),
-                secret_enc: r.get(8),
-                created_ms: r.get(9),
-            };
-            (key, to_user(r, 0))
-        }))
+        let generation: i64 = row.get(0);
+        let found = row.get::<Option<String>, _>(1).is_some();
+        Ok((found.then(|| to_user(row, 1)), generation))
     }
 
-    /// The owner of an S3 access key (when `key_and_owner` did not hand it over).
-    pub async fn key_owner(&self, key_id: &str) -> Result<Option<UserRow>, MetaError> {
+    /// `key_and_owner` with the identity generation of the same snapshot, in one statement.
+    pub async fn key_and_owner_and_generation(
+        &self,
+        key_id: &str,
+    ) -> Result<(Option<(super::keys::KeyRow, UserRow)>, i64), MetaError> {
         let sql = format!(
-            "SELECT {USER_COLS} FROM users WHERE name = (SELECT owner FROM access_keys WHERE id = $1)"
+            "SELECT g.n, {USER_COLS}, k.id, k.owner, k.secret_enc, k.created_ms
+             FROM (SELECT n FROM generations WHERE name = 'identity') g
+             LEFT JOIN access_keys k ON k.id = $1
+             LEFT JOIN users ON users.name = k.owner"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(key_id)
-            .fetch_optional(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
-        Ok(row.map(|r| to_user(r, 0)))
+        let generation: i64 = row.get(0);
+        if row.get::<Option<String>, _>(1).is_none() {
+            return Ok((None, generation));
+        }
+        let key = super::keys::KeyRow {
+            id: row.get(7),
+            owner: row.get(8),
+            secret_enc: row.get(9),
+            created_ms: row.get(10),
+        };
+        Ok((Some((key, to_user(row, 1))), generation))
     }
 
     /// All users, by name.

@@ -22,6 +22,7 @@ mod hardening_auth;
 mod hardening_fuzz;
 mod hardening_net;
 mod http_semantics;
+mod identity_cache;
 mod litmus;
 mod locks;
 mod locks_attacks;

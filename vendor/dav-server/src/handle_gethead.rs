@@ -42,9 +42,31 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
             return Ok(response);
         }
 
-        // check if it's a directory.
-        let meta = self.fs.metadata(&path, &self.credentials).await?;
-        if meta.is_dir() {
+        // Kura patch: a file is opened first and its metadata taken from the open handle (one
+        // lookup); only when the open fails does `metadata` decide (a folder, or the error).
+        let mut opened = None;
+        let is_dir = if path.is_collection() {
+            self.fs.metadata(&path, &self.credentials).await?.is_dir()
+        } else {
+            match self
+                .fs
+                .open(&path, OpenOptions::read(), &self.credentials)
+                .await
+            {
+                Ok(f) => {
+                    opened = Some(f);
+                    false
+                }
+                Err(e) => {
+                    if !self.fs.metadata(&path, &self.credentials).await?.is_dir() {
+                        return Err(e.into());
+                    }
+                    true
+                }
+            }
+        };
+
+        if is_dir {
             //
             // This is a directory. If the path doesn't end in "/", send a redir.
             // Most webdav clients handle redirect really bad, but a client asking
@@ -72,10 +94,14 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
         }
 
         // double check, is it a regular file.
-        let mut file = self
-            .fs
-            .open(&path, OpenOptions::read(), &self.credentials)
-            .await?;
+        let mut file = match opened {
+            Some(f) => f,
+            None => {
+                self.fs
+                    .open(&path, OpenOptions::read(), &self.credentials)
+                    .await?
+            }
+        };
         #[allow(unused_mut)]
         let mut meta = file.metadata().await?;
         if !meta.is_file() {

@@ -1,0 +1,233 @@
+//! Generations (`migrations/0034_generations.sql`): counters that every change to a kind of
+//! row moves, by trigger, in the changing transaction, whichever process commits it:
+//! `identity` (users, groups, memberships, access keys, peer keys), `locks` (WebDAV locks),
+//! `settings` (bucket settings).
+//!
+//! The server keeps such rows in memory (identities in `auth`, the live locks and bucket
+//! settings here) and checks the counters once per use. They are read on a connection of
+//! their own, synchronously on the calling thread: a read of three rows costs a few
+//! microseconds, where a statement through sqlx's pool is a round trip to the connection's
+//! worker thread (two thread wake-ups, the cost of a small request on these machines). A read
+//! outside a transaction sees every commit made before it started, so a change committed by
+//! `kura user ...` counts from the next request.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::Store;
+
+/// How long the check waits for a lock before giving up (the callers then read through sqlx):
+/// a WAL reader waits only for a crash recovery, never for writers.
+const BUSY: Duration = Duration::from_millis(50);
+
+const READ: &str = "SELECT name, n FROM generations";
+
+/// The counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Generations {
+    /// Users, groups, memberships, access keys, peer keys.
+    pub identity: i64,
+    /// WebDAV locks.
+    pub locks: i64,
+    /// Bucket settings.
+    pub settings: i64,
+}
+
+/// Most values a memo keeps before it starts over.
+const MEMO_LIMIT: usize = 10_000;
+
+/// Values read at one generation of their kind; all of them are dropped when it moves.
+pub(super) struct Memo<K, V> {
+    inner: Mutex<(i64, HashMap<K, V>)>,
+}
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Memo {
+            inner: Mutex::new((i64::MIN, HashMap::new())),
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> Memo<K, V> {
+    /// The value of `key` if it was read at generation `now`.
+    pub(super) fn get(&self, now: Option<i64>, key: &K) -> Option<V> {
+        let now = now?;
+        let memo = self.inner.lock().ok()?;
+        if memo.0 != now {
+            return None;
+        }
+        memo.1.get(key).cloned()
+    }
+
+    /// Keeps `value` of `key`, read at generation `at` (read before the value, so the value is
+    /// at least as new as the generation it is filed under).
+    pub(super) fn put(&self, at: i64, key: K, value: V) {
+        let Ok(mut memo) = self.inner.lock() else {
+            return;
+        };
+        if memo.0 != at || memo.1.len() >= MEMO_LIMIT {
+            memo.1.clear();
+            memo.0 = at;
+        }
+        memo.1.insert(key, value);
+    }
+}
+
+/// The connection the generations are read on (opened on first use), and what is kept in
+/// memory under them: bucket settings and the lock rows.
+pub(super) struct Generation {
+    file: PathBuf,
+    conn: Mutex<Option<Connection>>,
+    /// Bucket settings by (bucket, name), under `settings`.
+    pub(super) settings: Memo<(String, String), Option<String>>,
+    /// Every lock row, expired or not, under `locks`.
+    pub(super) locks: Memo<(), Arc<Vec<super::LockRow>>>,
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation")
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+impl Generation {
+    pub(super) fn new(file: &Path) -> Self {
+        Generation {
+            file: file.to_path_buf(),
+            conn: Mutex::new(None),
+            settings: Memo::default(),
+            locks: Memo::default(),
+        }
+    }
+
+    /// The database file.
+    #[cfg(test)]
+    pub(super) fn file(&self) -> &Path {
+        &self.file
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY)?;
+        // this connection only ever reads
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    fn read(&self) -> Option<Generations> {
+        let mut slot = self.conn.lock().ok()?;
+        if slot.is_none() {
+            match self.open() {
+                Ok(c) => *slot = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "generations: cannot open the database");
+                    return None;
+                }
+            }
+        }
+        let conn = slot.as_ref()?;
+        let read = conn.prepare_cached(READ).and_then(|mut st| {
+            let mut g = Generations::default();
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let n: i64 = r.get(1)?;
+                match r.get_ref(0)?.as_str()? {
+                    "identity" => g.identity = n,
+                    "locks" => g.locks = n,
+                    "settings" => g.settings = n,
+                    _ => {}
+                }
+            }
+            Ok(g)
+        });
+        match read {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!(error = %e, "generations: read failed");
+                // opened again next time (the file may have been replaced by a restore)
+                *slot = None;
+                None
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The generations now, read without a hand-off (see the module); None when they cannot
+    /// be read, and the caller must not trust what it remembers.
+    pub fn generations(&self) -> Option<Generations> {
+        self.generation.read()
+    }
+
+    /// The identity generation now (`generations`).
+    pub fn identity_generation(&self) -> Option<i64> {
+        self.generations().map(|g| g.identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every change to who someone is moves the generation, seen by a second connection (as
+    /// the server sees the CLI's); a quota or usage change does not.
+    #[tokio::test]
+    async fn identity_changes_move_the_generation_and_usage_does_not() {
+        let store = Store::in_memory().await.unwrap();
+        let g = |s: &Store| s.identity_generation().expect("readable");
+        let last = std::cell::Cell::new(g(&store));
+        let moved = |s: &Store, what: &str| {
+            let now = g(s);
+            assert!(now > last.get(), "{what} did not move the generation");
+            last.set(now);
+        };
+        store.create_user("ann", "h1", false).await.unwrap();
+        moved(&store, "user add");
+        store.set_password("ann", "h2").await.unwrap();
+        moved(&store, "password");
+        store.set_admin("ann", true).await.unwrap();
+        moved(&store, "admin grant");
+        store.modify_user("ann", None, Some(true)).await.unwrap();
+        moved(&store, "bucket right");
+        store.create_group("team").await.unwrap();
+        moved(&store, "group add");
+        store.add_member("ann", "team").await.unwrap();
+        moved(&store, "membership add");
+        store.remove_member("ann", "team").await.unwrap();
+        moved(&store, "membership remove");
+        store.add_member("ann", "team").await.unwrap();
+        moved(&store, "membership add again");
+        store.insert_key("KURAK", "ann", "sealed").await.unwrap();
+        moved(&store, "key create");
+        store.delete_key("KURAK").await.unwrap();
+        moved(&store, "key revoke");
+
+        store.set_quota("team", Some(1000), None).await.unwrap();
+        sqlx::query("UPDATE groups SET used_bytes = used_bytes + 5 WHERE name = 'team'")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(g(&store), last.get(), "usage or quota moved the generation");
+
+        store.delete_group("team").await.unwrap();
+        moved(&store, "group remove (and its memberships)");
+        store.delete_user("ann").await.unwrap();
+        moved(&store, "user remove");
+
+        // the same snapshot through the pool
+        let (row, at) = store.user_and_generation("ann").await.unwrap();
+        assert!(row.is_none());
+        assert_eq!(at, last.get());
+    }
+}
