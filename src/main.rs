@@ -204,11 +204,14 @@ fn main() -> ExitCode {
 /// or `log` ask for (docs/operations.md#logs): s3s logs every request with its headers at
 /// debug (the `Authorization` signature, an SSE-C client's key, a presigned URL's signature)
 /// and the signature it expected on a mismatch; lettre, were its `tracing` feature ever on,
-/// logs every SMTP line it writes at debug, the AUTH line with the mail password too.
+/// logs every SMTP line it writes at debug, the AUTH line with the mail password too; reqsign
+/// (opendal's signer, used by replication's S3 client) logs the peer's credentials at debug (the
+/// target is a prefix: it holds every `reqsign_*` crate).
 /// Applied after the filter, so no directive, however specific, lifts it.
 fn secret_cap() -> Targets {
     Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_target("s3s", LevelFilter::INFO)
         .with_target("lettre", LevelFilter::INFO)
+        .with_target("reqsign", LevelFilter::INFO)
 }

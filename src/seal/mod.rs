@@ -123,32 +123,54 @@ impl Cipher {
         }
     }
 
+    /// Appends segment `index` of `plain`, sealed, to `out`: the plaintext is copied once,
+    /// into `out`, and sealed there.
     fn seal_into(&self, index: u64, last: bool, plain: &[u8], out: &mut Vec<u8>) {
         let (nonce, aad) = nonce_and_aad(&self.file_id, index, last);
         let start = out.len();
         out.extend_from_slice(plain);
-        let mut seg = out.split_off(start);
         // sealing fails only for inputs over GCM's limit, far above one segment
-        if self
+        match self
             .key
-            .seal_in_place_append_tag(nonce, Aad::from(aad), &mut seg)
-            .is_err()
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut out[start..])
         {
-            seg.clear();
+            Ok(tag) => out.extend_from_slice(tag.as_ref()),
+            Err(_) => out.truncate(start),
         }
-        out.extend_from_slice(&seg);
+    }
+
+    /// Opens segment `index` from its stored bytes, appending the plaintext to `out`; on
+    /// failure `out` is left as it was.
+    fn open_into(
+        &self,
+        index: u64,
+        last: bool,
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
+        let (nonce, aad) = nonce_and_aad(&self.file_id, index, last);
+        let start = out.len();
+        out.extend_from_slice(sealed);
+        match self
+            .key
+            .open_in_place(nonce, Aad::from(aad), &mut out[start..])
+        {
+            Ok(plain) => {
+                let n = plain.len();
+                out.truncate(start + n);
+                Ok(())
+            }
+            Err(_) => {
+                out.truncate(start);
+                Err(SealError::Tampered(index))
+            }
+        }
     }
 
     /// Opens segment `index` (`last` when it is the file's last) from its stored bytes.
     pub fn open(&self, index: u64, last: bool, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-        let (nonce, aad) = nonce_and_aad(&self.file_id, index, last);
-        let mut buf = sealed.to_vec();
-        let n = self
-            .key
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
-            .map_err(|_| SealError::Tampered(index))?
-            .len();
-        buf.truncate(n);
+        let mut buf = Vec::with_capacity(sealed.len());
+        self.open_into(index, last, sealed, &mut buf)?;
         Ok(buf)
     }
 
@@ -159,12 +181,12 @@ impl Cipher {
             return Err(SealError::Truncated);
         }
         let last_index = segments(plain) - 1;
-        let mut out = Vec::with_capacity(plan.len + plan.skip);
+        let mut out = Vec::with_capacity(plan.len + plan.skip + TAG as usize);
         let mut pos = 0usize;
         for i in plan.segments.clone() {
             let seg_plain = (plain - i * SEGMENT).min(SEGMENT) as usize;
             let seg = &stored[pos..pos + seg_plain + TAG as usize];
-            out.extend_from_slice(&self.open(i, i == last_index, seg)?);
+            self.open_into(i, i == last_index, seg, &mut out)?;
             pos += seg.len();
         }
         out.drain(..plan.skip);
@@ -201,7 +223,9 @@ impl Sealer {
 
     /// Takes `data`; returns the sealed bytes now ready (full segments not known to be last).
     pub fn push(&mut self, mut data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
+        // room for what is sealed now, so that `out` grows once
+        let ready = (self.buf.len() + data.len()) as u64 / SEGMENT + 1;
+        let mut out = Vec::with_capacity((HEADER + ready * (SEGMENT + TAG)) as usize);
         self.start(&mut out);
         while !data.is_empty() {
             // a full buffered segment is sealed only once more bytes show it is not the last
