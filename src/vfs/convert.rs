@@ -360,23 +360,16 @@ mod tests {
     use bytes::Bytes;
 
     use super::super::versions::{row_entry, Bring};
-    use super::super::{build_operator, build_staging, UploadOptions};
+    use super::super::UploadOptions;
     use super::*;
-    use crate::config::{EncryptionSettings, StorageConfig};
-    use crate::store::Store;
+    use crate::config::EncryptionSettings;
 
     /// A core on `fs` with a master key, holding the bucket /b whose file /b/f was written
     /// twice (its first bytes kept as a version, plain).
     async fn setup() -> (tempfile::TempDir, Vfs) {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = StorageConfig {
-            backend: "fs".into(),
-            ..Default::default()
-        };
-        let (op, local) = build_operator(&cfg, dir.path()).unwrap();
-        let staging = build_staging(&cfg, dir.path()).unwrap();
+        let (dir, v) = super::super::tests::fs_vfs().await;
         let keys = crate::seal::KeyRing::load(dir.path(), &EncryptionSettings::default()).unwrap();
-        let v = Vfs::new(op, staging, Store::in_memory().await.unwrap(), local).with_keys(keys);
+        let v = v.with_keys(keys);
         let root = Caller::admin("root");
         v.mkdir(&root, &p("/b")).await.unwrap();
         put(&v, "/b/f", b"first").await;

@@ -793,7 +793,7 @@ async fn an_upload_cancelled_anywhere_completes_or_leaves_nothing() {
 }
 
 /// A core on the `fs` backend in a temporary folder (kept alive by the returned guard).
-async fn fs_vfs() -> (tempfile::TempDir, Vfs) {
+pub(super) async fn fs_vfs() -> (tempfile::TempDir, Vfs) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = StorageConfig {
         backend: "fs".into(),

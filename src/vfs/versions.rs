@@ -866,22 +866,9 @@ impl Vfs {
 mod tests {
     use bytes::Bytes;
 
-    use super::super::{build_operator, build_staging};
+    use super::super::tests::fs_vfs;
     use super::*;
-    use crate::config::StorageConfig;
     use crate::store::Store;
-
-    async fn fs_vfs() -> (tempfile::TempDir, Vfs) {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = StorageConfig {
-            backend: "fs".into(),
-            ..Default::default()
-        };
-        let (op, local) = build_operator(&cfg, dir.path()).unwrap();
-        let staging = build_staging(&cfg, dir.path()).unwrap();
-        let v = Vfs::new(op, staging, Store::in_memory().await.unwrap(), local);
-        (dir, v)
-    }
 
     fn user(name: &str, groups: &[&str]) -> Caller {
         Caller {
