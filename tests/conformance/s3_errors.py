@@ -5,7 +5,8 @@ paged, GetObjectAttributes' PartsCount, part and composite checksums. Each case 
 status and the <Code> AWS answers with (ceph's s3-tests are the reference where AWS's
 documentation is silent). Exits non-zero on any failure; prints "N checks passed".
 
-Usage: s3_errors.py PORT ADMIN_KEY ADMIN_SECRET EVE_KEY EVE_SECRET (a plain-HTTP server).
+Usage: s3_errors.py PORT ADMIN_KEY ADMIN_SECRET EVE_KEY EVE_SECRET FAY_KEY FAY_SECRET (a plain-HTTP
+server; fay may create buckets, eve may not).
 """
 import base64
 import datetime
@@ -25,7 +26,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 port = int(sys.argv[1])
-KEY, SECRET, EVE_KEY, EVE_SECRET = sys.argv[2:6]
+KEY, SECRET, EVE_KEY, EVE_SECRET, FAY_KEY, FAY_SECRET = sys.argv[2:8]
 BASE = f"http://127.0.0.1:{port}"
 checks = 0
 
@@ -155,7 +156,11 @@ for e in ["200", ""]:
     expect(f"Expect {e!r}", put("expect", {"Expect": e}), 200)
 
 # a bucket name someone else owns vs one the caller owns
-expect("eve creates admin's bucket", send("PUT", B, signed("PUT", B, key=EVE_KEY, secret=EVE_SECRET)), 409, "BucketAlreadyExists")
+# one who may create buckets learns the name is taken, as on AWS; one who may not is refused
+# before existence is looked at, so she learns nothing of other users' names
+expect("fay creates admin's bucket", send("PUT", B, signed("PUT", B, key=FAY_KEY, secret=FAY_SECRET)), 409, "BucketAlreadyExists")
+expect("eve creates admin's bucket", send("PUT", B, signed("PUT", B, key=EVE_KEY, secret=EVE_SECRET)), 403, "AccessDenied")
+expect("eve creates a free bucket name", send("PUT", "/free-name", signed("PUT", "/free-name", key=EVE_KEY, secret=EVE_SECRET)), 403, "AccessDenied")
 expect("admin creates its own bucket again", send("PUT", B, signed("PUT", B)), 409, "BucketAlreadyOwnedByYou")
 
 # multipart: a part whose Content-MD5 lies is refused and does not replace the part stored
