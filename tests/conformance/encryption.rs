@@ -912,6 +912,26 @@ fn usage(s: &Server) -> String {
         .to_string()
 }
 
+/// Kills `conv` with SIGKILL once `done()` reaches `at` (failing if it stalls for two minutes
+/// or ends first); answers `done()` after the kill.
+fn kill_once(conv: &mut std::process::Child, at: usize, done: impl Fn() -> usize) -> usize {
+    let start = std::time::Instant::now();
+    while done() < at {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the conversion does not advance"
+        );
+        assert!(
+            conv.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    conv.kill().unwrap(); // SIGKILL
+    conv.wait().unwrap();
+    done()
+}
+
 #[test]
 fn a_bucket_converted_online_survives_a_kill_and_every_file_reads_throughout() {
     require("curl");
@@ -929,21 +949,7 @@ fn a_bucket_converted_online_survives_a_kill_and_every_file_reads_throughout() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while sealed_on_disk(&s, N) < N / 3 {
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "the conversion does not advance"
-        );
-        assert!(
-            conv.try_wait().unwrap().is_none(),
-            "finished before the kill"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    conv.kill().unwrap(); // SIGKILL
-    conv.wait().unwrap();
-    let half = sealed_on_disk(&s, N);
+    let half = kill_once(&mut conv, N / 3, || sealed_on_disk(&s, N));
     assert!(half > 0 && half < N, "killed half way: {half} sealed");
     assert_eq!(usage(&s), used, "a conversion changes no usage");
     // every file reads back at that point
@@ -1248,22 +1254,8 @@ fn a_conversion_killed_among_the_kept_versions_loses_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
     // the current files go first; killed a third of the way through the kept ones
-    while sealed_kept_on_disk(&s) < N / 3 {
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "the conversion does not advance"
-        );
-        assert!(
-            conv.try_wait().unwrap().is_none(),
-            "finished before the kill"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    conv.kill().unwrap(); // SIGKILL
-    conv.wait().unwrap();
-    let half = sealed_kept_on_disk(&s);
+    let half = kill_once(&mut conv, N / 3, || sealed_kept_on_disk(&s));
     assert!(half > 0 && half < N, "killed half way: {half} sealed");
     assert_eq!(usage(&s), used, "a conversion changes no usage");
     check("after the kill");
