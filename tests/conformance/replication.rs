@@ -2499,3 +2499,30 @@ fn an_sse_c_file_is_reported_and_never_shipped() {
 
 /// Delta transfer of large files (its own file: the same cluster, other tests).
 mod delta;
+
+/// Logging at debug (`RUST_LOG=debug`) on both sides of a shipment writes neither the peer
+/// key's secret nor a signature: the S3 signer (reqsign) and s3s are held at info.
+#[test]
+fn nodes_logging_at_debug_log_no_peer_secret() {
+    let mut c = Cluster::start_with(2, &[("RUST_LOG", "debug")]);
+    c.one_way(A, B);
+    c.wait_wired();
+    let mut want = Objects::new();
+    c[A].put(&mut want, "logged.txt", b"shipped while both log at debug");
+    c.converge(&want);
+    let secret = c[B].repl(c[A].name).secret.clone();
+    for n in [A, B] {
+        let log = c[n].server.log();
+        assert!(log.contains("DEBUG"), "{} does not log at debug", c[n].name);
+        assert!(
+            !log.contains(&secret),
+            "{} logs the peer key's secret",
+            c[n].name
+        );
+        assert!(
+            !log.contains("Signature="),
+            "{} logs a request signature",
+            c[n].name
+        );
+    }
+}
