@@ -15,6 +15,7 @@ const NOT_SETTINGS: &[&str] = &[
     // `kura peer add --mailbox`'s secret (read by the command line, not a setting)
     "mailbox_secret",
     "test_crash_after_steps",
+    "test_shipment_pause_ms",
     "test_tombstone_pause_ms",
 ];
 
@@ -127,6 +128,7 @@ mod tests {
             ("KURA_STORAGE__OPTIONS__BUCKET", "x"),
             ("KURA_CONFIG", "x"),
             ("KURA_TLS", "x"),
+            ("KURA_TEST_SHIPMENT_PAUSE_MS", "x"),
             ("KURA_WHATEVER_ELSE_ENTIRELY", "x"),
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()));
