@@ -155,12 +155,16 @@ pub fn parse_master(raw: &[u8]) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 
-/// Writes `bytes` to a new file readable by the server's account only.
+/// Writes `bytes` to a new file readable by the server's account only (a folder it makes
+/// for it, such as `encryption-keys/`, too).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -529,6 +533,8 @@ mod tests {
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
         let (old, new) = ring.rotate(None).unwrap();
         assert_ne!(old, new);
+        let retired = std::fs::metadata(dir.path().join("encryption-keys")).unwrap();
+        assert_eq!(retired.permissions().mode() & 0o777, 0o700);
         let w2 = ring.rewrap(&w).unwrap();
         assert_eq!(wrapped_key_id(&w2), Some(new.as_str()));
         // a restarted server holds both until the old one is forgotten
