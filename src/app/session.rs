@@ -413,9 +413,8 @@ async fn enable_two_factor(
     live: &Live,
     req: Request<ReqBody>,
 ) -> Response<RespBody> {
-    let basic = basic_of(&req);
-    let c: Confirm = match body(req).await {
-        Ok(c) => c,
+    let (basic, c): (_, Confirm) = match password_and_body(req).await {
+        Ok(both) => both,
         Err(r) => return r,
     };
     match sessions
@@ -430,12 +429,17 @@ async fn enable_two_factor(
     }
 }
 
-/// The `Authorization: Basic` header a request sends, if any.
-fn basic_of<B>(req: &Request<B>) -> Option<String> {
-    req.headers()
+/// The `Authorization: Basic` header a request sends (the password again), if any, and its
+/// JSON body: what every two-factor change asks for.
+async fn password_and_body<T: for<'de> Deserialize<'de> + Default>(
+    req: Request<ReqBody>,
+) -> Result<(Option<String>, T), Response<RespBody>> {
+    let basic = req
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+        .map(str::to_string);
+    Ok((basic, body(req).await?))
 }
 
 /// Turns two-factor authentication off: the password again (Basic, beside the session) and a
@@ -453,9 +457,8 @@ async fn disable_two_factor(
     live: &Live,
     req: Request<ReqBody>,
 ) -> Response<RespBody> {
-    let basic = basic_of(&req);
-    let c: Code = match body(req).await {
-        Ok(c) => c,
+    let (basic, c): (_, Code) = match password_and_body(req).await {
+        Ok(both) => both,
         Err(r) => return r,
     };
     match front
@@ -484,9 +487,8 @@ async fn renew_recovery_codes(
     live: &Live,
     req: Request<ReqBody>,
 ) -> Response<RespBody> {
-    let basic = basic_of(&req);
-    let c: Code = match body(req).await {
-        Ok(c) => c,
+    let (basic, c): (_, Code) = match password_and_body(req).await {
+        Ok(both) => both,
         Err(r) => return r,
     };
     match sessions
