@@ -178,20 +178,23 @@ impl App {
         // any version: an HTTP/2 request with a body has no framing headers to tell
         let _upload = (!hyper::body::Body::is_end_stream(req.body()))
             .then(|| InFlight::enter(meters.uploads(proto)));
+        // a small HTTP/2 body is in hand before anything can refuse its request
+        let early = crate::wire::read_early(&mut req).await;
         // Failed-authentication throttling, for every entry point at once: an attempt is
         // admitted (maybe after a delay) or refused before its credentials are checked, and
         // its outcome recorded after; see limits::throttle.
-        let account = attempt::account(&req);
+        let account = early.is_ok().then(|| attempt::account(&req)).flatten();
         let ticket = match account.as_deref() {
             Some(a) => self.admit_attempt(client, a, &req).await.map(Some),
             None => Ok(None),
         };
-        let (mut resp, user) = match (host_error(&req), ticket) {
-            (Some(msg), _) => (
+        let (mut resp, user) = match (early, host_error(&req), ticket) {
+            (Err(f), _, _) => (body_fault(f), None),
+            (Ok(()), Some(msg), _) => (
                 text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", msg),
                 None,
             ),
-            (None, Err(wait)) => {
+            (Ok(()), None, Err(wait)) => {
                 meters.throttled(Throttle::AuthFailures);
                 tracing::warn!(%client, account = account.as_deref().unwrap_or("-"), "throttled after failed authentications");
                 (
@@ -199,7 +202,7 @@ impl App {
                     None,
                 )
             }
-            (None, Ok(ticket)) => {
+            (Ok(()), None, Ok(ticket)) => {
                 if let Some(t) = ticket.as_ref().filter(|t| !t.delay.is_zero()) {
                     tracing::info!(%client, delay_ms = t.delay.as_millis() as u64, "authentication attempt delayed after failures from this address");
                     tokio::time::sleep(t.delay).await;

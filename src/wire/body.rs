@@ -115,6 +115,50 @@ pub async fn read_small(body: ReqBody, max: usize) -> Result<Bytes, SmallBodyErr
     }
 }
 
+/// HTTP/2 request bodies of at most this many bytes (by `Content-Length`) are read whole before
+/// the request is handled ([`read_early`]).
+pub const EARLY_READ_MAX: u64 = 64 * 1024;
+
+/// Reads a small HTTP/2 body whole before its request is handled, under the small-body
+/// deadline, so that a refusal (423, 403, 507...) is never answered while the client is still
+/// sending. hyper then ends the stream with RST_STREAM(NO_ERROR), as RFC 9113 allows, but
+/// curl before 8.x (Debian 12's 7.88) reports that as a failed send and shows no status at
+/// all. A larger body, or one of unknown length, is streamed as before. On failure the
+/// fault is recorded in the body's slot and returned, and the request must not be handled
+/// (its body is left empty).
+pub async fn read_early(req: &mut Request<ReqBody>) -> Result<(), BodyFault> {
+    let small = req.version() == http::Version::HTTP_2
+        && !req.body().is_end_stream()
+        && req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n <= EARLY_READ_MAX);
+    if !small {
+        return Ok(());
+    }
+    let fault = req.body().fault.clone();
+    let body = std::mem::replace(
+        req.body_mut(),
+        ReqBody::buffered(Bytes::new(), fault.clone()),
+    );
+    match read_small(body, EARLY_READ_MAX as usize).await {
+        Ok(bytes) => {
+            *req.body_mut() = ReqBody::buffered(bytes, fault);
+            Ok(())
+        }
+        Err(e) => {
+            let f = match e {
+                SmallBodyError::TooSlow => BodyFault::TooSlow,
+                SmallBodyError::Malformed | SmallBodyError::TooLarge(_) => BodyFault::Malformed,
+            };
+            let _ = fault.set(f);
+            Err(*fault.get().unwrap_or(&f))
+        }
+    }
+}
+
 /// Wraps a request's body so that its framing errors are recorded in the returned slot.
 pub fn watch(req: Request<Incoming>) -> (Request<ReqBody>, FaultSlot) {
     let fault = FaultSlot::default();

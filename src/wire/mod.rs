@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
-pub use body::{read_small, watch, BodyFault, ReqBody, SmallBodyError};
+pub use body::{read_early, read_small, watch, BodyFault, ReqBody, SmallBodyError};
 pub use json::{json, json_error, ErrorReply};
 pub use ranges::tame as tame_ranges;
 pub use safety::{is_active_type, protect};
