@@ -50,7 +50,7 @@ pub use multipart::{PartRow, UploadRow};
 pub use notify::{QueuedRow, RuleRow as NotifyRule};
 pub use props::DeadProp;
 pub use replication::{JournalRow, PeerRow, RuleRow};
-pub use replication_mailbox::MailboxRow;
+pub use replication_mailbox::{MailboxRow, REFUSED_PAGE};
 pub use replication_tombstones::{Presence, TombstoneRow};
 pub use replication_waiting::UnmappedRow;
 pub use resumable::ResumableRow;
