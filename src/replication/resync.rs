@@ -106,7 +106,10 @@ fn same(local: &EntryRow, far: &Far) -> bool {
 }
 
 /// The rule's files on this node, by key.
-pub async fn local_files(store: &Store, link: &Link) -> Result<BTreeMap<String, EntryRow>, ReplError> {
+pub async fn local_files(
+    store: &Store,
+    link: &Link,
+) -> Result<BTreeMap<String, EntryRow>, ReplError> {
     let from = format!("/{}/{}", link.rule.bucket, link.rule.prefix);
     let to = format!("/{}0", link.rule.bucket);
     let mut out = BTreeMap::new();

@@ -80,13 +80,7 @@ pub(super) async fn send(w: &Worker, p: &mut Post, answer: bool) -> Result<(), R
     };
     let object = p.layout.body(p.own(), &body.name);
     let mut sealer = p.keys.body_sealer(&body.name);
-    let mut out = p
-        .link
-        .remote
-        .op
-        .writer_with(&object)
-        .chunk(PART)
-        .await?;
+    let mut out = p.link.remote.op.writer_with(&object).chunk(PART).await?;
     for part in plain.chunks(PART) {
         if let Err(e) = out.write(sealer.push(part)).await {
             let _ = out.abort().await;

@@ -350,10 +350,7 @@ pub(super) async fn acknowledge(w: &Worker, p: &mut Post) -> Result<(), ReplErro
         let node = p.link.peer_node.clone().unwrap_or_default();
         let theirs = p.read_ack(&p.layout.ack(&node)).await?;
         if !theirs.redone.is_empty() {
-            let n = w
-                .store
-                .settle_refused(bucket, peer, &theirs.redone)
-                .await?;
+            let n = w.store.settle_refused(bucket, peer, &theirs.redone).await?;
             if n > 0 {
                 tracing::info!(%bucket, %peer, letters = n,
                     "replication: the peer sent again what this node refused");
