@@ -367,15 +367,16 @@ pub(super) async fn acknowledge(w: &Worker, p: &mut Post) -> Result<(), ReplErro
         redone: p.redone.clone(),
         bad: p.bad.clone(),
     };
-    if p.ack.as_ref() == Some(&ack) {
-        return Ok(());
-    }
     if refused > 0 {
+        // told every round while any waits (reading a letter clears the rule's error)
         let message = format!(
             "{refused} letter(s) of the peer refused (missing from the mailbox or altered there): asked for again, {} at a time",
             crate::store::REFUSED_PAGE
         );
         w.store.set_rule_error(bucket, peer, &message).await?;
+    }
+    if p.ack.as_ref() == Some(&ack) {
+        return Ok(());
     }
     let name = p.layout.ack(p.own());
     p.write_sealed(&name, &ack).await?;

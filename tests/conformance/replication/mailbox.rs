@@ -82,8 +82,10 @@ impl Mailbox {
             "--mailbox",
             &url,
         ];
-        if let Some(s) = secret {
-            args.extend(["--mailbox-secret", s]);
+        // one argument: a secret may begin with '-'
+        let given = secret.map(|s| format!("--mailbox-secret={s}"));
+        if let Some(s) = &given {
+            args.push(s);
         }
         let out = node.kura(&args);
         out.lines()
