@@ -83,6 +83,10 @@ pub struct MoveRules<'a> {
     pub if_match: Option<&'a str>,
     /// Nothing may be at the destination: `Duplicate` otherwise.
     pub create_new: bool,
+    /// Every file moved, and every kept version that follows them, must be recorded sealed
+    /// and not carry this conversion mark (a move into an encrypted bucket):
+    /// `Conflict(NOT_SEALED)` otherwise.
+    pub sealed_only: Option<&'a str>,
 }
 
 /// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
@@ -724,6 +728,11 @@ impl Store {
                 .is_some()
         {
             return Err(Committed::Meta(MetaError::Duplicate));
+        }
+        if let Some(mark) = rules.sealed_only {
+            super::move_seal::all_sealed_tx(&mut tx, from, mark)
+                .await
+                .map_err(Committed::Meta)?;
         }
         move_tree_tx(&mut tx, from, to, to_parent, regroup, archive)
             .await
