@@ -47,7 +47,6 @@ pub use implicit::{NOT_EMPTY, NO_PARENT};
 pub use keys::KeyRow;
 pub use locks::{LockChange, LockRow};
 pub use marks::Mark;
-pub use move_seal::NOT_SEALED;
 pub use multipart::{PartRow, UploadRow};
 pub use notify::{QueuedRow, RuleRow as NotifyRule};
 pub use props::DeadProp;
@@ -62,7 +61,9 @@ pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
 pub use snapshot::{SnapshotObject, Whereabouts};
-pub use tree::{Committed, DeleteRules, MoveRules, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
+pub use tree::{
+    Committed, DeleteRules, MoveRules, WriteRules, ETAG_CHANGED, NOT_SEALED, SOURCE_CHANGED,
+};
 pub use usage::Drift;
 pub use users::UserRow;
 pub use versioning::S3Versioning;

@@ -89,6 +89,10 @@ pub struct MoveRules<'a> {
     pub sealed_only: Option<&'a str>,
 }
 
+/// Why a move into an encrypted bucket refuses: a file it takes along (or one of their kept
+/// versions) was written plain, or is switching form, since the move sealed them.
+pub const NOT_SEALED: &str = "a file moved into an encrypted bucket was written plain meanwhile";
+
 /// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
 pub const ETAG_CHANGED: &str = "the file changed since the write began";
 
@@ -730,7 +734,7 @@ impl Store {
             return Err(Committed::Meta(MetaError::Duplicate));
         }
         if let Some(mark) = rules.sealed_only {
-            super::move_seal::all_sealed_tx(&mut tx, from, mark)
+            all_sealed_tx(&mut tx, from, mark)
                 .await
                 .map_err(Committed::Meta)?;
         }
@@ -905,6 +909,35 @@ impl Store {
         finish.await.map_err(Committed::Finish)?;
         tx.commit().await.map_err(|e| Committed::Meta(e.into()))
     }
+}
+
+/// Fails with `Conflict(NOT_SEALED)` when a current file at or below `root`, or a kept version
+/// that follows them, is recorded plain or with the conversion mark `mark` (either form).
+async fn all_sealed_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    root: &str,
+    mark: &str,
+) -> Result<(), MetaError> {
+    let (lo, hi) = below(root);
+    let plain: bool = sqlx::query_scalar(
+        "SELECT EXISTS(SELECT 1 FROM entries
+                WHERE (path = $1 OR (path >= $2 AND path < $3)) AND is_dir = 0
+                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))
+             OR EXISTS(SELECT 1 FROM versions
+                WHERE (path = $1 OR (path >= $2 AND path < $3)) AND batch IS NULL
+                  AND marker = 0 AND key IS NOT NULL
+                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))",
+    )
+    .bind(root)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(mark)
+    .fetch_one(&mut **tx)
+    .await?;
+    if plain {
+        return Err(MetaError::Conflict(NOT_SEALED));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
