@@ -2,6 +2,7 @@
 
 mod audit;
 mod chunks;
+mod customer_keys;
 mod entries;
 mod generations;
 mod groups;
