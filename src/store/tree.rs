@@ -973,6 +973,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_move_that_must_bring_sealed_files_refuses_a_plain_or_marked_one() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&dir("/a", "/")).await.unwrap();
+        s.insert_dir(&dir("/a/d", "/a")).await.unwrap();
+        s.insert_dir(&dir("/z", "/")).await.unwrap();
+        s.put_file(&EntryRow {
+            sealed: Some("v1:k:sealed".into()),
+            ..file("/a/d/x", "/a/d", 3)
+        })
+        .await
+        .unwrap();
+        s.put_file(&file("/a/d/y", "/a/d", 3)).await.unwrap();
+        // a plain file beside the folder, with a name it is a prefix of, is not moved along
+        s.put_file(&file("/a/d0", "/a", 3)).await.unwrap();
+        let rules = MoveRules {
+            sealed_only: Some("~either"),
+            ..Default::default()
+        };
+        let none = Archive::default();
+        let mv = |rules| {
+            s.move_tree_with("/a/d", "/z/d", "/z", None, (None, &none), rules, async {
+                Ok::<(), ()>(())
+            })
+        };
+        assert!(matches!(
+            mv(rules).await,
+            Err(Committed::Meta(MetaError::Conflict(NOT_SEALED)))
+        ));
+        // marked (switching form): still refused; nothing moved
+        s.put_file(&EntryRow {
+            sealed: Some("v1:k:y~either".into()),
+            ..file("/a/d/y", "/a/d", 3)
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            mv(rules).await,
+            Err(Committed::Meta(MetaError::Conflict(NOT_SEALED)))
+        ));
+        assert!(s.entry("/a/d/x").await.unwrap().is_some());
+        s.put_file(&EntryRow {
+            sealed: Some("v1:k:y".into()),
+            ..file("/a/d/y", "/a/d", 3)
+        })
+        .await
+        .unwrap();
+        mv(rules).await.unwrap();
+        assert!(s.entry("/z/d/y").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
     async fn move_tree_rewrites_rows_and_props_below() {
         let s = Store::in_memory().await.unwrap();
         s.insert_dir(&dir("/a", "/")).await.unwrap();
