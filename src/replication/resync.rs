@@ -136,7 +136,8 @@ pub async fn resync(
             }
             (None, Some(f)) if link.rule.bidirectional && deleted_here(vfs, &path, f).await? => {
                 // deleted here, the very version the peer holds: the deletion goes there
-                ship::tombstone(link, key, Some(f.etag.clone()), link.own.clone()).await?;
+                let deleted = ship::deleted_version(vfs, &path).await?;
+                ship::tombstone(link, key, Some(f.etag.clone()), link.own.clone(), deleted).await?;
                 store.set_mark(&link.mark_node(), &path, None).await?;
                 sum.deleted += 1;
             }
@@ -268,6 +269,7 @@ async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<bool, 
         owner: None,
         group: None,
         perm: None,
+        deleted: None,
     };
     let opts = UploadOptions {
         create_parents: true,
