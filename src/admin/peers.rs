@@ -392,13 +392,22 @@ impl Admin {
         Ok(())
     }
 
+    /// How long the server remembers deletions: what it recorded at its start (an admin
+    /// command's own configuration may differ), else this process's setting.
+    async fn server_keep(&self) -> Result<std::time::Duration, AdminError> {
+        Ok(match self.store.recorded_tombstone_keep().await? {
+            Some(ms) if ms > 0 => std::time::Duration::from_millis(ms as u64),
+            _ => self.vfs.tombstone_keep(),
+        })
+    }
+
     /// Every rule with its backlog, lag and last error.
     pub async fn replication(&self) -> Result<Vec<RuleView>, AdminError> {
         let peers = self.store.peers().await?;
         let now = now_ms();
         let unmapped = self.store.unmapped().await?;
         let presence = self.store.presence().await?;
-        let keep = self.vfs.tombstone_keep();
+        let keep = self.server_keep().await?;
         let mut out = Vec::new();
         for h in self.store.rule_health().await? {
             let away = presence
@@ -450,7 +459,7 @@ impl Admin {
     /// A line for each peer away, or lately back from being away, longer than deletions are
     /// remembered (`tombstone_days`), also peers without a rule now.
     pub async fn away_warnings(&self) -> Result<Vec<String>, AdminError> {
-        let keep = self.vfs.tombstone_keep();
+        let keep = self.server_keep().await?;
         Ok(self
             .store
             .presence()
@@ -554,13 +563,15 @@ impl Admin {
                 deleted: s.deleted,
                 pulled: s.pulled,
                 refused: s.refused,
-                away: self
-                    .store
-                    .presence()
-                    .await?
-                    .iter()
-                    .find(|p| p.peer == link.rule.peer)
-                    .and_then(|p| away::warning(p, self.vfs.tombstone_keep(), now_ms())),
+                away: {
+                    let keep = self.server_keep().await?;
+                    self.store
+                        .presence()
+                        .await?
+                        .iter()
+                        .find(|p| p.peer == link.rule.peer)
+                        .and_then(|p| away::warning(p, keep, now_ms()))
+                },
             });
         }
         Ok(out)

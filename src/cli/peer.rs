@@ -15,14 +15,26 @@ pub enum PeerCmd {
         name: String,
         /// Its S3 endpoint, e.g. https://other-house.example:8443. Without one, the peer is
         /// a node this one cannot reach: it pushes here and pulls from here (`--pull` there).
-        #[arg(long, requires_all = ["access_key", "secret_key"])]
+        #[arg(long, requires = "access_key")]
         endpoint: Option<String>,
         /// Access key id on the peer.
         #[arg(long, requires = "endpoint")]
         access_key: Option<String>,
-        /// Secret access key on the peer (stored sealed with this node's key).
-        #[arg(long, requires = "endpoint")]
+        /// Secret access key on the peer (stored sealed with this node's key). On the command
+        /// line it shows in `ps` and the shell's history: prefer `--secret-key-file` or the
+        /// environment variable KURA_PEER_SECRET_KEY.
+        #[arg(
+            long,
+            requires = "endpoint",
+            env = "KURA_PEER_SECRET_KEY",
+            hide_env_values = true,
+            conflicts_with = "secret_key_file"
+        )]
         secret_key: Option<String>,
+        /// Read the secret access key from this file (its first line; `-` for standard
+        /// input).
+        #[arg(long, requires = "endpoint")]
+        secret_key_file: Option<std::path::PathBuf>,
         /// This node cannot be reached by the peer (NAT): besides pushing its changes, it
         /// pulls the peer's over connections it opens itself.
         #[arg(long, requires = "endpoint")]
@@ -137,6 +149,7 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
             endpoint,
             access_key,
             secret_key,
+            secret_key_file,
             ca_fingerprint,
             no_check,
             pull,
@@ -148,6 +161,17 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                 Some(f) => Some(read_secret(&f)?),
                 None => mailbox_secret,
             };
+            let secret_key = match secret_key_file {
+                Some(f) => Some(read_secret(&f)?),
+                None => secret_key,
+            };
+            if endpoint.is_some() && secret_key.is_none() {
+                return Err(CliError::Usage(
+                    "--endpoint needs the peer's secret: --secret-key-file FILE (- for standard \
+                     input), KURA_PEER_SECRET_KEY or --secret-key"
+                        .into(),
+                ));
+            }
             let reachable = endpoint.is_some();
             let through = mailbox.is_some();
             let p = admin
@@ -330,13 +354,25 @@ pub async fn replicate(cfg: &Config, a: ReplicateArgs) -> Result<(), CliError> {
             check: Some(!a.no_check),
         })
         .await?;
-    println!(
-        "{} -> {}{}: new changes ship from now on; run `kura replicate {} --resync` to copy what is already there",
-        r.bucket,
-        r.peer,
-        if r.bidirectional { " (two-way)" } else { "" },
-        r.bucket
-    );
+    let unreachable = admin
+        .peers()
+        .await?
+        .iter()
+        .any(|p| p.name == r.peer && p.endpoint.is_empty());
+    let two_way = if r.bidirectional { " (two-way)" } else { "" };
+    if unreachable {
+        // this node never contacts that peer: the peer pulls, and its resync compares both
+        println!(
+            "{} -> {}{two_way}: {} pulls the changes from here; to copy what is already there, \
+             run `kura replicate {} --resync` on {} (this node cannot reach it)",
+            r.bucket, r.peer, r.peer, r.bucket, r.peer
+        );
+    } else {
+        println!(
+            "{} -> {}{two_way}: new changes ship from now on; run `kura replicate {} --resync` to copy what is already there",
+            r.bucket, r.peer, r.bucket
+        );
+    }
     Ok(())
 }
 

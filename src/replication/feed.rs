@@ -127,7 +127,10 @@ impl Feed {
                 Some(e) => (ship::shipment_headers(&own, mirror, &e), e.content_type),
                 None => {
                     let origin = row.origin.clone().unwrap_or_else(|| own.clone());
-                    (ship::tombstone_headers(&own, mirror, origin), None)
+                    let since = crate::store::now_ms() - self.keep.as_millis() as i64;
+                    let deleted = self.store.tombstone(&row.path, since).await?;
+                    let deleted = deleted.as_ref().map(crate::vfs::replica::Version::from);
+                    (ship::tombstone_headers(&own, mirror, origin, deleted), None)
                 }
             };
             entries.push(FeedEntry {
@@ -253,7 +256,7 @@ pub async fn pull_once(
                 tracing::warn!(%bucket, peer = %peer.name, %path, error = %err,
                     "replication: a pulled change waits aside");
                 let next = crate::store::now_ms() + 1000;
-                let why = super::remote::describe(&err);
+                let why = waiting_reason(&err);
                 store
                     .wait_key(bucket, &peer.name, &path, "pull", None, &why, next)
                     .await?;
@@ -274,6 +277,29 @@ pub fn read_error(key: &str, err: std::io::Error) -> ReplError {
         Some(Err(e)) => ReplError::Unreachable(format!("reading {key}: {e}")),
         None => ReplError::Unreachable(format!("reading {key}")),
     }
+}
+
+/// Whether the peer will not give a file to the user its peer key for this node acts as
+/// there (`403 AccessDenied` on the GET: another user's private file, say): only a peer key
+/// of an administrator there reads every file.
+pub fn unreadable_there(e: &ReplError) -> bool {
+    matches!(e, ReplError::Remote(o) if o.kind() == opendal::ErrorKind::PermissionDenied)
+        && super::remote::is_object_refusal(e)
+}
+
+/// Why a pulled key waits, as `kura peer status` shows it: the peer's or this node's answer,
+/// and for a file the peer will not give, what would let it travel.
+pub fn waiting_reason(e: &ReplError) -> String {
+    let why = super::remote::describe(e);
+    if !unreadable_there(e) {
+        return why;
+    }
+    format!(
+        "{why}: the peer's key for this node acts there as a user who may not read this file \
+         (another user's private file); retried less and less often. Private files travel only \
+         with a peer key of an administrator there (docs/replication.md, \"Private files in pull \
+         mode\")"
+    )
 }
 
 /// Whether this node refused a peer's change for that key alone (a lock, its quota, a

@@ -119,6 +119,11 @@ impl Replicator {
     }
 
     async fn supervise(self) {
+        // admin commands judge absences by this server's retention, not their own settings
+        let keep_ms = self.keep().as_millis() as i64;
+        if let Err(e) = self.store.record_tombstone_keep(keep_ms).await {
+            tracing::warn!(error = %e, "replication: cannot record tombstone_days");
+        }
         let mut workers: HashMap<(String, String), (Signature, JoinHandle<()>)> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         let mut last_trim = std::time::Instant::now();
@@ -178,6 +183,7 @@ impl Replicator {
                     refused_wait: Duration::from_secs(self.cfg.refused_retry_seconds.max(1)),
                     keep: self.keep(),
                     mailbox_poll: Duration::from_secs(self.cfg.mailbox_poll_seconds.max(1)),
+                    failing: std::sync::atomic::AtomicBool::new(false),
                 };
                 workers.insert(k, (sig, tokio::spawn(w.run())));
             }
@@ -246,6 +252,8 @@ struct Worker {
     keep: Duration,
     /// How often a rule through a mailbox reads it.
     mailbox_poll: Duration,
+    /// The rule's last error stands (cleared at the next successful contact).
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl Worker {
@@ -290,6 +298,8 @@ impl Worker {
                         busy = n > 0;
                         last_pull = (!busy).then(std::time::Instant::now);
                         self.contact(&mut contact).await;
+                        self.answered().await;
+                        backoff = Duration::from_secs(1);
                     }
                     Err(e) => {
                         self.fail(&e, &mut backoff).await;
@@ -308,6 +318,7 @@ impl Worker {
                 if !busy {
                     if self.due(contact) && l.peer_node.is_some() && self.reached(l).await {
                         self.contact(&mut contact).await;
+                        self.answered().await;
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
@@ -393,8 +404,17 @@ impl Worker {
         e: &ReplError,
         tries: i64,
     ) {
-        let why = remote::describe(e);
-        let wait = Duration::from_secs(1u64 << tries.clamp(0, 6)).min(self.retry_max);
+        // a file the peer will not give us waits longer (up to the wait after a refusal of
+        // our key): only a change of rights there, or of the peer key, lets it through
+        let (why, cap) = match direction == "pull" && feed::unreadable_there(e) {
+            true => (
+                feed::waiting_reason(e),
+                self.refused_wait.max(self.retry_max),
+            ),
+            false => (remote::describe(e), self.retry_max),
+        };
+        let most = if cap > self.retry_max { 10 } else { 6 };
+        let wait = Duration::from_secs(1u64 << tries.clamp(0, most)).min(cap);
         tracing::warn!(bucket = %self.rule.bucket, peer = %self.rule.peer, %path, %direction,
             error = %why, retry_in = wait.as_secs(), "replication: a key waits aside");
         let next = crate::store::now_ms() + wait.as_millis() as i64;
@@ -458,7 +478,26 @@ impl Worker {
         Ok(())
     }
 
+    /// The peer answered: an error recorded before (the peer was unreachable, say) is no
+    /// longer the rule's state, even when nothing was there to ship or pull.
+    async fn answered(&self) {
+        if self
+            .failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            if let Err(e) = self
+                .store
+                .clear_rule_error(&self.rule.bucket, &self.rule.peer)
+                .await
+            {
+                tracing::warn!(error = %e, "replication: cannot clear the last error");
+            }
+        }
+    }
+
     async fn fail(&self, e: &ReplError, backoff: &mut Duration) {
+        self.failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let refused = remote::is_refused(e);
         if refused {
             // one try per wait, never a burst: the peer counts each refusal as a failed login

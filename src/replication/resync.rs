@@ -190,7 +190,8 @@ pub async fn resync(
             }
             Verdict::DeleteThere => {
                 let etag = f.map(|f| f.etag.clone());
-                ship::tombstone(link, key, etag, link.own.clone()).await?;
+                let deleted = ship::deleted_version(vfs, &path).await?;
+                ship::tombstone(link, key, etag, link.own.clone(), deleted).await?;
                 store.set_mark(&link.mark_node(), &path, None).await?;
                 sum.deleted += 1;
             }
@@ -317,6 +318,7 @@ async fn pull(vfs: &Vfs, store: &Store, link: &Link, key: &str) -> Result<bool, 
         owner: None,
         group: None,
         perm: None,
+        deleted: None,
     };
     let opts = UploadOptions {
         create_parents: true,

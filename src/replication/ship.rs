@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::remote::Remote;
 use super::ReplError;
 use crate::store::{EntryRow, RuleRow, Store};
-use crate::vfs::replica::{is_replica_key, ReplicaMeta};
+use crate::vfs::replica::{is_replica_key, ReplicaMeta, Version};
 use crate::vfs::{VPath, Vfs};
 
 /// Bytes per S3 request when shipping: larger files travel as multipart uploads, so memory
@@ -91,7 +91,8 @@ pub async fn ship(
             None => {
                 let base = store.mark(&link.mark_node(), path).await?;
                 let origin = origin.map_or_else(|| link.own.clone(), str::to_string);
-                tombstone(link, key, base, origin).await?;
+                let deleted = deleted_version(vfs, path).await?;
+                tombstone(link, key, base, origin, deleted).await?;
                 store.set_mark(&link.mark_node(), path, None).await?;
                 Ok(true)
             }
@@ -141,6 +142,7 @@ fn meta_for(own: &str, mirror: bool, e: &EntryRow, base: Option<String>) -> Repl
         owner: e.owner.clone(),
         group: e.grp.clone(),
         perm: u32::try_from(e.mode & 0o777).ok(),
+        deleted: None,
     }
 }
 
@@ -265,16 +267,37 @@ pub fn shipment_headers(own: &str, mirror: bool, e: &EntryRow) -> BTreeMap<Strin
     out
 }
 
-/// The headers of a tombstone for a peer that pulls (see `shipment_headers`).
-pub fn tombstone_headers(own: &str, mirror: bool, origin: String) -> BTreeMap<String, String> {
-    tombstone_meta(own, mirror, None, origin)
+/// The version deleted at `path` here (its tombstone), which a tombstone names so that the
+/// same bytes written again on the peer since (a later version) are not deleted with it.
+pub async fn deleted_version(vfs: &Vfs, path: &str) -> Result<Option<Version>, ReplError> {
+    Ok(vfs
+        .tombstone(&VPath::parse(path)?)
+        .await?
+        .map(|t| Version::from(&t)))
+}
+
+/// The headers of a tombstone for a peer that pulls (see `shipment_headers`); `deleted`: the
+/// version deleted here (`deleted_version`).
+pub fn tombstone_headers(
+    own: &str,
+    mirror: bool,
+    origin: String,
+    deleted: Option<Version>,
+) -> BTreeMap<String, String> {
+    tombstone_meta(own, mirror, None, origin, deleted)
         .user_metadata()
         .into_iter()
         .map(|(k, v)| (format!("x-amz-meta-{k}"), v))
         .collect()
 }
 
-fn tombstone_meta(own: &str, mirror: bool, base: Option<String>, origin: String) -> ReplicaMeta {
+fn tombstone_meta(
+    own: &str,
+    mirror: bool,
+    base: Option<String>,
+    origin: String,
+    deleted: Option<Version>,
+) -> ReplicaMeta {
     ReplicaMeta {
         origin,
         from: own.to_string(),
@@ -286,23 +309,25 @@ fn tombstone_meta(own: &str, mirror: bool, base: Option<String>, origin: String)
         owner: None,
         group: None,
         perm: None,
+        deleted,
     }
 }
 
-/// Tells the peer a file is gone (`base`: the version it is known to hold, the one deleted
-/// here): a tombstone for Kura peers (so a newer update there survives), a plain DELETE for
-/// other S3 stores.
+/// Tells the peer a file is gone (`base`: the version it is known to hold; `deleted`: the
+/// version deleted here): a tombstone for Kura peers (so a newer update there survives, the
+/// same bytes written again included), a plain DELETE for other S3 stores.
 pub async fn tombstone(
     link: &Link,
     key: &str,
     base: Option<String>,
     origin: String,
+    deleted: Option<Version>,
 ) -> Result<(), ReplError> {
     if link.peer_node.is_none() {
         link.remote.op.delete(key).await?;
         return Ok(());
     }
-    let meta = tombstone_meta(&link.own, !link.rule.bidirectional, base, origin);
+    let meta = tombstone_meta(&link.own, !link.rule.bidirectional, base, origin, deleted);
     link.remote
         .op
         .write_with(key, Vec::<u8>::new())

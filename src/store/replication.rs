@@ -347,6 +347,40 @@ impl Store {
         Ok(())
     }
 
+    /// The peer answered again after a failure: the rule's last error is gone.
+    pub async fn clear_rule_error(&self, bucket: &str, peer: &str) -> Result<(), MetaError> {
+        sqlx::query(
+            "UPDATE replications SET last_error = NULL, last_ok_ms = $1
+             WHERE bucket = $2 AND peer = $3",
+        )
+        .bind(now_ms())
+        .bind(bucket)
+        .bind(peer)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records how long the server remembers deletions (`tombstone_days`), at its start.
+    pub async fn record_tombstone_keep(&self, keep_ms: i64) -> Result<(), MetaError> {
+        self.node_id().await?;
+        sqlx::query("UPDATE node SET tombstone_keep_ms = $1")
+            .bind(keep_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How long the server last started here remembers deletions (None: never recorded).
+    pub async fn recorded_tombstone_keep(&self) -> Result<Option<i64>, MetaError> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT tombstone_keep_ms FROM node LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
     /// Records why a rule could not ship.
     pub async fn set_rule_error(
         &self,

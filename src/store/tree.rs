@@ -73,6 +73,9 @@ pub struct DeleteRules<'a> {
     /// The file must still have this ETag (a peer's tombstone deletes only the version it
     /// saw): `Conflict(ETAG_CHANGED)` otherwise.
     pub if_match: Option<&'a str>,
+    /// With `if_match`: the file must still have this modification time too (the same bytes
+    /// written again are another version): `Conflict(ETAG_CHANGED)` otherwise.
+    pub if_mtime: Option<i64>,
 }
 
 /// What a move's transaction checks besides the source still being there.
@@ -624,15 +627,15 @@ impl Store {
             .map_err(|e| Committed::Meta(e.into()))?;
         let (origin, if_empty) = (rules.origin, rules.if_empty);
         if let Some(want) = rules.if_match {
-            let etag: Option<String> =
-                sqlx::query_scalar("SELECT etag FROM entries WHERE path = $1 AND is_dir = 0")
+            let held: Option<(String, i64)> =
+                sqlx::query_as("SELECT etag, mtime_ms FROM entries WHERE path = $1 AND is_dir = 0")
                     .bind(path)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(|e| meta(e.into()))?;
-            match etag {
+            match held {
                 None => return Err(Committed::Meta(MetaError::Gone)),
-                Some(e) if e != want => {
+                Some((e, m)) if e != want || rules.if_mtime.is_some_and(|t| t != m) => {
                     return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)))
                 }
                 Some(_) => {}

@@ -17,6 +17,7 @@ const IF_EMPTY: DeleteRules<'static> = DeleteRules {
     origin: None,
     if_empty: true,
     if_match: None,
+    if_mtime: None,
 };
 
 /// Largest dead property (namespace, name and XML value), in bytes.
@@ -814,18 +815,19 @@ impl Vfs {
     }
 
     /// `delete` on behalf of a replication peer (`origin`), journaled as that peer's change:
-    /// only while the file still holds the version `etag` the peer deleted (`Changed`
-    /// otherwise, checked inside the delete's transaction).
+    /// only while the file still holds the version (ETag and modification time) the peer
+    /// deleted (`Changed` otherwise, checked inside the delete's transaction).
     pub(super) async fn delete_from(
         &self,
         c: &Caller,
         path: &VPath,
         origin: Option<&str>,
-        etag: Option<&str>,
+        version: Option<(&str, i64)>,
     ) -> Result<(), VfsError> {
         let rules = DeleteRules {
             origin,
-            if_match: etag,
+            if_match: version.map(|v| v.0),
+            if_mtime: version.map(|v| v.1),
             ..Default::default()
         };
         self.delete_checked(c, path, rules, true).await.map(drop)
@@ -874,9 +876,10 @@ impl Vfs {
         let other = self.trash_objects(&entry, &keep).await?;
         let store = self.store.clone();
         let p = path.to_string();
-        let (origin, if_match) = (
+        let (origin, if_match, if_mtime) = (
             rules.origin.map(str::to_string),
             rules.if_match.map(str::to_string),
+            rules.if_mtime,
         );
         let if_empty = rules.if_empty;
         let res = self
@@ -892,6 +895,7 @@ impl Vfs {
                                 origin: origin.as_deref(),
                                 if_empty,
                                 if_match: if_match.as_deref(),
+                                if_mtime,
                             },
                             mark.as_ref(),
                             batch.as_deref(),

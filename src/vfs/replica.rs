@@ -30,6 +30,9 @@ const MODE: &str = "x-amz-meta-kura-mode";
 const OWNER: &str = "x-amz-meta-kura-owner";
 const GROUP: &str = "x-amz-meta-kura-group";
 const PERM: &str = "x-amz-meta-kura-perm";
+/// A tombstone's deleted version: its ETag and modification time (ms) at the sender.
+const DELETED_ETAG: &str = "x-amz-meta-kura-deleted-etag";
+const DELETED_MTIME: &str = "x-amz-meta-kura-deleted-mtime";
 /// The shipped version's tags (URL query form) and description (percent-encoded).
 const TAGS: &str = "x-amz-meta-kura-tags";
 const DESCRIPTION: &str = "x-amz-meta-kura-description";
@@ -68,6 +71,27 @@ pub struct ReplicaMeta {
     pub group: Option<String>,
     /// Permission bits at the sender.
     pub perm: Option<u32>,
+    /// A tombstone's deleted version at the sender (None: not known, an older sender's).
+    pub deleted: Option<Version>,
+}
+
+/// One version of a file, as every node names it: its ETag and modification time (a rewrite
+/// of the same bytes has the same ETag and a later time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// ETag.
+    pub etag: String,
+    /// Modification time, ms since the epoch.
+    pub mtime_ms: i64,
+}
+
+impl From<&TombstoneRow> for Version {
+    fn from(t: &TombstoneRow) -> Self {
+        Version {
+            etag: t.etag.clone(),
+            mtime_ms: t.mtime_ms,
+        }
+    }
 }
 
 impl ReplicaMeta {
@@ -92,6 +116,12 @@ impl ReplicaMeta {
                 .remove(PERM)
                 .and_then(|v| u32::from_str_radix(&v, 8).ok())
                 .map(|m| m & 0o777),
+            deleted: match (h.remove(DELETED_ETAG), h.remove(DELETED_MTIME)) {
+                (Some(etag), Some(m)) if !etag.is_empty() => {
+                    m.parse().ok().map(|mtime_ms| Version { etag, mtime_ms })
+                }
+                _ => None,
+            },
         };
         Some(meta)
     }
@@ -116,6 +146,10 @@ impl ReplicaMeta {
         }
         if let Some(m) = self.perm {
             out.push((PERM, format!("{m:03o}")));
+        }
+        if let Some(d) = &self.deleted {
+            out.push((DELETED_ETAG, d.etag.clone()));
+            out.push((DELETED_MTIME, d.mtime_ms.to_string()));
         }
         out.into_iter()
             .map(|(k, v)| (k["x-amz-meta-".len()..].to_string(), v))
@@ -736,10 +770,11 @@ async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry,
         store.set_mark(&r.from, path.as_str(), None).await?;
         return Ok(gone(path));
     };
-    if r.mirror || r.base.as_deref() == Some(l.etag.as_str()) {
+    if r.mirror || seen_by_sender(&l, r) {
         pause_point("tombstone", path).await;
-        // a mirror is a copy: what was written on it meanwhile goes too
-        let seen = (!r.mirror).then_some(l.etag.as_str());
+        // a mirror is a copy: what was written on it meanwhile goes too; otherwise only the
+        // version judged (ETag and modification time) is deleted
+        let seen = (!r.mirror).then_some((l.etag.as_str(), l.mtime_ms));
         match up
             .vfs
             .delete_from(&up.caller, path, Some(&r.origin), seen)
@@ -759,6 +794,19 @@ async fn delete(up: &mut Upload, path: &VPath, r: &ReplicaMeta) -> Result<Entry,
         Some(l) if !l.is_dir => Entry::from_row(l),
         _ => Ok(gone(path)),
     }
+}
+
+/// Whether the version `l` held here is one the sender of the tombstone `r` had seen, so
+/// that its deletion covers it: the very version it deleted (ETag and modification time), or
+/// the version it knew this node held (`base`, an ETag) unless that ETag here is a later
+/// write than the version deleted (the same bytes written again after it: an update, which
+/// wins over the deletion).
+fn seen_by_sender(l: &EntryRow, r: &ReplicaMeta) -> bool {
+    let deleted = r.deleted.as_ref();
+    if deleted.is_some_and(|d| d.etag == l.etag && d.mtime_ms == l.mtime_ms) {
+        return true;
+    }
+    r.base.as_deref() == Some(l.etag.as_str()) && deleted.is_none_or(|d| l.mtime_ms <= d.mtime_ms)
 }
 
 /// Test hooks: with `KURA_TEST_TOMBSTONE_PAUSE_MS=N` a tombstone waits N ms between finding
@@ -864,6 +912,10 @@ mod tests {
             owner: Some("ann".into()),
             group: Some("family".into()),
             perm: Some(0o600),
+            deleted: Some(Version {
+                etag: "def-2".into(),
+                mtime_ms: 1_600_000_000_456,
+            }),
         };
         let mut h: BTreeMap<String, String> = r
             .user_metadata()
@@ -874,6 +926,54 @@ mod tests {
         assert_eq!(ReplicaMeta::take_from(&mut h), Some(r));
         assert_eq!(h.len(), 1, "only the user's own metadata is left");
         assert_eq!(ReplicaMeta::take_from(&mut h), None);
+    }
+
+    /// Finding F5: a tombstone covers the version deleted and the base no later than it,
+    /// never the same bytes written again after the deletion.
+    #[test]
+    fn a_tombstone_covers_only_versions_its_sender_saw() {
+        let held = |etag: &str, mtime_ms: i64| EntryRow {
+            path: "/b/f".into(),
+            parent: "/b".into(),
+            is_dir: false,
+            size: 1,
+            mtime_ms,
+            etag: etag.into(),
+            content_type: None,
+            owner: None,
+            headers: None,
+            grp: None,
+            mode: 0o644,
+            origin: None,
+            sealed: None,
+        };
+        let mut r = ReplicaMeta::take_from(&mut BTreeMap::from([(
+            ORIGIN.to_string(),
+            "kura-a".to_string(),
+        )]))
+        .unwrap();
+        r.tombstone = true;
+        r.base = Some("x".into());
+        // an older sender: the base's ETag alone
+        assert!(seen_by_sender(&held("x", 5_000), &r));
+        r.deleted = Some(Version {
+            etag: "x".into(),
+            mtime_ms: 1_000,
+        });
+        assert!(seen_by_sender(&held("x", 1_000), &r));
+        assert!(
+            seen_by_sender(&held("x", 900), &r),
+            "an older version of it"
+        );
+        assert!(
+            !seen_by_sender(&held("x", 1_001), &r),
+            "the same bytes written again after the deletion"
+        );
+        assert!(!seen_by_sender(&held("y", 1_000), &r), "other bytes");
+        // the version deleted, whatever base the sender believed
+        r.base = None;
+        assert!(seen_by_sender(&held("x", 1_000), &r));
+        assert!(!seen_by_sender(&held("x", 999), &r));
     }
 
     #[test]

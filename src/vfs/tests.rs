@@ -644,6 +644,7 @@ fn from_peer(mtime_ms: i64, base: Option<&str>, body: &[u8]) -> replica::Replica
         owner: None,
         group: None,
         perm: None,
+        deleted: None,
     }
 }
 

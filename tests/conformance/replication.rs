@@ -2237,9 +2237,23 @@ impl Cluster {
     /// name only (`peer add` without an endpoint: no address, never contacted); a two-way
     /// rule on each side.
     fn pull_pair(&mut self, puller: usize, reachable: usize) {
+        let k = self.nodes[reachable].repl(self.nodes[puller].name);
+        let key = S3Key {
+            id: k.id.clone(),
+            secret: k.secret.clone(),
+        };
+        self.pull_pair_with(puller, reachable, &key);
+    }
+
+    /// `pull_pair` with `key`, a peer key the reachable node made for the puller, given to
+    /// `peer add` as docs/replication.md says: the secret in a file (`--secret-key-file`),
+    /// never on the command line. Returns what `kura replicate` printed on the reachable node.
+    fn pull_pair_with(&mut self, puller: usize, reachable: usize, key: &S3Key) -> String {
         let name = self.nodes[puller].name;
         self.nodes[reachable].kura(&["peer", "add", name]);
         let t = &self.nodes[reachable];
+        let secret = self.scratch.path().join(format!("secret-{name}.txt"));
+        std::fs::write(&secret, format!("{}\n", key.secret)).expect("secret file");
         self.nodes[puller].kura(&[
             "peer",
             "add",
@@ -2247,15 +2261,18 @@ impl Cluster {
             "--endpoint",
             &t.server.url(""),
             "--access-key",
-            &t.repl(name).id,
-            "--secret-key",
-            &t.repl(name).secret,
+            &key.id,
+            "--secret-key-file",
+            secret.to_str().expect("path"),
             "--ca-fingerprint",
             &t.fingerprint,
             "--pull",
         ]);
         self.replicate(puller, reachable, true);
-        self.replicate(reachable, puller, true);
+        let said =
+            self.nodes[reachable].kura(&["replicate", BUCKET, "--to", name, "--bidirectional"]);
+        self.rules.push((reachable, puller, true));
+        said
     }
 }
 
@@ -2524,5 +2541,103 @@ fn nodes_logging_at_debug_log_no_peer_secret() {
             "{} logs a request signature",
             c[n].name
         );
+    }
+}
+
+/// Finding F6: on the reachable node of a pull pair, alice's private (600) file. With an
+/// ordinary user's peer key it cannot travel (the peer key's user may not read it there): it
+/// waits, and `kura peer status` says why and what to do. With the setup docs/replication.md
+/// gives (the reachable node's peer key for the puller belongs to an administrator there) it
+/// arrives, with its owner and mode. Also finding F8: the secret goes in a file, and the
+/// reachable node's `kura replicate` sends the operator to the puller for the resync.
+#[test]
+fn a_private_file_travels_by_pull_with_an_administrators_peer_key() {
+    for admin in [false, true] {
+        let mut c = Cluster::start(2);
+        for n in [A, B] {
+            c[n].kura(&["user", "add", "alice", "--group", GROUP]);
+        }
+        let key = if admin {
+            c[B].kura(&["user", "add", "peers", "--admin"]);
+            peer_key(&c[B].server, NAMES[A], "peers")
+        } else {
+            let k = c[B].repl(NAMES[A]);
+            S3Key {
+                id: k.id.clone(),
+                secret: k.secret.clone(),
+            }
+        };
+        let said = c.pull_pair_with(A, B, &key);
+        assert!(
+            said.contains("on node-a") && said.contains("--resync"),
+            "the reachable node's advice: {said}"
+        );
+        c.wait_wired();
+        let alice = c[B].server.s3_key_for("alice");
+        put_as(&c[B], &alice, "alice600.txt", b"alice v1", None);
+        c[B].kura(&["chmod", "600", &format!("/{BUCKET}/alice600.txt")]);
+        put_as(&c[B], &alice, "alice600.txt", b"alice's eyes only", None);
+        let mut want = Objects::new();
+        c[B].put(&mut want, "open.txt", b"anyone may read this");
+        if !admin {
+            // it waits on node-a, and the status says why and what would let it through
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let st = c[A].status();
+                let on = st
+                    .iter()
+                    .find_map(|r| r.waiting_on.clone())
+                    .unwrap_or_default();
+                if on.contains("alice600.txt") && on.contains("administrator") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node-a's status does not say why alice600.txt waits: {st:?}"
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let table = c[A].kura(&["peer", "status"]);
+            assert!(table.contains("may not read this file"), "{table}");
+            continue;
+        }
+        want.insert("alice600.txt".into(), sha(b"alice's eyes only"));
+        c.converge(&want);
+        assert_eq!(
+            perms(&c[A], "alice600.txt"),
+            ("alice".into(), GROUP.into(), "600".into()),
+            "alice's private file on the puller"
+        );
+        assert_eq!(perms(&c[A], "alice600.txt"), perms(&c[B], "alice600.txt"));
+        assert_eq!(perms(&c[A], "open.txt"), perms(&c[B], "open.txt"));
+        for n in [A, B] {
+            let st = c[n].status();
+            assert!(st.iter().all(|r| r.waiting == 0), "{}: {st:?}", c[n].name);
+        }
+    }
+}
+
+/// Finding F8: the puller's peer goes away, the rule records why, and the peer comes back:
+/// the first successful contact (an empty pull) clears the error, with nothing to pull.
+#[test]
+fn a_peer_back_clears_the_last_error_without_a_change() {
+    let mut c = Cluster::start(2);
+    c.pull_pair(A, B);
+    c.wait_wired();
+    c[B].stop();
+    let error = |c: &Cluster| c[A].status().iter().find_map(|r| r.last_error.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while error(&c).is_none() {
+        assert!(Instant::now() < deadline, "no error while node-b is down");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    c[B].start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(e) = error(&c) {
+        assert!(
+            Instant::now() < deadline,
+            "node-b is back, idle pulls succeed, and node-a still shows: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
     }
 }

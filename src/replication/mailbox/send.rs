@@ -103,7 +103,8 @@ async fn letter_for(
         }
         None => {
             let origin = row.origin.clone().unwrap_or_else(|| p.own().to_string());
-            let headers = ship::tombstone_headers(p.own(), mirror, origin);
+            let deleted = ship::deleted_version(&w.vfs, &row.path).await?;
+            let headers = ship::tombstone_headers(p.own(), mirror, origin, deleted);
             Some((entry(headers, None), None, None))
         }
     })

@@ -11,21 +11,30 @@ const PAUSE: &str = "2500";
 
 /// Waits until `node`'s log says it holds the tombstone of `key` (the test hook's pause).
 fn wait_holding(node: &Node, key: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_held(node, "tombstone", key, 0);
+}
+
+/// How many times `node`'s log says a test hook held a `what` (`tombstone`, `shipment`) of
+/// `key`.
+fn held(node: &Node, what: &str, key: &str) -> usize {
     let path = format!("path=/{BUCKET}/{key} ");
-    loop {
-        let log = node.server.log();
-        if log
-            .lines()
-            .any(|l| l.contains("holding a tombstone") && l.contains(&path))
-        {
-            return;
-        }
+    let hold = format!("holding a {what}");
+    node.server
+        .log()
+        .lines()
+        .filter(|l| l.contains(&hold) && l.contains(&path))
+        .count()
+}
+
+/// Waits until `node`'s log says a test hook holds a `what` of `key` more than `before` times.
+fn wait_held(node: &Node, what: &str, key: &str, before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while held(node, what, key) <= before {
         assert!(
             Instant::now() < deadline,
             "{} never applied the deletion of {key}:\n{}",
             node.name,
-            tail(&log, 30)
+            tail(&node.server.log(), 30)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -78,6 +87,58 @@ fn a_write_landing_while_a_pushed_deletion_applies_stays() {
         }
         c.wait_wired();
         a_write_while_a_deletion_applies(&mut c, A, B);
+    }
+}
+
+/// The attack of finding F5: `deleter` deletes a file; while the other node applies that
+/// deletion, a user there writes the file again with the very same bytes (same ETag, a later
+/// modification time). That write is a new version, acknowledged after the deleted one: it
+/// must survive on both nodes. `hook` is where the other node holds the tombstone: `shipment`
+/// before it compares the versions, `tombstone` between that comparison and the delete's
+/// transaction. Before the fix the ETag alone was compared, and the write was deleted.
+fn the_same_bytes_written_while_a_deletion_applies(
+    c: &mut Cluster,
+    deleter: usize,
+    writer: usize,
+    hook: &str,
+) {
+    let mut want = Objects::new();
+    let body: &[u8] = b"same bytes, written twice";
+    c[deleter].put(&mut want, "same.txt", body);
+    c[deleter].put(&mut want, "calm.txt", b"nobody touches this");
+    c.converge(&want);
+    let before = held(&c[writer], hook, "same.txt");
+    c[deleter].delete(&mut Objects::new(), "same.txt");
+    wait_held(&c[writer], hook, "same.txt", before);
+    c[writer].put(&mut want, "same.txt", body);
+    c.converge(&want);
+    assert_eq!(
+        perms(&c[A], "same.txt"),
+        perms(&c[B], "same.txt"),
+        "owner, group and mode of same.txt differ"
+    );
+    c.settle(&want);
+}
+
+/// F5, pushed and pulled, held before and inside the version check: a tombstone never
+/// deletes a newer write of the same bytes.
+#[test]
+fn a_tombstone_spares_the_same_bytes_written_again_after_it() {
+    for (hook, var) in [
+        ("shipment", "KURA_TEST_SHIPMENT_PAUSE_MS"),
+        ("tombstone", "KURA_TEST_TOMBSTONE_PAUSE_MS"),
+    ] {
+        for (pull, deleter, writer) in [(false, A, B), (true, B, A), (true, A, B)] {
+            println!("hook {hook}, pull {pull}, deleter {}", NAMES[deleter]);
+            let mut c = Cluster::start_with(2, &[(var, PAUSE)]);
+            if pull {
+                c.pull_pair(A, B);
+            } else {
+                c.two_way(A, B);
+            }
+            c.wait_wired();
+            the_same_bytes_written_while_a_deletion_applies(&mut c, deleter, writer, hook);
+        }
     }
 }
 
@@ -308,6 +369,20 @@ fn away_longer_than_deletions_are_remembered(pull: bool) {
                 .log()
                 .contains("the peer is back after an absence longer than deletions are remembered"),
             "{}: no warning in the log",
+            c[n].name
+        );
+        // finding F8: an admin command run with another configuration (the default 30 d)
+        // measures by the server's retention, not its own
+        let out = run(c[n]
+            .server
+            .kura()
+            .env_remove("KURA_REPLICATION__TOMBSTONE_DAYS")
+            .args(["peer", "status"]));
+        let text = stdout(&out);
+        assert!(
+            text.contains("longer than deletions are remembered (17 s)")
+                && !text.contains("(30 d)"),
+            "{}: the warning does not give the server's tombstone_days:\n{text}",
             c[n].name
         );
     }
