@@ -28,6 +28,10 @@ pub use tls::TlsSettings;
 /// Live locks one user may hold unless configured (`lock_max_per_user`).
 pub const DEFAULT_LOCKS_PER_USER: usize = 100;
 
+/// Unfinished uploads (S3 multipart and tus) one user may have unless configured
+/// (`uploads_max_per_user`).
+pub const DEFAULT_UPLOADS_PER_USER: usize = 100;
+
 /// Let's Encrypt's production directory, the default of `tls_acme_directory`.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
@@ -101,6 +105,9 @@ pub struct Config {
     pub lock_timeout_max_seconds: u64,
     /// Live locks one user may hold at once; a LOCK beyond it gets 507.
     pub lock_max_per_user: usize,
+    /// Unfinished uploads (S3 multipart and tus together) one user may have open; one more
+    /// is refused (S3 `TooManyUploads`, tus `403 too_many_uploads`).
+    pub uploads_max_per_user: usize,
     /// Octal umask for what Kura creates on disk (the data dir, kura.db, stored files and
     /// folders); the default 077 keeps everything private to the server's account.
     pub disk_umask: String,
@@ -160,6 +167,7 @@ impl Default for Config {
             umask: "002".into(),
             lock_timeout_max_seconds: 3600,
             lock_max_per_user: DEFAULT_LOCKS_PER_USER,
+            uploads_max_per_user: DEFAULT_UPLOADS_PER_USER,
             durable_commits: true,
             disk_umask: "077".into(),
             macos_metadata: MacosMetadata::Keep,

@@ -21,6 +21,7 @@ pub fn build_vfs(cfg: &Config, store: Store) -> Result<Vfs, VfsError> {
         .with_macos_metadata(cfg.macos_metadata)
         .with_lock_timeout_max(std::time::Duration::from_secs(cfg.lock_timeout_max_seconds))
         .with_lock_max_per_user(cfg.lock_max_per_user)
+        .with_uploads_max_per_user(cfg.uploads_max_per_user)
         .with_durable_commits(cfg.durable_commits)
         .with_tombstone_keep(cfg.replication.tombstone_keep())
         .with_disk_umask(cfg.disk_umask_bits()))

@@ -268,7 +268,8 @@ impl Admin {
         Ok(())
     }
 
-    /// Removes a user (its access keys go with it); the last administrator stays.
+    /// Removes a user (its access keys, locks and unfinished uploads go with it); the last
+    /// administrator stays.
     pub async fn remove_user(&self, name: &str) -> Result<(), AdminError> {
         let users = self.store.users().await?;
         let admins = users.iter().filter(|u| u.is_admin).count();
@@ -277,9 +278,10 @@ impl Admin {
                 "{name} is the last administrator; add another with `kura user add NAME --admin` first"
             )));
         }
-        if !self.store.delete_user(name).await? {
+        let Some(uploads) = self.store.delete_user(name).await? else {
             return Err(AdminError::NotFound(format!("user {name}")));
-        }
+        };
+        self.vfs.discard_staged(&uploads).await;
         Ok(())
     }
 

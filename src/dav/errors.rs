@@ -25,7 +25,9 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         | VfsError::InvalidPart(_)
         | VfsError::InvalidPartOrder
         | VfsError::EntityTooSmall
-        | VfsError::InvalidArgument(_) => FsError::Forbidden,
+        | VfsError::InvalidArgument(_)
+        // WebDAV starts no multipart or resumable upload
+        | VfsError::TooManyUploads(_) => FsError::Forbidden,
         VfsError::Storage(e) => match e.kind() {
             opendal::ErrorKind::NotFound => FsError::NotFound,
             opendal::ErrorKind::PermissionDenied => FsError::Forbidden,

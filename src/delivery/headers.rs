@@ -27,8 +27,23 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// `attachment` with an ASCII fallback `filename` and the exact UTF-8 name in `filename*`.
+/// Characters that reorder the text around them (bidi embeddings, overrides, isolates and
+/// marks, as the app's `BIDI`): in a saved file's name they make `invoice_\u{202E}fdp.exe`
+/// read `invoice_exe.pdf` in a file manager.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `attachment` with an ASCII fallback `filename` and the UTF-8 name in `filename*`, both
+/// without bidi controls (a name of nothing else becomes `download`): every download (the
+/// app, share links, zips) names its file here.
 pub fn content_disposition(name: &str) -> String {
+    let name: String = name.chars().filter(|c| !is_bidi_control(*c)).collect();
+    let name = if name.is_empty() {
+        "download"
+    } else {
+        name.as_str()
+    };
     let fallback: String = name
         .chars()
         .map(|c| {
@@ -131,6 +146,14 @@ mod tests {
         assert_eq!(
             content_disposition("Grüße \"2024\".pdf"),
             "attachment; filename=\"Gr__e _2024_.pdf\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%222024%22.pdf"
+        );
+        assert_eq!(
+            content_disposition("invoice_\u{202E}fdp.exe"),
+            "attachment; filename=\"invoice_fdp.exe\"; filename*=UTF-8''invoice_fdp.exe"
+        );
+        assert_eq!(
+            content_disposition("\u{2067}\u{200F}"),
+            "attachment; filename=\"download\"; filename*=UTF-8''download"
         );
         assert_eq!(
             http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(784111777)),

@@ -14,6 +14,9 @@ pub const LOCKED: &str = "Locked";
 pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
 /// AWS's code for a conditional write that a concurrent write broke before it committed.
 pub const CONDITIONAL_CONFLICT: &str = "ConditionalRequestConflict";
+/// Kura's own error code for a user with as many unfinished uploads as allowed (HTTP 403,
+/// so that clients show it at once instead of retrying as they would a 503).
+pub const TOO_MANY_UPLOADS: &str = "TooManyUploads";
 /// Kura's own error code for a key that breaks the naming rules (`a//b`, `..`, NUL, ...).
 pub const INVALID_NAME: &str = "InvalidObjectName";
 
@@ -62,6 +65,11 @@ pub fn object_error(e: VfsError) -> S3Error {
         VfsError::InvalidArgument(m) => S3Error::with_message(S3ErrorCode::InvalidArgument, m),
         // S3 sets neither dead properties nor locks; mapped for completeness
         VfsError::TooLarge(m) => S3Error::with_message(S3ErrorCode::EntityTooLarge, m),
+        VfsError::TooManyUploads(n) => custom(
+            TOO_MANY_UPLOADS,
+            StatusCode::FORBIDDEN,
+            format!("at most {n} unfinished multipart uploads per user (tus uploads of the web app included): complete or abort one (aws s3api list-multipart-uploads)"),
+        ),
         VfsError::TooManyLocks(n) => S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             format!("at most {n} live locks per user"),

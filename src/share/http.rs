@@ -97,6 +97,11 @@ impl ShareFront {
             vfs.stat(&v.active.owner, &target).await?
         };
         if !entry.is_dir {
+            // a browser opening a link to one file gets its page (name, size, Download);
+            // `?download=1`, HEAD and clients that do not ask for HTML get the bytes
+            if v.rel.is_root() && !head && wants_html(&req) && !query_flag(&req, "download") {
+                return Ok(self.landing(&v, &entry));
+            }
             let client = req
                 .extensions()
                 .get::<crate::wire::ClientIp>()
@@ -107,6 +112,27 @@ impl ShareFront {
             return self.zip(&v, &target, &entry, head).await;
         }
         self.listing(&req, &v, &target, head).await
+    }
+
+    /// The landing page of a shared file (after the password, like the file itself): no
+    /// download is counted; an image is previewed only on a share without a download limit
+    /// (the preview is a download).
+    fn landing(&self, v: &Visit, entry: &Entry) -> Response<RespBody> {
+        let download = format!("{}?download=1", link(&v.token, &v.rel, false));
+        let image = matches!(
+            entry.content_type.as_str(),
+            "image/jpeg" | "image/png" | "image/gif" | "image/webp"
+        );
+        let preview = (image && v.active.row.max_downloads.is_none() && entry.size <= PREVIEW_MAX)
+            .then_some(download.as_str());
+        let body = page::file(v.active.root.name(), entry.size, &download, preview);
+        let len = body.len();
+        let mut r = Response::new(full(body));
+        insert(&mut r, header::CONTENT_TYPE, "text/html; charset=utf-8");
+        insert(&mut r, header::CONTENT_LENGTH, &len.to_string());
+        insert(&mut r, header::CACHE_CONTROL, "private, no-store");
+        insert(&mut r, header::VARY, "Accept");
+        r
     }
 
     /// Cookie or Basic password; a request without either is asked for one.
@@ -450,6 +476,9 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
         })
     })
 }
+
+/// Largest image a landing page previews (a bigger one is only downloaded).
+const PREVIEW_MAX: u64 = 20 * 1024 * 1024;
 
 fn query_flag<B>(req: &Request<B>, name: &str) -> bool {
     req.uri()

@@ -20,6 +20,65 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// A name as a visitor reads it: escaped, with each character that reorders the text around
+/// it (`crate::delivery::headers::is_bidi_control`) shown as a marker, `⟨U+202E⟩`, as the
+/// app shows them: `invoice_\u{202E}fdp.exe` must not read `invoice_exe.pdf`.
+pub fn shown(s: &str) -> String {
+    escape(&shown_plain(s))
+}
+
+/// A size for people: bytes, KiB, MiB, GiB.
+fn human(size: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if size < 1024 {
+        return format!("{size} bytes");
+    }
+    let mut v = size as f64;
+    let mut unit = "";
+    for u in UNITS {
+        v /= 1024.0;
+        unit = u;
+        if v < 1024.0 {
+            break;
+        }
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// A shared file's landing page: its name, size, a Download button (`download` is its
+/// address) and, for an image, `preview` shown inline.
+pub fn file(name: &str, size: u64, download: &str, preview: Option<&str>) -> String {
+    let img = preview.map_or(String::new(), |src| {
+        format!(
+            "<p><img id=\"preview\" src=\"{}\" alt=\"{}\" style=\"max-width:100%;max-height:70vh\"></p>",
+            escape(src),
+            shown(name)
+        )
+    });
+    page(
+        &shown_plain(name),
+        &format!(
+            "<h1 id=\"name\">{}</h1><p id=\"size\">{} ({size} bytes)</p>{img}<p><a id=\"download\" href=\"{}\" download><button type=\"button\">Download</button></a></p>",
+            shown(name),
+            human(size),
+            escape(download)
+        ),
+    )
+}
+
+/// `shown` before escaping (for `page`, which escapes its title).
+fn shown_plain(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if crate::delivery::headers::is_bidi_control(c) {
+                format!("\u{27E8}U+{:04X}\u{27E9}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><meta name=\"robots\" content=\"noindex\"><title>{}</title><style>{STYLE}</style></head>\n<body>{body}</body></html>\n",
@@ -74,14 +133,14 @@ pub fn listing(
         rows.push_str(&format!(
             "<tr><td><a href=\"{}\">{}</a></td><td class=\"n\">{size}</td></tr>",
             escape(href),
-            escape(&name)
+            shown(&name)
         ));
     }
     page(
-        title,
+        &shown_plain(title),
         &format!(
             "<h1>{}</h1><p><a href=\"{}\">Download everything as a zip</a></p><table>{rows}</table>",
-            escape(title),
+            shown(title),
             escape(zip_href)
         ),
     )
@@ -106,6 +165,17 @@ pub fn drop_box(title: &str, base: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_landing_page_shows_a_hostile_name_as_text_with_markers() {
+        let p = file("<b>invoice_\u{202E}fdp.exe", 1536, "/s/t?download=1", None);
+        assert!(
+            p.contains("&lt;b&gt;invoice_\u{27E8}U+202E\u{27E9}fdp.exe"),
+            "{p}"
+        );
+        assert!(!p.contains('\u{202E}') && !p.contains("<b>"), "{p}");
+        assert!(p.contains("1.5 KiB (1536 bytes)"), "{p}");
+    }
 
     #[test]
     fn escapes_markup() {

@@ -19,7 +19,21 @@ pub struct UploadRow {
     pub created_ms: i64,
     /// The salted fingerprint of the SSE-C key its parts must come with; `None`: no such key.
     pub customer_key: Option<String>,
+    /// The id of the user who started it, then (`None`: no user row had that name).
+    pub owner_uid: Option<String>,
+    /// The id of the user named `owner` now (`None`: none): another than `owner_uid` when
+    /// the user was removed and the name given again.
+    pub owner_uid_now: Option<String>,
 }
+
+/// The columns `to_upload` reads.
+const UPLOAD_COLS: &str = "id, path, owner, headers, created_ms, customer_key, owner_uid,
+    (SELECT uid FROM users WHERE users.name = multipart_uploads.owner)";
+
+/// The open uploads (S3 multipart and tus) of the user named `$3` now, as `insert_upload`
+/// and `insert_resumable` count them against their cap (`$7`).
+pub(super) const UNDER_CAP: &str = "(SELECT COUNT(*) FROM multipart_uploads
+    WHERE owner = $3 AND owner_uid IS (SELECT uid FROM users WHERE name = $3)) < $7";
 
 /// A received part.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,38 +60,47 @@ fn to_upload(r: sqlx::sqlite::SqliteRow) -> UploadRow {
         headers: r.get(3),
         created_ms: r.get(4),
         customer_key: r.get(5),
+        owner_uid: r.get(6),
+        owner_uid_now: r.get(7),
     }
 }
 
 impl Store {
     /// Records a new multipart upload.
+    /// `owner` has fewer than `max` open uploads (S3 multipart and tus together), else
+    /// nothing is recorded and the answer is false.
     pub async fn insert_upload(
         &self,
         id: &str,
         path: &str,
-        owner: &str,
+        (owner, max): (&str, usize),
         (headers, customer_key): (Option<&str>, Option<&str>),
-    ) -> Result<(), MetaError> {
-        sqlx::query("INSERT INTO multipart_uploads (id, path, owner, headers, created_ms, customer_key) VALUES ($1, $2, $3, $4, $5, $6)")
+    ) -> Result<bool, MetaError> {
+        let sql = format!(
+            "INSERT INTO multipart_uploads (id, path, owner, headers, created_ms, customer_key, owner_uid)
+             SELECT $1, $2, $3, $4, $5, $6, (SELECT uid FROM users WHERE name = $3) WHERE {UNDER_CAP}"
+        );
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(path)
             .bind(owner)
             .bind(headers)
             .bind(now_ms())
             .bind(customer_key)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .execute(&self.pool)
-            .await?;
-        Ok(())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     /// One upload by id.
     pub async fn upload_row(&self, id: &str) -> Result<Option<UploadRow>, MetaError> {
-        let row = sqlx::query(
-            "SELECT id, path, owner, headers, created_ms, customer_key FROM multipart_uploads WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!("SELECT {UPLOAD_COLS} FROM multipart_uploads WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(to_upload))
     }
 
@@ -91,28 +114,30 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<UploadRow>, MetaError> {
         let (after_path, after_ms, after_id) = after;
-        let rows = sqlx::query(
-            "SELECT id, path, owner, headers, created_ms, customer_key FROM multipart_uploads
+        let sql = format!(
+            "SELECT {UPLOAD_COLS} FROM multipart_uploads
              WHERE path >= $1 AND path < $2
                AND id NOT IN (SELECT id FROM resumable_uploads)
                AND (path > $3 OR (path = $3 AND (created_ms > $4 OR (created_ms = $4 AND id > $5))))
              ORDER BY path, created_ms, id LIMIT $6",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(after_path)
-        .bind(after_ms)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(from)
+            .bind(to)
+            .bind(after_path)
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(to_upload).collect())
     }
 
     /// Uploads started before `before_ms` (for the stale sweep); resumable ones expire by
     /// their last use instead.
     pub async fn uploads_older_than(&self, before_ms: i64) -> Result<Vec<UploadRow>, MetaError> {
-        let rows = sqlx::query("SELECT id, path, owner, headers, created_ms, customer_key FROM multipart_uploads WHERE created_ms < $1 AND id NOT IN (SELECT id FROM resumable_uploads)")
+        let sql = format!("SELECT {UPLOAD_COLS} FROM multipart_uploads WHERE created_ms < $1 AND id NOT IN (SELECT id FROM resumable_uploads)");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(before_ms)
             .fetch_all(&self.pool)
             .await?;

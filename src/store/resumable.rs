@@ -21,25 +21,37 @@ pub struct ResumableRow {
 }
 
 impl Store {
-    /// Records a multipart upload and its resumable row in one transaction.
+    /// Records a multipart upload and its resumable row in one transaction, if `owner` has
+    /// fewer than `max` open uploads (else false, nothing recorded).
     pub async fn insert_resumable(
         &self,
         id: &str,
         path: &str,
-        owner: &str,
+        (owner, max): (&str, usize),
         headers: Option<&str>,
         length: i64,
-    ) -> Result<(), MetaError> {
+    ) -> Result<bool, MetaError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO multipart_uploads (id, path, owner, headers, created_ms) VALUES ($1, $2, $3, $4, $5)")
+        let sql = format!(
+            "INSERT INTO multipart_uploads (id, path, owner, headers, created_ms, customer_key, owner_uid)
+             SELECT $1, $2, $3, $4, $5, $6, (SELECT uid FROM users WHERE name = $3) WHERE {}",
+            super::multipart::UNDER_CAP
+        );
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(path)
             .bind(owner)
             .bind(headers)
             .bind(now)
+            .bind(None::<String>)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
         sqlx::query("INSERT INTO resumable_uploads (id, length, touched_ms) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(length)
@@ -47,7 +59,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// One resumable upload with its offset, if it exists.

@@ -303,7 +303,7 @@ mod tests {
         s.create_session("h3", "ann", "c", 0, "127.0.0.1", None)
             .await
             .unwrap();
-        assert!(s.delete_user("ann").await.unwrap());
+        assert!(s.delete_user("ann").await.unwrap().is_some());
         assert!(s.session("h3", 1, idle, max).await.unwrap().is_none());
         assert_eq!(s.purge_sessions(1, idle, max).await.unwrap(), 0);
     }

@@ -51,12 +51,14 @@ impl Store {
         is_admin: bool,
     ) -> Result<(), MetaError> {
         let q = sqlx::query(
-            "INSERT INTO users (name, password_hash, is_admin, created_ms) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO users (name, password_hash, is_admin, created_ms, uid) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(name)
         .bind(hash)
         .bind(is_admin as i64)
-        .bind(now_ms());
+        .bind(now_ms())
+        // who this user is, whatever their name later holds (an upload records it)
+        .bind(hex::encode(rand::random::<[u8; 16]>()));
         self.audited(q, "user_add", Some(name), None).await?;
         Ok(())
     }
@@ -205,13 +207,32 @@ impl Store {
         Ok(self.audited(q, "user_modify", Some(name), None).await? == 1)
     }
 
-    /// Deletes a user and the locks it held; false when the user does not exist.
-    pub async fn delete_user(&self, name: &str) -> Result<bool, MetaError> {
+    /// Deletes a user, the locks it held and its unfinished uploads (S3 multipart and tus);
+    /// `None` when the user does not exist, else the ids of the uploads dropped (their staged
+    /// parts are the caller's to remove).
+    pub async fn delete_user(&self, name: &str) -> Result<Option<Vec<String>>, MetaError> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        // a user added later under the same name is someone else: the uploads go now, and
+        // with them the quota their staged parts held
+        let uploads: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM multipart_uploads WHERE owner = $1")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in &uploads {
+            sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM multipart_uploads WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         // a removed user's locks go too: they would block every other writer until they
         // expire, and a user added later under the same name would hold them
         sqlx::query("DELETE FROM locks WHERE principal = $1")
@@ -222,6 +243,6 @@ impl Store {
             super::audit::record_tx(&mut tx, "user_remove", Some(name), None).await?;
         }
         tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        Ok((r.rows_affected() == 1).then_some(uploads))
     }
 }

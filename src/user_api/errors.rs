@@ -34,6 +34,7 @@ pub fn reply_parts(e: VfsError) -> (StatusCode, &'static str, String) {
         VfsError::Locked(_) => (StatusCode::LOCKED, "locked"),
         VfsError::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota"),
         VfsError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        VfsError::TooManyUploads(_) => (StatusCode::FORBIDDEN, "too_many_uploads"),
         VfsError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition"),
         // an SSE-C file opens only with the key its S3 client keeps: the app has none
         VfsError::CustomerKey(_) => (StatusCode::FORBIDDEN, "forbidden"),

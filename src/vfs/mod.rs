@@ -87,6 +87,9 @@ pub enum VfsError {
     /// The caller holds as many live locks as it may.
     #[error("too many locks: at most {0} live locks per user")]
     TooManyLocks(usize),
+    /// The caller has as many unfinished uploads (S3 multipart and tus) as it may.
+    #[error("too many open uploads: at most {0} unfinished multipart and resumable uploads per user; complete or abort one")]
+    TooManyUploads(usize),
     /// The caller lacks the permission for this operation.
     #[error("permission denied: {0}")]
     Forbidden(&'static str),
@@ -382,6 +385,8 @@ pub struct Vfs {
     lock_timeout_max: std::time::Duration,
     /// Live locks one user may hold at once.
     lock_max_per_user: usize,
+    /// Unfinished uploads (S3 multipart and tus) one user may have open.
+    uploads_max_per_user: usize,
     /// The storage journal of the `fs` backend (every tree change on disk goes through it).
     journal: Option<journal::Journal>,
     /// The master keys of encrypted buckets (docs/encryption.md).
@@ -411,6 +416,7 @@ impl Vfs {
             macos: MacosMetadata::Keep,
             lock_timeout_max: DEFAULT_LOCK_TIMEOUT_MAX,
             lock_max_per_user: locks::DEFAULT_LOCKS_PER_USER,
+            uploads_max_per_user: multipart::DEFAULT_UPLOADS_PER_USER,
             keys: None,
             path_locks: pathlock::PathLocks::default(),
             tombstone_keep: std::time::Duration::from_secs(30 * 86_400),
@@ -451,6 +457,12 @@ impl Vfs {
     /// Caps the live locks one user holds, so nobody can fill the lock table.
     pub fn with_lock_max_per_user(mut self, max: usize) -> Self {
         self.lock_max_per_user = max;
+        self
+    }
+
+    /// Sets how many unfinished uploads (S3 multipart and tus together) one user may have.
+    pub fn with_uploads_max_per_user(mut self, max: usize) -> Self {
+        self.uploads_max_per_user = max;
         self
     }
 

@@ -90,6 +90,14 @@ pub struct Preconditions {
 }
 
 /// Where part `number` of upload `id` is staged.
+pub use crate::config::DEFAULT_UPLOADS_PER_USER;
+
+/// Whether `c` is the user who started upload `u`: the same name, and the same user behind
+/// it (a user removed and added again under the name is someone else).
+pub(super) fn started_by(u: &UploadRow, c: &Caller) -> bool {
+    !c.user.is_empty() && u.owner == c.user && u.owner_uid == u.owner_uid_now
+}
+
 pub(super) fn part_key(upload: &str, number: i64) -> String {
     format!("{upload}/{number:05}")
 }
@@ -118,17 +126,22 @@ impl Vfs {
             headers.insert("content-type".into(), ct);
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.store
+        let max = self.uploads_max_per_user;
+        let recorded = self
+            .store
             .insert_upload(
                 &id,
                 path.as_str(),
-                &caller.user,
+                (&caller.user, max),
                 (
                     headers_json(&headers).as_deref(),
                     key.map(CustomerKey::fingerprint).as_deref(),
                 ),
             )
             .await?;
+        if !recorded {
+            return Err(VfsError::TooManyUploads(max));
+        }
         Ok(id)
     }
 
@@ -141,7 +154,7 @@ impl Vfs {
     ) -> Result<UploadRow, VfsError> {
         // only its initiator (or an administrator) may use an upload
         match self.store.upload_row(id).await? {
-            Some(u) if u.path == path.as_str() && (caller.is_admin || u.owner == caller.user) => {
+            Some(u) if u.path == path.as_str() && (caller.is_admin || started_by(&u, caller)) => {
                 Ok(u)
             }
             _ => Err(VfsError::NoSuchUpload),
@@ -363,6 +376,21 @@ impl Vfs {
     ) -> Result<(), VfsError> {
         self.multipart_get(caller, id, path).await?;
         self.multipart_discard(id).await
+    }
+
+    /// Removes the staged parts of uploads the store has already forgotten (those of a
+    /// removed user); a failure is logged, and the folder stays for `kura fsck` to find.
+    pub async fn discard_staged(&self, ids: &[String]) {
+        for id in ids {
+            if let Err(e) = self
+                .staging
+                .delete_with(&format!("{id}/"))
+                .recursive(true)
+                .await
+            {
+                tracing::warn!(upload = %id, error = %e, "could not remove a dropped upload's parts");
+            }
+        }
     }
 
     pub(super) async fn multipart_discard(&self, id: &str) -> Result<(), VfsError> {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::multipart::part_key;
+use super::multipart::{part_key, started_by};
 use super::upload::{to_the_end, Sink};
 use super::{headers_from, headers_json, Caller, Entry, UploadOptions, VPath, Vfs, VfsError};
 use crate::store::{now_ms, PartRow, ResumableRow};
@@ -134,15 +134,20 @@ impl Vfs {
             headers.insert("content-type".to_string(), ct);
         }
         let id = hex::encode(rand::random::<[u8; 16]>());
-        self.store
+        let max = self.uploads_max_per_user;
+        let recorded = self
+            .store
             .insert_resumable(
                 &id,
                 path.as_str(),
-                &c.user,
+                (&c.user, max),
                 headers_json(&headers).as_deref(),
                 length as i64,
             )
             .await?;
+        if !recorded {
+            return Err(VfsError::TooManyUploads(max));
+        }
         let mut up = self.resumable_get(c, &id).await?;
         if length == 0 {
             // complete at creation: tus clients (tus-js-client, Uppy) append nothing to it
@@ -166,7 +171,7 @@ impl Vfs {
             self.store.resumable_row(id).await?,
             self.store.upload_row(id).await?,
         ) {
-            (Some(r), Some(u)) if u.owner == c.user && !c.user.is_empty() => (r, u),
+            (Some(r), Some(u)) if started_by(&u, c) => (r, u),
             _ => return Err(VfsError::NotFound),
         };
         if row.touched_ms + IDLE.as_millis() as i64 <= now_ms() {

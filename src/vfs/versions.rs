@@ -494,7 +494,20 @@ impl Vfs {
             let t = VPath::parse(&format!("{target}{rel}"))?;
             if r.marker {
                 if r.is_dir {
+                    let made = self.lookup(&t).await?.is_none();
                     self.ensure_folder(c, &t).await?;
+                    // a folder made again where it was gets the bits it had (`kept_bits`)
+                    if made && t.as_str() == r.path {
+                        let (owner, grp, mode) = self
+                            .kept_bits(c, (r.owner.clone(), r.grp.clone(), r.mode), None)
+                            .await?;
+                        self.store.set_mode(t.as_str(), mode).await?;
+                        if c.is_admin || grp.is_some() {
+                            self.store
+                                .set_ownership(t.as_str(), owner.as_deref(), grp.as_deref())
+                                .await?;
+                        }
+                    }
                     done.folders += 1;
                 }
                 continue;
@@ -604,18 +617,34 @@ impl Vfs {
         self.check_unlocked(c, vec![(target.clone(), false)])
             .await?;
         // missing folders above the target are made in the commit, as for an S3 key
-        let (dir, parents) = match parent {
+        let (dir, mut parents) = match parent {
             Some(p) => (p, Vec::new()),
             None => self.implicit_parents(c, &target.parent()).await?,
         };
         // restored where it was (nothing there now), a file is given back as it was: its owner,
-        // group and mode; elsewhere it is a new file of the restorer's, as a copy would be
-        let as_was = bring.promote || (existing.is_none() && target.as_str() == row.path);
+        // group and mode, and so are the folders of its delete made again for it, as far as
+        // the restorer may set them (`kept_bits`); elsewhere it is a new file of the
+        // restorer's, as a copy would be. A promoted S3 version is current again as it was.
+        let in_place = !bring.promote && existing.is_none() && target.as_str() == row.path;
+        if in_place {
+            self.keep_folder_bits(c, row, &mut parents).await?;
+        }
         let (grp, mode) = match (&existing, parents.last()) {
-            _ if as_was => (row.grp.clone(), row.mode),
+            _ if bring.promote => (row.grp.clone(), row.mode),
             (Some(e), _) => (e.group.clone(), i64::from(e.mode)),
             (None, Some(p)) => (p.grp.clone(), i64::from(0o666 & !self.umask)),
             (None, None) => (Self::group_for_new(c, &dir), i64::from(0o666 & !self.umask)),
+        };
+        let (owner, grp, mode) = if in_place {
+            self.kept_bits(c, (row.owner.clone(), row.grp.clone(), row.mode), grp)
+                .await?
+        } else {
+            let owner = match (bring.promote, &existing) {
+                (true, _) => row.owner.clone(),
+                (false, Some(e)) => e.owner.clone().or_else(|| Some(c.user.clone())),
+                (false, None) => Some(c.user.clone()),
+            };
+            (owner, grp, mode)
         };
         // on `fs` the kept bytes are linked beside the target first: their length tells the
         // form they hold (a conversion may have switched it since the row was read)
@@ -641,14 +670,7 @@ impl Vfs {
             mtime_ms: now,
             etag: row.etag.clone(),
             content_type: row.content_type.clone(),
-            owner: if as_was {
-                row.owner.clone()
-            } else {
-                existing
-                    .as_ref()
-                    .and_then(|e| e.owner.clone())
-                    .or_else(|| Some(c.user.clone()))
-            },
+            owner,
             headers: row.headers.clone(),
             grp,
             mode,
@@ -766,6 +788,62 @@ impl Vfs {
         Err(VfsError::Conflict(
             "the kept bytes changed form while being restored: try again",
         ))
+    }
+
+    /// What an entry restored where it was gets of the owner, group and mode recorded for it:
+    /// what the restorer could set with `chown` and `chmod` (the core's rule) on what she
+    /// restores. The owner stays only for an administrator (an existing user) or for the
+    /// owner herself, else the restorer owns it; the group stays for an administrator, or for
+    /// the resulting owner being the restorer and a member of it, else `default_grp`; the
+    /// mode stays, its owner (the restorer, or an administrator's choice) may set it.
+    async fn kept_bits(
+        &self,
+        c: &Caller,
+        (owner, grp, mode): (Option<String>, Option<String>, i64),
+        default_grp: Option<String>,
+    ) -> Result<(Option<String>, Option<String>, i64), VfsError> {
+        let owner = match owner {
+            Some(o) if o == c.user => Some(o),
+            Some(o) if c.is_admin && self.store.user(&o).await?.is_some() => Some(o),
+            _ => Some(c.user.clone()),
+        };
+        let owns = owner.as_deref() == Some(c.user.as_str());
+        let grp = match grp {
+            Some(g) if c.is_admin && self.store.group(&g).await?.is_some() => Some(g),
+            Some(g) if owns && c.groups.contains(&g) => Some(g),
+            _ => default_grp,
+        };
+        Ok((owner, grp, mode & 0o7777))
+    }
+
+    /// Gives the folders `parents` made again for a file of a delete restored where it was
+    /// the bits the delete recorded for them (its folder markers), as `kept_bits` allows.
+    async fn keep_folder_bits(
+        &self,
+        c: &Caller,
+        row: &VersionRow,
+        parents: &mut [EntryRow],
+    ) -> Result<(), VfsError> {
+        let Some(batch) = &row.batch else {
+            return Ok(());
+        };
+        if parents.is_empty() {
+            return Ok(());
+        }
+        let markers = self.store.batch(batch).await?;
+        for p in parents.iter_mut() {
+            let Some(m) = markers
+                .iter()
+                .find(|m| m.marker && m.is_dir && m.path == p.path)
+            else {
+                continue;
+            };
+            let (owner, grp, mode) = self
+                .kept_bits(c, (m.owner.clone(), m.grp.clone(), m.mode), p.grp.clone())
+                .await?;
+            (p.owner, p.grp, p.mode) = (owner, grp, mode);
+        }
+        Ok(())
     }
 
     /// Makes the folder `path` and any missing folder above it (a restored delete's folders).

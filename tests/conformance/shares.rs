@@ -858,3 +858,103 @@ fn shares_through_the_admin_api() {
     assert_eq!(st(&server, &["-u", &auth, "-X", "DELETE", &del]), 404);
     assert_eq!(st(&server, &[&s_url(&server, token, "")]), 404);
 }
+
+/// A browser opening a link to one file got a download and no page: nothing said what the
+/// file was, how large, or who may want to look first (Nextcloud and SFTPGo show a page).
+/// Now a browser gets a landing page (the name as text with bidi controls as markers, the
+/// size, a Download button), while curl, wget, HEAD and `?download=1` get the bytes; the
+/// page counts no download and shows nothing before the password.
+#[test]
+fn a_shared_file_opened_in_a_browser_gets_a_page_and_clients_the_bytes() {
+    require("curl");
+    let server = Server::start_with(false, ROOMY);
+    run(server.kura().args(["group", "add", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "b", "--group", "g"]));
+    // "<i>x_\u{202E}gnp.exe": markup and a right-to-left override that makes it read x_exe.png
+    assert_eq!(server.put("b/%3Ci%3Ex_%E2%80%AEgnp.exe", b"MZ-bytes"), 201);
+    let path = "/b/<i>x_\u{202E}gnp.exe";
+    let html = "Accept: text/html,application/xhtml+xml,*/*;q=0.8";
+
+    let (_, token, _) = share(&server, &[path, "--max-downloads", "1"], None);
+    let u = s_url(&server, &token, "");
+    for _ in 0..3 {
+        let (s, page) = fetch(&server, &["-H", html, &u]);
+        let page = String::from_utf8_lossy(&page).into_owned();
+        assert_eq!(s, 200, "{page}");
+        assert!(
+            page.contains("&lt;i&gt;x_\u{27E8}U+202E\u{27E9}gnp.exe"),
+            "the name as text, its override as a marker: {page}"
+        );
+        assert!(
+            !page.contains('\u{202E}') && !page.contains("<i>"),
+            "{page}"
+        );
+        assert!(page.contains("8 bytes"), "{page}");
+        assert!(
+            page.contains(&format!("href=\"/s/{token}?download=1\"")),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<img"),
+            "a limited link previews nothing: {page}"
+        );
+    }
+    // the pages counted no download: the one allowed is still there, for the button's link
+    let (s, got) = fetch(&server, &["-H", html, &format!("{u}?download=1")]);
+    assert_eq!((s, got.as_slice()), (200, &b"MZ-bytes"[..]));
+    assert_eq!(st(&server, &[&u]), 410);
+
+    // curl, wget and HEAD (no text/html asked for) get the bytes at the old address
+    let (_, token, _) = share(&server, &[path], None);
+    let u = s_url(&server, &token, "");
+    let (s, got) = fetch(&server, &[&u]);
+    assert_eq!((s, got.as_slice()), (200, &b"MZ-bytes"[..]));
+    let (s, got) = fetch(&server, &["-H", "Accept: */*", "-A", "Wget/1.21", &u]);
+    assert_eq!((s, got.as_slice()), (200, &b"MZ-bytes"[..]));
+    let h = head(&server, &["-I", "-H", html, &u]);
+    assert!(h.contains("content-length: 8"), "{h}");
+
+    // an image is previewed on a link without a download limit
+    assert_eq!(
+        server.put("b/sunset.png", b"\x89PNG\r\n\x1a\nnot-really"),
+        201
+    );
+    let (_, token, _) = share(&server, &["/b/sunset.png"], None);
+    let (s, page) = fetch(&server, &["-H", html, &s_url(&server, &token, "")]);
+    let page = String::from_utf8_lossy(&page).into_owned();
+    assert_eq!(s, 200);
+    assert!(
+        page.contains(&format!(
+            "<img id=\"preview\" src=\"/s/{token}?download=1\""
+        )),
+        "{page}"
+    );
+
+    // behind a password, the page says nothing of the file until the password is given
+    let (_, token, _) = share(&server, &[path], Some("open sesame"));
+    let u = s_url(&server, &token, "");
+    let (s, page) = fetch(&server, &["-H", html, &u]);
+    let page = String::from_utf8_lossy(&page).into_owned();
+    assert_eq!(s, 401);
+    assert!(
+        page.contains("type=\"password\"") && !page.contains("gnp") && !page.contains("8 bytes"),
+        "{page}"
+    );
+    let jar = server.root.path().join("jar.txt");
+    let jar = jar.to_str().expect("utf8");
+    let h = head(
+        &server,
+        &["-c", jar, "--data-urlencode", "password=open sesame", &u],
+    );
+    assert!(h.starts_with("http/1.1 303"), "{h}");
+    let (s, page) = fetch(&server, &["-b", jar, "-H", html, &u]);
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&page).contains("8 bytes"));
+    let (s, got) = fetch(
+        &server,
+        &["-b", jar, "-H", html, &format!("{u}?download=1")],
+    );
+    assert_eq!((s, got.as_slice()), (200, &b"MZ-bytes"[..]));
+}

@@ -197,11 +197,141 @@ def revoked_writer_rest():
     assert r.status_code == 201, r.text
 
 
+BIDI = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def saved_name(r):
+    """The name a browser saves a download under, from both Content-Disposition parameters."""
+    cd = r.headers["content-disposition"]
+    plain = cd.split('filename="', 1)[1].split('"', 1)[0]
+    star = requests.utils.unquote(cd.split("filename*=UTF-8''", 1)[1].split(";", 1)[0])
+    return plain, star
+
+
+def bidi_download():
+    # "invoice_\u202Efdp.exe" reads "invoice_exe.pdf" in a file manager: every download
+    # (the app's, a share link's, a zip's) saves it under a name without bidi controls
+    alice = sign_in("alice")
+    evil = "invoice_\u202efdp.exe"
+    r = requests.put(BASE + "/dav/team/" + evil, data=b"MZ", auth=("alice", PW["alice"]))
+    assert r.status_code == 201, r.status_code
+    assert alice.post(API + "/folders", json={"path": "/team/\u2067pics\u2069"}).status_code == 201
+    got = []
+    r = alice.get(API + "/download", params={"path": "/team/" + evil})
+    assert r.status_code == 200 and r.content == b"MZ", (r.status_code, r.text)
+    got.append(saved_name(r))
+    r = alice.get(API + "/zip", params={"dir": "/team", "names": "\u2067pics\u2069"})
+    assert r.status_code == 200, r.text
+    got.append(saved_name(r))
+    r = alice.post(API + "/shares", json={"path": "/team/" + evil})
+    assert r.status_code == 201, r.text
+    r = requests.get(BASE + r.json()["url"] + "?download=1")
+    assert r.status_code == 200 and r.content == b"MZ", (r.status_code, r.text)
+    got.append(saved_name(r))
+    r = alice.post(API + "/shares", json={"path": "/team/\u2067pics\u2069"})
+    assert r.status_code == 201, r.text
+    r = requests.get(BASE + r.json()["url"] + "?zip=1")
+    assert r.status_code == 200, (r.status_code, r.text)
+    got.append(saved_name(r))
+    for plain, star in got:
+        assert not any(c in BIDI for c in plain + star), got
+    assert got[0] == ("invoice_fdp.exe", "invoice_fdp.exe"), got
+    assert got[3] == ("pics.zip", "pics.zip"), got
+
+
+def removed_user_start():
+    # alice starts a large upload into team and sends part of it
+    alice = sign_in("alice")
+    r = create(alice, 1_900_000, "/team", "big.bin")
+    assert r.status_code == 201, r.text
+    url = BASE + r.headers["location"]
+    r = alice.patch(url, data=b"a" * 1_400_000, headers=dict(OCTETS, **{"Upload-Offset": "0"}))
+    assert r.status_code == 204, (r.status_code, r.text)
+    open(STATE, "w").write(url)
+
+
+def removed_user_rest():
+    # alice was removed and a new user of the same name added: the old alice's upload is
+    # not hers (it is gone), and its staged bytes no longer hold team's quota
+    url = open(STATE).read()
+    alice = sign_in("alice")
+    r = alice.head(url, headers=TUS)
+    assert r.status_code == 404, (r.status_code, r.headers)
+    r = alice.patch(url, data=b"b" * 500_000, headers=dict(OCTETS, **{"Upload-Offset": "1400000"}))
+    assert r.status_code == 404, (r.status_code, r.text)
+    assert "big.bin" not in names(alice, "/team")
+    r = create(alice, 1_900_000, "/team", "new.bin")
+    assert r.status_code == 201, (r.status_code, r.text)
+
+
+def upload_cap_tus():
+    # the server allows 3 open resumable uploads per user (tus and S3 multipart together);
+    # the S3 test side opened one for alice already
+    alice, bob = sign_in("alice"), sign_in("bob")
+    urls = []
+    for i in range(2):
+        r = create(alice, 10, "/team", f"part{i}.bin")
+        assert r.status_code == 201, (i, r.status_code, r.text)
+        urls.append(BASE + r.headers["location"])
+    r = create(alice, 10, "/team", "one-too-many.bin")
+    assert r.status_code == 403 and r.json()["error"] == "too_many_uploads", (r.status_code, r.text)
+    assert "3" in r.json()["message"], r.text
+    # others are not held back by alice's uploads
+    assert create(bob, 10, "/team", "bobs.bin").status_code == 201
+    # a finished or terminated upload frees its place
+    r = alice.patch(urls[0], data=b"0123456789", headers=dict(OCTETS, **{"Upload-Offset": "0"}))
+    assert r.status_code == 204, (r.status_code, r.text)
+    assert alice.delete(urls[1], headers=TUS).status_code == 204
+    for i in range(2):
+        r = create(alice, 10, "/team", f"again{i}.bin")
+        assert r.status_code == 201, (i, r.status_code, r.text)
+    assert create(alice, 10, "/team", "over.bin").status_code == 403
+
+
+def restored_modes():
+    # bob's project folder (0750) with a private subfolder (0700) and a private file (0600)
+    bob = sign_in("bob")
+    for folder, mode in [("/team/proj", "0750"), ("/team/proj/sub", "0700")]:
+        assert bob.post(API + "/folders", json={"path": folder}).status_code == 201
+        r = bob.post(API + "/attributes", json={"path": folder, "mode": mode})
+        assert r.status_code == 200, r.text
+    for f in ["/team/proj/a.txt", "/team/proj/sub/b.txt"]:
+        r = requests.put(BASE + "/dav" + f, data=b"secret " + f.encode(), auth=("bob", PW["bob"]))
+        assert r.status_code == 201, r.status_code
+    r = bob.post(API + "/attributes", json={"path": "/team/proj/a.txt", "mode": "0600"})
+    assert r.status_code == 200, r.text
+
+    def bits():
+        out = {}
+        for p in ["/team/proj", "/team/proj/sub", "/team/proj/a.txt", "/team/proj/sub/b.txt"]:
+            r = bob.get(API + "/file", params={"path": p})
+            assert r.status_code == 200, (p, r.status_code, r.text)
+            e = r.json()
+            out[p] = (e["owner"], e["group"], e["mode"])
+        return out
+
+    before = bits()
+    r = bob.post(API + "/delete", json={"paths": ["/team/proj"]})
+    assert r.json()["done"] == ["/team/proj"], r.text
+    # one file first (its folders are made again), then the rest: file by file, in place
+    r = bob.post(API + "/restore", json={"path": "/team/proj/sub/b.txt"})
+    assert r.status_code == 200, r.text
+    r = bob.post(API + "/restore", json={"path": "/team/proj"})
+    assert r.status_code == 200, r.text
+    after = bits()
+    assert after == before, (before, after)
+    # the private subfolder is closed to alice again, as it was before the delete
+    alice = sign_in("alice")
+    r = alice.get(API + "/download", params={"path": "/team/proj/sub/b.txt"})
+    assert r.status_code == 403, (r.status_code, r.text)
+
+
 CHECKS = {
     f.__name__: f
     for f in [stored_types, zip_spellings, no_basic_challenge, revoked_writer_start, revoked_writer_rest,
               empty_file, moved_private_folder,
-              recreated_private_folder]
+              recreated_private_folder, bidi_download,
+              removed_user_start, removed_user_rest, upload_cap_tus, restored_modes]
 }
 CHECKS[sys.argv[2]]()
 print(f"user_api_attacks.py {sys.argv[2]}: all checks passed")

@@ -84,3 +84,77 @@ fn a_writer_who_lost_the_right_stages_nothing_more() {
     run(server.kura().args(["group", "remove-user", "team", "bob"]));
     check_on(&server, "revoked_writer_rest");
 }
+
+/// A file named `invoice_\u{202E}fdp.exe` downloaded from the app or a share link was saved
+/// as `invoice_\u{202E}fdp.exe`, which a file manager shows as `invoice_exe.pdf`; a folder
+/// with bidi controls zipped the same way.
+#[test]
+fn a_download_is_saved_under_a_name_without_bidi_controls() {
+    check("bidi_download");
+}
+
+/// A removed user's unfinished tus upload passed to the next user given the same name (it
+/// was bound to the name): the new alice could read its offset and finish it, and its
+/// staged bytes held the group's quota (alice's new upload refused with 507) until expiry.
+#[test]
+fn a_removed_users_uploads_go_with_her_and_free_the_quota() {
+    require("python3");
+    let server = Server::plain();
+    crate::user_files::households(&server);
+    check_on(&server, "removed_user_start");
+    run(server.kura().args(["user", "remove", "alice"]));
+    server.add_user("alice", "alice-pw-123", &["--group", "team"]);
+    check_on(&server, "removed_user_rest");
+}
+
+/// One user opened resumable uploads without end (tus creations and S3
+/// CreateMultipartUpload): each a row, a folder in staging and a share of the quota held
+/// for a day. A user has at most `uploads_max_per_user` open at once, tus and S3 together.
+#[test]
+fn open_uploads_per_user_are_capped_for_tus_and_s3_together() {
+    require("python3");
+    require("aws");
+    let server = Server::start_with(false, &[("KURA_UPLOADS_MAX_PER_USER", "3")]);
+    crate::user_files::households(&server);
+    let key = server.s3_key_for("alice");
+    let start = |name: &str| {
+        server
+            .aws(&key)
+            .args(["s3api", "create-multipart-upload", "--bucket", "team"])
+            .args(["--key", name, "--query", "UploadId", "--output", "text"])
+            .output()
+            .expect("aws")
+    };
+    let first = start("s3-part.bin");
+    assert!(first.status.success(), "{first:?}");
+    // two tus uploads fill alice's three; a third is refused (tus: 403 too_many_uploads)
+    check_on(&server, "upload_cap_tus");
+    // and so is an S3 one, with an error aws-cli shows as it is, at once (403: not retried)
+    let refused = start("s3-more.bin");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("TooManyUploads") && err.contains("at most 3"),
+        "{refused:?}"
+    );
+    // aborting one frees its place
+    let id = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    run(server.aws(&key).args([
+        "s3api",
+        "abort-multipart-upload",
+        "--bucket",
+        "team",
+        "--key",
+        "s3-part.bin",
+        "--upload-id",
+        &id,
+    ]));
+    assert!(start("s3-more.bin").status.success());
+}
+
+/// Bob's deleted 0750 folder with a 0700 subfolder, restored file by file where it was (one
+/// file first, then the rest), came back with the folders at the default mode (0775): the
+/// private subfolder was open to the whole group.
+#[test]
+fn a_folder_restored_file_by_file_keeps_the_modes_it_had() {
+    check("restored_modes");
+}

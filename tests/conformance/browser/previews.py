@@ -115,10 +115,13 @@ def main(d):
     text_in(d, "#share-list", "/web/pics/a.jpg")
     text_in(d, "#share-list", "0 of 2 downloads")
 
-    # opened in a fresh profile (no session): the file downloads
+    # opened in a fresh profile (no session): the file's page (its name, a preview), and its
+    # Download button downloads it
     fresh = browser()
     try:
         fresh.get(url)
+        text_in(fresh, "#name", "a.jpg")
+        fresh.find_element(By.ID, "download").click()
         got = downloaded("a.jpg")
         with open(os.environ["KURA_SOURCE_JPG"], "rb") as f:
             assert got == f.read(), "the shared file differs"
