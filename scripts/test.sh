@@ -19,6 +19,11 @@ gvfs_packages=(gvfs-backends gvfs-daemons)
 for i in "${!gvfs_parts[@]}"; do
   [ -x "${gvfs_parts[$i]}" ] || missing+=("${gvfs_packages[$i]}")
 done
+# PostgreSQL for the scale-out tests (tests/conformance/postgres*.rs): Debian's server binaries
+# (initdb and pg_ctl in /usr/lib/postgresql/<major>/bin, not on PATH) and psql. The package
+# creates the `postgres` user the test clusters run as when the tests run as root.
+pg_initdb() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1; }
+{ [ -n "$(pg_initdb)" ] && command -v psql >/dev/null 2>&1; } || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   sudo=""
@@ -50,6 +55,12 @@ done
 for p in "${gvfs_parts[@]}"; do
   [ -x "$p" ] || { echo "test.sh: required gvfs part '$p' is missing and could not be installed" >&2; exit 1; }
 done
+[ -n "$(pg_initdb)" ] || { echo "test.sh: PostgreSQL's initdb is missing and could not be installed (package postgresql)" >&2; exit 1; }
+command -v psql >/dev/null 2>&1 || { echo "test.sh: psql is missing and could not be installed (package postgresql)" >&2; exit 1; }
+if [ "$(id -u)" -eq 0 ]; then
+  id -u postgres >/dev/null 2>&1 || { echo "test.sh: the tests run as root and there is no 'postgres' user to run the test PostgreSQL as" >&2; exit 1; }
+  command -v runuser >/dev/null 2>&1 || { echo "test.sh: runuser (util-linux) is required to run the test PostgreSQL as 'postgres'" >&2; exit 1; }
+fi
 [ -c /dev/fuse ] || { echo "test.sh: /dev/fuse is missing: the rclone mount tests need FUSE" >&2; exit 1; }
 python3 -c "import boto3, awscrt, openapi_spec_validator, prometheus_client, requests" || { echo "test.sh: boto3 with awscrt, openapi-spec-validator, prometheus-client and requests are required" >&2; exit 1; }
 

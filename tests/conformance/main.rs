@@ -35,6 +35,8 @@ mod packaging;
 mod pdfs;
 mod peer_suites;
 mod permissions;
+mod postgres;
+mod postgres_schema;
 mod propfind_allprop;
 mod quotas;
 mod replays;
