@@ -108,6 +108,36 @@ pub(super) async fn insert_folder_tx(
     Ok(())
 }
 
+/// Who changed an entry's owner, group or mode: a change made here is journaled for
+/// replication (a file's only: folders' attributes do not travel); one a replicated write
+/// brought from a peer is not, or it would travel back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrChange {
+    /// A user or the admin, on this node.
+    Here,
+    /// A shipment from a peer (or a restore that journals itself).
+    Applied,
+}
+
+/// Journals `path` in `tx` when `change` was made here and `path` is a file.
+pub(super) async fn journal_attrs_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    path: &str,
+    change: AttrChange,
+) -> Result<(), MetaError> {
+    if change == AttrChange::Applied {
+        return Ok(());
+    }
+    let file: Option<bool> = sqlx::query_scalar("SELECT NOT is_dir FROM entries WHERE path = $1")
+        .bind(path)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if file == Some(true) {
+        journal_path_tx(tx, path, None).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// The row of one path, if any.
     pub async fn entry(&self, path: &str) -> Result<Option<EntryRow>, MetaError> {
@@ -274,12 +304,26 @@ impl Store {
         Ok(())
     }
 
-    /// Sets the mode bits of one entry.
-    pub async fn set_mode(&self, path: &str, mode: i64) -> Result<(), MetaError> {
-        let q = sqlx::query("UPDATE entries SET mode = $1 WHERE path = $2")
+    /// Sets the mode bits of one entry (a file's change is journaled for replication when
+    /// `change` says it was made here).
+    pub async fn set_mode(
+        &self,
+        path: &str,
+        mode: i64,
+        change: AttrChange,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE entries SET mode = $1 WHERE path = $2")
             .bind(mode)
-            .bind(path);
-        self.audited(q, "chmod", Some(path), None).await?;
+            .bind(path)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            journal_attrs_tx(&mut tx, path, change).await?;
+            super::audit::record_tx(&mut tx, "chmod", Some(path), None).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -289,6 +333,7 @@ impl Store {
         path: &str,
         owner: Option<&str>,
         grp: Option<&str>,
+        change: AttrChange,
     ) -> Result<(), MetaError> {
         let mut tx = self.write_tx().await?;
         // a bucket that changes group moves its usage to the new group (within its quota)
@@ -306,6 +351,7 @@ impl Store {
             .bind(path)
             .execute(&mut *tx)
             .await?;
+        journal_attrs_tx(&mut tx, path, change).await?;
         super::audit::record_tx(&mut tx, "chown", Some(path), None).await?;
         tx.commit().await?;
         Ok(())

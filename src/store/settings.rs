@@ -116,6 +116,7 @@ impl Store {
             "DELETE FROM public_reads WHERE path = $1"
         };
         sqlx::query(q).bind(path).execute(&mut *tx).await?;
+        super::entries::journal_attrs_tx(&mut tx, path, super::AttrChange::Here).await?;
         // an ACL is a chmod, and opening an object to anyone is the part worth noting
         super::audit::record_detail_tx(
             &mut tx,

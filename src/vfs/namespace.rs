@@ -10,7 +10,9 @@ use super::{
     headers_json, Caller, CopyKeys, CustomerKey, Download, Entry, UploadOptions, VPath, Vfs,
     VfsError, CHUNK,
 };
-use crate::store::{now_ms, DeadProp, DeleteRules, EntryRow, MoveRules, SOURCE_CHANGED};
+use crate::store::{
+    now_ms, AttrChange, DeadProp, DeleteRules, EntryRow, MoveRules, SOURCE_CHANGED,
+};
 
 /// A delete refused unless only implicit folders are below (buckets, folder markers).
 const IF_EMPTY: DeleteRules<'static> = DeleteRules {
@@ -1434,7 +1436,7 @@ impl Vfs {
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         Ok(self
             .store
-            .set_ownership(path.as_str(), owner, group)
+            .set_ownership(path.as_str(), owner, group, AttrChange::Here)
             .await?)
     }
 

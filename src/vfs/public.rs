@@ -213,7 +213,11 @@ impl Vfs {
         self.check_unlocked(c, vec![(path.clone(), false)]).await?;
         let mode = i64::from(mode);
         match public {
-            None => self.store.set_mode(path.as_str(), mode).await?,
+            None => {
+                self.store
+                    .set_mode(path.as_str(), mode, crate::store::AttrChange::Here)
+                    .await?
+            }
             Some(p) => self.store.set_mode_public(path.as_str(), mode, p).await?,
         }
         Ok(())

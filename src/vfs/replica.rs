@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use super::upload::{to_the_end, Keep, Upload};
 use super::{Caller, Entry, UploadOptions, VPath, VfsError};
-use crate::store::{EntryRow, TombstoneRow};
+use crate::store::{AttrChange, EntryRow, TombstoneRow};
 
 const ORIGIN: &str = "x-amz-meta-kura-origin";
 const FROM: &str = "x-amz-meta-kura-from";
@@ -691,7 +691,17 @@ async fn finish(up: &mut Upload, md5: &str, size: u64, p: &Planned) -> Result<En
     let entry = match &p.plan {
         Plan::Noop(l) => {
             up.abort().await;
-            Entry::from_row((**l).clone())?
+            // the version held here already, but its owner, group or mode changed there (a
+            // chmod or chown travels as its file): only those change, and nothing is journaled
+            if up.keep.differs_from(l) {
+                keep_attrs(up, &Entry::from_row((**l).clone())?).await?;
+                match store.entry(key.as_str()).await? {
+                    Some(now) => Entry::from_row(now)?,
+                    None => gone(key),
+                }
+            } else {
+                Entry::from_row((**l).clone())?
+            }
         }
         Plan::Tombstone => {
             up.abort().await;
@@ -750,11 +760,18 @@ async fn finish(up: &mut Upload, md5: &str, size: u64, p: &Planned) -> Result<En
 async fn keep_attrs(up: &Upload, entry: &Entry) -> Result<(), VfsError> {
     let (k, store, path) = (&up.keep, &up.vfs.store, entry.path.as_str());
     if let Some(m) = k.mode {
-        store.set_mode(path, i64::from(m)).await?;
+        store
+            .set_mode(path, i64::from(m), AttrChange::Applied)
+            .await?;
     }
     if k.owner.is_some() || k.group.is_some() {
         store
-            .set_ownership(path, k.owner.as_deref(), k.group.as_deref())
+            .set_ownership(
+                path,
+                k.owner.as_deref(),
+                k.group.as_deref(),
+                AttrChange::Applied,
+            )
             .await?;
     }
     Ok(())

@@ -376,6 +376,20 @@ pub(super) struct Keep {
     pub mode: Option<u32>,
 }
 
+impl Keep {
+    /// Whether applying these to `row` would change its owner, group or mode.
+    pub fn differs_from(&self, row: &crate::store::EntryRow) -> bool {
+        self.owner
+            .as_ref()
+            .is_some_and(|o| row.owner.as_ref() != Some(o))
+            || self
+                .group
+                .as_ref()
+                .is_some_and(|g| row.grp.as_ref() != Some(g))
+            || self.mode.is_some_and(|m| i64::from(m) != row.mode)
+    }
+}
+
 /// A write in progress. Dropping it without `commit` discards everything written.
 pub struct Upload {
     pub(super) vfs: Vfs,

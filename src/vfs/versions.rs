@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::journal::Step;
 use super::perm::{R, X};
 use super::{Caller, Download, Entry, UploadOptions, VPath, Vfs, VfsError};
-use crate::store::{now_ms, parse_above, Archive, EntryRow, Policy, Purged, TrashRow, VersionRow};
+use crate::store::{
+    now_ms, parse_above, Archive, AttrChange, EntryRow, Policy, Purged, TrashRow, VersionRow,
+};
 
 /// Where a write or delete keeps what it replaces: the key in the versions store and, on
 /// `fs`, that file's path on disk (other services keep it at `VERSIONS_PREFIX` + key).
@@ -501,10 +503,17 @@ impl Vfs {
                         let (owner, grp, mode) = self
                             .kept_bits(c, (r.owner.clone(), r.grp.clone(), r.mode), None)
                             .await?;
-                        self.store.set_mode(t.as_str(), mode).await?;
+                        self.store
+                            .set_mode(t.as_str(), mode, AttrChange::Here)
+                            .await?;
                         if c.is_admin || grp.is_some() {
                             self.store
-                                .set_ownership(t.as_str(), owner.as_deref(), grp.as_deref())
+                                .set_ownership(
+                                    t.as_str(),
+                                    owner.as_deref(),
+                                    grp.as_deref(),
+                                    AttrChange::Here,
+                                )
                                 .await?;
                         }
                     }

@@ -1957,6 +1957,34 @@ fn owner_group_and_mode_travel_with_a_shipment() {
         perms(&c[B], "secret.txt"),
         ("ann".into(), GROUP.into(), "600".into())
     );
+    // a chmod or chown alone (bytes and time unchanged) travels too: it used to be neither
+    // journaled nor applied over the same version
+    for n in [A, B] {
+        c[n].kura(&["user", "add", "bea", "--group", GROUP]);
+    }
+    c[A].kura(&["chmod", "640", &format!("/{BUCKET}/secret.txt")]);
+    c[A].kura(&["chown", "bea", &format!("/{BUCKET}/zed.txt")]);
+    let t = Instant::now();
+    let want_b = [
+        (
+            "secret.txt",
+            ("ann".to_string(), GROUP.to_string(), "640".to_string()),
+        ),
+        (
+            "zed.txt",
+            ("bea".to_string(), GROUP.to_string(), "640".to_string()),
+        ),
+    ];
+    while want_b.iter().any(|(k, p)| perms(&c[B], k) != *p) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "node-b after a chmod and a chown on node-a: {:?} {:?}",
+            perms(&c[B], "secret.txt"),
+            perms(&c[B], "zed.txt")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    c.converge(&want);
 }
 
 /// A WebDAV LOCK (exclusive, an hour) of `key` on `node` as admin; its token.
