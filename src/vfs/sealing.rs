@@ -163,20 +163,33 @@ pub(super) async fn read_sealed(
         .map_err(seal_err)
 }
 
-/// The plaintext of `range` as a stream, opened a window of segments at a time by a task of
-/// its own (which stops when the stream is dropped).
-pub(super) fn stream_sealed(
+/// The plaintext of `range` as a stream. The first window of segments is opened now, by the
+/// caller's task, so that a file of one window (every small file) is served without a task
+/// or a channel of its own (each a thread wake-up, which costs more than opening 4 KiB), and
+/// a segment that does not open there is an error before any byte is promised. The rest is
+/// opened a window at a time by a task of its own (which stops when the stream is dropped),
+/// so that the next window is opened while the previous one is sent.
+pub(super) async fn stream_sealed(
     source: Source,
     cipher: Arc<Cipher>,
     range: Range<u64>,
     plain: u64,
-) -> Chunks {
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
+) -> Result<Chunks, VfsError> {
     let end = range.end.min(plain);
+    let mut pos = range.start;
+    let mut first = None;
+    if pos < end {
+        let until = window_end(pos, end);
+        first = Some(read_sealed(&source, &cipher, pos..until, plain).await?);
+        pos = until;
+    }
+    if pos >= end {
+        return Ok(Chunks { first, rest: None });
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
-        let mut pos = range.start;
         while pos < end {
-            let until = ((pos / seal::SEGMENT) * seal::SEGMENT + WINDOW).min(end);
+            let until = window_end(pos, end);
             let r = read_sealed(&source, &cipher, pos..until, plain)
                 .await
                 .map_err(std::io::Error::other);
@@ -187,11 +200,23 @@ pub(super) fn stream_sealed(
             pos = until;
         }
     });
-    Chunks(rx)
+    Ok(Chunks {
+        first,
+        rest: Some(rx),
+    })
 }
 
-/// The chunks a `stream_sealed` task sends.
-pub(super) struct Chunks(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+/// Where the window of segments read from `pos` ends (at most `end`): windows start on a
+/// segment edge after the first, so that no segment is opened twice.
+fn window_end(pos: u64, end: u64) -> u64 {
+    ((pos / seal::SEGMENT) * seal::SEGMENT + WINDOW).min(end)
+}
+
+/// The chunks of a `stream_sealed` read: the first window, then what its task sends.
+pub(super) struct Chunks {
+    first: Option<Bytes>,
+    rest: Option<tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>>,
+}
 
 impl futures_util::Stream for Chunks {
     type Item = std::io::Result<Bytes>;
@@ -199,7 +224,13 @@ impl futures_util::Stream for Chunks {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
+        if let Some(b) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(b)));
+        }
+        match self.rest.as_mut() {
+            Some(rx) => rx.poll_recv(cx),
+            None => std::task::Poll::Ready(None),
+        }
     }
 }
 
