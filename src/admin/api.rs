@@ -12,7 +12,7 @@ use super::{Admin, AdminError, ErrorView, FactsView};
 use super::{BucketView, CreatedUser, GroupView, KeyView, NewBucket, NewGroup, NewKey, NewKeyView};
 use super::{CreatedNotification, NewNotification, NotificationsView};
 use super::{CreatedShareView, NewShare, ShareView};
-use super::{LockView, NewPeer, NewRule, PeerKeyView, PeerView, ResyncView, RuleView};
+use super::{LockView, NewPeer, NewRule, PeerKeyView, PeerView, ResyncView, RuleView, SkipView};
 use super::{NewUser, PermUpdate, PermView, QuotaUpdate, UserUpdate, UserView};
 use super::{PolicyView, PurgedView, RestoreRequest, RestoredView, TrashView, VersionView};
 use crate::wire::{full, RespBody};
@@ -38,7 +38,7 @@ const MAX_BODY: usize = 64 * 1024;
           list_notifications, create_notification, delete_notification, get_facts),
     components(schemas(UserView, NewUser, CreatedUser, UserUpdate, GroupView, NewGroup, QuotaUpdate, BucketView,
                        NewBucket, KeyView, NewKey, NewKeyView, PermView, PermUpdate, ShareView, NewShare,
-                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, ResyncView, PeerKeyView, LockView, ErrorView,
+                       CreatedShareView, PeerView, NewPeer, NewRule, RuleView, SkipView, ResyncView, PeerKeyView, LockView, ErrorView,
                        crate::limits::ThrottleView, VersionView, TrashView, RestoreRequest, RestoredView,
                        PurgedView, PolicyView, crate::store::AuditRow, AuditPage,
                        NewNotification, CreatedNotification, NotificationsView,

@@ -93,7 +93,23 @@ pub struct RuleView {
     /// The peer is, or was lately, away longer than deletions are remembered
     /// (`tombstone_days`): what that means.
     pub away: Option<String>,
+    /// Files of the rule that replication passes over, by reason, counted as they are now.
+    pub skipped: Vec<SkipView>,
 }
+
+/// Files of a rule that never travel, for one reason.
+#[derive(Serialize, ToSchema)]
+pub struct SkipView {
+    /// `sse-c`: sealed under an S3 client's own key, which this node does not keep.
+    pub reason: String,
+    /// How many current files of the rule.
+    pub files: u64,
+    /// Why, in words.
+    pub why: String,
+}
+
+/// Why SSE-C files are skipped (`SkipView::why`).
+pub const SSE_C_SKIPPED: &str = "encrypted with the S3 client's own key (SSE-C), which this server does not keep: the peer never gets them";
 
 /// What a resync of one rule found and did.
 #[derive(Serialize, ToSchema)]
@@ -395,6 +411,19 @@ impl Admin {
                 .filter(|u| u.peer == h.rule.peer)
                 .map(unmapped_line)
                 .collect();
+            let sse_c = self
+                .store
+                .customer_keyed_files(&h.rule.bucket, &h.rule.prefix)
+                .await?;
+            let skipped = if sse_c > 0 {
+                vec![SkipView {
+                    reason: "sse-c".into(),
+                    files: sse_c,
+                    why: SSE_C_SKIPPED.into(),
+                }]
+            } else {
+                Vec::new()
+            };
             out.push(RuleView {
                 peer_node_id: peers
                     .iter()
@@ -412,6 +441,7 @@ impl Admin {
                 waiting_on,
                 unmapped,
                 away,
+                skipped,
             });
         }
         Ok(out)

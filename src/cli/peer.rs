@@ -231,7 +231,17 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                 println!("{}", to_json(&rules));
             } else {
                 let unmapped = admin.unmapped_owners().await?;
+                let mut skips = Vec::new();
+                for r in &rules {
+                    for k in &r.skipped {
+                        skips.push(format!(
+                            "{} -> {}: {} files not replicated: {}",
+                            r.bucket, r.peer, k.files, k.why
+                        ));
+                    }
+                }
                 let rows = rules.into_iter().map(|r| {
+                    let skipped: u64 = r.skipped.iter().map(|k| k.files).sum();
                     vec![
                         r.peer,
                         if r.prefix.is_empty() {
@@ -248,6 +258,10 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         r.backlog.to_string(),
                         r.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
                         r.shipped.to_string(),
+                        match skipped {
+                            0 => "0".to_string(),
+                            n => format!("{n} (SSE-C)"),
+                        },
                         match r.waiting_on {
                             Some(w) => format!("{} (oldest: {w})", r.waiting),
                             None => r.waiting.to_string(),
@@ -263,6 +277,7 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                         "BACKLOG",
                         "LAG",
                         "SHIPPED",
+                        "SKIPPED",
                         "WAITING",
                         "LAST ERROR",
                     ],
@@ -270,6 +285,9 @@ pub async fn peer(cfg: &Config, cmd: PeerCmd) -> Result<(), CliError> {
                 )?;
                 for u in unmapped {
                     println!("owner mapping: {u}");
+                }
+                for k in skips {
+                    println!("skipped: {k}");
                 }
                 for w in admin.away_warnings().await? {
                     println!("WARNING: {w}");

@@ -6,13 +6,15 @@
 //! ```text
 //! node-<id>/hello                  who writes in this folder (sealed)
 //! node-<id>/<channel>/j/<seq>      letters: one change each, numbered without gaps (sealed)
-//! node-<id>/<channel>/b/<name>     bodies: the bytes of a version, named by content (sealed)
+//! node-<id>/<channel>/b/<name>     bodies: the bytes of a version or a manifest, named by
+//!                                  content (sealed)
 //! node-<id>/<channel>/ack          how far this node is done with the other's letters
 //! ```
 //!
 //! A channel is one bucket (its name an HMAC of the bucket's); the writer removes what the
 //! reader's acknowledgement says it is done with.
 
+pub mod manifest;
 mod receive;
 pub mod seal;
 mod send;
@@ -47,8 +49,11 @@ pub struct Letter {
     pub seq: i64,
     /// The change, as the journal feed would serve it (`seq` unused).
     pub entry: FeedEntry,
-    /// Where the version's bytes are (None: a deletion).
+    /// Where the version's bytes are (None: a deletion, or a manifest).
     pub body: Option<BodyRef>,
+    /// Not a change but the writer's manifest (a resync): `entry` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<manifest::ManifestRef>,
 }
 
 /// A body in the mailbox.
@@ -65,8 +70,13 @@ pub struct BodyRef {
 pub struct Ack {
     /// Every letter up to here is applied or refused: the writer may remove them.
     pub done: i64,
-    /// Letters refused (unreadable, altered or missing): the writer sends their paths again.
+    /// Letters refused (unreadable, altered or missing), the oldest page of them: the writer
+    /// sends their paths again and says so in `redone`; the next page follows.
     pub redo: Vec<i64>,
+    /// The seqs of the other's `redo` whose paths this node sent again: the other asks for
+    /// them no more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redone: Vec<i64>,
     /// Seqs past `done` whose object in the mailbox fails to open (at most `COMPLAINTS`):
     /// never a position, only a complaint; the writer sends again those it wrote.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -76,10 +86,14 @@ pub struct Ack {
 /// How many unopenable seqs an acknowledgement names.
 pub const COMPLAINTS: usize = 16;
 
-/// Who writes in a node's folder.
+/// Who writes in a node's folder, and when it last said so: written again every beat
+/// (`away::beat`), so the other node can tell the peer is there though it writes no letter.
 #[derive(Serialize, Deserialize)]
 struct Hello {
     node: String,
+    /// The writer's clock when written: only compared with the writer's own earlier value.
+    #[serde(default)]
+    at_ms: i64,
 }
 
 /// Object names in the mailbox.
@@ -162,6 +176,10 @@ pub struct Post {
     pub logged: std::collections::HashSet<i64>,
     /// The peer's complaints about our letters already answered (see `Ack::bad`).
     pub answered: std::collections::HashSet<i64>,
+    /// The seqs of the peer's `redo` sent again (told in our acknowledgement's `redone`).
+    pub redone: Vec<i64>,
+    /// The peer's hello as last read (its `at_ms`): a new one is a sign of life.
+    heard: Option<i64>,
 }
 
 impl Post {
@@ -201,9 +219,10 @@ impl Post {
             bad: Vec::new(),
             logged: Default::default(),
             answered: Default::default(),
+            redone: Vec::new(),
+            heard: None,
         };
-        post.write_sealed(&post.layout.hello(&own), &Hello { node: own.clone() })
-            .await?;
+        post.hello().await?;
         if post.link.peer_node.is_some() {
             post.resume(store).await?;
         }
@@ -213,6 +232,38 @@ impl Post {
     /// This node's id.
     pub fn own(&self) -> &str {
         &self.link.own
+    }
+
+    /// Says hello (again), with the time.
+    pub async fn hello(&self) -> Result<(), ReplError> {
+        let hello = Hello {
+            node: self.own().to_string(),
+            at_ms: crate::store::now_ms(),
+        };
+        self.write_sealed(&self.layout.hello(self.own()), &hello)
+            .await
+    }
+
+    /// Reads the peer's hello: true when it was written again since last read in this run
+    /// (the peer is there). The first read of a run only notes it: an old hello found after
+    /// a restart is no sign of life.
+    pub async fn heard(&mut self) -> Result<bool, ReplError> {
+        let Some(node) = self.link.peer_node.clone() else {
+            return Ok(false);
+        };
+        let at = match self.read_sealed::<Hello>(&self.layout.hello(&node)).await {
+            Ok(Some(h)) if h.node == node => h.at_ms,
+            Ok(_) => return Ok(false),
+            Err(ReplError::Tampered(why)) => {
+                tracing::warn!(peer = %self.link.rule.peer, %why,
+                    "replication: the peer's hello in the mailbox fails to open; ignored");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let new = self.heard.is_some_and(|h| h != at);
+        self.heard = Some(at);
+        Ok(new)
     }
 
     /// Looks for the peer's hello; true once the peer is known (its id is stored).

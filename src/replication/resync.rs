@@ -33,12 +33,67 @@ pub struct Summary {
     pub refused: u64,
 }
 
-/// Size, ETag and modification time of one object on the peer.
-struct Far {
-    size: u64,
-    etag: String,
+/// Size, ETag and modification time of one object on the peer (its bucket's listing, or
+/// the manifest it sent through a mailbox).
+pub struct Far {
+    /// Bytes.
+    pub size: u64,
+    /// ETag.
+    pub etag: String,
     /// Modification time, ms (the listing's, to the second).
-    mtime_ms: Option<i64>,
+    pub mtime_ms: Option<i64>,
+}
+
+/// What a resync does about one key, judged from both sides (the same for every transport).
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    /// Same on both: the peer is known to hold this node's version.
+    InStep,
+    /// Nothing to do: absent on both, or only the peer changed it since they agreed (its
+    /// change is on its way here).
+    Nothing,
+    /// This node's version goes to the peer (the peer's rules decide what it keeps).
+    Ship,
+    /// Deleted here, the very version the peer holds: the deletion goes there.
+    DeleteThere,
+    /// Only the peer has it, never seen here: fetched from it.
+    Fetch,
+    /// Only the peer has it and this node is its mirror's source: deleted there.
+    Remove,
+}
+
+/// Judges one key (`path`, as this node holds it and as the peer does). Absence alone
+/// proves nothing: only a tombstone naming the peer's version deletes there.
+pub async fn judge(
+    vfs: &Vfs,
+    store: &Store,
+    link: &Link,
+    path: &str,
+    local: Option<&EntryRow>,
+    far: Option<&Far>,
+) -> Result<Verdict, ReplError> {
+    Ok(match (local, far) {
+        (Some(l), Some(f)) if same(l, f) => Verdict::InStep,
+        // differing, and this node still holds the version the peer is known to hold: only
+        // the peer changed it, and its change is on its way here (its journal, or its own
+        // reconcile): shipping this older version back would make it a conflict there
+        (Some(l), Some(_))
+            if link.rule.bidirectional
+                && store.mark(&link.mark_node(), path).await?.as_deref()
+                    == Some(l.etag.as_str()) =>
+        {
+            Verdict::Nothing
+        }
+        // differing versions: the peer keeps the later one (mtime, then node id, to the
+        // millisecond) and sends it back if it is its own, keeping the other as a copy
+        (Some(_), _) => Verdict::Ship,
+        (None, Some(f)) if link.rule.bidirectional && deleted_here(vfs, path, f).await? => {
+            Verdict::DeleteThere
+        }
+        (None, Some(_)) if link.rule.bidirectional => Verdict::Fetch,
+        (None, Some(_)) => Verdict::Remove,
+        (None, None) => Verdict::Nothing,
+    })
 }
 
 fn same(local: &EntryRow, far: &Far) -> bool {
@@ -50,7 +105,11 @@ fn same(local: &EntryRow, far: &Far) -> bool {
     a.eq_ignore_ascii_case(b) || a.contains('-') || b.contains('-')
 }
 
-async fn local_files(store: &Store, link: &Link) -> Result<BTreeMap<String, EntryRow>, ReplError> {
+/// The rule's files on this node, by key.
+pub async fn local_files(
+    store: &Store,
+    link: &Link,
+) -> Result<BTreeMap<String, EntryRow>, ReplError> {
     let from = format!("/{}/{}", link.rule.bucket, link.rule.prefix);
     let to = format!("/{}0", link.rule.bucket);
     let mut out = BTreeMap::new();
@@ -111,64 +170,54 @@ pub async fn resync(
     for key in keys {
         sum.compared += 1;
         let path = format!("{bucket}/{key}");
-        match (local.get(key), far.get(key)) {
-            (Some(l), Some(f)) if same(l, f) => {
+        let (l, f) = (local.get(key), far.get(key));
+        match judge(vfs, store, link, &path, l, f).await? {
+            Verdict::InStep => {
                 // in step: remember what the peer holds, so later changes apply cleanly
-                if store.mark(&link.mark_node(), &path).await?.is_none() {
-                    store
-                        .set_mark(&link.mark_node(), &path, Some(&l.etag))
-                        .await?;
+                if let Some(l) = l {
+                    if store.mark(&link.mark_node(), &path).await?.is_none() {
+                        store
+                            .set_mark(&link.mark_node(), &path, Some(&l.etag))
+                            .await?;
+                    }
                 }
             }
-            // differing, and this node still holds the version the peer is known to hold: only
-            // the peer changed it, and its change is on its way here (its journal, or its own
-            // reconcile): shipping this older version back would make it a conflict there
-            (Some(l), Some(_))
-                if link.rule.bidirectional
-                    && store.mark(&link.mark_node(), &path).await?.as_deref()
-                        == Some(l.etag.as_str()) => {}
-            // differing versions: the peer keeps the later one (mtime, then node id, to the
-            // millisecond) and sends it back if it is its own, keeping the other as a copy
-            (Some(_), _) => {
+            Verdict::Nothing => {}
+            Verdict::Ship => {
                 if ship::ship(vfs, store, link, &path, None).await? {
                     sum.shipped += 1;
                 }
             }
-            (None, Some(f)) if link.rule.bidirectional && deleted_here(vfs, &path, f).await? => {
-                // deleted here, the very version the peer holds: the deletion goes there
-                ship::tombstone(link, key, Some(f.etag.clone()), link.own.clone()).await?;
+            Verdict::DeleteThere => {
+                let etag = f.map(|f| f.etag.clone());
+                ship::tombstone(link, key, etag, link.own.clone()).await?;
                 store.set_mark(&link.mark_node(), &path, None).await?;
                 sum.deleted += 1;
             }
-            (None, Some(_)) if link.rule.bidirectional => {
-                match fetch(vfs, store, link, key).await {
-                    Ok(true) => sum.pulled += 1,
-                    Ok(false) => {}
-                    Err(ReplError::Vfs(
-                        e @ (VfsError::Forbidden(_)
-                        | VfsError::Locked(_)
-                        | VfsError::QuotaExceeded(_)),
-                    )) => {
-                        tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
+            Verdict::Fetch => match fetch(vfs, store, link, key).await {
+                Ok(true) => sum.pulled += 1,
+                Ok(false) => {}
+                Err(ReplError::Vfs(
+                    e @ (VfsError::Forbidden(_) | VfsError::Locked(_) | VfsError::QuotaExceeded(_)),
+                )) => {
+                    tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
                         error = %e, "resync: this node refused the peer's version");
-                        sum.refused += 1;
-                    }
-                    // the peer will not give that object (its owner's mode keeps the peer key's
-                    // user out, say): the rest goes on
-                    Err(e) if super::remote::is_object_refusal(&e) => {
-                        tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
-                        error = %super::remote::describe(&e), "resync: the peer refused its version");
-                        sum.refused += 1;
-                    }
-                    Err(e) => return Err(e),
+                    sum.refused += 1;
                 }
-            }
-            (None, Some(_)) => {
+                // the peer will not give that object (its owner's mode keeps the peer key's
+                // user out, say): the rest goes on
+                Err(e) if super::remote::is_object_refusal(&e) => {
+                    tracing::warn!(bucket = %link.rule.bucket, peer = %link.rule.peer, %key,
+                        error = %super::remote::describe(&e), "resync: the peer refused its version");
+                    sum.refused += 1;
+                }
+                Err(e) => return Err(e),
+            },
+            Verdict::Remove => {
                 link.remote.op.delete(key).await?;
                 store.set_mark(&link.mark_node(), &path, None).await?;
                 sum.deleted += 1;
             }
-            (None, None) => {}
         }
         if let Some(b) = bar {
             b.inc(1);

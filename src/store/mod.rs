@@ -2,6 +2,7 @@
 
 mod audit;
 mod chunks;
+mod customer_keys;
 mod entries;
 mod generations;
 mod groups;
@@ -9,6 +10,7 @@ mod implicit;
 mod keys;
 mod locks;
 mod marks;
+mod move_seal;
 mod multipart;
 mod notify;
 mod props;
@@ -50,7 +52,7 @@ pub use multipart::{PartRow, UploadRow};
 pub use notify::{QueuedRow, RuleRow as NotifyRule};
 pub use props::DeadProp;
 pub use replication::{JournalRow, PeerRow, RuleRow};
-pub use replication_mailbox::MailboxRow;
+pub use replication_mailbox::{MailboxRow, REFUSED_PAGE};
 pub use replication_tombstones::{Presence, TombstoneRow};
 pub use replication_waiting::UnmappedRow;
 pub use resumable::ResumableRow;
@@ -60,7 +62,9 @@ pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
 pub use snapshot::{SnapshotObject, Whereabouts};
-pub use tree::{Committed, DeleteRules, MoveRules, WriteRules, ETAG_CHANGED, SOURCE_CHANGED};
+pub use tree::{
+    Committed, DeleteRules, MoveRules, WriteRules, ETAG_CHANGED, NOT_SEALED, SOURCE_CHANGED,
+};
 pub use usage::Drift;
 pub use users::UserRow;
 pub use versioning::S3Versioning;

@@ -31,7 +31,8 @@ pub struct ChannelRow {
     pub redone: i64,
     /// The last seq of the peer's channel this node is done with.
     pub pulled: i64,
-    /// The peer's seqs this node refused (the latest 64), to be sent again.
+    /// The oldest of the peer's seqs this node refused and the peer has not sent again yet
+    /// (at most `REFUSED_PAGE`; every one is asked for, a page at a time).
     pub refused: Vec<i64>,
 }
 
@@ -44,8 +45,9 @@ pub struct Collected {
     pub bodies: Vec<String>,
 }
 
-/// How many refused seqs an acknowledgement carries.
-const REFUSED_KEPT: usize = 64;
+/// How many refused seqs an acknowledgement carries (the oldest first; the next page once
+/// the peer sent these again).
+pub const REFUSED_PAGE: usize = 64;
 
 impl Store {
     /// Records the mailbox of the peer `m.peer` (whose row exists).
@@ -89,20 +91,111 @@ impl Store {
     /// The counters of a rule's channels.
     pub async fn mailbox_channel(&self, bucket: &str, peer: &str) -> Result<ChannelRow, MetaError> {
         let row = sqlx::query(
-            "SELECT mailbox_sent, mailbox_acked, mailbox_redone, pulled, mailbox_refused
+            "SELECT mailbox_sent, mailbox_acked, mailbox_redone, pulled
              FROM replications WHERE bucket = $1 AND peer = $2",
         )
         .bind(bucket)
         .bind(peer)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map_or_else(ChannelRow::default, |r| ChannelRow {
+        let Some(r) = row else {
+            return Ok(ChannelRow::default());
+        };
+        Ok(ChannelRow {
             sent: r.get(0),
             acked: r.get(1),
             redone: r.get(2),
             pulled: r.get(3),
-            refused: serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default(),
-        }))
+            refused: self.refused_page(bucket, peer).await?,
+        })
+    }
+
+    /// The oldest `REFUSED_PAGE` refused seqs of the peer (ranges read one at a time: a wide
+    /// range costs what its first page does).
+    async fn refused_page(&self, bucket: &str, peer: &str) -> Result<Vec<i64>, MetaError> {
+        let ranges: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT lo, hi FROM mailbox_refused WHERE bucket = $1 AND peer = $2
+             ORDER BY lo LIMIT $3",
+        )
+        .bind(bucket)
+        .bind(peer)
+        .bind(REFUSED_PAGE as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut page = Vec::with_capacity(REFUSED_PAGE);
+        'fill: for (lo, hi) in ranges {
+            let mut seq = lo;
+            while seq <= hi {
+                if page.len() >= REFUSED_PAGE {
+                    break 'fill;
+                }
+                page.push(seq);
+                seq += 1;
+            }
+        }
+        Ok(page)
+    }
+
+    /// How many of the peer's letters this node refused and waits for again, and the oldest.
+    pub async fn refused_letters(
+        &self,
+        bucket: &str,
+        peer: &str,
+    ) -> Result<(i64, Option<i64>), MetaError> {
+        let (n, oldest): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT SUM(hi - lo + 1), MIN(lo) FROM mailbox_refused WHERE bucket = $1 AND peer = $2",
+        )
+        .bind(bucket)
+        .bind(peer)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((n.unwrap_or(0), oldest))
+    }
+
+    /// The peer sent again the paths of its letters `seqs` (refused here): they are asked
+    /// for no more. Each seq is cut out of its range.
+    pub async fn settle_refused(
+        &self,
+        bucket: &str,
+        peer: &str,
+        seqs: &[i64],
+    ) -> Result<u64, MetaError> {
+        let mut tx = self.write_tx().await?;
+        let mut settled = 0;
+        for &seq in seqs {
+            let range: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT lo, hi FROM mailbox_refused
+                 WHERE bucket = $1 AND peer = $2 AND lo <= $3 AND hi >= $3",
+            )
+            .bind(bucket)
+            .bind(peer)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((lo, hi)) = range else { continue };
+            settled += 1;
+            sqlx::query("DELETE FROM mailbox_refused WHERE bucket = $1 AND peer = $2 AND lo = $3")
+                .bind(bucket)
+                .bind(peer)
+                .bind(lo)
+                .execute(&mut *tx)
+                .await?;
+            for (a, b) in [(lo, seq - 1), (seq + 1, hi)] {
+                if a <= b {
+                    sqlx::query(
+                        "INSERT INTO mailbox_refused (bucket, peer, lo, hi) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(bucket)
+                    .bind(peer)
+                    .bind(a)
+                    .bind(b)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(settled)
     }
 
     /// Raises the rule's counters to what the mailbox shows (after a restore, or a rule made
@@ -368,8 +461,8 @@ impl Store {
     }
 
     /// Refuses the peer's letters `from..=to` at once: the cursor moves past `to` and the
-    /// latest `REFUSED_KEPT` of them are remembered, whatever the range's length (no loop
-    /// over it: a wide range costs what a single letter does).
+    /// range is remembered whole (one row, whatever its length: a wide range costs what a
+    /// single letter does), until the peer sends each again.
     pub async fn refuse_letters(
         &self,
         bucket: &str,
@@ -381,29 +474,51 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        let old: Option<String> = sqlx::query_scalar(
-            "SELECT mailbox_refused FROM replications WHERE bucket = $1 AND peer = $2",
+        let rule: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM replications WHERE bucket = $1 AND peer = $2")
+                .bind(bucket)
+                .bind(peer)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if rule.is_none() {
+            return Ok(());
+        }
+        // seqs already refused are not counted twice: the new range keeps to what is new
+        let covered: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT lo, hi FROM mailbox_refused
+             WHERE bucket = $1 AND peer = $2 AND hi >= $3 AND lo <= $4 ORDER BY lo",
         )
         .bind(bucket)
         .bind(peer)
-        .fetch_optional(&mut *tx)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *tx)
         .await?;
-        let mut refused: Vec<i64> = old
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default();
-        let first = from.max(to.saturating_sub(REFUSED_KEPT as i64 - 1));
-        for seq in first..=to {
-            if !refused.contains(&seq) {
-                refused.push(seq);
+        let mut at = from;
+        let mut fresh = Vec::new();
+        for (lo, hi) in covered {
+            if lo > at {
+                fresh.push((at, lo - 1));
             }
+            at = at.max(hi.saturating_add(1));
         }
-        let skip = refused.len().saturating_sub(REFUSED_KEPT);
-        refused.drain(..skip);
+        if at <= to {
+            fresh.push((at, to));
+        }
+        for (lo, hi) in fresh {
+            sqlx::query(
+                "INSERT INTO mailbox_refused (bucket, peer, lo, hi) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(bucket)
+            .bind(peer)
+            .bind(lo)
+            .bind(hi)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
-            "UPDATE replications SET mailbox_refused = $1, pulled = MAX(pulled, $2)
-             WHERE bucket = $3 AND peer = $4",
+            "UPDATE replications SET pulled = MAX(pulled, $1) WHERE bucket = $2 AND peer = $3",
         )
-        .bind(serde_json::to_string(&refused).unwrap_or_else(|_| "[]".into()))
         .bind(to)
         .bind(bucket)
         .bind(peer)
@@ -483,24 +598,80 @@ impl Store {
         .await?)
     }
 
-    /// Journals every file of `bucket` below `prefix` again (a resync through a mailbox,
-    /// which cannot list the far side: everything is sent, the peer skips what it holds);
-    /// returns how many.
-    pub async fn journal_all_files(&self, bucket: &str, prefix: &str) -> Result<u64, MetaError> {
-        let lo = format!("/{bucket}/{prefix}");
+    /// Asks for a manifest to be sent to the peer (`answer`: as the answer to the peer's; a
+    /// request, which the peer answers, wins over an answer).
+    pub async fn want_manifest(
+        &self,
+        bucket: &str,
+        peer: &str,
+        answer: bool,
+    ) -> Result<bool, MetaError> {
         let n = sqlx::query(
-            "INSERT INTO journal (bucket, path, origin, created_ms)
-             SELECT $1, path, NULL, $2 FROM entries
-             WHERE path >= $3 AND path < $4 AND substr(path, 1, length($3)) = $3 AND is_dir = 0",
+            "UPDATE replications SET mailbox_manifest = CASE
+               WHEN $1 = 1 OR mailbox_manifest = 0 THEN $1 ELSE mailbox_manifest END
+             WHERE bucket = $2 AND peer = $3",
         )
+        .bind(if answer { 2 } else { 1 })
         .bind(bucket)
-        .bind(now_ms())
-        .bind(&lo)
-        .bind(format!("/{bucket}0"))
+        .bind(peer)
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(n)
+        Ok(n > 0)
+    }
+
+    /// The manifest to send, if one is wanted: Some(true) for an answer, Some(false) for a
+    /// request.
+    pub async fn manifest_wanted(
+        &self,
+        bucket: &str,
+        peer: &str,
+    ) -> Result<Option<bool>, MetaError> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT mailbox_manifest FROM replications WHERE bucket = $1 AND peer = $2",
+        )
+        .bind(bucket)
+        .bind(peer)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match v {
+            Some(1) => Some(false),
+            Some(2) => Some(true),
+            _ => None,
+        })
+    }
+
+    /// The manifest wanted was written (as `answer`, unless a request came meanwhile).
+    pub async fn manifest_sent(
+        &self,
+        bucket: &str,
+        peer: &str,
+        answer: bool,
+    ) -> Result<(), MetaError> {
+        sqlx::query(
+            "UPDATE replications SET mailbox_manifest = 0
+             WHERE bucket = $1 AND peer = $2 AND mailbox_manifest = $3",
+        )
+        .bind(bucket)
+        .bind(peer)
+        .bind(if answer { 2 } else { 1 })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many files of `bucket` lie below `prefix` (what a manifest lists).
+    pub async fn count_files(&self, bucket: &str, prefix: &str) -> Result<u64, MetaError> {
+        let lo = format!("/{bucket}/{prefix}");
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM entries
+             WHERE path >= $1 AND path < $2 AND substr(path, 1, length($1)) = $1 AND is_dir = 0",
+        )
+        .bind(&lo)
+        .bind(format!("/{bucket}0"))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.max(0) as u64)
     }
 }
 
@@ -626,22 +797,40 @@ mod tests {
         assert_eq!(j.len(), before + 1);
         assert_eq!(j.last().unwrap().path, "/photos/f");
         assert_eq!(s.mailbox_channel("photos", "b").await.unwrap().redone, 1);
-        // the receiving side: refusals move the cursor and are remembered (the latest 64)
+        // the receiving side: refusals move the cursor and every one is remembered, asked
+        // for a page at a time (the oldest first) until the peer sent it again
         for seq in 1..=70 {
             s.refuse_letter("photos", "b", seq).await.unwrap();
         }
+        s.refuse_letter("photos", "b", 5).await.unwrap();
         let c = s.mailbox_channel("photos", "b").await.unwrap();
         assert_eq!(c.pulled, 70);
-        assert_eq!(c.refused, (7..=70).collect::<Vec<_>>());
-        // a range far wider than what is kept costs one write, not one per seq
+        assert_eq!(c.refused, (1..=64).collect::<Vec<_>>());
+        assert_eq!(
+            s.refused_letters("photos", "b").await.unwrap(),
+            (70, Some(1))
+        );
+        assert_eq!(
+            s.settle_refused("photos", "b", &c.refused).await.unwrap(),
+            64
+        );
+        let c = s.mailbox_channel("photos", "b").await.unwrap();
+        assert_eq!(c.refused, (65..=70).collect::<Vec<_>>());
+        // a range far wider than a page costs one write, not one per seq
         let t = std::time::Instant::now();
-        s.refuse_letters("photos", "b", 71, i64::MAX / 2)
+        s.refuse_letters("photos", "b", 60, i64::MAX / 2)
             .await
             .unwrap();
         assert!(t.elapsed() < std::time::Duration::from_secs(5));
         let c = s.mailbox_channel("photos", "b").await.unwrap();
         assert_eq!(c.pulled, i64::MAX / 2);
-        assert_eq!(c.refused.len(), REFUSED_KEPT);
-        assert_eq!(c.refused.last(), Some(&(i64::MAX / 2)));
+        assert_eq!(c.refused.len(), REFUSED_PAGE);
+        assert_eq!(c.refused.first(), Some(&60));
+        let (n, _) = s.refused_letters("photos", "b").await.unwrap();
+        assert_eq!(n, i64::MAX / 2 - 59);
+        // a seq cut out of the middle of a range leaves both sides
+        s.settle_refused("photos", "b", &[100]).await.unwrap();
+        let (m, _) = s.refused_letters("photos", "b").await.unwrap();
+        assert_eq!(m, n - 1);
     }
 }

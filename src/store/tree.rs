@@ -83,7 +83,15 @@ pub struct MoveRules<'a> {
     pub if_match: Option<&'a str>,
     /// Nothing may be at the destination: `Duplicate` otherwise.
     pub create_new: bool,
+    /// Every file moved, and every kept version that follows them, must be recorded sealed
+    /// and not carry this conversion mark (a move into an encrypted bucket):
+    /// `Conflict(NOT_SEALED)` otherwise.
+    pub sealed_only: Option<&'a str>,
 }
+
+/// Why a move into an encrypted bucket refuses: a file it takes along (or one of their kept
+/// versions) was written plain, or is switching form, since the move sealed them.
+pub const NOT_SEALED: &str = "a file moved into an encrypted bucket was written plain meanwhile";
 
 /// Why a commit with `WriteRules::if_match` refuses: the file changed since the checks.
 pub const ETAG_CHANGED: &str = "the file changed since the write began";
@@ -725,6 +733,11 @@ impl Store {
         {
             return Err(Committed::Meta(MetaError::Duplicate));
         }
+        if let Some(mark) = rules.sealed_only {
+            all_sealed_tx(&mut tx, from, mark)
+                .await
+                .map_err(Committed::Meta)?;
+        }
         move_tree_tx(&mut tx, from, to, to_parent, regroup, archive)
             .await
             .map_err(Committed::Meta)?;
@@ -898,6 +911,35 @@ impl Store {
     }
 }
 
+/// Fails with `Conflict(NOT_SEALED)` when a current file at or below `root`, or a kept version
+/// that follows them, is recorded plain or with the conversion mark `mark` (either form).
+async fn all_sealed_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    root: &str,
+    mark: &str,
+) -> Result<(), MetaError> {
+    let (lo, hi) = below(root);
+    let plain: bool = sqlx::query_scalar(
+        "SELECT EXISTS(SELECT 1 FROM entries
+                WHERE (path = $1 OR (path >= $2 AND path < $3)) AND is_dir = 0
+                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))
+             OR EXISTS(SELECT 1 FROM versions
+                WHERE (path = $1 OR (path >= $2 AND path < $3)) AND batch IS NULL
+                  AND marker = 0 AND key IS NOT NULL
+                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))",
+    )
+    .bind(root)
+    .bind(&lo)
+    .bind(&hi)
+    .bind(mark)
+    .fetch_one(&mut **tx)
+    .await?;
+    if plain {
+        return Err(MetaError::Conflict(NOT_SEALED));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -928,6 +970,57 @@ mod tests {
             etag: "f".into(),
             ..dir(path, parent)
         }
+    }
+
+    #[tokio::test]
+    async fn a_move_that_must_bring_sealed_files_refuses_a_plain_or_marked_one() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&dir("/a", "/")).await.unwrap();
+        s.insert_dir(&dir("/a/d", "/a")).await.unwrap();
+        s.insert_dir(&dir("/z", "/")).await.unwrap();
+        s.put_file(&EntryRow {
+            sealed: Some("v1:k:sealed".into()),
+            ..file("/a/d/x", "/a/d", 3)
+        })
+        .await
+        .unwrap();
+        s.put_file(&file("/a/d/y", "/a/d", 3)).await.unwrap();
+        // a plain file beside the folder, with a name it is a prefix of, is not moved along
+        s.put_file(&file("/a/d0", "/a", 3)).await.unwrap();
+        let rules = MoveRules {
+            sealed_only: Some("~either"),
+            ..Default::default()
+        };
+        let none = Archive::default();
+        let mv = |rules| {
+            s.move_tree_with("/a/d", "/z/d", "/z", None, (None, &none), rules, async {
+                Ok::<(), ()>(())
+            })
+        };
+        assert!(matches!(
+            mv(rules).await,
+            Err(Committed::Meta(MetaError::Conflict(NOT_SEALED)))
+        ));
+        // marked (switching form): still refused; nothing moved
+        s.put_file(&EntryRow {
+            sealed: Some("v1:k:y~either".into()),
+            ..file("/a/d/y", "/a/d", 3)
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            mv(rules).await,
+            Err(Committed::Meta(MetaError::Conflict(NOT_SEALED)))
+        ));
+        assert!(s.entry("/a/d/x").await.unwrap().is_some());
+        s.put_file(&EntryRow {
+            sealed: Some("v1:k:y".into()),
+            ..file("/a/d/y", "/a/d", 3)
+        })
+        .await
+        .unwrap();
+        mv(rules).await.unwrap();
+        assert!(s.entry("/z/d/y").await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -153,30 +153,69 @@ pub fn generated_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
-/// Generates the self-signed pair when it is missing; later starts reuse it.
+/// The common name of the certificates Kura generates (rcgen's default before).
+const GENERATED_CN: &str = "Kura self-signed";
+
+/// Generates the self-signed pair when it is missing, or again when `extra` (`tls_names`)
+/// names one the generated certificate lacks (a name added after the first start: without it
+/// every client that checks the name would refuse the server); later starts reuse it.
 pub fn ensure_self_signed(data_dir: &Path, extra: &[String]) -> Result<(), TlsError> {
     let (c, k) = generated_paths(data_dir);
     if c.exists() && k.exists() {
-        return Ok(());
+        // an unreadable pair is left for the start to report, and a certificate Kura did not
+        // generate (someone put it there) is never replaced
+        let Ok(old) = Served::from_files(&c, &k, Source::SelfSigned) else {
+            return Ok(());
+        };
+        let ours = old.info.issuer == old.info.subject
+            && (old.info.subject.contains(GENERATED_CN)
+                || old.info.subject.contains("rcgen self signed cert"));
+        if old.info.covers(extra) || !ours {
+            return Ok(());
+        }
+        let missing: Vec<&String> = extra
+            .iter()
+            .filter(|n| !old.info.covers(std::slice::from_ref(*n)))
+            .collect();
+        tracing::warn!(
+            ?missing,
+            old_fingerprint = %old.info.fingerprint,
+            "tls_names names what the generated certificate lacks: a new one is made (clients that trusted the old one must trust the new one)"
+        );
     }
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
-        let h = h.trim();
-        if !h.is_empty() && h != "localhost" {
-            names.push(h.to_string());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    if !host.is_empty() && host != "localhost" {
+        names.push(host.clone());
+    }
+    for n in extra {
+        if !names.iter().any(|m| m.eq_ignore_ascii_case(n)) {
+            names.push(n.clone());
         }
     }
-    names.extend(extra.iter().cloned());
-    let ck = rcgen::generate_simple_self_signed(names)?;
+    let mut params = rcgen::CertificateParams::new(names)?;
+    // what a browser's certificate viewer shows: whose certificate this is
+    let cn = match host.as_str() {
+        "" | "localhost" => GENERATED_CN.to_string(),
+        h => format!("{GENERATED_CN} on {h}"),
+    };
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
     write_pair(
         &c,
-        ck.cert.pem().as_bytes(),
+        cert.pem().as_bytes(),
         &k,
-        ck.signing_key.serialize_pem().as_bytes(),
+        key.serialize_pem().as_bytes(),
     )?;
     tracing::info!(cert = %c.display(), "generated a self-signed TLS certificate");
     Ok(())
@@ -236,6 +275,45 @@ mod tests {
         assert!(a.info.covers(&["localhost".into(), "NAS.local".into()]));
         assert!(a.info.names.contains(&"127.0.0.1".to_string()));
         assert!(a.info.not_after > a.info.not_before);
+        assert!(a.info.subject.contains("Kura"), "{}", a.info.subject);
+        // a name added to tls_names later: a new certificate with every name
+        ensure_self_signed(dir.path(), &["nas.local".into(), "192.168.1.5".into()]).unwrap();
+        let c2 = Served::from_files(&c, &k, Source::SelfSigned).unwrap();
+        assert_ne!(c2.info.fingerprint, a.info.fingerprint);
+        assert!(c2
+            .info
+            .covers(&["nas.local".into(), "192.168.1.5".into(), "::1".into()]));
+        ensure_self_signed(dir.path(), &["192.168.1.5".into()]).unwrap();
+        let c3 = Served::from_files(&c, &k, Source::SelfSigned).unwrap();
+        assert_eq!(c3.info.fingerprint, c2.info.fingerprint);
+    }
+
+    #[test]
+    fn a_certificate_put_in_place_of_the_generated_one_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = generated_paths(dir.path());
+        // a certificate signed by another (a CA's), left where the generated one goes
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name = rcgen::DistinguishedName::new();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Home CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["files.example.org".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        write_pair(
+            &c,
+            leaf.pem().as_bytes(),
+            &k,
+            leaf_key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
+        ensure_self_signed(dir.path(), &["nas.local".into()]).unwrap();
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), leaf.pem());
     }
 
     #[test]

@@ -138,7 +138,7 @@ impl Vfs {
             let Some(last) = batch.last() else { break };
             after = last.path.clone();
             for f in &batch {
-                let ok = self.convert_one(&local, One::File(f), seal).await?;
+                let ok = self.convert_one(&local, One::File(f), seal, TEMP).await?;
                 step(&mut out, ok, false);
             }
         }
@@ -148,7 +148,7 @@ impl Vfs {
             let Some(last) = batch.last() else { break };
             after = last.id.clone();
             for v in &batch {
-                let ok = self.convert_one(&local, One::Kept(v), seal).await?;
+                let ok = self.convert_one(&local, One::Kept(v), seal, TEMP).await?;
                 step(&mut out, ok, true);
             }
         }
@@ -166,6 +166,7 @@ impl Vfs {
         local: &LocalFs,
         one: One<'_>,
         seal: bool,
+        prefix: &str,
     ) -> Result<bool, VfsError> {
         let size = one.size();
         let opened = match &one {
@@ -190,7 +191,7 @@ impl Vfs {
         };
         let temp = local
             .tmp
-            .join(format!("{TEMP}{}", uuid::Uuid::new_v4().simple()));
+            .join(format!("{prefix}{}", uuid::Uuid::new_v4().simple()));
         let written = write_temp(&temp, local.file_mode, download, size, key.as_ref()).await;
         let mut temp = Armed(Some(temp));
         if written.is_err() {
@@ -239,18 +240,25 @@ impl Vfs {
     /// Records the form on disk of the objects of `bucket` (current files and kept versions)
     /// left marked by an interrupted run, or by a write that copied a mark.
     async fn settle(&self, bucket: &str, local: &LocalFs) -> Result<u64, VfsError> {
-        let mut marked: Vec<(WrappedRow, String, String, i64)> = self
-            .store
-            .sealed_ending(bucket, EITHER)
-            .await?
+        let files = self.store.sealed_ending(bucket, EITHER).await?;
+        let kept = self.store.kept_sealed_ending(bucket, EITHER).await?;
+        self.settle_rows(local, files, kept).await
+    }
+
+    /// Records the form on disk of the marked current files (path, form, size) and kept
+    /// versions given.
+    async fn settle_rows(
+        &self,
+        local: &LocalFs,
+        files: Vec<(String, String, i64)>,
+        kept: Vec<KeptToConvert>,
+    ) -> Result<u64, VfsError> {
+        let mut marked: Vec<(WrappedRow, String, String, i64)> = files
             .into_iter()
             .map(|(p, sealed, size)| (WrappedRow::Entry(p), String::new(), sealed, size))
             .collect();
         marked.extend(
-            self.store
-                .kept_sealed_ending(bucket, EITHER)
-                .await?
-                .into_iter()
+            kept.into_iter()
                 .filter_map(|v| Some((WrappedRow::Version(v.id), v.key, v.sealed?, v.size))),
         );
         let mut n = 0;
@@ -274,6 +282,74 @@ impl Vfs {
             }
         }
         Ok(n)
+    }
+}
+
+/// Prefix of the temporary files of the sealing before a move (apart from a conversion's,
+/// which `kura encryption enable` sweeps when it starts beside the server).
+const MOVE_TEMP: &str = "moveseal-";
+
+impl Vfs {
+    /// The conversion mark a move into another bucket must find on no file it takes along
+    /// (`MoveRules::sealed_only`): `Some` when `to` lies in another bucket than `from` and
+    /// that bucket is encrypted, so that the move must bring its files sealed.
+    pub(super) async fn move_must_seal(
+        &self,
+        from: &VPath,
+        to: &VPath,
+    ) -> Result<Option<&'static str>, VfsError> {
+        let Some(bucket) = Vfs::bucket_of(to) else {
+            return Ok(None);
+        };
+        if Vfs::bucket_of(from).as_ref() == Some(&bucket)
+            || from.parent().is_root() && to.parent().is_root()
+        {
+            return Ok(None);
+        }
+        let encrypted = self
+            .store
+            .bucket_setting(bucket.as_str(), super::sealing::ENCRYPTION)
+            .await?
+            .is_some();
+        Ok(encrypted.then_some(EITHER))
+    }
+
+    /// Seals in place, where they are, the plain files at or below `from` and the plain kept
+    /// versions that follow them, before a move takes them into an encrypted bucket: the
+    /// conversion's steps, one file at a time (marked, then switched), so a kill at any point
+    /// leaves every file readable in either form, in its old place; marks an interrupted move
+    /// (or conversion) left are settled first. A file written plain meanwhile is found by the
+    /// move's transaction, which then refuses (`NOT_SEALED`) and the move seals again.
+    pub(super) async fn seal_before_move(&self, from: &VPath) -> Result<(), VfsError> {
+        let Some(local) = self.local.clone() else {
+            return Err(VfsError::Conflict(
+                "moving files into an encrypted bucket needs the local disk (fs) storage: copy them instead",
+            ));
+        };
+        let root = from.as_str();
+        let (files, kept) = self.store.tree_sealed_ending(root, EITHER).await?;
+        self.settle_rows(&local, files, kept).await?;
+        let mut after = String::new();
+        loop {
+            let batch = self.store.tree_to_seal(root, &after, BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.path.clone();
+            for f in &batch {
+                self.convert_one(&local, One::File(f), true, MOVE_TEMP)
+                    .await?;
+            }
+        }
+        let mut after = String::new();
+        loop {
+            let batch = self.store.tree_kept_to_seal(root, &after, BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.id.clone();
+            for v in &batch {
+                self.convert_one(&local, One::Kept(v), true, MOVE_TEMP)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }
 

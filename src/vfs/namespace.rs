@@ -1014,6 +1014,26 @@ impl Vfs {
         to: &VPath,
         rules: MoveRules<'_>,
     ) -> Result<(), VfsError> {
+        // into an encrypted bucket: sealed first, where they are; a file written plain
+        // meanwhile makes the move's transaction refuse, and the move seals again
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.rename_once(c, from, to, rules).await {
+                Err(VfsError::Conflict(crate::store::NOT_SEALED)) if tries < 3 => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// One attempt of `rename_checked`.
+    async fn rename_once(
+        &self,
+        c: &Caller,
+        from: &VPath,
+        to: &VPath,
+        rules: MoveRules<'_>,
+    ) -> Result<(), VfsError> {
         let src = self.stat(c, from).await?;
         let from_dir = self
             .lookup(&from.parent())
@@ -1030,6 +1050,11 @@ impl Vfs {
         // source's did not: moving them out needs the rights a copy needs
         if regroup.is_some() {
             self.require_read_tree(c, &src).await?;
+        }
+        // nothing lands plain in an encrypted bucket (docs/encryption.md)
+        let sealed_only = self.move_must_seal(from, to).await?;
+        if sealed_only.is_some() {
+            self.seal_before_move(from).await?;
         }
         // the storage move runs inside the metadata transaction, after the quota charge and
         // the checks repeated there: refused or failed, neither side changes
@@ -1085,6 +1110,7 @@ impl Vfs {
                 let rules = MoveRules {
                     if_match: if_match.as_deref(),
                     create_new,
+                    sealed_only,
                 };
                 let ends = (mark.as_ref(), &archive);
                 store

@@ -634,6 +634,7 @@ async fn finish(up: &mut Upload, md5: &str, size: u64, p: &Planned) -> Result<En
                 let rules = crate::store::MoveRules {
                     if_match: Some(local),
                     create_new: true,
+                    ..Default::default()
                 };
                 match up.vfs.rename_checked(&up.caller, key, copy, rules).await {
                     Ok(()) => {}

@@ -11,7 +11,7 @@ use crate::common::{require, run, S3Key, Server};
 const SEG: usize = 64 * 1024;
 
 /// A known-pattern body: numbered lines saying what they are, `len` bytes.
-fn pattern(len: usize) -> Vec<u8> {
+pub(super) fn pattern(len: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(len + 64);
     let mut i = 0u64;
     while v.len() < len {
@@ -23,7 +23,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 /// A server with the group `g` and the encrypted bucket `sec` (and the plain bucket `pub`).
-fn server_with_buckets() -> Server {
+pub(super) fn server_with_buckets() -> Server {
     let s = Server::plain();
     run(s.kura().args(["group", "add", "g"]));
     run(s
@@ -34,11 +34,11 @@ fn server_with_buckets() -> Server {
 }
 
 /// The stored length of a sealed file of `n` plaintext bytes (docs/encryption.md).
-fn sealed_len(n: usize) -> usize {
+pub(super) fn sealed_len(n: usize) -> usize {
     32 + n.div_ceil(SEG).max(1) * 16 + n
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
@@ -188,7 +188,7 @@ fn a_flipped_byte_or_a_truncated_file_is_an_error_never_data() {
     );
 }
 
-fn s3(s: &Server, key: &S3Key, args: &[&str]) -> std::process::Output {
+pub(super) fn s3(s: &Server, key: &S3Key, args: &[&str]) -> std::process::Output {
     s.aws(key).args(args).output().expect("aws")
 }
 
@@ -398,7 +398,7 @@ fn s3_clients_set_get_and_delete_bucket_encryption() {
 }
 
 /// Every file below `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(super) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
@@ -411,7 +411,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn md5_of(b: &[u8]) -> u128 {
+pub(super) fn md5_of(b: &[u8]) -> u128 {
     let out = Command::new("md5sum")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -903,7 +903,7 @@ fn sealed_on_disk(s: &Server, n: usize) -> usize {
 }
 
 /// `kura usage g` without the header.
-fn usage(s: &Server) -> String {
+pub(super) fn usage(s: &Server) -> String {
     let out = run(s.kura().args(["usage", "g"]));
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -1030,7 +1030,7 @@ fn ver_body(i: usize, j: usize) -> Vec<u8> {
 }
 
 /// The bodies of `urls`, fetched as admin in one curl run (failing on any error status).
-fn get_urls(s: &Server, urls: &[String]) -> Vec<Vec<u8>> {
+pub(super) fn get_urls(s: &Server, urls: &[String]) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["-s".to_string(), "-f".to_string()];
     for (i, u) in urls.iter().enumerate() {
@@ -1047,7 +1047,7 @@ fn get_urls(s: &Server, urls: &[String]) -> Vec<Vec<u8>> {
 }
 
 /// The ids of the kept bytes (noncurrent versions and trashed files, no markers) of `path`.
-fn kept_ids(s: &Server, path: &str) -> Vec<String> {
+pub(super) fn kept_ids(s: &Server, path: &str) -> Vec<String> {
     let out = run(s.kura().args(["versions", "list", path, "--json"]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_array()
@@ -1059,12 +1059,12 @@ fn kept_ids(s: &Server, path: &str) -> Vec<String> {
 }
 
 /// The user API's download of a kept version of `path`.
-fn version_url(s: &Server, path: &str, id: &str) -> String {
+pub(super) fn version_url(s: &Server, path: &str, id: &str) -> String {
     s.url(&format!("/api/user/v1/download?path={path}&version={id}"))
 }
 
 /// Every file below the data dir holding a run of the known pattern.
-fn plaintext_files(s: &Server) -> Vec<std::path::PathBuf> {
+pub(super) fn plaintext_files(s: &Server) -> Vec<std::path::PathBuf> {
     walk(&s.data_dir())
         .into_iter()
         .filter(|p| std::fs::read(p).is_ok_and(|b| contains(&b, b"KNOWN-PATTERN")))
@@ -1072,7 +1072,7 @@ fn plaintext_files(s: &Server) -> Vec<std::path::PathBuf> {
 }
 
 /// `kura fsck` finds nothing wrong.
-fn fsck_clean(s: &Server) {
+pub(super) fn fsck_clean(s: &Server) {
     let out = s.kura().arg("fsck").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

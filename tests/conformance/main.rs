@@ -13,6 +13,7 @@ mod core_rights;
 mod crash;
 mod doc_examples;
 mod encryption;
+mod encryption_move;
 mod encryption_ssec;
 mod first_hour;
 mod fsck_odd;

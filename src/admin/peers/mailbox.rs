@@ -126,26 +126,36 @@ impl Admin {
         })
     }
 
-    /// A resync through a mailbox, which cannot be listed like the peer's bucket: every file
-    /// of the rule is journaled again, so each travels as a letter; the peer skips the
-    /// versions it holds already (same ETag and time). Returns the count queued.
+    /// A resync through a mailbox, which cannot be listed like the peer's bucket: a manifest
+    /// of the rule's files goes to the peer as a letter, which judges each key as a resync
+    /// does and answers with its own (replication/mailbox/manifest.rs). Returns how many
+    /// files the manifest lists; what travels is told in each node's log.
     pub(super) async fn resend_through_mailbox(
         &self,
         rule: &RuleRow,
     ) -> Result<ResyncView, AdminError> {
-        let n = self
-            .store
-            .journal_all_files(&rule.bucket, &rule.prefix)
+        self.store
+            .want_manifest(&rule.bucket, &rule.peer, false)
             .await?;
+        let n = self.store.count_files(&rule.bucket, &rule.prefix).await?;
         Ok(ResyncView {
             peer: rule.peer.clone(),
             bucket: rule.bucket.clone(),
             compared: n,
-            shipped: n,
+            shipped: 0,
             deleted: 0,
             pulled: 0,
             refused: 0,
-            away: None,
+            // the hellos tell when the peer was last there, as shipments do for a direct peer
+            away: self
+                .store
+                .presence()
+                .await?
+                .iter()
+                .find(|p| p.peer == rule.peer)
+                .and_then(|p| {
+                    crate::replication::away::warning(p, self.vfs.tombstone_keep(), now_ms())
+                }),
         })
     }
 }

@@ -114,7 +114,13 @@ enum Opened {
 async fn open_letter(p: &Post, node: &str, seq: i64) -> Result<Opened, ReplError> {
     Ok(
         match p.read_sealed::<Letter>(&p.layout.letter(node, seq)).await {
-            Ok(Some(l)) if l.seq == seq && feed::is_tombstone(&l.entry) == l.body.is_none() => {
+            Ok(Some(l))
+                if l.seq == seq
+                    && match l.manifest {
+                        Some(_) => l.body.is_none(),
+                        None => feed::is_tombstone(&l.entry) == l.body.is_none(),
+                    } =>
+            {
                 Opened::Letter(l)
             }
             Ok(Some(_)) => Opened::Forged("its content does not match its name".into()),
@@ -190,6 +196,15 @@ async fn take_opened(
 ) -> Result<(), ReplError> {
     let (bucket, peer) = (&w.rule.bucket, &w.rule.peer);
     let node = p.link.peer_node.clone().unwrap_or_default();
+    if let Some(m) = &letter.manifest {
+        if only.is_some() {
+            return refused(w, seq, "a manifest never waits on a key", only).await;
+        }
+        return match super::manifest::apply(w, p, m).await {
+            Err(ReplError::Tampered(why)) => refused(w, seq, &why, None).await,
+            done => done,
+        };
+    }
     let path = format!("/{bucket}/{}", letter.entry.key);
     if only.is_some_and(|o| o != path) {
         return refused(
@@ -325,17 +340,41 @@ async fn refuse(w: &Worker, seq: i64, why: &str) -> Result<(), ReplError> {
 }
 
 /// Writes this node's acknowledgement when it changed: done with every letter up to the
-/// cursor, except from the oldest a key still waits on (the peer keeps that one), and the
-/// letters refused.
+/// cursor, except from the oldest a key still waits on or this node refused (the peer keeps
+/// those, and what follows), and the oldest page of letters refused, which the peer sends
+/// again; the peer's own acknowledgement says which it did, and the next page follows.
 pub(super) async fn acknowledge(w: &Worker, p: &mut Post) -> Result<(), ReplError> {
     let (bucket, peer) = (&w.rule.bucket, &w.rule.peer);
+    let (mut refused, mut oldest) = w.store.refused_letters(bucket, peer).await?;
+    if refused > 0 {
+        let node = p.link.peer_node.clone().unwrap_or_default();
+        let theirs = p.read_ack(&p.layout.ack(&node)).await?;
+        if !theirs.redone.is_empty() {
+            let n = w.store.settle_refused(bucket, peer, &theirs.redone).await?;
+            if n > 0 {
+                tracing::info!(%bucket, %peer, letters = n,
+                    "replication: the peer sent again what this node refused");
+                (refused, oldest) = w.store.refused_letters(bucket, peer).await?;
+            }
+        }
+    }
     let ch = w.store.mailbox_channel(bucket, peer).await?;
     let waiting = w.store.oldest_waiting_letter(bucket, peer).await?;
+    let hold = [waiting, oldest].into_iter().flatten().min();
     let ack = Ack {
-        done: waiting.map_or(ch.pulled, |s| ch.pulled.min(s - 1)),
+        done: hold.map_or(ch.pulled, |s| ch.pulled.min(s - 1)),
         redo: ch.refused,
+        redone: p.redone.clone(),
         bad: p.bad.clone(),
     };
+    if refused > 0 {
+        // told every round while any waits (reading a letter clears the rule's error)
+        let message = format!(
+            "{refused} letter(s) of the peer refused (missing from the mailbox or altered there): asked for again, {} at a time",
+            crate::store::REFUSED_PAGE
+        );
+        w.store.set_rule_error(bucket, peer, &message).await?;
+    }
     if p.ack.as_ref() == Some(&ack) {
         return Ok(());
     }

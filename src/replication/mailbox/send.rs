@@ -19,6 +19,11 @@ pub(super) async fn send(w: &Worker, p: &mut Post) -> Result<usize, ReplError> {
     let (bucket, peer) = (&w.rule.bucket, &w.rule.peer);
     let rows = w.store.journal_after(bucket, p.position, 256).await?;
     if rows.is_empty() {
+        // a manifest wanted goes once every change before it is written
+        if let Some(answer) = w.store.manifest_wanted(bucket, peer).await? {
+            super::manifest::send(w, p, answer).await?;
+            return Ok(1);
+        }
         return Ok(0);
     }
     // only the last change of a path in the batch needs a letter: it carries the state
@@ -30,7 +35,12 @@ pub(super) async fn send(w: &Worker, p: &mut Post) -> Result<usize, ReplError> {
         match letter_for(w, p, row).await? {
             Some((entry, body, mark)) => {
                 let seq = w.store.mailbox_channel(bucket, peer).await?.sent + 1;
-                let letter = Letter { seq, entry, body };
+                let letter = Letter {
+                    seq,
+                    entry,
+                    body,
+                    manifest: None,
+                };
                 let own = p.own().to_string();
                 p.write_sealed(&p.layout.letter(&own, seq), &letter).await?;
                 let body = letter.body.as_ref().map(|b| b.name.as_str());
@@ -182,6 +192,7 @@ pub(super) async fn collect(w: &Worker, p: &mut Post) -> Result<(), ReplError> {
         return Ok(());
     };
     if ch.sent <= ch.acked {
+        p.redone.clear();
         return Ok(());
     }
     let ack = p.read_ack(&p.layout.ack(peer_node)).await?;
@@ -196,14 +207,30 @@ pub(super) async fn collect(w: &Worker, p: &mut Post) -> Result<(), ReplError> {
     } else {
         ack.done
     };
+    // every refused letter is sent again (the peer asks a page at a time, the oldest first,
+    // and holds its acknowledgement below them, so their rows are still here); once is
+    // enough per run: our acknowledgement's `redone` tells the peer to ask for the next page
     let mut redo = ack.redo.clone();
+    redo.truncate(crate::store::REFUSED_PAGE);
     redo.sort_unstable();
+    redo.dedup();
     let mut forgotten = Vec::new();
-    for seq in redo.into_iter().filter(|s| *s > ch.redone && *s <= ch.sent) {
+    for &seq in redo.iter().filter(|s| **s <= ch.sent) {
+        if p.redone.contains(&seq) {
+            continue;
+        }
         tracing::warn!(%bucket, %peer, seq,
             "replication: the peer refused a letter of ours from the mailbox; sending its path again");
+        let was = w.store.mailbox_letter(bucket, peer, seq).await?;
+        if was.is_some_and(|(path, _)| super::manifest::is_manifest_path(w, &path)) {
+            // a manifest: a new one goes (a request: the peer answers it again)
+            w.store.want_manifest(bucket, peer, false).await?;
+        }
         forgotten.extend(w.store.redo_letter(bucket, peer, seq).await?);
+        p.redone.push(seq);
     }
+    // what the peer no longer asks for it has heard of
+    p.redone.retain(|s| redo.contains(s));
     // letters of ours the peer finds altered past its cursor (it cannot tell them from
     // forged names, so its cursor waits): sent again, once per complaint and run
     let mut bad = ack.bad.clone();

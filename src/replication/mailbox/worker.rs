@@ -18,6 +18,9 @@ impl Worker {
         let mut backoff = Duration::from_secs(1);
         let mut post: Option<Post> = None;
         let mut polled: Option<Instant> = None;
+        // the hellos: this node's written again, the peer's read, every beat (at least a poll)
+        let beat = crate::replication::away::beat(self.keep).max(self.mailbox_poll);
+        let mut greeted: Option<Instant> = None;
         loop {
             if post.is_none() {
                 match Post::open(&self.store, &self.vault, &mb, self.rule.clone()).await {
@@ -41,6 +44,13 @@ impl Worker {
                     tokio::time::sleep(IDLE).await;
                 }
                 continue;
+            }
+            if greeted.is_none_or(|t| t.elapsed() >= beat) {
+                greeted = Some(Instant::now());
+                if let Err(e) = self.greet(p).await {
+                    self.fail(&e, &mut backoff).await;
+                    continue;
+                }
             }
             let mut busy = false;
             if due {
@@ -75,12 +85,22 @@ impl Worker {
         }
     }
 
+    /// Says hello again and reads the peer's: a new one is a contact with the peer (as a
+    /// shipment is for a direct peer), which ends or tells of an absence (`away`).
+    async fn greet(&self, p: &mut Post) -> Result<(), ReplError> {
+        p.hello().await?;
+        if p.heard().await? {
+            crate::replication::away::seen(&self.store, &self.rule.peer, self.keep).await;
+        }
+        Ok(())
+    }
+
     /// One poll of the mailbox; true when it read a full page of letters.
     async fn round(&self, p: &mut Post) -> Result<bool, ReplError> {
         receive::retry_waiting(self, p).await?;
         let n = receive::receive(self, p).await?;
-        receive::acknowledge(self, p).await?;
         send::collect(self, p).await?;
+        receive::acknowledge(self, p).await?;
         Ok(n >= receive::PAGE)
     }
 }
