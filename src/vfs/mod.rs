@@ -352,12 +352,9 @@ impl Download {
     > {
         use futures_util::future::Either;
         if let Some(c) = self.cipher {
-            return Ok(Either::Right(sealing::stream_sealed(
-                self.source,
-                c,
-                range,
-                self.size,
-            )));
+            return Ok(Either::Right(
+                sealing::stream_sealed(self.source, c, range, self.size).await?,
+            ));
         }
         Ok(Either::Left(match self.source {
             Source::Store(r) => Either::Left(r.into_bytes_stream(range).await?),
