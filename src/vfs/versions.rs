@@ -532,9 +532,11 @@ impl Vfs {
         Ok(done)
     }
 
-    /// A whole delete restored where nothing is now, in its own bucket, on `fs`: one
-    /// transaction and one rename of its kept tree back into place, every entry as it was.
-    /// `None` when that does not apply (the caller restores file by file instead).
+    /// A whole delete restored where it was and where nothing is now, on `fs`, by someone who
+    /// could set every recorded owner, group and mode herself (an administrator, or the owner
+    /// of every entry, a member of each group): one transaction and one rename of its kept
+    /// tree back into place, every entry as it was. `None` when that does not apply (the
+    /// caller restores file by file instead, where `kept_bits` decides each entry's).
     async fn undelete(
         &self,
         c: &Caller,
@@ -547,10 +549,15 @@ impl Vfs {
         };
         let whole = rows.iter().filter(|r| !r.marker).count()
             == rows.iter().filter(|r| r.marker && !r.is_dir).count();
-        let same_bucket =
-            Self::bucket_of(target).map(|b| b.to_string()) == Some(root.bucket.clone());
+        let where_it_was = target.as_str() == root.path;
+        let all_settable = c.is_admin
+            || rows.iter().all(|r| {
+                r.owner.as_deref() == Some(c.user.as_str())
+                    && r.grp.as_ref().is_none_or(|g| c.groups.contains(g))
+            });
         if !whole
-            || !same_bucket
+            || !where_it_was
+            || !all_settable
             || target.parent().is_root()
             || self.lookup(target).await?.is_some()
         {

@@ -326,12 +326,36 @@ def restored_modes():
     assert r.status_code == 403, (r.status_code, r.text)
 
 
+def restored_by_another():
+    # bob's open folder (0777, a 0666 file) deleted by bob; alice, who may read all of it,
+    # restores it elsewhere and in place: she gets what she could make herself, never bob's
+    # ownership (the one-rename restore kept every entry as it was, whoever restored it)
+    bob, alice = sign_in("bob"), sign_in("alice")
+    assert bob.post(API + "/folders", json={"path": "/team/open"}).status_code == 201
+    assert bob.post(API + "/attributes", json={"path": "/team/open", "mode": "0777"}).status_code == 200
+    r = requests.put(BASE + "/dav/team/open/f.txt", data=b"bob's", auth=("bob", PW["bob"]))
+    assert r.status_code == 201, r.status_code
+    assert bob.post(API + "/attributes", json={"path": "/team/open/f.txt", "mode": "0666"}).status_code == 200
+    for target in [None, "/team/alices"]:
+        r = bob.post(API + "/delete", json={"paths": ["/team/open"]})
+        assert r.json()["done"] == ["/team/open"], r.text
+        body = {"path": "/team/open"} | ({"to": target} if target else {})
+        r = alice.post(API + "/restore", json=body)
+        assert r.status_code == 200, r.text
+        where = target or "/team/open"
+        for p in [where, where + "/f.txt"]:
+            r = alice.get(API + "/file", params={"path": p})
+            assert r.status_code == 200, (p, r.status_code, r.text)
+            assert r.json()["owner"] == "alice", (p, r.json())
+
+
 CHECKS = {
     f.__name__: f
     for f in [stored_types, zip_spellings, no_basic_challenge, revoked_writer_start, revoked_writer_rest,
               empty_file, moved_private_folder,
               recreated_private_folder, bidi_download,
-              removed_user_start, removed_user_rest, upload_cap_tus, restored_modes]
+              removed_user_start, removed_user_rest, upload_cap_tus, restored_modes,
+              restored_by_another]
 }
 CHECKS[sys.argv[2]]()
 print(f"user_api_attacks.py {sys.argv[2]}: all checks passed")

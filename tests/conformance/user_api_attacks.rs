@@ -158,3 +158,11 @@ fn open_uploads_per_user_are_capped_for_tus_and_s3_together() {
 fn a_folder_restored_file_by_file_keeps_the_modes_it_had() {
     check("restored_modes");
 }
+
+/// Outside red team: a folder deleted and restored by another user (elsewhere, or where it
+/// was) is hers, as anything she makes; the one-rename restore kept the first owner's
+/// ownership whoever restored it.
+#[test]
+fn a_folder_restored_by_another_user_is_hers() {
+    check("restored_by_another");
+}
