@@ -63,10 +63,26 @@ impl ShareFront {
     /// Serves one visitor request (the router has already applied the per-address limit).
     pub async fn handle(&self, req: Request<ReqBody>) -> Response<RespBody> {
         let html = wants_html(&req);
-        match self.serve(req).await {
+        let mut r = match self.serve(req).await {
             Ok(r) => r,
             Err(e) => error_response(&e, html),
+        };
+        // every page (landing, listing, password form, drop box, errors) is framed by no one,
+        // sniffed as nothing else, cached nowhere, and leaks its token in no Referer
+        let is_page = r
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+        if is_page {
+            insert(&mut r, header::CONTENT_SECURITY_POLICY, page::policy());
+            insert(&mut r, header::X_FRAME_OPTIONS, "DENY");
+            insert(&mut r, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+            insert(&mut r, header::REFERRER_POLICY, "no-referrer");
+            if !r.headers().contains_key(header::CACHE_CONTROL) {
+                insert(&mut r, header::CACHE_CONTROL, "private, no-store");
+            }
         }
+        r
     }
 
     async fn serve(&self, req: Request<ReqBody>) -> Result<Response<RespBody>, ShareError> {

@@ -146,17 +146,34 @@ pub fn listing(
     )
 }
 
+/// The drop box's script, the one script of these pages: constant (the folder's address is in
+/// the form's `data-base`), so the pages' Content-Security-Policy names it by its hash.
+const DROP_SCRIPT: &str = "const form=document.getElementById('f');const base=form.dataset.base;form.addEventListener('submit',async e=>{e.preventDefault();const out=document.getElementById('out');for(const f of document.getElementById('files').files){const r=await fetch(base+encodeURIComponent(f.name),{method:'PUT',body:f});const li=document.createElement('li');li.textContent=f.name+': '+(r.ok?'uploaded':'refused ('+r.status+' '+(await r.text()).trim()+')');out.appendChild(li);}});";
+
+/// The Content-Security-Policy of every share page: nothing but the site's own images, inline
+/// style, and the drop box's script by hash; no framing, no forms elsewhere.
+pub fn policy() -> &'static str {
+    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(DROP_SCRIPT.as_bytes()));
+        format!(
+            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
+    });
+    &POLICY
+}
+
 /// The drop box: choose files, each is sent with a plain PUT to `base` + its name.
 pub fn drop_box(title: &str, base: &str) -> String {
-    let script = format!(
-        "const base={};document.getElementById('f').addEventListener('submit',async e=>{{e.preventDefault();const out=document.getElementById('out');for(const f of document.getElementById('files').files){{const r=await fetch(base+encodeURIComponent(f.name),{{method:'PUT',body:f}});const li=document.createElement('li');li.textContent=f.name+': '+(r.ok?'uploaded':'refused ('+r.status+' '+(await r.text()).trim()+')');out.appendChild(li);}}}});",
-        serde_json::to_string(base).unwrap_or_else(|_| "\"\"".into())
-    );
+    let script = DROP_SCRIPT;
     page(
         title,
         &format!(
-            "<h1>{}</h1><p>Files you send here are added to the folder; existing files are never replaced.</p><form id=\"f\"><input type=\"file\" id=\"files\" multiple required> <button type=\"submit\">Upload</button></form><ul id=\"out\"></ul><noscript><p>Without JavaScript, send each file with <code>curl -T FILE {}</code>.</p></noscript><script>{script}</script>",
+            "<h1>{}</h1><p>Files you send here are added to the folder; existing files are never replaced.</p><form id=\"f\" data-base=\"{}\"><input type=\"file\" id=\"files\" multiple required> <button type=\"submit\">Upload</button></form><ul id=\"out\"></ul><noscript><p>Without JavaScript, send each file with <code>curl -T FILE {}</code>.</p></noscript><script>{script}</script>",
             escape(title),
+            escape(base),
             escape(base)
         ),
     )

@@ -496,3 +496,47 @@ fn browser_audio_and_video_previews_use_ranges() {
     assert!(out.contains("tone.wav: 206 bytes"), "{out}");
     assert!(out.contains("clip.webm: 206 bytes"), "{out}");
 }
+
+/// A drop box link opened in a fresh browser: the page's one script runs under the share
+/// pages' Content-Security-Policy (named by its hash: no CSP violation), the chosen file is
+/// added, and the page says it may not be framed.
+#[test]
+fn browser_drop_box_uploads_under_its_policy() {
+    let s = server_with_bucket();
+    let out = run(s
+        .kura()
+        .args(["share", "create", "/web", "--upload-only", "--json"]));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("share json");
+    let url = created["url"].as_str().expect("url").to_string();
+    let head = s.curl(&[
+        "-s",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "Accept: text/html",
+        &url,
+    ]);
+    let head = String::from_utf8_lossy(&head.stdout).to_lowercase();
+    for h in [
+        "content-security-policy: default-src 'none'",
+        "frame-ancestors 'none'",
+        "x-frame-options: deny",
+        "x-content-type-options: nosniff",
+        "referrer-policy: no-referrer",
+    ] {
+        assert!(head.contains(h), "{h} missing: {head}");
+    }
+    let printed = browse(&s, "drop_box.py", admin(), &[("KURA_DROP_URL", &url)]);
+    let name = printed
+        .lines()
+        .find(|l| l.starts_with("dropped-"))
+        .expect("the dropped file's name")
+        .trim()
+        .to_string();
+    assert_eq!(
+        s.get(&format!("web/{name}")),
+        b"sent through the drop box\n"
+    );
+}
