@@ -189,11 +189,13 @@ impl Vfs {
         } else {
             None
         };
-        let temp = local
+        let path = local
             .tmp
             .join(format!("{prefix}{}", uuid::Uuid::new_v4().simple()));
-        let written = write_temp(&temp, local.file_mode, download, size, key.as_ref()).await;
-        let mut temp = Armed(Some(temp));
+        // armed before the first byte: a request dropped mid-write (a client gone from a MOVE
+        // into an encrypted bucket) leaves no temporary file behind
+        let mut temp = Armed(Some(path.clone()));
+        let written = write_temp(&path, local.file_mode, download, size, key.as_ref()).await;
         if written.is_err() {
             // the file changed under the read (a write replaced it): left for the next run
             return Ok(false);

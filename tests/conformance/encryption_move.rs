@@ -345,3 +345,60 @@ fn a_server_killed_while_it_moves_a_large_folder_in_loses_nothing() {
         .collect();
     assert!(left.is_empty(), "leftover temporary files: {left:?}");
 }
+
+/// Outside red team: a MOVE into an encrypted bucket whose client went away mid-sealing left
+/// its temporary file in `tmp/` until the next start (a user could fill the disk by
+/// repeating it). The request's end now removes it; every file reads as it was.
+#[test]
+fn a_move_whose_client_goes_away_leaves_no_temporary_file() {
+    require("curl");
+    let s = server_with_buckets();
+    const N: usize = 40;
+    let big = |i: usize| body(&format!("gone {i:04}"), 2 * 1024 * 1024 + i);
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("pub/gone")]), 201);
+    for i in 0..N {
+        assert_eq!(s.put(&format!("pub/gone/f{i:04}"), &big(i)), 201);
+    }
+    let temps = || {
+        walk(&s.data_dir().join("tmp"))
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("moveseal-"))
+            .count()
+    };
+    for _ in 0..3 {
+        // the client gives up while a file is being sealed
+        let dest = format!("Destination: {}", s.dav("sec/gone"));
+        let mut mv = std::process::Command::new("curl")
+            .args(["-sS", "-u", &format!("admin:{}", crate::common::ADMIN_PW)])
+            .args(["-X", "MOVE", "-H", &dest, &s.dav("pub/gone")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while temps() == 0 && start.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let _ = mv.kill();
+        let _ = mv.wait();
+    }
+    let start = std::time::Instant::now();
+    while temps() > 0 {
+        assert!(
+            start.elapsed().as_secs() < 15,
+            "{} temporary files left after the clients went away",
+            temps()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let dir = if s.status(&["-I", &s.dav("pub/gone/f0000")]) == 200 {
+        "pub/gone"
+    } else {
+        "sec/gone"
+    };
+    let urls: Vec<String> = (0..N).map(|i| s.dav(&format!("{dir}/f{i:04}"))).collect();
+    for (i, got) in get_urls(&s, &urls).into_iter().enumerate() {
+        assert!(got == big(i), "{dir}/f{i:04} after the abandoned moves");
+    }
+    fsck_clean(&s);
+}
