@@ -392,7 +392,7 @@ mod tests {
     /// Throughput of sealing and opening on this machine (a figure, not a check):
     /// `cargo test --bin kura seal::tests::throughput -- --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "a figure, not a check: run by hand (see its comment)"]
     fn throughput() {
         let k = key();
         let data = pattern(256 << 20);
