@@ -68,6 +68,18 @@ fn dav_move(s: &Server, from: &str, to: &str) -> u16 {
     s.status(&["-X", "MOVE", "-H", &dest, &s.dav(from)])
 }
 
+/// A WebDAV MOVE as admin, left running: the curl process.
+fn spawn_move(s: &Server, from: &str, to: &str) -> std::process::Child {
+    let dest = format!("Destination: {}", s.dav(to));
+    std::process::Command::new("curl")
+        .args(["-sS", "-u", &format!("admin:{}", crate::common::ADMIN_PW)])
+        .args(["-X", "MOVE", "-H", &dest, &s.dav(from)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run curl")
+}
+
 /// A POST of JSON to the user API as admin: the status.
 fn api_post(s: &Server, path: &str, json: &str) -> u16 {
     s.status(&[
@@ -299,14 +311,7 @@ fn a_server_killed_while_it_moves_a_large_folder_in_loses_nothing() {
     }
     let used = usage(&s);
     // the MOVE, with the server killed (kill -9) about a third of the way through its sealing
-    let dest = format!("Destination: {}", s.dav("sec/big"));
-    let mut mv = std::process::Command::new("curl")
-        .args(["-sS", "-u", &format!("admin:{}", crate::common::ADMIN_PW)])
-        .args(["-X", "MOVE", "-H", &dest, &s.dav("pub/big")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut mv = spawn_move(&s, "pub/big", "sec/big");
     let start = std::time::Instant::now();
     while sealed_in(&s, "pub/big", N) < N / 3 {
         assert!(
@@ -367,14 +372,7 @@ fn a_move_whose_client_goes_away_leaves_no_temporary_file() {
     };
     for _ in 0..3 {
         // the client gives up while a file is being sealed
-        let dest = format!("Destination: {}", s.dav("sec/gone"));
-        let mut mv = std::process::Command::new("curl")
-            .args(["-sS", "-u", &format!("admin:{}", crate::common::ADMIN_PW)])
-            .args(["-X", "MOVE", "-H", &dest, &s.dav("pub/gone")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut mv = spawn_move(&s, "pub/gone", "sec/gone");
         let start = std::time::Instant::now();
         while temps() == 0 && start.elapsed().as_secs() < 30 {
             std::thread::sleep(std::time::Duration::from_millis(1));
