@@ -10,6 +10,19 @@ use super::replication_journal::journal_path_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
 use super::{below, MetaError, Store};
 
+/// The part of a row fsck compares with what is stored.
+#[derive(Clone, Debug)]
+pub struct CheckedRow {
+    /// `/bucket/key`.
+    pub path: String,
+    /// A folder.
+    pub is_dir: bool,
+    /// Plaintext size in bytes.
+    pub size: i64,
+    /// The sealing of an encrypted file (its stored length follows from it).
+    pub sealed: Option<String>,
+}
+
 /// Metadata of one file or folder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EntryRow {
@@ -174,7 +187,7 @@ impl Store {
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 
-    /// Every row, in path order (for fsck).
+    /// Every row, in path order (for a backup's restore).
     pub async fn all_entries(&self) -> Result<Vec<EntryRow>, MetaError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -184,6 +197,25 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(row_to_entry).collect())
+    }
+
+    /// What fsck compares of every row, streamed in path order (the unique index on `path`
+    /// gives the order; nothing is sorted or held: millions of rows in bounded memory).
+    pub fn entries_to_check(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<CheckedRow, MetaError>> + Send + '_ {
+        use futures_util::TryStreamExt;
+        sqlx::query_as::<_, (String, bool, i64, Option<String>)>(
+            "SELECT path, is_dir, size, sealed FROM entries ORDER BY path",
+        )
+        .fetch(&self.pool)
+        .map_ok(|(path, is_dir, size, sealed)| CheckedRow {
+            path,
+            is_dir,
+            size,
+            sealed,
+        })
+        .map_err(MetaError::from)
     }
 
     /// Records a file row without charging a quota (fsck: the bytes exist already; usage is

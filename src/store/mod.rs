@@ -43,7 +43,7 @@ use sqlx::SqlitePool;
 
 pub use audit::{AuditQuery, AuditRow};
 pub use chunks::ChunkRow;
-pub use entries::{AttrChange, EntryRow};
+pub use entries::{AttrChange, CheckedRow, EntryRow};
 pub use implicit::{NOT_EMPTY, NO_PARENT};
 pub use keys::KeyRow;
 pub use locks::{LockChange, LockRow};

@@ -1,13 +1,16 @@
 //! Consistency check: storage against metadata (files changed behind Kura's back, leftovers of
 //! a crash) and usage counters against metadata; `repair` makes metadata follow storage.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::TryStreamExt;
 use md5::{Digest, Md5};
 
+use super::storage::io_err;
+use super::stored_walk::{StoredItem, StoredWalk};
 use super::{VPath, Vfs, VfsError};
-use crate::store::{now_ms, Drift, EntryRow, MetaError};
+use crate::store::{now_ms, CheckedRow, Drift, EntryRow, MetaError};
 
 /// What `fsck` found.
 #[derive(Debug, Default)]
@@ -48,41 +51,92 @@ impl FsckReport {
     }
 }
 
-/// Whether nothing is stored below the folder `path`.
-fn is_empty_dir(stored: &BTreeMap<String, (bool, u64)>, path: &str) -> bool {
-    let lo = format!("{path}/");
-    stored
-        .range(lo.clone()..)
-        .next()
-        .is_none_or(|(k, _)| !k.starts_with(&lo))
+/// What a repair does once the comparison is over (the rows are streamed while it runs).
+#[derive(Default)]
+struct Repairs {
+    /// Empty folders without a row, to remove.
+    empty_dirs: Vec<String>,
+    /// Stored entries without a row, to record: (path, is_dir, size).
+    record: Vec<(String, bool, u64)>,
+    /// Plain files whose row has another size, to record again: (path, size).
+    rerecord: Vec<(String, u64)>,
 }
 
 impl Vfs {
     /// Compares storage with metadata and usage with metadata; with `repair`, fixes both.
+    /// Both sides are read in path order and merged an entry at a time: memory grows with
+    /// what is found, not with the tree.
     pub async fn fsck(&self, repair: bool) -> Result<FsckReport, VfsError> {
         let mut report = FsckReport::default();
-        // storage: path -> (is_dir, size)
-        let mut stored: BTreeMap<String, (bool, u64)> = BTreeMap::new();
-        let mut kept_objects = std::collections::BTreeSet::new();
-        if let Some(l) = &self.local {
-            stored = Self::stored_files(l.root.clone()).await?;
-        }
-        let mut lister = match self.local {
-            Some(_) => None,
-            None => Some(self.op.lister_with("").recursive(true).await?),
+        let mut kept_objects = BTreeSet::new();
+        let mut stored = match &self.local {
+            Some(l) => StoredWalk::local(
+                l.root.clone(),
+                super::versions::VERSIONS_PREFIX.trim_end_matches('/'),
+            ),
+            None => StoredWalk::listed(self.listed_objects(&mut kept_objects).await?),
         };
-        while let Some(entry) = match lister.as_mut() {
-            Some(l) => l.try_next().await?,
-            None => None,
-        } {
+        let mut fixes = Repairs::default();
+        {
+            let mut rows = std::pin::pin!(self.store.entries_to_check());
+            let mut s = stored.next().await.map_err(io_err)?;
+            let mut r = rows.try_next().await?;
+            loop {
+                let order = match (&s, &r) {
+                    (None, None) => break,
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (Some(a), Some(b)) => a.path.cmp(&b.path),
+                };
+                if order != Ordering::Greater {
+                    let row = if order == Ordering::Equal {
+                        r.take()
+                    } else {
+                        None
+                    };
+                    if let Some(item) = s.take() {
+                        compare(item, row, &mut report, &mut fixes);
+                    }
+                    s = stored.next().await.map_err(io_err)?;
+                }
+                if order != Ordering::Less {
+                    if let Some(row) = r.take() {
+                        report.missing.push(row.path);
+                    }
+                    r = rows.try_next().await?;
+                }
+            }
+        }
+        if repair {
+            self.repair(&report, fixes).await?;
+        }
+        self.check_versions(&mut report, repair, kept_objects)
+            .await?;
+        report.usage = self.store.check_usage(repair).await?;
+        report.search_index = self.store.search_index_drift().await?;
+        if repair && report.search_index > 0 {
+            self.store.rebuild_search_index().await?;
+        }
+        Ok(report)
+    }
+
+    /// What a remote service stores, through OpenDAL's recursive lister (kept versions go to
+    /// `kept`).
+    async fn listed_objects(
+        &self,
+        kept: &mut BTreeSet<String>,
+    ) -> Result<Vec<StoredItem>, VfsError> {
+        let mut items = Vec::new();
+        let mut lister = self.op.lister_with("").recursive(true).await?;
+        while let Some(entry) = lister.try_next().await? {
             let key = entry.path().trim_end_matches('/');
             if key.is_empty() {
                 continue;
             }
-            // kept versions on a service other than `fs` (checked against their rows below)
-            if let Some(kept) = entry.path().strip_prefix(super::versions::VERSIONS_PREFIX) {
-                if !entry.metadata().is_dir() && !kept.is_empty() {
-                    kept_objects.insert(kept.to_string());
+            // kept versions on a service other than `fs` (checked against their rows later)
+            if let Some(k) = entry.path().strip_prefix(super::versions::VERSIONS_PREFIX) {
+                if !entry.metadata().is_dir() && !k.is_empty() {
+                    kept.insert(k.to_string());
                 }
                 continue;
             }
@@ -95,81 +149,47 @@ impl Vfs {
             } else {
                 self.op.stat(key).await?.content_length()
             };
-            stored.insert(format!("/{key}"), (is_dir, size));
+            items.push(StoredItem {
+                path: format!("/{key}"),
+                is_dir,
+                size,
+                empty: false,
+            });
         }
-        let rows: BTreeMap<String, EntryRow> = self
-            .store
-            .all_entries()
-            .await?
-            .into_iter()
-            .map(|r| (r.path.clone(), r))
-            .collect();
+        Ok(items)
+    }
 
-        for (path, (is_dir, size)) in &stored {
-            if path.contains(".kura-copy-") && !is_dir {
-                report.leftovers.push(path.clone());
-                if repair {
-                    self.op.delete(path.trim_start_matches('/')).await?;
+    /// Makes metadata follow storage for what the comparison found.
+    async fn repair(&self, report: &FsckReport, fixes: Repairs) -> Result<(), VfsError> {
+        for path in &report.leftovers {
+            self.op.delete(path.trim_start_matches('/')).await?;
+        }
+        // an empty folder left on disk by a pruned implicit folder whose removal failed (or
+        // was interrupted) is not worth recording
+        for path in &fixes.empty_dirs {
+            let _ = self
+                .op
+                .delete(&format!("{}/", path.trim_start_matches('/')))
+                .await;
+        }
+        // in path order: a folder is recorded before what it holds takes its owner
+        for (path, is_dir, size) in &fixes.record {
+            match self.record(path, *is_dir, *size).await {
+                // a name no client could make (a newline...): reported, left as it is, and
+                // the rest of the repair still done
+                Err(VfsError::InvalidPath(why)) => {
+                    tracing::warn!(path, why, "not recorded: a name Kura refuses");
                 }
-                continue;
-            }
-            match rows.get(path) {
-                // an empty folder left on disk by a pruned implicit folder whose removal
-                // failed (or was interrupted) is not worth recording; repair removes it
-                None if *is_dir && is_empty_dir(&stored, path) => {
-                    if repair {
-                        let _ = self
-                            .op
-                            .delete(&format!("{}/", path.trim_start_matches('/')))
-                            .await;
-                    }
-                }
-                None => {
-                    report.unrecorded.push(path.clone());
-                    if repair {
-                        match self.record(path, *is_dir, *size).await {
-                            // a name no client could make (a newline...): reported, left as
-                            // it is, and the rest of the repair still done
-                            Err(VfsError::InvalidPath(why)) => {
-                                tracing::warn!(path, why, "not recorded: a name Kura refuses");
-                            }
-                            r => r?,
-                        }
-                    }
-                }
-                // a sealed file's stored length follows from its plaintext size
-                Some(r)
-                    if !r.is_dir
-                        && !is_dir
-                        && !super::sealing::stored_lens(r.size as u64, r.sealed.as_deref())
-                            .contains(size) =>
-                {
-                    report.changed.push(path.clone());
-                    // a damaged sealed file cannot be re-read: it is reported, not re-recorded
-                    if repair && r.sealed.is_none() {
-                        self.record(path, false, *size).await?;
-                    }
-                }
-                Some(_) => {}
+                r => r?,
             }
         }
-        for (path, r) in rows.iter().rev() {
-            if !stored.contains_key(path) {
-                report.missing.push(path.clone());
-                if repair {
-                    self.store.delete_tree(&r.path, None).await?;
-                }
-            }
+        for (path, size) in &fixes.rerecord {
+            self.record(path, false, *size).await?;
         }
-        report.missing.reverse();
-        self.check_versions(&mut report, repair, kept_objects)
-            .await?;
-        report.usage = self.store.check_usage(repair).await?;
-        report.search_index = self.store.search_index_drift().await?;
-        if repair && report.search_index > 0 {
-            self.store.rebuild_search_index().await?;
+        for path in report.missing.iter().rev() {
+            self.store.delete_tree(path, None).await?;
         }
-        Ok(report)
+        Ok(())
     }
 
     /// The versions store (`fs`) against the version rows: every kept file referenced, every
@@ -209,59 +229,6 @@ impl Vfs {
                 .await?;
         }
         Ok(())
-    }
-
-    /// Every file and folder of the visible tree on `fs`: `/path` -> (is_dir, size), walked on
-    /// one blocking thread. Through OpenDAL's lister each entry cost a stat and a hand-off to
-    /// the blocking pool: most of fsck's time at 200,000 entries.
-    async fn stored_files(
-        root: std::path::PathBuf,
-    ) -> Result<BTreeMap<String, (bool, u64)>, VfsError> {
-        tokio::task::spawn_blocking(move || {
-            let mut out = BTreeMap::new();
-            let mut stack = vec![(root.clone(), String::new())];
-            while let Some((dir, key)) = stack.pop() {
-                let entries = match std::fs::read_dir(&dir) {
-                    Ok(rd) => rd,
-                    // removed while fsck ran (a server at work): nothing there to compare
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                };
-                for e in entries {
-                    let e = e?;
-                    let name = e.file_name();
-                    if key.is_empty()
-                        && name == super::versions::VERSIONS_PREFIX.trim_end_matches('/')
-                    {
-                        continue; // kept versions of other services; never in `fs`'s tree
-                    }
-                    let path = format!("{key}/{}", name.to_string_lossy());
-                    // what OpenDAL's stat saw: the target of a link
-                    let meta = match std::fs::metadata(e.path()) {
-                        Ok(m) => m,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(e),
-                    };
-                    if meta.is_dir() {
-                        // a link to a folder is not followed: no loop, no tree counted twice
-                        if !e.file_type()?.is_symlink() {
-                            stack.push((e.path(), path.clone()));
-                        }
-                        out.insert(path, (true, 0));
-                    } else if meta.is_file() {
-                        out.insert(path, (false, meta.len()));
-                    } else {
-                        // a pipe, socket or device: no upload makes one, and opening a pipe
-                        // to serve it would block forever
-                        tracing::warn!(path, "not a regular file; left out of the comparison");
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| super::storage::io_err(std::io::Error::other(e)))?
-        .map_err(super::storage::io_err)
     }
 
     /// The files below `versions/` on `fs`, relative to it, with their lengths.
@@ -357,5 +324,41 @@ impl Vfs {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// One stored entry against its row (`None`: no row has its path).
+fn compare(
+    item: StoredItem,
+    row: Option<CheckedRow>,
+    report: &mut FsckReport,
+    fixes: &mut Repairs,
+) {
+    if item.path.contains(".kura-copy-") && !item.is_dir {
+        report.leftovers.push(item.path);
+        return;
+    }
+    match row {
+        None if item.is_dir && item.empty => fixes.empty_dirs.push(item.path),
+        None => {
+            fixes
+                .record
+                .push((item.path.clone(), item.is_dir, item.size));
+            report.unrecorded.push(item.path);
+        }
+        // a sealed file's stored length follows from its plaintext size
+        Some(r)
+            if !r.is_dir
+                && !item.is_dir
+                && !super::sealing::stored_lens(r.size as u64, r.sealed.as_deref())
+                    .contains(&item.size) =>
+        {
+            // a damaged sealed file cannot be re-read: it is reported, not re-recorded
+            if r.sealed.is_none() {
+                fixes.rerecord.push((item.path.clone(), item.size));
+            }
+            report.changed.push(item.path);
+        }
+        Some(_) => {}
     }
 }

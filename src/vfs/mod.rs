@@ -25,6 +25,7 @@ pub mod search;
 mod settings;
 mod storage;
 mod stored;
+mod stored_walk;
 pub mod tags;
 mod transfer;
 mod upload;

@@ -1,0 +1,269 @@
+//! The stored tree in path order (the order of SQL's `ORDER BY path`), streamed: fsck merges
+//! it with the rows one entry at a time instead of holding both sides (about 2.5 KB an entry,
+//! which would not fit at ten million entries).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Entries a walk hands over at a time; a few batches in flight bound its memory.
+const BATCH: usize = 512;
+
+/// One stored file or folder.
+#[derive(Debug)]
+pub(super) struct StoredItem {
+    /// `/bucket/key`.
+    pub path: String,
+    /// A folder.
+    pub is_dir: bool,
+    /// Length in bytes (0 for a folder).
+    pub size: u64,
+    /// A folder with nothing below it.
+    pub empty: bool,
+}
+
+/// Stored entries in path order: a walk of a local folder, or a listing sorted in memory.
+pub(super) enum StoredWalk {
+    /// Batches from a walk on a blocking thread.
+    Local {
+        rx: mpsc::Receiver<io::Result<Vec<StoredItem>>>,
+        batch: std::vec::IntoIter<StoredItem>,
+        walker: Option<JoinHandle<()>>,
+    },
+    /// A listing already read (a remote service's recursive lister).
+    Listed(std::vec::IntoIter<StoredItem>),
+}
+
+impl StoredWalk {
+    /// Walks `root` on a blocking thread, leaving out the top-level folder `skip_top`.
+    pub fn local(root: PathBuf, skip_top: &'static str) -> Self {
+        let (tx, rx) = mpsc::channel(4);
+        let walker = tokio::task::spawn_blocking(move || {
+            if let Err(e) = walk(&root, skip_top, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        StoredWalk::Local {
+            rx,
+            batch: Vec::new().into_iter(),
+            walker: Some(walker),
+        }
+    }
+
+    /// Puts a listing in path order and marks its empty folders.
+    pub fn listed(mut items: Vec<StoredItem>) -> Self {
+        items.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        // what lies below a folder starts at its `path/`, in one run of the sorted list
+        let empty: Vec<bool> = items
+            .iter()
+            .map(|i| {
+                let below = format!("{}/", i.path);
+                let at = items.partition_point(|x| x.path < below);
+                items.get(at).is_none_or(|x| !x.path.starts_with(&below))
+            })
+            .collect();
+        for (i, e) in items.iter_mut().zip(empty) {
+            i.empty = i.is_dir && e;
+        }
+        StoredWalk::Listed(items.into_iter())
+    }
+
+    /// The next entry in path order; `None` at the end.
+    pub async fn next(&mut self) -> io::Result<Option<StoredItem>> {
+        match self {
+            StoredWalk::Listed(items) => Ok(items.next()),
+            StoredWalk::Local { rx, batch, walker } => loop {
+                if let Some(item) = batch.next() {
+                    return Ok(Some(item));
+                }
+                match rx.recv().await {
+                    Some(Ok(b)) => *batch = b.into_iter(),
+                    Some(Err(e)) => return Err(e),
+                    // a walk that died without a word must not read as an empty tree (fsck
+                    // would call every row missing)
+                    None => {
+                        if let Some(w) = walker.take() {
+                            w.await.map_err(io::Error::other)?;
+                        }
+                        return Ok(None);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// One step of a folder's walk, under the key that puts it in path order among its siblings.
+struct Step {
+    /// The child's name for its own entry, the name and `/` for what is below it.
+    key: String,
+    what: What,
+}
+
+enum What {
+    Item(StoredItem),
+    /// Descend: the folder on disk and its `/path`.
+    Into(PathBuf, String),
+}
+
+/// A depth-first walk whose output is in byte order of the full path: a folder's entry sorts
+/// by its name and its contents by its name and `/`, so `/a`, `/a.b`, `/a/x` come out in that
+/// order (a plain depth-first walk would give `/a/x` before `/a.b`).
+fn walk(
+    root: &Path,
+    skip_top: &str,
+    tx: &mpsc::Sender<io::Result<Vec<StoredItem>>>,
+) -> io::Result<()> {
+    let mut out = Vec::with_capacity(BATCH);
+    let mut stack = vec![children(root, "", Some(skip_top))?.into_iter()];
+    while let Some(top) = stack.last_mut() {
+        let Some(step) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        match step.what {
+            What::Item(item) => {
+                out.push(item);
+                if out.len() == BATCH
+                    && tx
+                        .blocking_send(Ok(std::mem::replace(&mut out, Vec::with_capacity(BATCH))))
+                        .is_err()
+                {
+                    return Ok(()); // fsck stopped reading
+                }
+            }
+            What::Into(dir, path) => stack.push(children(&dir, &path, None)?.into_iter()),
+        }
+    }
+    if !out.is_empty() {
+        let _ = tx.blocking_send(Ok(out));
+    }
+    Ok(())
+}
+
+/// The steps of one folder, sorted.
+fn children(dir: &Path, key: &str, skip: Option<&str>) -> io::Result<Vec<Step>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        // removed while fsck ran (a server at work): nothing there to compare
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut steps = Vec::new();
+    for e in entries {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if skip == Some(name.as_str()) {
+            continue; // kept versions of other services; never in `fs`'s tree
+        }
+        let path = format!("{key}/{name}");
+        // what OpenDAL's stat saw: the target of a link
+        let meta = match std::fs::metadata(e.path()) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.is_dir() {
+            // a link to a folder is not followed: no loop, no tree counted twice
+            let followed = !e.file_type()?.is_symlink();
+            let empty =
+                !followed || std::fs::read_dir(e.path()).map_or(true, |mut rd| rd.next().is_none());
+            if followed {
+                steps.push(Step {
+                    key: format!("{name}/"),
+                    what: What::Into(e.path(), path.clone()),
+                });
+            }
+            steps.push(Step {
+                key: name,
+                what: What::Item(StoredItem {
+                    path,
+                    is_dir: true,
+                    size: 0,
+                    empty,
+                }),
+            });
+        } else if meta.is_file() {
+            steps.push(Step {
+                key: name,
+                what: What::Item(StoredItem {
+                    path,
+                    is_dir: false,
+                    size: meta.len(),
+                    empty: false,
+                }),
+            });
+        } else {
+            // a pipe, socket or device: no upload makes one, and opening a pipe to serve it
+            // would block forever
+            tracing::warn!(path, "not a regular file; left out of the comparison");
+        }
+    }
+    steps.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walks a tree whose depth-first order differs from path order, and compares the
+    /// result with the sorted listing of the same entries.
+    #[tokio::test]
+    async fn a_walk_comes_out_in_path_order_with_empty_folders_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        for d in ["b/a", "b/a/x", "b/a-", "b/e", "versions/k", "c"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        for f in [
+            "b/a.b",
+            "b/a/x/1",
+            "b/a0",
+            "b/a-/z",
+            "b/ab",
+            "versions/k/v",
+            "c/é",
+        ] {
+            std::fs::write(r.join(f), f).unwrap();
+        }
+        let mut walk = StoredWalk::local(r.to_path_buf(), "versions");
+        let mut got = Vec::new();
+        while let Some(i) = walk.next().await.unwrap() {
+            got.push((i.path, i.is_dir, i.size, i.empty));
+        }
+        let paths: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths, sorted, "not in path order");
+        assert_eq!(
+            paths,
+            [
+                "/b", "/b/a", "/b/a-", "/b/a-/z", "/b/a.b", "/b/a/x", "/b/a/x/1", "/b/a0", "/b/ab",
+                "/b/e", "/c", "/c/é"
+            ]
+        );
+        let empty: Vec<&str> = got.iter().filter(|g| g.3).map(|g| g.0.as_str()).collect();
+        assert_eq!(empty, ["/b/e"]);
+        assert!(got.contains(&("/b/a.b".into(), false, 5, false)));
+        // a listing gives the same entries and marks
+        let listed = got
+            .iter()
+            .rev()
+            .map(|g| StoredItem {
+                path: g.0.clone(),
+                is_dir: g.1,
+                size: g.2,
+                empty: false,
+            })
+            .collect();
+        let mut walk = StoredWalk::listed(listed);
+        let mut again = Vec::new();
+        while let Some(i) = walk.next().await.unwrap() {
+            again.push((i.path, i.is_dir, i.size, i.empty));
+        }
+        assert_eq!(again, got);
+    }
+}
