@@ -68,13 +68,17 @@ impl ShareFront {
             Err(e) => error_response(&e, html),
         };
         // every page (landing, listing, password form, drop box, errors) is framed by no one,
-        // sniffed as nothing else, cached nowhere, and leaks its token in no Referer
-        let is_page = r
+        // sniffed as nothing else, cached nowhere, and leaks its token in no Referer; a
+        // shared file's own bytes keep their sandbox (`wire::safety::protect`), not the
+        // pages' policy, which lets the drop box's script run
+        let is_html = r
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-        if is_page {
-            insert(&mut r, header::CONTENT_SECURITY_POLICY, page::policy());
+        if is_html {
+            if !r.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+                insert(&mut r, header::CONTENT_SECURITY_POLICY, page::policy());
+            }
             insert(&mut r, header::X_FRAME_OPTIONS, "DENY");
             insert(&mut r, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
             insert(&mut r, header::REFERRER_POLICY, "no-referrer");

@@ -498,11 +498,11 @@ impl Vfs {
                 if r.is_dir {
                     let made = self.lookup(&t).await?.is_none();
                     self.ensure_folder(c, &t).await?;
-                    // a folder made again where it was gets the bits it had (`kept_bits`)
-                    if made && t.as_str() == r.path {
-                        let (owner, grp, mode) = self
-                            .kept_bits(c, (r.owner.clone(), r.grp.clone(), r.mode), None)
-                            .await?;
+                    // a folder made for the restore gets the bits `kept_bits` gives it
+                    if made {
+                        let bits = (r.owner.clone(), r.grp.clone(), r.mode);
+                        let in_place = t.as_str() == r.path;
+                        let (owner, grp, mode) = self.kept_bits(c, bits, None, in_place).await?;
                         self.store
                             .set_mode(t.as_str(), mode, AttrChange::Here)
                             .await?;
@@ -532,11 +532,11 @@ impl Vfs {
         Ok(done)
     }
 
-    /// A whole delete restored where it was and where nothing is now, on `fs`, by someone who
-    /// could set every recorded owner, group and mode herself (an administrator, or the owner
-    /// of every entry, a member of each group): one transaction and one rename of its kept
-    /// tree back into place, every entry as it was. `None` when that does not apply (the
-    /// caller restores file by file instead, where `kept_bits` decides each entry's).
+    /// A whole delete restored where nothing is now, on `fs`, where every entry may come back
+    /// as it was (`kept_bits`): where it was, or elsewhere in its bucket by someone who could
+    /// set every recorded owner and group herself (an administrator, or the owner of every
+    /// entry, a member of each group). One transaction and one rename of its kept tree back
+    /// into place. `None` when that does not apply (the caller restores file by file).
     async fn undelete(
         &self,
         c: &Caller,
@@ -550,14 +550,15 @@ impl Vfs {
         let whole = rows.iter().filter(|r| !r.marker).count()
             == rows.iter().filter(|r| r.marker && !r.is_dir).count();
         let where_it_was = target.as_str() == root.path;
+        let same_bucket =
+            Self::bucket_of(target).map(|b| b.to_string()) == Some(root.bucket.clone());
         let all_settable = c.is_admin
             || rows.iter().all(|r| {
                 r.owner.as_deref() == Some(c.user.as_str())
                     && r.grp.as_ref().is_none_or(|g| c.groups.contains(g))
             });
         if !whole
-            || !where_it_was
-            || !all_settable
+            || !(where_it_was || same_bucket && all_settable)
             || target.parent().is_root()
             || self.lookup(target).await?.is_some()
         {
@@ -638,9 +639,9 @@ impl Vfs {
             None => self.implicit_parents(c, &target.parent()).await?,
         };
         // restored where it was (nothing there now), a file is given back as it was: its owner,
-        // group and mode, and so are the folders of its delete made again for it, as far as
-        // the restorer may set them (`kept_bits`); elsewhere it is a new file of the
-        // restorer's, as a copy would be. A promoted S3 version is current again as it was.
+        // group and mode, and so are the folders of its delete made again for it
+        // (`kept_bits`); elsewhere it is a new file of the restorer's with its mode, as a copy
+        // would be. A promoted S3 version is current again as it was.
         let in_place = !bring.promote && existing.is_none() && target.as_str() == row.path;
         if in_place {
             self.keep_folder_bits(c, row, &mut parents).await?;
@@ -648,11 +649,12 @@ impl Vfs {
         let (grp, mode) = match (&existing, parents.last()) {
             _ if bring.promote => (row.grp.clone(), row.mode),
             (Some(e), _) => (e.group.clone(), i64::from(e.mode)),
-            (None, Some(p)) => (p.grp.clone(), i64::from(0o666 & !self.umask)),
-            (None, None) => (Self::group_for_new(c, &dir), i64::from(0o666 & !self.umask)),
+            // a new file elsewhere keeps its mode: a private file stays private
+            (None, Some(p)) => (p.grp.clone(), row.mode & 0o7777),
+            (None, None) => (Self::group_for_new(c, &dir), row.mode & 0o7777),
         };
         let (owner, grp, mode) = if in_place {
-            self.kept_bits(c, (row.owner.clone(), row.grp.clone(), row.mode), grp)
+            self.kept_bits(c, (row.owner.clone(), row.grp.clone(), row.mode), grp, true)
                 .await?
         } else {
             let owner = match (bring.promote, &existing) {
@@ -806,26 +808,28 @@ impl Vfs {
         ))
     }
 
-    /// What an entry restored where it was gets of the owner, group and mode recorded for it:
-    /// what the restorer could set with `chown` and `chmod` (the core's rule) on what she
-    /// restores. The owner stays only for an administrator (an existing user) or for the
-    /// owner herself, else the restorer owns it; the group stays for an administrator, or for
-    /// the resulting owner being the restorer and a member of it, else `default_grp`; the
-    /// mode stays, its owner (the restorer, or an administrator's choice) may set it.
+    /// What a restored entry gets of the owner, group and mode recorded for it. Where it was
+    /// (`in_place`), what was is put back: the recorded owner and group while they exist, so
+    /// that no restorer takes another's file by restoring it. Elsewhere it is the restorer's
+    /// new entry, as her copy would be, with what she could set by `chown`: the owner and
+    /// group stay for an administrator, the group for a restorer who is a member of it, else
+    /// she owns it in `default_grp`. The mode always stays (a private folder stays private).
     async fn kept_bits(
         &self,
         c: &Caller,
         (owner, grp, mode): (Option<String>, Option<String>, i64),
         default_grp: Option<String>,
+        in_place: bool,
     ) -> Result<(Option<String>, Option<String>, i64), VfsError> {
+        let keep = in_place || c.is_admin;
         let owner = match owner {
             Some(o) if o == c.user => Some(o),
-            Some(o) if c.is_admin && self.store.user(&o).await?.is_some() => Some(o),
+            Some(o) if keep && self.store.user(&o).await?.is_some() => Some(o),
             _ => Some(c.user.clone()),
         };
         let owns = owner.as_deref() == Some(c.user.as_str());
         let grp = match grp {
-            Some(g) if c.is_admin && self.store.group(&g).await?.is_some() => Some(g),
+            Some(g) if keep && self.store.group(&g).await?.is_some() => Some(g),
             Some(g) if owns && c.groups.contains(&g) => Some(g),
             _ => default_grp,
         };
@@ -855,7 +859,12 @@ impl Vfs {
                 continue;
             };
             let (owner, grp, mode) = self
-                .kept_bits(c, (m.owner.clone(), m.grp.clone(), m.mode), p.grp.clone())
+                .kept_bits(
+                    c,
+                    (m.owner.clone(), m.grp.clone(), m.mode),
+                    p.grp.clone(),
+                    true,
+                )
                 .await?;
             (p.owner, p.grp, p.mode) = (owner, grp, mode);
         }

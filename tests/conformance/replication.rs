@@ -1668,6 +1668,7 @@ fn peers_and_rules_are_checked_when_added() {
             "BACKLOG",
             "LAG",
             "SHIPPED",
+            "SKIPPED",
             "WAITING",
             "LAST",
             "ERROR"

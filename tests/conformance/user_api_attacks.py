@@ -328,8 +328,9 @@ def restored_modes():
 
 def restored_by_another():
     # bob's open folder (0777, a 0666 file) deleted by bob; alice, who may read all of it,
-    # restores it elsewhere and in place: she gets what she could make herself, never bob's
-    # ownership (the one-rename restore kept every entry as it was, whoever restored it)
+    # restores it in place, then elsewhere: in place bob gets it back as it was (a restore
+    # takes no one's file); elsewhere it is hers, as her copy would be (the one-rename restore
+    # kept bob's ownership wherever it went)
     bob, alice = sign_in("bob"), sign_in("alice")
     assert bob.post(API + "/folders", json={"path": "/team/open"}).status_code == 201
     assert bob.post(API + "/attributes", json={"path": "/team/open", "mode": "0777"}).status_code == 200
@@ -346,7 +347,8 @@ def restored_by_another():
         for p in [where, where + "/f.txt"]:
             r = alice.get(API + "/file", params={"path": p})
             assert r.status_code == 200, (p, r.status_code, r.text)
-            assert r.json()["owner"] == "alice", (p, r.json())
+            assert r.json()["owner"] == ("alice" if target else "bob"), (p, r.json())
+            assert r.json()["mode"] == ("0777" if p == where else "0666"), (p, r.json())
 
 
 CHECKS = {

@@ -159,10 +159,10 @@ fn a_folder_restored_file_by_file_keeps_the_modes_it_had() {
     check("restored_modes");
 }
 
-/// Outside red team: a folder deleted and restored by another user (elsewhere, or where it
-/// was) is hers, as anything she makes; the one-rename restore kept the first owner's
-/// ownership whoever restored it.
+/// Outside red team: a folder deleted and restored elsewhere by another user is hers, as her
+/// copy would be (the one-rename restore kept the first owner's ownership wherever it went);
+/// restored where it was, it is given back to its owner, not taken by the restorer.
 #[test]
-fn a_folder_restored_by_another_user_is_hers() {
+fn a_folder_restored_by_another_user_is_hers_elsewhere_and_his_in_place() {
     check("restored_by_another");
 }

@@ -109,8 +109,14 @@ fn more_than_64_letters_removed_from_the_mailbox_all_arrive() {
     c.converge(&want);
     c.settle(&want);
     same_owners(&c, &want);
-    let shown = shown.expect("b's status never showed its refusals");
-    println!("refused: node-b status said {shown:?}");
+    // a loaded machine may answer every refusal between two looks at the status: b's log
+    // then says it
+    let logged = c[B].server.log().contains("letter(s) of the peer refused");
+    assert!(
+        shown.is_some() || logged,
+        "b neither showed nor logged its refusals"
+    );
+    println!("refused: node-b status said {shown:?}, logged: {logged}");
     let resent = c[A]
         .server
         .log()
