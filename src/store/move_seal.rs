@@ -29,25 +29,41 @@ impl Store {
         .await?)
     }
 
+    /// The newest id of the kept versions (not trashed files) of the files at or below `root`:
+    /// a sealing takes those up to it, not the ones writers keep adding meanwhile.
+    pub async fn tree_kept_newest(&self, root: &str) -> Result<Option<String>, MetaError> {
+        let (lo, hi) = below(root);
+        Ok(sqlx::query_scalar(
+            "SELECT max(id) FROM versions
+             WHERE (path = $1 OR (path >= $2 AND path < $3)) AND batch IS NULL AND marker = 0",
+        )
+        .bind(root)
+        .bind(&lo)
+        .bind(&hi)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Up to `limit` kept versions (not trashed files: those stay where the delete happened)
-    /// of the files at or below `root`, after the id `after`, holding plain bytes.
+    /// of the files at or below `root`, with ids after `after` up to `upto`, holding plain bytes.
     pub async fn tree_kept_to_seal(
         &self,
         root: &str,
-        after: &str,
+        (after, upto): (&str, &str),
         limit: i64,
     ) -> Result<Vec<KeptToConvert>, MetaError> {
         let (lo, hi) = below(root);
         Ok(sqlx::query_as(
             "SELECT id, key, size, sealed FROM versions
-             WHERE (path = $1 OR (path >= $2 AND path < $3)) AND id > $4
+             WHERE (path = $1 OR (path >= $2 AND path < $3)) AND id > $4 AND id <= $5
                AND batch IS NULL AND marker = 0 AND key IS NOT NULL AND sealed IS NULL
-             ORDER BY id LIMIT $5",
+             ORDER BY id LIMIT $6",
         )
         .bind(root)
         .bind(&lo)
         .bind(&hi)
         .bind(after)
+        .bind(upto)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)

@@ -170,19 +170,22 @@ impl Vfs {
     ) -> Result<bool, VfsError> {
         let size = one.size();
         let opened = match &one {
+            // bytes replaced (or moved away) since the row was listed are no error to log
             One::File(f) => {
                 let path = VPath::parse(&f.path)?;
-                self.open_stored(&path, size, f.sealed.as_deref()).await
-            }
-            One::Kept(v) => {
-                self.open_kept_bytes(&v.key, size, v.sealed.as_deref(), None)
+                self.try_open_stored(&path, size, f.sealed.as_deref(), None)
                     .await
+                    .map(|o| o.ok())
             }
+            One::Kept(v) => self
+                .open_kept_bytes(&v.key, size, v.sealed.as_deref(), None)
+                .await
+                .map(Some),
         };
         let download = match opened {
-            Ok(d) => d,
+            Ok(Some(d)) => d,
             // replaced or removed since it was listed: the next run sees it as it is now
-            Err(_) => return Ok(false),
+            Ok(None) | Err(_) => return Ok(false),
         };
         let key = if seal {
             Some(self.new_data_key().await?)
@@ -219,12 +222,19 @@ impl Vfs {
         }
         let to = disk_of(local, &row, kept_key)?;
         let from = temp.0.clone().unwrap_or_default();
+        // readers of a current file wait, as for a write's commit: they pair the row they
+        // read with the bytes it describes, never the unmarked row with the switched bytes
+        let held = match &one {
+            One::File(f) => Some(self.path_locks.write(&f.path).await),
+            One::Kept(_) => None,
+        };
         let done = self
             .store
             .finish_converting(&row, &marked, form.as_deref(), || {
                 std::fs::rename(&from, &to)
             })
             .await;
+        drop(held);
         match done {
             Ok(true) => {
                 temp.0 = None;
@@ -341,9 +351,17 @@ impl Vfs {
                     .await?;
             }
         }
+        // the versions kept when it started: writers keep adding plain ones (a move under
+        // steady writes would never end), which the move's transaction finds and refuses
+        let Some(upto) = self.store.tree_kept_newest(root).await? else {
+            return Ok(());
+        };
         let mut after = String::new();
         loop {
-            let batch = self.store.tree_kept_to_seal(root, &after, BATCH).await?;
+            let batch = self
+                .store
+                .tree_kept_to_seal(root, (&after, &upto), BATCH)
+                .await?;
             let Some(last) = batch.last() else { break };
             after = last.id.clone();
             for v in &batch {

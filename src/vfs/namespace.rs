@@ -32,6 +32,34 @@ pub const DEAD_PROPS_MAX: usize = 64 * 1024;
 /// row records (changed behind Kura's back, or being replaced at this instant).
 const SIZE_DIFFERS: &str = "the stored file's size differs from its record";
 
+/// Why the bytes an open found are not (or no longer) the ones a file's row describes.
+pub(super) enum Stale {
+    /// None on disk: a move took them away after the row was read (or they are lost).
+    Gone(std::io::Error),
+    /// Not of a length the row allows: a commit replaced them after the row was read (or
+    /// they changed behind Kura's back).
+    SizeDiffers,
+}
+
+impl Stale {
+    /// The error (logged) of the file `path` recorded with `size` plaintext bytes.
+    fn error(self, path: &VPath, size: u64) -> VfsError {
+        match self {
+            Stale::Gone(e) => super::storage::io_err(e),
+            Stale::SizeDiffers => {
+                tracing::error!(path = %path, recorded = size, "{SIZE_DIFFERS}");
+                VfsError::from(opendal::Error::new(
+                    opendal::ErrorKind::Unexpected,
+                    SIZE_DIFFERS,
+                ))
+            }
+        }
+    }
+}
+
+/// An open: the bytes a row describes, or why they are not there.
+pub(super) type Opened = Result<Download, Stale>;
+
 /// A copy's source that vanished from storage while it was read: the copy is made again.
 fn changed_if_gone(e: VfsError) -> VfsError {
     match e {
@@ -247,16 +275,18 @@ impl Vfs {
         let mut tries = 0;
         loop {
             tries += 1;
-            // no commit renames new bytes in between the row read and the open
+            // no commit (a write's, or a conversion's switch) renames new bytes in between the
+            // row read and the open; a move may take the file away, then the row is gone too
             let held = self.path_locks.read(path.as_str()).await;
             let entry = self.stat(c, path).await?;
-            let opened = self.open_entry(c, &entry, key).await;
+            let opened = self.try_open_entry(c, &entry, key).await;
             drop(held);
-            match opened {
-                Err(VfsError::Storage(e)) if tries < 3 && e.to_string().contains(SIZE_DIFFERS) => {
+            match opened? {
+                Ok(d) => return Ok((entry, d)),
+                Err(_) if tries < 3 => {
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
-                r => return r.map(|d| (entry, d)),
+                Err(stale) => return Err(stale.error(&entry.path, entry.size)),
             }
         }
     }
@@ -269,11 +299,25 @@ impl Vfs {
         entry: &Entry,
         key: Option<&CustomerKey>,
     ) -> Result<Download, VfsError> {
+        self.try_open_entry(c, entry, key)
+            .await?
+            .map_err(|stale| stale.error(&entry.path, entry.size))
+    }
+
+    /// `open_entry`, or `Stale` when the bytes found are not (or no longer) the ones `entry`
+    /// describes.
+    async fn try_open_entry(
+        &self,
+        c: &Caller,
+        entry: &Entry,
+        key: Option<&CustomerKey>,
+    ) -> Result<Opened, VfsError> {
         if entry.is_dir {
             return Err(VfsError::WrongKind("is a folder"));
         }
         self.require_readable_keyed(c, entry, key).await?;
-        self.open_unchecked(entry, key).await
+        self.try_open_stored(&entry.path, entry.size, entry.sealed.as_deref(), key)
+            .await
     }
 
     /// Opens the bytes of the file `entry` (plaintext, sealed or not), with no permission
@@ -289,17 +333,7 @@ impl Vfs {
     }
 
     /// Opens the stored bytes of the file `path` of `size` plaintext bytes recorded with
-    /// `sealed`.
-    pub(super) async fn open_stored(
-        &self,
-        path: &VPath,
-        size: u64,
-        sealed: Option<&str>,
-    ) -> Result<Download, VfsError> {
-        self.open_stored_keyed(path, size, sealed, None).await
-    }
-
-    /// `open_stored` with the client's key of an SSE-C file.
+    /// `sealed` (`customer`: the client's key of an SSE-C file).
     async fn open_stored_keyed(
         &self,
         path: &VPath,
@@ -307,30 +341,40 @@ impl Vfs {
         sealed: Option<&str>,
         customer: Option<&CustomerKey>,
     ) -> Result<Download, VfsError> {
+        self.try_open_stored(path, size, sealed, customer)
+            .await?
+            .map_err(|stale| stale.error(path, size))
+    }
+
+    /// Opens the stored bytes of the file `path` recorded with `size` and `sealed`; `Stale`
+    /// when none are there or not of a length the row allows.
+    pub(super) async fn try_open_stored(
+        &self,
+        path: &VPath,
+        size: u64,
+        sealed: Option<&str>,
+        customer: Option<&CustomerKey>,
+    ) -> Result<Opened, VfsError> {
         let key = path.storage_key(false);
         let mut sealed = sealed;
         let source = match &self.local {
             Some(l) => {
-                let file = l.root.join(key);
                 let lens = super::sealing::stored_lens(size, sealed);
-                match super::disk::DiskFile::open_sized(file.clone(), lens).await {
+                match super::disk::DiskFile::open_sized(l.root.join(key), lens).await {
                     Ok(Some((f, len))) => {
                         sealed = super::sealing::found_form(size, sealed, len);
                         super::Source::Disk(f)
                     }
-                    Ok(None) => {
-                        tracing::error!(path = %path, file = %file.display(), recorded = size, "{SIZE_DIFFERS}");
-                        return Err(VfsError::from(opendal::Error::new(
-                            opendal::ErrorKind::Unexpected,
-                            SIZE_DIFFERS,
-                        )));
+                    Ok(None) => return Ok(Err(Stale::SizeDiffers)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok(Err(Stale::Gone(e)))
                     }
                     Err(e) => return Err(super::storage::io_err(e)),
                 }
             }
             None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
         };
-        self.download(source, size, (sealed, customer))
+        self.download(source, size, (sealed, customer)).map(Ok)
     }
 
     /// Fails unless `c` may read `path`: r on a file, r and x on a folder (listing it and

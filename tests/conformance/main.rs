@@ -14,6 +14,7 @@ mod crash;
 mod doc_examples;
 mod encryption;
 mod encryption_move;
+mod encryption_move_race;
 mod encryption_ssec;
 mod first_hour;
 mod fsck_odd;
