@@ -7,7 +7,7 @@
 Starts Kura on a temporary data dir (as bench/kura_bench.py does, whose client code it reuses),
 fills a folder with ENTRIES files through S3, then reads the server's CPU time
 (/proc/PID/stat, utime + stime of all its threads) around each request:
-PROPFIND Depth 1 with rclone's six named properties, the same with an empty body (allprop, as
+PROPFIND Depth 1 with rclone's six named properties, the same with an empty body and Explorer's headers (allprop, as
 Windows Explorer sends it) and with `<allprop/>`; it prints the best of REPS runs in ms per
 entry, and the server's VmRSS after the allprop runs. Then SMALL_N 4 KiB PUTs and GETs over
 WebDAV and S3 from one client, in µs of server CPU per request. CPU time, not wall time, so
@@ -18,6 +18,8 @@ import argparse
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +53,9 @@ def propfind(t, body, expect):
     h["Depth"] = "1"
     if body:
         h["Content-Type"] = 'application/xml; charset="utf-8"'
+    else:
+        # as Windows Explorer sends it (its User-Agent adds the Win32 properties)
+        h.update(kb.ALLPROP_HEADERS)
     st, data = kb.request(conn, "PROPFIND", t.url(path), body or None, h)
     conn.close()
     n = len(re.findall(rb"<(?:[A-Za-z0-9]+:)?response[ >]", data))
@@ -66,6 +71,8 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--small-n", type=int, default=1000)
     p.add_argument("--skip-small", action="store_true")
+    p.add_argument("--perf", metavar="FILE",
+                   help="record the server with `perf record --call-graph dwarf` during the allprop runs")
     a = p.parse_args()
     root = tempfile.mkdtemp(prefix="kura-probe-", dir="target")
     k = kb.Kura(root, (None, None), os.path.abspath(a.kura))
@@ -79,11 +86,19 @@ def main():
         for label, body in (("named (rclone)", kb.PROPFIND_BODY), ("allprop (empty body)", b""),
                             ("allprop (<allprop/>)", ALLPROP_BODY)):
             best, size = None, 0
+            perf = None
+            if a.perf and not body:
+                perf = subprocess.Popen(["perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o", a.perf, "-p", str(pid)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
             for _ in range(a.reps):
                 c0 = kb.cpu_seconds(pid)
                 size = propfind(dav, body, a.entries)
                 c = kb.cpu_seconds(pid) - c0
                 best = c if best is None else min(best, c)
+            if perf:
+                perf.send_signal(signal.SIGINT)
+                perf.wait()
             time.sleep(0.5)
             print(f"PROPFIND {label:22s}: {best * 1000 / a.entries:.4f} ms CPU/entry "
                   f"({best:.2f} s), {size / 1e6:.1f} MB answer; after: {rss(pid)}, "

@@ -277,13 +277,17 @@ impl DavLockSystem for SqlLocks {
     fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
         let path = path.clone();
         async move {
+            let Ok(view) = self.view().await else {
+                return Vec::new();
+            };
+            // most listings have no lock anywhere: no path to parse per entry then
+            if view.is_empty() {
+                return Vec::new();
+            }
             let Ok(p) = vpath(&path) else {
                 return Vec::new();
             };
-            self.view()
-                .await
-                .map(|v| v.on(&p).into_iter().map(to_dav).collect())
-                .unwrap_or_default()
+            view.on(&p).into_iter().map(to_dav).collect()
         }
         .boxed()
     }

@@ -14,6 +14,11 @@ use crate::store::{now_ms, LockChange, LockRow};
 pub struct LockView(Vec<Lock>);
 
 impl LockView {
+    /// Whether no lock is live at all (a listing then discovers none on any entry).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The locks on `path` and on the folders above it.
     pub fn on(&self, path: &VPath) -> Vec<Lock> {
         self.0

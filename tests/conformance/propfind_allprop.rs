@@ -1,7 +1,8 @@
 //! PROPFIND allprop (as Windows Explorer sends it) of a folder: read in chunks, with the
 //! folder's dead properties and the locks read once, each entry answers exactly what a
 //! PROPFIND of that entry alone answers (dead properties, lockdiscovery with the tokens only
-//! their holders see), and a folder of 10,000 entries is listed whole, each entry once.
+//! their holders see, Win32 properties Explorer set), as well-formed XML whatever the dead
+//! properties hold, and a folder of 10,000 entries is listed whole, each entry once.
 
 use std::collections::BTreeMap;
 
@@ -19,12 +20,36 @@ fn auth(who: &str) -> String {
     }
 }
 
+/// Windows Explorer's User-Agent: its allprop adds the Win32 properties.
+const EXPLORER: &str = "User-Agent: Microsoft-WebDAV-MiniRedir/10.0.19045";
+
 /// A PROPFIND as `who` (`body` empty: no body, as Explorer); status and answer.
 fn propfind(server: &Server, who: &str, path: &str, depth: &str, body: &str) -> (u16, String) {
+    propfind_as(server, who, path, depth, body, "User-Agent: curl")
+}
+
+/// `propfind` with a User-Agent header (`EXPLORER` or another).
+fn propfind_as(
+    server: &Server,
+    who: &str,
+    path: &str,
+    depth: &str,
+    body: &str,
+    agent: &str,
+) -> (u16, String) {
     let a = auth(who);
     let depth = format!("Depth: {depth}");
     let url = server.dav(path);
-    let mut args = vec!["-u", a.as_str(), "-X", "PROPFIND", "-H", depth.as_str()];
+    let mut args = vec![
+        "-u",
+        a.as_str(),
+        "-X",
+        "PROPFIND",
+        "-H",
+        depth.as_str(),
+        "-H",
+        agent,
+    ];
     if !body.is_empty() {
         args.extend(["--data-binary", body]);
     }
@@ -63,8 +88,13 @@ fn responses(xml: &str) -> BTreeMap<String, String> {
 }
 
 fn proppatch(server: &Server, path: &str, name: &str, value: &str) {
+    proppatch_in(server, path, "urn:x-test", name, value);
+}
+
+/// PROPPATCH of one property `name` of namespace `ns` (value: XML content) as admin.
+fn proppatch_in(server: &Server, path: &str, ns: &str, name: &str, value: &str) {
     let body = format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:X="urn:x-test"><D:set><D:prop><X:{name}>{value}</X:{name}></D:prop></D:set></D:propertyupdate>"#
+        r#"<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:X="{ns}"><D:set><D:prop><X:{name}>{value}</X:{name}></D:prop></D:set></D:propertyupdate>"#
     );
     let a = auth("admin");
     let url = server.dav(path);
@@ -116,6 +146,20 @@ fn allprop_listing_answers_each_entry_as_a_propfind_of_it_alone() {
     proppatch(&server, "d/a.txt", "shape", "round");
     proppatch(&server, "d/sub", "color", "blue");
     proppatch(&server, "d", "color", "green");
+    // markup and escapes in a value, and a Win32 time Explorer set on one file only
+    proppatch(
+        &server,
+        "d/plain.txt",
+        "note",
+        r#"a &amp; b &lt;c&gt; <X:deep xmlns:Y="urn:y" Y:at="1&quot;2">x</X:deep>"#,
+    );
+    proppatch_in(
+        &server,
+        "d/b.txt",
+        "urn:schemas-microsoft-com:",
+        "Win32LastModifiedTime",
+        "Tue, 01 Jan 2019 10:00:00 GMT",
+    );
     let lockinfo = r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>t</D:owner></D:lockinfo>"#;
     let (s, admin_token) = crate::locks::lock_as(&server, &auth("admin"), "d/c.txt", "0", lockinfo);
     assert_eq!(s, 200);
@@ -132,14 +176,23 @@ fn allprop_listing_answers_each_entry_as_a_propfind_of_it_alone() {
         .to_string();
 
     for who in ["admin", "ann"] {
-        for body in ["", ALLPROP] {
-            let (s, listing) = propfind(&server, who, "d", "1", body);
+        for (body, agent) in [
+            ("", "User-Agent: curl"),
+            (ALLPROP, "User-Agent: curl"),
+            ("", EXPLORER),
+        ] {
+            let (s, listing) = propfind_as(&server, who, "d", "1", body, agent);
             assert_eq!(s, 207, "{listing}");
+            // well-formed, namespaces declared: a parser reads every response
+            let doc = xmltree::Element::parse(listing.as_bytes())
+                .unwrap_or_else(|e| panic!("{who} {agent}: {e}: {listing}"));
+            let parsed = doc.children.iter().filter_map(|n| n.as_element()).count();
+            assert_eq!(parsed, 6, "{listing}");
             let listed = responses(&listing);
             assert_eq!(listed.len(), 6, "{listing}");
             for (href, resp) in &listed {
                 let path = href.strip_prefix("/dav/").expect("href under /dav/");
-                let (s, alone) = propfind(&server, who, path, "0", body);
+                let (s, alone) = propfind_as(&server, who, path, "0", body, agent);
                 assert_eq!(s, 207);
                 let alone = responses(&alone);
                 assert_eq!(alone.get(href), Some(resp), "{who}: {href} differs alone");
@@ -148,7 +201,17 @@ fn allprop_listing_answers_each_entry_as_a_propfind_of_it_alone() {
             assert!(a.contains(">red<") && a.contains(">round<"), "{a}");
             assert!(listed["/dav/d/sub/"].contains(">blue<"));
             assert!(listed["/dav/d/"].contains(">green<"));
-            assert!(!listed["/dav/d/plain.txt"].contains("color"));
+            let plain = &listed["/dav/d/plain.txt"];
+            assert!(!plain.contains("color"));
+            assert!(
+                plain.contains("a &amp; b &lt;c&gt; <X:deep") && plain.contains(">x</X:deep>"),
+                "{plain}"
+            );
+            // the Win32 time set on b.txt is b's alone (Explorer's listing answers it)
+            let b = &listed["/dav/d/b.txt"];
+            let set = "Tue, 01 Jan 2019 10:00:00 GMT";
+            assert!(b.contains(set), "{b}");
+            assert!(!listed["/dav/d/a.txt"].contains(set));
             // each entry shows its locks; a token only to its holder (and administrators)
             let c = &listed["/dav/d/c.txt"];
             let sub = &listed["/dav/d/sub/"];

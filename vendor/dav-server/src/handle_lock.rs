@@ -262,13 +262,17 @@ pub(crate) async fn list_lockdiscovery(
 
 #[allow(clippy::borrowed_box)]
 pub(crate) fn list_supportedlock(ls: Option<&Box<dyn DavLockSystem>>) -> Element {
-    let mut elem = Element::new2("D:supportedlock");
-
     // must have a locksystem or bail
     if ls.is_none() {
-        return elem;
+        return Element::new2("D:supportedlock");
     }
+    supported_locks()
+}
 
+/// Kura patch 23: the `supportedlock` of a lock system (exclusive and shared write locks),
+/// the same for every resource.
+pub(crate) fn supported_locks() -> Element {
+    let mut elem = Element::new2("D:supportedlock");
     let mut entry = Element::new2("D:lockentry");
     let mut scope = Element::new2("D:lockscope");
     let mut ltype = Element::new2("D:locktype");

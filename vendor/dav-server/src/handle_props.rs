@@ -22,7 +22,7 @@ use crate::davheaders;
 use crate::davpath::*;
 use crate::errors::*;
 use crate::fs::*;
-use crate::handle_lock::{list_lockdiscovery, list_supportedlock};
+use crate::handle_lock::{list_lockdiscovery, list_supportedlock, supported_locks};
 use crate::ls::*;
 use crate::util::MemBuffer;
 use crate::util::{
@@ -236,7 +236,14 @@ pub(crate) struct PropWriter<C> {
     q_cache: QuotaCache,
     credentials: C,
     principal: Option<String>,
+    /// Kura patch 23: the namespace bindings the `multistatus` element declares, in force in
+    /// every response written raw (`write_raw`).
+    root_ns: Vec<(String, String)>,
 }
+
+/// Kura patch 23: bytes of a PROPFIND answer gathered before they go to the client as one
+/// body chunk (upstream sent a chunk per entry; each cost a frame and a write).
+const FLUSH_AT: usize = 16 * 1024;
 
 #[allow(dead_code)] // Kura patch 8: no longer read
 #[derive(Default, Clone, Copy)]
@@ -414,7 +421,7 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
                     npath.add_slash();
                 }
                 propwriter.write_props(&npath, meta).await?;
-                propwriter.flush().await?;
+                propwriter.flush_if_full().await?;
                 // For Depth::Default, treat it like Depth::One (no recursion)
                 // Only recurse for Depth::Infinity
                 if depth == davheaders::Depth::Infinity && is_dir {
@@ -723,6 +730,13 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
         // check the prop namespaces to see what namespaces
         // we need to put in the preamble.
         let mut ev = XmlWEvent::start_element("D:multistatus").ns("D", NS_DAV_URI);
+        let mut root_ns = vec![("D".to_string(), NS_DAV_URI.to_string())];
+        let mut bind = |ev: xml::writer::events::StartElementBuilder<'static>,
+                        p: &'static str,
+                        uri: &'static str| {
+            root_ns.push((p.to_string(), uri.to_string()));
+            ev.ns(p, uri)
+        };
         if name != "propertyupdate" {
             let mut a = false;
             let mut m = false;
@@ -747,16 +761,16 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
                 }
             }
             if a {
-                ev = ev.ns("A", NS_APACHE_URI);
+                ev = bind(ev, "A", NS_APACHE_URI);
             }
             if m {
-                ev = ev.ns("Z", NS_MS_URI);
+                ev = bind(ev, "Z", NS_MS_URI);
             }
             if nc {
-                ev = ev.ns("nc", NS_NEXTCLOUD_URI);
+                ev = bind(ev, "nc", NS_NEXTCLOUD_URI);
             }
             if oc {
-                ev = ev.ns("oc", NS_OWNCLOUD_URI);
+                ev = bind(ev, "oc", NS_OWNCLOUD_URI);
             }
             #[cfg(feature = "caldav")]
             if c || req.uri().path().starts_with(&format!(
@@ -764,7 +778,7 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
                 dav_path.prefix(),
                 DEFAULT_CALDAV_DIRECTORY
             )) {
-                ev = ev.ns("C", NS_CALDAV_URI);
+                ev = bind(ev, "C", NS_CALDAV_URI);
             }
             #[cfg(feature = "carddav")]
             if card
@@ -774,7 +788,7 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
                     DEFAULT_CARDDAV_DIRECTORY
                 ))
             {
-                ev = ev.ns("CARD", NS_CARDDAV_URI);
+                ev = bind(ev, "CARD", NS_CARDDAV_URI);
             }
         }
         emitter.write(ev)?;
@@ -790,6 +804,7 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
             q_cache: Default::default(),
             credentials,
             principal,
+            root_ns,
         })
     }
 
@@ -943,9 +958,15 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
                         }
                     }
                     "supportedlock" => {
+                        // Kura patch 23: the same for every resource, built once
+                        static SUPPORTED: LazyLock<Element> = LazyLock::new(supported_locks);
+                        let element = match self.ls {
+                            Some(_) => SUPPORTED.clone(),
+                            None => list_supportedlock(None),
+                        };
                         return Ok(StatusElement {
                             status: StatusCode::OK,
-                            element: list_supportedlock(self.ls.as_ref()),
+                            element,
                         });
                     }
                     "lockdiscovery" => {
@@ -1262,30 +1283,35 @@ impl<C: Clone + Send + Sync + 'static> PropWriter<C> {
         path: &DavPath,
         props: HashMap<StatusCode, Vec<Element>>,
     ) -> Result<(), DavError> {
-        self.emitter.write(XmlWEvent::start_element("D:response"))?;
-        let p = path.with_prefix().as_url_string();
-        Element::new2("D:href")
-            .text(p)
-            .write_ev(&mut self.emitter)?;
+        // Kura patch 23: written straight into the buffer (`write_raw`), not through the
+        // emitter; the same XML.
+        let out = self.emitter.inner_mut().bytes_mut();
+        out.extend_from_slice(b"<D:response><D:href>");
+        let href = path.with_prefix().as_url_string();
+        out.extend_from_slice(xml::escape::escape_str_pcdata(&href).as_bytes());
+        out.extend_from_slice(b"</D:href>");
 
         let mut keys = props.keys().collect::<Vec<_>>();
         keys.sort();
         for status in keys {
-            let v = props.get(status).unwrap();
-            self.emitter.write(XmlWEvent::start_element("D:propstat"))?;
-            self.emitter.write(XmlWEvent::start_element("D:prop"))?;
-            for i in v.iter() {
-                i.write_ev(&mut self.emitter)?;
+            out.extend_from_slice(b"<D:propstat><D:prop>");
+            for i in props[status].iter() {
+                write_raw(i, &mut self.root_ns, out);
             }
-            self.emitter.write(XmlWEvent::end_element())?;
-            Element::new2("D:status")
-                .text("HTTP/1.1 ".to_string() + &status.to_string())
-                .write_ev(&mut self.emitter)?;
-            self.emitter.write(XmlWEvent::end_element())?;
+            out.extend_from_slice(b"</D:prop><D:status>HTTP/1.1 ");
+            let code = status.to_string();
+            out.extend_from_slice(xml::escape::escape_str_pcdata(&code).as_bytes());
+            out.extend_from_slice(b"</D:status></D:propstat>");
         }
+        out.extend_from_slice(b"</D:response>");
+        Ok(())
+    }
 
-        self.emitter.write(XmlWEvent::end_element())?; // response
-
+    /// Kura patch 23: sends what is buffered once it is `FLUSH_AT` bytes or more.
+    pub async fn flush_if_full(&mut self) -> DavResult<()> {
+        if self.emitter.inner_mut().bytes_mut().len() >= FLUSH_AT {
+            self.flush().await?;
+        }
         Ok(())
     }
 
@@ -1446,6 +1472,9 @@ fn element_to_davprop(elem: &Element) -> DavProp {
 }
 
 fn davprop_to_element(prop: DavProp) -> Element {
+    if let Some(e) = simple_prop_element(&prop) {
+        return e;
+    }
     if let Some(xml) = prop.xml {
         match Element::parse2(Cursor::new(xml)) {
             Ok(result) => {
@@ -1465,4 +1494,48 @@ fn davprop_to_element(prop: DavProp) -> Element {
     elem.prefix = prop.prefix;
     elem.namespace = prop.namespace;
     elem
+}
+
+/// Kura patch 23: the element of a property in the form `DavProp::new` writes
+/// (`<p:name xmlns:p="ns">text</p:name>`, the text without markup or other entities than
+/// `&amp;`, `&lt;` and `&gt;`), built without the XML parser; `None` for any other form.
+/// A filesystem answering live properties this way no longer costs a parse per property and
+/// entry.
+fn simple_prop_element(prop: &DavProp) -> Option<Element> {
+    let xml = std::str::from_utf8(prop.xml.as_deref()?).ok()?;
+    let (pfx, ns) = (prop.prefix.as_deref()?, prop.namespace.as_deref()?);
+    let name = prop.name.as_str();
+    let open = format!("<{pfx}:{name} xmlns:{pfx}=\"{ns}\">");
+    let close = format!("</{pfx}:{name}>");
+    let text = xml
+        .strip_prefix(open.as_str())?
+        .strip_suffix(close.as_str())?;
+    if text.contains('<') || text.contains('"') || ns.contains(['"', '<', '&']) {
+        return None;
+    }
+    let mut unescaped = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        unescaped.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let (c, len) = if rest.starts_with("&amp;") {
+            ('&', 5)
+        } else if rest.starts_with("&lt;") {
+            ('<', 4)
+        } else if rest.starts_with("&gt;") {
+            ('>', 4)
+        } else {
+            return None;
+        };
+        unescaped.push(c);
+        rest = &rest[len..];
+    }
+    unescaped.push_str(rest);
+    let mut e = Element::new(name).ns(pfx, ns);
+    e.prefix = Some(pfx.to_string());
+    e.namespace = Some(ns.to_string());
+    if !unescaped.is_empty() {
+        e.children.push(XMLNode::Text(unescaped));
+    }
+    Some(e)
 }

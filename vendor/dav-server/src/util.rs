@@ -1,4 +1,4 @@
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -174,23 +174,27 @@ pub(crate) fn systemtime_to_rfc3339_without_nanosecond(t: SystemTime) -> String 
 
 // A buffer that implements "Write".
 #[derive(Clone)]
-pub(crate) struct MemBuffer(Cursor<Vec<u8>>);
+pub(crate) struct MemBuffer(Vec<u8>);
 
 impl MemBuffer {
     pub fn new() -> MemBuffer {
-        MemBuffer(Cursor::new(Vec::new()))
+        MemBuffer(Vec::new())
     }
 
     pub fn take(&mut self) -> Bytes {
-        let buf = std::mem::take(self.0.get_mut());
-        self.0.set_position(0);
-        Bytes::from(buf)
+        Bytes::from(std::mem::take(&mut self.0))
+    }
+
+    /// Kura patch 23: the bytes written so far, to append to directly (always at the end).
+    pub fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
     }
 }
 
 impl Write for MemBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -175,3 +175,80 @@ pub(crate) fn emitter<W: Write>(w: W) -> DavResult<EventWriter<W>> {
     })?;
     Ok(emitter)
 }
+
+/// Kura patch 23: `write_ev` without an `EventWriter`, appending the element's XML to `out`.
+/// `scope` holds the namespace bindings (prefix, URI) in force around the element, innermost
+/// last; like the emitter, a binding of `namespaces` is declared only where it is not in force
+/// already. A PROPFIND answer writes some fifteen elements per entry; through the emitter
+/// (a namespace stack pushed and checked per element, names formatted) that was most of the
+/// CPU of an allprop listing.
+pub(crate) fn write_raw(e: &Element, scope: &mut Vec<(String, String)>, out: &mut Vec<u8>) {
+    use xml::escape::{escape_str_attribute, escape_str_pcdata};
+    let depth = scope.len();
+    out.push(b'<');
+    let name_start = out.len();
+    if let Some(p) = e.prefix.as_deref().filter(|p| !p.is_empty()) {
+        out.extend_from_slice(p.as_bytes());
+        out.push(b':');
+    }
+    out.extend_from_slice(e.name.as_bytes());
+    let name_end = out.len();
+    if let Some(ns) = &e.namespaces {
+        for (prefix, uri) in ns {
+            if prefix == "xml" || prefix == "xmlns" || (prefix.is_empty() && uri.is_empty()) {
+                continue;
+            }
+            let bound = scope.iter().rev().find(|(p, _)| p == prefix);
+            if bound.is_some_and(|(_, u)| u == uri) {
+                continue;
+            }
+            if prefix.is_empty() {
+                out.extend_from_slice(b" xmlns=\"");
+            } else {
+                out.extend_from_slice(b" xmlns:");
+                out.extend_from_slice(prefix.as_bytes());
+                out.extend_from_slice(b"=\"");
+            }
+            out.extend_from_slice(escape_str_attribute(uri).as_bytes());
+            out.push(b'"');
+            scope.push((prefix.to_string(), uri.to_string()));
+        }
+    }
+    for (k, v) in &e.attributes {
+        out.push(b' ');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"=\"");
+        out.extend_from_slice(escape_str_attribute(v).as_bytes());
+        out.push(b'"');
+    }
+    out.push(b'>');
+    for node in &e.children {
+        match node {
+            XMLNode::Element(c) => write_raw(c, scope, out),
+            XMLNode::Text(t) => out.extend_from_slice(escape_str_pcdata(t).as_bytes()),
+            XMLNode::Comment(c) => {
+                out.extend_from_slice(b"<!--");
+                out.extend_from_slice(c.as_bytes());
+                out.extend_from_slice(b"-->");
+            }
+            XMLNode::CData(c) => {
+                out.extend_from_slice(b"<![CDATA[");
+                out.extend_from_slice(c.as_bytes());
+                out.extend_from_slice(b"]]>");
+            }
+            XMLNode::ProcessingInstruction(n, d) => {
+                out.extend_from_slice(b"<?");
+                out.extend_from_slice(n.as_bytes());
+                if let Some(d) = d {
+                    out.push(b' ');
+                    out.extend_from_slice(d.as_bytes());
+                }
+                out.extend_from_slice(b"?>");
+            }
+        }
+    }
+    out.extend_from_slice(b"</");
+    out.extend_from_within(name_start..name_end);
+    out.push(b'>');
+    scope.truncate(depth);
+}
