@@ -33,8 +33,8 @@ const H2_MAX_HEADER_LIST: u32 = 32 * 1024;
 /// Receive window of a stream and of a whole connection: request bodies a handler has not read
 /// yet (one waiting out the failed-authentication delay, say) hold at most this much a
 /// connection, whatever the number of streams; fixed, not adaptive (hyper's BDP estimate
-/// grows it up to 16 MiB). 1 MiB keeps a 256 MiB upload at full speed on a LAN
-/// (docs/performance.md); it was 4 MiB a stream, 8 MiB a connection: 1 GiB for one address.
+/// grows it up to 16 MiB). One upload then moves at most 1 MiB a round trip (50 MiB/s at
+/// 20 ms, docs/security.md); it was 4 MiB a stream, 8 MiB a connection: 1 GiB an address.
 const H2_WINDOW: u32 = 1024 * 1024;
 /// Response bytes queued a stream beyond what the client's window takes: a client that stops
 /// reading holds at most this (and the chunk in hand) a stream.
