@@ -28,22 +28,70 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Characters that reorder the text around them (bidi embeddings, overrides, isolates and
-/// marks, as the app's `BIDI`): in a saved file's name they make `invoice_\u{202E}fdp.exe`
-/// read `invoice_exe.pdf` in a file manager.
+/// marks, the Arabic letter mark; as the app's `BIDI`): in a saved file's name they make
+/// `invoice_\u{202E}fdp.exe` read `invoice_exe.pdf` in a file manager.
 pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// The name a download gives a file (its `Content-Disposition`, a zip entry's segment): the
+/// name without bidi controls, `download` when nothing else is left. The one rule of every
+/// name Kura hands a browser to save.
+pub fn saved_name(name: &str) -> String {
+    let name: String = name.chars().filter(|c| !is_bidi_control(*c)).collect();
+    if name.is_empty() {
+        "download".into()
+    } else {
+        name
+    }
+}
+
+/// A `Content-Disposition` a client stored (S3 object metadata) as served: its bidi controls
+/// removed, raw or percent-encoded (`filename*=UTF-8''a%E2%80%AEb`), so a name it gives is
+/// saved as `saved_name` would give it; anything else is left as stored.
+pub fn stored_disposition(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(c) = rest.chars().next() {
+        if let Some(n) = encoded_bidi(rest) {
+            rest = &rest[n..];
+            continue;
+        }
+        if !is_bidi_control(c) {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The length of the percent-encoded UTF-8 bidi control `s` starts with, if it does.
+fn encoded_bidi(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let byte = |i: usize| -> Option<u8> {
+        let t = b.get(i * 3..i * 3 + 3)?;
+        (t[0] == b'%').then_some(())?;
+        u8::from_str_radix(std::str::from_utf8(&t[1..]).ok()?, 16).ok()
+    };
+    let lead = byte(0)?;
+    let n = match lead {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => return None,
+    };
+    let bytes: Vec<u8> = (0..n).map(byte).collect::<Option<_>>()?;
+    let c = std::str::from_utf8(&bytes).ok()?.chars().next()?;
+    is_bidi_control(c).then_some(n * 3)
 }
 
 /// `attachment` with an ASCII fallback `filename` and the UTF-8 name in `filename*`, both
-/// without bidi controls (a name of nothing else becomes `download`): every download (the
-/// app, share links, zips) names its file here.
+/// the `saved_name` of `name`: every download (the app, share links, zips) names its file here.
 pub fn content_disposition(name: &str) -> String {
-    let name: String = name.chars().filter(|c| !is_bidi_control(*c)).collect();
-    let name = if name.is_empty() {
-        "download"
-    } else {
-        name.as_str()
-    };
+    let name = saved_name(name);
+    let name = name.as_str();
     let fallback: String = name
         .chars()
         .map(|c| {
@@ -159,5 +207,27 @@ mod tests {
             http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(784111777)),
             "Sun, 06 Nov 1994 08:49:37 GMT"
         );
+    }
+
+    /// Attack: an S3 object stored with a Content-Disposition whose name carries bidi
+    /// controls, raw or percent-encoded in any case; the rest of the value stays as stored.
+    #[test]
+    fn stored_dispositions_lose_their_bidi_controls() {
+        assert_eq!(
+            stored_disposition("inline; filename*=UTF-8''invoice_%E2%80%aefdp.exe"),
+            "inline; filename*=UTF-8''invoice_fdp.exe"
+        );
+        assert_eq!(
+            stored_disposition("attachment; filename=\"a\u{2066}b\u{061C}.txt\""),
+            "attachment; filename=\"ab.txt\""
+        );
+        assert_eq!(
+            stored_disposition("attachment; filename*=UTF-8''%D8%9Ca%E2%81%A9%C3%BC%E2%80%8F%"),
+            "attachment; filename*=UTF-8''a%C3%BC%"
+        );
+        let plain = "attachment; filename*=UTF-8''Gr%C3%BC%C3%9Fe%E2%82%AC%2";
+        assert_eq!(stored_disposition(plain), plain);
+        assert_eq!(saved_name("\u{202E}"), "download");
+        assert_eq!(saved_name("a\u{202D}b"), "ab");
     }
 }

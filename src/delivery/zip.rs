@@ -61,14 +61,20 @@ pub fn stream(
     ReaderStream::with_capacity(rd, 64 * 1024).chain(tail)
 }
 
-/// The part of `path` below the folder `base`.
+/// The part of `path` below the folder `base`, as the entry's name: each segment the name a
+/// download saves a file under (`headers::saved_name`: no bidi controls).
 fn relative(base: &VPath, path: &VPath) -> String {
     let skip = if base.is_root() {
         1
     } else {
         base.as_str().len() + 1
     };
-    path.as_str().get(skip..).unwrap_or_default().to_string()
+    let below = path.as_str().get(skip..).unwrap_or_default();
+    below
+        .split('/')
+        .map(super::headers::saved_name)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 async fn write(

@@ -1,7 +1,8 @@
-//! Browser checks for the admin API (CSRF and stored-XSS defence): a request from another
-//! origin is refused, and so are Basic credentials sent by a browser, which would otherwise
-//! be replayed by any page a logged-in administrator opens. Scripts and the CLI send no
-//! `Origin` and no `Sec-Fetch-*` headers; the browser app will use a session, not Basic.
+//! Browser checks for the admin API, the user API and share links (CSRF and stored-XSS
+//! defence): a request from another origin is refused (on share links, one that may change
+//! something), and so are Basic credentials a browser sends to the admin API, which would
+//! otherwise be replayed by any page a logged-in administrator opens. Scripts and the CLI
+//! send no `Origin` and no `Sec-Fetch-*` headers; the browser app uses a session, not Basic.
 
 use http::{header, Request};
 
@@ -18,6 +19,17 @@ pub fn cross_site<B>(req: &Request<B>, https: bool) -> Option<&'static str> {
         return Some("requests from another origin are refused");
     }
     None
+}
+
+/// Why a request that may change something (any method but GET, HEAD, OPTIONS, TRACE) is
+/// refused because it comes from a page of another origin (`cross_site`); links from other
+/// sites still open. Share links use it: a foreign page may not post a share's password form
+/// or a drop box's files.
+pub fn cross_site_write<B>(req: &Request<B>, https: bool) -> Option<&'static str> {
+    if req.method().is_safe() {
+        return None;
+    }
+    cross_site(req, https)
 }
 
 /// Whether the request's `Origin` names another origin than its `Host` and the site's
@@ -123,5 +135,18 @@ mod tests {
             None
         );
         assert!(cross_site(&req(&[host, ("origin", "ftp://nas.local:8443")]), true).is_some());
+    }
+
+    /// Attack: a page of another site posts to a share link; reads from links still open.
+    #[test]
+    fn only_writes_from_another_origin_are_refused() {
+        let evil = [("host", "nas.local"), ("origin", "https://evil.example")];
+        let mut post = req(&evil);
+        *post.method_mut() = http::Method::POST;
+        assert!(cross_site_write(&post, true).is_some());
+        assert_eq!(cross_site_write(&req(&evil), true), None);
+        let mut same = req(&[("host", "nas.local"), ("origin", "https://nas.local")]);
+        *same.method_mut() = http::Method::PUT;
+        assert_eq!(cross_site_write(&same, true), None);
     }
 }

@@ -518,6 +518,18 @@ impl App {
                 }
             }
             Route::Share => {
+                // before the per-address budget: a refused forgery costs the visitor nothing
+                if let Some(why) = super::origin::cross_site_write(&req, self.site_https(&req)) {
+                    tracing::warn!(%client, why, "share request refused");
+                    return (
+                        text(
+                            StatusCode::FORBIDDEN,
+                            "text/plain; charset=utf-8",
+                            "requests from another origin are refused\n",
+                        ),
+                        None,
+                    );
+                }
                 if let Err(wait) = self.limits.admit_share_request(client) {
                     crate::metrics::get().throttled(Throttle::ShareRequests);
                     return (too_many(wait, "too many requests\n"), None);

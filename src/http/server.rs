@@ -23,12 +23,22 @@ use crate::wire::RespBody;
 
 /// `EMFILE` and `ENFILE`: the process or the system is out of file descriptors.
 const OUT_OF_DESCRIPTORS: [i32; 2] = [24, 23];
-/// Requests in flight on one HTTP/2 connection.
-const H2_MAX_STREAMS: u32 = 128;
+/// Requests in flight on one HTTP/2 connection (RFC 9113 asks for at least 100).
+const H2_MAX_STREAMS: u32 = 100;
 /// Streams a client may open and reset before they are accepted (the "rapid reset" attack).
 const H2_MAX_PENDING_RESETS: usize = 20;
-/// Largest header block of an HTTP/2 request, in bytes.
-const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
+/// Largest header block of an HTTP/2 request, in bytes (decoded: HPACK lets a client send it
+/// for a few bytes), so at most 100 x 32 KiB of headers are held a connection.
+const H2_MAX_HEADER_LIST: u32 = 32 * 1024;
+/// Receive window of a stream and of a whole connection: request bodies a handler has not read
+/// yet (one waiting out the failed-authentication delay, say) hold at most this much a
+/// connection, whatever the number of streams; fixed, not adaptive (hyper's BDP estimate
+/// grows it up to 16 MiB). One upload then moves at most 1 MiB a round trip (50 MiB/s at
+/// 20 ms, docs/security.md); it was 4 MiB a stream, 8 MiB a connection: 1 GiB an address.
+const H2_WINDOW: u32 = 1024 * 1024;
+/// Response bytes queued a stream beyond what the client's window takes: a client that stops
+/// reading holds at most this (and the chunk in hand) a stream.
+const H2_MAX_SEND_BUF: usize = 64 * 1024;
 /// Waits of 50 ms for an evicted connection to release its descriptor.
 const ROOM_TRIES: u32 = 20;
 /// Longest pause of the accept loop while descriptors are short.
@@ -213,8 +223,10 @@ async fn serve_conn<I>(
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
         .max_header_list_size(H2_MAX_HEADER_LIST)
-        .initial_stream_window_size(4 * 1024 * 1024)
-        .initial_connection_window_size(8 * 1024 * 1024);
+        .max_send_buf_size(H2_MAX_SEND_BUF)
+        .adaptive_window(false)
+        .initial_stream_window_size(H2_WINDOW)
+        .initial_connection_window_size(H2_WINDOW);
     let conn = builder.serve_connection(io, svc);
     tokio::pin!(conn);
     loop {

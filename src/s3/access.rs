@@ -2,8 +2,9 @@
 //! only, but for anonymous GetObject and HeadObject, which may not rewrite the response's
 //! headers (`response-*` parameters: AWS refuses them unsigned too, so a link to a public
 //! file cannot make it a page or set how long caches keep it), and a GetObject
-//! `response-content-type` that would make a browser render or run the file is dropped, since
-//! s3s copies it into the response itself.
+//! `response-content-type` that would make a browser render or run the file is dropped, and a
+//! `response-content-disposition` loses its bidi controls, since s3s copies them into the
+//! response itself.
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::{GetObjectInput, HeadObjectInput};
@@ -71,6 +72,7 @@ impl S3Access for KuraAccess {
         {
             req.input.response_content_type = None;
         }
+        without_bidi(&mut req.input.response_content_disposition);
         Ok(())
     }
 
@@ -78,7 +80,16 @@ impl S3Access for KuraAccess {
         if req.credentials.is_none() && rewrites!(req.input) {
             return Err(anonymous_rewrite());
         }
+        without_bidi(&mut req.input.response_content_disposition);
         Ok(())
+    }
+}
+
+/// A `response-content-disposition` (which s3s sends as it is) as a stored one is served: a
+/// signed link cannot name a download with bidi controls either.
+fn without_bidi(asked: &mut Option<String>) {
+    if let Some(v) = asked.as_deref() {
+        *asked = Some(crate::delivery::headers::stored_disposition(v));
     }
 }
 

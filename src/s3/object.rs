@@ -10,6 +10,7 @@ use super::errors::{bucket_error, object_error};
 use super::names;
 use super::service::KuraS3;
 use super::sse_c;
+use crate::delivery::headers::stored_disposition;
 use crate::vfs::{Caller, Entry, ObjectVersion, UploadOptions, VPath, Vfs, VfsError};
 
 fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
@@ -374,9 +375,10 @@ impl KuraS3 {
             last_modified: Some(ts(entry.http_mtime())),
             // s3s applies `response-content-type` itself (access.rs drops unsafe ones)
             content_type: Some(entry.content_type.clone()),
+            // `response-content-disposition` was cleaned like a stored one (access.rs)
             content_disposition: input
                 .response_content_disposition
-                .or_else(|| h.get("content-disposition").cloned()),
+                .or_else(|| h.get("content-disposition").map(|v| stored_disposition(v))),
             content_encoding: input
                 .response_content_encoding
                 .or_else(|| h.get("content-encoding").cloned()),
@@ -452,7 +454,7 @@ impl KuraS3 {
                 input.response_content_type,
                 &entry.content_type,
             )),
-            content_disposition: h.get("content-disposition").cloned(),
+            content_disposition: h.get("content-disposition").map(|v| stored_disposition(v)),
             content_encoding: h.get("content-encoding").cloned(),
             content_language: h.get("content-language").cloned(),
             cache_control: h.get("cache-control").cloned(),

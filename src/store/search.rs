@@ -150,6 +150,21 @@ macro_rules! tags_of {
     };
 }
 
+/// Whether the `json_each` row `j` of an entry's tags is a [key, value] pair, in SQL: its
+/// `type` first (json_each gives a string element as bare text, which json_type() and
+/// json_extract() refuse as malformed JSON), as the triggers of 0041_search_tags_robust.sql.
+macro_rules! is_pair {
+    ($j:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $j,
+            ".type = 'array' THEN json_type(",
+            $j,
+            ".value, '$[0]') = 'text' ELSE 0 END"
+        )
+    };
+}
+
 /// The description of an entry row, in SQL.
 macro_rules! descr_of {
     ($t:literal) => {
@@ -166,7 +181,7 @@ macro_rules! descr_of {
 impl Store {
     /// How many entries the search index has wrong (a name, a description or a tag row
     /// missing, stale or left over), as `kura fsck` reports it; the triggers of
-    /// 0016_search.sql keep it at 0.
+    /// 0016_search.sql (0041) keep it at 0; stored tags that are not pairs are not counted.
     pub async fn search_index_drift(&self) -> Result<i64, MetaError> {
         let n: i64 = sqlx::query_scalar(concat!(
             "SELECT (SELECT count(*) FROM entries AS e LEFT JOIN search_text AS s ON s.rowid = e.rowid
@@ -183,15 +198,20 @@ impl Store {
                 WHERE NOT EXISTS (SELECT 1 FROM json_each(",
             tags_of!("e"),
             ") AS j
-                    WHERE json_extract(j.value, '$[0]') = t.tag_key
-                      AND coalesce(json_extract(j.value, '$[1]'), '') = t.tag_value))
+                    WHERE CASE WHEN ",
+            is_pair!("j"),
+            "
+                      THEN json_extract(j.value, '$[0]') = t.tag_key
+                       AND coalesce(json_extract(j.value, '$[1]'), '') = t.tag_value ELSE 0 END))
              + (SELECT count(*) FROM entries AS e, json_each(",
             tags_of!("e"),
             ") AS j
-                WHERE json_type(j.value) = 'array' AND json_type(j.value, '$[0]') = 'text'
-                  AND NOT EXISTS (SELECT 1 FROM search_tags AS t WHERE t.entry = e.rowid
+                WHERE CASE WHEN ",
+            is_pair!("j"),
+            "
+                  THEN NOT EXISTS (SELECT 1 FROM search_tags AS t WHERE t.entry = e.rowid
                       AND t.tag_key = json_extract(j.value, '$[0]')
-                      AND t.tag_value = coalesce(json_extract(j.value, '$[1]'), '')))"
+                      AND t.tag_value = coalesce(json_extract(j.value, '$[1]'), '')) ELSE 0 END)"
         ))
         .fetch_one(&self.pool)
         .await?;
@@ -257,7 +277,8 @@ impl Store {
              FROM entries AS e, json_each(",
             tags_of!("e"),
             ") AS t
-             WHERE json_type(t.value) = 'array' AND json_type(t.value, '$[0]') = 'text'"
+             WHERE ",
+            is_pair!("t")
         ))
         .execute(&mut *tx)
         .await?;
@@ -336,5 +357,65 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(path: &str, is_dir: bool, headers: Option<&str>) -> EntryRow {
+        EntryRow {
+            path: path.into(),
+            parent: super::super::parent_of(path).to_string(),
+            is_dir,
+            size: 0,
+            mtime_ms: 1,
+            etag: "e".into(),
+            content_type: None,
+            owner: None,
+            headers: headers.map(str::to_string),
+            grp: None,
+            mode: 0o775,
+            origin: None,
+            sealed: None,
+        }
+    }
+
+    /// Attack (red team): stored tags that are not a list of [key, value] pairs (a string
+    /// element, a number, an object, a bare string, a nested list). Kura's own writers store
+    /// checked pairs only, but a damaged or foreign row did not just go unindexed: the 0016
+    /// trigger failed (malformed JSON) every write of it, and fsck and the rebuild with it.
+    /// Now such elements are skipped, the pairs beside them indexed, and nothing fails.
+    #[tokio::test]
+    async fn tags_that_are_not_pairs_never_fail_a_write_or_the_index() {
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&row("/b", true, None)).await.unwrap();
+        let hostile = [
+            r#"{"x-amz-tagging":"[\"abc\",[\"k\",\"v\"]]"}"#,
+            r#"{"x-amz-tagging":"\"abc\""}"#,
+            r#"{"x-amz-tagging":"[5,{\"a\":1},[1,2],[[\"x\"]],[\"k\",\"v\"]]"}"#,
+            r#"{"x-amz-tagging":"[\"[\\\"s\\\",\\\"t\\\"]\",[\"k\",\"v\"]]"}"#,
+            r#"{"x-amz-tagging":42}"#,
+            r#"{"x-amz-tagging":["abc",["k","v"]]}"#,
+            r#"["x-amz-tagging"]"#,
+            "not json",
+        ];
+        for (i, h) in hostile.iter().enumerate() {
+            let path = format!("/b/f{i}");
+            s.put_file(&row(&path, false, Some(h)))
+                .await
+                .unwrap_or_else(|e| panic!("insert {h}: {e}"));
+            s.set_headers(&path, None, Some(h), 2)
+                .await
+                .unwrap_or_else(|e| panic!("update {h}: {e}"));
+        }
+        assert_eq!(s.search_index_drift().await.unwrap(), 0);
+        s.rebuild_search_index().await.unwrap();
+        assert_eq!(s.search_index_drift().await.unwrap(), 0);
+        // the pairs beside them are found; a string that looks like a pair is no tag
+        assert_eq!(s.count_tagged("k", Some("v"), 100).await.unwrap(), 4);
+        assert_eq!(s.count_tagged("s", None, 100).await.unwrap(), 0);
+        assert_eq!(s.count_tagged("abc", None, 100).await.unwrap(), 0);
     }
 }

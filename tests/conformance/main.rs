@@ -19,6 +19,7 @@ mod encryption_ssec;
 mod first_hour;
 mod fsck_odd;
 mod get_race;
+mod h2_windows;
 mod hardening;
 mod hardening_auth;
 mod hardening_fuzz;

@@ -472,3 +472,58 @@ fn virtual_host_style_only_for_subdomains_of_the_base_domain() {
         .arg(server.url("/vhost/hello.txt")));
     assert_eq!(by_path.stdout, b"hello by host");
 }
+
+/// Attack (red team): an object stored with a Content-Disposition whose file name carries bidi
+/// controls (`invoice_\u202Efdp.exe` saves as a name that reads `invoice_exe.pdf`),
+/// percent-encoded in `filename*` as clients send it, or asked for in a signed
+/// `response-content-disposition`. GET and HEAD return the value less those characters
+/// (the rule of every download Kura names); the rest of the value as it was stored.
+#[test]
+fn s3_content_disposition_is_served_without_bidi_controls() {
+    require("curl");
+    let server = Server::start(false);
+    let key = server.s3_key();
+    let user = format!("{}:{}", key.id, key.secret);
+    let s3 = |args: &[&str]| -> String {
+        let mut all = vec![
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--user",
+            &user,
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&server.curl(&all).stdout).to_lowercase()
+    };
+    assert!(s3(&["-X", "PUT", &server.url("/docs")]).starts_with("http/1.1 200"));
+    let stored =
+        "attachment; filename=\"invoice.exe\"; filename*=UTF-8''invoice_%E2%80%AEfdp%E2%81%A6.exe";
+    let put = s3(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        "MZ",
+        "-H",
+        &format!("Content-Disposition: {stored}"),
+        &server.url("/docs/invoice.exe"),
+    ]);
+    assert!(put.starts_with("http/1.1 200"), "{put}");
+    let want = "content-disposition: attachment; filename=\"invoice.exe\"; filename*=utf-8''invoice_fdp.exe\r\n";
+    let got = s3(&[&server.url("/docs/invoice.exe")]);
+    assert!(got.contains(want), "GET: {got}");
+    let head = s3(&["-I", &server.url("/docs/invoice.exe")]);
+    assert!(head.contains(want), "HEAD: {head}");
+    let asked = s3(&[&server.url(
+        "/docs/invoice.exe?response-content-disposition=inline%3B%20filename%2A%3DUTF-8%27%27a%25E2%2580%25AEb.txt",
+    )]);
+    assert!(
+        asked.contains("content-disposition: inline; filename*=utf-8''ab.txt\r\n"),
+        "response-content-disposition: {asked}"
+    );
+}

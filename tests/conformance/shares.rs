@@ -962,3 +962,121 @@ fn a_shared_file_opened_in_a_browser_gets_a_page_and_clients_the_bytes() {
     );
     assert_eq!((s, got.as_slice()), (200, &b"MZ-bytes"[..]));
 }
+
+/// Attack (red team): a page of another site posts a share's password form (a guess, or the
+/// visitor's own password replayed into a session the attacker chose) and a drop box's files.
+/// Every such write gets 403 before anything is read or counted: no cookie, no file, no
+/// request of the visitor's per-address budget spent. Links from other sites still open,
+/// and same-origin pages and clients that send no `Origin` (curl) work as before.
+#[test]
+fn a_foreign_page_cannot_post_to_a_share() {
+    require("curl");
+    let server = Server::start_with(
+        false,
+        &[
+            ("KURA_LIMITS__SHARE_REQUESTS_PER_SECOND", "1"),
+            ("KURA_LIMITS__SHARE_BURST", "6"),
+        ],
+    );
+    run(server.kura().args(["group", "add", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "b", "--group", "g"]));
+    assert_eq!(server.status(&["-X", "MKCOL", &server.dav("b/in")]), 201);
+    assert_eq!(server.put("b/f.txt", b"secret"), 201);
+    let (_, token, _) = share(&server, &["/b/f.txt"], Some("open sesame"));
+    let (_, drop, _) = share(&server, &["/b/in", "--upload-only"], None);
+    let u = s_url(&server, &token, "");
+    let same = format!("Origin: http://127.0.0.1:{}", server.port);
+    let jar = server.root.path().join("jar.txt");
+    let jar = jar.to_str().expect("utf8");
+    let form = ["--data-urlencode", "password=open sesame"];
+    let forged: [&[&str]; 4] = [
+        &["-H", "Origin: https://evil.example"],
+        &["-H", "Sec-Fetch-Site: cross-site"],
+        &["-H", "Origin: null"],
+        // the right host under another scheme is another origin
+        &["-H", "Origin: https://127.0.0.1"],
+    ];
+    for (i, h) in forged.iter().enumerate() {
+        let mut args = vec!["-c", jar];
+        args.extend_from_slice(h);
+        args.extend_from_slice(&form);
+        args.push(&u);
+        let got = head(&server, &args);
+        assert!(got.starts_with("http/1.1 403"), "{h:?}: {got}");
+        assert!(!got.contains("set-cookie"), "{h:?}: {got}");
+        let to_drop = s_url(&server, &drop, &format!("/forged{i}.txt"));
+        let mut args = vec!["-X", "POST", "--data-binary", "x"];
+        args.extend_from_slice(h);
+        args.push(&to_drop);
+        assert_eq!(st(&server, &args), 403, "{h:?}");
+    }
+    assert!(!std::fs::read_to_string(jar)
+        .unwrap_or_default()
+        .contains("kura_share_"));
+    assert_eq!(server.status(&[&server.dav("b/in/forged0.txt")]), 404);
+    // eight refusals spent none of the six requests of the budget
+    assert_eq!(
+        st(&server, &["-H", "Origin: https://evil.example", &u]),
+        401,
+        "a link followed from another site still opens (its password page)"
+    );
+    let h = head(&server, &["-c", jar, "-H", &same, form[0], form[1], &u]);
+    assert!(h.starts_with("http/1.1 303"), "{h}");
+    assert!(h.contains("set-cookie: kura_share_"), "{h}");
+    let h = head(&server, &[form[0], form[1], &u]);
+    assert!(h.starts_with("http/1.1 303"), "{h}");
+    let (s, got) = fetch(&server, &["-b", jar, &u]);
+    assert_eq!((s, got.as_slice()), (200, &b"secret"[..]));
+    let mine = s_url(&server, &drop, "/mine.txt");
+    assert_eq!(
+        st(
+            &server,
+            &["-X", "POST", "-H", &same, "--data-binary", "x", &mine]
+        ),
+        201
+    );
+}
+
+/// Attack (red team): files whose names carry bidi controls (`invoice_\u202Efdp.exe` reads
+/// `invoice_exe.pdf`), in a folder whose name carries one too, downloaded as a share link's
+/// zip: every entry is named without them, as a single download's Content-Disposition is.
+#[test]
+fn a_zip_names_its_entries_without_bidi_controls() {
+    require("curl");
+    require("python3");
+    let server = Server::start_with(false, ROOMY);
+    run(server.kura().args(["group", "add", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "b", "--group", "g"]));
+    // U+2067 (isolate) folder; U+202E (override), U+061C (Arabic letter mark) and U+200F files
+    assert_eq!(server.status(&["-X", "MKCOL", &server.dav("b/docs")]), 201);
+    assert_eq!(
+        server.status(&["-X", "MKCOL", &server.dav("b/docs/x%E2%81%A7y")]),
+        201
+    );
+    assert_eq!(server.put("b/docs/invoice_%E2%80%AEfdp.exe", b"MZ"), 201);
+    assert_eq!(server.put("b/docs/x%E2%81%A7y/a%D8%9Cb.txt", b"ab"), 201);
+    assert_eq!(server.put("b/docs/%E2%80%8F", b"rlm"), 201);
+    let (_, token, _) = share(&server, &["/b/docs"], None);
+    let zip = server.root.path().join("docs.zip");
+    let (s, _) = fetch(
+        &server,
+        &[
+            "-o",
+            zip.to_str().expect("utf8"),
+            &s_url(&server, &token, "?zip"),
+        ],
+    );
+    assert_eq!(s, 200);
+    let out = run(Command::new("python3").arg("-c").arg(format!(
+        "import zipfile; z = zipfile.ZipFile({:?}); print(ascii(sorted(i.filename for i in z.infolist())))",
+        zip.to_str().expect("utf8")
+    )));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "['download', 'invoice_fdp.exe', 'xy/ab.txt']"
+    );
+}

@@ -122,7 +122,7 @@ let me = null;
 // such names (WebDAV and S3 clients may carry them); the app shows each of these characters
 // as a visible marker, "⟨U+202E⟩", wherever it shows names, paths and other user data
 // (docs/web.md). A file's own contents in a preview are shown as they are ("raw").
-const BIDI = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
 const shown = (s) => String(s).replace(BIDI, (c) =>
   "⟨U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "⟩");
 
