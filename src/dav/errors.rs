@@ -13,8 +13,9 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         VfsError::Exists | VfsError::PreconditionFailed(_) | VfsError::Changed(_) => {
             FsError::Exists
         }
-        // dav-server turns NotFound on PUT/MKCOL/COPY targets into 409 Conflict.
-        VfsError::Conflict(_) => FsError::NotFound,
+        // 409 on every method (dav-server patch 24): a MOVE refused after racing writers
+        // answered 404 before, as if its source were gone
+        VfsError::Conflict(_) => FsError::Conflict,
         VfsError::WrongKind(_)
         | VfsError::InvalidPath(_)
         | VfsError::Forbidden(_)

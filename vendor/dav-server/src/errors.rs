@@ -128,6 +128,7 @@ fn fserror_to_ioerror(e: FsError) -> io::Error {
         FsError::PathTooLong => io::Error::other("PathTooLong"),
         FsError::TooLarge => io::Error::other("TooLarge"),
         FsError::IsRemote => io::Error::other("IsRemote"),
+        FsError::Conflict => io::Error::other("Conflict"),
     }
 }
 
@@ -153,6 +154,7 @@ fn fserror_to_status(e: &FsError) -> StatusCode {
         FsError::PathTooLong => StatusCode::URI_TOO_LONG,
         FsError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         FsError::IsRemote => StatusCode::BAD_GATEWAY,
+        FsError::Conflict => StatusCode::CONFLICT,
     }
 }
 

@@ -52,6 +52,9 @@ pub enum FsError {
     TooLarge,
     /// Trying to MOVE over a mount boundary (EXDEV) (502)
     IsRemote,
+    /// The request conflicts with the resource's state, e.g. a move refused after racing
+    /// writers (409)
+    Conflict,
 }
 /// The Result type.
 pub type FsResult<T> = std::result::Result<T, FsError>;
