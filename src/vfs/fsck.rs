@@ -334,7 +334,7 @@ fn compare(
     report: &mut FsckReport,
     fixes: &mut Repairs,
 ) {
-    if item.path.contains(".kura-copy-") && !item.is_dir {
+    if !item.is_dir && is_copy_leftover(&item.path) {
         report.leftovers.push(item.path);
         return;
     }
@@ -360,5 +360,34 @@ fn compare(
             report.changed.push(item.path);
         }
         Some(_) => {}
+    }
+}
+
+/// Whether `path` names a staging file of an interrupted copy: `NAME.kura-copy-` and a simple
+/// UUID, as Kura names them. A user's own `x.kura-copy-notes.txt`, or a file in a folder of
+/// such a name, is not one (repair deleted them).
+fn is_copy_leftover(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.rsplit_once(".kura-copy-").is_some_and(|(stem, id)| {
+        !stem.is_empty() && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Red team: repair deleted users' files whose path merely contained `.kura-copy-`.
+    #[test]
+    fn only_kuras_own_staging_names_are_copy_leftovers() {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        assert!(super::is_copy_leftover(&format!("/b/f.txt.kura-copy-{id}")));
+        for user in [
+            "/b/x.kura-copy-notes.txt".to_string(),
+            format!("/b/dir.kura-copy-{id}/f"),
+            format!("/b/.kura-copy-{id}"),
+            format!("/b/f.kura-copy-{}", &id[..31]),
+            "/b/f.kura-copy-".to_string(),
+        ] {
+            assert!(!super::is_copy_leftover(&user), "{user}");
+        }
     }
 }

@@ -292,9 +292,21 @@ impl DavPath {
             segs.push(b"");
         }
         segs.insert(0, b"");
+        let fullpath = segs.join(&b'/').to_vec();
+        // the parent of the prefix's root is that root (Kura patch 25: `/dav/`'s parent was
+        // an empty path shorter than its prefix, and the next deref panicked)
+        let pfxlen = self.pfxlen.unwrap_or(0);
+        if fullpath.len() <= pfxlen {
+            let mut root = self.fullpath[..pfxlen].to_vec();
+            root.push(b'/');
+            return DavPath {
+                pfxlen: self.pfxlen,
+                fullpath: root,
+            };
+        }
         DavPath {
             pfxlen: self.pfxlen,
-            fullpath: segs.join(&b'/').to_vec(),
+            fullpath,
         }
     }
 }
