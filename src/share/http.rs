@@ -283,6 +283,8 @@ impl ShareFront {
             &content_disposition(&format!("{}.zip", entry.path.name())),
         );
         insert(&mut r, header::CACHE_CONTROL, "private, no-store");
+        // user content, as every shared file is (the app's zip has them too)
+        crate::wire::protect(r.headers_mut());
         Ok(r)
     }
 

@@ -489,8 +489,23 @@ impl Vfs {
         if let Some(done) = self.undelete(c, root, target, &rows).await? {
             return Ok(done);
         }
-        let mut done = Restored::default();
         let cut = root.path.len();
+        // all or nothing: a folder standing where a recorded one was, that lets in more than
+        // it did, refuses the restore before any file goes into it
+        for r in rows.iter().filter(|r| r.marker && r.is_dir) {
+            let rel = r.path.get(cut..).unwrap_or_default();
+            let t = VPath::parse(&format!("{target}{rel}"))?;
+            if t.as_str() == r.path {
+                if let Some(e) = self.lookup(&t).await? {
+                    if e.is_dir && Self::opens_more(&e, r) {
+                        return Err(VfsError::Conflict(
+                            "another folder now stands where the deleted one was and lets in more than it did: restore it elsewhere",
+                        ));
+                    }
+                }
+            }
+        }
+        let mut done = Restored::default();
         for r in &rows {
             let rel = r.path.get(cut..).unwrap_or_default();
             let t = VPath::parse(&format!("{target}{rel}"))?;
@@ -806,6 +821,20 @@ impl Vfs {
         Err(VfsError::Conflict(
             "the kept bytes changed form while being restored: try again",
         ))
+    }
+
+    /// Whether the folder `now` at a deleted folder's path lets in someone the deleted one
+    /// (`was`) kept out: another owner or group, or group or other bits it did not grant. A
+    /// decoy folder made at a private folder's path would otherwise receive its files on an
+    /// in-place restore and expose them (red team). A folder others could read and enter
+    /// kept no one out.
+    fn opens_more(now: &super::Entry, was: &VersionRow) -> bool {
+        if was.mode & 0o005 == 0o005 {
+            return false;
+        }
+        now.owner != was.owner
+            || now.group != was.grp
+            || i64::from(now.mode) & !was.mode & 0o077 != 0
     }
 
     /// What a restored entry gets of the owner, group and mode recorded for it. Where it was

@@ -256,7 +256,36 @@ def mkdir_tells_nothing_of_a_private_folder():
     assert r.status_code == 409, (r.status_code, r.text)
 
 
+def restore_into_a_decoy_folder():
+    # alice's private folder (0700) is deleted; bob makes a folder of the same name (his,
+    # open); restoring alice's folder where it was must not pour her files into bob's folder
+    alice, bob = sign_in("alice"), sign_in("bob")
+    mkdir(alice, "/team/pf", "0700")
+    dav_put("alice", "/team/pf/salaries.txt", b"salary list")
+    assert download(bob, "/team/pf/salaries.txt").status_code == 403
+    delete(alice, "/team/pf")
+    mkdir(bob, "/team/pf")
+    for who in [alice, basic("admin")]:
+        r = restore(who, "/team/pf")
+        assert r.status_code == 409, (r.status_code, r.text)
+    assert stat(basic("admin"), "/team/pf/salaries.txt").status_code == 404
+    # elsewhere it comes back whole and closed
+    r = restore(alice, "/team/pf", "/team/pf-back")
+    assert r.status_code == 200, r.text
+    assert download(alice, "/team/pf-back/salaries.txt").content == b"salary list"
+    assert download(bob, "/team/pf-back/salaries.txt").status_code == 403
+    # a folder that kept no one out (0777) may be restored into a remade one
+    mkdir(alice, "/team/open", "0777")
+    dav_put("alice", "/team/open/notes.txt", b"open notes")
+    delete(alice, "/team/open")
+    mkdir(bob, "/team/open")
+    r = restore(alice, "/team/open")
+    assert r.status_code == 200, r.text
+    assert download(bob, "/team/open/notes.txt").content == b"open notes"
+
+
 CHECKS = {f.__name__: f for f in [
+    restore_into_a_decoy_folder,
     restore_of_a_private_folder,
     restore_of_a_readable_folder_holding_a_private_one,
     restored_files_keep_their_owner_in_place,

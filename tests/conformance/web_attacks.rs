@@ -47,6 +47,13 @@ fn restoring_a_deleted_folder_needs_the_right_to_read_all_of_it() {
     check("restore_of_a_readable_folder_holding_a_private_one");
 }
 
+/// Red team (2026-12-06): a decoy folder made at a deleted private folder's path received
+/// its files on an in-place restore (by the owner or an administrator) and exposed them.
+#[test]
+fn a_private_folder_is_not_restored_into_a_decoy_folder() {
+    check("restore_into_a_decoy_folder");
+}
+
 /// F1: files restored where they were, file by file, became the restorer's.
 #[test]
 fn files_restored_in_place_keep_their_owner() {

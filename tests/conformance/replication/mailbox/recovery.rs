@@ -246,6 +246,9 @@ fn a_mailbox_peer_away_longer_than_deletions_are_remembered_is_warned_about() {
     }
     c[A].delete(&mut want, "f0");
     c[A].put(&mut want, "while-away.txt", b"written while b was away");
+    // b last heard from a before it stopped; a warned up to a beat early (12.9 s once): b is
+    // kept away until it is surely longer than the 17 s, or its resync has nothing to say
+    std::thread::sleep((left + Duration::from_secs(20)).saturating_duration_since(Instant::now()));
     c[B].start_again();
     let (_, warned) = resync(&c[B]);
     assert!(
