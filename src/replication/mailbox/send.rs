@@ -197,17 +197,26 @@ pub(super) async fn collect(w: &Worker, p: &mut Post) -> Result<(), ReplError> {
         return Ok(());
     }
     let ack = p.read_ack(&p.layout.ack(peer_node)).await?;
-    // the acknowledgement opened (sealed with the pair's key), yet it may only cover what
-    // this node wrote: one beyond that is not of this channel's history (a forged or stale
-    // letter read as ours), and collecting on its strength would drop letters never read
-    let done = if ack.done > ch.sent {
+    // the acknowledgement opened (sealed with the pair's key), so one beyond what this rule
+    // wrote covers letters this node wrote before the rule was stopped and made again (its
+    // counter started over, and the peer had read further than the resume saw). The peer's
+    // cursor stands there and it takes letters below it as replays: this rule numbers on
+    // from there and writes again, under new numbers, what it wrote since (the letters
+    // below the cursor are collected, their paths journaled again). Before, both sides
+    // waited on each other for ever.
+    let mut forgotten = Vec::new();
+    if ack.done > ch.sent {
         tracing::warn!(%bucket, %peer, done = ack.done, sent = ch.sent,
-            "replication: the peer acknowledges letters of ours we never wrote; nothing collected");
-        crate::metrics::get().replication_error(peer);
-        ch.acked
-    } else {
-        ack.done
-    };
+            "replication: the peer has read further than this rule wrote (the rule was made again); numbering on from there and writing its letters again");
+        for seq in ch.acked + 1..=ch.sent {
+            forgotten.extend(w.store.resend_letter(bucket, peer, seq).await?);
+        }
+        w.store
+            .raise_mailbox_counters(bucket, peer, ack.done, 0)
+            .await?;
+        p.redone.clear();
+    }
+    let done = ack.done;
     // every refused letter is sent again (the peer asks a page at a time, the oldest first,
     // and holds its acknowledgement below them, so their rows are still here); once is
     // enough per run: our acknowledgement's `redone` tells the peer to ask for the next page
@@ -215,7 +224,6 @@ pub(super) async fn collect(w: &Worker, p: &mut Post) -> Result<(), ReplError> {
     redo.truncate(crate::store::REFUSED_PAGE);
     redo.sort_unstable();
     redo.dedup();
-    let mut forgotten = Vec::new();
     for &seq in redo.iter().filter(|s| **s <= ch.sent) {
         if p.redone.contains(&seq) {
             continue;
