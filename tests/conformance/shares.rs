@@ -279,28 +279,7 @@ fn shared_folder_listing_zip_traversal_and_permission_revoked_later() {
     }
 
     // the streamed zip holds every file, checked by Python's zipfile (CRCs included)
-    let zip = server.root.path().join("docs.zip");
-    let heads = server.root.path().join("docs.headers");
-    let (s, _) = fetch(
-        &server,
-        &[
-            "-o",
-            zip.to_str().expect("utf8"),
-            "-D",
-            heads.to_str().expect("utf8"),
-            &s_url(&server, &token, "?zip"),
-        ],
-    );
-    assert_eq!(s, 200);
-    // a zip is user content: sandboxed and not sniffed, as every shared file (red team F7)
-    let heads = std::fs::read_to_string(&heads)
-        .expect("headers")
-        .to_lowercase();
-    assert!(
-        heads.contains("content-security-policy: sandbox")
-            && heads.contains("x-content-type-options: nosniff"),
-        "{heads}"
-    );
+    let zip = fetch_zip(&server, &token);
     let out = run(Command::new("python3").arg("-c").arg(format!(
         "import zipfile; z = zipfile.ZipFile({:?}); assert z.testzip() is None; print(sorted((i.filename, z.read(i).decode()) for i in z.infolist()))",
         zip.to_str().expect("utf8")
@@ -341,28 +320,7 @@ fn a_zip_holds_only_what_its_owner_may_list() {
     run(server.kura().args(["chown", "ann", "/fam/docs/blind"]));
     run(server.kura().args(["chmod", "100", "/fam/docs/blind"]));
     let (_, token, _) = share(&server, &["/fam/docs", "--as", "ann"], None);
-    let zip = server.root.path().join("docs.zip");
-    let heads = server.root.path().join("docs.headers");
-    let (s, _) = fetch(
-        &server,
-        &[
-            "-o",
-            zip.to_str().expect("utf8"),
-            "-D",
-            heads.to_str().expect("utf8"),
-            &s_url(&server, &token, "?zip"),
-        ],
-    );
-    assert_eq!(s, 200);
-    // a zip is user content: sandboxed and not sniffed, as every shared file (red team F7)
-    let heads = std::fs::read_to_string(&heads)
-        .expect("headers")
-        .to_lowercase();
-    assert!(
-        heads.contains("content-security-policy: sandbox")
-            && heads.contains("x-content-type-options: nosniff"),
-        "{heads}"
-    );
+    let zip = fetch_zip(&server, &token);
     let out = run(Command::new("python3").arg("-c").arg(format!(
         "import zipfile; z = zipfile.ZipFile({:?}); print(sorted(i.filename for i in z.infolist()))",
         zip.to_str().expect("utf8")
@@ -1085,28 +1043,7 @@ fn a_zip_names_its_entries_without_bidi_controls() {
     assert_eq!(server.put("b/docs/x%E2%81%A7y/a%D8%9Cb.txt", b"ab"), 201);
     assert_eq!(server.put("b/docs/%E2%80%8F", b"rlm"), 201);
     let (_, token, _) = share(&server, &["/b/docs"], None);
-    let zip = server.root.path().join("docs.zip");
-    let heads = server.root.path().join("docs.headers");
-    let (s, _) = fetch(
-        &server,
-        &[
-            "-o",
-            zip.to_str().expect("utf8"),
-            "-D",
-            heads.to_str().expect("utf8"),
-            &s_url(&server, &token, "?zip"),
-        ],
-    );
-    assert_eq!(s, 200);
-    // a zip is user content: sandboxed and not sniffed, as every shared file (red team F7)
-    let heads = std::fs::read_to_string(&heads)
-        .expect("headers")
-        .to_lowercase();
-    assert!(
-        heads.contains("content-security-policy: sandbox")
-            && heads.contains("x-content-type-options: nosniff"),
-        "{heads}"
-    );
+    let zip = fetch_zip(&server, &token);
     let out = run(Command::new("python3").arg("-c").arg(format!(
         "import zipfile; z = zipfile.ZipFile({:?}); print(ascii(sorted(i.filename for i in z.infolist())))",
         zip.to_str().expect("utf8")
@@ -1115,4 +1052,31 @@ fn a_zip_names_its_entries_without_bidi_controls() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "['download', 'invoice_fdp.exe', 'xy/ab.txt']"
     );
+}
+
+/// Downloads a shared folder's `?zip` into the server's root (`docs.zip`) and checks it went
+/// out as user content: sandboxed and not sniffed, as every shared file (red team F7).
+fn fetch_zip(server: &Server, token: &str) -> std::path::PathBuf {
+    let zip = server.root.path().join("docs.zip");
+    let heads = server.root.path().join("docs.headers");
+    let (s, _) = fetch(
+        server,
+        &[
+            "-o",
+            zip.to_str().expect("utf8"),
+            "-D",
+            heads.to_str().expect("utf8"),
+            &s_url(server, token, "?zip"),
+        ],
+    );
+    assert_eq!(s, 200);
+    let heads = std::fs::read_to_string(&heads)
+        .expect("headers")
+        .to_lowercase();
+    assert!(
+        heads.contains("content-security-policy: sandbox")
+            && heads.contains("x-content-type-options: nosniff"),
+        "{heads}"
+    );
+    zip
 }
