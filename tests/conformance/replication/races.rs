@@ -84,12 +84,31 @@ fn log_count(node: &Node, what: &str) -> usize {
         .count()
 }
 
+/// How many times `node` logged holding a shipment of `key` between its plan and its commit.
+fn holds(node: &Node, key: &str) -> usize {
+    let path = format!("/{key} ");
+    node.server
+        .log()
+        .lines()
+        .filter(|l| l.contains("holding a shipment") && l.contains(&path))
+        .count()
+}
+
+/// Waits (at most 20 s) until `node` logs holding a shipment of `key` once more than `before`.
+fn wait_for_hold(node: &Node, key: &str, before: usize) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while holds(node, key) <= before && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `first` and `second` hold `k00`... at version 0. For each key in turn, a user of `first`
 /// writes it (If-Match version 0); a random 0 to `spread` ms later a user of `second` writes
 /// it too (If-Match version 0), while `first`'s change travels to `second` (a worker polls
 /// every 250 ms, a puller every second) and is held there HOLD_MS ms between its plan and its
 /// commit. Every write acknowledged on either side is a concurrent edit of version 0: each
-/// must end up on both nodes, as the file or as a conflict copy of it. Bounded by `rounds`
+/// must end up on both nodes, as the file or as a conflict copy of it. Every other round the
+/// write on `second` waits instead until `second` holds the shipment. Bounded by `rounds`
 /// and by 150 s.
 fn local_writes_race_incoming_changes(c: &mut Cluster, first: usize, second: usize, spread: u64) {
     let rounds = 40;
@@ -116,6 +135,9 @@ fn local_writes_race_incoming_changes(c: &mut Cluster, first: usize, second: usi
         let v0 = etag_of(&c[first], &key).expect("version 0 is there");
         assert_eq!(etag_of(&c[second], &key).as_deref(), Some(v0.as_str()));
         let delay = Duration::from_millis(rng.gen_range(0..spread));
+        // every other round the second write waits for its node to hold this key's
+        // shipment, so the race is run however slow replication is on a loaded machine
+        let held_before = (i % 2 == 1).then(|| holds(&c[second], &key));
         let (f, s) = (&c[first], &c[second]);
         let (a_body, b_body) = (
             format!("{} wrote {i}", f.name),
@@ -124,7 +146,10 @@ fn local_writes_race_incoming_changes(c: &mut Cluster, first: usize, second: usi
         std::thread::scope(|scope| {
             let one = scope.spawn(|| put_if(f, &key, &a_body, Some(&v0)));
             let two = scope.spawn(|| {
-                std::thread::sleep(delay);
+                match held_before {
+                    Some(n) => wait_for_hold(s, &key, n),
+                    None => std::thread::sleep(delay),
+                }
                 put_if(s, &key, &b_body, Some(&v0))
             });
             let (one, two) = (one.join().expect("writer"), two.join().expect("writer"));
