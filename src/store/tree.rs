@@ -21,10 +21,10 @@ use super::versions::{
 };
 use super::{below, map_unique, parent_of, Mark, MetaError, Store};
 
-/// What a copy's transaction checks and makes besides the rows: the (path, etag) rows copied,
-/// the missing parents, its journal mark and what it keeps of a replaced file.
+/// What a copy's transaction checks and makes besides the rows: the (path, etag, mtime) rows
+/// copied, the missing parents, its journal mark and what it keeps of a replaced file.
 pub type CopyBasis<'a> = (
-    &'a [(String, String)],
+    &'a [(String, String, i64)],
     &'a [EntryRow],
     Option<&'a Mark>,
     &'a Archive,
@@ -356,16 +356,17 @@ async fn copy_tree_tx(
 /// copies again).
 pub const SOURCE_CHANGED: &str = "the source changed during the copy";
 
-/// Whether the entry at `from` and everything below it are still the `copied` (path, etag)
-/// pairs, in path order, that a copy's bytes were taken from.
+/// Whether the entry at `from` and everything below it are still the `copied` (path, etag,
+/// mtime) rows, in path order, that a copy's bytes were taken from: the time too, since the
+/// same bytes written again (an empty file, say) would hide a change between (ABA).
 async fn same_tree_tx(
     tx: &mut Transaction<'_, Sqlite>,
     from: &str,
-    copied: &[(String, String)],
+    copied: &[(String, String, i64)],
 ) -> Result<bool, MetaError> {
     let (lo, hi) = below(from);
-    let now: Vec<(String, String)> = sqlx::query_as(
-        "SELECT path, etag FROM entries WHERE path = $1 OR (path >= $2 AND path < $3) ORDER BY path",
+    let now: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT path, etag, mtime_ms FROM entries WHERE path = $1 OR (path >= $2 AND path < $3) ORDER BY path",
     )
     .bind(from)
     .bind(&lo)
@@ -1057,15 +1058,32 @@ mod tests {
         );
         assert_eq!(s.used_bytes().await.unwrap(), 8);
 
-        let copied: Vec<(String, String)> = ["/z", "/z/b", "/z/b/c"]
-            .iter()
-            .map(|p| {
-                (
-                    p.to_string(),
-                    if *p == "/z/b/c" { "f" } else { "d" }.to_string(),
-                )
-            })
-            .collect();
+        let mut copied = Vec::new();
+        for p in ["/z", "/z/b", "/z/b/c"] {
+            let r = s.entry(p).await.unwrap().unwrap();
+            copied.push((r.path, r.etag, r.mtime_ms));
+        }
+        // the same bytes written again since the snapshot (same ETag, a later time): the
+        // bytes copied may be those of a write between, so the copy is refused
+        let mut again = copied.clone();
+        again[2].2 -= 1;
+        let refused = s
+            .copy_tree(
+                ("/z", "/ab2", "/"),
+                ("bob", Some("g")),
+                7,
+                (&again, &[], None, &Archive::default()),
+                async { Ok::<(), ()>(()) },
+            )
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(Committed::Meta(MetaError::Conflict(SOURCE_CHANGED)))
+            ),
+            "{refused:?}"
+        );
+        assert!(s.entry("/ab2").await.unwrap().is_none());
         s.copy_tree(
             ("/z", "/ab2", "/"),
             ("bob", Some("g")),

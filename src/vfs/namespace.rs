@@ -1257,13 +1257,24 @@ impl Vfs {
             .iter()
             .map(|p| format!("{}/", p.path.trim_start_matches('/')))
             .collect();
-        let mut copied = vec![(from.to_string(), src.etag.clone())];
+        // the snapshot is taken again at each attempt, before any byte is read: the stat the
+        // caller made may be older than a change that made the last attempt fail
+        let head = self
+            .store
+            .entry(from.as_str())
+            .await?
+            .filter(|r| r.is_dir == src.is_dir)
+            .ok_or(VfsError::Conflict(SOURCE_CHANGED))?;
+        let mut copied = vec![(head.path, head.etag, head.mtime_ms)];
         let rows = if src.is_dir {
             self.store.subtree(from.as_str()).await?
         } else {
             Vec::new()
         };
-        copied.extend(rows.iter().map(|r| (r.path.clone(), r.etag.clone())));
+        copied.extend(
+            rows.iter()
+                .map(|r| (r.path.clone(), r.etag.clone(), r.mtime_ms)),
+        );
         let store = self.store.clone();
         let (f, t, tp, owner) = (
             from.to_string(),
