@@ -89,7 +89,7 @@ impl DavFront {
                 caller.clone(),
             )))
             .strip_prefix(PREFIX)
-            .read_buf_size(1024 * 1024)
+            .read_buf_size(crate::wire::PIECE)
             .autoindex(true)
             .build_handler()
     }

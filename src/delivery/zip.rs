@@ -58,7 +58,7 @@ pub fn stream(
         }
     })
     .filter_map(|x| async move { x });
-    ReaderStream::with_capacity(rd, 64 * 1024).chain(tail)
+    ReaderStream::with_capacity(rd, crate::wire::PIECE).chain(tail)
 }
 
 /// The part of `path` below the folder `base`, as the entry's name: each segment the name a

@@ -1,5 +1,6 @@
 //! HTTP layer: listener and TLS, then routing by prefix to the protocol adapters.
 
+mod ahead;
 mod attempt;
 mod conns;
 mod metered;

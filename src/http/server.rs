@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,8 +14,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use super::ahead::{Gate, Shares};
 use super::conns::{Busy, Conns, Ctl, Refused, Slot};
 use super::App;
 use crate::limits::NetLimits;
@@ -36,9 +38,6 @@ const H2_MAX_HEADER_LIST: u32 = 32 * 1024;
 /// grows it up to 16 MiB). One upload then moves at most 1 MiB a round trip (50 MiB/s at
 /// 20 ms, docs/security.md); it was 4 MiB a stream, 8 MiB a connection: 1 GiB an address.
 const H2_WINDOW: u32 = 1024 * 1024;
-/// Response bytes queued a stream beyond what the client's window takes: a client that stops
-/// reading holds at most this (and the chunk in hand) a stream.
-const H2_MAX_SEND_BUF: usize = 64 * 1024;
 /// Waits of 50 ms for an evicted connection to release its descriptor.
 const ROOM_TRIES: u32 = 20;
 /// Longest pause of the accept loop while descriptors are short.
@@ -48,6 +47,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, app: Arc<App>) {
     let net = app.limits.net.clone();
     let conns = Conns::new(net.max_connections, net.max_connections_per_ip);
+    let shares = Arc::new(Shares::default());
     tracing::info!(
         max_connections = net.max_connections,
         per_address = net.max_connections_per_ip,
@@ -92,7 +92,9 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>
         let app = app.clone();
         let acceptor = acceptor.clone();
         let net = net.clone();
-        tokio::spawn(run(stream, peer, acceptor, app, slot, net));
+        // a trusted proxy's clients share the server's read-ahead budget only
+        let share = capped.then(|| shares.of(peer.ip()));
+        tokio::spawn(run(stream, (peer, share), acceptor, app, slot, net));
     }
 }
 
@@ -157,7 +159,7 @@ impl Shortage {
 
 async fn run(
     stream: TcpStream,
-    peer: SocketAddr,
+    (peer, share): (SocketAddr, Option<Arc<Semaphore>>),
     acceptor: Option<TlsAcceptor>,
     app: Arc<App>,
     slot: Slot,
@@ -172,12 +174,15 @@ async fn run(
                     if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) => {}
                 Ok(Ok(tls)) => {
                     let io = TokioIo::new(tls);
-                    serve_conn((io, true), peer, app, ctl.clone(), &net).await
+                    serve_conn((io, true), (peer, share), app, ctl.clone(), &net).await
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             },
-            None => serve_conn((TokioIo::new(stream), false), peer, app, ctl.clone(), &net).await,
+            None => {
+                let io = TokioIo::new(stream);
+                serve_conn((io, false), (peer, share), app, ctl.clone(), &net).await
+            }
         }
     };
     tokio::select! {
@@ -188,10 +193,10 @@ async fn run(
 }
 
 /// Serves the requests of one connection (`tls`: it is a TLS one; each request is marked
-/// `wire::Secure`).
+/// `wire::Secure`); its response bodies draw on `share`, its address's read-ahead budget.
 async fn serve_conn<I>(
     (io, tls): (I, bool),
-    peer: SocketAddr,
+    (peer, share): (SocketAddr, Option<Arc<Semaphore>>),
     app: Arc<App>,
     ctl: Arc<Ctl>,
     net: &NetLimits,
@@ -202,12 +207,15 @@ async fn serve_conn<I>(
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let app = app.clone();
         let busy = conn_ctl.begin();
+        let share = share.clone();
         if tls {
             req.extensions_mut().insert(crate::wire::Secure);
         }
         async move {
-            let resp = app.handle(req, peer).await;
-            Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked { body, _busy: busy }))
+            // boxed: hyper keeps a stream's future (its largest state) until the response is
+            // sent, and the handler's is tens of KiB, so a stalled stream would keep it too
+            let resp = Box::pin(app.handle(req, peer)).await;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked::new(body, busy, share)))
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -223,7 +231,7 @@ async fn serve_conn<I>(
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
         .max_header_list_size(H2_MAX_HEADER_LIST)
-        .max_send_buf_size(H2_MAX_SEND_BUF)
+        .max_send_buf_size(super::ahead::H2_SEND_BUF)
         .adaptive_window(false)
         .initial_stream_window_size(H2_WINDOW)
         .initial_connection_window_size(H2_WINDOW);
@@ -251,10 +259,24 @@ async fn serve_conn<I>(
     }
 }
 
-/// A response body that keeps its request counted as in flight until it is sent or dropped.
+/// A response body that keeps its request counted as in flight until it is sent or dropped,
+/// and, unless it is tiny, takes the read-ahead budget before each piece (`ahead`).
 struct Tracked {
     body: RespBody,
     _busy: Busy,
+    gate: Option<Gate>,
+}
+
+impl Tracked {
+    fn new(body: RespBody, busy: Busy, share: Option<Arc<Semaphore>>) -> Self {
+        // one HTTP/2 frame: not worth a turn
+        let small = body.size_hint().upper().is_some_and(|n| n <= 16 * 1024);
+        Tracked {
+            body,
+            _busy: busy,
+            gate: (!small).then(|| Gate::new(share)),
+        }
+    }
 }
 
 impl Body for Tracked {
@@ -265,7 +287,17 @@ impl Body for Tracked {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let Some(gate) = this.gate.as_mut() else {
+            return Pin::new(&mut this.body).poll_frame(cx);
+        };
+        ready!(gate.poll_take(cx));
+        let r = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        match &r {
+            Some(Ok(_)) => gate.handed_on(),
+            None | Some(Err(_)) => gate.release(),
+        }
+        Poll::Ready(r)
     }
 
     fn is_end_stream(&self) -> bool {

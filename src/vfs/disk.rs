@@ -17,8 +17,6 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tempfile::NamedTempFile;
 
-use super::CHUNK;
-
 /// Bytes held before they go to the file: bounds memory per upload, sets the write batch.
 const BATCH: usize = 1 << 20;
 
@@ -153,7 +151,8 @@ fn persist(f: NamedTempFile, target: &Path) -> std::io::Result<()> {
 }
 
 /// A file on the local disk being read: opened at the first read (so a reader keeps the version
-/// it started with), each read one blocking call of at most `CHUNK` bytes.
+/// it started with), each read one blocking call (of at most `wire::PIECE` for a stream, which
+/// holds at most that much ahead of a client that stops reading).
 pub(super) struct DiskFile {
     path: PathBuf,
     file: OnceLock<Arc<File>>,
@@ -190,7 +189,7 @@ impl DiskFile {
         Ok(bytes)
     }
 
-    /// The bytes of `range` in chunks of at most `CHUNK`.
+    /// The bytes of `range` in pieces of at most `wire::PIECE`.
     pub(super) fn stream(
         self,
         range: Range<u64>,
@@ -205,7 +204,7 @@ impl DiskFile {
                     if pos >= end {
                         return Ok(None);
                     }
-                    let len = (end - pos).min(CHUNK as u64) as usize;
+                    let len = (end - pos).min(crate::wire::PIECE as u64) as usize;
                     let (file, bytes) = read(file, path, pos, len).await?;
                     Ok(Some((bytes, (Some(file), pos + len as u64))))
                 }

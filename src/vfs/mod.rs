@@ -367,7 +367,7 @@ impl Download {
 /// Lock timeout cap unless configured.
 pub const DEFAULT_LOCK_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Read size of streamed bodies: large enough for throughput, small enough to bound memory.
+/// Read size of an OpenDAL store's reader (the local disk is read by `wire::PIECE` a stream).
 pub(super) const CHUNK: usize = 1024 * 1024;
 
 /// The namespace: SQL metadata plus an OpenDAL operator holding the bytes.

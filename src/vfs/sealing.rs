@@ -5,9 +5,11 @@
 //! it (WebDAV, share links, zips, the app, replication) is refused here, never served sealed.
 
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::Stream;
 
 use super::{Caller, Download, Entry, Source, VPath, Vfs, VfsError};
 use crate::seal::{self, customer, Cipher, CustomerKey, DataKey, SealError};
@@ -120,8 +122,9 @@ pub fn stored_form(
     }
 }
 
-/// Plaintext bytes opened per read of a stream (16 segments): bounds memory per download.
-const WINDOW: u64 = 16 * seal::SEGMENT;
+/// Plaintext bytes opened per read of a stream (4 segments, one `wire::PIECE`): what a
+/// download holds ahead of its client.
+const WINDOW: u64 = crate::wire::PIECE as u64;
 
 /// A sealed file that does not open: tampered, truncated, or its key is missing.
 pub(super) fn seal_err(e: SealError) -> VfsError {
@@ -163,12 +166,15 @@ pub(super) async fn read_sealed(
         .map_err(seal_err)
 }
 
-/// The plaintext of `range` as a stream. The first window of segments is opened now, by the
-/// caller's task, so that a file of one window (every small file) is served without a task
-/// or a channel of its own (each a thread wake-up, which costs more than opening 4 KiB), and
-/// a segment that does not open there is an error before any byte is promised. The rest is
-/// opened a window at a time by a task of its own (which stops when the stream is dropped),
-/// so that the next window is opened while the previous one is sent.
+/// Ranges of at most this many bytes are opened at once, before the answer: a tampered small
+/// file is an error before any byte is promised, at the cost of holding at most this much.
+const OPENED_FIRST: u64 = 16 * 1024;
+
+/// The plaintext of `range` as a stream, opened a window at a time as it is polled, so that a
+/// client that stops reading holds no window beyond the one in hand (the listener's read-ahead
+/// budget counts those); a range of at most `OPENED_FIRST` bytes is opened now, so that a
+/// segment that does not open there is an error before any byte is promised (a larger one
+/// fails mid-body, when the window is reached).
 pub(super) async fn stream_sealed(
     source: Source,
     cipher: Arc<Cipher>,
@@ -178,31 +184,26 @@ pub(super) async fn stream_sealed(
     let end = range.end.min(plain);
     let mut pos = range.start;
     let mut first = None;
-    if pos < end {
-        let until = window_end(pos, end);
-        first = Some(read_sealed(&source, &cipher, pos..until, plain).await?);
-        pos = until;
+    if pos < end && end - pos <= OPENED_FIRST {
+        first = Some(read_sealed(&source, &cipher, pos..end, plain).await?);
+        pos = end;
     }
-    if pos >= end {
-        return Ok(Chunks { first, rest: None });
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(async move {
-        while pos < end {
-            let until = window_end(pos, end);
-            let r = read_sealed(&source, &cipher, pos..until, plain)
-                .await
-                .map_err(std::io::Error::other);
-            let failed = r.is_err();
-            if tx.send(r).await.is_err() || failed {
-                return;
+    let rest = futures_util::stream::try_unfold(
+        (source, cipher, pos),
+        move |(source, cipher, pos)| async move {
+            if pos >= end {
+                return Ok(None);
             }
-            pos = until;
-        }
-    });
+            let until = window_end(pos, end);
+            let bytes = read_sealed(&source, &cipher, pos..until, plain)
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok(Some((bytes, (source, cipher, until))))
+        },
+    );
     Ok(Chunks {
         first,
-        rest: Some(rx),
+        rest: std::sync::Mutex::new(Box::pin(rest)),
     })
 }
 
@@ -212,10 +213,11 @@ fn window_end(pos: u64, end: u64) -> u64 {
     ((pos / seal::SEGMENT) * seal::SEGMENT + WINDOW).min(end)
 }
 
-/// The chunks of a `stream_sealed` read: the first window, then what its task sends.
+/// The plaintext windows of a sealed stream: a small range opened already, or the windows.
 pub(super) struct Chunks {
     first: Option<Bytes>,
-    rest: Option<tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>>,
+    /// In a mutex only to be `Sync` as bodies must be (reached through `&mut`, never locked).
+    rest: std::sync::Mutex<Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>>,
 }
 
 impl futures_util::Stream for Chunks {
@@ -227,10 +229,8 @@ impl futures_util::Stream for Chunks {
         if let Some(b) = self.first.take() {
             return std::task::Poll::Ready(Some(Ok(b)));
         }
-        match self.rest.as_mut() {
-            Some(rx) => rx.poll_recv(cx),
-            None => std::task::Poll::Ready(None),
-        }
+        let rest = self.rest.get_mut().unwrap_or_else(|e| e.into_inner());
+        rest.as_mut().poll_next(cx)
     }
 }
 
@@ -611,7 +611,7 @@ mod tests {
     async fn a_streamed_read_gives_every_range_and_a_tampered_segment_never_gives_its_bytes() {
         let (dir, v) = setup().await;
         let small = pattern(4096);
-        // past two windows, so that the task reading the windows after the first runs
+        // past two windows, so that windows after the first are read as the stream is polled
         let big = pattern((2 * WINDOW + 3 * SEGMENT + 100) as usize);
         put(&v, "/sec/small", &small).await;
         put(&v, "/sec/big", &big).await;
@@ -652,11 +652,14 @@ mod tests {
             stream(&v, "/sec/big", 0..n).await,
             Err(Some(2 * WINDOW as usize))
         );
-        // a range before it still reads; one starting in the tampered window fails at the open
+        // a range before it still reads; one starting in the tampered window fails before any
+        // of its bytes (at the open if small, else at its first window)
         assert_eq!(
             stream(&v, "/sec/big", 0..WINDOW).await.unwrap(),
             &big[..WINDOW as usize]
         );
-        assert_eq!(stream(&v, "/sec/big", 2 * WINDOW..n).await, Err(None));
+        assert_eq!(stream(&v, "/sec/big", 2 * WINDOW..n).await, Err(Some(0)));
+        let small_range = 2 * WINDOW + SEGMENT..2 * WINDOW + SEGMENT + 100;
+        assert_eq!(stream(&v, "/sec/big", small_range).await, Err(None));
     }
 }

@@ -36,6 +36,11 @@ pub struct Secure;
 #[derive(Clone, Copy, Debug)]
 pub struct AuthFailed;
 
+/// Largest piece of a streamed response body (a disk read of a download, a WebDAV GET's, a
+/// zip's): what a client that stops reading holds of the server's memory a stream, within the
+/// listener's read-ahead budget (`http::ahead`).
+pub const PIECE: usize = 256 * 1024;
+
 /// The response body type of every handler.
 pub type RespBody = UnsyncBoxBody<Bytes, std::io::Error>;
 

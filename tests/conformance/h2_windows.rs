@@ -2,8 +2,9 @@
 //! yet sit in the server's receive windows, so the windows it grants bound what clients can
 //! park in its memory. Here the bodies wait behind the failed-authentication throttle (S3
 //! guesses of one unknown access key, each on its own connection), sending as fast as the
-//! windows let them; the server's peak resident memory must stay within the documented bound
-//! (docs/security.md, "Connections and timeouts").
+//! windows let them. The other way, responses a client does not read wait in the server's
+//! send queues, bounded by its read-ahead budget. Either way the server's peak resident memory
+//! must stay within the documented bound (docs/security.md, "Connections and timeouts").
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use http_body_util::StreamBody;
 use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::common::Server;
+use crate::common::{run, Server, ADMIN_PW};
 
 /// One HTTP/2 connection from `from` carrying one S3 PUT signed with an unknown key, whose body
 /// (64 MiB announced) is sent as fast as the server's windows allow and never finishes here.
@@ -112,6 +113,154 @@ fn parked_http2_bodies_hold_at_most_one_window_a_connection() {
     assert!(
         grown_mib < 48,
         "parked HTTP/2 bodies grew the server by {grown_mib} MiB"
+    );
+    assert_eq!(server.status(&[&server.url("/healthz")]), 200);
+}
+
+/// Size of the file the stalled downloads ask for: several of the old 1 MiB reads.
+const BIG: usize = 4 << 20;
+/// Receive window of each stalled download: the server sends this much and then waits.
+const STALLED_WINDOW: u32 = 16 * 1024;
+
+/// One HTTP/2 connection from `from` with `streams` downloads of `paths` (in turn) as `admin`,
+/// whose bodies are never read: each stream's window stays shut after its first
+/// `STALLED_WINDOW` bytes, while the connection's window is wide open. Returns the tasks
+/// that hold the responses (aborting them resets the streams).
+async fn stalled_gets(
+    port: u16,
+    from: [u8; 4],
+    streams: usize,
+    paths: &[&str],
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use base64::Engine as _;
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind((from, 0).into()).expect("bind");
+    let tcp = sock
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("connect");
+    let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .adaptive_window(false)
+        .initial_stream_window_size(STALLED_WINDOW)
+        .initial_connection_window_size(1 << 30)
+        .handshake::<_, http_body_util::Empty<Bytes>>(TokioIo::new(tcp))
+        .await
+        .expect("h2 handshake");
+    let mut tasks = vec![tokio::spawn(async move {
+        let _ = conn.await;
+    })];
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PW}"))
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel(streams);
+    for n in 0..streams {
+        let mut send = send.clone();
+        let req = http::Request::get(format!("http://127.0.0.1:{port}{}", paths[n % paths.len()]))
+            .header("authorization", &auth)
+            .body(http_body_util::Empty::new())
+            .expect("request");
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let resp = send.send_request(req).await;
+            let _ = tx
+                .send(resp.as_ref().map(|r| r.status().as_u16()).ok())
+                .await;
+            // the body is held, unread, until the task is aborted
+            std::future::pending::<()>().await;
+            drop(resp);
+        }));
+    }
+    for _ in 0..streams {
+        let status = rx.recv().await.flatten();
+        assert_eq!(status, Some(200), "a stalled download was not answered");
+    }
+    tasks
+}
+
+/// Attack (red team F2): 10 HTTP/2 connections from one address, 100 downloads of a 4 MiB
+/// file each (WebDAV GETs and user-API downloads, of a plain file and of one in an encrypted
+/// bucket), none of them read past its first 16 KiB. Each stream took a 1 MiB read of the
+/// file, which hyper kept queued for the client (an encrypted one read two more ahead, and
+/// each kept the handler's future, 68 KiB in a debug build): the server grew by 2 GiB for
+/// these 1,000 streams. Now a streamed body is read by `wire::PIECE` (256 KiB) only once the
+/// stream holds its share of the read-ahead budget (`http::ahead`: 16 MiB an address, 256 MiB
+/// the server); the address's other streams wait for it, and a download from another
+/// address goes through meanwhile.
+#[test]
+fn stalled_http2_downloads_hold_a_bounded_read_ahead() {
+    let server = Server::start_with(false, &[]);
+    run(server.kura().args(["group", "add", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "sec", "--group", "g", "--encrypt"]));
+    let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+    assert_eq!(server.put("big.bin", &big), 201);
+    assert_eq!(server.put("sec/big.bin", &big), 201);
+    let paths = [
+        "/dav/big.bin",
+        "/api/user/v1/download?path=/big.bin",
+        "/dav/sec/big.bin",
+        "/api/user/v1/download?path=/sec/big.bin",
+    ];
+    for p in paths {
+        let got = server.curl_admin(&["-f", "--http2-prior-knowledge", &server.url(p)]);
+        assert!(
+            got.stdout == big,
+            "GET {p}: {}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let port = server.port;
+    // warm up: one connection of stalled downloads, then the baseline
+    let before = rt.block_on(async {
+        let warm = stalled_gets(port, [127, 0, 0, 9], 20, &paths).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        warm.iter().for_each(|t| t.abort());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        server.vm_hwm_kib()
+    });
+    let tasks = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            tasks.extend(stalled_gets(port, [127, 0, 0, 2], 100, &paths).await);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tasks
+    });
+    let peak = server.vm_hwm_kib();
+    // meanwhile, a download from another address completes
+    let t = std::time::Instant::now();
+    let other = server.curl_admin(&[
+        "-f",
+        "--http2-prior-knowledge",
+        "--interface",
+        "127.0.0.3",
+        "-m",
+        "30",
+        &server.url(paths[1]),
+    ]);
+    let other_secs = t.elapsed().as_secs_f64();
+    tasks.iter().for_each(|t| t.abort());
+    drop(rt);
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    println!(
+        "h2 stalled downloads: server peak RSS {} MiB before, {} MiB with 1,000 stalled \
+         downloads (+{grown_mib} MiB); another address's download took {other_secs:.2} s",
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        other.stdout == big,
+        "a download from another address failed: {}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    // the address's 16 MiB share and the streams' own state (about 6 KiB each)
+    // it was 2 GiB (about 2 MiB a stream, measured)
+    assert!(
+        grown_mib < 40,
+        "stalled HTTP/2 downloads grew the server by {grown_mib} MiB"
     );
     assert_eq!(server.status(&[&server.url("/healthz")]), 200);
 }
