@@ -5,7 +5,9 @@
 //! A client that stops reading (an HTTP/2 stream whose window stays shut) keeps what its
 //! streams took: once its address's share is spent its further streams wait for it, in turn,
 //! and no other address's do, while the server as a whole holds at most `SERVER_KIB`
-//! however many streams stall (docs/security.md, "Connections and timeouts").
+//! however many streams stall (docs/security.md, "Connections and timeouts"). A body keeps
+//! its piece's budget while it makes that piece, so a body that would wait long for its next
+//! one (server-sent events, say; there are none) should not be gated this way.
 
 use std::collections::HashMap;
 use std::future::Future;
