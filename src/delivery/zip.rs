@@ -1,23 +1,31 @@
 //! Files as one zip, streamed: entries are STORE'd (no compression) with data descriptors and
 //! zip64 fields, written into a small pipe as the files are read, so neither memory nor disk
-//! ever holds the archive. Every file is opened through the core as the caller, so a file it
+//! ever holds the archive. The writer runs only as the body is polled (no task of its own),
+//! so a client that stops reading holds at most the pipe, the piece in hand and the one sent
+//! (within the listener's read-ahead budget of a piece, `http::ahead`). Every file is opened through the core as the caller, so a file it
 //! may not read is left out. Share links (a shared folder) and the user API (a selection)
 //! both serve it.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::SystemTime;
 
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, ZipDateTimeBuilder, ZipEntryBuilder};
 use bytes::Bytes;
 use futures_util::io::AsyncWriteExt;
-use futures_util::stream::{self, Stream, StreamExt};
+use futures_util::stream::Stream;
 use tokio_util::io::ReaderStream;
 
 use crate::vfs::{Caller, VPath, Vfs, VfsError};
 
-/// Bytes buffered between the zip writer and the response.
-const PIPE: usize = 256 * 1024;
+/// Bytes buffered between the zip writer and the response (at most one piece sent at a time).
+const PIPE: usize = 64 * 1024;
+/// Bytes read from a file at a time: with the pipe and the piece sent, a stalled zip holds at
+/// most `wire::PIECE` plus `PIPE`, what the read-ahead budget counts a piece.
+const READ: usize = crate::wire::PIECE - PIPE;
 /// Files fetched from the metadata per query.
 const PAGE: usize = 500;
 
@@ -42,23 +50,54 @@ pub fn stream(
     roots: Vec<VPath>,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let (rd, wr) = tokio::io::duplex(PIPE);
-    let task = tokio::spawn(async move {
-        let r = write(&vfs, &caller, &base, &roots, wr).await;
-        if let Err(e) = &r {
-            tracing::warn!(dir = %base, error = %e, "zip ended early");
+    // made at the first poll: a body still waiting for its turn holds no writer's state
+    let start = move || -> Writer {
+        Box::pin(async move {
+            let r = write(&vfs, &caller, &base, &roots, wr).await;
+            if let Err(e) = &r {
+                tracing::warn!(dir = %base, error = %e, "zip ended early");
+            }
+            r
+        })
+    };
+    Zipping {
+        start: Some(Box::new(start)),
+        writer: None,
+        failed: None,
+        out: ReaderStream::with_capacity(rd, PIPE),
+    }
+}
+
+/// The zip writer's work, to its end.
+type Writer = Pin<Box<dyn Future<Output = Result<(), ZipFailure>> + Send>>;
+
+/// The zip's body: the writer, driven as the body is polled, and what it wrote.
+struct Zipping {
+    start: Option<Box<dyn FnOnce() -> Writer + Send>>,
+    writer: Option<Writer>,
+    /// The writer failed: after its last byte the body fails, so the client sees a cut.
+    failed: Option<ZipFailure>,
+    out: ReaderStream<tokio::io::DuplexStream>,
+}
+
+impl Stream for Zipping {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(start) = self.start.take() {
+            self.writer = Some(start());
         }
-        r
-    });
-    // after the last byte, a failed writer turns into a body error so the client sees a cut
-    let tail = stream::once(async move {
-        match task.await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(Err(io::Error::other(e))),
-            Err(e) => Some(Err(io::Error::other(e))),
+        if let Some(w) = self.writer.as_mut() {
+            if let Poll::Ready(r) = w.as_mut().poll(cx) {
+                self.writer = None;
+                self.failed = r.err();
+            }
         }
-    })
-    .filter_map(|x| async move { x });
-    ReaderStream::with_capacity(rd, crate::wire::PIECE).chain(tail)
+        match ready!(Pin::new(&mut self.out).poll_next(cx)) {
+            Some(piece) => Poll::Ready(Some(piece)),
+            None => Poll::Ready(self.failed.take().map(|e| Err(io::Error::other(e)))),
+        }
+    }
 }
 
 /// The part of `path` below the folder `base`, as the entry's name: each segment the name a
@@ -140,9 +179,14 @@ async fn add(
         .last_modification_date(zip_date(entry.mtime))
         .unix_permissions(0o644);
     let mut w = zip.write_entry_stream(opts).await?;
-    let mut bytes = download.into_stream(0..entry.size).await?;
-    while let Some(chunk) = bytes.next().await {
-        w.write_all(&chunk?).await?;
+    let mut at = 0;
+    while at < entry.size {
+        let piece = download.read_at(at, READ).await?;
+        if piece.is_empty() {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        w.write_all(&piece).await?;
+        at += piece.len() as u64;
     }
     w.close().await?;
     Ok(())
