@@ -45,6 +45,9 @@ pub(super) struct Bring {
     pub drop: Option<String>,
     /// S3: the file it replaces is destroyed, not kept (a permanent delete of that version).
     pub destroy: bool,
+    /// The folders of its delete standing again were checked (`refuse_decoys`) with the
+    /// whole delete.
+    pub folders_checked: bool,
 }
 
 /// A new delete id, also the id of the deleted path's own marker: sorts by time like the
@@ -492,19 +495,18 @@ impl Vfs {
         let cut = root.path.len();
         // all or nothing: a folder standing where a recorded one was, that lets in more than
         // it did, refuses the restore before any file goes into it
-        for r in rows.iter().filter(|r| r.marker && r.is_dir) {
-            let rel = r.path.get(cut..).unwrap_or_default();
-            let t = VPath::parse(&format!("{target}{rel}"))?;
-            if t.as_str() == r.path {
-                if let Some(e) = self.lookup(&t).await? {
-                    if e.is_dir && Self::opens_more(&e, r) {
-                        return Err(VfsError::Conflict(
-                            "another folder now stands where the deleted one was and lets in more than it did: restore it elsewhere",
-                        ));
-                    }
-                }
-            }
+        if target.as_str() == root.path {
+            self.refuse_decoys(rows.iter().filter(|r| r.marker && r.is_dir))
+                .await?;
         }
+        // and so does the quota: file by file, each restored file is charged whole to the
+        // target's group (its kept bytes stay charged, as a noncurrent version, and so does a
+        // file it replaces), so the sum must fit before the first one is restored
+        let bytes = rows.iter().filter(|r| !r.marker).map(|r| r.size).sum();
+        let files = rows.iter().filter(|r| !r.marker).count() as i64;
+        self.store
+            .check_charge(target.as_str(), bytes, files)
+            .await?;
         let mut done = Restored::default();
         for r in &rows {
             let rel = r.path.get(cut..).unwrap_or_default();
@@ -538,6 +540,7 @@ impl Vfs {
             }
             let bring = Bring {
                 untrash: Some((r.path.clone(), batch.clone())),
+                folders_checked: true,
                 ..Bring::default()
             };
             self.restore_file(c, r, &t, bring).await?;
@@ -638,6 +641,21 @@ impl Vfs {
             ..UploadOptions::default()
         };
         let (existing, parent) = self.check_write(c, target, &opts).await?;
+        // one file of a deleted folder, where it was, meets the rule of its whole delete
+        if let (Some(batch), false) = (&row.batch, bring.folders_checked) {
+            if target.as_str() == row.path {
+                let markers = self.store.batch(batch).await?;
+                let above = |m: &&VersionRow| {
+                    m.marker
+                        && m.is_dir
+                        && row
+                            .path
+                            .strip_prefix(m.path.as_str())
+                            .is_some_and(|rest| rest.starts_with('/'))
+                };
+                self.refuse_decoys(markers.iter().filter(above)).await?;
+            }
+        }
         let keep = match &existing {
             Some(_) if bring.destroy => None,
             Some(_) => match self.keep_replaced(target).await? {
@@ -835,6 +853,26 @@ impl Vfs {
         now.owner != was.owner
             || now.group != was.grp
             || i64::from(now.mode) & !was.mode & 0o077 != 0
+    }
+
+    /// Refuses (409) bringing a delete back where it was, whole or one file of it, into a
+    /// folder that now stands at the path of one of its deleted `folders` (their markers) and
+    /// lets in more than that one did (`opens_more`).
+    async fn refuse_decoys<'a>(
+        &self,
+        folders: impl Iterator<Item = &'a VersionRow>,
+    ) -> Result<(), VfsError> {
+        for m in folders {
+            let path = VPath::parse(&m.path)?;
+            if let Some(e) = self.lookup(&path).await? {
+                if e.is_dir && Self::opens_more(&e, m) {
+                    return Err(VfsError::Conflict(
+                        "another folder now stands where the deleted one was and lets in more than it did: restore it elsewhere",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What a restored entry gets of the owner, group and mode recorded for it. Where it was
