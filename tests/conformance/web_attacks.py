@@ -293,16 +293,28 @@ def restore_stopped_by_the_quota():
     for n in "abc":
         dav_put("alice", f"/team/big/{n}.bin", n.encode() * 450_000)
     delete(alice, "/team/big")  # 1.35 MB kept: restored file by file, 2.7 MB would be used
+
+    def usage():
+        g = basic("admin").get(ADMIN_API + "/groups/team").json()
+        return [g[k] for k in ["used_bytes", "used_objects", "version_bytes", "version_objects"]]
+
+    before = usage()
+    assert before == [0, 0, 1_350_000, 3], before
     r = restore(bob, "/team/big", "/team/big-bob")
     assert r.status_code == 507 and r.json()["error"] == "quota", (r.status_code, r.text)
     r = basic("admin").post(API + "/restore", json={"path": "/team/big", "to": "/bobbox/big"})
     assert r.status_code == 507 and r.json()["error"] == "quota", (r.status_code, r.text)
+    # the admin API (and `kura restore`) likewise
+    r = basic("admin").post(ADMIN_API + "/restore", json={"path": "/team/big", "to": "/bobbox/big"})
+    assert r.status_code == 507 and r.json()["code"] == "quota", (r.status_code, r.text)
     for p in ["/team/big-bob", "/team/big-bob/a.bin", "/bobbox/big", "/team/big"]:
         assert stat(basic("admin"), p).status_code == 404, (p, stat(basic("admin"), p).text)
+    assert usage() == before, usage()
     # the delete is still whole: restored where it was, in one step, it costs nothing more
     assert "/team/big" in trash(alice, "team")
     r = restore(alice, "/team/big")
     assert r.status_code == 200 and r.json()["files"] == 3, (r.status_code, r.text)
+    assert usage() == [1_350_000, 3, 0, 0], usage()
     for n in "abc":
         assert download(alice, f"/team/big/{n}.bin").content == n.encode() * 450_000, n
 
