@@ -1280,6 +1280,50 @@ mod tests {
         assert!(v.fsck(false).await.unwrap().is_clean());
     }
 
+    /// Attack (red team, after F3): bob's open folder made at the path of ann's deleted
+    /// private one receives none of its files one at a time, neither by a restore where it
+    /// was (by ann or an administrator) nor by S3's removal of the file's delete marker.
+    #[tokio::test]
+    async fn one_file_of_a_private_folder_is_not_restored_into_a_decoy_folder() {
+        let (_dir, v) = fs_vfs().await;
+        let root = Caller::admin("root");
+        v.store.create_group("fam").await.unwrap();
+        v.mkdir(&root, &p("/b")).await.unwrap();
+        v.chown(&root, &p("/b"), None, Some("fam")).await.unwrap();
+        v.chmod(&root, &p("/b"), 0o770).await.unwrap();
+        v.set_versioning(&root, &p("/b"), crate::store::S3Versioning::Enabled)
+            .await
+            .unwrap();
+        let (ann, bob) = (user("ann", &["fam"]), user("bob", &["fam"]));
+        v.mkdir(&ann, &p("/b/pf")).await.unwrap();
+        v.chmod(&ann, &p("/b/pf"), 0o700).await.unwrap();
+        put(&v, &ann, "/b/pf/f", b"private").await.unwrap();
+        v.delete(&ann, &p("/b/pf")).await.unwrap();
+        v.mkdir(&bob, &p("/b/pf")).await.unwrap();
+        v.chmod(&bob, &p("/b/pf"), 0o777).await.unwrap();
+        for c in [&ann, &root] {
+            let r = v.restore(c, &p("/b/pf/f"), None, None).await;
+            assert!(matches!(r, Err(VfsError::Conflict(_))), "{r:?}");
+        }
+        let marker = v
+            .object_versions(&root, &p("/b"), "pf/f", ("", None), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.marker && o.latest)
+            .unwrap();
+        let r = v
+            .delete_object_version(&ann, &p("/b/pf/f"), &marker.s3_id(), false)
+            .await;
+        assert!(matches!(r, Err(VfsError::Conflict(_))), "{r:?}");
+        assert!(v.stat(&root, &p("/b/pf/f")).await.is_err());
+        // elsewhere it comes back
+        v.restore(&ann, &p("/b/pf/f"), None, Some(&p("/b/back")))
+            .await
+            .unwrap();
+        assert_eq!(read(&v, "/b/back").await, b"private");
+    }
+
     #[tokio::test]
     async fn a_deleted_folder_comes_back_in_one_step_or_file_by_file_after_a_partial_restore() {
         let (dir, v) = setup().await;
