@@ -43,6 +43,9 @@ pub enum AdminError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// A group's quota would be exceeded (nothing was changed).
+    #[error("{0}")]
+    Quota(String),
     /// A server-side failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -56,6 +59,7 @@ impl AdminError {
             AdminError::Conflict(_) | AdminError::InUse(_) => "conflict",
             AdminError::Invalid(_) => "invalid",
             AdminError::Forbidden(_) => "forbidden",
+            AdminError::Quota(_) => "quota",
             AdminError::Internal(_) => "internal",
         }
     }
@@ -82,6 +86,7 @@ impl From<VfsError> for AdminError {
             VfsError::Forbidden(m) => AdminError::Forbidden(m.into()),
             VfsError::Locked(p) => AdminError::InUse(format!("{p} is locked (see kura lock list)")),
             VfsError::InvalidPath(m) => AdminError::Invalid(m),
+            e @ VfsError::QuotaExceeded(_) => AdminError::Quota(e.to_string()),
             VfsError::Conflict(m) | VfsError::WrongKind(m) | VfsError::InvalidArgument(m) => {
                 AdminError::Invalid(m.into())
             }
