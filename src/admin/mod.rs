@@ -34,7 +34,8 @@ pub enum AdminError {
     /// It exists already.
     #[error("{0} already exists")]
     Conflict(String),
-    /// It is still needed (a group owning buckets, the last administrator).
+    /// It is still needed (a group owning buckets, the last administrator), or the tree is
+    /// not as the operation needs.
     #[error("{0}")]
     InUse(String),
     /// The request is malformed or a value is out of range.
@@ -87,9 +88,9 @@ impl From<VfsError> for AdminError {
             VfsError::Locked(p) => AdminError::InUse(format!("{p} is locked (see kura lock list)")),
             VfsError::InvalidPath(m) => AdminError::Invalid(m),
             e @ VfsError::QuotaExceeded(_) => AdminError::Quota(e.to_string()),
-            VfsError::Conflict(m) | VfsError::WrongKind(m) | VfsError::InvalidArgument(m) => {
-                AdminError::Invalid(m.into())
-            }
+            // the tree is not as the operation needs (a decoy folder, a parent gone): 409
+            VfsError::Conflict(m) => AdminError::InUse(m.into()),
+            VfsError::WrongKind(m) | VfsError::InvalidArgument(m) => AdminError::Invalid(m.into()),
             e => AdminError::Internal(e.to_string()),
         }
     }
