@@ -3,6 +3,7 @@
 //! which would not fit at ten million entries).
 
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
@@ -14,7 +15,7 @@ const BATCH: usize = 512;
 /// One stored file or folder.
 #[derive(Debug)]
 pub(super) struct StoredItem {
-    /// `/bucket/key`.
+    /// `/bucket/key` (a name that is not UTF-8 has its stray bytes written `\xNN`).
     pub path: String,
     /// A folder.
     pub is_dir: bool,
@@ -22,6 +23,19 @@ pub(super) struct StoredItem {
     pub size: u64,
     /// A folder with nothing below it.
     pub empty: bool,
+    /// What no upload makes and Kura never records (nor walks into).
+    pub odd: Option<Odd>,
+}
+
+/// An entry on disk that Kura never records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Odd {
+    /// A symbolic link: never followed (it could point at any file of the host).
+    Symlink,
+    /// A pipe, socket or device: opening a pipe to serve it would block forever.
+    Special,
+    /// A name that is not UTF-8, which no protocol can name.
+    NotUtf8,
 }
 
 /// Stored entries in path order: a walk of a local folder, or a listing sorted in memory.
@@ -95,17 +109,29 @@ impl StoredWalk {
     }
 }
 
-/// One step of a folder's walk, under the key that puts it in path order among its siblings.
-struct Step {
-    /// The child's name for its own entry, the name and `/` for what is below it.
-    key: String,
-    what: What,
+/// One folder being walked: where it is and its steps still to take, sorted.
+struct Frame {
+    dir: PathBuf,
+    /// Its `/path` (empty for the root).
+    path: String,
+    steps: std::vec::IntoIter<Step>,
 }
 
-enum What {
-    Item(StoredItem),
-    /// Descend: the folder on disk and its `/path`.
-    Into(PathBuf, String),
+/// One step of a folder's walk, under the key that puts it in path order among its siblings:
+/// a child's name for its own entry, the name and `/` for what is below it. Only the name is
+/// held (a folder's listing is sorted whole, so its width is what the walk holds).
+struct Step {
+    key: String,
+    /// `None`: descend into the folder `key` names.
+    item: Option<Found>,
+}
+
+/// What a step found, without its path (made when it is handed over).
+struct Found {
+    is_dir: bool,
+    size: u64,
+    empty: bool,
+    odd: Option<Odd>,
 }
 
 /// A depth-first walk whose output is in byte order of the full path: a folder's entry sorts
@@ -117,24 +143,40 @@ fn walk(
     tx: &mpsc::Sender<io::Result<Vec<StoredItem>>>,
 ) -> io::Result<()> {
     let mut out = Vec::with_capacity(BATCH);
-    let mut stack = vec![children(root, "", Some(skip_top))?.into_iter()];
+    let mut stack = vec![Frame {
+        steps: children(root, Some(skip_top))?.into_iter(),
+        dir: root.to_path_buf(),
+        path: String::new(),
+    }];
     while let Some(top) = stack.last_mut() {
-        let Some(step) = top.next() else {
+        let Some(step) = top.steps.next() else {
             stack.pop();
             continue;
         };
-        match step.what {
-            What::Item(item) => {
-                out.push(item);
-                if out.len() == BATCH
-                    && tx
-                        .blocking_send(Ok(std::mem::replace(&mut out, Vec::with_capacity(BATCH))))
-                        .is_err()
-                {
-                    return Ok(()); // fsck stopped reading
-                }
-            }
-            What::Into(dir, path) => stack.push(children(&dir, &path, None)?.into_iter()),
+        let Some(f) = step.item else {
+            let name = step.key.trim_end_matches('/');
+            let dir = top.dir.join(name);
+            let path = format!("{}/{name}", top.path);
+            stack.push(Frame {
+                steps: children(&dir, None)?.into_iter(),
+                dir,
+                path,
+            });
+            continue;
+        };
+        out.push(StoredItem {
+            path: format!("{}/{}", top.path, step.key),
+            is_dir: f.is_dir,
+            size: f.size,
+            empty: f.empty,
+            odd: f.odd,
+        });
+        if out.len() == BATCH
+            && tx
+                .blocking_send(Ok(std::mem::replace(&mut out, Vec::with_capacity(BATCH))))
+                .is_err()
+        {
+            return Ok(()); // fsck stopped reading
         }
     }
     if !out.is_empty() {
@@ -143,8 +185,9 @@ fn walk(
     Ok(())
 }
 
-/// The steps of one folder, sorted.
-fn children(dir: &Path, key: &str, skip: Option<&str>) -> io::Result<Vec<Step>> {
+/// The steps of one folder, sorted. Links are not followed, and nothing is walked into below
+/// a link or a name that is not UTF-8.
+fn children(dir: &Path, skip: Option<&str>) -> io::Result<Vec<Step>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         // removed while fsck ran (a server at work): nothing there to compare
@@ -154,55 +197,66 @@ fn children(dir: &Path, key: &str, skip: Option<&str>) -> io::Result<Vec<Step>> 
     let mut steps = Vec::new();
     for e in entries {
         let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
+        let os_name = e.file_name();
+        let (name, mut odd) = match os_name.to_str() {
+            Some(n) => (n.to_string(), None),
+            None => (escaped(os_name.as_bytes()), Some(Odd::NotUtf8)),
+        };
         if skip == Some(name.as_str()) {
             continue; // kept versions of other services; never in `fs`'s tree
         }
-        let path = format!("{key}/{name}");
-        // what OpenDAL's stat saw: the target of a link
-        let meta = match std::fs::metadata(e.path()) {
+        // the entry itself, never what a link points at
+        let meta = match e.metadata() {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        if meta.is_dir() {
-            // a link to a folder is not followed: no loop, no tree counted twice
-            let followed = !e.file_type()?.is_symlink();
-            let empty =
-                !followed || std::fs::read_dir(e.path()).map_or(true, |mut rd| rd.next().is_none());
-            if followed {
-                steps.push(Step {
-                    key: format!("{name}/"),
-                    what: What::Into(e.path(), path.clone()),
-                });
-            }
-            steps.push(Step {
-                key: name,
-                what: What::Item(StoredItem {
-                    path,
-                    is_dir: true,
-                    size: 0,
-                    empty,
-                }),
-            });
-        } else if meta.is_file() {
-            steps.push(Step {
-                key: name,
-                what: What::Item(StoredItem {
-                    path,
-                    is_dir: false,
-                    size: meta.len(),
-                    empty: false,
-                }),
-            });
-        } else {
-            // a pipe, socket or device: no upload makes one, and opening a pipe to serve it
-            // would block forever
-            tracing::warn!(path, "not a regular file; left out of the comparison");
+        let t = meta.file_type();
+        if t.is_symlink() {
+            odd = Some(Odd::Symlink);
+        } else if !t.is_dir() && !t.is_file() {
+            odd = Some(Odd::Special);
         }
+        let is_dir = t.is_dir();
+        // an unreadable folder stops the walk: the rows below it must not read as missing
+        let empty = is_dir
+            && odd.is_none()
+            && match std::fs::read_dir(e.path()) {
+                Ok(mut rd) => rd.next().is_none(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+                Err(e) => return Err(e),
+            };
+        if is_dir && odd.is_none() && !empty {
+            steps.push(Step {
+                key: format!("{name}/"),
+                item: None,
+            });
+        }
+        steps.push(Step {
+            key: name,
+            item: Some(Found {
+                is_dir,
+                size: if t.is_file() { meta.len() } else { 0 },
+                empty,
+                odd,
+            }),
+        });
     }
     steps.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     Ok(steps)
+}
+
+/// A name that is not UTF-8, readable: its valid runs as they are, each stray byte as `\xNN`
+/// (a backslash no name Kura records holds, so it never meets a row).
+fn escaped(name: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in name.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -257,6 +311,7 @@ mod tests {
                 is_dir: g.1,
                 size: g.2,
                 empty: false,
+                odd: None,
             })
             .collect();
         let mut walk = StoredWalk::listed(listed);
