@@ -41,7 +41,8 @@ pub struct FsckReport {
     /// never recorded (nor what is below them), left as they are; a row of the same path goes.
     pub refused: Vec<(String, String)>,
     /// Symbolic links: never followed nor recorded, left as they are; a row of the same path
-    /// goes.
+    /// goes. One in the versions store (`versions/KEY`) is never read: its version counts as
+    /// gone.
     pub symlinks: Vec<String>,
     /// Pipes, sockets and devices: never recorded, left as they are.
     pub special: Vec<String>,
@@ -295,7 +296,14 @@ impl Vfs {
         // name -> stored length (on `fs`; other services' are not compared)
         let lens: BTreeMap<String, Option<u64>> = match &self.local {
             None => kept_objects.into_iter().map(|k| (k, None)).collect(),
-            Some(l) => Self::kept_files(l.versions.clone()).await?,
+            Some(l) => {
+                let (files, links) = Self::kept_files(l.versions.clone()).await?;
+                // a link in place of kept bytes is never read: its version counts as gone
+                report
+                    .symlinks
+                    .extend(links.into_iter().map(|k| format!("versions/{k}")));
+                files
+            }
         };
         let on_disk: std::collections::BTreeSet<String> = lens.keys().cloned().collect();
         let rows = self.store.version_keys().await?;
@@ -323,12 +331,14 @@ impl Vfs {
         Ok(())
     }
 
-    /// The files below `versions/` on `fs`, relative to it, with their lengths.
+    /// The files below `versions/` on `fs`, relative to it, with their lengths, and the
+    /// links there (never followed).
     async fn kept_files(
         root: std::path::PathBuf,
-    ) -> Result<BTreeMap<String, Option<u64>>, VfsError> {
+    ) -> Result<(BTreeMap<String, Option<u64>>, Vec<String>), VfsError> {
         tokio::task::spawn_blocking(move || {
             let mut files = BTreeMap::new();
+            let mut links = Vec::new();
             let mut stack = vec![root.clone()];
             while let Some(d) = stack.pop() {
                 let Ok(rd) = std::fs::read_dir(&d) else {
@@ -338,17 +348,22 @@ impl Vfs {
                     let p = e.path();
                     match e.file_type() {
                         Ok(t) if t.is_dir() => stack.push(p),
-                        Ok(_) => {
+                        Ok(t) => {
                             if let Ok(rel) = p.strip_prefix(&root) {
-                                let len = e.metadata().ok().map(|m| m.len());
-                                files.insert(rel.to_string_lossy().to_string(), len);
+                                let rel = rel.to_string_lossy().to_string();
+                                if t.is_symlink() {
+                                    links.push(rel);
+                                } else {
+                                    let len = e.metadata().ok().map(|m| m.len());
+                                    files.insert(rel, len);
+                                }
                             }
                         }
                         Err(_) => {}
                     }
                 }
             }
-            files
+            (files, links)
         })
         .await
         .map_err(|e| super::storage::io_err(std::io::Error::other(e)))
@@ -553,6 +568,17 @@ mod tests {
             "/b/f.kura-copy-".to_string(),
         ] {
             assert!(!super::is_copy_leftover(&user), "{user}");
+        }
+    }
+
+    /// Red team F4: names a protocol could never ask for by the same bytes are refused.
+    #[test]
+    fn names_kura_would_not_make_are_refused() {
+        assert_eq!(super::refusal("/b/Caf\u{e9}"), None);
+        let nfd = super::refusal("/b/Cafe\u{301}").unwrap();
+        assert!(nfd.contains("NFC"), "{nfd}");
+        for odd in ["/b/new\nline", "/b/back\\slash", "/b/.."] {
+            assert!(super::refusal(odd).is_some(), "{odd}");
         }
     }
 }

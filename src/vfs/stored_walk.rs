@@ -321,4 +321,42 @@ mod tests {
         }
         assert_eq!(again, got);
     }
+
+    /// Red team F8 and F4: a link (to a host file or folder), a pipe and a name that is not
+    /// UTF-8 come out marked, and nothing below a link or such a name is walked into.
+    #[tokio::test]
+    async fn links_pipes_and_stray_bytes_are_marked_and_not_walked_into() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("b/real")).unwrap();
+        std::fs::write(r.join("b/real/f"), b"f").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", r.join("b/passwd")).unwrap();
+        std::os::unix::fs::symlink(r.join("b/real"), r.join("b/loop")).unwrap();
+        let bad = r.join("b").join(std::ffi::OsStr::from_bytes(b"x\xff\xfey"));
+        std::fs::create_dir(&bad).unwrap();
+        std::fs::write(bad.join("inner"), b"i").unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(r.join("b/pipe"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut walk = StoredWalk::local(r.to_path_buf(), "versions");
+        let mut got = Vec::new();
+        while let Some(i) = walk.next().await.unwrap() {
+            got.push((i.path, i.odd));
+        }
+        assert_eq!(
+            got,
+            [
+                ("/b".to_string(), None),
+                ("/b/loop".into(), Some(Odd::Symlink)),
+                ("/b/passwd".into(), Some(Odd::Symlink)),
+                ("/b/pipe".into(), Some(Odd::Special)),
+                ("/b/real".into(), None),
+                ("/b/real/f".into(), None),
+                ("/b/x\\xff\\xfey".into(), Some(Odd::NotUtf8)),
+            ]
+        );
+    }
 }

@@ -211,3 +211,58 @@ fn fsck_reports_unrecorded_empty_folders_and_never_claims_a_refused_name_repaire
     assert!(!dir.join("hollow").exists());
     assert!(dir.join("tab\tname").exists());
 }
+
+/// Red team F8, in the versions store: kept bytes replaced by a link to a host file of the
+/// same length were served as that version. The link is reported and never read, and its
+/// version is forgotten by `--repair`.
+#[test]
+fn fsck_never_reads_a_kept_version_through_a_link() {
+    let mut server = Server::plain();
+    crate::common::run(server.kura().args(["group", "add", "g"]));
+    crate::common::run(
+        server
+            .kura()
+            .args(["bucket", "create", "b", "--group", "g"]),
+    );
+    assert_eq!(server.put("b/f.txt", b"one"), 201);
+    assert_eq!(server.put("b/f.txt", b"two!"), 204);
+    server.stop();
+    let kept: Vec<std::path::PathBuf> = walkdir(&server.data_dir().join("versions"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let host = server.data_dir().with_file_name("host-secret");
+    std::fs::write(&host, b"SEC").expect("host file");
+    std::fs::remove_file(&kept[0]).expect("rm");
+    std::os::unix::fs::symlink(&host, &kept[0]).expect("link");
+    let (ok, text) = fsck(&server, &[]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("symlink, not recorded: versions/")),
+        "{text}"
+    );
+    let (_, text) = fsck(&server, &["--repair"]);
+    let listed = crate::common::run(
+        server
+            .kura()
+            .args(["versions", "list", "/b/f.txt", "--json"]),
+    );
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).expect("json");
+    assert!(listed.is_empty(), "{listed:?}\n{text}");
+    assert!(kept[0].symlink_metadata().is_ok(), "the link is left");
+}
+
+/// Every file below `dir`, links included.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
