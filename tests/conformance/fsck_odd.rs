@@ -266,3 +266,48 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A type swap below an S3 implicit folder: dropping the file's row prunes the folder above
+/// it (it holds nothing else), which `--repair` records again from disk before the new
+/// folder, instead of failing on a missing parent.
+#[test]
+fn fsck_repairs_a_type_swap_below_an_implicit_folder() {
+    let mut server = Server::plain();
+    {
+        let key = server.s3_key();
+        let aws = |args: &[&str]| crate::common::run(server.aws(&key).args(args));
+        aws(&["s3", "mb", "s3://imp"]);
+        let body = server.data_dir().with_file_name("body.txt");
+        std::fs::write(&body, b"a file").expect("body");
+        let body = body.to_str().expect("utf8").to_string();
+        aws(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            "imp",
+            "--key",
+            "p/x",
+            "--body",
+            &body,
+        ]);
+    }
+    server.stop();
+    let p = server.files_dir().join("imp/p");
+    std::fs::remove_file(p.join("x")).expect("rm");
+    std::fs::create_dir(p.join("x")).expect("mkdir");
+    std::fs::write(p.join("x/inner"), b"now a folder").expect("inner");
+    let (ok, text) = fsck(&server, &["--repair"]);
+    assert!(ok, "{text}");
+    assert!(
+        line(&text, "recorded as a file, a folder on disk", "/imp/p/x").ends_with("(repaired)"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "stored but not recorded", "/imp/p/x/inner").ends_with("(repaired)"),
+        "{text}"
+    );
+    let (ok, again) = fsck(&server, &[]);
+    assert!(ok, "{again}");
+    server.start_again();
+    assert_eq!(server.get("imp/p/x/inner"), b"now a folder");
+}
