@@ -12,6 +12,10 @@ use tokio::task::JoinHandle;
 /// Entries a walk hands over at a time; a few batches in flight bound its memory.
 const BATCH: usize = 512;
 
+/// Steps of one folder held at a time (about 100 bytes each): a wider folder is read again
+/// for each further chunk.
+const WIDE: usize = 1 << 18;
+
 /// One stored file or folder.
 #[derive(Debug)]
 pub(super) struct StoredItem {
@@ -53,9 +57,14 @@ pub(super) enum StoredWalk {
 impl StoredWalk {
     /// Walks `root` on a blocking thread, leaving out the top-level folder `skip_top`.
     pub fn local(root: PathBuf, skip_top: &'static str) -> Self {
+        Self::local_chunked(root, skip_top, WIDE)
+    }
+
+    /// `local`, reading a folder `wide` steps at a time.
+    fn local_chunked(root: PathBuf, skip_top: &'static str, wide: usize) -> Self {
         let (tx, rx) = mpsc::channel(4);
         let walker = tokio::task::spawn_blocking(move || {
-            if let Err(e) = walk(&root, skip_top, &tx) {
+            if let Err(e) = walk(&root, skip_top, wide, &tx) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -115,15 +124,58 @@ struct Frame {
     /// Its `/path` (empty for the root).
     path: String,
     steps: std::vec::IntoIter<Step>,
+    /// The last key of a full chunk: the folder holds more after it.
+    more: Option<String>,
+    /// A top-level name left out.
+    skip: Option<&'static str>,
+}
+
+impl Frame {
+    /// A folder's first chunk of steps.
+    fn open(
+        dir: PathBuf,
+        path: String,
+        skip: Option<&'static str>,
+        wide: usize,
+    ) -> io::Result<Self> {
+        let (steps, more) = chunk(&dir, skip, None, wide)?;
+        Ok(Frame {
+            dir,
+            path,
+            steps: steps.into_iter(),
+            more,
+            skip,
+        })
+    }
 }
 
 /// One step of a folder's walk, under the key that puts it in path order among its siblings:
-/// a child's name for its own entry, the name and `/` for what is below it. Only the name is
-/// held (a folder's listing is sorted whole, so its width is what the walk holds).
+/// a child's name for its own entry, the name and `/` for what is below it (unique in a
+/// folder, and its order).
 struct Step {
     key: String,
     /// `None`: descend into the folder `key` names.
     item: Option<Found>,
+}
+
+impl PartialEq for Step {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Step {}
+
+impl PartialOrd for Step {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Step {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
 }
 
 /// What a step found, without its path (made when it is handed over).
@@ -136,32 +188,40 @@ struct Found {
 
 /// A depth-first walk whose output is in byte order of the full path: a folder's entry sorts
 /// by its name and its contents by its name and `/`, so `/a`, `/a.b`, `/a/x` come out in that
-/// order (a plain depth-first walk would give `/a/x` before `/a.b`).
+/// order (a plain depth-first walk would give `/a/x` before `/a.b`). A folder is read in
+/// chunks of at most `wide` steps, each the next smallest keys: memory is bounded by `wide`
+/// and the depth, and a folder wider than `wide` is read once per chunk.
 fn walk(
     root: &Path,
-    skip_top: &str,
+    skip_top: &'static str,
+    wide: usize,
     tx: &mpsc::Sender<io::Result<Vec<StoredItem>>>,
 ) -> io::Result<()> {
     let mut out = Vec::with_capacity(BATCH);
-    let mut stack = vec![Frame {
-        steps: children(root, Some(skip_top))?.into_iter(),
-        dir: root.to_path_buf(),
-        path: String::new(),
-    }];
+    let mut stack = vec![Frame::open(
+        root.to_path_buf(),
+        String::new(),
+        Some(skip_top),
+        wide,
+    )?];
     while let Some(top) = stack.last_mut() {
         let Some(step) = top.steps.next() else {
-            stack.pop();
+            match top.more.take() {
+                Some(after) => {
+                    let (steps, more) = chunk(&top.dir, top.skip, Some(&after), wide)?;
+                    top.steps = steps.into_iter();
+                    top.more = more;
+                }
+                None => {
+                    stack.pop();
+                }
+            }
             continue;
         };
         let Some(f) = step.item else {
             let name = step.key.trim_end_matches('/');
-            let dir = top.dir.join(name);
-            let path = format!("{}/{name}", top.path);
-            stack.push(Frame {
-                steps: children(&dir, None)?.into_iter(),
-                dir,
-                path,
-            });
+            let (dir, path) = (top.dir.join(name), format!("{}/{name}", top.path));
+            stack.push(Frame::open(dir, path, None, wide)?);
             continue;
         };
         out.push(StoredItem {
@@ -185,16 +245,24 @@ fn walk(
     Ok(())
 }
 
-/// The steps of one folder, sorted. Links are not followed, and nothing is walked into below
-/// a link or a name that is not UTF-8.
-fn children(dir: &Path, skip: Option<&str>) -> io::Result<Vec<Step>> {
+/// The `wide` smallest steps of a folder after the key `after`, sorted, and the last of them
+/// when more may follow. Links are not followed, and nothing is walked into below a link or a
+/// name that is not UTF-8.
+fn chunk(
+    dir: &Path,
+    skip: Option<&str>,
+    after: Option<&str>,
+    wide: usize,
+) -> io::Result<(Vec<Step>, Option<String>)> {
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         // removed while fsck ran (a server at work): nothing there to compare
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(e),
     };
-    let mut steps = Vec::new();
+    // the smallest keys seen so far, the largest on top; the type comes from the listing
+    let mut heap = std::collections::BinaryHeap::new();
+    let mut full = false;
     for e in entries {
         let e = e?;
         let os_name = e.file_name();
@@ -206,44 +274,75 @@ fn children(dir: &Path, skip: Option<&str>) -> io::Result<Vec<Step>> {
             continue; // kept versions of other services; never in `fs`'s tree
         }
         // the entry itself, never what a link points at
-        let meta = match e.metadata() {
-            Ok(m) => m,
+        let t = match e.file_type() {
+            Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let t = meta.file_type();
         if t.is_symlink() {
             odd = Some(Odd::Symlink);
         } else if !t.is_dir() && !t.is_file() {
             odd = Some(Odd::Special);
         }
-        let is_dir = t.is_dir();
-        // an unreadable folder stops the walk: the rows below it must not read as missing
-        let empty = is_dir
-            && odd.is_none()
-            && match std::fs::read_dir(e.path()) {
+        let into = (t.is_dir() && odd.is_none()).then(|| format!("{name}/"));
+        let found = Found {
+            is_dir: t.is_dir(),
+            size: 0,
+            empty: false,
+            odd,
+        };
+        for step in [
+            Some(Step {
+                key: name,
+                item: Some(found),
+            }),
+            into.map(|key| Step { key, item: None }),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if after.is_some_and(|a| step.key.as_str() <= a) {
+                continue;
+            }
+            if heap.len() == wide {
+                full = true;
+                if heap.peek().is_some_and(|top: &Step| step.key < top.key) {
+                    heap.pop();
+                } else {
+                    continue;
+                }
+            }
+            heap.push(step);
+        }
+    }
+    let mut steps = heap.into_sorted_vec();
+    let more = if full {
+        steps.last().map(|s| s.key.clone())
+    } else {
+        None
+    };
+    // sizes and emptiness for this chunk only
+    for step in &mut steps {
+        let Some(f) = step.item.as_mut().filter(|f| f.odd.is_none()) else {
+            continue;
+        };
+        let p = dir.join(&step.key);
+        if f.is_dir {
+            // an unreadable folder stops the walk: the rows below it must not read as missing
+            f.empty = match std::fs::read_dir(&p) {
                 Ok(mut rd) => rd.next().is_none(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => true,
                 Err(e) => return Err(e),
             };
-        if is_dir && odd.is_none() && !empty {
-            steps.push(Step {
-                key: format!("{name}/"),
-                item: None,
-            });
+        } else {
+            f.size = match std::fs::symlink_metadata(&p) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(e),
+            };
         }
-        steps.push(Step {
-            key: name,
-            item: Some(Found {
-                is_dir,
-                size: if t.is_file() { meta.len() } else { 0 },
-                empty,
-                odd,
-            }),
-        });
     }
-    steps.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    Ok(steps)
+    Ok((steps, more))
 }
 
 /// A name that is not UTF-8, readable: its valid runs as they are, each stray byte as `\xNN`
@@ -301,6 +400,15 @@ mod tests {
         );
         let empty: Vec<&str> = got.iter().filter(|g| g.3).map(|g| g.0.as_str()).collect();
         assert_eq!(empty, ["/b/e"]);
+        // a folder read a few steps at a time comes out the same
+        for wide in [1, 2, 3] {
+            let mut walk = StoredWalk::local_chunked(r.to_path_buf(), "versions", wide);
+            let mut chunked = Vec::new();
+            while let Some(i) = walk.next().await.unwrap() {
+                chunked.push((i.path, i.is_dir, i.size, i.empty));
+            }
+            assert_eq!(chunked, got, "{wide}");
+        }
         assert!(got.contains(&("/b/a.b".into(), false, 5, false)));
         // a listing gives the same entries and marks
         let listed = got
