@@ -459,7 +459,8 @@ fn compare(
             report.refused.push((item.path.clone(), "not UTF-8".into()));
             None
         }
-        None => match refusal(&item.path) {
+        // a row's path is canonical: only a name without one is checked
+        None => match row.is_none().then(|| refusal(&item.path)).flatten() {
             Some(why) => {
                 if item.is_dir {
                     *refused_dir = Some(item.path.clone());

@@ -2,6 +2,7 @@
 //! it with the rows one entry at a time instead of holding both sides (about 2.5 KB an entry,
 //! which would not fit at ten million entries).
 
+use std::borrow::Cow;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ const BATCH: usize = 512;
 
 /// Steps of one folder held at a time (about 100 bytes each): a wider folder is read again
 /// for each further chunk.
-const WIDE: usize = 1 << 18;
+const WIDE: usize = 1 << 20;
 
 /// One stored file or folder.
 #[derive(Debug)]
@@ -260,17 +261,19 @@ fn chunk(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(e),
     };
-    // the smallest keys seen so far, the largest on top; the type comes from the listing
-    let mut heap = std::collections::BinaryHeap::new();
+    // every step while the folder fits in `wide`; past that, the smallest keys seen so far in
+    // a heap, the largest on top (the type comes from the listing)
+    let mut held = Vec::new();
+    let mut heap: Option<std::collections::BinaryHeap<Step>> = None;
     let mut full = false;
     for e in entries {
         let e = e?;
         let os_name = e.file_name();
         let (name, mut odd) = match os_name.to_str() {
-            Some(n) => (n.to_string(), None),
-            None => (escaped(os_name.as_bytes()), Some(Odd::NotUtf8)),
+            Some(n) => (Cow::Borrowed(n), None),
+            None => (Cow::Owned(escaped(os_name.as_bytes())), Some(Odd::NotUtf8)),
         };
-        if skip == Some(name.as_str()) {
+        if skip == Some(&*name) {
             continue; // kept versions of other services; never in `fs`'s tree
         }
         // the entry itself, never what a link points at
@@ -284,38 +287,55 @@ fn chunk(
         } else if !t.is_dir() && !t.is_file() {
             odd = Some(Odd::Special);
         }
-        let into = (t.is_dir() && odd.is_none()).then(|| format!("{name}/"));
-        let found = Found {
-            is_dir: t.is_dir(),
-            size: 0,
-            empty: false,
-            odd,
-        };
-        for step in [
-            Some(Step {
-                key: name,
-                item: Some(found),
-            }),
-            into.map(|key| Step { key, item: None }),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if after.is_some_and(|a| step.key.as_str() <= a) {
+        let descend = t.is_dir() && odd.is_none();
+        // the entry's own key, then (a folder) its name and `/`; compared before any copy
+        for slash in [false, true] {
+            if slash && !descend {
                 continue;
             }
-            if heap.len() == wide {
+            let vs = |k: &str| {
+                let tail = if slash { &b"/"[..] } else { &b""[..] };
+                name.bytes().chain(tail.iter().copied()).cmp(k.bytes())
+            };
+            if after.is_some_and(|a| vs(a).is_le()) {
+                continue;
+            }
+            if heap.is_none() && held.len() == wide {
+                heap = Some(std::mem::take(&mut held).into());
+            }
+            if let Some(h) = &mut heap {
                 full = true;
-                if heap.peek().is_some_and(|top: &Step| step.key < top.key) {
-                    heap.pop();
-                } else {
+                if !h.peek().is_some_and(|top| vs(&top.key).is_lt()) {
                     continue;
                 }
+                h.pop();
             }
-            heap.push(step);
+            let step = Step {
+                key: if slash {
+                    format!("{name}/")
+                } else {
+                    name.to_string()
+                },
+                item: (!slash).then_some(Found {
+                    is_dir: t.is_dir(),
+                    size: 0,
+                    empty: false,
+                    odd,
+                }),
+            };
+            match &mut heap {
+                Some(h) => h.push(step),
+                None => held.push(step),
+            }
         }
     }
-    let mut steps = heap.into_sorted_vec();
+    let mut steps = match heap {
+        Some(h) => h.into_sorted_vec(),
+        None => {
+            held.sort_unstable();
+            held
+        }
+    };
     let more = if full {
         steps.last().map(|s| s.key.clone())
     } else {
