@@ -10,6 +10,7 @@
 //! at: a request whose identity did not change costs no SQL statement for it, and any change
 //! to users, groups or keys, made here or by the CLI, counts from the next request.
 
+mod hashing;
 mod remembered;
 
 use std::collections::HashMap;
@@ -146,6 +147,13 @@ pub(crate) fn verify_hash(password: &str, hash: &str) -> bool {
     }
 }
 
+/// `verify_hash` on the password hashing threads, in turn with every other hash.
+pub(crate) async fn verify_hash_queued(password: String, hash: String) -> bool {
+    hashing::run(move || verify_hash(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
 /// A random password for generated accounts: 24 URL-safe characters (144 bits).
 pub fn random_password() -> String {
     let mut b = [0u8; 18];
@@ -197,10 +205,7 @@ impl Authenticator {
             .as_ref()
             .map(|r| r.password_hash.clone())
             .unwrap_or_else(|| DUMMY_HASH.to_string());
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_hash(&pw, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = verify_hash_queued(password.to_string(), hash).await;
         match row {
             Some(row) if ok => {
                 self.remember(key, &row.password_hash);

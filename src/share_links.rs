@@ -256,9 +256,7 @@ impl Shares {
         let Some(given) = given.map(str::to_string) else {
             return Err(ShareError::PasswordRequired);
         };
-        let ok = tokio::task::spawn_blocking(move || crate::auth::verify_hash(&given, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = crate::auth::verify_hash_queued(given, hash).await;
         if ok {
             Ok(())
         } else {

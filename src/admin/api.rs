@@ -107,6 +107,7 @@ fn status_of(e: &AdminError) -> StatusCode {
         AdminError::Conflict(_) | AdminError::InUse(_) => StatusCode::CONFLICT,
         AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
         AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AdminError::Quota(_) => StatusCode::INSUFFICIENT_STORAGE,
         AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

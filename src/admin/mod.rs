@@ -34,7 +34,8 @@ pub enum AdminError {
     /// It exists already.
     #[error("{0} already exists")]
     Conflict(String),
-    /// It is still needed (a group owning buckets, the last administrator).
+    /// It is still needed (a group owning buckets, the last administrator), or the tree is
+    /// not as the operation needs.
     #[error("{0}")]
     InUse(String),
     /// The request is malformed or a value is out of range.
@@ -43,6 +44,9 @@ pub enum AdminError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// A group's quota would be exceeded (nothing was changed).
+    #[error("{0}")]
+    Quota(String),
     /// A server-side failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -56,6 +60,7 @@ impl AdminError {
             AdminError::Conflict(_) | AdminError::InUse(_) => "conflict",
             AdminError::Invalid(_) => "invalid",
             AdminError::Forbidden(_) => "forbidden",
+            AdminError::Quota(_) => "quota",
             AdminError::Internal(_) => "internal",
         }
     }
@@ -82,9 +87,10 @@ impl From<VfsError> for AdminError {
             VfsError::Forbidden(m) => AdminError::Forbidden(m.into()),
             VfsError::Locked(p) => AdminError::InUse(format!("{p} is locked (see kura lock list)")),
             VfsError::InvalidPath(m) => AdminError::Invalid(m),
-            VfsError::Conflict(m) | VfsError::WrongKind(m) | VfsError::InvalidArgument(m) => {
-                AdminError::Invalid(m.into())
-            }
+            e @ VfsError::QuotaExceeded(_) => AdminError::Quota(e.to_string()),
+            // the tree is not as the operation needs (a decoy folder, a parent gone): 409
+            VfsError::Conflict(m) => AdminError::InUse(m.into()),
+            VfsError::WrongKind(m) | VfsError::InvalidArgument(m) => AdminError::Invalid(m.into()),
             e => AdminError::Internal(e.to_string()),
         }
     }

@@ -172,6 +172,7 @@ impl Conns {
     /// waits with `freed` and asks again). `capped` is false for trusted proxies, which carry
     /// many clients.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, capped: bool) -> Result<Slot, Refused> {
+        let ip = crate::limits::budget_key(ip);
         let mut reg = self.reg.lock().unwrap_or_else(|e| e.into_inner());
         if capped && reg.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
             return Err(if reg.closing(Some(ip)) || reg.evict_idle(Some(ip)) {

@@ -55,6 +55,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address a per-address budget (connections, failed logins, share requests) counts
+/// `ip` under: an IPv6 client's whole /64, which one household or one attacker gets and
+/// hops through freely (as many addresses as it likes), and an IPv4 address as it is.
+pub fn budget_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let net = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(net))
+        }
+        v4 => v4,
+    }
+}
+
 /// A list of addresses and CIDR blocks (trusted proxies, who may scrape `/metrics`).
 #[derive(Clone, Debug)]
 pub struct AddressSet(Vec<Block>);

@@ -15,7 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 pub use crate::config::LimitsConfig;
 
-pub use ip::{AddressSet, TrustedProxies};
+pub use ip::{budget_key, AddressSet, TrustedProxies};
 pub use pace::Pacer;
 pub use throttle::{FailedAuth, Outcome, Refusal, ThrottleView};
 
@@ -142,7 +142,7 @@ impl Limits {
         let Some(l) = &self.share_requests else {
             return Ok(());
         };
-        l.check_key(&ip)
+        l.check_key(&ip::budget_key(ip))
             .map_err(|not_until| not_until.wait_time_from(l.clock().now()))
     }
 

@@ -169,6 +169,7 @@ impl FailedAuth {
         credential: Option<&str>,
     ) -> Result<Ticket, Refusal> {
         let now = Instant::now();
+        let ip = super::ip::budget_key(ip);
         let account: String = account.chars().take(MAX_ACCOUNT).collect();
         let key = (ip, account);
         let credential = credential.map(|c| c.chars().take(MAX_ACCOUNT).collect::<String>());
@@ -272,6 +273,7 @@ impl FailedAuth {
     /// Forgets the failures of an address, an account, or (both `None`) everyone's; returns
     /// how many counters were dropped. Proven pairs stay.
     pub fn clear(&self, ip: Option<IpAddr>, account: Option<&str>) -> usize {
+        let ip = ip.map(super::ip::budget_key);
         let mut st = self.lock();
         let before = st.pairs.len() + st.ips.len() + st.accounts.len();
         let ip_ok = |i: &IpAddr| ip.is_none_or(|x| x == *i);
@@ -461,6 +463,24 @@ mod tests {
         assert!(refused);
         let t = f.begin(a, "home", None).unwrap();
         assert_eq!(t.delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn an_ipv6_client_hopping_addresses_in_its_64_is_one_address() {
+        let f = FailedAuth::new(5, 4, 0, MIN, Duration::from_millis(800));
+        for i in 0..4 {
+            let a: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+            let t = f.begin(a, &format!("u{i}"), None).unwrap();
+            assert_eq!(t.delay, Duration::ZERO);
+            t.finish(Outcome::Failed);
+        }
+        let hop: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let t = f.begin(hop, "u9", None).unwrap();
+        assert!(t.delay >= FIRST_DELAY, "{:?}", t.delay);
+        t.finish(Outcome::Failed);
+        // the next /64 is someone else
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(f.begin(other, "u1", None).unwrap().delay, Duration::ZERO);
     }
 
     #[test]

@@ -844,9 +844,6 @@ impl Store {
         }
         let payer = payer_tx(&mut tx, to).await.map_err(meta)?;
         let bytes: i64 = rows.iter().filter(|r| !r.marker).map(|r| r.size).sum();
-        charge_tx(&mut tx, payer.as_deref(), bytes, files as i64)
-            .await
-            .map_err(meta)?;
         let mut credit: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
         let payers: Vec<(String, Option<String>)> =
             sqlx::query_as("SELECT id, payer FROM versions WHERE batch = $1 AND marker = 0")
@@ -860,11 +857,16 @@ impl Store {
             c.0 += sizes.get(id.as_str()).copied().unwrap_or(0);
             c.1 += 1;
         }
+        // the kept bytes are credited first: coming back where they are charged, they cost
+        // the quota nothing more
         for (p, (b, f)) in credit {
             charge_versions_tx(&mut tx, p.as_deref(), -b, -f)
                 .await
                 .map_err(meta)?;
         }
+        charge_tx(&mut tx, payer.as_deref(), bytes, files as i64)
+            .await
+            .map_err(meta)?;
         let now = super::now_ms();
         let cut = root.path.len();
         for r in rows.iter().filter(|r| r.is_dir || !r.marker) {

@@ -127,6 +127,15 @@ impl Store {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
+    /// Fails with `QuotaExceeded` unless the group paying for `path` may grow by `bytes` and
+    /// `files` now: the charge every commit makes (`charge_tx`), made and rolled back.
+    pub async fn check_charge(&self, path: &str, bytes: i64, files: i64) -> Result<(), MetaError> {
+        let mut tx = self.write_tx().await?;
+        let payer = payer_tx(&mut tx, path).await?;
+        // dropped uncommitted: nothing is charged
+        charge_tx(&mut tx, payer.as_deref(), bytes, files).await
+    }
+
     /// Sets a group's limits (`None`: unlimited).
     pub async fn set_quota(
         &self,

@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 use md5::{Digest, Md5};
 
 use super::storage::io_err;
-use super::stored_walk::{StoredItem, StoredWalk};
+use super::stored_walk::{Odd, StoredItem, StoredWalk};
 use super::{VPath, Vfs, VfsError};
 use crate::store::{now_ms, CheckedRow, Drift, EntryRow, MetaError};
 
@@ -30,6 +30,24 @@ pub struct FsckReport {
     /// Kept bytes (`fs`) whose length fits no form their version records (plain, or sealed
     /// for its plaintext size): reported, not repaired.
     pub changed_versions: Vec<String>,
+    /// Entries whose type changed on disk, with what is there now (`true`: a folder where a
+    /// file was recorded; `false`: the reverse). Repair: the stale rows go, what is on disk
+    /// is recorded.
+    pub swapped: Vec<(String, bool)>,
+    /// Empty folders without a row, left by a pruned implicit folder whose removal failed
+    /// (repair: removed).
+    pub empty_dirs: Vec<String>,
+    /// Stored names Kura refuses, with why (not UTF-8, not NFC, a control character...):
+    /// never recorded (nor what is below them), left as they are; a row of the same path goes.
+    pub refused: Vec<(String, String)>,
+    /// Symbolic links: never followed nor recorded, left as they are; a row of the same path
+    /// goes. One in the versions store (`versions/KEY`) is never read: its version counts as
+    /// gone.
+    pub symlinks: Vec<String>,
+    /// Pipes, sockets and devices: never recorded, left as they are.
+    pub special: Vec<String>,
+    /// Findings repair cannot fix or failed to, with why (the rest of the repair is done).
+    pub unrepaired: BTreeMap<String, String>,
     /// Groups whose usage counters were wrong (repair: recounted).
     pub usage: Vec<Drift>,
     /// Entries the search index has wrong (repair: the index is rebuilt from the entries).
@@ -46,16 +64,31 @@ impl FsckReport {
             && self.unreferenced_versions.is_empty()
             && self.missing_versions.is_empty()
             && self.changed_versions.is_empty()
+            && self.swapped.is_empty()
+            && self.empty_dirs.is_empty()
+            && self.refused.is_empty()
+            && self.symlinks.is_empty()
+            && self.special.is_empty()
             && self.usage.is_empty()
             && self.search_index == 0
+    }
+
+    /// True when a repair leaves nothing behind: no finding it cannot fix or failed to.
+    pub fn is_repaired(&self) -> bool {
+        self.refused.is_empty()
+            && self.symlinks.is_empty()
+            && self.special.is_empty()
+            && self.changed_versions.is_empty()
+            && self.unrepaired.is_empty()
     }
 }
 
 /// What a repair does once the comparison is over (the rows are streamed while it runs).
 #[derive(Default)]
 struct Repairs {
-    /// Empty folders without a row, to remove.
-    empty_dirs: Vec<String>,
+    /// Rows whose entry changed type on disk, to drop (with what is below them) before what
+    /// is on disk is recorded.
+    drop: Vec<String>,
     /// Stored entries without a row, to record: (path, is_dir, size).
     record: Vec<(String, bool, u64)>,
     /// Plain files whose row has another size, to record again: (path, size).
@@ -77,6 +110,8 @@ impl Vfs {
             None => StoredWalk::listed(self.listed_objects(&mut kept_objects).await?),
         };
         let mut fixes = Repairs::default();
+        // a refused folder, whose contents are not looked at one by one
+        let mut refused_dir: Option<String> = None;
         {
             let mut rows = std::pin::pin!(self.store.entries_to_check());
             let mut s = stored.next().await.map_err(io_err)?;
@@ -95,7 +130,7 @@ impl Vfs {
                         None
                     };
                     if let Some(item) = s.take() {
-                        compare(item, row, &mut report, &mut fixes);
+                        compare(item, row, &mut refused_dir, &mut report, &mut fixes);
                     }
                     s = stored.next().await.map_err(io_err)?;
                 }
@@ -108,7 +143,7 @@ impl Vfs {
             }
         }
         if repair {
-            self.repair(&report, fixes).await?;
+            self.repair(&mut report, fixes).await;
         }
         self.check_versions(&mut report, repair, kept_objects)
             .await?;
@@ -154,42 +189,100 @@ impl Vfs {
                 is_dir,
                 size,
                 empty: false,
+                odd: None,
             });
         }
         Ok(items)
     }
 
-    /// Makes metadata follow storage for what the comparison found.
-    async fn repair(&self, report: &FsckReport, fixes: Repairs) -> Result<(), VfsError> {
+    /// Makes metadata follow storage for what the comparison found, an entry at a time: one
+    /// that fails is noted in `unrepaired` and the rest is still done.
+    async fn repair(&self, report: &mut FsckReport, fixes: Repairs) {
+        let mut failed = BTreeMap::new();
+        let note = |failed: &mut BTreeMap<String, String>, path: &str, e: VfsError| {
+            tracing::warn!(path, error = %e, "fsck: not repaired");
+            failed.insert(path.to_string(), e.to_string());
+        };
         for path in &report.leftovers {
-            self.op.delete(path.trim_start_matches('/')).await?;
+            if let Err(e) = self.op.delete(path.trim_start_matches('/')).await {
+                note(&mut failed, path, e.into());
+            }
         }
         // an empty folder left on disk by a pruned implicit folder whose removal failed (or
         // was interrupted) is not worth recording
-        for path in &fixes.empty_dirs {
-            let _ = self
-                .op
-                .delete(&format!("{}/", path.trim_start_matches('/')))
-                .await;
+        for path in &report.empty_dirs {
+            let dir = format!("{}/", path.trim_start_matches('/'));
+            if let Err(e) = self.op.delete(&dir).await {
+                note(&mut failed, path, e.into());
+            }
+        }
+        // a type swap: the stale rows go first, then what is on disk is recorded in its place
+        for path in &fixes.drop {
+            if let Err(e) = self.drop_rows(path).await {
+                note(&mut failed, path, e);
+            }
         }
         // in path order: a folder is recorded before what it holds takes its owner
         for (path, is_dir, size) in &fixes.record {
-            match self.record(path, *is_dir, *size).await {
-                // a name no client could make (a newline...): reported, left as it is, and
-                // the rest of the repair still done
-                Err(VfsError::InvalidPath(why)) => {
-                    tracing::warn!(path, why, "not recorded: a name Kura refuses");
-                }
-                r => r?,
+            if failed.contains_key(path) {
+                continue;
+            }
+            if let Err(e) = self.record(path, *is_dir, *size).await {
+                note(&mut failed, path, e);
             }
         }
         for (path, size) in &fixes.rerecord {
-            self.record(path, false, *size).await?;
+            if let Err(e) = self.record(path, false, *size).await {
+                note(&mut failed, path, e);
+            }
         }
         for path in report.missing.iter().rev() {
-            self.store.delete_tree(path, None).await?;
+            if let Err(e) = self.drop_rows(path).await {
+                note(&mut failed, path, e);
+            }
         }
-        Ok(())
+        report.unrepaired.append(&mut failed);
+    }
+
+    /// The row of the folder holding `p` (`None` at the top). Folders above it without a row
+    /// (an implicit folder pruned when a swapped entry's rows went) are recorded first: they
+    /// are on disk, since `p` is.
+    async fn recorded_parent(&self, p: &VPath) -> Result<Option<EntryRow>, VfsError> {
+        let mut missing = Vec::new();
+        let mut dir = p.parent();
+        let found = loop {
+            if dir.is_root() {
+                break None;
+            }
+            if let Some(e) = self.store.entry(dir.as_str()).await? {
+                break Some(e);
+            }
+            let up = dir.parent();
+            missing.push(dir);
+            dir = up;
+        };
+        if found.is_none() || missing.is_empty() {
+            return Ok(found);
+        }
+        let (owner, grp) = found.map_or((None, None), |e| (e.owner, e.grp));
+        let mut last = None;
+        for d in missing.iter().rev() {
+            let row = self.folder_row(d, owner.clone(), grp.clone(), now_ms());
+            match self.store.insert_dir(&row).await {
+                Ok(()) | Err(MetaError::Duplicate) => {}
+                Err(e) => return Err(e.into()),
+            }
+            last = Some(row);
+        }
+        Ok(last)
+    }
+
+    /// Removes the row at `path` and those below it; done when they are gone already.
+    async fn drop_rows(&self, path: &str) -> Result<(), VfsError> {
+        match self.store.delete_tree(path, None).await {
+            Ok(_) | Err(MetaError::Gone) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The versions store (`fs`) against the version rows: every kept file referenced, every
@@ -203,7 +296,14 @@ impl Vfs {
         // name -> stored length (on `fs`; other services' are not compared)
         let lens: BTreeMap<String, Option<u64>> = match &self.local {
             None => kept_objects.into_iter().map(|k| (k, None)).collect(),
-            Some(l) => Self::kept_files(l.versions.clone()).await?,
+            Some(l) => {
+                let (files, links) = Self::kept_files(l.versions.clone()).await?;
+                // a link in place of kept bytes is never read: its version counts as gone
+                report
+                    .symlinks
+                    .extend(links.into_iter().map(|k| format!("versions/{k}")));
+                files
+            }
         };
         let on_disk: std::collections::BTreeSet<String> = lens.keys().cloned().collect();
         let rows = self.store.version_keys().await?;
@@ -231,12 +331,14 @@ impl Vfs {
         Ok(())
     }
 
-    /// The files below `versions/` on `fs`, relative to it, with their lengths.
+    /// The files below `versions/` on `fs`, relative to it, with their lengths, and the
+    /// links there (never followed).
     async fn kept_files(
         root: std::path::PathBuf,
-    ) -> Result<BTreeMap<String, Option<u64>>, VfsError> {
+    ) -> Result<(BTreeMap<String, Option<u64>>, Vec<String>), VfsError> {
         tokio::task::spawn_blocking(move || {
             let mut files = BTreeMap::new();
+            let mut links = Vec::new();
             let mut stack = vec![root.clone()];
             while let Some(d) = stack.pop() {
                 let Ok(rd) = std::fs::read_dir(&d) else {
@@ -246,17 +348,22 @@ impl Vfs {
                     let p = e.path();
                     match e.file_type() {
                         Ok(t) if t.is_dir() => stack.push(p),
-                        Ok(_) => {
+                        Ok(t) => {
                             if let Ok(rel) = p.strip_prefix(&root) {
-                                let len = e.metadata().ok().map(|m| m.len());
-                                files.insert(rel.to_string_lossy().to_string(), len);
+                                let rel = rel.to_string_lossy().to_string();
+                                if t.is_symlink() {
+                                    links.push(rel);
+                                } else {
+                                    let len = e.metadata().ok().map(|m| m.len());
+                                    files.insert(rel, len);
+                                }
                             }
                         }
                         Err(_) => {}
                     }
                 }
             }
-            files
+            (files, links)
         })
         .await
         .map_err(|e| super::storage::io_err(std::io::Error::other(e)))
@@ -266,7 +373,7 @@ impl Vfs {
     /// from the folder it is in.
     async fn record(&self, path: &str, is_dir: bool, size: u64) -> Result<(), VfsError> {
         let p = VPath::parse(path)?;
-        let parent = self.store.entry(p.parent().as_str()).await?;
+        let parent = self.recorded_parent(&p).await?;
         let (owner, grp) = parent.map_or((None, None), |e| (e.owner, e.grp));
         let now = now_ms();
         if is_dir {
@@ -327,8 +434,65 @@ impl Vfs {
     }
 }
 
-/// One stored entry against its row (`None`: no row has its path).
+/// One stored entry against its row (`None`: no row has its path). `refused_dir` is the last
+/// refused folder: what is below it was reported with it.
 fn compare(
+    item: StoredItem,
+    row: Option<CheckedRow>,
+    refused_dir: &mut Option<String>,
+    report: &mut FsckReport,
+    fixes: &mut Repairs,
+) {
+    if refused_dir.as_deref().is_some_and(|d| {
+        item.path.starts_with(d) && item.path.as_bytes().get(d.len()) == Some(&b'/')
+    }) {
+        if let Some(r) = row {
+            report.missing.push(r.path);
+        }
+        return;
+    }
+    // what Kura never records: a row of its path stands for something no longer there
+    let list = match item.odd {
+        Some(Odd::Symlink) => Some(&mut report.symlinks),
+        Some(Odd::Special) => Some(&mut report.special),
+        Some(Odd::NotUtf8) => {
+            report.refused.push((item.path.clone(), "not UTF-8".into()));
+            None
+        }
+        // a row's path is canonical: only a name without one is checked
+        None => match row.is_none().then(|| refusal(&item.path)).flatten() {
+            Some(why) => {
+                if item.is_dir {
+                    *refused_dir = Some(item.path.clone());
+                }
+                report.refused.push((item.path.clone(), why));
+                None
+            }
+            None if row.as_ref().is_none_or(|r| r.is_dir == item.is_dir) => {
+                return compare_recordable(item, row, report, fixes);
+            }
+            None => return swapped(item, fixes, report),
+        },
+    };
+    if let Some(list) = list {
+        list.push(item.path);
+    }
+    if let Some(r) = row {
+        report.missing.push(r.path);
+    }
+}
+
+/// An entry whose type changed on disk: its rows go, it is recorded as it is now.
+fn swapped(item: StoredItem, fixes: &mut Repairs, report: &mut FsckReport) {
+    fixes.drop.push(item.path.clone());
+    fixes
+        .record
+        .push((item.path.clone(), item.is_dir, item.size));
+    report.swapped.push((item.path, item.is_dir));
+}
+
+/// A stored entry Kura can record against its row of the same type, if any.
+fn compare_recordable(
     item: StoredItem,
     row: Option<CheckedRow>,
     report: &mut FsckReport,
@@ -339,7 +503,7 @@ fn compare(
         return;
     }
     match row {
-        None if item.is_dir && item.empty => fixes.empty_dirs.push(item.path),
+        None if item.is_dir && item.empty => report.empty_dirs.push(item.path),
         None => {
             fixes
                 .record
@@ -356,10 +520,27 @@ fn compare(
             // a damaged sealed file cannot be re-read: it is reported, not re-recorded
             if r.sealed.is_none() {
                 fixes.rerecord.push((item.path.clone(), item.size));
+            } else {
+                report.unrepaired.insert(
+                    item.path.clone(),
+                    "sealed: its bytes cannot be read again".into(),
+                );
             }
             report.changed.push(item.path);
         }
         Some(_) => {}
+    }
+}
+
+/// Why Kura refuses the stored name `path` (`None`: it is a canonical path Kura records): a
+/// name no client could make, or one in another Unicode form than NFC, which every protocol
+/// would name by its NFC form and never find on disk.
+fn refusal(path: &str) -> Option<String> {
+    match VPath::parse(path) {
+        Err(VfsError::InvalidPath(why)) => Some(why),
+        Err(e) => Some(e.to_string()),
+        Ok(p) if p.as_str() != path => Some("not in Unicode NFC form".into()),
+        Ok(_) => None,
     }
 }
 
@@ -388,6 +569,17 @@ mod tests {
             "/b/f.kura-copy-".to_string(),
         ] {
             assert!(!super::is_copy_leftover(&user), "{user}");
+        }
+    }
+
+    /// Red team F4: names a protocol could never ask for by the same bytes are refused.
+    #[test]
+    fn names_kura_would_not_make_are_refused() {
+        assert_eq!(super::refusal("/b/Caf\u{e9}"), None);
+        let nfd = super::refusal("/b/Cafe\u{301}").unwrap();
+        assert!(nfd.contains("NFC"), "{nfd}");
+        for odd in ["/b/new\nline", "/b/back\\slash", "/b/.."] {
+            assert!(super::refusal(odd).is_some(), "{odd}");
         }
     }
 }

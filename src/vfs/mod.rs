@@ -44,6 +44,7 @@ pub use crate::store::DeadProp;
 pub use crate::store::Retention;
 /// Why a delete only-if-empty refuses (DeleteBucket: `BucketNotEmpty`).
 use crate::store::{EntryRow, MetaError, Store};
+pub use fsck::FsckReport;
 pub use multipart::{CompletedPart, Preconditions};
 pub use path::VPath;
 pub use retention::{LockConfig, COMPLIANCE, GOVERNANCE};

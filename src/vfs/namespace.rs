@@ -1219,6 +1219,10 @@ impl Vfs {
             }
         }
         let (to_dir, parents) = self.check_transfer(c, &src, to, create_parents).await?;
+        // a folder holding plain files, into an encrypted bucket: file by file, sealed
+        if self.copy_tree_must_seal(&src, to).await? {
+            return self.copy_tree_through(c, &src, to).await;
+        }
         // into a bucket that stores files in the other form: through plaintext, sealed or
         // not by the target bucket's setting
         if self.copy_changes_form(&src, to).await? {

@@ -439,6 +439,62 @@ impl Vfs {
         Ok(sealed_there != src.sealed.is_some())
     }
 
+    /// Whether a copy of the folder `src` to `to` lands in an encrypted bucket (another one)
+    /// with plain files below it: nothing lands plain there, so those are sealed on the way.
+    pub(super) async fn copy_tree_must_seal(
+        &self,
+        src: &super::Entry,
+        to: &VPath,
+    ) -> Result<bool, VfsError> {
+        let target = match Vfs::bucket_of(to) {
+            Some(b) if src.is_dir && Vfs::bucket_of(&src.path) != Some(b.clone()) => b,
+            _ => return Ok(false),
+        };
+        if self
+            .store
+            .bucket_setting(target.as_str(), ENCRYPTION)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let rows = self.store.subtree(src.path.as_str()).await?;
+        Ok(rows.iter().any(|r| !r.is_dir && r.sealed.is_none()))
+    }
+
+    /// Copies the folder `src` to `to` (checked as a copy) folder by folder and file by file,
+    /// each file as a copy of it alone would be (a plain one sealed by the target bucket's
+    /// setting); on a failure what was made is removed again.
+    pub(super) async fn copy_tree_through(
+        &self,
+        c: &Caller,
+        src: &super::Entry,
+        to: &VPath,
+    ) -> Result<(), VfsError> {
+        self.mkdir(c, to).await?;
+        let cut = src.path.as_str().len();
+        let made = async {
+            for r in self.store.subtree(src.path.as_str()).await? {
+                let dest = VPath::parse(&format!("{to}{}", r.path.get(cut..).unwrap_or("")))?;
+                if r.is_dir {
+                    self.mkdir(c, &dest).await?;
+                } else {
+                    let from = VPath::parse(&r.path)?;
+                    Box::pin(self.copy(c, &from, &dest)).await?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if made.is_err() {
+            let rules = crate::store::DeleteRules::default();
+            if let Err(e) = self.delete_checked(c, to, rules, false).await {
+                tracing::warn!(path = %to, error = %e, "a refused copy left a partial folder");
+            }
+        }
+        made
+    }
+
     /// Copies the file `src` to `to` as an upload of its plaintext (the checks of the copy
     /// were made; the upload makes those of any write): read with the client's key `from` of
     /// an SSE-C source, sealed with its key `into` (SSE-C) or by the target bucket's setting.

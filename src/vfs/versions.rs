@@ -45,6 +45,9 @@ pub(super) struct Bring {
     pub drop: Option<String>,
     /// S3: the file it replaces is destroyed, not kept (a permanent delete of that version).
     pub destroy: bool,
+    /// The folders of its delete standing again were checked (`refuse_decoys`) with the
+    /// whole delete.
+    pub folders_checked: bool,
 }
 
 /// A new delete id, also the id of the deleted path's own marker: sorts by time like the
@@ -492,19 +495,18 @@ impl Vfs {
         let cut = root.path.len();
         // all or nothing: a folder standing where a recorded one was, that lets in more than
         // it did, refuses the restore before any file goes into it
-        for r in rows.iter().filter(|r| r.marker && r.is_dir) {
-            let rel = r.path.get(cut..).unwrap_or_default();
-            let t = VPath::parse(&format!("{target}{rel}"))?;
-            if t.as_str() == r.path {
-                if let Some(e) = self.lookup(&t).await? {
-                    if e.is_dir && Self::opens_more(&e, r) {
-                        return Err(VfsError::Conflict(
-                            "another folder now stands where the deleted one was and lets in more than it did: restore it elsewhere",
-                        ));
-                    }
-                }
-            }
+        if target.as_str() == root.path {
+            self.refuse_decoys(rows.iter().filter(|r| r.marker && r.is_dir))
+                .await?;
         }
+        // and so does the quota: file by file, each restored file is charged whole to the
+        // target's group (its kept bytes stay charged, as a noncurrent version, and so does a
+        // file it replaces), so the sum must fit before the first one is restored
+        let bytes = rows.iter().filter(|r| !r.marker).map(|r| r.size).sum();
+        let files = rows.iter().filter(|r| !r.marker).count() as i64;
+        self.store
+            .check_charge(target.as_str(), bytes, files)
+            .await?;
         let mut done = Restored::default();
         for r in &rows {
             let rel = r.path.get(cut..).unwrap_or_default();
@@ -538,6 +540,7 @@ impl Vfs {
             }
             let bring = Bring {
                 untrash: Some((r.path.clone(), batch.clone())),
+                folders_checked: true,
                 ..Bring::default()
             };
             self.restore_file(c, r, &t, bring).await?;
@@ -638,6 +641,21 @@ impl Vfs {
             ..UploadOptions::default()
         };
         let (existing, parent) = self.check_write(c, target, &opts).await?;
+        // one file of a deleted folder, where it was, meets the rule of its whole delete
+        if let (Some(batch), false) = (&row.batch, bring.folders_checked) {
+            if target.as_str() == row.path {
+                let markers = self.store.batch(batch).await?;
+                let above = |m: &&VersionRow| {
+                    m.marker
+                        && m.is_dir
+                        && row
+                            .path
+                            .strip_prefix(m.path.as_str())
+                            .is_some_and(|rest| rest.starts_with('/'))
+                };
+                self.refuse_decoys(markers.iter().filter(above)).await?;
+            }
+        }
         let keep = match &existing {
             Some(_) if bring.destroy => None,
             Some(_) => match self.keep_replaced(target).await? {
@@ -835,6 +853,26 @@ impl Vfs {
         now.owner != was.owner
             || now.group != was.grp
             || i64::from(now.mode) & !was.mode & 0o077 != 0
+    }
+
+    /// Refuses (409) bringing a delete back where it was, whole or one file of it, into a
+    /// folder that now stands at the path of one of its deleted `folders` (their markers) and
+    /// lets in more than that one did (`opens_more`).
+    async fn refuse_decoys<'a>(
+        &self,
+        folders: impl Iterator<Item = &'a VersionRow>,
+    ) -> Result<(), VfsError> {
+        for m in folders {
+            let path = VPath::parse(&m.path)?;
+            if let Some(e) = self.lookup(&path).await? {
+                if e.is_dir && Self::opens_more(&e, m) {
+                    return Err(VfsError::Conflict(
+                        "another folder now stands where the deleted one was and lets in more than it did: restore it elsewhere",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What a restored entry gets of the owner, group and mode recorded for it. Where it was
@@ -1240,6 +1278,50 @@ mod tests {
         let left = op.list_with(VERSIONS_PREFIX).recursive(true).await.unwrap();
         assert!(left.iter().all(|e| e.metadata().is_dir()), "{left:?}");
         assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    /// Attack (red team, after F3): bob's open folder made at the path of ann's deleted
+    /// private one receives none of its files one at a time, neither by a restore where it
+    /// was (by ann or an administrator) nor by S3's removal of the file's delete marker.
+    #[tokio::test]
+    async fn one_file_of_a_private_folder_is_not_restored_into_a_decoy_folder() {
+        let (_dir, v) = fs_vfs().await;
+        let root = Caller::admin("root");
+        v.store.create_group("fam").await.unwrap();
+        v.mkdir(&root, &p("/b")).await.unwrap();
+        v.chown(&root, &p("/b"), None, Some("fam")).await.unwrap();
+        v.chmod(&root, &p("/b"), 0o770).await.unwrap();
+        v.set_versioning(&root, &p("/b"), crate::store::S3Versioning::Enabled)
+            .await
+            .unwrap();
+        let (ann, bob) = (user("ann", &["fam"]), user("bob", &["fam"]));
+        v.mkdir(&ann, &p("/b/pf")).await.unwrap();
+        v.chmod(&ann, &p("/b/pf"), 0o700).await.unwrap();
+        put(&v, &ann, "/b/pf/f", b"private").await.unwrap();
+        v.delete(&ann, &p("/b/pf")).await.unwrap();
+        v.mkdir(&bob, &p("/b/pf")).await.unwrap();
+        v.chmod(&bob, &p("/b/pf"), 0o777).await.unwrap();
+        for c in [&ann, &root] {
+            let r = v.restore(c, &p("/b/pf/f"), None, None).await;
+            assert!(matches!(r, Err(VfsError::Conflict(_))), "{r:?}");
+        }
+        let marker = v
+            .object_versions(&root, &p("/b"), "pf/f", ("", None), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.marker && o.latest)
+            .unwrap();
+        let r = v
+            .delete_object_version(&ann, &p("/b/pf/f"), &marker.s3_id(), false)
+            .await;
+        assert!(matches!(r, Err(VfsError::Conflict(_))), "{r:?}");
+        assert!(v.stat(&root, &p("/b/pf/f")).await.is_err());
+        // elsewhere it comes back
+        v.restore(&ann, &p("/b/pf/f"), None, Some(&p("/b/back")))
+            .await
+            .unwrap();
+        assert_eq!(read(&v, "/b/back").await, b"private");
     }
 
     #[tokio::test]

@@ -175,6 +175,52 @@ fn files_and_folders_moved_into_an_encrypted_bucket_leave_no_plaintext_on_disk()
 }
 
 #[test]
+fn a_folder_copied_into_an_encrypted_bucket_is_sealed_and_its_source_stays() {
+    require("curl");
+    let s = server_with_buckets();
+    let (a, b) = (body("a", 2 * 64 * 1024 + 5), body("b", 10));
+    for dir in ["pub/tree", "pub/tree/sub"] {
+        assert_eq!(s.status(&["-X", "MKCOL", &s.dav(dir)]), 201);
+    }
+    assert_eq!(s.put("pub/tree/a", &a), 201);
+    assert_eq!(s.put("pub/tree/sub/b", &b), 201);
+    let used = usage(&s);
+    // the attack: a WebDAV COPY of a whole folder of plain files into the encrypted bucket
+    let dest = format!("Destination: {}", s.dav("sec/tree"));
+    assert_eq!(
+        s.status(&["-X", "COPY", "-H", &dest, &s.dav("pub/tree")]),
+        201
+    );
+    let plain_in_sec: Vec<_> = walk(&s.files_dir().join("sec"))
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|d| contains(&d, b"KNOWN-PATTERN")))
+        .collect();
+    assert_eq!(plain_in_sec, Vec::<std::path::PathBuf>::new());
+    for (path, data) in [("sec/tree/a", &a), ("sec/tree/sub/b", &b)] {
+        assert_sealed(&s, path, data);
+        assert!(s.get(path) == *data, "{path} through WebDAV");
+    }
+    // the source is untouched, plain as its bucket keeps files
+    assert_eq!(std::fs::read(s.files_dir().join("pub/tree/a")).unwrap(), a);
+    assert_ne!(usage(&s), used, "the copy is charged");
+    // a second copy onto the first is refused (a folder is not replaced) and changes nothing
+    assert_ne!(
+        s.status(&[
+            "-X",
+            "COPY",
+            "-H",
+            &dest,
+            "-H",
+            "Overwrite: F",
+            &s.dav("pub/tree")
+        ]),
+        201
+    );
+    assert!(s.get("sec/tree/a") == a);
+    fsck_clean(&s);
+}
+
+#[test]
 fn s3_copies_into_an_encrypted_bucket_are_sealed() {
     require("aws");
     let s = server_with_buckets();

@@ -191,3 +191,65 @@ fn forged_forwarding_headers_and_address_hopping_buy_no_guesses() {
     );
     assert_eq!(login(&server, "ann:ann-pw", &elsewhere), 207);
 }
+
+/// Guesses from many addresses at once (a botnet, or one IPv6 client hopping addresses) pass
+/// every per-address budget, each on another account; each costs an argon2 hash of about
+/// 19 MiB. They are hashed a few at a time, so the server's memory does not grow by one
+/// hash per guess in flight, and a user who knows her password still gets in.
+#[test]
+fn guesses_from_many_addresses_at_once_are_hashed_a_few_at_a_time() {
+    require("curl");
+    let server = Server::start_with(
+        false,
+        &[("KURA_LIMITS__TRUSTED_PROXIES", "[\"127.0.0.1\"]")],
+    );
+    server.add_user("ann", "ann-pw", &[]);
+    let before = server.vm_hwm_kib();
+    let dav = server.dav("");
+    let n = 160;
+    let started = Instant::now();
+    let guesses: Vec<_> = (0..n)
+        .map(|i| {
+            Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-X",
+                    "PROPFIND",
+                ])
+                .args(["-H", "Depth: 0", "-u", &format!("nobody{i}:guess{i}")])
+                .args([
+                    "-H",
+                    &format!("X-Forwarded-For: 10.9.{}.{}", i / 200, i % 200 + 1),
+                ])
+                .arg(&dav)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("curl")
+        })
+        .collect();
+    // meanwhile ann logs in from her own address
+    let ann = login(
+        &server,
+        "ann:ann-pw",
+        &["-H", "X-Forwarded-For: 198.51.100.7"],
+    );
+    let codes: Vec<u16> = guesses
+        .into_iter()
+        .map(|c| code(&c.wait_with_output().expect("curl")))
+        .collect();
+    let after = server.vm_hwm_kib();
+    println!(
+        "{n} guesses from {n} addresses in {:?}: peak RSS {before} -> {after} KiB; ann: {ann}",
+        started.elapsed()
+    );
+    assert!(codes.iter().all(|c| *c == 401), "{codes:?}");
+    assert_eq!(ann, 207);
+    assert!(
+        after - before < 300 * 1024,
+        "peak RSS grew from {before} to {after} KiB for {n} guesses in flight"
+    );
+}

@@ -284,7 +284,75 @@ def restore_into_a_decoy_folder():
     assert download(bob, "/team/open/notes.txt").content == b"open notes"
 
 
+def restore_stopped_by_the_quota():
+    # F9: a deleted folder restored file by file (by another user, or into another bucket)
+    # is charged whole to the target's group, its kept bytes staying charged; stopped by
+    # team's 2 MB quota after one file, it left that file behind and answered an error
+    alice, bob = sign_in("alice"), sign_in("bob")
+    mkdir(alice, "/team/big")
+    for n in "abc":
+        dav_put("alice", f"/team/big/{n}.bin", n.encode() * 450_000)
+    delete(alice, "/team/big")  # 1.35 MB kept: restored file by file, 2.7 MB would be used
+
+    def usage():
+        g = basic("admin").get(ADMIN_API + "/groups/team").json()
+        return [g[k] for k in ["used_bytes", "used_objects", "version_bytes", "version_objects"]]
+
+    before = usage()
+    assert before == [0, 0, 1_350_000, 3], before
+    r = restore(bob, "/team/big", "/team/big-bob")
+    assert r.status_code == 507 and r.json()["error"] == "quota", (r.status_code, r.text)
+    r = basic("admin").post(API + "/restore", json={"path": "/team/big", "to": "/bobbox/big"})
+    assert r.status_code == 507 and r.json()["error"] == "quota", (r.status_code, r.text)
+    # the admin API (and `kura restore`) likewise
+    r = basic("admin").post(ADMIN_API + "/restore", json={"path": "/team/big", "to": "/bobbox/big"})
+    assert r.status_code == 507 and r.json()["code"] == "quota", (r.status_code, r.text)
+    for p in ["/team/big-bob", "/team/big-bob/a.bin", "/bobbox/big", "/team/big"]:
+        assert stat(basic("admin"), p).status_code == 404, (p, stat(basic("admin"), p).text)
+    assert usage() == before, usage()
+    # the delete is still whole: restored where it was, in one step, it costs nothing more
+    assert "/team/big" in trash(alice, "team")
+    r = restore(alice, "/team/big")
+    assert r.status_code == 200 and r.json()["files"] == 3, (r.status_code, r.text)
+    assert usage() == [1_350_000, 3, 0, 0], usage()
+    for n in "abc":
+        assert download(alice, f"/team/big/{n}.bin").content == n.encode() * 450_000, n
+
+
+def one_private_file_is_not_restored_into_a_decoy_folder():
+    # the decoy of restore_into_a_decoy_folder, for one file of the deleted folder restored
+    # alone where it was: bob's folder at the path of alice's 0700 one (or of a folder above
+    # it) would receive her file
+    alice, bob = sign_in("alice"), sign_in("bob")
+    mkdir(alice, "/team/pf", "0700")
+    mkdir(alice, "/team/pf/sub")
+    dav_put("alice", "/team/pf/salaries.txt", b"salary list")
+    dav_put("alice", "/team/pf/sub/bonus.txt", b"bonus list")
+    delete(alice, "/team/pf")
+    mkdir(bob, "/team/pf")
+    mkdir(bob, "/team/pf/sub")
+    for who in [alice, basic("admin")]:
+        for f in ["/team/pf/salaries.txt", "/team/pf/sub/bonus.txt"]:
+            r = restore(who, f)
+            assert r.status_code == 409, (f, r.status_code, r.text)
+            assert stat(basic("admin"), f).status_code == 404, f
+    # elsewhere it comes back
+    r = restore(alice, "/team/pf/salaries.txt", "/team/salaries.txt")
+    assert r.status_code == 200, r.text
+    assert download(alice, "/team/salaries.txt").content == b"salary list"
+    # a file of a folder that kept no one out (0777) may be restored into a remade one
+    mkdir(alice, "/team/open", "0777")
+    dav_put("alice", "/team/open/notes.txt", b"open notes")
+    delete(alice, "/team/open")
+    mkdir(bob, "/team/open")
+    r = restore(alice, "/team/open/notes.txt")
+    assert r.status_code == 200, r.text
+    assert download(bob, "/team/open/notes.txt").content == b"open notes"
+
+
 CHECKS = {f.__name__: f for f in [
+    restore_stopped_by_the_quota,
+    one_private_file_is_not_restored_into_a_decoy_folder,
     restore_into_a_decoy_folder,
     restore_of_a_private_folder,
     restore_of_a_readable_folder_holding_a_private_one,

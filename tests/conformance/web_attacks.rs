@@ -78,3 +78,17 @@ fn an_origin_of_another_scheme_is_another_origin() {
 fn mkdir_answers_alike_whether_a_hidden_name_exists() {
     check("mkdir_tells_nothing_of_a_private_folder");
 }
+
+/// F9 (2026-12-06): a deleted folder restored file by file and stopped by the quota part-way
+/// left the files restored so far and answered an error.
+#[test]
+fn a_restore_stopped_by_the_quota_restores_nothing() {
+    check("restore_stopped_by_the_quota");
+}
+
+/// Red team (2026-12-06): one file of a deleted private folder, restored alone where it
+/// was, went into a decoy folder made at the folder's path.
+#[test]
+fn a_private_file_is_not_restored_alone_into_a_decoy_folder() {
+    check("one_private_file_is_not_restored_into_a_decoy_folder");
+}
