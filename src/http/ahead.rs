@@ -46,8 +46,10 @@ struct ShareMap {
 }
 
 impl Shares {
-    /// The share of `ip`, held by each of its connections while open.
+    /// The share of `ip` (an IPv6 client's whole /64, as every per-address budget), held by
+    /// each of its connections while open.
     pub fn of(&self, ip: IpAddr) -> Arc<Semaphore> {
+        let ip = crate::limits::budget_key(ip);
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = m.by_ip.get(&ip).and_then(Weak::upgrade) {
             return s;
@@ -160,8 +162,13 @@ mod tests {
     #[test]
     fn an_address_over_its_share_waits_and_others_do_not() {
         let shares = Shares::default();
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
+        // one IPv6 client's /64 is one address
+        assert!(Arc::ptr_eq(
+            &shares.of(a),
+            &shares.of("2001:db8::2".parse().unwrap())
+        ));
         let mut cx = Context::from_waker(noop_waker_ref());
         let per_address = ADDRESS_KIB / PIECE_KIB as usize;
         let mut stalled: Vec<Gate> = (0..per_address)
