@@ -167,7 +167,7 @@ impl DiskFile {
     ) -> std::io::Result<Option<(Self, u64)>> {
         let p = path.clone();
         let file = tokio::task::spawn_blocking(move || {
-            let f = File::open(&p)?;
+            let f = open_stored(&p)?;
             let len = f.metadata()?.len();
             Ok::<_, std::io::Error>(sizes.contains(&len).then_some((f, len)))
         })
@@ -213,6 +213,17 @@ impl DiskFile {
     }
 }
 
+/// Opens a stored file for reading, never through a symbolic link: `files/` holds only what
+/// Kura put there, so a link is something planted behind its back (pointing at a host file,
+/// say), which `kura fsck` reports and no request may read through.
+fn open_stored(p: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+}
+
 /// Opens the file unless open, and reads `len` bytes at `offset`, in one blocking call.
 async fn read(
     file: Option<Arc<File>>,
@@ -223,7 +234,7 @@ async fn read(
     tokio::task::spawn_blocking(move || {
         let file = match file {
             Some(f) => f,
-            None => Arc::new(File::open(&path)?),
+            None => Arc::new(open_stored(&path)?),
         };
         let mut buf = vec![0; len];
         // a file shorter than its recorded size fails here rather than ending a body early
@@ -232,4 +243,19 @@ async fn read(
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_planted_link_is_never_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host-secret");
+        std::fs::write(&host, b"SEC").unwrap();
+        let stored = dir.path().join("stored");
+        std::os::unix::fs::symlink(&host, &stored).unwrap();
+        assert!(super::DiskFile::open_sized(stored, vec![3]).await.is_err());
+        let plain = super::DiskFile::open_sized(host, vec![3]).await.unwrap();
+        assert_eq!(plain.map(|(_, len)| len), Some(3));
+    }
 }
