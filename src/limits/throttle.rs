@@ -28,6 +28,13 @@ use serde::Serialize;
 
 /// Keys kept before idle ones are swept at once.
 const SWEEP_AT: usize = 100_000;
+/// At most one sweep a second past `SWEEP_AT` (but always at `KEYS_MAX`): each walks every
+/// key, and a spray of guesses from new addresses on new accounts keeps them live for the
+/// whole window.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Keys kept at most: past it a sweep also forgets the keys of one failure and nothing in
+/// flight (the noise of a spray, each address and account tried once), so memory is bounded.
+const KEYS_MAX: usize = 4 * SWEEP_AT;
 /// Longest account name kept in a key.
 const MAX_ACCOUNT: usize = 128;
 /// How long a successful login keeps its (address, account) pair proven.
@@ -78,6 +85,13 @@ struct State {
     proven: HashMap<(IpAddr, String), Instant>,
     /// (address, credential fingerprint) that succeeded: attempts with it are not guesses.
     vouched: HashMap<(IpAddr, String), Instant>,
+    /// When a full table may be swept again.
+    next_sweep: Option<Instant>,
+}
+
+/// Keys held in the per-key tables.
+fn keys(st: &State) -> usize {
+    st.pairs.len() + st.ips.len() + st.accounts.len() + st.vouched.len()
 }
 
 /// The throttle shared by every entry point (WebDAV, S3, admin API, share passwords).
@@ -174,8 +188,10 @@ impl FailedAuth {
         let key = (ip, account);
         let credential = credential.map(|c| c.chars().take(MAX_ACCOUNT).collect::<String>());
         let mut st = self.lock();
-        if st.pairs.len() + st.ips.len() + st.vouched.len() >= SWEEP_AT {
+        let n = keys(&st);
+        if n >= KEYS_MAX || (n >= SWEEP_AT && st.next_sweep.is_none_or(|t| now >= t)) {
             self.sweep(&mut st, now);
+            st.next_sweep = Some(now + SWEEP_EVERY);
         }
         let w = self.window;
         let vouched = credential.as_ref().is_some_and(|c| {
@@ -262,6 +278,16 @@ impl FailedAuth {
         st.proven.retain(|_, t| now.duration_since(*t) < PROVEN_FOR);
         st.vouched
             .retain(|_, t| now.duration_since(*t) < PROVEN_FOR);
+        if keys(st) >= KEYS_MAX {
+            let noise = |c: &Counter| c.pending == 0 && c.failures.len() <= 1;
+            st.pairs.retain(|_, c| !noise(c));
+            st.ips.retain(|_, (c, next)| !noise(c) || *next > now);
+            st.accounts.retain(|_, c| !noise(c));
+            tracing::warn!(
+                left = keys(st),
+                "failed-login table full: keys of a single failure forgotten (a spray from many addresses?)"
+            );
+        }
     }
 
     /// Forgets keys whose failures have all left the window.
@@ -463,6 +489,25 @@ mod tests {
         assert!(refused);
         let t = f.begin(a, "home", None).unwrap();
         assert_eq!(t.delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_spray_from_new_addresses_on_new_accounts_keeps_the_table_bounded() {
+        let f = FailedAuth::new(5, 20, 10, MIN, Duration::from_millis(800));
+        // a real attack on one account from one address, among the spray
+        let home: IpAddr = "198.51.100.9".parse().unwrap();
+        for _ in 0..3 {
+            f.begin(home, "ann", None).unwrap().finish(Outcome::Failed);
+        }
+        for i in 0..(KEYS_MAX as u32 / 2) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            f.begin(ip, &format!("k{i}"), None)
+                .unwrap()
+                .finish(Outcome::Failed);
+        }
+        let st = f.lock();
+        assert!(keys(&st) < KEYS_MAX + SWEEP_AT, "{} keys", keys(&st));
+        assert_eq!(st.pairs[&(home, "ann".to_string())].failures.len(), 3);
     }
 
     #[test]

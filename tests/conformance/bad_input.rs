@@ -246,3 +246,42 @@ fn a_stalled_request_head_or_handshake_is_cut_off() {
         );
     });
 }
+
+/// A COPY or MOVE of a folder onto the folder that holds it, or into one of its own
+/// subfolders, with `Overwrite: T`: refused before anything is deleted (it deleted the
+/// parent, source included, then answered 404), in a bucket that keeps no trash.
+#[test]
+fn a_folder_copied_or_moved_onto_its_parent_or_into_itself_deletes_nothing() {
+    require("curl");
+    let server = Server::plain();
+    for d in ["r", "r/p", "r/p/sub"] {
+        assert_eq!(server.status(&["-X", "MKCOL", &server.dav(d)]), 201);
+    }
+    assert_eq!(server.put("r/p/important.txt", b"important"), 201);
+    assert_eq!(server.put("r/p/sub/s.txt", b"sub"), 201);
+    let before = snapshot(&server);
+    for method in ["COPY", "MOVE"] {
+        for (from, to) in [
+            ("r/p/sub/", "r/p/"),
+            ("r/p/sub", "r/p"),
+            ("r/p/", "r/p/sub/"),
+            ("r/p/", "r/p/sub/deeper/"),
+            ("r/p/sub/", "r/"),
+            ("r/p/", ""),
+        ] {
+            let dest = format!("Destination: {}", server.dav(to));
+            let got = server.status(&[
+                "-X",
+                method,
+                "-H",
+                &dest,
+                "-H",
+                "Overwrite: T",
+                &server.dav(from),
+            ]);
+            assert_eq!(got, 403, "{method} {from} -> {to}");
+            assert_eq!(snapshot(&server), before, "{method} {from} -> {to}");
+        }
+    }
+    assert_eq!(server.get("r/p/important.txt"), b"important");
+}

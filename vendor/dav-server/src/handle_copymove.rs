@@ -240,6 +240,12 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
         if path == dest {
             return Err(StatusCode::FORBIDDEN.into());
         }
+        // Kura patch: a destination inside the source, or one that holds the source, is
+        // refused before anything is deleted (an overwrite of a folder by one of its own
+        // subfolders deleted the folder, source included, then answered 404)
+        if overlap(path.as_bytes(), dest.as_bytes()) {
+            return Err(StatusCode::FORBIDDEN.into());
+        }
 
         // check If and If-* headers for source URL
         let tokens = match if_match_get_tokens(
@@ -349,4 +355,14 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
 
         multi_error(req_path, items).await
     }
+}
+
+/// Whether one of two paths is inside the other (trailing slashes aside).
+fn overlap(a: &[u8], b: &[u8]) -> bool {
+    let trim = |p: &[u8]| p.strip_suffix(b"/").unwrap_or(p).to_vec();
+    let (a, b) = (trim(a), trim(b));
+    let inside = |inner: &[u8], outer: &[u8]| {
+        inner.len() > outer.len() && inner.starts_with(outer) && inner[outer.len()] == b'/'
+    };
+    inside(&a, &b) || inside(&b, &a)
 }
