@@ -489,6 +489,9 @@ impl Vfs {
         let batch = root.id.clone();
         let rows = self.store.batch(&batch).await?;
         Self::require_read_batch(c, &rows)?;
+        if target.as_str() == root.path {
+            self.refuse_decoys_above(root).await?;
+        }
         if let Some(done) = self.undelete(c, root, target, &rows).await? {
             return Ok(done);
         }
@@ -655,6 +658,9 @@ impl Vfs {
                 };
                 self.refuse_decoys(markers.iter().filter(above)).await?;
             }
+        }
+        if target.as_str() == row.path && !bring.folders_checked {
+            self.refuse_decoys_above(row).await?;
         }
         let keep = match &existing {
             Some(_) if bring.destroy => None,
@@ -846,13 +852,14 @@ impl Vfs {
     /// decoy folder made at a private folder's path would otherwise receive its files on an
     /// in-place restore and expose them (red team). A folder others could read and enter
     /// kept no one out.
-    fn opens_more(now: &super::Entry, was: &VersionRow) -> bool {
-        if was.mode & 0o005 == 0o005 {
+    fn opens_more(
+        now: &super::Entry,
+        (owner, grp, mode): (&Option<String>, &Option<String>, i64),
+    ) -> bool {
+        if mode & 0o005 == 0o005 {
             return false;
         }
-        now.owner != was.owner
-            || now.group != was.grp
-            || i64::from(now.mode) & !was.mode & 0o077 != 0
+        now.owner != *owner || now.group != *grp || i64::from(now.mode) & !mode & 0o077 != 0
     }
 
     /// Refuses (409) bringing a delete back where it was, whole or one file of it, into a
@@ -865,7 +872,33 @@ impl Vfs {
         for m in folders {
             let path = VPath::parse(&m.path)?;
             if let Some(e) = self.lookup(&path).await? {
-                if e.is_dir && Self::opens_more(&e, m) {
+                if e.is_dir && Self::opens_more(&e, (&m.owner, &m.grp, m.mode)) {
+                    return Err(VfsError::Conflict(
+                        "another folder now stands where the deleted one was and lets in more than it did: restore it elsewhere",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses (409) bringing `row` back where it was into a folder above it that now lets in
+    /// more than the folder that stood there when the row was kept (its `above` record): a
+    /// file deleted on its own, then its private folder in another delete, and a decoy
+    /// folder made at that path (outside red team: its restore went into the decoy).
+    async fn refuse_decoys_above(&self, row: &VersionRow) -> Result<(), VfsError> {
+        let Some(chain) = row.above.as_deref().and_then(crate::store::parse_above) else {
+            return Ok(());
+        };
+        let names: Vec<&str> = row.path.split('/').filter(|n| !n.is_empty()).collect();
+        // the bucket (first) is no decoy: only administrators make buckets
+        for (i, bits) in chain.iter().enumerate().skip(1) {
+            let (Some((owner, grp, mode)), Some(upto)) = (bits, names.get(..=i)) else {
+                continue;
+            };
+            let path = VPath::parse(&format!("/{}", upto.join("/")))?;
+            if let Some(e) = self.lookup(&path).await? {
+                if e.is_dir && Self::opens_more(&e, (owner, grp, *mode)) {
                     return Err(VfsError::Conflict(
                         "another folder now stands where the deleted one was and lets in more than it did: restore it elsewhere",
                     ));

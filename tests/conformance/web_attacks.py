@@ -350,7 +350,35 @@ def one_private_file_is_not_restored_into_a_decoy_folder():
     assert download(bob, "/team/open/notes.txt").content == b"open notes"
 
 
+def a_file_deleted_before_its_private_folder_is_not_restored_into_a_decoy():
+    # the file is deleted on its own, then its 0700 folder in another delete (and a
+    # subfolder deleted before its private parent); bob makes folders at those paths: the
+    # file's own delete has no folder marker, but its row recorded the folders above it
+    alice, bob = sign_in("alice"), sign_in("bob")
+    mkdir(alice, "/team/p3", "0700")
+    mkdir(alice, "/team/p3/d")
+    dav_put("alice", "/team/p3/s.txt", b"SECRET-P3")
+    dav_put("alice", "/team/p3/d/t.txt", b"SECRET-D")
+    assert download(bob, "/team/p3/s.txt").status_code == 403
+    delete(alice, "/team/p3/s.txt")
+    delete(alice, "/team/p3/d")
+    delete(alice, "/team/p3")
+    mkdir(bob, "/team/p3")
+    for who in [alice, basic("admin")]:
+        for path in ["/team/p3/s.txt", "/team/p3/d"]:
+            r = restore(who, path)
+            assert r.status_code == 409, (path, r.status_code, r.text)
+    for path in ["/team/p3/s.txt", "/team/p3/d", "/team/p3/d/t.txt"]:
+        assert stat(basic("admin"), path).status_code == 404, path
+    assert download(bob, "/team/p3/s.txt").status_code == 404
+    # elsewhere it comes back
+    r = restore(alice, "/team/p3/s.txt", "/team/s-back.txt")
+    assert r.status_code == 200, r.text
+    assert download(alice, "/team/s-back.txt").content == b"SECRET-P3"
+
+
 CHECKS = {f.__name__: f for f in [
+    a_file_deleted_before_its_private_folder_is_not_restored_into_a_decoy,
     restore_stopped_by_the_quota,
     one_private_file_is_not_restored_into_a_decoy_folder,
     restore_into_a_decoy_folder,

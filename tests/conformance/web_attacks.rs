@@ -92,3 +92,11 @@ fn a_restore_stopped_by_the_quota_restores_nothing() {
 fn a_private_file_is_not_restored_alone_into_a_decoy_folder() {
     check("one_private_file_is_not_restored_into_a_decoy_folder");
 }
+
+/// Red team (session 35): a file deleted on its own before its private folder, then
+/// restored where it was, went into a decoy folder made at the folder's path (its delete
+/// held no folder marker to compare with; its row's record of the folders above it is used).
+#[test]
+fn a_file_deleted_before_its_private_folder_is_not_restored_into_a_decoy() {
+    check("a_file_deleted_before_its_private_folder_is_not_restored_into_a_decoy");
+}
