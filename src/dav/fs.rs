@@ -298,6 +298,22 @@ impl GuardedFileSystem<Caller> for KuraFs {
         .boxed()
     }
 
+    fn may_replace<'a>(
+        &'a self,
+        from: &'a DavPath,
+        to: &'a DavPath,
+        copy: bool,
+        caller: &'a Caller,
+    ) -> FsFuture<'a, ()> {
+        async move {
+            self.vfs
+                .check_replace(caller, &vpath(from)?, &vpath(to)?, copy)
+                .await
+                .map_err(to_fs_error)
+        }
+        .boxed()
+    }
+
     fn rename<'a>(
         &'a self,
         from: &'a DavPath,

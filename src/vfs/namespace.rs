@@ -980,6 +980,59 @@ impl Vfs {
         Ok(made)
     }
 
+    /// Fails as a copy (`copy`) or move of `from` to `to` would on the checks it makes that do
+    /// not depend on what stands at `to`: the rights to read the source tree (a copy, or a
+    /// move into another bucket) and to take it out of its folder (a move), and the quota of
+    /// the target's group, counting what the delete of `to` would give back. WebDAV asks it
+    /// before deleting a folder at `to` to make room (`Overwrite: T`), so a refused copy or
+    /// move deletes nothing.
+    pub async fn check_replace(
+        &self,
+        c: &Caller,
+        from: &VPath,
+        to: &VPath,
+        copy: bool,
+    ) -> Result<(), VfsError> {
+        let src = self.stat(c, from).await?;
+        let moved_out = Self::bucket_of(from) != Self::bucket_of(to);
+        if !copy {
+            let from_dir = self
+                .lookup(&from.parent())
+                .await?
+                .ok_or(VfsError::NotFound)?;
+            Self::require_name_change(c, &from_dir, Some(&src))?;
+        }
+        if copy || moved_out {
+            self.require_read_tree(c, &src).await?;
+            let rows = match src.is_dir {
+                true => self.store.subtree(from.as_str()).await?,
+                false => Vec::new(),
+            };
+            let files = rows.iter().filter(|r| !r.is_dir);
+            let mut bytes: i64 = files.clone().map(|r| r.size).sum();
+            let mut count = files.count() as i64;
+            if !src.is_dir {
+                (bytes, count) = (src.size as i64, 1);
+            }
+            // what the delete of `to` gives back, when its bucket keeps no trash
+            if self.keep_deleted(to).await?.is_none() {
+                if let Some(old) = self.lookup(to).await? {
+                    let gone = match old.is_dir {
+                        true => self.store.subtree(to.as_str()).await?,
+                        false => Vec::new(),
+                    };
+                    let gone = gone.iter().filter(|r| !r.is_dir);
+                    bytes -= gone.clone().map(|r| r.size).sum::<i64>();
+                    count -= gone.count() as i64;
+                }
+            }
+            self.store
+                .check_charge(to.as_str(), bytes.max(0), count.max(0))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Files live inside a bucket: at the root no group pays for them, so a user could store
     /// bytes beyond every quota there. Administrators may still keep files at the root.
     fn require_in_bucket(c: &Caller, path: &VPath) -> Result<(), VfsError> {

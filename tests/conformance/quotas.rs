@@ -389,3 +389,69 @@ fn fsck_finds_and_repairs_changes_made_behind_kuras_back() {
     assert_eq!(server.get("gbucket/grown").len(), 300);
     assert_eq!(usage(&server, "g"), (10 + 300 + 17, 3));
 }
+
+/// A WebDAV COPY of a folder over an existing folder (`Overwrite: T`) that the quota or an
+/// unreadable source file refuses: the destination was deleted first to make room, then the
+/// copy refused, so a bucket keeping no trash lost it for good (outside red team). Now the
+/// copy's checks are made before the delete: 507 or 403, and the destination stays.
+#[test]
+fn a_refused_folder_copy_over_a_folder_deletes_nothing() {
+    require("curl");
+    let server = Server::plain();
+    setup(&server);
+    run(server
+        .kura()
+        .args(["quota", "set", "g", "--bytes", "1000", "--objects", "50"]));
+    for d in ["gbucket/src", "gbucket/dst"] {
+        assert_eq!(server.status(&["-X", "MKCOL", &server.dav(d)]), 201);
+    }
+    assert_eq!(put_bytes(&server, "gbucket/src/a", 300), 201);
+    assert_eq!(put_bytes(&server, "gbucket/src/b", 300), 201);
+    assert_eq!(server.put("gbucket/dst/precious.txt", b"precious"), 201);
+    let before = usage(&server, "g");
+    let copy = |who: Option<&str>| {
+        let dest = format!("Destination: {}", server.dav("gbucket/dst"));
+        let args = [
+            "-X",
+            "COPY",
+            "-H",
+            &dest,
+            "-H",
+            "Overwrite: T",
+            &server.dav("gbucket/src"),
+        ];
+        match who {
+            Some(u) => server.status_as(u, &args),
+            None => server.status(&args),
+        }
+    };
+    // 600 more bytes do not fit beside 608 (the 8 of dst freed by its delete)
+    assert_eq!(copy(None), 507);
+    assert_eq!(server.get("gbucket/dst/precious.txt"), b"precious");
+    assert_eq!(usage(&server, "g"), before);
+    // a source file the copier may not read
+    run(server
+        .kura()
+        .args(["quota", "set", "g", "--bytes", "100000", "--objects", "50"]));
+    server.add_user("bob", "bob-pw", &["--group", "g"]);
+    run(server
+        .kura()
+        .args(["chmod", "777", "/gbucket", "/gbucket/src", "/gbucket/dst"]));
+    run(server.kura().args([
+        "chmod",
+        "666",
+        "/gbucket/dst/precious.txt",
+        "/gbucket/src/a",
+    ]));
+    run(server.kura().args(["chmod", "600", "/gbucket/src/b"]));
+    assert_eq!(copy(Some("bob:bob-pw")), 403);
+    assert_eq!(server.get("gbucket/dst/precious.txt"), b"precious");
+    // and a copy that may be made replaces the folder
+    assert_eq!(copy(None), 204);
+    assert_eq!(
+        server.status(&["-I", &server.dav("gbucket/dst/precious.txt")]),
+        404
+    );
+    assert_eq!(server.get("gbucket/dst/a"), vec![b'q'; 300]);
+    no_drift(&server);
+}

@@ -420,6 +420,20 @@ where
         self.remove_file(path, credentials)
     }
 
+    /// Kura patch: whether a COPY (`copy`) or MOVE of `from` over the existing `to` would
+    /// pass the filesystem's own checks (rights, quota), asked before `to` is deleted to make
+    /// room, so that a refused copy or move deletes nothing. The default says yes.
+    #[allow(unused_variables)]
+    fn may_replace<'a>(
+        &'a self,
+        from: &'a DavPath,
+        to: &'a DavPath,
+        copy: bool,
+        credentials: &'a C,
+    ) -> FsFuture<'a, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// Rename a file or directory.
     ///
     /// Source and destination must be the same type (file/dir).

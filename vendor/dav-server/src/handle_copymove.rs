@@ -285,6 +285,15 @@ impl<C: Clone + Send + Sync + 'static> DavInner<C> {
             }
         }
 
+        // Kura patch: a folder destination is deleted below to make room; the filesystem
+        // says first whether the copy or move would pass its checks, so a refused one
+        // (rights, quota) deletes nothing
+        if overwrite && exists && !(dest_is_file && source_is_file) && depth != Depth::Zero {
+            self.fs
+                .may_replace(&path, &dest, method == DavMethod::Copy, &self.credentials)
+                .await?;
+        }
+
         let req_path = path.clone();
 
         let items = AsyncStream::new(|tx| {
