@@ -174,7 +174,13 @@ impl Admin {
                 r.version.as_deref(),
                 to.as_ref(),
             )
-            .await?;
+            .await
+            .map_err(|e| match (e, &r.version) {
+                (crate::vfs::VfsError::NotFound, Some(v)) => {
+                    AdminError::NotFound(format!("version {v} of {}", r.path))
+                }
+                (e, _) => e.into(),
+            })?;
         tracing::info!(path = %r.path, version = ?r.version, to = ?r.to, files = done.files, "restored by an administrator");
         Ok(RestoredView {
             files: done.files,
