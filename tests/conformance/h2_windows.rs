@@ -82,13 +82,7 @@ fn parked_http2_bodies_hold_at_most_one_window_a_connection() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let port = server.port;
     // warm up: one connection and request of the same kind, then the baseline
-    let before = rt.block_on(async {
-        let warm = stalled_put(port, [127, 0, 0, 9], 0).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        warm.iter().for_each(|t| t.abort());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        server.vm_hwm_kib()
-    });
+    let before = rt.block_on(baseline(&server, stalled_put(port, [127, 0, 0, 9], 0)));
     let tasks = rt.block_on(async {
         let mut tasks = Vec::new();
         for a in [2, 3] {
@@ -126,6 +120,19 @@ const STALLED_WINDOW: u32 = 16 * 1024;
 /// whose bodies are never read: each stream's window stays shut after its first
 /// `STALLED_WINDOW` bytes, while the connection's window is wide open. Returns the tasks
 /// that hold the responses (aborting them resets the streams).
+/// The server's peak memory after one warm-up connection (`warm`, its stalled requests of the
+/// kind measured) came and went: the baseline an attack's growth is measured from.
+async fn baseline(
+    server: &Server,
+    warm: impl std::future::Future<Output = Vec<tokio::task::JoinHandle<()>>>,
+) -> u64 {
+    let warm = warm.await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    warm.iter().for_each(|t| t.abort());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.vm_hwm_kib()
+}
+
 async fn stalled_gets(
     port: u16,
     from: [u8; 4],
@@ -222,13 +229,10 @@ fn stalled_http2_downloads_hold_a_bounded_read_ahead() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let port = server.port;
     // warm up: one connection of stalled downloads, then the baseline
-    let before = rt.block_on(async {
-        let warm = stalled_gets(port, [127, 0, 0, 9], 20, &paths).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        warm.iter().for_each(|t| t.abort());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        server.vm_hwm_kib()
-    });
+    let before = rt.block_on(baseline(
+        &server,
+        stalled_gets(port, [127, 0, 0, 9], 20, &paths),
+    ));
     let tasks = rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..10 {

@@ -36,6 +36,14 @@ fn kura_in(server: &Server, args: &[&str], input: Option<&str>) -> Output {
 }
 
 /// `kura share create ... --json`; returns (id, token, url).
+/// The group `g` and its bucket `b`, which most tests here share files of.
+fn group_g_bucket_b(server: &Server) {
+    run(server.kura().args(["group", "add", "g"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "b", "--group", "g"]));
+}
+
 fn share(server: &Server, args: &[&str], password: Option<&str>) -> (String, String, String) {
     let mut all = vec!["share", "create"];
     all.extend_from_slice(args);
@@ -117,10 +125,7 @@ fn s_url(server: &Server, token: &str, rest: &str) -> String {
 fn shared_file_ranges_names_limits_expiry_revocation_and_passwords() {
     require("curl");
     let server = Server::start_with(false, ROOMY);
-    run(server.kura().args(["group", "add", "g"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "b", "--group", "g"]));
+    group_g_bucket_b(&server);
     let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(server.put("b/Gr%C3%BC%C3%9Fe%20%E2%82%AC.bin", &body), 201);
     let path = "/b/Grüße €.bin";
@@ -547,10 +552,7 @@ fn per_address_limiter_admits_the_configured_rate() {
             ("KURA_LIMITS__SHARE_BURST", "100"),
         ],
     );
-    run(server.kura().args(["group", "add", "g"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "b", "--group", "g"]));
+    group_g_bucket_b(&server);
     assert_eq!(server.status(&["-X", "MKCOL", &server.dav("b/d")]), 201);
     assert_eq!(server.put("b/d/f.txt", b"hello"), 201);
     let (_, token, _) = share(&server, &["/b/d"], None);
@@ -590,10 +592,7 @@ fn bandwidth_cap_paces_a_download() {
     require("curl");
     const CAP: f64 = 1024.0 * 1024.0;
     let server = Server::start_with(false, &[("KURA_LIMITS__SHARE_BYTES_PER_SECOND", "1048576")]);
-    run(server.kura().args(["group", "add", "g"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "b", "--group", "g"]));
+    group_g_bucket_b(&server);
     let body = vec![b'z'; 5 << 20];
     assert_eq!(server.put("b/five.bin", &body), 201);
     let (_, token, _) = share(&server, &["/b/five.bin"], None);
@@ -854,10 +853,7 @@ fn shares_through_the_admin_api() {
 fn a_shared_file_opened_in_a_browser_gets_a_page_and_clients_the_bytes() {
     require("curl");
     let server = Server::start_with(false, ROOMY);
-    run(server.kura().args(["group", "add", "g"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "b", "--group", "g"]));
+    group_g_bucket_b(&server);
     // "<i>x_\u{202E}gnp.exe": markup and a right-to-left override that makes it read x_exe.png
     assert_eq!(server.put("b/%3Ci%3Ex_%E2%80%AEgnp.exe", b"MZ-bytes"), 201);
     let path = "/b/<i>x_\u{202E}gnp.exe";
@@ -960,10 +956,7 @@ fn a_foreign_page_cannot_post_to_a_share() {
             ("KURA_LIMITS__SHARE_BURST", "6"),
         ],
     );
-    run(server.kura().args(["group", "add", "g"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "b", "--group", "g"]));
+    group_g_bucket_b(&server);
     assert_eq!(server.status(&["-X", "MKCOL", &server.dav("b/in")]), 201);
     assert_eq!(server.put("b/f.txt", b"secret"), 201);
     let (_, token, _) = share(&server, &["/b/f.txt"], Some("open sesame"));
@@ -1029,10 +1022,7 @@ fn a_zip_names_its_entries_without_bidi_controls() {
     require("curl");
     require("python3");
     let server = Server::start_with(false, ROOMY);
-    run(server.kura().args(["group", "add", "g"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "b", "--group", "g"]));
+    group_g_bucket_b(&server);
     // U+2067 (isolate) folder; U+202E (override), U+061C (Arabic letter mark) and U+200F files
     assert_eq!(server.status(&["-X", "MKCOL", &server.dav("b/docs")]), 201);
     assert_eq!(
