@@ -1298,7 +1298,8 @@ class Runner:
     def encryption_phases(self, server):
         """Kura alone: a plain bucket against its encrypted twin on the same running server
         (S3, plain HTTP), large PUT and GET (CPU s/GiB) and small PUT and GET (CPU µs/op),
-        the two forms alternating within each repetition so that drift on a shared machine
+        the two forms alternating within each repetition (small GETs: in alternating pairs after
+        the repetitions) so that drift on a shared machine
         falls on both. Every file written to the twin must be sealed on disk."""
         server.stop()
         server.start(False)
@@ -1334,7 +1335,7 @@ class Runner:
                         client_cpu_s=ccpu,
                     ))
                 prefix = f"enc{rep}-"
-                for op in ("PUT", "GET"):
+                for op in ("PUT",):
                     def fn():
                         t = server.target("s3")
                         w = wl_small_put if op == "PUT" else wl_small_get
@@ -1358,6 +1359,32 @@ class Runner:
                     ))
             wl_delete(server.target("s3"), LARGE_BUCKET, "big-enc")
             wl_delete(server.target("s3"), LARGE_BUCKET + SEALED, "big-enc")
+        # Small GETs, the row closest to the noise: a 4 KiB GET costs ~200 µs and a phase of one
+        # form moves by ±30% between phases on these VMs, so 3 phases per form gave verdicts
+        # from -15% to +70% for the same code (docs/performance.md). They run last, in
+        # alternating pairs over the files of the last repetition, with at least 12 pairs.
+        prefix = f"enc{self.reps - 1}-"
+        for i in range(max(12, 3 * self.reps)):
+            for form in (["plain", "encrypted"] if i % 2 == 0 else ["encrypted", "plain"]):
+                small_b = SMALL_BUCKET + (SEALED if form == "encrypted" else "")
+
+                def fn():
+                    t = server.target("s3")
+                    return wl_small_get(t, self.small_n, self.small_size, self.clients, prefix,
+                                        small_b)
+
+                reset_peak_rss(server.proc.pid)
+                (wall, tally), cpu, rss, ccpu = self.measured(server, fn)
+                lat = sorted(tally.lat) or [float("nan")]
+                runs.setdefault(("small GET", form), []).append(dict(
+                    ops=self.small_n, clients=self.clients, wall_s=wall,
+                    ops_s=self.small_n / wall,
+                    p50_ms=1000 * lat[len(lat) // 2],
+                    p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                    errors=tally.errors, error_samples=tally.samples,
+                    cpu_s=cpu, cpu_us_per_op=1e6 * cpu / self.small_n, peak_rss_mib=rss,
+                    client_cpu_s=ccpu,
+                ))
         for (op, form), rs in runs.items():
             cpu_key = "cpu_s_per_gib" if op.startswith("large") else "cpu_us_per_op"
             rate_key = "mib_s" if op.startswith("large") else "ops_s"
