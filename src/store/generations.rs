@@ -82,7 +82,8 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
 /// The connection the generations are read on (opened on first use), and what is kept in
 /// memory under them: bucket settings and the lock rows.
 pub(super) struct Generation {
-    file: PathBuf,
+    /// The SQLite file; None on PostgreSQL.
+    file: Option<PathBuf>,
     conn: Mutex<Option<Connection>>,
     /// Bucket settings by (bucket, name), under `settings`.
     pub(super) settings: Memo<(String, String), Option<String>>,
@@ -99,9 +100,9 @@ impl std::fmt::Debug for Generation {
 }
 
 impl Generation {
-    pub(super) fn new(file: &Path) -> Self {
+    pub(super) fn new(file: Option<&Path>) -> Self {
         Generation {
-            file: file.to_path_buf(),
+            file: file.map(Path::to_path_buf),
             conn: Mutex::new(None),
             settings: Memo::default(),
             locks: Memo::default(),
@@ -110,13 +111,13 @@ impl Generation {
 
     /// The database file.
     #[cfg(test)]
-    pub(super) fn file(&self) -> &Path {
-        &self.file
+    pub(super) fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
     }
 
-    fn open(&self) -> rusqlite::Result<Connection> {
+    fn open(&self, file: &Path) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
-            &self.file,
+            file,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY)?;
@@ -126,9 +127,10 @@ impl Generation {
     }
 
     fn read(&self) -> Option<Generations> {
+        let file = self.file.as_deref()?;
         let mut slot = self.conn.lock().ok()?;
         if slot.is_none() {
-            match self.open() {
+            match self.open(file) {
                 Ok(c) => *slot = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "generations: cannot open the database");

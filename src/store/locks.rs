@@ -28,7 +28,7 @@ pub struct LockRow {
     pub deep: bool,
 }
 
-fn to_lock(r: sqlx::sqlite::SqliteRow) -> LockRow {
+fn to_lock(r: super::DbRow) -> LockRow {
     LockRow {
         token: r.get(0),
         path: r.get(1),
@@ -160,7 +160,7 @@ impl Store {
 /// Removes the locks on a path and below it inside a tree change's transaction, so a deleted
 /// or moved resource never leaves a lock behind (a lock never travels with a moved resource).
 pub(super) async fn delete_locks_below_tx(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     path: &str,
 ) -> Result<(), MetaError> {
     let (lo, hi) = if path == "/" {

@@ -38,8 +38,31 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Executor};
+
+/// The database type every query names: sqlx's `Any`, SQLite or PostgreSQL by the URL.
+pub(crate) type Db = sqlx::Any;
+/// A pool of connections to the metadata database.
+pub(crate) type DbPool = sqlx::AnyPool;
+/// A row read from the metadata database.
+pub(crate) type DbRow = sqlx::any::AnyRow;
+/// A transaction on the metadata database.
+pub(crate) type DbTx = sqlx::Transaction<'static, Db>;
+
+/// The key of the transaction-scoped advisory lock every write transaction takes on
+/// PostgreSQL (`write_tx`): "kura" in ASCII.
+const WRITE_LOCK: i64 = 0x6b75_7261;
+
+/// The engine behind a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    /// An SQLite file (the embedded default).
+    Sqlite,
+    /// A PostgreSQL server (`postgres://...`).
+    Postgres,
+}
 
 pub use audit::{AuditQuery, AuditRow};
 pub use chunks::ChunkRow;
@@ -107,15 +130,18 @@ impl From<sqlx::Error> for MetaError {
 /// Shared handle to the metadata database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    /// One connection for write transactions: writers queue here in order instead of
-    /// sleeping and retrying on SQLite's busy handler (other processes still meet that).
-    writer: SqlitePool,
-    /// The generations, read on a connection of its own (`generations.rs`).
+    pool: DbPool,
+    /// The connections write transactions run on. SQLite: one connection, so writers queue
+    /// here in order instead of sleeping and retrying on SQLite's busy handler (other
+    /// processes still meet that). PostgreSQL: the same pool as `pool` (`write_tx` takes a
+    /// transaction-scoped lock instead).
+    writer: DbPool,
+    engine: Engine,
+    /// The generations, read on a connection of their own on SQLite (`generations.rs`).
     generation: std::sync::Arc<generations::Generation>,
-    /// The temporary folder of a unit test's database, removed with the last handle.
+    /// The temporary folder or database of a unit test, removed with the last handle.
     #[cfg(test)]
-    _dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    _scratch: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Store {
@@ -127,33 +153,71 @@ impl Store {
     /// `open`; with `durable`, every commit fsyncs the write-ahead log (synchronous FULL), so
     /// a power cut cannot lose an acknowledged transaction (NORMAL: only a kill cannot).
     pub async fn open_with(db_file: &Path, durable: bool) -> Result<Self, MetaError> {
-        let sync = if durable {
-            SqliteSynchronous::Full
-        } else {
-            SqliteSynchronous::Normal
-        };
+        sqlx::any::install_default_drivers();
+        // created, switched to WAL (a property of the file) and migrated through the SQLite
+        // driver itself; the store's connections then carry their per-connection PRAGMAs
         let opts = SqliteConnectOptions::from_str("sqlite:")?
             .filename(db_file)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sync)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+        let setup = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(opts.clone())
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
+        sqlx::migrate!("./migrations").run(&setup).await?;
+        setup.close().await;
+        let url = AnyConnectOptions::from_url(&opts.to_url_lossy())?;
+        let pragmas: &'static str = if durable {
+            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL"
+        };
+        let pool_of = |n: u32| {
+            AnyPoolOptions::new()
+                .max_connections(n)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move { conn.execute(pragmas).await.map(drop) })
+                })
+                .connect_with(url.clone())
+        };
+        let pool = pool_of(8).await?;
+        let writer = pool_of(1).await?;
         Ok(Store {
             pool,
             writer,
-            generation: std::sync::Arc::new(generations::Generation::new(db_file)),
+            engine: Engine::Sqlite,
+            generation: std::sync::Arc::new(generations::Generation::new(Some(db_file))),
             #[cfg(test)]
-            _dir: None,
+            _scratch: None,
+        })
+    }
+
+    /// Opens the store a `database_url` names: `postgres://...` connects to PostgreSQL and
+    /// applies `migrations_postgres/`; anything else is an SQLite file path.
+    pub async fn connect(url: &str, durable: bool) -> Result<Self, MetaError> {
+        if !is_postgres(url) {
+            let file = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            return Self::open_with(Path::new(file), durable).await;
+        }
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations_postgres").run(&pool).await?;
+        Ok(Store {
+            writer: pool.clone(),
+            pool,
+            engine: Engine::Postgres,
+            generation: std::sync::Arc::new(generations::Generation::new(None)),
+            #[cfg(test)]
+            _scratch: None,
         })
     }
 
@@ -165,7 +229,7 @@ impl Store {
         let dir = tempfile::tempdir().map_err(|e| MetaError::Db(sqlx::Error::Io(e)))?;
         let store = Self::open(&dir.path().join("kura.db")).await?;
         Ok(Store {
-            _dir: Some(std::sync::Arc::new(dir)),
+            _scratch: Some(std::sync::Arc::new(dir)),
             ..store
         })
     }
@@ -173,19 +237,37 @@ impl Store {
     /// The database file of a unit test's store, for a second handle on it (another process).
     #[cfg(test)]
     pub fn file_for_tests(&self) -> std::path::PathBuf {
-        self.generation.file().to_path_buf()
+        self.generation
+            .file()
+            .expect("an SQLite store")
+            .to_path_buf()
     }
 }
 
+/// Whether a `database_url` names a PostgreSQL server.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 impl Store {
-    /// A transaction that takes the write lock at once: SQLite cannot upgrade a reading
-    /// transaction once another writer has committed, so read-then-write transactions would
-    /// fail under concurrency. (On PostgreSQL this is a plain BEGIN; the quota update is a
-    /// single conditional UPDATE either way.)
-    pub(crate) async fn write_tx(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
+    /// A transaction that serialises with every other write transaction. SQLite: `BEGIN
+    /// IMMEDIATE` on the one writer connection takes the write lock at once (SQLite cannot
+    /// upgrade a reading transaction once another writer has committed). PostgreSQL: `BEGIN`
+    /// (READ COMMITTED) and a transaction-scoped advisory lock, one key for every gateway,
+    /// released by COMMIT or ROLLBACK (docs/scale-out.md).
+    pub(crate) async fn write_tx(&self) -> Result<DbTx, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => {
+                let mut tx = self.writer.begin().await?;
+                // in FROM: a void result cannot be read through `Any`
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 }
 

@@ -52,7 +52,7 @@ pub struct PartRow {
     pub sealed: Option<String>,
 }
 
-fn to_upload(r: sqlx::sqlite::SqliteRow) -> UploadRow {
+fn to_upload(r: super::DbRow) -> UploadRow {
     UploadRow {
         id: r.get(0),
         path: r.get(1),

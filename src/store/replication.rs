@@ -1,6 +1,6 @@
 //! Replication metadata: the node id, peers, rules, the change journal and replica marks.
 
-use sqlx::sqlite::SqliteRow;
+use super::DbRow;
 use sqlx::Row;
 
 use super::{map_unique, now_ms, MetaError, Store};
@@ -86,7 +86,7 @@ pub struct RuleHealth {
     pub oldest_ms: Option<i64>,
 }
 
-fn row_to_peer(r: SqliteRow) -> PeerRow {
+fn row_to_peer(r: DbRow) -> PeerRow {
     PeerRow {
         name: r.get(0),
         endpoint: r.get(1),
@@ -99,7 +99,7 @@ fn row_to_peer(r: SqliteRow) -> PeerRow {
     }
 }
 
-fn row_to_rule(r: SqliteRow) -> RuleRow {
+fn row_to_rule(r: DbRow) -> RuleRow {
     RuleRow {
         bucket: r.get(0),
         peer: r.get(1),

@@ -1,7 +1,7 @@
 //! The replication journal: one row per changed or removed file path of a replicated bucket,
 //! written in the transaction of the change, read by the shipper.
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::usage::bucket_of;
 use super::{below, MetaError};
@@ -9,7 +9,7 @@ use super::{below, MetaError};
 /// Journals every file at or below `path` if its bucket is replicated, in the change's
 /// transaction (`origin`: the node the change came from, None for this one).
 pub(super) async fn journal_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     origin: Option<&str>,
 ) -> Result<(), MetaError> {
@@ -62,7 +62,7 @@ pub(super) fn journal_bucket(path: &str) -> Option<&str> {
 
 /// Journals one file path (changed or gone) if its bucket is replicated.
 pub(super) async fn journal_path_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     origin: Option<&str>,
 ) -> Result<(), MetaError> {

@@ -1,7 +1,7 @@
 //! S3 object lock rows: the retention and legal hold of one version (by version id), and the
 //! bucket's default retention applied to new versions inside their commit.
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::usage::bucket_of;
 use super::{MetaError, Store};
@@ -39,7 +39,7 @@ pub struct Retention {
 /// Gives the new version `path` just got (inside its commit) its bucket's default retention,
 /// if the bucket has one.
 pub(super) async fn default_retention_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     now: i64,
 ) -> Result<(), MetaError> {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::audit::record_tx;
 use super::entries::{entry_cols, insert_folder_tx, EntryRow};
@@ -101,10 +101,7 @@ pub const ETAG_CHANGED: &str = "the file changed since the write began";
 
 /// Fails unless `parent` is a recorded folder (the root always is), inside the change's
 /// transaction: a folder deleted or moved since the checks makes the change fail, not dangle.
-async fn require_folder_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    parent: &str,
-) -> Result<(), MetaError> {
+async fn require_folder_tx(tx: &mut DbTx, parent: &str) -> Result<(), MetaError> {
     if parent == "/" {
         return Ok(());
     }
@@ -119,7 +116,7 @@ async fn require_folder_tx(
 }
 
 /// Whether `path` is recorded, and as a folder, inside the change's transaction.
-async fn kind_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<Option<bool>, MetaError> {
+async fn kind_tx(tx: &mut DbTx, path: &str) -> Result<Option<bool>, MetaError> {
     let is_dir: Option<i64> = sqlx::query_scalar("SELECT is_dir FROM entries WHERE path = $1")
         .bind(path)
         .fetch_optional(&mut **tx)
@@ -130,7 +127,7 @@ async fn kind_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<Option<
 /// The checks of a move or copy repeated inside its transaction: the source is still there,
 /// the destination's folder too, and nothing but a file replaced by a file is in the way.
 async fn transfer_checks_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     from: &str,
     to: &str,
     to_parent: &str,
@@ -143,11 +140,7 @@ async fn transfer_checks_tx(
     }
 }
 
-async fn delete_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-    origin: Option<&str>,
-) -> Result<u64, MetaError> {
+async fn delete_tree_tx(tx: &mut DbTx, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
     journal_tree_tx(tx, path, origin).await?;
     let (lo, hi) = below(path);
     let (bytes, files) = tree_usage_tx(tx, path).await?;
@@ -174,7 +167,7 @@ async fn delete_tree_tx(
 /// replacing whatever was at the destination.
 /// `regroup` gives the moved rows a new group (a move into another bucket).
 async fn move_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
 
     from: &str,
     to: &str,
@@ -272,7 +265,7 @@ async fn move_tree_tx(
 /// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
 /// and the time `now_ms`.
 async fn copy_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
 
     from: &str,
     to: &str,
@@ -360,7 +353,7 @@ pub const SOURCE_CHANGED: &str = "the source changed during the copy";
 /// mtime) rows, in path order, that a copy's bytes were taken from: the time too, since the
 /// same bytes written again (an empty file, say) would hide a change between (ABA).
 async fn same_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     from: &str,
     copied: &[(String, String, i64)],
 ) -> Result<bool, MetaError> {
@@ -919,20 +912,16 @@ impl Store {
 
 /// Fails with `Conflict(NOT_SEALED)` when a current file at or below `root`, or a kept version
 /// that follows them, is recorded plain or with the conversion mark `mark` (either form).
-async fn all_sealed_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    root: &str,
-    mark: &str,
-) -> Result<(), MetaError> {
+async fn all_sealed_tx(tx: &mut DbTx, root: &str, mark: &str) -> Result<(), MetaError> {
     let (lo, hi) = below(root);
-    let plain: bool = sqlx::query_scalar(
-        "SELECT EXISTS(SELECT 1 FROM entries
+    let plain: i64 = sqlx::query_scalar(
+        "SELECT CAST(EXISTS(SELECT 1 FROM entries
                 WHERE (path = $1 OR (path >= $2 AND path < $3)) AND is_dir = 0
                   AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))
              OR EXISTS(SELECT 1 FROM versions
                 WHERE (path = $1 OR (path >= $2 AND path < $3)) AND batch IS NULL
                   AND marker = 0 AND key IS NOT NULL
-                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))",
+                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4)) AS INTEGER)",
     )
     .bind(root)
     .bind(&lo)
@@ -940,7 +929,7 @@ async fn all_sealed_tx(
     .bind(mark)
     .fetch_one(&mut **tx)
     .await?;
-    if plain {
+    if plain != 0 {
         return Err(MetaError::Conflict(NOT_SEALED));
     }
     Ok(())
@@ -976,6 +965,46 @@ mod tests {
             etag: "f".into(),
             ..dir(path, parent)
         }
+    }
+
+    /// CPU of small commits and lookups (`cargo test --bin kura store_cpu -- --ignored
+    /// --nocapture`): what a change of the store's driver costs per operation.
+    #[tokio::test]
+    #[ignore]
+    async fn store_cpu_per_small_operation() {
+        fn cpu() -> std::time::Duration {
+            let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+            // SAFETY: getrusage fills the struct it is given
+            let u = unsafe {
+                libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
+                u.assume_init()
+            };
+            let t = |v: libc::timeval| {
+                std::time::Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000)
+            };
+            t(u.ru_utime) + t(u.ru_stime)
+        }
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&dir("/b", "/")).await.unwrap();
+        let n = 2000;
+        let (c0, w0) = (cpu(), std::time::Instant::now());
+        for i in 0..n {
+            s.put_file(&file(&format!("/b/f{i}"), "/b", 10))
+                .await
+                .unwrap();
+        }
+        let (c1, w1) = (cpu(), std::time::Instant::now());
+        for i in 0..n {
+            assert!(s.entry(&format!("/b/f{i}")).await.unwrap().is_some());
+        }
+        let (c2, w2) = (cpu(), std::time::Instant::now());
+        println!(
+            "{n} commits: cpu {:?}/op wall {:?}/op; {n} lookups: cpu {:?}/op wall {:?}/op",
+            (c1 - c0) / n,
+            (w1 - w0) / n,
+            (c2 - c1) / n,
+            (w2 - w1) / n
+        );
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ pub(super) const USER_COLS: &str =
         (SELECT group_name FROM memberships WHERE user_name = users.name ORDER BY group_name))";
 
 /// The user of a row whose `USER_COLS` start at column `at`.
-pub(super) fn to_user(r: sqlx::sqlite::SqliteRow, at: usize) -> UserRow {
+pub(super) fn to_user(r: super::DbRow, at: usize) -> UserRow {
     let groups: Option<String> = r.get(at + 5);
     UserRow {
         name: r.get(at),

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use super::DbRow;
+use super::DbTx;
+use sqlx::Row;
 
 use super::retention::locked_sql;
 use super::usage::{bucket_of, payer_tx, tree_usage_tx};
@@ -122,7 +123,7 @@ macro_rules! version_cols {
     };
 }
 
-fn version_row(r: SqliteRow) -> VersionRow {
+fn version_row(r: DbRow) -> VersionRow {
     VersionRow {
         id: r.get(0),
         path: r.get(1),
@@ -193,7 +194,7 @@ pub struct Purged {
 /// Adds to a group's noncurrent usage; never refused (the bytes were counted already, as
 /// current ones, when they were written).
 pub(super) async fn charge_versions_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     group: Option<&str>,
     bytes: i64,
     files: i64,
@@ -219,10 +220,7 @@ pub(super) async fn charge_versions_tx(
 /// The folders above `path` as they are now, from its bucket down to the folder holding it,
 /// as a kept row records them (`above`): JSON `[[owner, grp, mode], ...]`, `null` for a
 /// folder without a row.
-async fn folders_above_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<String, MetaError> {
+async fn folders_above_tx(tx: &mut DbTx, path: &str) -> Result<String, MetaError> {
     let mut dirs = Vec::new();
     let mut p = path;
     while let Some((parent, _)) = p.rsplit_once('/') {
@@ -253,7 +251,7 @@ async fn folders_above_tx(
 /// Keeps the file at `path` (if one is recorded) as a noncurrent version whose bytes are at
 /// `key`, before its row is replaced or removed; its bucket's group pays for it.
 pub(super) async fn archive_file_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     key: &str,
     now: i64,
@@ -294,7 +292,7 @@ pub(super) async fn archive_file_tx(
 /// its files become noncurrent versions at `batch[/relative path]`, and every entry gets a
 /// delete marker (the deleted path's own marker has the id `batch`).
 pub(super) async fn trash_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     batch: &str,
     now: i64,
@@ -376,10 +374,7 @@ pub(super) async fn trash_tree_tx(
 /// Fails with `Conflict(NOT_EMPTY)` while bucket `path` holds versions or delete markers S3
 /// clients see, or a locked version: an S3 DeleteBucket of a versioned bucket waits until each
 /// is deleted by id (AWS's BucketNotEmpty), and a lock bucket keeps its configuration.
-pub(super) async fn require_no_history_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<(), MetaError> {
+pub(super) async fn require_no_history_tx(tx: &mut DbTx, path: &str) -> Result<(), MetaError> {
     let held: Option<i64> = sqlx::query_scalar(concat!(
         "SELECT 1 FROM versions WHERE bucket = $1 AND (s3 = 1 OR ",
         locked_sql!("versions.id", "$2"),
@@ -398,10 +393,7 @@ pub(super) async fn require_no_history_tx(
 /// A deleted bucket's kept rows become Kura's own (the administrators' trash and versions,
 /// purged by the default policy): S3 never shows them to the next bucket of that name, which
 /// may belong to someone else.
-pub(super) async fn forget_history_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<(), MetaError> {
+pub(super) async fn forget_history_tx(tx: &mut DbTx, path: &str) -> Result<(), MetaError> {
     if bucket_of(path) == Some(path) {
         sqlx::query("UPDATE versions SET s3 = 0 WHERE bucket = $1 AND s3 = 1")
             .bind(path)
@@ -413,11 +405,7 @@ pub(super) async fn forget_history_tx(
 
 /// A restore from the trash: the markers of `path` in delete `batch` go and its bytes become a
 /// plain noncurrent version (no longer in the trash).
-pub(super) async fn untrash_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-    batch: &str,
-) -> Result<(), MetaError> {
+pub(super) async fn untrash_tx(tx: &mut DbTx, path: &str, batch: &str) -> Result<(), MetaError> {
     sqlx::query(
         "DELETE FROM versions WHERE batch = $2 AND marker = 1 AND path = $1;
          UPDATE versions SET batch = NULL WHERE batch = $2 AND path = $1",
@@ -432,8 +420,8 @@ pub(super) async fn untrash_tx(
 /// Counts the deleted rows (`key, size, marker, payer` of each) into `out` and credits their
 /// payers.
 pub(super) async fn purge_rows_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    rows: Vec<SqliteRow>,
+    tx: &mut DbTx,
+    rows: Vec<DbRow>,
     out: &mut Purged,
 ) -> Result<(), MetaError> {
     let mut credit: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
@@ -457,7 +445,7 @@ pub(super) async fn purge_rows_tx(
 
 /// The rows of one delete, in path order, inside a transaction.
 pub(super) async fn batch_rows_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     batch: &str,
 ) -> Result<Vec<VersionRow>, MetaError> {
     let rows = sqlx::query(concat!(
@@ -475,7 +463,7 @@ pub(super) async fn batch_rows_tx(
 /// a delete's own marker takes the delete out of the trash (its other rows stay as plain
 /// versions).
 pub(super) async fn drop_row_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     id: &str,
     out: &mut Purged,
 ) -> Result<(), MetaError> {
@@ -497,7 +485,7 @@ pub(super) async fn drop_row_tx(
 /// The kept row `id` becomes the current version of `path` again, keeping its version id
 /// (its bytes were put in place by the same commit): the row goes, its payer is credited.
 pub(super) async fn promote_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     id: &str,
     out: &mut Purged,
