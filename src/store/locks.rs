@@ -121,7 +121,7 @@ impl Store {
     /// The rows are kept in memory while the locks generation holds (`generations.rs`): most
     /// writes find no lock, and every write checks.
     pub async fn live_locks(&self) -> Result<Vec<LockRow>, MetaError> {
-        let at = self.generations().map(|g| g.locks);
+        let at = self.generations().await.map(|g| g.locks);
         let rows = match self.generation.locks.get(at, &()) {
             Some(rows) => rows,
             None => {

@@ -3,6 +3,7 @@
 mod audit;
 mod chunks;
 mod customer_keys;
+mod dialect;
 mod entries;
 mod generations;
 mod groups;
@@ -21,6 +22,8 @@ mod replication_tombstones;
 mod replication_waiting;
 mod resumable;
 mod retention;
+#[cfg(test)]
+mod scratch;
 mod sealed_keys;
 mod search;
 mod sessions;
@@ -117,6 +120,9 @@ pub enum MetaError {
     /// The tree changed since the checks in a way that forbids the change.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The feature is not written for this database engine yet (e.g. search on PostgreSQL).
+    #[error("not available on this database: {0}")]
+    Unsupported(&'static str),
 }
 
 impl From<sqlx::Error> for MetaError {
@@ -221,19 +227,6 @@ impl Store {
         })
     }
 
-    /// A throwaway database for unit tests, in a temporary folder and opened as `open` does
-    /// (readers beside the one writer: the core reads the locks while a write transaction is
-    /// open, which a single in-memory connection would deadlock on).
-    #[cfg(test)]
-    pub async fn in_memory() -> Result<Self, MetaError> {
-        let dir = tempfile::tempdir().map_err(|e| MetaError::Db(sqlx::Error::Io(e)))?;
-        let store = Self::open(&dir.path().join("kura.db")).await?;
-        Ok(Store {
-            _scratch: Some(std::sync::Arc::new(dir)),
-            ..store
-        })
-    }
-
     /// The database file of a unit test's store, for a second handle on it (another process).
     #[cfg(test)]
     pub fn file_for_tests(&self) -> std::path::PathBuf {
@@ -267,6 +260,16 @@ impl Store {
                     .await?;
                 Ok(tx)
             }
+        }
+    }
+}
+
+impl Store {
+    /// Refuses, with `Unsupported(what)`, on PostgreSQL.
+    fn sqlite_only(&self, what: &'static str) -> Result<(), MetaError> {
+        match self.engine {
+            Engine::Sqlite => Ok(()),
+            Engine::Postgres => Err(MetaError::Unsupported(what)),
         }
     }
 }

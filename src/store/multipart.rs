@@ -33,7 +33,7 @@ const UPLOAD_COLS: &str = "id, path, owner, headers, created_ms, customer_key, o
 /// The open uploads (S3 multipart and tus) of the user named `$3` now, as `insert_upload`
 /// and `insert_resumable` count them against their cap (`$7`).
 pub(super) const UNDER_CAP: &str = "(SELECT COUNT(*) FROM multipart_uploads
-    WHERE owner = $3 AND owner_uid IS (SELECT uid FROM users WHERE name = $3)) < $7";
+    WHERE owner = $3 AND owner_uid IS NOT DISTINCT FROM (SELECT uid FROM users WHERE name = $3)) < $7";
 
 /// A received part.
 #[derive(Clone, Debug, PartialEq)]
@@ -168,10 +168,10 @@ impl Store {
     /// against its quota before they become an object.
     pub async fn staged_bytes(&self, group: &str) -> Result<i64, MetaError> {
         let row = sqlx::query(
-            "SELECT COALESCE(SUM(p.size), 0) FROM multipart_parts p
+            "SELECT COALESCE(CAST(SUM(p.size) AS BIGINT), 0) FROM multipart_parts p
              JOIN multipart_uploads u ON u.id = p.upload_id
              JOIN entries e ON e.is_dir = 1
-               AND e.path = substr(u.path, 1, instr(substr(u.path, 2), '/'))
+               AND e.parent = '/' AND substr(u.path, 1, length(e.path) + 1) = e.path || '/'
              WHERE e.grp = $1",
         )
         .bind(group)

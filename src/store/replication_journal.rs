@@ -34,27 +34,6 @@ pub(super) async fn journal_tree_tx(
     Ok(())
 }
 
-/// The journal row of one file path, given the placeholders of bucket, path, origin and
-/// time; written only when the bucket has a rule.
-macro_rules! journal_one {
-    ($bucket:literal, $path:literal, $origin:literal, $time:literal) => {
-        concat!(
-            "INSERT INTO journal (bucket, path, origin, created_ms) SELECT ",
-            $bucket,
-            ", ",
-            $path,
-            ", ",
-            $origin,
-            ", ",
-            $time,
-            " WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = ",
-            $bucket,
-            ")"
-        )
-    };
-}
-pub(super) use journal_one;
-
 /// The bucket name a file path is journaled under (files at the root have none).
 pub(super) fn journal_bucket(path: &str) -> Option<&str> {
     bucket_of(path).filter(|b| *b != path).map(|b| &b[1..])
@@ -69,12 +48,15 @@ pub(super) async fn journal_path_tx(
     let Some(bucket) = journal_bucket(path) else {
         return Ok(());
     };
-    sqlx::query(journal_one!("$1", "$2", "$3", "$4"))
-        .bind(bucket)
-        .bind(path)
-        .bind(origin)
-        .bind(super::now_ms())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO journal (bucket, path, origin, created_ms) SELECT $1, $2, $3, $4
+         WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = $1)",
+    )
+    .bind(bucket)
+    .bind(path)
+    .bind(origin)
+    .bind(super::now_ms())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

@@ -46,16 +46,20 @@ pub(super) async fn default_retention_tx(
     let Some(bucket) = bucket_of(path) else {
         return Ok(());
     };
-    sqlx::query(
+    let pg = super::dialect::is_pg(tx);
+    let (mode, days) = (
+        super::dialect::json_text(pg, "s.value", "mode"),
+        super::dialect::json_text(pg, "s.value", "days"),
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO object_locks (version_id, mode, until_ms)
-         SELECT e.version_id, json_extract(s.value, '$.mode'),
-                $3 + json_extract(s.value, '$.days') * 86400000
+         SELECT e.version_id, {mode}, $3 + CAST({days} AS BIGINT) * 86400000
          FROM entries e, bucket_settings s
          WHERE e.path = $1 AND e.is_dir = 0 AND e.version_id IS NOT NULL
            AND s.bucket = $2 AND s.name = 'object_lock'
-           AND json_extract(s.value, '$.mode') IS NOT NULL
-         ON CONFLICT (version_id) DO NOTHING",
-    )
+           AND {mode} IS NOT NULL
+         ON CONFLICT (version_id) DO NOTHING"
+    )))
     .bind(path)
     .bind(bucket)
     .bind(now)

@@ -10,7 +10,7 @@ use super::audit::record_tx;
 use super::entries::{entry_cols, insert_folder_tx, EntryRow};
 use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
-use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
+use super::replication_journal::{journal_path_tx, journal_tree_tx};
 use super::replication_tombstones::tombstone_tree_tx;
 use super::retention::default_retention_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
@@ -204,7 +204,7 @@ async fn move_tree_tx(
         charge_tx(&mut *tx, from_payer.as_deref(), -bytes, -files).await?;
     }
     let (lo, hi) = below(from);
-    let cut = from.chars().count() as i64 + 1;
+    let cut = i32::try_from(from.chars().count() + 1).unwrap_or(i32::MAX);
     sqlx::query("UPDATE entries SET path = $1, parent = $2, origin = NULL WHERE path = $3")
         .bind(to)
         .bind(to_parent)
@@ -291,13 +291,15 @@ async fn copy_tree_tx(
     };
     charge_tx(&mut *tx, payer.as_deref(), bytes, files).await?;
     let (lo, hi) = below(from);
-    let cut = from.chars().count() as i64 + 1;
-    sqlx::query(
+    let cut = i32::try_from(from.chars().count() + 1).unwrap_or(i32::MAX);
+    sqlx::query(super::dialect::with_new_id(
+            tx,
             "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id, sealed)
              SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode,
-                    CASE WHEN is_dir = 0 AND $7 THEN printf('%013x', $3) || lower(hex(randomblob(8))) END, sealed
+                    CASE WHEN is_dir = 0 AND $7 THEN {new_id} END, sealed
              FROM entries WHERE path = $6",
-        )
+            "$3",
+        ))
         .bind(to)
         .bind(to_parent)
         .bind(now_ms)
@@ -307,13 +309,15 @@ async fn copy_tree_tx(
         .bind(fresh)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(
+    sqlx::query(super::dialect::with_new_id(
+            tx,
             "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id, sealed)
              SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
                     content_type, $6, headers, $7, mode,
-                    CASE WHEN is_dir = 0 AND $10 THEN printf('%013x', $5) || lower(hex(randomblob(8))) END, sealed
+                    CASE WHEN is_dir = 0 AND $10 THEN {new_id} END, sealed
              FROM entries WHERE path >= $8 AND path < $9",
-        )
+            "$5",
+        ))
         .bind(to)
         .bind(cut)
         .bind(to)
@@ -412,13 +416,15 @@ impl Store {
             Option<String>,
             Option<i64>,
             Option<String>,
+            Option<String>,
         );
-        let (old_dir, old, payer, parent, old_etag): Found = sqlx::query_as(
+        let (old_dir, old, payer, parent, old_etag, old_headers): Found = sqlx::query_as(
             "SELECT (SELECT is_dir FROM entries WHERE path = $1),
                         (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
                         (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
                         (SELECT is_dir FROM entries WHERE path = $3),
-                        (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0)",
+                        (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0),
+                        (SELECT headers FROM entries WHERE path = $1 AND is_dir = 0)",
         )
         .bind(&e.path)
         .bind(bucket_of(&e.path).unwrap_or(""))
@@ -467,24 +473,19 @@ impl Store {
         charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
             .await
             .map_err(Committed::Meta)?;
+        let headers = match (rules.keep_annotations, old_headers) {
+            (true, Some(old)) => keep_annotations(e.headers.as_deref(), &old),
+            _ => e.headers.clone(),
+        };
         sqlx::query(concat!(
             "INSERT INTO entries (",
             entry_cols!(),
-            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $18,
-               CASE WHEN $16 THEN printf('%013x', $13) || lower(hex(randomblob(8))) END)
+            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
-               headers = CASE WHEN $17 THEN json_patch(coalesce(excluded.headers, '{}'),
-                   (SELECT json_group_object(k.key, k.value) FROM json_each(
-                       CASE WHEN json_valid(entries.headers) THEN entries.headers ELSE '{}' END) AS k
-                    WHERE k.key IN ('x-amz-tagging', 'x-kura-description')))
-                 ELSE excluded.headers END,
-               origin = excluded.origin, sealed = excluded.sealed,
+               headers = excluded.headers, origin = excluded.origin, sealed = excluded.sealed,
                version_id = excluded.version_id
-             WHERE entries.is_dir = 0; ",
-            journal_one!("$12", "$1", "$11", "$13"),
-            "; INSERT INTO commit_marks (owner, seq) SELECT $14, $15 WHERE $14 IS NOT NULL
-               ON CONFLICT (owner) DO UPDATE SET seq = excluded.seq"
+             WHERE entries.is_dir = 0"
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -493,22 +494,29 @@ impl Store {
         .bind(&e.etag)
         .bind(&e.content_type)
         .bind(&e.owner)
-        .bind(&e.headers)
+        .bind(&headers)
         .bind(&e.grp)
         .bind(e.mode)
         .bind(&e.origin)
-        // the journal entry and the commit mark ride in the same round trip (files at the
-        // root have no bucket)
-        .bind(journal_bucket(&e.path))
-        .bind(now)
-        .bind(mark.map(|m| m.owner.as_str()))
-        .bind(mark.map(|m| m.seq.as_str()))
-        .bind(fresh)
-        .bind(rules.keep_annotations)
         .bind(&e.sealed)
+        .bind(fresh.then(|| super::dialect::new_id_now(now)))
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
+        journal_path_tx(&mut tx, &e.path, e.origin.as_deref())
+            .await
+            .map_err(Committed::Meta)?;
+        if let Some(m) = mark {
+            sqlx::query(
+                "INSERT INTO commit_marks (owner, seq) VALUES ($1, $2)
+                 ON CONFLICT (owner) DO UPDATE SET seq = excluded.seq",
+            )
+            .bind(&m.owner)
+            .bind(&m.seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        }
         let mut dropped = Purged::default();
         if let Some(id) = &archive.drop {
             drop_row_tx(&mut tx, id, &mut dropped)
@@ -910,6 +918,29 @@ impl Store {
     }
 }
 
+/// The headers of a file written over one whose tags and description it keeps: `new` with
+/// the `x-amz-tagging` and `x-kura-description` of `old` (unreadable headers keep nothing).
+fn keep_annotations(new: Option<&str>, old: &str) -> Option<String> {
+    type Object = serde_json::Map<String, serde_json::Value>;
+    let Ok(old) = serde_json::from_str::<Object>(old) else {
+        return new.map(str::to_string);
+    };
+    let mut merged: Object = new
+        .and_then(|n| serde_json::from_str(n).ok())
+        .unwrap_or_default();
+    let mut kept = false;
+    for key in ["x-amz-tagging", "x-kura-description"] {
+        if let Some(v) = old.get(key) {
+            merged.insert(key.to_string(), v.clone());
+            kept = true;
+        }
+    }
+    if !kept {
+        return new.map(str::to_string);
+    }
+    serde_json::to_string(&merged).ok()
+}
+
 /// Fails with `Conflict(NOT_SEALED)` when a current file at or below `root`, or a kept version
 /// that follows them, is recorded plain or with the conversion mark `mark` (either form).
 async fn all_sealed_tx(tx: &mut DbTx, root: &str, mark: &str) -> Result<(), MetaError> {
@@ -917,11 +948,11 @@ async fn all_sealed_tx(tx: &mut DbTx, root: &str, mark: &str) -> Result<(), Meta
     let plain: i64 = sqlx::query_scalar(
         "SELECT CAST(EXISTS(SELECT 1 FROM entries
                 WHERE (path = $1 OR (path >= $2 AND path < $3)) AND is_dir = 0
-                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))
+                  AND (sealed IS NULL OR substr(sealed, length(sealed) - length($4) + 1) = $4))
              OR EXISTS(SELECT 1 FROM versions
                 WHERE (path = $1 OR (path >= $2 AND path < $3)) AND batch IS NULL
                   AND marker = 0 AND key IS NOT NULL
-                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4)) AS INTEGER)",
+                  AND (sealed IS NULL OR substr(sealed, length(sealed) - length($4) + 1) = $4)) AS INTEGER)",
     )
     .bind(root)
     .bind(&lo)

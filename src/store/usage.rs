@@ -33,7 +33,7 @@ pub(super) async fn payer_tx(tx: &mut DbTx, path: &str) -> Result<Option<String>
 pub(super) async fn tree_usage_tx(tx: &mut DbTx, path: &str) -> Result<(i64, i64), MetaError> {
     let (lo, hi) = (format!("{path}/"), format!("{path}0"));
     let row = sqlx::query(
-        "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM entries
+        "SELECT COALESCE(CAST(SUM(size) AS BIGINT), 0), COUNT(*) FROM entries
          WHERE is_dir = 0 AND (path = $1 OR (path >= $2 AND path < $3))",
     )
     .bind(path)
@@ -189,7 +189,7 @@ impl Store {
         let mut drift = Vec::new();
         for (name, bytes, files, versions) in groups {
             let kept: (i64, i64) = sqlx::query_as(
-                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM versions WHERE payer = $1 AND marker = 0",
+                "SELECT COALESCE(CAST(SUM(size) AS BIGINT), 0), COUNT(*) FROM versions WHERE payer = $1 AND marker = 0",
             )
             .bind(&name)
             .fetch_one(&mut *tx)

@@ -24,8 +24,9 @@ pub struct UserRow {
 /// The user columns plus the sorted group names, newline-joined.
 pub(super) const USER_COLS: &str =
     "name, password_hash, is_admin, primary_group, can_create_buckets,
-    (SELECT group_concat(group_name, char(10)) FROM
-        (SELECT group_name FROM memberships WHERE user_name = users.name ORDER BY group_name))";
+    (SELECT string_agg(group_name, '
+' ORDER BY group_name) FROM memberships
+        WHERE user_name = users.name)";
 
 /// The user of a row whose `USER_COLS` start at column `at`.
 pub(super) fn to_user(r: super::DbRow, at: usize) -> UserRow {
