@@ -137,10 +137,9 @@ impl From<sqlx::Error> for MetaError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: DbPool,
-    /// The connections write transactions run on. SQLite: one connection, so writers queue
-    /// here in order instead of sleeping and retrying on SQLite's busy handler (other
-    /// processes still meet that). PostgreSQL: the same pool as `pool` (`write_tx` takes a
-    /// transaction-scoped lock instead).
+    /// One connection for write transactions: writers queue here in order instead of
+    /// sleeping and retrying on SQLite's busy handler (other processes still meet that), or
+    /// on PostgreSQL for the advisory lock of `write_tx` (other gateways still meet that).
     writer: DbPool,
     engine: Engine,
     /// The generations, read on a connection of their own on SQLite (`generations.rs`).
@@ -211,14 +210,19 @@ impl Store {
             return Self::open_with(Path::new(file), durable).await;
         }
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
+        let pool_of = |n: u32| {
+            AnyPoolOptions::new()
+                .max_connections(n)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+        };
+        let pool = pool_of(16).await?;
         sqlx::migrate!("./migrations_postgres").run(&pool).await?;
+        // writers queue for one connection here, as on SQLite, so that those waiting for the
+        // advisory lock never hold the connections a writer's own reads need
+        let writer = pool_of(1).await?;
         Ok(Store {
-            writer: pool.clone(),
+            writer,
             pool,
             engine: Engine::Postgres,
             generation: std::sync::Arc::new(generations::Generation::new(None)),

@@ -80,6 +80,9 @@ impl Store {
             "INSERT INTO multipart_uploads (id, path, owner, headers, created_ms, customer_key, owner_uid)
              SELECT $1, $2, $3, $4, $5, $6, (SELECT uid FROM users WHERE name = $3) WHERE {UNDER_CAP}"
         );
+        // the count and the insert under the write lock: two uploads started at once cannot
+        // both pass the cap (PostgreSQL runs statements side by side)
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(path)
@@ -88,9 +91,10 @@ impl Store {
             .bind(now_ms())
             .bind(customer_key)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        tx.commit().await?;
         Ok(n == 1)
     }
 

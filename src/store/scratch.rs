@@ -46,5 +46,56 @@ async fn fresh_postgres(server: &str) -> Result<Store, MetaError> {
     let mut url =
         url::Url::parse(server).map_err(|e| MetaError::Db(sqlx::Error::Configuration(e.into())))?;
     url.set_path(&name);
-    Store::connect(url.as_str(), false).await
+    let store = Store::connect(url.as_str(), false).await?;
+    Ok(Store {
+        _scratch: Some(Arc::new(url.to_string())),
+        ..store
+    })
+}
+
+impl Store {
+    /// What `connect` takes to open a second handle on a unit test's database (as another
+    /// process or gateway would).
+    pub fn url_for_tests(&self) -> String {
+        match self.generation.file() {
+            Some(file) => file.to_string_lossy().into_owned(),
+            None => self
+                ._scratch
+                .as_ref()
+                .and_then(|s| s.downcast_ref::<String>())
+                .expect("a unit test's store")
+                .clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Write transactions of two handles on one database (two processes, two gateways) run
+    /// one at a time: SQLite's write lock, PostgreSQL's transaction-scoped advisory lock,
+    /// which COMMIT releases.
+    #[tokio::test]
+    async fn write_transactions_of_two_handles_run_one_at_a_time() {
+        let a = Store::in_memory().await.unwrap();
+        let b = Store::connect(&a.url_for_tests(), false).await.unwrap();
+        let first = a.write_tx().await.unwrap();
+        let second = tokio::spawn(async move {
+            let tx = b.write_tx().await.unwrap();
+            tx.commit().await.unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !second.is_finished(),
+            "a second writer ran beside the first"
+        );
+        first.commit().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the second writer waits only for the first")
+            .unwrap();
+    }
 }

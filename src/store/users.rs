@@ -212,7 +212,9 @@ impl Store {
     /// `None` when the user does not exist, else the ids of the uploads dropped (their staged
     /// parts are the caller's to remove).
     pub async fn delete_user(&self, name: &str) -> Result<Option<Vec<String>>, MetaError> {
-        let mut tx = self.pool.begin().await?;
+        // under the write lock: no upload of the user's is made between the read and the
+        // deletes
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
