@@ -333,7 +333,7 @@ mod tests {
         assert!(auth.users.get("ann", Some(at)).is_some());
         assert!(auth.verify("ann", "one").await.unwrap().groups.is_empty());
 
-        let other = Store::open(&store.file_for_tests()).await.unwrap();
+        let other = Store::connect(&store.url_for_tests(), false).await.unwrap();
         other.add_member("ann", "team").await.unwrap();
         assert_eq!(auth.verify("ann", "one").await.unwrap().groups, ["team"]);
         other.remove_member("ann", "team").await.unwrap();

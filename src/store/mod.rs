@@ -26,6 +26,7 @@ mod retention;
 mod scratch;
 mod sealed_keys;
 mod search;
+mod search_pg;
 mod sessions;
 mod settings;
 mod shares;
@@ -230,15 +231,6 @@ impl Store {
             _scratch: None,
         })
     }
-
-    /// The database file of a unit test's store, for a second handle on it (another process).
-    #[cfg(test)]
-    pub fn file_for_tests(&self) -> std::path::PathBuf {
-        self.generation
-            .file()
-            .expect("an SQLite store")
-            .to_path_buf()
-    }
 }
 
 /// Whether a `database_url` names a PostgreSQL server.
@@ -269,6 +261,11 @@ impl Store {
 }
 
 impl Store {
+    /// Whether the store runs on PostgreSQL.
+    fn on_postgres(&self) -> bool {
+        self.engine == Engine::Postgres
+    }
+
     /// Refuses, with `Unsupported(what)`, on PostgreSQL.
     fn sqlite_only(&self, what: &'static str) -> Result<(), MetaError> {
         match self.engine {

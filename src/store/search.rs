@@ -37,16 +37,26 @@ impl Store {
     /// entries themselves, so a page costs in proportion to what it reads, not to everything
     /// that matches.
     pub async fn search_candidates(&self, p: &Probe) -> Result<Vec<(i64, EntryRow)>, MetaError> {
-        self.sqlite_only("search (its PostgreSQL side is not written yet)")?;
         let range = p.scope.as_deref().map(below);
+        let words = match (&p.text, self.on_postgres()) {
+            (Some(text), true) => super::search_pg::words(text),
+            _ => Vec::new(),
+        };
         let mut args: Vec<Arg> = Vec::new();
         let mut conds: Vec<String> = Vec::new();
         let next = |args: &mut Vec<Arg<'_>>| format!("${}", args.len());
         let (from, pos) = if p.by_scope && range.is_some() {
             ("entries AS e", "e.rowid")
         } else if let Some(text) = &p.text {
-            args.push(Arg::Text(text));
-            conds.push(format!("search_text MATCH {}", next(&mut args)));
+            if self.on_postgres() {
+                for w in &words {
+                    args.push(Arg::Text(w));
+                    conds.push(super::search_pg::contains(&next(&mut args)));
+                }
+            } else {
+                args.push(Arg::Text(text));
+                conds.push(format!("search_text MATCH {}", next(&mut args)));
+            }
             (
                 "search_text AS s JOIN entries AS e ON e.rowid = s.rowid",
                 "s.rowid",
@@ -184,7 +194,9 @@ impl Store {
     /// missing, stale or left over), as `kura fsck` reports it; the triggers of
     /// 0016_search.sql (0041) keep it at 0; stored tags that are not pairs are not counted.
     pub async fn search_index_drift(&self) -> Result<i64, MetaError> {
-        self.sqlite_only("search (its PostgreSQL side is not written yet)")?;
+        if self.on_postgres() {
+            return super::search_pg::drift(&self.pool).await;
+        }
         let n: i64 = sqlx::query_scalar(concat!(
             "SELECT (SELECT count(*) FROM entries AS e LEFT JOIN search_text AS s ON s.rowid = e.rowid
                      WHERE s.rowid IS NULL OR s.name IS DISTINCT FROM ",
@@ -257,8 +269,12 @@ impl Store {
 
     /// Rebuilds the search index from the entries, in one transaction (`kura fsck --repair`).
     pub async fn rebuild_search_index(&self) -> Result<(), MetaError> {
-        self.sqlite_only("search (its PostgreSQL side is not written yet)")?;
         let mut tx = self.write_tx().await?;
+        if self.on_postgres() {
+            super::search_pg::rebuild(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
         sqlx::query("DELETE FROM search_text")
             .execute(&mut *tx)
             .await?;
@@ -357,9 +373,13 @@ impl Store {
     /// Drops the search triggers (the benchmark's baseline for the cost of a move).
     #[cfg(test)]
     pub async fn bench_drop_triggers(&self) -> Result<(), MetaError> {
-        self.sqlite_only("search (its PostgreSQL side is not written yet)")?;
+        let on = if self.on_postgres() {
+            " ON entries"
+        } else {
+            ""
+        };
         for t in ["search_insert", "search_update", "search_delete"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}")))
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}{on}")))
                 .execute(&self.pool)
                 .await?;
         }

@@ -660,7 +660,7 @@ impl Store {
                 let rows = sqlx::query(concat!(
                     "DELETE FROM versions WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()
                        OVER (PARTITION BY path ORDER BY archived_ms DESC, id DESC) AS n
-                       FROM versions WHERE bucket = $1 AND batch IS NULL AND marker = 0) WHERE n > $2)
+                       FROM versions WHERE bucket = $1 AND batch IS NULL AND marker = 0) AS r WHERE n > $2)
                      AND NOT ",
                     locked_sql!("versions.id", "$3"),
                     " RETURNING key, size, marker, payer"
@@ -736,13 +736,12 @@ impl Store {
     /// noncurrent versions.
     pub async fn untrash_batch(&self, batch: &str) -> Result<(), MetaError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "DELETE FROM versions WHERE batch = $1 AND marker = 1;
-             UPDATE versions SET batch = NULL WHERE batch = $1",
-        )
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?;
+        for sql in [
+            "DELETE FROM versions WHERE batch = $1 AND marker = 1",
+            "UPDATE versions SET batch = NULL WHERE batch = $1",
+        ] {
+            sqlx::query(sql).bind(batch).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
