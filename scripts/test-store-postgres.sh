@@ -4,7 +4,8 @@
 # random SCRAM password, TCP on 127.0.0.1 only, fsync off, run as `postgres` when run as root),
 # then runs `cargo test --bin kura` with KURA_TEST_DATABASE_URL set, so that every
 # `Store::in_memory()` is a fresh database on it. Stops and removes the cluster on exit.
-# Arguments are test filters (default: none, every unit test; e.g. `store:: vfs::`). Fails, never skips, when PostgreSQL
+# Arguments are test filters (default: none, every unit test; e.g. `store:: vfs::`); with
+# `--conformance` first, the conformance tests named instead, each server on a fresh database. Fails, never skips, when PostgreSQL
 # is missing. The server's log is left in target/test-store-postgres.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,14 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
   -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$root -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
   start >/dev/null) || { cat "$root/postgres.log" >&2; exit 1; }
 
-echo "test-store-postgres.sh: PostgreSQL on 127.0.0.1:$port; cargo test --bin kura $*"
-KURA_TEST_DATABASE_URL="postgres://kura:$password@127.0.0.1:$port/postgres" \
-  nice -n 19 cargo test --bin kura -- "$@"
+server="postgres://kura:$password@127.0.0.1:$port/postgres"
+if [ "${1:-}" = "--conformance" ]; then
+  # conformance tests whose servers each get a fresh database on the cluster (common.rs)
+  shift
+  echo "test-store-postgres.sh: PostgreSQL on 127.0.0.1:$port; cargo test --test conformance $*"
+  KURA_TEST_CONFORMANCE_DATABASE_URL="$server" \
+    nice -n 19 cargo test --test conformance -- --test-threads=2 "$@"
+else
+  echo "test-store-postgres.sh: PostgreSQL on 127.0.0.1:$port; cargo test --bin kura $*"
+  KURA_TEST_DATABASE_URL="$server" nice -n 19 cargo test --bin kura -- "$@"
+fi

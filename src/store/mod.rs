@@ -211,12 +211,16 @@ impl Store {
             return Self::open_with(Path::new(file), durable).await;
         }
         sqlx::any::install_default_drivers();
-        let pool_of = |n: u32| {
-            AnyPoolOptions::new()
-                .max_connections(n)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
-        };
+        // the server's notices (e.g. the migrator's "already exists, skipping") stay out of
+        // the log unless they are warnings
+        let mut url = url::Url::parse(url)
+            .map_err(|e| MetaError::Db(sqlx::Error::Configuration(e.into())))?;
+        if !url.query_pairs().any(|(k, _)| k == "options") {
+            url.query_pairs_mut()
+                .append_pair("options", "-c client_min_messages=warning");
+        }
+        let url = url.as_str();
+        let pool_of = |n: u32| AnyPoolOptions::new().max_connections(n).connect(url);
         let pool = pool_of(16).await?;
         sqlx::migrate!("./migrations_postgres").run(&pool).await?;
         // writers queue for one connection here, as on SQLite, so that those waiting for the
@@ -234,7 +238,7 @@ impl Store {
 }
 
 /// Whether a `database_url` names a PostgreSQL server.
-pub fn is_postgres(url: &str) -> bool {
+fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
