@@ -313,6 +313,12 @@ impl Config {
         self.data_dir.join("kura.db")
     }
 
+    /// Whether `database_url` names PostgreSQL (else the store is the SQLite file).
+    pub fn database_is_postgres(&self) -> bool {
+        let url = self.database_url();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+
     /// The metadata database `Store::connect` opens: `database_url`, else the SQLite file.
     pub fn database_url(&self) -> String {
         match &self.database_url {

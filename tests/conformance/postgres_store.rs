@@ -46,3 +46,23 @@ fn boto3_every_operation_with_the_store_on_postgres() {
     let keys = pg.psql("kura_boto", "SELECT count(*) FROM access_keys");
     assert_eq!(keys.trim(), "1", "the access key is not in PostgreSQL");
 }
+
+/// A backup copies the SQLite file: on PostgreSQL it would copy the empty `kura.db` and say
+/// it succeeded. It refuses instead, and writes no snapshot.
+#[test]
+fn a_backup_of_a_postgres_installation_refuses_and_writes_nothing() {
+    let pg = Postgres::start();
+    let server = server_on(&pg, "kura_backup");
+    let repo = tempfile::tempdir().expect("tempdir");
+    let repo = repo.path().join("repo");
+    let out = server
+        .kura()
+        .arg("backup")
+        .arg(&repo)
+        .output()
+        .expect("kura backup");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "kura backup succeeded: {text}");
+    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(!repo.join("snapshots").exists(), "a snapshot was written");
+}
