@@ -96,6 +96,8 @@ python3 scripts/layers.py --self-test
 python3 scripts/layers.py
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked -- --test-threads=3 --show-output
+# the unit tests again with the store on PostgreSQL (a throw-away cluster; docs/scale-out.md)
+./scripts/test-store-postgres.sh
 
 # The benchmark harness in quick mode (seconds, debug build, cheap peers): checks that it still
 # runs against Kura and the peers without a failed request, not the timings (docs/performance.md).

@@ -85,7 +85,7 @@ impl AccessKeys {
 
     /// A key and its owner: remembered while no identity changed, else read (one statement).
     async fn key_and_owner(&self, key: &str) -> Result<Option<(KeyRow, UserRow)>, MetaError> {
-        if let Some(found) = self.known.get(key, self.store.identity_generation()) {
+        if let Some(found) = self.known.get(key, self.store.identity_generation().await) {
             return Ok(Some(found));
         }
         let (found, at) = self.store.key_and_owner_and_generation(key).await?;
@@ -177,7 +177,7 @@ impl Authenticator {
 
     /// A user's row: remembered while no identity changed, else read (one statement).
     async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError> {
-        if let Some(row) = self.users.get(name, self.store.identity_generation()) {
+        if let Some(row) = self.users.get(name, self.store.identity_generation().await) {
             return Ok(Some(row));
         }
         let (row, at) = self.store.user_and_generation(name).await?;
@@ -329,11 +329,11 @@ mod tests {
         let auth = Authenticator::new(store.clone(), Duration::from_secs(60));
         assert!(auth.verify("ann", "one").await.unwrap().groups.is_empty());
         // remembered: the same answer without the row being read again
-        let at = store.identity_generation().unwrap();
+        let at = store.identity_generation().await.unwrap();
         assert!(auth.users.get("ann", Some(at)).is_some());
         assert!(auth.verify("ann", "one").await.unwrap().groups.is_empty());
 
-        let other = Store::open(&store.file_for_tests()).await.unwrap();
+        let other = Store::connect(&store.url_for_tests(), false).await.unwrap();
         other.add_member("ann", "team").await.unwrap();
         assert_eq!(auth.verify("ann", "one").await.unwrap().groups, ["team"]);
         other.remove_member("ann", "team").await.unwrap();

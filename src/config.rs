@@ -55,6 +55,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Folder holding the database, the TLS certificate, temporary uploads and (for `fs`) the files.
     pub data_dir: PathBuf,
+    /// The metadata database: unset for `<data_dir>/kura.db` (SQLite), or `postgres://...`.
+    pub database_url: Option<String>,
     /// Address and port to listen on.
     pub listen: SocketAddr,
     /// Serve HTTPS (true) or plain HTTP behind a reverse proxy (false).
@@ -143,6 +145,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./kura-data"),
+            database_url: None,
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             tls: true,
             tls_cert: None,
@@ -198,6 +201,7 @@ pub enum LogFormat {
 /// Keys whose environment values are text, never numbers or booleans.
 const STRING_KEYS: &[&str] = &[
     "data_dir",
+    "database_url",
     "tls_cert",
     "tls_key",
     "tls_acme_email",
@@ -307,6 +311,20 @@ impl Config {
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("kura.db")
+    }
+
+    /// Whether `database_url` names PostgreSQL (else the store is the SQLite file).
+    pub fn database_is_postgres(&self) -> bool {
+        let url = self.database_url();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+
+    /// The metadata database `Store::connect` opens: `database_url`, else the SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.trim().to_string(),
+            _ => self.db_path().to_string_lossy().into_owned(),
+        }
     }
 }
 

@@ -101,7 +101,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         e => e,
     })?;
     keep_private(&cfg).map_err(|e| StartError::DataDir(shown.clone(), e))?;
-    let store = Store::open_with(&cfg.db_path(), cfg.durable_commits).await?;
+    let store = Store::connect(&cfg.database_url(), cfg.durable_commits).await?;
 
     let vfs = crate::setup::build_vfs(&cfg, store.clone())?;
     // a lost master key stops the start rather than be replaced by one that opens nothing

@@ -37,6 +37,12 @@ pub enum BackupError {
     /// The repository or the request is not usable as given.
     #[error("{0}")]
     Invalid(String),
+    /// The installation keeps its metadata in PostgreSQL, which a backup does not copy yet.
+    #[error(
+        "kura backup and restore copy the SQLite store only; this installation's database_url \
+         is PostgreSQL (back it up with pg_dump; docs/scale-out.md)"
+    )]
+    Postgres,
     /// What verification found wrong, one line each.
     #[error("the backup is damaged:\n{}", .0.join("\n"))]
     Damaged(Vec<String>),

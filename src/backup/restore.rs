@@ -30,6 +30,9 @@ pub struct Restored {
 /// Restores the snapshot `id` (the newest when `None`) of `dest` into the empty data dir of
 /// `cfg`, after verifying every hash of it.
 pub async fn restore(cfg: &Config, dest: &Path, id: Option<&str>) -> Result<Restored, BackupError> {
+    if cfg.database_is_postgres() {
+        return Err(BackupError::Postgres);
+    }
     repo::open(dest, false)?;
     let id = repo::pick(dest, id)?;
     let data_dir = &cfg.data_dir;

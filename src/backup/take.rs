@@ -27,6 +27,9 @@ pub struct TakeOptions {
 
 /// Takes a snapshot of the installation `cfg` names into the repository `dest`.
 pub async fn take(cfg: &Config, dest: &Path, opts: &TakeOptions) -> Result<Manifest, BackupError> {
+    if cfg.database_is_postgres() {
+        return Err(BackupError::Postgres);
+    }
     let data_dir = crate::install::existing_data_dir(cfg)?;
     repo::open(dest, true)?;
     let previous = match repo::snapshots(dest)?.last() {

@@ -194,7 +194,7 @@ pub async fn open_admin(cfg: &Config) -> Result<Admin, CliError> {
         (None, Some(r)) => r.url,
         _ => cfg.share_base_url(),
     };
-    let store = Store::open(&cfg.db_path()).await?;
+    let store = Store::connect(&cfg.database_url(), false).await?;
     let vfs = crate::setup::build_vfs(cfg, store.clone())?;
     let vault = crate::vault::Vault::open(&cfg.data_dir, &store).await?;
     Ok(Admin {

@@ -15,7 +15,7 @@ pub async fn status(cfg: &Config) -> Result<(), CliError> {
             return Err(e.into());
         }
     };
-    let store = crate::store::Store::open(&cfg.db_path()).await?;
+    let store = crate::store::Store::connect(&cfg.database_url(), false).await?;
     let admins = store.users().await?.iter().filter(|u| u.is_admin).count();
     let users = store.user_count().await?;
     let plural =

@@ -1,7 +1,7 @@
 //! The audit trail's rows: written with the request context of `wire::audit` inside the
 //! transaction of the change they record, read back filtered and paged, purged by age.
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::{now_ms, MetaError, Store};
 use crate::wire::audit::current;
@@ -48,7 +48,7 @@ pub struct AuditQuery {
 
 /// Records `action` on `path` (and `path2`) with the current request context, inside `tx`.
 pub(super) async fn record_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     action: &str,
     path: Option<&str>,
     path2: Option<&str>,
@@ -58,7 +58,7 @@ pub(super) async fn record_tx(
 
 /// `record_tx` with a detail (what an ACL made of the entry).
 pub(super) async fn record_detail_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     action: &str,
     path: Option<&str>,
     path2: Option<&str>,
@@ -199,7 +199,7 @@ impl From<AuditTuple> for AuditRow {
 }
 
 /// A write statement about to run.
-pub(super) type Statement<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+pub(super) type Statement<'q> = sqlx::query::Query<'q, super::Db, sqlx::any::AnyArguments>;
 
 impl Store {
     /// Runs one write statement and, when it changed a row, its audit row, in one

@@ -38,6 +38,18 @@ pub struct Generations {
     pub settings: i64,
 }
 
+impl Generations {
+    /// Files the counter of the row `name`.
+    fn set(&mut self, name: &str, n: i64) {
+        match name {
+            "identity" => self.identity = n,
+            "locks" => self.locks = n,
+            "settings" => self.settings = n,
+            _ => {}
+        }
+    }
+}
+
 /// Most values a memo keeps before it starts over.
 const MEMO_LIMIT: usize = 10_000;
 
@@ -82,7 +94,8 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
 /// The connection the generations are read on (opened on first use), and what is kept in
 /// memory under them: bucket settings and the lock rows.
 pub(super) struct Generation {
-    file: PathBuf,
+    /// The SQLite file; None on PostgreSQL.
+    file: Option<PathBuf>,
     conn: Mutex<Option<Connection>>,
     /// Bucket settings by (bucket, name), under `settings`.
     pub(super) settings: Memo<(String, String), Option<String>>,
@@ -99,9 +112,9 @@ impl std::fmt::Debug for Generation {
 }
 
 impl Generation {
-    pub(super) fn new(file: &Path) -> Self {
+    pub(super) fn new(file: Option<&Path>) -> Self {
         Generation {
-            file: file.to_path_buf(),
+            file: file.map(Path::to_path_buf),
             conn: Mutex::new(None),
             settings: Memo::default(),
             locks: Memo::default(),
@@ -110,13 +123,13 @@ impl Generation {
 
     /// The database file.
     #[cfg(test)]
-    pub(super) fn file(&self) -> &Path {
-        &self.file
+    pub(super) fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
     }
 
-    fn open(&self) -> rusqlite::Result<Connection> {
+    fn open(&self, file: &Path) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
-            &self.file,
+            file,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY)?;
@@ -126,9 +139,10 @@ impl Generation {
     }
 
     fn read(&self) -> Option<Generations> {
+        let file = self.file.as_deref()?;
         let mut slot = self.conn.lock().ok()?;
         if slot.is_none() {
-            match self.open() {
+            match self.open(file) {
                 Ok(c) => *slot = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "generations: cannot open the database");
@@ -141,13 +155,7 @@ impl Generation {
             let mut g = Generations::default();
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
-                let n: i64 = r.get(1)?;
-                match r.get_ref(0)?.as_str()? {
-                    "identity" => g.identity = n,
-                    "locks" => g.locks = n,
-                    "settings" => g.settings = n,
-                    _ => {}
-                }
+                g.set(r.get_ref(0)?.as_str()?, r.get(1)?);
             }
             Ok(g)
         });
@@ -164,15 +172,33 @@ impl Generation {
 }
 
 impl Store {
-    /// The generations now, read without a hand-off (see the module); None when they cannot
-    /// be read, and the caller must not trust what it remembers.
-    pub fn generations(&self) -> Option<Generations> {
-        self.generation.read()
+    /// The generations now; None when they cannot be read, and the caller must not trust
+    /// what it remembers. SQLite: read without a hand-off (see the module). PostgreSQL: a
+    /// query of the `generations` table (a round trip; every gateway's commits count).
+    pub async fn generations(&self) -> Option<Generations> {
+        match self.engine {
+            super::Engine::Sqlite => self.generation.read(),
+            super::Engine::Postgres => {
+                let rows: Vec<(String, i64)> =
+                    match sqlx::query_as(READ).fetch_all(&self.pool).await {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "generations: read failed");
+                            return None;
+                        }
+                    };
+                let mut g = Generations::default();
+                for (name, n) in rows {
+                    g.set(&name, n);
+                }
+                Some(g)
+            }
+        }
     }
 
     /// The identity generation now (`generations`).
-    pub fn identity_generation(&self) -> Option<i64> {
-        self.generations().map(|g| g.identity)
+    pub async fn identity_generation(&self) -> Option<i64> {
+        self.generations().await.map(|g| g.identity)
     }
 }
 
@@ -185,45 +211,53 @@ mod tests {
     #[tokio::test]
     async fn identity_changes_move_the_generation_and_usage_does_not() {
         let store = Store::in_memory().await.unwrap();
-        let g = |s: &Store| s.identity_generation().expect("readable");
-        let last = std::cell::Cell::new(g(&store));
-        let moved = |s: &Store, what: &str| {
-            let now = g(s);
-            assert!(now > last.get(), "{what} did not move the generation");
-            last.set(now);
-        };
+        async fn g(s: &Store) -> i64 {
+            s.identity_generation().await.expect("readable")
+        }
+        let last = std::cell::Cell::new(g(&store).await);
+        macro_rules! moved {
+            ($s:expr, $what:expr) => {
+                let now = g($s).await;
+                assert!(now > last.get(), "{} did not move the generation", $what);
+                last.set(now);
+            };
+        }
         store.create_user("ann", "h1", false).await.unwrap();
-        moved(&store, "user add");
+        moved!(&store, "user add");
         store.set_password("ann", "h2").await.unwrap();
-        moved(&store, "password");
+        moved!(&store, "password");
         store.set_admin("ann", true).await.unwrap();
-        moved(&store, "admin grant");
+        moved!(&store, "admin grant");
         store.modify_user("ann", None, Some(true)).await.unwrap();
-        moved(&store, "bucket right");
+        moved!(&store, "bucket right");
         store.create_group("team").await.unwrap();
-        moved(&store, "group add");
+        moved!(&store, "group add");
         store.add_member("ann", "team").await.unwrap();
-        moved(&store, "membership add");
+        moved!(&store, "membership add");
         store.remove_member("ann", "team").await.unwrap();
-        moved(&store, "membership remove");
+        moved!(&store, "membership remove");
         store.add_member("ann", "team").await.unwrap();
-        moved(&store, "membership add again");
+        moved!(&store, "membership add again");
         store.insert_key("KURAK", "ann", "sealed").await.unwrap();
-        moved(&store, "key create");
+        moved!(&store, "key create");
         store.delete_key("KURAK").await.unwrap();
-        moved(&store, "key revoke");
+        moved!(&store, "key revoke");
 
         store.set_quota("team", Some(1000), None).await.unwrap();
         sqlx::query("UPDATE groups SET used_bytes = used_bytes + 5 WHERE name = 'team'")
             .execute(&store.writer)
             .await
             .unwrap();
-        assert_eq!(g(&store), last.get(), "usage or quota moved the generation");
+        assert_eq!(
+            g(&store).await,
+            last.get(),
+            "usage or quota moved the generation"
+        );
 
         store.delete_group("team").await.unwrap();
-        moved(&store, "group remove (and its memberships)");
+        moved!(&store, "group remove (and its memberships)");
         store.delete_user("ann").await.unwrap();
-        moved(&store, "user remove");
+        moved!(&store, "user remove");
 
         // the same snapshot through the pool
         let (row, at) = store.user_and_generation("ann").await.unwrap();

@@ -23,7 +23,7 @@ pub struct GroupRow {
     pub version_objects: i64,
 }
 
-fn to_group(r: sqlx::sqlite::SqliteRow) -> GroupRow {
+fn to_group(r: super::DbRow) -> GroupRow {
     GroupRow {
         name: r.get(0),
         quota_bytes: r.get(1),

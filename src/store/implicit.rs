@@ -2,7 +2,7 @@
 //! transaction and removed inside the transaction that takes their last entry away, so an
 //! emptied prefix vanishes as it does in S3. Folders made on purpose are never removed here.
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::entries::{insert_folder_tx, EntryRow};
 use super::usage::bucket_of;
@@ -19,7 +19,7 @@ pub const NO_PARENT: &str = "parent folder does not exist";
 /// transaction: one already there as a folder is fine, a file in the way refuses, and the
 /// outermost must hang from a folder that still exists.
 pub(super) async fn insert_parents_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     parents: &[EntryRow],
 ) -> Result<(), MetaError> {
     for p in parents {
@@ -52,10 +52,7 @@ pub(super) async fn insert_parents_tx(
 /// bucket (never removed here) or at a folder that is locked or whose parent is, inside the
 /// transaction that emptied it; returns the removed
 /// paths, deepest first, for storage to follow.
-pub(super) async fn prune_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    dir: &str,
-) -> Result<Vec<String>, MetaError> {
+pub(super) async fn prune_tx(tx: &mut DbTx, dir: &str) -> Result<Vec<String>, MetaError> {
     let mut pruned = Vec::new();
     let mut dir = dir.to_string();
     while dir != "/" && bucket_of(&dir) != Some(dir.as_str()) {
@@ -86,10 +83,7 @@ pub(super) async fn prune_tx(
 
 /// Fails with `Conflict(NOT_EMPTY)` unless everything below `path` is an implicit folder
 /// (which S3 does not show, so a bucket holding only those is empty).
-pub(super) async fn require_empty_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<(), MetaError> {
+pub(super) async fn require_empty_tx(tx: &mut DbTx, path: &str) -> Result<(), MetaError> {
     let (lo, hi) = below(path);
     let other: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM entries WHERE path >= $1 AND path < $2

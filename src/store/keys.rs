@@ -17,7 +17,7 @@ pub struct KeyRow {
     pub created_ms: i64,
 }
 
-fn to_key(r: sqlx::sqlite::SqliteRow) -> KeyRow {
+fn to_key(r: super::DbRow) -> KeyRow {
     KeyRow {
         id: r.get(0),
         owner: r.get(1),

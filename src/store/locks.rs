@@ -28,7 +28,7 @@ pub struct LockRow {
     pub deep: bool,
 }
 
-fn to_lock(r: sqlx::sqlite::SqliteRow) -> LockRow {
+fn to_lock(r: super::DbRow) -> LockRow {
     LockRow {
         token: r.get(0),
         path: r.get(1),
@@ -121,7 +121,7 @@ impl Store {
     /// The rows are kept in memory while the locks generation holds (`generations.rs`): most
     /// writes find no lock, and every write checks.
     pub async fn live_locks(&self) -> Result<Vec<LockRow>, MetaError> {
-        let at = self.generations().map(|g| g.locks);
+        let at = self.generations().await.map(|g| g.locks);
         let rows = match self.generation.locks.get(at, &()) {
             Some(rows) => rows,
             None => {
@@ -160,7 +160,7 @@ impl Store {
 /// Removes the locks on a path and below it inside a tree change's transaction, so a deleted
 /// or moved resource never leaves a lock behind (a lock never travels with a moved resource).
 pub(super) async fn delete_locks_below_tx(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     path: &str,
 ) -> Result<(), MetaError> {
     let (lo, hi) = if path == "/" {

@@ -1,6 +1,6 @@
 //! Commit marks: which journaled storage commit of a process was the last to commit.
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::{MetaError, Store};
 
@@ -14,10 +14,7 @@ pub struct Mark {
 }
 
 /// Records `mark` in the transaction that completes it.
-pub(super) async fn mark_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    mark: Option<&Mark>,
-) -> Result<(), MetaError> {
+pub(super) async fn mark_tx(tx: &mut DbTx, mark: Option<&Mark>) -> Result<(), MetaError> {
     let Some(m) = mark else {
         return Ok(());
     };

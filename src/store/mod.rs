@@ -3,6 +3,7 @@
 mod audit;
 mod chunks;
 mod customer_keys;
+mod dialect;
 mod entries;
 mod generations;
 mod groups;
@@ -21,8 +22,11 @@ mod replication_tombstones;
 mod replication_waiting;
 mod resumable;
 mod retention;
+#[cfg(test)]
+mod scratch;
 mod sealed_keys;
 mod search;
+mod search_pg;
 mod sessions;
 mod settings;
 mod shares;
@@ -38,8 +42,31 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Executor};
+
+/// The database type every query names: sqlx's `Any`, SQLite or PostgreSQL by the URL.
+pub(crate) type Db = sqlx::Any;
+/// A pool of connections to the metadata database.
+pub(crate) type DbPool = sqlx::AnyPool;
+/// A row read from the metadata database.
+pub(crate) type DbRow = sqlx::any::AnyRow;
+/// A transaction on the metadata database.
+pub(crate) type DbTx = sqlx::Transaction<'static, Db>;
+
+/// The key of the transaction-scoped advisory lock every write transaction takes on
+/// PostgreSQL (`write_tx`): "kura" in ASCII.
+const WRITE_LOCK: i64 = 0x6b75_7261;
+
+/// The engine behind a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    /// An SQLite file (the embedded default).
+    Sqlite,
+    /// A PostgreSQL server (`postgres://...`).
+    Postgres,
+}
 
 pub use audit::{AuditQuery, AuditRow};
 pub use chunks::ChunkRow;
@@ -94,6 +121,9 @@ pub enum MetaError {
     /// The tree changed since the checks in a way that forbids the change.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The feature is not written for this database engine yet (e.g. search on PostgreSQL).
+    #[error("not available on this database: {0}")]
+    Unsupported(&'static str),
 }
 
 impl From<sqlx::Error> for MetaError {
@@ -107,15 +137,17 @@ impl From<sqlx::Error> for MetaError {
 /// Shared handle to the metadata database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: DbPool,
     /// One connection for write transactions: writers queue here in order instead of
-    /// sleeping and retrying on SQLite's busy handler (other processes still meet that).
-    writer: SqlitePool,
-    /// The generations, read on a connection of its own (`generations.rs`).
+    /// sleeping and retrying on SQLite's busy handler (other processes still meet that), or
+    /// on PostgreSQL for the advisory lock of `write_tx` (other gateways still meet that).
+    writer: DbPool,
+    engine: Engine,
+    /// The generations, read on a connection of their own on SQLite (`generations.rs`).
     generation: std::sync::Arc<generations::Generation>,
-    /// The temporary folder of a unit test's database, removed with the last handle.
+    /// The temporary folder or database of a unit test, removed with the last handle.
     #[cfg(test)]
-    _dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    _scratch: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Store {
@@ -127,65 +159,123 @@ impl Store {
     /// `open`; with `durable`, every commit fsyncs the write-ahead log (synchronous FULL), so
     /// a power cut cannot lose an acknowledged transaction (NORMAL: only a kill cannot).
     pub async fn open_with(db_file: &Path, durable: bool) -> Result<Self, MetaError> {
-        let sync = if durable {
-            SqliteSynchronous::Full
-        } else {
-            SqliteSynchronous::Normal
-        };
+        sqlx::any::install_default_drivers();
+        // created, switched to WAL (a property of the file) and migrated through the SQLite
+        // driver itself; the store's connections then carry their per-connection PRAGMAs
         let opts = SqliteConnectOptions::from_str("sqlite:")?
             .filename(db_file)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sync)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+        let setup = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(opts.clone())
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
+        sqlx::migrate!("./migrations").run(&setup).await?;
+        setup.close().await;
+        let url = AnyConnectOptions::from_url(&opts.to_url_lossy())?;
+        let pragmas: &'static str = if durable {
+            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL"
+        };
+        let pool_of = |n: u32| {
+            AnyPoolOptions::new()
+                .max_connections(n)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move { conn.execute(pragmas).await.map(drop) })
+                })
+                .connect_with(url.clone())
+        };
+        let pool = pool_of(8).await?;
+        let writer = pool_of(1).await?;
         Ok(Store {
             pool,
             writer,
-            generation: std::sync::Arc::new(generations::Generation::new(db_file)),
+            engine: Engine::Sqlite,
+            generation: std::sync::Arc::new(generations::Generation::new(Some(db_file))),
             #[cfg(test)]
-            _dir: None,
+            _scratch: None,
         })
     }
 
-    /// A throwaway database for unit tests, in a temporary folder and opened as `open` does
-    /// (readers beside the one writer: the core reads the locks while a write transaction is
-    /// open, which a single in-memory connection would deadlock on).
-    #[cfg(test)]
-    pub async fn in_memory() -> Result<Self, MetaError> {
-        let dir = tempfile::tempdir().map_err(|e| MetaError::Db(sqlx::Error::Io(e)))?;
-        let store = Self::open(&dir.path().join("kura.db")).await?;
+    /// Opens the store a `database_url` names: `postgres://...` connects to PostgreSQL and
+    /// applies `migrations_postgres/`; anything else is an SQLite file path.
+    pub async fn connect(url: &str, durable: bool) -> Result<Self, MetaError> {
+        if !is_postgres(url) {
+            let file = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            return Self::open_with(Path::new(file), durable).await;
+        }
+        sqlx::any::install_default_drivers();
+        // the server's notices (e.g. the migrator's "already exists, skipping") stay out of
+        // the log unless they are warnings
+        let mut url = url::Url::parse(url)
+            .map_err(|e| MetaError::Db(sqlx::Error::Configuration(e.into())))?;
+        if !url.query_pairs().any(|(k, _)| k == "options") {
+            url.query_pairs_mut()
+                .append_pair("options", "-c client_min_messages=warning");
+        }
+        let url = url.as_str();
+        let pool_of = |n: u32| AnyPoolOptions::new().max_connections(n).connect(url);
+        let pool = pool_of(16).await?;
+        sqlx::migrate!("./migrations_postgres").run(&pool).await?;
+        // writers queue for one connection here, as on SQLite, so that those waiting for the
+        // advisory lock never hold the connections a writer's own reads need
+        let writer = pool_of(1).await?;
         Ok(Store {
-            _dir: Some(std::sync::Arc::new(dir)),
-            ..store
+            writer,
+            pool,
+            engine: Engine::Postgres,
+            generation: std::sync::Arc::new(generations::Generation::new(None)),
+            #[cfg(test)]
+            _scratch: None,
         })
     }
+}
 
-    /// The database file of a unit test's store, for a second handle on it (another process).
-    #[cfg(test)]
-    pub fn file_for_tests(&self) -> std::path::PathBuf {
-        self.generation.file().to_path_buf()
+/// Whether a `database_url` names a PostgreSQL server.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl Store {
+    /// A transaction that serialises with every other write transaction. SQLite: `BEGIN
+    /// IMMEDIATE` on the one writer connection takes the write lock at once (SQLite cannot
+    /// upgrade a reading transaction once another writer has committed). PostgreSQL: `BEGIN`
+    /// (READ COMMITTED) and a transaction-scoped advisory lock, one key for every gateway,
+    /// released by COMMIT or ROLLBACK (docs/scale-out.md).
+    pub(crate) async fn write_tx(&self) -> Result<DbTx, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => {
+                let mut tx = self.writer.begin().await?;
+                // in FROM: a void result cannot be read through `Any`
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 }
 
 impl Store {
-    /// A transaction that takes the write lock at once: SQLite cannot upgrade a reading
-    /// transaction once another writer has committed, so read-then-write transactions would
-    /// fail under concurrency. (On PostgreSQL this is a plain BEGIN; the quota update is a
-    /// single conditional UPDATE either way.)
-    pub(crate) async fn write_tx(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
+    /// Whether the store runs on PostgreSQL.
+    fn on_postgres(&self) -> bool {
+        self.engine == Engine::Postgres
+    }
+
+    /// Refuses, with `Unsupported(what)`, on PostgreSQL.
+    fn sqlite_only(&self, what: &'static str) -> Result<(), MetaError> {
+        match self.engine {
+            Engine::Sqlite => Ok(()),
+            Engine::Postgres => Err(MetaError::Unsupported(what)),
+        }
     }
 }
 

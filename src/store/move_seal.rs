@@ -80,7 +80,7 @@ impl Store {
         let files = sqlx::query_as(
             "SELECT path, sealed, size FROM entries
              WHERE (path = $1 OR (path >= $2 AND path < $3)) AND is_dir = 0
-               AND substr(sealed, -length($4)) = $4",
+               AND substr(sealed, length(sealed) - length($4) + 1) = $4",
         )
         .bind(root)
         .bind(&lo)
@@ -91,7 +91,7 @@ impl Store {
         let kept = sqlx::query_as(
             "SELECT id, key, size, sealed FROM versions
              WHERE (path = $1 OR (path >= $2 AND path < $3)) AND batch IS NULL AND marker = 0
-               AND key IS NOT NULL AND substr(sealed, -length($4)) = $4",
+               AND key IS NOT NULL AND substr(sealed, length(sealed) - length($4) + 1) = $4",
         )
         .bind(root)
         .bind(&lo)

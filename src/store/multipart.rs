@@ -33,7 +33,7 @@ const UPLOAD_COLS: &str = "id, path, owner, headers, created_ms, customer_key, o
 /// The open uploads (S3 multipart and tus) of the user named `$3` now, as `insert_upload`
 /// and `insert_resumable` count them against their cap (`$7`).
 pub(super) const UNDER_CAP: &str = "(SELECT COUNT(*) FROM multipart_uploads
-    WHERE owner = $3 AND owner_uid IS (SELECT uid FROM users WHERE name = $3)) < $7";
+    WHERE owner = $3 AND owner_uid IS NOT DISTINCT FROM (SELECT uid FROM users WHERE name = $3)) < $7";
 
 /// A received part.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +52,7 @@ pub struct PartRow {
     pub sealed: Option<String>,
 }
 
-fn to_upload(r: sqlx::sqlite::SqliteRow) -> UploadRow {
+fn to_upload(r: super::DbRow) -> UploadRow {
     UploadRow {
         id: r.get(0),
         path: r.get(1),
@@ -80,6 +80,9 @@ impl Store {
             "INSERT INTO multipart_uploads (id, path, owner, headers, created_ms, customer_key, owner_uid)
              SELECT $1, $2, $3, $4, $5, $6, (SELECT uid FROM users WHERE name = $3) WHERE {UNDER_CAP}"
         );
+        // the count and the insert under the write lock: two uploads started at once cannot
+        // both pass the cap (PostgreSQL runs statements side by side)
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(path)
@@ -88,9 +91,10 @@ impl Store {
             .bind(now_ms())
             .bind(customer_key)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        tx.commit().await?;
         Ok(n == 1)
     }
 
@@ -168,10 +172,10 @@ impl Store {
     /// against its quota before they become an object.
     pub async fn staged_bytes(&self, group: &str) -> Result<i64, MetaError> {
         let row = sqlx::query(
-            "SELECT COALESCE(SUM(p.size), 0) FROM multipart_parts p
+            "SELECT COALESCE(CAST(SUM(p.size) AS BIGINT), 0) FROM multipart_parts p
              JOIN multipart_uploads u ON u.id = p.upload_id
              JOIN entries e ON e.is_dir = 1
-               AND e.path = substr(u.path, 1, instr(substr(u.path, 2), '/'))
+               AND e.parent = '/' AND substr(u.path, 1, length(e.path) + 1) = e.path || '/'
              WHERE e.grp = $1",
         )
         .bind(group)

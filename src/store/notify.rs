@@ -213,7 +213,7 @@ impl Store {
     /// How many deliveries wait and how many were given up.
     pub async fn notification_counts(&self) -> Result<(i64, i64), MetaError> {
         Ok(sqlx::query_as(
-            "SELECT COALESCE(SUM(dead = 0), 0), COALESCE(SUM(dead = 1), 0) FROM notify_queue",
+            "SELECT COALESCE(CAST(SUM(CASE WHEN dead = 0 THEN 1 ELSE 0 END) AS BIGINT), 0), COALESCE(CAST(SUM(CASE WHEN dead = 1 THEN 1 ELSE 0 END) AS BIGINT), 0) FROM notify_queue",
         )
         .fetch_one(&self.pool)
         .await?)

@@ -1,6 +1,6 @@
 //! Replication metadata: the node id, peers, rules, the change journal and replica marks.
 
-use sqlx::sqlite::SqliteRow;
+use super::DbRow;
 use sqlx::Row;
 
 use super::{map_unique, now_ms, MetaError, Store};
@@ -86,7 +86,7 @@ pub struct RuleHealth {
     pub oldest_ms: Option<i64>,
 }
 
-fn row_to_peer(r: SqliteRow) -> PeerRow {
+fn row_to_peer(r: DbRow) -> PeerRow {
     PeerRow {
         name: r.get(0),
         endpoint: r.get(1),
@@ -99,7 +99,7 @@ fn row_to_peer(r: SqliteRow) -> PeerRow {
     }
 }
 
-fn row_to_rule(r: SqliteRow) -> RuleRow {
+fn row_to_rule(r: DbRow) -> RuleRow {
     RuleRow {
         bucket: r.get(0),
         peer: r.get(1),
@@ -318,7 +318,7 @@ impl Store {
         shipped: i64,
     ) -> Result<(), MetaError> {
         sqlx::query(
-            "UPDATE replications SET position = MAX(position, $1), shipped = shipped + $2,
+            "UPDATE replications SET position = (CASE WHEN position > $1 THEN position ELSE $1 END), shipped = shipped + $2,
                last_error = NULL, last_ok_ms = $3 WHERE bucket = $4 AND peer = $5",
         )
         .bind(seq)
@@ -335,7 +335,7 @@ impl Store {
     /// entries up to it are applied here.
     pub async fn set_pulled(&self, bucket: &str, peer: &str, seq: i64) -> Result<(), MetaError> {
         sqlx::query(
-            "UPDATE replications SET pulled = MAX(pulled, $1), last_error = NULL, last_ok_ms = $2
+            "UPDATE replications SET pulled = (CASE WHEN pulled > $1 THEN pulled ELSE $1 END), last_error = NULL, last_ok_ms = $2
              WHERE bucket = $3 AND peer = $4",
         )
         .bind(seq)

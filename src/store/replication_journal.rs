@@ -1,7 +1,7 @@
 //! The replication journal: one row per changed or removed file path of a replicated bucket,
 //! written in the transaction of the change, read by the shipper.
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::usage::bucket_of;
 use super::{below, MetaError};
@@ -9,7 +9,7 @@ use super::{below, MetaError};
 /// Journals every file at or below `path` if its bucket is replicated, in the change's
 /// transaction (`origin`: the node the change came from, None for this one).
 pub(super) async fn journal_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     origin: Option<&str>,
 ) -> Result<(), MetaError> {
@@ -34,27 +34,6 @@ pub(super) async fn journal_tree_tx(
     Ok(())
 }
 
-/// The journal row of one file path, given the placeholders of bucket, path, origin and
-/// time; written only when the bucket has a rule.
-macro_rules! journal_one {
-    ($bucket:literal, $path:literal, $origin:literal, $time:literal) => {
-        concat!(
-            "INSERT INTO journal (bucket, path, origin, created_ms) SELECT ",
-            $bucket,
-            ", ",
-            $path,
-            ", ",
-            $origin,
-            ", ",
-            $time,
-            " WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = ",
-            $bucket,
-            ")"
-        )
-    };
-}
-pub(super) use journal_one;
-
 /// The bucket name a file path is journaled under (files at the root have none).
 pub(super) fn journal_bucket(path: &str) -> Option<&str> {
     bucket_of(path).filter(|b| *b != path).map(|b| &b[1..])
@@ -62,19 +41,22 @@ pub(super) fn journal_bucket(path: &str) -> Option<&str> {
 
 /// Journals one file path (changed or gone) if its bucket is replicated.
 pub(super) async fn journal_path_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     origin: Option<&str>,
 ) -> Result<(), MetaError> {
     let Some(bucket) = journal_bucket(path) else {
         return Ok(());
     };
-    sqlx::query(journal_one!("$1", "$2", "$3", "$4"))
-        .bind(bucket)
-        .bind(path)
-        .bind(origin)
-        .bind(super::now_ms())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO journal (bucket, path, origin, created_ms) SELECT $1, $2, $3, $4
+         WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = $1)",
+    )
+    .bind(bucket)
+    .bind(path)
+    .bind(origin)
+    .bind(super::now_ms())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

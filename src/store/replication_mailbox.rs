@@ -143,7 +143,7 @@ impl Store {
         peer: &str,
     ) -> Result<(i64, Option<i64>), MetaError> {
         let (n, oldest): (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT SUM(hi - lo + 1), MIN(lo) FROM mailbox_refused WHERE bucket = $1 AND peer = $2",
+            "SELECT CAST(SUM(hi - lo + 1) AS BIGINT), MIN(lo) FROM mailbox_refused WHERE bucket = $1 AND peer = $2",
         )
         .bind(bucket)
         .bind(peer)
@@ -208,7 +208,7 @@ impl Store {
         pulled: i64,
     ) -> Result<(), MetaError> {
         sqlx::query(
-            "UPDATE replications SET mailbox_sent = MAX(mailbox_sent, $1), pulled = MAX(pulled, $2)
+            "UPDATE replications SET mailbox_sent = (CASE WHEN mailbox_sent > $1 THEN mailbox_sent ELSE $1 END), pulled = (CASE WHEN pulled > $2 THEN pulled ELSE $2 END)
              WHERE bucket = $3 AND peer = $4",
         )
         .bind(sent)
@@ -278,8 +278,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE replications SET mailbox_sent = MAX(mailbox_sent, $1),
-               position = MAX(position, $2), shipped = shipped + 1, last_error = NULL,
+            "UPDATE replications SET mailbox_sent = (CASE WHEN mailbox_sent > $1 THEN mailbox_sent ELSE $1 END),
+               position = (CASE WHEN position > $2 THEN position ELSE $2 END), shipped = shipped + 1, last_error = NULL,
                last_ok_ms = $3
              WHERE bucket = $4 AND peer = $5",
         )
@@ -386,7 +386,7 @@ impl Store {
             return Ok(forgotten);
         }
         sqlx::query(
-            "UPDATE replications SET mailbox_redone = MAX(mailbox_redone, $1) WHERE bucket = $2 AND peer = $3",
+            "UPDATE replications SET mailbox_redone = (CASE WHEN mailbox_redone > $1 THEN mailbox_redone ELSE $1 END) WHERE bucket = $2 AND peer = $3",
         )
         .bind(seq)
         .bind(bucket)
@@ -409,7 +409,7 @@ impl Store {
     ) -> Result<Collected, MetaError> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE replications SET mailbox_acked = MAX(mailbox_acked, MIN($1, mailbox_sent))
+            "UPDATE replications SET mailbox_acked = (CASE WHEN mailbox_acked > (CASE WHEN $1 < mailbox_sent THEN $1 ELSE mailbox_sent END) THEN mailbox_acked ELSE (CASE WHEN $1 < mailbox_sent THEN $1 ELSE mailbox_sent END) END)
              WHERE bucket = $2 AND peer = $3",
         )
         .bind(done)
@@ -517,7 +517,7 @@ impl Store {
             .await?;
         }
         sqlx::query(
-            "UPDATE replications SET pulled = MAX(pulled, $1) WHERE bucket = $2 AND peer = $3",
+            "UPDATE replications SET pulled = (CASE WHEN pulled > $1 THEN pulled ELSE $1 END) WHERE bucket = $2 AND peer = $3",
         )
         .bind(to)
         .bind(bucket)
@@ -539,7 +539,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO mailbox_waiting (bucket, peer, path, seq) SELECT $1, $2, $3, $4
              WHERE EXISTS (SELECT 1 FROM replications WHERE bucket = $1 AND peer = $2)
-             ON CONFLICT (bucket, peer, path) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+             ON CONFLICT (bucket, peer, path) DO UPDATE SET seq = (CASE WHEN seq > excluded.seq THEN seq ELSE excluded.seq END)",
         )
         .bind(bucket)
         .bind(peer)

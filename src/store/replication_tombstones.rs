@@ -2,7 +2,8 @@
 //! "deleted here" from "never seen here"; and when each peer was last reached, so that a
 //! break longer than tombstones are kept is known.
 
-use sqlx::{Row, Sqlite, Transaction};
+use super::DbTx;
+use sqlx::Row;
 
 use super::{below, MetaError, Store};
 
@@ -38,7 +39,7 @@ pub struct Presence {
 /// Remembers every file at or below `path` as deleted (by `origin`, None for this node), in
 /// the deletion's transaction, on a node that has a peer.
 pub(super) async fn tombstone_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     origin: Option<&str>,
 ) -> Result<(), MetaError> {

@@ -66,7 +66,7 @@ impl Store {
     pub async fn resumable_row(&self, id: &str) -> Result<Option<ResumableRow>, MetaError> {
         let row = sqlx::query(
             "SELECT r.id, r.length, r.touched_ms,
-                    (SELECT COALESCE(SUM(size), 0) FROM multipart_parts WHERE upload_id = r.id),
+                    (SELECT COALESCE(CAST(SUM(size) AS BIGINT), 0) FROM multipart_parts WHERE upload_id = r.id),
                     (SELECT COUNT(*) FROM multipart_parts WHERE upload_id = r.id)
              FROM resumable_uploads r WHERE r.id = $1",
         )
@@ -92,7 +92,7 @@ impl Store {
     ) -> Result<(), MetaError> {
         let mut tx = self.write_tx().await?;
         let have: i64 =
-            sqlx::query("SELECT COALESCE(SUM(size), 0) FROM multipart_parts WHERE upload_id = $1")
+            sqlx::query("SELECT COALESCE(CAST(SUM(size) AS BIGINT), 0) FROM multipart_parts WHERE upload_id = $1")
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?

@@ -1,7 +1,7 @@
 //! S3 object lock rows: the retention and legal hold of one version (by version id), and the
 //! bucket's default retention applied to new versions inside their commit.
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::usage::bucket_of;
 use super::{MetaError, Store};
@@ -39,23 +39,27 @@ pub struct Retention {
 /// Gives the new version `path` just got (inside its commit) its bucket's default retention,
 /// if the bucket has one.
 pub(super) async fn default_retention_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     now: i64,
 ) -> Result<(), MetaError> {
     let Some(bucket) = bucket_of(path) else {
         return Ok(());
     };
-    sqlx::query(
+    let pg = super::dialect::is_pg(tx);
+    let (mode, days) = (
+        super::dialect::json_text(pg, "s.value", "mode"),
+        super::dialect::json_text(pg, "s.value", "days"),
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO object_locks (version_id, mode, until_ms)
-         SELECT e.version_id, json_extract(s.value, '$.mode'),
-                $3 + json_extract(s.value, '$.days') * 86400000
+         SELECT e.version_id, {mode}, $3 + CAST({days} AS BIGINT) * 86400000
          FROM entries e, bucket_settings s
          WHERE e.path = $1 AND e.is_dir = 0 AND e.version_id IS NOT NULL
            AND s.bucket = $2 AND s.name = 'object_lock'
-           AND json_extract(s.value, '$.mode') IS NOT NULL
-         ON CONFLICT (version_id) DO NOTHING",
-    )
+           AND {mode} IS NOT NULL
+         ON CONFLICT (version_id) DO NOTHING"
+    )))
     .bind(path)
     .bind(bucket)
     .bind(now)

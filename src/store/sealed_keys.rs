@@ -217,7 +217,7 @@ impl Store {
         let (lo, hi) = super::below(bucket);
         Ok(sqlx::query_as(
             "SELECT path, sealed, size FROM entries
-             WHERE path >= $1 AND path < $2 AND is_dir = 0 AND substr(sealed, -length($3)) = $3",
+             WHERE path >= $1 AND path < $2 AND is_dir = 0 AND substr(sealed, length(sealed) - length($3) + 1) = $3",
         )
         .bind(&lo)
         .bind(&hi)
@@ -232,7 +232,7 @@ impl Store {
         let n = sqlx::query(
             "UPDATE entries SET sealed = $1
              WHERE path = $2 AND is_dir = 0 AND size = $3 AND etag = $4 AND mtime_ms = $5
-               AND sealed IS $6",
+               AND sealed IS NOT DISTINCT FROM $6",
         )
         .bind(marked)
         .bind(&f.path)
@@ -355,7 +355,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT id, key, size, sealed FROM versions
              WHERE bucket = $1 AND marker = 0 AND key IS NOT NULL
-               AND substr(sealed, -length($2)) = $2",
+               AND substr(sealed, length(sealed) - length($2) + 1) = $2",
         )
         .bind(bucket)
         .bind(suffix)
@@ -371,7 +371,7 @@ impl Store {
         marked: &str,
     ) -> Result<bool, MetaError> {
         let n = sqlx::query(
-            "UPDATE versions SET sealed = $1 WHERE id = $2 AND key = $3 AND sealed IS $4",
+            "UPDATE versions SET sealed = $1 WHERE id = $2 AND key = $3 AND sealed IS NOT DISTINCT FROM $4",
         )
         .bind(marked)
         .bind(&v.id)

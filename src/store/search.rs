@@ -38,14 +38,25 @@ impl Store {
     /// that matches.
     pub async fn search_candidates(&self, p: &Probe) -> Result<Vec<(i64, EntryRow)>, MetaError> {
         let range = p.scope.as_deref().map(below);
+        let words = match (&p.text, self.on_postgres()) {
+            (Some(text), true) => super::search_pg::words(text),
+            _ => Vec::new(),
+        };
         let mut args: Vec<Arg> = Vec::new();
         let mut conds: Vec<String> = Vec::new();
         let next = |args: &mut Vec<Arg<'_>>| format!("${}", args.len());
         let (from, pos) = if p.by_scope && range.is_some() {
             ("entries AS e", "e.rowid")
         } else if let Some(text) = &p.text {
-            args.push(Arg::Text(text));
-            conds.push(format!("search_text MATCH {}", next(&mut args)));
+            if self.on_postgres() {
+                for w in &words {
+                    args.push(Arg::Text(w));
+                    conds.push(super::search_pg::contains(&next(&mut args)));
+                }
+            } else {
+                args.push(Arg::Text(text));
+                conds.push(format!("search_text MATCH {}", next(&mut args)));
+            }
             (
                 "search_text AS s JOIN entries AS e ON e.rowid = s.rowid",
                 "s.rowid",
@@ -183,11 +194,14 @@ impl Store {
     /// missing, stale or left over), as `kura fsck` reports it; the triggers of
     /// 0016_search.sql (0041) keep it at 0; stored tags that are not pairs are not counted.
     pub async fn search_index_drift(&self) -> Result<i64, MetaError> {
+        if self.on_postgres() {
+            return super::search_pg::drift(&self.pool).await;
+        }
         let n: i64 = sqlx::query_scalar(concat!(
             "SELECT (SELECT count(*) FROM entries AS e LEFT JOIN search_text AS s ON s.rowid = e.rowid
-                     WHERE s.rowid IS NULL OR s.name IS NOT ",
+                     WHERE s.rowid IS NULL OR s.name IS DISTINCT FROM ",
             name_of!("e"),
-            " OR s.descr IS NOT ",
+            " OR s.descr IS DISTINCT FROM ",
             descr_of!("e"),
             ")
              + (SELECT count(*) FROM search_text AS s
@@ -223,7 +237,7 @@ impl Store {
     pub async fn count_below(&self, scope: &str, cap: i64) -> Result<i64, MetaError> {
         let (lo, hi) = below(scope);
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM entries WHERE path >= $1 AND path < $2 LIMIT $3)",
+            "SELECT count(*) FROM (SELECT 1 FROM entries WHERE path >= $1 AND path < $2 LIMIT $3) AS n",
         )
         .bind(&lo)
         .bind(&hi)
@@ -243,7 +257,7 @@ impl Store {
     ) -> Result<i64, MetaError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM (SELECT 1 FROM search_tags
-               WHERE tag_key = $1 AND ($2 IS NULL OR tag_value = $2) LIMIT $3)",
+               WHERE tag_key = $1 AND ($2 IS NULL OR tag_value = $2) LIMIT $3) AS n",
         )
         .bind(key)
         .bind(value)
@@ -256,6 +270,11 @@ impl Store {
     /// Rebuilds the search index from the entries, in one transaction (`kura fsck --repair`).
     pub async fn rebuild_search_index(&self) -> Result<(), MetaError> {
         let mut tx = self.write_tx().await?;
+        if self.on_postgres() {
+            super::search_pg::rebuild(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
         sqlx::query("DELETE FROM search_text")
             .execute(&mut *tx)
             .await?;
@@ -272,13 +291,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(concat!(
-            "INSERT OR IGNORE INTO search_tags (tag_key, tag_value, entry)
+            "INSERT INTO search_tags (tag_key, tag_value, entry)
              SELECT json_extract(t.value, '$[0]'), coalesce(json_extract(t.value, '$[1]'), ''), e.rowid
              FROM entries AS e, json_each(",
             tags_of!("e"),
             ") AS t
              WHERE ",
-            is_pair!("t")
+            is_pair!("t"),
+            " ON CONFLICT DO NOTHING"
         ))
         .execute(&mut *tx)
         .await?;
@@ -294,6 +314,7 @@ impl Store {
     /// every row as they would for uploads). Not for a real data dir.
     #[cfg(test)]
     pub async fn bench_fill(&self, n: i64) -> Result<(), MetaError> {
+        self.sqlite_only("search (its PostgreSQL side is not written yet)")?;
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, owner, grp, mode)
@@ -336,6 +357,7 @@ impl Store {
     /// SQLite's `dbstat` (the benchmark's storage figure).
     #[cfg(test)]
     pub async fn bench_sizes(&self) -> Result<(i64, i64), MetaError> {
+        self.sqlite_only("search (its PostgreSQL side is not written yet)")?;
         let index: i64 = sqlx::query_scalar(
             "SELECT coalesce(sum(pgsize), 0) FROM dbstat
              WHERE name LIKE 'search%'",
@@ -351,8 +373,13 @@ impl Store {
     /// Drops the search triggers (the benchmark's baseline for the cost of a move).
     #[cfg(test)]
     pub async fn bench_drop_triggers(&self) -> Result<(), MetaError> {
+        let on = if self.on_postgres() {
+            " ON entries"
+        } else {
+            ""
+        };
         for t in ["search_insert", "search_update", "search_delete"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}")))
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}{on}")))
                 .execute(&self.pool)
                 .await?;
         }

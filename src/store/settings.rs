@@ -12,7 +12,7 @@ impl Store {
         bucket: &str,
         name: &str,
     ) -> Result<Option<String>, MetaError> {
-        let at = self.generations().map(|g| g.settings);
+        let at = self.generations().await.map(|g| g.settings);
         let key = (bucket.to_string(), name.to_string());
         if let Some(v) = self.generation.settings.get(at, &key) {
             return Ok(v);

@@ -1,6 +1,6 @@
 //! Share links: one row per link, the download counter kept exact by a conditional UPDATE.
 
-use sqlx::sqlite::SqliteRow;
+use super::DbRow;
 use sqlx::Row;
 
 use super::{now_ms, MetaError, Store};
@@ -37,7 +37,7 @@ macro_rules! cols {
     };
 }
 
-fn row_to_share(r: SqliteRow) -> ShareRow {
+fn row_to_share(r: DbRow) -> ShareRow {
     ShareRow {
         id: r.get(0),
         token_hash: r.get(1),

@@ -79,6 +79,7 @@ impl Store {
     /// Writes a consistent copy of the whole database to `target` (SQLite `VACUUM INTO`,
     /// one read transaction: writers go on meanwhile).
     pub async fn snapshot_into(&self, target: &Path) -> Result<(), MetaError> {
+        self.sqlite_only("a backup's copy of the database (VACUUM INTO)")?;
         sqlx::query("VACUUM INTO $1")
             .bind(target.to_string_lossy().into_owned())
             .execute(&self.pool)

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::audit::record_tx;
 use super::entries::{entry_cols, insert_folder_tx, EntryRow};
 use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
-use super::replication_journal::{journal_bucket, journal_one, journal_tree_tx};
+use super::replication_journal::{journal_path_tx, journal_tree_tx};
 use super::replication_tombstones::tombstone_tree_tx;
 use super::retention::default_retention_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
@@ -101,10 +101,7 @@ pub const ETAG_CHANGED: &str = "the file changed since the write began";
 
 /// Fails unless `parent` is a recorded folder (the root always is), inside the change's
 /// transaction: a folder deleted or moved since the checks makes the change fail, not dangle.
-async fn require_folder_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    parent: &str,
-) -> Result<(), MetaError> {
+async fn require_folder_tx(tx: &mut DbTx, parent: &str) -> Result<(), MetaError> {
     if parent == "/" {
         return Ok(());
     }
@@ -119,7 +116,7 @@ async fn require_folder_tx(
 }
 
 /// Whether `path` is recorded, and as a folder, inside the change's transaction.
-async fn kind_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<Option<bool>, MetaError> {
+async fn kind_tx(tx: &mut DbTx, path: &str) -> Result<Option<bool>, MetaError> {
     let is_dir: Option<i64> = sqlx::query_scalar("SELECT is_dir FROM entries WHERE path = $1")
         .bind(path)
         .fetch_optional(&mut **tx)
@@ -130,7 +127,7 @@ async fn kind_tx(tx: &mut Transaction<'_, Sqlite>, path: &str) -> Result<Option<
 /// The checks of a move or copy repeated inside its transaction: the source is still there,
 /// the destination's folder too, and nothing but a file replaced by a file is in the way.
 async fn transfer_checks_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     from: &str,
     to: &str,
     to_parent: &str,
@@ -143,11 +140,7 @@ async fn transfer_checks_tx(
     }
 }
 
-async fn delete_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-    origin: Option<&str>,
-) -> Result<u64, MetaError> {
+async fn delete_tree_tx(tx: &mut DbTx, path: &str, origin: Option<&str>) -> Result<u64, MetaError> {
     journal_tree_tx(tx, path, origin).await?;
     let (lo, hi) = below(path);
     let (bytes, files) = tree_usage_tx(tx, path).await?;
@@ -174,7 +167,7 @@ async fn delete_tree_tx(
 /// replacing whatever was at the destination.
 /// `regroup` gives the moved rows a new group (a move into another bucket).
 async fn move_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
 
     from: &str,
     to: &str,
@@ -211,7 +204,7 @@ async fn move_tree_tx(
         charge_tx(&mut *tx, from_payer.as_deref(), -bytes, -files).await?;
     }
     let (lo, hi) = below(from);
-    let cut = from.chars().count() as i64 + 1;
+    let cut = i32::try_from(from.chars().count() + 1).unwrap_or(i32::MAX);
     sqlx::query("UPDATE entries SET path = $1, parent = $2, origin = NULL WHERE path = $3")
         .bind(to)
         .bind(to_parent)
@@ -272,7 +265,7 @@ async fn move_tree_tx(
 /// transaction, replacing what was there; copies get `owner`, group `grp` (modes are kept)
 /// and the time `now_ms`.
 async fn copy_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
 
     from: &str,
     to: &str,
@@ -298,13 +291,15 @@ async fn copy_tree_tx(
     };
     charge_tx(&mut *tx, payer.as_deref(), bytes, files).await?;
     let (lo, hi) = below(from);
-    let cut = from.chars().count() as i64 + 1;
-    sqlx::query(
+    let cut = i32::try_from(from.chars().count() + 1).unwrap_or(i32::MAX);
+    sqlx::query(super::dialect::with_new_id(
+            tx,
             "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id, sealed)
              SELECT $1, $2, is_dir, size, $3, etag, content_type, $4, headers, $5, mode,
-                    CASE WHEN is_dir = 0 AND $7 THEN printf('%013x', $3) || lower(hex(randomblob(8))) END, sealed
+                    CASE WHEN is_dir = 0 AND $7 THEN {new_id} END, sealed
              FROM entries WHERE path = $6",
-        )
+            "$3",
+        ))
         .bind(to)
         .bind(to_parent)
         .bind(now_ms)
@@ -314,13 +309,15 @@ async fn copy_tree_tx(
         .bind(fresh)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(
+    sqlx::query(super::dialect::with_new_id(
+            tx,
             "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, version_id, sealed)
              SELECT $1 || substr(path, $2), $3 || substr(parent, $4), is_dir, size, $5, etag,
                     content_type, $6, headers, $7, mode,
-                    CASE WHEN is_dir = 0 AND $10 THEN printf('%013x', $5) || lower(hex(randomblob(8))) END, sealed
+                    CASE WHEN is_dir = 0 AND $10 THEN {new_id} END, sealed
              FROM entries WHERE path >= $8 AND path < $9",
-        )
+            "$5",
+        ))
         .bind(to)
         .bind(cut)
         .bind(to)
@@ -360,7 +357,7 @@ pub const SOURCE_CHANGED: &str = "the source changed during the copy";
 /// mtime) rows, in path order, that a copy's bytes were taken from: the time too, since the
 /// same bytes written again (an empty file, say) would hide a change between (ABA).
 async fn same_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     from: &str,
     copied: &[(String, String, i64)],
 ) -> Result<bool, MetaError> {
@@ -419,13 +416,15 @@ impl Store {
             Option<String>,
             Option<i64>,
             Option<String>,
+            Option<String>,
         );
-        let (old_dir, old, payer, parent, old_etag): Found = sqlx::query_as(
+        let (old_dir, old, payer, parent, old_etag, old_headers): Found = sqlx::query_as(
             "SELECT (SELECT is_dir FROM entries WHERE path = $1),
                         (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
                         (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
                         (SELECT is_dir FROM entries WHERE path = $3),
-                        (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0)",
+                        (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0),
+                        (SELECT headers FROM entries WHERE path = $1 AND is_dir = 0)",
         )
         .bind(&e.path)
         .bind(bucket_of(&e.path).unwrap_or(""))
@@ -474,24 +473,19 @@ impl Store {
         charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
             .await
             .map_err(Committed::Meta)?;
+        let headers = match (rules.keep_annotations, old_headers) {
+            (true, Some(old)) => keep_annotations(e.headers.as_deref(), &old),
+            _ => e.headers.clone(),
+        };
         sqlx::query(concat!(
             "INSERT INTO entries (",
             entry_cols!(),
-            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $18,
-               CASE WHEN $16 THEN printf('%013x', $13) || lower(hex(randomblob(8))) END)
+            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
-               headers = CASE WHEN $17 THEN json_patch(coalesce(excluded.headers, '{}'),
-                   (SELECT json_group_object(k.key, k.value) FROM json_each(
-                       CASE WHEN json_valid(entries.headers) THEN entries.headers ELSE '{}' END) AS k
-                    WHERE k.key IN ('x-amz-tagging', 'x-kura-description')))
-                 ELSE excluded.headers END,
-               origin = excluded.origin, sealed = excluded.sealed,
+               headers = excluded.headers, origin = excluded.origin, sealed = excluded.sealed,
                version_id = excluded.version_id
-             WHERE entries.is_dir = 0; ",
-            journal_one!("$12", "$1", "$11", "$13"),
-            "; INSERT INTO commit_marks (owner, seq) SELECT $14, $15 WHERE $14 IS NOT NULL
-               ON CONFLICT (owner) DO UPDATE SET seq = excluded.seq"
+             WHERE entries.is_dir = 0"
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -500,22 +494,29 @@ impl Store {
         .bind(&e.etag)
         .bind(&e.content_type)
         .bind(&e.owner)
-        .bind(&e.headers)
+        .bind(&headers)
         .bind(&e.grp)
         .bind(e.mode)
         .bind(&e.origin)
-        // the journal entry and the commit mark ride in the same round trip (files at the
-        // root have no bucket)
-        .bind(journal_bucket(&e.path))
-        .bind(now)
-        .bind(mark.map(|m| m.owner.as_str()))
-        .bind(mark.map(|m| m.seq.as_str()))
-        .bind(fresh)
-        .bind(rules.keep_annotations)
         .bind(&e.sealed)
+        .bind(fresh.then(|| super::dialect::new_id_now(now)))
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
+        journal_path_tx(&mut tx, &e.path, e.origin.as_deref())
+            .await
+            .map_err(Committed::Meta)?;
+        if let Some(m) = mark {
+            sqlx::query(
+                "INSERT INTO commit_marks (owner, seq) VALUES ($1, $2)
+                 ON CONFLICT (owner) DO UPDATE SET seq = excluded.seq",
+            )
+            .bind(&m.owner)
+            .bind(&m.seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
+        }
         let mut dropped = Purged::default();
         if let Some(id) = &archive.drop {
             drop_row_tx(&mut tx, id, &mut dropped)
@@ -917,22 +918,41 @@ impl Store {
     }
 }
 
+/// The headers of a file written over one whose tags and description it keeps: `new` with
+/// the `x-amz-tagging` and `x-kura-description` of `old` (unreadable headers keep nothing).
+fn keep_annotations(new: Option<&str>, old: &str) -> Option<String> {
+    type Object = serde_json::Map<String, serde_json::Value>;
+    let Ok(old) = serde_json::from_str::<Object>(old) else {
+        return new.map(str::to_string);
+    };
+    let mut merged: Object = new
+        .and_then(|n| serde_json::from_str(n).ok())
+        .unwrap_or_default();
+    let mut kept = false;
+    for key in ["x-amz-tagging", "x-kura-description"] {
+        if let Some(v) = old.get(key) {
+            merged.insert(key.to_string(), v.clone());
+            kept = true;
+        }
+    }
+    if !kept {
+        return new.map(str::to_string);
+    }
+    serde_json::to_string(&merged).ok()
+}
+
 /// Fails with `Conflict(NOT_SEALED)` when a current file at or below `root`, or a kept version
 /// that follows them, is recorded plain or with the conversion mark `mark` (either form).
-async fn all_sealed_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    root: &str,
-    mark: &str,
-) -> Result<(), MetaError> {
+async fn all_sealed_tx(tx: &mut DbTx, root: &str, mark: &str) -> Result<(), MetaError> {
     let (lo, hi) = below(root);
-    let plain: bool = sqlx::query_scalar(
-        "SELECT EXISTS(SELECT 1 FROM entries
+    let plain: i64 = sqlx::query_scalar(
+        "SELECT CAST(EXISTS(SELECT 1 FROM entries
                 WHERE (path = $1 OR (path >= $2 AND path < $3)) AND is_dir = 0
-                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))
+                  AND (sealed IS NULL OR substr(sealed, length(sealed) - length($4) + 1) = $4))
              OR EXISTS(SELECT 1 FROM versions
                 WHERE (path = $1 OR (path >= $2 AND path < $3)) AND batch IS NULL
                   AND marker = 0 AND key IS NOT NULL
-                  AND (sealed IS NULL OR substr(sealed, -length($4)) = $4))",
+                  AND (sealed IS NULL OR substr(sealed, length(sealed) - length($4) + 1) = $4)) AS INTEGER)",
     )
     .bind(root)
     .bind(&lo)
@@ -940,7 +960,7 @@ async fn all_sealed_tx(
     .bind(mark)
     .fetch_one(&mut **tx)
     .await?;
-    if plain {
+    if plain != 0 {
         return Err(MetaError::Conflict(NOT_SEALED));
     }
     Ok(())
@@ -976,6 +996,46 @@ mod tests {
             etag: "f".into(),
             ..dir(path, parent)
         }
+    }
+
+    /// CPU of small commits and lookups (`cargo test --bin kura store_cpu -- --ignored
+    /// --nocapture`): what a change of the store's driver costs per operation.
+    #[tokio::test]
+    #[ignore]
+    async fn store_cpu_per_small_operation() {
+        fn cpu() -> std::time::Duration {
+            let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+            // SAFETY: getrusage fills the struct it is given
+            let u = unsafe {
+                libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
+                u.assume_init()
+            };
+            let t = |v: libc::timeval| {
+                std::time::Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000)
+            };
+            t(u.ru_utime) + t(u.ru_stime)
+        }
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&dir("/b", "/")).await.unwrap();
+        let n = 2000;
+        let (c0, w0) = (cpu(), std::time::Instant::now());
+        for i in 0..n {
+            s.put_file(&file(&format!("/b/f{i}"), "/b", 10))
+                .await
+                .unwrap();
+        }
+        let (c1, w1) = (cpu(), std::time::Instant::now());
+        for i in 0..n {
+            assert!(s.entry(&format!("/b/f{i}")).await.unwrap().is_some());
+        }
+        let (c2, w2) = (cpu(), std::time::Instant::now());
+        println!(
+            "{n} commits: cpu {:?}/op wall {:?}/op; {n} lookups: cpu {:?}/op wall {:?}/op",
+            (c1 - c0) / n,
+            (w1 - w0) / n,
+            (c2 - c1) / n,
+            (w2 - w1) / n
+        );
     }
 
     #[tokio::test]

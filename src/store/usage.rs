@@ -1,7 +1,8 @@
 //! Quota accounting: the group owning a bucket pays for everything in it. Counters change in
 //! the same transaction as the rows they count, so usage never drifts from what is recorded.
 
-use sqlx::{Row, Sqlite, Transaction};
+use super::DbTx;
+use sqlx::Row;
 
 use super::{MetaError, Store};
 
@@ -17,10 +18,7 @@ pub(super) fn bucket_of(path: &str) -> Option<&str> {
 
 /// The group paying for `path`: the group of its bucket (a folder at the root). Files stored
 /// directly at the root belong to no bucket and are never charged or credited.
-pub(super) async fn payer_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<Option<String>, MetaError> {
+pub(super) async fn payer_tx(tx: &mut DbTx, path: &str) -> Result<Option<String>, MetaError> {
     let Some(bucket) = bucket_of(path) else {
         return Ok(None);
     };
@@ -32,13 +30,10 @@ pub(super) async fn payer_tx(
 }
 
 /// Bytes and files of an entry and everything below it.
-pub(super) async fn tree_usage_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<(i64, i64), MetaError> {
+pub(super) async fn tree_usage_tx(tx: &mut DbTx, path: &str) -> Result<(i64, i64), MetaError> {
     let (lo, hi) = (format!("{path}/"), format!("{path}0"));
     let row = sqlx::query(
-        "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM entries
+        "SELECT COALESCE(CAST(SUM(size) AS BIGINT), 0), COUNT(*) FROM entries
          WHERE is_dir = 0 AND (path = $1 OR (path >= $2 AND path < $3))",
     )
     .bind(path)
@@ -52,7 +47,7 @@ pub(super) async fn tree_usage_tx(
 /// Adds to a group's usage; growth beyond a quota fails with `QuotaExceeded` and changes
 /// nothing. Shrinking is never refused. `None` (no group) pays nothing.
 pub(super) async fn charge_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     group: Option<&str>,
     bytes: i64,
     files: i64,
@@ -194,7 +189,7 @@ impl Store {
         let mut drift = Vec::new();
         for (name, bytes, files, versions) in groups {
             let kept: (i64, i64) = sqlx::query_as(
-                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM versions WHERE payer = $1 AND marker = 0",
+                "SELECT COALESCE(CAST(SUM(size) AS BIGINT), 0), COUNT(*) FROM versions WHERE payer = $1 AND marker = 0",
             )
             .bind(&name)
             .fetch_one(&mut *tx)

@@ -24,11 +24,12 @@ pub struct UserRow {
 /// The user columns plus the sorted group names, newline-joined.
 pub(super) const USER_COLS: &str =
     "name, password_hash, is_admin, primary_group, can_create_buckets,
-    (SELECT group_concat(group_name, char(10)) FROM
-        (SELECT group_name FROM memberships WHERE user_name = users.name ORDER BY group_name))";
+    (SELECT string_agg(group_name, '
+' ORDER BY group_name) FROM memberships
+        WHERE user_name = users.name)";
 
 /// The user of a row whose `USER_COLS` start at column `at`.
-pub(super) fn to_user(r: sqlx::sqlite::SqliteRow, at: usize) -> UserRow {
+pub(super) fn to_user(r: super::DbRow, at: usize) -> UserRow {
     let groups: Option<String> = r.get(at + 5);
     UserRow {
         name: r.get(at),
@@ -211,7 +212,9 @@ impl Store {
     /// `None` when the user does not exist, else the ids of the uploads dropped (their staged
     /// parts are the caller's to remove).
     pub async fn delete_user(&self, name: &str) -> Result<Option<Vec<String>>, MetaError> {
-        let mut tx = self.pool.begin().await?;
+        // under the write lock: no upload of the user's is made between the read and the
+        // deletes
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

@@ -2,7 +2,7 @@
 //! and which kept rows S3 clients see (`versions.s3`). The tree transactions read the state
 //! inside their own transaction, so a write racing PutBucketVersioning follows one state.
 
-use sqlx::{Sqlite, Transaction};
+use super::DbTx;
 
 use super::usage::bucket_of;
 use super::{below, MetaError, Store};
@@ -39,10 +39,7 @@ impl S3Versioning {
 }
 
 /// The S3 state of the bucket holding `path`, inside a transaction.
-pub(super) async fn state_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<Option<S3Versioning>, MetaError> {
+pub(super) async fn state_tx(tx: &mut DbTx, path: &str) -> Result<Option<S3Versioning>, MetaError> {
     let Some(bucket) = bucket_of(path) else {
         return Ok(None);
     };
@@ -57,10 +54,7 @@ pub(super) async fn state_tx(
 
 /// A new null version of `path` is written: the previous one (current or kept) is S3's no
 /// more. Kura keeps its bytes by the bucket's policy, outside S3's view.
-pub(super) async fn hide_nulls_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<(), MetaError> {
+pub(super) async fn hide_nulls_tx(tx: &mut DbTx, path: &str) -> Result<(), MetaError> {
     sqlx::query("UPDATE versions SET s3 = 0 WHERE path = $1 AND null_version = 1 AND s3 = 1")
         .bind(path)
         .execute(&mut **tx)

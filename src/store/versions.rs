@@ -4,21 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use super::DbRow;
+use super::DbTx;
+use sqlx::Row;
 
 use super::retention::locked_sql;
 use super::usage::{bucket_of, payer_tx, tree_usage_tx};
 use super::versioning::{state_tx, S3Versioning};
 use super::{below, MetaError, Store};
 
-/// A fresh version id from the time placeholder `$t`: 13 hex digits of milliseconds then 16
-/// random ones, so ids sort by creation time and never repeat.
-macro_rules! new_id {
-    ($t:literal) => {
-        concat!("(printf('%013x', ", $t, ") || lower(hex(randomblob(8))))")
-    };
-}
+use super::dialect::with_new_id;
 
 const DAY_SECS: i64 = 24 * 3600;
 
@@ -122,7 +117,7 @@ macro_rules! version_cols {
     };
 }
 
-fn version_row(r: SqliteRow) -> VersionRow {
+fn version_row(r: DbRow) -> VersionRow {
     VersionRow {
         id: r.get(0),
         path: r.get(1),
@@ -193,7 +188,7 @@ pub struct Purged {
 /// Adds to a group's noncurrent usage; never refused (the bytes were counted already, as
 /// current ones, when they were written).
 pub(super) async fn charge_versions_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     group: Option<&str>,
     bytes: i64,
     files: i64,
@@ -219,10 +214,7 @@ pub(super) async fn charge_versions_tx(
 /// The folders above `path` as they are now, from its bucket down to the folder holding it,
 /// as a kept row records them (`above`): JSON `[[owner, grp, mode], ...]`, `null` for a
 /// folder without a row.
-async fn folders_above_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<String, MetaError> {
+async fn folders_above_tx(tx: &mut DbTx, path: &str) -> Result<String, MetaError> {
     let mut dirs = Vec::new();
     let mut p = path;
     while let Some((parent, _)) = p.rsplit_once('/') {
@@ -235,13 +227,15 @@ async fn folders_above_tx(
     dirs.reverse();
     let list =
         serde_json::to_string(&dirs).map_err(|e| MetaError::Db(sqlx::Error::Decode(e.into())))?;
-    let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
-        "SELECT path, owner, grp, mode FROM entries
-         WHERE is_dir = 1 AND path IN (SELECT value FROM json_each($1))",
-    )
-    .bind(&list)
-    .fetch_all(&mut **tx)
-    .await?;
+    let each = super::dialect::json_each_text(super::dialect::is_pg(tx), "$1");
+    let rows: Vec<(String, Option<String>, Option<String>, i64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT path, owner, grp, mode FROM entries
+             WHERE is_dir = 1 AND path IN (SELECT value FROM {each})"
+        )))
+        .bind(&list)
+        .fetch_all(&mut **tx)
+        .await?;
     let mut found: BTreeMap<String, FolderBits> = rows
         .into_iter()
         .map(|(p, owner, grp, mode)| (p, (owner, grp, mode)))
@@ -253,7 +247,7 @@ async fn folders_above_tx(
 /// Keeps the file at `path` (if one is recorded) as a noncurrent version whose bytes are at
 /// `key`, before its row is replaced or removed; its bucket's group pays for it.
 pub(super) async fn archive_file_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     key: &str,
     now: i64,
@@ -265,15 +259,16 @@ pub(super) async fn archive_file_tx(
     // S3 sees it once the bucket is versioned (a null one only until a newer null replaces it)
     let s3 = i64::from(state_tx(tx, path).await?.is_some());
     let above = folders_above_tx(tx, path).await?;
-    let size: Option<i64> = sqlx::query_scalar(concat!(
+    let size: Option<i64> = sqlx::query_scalar(with_new_id(
+        tx,
         "INSERT INTO versions (id, path, bucket, null_version, size, etag, content_type, owner,
            headers, grp, mode, mtime_ms, archived_ms, key, payer, s3, sealed, above)
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
-                THEN ",
-        new_id!("$3"),
-        " ELSE version_id END, path, $4, version_id IS NULL, size, etag, content_type, owner,
+                THEN {new_id} ELSE version_id END, path, $4,
+           CASE WHEN version_id IS NULL THEN 1 ELSE 0 END, size, etag, content_type, owner,
            headers, grp, mode, mtime_ms, $3, $2, $5, $6, sealed, $7
-         FROM entries WHERE path = $1 AND is_dir = 0 RETURNING size"
+         FROM entries WHERE path = $1 AND is_dir = 0 RETURNING size",
+        "$3",
     ))
     .bind(path)
     .bind(key)
@@ -294,7 +289,7 @@ pub(super) async fn archive_file_tx(
 /// its files become noncurrent versions at `batch[/relative path]`, and every entry gets a
 /// delete marker (the deleted path's own marker has the id `batch`).
 pub(super) async fn trash_tree_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     batch: &str,
     now: i64,
@@ -305,7 +300,7 @@ pub(super) async fn trash_tree_tx(
     let payer = payer_tx(tx, path).await?;
     let (bytes, files) = tree_usage_tx(tx, path).await?;
     let (lo, hi) = below(path);
-    let cut = path.chars().count() as i64 + 1;
+    let cut = i32::try_from(path.chars().count() + 1).unwrap_or(i32::MAX);
     // S3's view: in a versioned bucket the files' rows and markers are S3 versions; a
     // suspended bucket's marker is the new null version (replacing a null file deleted here)
     let state = state_tx(tx, path).await?;
@@ -325,16 +320,17 @@ pub(super) async fn trash_tree_tx(
     // every row of the delete records the folders above the deleted path; those inside it
     // are its own folder markers
     let above = folders_above_tx(tx, path).await?;
-    sqlx::query(concat!(
+    sqlx::query(with_new_id(
+        tx,
         "INSERT INTO versions (id, path, bucket, null_version, size, etag, content_type, owner,
            headers, grp, mode, mtime_ms, archived_ms, key, payer, batch, s3, sealed, above)
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
-                THEN ",
-        new_id!("$3"),
-        " ELSE version_id END, path, $4, version_id IS NULL, size, etag, content_type, owner,
+                THEN {new_id} ELSE version_id END, path, $4,
+           CASE WHEN version_id IS NULL THEN 1 ELSE 0 END, size, etag, content_type, owner,
            headers, grp, mode, mtime_ms, $3, $5 || substr(path, $6), $7, $5,
-           $9 AND NOT ($10 AND version_id IS NULL), sealed, $11
-         FROM entries WHERE is_dir = 0 AND (path = $1 OR (path >= $8 AND path < $2))"
+           CASE WHEN $9 = 1 AND NOT ($10 = 1 AND version_id IS NULL) THEN 1 ELSE 0 END, sealed, $11
+         FROM entries WHERE is_dir = 0 AND (path = $1 OR (path >= $8 AND path < $2))",
+        "$3",
     ))
     .bind(path)
     .bind(&hi)
@@ -349,14 +345,15 @@ pub(super) async fn trash_tree_tx(
     .bind(&above)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(concat!(
+    sqlx::query(with_new_id(
+        tx,
         "INSERT INTO versions (id, path, bucket, marker, is_dir, owner, grp, mode, mtime_ms,
            archived_ms, payer, batch, s3, null_version, above)
-         SELECT CASE WHEN path = $1 THEN $5 ELSE ",
-        new_id!("$3"),
-        " END, path, $4, 1, is_dir, owner, grp, mode, $3, $3, $6, $5, $8 AND is_dir = 0,
-           $9 AND is_dir = 0, $10
-         FROM entries WHERE path = $1 OR (path >= $7 AND path < $2)"
+         SELECT CASE WHEN path = $1 THEN $5 ELSE {new_id} END, path, $4, 1, is_dir, owner, grp,
+           mode, $3, $3, $6, $5, CASE WHEN $8 = 1 AND is_dir = 0 THEN 1 ELSE 0 END,
+           CASE WHEN $9 = 1 AND is_dir = 0 THEN 1 ELSE 0 END, $10
+         FROM entries WHERE path = $1 OR (path >= $7 AND path < $2)",
+        "$3",
     ))
     .bind(path)
     .bind(&hi)
@@ -376,10 +373,7 @@ pub(super) async fn trash_tree_tx(
 /// Fails with `Conflict(NOT_EMPTY)` while bucket `path` holds versions or delete markers S3
 /// clients see, or a locked version: an S3 DeleteBucket of a versioned bucket waits until each
 /// is deleted by id (AWS's BucketNotEmpty), and a lock bucket keeps its configuration.
-pub(super) async fn require_no_history_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<(), MetaError> {
+pub(super) async fn require_no_history_tx(tx: &mut DbTx, path: &str) -> Result<(), MetaError> {
     let held: Option<i64> = sqlx::query_scalar(concat!(
         "SELECT 1 FROM versions WHERE bucket = $1 AND (s3 = 1 OR ",
         locked_sql!("versions.id", "$2"),
@@ -398,10 +392,7 @@ pub(super) async fn require_no_history_tx(
 /// A deleted bucket's kept rows become Kura's own (the administrators' trash and versions,
 /// purged by the default policy): S3 never shows them to the next bucket of that name, which
 /// may belong to someone else.
-pub(super) async fn forget_history_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-) -> Result<(), MetaError> {
+pub(super) async fn forget_history_tx(tx: &mut DbTx, path: &str) -> Result<(), MetaError> {
     if bucket_of(path) == Some(path) {
         sqlx::query("UPDATE versions SET s3 = 0 WHERE bucket = $1 AND s3 = 1")
             .bind(path)
@@ -413,27 +404,25 @@ pub(super) async fn forget_history_tx(
 
 /// A restore from the trash: the markers of `path` in delete `batch` go and its bytes become a
 /// plain noncurrent version (no longer in the trash).
-pub(super) async fn untrash_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    path: &str,
-    batch: &str,
-) -> Result<(), MetaError> {
-    sqlx::query(
-        "DELETE FROM versions WHERE batch = $2 AND marker = 1 AND path = $1;
-         UPDATE versions SET batch = NULL WHERE batch = $2 AND path = $1",
-    )
-    .bind(path)
-    .bind(batch)
-    .execute(&mut **tx)
-    .await?;
+pub(super) async fn untrash_tx(tx: &mut DbTx, path: &str, batch: &str) -> Result<(), MetaError> {
+    for sql in [
+        "DELETE FROM versions WHERE batch = $2 AND marker = 1 AND path = $1",
+        "UPDATE versions SET batch = NULL WHERE batch = $2 AND path = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(path)
+            .bind(batch)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
 /// Counts the deleted rows (`key, size, marker, payer` of each) into `out` and credits their
 /// payers.
 pub(super) async fn purge_rows_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    rows: Vec<SqliteRow>,
+    tx: &mut DbTx,
+    rows: Vec<DbRow>,
     out: &mut Purged,
 ) -> Result<(), MetaError> {
     let mut credit: BTreeMap<Option<String>, (i64, i64)> = BTreeMap::new();
@@ -457,7 +446,7 @@ pub(super) async fn purge_rows_tx(
 
 /// The rows of one delete, in path order, inside a transaction.
 pub(super) async fn batch_rows_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     batch: &str,
 ) -> Result<Vec<VersionRow>, MetaError> {
     let rows = sqlx::query(concat!(
@@ -475,7 +464,7 @@ pub(super) async fn batch_rows_tx(
 /// a delete's own marker takes the delete out of the trash (its other rows stay as plain
 /// versions).
 pub(super) async fn drop_row_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     id: &str,
     out: &mut Purged,
 ) -> Result<(), MetaError> {
@@ -497,7 +486,7 @@ pub(super) async fn drop_row_tx(
 /// The kept row `id` becomes the current version of `path` again, keeping its version id
 /// (its bytes were put in place by the same commit): the row goes, its payer is credited.
 pub(super) async fn promote_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut DbTx,
     path: &str,
     id: &str,
     out: &mut Purged,
@@ -609,7 +598,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT m.batch, m.path, m.is_dir, m.archived_ms,
                     (SELECT COUNT(*) FROM versions f WHERE f.batch = m.batch AND f.marker = 0),
-                    (SELECT COALESCE(SUM(size), 0) FROM versions f WHERE f.batch = m.batch AND f.marker = 0)
+                    (SELECT COALESCE(CAST(SUM(size) AS BIGINT), 0) FROM versions f WHERE f.batch = m.batch AND f.marker = 0)
              FROM versions m WHERE m.marker = 1 AND m.id = m.batch AND ($1 IS NULL OR m.bucket = $1)
              ORDER BY m.archived_ms DESC, m.id DESC",
         )
@@ -671,7 +660,7 @@ impl Store {
                 let rows = sqlx::query(concat!(
                     "DELETE FROM versions WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()
                        OVER (PARTITION BY path ORDER BY archived_ms DESC, id DESC) AS n
-                       FROM versions WHERE bucket = $1 AND batch IS NULL AND marker = 0) WHERE n > $2)
+                       FROM versions WHERE bucket = $1 AND batch IS NULL AND marker = 0) AS r WHERE n > $2)
                      AND NOT ",
                     locked_sql!("versions.id", "$3"),
                     " RETURNING key, size, marker, payer"
@@ -747,13 +736,12 @@ impl Store {
     /// noncurrent versions.
     pub async fn untrash_batch(&self, batch: &str) -> Result<(), MetaError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "DELETE FROM versions WHERE batch = $1 AND marker = 1;
-             UPDATE versions SET batch = NULL WHERE batch = $1",
-        )
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?;
+        for sql in [
+            "DELETE FROM versions WHERE batch = $1 AND marker = 1",
+            "UPDATE versions SET batch = NULL WHERE batch = $1",
+        ] {
+            sqlx::query(sql).bind(batch).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -48,6 +48,43 @@ pub struct Server {
     nofile: Option<u32>,
 }
 
+/// A server's extra settings; when `KURA_TEST_CONFORMANCE_DATABASE_URL` names a PostgreSQL
+/// server (scripts/test-store-postgres.sh --conformance), a fresh database on it as the
+/// server's `database_url`, unless the test sets one.
+fn settings(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut out: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let Some(server) = std::env::var("KURA_TEST_CONFORMANCE_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        return out;
+    };
+    if out.iter().any(|(k, _)| k == "KURA_DATABASE_URL") {
+        return out;
+    }
+    let name = format!(
+        "kura_c_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let made = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &server, "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql");
+    assert!(made.status.success(), "CREATE DATABASE {name}: {made:?}");
+    let url = match server.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("KURA_TEST_CONFORMANCE_DATABASE_URL has no database: {server}"),
+    };
+    out.push(("KURA_DATABASE_URL".into(), url));
+    out
+}
+
 impl Server {
     /// Starts a plain-HTTP server (the common case for client tests).
     pub fn plain() -> Server {
@@ -83,10 +120,7 @@ impl Server {
             port,
             tls,
             starts: 0,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: settings(env),
             in_folder: false,
             nofile,
         };
@@ -111,10 +145,7 @@ impl Server {
             port: free_port(),
             tls: true,
             starts: 0,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: settings(env),
             in_folder: true,
             nofile: None,
         }
@@ -149,6 +180,7 @@ impl Server {
             .env("KURA_ADMIN_PASSWORD", ADMIN_PW)
             .env("RUST_LOG", "info,kura::access=debug")
             .env_remove("KURA_CONFIG")
+            .env_remove("KURA_TEST_CONFORMANCE_DATABASE_URL")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if self.in_folder {
             c.current_dir(self.root.path());

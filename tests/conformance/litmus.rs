@@ -15,8 +15,12 @@ const SUITES: &[&str] = &["basic", "copymove", "props", "locks", "http"];
 
 #[test]
 fn litmus_suites_pass_completely() {
+    check(&Server::plain());
+}
+
+/// Runs every suite against `server` and fails unless each passes at 100%.
+pub(crate) fn check(server: &Server) {
     require("litmus");
-    let server = Server::plain();
     let cwd = tempfile::tempdir().expect("cwd"); // litmus writes debug.log and child.log here
     let out = Command::new("litmus")
         .current_dir(cwd.path())

@@ -39,6 +39,7 @@ mod peer_suites;
 mod permissions;
 mod postgres;
 mod postgres_schema;
+mod postgres_store;
 mod propfind_allprop;
 mod quotas;
 mod replays;
