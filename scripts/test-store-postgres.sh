@@ -43,7 +43,10 @@ if [ "${1:-}" = "--conformance" ]; then
   shift
   echo "test-store-postgres.sh: PostgreSQL on 127.0.0.1:$port; cargo test --test conformance $*"
   KURA_TEST_CONFORMANCE_DATABASE_URL="$server" \
-    nice -n 19 cargo test --test conformance -- --test-threads=2 "$@"
+    nice -n 19 cargo test --test conformance -- --test-threads=2 "$@" 2>&1 | tee "$root/conformance.log"
+  # filters that name no test would pass silently: at least one test must have run
+  grep -Eq "test result: ok\. [1-9][0-9]* passed" "$root/conformance.log" \
+    || { echo "test-store-postgres.sh: no conformance test ran for: $*" >&2; exit 1; }
 else
   echo "test-store-postgres.sh: PostgreSQL on 127.0.0.1:$port; cargo test --bin kura $*"
   KURA_TEST_DATABASE_URL="$server" nice -n 19 cargo test --bin kura -- "$@"

@@ -98,6 +98,9 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked -- --test-threads=3 --show-output
 # the unit tests again with the store on PostgreSQL (a throw-away cluster; docs/scale-out.md)
 ./scripts/test-store-postgres.sh
+# and the conformance tests issue #18 names with their servers' store on PostgreSQL (litmus
+# and boto3 on PostgreSQL run above, in postgres_store.rs)
+./scripts/test-store-postgres.sh --conformance quotas:: locks permissions:: s3_clients:: users::
 
 # The benchmark harness in quick mode (seconds, debug build, cheap peers): checks that it still
 # runs against Kura and the peers without a failed request, not the timings (docs/performance.md).
