@@ -225,6 +225,17 @@ impl Postgres {
         }
     }
 
+    /// Starts the cluster again after `stop`, on the same port and data.
+    pub fn start_again(&mut self) {
+        assert!(!self.running, "PostgreSQL is running");
+        assert!(
+            self.try_start(),
+            "PostgreSQL did not start again:\n{}",
+            self.log()
+        );
+        self.running = true;
+    }
+
     /// Whether something accepts connections on the cluster's port.
     pub fn listening(&self) -> bool {
         std::net::TcpStream::connect_timeout(
