@@ -180,16 +180,16 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
     let app = Arc::new(App {
-        health: crate::http::health::Health {
-            store: store.clone(),
-            root: (cfg.storage.backend == "fs").then(|| {
+        health: crate::http::health::Health::new(
+            store.clone(),
+            (cfg.storage.backend == "fs").then(|| {
                 cfg.storage
                     .root
                     .clone()
                     .unwrap_or_else(|| cfg.data_dir.join("files"))
             }),
-            node_id: gateway,
-        },
+            gateway,
+        ),
         runtime: crate::admin::Runtime {
             started_ms: crate::store::now_ms(),
             backend: cfg.storage.backend.clone(),
