@@ -396,4 +396,19 @@ mod tests {
             Err(ConfigError::Missing(_))
         ));
     }
+
+    /// A gateway's node id: the configured one, else made once and kept in the data dir.
+    #[test]
+    fn the_node_id_is_configured_or_kept_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let made = c.gateway_id().unwrap();
+        assert!(made.starts_with("gw-") && made.len() == 15, "{made}");
+        assert_eq!(c.gateway_id().unwrap(), made, "not kept");
+        c.node_id = Some(" gw-east-1 ".into());
+        assert_eq!(c.gateway_id().unwrap(), "gw-east-1");
+    }
 }
