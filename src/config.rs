@@ -57,6 +57,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The metadata database: unset for `<data_dir>/kura.db` (SQLite), or `postgres://...`.
     pub database_url: Option<String>,
+    /// This gateway's name among several on one database (logs, `/healthz`); unset: a stable
+    /// id kept in `<data_dir>/node-id`.
+    pub node_id: Option<String>,
     /// Address and port to listen on.
     pub listen: SocketAddr,
     /// Serve HTTPS (true) or plain HTTP behind a reverse proxy (false).
@@ -146,6 +149,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./kura-data"),
             database_url: None,
+            node_id: None,
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             tls: true,
             tls_cert: None,
@@ -202,6 +206,7 @@ pub enum LogFormat {
 const STRING_KEYS: &[&str] = &[
     "data_dir",
     "database_url",
+    "node_id",
     "tls_cert",
     "tls_key",
     "tls_acme_email",
@@ -308,6 +313,32 @@ impl Config {
         u32::from_str_radix(self.disk_umask.trim(), 8).unwrap_or(0o077) & 0o777
     }
 
+    /// This gateway's node id: `node_id`, else the one kept in `<data_dir>/node-id` (made
+    /// on the first start: `gw-` and 12 random hex digits).
+    pub fn gateway_id(&self) -> std::io::Result<String> {
+        if let Some(id) = self
+            .node_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            return Ok(id.to_string());
+        }
+        let file = self.data_dir.join("node-id");
+        match std::fs::read_to_string(&file) {
+            Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+            Ok(_) => Self::new_gateway_id(&file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::new_gateway_id(&file),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn new_gateway_id(file: &Path) -> std::io::Result<String> {
+        let id = format!("gw-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        std::fs::write(file, format!("{id}\n"))?;
+        Ok(id)
+    }
+
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("kura.db")
@@ -364,5 +395,20 @@ mod tests {
             Config::load(Some(Path::new("/nonexistent/kura.toml"))),
             Err(ConfigError::Missing(_))
         ));
+    }
+
+    /// A gateway's node id: the configured one, else made once and kept in the data dir.
+    #[test]
+    fn the_node_id_is_configured_or_kept_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let made = c.gateway_id().unwrap();
+        assert!(made.starts_with("gw-") && made.len() == 15, "{made}");
+        assert_eq!(c.gateway_id().unwrap(), made, "not kept");
+        c.node_id = Some(" gw-east-1 ".into());
+        assert_eq!(c.gateway_id().unwrap(), "gw-east-1");
     }
 }

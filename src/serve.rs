@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::dav::{DavFront, DavSettings};
 use crate::http::App;
 use crate::s3::S3Front;
-use crate::store::{MetaError, Store};
+use crate::store::{Job, MetaError, Store};
 use crate::vfs::{sweep_temp, Vfs};
 
 /// Errors that stop the server from starting.
@@ -121,10 +121,10 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         tracing::info!(count = swept, "removed leftovers of interrupted uploads");
     }
     let vault = crate::vault::Vault::open(&cfg.data_dir, &store).await?;
-    spawn_version_purge(vfs.clone());
+    spawn_version_purge(store.clone(), vfs.clone());
     if cfg.multipart_expiry_hours > 0 {
         let max_age = Duration::from_secs(cfg.multipart_expiry_hours * 3600);
-        spawn_multipart_expiry(vfs.clone(), max_age);
+        spawn_multipart_expiry(store.clone(), vfs.clone(), max_age);
     }
 
     // bound before TLS starts: an ACME validation connecting early waits in the backlog
@@ -144,7 +144,10 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let tls = tls.map(|t| t.config);
 
     let node = store.node_id().await?;
-    tracing::info!(node_id = %node, "replication node id");
+    let gateway = cfg
+        .gateway_id()
+        .map_err(|e| StartError::DataDir(shown.clone(), e))?;
+    tracing::info!(node_id = %gateway, replication_node_id = %node, "node ids");
     crate::replication::Replicator {
         store: store.clone(),
         vfs: vfs.clone(),
@@ -162,7 +165,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         Duration::from_secs(cfg.session_idle_minutes.max(1) * 60),
         Duration::from_secs(cfg.session_max_hours.max(1) * 3600),
     );
-    spawn_session_purge(sessions.clone());
+    spawn_session_purge(store.clone(), sessions.clone());
     spawn_audit(
         store.clone(),
         cfg.audit_retention_days,
@@ -177,6 +180,16 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
     let app = Arc::new(App {
+        health: crate::http::health::Health::new(
+            store.clone(),
+            (cfg.storage.backend == "fs").then(|| {
+                cfg.storage
+                    .root
+                    .clone()
+                    .unwrap_or_else(|| cfg.data_dir.join("files"))
+            }),
+            gateway,
+        ),
         runtime: crate::admin::Runtime {
             started_ms: crate::store::now_ms(),
             backend: cfg.storage.backend.clone(),
@@ -255,9 +268,12 @@ fn spawn_audit(store: Store, retention_days: u64, log: Option<std::path::PathBuf
             loop {
                 tick.tick().await;
                 let before = crate::store::now_ms() - (retention_days * 86_400_000) as i64;
-                if let Err(e) = store.purge_audit(before).await {
-                    tracing::warn!(error = %e, "purging the audit trail failed");
-                }
+                turn(&store, Job::AuditPurge, async {
+                    if let Err(e) = store.purge_audit(before).await {
+                        tracing::warn!(error = %e, "purging the audit trail failed");
+                    }
+                })
+                .await;
             }
         });
     }
@@ -315,67 +331,90 @@ fn spawn_audit(store: Store, retention_days: u64, log: Option<std::path::PathBuf
 }
 
 /// Removes expired browser sessions every ten minutes.
-fn spawn_session_purge(sessions: crate::sessions::Sessions) {
+fn spawn_session_purge(store: Store, sessions: crate::sessions::Sessions) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
-            if let Err(e) = sessions.purge().await {
-                tracing::warn!(error = %e, "purging expired sessions failed");
-            }
+            turn(&store, Job::SessionPurge, async {
+                if let Err(e) = sessions.purge().await {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+            })
+            .await;
         }
     });
+}
+
+/// Runs one turn of a periodic job unless another gateway on the database runs it now
+/// (docs/scale-out.md, "Background jobs").
+async fn turn(store: &Store, job: Job, run: impl std::future::Future<Output = ()>) {
+    match store.once(job, run).await {
+        Ok(Some(())) => {}
+        Ok(None) => tracing::debug!(?job, "another gateway runs this job now"),
+        Err(e) => tracing::warn!(error = %e, ?job, "cannot take the job's turn"),
+    }
 }
 
 /// Drops the trash and versions the buckets' policies no longer keep, and runs the buckets'
 /// S3 lifecycle rules, now and then every ten minutes (docs/versions.md, docs/s3.md).
-fn spawn_version_purge(vfs: Vfs) {
+fn spawn_version_purge(store: Store, vfs: Vfs) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
-            match vfs.purge_expired().await {
-                Ok(p) if p.rows == 0 => {}
-                Ok(p) => tracing::info!(
-                    removed = p.rows,
-                    bytes = p.bytes,
-                    "purged expired versions and trash"
-                ),
-                Err(e) => tracing::warn!(error = %e, "purging versions and trash failed"),
-            }
-            match vfs.run_lifecycle(0).await {
-                Ok(r) if r == Default::default() => {}
-                Ok(r) => tracing::info!(
-                    expired = r.expired,
-                    noncurrent = r.noncurrent,
-                    markers = r.markers,
-                    aborted = r.aborted,
-                    "ran the buckets' lifecycle rules"
-                ),
-                Err(e) => tracing::warn!(error = %e, "running lifecycle rules failed"),
-            }
+            turn(&store, Job::VersionPurge, purge_versions(&vfs)).await;
         }
     });
 }
 
+/// One turn of the version purge and the lifecycle rules.
+async fn purge_versions(vfs: &Vfs) {
+    match vfs.purge_expired().await {
+        Ok(p) if p.rows == 0 => {}
+        Ok(p) => tracing::info!(
+            removed = p.rows,
+            bytes = p.bytes,
+            "purged expired versions and trash"
+        ),
+        Err(e) => tracing::warn!(error = %e, "purging versions and trash failed"),
+    }
+    match vfs.run_lifecycle(0).await {
+        Ok(r) if r == Default::default() => {}
+        Ok(r) => tracing::info!(
+            expired = r.expired,
+            noncurrent = r.noncurrent,
+            markers = r.markers,
+            aborted = r.aborted,
+            "ran the buckets' lifecycle rules"
+        ),
+        Err(e) => tracing::warn!(error = %e, "running lifecycle rules failed"),
+    }
+}
+
 /// Removes abandoned multipart and resumable uploads now and then every hour.
-fn spawn_multipart_expiry(vfs: Vfs, max_age: Duration) {
+fn spawn_multipart_expiry(store: Store, vfs: Vfs, max_age: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match vfs.multipart_expire(max_age).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(count = n, "removed stale multipart uploads"),
-                Err(e) => tracing::warn!(error = %e, "multipart expiry failed"),
-            }
-            match vfs.resumable_expire(crate::vfs::resumable::IDLE).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(count = n, "removed expired resumable uploads"),
-                Err(e) => tracing::warn!(error = %e, "resumable upload expiry failed"),
-            }
+            turn(&store, Job::UploadExpiry, expire_uploads(&vfs, max_age)).await;
         }
     });
+}
+
+/// One turn of the multipart and resumable upload expiry.
+async fn expire_uploads(vfs: &Vfs, max_age: Duration) {
+    match vfs.multipart_expire(max_age).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "removed stale multipart uploads"),
+        Err(e) => tracing::warn!(error = %e, "multipart expiry failed"),
+    }
+    match vfs.resumable_expire(crate::vfs::resumable::IDLE).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "removed expired resumable uploads"),
+        Err(e) => tracing::warn!(error = %e, "resumable upload expiry failed"),
+    }
 }
 
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {

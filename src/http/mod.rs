@@ -3,6 +3,7 @@
 mod ahead;
 mod attempt;
 mod conns;
+pub mod health;
 mod metered;
 pub mod metrics;
 mod origin;

@@ -36,6 +36,8 @@ pub struct App {
     pub shares: ShareFront,
     /// Client addresses, request and bandwidth limits, failed-authentication throttling.
     pub limits: Arc<Limits>,
+    /// What `/healthz` checks (database, storage root) and this gateway's node id.
+    pub health: super::health::Health,
     /// The TLS certificate in use (days to expiry in `/healthz`); None without TLS.
     pub cert: Option<Arc<crate::tls::CertStore>>,
     /// Browser sessions behind `/api/user/v1/session`.
@@ -137,6 +139,9 @@ const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
 
 /// Largest S3 error body read to tell a signature or key failure from other refusals.
 const S3_ERROR_PEEK: usize = 16 * 1024;
+
+/// `/healthz` header: this gateway's node id.
+const NODE: &str = "kura-node";
 
 /// `/healthz` header: whole days until the TLS certificate in use expires.
 const CERT_DAYS_LEFT: &str = "kura-cert-days-left";
@@ -364,7 +369,14 @@ impl App {
         let path = req.uri().path();
         match route {
             Route::Health => {
-                let mut r = text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
+                let (status, body) = match self.health.probe().await {
+                    Ok(()) => (StatusCode::OK, "ok\n"),
+                    Err(what) => (StatusCode::SERVICE_UNAVAILABLE, what),
+                };
+                let mut r = text(status, "text/plain; charset=utf-8", body);
+                if let Ok(node) = HeaderValue::from_str(&self.health.node_id) {
+                    r.headers_mut().insert(NODE, node);
+                }
                 if let Some(c) = &self.cert {
                     r.headers_mut()
                         .insert(CERT_DAYS_LEFT, HeaderValue::from(c.days_left()));

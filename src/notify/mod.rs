@@ -135,23 +135,32 @@ impl Notifier {
                 if self.stopped() {
                     return;
                 }
-                // given-up deliveries are kept a week for `kura notify list`, then forgotten
                 ticks += 1;
-                if ticks % 3600 == 1 {
-                    let before = now_ms() - GIVEN_UP_KEPT_MS;
-                    if let Err(e) = self.store.purge_given_up(before).await {
-                        tracing::warn!(error = %e, "purging given-up notifications failed");
-                    }
-                }
-                if let Err(e) = self.queue_new().await {
-                    tracing::warn!(error = %e, "queueing notifications failed");
-                }
-                if let Err(e) = self.send_due().await {
-                    tracing::warn!(error = %e, "sending notifications failed");
+                // one gateway on a shared database queues and sends at a time (scale-out.md)
+                let turn = self.store.once(crate::store::Job::Notify, self.turn(ticks));
+                if let Err(e) = turn.await {
+                    tracing::warn!(error = %e, "cannot take the notifications' turn");
                 }
             }
         });
         Running { stopping, task }
+    }
+
+    /// One tick's work: queue what is new, send what is due.
+    async fn turn(&self, ticks: u64) {
+        // given-up deliveries are kept a week for `kura notify list`, then forgotten
+        if ticks % 3600 == 1 {
+            let before = now_ms() - GIVEN_UP_KEPT_MS;
+            if let Err(e) = self.store.purge_given_up(before).await {
+                tracing::warn!(error = %e, "purging given-up notifications failed");
+            }
+        }
+        if let Err(e) = self.queue_new().await {
+            tracing::warn!(error = %e, "queueing notifications failed");
+        }
+        if let Err(e) = self.send_due().await {
+            tracing::warn!(error = %e, "sending notifications failed");
+        }
     }
 
     /// Turns the audit rows after the cursor into queued deliveries.

@@ -7,6 +7,7 @@ mod dialect;
 mod entries;
 mod generations;
 mod groups;
+mod health;
 mod implicit;
 mod keys;
 mod locks;
@@ -59,6 +60,14 @@ pub(crate) type DbTx = sqlx::Transaction<'static, Db>;
 /// PostgreSQL (`write_tx`): "kura" in ASCII.
 const WRITE_LOCK: i64 = 0x6b75_7261;
 
+/// Longest wait for a PostgreSQL read connection (a pool's default is 30 s, spent retrying a
+/// refused connection): reads of a database that is down fail after this, not half a minute.
+const READ_WAIT: Duration = Duration::from_secs(2);
+
+/// Longest wait for the writer connection on PostgreSQL: writers queue for it (each holding
+/// it while it waits for the advisory lock), so a busy moment must not fail them.
+const WRITE_WAIT: Duration = Duration::from_secs(10);
+
 /// The engine behind a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
@@ -71,6 +80,7 @@ enum Engine {
 pub use audit::{AuditQuery, AuditRow};
 pub use chunks::ChunkRow;
 pub use entries::{AttrChange, CheckedRow, EntryRow};
+pub use health::Job;
 pub use implicit::{NOT_EMPTY, NO_PARENT};
 pub use keys::KeyRow;
 pub use locks::{LockChange, LockRow};
@@ -220,12 +230,18 @@ impl Store {
                 .append_pair("options", "-c client_min_messages=warning");
         }
         let url = url.as_str();
-        let pool_of = |n: u32| AnyPoolOptions::new().max_connections(n).connect(url);
-        let pool = pool_of(16).await?;
+        // a database that does not answer fails a request in seconds rather than hanging it
+        let pool_of = |n: u32, wait: Duration| {
+            AnyPoolOptions::new()
+                .max_connections(n)
+                .acquire_timeout(wait)
+                .connect(url)
+        };
+        let pool = pool_of(16, READ_WAIT).await?;
         sqlx::migrate!("./migrations_postgres").run(&pool).await?;
         // writers queue for one connection here, as on SQLite, so that those waiting for the
         // advisory lock never hold the connections a writer's own reads need
-        let writer = pool_of(1).await?;
+        let writer = pool_of(1, WRITE_WAIT).await?;
         Ok(Store {
             writer,
             pool,

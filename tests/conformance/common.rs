@@ -128,6 +128,27 @@ impl Server {
         s
     }
 
+    /// Starts a plain-HTTP server whose data dir holds `files` (name, contents) before its
+    /// first start (e.g. another gateway's `secret.key`).
+    pub fn start_seeded(env: &[(&str, &str)], files: &[(&str, &[u8])]) -> Server {
+        let mut s = Server {
+            child: None,
+            root: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            tls: false,
+            starts: 0,
+            env: settings(env),
+            in_folder: false,
+            nofile: None,
+        };
+        std::fs::create_dir_all(s.data_dir()).expect("data dir");
+        for (name, bytes) in files {
+            std::fs::write(s.data_dir().join(name), bytes).expect("seed file");
+        }
+        s.spawn();
+        s
+    }
+
     /// Starts an HTTPS server in its temporary folder with the default data dir `./kura-data`,
     /// as a reader of the quick start has it; `kura` commands run in that folder too.
     pub fn start_in_folder(env: &[(&str, &str)]) -> Server {

@@ -13,9 +13,9 @@ const RECEIVER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/conformance/webhook_receiver.py"
 );
-const SECRET: &str = "webhook-secret-for-tests";
+pub const SECRET: &str = "webhook-secret-for-tests";
 
-struct Killed(Child);
+pub struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -23,7 +23,7 @@ impl Drop for Killed {
     }
 }
 
-fn receiver(out: &std::path::Path) -> (Killed, u16) {
+pub fn receiver(out: &std::path::Path) -> (Killed, u16) {
     let port = free_port();
     let child = Command::new("python3")
         .args([RECEIVER, &port.to_string(), SECRET])
@@ -39,7 +39,7 @@ fn receiver(out: &std::path::Path) -> (Killed, u16) {
     (Killed(child), port)
 }
 
-fn received(out: &std::path::Path) -> Vec<serde_json::Value> {
+pub fn received(out: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(out)
         .unwrap_or_default()
         .lines()
@@ -47,7 +47,7 @@ fn received(out: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {

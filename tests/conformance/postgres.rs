@@ -137,7 +137,7 @@ impl Postgres {
     fn try_start(&self) -> bool {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60",
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
             self.port,
             self.root.path().display()
         );
@@ -223,6 +223,17 @@ impl Postgres {
                 let _ = Command::new("kill").args(["-KILL", &pid]).status();
             }
         }
+    }
+
+    /// Starts the cluster again after `stop`, on the same port and data.
+    pub fn start_again(&mut self) {
+        assert!(!self.running, "PostgreSQL is running");
+        assert!(
+            self.try_start(),
+            "PostgreSQL did not start again:\n{}",
+            self.log()
+        );
+        self.running = true;
     }
 
     /// Whether something accepts connections on the cluster's port.

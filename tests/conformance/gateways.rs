@@ -1,0 +1,461 @@
+//! Several gateways on one PostgreSQL (issue #18, docs/scale-out.md): three `kura serve`
+//! processes, each with its own data dir and port, one database and one shared `storage.root`,
+//! attacked by clients spread over the three. Every check-then-write must hold across them as
+//! it holds inside one process.
+
+use std::process::{Command, Output, Stdio};
+
+use crate::common::{code, require, run, tree, S3Key, Server, ADMIN_PW};
+use crate::postgres::Postgres;
+
+/// Three gateways on one database and one folder of bytes.
+struct Gateways {
+    /// Dropped last (fields drop in order): the servers stop before their database does.
+    servers: Vec<Server>,
+    shared: tempfile::TempDir,
+    pg: Postgres,
+    db: String,
+}
+
+impl Gateways {
+    /// Starts `n` gateways on a fresh database `db`. The first one starts alone (it migrates
+    /// the database and makes `secret.key`); the others get a copy of its `secret.key`, as an
+    /// operator distributes it, so every gateway unseals the same access keys.
+    fn start(n: usize, db: &str) -> Gateways {
+        let pg = Postgres::start();
+        let url = pg.create_database(db);
+        let shared = tempfile::tempdir().expect("shared root");
+        let root = shared.path().join("files");
+        let root = root.to_str().expect("utf-8 path").to_string();
+        let env = [
+            ("KURA_DATABASE_URL", url.as_str()),
+            ("KURA_STORAGE__ROOT", root.as_str()),
+        ];
+        let first = Server::start_seeded(&env, &[]);
+        let key = std::fs::read(first.data_dir().join("secret.key")).expect("secret.key");
+        let mut servers = vec![first];
+        for _ in 1..n {
+            servers.push(Server::start_seeded(&env, &[("secret.key", &key)]));
+        }
+        Gateways {
+            servers,
+            shared,
+            pg,
+            db: db.to_string(),
+        }
+    }
+
+    /// The gateway that serves client `i` (round robin).
+    fn of(&self, i: usize) -> &Server {
+        &self.servers[i % self.servers.len()]
+    }
+
+    /// The shared folder of bytes.
+    fn files(&self) -> std::path::PathBuf {
+        self.shared.path().join("files")
+    }
+}
+
+/// `curl` as admin against `url` with `args`, spawned (the status on stdout).
+fn spawn_curl(args: &[&str], url: &str) -> std::process::Child {
+    Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-u"])
+        .arg(format!("admin:{ADMIN_PW}"))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl")
+}
+
+fn statuses(children: Vec<std::process::Child>) -> Vec<u16> {
+    children
+        .into_iter()
+        .map(|c| code(&c.wait_with_output().expect("curl")))
+        .collect()
+}
+
+fn count(codes: &[u16], want: u16) -> usize {
+    codes.iter().filter(|c| **c == want).count()
+}
+
+/// `kura usage GROUP`: (bytes, files).
+fn usage(server: &Server, group: &str) -> (i64, i64) {
+    let out = run(server.kura().args(["usage", group]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{group}\t")))
+        .expect("usage line");
+    let f: Vec<&str> = line.split('\t').collect();
+    (f[1].parse().expect("bytes"), f[3].parse().expect("files"))
+}
+
+#[test]
+fn gateways_thirty_two_writers_on_three_gateways_never_exceed_one_quota() {
+    require("curl");
+    let gw = Gateways::start(3, "kura_gw_quota");
+    let one = &gw.servers[0];
+    run(one.kura().args(["group", "add", "race"]));
+    run(one
+        .kura()
+        .args(["bucket", "create", "rbucket", "--group", "race"]));
+    run(one
+        .kura()
+        .args(["quota", "set", "race", "--bytes", "10MiB"]));
+    let body = gw.shared.path().join("one-mib");
+    std::fs::write(&body, vec![7u8; 1 << 20]).expect("body");
+    let body = body.to_str().expect("utf-8").to_string();
+    let children = (0..32)
+        .map(|i| spawn_curl(&["-T", &body], &gw.of(i).dav(&format!("rbucket/w{i:02}"))))
+        .collect();
+    let codes = statuses(children);
+    let ok = count(&codes, 201);
+    let refused = count(&codes, 507);
+    assert_eq!(ok + refused, 32, "unexpected statuses: {codes:?}");
+    let (bytes, files) = usage(one, "race");
+    let stored = tree(&gw.files().join("rbucket"));
+    let on_disk: u64 = stored
+        .iter()
+        .map(|p| {
+            std::fs::metadata(gw.files().join("rbucket").join(p))
+                .expect("stat")
+                .len()
+        })
+        .sum();
+    println!(
+        "3 gateways, 32 writers x 1 MiB against 10 MiB: {ok} stored, {refused} refused; usage {bytes} bytes / {files} files; {} files, {on_disk} bytes on disk",
+        stored.len()
+    );
+    assert!(bytes <= 10 << 20, "usage {bytes} is over the quota");
+    assert!(ok >= 1, "no writer got in");
+    assert_eq!(bytes, (ok as i64) << 20, "usage is not what was stored");
+    assert_eq!(files, ok as i64);
+    assert_eq!(stored.len(), ok, "files on disk do not match the successes");
+    assert_eq!(on_disk as i64, bytes, "bytes on disk differ from the usage");
+    for s in &gw.servers {
+        assert!(
+            tree(&s.data_dir().join("tmp")).is_empty(),
+            "a refused upload left a trace"
+        );
+    }
+}
+
+const LOCKINFO: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>finder</D:owner></D:lockinfo>"#;
+
+#[test]
+fn gateways_twenty_lock_racers_on_three_gateways_one_wins() {
+    require("curl");
+    let gw = Gateways::start(3, "kura_gw_lock");
+    assert_eq!(gw.servers[0].put("race.txt", b"x"), 201);
+    let children = (0..20)
+        .map(|i| {
+            spawn_curl(
+                &["-X", "LOCK", "-H", "Depth: 0", "--data-binary", LOCKINFO],
+                &gw.of(i).dav("race.txt"),
+            )
+        })
+        .collect();
+    let codes = statuses(children);
+    let (won, lost) = (count(&codes, 200), count(&codes, 423));
+    println!("3 gateways, 20 LOCK racers: {won} won, {lost} got 423");
+    assert_eq!((won, lost), (1, 19), "{codes:?}");
+    let locks = gw.pg.psql(&gw.db, "SELECT count(*) FROM locks");
+    assert_eq!(locks.trim(), "1", "locks recorded");
+}
+
+/// An S3 request signed with `key`, through curl's `--aws-sigv4`.
+fn s3_curl(key: &S3Key, args: &[&str], url: &str) -> std::process::Child {
+    Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--user"])
+        .arg(format!("{}:{}", key.id, key.secret))
+        .args([
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ])
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl")
+}
+
+#[test]
+fn gateways_create_if_absent_races_on_three_gateways_have_one_winner() {
+    require("curl");
+    let gw = Gateways::start(3, "kura_gw_create");
+    let key = gw.servers[0].s3_key();
+    let made = s3_curl(&key, &["-X", "PUT"], &gw.servers[1].url("/cbucket"))
+        .wait_with_output()
+        .expect("curl");
+    assert_eq!(code(&made), 200, "CreateBucket");
+    for round in 0..3 {
+        let name = format!("/cbucket/once-{round}");
+        let children = (0..12)
+            .map(|i| {
+                let body = format!("writer {i}");
+                s3_curl(
+                    &key,
+                    &[
+                        "-X",
+                        "PUT",
+                        "-H",
+                        "If-None-Match: *",
+                        "--data-binary",
+                        &body,
+                    ],
+                    &gw.of(i).url(&name),
+                )
+            })
+            .collect();
+        let codes = statuses(children);
+        println!("3 gateways, 12 PUTs with If-None-Match: * of {name}: {codes:?}");
+        // a loser whose check passed before the winner committed is 409
+        // ConditionalRequestConflict, as on one gateway (docs/s3.md)
+        assert_eq!(
+            (count(&codes, 200), count(&codes, 412) + count(&codes, 409)),
+            (1, 11),
+            "{codes:?}"
+        );
+        let stored = std::fs::read_to_string(gw.files().join(&name[1..])).expect("object");
+        assert!(stored.starts_with("writer "), "{stored:?}");
+        let children = (0..12)
+            .map(|i| {
+                spawn_curl(
+                    &["-X", "MKCOL"],
+                    &gw.of(i).dav(&format!("cbucket/dir-{round}/")),
+                )
+            })
+            .collect();
+        let codes = statuses(children);
+        println!("3 gateways, 12 MKCOL of dir-{round}: {codes:?}");
+        assert_eq!(
+            (count(&codes, 201), count(&codes, 405)),
+            (1, 11),
+            "{codes:?}"
+        );
+    }
+    let rows = gw.pg.psql(
+        &gw.db,
+        "SELECT count(*) FROM entries WHERE path LIKE '%cbucket/once-_' OR path LIKE '%cbucket/dir-_'",
+    );
+    assert_eq!(rows.trim(), "6", "entries made");
+}
+
+fn dav_status(server: &Server, user_pw: &str, path: &str) -> u16 {
+    let out: Output = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            user_pw,
+        ])
+        .arg(server.dav(path))
+        .output()
+        .expect("curl");
+    code(&out)
+}
+
+#[test]
+fn gateways_a_password_changed_on_one_gateway_is_refused_by_the_others_at_once() {
+    use std::io::Write;
+    require("curl");
+    let gw = Gateways::start(3, "kura_gw_passwd");
+    let one = &gw.servers[0];
+    one.add_user("ann", "old-password-1", &[]);
+    // every gateway has seen (and may remember) the old password
+    let before: Vec<u16> = gw
+        .servers
+        .iter()
+        .map(|s| dav_status(s, "ann:old-password-1", ""))
+        .collect();
+    assert!(
+        before.iter().all(|c| *c != 401),
+        "old password before: {before:?}"
+    );
+    let mut child = one
+        .kura()
+        .args(["user", "passwd", "ann", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("kura user passwd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"new-password-2\n")
+        .expect("password");
+    assert!(child.wait().expect("wait").success(), "user passwd");
+    let after: Vec<(u16, u16)> = gw
+        .servers
+        .iter()
+        .map(|s| {
+            (
+                dav_status(s, "ann:old-password-1", ""),
+                dav_status(s, "ann:new-password-2", ""),
+            )
+        })
+        .collect();
+    println!("after passwd, (old, new) per gateway: {after:?}");
+    for (i, (old, new)) in after.iter().enumerate() {
+        assert_eq!(*old, 401, "gateway {i} still takes the old password");
+        assert_ne!(*new, 401, "gateway {i} refuses the new password");
+    }
+}
+
+/// `curl` of `url` with `args`: (status, seconds taken, headers).
+fn timed(args: &[&str], url: &str) -> (u16, f64, String) {
+    let started = std::time::Instant::now();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "30",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl");
+    let took = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (code(&out), took, text)
+}
+
+/// The `kura-node` header of a `/healthz` answer.
+fn node_of(headers: &str) -> String {
+    headers
+        .lines()
+        .find_map(|l| l.strip_prefix("kura-node:"))
+        .expect("kura-node header")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn gateways_outage_healthz_is_503_at_once_and_the_gateways_recover() {
+    require("curl");
+    let mut gw = Gateways::start(2, "kura_gw_outage");
+    let auth = format!("admin:{ADMIN_PW}");
+    assert_eq!(gw.servers[0].put("f.txt", b"hello"), 201);
+    let nodes: Vec<String> = gw
+        .servers
+        .iter()
+        .map(|s| {
+            let (status, _, headers) = timed(&[], &s.url("/healthz"));
+            assert_eq!(status, 200, "{headers}");
+            node_of(&headers)
+        })
+        .collect();
+    assert_ne!(nodes[0], nodes[1], "two gateways with one node id");
+    // the id is kept in the data dir: the same after a restart
+    gw.servers[1].restart();
+    let (_, _, headers) = timed(&[], &gw.servers[1].url("/healthz"));
+    assert_eq!(
+        node_of(&headers),
+        nodes[1],
+        "the node id changed on restart"
+    );
+
+    gw.pg.stop();
+    // a probe's answer is reused for a second (a flood of /healthz costs one query a second)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for s in &gw.servers {
+        let (status, took, _) = timed(&[], &s.url("/healthz"));
+        println!("database down: /healthz {status} in {took:.2} s");
+        assert_eq!(status, 503, "/healthz with the database down");
+        assert!(took < 2.0, "/healthz took {took:.2} s");
+        let (status, took, _) = timed(&["-u", &auth], &s.dav("f.txt"));
+        println!("database down: WebDAV GET {status} in {took:.2} s");
+        assert_eq!(status, 503, "a GET with the database down");
+        assert!(took < 5.0, "a GET took {took:.2} s");
+    }
+
+    gw.pg.start_again();
+    for s in &gw.servers {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let (status, _, _) = timed(&[], &s.url("/healthz"));
+            if status == 200 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no recovery: {status}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let (status, _, _) = timed(&["-u", &auth], &s.dav("f.txt"));
+        assert_eq!(status, 200, "a GET after the database came back");
+    }
+}
+
+/// Notification delivery runs on one gateway at a time (`pg_try_advisory_xact_lock` per job):
+/// with three gateways ticking every second, every event of a burst written through all three
+/// reaches the webhook exactly once.
+#[test]
+fn gateways_each_notification_is_delivered_once_by_three_gateways() {
+    use crate::notifications::{received, receiver, wait_for, SECRET};
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("got.jsonl");
+    let (_rx, port) = receiver(&out);
+    let gw = Gateways::start(3, "kura_gw_notify");
+    let one = &gw.servers[0];
+    run(one.kura().args(["group", "add", "g"]));
+    run(one
+        .kura()
+        .args(["bucket", "create", "inbox", "--group", "g"]));
+    let url = format!("http://127.0.0.1:{port}/hook");
+    run(one.kura().args([
+        "notify",
+        "add",
+        "--bucket",
+        "inbox",
+        "--events",
+        "created",
+        "--webhook",
+        &url,
+        "--secret",
+        SECRET,
+    ]));
+    let children = (0..45)
+        .map(|i| {
+            spawn_curl(
+                &["-T", "/dev/null"],
+                &gw.of(i).dav(&format!("inbox/f{i:02}.txt")),
+            )
+        })
+        .collect();
+    let codes = statuses(children);
+    assert_eq!(count(&codes, 201), 45, "{codes:?}");
+    wait_for("every event", 60, || {
+        let n = received(&out)
+            .iter()
+            .filter(|e| e["event"] == "created")
+            .count();
+        (n >= 45).then_some(())
+    });
+    // the gateways go on ticking: a duplicate would come within a few seconds
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let got = received(&out);
+    let paths: std::collections::BTreeSet<&str> =
+        got.iter().filter_map(|e| e["path"].as_str()).collect();
+    println!(
+        "3 gateways, 45 PUTs: {} deliveries, {} paths",
+        got.len(),
+        paths.len()
+    );
+    assert_eq!(paths.len(), 45, "an event is missing");
+    assert_eq!(got.len(), 45, "an event was delivered more than once");
+}
