@@ -1234,6 +1234,19 @@ class Runner:
         out["rate_runs"] = [round(r[rate_key], 1) for r in runs]
         return out
 
+    def small_run(self, wall, tally, cpu, rss, ccpu):
+        """One repetition of the small-file workload as a record."""
+        lat = sorted(tally.lat) or [float("nan")]
+        return dict(
+            ops=self.small_n, clients=self.clients, wall_s=wall,
+            ops_s=self.small_n / wall,
+            p50_ms=1000 * lat[len(lat) // 2],
+            p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            errors=tally.errors, error_samples=tally.samples,
+            cpu_s=cpu, cpu_us_per_op=1e6 * cpu / self.small_n, peak_rss_mib=rss,
+            client_cpu_s=ccpu,
+        )
+
     def large_phases(self, server, src, digest):
         gib = self.large / GIB
         for tls in self.transports:
@@ -1281,16 +1294,7 @@ class Runner:
                         return w(t, self.small_n, self.small_size, self.clients, f"r{rep}-")
 
                     (wall, tally), cpu, rss, ccpu = self.phase(server, False, fn)
-                    lat = sorted(tally.lat) or [float("nan")]
-                    runs[op].append(dict(
-                        ops=self.small_n, clients=self.clients, wall_s=wall,
-                        ops_s=self.small_n / wall,
-                        p50_ms=1000 * lat[len(lat) // 2],
-                        p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-                        errors=tally.errors, error_samples=tally.samples,
-                        cpu_s=cpu, cpu_us_per_op=1e6 * cpu / self.small_n, peak_rss_mib=rss,
-                        client_cpu_s=ccpu,
-                    ))
+                    runs[op].append(self.small_run(wall, tally, cpu, rss, ccpu))
             for op in ("PUT", "GET"):
                 self.record(server.name, t_proto, False, "small", op,
                             **self.merged(runs[op], "cpu_us_per_op", "ops_s"))
@@ -1335,33 +1339,23 @@ class Runner:
                         client_cpu_s=ccpu,
                     ))
                 prefix = f"enc{rep}-"
-                for op in ("PUT",):
-                    def fn():
-                        t = server.target("s3")
-                        w = wl_small_put if op == "PUT" else wl_small_get
-                        return w(t, self.small_n, self.small_size, self.clients, prefix, small_b)
 
-                    reset_peak_rss(server.proc.pid)
-                    (wall, tally), cpu, rss, ccpu = self.measured(server, fn)
-                    if op == "PUT" and server.stored_is_sealed(small_b, f"{prefix}f000000") != (
-                        form == "encrypted"
-                    ):
-                        tally.err(f"{small_b}/{prefix}f000000: stored {'plain' if suffix else 'sealed'}")
-                    lat = sorted(tally.lat) or [float("nan")]
-                    runs.setdefault(("small " + op, form), []).append(dict(
-                        ops=self.small_n, clients=self.clients, wall_s=wall,
-                        ops_s=self.small_n / wall,
-                        p50_ms=1000 * lat[len(lat) // 2],
-                        p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-                        errors=tally.errors, error_samples=tally.samples,
-                        cpu_s=cpu, cpu_us_per_op=1e6 * cpu / self.small_n, peak_rss_mib=rss,
-                        client_cpu_s=ccpu,
-                    ))
+                def fn():
+                    t = server.target("s3")
+                    return wl_small_put(t, self.small_n, self.small_size, self.clients, prefix,
+                                        small_b)
+
+                reset_peak_rss(server.proc.pid)
+                (wall, tally), cpu, rss, ccpu = self.measured(server, fn)
+                if server.stored_is_sealed(small_b, f"{prefix}f000000") != (form == "encrypted"):
+                    tally.err(f"{small_b}/{prefix}f000000: stored {'plain' if suffix else 'sealed'}")
+                runs.setdefault(("small PUT", form), []).append(
+                    self.small_run(wall, tally, cpu, rss, ccpu))
             wl_delete(server.target("s3"), LARGE_BUCKET, "big-enc")
             wl_delete(server.target("s3"), LARGE_BUCKET + SEALED, "big-enc")
         # Small GETs, the row closest to the noise: a 4 KiB GET costs ~200 µs and a phase of one
         # form moves by ±30% between phases on these VMs, so 3 phases per form gave verdicts
-        # from -15% to +70% for the same code (docs/performance.md). They run last, in
+        # from -15% to +72% for the same GET path (docs/performance.md). They run last, in
         # alternating pairs over the files of the last repetition, with at least 12 pairs.
         prefix = f"enc{self.reps - 1}-"
         for i in range(max(12, 3 * self.reps)):
@@ -1375,16 +1369,8 @@ class Runner:
 
                 reset_peak_rss(server.proc.pid)
                 (wall, tally), cpu, rss, ccpu = self.measured(server, fn)
-                lat = sorted(tally.lat) or [float("nan")]
-                runs.setdefault(("small GET", form), []).append(dict(
-                    ops=self.small_n, clients=self.clients, wall_s=wall,
-                    ops_s=self.small_n / wall,
-                    p50_ms=1000 * lat[len(lat) // 2],
-                    p99_ms=1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-                    errors=tally.errors, error_samples=tally.samples,
-                    cpu_s=cpu, cpu_us_per_op=1e6 * cpu / self.small_n, peak_rss_mib=rss,
-                    client_cpu_s=ccpu,
-                ))
+                runs.setdefault(("small GET", form), []).append(
+                    self.small_run(wall, tally, cpu, rss, ccpu))
         for (op, form), rs in runs.items():
             cpu_key = "cpu_s_per_gib" if op.startswith("large") else "cpu_us_per_op"
             rate_key = "mib_s" if op.startswith("large") else "ops_s"

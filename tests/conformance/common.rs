@@ -585,3 +585,15 @@ pub fn boto3_with_other_user(server: &Server, name: &str) -> String {
     println!("{}", stdout.trim());
     stdout
 }
+
+/// `kura usage GROUP`: the group's (bytes, files) as the CLI prints them.
+pub fn usage(server: &Server, group: &str) -> (i64, i64) {
+    let out = run(server.kura().args(["usage", group]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{group}\t")))
+        .expect("usage line");
+    let f: Vec<&str> = line.split('\t').collect();
+    (f[1].parse().expect("bytes"), f[3].parse().expect("files"))
+}

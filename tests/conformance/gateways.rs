@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{code, require, run, tree, S3Key, Server, ADMIN_PW};
+use crate::common::{code, require, run, tree, usage, S3Key, Server, ADMIN_PW};
 use crate::postgres::Postgres;
 
 /// Three gateways on one database and one folder of bytes.
@@ -77,18 +77,6 @@ fn statuses(children: Vec<std::process::Child>) -> Vec<u16> {
 
 fn count(codes: &[u16], want: u16) -> usize {
     codes.iter().filter(|c| **c == want).count()
-}
-
-/// `kura usage GROUP`: (bytes, files).
-fn usage(server: &Server, group: &str) -> (i64, i64) {
-    let out = run(server.kura().args(["usage", group]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{group}\t")))
-        .expect("usage line");
-    let f: Vec<&str> = line.split('\t').collect();
-    (f[1].parse().expect("bytes"), f[3].parse().expect("files"))
 }
 
 #[test]

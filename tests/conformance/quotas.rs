@@ -3,18 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::{code, require, run, tree, Server, ADMIN_PW};
-
-fn usage(server: &Server, group: &str) -> (i64, i64) {
-    let out = run(server.kura().args(["usage", group]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{group}\t")))
-        .expect("usage line");
-    let f: Vec<&str> = line.split('\t').collect();
-    (f[1].parse().expect("bytes"), f[3].parse().expect("files"))
-}
+use crate::common::{code, require, run, tree, usage, Server, ADMIN_PW};
 
 fn put_bytes(server: &Server, path: &str, n: usize) -> u16 {
     server.put(path, &vec![b'q'; n])
