@@ -3,9 +3,7 @@
 //! the rows are in PostgreSQL, not in a `kura.db` beside them (the start still makes that
 //! file empty, and the command line still looks for it: to be left out on PostgreSQL).
 
-use std::process::Command;
-
-use crate::common::{require, run, Server};
+use crate::common::{require, Server};
 use crate::postgres::Postgres;
 
 /// A plain-HTTP server whose metadata lives in a fresh database of `pg`.
@@ -35,13 +33,7 @@ fn boto3_every_operation_with_the_store_on_postgres() {
     let pg = Postgres::start();
     let server = server_on(&pg, "kura_boto");
     let key = server.s3_key();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/s3_boto3.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("KURA_S3_ENDPOINT", server.url(""))
-        .env("AWS_ACCESS_KEY_ID", &key.id)
-        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
-        .env("AWS_CONFIG_FILE", "/dev/null"));
+    let out = crate::s3_clients::boto3(&server, &key, false);
     println!("{}", String::from_utf8_lossy(&out.stdout).trim());
     let keys = pg.psql("kura_boto", "SELECT count(*) FROM access_keys");
     assert_eq!(keys.trim(), "1", "the access key is not in PostgreSQL");

@@ -183,18 +183,27 @@ fn aws_cli_everyday_commands() {
     assert_eq!(got.stdout, b"file 2\nfile 2\nfile 2\n");
 }
 
+/// Runs `s3_boto3.py` (every S3 operation boto3 makes) against `server` with `key`; panics
+/// on a failed check.
+pub fn boto3(server: &Server, key: &crate::common::S3Key, tls: bool) -> std::process::Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/s3_boto3.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
+        .env("KURA_S3_ENDPOINT", server.url(""))
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("AWS_CONFIG_FILE", "/dev/null");
+    if tls {
+        cmd.env("AWS_CA_BUNDLE", server.cert());
+    }
+    run(&mut cmd)
+}
+
 fn boto3_script(tls: bool) {
     require("python3");
     let server = Server::start(tls);
     let key = server.s3_key();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/s3_boto3.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("KURA_S3_ENDPOINT", server.url(""))
-        .env("AWS_ACCESS_KEY_ID", &key.id)
-        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
-        .env("AWS_CA_BUNDLE", server.cert())
-        .env("AWS_CONFIG_FILE", "/dev/null"));
+    let out = boto3(&server, &key, tls);
     println!(
         "{} ({})",
         text(&out).trim(),
