@@ -144,6 +144,28 @@ impl From<sqlx::Error> for MetaError {
     }
 }
 
+impl MetaError {
+    /// Whether the database could not be reached (down, restarting, no connection free in
+    /// time): a passing state, which protocols answer with 503 so clients retry.
+    pub fn is_unavailable(&self) -> bool {
+        let MetaError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL's connection exceptions (08) and shutdown or start-up refusals (57P)
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 /// Shared handle to the metadata database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
