@@ -28,6 +28,7 @@ mod scratch;
 mod sealed_keys;
 mod search;
 mod search_pg;
+mod server_key;
 mod sessions;
 mod settings;
 mod shares;

@@ -622,3 +622,72 @@ fn gateways_postgres_restarted_under_load_the_gateways_recover() {
     assert!(ok > 0);
     assert_eq!(usage(&gw.servers[0], "p"), (stored, files), "usage drifted");
 }
+
+/// A gateway whose data dir has no copy of the first gateway's `secret.key` (or a key of its
+/// own) refuses to start and says what to copy, instead of serving while unable to unseal the
+/// access keys the others made; with the copy it starts.
+#[test]
+fn gateways_a_gateway_without_the_shared_server_key_refuses_to_start() {
+    let gw = Gateways::start(1, "kura_gw_key");
+    let key = gw.servers[0].s3_key();
+    let url = gw.pg.url("kura_gw_key");
+    let root = gw.files();
+    let start = |data: &std::path::Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+            .arg("serve")
+            .env("KURA_DATA_DIR", data)
+            .env("KURA_DATABASE_URL", &url)
+            .env("KURA_STORAGE__ROOT", &root)
+            .env(
+                "KURA_LISTEN",
+                format!("127.0.0.1:{}", crate::common::free_port()),
+            )
+            .env("KURA_TLS", "false")
+            .env("KURA_ADMIN_PASSWORD", ADMIN_PW)
+            .env_remove("KURA_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kura serve");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let out = child.wait_with_output().expect("output");
+                let text = String::from_utf8_lossy(&out.stderr).into_owned()
+                    + &String::from_utf8_lossy(&out.stdout);
+                return Some((status.success(), text));
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None; // still running: it started
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let own = tempfile::tempdir().expect("data dir");
+    let (ok, text) = start(own.path()).expect("a gateway without the key started");
+    assert!(!ok);
+    assert!(text.contains("copy secret.key"), "{text}");
+    assert!(
+        !own.path().join("secret.key").exists(),
+        "a key of its own was made"
+    );
+    std::fs::write(own.path().join("secret.key"), [9u8; 32]).expect("key");
+    let (ok, text) = start(own.path()).expect("a gateway with its own key started");
+    assert!(!ok);
+    assert!(text.contains("copy secret.key"), "{text}");
+    // with the first gateway's copy it serves, and unseals the keys the first one made
+    let copy = std::fs::read(gw.servers[0].data_dir().join("secret.key")).expect("key");
+    let env = [
+        ("KURA_DATABASE_URL", url.as_str()),
+        ("KURA_STORAGE__ROOT", root.to_str().expect("utf-8")),
+    ];
+    let second = Server::start_seeded(&env, &[("secret.key", &copy)]);
+    let out = second
+        .aws(&key)
+        .args(["s3api", "list-buckets"])
+        .output()
+        .expect("aws");
+    assert!(out.status.success(), "{out:?}");
+}
