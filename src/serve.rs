@@ -57,7 +57,8 @@ fn keep_private(cfg: &Config) -> std::io::Result<()> {
     let mode = |m: u32| std::fs::Permissions::from_mode(m & !umask);
     std::fs::set_permissions(&cfg.data_dir, mode(0o777))?;
     let db = cfg.db_path();
-    if !db.exists() {
+    // on PostgreSQL there is no file to make (the data dir holds keys, tmp/ and the journal)
+    if !db.exists() && !cfg.database_is_postgres() {
         // SQLite treats an empty file as a new database and keeps the file's mode
         std::fs::OpenOptions::new()
             .write(true)
