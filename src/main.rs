@@ -150,6 +150,7 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Find(a) => cli::find::find(&cfg, a).await.map_err(|e| e.to_string()),
+            Command::Db(cmd) => cli::db::db(&cfg, cmd).await.map_err(|e| e.to_string()),
             Command::Notify(cmd) => cli::notify::notify(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),

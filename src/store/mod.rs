@@ -2,6 +2,7 @@
 
 mod audit;
 mod chunks;
+mod copy;
 mod customer_keys;
 mod dialect;
 mod entries;
@@ -80,6 +81,7 @@ enum Engine {
 
 pub use audit::{AuditQuery, AuditRow};
 pub use chunks::ChunkRow;
+pub use copy::{copy_to_postgres, CopyEvent, CopyReport};
 pub use entries::{AttrChange, CheckedRow, EntryRow};
 pub use health::Job;
 pub use implicit::{NOT_EMPTY, NO_PARENT};
@@ -135,6 +137,10 @@ pub enum MetaError {
     /// The feature is not written for this database engine yet (e.g. search on PostgreSQL).
     #[error("not available on this database: {0}")]
     Unsupported(&'static str),
+    /// The operation was refused before it changed anything (e.g. `kura db migrate` into a
+    /// database that is not empty).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<sqlx::Error> for MetaError {

@@ -11,6 +11,7 @@ mod common;
 mod conditional_delete;
 mod core_rights;
 mod crash;
+mod db_migrate;
 mod doc_examples;
 mod encryption;
 mod encryption_move;
