@@ -351,6 +351,55 @@ fn a_copy_that_loses_a_row_is_rolled_back() {
     }
 }
 
+/// A data dir whose schema is older (or newer) than the binary's: refused, with what to do,
+/// and nothing written.
+#[test]
+fn a_source_of_another_schema_version_is_refused() {
+    require("sqlite3");
+    let pg = Postgres::start();
+    let mut server = Server::plain();
+    server.stop();
+    let url = pg.create_database("kura_versions");
+    let db = server.data_dir().join("kura.db");
+    let sql = |q: &str| run(std::process::Command::new("sqlite3").arg(&db).arg(q));
+    let last = String::from_utf8_lossy(&sql("SELECT max(version) FROM _sqlx_migrations").stdout)
+        .trim()
+        .to_string();
+    // as if made by the release before: its last migration not applied
+    let row = sql(&format!(
+        "SELECT quote(description), quote(installed_on), 1, quote(checksum), quote(execution_time) \
+         FROM _sqlx_migrations WHERE version = {last}"
+    ));
+    let row = String::from_utf8_lossy(&row.stdout)
+        .trim()
+        .replace('|', ", ");
+    sql(&format!(
+        "DELETE FROM _sqlx_migrations WHERE version = {last}"
+    ));
+    let out = migrate(&server, &url);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("start this version once"),
+        "{}",
+        text(&out)
+    );
+    // as if made by a newer release
+    sql(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, \
+         execution_time) VALUES ({last}, {row}); INSERT INTO _sqlx_migrations SELECT 9999, \
+         description, installed_on, success, checksum, execution_time FROM _sqlx_migrations \
+         WHERE version = {last}"
+    ));
+    let out = migrate(&server, &url);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("newer Kura"), "{}", text(&out));
+    let tables = pg.psql(
+        "kura_versions",
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert_eq!(tables.trim(), "0");
+}
+
 /// The password in a `postgres://user:password@host/db` URL.
 fn pg_password(url: &str) -> String {
     let rest = url.split_once("://").expect("scheme").1;
