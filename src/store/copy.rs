@@ -37,9 +37,13 @@ const DERIVED: &[&str] = &["search_text", "search_tags"];
 /// target are replaced by the source's, after every other table (triggers bump `generations`).
 const SEEDED: &[&str] = &["generations", "notify_cursor"];
 
-/// Bound values per INSERT (PostgreSQL takes at most 65,535), and rows per batch.
+/// Bound values per INSERT (PostgreSQL takes at most 65,535).
 const MAX_PARAMS: usize = 30_000;
+/// Rows per INSERT at most.
 const MAX_ROWS: usize = 500;
+/// Bytes of text and blobs per INSERT at most (a large file's chunk list is megabytes): with
+/// the row caps, what bounds the copy's memory whatever the database's size.
+const MAX_BYTES: usize = 8 << 20;
 
 /// What the copy reports as it goes.
 pub enum CopyEvent<'a> {
@@ -394,21 +398,30 @@ async fn copy_table(
     let sql = format!("SELECT {select} FROM \"{table}\"");
     let mut stream = sqlx::query(AssertSqlSafe(sql)).fetch(&mut **s);
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(per_batch);
+    let mut bytes = 0;
     let mut written = 0;
     while let Some(row) = stream.try_next().await? {
         let mut values = Vec::with_capacity(cols.len());
         for (i, c) in cols.iter().enumerate() {
-            values.push(match c.kind {
+            let v = match c.kind {
                 Kind::Int => Value::Int(row.try_get(i)?),
                 Kind::Text => Value::Text(row.try_get(i)?),
                 Kind::Bytes => Value::Bytes(row.try_get(i)?),
                 Kind::Float => Value::Float(row.try_get(i)?),
-            });
+            };
+            bytes += match &v {
+                Value::Text(Some(x)) => x.len(),
+                Value::Bytes(Some(x)) => x.len(),
+                _ => 8,
+            };
+            values.push(v);
         }
         batch.push(values);
-        if batch.len() == per_batch {
+        if batch.len() == per_batch || bytes >= MAX_BYTES {
+            let n = batch.len() as u64;
             written += insert(t, table, cols, &mut batch).await?;
-            progress(CopyEvent::Rows(per_batch as u64));
+            progress(CopyEvent::Rows(n));
+            bytes = 0;
         }
     }
     let rest = batch.len() as u64;
@@ -573,4 +586,80 @@ where
         h.update(b"\n");
     }
     Ok(hex::encode(&h.finalize()[..8]))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::super::Store;
+    use super::*;
+
+    /// Peak resident memory of this process so far (KiB).
+    fn peak_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The copy's time and memory on a large store (KURA_COPY_ROWS entries and audit rows, 200
+    /// chunk lists of 1 MB): `scripts/test-store-postgres.sh copy_of_a_large_store --ignored
+    /// --nocapture`.
+    #[tokio::test]
+    #[ignore]
+    async fn copy_of_a_large_store() {
+        let Ok(server) = std::env::var("KURA_TEST_DATABASE_URL") else {
+            return;
+        };
+        let n: i64 = std::env::var("KURA_COPY_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200_000);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kura.db");
+        let store = Store::open(&file).await.unwrap();
+        for sql in [
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
+             INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type, \
+             owner, headers, mode, implicit, version_id, sealed) SELECT '/b/f-' || i, '/b', 0, \
+             i, 1, 'e' || i, 'text/plain', 'admin', CASE WHEN i % 100 = 0 THEN \
+             '{\"x-amz-tagging\": [[\"k\", \"v\"]]}' END, 420, 0, 'v' || i, 0 FROM n",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
+             INSERT INTO audit (time_ms, actor, protocol, action, path) \
+             SELECT i, 'admin', 'webdav', 'put', '/b/f-' || i FROM n",
+        ] {
+            sqlx::query(sql).bind(n).execute(&store.pool).await.unwrap();
+        }
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+             INSERT INTO file_chunks (path, avg, etag, size, blake3, list, made_ms) \
+             SELECT '/b/f-' || i, 65536, 'e', 1, 'h', randomblob(1000000), 0 FROM n",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        drop(store);
+        let name = format!("kura_copy_{}", std::process::id());
+        let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+        let before = peak_kib();
+        let started = std::time::Instant::now();
+        let r = copy_to_postgres(&file, &url, &mut |_| {}).await.unwrap();
+        println!(
+            "copied {} rows in {:.1} s; peak RSS {} KiB before, {} KiB after; committed {}",
+            r.rows,
+            started.elapsed().as_secs_f64(),
+            before,
+            peak_kib(),
+            r.committed
+        );
+        assert!(r.committed, "{:?}", r.compared);
+    }
 }
