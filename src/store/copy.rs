@@ -12,9 +12,12 @@ use std::path::Path;
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
-use super::{DbPool, DbTx, MetaError};
+use super::{Db, DbPool, MetaError};
+
+/// A transaction on either side.
+type Tx<'c> = sqlx::Transaction<'c, Db>;
 
 /// Tables never copied: sqlx's ledger (the migrator writes the target's own), SQLite's
 /// internals (`sqlite_%`), the FTS5 index and its shadow tables, and `search_tags`, which the
@@ -44,6 +47,9 @@ const MAX_ROWS: usize = 500;
 /// Bytes of text and blobs per INSERT at most (a large file's chunk list is megabytes): with
 /// the row caps, what bounds the copy's memory whatever the database's size.
 const MAX_BYTES: usize = 8 << 20;
+
+/// Longest wait for the PostgreSQL server to accept the connection.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the copy reports as it goes.
 pub enum CopyEvent<'a> {
@@ -125,11 +131,10 @@ pub async fn copy_to_postgres(
         url.query_pairs_mut()
             .append_pair("options", "-c client_min_messages=warning");
     }
-    let dst = AnyPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(url.as_str())
-        .await?;
+    // one connection, not a pool: a refused connection or password is told as it is
+    let mut dst = tokio::time::timeout(CONNECT_WAIT, sqlx::AnyConnection::connect(url.as_str()))
+        .await
+        .map_err(|_| refused("the PostgreSQL server did not answer within 10 s".into()))??;
     let mut t = dst.begin().await?;
     check_empty(&mut t).await?;
     sqlx::migrate!("./migrations_postgres").run(&mut *t).await?;
@@ -159,7 +164,7 @@ pub async fn copy_to_postgres(
     }
     s.rollback().await?;
     src.close().await;
-    dst.close().await;
+    dst.close().await?;
     Ok(CopyReport {
         compared,
         rows,
@@ -181,7 +186,7 @@ async fn open_source(file: &Path) -> Result<DbPool, MetaError> {
 }
 
 /// Refuses a source whose applied migrations are not exactly the binary's.
-async fn check_version(s: &mut DbTx) -> Result<(), MetaError> {
+async fn check_version(s: &mut Tx<'_>) -> Result<(), MetaError> {
     let applied: BTreeSet<i64> =
         sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = 1")
             .fetch_all(&mut **s)
@@ -213,7 +218,7 @@ async fn check_version(s: &mut DbTx) -> Result<(), MetaError> {
 }
 
 /// Refuses a target that holds tables other than Kura's, or Kura rows (beyond the seeds).
-async fn check_empty(t: &mut DbTx) -> Result<(), MetaError> {
+async fn check_empty(t: &mut Tx<'_>) -> Result<(), MetaError> {
     let names: Vec<String> = sqlx::query(
         "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
          WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
@@ -268,7 +273,7 @@ where
 
 /// The SQLite tables to copy, each after the tables its foreign keys name; the seeded ones
 /// last.
-async fn tables_in_order(s: &mut DbTx) -> Result<Vec<String>, MetaError> {
+async fn tables_in_order(s: &mut Tx<'_>) -> Result<Vec<String>, MetaError> {
     let names: Vec<String> = sqlx::query(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
          ESCAPE '\\' ORDER BY name",
@@ -317,7 +322,7 @@ async fn tables_in_order(s: &mut DbTx) -> Result<Vec<String>, MetaError> {
 }
 
 /// The columns of `table` on PostgreSQL, each matched with its SQLite column.
-async fn columns(s: &mut DbTx, t: &mut DbTx, table: &str) -> Result<Vec<Column>, MetaError> {
+async fn columns(s: &mut Tx<'_>, t: &mut Tx<'_>, table: &str) -> Result<Vec<Column>, MetaError> {
     let theirs: Vec<(String, String)> = sqlx::query(
         "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
@@ -375,8 +380,8 @@ async fn columns(s: &mut DbTx, t: &mut DbTx, table: &str) -> Result<Vec<Column>,
 
 /// Streams `table` from SQLite into PostgreSQL in batches; the rows written.
 async fn copy_table(
-    s: &mut DbTx,
-    t: &mut DbTx,
+    s: &mut Tx<'_>,
+    t: &mut Tx<'_>,
     table: &str,
     cols: &[Column],
     progress: &mut dyn FnMut(CopyEvent<'_>),
@@ -432,7 +437,7 @@ async fn copy_table(
 
 /// One multi-row INSERT of the batch, emptied; the rows written.
 async fn insert(
-    t: &mut DbTx,
+    t: &mut Tx<'_>,
     table: &str,
     cols: &[Column],
     batch: &mut Vec<Vec<Value>>,
@@ -476,8 +481,8 @@ async fn insert(
 /// Moves each identity sequence of `table` past the highest id copied and past the highest
 /// SQLite's AUTOINCREMENT ever gave (a deleted row's id is not given again).
 async fn set_identities(
-    s: &mut DbTx,
-    t: &mut DbTx,
+    s: &mut Tx<'_>,
+    t: &mut Tx<'_>,
     table: &str,
     cols: &[Column],
 ) -> Result<(), MetaError> {
@@ -513,7 +518,7 @@ async fn set_identities(
 }
 
 /// The highest id SQLite's AUTOINCREMENT gave in `table` (0 when it has none).
-async fn autoincrement_seq(s: &mut DbTx, table: &str) -> Result<i64, MetaError> {
+async fn autoincrement_seq(s: &mut Tx<'_>, table: &str) -> Result<i64, MetaError> {
     let has: i64 = sqlx::query(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'",
     )
@@ -533,7 +538,11 @@ async fn autoincrement_seq(s: &mut DbTx, table: &str) -> Result<i64, MetaError> 
 }
 
 /// Row counts of every copied and derived table and two checksums, on both sides.
-async fn verify(s: &mut DbTx, t: &mut DbTx, tables: &[String]) -> Result<Vec<Compared>, MetaError> {
+async fn verify(
+    s: &mut Tx<'_>,
+    t: &mut Tx<'_>,
+    tables: &[String],
+) -> Result<Vec<Compared>, MetaError> {
     let mut out = Vec::new();
     for table in tables
         .iter()

@@ -173,6 +173,7 @@ fn an_sqlite_installation_moves_to_postgres_and_serves_the_same() {
     );
     let out = migrate(&server, &closed);
     assert!(!out.status.success());
+    assert!(text(&out).contains("Connection refused"), "{}", text(&out));
     assert!(!text(&out).contains(&pg_password(&url)), "{}", text(&out));
     assert_eq!(tables().trim(), "0");
 
