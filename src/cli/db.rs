@@ -147,7 +147,7 @@ fn print_report(r: &CopyReport) -> std::io::Result<()> {
     super::table::print(&["TABLE", "SQLITE", "POSTGRESQL", ""], rows)
 }
 
-/// A bar per table on a terminal, one plain line per table otherwise.
+/// One bar over every row on a terminal, one plain line per table otherwise.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     terminal: bool,
@@ -163,10 +163,7 @@ impl Progress {
 
     fn event(&mut self, e: CopyEvent<'_>) {
         match e {
-            CopyEvent::Table { name, rows } if self.terminal => {
-                if let Some(b) = self.bar.take() {
-                    b.finish();
-                }
+            CopyEvent::Start { rows } if self.terminal => {
                 let b = indicatif::ProgressBar::new(rows);
                 b.set_style(
                     indicatif::ProgressStyle::with_template(
@@ -174,8 +171,13 @@ impl Progress {
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
-                b.set_message(name.to_string());
                 self.bar = Some(b);
+            }
+            CopyEvent::Start { rows } => println!("copying {rows} rows"),
+            CopyEvent::Table { name, .. } if self.terminal => {
+                if let Some(b) = &self.bar {
+                    b.set_message(name.to_string());
+                }
             }
             CopyEvent::Table { name, rows } => println!("copying {name}: {rows} rows"),
             CopyEvent::Rows(n) => {
@@ -188,7 +190,7 @@ impl Progress {
 
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
-            b.finish();
+            b.finish_and_clear();
         }
     }
 }

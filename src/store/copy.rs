@@ -53,6 +53,8 @@ const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the copy reports as it goes.
 pub enum CopyEvent<'a> {
+    /// The copy begins: `rows` rows in all.
+    Start { rows: u64 },
     /// The copy of a table begins; it holds `rows` rows.
     Table { name: &'a str, rows: u64 },
     /// `rows` more rows of the current table are written.
@@ -139,18 +141,24 @@ pub async fn copy_to_postgres(
     check_empty(&mut t).await?;
     sqlx::migrate!("./migrations_postgres").run(&mut *t).await?;
     let tables = tables_in_order(&mut s).await?;
-    let mut rows = 0;
+    let mut sizes = Vec::with_capacity(tables.len());
     for table in &tables {
+        sizes.push(count(&mut *s, table).await? as u64);
+    }
+    progress(CopyEvent::Start {
+        rows: sizes.iter().sum(),
+    });
+    let mut rows = 0;
+    for (table, n) in tables.iter().zip(sizes) {
         let cols = columns(&mut s, &mut t, table).await?;
         if SEEDED.contains(&table.as_str()) {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM \"{table}\"")))
                 .execute(&mut *t)
                 .await?;
         }
-        let n = count(&mut *s, table).await?;
         progress(CopyEvent::Table {
             name: table,
-            rows: n as u64,
+            rows: n,
         });
         rows += copy_table(&mut s, &mut t, table, &cols, progress).await?;
         set_identities(&mut s, &mut t, table, &cols).await?;
