@@ -43,7 +43,7 @@ pub async fn db(cfg: &Config, cmd: DbCmd) -> Result<(), CliError> {
 
 /// `kura db migrate`: checks the installation, holds its lock, copies, prints the comparison.
 async fn migrate(cfg: &Config, to: &str) -> Result<(), CliError> {
-    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+    if !crate::store::is_postgres(to) {
         return Err(CliError::Usage(
             "--to takes a PostgreSQL URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE".into(),
         ));

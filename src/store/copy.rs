@@ -11,10 +11,9 @@ use std::path::Path;
 
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
-use sqlx::any::AnyPoolOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
+use sqlx::{AssertSqlSafe, Connection, Row};
 
-use super::{Db, DbPool, MetaError};
+use super::{Db, MetaError};
 
 /// A transaction on either side.
 type Tx<'c> = sqlx::Transaction<'c, Db>;
@@ -113,16 +112,15 @@ fn refused(msg: String) -> MetaError {
     MetaError::Refused(msg)
 }
 
-/// Copies the SQLite database `sqlite_file` into the PostgreSQL database `url`, which must hold
-/// no Kura rows;
-/// the SQLite schema must be the binary's.
+/// Copies the SQLite database `sqlite_file`, whose schema must be the binary's, into the
+/// PostgreSQL database `url`, which must hold no Kura rows.
 pub async fn copy_to_postgres(
     sqlite_file: &Path,
     url: &str,
     progress: &mut dyn FnMut(CopyEvent<'_>),
 ) -> Result<CopyReport, MetaError> {
     sqlx::any::install_default_drivers();
-    let src = open_source(sqlite_file).await?;
+    let src = super::open_as_is(sqlite_file).await?;
     // SQLite: the write lock for the whole copy, so no offline command writes meanwhile
     let mut s = src.begin_with("BEGIN IMMEDIATE").await?;
     check_version(&mut s).await?;
@@ -178,19 +176,6 @@ pub async fn copy_to_postgres(
         rows,
         committed,
     })
-}
-
-/// The SQLite file, opened as it is: never created, never migrated.
-async fn open_source(file: &Path) -> Result<DbPool, MetaError> {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(file)
-        .create_if_missing(false)
-        .busy_timeout(std::time::Duration::from_secs(10));
-    let url = sqlx::any::AnyConnectOptions::from_url(&opts.to_url_lossy())?;
-    Ok(AnyPoolOptions::new()
-        .max_connections(1)
-        .connect_with(url)
-        .await?)
 }
 
 /// Refuses a source whose applied migrations are not exactly the binary's.

@@ -282,8 +282,23 @@ impl Store {
     }
 }
 
+/// An SQLite file opened as it is, for reading it whole (`kura db migrate`): never created,
+/// never migrated, one connection.
+async fn open_as_is(file: &Path) -> Result<DbPool, MetaError> {
+    sqlx::any::install_default_drivers();
+    let opts = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(10));
+    let url = AnyConnectOptions::from_url(&opts.to_url_lossy())?;
+    Ok(AnyPoolOptions::new()
+        .max_connections(1)
+        .connect_with(url)
+        .await?)
+}
+
 /// Whether a `database_url` names a PostgreSQL server.
-fn is_postgres(url: &str) -> bool {
+pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
