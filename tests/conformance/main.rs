@@ -18,6 +18,7 @@ mod encryption_move_race;
 mod encryption_ssec;
 mod first_hour;
 mod fsck_odd;
+mod garage;
 mod gateways;
 mod get_race;
 mod h2_windows;
