@@ -34,6 +34,7 @@ mod locks_attacks;
 mod metrics;
 mod mounts;
 mod notifications;
+mod object_store;
 mod openapi_routes;
 mod packaging;
 mod pdfs;
