@@ -47,7 +47,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 server="postgres://kura:$password@127.0.0.1:$port/postgres"
 
 # Tests that read the stored files or the upload folder under the data dir (files/, tmp/): on an
-# object store there is no such folder, so they cannot apply. Each with what it reads.
+# object store there is no such folder, so they cannot apply. Each with what it reads (and
+# one with a gap found, last).
 GARAGE_SKIP=(
   # counts the files in <data_dir>/files/rbucket against the writers that got in
   quotas::thirty_two_writers_never_exceed_the_quota
@@ -119,7 +120,7 @@ if [ "${1:-}" = "--conformance" ]; then
     trap '[ -z "$garage_pid" ] || kill "$garage_pid" 2>/dev/null || true; stop' EXIT
     start_garage
     for t in "${GARAGE_SKIP[@]}"; do skip+=(--skip "$t"); done
-    echo "test-store-postgres.sh: on Garage, skipped (they read files under the data dir): ${GARAGE_SKIP[*]}"
+    echo "test-store-postgres.sh: on Garage, skipped (GARAGE_SKIP says why): ${GARAGE_SKIP[*]}"
   fi
   echo "test-store-postgres.sh: PostgreSQL on 127.0.0.1:$port; cargo test --test conformance $*"
   KURA_TEST_CONFORMANCE_DATABASE_URL="$server" \
