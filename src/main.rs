@@ -47,6 +47,14 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve) {
+        // a command piped into `head` ends quietly when the reader goes, as Unix tools do,
+        // instead of panicking on the failed write (the server keeps SIGPIPE ignored)
+        // SAFETY: at start, before any thread exists; SIG_DFL is a valid disposition
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // Completions and man pages need no configuration, so they work right after installing.
     match &cli.command {
         Command::Completions { shell } => {
