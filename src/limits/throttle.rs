@@ -137,13 +137,23 @@ struct SharedCount {
     layers: (bool, bool, bool),
 }
 
-/// The shared windows' keys of an attempt: (pair, address, account).
-fn shared_keys(key: &(IpAddr, String)) -> (String, String, String) {
-    (
-        format!("auth:pair:{}|{}", key.0, key.1),
-        format!("auth:ip:{}", key.0),
-        format!("auth:acct:{}", key.1),
-    )
+/// The shared windows' keys of an attempt.
+struct SharedKeys {
+    /// The pair's failures and attempts in flight (the in-memory `failures + pending`).
+    pair: String,
+    /// The pair's failures alone.
+    failed: String,
+    address: String,
+    account: String,
+}
+
+fn shared_keys(key: &(IpAddr, String)) -> SharedKeys {
+    SharedKeys {
+        pair: format!("auth:pair:{}|{}", key.0, key.1),
+        failed: format!("auth:fail:{}|{}", key.0, key.1),
+        address: format!("auth:ip:{}", key.0),
+        account: format!("auth:acct:{}", key.1),
+    }
 }
 
 /// Why an attempt is not admitted now.
@@ -218,15 +228,22 @@ impl FailedAuth {
         let Some(windows) = self.shared.get().cloned() else {
             return Ok(t);
         };
-        let (pair, ip_key, account_key) = shared_keys(&t.key);
+        let keys = shared_keys(&t.key);
         let mut counted = false;
         if t.reserved {
-            if let Some((n, left)) = within("pair", windows.count(&pair, self.window)).await {
+            if let Some((n, _)) = within("pair", windows.count(&keys.pair, self.window)).await {
                 counted = true;
                 if n > self.per_pair as i64 {
                     // taken back by the ticket's drop: a refusal is no attempt
                     t.shared = Some(self.shared_count(&windows, true));
-                    return Err(Refusal::Throttled(left.max(FIRST_DELAY)));
+                    let failed = within("pair", windows.read(&keys.failed)).await;
+                    return Err(match failed {
+                        Some((f, left)) if f >= self.per_pair as i64 => {
+                            Refusal::Throttled(left.max(FIRST_DELAY))
+                        }
+                        // attempts in flight on other gateways fill the budget: wait for them
+                        _ => Refusal::InFlight,
+                    });
                 }
             }
         }
@@ -235,14 +252,14 @@ impl FailedAuth {
             return Ok(t); // a proven pair
         }
         if self.per_account > 0 {
-            if let Some((n, left)) = within("account", windows.read(&account_key)).await {
+            if let Some((n, left)) = within("account", windows.read(&keys.account)).await {
                 if n >= self.per_account as i64 {
                     return Err(Refusal::Throttled(left.max(FIRST_DELAY)));
                 }
             }
         }
         if self.per_ip > 0 {
-            if let Some((n, _)) = within("address", windows.read(&ip_key)).await {
+            if let Some((n, _)) = within("address", windows.read(&keys.address)).await {
                 if n >= self.per_ip as i64 {
                     let excess = (n - self.per_ip as i64).clamp(0, 16) as u32;
                     let step = FIRST_DELAY
@@ -518,7 +535,7 @@ impl Ticket {
 impl SharedCount {
     /// Records the attempt's end in the shared windows, in the background (the answer does
     /// not wait for it).
-    fn settle(self, (pair, ip, account): (String, String, String), failed: bool) {
+    fn settle(self, keys: SharedKeys, failed: bool) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -527,18 +544,21 @@ impl SharedCount {
             let (on_pair, on_ip, on_account) = self.layers;
             if !failed {
                 if self.pair_counted {
-                    within("pair", w.uncount(&pair)).await;
+                    within("pair", w.uncount(&keys.pair)).await;
                 }
                 return;
             }
-            if on_pair && !self.pair_counted {
-                within("pair", w.count(&pair, self.window)).await;
+            if on_pair {
+                if !self.pair_counted {
+                    within("pair", w.count(&keys.pair, self.window)).await;
+                }
+                within("pair", w.count(&keys.failed, self.window)).await;
             }
             if on_ip {
-                within("address", w.count(&ip, self.window)).await;
+                within("address", w.count(&keys.address, self.window)).await;
             }
             if on_account {
-                within("account", w.count(&account, self.window)).await;
+                within("account", w.count(&keys.account, self.window)).await;
             }
         });
     }

@@ -19,6 +19,7 @@ mod encryption_ssec;
 mod first_hour;
 mod fsck_odd;
 mod gateways;
+mod gateways_shared;
 mod get_race;
 mod h2_windows;
 mod hardening;
