@@ -376,6 +376,14 @@ impl crate::limits::Windows for SharedWindows {
         self.0.throttle_read(key).await.map_err(|e| e.to_string())
     }
 
+    async fn forget(&self, ip: Option<String>, account: Option<String>) -> Result<u64, String> {
+        let forgot = self
+            .0
+            .throttle_forget(ip.as_deref(), account.as_deref())
+            .await;
+        forgot.map_err(|e| e.to_string())
+    }
+
     async fn admit(
         &self,
         key: &str,

@@ -17,6 +17,9 @@ pub trait Windows: Send + Sync {
     async fn uncount(&self, key: &str) -> Result<(), String>;
     /// The count of `key`'s open window and the time left.
     async fn read(&self, key: &str) -> Result<(i64, Duration), String>;
+    /// Forgets the failed-authentication windows of an address, an account, their pair, or
+    /// (both `None`) everyone's.
+    async fn forget(&self, ip: Option<String>, account: Option<String>) -> Result<u64, String>;
     /// One request of `key` against one per `interval` with bursts of `burst`: admitted, or
     /// how long to wait.
     async fn admit(

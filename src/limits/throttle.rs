@@ -409,9 +409,17 @@ impl FailedAuth {
     }
 
     /// Forgets the failures of an address, an account, or (both `None`) everyone's; returns
-    /// how many counters were dropped. Proven pairs stay.
+    /// how many counters of this gateway were dropped. Proven pairs stay. The shared windows
+    /// are forgotten too, in the background; other gateways' own counters are not.
     pub fn clear(&self, ip: Option<IpAddr>, account: Option<&str>) -> usize {
         let ip = ip.map(super::ip::budget_key);
+        if let (Some(w), Ok(rt)) = (self.shared.get(), tokio::runtime::Handle::try_current()) {
+            let (w, shared_ip) = (w.clone(), ip.map(|i| i.to_string()));
+            let account: Option<String> = account.map(|a| a.chars().take(MAX_ACCOUNT).collect());
+            rt.spawn(async move {
+                within("forget", w.forget(shared_ip, account)).await;
+            });
+        }
         let mut st = self.lock();
         let before = st.pairs.len() + st.ips.len() + st.accounts.len();
         let ip_ok = |i: &IpAddr| ip.is_none_or(|x| x == *i);

@@ -94,6 +94,33 @@ impl Store {
         Ok(Err(left(ms(ahead) + t - room)))
     }
 
+    /// Forgets the failed-authentication windows of an address (its budget key), an account,
+    /// both (their pair), or (both `None`) everyone's, as `limits::FailedAuth::clear` does.
+    pub async fn throttle_forget(
+        &self,
+        ip: Option<&str>,
+        account: Option<&str>,
+    ) -> Result<u64, MetaError> {
+        // keys: auth:pair:IP|ACCOUNT, auth:fail:IP|ACCOUNT (no address holds a `|`),
+        // auth:ip:IP, auth:acct:ACCOUNT
+        let n = sqlx::query(
+            "DELETE FROM throttle_windows WHERE
+               (substr(key, 1, 10) IN ('auth:pair:', 'auth:fail:')
+                 AND ($1::text IS NULL OR substr(key, 11, strpos(key, '|') - 11) = $1)
+                 AND ($2::text IS NULL OR substr(key, strpos(key, '|') + 1) = $2))
+            OR (substr(key, 1, 8) = 'auth:ip:' AND $2::text IS NULL
+                 AND ($1::text IS NULL OR substr(key, 9) = $1))
+            OR (substr(key, 1, 10) = 'auth:acct:' AND $1::text IS NULL
+                 AND ($2::text IS NULL OR substr(key, 11) = $2))",
+        )
+        .bind(ip)
+        .bind(account)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
     /// Forgets the windows closed (and budgets full again) for a minute; how many.
     pub async fn purge_throttle(&self) -> Result<u64, MetaError> {
         if !self.on_postgres() {
@@ -140,5 +167,23 @@ mod tests {
             .unwrap_err();
         assert!(wait > Duration::ZERO && wait <= second, "{wait:?}");
         assert_eq!(a.purge_throttle().await.unwrap(), 0);
+        for k in [
+            "auth:pair:10.0.0.1|ann",
+            "auth:fail:10.0.0.1|ann",
+            "auth:ip:10.0.0.1",
+        ] {
+            a.throttle_count(k, w).await.unwrap();
+        }
+        a.throttle_count("auth:pair:10.0.0.2|ann", w).await.unwrap();
+        a.throttle_count("auth:acct:ann", w).await.unwrap();
+        let forgot = a.throttle_forget(Some("10.0.0.1"), None).await.unwrap();
+        assert_eq!(forgot, 3);
+        assert_eq!(a.throttle_forget(None, Some("ann")).await.unwrap(), 2);
+        assert_eq!(a.throttle_forget(None, None).await.unwrap(), 0);
+        assert_eq!(
+            a.throttle_read("share:y").await.unwrap().0,
+            3,
+            "a share budget went"
+        );
     }
 }

@@ -52,6 +52,19 @@ fn gateways_shared_failed_logins_are_counted_once_across_three_gateways() {
     assert_eq!(&one[..5], &[401; 5], "{one:?}");
     assert!(one[5..].iter().all(|c| *c == 429), "{one:?}");
     assert_eq!(spread, one, "three gateways allowed more guesses than one");
+    // the administrator's clear on one gateway forgets the shared count
+    let clear = gw.servers[0].status(&[
+        "-X",
+        "DELETE",
+        &gw.servers[0].url("/api/v1/throttle?account=user:bob"),
+    ]);
+    assert_eq!(clear, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        guess(&gw.servers[1], "bob", "127.0.0.1"),
+        401,
+        "still throttled"
+    );
     // 60 guesses at once, 20 on each gateway: at most 5 are checked in all
     let children = (0..60)
         .map(|i| {
