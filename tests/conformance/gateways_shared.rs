@@ -334,3 +334,62 @@ fn gateways_shared_replication_to_a_home_node_ships_each_entry_once_and_survives
         "{shipped} shipments of 180 entries (one may repeat: the one in flight at the kill)"
     );
 }
+
+/// The server's CPU time so far (user + system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("stat") + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+/// What the share budget costs per anonymous request on PostgreSQL: 2,000 GETs of a share
+/// link on one keep-alive connection to one gateway, the server's CPU time and the median
+/// latency. `cargo test --test conformance -- --ignored --nocapture gateways_shared_share_request_cost`
+#[test]
+#[ignore]
+fn gateways_shared_share_request_cost() {
+    require("python3");
+    let gw = Gateways::start_with(
+        1,
+        "kura_gws_cost",
+        &[
+            ("KURA_LIMITS__SHARE_REQUESTS_PER_SECOND", "100000"),
+            ("KURA_LIMITS__SHARE_BURST", "100000"),
+        ],
+    );
+    let s = &gw.servers[0];
+    run(s.kura().args(["group", "add", "g"]));
+    run(s.kura().args(["bucket", "create", "b", "--group", "g"]));
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("b/d")]), 201);
+    assert_eq!(s.put("b/d/f.txt", b"hello"), 201);
+    let out = run(s.kura().args(["share", "create", "/b/d", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("share json");
+    let path = format!("/s/{}/f.txt", v["token"].as_str().expect("token"));
+    let script = r#"
+import http.client, sys, time
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = http.client.HTTPConnection("127.0.0.1", port)
+lat = []
+for i in range(n):
+    t = time.perf_counter()
+    c.request("GET", path)
+    r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+    lat.append(time.perf_counter() - t)
+lat.sort()
+print(int(lat[len(lat)//2] * 1e6), int(lat[len(lat)*9//10] * 1e6))
+"#;
+    let port = s.port.to_string();
+    let warm = ["python3", "-c", script, &port, &path, "200"];
+    run(Command::new(warm[0]).args(&warm[1..]));
+    let cpu = cpu_seconds(s.pid());
+    let out = run(Command::new("python3").args(["-c", script, &port, &path, "2000"]));
+    let cpu = (cpu_seconds(s.pid()) - cpu) / 2000.0 * 1e6;
+    let windows = number(&gw, "SELECT count(*) FROM throttle_windows");
+    println!(
+        "share GET on PostgreSQL: median, p90 latency (µs): {}; server CPU {cpu:.0} µs per request; {windows} shared window(s)",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+}
