@@ -327,6 +327,12 @@ fn gateways_shared_replication_to_a_home_node_ships_each_entry_once_and_survives
     wait_arrived(&home, &want, Duration::from_secs(120));
     let done = killed.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(4));
+    let there = crate::common::tree(&home.files_dir().join(BUCKET));
+    assert_eq!(
+        there.len(),
+        want.len(),
+        "extra objects on the home node: {there:?}"
+    );
     let shipped = number(&gw, "SELECT shipped FROM replications");
     println!("gateway {after} took the lease over {took:.1} s after the kill; all 180 objects on the home node {done:.1} s after it; {shipped} shipments");
     assert!(
