@@ -45,6 +45,9 @@ const KEYS_MAX: usize = 4 * SWEEP_AT;
 const MAX_ACCOUNT: usize = 128;
 /// How long a successful login keeps its (address, account) pair proven.
 const PROVEN_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long an attempt waiting for attempts in flight on other gateways waits before it asks
+/// the shared windows again (password checks take about as long).
+const SHARED_RETRY: Duration = Duration::from_millis(100);
 /// The first delay once an address is over its failure budget; it doubles per failure.
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 
@@ -241,8 +244,12 @@ impl FailedAuth {
                         Some((f, left)) if f >= self.per_pair as i64 => {
                             Refusal::Throttled(left.max(FIRST_DELAY))
                         }
-                        // attempts in flight on other gateways fill the budget: wait for them
-                        _ => Refusal::InFlight,
+                        // attempts in flight on other gateways fill the budget: wait for
+                        // them, asking again after `SHARED_RETRY`
+                        _ => {
+                            tokio::time::sleep(SHARED_RETRY).await;
+                            Refusal::InFlight
+                        }
                     });
                 }
             }
