@@ -154,11 +154,20 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         vfs: vfs.clone(),
         vault: vault.clone(),
         cfg: cfg.replication.clone(),
+        holder: format!(
+            "{gateway}/{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
     }
     .spawn();
 
     let limits = Arc::new(crate::limits::Limits::new(&cfg.limits)?);
     limits.spawn_housekeeping();
+    if store.on_postgres() {
+        // several gateways may share the database: count the throttles there too
+        limits.share_with(Arc::new(SharedWindows(store.clone())));
+        spawn_throttle_purge(store.clone());
+    }
     let shares = crate::share_links::Shares::new(store.clone(), vfs.clone());
     let sessions = crate::sessions::Sessions::new(
         store.clone(),
@@ -347,6 +356,62 @@ fn spawn_session_purge(store: Store, sessions: crate::sessions::Sessions) {
             turn(&store, Job::SessionPurge, async {
                 if let Err(e) = sessions.purge().await {
                     tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+            })
+            .await;
+        }
+    });
+}
+
+/// The throttle windows in the database, for `limits` (docs/scale-out.md, "Shared throttles").
+struct SharedWindows(Store);
+
+#[async_trait::async_trait]
+impl crate::limits::Windows for SharedWindows {
+    async fn count(&self, key: &str, window: Duration) -> Result<(i64, Duration), String> {
+        let counted = self.0.throttle_count(key, window).await;
+        counted.map_err(|e| e.to_string())
+    }
+
+    async fn uncount(&self, key: &str) -> Result<(), String> {
+        self.0
+            .throttle_uncount(key)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn read(&self, key: &str) -> Result<(i64, Duration), String> {
+        self.0.throttle_read(key).await.map_err(|e| e.to_string())
+    }
+
+    async fn forget(&self, ip: Option<String>, account: Option<String>) -> Result<u64, String> {
+        let forgot = self
+            .0
+            .throttle_forget(ip.as_deref(), account.as_deref())
+            .await;
+        forgot.map_err(|e| e.to_string())
+    }
+
+    async fn admit(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Result<(), Duration>, String> {
+        let admitted = self.0.throttle_admit(key, interval, burst).await;
+        admitted.map_err(|e| e.to_string())
+    }
+}
+
+/// Removes closed throttle windows every minute.
+fn spawn_throttle_purge(store: Store) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            turn(&store, Job::ThrottlePurge, async {
+                if let Err(e) = store.purge_throttle().await {
+                    tracing::warn!(error = %e, "purging closed throttle windows failed");
                 }
             })
             .await;

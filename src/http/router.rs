@@ -347,7 +347,8 @@ impl App {
             match self
                 .limits
                 .failures
-                .begin(client, account, presented.as_deref())
+                .admit(client, account, presented.as_deref())
+                .await
             {
                 Ok(t) => return Ok(t),
                 Err(Refusal::Throttled(wait)) => return Err(wait),
@@ -420,7 +421,7 @@ impl App {
                 (r, None)
             }
             Route::S3Signed => {
-                if let Some(slow) = self.pace_anonymous(&req, client) {
+                if let Some(slow) = self.pace_anonymous(&req, client).await {
                     return (slow, None);
                 }
                 let resp = mark_s3_auth_failure(self.s3.handle(req).await).await;
@@ -542,7 +543,7 @@ impl App {
                         None,
                     );
                 }
-                if let Err(wait) = self.limits.admit_share_request(client) {
+                if let Err(wait) = self.limits.admit_share_request(client).await {
                     crate::metrics::get().throttled(Throttle::ShareRequests);
                     return (too_many(wait, "too many requests\n"), None);
                 }
@@ -561,7 +562,7 @@ impl App {
             // Unsigned requests get S3's anonymous answers: a public read, a CORS preflight,
             // or AccessDenied.
             Route::S3 => {
-                if let Some(slow) = self.pace_anonymous(&req, client) {
+                if let Some(slow) = self.pace_anonymous(&req, client).await {
                     return (slow, None);
                 }
                 (user_content(self.s3.handle(req).await), None)
@@ -572,11 +573,15 @@ impl App {
     /// Anonymous S3 reads (unsigned GET and HEAD, whatever S3-looking headers they carry) and
     /// CORS preflights are paced per address like share links, from one budget: `SlowDown`
     /// when it is spent.
-    fn pace_anonymous(&self, req: &Request<ReqBody>, client: IpAddr) -> Option<Response<RespBody>> {
+    async fn pace_anonymous(
+        &self,
+        req: &Request<ReqBody>,
+        client: IpAddr,
+    ) -> Option<Response<RespBody>> {
         if !s3::is_paced(req) {
             return None;
         }
-        let wait = self.limits.admit_share_request(client).err()?;
+        let wait = self.limits.admit_share_request(client).await.err()?;
         crate::metrics::get().throttled(Throttle::AnonymousS3);
         tracing::warn!(%client, "anonymous S3 reads over this address's budget");
         Some(user_content(s3::slow_down(wait)))

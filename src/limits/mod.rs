@@ -3,6 +3,7 @@
 
 pub mod ip;
 pub mod pace;
+pub mod shared;
 pub mod throttle;
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +18,7 @@ pub use crate::config::LimitsConfig;
 
 pub use ip::{budget_key, AddressSet, TrustedProxies};
 pub use pace::Pacer;
+pub use shared::Windows;
 pub use throttle::{FailedAuth, Outcome, Refusal, ThrottleView};
 
 /// Errors in the `[limits]` settings.
@@ -98,6 +100,10 @@ pub struct Limits {
     /// Connection caps and timeouts.
     pub net: NetLimits,
     share_requests: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The share budget: one request per this long, bursts of so many.
+    share_budget: (Duration, u32),
+    /// The counts shared with the other gateways on the database, when there are any.
+    shared: std::sync::OnceLock<Arc<dyn Windows>>,
     /// Bandwidth caps of share downloads.
     pub pacer: Pacer,
     /// Failed-authentication throttling for every entry point.
@@ -111,7 +117,18 @@ impl Limits {
             let burst = NonZeroU32::new(cfg.share_burst).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
+        let rate = cfg.share_requests_per_second.max(1);
+        let share_budget = (
+            Duration::from_secs(1) / rate,
+            if cfg.share_burst == 0 {
+                rate
+            } else {
+                cfg.share_burst
+            },
+        );
         Ok(Limits {
+            share_budget,
+            shared: std::sync::OnceLock::new(),
             proxies: TrustedProxies::parse(&cfg.trusted_proxies, &cfg.client_ip_header)?,
             net: NetLimits::new(cfg)?,
             share_requests,
@@ -136,14 +153,33 @@ impl Limits {
         self.proxies.trusts(ip)
     }
 
+    /// Counts the throttles in `windows` too, shared with every gateway on the database
+    /// (PostgreSQL); each gateway's own counters stay in front of them.
+    pub fn share_with(&self, windows: Arc<dyn Windows>) {
+        self.failures.share_with(windows.clone());
+        let _ = self.shared.set(windows);
+    }
+
     /// Admits one anonymous request from `ip` (to a share link, or a public S3 read: one
-    /// budget for both), or says how long to wait.
-    pub fn admit_share_request(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// budget for both), or says how long to wait. On several gateways the budget is counted
+    /// across them once this gateway's own admits the request.
+    pub async fn admit_share_request(&self, ip: IpAddr) -> Result<(), Duration> {
         let Some(l) = &self.share_requests else {
             return Ok(());
         };
-        l.check_key(&ip::budget_key(ip))
-            .map_err(|not_until| not_until.wait_time_from(l.clock().now()))
+        let key = ip::budget_key(ip);
+        l.check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(l.clock().now()))?;
+        let Some(w) = self.shared.get() else {
+            return Ok(());
+        };
+        let (interval, burst) = self.share_budget;
+        let admitted = shared::within(
+            "share budget",
+            w.admit(&format!("share:{key}"), interval, burst),
+        )
+        .await;
+        admitted.unwrap_or(Ok(()))
     }
 
     /// Drops the state of clients and shares idle long enough to be back at a full budget.
@@ -207,8 +243,8 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::ZERO), 1);
     }
 
-    #[test]
-    fn share_requests_are_limited_per_address() {
+    #[tokio::test]
+    async fn share_requests_are_limited_per_address() {
         let l = Limits::new(&LimitsConfig {
             share_requests_per_second: 1,
             share_burst: 3,
@@ -218,10 +254,10 @@ mod tests {
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         for _ in 0..3 {
-            assert!(l.admit_share_request(a).is_ok());
+            assert!(l.admit_share_request(a).await.is_ok());
         }
-        let wait = l.admit_share_request(a).unwrap_err();
+        let wait = l.admit_share_request(a).await.unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
-        assert!(l.admit_share_request(b).is_ok());
+        assert!(l.admit_share_request(b).await.is_ok());
     }
 }

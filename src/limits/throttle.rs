@@ -18,13 +18,19 @@
 //! An (address, account) pair that authenticated successfully is *proven* for `PROVEN_FOR`: the
 //! address and account layers do not slow it, so an attack on an account or from a shared
 //! address does not lock out a device that knows its password.
+//!
+//! On several gateways (`share_with`), `admit` also counts the three layers in windows every
+//! gateway shares (`super::shared`), after this process's own checks: a gateway already over a
+//! limit refuses without asking; vouched credentials and proven pairs ask nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use super::shared::{within, Windows};
 
 /// Keys kept before idle ones are swept at once.
 const SWEEP_AT: usize = 100_000;
@@ -39,6 +45,9 @@ const KEYS_MAX: usize = 4 * SWEEP_AT;
 const MAX_ACCOUNT: usize = 128;
 /// How long a successful login keeps its (address, account) pair proven.
 const PROVEN_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long an attempt waiting for attempts in flight on other gateways waits before it asks
+/// the shared windows again (password checks take about as long).
+const SHARED_RETRY: Duration = Duration::from_millis(100);
 /// The first delay once an address is over its failure budget; it doubles per failure.
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 
@@ -102,6 +111,8 @@ pub struct FailedAuth {
     window: Duration,
     delay_max: Duration,
     state: Arc<Mutex<State>>,
+    /// The counts shared with the other gateways on the database, when there are any.
+    shared: OnceLock<Arc<dyn Windows>>,
 }
 
 /// An attempt admitted by `begin`: wait `delay`, check the credentials, then `finish` it.
@@ -115,6 +126,37 @@ pub struct Ticket {
     state: Arc<Mutex<State>>,
     limits: (usize, usize, usize),
     done: bool,
+    /// What the attempt counts in the shared windows.
+    shared: Option<SharedCount>,
+}
+
+/// The shared windows an attempt counts in when it ends.
+struct SharedCount {
+    windows: Arc<dyn Windows>,
+    window: Duration,
+    /// The pair's window counted the attempt at `admit` (taken back unless it fails).
+    pair_counted: bool,
+    /// Which layers are on: (pair, address, account).
+    layers: (bool, bool, bool),
+}
+
+/// The shared windows' keys of an attempt.
+struct SharedKeys {
+    /// The pair's failures and attempts in flight (the in-memory `failures + pending`).
+    pair: String,
+    /// The pair's failures alone.
+    failed: String,
+    address: String,
+    account: String,
+}
+
+fn shared_keys(key: &(IpAddr, String)) -> SharedKeys {
+    SharedKeys {
+        pair: format!("auth:pair:{}|{}", key.0, key.1),
+        failed: format!("auth:fail:{}|{}", key.0, key.1),
+        address: format!("auth:ip:{}", key.0),
+        account: format!("auth:acct:{}", key.1),
+    }
 }
 
 /// Why an attempt is not admitted now.
@@ -167,6 +209,82 @@ impl FailedAuth {
             window,
             delay_max,
             state: Arc::new(Mutex::new(State::default())),
+            shared: OnceLock::new(),
+        }
+    }
+
+    /// Counts failures in `windows` too, shared with every gateway on the database.
+    pub fn share_with(&self, windows: Arc<dyn Windows>) {
+        let _ = self.shared.set(windows);
+    }
+
+    /// `begin`, then, on several gateways, the limits counted across them: the pair's window
+    /// counts the attempt at once (one atomic count, so parallel attempts on every gateway
+    /// get `per_pair` checks in all), the address's and the account's are read.
+    pub async fn admit(
+        &self,
+        ip: IpAddr,
+        account: &str,
+        credential: Option<&str>,
+    ) -> Result<Ticket, Refusal> {
+        let mut t = self.begin(ip, account, credential)?;
+        let Some(windows) = self.shared.get().cloned() else {
+            return Ok(t);
+        };
+        let keys = shared_keys(&t.key);
+        let mut counted = false;
+        if t.reserved {
+            if let Some((n, _)) = within("pair", windows.count(&keys.pair, self.window)).await {
+                counted = true;
+                if n > self.per_pair as i64 {
+                    // taken back by the ticket's drop: a refusal is no attempt
+                    t.shared = Some(self.shared_count(&windows, true));
+                    let failed = within("pair", windows.read(&keys.failed)).await;
+                    return Err(match failed {
+                        Some((f, left)) if f >= self.per_pair as i64 => {
+                            Refusal::Throttled(left.max(FIRST_DELAY))
+                        }
+                        // attempts in flight on other gateways fill the budget: wait for
+                        // them, asking again after `SHARED_RETRY`
+                        _ => {
+                            tokio::time::sleep(SHARED_RETRY).await;
+                            Refusal::InFlight
+                        }
+                    });
+                }
+            }
+        }
+        t.shared = Some(self.shared_count(&windows, counted));
+        if t.limits.1 == 0 && self.per_ip > 0 {
+            return Ok(t); // a proven pair
+        }
+        if self.per_account > 0 {
+            if let Some((n, left)) = within("account", windows.read(&keys.account)).await {
+                if n >= self.per_account as i64 {
+                    return Err(Refusal::Throttled(left.max(FIRST_DELAY)));
+                }
+            }
+        }
+        if self.per_ip > 0 {
+            if let Some((n, _)) = within("address", windows.read(&keys.address)).await {
+                if n >= self.per_ip as i64 {
+                    let excess = (n - self.per_ip as i64).clamp(0, 16) as u32;
+                    let step = FIRST_DELAY
+                        .saturating_mul(1u32 << excess)
+                        .min(self.delay_max);
+                    t.delay = t.delay.max(step);
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn shared_count(&self, windows: &Arc<dyn Windows>, pair_counted: bool) -> SharedCount {
+        SharedCount {
+            windows: windows.clone(),
+            window: self.window,
+            pair_counted,
+            layers: (self.per_pair > 0, self.per_ip > 0, self.per_account > 0),
         }
     }
 
@@ -261,6 +379,7 @@ impl FailedAuth {
                 self.per_account,
             ),
             done: false,
+            shared: None,
         })
     }
 
@@ -297,9 +416,17 @@ impl FailedAuth {
     }
 
     /// Forgets the failures of an address, an account, or (both `None`) everyone's; returns
-    /// how many counters were dropped. Proven pairs stay.
+    /// how many counters of this gateway were dropped. Proven pairs stay. The shared windows
+    /// are forgotten too, in the background; other gateways' own counters are not.
     pub fn clear(&self, ip: Option<IpAddr>, account: Option<&str>) -> usize {
         let ip = ip.map(super::ip::budget_key);
+        if let (Some(w), Ok(rt)) = (self.shared.get(), tokio::runtime::Handle::try_current()) {
+            let (w, shared_ip) = (w.clone(), ip.map(|i| i.to_string()));
+            let account: Option<String> = account.map(|a| a.chars().take(MAX_ACCOUNT).collect());
+            rt.spawn(async move {
+                within("forget", w.forget(shared_ip, account)).await;
+            });
+        }
         let mut st = self.lock();
         let before = st.pairs.len() + st.ips.len() + st.accounts.len();
         let ip_ok = |i: &IpAddr| ip.is_none_or(|x| x == *i);
@@ -413,6 +540,42 @@ impl Ticket {
                 st.vouched.insert((self.key.0, c), now);
             }
         }
+        drop(st);
+        if let Some(s) = self.shared.take() {
+            s.settle(shared_keys(&self.key), failed);
+        }
+    }
+}
+
+impl SharedCount {
+    /// Records the attempt's end in the shared windows, in the background (the answer does
+    /// not wait for it).
+    fn settle(self, keys: SharedKeys, failed: bool) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let w = &self.windows;
+            let (on_pair, on_ip, on_account) = self.layers;
+            if !failed {
+                if self.pair_counted {
+                    within("pair", w.uncount(&keys.pair)).await;
+                }
+                return;
+            }
+            if on_pair {
+                if !self.pair_counted {
+                    within("pair", w.count(&keys.pair, self.window)).await;
+                }
+                within("pair", w.count(&keys.failed, self.window)).await;
+            }
+            if on_ip {
+                within("address", w.count(&keys.address, self.window)).await;
+            }
+            if on_account {
+                within("account", w.count(&keys.account, self.window)).await;
+            }
+        });
     }
 }
 

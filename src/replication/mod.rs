@@ -1,6 +1,7 @@
 //! Peer replication: a worker per rule ships journaled changes of a bucket to a peer over
 //! S3, in commit order, with retries; resync and a periodic reconcile repair what the
-//! journal cannot tell (see docs/replication.md).
+//! journal cannot tell (see docs/replication.md). On several gateways sharing a database,
+//! the gateway holding a rule's lease ships it (docs/scale-out.md).
 
 pub mod away;
 pub mod delta;
@@ -15,12 +16,13 @@ pub mod ship;
 pub mod sign;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use crate::config::ReplicationConfig;
-use crate::store::{MetaError, PeerRow, RuleRow, Store};
+use crate::store::{Job, MetaError, PeerRow, RuleRow, Store};
 use crate::vault::Vault;
 use crate::vfs::{Vfs, VfsError};
 use remote::Remote;
@@ -107,6 +109,22 @@ pub struct Replicator {
     pub vault: Vault,
     /// Timings.
     pub cfg: ReplicationConfig,
+    /// This process's name in the rules' leases (the gateway id and a random suffix).
+    pub holder: String,
+}
+
+/// How long a rule's lease lasts unless renewed: a gateway that dies is replaced in this time.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// How often a worker renews its lease, or a waiting one asks for it.
+const RENEW: Duration = Duration::from_secs(3);
+
+/// A task aborted when this is dropped (so a worker's shipping ends with the worker).
+struct Owned(JoinHandle<()>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What a worker was started with; a change restarts it.
@@ -175,6 +193,7 @@ impl Replicator {
                     continue;
                 }
                 let w = Worker {
+                    holder: self.holder.clone(),
                     store: self.store.clone(),
                     vfs: self.vfs.clone(),
                     vault: self.vault.clone(),
@@ -185,26 +204,36 @@ impl Replicator {
                     mailbox_poll: Duration::from_secs(self.cfg.mailbox_poll_seconds.max(1)),
                     failing: std::sync::atomic::AtomicBool::new(false),
                 };
-                workers.insert(k, (sig, tokio::spawn(w.run())));
+                workers.insert(k, (sig, tokio::spawn(Arc::new(w).run())));
             }
             if last_trim.elapsed() >= Duration::from_secs(60) {
                 last_trim = std::time::Instant::now();
-                if let Err(e) = self.store.trim_journal().await {
-                    tracing::warn!(error = %e, "replication: journal trim failed");
-                }
-                if let Err(e) = self.vfs.prune_chunks().await {
-                    tracing::warn!(error = %e, "replication: pruning chunk lists failed");
-                }
-                let before = crate::store::now_ms() - self.keep().as_millis() as i64;
-                match self.store.prune_tombstones(before).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        count = n,
-                        "replication: forgot deletions older than tombstone_days"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "replication: tombstone prune failed"),
+                match self.store.once(Job::ReplicationTrim, self.trim()).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "replication: cannot take the trim's turn")
+                    }
                 }
             }
+        }
+    }
+
+    /// Trims the journal, chunk lists and old tombstones (one gateway at a time).
+    async fn trim(&self) {
+        if let Err(e) = self.store.trim_journal().await {
+            tracing::warn!(error = %e, "replication: journal trim failed");
+        }
+        if let Err(e) = self.vfs.prune_chunks().await {
+            tracing::warn!(error = %e, "replication: pruning chunk lists failed");
+        }
+        let before = crate::store::now_ms() - self.keep().as_millis() as i64;
+        match self.store.prune_tombstones(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                count = n,
+                "replication: forgot deletions older than tombstone_days"
+            ),
+            Err(e) => tracing::warn!(error = %e, "replication: tombstone prune failed"),
         }
     }
 
@@ -215,8 +244,13 @@ impl Replicator {
 
     fn spawn_reconcile(&self, rule: RuleRow) {
         let (store, vfs, vault) = (self.store.clone(), self.vfs.clone(), self.vault.clone());
+        let holder = self.holder.clone();
         tokio::spawn(async move {
             let (bucket, peer) = (rule.bucket.clone(), rule.peer.clone());
+            // the gateway shipping the rule reconciles it
+            if !matches!(store.holds_lease(&bucket, &peer, &holder).await, Ok(true)) {
+                return;
+            }
             let run = async {
                 let p = store
                     .peer(&peer)
@@ -241,6 +275,8 @@ const PULL_IDLE: Duration = Duration::from_secs(1);
 
 /// Ships one rule's journal, in order, forever (and pulls the peer's, for a pulling peer).
 struct Worker {
+    /// This process's name in the rule's lease.
+    holder: String,
     store: Store,
     vfs: Vfs,
     vault: Vault,
@@ -257,7 +293,62 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self) {
+    /// Ships the rule while this gateway holds its lease, renewing it every `RENEW`; waits
+    /// for the lease while another gateway holds it. Losing it (or failing to renew it in
+    /// time) stops the shipping at once: the next holder starts from the recorded position.
+    async fn run(self: Arc<Self>) {
+        let (bucket, peer) = (&self.rule.bucket, &self.rule.peer);
+        loop {
+            if !self.lease().await {
+                tokio::time::sleep(RENEW).await;
+                continue;
+            }
+            tracing::info!(%bucket, %peer, holder = %self.holder, "replication: this gateway ships the rule");
+            let me = self.clone();
+            let work = Owned(tokio::spawn(async move { me.ship().await }));
+            loop {
+                tokio::time::sleep(RENEW).await;
+                if work.0.is_finished() {
+                    return;
+                }
+                if !self.lease().await {
+                    tracing::warn!(%bucket, %peer, holder = %self.holder,
+                        "replication: lost the rule's lease, shipping stopped");
+                    break;
+                }
+            }
+            drop(work);
+        }
+    }
+
+    /// Takes or renews the rule's lease within `RENEW`; false when another gateway has it,
+    /// the database fails, or the answer is late.
+    async fn lease(&self) -> bool {
+        let take = self
+            .store
+            .take_lease(&self.rule.bucket, &self.rule.peer, &self.holder, LEASE);
+        match tokio::time::timeout(RENEW, take).await {
+            Ok(Ok(held)) => held,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "replication: cannot take the rule's lease");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The rule's recorded positions (pushed, pulled): another gateway may have moved them.
+    async fn positions(&self) -> Result<(i64, i64), MetaError> {
+        let rules = self.store.rules().await?;
+        Ok(rules
+            .iter()
+            .find(|r| r.bucket == self.rule.bucket && r.peer == self.rule.peer)
+            .map_or((self.rule.position, self.rule.pulled), |r| {
+                (r.position, r.pulled)
+            }))
+    }
+
+    async fn ship(&self) {
         let (bucket, peer) = (self.rule.bucket.clone(), self.rule.peer.clone());
         let mut backoff = Duration::from_secs(1);
         // a peer reached through a mailbox has a worker of its own (mailbox/worker.rs)
@@ -271,8 +362,12 @@ impl Worker {
             return self.run_mailbox(mb).await;
         }
         let mut link = None;
-        let mut position = self.rule.position;
-        let mut pulled = self.rule.pulled;
+        let (mut position, mut pulled) = loop {
+            match self.positions().await {
+                Ok(p) => break p,
+                Err(e) => self.fail(&e.into(), &mut backoff).await,
+            }
+        };
         let mut last_pull: Option<std::time::Instant> = None;
         let mut contact: Option<std::time::Instant> = None;
         loop {

@@ -17,6 +17,10 @@ pub enum Job {
     AuditPurge = 4,
     /// Notification queueing and delivery.
     Notify = 5,
+    /// Closed throttle windows.
+    ThrottlePurge = 6,
+    /// Replication's journal, chunk list and tombstone trims.
+    ReplicationTrim = 7,
 }
 
 impl Job {

@@ -11,6 +11,7 @@ mod groups;
 mod health;
 mod implicit;
 mod keys;
+mod leases;
 mod locks;
 mod marks;
 mod move_seal;
@@ -34,6 +35,7 @@ mod sessions;
 mod settings;
 mod shares;
 mod snapshot;
+mod throttle;
 mod tokens;
 mod tree;
 mod usage;
@@ -325,8 +327,8 @@ impl Store {
 }
 
 impl Store {
-    /// Whether the store runs on PostgreSQL.
-    fn on_postgres(&self) -> bool {
+    /// Whether the store runs on PostgreSQL (several gateways may share it).
+    pub fn on_postgres(&self) -> bool {
         self.engine == Engine::Postgres
     }
 

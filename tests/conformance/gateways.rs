@@ -9,28 +9,34 @@ use crate::common::{code, require, run, tree, usage, S3Key, Server, ADMIN_PW};
 use crate::postgres::Postgres;
 
 /// Three gateways on one database and one folder of bytes.
-struct Gateways {
+pub(crate) struct Gateways {
     /// Dropped last (fields drop in order): the servers stop before their database does.
-    servers: Vec<Server>,
-    shared: tempfile::TempDir,
-    pg: Postgres,
-    db: String,
+    pub(crate) servers: Vec<Server>,
+    pub(crate) shared: tempfile::TempDir,
+    pub(crate) pg: Postgres,
+    pub(crate) db: String,
 }
 
 impl Gateways {
     /// Starts `n` gateways on a fresh database `db`. The first one starts alone (it migrates
     /// the database and makes `secret.key`); the others get a copy of its `secret.key`, as an
     /// operator distributes it, so every gateway unseals the same access keys.
-    fn start(n: usize, db: &str) -> Gateways {
+    pub(crate) fn start(n: usize, db: &str) -> Gateways {
+        Gateways::start_with(n, db, &[])
+    }
+
+    /// `start` with extra `KURA_*` settings on every gateway.
+    pub(crate) fn start_with(n: usize, db: &str, extra: &[(&str, &str)]) -> Gateways {
         let pg = Postgres::start();
         let url = pg.create_database(db);
         let shared = tempfile::tempdir().expect("shared root");
         let root = shared.path().join("files");
         let root = root.to_str().expect("utf-8 path").to_string();
-        let env = [
+        let mut env = vec![
             ("KURA_DATABASE_URL", url.as_str()),
             ("KURA_STORAGE__ROOT", root.as_str()),
         ];
+        env.extend_from_slice(extra);
         let first = Server::start_seeded(&env, &[]);
         let key = std::fs::read(first.data_dir().join("secret.key")).expect("secret.key");
         let mut servers = vec![first];
@@ -46,7 +52,7 @@ impl Gateways {
     }
 
     /// The gateway that serves client `i` (round robin).
-    fn of(&self, i: usize) -> &Server {
+    pub(crate) fn of(&self, i: usize) -> &Server {
         &self.servers[i % self.servers.len()]
     }
 
@@ -57,7 +63,7 @@ impl Gateways {
 }
 
 /// `curl` as admin against `url` with `args`, spawned (the status on stdout).
-fn spawn_curl(args: &[&str], url: &str) -> std::process::Child {
+pub(crate) fn spawn_curl(args: &[&str], url: &str) -> std::process::Child {
     Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-u"])
         .arg(format!("admin:{ADMIN_PW}"))
@@ -68,14 +74,14 @@ fn spawn_curl(args: &[&str], url: &str) -> std::process::Child {
         .expect("curl")
 }
 
-fn statuses(children: Vec<std::process::Child>) -> Vec<u16> {
+pub(crate) fn statuses(children: Vec<std::process::Child>) -> Vec<u16> {
     children
         .into_iter()
         .map(|c| code(&c.wait_with_output().expect("curl")))
         .collect()
 }
 
-fn count(codes: &[u16], want: u16) -> usize {
+pub(crate) fn count(codes: &[u16], want: u16) -> usize {
     codes.iter().filter(|c| **c == want).count()
 }
 

@@ -21,6 +21,7 @@ mod first_hour;
 mod fsck_odd;
 mod garage;
 mod gateways;
+mod gateways_shared;
 mod get_race;
 mod h2_windows;
 mod hardening;
