@@ -1,6 +1,7 @@
 //! SQL metadata store: users, entries and dead properties behind one small API.
 
 mod audit;
+mod blobs;
 mod chunks;
 mod customer_keys;
 mod dialect;
@@ -78,6 +79,7 @@ enum Engine {
 }
 
 pub use audit::{AuditQuery, AuditRow};
+pub use blobs::{is_blob_key, BLOBS_PREFIX};
 pub use chunks::ChunkRow;
 pub use entries::{AttrChange, CheckedRow, EntryRow};
 pub use health::Job;

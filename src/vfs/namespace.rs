@@ -316,7 +316,8 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         self.require_readable_keyed(c, entry, key).await?;
-        self.try_open_stored(&entry.path, entry.size, entry.sealed.as_deref(), key)
+        let at = (&entry.path, entry.blob.as_deref());
+        self.try_open_stored(at, entry.size, entry.sealed.as_deref(), key)
             .await
     }
 
@@ -328,34 +329,36 @@ impl Vfs {
         entry: &Entry,
         key: Option<&CustomerKey>,
     ) -> Result<Download, VfsError> {
-        self.open_stored_keyed(&entry.path, entry.size, entry.sealed.as_deref(), key)
+        let at = (&entry.path, entry.blob.as_deref());
+        self.open_stored_keyed(at, entry.size, entry.sealed.as_deref(), key)
             .await
     }
 
-    /// Opens the stored bytes of the file `path` of `size` plaintext bytes recorded with
-    /// `sealed` (`customer`: the client's key of an SSE-C file).
+    /// Opens the stored bytes of the file `path` (with its blob) of `size` plaintext bytes
+    /// recorded with `sealed` (`customer`: the client's key of an SSE-C file).
     async fn open_stored_keyed(
         &self,
-        path: &VPath,
+        (path, blob): (&VPath, Option<&str>),
         size: u64,
         sealed: Option<&str>,
         customer: Option<&CustomerKey>,
     ) -> Result<Download, VfsError> {
-        self.try_open_stored(path, size, sealed, customer)
+        self.try_open_stored((path, blob), size, sealed, customer)
             .await?
             .map_err(|stale| stale.error(path, size))
     }
 
-    /// Opens the stored bytes of the file `path` recorded with `size` and `sealed`; `Stale`
-    /// when none are there or not of a length the row allows.
+    /// Opens the stored bytes of the file `path` recorded with `size`, `sealed` and `blob`
+    /// (object stores: where the bytes are; `None`: at the path); `Stale` when none are there
+    /// or not of a length the row allows.
     pub(super) async fn try_open_stored(
         &self,
-        path: &VPath,
+        (path, blob): (&VPath, Option<&str>),
         size: u64,
         sealed: Option<&str>,
         customer: Option<&CustomerKey>,
     ) -> Result<Opened, VfsError> {
-        let key = path.storage_key(false);
+        let key = super::blobs::object_key(path, blob);
         let mut sealed = sealed;
         let source = match &self.local {
             Some(l) => {
@@ -487,6 +490,7 @@ impl Vfs {
             mode: i64::from(0o777 & !self.umask),
             origin: None,
             sealed: None,
+            blob: None,
         }
     }
 
@@ -918,7 +922,8 @@ impl Vfs {
                 }]
             })
             .unwrap_or_default();
-        // another service: the files are copied into the trash inside the transaction
+        // another service: files written at their path before blobs are copied into the
+        // trash inside the transaction (a blob is taken over by its trash row)
         let other = self.trash_objects(&entry, &keep).await?;
         let store = self.store.clone();
         let p = path.to_string();
@@ -959,22 +964,11 @@ impl Vfs {
                 return Err(e);
             }
         };
-        if self.local.is_none() {
-            let deleted = if entry.is_dir {
-                self.op
-                    .delete_with(&path.storage_key(true))
-                    .recursive(true)
-                    .await
-            } else {
-                self.op.delete(&path.storage_key(false)).await
-            };
-            match deleted {
-                Ok(()) => {}
-                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %path, error = %e, "deleted, but its bytes stay in storage")
-                }
-            }
+        if self.uses_blobs() {
+            // bytes written at their paths before blobs, and the blobs no row names now (a
+            // trashed file's blob is its trash row's)
+            self.delete_at_path(path).await;
+            self.sweep_gone_blobs().await;
         }
         self.remove_pruned(pruned).await;
         Ok(made)
@@ -1179,9 +1173,25 @@ impl Vfs {
             }],
             _ => Vec::new(),
         };
+        // an object store: rows only. Files still written at their path (before blobs) get a
+        // blob first; a replaced file of that kind is copied aside when kept, and goes after
+        let mut old_at_path = false;
         let other: futures_util::future::BoxFuture<'static, Result<(), VfsError>> =
             if self.local.is_some() {
                 Box::pin(async { Ok(()) })
+            } else if self.uses_blobs() {
+                let rows = match src.is_dir {
+                    true => self.store.subtree(from.as_str()).await?,
+                    false => self.store.entry(from.as_str()).await?.into_iter().collect(),
+                };
+                self.adopt_path_objects(&rows).await?;
+                old_at_path = self
+                    .store
+                    .entry(to.as_str())
+                    .await?
+                    .is_some_and(|r| !r.is_dir && r.blob.is_none());
+                let (v, t) = (self.clone(), to.storage_key(false));
+                Box::pin(async move { v.keep_object(&t, &keep).await })
             } else {
                 let rows = if src.is_dir {
                     self.store.subtree(from.as_str()).await?
@@ -1221,6 +1231,10 @@ impl Vfs {
                     .await
             })
             .await?;
+        if old_at_path {
+            self.delete_at_path(to).await;
+        }
+        self.sweep_gone_blobs().await;
         self.remove_pruned(pruned).await;
         Ok(())
     }
@@ -1322,12 +1336,18 @@ impl Vfs {
             .await?
             .filter(|r| r.is_dir == src.is_dir)
             .ok_or(VfsError::Conflict(SOURCE_CHANGED))?;
-        let mut copied = vec![(head.path, head.etag, head.mtime_ms)];
         let rows = if src.is_dir {
             self.store.subtree(from.as_str()).await?
         } else {
             Vec::new()
         };
+        // an object store: every file copied gets a blob of its own, copied before the
+        // transaction (nothing names it until the commit)
+        let blobs = match self.uses_blobs() {
+            true => self.copy_blobs(&head, &rows).await?,
+            false => Vec::new(),
+        };
+        let mut copied = vec![(head.path, head.etag, head.mtime_ms)];
         copied.extend(
             rows.iter()
                 .map(|r| (r.path.clone(), r.etag.clone(), r.mtime_ms)),
@@ -1350,13 +1370,14 @@ impl Vfs {
             key: keep.as_ref().map(|k| k.0.clone()),
             ..Default::default()
         };
+        let made = blobs.clone();
         let change = move |mark: Option<crate::store::Mark>, finish| async move {
             store
                 .copy_tree(
                     (&f, &t, &tp),
                     (&owner, grp.as_deref()),
                     now,
-                    (&copied, &parents, mark.as_ref(), &archive),
+                    (&copied, &parents, mark.as_ref(), &archive, &made),
                     finish,
                 )
                 .await
@@ -1392,6 +1413,11 @@ impl Vfs {
                 tokio::task::spawn_blocking(move || super::journal::remove_any(&staged));
             }
             return res;
+        }
+        if self.uses_blobs() {
+            return self
+                .commit_copied_blobs(c, to, (keep, &blobs), change)
+                .await;
         }
         if src.is_dir {
             // the destination folder did not exist, so failing can simply remove the copy
