@@ -1179,7 +1179,7 @@ impl Vfs {
         let other: futures_util::future::BoxFuture<'static, Result<(), VfsError>> =
             if self.local.is_some() {
                 Box::pin(async { Ok(()) })
-            } else if self.uses_blobs() {
+            } else {
                 let rows = match src.is_dir {
                     true => self.store.subtree(from.as_str()).await?,
                     false => self.store.entry(from.as_str()).await?.into_iter().collect(),
@@ -1192,25 +1192,6 @@ impl Vfs {
                     .is_some_and(|r| !r.is_dir && r.blob.is_none());
                 let (v, t) = (self.clone(), to.storage_key(false));
                 Box::pin(async move { v.keep_object(&t, &keep).await })
-            } else {
-                let rows = if src.is_dir {
-                    self.store.subtree(from.as_str()).await?
-                } else {
-                    Vec::new()
-                };
-                let (v, f, t) = (self.clone(), from.clone(), to.clone());
-                Box::pin(async move {
-                    if src.is_dir {
-                        v.copy_tree_bytes(&f, &t, &rows).await?;
-                        v.op.delete_with(&f.storage_key(true))
-                            .recursive(true)
-                            .await?;
-                    } else {
-                        v.keep_object(&t.storage_key(false), &keep).await?;
-                        v.move_file_bytes(&f, &t).await?;
-                    }
-                    Ok(())
-                })
             };
         let store = self.store.clone();
         let (f, t, tp) = (from.to_string(), to.to_string(), to.parent().to_string());
@@ -1324,10 +1305,6 @@ impl Vfs {
     ) -> Result<(), VfsError> {
         let from = &src.path;
         let parents = parents.to_vec();
-        let dirs: Vec<String> = parents
-            .iter()
-            .map(|p| format!("{}/", p.path.trim_start_matches('/')))
-            .collect();
         // the snapshot is taken again at each attempt, before any byte is read: the stat the
         // caller made may be older than a change that made the last attempt fail
         let head = self
@@ -1344,7 +1321,10 @@ impl Vfs {
         // an object store: every file copied gets a blob of its own, copied before the
         // transaction (nothing names it until the commit)
         let blobs = match self.uses_blobs() {
-            true => self.copy_blobs(&head, &rows).await?,
+            true => self
+                .copy_blobs(&head, &rows)
+                .await
+                .map_err(changed_if_gone)?,
             false => Vec::new(),
         };
         let mut copied = vec![(head.path, head.etag, head.mtime_ms)];
@@ -1414,58 +1394,9 @@ impl Vfs {
             }
             return res;
         }
-        if self.uses_blobs() {
-            return self
-                .commit_copied_blobs(c, to, (keep, &blobs), change)
-                .await;
-        }
-        if src.is_dir {
-            // the destination folder did not exist, so failing can simply remove the copy
-            if let Err(e) = self.copy_tree_bytes(from, to, &rows).await {
-                let _ = self
-                    .op
-                    .delete_with(&to.storage_key(true))
-                    .recursive(true)
-                    .await;
-                return Err(changed_if_gone(e));
-            }
-            let guard = self.guard(c, vec![(to.clone(), false)]);
-            let res = self
-                .commit_with(guard, Vec::new(), Box::pin(async { Ok(()) }), change)
-                .await;
-            if res.is_err() {
-                let _ = self
-                    .op
-                    .delete_with(&to.storage_key(true))
-                    .recursive(true)
-                    .await;
-            }
-            return res;
-        }
-        // a file is copied beside its destination and renamed over it inside the transaction,
-        // so a refused copy never touches an existing destination
-        let staged = format!(
-            "{}.kura-copy-{}",
-            to.storage_key(false),
-            uuid::Uuid::new_v4().simple()
-        );
-        self.copy_key(&from.storage_key(false), &staged)
+        // an object store: the blobs are written; the rows commit
+        self.commit_copied_blobs(c, to, (keep, &blobs), change)
             .await
-            .map_err(changed_if_gone)?;
-        let (v, s2, target) = (self.clone(), staged.clone(), to.storage_key(false));
-        let finish = Box::pin(async move {
-            for d in &dirs {
-                v.op.create_dir(d).await?;
-            }
-            v.keep_object(&target, &keep).await?;
-            v.move_key(&s2, &target).await
-        });
-        let guard = self.guard(c, vec![(to.clone(), false)]);
-        let res = self.commit_with(guard, Vec::new(), finish, change).await;
-        if res.is_err() {
-            let _ = self.op.delete(&staged).await;
-        }
-        res
     }
 
     /// Dead properties of an entry.

@@ -1,4 +1,5 @@
-//! Moving and copying bytes inside the storage service (or through Kura where it cannot).
+//! Copying bytes inside the storage service (or through Kura where it cannot), and the blobs
+//! of copies on object stores.
 
 use super::blobs::{new_blob_key, object_key};
 use super::versions::KeepAt;
@@ -6,27 +7,6 @@ use super::{Caller, VPath, Vfs, VfsError};
 use crate::store::{Committed, EntryRow, Mark};
 
 impl Vfs {
-    pub(super) async fn move_file_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
-        self.move_key(&from.storage_key(false), &to.storage_key(false))
-            .await
-    }
-
-    /// Moves one stored object (rename where the service can, else copy and delete).
-    pub(super) async fn move_key(&self, f: &str, t: &str) -> Result<(), VfsError> {
-        if self.op.info().capability().rename {
-            self.op.rename(f, t).await?;
-        } else {
-            self.copy_key(f, t).await?;
-            self.op.delete(f).await?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn copy_file_bytes(&self, from: &VPath, to: &VPath) -> Result<(), VfsError> {
-        self.copy_key(&from.storage_key(false), &to.storage_key(false))
-            .await
-    }
-
     /// Copies one stored object, inside the service when it can copy.
     pub(super) async fn copy_key(&self, f: &str, t: &str) -> Result<(), VfsError> {
         let (f, t) = (f.to_string(), t.to_string());
@@ -58,27 +38,6 @@ impl Vfs {
                 Err(e.into())
             }
         }
-    }
-
-    /// Copies a folder tree in storage, file by file.
-    /// `rows` are the metadata rows below `from` (read before any transaction starts).
-    pub(super) async fn copy_tree_bytes(
-        &self,
-        from: &VPath,
-        to: &VPath,
-        rows: &[EntryRow],
-    ) -> Result<(), VfsError> {
-        self.op.create_dir(&to.storage_key(true)).await?;
-        for row in rows {
-            let path = VPath::parse(&row.path)?;
-            let target = path.rebase(from, to);
-            if row.is_dir {
-                self.op.create_dir(&target.storage_key(true)).await?;
-            } else {
-                self.copy_file_bytes(&path, &target).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Object stores: a new blob for the file `head`, or for every file of `rows` (a folder),
