@@ -284,6 +284,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_trash_takes_blobs_over_and_a_restore_leaves_none_behind() {
+        let (v, op, root) = setup().await;
+        v.mkdir(&root, &p("/b/d")).await.unwrap();
+        put(&v, &root, "/b/d/x", b"x").await;
+        put(&v, &root, "/b/d/y", b"yy").await;
+        let before = objects(&op).await;
+        v.delete(&root, &p("/b/d")).await.unwrap();
+        // the trash rows name the same blobs: nothing copied, nothing deleted
+        assert_eq!(objects(&op).await, before);
+        v.restore(&root, &p("/b/d"), None, None).await.unwrap();
+        assert_eq!(read(&v, &root, "/b/d/y").await, b"yy");
+        // restored as new blobs; the trashed ones stay as the files' noncurrent versions
+        assert_eq!(objects(&op).await.len(), 4);
+        let kept = v.versions(&root, &p("/b/d/y")).await.unwrap();
+        assert!(before.contains(kept[0].key.as_ref().unwrap()));
+        // purged, their blobs go with their rows
+        v.store
+            .set_policy(
+                "/b",
+                &crate::store::Policy {
+                    keep_versions: Some(0),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        v.purge_expired().await.unwrap();
+        let after = objects(&op).await;
+        assert_eq!(after.len(), 2, "{after:?}");
+        assert!(after.iter().all(|k| !before.contains(k)));
+        assert!(v.fsck(false).await.unwrap().is_clean());
+    }
+
+    #[tokio::test]
     async fn a_copy_gets_blobs_of_its_own() {
         let (v, op, root) = setup().await;
         v.mkdir(&root, &p("/b/d")).await.unwrap();
