@@ -1,6 +1,6 @@
 //! Raw access to stored bytes for backup and restore (docs/operations.md): a current file's
-//! object or a kept version's, read and written as streams, with no namespace rule applied;
-//! only administrators' tools run with the data dir in hand call it.
+//! object (its blob on an object store) or a kept version's, read and written as streams, with
+//! no namespace rule applied; only administrators' tools run with the data dir in hand call it.
 
 use std::path::{Path, PathBuf};
 
