@@ -1190,6 +1190,8 @@ impl Vfs {
                     .entry(to.as_str())
                     .await?
                     .is_some_and(|r| !r.is_dir && r.blob.is_none());
+                // a replaced blob is taken over by its version: nothing to copy
+                let keep = keep.filter(|_| old_at_path);
                 let (v, t) = (self.clone(), to.storage_key(false));
                 Box::pin(async move { v.keep_object(&t, &keep).await })
             };

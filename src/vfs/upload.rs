@@ -746,8 +746,9 @@ impl Upload {
                 // the journaled rename makes the missing folders on disk
                 Some(p) => p.run().await,
                 // an object store: the blob is written; a replaced file written at its path
-                // before blobs is copied aside to be kept
-                None if blob => vfs.keep_object(&target, &keep).await,
+                // before blobs is copied aside to be kept (a replaced blob is taken over)
+                None if blob && at_path => vfs.keep_object(&target, &keep).await,
+                None if blob => Ok(()),
                 None => {
                     for d in parents {
                         op.create_dir(&format!("{}/", d.path.trim_start_matches('/')))

@@ -787,6 +787,7 @@ impl Vfs {
                 .entry(target.as_str())
                 .await?
                 .is_some_and(|r| !r.is_dir && r.blob.is_none());
+            let keep = keep.filter(|_| at_path);
             let (v, t) = (self.clone(), target.storage_key(false));
             let finish = Box::pin(async move { v.keep_object(&t, &keep).await });
             let res = self.commit_with(guard, Vec::new(), finish, change).await;
