@@ -967,7 +967,7 @@ impl Vfs {
         if self.uses_blobs() {
             // bytes written at their paths before blobs, and the blobs no row names now (a
             // trashed file's blob is its trash row's)
-            self.delete_at_path(path).await;
+            self.delete_at_path(path, entry.is_dir).await;
             self.sweep_gone_blobs().await;
         }
         self.remove_pruned(pruned).await;
@@ -1215,7 +1215,7 @@ impl Vfs {
             })
             .await?;
         if old_at_path {
-            self.delete_at_path(to).await;
+            self.delete_at_path(to, false).await;
         }
         self.sweep_gone_blobs().await;
         self.remove_pruned(pruned).await;
@@ -1397,7 +1397,7 @@ impl Vfs {
             return res;
         }
         // an object store: the blobs are written; the rows commit
-        self.commit_copied_blobs(c, to, (keep, &blobs), change)
+        self.commit_copied_blobs(c, to, (keep, &blobs, src.is_dir), change)
             .await
     }
 

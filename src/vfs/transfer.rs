@@ -84,7 +84,7 @@ impl Vfs {
         &self,
         c: &Caller,
         to: &VPath,
-        (keep, made): (KeepAt, &[(String, String)]),
+        (keep, made, is_dir): (KeepAt, &[(String, String)], bool),
         change: C,
     ) -> Result<(), VfsError>
     where
@@ -104,28 +104,29 @@ impl Vfs {
             self.delete_blobs(made).await;
             return res;
         }
-        self.delete_at_path(to).await;
+        self.delete_at_path(to, is_dir).await;
         self.sweep_gone_blobs().await;
         Ok(())
     }
 
-    /// Object stores: deletes what is stored at the path `p` and below it (bytes written there
-    /// before blobs, folder markers), once no row names them: every file written since has a
-    /// blob, outside every bucket.
-    pub(super) async fn delete_at_path(&self, p: &VPath) {
-        let file = self.op.delete(&p.storage_key(false)).await;
-        let tree = self
-            .op
-            .delete_with(&p.storage_key(true))
-            .recursive(true)
-            .await;
-        for r in [file, tree] {
-            match r {
-                Err(e) if e.kind() != opendal::ErrorKind::NotFound => {
-                    tracing::warn!(path = %p, error = %e, "its old bytes stay in storage")
-                }
-                _ => {}
+    /// Object stores: deletes what is stored at the path `p` (and below it, for a folder):
+    /// bytes written there before blobs, folder markers, once no row names them: every file
+    /// written since has a blob, outside every bucket.
+    pub(super) async fn delete_at_path(&self, p: &VPath, is_dir: bool) {
+        let r = match is_dir {
+            true => {
+                self.op
+                    .delete_with(&p.storage_key(true))
+                    .recursive(true)
+                    .await
             }
+            false => self.op.delete(&p.storage_key(false)).await,
+        };
+        match r {
+            Err(e) if e.kind() != opendal::ErrorKind::NotFound => {
+                tracing::warn!(path = %p, error = %e, "its old bytes stay in storage")
+            }
+            _ => {}
         }
     }
 }

@@ -796,7 +796,7 @@ impl Vfs {
                 return Err(e);
             }
             if at_path {
-                self.delete_at_path(target).await;
+                self.delete_at_path(target, false).await;
             }
             self.remove_kept(&promoted).await;
             self.sweep_gone_blobs().await;
