@@ -17,6 +17,12 @@
 #                               minutes with a release build): fill rate, listing pages, PROPFIND
 #                               of a folder of N/2, fsck, usage, database size, start-up time.
 #                               Report: bench/results/scale-N.{md,json}
+#   scripts/bench.sh --scale-out
+#                               Kura on SQLite + fs, on PostgreSQL + fs and on PostgreSQL + Garage
+#                               side by side (a throw-away cluster and Garage node; installs
+#                               postgresql and garage when missing): small PUT and GET CPU per
+#                               operation of Kura and of the engines, alternating repetitions.
+#                               Report: bench/results/scale-out.{md,json}
 #
 # KURA_BIN=path uses that Kura binary as it is (no cargo build), e.g. KURA_BIN=target/debug/kura.
 #
@@ -29,11 +35,13 @@ cd "$(dirname "$0")/.."
 quick=0
 scale=""
 encryption=0
+scale_out=0
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; args+=("$1") ;;
     --encryption) encryption=1 ;;
+    --scale-out) scale_out=1 ;;
     --scale)
       scale=200000
       if [ $# -gt 1 ] && [[ "$2" =~ ^[0-9]+$ ]]; then scale="$2"; shift; fi ;;
@@ -66,6 +74,21 @@ if [ -n "$scale" ]; then
   command -v python3 >/dev/null 2>&1 || { echo "bench.sh: python3 is needed" >&2; exit 1; }
   build_kura
   exec python3 bench/kura_scale.py --kura "$kura" --git "$rev" --n "$scale" "$@"
+fi
+if [ "$scale_out" = 1 ]; then
+  command -v python3 >/dev/null 2>&1 || { echo "bench.sh: python3 is needed" >&2; exit 1; }
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "bench.sh: installing postgresql (apt-get)" >&2
+    apt-get install -y -q postgresql >&2
+  fi
+  garage="$(command -v garage || true)"
+  [ -n "$garage" ] || garage="$HOME/.cargo/bin/garage"
+  if [ ! -x "$garage" ]; then
+    echo "bench.sh: installing garage 2.5.0 (cargo install garage --version 2.5.0 --locked)" >&2
+    nice -n 10 cargo install garage --version 2.5.0 --locked >&2
+  fi
+  build_kura
+  exec python3 bench/scale_out.py --kura "$kura" --garage "$garage" --git "$rev" "$@"
 fi
 if [ "$encryption" = 1 ]; then
   command -v python3 >/dev/null 2>&1 || { echo "bench.sh: python3 is needed" >&2; exit 1; }

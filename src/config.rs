@@ -227,6 +227,9 @@ const STRING_KEYS: &[&str] = &[
     "encryption.key_command",
 ];
 
+/// Keys of the storage service's options, which are text too (`KURA_STORAGE__OPTIONS__*`).
+const OPTIONS_PREFIX: &str = "storage.options.";
+
 impl Config {
     /// Loads defaults, the optional file, then `KURA_*` variables (`__` separates nested keys).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -240,16 +243,23 @@ impl Config {
             fig = fig.merge(Toml::file(f));
         }
         warnings.extend(unknown::in_env(std::env::vars()));
-        fig = fig.merge(
-            Env::prefixed("KURA_")
-                .split("__")
-                .filter(|k| k != "config" && !STRING_KEYS.contains(&k.as_str())),
-        );
+        fig = fig.merge(Env::prefixed("KURA_").split("__").filter(|k| {
+            k != "config"
+                && !STRING_KEYS.contains(&k.as_str())
+                && !k.as_str().starts_with(OPTIONS_PREFIX)
+        }));
         // Text settings are taken as they are: figment would read "123456" as a number.
         for key in STRING_KEYS {
             let var = format!("KURA_{}", key.replace('.', "__").to_uppercase());
             if let Ok(v) = std::env::var(var) {
                 fig = fig.merge(Serialized::default(key, v));
+            }
+        }
+        // so are the storage service's options (a secret of digits, `true`)
+        for (var, v) in std::env::vars() {
+            if let Some(name) = var.strip_prefix("KURA_STORAGE__OPTIONS__") {
+                let key = format!("{OPTIONS_PREFIX}{}", name.to_lowercase());
+                fig = fig.merge(Serialized::default(&key, v));
             }
         }
         let mut cfg: Config = fig
@@ -385,6 +395,24 @@ mod tests {
             assert_eq!(c.limits.share_burst, 7);
             assert_eq!(c.limits.share_requests_per_second, 20);
             assert_eq!(c.limits.trusted_proxies, ["10.0.0.0/8"]);
+            Ok(())
+        });
+    }
+
+    /// Storage options from the environment are text as given: a secret of digits, `true`.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn storage_options_from_the_environment_are_text() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KURA_STORAGE__BACKEND", "s3");
+            jail.set_env("KURA_STORAGE__OPTIONS__SECRET_ACCESS_KEY", "0123456789");
+            jail.set_env("KURA_STORAGE__OPTIONS__DISABLE_CONFIG_LOAD", "true");
+            jail.set_env("KURA_STORAGE__OPTIONS__ENDPOINT", "http://127.0.0.1:3900");
+            let c = Config::load(None).expect("loads");
+            let o = &c.storage.options;
+            assert_eq!(o["secret_access_key"], "0123456789");
+            assert_eq!(o["disable_config_load"], "true");
+            assert_eq!(o["endpoint"], "http://127.0.0.1:3900");
             Ok(())
         });
     }

@@ -25,7 +25,8 @@ pub enum InstallError {
     /// The path exists but is not a folder.
     #[error("the data dir {0} is not a folder")]
     NotAFolder(PathBuf),
-    /// The folder exists but holds no database.
+    /// The folder exists but no server ever started on it (no kura.db; on PostgreSQL no
+    /// kura.lock).
     #[error("{0} has no Kura database (kura.db); start `kura serve` once to create it")]
     NoDatabase(PathBuf),
     /// Reading the data dir failed.
@@ -57,7 +58,13 @@ pub fn existing_data_dir(cfg: &Config) -> Result<PathBuf, InstallError> {
         }
         Err(e) => return Err(InstallError::Io(dir.clone(), e)),
     }
-    if !cfg.db_path().is_file() {
+    // on PostgreSQL the data dir holds no database file: its first start made `kura.lock`
+    let made = if cfg.database_is_postgres() {
+        dir.join(LOCK_FILE).is_file()
+    } else {
+        cfg.db_path().is_file()
+    };
+    if !made {
         return Err(InstallError::NoDatabase(shown(dir)));
     }
     Ok(dir.clone())

@@ -47,6 +47,14 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve) {
+        // a command piped into `head` ends quietly when the reader goes, as Unix tools do,
+        // instead of panicking on the failed write (the server keeps SIGPIPE ignored)
+        // SAFETY: at start, before any thread exists; SIG_DFL is a valid disposition
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // Completions and man pages need no configuration, so they work right after installing.
     match &cli.command {
         Command::Completions { shell } => {
@@ -150,6 +158,7 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Find(a) => cli::find::find(&cfg, a).await.map_err(|e| e.to_string()),
+            Command::Db(cmd) => cli::db::db(&cfg, cmd).await.map_err(|e| e.to_string()),
             Command::Notify(cmd) => cli::notify::notify(&cfg, cmd)
                 .await
                 .map_err(|e| e.to_string()),

@@ -57,7 +57,8 @@ fn keep_private(cfg: &Config) -> std::io::Result<()> {
     let mode = |m: u32| std::fs::Permissions::from_mode(m & !umask);
     std::fs::set_permissions(&cfg.data_dir, mode(0o777))?;
     let db = cfg.db_path();
-    if !db.exists() {
+    // on PostgreSQL there is no file to make (the data dir holds keys, tmp/ and the journal)
+    if !db.exists() && !cfg.database_is_postgres() {
         // SQLite treats an empty file as a new database and keeps the file's mode
         std::fs::OpenOptions::new()
             .write(true)
@@ -180,16 +181,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
     let app = Arc::new(App {
-        health: crate::http::health::Health::new(
-            store.clone(),
-            (cfg.storage.backend == "fs").then(|| {
-                cfg.storage
-                    .root
-                    .clone()
-                    .unwrap_or_else(|| cfg.data_dir.join("files"))
-            }),
-            gateway,
-        ),
+        health: crate::http::health::Health::new(store.clone(), storage_check(&cfg)?, gateway),
         runtime: crate::admin::Runtime {
             started_ms: crate::store::now_ms(),
             backend: cfg.storage.backend.clone(),
@@ -260,6 +252,22 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
 
 /// Purges audit rows past their retention hourly and, with `log`, appends every new row as a
 /// JSON line to it ("-": standard output), its position kept beside it.
+/// What `/healthz` checks of the storage: the `fs` root folder, or the object store itself
+/// (an operator of its own, so the probe shares no connection pool with the requests).
+fn storage_check(cfg: &Config) -> Result<crate::http::health::StorageCheck, StartError> {
+    use crate::http::health::StorageCheck;
+    Ok(match cfg.storage.backend.as_str() {
+        "fs" => StorageCheck::Folder(
+            cfg.storage
+                .root
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("files")),
+        ),
+        "memory" => StorageCheck::Nothing,
+        _ => StorageCheck::Store(crate::vfs::build_operator(&cfg.storage, &cfg.data_dir)?.0),
+    })
+}
+
 fn spawn_audit(store: Store, retention_days: u64, log: Option<std::path::PathBuf>) {
     if retention_days > 0 {
         let store = store.clone();

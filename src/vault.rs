@@ -17,8 +17,12 @@ pub enum KeyError {
     #[error("server key {0}: {1}")]
     Io(PathBuf, std::io::Error),
     /// Access keys exist but their server key file is gone (restore it from the backup).
-    #[error("server key {0} is missing but access keys exist: restore it from the backup of the data dir")]
+    #[error("server key {0} is missing but access keys exist: restore it from the backup of the data dir (a further gateway on a shared database: copy secret.key from the data dir of the first gateway, docs/scale-out.md)")]
     Missing(PathBuf),
+    /// The database was set up with another server key: this gateway's `secret.key` is not
+    /// the one every other gateway (or the data dir's first start) uses.
+    #[error("server key {0} is not the key this database was set up with: copy secret.key from the data dir of the first gateway (docs/scale-out.md)")]
+    Differs(PathBuf),
     /// The server key file is not 32 bytes.
     #[error("server key {0} is damaged (expected 32 bytes)")]
     BadServerKey(PathBuf),
@@ -44,6 +48,10 @@ pub struct NewKey {
     pub secret: String,
 }
 
+/// What the database's check value seals (`server_key_check`), and under which id.
+const CHECK_ID: &str = "server-key-check";
+const CHECK_TEXT: &str = "kura";
+
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
@@ -54,15 +62,21 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 }
 
 impl Vault {
-    /// Loads `<data_dir>/secret.key`, creating it (mode 0600) while no access key exists;
-    /// once keys exist a missing server key is an error, never silently replaced.
+    /// Loads `<data_dir>/secret.key`, creating it (mode 0600) while the database knows no server
+    /// key yet; once it does (or access keys exist) a missing server key is an error, never
+    /// silently replaced. A key other than the database's is refused (another gateway's data
+    /// dir made its own), so that no gateway runs unable to unseal the others' secrets.
     pub async fn open(data_dir: &Path, store: &Store) -> Result<Self, KeyError> {
         let path = data_dir.join("secret.key");
+        let recorded = store.server_key_check().await?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !store.keys(None).await?.is_empty() {
                     return Err(KeyError::Missing(path));
+                }
+                if recorded.is_some() {
+                    return Err(KeyError::Differs(path));
                 }
                 let mut k = [0u8; 32];
                 rand::thread_rng().fill_bytes(&mut k);
@@ -79,9 +93,20 @@ impl Vault {
             k.copy_from_slice(b);
             k
         }
-        Ok(Vault {
+        let vault = Vault {
             cipher: ChaCha20Poly1305::new(&Key::from(key_bytes(&bytes))),
-        })
+        };
+        let recorded = match recorded {
+            Some(r) => r,
+            None => {
+                let mine = vault.seal(CHECK_ID, CHECK_TEXT);
+                store.record_server_key_check(&mine).await?
+            }
+        };
+        if vault.unseal(CHECK_ID, &recorded).ok().as_deref() != Some(CHECK_TEXT) {
+            return Err(KeyError::Differs(path));
+        }
+        Ok(vault)
     }
 
     pub(crate) fn seal(&self, id: &str, secret: &str) -> String {
@@ -195,5 +220,31 @@ mod tests {
             .unwrap()
             .0
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_second_data_dir_needs_the_first_ones_server_key() {
+        let store = Store::in_memory().await.unwrap();
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        Vault::open(first.path(), &store).await.unwrap();
+        // no key yet, and none is made: the database has one
+        assert!(matches!(
+            Vault::open(second.path(), &store).await,
+            Err(KeyError::Differs(_))
+        ));
+        assert!(!second.path().join("secret.key").exists());
+        // a key of its own is refused
+        std::fs::write(second.path().join("secret.key"), [7u8; 32]).unwrap();
+        assert!(matches!(
+            Vault::open(second.path(), &store).await,
+            Err(KeyError::Differs(_))
+        ));
+        // the first one's copy opens
+        std::fs::copy(
+            first.path().join("secret.key"),
+            second.path().join("secret.key"),
+        )
+        .unwrap();
+        Vault::open(second.path(), &store).await.unwrap();
     }
 }

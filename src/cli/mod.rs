@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod db;
 pub mod encryption;
 pub mod find;
 pub mod fsck;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Back up the metadata, keys, configuration and files into a repository folder, verify
     /// a backup, or restore one into an empty data dir.
     Backup(backup::BackupArgs),
+    /// Move the metadata to PostgreSQL: `kura db migrate --to postgres://...`.
+    #[command(subcommand)]
+    Db(db::DbCmd),
     /// Event notifications: webhooks and e-mail for a bucket's changes, shares, quota.
     #[command(subcommand)]
     Notify(notify::NotifyCmd),

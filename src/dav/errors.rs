@@ -48,6 +48,10 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         // an SSE-C file opens only with the key its S3 client keeps (mod.rs answers a GET
         // with a text saying so before dav-server runs)
         VfsError::CustomerKey(_) => FsError::Forbidden,
+        e @ VfsError::Meta(_) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "metadata store unreachable");
+            FsError::Unavailable
+        }
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");
             FsError::GeneralFailure

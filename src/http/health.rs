@@ -3,10 +3,22 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use futures_util::TryStreamExt;
+
 use crate::store::Store;
 
-/// How long the stat of the storage root may take.
+/// How long the storage check (the root's stat, or the store's answer) may take.
 const STAT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What of the storage `/healthz` checks.
+pub enum StorageCheck {
+    /// The `fs` backend's root: a folder.
+    Folder(PathBuf),
+    /// An object store (s3, ...): one page of at most one key of its root answers.
+    Store(opendal::Operator),
+    /// Nothing to reach (the `memory` backend).
+    Nothing,
+}
 
 /// How long a probe's answer is reused: `/healthz` needs no authentication, so a flood of it
 /// costs the database one `SELECT 1` a second, not one per request.
@@ -15,7 +27,7 @@ const REUSE: Duration = Duration::from_secs(1);
 /// What `/healthz` checks, and the name it answers with.
 pub struct Health {
     store: Store,
-    root: Option<PathBuf>,
+    storage: StorageCheck,
     /// This gateway's node id (header `kura-node`).
     pub node_id: String,
     /// The last probe: when, and its answer; requests arriving during a probe wait for it.
@@ -23,17 +35,18 @@ pub struct Health {
 }
 
 impl Health {
-    /// Checks of `store` (`SELECT 1`) and, for the `fs` backend, of its folder `root`.
-    pub fn new(store: Store, root: Option<PathBuf>, node_id: String) -> Self {
+    /// Checks of `store` (`SELECT 1`) and of `storage`.
+    pub fn new(store: Store, storage: StorageCheck, node_id: String) -> Self {
         Health {
             store,
-            root,
+            storage,
             node_id,
             last: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// `Ok` when the database answers and the storage root is a folder; else what is not
+    /// `Ok` when the database answers and the storage does (its root is a folder, or the
+    /// object store lists its root within a second); else what is not
     /// (the answer of a probe less than a second old).
     pub async fn probe(&self) -> Result<(), &'static str> {
         let mut last = self.last.lock().await;
@@ -52,12 +65,32 @@ impl Health {
             tracing::warn!(error = %e, "health: the database does not answer");
             return Err("database unreachable\n");
         }
-        if let Some(root) = &self.root {
-            let stat = tokio::time::timeout(STAT_TIMEOUT, tokio::fs::metadata(root)).await;
-            if !matches!(stat, Ok(Ok(m)) if m.is_dir()) {
-                tracing::warn!(root = %root.display(), "health: the storage root is not reachable");
-                return Err("storage unreachable\n");
+        match &self.storage {
+            StorageCheck::Folder(root) => {
+                let stat = tokio::time::timeout(STAT_TIMEOUT, tokio::fs::metadata(root)).await;
+                if !matches!(stat, Ok(Ok(m)) if m.is_dir()) {
+                    tracing::warn!(root = %root.display(), "health: the storage root is not reachable");
+                    return Err("storage unreachable\n");
+                }
             }
+            StorageCheck::Store(op) => {
+                let list = async {
+                    let mut page = op.lister_with("").limit(1).await?;
+                    page.try_next().await
+                };
+                match tokio::time::timeout(STAT_TIMEOUT, list).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "health: the object store does not answer");
+                        return Err("storage unreachable\n");
+                    }
+                    Err(_) => {
+                        tracing::warn!("health: the object store did not answer within a second");
+                        return Err("storage unreachable\n");
+                    }
+                }
+            }
+            StorageCheck::Nothing => {}
         }
         Ok(())
     }

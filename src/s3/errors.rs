@@ -89,6 +89,13 @@ pub fn object_error(e: VfsError) -> S3Error {
             format!("the quota of group {g} does not allow this write"),
         ),
         VfsError::CustomerKey(need) => customer_key_error(need),
+        e @ VfsError::Meta(_) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "metadata store unreachable");
+            S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "the metadata store is unreachable; retry",
+            )
+        }
         VfsError::Meta(e) => {
             tracing::error!(error = %e, "metadata failure");
             S3Error::new(S3ErrorCode::InternalError)

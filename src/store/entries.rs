@@ -426,7 +426,9 @@ impl Store {
     }
 
     /// Files whose path lies in `[from, to)` and after `after`, in path order, at most `limit`
-    /// (the recursive form of S3 ListObjects).
+    /// (the recursive form of S3 ListObjects). One lower bound only: given two, SQLite seeks
+    /// the index to the first and filters the rows up to the other one by one, so a page deep
+    /// into a large bucket cost in proportion to its position (6x at 1,000,000 keys).
     pub async fn files_in_range(
         &self,
         from: &str,
@@ -434,17 +436,31 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<EntryRow>, MetaError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            entry_cols!(),
-            " FROM entries WHERE path >= $1 AND path < $2 AND path > $3 AND is_dir = 0 ORDER BY path LIMIT $4"
-        ))
-        .bind(from)
-        .bind(to)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let (sql, start) = if after >= from {
+            (
+                concat!(
+                    "SELECT ",
+                    entry_cols!(),
+                    " FROM entries WHERE path > $1 AND path < $2 AND is_dir = 0 ORDER BY path LIMIT $3"
+                ),
+                after,
+            )
+        } else {
+            (
+                concat!(
+                    "SELECT ",
+                    entry_cols!(),
+                    " FROM entries WHERE path >= $1 AND path < $2 AND is_dir = 0 ORDER BY path LIMIT $3"
+                ),
+                from,
+            )
+        };
+        let rows = sqlx::query(sql)
+            .bind(start)
+            .bind(to)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(row_to_entry).collect())
     }
 

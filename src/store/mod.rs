@@ -3,6 +3,7 @@
 mod audit;
 mod blobs;
 mod chunks;
+mod copy;
 mod customer_keys;
 mod dialect;
 mod entries;
@@ -29,6 +30,7 @@ mod scratch;
 mod sealed_keys;
 mod search;
 mod search_pg;
+mod server_key;
 mod sessions;
 mod settings;
 mod shares;
@@ -81,6 +83,7 @@ enum Engine {
 pub use audit::{AuditQuery, AuditRow};
 pub use blobs::{is_blob_key, BLOBS_PREFIX};
 pub use chunks::ChunkRow;
+pub use copy::{copy_to_postgres, CopyEvent, CopyReport};
 pub use entries::{AttrChange, CheckedRow, EntryRow};
 pub use health::Job;
 pub use implicit::{NOT_EMPTY, NO_PARENT};
@@ -136,6 +139,10 @@ pub enum MetaError {
     /// The feature is not written for this database engine yet (e.g. search on PostgreSQL).
     #[error("not available on this database: {0}")]
     Unsupported(&'static str),
+    /// The operation was refused before it changed anything (e.g. `kura db migrate` into a
+    /// database that is not empty).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<sqlx::Error> for MetaError {
@@ -143,6 +150,28 @@ impl From<sqlx::Error> for MetaError {
     fn from(e: sqlx::Error) -> Self {
         crate::metrics::get().db_error();
         MetaError::Db(e)
+    }
+}
+
+impl MetaError {
+    /// Whether the database could not be reached (down, restarting, no connection free in
+    /// time): a passing state, which protocols answer with 503 so clients retry.
+    pub fn is_unavailable(&self) -> bool {
+        let MetaError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL's connection exceptions (08) and shutdown or start-up refusals (57P)
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
     }
 }
 
@@ -255,8 +284,23 @@ impl Store {
     }
 }
 
+/// An SQLite file opened as it is, for reading it whole (`kura db migrate`): never created,
+/// never migrated, one connection.
+async fn open_as_is(file: &Path) -> Result<DbPool, MetaError> {
+    sqlx::any::install_default_drivers();
+    let opts = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(10));
+    let url = AnyConnectOptions::from_url(&opts.to_url_lossy())?;
+    Ok(AnyPoolOptions::new()
+        .max_connections(1)
+        .connect_with(url)
+        .await?)
+}
+
 /// Whether a `database_url` names a PostgreSQL server.
-fn is_postgres(url: &str) -> bool {
+pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 

@@ -134,18 +134,29 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<String>, MetaError> {
-        Ok(sqlx::query_scalar(
-            "SELECT path FROM entries WHERE is_dir = 0 AND path >= $1 AND path < $2 AND path > $3
-             UNION
-             SELECT path FROM versions WHERE s3 = 1 AND is_dir = 0 AND path >= $1 AND path < $2
-               AND path > $3
-             ORDER BY path LIMIT $4",
-        )
-        .bind(lo)
-        .bind(hi)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        // one lower bound per table (entries.rs, `files_in_range`: SQLite seeks to the first)
+        let (sql, start) = if after >= lo {
+            (
+                "SELECT path FROM entries WHERE is_dir = 0 AND path > $1 AND path < $2
+                 UNION
+                 SELECT path FROM versions WHERE s3 = 1 AND is_dir = 0 AND path > $1 AND path < $2
+                 ORDER BY path LIMIT $3",
+                after,
+            )
+        } else {
+            (
+                "SELECT path FROM entries WHERE is_dir = 0 AND path >= $1 AND path < $2
+                 UNION
+                 SELECT path FROM versions WHERE s3 = 1 AND is_dir = 0 AND path >= $1 AND path < $2
+                 ORDER BY path LIMIT $3",
+                lo,
+            )
+        };
+        Ok(sqlx::query_scalar(sql)
+            .bind(start)
+            .bind(hi)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

@@ -38,6 +38,7 @@ pub fn reply_parts(e: VfsError) -> (StatusCode, &'static str, String) {
         VfsError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition"),
         // an SSE-C file opens only with the key its S3 client keeps: the app has none
         VfsError::CustomerKey(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        e if e.is_unavailable() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         _ => {
             tracing::error!(error = %e, "user API request failed");
             return (

@@ -144,6 +144,13 @@ impl From<opendal::Error> for VfsError {
     }
 }
 
+impl VfsError {
+    /// Whether the metadata database was unreachable: protocols answer 503 (retry later).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, VfsError::Meta(m) if m.is_unavailable())
+    }
+}
+
 impl From<MetaError> for VfsError {
     fn from(e: MetaError) -> Self {
         match e {

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use opendal::Operator;
+use opendal::{HttpTransporter, OperationContext, Operator};
+use opendal_http_transport_reqwest::ReqwestTransport;
 
 use super::VfsError;
 use crate::config::StorageConfig;
@@ -28,7 +29,7 @@ pub fn build_staging(cfg: &StorageConfig, data_dir: &Path) -> Result<Operator, V
                 "root".into(),
                 format!("{}/.kura-multipart/", root.trim_end_matches('/')),
             );
-            Ok(Operator::via_iter(scheme, opts)?)
+            remote(scheme, opts)
         }
     }
 }
@@ -59,8 +60,36 @@ pub fn build_operator(
         };
         return Ok((Operator::new(builder)?, Some(local)));
     }
-    let op = Operator::via_iter(&cfg.backend, cfg.options.clone())?;
+    let op = match cfg.backend.as_str() {
+        "memory" => Operator::new(opendal::services::Memory::default())?,
+        scheme => remote(scheme, cfg.options.clone())?,
+    };
     Ok((op, None))
+}
+
+/// An operator of a service reached over HTTP (s3, ...), with Kura's own HTTP client: the
+/// build leaves OpenDAL's default transport out, so without one every request would fail.
+fn remote(
+    scheme: &str,
+    options: std::collections::HashMap<String, String>,
+) -> Result<Operator, VfsError> {
+    opendal::init_default_registry();
+    let op = Operator::via_iter(scheme, options)?;
+    // reqwest's rustls without a provider of its own needs the process-wide one
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(120))
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| {
+            VfsError::from(opendal::Error::new(
+                opendal::ErrorKind::ConfigInvalid,
+                format!("HTTP client for the {scheme} storage: {e}"),
+            ))
+        })?;
+    let transport = HttpTransporter::new(ReqwestTransport::new(client));
+    Ok(op.with_context(OperationContext::new().with_http_transport(transport)))
 }
 
 /// The folders of the `fs` backend, for what is faster done on them directly (uploads, a

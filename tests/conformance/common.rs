@@ -48,15 +48,57 @@ pub struct Server {
     nofile: Option<u32>,
 }
 
+/// Names a test server's database and storage root apart from every other one of the run.
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The variable of the second pass (scripts/test-store-postgres.sh --garage): OpenDAL `s3`
+/// options as `name=value` words (bucket, endpoint, region, keys) of one object store every
+/// test server of the run keeps its bytes in, each under a `root` of its own.
+pub const S3_STORAGE_VAR: &str = "KURA_TEST_CONFORMANCE_S3_STORAGE";
+
+/// The options of `S3_STORAGE_VAR`, when set (the run's servers store on an object store).
+pub fn s3_storage() -> Option<Vec<(String, String)>> {
+    let words = std::env::var(S3_STORAGE_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    Some(
+        words
+            .split_whitespace()
+            .map(|w| match w.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => panic!("{S3_STORAGE_VAR}: `{w}` is not name=value"),
+            })
+            .collect(),
+    )
+}
+
 /// A server's extra settings; when `KURA_TEST_CONFORMANCE_DATABASE_URL` names a PostgreSQL
 /// server (scripts/test-store-postgres.sh --conformance), a fresh database on it as the
-/// server's `database_url`, unless the test sets one.
+/// server's `database_url`, unless the test sets one; when `S3_STORAGE_VAR` names an object
+/// store, the `s3` backend on it under a root of the server's own, unless the test sets a
+/// backend.
 fn settings(env: &[(&str, &str)]) -> Vec<(String, String)> {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut out: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if let Some(options) = s3_storage() {
+        if !out.iter().any(|(k, _)| k == "KURA_STORAGE__BACKEND") {
+            let root = format!(
+                "/c-{}-{}/",
+                std::process::id(),
+                SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            out.push(("KURA_STORAGE__BACKEND".into(), "s3".into()));
+            for (k, v) in options.iter().filter(|(k, _)| k != "root") {
+                out.push((
+                    format!("KURA_STORAGE__OPTIONS__{}", k.to_uppercase()),
+                    v.clone(),
+                ));
+            }
+            out.push(("KURA_STORAGE__OPTIONS__ROOT".into(), root));
+        }
+    }
     let Some(server) = std::env::var("KURA_TEST_CONFORMANCE_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -202,6 +244,7 @@ impl Server {
             .env("RUST_LOG", "info,kura::access=debug")
             .env_remove("KURA_CONFIG")
             .env_remove("KURA_TEST_CONFORMANCE_DATABASE_URL")
+            .env_remove(S3_STORAGE_VAR)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if self.in_folder {
             c.current_dir(self.root.path());

@@ -447,3 +447,247 @@ fn gateways_each_notification_is_delivered_once_by_three_gateways() {
     assert_eq!(paths.len(), 45, "an event is missing");
     assert_eq!(got.len(), 45, "an event was delivered more than once");
 }
+
+/// A gateway killed with SIGKILL while a client streams a file into it: nothing of the upload
+/// becomes visible, the group's usage is not charged, the other gateways serve on, and the
+/// killed gateway's next start sweeps what it left in its own `tmp/`.
+#[test]
+fn gateways_a_gateway_killed_mid_upload_leaves_nothing_and_the_others_go_on() {
+    require("curl");
+    let mut gw = Gateways::start(3, "kura_gw_kill");
+    let one = &gw.servers[0];
+    run(one.kura().args(["group", "add", "k"]));
+    run(one
+        .kura()
+        .args(["bucket", "create", "kbucket", "--group", "k"]));
+    run(one.kura().args(["quota", "set", "k", "--bytes", "1GiB"]));
+    let body = gw.shared.path().join("big");
+    std::fs::write(&body, vec![3u8; 32 << 20]).expect("body");
+    let body = body.to_str().expect("utf-8").to_string();
+    // 32 MiB at 2 MiB/s: about 16 s, so the kill lands in the middle of the body
+    let slow = spawn_curl(
+        &["--limit-rate", "2M", "-T", &body],
+        &gw.servers[1].dav("kbucket/big.bin"),
+    );
+    let tmp = gw.servers[1].data_dir().join("tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tree(&tmp).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never reached the gateway's tmp/"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    gw.servers[1].kill9();
+    let killed_status = statuses(vec![slow]);
+    println!("upload into the killed gateway: curl status {killed_status:?}");
+    assert_ne!(
+        killed_status,
+        vec![201],
+        "the killed upload was acknowledged"
+    );
+
+    // the others serve on, and see nothing of the upload
+    let small = gw.shared.path().join("small");
+    std::fs::write(&small, b"twelve bytes").expect("small");
+    let small = small.to_str().expect("utf-8").to_string();
+    for (i, s) in [&gw.servers[0], &gw.servers[2]].iter().enumerate() {
+        let put = statuses(vec![spawn_curl(
+            &["-T", &small],
+            &s.dav(&format!("kbucket/after{i}.txt")),
+        )]);
+        assert_eq!(put, vec![201], "a gateway stopped serving after the kill");
+        let got = statuses(vec![spawn_curl(&[], &s.dav("kbucket/big.bin"))]);
+        assert_eq!(got, vec![404], "the killed upload is visible");
+    }
+    let (bytes, files) = usage(&gw.servers[0], "k");
+    assert_eq!((bytes, files), (24, 2), "usage after the kill");
+    assert_eq!(
+        tree(&gw.files().join("kbucket")),
+        vec!["after0.txt".to_string(), "after1.txt".to_string()],
+        "the shared root holds a trace of the killed upload"
+    );
+    assert!(
+        !tree(&tmp).is_empty(),
+        "the kill left no partial upload to sweep"
+    );
+
+    gw.servers[1].start_again();
+    assert!(tree(&tmp).is_empty(), "the restart did not sweep tmp/");
+    let got = statuses(vec![spawn_curl(&[], &gw.servers[1].dav("kbucket/big.bin"))]);
+    assert_eq!(
+        got,
+        vec![404],
+        "the killed upload is visible after the restart"
+    );
+    assert_eq!(
+        usage(&gw.servers[1], "k"),
+        (24, 2),
+        "usage after the restart"
+    );
+}
+
+/// PostgreSQL stopped for 12 s while writers on two gateways PUT without pause: every request
+/// ends (none hangs; those that meet the outage answer 503, which clients retry), every acknowledged file reads back whole, nothing is visible half-written,
+/// the usage equals what is stored, and both gateways serve again without a restart.
+#[test]
+fn gateways_postgres_restarted_under_load_the_gateways_recover() {
+    require("curl");
+    let mut gw = Gateways::start(2, "kura_gw_pgrestart");
+    let auth = format!("admin:{ADMIN_PW}");
+    run(gw.servers[0].kura().args(["group", "add", "p"]));
+    run(gw.servers[0]
+        .kura()
+        .args(["bucket", "create", "pbucket", "--group", "p"]));
+    let urls: Vec<String> = gw.servers.iter().map(|s| s.dav("pbucket/")).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (base, auth, stop) = (urls[w % 2].clone(), auth.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut done = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let name = format!("w{w}-{i:04}.txt");
+                    let body = format!("writer {w} file {i}\n").repeat(20);
+                    let started = std::time::Instant::now();
+                    let out = Command::new("curl")
+                        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "60"])
+                        .args(["-u", &auth, "--data-binary", &body, "-X", "PUT"])
+                        .arg(format!("{base}{name}"))
+                        .output()
+                        .expect("curl");
+                    done.push((name, body, code(&out), started.elapsed().as_secs_f64()));
+                    i += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    gw.pg.stop();
+    // longer than a writer waits for its connection (10 s): requests meet the outage
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    gw.pg.start_again();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let done: Vec<_> = writers
+        .into_iter()
+        .flat_map(|w| w.join().expect("writer"))
+        .collect();
+
+    let slowest = done.iter().map(|d| d.3).fold(0.0, f64::max);
+    let ok = done.iter().filter(|d| d.2 == 201).count();
+    let mut by_status = std::collections::BTreeMap::new();
+    for d in &done {
+        *by_status.entry(d.2).or_insert(0) += 1;
+    }
+    println!(
+        "PostgreSQL restarted under 4 writers: {} PUTs, statuses {by_status:?}, slowest {slowest:.1} s",
+        done.len()
+    );
+    assert!(slowest < 20.0, "a PUT hung for {slowest:.1} s");
+    assert!(
+        done.iter().all(|d| matches!(d.2, 201 | 503)),
+        "a PUT got something other than 201 or 503: {by_status:?}"
+    );
+    assert!(by_status.contains_key(&503), "the outage was never seen");
+    // the last PUTs, after the restart, went through on both gateways
+    for w in 0..4 {
+        let last = done.iter().rfind(|d| d.0.starts_with(&format!("w{w}-")));
+        assert_eq!(last.map(|d| d.2), Some(201), "writer {w} did not recover");
+    }
+    let mut stored = 0i64;
+    let mut files = 0i64;
+    for (name, body, status, _) in &done {
+        let out = Command::new("curl")
+            .args(["-sS", "-u", &auth, "-w", "\n%{http_code}"])
+            .arg(gw.servers[1].dav(&format!("pbucket/{name}")))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (got, code) = text.rsplit_once('\n').expect("status line");
+        match code {
+            "200" => {
+                // a refused commit may still have committed (the answer was lost): whole then
+                assert_eq!(got, body, "{name} ({status}) reads back wrong");
+                stored += body.len() as i64;
+                files += 1;
+            }
+            "404" => assert_ne!(*status, 201, "{name} was acknowledged and is gone"),
+            other => panic!("{name}: GET answered {other}"),
+        }
+    }
+    assert!(ok > 0);
+    assert_eq!(usage(&gw.servers[0], "p"), (stored, files), "usage drifted");
+}
+
+/// A gateway whose data dir has no copy of the first gateway's `secret.key` (or a key of its
+/// own) refuses to start and says what to copy, instead of serving while unable to unseal the
+/// access keys the others made; with the copy it starts.
+#[test]
+fn gateways_a_gateway_without_the_shared_server_key_refuses_to_start() {
+    let gw = Gateways::start(1, "kura_gw_key");
+    let key = gw.servers[0].s3_key();
+    let url = gw.pg.url("kura_gw_key");
+    let root = gw.files();
+    let start = |data: &std::path::Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+            .arg("serve")
+            .env("KURA_DATA_DIR", data)
+            .env("KURA_DATABASE_URL", &url)
+            .env("KURA_STORAGE__ROOT", &root)
+            .env(
+                "KURA_LISTEN",
+                format!("127.0.0.1:{}", crate::common::free_port()),
+            )
+            .env("KURA_TLS", "false")
+            .env("KURA_ADMIN_PASSWORD", ADMIN_PW)
+            .env_remove("KURA_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kura serve");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let out = child.wait_with_output().expect("output");
+                let text = String::from_utf8_lossy(&out.stderr).into_owned()
+                    + &String::from_utf8_lossy(&out.stdout);
+                return Some((status.success(), text));
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None; // still running: it started
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let own = tempfile::tempdir().expect("data dir");
+    let (ok, text) = start(own.path()).expect("a gateway without the key started");
+    assert!(!ok);
+    assert!(text.contains("copy secret.key"), "{text}");
+    assert!(
+        !own.path().join("secret.key").exists(),
+        "a key of its own was made"
+    );
+    std::fs::write(own.path().join("secret.key"), [9u8; 32]).expect("key");
+    let (ok, text) = start(own.path()).expect("a gateway with its own key started");
+    assert!(!ok);
+    assert!(text.contains("copy secret.key"), "{text}");
+    // with the first gateway's copy it serves, and unseals the keys the first one made
+    let copy = std::fs::read(gw.servers[0].data_dir().join("secret.key")).expect("key");
+    let env = [
+        ("KURA_DATABASE_URL", url.as_str()),
+        ("KURA_STORAGE__ROOT", root.to_str().expect("utf-8")),
+    ];
+    let second = Server::start_seeded(&env, &[("secret.key", &copy)]);
+    let out = second
+        .aws(&key)
+        .args(["s3api", "list-buckets"])
+        .output()
+        .expect("aws");
+    assert!(out.status.success(), "{out:?}");
+}

@@ -1,9 +1,9 @@
 //! The server with its store on PostgreSQL (`database_url`, docs/scale-out.md): the WebDAV
 //! compliance suite and every S3 operation of the boto3 script pass as they do on SQLite, and
-//! the rows are in PostgreSQL, not in a `kura.db` beside them (the start still makes that
-//! file empty, and the command line still looks for it: to be left out on PostgreSQL).
+//! the rows are in PostgreSQL, not in a `kura.db` beside them (none is made; the command
+//! line knows the installation by its `kura.lock`).
 
-use crate::common::{require, Server};
+use crate::common::{require, run, Server};
 use crate::postgres::Postgres;
 
 /// A plain-HTTP server whose metadata lives in a fresh database of `pg`.
@@ -39,8 +39,8 @@ fn boto3_every_operation_with_the_store_on_postgres() {
     assert_eq!(keys.trim(), "1", "the access key is not in PostgreSQL");
 }
 
-/// A backup copies the SQLite file: on PostgreSQL it would copy the empty `kura.db` and say
-/// it succeeded. It refuses instead, and writes no snapshot.
+/// A backup copies the SQLite file: on PostgreSQL it would copy an empty or stale `kura.db`
+/// and say it succeeded. It refuses instead, and writes no snapshot.
 #[test]
 fn a_backup_of_a_postgres_installation_refuses_and_writes_nothing() {
     let pg = Postgres::start();
@@ -57,4 +57,11 @@ fn a_backup_of_a_postgres_installation_refuses_and_writes_nothing() {
     assert!(!out.status.success(), "kura backup succeeded: {text}");
     assert!(text.contains("PostgreSQL"), "{text}");
     assert!(!repo.join("snapshots").exists(), "a snapshot was written");
+    // the data dir holds no database file to be mistaken for the installation's, and the
+    // command line still finds the installation
+    assert!(
+        !server.data_dir().join("kura.db").exists(),
+        "an empty kura.db"
+    );
+    run(server.kura().args(["group", "add", "still-found"]));
 }

@@ -129,6 +129,7 @@ fn fserror_to_ioerror(e: FsError) -> io::Error {
         FsError::TooLarge => io::Error::other("TooLarge"),
         FsError::IsRemote => io::Error::other("IsRemote"),
         FsError::Conflict => io::Error::other("Conflict"),
+        FsError::Unavailable => io::Error::other("Unavailable"),
     }
 }
 
@@ -155,6 +156,7 @@ fn fserror_to_status(e: &FsError) -> StatusCode {
         FsError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         FsError::IsRemote => StatusCode::BAD_GATEWAY,
         FsError::Conflict => StatusCode::CONFLICT,
+        FsError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -55,6 +55,8 @@ pub enum FsError {
     /// The request conflicts with the resource's state, e.g. a move refused after racing
     /// writers (409)
     Conflict,
+    /// A store the filesystem depends on is unreachable for now; retry later (503)
+    Unavailable,
 }
 /// The Result type.
 pub type FsResult<T> = std::result::Result<T, FsError>;
