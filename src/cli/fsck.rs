@@ -66,7 +66,7 @@ fn print_storage(r: &FsckReport, repair: bool) {
         .map(|(p, why)| format!("{} ({why})", shown(p)))
         .collect();
     // what a repair fixes (unless it fails on an entry), and the word for it
-    let repairable: [(&str, &[String], &str); 9] = [
+    let repairable: [(&str, &[String], &str); 10] = [
         ("stored but not recorded", &r.unrecorded, "repaired"),
         ("recorded but not stored", &r.missing, "repaired"),
         ("size changed on disk", &r.changed, "repaired"),
@@ -91,6 +91,11 @@ fn print_storage(r: &FsckReport, repair: bool) {
             "version whose bytes are gone",
             &r.missing_versions,
             "repaired",
+        ),
+        (
+            "blob no row refers to, over an hour old",
+            &r.orphan_blobs,
+            "removed",
         ),
     ];
     let mut any = false;

@@ -315,6 +315,7 @@ mod tests {
             headers: BTreeMap::new(),
             has_props: None,
             sealed: None,
+            blob: None,
         }
     }
 

@@ -28,7 +28,7 @@ struct Page {
 }
 
 enum Item {
-    Object(String, Entry),
+    Object(String, Box<Entry>),
     Prefix(String),
 }
 
@@ -53,7 +53,7 @@ impl Page {
         };
         for i in items {
             match i {
-                Item::Object(k, e) => page.objects.push((k, e)),
+                Item::Object(k, e) => page.objects.push((k, *e)),
                 Item::Prefix(p) => page.prefixes.push(p),
             }
         }
@@ -124,7 +124,7 @@ impl KuraS3 {
                     if e.is_dir {
                         Item::Prefix(format!("{key}/"))
                     } else {
-                        Item::Object(key, e)
+                        Item::Object(key, Box::new(e))
                     }
                 })
                 .collect();
@@ -158,7 +158,7 @@ impl KuraS3 {
                         }
                         continue 'fill;
                     }
-                    None => items.push(Item::Object(key, e)),
+                    None => items.push(Item::Object(key, Box::new(e))),
                 }
                 if items.len() > max {
                     break 'fill;

@@ -22,6 +22,8 @@ pub struct CheckedRow {
     pub size: i64,
     /// The sealing of an encrypted file (its stored length follows from it).
     pub sealed: Option<String>,
+    /// The blob holding the bytes (object stores), `None`: at the path.
+    pub blob: Option<String>,
 }
 
 /// Metadata of one file or folder.
@@ -53,12 +55,14 @@ pub struct EntryRow {
     pub origin: Option<String>,
     /// The data key of sealed bytes, wrapped by a master key (`crate::seal`); `None`: plain.
     pub sealed: Option<String>,
+    /// The object key of the bytes on a service other than `fs` (`None`: at the path).
+    pub blob: Option<String>,
 }
 
 /// The entry columns in `row_to_entry` order, as a literal so queries stay static strings.
 macro_rules! entry_cols {
     () => {
-        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, origin, sealed"
+        "path, parent, is_dir, size, mtime_ms, etag, content_type, owner, headers, grp, mode, origin, sealed, blob"
     };
 }
 pub(super) use entry_cols;
@@ -94,6 +98,7 @@ pub(super) fn row_to_entry(r: DbRow) -> EntryRow {
         mode: r.get(10),
         origin: r.get(11),
         sealed: r.get(12),
+        blob: r.get(13),
     }
 }
 
@@ -107,7 +112,7 @@ pub(super) async fn insert_folder_tx(
     sqlx::query(concat!(
         "INSERT INTO entries (",
         entry_cols!(),
-        ", implicit) VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL, NULL, $8)"
+        ", implicit) VALUES ($1, $2, 1, 0, $3, $4, NULL, $5, NULL, $6, $7, NULL, NULL, NULL, $8)"
     ))
     .bind(&e.path)
     .bind(&e.parent)
@@ -206,15 +211,16 @@ impl Store {
         &self,
     ) -> impl futures_util::Stream<Item = Result<CheckedRow, MetaError>> + Send + '_ {
         use futures_util::TryStreamExt;
-        sqlx::query_as::<_, (String, i64, i64, Option<String>)>(
-            "SELECT path, is_dir, size, sealed FROM entries ORDER BY path",
+        sqlx::query_as::<_, (String, i64, i64, Option<String>, Option<String>)>(
+            "SELECT path, is_dir, size, sealed, blob FROM entries ORDER BY path",
         )
         .fetch(&self.pool)
-        .map_ok(|(path, is_dir, size, sealed)| CheckedRow {
+        .map_ok(|(path, is_dir, size, sealed, blob)| CheckedRow {
             path,
             is_dir: is_dir != 0,
             size,
             sealed,
+            blob,
         })
         .map_err(MetaError::from)
     }
@@ -225,8 +231,8 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             entry_cols!(),
-            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)
-             ON CONFLICT (path) DO UPDATE SET size = excluded.size, etag = excluded.etag, mtime_ms = excluded.mtime_ms, sealed = excluded.sealed"
+            ") VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12)
+             ON CONFLICT (path) DO UPDATE SET size = excluded.size, etag = excluded.etag, mtime_ms = excluded.mtime_ms, sealed = excluded.sealed, blob = excluded.blob"
         ))
         .bind(&e.path)
         .bind(&e.parent)
@@ -239,6 +245,7 @@ impl Store {
         .bind(&e.grp)
         .bind(e.mode)
         .bind(&e.sealed)
+        .bind(&e.blob)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -501,6 +508,7 @@ mod tests {
             mode: 0o775,
             origin: None,
             sealed: None,
+            blob: None,
         }
     }
 

@@ -156,6 +156,7 @@ mod tests {
             mode: 0o775,
             origin: None,
             sealed: None,
+            blob: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! SQL metadata store: users, entries and dead properties behind one small API.
 
 mod audit;
+mod blobs;
 mod chunks;
 mod copy;
 mod customer_keys;
@@ -82,6 +83,7 @@ enum Engine {
 }
 
 pub use audit::{AuditQuery, AuditRow};
+pub use blobs::{is_blob_key, BLOBS_PREFIX};
 pub use chunks::ChunkRow;
 pub use copy::{copy_to_postgres, CopyEvent, CopyReport};
 pub use entries::{AttrChange, CheckedRow, EntryRow};

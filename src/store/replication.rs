@@ -520,6 +520,7 @@ mod tests {
             mode: 0o664,
             origin: None,
             sealed: None,
+            blob: None,
         }
     }
 

@@ -696,6 +696,7 @@ mod tests {
             mode: 0o775,
             origin: None,
             sealed: None,
+            blob: None,
         })
         .await
         .unwrap();

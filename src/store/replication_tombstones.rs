@@ -167,6 +167,7 @@ mod tests {
             mode: 0o664,
             origin: None,
             sealed: None,
+            blob: None,
         }
     }
 

@@ -122,7 +122,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let pos: i64 = r.get(13);
+                let pos: i64 = r.get(14);
                 (pos, row_to_entry(r))
             })
             .collect())
@@ -406,6 +406,7 @@ mod tests {
             mode: 0o775,
             origin: None,
             sealed: None,
+            blob: None,
         }
     }
 

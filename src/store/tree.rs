@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::DbTx;
 
 use super::audit::record_tx;
+use super::blobs::is_blob_key;
 use super::entries::{entry_cols, insert_folder_tx, EntryRow};
 use super::implicit::{insert_parents_tx, prune_tx, require_empty_tx, NO_PARENT};
 use super::marks::mark_tx;
@@ -22,12 +23,14 @@ use super::versions::{
 use super::{below, map_unique, parent_of, Mark, MetaError, Store};
 
 /// What a copy's transaction checks and makes besides the rows: the (path, etag, mtime) rows
-/// copied, the missing parents, its journal mark and what it keeps of a replaced file.
+/// copied, the missing parents, its journal mark, what it keeps of a replaced file, and the
+/// (copied file's path, new blob) of every copy on an object store.
 pub type CopyBasis<'a> = (
     &'a [(String, String, i64)],
     &'a [EntryRow],
     Option<&'a Mark>,
     &'a Archive,
+    &'a [(String, String)],
 );
 
 /// Why `commit_file` did not record a file.
@@ -480,11 +483,11 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO entries (",
             entry_cols!(),
-            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $13)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
                etag = excluded.etag, content_type = excluded.content_type,
                headers = excluded.headers, origin = excluded.origin, sealed = excluded.sealed,
-               version_id = excluded.version_id
+               blob = excluded.blob, version_id = excluded.version_id
              WHERE entries.is_dir = 0"
         ))
         .bind(&e.path)
@@ -500,6 +503,7 @@ impl Store {
         .bind(&e.origin)
         .bind(&e.sealed)
         .bind(fresh.then(|| super::dialect::new_id_now(now)))
+        .bind(&e.blob)
         .execute(&mut *tx)
         .await
         .map_err(|e| Committed::Meta(e.into()))?;
@@ -772,7 +776,7 @@ impl Store {
         (from, to, to_parent): (&str, &str, &str),
         (owner, grp): (&str, Option<&str>),
         now_ms: i64,
-        (copied, parents, mark, archive): CopyBasis<'_>,
+        (copied, parents, mark, archive, blobs): CopyBasis<'_>,
         finish: F,
     ) -> Result<(), Committed<E>>
     where
@@ -797,6 +801,17 @@ impl Store {
         copy_tree_tx(&mut tx, from, to, to_parent, (owner, grp), now_ms, archive)
             .await
             .map_err(Committed::Meta)?;
+        // object stores: every copy names the blob made for it
+        let cut = from.len();
+        for (path, blob) in blobs {
+            let target = format!("{to}{}", path.get(cut..).unwrap_or_default());
+            sqlx::query("UPDATE entries SET blob = $1 WHERE path = $2 AND is_dir = 0")
+                .bind(blob)
+                .bind(&target)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| Committed::Meta(e.into()))?;
+        }
         mark_tx(&mut tx, mark).await.map_err(Committed::Meta)?;
         record_tx(&mut tx, "copy", Some(from), Some(to))
             .await
@@ -879,8 +894,8 @@ impl Store {
             };
             sqlx::query(
                 "INSERT INTO entries (path, parent, is_dir, size, mtime_ms, etag, content_type,
-                   owner, headers, grp, mode, version_id, sealed)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                   owner, headers, grp, mode, version_id, sealed, blob)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&path)
             .bind(&parent)
@@ -899,6 +914,8 @@ impl Store {
             .bind(r.mode)
             .bind((!r.is_dir && !r.null_version).then_some(&r.id))
             .bind(&r.sealed)
+            // a trashed file's blob comes back with it (object stores)
+            .bind(r.key.as_deref().filter(|k| is_blob_key(k)))
             .execute(&mut *tx)
             .await
             .map_err(|e| Committed::Meta(map_unique(e)))?;
@@ -986,6 +1003,7 @@ mod tests {
             mode: 0o775,
             origin: None,
             sealed: None,
+            blob: None,
         }
     }
 
@@ -1134,7 +1152,7 @@ mod tests {
                 ("/z", "/ab2", "/"),
                 ("bob", Some("g")),
                 7,
-                (&again, &[], None, &Archive::default()),
+                (&again, &[], None, &Archive::default(), &[]),
                 async { Ok::<(), ()>(()) },
             )
             .await;
@@ -1150,7 +1168,7 @@ mod tests {
             ("/z", "/ab2", "/"),
             ("bob", Some("g")),
             7,
-            (&copied, &[], None, &Archive::default()),
+            (&copied, &[], None, &Archive::default(), &[]),
             async { Ok::<(), ()>(()) },
         )
         .await

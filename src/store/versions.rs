@@ -245,7 +245,8 @@ async fn folders_above_tx(tx: &mut DbTx, path: &str) -> Result<String, MetaError
 }
 
 /// Keeps the file at `path` (if one is recorded) as a noncurrent version whose bytes are at
-/// `key`, before its row is replaced or removed; its bucket's group pays for it.
+/// `key` (or at the file's blob, which the version takes over), before its row is replaced
+/// or removed; its bucket's group pays for it.
 pub(super) async fn archive_file_tx(
     tx: &mut DbTx,
     path: &str,
@@ -266,7 +267,7 @@ pub(super) async fn archive_file_tx(
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
                 THEN {new_id} ELSE version_id END, path, $4,
            CASE WHEN version_id IS NULL THEN 1 ELSE 0 END, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, $3, $2, $5, $6, sealed, $7
+           headers, grp, mode, mtime_ms, $3, COALESCE(blob, $2), $5, $6, sealed, $7
          FROM entries WHERE path = $1 AND is_dir = 0 RETURNING size",
         "$3",
     ))
@@ -286,8 +287,8 @@ pub(super) async fn archive_file_tx(
 }
 
 /// Moves the entry at `path` and everything below it into the trash as one delete `batch`:
-/// its files become noncurrent versions at `batch[/relative path]`, and every entry gets a
-/// delete marker (the deleted path's own marker has the id `batch`).
+/// its files become noncurrent versions at `batch[/relative path]` (or at their blobs), and
+/// every entry gets a delete marker (the deleted path's own marker has the id `batch`).
 pub(super) async fn trash_tree_tx(
     tx: &mut DbTx,
     path: &str,
@@ -327,7 +328,7 @@ pub(super) async fn trash_tree_tx(
          SELECT CASE WHEN version_id IS NULL OR EXISTS (SELECT 1 FROM versions v WHERE v.id = version_id)
                 THEN {new_id} ELSE version_id END, path, $4,
            CASE WHEN version_id IS NULL THEN 1 ELSE 0 END, size, etag, content_type, owner,
-           headers, grp, mode, mtime_ms, $3, $5 || substr(path, $6), $7, $5,
+           headers, grp, mode, mtime_ms, $3, COALESCE(blob, $5 || substr(path, $6)), $7, $5,
            CASE WHEN $9 = 1 AND NOT ($10 = 1 AND version_id IS NULL) THEN 1 ELSE 0 END, sealed, $11
          FROM entries WHERE is_dir = 0 AND (path = $1 OR (path >= $8 AND path < $2))",
         "$3",

@@ -173,7 +173,7 @@ impl Vfs {
             // bytes replaced (or moved away) since the row was listed are no error to log
             One::File(f) => {
                 let path = VPath::parse(&f.path)?;
-                self.try_open_stored(&path, size, f.sealed.as_deref(), None)
+                self.try_open_stored((&path, None), size, f.sealed.as_deref(), None)
                     .await
                     .map(|o| o.ok())
             }

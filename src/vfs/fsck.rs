@@ -7,17 +7,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::TryStreamExt;
 use md5::{Digest, Md5};
 
+use super::blobs::{blob_made_ms, BLOB_GRACE_MS};
 use super::storage::io_err;
 use super::stored_walk::{Odd, StoredItem, StoredWalk};
 use super::{VPath, Vfs, VfsError};
-use crate::store::{now_ms, CheckedRow, Drift, EntryRow, MetaError};
+use crate::store::{now_ms, CheckedRow, Drift, EntryRow, MetaError, BLOBS_PREFIX};
 
 /// What `fsck` found.
 #[derive(Debug, Default)]
 pub struct FsckReport {
     /// Stored objects without a metadata row (repair: recorded).
     pub unrecorded: Vec<String>,
-    /// Metadata rows whose object is gone (repair: removed).
+    /// Metadata rows whose object (or blob, on an object store) is gone (repair: removed).
     pub missing: Vec<String>,
     /// Files whose stored size differs from their row (repair: size and ETag recomputed).
     pub changed: Vec<String>,
@@ -48,6 +49,9 @@ pub struct FsckReport {
     pub special: Vec<String>,
     /// Findings repair cannot fix or failed to, with why (the rest of the repair is done).
     pub unrepaired: BTreeMap<String, String>,
+    /// Blobs (object stores) no file or version names, made longer ago than
+    /// `BLOB_GRACE_MS` (repair: removed); younger ones may be uploads in flight.
+    pub orphan_blobs: Vec<String>,
     /// Groups whose usage counters were wrong (repair: recounted).
     pub usage: Vec<Drift>,
     /// Entries the search index has wrong (repair: the index is rebuilt from the entries).
@@ -64,6 +68,7 @@ impl FsckReport {
             && self.unreferenced_versions.is_empty()
             && self.missing_versions.is_empty()
             && self.changed_versions.is_empty()
+            && self.orphan_blobs.is_empty()
             && self.swapped.is_empty()
             && self.empty_dirs.is_empty()
             && self.refused.is_empty()
@@ -102,18 +107,30 @@ impl Vfs {
     pub async fn fsck(&self, repair: bool) -> Result<FsckReport, VfsError> {
         let mut report = FsckReport::default();
         let mut kept_objects = BTreeSet::new();
+        // blobs found in the store (object stores), and the blob rows met on the way
+        let mut blobs = BTreeSet::new();
+        let mut blob_rows: Vec<(String, String)> = Vec::new();
         let mut stored = match &self.local {
             Some(l) => StoredWalk::local(
                 l.root.clone(),
                 super::versions::VERSIONS_PREFIX.trim_end_matches('/'),
             ),
-            None => StoredWalk::listed(self.listed_objects(&mut kept_objects).await?),
+            None => StoredWalk::listed(self.listed_objects(&mut kept_objects, &mut blobs).await?),
         };
+        // on an object store folders are rows only, and a file with a blob is checked
+        // against the blobs; the walk compares files stored at their path (before blobs)
+        let on_store = self.local.is_none();
         let mut fixes = Repairs::default();
         // a refused folder, whose contents are not looked at one by one
         let mut refused_dir: Option<String> = None;
         {
-            let mut rows = std::pin::pin!(self.store.entries_to_check());
+            let mut rows = std::pin::pin!(self.store.entries_to_check().try_filter(|r| {
+                let walked = !on_store || (!r.is_dir && r.blob.is_none());
+                if let (false, Some(b)) = (walked, &r.blob) {
+                    blob_rows.push((r.path.clone(), b.clone()));
+                }
+                std::future::ready(walked)
+            }));
             let mut s = stored.next().await.map_err(io_err)?;
             let mut r = rows.try_next().await?;
             loop {
@@ -142,11 +159,18 @@ impl Vfs {
                 }
             }
         }
+        report.missing.extend(
+            blob_rows
+                .into_iter()
+                .filter(|(_, b)| !blobs.contains(b))
+                .map(|(p, _)| p),
+        );
         if repair {
             self.repair(&mut report, fixes).await;
         }
-        self.check_versions(&mut report, repair, kept_objects)
+        self.check_versions(&mut report, repair, (kept_objects, &blobs))
             .await?;
+        self.check_blobs(&mut report, repair, blobs).await?;
         report.usage = self.store.check_usage(repair).await?;
         report.search_index = self.store.search_index_drift().await?;
         if repair && report.search_index > 0 {
@@ -160,6 +184,7 @@ impl Vfs {
     async fn listed_objects(
         &self,
         kept: &mut BTreeSet<String>,
+        blobs: &mut BTreeSet<String>,
     ) -> Result<Vec<StoredItem>, VfsError> {
         let mut items = Vec::new();
         let mut lister = self.op.lister_with("").recursive(true).await?;
@@ -178,7 +203,18 @@ impl Vfs {
             if key == super::versions::VERSIONS_PREFIX.trim_end_matches('/') {
                 continue;
             }
+            // blobs (checked against the rows naming them later); folder markers (folders
+            // are rows only)
+            if entry.path().starts_with(BLOBS_PREFIX) || key == BLOBS_PREFIX.trim_end_matches('/') {
+                if !entry.metadata().is_dir() {
+                    blobs.insert(entry.path().to_string());
+                }
+                continue;
+            }
             let is_dir = entry.metadata().is_dir();
+            if is_dir {
+                continue;
+            }
             let size = if is_dir {
                 0
             } else {
@@ -291,11 +327,21 @@ impl Vfs {
         &self,
         report: &mut FsckReport,
         repair: bool,
-        kept_objects: std::collections::BTreeSet<String>,
+        (kept_objects, blobs): (BTreeSet<String>, &BTreeSet<String>),
     ) -> Result<(), VfsError> {
-        // name -> stored length (on `fs`; other services' are not compared)
+        let rows = self.store.version_keys().await?;
+        // name -> stored length (on `fs`; other services' are not compared); a version that
+        // took over a file's blob is there when its blob is
         let lens: BTreeMap<String, Option<u64>> = match &self.local {
-            None => kept_objects.into_iter().map(|k| (k, None)).collect(),
+            None => kept_objects
+                .into_iter()
+                .chain(
+                    rows.iter()
+                        .map(|(k, _, _)| k.clone())
+                        .filter(|k| blobs.contains(k)),
+                )
+                .map(|k| (k, None))
+                .collect(),
             Some(l) => {
                 let (files, links) = Self::kept_files(l.versions.clone()).await?;
                 // a link in place of kept bytes is never read: its version counts as gone
@@ -306,7 +352,6 @@ impl Vfs {
             }
         };
         let on_disk: std::collections::BTreeSet<String> = lens.keys().cloned().collect();
-        let rows = self.store.version_keys().await?;
         let keys: std::collections::BTreeSet<String> =
             rows.iter().map(|(k, _, _)| k.clone()).collect();
         report.unreferenced_versions = on_disk.difference(&keys).cloned().collect();
@@ -327,6 +372,36 @@ impl Vfs {
             self.store
                 .drop_version_keys(&report.missing_versions)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Object stores: the blobs no file or version names (listed before the references are
+    /// read, so one committed meanwhile counts as named), older than the grace period; repair
+    /// removes them, and the blobs committed changes queued for deletion.
+    async fn check_blobs(
+        &self,
+        report: &mut FsckReport,
+        repair: bool,
+        blobs: BTreeSet<String>,
+    ) -> Result<(), VfsError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let named = self.store.referenced_blobs().await?;
+        let old = now_ms() - BLOB_GRACE_MS;
+        report.orphan_blobs = blobs
+            .into_iter()
+            .filter(|b| !named.contains(b) && blob_made_ms(b).is_none_or(|ms| ms < old))
+            .collect();
+        if repair {
+            for b in &report.orphan_blobs {
+                if let Err(e) = self.op.delete(b).await {
+                    tracing::warn!(blob = %b, error = %e, "fsck: not repaired");
+                    report.unrepaired.insert(b.clone(), e.to_string());
+                }
+            }
+            self.sweep_gone_blobs().await;
         }
         Ok(())
     }
@@ -411,6 +486,7 @@ impl Vfs {
             mode: i64::from(0o666 & !self.umask),
             origin: None,
             sealed: None,
+            blob: None,
         };
         // recorded even over quota: the bytes are already there; usage is recounted after
         match self

@@ -3,6 +3,7 @@
 //! Adapters (WebDAV, S3) translate their requests into these calls and
 //! `VfsError` into their own error replies; they hold no policy of their own.
 
+mod blobs;
 pub mod chunks;
 mod convert;
 mod disk;
@@ -271,6 +272,8 @@ pub struct Entry {
     /// The wrapped data key when the stored bytes are sealed (encrypted bucket); `size` is
     /// still the plaintext size.
     pub sealed: Option<String>,
+    /// The object key of the bytes on a service other than `fs` (`None`: at the path).
+    pub(crate) blob: Option<String>,
 }
 
 /// Serialises stored headers; `None` when there are none.
@@ -318,6 +321,7 @@ impl Entry {
             owner: row.owner,
             has_props: None,
             sealed: row.sealed,
+            blob: row.blob,
         })
     }
 }
@@ -607,6 +611,7 @@ impl Vfs {
                 headers: BTreeMap::new(),
                 has_props: None,
                 sealed: None,
+                blob: None,
             }));
         }
         match self.store.entry(path.as_str()).await? {

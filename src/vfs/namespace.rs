@@ -316,7 +316,8 @@ impl Vfs {
             return Err(VfsError::WrongKind("is a folder"));
         }
         self.require_readable_keyed(c, entry, key).await?;
-        self.try_open_stored(&entry.path, entry.size, entry.sealed.as_deref(), key)
+        let at = (&entry.path, entry.blob.as_deref());
+        self.try_open_stored(at, entry.size, entry.sealed.as_deref(), key)
             .await
     }
 
@@ -328,34 +329,36 @@ impl Vfs {
         entry: &Entry,
         key: Option<&CustomerKey>,
     ) -> Result<Download, VfsError> {
-        self.open_stored_keyed(&entry.path, entry.size, entry.sealed.as_deref(), key)
+        let at = (&entry.path, entry.blob.as_deref());
+        self.open_stored_keyed(at, entry.size, entry.sealed.as_deref(), key)
             .await
     }
 
-    /// Opens the stored bytes of the file `path` of `size` plaintext bytes recorded with
-    /// `sealed` (`customer`: the client's key of an SSE-C file).
+    /// Opens the stored bytes of the file `path` (with its blob) of `size` plaintext bytes
+    /// recorded with `sealed` (`customer`: the client's key of an SSE-C file).
     async fn open_stored_keyed(
         &self,
-        path: &VPath,
+        (path, blob): (&VPath, Option<&str>),
         size: u64,
         sealed: Option<&str>,
         customer: Option<&CustomerKey>,
     ) -> Result<Download, VfsError> {
-        self.try_open_stored(path, size, sealed, customer)
+        self.try_open_stored((path, blob), size, sealed, customer)
             .await?
             .map_err(|stale| stale.error(path, size))
     }
 
-    /// Opens the stored bytes of the file `path` recorded with `size` and `sealed`; `Stale`
-    /// when none are there or not of a length the row allows.
+    /// Opens the stored bytes of the file `path` recorded with `size`, `sealed` and `blob`
+    /// (object stores: where the bytes are; `None`: at the path); `Stale` when none are there
+    /// or not of a length the row allows.
     pub(super) async fn try_open_stored(
         &self,
-        path: &VPath,
+        (path, blob): (&VPath, Option<&str>),
         size: u64,
         sealed: Option<&str>,
         customer: Option<&CustomerKey>,
     ) -> Result<Opened, VfsError> {
-        let key = path.storage_key(false);
+        let key = super::blobs::object_key(path, blob);
         let mut sealed = sealed;
         let source = match &self.local {
             Some(l) => {
@@ -487,6 +490,7 @@ impl Vfs {
             mode: i64::from(0o777 & !self.umask),
             origin: None,
             sealed: None,
+            blob: None,
         }
     }
 
@@ -918,7 +922,8 @@ impl Vfs {
                 }]
             })
             .unwrap_or_default();
-        // another service: the files are copied into the trash inside the transaction
+        // another service: files written at their path before blobs are copied into the
+        // trash inside the transaction (a blob is taken over by its trash row)
         let other = self.trash_objects(&entry, &keep).await?;
         let store = self.store.clone();
         let p = path.to_string();
@@ -959,22 +964,11 @@ impl Vfs {
                 return Err(e);
             }
         };
-        if self.local.is_none() {
-            let deleted = if entry.is_dir {
-                self.op
-                    .delete_with(&path.storage_key(true))
-                    .recursive(true)
-                    .await
-            } else {
-                self.op.delete(&path.storage_key(false)).await
-            };
-            match deleted {
-                Ok(()) => {}
-                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %path, error = %e, "deleted, but its bytes stay in storage")
-                }
-            }
+        if self.uses_blobs() {
+            // bytes written at their paths before blobs, and the blobs no row names now (a
+            // trashed file's blob is its trash row's)
+            self.delete_at_path(path, entry.is_dir).await;
+            self.sweep_gone_blobs().await;
         }
         self.remove_pruned(pruned).await;
         Ok(made)
@@ -1179,28 +1173,27 @@ impl Vfs {
             }],
             _ => Vec::new(),
         };
+        // an object store: rows only. Files still written at their path (before blobs) get a
+        // blob first; a replaced file of that kind is copied aside when kept, and goes after
+        let mut old_at_path = false;
         let other: futures_util::future::BoxFuture<'static, Result<(), VfsError>> =
             if self.local.is_some() {
                 Box::pin(async { Ok(()) })
             } else {
-                let rows = if src.is_dir {
-                    self.store.subtree(from.as_str()).await?
-                } else {
-                    Vec::new()
+                let rows = match src.is_dir {
+                    true => self.store.subtree(from.as_str()).await?,
+                    false => self.store.entry(from.as_str()).await?.into_iter().collect(),
                 };
-                let (v, f, t) = (self.clone(), from.clone(), to.clone());
-                Box::pin(async move {
-                    if src.is_dir {
-                        v.copy_tree_bytes(&f, &t, &rows).await?;
-                        v.op.delete_with(&f.storage_key(true))
-                            .recursive(true)
-                            .await?;
-                    } else {
-                        v.keep_object(&t.storage_key(false), &keep).await?;
-                        v.move_file_bytes(&f, &t).await?;
-                    }
-                    Ok(())
-                })
+                self.adopt_path_objects(&rows).await?;
+                old_at_path = self
+                    .store
+                    .entry(to.as_str())
+                    .await?
+                    .is_some_and(|r| !r.is_dir && r.blob.is_none());
+                // a replaced blob is taken over by its version: nothing to copy
+                let keep = keep.filter(|_| old_at_path);
+                let (v, t) = (self.clone(), to.storage_key(false));
+                Box::pin(async move { v.keep_object(&t, &keep).await })
             };
         let store = self.store.clone();
         let (f, t, tp) = (from.to_string(), to.to_string(), to.parent().to_string());
@@ -1221,6 +1214,10 @@ impl Vfs {
                     .await
             })
             .await?;
+        if old_at_path {
+            self.delete_at_path(to, false).await;
+        }
+        self.sweep_gone_blobs().await;
         self.remove_pruned(pruned).await;
         Ok(())
     }
@@ -1310,10 +1307,6 @@ impl Vfs {
     ) -> Result<(), VfsError> {
         let from = &src.path;
         let parents = parents.to_vec();
-        let dirs: Vec<String> = parents
-            .iter()
-            .map(|p| format!("{}/", p.path.trim_start_matches('/')))
-            .collect();
         // the snapshot is taken again at each attempt, before any byte is read: the stat the
         // caller made may be older than a change that made the last attempt fail
         let head = self
@@ -1322,12 +1315,21 @@ impl Vfs {
             .await?
             .filter(|r| r.is_dir == src.is_dir)
             .ok_or(VfsError::Conflict(SOURCE_CHANGED))?;
-        let mut copied = vec![(head.path, head.etag, head.mtime_ms)];
         let rows = if src.is_dir {
             self.store.subtree(from.as_str()).await?
         } else {
             Vec::new()
         };
+        // an object store: every file copied gets a blob of its own, copied before the
+        // transaction (nothing names it until the commit)
+        let blobs = match self.uses_blobs() {
+            true => self
+                .copy_blobs(&head, &rows)
+                .await
+                .map_err(changed_if_gone)?,
+            false => Vec::new(),
+        };
+        let mut copied = vec![(head.path, head.etag, head.mtime_ms)];
         copied.extend(
             rows.iter()
                 .map(|r| (r.path.clone(), r.etag.clone(), r.mtime_ms)),
@@ -1350,13 +1352,14 @@ impl Vfs {
             key: keep.as_ref().map(|k| k.0.clone()),
             ..Default::default()
         };
+        let made = blobs.clone();
         let change = move |mark: Option<crate::store::Mark>, finish| async move {
             store
                 .copy_tree(
                     (&f, &t, &tp),
                     (&owner, grp.as_deref()),
                     now,
-                    (&copied, &parents, mark.as_ref(), &archive),
+                    (&copied, &parents, mark.as_ref(), &archive, &made),
                     finish,
                 )
                 .await
@@ -1393,53 +1396,9 @@ impl Vfs {
             }
             return res;
         }
-        if src.is_dir {
-            // the destination folder did not exist, so failing can simply remove the copy
-            if let Err(e) = self.copy_tree_bytes(from, to, &rows).await {
-                let _ = self
-                    .op
-                    .delete_with(&to.storage_key(true))
-                    .recursive(true)
-                    .await;
-                return Err(changed_if_gone(e));
-            }
-            let guard = self.guard(c, vec![(to.clone(), false)]);
-            let res = self
-                .commit_with(guard, Vec::new(), Box::pin(async { Ok(()) }), change)
-                .await;
-            if res.is_err() {
-                let _ = self
-                    .op
-                    .delete_with(&to.storage_key(true))
-                    .recursive(true)
-                    .await;
-            }
-            return res;
-        }
-        // a file is copied beside its destination and renamed over it inside the transaction,
-        // so a refused copy never touches an existing destination
-        let staged = format!(
-            "{}.kura-copy-{}",
-            to.storage_key(false),
-            uuid::Uuid::new_v4().simple()
-        );
-        self.copy_key(&from.storage_key(false), &staged)
+        // an object store: the blobs are written; the rows commit
+        self.commit_copied_blobs(c, to, (keep, &blobs, src.is_dir), change)
             .await
-            .map_err(changed_if_gone)?;
-        let (v, s2, target) = (self.clone(), staged.clone(), to.storage_key(false));
-        let finish = Box::pin(async move {
-            for d in &dirs {
-                v.op.create_dir(d).await?;
-            }
-            v.keep_object(&target, &keep).await?;
-            v.move_key(&s2, &target).await
-        });
-        let guard = self.guard(c, vec![(to.clone(), false)]);
-        let res = self.commit_with(guard, Vec::new(), finish, change).await;
-        if res.is_err() {
-            let _ = self.op.delete(&staged).await;
-        }
-        res
     }
 
     /// Dead properties of an entry.

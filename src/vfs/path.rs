@@ -114,17 +114,6 @@ impl VPath {
             rel.to_string()
         }
     }
-
-    /// Rewrites the `from` prefix of this path to `to` (used when a folder moves).
-    pub fn rebase(&self, from: &VPath, to: &VPath) -> VPath {
-        debug_assert!(self.starts_with(from));
-        let tail = &self.0[from.0.len()..];
-        if to.is_root() {
-            VPath(tail.to_string())
-        } else {
-            VPath(format!("{}{tail}", to.0))
-        }
-    }
 }
 
 impl fmt::Display for VPath {
@@ -224,8 +213,6 @@ mod tests {
         assert!(ab.starts_with(&a));
         assert!(!abc.starts_with(&a));
         assert!(ab.starts_with(&VPath::root()));
-        let moved = ab.rebase(&a, &VPath::parse("/z/y").unwrap());
-        assert_eq!(moved.as_str(), "/z/y/b");
         assert_eq!(ab.storage_key(false), "a/b");
         assert_eq!(ab.storage_key(true), "a/b/");
     }

@@ -173,6 +173,7 @@ mod tests {
             headers: BTreeMap::new(),
             has_props: None,
             sealed: None,
+            blob: None,
         }
     }
 

@@ -864,6 +864,7 @@ fn gone(path: &VPath) -> Entry {
         headers: BTreeMap::new(),
         has_props: None,
         sealed: None,
+        blob: None,
     }
 }
 
@@ -963,6 +964,7 @@ mod tests {
             mode: 0o644,
             origin: None,
             sealed: None,
+            blob: None,
         };
         let mut r = ReplicaMeta::take_from(&mut BTreeMap::from([(
             ORIGIN.to_string(),

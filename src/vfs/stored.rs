@@ -1,6 +1,6 @@
 //! Raw access to stored bytes for backup and restore (docs/operations.md): a current file's
-//! object or a kept version's, read and written as streams, with no namespace rule applied;
-//! only administrators' tools run with the data dir in hand call it.
+//! object (its blob on an object store) or a kept version's, read and written as streams, with
+//! no namespace rule applied; only administrators' tools run with the data dir in hand call it.
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,7 @@ impl Vfs {
             };
             return Ok(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).boxed());
         }
-        let key = self.object_of(what);
+        let key = self.object_of(what).await?;
         match self.op.stat(&key).await {
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Err(VfsError::NotFound),
             r => r?,
@@ -100,7 +100,7 @@ impl Vfs {
             f.sync_all().await.map_err(io_err)?;
             return Ok(());
         }
-        let mut w = self.op.writer(&self.object_of(what)).await?;
+        let mut w = self.op.writer(&self.object_of(what).await?).await?;
         while let Some(chunk) = body.try_next().await.map_err(io_err)? {
             w.write(chunk).await?;
         }
@@ -165,11 +165,15 @@ impl Vfs {
         })
     }
 
-    /// The operator key of `what` on services other than `fs`.
-    fn object_of(&self, what: &Stored) -> String {
-        match what {
-            Stored::Current(path) => path.trim_start_matches('/').to_string(),
+    /// The operator key of `what` on services other than `fs`: a current file's blob (its
+    /// path when its row names none), kept bytes' object.
+    async fn object_of(&self, what: &Stored) -> Result<String, VfsError> {
+        Ok(match what {
+            Stored::Current(path) => {
+                let blob = self.store.entry(path).await?.and_then(|r| r.blob);
+                super::blobs::object_key(&VPath::parse(path)?, blob.as_deref())
+            }
             Stored::Kept(key) => version_object(key),
-        }
+        })
     }
 }

@@ -406,6 +406,26 @@ pub struct Upload {
     /// staged bytes, for a caller that decides again and commits them another way (a
     /// replication shipment meeting a local write).
     pub(super) keep_refused: bool,
+    /// The blob the bytes go to (object stores), named by the row the commit writes.
+    blob: Option<String>,
+}
+
+impl Drop for Upload {
+    /// A completed blob no commit came to name (a refused commit kept for another attempt
+    /// that never came) is deleted; an open writer is the sink's to discard.
+    fn drop(&mut self) {
+        if self.sink.writer.is_some() {
+            return;
+        }
+        if let (Some(b), Ok(rt)) = (self.blob.take(), tokio::runtime::Handle::try_current()) {
+            let op = self.vfs.op.clone();
+            rt.spawn(async move {
+                if let Err(e) = op.delete(&b).await {
+                    tracing::warn!(blob = %b, error = %e, "could not delete an uncommitted blob");
+                }
+            });
+        }
+    }
 }
 
 impl std::fmt::Debug for Upload {
@@ -428,7 +448,10 @@ impl Upload {
         if let Some(n) = opts.expected_size {
             vfs.make_room(&path, n.saturating_sub(freed)).await?;
         }
-        let writer = vfs.temp(&path.storage_key(false), false).await?;
+        // an object store: the bytes go to a new blob nothing names until the commit
+        let blob = vfs.uses_blobs().then(super::blobs::new_blob_key);
+        let key = blob.clone().unwrap_or_else(|| path.storage_key(false));
+        let writer = vfs.temp(&key, false).await?;
         let mut sink = Sink::new(writer, opts.expected_size, path.to_string());
         sink.expected_md5 = opts.content_md5.clone();
         if let Some((key, wrapped)) = vfs.sealing_for(&path, opts.customer_key.as_ref()).await? {
@@ -452,6 +475,7 @@ impl Upload {
             keep: Keep::default(),
             parent: None,
             keep_refused: false,
+            blob,
         })
     }
 
@@ -491,6 +515,7 @@ impl Upload {
             keep: std::mem::take(&mut self.keep),
             parent: self.parent.take(),
             keep_refused: self.keep_refused,
+            blob: self.blob.take(),
         }
     }
 
@@ -508,15 +533,15 @@ impl Upload {
     }
 
     /// Commits the staged bytes at `path` instead, written by `caller` with `keep`, after the
-    /// same checks as an upload starting there. Only staged bytes in a local temporary file
-    /// can go elsewhere (`Changed` otherwise: the bytes are bound to their key).
+    /// same checks as an upload starting there. Staged bytes in a local temporary file or in a
+    /// blob can go elsewhere (`Changed` otherwise: the bytes are bound to their key).
     pub(super) async fn retarget(
         &mut self,
         caller: &Caller,
         path: &VPath,
         keep: Keep,
     ) -> Result<(), VfsError> {
-        if *path != self.path && self.sink.disk_path().is_none() {
+        if *path != self.path && self.sink.disk_path().is_none() && self.blob.is_none() {
             return Err(VfsError::Changed(
                 "the staged bytes cannot move to another name on this storage",
             ));
@@ -554,6 +579,11 @@ impl Upload {
         etag: Option<String>,
     ) -> Result<Entry, VfsError> {
         let mut parent = self.parent.take().filter(|p| p.path == self.path.parent());
+        // a blob is complete before the transaction (S3: the multipart upload completes);
+        // nothing names it yet, so a commit that fails leaves nothing visible
+        if self.blob.is_some() && self.sink.writer.is_some() {
+            self.sink.close().await?;
+        }
         let mut tries = 0;
         loop {
             tries += 1;
@@ -573,7 +603,7 @@ impl Upload {
             let (dir, parents) = match parents {
                 Ok(found) => found,
                 Err(e) => {
-                    self.sink.abort().await;
+                    self.discard().await;
                     return Err(e);
                 }
             };
@@ -581,7 +611,11 @@ impl Upload {
             match self.commit_row(&row, &parents).await {
                 Err(Committed::Meta(MetaError::Conflict(NO_PARENT)))
                     if self.opts.create_parents && tries < 3 => {}
-                Ok(()) => return Entry::from_row(row),
+                Ok(()) => {
+                    // the row names the blob now
+                    self.blob = None;
+                    return Entry::from_row(row);
+                }
                 Err(e) => {
                     let e = match e {
                         // create_new: another upload committed the name first
@@ -591,7 +625,7 @@ impl Upload {
                         e => e.into(),
                     };
                     if !(self.keep_refused && matches!(e, VfsError::Changed(_))) {
-                        self.sink.abort().await;
+                        self.discard().await;
                     }
                     return Err(e);
                 }
@@ -647,6 +681,7 @@ impl Upload {
             mode,
             origin: origin.clone(),
             sealed: self.sink.wrapped.clone(),
+            blob: self.blob.clone(),
         }
     }
 
@@ -692,11 +727,28 @@ impl Upload {
             .guard(&self.caller, vec![(self.path.clone(), false)]);
         let op = self.vfs.op.clone();
         let (vfs, target) = (self.vfs.clone(), self.path.storage_key(false));
+        let blob = self.blob.is_some();
+        // the replaced file, when its bytes are at its path (written before blobs): they go
+        // after the commit (copied aside first when kept)
+        let at_path = match blob {
+            true => self
+                .vfs
+                .store
+                .entry(self.path.as_str())
+                .await
+                .map_err(|e| Committed::Finish(e.into()))?
+                .is_some_and(|r| !r.is_dir && r.blob.is_none()),
+            false => false,
+        };
         let finish = async {
             guard.check().await?;
             match &pending {
                 // the journaled rename makes the missing folders on disk
                 Some(p) => p.run().await,
+                // an object store: the blob is written; a replaced file written at its path
+                // before blobs is copied aside to be kept (a replaced blob is taken over)
+                None if blob && at_path => vfs.keep_object(&target, &keep).await,
+                None if blob => Ok(()),
                 None => {
                     for d in parents {
                         op.create_dir(&format!("{}/", d.path.trim_start_matches('/')))
@@ -729,11 +781,32 @@ impl Upload {
                 Err(_) => p.failed().await,
             }
         }
+        if res.is_ok() && blob {
+            if at_path {
+                if let Err(e) = self.vfs.op.delete(&target).await {
+                    tracing::warn!(path = %self.path, error = %e, "replaced, but its old bytes stay in storage");
+                }
+            }
+            // the replaced file's blob, unless a version took it
+            self.vfs.sweep_gone_blobs().await;
+        }
         res
     }
 
-    /// Discards the temporary object.
+    /// Discards the temporary object, or the finished blob nothing names.
     pub async fn abort(&mut self) {
-        self.sink.abort().await
+        self.discard().await
+    }
+
+    /// Discards what the upload wrote: the writer still open, or the blob it completed.
+    async fn discard(&mut self) {
+        if self.sink.writer.is_some() {
+            return self.sink.abort().await;
+        }
+        if let Some(b) = self.blob.take() {
+            if let Err(e) = self.vfs.op.delete(&b).await {
+                tracing::warn!(blob = %b, error = %e, "could not delete the blob of a failed upload");
+            }
+        }
     }
 }

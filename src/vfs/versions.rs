@@ -19,8 +19,12 @@ pub(super) type KeepAt = Option<(String, Option<PathBuf>)>;
 /// every bucket (names starting with it are refused in the namespace).
 pub(super) const VERSIONS_PREFIX: &str = ".kura-versions/";
 
-/// The object holding kept bytes on a service other than `fs`.
+/// The object holding kept bytes on a service other than `fs`: a blob the version took over
+/// from the file it was (its key is the blob's), else its object in the versions store.
 pub(super) fn version_object(key: &str) -> String {
+    if crate::store::is_blob_key(key) {
+        return key.to_string();
+    }
     format!("{VERSIONS_PREFIX}{key}")
 }
 
@@ -77,6 +81,7 @@ pub(super) fn row_entry(r: &VersionRow) -> Result<Entry, VfsError> {
         mode: r.mode,
         origin: None,
         sealed: r.sealed.clone(),
+        blob: None,
     })?;
     e.mtime = ms_time(if r.marker { r.archived_ms } else { r.mtime_ms });
     Ok(e)
@@ -180,7 +185,8 @@ impl Vfs {
     }
 
     /// On a service other than `fs`: the copy of a deleted file, or of every file of a deleted
-    /// folder, into the trash, to run inside the delete's transaction.
+    /// folder, into the trash, to run inside the delete's transaction; only files written at
+    /// their path before blobs (a blob is taken over by its trash row).
     pub(super) async fn trash_objects(
         &self,
         entry: &Entry,
@@ -195,14 +201,16 @@ impl Vfs {
                 .subtree(entry.path.as_str())
                 .await?
                 .into_iter()
-                .filter(|r| !r.is_dir)
+                .filter(|r| !r.is_dir && r.blob.is_none())
                 .map(|r| {
                     let rel = r.path.get(base..).unwrap_or_default().to_string();
                     (r.path.trim_start_matches('/').to_string(), rel)
                 })
                 .collect()
-        } else {
+        } else if entry.blob.is_none() {
             vec![(entry.path.storage_key(false), String::new())]
+        } else {
+            Vec::new()
         };
         let v = self.clone();
         Ok(Box::pin(async move {
@@ -713,6 +721,16 @@ impl Vfs {
             (Some(l), Some(staged)) => self.link_kept(l, row, &key, staged).await?,
             _ => row.sealed.clone(),
         };
+        // an object store: the kept bytes are copied to a new blob (the version stays, or
+        // goes after the commit when promoted), named by the restored row
+        let blob = match self.uses_blobs() {
+            true => {
+                let b = super::blobs::new_blob_key();
+                self.copy_key(&version_object(&key), &b).await?;
+                Some(b)
+            }
+            false => None,
+        };
         // promoted (S3), the version is current again as it was; restored, it is a new one
         let now = if bring.promote {
             row.mtime_ms
@@ -733,6 +751,7 @@ impl Vfs {
             mode,
             origin: None,
             sealed,
+            blob: blob.clone(),
         };
         let archive = Archive {
             key: keep.as_ref().map(|k| k.0.clone()),
@@ -761,31 +780,26 @@ impl Vfs {
         };
         let guard = self.guard(c, vec![(target.clone(), false)]);
         let Some(l) = self.local.clone() else {
-            // another service: copied beside the target, renamed over it in the transaction
-            let staged = format!(
-                "{}.kura-copy-{}",
-                target.storage_key(false),
-                uuid::Uuid::new_v4().simple()
-            );
-            self.copy_key(&version_object(&key), &staged).await?;
-            let (v, s2, t) = (self.clone(), staged.clone(), target.storage_key(false));
-            let dirs: Vec<String> = parents
-                .iter()
-                .map(|d| format!("{}/", d.path.trim_start_matches('/')))
-                .collect();
-            let finish = Box::pin(async move {
-                for d in &dirs {
-                    v.op.create_dir(d).await?;
-                }
-                v.keep_object(&t, &keep).await?;
-                v.move_key(&s2, &t).await
-            });
+            // an object store: the blob is written; the storage step only copies aside a
+            // replaced file written at its path before blobs, to be kept
+            let at_path = self
+                .store
+                .entry(target.as_str())
+                .await?
+                .is_some_and(|r| !r.is_dir && r.blob.is_none());
+            let keep = keep.filter(|_| at_path);
+            let (v, t) = (self.clone(), target.storage_key(false));
+            let finish = Box::pin(async move { v.keep_object(&t, &keep).await });
             let res = self.commit_with(guard, Vec::new(), finish, change).await;
-            if res.is_err() {
-                let _ = self.op.delete(&staged).await;
+            if let Err(e) = res {
+                self.delete_blobs_named(blob.as_slice()).await;
+                return Err(e);
             }
-            res?;
+            if at_path {
+                self.delete_at_path(target, false).await;
+            }
             self.remove_kept(&promoted).await;
+            self.sweep_gone_blobs().await;
             return Entry::from_row(entry);
         };
         let staged = staged.unwrap_or_default();

@@ -49,6 +49,20 @@ impl Rig {
             .collect()
     }
 
+    /// The blobs holding files' bytes (docs/scale-out.md, "Blobs on an object store").
+    fn blobs(&self) -> Vec<(String, u64)> {
+        self.objects(".kura-blobs/")
+    }
+
+    /// Whether a blob holds exactly `bytes`.
+    fn blob_holds(&self, bytes: &[u8]) -> bool {
+        let root = self.root.trim_start_matches('/');
+        self.blobs()
+            .into_iter()
+            .filter(|(_, size)| *size == bytes.len() as u64)
+            .any(|(k, _)| self.garage.get(BUCKET, &format!("{root}{k}")) == bytes)
+    }
+
     /// The data dir holds the server's own files only: no stored file, no upload, no part.
     fn no_file_bytes_on_disk(&self) {
         let own = [
@@ -77,10 +91,9 @@ fn litmus_passes_on_postgres_with_the_bytes_in_garage() {
     let rig = rig("kura_os_litmus");
     crate::litmus::check(&rig.server);
     assert_eq!(rig.server.put("after-litmus.txt", b"stored in garage"), 201);
-    assert_eq!(
-        rig.garage.get(BUCKET, "kura_os_litmus/after-litmus.txt"),
-        b"stored in garage"
-    );
+    // the bytes are a blob of Garage, not an object at the file's path
+    assert!(rig.blob_holds(b"stored in garage"), "{:?}", rig.blobs());
+    assert!(rig.objects("after-litmus.txt").is_empty());
     rig.no_file_bytes_on_disk();
 }
 
@@ -92,7 +105,7 @@ fn boto3_every_operation_on_postgres_with_the_bytes_in_garage() {
     let out = crate::s3_clients::boto3(&rig.server, &key, false);
     println!("{}", String::from_utf8_lossy(&out.stdout).trim());
     rig.no_file_bytes_on_disk();
-    // an object PUT through Kura's S3 API is an object of Garage at the path Kura names
+    // an object PUT through Kura's S3 API is a blob of Garage that Kura's row names
     let body = rig.server.root.path().join("body.txt");
     std::fs::write(&body, b"through kura into garage").expect("body");
     let aws = |args: &[&str]| run(rig.server.aws(&key).args(args));
@@ -103,10 +116,8 @@ fn boto3_every_operation_on_postgres_with_the_bytes_in_garage() {
         body.to_str().expect("utf8"),
         "s3://after-boto/a/b.txt",
     ]);
-    assert_eq!(
-        rig.garage.get(BUCKET, "kura_os_boto/after-boto/a/b.txt"),
-        b"through kura into garage"
-    );
+    assert!(rig.blob_holds(b"through kura into garage"));
+    assert!(rig.objects("after-boto/a/b.txt").is_empty());
     assert!(
         rig.objects("").len() > 10,
         "the script's objects are not in Garage: {:?}",
@@ -163,18 +174,14 @@ fn aws_cli_multipart_of_20_mib_and_a_ranged_get_through_garage() {
         back.to_str().expect("utf8"),
     ]);
     assert_eq!(sha256_file(&back), sha256_file(&big));
-    // one object of 20 MiB in Garage, the same bytes; no part left staged
+    // one blob of 20 MiB in Garage, the same bytes; no part left staged
     let objects = rig.objects("");
-    assert!(
-        objects.contains(&("big/big.bin".to_string(), 20 << 20)),
-        "{objects:?}"
-    );
+    assert_eq!(rig.blobs().len(), 1, "{objects:?}");
     assert!(
         objects.iter().all(|(k, _)| !k.contains(".kura-multipart/")),
         "{objects:?}"
     );
-    let stored = rig.garage.get(BUCKET, "kura_os_multipart/big/big.bin");
-    assert!(stored == bytes, "Garage holds other bytes");
+    assert!(rig.blob_holds(&bytes), "Garage holds other bytes");
     rig.no_file_bytes_on_disk();
     println!("aws-cli multipart of 20 MiB to Kura on PostgreSQL + Garage: {upload:?}");
 }
@@ -200,23 +207,63 @@ fn rclone_copy_and_sync_through_garage() {
     rclone(&["sync", src, "k3:rcl"]);
     rclone(&["check", src, "k3:rcl"]);
     rclone(&["check", "--download", "k3:rcl", "kd:rcl"]);
-    // the 39 files are 39 objects of Garage with their sizes
-    let mut stored: Vec<(String, u64)> = rig
+    // the 39 files are blobs of Garage (with the replaced f0 kept as a version and the
+    // removed f1 in the trash: 41), nothing is stored at their paths
+    let at_paths: Vec<(String, u64)> = rig
         .objects("rcl/")
         .into_iter()
         .filter(|(k, _)| !k.ends_with('/'))
         .collect();
-    stored.sort();
-    assert_eq!(stored.len(), 39, "{stored:?}");
-    assert!(
-        stored.contains(&("rcl/d0/f0.bin".to_string(), 7)),
-        "{stored:?}"
-    );
-    assert!(
-        !stored.iter().any(|(k, _)| k == "rcl/d1/f1.bin"),
-        "a file sync removed is still in Garage"
-    );
+    assert!(at_paths.is_empty(), "{at_paths:?}");
+    let blobs = rig.blobs();
+    assert_eq!(blobs.len(), 41, "{blobs:?}");
+    assert!(rig.blob_holds(b"changed"), "{blobs:?}");
     rig.no_file_bytes_on_disk();
+}
+
+/// A WebDAV MOVE of a folder of 300 files on Garage rewrites rows only (docs/scale-out.md,
+/// "Blobs on an object store"): Garage holds the same objects before and after, and the files
+/// read back at their new names.
+#[test]
+fn a_folder_moved_on_garage_moves_no_byte() {
+    require("curl");
+    let rig = rig("kura_os_move");
+    let s = &rig.server;
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("mv/")]), 201);
+    assert_eq!(s.status(&["-X", "MKCOL", &s.dav("mv/d/")]), 201);
+    let body = s.root.path().join("body.bin");
+    let bytes: Vec<u8> = (0..64u32 << 10).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&body, &bytes).expect("body");
+    // one curl for every PUT (a config of url/upload-file pairs)
+    let cfg = s.root.path().join("puts.cfg");
+    let lines: String = (0..300)
+        .map(|i| {
+            format!(
+                "url = \"{}\"\nupload-file = \"{}\"\n",
+                s.dav(&format!("mv/d/f{i:03}")),
+                body.display()
+            )
+        })
+        .collect();
+    std::fs::write(&cfg, lines).expect("cfg");
+    let out = s.curl_admin(&["-f", "-o", "/dev/null", "-K", cfg.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{out:?}");
+    let before = rig.blobs();
+    let started = Instant::now();
+    let moved = s.status(&[
+        "-X",
+        "MOVE",
+        "-H",
+        &format!("Destination: {}", s.dav("mv/e/")),
+        &s.dav("mv/d/"),
+    ]);
+    let took = started.elapsed();
+    println!("MOVE of a folder of 300 files of 64 KiB on PostgreSQL + Garage: {took:?}");
+    assert_eq!(moved, 201);
+    assert_eq!(s.get("mv/e/f299"), bytes);
+    assert_eq!(s.status(&["-I", &s.dav("mv/d/f000")]), 404);
+    assert_eq!(before.len(), 300, "the files are not blobs");
+    assert_eq!(rig.blobs(), before, "the move wrote or deleted objects");
 }
 
 /// A client that stops sending mid-body: no file appears, the group is charged nothing, and
@@ -256,10 +303,12 @@ fn an_upload_cut_mid_body_leaves_nothing_in_garage() {
         stored.iter().all(|(k, _)| k.ends_with('/')),
         "the cut upload left {stored:?} in Garage"
     );
+    assert_eq!(rig.blobs(), Vec::new(), "the cut upload left a blob");
     rig.no_file_bytes_on_disk();
     // and a whole upload afterwards is stored
     assert_eq!(s.put("cutb/cut.bin", b"whole"), 201);
     assert_eq!(usage(s, "cut"), (5, 1));
+    assert!(rig.blob_holds(b"whole"));
 }
 
 /// `/healthz` checks the object store itself: Garage killed, it answers 503 `storage
