@@ -58,10 +58,6 @@ GARAGE_SKIP=(
   locks::easyfs_concurrency_cases
   # lists <data_dir>/files/docs after the writes the lock refused
   locks::every_write_path_of_both_protocols_meets_the_lock
-  # not a disk test: fsck reports a refused upload's staged part, which lives under
-  # <root>/.kura-multipart/ inside the tree fsck walks (on fs the parts are outside it, in
-  # <data_dir>/multipart); to go with the blobs layout of docs/scale-out.md (staging/ apart)
-  quotas::s3_writes_are_held_to_the_same_quota
 )
 
 garage_pid=""

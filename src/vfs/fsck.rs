@@ -203,6 +203,12 @@ impl Vfs {
             if key == super::versions::VERSIONS_PREFIX.trim_end_matches('/') {
                 continue;
             }
+            // multipart parts staged in the same store: uploads in progress, not files (the
+            // upload expiry job removes abandoned ones)
+            let staging = super::storage::STAGING_PREFIX;
+            if entry.path().starts_with(staging) || key == staging.trim_end_matches('/') {
+                continue;
+            }
             // blobs (checked against the rows naming them later); folder markers (folders
             // are rows only)
             if entry.path().starts_with(BLOBS_PREFIX) || key == BLOBS_PREFIX.trim_end_matches('/') {

@@ -8,6 +8,10 @@ use opendal_http_transport_reqwest::ReqwestTransport;
 use super::VfsError;
 use crate::config::StorageConfig;
 
+/// Where multipart parts are staged on services other than `fs` and `memory`, under the
+/// storage root (no bucket can have this name; fsck leaves it to the upload expiry job).
+pub const STAGING_PREFIX: &str = ".kura-multipart/";
+
 /// Builds the staging operator for multipart parts: `<data_dir>/multipart` for `fs`
 /// (same filesystem as the temporary folder), memory for the `memory` service, and a
 /// `.kura-multipart/` prefix of the same service otherwise.
@@ -27,7 +31,7 @@ pub fn build_staging(cfg: &StorageConfig, data_dir: &Path) -> Result<Operator, V
             let root = opts.get("root").cloned().unwrap_or_default();
             opts.insert(
                 "root".into(),
-                format!("{}/.kura-multipart/", root.trim_end_matches('/')),
+                format!("{}/{STAGING_PREFIX}", root.trim_end_matches('/')),
             );
             remote(scheme, opts)
         }
