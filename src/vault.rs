@@ -21,7 +21,7 @@ pub enum KeyError {
     Missing(PathBuf),
     /// The database was set up with another server key: this gateway's `secret.key` is not
     /// the one every other gateway (or the data dir's first start) uses.
-    #[error("server key {0} is not the key this database was set up with: copy secret.key from the data dir of the first gateway (docs/scale-out.md)")]
+    #[error("server key {0} is missing or is not the key this database was set up with: copy secret.key from the data dir of the first gateway (docs/scale-out.md)")]
     Differs(PathBuf),
     /// The server key file is not 32 bytes.
     #[error("server key {0} is damaged (expected 32 bytes)")]

@@ -110,28 +110,57 @@ fn hold_lock(dir: &std::path::Path) -> Result<std::fs::File, CliError> {
     }
 }
 
-/// The URL with its password replaced by `***`.
+/// The URL with its password replaced by `***`, in the user-info part and in a `password=`
+/// query parameter (libpq's other form).
 fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query_pairs().any(|(k, _)| k == "password") {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "password" {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        Ok(u) => u.to_string(),
         Err(_) => "the --to URL (unreadable)".into(),
     }
 }
 
+/// The passwords a URL carries (user info, `password=` parameter).
+fn passwords(url: &str) -> Vec<String> {
+    let Ok(u) = url::Url::parse(url) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = u.password().map(str::to_string).into_iter().collect();
+    out.extend(
+        u.query_pairs()
+            .filter(|(k, _)| k == "password")
+            .map(|(_, v)| v.into_owned()),
+    );
+    out.retain(|p| !p.is_empty());
+    out
+}
+
 /// An error's text with the URL's password, should a driver quote it, replaced by `***`.
 fn hide_password(e: &crate::store::MetaError, url: &str) -> String {
-    let text = e.to_string();
-    match url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(str::to_string))
-    {
-        Some(p) if !p.is_empty() => text.replace(&p, "***"),
-        _ => text,
+    let mut text = e.to_string();
+    for p in passwords(url) {
+        text = text.replace(&p, "***");
     }
+    // the raw URL as a driver may quote it, its password percent-encoded or not
+    text.replace(url, &redacted(url))
 }
 
 /// The comparison, one line per table and checksum.
@@ -191,6 +220,26 @@ impl Progress {
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_form_of_the_password_is_shown() {
+        for url in [
+            "postgres://kura:S3cretPw@db:5432/kura",
+            "postgres://db:5432/kura?user=kura&password=S3cretPw",
+            "postgresql://kura:S3cretPw@db/kura?sslmode=require&password=S3cretPw",
+        ] {
+            let shown = super::redacted(url);
+            assert!(!shown.contains("S3cretPw"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+            assert_eq!(
+                super::passwords(url).first().map(String::as_str),
+                Some("S3cretPw")
+            );
         }
     }
 }

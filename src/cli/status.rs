@@ -20,9 +20,18 @@ pub async fn status(cfg: &Config) -> Result<(), CliError> {
     let users = store.user_count().await?;
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let database = if cfg.database_is_postgres() {
+        // the URL without its password: status output is pasted into support questions
+        match url::Url::parse(&cfg.database_url()) {
+            Ok(u) => format!("PostgreSQL {}{}", u.host_str().unwrap_or("?"), u.path()),
+            Err(_) => "PostgreSQL".into(),
+        }
+    } else {
+        shown(&cfg.db_path()).display().to_string()
+    };
     println!(
         "database:     {} ({}, {})",
-        shown(&cfg.db_path()).display(),
+        database,
         plural(users as usize, "user", "users"),
         plural(admins, "administrator", "administrators")
     );

@@ -14,6 +14,8 @@ const NOT_SETTINGS: &[&str] = &[
     "config",
     // `kura peer add --mailbox`'s secret (read by the command line, not a setting)
     "mailbox_secret",
+    // `kura db migrate`'s target URL (keeps its password out of `ps`)
+    "migrate_to",
     "test_crash_after_steps",
     "test_shipment_pause_ms",
     "test_tombstone_pause_ms",

@@ -40,8 +40,16 @@ impl Owners {
     }
 }
 
-/// A failed key lookup: logged, answered as S3's InternalError.
-fn internal(what: &str, e: AuthError) -> s3s::S3Error {
+/// A failed key lookup: logged, answered as S3's InternalError, or ServiceUnavailable (503,
+/// which clients retry) when the metadata database could not be reached.
+pub(super) fn internal(what: &str, e: AuthError) -> s3s::S3Error {
+    if matches!(&e, AuthError::Meta(m) if m.is_unavailable()) {
+        tracing::warn!(error = %e, "{what}: metadata store unreachable");
+        return s3s::S3Error::with_message(
+            s3s::S3ErrorCode::ServiceUnavailable,
+            "the metadata store is unreachable; retry",
+        );
+    }
     tracing::error!(error = %e, "{what} failed");
     s3_error!(InternalError)
 }

@@ -169,10 +169,11 @@ pub(super) async fn authenticate(s3: &KuraS3, form: &Form) -> Result<Signed, S3E
             "x-amz-date must be the credential's day in ISO 8601 basic form (yyyymmddThhmmssZ)"
         ));
     }
-    let found = s3.keys.secret_and_owner(key).await.map_err(|e| {
-        tracing::error!(error = %e, "access key lookup failed");
-        s3_error!(InternalError)
-    })?;
+    let found = s3
+        .keys
+        .secret_and_owner(key)
+        .await
+        .map_err(|e| super::auth::internal("access key lookup", e))?;
     let Some((secret, who)) = found else {
         return Err(s3_error!(InvalidAccessKeyId));
     };
