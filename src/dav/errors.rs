@@ -29,6 +29,10 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         | VfsError::InvalidArgument(_)
         // WebDAV starts no multipart or resumable upload
         | VfsError::TooManyUploads(_) => FsError::Forbidden,
+        e @ VfsError::Storage(_) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "storage unreachable");
+            FsError::Unavailable
+        }
         VfsError::Storage(e) => match e.kind() {
             opendal::ErrorKind::NotFound => FsError::NotFound,
             opendal::ErrorKind::PermissionDenied => FsError::Forbidden,

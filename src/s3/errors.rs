@@ -74,6 +74,13 @@ pub fn object_error(e: VfsError) -> S3Error {
             S3ErrorCode::InvalidRequest,
             format!("at most {n} live locks per user"),
         ),
+        e @ VfsError::Storage(_) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "storage unreachable");
+            S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "the storage service is unreachable; retry",
+            )
+        }
         VfsError::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
             S3Error::new(S3ErrorCode::InternalError)

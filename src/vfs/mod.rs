@@ -145,9 +145,14 @@ impl From<opendal::Error> for VfsError {
 }
 
 impl VfsError {
-    /// Whether the metadata database was unreachable: protocols answer 503 (retry later).
+    /// Whether the metadata database or the storage service was unreachable for now (OpenDAL
+    /// marks such errors temporary): protocols answer 503 (retry later).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, VfsError::Meta(m) if m.is_unavailable())
+        match self {
+            VfsError::Meta(m) => m.is_unavailable(),
+            VfsError::Storage(e) => e.is_temporary(),
+            _ => false,
+        }
     }
 }
 

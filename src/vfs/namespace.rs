@@ -375,7 +375,26 @@ impl Vfs {
                     Err(e) => return Err(super::storage::io_err(e)),
                 }
             }
-            None => super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?),
+            // as on disk: the object is asked for before any header goes out, so a store that
+            // is down, or an object that is gone or of another length, is an error status
+            // rather than a 200 whose body never comes (one HEAD per GET)
+            None => match self.op.stat(&key).await {
+                Ok(m) => {
+                    let len = m.content_length();
+                    if !super::sealing::stored_lens(size, sealed).contains(&len) {
+                        return Ok(Err(Stale::SizeDiffers));
+                    }
+                    sealed = super::sealing::found_form(size, sealed, len);
+                    super::Source::Store(self.op.reader_with(&key).chunk(CHUNK).await?)
+                }
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                    return Ok(Err(Stale::Gone(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        e.to_string(),
+                    ))))
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
         self.download(source, size, (sealed, customer)).map(Ok)
     }

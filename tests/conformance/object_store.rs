@@ -327,6 +327,13 @@ fn healthz_says_storage_unreachable_soon_after_garage_dies() {
         )
     };
     assert_eq!(health(&rig.server).0, 200);
+    let bucket = rig.server.dav("okb");
+    assert_eq!(rig.server.status(&["-X", "MKCOL", &bucket]), 201);
+    assert_eq!(
+        rig.server.put("okb/kept.txt", b"stored before the outage"),
+        201
+    );
+    let key = rig.server.s3_key();
     rig.garage.kill();
     let killed = Instant::now();
     loop {
@@ -349,6 +356,35 @@ fn healthz_says_storage_unreachable_soon_after_garage_dies() {
         killed.elapsed()
     );
     // a PUT meanwhile fails cleanly, with no file left visible
-    let put = rig.server.put("down.txt", b"nowhere to go");
-    assert!(put >= 500, "PUT with Garage down: {put}");
+    let put = rig.server.put("okb/down.txt", b"nowhere to go");
+    assert_eq!(put, 503, "PUT with Garage down");
+    // a GET answers 503 before any header promises bytes (before: 200 and an empty body),
+    // over WebDAV, ranged, and over S3
+    for args in [vec![], vec!["-r", "0-9"]] {
+        let mut a: Vec<&str> = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}"];
+        a.extend(args.iter().copied());
+        let url = rig.server.dav("okb/kept.txt");
+        a.push(&url);
+        let out = rig.server.curl_admin(&a);
+        assert_eq!(code(&out), 503, "WebDAV GET {args:?} with Garage down");
+    }
+    let out = rig
+        .server
+        .aws(&key)
+        .args([
+            "s3api",
+            "get-object",
+            "--bucket",
+            "okb",
+            "--key",
+            "kept.txt",
+        ])
+        .arg(rig.server.root.path().join("got"))
+        .output()
+        .expect("aws");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ServiceUnavailable") || err.contains("503"),
+        "{err}"
+    );
 }
