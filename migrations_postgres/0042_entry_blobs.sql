@@ -4,7 +4,8 @@ ALTER TABLE entries ADD COLUMN blob TEXT COLLATE "C";
 CREATE INDEX entries_by_blob ON entries (blob) WHERE blob IS NOT NULL;
 CREATE INDEX versions_by_key ON versions (key) WHERE key IS NOT NULL;
 CREATE TABLE gone_blobs (
-    key TEXT COLLATE "C" PRIMARY KEY
+    key     TEXT COLLATE "C" PRIMARY KEY,
+    gone_ms BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE FUNCTION kura_blob_gone() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -27,7 +28,9 @@ BEGIN
        OR EXISTS (SELECT 1 FROM entries WHERE blob = k) THEN
         RETURN NULL;
     END IF;
-    INSERT INTO gone_blobs (key) VALUES (k) ON CONFLICT (key) DO NOTHING;
+    INSERT INTO gone_blobs (key, gone_ms)
+    VALUES (k, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT))
+    ON CONFLICT (key) DO NOTHING;
     RETURN NULL;
 END $$;
 

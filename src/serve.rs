@@ -441,8 +441,14 @@ fn spawn_version_purge(store: Store, vfs: Vfs) {
     });
 }
 
-/// One turn of the version purge and the lifecycle rules.
+/// One turn of the version purge and the lifecycle rules, then the blobs let go of more than
+/// the grace ago (object stores).
 async fn purge_versions(vfs: &Vfs) {
+    purge_expired(vfs).await;
+    vfs.sweep_gone_blobs().await;
+}
+
+async fn purge_expired(vfs: &Vfs) {
     match vfs.purge_expired().await {
         Ok(p) if p.rows == 0 => {}
         Ok(p) => tracing::info!(

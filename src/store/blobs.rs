@@ -14,14 +14,16 @@ pub fn is_blob_key(key: &str) -> bool {
 }
 
 impl Store {
-    /// Up to `limit` blobs a committed change let go of, to delete from the store.
-    pub async fn gone_blobs(&self, limit: i64) -> Result<Vec<String>, MetaError> {
-        Ok(
-            sqlx::query_scalar("SELECT key FROM gone_blobs ORDER BY key LIMIT $1")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?,
+    /// Up to `limit` blobs a committed change let go of before `before_ms`, to delete from
+    /// the store.
+    pub async fn gone_blobs(&self, before_ms: i64, limit: i64) -> Result<Vec<String>, MetaError> {
+        Ok(sqlx::query_scalar(
+            "SELECT key FROM gone_blobs WHERE gone_ms <= $1 ORDER BY key LIMIT $2",
         )
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Forgets blobs deleted from the store (or found referenced again).

@@ -39,19 +39,30 @@ pub(super) fn object_key(path: &VPath, blob: Option<&str>) -> String {
 }
 
 impl Vfs {
+    /// The same core deleting let-go blobs after `ms` instead of `BLOB_GRACE_MS` (tests).
+    #[cfg(test)]
+    pub(super) fn with_blob_grace_ms(mut self, ms: i64) -> Self {
+        self.blob_grace_ms = ms;
+        self
+    }
+
     /// Whether files get blob keys here (every service but `fs`).
     pub(super) fn uses_blobs(&self) -> bool {
         self.local.is_none()
     }
 
     /// Deletes from the store the blobs committed changes let go of (queued by their
-    /// transactions); a failure leaves them queued for the next sweep.
-    pub(super) async fn sweep_gone_blobs(&self) {
+    /// transactions) at least `BLOB_GRACE_MS` ago: a GET that opened the file before its
+    /// delete or overwrite reads on meanwhile (on `fs` an open file outlives its unlink; an
+    /// object does not). Runs after commits and from the version purge job; a failure leaves
+    /// them queued for the next sweep.
+    pub async fn sweep_gone_blobs(&self) {
         if !self.uses_blobs() {
             return;
         }
+        let before = now_ms() - self.blob_grace_ms;
         loop {
-            let keys = match self.store.gone_blobs(256).await {
+            let keys = match self.store.gone_blobs(before, 256).await {
                 Ok(k) if !k.is_empty() => k,
                 Ok(_) => return,
                 Err(e) => {
@@ -274,11 +285,25 @@ mod tests {
             )
             .await
             .unwrap();
+        // a blob let go of stays for the grace: a GET opened before reads on (an object,
+        // unlike a file on disk, does not outlive its delete)
+        let now = v.clone().with_blob_grace_ms(0);
         v.purge_expired().await.unwrap();
+        now.sweep_gone_blobs().await;
         assert_eq!(objects(&op).await.len(), 1);
         put(&v, &root, "/b/f", b"three").await;
+        assert_eq!(
+            objects(&op).await.len(),
+            2,
+            "the replaced blob went at once"
+        );
+        now.sweep_gone_blobs().await;
         assert_eq!(objects(&op).await.len(), 1);
+        let (_, open) = v.open_read(&root, &p("/b/f")).await.unwrap();
         v.delete(&root, &p("/b/f")).await.unwrap();
+        v.sweep_gone_blobs().await;
+        assert_eq!(open.read_at(0, 5).await.unwrap().to_vec(), b"three");
+        now.sweep_gone_blobs().await;
         assert_eq!(objects(&op).await, Vec::<String>::new());
         assert!(v.fsck(false).await.unwrap().is_clean());
     }

@@ -400,6 +400,8 @@ pub struct Vfs {
     lock_timeout_max: std::time::Duration,
     /// Live locks one user may hold at once.
     lock_max_per_user: usize,
+    /// How long a blob no row names stays in the store (`blobs::BLOB_GRACE_MS`).
+    blob_grace_ms: i64,
     /// Unfinished uploads (S3 multipart and tus) one user may have open.
     uploads_max_per_user: usize,
     /// The storage journal of the `fs` backend (every tree change on disk goes through it).
@@ -431,6 +433,7 @@ impl Vfs {
             macos: MacosMetadata::Keep,
             lock_timeout_max: DEFAULT_LOCK_TIMEOUT_MAX,
             lock_max_per_user: locks::DEFAULT_LOCKS_PER_USER,
+            blob_grace_ms: blobs::BLOB_GRACE_MS,
             uploads_max_per_user: multipart::DEFAULT_UPLOADS_PER_USER,
             keys: None,
             path_locks: pathlock::PathLocks::default(),
