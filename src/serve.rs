@@ -29,6 +29,14 @@ pub enum StartError {
     /// The S3 server key could not be opened.
     #[error(transparent)]
     Key(#[from] crate::vault::KeyError),
+    /// This gateway's storage is not the one the database's files are in.
+    #[error("the storage configured here ({mine}) is not the one this database's files are in ({recorded}): give this gateway the same [storage] settings as the others (docs/scale-out.md)")]
+    OtherStorage {
+        /// This gateway's storage.
+        mine: String,
+        /// The database's.
+        recorded: String,
+    },
     /// Another server already uses the data dir.
     #[error("another kura server is using the data dir {0}")]
     Busy(std::path::PathBuf),
@@ -92,6 +100,25 @@ fn keep_private(cfg: &Config) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Refuses a start whose storage is not the one the database's files are in (a gateway of a
+/// shared database set up with other `[storage]` settings would serve the files as missing
+/// and keep its uploads where no other gateway looks); the first start records its own.
+async fn same_storage(cfg: &Config, store: &Store) -> Result<(), StartError> {
+    let mine = cfg.storage.identity();
+    let recorded = match store.install_check(crate::store::STORAGE).await? {
+        Some(r) => r,
+        None => {
+            store
+                .record_install_check(crate::store::STORAGE, &mine)
+                .await?
+        }
+    };
+    if recorded != mine {
+        return Err(StartError::OtherStorage { mine, recorded });
+    }
+    Ok(())
+}
+
 /// Starts the server and runs until interrupted.
 pub async fn run(cfg: Config) -> Result<(), StartError> {
     let shown = crate::install::shown(&cfg.data_dir);
@@ -103,6 +130,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     })?;
     keep_private(&cfg).map_err(|e| StartError::DataDir(shown.clone(), e))?;
     let store = Store::connect(&cfg.database_url(), cfg.durable_commits).await?;
+    same_storage(&cfg, &store).await?;
 
     let vfs = crate::setup::build_vfs(&cfg, store.clone())?;
     // a lost master key stops the start rather than be replaced by one that opens nothing

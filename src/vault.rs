@@ -48,7 +48,7 @@ pub struct NewKey {
     pub secret: String,
 }
 
-/// What the database's check value seals (`server_key_check`), and under which id.
+/// What the database's check value seals (`install_checks`), and under which id.
 const CHECK_ID: &str = "server-key-check";
 const CHECK_TEXT: &str = "kura";
 
@@ -68,7 +68,7 @@ impl Vault {
     /// dir made its own), so that no gateway runs unable to unseal the others' secrets.
     pub async fn open(data_dir: &Path, store: &Store) -> Result<Self, KeyError> {
         let path = data_dir.join("secret.key");
-        let recorded = store.server_key_check().await?;
+        let recorded = store.install_check(crate::store::SERVER_KEY).await?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -100,7 +100,9 @@ impl Vault {
             Some(r) => r,
             None => {
                 let mine = vault.seal(CHECK_ID, CHECK_TEXT);
-                store.record_server_key_check(&mine).await?
+                store
+                    .record_install_check(crate::store::SERVER_KEY, &mine)
+                    .await?
             }
         };
         if vault.unseal(CHECK_ID, &recorded).ok().as_deref() != Some(CHECK_TEXT) {

@@ -28,6 +28,30 @@ impl Default for StorageConfig {
     }
 }
 
+impl StorageConfig {
+    /// Which storage the files are in, as every gateway of one database must agree: the
+    /// backend, and on services other than `fs` the bucket and root (not the endpoint, which
+    /// gateways may reach by different names). `fs` roots are not compared: gateways may
+    /// mount one shared folder at different paths.
+    pub fn identity(&self) -> String {
+        if self.backend == "fs" {
+            return "fs".into();
+        }
+        let opt = |k: &str| {
+            self.options
+                .get(k)
+                .map(|v| v.trim().trim_matches('/').to_string())
+                .unwrap_or_default()
+        };
+        format!(
+            "{} bucket={} root={}",
+            self.backend,
+            opt("bucket"),
+            opt("root")
+        )
+    }
+}
+
 /// What the server does with macOS metadata files; see docs/clients.md.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

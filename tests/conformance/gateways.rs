@@ -630,17 +630,19 @@ fn gateways_postgres_restarted_under_load_the_gateways_recover() {
 }
 
 /// A gateway whose data dir has no copy of the first gateway's `secret.key` (or a key of its
-/// own) refuses to start and says what to copy, instead of serving while unable to unseal the
-/// access keys the others made; with the copy it starts.
+/// own), or whose storage is not the others', refuses to start and says what to fix, instead
+/// of serving while unable to unseal the others' access keys or find their files; with the
+/// copy and the same storage it starts.
 #[test]
-fn gateways_a_gateway_without_the_shared_server_key_refuses_to_start() {
+fn gateways_a_gateway_without_the_shared_key_or_storage_refuses_to_start() {
     let gw = Gateways::start(1, "kura_gw_key");
     let key = gw.servers[0].s3_key();
     let url = gw.pg.url("kura_gw_key");
     let root = gw.files();
-    let start = |data: &std::path::Path| {
+    let start_with = |data: &std::path::Path, extra: &[(&str, &str)]| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
             .arg("serve")
+            .envs(extra.iter().copied())
             .env("KURA_DATA_DIR", data)
             .env("KURA_DATABASE_URL", &url)
             .env("KURA_STORAGE__ROOT", &root)
@@ -671,6 +673,7 @@ fn gateways_a_gateway_without_the_shared_server_key_refuses_to_start() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     };
+    let start = |data: &std::path::Path| start_with(data, &[]);
     let own = tempfile::tempdir().expect("data dir");
     let (ok, text) = start(own.path()).expect("a gateway without the key started");
     assert!(!ok);
@@ -685,6 +688,17 @@ fn gateways_a_gateway_without_the_shared_server_key_refuses_to_start() {
     assert!(text.contains("copy secret.key"), "{text}");
     // with the first gateway's copy it serves, and unseals the keys the first one made
     let copy = std::fs::read(gw.servers[0].data_dir().join("secret.key")).expect("key");
+    // ... unless its storage is not the others': its uploads would land where no other
+    // gateway looks (here the `memory` service; an object store's other bucket alike)
+    let other = tempfile::tempdir().expect("data dir");
+    std::fs::write(other.path().join("secret.key"), &copy).expect("key");
+    let (ok, text) = start_with(other.path(), &[("KURA_STORAGE__BACKEND", "memory")])
+        .expect("a gateway on other storage started");
+    assert!(!ok);
+    assert!(
+        text.contains("is not the one this database's files are in"),
+        "{text}"
+    );
     let env = [
         ("KURA_DATABASE_URL", url.as_str()),
         ("KURA_STORAGE__ROOT", root.to_str().expect("utf-8")),
