@@ -109,6 +109,7 @@ pub use shares::ShareRow;
 pub use snapshot::{SnapshotObject, Whereabouts};
 pub use tree::{
     Committed, DeleteRules, MoveRules, WriteRules, ETAG_CHANGED, NOT_SEALED, SOURCE_CHANGED,
+    UPLOAD_GONE,
 };
 pub use usage::Drift;
 pub use users::UserRow;

@@ -64,7 +64,14 @@ pub struct WriteRules<'a> {
     /// The replaced file's tags and description (`x-amz-tagging`, `x-kura-description` in
     /// its headers) are kept over the new headers, as they are when the commit runs.
     pub keep_annotations: bool,
+    /// The multipart upload this commit completes: its row is deleted in the commit, and a
+    /// commit that finds it gone (another completion or an abort won) records nothing,
+    /// `Conflict(UPLOAD_GONE)`.
+    pub completes_upload: Option<&'a str>,
 }
+
+/// The multipart upload a completion would end was ended meanwhile (completed or aborted).
+pub const UPLOAD_GONE: &str = "the multipart upload was completed or aborted meanwhile";
 
 /// What a delete's transaction checks besides the entry still being there.
 #[derive(Clone, Copy, Debug, Default)]
@@ -409,6 +416,18 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
+        if let Some(id) = rules.completes_upload {
+            // claimed first: of racing completions one commits, the others find no row; parts
+            // sent meanwhile fail their foreign key
+            let gone = sqlx::query("DELETE FROM multipart_uploads WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| Committed::Meta(e.into()))?;
+            if gone.rows_affected() == 0 {
+                return Err(Committed::Meta(MetaError::Conflict(UPLOAD_GONE)));
+            }
+        }
         insert_parents_tx(&mut tx, rules.parents)
             .await
             .map_err(Committed::Meta)?;

@@ -285,6 +285,10 @@ impl Vfs {
         }
         for (i, p) in parts.iter().enumerate() {
             let Some(row) = stored.get(&p.number) else {
+                // its parts went with it: a racing completion or an abort ended the upload
+                if self.multipart_get(caller, id, path).await.is_err() {
+                    return Err(VfsError::NoSuchUpload);
+                }
                 return Err(VfsError::InvalidPart(format!(
                     "part {} was not uploaded",
                     p.number
@@ -333,34 +337,57 @@ impl Vfs {
     ) -> Result<Entry, VfsError> {
         // the client's key (SSE-C) opens the parts it sealed, and seals the object
         let customer = opts.customer_key.clone();
+        let opts = UploadOptions {
+            completes_upload: Some(id.to_string()),
+            ..opts
+        };
         let mut up = self.receive(caller, peer, path, opts).await?;
-        for p in parts {
-            let reader = self.staging.reader(&part_key(id, p.number)).await?;
-            let size = p.size as u64;
-            let mut stream = match &p.sealed {
-                Some(w) => self
-                    .download(
-                        super::Source::Store(reader),
-                        size,
-                        (Some(w), customer.as_ref()),
-                    )?
-                    .into_stream(0..size)
-                    .await?
-                    .boxed(),
-                None => reader.into_bytes_stream(0..size).await?.boxed(),
-            };
-            while let Some(chunk) = stream
-                .try_next()
-                .await
-                .map_err(|e| opendal::Error::new(opendal::ErrorKind::Unexpected, e.to_string()))?
-            {
-                up.write(chunk).await?;
+        let streamed: Result<(), VfsError> = async {
+            for p in parts {
+                let reader = self.staging.reader(&part_key(id, p.number)).await?;
+                let size = p.size as u64;
+                let mut stream = match &p.sealed {
+                    Some(w) => self
+                        .download(
+                            super::Source::Store(reader),
+                            size,
+                            (Some(w), customer.as_ref()),
+                        )?
+                        .into_stream(0..size)
+                        .await?
+                        .boxed(),
+                    None => reader.into_bytes_stream(0..size).await?.boxed(),
+                };
+                while let Some(chunk) = stream.try_next().await.map_err(|e| {
+                    let kind = match e.kind() {
+                        std::io::ErrorKind::NotFound => opendal::ErrorKind::NotFound,
+                        _ => opendal::ErrorKind::Unexpected,
+                    };
+                    opendal::Error::new(kind, e.to_string())
+                })? {
+                    up.write(chunk).await?;
+                }
             }
+            Ok(())
+        }
+        .await;
+        match streamed {
+            // a completion racing this one ended the upload and removed its parts first
+            Err(VfsError::Storage(e)) if e.kind() == opendal::ErrorKind::NotFound => {
+                return Err(VfsError::NoSuchUpload)
+            }
+            r => r?,
         }
         // the object and the end of its upload go together, whatever the client does
         let (vfs, id) = (self.clone(), id.to_string());
         to_the_end(async move {
-            let entry = up.commit().await?;
+            let entry = match up.commit().await {
+                // another completion, or an abort, ended the upload first
+                Err(VfsError::Conflict(crate::store::UPLOAD_GONE)) => {
+                    return Err(VfsError::NoSuchUpload)
+                }
+                r => r?,
+            };
             vfs.multipart_discard(&id).await?;
             Ok(entry)
         })

@@ -39,6 +39,9 @@ pub struct UploadOptions {
     /// The S3 client's key (SSE-C): the file is sealed under a data key wrapped by it, whatever
     /// the bucket's setting, and opens only with it.
     pub customer_key: Option<crate::seal::CustomerKey>,
+    /// The multipart (or resumable) upload this write completes: ended in the same commit,
+    /// which fails with `NoSuchUpload` when another completion or an abort ended it first.
+    pub completes_upload: Option<String>,
 }
 
 /// Longest MIME type a file may carry.
@@ -765,6 +768,7 @@ impl Upload {
             if_match: self.opts.if_match.as_deref(),
             parents,
             keep_annotations: self.opts.keep_annotations,
+            completes_upload: self.opts.completes_upload.as_deref(),
         };
         // readers of the path wait: they see the old row with the old bytes, or the new with the new
         let held = self.vfs.path_locks.write(self.path.as_str()).await;

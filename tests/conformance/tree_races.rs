@@ -212,3 +212,64 @@ fn a_put_racing_its_folder_or_its_name_is_409_or_412() {
         .collect();
     assert!(odd.is_empty(), "If-None-Match: * racing the name: {odd:?}");
 }
+
+/// Six CompleteMultipartUpload requests of one upload at once: exactly one completes it (one
+/// object, one version, the usage of one), the others answer NoSuchUpload (404), and a part
+/// sent after the completion is refused. Before, each completion that passed its checks
+/// before the first commit committed too: up to five objects and four extra noncurrent
+/// versions charged to the quota (outside review, session 37).
+#[test]
+fn racing_completions_of_one_multipart_upload_commit_once() {
+    require("aws");
+    let server = Server::plain();
+    run(server.kura().args(["group", "add", "mg"]));
+    run(server
+        .kura()
+        .args(["bucket", "create", "mpr", "--group", "mg"]));
+    let key = server.s3_key();
+    run(server.aws(&key).args([
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        "mpr",
+        "--versioning-configuration",
+        "Status=Enabled",
+    ]));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/multipart_race.py"
+    );
+    let out = run(Command::new("python3")
+        .arg(script)
+        .arg("mpr")
+        .env("KURA_S3_ENDPOINT", server.url(""))
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{}", text.trim());
+    let rounds: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(rounds.len(), 3, "{text}");
+    for (i, r) in rounds.iter().enumerate() {
+        assert_eq!(r["won"], 1, "round {i}: {r}");
+        assert!(
+            r["lost"]
+                .as_array()
+                .expect("lost")
+                .iter()
+                .all(|c| c == "NoSuchUpload"),
+            "round {i}: {r}"
+        );
+        assert_ne!(
+            r["late_part"], "ok",
+            "round {i}: a part after completion: {r}"
+        );
+        assert_eq!(r["versions"], i + 1, "round {i}: {r}");
+    }
+    // the current object; the two earlier ones are noncurrent versions (counted apart)
+    assert_eq!(crate::common::usage(&server, "mg").0, 1000, "usage");
+}
