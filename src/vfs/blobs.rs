@@ -154,12 +154,7 @@ mod tests {
     }
 
     async fn put(v: &Vfs, c: &Caller, path: &str, body: &[u8]) {
-        let mut up = v
-            .upload(c, &p(path), UploadOptions::default())
-            .await
-            .unwrap();
-        up.write(Bytes::copy_from_slice(body)).await.unwrap();
-        up.commit().await.unwrap();
+        crate::vfs::tests::put_as(v, c, path, body).await;
     }
 
     async fn read(v: &Vfs, c: &Caller, path: &str) -> Vec<u8> {

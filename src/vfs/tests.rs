@@ -33,8 +33,13 @@ fn p(s: &str) -> VPath {
 }
 
 async fn put(v: &Vfs, path: &str, body: &[u8]) -> Entry {
+    put_as(v, &ann(), path, body).await
+}
+
+/// Writes `body` to `path` as `c` (the core's tests in other modules use it too).
+pub(super) async fn put_as(v: &Vfs, c: &Caller, path: &str, body: &[u8]) -> Entry {
     let mut up = v
-        .upload(&ann(), &p(path), UploadOptions::default())
+        .upload(c, &p(path), UploadOptions::default())
         .await
         .unwrap();
     up.write(Bytes::copy_from_slice(body)).await.unwrap();

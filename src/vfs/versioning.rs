@@ -510,23 +510,16 @@ impl Vfs {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
 
     use super::*;
     use crate::store::Store;
-    use crate::vfs::UploadOptions;
 
     fn p(s: &str) -> VPath {
         VPath::parse(s).unwrap()
     }
 
     async fn put(v: &Vfs, c: &Caller, path: &str, body: &[u8]) {
-        let mut up = v
-            .upload(c, &p(path), UploadOptions::default())
-            .await
-            .unwrap();
-        up.write(Bytes::copy_from_slice(body)).await.unwrap();
-        up.commit().await.unwrap();
+        crate::vfs::tests::put_as(v, c, path, body).await;
     }
 
     async fn read(v: &Vfs, c: &Caller, ov: &ObjectVersion) -> Vec<u8> {

@@ -7,7 +7,7 @@ use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::common::{require, run, Server};
+use crate::common::{require, run, tagged_body as body, Server};
 
 fn text(out: &Output) -> String {
     format!(
@@ -25,11 +25,6 @@ fn usage_line(server: &Server) -> String {
         .find(|l| l.starts_with("g\t"))
         .expect("usage line")
         .to_string()
-}
-
-/// A body whose bytes say which write made it: `tag` repeated to `len` bytes.
-fn body(tag: &str, len: usize) -> Vec<u8> {
-    tag.bytes().cycle().take(len).collect()
 }
 
 /// The stable files of the test: path and bytes.

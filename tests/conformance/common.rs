@@ -640,3 +640,8 @@ pub fn usage(server: &Server, group: &str) -> (i64, i64) {
     let f: Vec<&str> = line.split('\t').collect();
     (f[1].parse().expect("bytes"), f[3].parse().expect("files"))
 }
+
+/// A body whose bytes say which write made it: `tag` repeated to `len` bytes.
+pub fn tagged_body(tag: &str, len: usize) -> Vec<u8> {
+    tag.bytes().cycle().take(len).collect()
+}

@@ -8,7 +8,7 @@
 use std::process::Output;
 use std::time::Instant;
 
-use crate::common::{code, require, run, Server};
+use crate::common::{code, require, run, tagged_body as body, Server};
 use crate::locks::lock_as;
 use crate::postgres::Postgres;
 
@@ -50,11 +50,6 @@ fn listing(server: &Server, key: &crate::common::S3Key) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// Bytes whose content names `tag`, `len` long.
-fn body(tag: &str, len: usize) -> Vec<u8> {
-    tag.bytes().cycle().take(len).collect()
 }
 
 /// The WebDAV files of the test: path and bytes.
