@@ -35,7 +35,8 @@ pub fn to_fs_error(e: VfsError) -> FsError {
         }
         VfsError::Storage(e) => match e.kind() {
             opendal::ErrorKind::NotFound => FsError::NotFound,
-            opendal::ErrorKind::PermissionDenied => FsError::Forbidden,
+            // the store refusing Kura itself (its credentials, the root folder's modes) is the
+            // server's fault, not the client's: 500 and a log line, not 403
             _ => {
                 tracing::error!(error = %e, "storage failure");
                 FsError::GeneralFailure
