@@ -287,8 +287,6 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Purges audit rows past their retention hourly and, with `log`, appends every new row as a
-/// JSON line to it ("-": standard output), its position kept beside it.
 /// What `/healthz` checks of the storage: the `fs` root folder, or the object store itself
 /// (an operator of its own, so the probe shares no connection pool with the requests).
 fn storage_check(cfg: &Config) -> Result<crate::http::health::StorageCheck, StartError> {
@@ -305,6 +303,8 @@ fn storage_check(cfg: &Config) -> Result<crate::http::health::StorageCheck, Star
     })
 }
 
+/// Purges audit rows past their retention hourly and, with `log`, appends every new row as a
+/// JSON line to it ("-": standard output), its position kept beside it.
 fn spawn_audit(store: Store, retention_days: u64, log: Option<std::path::PathBuf>) {
     if retention_days > 0 {
         let store = store.clone();
