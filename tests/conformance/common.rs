@@ -645,3 +645,15 @@ pub fn usage(server: &Server, group: &str) -> (i64, i64) {
 pub fn tagged_body(tag: &str, len: usize) -> Vec<u8> {
     tag.bytes().cycle().take(len).collect()
 }
+
+/// `kura group add GROUP` and `kura bucket create BUCKET --group GROUP`, then, given,
+/// `kura quota set GROUP --bytes QUOTA`: a bucket paid by a group of its own.
+pub fn group_bucket(server: &Server, group: &str, bucket: &str, quota: Option<&str>) {
+    run(server.kura().args(["group", "add", group]));
+    run(server
+        .kura()
+        .args(["bucket", "create", bucket, "--group", group]));
+    if let Some(q) = quota {
+        run(server.kura().args(["quota", "set", group, "--bytes", q]));
+    }
+}

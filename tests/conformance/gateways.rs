@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{code, require, run, tree, usage, S3Key, Server, ADMIN_PW};
+use crate::common::{code, group_bucket, require, run, tree, usage, S3Key, Server, ADMIN_PW};
 use crate::postgres::Postgres;
 
 /// Three gateways on one database and one folder of bytes.
@@ -90,13 +90,7 @@ fn gateways_thirty_two_writers_on_three_gateways_never_exceed_one_quota() {
     require("curl");
     let gw = Gateways::start(3, "kura_gw_quota");
     let one = &gw.servers[0];
-    run(one.kura().args(["group", "add", "race"]));
-    run(one
-        .kura()
-        .args(["bucket", "create", "rbucket", "--group", "race"]));
-    run(one
-        .kura()
-        .args(["quota", "set", "race", "--bytes", "10MiB"]));
+    group_bucket(one, "race", "rbucket", Some("10MiB"));
     let body = gw.shared.path().join("one-mib");
     std::fs::write(&body, vec![7u8; 1 << 20]).expect("body");
     let body = body.to_str().expect("utf-8").to_string();
@@ -406,10 +400,7 @@ fn gateways_each_notification_is_delivered_once_by_three_gateways() {
     let (_rx, port) = receiver(&out);
     let gw = Gateways::start(3, "kura_gw_notify");
     let one = &gw.servers[0];
-    run(one.kura().args(["group", "add", "g"]));
-    run(one
-        .kura()
-        .args(["bucket", "create", "inbox", "--group", "g"]));
+    group_bucket(one, "g", "inbox", None);
     let url = format!("http://127.0.0.1:{port}/hook");
     run(one.kura().args([
         "notify",
@@ -462,11 +453,7 @@ fn gateways_a_gateway_killed_mid_upload_leaves_nothing_and_the_others_go_on() {
     require("curl");
     let mut gw = Gateways::start(3, "kura_gw_kill");
     let one = &gw.servers[0];
-    run(one.kura().args(["group", "add", "k"]));
-    run(one
-        .kura()
-        .args(["bucket", "create", "kbucket", "--group", "k"]));
-    run(one.kura().args(["quota", "set", "k", "--bytes", "1GiB"]));
+    group_bucket(one, "k", "kbucket", Some("1GiB"));
     let body = gw.shared.path().join("big");
     std::fs::write(&body, vec![3u8; 32 << 20]).expect("body");
     let body = body.to_str().expect("utf-8").to_string();
@@ -542,10 +529,7 @@ fn gateways_postgres_restarted_under_load_the_gateways_recover() {
     require("curl");
     let mut gw = Gateways::start(2, "kura_gw_pgrestart");
     let auth = format!("admin:{ADMIN_PW}");
-    run(gw.servers[0].kura().args(["group", "add", "p"]));
-    run(gw.servers[0]
-        .kura()
-        .args(["bucket", "create", "pbucket", "--group", "p"]));
+    group_bucket(&gw.servers[0], "p", "pbucket", None);
     let urls: Vec<String> = gw.servers.iter().map(|s| s.dav("pbucket/")).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..4)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{code, require, run, Server};
+use crate::common::{code, group_bucket, require, run, Server};
 use crate::gateways::{count, spawn_curl, statuses, Gateways};
 
 /// Settings that keep the per-address delay out of the failed-login counts.
@@ -129,8 +129,7 @@ fn gateways_shared_share_link_budget_is_counted_once_across_three_gateways() {
         ],
     );
     let first = &gw.servers[0];
-    run(first.kura().args(["group", "add", "g"]));
-    run(first.kura().args(["bucket", "create", "b", "--group", "g"]));
+    group_bucket(first, "g", "b", None);
     assert_eq!(first.status(&["-X", "MKCOL", &first.dav("b/d")]), 201);
     assert_eq!(first.put("b/d/f.txt", b"hello"), 201);
     let out = run(first.kura().args(["share", "create", "/b/d", "--json"]));
@@ -252,10 +251,7 @@ fn gateways_shared_replication_to_a_home_node_ships_each_entry_once_and_survives
 
     let mut gw = Gateways::start_with(3, "kura_gws_repl", &REPL);
     let first = &gw.servers[0];
-    run(first.kura().args(["group", "add", "replicas"]));
-    run(first
-        .kura()
-        .args(["bucket", "create", BUCKET, "--group", "replicas"]));
+    group_bucket(first, "replicas", BUCKET, None);
     run(first.kura().args([
         "peer",
         "add",
@@ -366,8 +362,7 @@ fn gateways_shared_share_request_cost() {
         ],
     );
     let s = &gw.servers[0];
-    run(s.kura().args(["group", "add", "g"]));
-    run(s.kura().args(["bucket", "create", "b", "--group", "g"]));
+    group_bucket(s, "g", "b", None);
     assert_eq!(s.status(&["-X", "MKCOL", &s.dav("b/d")]), 201);
     assert_eq!(s.put("b/d/f.txt", b"hello"), 201);
     let out = run(s.kura().args(["share", "create", "/b/d", "--json"]));

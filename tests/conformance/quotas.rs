@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::{code, require, run, tree, usage, Server, ADMIN_PW};
+use crate::common::{code, group_bucket, require, run, tree, usage, Server, ADMIN_PW};
 
 fn put_bytes(server: &Server, path: &str, n: usize) -> u16 {
     server.put(path, &vec![b'q'; n])
@@ -170,13 +170,7 @@ fn quota_edges_through_webdav() {
 fn thirty_two_writers_never_exceed_the_quota() {
     require("curl");
     let server = Server::plain();
-    run(server.kura().args(["group", "add", "race"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "rbucket", "--group", "race"]));
-    run(server
-        .kura()
-        .args(["quota", "set", "race", "--bytes", "10MiB"]));
+    group_bucket(&server, "race", "rbucket", Some("10MiB"));
     let body = server.root.path().join("one-mib");
     std::fs::write(&body, vec![7u8; 1 << 20]).expect("body");
     let children: Vec<_> = (0..32)
