@@ -5,8 +5,8 @@
 
 use super::DbRow;
 use super::DbTx;
-use sqlx::Row;
 
+use super::inline::{Arg, Columns};
 use super::replication_journal::journal_path_tx;
 use super::usage::{bucket_of, charge_tx, payer_tx, tree_usage_tx};
 use super::{below, MetaError, Store};
@@ -82,24 +82,30 @@ macro_rules! children_in_range_sql {
     };
 }
 
-/// A row of `entry_cols!()` as an entry.
+/// A row of `entry_cols!()` as an entry (`None`: a column of another type).
+pub(super) fn entry_of(r: &dyn Columns) -> Option<EntryRow> {
+    Some(EntryRow {
+        path: r.text(0)?,
+        parent: r.text(1)?,
+        is_dir: r.int(2)? != 0,
+        size: r.int(3)?,
+        mtime_ms: r.int(4)?,
+        etag: r.text(5)?,
+        content_type: r.maybe(6)?,
+        owner: r.maybe(7)?,
+        headers: r.maybe(8)?,
+        grp: r.maybe(9)?,
+        mode: r.int(10)?,
+        origin: r.maybe(11)?,
+        sealed: r.maybe(12)?,
+        blob: r.maybe(13)?,
+    })
+}
+
+/// A row of `entry_cols!()` as an entry; panics on a column of another type, as sqlx's
+/// `Row::get` did (the schema rules it out).
 pub(super) fn row_to_entry(r: DbRow) -> EntryRow {
-    EntryRow {
-        path: r.get(0),
-        parent: r.get(1),
-        is_dir: r.get::<i64, _>(2) != 0,
-        size: r.get(3),
-        mtime_ms: r.get(4),
-        etag: r.get(5),
-        content_type: r.get(6),
-        owner: r.get(7),
-        headers: r.get(8),
-        grp: r.get(9),
-        mode: r.get(10),
-        origin: r.get(11),
-        sealed: r.get(12),
-        blob: r.get(13),
-    }
+    entry_of(&r).expect("an entries row of the schema's column types")
 }
 
 /// Inserts a folder row in the change's transaction; `implicit` marks a folder made only as
@@ -160,15 +166,9 @@ pub(super) async fn journal_attrs_tx(
 impl Store {
     /// The row of one path, if any.
     pub async fn entry(&self, path: &str) -> Result<Option<EntryRow>, MetaError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            entry_cols!(),
-            " FROM entries WHERE path = $1"
-        ))
-        .bind(path)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(row_to_entry))
+        let sql = concat!("SELECT ", entry_cols!(), " FROM entries WHERE path = $1");
+        let rows = self.read(sql, &[Arg::Text(path)], entry_of).await?;
+        Ok(rows.into_iter().next())
     }
 
     /// The rows of several paths in one query (a path and its ancestors).
@@ -185,12 +185,8 @@ impl Store {
             marks
         );
         // only numbered placeholders are spliced in; the paths are bound
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for p in paths {
-            q = q.bind(*p);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(row_to_entry).collect())
+        let args: Vec<Arg> = paths.iter().map(|p| Arg::Text(p)).collect();
+        self.read(&sql, &args, entry_of).await
     }
 
     /// Every row, in path order (for a backup's restore).
@@ -253,15 +249,12 @@ impl Store {
 
     /// Direct children of a folder, in path order, in one query.
     pub async fn children(&self, parent: &str) -> Result<Vec<EntryRow>, MetaError> {
-        let rows = sqlx::query(concat!(
+        let sql = concat!(
             "SELECT ",
             entry_cols!(),
             " FROM entries WHERE parent = $1 ORDER BY path"
-        ))
-        .bind(parent)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(row_to_entry).collect())
+        );
+        self.read(sql, &[Arg::Text(parent)], entry_of).await
     }
 
     /// At most `limit` children of a folder whose path is after `after`, in path order, each
@@ -272,24 +265,15 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<(EntryRow, bool)>, MetaError> {
-        let rows = sqlx::query(concat!(
+        let sql = concat!(
             "SELECT ",
             entry_cols!(),
             ", CAST(EXISTS (SELECT 1 FROM dead_props d WHERE d.path = entries.path) AS INTEGER) AS has_props",
             " FROM entries WHERE parent = $1 AND path > $2 ORDER BY path LIMIT $3"
-        ))
-        .bind(parent)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let props = r.get::<i64, _>("has_props") != 0;
-                (row_to_entry(r), props)
-            })
-            .collect())
+        );
+        let args = [Arg::Text(parent), Arg::Text(after), Arg::Int(limit)];
+        self.read(sql, &args, |r| Some((entry_of(r)?, r.int(14)? != 0)))
+            .await
     }
 
     /// Replaces the stored type and headers of a file (S3 CopyObject onto itself with REPLACE).
@@ -413,16 +397,15 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<EntryRow>, MetaError> {
         let start = if after > from { after } else { from };
-        let rows = sqlx::query(children_in_range_sql!())
-            .bind(parent)
-            .bind(from)
-            .bind(to)
-            .bind(start)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(row_to_entry).collect())
+        let args = [
+            Arg::Text(parent),
+            Arg::Text(from),
+            Arg::Text(to),
+            Arg::Text(start),
+            Arg::Text(after),
+            Arg::Int(limit),
+        ];
+        self.read(children_in_range_sql!(), &args, entry_of).await
     }
 
     /// Files whose path lies in `[from, to)` and after `after`, in path order, at most `limit`
@@ -455,13 +438,8 @@ impl Store {
                 from,
             )
         };
-        let rows = sqlx::query(sql)
-            .bind(start)
-            .bind(to)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(row_to_entry).collect())
+        let args = [Arg::Text(start), Arg::Text(to), Arg::Int(limit)];
+        self.read(sql, &args, entry_of).await
     }
 
     /// Every row strictly below `path`, in path order (parents before children).
@@ -492,6 +470,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Row;
 
     fn row(path: &str, is_dir: bool) -> EntryRow {
         EntryRow {

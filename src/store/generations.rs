@@ -13,17 +13,11 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use super::Store;
-
-/// How long the check waits for a lock before giving up (the callers then read through sqlx):
-/// a WAL reader waits only for a crash recovery, never for writers.
-const BUSY: Duration = Duration::from_millis(50);
 
 const READ: &str = "SELECT name, n FROM generations";
 
@@ -91,12 +85,9 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
     }
 }
 
-/// The connection the generations are read on (opened on first use), and what is kept in
-/// memory under them: bucket settings and the lock rows.
+/// What is kept in memory under the generations: bucket settings and the lock rows.
+#[derive(Default)]
 pub(super) struct Generation {
-    /// The SQLite file; None on PostgreSQL.
-    file: Option<PathBuf>,
-    conn: Mutex<Option<Connection>>,
     /// Bucket settings by (bucket, name), under `settings`.
     pub(super) settings: Memo<(String, String), Option<String>>,
     /// Every lock row, expired or not, under `locks`.
@@ -105,70 +96,19 @@ pub(super) struct Generation {
 
 impl std::fmt::Debug for Generation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Generation")
-            .field("file", &self.file)
-            .finish()
+        f.debug_struct("Generation").finish()
     }
 }
 
-impl Generation {
-    pub(super) fn new(file: Option<&Path>) -> Self {
-        Generation {
-            file: file.map(Path::to_path_buf),
-            conn: Mutex::new(None),
-            settings: Memo::default(),
-            locks: Memo::default(),
-        }
+/// The counters, read on one of the inline connections (`inline.rs`).
+fn read(conn: &Connection) -> rusqlite::Result<Generations> {
+    let mut st = conn.prepare_cached(READ)?;
+    let mut g = Generations::default();
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        g.set(r.get_ref(0)?.as_str()?, r.get(1)?);
     }
-
-    /// The database file.
-    #[cfg(test)]
-    pub(super) fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
-    }
-
-    fn open(&self, file: &Path) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(
-            file,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(BUSY)?;
-        // this connection only ever reads
-        conn.pragma_update(None, "query_only", true)?;
-        Ok(conn)
-    }
-
-    fn read(&self) -> Option<Generations> {
-        let file = self.file.as_deref()?;
-        let mut slot = self.conn.lock().ok()?;
-        if slot.is_none() {
-            match self.open(file) {
-                Ok(c) => *slot = Some(c),
-                Err(e) => {
-                    tracing::warn!(error = %e, "generations: cannot open the database");
-                    return None;
-                }
-            }
-        }
-        let conn = slot.as_ref()?;
-        let read = conn.prepare_cached(READ).and_then(|mut st| {
-            let mut g = Generations::default();
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                g.set(r.get_ref(0)?.as_str()?, r.get(1)?);
-            }
-            Ok(g)
-        });
-        match read {
-            Ok(n) => Some(n),
-            Err(e) => {
-                tracing::warn!(error = %e, "generations: read failed");
-                // opened again next time (the file may have been replaced by a restore)
-                *slot = None;
-                None
-            }
-        }
-    }
+    Ok(g)
 }
 
 impl Store {
@@ -177,7 +117,7 @@ impl Store {
     /// query of the `generations` table (a round trip; every gateway's commits count).
     pub async fn generations(&self) -> Option<Generations> {
         match self.engine {
-            super::Engine::Sqlite => self.generation.read(),
+            super::Engine::Sqlite => self.inline.with(read),
             super::Engine::Postgres => {
                 let rows: Vec<(String, i64)> =
                     match sqlx::query_as(READ).fetch_all(&self.pool).await {

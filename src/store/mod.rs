@@ -11,6 +11,7 @@ mod generations;
 mod groups;
 mod health;
 mod implicit;
+mod inline;
 mod install_checks;
 mod keys;
 mod leases;
@@ -188,8 +189,10 @@ pub struct Store {
     /// on PostgreSQL for the advisory lock of `write_tx` (other gateways still meet that).
     writer: DbPool,
     engine: Engine,
-    /// The generations, read on a connection of their own on SQLite (`generations.rs`).
+    /// What is kept in memory under the generations (`generations.rs`).
     generation: std::sync::Arc<generations::Generation>,
+    /// The SQLite file's connections for reads on the calling thread (`inline.rs`).
+    inline: std::sync::Arc<inline::Inline>,
     /// The temporary folder or database of a unit test, removed with the last handle.
     #[cfg(test)]
     _scratch: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
@@ -239,7 +242,8 @@ impl Store {
             pool,
             writer,
             engine: Engine::Sqlite,
-            generation: std::sync::Arc::new(generations::Generation::new(Some(db_file))),
+            generation: Default::default(),
+            inline: std::sync::Arc::new(inline::Inline::new(Some(db_file))),
             #[cfg(test)]
             _scratch: None,
         })
@@ -281,7 +285,8 @@ impl Store {
             writer,
             pool,
             engine: Engine::Postgres,
-            generation: std::sync::Arc::new(generations::Generation::new(None)),
+            generation: Default::default(),
+            inline: std::sync::Arc::new(inline::Inline::new(None)),
             #[cfg(test)]
             _scratch: None,
         })

@@ -1,7 +1,6 @@
 //! WebDAV dead properties, stored per path.
 
-use sqlx::Row;
-
+use super::inline::{Arg, Columns};
 use super::{MetaError, Store};
 
 /// A WebDAV dead property as stored.
@@ -17,6 +16,16 @@ pub struct DeadProp {
     pub xml: Option<String>,
 }
 
+/// The property in the columns `namespace, name, prefix, xml` from `at` on.
+fn prop_of(r: &dyn Columns, at: usize) -> Option<DeadProp> {
+    Some(DeadProp {
+        namespace: r.text(at)?,
+        name: r.text(at + 1)?,
+        prefix: r.maybe(at + 2)?,
+        xml: r.maybe(at + 3)?,
+    })
+}
+
 impl Store {
     /// Which direct children of a folder have dead properties, in one query.
     pub async fn children_with_props(
@@ -28,15 +37,15 @@ impl Store {
         } else {
             parent.to_string()
         };
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT d.path FROM dead_props d JOIN entries e ON e.path = d.path
+        let (lo, hi) = (format!("{base}/"), format!("{base}0"));
+        let rows = self
+            .read(
+                "SELECT DISTINCT d.path FROM dead_props d JOIN entries e ON e.path = d.path
              WHERE e.parent = $1 AND d.path > $2 AND d.path < $3",
-        )
-        .bind(parent)
-        .bind(format!("{base}/"))
-        .bind(format!("{base}0"))
-        .fetch_all(&self.pool)
-        .await?;
+                &[Arg::Text(parent), Arg::Text(&lo), Arg::Text(&hi)],
+                |r| r.text(0),
+            )
+            .await?;
         Ok(rows.into_iter().collect())
     }
 
@@ -51,46 +60,32 @@ impl Store {
         } else {
             parent.to_string()
         };
-        let rows = sqlx::query(
-            "SELECT d.path, d.namespace, d.name, d.prefix, d.xml
+        let (lo, hi) = (format!("{base}/"), format!("{base}0"));
+        let rows = self
+            .read(
+                "SELECT d.path, d.namespace, d.name, d.prefix, d.xml
              FROM dead_props d JOIN entries e ON e.path = d.path
              WHERE e.parent = $1 AND d.path > $2 AND d.path < $3
              ORDER BY d.path, d.namespace, d.name",
-        )
-        .bind(parent)
-        .bind(format!("{base}/"))
-        .bind(format!("{base}0"))
-        .fetch_all(&self.pool)
-        .await?;
+                &[Arg::Text(parent), Arg::Text(&lo), Arg::Text(&hi)],
+                |r| Some((r.text(0)?, prop_of(r, 1)?)),
+            )
+            .await?;
         let mut out: std::collections::HashMap<String, Vec<DeadProp>> = Default::default();
-        for r in rows {
-            out.entry(r.get(0)).or_default().push(DeadProp {
-                namespace: r.get(1),
-                name: r.get(2),
-                prefix: r.get(3),
-                xml: r.get(4),
-            });
+        for (path, prop) in rows {
+            out.entry(path).or_default().push(prop);
         }
         Ok(out)
     }
 
     /// Dead properties of one entry.
     pub async fn props(&self, path: &str) -> Result<Vec<DeadProp>, MetaError> {
-        let rows = sqlx::query(
+        self.read(
             "SELECT namespace, name, prefix, xml FROM dead_props WHERE path = $1 ORDER BY namespace, name",
+            &[Arg::Text(path)],
+            |r| prop_of(r, 0),
         )
-        .bind(path)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DeadProp {
-                namespace: r.get(0),
-                name: r.get(1),
-                prefix: r.get(2),
-                xml: r.get(3),
-            })
-            .collect())
+        .await
     }
 
     /// Applies a PROPPATCH (true = set, false = remove) atomically.

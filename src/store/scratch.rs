@@ -57,7 +57,7 @@ impl Store {
     /// What `connect` takes to open a second handle on a unit test's database (as another
     /// process or gateway would).
     pub fn url_for_tests(&self) -> String {
-        match self.generation.file() {
+        match self.inline.file() {
             Some(file) => file.to_string_lossy().into_owned(),
             None => self
                 ._scratch

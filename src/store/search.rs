@@ -2,9 +2,8 @@
 //! entry first, read from the index the triggers of `0016_search.sql` keep in each
 //! transaction. The core checks each candidate exactly (folding, permissions) and pages.
 
-use sqlx::Row;
-
-use super::entries::{entry_cols, row_to_entry, EntryRow};
+use super::entries::{entry_cols, entry_of, EntryRow};
+use super::inline::Arg;
 use super::{below, MetaError, Store};
 
 /// What the index is asked: every part must hold.
@@ -23,12 +22,6 @@ pub struct Probe {
     /// Read the entries of the scope itself (a small folder) rather than the index: the words
     /// are then left to the caller's exact check.
     pub by_scope: bool,
-}
-
-/// One bound value of the candidate query.
-enum Arg<'a> {
-    Text(&'a str),
-    Int(i64),
 }
 
 impl Store {
@@ -111,21 +104,8 @@ impl Store {
             limit = next(&mut args),
         );
         // only placeholders and fixed clauses are spliced in; every value is bound
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for a in &args {
-            q = match a {
-                Arg::Text(t) => q.bind(*t),
-                Arg::Int(i) => q.bind(*i),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let pos: i64 = r.get(14);
-                (pos, row_to_entry(r))
-            })
-            .collect())
+        self.read(&sql, &args, |r| Some((r.int(14)?, entry_of(r)?)))
+            .await
     }
 }
 

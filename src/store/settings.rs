@@ -1,6 +1,7 @@
 //! Per-bucket settings rows (S3 CORS rules, public access...): opaque JSON values the core
 //! hands out; and the entries whose ACL is public-read.
 
+use super::inline::Arg;
 use super::{MetaError, Store};
 
 impl Store {
@@ -17,12 +18,16 @@ impl Store {
         if let Some(v) = self.generation.settings.get(at, &key) {
             return Ok(v);
         }
-        let v: Option<String> =
-            sqlx::query_scalar("SELECT value FROM bucket_settings WHERE bucket = $1 AND name = $2")
-                .bind(bucket)
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+        let v = self
+            .read(
+                "SELECT value FROM bucket_settings WHERE bucket = $1 AND name = $2",
+                &[Arg::Text(bucket), Arg::Text(name)],
+                |r| r.maybe(0),
+            )
+            .await?
+            .into_iter()
+            .next()
+            .flatten();
         if let Some(at) = at {
             self.generation.settings.put(at, key, v.clone());
         }

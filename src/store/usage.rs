@@ -111,15 +111,16 @@ impl Store {
             return Ok(None);
         };
         // one query: the bucket's group and what its quota leaves (no row: unlimited or unpaid)
-        let row = sqlx::query(
-            "SELECT g.name, g.quota_bytes - g.used_bytes - g.version_bytes FROM entries e
+        let rows = self
+            .read(
+                "SELECT g.name, g.quota_bytes - g.used_bytes - g.version_bytes FROM entries e
              JOIN groups g ON g.name = e.grp
              WHERE e.path = $1 AND e.is_dir = 1 AND g.quota_bytes IS NOT NULL",
-        )
-        .bind(bucket)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+                &[super::inline::Arg::Text(bucket)],
+                |r| Some((r.text(0)?, r.int(1)?)),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
     }
 
     /// Fails with `QuotaExceeded` unless the group paying for `path` may grow by `bytes` and

@@ -156,7 +156,13 @@ fn persist(f: NamedTempFile, target: &Path) -> std::io::Result<()> {
 pub(super) struct DiskFile {
     path: PathBuf,
     file: OnceLock<Arc<File>>,
+    /// The whole file, read with the open when it is at most `WHOLE` bytes: a small GET is
+    /// one blocking call, not two.
+    whole: Option<Bytes>,
 }
+
+/// Files up to this size are read whole when opened.
+const WHOLE: u64 = 64 * 1024;
 
 impl DiskFile {
     /// Opens the file now and checks it holds one of `sizes` bytes (returned with it), so that
@@ -169,14 +175,25 @@ impl DiskFile {
         let file = tokio::task::spawn_blocking(move || {
             let f = open_stored(&p)?;
             let len = f.metadata()?.len();
-            Ok::<_, std::io::Error>(sizes.contains(&len).then_some((f, len)))
+            if !sizes.contains(&len) {
+                return Ok(None);
+            }
+            let whole = if len <= WHOLE {
+                let mut buf = vec![0; len as usize];
+                f.read_exact_at(&mut buf, 0)?;
+                Some(Bytes::from(buf))
+            } else {
+                None
+            };
+            Ok::<_, std::io::Error>(Some((f, len, whole)))
         })
         .await
         .map_err(std::io::Error::other)??;
-        Ok(file.map(|(f, len)| {
+        Ok(file.map(|(f, len, whole)| {
             let file = DiskFile {
                 path,
                 file: OnceLock::from(Arc::new(f)),
+                whole,
             };
             (file, len)
         }))
@@ -184,16 +201,33 @@ impl DiskFile {
 
     /// Exactly `len` bytes at `offset` (the caller keeps within the recorded size).
     pub(super) async fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        if let Some(b) = self.held(offset, len) {
+            return Ok(b);
+        }
         let (file, bytes) = read(self.file.get().cloned(), self.path.clone(), offset, len).await?;
         let _ = self.file.set(file);
         Ok(bytes)
+    }
+
+    /// The `len` bytes at `offset` when the file was read whole at the open.
+    fn held(&self, offset: u64, len: usize) -> Option<Bytes> {
+        let whole = self.whole.as_ref()?;
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(len)?;
+        (end <= whole.len()).then(|| whole.slice(start..end))
     }
 
     /// The bytes of `range` in pieces of at most `wire::PIECE`.
     pub(super) fn stream(
         self,
         range: Range<u64>,
-    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Sync + Unpin + 'static {
+    ) -> std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static>> {
+        if let Some(b) = usize::try_from(range.end - range.start.min(range.end))
+            .ok()
+            .and_then(|len| self.held(range.start, len))
+        {
+            return Box::pin(futures_util::stream::iter((!b.is_empty()).then_some(Ok(b))));
+        }
         let path = self.path;
         let end = range.end;
         Box::pin(futures_util::stream::try_unfold(
