@@ -8,6 +8,10 @@ run starts a fresh server of A then of B (B then A on odd runs, so that drift on
 machine falls on both), makes the benchmark's buckets, and measures 2,000 PUTs then 2,000
 GETs of 4 KiB with 16 clients over WebDAV and over S3, the server's CPU per request from
 /proc. Prints each run's figure and the median per binary. Any failed request stops it.
+
+`AB_ENV_B="KURA_DURABLE_COMMITS=false ..."` starts B's server with those settings as well (B
+may then be A's binary: the cost of a setting). `AB_PROTOS=webdav` or `s3` measures one
+protocol only.
 """
 
 import os
@@ -32,9 +36,20 @@ def main():
             root = tempfile.mkdtemp(prefix="kura-ab-", dir=work)
             k = kb.Kura(root, (None, None), binary)
             try:
-                k.start(False)
+                extra = dict(kv.split("=", 1) for kv in os.environ.get("AB_ENV_B", "").split())
+                saved = {v: os.environ.get(v) for v in extra}
+                if name == "B":
+                    os.environ.update(extra)
+                try:
+                    k.start(False)
+                finally:
+                    for v, old in saved.items():
+                        if old is None:
+                            os.environ.pop(v, None)
+                        else:
+                            os.environ[v] = old
                 k.prepare_live(0, 16)
-                for proto in ("webdav", "s3"):
+                for proto in os.environ.get("AB_PROTOS", "webdav s3").split():
                     t = k.target(proto)
                     k.warm(t)
                     time.sleep(0.3)

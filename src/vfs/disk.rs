@@ -171,24 +171,24 @@ impl DiskFile {
         path: PathBuf,
         sizes: Vec<u64>,
     ) -> std::io::Result<Option<(Self, u64)>> {
-        let p = path.clone();
-        let file = tokio::task::spawn_blocking(move || {
-            let f = open_stored(&p)?;
-            let len = f.metadata()?.len();
-            if !sizes.contains(&len) {
-                return Ok(None);
+        // a small file whose pages are cached is read right here: a blocking-pool round trip
+        // (two thread wake-ups) costs more than its open and read (nginx reads so too)
+        let small = sizes.iter().all(|&n| n <= WHOLE);
+        let file = match small.then(|| open_whole(&path, &sizes, true)) {
+            Some(Ok(Opened::Found(f, len, whole))) => Some((f, len, whole)),
+            Some(Ok(Opened::SizeDiffers)) => None,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(Opened::NotCached)) | None => {
+                let p = path.clone();
+                let opened = tokio::task::spawn_blocking(move || open_whole(&p, &sizes, false))
+                    .await
+                    .map_err(std::io::Error::other)??;
+                match opened {
+                    Opened::Found(f, len, whole) => Some((f, len, whole)),
+                    _ => None,
+                }
             }
-            let whole = if len <= WHOLE {
-                let mut buf = vec![0; len as usize];
-                f.read_exact_at(&mut buf, 0)?;
-                Some(Bytes::from(buf))
-            } else {
-                None
-            };
-            Ok::<_, std::io::Error>(Some((f, len, whole)))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
+        };
         Ok(file.map(|(f, len, whole)| {
             let file = DiskFile {
                 path,
@@ -245,6 +245,43 @@ impl DiskFile {
             },
         ))
     }
+}
+
+/// What `open_whole` found.
+enum Opened {
+    /// The file, its length, and its bytes when it is at most `WHOLE` long.
+    Found(File, u64, Option<Bytes>),
+    /// Its length is none of those expected.
+    SizeDiffers,
+    /// Not all of its bytes are in the page cache (`nowait` only).
+    NotCached,
+}
+
+/// Opens `p`, checks its length is one of `sizes`, and reads it whole when it is at most
+/// `WHOLE` long; with `nowait`, only from the page cache (`RWF_NOWAIT`), so that a caller on a
+/// runtime thread never waits for the disk to read.
+fn open_whole(p: &Path, sizes: &[u64], nowait: bool) -> std::io::Result<Opened> {
+    let f = open_stored(p)?;
+    let len = f.metadata()?.len();
+    if !sizes.contains(&len) {
+        return Ok(Opened::SizeDiffers);
+    }
+    if len > WHOLE {
+        return Ok(Opened::Found(f, len, None));
+    }
+    let mut buf = vec![0; len as usize];
+    if nowait {
+        let flags = rustix::io::ReadWriteFlags::NOWAIT;
+        let mut slices = [std::io::IoSliceMut::new(&mut buf)];
+        match rustix::io::preadv2(&f, &mut slices, 0, flags) {
+            Ok(n) if n as u64 == len => {}
+            // a short read, pages to fetch, or a file system without the flag
+            _ => return Ok(Opened::NotCached),
+        }
+    } else {
+        f.read_exact_at(&mut buf, 0)?;
+    }
+    Ok(Opened::Found(f, len, Some(Bytes::from(buf))))
 }
 
 /// Opens a stored file for reading, never through a symbolic link: `files/` holds only what
