@@ -90,6 +90,7 @@ fn keep_private(cfg: &Config) -> std::io::Result<()> {
     for d in [
         root,
         cfg.data_dir.join("tmp"),
+        cfg.data_dir.join("journal"),
         cfg.data_dir.join("multipart"),
         cfg.data_dir.join("versions"),
     ] {

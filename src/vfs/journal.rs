@@ -4,18 +4,22 @@
 //! A commit that changes the tree on disk (an upload or copy replacing a file, a move, a delete,
 //! a new folder) runs, holding this process's gate and inside its SQL write transaction:
 //!
-//! 1. the steps are resolved into operations, each with the inode it expects, and written to
-//!    `tmp/<owner>-<seq>.journal` (fsynced with the folder when `durable`);
+//! 1. the steps are resolved into operations, each with the inode it expects, and written over
+//!    this process's journal file, `journal/<owner>.journal` beside `tmp/` (fsynced when
+//!    `durable`; the file and its folder were made durable once, at its first commit, so a
+//!    commit costs one fsync of the journal, not a new file and an fsync of its folder);
 //! 2. the operations run: a file about to be replaced is first hard-linked aside (`Keep`), then
 //!    renames put the new bytes, the moved tree or the deleted tree (into `tmp/`) in place; the
 //!    folders they touched are fsynced;
 //! 3. the transaction records `<seq>` as this owner's last commit (`commit_marks`) and commits;
-//! 4. the journal file is removed (still holding the gate), then what was kept aside.
+//! 4. the journal file is emptied (still holding the gate), then what was kept aside removed.
 //!
 //! At start, a journal left behind is resolved by the mark: committed, its renames are finished
 //! (a power cut may have lost one) and the kept files dropped; not committed, every operation that
-//! happened is reversed, checked by inode, so the old bytes are back under the old row. Only the
-//! journals of commits in flight exist, so recovery never scans the tree.
+//! happened is reversed, checked by inode, so the old bytes are back under the old row. An empty
+//! or torn journal names nothing that happened (the operations start only once it is written).
+//! Only the journals of commits in flight hold anything, so recovery never scans the tree.
+//! Journals of earlier versions (`tmp/<owner>-<seq>.journal`) are resolved the same way.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -72,6 +76,10 @@ enum Op {
 /// The journal file's content.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
+    /// The commit's sequence number (its mark); absent in the per-commit files of earlier
+    /// versions, whose name holds it.
+    #[serde(default)]
+    seq: Option<u64>,
     ops: Vec<Op>,
     /// Files and folders in `tmp/` to remove once committed.
     garbage: Vec<PathBuf>,
@@ -83,6 +91,8 @@ pub(super) struct Journal(Arc<Inner>);
 
 struct Inner {
     tmp: PathBuf,
+    /// This process's journal file, open once it was first written (only under the gate).
+    file: std::sync::Mutex<Option<std::fs::File>>,
     /// This process's row in `commit_marks`.
     owner: String,
     seq: AtomicU64,
@@ -92,6 +102,16 @@ struct Inner {
     durable: bool,
     /// Mode of the folders a commit makes.
     dir_mode: u32,
+}
+
+impl Drop for Inner {
+    /// The journal file goes with the process's last handle (every commit is resolved then).
+    fn drop(&mut self) {
+        let open = self.file.get_mut().map(|f| f.take()).unwrap_or(None);
+        if open.is_some() {
+            let _ = std::fs::remove_file(file_of(&self.tmp, &self.owner));
+        }
+    }
 }
 
 /// A commit being made: its journal, while the gate is held.
@@ -110,6 +130,7 @@ impl Journal {
     pub(super) fn new(tmp: PathBuf, durable: bool, dir_mode: u32) -> Journal {
         Journal(Arc::new(Inner {
             tmp,
+            file: std::sync::Mutex::new(None),
             owner: uuid::Uuid::new_v4().simple().to_string(),
             seq: AtomicU64::new(1),
             gate: Arc::new(tokio::sync::Mutex::new(())),
@@ -141,30 +162,101 @@ impl Journal {
         self.0.gate.clone().lock_owned().await
     }
 
-    fn file(&self, seq: u64) -> PathBuf {
-        self.0.tmp.join(format!("{}-{seq}.journal", self.0.owner))
+    fn path(&self) -> PathBuf {
+        file_of(&self.0.tmp, &self.0.owner)
+    }
+
+    /// Writes `record` over this process's journal file (made, with its folder, at the first
+    /// commit), fsynced when durable.
+    fn write(&self, record: &Record) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        let mut slot = self.0.file.lock().unwrap_or_else(|e| e.into_inner());
+        let f = match slot.take() {
+            Some(f) => f,
+            None => self.create()?,
+        };
+        let written = f
+            .write_all_at(&bytes, 0)
+            .and_then(|()| f.set_len(bytes.len() as u64))
+            .and_then(|()| {
+                if self.0.durable {
+                    f.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
+        *slot = Some(f);
+        written
+    }
+
+    /// Makes the journal file and its folder, both durable before any commit relies on them.
+    fn create(&self) -> std::io::Result<std::fs::File> {
+        let dir = folder(&self.0.tmp);
+        match super::storage::make_dir(&dir, self.0.dir_mode) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(self.path())?;
+        if self.0.durable {
+            f.sync_all()?;
+            std::fs::File::open(&dir)?.sync_all()?;
+            if let Some(up) = dir.parent() {
+                std::fs::File::open(up)?.sync_all()?;
+            }
+        }
+        Ok(f)
+    }
+
+    /// Empties the journal file once its commit is resolved (no fsync: a committed journal
+    /// found again at start is finished again, which changes nothing).
+    fn clear(&self) {
+        let slot = self.0.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = slot.as_ref() {
+            if let Err(e) = f.set_len(0) {
+                tracing::error!(journal = %self.path().display(), error = %e, "could not empty a resolved journal");
+            }
+        }
     }
 
     /// Resolves what a previous run left in flight (before `tmp/` is swept); returns how many
     /// commits were finished and how many undone.
     pub(super) async fn recover(tmp: &Path, store: &Store) -> Result<(usize, usize), VfsError> {
+        // this version's files (`<owner>.journal`), and earlier ones' (`<owner>-<seq>.journal`)
         let mut found = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(tmp) {
+        for (dir, named_seq) in [(folder(tmp), false), (tmp.to_path_buf(), true)] {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if let Some(stem) = name.strip_suffix(".journal") {
-                    if let Some((owner, seq)) = stem.rsplit_once('-') {
-                        found.push((owner.to_string(), seq.to_string(), e.path()));
+                let Some(stem) = name.strip_suffix(".journal") else {
+                    continue;
+                };
+                match (named_seq, stem.rsplit_once('-')) {
+                    (true, Some((owner, seq))) => {
+                        found.push((owner.to_string(), seq.parse().ok(), e.path()))
                     }
+                    (true, None) => {}
+                    (false, _) => found.push((stem.to_string(), None, e.path())),
                 }
             }
         }
         let (mut finished, mut undone) = (0, 0);
-        for (owner, seq, file) in found {
+        for (owner, named, file) in found {
             let record: Option<Record> = std::fs::read(&file)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
-            let committed = store.mark_of(&owner).await?.as_deref() == Some(seq.as_str());
+            let seq = named.or(record.as_ref().and_then(|r| r.seq));
+            let mark = store.mark_of(&owner).await?;
+            let committed = seq.is_some_and(|n| mark.as_deref() == Some(n.to_string().as_str()));
             if let Some(r) = record {
                 let r2 = r;
                 let res = tokio::task::spawn_blocking(move || {
@@ -191,7 +283,8 @@ impl Journal {
                     undone += 1;
                 }
             }
-            // an unreadable journal was written only in part: nothing it names had happened
+            // an empty or unreadable journal was resolved or written only in part: nothing it
+            // names had happened
             let _ = std::fs::remove_file(&file);
         }
         store.forget_marks().await?;
@@ -220,8 +313,7 @@ impl Pending {
     fn run_blocking(&self) -> std::io::Result<()> {
         let j = &self.journal.0;
         let record = resolve(&self.steps, &j.tmp, &j.owner, self.seq)?;
-        let file = self.journal.file(self.seq);
-        write_journal(&file, &record, j.durable)?;
+        self.journal.write(&record)?;
         self.ran.store(true, Ordering::SeqCst);
         let ops = record.ops.clone();
         *self.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
@@ -262,26 +354,23 @@ impl Pending {
 
     async fn close(self: Arc<Self>, committed: bool) {
         if !self.ran.load(Ordering::SeqCst) {
+            // a journal written in part names operations that never ran
+            self.journal.clear();
             return;
         }
-        let me = self.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let record = me.record.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let garbage = match record {
-                Some(r) if committed => r.garbage,
-                Some(r) => {
-                    undo(&r.ops);
-                    r.garbage
-                }
-                None => Vec::new(),
-            };
-            let file = me.journal.file(me.seq);
-            if let Err(e) = std::fs::remove_file(&file) {
-                tracing::error!(journal = %file.display(), error = %e, "could not remove a resolved journal");
-            }
-            garbage
-        })
-        .await;
+        let record = self.record.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let res = match record {
+            Some(r) if committed => Ok(r.garbage),
+            Some(r) => tokio::task::spawn_blocking(move || {
+                undo(&r.ops);
+                r.garbage
+            })
+            .await
+            .map_err(std::io::Error::other),
+            None => Ok(Vec::new()),
+        };
+        // emptied on this thread: one quick call, no blocking-pool round trip per commit
+        self.journal.clear();
         match res {
             // removed off the gate: a large deleted tree does not hold up the next commit
             Ok(garbage) if !garbage.is_empty() => {
@@ -385,20 +474,21 @@ fn resolve(steps: &[Step], tmp: &Path, owner: &str, seq: u64) -> std::io::Result
             }
         }
     }
-    Ok(Record { ops, garbage })
+    Ok(Record {
+        seq: Some(seq),
+        ops,
+        garbage,
+    })
 }
 
-fn write_journal(file: &Path, record: &Record, durable: bool) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-    let mut f = std::fs::File::create(file)?;
-    std::io::Write::write_all(&mut f, &bytes)?;
-    if durable {
-        f.sync_all()?;
-        if let Some(d) = file.parent() {
-            std::fs::File::open(d)?.sync_all()?;
-        }
-    }
-    Ok(())
+/// The folder of the journal files: `journal/` beside `tmp/`.
+fn folder(tmp: &Path) -> PathBuf {
+    tmp.with_file_name("journal")
+}
+
+/// The journal file of the process `owner`.
+fn file_of(tmp: &Path, owner: &str) -> PathBuf {
+    folder(tmp).join(format!("{owner}.journal"))
 }
 
 fn ino_of(p: &Path) -> Option<u64> {
