@@ -431,7 +431,8 @@ impl Store {
         insert_parents_tx(&mut tx, rules.parents)
             .await
             .map_err(Committed::Meta)?;
-        // the replaced entry, the paying group and the parent folder in one round trip
+        // the replaced entry, the paying group, the parent folder, the bucket's S3 versioning
+        // and whether S3 sees a null version of the path, in one round trip
         type Found = (
             Option<i64>,
             Option<i64>,
@@ -439,21 +440,28 @@ impl Store {
             Option<i64>,
             Option<String>,
             Option<String>,
+            Option<String>,
+            Option<i64>,
         );
-        let (old_dir, old, payer, parent, old_etag, old_headers): Found = sqlx::query_as(
-            "SELECT (SELECT is_dir FROM entries WHERE path = $1),
+        let (old_dir, old, payer, parent, old_etag, old_headers, versioning, nulls): Found =
+            sqlx::query_as(
+                "SELECT (SELECT is_dir FROM entries WHERE path = $1),
                         (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
                         (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
                         (SELECT is_dir FROM entries WHERE path = $3),
                         (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0),
-                        (SELECT headers FROM entries WHERE path = $1 AND is_dir = 0)",
-        )
-        .bind(&e.path)
-        .bind(bucket_of(&e.path).unwrap_or(""))
-        .bind(&e.parent)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| Committed::Meta(e.into()))?;
+                        (SELECT headers FROM entries WHERE path = $1 AND is_dir = 0),
+                        (SELECT value FROM bucket_settings WHERE bucket = $2 AND name = $4),
+                        (SELECT 1 FROM versions
+                          WHERE path = $1 AND null_version = 1 AND s3 = 1 LIMIT 1)",
+            )
+            .bind(&e.path)
+            .bind(bucket_of(&e.path).unwrap_or(""))
+            .bind(&e.parent)
+            .bind(super::versioning::S3_SETTING)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| Committed::Meta(e.into()))?;
         if old_dir == Some(1) {
             return Err(Committed::Meta(MetaError::Conflict(
                 "a folder is in the way",
@@ -472,16 +480,18 @@ impl Store {
             return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)));
         }
         let now = super::now_ms();
+        let archived = matches!((&archive.key, old), (Some(_), Some(_)));
         if let (Some(key), Some(_)) = (&archive.key, old) {
             archive_file_tx(&mut tx, &e.path, key, now)
                 .await
                 .map_err(Committed::Meta)?;
         }
         // the new file's version id: a fresh one in an S3 versioning-enabled bucket, else the
-        // null version, which replaces S3's previous null version of the path
-        let state = state_tx(&mut tx, &e.path).await.map_err(Committed::Meta)?;
+        // null version, which replaces S3's previous null version of the path (the one just
+        // archived, or one found above)
+        let state = versioning.as_deref().and_then(S3Versioning::from_json);
         let fresh = state == Some(S3Versioning::Enabled);
-        if !fresh && archive.promote.is_none() {
+        if !fresh && archive.promote.is_none() && (archived || nulls.is_some()) {
             hide_nulls_tx(&mut tx, &e.path)
                 .await
                 .map_err(Committed::Meta)?;

@@ -29,7 +29,7 @@ impl S3Versioning {
         }
     }
 
-    fn from_json(v: &str) -> Option<Self> {
+    pub(super) fn from_json(v: &str) -> Option<Self> {
         match v {
             "\"Enabled\"" => Some(S3Versioning::Enabled),
             "\"Suspended\"" => Some(S3Versioning::Suspended),
