@@ -11,8 +11,9 @@ HEAD, PROPFIND Depth 0 over WebDAV; PutObject (new, replacement), GetObject, Hea
 over S3. `--show` prints the statements of the last request of each shape.
 
 Not in sqlx's statement log, so not counted: a write transaction's BEGIN and COMMIT (one of
-each per upload) and the generations check (`store/generations.rs`), which reads outside
-sqlx on the calling thread.
+each per upload), and on SQLite every read made on the calling thread (`store/inline.rs`:
+a path's row, its ancestors, listing pages, settings, the generations check). What is
+counted is the round trips to sqlx's connection thread.
 """
 
 import os
