@@ -16,7 +16,8 @@
 #                               Kura alone with one bucket of N keys (default 200,000; a few
 #                               minutes with a release build): fill rate, listing pages, PROPFIND
 #                               of a folder of N/2, fsck, usage, database size, start-up time.
-#                               Report: bench/results/scale-N.{md,json}
+#                               Report: bench/results/scale-N.{md,json}. With --synthetic,
+#                               the rows are written into kura.db (sizes PUTs cannot reach here).
 #   scripts/bench.sh --scale-out
 #                               Kura on SQLite + fs, on PostgreSQL + fs and on PostgreSQL + Garage
 #                               side by side (a throw-away cluster and Garage node; installs
