@@ -254,7 +254,7 @@ impl Store {
             entry_cols!(),
             " FROM entries WHERE parent = $1 ORDER BY path"
         );
-        self.read(sql, &[Arg::Text(parent)], entry_of).await
+        self.read_pooled(sql, &[Arg::Text(parent)], entry_of).await
     }
 
     /// At most `limit` children of a folder whose path is after `after`, in path order, each

@@ -173,8 +173,8 @@ impl Inline {
 }
 
 impl Store {
-    /// The rows of a read-only query, each mapped by `map`: on the calling thread on SQLite
-    /// (see the module), through the pool otherwise.
+    /// The rows of a read-only query whose size is bounded (one path, a page), each mapped
+    /// by `map`: on the calling thread on SQLite (see the module), through the pool otherwise.
     pub(super) async fn read<T>(
         &self,
         sql: &str,
@@ -184,6 +184,17 @@ impl Store {
         if let Some(rows) = self.inline.rows(sql, args, &map) {
             return Ok(rows);
         }
+        self.read_pooled(sql, args, map).await
+    }
+
+    /// `read` through the pool always: for a query whose rows grow with a folder (a whole
+    /// listing), which must not hold a runtime thread for as long as it runs.
+    pub(super) async fn read_pooled<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: impl Fn(&dyn Columns) -> Option<T>,
+    ) -> Result<Vec<T>, MetaError> {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for a in args {
             q = match *a {
