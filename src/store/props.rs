@@ -38,8 +38,9 @@ impl Store {
             parent.to_string()
         };
         let (lo, hi) = (format!("{base}/"), format!("{base}0"));
+        // a whole folder's: through the pool (see `read_pooled`)
         let rows = self
-            .read(
+            .read_pooled(
                 "SELECT DISTINCT d.path FROM dead_props d JOIN entries e ON e.path = d.path
              WHERE e.parent = $1 AND d.path > $2 AND d.path < $3",
                 &[Arg::Text(parent), Arg::Text(&lo), Arg::Text(&hi)],
@@ -61,8 +62,9 @@ impl Store {
             parent.to_string()
         };
         let (lo, hi) = (format!("{base}/"), format!("{base}0"));
+        // a whole folder's: through the pool (see `read_pooled`)
         let rows = self
-            .read(
+            .read_pooled(
                 "SELECT d.path, d.namespace, d.name, d.prefix, d.xml
              FROM dead_props d JOIN entries e ON e.path = d.path
              WHERE e.parent = $1 AND d.path > $2 AND d.path < $3
