@@ -33,7 +33,7 @@ const IDLE: usize = 4;
 
 /// A read that held the runtime thread longer than this (a listing page) yields after it, as
 /// the pool's await did: the tasks queued behind it (small GETs) run before the next page.
-const YIELD_AFTER: Duration = Duration::from_micros(500);
+const YIELD_AFTER: Duration = Duration::from_micros(100);
 
 /// A bound value of a read.
 #[derive(Clone, Copy, Debug)]
