@@ -254,6 +254,7 @@ impl Store {
             entry_cols!(),
             " FROM entries WHERE parent = $1 ORDER BY path"
         );
+        // every child at once: through the pool (see `read_pooled`)
         self.read_pooled(sql, &[Arg::Text(parent)], entry_of).await
     }
 
@@ -515,6 +516,30 @@ mod tests {
                 return out;
             }
         }
+    }
+
+    /// A long read on the calling thread (a page of a big listing) yields after it, as a read
+    /// through the pool did: the tasks queued behind it (small GETs) run before the caller
+    /// goes on, rather than after the whole listing.
+    #[tokio::test]
+    async fn a_long_read_lets_the_tasks_queued_behind_it_run() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let s = Store::in_memory().await.unwrap();
+        s.insert_dir(&row("/b", true)).await.unwrap();
+        for i in 0..3000 {
+            s.put_file(&row(&format!("/b/f{i:05}"), false))
+                .await
+                .unwrap();
+        }
+        let ran = std::sync::Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        tokio::spawn(async move { r.store(true, Ordering::SeqCst) });
+        let page = s.children_page("/b", "", 3000).await.unwrap();
+        assert_eq!(page.len(), 3000);
+        assert!(
+            ran.load(Ordering::SeqCst),
+            "a task queued behind a 3000-row page waited for the caller's next await"
+        );
     }
 
     #[tokio::test]

@@ -9,6 +9,11 @@
 //! the latest commit, as a pool connection's does. Anything unexpected here (a busy or
 //! replaced file, a column of another type) falls back to the pool, so errors reach callers
 //! as they always did.
+//!
+//! A runtime thread runs nothing else while a read runs: a read that took long (a listing
+//! page) yields after it, and the queries of no bound size (a whole folder, as a share's
+//! listing reads it) go through the pool (`read_pooled`), so a big listing does not hold up
+//! the small requests queued behind it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,6 +30,10 @@ const BUSY: Duration = Duration::from_millis(50);
 
 /// Idle connections kept (one per thread reading at once is enough; more are closed).
 const IDLE: usize = 4;
+
+/// A read that held the runtime thread longer than this (a listing page) yields after it, as
+/// the pool's await did: the tasks queued behind it (small GETs) run before the next page.
+const YIELD_AFTER: Duration = Duration::from_micros(100);
 
 /// A bound value of a read.
 #[derive(Clone, Copy, Debug)]
@@ -181,14 +190,18 @@ impl Store {
         args: &[Arg<'_>],
         map: impl Fn(&dyn Columns) -> Option<T>,
     ) -> Result<Vec<T>, MetaError> {
+        let started = std::time::Instant::now();
         if let Some(rows) = self.inline.rows(sql, args, &map) {
+            if started.elapsed() > YIELD_AFTER {
+                tokio::task::yield_now().await;
+            }
             return Ok(rows);
         }
         self.read_pooled(sql, args, map).await
     }
 
-    /// `read` through the pool always: for a query whose rows grow with a folder (a whole
-    /// listing), which must not hold a runtime thread for as long as it runs.
+    /// `read` through the pool, never on the calling thread: for a query of no bound size (a
+    /// whole folder), which would hold a runtime thread for as long as it runs.
     pub(super) async fn read_pooled<T>(
         &self,
         sql: &str,

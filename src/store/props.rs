@@ -38,6 +38,7 @@ impl Store {
             parent.to_string()
         };
         let (lo, hi) = (format!("{base}/"), format!("{base}0"));
+        // a whole folder's: through the pool (see `read_pooled`)
         let rows = self
             .read_pooled(
                 "SELECT DISTINCT d.path FROM dead_props d JOIN entries e ON e.path = d.path
@@ -61,6 +62,7 @@ impl Store {
             parent.to_string()
         };
         let (lo, hi) = (format!("{base}/"), format!("{base}0"));
+        // a whole folder's: through the pool (see `read_pooled`)
         let rows = self
             .read_pooled(
                 "SELECT d.path, d.namespace, d.name, d.prefix, d.xml

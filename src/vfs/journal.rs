@@ -382,6 +382,35 @@ impl Pending {
     }
 }
 
+impl Drop for Pending {
+    /// A commit dropped after its operations ran and before `close` (its task cancelled as the
+    /// runtime stops, or a panic) is resolved only at the next start: its journal is moved
+    /// to the per-commit name recovery reads (`tmp/<owner>-<seq>.journal`), so that neither
+    /// the process's next commit nor its end (`Inner`'s drop) removes it.
+    fn drop(&mut self) {
+        let abandoned = self.record.get_mut().map(|r| r.is_some()).unwrap_or(true);
+        if !(self.ran.load(Ordering::SeqCst) && abandoned) {
+            return;
+        }
+        let j = &self.journal.0;
+        let mut slot = j.file.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = j.tmp.join(format!("{}-{}.journal", j.owner, self.seq));
+        match std::fs::rename(self.journal.path(), &kept) {
+            Ok(()) => {
+                // the next commit makes a new journal file
+                *slot = None;
+                if j.durable {
+                    let _ = std::fs::File::open(&j.tmp).and_then(|d| d.sync_all());
+                }
+                tracing::warn!(journal = %kept.display(), "a commit was abandoned; the next start resolves it");
+            }
+            Err(e) => {
+                tracing::error!(journal = %kept.display(), error = %e, "could not keep the journal of an abandoned commit")
+            }
+        }
+    }
+}
+
 /// Test hook: with `KURA_TEST_CRASH_AFTER_STEPS=N` the process dies (as by SIGKILL: nothing is
 /// cleaned up) in its Nth journaled commit, after the storage steps and before the COMMIT, the
 /// instant a crash is hardest to survive. Read once; unset in normal operation.

@@ -1020,6 +1020,48 @@ async fn a_journal_left_by_a_kill_is_undone_or_finished_at_start() {
     assert!(v.fsck(false).await.unwrap().is_clean());
 }
 
+/// A commit abandoned after its storage steps ran, before its COMMIT (its task cancelled when
+/// the runtime stops at shutdown, or a panic): its journal must outlive the process's last
+/// handle and the process's next commit, so that the next start undoes the steps.
+#[tokio::test]
+async fn a_journal_of_an_abandoned_commit_survives_until_the_next_start() {
+    let (dir, v) = fs_vfs().await;
+    v.mkdir(&ann(), &p("/k")).await.unwrap();
+    put(&v, "/k/f", b"acknowledged").await;
+    put(&v, "/k/g", b"acknowledged too").await;
+    let files = dir.path().join("files");
+    let tmp = dir.path().join("tmp");
+    let j = journal::Journal::new(tmp.clone(), false, 0o700);
+    let abandon = |name: &'static str, to: &'static str| {
+        let (j, tmp, files) = (j.clone(), tmp.clone(), files.clone());
+        async move {
+            let new = tmp.join(name);
+            std::fs::write(&new, b"never acknowledged").unwrap();
+            let pending = j
+                .begin(vec![journal::Step::Put {
+                    from: new,
+                    to: files.join(to),
+                    keep: None,
+                }])
+                .await;
+            pending.run().await.unwrap();
+            // dropped without `committed` or `failed`: the SQL transaction rolled back
+            drop(pending);
+        }
+    };
+    abandon("upload1", "k/f").await;
+    // the process goes on: its next commit is abandoned too
+    abandon("upload2", "k/g").await;
+    // then it ends (its last handle on the journal drops)
+    drop(j);
+    let (finished, undone) = journal::Journal::recover(&tmp, &v.store).await.unwrap();
+    assert_eq!((finished, undone), (0, 2));
+    assert_eq!(read_all(&v, "/k/f").await, b"acknowledged");
+    assert_eq!(read_all(&v, "/k/g").await, b"acknowledged too");
+    crate::vfs::sweep_temp(dir.path()).unwrap();
+    assert!(v.fsck(false).await.unwrap().is_clean());
+}
+
 /// The anonymous caller holds no class: in a folder everyone may write, it still writes,
 /// lists and deletes nothing, and reads a file only once an ACL makes it public.
 #[tokio::test]
