@@ -170,10 +170,12 @@ impl DiskFile {
     pub(super) async fn open_sized(
         path: PathBuf,
         sizes: Vec<u64>,
+        inline: bool,
     ) -> std::io::Result<Option<(Self, u64)>> {
         // a small file whose pages are cached is read right here: a blocking-pool round trip
-        // (two thread wake-ups) costs more than its open and read (nginx reads so too)
-        let small = sizes.iter().all(|&n| n <= WHOLE);
+        // (two thread wake-ups) costs more than its open and read (nginx reads so too); only
+        // on a local disk (`inline`), where an open never waits for a network
+        let small = inline && sizes.iter().all(|&n| n <= WHOLE);
         let file = match small.then(|| open_whole(&path, &sizes, true)) {
             Some(Ok(Opened::Found(f, len, whole))) => Some((f, len, whole)),
             Some(Ok(Opened::SizeDiffers)) => None,
@@ -247,6 +249,25 @@ impl DiskFile {
     }
 }
 
+/// Whether `dir` is on a local disk's file system (ext4, XFS, Btrfs, ZFS, F2FS, tmpfs,
+/// overlayfs), where opening a file waits for the disk at worst; not on NFS, SMB, FUSE or any
+/// other whose open may wait for a network (or hang with it), nor when unknown.
+pub(super) fn local_file_system(dir: &Path) -> bool {
+    const LOCAL: [i64; 7] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683E, // Btrfs
+        0x2FC1_2FC1, // ZFS
+        0xF2F5_2010, // F2FS
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs
+    ];
+    // `f_type` is an i64 on x86_64 and a u32 or u64 elsewhere
+    #[allow(clippy::useless_conversion)]
+    let local = |t| i64::try_from(t).is_ok_and(|t| LOCAL.contains(&t));
+    rustix::fs::statfs(dir).is_ok_and(|s| local(s.f_type))
+}
+
 /// What `open_whole` found.
 enum Opened {
     /// The file, its length, and its bytes when it is at most `WHOLE` long.
@@ -318,6 +339,17 @@ async fn read(
 
 #[cfg(test)]
 mod tests {
+    /// The folder the tests run in is on a local file system; /proc is not one of those.
+    #[test]
+    fn local_file_systems_are_told_from_others() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(super::local_file_system(dir.path()));
+        assert!(!super::local_file_system(std::path::Path::new("/proc")));
+        assert!(!super::local_file_system(std::path::Path::new(
+            "/no/such/folder"
+        )));
+    }
+
     #[tokio::test]
     async fn a_planted_link_is_never_read_through() {
         let dir = tempfile::tempdir().unwrap();
@@ -325,8 +357,14 @@ mod tests {
         std::fs::write(&host, b"SEC").unwrap();
         let stored = dir.path().join("stored");
         std::os::unix::fs::symlink(&host, &stored).unwrap();
-        assert!(super::DiskFile::open_sized(stored, vec![3]).await.is_err());
-        let plain = super::DiskFile::open_sized(host, vec![3]).await.unwrap();
-        assert_eq!(plain.map(|(_, len)| len), Some(3));
+        for inline in [true, false] {
+            assert!(super::DiskFile::open_sized(stored.clone(), vec![3], inline)
+                .await
+                .is_err());
+            let plain = super::DiskFile::open_sized(host.clone(), vec![3], inline)
+                .await
+                .unwrap();
+            assert_eq!(plain.map(|(_, len)| len), Some(3));
+        }
     }
 }

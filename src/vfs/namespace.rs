@@ -363,7 +363,8 @@ impl Vfs {
         let source = match &self.local {
             Some(l) => {
                 let lens = super::sealing::stored_lens(size, sealed);
-                match super::disk::DiskFile::open_sized(l.root.join(key), lens).await {
+                match super::disk::DiskFile::open_sized(l.root.join(key), lens, l.open_inline).await
+                {
                     Ok(Some((f, len))) => {
                         sealed = super::sealing::found_form(size, sealed, len);
                         super::Source::Disk(f)

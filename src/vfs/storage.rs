@@ -54,6 +54,8 @@ pub fn build_operator(
             .atomic_write_dir(&tmp.to_string_lossy());
         let versions = data_dir.join("versions");
         std::fs::create_dir_all(&versions).map_err(io_err)?;
+        let open_inline =
+            super::disk::local_file_system(&root) && super::disk::local_file_system(&versions);
         let local = LocalFs {
             versions,
             staging: data_dir.join("multipart"),
@@ -61,6 +63,7 @@ pub fn build_operator(
             tmp,
             file_mode: 0o600,
             dir_mode: 0o700,
+            open_inline,
         };
         return Ok((Operator::new(builder)?, Some(local)));
     }
@@ -112,6 +115,9 @@ pub struct LocalFs {
     pub file_mode: u32,
     /// Mode of the folders Kura makes on disk (0777 minus `disk_umask`).
     pub dir_mode: u32,
+    /// Small files may be opened and read on a runtime thread (`disk::DiskFile::open_sized`):
+    /// the files and versions are on a local disk's file system, not a network's.
+    pub open_inline: bool,
 }
 
 /// Where `fs` uploads live until they are committed (outside the visible tree).

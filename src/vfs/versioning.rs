@@ -354,7 +354,7 @@ impl Vfs {
             Some(l) => {
                 let file = l.versions.join(key);
                 let lens = super::sealing::stored_lens(size, sealed);
-                match super::disk::DiskFile::open_sized(file, lens).await {
+                match super::disk::DiskFile::open_sized(file, lens, l.open_inline).await {
                     Ok(Some((f, len))) => {
                         sealed = super::sealing::found_form(size, sealed, len);
                         super::Source::Disk(f)
