@@ -171,42 +171,44 @@ pub fn seed() -> u64 {
         })
 }
 
-/// Issue 25: sixteen clients overwrite, move onto and copy onto the same few names while the
-/// server dies, over many rounds: by SIGKILL at a random instant, or by the test hook in the
-/// window between the storage step and the COMMIT. After every restart each name's bytes,
-/// length and ETag agree, hold a body that was sent, and are never older than an acknowledged
-/// write; tmp/ is empty and `kura fsck` is clean.
-#[test]
-fn kill_at_any_instant_keeps_rows_and_bytes_together() {
-    require("python3");
-    let seed = seed();
-    println!("crash consistency: seed {seed} (KURA_TEST_SEED={seed} replays the kill instants)");
-    let mut rng = Lcg(seed);
-    let mut server = Server::plain();
-    run(server.kura().args(["group", "add", "kg"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "crash", "--group", "kg"]));
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/crash_writers.py"
-    );
-    let log = server.root.path().join("writes.jsonl");
-    let log = log.to_str().expect("utf8").to_string();
-    let rounds = 12;
-    let (mut resolved, mut hooked) = (0, 0);
-    for round in 0..rounds {
-        let hook = round % 2 == 1;
-        if hook {
-            // the server dies in its Nth journaled commit, right before the COMMIT
-            server.stop();
-            let n = 5 + rng.below(40);
-            server.set_env("KURA_TEST_CRASH_AFTER_STEPS", &n.to_string());
-            server.start_again();
-        }
-        let port = server.port.to_string();
-        let mut writers = Command::new("python3")
-            .args([script, "--port", &port, "--log", &log, "--seconds", "8"])
+/// A server with the bucket `crash` and `crash_writers.py`'s log of acknowledged writes: the
+/// harness of the two tests below.
+struct Writers {
+    server: Server,
+    log: String,
+}
+
+const WRITERS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/conformance/crash_writers.py"
+);
+
+impl Writers {
+    fn new() -> Writers {
+        require("python3");
+        let server = Server::plain();
+        run(server.kura().args(["group", "add", "kg"]));
+        run(server
+            .kura()
+            .args(["bucket", "create", "crash", "--group", "kg"]));
+        let log = server.root.path().join("writes.jsonl");
+        let log = log.to_str().expect("utf8").to_string();
+        Writers { server, log }
+    }
+
+    /// Sixteen clients writing for `seconds` in round `round`.
+    fn start(&self, seed: u64, round: usize, seconds: &str) -> std::process::Child {
+        let port = self.server.port.to_string();
+        Command::new("python3")
+            .args([
+                WRITERS,
+                "--port",
+                &port,
+                "--log",
+                &self.log,
+                "--seconds",
+                seconds,
+            ])
             .args([
                 "--seed",
                 &format!("{seed}-{round}"),
@@ -214,34 +216,26 @@ fn kill_at_any_instant_keeps_rows_and_bytes_together() {
                 &round.to_string(),
             ])
             .spawn()
-            .expect("writers");
-        if hook {
-            assert!(
-                server.exits_within(Duration::from_secs(30)),
-                "the crash hook never fired:\n{}",
-                server.log()
-            );
-            hooked += 1;
-        } else {
-            std::thread::sleep(Duration::from_millis(800 + rng.below(2000)));
-            server.kill9();
-        }
-        assert!(writers.wait().expect("writers").success());
-        server.set_env("KURA_TEST_CRASH_AFTER_STEPS", "");
-        server.start_again();
+            .expect("writers")
+    }
+
+    /// After a restart: how many interrupted commits the start resolved, once every name's
+    /// bytes, length and ETag are checked against the acknowledged writes and `kura fsck`
+    /// finds no drift; `label` names the round in messages.
+    fn check(&self, round: usize, label: &str) -> usize {
+        let server = &self.server;
         let log_text = server.log();
         let hit = log_text
             .matches("resolved a commit interrupted by a stop")
             .count();
-        resolved += hit;
+        let port = server.port.to_string();
         let out = Command::new("python3")
-            .args([script, "--verify", "--port", &port, "--log", &log])
+            .args([WRITERS, "--verify", "--port", &port, "--log", &self.log])
             .output()
             .expect("verify");
         let report = String::from_utf8_lossy(&out.stdout);
         println!(
-            "round {round} ({}): journals resolved at start {hit}; {}",
-            if hook { "hook" } else { "SIGKILL" },
+            "round {round} ({label}): journals resolved at start {hit}; {}",
             report.trim()
         );
         assert!(
@@ -249,18 +243,61 @@ fn kill_at_any_instant_keeps_rows_and_bytes_together() {
             "round {round}: clients see rows and bytes that disagree: {report}\n{}\n{log_text}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let left: Vec<_> = std::fs::read_dir(server.data_dir().join("tmp"))
-            .expect("tmp")
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert!(left.is_empty(), "round {round}: tmp/ holds {left:?}");
         let fsck = run(server.kura().arg("fsck"));
         let text = String::from_utf8_lossy(&fsck.stdout);
         assert!(
             text.contains("storage: no drift") && text.contains("usage: no drift"),
             "round {round}: fsck: {text}"
         );
+        hit
+    }
+}
+
+/// Issue 25: sixteen clients overwrite, move onto and copy onto the same few names while the
+/// server dies, over many rounds: by SIGKILL at a random instant, or by the test hook in the
+/// window between the storage step and the COMMIT. After every restart each name's bytes,
+/// length and ETag agree, hold a body that was sent, and are never older than an acknowledged
+/// write; tmp/ is empty and `kura fsck` is clean.
+#[test]
+fn kill_at_any_instant_keeps_rows_and_bytes_together() {
+    let seed = seed();
+    println!("crash consistency: seed {seed} (KURA_TEST_SEED={seed} replays the kill instants)");
+    let mut rng = Lcg(seed);
+    let mut w = Writers::new();
+    let rounds = 12;
+    let (mut resolved, mut hooked) = (0, 0);
+    for round in 0..rounds {
+        let hook = round % 2 == 1;
+        if hook {
+            // the server dies in its Nth journaled commit, right before the COMMIT
+            w.server.stop();
+            let n = 5 + rng.below(40);
+            w.server
+                .set_env("KURA_TEST_CRASH_AFTER_STEPS", &n.to_string());
+            w.server.start_again();
+        }
+        let mut writers = w.start(seed, round, "8");
+        if hook {
+            assert!(
+                w.server.exits_within(Duration::from_secs(30)),
+                "the crash hook never fired:\n{}",
+                w.server.log()
+            );
+            hooked += 1;
+        } else {
+            std::thread::sleep(Duration::from_millis(800 + rng.below(2000)));
+            w.server.kill9();
+        }
+        assert!(writers.wait().expect("writers").success());
+        w.server.set_env("KURA_TEST_CRASH_AFTER_STEPS", "");
+        w.server.start_again();
+        let left: Vec<_> = std::fs::read_dir(w.server.data_dir().join("tmp"))
+            .expect("tmp")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        resolved += w.check(round, if hook { "hook" } else { "SIGKILL" });
+        assert!(left.is_empty(), "round {round}: tmp/ holds {left:?}");
     }
     println!(
         "crash consistency: {rounds} rounds, {hooked} kills in the commit window by the hook, \
@@ -277,59 +314,18 @@ fn kill_at_any_instant_keeps_rows_and_bytes_together() {
 /// that agree and `kura fsck` finds no drift (its journal once went with the process).
 #[test]
 fn a_stop_while_writes_commit_keeps_rows_and_bytes_together() {
-    require("python3");
     let seed = seed();
     println!("stop consistency: seed {seed} (KURA_TEST_SEED={seed} replays the stop instants)");
     let mut rng = Lcg(seed);
-    let mut server = Server::plain();
-    run(server.kura().args(["group", "add", "kg"]));
-    run(server
-        .kura()
-        .args(["bucket", "create", "crash", "--group", "kg"]));
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/crash_writers.py"
-    );
-    let log = server.root.path().join("writes.jsonl");
-    let log = log.to_str().expect("utf8").to_string();
+    let mut w = Writers::new();
     let mut resolved = 0;
     for round in 0..8 {
-        let port = server.port.to_string();
-        let mut writers = Command::new("python3")
-            .args([script, "--port", &port, "--log", &log, "--seconds", "6"])
-            .args([
-                "--seed",
-                &format!("{seed}-{round}"),
-                "--round",
-                &round.to_string(),
-            ])
-            .spawn()
-            .expect("writers");
+        let mut writers = w.start(seed, round, "6");
         std::thread::sleep(Duration::from_millis(800 + rng.below(2000)));
-        server.stop();
+        w.server.stop();
         assert!(writers.wait().expect("writers").success());
-        server.start_again();
-        let log_text = server.log();
-        resolved += log_text
-            .matches("resolved a commit interrupted by a stop")
-            .count();
-        let out = Command::new("python3")
-            .args([script, "--verify", "--port", &port, "--log", &log])
-            .output()
-            .expect("verify");
-        let report = String::from_utf8_lossy(&out.stdout);
-        println!("round {round}: {}", report.trim());
-        assert!(
-            out.status.success(),
-            "round {round}: clients see rows and bytes that disagree: {report}\n{}\n{log_text}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let fsck = run(server.kura().arg("fsck"));
-        let text = String::from_utf8_lossy(&fsck.stdout);
-        assert!(
-            text.contains("storage: no drift") && text.contains("usage: no drift"),
-            "round {round}: fsck: {text}"
-        );
+        w.server.start_again();
+        resolved += w.check(round, "SIGTERM");
     }
     println!("stop consistency: 8 stops, {resolved} interrupted commits resolved at start");
 }
