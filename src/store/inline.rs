@@ -28,9 +28,6 @@ use super::{DbRow, MetaError, Store};
 /// for a crash recovery, never for writers.
 const BUSY: Duration = Duration::from_millis(50);
 
-/// Idle connections kept (one per thread reading at once is enough; more are closed).
-const IDLE: usize = 4;
-
 /// A read that held the runtime thread longer than this (a listing page) yields after it, as
 /// the pool's await did: the tasks queued behind it (small GETs) run before the next page.
 const YIELD_AFTER: Duration = Duration::from_micros(100);
@@ -80,6 +77,9 @@ impl Columns for rusqlite::Row<'_> {
 pub(super) struct Inline {
     file: Option<PathBuf>,
     idle: Mutex<Vec<Connection>>,
+    /// Idle connections kept: two per core, as many threads as may read at once (runtime
+    /// and blocking threads), so that a busy server does not open one per read.
+    keep: usize,
 }
 
 impl std::fmt::Debug for Inline {
@@ -90,9 +90,11 @@ impl std::fmt::Debug for Inline {
 
 impl Inline {
     pub(super) fn new(file: Option<&Path>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Inline {
             file: file.map(Path::to_path_buf),
             idle: Mutex::new(Vec::new()),
+            keep: (2 * cores).max(4),
         }
     }
 
@@ -132,7 +134,7 @@ impl Inline {
         match f(&conn) {
             Ok(v) => {
                 if let Ok(mut idle) = self.idle.lock() {
-                    if idle.len() < IDLE {
+                    if idle.len() < self.keep {
                         idle.push(conn);
                     }
                 }
