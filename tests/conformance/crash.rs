@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{require, run, tree, Server, ADMIN_PW};
+use crate::common::{group_bucket, require, run, tree, Server, ADMIN_PW};
 
 const GIB: u64 = 1 << 30;
 
@@ -187,10 +187,7 @@ impl Writers {
     fn new() -> Writers {
         require("python3");
         let server = Server::plain();
-        run(server.kura().args(["group", "add", "kg"]));
-        run(server
-            .kura()
-            .args(["bucket", "create", "crash", "--group", "kg"]));
+        group_bucket(&server, "kg", "crash", None);
         let log = server.root.path().join("writes.jsonl");
         let log = log.to_str().expect("utf8").to_string();
         Writers { server, log }
