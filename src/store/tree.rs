@@ -480,8 +480,8 @@ impl Store {
             return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)));
         }
         let now = super::now_ms();
-        let archived = matches!((&archive.key, old), (Some(_), Some(_)));
-        if let (Some(key), Some(_)) = (&archive.key, old) {
+        let archive_key = archive.key.as_ref().filter(|_| old.is_some());
+        if let Some(key) = archive_key {
             archive_file_tx(&mut tx, &e.path, key, now)
                 .await
                 .map_err(Committed::Meta)?;
@@ -491,7 +491,7 @@ impl Store {
         // archived, or one found above)
         let state = versioning.as_deref().and_then(S3Versioning::from_json);
         let fresh = state == Some(S3Versioning::Enabled);
-        if !fresh && archive.promote.is_none() && (archived || nulls.is_some()) {
+        if !fresh && archive.promote.is_none() && (archive_key.is_some() || nulls.is_some()) {
             hide_nulls_tx(&mut tx, &e.path)
                 .await
                 .map_err(Committed::Meta)?;

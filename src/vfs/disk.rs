@@ -224,7 +224,7 @@ impl DiskFile {
         self,
         range: Range<u64>,
     ) -> std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static>> {
-        if let Some(b) = usize::try_from(range.end - range.start.min(range.end))
+        if let Some(b) = usize::try_from(range.end.saturating_sub(range.start))
             .ok()
             .and_then(|len| self.held(range.start, len))
         {
