@@ -646,6 +646,19 @@ pub fn tagged_body(tag: &str, len: usize) -> Vec<u8> {
     tag.bytes().cycle().take(len).collect()
 }
 
+/// `kura fsck` exits 0 and finds no drift, of storage or of usage.
+pub fn fsck_clean(server: &Server) {
+    let out = server.kura().arg("fsck").output().expect("kura fsck");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains("storage: no drift")
+            && text.contains("usage: no drift"),
+        "fsck: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `kura group add GROUP` and `kura bucket create BUCKET --group GROUP`, then, given,
 /// `kura quota set GROUP --bytes QUOTA`: a bucket paid by a group of its own.
 pub fn group_bucket(server: &Server, group: &str, bucket: &str, quota: Option<&str>) {

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::common::{require, run, Server};
+use crate::common::{fsck_clean, require, run, Server};
 
 #[test]
 fn a_delete_with_if_match_never_deletes_a_write_that_raced_it() {
@@ -38,10 +38,5 @@ fn a_delete_with_if_match_never_deletes_a_write_that_raced_it() {
         "{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let fsck = run(server.kura().arg("fsck"));
-    let text = String::from_utf8_lossy(&fsck.stdout);
-    assert!(
-        text.contains("storage: no drift") && text.contains("usage: no drift"),
-        "fsck: {text}"
-    );
+    fsck_clean(&server);
 }

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{group_bucket, require, run, tree, Server, ADMIN_PW};
+use crate::common::{fsck_clean, group_bucket, require, run, tree, Server, ADMIN_PW};
 
 const GIB: u64 = 1 << 30;
 
@@ -240,12 +240,7 @@ impl Writers {
             "round {round}: clients see rows and bytes that disagree: {report}\n{}\n{log_text}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let fsck = run(server.kura().arg("fsck"));
-        let text = String::from_utf8_lossy(&fsck.stdout);
-        assert!(
-            text.contains("storage: no drift") && text.contains("usage: no drift"),
-            "round {round}: fsck: {text}"
-        );
+        fsck_clean(server);
         hit
     }
 }

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::common::{require, run, S3Key, Server};
+use crate::common::{fsck_clean, require, run, S3Key, Server};
 
 const SEG: usize = 64 * 1024;
 
@@ -1006,11 +1006,7 @@ fn a_bucket_converted_online_survives_a_kill_and_every_file_reads_throughout() {
         .filter(|p| p.to_string_lossy().contains("convert-"))
         .collect();
     assert!(tmp.is_empty(), "leftover temporary files: {tmp:?}");
-    let fsck = String::from_utf8_lossy(&run(s.kura().arg("fsck")).stdout).into_owned();
-    assert!(
-        fsck.contains("storage: no drift") && fsck.contains("usage: no drift"),
-        "fsck: {fsck}"
-    );
+    fsck_clean(&s);
     let used = usage(&s);
     // disable writes every file back plain
     run(s.kura().args(["encryption", "disable", "pub"]));
@@ -1069,19 +1065,6 @@ pub(super) fn plaintext_files(s: &Server) -> Vec<std::path::PathBuf> {
         .into_iter()
         .filter(|p| std::fs::read(p).is_ok_and(|b| contains(&b, b"KNOWN-PATTERN")))
         .collect()
-}
-
-/// `kura fsck` finds nothing wrong.
-pub(super) fn fsck_clean(s: &Server) {
-    let out = s.kura().arg("fsck").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success()
-            && text.contains("storage: no drift")
-            && text.contains("usage: no drift"),
-        "fsck: {text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -7,9 +7,9 @@
 
 use std::process::Stdio;
 
-use crate::common::{require, S3Key, Server};
+use crate::common::{fsck_clean, require, S3Key, Server};
 use crate::encryption::{
-    contains, fsck_clean, get_urls, kept_ids, md5_of, pattern, plaintext_files, s3, sealed_len,
+    contains, get_urls, kept_ids, md5_of, pattern, plaintext_files, s3, sealed_len,
     server_with_buckets, usage, version_url, walk,
 };
 

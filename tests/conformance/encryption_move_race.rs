@@ -8,8 +8,8 @@
 
 use std::process::Command;
 
-use crate::common::{require, Server, ADMIN_PW};
-use crate::encryption::{contains, fsck_clean, server_with_buckets, walk};
+use crate::common::{fsck_clean, require, Server, ADMIN_PW};
+use crate::encryption::{contains, server_with_buckets, walk};
 
 /// Rounds of the race (a new folder each), and files per folder.
 const ROUNDS: &str = "6";

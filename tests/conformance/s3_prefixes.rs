@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::common::{require, run, Server};
+use crate::common::{fsck_clean, require, run, Server};
 
 fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -25,14 +25,6 @@ fn propfind(server: &Server, path: &str) -> u16 {
 }
 
 /// `kura fsck` finds nothing (no leftover folder on disk, no row without its folder).
-fn assert_fsck_clean(server: &Server) {
-    let out = text(&run(server.kura().arg("fsck")));
-    assert!(
-        out.contains("storage: no drift") && out.contains("usage: no drift"),
-        "fsck: {out}"
-    );
-}
-
 #[test]
 fn aws_rm_recursive_then_rb_succeeds() {
     require("aws");
@@ -68,7 +60,7 @@ fn aws_rm_recursive_then_rb_succeeds() {
     // the folders went with their files, on disk too
     assert_eq!(propfind(&server, "tidy/dir"), 404);
     assert!(!server.files_dir().join("tidy/dir").exists());
-    assert_fsck_clean(&server);
+    fsck_clean(&server);
     aws(&["s3", "rb", "s3://tidy"]);
     assert_eq!(propfind(&server, "tidy"), 404);
 }
@@ -90,7 +82,7 @@ fn rclone_purge_of_a_bucket_succeeds() {
     assert_eq!(propfind(&server, "purged/d1/e1"), 207);
     rclone(&["purge", "k3:purged"]);
     assert_eq!(propfind(&server, "purged"), 404);
-    assert_fsck_clean(&server);
+    fsck_clean(&server);
 }
 
 #[test]
@@ -147,7 +139,7 @@ fn folders_made_on_purpose_survive_their_last_file() {
         "imp/f",
     ]);
     assert_eq!(propfind(&server, "kept/imp"), 404);
-    assert_fsck_clean(&server);
+    fsck_clean(&server);
 }
 
 #[test]
@@ -204,7 +196,7 @@ fn webdav_delete_or_move_of_the_last_file_removes_an_s3_implicit_folder() {
         !listed.contains("CommonPrefixes"),
         "stale prefixes: {listed}"
     );
-    assert_fsck_clean(&server);
+    fsck_clean(&server);
 }
 
 /// boto3 with two users: prefixes and delimiter listings after deletes, marker rules, a key
@@ -236,7 +228,7 @@ fn boto3_prefixes_conditional_writes_and_races() {
         .env("BOB_SECRET", &bob.secret)
         .env("AWS_CONFIG_FILE", "/dev/null"));
     println!("{}", text(&out).trim());
-    assert_fsck_clean(&server);
+    fsck_clean(&server);
 }
 
 /// WebDAV `PUT` with `If-Match` is checked again inside the commit (the core's rule, as for
@@ -338,7 +330,7 @@ fn a_copy_over_quota_leaves_no_folder_behind() {
     );
     assert_eq!(propfind(&server, "tiny/new"), 404);
     assert!(!server.files_dir().join("tiny/new").exists());
-    assert_fsck_clean(&server);
+    fsck_clean(&server);
 }
 
 /// A PutObject whose implicit folder is pruned while its body streams (the prefix's last
@@ -360,5 +352,5 @@ fn a_put_lands_when_its_prefix_empties_meanwhile() {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
     println!("{}", text(&out).trim());
-    assert_fsck_clean(&server);
+    fsck_clean(&server);
 }

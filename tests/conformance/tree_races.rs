@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::{require, run, Server, ADMIN_PW};
+use crate::common::{fsck_clean, require, run, Server, ADMIN_PW};
 use crate::crash::{seed, Lcg};
 
 fn one_seed(seed: u64) {
@@ -37,12 +37,7 @@ fn one_seed(seed: u64) {
         String::from_utf8_lossy(&out.stderr),
         server.log()
     );
-    let fsck = run(server.kura().arg("fsck"));
-    let text = String::from_utf8_lossy(&fsck.stdout);
-    assert!(
-        text.contains("storage: no drift") && text.contains("usage: no drift"),
-        "seed {seed}: fsck: {text}"
-    );
+    fsck_clean(&server);
     let bytes: u64 = report
         .split("\"bytes\": ")
         .nth(1)

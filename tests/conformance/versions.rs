@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{require, run, tree, Server};
+use crate::common::{fsck_clean, require, run, tree, Server};
 
 fn setup(server: &Server) {
     run(server.kura().args(["group", "add", "g"]));
@@ -23,15 +23,6 @@ fn versions(server: &Server, path: &str) -> Vec<serde_json::Value> {
 fn trash(server: &Server) -> Vec<serde_json::Value> {
     let out = run(server.kura().args(["trash", "list", "--json"]));
     serde_json::from_slice(&out.stdout).expect("trash JSON")
-}
-
-fn fsck_clean(server: &Server) {
-    let out = run(server.kura().arg("fsck"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("storage: no drift") && text.contains("usage: no drift"),
-        "fsck: {text}"
-    );
 }
 
 /// (used bytes, version bytes) of group g, from `kura usage`.
