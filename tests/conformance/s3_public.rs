@@ -148,14 +148,15 @@ fn anonymous_attacks_on_a_public_bucket() {
     aws(&["s3api", "delete-public-access-block", "--bucket", "pub"]);
 
     // anonymous reads are paced per address (burst 20, then 2 a second): S3's 503 SlowDown
-    let mut codes = Vec::new();
-    for _ in 0..40 {
-        codes.push(anon(&server, &[&url("/pub/page.txt")]).0);
-    }
-    let slowed = codes.iter().filter(|c| **c == 503).count();
-    assert!(slowed > 0, "no SlowDown in {codes:?}");
-    let (s, body) = anon(&server, &["-i", &url("/pub/page.txt")]);
-    assert_eq!(s, 503);
+    // (the refused answer is read from the same burst: a later request may find a new token)
+    let answers: Vec<(u16, String)> = (0..40)
+        .map(|_| anon(&server, &["-i", &url("/pub/page.txt")]))
+        .collect();
+    let codes: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    let Some((_, body)) = answers.iter().find(|(s, _)| *s == 503) else {
+        panic!("no SlowDown in {codes:?}");
+    };
+    assert!(codes.iter().all(|c| *c == 200 || *c == 503), "{codes:?}");
     assert!(body.contains("<Code>SlowDown</Code>"), "{body}");
     assert!(body.to_ascii_lowercase().contains("retry-after:"), "{body}");
     // signed requests are not slowed by the anonymous budget
