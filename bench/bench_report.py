@@ -1,6 +1,6 @@
 """Markdown and JSON report of a bench run: absolute figures and ratios Kura/peer."""
 
-ORDER = ["kura", "nginx-dav", "dufs", "rclone-dav", "rclone-s3", "garage", "ref"]
+ORDER = ["kura", "kura-nosync", "nginx-dav", "dufs", "rclone-dav", "rclone-s3", "garage", "ref"]
 DAV_PEERS = ["nginx-dav", "dufs", "rclone-dav"]
 S3_PEERS = ["rclone-s3", "garage"]
 
@@ -24,6 +24,14 @@ RATIO_TARGETS = [
     ("PROPFIND allprop vs rclone serve webdav", "list", "PROPFIND allprop", "webdav", "http",
      "rclone-dav", 1.0),
     ("ListObjectsV2 vs Garage", "list", "ListV2", "s3", "http", "garage", 1.0),
+]
+# The same small PUTs with `durable_commits = false` (server "kura-nosync": no fsync, as
+# rclone, dufs and nginx run), reported beside the default's
+NOSYNC_REPORTED = [
+    ("small PUT, durable_commits = false, vs rclone serve webdav (reported)", "webdav",
+     "rclone-dav"),
+    ("small PUT, durable_commits = false, vs rclone serve s3 (reported)", "s3", "rclone-s3"),
+    ("small PUT, durable_commits = false, vs dufs (reported)", "webdav", "dufs"),
 ]
 RSS_AFTER_ALLPROP_MIB = 60
 P99_MS = 20
@@ -195,6 +203,11 @@ def targets(results, meta):
         if ratio is None and k is not None and r is not None:
             shown = "peer's CPU below one tick"  # a --quick run's 10 ms resolution
         add(label, shown, lim, met)
+    for label, proto, peer in [] if enc_only else NOSYNC_REPORTED:
+        k = _find(results, "kura-nosync", "small", "PUT", "http", proto)
+        r = _find(results, peer, "small", "PUT", "http")
+        ratio = None if k is None or r is None else _ratio(_cpu(k), _cpu(r))
+        add(label, None if ratio is None else f"{ratio:.2f}x", "–", None)
     k = _find(results, "kura", "list", "PROPFIND allprop", "http", "webdav")
     v = None if k is None else k.get("rss_after_mib")
     if not enc_only:

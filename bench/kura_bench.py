@@ -787,6 +787,18 @@ class Kura(Server):
             return False
 
 
+class KuraNoSync(Kura):
+    """Kura with `durable_commits = false`: no fsync at all, as the peers (but Garage) run;
+    its small-file rows are reported beside the default's (issue 20)."""
+
+    name = "kura-nosync"
+
+    def kenv(self):
+        e = super().kenv()
+        e["KURA_DURABLE_COMMITS"] = "false"
+        return e
+
+
 class Nginx(Server):
     name = "nginx-dav"
     protocols = ("webdav",)
@@ -1515,6 +1527,10 @@ class Runner:
         only_enc = a.encryption_only
         if only_enc:
             pass
+        else:
+            servers.append(KuraNoSync(root, peer_cert, a.kura))
+        if only_enc:
+            pass
         elif a.nginx:
             servers.append(Nginx(root, peer_cert))
         if a.dufs:
@@ -1535,11 +1551,13 @@ class Runner:
                     if not s.fs_backed:
                         s.start(False)
                         s.prepare_live(0 if only_enc else self.list_n, self.clients)
-                    if not only_enc:
+                    if isinstance(s, KuraNoSync):
+                        self.small_phases(s)  # the setting changes what a commit fsyncs only
+                    elif not only_enc:
                         self.large_phases(s, src, digest)
                         self.small_phases(s)
                         self.list_phases(s)
-                    if isinstance(s, Kura):
+                    if type(s) is Kura:
                         self.src, self.digest = src, digest
                         self.encryption_phases(s)
                 except Exception as e:  # a peer that cannot run is a failure of the run

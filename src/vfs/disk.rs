@@ -31,11 +31,13 @@ pub(super) struct DiskTemp {
     synced: bool,
     /// Mode of the stored file (`disk_umask`).
     mode: u32,
+    /// fsync the bytes before the commit (`durable_commits`).
+    durable: bool,
 }
 
 impl DiskTemp {
     /// An upload to `target`, its temporary file to be made in `dir` (same filesystem).
-    pub(super) fn new(dir: PathBuf, target: PathBuf, mode: u32) -> Self {
+    pub(super) fn new(dir: PathBuf, target: PathBuf, mode: u32, durable: bool) -> Self {
         DiskTemp {
             dir,
             target,
@@ -44,6 +46,7 @@ impl DiskTemp {
             pending_len: 0,
             synced: false,
             mode,
+            durable,
         }
     }
 
@@ -60,9 +63,12 @@ impl DiskTemp {
     /// Writes what is left and fsyncs: done before the commit's transaction, so that the
     /// write lock is held for the rename only, not for the fsync of a large file.
     pub(super) async fn sync(&mut self) -> std::io::Result<()> {
+        let durable = self.durable;
         let file = self
-            .spill(|f| {
-                f.as_file().sync_all()?;
+            .spill(move |f| {
+                if durable {
+                    f.as_file().sync_all()?;
+                }
                 Ok(f)
             })
             .await?;
@@ -91,7 +97,7 @@ impl DiskTemp {
     /// Renames the file into place (creating missing folders), after `sync`.
     pub(super) async fn close(&mut self) -> std::io::Result<()> {
         let target = self.target.clone();
-        let synced = self.synced && self.pending.is_empty();
+        let synced = (self.synced && self.pending.is_empty()) || !self.durable;
         self.spill(move |f| {
             if !synced {
                 f.as_file().sync_all()?;

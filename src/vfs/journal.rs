@@ -335,7 +335,7 @@ impl Pending {
         // the renames are durable before the commit is acknowledged; tmp/ itself needs no
         // fsync (what appears or vanishes there is swept or recovered at start)
         dirs.remove(&j.tmp);
-        for d in dirs {
+        for d in dirs.into_iter().filter(|_| j.durable) {
             std::fs::File::open(&d)?.sync_all()?;
         }
         crash_point();

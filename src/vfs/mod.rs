@@ -498,6 +498,9 @@ impl Vfs {
     /// Whether a journaled commit is fsynced before it acts (survives a power cut, not only a
     /// kill); on by default.
     pub fn with_durable_commits(mut self, durable: bool) -> Self {
+        if let Some(l) = self.local.as_mut() {
+            l.durable = durable;
+        }
         self.journal = self
             .local
             .as_ref()

@@ -64,6 +64,7 @@ pub fn build_operator(
             file_mode: 0o600,
             dir_mode: 0o700,
             open_inline,
+            durable: true,
         };
         return Ok((Operator::new(builder)?, Some(local)));
     }
@@ -118,6 +119,9 @@ pub struct LocalFs {
     /// Small files may be opened and read on a runtime thread (`disk::DiskFile::open_sized`):
     /// the files and versions are on a local disk's file system, not a network's.
     pub open_inline: bool,
+    /// Stored files and the folders of their renames are fsynced before a commit
+    /// (`durable_commits`); off, a power cut may lose what the page cache held.
+    pub durable: bool,
 }
 
 /// Where `fs` uploads live until they are committed (outside the visible tree).

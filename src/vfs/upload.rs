@@ -110,6 +110,7 @@ impl Vfs {
                 l.tmp.clone(),
                 root.join(key),
                 l.file_mode,
+                l.durable,
             )));
         }
         let op = if staged { &self.staging } else { &self.op };
