@@ -116,8 +116,9 @@ pub struct Config {
     /// Octal umask for what Kura creates on disk (the data dir, kura.db, stored files and
     /// folders); the default 077 keeps everything private to the server's account.
     pub disk_umask: String,
-    /// Acknowledged writes survive a power cut, not only a kill: each commit's journal and the
-    /// SQLite log are fsynced before the reply (docs/architecture.md, "Durability").
+    /// Acknowledged writes survive a power cut, not only a kill: the bytes, the folders of the
+    /// renames, each commit's journal and the SQLite log are fsynced before the reply; false
+    /// fsyncs none of them (docs/architecture.md, "Durability").
     pub durable_commits: bool,
     /// macOS `._*` and `.DS_Store` files: "keep", "hide" (from listings) or "refuse".
     pub macos_metadata: MacosMetadata,
