@@ -14,7 +14,7 @@ pub struct Mark {
 }
 
 /// Records `mark` in the transaction that completes it.
-pub(super) async fn mark_tx(tx: &mut DbTx, mark: Option<&Mark>) -> Result<(), MetaError> {
+pub(crate) async fn mark_tx(tx: &mut DbTx, mark: Option<&Mark>) -> Result<(), MetaError> {
     let Some(m) = mark else {
         return Ok(());
     };

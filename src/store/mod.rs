@@ -28,6 +28,7 @@ mod replication_tombstones;
 mod replication_waiting;
 mod resumable;
 mod retention;
+mod savepoints;
 #[cfg(test)]
 mod scratch;
 mod sealed_keys;
@@ -93,6 +94,7 @@ pub use implicit::{NOT_EMPTY, NO_PARENT};
 pub use install_checks::{SERVER_KEY, STORAGE};
 pub use keys::KeyRow;
 pub use locks::{LockChange, LockRow};
+pub(crate) use marks::mark_tx;
 pub use marks::Mark;
 pub use multipart::{PartRow, UploadRow};
 pub use notify::{QueuedRow, RuleRow as NotifyRule};
@@ -103,11 +105,13 @@ pub use replication_tombstones::{Presence, TombstoneRow};
 pub use replication_waiting::UnmappedRow;
 pub use resumable::ResumableRow;
 pub use retention::{Retention, LOCK_SETTING};
+pub(crate) use savepoints::{release_tx, rollback_to_tx, savepoint_tx};
 pub use sealed_keys::{KeptToConvert, ToConvert, WrappedRow};
 pub use search::Probe;
 pub use sessions::SessionInfo;
 pub use shares::ShareRow;
 pub use snapshot::{SnapshotObject, Whereabouts};
+pub(crate) use tree::commit_file_tx;
 pub use tree::{
     Committed, DeleteRules, MoveRules, WriteRules, ETAG_CHANGED, NOT_SEALED, SOURCE_CHANGED,
     UPLOAD_GONE,

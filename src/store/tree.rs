@@ -416,162 +416,7 @@ impl Store {
             .write_tx()
             .await
             .map_err(|e| Committed::Meta(e.into()))?;
-        if let Some(id) = rules.completes_upload {
-            // claimed first: of racing completions one commits, the others find no row; parts
-            // sent meanwhile fail their foreign key
-            let gone = sqlx::query("DELETE FROM multipart_uploads WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| Committed::Meta(e.into()))?;
-            if gone.rows_affected() == 0 {
-                return Err(Committed::Meta(MetaError::Conflict(UPLOAD_GONE)));
-            }
-        }
-        insert_parents_tx(&mut tx, rules.parents)
-            .await
-            .map_err(Committed::Meta)?;
-        // the replaced entry, the paying group, the parent folder, the bucket's S3 versioning
-        // and whether S3 sees a null version of the path, in one round trip
-        type Found = (
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-        );
-        let (old_dir, old, payer, parent, old_etag, old_headers, versioning, nulls): Found =
-            sqlx::query_as(
-                "SELECT (SELECT is_dir FROM entries WHERE path = $1),
-                        (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
-                        (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
-                        (SELECT is_dir FROM entries WHERE path = $3),
-                        (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0),
-                        (SELECT headers FROM entries WHERE path = $1 AND is_dir = 0),
-                        (SELECT value FROM bucket_settings WHERE bucket = $2 AND name = $4),
-                        (SELECT 1 FROM versions
-                          WHERE path = $1 AND null_version = 1 AND s3 = 1 LIMIT 1)",
-            )
-            .bind(&e.path)
-            .bind(bucket_of(&e.path).unwrap_or(""))
-            .bind(&e.parent)
-            .bind(super::versioning::S3_SETTING)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        if old_dir == Some(1) {
-            return Err(Committed::Meta(MetaError::Conflict(
-                "a folder is in the way",
-            )));
-        }
-        if e.parent != "/" && parent != Some(1) {
-            return Err(Committed::Meta(MetaError::Conflict(NO_PARENT)));
-        }
-        if rules.create_new && old.is_some() {
-            return Err(Committed::Meta(MetaError::Duplicate));
-        }
-        if rules
-            .if_match
-            .is_some_and(|want| old_etag.as_deref() != Some(want))
-        {
-            return Err(Committed::Meta(MetaError::Conflict(ETAG_CHANGED)));
-        }
-        let now = super::now_ms();
-        let archive_key = archive.key.as_ref().filter(|_| old.is_some());
-        if let Some(key) = archive_key {
-            archive_file_tx(&mut tx, &e.path, key, now)
-                .await
-                .map_err(Committed::Meta)?;
-        }
-        // the new file's version id: a fresh one in an S3 versioning-enabled bucket, else the
-        // null version, which replaces S3's previous null version of the path (the one just
-        // archived, or one found above)
-        let state = versioning.as_deref().and_then(S3Versioning::from_json);
-        let fresh = state == Some(S3Versioning::Enabled);
-        if !fresh && archive.promote.is_none() && (archive_key.is_some() || nulls.is_some()) {
-            hide_nulls_tx(&mut tx, &e.path)
-                .await
-                .map_err(Committed::Meta)?;
-        }
-        if let Some((path, batch)) = &archive.untrash {
-            untrash_tx(&mut tx, path, batch)
-                .await
-                .map_err(Committed::Meta)?;
-        }
-        let files = i64::from(old.is_none());
-        charge_tx(&mut tx, payer.as_deref(), e.size - old.unwrap_or(0), files)
-            .await
-            .map_err(Committed::Meta)?;
-        let headers = match (rules.keep_annotations, old_headers) {
-            (true, Some(old)) => keep_annotations(e.headers.as_deref(), &old),
-            _ => e.headers.clone(),
-        };
-        sqlx::query(concat!(
-            "INSERT INTO entries (",
-            entry_cols!(),
-            ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $13)
-             ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
-               etag = excluded.etag, content_type = excluded.content_type,
-               headers = excluded.headers, origin = excluded.origin, sealed = excluded.sealed,
-               blob = excluded.blob, version_id = excluded.version_id
-             WHERE entries.is_dir = 0"
-        ))
-        .bind(&e.path)
-        .bind(&e.parent)
-        .bind(e.size)
-        .bind(e.mtime_ms)
-        .bind(&e.etag)
-        .bind(&e.content_type)
-        .bind(&e.owner)
-        .bind(&headers)
-        .bind(&e.grp)
-        .bind(e.mode)
-        .bind(&e.origin)
-        .bind(&e.sealed)
-        .bind(fresh.then(|| super::dialect::new_id_now(now)))
-        .bind(&e.blob)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Committed::Meta(e.into()))?;
-        journal_path_tx(&mut tx, &e.path, e.origin.as_deref())
-            .await
-            .map_err(Committed::Meta)?;
-        if let Some(m) = mark {
-            sqlx::query(
-                "INSERT INTO commit_marks (owner, seq) VALUES ($1, $2)
-                 ON CONFLICT (owner) DO UPDATE SET seq = excluded.seq",
-            )
-            .bind(&m.owner)
-            .bind(&m.seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Committed::Meta(e.into()))?;
-        }
-        let mut dropped = Purged::default();
-        if let Some(id) = &archive.drop {
-            drop_row_tx(&mut tx, id, &mut dropped)
-                .await
-                .map_err(Committed::Meta)?;
-        }
-        if let Some(id) = &archive.promote {
-            promote_tx(&mut tx, &e.path, id, &mut dropped)
-                .await
-                .map_err(Committed::Meta)?;
-        } else if fresh {
-            default_retention_tx(&mut tx, &e.path, now)
-                .await
-                .map_err(Committed::Meta)?;
-        }
-        let action = match (&archive.untrash, old) {
-            _ if archive.promote.is_some() => "version_delete",
-            (Some(_), _) => "restore",
-            (None, Some(_)) => "overwrite",
-            (None, None) => "create",
-        };
-        record_tx(&mut tx, action, Some(&e.path), None)
+        commit_file_tx(&mut tx, e, rules, mark, archive)
             .await
             .map_err(Committed::Meta)?;
         finish.await.map_err(Committed::Finish)?;
@@ -1009,6 +854,142 @@ async fn all_sealed_tx(tx: &mut DbTx, root: &str, mark: &str) -> Result<(), Meta
     if plain != 0 {
         return Err(MetaError::Conflict(NOT_SEALED));
     }
+    Ok(())
+}
+
+/// The statements of `Store::commit_file`, inside the caller's transaction `tx` (a group
+/// commit's savepoint, or a transaction of its own): everything but the storage step and the
+/// COMMIT.
+pub(crate) async fn commit_file_tx(
+    tx: &mut DbTx,
+    e: &EntryRow,
+    rules: WriteRules<'_>,
+    mark: Option<&Mark>,
+    archive: &Archive,
+) -> Result<(), MetaError> {
+    if let Some(id) = rules.completes_upload {
+        // claimed first: of racing completions one commits, the others find no row; parts
+        // sent meanwhile fail their foreign key
+        let gone = sqlx::query("DELETE FROM multipart_uploads WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        if gone.rows_affected() == 0 {
+            return Err(MetaError::Conflict(UPLOAD_GONE));
+        }
+    }
+    insert_parents_tx(tx, rules.parents).await?;
+    // the replaced entry, the paying group, the parent folder, the bucket's S3 versioning
+    // and whether S3 sees a null version of the path, in one round trip
+    type Found = (
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    let (old_dir, old, payer, parent, old_etag, old_headers, versioning, nulls): Found =
+        sqlx::query_as(
+            "SELECT (SELECT is_dir FROM entries WHERE path = $1),
+                    (SELECT size FROM entries WHERE path = $1 AND is_dir = 0),
+                    (SELECT grp FROM entries WHERE path = $2 AND is_dir = 1),
+                    (SELECT is_dir FROM entries WHERE path = $3),
+                    (SELECT etag FROM entries WHERE path = $1 AND is_dir = 0),
+                    (SELECT headers FROM entries WHERE path = $1 AND is_dir = 0),
+                    (SELECT value FROM bucket_settings WHERE bucket = $2 AND name = $4),
+                    (SELECT 1 FROM versions
+                      WHERE path = $1 AND null_version = 1 AND s3 = 1 LIMIT 1)",
+        )
+        .bind(&e.path)
+        .bind(bucket_of(&e.path).unwrap_or(""))
+        .bind(&e.parent)
+        .bind(super::versioning::S3_SETTING)
+        .fetch_one(&mut **tx)
+        .await?;
+    if old_dir == Some(1) {
+        return Err(MetaError::Conflict("a folder is in the way"));
+    }
+    if e.parent != "/" && parent != Some(1) {
+        return Err(MetaError::Conflict(NO_PARENT));
+    }
+    if rules.create_new && old.is_some() {
+        return Err(MetaError::Duplicate);
+    }
+    if rules
+        .if_match
+        .is_some_and(|want| old_etag.as_deref() != Some(want))
+    {
+        return Err(MetaError::Conflict(ETAG_CHANGED));
+    }
+    let now = super::now_ms();
+    let archive_key = archive.key.as_ref().filter(|_| old.is_some());
+    if let Some(key) = archive_key {
+        archive_file_tx(tx, &e.path, key, now).await?;
+    }
+    // the new file's version id: a fresh one in an S3 versioning-enabled bucket, else the
+    // null version, which replaces S3's previous null version of the path (the one just
+    // archived, or one found above)
+    let state = versioning.as_deref().and_then(S3Versioning::from_json);
+    let fresh = state == Some(S3Versioning::Enabled);
+    if !fresh && archive.promote.is_none() && (archive_key.is_some() || nulls.is_some()) {
+        hide_nulls_tx(tx, &e.path).await?;
+    }
+    if let Some((path, batch)) = &archive.untrash {
+        untrash_tx(tx, path, batch).await?;
+    }
+    let files = i64::from(old.is_none());
+    charge_tx(tx, payer.as_deref(), e.size - old.unwrap_or(0), files).await?;
+    let headers = match (rules.keep_annotations, old_headers) {
+        (true, Some(old)) => keep_annotations(e.headers.as_deref(), &old),
+        _ => e.headers.clone(),
+    };
+    sqlx::query(concat!(
+        "INSERT INTO entries (",
+        entry_cols!(),
+        ", version_id) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $13)
+         ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms,
+           etag = excluded.etag, content_type = excluded.content_type,
+           headers = excluded.headers, origin = excluded.origin, sealed = excluded.sealed,
+           blob = excluded.blob, version_id = excluded.version_id
+         WHERE entries.is_dir = 0"
+    ))
+    .bind(&e.path)
+    .bind(&e.parent)
+    .bind(e.size)
+    .bind(e.mtime_ms)
+    .bind(&e.etag)
+    .bind(&e.content_type)
+    .bind(&e.owner)
+    .bind(&headers)
+    .bind(&e.grp)
+    .bind(e.mode)
+    .bind(&e.origin)
+    .bind(&e.sealed)
+    .bind(fresh.then(|| super::dialect::new_id_now(now)))
+    .bind(&e.blob)
+    .execute(&mut **tx)
+    .await?;
+    journal_path_tx(tx, &e.path, e.origin.as_deref()).await?;
+    mark_tx(tx, mark).await?;
+    let mut dropped = Purged::default();
+    if let Some(id) = &archive.drop {
+        drop_row_tx(tx, id, &mut dropped).await?;
+    }
+    if let Some(id) = &archive.promote {
+        promote_tx(tx, &e.path, id, &mut dropped).await?;
+    } else if fresh {
+        default_retention_tx(tx, &e.path, now).await?;
+    }
+    let action = match (&archive.untrash, old) {
+        _ if archive.promote.is_some() => "version_delete",
+        (Some(_), _) => "restore",
+        (None, Some(_)) => "overwrite",
+        (None, None) => "create",
+    };
+    record_tx(tx, action, Some(&e.path), None).await?;
     Ok(())
 }
 

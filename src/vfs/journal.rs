@@ -118,7 +118,8 @@ impl Drop for Inner {
 pub(super) struct Pending {
     journal: Journal,
     seq: u64,
-    steps: Vec<Step>,
+    /// The steps, in order (a group commit adds each member's).
+    steps: std::sync::Mutex<Vec<Step>>,
     /// Resolved operations, once they started.
     record: std::sync::Mutex<Option<Record>>,
     ran: AtomicBool,
@@ -139,6 +140,12 @@ impl Journal {
         }))
     }
 
+    /// How many journaled commits this process began (tests: a group commit is one).
+    #[cfg(test)]
+    pub(super) fn commits_begun(&self) -> u64 {
+        self.0.seq.load(Ordering::Relaxed) - 1
+    }
+
     /// Whether commits are fsynced before they act.
     pub(super) fn durable(&self) -> bool {
         self.0.durable
@@ -150,7 +157,7 @@ impl Journal {
         Arc::new(Pending {
             journal: self.clone(),
             seq: self.0.seq.fetch_add(1, Ordering::Relaxed),
-            steps,
+            steps: std::sync::Mutex::new(steps),
             record: std::sync::Mutex::new(None),
             ran: AtomicBool::new(false),
             _gate: guard,
@@ -301,6 +308,27 @@ impl Pending {
         }
     }
 
+    /// Adds `steps` to run after those already given (a group commit's next member).
+    pub(super) fn add(&self, steps: Vec<Step>) {
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(steps);
+    }
+
+    /// Drops the steps after the first `len` (a group commit's member undone after all).
+    pub(super) fn truncate(&self, len: usize) {
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .truncate(len);
+    }
+
+    /// How many steps it holds.
+    pub(super) fn steps_len(&self) -> usize {
+        self.steps.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Journals and runs the steps (inside the transaction, just before its COMMIT).
     pub(super) async fn run(self: &Arc<Self>) -> Result<(), VfsError> {
         let me = self.clone();
@@ -312,7 +340,8 @@ impl Pending {
 
     fn run_blocking(&self) -> std::io::Result<()> {
         let j = &self.journal.0;
-        let record = resolve(&self.steps, &j.tmp, &j.owner, self.seq)?;
+        let steps = std::mem::take(&mut *self.steps.lock().unwrap_or_else(|e| e.into_inner()));
+        let record = resolve(&steps, &j.tmp, &j.owner, self.seq)?;
         self.journal.write(&record)?;
         self.ran.store(true, Ordering::SeqCst);
         let ops = record.ops.clone();

@@ -8,6 +8,7 @@ pub mod chunks;
 mod convert;
 mod disk;
 mod fsck;
+mod group;
 mod journal;
 pub mod lifecycle;
 pub mod locks;
@@ -406,6 +407,8 @@ pub struct Vfs {
     uploads_max_per_user: usize,
     /// The storage journal of the `fs` backend (every tree change on disk goes through it).
     journal: Option<journal::Journal>,
+    /// Uploads to the `fs` backend committing together (`group`), through the journal.
+    group: Option<group::Group>,
     /// The master keys of encrypted buckets (docs/encryption.md).
     keys: Option<crate::seal::KeyRing>,
     /// Readers of a file against commits replacing it (`pathlock`).
@@ -422,8 +425,10 @@ impl Vfs {
         let journal = local
             .as_ref()
             .map(|l| journal::Journal::new(l.tmp.clone(), true, l.dir_mode));
+        let group = journal.clone().map(|j| group::Group::new(j, store.clone()));
         Vfs {
             journal,
+            group,
             op,
             staging,
             store,
@@ -505,6 +510,10 @@ impl Vfs {
             .local
             .as_ref()
             .map(|l| journal::Journal::new(l.tmp.clone(), durable, l.dir_mode));
+        self.group = self
+            .journal
+            .clone()
+            .map(|j| group::Group::new(j, self.store.clone()));
         self
     }
 

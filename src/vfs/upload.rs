@@ -708,27 +708,33 @@ impl Upload {
             key: keep.as_ref().map(|k| k.0.clone()),
             ..Default::default()
         };
-        let pending = match (&self.vfs.journal, self.sink.disk_path()) {
-            (Some(j), Some(tmp)) => {
-                let to = self.vfs.local_path(&self.path).unwrap_or_default();
-                let keep = keep.clone().and_then(|k| k.1);
-                Some(
-                    j.begin(vec![Step::Put {
-                        from: tmp,
-                        to,
-                        keep,
-                    }])
-                    .await,
-                )
-            }
-            _ => None,
-        };
-        let mark = pending.as_ref().map(|p| p.mark());
-        let sink = &mut self.sink;
         // the locks on the path are checked inside the commit's transaction
         let guard = self
             .vfs
             .guard(&self.caller, vec![(self.path.clone(), false)]);
+        let rules = WriteRules {
+            create_new: self.opts.create_new,
+            if_match: self.opts.if_match.as_deref(),
+            parents,
+            keep_annotations: self.opts.keep_annotations,
+            completes_upload: self.opts.completes_upload.as_deref(),
+        };
+        // readers of the path wait: they see the old row with the old bytes, or the new with
+        // the new (taken before a group commit's turn, which never waits for a path)
+        if let (Some(group), Some(tmp)) = (self.vfs.group.clone(), self.sink.disk_path()) {
+            // the local disk: the rename is journaled, with the uploads committing meanwhile
+            let step = Step::Put {
+                from: tmp,
+                to: self.vfs.local_path(&self.path).unwrap_or_default(),
+                keep: keep.and_then(|k| k.1),
+            };
+            let held = self.vfs.path_locks.write(self.path.as_str()).await;
+            let res =
+                commit_together(&group, row, rules, &archive, guard, step, &mut self.sink).await;
+            drop(held);
+            return res;
+        }
+        let sink = &mut self.sink;
         let op = self.vfs.op.clone();
         let (vfs, target) = (self.vfs.clone(), self.path.storage_key(false));
         let blob = self.blob.is_some();
@@ -746,14 +752,12 @@ impl Upload {
         };
         let finish = async {
             guard.check().await?;
-            match &pending {
-                // the journaled rename makes the missing folders on disk
-                Some(p) => p.run().await,
-                // an object store: the blob is written; a replaced file written at its path
-                // before blobs is copied aside to be kept (a replaced blob is taken over)
-                None if blob && at_path => vfs.keep_object(&target, &keep).await,
-                None if blob => Ok(()),
-                None => {
+            // an object store: the blob is written; a replaced file written at its path
+            // before blobs is copied aside to be kept (a replaced blob is taken over)
+            match blob {
+                true if at_path => vfs.keep_object(&target, &keep).await,
+                true => Ok(()),
+                false => {
                     for d in parents {
                         op.create_dir(&format!("{}/", d.path.trim_start_matches('/')))
                             .await?;
@@ -764,28 +768,9 @@ impl Upload {
                 }
             }
         };
-        let rules = WriteRules {
-            create_new: self.opts.create_new,
-            if_match: self.opts.if_match.as_deref(),
-            parents,
-            keep_annotations: self.opts.keep_annotations,
-            completes_upload: self.opts.completes_upload.as_deref(),
-        };
-        // readers of the path wait: they see the old row with the old bytes, or the new with the new
         let held = self.vfs.path_locks.write(self.path.as_str()).await;
-        let res = store
-            .commit_file(row, rules, mark.as_ref(), &archive, finish)
-            .await;
+        let res = store.commit_file(row, rules, None, &archive, finish).await;
         drop(held);
-        if let Some(p) = pending {
-            match &res {
-                Ok(()) => {
-                    p.committed().await;
-                    self.sink.disarm();
-                }
-                Err(_) => p.failed().await,
-            }
-        }
         if res.is_ok() && blob {
             if at_path {
                 if let Err(e) = self.vfs.op.delete(&target).await {
@@ -814,4 +799,28 @@ impl Upload {
             }
         }
     }
+}
+
+/// An upload's commit on the local disk: its row (`rules` checked), its lock check (`guard`)
+/// and its rename (`step`) commit with the uploads committing at the same time (`group`).
+async fn commit_together(
+    group: &super::group::Group,
+    row: &EntryRow,
+    rules: WriteRules<'_>,
+    archive: &crate::store::Archive,
+    guard: super::locks::Guard,
+    step: Step,
+    sink: &mut Sink,
+) -> Result<(), Committed<VfsError>> {
+    let mut seat = group.join().await.map_err(Committed::Finish)?;
+    let res = match crate::store::commit_file_tx(seat.tx(), row, rules, None, archive).await {
+        Ok(()) => guard.check().await.map_err(Committed::Finish),
+        Err(e) => Err(Committed::Meta(e)),
+    };
+    if res.is_ok() {
+        // the new file is the batch's from here (renamed by its commit, removed if it fails)
+        sink.disarm();
+    }
+    let kept = seat.finish(res, vec![step]).await?;
+    kept.outcome().await
 }
