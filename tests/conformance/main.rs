@@ -23,6 +23,7 @@ mod garage;
 mod gateways;
 mod gateways_shared;
 mod get_race;
+mod group_commit;
 mod h2_windows;
 mod hardening;
 mod hardening_auth;
