@@ -73,7 +73,7 @@ fn get(server: &Server, path: &str) -> (u16, Vec<u8>) {
 #[test]
 fn refusals_inside_shared_batches_are_undone_alone() {
     require("curl");
-    let server = Server::plain();
+    let server = Server::start_with(false, &[("RUST_LOG", "info,kura::vfs::group=debug")]);
     group_bucket(&server, "g", "gb", Some("20000"));
     run(server.kura().args([
         "bucket",
@@ -200,6 +200,14 @@ fn refusals_inside_shared_batches_are_undone_alone() {
     }
     // what stays: the target and one create-only file a round
     assert_eq!(usage(&server, "g"), (100 + 3 * 300, 4));
+    // the attack ran against shared batches: some commit held several uploads
+    let log = server.log();
+    let most = log
+        .lines()
+        .filter_map(|l| l.split("group commit uploads=").nth(1))
+        .filter_map(|n| n.trim().parse::<u32>().ok())
+        .max();
+    assert!(most.is_some_and(|n| n >= 2), "largest batch: {most:?}");
     fsck_clean(&server);
 }
 
