@@ -257,6 +257,18 @@ impl Seat {
         }
     }
 
+    /// Whether the member's `steps` can run as things stand on disk (checked in its turn,
+    /// under the batch's journal gate): one that cannot is refused alone, instead of failing
+    /// the batch and every member with it.
+    pub(super) async fn check(&mut self, steps: &[Step]) -> Result<(), Committed<VfsError>> {
+        let (journal, steps) = (self.group.0.journal.clone(), steps.to_vec());
+        match tokio::task::spawn_blocking(move || journal.check(&steps)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Committed::Finish(io_err(e))),
+            Err(e) => Err(Committed::Finish(io_err(std::io::Error::other(e)))),
+        }
+    }
+
     /// Ends the member's turn with the outcome `res` of its statements and checks: kept, its
     /// `steps` to run with the batch, or undone. When `res` is `Ok`, the new files the steps
     /// rename are the batch's from the call on (the caller lets go of them first): committed

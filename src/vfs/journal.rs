@@ -140,6 +140,12 @@ impl Journal {
         }))
     }
 
+    /// Whether `steps` can run as things stand on disk (a name past the system's limits, a
+    /// file where a folder goes fail here): resolved alone, nothing written.
+    pub(super) fn check(&self, steps: &[Step]) -> std::io::Result<()> {
+        resolve(steps, &self.0.tmp, &self.0.owner, 0).map(drop)
+    }
+
     /// How many journaled commits this process began (tests: a group commit is one).
     #[cfg(test)]
     pub(super) fn commits_begun(&self) -> u64 {

@@ -817,6 +817,11 @@ async fn commit_together(
         Ok(()) => guard.check().await.map_err(Committed::Finish),
         Err(e) => Err(Committed::Meta(e)),
     };
+    // a rename that cannot happen (the name too long on disk) fails this upload, not the batch
+    let res = match res {
+        Ok(()) => seat.check(std::slice::from_ref(&step)).await,
+        Err(e) => Err(e),
+    };
     if res.is_ok() {
         // the new file is the batch's from here (renamed by its commit, removed if it fails)
         sink.disarm();

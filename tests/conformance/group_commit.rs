@@ -432,3 +432,77 @@ fn clients_hanging_up_mid_commit_leave_no_batch_open() {
     );
     fsck_clean(&server);
 }
+
+/// An upload whose rename cannot happen (a path of 4,090 bytes, which the namespace accepts,
+/// but which on disk, below the data dir, passes the system's PATH_MAX) fails, but alone: the
+/// uploads of other clients committing at the same time, in the same batch, still commit.
+#[test]
+fn an_upload_whose_rename_fails_fails_alone() {
+    require("curl");
+    let server = Server::plain();
+    // folders as deep as the disk allows: 15 names of 250 bytes and one of 100 (3,870 bytes)
+    let mut folder = "lng".to_string();
+    assert_eq!(server.status(&["-X", "MKCOL", &server.dav(&folder)]), 201);
+    let names: Vec<String> = (0..15)
+        .map(|i| format!("{i:x}").repeat(250))
+        .chain(["z".repeat(100)])
+        .collect();
+    for n in names {
+        folder = format!("{folder}/{n}");
+        assert_eq!(server.status(&["-X", "MKCOL", &server.dav(&folder)]), 201);
+    }
+    // a name taking the path to 4,090 bytes: within the namespace's 4,096, not on disk
+    let doomed = format!("{folder}/{}", "d".repeat(4090 - folder.len() - 2));
+    let on_disk = server.files_dir().join(&doomed);
+    assert!(on_disk.as_os_str().len() > 4095 && doomed.len() < 4096);
+    let mut threads = Vec::new();
+    for i in 0..36usize {
+        let port = server.port;
+        let root = server.root.path().to_path_buf();
+        let doomed = doomed.clone();
+        threads.push(thread::spawn(move || {
+            let mut seen = Vec::new();
+            for n in 0..6 {
+                let path = if i < 6 {
+                    doomed.clone()
+                } else {
+                    format!("lng/k{i}-{n}")
+                };
+                let body = tagged_body(&format!("{i}-{n}-"), 500);
+                let f = root.join(format!("lng-{i}"));
+                std::fs::write(&f, &body).expect("body");
+                let out = Command::new("curl")
+                    .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+                    .args(["-u", &format!("admin:{ADMIN_PW}")])
+                    .arg("-T")
+                    .arg(&f)
+                    .arg(format!("http://127.0.0.1:{port}/dav/{path}"))
+                    .output()
+                    .expect("curl");
+                seen.push((i, path, body, code(&out)));
+            }
+            seen
+        }));
+    }
+    let mut failed = Vec::new();
+    for t in threads {
+        for (i, path, body, status) in t.join().expect("thread") {
+            if i < 6 {
+                assert_ne!(status, 201, "the doomed path was written");
+                continue;
+            }
+            if status != 201 {
+                failed.push((path, status));
+            } else {
+                assert_eq!(get(&server, &path), (200, body));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "innocent uploads failed: {failed:?}");
+    assert!(
+        tmp_files(&server).is_empty(),
+        "tmp/: {:?}",
+        tmp_files(&server)
+    );
+    fsck_clean(&server);
+}
