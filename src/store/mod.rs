@@ -105,7 +105,7 @@ pub use replication_tombstones::{Presence, TombstoneRow};
 pub use replication_waiting::UnmappedRow;
 pub use resumable::ResumableRow;
 pub use retention::{Retention, LOCK_SETTING};
-pub(crate) use savepoints::{release_tx, rollback_to_tx, savepoint_tx};
+pub(crate) use savepoints::{release_tx, rollback_if_open_tx, rollback_to_tx, savepoint_tx};
 pub use sealed_keys::{KeptToConvert, ToConvert, WrappedRow};
 pub use search::Probe;
 pub use sessions::SessionInfo;

@@ -225,7 +225,9 @@ async fn heal(open: &mut Open) {
         Turn::Free => {}
         // the savepoint may or may not have been opened, or already rolled back
         Turn::Opening | Turn::Undoing => {
-            let _ = store::rollback_to_tx(&mut open.tx).await;
+            if store::rollback_if_open_tx(&mut open.tx).await.is_err() {
+                open.broken = cancelled();
+            }
         }
         Turn::Inside { first: true } => open.broken = cancelled(),
         Turn::Inside { first: false } => {
@@ -236,7 +238,11 @@ async fn heal(open: &mut Open) {
         Turn::Releasing { steps, temps } => {
             // released: the member's statements, steps and file commit with the batch; not
             // released: all three go
-            if store::rollback_to_tx(&mut open.tx).await.is_ok() {
+            let undone = store::rollback_if_open_tx(&mut open.tx).await;
+            if undone.is_err() {
+                open.broken = cancelled();
+            }
+            if undone.is_ok_and(|u| u) {
                 open.pending.truncate(steps);
                 let gone = open.temps.split_off(temps);
                 tokio::task::spawn_blocking(move || {
