@@ -37,6 +37,8 @@ struct Inner {
     ids: AtomicU64,
     journal: Journal,
     store: Store,
+    /// The files are on a local disk's file system: `check` looks on the calling thread.
+    inline: bool,
 }
 
 /// Where the member holding the turn is.
@@ -82,13 +84,31 @@ pub(super) struct Seat {
 
 impl Group {
     /// The group commit of `journal`'s commits into `store`.
-    pub(super) fn new(journal: Journal, store: Store) -> Group {
+    pub(super) fn new(journal: Journal, store: Store, inline: bool) -> Group {
         Group(Arc::new(Inner {
             slot: Arc::new(Mutex::new(None)),
             ids: AtomicU64::new(1),
             journal,
             store,
+            inline,
         }))
+    }
+
+    /// Whether an upload's `steps` can run as things stand on disk, checked before it joins
+    /// a batch (a few `lstat`s; on the calling thread on a local disk): one that cannot (a
+    /// name past the system's limits below the data dir) is refused alone, instead of
+    /// failing the batch and every upload in it when its renames run.
+    pub(super) async fn check(&self, steps: &[Step]) -> Result<(), Committed<VfsError>> {
+        let res = match self.0.inline {
+            true => self.0.journal.check(steps),
+            false => {
+                let (journal, steps) = (self.0.journal.clone(), steps.to_vec());
+                tokio::task::spawn_blocking(move || journal.check(&steps))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            }
+        };
+        res.map_err(|e| Committed::Finish(io_err(e)))
     }
 
     /// Waits for the turn and joins the open batch, or opens one (the journal's gate, then a
@@ -260,18 +280,6 @@ impl Seat {
         match self.guard.as_mut().and_then(|g| g.as_mut()) {
             Some(open) => &mut open.tx,
             None => unreachable!("a seat holds the turn until it finishes"),
-        }
-    }
-
-    /// Whether the member's `steps` can run as things stand on disk (checked in its turn,
-    /// under the batch's journal gate): one that cannot is refused alone, instead of failing
-    /// the batch and every member with it.
-    pub(super) async fn check(&mut self, steps: &[Step]) -> Result<(), Committed<VfsError>> {
-        let (journal, steps) = (self.group.0.journal.clone(), steps.to_vec());
-        match tokio::task::spawn_blocking(move || journal.check(&steps)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Committed::Finish(io_err(e))),
-            Err(e) => Err(Committed::Finish(io_err(std::io::Error::other(e)))),
         }
     }
 

@@ -425,7 +425,10 @@ impl Vfs {
         let journal = local
             .as_ref()
             .map(|l| journal::Journal::new(l.tmp.clone(), true, l.dir_mode));
-        let group = journal.clone().map(|j| group::Group::new(j, store.clone()));
+        let inline = local.as_ref().is_some_and(|l| l.open_inline);
+        let group = journal
+            .clone()
+            .map(|j| group::Group::new(j, store.clone(), inline));
         Vfs {
             journal,
             group,
@@ -510,10 +513,11 @@ impl Vfs {
             .local
             .as_ref()
             .map(|l| journal::Journal::new(l.tmp.clone(), durable, l.dir_mode));
+        let inline = self.local.as_ref().is_some_and(|l| l.open_inline);
         self.group = self
             .journal
             .clone()
-            .map(|j| group::Group::new(j, self.store.clone()));
+            .map(|j| group::Group::new(j, self.store.clone(), inline));
         self
     }
 
