@@ -397,23 +397,8 @@ mod tests {
 
     use bytes::Bytes;
 
-    use super::super::tests::fs_vfs;
-    use super::super::{Caller, UploadOptions, VPath, Vfs, VfsError};
-
-    fn ann() -> Caller {
-        Caller {
-            user: "ann".into(),
-            is_admin: true,
-            groups: vec!["family".into()],
-            primary_group: Some("family".into()),
-            can_create_buckets: true,
-            lock_tokens: Vec::new(),
-        }
-    }
-
-    fn p(s: &str) -> VPath {
-        VPath::parse(s).unwrap()
-    }
+    use super::super::tests::{ann, fs_vfs, p};
+    use super::super::{UploadOptions, Vfs, VfsError};
 
     async fn put(v: &Vfs, path: &str, body: &[u8], opts: UploadOptions) -> Result<(), VfsError> {
         let mut up = v.upload(&ann(), &p(path), opts).await?;

@@ -17,7 +17,7 @@ async fn vfs() -> Vfs {
 
 /// The caller of these storage tests: an administrator, since they keep files at the root,
 /// where only administrators may (permissions are tested in tests/conformance/permissions.rs).
-fn ann() -> Caller {
+pub(super) fn ann() -> Caller {
     Caller {
         user: "ann".into(),
         is_admin: true,
@@ -28,7 +28,7 @@ fn ann() -> Caller {
     }
 }
 
-fn p(s: &str) -> VPath {
+pub(super) fn p(s: &str) -> VPath {
     VPath::parse(s).unwrap()
 }
 

@@ -53,6 +53,12 @@ fn tmp_files(server: &Server) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Nothing is left in `tmp/`: every new file was committed or removed.
+fn no_temp_left(server: &Server) {
+    let left = tmp_files(server);
+    assert!(left.is_empty(), "tmp/: {left:?}");
+}
+
 /// The WebDAV GET of `path` as admin: status and body.
 fn get(server: &Server, path: &str) -> (u16, Vec<u8>) {
     let out = server.curl_admin(&["-w", "\n%{http_code}", &server.dav(path)]);
@@ -189,11 +195,7 @@ fn refusals_inside_shared_batches_are_undone_alone() {
             ]);
             assert_eq!(st, 207, "dir{i} is still a folder");
         }
-        assert!(
-            tmp_files(&server).is_empty(),
-            "tmp/: {:?}",
-            tmp_files(&server)
-        );
+        no_temp_left(&server);
         fsck_clean(&server);
         // free the room for the next round: usage comes back to what stays
         for (kind, path, _, status) in &results {
@@ -277,11 +279,7 @@ fn s3_puts_under_new_prefixes_in_one_batch() {
     }
     assert_eq!(winners.len(), 1, "create-only winners");
     assert_eq!(get(&server, "pbk/only/once"), (200, winners.remove(0)));
-    assert!(
-        tmp_files(&server).is_empty(),
-        "tmp/: {:?}",
-        tmp_files(&server)
-    );
+    no_temp_left(&server);
     fsck_clean(&server);
 }
 
@@ -355,11 +353,7 @@ fn a_lock_taken_during_the_bodies_refuses_inside_the_batch() {
         }
     }
     assert_eq!(get(&server, "lk/locked"), (200, b"before".to_vec()));
-    assert!(
-        tmp_files(&server).is_empty(),
-        "tmp/: {:?}",
-        tmp_files(&server)
-    );
+    no_temp_left(&server);
     fsck_clean(&server);
 }
 
@@ -429,11 +423,7 @@ fn clients_hanging_up_mid_commit_leave_no_batch_open() {
     }
     // the commits of hung-up uploads run to the end on their own
     thread::sleep(Duration::from_millis(500));
-    assert!(
-        tmp_files(&server).is_empty(),
-        "tmp/: {:?}",
-        tmp_files(&server)
-    );
+    no_temp_left(&server);
     fsck_clean(&server);
 }
 
@@ -503,10 +493,6 @@ fn an_upload_whose_rename_fails_fails_alone() {
         }
     }
     assert!(failed.is_empty(), "innocent uploads failed: {failed:?}");
-    assert!(
-        tmp_files(&server).is_empty(),
-        "tmp/: {:?}",
-        tmp_files(&server)
-    );
+    no_temp_left(&server);
     fsck_clean(&server);
 }
