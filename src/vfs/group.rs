@@ -157,7 +157,10 @@ impl Group {
         if !first {
             open.turn = Turn::Opening;
             if let Err(e) = store::savepoint_tx(&mut open.tx).await {
+                // the transaction's state is unknown (on PostgreSQL a failed statement aborts
+                // it): the batch is rolled back whole
                 open.turn = Turn::Free;
+                open.broken = Some(format!("a savepoint could not be opened: {e}"));
                 return Err(e.into());
             }
         }
