@@ -193,13 +193,16 @@ impl Store {
         map: impl Fn(&dyn Columns) -> Option<T>,
     ) -> Result<Vec<T>, MetaError> {
         let started = std::time::Instant::now();
-        if let Some(rows) = self.inline.rows(sql, args, &map) {
-            if started.elapsed() > YIELD_AFTER {
-                tokio::task::yield_now().await;
-            }
-            return Ok(rows);
+        let rows = match self.inline.rows(sql, args, &map) {
+            Some(rows) => rows,
+            None => self.read_pooled(sql, args, map).await?,
+        };
+        // a long read lets the tasks queued behind it run, whichever way it went (a pooled
+        // one may have found its answer ready at every poll)
+        if started.elapsed() > YIELD_AFTER {
+            tokio::task::yield_now().await;
         }
-        self.read_pooled(sql, args, map).await
+        Ok(rows)
     }
 
     /// `read` through the pool, never on the calling thread: for a query of no bound size (a
