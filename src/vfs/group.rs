@@ -94,10 +94,10 @@ impl Group {
         }))
     }
 
-    /// Whether an upload's `steps` can run as things stand on disk, checked before it joins
-    /// a batch (a few `lstat`s; on the calling thread on a local disk): one that cannot (a
-    /// name past the system's limits below the data dir) is refused alone, instead of
-    /// failing the batch and every upload in it when its renames run.
+    /// Whether an upload's `steps` can run as things stand on disk, checked in its turn (a
+    /// few `lstat`s; on the calling thread on a local disk): one that cannot (a name past
+    /// the system's limits below the data dir) is refused alone, instead of failing the
+    /// batch and every upload in it when its renames run.
     pub(super) async fn check(&self, steps: &[Step]) -> Result<(), Committed<VfsError>> {
         let res = match self.0.inline {
             true => self.0.journal.check(steps),

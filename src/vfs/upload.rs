@@ -812,12 +812,17 @@ async fn commit_together(
     step: Step,
     sink: &mut Sink,
 ) -> Result<(), Committed<VfsError>> {
-    // a rename that cannot happen (the name too long on disk) fails this upload, not a batch
-    group.check(std::slice::from_ref(&step)).await?;
     let mut seat = group.join().await.map_err(Committed::Finish)?;
     let res = match crate::store::commit_file_tx(seat.tx(), row, rules, None, archive).await {
         Ok(()) => guard.check().await.map_err(Committed::Finish),
         Err(e) => Err(Committed::Meta(e)),
+    };
+    // a rename that cannot happen (the name too long on disk) fails this upload, not the
+    // batch; checked in the turn, after the statements' checks, when no tree change is
+    // half-way on disk (they commit between batches, through the same gate)
+    let res = match res {
+        Ok(()) => group.check(std::slice::from_ref(&step)).await,
+        Err(e) => Err(e),
     };
     if res.is_ok() {
         // the new file is the batch's from here (renamed by its commit, removed if it fails)
